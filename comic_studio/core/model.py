@@ -1,0 +1,349 @@
+"""The document model: project → pages → panels → balloons, characters, story, styles.
+
+Plain pydantic models: they validate what is loaded from disk (``extra="forbid"`` so a hostile or
+corrupt ``project.json`` is rejected field by field) and serialise to JSON. They carry no behaviour
+beyond small derived helpers; every mutation goes through :mod:`comic_studio.core.commands` so it
+can be undone and reported.
+
+Geometry is in **page units: points (1/72 in)**, origin at the top-left corner of the *trim* box,
+y pointing down. The bleed lies outside ``[0, width] × [0, height]``; full-bleed panels may extend
+into it. Pixel rendering maps ``px = (x + bleed) * dpi / 72``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from comic_studio.core.ids import new_id
+
+SCHEMA_VERSION = 1
+"""Version of ``project.json``. Bump it and add a migration in :mod:`core.migrations`."""
+
+MAX_TEXT = 100_000  # longest text field accepted from a file (characters)
+MAX_ITEMS = 100_000  # longest list accepted from a file
+
+Point = tuple[float, float]
+Polygon = Annotated[list[Point], Field(min_length=3, max_length=64)]
+AssetRef = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""A content hash (sha256 hex) naming an image in the project's asset store."""
+Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
+ShortText = Annotated[str, Field(max_length=2_000)]
+LongText = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=False, use_enum_values=False)
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class ShotType(str, Enum):
+    ESTABLISHING = "establishing"
+    WIDE = "wide"
+    MEDIUM = "medium"
+    CLOSE_UP = "close-up"
+    EXTREME_CLOSE_UP = "extreme-close-up"
+    OVER_THE_SHOULDER = "over-the-shoulder"
+
+
+class BalloonKind(str, Enum):
+    SPEECH = "speech"
+    THOUGHT = "thought"
+    SHOUT = "shout"
+    WHISPER = "whisper"
+    CAPTION = "caption"
+    SFX = "sfx"
+
+
+class DialogueKind(str, Enum):
+    SPEECH = "speech"
+    THOUGHT = "thought"
+    SHOUT = "shout"
+    WHISPER = "whisper"
+
+
+class ReadingDirection(str, Enum):
+    LTR = "ltr"
+    RTL = "rtl"
+
+
+class Pronouns(str, Enum):
+    HE = "he"
+    SHE = "she"
+    THEY = "they"
+    IT = "it"
+
+
+# --------------------------------------------------------------------------- characters
+
+
+class Character(_Model):
+    id: str = Field(default_factory=new_id, max_length=64)
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    aliases: Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=50)] = []
+    pronouns: Pronouns = Pronouns.THEY
+    description: ShortText = ""
+    """Description prompt used by generation backends ("tall woman, red scarf, ...")."""
+    style_notes: ShortText = ""
+    colour: Colour = "#4a7bd0"
+    face_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
+    body_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
+    lora_asset: AssetRef | None = None
+    embedding_asset: AssetRef | None = None
+
+    def all_names(self) -> list[str]:
+        return [self.name, *self.aliases]
+
+
+# --------------------------------------------------------------------------- story
+
+
+class DialogueLine(_Model):
+    speaker_id: str | None = None
+    """Character id, or ``None`` for an unattributed voice (off-panel, crowd)."""
+    text: Annotated[str, Field(min_length=1, max_length=5_000)]
+    kind: DialogueKind = DialogueKind.SPEECH
+
+
+class Beat(_Model):
+    """One visible action: the unit that becomes one panel."""
+
+    id: str = Field(default_factory=new_id, max_length=64)
+    action: Annotated[str, Field(max_length=5_000)] = ""
+    characters: Annotated[list[str], Field(max_length=16)] = []
+    actor_id: str | None = None
+    target_id: str | None = None
+    setting: ShortText = ""
+    time_of_day: ShortText = ""
+    shot: ShotType = ShotType.MEDIUM
+    mood: ShortText = ""
+    dialogue: Annotated[list[DialogueLine], Field(max_length=64)] = []
+    caption: Annotated[str, Field(max_length=5_000)] = ""
+    source: Literal["rules", "llm", "user"] = "rules"
+    edited: bool = False
+    """True once the author changed the beat by hand: re-parsing must not silently overwrite it."""
+
+
+class Scene(_Model):
+    id: str = Field(default_factory=new_id, max_length=64)
+    title: ShortText = ""
+    setting: ShortText = ""
+    time_of_day: ShortText = ""
+    beats: Annotated[list[Beat], Field(max_length=MAX_ITEMS)] = []
+
+
+class Story(_Model):
+    text: LongText = ""
+    scenes: Annotated[list[Scene], Field(max_length=MAX_ITEMS)] = []
+
+    def beats(self) -> list[Beat]:
+        return [b for s in self.scenes for b in s.beats]
+
+    def beat(self, beat_id: str) -> Beat | None:
+        return next((b for b in self.beats() if b.id == beat_id), None)
+
+
+class Style(_Model):
+    id: str = Field(default_factory=new_id, max_length=64)
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    prompt_suffix: ShortText = ""
+    negative: ShortText = ""
+
+
+# --------------------------------------------------------------------------- panels and lettering
+
+
+class Box(_Model):
+    """Axis-aligned rectangle: ``x, y`` top-left, ``w, h`` size (units depend on the owner)."""
+
+    x: float
+    y: float
+    w: Annotated[float, Field(ge=0)]
+    h: Annotated[float, Field(ge=0)]
+
+    @property
+    def cx(self) -> float:
+        return self.x + self.w / 2
+
+    @property
+    def cy(self) -> float:
+        return self.y + self.h / 2
+
+
+class CharacterPlacement(_Model):
+    """Where a character stands in a panel, in *panel-normalised* coordinates (0..1 of the
+    panel's bounding box), so placements survive panel resizing."""
+
+    character_id: str = Field(max_length=64)
+    figure: int = Field(default=0, ge=0, le=16)
+    """Index of the pose figure this character is assigned to (the user can swap it)."""
+    body: Box | None = None
+    head: Point | None = None
+    """Centre of the head; balloon tails aim here and balloon placement avoids it."""
+    head_radius: float = Field(default=0.08, ge=0, le=1)
+
+
+class TailTarget(_Model):
+    character_id: str | None = None
+    point: Point | None = None
+    """Explicit tail tip in page units, used when no character is targeted (or overrides it)."""
+
+
+class BalloonStyle(_Model):
+    font: Annotated[str, Field(max_length=200)] = "ComicNeue-Bold"
+    font_size: Annotated[float, Field(gt=0, le=400)] = 10.0
+    min_font_size: Annotated[float, Field(gt=0, le=400)] = 6.5
+    max_font_size: Annotated[float, Field(gt=0, le=400)] = 12.0
+    fill: Colour = "#ffffff"
+    stroke: Colour = "#000000"
+    text_colour: Colour = "#000000"
+    stroke_width: Annotated[float, Field(ge=0, le=20)] = 1.0
+    align: Literal["center", "left"] = "center"
+
+
+class Balloon(_Model):
+    id: str = Field(default_factory=new_id, max_length=64)
+    kind: BalloonKind = BalloonKind.SPEECH
+    text: Annotated[str, Field(max_length=5_000)] = ""
+    box: Box
+    """Page units. Balloons may overlap panel borders, as in print comics."""
+    tail: TailTarget | None = None
+    style: BalloonStyle = Field(default_factory=BalloonStyle)
+    auto_placed: bool = True
+    """Placed by the layout engine; a manual move clears it so re-placement leaves it alone."""
+
+
+class PanelResult(_Model):
+    """One generated (or imported) image of a panel, with everything needed to reproduce it."""
+
+    id: str = Field(default_factory=new_id, max_length=64)
+    asset: AssetRef
+    backend: Annotated[str, Field(max_length=200)]
+    seed: int
+    request: dict[str, Any] = {}
+    """The full, serialised generation request: regenerate/same-seed replays exactly this."""
+    created_at: Annotated[str, Field(max_length=64)]
+    accepted: bool = False
+    heads: list[CharacterPlacement] = []
+    """Figure placements the backend reported (head positions for balloon tails)."""
+
+
+class Panel(_Model):
+    id: str = Field(default_factory=new_id, max_length=64)
+    shape: Polygon
+    order: int = Field(default=0, ge=0)
+    """Reading-order index within the page (0 first), kept in sync by the layout engine."""
+    beat_id: str | None = None
+    characters: Annotated[list[CharacterPlacement], Field(max_length=16)] = []
+    shot: ShotType = ShotType.MEDIUM
+    setting: ShortText = ""
+    prompt: Annotated[str, Field(max_length=10_000)] = ""
+    negative_prompt: Annotated[str, Field(max_length=10_000)] = ""
+    seed: int | None = None
+    seed_locked: bool = False
+    backend: Annotated[str, Field(max_length=200)] = "storyboard"
+    backend_settings: dict[str, Any] = {}
+    results: Annotated[list[PanelResult], Field(max_length=10_000)] = []
+    current_result: str | None = None
+    balloons: Annotated[list[Balloon], Field(max_length=256)] = []
+
+    def result(self) -> PanelResult | None:
+        """The result shown in the panel (the current one, else the newest)."""
+        if self.current_result:
+            for r in self.results:
+                if r.id == self.current_result:
+                    return r
+        return self.results[-1] if self.results else None
+
+
+class Page(_Model):
+    id: str = Field(default_factory=new_id, max_length=64)
+    panels: Annotated[list[Panel], Field(max_length=256)] = []
+    template_id: str | None = None
+    notes: ShortText = ""
+
+    def panels_in_order(self) -> list[Panel]:
+        return sorted(self.panels, key=lambda p: p.order)
+
+
+class PageFormat(_Model):
+    """Physical page: trim size, bleed, safe margin and gutter, all in points."""
+
+    preset: Annotated[str, Field(max_length=100)] = "us-comic"
+    width: Annotated[float, Field(gt=0, le=20_000)]
+    height: Annotated[float, Field(gt=0, le=200_000)]
+    bleed: Annotated[float, Field(ge=0, le=200)] = 9.0
+    margin: Annotated[float, Field(ge=0, le=500)] = 27.0
+    """Distance from trim to the safe (live) area where text and panels stay."""
+    gutter: Annotated[float, Field(ge=0, le=200)] = 12.0
+    dpi: Annotated[int, Field(ge=36, le=1200)] = 300
+
+    @property
+    def bleed_width(self) -> float:
+        return self.width + 2 * self.bleed
+
+    @property
+    def bleed_height(self) -> float:
+        return self.height + 2 * self.bleed
+
+    def live_box(self) -> Box:
+        return Box(x=self.margin, y=self.margin, w=self.width - 2 * self.margin, h=self.height - 2 * self.margin)
+
+
+class Project(_Model):
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_id, max_length=64)
+    title: ShortText = "Untitled comic"
+    series: ShortText = ""
+    number: ShortText = ""
+    author: ShortText = ""
+    summary: LongText = ""
+    language: Annotated[str, Field(max_length=16)] = "en"
+    page_format: PageFormat
+    reading_direction: ReadingDirection = ReadingDirection.LTR
+    pages: Annotated[list[Page], Field(max_length=10_000)] = []
+    characters: Annotated[list[Character], Field(max_length=1_000)] = []
+    story: Story = Field(default_factory=Story)
+    styles: Annotated[list[Style], Field(max_length=1_000)] = []
+    active_style_id: str | None = None
+    default_backend: Annotated[str, Field(max_length=200)] = "storyboard"
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"schema version {v} (this build reads {SCHEMA_VERSION}; migrate first)")
+        return v
+
+    # Small look-ups used everywhere; linear scans are fine at comic scale (hundreds of items).
+    def character(self, character_id: str) -> Character | None:
+        return next((c for c in self.characters if c.id == character_id), None)
+
+    def page(self, page_id: str) -> Page | None:
+        return next((p for p in self.pages if p.id == page_id), None)
+
+    def find_panel(self, panel_id: str) -> tuple[Page, Panel] | None:
+        for page in self.pages:
+            for panel in page.panels:
+                if panel.id == panel_id:
+                    return page, panel
+        return None
+
+    def active_style(self) -> Style | None:
+        return next((s for s in self.styles if s.id == self.active_style_id), None)
+
+    def asset_refs(self) -> set[str]:
+        """Every asset hash the project references (what a save must keep)."""
+        refs: set[str] = set()
+        for c in self.characters:
+            refs.update(c.face_refs)
+            refs.update(c.body_refs)
+            refs.update(a for a in (c.lora_asset, c.embedding_asset) if a)
+        for page in self.pages:
+            for panel in page.panels:
+                refs.update(r.asset for r in panel.results)
+        return refs
