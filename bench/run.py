@@ -1,0 +1,140 @@
+"""Benchmarks: prints one JSON object of named figures (``--json``; default is also JSON, indented).
+
+    python bench/run.py --json            # everything
+    python bench/run.py --only project_io,parser
+
+Figures are wall-clock seconds / rates on this machine; targets from the issues are listed beside
+them so a regression reads at a glance. Not a test: nothing here fails the build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource as rlimit
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _timed(fn, *args, **kwargs) -> tuple[float, object]:
+    start = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return time.perf_counter() - start, value
+
+
+def bench_project_io() -> dict:
+    from comic_studio.core.projectfile import load_project, save_project
+    from comic_studio.core.sample_projects import make_big_project
+
+    project, assets = make_big_project(pages=300, panels=1500, assets=200)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.comic"
+        save_s, _ = _timed(save_project, path, project, assets)
+        resave_s, _ = _timed(save_project, path, project, assets)
+        load_s, (loaded, _) = _timed(load_project, path)
+        size = path.stat().st_size
+    assert len(loaded.pages) == 300
+    return {
+        "save_300_pages_1500_panels_s": round(save_s, 3),
+        "resave_s": round(resave_s, 3),
+        "load_s": round(load_s, 3),
+        "file_mib": round(size / 2**20, 2),
+        "target_s": 1.0,
+    }
+
+
+def _export_child(kind: str, pages: int, dpi: int, out: str) -> None:
+    """Runs in a child process so its peak RSS is the export's own."""
+    from comic_studio.core.sample_projects import make_big_project
+    from comic_studio.export import export_pdf, export_pngs
+
+    project, assets = make_big_project(pages=pages, panels=pages * 5, assets=min(200, pages * 5))
+    start = time.perf_counter()
+    if kind == "pdf":
+        export_pdf(project, assets, Path(out) / "book.pdf", dpi=dpi)
+    else:
+        export_pngs(project, assets, Path(out) / "pages", dpi=dpi)
+    seconds = time.perf_counter() - start
+    peak_kib = rlimit.getrusage(rlimit.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_kib / 1024}))
+
+
+def _run_export(kind: str, pages: int, dpi: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.run import _export_child; _export_child({kind!r}, {pages}, {dpi}, {tmp!r})"
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        figures = json.loads(proc.stdout.strip().splitlines()[-1])
+        if kind == "pdf":
+            figures["file_mib"] = round((Path(tmp) / "book.pdf").stat().st_size / 2**20, 1)
+    return {k: round(v, 2) if isinstance(v, float) else v for k, v in figures.items()}
+
+
+def bench_export() -> dict:
+    pdf = _run_export("pdf", 50, 300)
+    png_small = _run_export("png", 20, 150)
+    png = _run_export("png", 200, 150)
+    return {
+        "pdf_50_pages_300dpi_s": pdf["seconds"],
+        "pdf_50_pages_peak_rss_mib": pdf["peak_rss_mib"],
+        "pdf_50_pages_file_mib": pdf["file_mib"],
+        "pdf_target_s": 20.0,
+        "png_200_pages_150dpi_s": png["seconds"],
+        "png_200_pages_peak_rss_mib": png["peak_rss_mib"],
+        "png_20_pages_peak_rss_mib": png_small["peak_rss_mib"],
+        "png_peak_growth_200_vs_20": round(png["peak_rss_mib"] / png_small["peak_rss_mib"], 2),
+    }
+
+
+def bench_parser() -> dict:
+    from comic_studio.parsing.bench import bench_parser as run
+
+    return run()
+
+
+def bench_retrieval() -> dict:
+    from comic_studio.poses.bench import bench_retrieval as run
+
+    return run()
+
+
+def bench_storyboard() -> dict:
+    from comic_studio.backends.storyboard.bench import bench_storyboard as run
+
+    return run()
+
+
+BENCHES = {
+    "project_io": bench_project_io,
+    "export": bench_export,
+    "parser": bench_parser,
+    "retrieval": bench_retrieval,
+    "storyboard": bench_storyboard,
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", action="store_true", help="compact JSON on one line")
+    ap.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(BENCHES))
+    args = ap.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    names = [n for n in args.only.split(",") if n] or list(BENCHES)
+    results: dict[str, object] = {"machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]}}
+    for name in names:
+        try:
+            results[name] = BENCHES[name]()
+        except Exception as exc:  # a broken bench is reported, the others still run
+            results[name] = {"error": f"{exc.__class__.__name__}: {exc}"}
+    print(json.dumps(results, indent=None if args.json else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

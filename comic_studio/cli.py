@@ -1,0 +1,176 @@
+"""The ``comic-studio`` command.
+
+Subcommands: ``demo``, ``render``, ``parse``, ``info``. Progress goes to stderr, results to the
+files named on the command line; errors print one clear line and exit non-zero (1 for a problem
+with the input, 2 for a usage error, 130 when interrupted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from comic_studio import __version__
+from comic_studio.core.errors import ComicStudioError
+
+
+class _Progress:
+    """One self-overwriting stderr line per task (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, label: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        final = done >= total
+        if not final and now - self._last < (0.1 if self.tty else 2.0):
+            return
+        self._last = now
+        line = f"{label}: {done}/{total}"
+        if self.tty:
+            sys.stderr.write("\r" + line + ("\n" if final else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def say(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from comic_studio.pipeline import run_demo
+
+    out = Path(args.out)
+    report = run_demo(out, backend=args.backend, progress=_Progress(args.quiet))
+    for label, path in report.items():
+        print(f"{label}: {path}")
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from comic_studio.pipeline import render_input
+
+    written = render_input(
+        Path(args.input),
+        Path(args.out),
+        backend=args.backend,
+        characters_file=Path(args.characters) if args.characters else None,
+        parser=args.parser,
+        preset=args.preset,
+        dpi=args.dpi,
+        trim_marks=args.trim_marks,
+        save_project_to=Path(args.save) if args.save else None,
+        progress=_Progress(args.quiet),
+    )
+    print(written)
+    return 0
+
+
+def _cmd_parse(args: argparse.Namespace) -> int:
+    from comic_studio.pipeline import parse_story_file
+
+    parsed = parse_story_file(
+        Path(args.story),
+        parser=args.parser,
+        characters_file=Path(args.characters) if args.characters else None,
+    )
+    text = parsed.model_dump_json(indent=2)
+    if args.out == "-":
+        print(text)
+    else:
+        Path(args.out).write_text(text, encoding="utf-8")
+        beats = sum(len(s.beats) for s in parsed.scenes)
+        print(f"{args.out}: {len(parsed.scenes)} scenes, {beats} beats", file=sys.stderr)
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from comic_studio.core.projectfile import load_project
+
+    project, _assets = load_project(Path(args.file))
+    panels = sum(len(p.panels) for p in project.pages)
+    info = {
+        "file": str(args.file),
+        "title": project.title,
+        "schema_version": project.schema_version,
+        "pages": len(project.pages),
+        "panels": panels,
+        "characters": [c.name for c in project.characters],
+        "beats": len(project.story.beats()),
+        "page_format": project.page_format.preset,
+        "reading_direction": project.reading_direction.value,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+    else:
+        for key, value in info.items():
+            if isinstance(value, list):
+                value = ", ".join(value) or "-"
+            print(f"{key:>18}: {value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="comic-studio", description="Author comics: story → beats → pages → PDF/CBZ/PNG.")
+    parser.add_argument("--version", action="version", version=f"comic-studio {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="render the bundled sample story to .comic, PDF, CBZ and PNGs")
+    demo.add_argument("--out", required=True, help="output folder")
+    demo.add_argument("--backend", default="storyboard", help="generation backend (default: storyboard)")
+    demo.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    demo.set_defaults(func=_cmd_demo)
+
+    render = sub.add_parser("render", help="render a .comic project or a story text file")
+    render.add_argument("input", help="a .comic project or a story .txt/.md file")
+    render.add_argument("--out", required=True, help="PATH.pdf, PATH.cbz, or a folder for PNG pages")
+    render.add_argument("--backend", default=None, help="backend for panels without an image (default: the project's)")
+    render.add_argument("--characters", help="character library JSON (for a story file)")
+    render.add_argument("--parser", default="rules", help="story parser (default: rules)")
+    render.add_argument("--preset", default="us-comic", help="page preset for a story file (default: us-comic)")
+    render.add_argument("--dpi", type=int, default=None, help="output resolution (default: the project's)")
+    render.add_argument("--trim-marks", action="store_true", help="PDF: add crop marks outside the bleed")
+    render.add_argument("--save", help="also save the built project to this .comic file")
+    render.add_argument("--quiet", action="store_true")
+    render.set_defaults(func=_cmd_render)
+
+    parse = sub.add_parser("parse", help="split a story into scenes and beats (JSON)")
+    parse.add_argument("story", help="story text file")
+    parse.add_argument("--parser", default="rules", help="parser name (default: rules)")
+    parse.add_argument("--characters", help="character library JSON")
+    parse.add_argument("--out", default="-", help="output JSON file (default: stdout)")
+    parse.set_defaults(func=_cmd_parse)
+
+    info = sub.add_parser("info", help="summarise a .comic project")
+    info.add_argument("file")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=_cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args)
+    except ComicStudioError as exc:
+        print(f"comic-studio: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("comic-studio: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
