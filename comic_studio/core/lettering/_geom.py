@@ -1,37 +1,13 @@
-"""Small private polygon helpers.
-
-The layout engine's ``comic_studio.core.layout.geometry`` will own the shared versions (bbox,
-centroid, point-in-polygon); these stay private so lettering does not wait for it.
-"""
+"""Polygon helpers lettering needs beyond the shared ones in ``core.layout.geometry``."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
+from comic_studio.core.layout.geometry import bounds as bbox, point_in_polygon  # noqa: F401 (re-exported)
+
 Pt = tuple[float, float]
-
-
-def bbox(points: Sequence[Pt]) -> tuple[float, float, float, float]:
-    """``(x0, y0, x1, y1)`` of the points."""
-    xs = [p[0] for p in points]
-    ys = [p[1] for p in points]
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-def point_in_polygon(pt: Pt, poly: Sequence[Pt]) -> bool:
-    """Even-odd ray casting; points exactly on an edge may go either way."""
-    x, y = pt
-    inside = False
-    n = len(poly)
-    for i in range(n):
-        x1, y1 = poly[i]
-        x2, y2 = poly[(i + 1) % n]
-        if (y1 > y) != (y2 > y):
-            xc = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
-            if xc > x:
-                inside = not inside
-    return inside
 
 
 def ray_hit(origin: Pt, direction: Pt, poly: Sequence[Pt]) -> float | None:
