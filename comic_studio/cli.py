@@ -75,18 +75,17 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_parse(args: argparse.Namespace) -> int:
-    from comic_studio.pipeline import parse_story_file
+    from comic_studio.parsing import parse_story_file, write_parsed_json
 
-    parsed = parse_story_file(
+    parsed, _characters = parse_story_file(
         Path(args.story),
         parser=args.parser,
-        characters_file=Path(args.characters) if args.characters else None,
+        characters_path=Path(args.characters) if args.characters else None,
     )
-    text = parsed.model_dump_json(indent=2)
     if args.out == "-":
-        print(text)
+        print(parsed.model_dump_json(indent=2))
     else:
-        Path(args.out).write_text(text, encoding="utf-8")
+        write_parsed_json(parsed, args.out)
         beats = sum(len(s.beats) for s in parsed.scenes)
         print(f"{args.out}: {len(parsed.scenes)} scenes, {beats} beats", file=sys.stderr)
     return 0

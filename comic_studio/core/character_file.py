@@ -19,11 +19,11 @@ from comic_studio.core.model import Character
 MAX_LIBRARY_BYTES = 8 * 1024 * 1024
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(prefix: str, exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:3]:
         where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{where}: {err['msg']}")
+        parts.append(f"{prefix}.{where}: {err['msg']}")
     more = f" (+{exc.error_count() - 3} more)" if exc.error_count() > 3 else ""
     return "; ".join(parts) + more
 
@@ -36,6 +36,8 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
         if path.stat().st_size > MAX_LIBRARY_BYTES:
             raise ComicStudioError(f"{path}: a character library over 8 MiB is not plausible")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ComicStudioError(f"{path}: no such character library file") from None
     except OSError as exc:
         raise ComicStudioError(f"{path}: cannot read the character library ({exc.strerror or exc})") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -55,7 +57,7 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
         try:
             characters.append(Character.model_validate(item))
         except ValidationError as exc:
-            raise ComicStudioError(f"{path}: characters[{index}]: {_describe(exc)}") from exc
+            raise ComicStudioError(f"{path}: {_describe(f'characters[{index}]', exc)}") from exc
     ids = [c.id for c in characters]
     if len(set(ids)) != len(ids):
         raise ComicStudioError(f"{path}: two characters share an id")

@@ -157,10 +157,11 @@ def cover_crop(source_size: tuple[int, int], dest: Rect) -> Rect:
     if sw <= 0 or sh <= 0 or dw <= 0 or dh <= 0:
         return (0.0, 0.0, float(max(sw, 0)), float(max(sh, 0)))
     scale = max(dw / sw, dh / sh)
-    cw, ch = dw / scale, dh / scale
-    left = (sw - cw) / 2
-    top = (sh - ch) / 2
-    return (left, top, left + cw, top + ch)
+    cw, ch = min(sw, dw / scale), min(sh, dh / scale)
+    # Clamp: float rounding can push the crop a hair outside the image, which Pillow rejects.
+    left = max(0.0, (sw - cw) / 2)
+    top = max(0.0, (sh - ch) / 2)
+    return (left, top, min(float(sw), left + cw), min(float(sh), top + ch))
 
 
 # --------------------------------------------------------------------------- panels

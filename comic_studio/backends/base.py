@@ -1,0 +1,103 @@
+"""The interface every generation backend implements (built-ins and third-party plugins alike).
+
+A backend declares its settings as a small schema the UI renders as a form; ``validate_settings``
+checks a dict against it generically, so each backend only declares, never re-implements, checks.
+
+Schema format: ``{field: {"type": "int"|"float"|"bool"|"str"|"choice", "default": ..., "label": ...,
+"min": ..., "max": ..., "choices": [...], "help": ...}}``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.generation.request import GenerationRequest, GenerationResult, StepCallback
+
+SETTING_TYPES = frozenset({"int", "float", "bool", "str", "choice"})
+
+
+class BackendSettingsError(ComicStudioError):
+    """A backend setting is unknown or has an invalid value; the message names the field."""
+
+    def __init__(self, backend: str, field: str, problem: str):
+        self.backend = backend
+        self.field = field
+        self.problem = problem
+        super().__init__(f"backend {backend!r}, setting {field!r}: {problem}")
+
+
+class GenerationBackend(ABC):
+    """A way to turn a :class:`GenerationRequest` into panel images."""
+
+    name: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def settings_schema(cls) -> dict[str, dict[str, Any]]:
+        """The declared settings (see module docstring). Default: none."""
+        return {}
+
+    @classmethod
+    def default_settings(cls) -> dict[str, Any]:
+        return {k: spec["default"] for k, spec in cls.settings_schema().items()}
+
+    def validate_settings(self, settings: dict[str, Any] | None) -> dict[str, Any]:
+        """Return ``settings`` with defaults filled in; raise :class:`BackendSettingsError` naming the
+        first bad field (unknown names included: a typo must not silently fall back to a default)."""
+        settings = dict(settings or {})
+        schema = self.settings_schema()
+        unknown = sorted(set(settings) - set(schema))
+        if unknown:
+            known = ", ".join(sorted(schema)) or "none"
+            raise BackendSettingsError(self.name, unknown[0], f"unknown setting (known: {known})")
+        out: dict[str, Any] = {}
+        for key, spec in schema.items():
+            out[key] = _check_value(self.name, key, spec, settings[key]) if key in settings else spec["default"]
+        return out
+
+    @abstractmethod
+    def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> GenerationResult:
+        """Produce the panel image(s). Must be deterministic for ``request.seed``; must raise
+        :class:`~comic_studio.generation.request.Cancelled` when ``on_step`` returns ``False``."""
+
+
+def _check_value(backend: str, key: str, spec: dict[str, Any], value: Any) -> Any:
+    kind = spec.get("type")
+    if kind not in SETTING_TYPES:
+        raise BackendSettingsError(backend, key, f"schema declares unknown type {kind!r}")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise BackendSettingsError(backend, key, f"expected true/false, got {value!r}")
+        return value
+    if kind == "choice":
+        choices = list(spec.get("choices", []))
+        if value not in choices:
+            raise BackendSettingsError(backend, key, f"{value!r} is not one of {choices}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise BackendSettingsError(backend, key, f"expected text, got {type(value).__name__}")
+        if len(value) > int(spec.get("max_length", 2_000)):
+            raise BackendSettingsError(backend, key, "text is too long")
+        return value
+    # Numbers: bool is an int subclass in Python, but `True` as a step count is a mistake.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BackendSettingsError(backend, key, f"expected a number, got {value!r}")
+    if kind == "int":
+        if isinstance(value, float) and not value.is_integer():
+            raise BackendSettingsError(backend, key, f"expected a whole number, got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+        if not math.isfinite(value):
+            raise BackendSettingsError(backend, key, f"expected a finite number, got {value!r}")
+    lo, hi = spec.get("min"), spec.get("max")
+    if lo is not None and value < lo:
+        raise BackendSettingsError(backend, key, f"{value} is below the minimum {lo}")
+    if hi is not None and value > hi:
+        raise BackendSettingsError(backend, key, f"{value} is above the maximum {hi}")
+    return value

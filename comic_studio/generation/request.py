@@ -1,0 +1,192 @@
+"""The job snapshot a backend receives, and what it hands back.
+
+A :class:`GenerationRequest` holds *everything* a job needs (the backend never reads the document),
+so storing it with a result makes "regenerate" and "same seed" exact. It is plain pydantic and
+round-trips through JSON. No Qt and no torch here: the engine, the CLI and tests build requests.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Callable, Literal
+
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.model import AssetRef, CharacterPlacement, Colour, ShotType
+
+N_KEYPOINTS = 18
+"""OpenPose-18 keypoints per figure (the pose library's layout)."""
+
+MAX_PIXELS_SIDE = 8192
+MAX_SEED = 2**64 - 1
+
+
+class GenerationError(ComicStudioError):
+    """A generation job could not run (bad request, missing pose, backend failure)."""
+
+
+class Cancelled(ComicStudioError):
+    """Raised inside ``generate`` when the step callback asked to stop."""
+
+
+StepCallback = Callable[[int, int, "Image.Image | None"], bool]
+"""``on_step(step, total, preview)``: called as the job advances; return ``False`` to cancel."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RequestCharacter(_Strict):
+    """A character as the backend sees it: identity, look and (optionally) its pose figure."""
+
+    id: str = Field(max_length=64)
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    colour: Colour = "#4a7bd0"
+    description: Annotated[str, Field(max_length=2_000)] = ""
+    face_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
+    body_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
+    figure: int | None = Field(default=None, ge=0, le=16)
+    """Pose figure this character plays; ``None`` lets the backend assign (actor↔actor figure...)."""
+
+
+Keypoint = tuple[float, float, float]
+
+
+class RequestFigure(_Strict):
+    """One explicit pose figure: 18 OpenPose keypoints ``(x, y, visible)``, normalised 0..1, y down."""
+
+    keypoints: Annotated[list[Keypoint], Field(min_length=N_KEYPOINTS, max_length=N_KEYPOINTS)]
+    role: Literal["actor", "target", "neutral"] = "neutral"
+    facing: float = Field(default=0.0, ge=-1.0, le=1.0)
+    """-1 looks left, +1 looks right, 0 faces the viewer."""
+
+    @field_validator("keypoints")
+    @classmethod
+    def _finite(cls, points: list[Keypoint]) -> list[Keypoint]:
+        for i, (x, y, v) in enumerate(points):
+            if not all(abs(c) < 1e6 for c in (x, y, v)):  # also rejects NaN (comparisons are False)
+                raise ValueError(f"keypoint {i} has a non-finite or absurd coordinate")
+        return points
+
+
+class PoseSpec(_Strict):
+    """Explicit figures for a panel (a user-nudged pose), replacing the library pick.
+
+    ``framed=False``: keypoints are on a pose canvas of ``aspect`` (width/height) and the backend
+    frames them by shot type, like a library pose. ``framed=True``: keypoints are already
+    panel-normalised and are drawn exactly where they are.
+    """
+
+    figures: Annotated[list[RequestFigure], Field(max_length=16)]
+    aspect: float = Field(default=1.0, gt=0.05, lt=20.0)
+    framed: bool = False
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> "PoseSpec":
+        """Snapshot a pose-library entry (anything with ``figures`` and ``aspect``)."""
+        return cls(
+            aspect=float(getattr(entry, "aspect", 1.0)),
+            figures=[
+                RequestFigure(
+                    keypoints=[tuple(float(c) for c in kp) for kp in f.keypoints],
+                    role=f.role,
+                    facing=float(f.facing),
+                )
+                for f in entry.figures
+            ],
+        )
+
+
+class GenerationRequest(_Strict):
+    """Everything one panel generation needs. Extended by the generation engine (issue 6)."""
+
+    backend: Annotated[str, Field(min_length=1, max_length=200)] = "storyboard"
+    backend_settings: dict[str, Any] = {}
+    width: int = Field(ge=16, le=MAX_PIXELS_SIDE)
+    height: int = Field(ge=16, le=MAX_PIXELS_SIDE)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    prompt: Annotated[str, Field(max_length=10_000)] = ""
+    negative_prompt: Annotated[str, Field(max_length=10_000)] = ""
+    shot: ShotType = ShotType.MEDIUM
+    setting: Annotated[str, Field(max_length=2_000)] = ""
+    time_of_day: Annotated[str, Field(max_length=2_000)] = ""
+    action: Annotated[str, Field(max_length=5_000)] = ""
+    characters: Annotated[list[RequestCharacter], Field(max_length=16)] = []
+    actor_id: str | None = Field(default=None, max_length=64)
+    target_id: str | None = Field(default=None, max_length=64)
+    pose_id: str | None = Field(default=None, max_length=200)
+    figures_override: PoseSpec | None = None
+    steps: int = Field(default=0, ge=0, le=10_000)
+    guidance: float = Field(default=0.0, ge=0.0, le=100.0)
+    panel_id: str | None = Field(default=None, max_length=64)
+
+    @field_validator("characters")
+    @classmethod
+    def _unique_ids(cls, chars: list[RequestCharacter]) -> list[RequestCharacter]:
+        seen: set[str] = set()
+        for c in chars:
+            if c.id in seen:
+                raise ValueError(f"character id {c.id!r} appears twice")
+            seen.add(c.id)
+        return chars
+
+    def character(self, character_id: str | None) -> RequestCharacter | None:
+        return next((c for c in self.characters if c.id == character_id), None)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible dict (what ``PanelResult.request`` stores)."""
+        return json.loads(self.model_dump_json())
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "GenerationRequest":
+        try:
+            return cls.model_validate_json(text)
+        except ValidationError as exc:
+            raise GenerationError(f"invalid generation request: {_describe(exc)}") from exc
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GenerationRequest":
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise GenerationError(f"invalid generation request: {_describe(exc)}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per bad field: ``characters.0.colour: String should match pattern ...``."""
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(request)"
+        parts.append(f"{where}: {err['msg']}")
+    more = len(exc.errors()) - 5
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+@dataclass
+class GenerationResult:
+    """What a backend returns for one request.
+
+    ``heads`` holds one placement per request character, in panel-normalised coordinates:
+    ``head`` is the head centre (x of width, y of height), ``head_radius`` is a fraction of the
+    panel's *shorter* side, ``body`` the figure's visible box (clipped to the panel). A character
+    whose head is outside the frame gets ``head`` on the panel edge nearest to it (where an
+    off-panel balloon tail should point) and ``head_radius`` 0.
+    """
+
+    images: list[Image.Image]
+    seed: int
+    backend: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    heads: list[CharacterPlacement] = field(default_factory=list)
+    pose_id: str | None = None
+
+    @property
+    def image(self) -> Image.Image:
+        return self.images[0]

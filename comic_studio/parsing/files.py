@@ -1,0 +1,102 @@
+"""File-level helpers for the ``comic-studio parse`` command and the app's story import.
+
+Reading a story (and optionally a character library) from disk, parsing it, turning suggested
+characters into real ones, and writing the validated ParsedStory as JSON. Errors name the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from comic_studio.core.character_file import load_characters
+from comic_studio.core.model import Character
+from comic_studio.parsing.base import CancelCallback, ProgressCallback, parse
+from comic_studio.parsing.errors import ParseError
+from comic_studio.parsing.names import PALETTE, colour_for, infer_characters
+from comic_studio.parsing.schema import ParsedStory, slugify
+
+MAX_STORY_BYTES = 50 * 1024 * 1024  # a story larger than this is not a comic script
+
+
+def read_story(path: str | Path) -> str:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > MAX_STORY_BYTES:
+            raise ParseError(f"{p}: the story is {size // 1_048_576} MiB; the limit is {MAX_STORY_BYTES // 1_048_576} MiB")
+        return p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ParseError(f"{p}: no such story file") from None
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"{p}: not UTF-8 text (byte {exc.start}); save the story as UTF-8") from None
+    except OSError as exc:
+        raise ParseError(f"{p}: cannot read the story ({exc.strerror})") from None
+
+
+def parse_story_file(
+    story_path: str | Path,
+    *,
+    parser: str = "rules",
+    characters_path: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCallback | None = None,
+) -> tuple[ParsedStory, list[Character]]:
+    """Parse a story file. Without a character library the story's proper names become
+    characters (pronouns inferred where the text is clear). Returns the story and the library used."""
+    text = read_story(story_path)
+    characters = load_characters(characters_path) if characters_path else infer_characters(text)
+    return parse(text, characters, parser, progress=progress, cancel=cancel), characters
+
+
+def promote_suggestions(parsed: ParsedStory, characters: list[Character]) -> tuple[ParsedStory, list[Character]]:
+    """Turn every suggested character into a real one: new Characters (ids ``c-<slug>``, colours
+    not used yet) and a copy of the story whose beats and speakers point at them."""
+    used_ids = {c.id for c in characters}
+    used_colours = {c.colour.lower() for c in characters}
+    free_colours = [c for c in (colour_for(i) for i in range(len(PALETTE) + len(parsed.suggestions) + len(characters))) if c not in used_colours]
+    mapping: dict[str, str] = {}
+    created: list[Character] = []
+    for i, sug in enumerate(parsed.suggestions):
+        base = "c-" + slugify(sug.name)
+        cid, k = base, 2
+        while cid in used_ids:
+            cid, k = f"{base}-{k}", k + 1
+        used_ids.add(cid)
+        mapping[sug.id] = cid
+        kwargs = {"pronouns": sug.pronouns} if sug.pronouns is not None else {}
+        created.append(Character(id=cid, name=sug.name, colour=free_colours[i % len(free_colours)], **kwargs))
+
+    def swap(value: str | None) -> str | None:
+        return mapping.get(value, value) if value is not None else None
+
+    out = parsed.model_copy(deep=True)
+    out.suggestions = []
+    for beat in out.beats():
+        beat.characters = [mapping.get(c, c) for c in beat.characters]
+        beat.actor_id, beat.target_id = swap(beat.actor_id), swap(beat.target_id)
+        for line in beat.dialogue:
+            line.speaker_id = swap(line.speaker_id)
+    library = [*characters, *created]
+    out.validate_against(library)
+    return out, created
+
+
+def write_parsed_json(parsed: ParsedStory, out_path: str | Path) -> None:
+    """Write atomically (temp file + rename) so a failed write never leaves half a file."""
+    p = Path(out_path)
+    data = parsed.model_dump_json(indent=2)
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".beats-", suffix=".json", dir=p.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+        os.replace(tmp, p)
+    except OSError as exc:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise ParseError(f"{p}: cannot write the parsed story ({exc.strerror})") from None

@@ -1,0 +1,318 @@
+"""Story → document → rendered, lettered pages → files: the authoring loop without a window.
+
+The CLI (``demo``, ``render``, ``parse``) and the desktop app share these functions. Every change to
+a document goes through commands, so what the app does with them is undoable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from comic_studio.core.character_file import load_characters
+from comic_studio.core.commands import Compound, InsertItem, ReplaceList, SetFields
+from comic_studio.core.document import Document
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.layout import auto_layout, bbox, page_format
+from comic_studio.core.lettering import place_balloons
+from comic_studio.core.model import (
+    Beat,
+    Character,
+    DialogueKind,
+    BalloonKind,
+    Page,
+    Panel,
+    PanelResult,
+    Project,
+    ReadingDirection,
+    Story,
+)
+from comic_studio.core.resources import resource
+from comic_studio.parsing.files import read_story
+from comic_studio.generation.request import GenerationRequest, RequestCharacter, StepCallback
+
+Progress = Callable[[str, int, int], None]
+Cancel = Callable[[], bool]
+
+MAX_RENDER_SIDE = 1536
+"""Longest side, in pixels, of a panel render: enough for print at the page DPI after the
+exporter's resampling, small enough that the storyboard stays interactive."""
+
+DEMO_STORY = ("samples", "lighthouse_key.txt")
+DEMO_CHARACTERS = ("samples", "lighthouse_key.characters.json")
+
+_BALLOON_KIND = {
+    DialogueKind.SPEECH: BalloonKind.SPEECH,
+    DialogueKind.THOUGHT: BalloonKind.THOUGHT,
+    DialogueKind.SHOUT: BalloonKind.SHOUT,
+    DialogueKind.WHISPER: BalloonKind.WHISPER,
+}
+
+
+def _no_progress(label: str, done: int, total: int) -> None:
+    return None
+
+
+# --------------------------------------------------------------------------- story → document
+
+
+def story_to_document(
+    text: str,
+    characters: list[Character],
+    *,
+    title: str = "Untitled comic",
+    parser: str = "rules",
+    preset: str = "us-comic",
+    direction: ReadingDirection = ReadingDirection.LTR,
+    document: Document | None = None,
+) -> Document:
+    """Parse ``text`` and lay its beats out on pages (one undoable "Lay out story" step)."""
+    from comic_studio.parsing import parse, promote_suggestions
+
+    # Proper names the library does not know become characters (the author can merge them later).
+    parsed, created = promote_suggestions(parse(text, characters, parser=parser), characters)
+    characters = [*characters, *created]
+    if document is None:
+        title = parsed.title.title() if parsed.title else title
+        document = Document(Project(title=title, page_format=page_format(preset), reading_direction=direction))
+    doc = document
+    project = doc.project
+    scenes = parsed.scenes
+    pages = auto_layout(scenes, project.page_format, project.reading_direction)
+    doc.execute(
+        Compound(
+            "Lay out story",
+            [
+                ReplaceList(("characters",), characters, "Characters"),
+                SetFields(("story",), "Story", text=text, scenes=scenes),
+                ReplaceList(("pages",), pages, "Pages"),
+            ],
+        )
+    )
+    return doc
+
+
+# --------------------------------------------------------------------------- panels → images
+
+
+def panel_pixel_size(project: Project, panel: Panel) -> tuple[int, int]:
+    box = bbox(panel.shape)
+    scale = project.page_format.dpi / 72
+    w, h = box.w * scale, box.h * scale
+    shrink = min(1.0, MAX_RENDER_SIDE / max(w, h, 1))
+    return max(16, round(w * shrink)), max(16, round(h * shrink))
+
+
+def panel_seed(panel: Panel) -> int:
+    """The panel's seed: its own when set, else derived from its id (stable across runs)."""
+    if panel.seed is not None:
+        return panel.seed
+    return int.from_bytes(hashlib.sha256(panel.id.encode()).digest()[:4], "big")
+
+
+def build_prompt(project: Project, panel: Panel, beat: Beat | None) -> str:
+    if panel.prompt:
+        return panel.prompt
+    parts = [beat.action if beat else ""]
+    for placement in panel.characters:
+        character = project.character(placement.character_id)
+        if character and character.description:
+            parts.append(f"{character.name}: {character.description}")
+    if panel.setting:
+        parts.append(panel.setting)
+    style = project.active_style()
+    if style and style.prompt_suffix:
+        parts.append(style.prompt_suffix)
+    return ", ".join(p for p in parts if p)
+
+
+def build_request(project: Project, panel: Panel, backend: str | None = None) -> GenerationRequest:
+    """Snapshot everything a backend needs for ``panel`` (the backend never reads the document)."""
+    beat = project.story.beat(panel.beat_id) if panel.beat_id else None
+    width, height = panel_pixel_size(project, panel)
+    characters = []
+    for placement in panel.characters:
+        character = project.character(placement.character_id)
+        if character is None:
+            continue
+        characters.append(
+            RequestCharacter(
+                id=character.id,
+                name=character.name,
+                colour=character.colour,
+                description=character.description,
+                face_refs=character.face_refs,
+                body_refs=character.body_refs,
+                # Once a render (or the author) has placed the character, the figure assignment
+                # is pinned so regenerating keeps who-is-who; before that the backend assigns.
+                figure=placement.figure if placement.head is not None else None,
+            )
+        )
+    style = project.active_style()
+    name = backend or panel.backend or project.default_backend
+    return GenerationRequest(
+        backend=name,
+        backend_settings=panel.backend_settings if name == panel.backend else {},
+        width=width,
+        height=height,
+        seed=panel_seed(panel),
+        prompt=build_prompt(project, panel, beat),
+        negative_prompt=panel.negative_prompt or (style.negative if style else ""),
+        shot=panel.shot,
+        setting=panel.setting or (beat.setting if beat else ""),
+        time_of_day=beat.time_of_day if beat else "",
+        action=beat.action if beat else "",
+        characters=characters,
+        actor_id=beat.actor_id if beat else None,
+        target_id=beat.target_id if beat else None,
+        panel_id=panel.id,
+    )
+
+
+def render_panel(doc: Document, panel_id: str, backend: str | None = None, on_step: StepCallback | None = None) -> PanelResult:
+    """Generate one panel and record the result (an undoable "Render panel" step)."""
+    from comic_studio.backends.registry import get_backend
+
+    found = doc.project.find_panel(panel_id)
+    if found is None:
+        raise ComicStudioError(f"panel {panel_id!r} does not exist")
+    _page, panel = found
+    request = build_request(doc.project, panel, backend)
+    engine = get_backend(request.backend)
+    request = request.model_copy(update={"backend_settings": engine.validate_settings(request.backend_settings)})
+    generated = engine.generate(request, on_step)
+    asset = doc.assets.add_image(generated.image)
+    # Store the *effective* request: the pose and figure assignment the backend chose are pinned,
+    # so replaying it reproduces this image even after the pose library changes its ranking.
+    figures = {p.character_id: p.figure for p in generated.heads}
+    effective = request.model_copy(
+        update={
+            "pose_id": generated.pose_id or request.pose_id,
+            "characters": [c.model_copy(update={"figure": figures.get(c.id, c.figure)}) for c in request.characters],
+            "backend_settings": generated.settings or request.backend_settings,
+        }
+    )
+    result = PanelResult(
+        asset=asset,
+        backend=generated.backend,
+        seed=generated.seed,
+        request=effective.to_dict(),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        heads=generated.heads,
+    )
+    placements = {p.character_id: p for p in generated.heads}
+    characters = [placements.get(p.character_id, p) for p in panel.characters]
+    doc.execute(
+        Compound(
+            "Render panel",
+            [
+                InsertItem(("results", panel.id), result, text="Add result"),
+                SetFields(("panel", panel.id), "Show result", current_result=result.id, seed=generated.seed, characters=characters),
+            ],
+        )
+    )
+    return result
+
+
+def letter_panel(doc: Document, panel_id: str) -> int:
+    """Place balloons for the panel's beat (dialogue + caption), replacing earlier automatic ones.
+    Balloons the author moved by hand stay. Returns the number of balloons placed."""
+    _page, panel = doc.project.find_panel(panel_id)
+    beat = doc.project.story.beat(panel.beat_id) if panel.beat_id else None
+    if beat is None:
+        return 0
+    lines = [(_BALLOON_KIND[line.kind], line.text, line.speaker_id) for line in beat.dialogue]
+    if beat.caption:
+        lines.insert(0, (BalloonKind.CAPTION, beat.caption, None))
+    kept = [b for b in panel.balloons if not b.auto_placed]
+    placed = place_balloons(panel, lines, doc.project) if lines else []
+    doc.execute(ReplaceList(("balloons", panel.id), kept + placed, "Letter panel"))
+    return len(placed)
+
+
+def render_document(
+    doc: Document,
+    backend: str | None = None,
+    *,
+    only_missing: bool = True,
+    progress: Progress = _no_progress,
+    cancel: Cancel | None = None,
+) -> int:
+    """Render (and letter) every panel, page by page in reading order. Returns panels rendered."""
+    panels = [panel for page in doc.project.pages for panel in page.panels_in_order()]
+    todo = [p for p in panels if not (only_missing and p.result())]
+    for done, panel in enumerate(todo):
+        if cancel and cancel():
+            raise ComicStudioError("rendering was cancelled")
+        progress("render", done, len(todo))
+        render_panel(doc, panel.id, backend)
+        letter_panel(doc, panel.id)
+    progress("render", len(todo), len(todo))
+    return len(todo)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def export_to(doc: Document, out: Path, *, dpi: int | None = None, trim_marks: bool = False, progress: Progress = _no_progress) -> Path:
+    """Write ``out``: ``.pdf`` → PDF, ``.cbz`` → CBZ, anything else → a folder of PNG pages."""
+    from comic_studio.export import export_cbz, export_pdf, export_pngs
+
+    suffix = out.suffix.lower()
+    if suffix == ".pdf":
+        export_pdf(doc.project, doc.assets, out, dpi=dpi, trim_marks=trim_marks, progress=lambda d, t: progress("pdf", d, t))
+    elif suffix == ".cbz":
+        export_cbz(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("cbz", d, t))
+    elif suffix in ("", ".png") or out.is_dir():
+        export_pngs(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("png", d, t))
+    else:
+        raise ComicStudioError(f"{out}: unknown output type {suffix!r}; use .pdf, .cbz or a folder for PNG pages")
+    return out
+
+
+def render_input(
+    input_path: Path,
+    out: Path,
+    *,
+    backend: str | None = None,
+    characters_file: Path | None = None,
+    parser: str = "rules",
+    preset: str = "us-comic",
+    dpi: int | None = None,
+    trim_marks: bool = False,
+    save_project_to: Path | None = None,
+    progress: Progress = _no_progress,
+) -> Path:
+    """``comic-studio render``: a project or a story file in, PDF/CBZ/PNGs out."""
+    if input_path.suffix.lower() == ".comic":
+        doc = Document.open(input_path)
+    else:
+        text = read_story(input_path)
+        if characters_file:
+            characters = load_characters(characters_file)
+        else:
+            from comic_studio.parsing import infer_characters
+
+            characters = infer_characters(text)
+        doc = story_to_document(text, characters, title=input_path.stem.replace("_", " ").title(), parser=parser, preset=preset)
+    render_document(doc, backend, progress=progress)
+    if save_project_to:
+        doc.save(save_project_to)
+    return export_to(doc, out, dpi=dpi, trim_marks=trim_marks, progress=progress)
+
+
+def run_demo(out: Path, backend: str = "storyboard", progress: Progress = _no_progress) -> dict[str, Path]:
+    """The bundled sample story through parser → auto-layout → backend → lettering → all outputs."""
+    out.mkdir(parents=True, exist_ok=True)
+    doc = Document(Project(title="The Lighthouse Key", series="Comic Studio Samples", number="1",
+                           author="Comic Studio", page_format=page_format("us-comic")))
+    characters = load_characters(resource(*DEMO_CHARACTERS), doc.assets)
+    story_to_document(read_story(resource(*DEMO_STORY)), characters, document=doc)
+    render_document(doc, backend, progress=progress)
+    written = {"project": doc.save(out / "demo.comic")}
+    written["pdf"] = export_to(doc, out / "demo.pdf", progress=progress)
+    written["cbz"] = export_to(doc, out / "demo.cbz", progress=progress)
+    written["pages"] = export_to(doc, out / "pages", dpi=150, progress=progress)
+    return written

