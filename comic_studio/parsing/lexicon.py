@@ -240,6 +240,17 @@ STOPWORDS = frozenset(
     slowly quietly finally perhaps maybe everyone someone""".split()
 )
 
+SCENE_NOUNS = frozenset(
+    # Things that open narration sentences before a verb ("Light fell…", "Rain hammered…") and would
+    # otherwise pass for a one-off name: weather, light, sound, elements, time, crowds.
+    """light sunlight moonlight starlight lamplight darkness shadow shadows rain snow wind fog mist
+    smoke fire flames water waves thunder lightning silence noise music dust steam ice frost heat
+    cold sun moon stars sky clouds storm hail sleet dawn twilight time days weeks months years hours
+    minutes seconds footsteps voices laughter screams blood tears glass doors door windows window
+    nobody everyone people crowds crowd birds dogs trees leaves grass flowers snowflakes sparks
+    echoes bells sirens engines cars boats ships trains planes morning evening""".split()
+)
+
 KNOWN_PLACES = frozenset(
     """london paris rome berlin madrid lisbon vienna prague warsaw kraków krakow moscow tokyo kyoto
     beijing shanghai delhi mumbai cairo lagos nairobi sydney melbourne toronto vancouver montreal

@@ -21,6 +21,7 @@ from comic_studio.parsing.lexicon import (
     MONTHS,
     PLACE_SUFFIXES,
     PRONOUNS,
+    SCENE_NOUNS,
     STOPWORDS,
     TITLES_HE,
     TITLES_SHE,
@@ -69,7 +70,7 @@ class NameCandidate:
 
 def _is_name_word(word: str) -> bool:
     low = word.lower().rstrip(".")
-    if low in STOPWORDS or low in MONTHS or low in WEEKDAYS or low in KNOWN_PLACES:
+    if low in STOPWORDS or low in MONTHS or low in WEEKDAYS or low in KNOWN_PLACES or low in SCENE_NOUNS:
         return False
     # ALL-CAPS words are headings ("INT. KITCHEN") or shouting, not names.
     return not (len(word) > 1 and word.isupper())

@@ -187,3 +187,10 @@ def test_narration_before_a_scene_break_becomes_one_caption():
 
     parsed = parse("It had been raining for days.\n\nINT. ROOM - DAY\n\nMara sat.", [])
     assert [b.caption for b in parsed.beats()][0] == "It had been raining for days."
+
+
+def test_scene_nouns_opening_a_sentence_are_not_names():
+    from comic_studio.parsing import infer_characters
+
+    names = {c.name for c in infer_characters("Light fell through dusty windows. Rain hammered the roof. Zoë opens the door.")}
+    assert names == {"Zoë"}
