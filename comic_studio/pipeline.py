@@ -31,7 +31,7 @@ from comic_studio.core.model import (
 )
 from comic_studio.core.resources import resource
 from comic_studio.parsing.files import read_story
-from comic_studio.generation.request import GenerationRequest, RequestCharacter, StepCallback
+from comic_studio.generation.request import GenerationRequest, GenerationResult, RequestCharacter, StepCallback
 
 Progress = Callable[[str, int, int], None]
 Cancel = Callable[[], bool]
@@ -172,17 +172,26 @@ def build_request(project: Project, panel: Panel, backend: str | None = None) ->
 
 
 def render_panel(doc: Document, panel_id: str, backend: str | None = None, on_step: StepCallback | None = None) -> PanelResult:
-    """Generate one panel and record the result (an undoable "Render panel" step)."""
+    """Generate one panel synchronously and record the result (an undoable "Render panel" step).
+    The app does the same in two halves: the engine generates on its worker thread, then
+    :func:`record_result` runs on the GUI thread."""
     from comic_studio.backends.registry import get_backend
 
     found = doc.project.find_panel(panel_id)
     if found is None:
         raise ComicStudioError(f"panel {panel_id!r} does not exist")
-    _page, panel = found
-    request = build_request(doc.project, panel, backend)
+    request = build_request(doc.project, found[1], backend)
     engine = get_backend(request.backend)
     request = request.model_copy(update={"backend_settings": engine.validate_settings(request.backend_settings)})
-    generated = engine.generate(request, on_step)
+    return record_result(doc, panel_id, request, engine.generate(request, on_step))
+
+
+def record_result(doc: Document, panel_id: str, request: GenerationRequest, generated: GenerationResult) -> PanelResult:
+    """Store a generated image in the panel's history and show it (one undoable step)."""
+    found = doc.project.find_panel(panel_id)
+    if found is None:
+        raise ComicStudioError(f"panel {panel_id!r} was deleted while it was rendering")
+    panel = found[1]
     asset = doc.assets.add_image(generated.image)
     # Store the *effective* request: the pose and figure assignment the backend chose are pinned,
     # so replaying it reproduces this image even after the pose library changes its ranking.
