@@ -186,13 +186,18 @@ def render_panel(doc: Document, panel_id: str, backend: str | None = None, on_st
     return record_result(doc, panel_id, request, engine.generate(request, on_step))
 
 
-def record_result(doc: Document, panel_id: str, request: GenerationRequest, generated: GenerationResult) -> PanelResult:
-    """Store a generated image in the panel's history and show it (one undoable step)."""
+def record_result(
+    doc: Document, panel_id: str, request: GenerationRequest, generated: GenerationResult, png: bytes | None = None
+) -> PanelResult:
+    """Store a generated image in the panel's history and show it (one undoable step).
+
+    ``png``: the image already encoded (the engine encodes on its worker thread so the GUI thread
+    does not spend ~100 ms in the PNG encoder)."""
     found = doc.project.find_panel(panel_id)
     if found is None:
         raise ComicStudioError(f"panel {panel_id!r} was deleted while it was rendering")
     panel = found[1]
-    asset = doc.assets.add_image(generated.image)
+    asset = doc.assets.add(png, validate_image=False) if png else doc.assets.add_image(generated.image)
     # Store the *effective* request: the pose and figure assignment the backend chose are pinned,
     # so replaying it reproduces this image even after the pose library changes its ranking.
     figures = {p.character_id: p.figure for p in generated.heads}
@@ -250,8 +255,13 @@ def render_document(
     cancel: Cancel | None = None,
 ) -> int:
     """Render (and letter) every panel, page by page in reading order. Returns panels rendered."""
+    from comic_studio.backends.registry import get_backend
+
     panels = [panel for page in doc.project.pages for panel in page.panels_in_order()]
     todo = [p for p in panels if not (only_missing and p.result())]
+    requests = [build_request(doc.project, p, backend) for p in todo]
+    for name in {r.backend for r in requests}:
+        get_backend(name).prepare([r for r in requests if r.backend == name])  # batch warm-up
     for done, panel in enumerate(todo):
         if cancel and cancel():
             raise ComicStudioError("rendering was cancelled")

@@ -59,6 +59,10 @@ class GenerationBackend(ABC):
             out[key] = _check_value(self.name, key, spec, settings[key]) if key in settings else spec["default"]
         return out
 
+    def prepare(self, requests: list[GenerationRequest]) -> None:
+        """Warm up for a batch of upcoming requests (e.g. embed all pose queries at once).
+        Optional: the default does nothing; results must not depend on whether it ran."""
+
     @abstractmethod
     def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> GenerationResult:
         """Produce the panel image(s). Must be deterministic for ``request.seed``; must raise

@@ -219,6 +219,23 @@ class PoseRetriever:
 
     # ------------------------------------------------------------------ public API
 
+    def prepare(self, texts: list[str]) -> int:
+        """Embed many query texts in one batch ahead of their searches (a story's beat actions
+        before "render all"): one batched encode instead of one ~0.1 s encode per new text.
+        Returns how many texts were encoded; a no-op for the overlap matcher."""
+        if self.embedder != "minilm":
+            return 0
+        with self._lock:
+            todo = list(dict.fromkeys(t for t in texts if t and t not in self._query_memo))
+        if not todo:
+            return 0
+        vectors = self._encode(todo)
+        with self._lock:
+            if len(self._query_memo) + len(todo) > 4096:
+                self._query_memo.clear()
+            self._query_memo.update(zip(todo, vectors))
+        return len(todo)
+
     def _candidates(self, n_figures: int) -> list[int]:
         if n_figures < 0:
             raise ValueError(f"n_figures must be ≥ 0, got {n_figures}")

@@ -33,6 +33,16 @@ class StoryboardBackend(GenerationBackend):
                             "help": "Draw at N× size and reduce; 1 is fastest, 2 is smooth."},  # fmt: skip
         }
 
+    def prepare(self, requests: list[GenerationRequest]) -> None:
+        from comic_studio.backends.storyboard.figures import prepare_pose_queries
+
+        by_matcher: dict[str, list[GenerationRequest]] = {}
+        for request in requests:
+            matcher = self.validate_settings(request.backend_settings)["pose_matching"]
+            by_matcher.setdefault(matcher, []).append(request)
+        for matcher, group in by_matcher.items():
+            prepare_pose_queries(group, matcher)
+
     def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> GenerationResult:
         settings = self.validate_settings(request.backend_settings)
         out = render_panel(request, settings, on_step)

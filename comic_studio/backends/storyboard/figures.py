@@ -190,9 +190,9 @@ def _library_entries() -> list[Any] | None:
     return load_library()  # cached by the library per file modification time
 
 
-def _pick_pose(entries: list[Any], text: str, n_figures: int, seed: int, embedder: str) -> Any | None:
-    """Text → pose through the library's retriever, built once per process and embedder
-    (embedding the captions is the slow part)."""
+def _retriever(entries: list[Any], embedder: str) -> Any | None:
+    """The library's retriever, built once per process and embedder (embedding the captions is
+    the slow part)."""
     with _lock:
         retriever = _retrievers.get(embedder)
         if retriever is None:
@@ -201,7 +201,21 @@ def _pick_pose(entries: list[Any], text: str, n_figures: int, seed: int, embedde
             except ImportError:
                 return None
             retriever = _retrievers[embedder] = PoseRetriever(entries, embedder=embedder)
-    return retriever.pick(text, n_figures, seed)
+    return retriever
+
+
+def _pick_pose(entries: list[Any], text: str, n_figures: int, seed: int, embedder: str) -> Any | None:
+    retriever = _retriever(entries, embedder)
+    return retriever.pick(text, n_figures, seed) if retriever else None
+
+
+def prepare_pose_queries(requests: list[GenerationRequest], embedder: str = "auto") -> int:
+    """Batch-embed the pose queries of many requests before they are rendered one by one."""
+    entries = _library_entries()
+    retriever = _retriever(entries, embedder) if entries else None
+    if retriever is None:
+        return 0
+    return retriever.prepare([r.action or r.prompt for r in requests if r.characters and r.pose_id is None])
 
 
 def assign_characters(request: GenerationRequest, pose: Any) -> tuple[int, ...]:
