@@ -76,7 +76,8 @@ def story_to_document(
     characters = [*characters, *created]
     if document is None:
         title = parsed.title.title() if parsed.title else title
-        document = Document(Project(title=title, page_format=page_format(preset), reading_direction=direction))
+        document = Document.new(title, page_format(preset))
+        document.project.reading_direction = direction  # a brand-new document: nothing to undo yet
     doc = document
     project = doc.project
     scenes = parsed.scenes
@@ -325,8 +326,8 @@ def render_input(
 def run_demo(out: Path, backend: str = "storyboard", progress: Progress = _no_progress) -> dict[str, Path]:
     """The bundled sample story through parser → auto-layout → backend → lettering → all outputs."""
     out.mkdir(parents=True, exist_ok=True)
-    doc = Document(Project(title="The Lighthouse Key", series="Comic Studio Samples", number="1",
-                           author="Comic Studio", page_format=page_format("us-comic")))
+    doc = Document.new("The Lighthouse Key", page_format("us-comic"))
+    doc.project.series, doc.project.number, doc.project.author = "Comic Studio Samples", "1", "Comic Studio"
     characters = load_characters(resource(*DEMO_CHARACTERS), doc.assets)
     story_to_document(read_story(resource(*DEMO_STORY)), characters, document=doc)
     render_document(doc, backend, progress=progress)

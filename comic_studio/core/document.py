@@ -39,7 +39,10 @@ class Document:
             from comic_studio.core.layout import page_format as preset_format
 
             page_format = preset_format("us-comic")
-        return cls(Project(title=title, page_format=page_format))
+        from comic_studio.core.styles import style_presets
+
+        styles = style_presets()
+        return cls(Project(title=title, page_format=page_format, styles=styles, active_style_id=styles[0].id))
 
     @classmethod
     def open(cls, path: str | Path) -> Document:

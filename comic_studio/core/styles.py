@@ -1,0 +1,27 @@
+"""Style presets (prompt suffix + negative prompt) bundled as data in ``resources/styles.json``."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+from pydantic import ValidationError
+
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.model import Style
+from comic_studio.core.resources import resource
+
+
+@lru_cache(maxsize=1)
+def _load() -> tuple[Style, ...]:
+    path = resource("styles.json")
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))["styles"]
+        return tuple(Style.model_validate(item) for item in items)
+    except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+        raise ComicStudioError(f"{path}: the bundled style presets are unreadable ({exc})") from exc
+
+
+def style_presets() -> list[Style]:
+    """Fresh copies of the bundled presets (safe to put into a project and edit)."""
+    return [style.model_copy(deep=True) for style in _load()]
