@@ -1,0 +1,323 @@
+"""The add/edit character dialog: fields, two reference slots (face, body/outfit), the crop tool.
+
+The dialog edits a *draft*: reference images go into the asset store as soon as they are dropped
+(the store is content-addressed and unreferenced assets are not saved), and the document changes
+only on OK — as one undo step (``add_character`` or ``update_character``). Cancel leaves the
+document untouched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
+    QHBoxLayout, QLabel, QLineEdit, QListView, QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton, QVBoxLayout,
+    QWidget,
+)
+
+from comic_studio.core import character_edits
+from comic_studio.core.assets import AssetStore
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.model import Box, Character, Pronouns
+from comic_studio.ui.characters.card import ThumbnailCache, thumbnail_pixmap
+from comic_studio.ui.characters.crop import CropDialog
+from comic_studio.ui.context import StudioContext
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp)"
+THUMB = 72
+SLOT_TITLES = {"face": "Face", "body": "Body / outfit"}
+
+
+def ask_image_files(parent: QWidget) -> list[str]:
+    """The file picker (module-level so tests can replace it)."""
+    paths, _ = QFileDialog.getOpenFileNames(parent, "Add reference images", "", IMAGE_FILTER)
+    return paths
+
+
+def ask_colour(parent: QWidget, current: str) -> str | None:
+    colour = QColorDialog.getColor(QColor(current), parent, "Character colour")
+    return colour.name() if colour.isValid() else None
+
+
+class ReferenceSlot(QGroupBox):
+    """One slot of reference images: thumbnails, drop files here, add/crop/remove buttons."""
+
+    changed = Signal()
+    error = Signal(str)
+    crop_requested = Signal(str)  # asset hash, or "" to pick a file first
+
+    def __init__(self, slot: str, assets: AssetStore, thumbnails: ThumbnailCache, refs: list[str], parent: QWidget | None = None):
+        super().__init__(f"{SLOT_TITLES[slot]} — drop images here", parent)
+        self.slot = slot
+        self.assets = assets
+        self._thumbnails = thumbnails
+        self.refs: list[str] = list(refs)
+        self.setAcceptDrops(True)
+
+        self.list = QListWidget()
+        self.list.setViewMode(QListView.ViewMode.IconMode)
+        self.list.setIconSize(QSize(THUMB, THUMB))
+        self.list.setFlow(QListView.Flow.LeftToRight)
+        self.list.setWrapping(False)
+        self.list.setFixedHeight(THUMB + 28)
+        self.list.setMovement(QListView.Movement.Static)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setAcceptDrops(False)  # file drops go to the slot (the parent) instead
+        self.list.itemDoubleClicked.connect(lambda item: self.crop_requested.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.list.currentRowChanged.connect(lambda _row: self._update_buttons())
+
+        self.add_button = QPushButton("Add image…")
+        self.crop_button = QPushButton("Crop…")
+        self.remove_button = QPushButton("Remove")
+        self.add_button.clicked.connect(self._pick_files)
+        self.crop_button.clicked.connect(self._crop_current)
+        self.remove_button.clicked.connect(self.remove_current)
+        self.crop_button.setToolTip("Cut a face or body region from the selected image (or from a file)")
+
+        buttons = QHBoxLayout()
+        for button in (self.add_button, self.crop_button, self.remove_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.list)
+        layout.addLayout(buttons)
+        self._refill()
+
+    # ------------------------------------------------------------------ content
+    def _refill(self) -> None:
+        self.list.clear()
+        for index, digest in enumerate(self.refs):
+            icon = QIcon(thumbnail_pixmap(self._thumbnails.get(self.assets, digest, THUMB), THUMB))
+            item = QListWidgetItem(icon, "main" if index == 0 else "")
+            item.setData(Qt.ItemDataRole.UserRole, digest)
+            item.setToolTip(f"{digest[:12]}… (double-click to crop)")
+            self.list.addItem(item)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        self.remove_button.setEnabled(self.list.currentRow() >= 0)
+
+    def add_digest(self, digest: str) -> None:
+        if digest not in self.refs:
+            if len(self.refs) >= character_edits.MAX_REFS_PER_SLOT:
+                self.error.emit(f"{SLOT_TITLES[self.slot]} already holds {character_edits.MAX_REFS_PER_SLOT} images")
+                return
+            self.refs.append(digest)
+            self._refill()
+            self.changed.emit()
+
+    def add_files(self, paths: list[str | Path]) -> list[str]:
+        """Store each image and append it; a broken file is reported and skipped."""
+        added, problems = [], []
+        for path in paths:
+            try:
+                digest = character_edits.store_reference_image(self.assets, Path(path))
+            except ComicStudioError as exc:
+                # The message starts with the full path; the file name is enough in the dialog.
+                problems.append(str(exc).replace(str(path), Path(path).name, 1))
+                continue
+            self.add_digest(digest)
+            added.append(digest)
+        if problems:
+            self.error.emit("Not added:\n" + "\n".join(f"• {p}" for p in problems))
+        return added
+
+    def remove_current(self) -> None:
+        row = self.list.currentRow()
+        if 0 <= row < len(self.refs):
+            del self.refs[row]
+            self._refill()
+            self.changed.emit()
+
+    def _pick_files(self) -> None:
+        self.add_files(ask_image_files(self))
+
+    def _crop_current(self) -> None:
+        item = self.list.currentItem()
+        self.crop_requested.emit(item.data(Qt.ItemDataRole.UserRole) if item else "")
+
+    # ------------------------------------------------------------------ drag and drop
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.add_files(paths)
+
+
+class CharacterEditor(QDialog):
+    """Add (``character_id=None``) or edit a character. On OK the document changes in one undo
+    step; :attr:`character_id` then names the character."""
+
+    def __init__(self, ctx: StudioContext, character_id: str | None = None, parent: QWidget | None = None,
+                 thumbnails: ThumbnailCache | None = None):
+        super().__init__(parent)
+        self.ctx = ctx
+        self.character_id = character_id
+        existing = ctx.document.project.character(character_id) if character_id else None
+        if character_id and existing is None:
+            raise ComicStudioError(f"character {character_id!r} does not exist")
+        self._original = existing or Character(name="New character")
+        self._thumbnails = thumbnails or ThumbnailCache()
+        self.setWindowTitle(f"Edit {existing.name}" if existing else "New character")
+        c = self._original
+
+        self.name_edit = QLineEdit(c.name if existing else "")
+        self.name_edit.setPlaceholderText("Mara Vance")
+        self.aliases_edit = QLineEdit(", ".join(c.aliases))
+        self.aliases_edit.setPlaceholderText("Mara, Captain Vance (comma separated)")
+        self.pronouns_combo = QComboBox()
+        for p in Pronouns:
+            self.pronouns_combo.addItem(p.value, p)
+        self.pronouns_combo.setCurrentIndex(list(Pronouns).index(c.pronouns))
+        self.colour_button = QPushButton()
+        self.colour_button.clicked.connect(self._pick_colour)
+        self.set_colour(c.colour)
+        self.description_edit = QPlainTextEdit(c.description)
+        self.description_edit.setPlaceholderText("Prompt: tall woman, curly auburn hair, green raincoat…")
+        self.description_edit.setMinimumHeight(60)
+        self.description_edit.setMaximumHeight(76)
+        self.style_edit = QPlainTextEdit(c.style_notes)
+        self.style_edit.setPlaceholderText("Style notes: always drawn with a scar over the left eye…")
+        self.style_edit.setMinimumHeight(44)
+        self.style_edit.setMaximumHeight(56)
+
+        assets = ctx.document.assets
+        self.slots = {
+            "face": ReferenceSlot("face", assets, self._thumbnails, c.face_refs, self),
+            "body": ReferenceSlot("body", assets, self._thumbnails, c.body_refs, self),
+        }
+        for slot in self.slots.values():
+            slot.error.connect(self.show_error)
+            slot.crop_requested.connect(self.open_crop)
+        self.crop_dialog: CropDialog | None = None
+
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet("color: #c62828;")
+        self.error_label.hide()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        form = QFormLayout()
+        form.addRow("Name", self.name_edit)
+        form.addRow("Aliases", self.aliases_edit)
+        form.addRow("Pronouns", self.pronouns_combo)
+        form.addRow("Colour", self.colour_button)
+        form.addRow("Description", self.description_edit)
+        form.addRow("Style notes", self.style_edit)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.slots["face"])
+        layout.addWidget(self.slots["body"])
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.buttons)
+        self.resize(520, 640)
+
+    # ------------------------------------------------------------------ fields
+    @property
+    def colour(self) -> str:
+        return self._colour
+
+    def set_colour(self, colour: str) -> None:
+        self._colour = QColor(colour).name()
+        self.colour_button.setText(self._colour)
+        text = "#000000" if QColor(self._colour).lightness() > 140 else "#ffffff"
+        self.colour_button.setStyleSheet(f"background: {self._colour}; color: {text}; padding: 4px 12px;")
+
+    def _pick_colour(self) -> None:
+        colour = ask_colour(self, self._colour)
+        if colour:
+            self.set_colour(colour)
+
+    def fields(self) -> dict:
+        """The form's values as Character fields."""
+        aliases = [a.strip() for a in self.aliases_edit.text().split(",") if a.strip()]
+        return {
+            "name": self.name_edit.text().strip(),
+            "aliases": aliases,
+            "pronouns": self.pronouns_combo.currentData(),
+            "colour": self._colour,
+            "description": self.description_edit.toPlainText().strip(),
+            "style_notes": self.style_edit.toPlainText().strip(),
+            "face_refs": list(self.slots["face"].refs),
+            "body_refs": list(self.slots["body"].refs),
+        }
+
+    def show_error(self, text: str) -> None:
+        self.error_label.setText(text)
+        self.error_label.setVisible(bool(text))
+        needed = self.layout().totalHeightForWidth(self.width())
+        if needed > self.height():
+            self.resize(self.width(), needed)  # grow rather than squeeze the form
+        if text:
+            self.ctx.message.emit(text)
+
+    # ------------------------------------------------------------------ crop tool
+    def open_crop(self, digest: str = "") -> CropDialog | None:
+        """Open the crop tool on a reference (or on a picked file); crops join the draft."""
+        try:
+            if digest:
+                image = self.ctx.document.assets.open_image(digest)
+            else:
+                paths = ask_image_files(self)
+                if not paths:
+                    return None
+                digest = character_edits.store_reference_image(self.ctx.document.assets, Path(paths[0]))
+                image = self.ctx.document.assets.open_image(digest)
+        except ComicStudioError as exc:
+            self.show_error(str(exc))
+            return None
+        dialog = CropDialog(image, self, title=f"Crop — {self.name_edit.text() or 'new character'}")
+        dialog.crop_chosen.connect(lambda slot, box: self.add_crop(image, slot, box))
+        self.crop_dialog = dialog
+        dialog.show()
+        return dialog
+
+    def add_crop(self, image, slot: str, box: Box) -> str | None:
+        try:
+            digest = character_edits.store_reference_image(self.ctx.document.assets, image, crop=box)
+        except ComicStudioError as exc:
+            self.show_error(str(exc))
+            return None
+        self.slots[slot].add_digest(digest)
+        return digest
+
+    # ------------------------------------------------------------------ OK
+    def accept(self) -> None:
+        fields = self.fields()
+        try:
+            Character.model_validate({**self._original.model_dump(), **fields})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            self.show_error(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
+            return
+        if not fields["name"]:
+            self.show_error("A character needs a name.")
+            return
+        if self.character_id is None:
+            created = self.ctx.edit(character_edits.add_character, None, **fields)
+            if created is None:
+                self.show_error("The character could not be added (see the status bar).")
+                return
+            self.character_id = created.id
+        else:
+            self.ctx.edit(character_edits.update_character, self.character_id, label=f"Edit {fields['name']}", **fields)
+            if self.ctx.document.project.character(self.character_id) is None:
+                self.show_error("The character was deleted meanwhile.")
+                return
+        if self.crop_dialog is not None:
+            self.crop_dialog.close()
+        super().accept()

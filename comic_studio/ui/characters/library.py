@@ -1,0 +1,191 @@
+"""The character library dock: a grid of character cards with add/edit/delete and import/export.
+
+Cards are rebuilt from the document when a change report touches CHARACTERS (a library holds tens
+of characters, a full refill is cheap and thumbnails are cached by asset hash). Reordering by
+drag becomes one undoable ``move_character``.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView, QHBoxLayout, QListView, QListWidget, QListWidgetItem, QToolButton, QVBoxLayout, QWidget,
+)
+
+from comic_studio.core import character_edits
+from comic_studio.core.changes import ChangeKind, Changes
+from comic_studio.core.model import Character
+from comic_studio.ui.characters.card import CARD_SIZE, ThumbnailCache, card_pixmap
+from comic_studio.ui.characters.editor import CharacterEditor
+from comic_studio.ui.characters.io_actions import build_library_menu
+from comic_studio.ui.context import StudioContext
+
+
+class _CardGrid(QListWidget):
+    """Icon-mode list whose internal drag reports (character id, new index) instead of moving
+    items itself: the document is the only source of order."""
+
+    reordered = Signal(str, int)
+
+    def dropEvent(self, event) -> None:
+        if event.source() is not self:
+            event.ignore()
+            return
+        dragged = self.currentItem()
+        target = self.itemAt(event.position().toPoint())
+        event.setDropAction(Qt.DropAction.IgnoreAction)  # the refill after the edit moves the card
+        event.accept()
+        if dragged is None:
+            return
+        new_index = self.row(target) if target is not None else self.count() - 1
+        if new_index != self.row(dragged):
+            self.reordered.emit(dragged.data(Qt.ItemDataRole.UserRole), new_index)
+
+
+class CharacterLibrary(QWidget):
+    """Dock content listing the project's characters as cards."""
+
+    character_activated = Signal(str)
+    """A card was double-clicked (the editor opens too); lets other views react."""
+
+    def __init__(self, ctx: StudioContext, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.ctx = ctx
+        self.thumbnails = ThumbnailCache()
+        self.editor: CharacterEditor | None = None
+
+        self.grid = _CardGrid()
+        self.grid.setViewMode(QListView.ViewMode.IconMode)
+        self.grid.setIconSize(QSize(CARD_SIZE, CARD_SIZE))
+        self.grid.setGridSize(QSize(CARD_SIZE + 12, CARD_SIZE + 36))
+        self.grid.setResizeMode(QListView.ResizeMode.Adjust)
+        self.grid.setMovement(QListView.Movement.Snap)
+        self.grid.setWordWrap(True)
+        self.grid.setUniformItemSizes(True)
+        self.grid.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.grid.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.grid.setSpacing(4)
+        self.grid.itemDoubleClicked.connect(lambda item: self.edit_character(item.data(Qt.ItemDataRole.UserRole)))
+        self.grid.itemSelectionChanged.connect(self._update_buttons)
+        self.grid.reordered.connect(lambda cid, index: self.ctx.edit(character_edits.move_character, cid, index))
+
+        self.add_button = self._tool_button("Add", "list-add", "Add a character", self.add_character)
+        self.edit_button = self._tool_button("Edit", "document-edit", "Edit the selected character", self._edit_selected)
+        self.delete_button = self._tool_button("Delete", "edit-delete", "Delete the selected characters", self.delete_selected)
+        self.menu_button = QToolButton()
+        self.menu_button.setText("Library")
+        self.menu_button.setToolTip("Import or export characters as a folder (characters.json + images)")
+        self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.menu_button.setMenu(build_library_menu(ctx, self, self.selected_ids))
+
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        for button in (self.add_button, self.edit_button, self.delete_button):
+            bar.addWidget(button)
+        bar.addStretch(1)
+        bar.addWidget(self.menu_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(bar)
+        layout.addWidget(self.grid)
+
+        delete = QShortcut(QKeySequence.StandardKey.Delete, self.grid)
+        delete.setContext(Qt.ShortcutContext.WidgetShortcut)
+        delete.activated.connect(self.delete_selected)
+
+        ctx.document_changed.connect(self._on_changes)
+        ctx.document_replaced.connect(self._on_replaced)
+        self.refresh()
+
+    def _tool_button(self, text: str, icon: str, tip: str, slot) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setIcon(QIcon.fromTheme(icon))
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        button.setToolTip(tip)
+        button.clicked.connect(slot)
+        return button
+
+    # ------------------------------------------------------------------ view
+    def refresh(self) -> None:
+        """Rebuild the cards from the document, keeping the selection."""
+        keep = set(self.selected_ids())
+        assets = self.ctx.document.assets
+        self.grid.blockSignals(True)
+        self.grid.clear()
+        for character in self.ctx.document.project.characters:
+            face = self.thumbnails.get(assets, character.face_refs[0], CARD_SIZE) if character.face_refs else None
+            item = QListWidgetItem(QIcon(card_pixmap(character, face)), character.name)
+            item.setData(Qt.ItemDataRole.UserRole, character.id)
+            item.setToolTip(self._tooltip(character))
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+            self.grid.addItem(item)
+            item.setSelected(character.id in keep)
+        self.grid.blockSignals(False)
+        self._update_buttons()
+
+    @staticmethod
+    def _tooltip(character: Character) -> str:
+        parts = [character.name]
+        if character.aliases:
+            parts.append("also: " + ", ".join(character.aliases))
+        parts.append(f"{character.pronouns.value} · {len(character.face_refs)} face / {len(character.body_refs)} body refs")
+        if character.description:
+            parts.append(character.description[:200])
+        return "\n".join(parts)
+
+    def _on_changes(self, changes: Changes) -> None:
+        if changes.touches(ChangeKind.CHARACTERS):
+            self.refresh()
+
+    def _on_replaced(self, _document) -> None:
+        self.thumbnails.clear()
+        self.refresh()
+
+    def _update_buttons(self) -> None:
+        count = len(self.grid.selectedItems())
+        self.edit_button.setEnabled(count == 1)
+        self.delete_button.setEnabled(count > 0)
+
+    def selected_ids(self) -> list[str]:
+        return [item.data(Qt.ItemDataRole.UserRole) for item in self.grid.selectedItems()]
+
+    def card_names(self) -> list[str]:
+        return [self.grid.item(i).text() for i in range(self.grid.count())]
+
+    # ------------------------------------------------------------------ actions
+    def add_character(self) -> CharacterEditor:
+        return self._open_editor(None)
+
+    def edit_character(self, character_id: str) -> CharacterEditor:
+        self.character_activated.emit(character_id)
+        return self._open_editor(character_id)
+
+    def _edit_selected(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 1:
+            self.edit_character(ids[0])
+
+    def _open_editor(self, character_id: str | None) -> CharacterEditor:
+        """Open the editor non-modally (returns it, so tests and callers can drive it)."""
+        if self.editor is not None:
+            self.editor.close()
+        editor = CharacterEditor(self.ctx, character_id, self.window(), thumbnails=self.thumbnails)
+        editor.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        editor.destroyed.connect(lambda *_: setattr(self, "editor", None) if self.editor is editor else None)
+        editor.accepted.connect(lambda: self.select(editor.character_id))
+        self.editor = editor
+        editor.show()
+        return editor
+
+    def select(self, character_id: str | None) -> None:
+        for i in range(self.grid.count()):
+            item = self.grid.item(i)
+            item.setSelected(item.data(Qt.ItemDataRole.UserRole) == character_id)
+
+    def delete_selected(self) -> None:
+        """Delete the selected characters as one undo step."""
+        ids = self.selected_ids()
+        if ids:
+            self.ctx.edit(character_edits.delete_characters, ids)
