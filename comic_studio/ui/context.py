@@ -71,8 +71,8 @@ class StudioContext(QObject):
     def _on_changes(self, changes: Changes) -> None:
         # Keep the selection valid after deletes/undo.
         project = self.document.project
-        if self.current_page_id and project.page(self.current_page_id) is None:
-            self._select_first_page()
+        if self.current_page_id is None or project.page(self.current_page_id) is None:
+            self._select_first_page()  # also when the first pages appear in an empty document
         self.selected_panel_ids = [p for p in self.selected_panel_ids if project.find_panel(p)]
         self.document_changed.emit(changes)
 
