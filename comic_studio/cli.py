@@ -1,7 +1,9 @@
 """The ``comic-studio`` command.
 
-Subcommands: ``demo``, ``render``, ``parse``, ``info``. Progress goes to stderr, results to the
-files named on the command line; errors print one clear line and exit non-zero (1 for a problem
+With no subcommand it opens the desktop window (``comic-studio``, or ``comic-studio FILE.comic`` to
+open a project); the window's modules, and PySide6 with them, are imported only then, so the
+headless subcommands never load Qt. Subcommands: ``demo``, ``render``, ``parse``, ``info``.
+Progress goes to stderr, results to the files named on the command line; errors print one clear line and exit non-zero (1 for a problem
 with the input, 2 for a usage error, 130 when interrupted).
 """
 
@@ -77,11 +79,32 @@ def _cmd_render(args: argparse.Namespace) -> int:
 def _cmd_parse(args: argparse.Namespace) -> int:
     from comic_studio.parsing import parse_story_file, write_parsed_json
 
-    parsed, _characters = parse_story_file(
-        Path(args.story),
-        parser=args.parser,
-        characters_path=Path(args.characters) if args.characters else None,
-    )
+    characters_path = Path(args.characters) if args.characters else None
+    if args.parser in ("llama", "openai"):
+        from comic_studio.parsing.llm.files import make_llm_parser, parse_story_file_with
+
+        show = _Progress(args.quiet)
+
+        def window_progress(fraction: float) -> None:
+            # LLM parsers report WindowProgress (a float with window/windows/beats attributes).
+            window, windows = getattr(fraction, "window", 0), getattr(fraction, "windows", 0)
+            if windows:
+                show(f"parsing ({getattr(fraction, 'beats', 0)} beats) window", window if fraction >= window / windows else window - 1, windows)
+
+        parsed, _characters = parse_story_file_with(
+            make_llm_parser(args.parser, model=args.model, base_url=args.base_url),
+            Path(args.story),
+            characters_path=characters_path,
+            progress=window_progress,
+        )
+        for warning in parsed.warnings:
+            show.say(f"warning: {warning}")
+    else:
+        if args.model or args.base_url:
+            from comic_studio.parsing.errors import ParseError
+
+            raise ParseError(f"--model and --base-url apply to the llama and openai parsers, not {args.parser!r}")
+        parsed, _characters = parse_story_file(Path(args.story), parser=args.parser, characters_path=characters_path)
     if args.out == "-":
         print(parsed.model_dump_json(indent=2))
     else:
@@ -118,7 +141,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="comic-studio", description="Author comics: story → beats → pages → PDF/CBZ/PNG.")
+    parser = argparse.ArgumentParser(prog="comic-studio", description="Author comics: story → beats → pages → PDF/CBZ/PNG.",
+                                     epilog="Without a COMMAND, opens the desktop window: comic-studio [FILE.comic]")
     parser.add_argument("--version", action="version", version=f"comic-studio {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -143,9 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     parse = sub.add_parser("parse", help="split a story into scenes and beats (JSON)")
     parse.add_argument("story", help="story text file")
-    parse.add_argument("--parser", default="rules", help="parser name (default: rules)")
+    parse.add_argument("--parser", default="rules", help="rules (default), llama (local GGUF) or openai (OpenAI-compatible server)")
+    parse.add_argument("--model", help="llama: a .gguf file or catalogue id ($COMIC_STUDIO_LLAMA_MODEL); "
+                                       "openai: the server's model name ($COMIC_STUDIO_OPENAI_MODEL, default: its first)")
+    parse.add_argument("--base-url", help="openai: server URL, e.g. http://127.0.0.1:11434/v1 ($COMIC_STUDIO_OPENAI_BASE_URL); "
+                                          "an API key is read from $COMIC_STUDIO_OPENAI_API_KEY only")
     parse.add_argument("--characters", help="character library JSON")
     parse.add_argument("--out", default="-", help="output JSON file (default: stdout)")
+    parse.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parse.set_defaults(func=_cmd_parse)
 
     info = sub.add_parser("info", help="summarise a .comic project")
@@ -155,7 +184,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _open_window(paths: list[str]) -> int:
+    for raw in paths:
+        path = Path(raw)
+        if path.suffix.lower() != ".comic":
+            print(f"comic-studio: error: {raw}: not a .comic project (commands: {', '.join(_COMMANDS)})", file=sys.stderr)
+            return 2
+    try:
+        from comic_studio.ui.app import run_app
+    except ImportError as exc:
+        print(f"comic-studio: error: the desktop window needs PySide6 ({exc}); the commands {', '.join(_COMMANDS)} work without it",
+              file=sys.stderr)
+        return 1
+    return run_app(paths)
+
+
+_COMMANDS = ("demo", "render", "parse", "info")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # No subcommand (or a project path where a subcommand would be) opens the window.
+    if not argv or (argv[0] not in _COMMANDS and not argv[0].startswith("-")):
+        return _open_window(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -21,13 +21,12 @@ from comic_studio.core.model import (
     Beat,
     Character,
     DialogueKind,
+    Balloon,
     BalloonKind,
-    Page,
     Panel,
     PanelResult,
     Project,
     ReadingDirection,
-    Story,
 )
 from comic_studio.core.resources import resource
 from comic_studio.parsing.files import read_story
@@ -116,7 +115,8 @@ def panel_seed(panel: Panel) -> int:
 def build_prompt(project: Project, panel: Panel, beat: Beat | None) -> str:
     if panel.prompt:
         return panel.prompt
-    parts = [beat.action if beat else ""]
+    # Sentence punctuation would read as "…of tea., Theo Okafor: …" once the parts are joined.
+    parts = [beat.action.rstrip(" .!?;:,") if beat else ""]
     for placement in panel.characters:
         character = project.character(placement.character_id)
         if character and character.description:
@@ -231,20 +231,44 @@ def record_result(
     return result
 
 
-def letter_panel(doc: Document, panel_id: str) -> int:
-    """Place balloons for the panel's beat (dialogue + caption), replacing earlier automatic ones.
-    Balloons the author moved by hand stay. Returns the number of balloons placed."""
-    _page, panel = doc.project.find_panel(panel_id)
-    beat = doc.project.story.beat(panel.beat_id) if panel.beat_id else None
-    if beat is None:
-        return 0
+def lettering_lines(beat: Beat) -> list[tuple[BalloonKind, str, str | None]]:
+    """What a panel's balloons say: the beat's caption first, then its dialogue in order."""
     lines = [(_BALLOON_KIND[line.kind], line.text, line.speaker_id) for line in beat.dialogue]
     if beat.caption:
         lines.insert(0, (BalloonKind.CAPTION, beat.caption, None))
+    return lines
+
+
+def plan_lettering(project: Project, panel: Panel) -> list[Balloon] | None:
+    """The panel's balloons after automatic lettering (hand-moved balloons kept, automatic ones
+    placed afresh), or None when there is nothing to do. Pure: safe on a copy in a worker thread."""
+    beat = project.story.beat(panel.beat_id) if panel.beat_id else None
+    if beat is None:
+        return None
+    lines = lettering_lines(beat)
+    if not lines and not any(b.auto_placed for b in panel.balloons):
+        return None
     kept = [b for b in panel.balloons if not b.auto_placed]
-    placed = place_balloons(panel, lines, doc.project) if lines else []
-    doc.execute(ReplaceList(("balloons", panel.id), kept + placed, "Letter panel"))
-    return len(placed)
+    return kept + (place_balloons(panel, lines, project) if lines else [])
+
+
+def apply_lettering(doc: Document, panel_id: str, balloons: list[Balloon]) -> None:
+    """Store planned balloons as one undoable "Letter panel" step."""
+    doc.execute(ReplaceList(("balloons", panel_id), balloons, "Letter panel"))
+
+
+def letter_panel(doc: Document, panel_id: str) -> int:
+    """Place balloons for the panel's beat (dialogue + caption), replacing earlier automatic ones.
+    Balloons the author moved by hand stay. Returns the number of automatic balloons placed; no
+    undo step when there is nothing to letter."""
+    found = doc.project.find_panel(panel_id)
+    if found is None:
+        raise ComicStudioError(f"panel {panel_id!r} does not exist")
+    balloons = plan_lettering(doc.project, found[1])
+    if balloons is None:
+        return 0
+    apply_lettering(doc, panel_id, balloons)
+    return sum(1 for b in balloons if b.auto_placed)
 
 
 def render_document(

@@ -2,7 +2,9 @@
 # System packages the studio needs on a fresh Debian machine (Qt's runtime libraries for the
 # offscreen/X11 platforms). Installs only what is missing; needs root (or sudo) the first time.
 set -euo pipefail
-pkgs=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3)
+# offscreen needs the first five; a real X11 window (xcb platform) needs the xcb ones too.
+pkgs=(libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
+      libxcb-image0 libxcb-render-util0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-shape0 libxcb-randr0)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

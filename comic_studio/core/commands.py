@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Hashable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.errors import CommandError
@@ -170,8 +170,20 @@ class SetFields(Command):
                 if not hasattr(obj, name):
                     raise CommandError(f"{self.target[0]} has no field {name!r}")
                 self.old[name] = _copy(getattr(obj, name))
+        applied: list[str] = []
         for name, value in self.new.items():
-            setattr(obj, name, _copy(value))
+            if isinstance(obj, BaseModel):
+                # Validate like a load would (a combo's "close-up" string becomes ShotType), so a
+                # saved file always loads back; a bad value undoes the fields already set.
+                try:
+                    obj.__pydantic_validator__.validate_assignment(obj, name, _copy(value))
+                except ValidationError as exc:
+                    for done in applied:
+                        setattr(obj, done, _copy(self.old[done]))
+                    raise CommandError(f"{self.target[0]}.{name}: {exc.errors()[0]['msg']}") from exc
+            else:
+                setattr(obj, name, _copy(value))
+            applied.append(name)
         return _changes(self.target, *self.target[1:])
 
     def undo(self, project: Project) -> Changes:

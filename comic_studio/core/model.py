@@ -137,7 +137,8 @@ class Scene(_Model):
 
 
 class Story(_Model):
-    text: LongText = ""
+    text: Annotated[str, Field(max_length=20_000_000)] = ""
+    """The author's story text (a novel-length manuscript fits; the beats are what panels use)."""
     scenes: Annotated[list[Scene], Field(max_length=MAX_ITEMS)] = []
 
     def beats(self) -> list[Beat]:

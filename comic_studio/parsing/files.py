@@ -6,12 +6,10 @@ characters into real ones, and writing the validated ParsedStory as JSON. Errors
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 
-from pydantic import ValidationError
 
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.model import Character

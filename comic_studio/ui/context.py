@@ -76,7 +76,7 @@ class StudioContext(QObject):
         self.selected_panel_ids = [p for p in self.selected_panel_ids if project.find_panel(p)]
         self.document_changed.emit(changes)
 
-    def edit(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def edit(self, action: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run an edit from :mod:`comic_studio.core.editing` (or any function that executes
         commands on the document) and mirror the resulting undo step into the Qt stack. Errors
         become a status message; the document is unchanged by a failed edit."""

@@ -120,3 +120,15 @@ def test_failing_command_changes_nothing():
         doc.execute(Compound("Half", [SetFields(("project",), "T", title="Z"), RemoveItem(("pages",), "nope")]))
     assert _state(doc) == before
     assert len(doc.undo_stack) == 0
+
+
+def test_set_fields_validates_and_is_atomic():
+    from comic_studio.core.model import ShotType
+
+    doc = _doc()
+    doc.execute(SetFields(("panel", "p1"), "Shot", shot="close-up"))
+    assert doc.project.pages[0].panels[0].shot is ShotType.CLOSE_UP  # coerced like a load would
+    before = _state(doc)
+    with pytest.raises(CommandError, match="panel.seed"):
+        doc.execute(SetFields(("panel", "p1"), "Two fields", prompt="changed", seed="not a number"))
+    assert _state(doc) == before

@@ -288,5 +288,13 @@ def shared_image_cache() -> ImageCache:
     return _shared_cache
 
 
+def shutdown_shared_image_cache() -> None:
+    """Stop the decode threads (window closing). A later window gets a fresh cache."""
+    global _shared_cache
+    if _shared_cache is not None:
+        _shared_cache.shutdown()
+        _shared_cache = None
+
+
 def placeholder_font_file() -> Path:
     return resource("fonts", "ComicNeue-Regular.ttf")

@@ -321,7 +321,9 @@ class PageScene(QGraphicsScene):
     # ------------------------------------------------------------------ menus
     def balloon_menu(self, balloon_id: str, parent=None) -> QMenu:
         menu = QMenu(parent)
-        kinds = menu.addMenu("Kind")
+        # An explicitly parented submenu: the one addMenu(str) creates can lose its wrapper early.
+        kinds = QMenu("Kind", menu)
+        menu.addMenu(kinds)
         found = self._balloon(balloon_id)
         current = found[0].kind if found else None
         for kind in BalloonKind:

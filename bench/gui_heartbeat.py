@@ -1,0 +1,218 @@
+"""GUI responsiveness while "Render all" runs: the worst lateness of a 10 ms heartbeat timer.
+
+Builds a 40-panel project from a generated story (the real parser and auto-layout), shows the
+panel inspector and the queue panel (and the page canvas when it is importable), then runs
+"Render all" with the storyboard backend through the RenderService → Engine → EngineBridge path
+while a 10 ms QTimer measures how late each tick fires. Prints JSON:
+
+    {"panels": 40, "total_s": ..., "worst_ms": ..., "p99_ms": ..., "p50_ms": ..., "ticks": ...}
+
+The target (issue 5) is a worst lateness under 50 ms. Usage:
+
+    python bench/gui_heartbeat.py [--panels 40] [--pose-matching auto|minilm|overlap] [--no-canvas]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+TICK_MS = 10
+
+_ACTIONS = [
+    "{a} walked along the harbour wall.",
+    "{b} waved from the lighthouse door.",
+    "{a} climbed the spiral stairs.",
+    "{b} handed {a} a rusty key.",
+    "{a} opened the old chest.",
+    "{b} looked out at the storm.",
+    "{a} lit the great lamp.",
+    "{b} sat down by the window.",
+]
+
+
+def make_story(beats: int) -> str:
+    """A story of about ``beats`` beats: scenes of four actions, some with a line of dialogue."""
+    paragraphs: list[str] = []
+    for i in range(beats):
+        if i % 4 == 0:
+            paragraphs.append(f"Scene {i // 4 + 1}: The lighthouse, {'night' if i % 8 else 'morning'}")
+        a, b = ("Mara", "Theo") if i % 2 == 0 else ("Theo", "Mara")
+        line = _ACTIONS[i % len(_ACTIONS)].format(a=a, b=b)
+        if i % 3 == 0:
+            line += f' "We have to hurry," {a} said.'
+        paragraphs.append(line)
+    return "\n\n".join(paragraphs)
+
+
+def build_document(panels: int, pose_matching: str):
+    """The smallest generated story whose layout has at least ``panels`` panels."""
+    from comic_studio import pipeline
+    from comic_studio.core.model import Character
+
+    cast = [Character(name="Mara", pronouns="she", description="curly auburn hair, green raincoat"),
+            Character(name="Theo", pronouns="he", description="short black hair, round glasses")]  # fmt: skip
+    # Some sentences split into two beats (action + dialogue), so grow the story one beat at a time.
+    beats = max(1, panels * 3 // 4)
+    while True:
+        doc = pipeline.story_to_document(make_story(beats), [c.model_copy() for c in cast], title="Heartbeat")
+        count = sum(len(p.panels) for p in doc.project.pages)
+        if count >= panels:
+            break
+        beats += 1
+    for page in doc.project.pages:
+        for panel in page.panels:
+            panel.backend_settings = {"pose_matching": pose_matching}
+    return doc, count
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--panels", type=int, default=40)
+    parser.add_argument("--pose-matching", default="auto", choices=["auto", "minilm", "overlap"])
+    parser.add_argument("--no-canvas", action="store_true", help="do not show the page canvas")
+    parser.add_argument("--warm-up", action="store_true",
+                        help="render one panel before measuring (loads the backend's models first)")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval in ms (Python's GIL hand-over; default 5 ms)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    args = parser.parse_args(argv)
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval / 1000)
+
+    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    from comic_studio.ui.context import StudioContext
+    from comic_studio.ui.inspector import PanelInspector
+    from comic_studio.ui.queue_panel import QueuePanel
+    from comic_studio.ui.render_service import RenderService
+
+    # How long the GUI thread spends handling each engine message (recording, lettering, the
+    # widgets' refresh): the part of a stall our code is responsible for, whatever the machine load.
+    handler_ms: list[float] = []
+    handler_cpu_ms: list[float] = []  # CPU time of the GUI thread: excludes waiting for a core/the GIL
+    handle = RenderService._on_message
+
+    def timed_handler(self, msg) -> None:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        handle(self, msg)
+        handler_ms.append((time.perf_counter() - t0) * 1000)
+        handler_cpu_ms.append((time.thread_time() - c0) * 1000)
+
+    RenderService._on_message = timed_handler
+
+    doc, panel_count = build_document(args.panels, args.pose_matching)
+    ctx = StudioContext(doc)
+    service = RenderService(ctx)
+    widgets = [PanelInspector(ctx, service), QueuePanel(ctx, service)]
+    canvas_shown = False
+    if not args.no_canvas:
+        try:
+            from comic_studio.ui.canvas import PageCanvas
+
+            widgets.append(PageCanvas(ctx))
+            canvas_shown = True
+        except Exception as exc:  # the canvas is built in parallel; measure without it if absent
+            print(f"(page canvas not shown: {type(exc).__name__}: {exc})", file=sys.stderr)
+    for w in widgets:
+        w.resize(500, 700)
+        w.show()
+    # The inspector follows a panel on the first page, as a user would have it.
+    ctx.select_panels([doc.project.pages[0].panels_in_order()[0].id])
+
+    lateness: list[float] = []
+    stamps: list[float] = []  # seconds on the heartbeat clock, one per lateness value
+    clock = QElapsedTimer()
+    last = [0.0]
+
+    def tick() -> None:
+        now = clock.nsecsElapsed() / 1e6
+        if last[0]:
+            lateness.append(max(0.0, now - last[0] - TICK_MS))
+            stamps.append(now / 1000)
+        last[0] = now
+
+    heartbeat = QTimer()
+    heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
+    heartbeat.setInterval(TICK_MS)
+    heartbeat.timeout.connect(tick)
+
+    if args.warm_up:
+        service.render_panels([doc.project.pages[0].panels_in_order()[0].id])
+        while not service.is_idle():
+            app.processEvents()
+            time.sleep(0.001)
+
+    # Baseline: the idle heartbeat, so the render figures can be read against it.
+    clock.start()
+    heartbeat.start()
+    idle_until = time.monotonic() + 0.5
+    while time.monotonic() < idle_until:
+        app.processEvents()
+        time.sleep(0.001)
+    idle = list(lateness)
+    lateness.clear()
+    stamps.clear()
+    last[0] = 0.0
+    render_start = clock.nsecsElapsed() / 1e9
+
+    started = time.perf_counter()
+    job_ids = service.render_all(only_missing=False)
+    deadline = time.monotonic() + args.timeout
+    while not service.is_idle() and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.001)
+    total = time.perf_counter() - started
+    heartbeat.stop()
+
+    rendered = sum(1 for page in doc.project.pages for p in page.panels if p.result())
+    failed = [j.error for j in service.jobs() if j.state == "error"]
+    service.shutdown()
+    report = {
+        "panels": panel_count,
+        "jobs": len(job_ids),
+        "rendered": rendered,
+        "failed": len(failed),
+        "pose_matching": args.pose_matching,
+        "warm_up": args.warm_up,
+        "switch_interval_ms": round(sys.getswitchinterval() * 1000, 2),
+        "canvas_shown": canvas_shown,
+        "total_s": round(total, 2),
+        "per_panel_s": round(total / max(1, len(job_ids)), 3),
+        "ticks": len(lateness),
+        "worst_ms": round(max(lateness, default=0.0), 1),
+        "p99_ms": round(percentile(lateness, 0.99), 1),
+        "p50_ms": round(percentile(lateness, 0.50), 1),
+        "over_50ms": sum(1 for v in lateness if v > 50),
+        "worst_at_s": round(stamps[lateness.index(max(lateness))] - render_start, 2) if lateness else None,
+        "idle_worst_ms": round(max(idle, default=0.0), 1),
+        "handler_worst_ms": round(max(handler_ms, default=0.0), 1),
+        "handler_p99_ms": round(percentile(handler_ms, 0.99), 1),
+        "handler_cpu_worst_ms": round(max(handler_cpu_ms, default=0.0), 1),
+        "handler_cpu_p99_ms": round(percentile(handler_cpu_ms, 0.99), 1),
+        "load_average": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
+        "torch_loaded": "torch" in sys.modules,
+    }
+    if failed:
+        report["first_error"] = failed[0]
+    print(json.dumps(report))
+    return 0 if rendered == len(job_ids) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Application settings (not project data): folders, defaults for new projects, theme, autosave,
+recent files and the window layout. Pure Python — the UI reads and writes them, the CLI could too.
+
+Stored as ``settings.json`` in the config folder: the ``COMIC_STUDIO_CONFIG_DIR`` environment
+variable when set (tests, portable installs), else platformdirs' ``user_config_dir("comic-studio")``.
+A damaged settings file must never stop the app from starting: it is set aside as
+``settings.json.bad`` and defaults are used, with the reason returned to show the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.model import ReadingDirection
+
+CONFIG_DIR_ENV = "COMIC_STUDIO_CONFIG_DIR"
+SETTINGS_FILE = "settings.json"
+MAX_RECENT_FILES = 10
+MAX_AUTOSAVE_MINUTES = 120
+
+Theme = Literal["system", "light", "dark"]
+Device = Literal["auto", "cuda", "mps", "cpu"]
+
+
+class SettingsError(ComicStudioError):
+    """The settings file could not be written."""
+
+
+class AppSettings(BaseModel):
+    """Everything the app remembers between runs. Unknown keys (from a newer version) are
+    ignored rather than refused, so downgrading never loses the whole file."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    projects_folder: str = ""
+    """Where Open/Save dialogs start; empty → the user's documents folder."""
+    models_folder: str = ""
+    """Where the engine keeps downloaded model weights; empty → the app's data folder."""
+    external_models_folder: str = ""
+    """An existing ComfyUI / Automatic1111 models folder whose checkpoints may be reused."""
+    default_page_preset: Annotated[str, Field(min_length=1, max_length=100)] = "us-comic"
+    reading_direction: ReadingDirection = ReadingDirection.LTR
+    theme: Theme = "system"
+    autosave_minutes: Annotated[int, Field(ge=0, le=MAX_AUTOSAVE_MINUTES)] = 5
+    """0 turns the periodic autosave off (risky operations still write a recovery file)."""
+    recent_files: list[str] = Field(default_factory=list)
+    device: Device = "auto"
+    """Placeholder read by the generation engine: where models run."""
+    window_geometry: str = ""
+    """QMainWindow.saveGeometry() as base64 (opaque to the core)."""
+    window_state: str = ""
+    """QMainWindow.saveState() as base64: dock and toolbar layout."""
+
+    @field_validator("recent_files")
+    @classmethod
+    def _cap_recent(cls, value: list[str]) -> list[str]:
+        unique: list[str] = []
+        for item in value:
+            if item and item not in unique:
+                unique.append(item)
+        return unique[:MAX_RECENT_FILES]
+
+    def add_recent(self, path: str | Path) -> None:
+        """Put ``path`` first in the recent files (absolute, no duplicates, at most 10)."""
+        entry = str(Path(path).absolute())
+        self.recent_files = [entry] + [p for p in self.recent_files if p != entry]
+
+    def remove_recent(self, path: str | Path) -> None:
+        entry = str(Path(path).absolute())
+        self.recent_files = [p for p in self.recent_files if p != entry]
+
+    def effective_projects_folder(self) -> Path:
+        if self.projects_folder:
+            return Path(self.projects_folder).expanduser()
+        from platformdirs import user_documents_dir  # noqa: PLC0415 — only when needed
+
+        return Path(user_documents_dir())
+
+    def effective_models_folder(self) -> Path:
+        if self.models_folder:
+            return Path(self.models_folder).expanduser()
+        from platformdirs import user_data_dir  # noqa: PLC0415
+
+        return Path(user_data_dir("comic-studio")) / "models"
+
+
+def config_dir() -> Path:
+    override = os.environ.get(CONFIG_DIR_ENV)
+    if override:
+        return Path(override)
+    from platformdirs import user_config_dir  # noqa: PLC0415
+
+    return Path(user_config_dir("comic-studio"))
+
+
+def settings_path() -> Path:
+    return config_dir() / SETTINGS_FILE
+
+
+def load_settings(path: str | Path | None = None) -> tuple[AppSettings, str]:
+    """The saved settings and a problem description ("" when all was well).
+
+    A missing file gives defaults silently. An unreadable or invalid one gives defaults and is
+    renamed to ``*.bad`` so the next save does not destroy what the user may want to inspect.
+    """
+    target = Path(path) if path else settings_path()
+    try:
+        raw = target.read_bytes()
+    except FileNotFoundError:
+        return AppSettings(), ""
+    except OSError as exc:
+        return AppSettings(), f"{target}: cannot read the settings ({exc.strerror or exc}); using defaults"
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        return AppSettings.model_validate(data), ""
+    except (UnicodeDecodeError, ValueError, ValidationError) as exc:
+        reason = str(exc).splitlines()[0]
+        try:
+            target.replace(target.with_name(target.name + ".bad"))
+        except OSError:
+            pass
+        return AppSettings(), f"{target}: settings were damaged ({reason}); using defaults (old file kept as {target.name}.bad)"
+
+
+def save_settings(settings: AppSettings, path: str | Path | None = None) -> Path:
+    """Write atomically (temporary file + rename): a crash never leaves half a settings file."""
+    target = Path(path) if path else settings_path()
+    payload = settings.model_dump_json(indent=2).encode("utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(payload)
+            os.replace(tmp_name, target)
+        except BaseException:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+            raise
+    except OSError as exc:
+        raise SettingsError(f"{target}: cannot save the settings ({exc.strerror or exc})") from exc
+    return target

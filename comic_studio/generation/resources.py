@@ -1,0 +1,177 @@
+"""What the engine lends to backends: the device choice, the memory mode and a shared model cache.
+
+A backend that wants these declares a ``bind_resources(resources)`` method; the engine calls it once,
+on the worker thread, before the backend's first job. Two backends on the same base model then share
+the loaded UNet/VAE/text encoders through :class:`ModelCache` instead of loading them twice.
+
+No torch import here: the cache is generic over loader callables, and the device is resolved (which
+imports torch) only when a backend first reads :attr:`EngineResources.device`.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from comic_studio.generation.settings import EngineSettings, resolve_device, resolve_dtype
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """One loaded component: ``("stabilityai/sdxl-base-1.0", "unet", "float16", "cuda")``."""
+
+    model_id: str
+    component: str
+    dtype: str
+    device: str
+
+
+class ModelCache:
+    """Loaded model components by (model id, component, dtype, device), with load counters.
+
+    ``get`` calls the loader only on a miss; :meth:`loads` tells tests and benchmarks how often a
+    component was really loaded (switching backends on one base model must not reload). Thread-safe,
+    though in practice only the engine's worker thread uses it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._items: dict[CacheKey, Any] = {}
+        self._load_counts: dict[CacheKey, int] = {}
+
+    def get(self, model_id: str, component: str, dtype: str, device: str, loader: Callable[[], T]) -> T:
+        key = CacheKey(model_id, component, dtype, device)
+        with self._lock:
+            if key in self._items:
+                return self._items[key]
+            # Loading under the lock: two loads of one multi-GB component at once would be the bug.
+            value = loader()
+            self._items[key] = value
+            self._load_counts[key] = self._load_counts.get(key, 0) + 1
+            log.info("loaded %s/%s (%s on %s)", model_id, component, dtype, device)
+            return value
+
+    def put(self, model_id: str, component: str, dtype: str, device: str, value: Any) -> None:
+        """Store a component loaded elsewhere (e.g. one pipeline call loading several at once)."""
+        key = CacheKey(model_id, component, dtype, device)
+        with self._lock:
+            self._items[key] = value
+            self._load_counts[key] = self._load_counts.get(key, 0) + 1
+
+    def peek(self, model_id: str, component: str, dtype: str, device: str) -> Any | None:
+        with self._lock:
+            return self._items.get(CacheKey(model_id, component, dtype, device))
+
+    def loads(self, model_id: str | None = None, component: str | None = None) -> int:
+        """How many loads happened (since creation), optionally for one model and/or component."""
+        with self._lock:
+            return sum(
+                n for k, n in self._load_counts.items()
+                if (model_id is None or k.model_id == model_id) and (component is None or k.component == component)
+            )  # fmt: skip
+
+    def keys(self) -> list[CacheKey]:
+        with self._lock:
+            return list(self._items)
+
+    def evict(self, model_id: str | None = None, predicate: Callable[[CacheKey], bool] | None = None) -> int:
+        """Drop cached components (all of ``model_id``, or those ``predicate`` selects, or all).
+        Returns how many were dropped; the objects are freed once nothing else holds them."""
+        with self._lock:
+            doomed = [
+                k for k in self._items
+                if (model_id is None or k.model_id == model_id) and (predicate is None or predicate(k))
+            ]  # fmt: skip
+            for k in doomed:
+                del self._items[k]
+            return len(doomed)
+
+    def clear(self) -> int:
+        return self.evict()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._items
+
+
+class EngineResources:
+    """The engine's machine state as backends see it. One instance per :class:`Engine`.
+
+    ``memory_mode`` may be lowered by the engine after an out-of-memory error (and stays lowered for
+    the rest of the session, since the next job would run out of memory the same way).
+    Backends register ``add_free_hook`` callbacks for device-specific clean-up (e.g.
+    ``torch.cuda.empty_cache``) so this module never needs torch.
+    """
+
+    def __init__(self, settings: EngineSettings | None = None, models: ModelCache | None = None):
+        self._settings = settings or EngineSettings()
+        self.models = models or ModelCache()
+        self._device: str | None = None
+        self._free_hooks: list[Callable[[], None]] = []
+        self.frees = 0
+        """How often :meth:`free` ran (tests, the log)."""
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self._settings
+
+    @property
+    def memory_mode(self) -> str:
+        return self._settings.memory_mode
+
+    def set_settings(self, settings: EngineSettings) -> None:
+        """New preferences. A device or dtype change empties the cache (those components are useless)."""
+        old = self._settings
+        self._settings = settings
+        if (old.device, old.dtype) != (settings.device, settings.dtype):
+            self._device = None
+            self.free()
+
+    def set_memory_mode(self, mode: str) -> None:
+        self._settings = self._settings.with_memory_mode(mode)
+
+    @property
+    def device(self) -> str:
+        """The concrete device; the first read imports torch (only diffusion backends read it)."""
+        if self._device is None:
+            self._device = resolve_device(self._settings)
+        return self._device
+
+    @property
+    def dtype(self) -> str:
+        return resolve_dtype(self._settings, self.device)
+
+    def add_free_hook(self, hook: Callable[[], None]) -> None:
+        if hook not in self._free_hooks:
+            self._free_hooks.append(hook)
+
+    def trim(self) -> None:
+        """Give back transient memory a finished, failed or cancelled job held (keeps loaded models)."""
+        gc.collect()
+        self._run_hooks()
+
+    def free(self) -> None:
+        """Drop every cached model and give the memory back (after an out-of-memory error)."""
+        self.frees += 1
+        self.models.clear()
+        gc.collect()
+        self._run_hooks()
+
+    def _run_hooks(self) -> None:
+        for hook in list(self._free_hooks):
+            try:
+                hook()
+            except Exception:  # a clean-up hook must never turn into a job failure
+                log.exception("memory free hook %r failed", hook)

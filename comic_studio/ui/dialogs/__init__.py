@@ -1,0 +1,1 @@
+"""Modal dialogs of the main window: preferences, export with progress, crash recovery."""

@@ -1,0 +1,133 @@
+"""Preferences bound to :class:`comic_studio.core.settings.AppSettings`.
+
+The dialog edits a copy; :meth:`PreferencesDialog.apply_to` validates the form into the real
+settings object only on OK, so Cancel never leaves half-applied values behind.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comic_studio.core.layout import load_presets
+from comic_studio.core.model import ReadingDirection
+from comic_studio.core.settings import MAX_AUTOSAVE_MINUTES, AppSettings
+
+THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
+DEVICE_LABELS = {"auto": "Automatic", "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (Metal)", "cpu": "CPU only"}
+DIRECTION_LABELS = {ReadingDirection.LTR: "Left to right", ReadingDirection.RTL: "Right to left (manga)"}
+
+
+class FolderField(QWidget):
+    """A path line edit with a "Browse…" button opening a folder picker."""
+
+    def __init__(self, value: str, placeholder: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.edit = QLineEdit(value)
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.setClearButtonEnabled(True)
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self.browse)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(browse)
+
+    def browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a Folder", self.edit.text())
+        if folder:
+            self.edit.setText(folder)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+
+def _combo(items: dict, current) -> QComboBox:
+    combo = QComboBox()
+    for key, label in items.items():
+        combo.addItem(label, key)
+    index = combo.findData(current)
+    combo.setCurrentIndex(max(index, 0))
+    return combo
+
+
+class PreferencesDialog(QDialog):
+    def __init__(self, settings: AppSettings, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.setObjectName("preferences_dialog")
+        self.setMinimumWidth(560)
+        self.settings = settings
+
+        folders = QGroupBox("Folders")
+        form = QFormLayout(folders)
+        self.projects_folder = FolderField(settings.projects_folder, "Your documents folder")
+        self.models_folder = FolderField(settings.models_folder, "The app's data folder")
+        self.external_models_folder = FolderField(settings.external_models_folder, "None (e.g. ComfyUI/models)")
+        self.external_models_folder.setToolTip("An existing ComfyUI or Automatic1111 models folder whose checkpoints are reused")
+        form.addRow("Projects:", self.projects_folder)
+        form.addRow("Models:", self.models_folder)
+        form.addRow("ComfyUI / A1111 models:", self.external_models_folder)
+
+        defaults = QGroupBox("New projects")
+        form = QFormLayout(defaults)
+        presets = {pid: f"{p.name}" for pid, p in load_presets().items()}
+        if settings.default_page_preset not in presets:  # a preset file removed since: keep the value visible
+            presets[settings.default_page_preset] = f"{settings.default_page_preset} (missing)"
+        self.page_preset = _combo(presets, settings.default_page_preset)
+        self.reading_direction = _combo(DIRECTION_LABELS, settings.reading_direction)
+        form.addRow("Page preset:", self.page_preset)
+        form.addRow("Reading direction:", self.reading_direction)
+
+        app = QGroupBox("Application")
+        form = QFormLayout(app)
+        self.theme = _combo(THEME_LABELS, settings.theme)
+        self.autosave = QSpinBox()
+        self.autosave.setRange(0, MAX_AUTOSAVE_MINUTES)
+        self.autosave.setSuffix(" min")
+        self.autosave.setSpecialValueText("Off")
+        self.autosave.setValue(settings.autosave_minutes)
+        self.device = _combo(DEVICE_LABELS, settings.device)
+        self.device.setToolTip("Where generation models run (used by the generation engine)")
+        form.addRow("Theme:", self.theme)
+        form.addRow("Autosave every:", self.autosave)
+        form.addRow("Generation device:", self.device)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        for group in (folders, defaults, app):
+            layout.addWidget(group)
+        layout.addWidget(buttons)
+
+    def values(self) -> dict:
+        return {
+            "projects_folder": self.projects_folder.text(),
+            "models_folder": self.models_folder.text(),
+            "external_models_folder": self.external_models_folder.text(),
+            "default_page_preset": self.page_preset.currentData(),
+            "reading_direction": self.reading_direction.currentData(),
+            "theme": self.theme.currentData(),
+            "autosave_minutes": self.autosave.value(),
+            "device": self.device.currentData(),
+        }
+
+    def apply_to(self, settings: AppSettings) -> None:
+        """Write the form into ``settings`` (validated all together before any field changes)."""
+        checked = AppSettings.model_validate({**settings.model_dump(), **self.values()})
+        for name in self.values():
+            setattr(settings, name, getattr(checked, name))

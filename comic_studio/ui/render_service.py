@@ -1,0 +1,456 @@
+"""The GUI side of the generation engine: turn panels into jobs, follow them, record the results.
+
+``RenderService`` builds a :class:`GenerationRequest` per panel (``pipeline.build_request``),
+submits it to the :class:`~comic_studio.generation.engine.Engine` and follows the job through the
+:class:`~comic_studio.ui.engine_bridge.EngineBridge`, which delivers every message on the GUI
+thread. On FINISHED it records the result (``pipeline.record_result``, one undoable step; the
+image was already PNG-encoded on the worker, so the GUI thread never encodes or decodes it) and
+letters the panel: the balloon placement is computed on a helper thread and applied as one
+"Letter panel" step, the same balloons ``pipeline.letter_panel`` would place (it takes 15-50 ms,
+too long for the GUI thread while a queue runs).
+
+The engine is created lazily on first use and never imports torch itself (backends import it when
+they run), so building the main window stays cheap. The panels of the page the user is looking at
+run first: they get :attr:`RenderService.PAGE_BOOST` on top of their priority, and queued jobs are
+re-prioritised when the user turns to another page.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QImage
+
+from comic_studio import pipeline
+from comic_studio.core.document import Document
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.lettering import place_balloons
+from comic_studio.core.model import Beat, Panel, Project
+from comic_studio.generation.request import GenerationRequest
+from comic_studio.ui.context import StudioContext
+
+PREVIEW_SIDE = 96
+"""Longest side of the live preview kept per job (the queue shows a thumbnail, not the image)."""
+
+
+@dataclass
+class RenderJob:
+    """What the queue panel shows for one job. ``state`` is a :class:`JobEvent` value string:
+    "queued", "started", "progress" or "error" (finished and cancelled jobs leave the list)."""
+
+    job_id: str
+    panel_id: str | None
+    label: str
+    document: Document
+    base_priority: int = 0
+    state: str = "queued"
+    step: int = 0
+    total: int = 0
+    elapsed: float = 0.0
+    eta: float | None = None
+    preview: QImage | None = None
+    error: str = ""
+    detail: str = ""
+    regenerate: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.state != "error"
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("started", "progress")
+
+
+class RenderService(QObject):
+    """Render queue front end shared by the inspector, the canvas menus and the queue panel."""
+
+    jobs_changed = Signal()
+    """Jobs were added or removed, or a job changed state (queued → running → error)."""
+    job_message = Signal(object)
+    """Every :class:`JobMessage` of this service's jobs, after the service handled it."""
+    panel_rendered = Signal(str, str)
+    """``(panel_id, result_id)`` once a result is recorded in the document."""
+    idle = Signal()
+    """Nothing is queued, running or being lettered any more."""
+    _lettered = Signal(object)  # from the lettering thread: (document, panel_id, key, future)
+
+    PAGE_BOOST = 5
+
+    def __init__(self, ctx: StudioContext, engine: Any = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.ctx = ctx
+        self._engine = engine
+        self._owns_engine = engine is None
+        self._bridge: Any = None
+        self._jobs: dict[str, RenderJob] = {}
+        self._last_problem = ""
+        self._previews: dict[str, QImage] = {}
+        self._previews_lock = threading.Lock()
+        self._unsubscribe_previews: Any = None
+        self._boosted_page: str | None = ctx.current_page_id
+        self._closed = False
+        self._letter_pool: ThreadPoolExecutor | None = None
+        self._lettering_pending = 0
+        self._lettered.connect(self._apply_lettering, Qt.ConnectionType.QueuedConnection)
+        if engine is not None:
+            self._connect_bridge(engine)
+        ctx.selection_changed.connect(self._follow_current_page)
+        ctx.document_replaced.connect(self._document_replaced)
+
+    # ------------------------------------------------------------------ engine
+    @property
+    def engine(self):
+        """The engine, created on first use (its worker thread starts then)."""
+        if self._engine is None:
+            if self._closed:
+                raise ComicStudioError("the render service has been shut down")
+            from comic_studio.generation.engine import Engine
+
+            self._engine = Engine()
+            self._connect_bridge(self._engine)
+        return self._engine
+
+    def _connect_bridge(self, engine: Any) -> None:
+        from comic_studio.ui.engine_bridge import EngineBridge
+
+        self._bridge = EngineBridge(engine, self)
+        self._bridge.message.connect(self._on_message)
+        self._unsubscribe_previews = engine.subscribe(self._shrink_preview)
+
+    def _shrink_preview(self, msg: Any) -> None:
+        """Worker thread: reduce a PROGRESS preview to a thumbnail here, not on the GUI thread (a
+        backend may send its full-size image as the last preview; scaling that costs ~20 ms)."""
+        if msg.preview is None or msg.event.value != "progress":
+            return
+        image = _preview_image(msg.preview)
+        if image is not None:
+            with self._previews_lock:
+                self._previews[msg.job_id] = image
+
+    # ------------------------------------------------------------------ submitting
+    def render_panels(self, panel_ids: list[str], priority: int = 0) -> list[str]:
+        """Queue a render of each panel (skipping panels already waiting or running). Returns
+        the new job ids; problems (unknown backend, bad settings) go to ``ctx.message``."""
+        project = self.ctx.document.project
+        busy = {j.panel_id for j in self._jobs.values() if j.active}
+        job_ids: list[str] = []
+        problems: list[str] = []
+        for panel_id in panel_ids:
+            found = project.find_panel(panel_id)
+            if found is None:
+                problems.append(f"panel {panel_id!r} does not exist")
+                continue
+            if panel_id in busy:
+                continue
+            page, panel = found
+            try:
+                request = self._request_for(panel)
+            except ComicStudioError as exc:
+                problems.append(f"{self.panel_label(panel_id)}: {exc}")
+                continue
+            job_id = self._submit(request, priority, self.panel_label(panel_id), page.id)
+            if job_id is None:
+                problems.append(self._last_problem)
+            else:
+                job_ids.append(job_id)
+                busy.add(panel_id)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self.ctx.message.emit(problems[0] + more)
+        if job_ids:
+            self.jobs_changed.emit()
+        return job_ids
+
+    def render_page(self, page_id: str | None = None, priority: int = 0, only_missing: bool = False) -> list[str]:
+        """Queue every panel of a page (the current page by default), in reading order."""
+        page = self.ctx.document.project.page(page_id or self.ctx.current_page_id or "")
+        if page is None:
+            self.ctx.message.emit("There is no page to render")
+            return []
+        return self.render_panels([p.id for p in page.panels_in_order() if not (only_missing and p.result())], priority)
+
+    def render_all(self, only_missing: bool = True, priority: int = 0) -> list[str]:
+        """Queue every panel of the book page by page (by default only panels without an image)."""
+        panels = [p for page in self.ctx.document.project.pages for p in page.panels_in_order()]
+        todo = [p.id for p in panels if not (only_missing and p.result())]
+        if not todo:
+            self.ctx.message.emit("Every panel already has an image")
+            return []
+        return self.render_panels(todo, priority)
+
+    def regenerate(self, panel_id: str, result_id: str, priority: int = 0) -> str | None:
+        """Replay a result's stored request exactly (same seed, pose, figures and settings)."""
+        found = self.ctx.document.project.find_panel(panel_id)
+        result = next((r for r in found[1].results if r.id == result_id), None) if found else None
+        if result is None:
+            self.ctx.message.emit(f"panel {panel_id!r} has no result {result_id!r}")
+            return None
+        try:
+            request = GenerationRequest.from_dict(result.request)
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"Cannot regenerate this result: {exc}")
+            return None
+        # The stored request names the panel it was made for; a duplicated page's copy has a new id.
+        request = request.model_copy(update={"panel_id": panel_id})
+        job_id = self._submit(request, priority, self.panel_label(panel_id) + " (same seed)", found[0].id)
+        if job_id is None:
+            self.ctx.message.emit(self._last_problem)
+            return None
+        self._jobs[job_id].regenerate = True
+        self.jobs_changed.emit()
+        return job_id
+
+    def _request_for(self, panel: Panel) -> GenerationRequest:
+        request = pipeline.build_request(self.ctx.document.project, panel)
+        # An unlocked seed that was already rendered gives a new variation; a seed the user typed
+        # (or locked) is used as it is.
+        if not panel.seed_locked and any(r.seed == request.seed for r in panel.results):
+            request = request.model_copy(update={"seed": random.randrange(2**32)})
+        return request
+
+    def _submit(self, request: GenerationRequest, priority: int, label: str, page_id: str) -> str | None:
+        effective = priority + (self.PAGE_BOOST if page_id == self.ctx.current_page_id else 0)
+        try:
+            job_id = self.engine.submit(request, effective)
+        except ComicStudioError as exc:
+            self._last_problem = f"{label}: {exc}"
+            return None
+        self._jobs[job_id] = RenderJob(job_id, request.panel_id, label, self.ctx.document, base_priority=priority)
+        return job_id
+
+    # ------------------------------------------------------------------ cancelling
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a waiting or running job; an errored job is just removed from the list."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            return False
+        if not job.active:
+            return self.dismiss(job_id)
+        if self._engine is not None and self._engine.cancel(job_id):
+            return True
+        # The engine no longer knows it (already over): drop our record.
+        self._jobs.pop(job_id, None)
+        self.jobs_changed.emit()
+        return False
+
+    def cancel_all(self) -> None:
+        """Cancel every job of this service and clear the errors from the list."""
+        for job_id in [j for j, job in self._jobs.items() if not job.active]:
+            del self._jobs[job_id]
+        if self._engine is not None:
+            for job_id in list(self._jobs):
+                self._engine.cancel(job_id)
+        self.jobs_changed.emit()
+
+    def dismiss(self, job_id: str) -> bool:
+        """Remove a failed job's row (running jobs are cancelled instead)."""
+        job = self._jobs.get(job_id)
+        if job is None or job.active:
+            return False
+        del self._jobs[job_id]
+        self.jobs_changed.emit()
+        return True
+
+    # ------------------------------------------------------------------ state
+    def jobs(self) -> list[RenderJob]:
+        """This service's jobs in the order they run: running, then waiting (as the engine will
+        take them), then failed."""
+        running = [j for j in self._jobs.values() if j.running]
+        waiting = [j for j in self._jobs.values() if j.state == "queued"]
+        if len(waiting) > 1 and self._engine is not None:
+            rank = {job_id: i for i, job_id in enumerate(self._engine.pending())}
+            # A job the engine already took (STARTED not delivered yet) is no longer pending: first.
+            waiting.sort(key=lambda j: rank.get(j.job_id, -1))
+        return running + waiting + [j for j in self._jobs.values() if j.state == "error"]
+
+    def job(self, job_id: str) -> RenderJob | None:
+        return self._jobs.get(job_id)
+
+    def is_idle(self) -> bool:
+        """Nothing of this service's is queued, running or being lettered (failed rows may remain)."""
+        return self._lettering_pending == 0 and not any(j.active for j in self._jobs.values())
+
+    def panel_label(self, panel_id: str | None) -> str:
+        found = self.ctx.document.project.find_panel(panel_id) if panel_id else None
+        if found is None:
+            return "Deleted panel"
+        page, panel = found
+        return f"Page {self.ctx.document.project.pages.index(page) + 1} · Panel {panel.order + 1}"
+
+    # ------------------------------------------------------------------ engine messages (GUI thread)
+    def _on_message(self, msg: Any) -> None:
+        job = self._jobs.get(msg.job_id)
+        if job is None:
+            return  # another component's job on a shared engine, or one we already dropped
+        event = msg.event.value
+        if event in ("started", "progress"):
+            changed = job.state == "queued"
+            job.state = event
+            job.step, job.total, job.elapsed, job.eta = msg.step, msg.total, msg.elapsed, msg.eta
+            if msg.preview is not None:
+                with self._previews_lock:
+                    job.preview = self._previews.pop(msg.job_id, job.preview)
+            self.job_message.emit(msg)
+            if changed:
+                self.jobs_changed.emit()
+            return
+        if event == "queued":
+            self.job_message.emit(msg)
+            return
+        with self._previews_lock:
+            self._previews.pop(msg.job_id, None)
+        if event == "finished":
+            del self._jobs[msg.job_id]
+            self._record(job, msg)
+        elif event == "error":
+            job.state, job.error, job.detail, job.elapsed = "error", msg.error, msg.detail, msg.elapsed
+            self.ctx.message.emit(f"{job.label}: rendering failed: {msg.error}")
+        elif event == "cancelled":
+            del self._jobs[msg.job_id]
+        self.job_message.emit(msg)
+        self.jobs_changed.emit()
+        if self.is_idle():
+            self.idle.emit()
+
+    def _record(self, job: RenderJob, msg: Any) -> None:
+        if job.document is not self.ctx.document:
+            return  # the project was closed while this job ran
+        if self.ctx.document.project.find_panel(job.panel_id or "") is None:
+            self.ctx.message.emit(f"{job.label.split(' (')[0]}: the panel was deleted while it was rendering; its image was dropped")
+            return
+        result = self.ctx.edit(pipeline.record_result, job.panel_id, msg.request, msg.result, msg.png)
+        if result is None:
+            return  # ctx.edit already reported why
+        self.panel_rendered.emit(job.panel_id, result.id)
+        self._letter_in_background(job.panel_id)
+
+    # ------------------------------------------------------------------ lettering
+    # pipeline.letter_panel does the same in one call, but its balloon placement (a search over
+    # candidate positions) takes 15-50 ms for a panel with dialogue: too long for the GUI thread
+    # while a queue is running. The placement is computed on a helper thread from a snapshot, and
+    # only the resulting one-step edit runs on the GUI thread.
+    def _letter_in_background(self, panel_id: str) -> None:
+        project = self.ctx.document.project
+        found = project.find_panel(panel_id)
+        beat = project.story.beat(found[1].beat_id) if found and found[1].beat_id else None
+        if beat is None:
+            return
+        panel = found[1]
+        lines = pipeline.lettering_lines(beat)
+        if not lines and not any(b.auto_placed for b in panel.balloons):
+            return
+        snapshot = panel.model_copy(deep=True)
+        # place_balloons reads only the reading direction from the project: a bare stand-in
+        # avoids copying (or sharing across threads) the whole book.
+        stand_in = Project(page_format=project.page_format.model_copy(), reading_direction=project.reading_direction)
+        key = _lettering_key(project, panel, beat)
+        document = self.ctx.document
+        self._lettering_pending += 1
+        future = self._lettering_pool().submit(place_balloons, snapshot, lines, stand_in)
+        future.add_done_callback(lambda f: self._lettered.emit((document, panel_id, key, f)))
+
+    def _lettering_pool(self) -> ThreadPoolExecutor:
+        if self._letter_pool is None:
+            self._letter_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lettering")
+        return self._letter_pool
+
+    def _apply_lettering(self, payload: tuple) -> None:
+        document, panel_id, key, future = payload
+        self._lettering_pending -= 1
+        try:
+            if document is not self.ctx.document or self._closed:
+                return
+            project = document.project
+            found = project.find_panel(panel_id)
+            if found is None:
+                return  # deleted meanwhile: nothing to letter
+            panel = found[1]
+            beat = project.story.beat(panel.beat_id) if panel.beat_id else None
+            if beat is None:
+                return
+            if _lettering_key(project, panel, beat) != key:
+                # The panel changed while the placement ran (undo, a moved balloon…): redo it here.
+                self.ctx.edit(pipeline.letter_panel, panel_id)
+                return
+            error = future.exception()
+            if error is not None:
+                self.ctx.message.emit(f"{self.panel_label(panel_id)}: lettering failed: {error}")
+                return
+            kept = [b for b in panel.balloons if not b.auto_placed]
+            self.ctx.edit(pipeline.apply_lettering, panel_id, kept + future.result())
+        finally:
+            if self.is_idle():
+                self.idle.emit()
+
+    # ------------------------------------------------------------------ following the user
+    def _follow_current_page(self) -> None:
+        page_id = self.ctx.current_page_id
+        if page_id == self._boosted_page or self._engine is None:
+            self._boosted_page = page_id
+            return
+        self._boosted_page = page_id
+        project = self.ctx.document.project
+        pending = set(self._engine.pending())
+        for job in self._jobs.values():
+            if job.job_id not in pending:
+                continue
+            found = project.find_panel(job.panel_id or "")
+            on_page = found is not None and found[0].id == page_id
+            self._engine.reprioritize(job.job_id, job.base_priority + (self.PAGE_BOOST if on_page else 0))
+
+    def _document_replaced(self, _document: Document) -> None:
+        # Results of the old project must not land in the new one: cancel, and forget the rows.
+        if self._engine is not None:
+            for job_id, job in list(self._jobs.items()):
+                if job.active:
+                    self._engine.cancel(job_id)
+        self._jobs.clear()
+        self._boosted_page = self.ctx.current_page_id
+        self.jobs_changed.emit()
+
+    def shutdown(self) -> None:
+        """Stop listening, cancel this service's jobs and stop the engine if it created it."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._bridge is not None:
+            self._bridge.close()
+        if self._unsubscribe_previews is not None:
+            self._unsubscribe_previews()
+        if self._engine is not None:
+            if self._owns_engine:
+                self._engine.shutdown(wait=True)
+            else:
+                for job_id in list(self._jobs):
+                    self._engine.cancel(job_id)
+        self._jobs.clear()
+        if self._letter_pool is not None:
+            self._letter_pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _lettering_key(project: Project, panel: Panel, beat: Beat) -> str:
+    """Everything balloon placement depends on; if it differs, a computed placement is stale."""
+    manual = [b.box.model_dump() for b in panel.balloons if not b.auto_placed]
+    return json.dumps([panel.shape, [c.model_dump() for c in panel.characters], manual,
+                       pipeline.lettering_lines(beat), project.reading_direction.value], default=str)  # fmt: skip
+
+
+def _preview_image(preview: Any) -> QImage | None:
+    """A small QImage of a PIL preview (copied, so it owns its pixels)."""
+    try:
+        image = preview.convert("RGB")
+        image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+        data = image.tobytes()
+        return QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888).copy()
+    except Exception:  # a malformed preview is not worth failing the job for
+        return None
+
+
+__all__ = ["RenderJob", "RenderService"]

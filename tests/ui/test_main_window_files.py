@@ -1,0 +1,288 @@
+"""Autosave and crash recovery, preferences, and the export dialogs with their worker thread."""
+
+import io
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+from PySide6.QtWidgets import QDialog, QLabel, QPushButton
+
+from comic_studio.core import autosave as core_autosave
+from comic_studio.core import editing
+from comic_studio.core.document import Document
+from comic_studio.core.model import ReadingDirection
+from comic_studio.core.settings import AppSettings, load_settings
+from comic_studio.ui.dialogs.export_dialog import ExportDialog, ExportOptions, default_options, run_export
+from comic_studio.ui.dialogs.preferences import PreferencesDialog
+from comic_studio.ui.dialogs.recovery import DISCARD, LATER, RESTORE, RecoveryDialog
+from comic_studio.ui.main_window import MainWindow
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("COMIC_STUDIO_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("COMIC_STUDIO_CONFIG_DIR", str(tmp_path / "config"))
+    made = []
+
+    def make(settings=None, recovery_answer=LATER):
+        win = MainWindow(settings=settings or AppSettings(projects_folder=str(tmp_path)))
+        win.informed = []
+        win.recovery_questions = []
+        monkeypatch.setattr(win, "ask", lambda *a, **k: "Discard")
+        monkeypatch.setattr(win, "inform", lambda title, text, error=True: win.informed.append((title, text)))
+
+        def ask_recovery(recovery):
+            win.recovery_questions.append(recovery)
+            return recovery_answer
+
+        monkeypatch.setattr(win, "ask_recovery", ask_recovery)
+        qtbot.addWidget(win)
+        made.append(win)
+        return win
+
+    return make
+
+
+def recovery_files(tmp_path) -> list[Path]:
+    return sorted((tmp_path / "state" / "recovery").glob("*.recovery.comic"))
+
+
+# ------------------------------------------------------------------ autosave and recovery
+
+
+def test_autosave_writes_only_unsaved_work_and_save_discards_it(make_window, qtbot, tmp_path):
+    win = make_window()
+    assert win.autosave.active and win.autosave.timer.interval() == 5 * 60_000
+    assert win.autosave.write_now() is None  # nothing unsaved yet
+    win.action_map["add_page"].trigger()
+    win.autosave.timer.timeout.emit()  # the periodic tick: snapshot now, write on the worker
+    win.action_map["add_page"].trigger()  # edits after the snapshot are not in this copy
+    win.autosave.wait()
+    [recovery] = recovery_files(tmp_path)
+    assert len(Document.open(recovery).project.pages) == 2
+    qtbot.waitUntil(lambda: "Autosaved" in win.statusBar().currentMessage(), timeout=5000)
+    win._save_to(tmp_path / "saved.comic")
+    assert recovery_files(tmp_path) == []
+
+
+def test_risky_operations_write_a_recovery_first(make_window, tmp_path):
+    win = make_window()
+    win.action_map["add_page"].trigger()
+    win.action_map["duplicate_page"].trigger()
+    win.action_map["delete_page"].trigger()
+    win.autosave.wait()
+    [recovery] = recovery_files(tmp_path)
+    assert len(Document.open(recovery).project.pages) == 3  # written before the delete
+    assert len(win.ctx.document.project.pages) == 2
+
+
+def test_startup_offers_newer_recovery_and_restores_it(make_window, tmp_path):
+    # A session edits a saved file, autosaves, and "crashes" (the window is never closed cleanly).
+    source = tmp_path / "book.comic"
+    first = make_window()
+    first._save_to(source)
+    first.action_map["add_page"].trigger()
+    first.action_map["add_page"].trigger()
+    assert first.autosave.write_now(wait=True) is not None
+    project_id = first.ctx.document.project.id
+
+    restart = make_window(recovery_answer=RESTORE)
+    assert restart.offer_recoveries() == 1
+    [asked] = restart.recovery_questions
+    assert asked.project_id == project_id and asked.source_path == source
+    doc = restart.ctx.document
+    assert len(doc.project.pages) == 3
+    assert doc.path == source  # Save goes to the user's file, not the recovery folder
+    assert restart.isWindowModified()
+    restart.action_map["save"].trigger()
+    assert len(Document.open(source).project.pages) == 3
+    assert not restart.isWindowModified()
+    assert recovery_files(tmp_path) == []
+
+
+def test_discard_and_later_answers(make_window, tmp_path):
+    first = make_window()
+    first.action_map["add_page"].trigger()
+    first.autosave.write_now(wait=True)
+    assert make_window(recovery_answer=LATER).offer_recoveries() == 1
+    assert len(recovery_files(tmp_path)) == 1  # kept for the next start
+    assert make_window(recovery_answer=DISCARD).offer_recoveries() == 1
+    assert recovery_files(tmp_path) == []
+    assert make_window().offer_recoveries() == 0
+
+
+def test_stale_recovery_is_not_offered(make_window, tmp_path):
+    win = make_window()
+    source = tmp_path / "later.comic"
+    win._save_to(source)
+    win.action_map["add_page"].trigger()
+    win.autosave.write_now(wait=True)
+    Document.open(recovery_files(tmp_path)[0])  # readable
+    # The user saved the file after the autosave (without the app discarding it, e.g. a crash
+    # between the two): the recovery holds nothing newer and is removed quietly.
+    win.ctx.document.save(source)
+    stale = core_autosave.pending_recoveries()[0]
+    assert core_autosave.find_recovery(source, stale.project_id) is None
+    other = make_window()
+    assert other.offer_recoveries() == 0 and other.recovery_questions == []
+    assert recovery_files(tmp_path) == []
+
+
+def test_opening_a_file_offers_its_recovery(make_window, tmp_path):
+    source = tmp_path / "mine.comic"
+    doc = Document.new(title="Mine")
+    editing.add_page(doc)
+    doc.save(source)
+    editing.add_page(doc)
+    core_autosave.write_recovery(doc.project, doc.assets, source)
+    win = make_window(recovery_answer=RESTORE)
+    assert win.open_project(source)
+    assert len(win.recovery_questions) == 1
+    assert len(win.ctx.document.project.pages) == 2 and win.isWindowModified()
+
+
+def test_recovery_dialog_buttons(qtbot):
+    recovery = core_autosave.Recovery(Path("/x.recovery.comic"), "p1", "My book", None, datetime.now().astimezone())
+    for label, expected in (("Restore", RESTORE), ("Discard", DISCARD), ("Later", LATER)):
+        dialog = RecoveryDialog(recovery)
+        qtbot.addWidget(dialog)
+        [button] = [b for b in dialog.findChildren(QPushButton) if b.text() == label]
+        button.click()
+        assert dialog.choice == expected
+        assert "My book" in dialog.findChildren(QLabel)[0].text()
+
+
+# ------------------------------------------------------------------ preferences
+
+
+def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
+    win = make_window()
+
+    def fill_and_accept(dialog):
+        dialog.projects_folder.edit.setText(str(tmp_path / "projects"))
+        dialog.external_models_folder.edit.setText(str(tmp_path / "ComfyUI" / "models"))
+        dialog.page_preset.setCurrentIndex(dialog.page_preset.findData("manga-b5"))
+        dialog.reading_direction.setCurrentIndex(dialog.reading_direction.findData(ReadingDirection.RTL))
+        dialog.theme.setCurrentIndex(dialog.theme.findData("dark"))
+        dialog.autosave.setValue(2)
+        dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(PreferencesDialog, "exec", fill_and_accept)
+    win.action_map["preferences"].trigger()
+    saved, problem = load_settings()
+    assert problem == ""
+    assert saved.projects_folder == str(tmp_path / "projects")
+    assert saved.external_models_folder == str(tmp_path / "ComfyUI" / "models")
+    assert (saved.default_page_preset, saved.reading_direction, saved.theme, saved.autosave_minutes, saved.device) == (
+        "manga-b5", ReadingDirection.RTL, "dark", 2, "cpu")
+    assert win.autosave.timer.interval() == 2 * 60_000
+    assert win.action_map["theme_dark"].isChecked()
+    # New projects follow the new defaults.
+    win.action_map["new"].trigger()
+    project = win.ctx.document.project
+    assert project.page_format.preset == "manga-b5" and project.reading_direction is ReadingDirection.RTL
+    win.set_theme("light")
+
+
+def test_preferences_cancel_changes_nothing(make_window, monkeypatch):
+    win = make_window()
+    before = win.settings.model_copy(deep=True)
+
+    def edit_and_cancel(dialog):
+        dialog.autosave.setValue(0)
+        return QDialog.DialogCode.Rejected
+
+    monkeypatch.setattr(PreferencesDialog, "exec", edit_and_cancel)
+    win.action_map["preferences"].trigger()
+    assert win.settings == before
+
+
+# ------------------------------------------------------------------ export
+
+
+def two_page_window(make_window):
+    win = make_window()
+    win.action_map["add_page"].trigger()
+    return win
+
+
+def test_export_pdf_from_the_menu_on_a_worker(make_window, qtbot, tmp_path, monkeypatch):
+    win = two_page_window(make_window)
+    target = tmp_path / "out" / "book.pdf"
+    asked = []
+
+    def choose(kind):
+        asked.append(kind)
+        return ExportOptions("pdf", target, dpi=100, bleed=True, trim_marks=True)
+
+    monkeypatch.setattr(win, "choose_export_options", choose)
+    progress = []
+    with qtbot.waitSignal(win.action_map["export_pdf"].triggered, timeout=1000):
+        win.action_map["export_pdf"].trigger()
+    thread = win._exports[0]
+    thread.progressed.connect(lambda d, t: progress.append((d, t)))
+    qtbot.waitUntil(lambda: bool(thread.result or thread.error), timeout=30_000)
+    assert asked == ["pdf"] and thread.error == ""
+    reader = PdfReader(target)
+    assert len(reader.pages) == 2
+    page = reader.pages[0]
+    assert float(page.trimbox.width) == pytest.approx(win.ctx.document.project.page_format.width)
+    assert float(page.mediabox.width) > float(page.bleedbox.width)  # slug for the crop marks
+    qtbot.waitUntil(lambda: "Exported" in win.statusBar().currentMessage(), timeout=5000)
+
+
+def test_export_png_and_cbz(make_window, qtbot, tmp_path):
+    win = two_page_window(make_window)
+    png = win.start_export(ExportOptions("png", tmp_path / "pages", dpi=50, bleed=False))
+    qtbot.waitUntil(lambda: bool(png.result or png.error), timeout=30_000)
+    assert sorted(p.name for p in (tmp_path / "pages").glob("*.png")) == ["page-001.png", "page-002.png"]
+    cbz = win.start_export(ExportOptions("cbz", tmp_path / "book.cbz", dpi=50, bleed=False, image_format="jpeg"))
+    qtbot.waitUntil(lambda: bool(cbz.result or cbz.error), timeout=30_000)
+    names = zipfile.ZipFile(tmp_path / "book.cbz").namelist()
+    assert "ComicInfo.xml" in names and "page-001.jpg" in names
+
+
+def test_cancelled_export_writes_nothing(make_window, qtbot, tmp_path):
+    win = two_page_window(make_window)
+    target = tmp_path / "cancelled.pdf"
+    thread = win.start_export(ExportOptions("pdf", target, dpi=72))
+    thread.cancel()  # before the first page: the writer checks between pages
+    qtbot.waitUntil(lambda: bool(thread.error), timeout=30_000)
+    assert "cancelled" in thread.error
+    assert not target.exists()
+    assert "cancelled" in win.statusBar().currentMessage()
+
+
+def test_export_error_is_shown_as_a_message(make_window, qtbot, tmp_path):
+    win = two_page_window(make_window)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    thread = win.start_export(ExportOptions("pdf", blocker / "book.pdf", dpi=72))
+    qtbot.waitUntil(lambda: bool(win.informed), timeout=30_000)
+    title, text = win.informed[0]
+    assert title == "Export Failed" and "Traceback" not in text and text == thread.error
+
+
+def test_export_dialog_reads_its_form(qtbot, tmp_path):
+    doc = Document.new()
+    defaults = default_options(doc.project, "cbz", tmp_path / "book.comic")
+    assert defaults.path == tmp_path / "book.cbz" and defaults.dpi == 150 and not defaults.bleed
+    dialog = ExportDialog(doc.project, default_options(doc.project, "pdf", tmp_path / "book.comic"))
+    qtbot.addWidget(dialog)
+    dialog.path.setText(str(tmp_path / "print"))
+    dialog.dpi.setValue(600)
+    dialog.trim_marks.setChecked(True)
+    dialog.bleed.setChecked(False)
+    options = dialog.options()
+    assert options == ExportOptions("pdf", tmp_path / "print.pdf", dpi=600, bleed=False, trim_marks=True)
+    assert default_options(doc.project, "png", tmp_path / "book.comic").path == tmp_path / "book-pages"
+
+
+def test_run_export_without_qt_matches_the_pipeline(tmp_path):
+    doc = Document.new()
+    editing.add_page(doc)
+    out = run_export(doc.project, doc.assets, ExportOptions("pdf", tmp_path / "a.pdf", dpi=72))
+    assert len(PdfReader(io.BytesIO(out.read_bytes())).pages) == 1
