@@ -1,11 +1,11 @@
-# The two commands of the README: `make run` (the studio) and `make test` (the whole suite).
+# The two commands of the README: `make run` (the desktop studio) and `make test` (the whole suite).
 # Both set up everything they need on a fresh machine: a virtual environment in .venv with the
 # project installed editable with all extras (the CPU torch 2.13.0 comes from the local wheel).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup bench clean
+.PHONY: run demo test setup bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml plugins/comic-studio-example-backend/pyproject.toml
 	touch $(STAMP)
 
 run: setup
+	$(VENV)/bin/comic-studio
+
+demo: setup
 	$(VENV)/bin/comic-studio demo --out demo_out
 
 test: setup
