@@ -60,6 +60,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_render(args: argparse.Namespace) -> int:
     from comic_studio.pipeline import render_input
 
+    if args.models == "tiny":
+        from comic_studio.cli_models import use_tiny_models
+
+        use_tiny_models()
     written = render_input(
         Path(args.input),
         Path(args.out),
@@ -162,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--dpi", type=int, default=None, help="output resolution (default: the project's)")
     render.add_argument("--trim-marks", action="store_true", help="PDF: add crop marks outside the bleed")
     render.add_argument("--save", help="also save the built project to this .comic file")
+    render.add_argument("--models", choices=["tiny"], help="tiny: random-weight tiny SDXL models built locally "
+                                                          "(a smoke run of the whole diffusion path, no downloads)")
     render.add_argument("--quiet", action="store_true")
     render.set_defaults(func=_cmd_render)
 
@@ -176,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     parse.add_argument("--out", default="-", help="output JSON file (default: stdout)")
     parse.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parse.set_defaults(func=_cmd_parse)
+
+    from comic_studio.cli_models import register as register_models
+
+    register_models(sub)
 
     info = sub.add_parser("info", help="summarise a .comic project")
     info.add_argument("file")
@@ -199,7 +209,7 @@ def _open_window(paths: list[str]) -> int:
     return run_app(paths)
 
 
-_COMMANDS = ("demo", "render", "parse", "info")
+_COMMANDS = ("demo", "render", "parse", "info", "models")
 
 
 def main(argv: list[str] | None = None) -> int:

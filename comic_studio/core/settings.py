@@ -51,6 +51,12 @@ class AppSettings(BaseModel):
     autosave_minutes: Annotated[int, Field(ge=0, le=MAX_AUTOSAVE_MINUTES)] = 5
     """0 turns the periodic autosave off (risky operations still write a recovery file)."""
     recent_files: list[str] = Field(default_factory=list)
+    llm_model: Annotated[str, Field(max_length=4_000)] = ""
+    """The llama parser's GGUF: a file path or a catalogue id (empty → $COMIC_STUDIO_LLAMA_MODEL)."""
+    openai_base_url: Annotated[str, Field(max_length=2_000)] = ""
+    """The openai parser's server, e.g. http://127.0.0.1:11434/v1 (Ollama). No API key is stored:
+    a key is read from $COMIC_STUDIO_OPENAI_API_KEY only."""
+    openai_model: Annotated[str, Field(max_length=500)] = ""
     device: Device = "auto"
     """Placeholder read by the generation engine: where models run."""
     window_geometry: str = ""

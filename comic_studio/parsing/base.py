@@ -44,11 +44,25 @@ def register_parser(name: str, factory: Callable[[], StoryParser]) -> None:
     _REGISTRY[name] = factory
 
 
+def _llama_parser() -> StoryParser:
+    from comic_studio.parsing.llm.llama import LlamaParser  # lazy: llama_cpp loads only when used
+
+    return LlamaParser()
+
+
+def _openai_parser() -> StoryParser:
+    from comic_studio.parsing.llm.openai_compat import OpenAIParser
+
+    return OpenAIParser()
+
+
 def _ensure_builtins() -> None:
     if "rules" not in _REGISTRY:
         from comic_studio.parsing.rules import RuleParser  # imported lazily: avoids an import cycle
 
         _REGISTRY["rules"] = RuleParser
+    _REGISTRY.setdefault("llama", _llama_parser)
+    _REGISTRY.setdefault("openai", _openai_parser)
 
 
 def available_parsers() -> list[str]:
@@ -73,12 +87,14 @@ def check_cancel(cancel: CancelCallback | None) -> None:
 def parse(
     story_text: str,
     characters: list[Character] | None = None,
-    parser: str = "rules",
+    parser: str | StoryParser = "rules",
     *,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> ParsedStory:
-    """Parse a story with the named parser and validate the result against the library."""
+    """Parse a story with the named parser (or a configured parser object, e.g. an LLM parser with
+    the model from the preferences) and validate the result against the library."""
     chars = list(characters or [])
-    result = get_parser(parser).parse(story_text, chars, progress=progress, cancel=cancel)
+    engine = get_parser(parser) if isinstance(parser, str) else parser
+    result = engine.parse(story_text, chars, progress=progress, cancel=cancel)
     return result.validate_against(chars)

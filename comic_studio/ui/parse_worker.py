@@ -41,7 +41,8 @@ class _ParseThread(QThread):
         from comic_studio.parsing import ParseCancelled, parse
 
         try:
-            parsed = parse(self._text, self._characters, parser=self._parser, progress=self._progress, cancel=self.stop.is_set)
+            parser = configured_parser(self._parser)
+            parsed = parse(self._text, self._characters, parser=parser, progress=self._progress, cancel=self.stop.is_set)
         except ParseCancelled:
             self.was_cancelled.emit(self.run_id)
         except ComicStudioError as exc:
@@ -53,6 +54,19 @@ class _ParseThread(QThread):
                 self.was_cancelled.emit(self.run_id)
             else:
                 self.succeeded.emit(self.run_id, parsed)
+
+
+def configured_parser(name: str):
+    """The LLM parsers take their model/server from the preferences; others go by name."""
+    if name not in ("llama", "openai"):
+        return name
+    from comic_studio.core.settings import load_settings
+    from comic_studio.parsing.llm.files import make_llm_parser
+
+    settings, _problem = load_settings()
+    if name == "llama":
+        return make_llm_parser("llama", model=settings.llm_model or None)
+    return make_llm_parser("openai", model=settings.openai_model or None, base_url=settings.openai_base_url or None)
 
 
 class ParseWorker(QObject):

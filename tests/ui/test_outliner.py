@@ -267,3 +267,22 @@ def test_grab_the_dock(qtbot, ctx, outliner):
     outliner.select_beat(story.scenes[0].beats[2].id)
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert outliner.grab().save(str(SHOTS / "outliner.png"))
+
+
+def test_llm_parsers_take_their_model_and_server_from_the_preferences(tmp_path, monkeypatch):
+    from comic_studio.core.settings import load_settings, save_settings
+    from comic_studio.parsing.llm.llama import LlamaParser
+    from comic_studio.parsing.llm.openai_compat import OpenAIParser
+    from comic_studio.ui.parse_worker import configured_parser
+
+    monkeypatch.setenv("COMIC_STUDIO_CONFIG_DIR", str(tmp_path / "config"))
+    settings, _ = load_settings()
+    settings.llm_model = str(tmp_path / "model.gguf")
+    settings.openai_base_url = "http://127.0.0.1:9/v1"
+    settings.openai_model = "tiny"
+    save_settings(settings)
+    assert configured_parser("rules") == "rules"
+    assert isinstance(configured_parser("llama"), LlamaParser)
+    server = configured_parser("openai")
+    assert isinstance(server, OpenAIParser)
+    assert "127.0.0.1:9" in repr(vars(server)) and "tiny" in repr(vars(server))

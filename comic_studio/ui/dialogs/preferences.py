@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
+    QLabel,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -105,12 +106,27 @@ class PreferencesDialog(QDialog):
         form.addRow("Autosave every:", self.autosave)
         form.addRow("Generation device:", self.device)
 
+        parsers = QGroupBox("Story parsers (LLM)")
+        form = QFormLayout(parsers)
+        self.llm_model = QLineEdit(settings.llm_model)
+        self.llm_model.setPlaceholderText("a .gguf file or a catalogue id, e.g. qwen2.5-1.5b-instruct-q4")
+        self.openai_base_url = QLineEdit(settings.openai_base_url)
+        self.openai_base_url.setPlaceholderText("http://127.0.0.1:11434/v1 (Ollama, LM Studio, llama.cpp server)")
+        self.openai_model = QLineEdit(settings.openai_model)
+        self.openai_model.setPlaceholderText("the server's model name (empty: its first)")
+        form.addRow("llama model:", self.llm_model)
+        form.addRow("OpenAI-compatible server:", self.openai_base_url)
+        form.addRow("Server model:", self.openai_model)
+        note = QLabel("An API key, if the server needs one, is read from $COMIC_STUDIO_OPENAI_API_KEY and never saved.")
+        note.setWordWrap(True)
+        form.addRow(note)
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
-        for group in (folders, defaults, app):
+        for group in (folders, defaults, app, parsers):
             layout.addWidget(group)
         layout.addWidget(buttons)
 
@@ -124,6 +140,9 @@ class PreferencesDialog(QDialog):
             "theme": self.theme.currentData(),
             "autosave_minutes": self.autosave.value(),
             "device": self.device.currentData(),
+            "llm_model": self.llm_model.text().strip(),
+            "openai_base_url": self.openai_base_url.text().strip(),
+            "openai_model": self.openai_model.text().strip(),
         }
 
     def apply_to(self, settings: AppSettings) -> None:

@@ -1,0 +1,80 @@
+"""Image inputs for img2img and inpaint, carried inside the request's backend settings as text.
+
+A request must stay a self-contained JSON snapshot (regenerate = exact replay), so an init image or
+mask travels as a ``data:image/png;base64,...`` URI; a file path is accepted too (CLI, scripts). An
+inpaint mask can also be given as a polygon in panel-normalised coordinates (``mask_region``:
+``"x,y x,y x,y ..."``), e.g. the region of the panel the user selected — it is rasterised here at the
+generation size. White (255) in a mask means "repaint", as in diffusers.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from comic_studio.generation.request import GenerationError
+
+DATA_URI_PREFIX = "data:image/png;base64,"
+
+
+def image_to_data_uri(image: Image.Image) -> str:
+    """PNG-encode ``image`` for a request setting."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return DATA_URI_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def read_image_setting(value: str, field: str) -> Image.Image | None:
+    """A PIL image from a data URI or a file path; ``None`` for an empty setting."""
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        if value.startswith("data:"):
+            header, _, payload = value.partition(",")
+            if ";base64" not in header:
+                raise ValueError("only base64 data URIs are supported")
+            data = base64.b64decode(payload, validate=True)
+            image = Image.open(io.BytesIO(data))
+        else:
+            image = Image.open(Path(value).expanduser())
+        image.load()
+        return image
+    except (OSError, ValueError) as exc:
+        raise GenerationError(f"sdxl setting {field!r}: not a readable image ({exc})") from exc
+
+
+def parse_region(text: str) -> list[tuple[float, float]]:
+    """``"x,y x,y x,y"`` (panel-normalised, 0..1) → points; at least three."""
+    points: list[tuple[float, float]] = []
+    for pair in text.replace(";", " ").split():
+        try:
+            x_text, y_text = pair.split(",")
+            x, y = float(x_text), float(y_text)
+        except ValueError as exc:
+            raise GenerationError(f"sdxl setting 'mask_region': {pair!r} is not an x,y pair") from exc
+        if not (-0.5 <= x <= 1.5 and -0.5 <= y <= 1.5):
+            raise GenerationError(f"sdxl setting 'mask_region': point {pair} is far outside the panel (0..1)")
+        points.append((x, y))
+    if len(points) < 3:
+        raise GenerationError("sdxl setting 'mask_region': a region needs at least three x,y points")
+    return points
+
+
+def region_mask(points: list[tuple[float, float]], size: tuple[int, int]) -> Image.Image:
+    """Rasterise a normalised polygon into an ``L`` mask of ``size`` (white inside)."""
+    w, h = size
+    mask = Image.new("L", size, 0)
+    ImageDraw.Draw(mask).polygon([(x * w, y * h) for x, y in points], fill=255)
+    return mask
+
+
+def fit(image: Image.Image, size: tuple[int, int], mode: str) -> Image.Image:
+    """``image`` converted to ``mode`` at exactly ``size`` (a panel's init image may be any size)."""
+    image = image.convert(mode)
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.LANCZOS if mode == "RGB" else Image.Resampling.NEAREST)
+    return image

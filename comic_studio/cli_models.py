@@ -1,0 +1,134 @@
+"""``comic-studio models list|locate|download ID`` and the ``--models tiny`` smoke preset.
+
+``register(subparsers)`` adds the ``models`` command to the main CLI parser. ``use_tiny_models``
+builds (once) the random-weight tiny SDXL kit and makes it (with a few steps) the default SDXL model
+of this process,
+so ``render --backend sdxl --models tiny`` runs the whole real path on any machine in seconds.
+No torch import unless the tiny kit has to be built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from comic_studio.generation.models.catalogue import load_catalogue
+from comic_studio.generation.models.locate import DEFAULT_SDXL_ENV, Places, locate, missing_for
+
+TINY_STEPS = 4
+"""Denoising steps that are plenty for the random-weight smoke models."""
+TINY_MAX_SIDE = 256
+"""Smoke renders generate small and upscale to the panel: the point is the path, not the pixels."""
+
+
+def use_tiny_models(folder: str | Path | None = None) -> Any:
+    """Build the tiny kit under ``folder`` (default: the user cache) if needed, and make its SDXL
+    folder the default SDXL model for this process, at :data:`TINY_STEPS` steps. Returns the :class:`~comic_studio.generation.tiny.TinyKit`."""
+    from comic_studio.generation.tiny import build_tiny_kit
+
+    if folder is None:
+        from platformdirs import user_cache_dir
+
+        folder = Path(user_cache_dir("comic-studio")) / "tiny-models"
+    kit = build_tiny_kit(folder)
+    os.environ[DEFAULT_SDXL_ENV] = str(kit.sdxl)
+    from comic_studio.backends.sdxl.backend import set_default_settings
+
+    set_default_settings(steps=TINY_STEPS, preview_every=0, max_side=TINY_MAX_SIDE)
+    return kit
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    models = subparsers.add_parser("models", help="list, locate and download model weights")
+    sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+
+    listing = sub.add_parser("list", help="the model catalogue and what is installed")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=_cmd_list)
+
+    where = sub.add_parser("locate", help="where a model's files are on this machine")
+    where.add_argument("id", help="catalogue id (see `models list`)")
+    where.set_defaults(func=_cmd_locate)
+
+    get = sub.add_parser("download", help="download a model and what it needs into the models folder")
+    get.add_argument("id", help="catalogue id (see `models list`)")
+    get.add_argument("--models-folder", help="download here instead of the configured models folder")
+    get.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    get.set_defaults(func=_cmd_download)
+    return models
+
+
+def _places(args: argparse.Namespace) -> Places:
+    places = Places.from_settings()
+    folder = getattr(args, "models_folder", None)
+    return Places(models=Path(folder).expanduser(), external=places.external, hf_cache=places.hf_cache) if folder else places
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import json
+
+    places = _places(args)
+    rows = []
+    for entry in load_catalogue().models:
+        found = locate(entry, places)
+        rows.append({"id": entry.id, "kind": entry.kind, "name": entry.name, "size": entry.size,
+                     "licence": entry.licence, "installed": found is not None,
+                     "path": str(found.path) if found else None, "source": found.source if found else None})  # fmt: skip
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["id"]) for r in rows)
+    for r in rows:
+        state = f"installed ({r['source']})" if r["installed"] else "missing"
+        print(f"{r['id']:<{width}}  {r['kind']:<11}  {_size(r['size']):>9}  {state:<26}  {r['name']}")
+    return 0
+
+
+def _cmd_locate(args: argparse.Namespace) -> int:
+    places = _places(args)
+    entry = load_catalogue().get(args.id)
+    found = locate(entry, places)
+    if found is None:
+        missing = ", ".join(m.id for m in missing_for(entry.id, places))
+        print(f"{entry.id}: not installed (missing: {missing}); run `comic-studio models download {entry.id}`", file=sys.stderr)
+        return 1
+    print(found.path)
+    for need in missing_for(entry.id, places):
+        print(f"note: {entry.id} also needs {need.id}, which is not installed", file=sys.stderr)
+    return 0
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from comic_studio.generation.models.download import DownloadProgress, download_entry
+
+    places = _places(args)
+    last = [0.0]
+
+    def show(p: DownloadProgress) -> None:
+        now = time.monotonic()
+        final = p.total is not None and p.done >= p.total
+        if args.quiet or (not final and now - last[0] < 0.5):
+            return
+        last[0] = now
+        pct = f"{100 * p.fraction:5.1f}%" if p.fraction is not None else _size(p.done)
+        print(f"{p.model_id} [{p.file_index + 1}/{p.file_count}] {p.file}: {pct}", file=sys.stderr)
+
+    for entry in missing_for(args.id, places):
+        download_entry(entry, places.models, progress=show)
+    found = locate(load_catalogue().get(args.id), places)
+    print(found.path if found else places.models / args.id)
+    return 0

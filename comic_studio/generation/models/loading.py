@@ -1,0 +1,234 @@
+"""Load SDXL weights the way real users have them: a diffusers folder, or one ``.safetensors``
+checkpoint (A1111 / ComfyUI), plus kohya-format LoRAs. Offline: nothing here touches the network.
+
+Loaded components go through a cache object with the engine's ``ModelCache.get`` signature
+(``get(model_id, component, dtype, device, loader)``), so two backends on one base model share the
+UNet / VAE / text encoders. Without a cache every call loads afresh.
+
+Pickled formats (``.ckpt``, ``.bin``, ``.pt``, ``.pth``) can run arbitrary code when unpickled; they are
+refused unless the caller passes ``allow_pickle=True`` (a user's explicit choice), and even then are
+read only with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from comic_studio.core.errors import ComicStudioError
+
+log = logging.getLogger(__name__)
+
+PICKLE_SUFFIXES = frozenset({".ckpt", ".bin", ".pt", ".pth"})
+SDXL_COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+"""The heavy components worth caching; tokenizers and the scheduler config are cheap to rebuild."""
+
+
+class ModelLoadError(ComicStudioError):
+    """A model could not be loaded; the message names the file and what to do."""
+
+
+class ComponentCache(Protocol):
+    def get(self, model_id: str, component: str, dtype: str, device: str, loader: Any) -> Any: ...
+    def put(self, model_id: str, component: str, dtype: str, device: str, value: Any) -> None: ...
+    def peek(self, model_id: str, component: str, dtype: str, device: str) -> Any | None: ...
+
+
+class _NoCache:
+    """Loads every time (scripts and tests that want no sharing)."""
+
+    def get(self, model_id: str, component: str, dtype: str, device: str, loader: Any) -> Any:
+        return loader()
+
+    def put(self, *args: Any) -> None:
+        pass
+
+    def peek(self, *args: Any) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class SdxlSource:
+    """Where an SDXL base model's weights are: a diffusers folder or a single-file checkpoint (whose
+    ``config`` is a diffusers folder with the configs and tokenizers, no weights needed)."""
+
+    path: Path
+    single_file: bool
+    config: Path | None = None
+
+    @property
+    def cache_id(self) -> str:
+        return f"sdxl:{self.path.resolve()}"
+
+
+def sdxl_source(path: str | Path, config: str | Path | None = None, *, allow_pickle: bool = False) -> SdxlSource:
+    """Classify ``path`` and check it is loadable before any weights are read."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if not (p / "model_index.json").is_file():
+            raise ModelLoadError(f"{p}: not a diffusers model folder (no model_index.json)")
+        return SdxlSource(p, single_file=False)
+    if not p.is_file():
+        raise ModelLoadError(f"{p}: no such model file or folder")
+    check_weights_file(p, allow_pickle=allow_pickle)
+    cfg = Path(config).expanduser() if config else None
+    if cfg is not None and not (cfg / "model_index.json").is_file():
+        raise ModelLoadError(f"{cfg}: the configuration folder for {p.name} has no model_index.json")
+    return SdxlSource(p, single_file=True, config=cfg)
+
+
+def check_weights_file(path: Path, *, allow_pickle: bool = False) -> None:
+    """Refuse pickled weights unless explicitly allowed (see the module docstring)."""
+    suffix = path.suffix.lower()
+    if suffix in PICKLE_SUFFIXES and not allow_pickle:
+        raise ModelLoadError(
+            f"{path.name}: {suffix} files are Python pickles, which can run code when opened; refused. "
+            "Use a .safetensors version, or allow pickled models in the settings (they are then read "
+            "with weights_only=True)."
+        )
+    if suffix not in PICKLE_SUFFIXES and suffix != ".safetensors":
+        raise ModelLoadError(f"{path.name}: unknown weights format {suffix!r} (expected .safetensors)")
+
+
+def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str, Any]:
+    """A state dict from ``.safetensors`` (or, when allowed, a pickle read with weights_only=True)."""
+    p = Path(path)
+    check_weights_file(p, allow_pickle=allow_pickle)
+    if p.suffix.lower() == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(p))
+    import torch
+
+    data = torch.load(str(p), map_location="cpu", weights_only=True)
+    return data.get("state_dict", data) if isinstance(data, dict) else data
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    return getattr(torch, name)
+
+
+def load_sdxl_components(
+    source: SdxlSource, *, dtype: str = "float32", device: str = "cpu", cache: ComponentCache | None = None
+) -> dict[str, Any]:
+    """The SDXL pipeline components (``unet``, ``vae``, ``text_encoder(_2)``, ``tokenizer(_2)``,
+    ``scheduler``), heavy ones from ``cache`` when already loaded."""
+    cache = _NoCache() if cache is None else cache  # an empty cache is falsy (it has __len__)
+    mid = source.cache_id
+    if source.single_file and any(cache.peek(mid, c, dtype, device) is None for c in SDXL_COMPONENTS):
+        # One read of the checkpoint yields every component; store them all at once.
+        parts = _load_single_file(source, dtype, device)
+        for name in SDXL_COMPONENTS:
+            cache.put(mid, name, dtype, device, parts[name])
+    heavy = {c: cache.get(mid, c, dtype, device, lambda c=c: _load_component(source, c, dtype, device)) for c in SDXL_COMPONENTS}
+    # Tokenizers and the scheduler template are cheap but not free (~4 ms of file parsing per
+    # job, a tenth of a tiny-model generation): cache them too, under one "light" entry.
+    light = cache.get(mid, "light", "-", "-", lambda: _light_components(source.config if source.single_file else source.path))
+    return {**heavy, **light}
+
+
+def _load_component(source: SdxlSource, name: str, dtype: str, device: str) -> Any:
+    if source.single_file:  # only reached when the cache held some but not all parts
+        return _load_single_file(source, dtype, device)[name]
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    cls = {"unet": UNet2DConditionModel, "vae": AutoencoderKL, "text_encoder": CLIPTextModel,
+           "text_encoder_2": CLIPTextModelWithProjection}[name]  # fmt: skip
+    folder = source.path / name
+    if not folder.is_dir():
+        raise ModelLoadError(f"{source.path}: the model folder has no {name}/")
+    weights = list(folder.glob("*.safetensors"))
+    if not weights:
+        pickles = [p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        raise ModelLoadError(
+            f"{folder}: no .safetensors weights"
+            + (f" (only {pickles[0].name}, a pickle; refused)" if pickles else "")
+        )
+    try:
+        model = cls.from_pretrained(str(source.path), subfolder=name, torch_dtype=torch_dtype(dtype),
+                                    local_files_only=True, use_safetensors=True)  # fmt: skip
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(f"{folder}: cannot load {name}: {exc}") from exc
+    return model.to(device).eval()
+
+
+def _light_components(folder: Path | None) -> dict[str, Any]:
+    from diffusers import EulerDiscreteScheduler
+    from transformers import CLIPTokenizer
+
+    if folder is None:
+        raise ModelLoadError("no configuration folder for tokenizers and scheduler")
+    try:
+        return {
+            "tokenizer": CLIPTokenizer.from_pretrained(str(folder), subfolder="tokenizer", local_files_only=True),
+            "tokenizer_2": CLIPTokenizer.from_pretrained(str(folder), subfolder="tokenizer_2", local_files_only=True),
+            "scheduler": EulerDiscreteScheduler.from_pretrained(str(folder), subfolder="scheduler", local_files_only=True),
+        }  # fmt: skip
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{folder}: cannot read tokenizers/scheduler: {exc}") from exc
+
+
+def _load_single_file(source: SdxlSource, dtype: str, device: str) -> dict[str, Any]:
+    from diffusers import StableDiffusionXLPipeline
+
+    if source.config is None:
+        raise ModelLoadError(
+            f"{source.path.name}: a single-file checkpoint needs the SDXL configuration files to load "
+            "offline; download them with `comic-studio models download sdxl-base-1.0-config`"
+        )
+    if source.path.suffix.lower() != ".safetensors":
+        # Even when pickles are allowed: diffusers would open this file itself, outside our
+        # weights_only guard. LoRAs and other state dicts we read ourselves are fine.
+        raise ModelLoadError(f"{source.path.name}: pickled single-file checkpoints are not supported; use a .safetensors file")
+    kwargs: dict[str, Any] = {"config": str(source.config), "local_files_only": True, "torch_dtype": torch_dtype(dtype)}
+    try:
+        pipe = StableDiffusionXLPipeline.from_single_file(str(source.path), **kwargs)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelLoadError(f"{source.path.name}: not a loadable SDXL checkpoint: {exc}") from exc
+    parts = dict(pipe.components)
+    for name in SDXL_COMPONENTS:
+        parts[name] = parts[name].to(device).eval()
+    return parts
+
+
+# ------------------------------------------------------------------------------------------ LoRAs
+
+
+def load_lora_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str, Any]:
+    """Read a LoRA file (kohya ``lora_unet_*`` / ``lora_te1_*`` keys, or diffusers/peft keys) after
+    the pickle check; diffusers' ``load_lora_weights`` converts the kohya layout."""
+    p = Path(path)
+    if not p.is_file():
+        raise ModelLoadError(f"{p}: no such LoRA file")
+    state = read_state_dict(p, allow_pickle=allow_pickle)
+    if not state:
+        raise ModelLoadError(f"{p.name}: the LoRA file is empty")
+    return state
+
+
+def apply_loras(pipe: Any, loras: list[tuple[Path, float]], *, allow_pickle: bool = False) -> list[str]:
+    """Load ``(file, weight)`` LoRAs into ``pipe`` as named adapters and activate them together.
+    Returns the adapter names; :func:`remove_loras` undoes it (the cached UNet is shared)."""
+    names: list[str] = []
+    for index, (path, _weight) in enumerate(loras):
+        name = f"lora{index}_{Path(path).stem}"[:64]
+        state = load_lora_state_dict(path, allow_pickle=allow_pickle)
+        try:
+            pipe.load_lora_weights(state, adapter_name=name)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            remove_loras(pipe, names)
+            raise ModelLoadError(f"{Path(path).name}: not a LoRA for this SDXL model: {exc}") from exc
+        names.append(name)
+    if names:
+        pipe.set_adapters(names, adapter_weights=[w for _p, w in loras])
+    return names
+
+
+def remove_loras(pipe: Any, names: list[str]) -> None:
+    if names:
+        pipe.delete_adapters(names)

@@ -1,0 +1,219 @@
+"""Find models on this machine before downloading anything.
+
+Three places, in this order:
+
+1. the app's models folder (``AppSettings.models_folder``, else platformdirs
+   ``user_data_dir("comic-studio")/models``), laid out as ``<id>/<repo path>`` by our downloader;
+2. the Hugging Face cache (files fetched by any HF tool), via ``try_to_load_from_cache``;
+3. an existing ComfyUI or Automatic1111 models tree (``AppSettings.external_models_folder``), by file
+   name in the folder for the model's kind (``checkpoints``/``Stable-diffusion``, ``loras``/``Lora``,
+   ``controlnet``, ``ipadapter``, ``clip_vision``, ``embeddings``, ``vae``).
+
+No torch here; ``huggingface_hub`` is imported only to look in its cache (never the network).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from comic_studio.generation.models.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
+from comic_studio.generation.models.loading import ModelLoadError, SdxlSource, sdxl_source
+
+DEFAULT_SDXL_ENV = "COMIC_STUDIO_SDXL_MODEL"
+"""Overrides the default SDXL model (a catalogue id or a path): ``--models tiny`` sets it."""
+DEFAULT_SDXL_ID = "sdxl-base-1.0"
+CONFIG_ID = "sdxl-base-1.0-config"
+
+EXTERNAL_FOLDERS: dict[str, tuple[str, ...]] = {
+    "sdxl": ("checkpoints", "Stable-diffusion"),
+    "lora": ("loras", "Lora", "LyCORIS"),
+    "controlnet": ("controlnet", "ControlNet"),
+    "ipadapter": ("ipadapter", "ip-adapter", "ip_adapter"),
+    "clip_vision": ("clip_vision",),
+    "embedding": ("embeddings",),
+    "vae": ("vae", "VAE"),
+}
+"""ComfyUI names first, then Automatic1111's."""
+
+
+@dataclass(frozen=True)
+class Located:
+    id: str
+    path: Path
+    """The weight file (single-file / file entries) or the model folder (diffusers entries)."""
+    source: str
+    """``models-folder``, ``hf-cache`` or ``external``."""
+
+
+@dataclass(frozen=True)
+class Places:
+    models: Path
+    external: Path | None = None
+    hf_cache: Path | None = None
+    """``None``: huggingface_hub's default cache (honours ``HF_HUB_CACHE``/``HF_HOME``)."""
+
+    @classmethod
+    def from_settings(cls, settings: Any | None = None) -> "Places":
+        if settings is None:
+            from comic_studio.core.settings import load_settings
+
+            settings, _problem = load_settings()
+        external = Path(settings.external_models_folder).expanduser() if settings.external_models_folder else None
+        return cls(models=settings.effective_models_folder(), external=external)
+
+
+def entry_root(entry: ModelEntry) -> str:
+    """The repo-relative folder holding a diffusers entry's files (``""`` for the repo root)."""
+    parents = {str(PurePosixPath(f.path).parent) for f in entry.files}
+    common = os.path.commonpath(sorted(parents)) if parents else ""
+    return "" if common in (".", "") else common
+
+
+def _result_path(base: Path, entry: ModelEntry) -> Path:
+    if entry.format == "diffusers":
+        root = entry_root(entry)
+        return base / root if root else base
+    return base / entry.weight_file.path
+
+
+def in_models_folder(entry: ModelEntry, models: Path) -> Located | None:
+    base = models / entry.id
+    if all((base / f.path).is_file() for f in entry.files):
+        return Located(entry.id, _result_path(base, entry), "models-folder")
+    return None
+
+
+def in_hf_cache(entry: ModelEntry, cache_dir: Path | None = None) -> Located | None:
+    if entry.repo is None:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    found: list[Path] = []
+    for f in entry.files:
+        hit = try_to_load_from_cache(entry.repo, f.path, cache_dir=str(cache_dir) if cache_dir else None)
+        if not isinstance(hit, str):  # None, or the "known to be missing" sentinel
+            return None
+        found.append(Path(hit))
+    # All files of one snapshot share its folder: strip the repo path from the first hit.
+    snapshot = found[0]
+    for _part in PurePosixPath(entry.files[0].path).parts:
+        snapshot = snapshot.parent
+    return Located(entry.id, _result_path(snapshot, entry), "hf-cache")
+
+
+def external_kind_folders(external: Path, kind: str) -> list[Path]:
+    """The existing folders for ``kind`` under a ComfyUI/A1111 tree (its root or its models/)."""
+    out = []
+    for root in (external, external / "models"):
+        for name in EXTERNAL_FOLDERS.get(kind, ()):
+            if (root / name).is_dir():
+                out.append(root / name)
+    return out
+
+
+def in_external(entry: ModelEntry, external: Path | None) -> Located | None:
+    if external is None:
+        return None
+    names = {entry.weight_file.name.lower(), *(a.lower() for a in entry.aliases)}
+    kind = "sdxl" if entry.kind == "sdxl" else entry.kind
+    for folder in external_kind_folders(external, kind):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.name.lower() in names:
+                return Located(entry.id, path, "external")
+    return None
+
+
+def locate(entry: ModelEntry, places: Places) -> Located | None:
+    """Where ``entry`` is installed, or ``None`` (see the module docstring for the order)."""
+    return in_models_folder(entry, places.models) or in_hf_cache(entry, places.hf_cache) or in_external(entry, places.external)
+
+
+def locate_all(places: Places, catalogue: Catalogue | None = None) -> dict[str, Located | None]:
+    catalogue = catalogue or load_catalogue()
+    return {m.id: locate(m, places) for m in catalogue.models}
+
+
+def scan_external(places: Places, kind: str) -> list[Path]:
+    """Every weights file of ``kind`` in the external tree (a LoRA or checkpoint picker lists these)."""
+    if places.external is None:
+        return []
+    out: list[Path] = []
+    for folder in external_kind_folders(places.external, kind):
+        out += [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in (".safetensors", ".ckpt", ".pt", ".bin")]
+    return out
+
+
+def missing_for(model_id: str, places: Places, catalogue: Catalogue | None = None) -> list[ModelEntry]:
+    """What still has to be downloaded before ``model_id`` can run (it and what it needs)."""
+    catalogue = catalogue or load_catalogue()
+    return [m for m in catalogue.requirements(model_id) if locate(m, places) is None]
+
+
+# ------------------------------------------------------------------------------------ resolving
+
+
+def default_sdxl_model() -> str:
+    return os.environ.get(DEFAULT_SDXL_ENV, "").strip() or DEFAULT_SDXL_ID
+
+
+def _looks_like_path(spec: str) -> bool:
+    return "/" in spec or "\\" in spec or spec.lower().endswith((".safetensors", ".ckpt")) or Path(spec).expanduser().exists()
+
+
+def resolve_sdxl(spec: str = "", config: str = "", *, places: Places | None = None, allow_pickle: bool = False) -> SdxlSource:
+    """An SDXL model spec (catalogue id, a diffusers folder or a checkpoint path; empty = the
+    default) → a loadable :class:`SdxlSource`. Raises :class:`ModelLoadError` saying what to do."""
+    spec = spec.strip() or default_sdxl_model()
+    if _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        if path.is_file() and not config:
+            auto = _auto_config(places)
+            config = str(auto) if auto else ""
+        return sdxl_source(path, config or None, allow_pickle=allow_pickle)
+    places = places or Places.from_settings()
+    try:
+        entry = load_catalogue().get(spec)
+    except CatalogueError as exc:
+        raise ModelLoadError(str(exc)) from exc
+    if entry.kind != "sdxl":
+        raise ModelLoadError(f"{spec!r} is a {entry.kind} model, not an SDXL base model")
+    found = locate(entry, places)
+    if found is None:
+        raise ModelLoadError(f"the model {spec!r} is not installed: run `comic-studio models download {spec}`")
+    cfg = config or (str(_auto_config(places) or "") if found.path.is_file() else "")
+    return sdxl_source(found.path, cfg or None, allow_pickle=allow_pickle)
+
+
+def _auto_config(places: Places | None) -> Path | None:
+    """The SDXL config folder for single-file checkpoints, when one is installed."""
+    places = places or Places.from_settings()
+    try:
+        entry = load_catalogue().get(CONFIG_ID)
+    except CatalogueError:
+        return None
+    found = locate(entry, places)
+    return found.path if found else None
+
+
+def resolve_file(spec: str, kind: str, places: Places | None = None) -> Path:
+    """A LoRA/embedding/... spec → a file: a path, a catalogue id, or a file name in the external tree."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    places = places or Places.from_settings()
+    try:
+        entry = load_catalogue().get(spec)
+    except CatalogueError:
+        entry = None
+    if entry is not None:
+        found = locate(entry, places)
+        if found is None:
+            raise ModelLoadError(f"the model {spec!r} is not installed: run `comic-studio models download {spec}`")
+        return found.path
+    for candidate in scan_external(places, kind):
+        if candidate.name == spec or candidate.stem == spec:
+            return candidate
+    raise ModelLoadError(f"no {kind} file {spec!r} found (not a path, a catalogue id or a file in the models tree)")
