@@ -110,12 +110,47 @@ def bench_storyboard() -> dict:
     return run()
 
 
+def _json_of(cmd: list[str], env: dict | None = None, timeout: int = 900) -> dict:
+    """Run a benchmark script that prints one JSON object (its last line)."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench_gui() -> dict:
+    offscreen = {"QT_QPA_PLATFORM": "offscreen"}
+    starts = [_json_of([sys.executable, "-m", "comic_studio.ui.app", "--smoke-test"], offscreen) for _ in range(3)]
+    heartbeat = _json_of([sys.executable, "bench/gui_heartbeat.py", "--panels", "40", "--switch-interval", "1"], offscreen)
+    warm = _json_of([sys.executable, "bench/gui_heartbeat.py", "--panels", "40", "--switch-interval", "1", "--warm-up"], offscreen)
+    return {
+        "window_up_s_best_of_3": min(s["startup_s"] for s in starts),
+        "torch_imported_at_start": any(s["torch_imported"] for s in starts),
+        "window_target_s": 1.5,
+        "render_all_40_cold": heartbeat,
+        "render_all_40_warm": warm,
+        "heartbeat_target_ms": 50,
+    }
+
+
+def bench_sdxl() -> dict:
+    return _json_of([sys.executable, "bench/sdxl_vs_diffusers.py"])
+
+
+def bench_llm() -> dict:
+    from comic_studio.parsing.llm.bench import bench_llm as run
+
+    return run()
+
+
 BENCHES = {
     "project_io": bench_project_io,
     "export": bench_export,
     "parser": bench_parser,
     "retrieval": bench_retrieval,
     "storyboard": bench_storyboard,
+    "gui": bench_gui,
+    "sdxl": bench_sdxl,
+    "llm": bench_llm,
 }
 
 

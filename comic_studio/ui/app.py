@@ -80,7 +80,22 @@ def run_app(paths: list[str]) -> int:
     app = create_application()
     window = start_window(paths, app)
     QTimer.singleShot(0, window.offer_recoveries)
+    QTimer.singleShot(WARM_UP_DELAY_MS, _warm_up_in_background)
     return app.exec()
+
+
+WARM_UP_DELAY_MS = 1500
+
+
+def _warm_up_in_background() -> None:
+    """Load the storyboard's pose matcher (sentence model + torch) on a background thread once the
+    window is up. Importing torch holds the interpreter lock for a few hundred milliseconds; doing
+    it now, while the author looks around, keeps that stall out of the first "Render all"."""
+    import threading
+
+    from comic_studio.backends.storyboard.figures import warm_up
+
+    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
 
 
 def smoke_test(paths: list[str], screenshot: str | None = None, settle_ms: int = 0) -> dict:

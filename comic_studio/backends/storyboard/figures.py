@@ -209,6 +209,14 @@ def _pick_pose(entries: list[Any], text: str, n_figures: int, seed: int, embedde
     return retriever.pick(text, n_figures, seed) if retriever else None
 
 
+def warm_up(embedder: str = "auto") -> None:
+    """Build the pose retriever now (loading the sentence model and torch) rather than inside the
+    first render: the app calls this in the background right after its window is shown."""
+    entries = _library_entries()
+    if entries:
+        _retriever(entries, embedder)
+
+
 def prepare_pose_queries(requests: list[GenerationRequest], embedder: str = "auto") -> int:
     """Batch-embed the pose queries of many requests before they are rendered one by one."""
     entries = _library_entries()
