@@ -66,6 +66,7 @@ class StoryOutliner(QWidget):
 
         self.worker = ParseWorker(self)
         self.worker.progress.connect(self._on_progress)
+        self.worker.progress_text.connect(self._on_progress_text)
         self.worker.finished.connect(self._on_parsed)
         self.worker.failed.connect(self._on_parse_failed)
         self.worker.cancelled.connect(lambda: self.ctx.message.emit("Parsing cancelled; the outline is unchanged."))
@@ -286,6 +287,11 @@ class StoryOutliner(QWidget):
         self.cancel_button.setVisible(running)
         self.progress_bar.setVisible(running)
         self.progress_bar.setValue(0)
+        self.progress_bar.setTextVisible(False)
+
+    def _on_progress_text(self, text: str) -> None:
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setFormat(text)
 
     def _on_progress(self, fraction: float) -> None:
         self.progress_bar.setValue(round(fraction * 1000))

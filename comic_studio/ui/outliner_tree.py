@@ -25,7 +25,7 @@ Index = QModelIndex | QPersistentModelIndex
 
 
 def _dot(colour: str, ring: str | None = None) -> QIcon:
-    """A small round marker: the beat's origin at a glance (filled blue = parsed, amber = yours)."""
+    """A small round marker: the beat's origin at a glance (see BeatTreeModel._icons)."""
     pix = QPixmap(12, 12)
     pix.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pix)
@@ -45,7 +45,9 @@ class BeatTreeModel(QAbstractItemModel):
         self._provisional: dict[str, str] = {}
         self._where: dict[str, tuple[int, int]] = {}
         self._layout: tuple = ()
-        self._icons = {"parsed": _dot("#4a7bd0"), "user": _dot("#e0a028", "#9a6a10")}
+        # Blue: from the model (LLM parsers); grey: from the rule parser — the default, or the LLM
+        # parser's fallback for a window the model failed; amber: edited by the author.
+        self._icons = {"llm": _dot("#4a7bd0"), "rules": _dot("#9aa3ad", "#6b737c"), "user": _dot("#e0a028", "#9a6a10")}
         self._rebuild_maps()
 
     # ------------------------------------------------------------------ story access
@@ -195,7 +197,7 @@ class BeatTreeModel(QAbstractItemModel):
             if column == 3:
                 return str(len(beat.dialogue)) if beat.dialogue else ""
         if role == Qt.ItemDataRole.DecorationRole and column == 0:
-            return self._icons["user" if yours else "parsed"]
+            return self._icons["user" if yours else beat.source]
         if role == Qt.ItemDataRole.FontRole and yours:
             font = QFont()
             font.setItalic(True)

@@ -17,6 +17,7 @@ from comic_studio.core.model import Character
 
 class _ParseThread(QThread):
     progressed = Signal(int, float)
+    described = Signal(int, str)  # LLM parsers: "window 2 of 5, 31 beats so far"
     succeeded = Signal(int, object)
     failed = Signal(int, str)
     was_cancelled = Signal(int)
@@ -35,6 +36,9 @@ class _ParseThread(QThread):
         if percent != self._last_percent:
             self._last_percent = percent
             self.progressed.emit(self.run_id, fraction)
+        describe = getattr(fraction, "describe", None)  # WindowProgress of the LLM parsers
+        if describe is not None:
+            self.described.emit(self.run_id, describe())
 
     def run(self) -> None:  # worker thread
         from comic_studio.core.errors import ComicStudioError
@@ -75,6 +79,8 @@ class ParseWorker(QObject):
     ``cancelled()``; ``running_changed(bool)`` brackets the run."""
 
     progress = Signal(float)
+    progress_text = Signal(str)
+    """What the parser is doing, when it says (LLM parsers: window i of n, beats so far)."""
     finished = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
@@ -99,6 +105,7 @@ class ParseWorker(QObject):
         self._run_id += 1
         thread = _ParseThread(self._run_id, text, characters, parser, self)
         thread.progressed.connect(self._on_progress)
+        thread.described.connect(lambda run_id, text: self._current(run_id) and self.progress_text.emit(text))
         thread.succeeded.connect(self._on_succeeded)
         thread.failed.connect(self._on_failed)
         thread.was_cancelled.connect(self._on_cancelled)
