@@ -47,6 +47,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # Edit (undo/redo come from the QUndoStack and are added by the window)
     ActionSpec("delete", "&Delete", "delete_selected", StdKey.Delete, "Delete the selection"),
     ActionSpec("preferences", "&Preferences…", "show_preferences", StdKey.Preferences, "Folders, defaults, theme"),
+    ActionSpec("models", "&Models…", "show_models", None, "Installed and missing model weights, downloads"),
     # View
     ActionSpec("zoom_in", "Zoom &In", "zoom_in", StdKey.ZoomIn),
     ActionSpec("zoom_out", "Zoom &Out", "zoom_out", StdKey.ZoomOut),
@@ -72,6 +73,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("render_all", "Render &All", "render_all", "Ctrl+Shift+A", "Render every panel of the book"),
     # Help
     ActionSpec("about", "&About Comic Studio", "show_about"),
+    ActionSpec("plugins", "&Plugins…", "show_plugins", None, "Installed generation backends and plugin errors"),
     # Tools
     *(ActionSpec(f"tool_{t}", t.capitalize() if t != "sfx" else "SFX", "set_tool", _TOOL_KEYS[t],
                  f"{t.capitalize()} tool ({_TOOL_KEYS[t]})", checkable=True, checked=t == "select", group="tool", data=t)
@@ -80,13 +82,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("new", "open", "@recent", "-", "save", "save_as", "-", "export_pdf", "export_png", "export_cbz", "-", "quit")),
-    ("&Edit", ("@undo", "@redo", "-", "delete", "-", "preferences")),
+    ("&Edit", ("@undo", "@redo", "-", "delete", "-", "preferences", "models")),
     ("&View", ("zoom_in", "zoom_out", "fit_page", "actual_size", "-", "reading_order", "guides", "-",
                "@theme", "@docks")),
     ("&Tools", tuple(f"tool_{t}" for t in TOOLS)),
     ("&Page", ("add_page", "duplicate_page", "delete_page", "-", "@templates")),
     ("P&anel", ("split_h", "split_v", "split_d", "merge", "-", "render_panel", "render_page", "render_all")),
-    ("&Help", ("about",)),
+    ("&Help", ("plugins", "-", "about")),
 )
 """Menu titles and their entries: an action id, ``-`` for a separator, or ``@name`` for a slot
 the window fills (undo/redo from the undo stack, recent files, theme, dock toggles, templates)."""

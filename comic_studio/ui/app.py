@@ -80,6 +80,7 @@ def run_app(paths: list[str]) -> int:
     app = create_application()
     window = start_window(paths, app)
     QTimer.singleShot(0, window.offer_recoveries)
+    QTimer.singleShot(0, window.report_plugin_errors)
     QTimer.singleShot(WARM_UP_DELAY_MS, _warm_up_in_background)
     return app.exec()
 

@@ -375,6 +375,15 @@ class MainWindow(QMainWindow):
         return doc.path or self.settings.effective_projects_folder() / f"{doc.project.title}.comic"
 
     # ================================================================== recovery
+    def report_plugin_errors(self) -> None:
+        """Plugins that failed to load are logged once by the registry; say so once here too."""
+        from comic_studio.backends.registry import plugin_errors
+
+        errors = plugin_errors()
+        if errors:
+            names = ", ".join(sorted(errors))
+            self.ctx.message.emit(f"{len(errors)} plugin(s) failed to load ({names}) — see Help → Plugins…")
+
     def offer_recoveries(self) -> int:
         """At start-up: offer each recovery file newer than its project file (Restore / Discard /
         Later). Stale ones (their file was saved afterwards) are removed quietly. Returns how
@@ -549,6 +558,24 @@ class MainWindow(QMainWindow):
     def render_all(self) -> None:
         self.autosave.write_now()
         self.render_service.render_all()
+
+    def show_models(self) -> None:
+        """Non-modal, one at a time: downloads keep going while the dialog is closed; a fresh one
+        (reading the current Preferences) is made when none is downloading."""
+        from comic_studio.ui.dialogs.models_dialog import ModelsDialog
+
+        dialog = getattr(self, "models_dialog", None)
+        if dialog is None or not dialog.is_downloading():
+            if dialog is not None:
+                dialog.deleteLater()
+            dialog = self.models_dialog = ModelsDialog(self.settings, self)
+        dialog.show()
+        dialog.raise_()
+
+    def show_plugins(self) -> None:
+        from comic_studio.ui.dialogs.plugins_dialog import PluginsDialog
+
+        PluginsDialog(self).exec()
 
     def show_about(self) -> None:
         QMessageBox.about(self, f"About {APP_NAME}",

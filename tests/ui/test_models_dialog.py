@@ -1,0 +1,255 @@
+"""The Models dialog: catalogue rows, where installed models were found, "what is missing" guidance,
+and real downloads from a local HTTP server on 127.0.0.1 (progress, landing, errors, cancel)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import http.server
+import threading
+import time
+
+import pytest
+
+from comic_studio.core.settings import AppSettings
+from comic_studio.generation.models.catalogue import Catalogue, load_catalogue
+from comic_studio.generation.models.locate import Places
+from comic_studio.ui.dialogs.models_dialog import LLAMA_KEY, ModelsDialog
+
+PAYLOAD = bytes(range(256)) * 1024  # 256 KB: several download chunks, so progress has steps
+SLOW_SIZE = 4 * 1024 * 1024
+
+
+class Server(http.server.BaseHTTPRequestHandler):
+    """/ok/* serves PAYLOAD, /slow/* trickles SLOW_SIZE bytes, anything else is a 404."""
+
+    def do_GET(self):  # noqa: N802
+        if self.path.startswith("/ok/"):
+            self._send(PAYLOAD)
+        elif self.path.startswith("/slow/"):
+            self.send_response(200)
+            self.send_header("Content-Length", str(SLOW_SIZE))
+            self.end_headers()
+            try:
+                for _ in range(SLOW_SIZE // 65536):
+                    self.wfile.write(b"x" * 65536)
+                    time.sleep(0.05)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        else:
+            self.send_error(404, "no such file")
+
+    def _send(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def places(tmp_path):
+    return Places(models=tmp_path / "models", external=tmp_path / "comfy", hf_cache=tmp_path / "hf")
+
+
+def local_catalogue(base: str, *, size: int = 262_144) -> Catalogue:
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    return Catalogue.model_validate({"version": 1, "models": [
+        {"id": "tiny-gguf", "name": "Tiny GGUF", "kind": "llm", "format": "file", "licence": "MIT",
+         "files": [{"path": "tiny.gguf", "url": f"{base}/ok/tiny.gguf", "sha256": sha, "size": size}]},
+        {"id": "tiny-config", "name": "Tiny config", "kind": "sdxl-config", "format": "diffusers", "licence": "MIT",
+         "files": [{"path": "unet/config.json", "url": f"{base}/ok/unet.json"},
+                   {"path": "vae/config.json", "url": f"{base}/ok/vae.json"}]},
+        {"id": "tiny-sdxl", "name": "Tiny SDXL", "kind": "sdxl", "format": "single-file", "licence": "Open RAIL++",
+         "needs": ["tiny-config"], "files": [{"path": "tiny.safetensors", "url": f"{base}/ok/tiny.safetensors"}]},
+        {"id": "broken", "name": "Broken link", "kind": "lora", "format": "file",
+         "files": [{"path": "gone.safetensors", "url": f"{base}/missing/gone.safetensors"}]},
+        {"id": "slow", "name": "Slow model", "kind": "vae", "format": "file",
+         "files": [{"path": "slow.safetensors", "url": f"{base}/slow/slow.safetensors"}]},
+    ]})  # fmt: skip
+
+
+def make(qtbot, places, catalogue=None, settings=None) -> ModelsDialog:
+    dialog = ModelsDialog(settings or AppSettings(), catalogue=catalogue, places=places)
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def finish(dialog: ModelsDialog) -> None:
+    dialog.cancel_downloads()
+    dialog.wait_for_downloads(10)
+
+
+def test_lists_every_catalogue_entry_with_size_and_licence(qtbot, places):
+    dialog = make(qtbot, places)
+    ids = [dialog.table.item(r, 0).data(0x0100) for r in range(dialog.table.rowCount())]
+    assert ids == [m.id for m in load_catalogue().models]
+    row = dialog.row_of("sdxl-base-1.0")
+    assert dialog.table.item(row, 2).text() == "6.9 GB"
+    assert "RAIL" in dialog.table.item(row, 3).text()
+    assert all(dialog.state(i) == "missing" for i in ids)
+
+
+def test_installed_entries_show_where_they_were_found(qtbot, places):
+    catalogue = load_catalogue()
+    gguf = catalogue.get("qwen2.5-1.5b-instruct-gguf")
+    target = places.models / gguf.id / gguf.files[0].path
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"GGUF")
+    vae_entry = catalogue.get("sdxl-vae-fp16-fix")  # a ComfyUI tree finds files by name in vae/
+    (places.external / "models" / "vae").mkdir(parents=True)
+    comfy = places.external / "models" / "vae" / vae_entry.weight_file.name
+    comfy.write_bytes(b"x")
+    dialog = make(qtbot, places)
+    assert dialog.state(gguf.id) == "installed"
+    assert dialog.status_text(gguf.id) == f"installed — models folder: {target}"
+    assert dialog.status_text(vae_entry.id) == f"installed — ComfyUI/A1111 folder: {comfy}"
+    assert dialog.state("sdxl-base-1.0") == "missing"
+
+
+def test_guidance_says_what_each_backend_is_missing(qtbot, places):
+    dialog = make(qtbot, places)
+    dialog.set_need("sdxl")
+    text = dialog.guidance.text()
+    assert "needs an SDXL base model" in text and "Stable Diffusion XL base 1.0 (6.9 GB)" in text
+    visible = {dialog.table.item(r, 0).data(0x0100) for r in range(dialog.table.rowCount()) if not dialog.table.isRowHidden(r)}
+    assert {"sdxl-base-1.0", "sdxl-base-1.0-config", "animagine-xl-3.1"} <= visible
+    assert "qwen2.5-1.5b-instruct-gguf" not in visible
+    assert dialog.selected_ids() == ["sdxl-base-1.0"]  # the suggestion is preselected for Download
+    dialog.set_need("storyboard")
+    assert "needs no downloaded models" in dialog.guidance.text()
+    dialog.set_need(LLAMA_KEY)
+    assert "GGUF" in dialog.guidance.text()
+    assert dialog.selected_ids() == ["qwen2.5-1.5b-instruct-gguf"]
+
+
+def test_guidance_reports_ready_once_installed(qtbot, places):
+    catalogue = load_catalogue()
+    entry = catalogue.get("llama-3.2-3b-instruct-gguf")
+    target = places.models / entry.id / entry.files[0].path
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"GGUF")
+    dialog = make(qtbot, places)
+    dialog.set_need(LLAMA_KEY)
+    assert dialog.guidance.text().startswith("✓") and entry.name in dialog.guidance.text()
+
+
+def test_download_with_progress_lands_the_file_and_its_needs(qtbot, places, server):
+    dialog = make(qtbot, places, local_catalogue(server))
+    bars: list[str] = []
+    original = dialog._on_progress
+
+    def spy(model_id, done, total, index, count):
+        original(model_id, done, total, index, count)
+        bars.append(dialog.status_text(model_id))
+
+    dialog._on_progress = spy  # the relay connects to the attribute at download time
+    assert dialog.download(["tiny-sdxl", "tiny-gguf"])
+    assert dialog.state("tiny-sdxl") in ("queued", "downloading")
+    qtbot.waitUntil(lambda: not dialog.is_downloading(), timeout=10_000)
+    for model_id in ("tiny-config", "tiny-sdxl", "tiny-gguf"):
+        assert dialog.state(model_id) == "installed", dialog.states[model_id]
+    landed = places.models / "tiny-gguf" / "tiny.gguf"
+    assert landed.read_bytes() == PAYLOAD
+    assert (places.models / "tiny-config" / "vae" / "config.json").read_bytes() == PAYLOAD
+    assert dialog.status_text("tiny-gguf") == f"installed — models folder: {landed}"
+    assert any("%" in b for b in bars) and any("100%" in b for b in bars)
+    assert any("file 2/2" in b for b in bars)  # the two-file config entry counts its files
+    finish(dialog)
+
+
+def test_failed_download_shows_the_reason_in_the_row(qtbot, places, server):
+    dialog = make(qtbot, places, local_catalogue(server))
+    dialog.download(["broken"])
+    qtbot.waitUntil(lambda: dialog.state("broken") == "failed", timeout=10_000)
+    text = dialog.status_text("broken")
+    assert text.startswith("failed: gone.safetensors: the server answered HTTP 404")
+    assert "Traceback" not in text
+    assert not (places.models / "broken" / "gone.safetensors").exists()
+
+
+def test_unreachable_server_fails_fast(qtbot, places):
+    catalogue = local_catalogue("http://127.0.0.1:9")  # discard port: nothing listens
+    dialog = make(qtbot, places, catalogue)
+    start = time.monotonic()
+    dialog.download(["tiny-gguf"])
+    qtbot.waitUntil(lambda: dialog.state("tiny-gguf") == "failed", timeout=10_000)
+    assert time.monotonic() - start < 5
+    assert "download failed" in dialog.status_text("tiny-gguf") and "ConnectionError" in dialog.status_text("tiny-gguf")
+
+
+def test_cancel_stops_the_download_and_keeps_the_partial_file(qtbot, places, server):
+    dialog = make(qtbot, places, local_catalogue(server))
+    dialog.download(["broken"])  # the queue runs in order: this one fails first
+    dialog.download(["slow", "tiny-gguf"])
+    qtbot.waitUntil(lambda: dialog.state("slow") == "downloading" and dialog.state("broken") == "failed", timeout=10_000)
+    qtbot.wait(150)  # a few progress updates
+    assert dialog.cancel_button.isEnabled()
+    if os.path.isdir("/tmp/models_dialog_eng"):
+        dialog.show()
+        dialog.grab().save("/tmp/models_dialog_eng/models_downloading.png")
+    dialog.cancel_downloads()
+    qtbot.waitUntil(lambda: not dialog.is_downloading(), timeout=10_000)
+    assert dialog.state("slow") == "cancelled" and dialog.state("tiny-gguf") == "cancelled"
+    assert not (places.models / "slow" / "slow.safetensors").exists()
+    part = places.models / "slow" / "slow.safetensors.part"
+    assert 0 < part.stat().st_size < SLOW_SIZE
+    assert not (places.models / "tiny-gguf" / "tiny.gguf").exists()
+    assert not dialog.cancel_button.isEnabled()
+    dialog.wait_for_downloads(10)
+
+
+def test_large_downloads_ask_first(qtbot, places, server, monkeypatch):
+    dialog = make(qtbot, places, local_catalogue(server, size=3_000_000_000))
+    asked: list[str] = []
+    monkeypatch.setattr(dialog, "ask_to_confirm", lambda title, text: asked.append(title + text) or False)
+    assert dialog.download(["tiny-gguf"]) is False
+    assert dialog.state("tiny-gguf") == "missing" and "3.0 GB" in asked[0] and "MIT" in asked[0]
+    monkeypatch.setattr(dialog, "ask_to_confirm", lambda title, text: True)
+    assert dialog.download(["tiny-gguf"]) is True
+    qtbot.waitUntil(lambda: dialog.state("tiny-gguf") == "installed", timeout=10_000)
+    finish(dialog)
+
+
+def test_the_gui_stays_responsive_while_downloading(qtbot, places, server):
+    dialog = make(qtbot, places, local_catalogue(server))
+    dialog.download(["slow"])
+    ticks: list[float] = []
+    from PySide6.QtCore import QTimer
+
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(10)
+    qtbot.waitUntil(lambda: dialog.state("slow") == "downloading", timeout=10_000)
+    qtbot.wait(300)
+    timer.stop()
+    finish(dialog)
+    gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+    print(f"timer ticks {len(ticks)}, worst gap {max(gaps) * 1000:.1f} ms")
+    assert len(ticks) > 10 and max(gaps) < 0.2
+
+
+def test_grab_png(qtbot, places, server, tmp_path):
+    catalogue = load_catalogue()
+    gguf = catalogue.get("qwen2.5-1.5b-instruct-gguf")
+    target = places.models / gguf.id / gguf.files[0].path
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"GGUF")
+    dialog = make(qtbot, places)
+    dialog.set_need("sdxl")
+    dialog.show()
+    qtbot.waitExposed(dialog)
+    out = tmp_path / "models_dialog.png"
+    dialog.grab().save("/tmp/models_dialog_eng/models_dialog.png") if os.path.isdir("/tmp/models_dialog_eng") else None
+    assert dialog.grab().save(str(out)) and out.stat().st_size > 0
