@@ -8,6 +8,8 @@ from comic_studio.core.errors import CommandError
 from comic_studio.core.model import Balloon, BalloonKind, Beat, Box, Character, DialogueLine, Scene, ShotType
 from comic_studio.core.story_edits import merge_scenes
 
+from undo_helpers import assert_undoable
+
 MARA = Character(id="mara", name="Mara")
 THEO = Character(id="theo", name="Theo")
 
@@ -35,16 +37,6 @@ def _doc() -> Document:
     return doc
 
 
-def _undoable(doc: Document, action):
-    before = doc.project.model_dump()
-    value = action()
-    after = doc.project.model_dump()
-    assert after != before
-    doc.undo()
-    assert doc.project.model_dump() == before
-    doc.redo()
-    assert doc.project.model_dump() == after
-    return value
 
 
 def _ids(doc: Document) -> list[list[str]]:
@@ -69,7 +61,7 @@ def test_story_text_typing_merges_into_one_step():
 
 def test_edit_beat_marks_it_the_authors_and_validates():
     doc = _doc()
-    _undoable(doc, lambda: story_edits.edit_beat(doc, "b2", action="Mara turned the key."))
+    assert_undoable(doc, lambda: story_edits.edit_beat(doc, "b2", action="Mara turned the key."))
     beat = doc.project.story.beat("b2")
     assert beat.action == "Mara turned the key." and beat.edited and beat.source == "user"
     # Removing the actor from the characters clears the actor; setting a target adds it.
@@ -97,9 +89,9 @@ def test_typing_in_a_beat_merges():
 
 def test_move_beats_within_and_across_scenes():
     doc = _doc()
-    _undoable(doc, lambda: story_edits.move_beat(doc, "b3", "s1", 0))
+    assert_undoable(doc, lambda: story_edits.move_beat(doc, "b3", "s1", 0))
     assert _ids(doc) == [["b3", "b1", "b2"], ["b4", "b5"]]
-    _undoable(doc, lambda: story_edits.move_beat(doc, "b1", "s2", 1))
+    assert_undoable(doc, lambda: story_edits.move_beat(doc, "b1", "s2", 1))
     assert _ids(doc) == [["b3", "b2"], ["b4", "b1", "b5"]]
     assert not doc.project.story.beat("b1").edited  # a move does not change content
     assert not story_edits.move_beat(doc, "b3", "s1", 0)  # no-op, no undo step
@@ -112,12 +104,12 @@ def test_merge_and_split_beats():
     editing.add_page(doc, "grid-2x2")
     panel = doc.project.pages[0].panels[0]
     doc.execute(story_edits.SetFields(("panel", panel.id), "link", beat_id="b3"))
-    merged = _undoable(doc, lambda: story_edits.merge_beats(doc, "b2", "b3"))
+    merged = assert_undoable(doc, lambda: story_edits.merge_beats(doc, "b2", "b3"))
     assert merged.action == "Mara studied a brass key. Theo walked in."
     assert merged.characters == ["mara", "theo"] and len(merged.dialogue) == 2 and merged.edited
     assert _ids(doc)[0] == ["b1", "b2"]
     assert doc.project.pages[0].panels[0].beat_id is None  # the panel forgot the removed beat
-    second = _undoable(doc, lambda: story_edits.split_beat(doc, "b2"))
+    second = assert_undoable(doc, lambda: story_edits.split_beat(doc, "b2"))
     first = doc.project.story.beat("b2")
     assert first.action == "Mara studied a brass key." and second.action == "Theo walked in."
     assert len(first.dialogue) == 2 and second.dialogue == [] and second.characters == ["mara", "theo"]
@@ -133,14 +125,14 @@ def test_merge_and_split_beats():
 
 def test_add_and_delete_beats():
     doc = Document.new()
-    beat = _undoable(doc, lambda: story_edits.add_beat(doc))
+    beat = assert_undoable(doc, lambda: story_edits.add_beat(doc))
     assert doc.project.story.scenes[0].beats[0].id == beat.id and beat.edited
     doc = _doc()
     new = story_edits.add_beat(doc, "s1", 1, action="Lightning.")
     assert _ids(doc)[0] == ["b1", new.id, "b2", "b3"]
-    _undoable(doc, lambda: story_edits.delete_beats(doc, ["b1", "b5"]))
+    assert_undoable(doc, lambda: story_edits.delete_beats(doc, ["b1", "b5"]))
     assert _ids(doc) == [[new.id, "b2", "b3"], ["b4"]]
-    _undoable(doc, lambda: story_edits.rename_scene(doc, "s2", "Pier"))
+    assert_undoable(doc, lambda: story_edits.rename_scene(doc, "s2", "Pier"))
 
 
 def test_merge_keeps_edited_beats_by_order_and_similarity():
@@ -165,7 +157,7 @@ def test_apply_parse_merge_and_title():
     doc = _doc()
     story_edits.edit_beat(doc, "b4", action="They sprint down the pier.")
     fresh = [Scene(beats=[Beat(action="Rain.")]), Scene(beats=[Beat(action="Mara and Theo ran down the pier."), Beat(action="Brandt.")])]
-    _undoable(doc, lambda: story_edits.apply_parse(doc, fresh, "merge", text="New text", title="The Key"))
+    assert_undoable(doc, lambda: story_edits.apply_parse(doc, fresh, "merge", text="New text", title="The Key"))
     beats = doc.project.story.beats()
     assert [b.action for b in beats] == ["Rain.", "They sprint down the pier.", "Brandt."]
     assert doc.project.story.text == "New text" and doc.project.title == "Story"  # titled project keeps its title
@@ -177,7 +169,7 @@ def test_apply_parse_merge_and_title():
 
 def test_lay_out_and_assign():
     doc = _doc()
-    pages = _undoable(doc, lambda: story_edits.lay_out_story(doc))
+    pages = assert_undoable(doc, lambda: story_edits.lay_out_story(doc))
     panels = [p for page in doc.project.pages for p in page.panels]
     assert {p.beat_id for p in panels} == {"b1", "b2", "b3", "b4", "b5"} and len(pages) >= 1
     assert not story_edits.pages_have_artwork(doc.project)
@@ -185,7 +177,7 @@ def test_lay_out_and_assign():
     doc.execute(story_edits.InsertItem(("balloons", first[0].id), Balloon(kind=BalloonKind.SPEECH, box=Box(x=0, y=0, w=9, h=9))))
     assert story_edits.pages_have_artwork(doc.project)
     targets = [first[1].id, first[0].id]
-    _undoable(doc, lambda: story_edits.assign_beats(doc, ["b4", "b5"], targets))
+    assert_undoable(doc, lambda: story_edits.assign_beats(doc, ["b4", "b5"], targets))
     assert doc.project.find_panel(first[1].id)[1].beat_id == "b4"
     assert doc.project.find_panel(first[0].id)[1].beat_id == "b5"
     assert len(doc.project.find_panel(first[0].id)[1].balloons) == 1  # balloons kept
@@ -203,7 +195,7 @@ def test_adopt_characters_rewrites_provisional_ids():
     story_edits.lay_out_story(doc)
     assert story_edits.provisional_ids(doc.project) == ["new:brandt", "new:crowd"]
     brandt = Character(id="c-brandt", name="Brandt")
-    _undoable(doc, lambda: story_edits.adopt_characters(doc, [brandt], {"new:brandt": "c-brandt"}, drop=["new:crowd"]))
+    assert_undoable(doc, lambda: story_edits.adopt_characters(doc, [brandt], {"new:brandt": "c-brandt"}, drop=["new:crowd"]))
     beat = doc.project.story.beat("b5")
     assert beat.characters == ["c-brandt"] and beat.actor_id == "c-brandt" and beat.dialogue[0].speaker_id is None
     panel = next(p for page in doc.project.pages for p in page.panels if p.beat_id == "b5")
