@@ -111,10 +111,11 @@ def bench_storyboard() -> dict:
 
 
 def _json_of(cmd: list[str], env: dict | None = None, timeout: int = 900) -> dict:
-    """Run a benchmark script that prints one JSON object (its last line)."""
+    """Run a benchmark script that prints one JSON object (indented, or on its last line)."""
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                           env={**os.environ, **(env or {})}, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = proc.stdout.strip()
+    return json.loads(out[out.index("{"):]) if out.startswith("{") else json.loads(out.splitlines()[-1])
 
 
 def bench_gui() -> dict:
