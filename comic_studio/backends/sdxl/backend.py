@@ -16,7 +16,13 @@ from comic_studio.backends.base import GenerationBackend
 from comic_studio.backends.sdxl.inputs import fit, parse_region, read_image_setting, region_mask
 from comic_studio.backends.sdxl.previews import latents_to_rgb
 from comic_studio.backends.sdxl.schedulers import DEFAULT_SCHEDULER, UnknownScheduler, make_scheduler, scheduler_names
-from comic_studio.generation.models.loading import ModelLoadError, apply_loras, load_sdxl_components, remove_loras
+from comic_studio.generation.models.loading import (
+    ModelLoadError,
+    apply_loras,
+    fp16_fix_vae,
+    load_sdxl_components,
+    remove_loras,
+)
 from comic_studio.generation.models.locate import default_sdxl_model, resolve_file, resolve_sdxl
 from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult, StepCallback
 
@@ -131,6 +137,9 @@ class SdxlBackend(GenerationBackend):
         try:
             source = resolve_sdxl(settings["model"], settings["model_config"], allow_pickle=settings["allow_pickle"])
             parts = load_sdxl_components(source, dtype=res.dtype, device="cpu" if offload else device, cache=res.models)
+            fixed_vae = fp16_fix_vae(res.dtype, "cpu" if offload else device, res.models)
+            if fixed_vae is not None:
+                parts = {**parts, "vae": fixed_vae}
             scheduler = make_scheduler(settings["scheduler"], parts["scheduler"].config, seed=request.seed)
         except (ModelLoadError, UnknownScheduler) as exc:
             raise GenerationError(str(exc)) from exc

@@ -131,6 +131,42 @@ def load_sdxl_components(
     return {**heavy, **light}
 
 
+FP16_FIX_VAE_ID = "sdxl-vae-fp16-fix"
+
+
+def fp16_fix_vae(dtype: str, device: str, cache: ComponentCache | None = None, places: Any | None = None) -> Any | None:
+    """The fp16-fix SDXL VAE when running in float16 and it is installed, else None.
+
+    SDXL's own VAE overflows to NaN (black images) in float16; diffusers then upcasts it to float32
+    for every decode, which is slower and needs more memory. The fp16-fix VAE (same latent space,
+    rescaled internals) decodes in half precision. bfloat16 and float32 need no swap."""
+    if dtype != "float16":
+        return None
+    from comic_studio.generation.models.catalogue import CatalogueError, load_catalogue
+    from comic_studio.generation.models.locate import Places, locate
+
+    try:
+        entry = load_catalogue().get(FP16_FIX_VAE_ID)
+    except CatalogueError:
+        return None
+    found = locate(entry, places or Places.from_settings())
+    if found is None:
+        return None
+    cache = _NoCache() if cache is None else cache
+
+    def load() -> Any:
+        from diffusers import AutoencoderKL
+
+        try:
+            vae = AutoencoderKL.from_pretrained(str(found.path), torch_dtype=torch_dtype(dtype),
+                                                local_files_only=True, use_safetensors=True)  # fmt: skip
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"{found.path}: cannot load the fp16-fix VAE: {exc}") from exc
+        return vae.to(device).eval()
+
+    return cache.get(FP16_FIX_VAE_ID, "vae", dtype, device, load)
+
+
 def _load_component(source: SdxlSource, name: str, dtype: str, device: str) -> Any:
     if source.single_file:  # only reached when the cache held some but not all parts
         return _load_single_file(source, dtype, device)[name]
