@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_models(sub)
 
+    from comic_studio.cli_poses import register as register_poses
+
+    register_poses(sub)
+
     info = sub.add_parser("info", help="summarise a .comic project")
     info.add_argument("file")
     info.add_argument("--json", action="store_true")
@@ -209,7 +213,7 @@ def _open_window(paths: list[str]) -> int:
     return run_app(paths)
 
 
-_COMMANDS = ("demo", "render", "parse", "info", "models")
+_COMMANDS = ("demo", "render", "parse", "info", "models", "poses")
 
 
 def main(argv: list[str] | None = None) -> int:
