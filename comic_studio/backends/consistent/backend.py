@@ -1,0 +1,280 @@
+"""The ``consistent`` backend: SDXL plus consistent self-attention over an identity bank.
+
+A panel job: every character present gets a bank — loaded from ``bank_folder`` when ``banks`` names
+one (a project asset the app materialised there), else built in the job from anchor images
+(deterministic, cached per backend instance) — then the panel renders with the read processors. An
+anchor job (``anchor_for``) renders a character's anchors, writes the bank to ``bank_folder`` and
+returns the first anchor image with ``banks`` naming the new bank in the result's settings.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from PIL import Image
+
+from comic_studio.backends.consistent.anchors import anchor_seed, bank_from_image, bank_key, build_character_bank
+from comic_studio.backends.consistent.bank import PRECISIONS, BankError, IdentityBank, read_bank_file, write_bank_file
+from comic_studio.backends.consistent.processors import GROUP_16, GROUP_32, RunState, installed
+from comic_studio.backends.consistent.schedule import ConsistencySchedule
+from comic_studio.backends.sdxl.backend import IMAGE_SETTING_MAX, SdxlBackend, _parse_loras, _unit_variance
+from comic_studio.backends.sdxl.inputs import read_image_setting
+from comic_studio.backends.sdxl.previews import latents_to_rgb
+from comic_studio.core.model import CharacterPlacement
+from comic_studio.generation.models.loading import apply_loras, remove_loras
+from comic_studio.generation.models.locate import default_sdxl_model, resolve_file
+from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult, StepCallback
+
+BANK_CACHE_SIZE = 16
+"""Banks kept in memory per backend instance (host RAM; a real SDXL bank is hundreds of MB)."""
+
+CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
+    "strength_32": {"type": "float", "default": 0.5, "min": 0.0, "max": 1.0, "label": "Consistency at 1/32",
+                    "help": "Share of the lowest-resolution decoder tokens banked and attended to (0 = off)."},
+    "strength_16": {"type": "float", "default": 0.5, "min": 0.0, "max": 1.0, "label": "Consistency at 1/16",
+                    "help": "Share of the 1/16-resolution decoder tokens banked and attended to (0 = off)."},
+    "start_step": {"type": "int", "default": 5, "min": 0, "max": 10_000, "label": "Plain steps first",
+                   "help": "Steps of plain self-attention before consistency starts (layout stays free)."},
+    "prob_early": {"type": "float", "default": 0.7, "min": 0.0, "max": 1.0, "label": "Probability until switch"},
+    "prob_late": {"type": "float", "default": 0.9, "min": 0.0, "max": 1.0, "label": "Probability after switch"},
+    "switch_step": {"type": "int", "default": 20, "min": 0, "max": 10_000, "label": "Switch step"},
+    "anchors": {"type": "int", "default": 1, "min": 1, "max": 4, "label": "Anchor images per character"},
+    "anchor_size": {"type": "int", "default": 1024, "min": 64, "max": 2048, "label": "Anchor image size",
+                    "help": "Square side of anchor images (a multiple of 8 is used)."},
+    "anchor_seed": {"type": "int", "default": 0, "min": 0, "max": 2**31 - 1, "label": "Anchor seed"},
+    "bank_precision": {"type": "choice", "default": "fp16", "choices": list(PRECISIONS), "label": "Bank precision"},
+    "bank_location": {"type": "choice", "default": "cpu", "choices": ["cpu", "device"], "label": "Bank location",
+                      "help": "cpu: host memory, one layer moved to the GPU while read (bounded GPU use)."},
+    "banks": {"type": "str", "default": "", "max_length": 20_000, "label": "Saved banks",
+              "help": "Comma-separated 'character-id=sha256' of bank files in the bank folder."},
+    "bank_folder": {"type": "str", "default": "", "max_length": 4096, "label": "Bank folder",
+                    "help": "Where bank files '<sha256>.safetensors' are read from and written to."},
+    "auto_anchors": {"type": "bool", "default": True, "label": "Build missing anchors",
+                     "help": "Characters without a saved bank get anchors rendered in the job."},
+    "anchor_for": {"type": "str", "default": "", "max_length": 64, "label": "Anchor job for character",
+                   "help": "Render this character's anchors and save its bank instead of a panel."},
+    "anchor_image": {"type": "str", "default": "", "max_length": IMAGE_SETTING_MAX, "label": "Anchor from image",
+                     "help": "Anchor job: bank this picture (PNG data URI or path, e.g. a chosen panel result) "
+                             "by re-noising it, instead of rendering anchors."},
+}  # fmt: skip
+
+
+class ConsistentBackend(SdxlBackend):
+    name = "consistent"
+    display_name = "Consistent characters (SDXL)"
+    capabilities = SdxlBackend.capabilities | frozenset({"consistent_characters"})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._banks: OrderedDict[str, IdentityBank] = OrderedDict()
+
+    @classmethod
+    def settings_schema(cls) -> dict[str, dict[str, Any]]:
+        return {**SdxlBackend.settings_schema(), **CONSISTENT_SCHEMA}
+
+    # ------------------------------------------------------------------ the job
+
+    def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> GenerationResult:
+        settings = self.validate_settings(request.backend_settings)
+        effective = dict(settings)
+        effective["model"] = effective["model"] or default_sdxl_model()
+        effective["steps"] = request.steps or effective["steps"]
+        effective["guidance"] = request.guidance or effective["guidance"]
+        schedule = _schedule(effective)
+        saved = parse_banks(effective["banks"])
+        anchor_for = effective["anchor_for"]
+        if anchor_for and request.character(anchor_for) is None:
+            raise GenerationError(f"consistent: anchor_for {anchor_for!r} is not one of the request's characters")
+        if anchor_for and not effective["bank_folder"]:
+            raise GenerationError("consistent: an anchor job needs 'bank_folder' to save the bank in")
+        wanted = [request.character(anchor_for)] if anchor_for else request.characters
+        banks: dict[str, IdentityBank] = {}
+        to_build = []
+        for character in wanted:
+            assert character is not None
+            if character.id in saved and not anchor_for:
+                banks[character.id] = self.load_bank(effective["bank_folder"], saved[character.id], effective, character.name)
+            elif anchor_for or effective["auto_anchors"]:
+                cached = None if anchor_for else self._banks.get(self._key(character, effective))
+                if cached is not None:
+                    banks[character.id] = cached
+                else:
+                    to_build.append(character)
+        picture = read_image_setting(effective["anchor_image"], "anchor_image") if anchor_for else None
+        if picture is not None:
+            to_build = []  # banked from the picture below, no anchor renders
+        steps = effective["steps"]
+        reporter = _Reporter(on_step, steps * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)),
+                             effective["preview_every"])
+        pipe_unet: list[Any] = []
+        adapters: list[str] = []
+        loras = _parse_loras(effective["loras"])
+        anchors: list[Image.Image] = []
+        try:
+            for character in to_build:
+                run = self._anchor_runner(request, effective, reporter, adapters, loras, pipe_unet)
+                bank, images = build_character_bank(run, character, effective, schedule, location=self._location(effective))
+                anchors += images
+                banks[character.id] = bank
+                if not anchor_for:
+                    self._remember(self._key(character, effective), bank)
+            if picture is not None:
+                banks[anchor_for] = self._bank_from_picture(request, effective, schedule, picture, loras, adapters, pipe_unet)
+                anchors.append(picture)
+            if anchor_for:
+                bank = banks[anchor_for]
+                digest = write_bank_file(bank.to_bytes(), effective["bank_folder"])
+                self._remember(digest, bank)
+                return GenerationResult(images=[_fit(anchors[0], request)], seed=request.seed, backend=self.name,
+                                        settings={**effective, "banks": f"{anchor_for}={digest}"},
+                                        heads=estimated_heads(request))  # fmt: skip
+            image = self._render_panel(request, effective, schedule, banks, reporter, adapters, loras, pipe_unet)
+        finally:
+            if adapters and pipe_unet:
+                remove_loras(pipe_unet[0], adapters)
+        # The effective settings (default model, request steps/guidance filled in), as sdxl records them.
+        return GenerationResult(images=[_fit(image, request)], seed=request.seed, backend=self.name,
+                                settings=effective, heads=estimated_heads(request))
+
+    def _render_panel(self, request: GenerationRequest, settings: dict[str, Any], schedule: ConsistencySchedule,
+                      banks: dict[str, IdentityBank], reporter: "_Reporter", adapters: list[str],
+                      loras: list[tuple[str, float]], pipe_holder: list[Any]) -> Image.Image:
+        pipe, call = self.prepare_call(request, settings)
+        self._loras_once(pipe, adapters, loras, settings, pipe_holder)
+        merged = IdentityBank(settings["bank_precision"], self._location(settings))
+        for bank in banks.values():
+            merged.merge(bank)
+        state = RunState("read", merged, tuple(banks), plan=tuple(schedule.plan(settings["steps"], request.seed)))
+        return self._run(pipe, call, state, settings, reporter)
+
+    def _bank_from_picture(self, request: GenerationRequest, settings: dict[str, Any], schedule: ConsistencySchedule,
+                           picture: Image.Image, loras: list[tuple[str, float]], adapters: list[str],
+                           pipe_holder: list[Any]) -> IdentityBank:
+        character = request.character(settings["anchor_for"])
+        assert character is not None
+        size = max(8, settings["anchor_size"] // 8 * 8)
+        solo = {**settings, "mode": "txt2img", "max_side": 0, "init_image": "", "mask_image": "", "mask_region": ""}
+        pipe, _call = self.prepare_call(request.model_copy(update={"width": size, "height": size}), solo)
+        self._loras_once(pipe, adapters, loras, settings, pipe_holder)
+        strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
+        return bank_from_image(pipe, picture, character, settings, schedule,
+                               lambda state: installed(pipe.unet, state, strengths),
+                               anchor_seed(settings["anchor_seed"], character.id, 0), location=self._location(settings))
+
+    def _anchor_runner(self, request: GenerationRequest, settings: dict[str, Any], reporter: "_Reporter",
+                       adapters: list[str], loras: list[tuple[str, float]], pipe_holder: list[Any]) -> Callable[..., Image.Image]:
+        size = max(8, settings["anchor_size"] // 8 * 8)
+        solo = {**settings, "mode": "txt2img", "max_side": 0, "init_image": "", "mask_image": "", "mask_region": ""}
+
+        def run(prompt: str, seed: int, state: RunState) -> Image.Image:
+            anchor = request.model_copy(update={"prompt": prompt, "seed": seed, "width": size, "height": size})
+            pipe, call = self.prepare_call(anchor, solo)
+            self._loras_once(pipe, adapters, loras, settings, pipe_holder)
+            return self._run(pipe, call, state, solo, reporter)
+
+        return run
+
+    def _run(self, pipe: Any, call: dict[str, Any], state: RunState, settings: dict[str, Any], reporter: "_Reporter") -> Image.Image:
+        strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
+        state.step = 0
+        with installed(pipe.unet, state, strengths):
+            return pipe(**call, callback_on_step_end=reporter.callback(state)).images[0]
+
+    def _loras_once(self, pipe: Any, adapters: list[str], loras: list[tuple[str, float]], settings: dict[str, Any],
+                    pipe_holder: list[Any]) -> None:
+        """LoRAs go into the shared UNet/text encoders once per job (every pipe of the job shares them)."""
+        if not loras or pipe_holder:
+            return
+        pipe_holder.append(pipe)
+        files = [(resolve_file(spec, "lora"), weight) for spec, weight in loras]
+        adapters += apply_loras(pipe, files, allow_pickle=settings["allow_pickle"])
+
+    # ------------------------------------------------------------------ banks
+
+    def load_bank(self, folder: str, digest: str, settings: dict[str, Any], name: str = "") -> IdentityBank:
+        """A saved bank by hash (cached), checked against the job's steps."""
+        bank = self._banks.get(digest)
+        if bank is None:
+            if not folder:
+                raise GenerationError(f"consistent: bank for {name or digest[:12]} is named but 'bank_folder' is empty")
+            try:
+                bank = IdentityBank.from_bytes(read_bank_file(folder, digest), location=self._location(settings))
+            except BankError as exc:
+                raise GenerationError(f"consistent: {exc}") from exc
+            self._remember(digest, bank)
+        made = bank.meta.get("steps")
+        if made is not None and made != settings["steps"]:
+            raise GenerationError(f"consistent: the bank of {name or digest[:12]} was made with {made} steps and this "
+                                  f"job uses {settings['steps']}; regenerate the anchor or use {made} steps")
+        return bank
+
+    def _remember(self, key: str, bank: IdentityBank) -> None:
+        self._banks[key] = bank
+        self._banks.move_to_end(key)
+        while len(self._banks) > BANK_CACHE_SIZE:
+            self._banks.popitem(last=False)
+
+    def _key(self, character: Any, settings: dict[str, Any]) -> str:
+        return bank_key(character, settings, self.resources.device, self.resources.dtype)
+
+    def _location(self, settings: dict[str, Any]) -> str:
+        return self.resources.device if settings["bank_location"] == "device" else "cpu"
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def parse_banks(text: str) -> dict[str, str]:
+    """``"ana=<sha>, ben=<sha>"`` → ``{"ana": sha, "ben": sha}``."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        character, sep, digest = item.rpartition("=")
+        if not sep or not character.strip():
+            raise GenerationError(f"consistent setting 'banks': {item!r} is not 'character-id=sha256'")
+        out[character.strip()] = digest.strip().lower()
+    return out
+
+
+def _schedule(settings: dict[str, Any]) -> ConsistencySchedule:
+    return ConsistencySchedule(settings["start_step"], settings["prob_early"], settings["prob_late"], settings["switch_step"])
+
+
+def _fit(image: Image.Image, request: GenerationRequest) -> Image.Image:
+    if image.size != (request.width, request.height):  # generated at a multiple of 8
+        image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
+    return image
+
+
+def estimated_heads(request: GenerationRequest) -> list[CharacterPlacement]:
+    """Text-to-image gives no skeleton: characters are assumed side by side, left to right in request
+    order, heads in the upper third (the lettering only needs somewhere sensible to aim tails)."""
+    count = len(request.characters)
+    return [
+        CharacterPlacement(character_id=c.id, figure=i, head=(round((i + 0.5) / count, 4), 0.3), head_radius=0.08)
+        for i, c in enumerate(request.characters)
+    ]
+
+
+class _Reporter:
+    """One progress stream over all runs of a job (anchors, then the panel), advancing the run state's
+    step and stopping the job (:class:`Cancelled`) as soon as ``on_step`` says so."""
+
+    def __init__(self, on_step: StepCallback | None, total: int, every: int):
+        self.on_step, self.total, self.every, self.done = on_step, total, every, 0
+
+    def callback(self, state: RunState) -> Callable[..., dict[str, Any]]:
+        def on_step_end(pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            state.step = index + 1
+            self.done += 1
+            if self.on_step is None:
+                return tensors
+            preview = None
+            if self.every and (self.done % self.every == 0 or self.done == self.total) and "latents" in tensors:
+                preview = latents_to_rgb(_unit_variance(pipe.scheduler, tensors["latents"]))
+            if self.on_step(self.done, self.total, preview) is False:
+                raise Cancelled(f"cancelled at step {self.done} of {self.total}")
+            return tensors
+
+        return on_step_end

@@ -1,0 +1,206 @@
+"""IdentityBank: the sampled hidden-state tokens of characters' anchor images, keyed by
+(character, step, layer).
+
+StoryDiffusion keeps every token of every step on the GPU for the whole run (gigabytes per identity
+image). Here only the sampled tokens are kept, in fp16/bf16 on the host by default, and a layer's
+tokens go to the device only while that layer reads them. A bank serialises to safetensors bytes, so
+the app can store it as a content-addressed project asset and a later single-panel regenerate reads
+exactly the tokens the whole-story run used. torch/safetensors are imported lazily.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BANK_FORMAT = "comic-studio-identity-bank/1"
+PRECISIONS = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+BYTES_PER_ELEMENT = {"fp16": 2, "bf16": 2, "fp32": 4}
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BankError(ValueError):
+    """A bank could not be read, found or combined; the message says which and why."""
+
+
+@dataclass
+class IdentityBank:
+    precision: str = "fp16"
+    location: str = "cpu"
+    """Where tokens live between reads: "cpu" (default) or a torch device name."""
+    meta: dict[str, Any] = field(default_factory=dict)
+    """How the bank was made (model, steps, sampler, anchor prompts, seeds, size): recorded, checked by
+    the backend against the panel job so a mismatch is an error, not a silent drift."""
+    _tokens: dict[tuple[str, int, str], Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise BankError(f"bank precision {self.precision!r} is not one of {sorted(PRECISIONS)}")
+
+    # ------------------------------------------------------------------ writing and reading
+
+    def put(self, character: str, step: int, layer: str, tokens: Any) -> None:
+        """Add ``tokens`` ``[batch, n, channels]``; a second anchor of the same character appends its
+        tokens along ``n``."""
+        import torch
+
+        stored = tokens.detach().to(self.location, getattr(torch, PRECISIONS[self.precision]))
+        key = (character, int(step), layer)
+        old = self._tokens.get(key)
+        self._tokens[key] = stored.contiguous() if old is None else torch.cat([old, stored], dim=1)
+
+    def get(self, character: str, step: int, layer: str) -> Any | None:
+        return self._tokens.get((character, int(step), layer))
+
+    def read(self, characters: Iterable[str], step: int, layer: str, device: Any, dtype: Any) -> Any | None:
+        """The tokens of ``characters`` at (step, layer), concatenated and moved to ``device``/``dtype``:
+        the only moment bank tokens occupy device memory."""
+        import torch
+
+        parts = [t for c in characters if (t := self._tokens.get((c, int(step), layer))) is not None]
+        if not parts:
+            return None
+        batch = max(p.shape[0] for p in parts)
+        parts = [p if p.shape[0] == batch else p[-1:].expand(batch, -1, -1) for p in parts]
+        return torch.cat([p.to(device=device, dtype=dtype, non_blocking=True) for p in parts], dim=1)
+
+    @property
+    def characters(self) -> list[str]:
+        return sorted({c for c, _, _ in self._tokens})
+
+    def steps(self, character: str | None = None) -> list[int]:
+        return sorted({s for c, s, _ in self._tokens if character in (None, c)})
+
+    def keys(self) -> list[tuple[str, int, str]]:
+        return sorted(self._tokens)
+
+    def nbytes(self, character: str | None = None) -> int:
+        return sum(t.numel() * t.element_size() for (c, _, _), t in self._tokens.items() if character in (None, c))
+
+    def merge(self, other: "IdentityBank") -> None:
+        """Take over ``other``'s characters (a panel with two characters reads two saved banks)."""
+        clash = set(self.characters) & set(other.characters)
+        if clash:
+            raise BankError(f"both banks hold character(s) {sorted(clash)}")
+        for (c, s, layer), t in other._tokens.items():
+            self._tokens[(c, s, layer)] = t.to(self.location)
+
+    def only(self, character: str) -> "IdentityBank":
+        out = IdentityBank(self.precision, self.location, dict(self.meta))
+        out._tokens = {k: v for k, v in self._tokens.items() if k[0] == character}
+        return out
+
+    # ------------------------------------------------------------------ persistence
+
+    def to_bytes(self) -> bytes:
+        """safetensors bytes; the key index and ``meta`` go in its header. Deterministic — the same
+        bank always gives the same bytes, so the same asset hash — which is why the header is written
+        here with sorted keys (the safetensors library orders its metadata map arbitrarily)."""
+        index = self.keys()
+        header: dict[str, Any] = {"__metadata__": {
+            "format": BANK_FORMAT, "precision": self.precision,
+            "index": json.dumps([list(k) for k in index]), "meta": json.dumps(self.meta, sort_keys=True)}}
+        blobs, offset = [], 0
+        for i, key in enumerate(index):
+            tensor = self._tokens[key].to("cpu").contiguous()
+            blob = tensor.reshape(-1).view(_uint8()).numpy().tobytes()
+            header[f"t{i}"] = {"dtype": _ST_DTYPES[self.precision], "shape": list(tensor.shape),
+                               "data_offsets": [offset, offset + len(blob)]}
+            blobs.append(blob)
+            offset += len(blob)
+        text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+        text += b" " * (-len(text) % 8)  # the format aligns the data to 8 bytes
+        return len(text).to_bytes(8, "little") + text + b"".join(blobs)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, location: str = "cpu", where: str = "identity bank") -> "IdentityBank":
+        from safetensors.torch import load
+
+        try:
+            tensors = load(data)
+            header = _header(data)
+            if header.get("format") != BANK_FORMAT:
+                raise BankError(f"{where}: not an identity bank (format {header.get('format')!r})")
+            index = json.loads(header["index"])
+            bank = cls(header.get("precision", "fp16"), location, json.loads(header.get("meta", "{}")))
+            for i, (character, step, layer) in enumerate(index):
+                bank._tokens[(str(character), int(step), str(layer))] = tensors[f"t{i}"].to(location)
+        except BankError:
+            raise
+        except Exception as exc:  # safetensors raises its own error types for damaged bytes
+            raise BankError(f"{where}: damaged or unreadable ({exc})") from exc
+        return bank
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.to_bytes()).hexdigest()
+
+
+_ST_DTYPES = {"fp16": "F16", "bf16": "BF16", "fp32": "F32"}
+
+
+def _uint8() -> Any:
+    import torch
+
+    return torch.uint8
+
+
+def _header(data: bytes) -> dict[str, str]:
+    if len(data) < 8:
+        raise BankError("identity bank: too short")
+    size = int.from_bytes(data[:8], "little")
+    return dict(json.loads(data[8 : 8 + size]).get("__metadata__", {}))
+
+
+# ------------------------------------------------------------------ files named by hash
+
+
+def write_bank_file(data: bytes, folder: str | Path) -> str:
+    """Materialise bank bytes (e.g. from the project's AssetStore) as ``<folder>/<sha256>.safetensors``
+    for a job to read; returns the hash (the same one ``AssetStore.add`` gives)."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = Path(folder) / f"{digest}.safetensors"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: a reader never sees half a bank
+    return digest
+
+
+def read_bank_file(folder: str | Path, digest: str) -> bytes:
+    if not _SHA.match(digest):
+        raise BankError(f"bank {digest!r} is not a sha256 hash")
+    path = Path(folder) / f"{digest}.safetensors"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BankError(f"bank {digest[:12]}…: cannot read {path} ({exc.strerror or exc})") from exc
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise BankError(f"bank file {path} does not match its hash (damaged or replaced)")
+    return data
+
+
+# ------------------------------------------------------------------ the memory formula
+
+
+def sampled_tokens(tokens: int, rate: float) -> int:
+    """How many of a layer's ``tokens`` a write keeps at sampling ``rate`` (the processors use this)."""
+    return int(round(tokens * rate))
+
+
+def bank_bytes_formula(layers: Iterable[tuple[int, int, float]], *, steps: int, batch: int = 2,
+                       anchors: int = 1, precision: str = "fp16") -> int:
+    """Host bytes of one character's bank: Σ over (tokens, channels, rate) layers of
+    steps × anchors × batch × round(tokens × rate) × channels × bytes per element."""
+    per = BYTES_PER_ELEMENT[precision]
+    return sum(steps * anchors * batch * sampled_tokens(n, rate) * ch * per for n, ch, rate in layers)
+
+
+def sdxl_1024_layers(rate_32: float, rate_16: float) -> list[tuple[int, int, float]]:
+    """SDXL at 1024²: the 36 decoder attn1 layers — 30 at 32×32×1280 and 6 at 64×64×640."""
+    return [(32 * 32, 1280, rate_32)] * 30 + [(64 * 64, 640, rate_16)] * 6

@@ -1,0 +1,158 @@
+"""Attention processors for consistent self-attention, one class per role, with explicit state.
+
+* :class:`BankWriteProcessor` (anchor images): computes plain self-attention and, at every banked step,
+  stores a random sample of the layer's input tokens in the :class:`IdentityBank`.
+* :class:`BankReadProcessor` (panels): at steps the schedule marks consistent, keys and values are the
+  panel's own tokens plus the banked tokens of the characters present; queries stay the panel's own.
+  Everywhere else it calls the layer's original processor, so a panel without banked characters is
+  computed by exactly the code plain SDXL runs.
+
+Everything a processor needs is on a :class:`RunState` passed in at construction (step, phase, bank,
+characters, schedule, RNG): no module globals, so queued jobs, cancel mid-step and two projects in one
+process cannot see each other's state. :func:`installed` patches only the decoder's attn1 layers (every
+other processor — IP-Adapter's attn2 ones included — is kept as the same object) and always restores
+the originals. Keys/values go through ``attn.to_k``/``attn.to_v``, so LoRA-patched projections apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from comic_studio.backends.consistent.bank import IdentityBank, sampled_tokens
+
+GROUP_32 = "32"
+GROUP_16 = "16"
+"""Resolution groups: SDXL's lowest-resolution decoder block (1/32 of the image side) and the next
+(1/16); each has its own strength."""
+
+
+@dataclass
+class RunState:
+    """One job's consistent-attention state. ``step`` is advanced by the step callback."""
+
+    phase: str  # "write" (anchor) or "read" (panel)
+    bank: IdentityBank
+    characters: tuple[str, ...]
+    """write: the one character being banked; read: the characters present in the panel."""
+    generator: Any = None
+    """write: the torch CPU generator choosing which tokens to keep (seeded per anchor)."""
+    banked_steps: frozenset[int] = frozenset()
+    plan: tuple[bool, ...] = ()
+    """read: one schedule decision per step."""
+    step: int = 0
+    calls: dict[str, int] = field(default_factory=lambda: {"plain": 0, "write": 0, "read": 0})
+
+    def __post_init__(self) -> None:
+        if self.phase not in ("write", "read"):
+            raise ValueError(f"unknown phase {self.phase!r}")
+        if self.phase == "write" and len(self.characters) != 1:
+            raise ValueError("a write phase banks exactly one character")
+
+    def consistent_now(self) -> bool:
+        return self.step < len(self.plan) and self.plan[self.step]
+
+
+class _ConsistentProcessor:
+    def __init__(self, original: Any, layer: str, rate: float, state: RunState):
+        self.original = original
+        self.layer = layer
+        self.rate = rate
+        self.state = state
+
+    def _plain(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any, attention_mask: Any,
+               temb: Any, args: tuple, kwargs: dict) -> Any:
+        self.state.calls["plain"] += 1
+        return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+
+
+class BankWriteProcessor(_ConsistentProcessor):
+    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None,
+                 attention_mask: Any = None, temb: Any = None, *args: Any, **kwargs: Any) -> Any:
+        state = self.state
+        if state.step in state.banked_steps and hidden_states.ndim == 3 and encoder_hidden_states is None:
+            import torch
+
+            count = sampled_tokens(hidden_states.shape[1], self.rate)
+            if count:
+                keep = torch.randperm(hidden_states.shape[1], generator=state.generator)[:count]
+                state.bank.put(state.characters[0], state.step, self.layer, hidden_states[:, keep.to(hidden_states.device)])
+                state.calls["write"] += 1
+        return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb, args, kwargs)
+
+
+class BankReadProcessor(_ConsistentProcessor):
+    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None,
+                 attention_mask: Any = None, temb: Any = None, *args: Any, **kwargs: Any) -> Any:
+        state = self.state
+        usable = (state.consistent_now() and self.rate > 0 and hidden_states.ndim == 3
+                  and encoder_hidden_states is None and attention_mask is None
+                  and attn.group_norm is None and attn.spatial_norm is None)  # fmt: skip
+        banked = None
+        if usable:
+            banked = state.bank.read(state.characters, state.step, self.layer, hidden_states.device, hidden_states.dtype)
+        if banked is None:
+            return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb, args, kwargs)
+        state.calls["read"] += 1
+        if banked.shape[0] != hidden_states.shape[0]:  # e.g. banked with CFG, read without: the cond half
+            banked = banked[-1:].expand(hidden_states.shape[0], -1, -1)
+        return consistent_attention(attn, hidden_states, banked)
+
+
+def consistent_attention(attn: Any, hidden_states: Any, banked: Any) -> Any:
+    """Self-attention whose keys/values also see ``banked`` tokens (same layout as SDPA's processor)."""
+    import torch
+    import torch.nn.functional as F
+
+    batch = hidden_states.shape[0]
+    context = torch.cat([hidden_states, banked], dim=1)
+    query, key, value = attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+    heads = attn.heads
+    head_dim = key.shape[-1] // heads
+
+    def split(x: Any) -> Any:
+        return x.view(batch, -1, heads, head_dim).transpose(1, 2)
+
+    query, key, value = split(query), split(key), split(value)
+    if attn.norm_q is not None:
+        query = attn.norm_q(query)
+    if attn.norm_k is not None:
+        key = attn.norm_k(key)
+    out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
+    out = out.transpose(1, 2).reshape(batch, -1, heads * head_dim).to(query.dtype)
+    out = attn.to_out[1](attn.to_out[0](out))
+    if attn.residual_connection:
+        out = out + hidden_states
+    return out / attn.rescale_output_factor
+
+
+# ------------------------------------------------------------------ which layers, and installing
+
+
+def decoder_self_attention_layers(unet: Any) -> dict[str, str]:
+    """``{processor name: resolution group}`` for the decoder's attn1 layers. The first up block with
+    attention is the lowest resolution (SDXL: 1/32, 30 layers), the next one 1/16 (6 layers)."""
+    names = [n for n in unet.attn_processors if n.startswith("up_blocks.") and n.endswith(".attn1.processor")]
+    blocks = sorted({int(n.split(".")[1]) for n in names})
+    group = {b: GROUP_32 if i == 0 else GROUP_16 for i, b in enumerate(blocks)}
+    return {n: group[int(n.split(".")[1])] for n in names}
+
+
+@contextmanager
+def installed(unet: Any, state: RunState, strengths: dict[str, float]) -> Iterator[dict[str, Any]]:
+    """Patch the decoder attn1 layers with the role's processor for the job; restore the UNet's
+    original processors on success, error and cancel alike. Yields the patched processors by name."""
+    role: Callable[..., Any] = BankWriteProcessor if state.phase == "write" else BankReadProcessor
+    original = dict(unet.attn_processors)
+    layers = decoder_self_attention_layers(unet)
+    patched = {
+        name: role(proc, name.removesuffix(".processor"), strengths[layers[name]], state)
+        for name, proc in original.items() if name in layers
+    }  # fmt: skip
+    unet.set_attn_processor({**original, **patched})  # set_attn_processor consumes its dict: give copies
+    try:
+        yield patched
+    finally:
+        unet.set_attn_processor(dict(original))
