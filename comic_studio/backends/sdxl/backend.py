@@ -115,7 +115,7 @@ class SdxlBackend(GenerationBackend):
             if loras:
                 files = [(resolve_file(spec, "lora"), weight) for spec, weight in loras]
                 adapters = apply_loras(pipe, files, allow_pickle=settings["allow_pickle"])
-            images = pipe(**call, callback_on_step_end=_step_reporter(on_step, settings["preview_every"])).images
+            images = pipe(**call, callback_on_step_end=step_reporter(on_step, settings["preview_every"])).images
         finally:
             if adapters:
                 remove_loras(pipe, adapters)
@@ -230,7 +230,7 @@ def _parse_loras(text: str) -> list[tuple[str, float]]:
     return out
 
 
-def _step_reporter(on_step: StepCallback | None, every: int) -> Any:
+def step_reporter(on_step: StepCallback | None, every: int) -> Any:
     """A diffusers ``callback_on_step_end`` that reports progress, sends a latent preview every
     ``every`` steps, and stops the run (raising :class:`Cancelled`) as soon as ``on_step`` says so."""
 

@@ -1,0 +1,253 @@
+"""Regional IP-Adapters: Plus-Face under each character's head mask, Plus under its body mask, all
+characters in one UNet pass.
+
+Stock diffusers does the hard part: with two adapters loaded, ``cross_attention_kwargs=
+{"ip_adapter_masks": [face_masks, body_masks]}`` gives each adapter its own ``[1, n_images, H, W]``
+masks, and every masked image adds its attention only inside its mask (masks are resized to every
+attention resolution by the processor). So a character is one image on an adapter, and a character
+without references on that adapter is simply *not an image there* — never a zero "padding" image
+(RaCig's reference code pads unused slots and its mask arithmetic then leaks them; see issue 9).
+An adapter with no images at all gets scale 0, which the processor skips outright.
+
+Reference embeddings (the image encoder's penultimate hidden states, what Plus adapters read) are
+computed once per (encoder, asset hash) and kept in a :class:`ReferenceCache` owned by the backend
+instance; a reference image that changes has a new hash, so stale entries can never be hit.
+
+The UNet is shared with the other backends through the engine's model cache, so adapters are
+attached for one job and removed after it (:func:`attached_adapters`); their weights stay in memory
+as state dicts so re-attaching costs no disk read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from comic_studio.generation.request import GenerationError
+
+FACE, BODY = 0, 1
+"""Adapter order as loaded: Plus-Face first (head masks), Plus second (body masks)."""
+MAX_CACHED_EMBEDDINGS = 256
+
+
+# ------------------------------------------------------------------------------ reference images
+
+
+def parse_reference_images(text: str) -> dict[str, bytes]:
+    """The ``reference_images`` setting: JSON ``{sha256: data URI or base64}`` → ``{sha256: bytes}``.
+    Each payload must hash to its key (the key is what embeddings are cached under)."""
+    if not text.strip():
+        return {}
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise GenerationError(f"racig setting 'reference_images': not JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise GenerationError("racig setting 'reference_images': expected an object {asset hash: image data}")
+    out: dict[str, bytes] = {}
+    for key, value in raw.items():
+        if not isinstance(value, str):
+            raise GenerationError(f"racig setting 'reference_images': the value for {key[:12]}… is not text")
+        payload = value.split(",", 1)[1] if value.startswith("data:") else value
+        try:
+            data = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise GenerationError(f"racig setting 'reference_images': {key[:12]}… is not base64 ({exc})") from exc
+        if hashlib.sha256(data).hexdigest() != key:
+            raise GenerationError(f"racig setting 'reference_images': the image under {key[:12]}… does not match its hash")
+        out[key] = data
+    return out
+
+
+def reference_images_setting(images: dict[str, bytes] | Sequence[bytes]) -> str:
+    """Build the ``reference_images`` setting from asset bytes (keys are computed when a list is given)."""
+    if not isinstance(images, dict):
+        images = {hashlib.sha256(b).hexdigest(): b for b in images}
+    return json.dumps({k: "data:image/png;base64," + base64.b64encode(v).decode("ascii") for k, v in images.items()})
+
+
+# ------------------------------------------------------------------------------ embeddings
+
+
+class ReferenceCache:
+    """Reference embeddings by (encoder id, asset hash), least recently used evicted first."""
+
+    def __init__(self, limit: int = MAX_CACHED_EMBEDDINGS) -> None:
+        self._items: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.limit = limit
+        self.computed = 0
+        """How many embeddings were really computed (tests and the benchmark read it)."""
+
+    def get(self, encoder_id: str, asset: str, compute: Any) -> Any:
+        key = (encoder_id, asset)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = compute()
+        with self._lock:
+            self._items[key] = value
+            self.computed += 1
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+@dataclass
+class ImageEncoder:
+    """The CLIP vision tower and its processor (h94's ``models/image_encoder``)."""
+
+    model: Any
+    processor: Any
+    cache_id: str
+
+    def _hidden(self, pixels: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            out = self.model(pixels, output_hidden_states=True)
+        return out.hidden_states[-2][0].to("cpu", torch.float32)  # [tokens, width]
+
+    def _pixels(self, image: Image.Image) -> Any:
+        return self.processor(images=image.convert("RGB"), return_tensors="pt").pixel_values.to(
+            device=self.model.device, dtype=self.model.dtype
+        )
+
+    def embed(self, data: bytes) -> Any:
+        """Penultimate hidden states of one reference image (CPU float32)."""
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except OSError as exc:
+            raise GenerationError(f"racig: a reference image is not readable ({exc})") from exc
+        return self._hidden(self._pixels(image))
+
+    def negative(self) -> Any:
+        """What classifier-free guidance uses as "no image": the encoding of an all-zero input, as
+        diffusers' own ``encode_image`` does for Plus adapters."""
+        import torch
+
+        size = self.processor.crop_size
+        shape = (1, 3, size["height"], size["width"])
+        return self._hidden(torch.zeros(shape, device=self.model.device, dtype=self.model.dtype))
+
+
+def load_image_encoder(folder: Path, dtype: Any, device: str) -> ImageEncoder:
+    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+    try:
+        model = CLIPVisionModelWithProjection.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise GenerationError(f"racig: cannot load the IP-Adapter image encoder from {folder} ({exc})") from exc
+    try:
+        processor = CLIPImageProcessor.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError):
+        processor = CLIPImageProcessor()  # h94 ships no preprocessor config: CLIP's 224 px defaults
+    return ImageEncoder(model.to(device).eval(), processor, str(folder))
+
+
+def character_embedding(encoder: ImageEncoder, cache: ReferenceCache, refs: Sequence[str], images: dict[str, bytes]) -> Any | None:
+    """The mean embedding of a character's references on one adapter; ``None`` without any."""
+    import torch
+
+    missing = [r for r in refs if r not in images]
+    if missing:
+        raise GenerationError(
+            f"racig: reference image {missing[0][:12]}… is not in the request (setting 'reference_images')"
+        )
+    if not refs:
+        return None
+    embeds = [cache.get(encoder.cache_id, r, lambda r=r: encoder.embed(images[r])) for r in refs]
+    return torch.stack(embeds).mean(0)
+
+
+# ------------------------------------------------------------------------------ adapters on the UNet
+
+
+def read_adapter_state(path: Path) -> dict[str, dict[str, Any]]:
+    """An h94 ``.safetensors`` IP-Adapter → diffusers' nested ``{"image_proj": …, "ip_adapter": …}``."""
+    from safetensors.torch import load_file
+
+    if path.suffix != ".safetensors":
+        raise GenerationError(f"racig: IP-Adapter weights must be a .safetensors file, got {path.name}")
+    flat = load_file(str(path))
+    nested: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
+    for key, value in flat.items():
+        head, _, rest = key.partition(".")
+        if head not in nested:
+            raise GenerationError(f"racig: {path.name} is not an IP-Adapter in the h94 layout (key {key!r})")
+        nested[head][rest] = value
+    return nested
+
+
+@contextmanager
+def attached_adapters(pipe: Any, face_state: dict[str, Any], body_state: dict[str, Any]) -> Iterator[None]:
+    """Plus-Face and Plus on ``pipe``'s UNet for the duration of the block, then removed (the UNet
+    is shared: the next sdxl job must find it as it was)."""
+    pipe.load_ip_adapter([face_state, body_state], subfolder=["", ""], weight_name=["face", "body"],
+                         image_encoder_folder=None)  # fmt: skip
+    try:
+        yield
+    finally:
+        pipe.unload_ip_adapter()
+
+
+@dataclass
+class RegionalInputs:
+    """Pipeline keyword arguments for one regional pass."""
+
+    image_embeds: list[Any]
+    masks: list[Any | None]
+    scales: list[float | list[float]]
+
+
+def regional_inputs(face: Sequence[tuple[Any, np.ndarray, float]], body: Sequence[tuple[Any, np.ndarray, float]],
+                    negative: Any, guidance: bool) -> RegionalInputs:  # fmt: skip
+    """``face``/``body``: one ``(embedding [tokens, width], mask (H, W), scale)`` per character that has
+    references for that adapter. Builds ``ip_adapter_image_embeds`` (``[2 or 1, n, tokens, width]``,
+    negatives first under CFG), ``ip_adapter_masks`` and per-image scales."""
+    import torch
+
+    embeds, masks, scales = [], [], []
+    for items in (face, body):
+        if not items:
+            # No character uses this adapter: one dummy image at scale 0 (the processor skips it),
+            # because the pipeline needs an embedding per loaded adapter.
+            positive = negative[None, None]
+            masks.append(None)
+            scales.append(0.0)
+        else:
+            positive = torch.stack([e for e, _, _ in items])[None]
+            masks.append(torch.from_numpy(np.stack([m for _, m, _ in items]).astype(np.float32))[None])
+            scales.append([float(s) for _, _, s in items])
+        if guidance:
+            embeds.append(torch.cat([negative[None, None].expand_as(positive), positive]))
+        else:
+            embeds.append(positive)
+    return RegionalInputs(embeds, masks, scales)
+
+
+def set_regional_scales(unet: Any, scales: list[float | list[float]]) -> None:
+    """Per-adapter, per-image scales on every IP-Adapter processor (``set_ip_adapter_scale`` takes
+    one number per adapter; per-character overrides need one per image)."""
+    for processor in unet.attn_processors.values():
+        if hasattr(processor, "scale") and isinstance(processor.scale, list) and hasattr(processor, "to_k_ip"):
+            processor.scale = [list(s) if isinstance(s, list) else s for s in scales]

@@ -1,0 +1,219 @@
+"""From a request to RaCig's spatial conditioning: the pose, who plays which figure, the OpenPose
+image and one head mask and one body mask per character, all at the panel size.
+
+Pose choice and framing are shared with the storyboard backend (same retrieval, same assignment,
+same seeded camera), so a storyboard thumbnail previews the composition a racig render will get.
+Masks come from :mod:`comic_studio.poses.masks`; here they are dilated (IP-Adapter attention is
+soft at low resolutions, a little slack keeps clothes edges conditioned) and then made disjoint:
+a pixel belongs to at most one character's head *or* body, so two characters' adapters never
+write to the same place. Heads win over bodies; between figures the one nearer the camera (feet
+lower in the frame) wins.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from comic_studio.backends.racig.openpose import render_openpose
+from comic_studio.backends.storyboard.figures import (
+    MAX_FIGURES_FROM_LIBRARY,
+    ResolvedPose,
+    assign_characters,
+    fallback_pose,
+    resolve_pose,
+    with_bystanders,
+)
+from comic_studio.backends.storyboard.framing import Frame, frame_shot
+from comic_studio.backends.storyboard.mannequin import FigureGeometry
+from comic_studio.core.model import Box, CharacterPlacement
+from comic_studio.generation.request import GenerationError, GenerationRequest
+from comic_studio.poses.library import Figure
+from comic_studio.poses.masks import figure_masks, head_region
+
+MAX_CHARACTERS = 4
+_R_ANKLE, _L_ANKLE = 10, 13
+
+
+@dataclass
+class Conditioning:
+    """Everything spatial about one panel (pixel units, panel size)."""
+
+    pose_id: str | None
+    control_image: Image.Image
+    figure_keypoints: list[list[tuple[float, float, float]]]
+    """Every drawn figure's 18 keypoints in pixels (extras included)."""
+    character_figure: tuple[int, ...]
+    head_masks: list[np.ndarray]
+    """One boolean ``(height, width)`` mask per request character, disjoint from every other mask."""
+    body_masks: list[np.ndarray]
+    placements: list[CharacterPlacement]
+
+    def union(self) -> np.ndarray:
+        out = np.zeros_like(self.head_masks[0]) if self.head_masks else np.zeros((1, 1), dtype=bool)
+        for mask in [*self.head_masks, *self.body_masks]:
+            out |= mask
+        return out
+
+
+# ------------------------------------------------------------------------------------ the pose
+
+_lock = threading.Lock()
+_retrievers: dict[str, Any] = {}
+
+
+def _retriever(embedder: str) -> Any:
+    """One retriever per embedder per process: embedding the library's captions is the slow part."""
+    with _lock:
+        if embedder not in _retrievers:
+            from comic_studio.poses.library import load_library
+            from comic_studio.poses.retrieval import PoseRetriever
+
+            _retrievers[embedder] = PoseRetriever(load_library(), embedder=embedder)
+        return _retrievers[embedder]
+
+
+def prepare_pose_queries(texts: list[str], embedder: str) -> int:
+    """Embed many pose queries in one batch (see :meth:`PoseRetriever.prepare`)."""
+    return _retriever(embedder).prepare(texts) if texts else 0
+
+
+def choose_pose(request: GenerationRequest, top_k: int, embedder: str, use_request_pose: bool = True) -> ResolvedPose:
+    """The figures and the character → figure mapping. A user's pose (``figures_override`` or
+    ``pose_id``) wins unless ``use_request_pose`` is off; otherwise the beat's action text retrieves
+    an entry among the ``top_k`` best (seeded pick), as in the paper's draft stage."""
+    n = len(request.characters)
+    if n > MAX_CHARACTERS:
+        raise GenerationError(f"racig renders at most {MAX_CHARACTERS} characters per panel, this panel has {n}")
+    if use_request_pose and (request.figures_override is not None or request.pose_id is not None):
+        return resolve_pose(request)
+    if n == 0:
+        return ResolvedPose(None, 1.5, (), ())
+    wanted = min(n, MAX_FIGURES_FROM_LIBRARY)
+    entry = _retriever(embedder).pick(request.action or request.prompt, wanted, request.seed, k=top_k)
+    pose: Any = entry if entry is not None else fallback_pose(wanted)
+    if n > len(pose.figures):
+        pose = with_bystanders(pose, n)
+    plain = request.model_copy(update={"pose_id": None, "figures_override": None})
+    return ResolvedPose(str(pose.id), float(pose.aspect), tuple(pose.figures), assign_characters(plain, pose))
+
+
+def _frame(pose: ResolvedPose, request: GenerationRequest, width: int, height: int) -> tuple[Frame, float]:
+    """The camera (pose space → pixels) and the pose canvas aspect it assumes."""
+    aspect = width / height if pose.framed else pose.aspect
+    if pose.framed:
+        return Frame(float(height), 0.0, 0.0, height * 0.45, width * 0.5, 0.6), aspect
+    geoms = []
+    for f in pose.figures:
+        kp = np.asarray(f.keypoints, dtype=float).reshape(-1, 3)
+        geoms.append(FigureGeometry.from_keypoints(np.stack([kp[:, 0] * aspect, kp[:, 1]], 1), kp[:, 2] > 0.5, float(f.facing)))
+    ids = [c.id for c in request.characters]
+    focus = None
+    if ids:
+        focus = pose.character_figure[ids.index(request.actor_id) if request.actor_id in ids else 0]
+    # The storyboard draws its first random number for the frame too: same seed, same camera.
+    return frame_shot(geoms, request.shot, width, height, focus, random.Random(request.seed)), aspect
+
+
+# ------------------------------------------------------------------------------------ masks
+
+
+def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """Grow a boolean mask by ``pixels`` (elliptical structuring element)."""
+    if pixels <= 0 or not mask.any():
+        return mask
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
+def disjoint_masks(heads: list[np.ndarray], bodies: list[np.ndarray], front_to_back: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Make per-character masks disjoint: any head beats any body, and among heads (or bodies) the
+    character earlier in ``front_to_back`` wins. Returns new masks; the inputs are not changed."""
+    if not heads:
+        return [], []
+    shape = heads[0].shape
+    head_owner = np.full(shape, -1, dtype=np.int16)
+    body_owner = np.full(shape, -1, dtype=np.int16)
+    for i in reversed(front_to_back):  # paint back to front: the front one is painted last, so it wins
+        head_owner[heads[i]] = i
+        body_owner[bodies[i]] = i
+    body_owner[head_owner >= 0] = -1
+    n = len(heads)
+    return [head_owner == i for i in range(n)], [body_owner == i for i in range(n)]
+
+
+def _as_library_figure(figure: Any) -> Figure:
+    return Figure(tuple(tuple(float(c) for c in kp) for kp in figure.keypoints), figure.role, float(figure.facing))
+
+
+def build_conditioning(request: GenerationRequest, width: int, height: int, *, top_k: int = 5,
+                       embedder: str = "auto", dilation: float = 0.01, use_request_pose: bool = True) -> Conditioning:  # fmt: skip
+    """The pose, OpenPose image and disjoint head/body masks for ``request`` at ``width`` × ``height``.
+    ``dilation`` is a fraction of the panel's shorter side."""
+    pose = choose_pose(request, top_k, embedder, use_request_pose)
+    frame, aspect = _frame(pose, request, width, height)
+    canvas_box = (frame.tx, frame.ty, aspect * frame.scale, frame.scale)
+    figures = [_as_library_figure(f) for f in pose.figures]
+    keypoints = [[(x * aspect * frame.scale + frame.tx, y * frame.scale + frame.ty, v) for x, y, v in f.keypoints] for f in figures]
+    grow = int(round(dilation * min(width, height)))
+    heads, bodies = [], []
+    for fig_index in pose.character_figure:
+        head, body = figure_masks(figures[fig_index], width, height, canvas_box, aspect)
+        heads.append(dilate(head, grow))
+        bodies.append(dilate(body, grow))
+    feet = [max(keypoints[f][_R_ANKLE][1], keypoints[f][_L_ANKLE][1]) for f in pose.character_figure]
+    order = sorted(range(len(feet)), key=lambda i: (-feet[i], i))
+    heads, bodies = disjoint_masks(heads, bodies, order)
+    placements = [
+        _placement(c.id, f, figures[f], canvas_box, aspect, heads[i] | bodies[i], width, height)
+        for i, (c, f) in enumerate(zip(request.characters, pose.character_figure))
+    ]
+    return Conditioning(
+        pose_id=pose.pose_id,
+        control_image=render_openpose(keypoints, width, height),
+        figure_keypoints=keypoints,
+        character_figure=tuple(pose.character_figure),
+        head_masks=heads,
+        body_masks=bodies,
+        placements=placements,
+    )
+
+
+def _placement(character_id: str, fig_index: int, figure: Figure, box: tuple[float, float, float, float],
+               aspect: float, region: np.ndarray, width: int, height: int) -> CharacterPlacement:  # fmt: skip
+    """Head centre/radius and visible body box, panel-normalised (what balloons aim at)."""
+    bx, by, bw, bh = box
+    head = head_region(figure, aspect)
+    hx, hy = (bx + head.cx * bw) / width, (by + head.cy * bh) / height
+    inside = 0.0 <= hx <= 1.0 and 0.0 <= hy <= 1.0
+    radius = head.radius * bh / min(width, height) if inside else 0.0
+    body = None
+    if region.any():
+        ys, xs = np.nonzero(region)
+        body = Box(x=xs.min() / width, y=ys.min() / height, w=(xs.max() + 1 - xs.min()) / width, h=(ys.max() + 1 - ys.min()) / height)
+    return CharacterPlacement(
+        character_id=character_id,
+        figure=min(fig_index, 16),
+        body=body,
+        head=(min(1.0, max(0.0, hx)), min(1.0, max(0.0, hy))),
+        head_radius=min(1.0, radius),
+    )
+
+
+def mask_preview(conditioning: Conditioning, colours: list[str], base: Image.Image | None = None) -> Image.Image:
+    """The masks over ``base`` (or the OpenPose image): each character's body in its colour, its
+    head in a lighter tint — the on-demand "show masks" overlay."""
+    image = (base or conditioning.control_image).convert("RGB")
+    pixels = np.asarray(image, dtype=np.float32).copy()
+    for i, colour in enumerate(colours[: len(conditioning.head_masks)]):
+        rgb = np.array([int(colour[k : k + 2], 16) for k in (1, 3, 5)], dtype=np.float32)
+        for mask, tint in ((conditioning.body_masks[i], rgb), (conditioning.head_masks[i], (rgb + 255) / 2)):
+            pixels[mask] = pixels[mask] * 0.45 + tint * 0.55
+    return Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "RGB")

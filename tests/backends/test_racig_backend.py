@@ -1,0 +1,174 @@
+"""The racig backend on the tiny kit: ControlNet-only parity, regional locality, 1–4 characters,
+unused slots excluded, embedding cache, try-on, the shared UNet left clean, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from test_racig_support import HASHES, REFS, as_array, build_kit, characters, kit_settings, panel_request  # noqa: E402
+
+from comic_studio.backends.racig import RacigBackend  # noqa: E402
+from comic_studio.backends.racig.adapters import reference_images_setting  # noqa: E402
+from comic_studio.backends.sdxl.inputs import image_to_data_uri  # noqa: E402
+from comic_studio.backends.sdxl.schedulers import make_scheduler  # noqa: E402
+from comic_studio.generation.request import GenerationError  # noqa: E402
+
+ALL_REFS = reference_images_setting(REFS)
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    return build_kit(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return RacigBackend()
+
+
+def settings(kit, **extra):
+    tiny, strong = kit
+    return kit_settings(tiny, strong, **{"reference_images": ALL_REFS, **extra})
+
+
+def test_without_references_it_is_exactly_the_stock_controlnet_pipeline(kit, backend):
+    import diffusers
+
+    req = panel_request(settings(kit, scheduler="Euler"), refs=False)
+    result = backend.generate(req)
+    cond = backend.conditioning(req, backend.validate_settings(req.backend_settings))
+    tiny, _ = kit
+    controlnet = diffusers.ControlNetModel.from_pretrained(tiny.controlnet)
+    pipe = diffusers.StableDiffusionXLControlNetPipeline.from_pretrained(tiny.sdxl, controlnet=controlnet)
+    pipe.scheduler = make_scheduler("Euler", pipe.scheduler.config, seed=3)
+    pipe.set_progress_bar_config(disable=True)
+    stock = pipe(req.prompt, image=cond.control_image, controlnet_conditioning_scale=0.7, num_inference_steps=3,
+                 guidance_scale=2.5, height=96, width=160, generator=torch.Generator().manual_seed(3)).images[0]  # fmt: skip
+    assert np.array_equal(as_array(result.image), as_array(stock))
+
+
+def test_references_change_the_image_and_the_unet_is_left_clean(kit, backend):
+    plain = backend.generate(panel_request(settings(kit), refs=False))
+    with_refs = backend.generate(panel_request(settings(kit)))
+    assert not np.array_equal(as_array(plain.image), as_array(with_refs.image))
+    # The UNet is shared with the sdxl backend through the model cache: no adapter may stay on it.
+    res = backend.resources
+    unet = next(v for k, v in res.models._items.items() if k.component == "unet")
+    assert unet.encoder_hid_proj is None
+    assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
+    again = backend.generate(panel_request(settings(kit), refs=False))
+    assert np.array_equal(as_array(plain.image), as_array(again.image))
+
+
+def test_locality_changing_a_references_changes_a_regions_far_more(kit, backend):
+    base = settings(kit, steps=4, mask_dilation=0.0, face_scale=1.0, body_scale=1.0)
+    first = panel_request(base, width=256, height=160)
+    chars = characters(2)
+    chars[0] = chars[0].model_copy(update={"face_refs": [HASHES[8]], "body_refs": [HASHES[9]]})
+    second = panel_request(base, width=256, height=160, characters=chars)
+    diff = np.abs(as_array(backend.generate(first).image) - as_array(backend.generate(second).image)).mean(-1)
+    cond = backend.conditioning(first, backend.validate_settings(base))
+    a = cond.head_masks[0] | cond.body_masks[0]
+    b = cond.head_masks[1] | cond.body_masks[1]
+    background = ~(a | b)
+    inside_a, inside_b = diff[a].mean(), diff[b].mean()
+    # Measured 3.4× (tiny UNet: self-attention and convolutions spread any change over the whole
+    # latent, so B changes about as much as the background does, never more).
+    assert inside_a > 2.0 * inside_b, (inside_a, inside_b)
+    assert inside_b < 1.3 * diff[background].mean(), "B's own region must not pick up A's references"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_one_to_four_characters_run(kit, backend, n):
+    result = backend.generate(panel_request(settings(kit, steps=2), n=n))
+    assert result.image.size == (160, 96)
+    assert [h.character_id for h in result.heads] == [c.id for c in characters(n)]
+    assert len({h.figure for h in result.heads}) == n
+
+
+def test_unused_slots_are_excluded_not_padded(kit, backend):
+    """A character with no references is no image on the adapters: same pixels as giving it
+    references at strength 0 (both leave it out), and only one image reaches each adapter."""
+    s = settings(kit)
+    chars = characters(2)
+    chars[1] = chars[1].model_copy(update={"face_refs": [], "body_refs": []})
+    without = backend.generate(panel_request(s, characters=chars))
+    zeroed = backend.generate(panel_request({**s, "character_scales": '{"ben": {"face": 0, "body": 0}}'}))
+    assert np.array_equal(as_array(without.image), as_array(zeroed.image))
+    req = panel_request(s, characters=chars)
+    checked = backend.validate_settings(s)
+    face, body = backend._regional_items(req, checked, backend.conditioning(req, checked))
+    assert len(face) == len(body) == 1
+
+
+def test_reference_embeddings_are_computed_once_per_asset(kit):
+    backend = RacigBackend()
+    backend.generate(panel_request(settings(kit, steps=1)))
+    first = backend.embeddings.computed
+    assert first == 4 + 1  # two characters × (face, body) + the negative
+    backend.generate(panel_request(settings(kit, steps=1), seed=9))
+    assert backend.embeddings.computed == first
+
+
+def test_tryon_keeps_every_pixel_outside_the_body_mask(kit, backend):
+    s = settings(kit)
+    original = backend.generate(panel_request(s)).image
+    tryon = {**s, "mode": "tryon", "tryon_character": "ben", "tryon_outfit": HASHES[10], "init_image": image_to_data_uri(original)}
+    req = panel_request(tryon)
+    result = backend.generate(req)
+    body = backend.conditioning(req, backend.validate_settings(tryon)).body_masks[1]
+    before, after = as_array(original), as_array(result.image)
+    assert np.array_equal(before[~body], after[~body]), "try-on changed pixels outside Ben's body"
+    assert np.abs(before[body] - after[body]).mean() > 1.0, "try-on did not repaint Ben's body"
+    assert [h.character_id for h in result.heads] == ["ana", "ben"]
+
+
+def test_whole_panel_tryon_uses_the_new_outfit(kit, backend):
+    s = settings(kit)
+    original = backend.generate(panel_request(s)).image
+    result = backend.generate(panel_request({**s, "mode": "tryon", "tryon_character": "ben", "tryon_outfit": HASHES[10], "tryon_scope": "panel"}))
+    chars = characters(2)
+    chars[1] = chars[1].model_copy(update={"body_refs": [HASHES[10]]})
+    direct = backend.generate(panel_request(s, characters=chars))
+    assert np.array_equal(as_array(result.image), as_array(direct.image))
+    assert not np.array_equal(as_array(result.image), as_array(original))
+
+
+def test_clear_errors(kit, backend):
+    with pytest.raises(GenerationError, match="not in the request"):
+        backend.generate(panel_request(settings(kit, reference_images="")))
+    tampered = ALL_REFS.replace(HASHES[0], HASHES[0][:-1] + ("0" if HASHES[0][-1] != "0" else "1"))
+    with pytest.raises(GenerationError, match="does not match its hash"):
+        backend.generate(panel_request(settings(kit, reference_images=tampered)))
+    with pytest.raises(GenerationError, match="try-on: character 'zed'"):
+        backend.generate(panel_request(settings(kit, mode="tryon", tryon_character="zed", tryon_outfit=HASHES[0])))
+    with pytest.raises(GenerationError, match="init_image"):
+        backend.generate(panel_request(settings(kit, mode="tryon", tryon_character="ben", tryon_outfit=HASHES[0])))
+    with pytest.raises(GenerationError, match="character_scales"):
+        backend.generate(panel_request(settings(kit, character_scales='{"ana": {"face": 9}}')))
+    with pytest.raises(GenerationError, match="not installed|neither a folder"):
+        backend.generate(panel_request(settings(kit, controlnet="no-such-controlnet")))
+
+
+def test_paper_preset_defaults_and_generation_size(backend):
+    d = backend.default_settings()
+    assert (d["scheduler"], d["steps"], d["guidance"], d["controlnet_scale"]) == ("DPM++ SDE", 17, 2.5, 0.7)
+    req = panel_request({}, width=1344, height=768)
+    assert backend.generation_size(req, d) == (1344, 768)
+    assert backend.generation_size(panel_request({}, width=768, height=1344), d) == (768, 1344)
+    w, h = backend.generation_size(panel_request({}, width=600, height=400), d)
+    assert w % 64 == 0 and h % 64 == 0 and abs(w * h - 1344 * 768) / (1344 * 768) < 0.1
+
+
+def test_character_prompts_add_descriptions_to_the_prompt(kit, backend):
+    s = settings(kit, steps=1)
+    chars = [c.model_copy(update={"description": d}) for c, d in zip(characters(2), ["green raincoat", "grey sweater"])]
+    req = panel_request({**s, "character_prompts": True}, characters=chars)
+    _pipe, call, _cond = backend.prepare_call(req, backend.validate_settings(req.backend_settings))
+    assert call["prompt"] == f"{req.prompt}, Ana: green raincoat, Ben: grey sweater"
+    off = panel_request(s, characters=chars)
+    assert backend.prepare_call(off, backend.validate_settings(off.backend_settings))[1]["prompt"] == req.prompt
