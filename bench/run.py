@@ -137,6 +137,14 @@ def bench_sdxl() -> dict:
     return _json_of([sys.executable, "bench/sdxl_vs_diffusers.py"])
 
 
+def bench_consistent() -> dict:
+    return _json_of([sys.executable, "bench/consistent.py"])
+
+
+def bench_racig() -> dict:
+    return _json_of([sys.executable, "bench/racig.py"])
+
+
 def bench_llm() -> dict:
     from comic_studio.parsing.llm.bench import bench_llm as run
 
@@ -151,6 +159,8 @@ BENCHES = {
     "storyboard": bench_storyboard,
     "gui": bench_gui,
     "sdxl": bench_sdxl,
+    "consistent": bench_consistent,
+    "racig": bench_racig,
     "llm": bench_llm,
 }
 
