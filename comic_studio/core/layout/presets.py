@@ -101,21 +101,28 @@ def load_presets(path: str | Path | None = None) -> dict[str, PagePreset]:
     return _read_presets(Path(path))
 
 
+def read_json_list(path: Path, key: str, what: str) -> list:
+    """The list under ``key`` of a JSON data file (presets, templates), or a LayoutError naming the
+    file and what is wrong with it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot read {what} ({exc.strerror or exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise LayoutError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    items = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise LayoutError(f"{path}: expected an object with a '{key}' list")
+    return items
+
+
 @lru_cache(maxsize=1)
 def _bundled_presets() -> tuple[tuple[str, PagePreset], ...]:
     return tuple(_read_presets(resource("page_presets.json")).items())
 
 
 def _read_presets(path: Path) -> dict[str, PagePreset]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise LayoutError(f"{path}: cannot read page presets ({exc.strerror or exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise LayoutError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    items = data.get("presets") if isinstance(data, dict) else None
-    if not isinstance(items, list):
-        raise LayoutError(f"{path}: expected an object with a 'presets' list")
+    items = read_json_list(path, "presets", "page presets")
     presets: dict[str, PagePreset] = {}
     for i, raw in enumerate(items):
         preset = _parse_preset(raw, f"{path}: presets[{i}]")

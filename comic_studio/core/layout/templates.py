@@ -27,7 +27,6 @@ Auto-layout uses them when no stored template fits a page's shots.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -37,7 +36,7 @@ from typing import Any, Literal
 
 from comic_studio.core.errors import LayoutError
 from comic_studio.core.layout import geometry as geo
-from comic_studio.core.layout.presets import bleed_rect, live_rect
+from comic_studio.core.layout.presets import bleed_rect, live_rect, read_json_list
 from comic_studio.core.layout.reading_order import assign_reading_order
 from comic_studio.core.model import PageFormat, Panel, ReadingDirection
 
@@ -279,15 +278,7 @@ def _read_templates(folder: Path) -> dict[str, Template]:
         raise LayoutError(f"{folder}: template folder not found")
     templates: dict[str, Template] = {}
     for path in sorted(folder.glob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise LayoutError(f"{path}: cannot read templates ({exc})") from exc
-        except json.JSONDecodeError as exc:
-            raise LayoutError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-        items = data.get("templates") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise LayoutError(f"{path}: expected an object with a 'templates' list")
+        items = read_json_list(path, "templates", "templates")
         for i, raw in enumerate(items):
             template = _parse_template(raw, f"{path}: templates[{i}]")
             if template.id in templates:
