@@ -119,7 +119,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["inspector"], self.docks["story"])
         self.tabifyDockWidget(self.docks["story"], self.docks["characters"])
         self.docks["inspector"].raise_()
-        self.resizeDocks([self.docks["pages"], self.docks["inspector"]], [200, 400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["pages"], self.docks["inspector"]], [200, 460], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["queue"]], [120], Qt.Orientation.Vertical)
         if hasattr(self.canvas, "panel_activated"):
             self.canvas.panel_activated.connect(self._on_panel_activated)

@@ -153,7 +153,8 @@ class StoryOutliner(QWidget):
         # story of thousands of beats cannot afford.
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column, width in ((1, 150), (2, 100), (3, 56)):
+        # Narrow enough that the Beat column keeps most of a default-width dock (~340 px).
+        for column, width in ((1, 96), (2, 76), (3, 40)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, width)
         self.tree.selectionModel().currentChanged.connect(self._current_changed)
