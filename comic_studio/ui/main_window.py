@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
-from PySide6.QtGui import QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from shiboken6 import isValid
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
 
 from comic_studio import __version__
@@ -131,6 +132,21 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
         self.docks[key] = dock
 
+    def _steady_twin(self, source: QAction, label: str) -> QAction:
+        """A toolbar copy of ``source`` with a fixed label; the full text becomes its tooltip."""
+        twin = QAction(label, source)  # owned by the source: it can never outlive it and see its signals
+        twin.triggered.connect(source.trigger)
+
+        def follow() -> None:
+            if not (isValid(source) and isValid(twin)):  # QAction's destructor still emits changed()
+                return
+            twin.setEnabled(source.isEnabled())
+            twin.setToolTip(source.text().replace("&", ""))
+
+        source.changed.connect(follow)
+        follow()
+        return twin
+
     def _build_menus_and_toolbar(self) -> None:
         undo = self.ctx.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcut(QKeySequence.StandardKey.Undo)
@@ -155,7 +171,10 @@ class MainWindow(QMainWindow):
         self.toolbar = QToolBar("Main", self)
         self.toolbar.setObjectName("toolbar_main")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        declared.build_toolbar(self.toolbar, self.action_map, slots)
+        # The toolbar shows a steady "Undo"/"Redo" (the menu items say "Undo Move balloon"): text that
+        # changes with every edit would make every toolbar button after them jump.
+        toolbar_actions = {**self.action_map, "undo": self._steady_twin(undo, "Undo"), "redo": self._steady_twin(redo, "Redo")}
+        declared.build_toolbar(self.toolbar, toolbar_actions, slots)
         self.addToolBar(self.toolbar)
 
     def _templates_menu(self) -> QMenu:
