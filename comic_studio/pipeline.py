@@ -6,11 +6,15 @@ a document goes through commands, so what the app does with them is undoable.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+import re
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from comic_studio.core.assets import AssetStore
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.commands import Compound, InsertItem, ReplaceList, SetFields
 from comic_studio.core.document import Document
@@ -129,8 +133,11 @@ def build_prompt(project: Project, panel: Panel, beat: Beat | None) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def build_request(project: Project, panel: Panel, backend: str | None = None) -> GenerationRequest:
-    """Snapshot everything a backend needs for ``panel`` (the backend never reads the document)."""
+def build_request(project: Project, panel: Panel, backend: str | None = None, assets: AssetStore | None = None) -> GenerationRequest:
+    """Snapshot everything a backend needs for ``panel`` (the backend never reads the document).
+
+    With ``assets``, a backend that declares ``needs_reference_images`` also gets the characters'
+    reference images inline (:func:`hydrate_request`); without, the request only names them."""
     beat = project.story.beat(panel.beat_id) if panel.beat_id else None
     width, height = panel_pixel_size(project, panel)
     characters = []
@@ -153,7 +160,7 @@ def build_request(project: Project, panel: Panel, backend: str | None = None) ->
         )
     style = project.active_style()
     name = backend or panel.backend or project.default_backend
-    return GenerationRequest(
+    request = GenerationRequest(
         backend=name,
         backend_settings=panel.backend_settings if name == panel.backend else {},
         width=width,
@@ -170,6 +177,80 @@ def build_request(project: Project, panel: Panel, backend: str | None = None) ->
         target_id=beat.target_id if beat else None,
         panel_id=panel.id,
     )
+    return hydrate_request(request, assets) if assets is not None else request
+
+
+# --------------------------------------------------------------------------- inline images in requests
+# Backends never read the document, so images they need travel inside the request: reference images
+# in the ``reference_images`` setting, an init image as a data URI. Stored requests
+# (``PanelResult.request``) must stay small, so before storing, those images are replaced by what
+# names them in the asset store (the reference hashes are already in the request's characters; an
+# inline image becomes ``asset:<hash>``), and :func:`hydrate_request` puts them back for a replay.
+
+REFERENCE_SETTING = "reference_images"
+ASSET_PREFIX = "asset:"
+_ASSET_VALUE = re.compile(r"^asset:([0-9a-f]{64})$")
+_INLINE_MIN = 1024
+"""Data URIs shorter than this stay in a stored request (not worth an asset)."""
+
+
+def data_uri(data: bytes) -> str:
+    """An image's bytes as a data URI (PIL reads PNG or JPEG by content, whatever the label)."""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def backend_needs_references(name: str) -> bool:
+    """Whether the installed backend ``name`` wants reference images inline (False if unknown)."""
+    from comic_studio.backends.registry import get_backend_class
+
+    try:
+        return bool(get_backend_class(name).needs_reference_images)
+    except (ComicStudioError, KeyError):
+        return False
+
+
+def reference_hashes(request: GenerationRequest) -> list[str]:
+    """Every face/body reference of the request's characters, in order, without repeats."""
+    return list(dict.fromkeys(h for c in request.characters for h in (*c.face_refs, *c.body_refs)))
+
+
+def _asset_bytes(assets: AssetStore, digest: str, what: str) -> bytes:
+    if digest not in assets:
+        raise ComicStudioError(f"{what} {digest[:12]}… is not in this project's assets (was its image removed?)")
+    return assets.get(digest)
+
+
+def hydrate_request(request: GenerationRequest, assets: AssetStore) -> GenerationRequest:
+    """``request`` ready to run: ``asset:<hash>`` settings become data URIs, and a backend that
+    ``needs_reference_images`` gets every character reference in its ``reference_images``
+    setting (replacing whatever was there). Raises :class:`ComicStudioError` naming a missing asset."""
+    settings = dict(request.backend_settings)
+    for key, value in settings.items():
+        match = _ASSET_VALUE.match(value) if isinstance(value, str) else None
+        if match:
+            settings[key] = data_uri(_asset_bytes(assets, match.group(1), f"setting {key!r}: image"))
+    if backend_needs_references(request.backend):
+        refs = {h: data_uri(_asset_bytes(assets, h, "reference image")) for h in reference_hashes(request)}
+        if refs:
+            settings[REFERENCE_SETTING] = json.dumps(refs)
+        else:
+            settings.pop(REFERENCE_SETTING, None)
+    return request.model_copy(update={"backend_settings": settings})
+
+
+def dehydrate_request(request: GenerationRequest, assets: AssetStore) -> GenerationRequest:
+    """The inverse of :func:`hydrate_request`, for storing: no ``reference_images`` payload, and
+    inline image data URIs replaced by ``asset:<hash>`` (added to ``assets`` if not there yet)."""
+    settings = dict(request.backend_settings)
+    settings.pop(REFERENCE_SETTING, None)
+    for key, value in settings.items():
+        if isinstance(value, str) and len(value) >= _INLINE_MIN and value.startswith("data:") and ";base64," in value[:100]:
+            try:
+                data = base64.b64decode(value.partition(",")[2], validate=True)
+            except ValueError:
+                continue  # not ours to interpret: the backend validated it; keep it as it was
+            settings[key] = ASSET_PREFIX + assets.add(data, validate_image=False)
+    return request.model_copy(update={"backend_settings": settings})
 
 
 def render_panel(doc: Document, panel_id: str, backend: str | None = None, on_step: StepCallback | None = None) -> PanelResult:
@@ -181,7 +262,7 @@ def render_panel(doc: Document, panel_id: str, backend: str | None = None, on_st
     found = doc.project.find_panel(panel_id)
     if found is None:
         raise ComicStudioError(f"panel {panel_id!r} does not exist")
-    request = build_request(doc.project, found[1], backend)
+    request = build_request(doc.project, found[1], backend, doc.assets)
     engine = get_backend(request.backend)
     request = request.model_copy(update={"backend_settings": engine.validate_settings(request.backend_settings)})
     return record_result(doc, panel_id, request, engine.generate(request, on_step))
@@ -209,6 +290,7 @@ def record_result(
             "backend_settings": generated.settings or request.backend_settings,
         }
     )
+    effective = dehydrate_request(effective, doc.assets)
     result = PanelResult(
         asset=asset,
         backend=generated.backend,

@@ -35,6 +35,9 @@ class GenerationBackend(ABC):
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    needs_reference_images: ClassVar[bool] = False
+    """True: the app fills the ``reference_images`` setting (JSON ``{asset hash: data URI}``) with the
+    request characters' face/body references before submitting, and strips it before storing."""
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:

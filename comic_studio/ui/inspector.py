@@ -44,6 +44,7 @@ from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Panel, ShotType
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.inspector_racig import RacigTools
 from comic_studio.ui.inspector_results import ResultHistory
 from comic_studio.ui.settings_form import SettingsForm
 
@@ -215,7 +216,9 @@ class PanelInspector(QScrollArea):
 
         # Results and the render buttons right under the prompt: write, render, compare is the
         # loop; the cast and the backend settings are visited less often.
-        for box in (results_box, cast_box, gen_box):
+        # RaCig's masks and try-on: shown only for racig panels, right under the cast they are about.
+        self.racig = RacigTools(self.ctx, self.render_service, self.details)
+        for box in (results_box, cast_box, self.racig, gen_box):
             details.addWidget(box)
 
     # ------------------------------------------------------------------ following the document
@@ -254,6 +257,7 @@ class PanelInspector(QScrollArea):
         if panel is None:
             self.title.setText("Panel")
             self.history.show_panel(None, None)
+            self.racig.set_panel(None)
             return
         project = self.ctx.document.project
         page, _ = project.find_panel(panel.id)
@@ -278,6 +282,7 @@ class PanelInspector(QScrollArea):
             self.seed_lock.setChecked(panel.seed_locked)
             self.randomise.setEnabled(not panel.seed_locked)
             self.history.show_panel(panel, self.ctx.document.assets)
+            self.racig.set_panel(panel)
         finally:
             self._updating = False
         self._update_render_buttons()
@@ -467,6 +472,7 @@ class PanelInspector(QScrollArea):
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
         self.history.shutdown()
+        self.racig.shutdown()
         super().closeEvent(event)
 
 

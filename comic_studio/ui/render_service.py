@@ -35,6 +35,9 @@ from comic_studio.core.model import Beat, Panel, Project
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.context import StudioContext
 
+TRYON_BACKEND = "racig"
+"""The backend that implements try-on (settings ``mode="tryon"``, ``tryon_*``, ``init_image``)."""
+
 PREVIEW_SIDE = 96
 """Longest side of the live preview kept per job (the queue shows a thumbnail, not the image)."""
 
@@ -193,7 +196,8 @@ class RenderService(QObject):
             self.ctx.message.emit(f"panel {panel_id!r} has no result {result_id!r}")
             return None
         try:
-            request = GenerationRequest.from_dict(result.request)
+            # Stored requests name their images by hash; the engine needs them inline again.
+            request = pipeline.hydrate_request(GenerationRequest.from_dict(result.request), self.ctx.document.assets)
         except ComicStudioError as exc:
             self.ctx.message.emit(f"Cannot regenerate this result: {exc}")
             return None
@@ -207,8 +211,58 @@ class RenderService(QObject):
         self.jobs_changed.emit()
         return job_id
 
+    def try_on(self, panel_id: str, character_id: str, outfit_asset: str, scope: str = "body", priority: int = 0) -> str | None:
+        """Queue a racig try-on: ``character_id`` wears ``outfit_asset`` (an image in the project's
+        assets). ``scope="body"`` repaints only that character's body region of the panel's current
+        image; ``"panel"`` renders the whole panel again with the new outfit. The result is added to
+        the panel's history like any render (the old one stays). Returns the job id, or ``None``
+        with the reason in ``ctx.message``."""
+        try:
+            page_id, request = self._tryon_request(panel_id, character_id, outfit_asset, scope)
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"{self.panel_label(panel_id)}: cannot try on: {exc}")
+            return None
+        job_id = self._submit(request, priority, self.panel_label(panel_id) + " (try-on)", page_id)
+        if job_id is None:
+            self.ctx.message.emit(self._last_problem)
+            return None
+        self.jobs_changed.emit()
+        return job_id
+
+    def _tryon_request(self, panel_id: str, character_id: str, outfit: str, scope: str) -> tuple[str, GenerationRequest]:
+        document = self.ctx.document
+        found = document.project.find_panel(panel_id)
+        if found is None:
+            raise ComicStudioError(f"panel {panel_id!r} does not exist")
+        page, panel = found
+        if outfit not in document.assets:
+            raise ComicStudioError(f"the outfit image {outfit[:12]}… is not in this project's assets")
+        if scope not in ("body", "panel"):
+            raise ComicStudioError(f"try-on scope must be 'body' or 'panel', not {scope!r}")
+        current = panel.result()
+        if scope == "body" and current is None:
+            raise ComicStudioError("the panel has no image to repaint yet; render it first or try on the whole panel")
+        if current is not None and current.backend == TRYON_BACKEND:
+            # Repaint the image as it was made: same pose, figures, seed and model settings.
+            request = GenerationRequest.from_dict(current.request).model_copy(update={"panel_id": panel.id})
+        else:
+            request = pipeline.build_request(document.project, panel, TRYON_BACKEND)
+            if current is not None:
+                stored = current.request or {}
+                request = request.model_copy(update={"seed": current.seed, "pose_id": stored.get("pose_id")})
+        if request.character(character_id) is None:
+            raise ComicStudioError(f"character {character_id!r} is not in this panel")
+        # The outfit is the character's body reference for this job (what the backend conditions on).
+        characters = [c.model_copy(update={"body_refs": [outfit]}) if c.id == character_id else c for c in request.characters]
+        settings = {k: v for k, v in request.backend_settings.items() if k not in ("init_image", pipeline.REFERENCE_SETTING)}
+        settings.update(mode="tryon", tryon_character=character_id, tryon_outfit=outfit, tryon_scope=scope)
+        if current is not None and scope == "body":
+            settings["init_image"] = pipeline.ASSET_PREFIX + current.asset
+        request = request.model_copy(update={"characters": characters, "backend_settings": settings})
+        return page.id, pipeline.hydrate_request(request, document.assets)
+
     def _request_for(self, panel: Panel) -> GenerationRequest:
-        request = pipeline.build_request(self.ctx.document.project, panel)
+        request = pipeline.build_request(self.ctx.document.project, panel, assets=self.ctx.document.assets)
         # An unlocked seed that was already rendered gives a new variation; a seed the user typed
         # (or locked) is used as it is.
         if not panel.seed_locked and any(r.seed == request.seed for r in panel.results):

@@ -47,6 +47,7 @@ class RacigBackend(GenerationBackend):
     name = "racig"
     display_name = "RaCig (consistent characters)"
     capabilities = frozenset({"txt2img", "pose", "characters", "face_refs", "body_refs", "tryon", "negative_prompt", "preview"})
+    needs_reference_images = True
 
     def __init__(self) -> None:
         self._resources: EngineResources | None = None

@@ -1,0 +1,293 @@
+"""The racig part of the panel inspector: a "Show masks" overlay and "Try on…" an outfit.
+
+The mask overlay is :func:`comic_studio.backends.racig.conditioning.mask_preview` over the panel's
+current image: each character's body in its colour, its head lighter — what the face and outfit
+references will condition. Computing it runs pose retrieval (which may load a text embedder and
+so torch), so it runs on a helper thread and that module is imported there, never on the GUI
+thread; a result that arrives after the panel changed is dropped.
+
+Try-on adds the chosen outfit image to the character's body references (one undo step, the same
+edit the character library makes) and queues :meth:`RenderService.try_on`; the new image lands in
+the panel's history like any render.
+"""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from comic_studio import pipeline
+from comic_studio.core import character_edits
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.model import Panel
+from comic_studio.generation.request import GenerationRequest
+from comic_studio.ui.context import StudioContext
+
+RACIG = "racig"
+PREVIEW_SIDE = 360
+"""Longest side of the mask overlay (masks are built at this size: fast, and enough to judge)."""
+THUMB = 56
+
+
+def mask_request(ctx: StudioContext, panel: Panel) -> GenerationRequest:
+    """The request whose masks the overlay shows: the current racig image's own (its pose and
+    figures pinned), else what rendering the panel with racig would use. Names images only."""
+    current = panel.result()
+    if current is not None and current.backend == RACIG:
+        return GenerationRequest.from_dict(current.request)
+    return pipeline.build_request(ctx.document.project, panel, RACIG)
+
+
+def compute_mask_overlay(request: GenerationRequest, base_png: bytes | None, side: int = PREVIEW_SIDE) -> Image.Image:
+    """Worker thread: the masks of ``request`` over ``base_png`` (or the OpenPose image), at most
+    ``side`` pixels on the longest side."""
+    from comic_studio.backends.racig.backend import RacigBackend
+    from comic_studio.backends.racig.conditioning import build_conditioning, mask_preview
+
+    schema = RacigBackend.settings_schema()
+    settings = {**RacigBackend.default_settings(), **{k: v for k, v in request.backend_settings.items() if k in schema}}
+    k = min(1.0, side / max(request.width, request.height))
+    width, height = max(16, round(request.width * k)), max(16, round(request.height * k))
+    cond = build_conditioning(
+        request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"],
+        dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel",
+    )  # fmt: skip
+    base = None
+    if base_png:
+        base = Image.open(io.BytesIO(base_png)).convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
+    return mask_preview(cond, [c.colour for c in request.characters], base)
+
+
+def _pixmap(image: Image.Image) -> QPixmap:
+    rgb = image.convert("RGB")
+    data = rgb.tobytes()
+    return QPixmap.fromImage(QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy())
+
+
+class RacigTools(QGroupBox):
+    """Shown by the inspector for panels whose backend is racig."""
+
+    masks_ready = Signal(str)
+    """``panel_id`` once the overlay shows that panel's masks (tests and the status bar)."""
+    _computed = Signal(object)  # from the helper thread: (token, future)
+
+    def __init__(self, ctx: StudioContext, render_service: Any = None, parent: QWidget | None = None):
+        super().__init__("Characters' references (RaCig)", parent)
+        self.ctx = ctx
+        self.render_service = render_service
+        self.panel_id: str | None = None
+        self.overlay_image: Image.Image | None = None
+        self._token = 0
+        self._shown_key: tuple | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._computed.connect(self._show_overlay, Qt.ConnectionType.QueuedConnection)
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        self.show_masks = QCheckBox("Show masks", self)
+        self.show_masks.setToolTip("Overlay where each character's face (light) and outfit (colour) references apply")
+        self.show_masks.toggled.connect(self._masks_toggled)
+        self.try_on_button = QPushButton("Try on…", self)
+        self.try_on_button.setToolTip("Give a character another outfit and repaint its body (the old image stays in the history)")
+        self.try_on_button.clicked.connect(self.open_try_on_dialog)
+        row.addWidget(self.show_masks)
+        row.addStretch(1)
+        row.addWidget(self.try_on_button)
+        layout.addLayout(row)
+        self.overlay = QLabel(self)
+        self.overlay.setObjectName("racigMaskOverlay")
+        self.overlay.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.overlay.hide()
+        layout.addWidget(self.overlay)
+
+    # ------------------------------------------------------------------ following the panel
+    def panel(self) -> Panel | None:
+        found = self.ctx.document.project.find_panel(self.panel_id) if self.panel_id else None
+        return found[1] if found else None
+
+    def set_panel(self, panel: Panel | None) -> None:
+        """Follow the inspected panel (called by the inspector on every refresh)."""
+        self.panel_id = panel.id if panel else None
+        self.setVisible(panel is not None and panel.backend == RACIG)
+        self.try_on_button.setEnabled(self.render_service is not None and panel is not None and bool(panel.characters))
+        self._refresh_overlay()
+
+    def _masks_toggled(self, on: bool) -> None:
+        self._refresh_overlay()
+
+    def _refresh_overlay(self) -> None:
+        panel = self.panel()
+        if not self.show_masks.isChecked() or panel is None or panel.backend != RACIG or not panel.characters:
+            self._token += 1  # any overlay still being computed is for an older state: drop it
+            self._shown_key = None
+            self.overlay.hide()
+            self.overlay_image = None
+            return
+        try:
+            request = mask_request(self.ctx, panel)
+            current = panel.result()
+            base = self.ctx.document.assets.get(current.asset) if current is not None else None
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"Cannot show the masks: {exc}")
+            return
+        # The inspector refreshes on every edit of the panel (each keystroke in the prompt): only
+        # recompute when what the masks depend on changed.
+        key = (panel.id, request.to_json(), current.asset if current else None)
+        if key == self._shown_key:
+            return
+        self._shown_key = key
+        self._token += 1
+        token, panel_id = self._token, panel.id
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="racig-masks")
+        future = self._pool.submit(compute_mask_overlay, request, base)
+        future.add_done_callback(lambda f: self._computed.emit((token, panel_id, f)))
+
+    def _show_overlay(self, payload: tuple[int, str, Future]) -> None:
+        token, panel_id, future = payload
+        if token != self._token or not self.show_masks.isChecked():
+            return
+        error = future.exception()
+        if error is not None:
+            self.ctx.message.emit(f"Cannot show the masks: {error}")
+            return
+        self.overlay_image = future.result()
+        side = min(PREVIEW_SIDE, max(160, self.contentsRect().width() - 16))
+        self.overlay.setPixmap(_pixmap(self.overlay_image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+                                                                  Qt.TransformationMode.SmoothTransformation))  # fmt: skip
+        self.overlay.show()
+        self.masks_ready.emit(panel_id)
+
+    # ------------------------------------------------------------------ try-on
+    def try_on(self, character_id: str, outfit: bytes | str | Path | Image.Image, scope: str = "body") -> str | None:
+        """Add ``outfit`` (asset bytes, an image file or a PIL image) to the character's body
+        references and queue the try-on. Returns the job id (``None``: reason in ``ctx.message``)."""
+        if self.render_service is None or self.panel_id is None:
+            return None
+        digest = self.ctx.edit(character_edits.add_reference, character_id, "body", outfit)
+        if digest is None:
+            return None  # ctx.edit reported why
+        return self.render_service.try_on(self.panel_id, character_id, digest, scope)
+
+    def open_try_on_dialog(self) -> str | None:
+        panel = self.panel()
+        if panel is None:
+            return None
+        dialog = TryOnDialog(self.ctx, panel, self)
+        if dialog.exec() != QDialog.DialogCode.Accepted or dialog.outfit is None:
+            return None
+        return self.try_on(dialog.character_id(), dialog.outfit, dialog.scope())
+
+    def shutdown(self) -> None:
+        self._token += 1
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class TryOnDialog(QDialog):
+    """Pick a character of the panel and an outfit: one of its body references or an image file."""
+
+    def __init__(self, ctx: StudioContext, panel: Panel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Try on an outfit")
+        self.ctx = ctx
+        self.outfit: bytes | Path | None = None
+        project = ctx.document.project
+        form = QFormLayout(self)
+        self.character = QComboBox(self)
+        for placement in panel.characters:
+            character = project.character(placement.character_id)
+            if character is not None:
+                self.character.addItem(character.name, character.id)
+        self.character.currentIndexChanged.connect(self._fill_references)
+        self.references = QListWidget(self)
+        self.references.setViewMode(QListWidget.ViewMode.IconMode)
+        self.references.setIconSize(QSize(THUMB, THUMB))
+        self.references.setFixedHeight(THUMB + 36)
+        self.references.currentItemChanged.connect(self._reference_chosen)
+        self.file_button = QPushButton("Image file…", self)
+        self.file_button.clicked.connect(self._choose_file)
+        self.chosen = QLabel("No outfit chosen", self)
+        self.scope_box = QComboBox(self)
+        self.scope_box.addItem("Only the character's body", "body")
+        self.scope_box.addItem("The whole panel", "panel")
+        if panel.result() is None:
+            self.scope_box.setCurrentIndex(1)
+            self.scope_box.model().item(0).setEnabled(False)  # nothing to repaint yet
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        self.ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        form.addRow("Character", self.character)
+        form.addRow("Outfit", self.references)
+        pick = QHBoxLayout()
+        pick.addWidget(self.chosen, 1)
+        pick.addWidget(self.file_button)
+        form.addRow(pick)
+        form.addRow("Repaint", self.scope_box)
+        form.addRow(buttons)
+        self._fill_references()
+
+    def character_id(self) -> str:
+        return self.character.currentData()
+
+    def scope(self) -> str:
+        return self.scope_box.currentData()
+
+    def _fill_references(self) -> None:
+        self.references.clear()
+        character = self.ctx.document.project.character(self.character_id() or "")
+        assets = self.ctx.document.assets
+        for digest in character.body_refs if character else []:
+            item = QListWidgetItem(f"#{self.references.count() + 1}")
+            item.setData(Qt.ItemDataRole.UserRole, digest)
+            try:
+                image = assets.open_image(digest)
+                image.thumbnail((THUMB, THUMB))
+                item.setIcon(QIcon(_pixmap(image)))
+            except (ComicStudioError, OSError):
+                item.setText(f"#{self.references.count() + 1} (unreadable)")
+            self.references.addItem(item)
+        self.outfit = None
+        self._update()
+
+    def _reference_chosen(self, item: QListWidgetItem | None) -> None:
+        if item is not None:
+            self.outfit = self.ctx.document.assets.get(item.data(Qt.ItemDataRole.UserRole))
+            self.chosen.setText(f"Body reference {item.text()}")
+        self._update()
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Outfit image", "", "Images (*.png *.jpg *.jpeg *.webp)")
+        if path:
+            self.outfit = Path(path)
+            self.references.clearSelection()
+            self.chosen.setText(Path(path).name)
+        self._update()
+
+    def _update(self) -> None:
+        self.ok.setEnabled(self.outfit is not None and self.character.count() > 0)
+
+
+__all__ = ["RacigTools", "TryOnDialog", "compute_mask_overlay", "mask_request"]
