@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
-from pathlib import Path
 
 from PIL import Image
 
@@ -26,6 +24,7 @@ from comic_studio.core.model import (
     Story,
 )
 from comic_studio.core.resources import resource
+from comic_studio.core.lettering import BalloonGeometry, TextLine
 
 # A small page keeps rendering fast: 288 × 432 pt (4 × 6 in) with 9 pt bleed.
 PAGE_W, PAGE_H, BLEED = 288.0, 432.0, 9.0
@@ -91,33 +90,8 @@ def make_project(
 
 
 # --------------------------------------------------------------------------- balloon stand-in
-
-
-@dataclass(frozen=True)
-class FakeLine:
-    text: str
-    x: float
-    y: float
-    width: float
-
-
-@dataclass(frozen=True)
-class FakeGeometry:
-    """Same attributes as lettering's BalloonGeometry (the contract export codes against)."""
-
-    balloon_id: str
-    kind: BalloonKind
-    shapes: tuple
-    dashed: bool
-    fill: str | None
-    stroke: str
-    stroke_width: float
-    text_colour: str
-    text_outline: float
-    font_file: Path
-    font_size: float
-    lines: tuple
-    fits: bool
+# Fixed, simple geometry in lettering's real types, so compositor tests do not depend on how
+# lettering fits text.
 
 
 def ellipse(box: Box, n: int = 48) -> tuple[tuple[float, float], ...]:
@@ -127,15 +101,15 @@ def ellipse(box: Box, n: int = 48) -> tuple[tuple[float, float], ...]:
     )
 
 
-def fake_balloon_geometry(balloon: Balloon, panel: Panel, project: Project) -> FakeGeometry:
+def fake_balloon_geometry(balloon: Balloon, panel: Panel, project: Project) -> BalloonGeometry:
     """An ellipse filling the box and one centred line of 10 pt text on the box's middle."""
     from PIL import ImageFont
 
     font_file = resource("fonts", "ComicNeue-Bold.ttf")
     size = 10.0
     width = ImageFont.truetype(str(font_file), 100).getlength(balloon.text) * size / 100
-    line = FakeLine(balloon.text, balloon.box.cx - width / 2, balloon.box.cy + size * 0.35, width)
-    return FakeGeometry(
+    line = TextLine(balloon.text, balloon.box.cx - width / 2, balloon.box.cy + size * 0.35, width)
+    return BalloonGeometry(
         balloon_id=balloon.id,
         kind=balloon.kind,
         shapes=(ellipse(balloon.box),),
