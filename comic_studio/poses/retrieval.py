@@ -278,3 +278,23 @@ class PoseRetriever:
         margin = PICK_MARGIN[self.embedder]
         close = [e for e, s in ranked if s >= best - margin]
         return random.Random(f"{seed}|{text}|{n_figures}").choice(close)
+
+
+_shared: dict[str, tuple[tuple, PoseRetriever]] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_retriever(embedder: Embedder = "auto", entries: list[PoseEntry] | None = None) -> PoseRetriever:
+    """The process-wide retriever for ``embedder`` over the bundled + user pose libraries, shared
+    by every backend (embedding the captions is the slow part). It is rebuilt when the library
+    changes — e.g. the author imported poses — so new poses are retrieved without a restart."""
+    if entries is None:
+        from comic_studio.poses.importing import load_all_libraries
+
+        entries = load_all_libraries()
+    signature = tuple((e.id, e.caption) for e in entries)
+    with _shared_lock:
+        cached = _shared.get(embedder)
+        if cached is None or cached[0] != signature:
+            cached = _shared[embedder] = (signature, PoseRetriever(entries, embedder=embedder))
+        return cached[1]

@@ -13,7 +13,6 @@ lower in the frame) wins.
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,19 +62,11 @@ class Conditioning:
 
 # ------------------------------------------------------------------------------------ the pose
 
-_lock = threading.Lock()
-_retrievers: dict[str, Any] = {}
-
-
 def _retriever(embedder: str) -> Any:
-    """One retriever per embedder per process: embedding the library's captions is the slow part."""
-    with _lock:
-        if embedder not in _retrievers:
-            from comic_studio.poses.library import load_library
-            from comic_studio.poses.retrieval import PoseRetriever
+    """The process-wide retriever shared with the storyboard (bundled + imported user poses)."""
+    from comic_studio.poses.retrieval import shared_retriever
 
-            _retrievers[embedder] = PoseRetriever(load_library(), embedder=embedder)
-        return _retrievers[embedder]
+    return shared_retriever(embedder)
 
 
 def prepare_pose_queries(texts: list[str], embedder: str) -> int:

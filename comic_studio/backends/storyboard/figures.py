@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
@@ -176,32 +175,25 @@ def with_bystanders(pose: Any, n_total: int) -> SimplePose:
 
 # ------------------------------------------------------------------------ library access
 
-_lock = threading.Lock()
-_retrievers: dict[str, Any] = {}
-
 
 def _library_entries() -> list[Any] | None:
-    """The bundled pose library, or None when :mod:`comic_studio.poses` is not installed. A
-    corrupt library file raises its own clear error (hiding it behind fallbacks would hide a bug)."""
+    """The bundled pose library plus the author's imported ones, or None when
+    :mod:`comic_studio.poses` is not installed. A corrupt bundled library raises its own clear error
+    (hiding it behind fallbacks would hide a bug); a broken user library is skipped and logged."""
     try:
-        from comic_studio.poses.library import load_library
+        from comic_studio.poses.importing import load_all_libraries
     except ImportError:
         return None
-    return load_library()  # cached by the library per file modification time
+    return load_all_libraries()  # file reads cached by the library per modification time
 
 
 def _retriever(entries: list[Any], embedder: str) -> Any | None:
-    """The library's retriever, built once per process and embedder (embedding the captions is
-    the slow part)."""
-    with _lock:
-        retriever = _retrievers.get(embedder)
-        if retriever is None:
-            try:
-                from comic_studio.poses.retrieval import PoseRetriever
-            except ImportError:
-                return None
-            retriever = _retrievers[embedder] = PoseRetriever(entries, embedder=embedder)
-    return retriever
+    """The process-wide retriever shared with the other backends (see poses.retrieval)."""
+    try:
+        from comic_studio.poses.retrieval import shared_retriever
+    except ImportError:
+        return None
+    return shared_retriever(embedder, entries)
 
 
 def _pick_pose(entries: list[Any], text: str, n_figures: int, seed: int, embedder: str) -> Any | None:
