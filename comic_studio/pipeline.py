@@ -6,7 +6,6 @@ a document goes through commands, so what the app does with them is undoable.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -34,7 +33,14 @@ from comic_studio.core.model import (
 )
 from comic_studio.core.resources import resource
 from comic_studio.parsing.files import read_story
-from comic_studio.generation.request import GenerationRequest, GenerationResult, RequestCharacter, StepCallback
+from comic_studio.generation.request import (
+    GenerationRequest,
+    GenerationResult,
+    RequestCharacter,
+    StepCallback,
+    data_uri_bytes,
+    png_data_uri,
+)
 
 Progress = Callable[[str, int, int], None]
 Cancel = Callable[[], bool]
@@ -194,11 +200,6 @@ _INLINE_MIN = 1024
 """Data URIs shorter than this stay in a stored request (not worth an asset)."""
 
 
-def data_uri(data: bytes) -> str:
-    """An image's bytes as a data URI (PIL reads PNG or JPEG by content, whatever the label)."""
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
 def backend_needs_references(name: str) -> bool:
     """Whether the installed backend ``name`` wants reference images inline (False if unknown)."""
     from comic_studio.backends.registry import get_backend_class
@@ -228,9 +229,9 @@ def hydrate_request(request: GenerationRequest, assets: AssetStore) -> Generatio
     for key, value in settings.items():
         match = _ASSET_VALUE.match(value) if isinstance(value, str) else None
         if match:
-            settings[key] = data_uri(_asset_bytes(assets, match.group(1), f"setting {key!r}: image"))
+            settings[key] = png_data_uri(_asset_bytes(assets, match.group(1), f"setting {key!r}: image"))
     if backend_needs_references(request.backend):
-        refs = {h: data_uri(_asset_bytes(assets, h, "reference image")) for h in reference_hashes(request)}
+        refs = {h: png_data_uri(_asset_bytes(assets, h, "reference image")) for h in reference_hashes(request)}
         if refs:
             settings[REFERENCE_SETTING] = json.dumps(refs)
         else:
@@ -246,7 +247,7 @@ def dehydrate_request(request: GenerationRequest, assets: AssetStore) -> Generat
     for key, value in settings.items():
         if isinstance(value, str) and len(value) >= _INLINE_MIN and value.startswith("data:") and ";base64," in value[:100]:
             try:
-                data = base64.b64decode(value.partition(",")[2], validate=True)
+                data = data_uri_bytes(value)
             except ValueError:
                 continue  # not ours to interpret: the backend validated it; keep it as it was
             settings[key] = ASSET_PREFIX + assets.add(data, validate_image=False)

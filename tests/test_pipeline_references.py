@@ -15,7 +15,7 @@ from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character
-from comic_studio.generation.request import GenerationRequest
+from comic_studio.generation.request import GenerationRequest, png_data_uri
 
 sys.path.insert(0, str(Path(__file__).parent / "backends"))
 from test_racig_support import HASHES, REFS, build_kit, kit_settings  # noqa: E402
@@ -63,7 +63,7 @@ def test_a_missing_reference_is_a_clear_error():
 def test_dehydrate_turns_inline_images_into_asset_names_and_back():
     doc, panel_id = _document()
     request = pipeline.build_request(doc.project, _panel(doc, panel_id), "racig", doc.assets)
-    request = request.model_copy(update={"backend_settings": {**request.backend_settings, "init_image": pipeline.data_uri(REFS[5])}})
+    request = request.model_copy(update={"backend_settings": {**request.backend_settings, "init_image": png_data_uri(REFS[5])}})
     stored = pipeline.dehydrate_request(request, doc.assets)
     assert stored.backend_settings == {"init_image": "asset:" + HASHES[5]}
     assert HASHES[5] in doc.assets

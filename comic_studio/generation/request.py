@@ -7,6 +7,7 @@ round-trips through JSON. No Qt and no torch here: the engine, the CLI and tests
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Literal
@@ -22,6 +23,26 @@ N_KEYPOINTS = 18
 
 MAX_PIXELS_SIDE = 8192
 MAX_SEED = 2**64 - 1
+
+
+PNG_DATA_URI_PREFIX = "data:image/png;base64,"
+
+
+def png_data_uri(data: bytes) -> str:
+    """Image bytes as a data URI, the form images take inside a request's settings (a request must
+    stay a self-contained JSON snapshot). PIL reads PNG or JPEG by content, whatever the label."""
+    return PNG_DATA_URI_PREFIX + base64.b64encode(data).decode("ascii")
+
+
+def data_uri_bytes(value: str) -> bytes:
+    """The bytes of a base64 data URI (or of bare base64); ValueError when it is neither."""
+    header, sep, payload = value.partition(",")
+    if sep and header.startswith("data:"):
+        if ";base64" not in header:
+            raise ValueError("only base64 data URIs are supported")
+    else:
+        payload = value
+    return base64.b64decode(payload, validate=True)
 
 
 class GenerationError(ComicStudioError):

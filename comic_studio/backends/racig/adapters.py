@@ -20,8 +20,6 @@ as state dicts so re-attaching costs no disk read.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import json
@@ -36,7 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from comic_studio.generation.request import GenerationError
+from comic_studio.generation.request import GenerationError, data_uri_bytes, png_data_uri
 
 FACE, BODY = 0, 1
 """Adapter order as loaded: Plus-Face first (head masks), Plus second (body masks)."""
@@ -61,10 +59,9 @@ def parse_reference_images(text: str) -> dict[str, bytes]:
     for key, value in raw.items():
         if not isinstance(value, str):
             raise GenerationError(f"racig setting 'reference_images': the value for {key[:12]}… is not text")
-        payload = value.split(",", 1)[1] if value.startswith("data:") else value
         try:
-            data = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError) as exc:
+            data = data_uri_bytes(value)
+        except ValueError as exc:  # binascii.Error is a ValueError
             raise GenerationError(f"racig setting 'reference_images': {key[:12]}… is not base64 ({exc})") from exc
         if hashlib.sha256(data).hexdigest() != key:
             raise GenerationError(f"racig setting 'reference_images': the image under {key[:12]}… does not match its hash")
@@ -76,7 +73,7 @@ def reference_images_setting(images: dict[str, bytes] | Sequence[bytes]) -> str:
     """Build the ``reference_images`` setting from asset bytes (keys are computed when a list is given)."""
     if not isinstance(images, dict):
         images = {hashlib.sha256(b).hexdigest(): b for b in images}
-    return json.dumps({k: "data:image/png;base64," + base64.b64encode(v).decode("ascii") for k, v in images.items()})
+    return json.dumps({k: png_data_uri(v) for k, v in images.items()})
 
 
 # ------------------------------------------------------------------------------ embeddings

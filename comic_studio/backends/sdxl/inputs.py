@@ -9,22 +9,19 @@ generation size. White (255) in a mask means "repaint", as in diffusers.
 
 from __future__ import annotations
 
-import base64
 import io
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from comic_studio.generation.request import GenerationError
-
-DATA_URI_PREFIX = "data:image/png;base64,"
+from comic_studio.generation.request import GenerationError, data_uri_bytes, png_data_uri
 
 
 def image_to_data_uri(image: Image.Image) -> str:
     """PNG-encode ``image`` for a request setting."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return DATA_URI_PREFIX + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_data_uri(buffer.getvalue())
 
 
 def read_image_setting(value: str, field: str) -> Image.Image | None:
@@ -34,11 +31,7 @@ def read_image_setting(value: str, field: str) -> Image.Image | None:
         return None
     try:
         if value.startswith("data:"):
-            header, _, payload = value.partition(",")
-            if ";base64" not in header:
-                raise ValueError("only base64 data URIs are supported")
-            data = base64.b64decode(payload, validate=True)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data_uri_bytes(value)))
         else:
             image = Image.open(Path(value).expanduser())
         image.load()
