@@ -20,6 +20,7 @@ from PySide6.QtGui import QColor, QFont, QFontDatabase, QImage, QPainter, QPaint
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.lettering import BalloonGeometry
 from comic_studio.core.resources import resource
+from comic_studio.export.compositor import cover_crop
 
 log = logging.getLogger(__name__)
 
@@ -156,13 +157,8 @@ class BalloonPaths:
 def cover_source_rect(image_size: tuple[int, int], dest: QRectF) -> QRectF:
     """The centred part of an image that, scaled uniformly, exactly covers ``dest`` (the same
     *cover* crop the exporters apply)."""
-    sw, sh = image_size
-    dw, dh = dest.width(), dest.height()
-    if sw <= 0 or sh <= 0 or dw <= 0 or dh <= 0:
-        return QRectF(0, 0, max(sw, 0), max(sh, 0))
-    scale = max(dw / sw, dh / sh)
-    cw, ch = min(sw, dw / scale), min(sh, dh / scale)
-    return QRectF((sw - cw) / 2, (sh - ch) / 2, cw, ch)
+    x0, y0, x1, y1 = cover_crop(image_size, (dest.left(), dest.top(), dest.right(), dest.bottom()))
+    return QRectF(x0, y0, x1 - x0, y1 - y0)
 
 
 def _bucket(pixels: float) -> int:
