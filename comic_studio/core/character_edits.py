@@ -43,6 +43,16 @@ def _slot_field(slot: str) -> str:
     return f"{slot}_refs"
 
 
+def _refs_without(character: Character, slot: str, asset: str) -> tuple[str, list[str]]:
+    """The slot's field name and its references minus ``asset`` (which must be there)."""
+    field = _slot_field(slot)
+    refs = list(getattr(character, field))
+    if asset not in refs:
+        raise CommandError(f"character {character.name!r} has no {slot} reference {asset[:12]}…")
+    refs.remove(asset)
+    return field, refs
+
+
 def _validated(character: Character, **fields: Any) -> Character:
     """The character with ``fields`` applied, validated like a loaded file would be, so a bad
     colour or an empty name is refused before it reaches the undo stack."""
@@ -182,22 +192,12 @@ def add_reference(doc: Document, character_id: str, slot: Slot, image: ImageSour
 
 
 def remove_reference(doc: Document, character_id: str, slot: Slot, asset: str) -> Changes:
-    character = _character(doc, character_id)
-    field = _slot_field(slot)
-    refs = list(getattr(character, field))
-    if asset not in refs:
-        raise CommandError(f"character {character.name!r} has no {slot} reference {asset[:12]}…")
-    refs.remove(asset)
+    field, refs = _refs_without(_character(doc, character_id), slot, asset)
     return doc.execute(SetFields(("character", character_id), f"Remove {slot} reference", **{field: refs}))
 
 
 def move_reference(doc: Document, character_id: str, slot: Slot, asset: str, new_index: int) -> Changes:
     """Reorder a slot (the first face reference is the card's thumbnail and the backend's main one)."""
-    character = _character(doc, character_id)
-    field = _slot_field(slot)
-    refs = list(getattr(character, field))
-    if asset not in refs:
-        raise CommandError(f"character {character.name!r} has no {slot} reference {asset[:12]}…")
-    refs.remove(asset)
+    field, refs = _refs_without(_character(doc, character_id), slot, asset)
     refs.insert(max(0, min(new_index, len(refs))), asset)
     return doc.execute(SetFields(("character", character_id), f"Reorder {slot} references", **{field: refs}))
