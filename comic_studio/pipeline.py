@@ -162,6 +162,8 @@ def build_request(project: Project, panel: Panel, backend: str | None = None, as
                 # Once a render (or the author) has placed the character, the figure assignment
                 # is pinned so regenerating keeps who-is-who; before that the backend assigns.
                 figure=placement.figure if placement.head is not None else None,
+                face_scale=character.face_scale,
+                body_scale=character.body_scale,
             )
         )
     style = project.active_style()
@@ -181,6 +183,8 @@ def build_request(project: Project, panel: Panel, backend: str | None = None, as
         characters=characters,
         actor_id=beat.actor_id if beat else None,
         target_id=beat.target_id if beat else None,
+        pose_id=panel.pose_id,
+        figures_override=panel.pose,
         panel_id=panel.id,
     )
     return hydrate_request(request, assets) if assets is not None else request

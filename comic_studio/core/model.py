@@ -81,6 +81,23 @@ class Pronouns(str, Enum):
 # --------------------------------------------------------------------------- characters
 
 
+class CharacterAnchor(_Model):
+    """A character's identity anchor for consistent-character backends: the picture shown in the
+    character library and the identity bank (a safetensors file of sampled attention tokens) made
+    from it. ``request`` is the anchor job's effective request, so a bank that is missing (e.g. a
+    cache cleared on another machine) can be rebuilt exactly on the same kind of device."""
+
+    image: AssetRef
+    bank: AssetRef
+    """sha256 of the bank file."""
+    bank_bytes: int = Field(default=0, ge=0)
+    source: Literal["rendered", "picture"] = "rendered"
+    """``rendered``: anchors generated from the character's solo prompt; ``picture``: an existing
+    image (e.g. a chosen panel result) re-noised into a bank."""
+    request: dict[str, Any] = {}
+    created_at: Annotated[str, Field(max_length=64)] = ""
+
+
 class Character(_Model):
     id: str = Field(default_factory=new_id, max_length=64)
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -94,6 +111,13 @@ class Character(_Model):
     body_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
     lora_asset: AssetRef | None = None
     embedding_asset: AssetRef | None = None
+    face_scale: float | None = Field(default=None, ge=0.0, le=2.0)
+    """How strongly the face references condition this character (IP-Adapter scale); ``None``
+    takes the panel's / backend's default."""
+    body_scale: float | None = Field(default=None, ge=0.0, le=2.0)
+    """How strongly the body/outfit references condition this character; ``None``: the default."""
+    anchor: CharacterAnchor | None = None
+    """The identity anchor of consistent-character backends (None until one is generated)."""
 
     def all_names(self) -> list[str]:
         return [self.name, *self.aliases]
@@ -175,6 +199,60 @@ class Box(_Model):
         return self.y + self.h / 2
 
 
+# --------------------------------------------------------------------------- poses
+
+N_KEYPOINTS = 18
+"""OpenPose-18 keypoints per figure (the pose library's layout)."""
+
+Keypoint = tuple[float, float, float]
+
+
+class PoseFigure(_Model):
+    """One explicit pose figure: 18 OpenPose keypoints ``(x, y, visible)``, normalised 0..1, y down."""
+
+    keypoints: Annotated[list[Keypoint], Field(min_length=N_KEYPOINTS, max_length=N_KEYPOINTS)]
+    role: Literal["actor", "target", "neutral"] = "neutral"
+    facing: float = Field(default=0.0, ge=-1.0, le=1.0)
+    """-1 looks left, +1 looks right, 0 faces the viewer."""
+
+    @field_validator("keypoints")
+    @classmethod
+    def _finite(cls, points: list[Keypoint]) -> list[Keypoint]:
+        for i, (x, y, v) in enumerate(points):
+            if not all(abs(c) < 1e6 for c in (x, y, v)):  # also rejects NaN (comparisons are False)
+                raise ValueError(f"keypoint {i} has a non-finite or absurd coordinate")
+        return points
+
+
+class PoseSpec(_Model):
+    """Explicit figures for a panel (a user-nudged pose), replacing the library pick.
+
+    ``framed=False``: keypoints are on a pose canvas of ``aspect`` (width/height) and the backend
+    frames them by shot type, like a library pose. ``framed=True``: keypoints are already
+    panel-normalised and are drawn exactly where they are.
+    """
+
+    figures: Annotated[list[PoseFigure], Field(max_length=16)]
+    aspect: float = Field(default=1.0, gt=0.05, lt=20.0)
+    framed: bool = False
+
+    @classmethod
+    def from_entry(cls, entry: Any) -> "PoseSpec":
+        """Snapshot a pose-library entry (anything with ``figures`` and ``aspect``)."""
+        return cls(
+            aspect=float(getattr(entry, "aspect", 1.0)),
+            figures=[
+                PoseFigure(
+                    keypoints=[tuple(float(c) for c in kp) for kp in f.keypoints],
+                    role=f.role,
+                    facing=float(f.facing),
+                )
+                for f in entry.figures
+            ],
+        )
+
+
+
 class CharacterPlacement(_Model):
     """Where a character stands in a panel, in *panel-normalised* coordinates (0..1 of the
     panel's bounding box), so placements survive panel resizing."""
@@ -248,6 +326,12 @@ class Panel(_Model):
     seed_locked: bool = False
     backend: Annotated[str, Field(max_length=200)] = "storyboard"
     backend_settings: dict[str, Any] = {}
+    pose_id: Annotated[str, Field(max_length=200)] | None = None
+    """A library pose the author picked (pose browser); ``None`` lets the backend retrieve one
+    from the beat's action."""
+    pose: PoseSpec | None = None
+    """Explicit figures (extracted from a reference image, or nudged on the canvas); wins over
+    ``pose_id``."""
     results: Annotated[list[PanelResult], Field(max_length=10_000)] = []
     current_result: str | None = None
     balloons: Annotated[list[Balloon], Field(max_length=256)] = []

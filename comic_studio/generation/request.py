@@ -16,10 +16,12 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.core.model import AssetRef, CharacterPlacement, Colour, ShotType
+# The pose types live in the document model (a panel stores its explicit pose); requests re-export them.
+from comic_studio.core.model import N_KEYPOINTS, AssetRef, CharacterPlacement, Colour, Keypoint, PoseFigure, PoseSpec, ShotType  # noqa: F401
 
-N_KEYPOINTS = 18
-"""OpenPose-18 keypoints per figure (the pose library's layout)."""
+RequestFigure = PoseFigure
+"""A pose figure as requests carry it (the document's :class:`PoseFigure`)."""
+
 
 MAX_PIXELS_SIDE = 8192
 MAX_SEED = 2**64 - 1
@@ -72,54 +74,9 @@ class RequestCharacter(_Strict):
     body_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
     figure: int | None = Field(default=None, ge=0, le=16)
     """Pose figure this character plays; ``None`` lets the backend assign (actor↔actor figure...)."""
-
-
-Keypoint = tuple[float, float, float]
-
-
-class RequestFigure(_Strict):
-    """One explicit pose figure: 18 OpenPose keypoints ``(x, y, visible)``, normalised 0..1, y down."""
-
-    keypoints: Annotated[list[Keypoint], Field(min_length=N_KEYPOINTS, max_length=N_KEYPOINTS)]
-    role: Literal["actor", "target", "neutral"] = "neutral"
-    facing: float = Field(default=0.0, ge=-1.0, le=1.0)
-    """-1 looks left, +1 looks right, 0 faces the viewer."""
-
-    @field_validator("keypoints")
-    @classmethod
-    def _finite(cls, points: list[Keypoint]) -> list[Keypoint]:
-        for i, (x, y, v) in enumerate(points):
-            if not all(abs(c) < 1e6 for c in (x, y, v)):  # also rejects NaN (comparisons are False)
-                raise ValueError(f"keypoint {i} has a non-finite or absurd coordinate")
-        return points
-
-
-class PoseSpec(_Strict):
-    """Explicit figures for a panel (a user-nudged pose), replacing the library pick.
-
-    ``framed=False``: keypoints are on a pose canvas of ``aspect`` (width/height) and the backend
-    frames them by shot type, like a library pose. ``framed=True``: keypoints are already
-    panel-normalised and are drawn exactly where they are.
-    """
-
-    figures: Annotated[list[RequestFigure], Field(max_length=16)]
-    aspect: float = Field(default=1.0, gt=0.05, lt=20.0)
-    framed: bool = False
-
-    @classmethod
-    def from_entry(cls, entry: Any) -> "PoseSpec":
-        """Snapshot a pose-library entry (anything with ``figures`` and ``aspect``)."""
-        return cls(
-            aspect=float(getattr(entry, "aspect", 1.0)),
-            figures=[
-                RequestFigure(
-                    keypoints=[tuple(float(c) for c in kp) for kp in f.keypoints],
-                    role=f.role,
-                    facing=float(f.facing),
-                )
-                for f in entry.figures
-            ],
-        )
+    face_scale: float | None = Field(default=None, ge=0.0, le=2.0)
+    """The character's own face-reference strength (``Character.face_scale``); None: the backend's."""
+    body_scale: float | None = Field(default=None, ge=0.0, le=2.0)
 
 
 class GenerationRequest(_Strict):
