@@ -21,6 +21,7 @@ from comic_studio.backends.consistent.processors import GROUP_16, GROUP_32, RunS
 from comic_studio.backends.consistent.schedule import ConsistencySchedule
 from comic_studio.backends.sdxl.backend import IMAGE_SETTING_MAX, SdxlBackend, _parse_loras, _unit_variance
 from comic_studio.backends.sdxl.inputs import read_image_setting
+from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.previews import latents_to_rgb
 from comic_studio.core.model import CharacterPlacement
 from comic_studio.generation.models.loading import apply_loras, remove_loras
@@ -179,6 +180,7 @@ class ConsistentBackend(SdxlBackend):
     def _run(self, pipe: Any, call: dict[str, Any], state: RunState, settings: dict[str, Any], reporter: "_Reporter") -> Image.Image:
         strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
         state.step = 0
+        apply_long_prompt(pipe, call)  # after the job's LoRAs went in (they may patch the text encoders)
         with installed(pipe.unet, state, strengths):
             return pipe(**call, callback_on_step_end=reporter.callback(state)).images[0]
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from comic_studio.backends.base import GenerationBackend
 from comic_studio.backends.sdxl.inputs import fit, parse_region, read_image_setting, region_mask
+from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.previews import latents_to_rgb
 from comic_studio.backends.sdxl.schedulers import DEFAULT_SCHEDULER, UnknownScheduler, make_scheduler, scheduler_names
 from comic_studio.generation.models.loading import (
@@ -115,6 +116,7 @@ class SdxlBackend(GenerationBackend):
             if loras:
                 files = [(resolve_file(spec, "lora"), weight) for spec, weight in loras]
                 adapters = apply_loras(pipe, files, allow_pickle=settings["allow_pickle"])
+            apply_long_prompt(pipe, call)  # after the LoRAs: they may patch the text encoders
             images = pipe(**call, callback_on_step_end=step_reporter(on_step, settings["preview_every"])).images
         finally:
             if adapters:
