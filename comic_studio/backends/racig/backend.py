@@ -23,6 +23,7 @@ from comic_studio.backends.racig.conditioning import MAX_CHARACTERS, Conditionin
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
 from comic_studio.backends.sdxl.backend import step_reporter  # the shared progress/preview/cancel hook
 from comic_studio.backends.sdxl.inputs import fit, read_image_setting
+from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.schedulers import UnknownScheduler, make_scheduler, scheduler_names
 from comic_studio.generation.models.catalogue import CatalogueError, load_catalogue
 from comic_studio.generation.models.loading import ModelLoadError, load_sdxl_components
@@ -206,6 +207,7 @@ class RacigBackend(GenerationBackend):
              cond: Conditioning, on_step: StepCallback | None) -> Any:  # fmt: skip
         """One denoising run, with the adapters attached when any character has references."""
         reporter = step_reporter(on_step, settings["preview_every"])
+        apply_long_prompt(pipe, call)
         face, body = self._regional_items(request, settings, cond)
         if not face and not body:
             return pipe(**call, callback_on_step_end=reporter).images[0]
