@@ -4,10 +4,11 @@
     python bench/gpu_sdxl.py --smoke          # CPU, tiny architecture, 64², 2 steps: checks it runs
 
 The UNet, VAE and both text encoders are built **from SDXL's real configurations with random
-weights** (no download possible here), so the numbers are SDXL's real compute cost. Both paths use
-the very same component objects: the backend finds them in the engine's model cache under the id of
-a weights-free config folder this script writes. Reported: denoising it/s measured between step
-callbacks (steps 2..N, so text encoding and VAE decoding are excluded), and whole-image seconds.
+weights** (the bundled resources/sdxl/base-1.0; no download possible here), so the numbers are SDXL's
+real compute cost. Both paths use the very same component objects: the backend finds them in the
+engine's model cache under the id of the weights-free config folder. Reported: denoising it/s
+measured between step callbacks (steps 2..N, so text encoding and VAE decoding are excluded), and
+whole-image seconds.
 """
 
 from __future__ import annotations
@@ -24,63 +25,36 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SDXL_UNET = {
-    "sample_size": 128, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
-    "block_out_channels": (320, 640, 1280),
-    "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-    "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-    "transformer_layers_per_block": (1, 2, 10), "attention_head_dim": (5, 10, 20),
-    "cross_attention_dim": 2048, "use_linear_projection": True, "addition_embed_type": "text_time",
-    "addition_time_embed_dim": 256, "projection_class_embeddings_input_dim": 2816, "norm_num_groups": 32,
-}  # fmt: skip
-SDXL_VAE = {
-    "block_out_channels": (128, 256, 512, 512), "in_channels": 3, "out_channels": 3, "latent_channels": 4,
-    "layers_per_block": 2, "down_block_types": ("DownEncoderBlock2D",) * 4,
-    "up_block_types": ("UpDecoderBlock2D",) * 4, "sample_size": 1024, "scaling_factor": 0.13025,
-    "force_upcast": True,
-}  # fmt: skip
-CLIP_L = {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "num_hidden_layers": 12,
-          "projection_dim": 768, "hidden_act": "quick_gelu"}  # fmt: skip
-CLIP_G = {"hidden_size": 1280, "intermediate_size": 5120, "num_attention_heads": 20, "num_hidden_layers": 32,
-          "projection_dim": 1280, "hidden_act": "gelu"}  # fmt: skip
+
+def full_size_models(device: str) -> dict:
+    """SDXL base's UNet, VAE and both text encoders from the bundled configs (resources/sdxl/base-1.0,
+    the same files single-file checkpoints load with), random weights, built on ``device``."""
+    from comic_studio.generation.models.sdxl_config import random_sdxl_models
+
+    return random_sdxl_models(device)
 
 
 def build_components(smoke: bool, dtype, device: str) -> dict:
     import torch
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     from comic_studio.generation import tiny
+    from comic_studio.generation.models.loading import load_tokenizers_and_scheduler
+    from comic_studio.generation.models.sdxl_config import bundled_sdxl_configs
 
     if smoke:
         parts = tiny.tiny_sdxl_components(0)
     else:
-        tokenizer = tiny.tiny_tokenizer()  # random weights: the vocabulary is irrelevant to speed
-        common = {"vocab_size": 49408, "max_position_embeddings": 77, "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 2}
         torch.manual_seed(0)
-        with torch.device(device):  # build straight on the GPU: 2.6 B parameters
-            parts = {
-                "unet": UNet2DConditionModel(**SDXL_UNET),
-                "vae": AutoencoderKL(**SDXL_VAE),
-                "text_encoder": CLIPTextModel(CLIPTextConfig(**CLIP_L, **common)),
-                "text_encoder_2": CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_G, **common)),
-            }
-        parts.update(tokenizer=tokenizer, tokenizer_2=tiny.tiny_tokenizer(), scheduler=_scheduler())
+        parts = full_size_models(device)
+        # The real CLIP tokenizers and SDXL's Euler scheduler, from the same bundled folder.
+        parts.update(load_tokenizers_and_scheduler(bundled_sdxl_configs()[0]))
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
         parts[name] = parts[name].to(device=device, dtype=dtype).eval()
     return parts
 
 
-def _scheduler():
-    from diffusers import EulerDiscreteScheduler
-
-    return EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
-                                  timestep_spacing="leading")  # fmt: skip
-
-
 def write_config_folder(parts: dict, folder: Path) -> None:
-    """model_index.json, configs, tokenizers, scheduler: everything but weights (the backend reads
-    the light parts from here and finds the heavy ones in the engine's cache)."""
+    """model_index.json, configs, tokenizers, scheduler of the tiny parts: everything but weights."""
     import json as _json
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -119,6 +93,7 @@ def main(argv: list[str] | None = None) -> dict:
     from comic_studio.generation.engine import Engine
     from comic_studio.generation.messages import JobEvent
     from comic_studio.generation.models.loading import SDXL_COMPONENTS, sdxl_source
+    from comic_studio.generation.models.sdxl_config import bundled_sdxl_configs
     from comic_studio.generation.request import GenerationRequest
     from comic_studio.generation.settings import EngineSettings
 
@@ -131,8 +106,11 @@ def main(argv: list[str] | None = None) -> dict:
     build_s = time.perf_counter() - build_start
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "sdxl-config"
-        write_config_folder(parts, folder)
+        # The backend reads tokenizers and scheduler from a config folder and finds the models in
+        # the engine's cache: the bundled SDXL folder at full size, a written one for the tiny parts.
+        folder = Path(tmp) / "sdxl-config" if args.smoke else bundled_sdxl_configs()[0]
+        if args.smoke:
+            write_config_folder(parts, folder)
         engine = Engine(EngineSettings(device=device, dtype=args.dtype))
         source = sdxl_source(folder)
         for name in SDXL_COMPONENTS:

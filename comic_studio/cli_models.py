@@ -1,4 +1,4 @@
-"""``comic-studio models list|locate|download ID`` and the ``--models tiny`` smoke preset.
+"""``comic-studio models list|locate|download ID|check`` and the ``--models tiny`` smoke preset.
 
 ``register(subparsers)`` adds the ``models`` command to the main CLI parser. ``use_tiny_models``
 builds (once) the random-weight tiny SDXL kit and makes it (with a few steps) the default SDXL model
@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from comic_studio.core.errors import ComicStudioError
 from comic_studio.generation.models.catalogue import load_catalogue
-from comic_studio.generation.models.locate import DEFAULT_SDXL_ENV, Places, locate, missing_for
+from comic_studio.generation.models.locate import DEFAULT_SDXL_ENV, Places, default_sdxl_model, locate, locate_all, missing_for
+from comic_studio.generation.models.needs import check_need, to_download
 
 TINY_STEPS = 4
 """Denoising steps that are plenty for the random-weight smoke models."""
@@ -59,6 +61,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     get.add_argument("--models-folder", help="download here instead of the configured models folder")
     get.add_argument("--quiet", action="store_true", help="no progress on stderr")
     get.set_defaults(func=_cmd_download)
+
+    check = sub.add_parser("check", help="what each backend needs, and what is still missing (exit status 1 if anything is)")
+    check.add_argument("--backend", help="only this backend (e.g. sdxl, racig); without it, every installed backend")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(func=_cmd_check)
     return models
 
 
@@ -132,3 +139,49 @@ def _cmd_download(args: argparse.Namespace) -> int:
     found = locate(load_catalogue().get(args.id), places)
     print(found.path if found else places.models / args.id)
     return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    """Each backend's declared ``required_models`` against what is installed; exit 1 if any is missing."""
+    import json
+
+    from comic_studio.backends.registry import available_backends
+
+    backends = available_backends()
+    if args.backend:
+        if args.backend not in backends:
+            raise ComicStudioError(f"no backend {args.backend!r} is installed (installed: {', '.join(backends) or 'none'})")
+        backends = {args.backend: backends[args.backend]}
+    catalogue = load_catalogue()
+    found = locate_all(_places(args), catalogue)
+    preferred = {"sdxl": default_sdxl_model()}  # --models tiny / COMIC_STUDIO_SDXL_MODEL may name a path
+    report = []
+    for name, cls in backends.items():
+        statuses = [check_need(need, catalogue, found, preferred.get(need.kind, "")) for need in cls.required_models]
+        report.append({
+            "backend": name, "name": cls.display_name or name, "ready": all(s.ready for s in statuses),
+            "models": [{"needs": s.need.words, "kind": s.need.kind, "setting": s.need.setting, "installed": s.ready,
+                        "id": s.satisfied_by or (s.suggestion.id if s.suggestion else None),
+                        "where": s.where or None, "path": s.path or None,
+                        "download": [m.id for m in s.missing]} for s in statuses],
+            "download_bytes": sum(m.size or 0 for m in to_download(statuses)),
+        })  # fmt: skip
+    missing_any = not all(r["ready"] for r in report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 1 if missing_any else 0
+    for r in report:
+        lacking = [m for m in r["models"] if not m["installed"]]
+        state = ("needs no models" if not r["models"] else "ready" if r["ready"]
+                 else f"missing {len(lacking)} of {len(r['models'])} ({_size(r['download_bytes'])} to download)")  # fmt: skip
+        print(f"{r['backend']} ({r['name']}): {state}")
+        for m in r["models"]:
+            if m["installed"]:
+                print(f"  installed  {m['needs']}: {m['id']} ({m['where']}: {m['path']})")
+            elif m["id"] is None:
+                print(f"  MISSING    {m['needs']}: the catalogue has no {m['kind']} model; set the backend's {m['setting']!r} setting")
+            else:
+                print(f"  MISSING    {m['needs']}: comic-studio models download {m['id']}")
+    if missing_any:
+        print("Models found in a ComfyUI/A1111 folder count too: set it in Preferences (external models folder).", file=sys.stderr)
+    return 1 if missing_any else 0

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.generation.models.needs import ModelNeed
 from comic_studio.generation.request import GenerationRequest, GenerationResult, StepCallback
 
 SETTING_TYPES = frozenset({"int", "float", "bool", "str", "choice"})
@@ -38,6 +39,9 @@ class GenerationBackend(ABC):
     needs_reference_images: ClassVar[bool] = False
     """True: the app fills the ``reference_images`` setting (JSON ``{asset hash: data URI}``) with the
     request characters' face/body references before submitting, and strips it before storing."""
+    required_models: ClassVar[tuple[ModelNeed, ...]] = ()
+    """The catalogue models this backend cannot run without (default: none, like the storyboard).
+    The Models dialog and ``comic-studio models check`` tell the user what is still missing."""
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:

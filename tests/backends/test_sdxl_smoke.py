@@ -76,8 +76,5 @@ def test_bench_gpu_sdxl_smoke_and_full_config(tmp_path):
     bench = _load("gpu_sdxl")
     result = bench.main(["--smoke"])
     assert result["smoke"] and result["raw_image_s"] > 0 and result["engine_image_s"] > 0
-    from diffusers import UNet2DConditionModel
-
-    with torch.device("meta"):  # the full-size config is valid SDXL (2.57 B UNet parameters)
-        unet = UNet2DConditionModel(**bench.SDXL_UNET)
+    unet = bench.full_size_models("meta")["unet"]  # the bundled full-size config: 2.57 B UNet parameters
     assert 2_500 < sum(p.numel() for p in unet.parameters()) / 1e6 < 2_650

@@ -83,3 +83,52 @@ def test_download_then_locate(isolated, capsys, monkeypatch):
 def test_unknown_id_is_a_clear_error(isolated, capsys):
     with pytest.raises(ComicStudioError, match="no model 'nope'"):
         run(["models", "locate", "nope"], capsys)
+
+
+def test_check_says_what_each_backend_still_needs(isolated, capsys, monkeypatch):
+    monkeypatch.delenv("COMIC_STUDIO_SDXL_MODEL", raising=False)
+    code, out, err = run(["models", "check"], capsys)
+    assert code == 1 and "Preferences" in err
+    assert "storyboard (Storyboard" in out and "needs no models" in out
+    assert "racig (RaCig" in out and "missing 5 of 5 (13.7 GB to download)" in out
+    assert "MISSING    IP-Adapter Plus-Face (faces): comic-studio models download ip-adapter-plus-face-sdxl-vit-h" in out
+    code, out, _ = run(["models", "check", "--backend", "storyboard"], capsys)
+    assert code == 0 and out.strip() == "storyboard (Storyboard (mannequins)): needs no models"
+
+    entry = load_catalogue().get("sdxl-base-1.0")  # install it (a stand-in file is enough to be found)
+    target = isolated / "models" / entry.id / entry.files[0].path
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"x")
+    code, out, _ = run(["models", "check", "--backend", "sdxl"], capsys)
+    assert code == 0 and out.startswith("sdxl (SDXL): ready")
+    assert f"installed  an SDXL base model: sdxl-base-1.0 (models folder: {target})" in out
+    code, out, _ = run(["models", "check", "--backend", "racig", "--json"], capsys)
+    (report,) = json.loads(out)
+    assert code == 1 and not report["ready"]
+    assert [m["installed"] for m in report["models"]] == [True, False, False, False, False]
+    assert report["models"][1] == {"needs": "the OpenPose ControlNet for SDXL", "kind": "controlnet", "setting": "controlnet",
+                                   "installed": False, "id": "controlnet-openpose-sdxl", "where": None, "path": None,
+                                   "download": ["controlnet-openpose-sdxl"]}  # fmt: skip
+    with pytest.raises(ComicStudioError, match="no backend 'nope' is installed"):
+        run(["models", "check", "--backend", "nope"], capsys)
+
+
+def test_check_covers_third_party_backends_by_their_declaration(isolated, capsys):
+    from comic_studio.backends.base import GenerationBackend, ModelNeed
+    from comic_studio.backends.registry import register_backend, unregister_backend
+
+    class PoseOnly(GenerationBackend):
+        name = "pose-only"
+        display_name = "Pose only"
+        required_models = (ModelNeed("controlnet", "an OpenPose ControlNet", "controlnet-openpose-sdxl", interchangeable=True),)
+
+        def generate(self, request, on_step=None):
+            raise NotImplementedError
+
+    register_backend("pose-only", PoseOnly)
+    try:
+        code, out, _ = run(["models", "check", "--backend", "pose-only"], capsys)
+    finally:
+        unregister_backend("pose-only")
+    assert code == 1 and "pose-only (Pose only): missing 1 of 1 (2.5 GB to download)" in out
+    assert "MISSING    an OpenPose ControlNet: comic-studio models download controlnet-openpose-sdxl" in out

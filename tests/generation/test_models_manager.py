@@ -92,7 +92,7 @@ def test_locate_in_external_trees(tmp_path, layout):
     found = locate(load_catalogue().get("sdxl-base-1.0"), p)
     assert found.source == "external" and found.path.name == "sd_xl_base_1.0.safetensors"
     assert resolve_file("inked", "lora", p) == lora_dir / "inked.safetensors"
-    assert [m.id for m in missing_for("sdxl-base-1.0", p)] == ["sdxl-base-1.0-config"]
+    assert missing_for("sdxl-base-1.0", p) == []  # its configs are bundled with the app
 
 
 def test_resolve_sdxl_explains_missing_models(tmp_path, monkeypatch):
@@ -105,14 +105,13 @@ def test_resolve_sdxl_explains_missing_models(tmp_path, monkeypatch):
         resolve_sdxl(str(tmp_path), places=places(tmp_path))
 
 
-def test_single_file_without_config_says_what_to_download(tmp_path):
+def test_single_file_checkpoint_is_checked_before_any_weights_load(tmp_path):
+    """No config folder is needed any more (the SDXL configs are bundled), but a file that is not a
+    safetensors checkpoint is named as such before diffusers ever opens it."""
     ckpt = tmp_path / "model.safetensors"
     ckpt.write_bytes(b"x")
-    source = sdxl_source(ckpt)
-    from comic_studio.generation.models.loading import load_sdxl_components
-
-    with pytest.raises(ModelLoadError, match="sdxl-base-1.0-config"):
-        load_sdxl_components(source)
+    with pytest.raises(ModelLoadError, match="model.safetensors: not a readable .safetensors checkpoint"):
+        sdxl_source(ckpt)
 
 
 # ------------------------------------------------------------------------------------ pickles
@@ -243,3 +242,54 @@ def test_hf_urls_honour_the_endpoint(monkeypatch):
         "https://mirror.example/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors"
     )
     assert isinstance(Path(__file__), Path)
+
+
+# ------------------------------------------------------------------------------------ backend needs
+
+
+def test_backends_declare_the_models_they_need():
+    from comic_studio.backends.registry import available_backends
+
+    backends = available_backends()
+    catalogue = load_catalogue()
+    assert backends["storyboard"].required_models == ()
+    assert [n.kind for n in backends["sdxl"].required_models] == ["sdxl"]
+    assert backends["consistent"].required_models == backends["sdxl"].required_models  # inherited
+    racig = backends["racig"].required_models
+    assert {n.default for n in racig} == {"sdxl-base-1.0", "controlnet-openpose-sdxl", "ip-adapter-plus-sdxl-vit-h",
+                                          "ip-adapter-plus-face-sdxl-vit-h", "clip-vit-h-image-encoder"}  # fmt: skip
+    for name, cls in backends.items():
+        schema = cls.settings_schema()
+        for need in cls.required_models:  # every declaration points at real data
+            assert catalogue.get(need.default).kind == need.kind, (name, need)
+            assert need.setting in schema, (name, need.setting)
+
+
+def test_check_need_finds_installed_models_and_lists_what_to_download(tmp_path):
+    from comic_studio.backends.racig import RacigBackend
+    from comic_studio.generation.models.locate import locate_all
+    from comic_studio.generation.models.needs import check_need, to_download
+
+    catalogue = load_catalogue()
+    p = places(tmp_path, external=tmp_path / "comfy")
+    sdxl, controlnet, face, plus, encoder = RacigBackend.required_models
+    status = check_need(sdxl, catalogue, locate_all(p, catalogue))
+    assert not status.ready and status.suggestion.id == "sdxl-base-1.0" and [m.id for m in status.missing] == ["sdxl-base-1.0"]
+    # Any SDXL checkpoint will do: an anime one in a ComfyUI tree meets the need.
+    (tmp_path / "comfy" / "models" / "checkpoints").mkdir(parents=True)
+    anime = tmp_path / "comfy" / "models" / "checkpoints" / "animagine-xl-3.1.safetensors"
+    anime.write_bytes(b"x")
+    status = check_need(sdxl, catalogue, locate_all(p, catalogue))
+    assert status.ready and status.satisfied_by == "animagine-xl-3.1"
+    assert (status.where, status.path) == ("ComfyUI/A1111 folder", str(anime))
+    # A configured default that is a path (--models tiny) counts when it exists.
+    status = check_need(sdxl, catalogue, {}, preferred=str(anime))
+    assert status.ready and status.where == "configured path"
+    # The adapters are not interchangeable: Plus does not stand in for Plus-Face.
+    entry = catalogue.get("ip-adapter-plus-sdxl-vit-h")
+    (p.models / entry.id / entry.files[0].path).parent.mkdir(parents=True)
+    (p.models / entry.id / entry.files[0].path).write_bytes(b"x")
+    found = locate_all(p, catalogue)
+    statuses = [check_need(n, catalogue, found) for n in (face, plus, encoder)]
+    assert [s.ready for s in statuses] == [False, False, False]  # Plus lacks its image encoder
+    assert [m.id for m in to_download(statuses)] == ["clip-vit-h-image-encoder", "ip-adapter-plus-face-sdxl-vit-h"]

@@ -59,7 +59,8 @@ def server():
 
 
 @pytest.fixture
-def places(tmp_path):
+def places(tmp_path, monkeypatch):
+    monkeypatch.delenv("COMIC_STUDIO_SDXL_MODEL", raising=False)  # `--models tiny` tests set it process-wide
     return Places(models=tmp_path / "models", external=tmp_path / "comfy", hf_cache=tmp_path / "hf")
 
 
@@ -124,14 +125,37 @@ def test_guidance_says_what_each_backend_is_missing(qtbot, places):
     text = dialog.guidance.text()
     assert "needs an SDXL base model" in text and "Stable Diffusion XL base 1.0 (6.9 GB)" in text
     visible = {dialog.table.item(r, 0).data(0x0100) for r in range(dialog.table.rowCount()) if not dialog.table.isRowHidden(r)}
-    assert {"sdxl-base-1.0", "sdxl-base-1.0-config", "animagine-xl-3.1"} <= visible
-    assert "qwen2.5-1.5b-instruct-gguf" not in visible
+    assert visible == {"sdxl-base-1.0", "animagine-xl-3.1"}  # the SDXL configs are bundled: no download
     assert dialog.selected_ids() == ["sdxl-base-1.0"]  # the suggestion is preselected for Download
     dialog.set_need("storyboard")
     assert "needs no downloaded models" in dialog.guidance.text()
     dialog.set_need(LLAMA_KEY)
     assert "GGUF" in dialog.guidance.text()
     assert dialog.selected_ids() == ["qwen2.5-1.5b-instruct-gguf"]
+
+
+def test_racig_guidance_comes_from_the_backends_declaration(qtbot, places):
+    from comic_studio.backends.racig import RacigBackend
+
+    dialog = make(qtbot, places)
+    dialog.set_need("racig")
+    text = dialog.guidance.text()
+    for need in RacigBackend.required_models:
+        assert need.words in text
+    wanted = {"sdxl-base-1.0", "controlnet-openpose-sdxl", "ip-adapter-plus-sdxl-vit-h", "ip-adapter-plus-face-sdxl-vit-h",
+              "clip-vit-h-image-encoder"}  # fmt: skip
+    assert set(dialog.selected_ids()) == wanted  # everything missing is preselected: Download is one click
+    assert "13.7 GB in all" in text  # the image encoder both adapters need counts once
+    entry = dialog.catalogue.get("controlnet-openpose-sdxl")  # installed: no longer asked for
+    target = places.models / entry.id
+    target.mkdir(parents=True)
+    for f in entry.files:
+        (target / f.path).write_bytes(b"x")
+    dialog.refresh()
+    assert set(dialog.selected_ids()) == wanted - {"controlnet-openpose-sdxl"}
+    assert "OpenPose ControlNet" not in dialog.guidance.text().split("Missing:")[1]
+    dialog.set_need("consistent")  # inherits the sdxl declaration
+    assert "needs an SDXL base model" in dialog.guidance.text()
 
 
 def test_guidance_reports_ready_once_installed(qtbot, places):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends.base import GenerationBackend
+from comic_studio.backends.base import GenerationBackend, ModelNeed
 from comic_studio.backends.sdxl.inputs import fit, parse_region, read_image_setting, region_mask
 from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.previews import latents_to_rgb
@@ -24,7 +24,7 @@ from comic_studio.generation.models.loading import (
     load_sdxl_components,
     remove_loras,
 )
-from comic_studio.generation.models.locate import default_sdxl_model, resolve_file, resolve_sdxl
+from comic_studio.generation.models.locate import DEFAULT_SDXL_ID, default_sdxl_model, resolve_file, resolve_sdxl
 from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult, StepCallback
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ class SdxlBackend(GenerationBackend):
     name = "sdxl"
     display_name = "SDXL"
     capabilities = frozenset({"txt2img", "img2img", "inpaint", "lora", "negative_prompt", "preview"})
+    required_models = (ModelNeed("sdxl", "an SDXL base model", DEFAULT_SDXL_ID, setting="model", interchangeable=True),)
 
     def __init__(self) -> None:
         self._resources: EngineResources | None = None
@@ -61,7 +62,7 @@ class SdxlBackend(GenerationBackend):
                               "empty = the default SDXL model."},
             "model_config": {"type": "str", "default": "", "label": "Checkpoint config folder", "max_length": 4096,
                              "help": "For single-file checkpoints only: a diffusers folder with the matching configs "
-                                     "(empty = the installed SDXL configuration)."},
+                                     "(empty = the SDXL base configuration bundled with the app)."},
             "steps": {"type": "int", "default": 30, "min": 1, "max": 200, "label": "Steps"},
             "guidance": {"type": "float", "default": 5.0, "min": 0.0, "max": 30.0, "label": "Guidance (CFG)"},
             "scheduler": {"type": "choice", "default": DEFAULT_SCHEDULER, "choices": scheduler_names(),

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.resources import resource
 
-KINDS = ("sdxl", "sdxl-config", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "embedding", "llm")
-Kind = Literal["sdxl", "sdxl-config", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "embedding", "llm"]
+KINDS = ("sdxl", "sdxl-config", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "embedding", "llm", "openclip")
+Kind = Literal["sdxl", "sdxl-config", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "embedding", "llm", "openclip"]
 
 
 class CatalogueError(ComicStudioError):

@@ -1,5 +1,7 @@
 """Load SDXL weights the way real users have them: a diffusers folder, or one ``.safetensors``
 checkpoint (A1111 / ComfyUI), plus kohya-format LoRAs. Offline: nothing here touches the network.
+A single-file checkpoint is built around the SDXL configuration bundled with the app unless the
+user names another, after its tensor shapes are checked against it (:mod:`.sdxl_config`).
 
 Loaded components go through a cache object with the engine's ``ModelCache.get`` signature
 (``get(model_id, component, dtype, device, loader)``), so two backends on one base model share the
@@ -13,11 +15,18 @@ read only with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.generation.models.sdxl_config import (
+    bundled_sdxl_configs,
+    config_mismatch,
+    read_safetensors_shapes,
+    shared_vocabulary,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +61,8 @@ class _NoCache:
 @dataclass(frozen=True)
 class SdxlSource:
     """Where an SDXL base model's weights are: a diffusers folder or a single-file checkpoint (whose
-    ``config`` is a diffusers folder with the configs and tokenizers, no weights needed)."""
+    ``config`` is a diffusers folder with the configs and tokenizers, no weights needed: the bundled
+    SDXL base configuration unless the user names another)."""
 
     path: Path
     single_file: bool
@@ -63,8 +73,13 @@ class SdxlSource:
         return f"sdxl:{self.path.resolve()}"
 
 
-def sdxl_source(path: str | Path, config: str | Path | None = None, *, allow_pickle: bool = False) -> SdxlSource:
-    """Classify ``path`` and check it is loadable before any weights are read."""
+def sdxl_source(
+    path: str | Path, config: str | Path | None = None, *, allow_pickle: bool = False, candidates: Sequence[Path] | None = None
+) -> SdxlSource:
+    """Classify ``path`` and check it is loadable before any weights are read.
+
+    A single-file checkpoint loads with ``config`` when given (after checking its tensor shapes fit
+    it), else with the first of ``candidates`` (default: the bundled SDXL configs) that fits."""
     p = Path(path).expanduser()
     if p.is_dir():
         if not (p / "model_index.json").is_file():
@@ -73,10 +88,44 @@ def sdxl_source(path: str | Path, config: str | Path | None = None, *, allow_pic
     if not p.is_file():
         raise ModelLoadError(f"{p}: no such model file or folder")
     check_weights_file(p, allow_pickle=allow_pickle)
-    cfg = Path(config).expanduser() if config else None
-    if cfg is not None and not (cfg / "model_index.json").is_file():
-        raise ModelLoadError(f"{cfg}: the configuration folder for {p.name} has no model_index.json")
-    return SdxlSource(p, single_file=True, config=cfg)
+    if config:
+        cfg = Path(config).expanduser()
+        if not (cfg / "model_index.json").is_file():
+            raise ModelLoadError(f"{cfg}: the configuration folder for {p.name} has no model_index.json")
+        problem = config_mismatch(_checkpoint_shapes(p), cfg) if _has_header(p) else None
+        if problem:
+            raise ModelLoadError(f"{p.name} does not fit the configuration folder {cfg}: {problem}")
+        return SdxlSource(p, single_file=True, config=cfg)
+    return SdxlSource(p, single_file=True, config=choose_config(p, bundled_sdxl_configs() if candidates is None else candidates))
+
+
+def choose_config(checkpoint: Path, candidates: Sequence[Path]) -> Path:
+    """The first config folder whose architecture fits ``checkpoint`` (see :mod:`.sdxl_config`)."""
+    if not candidates:
+        raise ModelLoadError(f"{checkpoint.name}: no configuration folder to load this single-file checkpoint with")
+    if not _has_header(checkpoint):
+        return candidates[0]  # a pickle (when allowed): nothing to compare without unpickling
+    shapes = _checkpoint_shapes(checkpoint)
+    problems = [config_mismatch(shapes, folder) for folder in candidates]
+    for folder, problem in zip(candidates, problems):
+        if problem is None:
+            return folder
+    raise ModelLoadError(
+        f"{checkpoint.name} is not an SDXL base-architecture checkpoint ({problems[0]}). "
+        "If it is a diffusers-convertible model of another shape, set 'Checkpoint config folder' to a "
+        "diffusers folder with its configs."
+    )
+
+
+def _has_header(path: Path) -> bool:
+    return path.suffix.lower() == ".safetensors"
+
+
+def _checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    try:
+        return read_safetensors_shapes(path)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path.name}: not a readable .safetensors checkpoint: {exc}") from exc
 
 
 def check_weights_file(path: Path, *, allow_pickle: bool = False) -> None:
@@ -119,15 +168,21 @@ def load_sdxl_components(
     ``scheduler``), heavy ones from ``cache`` when already loaded."""
     cache = _NoCache() if cache is None else cache  # an empty cache is falsy (it has __len__)
     mid = source.cache_id
+    # Tokenizers and the scheduler template are cheap but not free (~70 ms to parse the CLIP
+    # vocabulary): cache them too, under one "light" entry.
+    light = cache.get(mid, "light", "-", "-", lambda: load_tokenizers_and_scheduler(source.config if source.single_file else source.path))
+    read: dict[str, Any] = {}
     if source.single_file and any(cache.peek(mid, c, dtype, device) is None for c in SDXL_COMPONENTS):
-        # One read of the checkpoint yields every component; store them all at once.
-        parts = _load_single_file(source, dtype, device)
+        # One read of the checkpoint yields every component; store them all at once (and hand them
+        # out from here too: a caller without a cache must not read the checkpoint four more times).
+        read = _load_single_file(source, dtype, device, light)
         for name in SDXL_COMPONENTS:
-            cache.put(mid, name, dtype, device, parts[name])
-    heavy = {c: cache.get(mid, c, dtype, device, lambda c=c: _load_component(source, c, dtype, device)) for c in SDXL_COMPONENTS}
-    # Tokenizers and the scheduler template are cheap but not free (~4 ms of file parsing per
-    # job, a tenth of a tiny-model generation): cache them too, under one "light" entry.
-    light = cache.get(mid, "light", "-", "-", lambda: _light_components(source.config if source.single_file else source.path))
+            cache.put(mid, name, dtype, device, read[name])
+
+    def loader(name: str) -> Any:
+        return (lambda: read[name]) if read else (lambda: _load_component(source, name, dtype, device, light))
+
+    heavy = {c: cache.get(mid, c, dtype, device, loader(c)) for c in SDXL_COMPONENTS}
     return {**heavy, **light}
 
 
@@ -167,9 +222,9 @@ def fp16_fix_vae(dtype: str, device: str, cache: ComponentCache | None = None, p
     return cache.get(FP16_FIX_VAE_ID, "vae", dtype, device, load)
 
 
-def _load_component(source: SdxlSource, name: str, dtype: str, device: str) -> Any:
+def _load_component(source: SdxlSource, name: str, dtype: str, device: str, light: dict[str, Any]) -> Any:
     if source.single_file:  # only reached when the cache held some but not all parts
-        return _load_single_file(source, dtype, device)[name]
+        return _load_single_file(source, dtype, device, light)[name]
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
@@ -193,7 +248,8 @@ def _load_component(source: SdxlSource, name: str, dtype: str, device: str) -> A
     return model.to(device).eval()
 
 
-def _light_components(folder: Path | None) -> dict[str, Any]:
+def load_tokenizers_and_scheduler(folder: Path | None) -> dict[str, Any]:
+    """``tokenizer``, ``tokenizer_2`` and ``scheduler`` from an SDXL config or model folder."""
     from diffusers import EulerDiscreteScheduler
     from transformers import CLIPTokenizer
 
@@ -201,27 +257,26 @@ def _light_components(folder: Path | None) -> dict[str, Any]:
         raise ModelLoadError("no configuration folder for tokenizers and scheduler")
     try:
         return {
-            "tokenizer": CLIPTokenizer.from_pretrained(str(folder), subfolder="tokenizer", local_files_only=True),
-            "tokenizer_2": CLIPTokenizer.from_pretrained(str(folder), subfolder="tokenizer_2", local_files_only=True),
-            "scheduler": EulerDiscreteScheduler.from_pretrained(str(folder), subfolder="scheduler", local_files_only=True),
-        }  # fmt: skip
+            name: CLIPTokenizer.from_pretrained(str(folder), subfolder=name, local_files_only=True,
+                                                **shared_vocabulary(folder, name))
+            for name in ("tokenizer", "tokenizer_2")
+        } | {"scheduler": EulerDiscreteScheduler.from_pretrained(str(folder), subfolder="scheduler", local_files_only=True)}  # fmt: skip
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"{folder}: cannot read tokenizers/scheduler: {exc}") from exc
 
 
-def _load_single_file(source: SdxlSource, dtype: str, device: str) -> dict[str, Any]:
+def _load_single_file(source: SdxlSource, dtype: str, device: str, light: dict[str, Any]) -> dict[str, Any]:
     from diffusers import StableDiffusionXLPipeline
 
-    if source.config is None:
-        raise ModelLoadError(
-            f"{source.path.name}: a single-file checkpoint needs the SDXL configuration files to load "
-            "offline; download them with `comic-studio models download sdxl-base-1.0-config`"
-        )
+    if source.config is None:  # sdxl_source always sets one; a hand-made SdxlSource may not
+        raise ModelLoadError(f"{source.path.name}: a single-file checkpoint needs a configuration folder")
     if source.path.suffix.lower() != ".safetensors":
         # Even when pickles are allowed: diffusers would open this file itself, outside our
         # weights_only guard. LoRAs and other state dicts we read ourselves are fine.
         raise ModelLoadError(f"{source.path.name}: pickled single-file checkpoints are not supported; use a .safetensors file")
-    kwargs: dict[str, Any] = {"config": str(source.config), "local_files_only": True, "torch_dtype": torch_dtype(dtype)}
+    # The tokenizers and scheduler are passed in so diffusers builds only the four models from the
+    # checkpoint (and never reads a tokenizer folder that keeps its vocabulary elsewhere).
+    kwargs: dict[str, Any] = {"config": str(source.config), "local_files_only": True, "torch_dtype": torch_dtype(dtype), **light}
     try:
         pipe = StableDiffusionXLPipeline.from_single_file(str(source.path), **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:

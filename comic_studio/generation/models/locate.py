@@ -21,11 +21,13 @@ from typing import Any
 
 from comic_studio.generation.models.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
 from comic_studio.generation.models.loading import ModelLoadError, SdxlSource, sdxl_source
+from comic_studio.generation.models.sdxl_config import bundled_sdxl_configs
 
 DEFAULT_SDXL_ENV = "COMIC_STUDIO_SDXL_MODEL"
 """Overrides the default SDXL model (a catalogue id or a path): ``--models tiny`` sets it."""
 DEFAULT_SDXL_ID = "sdxl-base-1.0"
 CONFIG_ID = "sdxl-base-1.0-config"
+"""The SDXL configs as a download; optional since the app bundles them (resources/sdxl/)."""
 
 EXTERNAL_FOLDERS: dict[str, tuple[str, ...]] = {
     "sdxl": ("checkpoints", "Stable-diffusion"),
@@ -165,13 +167,13 @@ def _looks_like_path(spec: str) -> bool:
 
 def resolve_sdxl(spec: str = "", config: str = "", *, places: Places | None = None, allow_pickle: bool = False) -> SdxlSource:
     """An SDXL model spec (catalogue id, a diffusers folder or a checkpoint path; empty = the
-    default) → a loadable :class:`SdxlSource`. Raises :class:`ModelLoadError` saying what to do."""
+    default) → a loadable :class:`SdxlSource`. Raises :class:`ModelLoadError` saying what to do.
+    A single-file checkpoint without ``config`` loads with the bundled SDXL configuration."""
     spec = spec.strip() or default_sdxl_model()
     if _looks_like_path(spec):
         path = Path(spec).expanduser()
         if path.is_file() and not config:
-            auto = _auto_config(places)
-            config = str(auto) if auto else ""
+            return sdxl_source(path, allow_pickle=allow_pickle, candidates=sdxl_config_candidates(places))
         return sdxl_source(path, config or None, allow_pickle=allow_pickle)
     places = places or Places.from_settings()
     try:
@@ -183,19 +185,22 @@ def resolve_sdxl(spec: str = "", config: str = "", *, places: Places | None = No
     found = locate(entry, places)
     if found is None:
         raise ModelLoadError(f"the model {spec!r} is not installed: run `comic-studio models download {spec}`")
-    cfg = config or (str(_auto_config(places) or "") if found.path.is_file() else "")
-    return sdxl_source(found.path, cfg or None, allow_pickle=allow_pickle)
+    if found.path.is_file() and not config:
+        return sdxl_source(found.path, allow_pickle=allow_pickle, candidates=sdxl_config_candidates(places))
+    return sdxl_source(found.path, config or None, allow_pickle=allow_pickle)
 
 
-def _auto_config(places: Places | None) -> Path | None:
-    """The SDXL config folder for single-file checkpoints, when one is installed."""
+def sdxl_config_candidates(places: Places | None = None) -> list[Path]:
+    """Config folders for a single-file checkpoint, in order: the bundled ones, then the
+    downloadable ``sdxl-base-1.0-config`` entry where a user installed it (an older setup)."""
+    candidates = bundled_sdxl_configs()
     places = places or Places.from_settings()
     try:
         entry = load_catalogue().get(CONFIG_ID)
     except CatalogueError:
-        return None
+        return candidates
     found = locate(entry, places)
-    return found.path if found else None
+    return candidates + [found.path] if found else candidates
 
 
 def resolve_file(spec: str, kind: str, places: Places | None = None) -> Path:

@@ -3,7 +3,8 @@
 Every catalogue entry is a row (name, kind, size, licence, status). The status says where an
 installed model was found (our models folder, the Hugging Face cache, a ComfyUI/A1111 tree), or
 shows a progress bar while it downloads, or the one-line reason a download failed. A selector
-answers "what is missing for this backend / the llama parser" with the catalogue's requirements.
+answers "what is missing for this backend / the llama parser" from each backend's declared
+``required_models`` (third-party backends included) and the catalogue's requirements.
 
 Downloads run on one background thread (:class:`DownloadJob`) that works through a queue, so the
 GUI never waits on the network; progress comes back as queued Qt signals, throttled so a fast
@@ -15,10 +16,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QItemSelectionModel, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QBrush, QColor, QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -38,8 +39,9 @@ from PySide6.QtWidgets import (
 )
 
 from comic_studio.core.settings import AppSettings
-from comic_studio.generation.models.catalogue import Catalogue, ModelEntry, load_catalogue
+from comic_studio.generation.models.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
 from comic_studio.generation.models.locate import Located, Places, default_sdxl_model, locate
+from comic_studio.generation.models.needs import SOURCE_LABELS, ModelNeed, check_need, relevant_ids, to_download
 
 LARGE_DOWNLOAD = 1_000_000_000
 """Bytes from which a download asks for confirmation first (multi-GB checkpoints)."""
@@ -50,14 +52,13 @@ COLUMNS = ("Name", "Kind", "Size", "Licence", "Status")
 NAME, KIND, SIZE, LICENCE, STATUS = range(len(COLUMNS))
 ID_ROLE = Qt.ItemDataRole.UserRole
 
-SOURCE_LABELS = {"models-folder": "models folder", "hf-cache": "Hugging Face cache", "external": "ComfyUI/A1111 folder"}
 KIND_LABELS = {
     "sdxl": "SDXL checkpoint", "sdxl-config": "SDXL config", "vae": "VAE", "lora": "LoRA", "ipadapter": "IP-Adapter",
     "clip_vision": "image encoder", "controlnet": "ControlNet", "embedding": "embedding", "llm": "LLM (GGUF)",
+    "openclip": "OpenCLIP (pose search)",
 }  # fmt: skip
-BACKEND_NEEDS = {"sdxl": ("sdxl", "an SDXL base model")}
-"""Backend name → (catalogue kind it needs one of, in words). Backends not listed need no weights."""
 LLAMA_KEY = "parser:llama"
+LLAMA_NEED = ModelNeed("llm", "a GGUF instruct model", interchangeable=True)
 ALL_KEY = ""
 
 
@@ -74,63 +75,60 @@ def human_size(n: int | None) -> str:
 
 @dataclass(frozen=True)
 class Need:
-    """Something that runs on models: a backend or the llama parser, and the kind it needs."""
+    """Something that runs on models: a backend (its ``required_models``) or the llama parser."""
 
     key: str
     label: str
-    kind: str | None
-    what: str = ""
-    preferred: str | None = None
-    """The catalogue id to suggest (the configured default), when there is one."""
+    requires: tuple[ModelNeed, ...] = ()
+    preferred: dict[str, str] = field(default_factory=dict)
+    """Model kind → the user's configured choice (the default SDXL model, the parser's GGUF)."""
 
 
 def needs_for(settings: AppSettings, catalogue: Catalogue) -> list[Need]:
-    """One :class:`Need` per installed backend, plus the llama story parser."""
+    """One :class:`Need` per installed backend, from its declaration, plus the llama story parser."""
     from comic_studio.backends.registry import available_backends
 
-    ids = {m.id for m in catalogue.models}
-    out: list[Need] = []
     try:
         backends = available_backends()
     except Exception:  # the registry isolates plugin failures; this is belt and braces for the dialog
         backends = {}
-    for name, cls in backends.items():
-        label = f"{cls.display_name or name} backend"
-        if name in BACKEND_NEEDS:
-            kind, what = BACKEND_NEEDS[name]
-            default = default_sdxl_model() if kind == "sdxl" else ""
-            out.append(Need(name, label, kind, what, _preferred(default, kind, catalogue, ids)))
-        else:
-            out.append(Need(name, label, None))
-    out.append(Need(LLAMA_KEY, "llama story parser", "llm", "a GGUF instruct model",
-                    _preferred(settings.llm_model, "llm", catalogue, ids)))  # fmt: skip
+    configured = {"sdxl": default_sdxl_model()}
+    out = [Need(name, f"{cls.display_name or name} backend", tuple(cls.required_models), configured)
+           for name, cls in backends.items()]  # fmt: skip
+    out.append(Need(LLAMA_KEY, "llama story parser", (LLAMA_NEED,), {"llm": settings.llm_model}))
     return out
 
 
-def _preferred(configured: str, kind: str, catalogue: Catalogue, ids: set[str]) -> str | None:
-    if configured in ids and catalogue.get(configured).kind == kind:
-        return configured
-    of_kind = catalogue.of_kind(kind)
-    return of_kind[0].id if of_kind else None
-
-
 def describe_need(need: Need, catalogue: Catalogue, found: dict[str, Located | None]) -> tuple[bool, str, list[ModelEntry]]:
-    """(ready, guidance text, entries still to download for the suggested model)."""
-    if need.kind is None:
+    """(ready, guidance text, entries still to download for the suggested models)."""
+    if not need.requires:
         return True, f"{need.label}: needs no downloaded models.", []
-    candidates = catalogue.of_kind(need.kind)
-    for entry in candidates:  # any installed model of the kind (with what it needs) will do
-        if all(found.get(r.id) is not None for r in catalogue.requirements(entry.id)):
-            where = SOURCE_LABELS.get(found[entry.id].source, found[entry.id].source)  # type: ignore[union-attr]
-            return True, f"{need.label}: ready — {entry.name} is installed ({where}).", []
-    if need.preferred is None:
-        return False, f"{need.label} needs {need.what}, and the catalogue has none.", []
-    missing = [r for r in catalogue.requirements(need.preferred) if found.get(r.id) is None]
-    total = sum(m.size or 0 for m in missing)
+    statuses = [check_need(n, catalogue, found, need.preferred.get(n.kind, "")) for n in need.requires]
+    if all(s.ready for s in statuses):
+        have = "; ".join(f"{_name(catalogue, s.satisfied_by)} ({s.where})" for s in statuses)
+        return True, f"{need.label}: ready — {have}.", []
+    lacking = [s for s in statuses if not s.ready]
+    unknown = [s.need.words for s in lacking if s.suggestion is None]
+    if unknown:
+        return False, f"{need.label} needs {_and(unknown)}, and the catalogue has none.", []
+    missing = to_download(lacking)
     listed = ", ".join(f"{m.name} ({human_size(m.size)})" if m.size else m.name for m in missing)
-    others = f" Other choices: {', '.join(c.name for c in candidates if c.id != need.preferred)}." if len(candidates) > 1 else ""
-    return False, (f"{need.label} needs {need.what}. Missing: {listed} — {human_size(total)} in all. "
-                   f"Select it and press Download, or point Preferences at a ComfyUI/A1111 models folder.{others}"), missing  # fmt: skip
+    words = _and([s.need.words for s in lacking])
+    others = [e.name for s in lacking if s.need.interchangeable for e in catalogue.of_kind(s.need.kind) if e != s.suggestion]
+    more = f" Other choices: {', '.join(others)}." if others else ""
+    return False, (f"{need.label} needs {words}. Missing: {listed} — {human_size(sum(m.size or 0 for m in missing))} "
+                   f"in all. Press Download, or point Preferences at a ComfyUI/A1111 models folder.{more}"), missing  # fmt: skip
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _name(catalogue: Catalogue, satisfied_by: str | None) -> str:
+    try:
+        return catalogue.get(satisfied_by or "").name
+    except CatalogueError:
+        return str(satisfied_by)  # a configured path
 
 
 class _Relay(QObject):
@@ -377,13 +375,18 @@ class ModelsDialog(QDialog):
         ready, text, missing = describe_need(need, self.catalogue, self.found)
         self.guidance.setText(("✓ " if ready else "⚠ ") + text)
         relevant: set[str] = set()
-        if need.kind:
-            for entry in self.catalogue.of_kind(need.kind):
-                relevant |= {r.id for r in self.catalogue.requirements(entry.id)}
+        for model_need in need.requires:
+            relevant |= relevant_ids(model_need, self.catalogue)
         for row in range(self.table.rowCount()):
             self.table.setRowHidden(row, self.table.item(row, NAME).data(ID_ROLE) not in relevant)
-        if missing and need.preferred:  # preselect the suggestion so Download is one click
-            self.table.selectRow(self.row_of(need.preferred))
+        if missing:  # preselect what is missing so Download is one click
+            self.select_ids([m.id for m in missing])
+
+    def select_ids(self, model_ids: list[str]) -> None:
+        self.table.clearSelection()
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+        for model_id in model_ids:
+            self.table.selectionModel().select(self.table.model().index(self.row_of(model_id), 0), flags)
 
     # ------------------------------------------------------------------ downloads
     def selected_ids(self) -> list[str]:
