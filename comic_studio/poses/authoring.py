@@ -2,10 +2,12 @@
 
 Run ``python -m comic_studio.poses.authoring`` to regenerate ``resources/poses/library.json``
 (deterministic: the same code writes the same bytes; a test checks the file is up to date).
-The entries themselves live in :mod:`.entries_solo`, :mod:`.entries_pairs` and :mod:`.entries_trios`.
+The entries themselves live in :mod:`.entries_solo`, :mod:`.entries_pairs`, :mod:`.entries_trios` and
+:mod:`.entries_quads`.
 
 Coverage: every action in :data:`ACTIONS` exists for 1, 2 and 3 people except the combinations in
-:data:`NONSENSICAL` (an action that needs a partner cannot be done alone). Most entries are also
+:data:`NONSENSICAL` (an action that needs a partner cannot be done alone); four-person entries cover
+the group scenes comics need most rather than every action. Most entries are also
 stored mirrored (suffix ``-m``) so retrieval can vary which side the actor stands on.
 """
 
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 from comic_studio.poses.entries_pairs import add_pair_entries
+from comic_studio.poses.entries_quads import add_quad_entries
 from comic_studio.poses.entries_solo import add_solo_entries
 from comic_studio.poses.entries_trios import add_trio_entries
 from comic_studio.poses.library import PoseEntry, default_library_path, dump_library
@@ -34,7 +37,7 @@ arm" is clutching one's own arm, and a 3-person "kiss" is a couple kissing while
 def build_entries() -> list[PoseEntry]:
     """All library entries, in a fixed order."""
     book = EntryBook()
-    for section in (add_solo_entries, add_pair_entries, add_trio_entries):
+    for section in (add_solo_entries, add_pair_entries, add_trio_entries, add_quad_entries):
         section(book)
     return book.entries
 

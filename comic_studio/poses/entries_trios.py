@@ -12,10 +12,7 @@ S = P.SIDE
 def _trio(
     poses, xs, roles=("neutral", "neutral", "neutral"), bodies=(ADULT, ADULT, ADULT), lifts=(0.0, 0.0, 0.0)
 ) -> Stage:
-    st = Stage()
-    for pose, x, role, body, lift in zip(poses, xs, roles, bodies, lifts):
-        st.add(pose, x, role, body, lift)
-    return st
+    return Stage.group(poses, xs, roles, bodies, lifts)
 
 
 def add_trio_entries(b: EntryBook) -> None:

@@ -1,6 +1,6 @@
 """The pose library's data types and its loader.
 
-A :class:`PoseEntry` is one scene composition: 1–3 :class:`Figure` skeletons in OpenPose-18 order on a
+A :class:`PoseEntry` is one scene composition: 1–4 :class:`Figure` skeletons in OpenPose-18 order on a
 pose canvas of a given aspect ratio, with a plain-English caption used for text→pose retrieval.
 Coordinates are normalised to the canvas (``x`` in 0..1 of its width, ``y`` in 0..1 of its height,
 y pointing down), so the same entry can be fitted into any panel.
@@ -47,7 +47,7 @@ MIRROR_PERMUTATION: tuple[int, ...] = tuple(
 Role = Literal["actor", "target", "neutral"]
 ROLES: tuple[str, ...] = get_args(Role)
 
-MAX_FIGURES = 3
+MAX_FIGURES = 4
 LIBRARY_VERSION = 1
 
 
@@ -89,6 +89,10 @@ class PoseEntry:
     figures: tuple[Figure, ...]
     aspect: float
     """Canvas width / height (1.5 for a landscape two-person scene)."""
+    image: str | None = None
+    """The picture the pose was taken from, for text→image retrieval (OpenCLIP). In a user library
+    file: a path relative to the folder holding that file (``dance.images/kick.jpg``);
+    :func:`comic_studio.poses.importing.load_user_libraries` makes it absolute. None for drawn poses."""
 
     @property
     def n_figures(self) -> int:
@@ -108,7 +112,7 @@ def _r(v: float) -> float:
 
 
 def entry_to_json(entry: PoseEntry) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "id": entry.id,
         "caption": entry.caption,
         "tags": list(entry.tags),
@@ -123,6 +127,9 @@ def entry_to_json(entry: PoseEntry) -> dict[str, Any]:
             for f in entry.figures
         ],
     }
+    if entry.image is not None:  # only imported entries have one; the bundled file stays as it was
+        out["image"] = entry.image
+    return out
 
 
 def dump_library(entries: list[PoseEntry]) -> str:
@@ -177,7 +184,7 @@ def figure_from_json(raw: Any, where: str) -> Figure:
 def entry_from_json(raw: Any, where: str) -> PoseEntry:
     if not isinstance(raw, dict):
         raise _fail(where, "an entry must be an object")
-    extra = set(raw) - {"id", "caption", "tags", "aspect", "figures"}
+    extra = set(raw) - {"id", "caption", "tags", "aspect", "figures", "image"}
     if extra:
         raise _fail(where, f"unknown field(s) {sorted(extra)}")
     eid = raw.get("id")
@@ -195,7 +202,21 @@ def entry_from_json(raw: Any, where: str) -> PoseEntry:
     if not isinstance(figs, list) or not 1 <= len(figs) <= MAX_FIGURES:
         raise _fail(f"{where}.figures", f"expected a list of 1 to {MAX_FIGURES} figures")
     figures = tuple(figure_from_json(f, f"{where}.figures[{i}]") for i, f in enumerate(figs))
-    return PoseEntry(id=eid, caption=caption, tags=tuple(tags), figures=figures, aspect=aspect)
+    image = _image_path(raw.get("image"), f"{where}.image")
+    return PoseEntry(id=eid, caption=caption, tags=tuple(tags), figures=figures, aspect=aspect, image=image)
+
+
+def _image_path(value: Any, where: str) -> str | None:
+    """A relative path that stays inside the library's folder (a hand-edited or downloaded library
+    must not point the image reader at arbitrary files)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 300:
+        raise _fail(where, "expected a relative image path of at most 300 characters")
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith("/") or ":" in value or any(p in ("", ".", "..") for p in parts):
+        raise _fail(where, f"{value!r} must be a plain relative path inside the library's folder")
+    return value
 
 
 def default_library_path() -> Path:

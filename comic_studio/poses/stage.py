@@ -41,6 +41,14 @@ class Stage:
     def __init__(self) -> None:
         self._actors: list[_Actor] = []
 
+    @classmethod
+    def group(cls, poses, xs, roles, bodies, lifts) -> "Stage":
+        """A stage of figures side by side: one pose, x, role, body and lift per figure."""
+        st = cls()
+        for pose, x, role, body, lift in zip(poses, xs, roles, bodies, lifts, strict=True):
+            st.add(pose, x, role, body, lift)
+        return st
+
     def add(self, pose: Pose, x: float, role: Role = "neutral", body: Proportions = ADULT,
             lift: float = 0.0, scale: float = 1.0) -> int:  # fmt: skip
         self._actors.append(_Actor(pose, x, role, body, lift, scale))

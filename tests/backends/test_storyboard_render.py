@@ -108,10 +108,12 @@ def test_head_position_matches_the_drawn_head():
 
 
 def test_more_characters_than_figures_adds_bystanders():
-    four = [RED, GREEN, BLUE, RequestCharacter(id="d", name="Dee", colour="#999999")]
-    res = render(shot=ShotType.WIDE, characters=four, seed=0)
-    assert len(res.heads) == 4
-    assert len({p.figure for p in res.heads}) == 4
+    # The library's largest entries have 4 figures: a fifth character gets a bystander figure.
+    five = [RED, GREEN, BLUE] + [RequestCharacter(id=c, name=c.title(), colour="#999999") for c in ("dee", "eli")]
+    res = render(shot=ShotType.WIDE, characters=five, seed=0)
+    assert res.pose_id is not None and "-4p" in res.pose_id
+    assert len(res.heads) == 5
+    assert len({p.figure for p in res.heads}) == 5
     assert all(p.head_radius > 0 and p.body is not None for p in res.heads)
 
 

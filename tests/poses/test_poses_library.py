@@ -14,6 +14,7 @@ from comic_studio.poses.library import (
     KEYPOINT_NAMES,
     KP,
     LIMBS,
+    MAX_FIGURES,
     ROLES,
     PoseLibraryError,
     default_library_path,
@@ -55,7 +56,7 @@ def test_every_action_is_covered_for_one_two_and_three_people(entries):
 
 def test_figures_are_valid(entries):
     for e in entries:
-        assert 1 <= e.n_figures <= 3, e.id
+        assert 1 <= e.n_figures <= MAX_FIGURES == 4, e.id
         assert 0.5 <= e.aspect <= 3.0, e.id
         assert e.caption and e.caption == e.caption.strip() and e.tags, e.id
         for f in e.figures:
@@ -115,7 +116,7 @@ def _write(tmp_path: Path, mutate) -> Path:
     (lambda d: d["entries"][0]["figures"][0]["keypoints"].__setitem__(3, 1.7), r"keypoints\[neck\]\.x: 1.7 is outside"),
     (lambda d: d["entries"][2]["figures"][0]["keypoints"].pop(), r"keypoints: expected 54 numbers"),
     (lambda d: d["entries"][1].update(aspect="wide"), r"aspect: expected a number"),
-    (lambda d: d["entries"][1].update(figures=[]), r"figures: expected a list of 1 to 3"),
+    (lambda d: d["entries"][1].update(figures=[]), r"figures: expected a list of 1 to 4"),
     (lambda d: d["entries"][4].update(id=d["entries"][0]["id"]), r"duplicate id"),
     (lambda d: d["entries"][0].update(colour="red"), r"unknown field\(s\) \['colour'\]"),
     (lambda d: d.update(version=99), r"version"),

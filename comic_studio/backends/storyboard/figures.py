@@ -22,7 +22,7 @@ KEYPOINT_NAMES = (
     "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
 )  # fmt: skip
 K = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
-MAX_FIGURES_FROM_LIBRARY = 3
+MAX_FIGURES_FROM_LIBRARY = 4
 
 Role = Literal["actor", "target", "neutral"]
 
