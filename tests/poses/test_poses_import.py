@@ -179,16 +179,16 @@ def test_bad_numbers_skip_the_entry_with_the_reason(tmp_path):
     assert "integer or a string" in reasons["bool_id.json"] and "no image size" in reasons["nosize.json"]
 
 
-def test_more_than_three_people_keeps_the_three_largest(tmp_path):
+def test_more_than_four_people_keeps_the_four_largest(tmp_path):
     root = tmp_path / "crowd"
-    meta = _write_racig(root, "c", [(0, 200.0), (1, 500.0), (2, 800.0), (3, 1100.0)])
+    meta = _write_racig(root, "c", [(0, 150.0), (1, 400.0), (2, 650.0), (3, 900.0), (4, 1150.0)])
     data = json.loads((root / "skeleton" / "c.json").read_text())
-    small_kp, _ = _coco_person(200.0, scale=0.3)
+    small_kp, _ = _coco_person(150.0, scale=0.3)
     data[0]["skeleton"]["keypoints"] = small_kp
     (root / "skeleton" / "c.json").write_text(json.dumps(data))
     entry = import_racig(root).entries[0]
-    assert entry.n_figures == 3 and meta.exists()
-    assert sorted(round(f.point("nose")[0] * W) for f in entry.figures) == [500, 800, 1100]
+    assert entry.n_figures == 4 and meta.exists()
+    assert sorted(round(f.point("nose")[0] * W) for f in entry.figures) == [400, 650, 900, 1150]
 
 
 # --------------------------------------------------------------------------- photo folders

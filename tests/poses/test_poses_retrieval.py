@@ -106,13 +106,13 @@ def test_overlap_fallback_retrieves_the_right_action(overlap, text, n, expected)
 @pytest.mark.parametrize("embedder", ["overlap", pytest.param("minilm", marks=needs_minilm)])
 def test_figure_count_always_matches(request, embedder):
     r = request.getfixturevalue(embedder)
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 4):
         for text in ("someone does something", "", "xyzzy plugh", "they hug"):
             found = r.search(text, n, k=8)
             assert found and all(e.n_figures == n for e, _ in found)
             assert r.pick(text, n, seed=3).n_figures == n
-    # More characters than figures: the 3-figure entries; no characters: no pose (empty scene).
-    assert all(e.n_figures == 3 for e, _ in r.search("a crowd argues", 7))
+    # More characters than figures: the 4-figure entries; no characters: no pose (empty scene).
+    assert all(e.n_figures == 4 for e, _ in r.search("a crowd argues", 7))
     assert r.search("an empty street at dawn", 0) == [] and r.pick("an empty street", 0, seed=1) is None
     with pytest.raises(ValueError, match="n_figures"):
         r.search("x", -1)

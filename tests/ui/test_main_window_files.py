@@ -168,6 +168,7 @@ def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
         dialog.theme.setCurrentIndex(dialog.theme.findData("dark"))
         dialog.autosave.setValue(2)
         dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
+        dialog.pose_clip_model.setText(" openclip-vit-bigg-14 ")
         return QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(PreferencesDialog, "exec", fill_and_accept)
@@ -178,6 +179,7 @@ def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
     assert saved.external_models_folder == str(tmp_path / "ComfyUI" / "models")
     assert (saved.default_page_preset, saved.reading_direction, saved.theme, saved.autosave_minutes, saved.device) == (
         "manga-b5", ReadingDirection.RTL, "dark", 2, "cpu")
+    assert saved.pose_clip_model == "openclip-vit-bigg-14"
     assert win.autosave.timer.interval() == 2 * 60_000
     assert win.action_map["theme_dark"].isChecked()
     # New projects follow the new defaults.

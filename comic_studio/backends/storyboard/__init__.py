@@ -26,9 +26,10 @@ class StoryboardBackend(GenerationBackend):
             "label": {"type": "bool", "default": True, "label": "Place/time label"},
             "construction_lines": {"type": "bool", "default": True, "label": "Perspective lines"},
             "paper": {"type": "choice", "default": "warm", "choices": ["warm", "white"], "label": "Paper"},
-            "pose_matching": {"type": "choice", "default": "auto", "choices": ["auto", "minilm", "overlap"],
+            "pose_matching": {"type": "choice", "default": "auto", "choices": ["auto", "minilm", "overlap", "openclip"],
                               "label": "Pose matching",
-                              "help": "auto: the MiniLM sentence model when installed, else word overlap."},  # fmt: skip
+                              "help": "auto: the MiniLM sentence model when installed, else word overlap. "
+                                      "openclip: CLIP text against imported pose pictures (setting pose_clip_model)."},  # fmt: skip
             "supersample": {"type": "int", "default": 2, "min": 1, "max": 4, "label": "Antialiasing (supersample)",
                             "help": "Draw at N× size and reduce; 1 is fastest, 2 is smooth."},  # fmt: skip
         }

@@ -105,6 +105,10 @@ class PreferencesDialog(QDialog):
         form.addRow("Theme:", self.theme)
         form.addRow("Autosave every:", self.autosave)
         form.addRow("Generation device:", self.device)
+        self.pose_clip_model = QLineEdit(settings.pose_clip_model)
+        self.pose_clip_model.setPlaceholderText("a catalogue id (openclip-vit-h-14, openclip-vit-bigg-14) or a weights file")
+        self.pose_clip_model.setToolTip("The OpenCLIP model of pose matching 'openclip' (text → pose-photo search)")
+        form.addRow("Pose search model:", self.pose_clip_model)
 
         parsers = QGroupBox("Story parsers (LLM)")
         form = QFormLayout(parsers)
@@ -140,6 +144,7 @@ class PreferencesDialog(QDialog):
             "theme": self.theme.currentData(),
             "autosave_minutes": self.autosave.value(),
             "device": self.device.currentData(),
+            "pose_clip_model": self.pose_clip_model.text().strip(),
             "llm_model": self.llm_model.text().strip(),
             "openai_base_url": self.openai_base_url.text().strip(),
             "openai_model": self.openai_model.text().strip(),

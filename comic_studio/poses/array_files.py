@@ -1,0 +1,51 @@
+"""NumPy files the pose retrievers keep on disk (embedding caches, stored image features).
+
+Every file is written to a temporary name and renamed into place, so a crash or a second process
+never leaves half a file, and read with ``allow_pickle=False``: a cache folder is writable by other
+programs, and an array of Python objects must never be unpickled from it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+
+def save_arrays_atomic(path: Path, arrays: np.ndarray | dict[str, np.ndarray]) -> None:
+    """Write one array as ``.npy`` or named arrays as ``.npz`` (by ``path``'s suffix), atomically.
+
+    Raises ``OSError`` when the folder cannot be written; callers decide whether that is fatal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(arrays, dict):
+                np.savez(fh, **arrays)  # a plain numeric/str array never needs pickling
+            else:
+                np.save(fh, arrays, allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_matrix(path: Path, rows: int | None = None, cols: int | None = None) -> np.ndarray | None:
+    """A float32 ``.npy`` matrix with ``rows`` × ``cols`` (each checked when given), or None when the
+    file is missing, corrupt, pickled or of another shape: the caller recomputes and overwrites it.
+
+    ``rows=None, cols=N`` reads one vector of N values instead of a matrix."""
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return None
+    if not isinstance(matrix, np.ndarray) or matrix.dtype != np.float32:
+        return None
+    if rows is None and cols is not None:  # one vector
+        return matrix if matrix.shape == (cols,) else None
+    if matrix.ndim != 2 or (rows is not None and matrix.shape[0] != rows) or (cols is not None and matrix.shape[1] != cols):
+        return None
+    return matrix
