@@ -10,14 +10,14 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Callable
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from comic_studio.core.errors import ComicStudioError
 # The pose types live in the document model (a panel stores its explicit pose); requests re-export them.
-from comic_studio.core.model import N_KEYPOINTS, AssetRef, CharacterPlacement, Colour, Keypoint, PoseFigure, PoseSpec, ShotType  # noqa: F401
+from comic_studio.core.model import AssetRef, CharacterPlacement, Colour, PoseFigure, PoseSpec, ShotType
 
 RequestFigure = PoseFigure
 """A pose figure as requests carry it (the document's :class:`PoseFigure`)."""
