@@ -27,7 +27,10 @@ Slot = Literal["face", "body"]
 ImageSource = bytes | str | Path | Any  # Any: a PIL image
 MAX_REFS_PER_SLOT = 64  # the model's limit for face_refs / body_refs
 EDITABLE_FIELDS = frozenset({"name", "aliases", "pronouns", "description", "style_notes", "colour",
-                             "face_refs", "body_refs", "lora_asset", "embedding_asset"})
+                             "face_refs", "body_refs", "lora_asset", "embedding_asset",
+                             "face_scale", "body_scale"})
+"""``face_scale`` / ``body_scale``: the character's reference strengths (0..2, ``None`` = the
+backend's default), validated by the model like every other field."""
 
 
 def _character(doc: Document, character_id: str) -> Character:

@@ -1,10 +1,13 @@
-"""The racig part of the panel inspector: a "Show masks" overlay and "Try on…" an outfit.
+"""The racig part of the panel inspector: a "Show masks" overlay, "Pose…" (the pose browser,
+:mod:`comic_studio.ui.pose_browser`) and "Try on…" an outfit.
 
 The mask overlay is :func:`comic_studio.backends.racig.conditioning.mask_preview` over the panel's
 current image: each character's body in its colour, its head lighter — what the face and outfit
 references will condition. Computing it runs pose retrieval (which may load a text embedder and
 so torch), so it runs on a helper thread and that module is imported there, never on the GUI
-thread; a result that arrives after the panel changed is dropped.
+thread; a result that arrives after the panel changed is dropped. The overlay shows the current
+image's own masks only while the panel's pose choice (picked pose, explicit figures, pinned
+figures) is the one that image was rendered with; after a change it shows the new choice's masks.
 
 Try-on adds the chosen outfit image to the character's body references (one undo step, the same
 edit the character library makes) and queues :meth:`RenderService.try_on`; the new image lands in
@@ -44,6 +47,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Panel
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.pose_browser import PoseBrowser
 
 RACIG = "racig"
 PREVIEW_SIDE = 360
@@ -51,23 +55,73 @@ PREVIEW_SIDE = 360
 THUMB = 56
 
 
-def mask_request(ctx: StudioContext, panel: Panel) -> GenerationRequest:
-    """The request whose masks the overlay shows: the current racig image's own (its pose and
-    figures pinned), else what rendering the panel with racig would use. Names images only."""
+def same_pose_choice(stored: GenerationRequest, fresh: GenerationRequest) -> bool:
+    """Whether the panel (``fresh``: its request now) still has the pose choice a render
+    (``stored``: its effective request) was made with: the same explicit figures, the same picked
+    library pose (an automatic panel accepts the stored one, see :func:`mask_requests`), and the
+    same pinned figure per character (a swap changes whose masks are where)."""
+    if stored.figures_override != fresh.figures_override:
+        return False
+    if fresh.figures_override is None and fresh.pose_id is not None and fresh.pose_id != stored.pose_id:
+        return False
+    for character in fresh.characters:
+        was = stored.character(character.id)
+        if character.figure is not None and (was is None or was.figure != character.figure):
+            return False
+    return True
+
+
+def mask_requests(ctx: StudioContext, panel: Panel) -> tuple[GenerationRequest, GenerationRequest | None]:
+    """``(request, fallback)`` for the overlay. ``request`` is the current racig image's own (pose
+    and figures pinned) while the panel's pose choice is unchanged since that render, else what
+    rendering the panel with racig would use now. A stored request records the pose a render
+    *used*, not whether it was picked or retrieved, so for an automatic panel ``fallback`` carries
+    the fresh request and the helper thread keeps the stored one only if retrieval really gives
+    its pose (:func:`compute_mask_overlay`). Names images only."""
+    fresh = pipeline.build_request(ctx.document.project, panel, RACIG)
     current = panel.result()
     if current is not None and current.backend == RACIG:
-        return GenerationRequest.from_dict(current.request)
-    return pipeline.build_request(ctx.document.project, panel, RACIG)
+        stored = GenerationRequest.from_dict(current.request)
+        if same_pose_choice(stored, fresh):
+            automatic = fresh.pose_id is None and fresh.figures_override is None and stored.pose_id is not None
+            return stored, fresh if automatic else None
+    return fresh, None
 
 
-def compute_mask_overlay(request: GenerationRequest, base_png: bytes | None, side: int = PREVIEW_SIDE) -> Image.Image:
-    """Worker thread: the masks of ``request`` over ``base_png`` (or the OpenPose image), at most
-    ``side`` pixels on the longest side."""
+def mask_request(ctx: StudioContext, panel: Panel) -> GenerationRequest:
+    """The request whose masks the overlay shows (see :func:`mask_requests`; without the
+    helper-thread retrieval check)."""
+    return mask_requests(ctx, panel)[0]
+
+
+def _racig_settings(request: GenerationRequest) -> dict[str, Any]:
     from comic_studio.backends.racig.backend import RacigBackend
-    from comic_studio.backends.racig.conditioning import build_conditioning, mask_preview
 
     schema = RacigBackend.settings_schema()
-    settings = {**RacigBackend.default_settings(), **{k: v for k, v in request.backend_settings.items() if k in schema}}
+    return {**RacigBackend.default_settings(), **{k: v for k, v in request.backend_settings.items() if k in schema}}
+
+
+def retrieved_anew(request: GenerationRequest) -> bool:
+    """Worker thread: whether automatic retrieval for ``request`` (its own action, seed and cast)
+    picks the pose it records — False when that pose was picked by hand (or the library changed)."""
+    from comic_studio.backends.racig.conditioning import choose_pose
+
+    settings = _racig_settings(request)
+    plain = request.model_copy(update={"pose_id": None, "figures_override": None})
+    return choose_pose(plain, settings["top_k"], settings["pose_matching"]).pose_id == request.pose_id
+
+
+def compute_mask_overlay(request: GenerationRequest, base_png: bytes | None, side: int = PREVIEW_SIDE,
+                         fallback: GenerationRequest | None = None) -> Image.Image:  # fmt: skip
+    """Worker thread: the masks of ``request`` over ``base_png`` (or the OpenPose image), at most
+    ``side`` pixels on the longest side. With ``fallback`` (an automatic panel), ``request`` is used
+    only if retrieval picks its pose anew; otherwise the panel moved off a hand-picked pose since
+    that render and ``fallback`` (what a render would use now) is shown."""
+    from comic_studio.backends.racig.conditioning import build_conditioning, mask_preview
+
+    if fallback is not None and not retrieved_anew(request):
+        request = fallback
+    settings = _racig_settings(request)
     k = min(1.0, side / max(request.width, request.height))
     width, height = max(16, round(request.width * k)), max(16, round(request.height * k))
     cond = build_conditioning(
@@ -111,10 +165,18 @@ class RacigTools(QGroupBox):
         self.try_on_button = QPushButton("Try on…", self)
         self.try_on_button.setToolTip("Give a character another outfit and repaint its body (the old image stays in the history)")
         self.try_on_button.clicked.connect(self.open_try_on_dialog)
+        self.poses_button = QPushButton("Pose…", self)
+        self.poses_button.setCheckable(True)
+        self.poses_button.setToolTip("Browse the pose library, take a pose from an image, choose who plays which figure")
+        self.poses_button.toggled.connect(self._poses_toggled)
         row.addWidget(self.show_masks)
         row.addStretch(1)
+        row.addWidget(self.poses_button)
         row.addWidget(self.try_on_button)
         layout.addLayout(row)
+        self.poses = PoseBrowser(ctx, self)
+        self.poses.hide()  # computes nothing until opened
+        layout.addWidget(self.poses)
         self.overlay = QLabel(self)
         self.overlay.setObjectName("racigMaskOverlay")
         self.overlay.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -131,7 +193,11 @@ class RacigTools(QGroupBox):
         self.panel_id = panel.id if panel else None
         self.setVisible(panel is not None and panel.backend == RACIG)
         self.try_on_button.setEnabled(self.render_service is not None and panel is not None and bool(panel.characters))
+        self.poses.set_panel(panel if panel is not None and panel.backend == RACIG else None)
         self._refresh_overlay()
+
+    def _poses_toggled(self, on: bool) -> None:
+        self.poses.setVisible(on)
 
     def _masks_toggled(self, on: bool) -> None:
         self._refresh_overlay()
@@ -145,7 +211,7 @@ class RacigTools(QGroupBox):
             self.overlay_image = None
             return
         try:
-            request = mask_request(self.ctx, panel)
+            request, fallback = mask_requests(self.ctx, panel)
             current = panel.result()
             base = self.ctx.document.assets.get(current.asset) if current is not None else None
         except ComicStudioError as exc:
@@ -153,7 +219,7 @@ class RacigTools(QGroupBox):
             return
         # The inspector refreshes on every edit of the panel (each keystroke in the prompt): only
         # recompute when what the masks depend on changed.
-        key = (panel.id, request.to_json(), current.asset if current else None)
+        key = (panel.id, request.to_json(), fallback.to_json() if fallback else None, current.asset if current else None)
         if key == self._shown_key:
             return
         self._shown_key = key
@@ -161,7 +227,7 @@ class RacigTools(QGroupBox):
         token, panel_id = self._token, panel.id
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="racig-masks")
-        future = self._pool.submit(compute_mask_overlay, request, base)
+        future = self._pool.submit(compute_mask_overlay, request, base, PREVIEW_SIDE, fallback)
         future.add_done_callback(lambda f: self._computed.emit((token, panel_id, f)))
 
     def _show_overlay(self, payload: tuple[int, str, Future]) -> None:
@@ -200,6 +266,7 @@ class RacigTools(QGroupBox):
         return self.try_on(dialog.character_id(), dialog.outfit, dialog.scope())
 
     def shutdown(self) -> None:
+        self.poses.shutdown()
         self._token += 1
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -290,4 +357,4 @@ class TryOnDialog(QDialog):
         self.ok.setEnabled(self.outfit is not None and self.character.count() > 0)
 
 
-__all__ = ["RacigTools", "TryOnDialog", "compute_mask_overlay", "mask_request"]
+__all__ = ["RacigTools", "TryOnDialog", "compute_mask_overlay", "mask_request", "mask_requests", "same_pose_choice"]

@@ -242,6 +242,15 @@ def regional_inputs(face: Sequence[tuple[Any, np.ndarray, float]], body: Sequenc
     return RegionalInputs(embeds, masks, scales)
 
 
+def character_scale(panel_override: float | None, character: float | None, default: float) -> float:
+    """One character's adapter scale: the panel's ``character_scales`` entry wins, then the
+    character's own strength (``Character.face_scale`` / ``body_scale``), then the backend setting."""
+    for value in (panel_override, character):
+        if value is not None:
+            return float(value)
+    return float(default)
+
+
 def set_regional_scales(unet: Any, scales: list[float | list[float]]) -> None:
     """Per-adapter, per-image scales on every IP-Adapter processor (``set_ip_adapter_scale`` takes
     one number per adapter; per-character overrides need one per image)."""

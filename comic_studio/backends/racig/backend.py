@@ -17,11 +17,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends.base import GenerationBackend
+from comic_studio.backends.base import GenerationBackend, ModelNeed
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.conditioning import MAX_CHARACTERS, Conditioning, build_conditioning
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
-from comic_studio.backends.sdxl.backend import step_reporter  # the shared progress/preview/cancel hook
+from comic_studio.backends.sdxl.backend import SdxlBackend, step_reporter  # the shared progress/preview/cancel hook
 from comic_studio.backends.sdxl.inputs import fit, read_image_setting
 from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.schedulers import UnknownScheduler, make_scheduler, scheduler_names
@@ -49,6 +49,12 @@ class RacigBackend(GenerationBackend):
     display_name = "RaCig (consistent characters)"
     capabilities = frozenset({"txt2img", "pose", "characters", "face_refs", "body_refs", "tryon", "negative_prompt", "preview"})
     needs_reference_images = True
+    required_models = SdxlBackend.required_models + (
+        ModelNeed("controlnet", "the OpenPose ControlNet for SDXL", DEFAULT_IDS["controlnet"], setting="controlnet"),
+        ModelNeed("ipadapter", "IP-Adapter Plus-Face (faces)", DEFAULT_IDS["ip_adapter_face"], setting="ip_adapter_face"),
+        ModelNeed("ipadapter", "IP-Adapter Plus (outfits)", DEFAULT_IDS["ip_adapter_plus"], setting="ip_adapter_plus"),
+        ModelNeed("clip_vision", "the ViT-H image encoder", DEFAULT_IDS["image_encoder"], setting="image_encoder"),
+    )
 
     def __init__(self) -> None:
         self._resources: EngineResources | None = None
@@ -76,12 +82,12 @@ class RacigBackend(GenerationBackend):
             "face_scale": {"type": "float", "default": 0.7, "min": 0.0, "max": 2.0, "label": "Face reference strength"},
             "body_scale": {"type": "float", "default": 0.6, "min": 0.0, "max": 2.0, "label": "Outfit reference strength"},
             "character_scales": {"type": "str", "default": "", "max_length": 20_000, "label": "Per-character strengths",
-                                 "help": 'JSON {"character id": {"face": 0.8, "body": 0.5}}; missing values use the panel\'s.'},
+                                 "help": 'JSON {"character id": {"face": 0.8, "body": 0.5}}; wins over the character\'s own strength; missing values use that, else the panel\'s.'},
             "top_k": {"type": "int", "default": 5, "min": 1, "max": 50, "label": "Pose candidates (top-k)"},
             "pose_choice": {"type": "choice", "default": "panel", "choices": ["panel", "retrieved"], "label": "Pose",
                             "help": "panel: the pose picked or nudged in the panel when there is one, else retrieved; "
                                     "retrieved: always retrieve from the action text."},
-            "pose_matching": {"type": "choice", "default": "auto", "choices": ["auto", "minilm", "overlap"], "label": "Pose matching"},
+            "pose_matching": {"type": "choice", "default": "auto", "choices": ["auto", "minilm", "overlap", "openclip"], "label": "Pose matching"},
             "mask_dilation": {"type": "float", "default": 0.01, "min": 0.0, "max": 0.1, "label": "Mask dilation",
                               "help": "Grow head/body masks by this fraction of the panel's shorter side."},
             "character_prompts": {"type": "bool", "default": False, "label": "Add character descriptions to the prompt"},
@@ -235,7 +241,7 @@ class RacigBackend(GenerationBackend):
             mine = overrides.get(c.id, {})
             for kind, refs_i, masks, items in (("face", c.face_refs, cond.head_masks, face), ("body", c.body_refs, cond.body_masks, body)):
                 embedding = ipa.character_embedding(encoder, self.embeddings, refs_i, images)
-                scale = mine.get(kind, settings[f"{kind}_scale"])
+                scale = ipa.character_scale(mine.get(kind), getattr(c, f"{kind}_scale"), settings[f"{kind}_scale"])
                 # A character with no references here, an empty mask or scale 0 is left out entirely.
                 if embedding is not None and masks[i].any() and scale > 0:
                     items.append((embedding, masks[i], scale))

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGroupBox,
-    QHBoxLayout, QLabel, QLineEdit, QListView, QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton, QVBoxLayout,
-    QWidget,
+    QAbstractItemView, QCheckBox, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+    QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListView, QListWidget, QListWidgetItem, QPlainTextEdit,
+    QPushButton, QVBoxLayout, QWidget,
 )
 
 from comic_studio.core import character_edits
@@ -30,6 +30,9 @@ from comic_studio.ui.context import StudioContext
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp)"
 THUMB = 72
 SLOT_TITLES = {"face": "Face", "body": "Body / outfit"}
+STRENGTH_TITLES = {"face": "Face reference strength", "body": "Outfit reference strength"}
+STRENGTH_MAX, STRENGTH_STEP = 2.0, 0.05
+"""The model's range for ``face_scale`` / ``body_scale`` (an IP-Adapter scale)."""
 
 
 def ask_image_files(parent: QWidget) -> list[str]:
@@ -156,6 +159,40 @@ class ReferenceSlot(QGroupBox):
             self.add_files(paths)
 
 
+class StrengthRow(QWidget):
+    """A reference strength: "use default" (``None``: the backend's, e.g. racig's face scale) or a
+    value in 0..2. The spin box keeps the last value while the default is used, so toggling back
+    does not lose it."""
+
+    def __init__(self, value: float | None, default_hint: float = 1.0, parent: QWidget | None = None):
+        # ``default_hint``: where the spin box starts when the default is in use (1.0 is an
+        # IP-Adapter's nominal scale; each backend has its own default, so none is shown here).
+        super().__init__(parent)
+        self.use_default = QCheckBox("use default")
+        self.spin = QDoubleSpinBox()
+        self.spin.setRange(0.0, STRENGTH_MAX)
+        self.spin.setSingleStep(STRENGTH_STEP)
+        self.spin.setDecimals(2)
+        self.spin.setValue(default_hint if value is None else value)
+        self.use_default.setChecked(value is None)
+        self.spin.setEnabled(value is not None)
+        self.use_default.toggled.connect(lambda on: self.spin.setEnabled(not on))
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.spin)
+        row.addWidget(self.use_default)
+        row.addStretch(1)
+
+    def value(self) -> float | None:
+        # Rounded to the step: a spin box double like 0.7500000001 would read as a change.
+        return None if self.use_default.isChecked() else round(self.spin.value(), 2)
+
+    def set_value(self, value: float | None) -> None:
+        self.use_default.setChecked(value is None)
+        if value is not None:
+            self.spin.setValue(value)
+
+
 class CharacterEditor(QDialog):
     """Add (``character_id=None``) or edit a character. On OK the document changes in one undo
     step; :attr:`character_id` then names the character."""
@@ -198,6 +235,13 @@ class CharacterEditor(QDialog):
             "face": ReferenceSlot("face", assets, self._thumbnails, c.face_refs, self),
             "body": ReferenceSlot("body", assets, self._thumbnails, c.body_refs, self),
         }
+        # How strongly each slot conditions a reference-driven backend (racig's IP-Adapters).
+        self.strengths = {
+            "face": StrengthRow(c.face_scale, parent=self),
+            "body": StrengthRow(c.body_scale, parent=self),
+        }
+        for slot, row in self.strengths.items():
+            row.spin.setToolTip(f"{STRENGTH_TITLES[slot]} for this character (0 = ignore its {SLOT_TITLES[slot].lower()} references)")
         for slot in self.slots.values():
             slot.error.connect(self.show_error)
             slot.crop_requested.connect(self.open_crop)
@@ -220,11 +264,14 @@ class CharacterEditor(QDialog):
         form.addRow("Style notes", self.style_edit)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
-        layout.addWidget(self.slots["face"])
-        layout.addWidget(self.slots["body"])
+        for slot in ("face", "body"):
+            layout.addWidget(self.slots[slot])
+            strength = QFormLayout()
+            strength.addRow(STRENGTH_TITLES[slot], self.strengths[slot])
+            layout.addLayout(strength)
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
-        self.resize(520, 640)
+        self.resize(520, 700)
 
     # ------------------------------------------------------------------ fields
     @property
@@ -254,6 +301,8 @@ class CharacterEditor(QDialog):
             "style_notes": self.style_edit.toPlainText().strip(),
             "face_refs": list(self.slots["face"].refs),
             "body_refs": list(self.slots["body"].refs),
+            "face_scale": self.strengths["face"].value(),
+            "body_scale": self.strengths["body"].value(),
         }
 
     def show_error(self, text: str) -> None:
