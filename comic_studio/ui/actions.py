@@ -57,6 +57,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                "Show the reading order numbers", checkable=True),
     ActionSpec("guides", "&Guides", "set_show_guides", "Ctrl+;", "Show bleed, trim and safe-area guides",
                checkable=True, checked=True),
+    ActionSpec("pose_overlay", "Show &Poses and Masks", "set_show_pose_overlay", "Ctrl+Shift+P",
+               "Show each panel's figures (drag to move, corner to scale), head/body masks and names",
+               checkable=True),
     *(ActionSpec(f"theme_{t}", t.capitalize(), "set_theme", None, checkable=True, group="theme", data=t)
       for t in ("system", "light", "dark")),
     # Page
@@ -83,7 +86,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("&File", ("new", "open", "@recent", "-", "save", "save_as", "-", "export_pdf", "export_png", "export_cbz", "-", "quit")),
     ("&Edit", ("@undo", "@redo", "-", "delete", "-", "preferences", "models")),
-    ("&View", ("zoom_in", "zoom_out", "fit_page", "actual_size", "-", "reading_order", "guides", "-",
+    ("&View", ("zoom_in", "zoom_out", "fit_page", "actual_size", "-", "reading_order", "guides", "pose_overlay", "-",
                "@theme", "@docks")),
     ("&Tools", tuple(f"tool_{t}" for t in TOOLS)),
     ("&Page", ("add_page", "duplicate_page", "delete_page", "-", "@templates")),

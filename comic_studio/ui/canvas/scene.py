@@ -31,6 +31,7 @@ from comic_studio.ui.canvas.items import (
     cosmetic_pen,
 )
 from comic_studio.ui.canvas.painting import ImageCache, shared_image_cache
+from comic_studio.ui.canvas.pose_overlay import PoseOverlayController
 from comic_studio.ui.context import StudioContext
 
 
@@ -56,6 +57,7 @@ class PageScene(QGraphicsScene):
         self._syncing = False
         self._drag: dict | None = None  # state of the gesture in progress
         self.last_sync_ms = 0.0
+        self.pose_overlay = PoseOverlayController(self)
         self.selectionChanged.connect(self._qt_selection_changed)
         self.images.image_ready.connect(self._image_ready)
         ctx.document_changed.connect(self._document_changed)
@@ -105,12 +107,14 @@ class PageScene(QGraphicsScene):
         assert page is not None
         self._sync_panels(page)
         self._sync_balloons(page)
+        self.pose_overlay.sync(page)
         if self._drag is None or self._drag["kind"] != "border":
             self._sync_borders(page)
         self._ctx_selection_changed()
 
     def _clear(self) -> None:
         self._drag = None
+        self.pose_overlay.forget_items()
         self.clear()
         self.page_item = self.guides_item = None
         self.panel_items, self.balloon_items, self.border_items = {}, {}, []
@@ -162,6 +166,11 @@ class PageScene(QGraphicsScene):
         self.show_guides = show
         if self.guides_item is not None:
             self.guides_item.setVisible(show)
+
+    def set_show_pose_overlay(self, show: bool) -> None:
+        """Figures, masks and nudge handles over the page's pose-drawing panels (see
+        :mod:`.pose_overlay`)."""
+        self.pose_overlay.set_enabled(show)
 
     def set_show_reading_order(self, show: bool) -> None:
         self.show_reading_order = show

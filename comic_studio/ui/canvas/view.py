@@ -72,6 +72,8 @@ class PageCanvas(QGraphicsView):
     panel_activated = Signal(str)
     """A panel was double-clicked (the main window focuses the inspector on it)."""
     zoom_changed = Signal(float)
+    pose_overlay_toggled = Signal(bool)
+    """The poses-and-masks overlay was turned on or off (the View action follows it)."""
 
     def __init__(self, ctx: StudioContext, parent: QWidget | None = None):
         self.ctx = ctx
@@ -233,6 +235,22 @@ class PageCanvas(QGraphicsView):
 
     def set_show_guides(self, show: bool) -> None:
         self._scene.set_show_guides(show)
+
+    @property
+    def show_pose_overlay(self) -> bool:
+        return self._scene.pose_overlay.enabled
+
+    def set_show_pose_overlay(self, show: bool) -> None:
+        """Each pose-drawing panel's figures (with move/scale handles), head/body masks and
+        character names; what other widgets (the inspector's "Show masks") call to turn it on."""
+        if show == self.show_pose_overlay:
+            return
+        self._scene.set_show_pose_overlay(show)
+        self.pose_overlay_toggled.emit(show)
+
+    def shutdown(self) -> None:
+        """Stop the overlay's helper thread (the window calls this when it closes)."""
+        self._scene.pose_overlay.shutdown()
 
     # ------------------------------------------------------------------ panel operations
     def split_selected(self, direction: str) -> None:
