@@ -2,9 +2,11 @@
 
 With no subcommand it opens the desktop window (``comic-studio``, or ``comic-studio FILE.comic`` to
 open a project); the window's modules, and PySide6 with them, are imported only then, so the
-headless subcommands never load Qt. Subcommands: ``demo``, ``render``, ``parse``, ``info``.
-Progress goes to stderr, results to the files named on the command line; errors print one clear line and exit non-zero (1 for a problem
-with the input, 2 for a usage error, 130 when interrupted).
+headless subcommands never load Qt. Subcommands: ``demo``, ``render``, ``parse``, ``info``,
+``models`` (cli_models.py), ``poses`` (cli_poses.py), ``tryon`` (cli_tryon.py), ``anchor``
+(cli_anchor.py). Progress goes to stderr, results to the files named on the command line; errors
+print one clear line and exit non-zero (1 for a problem with the input, 2 for a usage error, 130
+when interrupted).
 """
 
 from __future__ import annotations
@@ -191,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_poses(sub)
 
+    from comic_studio.cli_tryon import register as register_tryon
+
+    register_tryon(sub)
+
+    from comic_studio.cli_anchor import register as register_anchor
+
+    register_anchor(sub)
+
     info = sub.add_parser("info", help="summarise a .comic project")
     info.add_argument("file")
     info.add_argument("--json", action="store_true")
@@ -213,7 +223,7 @@ def _open_window(paths: list[str]) -> int:
     return run_app(paths)
 
 
-_COMMANDS = ("demo", "render", "parse", "info", "models", "poses")
+_COMMANDS = ("demo", "render", "parse", "info", "models", "poses", "tryon", "anchor")
 
 
 def main(argv: list[str] | None = None) -> int:

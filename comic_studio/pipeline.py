@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from comic_studio import identity_anchors
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.commands import Compound, InsertItem, ReplaceList, SetFields
@@ -168,9 +169,13 @@ def build_request(project: Project, panel: Panel, backend: str | None = None, as
         )
     style = project.active_style()
     name = backend or panel.backend or project.default_backend
+    settings = panel.backend_settings if name == panel.backend else {}
+    if identity_anchors.uses_identity_banks(name):
+        # Characters with an anchor: name their banks (hashes only; hydrate_request adds the folder).
+        settings = identity_anchors.with_anchor_banks(settings, project, [c.id for c in characters])
     request = GenerationRequest(
         backend=name,
-        backend_settings=panel.backend_settings if name == panel.backend else {},
+        backend_settings=settings,
         width=width,
         height=height,
         seed=panel_seed(panel),
@@ -228,7 +233,9 @@ def _asset_bytes(assets: AssetStore, digest: str, what: str) -> bytes:
 def hydrate_request(request: GenerationRequest, assets: AssetStore) -> GenerationRequest:
     """``request`` ready to run: ``asset:<hash>`` settings become data URIs, and a backend that
     ``needs_reference_images`` gets every character reference in its ``reference_images``
-    setting (replacing whatever was there). Raises :class:`ComicStudioError` naming a missing asset."""
+    setting (replacing whatever was there), and a consistent-character backend gets this machine's
+    bank folder with the identity banks the project carries written into it. Raises
+    :class:`ComicStudioError` naming a missing asset."""
     settings = dict(request.backend_settings)
     for key, value in settings.items():
         match = _ASSET_VALUE.match(value) if isinstance(value, str) else None
@@ -240,14 +247,20 @@ def hydrate_request(request: GenerationRequest, assets: AssetStore) -> Generatio
             settings[REFERENCE_SETTING] = json.dumps(refs)
         else:
             settings.pop(REFERENCE_SETTING, None)
+    if identity_anchors.uses_identity_banks(request.backend):
+        # This machine's bank folder, with the banks the project carries written out into it.
+        settings[identity_anchors.BANK_FOLDER_SETTING] = str(identity_anchors.materialise_banks(settings, assets))
     return request.model_copy(update={"backend_settings": settings})
 
 
 def dehydrate_request(request: GenerationRequest, assets: AssetStore) -> GenerationRequest:
-    """The inverse of :func:`hydrate_request`, for storing: no ``reference_images`` payload, and
-    inline image data URIs replaced by ``asset:<hash>`` (added to ``assets`` if not there yet)."""
+    """The inverse of :func:`hydrate_request`, for storing: no ``reference_images`` payload, no bank
+    folder, and inline image data URIs replaced by ``asset:<hash>`` (added to ``assets`` if not
+    there yet)."""
     settings = dict(request.backend_settings)
     settings.pop(REFERENCE_SETTING, None)
+    if identity_anchors.uses_identity_banks(request.backend):
+        settings.pop(identity_anchors.BANK_FOLDER_SETTING, None)  # a path of this machine; hydrate sets it
     for key, value in settings.items():
         if isinstance(value, str) and len(value) >= _INLINE_MIN and value.startswith("data:") and ";base64," in value[:100]:
             try:
@@ -268,6 +281,11 @@ def render_panel(doc: Document, panel_id: str, backend: str | None = None, on_st
     if found is None:
         raise ComicStudioError(f"panel {panel_id!r} does not exist")
     request = build_request(doc.project, found[1], backend, doc.assets)
+    if identity_anchors.uses_identity_banks(request.backend):
+        # Banks the project does not carry (too big for it) are rebuilt first; one that came out
+        # different (another device) is recorded on its character, so the request names it anew.
+        if identity_anchors.rebuild_missing_banks(doc, [c.id for c in request.characters]):
+            request = build_request(doc.project, found[1], backend, doc.assets)
     engine = get_backend(request.backend)
     request = request.model_copy(update={"backend_settings": engine.validate_settings(request.backend_settings)})
     return record_result(doc, panel_id, request, engine.generate(request, on_step))

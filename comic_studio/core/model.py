@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from comic_studio.core.assets import MAX_ASSET_BYTES
 from comic_studio.core.ids import new_id
 
 SCHEMA_VERSION = 1
@@ -96,6 +97,12 @@ class CharacterAnchor(_Model):
     image (e.g. a chosen panel result) re-noised into a bank."""
     request: dict[str, Any] = {}
     created_at: Annotated[str, Field(max_length=64)] = ""
+
+    @property
+    def stored_in_project(self) -> bool:
+        """Whether the bank file is one of the project's assets (it fits the asset limit); a bigger
+        bank lives only in the app's bank folder and is rebuilt from ``request`` when missing."""
+        return self.bank_bytes <= MAX_ASSET_BYTES
 
 
 class Character(_Model):
@@ -428,6 +435,10 @@ class Project(_Model):
             refs.update(c.face_refs)
             refs.update(c.body_refs)
             refs.update(a for a in (c.lora_asset, c.embedding_asset) if a)
+            if c.anchor is not None:
+                refs.add(c.anchor.image)
+                if c.anchor.stored_in_project:
+                    refs.add(c.anchor.bank)
         for page in self.pages:
             for panel in page.panels:
                 refs.update(r.asset for r in panel.results)

@@ -508,6 +508,8 @@ def _image_refs(project: Project) -> set[str]:
     for character in project.characters:
         refs.update(character.face_refs)
         refs.update(character.body_refs)
+        if character.anchor is not None:
+            refs.add(character.anchor.image)
     for page in project.pages:
         for panel in page.panels:
             refs.update(result.asset for result in panel.results)

@@ -202,6 +202,7 @@ class PanelInspector(QScrollArea):
         self.history.accept_requested.connect(self._accept_result)
         self.history.discard_requested.connect(self._discard_result)
         self.history.selection_changed.connect(self._update_render_buttons)
+        self.history.enable_anchor_actions(self.ctx, self.render_service)
         results_layout.addWidget(self.history)
         render_row = QHBoxLayout()
         self.render_button = QPushButton("Render panel", results_box)

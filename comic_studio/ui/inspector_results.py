@@ -1,4 +1,5 @@
-"""The panel inspector's result history: thumbnails, accept / discard, compare two side by side.
+"""The panel inspector's result history: thumbnails, accept / discard, compare two side by side, and
+"Use as anchor for ▸ character" (the result becomes that character's identity anchor).
 
 Thumbnails are decoded off the GUI thread (a full panel render is a ~1500 px PNG; decoding it on
 the GUI thread costs tens of milliseconds, which would break the 50 ms heartbeat budget while a
@@ -10,8 +11,9 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from PySide6.QtCore import QObject, QSize, Qt, Signal
+from PySide6.QtCore import QObject, QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QDialog,
@@ -22,6 +24,7 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -98,6 +101,8 @@ class ResultHistory(QWidget):
         self._loader.ready.connect(self._thumbnail_ready)
         self._assets: AssetStore | None = None
         self._panel: Panel | None = None
+        self._ctx: Any = None
+        self._render_service: Any = None
 
         self.list = QListWidget(self)
         self.list.setObjectName("resultList")
@@ -220,6 +225,55 @@ class ResultHistory(QWidget):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
+
+    # ------------------------------------------------------------------ identity anchors
+    def enable_anchor_actions(self, ctx: Any, render_service: Any) -> None:
+        """Offer "Use as anchor for ▸ <character>" in the list's context menu (needs the render
+        service that runs anchor jobs; without one the menu stays off)."""
+        self._ctx, self._render_service = ctx, render_service
+        if render_service is not None:
+            self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+            self.list.customContextMenuRequested.connect(self._context_menu)
+
+    def anchor_candidates(self, result_id: str) -> list[tuple[str, str]]:
+        """``(character id, name)`` of the characters the result shows (its placed heads, else the
+        characters its request had) that still exist."""
+        result = next((r for r in self._panel.results if r.id == result_id), None) if self._panel else None
+        if result is None or self._ctx is None:
+            return []
+        ids = [h.character_id for h in result.heads] or [c.get("id") for c in result.request.get("characters", [])]
+        project = self._ctx.document.project
+        found = [project.character(cid) for cid in dict.fromkeys(ids) if cid]
+        return [(c.id, c.name) for c in found if c is not None]
+
+    def anchor_menu(self, result_id: str) -> QMenu | None:
+        """The "Use as anchor for" submenu for one result (None when it shows nobody)."""
+        candidates = self.anchor_candidates(result_id)
+        if not candidates or self._render_service is None:
+            return None
+        menu = QMenu("Use as anchor for", self)
+        menu.setToolTip("This image becomes the character's identity anchor (its bank is made from it)")
+        for character_id, name in candidates:
+            menu.addAction(name, lambda cid=character_id: self.use_as_anchor(result_id, cid))
+        return menu
+
+    def use_as_anchor(self, result_id: str, character_id: str) -> str | None:
+        """Queue the anchor job that banks this result's image for ``character_id``."""
+        result = next((r for r in self._panel.results if r.id == result_id), None) if self._panel else None
+        if result is None or self._render_service is None:
+            return None
+        return self._render_service.render_anchor(character_id, picture=result.asset)
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.list.itemAt(pos)
+        if item is None:
+            return
+        submenu = self.anchor_menu(item.data(Qt.ItemDataRole.UserRole))
+        if submenu is None:
+            return
+        menu = QMenu(self)
+        menu.addMenu(submenu)
+        menu.exec(self.list.viewport().mapToGlobal(pos))
 
     def shutdown(self) -> None:
         self._loader.shutdown()

@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
         self.pages_strip = PagesStrip(self.ctx, self)
         self.story_outliner = StoryOutliner(self.ctx, self.render_service, self)
         self.inspector = PanelInspector(self.ctx, self.render_service, self)
-        self.character_library = CharacterLibrary(self.ctx, self)
+        self.character_library = CharacterLibrary(self.ctx, self, render_service=self.render_service)
         self.queue_panel = QueuePanel(self.ctx, self.render_service, self)
         # Pages keep the full left edge; the wide editors share the right edge as tabs; the queue
         # sits under the canvas only (the side docks own the bottom corners).
@@ -211,6 +211,12 @@ class MainWindow(QMainWindow):
         self.ctx.selection_changed.connect(self._update_page_label)
         if hasattr(self.canvas, "zoom_changed"):
             self.canvas.zoom_changed.connect(self._update_zoom_label)
+        # The canvas overlay and the View action stay in step; the inspector's racig "Show masks"
+        # turns the canvas overlay on too (the masks are then seen over the panel itself).
+        self.canvas.pose_overlay_toggled.connect(self.action_map["pose_overlay"].setChecked)
+        racig_tools = getattr(self.inspector, "racig", None)
+        if racig_tools is not None and hasattr(racig_tools, "show_masks"):
+            racig_tools.show_masks.toggled.connect(self._racig_masks_toggled)
         QTimer.singleShot(0, self, self._update_zoom_label)
 
     def _show_message(self, text: str) -> None:
@@ -520,6 +526,13 @@ class MainWindow(QMainWindow):
     def set_show_guides(self, on: bool) -> None:
         self.canvas.set_show_guides(on)
 
+    def set_show_pose_overlay(self, on: bool) -> None:
+        self.canvas.set_show_pose_overlay(on)
+
+    def _racig_masks_toggled(self, on: bool) -> None:
+        if on:
+            self.action_map["pose_overlay"].setChecked(True)
+
     def set_tool(self, name: str) -> None:
         self.canvas.set_tool(name)
         self.action_map[f"tool_{name}"].setChecked(True)
@@ -662,6 +675,7 @@ class MainWindow(QMainWindow):
         self.render_service.shutdown()
         self.story_outliner.shutdown()  # stop a running parse before Qt tears the widgets down
         shutdown_shared_image_cache()  # the canvas' decode threads
+        self.canvas.shutdown()  # the pose overlay's helper thread
         self.remember_layout()
         self._save_settings()
         event.accept()

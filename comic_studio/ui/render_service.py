@@ -33,10 +33,9 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lettering import place_balloons
 from comic_studio.core.model import Beat, Panel, Project
 from comic_studio.generation.request import GenerationRequest
+from comic_studio.tryon import tryon_request
+from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
 from comic_studio.ui.context import StudioContext
-
-TRYON_BACKEND = "racig"
-"""The backend that implements try-on (settings ``mode="tryon"``, ``tryon_*``, ``init_image``)."""
 
 PREVIEW_SIDE = 96
 """Longest side of the live preview kept per job (the queue shows a thumbnail, not the image)."""
@@ -61,6 +60,10 @@ class RenderJob:
     error: str = ""
     detail: str = ""
     regenerate: bool = False
+    anchor_for: str | None = None
+    """An identity-anchor job of this character (``panel_id`` is None)."""
+    expected_bank: str | None = None
+    """For an anchor job that rebuilds a missing bank: the bank hash it should reproduce."""
 
     @property
     def active(self) -> bool:
@@ -102,6 +105,7 @@ class RenderService(QObject):
         self._letter_pool: ThreadPoolExecutor | None = None
         self._lettering_pending = 0
         self._lettered.connect(self._apply_lettering, Qt.ConnectionType.QueuedConnection)
+        self.anchors = AnchorJobs(self)
         if engine is not None:
             self._connect_bridge(engine)
         ctx.selection_changed.connect(self._follow_current_page)
@@ -153,6 +157,8 @@ class RenderService(QObject):
             if panel_id in busy:
                 continue
             page, panel = found
+            if self.anchors.defer_panel(panel, priority):
+                continue  # queued once the missing identity banks it needs are rebuilt
             try:
                 request = self._request_for(panel)
             except ComicStudioError as exc:
@@ -230,36 +236,16 @@ class RenderService(QObject):
         return job_id
 
     def _tryon_request(self, panel_id: str, character_id: str, outfit: str, scope: str) -> tuple[str, GenerationRequest]:
+        # The request itself is built without Qt (the CLI's `tryon` uses the same function).
         document = self.ctx.document
-        found = document.project.find_panel(panel_id)
-        if found is None:
-            raise ComicStudioError(f"panel {panel_id!r} does not exist")
-        page, panel = found
-        if outfit not in document.assets:
-            raise ComicStudioError(f"the outfit image {outfit[:12]}… is not in this project's assets")
-        if scope not in ("body", "panel"):
-            raise ComicStudioError(f"try-on scope must be 'body' or 'panel', not {scope!r}")
-        current = panel.result()
-        if scope == "body" and current is None:
-            raise ComicStudioError("the panel has no image to repaint yet; render it first or try on the whole panel")
-        if current is not None and current.backend == TRYON_BACKEND:
-            # Repaint the image as it was made: same pose, figures, seed and model settings.
-            request = GenerationRequest.from_dict(current.request).model_copy(update={"panel_id": panel.id})
-        else:
-            request = pipeline.build_request(document.project, panel, TRYON_BACKEND)
-            if current is not None:
-                stored = current.request or {}
-                request = request.model_copy(update={"seed": current.seed, "pose_id": stored.get("pose_id")})
-        if request.character(character_id) is None:
-            raise ComicStudioError(f"character {character_id!r} is not in this panel")
-        # The outfit is the character's body reference for this job (what the backend conditions on).
-        characters = [c.model_copy(update={"body_refs": [outfit]}) if c.id == character_id else c for c in request.characters]
-        settings = {k: v for k, v in request.backend_settings.items() if k not in ("init_image", pipeline.REFERENCE_SETTING)}
-        settings.update(mode="tryon", tryon_character=character_id, tryon_outfit=outfit, tryon_scope=scope)
-        if current is not None and scope == "body":
-            settings["init_image"] = pipeline.ASSET_PREFIX + current.asset
-        request = request.model_copy(update={"characters": characters, "backend_settings": settings})
-        return page.id, pipeline.hydrate_request(request, document.assets)
+        request = tryon_request(document.project, document.assets, panel_id, character_id, outfit, scope)
+        return document.project.find_panel(panel_id)[0].id, request
+
+    def render_anchor(self, character_id: str, picture: str | None = None, priority: int = ANCHOR_PRIORITY) -> str | None:
+        """Queue a character's identity-anchor job (generate, regenerate with a new anchor seed, or
+        from ``picture``: an asset hash such as a panel result). Returns the job id, or None with
+        the reason in ``ctx.message``. See :class:`~comic_studio.ui.anchor_jobs.AnchorJobs`."""
+        return self.anchors.render(character_id, picture, priority)
 
     def _request_for(self, panel: Panel) -> GenerationRequest:
         request = pipeline.build_request(self.ctx.document.project, panel, assets=self.ctx.document.assets)
@@ -368,12 +354,17 @@ class RenderService(QObject):
             self.ctx.message.emit(f"{job.label}: rendering failed: {msg.error}")
         elif event == "cancelled":
             del self._jobs[msg.job_id]
+        if job.anchor_for is not None and event in ("error", "cancelled"):
+            self.anchors.job_over(job.anchor_for, ok=False)
         self.job_message.emit(msg)
         self.jobs_changed.emit()
         if self.is_idle():
             self.idle.emit()
 
     def _record(self, job: RenderJob, msg: Any) -> None:
+        if job.anchor_for is not None:
+            self.anchors.record(job, msg)
+            return
         if job.document is not self.ctx.document:
             return  # the project was closed while this job ran
         if self.ctx.document.project.find_panel(job.panel_id or "") is None:
@@ -466,6 +457,7 @@ class RenderService(QObject):
                 if job.active:
                     self._engine.cancel(job_id)
         self._jobs.clear()
+        self.anchors.clear()
         self._boosted_page = self.ctx.current_page_id
         self.jobs_changed.emit()
 

@@ -1,5 +1,6 @@
-"""Pictures for the character library: card icons (colour frame + face or initials) and reference
-thumbnails, decoded from the project's asset store and cached by content hash."""
+"""Pictures for the character library: card icons (colour frame + face or initials, and the identity
+anchor as a badge) and reference thumbnails, decoded from the project's asset store and cached by
+content hash."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ from comic_studio.core.errors import AssetError
 from comic_studio.core.model import Character
 
 CARD_SIZE = 76
+ANCHOR_STATES = {
+    "none": "no identity anchor",
+    "ready": "identity anchor ready",
+    "generating": "identity anchor being generated…",
+    "rebuilding": "identity bank being rebuilt…",
+}
+"""What a card's anchor badge can show (``AnchorJobs.state``), and how the tooltip says it."""
 
 
 def initials(name: str) -> str:
@@ -55,9 +63,11 @@ class ThumbnailCache:
         return pil_to_qimage(image)
 
 
-def card_pixmap(character: Character, face: QImage | None, size: int = CARD_SIZE) -> QPixmap:
+def card_pixmap(character: Character, face: QImage | None, size: int = CARD_SIZE, anchor: QImage | None = None,
+                anchor_state: str = "none") -> QPixmap:
     """The card's picture: a rounded frame in the character's colour around the face thumbnail
-    (cropped to fill) or, without one, the initials on a tint of the colour."""
+    (cropped to fill) or, without one, the initials on a tint of the colour; with an identity
+    anchor (or one on its way) a badge in the lower right corner shows it."""
     pixmap = QPixmap(size, size)
     pixmap.fill(Qt.GlobalColor.transparent)
     colour = QColor(character.colour)
@@ -85,8 +95,38 @@ def card_pixmap(character: Character, face: QImage | None, size: int = CARD_SIZE
     painter.setPen(QPen(colour, 4))
     painter.setBrush(Qt.BrushStyle.NoBrush)
     painter.drawPath(path)
+    if anchor_state != "none":
+        _draw_anchor_badge(painter, size, colour, anchor, anchor_state)
     painter.end()
     return pixmap
+
+
+def _draw_anchor_badge(painter: QPainter, size: int, colour: QColor, anchor: QImage | None, state: str) -> None:
+    """The anchor picture in a small framed square; dimmed with "…" while a job makes it."""
+    side = round(size * 0.46)
+    box = QRectF(size - side - 1, size - side - 1, side, side)
+    path = QPainterPath()
+    path.addRoundedRect(box, 5, 5)
+    painter.save()
+    painter.setClipPath(path)
+    if anchor is not None and not anchor.isNull():
+        scaled = anchor.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatioByExpanding, Qt.TransformationMode.SmoothTransformation)
+        painter.drawImage(QRectF(box.x() + (side - scaled.width()) / 2, box.y(), scaled.width(), scaled.height()), scaled)
+    else:
+        painter.fillPath(path, QColor("#e6e6e6"))
+    if state in ("generating", "rebuilding"):
+        painter.fillPath(path, QColor(0, 0, 0, 120))
+        font = QFont()
+        font.setBold(True)
+        font.setPixelSize(int(side * 0.5))
+        painter.setFont(font)
+        painter.setPen(QColor("white"))
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
+    painter.restore()
+    painter.setPen(QPen(QColor("white"), 2))
+    painter.drawPath(path)
+    painter.setPen(QPen(colour.darker(130), 1))
+    painter.drawPath(path)
 
 
 def thumbnail_pixmap(image: QImage | None, size: int) -> QPixmap:

@@ -1,22 +1,26 @@
-"""The character library dock: a grid of character cards with add/edit/delete and import/export.
+"""The character library dock: a grid of character cards with add/edit/delete and import/export,
+and each character's identity anchor (badge on the card; generate / regenerate / clear).
 
 Cards are rebuilt from the document when a change report touches CHARACTERS (a library holds tens
-of characters, a full refill is cheap and thumbnails are cached by asset hash). Reordering by
-drag becomes one undoable ``move_character``.
+of characters, a full refill is cheap and thumbnails are cached by asset hash), and when an anchor
+job starts or ends. Reordering by drag becomes one undoable ``move_character``.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from typing import Any
+
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QListView, QListWidget, QListWidgetItem, QToolButton, QVBoxLayout, QWidget,
+    QAbstractItemView, QHBoxLayout, QListView, QListWidget, QListWidgetItem, QMenu, QToolButton, QVBoxLayout, QWidget,
 )
 
+from comic_studio import identity_anchors
 from comic_studio.core import character_edits
 from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.model import Character
-from comic_studio.ui.characters.card import CARD_SIZE, ThumbnailCache, card_pixmap
+from comic_studio.ui.characters.card import ANCHOR_STATES, CARD_SIZE, ThumbnailCache, card_pixmap
 from comic_studio.ui.characters.editor import CharacterEditor
 from comic_studio.ui.characters.io_actions import build_library_menu
 from comic_studio.ui.context import StudioContext
@@ -49,11 +53,17 @@ class CharacterLibrary(QWidget):
     character_activated = Signal(str)
     """A card was double-clicked (the editor opens too); lets other views react."""
 
-    def __init__(self, ctx: StudioContext, parent: QWidget | None = None):
+    ANCHOR_ROLE = Qt.ItemDataRole.UserRole + 1
+    """Item data: the card's anchor state ("none", "ready", "generating", "rebuilding")."""
+
+    def __init__(self, ctx: StudioContext, parent: QWidget | None = None, *, render_service: Any = None):
         super().__init__(parent)
         self.ctx = ctx
+        self.render_service = render_service
+        """Runs anchor jobs; ``None``: anchors can be cleared and shown, not generated."""
         self.thumbnails = ThumbnailCache()
         self.editor: CharacterEditor | None = None
+        self._anchor_states: dict[str, str] = {}
 
         self.grid = _CardGrid()
         self.grid.setViewMode(QListView.ViewMode.IconMode)
@@ -69,6 +79,8 @@ class CharacterLibrary(QWidget):
         self.grid.itemDoubleClicked.connect(lambda item: self.edit_character(item.data(Qt.ItemDataRole.UserRole)))
         self.grid.itemSelectionChanged.connect(self._update_buttons)
         self.grid.reordered.connect(lambda cid, index: self.ctx.edit(character_edits.move_character, cid, index))
+        self.grid.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.grid.customContextMenuRequested.connect(self._context_menu)
 
         self.add_button = self._tool_button("Add", "list-add", "Add a character", self.add_character)
         self.edit_button = self._tool_button("Edit", "document-edit", "Edit the selected character", self._edit_selected)
@@ -78,12 +90,19 @@ class CharacterLibrary(QWidget):
         self.menu_button.setToolTip("Import or export characters as a folder (characters.json + images)")
         self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_button.setMenu(build_library_menu(ctx, self, self.selected_ids))
+        self.anchor_menu = self._build_anchor_menu()
+        self.anchor_button = QToolButton()
+        self.anchor_button.setText("Anchor")
+        self.anchor_button.setToolTip("The selected characters' identity anchors for the consistent backend")
+        self.anchor_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.anchor_button.setMenu(self.anchor_menu)
 
         bar = QHBoxLayout()
         bar.setContentsMargins(0, 0, 0, 0)
         for button in (self.add_button, self.edit_button, self.delete_button):
             bar.addWidget(button)
         bar.addStretch(1)
+        bar.addWidget(self.anchor_button)
         bar.addWidget(self.menu_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -96,6 +115,8 @@ class CharacterLibrary(QWidget):
 
         ctx.document_changed.connect(self._on_changes)
         ctx.document_replaced.connect(self._on_replaced)
+        if render_service is not None:
+            render_service.jobs_changed.connect(self._on_jobs_changed)
         self.refresh()
 
     def _tool_button(self, text: str, icon: str, tip: str, slot) -> QToolButton:
@@ -114,11 +135,15 @@ class CharacterLibrary(QWidget):
         assets = self.ctx.document.assets
         self.grid.blockSignals(True)
         self.grid.clear()
+        self._anchor_states = self._current_anchor_states()
         for character in self.ctx.document.project.characters:
             face = self.thumbnails.get(assets, character.face_refs[0], CARD_SIZE) if character.face_refs else None
-            item = QListWidgetItem(QIcon(card_pixmap(character, face)), character.name)
+            state = self._anchor_states[character.id]
+            anchor = self.thumbnails.get(assets, character.anchor.image, CARD_SIZE) if character.anchor else None
+            item = QListWidgetItem(QIcon(card_pixmap(character, face, anchor=anchor, anchor_state=state)), character.name)
             item.setData(Qt.ItemDataRole.UserRole, character.id)
-            item.setToolTip(self._tooltip(character))
+            item.setData(self.ANCHOR_ROLE, state)
+            item.setToolTip(self._tooltip(character) + "\n" + self._anchor_line(character, state))
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.grid.addItem(item)
             item.setSelected(character.id in keep)
@@ -135,6 +160,29 @@ class CharacterLibrary(QWidget):
             parts.append(character.description[:200])
         return "\n".join(parts)
 
+    @staticmethod
+    def _anchor_line(character: Character, state: str) -> str:
+        anchor = character.anchor
+        if state != "ready" or anchor is None:
+            return ANCHOR_STATES[state]
+        kept = "in the project" if anchor.stored_in_project else "in the bank folder only"
+        return f"{ANCHOR_STATES[state]} ({anchor.source}; bank {anchor.bank_bytes / 2**20:.1f} MB, {kept})"
+
+    def anchor_state(self, character_id: str) -> str:
+        """"none", "ready", "generating" or "rebuilding" (what the card's badge shows)."""
+        if self.render_service is not None:
+            return self.render_service.anchors.state(character_id)
+        character = self.ctx.document.project.character(character_id)
+        return "ready" if character is not None and character.anchor is not None else "none"
+
+    def _current_anchor_states(self) -> dict[str, str]:
+        return {c.id: self.anchor_state(c.id) for c in self.ctx.document.project.characters}
+
+    def _on_jobs_changed(self) -> None:
+        # Panel jobs come and go all the time during "Render all": refill only when a badge changes.
+        if self._current_anchor_states() != self._anchor_states:
+            self.refresh()
+
     def _on_changes(self, changes: Changes) -> None:
         if changes.touches(ChangeKind.CHARACTERS):
             self.refresh()
@@ -147,6 +195,59 @@ class CharacterLibrary(QWidget):
         count = len(self.grid.selectedItems())
         self.edit_button.setEnabled(count == 1)
         self.delete_button.setEnabled(count > 0)
+        self._update_anchor_actions()
+
+    # ------------------------------------------------------------------ identity anchors
+    def _build_anchor_menu(self) -> QMenu:
+        menu = QMenu("Identity anchor", self)
+        self.generate_anchor_action = menu.addAction("Generate anchor", lambda: self.generate_anchors(regenerate=False))
+        self.generate_anchor_action.setToolTip("Render the character solo once; its identity bank keeps it the same "
+                                               "across panels of the consistent backend")  # fmt: skip
+        self.regenerate_anchor_action = menu.addAction("Regenerate anchor", lambda: self.generate_anchors(regenerate=True))
+        self.regenerate_anchor_action.setToolTip("Another look (a new anchor seed): panels rendered afterwards use the new bank")
+        self.clear_anchor_action = menu.addAction("Clear anchor", self.clear_anchors)
+        menu.aboutToShow.connect(self._update_anchor_actions)
+        return menu
+
+    def _update_anchor_actions(self) -> None:
+        project = self.ctx.document.project
+        chosen = [c for c in (project.character(cid) for cid in self.selected_ids()) if c is not None]
+        idle = [c for c in chosen if self.anchor_state(c.id) in ("none", "ready")]
+        can_run = self.render_service is not None
+        self.generate_anchor_action.setEnabled(can_run and any(c.anchor is None for c in idle))
+        self.regenerate_anchor_action.setEnabled(can_run and any(c.anchor is not None for c in idle))
+        self.clear_anchor_action.setEnabled(any(c.anchor is not None for c in idle))
+
+    def _context_menu(self, pos: QPoint) -> None:
+        item = self.grid.itemAt(pos)
+        if item is None:
+            return
+        if not item.isSelected():
+            self.select(item.data(Qt.ItemDataRole.UserRole))
+        self.anchor_menu.exec(self.grid.viewport().mapToGlobal(pos))
+
+    def generate_anchors(self, regenerate: bool = False, character_ids: list[str] | None = None) -> list[str]:
+        """Queue anchor jobs for the selected characters that have no anchor (``regenerate``: for
+        those that have one, each with a new anchor seed). Returns the job ids."""
+        if self.render_service is None:
+            return []
+        project = self.ctx.document.project
+        jobs = []
+        for character_id in character_ids if character_ids is not None else self.selected_ids():
+            character = project.character(character_id)
+            if character is not None and (character.anchor is not None) == regenerate:
+                job_id = self.render_service.render_anchor(character_id)
+                if job_id is not None:
+                    jobs.append(job_id)
+        return jobs
+
+    def clear_anchors(self, character_ids: list[str] | None = None) -> None:
+        """Remove the selected characters' anchors (one undo step each)."""
+        project = self.ctx.document.project
+        for character_id in character_ids if character_ids is not None else self.selected_ids():
+            character = project.character(character_id)
+            if character is not None and character.anchor is not None:
+                self.ctx.edit(identity_anchors.clear_anchor, character_id)
 
     def selected_ids(self) -> list[str]:
         return [item.data(Qt.ItemDataRole.UserRole) for item in self.grid.selectedItems()]

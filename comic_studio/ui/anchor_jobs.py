@@ -1,0 +1,167 @@
+"""Identity-anchor jobs of the render queue: generate / regenerate a character's anchor, and rebuild
+missing banks before the consistent panels that need them.
+
+The requests and the recording are :mod:`comic_studio.identity_anchors` (shared with the CLI); this
+part only follows the jobs on the GUI thread. Anchor jobs go through the RenderService like panel
+jobs (the queue shows them as "Anchor: NAME"). A panel whose characters' banks are neither in the
+bank folder nor in the project waits, unqueued, until the rebuild jobs of those characters have
+finished, then is queued with the (possibly re-recorded) banks.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from comic_studio import identity_anchors
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.model import Character, Panel
+from comic_studio.core.settings import bank_dir
+from comic_studio.generation.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from comic_studio.ui.render_service import RenderJob, RenderService
+
+ANCHOR_PRIORITY = 20
+"""Anchor jobs run before queued panels: panels of that character are usually what comes next."""
+
+
+class AnchorJobs:
+    """The anchor side of one :class:`RenderService`."""
+
+    def __init__(self, service: "RenderService"):
+        self.service = service
+        self._waiting: dict[str, tuple[int, set[str]]] = {}
+        """panel id → (priority, characters whose bank is being rebuilt for it)."""
+
+    @property
+    def ctx(self) -> Any:
+        return self.service.ctx
+
+    # ------------------------------------------------------------------ queries
+    def job_for(self, character_id: str) -> "RenderJob | None":
+        """The character's anchor job that is queued or running (None when there is none)."""
+        return next((j for j in self.service.jobs() if j.anchor_for == character_id and j.active), None)
+
+    def state(self, character_id: str) -> str:
+        """What the character library shows: "generating", "rebuilding", "ready" or "none"."""
+        job = self.job_for(character_id)
+        if job is not None:
+            return "rebuilding" if job.expected_bank else "generating"
+        character = self.ctx.document.project.character(character_id)
+        return "ready" if character is not None and character.anchor is not None else "none"
+
+    def waiting_panels(self) -> list[str]:
+        return list(self._waiting)
+
+    # ------------------------------------------------------------------ submitting
+    def render(self, character_id: str, picture: str | None = None, priority: int = ANCHOR_PRIORITY) -> str | None:
+        """Queue ``character_id``'s anchor job: from its solo prompt (a character that already has an
+        anchor gets a new anchor seed: regenerating means another look), or from ``picture`` (an
+        asset hash, e.g. a panel result). Returns the job id, or None with the reason in ctx.message."""
+        document = self.ctx.document
+        character = document.project.character(character_id)
+        if character is None:
+            self.ctx.message.emit(f"character {character_id!r} does not exist")
+            return None
+        if self.job_for(character_id) is not None:
+            self.ctx.message.emit(f"{character.name}'s anchor is already being made")
+            return None
+        settings = {"anchor_seed": random.randrange(2**31)} if character.anchor is not None and picture is None else None
+        try:
+            request = identity_anchors.anchor_request(document.project, character_id, document.assets, picture, settings,
+                                                      folder=bank_dir())  # fmt: skip
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"Anchor: {character.name}: {exc}")
+            return None
+        return self._submit(request, character, priority, None)
+
+    def _rebuild(self, character: Character) -> str | None:
+        document = self.ctx.document
+        assert character.anchor is not None
+        try:
+            request = identity_anchors.rebuild_request(document.project, document.assets, character.id, bank_dir())
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"Anchor: {character.name}: {exc}")
+            return None
+        return self._submit(request, character, ANCHOR_PRIORITY, character.anchor.bank)
+
+    def _submit(self, request: GenerationRequest, character: Character, priority: int, expected_bank: str | None) -> str | None:
+        label = f"Anchor: {character.name}" + (" (rebuilding)" if expected_bank else "")
+        job_id = self.service._submit(request, priority, label, "")
+        if job_id is None:
+            self.ctx.message.emit(self.service._last_problem)
+            return None
+        job = self.service.job(job_id)
+        job.anchor_for, job.expected_bank = character.id, expected_bank
+        self.service.jobs_changed.emit()
+        return job_id
+
+    def defer_panel(self, panel: Panel, priority: int) -> bool:
+        """Before a panel job: write the banks the project carries into the bank folder; start
+        rebuilds of those it does not carry. True when the panel must wait for them (it is queued
+        by :meth:`job_over` once they are done)."""
+        if panel.id in self._waiting:
+            return True
+        document = self.ctx.document
+        if not identity_anchors.uses_identity_banks(panel.backend or document.project.default_backend):
+            return False
+        present = [p.character_id for p in panel.characters]
+        try:
+            missing = identity_anchors.ensure_banks(document.project, document.assets, bank_dir(), present)
+        except ComicStudioError as exc:
+            self.ctx.message.emit(str(exc))
+            return False  # the panel job runs and reports the missing bank itself
+        waiting = set()
+        for character_id in missing:
+            character = document.project.character(character_id)
+            if self.job_for(character_id) is not None or self._rebuild(character) is not None:
+                waiting.add(character_id)
+        if not waiting:
+            return False
+        self._waiting[panel.id] = (priority, waiting)
+        names = ", ".join(sorted(document.project.character(c).name for c in waiting))
+        self.ctx.message.emit(f"{self.service.panel_label(panel.id)} waits for the identity bank of {names} to be rebuilt")
+        return True
+
+    # ------------------------------------------------------------------ results (GUI thread)
+    def record(self, job: "RenderJob", msg: Any) -> None:
+        """A finished anchor job: record the anchor (or the rebuilt bank), then queue the panels
+        that waited for it."""
+        character_id = job.anchor_for
+        ok = False
+        if job.document is self.ctx.document and self.ctx.document.project.character(character_id) is not None:
+            folder = msg.request.backend_settings.get(identity_anchors.BANK_FOLDER_SETTING, "")
+            if job.expected_bank:
+                notice = self.ctx.edit(identity_anchors.record_rebuild, character_id, msg.result, folder, job.expected_bank)
+                if notice:
+                    self.ctx.message.emit(notice)
+                ok = True
+            else:
+                ok = self.ctx.edit(identity_anchors.record_anchor, character_id, msg.request, msg.result, folder, msg.png) is not None
+        self.job_over(character_id, ok)
+
+    def job_over(self, character_id: str, ok: bool) -> None:
+        """Release the panels that waited for ``character_id``'s bank (dropped, with a message,
+        when the job failed or was cancelled)."""
+        ready, dropped = [], []
+        for panel_id, (priority, waiting) in list(self._waiting.items()):
+            if character_id not in waiting:
+                continue
+            waiting.discard(character_id)
+            if not ok:
+                dropped.append(panel_id)
+                del self._waiting[panel_id]
+            elif not waiting:
+                ready.append((panel_id, priority))
+                del self._waiting[panel_id]
+        if dropped:
+            self.ctx.message.emit(f"{len(dropped)} panel(s) not rendered: an identity bank they need could not be rebuilt")
+        for panel_id, priority in ready:
+            self.service.render_panels([panel_id], priority)
+
+    def clear(self) -> None:
+        self._waiting.clear()
+
+
+__all__ = ["ANCHOR_PRIORITY", "AnchorJobs"]
