@@ -50,6 +50,8 @@ from comic_studio.ui.context import StudioContext
 from comic_studio.ui.pose_browser import PoseBrowser
 
 RACIG = "racig"
+POSE_BACKENDS = frozenset({RACIG, "storyboard"})
+"""Backends whose panels get the pose browser (both draw the library's poses)."""
 PREVIEW_SIDE = 360
 """Longest side of the mask overlay (masks are built at this size: fast, and enough to judge)."""
 THUMB = 56
@@ -141,7 +143,7 @@ def _pixmap(image: Image.Image) -> QPixmap:
 
 
 class RacigTools(QGroupBox):
-    """Shown by the inspector for panels whose backend is racig."""
+    """Shown by the inspector for racig panels (masks, try-on, poses) and storyboard panels (poses)."""
 
     masks_ready = Signal(str)
     """``panel_id`` once the overlay shows that panel's masks (tests and the status bar)."""
@@ -191,9 +193,16 @@ class RacigTools(QGroupBox):
     def set_panel(self, panel: Panel | None) -> None:
         """Follow the inspected panel (called by the inspector on every refresh)."""
         self.panel_id = panel.id if panel else None
-        self.setVisible(panel is not None and panel.backend == RACIG)
+        backend = panel.backend if panel is not None else None
+        # The storyboard draws the same poses (shared retrieval, assignment and framing), so its
+        # panels get the pose browser too; masks and try-on are about racig's references only.
+        self.setVisible(backend in POSE_BACKENDS)
+        racig = backend == RACIG
+        self.setTitle("Characters' references (RaCig)" if racig else "Pose")
+        self.show_masks.setVisible(racig)
+        self.try_on_button.setVisible(racig)
         self.try_on_button.setEnabled(self.render_service is not None and panel is not None and bool(panel.characters))
-        self.poses.set_panel(panel if panel is not None and panel.backend == RACIG else None)
+        self.poses.set_panel(panel if backend in POSE_BACKENDS else None)
         self._refresh_overlay()
 
     def _poses_toggled(self, on: bool) -> None:

@@ -64,14 +64,19 @@ def _pixels(ctx, asset):
     return np.asarray(ctx.document.assets.open_image(asset).convert("RGB"))
 
 
-def test_tools_show_only_for_racig_panels(studio):
+def test_reference_tools_show_only_for_racig_panels_and_poses_for_storyboard_too(studio):
     ctx, _service, inspector, panel_id, _ = studio
-    assert inspector.racig.isVisibleTo(inspector)
+    tools = inspector.racig
+    assert tools.isVisibleTo(inspector) and tools.show_masks.isVisibleTo(inspector) and tools.try_on_button.isVisibleTo(inspector)
     other = ctx.document.project.pages[0].panels_in_order()[1]
     ctx.select_panels([other.id])
-    assert not inspector.racig.isVisibleTo(inspector)
+    assert other.backend == "storyboard"
+    assert tools.isVisibleTo(inspector) and tools.poses_button.isVisibleTo(inspector)
+    assert not tools.show_masks.isVisibleTo(inspector) and not tools.try_on_button.isVisibleTo(inspector)
+    ctx.edit(editing.set_panel_fields, other.id, "Backend", backend="sdxl", backend_settings={})
+    assert not tools.isVisibleTo(inspector)
     ctx.edit(editing.set_panel_fields, other.id, "Backend", backend="racig", backend_settings={})
-    assert inspector.racig.isVisibleTo(inspector)
+    assert tools.isVisibleTo(inspector) and tools.try_on_button.isVisibleTo(inspector)
 
 
 def test_try_on_adds_a_result_and_keeps_the_old_one(studio, qtbot):

@@ -216,3 +216,18 @@ def test_mask_overlay_follows_the_pose_choice(studio, qtbot, tmp_path_factory):
     overlay = compute_mask_overlay(stored, None, 120, fallback)
     expected = compute_mask_overlay(fallback, None, 120)
     assert overlay.tobytes() == expected.tobytes()
+
+
+def test_a_pose_picked_for_a_storyboard_panel_is_what_the_storyboard_draws(studio, qtbot):
+    from comic_studio.backends.storyboard import StoryboardBackend
+
+    ctx, browser, panel_id, _ = studio
+    editing.set_panel_fields(ctx.document, panel_id, "Backend", backend="storyboard", backend_settings={"pose_matching": "overlap"})
+    _open(qtbot, ctx, browser, panel_id)
+    automatic = StoryboardBackend().generate(pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)))
+    pick = next(e for e in browser.entry_ids() if e != automatic.pose_id)
+    browser.grid.setCurrentRow(browser.entry_ids().index(pick))
+    with qtbot.waitSignal(browser.pose_applied, timeout=WAIT):
+        qtbot.mouseClick(browser.use_button, Qt.MouseButton.LeftButton)
+    drawn = StoryboardBackend().generate(pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)))
+    assert drawn.pose_id == pick != automatic.pose_id
