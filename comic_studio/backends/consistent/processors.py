@@ -11,7 +11,9 @@ Everything a processor needs is on a :class:`RunState` passed in at construction
 characters, schedule, RNG): no module globals, so queued jobs, cancel mid-step and two projects in one
 process cannot see each other's state. :func:`installed` patches only the decoder's attn1 layers (every
 other processor — IP-Adapter's attn2 ones included — is kept as the same object) and always restores
-the originals. Keys/values go through ``attn.to_k``/``attn.to_v``, so LoRA-patched projections apply.
+the originals of the layers it patched. Keys/values go through ``attn.to_k``/``attn.to_v``, so
+LoRA-patched projections apply. IP-Adapters stack when attached outside the ``installed`` block
+(diffusers' load/unload rebuild every processor without arguments, which ours refuse clearly).
 """
 
 from __future__ import annotations
@@ -56,7 +58,14 @@ class RunState:
 
 
 class _ConsistentProcessor:
-    def __init__(self, original: Any, layer: str, rate: float, state: RunState):
+    def __init__(self, original: Any = None, layer: str = "", rate: float = 0.0, state: RunState | None = None):
+        if state is None:
+            # diffusers' load_ip_adapter / unload_ip_adapter rebuild every processor that is not theirs
+            # as ``type(processor)()``: a consistent processor cannot exist without its job's state, so
+            # say which order works instead of failing on missing arguments deep inside diffusers.
+            raise TypeError(f"{type(self).__name__} needs its job's RunState; attach or remove IP-Adapters "
+                            "(load_ip_adapter / unload_ip_adapter) before entering processors.installed() or "
+                            "after leaving it, not inside it")
         self.original = original
         self.layer = layer
         self.rate = rate
@@ -142,8 +151,12 @@ def decoder_self_attention_layers(unet: Any) -> dict[str, str]:
 
 @contextmanager
 def installed(unet: Any, state: RunState, strengths: dict[str, float]) -> Iterator[dict[str, Any]]:
-    """Patch the decoder attn1 layers with the role's processor for the job; restore the UNet's
-    original processors on success, error and cancel alike. Yields the patched processors by name."""
+    """Patch the decoder attn1 layers with the role's processor for the job; put the UNet's original
+    processors back on success, error and cancel alike. Yields the patched processors by name.
+
+    Only the layers patched here are restored, and only where our processor is still in place: a
+    processor another method set on any layer meanwhile (e.g. its own attn2 processors) is left as
+    it is, so methods can stack without undoing each other's work."""
     role: Callable[..., Any] = BankWriteProcessor if state.phase == "write" else BankReadProcessor
     original = dict(unet.attn_processors)
     layers = decoder_self_attention_layers(unet)
@@ -155,4 +168,6 @@ def installed(unet: Any, state: RunState, strengths: dict[str, float]) -> Iterat
     try:
         yield patched
     finally:
-        unet.set_attn_processor(dict(original))
+        current = dict(unet.attn_processors)
+        ours = {name for name, proc in patched.items() if current.get(name) is proc}
+        unet.set_attn_processor({**current, **{name: original[name] for name in ours}})
