@@ -12,6 +12,10 @@ Panel jobs name their characters' banks by hash (``pipeline.build_request`` → 
 ``pipeline.hydrate_request`` adds this machine's folder and writes the banks the project carries into
 it, so a single panel regenerated next week reads the very tokens the whole-story run read.
 
+A stored request replayed later ("regenerate same seed") may name a bank that is in neither place:
+:func:`replay_banks` tells a current anchor's bank (rebuild it first) from an older anchor's (gone:
+the author is told to render the panel again).
+
 Shared by the CLI (``comic-studio anchor``), ``pipeline.render_panel`` and the app's RenderService.
 """
 
@@ -20,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -301,8 +305,58 @@ def rebuild_missing_banks(doc: Document, character_ids: Iterable[str], *, folder
     return notices
 
 
+# --------------------------------------------------------------------------- replaying a stored request
+
+
+def replay_banks(project: Project, request: GenerationRequest,
+                 rebuilt: Mapping[str, str] | None = None) -> tuple[GenerationRequest, list[str]]:  # fmt: skip
+    """Check the identity banks that a stored request, already hydrated (so the banks the project
+    carries are in its bank folder), names before it is replayed ("regenerate same seed").
+
+    Returns the request and the ids of the characters whose missing bank is their *current*
+    anchor's: rebuild those first, then the replay is exact. ``rebuilt`` maps a bank hash to the bank
+    its rebuild here produced when that came out different (another device or library version): the
+    request then names the rebuilt bank, as new panels do. A bank that is gone for good (an older
+    anchor's, a cleared anchor's) raises :class:`ComicStudioError` saying what to do, so no job is
+    queued only to fail with "cannot read bank"."""
+    parse_banks = _bank_tools()[0]
+    settings = request.backend_settings
+    named = parse_banks(str(settings.get(BANKS_SETTING) or ""))
+    folder = Path(str(settings.get(BANK_FOLDER_SETTING) or "") or bank_dir())
+    banks, rebuild, gone = dict(named), [], []
+    for character_id, digest in named.items():
+        if _bank_file(folder, digest).is_file():
+            continue
+        character = project.character(character_id)
+        current = character.anchor.bank if character is not None and character.anchor is not None else None
+        if digest == current:
+            rebuild.append(character_id)
+        elif current is not None and (rebuilt or {}).get(digest) == current and _bank_file(folder, current).is_file():
+            banks[character_id] = current
+        else:
+            gone.append(_gone_reason(request, character_id, character))
+    if gone:
+        several = len(gone) > 1
+        raise ComicStudioError(f"the identity bank{'s' if several else ''} this image was made with "
+                               f"{'are' if several else 'is'} no longer available ({'; '.join(gone)}); render the "
+                               f"panel again to use the current anchor{'s' if several else ''}")  # fmt: skip
+    if banks != named:
+        text = ",".join(f"{cid}={digest}" for cid, digest in banks.items())
+        request = request.model_copy(update={"backend_settings": {**settings, BANKS_SETTING: text}})
+    return request, rebuild
+
+
+def _gone_reason(request: GenerationRequest, character_id: str, character: Character | None) -> str:
+    if character is None:
+        stored = request.character(character_id)
+        return f"{stored.name if stored else character_id} is no longer in the project"
+    if character.anchor is None:
+        return f"{character.name}'s anchor was cleared since"
+    return f"{character.name}'s anchor was regenerated since"
+
+
 __all__ = [
     "anchor_request", "anchor_settings", "character_named", "clear_anchor", "ensure_banks", "generate_anchor", "materialise_banks",
-    "rebuild_missing_banks", "rebuild_request", "record_anchor", "record_rebuild", "uses_identity_banks",
+    "rebuild_missing_banks", "rebuild_request", "record_anchor", "record_rebuild", "replay_banks", "uses_identity_banks",
     "with_anchor_banks",
 ]  # fmt: skip

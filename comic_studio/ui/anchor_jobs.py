@@ -5,7 +5,9 @@ The requests and the recording are :mod:`comic_studio.identity_anchors` (shared 
 part only follows the jobs on the GUI thread. Anchor jobs go through the RenderService like panel
 jobs (the queue shows them as "Anchor: NAME"). A panel whose characters' banks are neither in the
 bank folder nor in the project waits, unqueued, until the rebuild jobs of those characters have
-finished, then is queued with the (possibly re-recorded) banks.
+finished, then is queued with the (possibly re-recorded) banks. A "regenerate same seed" of a stored
+request waits the same way when a bank it names is its character's current anchor bank, and is
+refused with the reason when the bank belonged to an older anchor.
 """
 
 from __future__ import annotations
@@ -31,8 +33,12 @@ class AnchorJobs:
 
     def __init__(self, service: "RenderService"):
         self.service = service
-        self._waiting: dict[str, tuple[int, set[str]]] = {}
-        """panel id → (priority, characters whose bank is being rebuilt for it)."""
+        self._waiting: dict[tuple[str, str | None], tuple[int, set[str]]] = {}
+        """(panel id, result id of a "regenerate same seed", or None for a render) → (priority,
+        characters whose bank is being rebuilt for it)."""
+        self._rebuilt: dict[str, str] = {}
+        """bank hash → the different bank its rebuild produced here (what a replay of a request that
+        names the first one uses instead)."""
 
     @property
     def ctx(self) -> Any:
@@ -52,7 +58,7 @@ class AnchorJobs:
         return "ready" if character is not None and character.anchor is not None else "none"
 
     def waiting_panels(self) -> list[str]:
-        return list(self._waiting)
+        return list(dict.fromkeys(panel_id for panel_id, _result in self._waiting))
 
     # ------------------------------------------------------------------ submitting
     def render(self, character_id: str, picture: str | None = None, priority: int = ANCHOR_PRIORITY) -> str | None:
@@ -101,7 +107,7 @@ class AnchorJobs:
         """Before a panel job: write the banks the project carries into the bank folder; start
         rebuilds of those it does not carry. True when the panel must wait for them (it is queued
         by :meth:`job_over` once they are done)."""
-        if panel.id in self._waiting:
+        if (panel.id, None) in self._waiting:
             return True
         document = self.ctx.document
         if not identity_anchors.uses_identity_banks(panel.backend or document.project.default_backend):
@@ -112,17 +118,50 @@ class AnchorJobs:
         except ComicStudioError as exc:
             self.ctx.message.emit(str(exc))
             return False  # the panel job runs and reports the missing bank itself
-        waiting = set()
-        for character_id in missing:
-            character = document.project.character(character_id)
-            if self.job_for(character_id) is not None or self._rebuild(character) is not None:
-                waiting.add(character_id)
+        waiting = self._start_rebuilds(missing)
         if not waiting:
             return False
-        self._waiting[panel.id] = (priority, waiting)
-        names = ", ".join(sorted(document.project.character(c).name for c in waiting))
-        self.ctx.message.emit(f"{self.service.panel_label(panel.id)} waits for the identity bank of {names} to be rebuilt")
+        self._wait((panel.id, None), priority, waiting, self.service.panel_label(panel.id))
         return True
+
+    def replay(self, panel_id: str, result_id: str, request: GenerationRequest, priority: int) -> GenerationRequest | None:
+        """Before a "regenerate same seed" of ``result_id``'s stored request (hydrated): the request
+        ready to submit, or None when it waits for the rebuild of a current anchor's missing bank (it
+        is submitted by :meth:`job_over` once that is done) or cannot run because a bank it names is
+        gone for good (the reason goes to ``ctx.message``)."""
+        if not identity_anchors.uses_identity_banks(request.backend):
+            return request
+        key = (panel_id, result_id)
+        if key in self._waiting:
+            self.ctx.message.emit(f"{self.service.panel_label(panel_id)} (same seed) already waits for an identity bank")
+            return None
+        try:
+            request, missing = identity_anchors.replay_banks(self.ctx.document.project, request, self._rebuilt)
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"Cannot regenerate this result: {exc}")
+            return None
+        if not missing:
+            return request
+        waiting = self._start_rebuilds(missing)
+        if waiting != set(missing):
+            return None  # a rebuild could not start: _rebuild said why, and the replay could only fail
+        self._wait(key, priority, waiting, self.service.panel_label(panel_id) + " (same seed)")
+        return None
+
+    def _start_rebuilds(self, character_ids: list[str]) -> set[str]:
+        """Rebuild jobs for these characters' missing banks (joining one already queued); returns the
+        characters whose bank is on its way."""
+        waiting = set()
+        for character_id in character_ids:
+            character = self.ctx.document.project.character(character_id)
+            if self.job_for(character_id) is not None or self._rebuild(character) is not None:
+                waiting.add(character_id)
+        return waiting
+
+    def _wait(self, key: tuple[str, str | None], priority: int, waiting: set[str], label: str) -> None:
+        self._waiting[key] = (priority, waiting)
+        names = ", ".join(sorted(self.ctx.document.project.character(c).name for c in waiting))
+        self.ctx.message.emit(f"{label} waits for the identity bank of {names} to be rebuilt")
 
     # ------------------------------------------------------------------ results (GUI thread)
     def record(self, job: "RenderJob", msg: Any) -> None:
@@ -136,6 +175,9 @@ class AnchorJobs:
                 notice = self.ctx.edit(identity_anchors.record_rebuild, character_id, msg.result, folder, job.expected_bank)
                 if notice:
                     self.ctx.message.emit(notice)
+                    anchor = self.ctx.document.project.character(character_id).anchor
+                    if anchor is not None and anchor.bank != job.expected_bank:
+                        self._rebuilt[job.expected_bank] = anchor.bank
                 ok = True
             else:
                 ok = self.ctx.edit(identity_anchors.record_anchor, character_id, msg.request, msg.result, folder, msg.png) is not None
@@ -145,20 +187,23 @@ class AnchorJobs:
         """Release the panels that waited for ``character_id``'s bank (dropped, with a message,
         when the job failed or was cancelled)."""
         ready, dropped = [], []
-        for panel_id, (priority, waiting) in list(self._waiting.items()):
+        for key, (priority, waiting) in list(self._waiting.items()):
             if character_id not in waiting:
                 continue
             waiting.discard(character_id)
             if not ok:
-                dropped.append(panel_id)
-                del self._waiting[panel_id]
+                dropped.append(key)
+                del self._waiting[key]
             elif not waiting:
-                ready.append((panel_id, priority))
-                del self._waiting[panel_id]
+                ready.append((key, priority))
+                del self._waiting[key]
         if dropped:
             self.ctx.message.emit(f"{len(dropped)} panel(s) not rendered: an identity bank they need could not be rebuilt")
-        for panel_id, priority in ready:
-            self.service.render_panels([panel_id], priority)
+        for (panel_id, result_id), priority in ready:
+            if result_id is None:
+                self.service.render_panels([panel_id], priority)
+            else:  # checks the banks again: now in the bank folder (or rebuilt differently, see record)
+                self.service.regenerate(panel_id, result_id, priority)
 
     def clear(self) -> None:
         self._waiting.clear()

@@ -195,7 +195,9 @@ class RenderService(QObject):
         return self.render_panels(todo, priority)
 
     def regenerate(self, panel_id: str, result_id: str, priority: int = 0) -> str | None:
-        """Replay a result's stored request exactly (same seed, pose, figures and settings)."""
+        """Replay a result's stored request exactly (same seed, pose, figures and settings). Returns
+        the job id, or None: the reason is in ``ctx.message`` (or the job waits for a missing identity
+        bank to be rebuilt and is queued afterwards)."""
         found = self.ctx.document.project.find_panel(panel_id)
         result = next((r for r in found[1].results if r.id == result_id), None) if found else None
         if result is None:
@@ -209,6 +211,11 @@ class RenderService(QObject):
             return None
         # The stored request names the panel it was made for; a duplicated page's copy has a new id.
         request = request.model_copy(update={"panel_id": panel_id})
+        # Identity banks it names that are missing here: a current anchor's is rebuilt first (the job
+        # is submitted once that is done), an older anchor's is gone and the author is told so.
+        request = self.anchors.replay(panel_id, result_id, request, priority)
+        if request is None:
+            return None
         job_id = self._submit(request, priority, self.panel_label(panel_id) + " (same seed)", found[0].id)
         if job_id is None:
             self.ctx.message.emit(self._last_problem)
