@@ -262,3 +262,39 @@ def build_tiny_kit(folder: str | Path, seed: int = 0, *, force: bool = False) ->
         save_file(state, str(weights / name))
     marker.write_text(json.dumps(wanted), encoding="utf-8")
     return kit
+
+
+# ------------------------------------------------------------------------------------ OpenCLIP
+
+TINY_OPENCLIP_CONFIG: dict[str, Any] = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+    # The real CLIP vocabulary size, so open_clip's bundled BPE tokenizer (offline) is used as it is.
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def write_tiny_openclip(folder: str | Path, arch: str = "tiny-pose-clip", seed: int = 0) -> tuple[Path, Any, Any]:
+    """A seeded random OpenCLIP model at toy width, written under ``folder`` in the laion repos'
+    layout (``open_clip_config.json`` + ``open_clip_model.safetensors``, what the pose-search loader
+    reads) and registered with open_clip as ``arch``. Returns (weights file, the model, its eval
+    preprocessing) so tests can compare the loader's features with the original model's."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    from comic_studio.poses.openclip_embedder import _quiet_random_init
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{arch}.json").write_text(json.dumps(TINY_OPENCLIP_CONFIG), encoding="utf-8")
+    open_clip.add_model_config(folder / f"{arch}.json")
+    torch.manual_seed(seed)
+    with _quiet_random_init():
+        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
+    model.eval()
+    weights = folder / "open_clip_model.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_OPENCLIP_CONFIG, "preprocess_cfg": {}}),
+                                                  encoding="utf-8")  # fmt: skip
+    return weights, model, preprocess

