@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from comic_studio.ui.canvas import PageCanvas
 
-            widgets.append(PageCanvas(ctx))
+            canvas = PageCanvas(ctx)
+            canvas.follow_renders(service)  # live previews, progress and badges in the panels
+            widgets.append(canvas)
             canvas_shown = True
         except Exception as exc:  # the canvas is built in parallel; measure without it if absent
             print(f"(page canvas not shown: {type(exc).__name__}: {exc})", file=sys.stderr)

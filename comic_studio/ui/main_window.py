@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self.render_service = render_service or RenderService(self.ctx, parent=self)
         self.canvas = PageCanvas(self.ctx, self)
         self.canvas.setObjectName("page_canvas")
+        self.canvas.follow_renders(self.render_service)  # renders in progress show in their panels
         self.setCentralWidget(self.canvas)
         self.docks: dict[str, QDockWidget] = {}
         self._build_docks()

@@ -37,8 +37,9 @@ from comic_studio.tryon import tryon_request
 from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
 from comic_studio.ui.context import StudioContext
 
-PREVIEW_SIDE = 96
-"""Longest side of the live preview kept per job (the queue shows a thumbnail, not the image)."""
+PREVIEW_SIDE = 256
+"""Longest side of the live preview kept per job: enough for the panel on the page canvas at a
+working zoom (the canvas scales it up smoothly); the queue scales it down to its thumbnail."""
 
 
 @dataclass

@@ -11,14 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPainterPathStroker
+from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPainterPathStroker, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneMouseEvent, QStyleOptionGraphicsItem, QWidget
 
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.layout import Border, bbox, centroid
 from comic_studio.core.lettering import balloon_geometry
 from comic_studio.core.model import Balloon, BalloonKind, PageFormat, Panel, Project
-from comic_studio.ui.canvas.painting import BalloonPaths, lettering_font, placeholder_font_file, polygon_path
+from comic_studio.ui.canvas.painting import (
+    BalloonPaths,
+    cover_source_rect,
+    lettering_font,
+    placeholder_font_file,
+    polygon_path,
+)
 
 if TYPE_CHECKING:
     from comic_studio.ui.canvas.scene import PageScene
@@ -123,6 +129,10 @@ class PanelItem(QGraphicsItem):
         self.shape_points: list[tuple[float, float]] = []
         self.heads: list[tuple[str, QPointF, float]] = []
         self.show_heads = False
+        self.live_preview: QPixmap | None = None
+        """The running job's latest preview (see :mod:`.live_render`), drawn instead of the image."""
+        self.preview_is_live = False
+        """False once the job finished: the preview then only stands in until the new image is decoded."""
 
     def set_panel(self, panel: Panel, beat_text: str) -> bool:
         """Show ``panel``; returns False (and does nothing) when nothing visible changed."""
@@ -143,6 +153,19 @@ class PanelItem(QGraphicsItem):
         self.update()
         return True
 
+    def set_live_preview(self, pixmap: QPixmap | None) -> None:
+        """Draw ``pixmap`` (a render's live preview) instead of the image; ``None``: the image again."""
+        if pixmap is self.live_preview and self.preview_is_live == (pixmap is not None):
+            return
+        self.live_preview, self.preview_is_live = pixmap, pixmap is not None
+        self.update()
+
+    def keep_preview_until_image(self) -> None:
+        """The render finished: keep its last preview up until the new image is decoded (instead of
+        a grey flash), then drop it."""
+        self.preview_is_live = False
+        self.update()
+
     def boundingRect(self) -> QRectF:
         pad = PANEL_BORDER_WIDTH + 2
         return self.rect.adjusted(-pad, -pad, pad, pad)
@@ -155,14 +178,18 @@ class PanelItem(QGraphicsItem):
         lod = QStyleOptionGraphicsItem.levelOfDetailFromTransform(painter.worldTransform())
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         drawn = False
-        if self.asset and scene is not None:
+        preview = self.live_preview
+        if preview is not None and self.preview_is_live:
+            self._draw_clipped(painter, preview, cover_source_rect((preview.width(), preview.height()), self.rect))
+            drawn = True
+        elif self.asset and scene is not None:
             pixmap = scene.images.cover_pixmap(scene.ctx.document.assets, self.asset, self.rect, lod)
             if pixmap is not None:
-                painter.save()
-                painter.setClipPath(self.path)
-                painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
-                painter.drawPixmap(self.rect, pixmap, QRectF(pixmap.rect()))
-                painter.restore()
+                self._draw_clipped(painter, pixmap, QRectF(pixmap.rect()))
+                self.live_preview = None  # a finished render's stand-in has served its purpose
+                drawn = True
+            elif preview is not None:
+                self._draw_clipped(painter, preview, cover_source_rect((preview.width(), preview.height()), self.rect))
                 drawn = True
         if not drawn:
             painter.setPen(Qt.PenStyle.NoPen)
@@ -186,6 +213,13 @@ class PanelItem(QGraphicsItem):
             self._paint_order_badge(painter)
         if self.show_heads:
             self._paint_heads(painter)
+
+    def _draw_clipped(self, painter: QPainter, pixmap: QPixmap, source: QRectF) -> None:
+        painter.save()
+        painter.setClipPath(self.path)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        painter.drawPixmap(self.rect, pixmap, source)
+        painter.restore()
 
     def _paint_placeholder_text(self, painter: QPainter) -> None:
         r = self.rect

@@ -248,6 +248,11 @@ class PageCanvas(QGraphicsView):
         self._scene.set_show_pose_overlay(show)
         self.pose_overlay_toggled.emit(show)
 
+    def follow_renders(self, render_service) -> None:
+        """Show ``render_service``'s jobs in their panels: queued badge, live preview with progress
+        and a cancel button, error badge (see :mod:`.live_render`)."""
+        self._scene.live.follow(render_service)
+
     def shutdown(self) -> None:
         """Stop the overlay's helper thread (the window calls this when it closes)."""
         self._scene.pose_overlay.shutdown()
