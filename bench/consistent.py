@@ -13,7 +13,6 @@ the cached banks, as in a whole-story run.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.run import emit_result  # noqa: E402
 
 CAST = [("ana", "Ana", "green raincoat"), ("ben", "Ben", "grey sweater"), ("cid", "Cid", "red scarf"),
         ("dee", "Dee", "yellow hat")]  # fmt: skip
@@ -107,10 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
         "tiny_bank_file_bytes": len(banks[0].to_bytes()),
         "sdxl_1024_real_shapes": real_shape_figures(),
     }  # fmt: skip
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit_result(result, args.out)
     return result
 
 

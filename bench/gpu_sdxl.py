@@ -14,7 +14,6 @@ whole-image seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.run import emit_result  # noqa: E402
 
 
 def full_size_models(device: str) -> dict:
@@ -181,10 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
         "engine_image_s": round(statistics.median(r[0] for r in ours), 3),
     }  # fmt: skip
     result["engine_vs_raw"] = round(result["engine_image_s"] / result["raw_image_s"], 3)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit_result(result, args.out)
     return result
 
 

@@ -22,7 +22,6 @@ not SDXL's (where the UNet dominates and the ratio is closer to 1).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import _timed  # noqa: E402
+from bench.run import _timed, emit_result  # noqa: E402
 
 TEXT = ("ana hands ben a brass key on the windy pier at dusk while gulls circle the mast, ana: tall woman with "
         "a red scarf, a green raincoat and short curly auburn hair, ben: short man in a grey wool cap, a navy "
@@ -114,10 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         "windowed_1_vs_stock": round(encode_ms["1"] / stock_ms, 3),
         "apply_long_prompt_ms_3_windows": apply_ms,
     }  # fmt: skip
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit_result(result, args.out)
     return result
 
 

@@ -31,7 +31,6 @@ queries/s on the CPU (``--full-arch`` picks another open_clip architecture). Not
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
@@ -42,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import _timed  # noqa: E402
+from bench.run import _timed, emit_result  # noqa: E402
 
 TINY_ARCH = "bench-tiny-pose-clip"
 PICTURE_SIZES = ((320, 480), (480, 320), (400, 400), (256, 512))
@@ -187,10 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.full_threads or default_threads)
         result["full"] = {"threads": torch.get_num_threads(),
                           **full_size(args.full_images, queries[: args.full_queries], args.full_arch)}  # fmt: skip
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit_result(result, args.out)
     return result
 
 

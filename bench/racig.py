@@ -15,7 +15,6 @@ peak RSS after each configuration (monotone: read the increments).
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import statistics
 import sys
@@ -26,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "backends"))
+
+from bench.run import emit_result  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -95,10 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
         "targets": {"ratio_2_vs_1": 1.3, "ratio_4_vs_1": 1.6},
         "embeddings_computed": backend.embeddings.computed,
     }  # fmt: skip
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit_result(result, args.out)
     tmp.cleanup()
     return result
 

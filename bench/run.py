@@ -24,6 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def emit_result(result: dict, out: str | None = None) -> None:
+    """What every benchmark script does with its figures: indented JSON on stdout (``_json_of``
+    reads it back) and, with ``--out``, the same text in a file."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+
+
 def _timed(fn, *args, **kwargs) -> tuple[float, object]:
     start = time.perf_counter()
     value = fn(*args, **kwargs)

@@ -15,7 +15,6 @@ Each measurement alternates raw/backend/engine so machine load drifts hit all th
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.run import emit_result  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -122,10 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         "backend_ratio": round(med["backend"] / med["raw"], 3), "engine_ratio": round(med["engine"] / med["raw"], 3),
         "engine_ratio_target": 1.05, "switch_reloads": switch_reloads,
     }  # fmt: skip
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    emit_result(result, args.out)
     return result
 
 
