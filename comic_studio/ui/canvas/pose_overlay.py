@@ -445,6 +445,9 @@ class PoseOverlayItem(QGraphicsItem):
     def _paint_names(self, painter: QPainter, overlay: PoseOverlay) -> None:
         """Each character's name above its head, at a fixed screen size."""
         base = painter.worldTransform()
+        # Tags stay inside the panel (the overlay is clipped to it): a figure at the panel's edge
+        # would otherwise show half a name.
+        frame = base.mapRect(QRectF(self.to_page(0.0, 0.0), self.to_page(1.0, 1.0)))
         font = QFont(painter.font())
         font.setPixelSize(12)
         font.setBold(True)
@@ -463,7 +466,8 @@ class PoseOverlayItem(QGraphicsItem):
             painter.setFont(font)
             metrics = painter.fontMetrics()
             w, h = metrics.horizontalAdvance(name) + 10, metrics.height() + 4
-            tag = QRectF(anchor.x() - w / 2, anchor.y() - h - 3, w, h)
+            x = min(max(anchor.x() - w / 2, frame.left() + 2), frame.right() - w - 2)
+            tag = QRectF(x, max(anchor.y() - h - 3, frame.top() + 2), w, h)
             painter.setPen(QPen(QColor("#ffffff"), 1.0))
             painter.setBrush(QBrush(QColor(colour)))
             painter.drawRoundedRect(tag, 4, 4)
