@@ -75,6 +75,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         preset=args.preset,
         dpi=args.dpi,
         trim_marks=args.trim_marks,
+        rerender=args.rerender,
         save_project_to=Path(args.save) if args.save else None,
         progress=_Progress(args.quiet),
     )
@@ -161,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     render = sub.add_parser("render", help="render a .comic project or a story text file")
     render.add_argument("input", help="a .comic project or a story .txt/.md file")
     render.add_argument("--out", required=True, help="PATH.pdf, PATH.cbz, or a folder for PNG pages")
-    render.add_argument("--backend", default=None, help="backend for panels without an image (default: the project's)")
+    render.add_argument("--backend", default=None, help="backend for the panels it renders (default: each panel's own)")
+    render.add_argument("--all", dest="rerender", action="store_true",
+                        help="render every panel, not only those without an image (earlier images stay in the history)")
     render.add_argument("--characters", help="character library JSON (for a story file)")
     render.add_argument("--parser", default="rules", help="story parser (default: rules)")
     render.add_argument("--preset", default="us-comic", help="page preset for a story file (default: us-comic)")

@@ -432,9 +432,11 @@ def render_input(
     dpi: int | None = None,
     trim_marks: bool = False,
     save_project_to: Path | None = None,
+    rerender: bool = False,
     progress: Progress = _no_progress,
 ) -> Path:
-    """``comic-studio render``: a project or a story file in, PDF/CBZ/PNGs out."""
+    """``comic-studio render``: a project or a story file in, PDF/CBZ/PNGs out. Panels without an
+    image are rendered; with ``rerender`` every panel is (earlier images stay in its history)."""
     if input_path.suffix.lower() == ".comic":
         doc = Document.open(input_path)
     else:
@@ -446,7 +448,7 @@ def render_input(
 
             characters = infer_characters(text)
         doc = story_to_document(text, characters, title=input_path.stem.replace("_", " ").title(), parser=parser, preset=preset)
-    render_document(doc, backend, progress=progress)
+    render_document(doc, backend, only_missing=not rerender, progress=progress)
     if save_project_to:
         doc.save(save_project_to)
     return export_to(doc, out, dpi=dpi, trim_marks=trim_marks, progress=progress)

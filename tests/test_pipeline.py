@@ -97,6 +97,18 @@ def test_cli_render_story_without_library_infers_characters(tmp_path):
     assert {c.name for c in project.characters} == {"Kenji", "Aiko"}
 
 
+def test_cli_render_all_rerenders_every_panel_and_keeps_the_old_images(tmp_path):
+    story = tmp_path / "walk.txt"
+    story.write_text("Mara walked to the pier.\n\nTheo waved at Mara.\n", encoding="utf-8")
+    first, second, third = (tmp_path / f"{n}.comic" for n in ("first", "second", "third"))
+    assert main(["render", str(story), "--out", str(tmp_path / "a.pdf"), "--save", str(first), "--quiet"]) == 0
+    assert main(["render", str(first), "--out", str(tmp_path / "b.pdf"), "--save", str(second), "--quiet"]) == 0
+    assert main(["render", str(first), "--all", "--out", str(tmp_path / "c.pdf"), "--save", str(third), "--quiet"]) == 0
+    counts = [[len(p.results) for page in load_project(f)[0].pages for p in page.panels] for f in (first, second, third)]
+    assert set(counts[0]) == {1} and counts[1] == counts[0]  # without --all: nothing to render
+    assert set(counts[2]) == {2}  # --all: one more image per panel, the first one kept
+
+
 def test_cli_outputs_and_errors(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--quiet"]) == 0
     assert main(["render", str(tmp_path / "demo" / "demo.comic"), "--out", str(tmp_path / "book.cbz"), "--quiet"]) == 0
