@@ -28,8 +28,8 @@ TINY_MAX_SIDE = 256
 
 
 def use_tiny_models(folder: str | Path | None = None) -> Any:
-    """Build the tiny kit under ``folder`` (default: the user cache) if needed, and make its SDXL
-    folder the default SDXL model for this process, at :data:`TINY_STEPS` steps. Returns the :class:`~comic_studio.generation.tiny.TinyKit`."""
+    """Build the tiny kit under ``folder`` (default: the user cache) if needed, and make its models
+    the defaults of the sdxl, consistent and racig backends for this process, at :data:`TINY_STEPS` steps. Returns the :class:`~comic_studio.generation.tiny.TinyKit`."""
     from comic_studio.generation.tiny import build_tiny_kit
 
     if folder is None:
@@ -38,9 +38,17 @@ def use_tiny_models(folder: str | Path | None = None) -> Any:
         folder = Path(user_cache_dir("comic-studio")) / "tiny-models"
     kit = build_tiny_kit(folder)
     os.environ[DEFAULT_SDXL_ENV] = str(kit.sdxl)
-    from comic_studio.backends.sdxl.backend import set_default_settings
+    from comic_studio.backends.base import set_default_settings
+    from comic_studio.backends.racig.backend import RacigBackend
+    from comic_studio.backends.sdxl.backend import SdxlBackend
 
-    set_default_settings(steps=TINY_STEPS, preview_every=0, max_side=TINY_MAX_SIDE)
+    quick = {"steps": TINY_STEPS, "preview_every": 0, "max_side": TINY_MAX_SIDE}
+    set_default_settings(SdxlBackend, **quick)  # consistent inherits the sdxl settings
+    plus, face = kit.ip_adapter_weights
+    weights = kit.ip_adapter / "sdxl_models"
+    set_default_settings(RacigBackend, **quick, model=str(kit.sdxl), controlnet=str(kit.controlnet),
+                         image_encoder=str(kit.image_encoder), ip_adapter_face=str(weights / face),
+                         ip_adapter_plus=str(weights / plus))  # fmt: skip
     return kit
 
 

@@ -29,20 +29,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return tryon
 
 
-def tiny_racig_settings() -> dict[str, Any]:
-    """Backend settings that point racig at the tiny kit (built once in the user cache)."""
-    from comic_studio.cli_models import TINY_MAX_SIDE, TINY_STEPS, use_tiny_models
-
-    kit = use_tiny_models()
-    plus, face = kit.ip_adapter_weights
-    weights = kit.ip_adapter / "sdxl_models"
-    return {
-        "model": str(kit.sdxl), "controlnet": str(kit.controlnet), "image_encoder": str(kit.image_encoder),
-        "ip_adapter_face": str(weights / face), "ip_adapter_plus": str(weights / plus),
-        "steps": TINY_STEPS, "max_side": TINY_MAX_SIDE, "preview_every": 0,
-    }  # fmt: skip
-
-
 def _cmd_tryon(args: argparse.Namespace) -> int:
     from comic_studio.core.document import Document
     from comic_studio.core.errors import ComicStudioError
@@ -55,14 +41,17 @@ def _cmd_tryon(args: argparse.Namespace) -> int:
     doc = Document.open(path)
     panel = find_panel(doc.project, args.panel)
     character = find_character(doc.project, panel, args.character)
-    settings = tiny_racig_settings() if args.models == "tiny" else None
+    if args.models == "tiny":
+        from comic_studio.cli_models import use_tiny_models
+
+        use_tiny_models()  # the tiny kit becomes racig's default models for this process
 
     def progress(step: int, total: int, _preview: Any) -> bool:
         if not args.quiet:
             print(f"try-on: step {step}/{total}", file=sys.stderr)
         return True
 
-    result = try_on(doc, panel.id, character.id, outfit, args.scope, settings=settings, on_step=progress)
+    result = try_on(doc, panel.id, character.id, outfit, args.scope, on_step=progress)
     saved = doc.save(Path(args.out) if args.out else path)
     history = len(doc.project.find_panel(panel.id)[1].results)
     print(f"{saved}: {character.name} tried on {outfit.name} in panel {panel.id} "

@@ -18,7 +18,7 @@ from test_racig_support import HASHES, REFS  # noqa: E402
 
 from comic_studio import cli, pipeline  # noqa: E402
 from comic_studio.backends.racig import RacigBackend  # noqa: E402
-from comic_studio.backends.sdxl.backend import reset_default_settings  # noqa: E402
+from comic_studio.backends.base import reset_default_settings  # noqa: E402
 from comic_studio.core import editing  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.core.layout import page_format  # noqa: E402
@@ -38,9 +38,10 @@ def book(tmp_path, tmp_path_factory, monkeypatch):
     # `--models tiny` builds its kit in the user cache: keep it in this test session's folder.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.delenv(DEFAULT_SDXL_ENV, raising=False)
-    from comic_studio.cli_tryon import tiny_racig_settings
+    from comic_studio.cli_models import use_tiny_models
 
-    settings = tiny_racig_settings()
+    use_tiny_models()  # what `--models tiny` does: the kit becomes the backends' defaults
+    settings: dict = {}
     doc = Document.new("Try-on", page_format("us-comic").model_copy(update={"dpi": 72}))  # small panels: fast
     for data in REFS[:4]:
         doc.assets.add(data)
@@ -117,3 +118,15 @@ def test_body_tryon_needs_an_image(book, tmp_path, capsys):
     assert cli.main(["tryon", str(path), "--panel", "1.2", "--character", "Ben", "--outfit", str(outfit), "--quiet"]) == 1
     assert "no image to repaint yet" in capsys.readouterr().err
     assert Document.open(path).project.characters[1].body_refs == [HASHES[3]]
+
+
+def test_render_with_racig_on_the_tiny_models_renders_every_panel(book, tmp_path):
+    path, _panel_id, _outfit = book
+    before = Document.open(path).project
+    out = tmp_path / "racig.comic"
+    assert cli.main(["render", str(path), "--backend", "racig", "--all", "--models", "tiny", "--out", str(tmp_path / "racig.pdf"),
+                 "--save", str(out), "--quiet"]) == 0  # fmt: skip
+    after = Document.open(out).project
+    for old_page, new_page in zip(before.pages, after.pages):
+        for old, new in zip(old_page.panels, new_page.panels):
+            assert len(new.results) == len(old.results) + 1 and new.result().backend == "racig"

@@ -18,6 +18,8 @@ from comic_studio.generation.models.needs import ModelNeed
 from comic_studio.generation.request import GenerationRequest, GenerationResult, StepCallback
 
 SETTING_TYPES = frozenset({"int", "float", "bool", "str", "choice"})
+_DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {}
+"""backend name → setting → default, changed for this process (the ``--models tiny`` smoke preset)."""
 
 
 class BackendSettingsError(ComicStudioError):
@@ -112,3 +114,27 @@ def _check_value(backend: str, key: str, spec: dict[str, Any], value: Any) -> An
     if hi is not None and value > hi:
         raise BackendSettingsError(backend, key, f"{value} is above the maximum {hi}")
     return value
+
+
+# --------------------------------------------------------------------------- process-wide defaults
+
+
+def set_default_settings(backend: type[GenerationBackend], **values: Any) -> None:
+    """Change this process's defaults of ``backend``'s settings (e.g. the tiny kit's model paths and
+    few steps for ``--models tiny``). Validated like any request; results still record every
+    effective setting, so a replay elsewhere is exact. A backend's ``settings_schema`` applies them
+    with :func:`with_default_overrides`."""
+    checked = backend().validate_settings(values)
+    _DEFAULT_OVERRIDES.setdefault(backend.name, {}).update({k: checked[k] for k in values})
+
+
+def reset_default_settings() -> None:
+    """Back to the declared defaults, for every backend."""
+    _DEFAULT_OVERRIDES.clear()
+
+
+def with_default_overrides(schema: dict[str, dict[str, Any]], backend_name: str) -> dict[str, dict[str, Any]]:
+    """``schema`` with the defaults :func:`set_default_settings` changed for ``backend_name``."""
+    overrides = _DEFAULT_OVERRIDES.get(backend_name, {})
+    return {key: ({**spec, "default": overrides[key]} if key in overrides else spec) for key, spec in schema.items()}
+

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends.base import GenerationBackend, ModelNeed
+from comic_studio.backends.base import GenerationBackend, ModelNeed, with_default_overrides
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.conditioning import MAX_CHARACTERS, Conditioning, build_conditioning
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
@@ -64,7 +64,7 @@ class RacigBackend(GenerationBackend):
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
         path = {"type": "str", "default": "", "max_length": 4096}
-        return {
+        return with_default_overrides({
             "model": {**path, "label": "Base model", "help": "SDXL catalogue id, diffusers folder or checkpoint (empty = default)."},
             "model_config": {**path, "label": "Checkpoint config folder"},
             "controlnet": {**path, "label": "OpenPose ControlNet", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['controlnet']})."},
@@ -102,7 +102,7 @@ class RacigBackend(GenerationBackend):
                            "help": "Body try-on repaints this image (PNG data URI or file path)."},
             "strength": {"type": "float", "default": 0.99, "min": 0.01, "max": 1.0, "label": "Try-on strength"},
             "preview_every": {"type": "int", "default": 1, "min": 0, "max": 1000, "label": "Preview every N steps"},
-        }  # fmt: skip
+        }, cls.name)  # fmt: skip
 
     # ------------------------------------------------------------------ engine hooks
 

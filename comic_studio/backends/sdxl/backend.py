@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends.base import GenerationBackend, ModelNeed
+from comic_studio.backends.base import GenerationBackend, ModelNeed, with_default_overrides
 from comic_studio.backends.sdxl.inputs import fit, parse_region, read_image_setting, region_mask
 from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.previews import latents_to_rgb
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "txt2img", "img2img", "inpaint")
-_DEFAULT_OVERRIDES: dict[str, Any] = {}
 IMAGE_SETTING_MAX = 64 * 1024 * 1024
 """Data URIs for init images and masks are long; 64 MB of text is a 48 MB PNG."""
 
@@ -49,10 +48,7 @@ class SdxlBackend(GenerationBackend):
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
-        schema = cls._base_schema()
-        for key, value in _DEFAULT_OVERRIDES.items():
-            schema[key] = {**schema[key], "default": value}
-        return schema
+        return with_default_overrides(cls._base_schema(), SdxlBackend.name)
 
     @classmethod
     def _base_schema(cls) -> dict[str, dict[str, Any]]:
@@ -172,17 +168,6 @@ class SdxlBackend(GenerationBackend):
             if mode == "inpaint":
                 call.update(mask_image=fit(mask, (width, height), "L"), height=height, width=width)
         return pipe, call
-
-
-def set_default_settings(**values: Any) -> None:
-    """Change this process's defaults (e.g. few steps for the ``--models tiny`` smoke preset).
-    Results still record every effective setting, so a replay elsewhere is exact."""
-    checked = SdxlBackend().validate_settings(values)  # names and ranges as for any request
-    _DEFAULT_OVERRIDES.update({k: checked[k] for k in values})
-
-
-def reset_default_settings() -> None:
-    _DEFAULT_OVERRIDES.clear()
 
 
 # ---------------------------------------------------------------------------------- helpers
