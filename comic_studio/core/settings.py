@@ -28,6 +28,8 @@ MAX_AUTOSAVE_MINUTES = 120
 
 Theme = Literal["system", "light", "dark"]
 Device = Literal["auto", "cuda", "mps", "cpu"]
+Precision = Literal["auto", "float32", "float16", "bfloat16"]
+MemoryMode = Literal["gpu", "model-offload", "sequential-offload"]
 
 
 class SettingsError(ComicStudioError):
@@ -59,7 +61,11 @@ class AppSettings(BaseModel):
     a key is read from $COMIC_STUDIO_OPENAI_API_KEY only."""
     openai_model: Annotated[str, Field(max_length=500)] = ""
     device: Device = "auto"
-    """Placeholder read by the generation engine: where models run."""
+    """Where generation models run (the engine's EngineSettings.device)."""
+    dtype: Precision = "auto"
+    """Model precision: ``auto`` = float16 on a GPU (with the fp16-fixed SDXL VAE), float32 on the CPU."""
+    memory_mode: MemoryMode = "gpu"
+    """``gpu``: everything resident; ``model-offload`` / ``sequential-offload`` for small GPUs."""
     pose_clip_model: Annotated[str, Field(max_length=4_000)] = "openclip-vit-h-14"
     """The OpenCLIP model of the "openclip" pose matching: a catalogue id (kind ``openclip``) or a
     weights file path."""

@@ -79,6 +79,7 @@ class MainWindow(QMainWindow):
         self._exports: list[ExportThread] = []
 
         self.render_service = render_service or RenderService(self.ctx, parent=self)
+        self._apply_engine_settings()
         self.canvas = PageCanvas(self.ctx, self)
         self.canvas.setObjectName("page_canvas")
         self.canvas.follow_renders(self.render_service)  # renders in progress show in their panels
@@ -498,7 +499,15 @@ class MainWindow(QMainWindow):
         apply_theme(self.settings.theme)
         self.action_map[f"theme_{self.settings.theme}"].setChecked(True)
         self.autosave.set_interval(self.settings.autosave_minutes)
+        self._apply_engine_settings()
         self.ctx.message.emit("Preferences saved")
+
+    def _apply_engine_settings(self) -> None:
+        # Importing generation.settings is cheap (no torch): the engine itself still starts lazily.
+        from comic_studio.generation.settings import EngineSettings
+
+        self.render_service.set_engine_settings(
+            EngineSettings(device=self.settings.device, dtype=self.settings.dtype, memory_mode=self.settings.memory_mode))
 
     def set_theme(self, theme: str) -> None:
         self.settings.theme = theme

@@ -95,6 +95,7 @@ class RenderService(QObject):
         self.ctx = ctx
         self._engine = engine
         self._owns_engine = engine is None
+        self._engine_settings: Any = None  # EngineSettings for the engine made on first use
         self._bridge: Any = None
         self._jobs: dict[str, RenderJob] = {}
         self._last_problem = ""
@@ -121,9 +122,16 @@ class RenderService(QObject):
                 raise ComicStudioError("the render service has been shut down")
             from comic_studio.generation.engine import Engine
 
-            self._engine = Engine()
+            self._engine = Engine(self._engine_settings)
             self._connect_bridge(self._engine)
         return self._engine
+
+    def set_engine_settings(self, settings: Any) -> None:
+        """Device / precision / memory mode (an EngineSettings) from the preferences: used when the
+        engine starts, or by a running engine before its next job (never mid-job)."""
+        self._engine_settings = settings
+        if self._engine is not None:
+            self._engine.set_settings(settings)
 
     def _connect_bridge(self, engine: Any) -> None:
         from comic_studio.ui.engine_bridge import EngineBridge

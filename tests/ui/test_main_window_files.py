@@ -169,6 +169,8 @@ def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
         dialog.autosave.setValue(2)
         dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
         dialog.pose_clip_model.setText(" openclip-vit-bigg-14 ")
+        dialog.dtype.setCurrentIndex(dialog.dtype.findData("bfloat16"))
+        dialog.memory_mode.setCurrentIndex(dialog.memory_mode.findData("model-offload"))
         return QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(PreferencesDialog, "exec", fill_and_accept)
@@ -180,6 +182,10 @@ def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
     assert (saved.default_page_preset, saved.reading_direction, saved.theme, saved.autosave_minutes, saved.device) == (
         "manga-b5", ReadingDirection.RTL, "dark", 2, "cpu")
     assert saved.pose_clip_model == "openclip-vit-bigg-14"
+    assert (saved.dtype, saved.memory_mode) == ("bfloat16", "model-offload")
+    # The generation engine starts with them (and a running one takes them before its next job).
+    engine = win.render_service.engine
+    assert (engine.settings.device, engine.settings.dtype, engine.settings.memory_mode) == ("cpu", "bfloat16", "model-offload")
     assert win.autosave.timer.interval() == 2 * 60_000
     assert win.action_map["theme_dark"].isChecked()
     # New projects follow the new defaults.

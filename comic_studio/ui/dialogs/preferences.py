@@ -28,6 +28,9 @@ from comic_studio.core.settings import MAX_AUTOSAVE_MINUTES, AppSettings
 
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 DEVICE_LABELS = {"auto": "Automatic", "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (Metal)", "cpu": "CPU only"}
+PRECISION_LABELS = {"auto": "Automatic (half on a GPU)", "float16": "float16", "bfloat16": "bfloat16", "float32": "float32 (full)"}
+MEMORY_LABELS = {"gpu": "Everything on the GPU (fastest)", "model-offload": "Offload whole models (less memory)",
+                 "sequential-offload": "Offload layer by layer (least memory, slowest)"}
 DIRECTION_LABELS = {ReadingDirection.LTR: "Left to right", ReadingDirection.RTL: "Right to left (manga)"}
 
 
@@ -105,6 +108,11 @@ class PreferencesDialog(QDialog):
         form.addRow("Theme:", self.theme)
         form.addRow("Autosave every:", self.autosave)
         form.addRow("Generation device:", self.device)
+        self.dtype = _combo(PRECISION_LABELS, settings.dtype)
+        self.memory_mode = _combo(MEMORY_LABELS, settings.memory_mode)
+        self.memory_mode.setToolTip("On a GPU running out of memory the engine also retries once in the next leaner mode")
+        form.addRow("Precision:", self.dtype)
+        form.addRow("GPU memory:", self.memory_mode)
         self.pose_clip_model = QLineEdit(settings.pose_clip_model)
         self.pose_clip_model.setPlaceholderText("a catalogue id (openclip-vit-h-14, openclip-vit-bigg-14) or a weights file")
         self.pose_clip_model.setToolTip("The OpenCLIP model of pose matching 'openclip' (text → pose-photo search)")
@@ -144,6 +152,8 @@ class PreferencesDialog(QDialog):
             "theme": self.theme.currentData(),
             "autosave_minutes": self.autosave.value(),
             "device": self.device.currentData(),
+            "dtype": self.dtype.currentData(),
+            "memory_mode": self.memory_mode.currentData(),
             "pose_clip_model": self.pose_clip_model.text().strip(),
             "llm_model": self.llm_model.text().strip(),
             "openai_base_url": self.openai_base_url.text().strip(),
