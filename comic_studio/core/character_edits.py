@@ -106,17 +106,47 @@ def update_character(doc: Document, character_id: str, label: str = "Edit charac
 
 
 def delete_character(doc: Document, character_id: str) -> Changes:
-    name = _character(doc, character_id).name
-    return doc.execute(RemoveItem(("characters",), character_id, text=f"Delete character {name}"))
+    return delete_characters(doc, [character_id])
 
 
 def delete_characters(doc: Document, character_ids: list[str]) -> Changes:
-    """Delete several characters as one undo step (a multi-selection in the dock)."""
-    if len(character_ids) == 1:
-        return delete_character(doc, character_ids[0])
+    """Delete characters (a multi-selection in the dock) as one undo step, together with every
+    mention of them, so nothing points at a character that no longer exists (see :func:`_forget`)."""
     names = [_character(doc, cid).name for cid in character_ids]
     removes = [RemoveItem(("characters",), cid, text="Delete character") for cid in character_ids]
-    return doc.execute(Compound(f"Delete {len(names)} characters", removes))
+    label = f"Delete character {names[0]}" if len(names) == 1 else f"Delete {len(names)} characters"
+    return doc.execute(Compound(label, [*_forget(doc.project, set(character_ids)), *removes]))
+
+
+def _forget(project: Any, gone: set[str]) -> list[Any]:
+    """Commands that drop the ``gone`` characters from what names them: beats (cast, actor/target;
+    their dialogue lines become unattributed voices), panel placements, and balloon tails aimed at
+    them (a tail with an explicit tip keeps it; otherwise the balloon loses its tail)."""
+    commands: list[Any] = []
+    for scene in project.story.scenes:
+        for beat in scene.beats:
+            fields: dict[str, Any] = {}
+            if gone.intersection(beat.characters):
+                fields["characters"] = [c for c in beat.characters if c not in gone]
+            if beat.actor_id in gone:
+                fields["actor_id"] = None
+            if beat.target_id in gone:
+                fields["target_id"] = None
+            if any(line.speaker_id in gone for line in beat.dialogue):
+                fields["dialogue"] = [line.model_copy(update={"speaker_id": None}) if line.speaker_id in gone else line
+                                      for line in beat.dialogue]  # fmt: skip
+            if fields:
+                commands.append(SetFields(("beat", beat.id), "Forget character", **fields))
+    for page in project.pages:
+        for panel in page.panels:
+            if any(p.character_id in gone for p in panel.characters):
+                kept = [p for p in panel.characters if p.character_id not in gone]
+                commands.append(SetFields(("panel", panel.id), "Forget character", characters=kept))
+            for balloon in panel.balloons:
+                if balloon.tail is not None and balloon.tail.character_id in gone:
+                    tail = balloon.tail.model_copy(update={"character_id": None}) if balloon.tail.point is not None else None
+                    commands.append(SetFields(("balloon", balloon.id), "Forget character", tail=tail))
+    return commands
 
 
 def move_character(doc: Document, character_id: str, new_index: int) -> Changes:

@@ -43,6 +43,39 @@ def test_add_update_delete_undo(doc):
     assert doc.project.characters == []
 
 
+def test_deleting_a_character_removes_every_mention_in_one_undo_step():
+    from comic_studio.pipeline import letter_panel, render_document, story_to_document
+
+    doc = story_to_document("Ana hands Ben a brass key on the pier.\n\n\"Thanks,\" Ben said to Ana.",
+                            [Character(name="Ana"), Character(name="Ben")])  # fmt: skip
+    render_document(doc)  # storyboard placements and lettered balloons with tails aimed at speakers
+    ben = next(c for c in doc.project.characters if c.name == "Ben")
+    before = doc.project.model_copy(deep=True)
+
+    def mentions(project) -> list[str]:
+        found = []
+        for beat in (b for scene in project.story.scenes for b in scene.beats):
+            found += [f"beat cast {beat.id}"] * beat.characters.count(ben.id)
+            found += [f"beat role {beat.id}"] * [beat.actor_id, beat.target_id].count(ben.id)
+            found += [f"speaker {beat.id}" for line in beat.dialogue if line.speaker_id == ben.id]
+        for panel in (p for page in project.pages for p in page.panels):
+            found += [f"placement {panel.id}" for p in panel.characters if p.character_id == ben.id]
+            found += [f"tail {b.id}" for b in panel.balloons if b.tail and b.tail.character_id == ben.id]
+        return found
+
+    assert {m.split()[0] for m in mentions(doc.project)} >= {"beat", "speaker", "placement", "tail"}
+    depth = doc.undo_stack.index
+    ce.delete_character(doc, ben.id)
+    assert doc.undo_stack.index == depth + 1 and mentions(doc.project) == []
+    assert doc.project.character(ben.id) is None and len(doc.project.characters) == 1
+    for panel in (p for page in doc.project.pages for p in page.panels):
+        letter_panel(doc, panel.id)  # lettering still works with the speaker gone
+    doc.undo()  # the re-lettering steps
+    while doc.project.character(ben.id) is None:
+        doc.undo()
+    assert doc.project == before
+
+
 def test_update_rejects_bad_values_and_skips_no_ops(doc):
     c = ce.add_character(doc, name="Ada")
     depth = doc.undo_stack.index
