@@ -335,14 +335,18 @@ def image_features(embedder: OpenClipEmbedder, paths: Sequence[Path], cache_dir:
             out[i] = cached
         else:
             todo.setdefault(digest, []).append(i)
-    loaded: list[tuple[str, Image.Image]] = []
-    for digest, rows in todo.items():
-        try:
-            loaded.append((digest, open_image(paths[rows[0]])))
-        except OpenClipError as exc:
-            _note(problems, str(exc))
-    for start in range(0, len(loaded), IMAGE_BATCH * 4):  # bounded memory: a few batches of decoded images
-        chunk = loaded[start : start + IMAGE_BATCH * 4]
+    pending = list(todo.items())
+    for start in range(0, len(pending), IMAGE_BATCH * 4):
+        # Bounded memory: only a few batches of pictures are decoded at a time, just before they
+        # are encoded (a photo folder of thousands of 12 MP photos would not fit decoded at once).
+        chunk: list[tuple[str, Image.Image]] = []
+        for digest, rows in pending[start : start + IMAGE_BATCH * 4]:
+            try:
+                chunk.append((digest, open_image(paths[rows[0]])))
+            except OpenClipError as exc:
+                _note(problems, str(exc))
+        if not chunk:
+            continue
         vectors = embedder.encode_images([im for _, im in chunk])
         for (digest, _), vec in zip(chunk, vectors):
             for i in todo[digest]:

@@ -471,9 +471,14 @@ class PanelInspector(QScrollArea):
             return None
         return self.render_service.regenerate(self.panel_id, result_id, priority=INTERACTIVE_PRIORITY)
 
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+    def shutdown(self) -> None:
+        """Stop the helper threads (thumbnails, racig masks, pose browser). The main window calls
+        this when it closes: a docked widget gets no closeEvent of its own then."""
         self.history.shutdown()
         self.racig.shutdown()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        self.shutdown()
         super().closeEvent(event)
 
 

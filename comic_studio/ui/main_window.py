@@ -686,6 +686,7 @@ class MainWindow(QMainWindow):
         self.story_outliner.shutdown()  # stop a running parse before Qt tears the widgets down
         shutdown_shared_image_cache()  # the canvas' decode threads
         self.canvas.shutdown()  # the pose overlay's helper thread
+        self.inspector.shutdown()  # its thumbnail, mask and pose-browser threads (docks get no closeEvent)
         self.remember_layout()
         self._save_settings()
         event.accept()

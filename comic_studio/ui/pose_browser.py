@@ -52,7 +52,6 @@ THUMB = QSize(96, 64)
 PREVIEW_WIDTH, PREVIEW_MAX_HEIGHT = 300, 220
 MAX_RESULTS = 48
 """Entries shown for a search (the best first); an empty search lists every entry of that size."""
-EMBEDDERS = ("auto", "minilm", "overlap")
 SUPERSAMPLE = 3
 """Skeletons are drawn this much larger and reduced: the OpenPose stroke width is for ~512 px images."""
 
@@ -72,7 +71,10 @@ class PosePlan:
 
 
 def panel_embedder(panel: Panel) -> str:
-    """The text matcher the panel's backend retrieves with (storyboard and racig share the name)."""
+    """The text matcher the panel's backend retrieves with (storyboard and racig share the name),
+    OpenCLIP included: the grid must rank as the render will pick."""
+    from comic_studio.poses.retrieval import EMBEDDERS
+
     value = panel.backend_settings.get("pose_matching", "auto")
     return value if value in EMBEDDERS else "auto"
 

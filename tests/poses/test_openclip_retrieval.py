@@ -306,3 +306,31 @@ def test_an_image_path_leaving_the_library_folder_is_refused(app_env):
         parse_library(text, "mine.json")
     ok = parse_library(dump_library([template]).replace('"aspect"', '"image":"mine.images/a.png","aspect"', 1))
     assert ok[0].image == "mine.images/a.png" and '"image":"mine.images/a.png"' in dump_library(ok)
+
+
+def test_pictures_are_decoded_a_chunk_at_a_time_not_all_before_encoding(tmp_path, clip, monkeypatch):
+    # A photo folder of thousands of pictures must not be held decoded in memory all at once: each
+    # encode call gets at most a few batches, decoded just before it.
+    from comic_studio.poses import openclip_embedder as oc
+
+    chunk = oc.IMAGE_BATCH * 4
+    paths = []
+    for i in range(chunk + 3):
+        path = tmp_path / f"p{i:03d}.png"
+        Image.new("RGB", (24, 32), (i, 255 - i, (7 * i) % 256)).save(path)
+        paths.append(path)
+    decoded: list[int] = []
+    real_open, real_encode = oc.open_image, clip.encode_images
+    monkeypatch.setattr(oc, "open_image", lambda path: (decoded.append(1), real_open(path))[1])
+    held: list[int] = []  # pictures decoded and not yet encoded, at each encode call
+
+    def encode(images):
+        held.append(len(decoded) - sum(held))
+        return real_encode(images)
+
+    monkeypatch.setattr(clip, "encode_images", encode)
+    found = oc.image_features(clip, paths, tmp_path / "cache")
+    assert all(v is not None for v in found) and len(decoded) == len(paths)
+    assert held == [chunk, 3]
+    expected = real_encode([real_open(p) for p in paths[-3:]])
+    np.testing.assert_allclose(np.stack(found[-3:]), expected, atol=1e-5)

@@ -271,3 +271,66 @@ def test_view_action_and_inspector_show_masks_turn_the_overlay_on(qtbot, tmp_pat
     assert window.canvas.show_pose_overlay and action.isChecked()
     window.ctx.undo_stack.setClean()
     window.canvas.shutdown()
+
+
+def test_a_nudge_on_figures_still_being_recomputed_is_refused_not_lost(qtbot, studio, ctx):
+    # Until the overlay of the panel's new state arrives, the figures shown are the old ones (with
+    # the last nudge only drawn on top): a second nudge built from them would silently drop the
+    # first one (or a pose just picked in the inspector).
+    view, panel_id = studio
+    view.set_show_pose_overlay(True)
+    item = _wait_overlay(qtbot, view, panel_id)
+    controller = view.page_scene.pose_overlay
+    figure = item.overlay.character_figure[0]
+    assert controller.nudge_figure(panel_id, figure, nudging.Nudge(dx=-0.1))
+    first = _panel(ctx, panel_id).pose
+    steps = ctx.undo_stack.count()
+    assert controller.pending()  # the nudged pose's overlay is on its way
+    assert not controller.nudge_figure(panel_id, figure, nudging.Nudge(dy=0.05))
+    assert _panel(ctx, panel_id).pose == first and ctx.undo_stack.count() == steps
+    assert item.live is not None  # the first nudge stays drawn until its overlay arrives
+    # Once it has arrived, nudging goes on from the nudged figure.
+    _wait_overlay(qtbot, view, panel_id)
+    assert controller.nudge_figure(panel_id, figure, nudging.Nudge(dy=0.05))
+    new, old = _panel(ctx, panel_id).pose.figures[figure].keypoints, first.figures[figure].keypoints
+    np.testing.assert_allclose([(x, y - 0.05) for x, y, _v in new], [k[:2] for k in old], atol=1e-9)
+
+
+def _press_and_move(qtbot, view, start: QPointF, end: QPointF) -> None:
+    vp = view.viewport()
+    a, b = _to_view(view, start), _to_view(view, end)
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=a)
+    for i in range(1, 5):
+        qtbot.mouseMove(vp, QPoint(round(a.x() + (b.x() - a.x()) * i / 4), round(a.y() + (b.y() - a.y()) * i / 4)))
+
+
+def test_a_change_during_a_drag_keeps_the_nudge_only_if_the_figures_stayed(qtbot, studio, ctx):
+    view, panel_id = studio
+    controller = view.page_scene.pose_overlay
+    view.set_show_pose_overlay(True)
+    item = _wait_overlay(qtbot, view, panel_id)
+    figure = item.overlay.character_figure[0]
+    # A change that leaves the figures as they are (a backend setting the poses do not read),
+    # arriving mid-drag: the nudge is applied on release.
+    start = _handle(item, figure, "move").pos()
+    _press_and_move(qtbot, view, start, start + QPointF(-0.1 * item.box.w, 0))
+    ctx.edit(editing.set_panel_fields, panel_id, "Label", backend_settings={**FAST, "label": True})
+    qtbot.waitUntil(lambda: "arrived" in (controller._drag or {}), timeout=15_000)
+    steps = ctx.undo_stack.count()
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=_to_view(view, start + QPointF(-0.1 * item.box.w, 0)))
+    assert ctx.undo_stack.count() == steps + 1 and ctx.undo_stack.undoText() == NUDGE_LABEL
+    nudged = _panel(ctx, panel_id).pose
+    # A change that moves the figures (another shot), arriving mid-drag: the drag was on figures
+    # the panel no longer has, so nothing is written and the new state's overlay is shown.
+    item = _wait_overlay(qtbot, view, panel_id)
+    start = _handle(item, figure, "move").pos()
+    _press_and_move(qtbot, view, start, start + QPointF(0, 0.05 * item.box.h))
+    ctx.undo_stack.undo()  # back to the retrieved pose: other figures
+    qtbot.waitUntil(lambda: "arrived" in (controller._drag or {}), timeout=15_000)
+    steps = ctx.undo_stack.count()
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=_to_view(view, start + QPointF(0, 0.05 * item.box.h)))
+    assert ctx.undo_stack.count() == steps and _panel(ctx, panel_id).pose is None and nudged is not None
+    item = _wait_overlay(qtbot, view, panel_id)
+    assert item.live is None
+    expected = compute_pose_overlay(pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)))
+    assert item.overlay.figures == expected.figures

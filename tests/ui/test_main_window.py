@@ -263,3 +263,17 @@ def test_view_tool_and_panel_actions_reach_the_canvas(window):
     assert window.isWindowModified()
     trigger(window, "undo")
     assert len(ctx.current_page.panels) == 3
+
+
+def test_closing_the_window_stops_the_inspectors_helper_threads(window):
+    # A docked widget gets no closeEvent when the main window closes: the window must stop the
+    # inspector's pools itself (thumbnails, racig masks, pose browser), or their threads outlive it
+    # and deliver results to deleted widgets.
+    racig = window.inspector.racig
+    racig.poses._submit("search", "no panel", lambda: None)  # the pose browser's pool exists now
+    pools = [window.inspector.history._loader._pool, racig.poses._pool]
+    window.close()
+    assert not window.isVisible()
+    for pool in pools:
+        with pytest.raises(RuntimeError):
+            pool.submit(lambda: None)  # shut down

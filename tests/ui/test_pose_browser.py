@@ -231,3 +231,15 @@ def test_a_pose_picked_for_a_storyboard_panel_is_what_the_storyboard_draws(studi
         qtbot.mouseClick(browser.use_button, Qt.MouseButton.LeftButton)
     drawn = StoryboardBackend().generate(pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)))
     assert drawn.pose_id == pick != automatic.pose_id
+
+
+def test_the_grid_ranks_with_the_panels_own_matcher_openclip_included():
+    # The grid must rank as the render will pick: a panel set to OpenCLIP (pictures) must not be
+    # searched by captions with another matcher.
+    from comic_studio.core.model import Panel
+    from comic_studio.ui.pose_browser import panel_embedder
+
+    shape = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    for matcher in ("auto", "minilm", "overlap", "openclip"):
+        assert panel_embedder(Panel(shape=shape, backend_settings={"pose_matching": matcher})) == matcher
+    assert panel_embedder(Panel(shape=shape, backend_settings={"pose_matching": "nonsense"})) == "auto"

@@ -3,9 +3,11 @@
 For every panel of the page whose backend draws poses (storyboard, racig: the "pose" capability)
 the overlay shows, clipped to the panel, each character's body region in its colour and its head
 lighter (the regions racig conditions the face and outfit references on), every figure's skeleton
-in the OpenPose colours, and the character names at the heads. It shows what the *next* render
-will draw (``pipeline.build_request``), so it follows every edit: a nudge, a pose picked in the
-inspector, a resized panel, a new render that pinned the figure assignment.
+in the OpenPose colours, and the character names at the heads. It shows the panel's request as
+``pipeline.build_request`` makes it now, so it follows every edit: a nudge, a pose picked in the
+inspector, a resized panel, a new render that pinned the figure assignment. (An automatic pose is
+picked among close matches by seed, and "Render panel" on a rendered panel with an unlocked seed
+takes a new seed: to keep exactly the pose shown, pick it, nudge it, or lock the seed.)
 
 Figures and masks come from :func:`comic_studio.backends.racig.overlay.compute_pose_overlay`,
 run on one helper thread (pose retrieval may load the text embedder and torch: never on the GUI
@@ -15,7 +17,10 @@ is dropped, and a queued job whose request is already stale is skipped.
 Nudging: each figure has a move handle (round, at its hips) and a scale handle (square, at the top
 right of its visible keypoints; it scales about the feet). While dragging only the overlay moves;
 the release writes the panel's explicit pose (all figures, panel-normalised, ``framed=True``) and
-pins the characters to their figures, as one undo step labelled "Nudge figure".
+pins the characters to their figures, as one undo step labelled "Nudge figure". A nudge is built
+from the figures shown, so it needs them to be the panel's current ones: while a changed panel's
+overlay is being computed (a pose picked, an undo, the last nudge) a drag is refused with a status
+message, and a drag during which the figures changed is dropped.
 """
 
 from __future__ import annotations
@@ -170,8 +175,8 @@ class PoseOverlayController(QObject):
         if overlay is None:
             return
         if self._drag is not None and self._drag["item"] is item:
-            # Replacing the figures would delete the handle under the mouse: recompute afterwards.
-            self._wanted.pop(panel_id, None)
+            # Replacing the figures would delete the handle under the mouse: shown after the gesture.
+            self._drag["arrived"] = (key, overlay)
             return
         item.set_overlay(overlay)
         self.overlay_ready.emit(panel_id)
@@ -195,9 +200,18 @@ class PoseOverlayController(QObject):
         found = self.ctx.document.project.find_panel(panel_id)
         return found[1] if found else None
 
+    def _is_current(self, item: PoseOverlayItem) -> bool:
+        """Whether ``item`` shows the panel's current figures. While the overlay of a new state
+        (a pick in the inspector, the last nudge) is computed, the old figures are still shown: a
+        nudge built from them would silently drop that change."""
+        return item.overlay is not None and item.key_shown == self._wanted.get(item.panel_id)
+
     def begin_nudge(self, handle: FigureHandleItem, pos: QPointF) -> None:
         item = handle.overlay_item
         if item.overlay is None:
+            return
+        if not self._is_current(item):
+            self.ctx.message.emit("The figures are being updated; nudge again in a moment")
             return
         box = item.box
         keypoints = item.overlay.figures[handle.figure].keypoints
@@ -233,12 +247,28 @@ class PoseOverlayController(QObject):
             return
         item: PoseOverlayItem = drag["item"]
         nudge: Nudge = drag["nudge"]
+        arrived = drag.get("arrived")
+        if arrived is not None:
+            # The panel changed during the gesture (e.g. a render of it pinned its cast) and the new
+            # state's overlay came in meanwhile: the nudge stands only if the figures dragged are
+            # still the panel's (anything else would silently undo that change).
+            key, fresh = arrived
+            still = (self._wanted.get(item.panel_id) == key and item.overlay is not None
+                     and (fresh.figures, fresh.character_figure) == (item.overlay.figures, item.overlay.character_figure))  # fmt: skip
+            if still:
+                item.key_shown = key  # the same figures: those shown are the current ones
+            elif not nudge.is_identity:
+                self.ctx.message.emit("The figures changed while you dragged them; nudge again")
+            if not (still and not nudge.is_identity and self.nudge_figure(item.panel_id, drag["figure"], nudge)):
+                item.set_live(None, None)
+                self._wanted.pop(item.panel_id, None)
+                if self.scene.page is not None:
+                    self.sync(self.scene.page)  # show the new state's overlay (fetched again)
+            return
         panel = self._panel(item.panel_id)
         applied = panel is not None and item.overlay is not None and not nudge.is_identity
         if not applied or not self.nudge_figure(item.panel_id, drag["figure"], nudge):
             item.set_live(None, None)
-            if self.scene.page is not None and item.panel_id not in self._wanted:
-                self.sync(self.scene.page)  # an overlay arrived during the drag: fetch it again
 
     def nudge_figure(self, panel_id: str, figure: int, nudge: Nudge) -> bool:
         """Apply ``nudge`` to figure ``figure`` of the panel's shown pose as one undo step (the
@@ -248,6 +278,9 @@ class PoseOverlayController(QObject):
         if item is None or item.overlay is None or panel is None:
             self.ctx.message.emit("Turn on View → Show Poses and Masks and wait for the panel's figures to nudge them")
             return False
+        if not self._is_current(item):
+            self.ctx.message.emit("The figures are being updated; nudge again in a moment")
+            return False  # (the last nudge stays drawn until its overlay arrives)
         if panel.backend_settings.get("pose_choice") == "retrieved":
             self.ctx.message.emit("This panel's racig Pose setting is 'retrieved', which ignores the panel's own pose: "
                                   "set it to 'panel' in the inspector to nudge figures")  # fmt: skip
