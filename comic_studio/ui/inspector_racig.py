@@ -48,6 +48,7 @@ from comic_studio.core.model import Panel
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.pose_browser import PoseBrowser
+from comic_studio.ui.worker_results import emit_when_done
 
 RACIG = "racig"
 POSE_BACKENDS = frozenset({RACIG, "storyboard"})
@@ -158,6 +159,7 @@ class RacigTools(QGroupBox):
         self._token = 0
         self._shown_key: tuple | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
         self._computed.connect(self._show_overlay, Qt.ConnectionType.QueuedConnection)
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
@@ -234,10 +236,12 @@ class RacigTools(QGroupBox):
         self._shown_key = key
         self._token += 1
         token, panel_id = self._token, panel.id
+        if self._closed:
+            return  # the window is closing: no new work
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="racig-masks")
         future = self._pool.submit(compute_mask_overlay, request, base, PREVIEW_SIDE, fallback)
-        future.add_done_callback(lambda f: self._computed.emit((token, panel_id, f)))
+        emit_when_done(future, self._computed, lambda f: (token, panel_id, f))
 
     def _show_overlay(self, payload: tuple[int, str, Future]) -> None:
         token, panel_id, future = payload
@@ -275,6 +279,7 @@ class RacigTools(QGroupBox):
         return self.try_on(dialog.character_id(), dialog.outfit, dialog.scope())
 
     def shutdown(self) -> None:
+        self._closed = True
         self.poses.shutdown()
         self._token += 1
         if self._pool is not None:

@@ -47,6 +47,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import CharacterPlacement, Panel, PoseFigure, PoseSpec
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.worker_results import emit_when_done
 
 THUMB = QSize(96, 64)
 PREVIEW_WIDTH, PREVIEW_MAX_HEIGHT = 300, 220
@@ -181,6 +182,7 @@ class PoseBrowser(QWidget):
         self.panel_id: str | None = None
         self.plan: PosePlan | None = None
         self._pool: ThreadPoolExecutor | None = None
+        self._closed = False
         self._tokens = {"search": 0, "plan": 0, "edit": 0}
         self._plan_key: tuple | None = None
         self._query_panel: str | None = None
@@ -331,10 +333,11 @@ class PoseBrowser(QWidget):
             return
         request = self._unpinned(self._request(panel)).model_copy(update={"pose_id": None})
         self.ctx.message.emit(f"Looking for a person in {Path(path).name}…")
+        before = _pose_state(panel)
 
         def apply(result: tuple[PoseSpec, PosePlan]) -> None:
             spec, plan = result
-            self._apply("Pose from image", {"pose": spec}, plan)
+            self._apply("Pose from image", {"pose": spec}, plan, before)
 
         self._submit("edit", panel.id, _pose_from_image, str(path), request, then=apply)
 
@@ -355,7 +358,8 @@ class PoseBrowser(QWidget):
         request = request.model_copy(update={"characters": chars})
         if request.pose_id is None and request.figures_override is None:
             request = request.model_copy(update={"pose_id": plan.pose_id})  # the pose shown, not a new retrieval
-        self._submit("edit", panel.id, plan_pose, request, then=lambda p: self._apply("Swap figures", {}, p))
+        before = _pose_state(panel)
+        self._submit("edit", panel.id, plan_pose, request, then=lambda p: self._apply("Swap figures", {}, p, before))
 
     def _unpinned(self, request: GenerationRequest) -> GenerationRequest:
         return request.model_copy(update={"characters": [c.model_copy(update={"figure": None}) for c in request.characters]})
@@ -367,11 +371,15 @@ class PoseBrowser(QWidget):
         request = self._request(panel).model_copy(update={"pose_id": fields.get("pose_id"), "figures_override": fields.get("pose")})
         if unpin:
             request = self._unpinned(request)
-        self._submit("edit", panel.id, plan_pose, request, then=lambda plan: self._apply(label, fields, plan))
+        before = _pose_state(panel)
+        self._submit("edit", panel.id, plan_pose, request, then=lambda plan: self._apply(label, fields, plan, before))
 
-    def _apply(self, label: str, fields: dict[str, Any], plan: PosePlan) -> None:
+    def _apply(self, label: str, fields: dict[str, Any], plan: PosePlan, before: tuple) -> None:
         panel = self.panel()
         if panel is None:
+            return
+        if _pose_state(panel) != before:  # an undo or another edit landed while the plan was computed
+            self.ctx.message.emit(f"{label}: the panel changed meanwhile; nothing was changed, try again")
             return
         placed = {p.character_id: p for p in plan.placements}
         characters = [placed.get(p.character_id, p) for p in panel.characters]
@@ -430,10 +438,12 @@ class PoseBrowser(QWidget):
     def _submit(self, kind: str, panel_id: str, fn: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None) -> None:
         self._tokens[kind] += 1
         token = self._tokens[kind]
+        if self._closed:
+            return  # the window is closing: document signals may still arrive, no new work
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-browser")
         future = self._pool.submit(fn, *args)
-        future.add_done_callback(lambda f: self._finished.emit((kind, token, panel_id, f, then)))
+        emit_when_done(future, self._finished, lambda f: (kind, token, panel_id, f, then))
 
     def _on_finished(self, payload: tuple[str, int, str, Future, Any]) -> None:
         kind, token, panel_id, future, then = payload
@@ -461,6 +471,7 @@ class PoseBrowser(QWidget):
         self.image_button.setEnabled(has_cast)
 
     def shutdown(self) -> None:
+        self._closed = True
         for kind in self._tokens:
             self._tokens[kind] += 1
         if self._pool is not None:
@@ -472,3 +483,9 @@ def _search_with_thumbnails(text: str, n_figures: int, embedder: str) -> list[tu
 
 
 __all__ = ["PoseBrowser", "PosePlan", "extract_pose_spec", "plan_pose", "search_entries", "skeleton_thumbnail"]
+
+
+def _pose_state(panel: Panel) -> tuple:
+    """What a pose edit is computed from: an edit whose panel no longer has this state is stale."""
+    return (panel.characters, panel.pose, panel.pose_id, panel.shot, panel.shape, panel.backend, panel.backend_settings)
+

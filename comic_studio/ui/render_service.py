@@ -36,6 +36,7 @@ from comic_studio.generation.request import GenerationRequest
 from comic_studio.tryon import tryon_request
 from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.worker_results import emit_when_done
 
 PREVIEW_SIDE = 256
 """Longest side of the live preview kept per job: enough for the panel on the page canvas at a
@@ -415,7 +416,7 @@ class RenderService(QObject):
         document = self.ctx.document
         self._lettering_pending += 1
         future = self._lettering_pool().submit(place_balloons, snapshot, lines, stand_in)
-        future.add_done_callback(lambda f: self._lettered.emit((document, panel_id, key, f)))
+        emit_when_done(future, self._lettered, lambda f: (document, panel_id, key, f))
 
     def _lettering_pool(self) -> ThreadPoolExecutor:
         if self._letter_pool is None:

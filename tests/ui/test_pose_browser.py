@@ -243,3 +243,17 @@ def test_the_grid_ranks_with_the_panels_own_matcher_openclip_included():
     for matcher in ("auto", "minilm", "overlap", "openclip"):
         assert panel_embedder(Panel(shape=shape, backend_settings={"pose_matching": matcher})) == matcher
     assert panel_embedder(Panel(shape=shape, backend_settings={"pose_matching": "nonsense"})) == "auto"
+
+
+def test_a_pose_edit_computed_for_a_panel_that_changed_meanwhile_is_dropped(studio, qtbot):
+    from comic_studio.core.model import ShotType
+
+    ctx, browser, panel_id, messages = studio
+    _open(qtbot, ctx, browser, panel_id)
+    pick = browser.entry_ids()[1]
+    browser.use_pose(pick)  # computed on the helper thread, applied later on the GUI thread
+    ctx.edit(editing.set_panel_fields, panel_id, "Shot", shot=ShotType.WIDE)  # lands first
+    qtbot.waitUntil(lambda: any("changed meanwhile" in m for m in messages), timeout=WAIT)
+    panel = _panel(ctx, panel_id)
+    assert panel.pose_id is None and panel.shot is ShotType.WIDE
+    assert ctx.undo_stack.undoText() == "Shot"

@@ -42,6 +42,7 @@ from comic_studio.core import pose_nudge as nudging
 from comic_studio.core.pose_nudge import Nudge
 from comic_studio.ui.canvas.items import Z_BORDER, Z_HANDLE, cosmetic_pen
 from comic_studio.ui.canvas.painting import polygon_path
+from comic_studio.ui.worker_results import emit_when_done
 
 if TYPE_CHECKING:
     from comic_studio.backends.racig.overlay import PoseOverlay
@@ -153,13 +154,7 @@ class PoseOverlayController(QObject):
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-overlay")
         future = self._pool.submit(_compute, self._wanted, panel_id, key, request)
-        future.add_done_callback(lambda f: self._deliver(panel_id, key, f))
-
-    def _deliver(self, panel_id: str, key: str, future: Future) -> None:
-        try:
-            self._computed.emit((panel_id, key, future))
-        except RuntimeError:
-            pass  # the scene (and this controller) was deleted while the job ran
+        emit_when_done(future, self._computed, lambda f: (panel_id, key, f))
 
     def _arrived(self, payload: tuple[str, str, Future]) -> None:
         panel_id, key, future = payload
