@@ -21,7 +21,7 @@ from comic_studio import __version__
 from comic_studio.core.errors import ComicStudioError
 
 
-class _Progress:
+class StderrProgress:
     """One self-overwriting stderr line per task (plain lines when stderr is not a terminal)."""
 
     def __init__(self, quiet: bool = False):
@@ -53,7 +53,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from comic_studio.pipeline import run_demo
 
     out = Path(args.out)
-    report = run_demo(out, backend=args.backend, progress=_Progress(args.quiet))
+    report = run_demo(out, backend=args.backend, progress=StderrProgress(args.quiet))
     for label, path in report.items():
         print(f"{label}: {path}")
     return 0
@@ -77,7 +77,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
         trim_marks=args.trim_marks,
         rerender=args.rerender,
         save_project_to=Path(args.save) if args.save else None,
-        progress=_Progress(args.quiet),
+        progress=StderrProgress(args.quiet),
     )
     print(written)
     return 0
@@ -90,7 +90,7 @@ def _cmd_parse(args: argparse.Namespace) -> int:
     if args.parser in ("llama", "openai"):
         from comic_studio.parsing.llm.files import make_llm_parser, parse_story_file_with
 
-        show = _Progress(args.quiet)
+        show = StderrProgress(args.quiet)
 
         def window_progress(fraction: float) -> None:
             # LLM parsers report WindowProgress (a float with window/windows/beats attributes).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_anchor(args: argparse.Namespace) -> int:
+    from comic_studio.cli import StderrProgress
     from comic_studio.core.document import Document
     from comic_studio.core.errors import ComicStudioError
     from comic_studio.identity_anchors import character_named, generate_anchor
-    from comic_studio.tryon import find_panel
+    from comic_studio.core.lookup import find_panel
 
     settings: dict[str, Any] = {}
     if args.models == "tiny":
@@ -56,9 +56,10 @@ def _cmd_anchor(args: argparse.Namespace) -> int:
     elif character.anchor is not None and picture is None:
         settings["anchor_seed"] = random.randrange(2**31)  # regenerate: another look, not the same bank again
 
+    report = StderrProgress(args.quiet)
+
     def progress(step: int, total: int, _preview: Any) -> bool:
-        if not args.quiet:
-            print(f"anchor {character.name}: step {step}/{total}", file=sys.stderr)
+        report(f"anchor {character.name}: step", step, total)
         return True
 
     anchor = generate_anchor(doc, character.id, picture, settings, on_step=progress)

@@ -9,7 +9,6 @@ new outfit (``--scope panel``) with the racig backend, records the new image in 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_tryon(args: argparse.Namespace) -> int:
+    from comic_studio.cli import StderrProgress
     from comic_studio.core.document import Document
     from comic_studio.core.errors import ComicStudioError
-    from comic_studio.tryon import find_character, find_panel, try_on
+    from comic_studio.core.lookup import find_panel
+    from comic_studio.tryon import find_character, try_on
 
     outfit = Path(args.outfit)
     if not outfit.is_file():
@@ -46,9 +47,10 @@ def _cmd_tryon(args: argparse.Namespace) -> int:
 
         use_tiny_models()  # the tiny kit becomes racig's default models for this process
 
+    report = StderrProgress(args.quiet)
+
     def progress(step: int, total: int, _preview: Any) -> bool:
-        if not args.quiet:
-            print(f"try-on: step {step}/{total}", file=sys.stderr)
+        report("try-on: step", step, total)
         return True
 
     result = try_on(doc, panel.id, character.id, outfit, args.scope, on_step=progress)

@@ -34,6 +34,7 @@ from comic_studio.core.assets import AssetStore
 from comic_studio.core.commands import SetFields
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.lookup import find_character
 from comic_studio.core.model import Character, CharacterAnchor, Project
 from comic_studio.core.settings import bank_dir
 from comic_studio.generation.request import GenerationRequest, GenerationResult, RequestCharacter, StepCallback
@@ -76,12 +77,8 @@ def _character(project: Project, character_id: str) -> Character:
 
 def character_named(project: Project, name: str) -> Character:
     """The project's character called ``name`` (its id, name or an alias; case-insensitive)."""
-    wanted = name.strip().casefold()
-    for character in project.characters:
-        if character.id == name or wanted in (n.casefold() for n in character.all_names()):
-            return character
     names = ", ".join(c.name for c in project.characters) or "none"
-    raise ComicStudioError(f"no character {name!r} in this project (its characters: {names})")
+    return find_character(project.characters, name, f"this project (its characters: {names})")
 
 
 def _bank_file(folder: Path, digest: str) -> Path:

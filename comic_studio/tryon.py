@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from comic_studio import pipeline
-from comic_studio.core import character_edits
+from comic_studio.core import character_edits, lookup
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
@@ -68,30 +68,8 @@ def tryon_request(project: Project, assets: AssetStore, panel_id: str, character
 
 def find_character(project: Project, panel: Panel, name: str) -> Character:
     """The panel's character called ``name`` (its id, name or an alias; case-insensitive)."""
-    wanted = name.strip().casefold()
     cast = [c for c in (project.character(p.character_id) for p in panel.characters) if c is not None]
-    for character in cast:
-        if character.id == name or wanted in (n.casefold() for n in character.all_names()):
-            return character
-    names = ", ".join(c.name for c in cast) or "nobody"
-    raise ComicStudioError(f"no character {name!r} in this panel (it has: {names})")
-
-
-def find_panel(project: Project, spec: str) -> Panel:
-    """A panel by id, or by ``PAGE.PANEL`` (1-based page number, panel number in reading order)."""
-    found = project.find_panel(spec)
-    if found is not None:
-        return found[1]
-    page_no, dot, panel_no = spec.partition(".")
-    if dot and page_no.isdigit() and panel_no.isdigit():
-        p, n = int(page_no), int(panel_no)
-        if not 1 <= p <= len(project.pages):
-            raise ComicStudioError(f"panel {spec!r}: there is no page {p} (the project has {len(project.pages)})")
-        panels = project.pages[p - 1].panels_in_order()
-        if not 1 <= n <= len(panels):
-            raise ComicStudioError(f"panel {spec!r}: page {p} has {len(panels)} panels")
-        return panels[n - 1]
-    raise ComicStudioError(f"no panel {spec!r}: give a panel id or PAGE.PANEL such as 1.2")
+    return lookup.find_character(cast, name, f"this panel (it has: {', '.join(c.name for c in cast) or 'nobody'})")
 
 
 def try_on(doc: Document, panel_id: str, character_id: str, outfit: bytes | str | Path | Any, scope: str = "body",
@@ -121,4 +99,4 @@ def try_on(doc: Document, panel_id: str, character_id: str, outfit: bytes | str 
     return pipeline.record_result(doc, panel_id, request, generated)
 
 
-__all__ = ["TRYON_BACKEND", "find_character", "find_panel", "try_on", "tryon_request"]
+__all__ = ["TRYON_BACKEND", "find_character", "try_on", "tryon_request"]
