@@ -44,17 +44,24 @@ MAX_CACHED_EMBEDDINGS = 256
 # ------------------------------------------------------------------------------ reference images
 
 
-def parse_reference_images(text: str) -> dict[str, bytes]:
-    """The ``reference_images`` setting: JSON ``{sha256: data URI or base64}`` → ``{sha256: bytes}``.
-    Each payload must hash to its key (the key is what embeddings are cached under)."""
+def json_object_setting(text: str, setting: str, expected: str) -> dict[str, Any]:
+    """A racig setting holding a JSON object (empty text: ``{}``); GenerationError naming the
+    setting when it is not JSON or not an object (``expected`` says what it should be)."""
     if not text.strip():
         return {}
     try:
         raw = json.loads(text)
     except ValueError as exc:
-        raise GenerationError(f"racig setting 'reference_images': not JSON ({exc})") from exc
+        raise GenerationError(f"racig setting {setting!r}: not JSON ({exc})") from exc
     if not isinstance(raw, dict):
-        raise GenerationError("racig setting 'reference_images': expected an object {asset hash: image data}")
+        raise GenerationError(f"racig setting {setting!r}: expected {expected}")
+    return raw
+
+
+def parse_reference_images(text: str) -> dict[str, bytes]:
+    """The ``reference_images`` setting: JSON ``{sha256: data URI or base64}`` → ``{sha256: bytes}``.
+    Each payload must hash to its key (the key is what embeddings are cached under)."""
+    raw = json_object_setting(text, "reference_images", "an object {asset hash: image data}")
     out: dict[str, bytes] = {}
     for key, value in raw.items():
         if not isinstance(value, str):

@@ -12,7 +12,6 @@ With no reference images at all no adapter is attached and the call is exactly a
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -343,15 +342,8 @@ def _prompt(request: GenerationRequest, with_characters: bool) -> str:
 
 
 def _character_scales(text: str, ids: list[str]) -> dict[str, dict[str, float]]:
-    if not text.strip():
-        return {}
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise GenerationError(f"racig setting 'character_scales': not JSON ({exc})") from exc
+    raw = ipa.json_object_setting(text, "character_scales", "{character id: {face, body}}")
     out: dict[str, dict[str, float]] = {}
-    if not isinstance(raw, dict):
-        raise GenerationError("racig setting 'character_scales': expected {character id: {face, body}}")
     for cid, values in raw.items():
         if cid not in ids:
             continue  # a character that left the panel: its override is simply unused
