@@ -82,7 +82,9 @@ def character_named(project: Project, name: str) -> Character:
 
 
 def _bank_file(folder: Path, digest: str) -> Path:
-    return folder / f"{digest}.safetensors"
+    from comic_studio.backends.consistent.bank import bank_file  # lazily, like _bank_tools
+
+    return bank_file(folder, digest)
 
 
 # --------------------------------------------------------------------------- panel requests

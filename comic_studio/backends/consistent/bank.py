@@ -159,11 +159,16 @@ def _header(data: bytes) -> dict[str, str]:
 # ------------------------------------------------------------------ files named by hash
 
 
+def bank_file(folder: str | Path, digest: str) -> Path:
+    """Where the bank ``digest`` lives in a bank folder (content-addressed)."""
+    return Path(folder) / f"{digest}.safetensors"
+
+
 def write_bank_file(data: bytes, folder: str | Path) -> str:
     """Materialise bank bytes (e.g. from the project's AssetStore) as ``<folder>/<sha256>.safetensors``
     for a job to read; returns the hash (the same one ``AssetStore.add`` gives)."""
     digest = hashlib.sha256(data).hexdigest()
-    path = Path(folder) / f"{digest}.safetensors"
+    path = bank_file(folder, digest)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -175,7 +180,7 @@ def write_bank_file(data: bytes, folder: str | Path) -> str:
 def read_bank_file(folder: str | Path, digest: str) -> bytes:
     if not _SHA.match(digest):
         raise BankError(f"bank {digest!r} is not a sha256 hash")
-    path = Path(folder) / f"{digest}.safetensors"
+    path = bank_file(folder, digest)
     try:
         data = path.read_bytes()
     except OSError as exc:
