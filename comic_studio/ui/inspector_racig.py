@@ -98,10 +98,9 @@ def mask_request(ctx: StudioContext, panel: Panel) -> GenerationRequest:
 
 
 def _racig_settings(request: GenerationRequest) -> dict[str, Any]:
-    from comic_studio.backends.racig.backend import RacigBackend
+    from comic_studio.backends.racig.overlay import overlay_settings  # helper thread: numpy, retrieval
 
-    schema = RacigBackend.settings_schema()
-    return {**RacigBackend.default_settings(), **{k: v for k, v in request.backend_settings.items() if k in schema}}
+    return overlay_settings(request)
 
 
 def retrieved_anew(request: GenerationRequest) -> bool:

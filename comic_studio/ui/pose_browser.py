@@ -120,11 +120,10 @@ def thumbnails(entries: list[Any]) -> list[tuple[str, str, Image.Image]]:
 def plan_pose(request: GenerationRequest, width: int = PREVIEW_WIDTH) -> PosePlan:
     """Resolve ``request``'s pose exactly as a render would (retrieval, assignment, framing) at a
     preview size: the OpenPose preview, the figures and the characters' placements."""
-    from comic_studio.backends.racig.backend import RacigBackend
     from comic_studio.backends.racig.conditioning import build_conditioning
+    from comic_studio.backends.racig.overlay import overlay_settings
 
-    schema = RacigBackend.settings_schema()
-    settings = {**RacigBackend.default_settings(), **{k: v for k, v in request.backend_settings.items() if k in schema}}
+    settings = overlay_settings(request)
     width = max(16, min(width, round(PREVIEW_MAX_HEIGHT * request.width / request.height)))  # tall panels: capped height
     height = max(16, round(width * request.height / request.width))
     cond = build_conditioning(
