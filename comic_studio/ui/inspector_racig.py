@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -47,6 +47,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Panel
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.images import pil_to_pixmap
 from comic_studio.ui.pose_browser import PoseBrowser
 from comic_studio.ui.worker_results import emit_when_done
 
@@ -134,12 +135,6 @@ def compute_mask_overlay(request: GenerationRequest, base_png: bytes | None, sid
     if base_png:
         base = Image.open(io.BytesIO(base_png)).convert("RGB").resize((width, height), Image.Resampling.BILINEAR)
     return mask_preview(cond, [c.colour for c in request.characters], base)
-
-
-def _pixmap(image: Image.Image) -> QPixmap:
-    rgb = image.convert("RGB")
-    data = rgb.tobytes()
-    return QPixmap.fromImage(QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy())
 
 
 class RacigTools(QGroupBox):
@@ -252,7 +247,7 @@ class RacigTools(QGroupBox):
             return
         self.overlay_image = future.result()
         side = min(PREVIEW_SIDE, max(160, self.contentsRect().width() - 16))
-        self.overlay.setPixmap(_pixmap(self.overlay_image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
+        self.overlay.setPixmap(pil_to_pixmap(self.overlay_image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                                                                   Qt.TransformationMode.SmoothTransformation))  # fmt: skip
         self.overlay.show()
         self.masks_ready.emit(panel_id)
@@ -345,7 +340,7 @@ class TryOnDialog(QDialog):
             try:
                 image = assets.open_image(digest)
                 image.thumbnail((THUMB, THUMB))
-                item.setIcon(QIcon(_pixmap(image)))
+                item.setIcon(QIcon(pil_to_pixmap(image)))
             except (ComicStudioError, OSError):
                 item.setText(f"#{self.references.count() + 1} (unreadable)")
             self.references.addItem(item)

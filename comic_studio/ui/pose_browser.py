@@ -25,7 +25,7 @@ from typing import Any
 
 from PIL import Image
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPen, QPixmap
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -47,6 +47,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import CharacterPlacement, Panel, PoseFigure, PoseSpec
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.images import pil_to_pixmap
 from comic_studio.ui.worker_results import emit_when_done
 
 THUMB = QSize(96, 64)
@@ -151,11 +152,6 @@ def _pose_from_image(path: str, request: GenerationRequest) -> tuple[PoseSpec, P
 
 
 # ---------------------------------------------------------------------------- the widget
-
-
-def _pixmap(image: Image.Image) -> QPixmap:
-    rgb = image.convert("RGB")
-    return QPixmap.fromImage(QImage(rgb.tobytes(), rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy())
 
 
 def ask_image_file(parent: QWidget) -> str:
@@ -301,7 +297,7 @@ class PoseBrowser(QWidget):
     def _show_entries(self, found: list[tuple[str, str, Image.Image]]) -> None:
         self.grid.clear()
         for entry_id, caption, image in found:
-            item = QListWidgetItem(QIcon(_pixmap(image)), "")
+            item = QListWidgetItem(QIcon(pil_to_pixmap(image)), "")
             item.setData(Qt.ItemDataRole.UserRole, entry_id)
             item.setToolTip(f"{caption}\n({entry_id})")
             self.grid.addItem(item)
@@ -390,7 +386,7 @@ class PoseBrowser(QWidget):
         self.plan = plan
         panel = self.panel()
         project = self.ctx.document.project
-        pixmap = _pixmap(plan.preview)
+        pixmap = pil_to_pixmap(plan.preview)
         painter = QPainter(pixmap)
         font = QFont(painter.font())
         font.setBold(True)

@@ -36,6 +36,7 @@ from comic_studio.generation.request import GenerationRequest
 from comic_studio.tryon import tryon_request
 from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.images import pil_to_qimage
 from comic_studio.ui.worker_results import emit_when_done
 
 PREVIEW_SIDE = 256
@@ -510,8 +511,7 @@ def _preview_image(preview: Any) -> QImage | None:
     try:
         image = preview.convert("RGB")
         image.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
-        data = image.tobytes()
-        return QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888).copy()
+        return pil_to_qimage(image)
     except Exception:  # a malformed preview is not worth failing the job for
         return None
 

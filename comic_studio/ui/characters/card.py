@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPen, Q
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.errors import AssetError
 from comic_studio.core.model import Character
+from comic_studio.ui.images import pil_to_qimage
 
 CARD_SIZE = 76
 ANCHOR_STATES = {
@@ -25,13 +26,6 @@ def initials(name: str) -> str:
     """"Mara Vance" → "MV", "ada" → "A"; what a card shows before it has a face reference."""
     words = [w for w in name.replace("-", " ").split() if w[:1].isalnum()]
     return "".join(w[0].upper() for w in words[:2]) or "?"
-
-
-def pil_to_qimage(image) -> QImage:
-    """A PIL image as a QImage that owns its pixels (the PIL buffer may go away)."""
-    rgba = image.convert("RGBA")
-    data = rgba.tobytes("raw", "RGBA")
-    return QImage(data, rgba.width, rgba.height, rgba.width * 4, QImage.Format.Format_RGBA8888).copy()
 
 
 class ThumbnailCache:

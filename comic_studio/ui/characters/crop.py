@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from comic_studio.core.model import Box
-from comic_studio.ui.characters.card import pil_to_qimage
+from comic_studio.ui.images import pil_to_qimage
 
 HANDLE = 8  # screen pixels within which a press grabs an edge or corner
 MIN_SIDE = 8  # smallest crop side in image pixels
