@@ -104,9 +104,9 @@ def full_size(images: int, queries: list[str], arch: str = "ViT-H-14") -> dict:
     :class:`OpenClipEmbedder`."""
     import open_clip
 
-    from comic_studio.poses.openclip_embedder import OpenClipEmbedder, _quiet_random_init
+    from comic_studio.poses.openclip_embedder import OpenClipEmbedder, quiet_random_init
 
-    with _quiet_random_init():
+    with quiet_random_init():
         build_s, (model, _, preprocess) = _timed(open_clip.create_model_and_transforms, arch, pretrained=None)
     model.eval()
     clip = OpenClipEmbedder(model, open_clip.get_tokenizer(arch), preprocess, f"{arch}-random", "bench-random")

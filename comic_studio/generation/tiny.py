@@ -283,14 +283,14 @@ def write_tiny_openclip(folder: str | Path, arch: str = "tiny-pose-clip", seed: 
     import torch
     from safetensors.torch import save_file
 
-    from comic_studio.poses.openclip_embedder import _quiet_random_init
+    from comic_studio.poses.openclip_embedder import quiet_random_init
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{arch}.json").write_text(json.dumps(TINY_OPENCLIP_CONFIG), encoding="utf-8")
     open_clip.add_model_config(folder / f"{arch}.json")
     torch.manual_seed(seed)
-    with _quiet_random_init():
+    with quiet_random_init():
         model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None)
     model.eval()
     weights = folder / "open_clip_model.safetensors"

@@ -115,7 +115,7 @@ class OpenClipEmbedder:
         try:
             # Build the architecture empty, then load exactly the file we were given: open_clip's own
             # search for "a checkpoint in the folder" could pick another (pickled) file.
-            with _quiet_random_init():
+            with quiet_random_init():
                 model = open_clip.create_model(source, load_weights=False, pretrained_text=False, device="cpu")
         except Exception as exc:  # noqa: BLE001 - bad JSON, unknown architecture, ... → one message
             raise OpenClipError(f"{config if config.is_file() else weights}: cannot build the OpenCLIP model ({exc})") from exc
@@ -175,7 +175,7 @@ class _DropRandomInitWarning(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_random_init() -> Iterator[None]:
+def quiet_random_init() -> Iterator[None]:
     """open_clip warns "initialized randomly" on the root logger when a model is built without
     weights; here the weights are loaded right after, so the warning would only mislead."""
     root = logging.getLogger()
