@@ -53,12 +53,9 @@ PANEL_ONLY_SETTINGS = frozenset({"mode", "strength", "init_image", "mask_image",
 
 def uses_identity_banks(backend: str) -> bool:
     """Whether the installed backend ``backend`` reads identity banks (False if unknown)."""
-    from comic_studio.backends.registry import get_backend_class
+    from comic_studio.backends.registry import has_capability
 
-    try:
-        return CAPABILITY in get_backend_class(backend).capabilities
-    except (ComicStudioError, KeyError):
-        return False
+    return has_capability(backend, CAPABILITY)
 
 
 def _bank_tools() -> Any:

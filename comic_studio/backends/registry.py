@@ -119,6 +119,15 @@ def get_backend_class(name: str) -> type[GenerationBackend]:
         raise BackendNotFoundError(f"no backend named {name!r} is installed (available: {known})")
 
 
+def has_capability(name: str, capability: str) -> bool:
+    """Whether the installed backend ``name`` declares ``capability`` (False for an unknown or
+    broken backend: the UI then simply offers nothing backend-specific)."""
+    try:
+        return capability in get_backend_class(name).capabilities
+    except BackendNotFoundError:
+        return False
+
+
 def get_backend(name: str) -> GenerationBackend:
     """A fresh instance of the named backend (the engine decides what to cache)."""
     return get_backend_class(name)()

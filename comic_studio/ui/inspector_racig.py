@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from comic_studio import pipeline
+from comic_studio.backends.registry import has_capability
 from comic_studio.core import character_edits
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Panel
@@ -52,8 +53,6 @@ from comic_studio.ui.pose_browser import PoseBrowser
 from comic_studio.ui.worker_results import emit_when_done
 
 RACIG = "racig"
-POSE_BACKENDS = frozenset({RACIG, "storyboard"})
-"""Backends whose panels get the pose browser (both draw the library's poses)."""
 PREVIEW_SIDE = 360
 """Longest side of the mask overlay (masks are built at this size: fast, and enough to judge)."""
 THUMB = 56
@@ -190,15 +189,17 @@ class RacigTools(QGroupBox):
         """Follow the inspected panel (called by the inspector on every refresh)."""
         self.panel_id = panel.id if panel else None
         backend = panel.backend if panel is not None else None
-        # The storyboard draws the same poses (shared retrieval, assignment and framing), so its
-        # panels get the pose browser too; masks and try-on are about racig's references only.
-        self.setVisible(backend in POSE_BACKENDS)
+        # Every backend that draws the library's poses (the "pose" capability: storyboard, racig,
+        # plugins built on them) gets the pose browser, as it gets the canvas's pose overlay;
+        # masks and try-on are about racig's references only.
+        draws_poses = backend is not None and has_capability(backend, "pose")
+        self.setVisible(draws_poses)
         racig = backend == RACIG
         self.setTitle("Characters' references (RaCig)" if racig else "Pose")
         self.show_masks.setVisible(racig)
         self.try_on_button.setVisible(racig)
         self.try_on_button.setEnabled(self.render_service is not None and panel is not None and bool(panel.characters))
-        self.poses.set_panel(panel if backend in POSE_BACKENDS else None)
+        self.poses.set_panel(panel if draws_poses else None)
         self._refresh_overlay()
 
     def _poses_toggled(self, on: bool) -> None:

@@ -116,3 +116,12 @@ def test_broken_installed_entry_point_never_blocks_start_up(tmp_path, monkeypatc
 def test_register_backend_rejects_empty_name():
     with pytest.raises(ValueError):
         register_backend("", EchoBackend)
+
+
+def test_has_capability_reads_the_installed_backend_and_is_false_for_unknown_ones():
+    from comic_studio.backends.registry import has_capability
+
+    assert has_capability("storyboard", "pose") and has_capability("racig", "pose")
+    assert not has_capability("sdxl", "pose")
+    assert has_capability("consistent", "consistent_characters")
+    assert not has_capability("no-such-backend", "pose")

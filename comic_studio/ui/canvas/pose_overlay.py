@@ -56,12 +56,9 @@ BYSTANDER_COLOUR = "#8a8a8a"
 
 def pose_capable(backend: str) -> bool:
     """Whether ``backend`` draws the panel's pose (declares the "pose" capability)."""
-    from comic_studio.backends.registry import get_backend_class
+    from comic_studio.backends.registry import has_capability
 
-    try:
-        return "pose" in get_backend_class(backend).capabilities
-    except (ComicStudioError, KeyError):
-        return False
+    return has_capability(backend, "pose")
 
 
 def _openpose_palette() -> tuple[tuple, tuple]:
