@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from comic_studio import identity_anchors, pipeline  # noqa: E402
+from comic_studio.backends.consistent.schedule import ConsistencySchedule  # noqa: E402
 from comic_studio.core.assets import MAX_ASSET_BYTES  # noqa: E402
 from comic_studio.core.commands import SetFields  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
@@ -126,6 +127,8 @@ def test_regenerate_changes_bank_and_panel_and_undo_restores(kit, banks):
     doc = make_document(kit)
     ana = cid(doc, "Ana")
     panel = next(p for page in doc.project.pages for p in page.panels if [c.character_id for c in p.characters] == [ana])
+    # The panel's coins read the bank at step 1 (of 3): a new anchor must then show in the picture.
+    assert ConsistencySchedule(start_step=1).plan(STEPS, pipeline.panel_seed(panel))[1]
     first = identity_anchors.generate_anchor(doc, ana)
     original = rerender(doc, panel.id)
     second = identity_anchors.generate_anchor(doc, ana, settings={"anchor_seed": 1234})

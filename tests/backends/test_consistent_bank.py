@@ -44,6 +44,30 @@ def test_schedule_defaults_and_determinism():
         ConsistencySchedule(prob_late=1.5)
 
 
+def test_every_plan_reads_the_bank_at_least_once_when_any_step_may():
+    """A plan whose coins all came up tails would ignore the characters' anchors (the cause of a
+    regenerated anchor leaving a 3-step panel unchanged for 9% of panel seeds): the first eligible
+    step then reads. Plans with any read step are exactly the coins as drawn."""
+    import random
+
+    draft = ConsistencySchedule(start_step=1)
+    forced = 0
+    for seed in range(400):
+        plan = draft.plan(3, seed)
+        assert not plan[0] and any(plan)
+        rng = random.Random((seed ^ 0x5D1A_C0DE) & 0xFFFF_FFFF_FFFF_FFFF)
+        coins = [rng.random() < draft.probability(step) for step in range(3)]
+        if any(coins):
+            assert plan == coins
+        else:
+            forced += 1
+            assert plan == [False, True, False]
+    assert 15 < forced < 60  # 0.3 * 0.3 of 400 seeds = 36 expected
+    # No step may read (start_step past the end, or zero probabilities): nothing is forced.
+    assert ConsistencySchedule(start_step=5).plan(3, 1) == [False] * 3
+    assert ConsistencySchedule(0, 0.0, 0.0).plan(4, 1) == [False] * 4
+
+
 def test_put_appends_anchors_and_read_concatenates_characters():
     bank = IdentityBank()
     bank.put("ana", 0, "l", torch.ones(2, 4, 8))
