@@ -38,7 +38,7 @@ def use_tiny_models(folder: str | Path | None = None) -> Any:
         folder = Path(user_cache_dir("comic-studio")) / "tiny-models"
     kit = build_tiny_kit(folder)
     os.environ[DEFAULT_SDXL_ENV] = str(kit.sdxl)
-    from comic_studio.backends.base import set_default_settings
+    from comic_studio.generation.backend_api import set_default_settings
     from comic_studio.backends.racig.backend import RacigBackend
     from comic_studio.backends.sdxl.backend import SdxlBackend
 
@@ -153,7 +153,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     """Each backend's declared ``required_models`` against what is installed; exit 1 if any is missing."""
     import json
 
-    from comic_studio.backends.registry import available_backends
+    from comic_studio.generation.registry import available_backends
 
     backends = available_backends()
     if args.backend:

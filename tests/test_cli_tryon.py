@@ -18,7 +18,7 @@ from test_racig_support import HASHES, REFS  # noqa: E402
 
 from comic_studio import cli, pipeline  # noqa: E402
 from comic_studio.backends.racig import RacigBackend  # noqa: E402
-from comic_studio.backends.base import reset_default_settings  # noqa: E402
+from comic_studio.generation.backend_api import reset_default_settings  # noqa: E402
 from comic_studio.core import editing  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.core.layout import page_format  # noqa: E402

@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
-from comic_studio.backends import registry
-from comic_studio.backends.base import GenerationBackend
-from comic_studio.backends.registry import (
+from comic_studio.generation import registry
+from comic_studio.generation.backend_api import GenerationBackend
+from comic_studio.generation.registry import (
     BackendNotFoundError,
     available_backends,
     get_backend,
@@ -119,7 +119,7 @@ def test_register_backend_rejects_empty_name():
 
 
 def test_has_capability_reads_the_installed_backend_and_is_false_for_unknown_ones():
-    from comic_studio.backends.registry import has_capability
+    from comic_studio.generation.registry import has_capability
 
     assert has_capability("storyboard", "pose") and has_capability("racig", "pose")
     assert not has_capability("sdxl", "pose")

@@ -248,7 +248,7 @@ def test_hf_urls_honour_the_endpoint(monkeypatch):
 
 
 def test_backends_declare_the_models_they_need():
-    from comic_studio.backends.registry import available_backends
+    from comic_studio.generation.registry import available_backends
 
     backends = available_backends()
     catalogue = load_catalogue()

@@ -258,7 +258,7 @@ def test_bad_feature_files_are_refused_before_anything_is_written(app_env, tmp_p
 
 
 def test_backends_share_an_openclip_retriever_keyed_by_the_model_setting(app_env, tmp_path, tiny, clip):
-    from comic_studio.backends.registry import get_backend
+    from comic_studio.generation.registry import get_backend
     from comic_studio.generation.request import GenerationRequest, RequestCharacter
 
     phrases = _racig_with_features(tmp_path / "racig", clip)

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends.base import GenerationBackend, ModelNeed, with_default_overrides
+from comic_studio.generation.backend_api import GenerationBackend, ModelNeed, with_default_overrides
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.conditioning import MAX_CHARACTERS, Conditioning, build_conditioning
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends.base import GenerationBackend, ModelNeed, with_default_overrides
+from comic_studio.generation.backend_api import GenerationBackend, ModelNeed, with_default_overrides
 from comic_studio.backends.sdxl.inputs import fit, parse_region, read_image_setting, region_mask
 from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.previews import latents_to_rgb

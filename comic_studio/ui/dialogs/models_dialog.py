@@ -86,7 +86,7 @@ class Need:
 
 def needs_for(settings: AppSettings, catalogue: Catalogue) -> list[Need]:
     """One :class:`Need` per installed backend, from its declaration, plus the llama story parser."""
-    from comic_studio.backends.registry import available_backends
+    from comic_studio.generation.registry import available_backends
 
     try:
         backends = available_backends()
