@@ -23,7 +23,7 @@ from comic_studio.core import editing  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.core.layout import page_format  # noqa: E402
 from comic_studio.core.model import Character  # noqa: E402
-from comic_studio.generation.models.locate import DEFAULT_SDXL_ENV  # noqa: E402
+from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
 from comic_studio.generation.request import GenerationRequest  # noqa: E402
 
 STORY = "Ana hands Ben a brass key on the pier.\n\nBen looks at the sea."

@@ -18,7 +18,6 @@ from comic_studio.generation.backend_api import (
     set_default_settings,
     with_default_overrides,
 )
-from comic_studio.generation.models.needs import ModelNeed
 from comic_studio.generation.registry import (
     ENTRY_POINT_GROUP,
     BackendNotFoundError,
@@ -42,6 +41,7 @@ from comic_studio.generation.request import (
     RequestFigure,
     StepCallback,
 )
+from comic_studio.weights.needs import ModelNeed
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -12,7 +12,7 @@ import pytest
 
 from comic_studio import cli_models
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.generation.models.catalogue import load_catalogue
+from comic_studio.weights.catalogue import load_catalogue
 
 
 def run(argv, capsys):
