@@ -125,3 +125,20 @@ def test_has_capability_reads_the_installed_backend_and_is_false_for_unknown_one
     assert not has_capability("sdxl", "pose")
     assert has_capability("consistent", "consistent_characters")
     assert not has_capability("no-such-backend", "pose")
+
+
+def test_backends_with_lists_the_loaded_backends_declaring_a_capability():
+    from comic_studio.generation.registry import backends_with, get_backend_class
+
+    drawing_poses = backends_with("pose")
+    assert {"storyboard", "racig"} <= set(drawing_poses) and "sdxl" not in drawing_poses
+    assert list(drawing_poses) == sorted(drawing_poses)
+    assert drawing_poses["storyboard"] is get_backend_class("storyboard")
+    assert backends_with("no-such-capability") == {}
+
+
+def test_the_plugin_api_is_importable_from_the_backends_package():
+    import comic_studio.backends as api
+
+    assert all(hasattr(api, name) for name in api.__all__)
+    assert api.GenerationBackend is GenerationBackend and api.get_backend is get_backend
