@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    from comic_studio.backends.registry import register_backend, unregister_backend
+    from comic_studio.generation.registry import register_backend, unregister_backend
     from comic_studio.backends.sdxl import SdxlBackend
     from comic_studio.generation.engine import Engine
     from comic_studio.generation.messages import JobEvent

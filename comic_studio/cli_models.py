@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.generation.models.catalogue import load_catalogue
-from comic_studio.generation.models.locate import DEFAULT_SDXL_ENV, Places, default_sdxl_model, locate, locate_all, missing_for
-from comic_studio.generation.models.needs import check_need, to_download
+from comic_studio.weights.catalogue import load_catalogue
+from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV, default_sdxl_model
+from comic_studio.weights.locate import Places, locate, locate_all, missing_for
+from comic_studio.weights.needs import check_need, to_download
 
 TINY_STEPS = 4
 """Denoising steps that are plenty for the random-weight smoke models."""
@@ -38,7 +39,7 @@ def use_tiny_models(folder: str | Path | None = None) -> Any:
         folder = Path(user_cache_dir("comic-studio")) / "tiny-models"
     kit = build_tiny_kit(folder)
     os.environ[DEFAULT_SDXL_ENV] = str(kit.sdxl)
-    from comic_studio.backends.base import set_default_settings
+    from comic_studio.generation.backend_api import set_default_settings
     from comic_studio.backends.racig.backend import RacigBackend
     from comic_studio.backends.sdxl.backend import SdxlBackend
 
@@ -128,7 +129,7 @@ def _cmd_locate(args: argparse.Namespace) -> int:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from comic_studio.generation.models.download import DownloadProgress, download_entry
+    from comic_studio.weights.download import DownloadProgress, download_entry
 
     places = _places(args)
     last = [0.0]
@@ -153,7 +154,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     """Each backend's declared ``required_models`` against what is installed; exit 1 if any is missing."""
     import json
 
-    from comic_studio.backends.registry import available_backends
+    from comic_studio.generation.registry import available_backends
 
     backends = available_backends()
     if args.backend:

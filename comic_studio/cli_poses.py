@@ -66,7 +66,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from comic_studio.poses.importing import load_all_libraries, load_user_libraries, user_poses_dir
+    from comic_studio.poses.user_library import load_all_libraries, load_user_libraries, user_poses_dir
 
     errors: list[str] = []
     entries = load_user_libraries(errors=errors) if args.user else load_all_libraries(errors=errors)
@@ -86,7 +86,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from comic_studio.poses.importing import load_all_libraries
+    from comic_studio.poses.user_library import load_all_libraries
     from comic_studio.poses.retrieval import PoseRetriever
 
     if args.figures < 1 or args.k < 1:
@@ -115,7 +115,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from comic_studio.poses.extract import pose_entry_from_image
-    from comic_studio.poses.importing import caption_for_photo
+    from comic_studio.poses.importing.photos import caption_for_photo
     from comic_studio.poses.library import entry_to_json
 
     image = Path(args.image).expanduser()

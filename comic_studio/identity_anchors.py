@@ -53,7 +53,7 @@ PANEL_ONLY_SETTINGS = frozenset({"mode", "strength", "init_image", "mask_image",
 
 def uses_identity_banks(backend: str) -> bool:
     """Whether the installed backend ``backend`` reads identity banks (False if unknown)."""
-    from comic_studio.backends.registry import has_capability
+    from comic_studio.generation.registry import has_capability
 
     return has_capability(backend, CAPABILITY)
 
@@ -165,7 +165,7 @@ def anchor_request(project: Project, character_id: str, assets: AssetStore, pict
     prompt, or (``picture``: an asset hash, e.g. a panel result) banked from that picture.
     ``settings`` override :func:`anchor_settings` (e.g. ``anchor_seed`` for a new variation)."""
     from comic_studio.backends.consistent.anchors import anchor_prompt
-    from comic_studio.backends.registry import get_backend_class
+    from comic_studio.generation.registry import get_backend_class
 
     character = _character(project, character_id)
     if picture is not None and picture not in assets:
@@ -240,7 +240,7 @@ def generate_anchor(doc: Document, character_id: str, picture: str | None = None
                     *, folder: str | Path | None = None, on_step: StepCallback | None = None) -> CharacterAnchor:
     """Headless: run the anchor job here, synchronously, and record it (what the CLI does; the app
     submits the same request to its engine and records on the GUI thread)."""
-    from comic_studio.backends.registry import get_backend
+    from comic_studio.generation.registry import get_backend
 
     folder = Path(folder) if folder else bank_dir()
     request = anchor_request(doc.project, character_id, doc.assets, picture, settings, folder=folder)
@@ -285,7 +285,7 @@ def rebuild_missing_banks(doc: Document, character_ids: Iterable[str], *, folder
                           on_step: StepCallback | None = None) -> list[str]:
     """Headless: make sure the listed characters' banks are in ``folder``, rebuilding those the
     project does not carry. Returns the notices of banks that came out different (also logged)."""
-    from comic_studio.backends.registry import get_backend
+    from comic_studio.generation.registry import get_backend
 
     folder = Path(folder) if folder else bank_dir()
     notices = []

@@ -211,7 +211,7 @@ _INLINE_MIN = 1024
 
 def backend_needs_references(name: str) -> bool:
     """Whether the installed backend ``name`` wants reference images inline (False if unknown)."""
-    from comic_studio.backends.registry import get_backend_class
+    from comic_studio.generation.registry import get_backend_class
 
     try:
         return bool(get_backend_class(name).needs_reference_images)
@@ -275,7 +275,7 @@ def render_panel(doc: Document, panel_id: str, backend: str | None = None, on_st
     """Generate one panel synchronously and record the result (an undoable "Render panel" step).
     The app does the same in two halves: the engine generates on its worker thread, then
     :func:`record_result` runs on the GUI thread."""
-    from comic_studio.backends.registry import get_backend
+    from comic_studio.generation.registry import get_backend
 
     found = doc.project.find_panel(panel_id)
     if found is None:
@@ -385,7 +385,7 @@ def render_document(
     cancel: Cancel | None = None,
 ) -> int:
     """Render (and letter) every panel, page by page in reading order. Returns panels rendered."""
-    from comic_studio.backends.registry import get_backend
+    from comic_studio.generation.registry import get_backend
 
     panels = [panel for page in doc.project.pages for panel in page.panels_in_order()]
     todo = [p for p in panels if not (only_missing and p.result())]

@@ -77,7 +77,7 @@ def try_on(doc: Document, panel_id: str, character_id: str, outfit: bytes | str 
     """Synchronously: add ``outfit`` (image bytes, a file or a PIL image) to the character's body
     references (one undo step, as the character library does), run the try-on, and record the
     result in the panel's history (another undo step; the old result stays)."""
-    from comic_studio.backends.registry import get_backend
+    from comic_studio.generation.registry import get_backend
 
     found = doc.project.find_panel(panel_id)
     if found is None:

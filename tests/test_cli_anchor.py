@@ -11,10 +11,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from comic_studio import pipeline  # noqa: E402
-from comic_studio.backends.base import reset_default_settings  # noqa: E402
+from comic_studio.generation.backend_api import reset_default_settings  # noqa: E402
 from comic_studio.cli import main  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
-from comic_studio.generation.models.locate import DEFAULT_SDXL_ENV  # noqa: E402
+from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
 from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -18,12 +18,12 @@ from test_racig_support import HASHES, REFS  # noqa: E402
 
 from comic_studio import cli, pipeline  # noqa: E402
 from comic_studio.backends.racig import RacigBackend  # noqa: E402
-from comic_studio.backends.base import reset_default_settings  # noqa: E402
+from comic_studio.generation.backend_api import reset_default_settings  # noqa: E402
 from comic_studio.core import editing  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.core.layout import page_format  # noqa: E402
 from comic_studio.core.model import Character  # noqa: E402
-from comic_studio.generation.models.locate import DEFAULT_SDXL_ENV  # noqa: E402
+from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
 from comic_studio.generation.request import GenerationRequest  # noqa: E402
 
 STORY = "Ana hands Ben a brass key on the pier.\n\nBen looks at the sea."

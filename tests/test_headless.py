@@ -1,4 +1,4 @@
-"""The headless heart runs without Qt and without torch: core, export and the CLI's demo/render.
+"""The headless heart runs without Qt and without torch: core, weights, export and the CLI's demo/render.
 
 A child interpreter blocks PySide6 and torch (an import of either raises ImportError) and then does
 real work; the demo falls back to the pure-Python pose retrieval on its own.
@@ -33,12 +33,12 @@ def _run(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
 
 
-def test_core_and_export_import_without_qt_or_torch(tmp_path):
+def test_core_weights_and_export_import_without_qt_or_torch(tmp_path):
     proc = _run(
         """
         import pkgutil, importlib, sys
-        import comic_studio.core, comic_studio.export
-        for pkg in (comic_studio.core, comic_studio.export):
+        import comic_studio.core, comic_studio.export, comic_studio.weights
+        for pkg in (comic_studio.core, comic_studio.weights, comic_studio.export):
             for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
                 importlib.import_module(mod.name)
         assert not any(m.split(".")[0] in ("PySide6", "torch") for m in sys.modules)

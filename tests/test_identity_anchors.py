@@ -111,7 +111,7 @@ def test_a_rebuild_that_differs_is_recorded_and_reported(kit, banks):
     # Another device renders other numbers; here another anchor seed stands in for that.
     request = identity_anchors.rebuild_request(doc.project, doc.assets, ana, folder)
     request = request.model_copy(update={"backend_settings": {**request.backend_settings, "anchor_seed": 99}})
-    from comic_studio.backends.registry import get_backend
+    from comic_studio.generation.registry import get_backend
 
     result = get_backend("consistent").generate(request)
     notice = identity_anchors.record_rebuild(doc, ana, result, folder, old.bank)

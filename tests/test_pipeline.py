@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from comic_studio.backends.registry import get_backend
+from comic_studio.generation.registry import get_backend
 from comic_studio.cli import main
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.document import Document

@@ -77,7 +77,7 @@ def kit(tmp_path_factory):
 
 
 def test_racig_render_stores_no_images_and_replays_exactly(kit, tmp_path):
-    from comic_studio.backends.registry import get_backend
+    from comic_studio.generation.registry import get_backend
 
     tiny, strong = kit
     doc, panel_id = _document()

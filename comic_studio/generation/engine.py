@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends.base import BackendSettingsError, GenerationBackend
-from comic_studio.backends.registry import get_backend_class
+from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
+from comic_studio.generation.registry import get_backend_class
 from comic_studio.generation.messages import JobEvent, JobMessage
 from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult
 from comic_studio.generation.resources import EngineResources

@@ -5,10 +5,11 @@
 No Qt and no torch here.
 """
 
-from comic_studio.parsing.base import StoryParser, available_parsers, get_parser, parse, register_parser
+from comic_studio.parsing.base import StoryParser
 from comic_studio.parsing.errors import ParseCancelled, ParseError
 from comic_studio.parsing.files import parse_story_file, promote_suggestions, write_parsed_json
 from comic_studio.parsing.names import infer_characters
+from comic_studio.parsing.registry import available_parsers, get_parser, parse, register_parser
 from comic_studio.parsing.schema import CharacterSuggestion, ParsedStory, from_json, validate_parsed
 
 __all__ = [

@@ -58,7 +58,7 @@ def generate_story(words: int, seed: int = 0) -> str:
 
 def bench_parser(words: int = 100_000, repeats: int = 1) -> dict[str, float | int]:
     """Parse a generated ~``words``-word story; report words/s (best of ``repeats``)."""
-    from comic_studio.parsing.base import parse
+    from comic_studio.parsing.registry import parse
 
     text = generate_story(words)
     n_words = len(text.split())

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.model import Character
-from comic_studio.parsing.base import CancelCallback, ProgressCallback, parse
+from comic_studio.parsing.base import CancelCallback, ProgressCallback
 from comic_studio.parsing.errors import ParseError
 from comic_studio.parsing.names import PALETTE, colour_for, infer_characters
+from comic_studio.parsing.registry import parse
 from comic_studio.parsing.schema import ParsedStory, slugify
 
 MAX_STORY_BYTES = 50 * 1024 * 1024  # a story larger than this is not a comic script

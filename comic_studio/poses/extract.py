@@ -9,7 +9,7 @@ comic portraits (a head and shoulders filling the picture) it often finds nobody
 image gives nothing, it is retried centred on a larger neutral canvas (more "room" around the person)
 and the landmarks are mapped back to the original image's coordinates.
 
-:func:`figure_from_openpose` is shared with :mod:`comic_studio.poses.importing`: any detector's
+:func:`figure_from_openpose` is shared with :mod:`comic_studio.poses.importing.skeletons`: any detector's
 OpenPose-18 pixel keypoints (with scores) become a validated, normalised Figure the same way.
 """
 

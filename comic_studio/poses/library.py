@@ -92,7 +92,7 @@ class PoseEntry:
     image: str | None = None
     """The picture the pose was taken from, for text→image retrieval (OpenCLIP). In a user library
     file: a path relative to the folder holding that file (``dance.images/kick.jpg``);
-    :func:`comic_studio.poses.importing.load_user_libraries` makes it absolute. None for drawn poses."""
+    :func:`comic_studio.poses.user_library.load_user_libraries` makes it absolute. None for drawn poses."""
 
     @property
     def n_figures(self) -> int:

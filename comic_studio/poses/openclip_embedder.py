@@ -4,7 +4,7 @@ CLIP puts a sentence and a picture in one space, so a beat's action text can be 
 *pictures* of pose entries: the photos of a user's pose-photo folder, or the image features RaCig's
 public retrieval data ships (made with CLIP ViT-bigG-14). The model is chosen from the catalogue
 (``resources/models.json``, kind ``openclip``: ViT-H-14 or ViT-bigG-14, named by the app setting
-``pose_clip_model``) and found with :func:`comic_studio.generation.models.locate.locate`.
+``pose_clip_model``) and found with :func:`comic_studio.weights.locate.locate`.
 
 Weights are read from a folder laid out like the laion Hugging Face repos: ``open_clip_config.json``
 (architecture + preprocessing) beside ``open_clip_model.safetensors`` (or ``open_clip_pytorch_model.bin``,
@@ -39,7 +39,7 @@ from comic_studio.poses.array_files import read_matrix, save_arrays_atomic
 if TYPE_CHECKING:
     from PIL import Image
 
-    from comic_studio.generation.models.locate import Places
+    from comic_studio.weights.locate import Places
 
 log = logging.getLogger(__name__)
 
@@ -238,8 +238,8 @@ def resolve_clip_model(spec: str | None = None, places: "Places | None" = None) 
         if not path.is_file():
             raise OpenClipError(f"{path}: no such OpenCLIP weights file")
         return ClipModelChoice(model_id=_id_for_path(path), weights=path)
-    from comic_studio.generation.models.catalogue import CatalogueError, load_catalogue
-    from comic_studio.generation.models.locate import Places, locate
+    from comic_studio.weights.catalogue import CatalogueError, load_catalogue
+    from comic_studio.weights.locate import Places, locate
 
     try:
         entry = load_catalogue().get(spec)

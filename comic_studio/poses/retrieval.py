@@ -252,7 +252,7 @@ class PoseRetriever:
 
     def _stored_pictures(self, clip: Any, user_dir: Path | None) -> dict[int, np.ndarray]:
         """Entry index → image features stored with imported data for this very model."""
-        from comic_studio.poses.importing import USER_PREFIX, user_poses_dir
+        from comic_studio.poses.user_library import USER_PREFIX, user_poses_dir
         from comic_studio.poses.stored_features import load_stored_features
 
         stored = load_stored_features(clip.model_id, user_dir if user_dir is not None else user_poses_dir(),
@@ -358,7 +358,7 @@ def shared_retriever(embedder: Embedder = "auto", entries: list[PoseEntry] | Non
     changes — e.g. the author imported poses — so new poses are retrieved without a restart — and,
     for ``"openclip"``, when the ``pose_clip_model`` setting names another model."""
     if entries is None:
-        from comic_studio.poses.importing import load_all_libraries
+        from comic_studio.poses.user_library import load_all_libraries
 
         entries = load_all_libraries()
     signature: tuple = tuple((e.id, e.caption, e.image) for e in entries)

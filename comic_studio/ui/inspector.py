@@ -37,8 +37,8 @@ from PySide6.QtWidgets import (
 )
 
 from comic_studio import pipeline
-from comic_studio.backends.base import BackendSettingsError, GenerationBackend
-from comic_studio.backends.registry import available_backends, get_backend_class
+from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
+from comic_studio.generation.registry import available_backends, get_backend_class
 from comic_studio.core import editing
 from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.errors import ComicStudioError

@@ -42,7 +42,7 @@ from PySide6.QtWidgets import (
 )
 
 from comic_studio import pipeline
-from comic_studio.backends.registry import has_capability
+from comic_studio.generation.registry import has_capability
 from comic_studio.core import character_edits
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Panel

@@ -404,7 +404,7 @@ class MainWindow(QMainWindow):
     # ================================================================== recovery
     def report_plugin_errors(self) -> None:
         """Plugins that failed to load are logged once by the registry; say so once here too."""
-        from comic_studio.backends.registry import plugin_errors
+        from comic_studio.generation.registry import plugin_errors
 
         errors = plugin_errors()
         if errors:

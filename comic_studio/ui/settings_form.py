@@ -1,6 +1,6 @@
 """A form generated from a backend's declared settings schema.
 
-The schema format is documented in :mod:`comic_studio.backends.base`: ``{field: {"type": "int" |
+The schema format is documented in :mod:`comic_studio.generation.backend_api`: ``{field: {"type": "int" |
 "float" | "bool" | "str" | "choice", "default", "label", "min", "max", "choices", "help"}}``. The
 form only *collects* values; checking them stays with the backend's ``validate_settings`` so a
 plugin's rules are applied exactly once, in one place. The owner listens to

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
-from comic_studio.backends.base import BackendSettingsError, GenerationBackend
-from comic_studio.backends.registry import get_backend
+from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
+from comic_studio.generation.registry import get_backend
 from comic_studio.core.model import ShotType
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent, JobMessage

@@ -12,7 +12,7 @@ pytest.importorskip("diffusers")
 from contract import BackendContract  # noqa: E402
 
 from comic_studio.backends.consistent import ConsistentBackend  # noqa: E402
-from comic_studio.backends.registry import register_backend, unregister_backend  # noqa: E402
+from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
 from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 
 _KIT: dict[str, Any] = {}

@@ -15,7 +15,7 @@ from contract import BackendContract  # noqa: E402
 from test_racig_support import HASHES, REFS, build_kit, kit_settings  # noqa: E402
 
 from comic_studio.backends.racig.adapters import reference_images_setting  # noqa: E402
-from comic_studio.backends.registry import register_backend, unregister_backend  # noqa: E402
+from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
 from comic_studio.generation.request import GenerationRequest  # noqa: E402
 
 

@@ -10,9 +10,9 @@ import textwrap
 
 import pytest
 
-from comic_studio.backends import registry
-from comic_studio.backends.base import GenerationBackend
-from comic_studio.backends.registry import (
+from comic_studio.generation import registry
+from comic_studio.generation.backend_api import GenerationBackend
+from comic_studio.generation.registry import (
     BackendNotFoundError,
     available_backends,
     get_backend,
@@ -119,9 +119,26 @@ def test_register_backend_rejects_empty_name():
 
 
 def test_has_capability_reads_the_installed_backend_and_is_false_for_unknown_ones():
-    from comic_studio.backends.registry import has_capability
+    from comic_studio.generation.registry import has_capability
 
     assert has_capability("storyboard", "pose") and has_capability("racig", "pose")
     assert not has_capability("sdxl", "pose")
     assert has_capability("consistent", "consistent_characters")
     assert not has_capability("no-such-backend", "pose")
+
+
+def test_backends_with_lists_the_loaded_backends_declaring_a_capability():
+    from comic_studio.generation.registry import backends_with, get_backend_class
+
+    drawing_poses = backends_with("pose")
+    assert {"storyboard", "racig"} <= set(drawing_poses) and "sdxl" not in drawing_poses
+    assert list(drawing_poses) == sorted(drawing_poses)
+    assert drawing_poses["storyboard"] is get_backend_class("storyboard")
+    assert backends_with("no-such-capability") == {}
+
+
+def test_the_plugin_api_is_importable_from_the_backends_package():
+    import comic_studio.backends as api
+
+    assert all(hasattr(api, name) for name in api.__all__)
+    assert api.GenerationBackend is GenerationBackend and api.get_backend is get_backend

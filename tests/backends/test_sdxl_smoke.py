@@ -13,11 +13,11 @@ pytest.importorskip("diffusers")
 
 from PIL import Image  # noqa: E402
 
-from comic_studio.backends.registry import register_backend, unregister_backend  # noqa: E402
-from comic_studio.backends.base import reset_default_settings  # noqa: E402
+from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
+from comic_studio.generation.backend_api import reset_default_settings  # noqa: E402
 from comic_studio.backends.sdxl.backend import SdxlBackend  # noqa: E402
 from comic_studio.cli_models import TINY_STEPS, use_tiny_models  # noqa: E402
-from comic_studio.generation.models.locate import DEFAULT_SDXL_ENV  # noqa: E402
+from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from comic_studio.backends.base import BackendSettingsError
+from comic_studio.generation.backend_api import BackendSettingsError
 from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.backends.storyboard.figures import fallback_pose
 from comic_studio.core.model import PanelResult, ShotType

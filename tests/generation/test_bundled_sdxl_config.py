@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from comic_studio.generation.models.catalogue import load_catalogue  # noqa: E402
+from comic_studio.weights.catalogue import load_catalogue  # noqa: E402
 from comic_studio.generation.models.ldm_format import sdxl_to_ldm_state_dict  # noqa: E402
 from comic_studio.generation.models.loading import (  # noqa: E402
     ModelLoadError,
@@ -24,7 +24,8 @@ from comic_studio.generation.models.loading import (  # noqa: E402
     load_sdxl_components,
     sdxl_source,
 )
-from comic_studio.generation.models.locate import CONFIG_ID, Places, resolve_sdxl  # noqa: E402
+from comic_studio.generation.models.sdxl import CONFIG_ID, resolve_sdxl  # noqa: E402
+from comic_studio.weights.locate import Places  # noqa: E402
 from comic_studio.generation.models.sdxl_config import (  # noqa: E402
     bundled_sdxl_configs,
     config_mismatch,

@@ -9,8 +9,8 @@ import time
 import pytest
 from PIL import Image
 
-from comic_studio.backends.base import BackendSettingsError
-from comic_studio.backends.registry import BackendNotFoundError
+from comic_studio.generation.backend_api import BackendSettingsError
+from comic_studio.generation.registry import BackendNotFoundError
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent
 from comic_studio.generation.request import GenerationError, GenerationRequest

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from comic_studio.backends import registry
-from comic_studio.backends.registry import (
+from comic_studio.generation import registry
+from comic_studio.generation.registry import (
     PLUGINS_DIR_ENV,
     available_backends,
     backend_origins,
@@ -27,7 +27,7 @@ from engine_fakes import Recorder
 
 BACKEND_SOURCE = '''
 from PIL import Image
-from comic_studio.backends.base import GenerationBackend
+from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.generation.request import Cancelled, GenerationResult
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from comic_studio.generation.models.loading import FP16_FIX_VAE_ID, fp16_fix_vae
-from comic_studio.generation.models.locate import Places
+from comic_studio.weights.locate import Places
 from comic_studio.generation.resources import ModelCache
 from comic_studio.generation.tiny import build_tiny_kit
 

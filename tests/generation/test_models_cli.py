@@ -12,7 +12,7 @@ import pytest
 
 from comic_studio import cli_models
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.generation.models.catalogue import load_catalogue
+from comic_studio.weights.catalogue import load_catalogue
 
 
 def run(argv, capsys):
@@ -114,8 +114,8 @@ def test_check_says_what_each_backend_still_needs(isolated, capsys, monkeypatch)
 
 
 def test_check_covers_third_party_backends_by_their_declaration(isolated, capsys):
-    from comic_studio.backends.base import GenerationBackend, ModelNeed
-    from comic_studio.backends.registry import register_backend, unregister_backend
+    from comic_studio.generation.backend_api import GenerationBackend, ModelNeed
+    from comic_studio.generation.registry import register_backend, unregister_backend
 
     class PoseOnly(GenerationBackend):
         name = "pose-only"

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from comic_studio.generation.models import download as dl
-from comic_studio.generation.models.catalogue import Catalogue, CatalogueError, load_catalogue, read_catalogue
+from comic_studio.weights import download as dl
+from comic_studio.weights.catalogue import Catalogue, CatalogueError, load_catalogue, read_catalogue
 from comic_studio.generation.models.loading import ModelLoadError, check_weights_file, read_state_dict, sdxl_source
-from comic_studio.generation.models.locate import Places, entry_root, locate, missing_for, resolve_file, resolve_sdxl
+from comic_studio.generation.models.sdxl import resolve_file, resolve_sdxl
+from comic_studio.weights.locate import Places, entry_root, locate, missing_for
 
 # ------------------------------------------------------------------------------------ catalogue
 
@@ -248,7 +249,7 @@ def test_hf_urls_honour_the_endpoint(monkeypatch):
 
 
 def test_backends_declare_the_models_they_need():
-    from comic_studio.backends.registry import available_backends
+    from comic_studio.generation.registry import available_backends
 
     backends = available_backends()
     catalogue = load_catalogue()
@@ -267,8 +268,8 @@ def test_backends_declare_the_models_they_need():
 
 def test_check_need_finds_installed_models_and_lists_what_to_download(tmp_path):
     from comic_studio.backends.racig import RacigBackend
-    from comic_studio.generation.models.locate import locate_all
-    from comic_studio.generation.models.needs import check_need, to_download
+    from comic_studio.weights.locate import locate_all
+    from comic_studio.weights.needs import check_need, to_download
 
     catalogue = load_catalogue()
     p = places(tmp_path, external=tmp_path / "comfy")

@@ -21,12 +21,11 @@ from test_poses_import import FIXTURES, _write_racig  # noqa: E402 - the RaCig l
 
 from comic_studio.core.settings import CONFIG_DIR_ENV  # noqa: E402
 from comic_studio.poses import extract  # noqa: E402
-from comic_studio.poses.importing import (  # noqa: E402
-    POSES_DIR_ENV, PoseImportError, import_photo_folder, import_poses, import_racig, load_all_libraries,
-)  # fmt: skip
+from comic_studio.poses.importing import PoseImportError, import_photo_folder, import_poses, import_racig  # noqa: E402
 from comic_studio.poses.openclip_embedder import OpenClipEmbedder, OpenClipError, open_image  # noqa: E402
 from comic_studio.poses.retrieval import PoseRetrievalError, PoseRetriever, shared_retriever  # noqa: E402
 from comic_studio.poses.stored_features import features_folder, load_stored_features  # noqa: E402
+from comic_studio.poses.user_library import POSES_DIR_ENV, load_all_libraries  # noqa: E402
 from comic_studio.generation.tiny import write_tiny_openclip  # noqa: E402
 
 MODEL_ID = "openclip-vit-h-14"
@@ -258,7 +257,7 @@ def test_bad_feature_files_are_refused_before_anything_is_written(app_env, tmp_p
 
 
 def test_backends_share_an_openclip_retriever_keyed_by_the_model_setting(app_env, tmp_path, tiny, clip):
-    from comic_studio.backends.registry import get_backend
+    from comic_studio.generation.registry import get_backend
     from comic_studio.generation.request import GenerationRequest, RequestCharacter
 
     phrases = _racig_with_features(tmp_path / "racig", clip)

@@ -13,11 +13,13 @@ import pytest
 from PIL import Image
 
 from comic_studio.poses import extract
-from comic_studio.poses.importing import (
-    POSES_DIR_ENV, PoseImportError, caption_for_photo, import_photo_folder, import_poses, import_racig,
-    load_all_libraries, load_array_file, load_user_libraries, user_entry_image, user_poses_dir,
-)  # fmt: skip
+from comic_studio.poses.importing import PoseImportError, import_photo_folder, import_poses, import_racig
+from comic_studio.poses.importing.photos import caption_for_photo
+from comic_studio.poses.importing.readers import load_array_file
 from comic_studio.poses.library import KP, load_library
+from comic_studio.poses.user_library import (
+    POSES_DIR_ENV, load_all_libraries, load_user_libraries, user_entry_image, user_poses_dir,
+)  # fmt: skip
 
 FIXTURES = Path(__file__).parent / "fixtures"
 W, H = 1344, 768

@@ -1,6 +1,6 @@
 """Imported user poses take part in retrieval for the backends, without a restart."""
 
-from comic_studio.backends.registry import get_backend
+from comic_studio.generation.registry import get_backend
 from comic_studio.generation.request import GenerationRequest, RequestCharacter
 from comic_studio.poses.library import PoseEntry, dump_library, load_library
 from comic_studio.poses.retrieval import shared_retriever

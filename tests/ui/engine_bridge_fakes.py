@@ -2,8 +2,8 @@
 
 from PIL import Image
 
-from comic_studio.backends.base import GenerationBackend
-from comic_studio.backends.registry import register_backend, unregister_backend
+from comic_studio.generation.backend_api import GenerationBackend
+from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.generation.request import GenerationResult
 
 

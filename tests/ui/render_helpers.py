@@ -11,7 +11,7 @@ import threading
 from PIL import Image
 
 from comic_studio import pipeline
-from comic_studio.backends.base import GenerationBackend
+from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.core.document import Document
 from comic_studio.core.model import Character
 from comic_studio.generation.request import Cancelled, GenerationResult

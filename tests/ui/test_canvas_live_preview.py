@@ -11,7 +11,7 @@ from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QColor, QImage
 
-from comic_studio.backends.registry import register_backend, unregister_backend
+from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.core import editing
 from comic_studio.core.settings import AppSettings
 from comic_studio.ui.canvas import PageCanvas

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from comic_studio import pipeline
-from comic_studio.backends.registry import register_backend, unregister_backend
+from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.core.model import CharacterPlacement, ShotType
 from comic_studio.ui.inspector import PanelInspector
 from comic_studio.ui.render_service import RenderService

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from comic_studio.core.settings import AppSettings
-from comic_studio.generation.models.catalogue import Catalogue, load_catalogue
-from comic_studio.generation.models.locate import Places
+from comic_studio.weights.catalogue import Catalogue, load_catalogue
+from comic_studio.weights.locate import Places
 from comic_studio.ui.dialogs.models_dialog import LLAMA_KEY, ModelsDialog
 
 PAYLOAD = bytes(range(256)) * 1024  # 256 KB: several download chunks, so progress has steps

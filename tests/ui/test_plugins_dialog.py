@@ -11,13 +11,13 @@ import pytest
 from PySide6.QtCore import QUrl
 from PySide6.QtWidgets import QMenu
 
-from comic_studio.backends import registry
+from comic_studio.generation import registry
 from comic_studio.ui.dialogs import plugins_dialog
 from comic_studio.ui.dialogs.plugins_dialog import PluginsDialog
 
 GOOD_PLUGIN = """
 from PIL import Image
-from comic_studio.backends.base import GenerationBackend
+from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.generation.request import GenerationResult
 
 
@@ -134,7 +134,7 @@ def test_main_window_menus_open_both_dialogs(qtbot, ctx, tmp_path, monkeypatch):
 
 
 def test_the_window_reports_broken_plugins_once_in_the_status_bar(qtbot, tmp_path, monkeypatch):
-    from comic_studio.backends import registry
+    from comic_studio.generation import registry
     from comic_studio.core.settings import AppSettings
     from comic_studio.ui.main_window import MainWindow
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from comic_studio import pipeline
-from comic_studio.backends.registry import register_backend, unregister_backend
+from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.core import editing
 from comic_studio.core.document import Document
 from comic_studio.ui.render_service import RenderService

@@ -25,7 +25,7 @@ from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.previews import latents_to_rgb
 from comic_studio.core.model import CharacterPlacement
 from comic_studio.generation.models.loading import apply_loras, remove_loras
-from comic_studio.generation.models.locate import default_sdxl_model, resolve_file
+from comic_studio.generation.models.sdxl import default_sdxl_model, resolve_file
 from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult, StepCallback
 
 BANK_CACHE_SIZE = 16

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends.base import GenerationBackend, ModelNeed, with_default_overrides
+from comic_studio.generation.backend_api import GenerationBackend, with_default_overrides
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.conditioning import MAX_CHARACTERS, Conditioning, build_conditioning
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
@@ -24,9 +24,11 @@ from comic_studio.backends.sdxl.backend import SdxlBackend, step_reporter  # the
 from comic_studio.backends.sdxl.inputs import fit, read_image_setting
 from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.schedulers import UnknownScheduler, make_scheduler, scheduler_names
-from comic_studio.generation.models.catalogue import CatalogueError, load_catalogue
+from comic_studio.weights.catalogue import CatalogueError, load_catalogue
 from comic_studio.generation.models.loading import ModelLoadError, load_sdxl_components
-from comic_studio.generation.models.locate import Places, default_sdxl_model, locate, resolve_file, resolve_sdxl
+from comic_studio.generation.models.sdxl import default_sdxl_model, resolve_file, resolve_sdxl
+from comic_studio.weights.locate import Places, locate
+from comic_studio.weights.needs import ModelNeed
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 
 if TYPE_CHECKING:

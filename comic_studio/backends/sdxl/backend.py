@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends.base import GenerationBackend, ModelNeed, with_default_overrides
+from comic_studio.generation.backend_api import GenerationBackend, with_default_overrides
 from comic_studio.backends.sdxl.inputs import fit, parse_region, read_image_setting, region_mask
 from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
 from comic_studio.backends.sdxl.previews import latents_to_rgb
@@ -24,8 +24,9 @@ from comic_studio.generation.models.loading import (
     load_sdxl_components,
     remove_loras,
 )
-from comic_studio.generation.models.locate import DEFAULT_SDXL_ID, default_sdxl_model, resolve_file, resolve_sdxl
+from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ID, default_sdxl_model, resolve_file, resolve_sdxl
 from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult, StepCallback
+from comic_studio.weights.needs import ModelNeed
 
 if TYPE_CHECKING:
     from comic_studio.generation.resources import EngineResources

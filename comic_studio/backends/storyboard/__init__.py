@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from comic_studio.backends.base import GenerationBackend
+from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.backends.storyboard.render import render_panel
 from comic_studio.generation.request import GenerationRequest, GenerationResult, StepCallback
 

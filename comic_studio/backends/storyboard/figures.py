@@ -181,7 +181,7 @@ def _library_entries() -> list[Any] | None:
     :mod:`comic_studio.poses` is not installed. A corrupt bundled library raises its own clear error
     (hiding it behind fallbacks would hide a bug); a broken user library is skipped and logged."""
     try:
-        from comic_studio.poses.importing import load_all_libraries
+        from comic_studio.poses.user_library import load_all_libraries
     except ImportError:
         return None
     return load_all_libraries()  # file reads cached by the library per modification time

@@ -1,4 +1,5 @@
-"""The model manager: catalogue (resources/models.json), locating installed models, downloads, and
-loading weights (diffusers folders, single-file checkpoints, LoRAs) without ever unpickling unsafely.
+"""Loading SDXL-family weights (diffusers folders, single-file checkpoints, LoRAs) without ever
+unpickling unsafely, and resolving a backend's model settings to files (:mod:`.sdxl`). What is
+installed where is :mod:`comic_studio.weights`.
 
 Import the submodules directly; this package imports nothing heavy."""

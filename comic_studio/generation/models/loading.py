@@ -197,8 +197,8 @@ def fp16_fix_vae(dtype: str, device: str, cache: ComponentCache | None = None, p
     rescaled internals) decodes in half precision. bfloat16 and float32 need no swap."""
     if dtype != "float16":
         return None
-    from comic_studio.generation.models.catalogue import CatalogueError, load_catalogue
-    from comic_studio.generation.models.locate import Places, locate
+    from comic_studio.weights.catalogue import CatalogueError, load_catalogue
+    from comic_studio.weights.locate import Places, locate
 
     try:
         entry = load_catalogue().get(FP16_FIX_VAE_ID)

@@ -22,14 +22,14 @@ MODEL_ENV = "COMIC_STUDIO_LLAMA_MODEL"
 def llm_entries() -> list[Any]:
     """The catalogue's story-parser models (``kind == "llm"``); empty without the model manager."""
     try:
-        from comic_studio.generation.models.catalogue import load_catalogue
+        from comic_studio.weights.catalogue import load_catalogue
     except ImportError:
         return []
     return list(load_catalogue().of_kind("llm"))
 
 
 def _locate(entry: Any) -> Path | None:
-    from comic_studio.generation.models.locate import Places, locate
+    from comic_studio.weights.locate import Places, locate
 
     found = locate(entry, Places.from_settings())
     return found.path if found is not None and found.path.is_file() else None

@@ -56,7 +56,7 @@ BYSTANDER_COLOUR = "#8a8a8a"
 
 def pose_capable(backend: str) -> bool:
     """Whether ``backend`` draws the panel's pose (declares the "pose" capability)."""
-    from comic_studio.backends.registry import has_capability
+    from comic_studio.generation.registry import has_capability
 
     return has_capability(backend, "pose")
 

@@ -39,9 +39,10 @@ from PySide6.QtWidgets import (
 )
 
 from comic_studio.core.settings import AppSettings
-from comic_studio.generation.models.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
-from comic_studio.generation.models.locate import Located, Places, default_sdxl_model, locate
-from comic_studio.generation.models.needs import SOURCE_LABELS, ModelNeed, check_need, relevant_ids, to_download
+from comic_studio.weights.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
+from comic_studio.generation.models.sdxl import default_sdxl_model
+from comic_studio.weights.locate import Located, Places, locate
+from comic_studio.weights.needs import SOURCE_LABELS, ModelNeed, check_need, relevant_ids, to_download
 
 LARGE_DOWNLOAD = 1_000_000_000
 """Bytes from which a download asks for confirmation first (multi-GB checkpoints)."""
@@ -86,7 +87,7 @@ class Need:
 
 def needs_for(settings: AppSettings, catalogue: Catalogue) -> list[Need]:
     """One :class:`Need` per installed backend, from its declaration, plus the llama story parser."""
-    from comic_studio.backends.registry import available_backends
+    from comic_studio.generation.registry import available_backends
 
     try:
         backends = available_backends()
@@ -185,7 +186,7 @@ class DownloadJob:
             self._download(entry)
 
     def _download(self, entry: ModelEntry) -> None:
-        from comic_studio.generation.models.download import DownloadCancelled, DownloadProgress, download_entry
+        from comic_studio.weights.download import DownloadCancelled, DownloadProgress, download_entry
 
         last = [0.0]
 

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comic_studio.backends import registry
+from comic_studio.generation import registry
 
 BACKEND_COLUMNS = ("Name", "Display name", "Capabilities", "Origin")
 ORIGIN = 3

@@ -7,8 +7,14 @@ import importlib.metadata
 import numpy as np
 from PIL import Image
 
-from comic_studio.backends.registry import ENTRY_POINT_GROUP, available_backends, backend_origins, get_backend
-from comic_studio.generation.request import GenerationRequest, RequestCharacter
+from comic_studio.backends import (
+    ENTRY_POINT_GROUP,
+    GenerationRequest,
+    RequestCharacter,
+    available_backends,
+    backend_origins,
+    get_backend,
+)
 from comic_studio_example_backend import HalftoneBackend
 from comic_studio_example_backend.screen import INK, PAPER, dot_mask, halftone
 

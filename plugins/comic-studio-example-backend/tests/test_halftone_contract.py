@@ -4,7 +4,7 @@ from typing import Any
 
 from contract import BackendContract
 
-from comic_studio.generation.request import GenerationRequest
+from comic_studio.backends import GenerationRequest
 
 
 class TestHalftoneContract(BackendContract):

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from comic_studio.backends.base import GenerationBackend
-from comic_studio.backends.registry import get_backend
-from comic_studio.generation.request import Cancelled, GenerationRequest, GenerationResult, StepCallback
+from comic_studio.backends import Cancelled, GenerationBackend, GenerationRequest, GenerationResult, StepCallback, get_backend
 
 from comic_studio_example_backend.screen import halftone
 

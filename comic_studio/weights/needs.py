@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from comic_studio.generation.models.catalogue import Catalogue, CatalogueError, ModelEntry
-from comic_studio.generation.models.locate import Located
+from comic_studio.weights.catalogue import Catalogue, CatalogueError, ModelEntry
+from comic_studio.weights.locate import Located
 
 SOURCE_LABELS = {"models-folder": "models folder", "hf-cache": "Hugging Face cache", "external": "ComfyUI/A1111 folder"}
 

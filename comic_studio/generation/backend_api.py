@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.generation.models.needs import ModelNeed
+from comic_studio.weights.needs import ModelNeed
 from comic_studio.generation.request import GenerationRequest, GenerationResult, StepCallback
 
 SETTING_TYPES = frozenset({"int", "float", "bool", "str", "choice"})

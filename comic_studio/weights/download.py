@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.generation.models.catalogue import ModelEntry, ModelFile
+from comic_studio.weights.catalogue import ModelEntry, ModelFile
 
 CHUNK = 64 * 1024
 """Small enough that a dropped connection loses little (bytes still buffered are not on disk)."""

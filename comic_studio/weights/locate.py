@@ -10,6 +10,8 @@ Three places, in this order:
    ``controlnet``, ``ipadapter``, ``clip_vision``, ``embeddings``, ``vae``).
 
 No torch here; ``huggingface_hub`` is imported only to look in its cache (never the network).
+Turning a user's model setting into something loadable (and an error saying what to download) is
+the loader's job: :mod:`comic_studio.generation.models.sdxl`.
 """
 
 from __future__ import annotations
@@ -19,15 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from comic_studio.generation.models.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
-from comic_studio.generation.models.loading import ModelLoadError, SdxlSource, sdxl_source
-from comic_studio.generation.models.sdxl_config import bundled_sdxl_configs
-
-DEFAULT_SDXL_ENV = "COMIC_STUDIO_SDXL_MODEL"
-"""Overrides the default SDXL model (a catalogue id or a path): ``--models tiny`` sets it."""
-DEFAULT_SDXL_ID = "sdxl-base-1.0"
-CONFIG_ID = "sdxl-base-1.0-config"
-"""The SDXL configs as a download; optional since the app bundles them (resources/sdxl/)."""
+from comic_studio.weights.catalogue import Catalogue, ModelEntry, load_catalogue
 
 EXTERNAL_FOLDERS: dict[str, tuple[str, ...]] = {
     "sdxl": ("checkpoints", "Stable-diffusion"),
@@ -152,73 +146,3 @@ def missing_for(model_id: str, places: Places, catalogue: Catalogue | None = Non
     """What still has to be downloaded before ``model_id`` can run (it and what it needs)."""
     catalogue = catalogue or load_catalogue()
     return [m for m in catalogue.requirements(model_id) if locate(m, places) is None]
-
-
-# ------------------------------------------------------------------------------------ resolving
-
-
-def default_sdxl_model() -> str:
-    return os.environ.get(DEFAULT_SDXL_ENV, "").strip() or DEFAULT_SDXL_ID
-
-
-def _looks_like_path(spec: str) -> bool:
-    return "/" in spec or "\\" in spec or spec.lower().endswith((".safetensors", ".ckpt")) or Path(spec).expanduser().exists()
-
-
-def resolve_sdxl(spec: str = "", config: str = "", *, places: Places | None = None, allow_pickle: bool = False) -> SdxlSource:
-    """An SDXL model spec (catalogue id, a diffusers folder or a checkpoint path; empty = the
-    default) → a loadable :class:`SdxlSource`. Raises :class:`ModelLoadError` saying what to do.
-    A single-file checkpoint without ``config`` loads with the bundled SDXL configuration."""
-    spec = spec.strip() or default_sdxl_model()
-    if _looks_like_path(spec):
-        path = Path(spec).expanduser()
-        if path.is_file() and not config:
-            return sdxl_source(path, allow_pickle=allow_pickle, candidates=sdxl_config_candidates(places))
-        return sdxl_source(path, config or None, allow_pickle=allow_pickle)
-    places = places or Places.from_settings()
-    try:
-        entry = load_catalogue().get(spec)
-    except CatalogueError as exc:
-        raise ModelLoadError(str(exc)) from exc
-    if entry.kind != "sdxl":
-        raise ModelLoadError(f"{spec!r} is a {entry.kind} model, not an SDXL base model")
-    found = locate(entry, places)
-    if found is None:
-        raise ModelLoadError(f"the model {spec!r} is not installed: run `comic-studio models download {spec}`")
-    if found.path.is_file() and not config:
-        return sdxl_source(found.path, allow_pickle=allow_pickle, candidates=sdxl_config_candidates(places))
-    return sdxl_source(found.path, config or None, allow_pickle=allow_pickle)
-
-
-def sdxl_config_candidates(places: Places | None = None) -> list[Path]:
-    """Config folders for a single-file checkpoint, in order: the bundled ones, then the
-    downloadable ``sdxl-base-1.0-config`` entry where a user installed it (an older setup)."""
-    candidates = bundled_sdxl_configs()
-    places = places or Places.from_settings()
-    try:
-        entry = load_catalogue().get(CONFIG_ID)
-    except CatalogueError:
-        return candidates
-    found = locate(entry, places)
-    return candidates + [found.path] if found else candidates
-
-
-def resolve_file(spec: str, kind: str, places: Places | None = None) -> Path:
-    """A LoRA/embedding/... spec → a file: a path, a catalogue id, or a file name in the external tree."""
-    path = Path(spec).expanduser()
-    if path.is_file():
-        return path
-    places = places or Places.from_settings()
-    try:
-        entry = load_catalogue().get(spec)
-    except CatalogueError:
-        entry = None
-    if entry is not None:
-        found = locate(entry, places)
-        if found is None:
-            raise ModelLoadError(f"the model {spec!r} is not installed: run `comic-studio models download {spec}`")
-        return found.path
-    for candidate in scan_external(places, kind):
-        if candidate.name == spec or candidate.stem == spec:
-            return candidate
-    raise ModelLoadError(f"no {kind} file {spec!r} found (not a path, a catalogue id or a file in the models tree)")

@@ -27,7 +27,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Callable, Union
 
-from comic_studio.backends.base import GenerationBackend
+from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.generation.request import GenerationError
 
 ENTRY_POINT_GROUP = "comic_studio.backends"
@@ -109,6 +109,9 @@ def user_plugins_dir() -> Path | None:
 
 
 def get_backend_class(name: str) -> type[GenerationBackend]:
+    """The installed backend class ``name``, not instantiated: callers read its declarations
+    (``capabilities``, ``settings_schema``, ``required_models``) and call its classmethods without
+    importing a concrete backend module. Raises :class:`BackendNotFoundError`."""
     with _lock:
         loaded = _ensure_loaded()
         if name in loaded:
@@ -126,6 +129,12 @@ def has_capability(name: str, capability: str) -> bool:
         return capability in get_backend_class(name).capabilities
     except BackendNotFoundError:
         return False
+
+
+def backends_with(capability: str) -> dict[str, type[GenerationBackend]]:
+    """The loaded backends that declare ``capability``, by name (sorted), e.g. every backend that
+    draws poses or builds identity banks."""
+    return {name: cls for name, cls in available_backends().items() if capability in cls.capabilities}
 
 
 def get_backend(name: str) -> GenerationBackend:

@@ -1,0 +1,80 @@
+"""What every pose import produces: a named user library file, written atomically and read back,
+with unique entry stems and captions of bounded length; the error and report types of an import.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.poses.library import PoseEntry, dump_library, load_library
+from comic_studio.poses.user_library import user_poses_dir
+
+MAX_CAPTION = 500
+
+
+class PoseImportError(ComicStudioError):
+    """A pose collection cannot be imported (the message names the file and the problem)."""
+
+
+@dataclass
+class ImportReport:
+    """What an import did: the library file written, the entries, and each skipped item with why."""
+
+    library: Path
+    entries: list[PoseEntry]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    features_model: str | None = None
+    """The model id of the stored CLIP image features that came with the data, if any."""
+    features_stored: int = 0
+
+    def summary(self) -> str:
+        text = f"imported {len(self.entries)} pose(s) into {self.library}"
+        if self.features_model:
+            text += f" with {self.features_stored} stored image feature row(s) for {self.features_model}"
+        return text + (f"; skipped {len(self.skipped)}" if self.skipped else "")
+
+
+def library_name(raw: str) -> str:
+    """A safe file stem for a library name ("My Poses!" → "my-poses")."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", raw.strip().lower()).strip("-")[:60]
+    if not name:
+        raise PoseImportError(f"{raw!r} is not a usable library name (use letters and digits)")
+    return name
+
+
+def write_library(name: str, entries: list[PoseEntry], user_dir: Path | None) -> Path:
+    """Replace the user library ``name`` with ``entries`` (the one place an import writes a library
+    file) and read it back; returns its path."""
+    if not entries:
+        raise PoseImportError(f"library {name!r}: nothing to import (no usable pose was found)")
+    folder = Path(user_dir) if user_dir is not None else user_poses_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(dump_library(entries), encoding="utf-8")
+    os.replace(tmp, path)  # atomic: a crash never leaves half a library behind
+    load_library(path)  # what we wrote must read back (validates every field once more)
+    return path
+
+
+def entry_stem(raw: str, taken: set[str]) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", raw).strip("-")[:36] or "pose"
+    unique, n = stem, 2
+    while unique in taken:
+        unique, n = f"{stem}-{n}", n + 1
+    taken.add(unique)
+    return unique
+
+
+def clip_caption(text: str) -> str:
+    """At most :data:`MAX_CAPTION` characters, cut at a sentence end when there is one."""
+    text = " ".join(text.split())
+    if len(text) <= MAX_CAPTION:
+        return text
+    cut = text[:MAX_CAPTION]
+    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    return cut[: end + 1] if end > MAX_CAPTION // 4 else cut.rsplit(" ", 1)[0]
