@@ -13,10 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from comic_studio.backends.storyboard.figures import ResolvedPose, resolve_pose
-from comic_studio.backends.storyboard.framing import Frame, frame_shot
 from comic_studio.backends.storyboard.mannequin import (
-    FigureGeometry,
     FigureInk,
     Mannequin,
     build_back_bust,
@@ -36,6 +33,9 @@ from comic_studio.backends.storyboard.setting import (
 )
 from comic_studio.core.model import Box, CharacterPlacement, ShotType
 from comic_studio.generation.request import Cancelled, GenerationRequest, StepCallback
+from comic_studio.poses.staging.figures import ResolvedPose, resolve_pose
+from comic_studio.poses.staging.framing import Frame, frame_shot
+from comic_studio.poses.staging.geometry import FigureGeometry
 
 RGB = tuple[int, int, int]
 NEUTRAL_COLOUR = "#8a8a8a"  # figures no character plays (extras in a chosen pose)
