@@ -30,6 +30,7 @@ from comic_studio.generation.models.loading import ModelLoadError
 from comic_studio.generation.models.locate import Places, locate, resolve_file
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
+from comic_studio.poses.staging.figures import UnknownPoseError
 
 MAX_CHARACTERS = 4
 """The most characters one racig panel renders; a panel with more fails with a message saying so."""
@@ -145,10 +146,13 @@ class RacigBackend(DiffusersBackend):
         if n > MAX_CHARACTERS:
             raise GenerationError(f"racig renders at most {MAX_CHARACTERS} characters per panel, this panel has {n}")
         width, height = size or (request.width, request.height)
-        return build_conditioning(
-            request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"],
-            dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel",
-        )  # fmt: skip
+        try:
+            return build_conditioning(
+                request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"],
+                dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel",
+            )  # fmt: skip
+        except UnknownPoseError as exc:  # a job's failure, like every other bad request
+            raise GenerationError(str(exc)) from exc
 
     def generation_size(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[int, int]:
         w, h = float(request.width), float(request.height)

@@ -32,8 +32,8 @@ from comic_studio.backends.storyboard.setting import (
     place_label,
 )
 from comic_studio.core.model import Box, CharacterPlacement, ShotType
-from comic_studio.generation.request import Cancelled, GenerationRequest, StepCallback
-from comic_studio.poses.staging.figures import ResolvedPose, resolve_pose
+from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, StepCallback
+from comic_studio.poses.staging.figures import ResolvedPose, UnknownPoseError, resolve_pose
 from comic_studio.poses.staging.framing import Frame, frame_shot
 from comic_studio.poses.staging.geometry import FigureGeometry
 
@@ -64,7 +64,10 @@ def render_panel(request: GenerationRequest, settings: dict[str, Any], on_step: 
     rng = random.Random(request.seed)
     ss = int(settings["supersample"])
     w, h = request.width * ss, request.height * ss
-    pose = resolve_pose(request, settings["pose_matching"])
+    try:
+        pose = resolve_pose(request, settings["pose_matching"])
+    except UnknownPoseError as exc:  # a job's failure, like every other bad request
+        raise GenerationError(str(exc)) from exc
     total = len(pose.figures) + 2
 
     def step(i: int, preview: Image.Image | None = None) -> None:
