@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from comic_studio.backends.sdxl import SdxlBackend
     from comic_studio.backends._diffusers.long_prompt import apply_long_prompt, encode_windows, token_ids
+    from comic_studio.backends.sdxl import SdxlBackend
     from comic_studio.generation.request import GenerationRequest
     from comic_studio.generation.tiny import build_tiny_kit
 

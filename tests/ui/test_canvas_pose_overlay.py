@@ -12,12 +12,12 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from comic_studio import pipeline
 from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.core import editing
+from comic_studio.core import pose_nudge as nudging
 from comic_studio.core.document import Document
 from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character, ShotType
-from comic_studio.core import pose_nudge as nudging
-from comic_studio.ui.canvas import PageCanvas
 from comic_studio.poses.staging.overlay import compute_pose_overlay
+from comic_studio.ui.canvas import PageCanvas
 from comic_studio.ui.canvas.pose_overlay import NUDGE_LABEL
 from comic_studio.ui.pose_staging import staging_options
 

@@ -15,15 +15,15 @@ from typing import Any
 
 from PIL import Image
 
-from comic_studio.backends.consistent.anchors import anchor_seed, bank_from_image, bank_key, build_character_bank
-from comic_studio.backends.consistent.bank import PRECISIONS, BankError, IdentityBank, read_bank_file, write_bank_file
-from comic_studio.backends.consistent.processors import GROUP_16, GROUP_32, RunState, installed
-from comic_studio.backends.consistent.schedule import ConsistencySchedule
 from comic_studio.backends._diffusers.backend import IMAGE_SETTING_MAX, SdxlPipelineBackend, resized_to_panel
 from comic_studio.backends._diffusers.inputs import read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
+from comic_studio.backends.consistent.anchors import anchor_seed, bank_from_image, bank_key, build_character_bank
+from comic_studio.backends.consistent.bank import PRECISIONS, BankError, IdentityBank, read_bank_file, write_bank_file
+from comic_studio.backends.consistent.processors import GROUP_16, GROUP_32, RunState, installed
+from comic_studio.backends.consistent.schedule import ConsistencySchedule
 from comic_studio.core.model import CharacterPlacement
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 
