@@ -4,11 +4,12 @@ overlay for one with "masks" and "Try on…" an outfit for one with "tryon" (rac
 
 The mask overlay is :func:`comic_studio.poses.staging.conditioning.mask_preview` over the panel's
 current image, staged with the panel backend's options: each character's body in its colour, its
-head lighter — what the face and outfit references will condition. Computing it runs pose retrieval (which may load a text embedder and
-so torch), so it runs on a helper thread and that module is imported there, never on the GUI
-thread; a result that arrives after the panel changed is dropped. The overlay shows the current
-image's own masks only while the panel's pose choice (picked pose, explicit figures, pinned
-figures) is the one that image was rendered with; after a change it shows the new choice's masks.
+head lighter — what the face and outfit references will condition. Computing it runs pose
+retrieval (which may load a text embedder and so torch), so it runs on a helper thread and that
+module is imported there, never on the GUI thread; a result that arrives after the panel changed
+is dropped. The overlay shows the current image's own masks only while the panel's pose choice
+(picked pose, explicit figures, pinned figures) is the one that image was rendered with; after a
+change it shows the new choice's masks.
 
 Try-on adds the chosen outfit image to the character's body references (one undo step, the same
 edit the character library makes) and queues :meth:`RenderService.try_on`; the new image lands in
@@ -78,10 +79,10 @@ def same_pose_choice(stored: GenerationRequest, fresh: GenerationRequest) -> boo
 def mask_requests(ctx: StudioContext, panel: Panel) -> tuple[GenerationRequest, GenerationRequest | None]:
     """``(request, fallback)`` for the overlay. ``request`` is the current image's own (pose and
     figures pinned) while it was rendered by the panel's backend and the panel's pose choice is
-    unchanged since that render, else what rendering the panel would use now. A stored request records the pose a render
-    *used*, not whether it was picked or retrieved, so for an automatic panel ``fallback`` carries
-    the fresh request and the helper thread keeps the stored one only if retrieval really gives
-    its pose (:func:`compute_mask_overlay`). Names images only."""
+    unchanged since that render, else what rendering the panel would use now. A stored request
+    records the pose a render *used*, not whether it was picked or retrieved, so for an automatic
+    panel ``fallback`` carries the fresh request and the helper thread keeps the stored one only if
+    retrieval really gives its pose (:func:`compute_mask_overlay`). Names images only."""
     fresh = pipeline.build_request(ctx.document.project, panel)
     current = panel.result()
     if current is not None and current.backend == fresh.backend:
