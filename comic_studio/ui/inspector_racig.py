@@ -52,7 +52,6 @@ from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_pixmap
 from comic_studio.ui.pose_browser import PoseBrowser
-from comic_studio.ui.pose_staging import staging_options
 from comic_studio.ui.worker_results import emit_when_done
 
 PREVIEW_SIDE = 360
@@ -103,6 +102,7 @@ def retrieved_anew(request: GenerationRequest) -> bool:
     """Worker thread: whether automatic retrieval for ``request`` (its own action, seed and cast)
     picks the pose it records — False when that pose was picked by hand (or the library changed)."""
     from comic_studio.poses.staging.conditioning import choose_pose  # helper thread: numpy, retrieval
+    from comic_studio.ui.pose_staging import staging_options
 
     options = staging_options(request)
     plain = request.model_copy(update={"pose_id": None, "figures_override": None})
@@ -116,6 +116,7 @@ def compute_mask_overlay(request: GenerationRequest, base_png: bytes | None, sid
     only if retrieval picks its pose anew; otherwise the panel moved off a hand-picked pose since
     that render and ``fallback`` (what a render would use now) is shown."""
     from comic_studio.poses.staging.conditioning import build_conditioning, mask_preview
+    from comic_studio.ui.pose_staging import staging_options
 
     if fallback is not None and not retrieved_anew(request):
         request = fallback
