@@ -9,7 +9,7 @@ encoding) vs one of three windows (our windowed encoding), and the encoding alon
   tokens; 3 × 75 minus a few), with the same short negative prompt (padded to 3 windows for the
   long one, as classifier-free guidance needs).
 * ``encode_ms``: the windowed encoding of one text of 1, 2 and 3 windows through both text encoders
-  (``_encode_windows``), ``stock_encode_ms_1_window``: diffusers' own ``encode_prompt`` of the
+  (``encode_windows``), ``stock_encode_ms_1_window``: diffusers' own ``encode_prompt`` of the
   fitting prompt (no guidance half), and ``apply_long_prompt_ms_3_windows``: what a 3-window job
   pays before denoising (prompt and negative).
 
@@ -41,7 +41,7 @@ NEGATIVE = "blurry, low quality, watermark"
 
 def prompt_of_windows(pipe, windows: int) -> str:
     """The longest word prefix of :data:`TEXT` that needs exactly ``windows`` CLIP windows."""
-    from comic_studio.backends.sdxl.long_prompt import windows_needed
+    from comic_studio.backends._diffusers.long_prompt import windows_needed
 
     words, best = TEXT.split(), ""
     for end in range(1, len(words) + 1):
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from comic_studio.backends._diffusers.long_prompt import apply_long_prompt, encode_windows, token_ids
     from comic_studio.backends.sdxl import SdxlBackend
-    from comic_studio.backends.sdxl.long_prompt import _encode_windows, _token_ids, apply_long_prompt
     from comic_studio.generation.request import GenerationRequest
     from comic_studio.generation.tiny import build_tiny_kit
 
@@ -98,10 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
                 fn(*fn_args)  # warm-up
                 return round(statistics.median(_timed(fn, *fn_args)[0] for _ in range(args.runs)) * 1e3, 3)
 
-        encode_ms = {str(w): median_ms(_encode_windows, pipe, prompts[w], w) for w in (1, 2, 3)}
+        encode_ms = {str(w): median_ms(encode_windows, pipe, prompts[w], w) for w in (1, 2, 3)}
         stock_ms = median_ms(lambda: pipe.encode_prompt(prompts[1], do_classifier_free_guidance=False))
         apply_ms = median_ms(lambda: apply_long_prompt(pipe, {"prompt": prompts[3], "negative_prompt": NEGATIVE}))
-        tokens = {str(w): len(_token_ids(pipe.tokenizer, p)) for w, p in prompts.items()}
+        tokens = {str(w): len(token_ids(pipe.tokenizer, p)) for w, p in prompts.items()}
 
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {

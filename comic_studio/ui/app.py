@@ -89,12 +89,12 @@ WARM_UP_DELAY_MS = 1500
 
 
 def _warm_up_in_background() -> None:
-    """Load the storyboard's pose matcher (sentence model + torch) on a background thread once the
-    window is up. Importing torch holds the interpreter lock for a few hundred milliseconds; doing
+    """Load the pose matcher of the backends that draw poses (sentence model + torch) on a
+    background thread once the window is up. Importing torch holds the interpreter lock for a few hundred milliseconds; doing
     it now, while the author looks around, keeps that stall out of the first "Render all"."""
     import threading
 
-    from comic_studio.backends.storyboard.figures import warm_up
+    from comic_studio.poses.staging.figures import warm_up
 
     threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
 

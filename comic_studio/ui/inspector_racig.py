@@ -1,13 +1,15 @@
-"""The racig part of the panel inspector: a "Show masks" overlay, "Pose…" (the pose browser,
-:mod:`comic_studio.ui.pose_browser`) and "Try on…" an outfit.
+"""The pose and references part of the panel inspector: "Pose…" (the pose browser,
+:mod:`comic_studio.ui.pose_browser`) for every backend with the "pose" capability, a "Show masks"
+overlay for one with "masks" and "Try on…" an outfit for one with "tryon" (racig has all three).
 
-The mask overlay is :func:`comic_studio.backends.racig.conditioning.mask_preview` over the panel's
-current image: each character's body in its colour, its head lighter — what the face and outfit
-references will condition. Computing it runs pose retrieval (which may load a text embedder and
-so torch), so it runs on a helper thread and that module is imported there, never on the GUI
-thread; a result that arrives after the panel changed is dropped. The overlay shows the current
-image's own masks only while the panel's pose choice (picked pose, explicit figures, pinned
-figures) is the one that image was rendered with; after a change it shows the new choice's masks.
+The mask overlay is :func:`comic_studio.poses.staging.conditioning.mask_preview` over the panel's
+current image, staged with the panel backend's options: each character's body in its colour, its
+head lighter — what the face and outfit references will condition. Computing it runs pose
+retrieval (which may load a text embedder and so torch), so it runs on a helper thread and that
+module is imported there, never on the GUI thread; a result that arrives after the panel changed
+is dropped. The overlay shows the current image's own masks only while the panel's pose choice
+(picked pose, explicit figures, pinned figures) is the one that image was rendered with; after a
+change it shows the new choice's masks.
 
 Try-on adds the chosen outfit image to the character's body references (one undo step, the same
 edit the character library makes) and queues :meth:`RenderService.try_on`; the new image lands in
@@ -42,7 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 from comic_studio import pipeline
-from comic_studio.generation.registry import has_capability
+from comic_studio.generation.registry import get_backend_class, has_capability
 from comic_studio.core import character_edits
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Panel
@@ -52,7 +54,6 @@ from comic_studio.ui.images import pil_to_pixmap
 from comic_studio.ui.pose_browser import PoseBrowser
 from comic_studio.ui.worker_results import emit_when_done
 
-RACIG = "racig"
 PREVIEW_SIDE = 360
 """Longest side of the mask overlay (masks are built at this size: fast, and enough to judge)."""
 THUMB = 56
@@ -75,15 +76,15 @@ def same_pose_choice(stored: GenerationRequest, fresh: GenerationRequest) -> boo
 
 
 def mask_requests(ctx: StudioContext, panel: Panel) -> tuple[GenerationRequest, GenerationRequest | None]:
-    """``(request, fallback)`` for the overlay. ``request`` is the current racig image's own (pose
-    and figures pinned) while the panel's pose choice is unchanged since that render, else what
-    rendering the panel with racig would use now. A stored request records the pose a render
-    *used*, not whether it was picked or retrieved, so for an automatic panel ``fallback`` carries
-    the fresh request and the helper thread keeps the stored one only if retrieval really gives
-    its pose (:func:`compute_mask_overlay`). Names images only."""
-    fresh = pipeline.build_request(ctx.document.project, panel, RACIG)
+    """``(request, fallback)`` for the overlay. ``request`` is the current image's own (pose and
+    figures pinned) while it was rendered by the panel's backend and the panel's pose choice is
+    unchanged since that render, else what rendering the panel would use now. A stored request
+    records the pose a render *used*, not whether it was picked or retrieved, so for an automatic
+    panel ``fallback`` carries the fresh request and the helper thread keeps the stored one only if
+    retrieval really gives its pose (:func:`compute_mask_overlay`). Names images only."""
+    fresh = pipeline.build_request(ctx.document.project, panel)
     current = panel.result()
-    if current is not None and current.backend == RACIG:
+    if current is not None and current.backend == fresh.backend:
         stored = GenerationRequest.from_dict(current.request)
         if same_pose_choice(stored, fresh):
             automatic = fresh.pose_id is None and fresh.figures_override is None and stored.pose_id is not None
@@ -97,20 +98,15 @@ def mask_request(ctx: StudioContext, panel: Panel) -> GenerationRequest:
     return mask_requests(ctx, panel)[0]
 
 
-def _racig_settings(request: GenerationRequest) -> dict[str, Any]:
-    from comic_studio.backends.racig.overlay import overlay_settings  # helper thread: numpy, retrieval
-
-    return overlay_settings(request)
-
-
 def retrieved_anew(request: GenerationRequest) -> bool:
     """Worker thread: whether automatic retrieval for ``request`` (its own action, seed and cast)
     picks the pose it records — False when that pose was picked by hand (or the library changed)."""
-    from comic_studio.backends.racig.conditioning import choose_pose
+    from comic_studio.poses.staging.conditioning import choose_pose  # helper thread: numpy, retrieval
+    from comic_studio.ui.pose_staging import staging_options
 
-    settings = _racig_settings(request)
+    options = staging_options(request)
     plain = request.model_copy(update={"pose_id": None, "figures_override": None})
-    return choose_pose(plain, settings["top_k"], settings["pose_matching"]).pose_id == request.pose_id
+    return choose_pose(plain, options.top_k, options.pose_matching).pose_id == request.pose_id
 
 
 def compute_mask_overlay(request: GenerationRequest, base_png: bytes | None, side: int = PREVIEW_SIDE,
@@ -119,16 +115,17 @@ def compute_mask_overlay(request: GenerationRequest, base_png: bytes | None, sid
     ``side`` pixels on the longest side. With ``fallback`` (an automatic panel), ``request`` is used
     only if retrieval picks its pose anew; otherwise the panel moved off a hand-picked pose since
     that render and ``fallback`` (what a render would use now) is shown."""
-    from comic_studio.backends.racig.conditioning import build_conditioning, mask_preview
+    from comic_studio.poses.staging.conditioning import build_conditioning, mask_preview
+    from comic_studio.ui.pose_staging import staging_options
 
     if fallback is not None and not retrieved_anew(request):
         request = fallback
-    settings = _racig_settings(request)
+    options = staging_options(request)
     k = min(1.0, side / max(request.width, request.height))
     width, height = max(16, round(request.width * k)), max(16, round(request.height * k))
     cond = build_conditioning(
-        request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"],
-        dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel",
+        request, width, height, top_k=options.top_k, embedder=options.pose_matching,
+        dilation=options.mask_dilation, use_request_pose=options.use_request_pose,
     )  # fmt: skip
     base = None
     if base_png:
@@ -137,7 +134,8 @@ def compute_mask_overlay(request: GenerationRequest, base_png: bytes | None, sid
 
 
 class RacigTools(QGroupBox):
-    """Shown by the inspector for racig panels (masks, try-on, poses) and storyboard panels (poses)."""
+    """Shown by the inspector for panels whose backend draws poses ("pose": the pose browser), with
+    "Show masks" and "Try on…" where the backend also has the "masks" and "tryon" capabilities."""
 
     masks_ready = Signal(str)
     """``panel_id`` once the overlay shows that panel's masks (tests and the status bar)."""
@@ -191,13 +189,13 @@ class RacigTools(QGroupBox):
         backend = panel.backend if panel is not None else None
         # Every backend that draws the library's poses (the "pose" capability: storyboard, racig,
         # plugins built on them) gets the pose browser, as it gets the canvas's pose overlay;
-        # masks and try-on are about racig's references only.
+        # masks and try-on are about a reference-driven backend's characters ("masks", "tryon").
         draws_poses = backend is not None and has_capability(backend, "pose")
         self.setVisible(draws_poses)
-        racig = backend == RACIG
-        self.setTitle("Characters' references (RaCig)" if racig else "Pose")
-        self.show_masks.setVisible(racig)
-        self.try_on_button.setVisible(racig)
+        masks = backend is not None and has_capability(backend, "masks")
+        self.setTitle(f"Characters' references ({_short_name(backend)})" if masks else "Pose")
+        self.show_masks.setVisible(masks)
+        self.try_on_button.setVisible(backend is not None and has_capability(backend, "tryon"))
         self.try_on_button.setEnabled(self.render_service is not None and panel is not None and bool(panel.characters))
         self.poses.set_panel(panel if draws_poses else None)
         self._refresh_overlay()
@@ -210,7 +208,7 @@ class RacigTools(QGroupBox):
 
     def _refresh_overlay(self) -> None:
         panel = self.panel()
-        if not self.show_masks.isChecked() or panel is None or panel.backend != RACIG or not panel.characters:
+        if not self.show_masks.isChecked() or panel is None or not has_capability(panel.backend, "masks") or not panel.characters:
             self._token += 1  # any overlay still being computed is for an older state: drop it
             self._shown_key = None
             self.overlay.hide()
@@ -279,6 +277,12 @@ class RacigTools(QGroupBox):
         self._token += 1
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _short_name(backend: str) -> str:
+    """The backend's display name without its parenthesised description ("RaCig (consistent
+    characters)" → "RaCig")."""
+    return get_backend_class(backend).display_name.split(" (")[0] or backend
 
 
 class TryOnDialog(QDialog):

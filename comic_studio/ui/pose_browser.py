@@ -4,9 +4,9 @@ reference image, go back to automatic retrieval, and choose who plays which figu
 The grid lists the library entries (bundled + imported) with as many figures as the panel has
 characters, ranked by the search text (default: the beat's action) with the same retriever the
 backends use, each drawn as its OpenPose skeleton. Above it, the panel's *current* pose as the
-backend will draw it (same pose choice, assignment and framing: racig's
-:func:`~comic_studio.backends.racig.conditioning.build_conditioning`, which the storyboard shares),
-with the character names on their figures.
+backend will draw it (same pose choice, assignment and framing:
+:func:`~comic_studio.poses.staging.conditioning.build_conditioning`, with the staging options of the
+panel's backend), with the character names on their figures.
 
 Every change is one undoable panel edit that also stores the characters' placements for the new
 pose (figure, head, body): pinned placements are what ``pipeline.build_request`` sends, so the next
@@ -103,7 +103,7 @@ def search_entries(text: str, n_figures: int, embedder: str, limit: int = MAX_RE
 
 def skeleton_thumbnail(entry: Any, width: int = THUMB.width(), height: int = THUMB.height()) -> Image.Image:
     """``entry``'s figures as an OpenPose image fitted into ``width`` × ``height``."""
-    from comic_studio.backends.racig.openpose import render_openpose
+    from comic_studio.poses.staging.openpose import render_openpose
 
     w, h = width * SUPERSAMPLE, height * SUPERSAMPLE
     aspect = float(entry.aspect)
@@ -121,15 +121,15 @@ def thumbnails(entries: list[Any]) -> list[tuple[str, str, Image.Image]]:
 def plan_pose(request: GenerationRequest, width: int = PREVIEW_WIDTH) -> PosePlan:
     """Resolve ``request``'s pose exactly as a render would (retrieval, assignment, framing) at a
     preview size: the OpenPose preview, the figures and the characters' placements."""
-    from comic_studio.backends.racig.conditioning import build_conditioning
-    from comic_studio.backends.racig.overlay import overlay_settings
+    from comic_studio.poses.staging.conditioning import build_conditioning
+    from comic_studio.ui.pose_staging import staging_options
 
-    settings = overlay_settings(request)
+    options = staging_options(request)
     width = max(16, min(width, round(PREVIEW_MAX_HEIGHT * request.width / request.height)))  # tall panels: capped height
     height = max(16, round(width * request.height / request.width))
     cond = build_conditioning(
-        request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"], dilation=0.0,
-        use_request_pose=request.backend != "racig" or settings["pose_choice"] == "panel",
+        request, width, height, top_k=options.top_k, embedder=options.pose_matching, dilation=0.0,
+        use_request_pose=options.use_request_pose,
     )  # fmt: skip
     return PosePlan(cond.pose_id, cond.control_image, cond.figure_keypoints, cond.character_figure, cond.placements)
 
@@ -262,9 +262,10 @@ class PoseBrowser(QWidget):
             choice = f"Picked: {panel.pose_id}"
         else:
             choice = "Automatic (from the beat's action)"
-        ignored = panel.backend == "racig" and panel.backend_settings.get("pose_choice") == "retrieved"
+        # A backend staging with pose_choice "retrieved" (racig's 'Pose' setting) ignores the panel's pose.
+        ignored = panel.backend_settings.get("pose_choice") == "retrieved"
         if ignored and choice[0] != "A":
-            choice += " — ignored while the racig setting 'Pose' is 'retrieved'"
+            choice += f" — ignored while the {panel.backend} setting 'Pose' is 'retrieved'"
         self.status.setText(f"Pose: {choice}")
         if not panel.characters:
             self.status.setText("Add characters to the panel to choose their pose.")

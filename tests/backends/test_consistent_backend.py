@@ -271,7 +271,7 @@ def test_defaults_follow_the_paper():
 
 
 def test_anchor_from_an_existing_picture_by_re_noising(kit, tmp_path):
-    from comic_studio.backends.sdxl.inputs import image_to_data_uri
+    from comic_studio.backends._diffusers.inputs import image_to_data_uri
 
     backend = ConsistentBackend()
     rendered = backend.generate(request(kit, anchor_for="ana", bank_folder=str(tmp_path / "a")))

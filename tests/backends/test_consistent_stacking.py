@@ -22,7 +22,7 @@ from comic_studio.backends.consistent.processors import (  # noqa: E402
     installed,
 )
 from comic_studio.backends.racig import adapters as ipa  # noqa: E402
-from comic_studio.backends.sdxl.long_prompt import apply_long_prompt  # noqa: E402
+from comic_studio.backends._diffusers.long_prompt import apply_long_prompt  # noqa: E402
 from comic_studio.generation.request import GenerationRequest, RequestCharacter  # noqa: E402
 
 ANA = RequestCharacter(id="ana", name="Ana", description="green raincoat")

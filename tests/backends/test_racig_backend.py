@@ -13,8 +13,8 @@ from test_racig_support import HASHES, REFS, as_array, build_kit, characters, ki
 
 from comic_studio.backends.racig import RacigBackend  # noqa: E402
 from comic_studio.backends.racig.adapters import reference_images_setting  # noqa: E402
-from comic_studio.backends.sdxl.inputs import image_to_data_uri  # noqa: E402
-from comic_studio.backends.sdxl.schedulers import make_scheduler  # noqa: E402
+from comic_studio.backends._diffusers.inputs import image_to_data_uri  # noqa: E402
+from comic_studio.backends._diffusers.schedulers import make_scheduler  # noqa: E402
 from comic_studio.generation.request import GenerationError  # noqa: E402
 
 ALL_REFS = reference_images_setting(REFS)

@@ -14,8 +14,8 @@ from PIL import Image  # noqa: E402
 from comic_studio.generation.backend_api import BackendSettingsError  # noqa: E402
 from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
 from comic_studio.backends.sdxl import SdxlBackend  # noqa: E402
-from comic_studio.backends.sdxl.inputs import image_to_data_uri, parse_region, region_mask  # noqa: E402
-from comic_studio.backends.sdxl.schedulers import make_scheduler, scheduler_names  # noqa: E402
+from comic_studio.backends._diffusers.inputs import image_to_data_uri, parse_region, region_mask  # noqa: E402
+from comic_studio.backends._diffusers.schedulers import make_scheduler, scheduler_names  # noqa: E402
 from comic_studio.generation.engine import Engine  # noqa: E402
 from comic_studio.generation.messages import JobEvent  # noqa: E402
 from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest  # noqa: E402

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from comic_studio.backends.sdxl import SdxlBackend  # noqa: E402
-from comic_studio.backends.sdxl.long_prompt import _encode_windows, _token_ids, apply_long_prompt, windows_needed  # noqa: E402
+from comic_studio.backends._diffusers.long_prompt import apply_long_prompt, encode_windows, token_ids, windows_needed  # noqa: E402
 from comic_studio.generation.request import GenerationRequest  # noqa: E402
 from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 
@@ -48,7 +48,7 @@ def test_one_window_through_the_window_path_equals_diffusers_encoding(kit, backe
         GenerationRequest(backend="sdxl", backend_settings={"model": str(kit.sdxl)}, prompt="a red lighthouse",
                           width=64, height=64), backend.validate_settings({"model": str(kit.sdxl)}))  # fmt: skip
     with torch.no_grad():
-        embeds, pooled = _encode_windows(pipe, "a red lighthouse", 1)
+        embeds, pooled = encode_windows(pipe, "a red lighthouse", 1)
         stock, _neg, stock_pooled, _negp = pipe.encode_prompt("a red lighthouse", do_classifier_free_guidance=False)
     assert torch.equal(embeds, stock) and torch.equal(pooled, stock_pooled)
 
@@ -59,7 +59,7 @@ def test_windows_and_negative_padding(kit, backend):
         GenerationRequest(backend="sdxl", backend_settings={"model": str(kit.sdxl)}, prompt=LONG,
                           negative_prompt="blurry", width=64, height=64), settings)  # fmt: skip
     windows = windows_needed(pipe, LONG, "blurry")
-    assert windows == -(-len(_token_ids(pipe.tokenizer, LONG)) // 75) >= 2
+    assert windows == -(-len(token_ids(pipe.tokenizer, LONG)) // 75) >= 2
     assert apply_long_prompt(pipe, call)
     assert "prompt" not in call and "negative_prompt" not in call
     assert call["prompt_embeds"].shape == call["negative_prompt_embeds"].shape == (1, 77 * windows, call["prompt_embeds"].shape[-1])

@@ -8,7 +8,7 @@ import pytest
 
 from comic_studio.generation.backend_api import BackendSettingsError
 from comic_studio.backends.storyboard import StoryboardBackend
-from comic_studio.backends.storyboard.figures import fallback_pose
+from comic_studio.poses.staging.figures import fallback_pose
 from comic_studio.core.model import PanelResult, ShotType
 from comic_studio.generation.request import (
     Cancelled,

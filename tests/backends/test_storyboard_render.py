@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from comic_studio.backends.storyboard import StoryboardBackend
-from comic_studio.backends.storyboard.figures import fallback_pose, standing_figure
+from comic_studio.poses.staging.figures import fallback_pose, standing_figure
 from comic_studio.backends.storyboard.setting import classify_setting
 from comic_studio.core.model import ShotType
 from comic_studio.generation.request import GenerationError, GenerationRequest, PoseSpec, RequestCharacter, RequestFigure

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from comic_studio.backends.racig.conditioning import build_conditioning
+from comic_studio.poses.staging.conditioning import build_conditioning
 from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.core.model import ShotType
 from comic_studio.generation.request import GenerationRequest, RequestCharacter

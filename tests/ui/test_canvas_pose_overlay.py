@@ -10,15 +10,16 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from comic_studio import pipeline
-from comic_studio.backends.racig.overlay import compute_pose_overlay
 from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.core import editing
+from comic_studio.core import pose_nudge as nudging
 from comic_studio.core.document import Document
 from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character, ShotType
-from comic_studio.core import pose_nudge as nudging
+from comic_studio.poses.staging.overlay import compute_pose_overlay
 from comic_studio.ui.canvas import PageCanvas
 from comic_studio.ui.canvas.pose_overlay import NUDGE_LABEL
+from comic_studio.ui.pose_staging import staging_options
 
 STORY = "Ana hands Ben a brass key on the pier.\n\nBen looks at the sea."
 ANA, BEN = "#d0563b", "#3b6fd0"
@@ -138,7 +139,8 @@ def test_overlay_skips_backends_without_poses_and_follows_edits(qtbot, studio, c
     ctx.edit(editing.set_panel_fields, panel_id, "Shot", shot=ShotType.WIDE)
     assert controller.pending()
     item = _wait_overlay(qtbot, view, panel_id)
-    expected = compute_pose_overlay(pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)))
+    request = pipeline.build_request(ctx.document.project, _panel(ctx, panel_id))
+    expected = compute_pose_overlay(request, staging_options(request))
     assert item.overlay.figures == expected.figures != first.figures
     # A result computed for the old state that arrives late is dropped.
     from concurrent.futures import Future
@@ -332,5 +334,6 @@ def test_a_change_during_a_drag_keeps_the_nudge_only_if_the_figures_stayed(qtbot
     assert ctx.undo_stack.count() == steps and _panel(ctx, panel_id).pose is None and nudged is not None
     item = _wait_overlay(qtbot, view, panel_id)
     assert item.live is None
-    expected = compute_pose_overlay(pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)))
+    request = pipeline.build_request(ctx.document.project, _panel(ctx, panel_id))
+    expected = compute_pose_overlay(request, staging_options(request))
     assert item.overlay.figures == expected.figures

@@ -15,18 +15,17 @@ from typing import Any
 
 from PIL import Image
 
+from comic_studio.backends._diffusers.backend import IMAGE_SETTING_MAX, SdxlPipelineBackend, resized_to_panel
+from comic_studio.backends._diffusers.inputs import read_image_setting
+from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
+from comic_studio.backends._diffusers.loras import JobLoras
+from comic_studio.backends._diffusers.progress import StepReporter
 from comic_studio.backends.consistent.anchors import anchor_seed, bank_from_image, bank_key, build_character_bank
 from comic_studio.backends.consistent.bank import PRECISIONS, BankError, IdentityBank, read_bank_file, write_bank_file
 from comic_studio.backends.consistent.processors import GROUP_16, GROUP_32, RunState, installed
 from comic_studio.backends.consistent.schedule import ConsistencySchedule
-from comic_studio.backends.sdxl.backend import IMAGE_SETTING_MAX, SdxlBackend, _parse_loras, _unit_variance
-from comic_studio.backends.sdxl.inputs import read_image_setting
-from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
-from comic_studio.backends.sdxl.previews import latents_to_rgb
 from comic_studio.core.model import CharacterPlacement
-from comic_studio.generation.models.loading import apply_loras, remove_loras
-from comic_studio.generation.models.sdxl import default_sdxl_model, resolve_file
-from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult, StepCallback
+from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 
 BANK_CACHE_SIZE = 16
 """Banks kept in memory per backend instance (host RAM; a real SDXL bank is hundreds of MB)."""
@@ -62,10 +61,10 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
-class ConsistentBackend(SdxlBackend):
+class ConsistentBackend(SdxlPipelineBackend):
     name = "consistent"
     display_name = "Consistent characters (SDXL)"
-    capabilities = SdxlBackend.capabilities | frozenset({"consistent_characters"})
+    capabilities = SdxlPipelineBackend.capabilities | frozenset({"consistent_characters"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,16 +72,12 @@ class ConsistentBackend(SdxlBackend):
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
-        return {**SdxlBackend.settings_schema(), **CONSISTENT_SCHEMA}
+        return {**SdxlPipelineBackend.settings_schema(), **CONSISTENT_SCHEMA}
 
     # ------------------------------------------------------------------ the job
 
     def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> GenerationResult:
-        settings = self.validate_settings(request.backend_settings)
-        effective = dict(settings)
-        effective["model"] = effective["model"] or default_sdxl_model()
-        effective["steps"] = request.steps or effective["steps"]
-        effective["guidance"] = request.guidance or effective["guidance"]
+        effective = self.job_settings(request)
         schedule = _schedule(effective)
         saved = parse_banks(effective["banks"])
         anchor_for = effective["anchor_for"]
@@ -107,43 +102,39 @@ class ConsistentBackend(SdxlBackend):
         if picture is not None:
             to_build = []  # banked from the picture below, no anchor renders
         steps = effective["steps"]
-        reporter = _Reporter(on_step, steps * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)),
-                             effective["preview_every"])
-        pipe_unet: list[Any] = []
-        adapters: list[str] = []
-        loras = _parse_loras(effective["loras"])
+        reporter = StepReporter(on_step, effective["preview_every"],
+                                steps * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)))
+        loras = JobLoras(effective["loras"], effective["allow_pickle"])
         anchors: list[Image.Image] = []
         try:
             for character in to_build:
-                run = self._anchor_runner(request, effective, reporter, adapters, loras, pipe_unet)
+                run = self._anchor_runner(request, effective, reporter, loras)
                 bank, images = build_character_bank(run, character, effective, schedule, location=self._location(effective))
                 anchors += images
                 banks[character.id] = bank
                 if not anchor_for:
                     self._remember(self._key(character, effective), bank)
             if picture is not None:
-                banks[anchor_for] = self._bank_from_picture(request, effective, schedule, picture, loras, adapters, pipe_unet)
+                banks[anchor_for] = self._bank_from_picture(request, effective, schedule, picture, loras)
                 anchors.append(picture)
             if anchor_for:
                 bank = banks[anchor_for]
                 digest = write_bank_file(bank.to_bytes(), effective["bank_folder"])
                 self._remember(digest, bank)
-                return GenerationResult(images=[_fit(anchors[0], request)], seed=request.seed, backend=self.name,
+                return GenerationResult(images=[resized_to_panel(anchors[0], request)], seed=request.seed, backend=self.name,
                                         settings={**effective, "banks": f"{anchor_for}={digest}"},
                                         heads=estimated_heads(request))  # fmt: skip
-            image = self._render_panel(request, effective, schedule, banks, reporter, adapters, loras, pipe_unet)
+            image = self._render_panel(request, effective, schedule, banks, reporter, loras)
         finally:
-            if adapters and pipe_unet:
-                remove_loras(pipe_unet[0], adapters)
+            loras.remove()
         # The effective settings (default model, request steps/guidance filled in), as sdxl records them.
-        return GenerationResult(images=[_fit(image, request)], seed=request.seed, backend=self.name,
+        return GenerationResult(images=[resized_to_panel(image, request)], seed=request.seed, backend=self.name,
                                 settings=effective, heads=estimated_heads(request))
 
     def _render_panel(self, request: GenerationRequest, settings: dict[str, Any], schedule: ConsistencySchedule,
-                      banks: dict[str, IdentityBank], reporter: "_Reporter", adapters: list[str],
-                      loras: list[tuple[str, float]], pipe_holder: list[Any]) -> Image.Image:
+                      banks: dict[str, IdentityBank], reporter: StepReporter, loras: JobLoras) -> Image.Image:
         pipe, call = self.prepare_call(request, settings)
-        self._loras_once(pipe, adapters, loras, settings, pipe_holder)
+        loras.apply(pipe)
         merged = IdentityBank(settings["bank_precision"], self._location(settings))
         for bank in banks.values():
             merged.merge(bank)
@@ -151,47 +142,37 @@ class ConsistentBackend(SdxlBackend):
         return self._run(pipe, call, state, settings, reporter)
 
     def _bank_from_picture(self, request: GenerationRequest, settings: dict[str, Any], schedule: ConsistencySchedule,
-                           picture: Image.Image, loras: list[tuple[str, float]], adapters: list[str],
-                           pipe_holder: list[Any]) -> IdentityBank:
+                           picture: Image.Image, loras: JobLoras) -> IdentityBank:
         character = request.character(settings["anchor_for"])
         assert character is not None
         size = max(8, settings["anchor_size"] // 8 * 8)
         solo = {**settings, "mode": "txt2img", "max_side": 0, "init_image": "", "mask_image": "", "mask_region": ""}
         pipe, _call = self.prepare_call(request.model_copy(update={"width": size, "height": size}), solo)
-        self._loras_once(pipe, adapters, loras, settings, pipe_holder)
+        loras.apply(pipe)
         strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
         return bank_from_image(pipe, picture, character, settings, schedule,
                                lambda state: installed(pipe.unet, state, strengths),
                                anchor_seed(settings["anchor_seed"], character.id, 0), location=self._location(settings))
 
-    def _anchor_runner(self, request: GenerationRequest, settings: dict[str, Any], reporter: "_Reporter",
-                       adapters: list[str], loras: list[tuple[str, float]], pipe_holder: list[Any]) -> Callable[..., Image.Image]:
+    def _anchor_runner(self, request: GenerationRequest, settings: dict[str, Any], reporter: StepReporter,
+                       loras: JobLoras) -> Callable[..., Image.Image]:
         size = max(8, settings["anchor_size"] // 8 * 8)
         solo = {**settings, "mode": "txt2img", "max_side": 0, "init_image": "", "mask_image": "", "mask_region": ""}
 
         def run(prompt: str, seed: int, state: RunState) -> Image.Image:
             anchor = request.model_copy(update={"prompt": prompt, "seed": seed, "width": size, "height": size})
             pipe, call = self.prepare_call(anchor, solo)
-            self._loras_once(pipe, adapters, loras, settings, pipe_holder)
+            loras.apply(pipe)  # once per job: every pipe of the job shares the UNet and text encoders
             return self._run(pipe, call, state, solo, reporter)
 
         return run
 
-    def _run(self, pipe: Any, call: dict[str, Any], state: RunState, settings: dict[str, Any], reporter: "_Reporter") -> Image.Image:
+    def _run(self, pipe: Any, call: dict[str, Any], state: RunState, settings: dict[str, Any], reporter: StepReporter) -> Image.Image:
         strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
         state.step = 0
         apply_long_prompt(pipe, call)  # after the job's LoRAs went in (they may patch the text encoders)
         with installed(pipe.unet, state, strengths):
-            return pipe(**call, callback_on_step_end=reporter.callback(state)).images[0]
-
-    def _loras_once(self, pipe: Any, adapters: list[str], loras: list[tuple[str, float]], settings: dict[str, Any],
-                    pipe_holder: list[Any]) -> None:
-        """LoRAs go into the shared UNet/text encoders once per job (every pipe of the job shares them)."""
-        if not loras or pipe_holder:
-            return
-        pipe_holder.append(pipe)
-        files = [(resolve_file(spec, "lora"), weight) for spec, weight in loras]
-        adapters += apply_loras(pipe, files, allow_pickle=settings["allow_pickle"])
+            return pipe(**call, callback_on_step_end=reporter.callback(state.advance_to)).images[0]
 
     # ------------------------------------------------------------------ banks
 
@@ -243,12 +224,6 @@ def _schedule(settings: dict[str, Any]) -> ConsistencySchedule:
     return ConsistencySchedule(settings["start_step"], settings["prob_early"], settings["prob_late"], settings["switch_step"])
 
 
-def _fit(image: Image.Image, request: GenerationRequest) -> Image.Image:
-    if image.size != (request.width, request.height):  # generated at a multiple of 8
-        image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
-    return image
-
-
 def estimated_heads(request: GenerationRequest) -> list[CharacterPlacement]:
     """Text-to-image gives no skeleton: characters are assumed side by side, left to right in request
     order, heads in the upper third (the lettering only needs somewhere sensible to aim tails)."""
@@ -257,26 +232,3 @@ def estimated_heads(request: GenerationRequest) -> list[CharacterPlacement]:
         CharacterPlacement(character_id=c.id, figure=i, head=(round((i + 0.5) / count, 4), 0.3), head_radius=0.08)
         for i, c in enumerate(request.characters)
     ]
-
-
-class _Reporter:
-    """One progress stream over all runs of a job (anchors, then the panel), advancing the run state's
-    step and stopping the job (:class:`Cancelled`) as soon as ``on_step`` says so."""
-
-    def __init__(self, on_step: StepCallback | None, total: int, every: int):
-        self.on_step, self.total, self.every, self.done = on_step, total, every, 0
-
-    def callback(self, state: RunState) -> Callable[..., dict[str, Any]]:
-        def on_step_end(pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            state.step = index + 1
-            self.done += 1
-            if self.on_step is None:
-                return tensors
-            preview = None
-            if self.every and (self.done % self.every == 0 or self.done == self.total) and "latents" in tensors:
-                preview = latents_to_rgb(_unit_variance(pipe.scheduler, tensors["latents"]))
-            if self.on_step(self.done, self.total, preview) is False:
-                raise Cancelled(f"cancelled at step {self.done} of {self.total}")
-            return tensors
-
-        return on_step_end

@@ -53,6 +53,10 @@ class RunState:
         if self.phase == "write" and len(self.characters) != 1:
             raise ValueError("a write phase banks exactly one character")
 
+    def advance_to(self, step: int) -> None:
+        """The step callback's hook: ``step`` denoising steps of this run are done."""
+        self.step = step
+
     def consistent_now(self) -> bool:
         return self.step < len(self.plan) and self.plan[self.step]
 

@@ -1,7 +1,8 @@
 """The ``racig`` backend: RaCig's multi-character panels on stock diffusers.
 
-One job: pick and frame a pose (:mod:`.conditioning`), draw it as an OpenPose image for the
-ControlNet, and run SDXL once with both IP-Adapters attached — each character's face references
+One job: pick and frame a pose, draw it as an OpenPose image for the ControlNet and cut the
+characters' head and body masks (:mod:`comic_studio.poses.staging`, shared with the storyboard and
+the UI), and run SDXL once with both IP-Adapters attached — each character's face references
 under its head mask (Plus-Face) and its outfit references under its body mask (Plus); the prompt
 drives the whole image and alone drives the background. Try-on mode repaints one character's body
 with a new outfit (:mod:`.tryon`).
@@ -14,26 +15,26 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from comic_studio.generation.backend_api import GenerationBackend, with_default_overrides
+from comic_studio.backends._diffusers.backend import DiffusersBackend, resized_to_panel
+from comic_studio.backends._diffusers.inputs import fit, read_image_setting
+from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
+from comic_studio.backends._diffusers.progress import StepReporter
+from comic_studio.backends._diffusers.schedulers import scheduler_names
+from comic_studio.generation.backend_api import ModelNeed, with_default_overrides
 from comic_studio.backends.racig import adapters as ipa
-from comic_studio.backends.racig.conditioning import MAX_CHARACTERS, Conditioning, build_conditioning
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
-from comic_studio.backends.sdxl.backend import SdxlBackend, step_reporter  # the shared progress/preview/cancel hook
-from comic_studio.backends.sdxl.inputs import fit, read_image_setting
-from comic_studio.backends.sdxl.long_prompt import apply_long_prompt
-from comic_studio.backends.sdxl.schedulers import UnknownScheduler, make_scheduler, scheduler_names
 from comic_studio.weights.catalogue import CatalogueError, load_catalogue
-from comic_studio.generation.models.loading import ModelLoadError, load_sdxl_components
-from comic_studio.generation.models.sdxl import default_sdxl_model, resolve_file, resolve_sdxl
+from comic_studio.generation.models.loading import ModelLoadError
+from comic_studio.generation.models.sdxl import resolve_file
 from comic_studio.weights.locate import Places, locate
-from comic_studio.weights.needs import ModelNeed
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
+from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
+from comic_studio.poses.staging.figures import UnknownPoseError
 
-if TYPE_CHECKING:
-    from comic_studio.generation.resources import EngineResources
-
+MAX_CHARACTERS = 4
+"""The most characters one racig panel renders; a panel with more fails with a message saying so."""
 PAPER_AREA = 1344 * 768
 """RaCig's generation size (and SDXL's training area); portrait panels get 768×1344."""
 IMAGE_SETTING_MAX = 256 * 1024 * 1024
@@ -45,12 +46,16 @@ DEFAULT_IDS = {
 }
 
 
-class RacigBackend(GenerationBackend):
+class RacigBackend(DiffusersBackend):
     name = "racig"
     display_name = "RaCig (consistent characters)"
-    capabilities = frozenset({"txt2img", "pose", "characters", "face_refs", "body_refs", "tryon", "negative_prompt", "preview"})
+    # What the UI offers for racig panels, by capability: "pose" the pose browser and canvas overlay
+    # (poses.staging), "masks" the inspector's "Show masks" preview of the per-character head/body
+    # regions its references condition, "tryon" the inspector's "Try on…" (mode "tryon" below).
+    capabilities = frozenset({"txt2img", "pose", "masks", "characters", "face_refs", "body_refs", "tryon",
+                              "negative_prompt", "preview"})  # fmt: skip
     needs_reference_images = True
-    required_models = SdxlBackend.required_models + (
+    required_models = DiffusersBackend.required_models + (
         ModelNeed("controlnet", "the OpenPose ControlNet for SDXL", DEFAULT_IDS["controlnet"], setting="controlnet"),
         ModelNeed("ipadapter", "IP-Adapter Plus-Face (faces)", DEFAULT_IDS["ip_adapter_face"], setting="ip_adapter_face"),
         ModelNeed("ipadapter", "IP-Adapter Plus (outfits)", DEFAULT_IDS["ip_adapter_plus"], setting="ip_adapter_plus"),
@@ -58,7 +63,7 @@ class RacigBackend(GenerationBackend):
     )
 
     def __init__(self) -> None:
-        self._resources: EngineResources | None = None
+        super().__init__()
         self.embeddings = ipa.ReferenceCache()
         """Reference embeddings, kept while this backend instance lives (the open project)."""
 
@@ -107,20 +112,9 @@ class RacigBackend(GenerationBackend):
 
     # ------------------------------------------------------------------ engine hooks
 
-    def bind_resources(self, resources: "EngineResources") -> None:
-        self._resources = resources
-
-    @property
-    def resources(self) -> "EngineResources":
-        if self._resources is None:
-            from comic_studio.generation.resources import EngineResources
-
-            self._resources = EngineResources()
-        return self._resources
-
     def prepare(self, requests: list[GenerationRequest]) -> None:
         """Embed the pose queries of a batch (a page, a book) at once; retrieval then only looks up."""
-        from comic_studio.backends.racig.conditioning import prepare_pose_queries
+        from comic_studio.poses.retrieval import shared_retriever
 
         by_matcher: dict[str, list[str]] = {}
         for request in requests:
@@ -128,15 +122,12 @@ class RacigBackend(GenerationBackend):
             if request.characters and (checked["pose_choice"] == "retrieved" or request.pose_id is None and request.figures_override is None):
                 by_matcher.setdefault(checked["pose_matching"], []).append(request.action or request.prompt)
         for matcher, texts in by_matcher.items():
-            prepare_pose_queries(texts, matcher)
+            shared_retriever(matcher).prepare(texts)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ generation
 
     def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> GenerationResult:
-        settings = self.validate_settings(request.backend_settings)
-        settings["model"] = settings["model"] or default_sdxl_model()
-        settings["steps"] = request.steps or settings["steps"]
-        settings["guidance"] = request.guidance or settings["guidance"]
+        settings = self.job_settings(request)
         tryon = settings["mode"] == "tryon"
         job = request
         if tryon:
@@ -145,22 +136,24 @@ class RacigBackend(GenerationBackend):
             if settings["tryon_scope"] == "body":
                 return self._tryon_body(job, settings, index, on_step)
         pipe, call, cond = self.prepare_call(job, settings)
-        image = self._run(pipe, call, job, settings, cond, on_step)
-        if image.size != (request.width, request.height):
-            from PIL import Image
-
-            image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
+        image = resized_to_panel(self._run(pipe, call, job, settings, cond, on_step), request)
         panel = cond if cond.head_masks and cond.head_masks[0].shape == (request.height, request.width) else self.conditioning(request, settings)
         return GenerationResult(images=[image], seed=request.seed, backend=self.name, settings=settings,
                                 heads=panel.placements, pose_id=cond.pose_id)  # fmt: skip
 
     def conditioning(self, request: GenerationRequest, settings: dict[str, Any], size: tuple[int, int] | None = None) -> Conditioning:
         """Pose, OpenPose image and masks at ``size`` (default: the panel's)."""
+        n = len(request.characters)
+        if n > MAX_CHARACTERS:
+            raise GenerationError(f"racig renders at most {MAX_CHARACTERS} characters per panel, this panel has {n}")
         width, height = size or (request.width, request.height)
-        return build_conditioning(
-            request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"],
-            dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel",
-        )  # fmt: skip
+        try:
+            return build_conditioning(
+                request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"],
+                dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel",
+            )  # fmt: skip
+        except UnknownPoseError as exc:  # a job's failure, like every other bad request
+            raise GenerationError(str(exc)) from exc
 
     def generation_size(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[int, int]:
         w, h = float(request.width), float(request.height)
@@ -178,25 +171,14 @@ class RacigBackend(GenerationBackend):
         conditioning at the generation size (tests compare this with a hand-written stock call)."""
         import torch
 
-        res = self.resources
-        device = self._load_device()
         width, height = self.generation_size(request, settings)
         cond = self.conditioning(request, settings, (width, height))
+        parts = self.sdxl_components(settings, request.seed)
         try:
-            source = resolve_sdxl(settings["model"], settings["model_config"])
-            parts = load_sdxl_components(source, dtype=res.dtype, device=device, cache=res.models)
-            scheduler = make_scheduler(settings["scheduler"], parts["scheduler"].config, seed=request.seed)
             controlnet = self._controlnet(settings["controlnet"])
-        except (ModelLoadError, UnknownScheduler) as exc:
+        except ModelLoadError as exc:
             raise GenerationError(str(exc)) from exc
-        cls = _pipeline_class(inpaint)
-        pipe = cls(**{**parts, "scheduler": scheduler, "controlnet": controlnet})
-        pipe.set_progress_bar_config(disable=True)
-        if device != res.device:  # as the sdxl backend: whole models move to the GPU in turn
-            if res.memory_mode == "sequential-offload":
-                pipe.enable_sequential_cpu_offload(device=res.device)
-            else:
-                pipe.enable_model_cpu_offload(device=res.device)
+        pipe = self.place(_pipeline_class(inpaint)(**{**parts, "controlnet": controlnet}))
         call: dict[str, Any] = {
             "prompt": _prompt(request, settings["character_prompts"]),
             "negative_prompt": request.negative_prompt or None,
@@ -213,7 +195,7 @@ class RacigBackend(GenerationBackend):
     def _run(self, pipe: Any, call: dict[str, Any], request: GenerationRequest, settings: dict[str, Any],
              cond: Conditioning, on_step: StepCallback | None) -> Any:  # fmt: skip
         """One denoising run, with the adapters attached when any character has references."""
-        reporter = step_reporter(on_step, settings["preview_every"])
+        reporter = StepReporter(on_step, settings["preview_every"]).callback()
         apply_long_prompt(pipe, call)
         face, body = self._regional_items(request, settings, cond)
         if not face and not body:
@@ -273,15 +255,10 @@ class RacigBackend(GenerationBackend):
 
     # ------------------------------------------------------------------ models
 
-    def _load_device(self) -> str:
-        """Where components are loaded: the CPU when the engine offloads (same cache keys as sdxl)."""
-        res = self.resources
-        return "cpu" if res.device == "cuda" and res.memory_mode != "gpu" else res.device
-
     def _controlnet(self, spec: str) -> Any:
         folder = _folder(spec or DEFAULT_IDS["controlnet"], "controlnet")
         res = self.resources
-        device = self._load_device()
+        device = self.load_device
 
         def load() -> Any:
             import diffusers

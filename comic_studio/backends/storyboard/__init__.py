@@ -35,7 +35,7 @@ class StoryboardBackend(GenerationBackend):
         }
 
     def prepare(self, requests: list[GenerationRequest]) -> None:
-        from comic_studio.backends.storyboard.figures import prepare_pose_queries
+        from comic_studio.poses.staging.figures import prepare_pose_queries
 
         by_matcher: dict[str, list[GenerationRequest]] = {}
         for request in requests:

@@ -1,4 +1,5 @@
-"""Mannequin figures: the geometry of a pose skeleton and its line-art drawing.
+"""Mannequin figures: a pose skeleton's line-art drawing (its measurements are
+:class:`~comic_studio.poses.staging.geometry.FigureGeometry`).
 
 A figure is built as groups of simple primitives (capsules and tilted ellipses) sized from the
 figure's own torso length, so proportions hold at every scale. Each group is drawn outline-then-
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import ImageDraw
 
-from comic_studio.backends.storyboard.figures import K
+from comic_studio.poses.staging.geometry import FigureGeometry
 
 RGB = tuple[int, int, int]
 
@@ -37,102 +38,6 @@ class Oval:
 
 
 Primitive = Capsule | Oval
-
-
-@dataclass
-class FigureGeometry:
-    """Derived measurements of one figure, in whatever space its keypoints are in (y down)."""
-
-    pts: np.ndarray  # (18, 2)
-    vis: np.ndarray  # (18,) bool
-    facing: float
-    torso: float  # neck → mid-hip length: the unit every other size derives from
-    head_c: tuple[float, float]
-    head_rx: float
-    head_ry: float
-    head_up: tuple[float, float]
-
-    @classmethod
-    def from_keypoints(cls, pts: np.ndarray, vis: np.ndarray, facing: float) -> "FigureGeometry":
-        pts = np.asarray(pts, dtype=float)
-        vis = np.asarray(vis, dtype=bool)
-        torso = _torso_length(pts, vis)
-        ry = 0.21 * torso
-        rx = 0.17 * torso
-        up = _head_up(pts, vis)
-        face = [K[n] for n in ("nose", "r_eye", "l_eye", "r_ear", "l_ear") if vis[K[n]]]
-        if face:
-            c = pts[face].mean(axis=0) + np.array(up) * 0.12 * ry
-        elif vis[K["neck"]]:
-            c = pts[K["neck"]] + np.array(up) * 1.15 * ry
-        else:
-            c = pts[vis].mean(axis=0) if vis.any() else np.zeros(2)
-        return cls(pts, vis, float(facing), torso, (float(c[0]), float(c[1])), rx, ry, up)
-
-    def point(self, name: str) -> tuple[float, float] | None:
-        i = K[name]
-        return (float(self.pts[i, 0]), float(self.pts[i, 1])) if self.vis[i] else None
-
-    @property
-    def head_top(self) -> float:
-        return self.head_c[1] - self.head_ry * 1.05
-
-    def y_of(self, *names: str) -> float | None:
-        ys = [self.pts[K[n], 1] for n in names if self.vis[K[n]]]
-        return float(np.mean(ys)) if ys else None
-
-    def shoulder_y(self) -> float:
-        y = self.y_of("r_shoulder", "l_shoulder", "neck")
-        return y if y is not None else self.head_c[1] + 2 * self.head_ry
-
-    def waist_y(self) -> float:
-        y = self.y_of("r_hip", "l_hip")
-        return y if y is not None else self.shoulder_y() + self.torso
-
-    def extent(self, rows: list[int] | None = None) -> tuple[float, float, float, float]:
-        """Box around the visible keypoints (optionally only ``rows``) and the head, padded by
-        the thickest limb so capsules fit."""
-        idx = [i for i in (rows if rows is not None else range(len(self.vis))) if self.vis[i]]
-        pad = 0.16 * self.torso
-        xs = [self.pts[i, 0] for i in idx] + [self.head_c[0] - self.head_rx, self.head_c[0] + self.head_rx]
-        ys = [self.pts[i, 1] for i in idx] + [self.head_c[1] - self.head_ry, self.head_c[1] + self.head_ry]
-        return (min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad)
-
-
-def _torso_length(pts: np.ndarray, vis: np.ndarray) -> float:
-    hips = [K["r_hip"], K["l_hip"]]
-    hv = [h for h in hips if vis[h]]
-    if vis[K["neck"]] and hv:
-        d = float(np.linalg.norm(pts[K["neck"]] - pts[hv].mean(axis=0)))
-        if d > 1e-6:
-            return d
-    sh = [K["r_shoulder"], K["l_shoulder"]]
-    if all(vis[s] for s in sh):
-        d = float(np.linalg.norm(pts[sh[0]] - pts[sh[1]]))
-        if d > 1e-6:
-            return 1.35 * d
-    if vis.sum() >= 2:
-        span = pts[vis].max(axis=0) - pts[vis].min(axis=0)
-        return max(1e-3, 0.3 * float(span.max()))
-    return 0.1
-
-
-def _head_up(pts: np.ndarray, vis: np.ndarray) -> tuple[float, float]:
-    """The head's up direction: the spine's direction continued (lying figures tilt their head)."""
-    neck = K["neck"]
-    if vis[neck]:
-        hv = [h for h in (K["r_hip"], K["l_hip"]) if vis[h]]
-        if hv:
-            v = pts[neck] - pts[hv].mean(axis=0)
-            n = float(np.linalg.norm(v))
-            if n > 1e-6:
-                return (float(v[0] / n), float(v[1] / n))
-        if vis[K["nose"]]:
-            v = pts[K["nose"]] - pts[neck]
-            n = float(np.linalg.norm(v))
-            if n > 1e-6:
-                return (float(v[0] / n), float(v[1] / n))
-    return (0.0, -1.0)
 
 
 # ---------------------------------------------------------------------------------- building

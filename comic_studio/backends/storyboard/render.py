@@ -13,10 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from comic_studio.backends.storyboard.figures import ResolvedPose, resolve_pose
-from comic_studio.backends.storyboard.framing import Frame, frame_shot
 from comic_studio.backends.storyboard.mannequin import (
-    FigureGeometry,
     FigureInk,
     Mannequin,
     build_back_bust,
@@ -35,7 +32,10 @@ from comic_studio.backends.storyboard.setting import (
     place_label,
 )
 from comic_studio.core.model import Box, CharacterPlacement, ShotType
-from comic_studio.generation.request import Cancelled, GenerationRequest, StepCallback
+from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, StepCallback
+from comic_studio.poses.staging.figures import ResolvedPose, UnknownPoseError, resolve_pose
+from comic_studio.poses.staging.framing import Frame, frame_shot
+from comic_studio.poses.staging.geometry import FigureGeometry
 
 RGB = tuple[int, int, int]
 NEUTRAL_COLOUR = "#8a8a8a"  # figures no character plays (extras in a chosen pose)
@@ -64,7 +64,10 @@ def render_panel(request: GenerationRequest, settings: dict[str, Any], on_step: 
     rng = random.Random(request.seed)
     ss = int(settings["supersample"])
     w, h = request.width * ss, request.height * ss
-    pose = resolve_pose(request, settings["pose_matching"])
+    try:
+        pose = resolve_pose(request, settings["pose_matching"])
+    except UnknownPoseError as exc:  # a job's failure, like every other bad request
+        raise GenerationError(str(exc)) from exc
     total = len(pose.figures) + 2
 
     def step(i: int, preview: Image.Image | None = None) -> None:

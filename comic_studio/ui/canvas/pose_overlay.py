@@ -9,9 +9,9 @@ inspector, a resized panel, a new render that pinned the figure assignment. (An 
 picked among close matches by seed, and "Render panel" on a rendered panel with an unlocked seed
 takes a new seed: to keep exactly the pose shown, pick it, nudge it, or lock the seed.)
 
-Figures and masks come from :func:`comic_studio.backends.racig.overlay.compute_pose_overlay`,
-run on one helper thread (pose retrieval may load the text embedder and torch: never on the GUI
-thread). Each panel remembers the request it wants shown; a result computed for an older request
+Figures and masks come from :func:`comic_studio.poses.staging.overlay.compute_pose_overlay`, with
+the staging options of the panel's backend (asked through the registry), run on one helper thread
+(pose retrieval may load the text embedder and torch: never on the GUI thread). Each panel remembers the request it wants shown; a result computed for an older request
 is dropped, and a queued job whose request is already stale is skipped.
 
 Nudging: each figure has a move handle (round, at its hips) and a scale handle (square, at the top
@@ -45,7 +45,7 @@ from comic_studio.ui.canvas.painting import polygon_path
 from comic_studio.ui.worker_results import emit_when_done
 
 if TYPE_CHECKING:
-    from comic_studio.backends.racig.overlay import PoseOverlay
+    from comic_studio.poses.staging.overlay import PoseOverlay
     from comic_studio.ui.canvas.scene import PageScene
 
 Z_POSE_OVERLAY = Z_BORDER + 5
@@ -62,9 +62,9 @@ def pose_capable(backend: str) -> bool:
 
 
 def _openpose_palette() -> tuple[tuple, tuple]:
-    """The OpenPose limbs and colours (imported when the overlay is first drawn: importing the
-    racig package at start-up would slow the window's opening)."""
-    from comic_studio.backends.racig.openpose import COLOURS, LIMBS
+    """The OpenPose limbs and colours (imported when the overlay is first drawn: the window opens
+    without loading the pose library)."""
+    from comic_studio.poses.staging.openpose import COLOURS, LIMBS
 
     return LIMBS, COLOURS
 
@@ -73,9 +73,10 @@ def _compute(wanted: dict[str, str], panel_id: str, key: str, request: Any) -> P
     """Worker thread. ``None``: the panel changed again before this job started (skipped)."""
     if wanted.get(panel_id) != key:
         return None
-    from comic_studio.backends.racig.overlay import compute_pose_overlay
+    from comic_studio.poses.staging.overlay import compute_pose_overlay
+    from comic_studio.ui.pose_staging import staging_options
 
-    return compute_pose_overlay(request)
+    return compute_pose_overlay(request, staging_options(request))
 
 
 class PoseOverlayController(QObject):
@@ -274,8 +275,8 @@ class PoseOverlayController(QObject):
             self.ctx.message.emit("The figures are being updated; nudge again in a moment")
             return False  # (the last nudge stays drawn until its overlay arrives)
         if panel.backend_settings.get("pose_choice") == "retrieved":
-            self.ctx.message.emit("This panel's racig Pose setting is 'retrieved', which ignores the panel's own pose: "
-                                  "set it to 'panel' in the inspector to nudge figures")  # fmt: skip
+            self.ctx.message.emit(f"This panel's {panel.backend} Pose setting is 'retrieved', which ignores the panel's "
+                                  "own pose: set it to 'panel' in the inspector to nudge figures")  # fmt: skip
             item.set_live(None, None)
             return False
         overlay, box = item.overlay, item.box

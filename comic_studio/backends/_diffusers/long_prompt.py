@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def _token_ids(tokenizer: Any, text: str) -> list[int]:
+def token_ids(tokenizer: Any, text: str) -> list[int]:
     """The prompt's tokens without the start/end tokens (no truncation)."""
     ids = tokenizer(text, truncation=False, add_special_tokens=True, verbose=False).input_ids
     return list(ids[1:-1])
@@ -27,17 +27,17 @@ def _token_ids(tokenizer: Any, text: str) -> list[int]:
 def windows_needed(pipe: Any, prompt: str, negative: str | None) -> int:
     """How many 77-token windows the longer of the two prompts needs (1: diffusers handles it)."""
     usable = pipe.tokenizer.model_max_length - 2
-    longest = max(len(_token_ids(t, p)) for t in (pipe.tokenizer, pipe.tokenizer_2) for p in (prompt, negative or ""))
+    longest = max(len(token_ids(t, p)) for t in (pipe.tokenizer, pipe.tokenizer_2) for p in (prompt, negative or ""))
     return max(1, -(-longest // usable))
 
 
-def _encode_windows(pipe: Any, text: str, windows: int) -> tuple[Any, Any]:
+def encode_windows(pipe: Any, text: str, windows: int) -> tuple[Any, Any]:
     """``text`` in ``windows`` windows → (hidden states [1, 77·windows, 2048], pooled [1, 1280])."""
     import torch
 
     per_encoder, pooled = [], None
     for tokenizer, encoder in ((pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)):
-        ids = _token_ids(tokenizer, text)
+        ids = token_ids(tokenizer, text)
         size = tokenizer.model_max_length
         usable = size - 2
         chunks = []
@@ -69,11 +69,11 @@ def apply_long_prompt(pipe: Any, call: dict[str, Any]) -> bool:
     if windows == 1:
         return False
     with torch.no_grad():
-        embeds, pooled = _encode_windows(pipe, prompt, windows)
+        embeds, pooled = encode_windows(pipe, prompt, windows)
         if negative is None and pipe.config.force_zeros_for_empty_prompt:
             negative_embeds, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
         else:
-            negative_embeds, negative_pooled = _encode_windows(pipe, negative or "", windows)
+            negative_embeds, negative_pooled = encode_windows(pipe, negative or "", windows)
     call.pop("prompt", None)
     call.pop("negative_prompt", None)
     call.update(prompt_embeds=embeds, pooled_prompt_embeds=pooled,

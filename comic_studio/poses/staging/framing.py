@@ -12,11 +12,11 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from comic_studio.backends.storyboard.figures import K
-from comic_studio.backends.storyboard.mannequin import FigureGeometry
 from comic_studio.core.model import ShotType
+from comic_studio.poses.library import KP
+from comic_studio.poses.staging.geometry import FigureGeometry
 
-UPPER_BODY = [K[n] for n in ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
+UPPER_BODY = [KP[n] for n in ("nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
                              "r_eye", "l_eye", "r_ear", "l_ear")]  # fmt: skip
 
 

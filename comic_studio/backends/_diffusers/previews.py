@@ -3,6 +3,7 @@
 A 4×3 matrix (fitted by the community on decoded SDXL images, ComfyUI's published factors) turns a
 latent into a rough colour image at 1/8 resolution in microseconds, versus a VAE decode that costs
 as much as a denoising step at full size. Good enough to see composition and colour emerge.
+Sigma-parameterised samplers carry scaled latents; :func:`latent_preview` undoes that first.
 """
 
 from __future__ import annotations
@@ -39,3 +40,18 @@ def latents_to_rgb(latents: Any, *, upscale_to: int = PREVIEW_MIN_SIDE) -> Image
         scale = -(-upscale_to // short)  # ceil
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     return image
+
+
+def unit_variance(scheduler: Any, latents: Any) -> Any:
+    """Sigma-parameterised samplers (Euler, DPM++, ...) carry latents scaled by sqrt(sigma² + 1);
+    undo that so early previews are muted noise instead of saturated confetti. Variance-preserving
+    samplers (DDIM) have no ``sigmas`` and are left alone."""
+    sigmas, index = getattr(scheduler, "sigmas", None), getattr(scheduler, "step_index", None)
+    if sigmas is None or index is None or index >= len(sigmas):
+        return latents
+    return latents / float(sigmas[index] ** 2 + 1) ** 0.5
+
+
+def latent_preview(scheduler: Any, latents: Any) -> Image.Image:
+    """The preview of a denoising step's ``latents`` under ``scheduler`` (what ``on_step`` gets)."""
+    return latents_to_rgb(unit_variance(scheduler, latents))

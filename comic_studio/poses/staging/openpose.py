@@ -17,13 +17,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-# Limbs as keypoint index pairs in the OpenPose-18 order (nose, neck, r_shoulder, r_elbow, r_wrist,
-# l_shoulder, l_elbow, l_wrist, r_hip, r_knee, r_ankle, l_hip, l_knee, l_ankle, r_eye, l_eye, r_ear,
-# l_ear) — the pose library's own order, so library keypoints need no remapping.
-LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10),
-    (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17),
-)  # fmt: skip
+# The pose library's keypoints and limbs are OpenPose-18's, in OpenPose's order (limb j is drawn in
+# COLOURS[j]), so library keypoints need no remapping.
+from comic_studio.poses.library import LIMBS
+
 COLOURS: tuple[tuple[int, int, int], ...] = (
     (255, 0, 0), (255, 85, 0), (255, 170, 0), (255, 255, 0), (170, 255, 0), (85, 255, 0),
     (0, 255, 0), (0, 255, 85), (0, 255, 170), (0, 255, 255), (0, 170, 255), (0, 85, 255),

@@ -1,8 +1,10 @@
-"""From a request to RaCig's spatial conditioning: the pose, who plays which figure, the OpenPose
-image and one head mask and one body mask per character, all at the panel size.
+"""From a request to a panel's spatial conditioning: the pose, who plays which figure, the OpenPose
+image and one head mask and one body mask per character, all at the panel size. The racig backend
+conditions its ControlNet and IP-Adapters on it; the UI draws it (pose browser, mask preview,
+canvas overlay).
 
-Pose choice and framing are shared with the storyboard backend (same retrieval, same assignment,
-same seeded camera), so a storyboard thumbnail previews the composition a racig render will get.
+Pose choice and framing are the storyboard's too (same retrieval, same assignment, same seeded
+camera), so a storyboard thumbnail previews the composition a racig render will get.
 Masks come from :mod:`comic_studio.poses.masks`; here they are dilated (IP-Adapter attention is
 soft at low resolutions, a little slack keeps clothes edges conditioned) and then made disjoint:
 a pixel belongs to at most one character's head *or* body, so two characters' adapters never
@@ -13,14 +15,18 @@ lower in the frame) wins.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from comic_studio.backends.racig.openpose import render_openpose
-from comic_studio.backends.storyboard.figures import (
+from comic_studio.core.model import Box, CharacterPlacement
+from comic_studio.poses.library import Figure
+from comic_studio.poses.masks import figure_masks, head_region
+from comic_studio.poses.retrieval import shared_retriever
+from comic_studio.poses.staging.figures import (
     MAX_FIGURES_FROM_LIBRARY,
     ResolvedPose,
     assign_characters,
@@ -28,15 +34,36 @@ from comic_studio.backends.storyboard.figures import (
     resolve_pose,
     with_bystanders,
 )
-from comic_studio.backends.storyboard.framing import Frame, frame_shot
-from comic_studio.backends.storyboard.mannequin import FigureGeometry
-from comic_studio.core.model import Box, CharacterPlacement
-from comic_studio.generation.request import GenerationError, GenerationRequest
-from comic_studio.poses.library import Figure
-from comic_studio.poses.masks import figure_masks, head_region
+from comic_studio.poses.staging.framing import Frame, frame_shot
+from comic_studio.poses.staging.geometry import FigureGeometry
+from comic_studio.poses.staging.openpose import render_openpose
+from comic_studio.poses.staging.request import StagedRequest
 
-MAX_CHARACTERS = 4
 _R_ANKLE, _L_ANKLE = 10, 13
+
+
+@dataclass(frozen=True)
+class StagingOptions:
+    """How a backend stages a panel's pose, read from its settings by these names (racig declares
+    all four; the storyboard ``pose_matching`` and stages the rest as these defaults do)."""
+
+    top_k: int = 5
+    """Retrieval picks among this many best-matching library poses (seeded)."""
+    pose_matching: str = "auto"
+    """The retriever's text matcher: auto, minilm, overlap or openclip."""
+    mask_dilation: float = 0.01
+    """Head/body masks grow by this fraction of the panel's shorter side."""
+    pose_choice: str = "panel"
+    """panel: the pose picked or nudged in the panel wins; retrieved: always retrieve."""
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> "StagingOptions":
+        """The options in a backend's effective ``settings``; the defaults for those it lacks."""
+        return cls(**{f.name: settings[f.name] for f in fields(cls) if f.name in settings})
+
+    @property
+    def use_request_pose(self) -> bool:
+        return self.pose_choice == "panel"
 
 
 @dataclass
@@ -62,39 +89,26 @@ class Conditioning:
 
 # ------------------------------------------------------------------------------------ the pose
 
-def _retriever(embedder: str) -> Any:
-    """The process-wide retriever shared with the storyboard (bundled + imported user poses)."""
-    from comic_studio.poses.retrieval import shared_retriever
-
-    return shared_retriever(embedder)
-
-
-def prepare_pose_queries(texts: list[str], embedder: str) -> int:
-    """Embed many pose queries in one batch (see :meth:`PoseRetriever.prepare`)."""
-    return _retriever(embedder).prepare(texts) if texts else 0
-
-
-def choose_pose(request: GenerationRequest, top_k: int, embedder: str, use_request_pose: bool = True) -> ResolvedPose:
+def choose_pose(request: StagedRequest, top_k: int, embedder: str, use_request_pose: bool = True) -> ResolvedPose:
     """The figures and the character → figure mapping. A user's pose (``figures_override`` or
     ``pose_id``) wins unless ``use_request_pose`` is off; otherwise the beat's action text retrieves
-    an entry among the ``top_k`` best (seeded pick), as in the paper's draft stage."""
+    an entry among the ``top_k`` best (seeded pick), as in RaCig's draft stage."""
     n = len(request.characters)
-    if n > MAX_CHARACTERS:
-        raise GenerationError(f"racig renders at most {MAX_CHARACTERS} characters per panel, this panel has {n}")
     if use_request_pose and (request.figures_override is not None or request.pose_id is not None):
         return resolve_pose(request)
     if n == 0:
         return ResolvedPose(None, 1.5, (), ())
     wanted = min(n, MAX_FIGURES_FROM_LIBRARY)
-    entry = _retriever(embedder).pick(request.action or request.prompt, wanted, request.seed, k=top_k)
+    # The process-wide retriever over the bundled and imported poses, shared with resolve_pose.
+    entry = shared_retriever(embedder).pick(request.action or request.prompt, wanted, request.seed, k=top_k)  # type: ignore[arg-type]
     pose: Any = entry if entry is not None else fallback_pose(wanted)
     if n > len(pose.figures):
         pose = with_bystanders(pose, n)
-    plain = request.model_copy(update={"pose_id": None, "figures_override": None})
-    return ResolvedPose(str(pose.id), float(pose.aspect), tuple(pose.figures), assign_characters(plain, pose))
+    # The assignment reads the cast only (pinned figures, actor, target), not the panel's pose.
+    return ResolvedPose(str(pose.id), float(pose.aspect), tuple(pose.figures), assign_characters(request, pose))
 
 
-def _frame(pose: ResolvedPose, request: GenerationRequest, width: int, height: int) -> tuple[Frame, float]:
+def _frame(pose: ResolvedPose, request: StagedRequest, width: int, height: int) -> tuple[Frame, float]:
     """The camera (pose space → pixels) and the pose canvas aspect it assumes."""
     aspect = width / height if pose.framed else pose.aspect
     if pose.framed:
@@ -144,7 +158,7 @@ def _as_library_figure(figure: Any) -> Figure:
     return Figure(tuple(tuple(float(c) for c in kp) for kp in figure.keypoints), figure.role, float(figure.facing))
 
 
-def build_conditioning(request: GenerationRequest, width: int, height: int, *, top_k: int = 5,
+def build_conditioning(request: StagedRequest, width: int, height: int, *, top_k: int = 5,
                        embedder: str = "auto", dilation: float = 0.01, use_request_pose: bool = True) -> Conditioning:  # fmt: skip
     """The pose, OpenPose image and disjoint head/body masks for ``request`` at ``width`` × ``height``.
     ``dilation`` is a fraction of the panel's shorter side."""

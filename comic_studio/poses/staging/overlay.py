@@ -1,8 +1,9 @@
 """A panel's figures and masks for the canvas overlay, in panel-normalised units.
 
 The same pose choice, framing and disjoint head/body masks that :func:`build_conditioning` gives a
-render (storyboard and racig share retrieval and framing), reduced to what the canvas draws over
-the panel: every figure's 18 keypoints as fractions of the panel's bounding box, who plays which
+render (storyboard and racig share retrieval and framing), staged with the options of the panel's
+backend (:class:`StagingOptions`), reduced to what the canvas draws over the panel: every
+figure's 18 keypoints as fractions of the panel's bounding box, who plays which
 figure, and one RGBA layer per character (body in its colour, head lighter) at a small raster
 size. Pure numpy/PIL; pose retrieval may load the text embedder (torch), so callers run this on a
 worker thread.
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from comic_studio.backends.racig.conditioning import build_conditioning, choose_pose
 from comic_studio.core.model import CharacterPlacement, PoseFigure, PoseSpec
-from comic_studio.generation.request import GenerationRequest
+from comic_studio.poses.staging.conditioning import StagingOptions, build_conditioning, choose_pose
+from comic_studio.poses.staging.request import StagedRequest
 
 OVERLAY_SIDE = 320
 """Longest side of the mask layers in pixels: enough to judge the regions, fast to compute."""
@@ -41,15 +42,6 @@ class PoseOverlay:
     framed: bool
 
 
-def overlay_settings(request: GenerationRequest) -> dict:
-    """The pose-relevant settings of ``request``: racig's defaults, overridden by the request's own
-    values for the settings racig has (a storyboard panel shares ``pose_matching``)."""
-    from comic_studio.backends.racig.backend import RacigBackend
-
-    schema = RacigBackend.settings_schema()
-    return {**RacigBackend.default_settings(), **{k: v for k, v in request.backend_settings.items() if k in schema}}
-
-
 def mask_layer(head: np.ndarray, body: np.ndarray, colour: str) -> np.ndarray:
     """RGBA: the body in ``colour``, the head in a lighter tint of it, transparent elsewhere."""
     rgb = np.array([int(colour[k : k + 2], 16) for k in (1, 3, 5)], dtype=np.float32)
@@ -62,11 +54,10 @@ def mask_layer(head: np.ndarray, body: np.ndarray, colour: str) -> np.ndarray:
     return out
 
 
-def compute_pose_overlay(request: GenerationRequest, side: int = OVERLAY_SIDE) -> PoseOverlay:
-    """Figures and masks of ``request`` at most ``side`` pixels on the longest side."""
-    settings = overlay_settings(request)
-    use_request_pose = settings["pose_choice"] == "panel"
-    pose = choose_pose(request, settings["top_k"], settings["pose_matching"], use_request_pose)
+def compute_pose_overlay(request: StagedRequest, options: StagingOptions, side: int = OVERLAY_SIDE) -> PoseOverlay:
+    """Figures and masks of ``request`` staged with ``options`` (its backend's), at most ``side``
+    pixels on the longest side."""
+    pose = choose_pose(request, options.top_k, options.pose_matching, options.use_request_pose)
     # Pin the chosen pose and assignment so the conditioning below draws exactly these figures
     # (and does not retrieve a second time).
     spec = PoseSpec(
@@ -84,7 +75,7 @@ def compute_pose_overlay(request: GenerationRequest, side: int = OVERLAY_SIDE) -
     )
     k = min(1.0, side / max(request.width, request.height))
     width, height = max(16, round(request.width * k)), max(16, round(request.height * k))
-    cond = build_conditioning(pinned, width, height, dilation=settings["mask_dilation"], use_request_pose=True)
+    cond = build_conditioning(pinned, width, height, dilation=options.mask_dilation, use_request_pose=True)
     figures = [
         PoseFigure(keypoints=[(x / width, y / height, v) for x, y, v in kps], role=f.role, facing=f.facing)
         for kps, f in zip(cond.figure_keypoints, spec.figures)
@@ -103,4 +94,4 @@ def compute_pose_overlay(request: GenerationRequest, side: int = OVERLAY_SIDE) -
     )
 
 
-__all__ = ["OVERLAY_SIDE", "PoseOverlay", "compute_pose_overlay", "mask_layer", "overlay_settings"]
+__all__ = ["OVERLAY_SIDE", "PoseOverlay", "compute_pose_overlay", "mask_layer"]

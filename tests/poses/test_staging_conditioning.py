@@ -1,21 +1,21 @@
-"""racig conditioning without torch: OpenPose drawing, pose choice, disjoint head/body masks."""
+"""Staging without torch: OpenPose drawing, pose choice, disjoint head/body masks (what racig
+conditions on and the UI draws)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from comic_studio.backends.racig.conditioning import (
-    MAX_CHARACTERS,
+from comic_studio.generation.request import GenerationError, GenerationRequest, PoseSpec, RequestCharacter
+from comic_studio.poses.library import load_library
+from comic_studio.poses.staging.conditioning import (
     build_conditioning,
     choose_pose,
     dilate,
     disjoint_masks,
     mask_preview,
 )
-from comic_studio.backends.racig.openpose import COLOURS, LIMBS, render_openpose
-from comic_studio.generation.request import GenerationError, GenerationRequest, PoseSpec, RequestCharacter
-from comic_studio.poses.library import load_library
+from comic_studio.poses.staging.openpose import COLOURS, LIMBS, render_openpose
 
 
 def request(n: int, **fields) -> GenerationRequest:
@@ -99,9 +99,20 @@ def test_same_seed_same_pose_and_masks():
     assert a.pose_id == b.pose_id and all((x == y).all() for x, y in zip(a.body_masks, b.body_masks))
 
 
-def test_too_many_characters_is_a_clear_error():
+def test_more_characters_than_the_largest_entries_get_standing_bystander_figures():
+    cond = build_conditioning(request(5), 320, 192, embedder="overlap")
+    assert len(cond.head_masks) == len(cond.placements) == 5
+    assert len(set(cond.character_figure)) == 5, "every character plays its own figure"
+
+
+def test_racig_refuses_more_characters_than_it_renders_with_a_clear_error():
+    from comic_studio.backends.racig import RacigBackend
+    from comic_studio.backends.racig.backend import MAX_CHARACTERS
+
+    backend = RacigBackend()
+    settings = backend.validate_settings({"pose_matching": "overlap"})
     with pytest.raises(GenerationError, match=f"at most {MAX_CHARACTERS} characters"):
-        choose_pose(request(5), 5, "overlap")
+        backend.conditioning(request(MAX_CHARACTERS + 1), settings)
 
 
 def test_placements_point_at_the_heads():

@@ -1,10 +1,11 @@
-"""Pose figures for the storyboard: where they come from and who plays which.
+"""A panel's pose figures: where they come from and who plays which.
 
-The pose library (:mod:`comic_studio.poses`) is the real source: a retriever picks an entry for the
-beat's action and ``assign_figures`` maps characters to figures. This module talks to it through
-the documented contract only (duck-typed: anything with ``figures``/``aspect``/``id`` and figures
-with ``keypoints``/``role``/``facing``), and carries a tiny parametric fallback (standing people)
-so the backend still renders when the library is not installed or has no entry for a count.
+The pose library is the source: a retriever picks an entry for the beat's action and
+``assign_figures`` maps characters to figures; a pose picked in the panel (``pose_id``) or given
+explicitly (``figures_override``) wins. Poses are duck-typed (anything with ``figures``/``aspect``/
+``id`` and figures with ``keypoints``/``role``/``facing``), and a tiny parametric fallback
+(standing people) covers a figure count the library has no entry for. Every backend that draws
+poses (storyboard, racig) resolves them here, so a storyboard thumbnail previews a racig render.
 """
 
 from __future__ import annotations
@@ -12,19 +13,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
-from comic_studio.generation.request import GenerationError, GenerationRequest
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.poses.assign import assign_figures
+from comic_studio.poses.library import KEYPOINT_NAMES, KP, MAX_FIGURES, Role
+from comic_studio.poses.staging.request import StagedRequest
 
-# OpenPose-18 layout (same order as comic_studio.poses.library.KEYPOINT_NAMES).
-KEYPOINT_NAMES = (
-    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
-    "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
-)  # fmt: skip
-K = {name: i for i, name in enumerate(KEYPOINT_NAMES)}
-MAX_FIGURES_FROM_LIBRARY = 4
+MAX_FIGURES_FROM_LIBRARY = MAX_FIGURES
+"""More characters than this get the largest entries plus standing bystanders."""
 
-Role = Literal["actor", "target", "neutral"]
+
+class UnknownPoseError(ComicStudioError):
+    """The panel names a pose (``pose_id``) that is not in the pose library."""
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class SimplePose:
 
 
 def _hip_x(figure: Any) -> float:
-    hips = [figure.keypoints[K[n]] for n in ("r_hip", "l_hip")]
+    hips = [figure.keypoints[KP[n]] for n in ("r_hip", "l_hip")]
     return (hips[0][0] + hips[1][0]) / 2
 
 
@@ -176,29 +177,24 @@ def with_bystanders(pose: Any, n_total: int) -> SimplePose:
 # ------------------------------------------------------------------------ library access
 
 
-def _library_entries() -> list[Any] | None:
-    """The bundled pose library plus the author's imported ones, or None when
-    :mod:`comic_studio.poses` is not installed. A corrupt bundled library raises its own clear error
-    (hiding it behind fallbacks would hide a bug); a broken user library is skipped and logged."""
-    try:
-        from comic_studio.poses.user_library import load_all_libraries
-    except ImportError:
-        return None
+def _library_entries() -> list[Any]:
+    """The bundled pose library plus the author's imported ones. A corrupt bundled library raises
+    its own clear error (hiding it behind fallbacks would hide a bug); a broken user library is
+    skipped and logged."""
+    from comic_studio.poses.user_library import load_all_libraries
+
     return load_all_libraries()  # file reads cached by the library per modification time
 
 
-def _retriever(entries: list[Any], embedder: str) -> Any | None:
-    """The process-wide retriever shared with the other backends (see poses.retrieval)."""
-    try:
-        from comic_studio.poses.retrieval import shared_retriever
-    except ImportError:
-        return None
-    return shared_retriever(embedder, entries)
+def _retriever(entries: list[Any], embedder: str) -> Any:
+    """The process-wide retriever shared by every backend (see poses.retrieval)."""
+    from comic_studio.poses.retrieval import shared_retriever
+
+    return shared_retriever(embedder, entries)  # type: ignore[arg-type]
 
 
 def _pick_pose(entries: list[Any], text: str, n_figures: int, seed: int, embedder: str) -> Any | None:
-    retriever = _retriever(entries, embedder)
-    return retriever.pick(text, n_figures, seed) if retriever else None
+    return _retriever(entries, embedder).pick(text, n_figures, seed)
 
 
 def warm_up(embedder: str = "auto") -> None:
@@ -209,28 +205,21 @@ def warm_up(embedder: str = "auto") -> None:
         _retriever(entries, embedder)
 
 
-def prepare_pose_queries(requests: list[GenerationRequest], embedder: str = "auto") -> int:
+def prepare_pose_queries(requests: list[StagedRequest], embedder: str = "auto") -> int:
     """Batch-embed the pose queries of many requests before they are rendered one by one."""
     entries = _library_entries()
-    retriever = _retriever(entries, embedder) if entries else None
-    if retriever is None:
+    if not entries:
         return 0
-    return retriever.prepare([r.action or r.prompt for r in requests if r.characters and r.pose_id is None])
+    return _retriever(entries, embedder).prepare([r.action or r.prompt for r in requests if r.characters and r.pose_id is None])
 
 
-def assign_characters(request: GenerationRequest, pose: Any) -> tuple[int, ...]:
+def assign_characters(request: StagedRequest, pose: Any) -> tuple[int, ...]:
     """Figure index per character: explicit ``figure`` wins, then the library's assignment
     (actor↔actor figure, target↔target, rest by mention order ↔ left to right)."""
     n_figs = len(pose.figures)
     ids = [c.id for c in request.characters]
-    auto: list[int] | None = None
-    try:
-        from comic_studio.poses.assign import assign_figures
-
-        auto = list(assign_figures(pose, ids, request.actor_id, request.target_id))
-    except ImportError:
-        auto = None
-    if auto is None or len(auto) != len(ids) or not all(isinstance(a, int) for a in auto):
+    auto = list(assign_figures(pose, ids, request.actor_id, request.target_id))
+    if len(auto) != len(ids) or not all(isinstance(a, int) for a in auto):
         auto = _assign_by_role(pose, ids, request.actor_id, request.target_id)
     chosen: list[int | None] = [
         c.figure if c.figure is not None and c.figure < n_figs else None for c in request.characters
@@ -267,7 +256,7 @@ def _assign_by_role(pose: Any, ids: list[str], actor: str | None, target: str | 
     return out
 
 
-def resolve_pose(request: GenerationRequest, embedder: str = "auto") -> ResolvedPose:
+def resolve_pose(request: StagedRequest, embedder: str = "auto") -> ResolvedPose:
     """The figures to draw for ``request`` and the character → figure mapping. ``embedder`` is
     the retriever's text matcher ("auto", "minilm" or "overlap")."""
     n_chars = len(request.characters)
@@ -285,14 +274,13 @@ def resolve_pose(request: GenerationRequest, embedder: str = "auto") -> Resolved
         fallback = re.fullmatch(r"fallback-stand-(\d)", request.pose_id)
         if fallback:
             pose = fallback_pose(int(fallback.group(1)))
-        elif entries is not None:
+        else:
             pose = next((e for e in entries if e.id == request.pose_id), None)
         if pose is None:
-            raise GenerationError(f"pose_id {request.pose_id!r} is not in the pose library")
+            raise UnknownPoseError(f"pose_id {request.pose_id!r} is not in the pose library")
     else:
         wanted = min(n_chars, MAX_FIGURES_FROM_LIBRARY)
-        if entries is not None:
-            pose = _pick_pose(entries, request.action or request.prompt, wanted, request.seed, embedder)
+        pose = _pick_pose(entries, request.action or request.prompt, wanted, request.seed, embedder)
         if pose is None:
             pose = fallback_pose(wanted)
     if n_chars > len(pose.figures):
