@@ -3,7 +3,7 @@
 Importing this package is cheap: backends load lazily through :mod:`registry`.
 """
 
-from comic_studio.backends.base import BackendSettingsError, GenerationBackend
+from comic_studio.backends.base import CONSISTENT_CHARACTERS, BackendSettingsError, GenerationBackend
 from comic_studio.backends.registry import (
     BackendNotFoundError,
     available_backends,
@@ -15,6 +15,7 @@ from comic_studio.backends.registry import (
 )
 
 __all__ = [
+    "CONSISTENT_CHARACTERS",
     "BackendNotFoundError",
     "BackendSettingsError",
     "GenerationBackend",

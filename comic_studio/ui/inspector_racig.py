@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comic_studio import pipeline
 from comic_studio.backends.registry import has_capability
 from comic_studio.core import character_edits
 from comic_studio.core.errors import ComicStudioError
@@ -51,6 +50,7 @@ from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_pixmap
 from comic_studio.ui.pose_browser import PoseBrowser
 from comic_studio.ui.worker_results import emit_when_done
+from comic_studio.workflows.requests import build_request
 
 RACIG = "racig"
 PREVIEW_SIDE = 360
@@ -81,7 +81,7 @@ def mask_requests(ctx: StudioContext, panel: Panel) -> tuple[GenerationRequest, 
     *used*, not whether it was picked or retrieved, so for an automatic panel ``fallback`` carries
     the fresh request and the helper thread keeps the stored one only if retrieval really gives
     its pose (:func:`compute_mask_overlay`). Names images only."""
-    fresh = pipeline.build_request(ctx.document.project, panel, RACIG)
+    fresh = build_request(ctx.document.project, panel, RACIG)
     current = panel.result()
     if current is not None and current.backend == RACIG:
         stored = GenerationRequest.from_dict(current.request)

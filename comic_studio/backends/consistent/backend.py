@@ -10,13 +10,22 @@ returns the first anchor image with ``banks`` naming the new bank in the result'
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from comic_studio.backends.consistent.anchors import anchor_seed, bank_from_image, bank_key, build_character_bank
-from comic_studio.backends.consistent.bank import PRECISIONS, BankError, IdentityBank, read_bank_file, write_bank_file
+from comic_studio.backends.base import CONSISTENT_CHARACTERS
+from comic_studio.backends.consistent.anchors import (
+    BANK_RELEVANT,
+    anchor_prompt,
+    anchor_seed,
+    bank_from_image,
+    bank_key,
+    build_character_bank,
+)
+from comic_studio.backends.consistent.bank import PRECISIONS, BankError, IdentityBank, bank_file, read_bank_file, write_bank_file
 from comic_studio.backends.consistent.processors import GROUP_16, GROUP_32, RunState, installed
 from comic_studio.backends.consistent.schedule import ConsistencySchedule
 from comic_studio.backends.sdxl.backend import IMAGE_SETTING_MAX, SdxlBackend, _parse_loras, _unit_variance
@@ -26,7 +35,7 @@ from comic_studio.backends.sdxl.previews import latents_to_rgb
 from comic_studio.core.model import CharacterPlacement
 from comic_studio.generation.models.loading import apply_loras, remove_loras
 from comic_studio.generation.models.locate import default_sdxl_model, resolve_file
-from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult, StepCallback
+from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult, RequestCharacter, StepCallback
 
 BANK_CACHE_SIZE = 16
 """Banks kept in memory per backend instance (host RAM; a real SDXL bank is hundreds of MB)."""
@@ -65,7 +74,7 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
 class ConsistentBackend(SdxlBackend):
     name = "consistent"
     display_name = "Consistent characters (SDXL)"
-    capabilities = SdxlBackend.capabilities | frozenset({"consistent_characters"})
+    capabilities = SdxlBackend.capabilities | frozenset({CONSISTENT_CHARACTERS})
 
     def __init__(self) -> None:
         super().__init__()
@@ -74,6 +83,36 @@ class ConsistentBackend(SdxlBackend):
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
         return {**SdxlBackend.settings_schema(), **CONSISTENT_SCHEMA}
+
+    # ------------------------------------------------------------------ identity-bank hooks (see GenerationBackend)
+
+    @classmethod
+    def parse_banks(cls, text: str) -> dict[str, str]:
+        return parse_banks(text)
+
+    @classmethod
+    def format_banks(cls, banks: Mapping[str, str]) -> str:
+        return ",".join(f"{character_id}={digest}" for character_id, digest in banks.items())
+
+    @classmethod
+    def bank_file(cls, folder: str | Path, digest: str) -> Path:
+        return bank_file(folder, digest)
+
+    @classmethod
+    def write_bank_file(cls, data: bytes, folder: str | Path) -> str:
+        return write_bank_file(data, folder)
+
+    @classmethod
+    def read_bank_file(cls, folder: str | Path, digest: str) -> bytes:
+        return read_bank_file(folder, digest)  # BankError is a ValueError, as the hook promises
+
+    @classmethod
+    def bank_relevant_settings(cls) -> tuple[str, ...]:
+        return BANK_RELEVANT
+
+    @classmethod
+    def anchor_prompt(cls, character: RequestCharacter) -> str:
+        return anchor_prompt(character)
 
     # ------------------------------------------------------------------ the job
 

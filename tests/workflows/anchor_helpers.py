@@ -3,10 +3,11 @@ use the consistent backend on the tiny kit, at 36 dpi so panels are ~100 px."""
 
 from __future__ import annotations
 
-from comic_studio import identity_anchors, pipeline
 from comic_studio.core.document import Document
 from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character
+from comic_studio.workflows.anchors import character_named
+from comic_studio.workflows.story import story_to_document
 
 STORY = "Ana walks onto the pier.\n\nBen waves at Ana from the boat.\n\nAna laughs at Ben."
 STEPS = 3
@@ -20,8 +21,8 @@ def tiny_settings(kit, **extra):
 def make_document(kit) -> Document:
     doc = Document.new("Anchors", page_format("us-comic"))
     doc.project.page_format.dpi = 36  # panels of ~100 px: quick to render and to encode
-    pipeline.story_to_document(STORY, [Character(name="Ana", description="green raincoat"),
-                                       Character(name="Ben", description="grey sweater")], document=doc)  # fmt: skip
+    story_to_document(STORY, [Character(name="Ana", description="green raincoat"),
+                              Character(name="Ben", description="grey sweater")], document=doc)  # fmt: skip
     for page in doc.project.pages:
         for panel in page.panels:
             panel.backend, panel.backend_settings = "consistent", tiny_settings(kit)
@@ -29,7 +30,7 @@ def make_document(kit) -> Document:
 
 
 def cid(doc: Document, name: str) -> str:
-    return identity_anchors.character_named(doc.project, name).id
+    return character_named(doc.project, name).id
 
 
 def two_shot(doc: Document):
