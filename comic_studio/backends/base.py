@@ -20,14 +20,14 @@ from comic_studio.generation.models.needs import ModelNeed
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, RequestCharacter, StepCallback
 
 CONSISTENT_CHARACTERS = "consistent_characters"
-"""Capability: the backend keeps each character's identity in an *identity bank*, a content-addressed
-file (named by its sha256) in a bank folder, and reads it in every panel job so a character looks
-the same in every panel. Such a backend accepts the settings ``banks`` ("character-id=sha256,..."),
-``bank_folder`` (where the banks are), ``anchor_for`` (a character id: make that character's bank
-instead of a panel and name it in the result's ``banks``), ``anchor_image`` (an image to bank
-instead of rendering anchors), ``anchor_size`` and ``anchor_seed``, and implements the identity-bank
-hooks of :class:`GenerationBackend`. The workflows keep the banks with the project through those
-hooks alone, so they never import the backend."""
+"""Capability: the backend keeps each character's identity in an *identity bank*, a file in a bank
+folder named by its sha256, and reads it in every panel job so a character looks the same in every
+panel. Such a backend accepts the settings ``banks`` (which bank each character reads, in the syntax
+of :meth:`GenerationBackend.parse_banks`), ``bank_folder`` (where the banks are), ``anchor_for`` (a
+character id: make that character's bank instead of a panel and name it in the result's ``banks``),
+``anchor_image`` (an image to bank instead of rendering anchors), ``anchor_size`` and
+``anchor_seed``, and implements the identity-bank hooks of :class:`GenerationBackend`. The workflows
+keep the banks with the project through those hooks alone, so they never import the backend."""
 
 SETTING_TYPES = frozenset({"int", "float", "bool", "str", "choice"})
 _DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {}
@@ -96,8 +96,8 @@ class GenerationBackend(ABC):
 
     @classmethod
     def parse_banks(cls, text: str) -> dict[str, str]:
-        """The ``banks`` setting (``"ana=<sha256>, ben=<sha256>"``) as ``{character id: bank hash}``;
-        raises :class:`GenerationError` on a malformed entry."""
+        """The ``banks`` setting (e.g. ``"ana=<sha256>, ben=<sha256>"``; the syntax is the backend's) as
+        ``{character id: bank hash}``; raises :class:`GenerationError` on a malformed entry."""
         raise _lacks(cls, CONSISTENT_CHARACTERS)
 
     @classmethod

@@ -111,8 +111,8 @@ def build_request(project: Project, panel: Panel, backend: str | None = None, as
 
 
 # --------------------------------------------------------------------------- inline images in requests
-# Images a backend needs travel inside the request: reference images
-# in the ``reference_images`` setting, an init image as a data URI. Stored requests
+# Images a backend needs travel inside the request: reference images in the ``reference_images``
+# setting, an init image as a data URI. Stored requests
 # (``PanelResult.request``) must stay small, so before storing, those images are replaced by what
 # names them in the asset store (the reference hashes are already in the request's characters; an
 # inline image becomes ``asset:<hash>``), and :func:`hydrate_request` puts them back for a replay.
