@@ -52,15 +52,15 @@ def make_story(beats: int) -> str:
 
 def build_document(panels: int, pose_matching: str):
     """The smallest generated story whose layout has at least ``panels`` panels."""
-    from comic_studio import pipeline
     from comic_studio.core.model import Character
+    from comic_studio.workflows.story import story_to_document
 
     cast = [Character(name="Mara", pronouns="she", description="curly auburn hair, green raincoat"),
             Character(name="Theo", pronouns="he", description="short black hair, round glasses")]  # fmt: skip
     # Some sentences split into two beats (action + dialogue), so grow the story one beat at a time.
     beats = max(1, panels * 3 // 4)
     while True:
-        doc = pipeline.story_to_document(make_story(beats), [c.model_copy() for c in cast], title="Heartbeat")
+        doc = story_to_document(make_story(beats), [c.model_copy() for c in cast], title="Heartbeat")
         count = sum(len(p.panels) for p in doc.project.pages)
         if count >= panels:
             break

@@ -50,7 +50,7 @@ class StderrProgress:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from comic_studio.pipeline import run_demo
+    from comic_studio.workflows.batch import run_demo
 
     out = Path(args.out)
     report = run_demo(out, backend=args.backend, progress=StderrProgress(args.quiet))
@@ -60,7 +60,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from comic_studio.pipeline import render_input
+    from comic_studio.workflows.batch import render_input
 
     if args.models == "tiny":
         from comic_studio.cli_models import use_tiny_models

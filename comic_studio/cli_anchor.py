@@ -31,7 +31,7 @@ def _cmd_anchor(args: argparse.Namespace) -> int:
     from comic_studio.cli import StderrProgress
     from comic_studio.core.document import Document
     from comic_studio.core.errors import ComicStudioError
-    from comic_studio.identity_anchors import character_named, generate_anchor
+    from comic_studio.workflows.anchors import character_named, generate_anchor
     from comic_studio.core.lookup import find_panel
 
     settings: dict[str, Any] = {}

@@ -33,7 +33,7 @@ def _cmd_tryon(args: argparse.Namespace) -> int:
     from comic_studio.core.document import Document
     from comic_studio.core.errors import ComicStudioError
     from comic_studio.core.lookup import find_panel
-    from comic_studio.tryon import find_character, try_on
+    from comic_studio.workflows.tryon import find_character, try_on
 
     outfit = Path(args.outfit)
     if not outfit.is_file():

@@ -10,14 +10,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from comic_studio import pipeline  # noqa: E402
 from comic_studio.generation.backend_api import reset_default_settings  # noqa: E402
 from comic_studio.cli import main  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
 from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
+from comic_studio.workflows.requests import build_request  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "workflows"))
 from anchor_helpers import cid, make_document  # noqa: E402
 
 
@@ -72,7 +72,7 @@ def test_anchor_then_render_with_the_consistent_backend(project, tmp_path, capsy
     second = again.project.pages[0].panels_in_order()[1]
     assert again.project.character(cid(again, "Ben")).anchor.image == second.result().asset
     # The regenerated anchors are what a panel renders with now.
-    request = pipeline.build_request(again.project, second, "consistent")
+    request = build_request(again.project, second, "consistent")
     assert f"{cid(again, 'Ana')}={regenerated.bank}" in request.backend_settings["banks"]
 
 

@@ -16,7 +16,7 @@ pytest.importorskip("diffusers")
 sys.path.insert(0, str(Path(__file__).parent / "backends"))
 from test_racig_support import HASHES, REFS  # noqa: E402
 
-from comic_studio import cli, pipeline  # noqa: E402
+from comic_studio import cli  # noqa: E402
 from comic_studio.backends.racig import RacigBackend  # noqa: E402
 from comic_studio.generation.backend_api import reset_default_settings  # noqa: E402
 from comic_studio.core import editing  # noqa: E402
@@ -25,6 +25,8 @@ from comic_studio.core.layout import page_format  # noqa: E402
 from comic_studio.core.model import Character  # noqa: E402
 from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
 from comic_studio.generation.request import GenerationRequest  # noqa: E402
+from comic_studio.workflows.batch import render_panel  # noqa: E402
+from comic_studio.workflows.story import story_to_document  # noqa: E402
 
 STORY = "Ana hands Ben a brass key on the pier.\n\nBen looks at the sea."
 
@@ -47,10 +49,10 @@ def book(tmp_path, tmp_path_factory, monkeypatch):
         doc.assets.add(data)
     cast = [Character(name="Ana", colour="#d0563b", face_refs=[HASHES[0]], body_refs=[HASHES[1]]),
             Character(name="Ben", aliases=["Benjamin"], colour="#3b6fd0", face_refs=[HASHES[2]], body_refs=[HASHES[3]])]  # fmt: skip
-    pipeline.story_to_document(STORY, cast, document=doc)
+    story_to_document(STORY, cast, document=doc)
     panel = doc.project.pages[0].panels_in_order()[0]
     editing.set_panel_fields(doc, panel.id, "Backend", backend="racig", backend_settings=settings)
-    pipeline.render_panel(doc, panel.id)
+    render_panel(doc, panel.id)
     path = doc.save(tmp_path / "book.comic")
     outfit = tmp_path / "outfit.png"
     outfit.write_bytes(REFS[6])

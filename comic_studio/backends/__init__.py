@@ -12,6 +12,7 @@ until the registry is asked for one.
 """
 
 from comic_studio.generation.backend_api import (
+    CONSISTENT_CHARACTERS,
     BackendSettingsError,
     GenerationBackend,
     reset_default_settings,
@@ -45,6 +46,7 @@ from comic_studio.weights.needs import ModelNeed
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "CONSISTENT_CHARACTERS",
     "BackendNotFoundError",
     "BackendSettingsError",
     "Cancelled",

@@ -9,7 +9,7 @@ so a nudged figure keeps its proportions.
 A nudge becomes the panel's explicit pose: every figure the panel currently shows, in the panel's
 own frame (``framed=True``), with the nudged one transformed and roles/facing kept; and the
 characters' placements pinned to their figures (a placement with a head is what
-``pipeline.build_request`` pins), so who plays whom survives the change.
+``workflows.requests.build_request`` pins), so who plays whom survives the change.
 """
 
 from __future__ import annotations

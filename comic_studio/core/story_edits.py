@@ -351,7 +351,7 @@ def rename_scene(doc: Document, scene_id: str, title: str) -> Changes:
 
 def lay_out_story(doc: Document) -> list[Page]:
     """Replace every page by the auto-layout of all beats (one panel per beat): the layout half of
-    ``pipeline.story_to_document``. The caller asks first when :func:`pages_have_artwork`."""
+    ``workflows.story.story_to_document``. The caller asks first when :func:`pages_have_artwork`."""
     project = doc.project
     if not project.story.beats():
         raise CommandError("the story has no beats yet: parse it (or add beats) first")

@@ -11,11 +11,23 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.weights.needs import ModelNeed
-from comic_studio.generation.request import GenerationRequest, GenerationResult, StepCallback
+from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, RequestCharacter, StepCallback
+
+CONSISTENT_CHARACTERS = "consistent_characters"
+"""Capability: the backend keeps each character's identity in an *identity bank*, a file in a bank
+folder named by its sha256, and reads it in every panel job so a character looks the same in every
+panel. Such a backend accepts the settings ``banks`` (which bank each character reads, in the syntax
+of :meth:`GenerationBackend.parse_banks`), ``bank_folder`` (where the banks are), ``anchor_for`` (a
+character id: make that character's bank instead of a panel and name it in the result's ``banks``),
+``anchor_image`` (an image to bank instead of rendering anchors), ``anchor_size`` and
+``anchor_seed``, and implements the identity-bank hooks of :class:`GenerationBackend`. The workflows
+keep the banks with the project through those hooks alone, so they never import the backend."""
 
 SETTING_TYPES = frozenset({"int", "float", "bool", "str", "choice"})
 _DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {}
@@ -76,6 +88,54 @@ class GenerationBackend(ABC):
     def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> GenerationResult:
         """Produce the panel image(s). Must be deterministic for ``request.seed``; must raise
         :class:`~comic_studio.generation.request.Cancelled` when ``on_step`` returns ``False``."""
+
+    # ------------------------------------------------------------------ identity banks
+    # Hooks of the CONSISTENT_CHARACTERS capability, all classmethods: the workflows call them
+    # on the class the registry returns, without loading models. A backend without the capability
+    # keeps the defaults, which refuse: nothing should ask it about banks.
+
+    @classmethod
+    def parse_banks(cls, text: str) -> dict[str, str]:
+        """The ``banks`` setting (e.g. ``"ana=<sha256>, ben=<sha256>"``; the syntax is the backend's) as
+        ``{character id: bank hash}``; raises :class:`GenerationError` on a malformed entry."""
+        raise _lacks(cls, CONSISTENT_CHARACTERS)
+
+    @classmethod
+    def format_banks(cls, banks: Mapping[str, str]) -> str:
+        """``{character id: bank hash}`` as the ``banks`` setting (the inverse of :meth:`parse_banks`)."""
+        raise _lacks(cls, CONSISTENT_CHARACTERS)
+
+    @classmethod
+    def bank_file(cls, folder: str | Path, digest: str) -> Path:
+        """Where the bank ``digest`` lives in a bank folder (whether or not it is there)."""
+        raise _lacks(cls, CONSISTENT_CHARACTERS)
+
+    @classmethod
+    def write_bank_file(cls, data: bytes, folder: str | Path) -> str:
+        """Put a bank's bytes (e.g. from the project's assets) into ``folder`` for a job to read,
+        atomically; returns its hash, the one the asset store gives the same bytes."""
+        raise _lacks(cls, CONSISTENT_CHARACTERS)
+
+    @classmethod
+    def read_bank_file(cls, folder: str | Path, digest: str) -> bytes:
+        """The bytes of bank ``digest`` in ``folder``, checked against the hash (to store them in the
+        project); raises :class:`ValueError` saying what is wrong (missing, damaged)."""
+        raise _lacks(cls, CONSISTENT_CHARACTERS)
+
+    @classmethod
+    def bank_relevant_settings(cls) -> tuple[str, ...]:
+        """The settings that change a bank's contents: panels whose jobs agree on these can share
+        their characters' banks, so anchor jobs take them from the panels."""
+        raise _lacks(cls, CONSISTENT_CHARACTERS)
+
+    @classmethod
+    def anchor_prompt(cls, character: RequestCharacter) -> str:
+        """The prompt an anchor job renders ``character`` from (solo, full figure)."""
+        raise _lacks(cls, CONSISTENT_CHARACTERS)
+
+
+def _lacks(cls: type[GenerationBackend], capability: str) -> GenerationError:
+    return GenerationError(f"backend {cls.name or cls.__name__!r} does not have the {capability!r} capability")
 
 
 def _check_value(backend: str, key: str, spec: dict[str, Any], value: Any) -> Any:

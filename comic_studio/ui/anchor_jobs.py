@@ -1,13 +1,14 @@
 """Identity-anchor jobs of the render queue: generate / regenerate a character's anchor, and rebuild
 missing banks before the consistent panels that need them.
 
-The requests and the recording are :mod:`comic_studio.identity_anchors` (shared with the CLI); this
-part only follows the jobs on the GUI thread. Anchor jobs go through the RenderService like panel
-jobs (the queue shows them as "Anchor: NAME"). A panel whose characters' banks are neither in the
-bank folder nor in the project waits, unqueued, until the rebuild jobs of those characters have
-finished, then is queued with the (possibly re-recorded) banks. A "regenerate same seed" of a stored
-request waits the same way when a bank it names is its character's current anchor bank, and is
-refused with the reason when the bank belonged to an older anchor.
+The requests and the recording are :mod:`comic_studio.workflows.anchors` and
+:mod:`comic_studio.workflows.banks` (shared with the CLI); this part only follows the jobs on the
+GUI thread. Anchor jobs go through the RenderService like panel jobs (the queue shows them as
+"Anchor: NAME"). A panel whose characters' banks are neither in the bank folder nor in the project
+waits, unqueued, until the rebuild jobs of those characters have finished, then is queued with the
+(possibly re-recorded) banks. A "regenerate same seed" of a stored request waits the same way when
+a bank it names is its character's current anchor bank, and is refused with the reason when the
+bank belonged to an older anchor.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
-from comic_studio import identity_anchors
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Character, Panel
 from comic_studio.core.settings import bank_dir
 from comic_studio.generation.request import GenerationRequest
+from comic_studio.workflows import anchors, banks
 
 if TYPE_CHECKING:
     from comic_studio.ui.render_service import RenderJob, RenderService
@@ -75,8 +76,8 @@ class AnchorJobs:
             return None
         settings = {"anchor_seed": random.randrange(2**31)} if character.anchor is not None and picture is None else None
         try:
-            request = identity_anchors.anchor_request(document.project, character_id, document.assets, picture, settings,
-                                                      folder=bank_dir())  # fmt: skip
+            request = anchors.anchor_request(document.project, character_id, document.assets, picture, settings,
+                                             folder=bank_dir())  # fmt: skip
         except ComicStudioError as exc:
             self.ctx.message.emit(f"Anchor: {character.name}: {exc}")
             return None
@@ -86,7 +87,7 @@ class AnchorJobs:
         document = self.ctx.document
         assert character.anchor is not None
         try:
-            request = identity_anchors.rebuild_request(document.project, document.assets, character.id, bank_dir())
+            request = anchors.rebuild_request(document.project, document.assets, character.id, bank_dir())
         except ComicStudioError as exc:
             self.ctx.message.emit(f"Anchor: {character.name}: {exc}")
             return None
@@ -110,11 +111,12 @@ class AnchorJobs:
         if (panel.id, None) in self._waiting:
             return True
         document = self.ctx.document
-        if not identity_anchors.uses_identity_banks(panel.backend or document.project.default_backend):
+        backend = panel.backend or document.project.default_backend
+        if not banks.uses_identity_banks(backend):
             return False
         present = [p.character_id for p in panel.characters]
         try:
-            missing = identity_anchors.ensure_banks(document.project, document.assets, bank_dir(), present)
+            missing = banks.ensure_banks(backend, document.project, document.assets, bank_dir(), present)
         except ComicStudioError as exc:
             self.ctx.message.emit(str(exc))
             return False  # the panel job runs and reports the missing bank itself
@@ -129,14 +131,14 @@ class AnchorJobs:
         ready to submit, or None when it waits for the rebuild of a current anchor's missing bank (it
         is submitted by :meth:`job_over` once that is done) or cannot run because a bank it names is
         gone for good (the reason goes to ``ctx.message``)."""
-        if not identity_anchors.uses_identity_banks(request.backend):
+        if not banks.uses_identity_banks(request.backend):
             return request
         key = (panel_id, result_id)
         if key in self._waiting:
             self.ctx.message.emit(f"{self.service.panel_label(panel_id)} (same seed) already waits for an identity bank")
             return None
         try:
-            request, missing = identity_anchors.replay_banks(self.ctx.document.project, request, self._rebuilt)
+            request, missing = banks.replay_banks(self.ctx.document.project, request, self._rebuilt)
         except ComicStudioError as exc:
             self.ctx.message.emit(f"Cannot regenerate this result: {exc}")
             return None
@@ -170,9 +172,9 @@ class AnchorJobs:
         character_id = job.anchor_for
         ok = False
         if job.document is self.ctx.document and self.ctx.document.project.character(character_id) is not None:
-            folder = msg.request.backend_settings.get(identity_anchors.BANK_FOLDER_SETTING, "")
+            folder = msg.request.backend_settings.get(banks.BANK_FOLDER_SETTING, "")
             if job.expected_bank:
-                notice = self.ctx.edit(identity_anchors.record_rebuild, character_id, msg.result, folder, job.expected_bank)
+                notice = self.ctx.edit(anchors.record_rebuild, character_id, msg.result, folder, job.expected_bank)
                 if notice:
                     self.ctx.message.emit(notice)
                     anchor = self.ctx.document.project.character(character_id).anchor
@@ -180,7 +182,7 @@ class AnchorJobs:
                         self._rebuilt[job.expected_bank] = anchor.bank
                 ok = True
             else:
-                ok = self.ctx.edit(identity_anchors.record_anchor, character_id, msg.request, msg.result, folder, msg.png) is not None
+                ok = self.ctx.edit(anchors.record_anchor, character_id, msg.request, msg.result, folder, msg.png) is not None
         self.job_over(character_id, ok)
 
     def job_over(self, character_id: str, ok: bool) -> None:

@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comic_studio import pipeline
 from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
 from comic_studio.generation.registry import available_backends, get_backend_class
 from comic_studio.core import editing
@@ -47,6 +46,7 @@ from comic_studio.ui.context import StudioContext
 from comic_studio.ui.inspector_racig import RacigTools
 from comic_studio.ui.inspector_results import ResultHistory
 from comic_studio.ui.settings_form import SettingsForm
+from comic_studio.workflows.requests import build_prompt, panel_seed
 
 SEED_MAX = 2**53 - 1
 """Largest seed the spin box edits exactly (a double holds integers up to 2**53)."""
@@ -268,7 +268,7 @@ class PanelInspector(QScrollArea):
             self.title.setText(f"Page {project.pages.index(page) + 1} · Panel {panel.order + 1}")
             self.beat_label.setText(_beat_summary(project, beat) if beat else "No beat assigned to this panel.")
             self.goto_beat.setEnabled(beat is not None)
-            generated = pipeline.build_prompt(project, panel.model_copy(update={"prompt": ""}), beat)
+            generated = build_prompt(project, panel.model_copy(update={"prompt": ""}), beat)
             self.prompt.setPlaceholderText(generated or "Describe the panel…")
             if self.prompt.toPlainText() != panel.prompt:
                 self.prompt.setPlainText(panel.prompt)
@@ -279,7 +279,7 @@ class PanelInspector(QScrollArea):
             self._fill_cast(panel)
             self.shot.setCurrentIndex(self.shot.findData(ShotType(panel.shot).value))
             self._fill_backends(panel)
-            self.seed.setValue(float(min(pipeline.panel_seed(panel), SEED_MAX)))
+            self.seed.setValue(float(min(panel_seed(panel), SEED_MAX)))
             self.seed_lock.setChecked(panel.seed_locked)
             self.randomise.setEnabled(not panel.seed_locked)
             self.history.show_panel(panel, self.ctx.document.assets)
@@ -392,7 +392,7 @@ class PanelInspector(QScrollArea):
 
     def _seed_edited(self, value: float) -> None:
         panel = self.panel()
-        if panel is not None and int(value) != pipeline.panel_seed(panel):
+        if panel is not None and int(value) != panel_seed(panel):
             self._edit("Seed", seed=int(value))
 
     def _lock_toggled(self, locked: bool) -> None:
@@ -400,7 +400,7 @@ class PanelInspector(QScrollArea):
         if panel is None or self._updating or locked == panel.seed_locked:
             return
         # Locking pins the seed shown (the derived one when the panel has none yet).
-        self._edit("Lock seed" if locked else "Unlock seed", seed_locked=locked, seed=pipeline.panel_seed(panel))
+        self._edit("Lock seed" if locked else "Unlock seed", seed_locked=locked, seed=panel_seed(panel))
 
     def randomise_seed(self) -> None:
         panel = self.panel()

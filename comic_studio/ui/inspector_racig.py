@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comic_studio import pipeline
+
 from comic_studio.generation.registry import get_backend_class, has_capability
 from comic_studio.core import character_edits
 from comic_studio.core.errors import ComicStudioError
@@ -53,6 +53,7 @@ from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_pixmap
 from comic_studio.ui.pose_browser import PoseBrowser
 from comic_studio.ui.worker_results import emit_when_done
+from comic_studio.workflows.requests import build_request
 
 PREVIEW_SIDE = 360
 """Longest side of the mask overlay (masks are built at this size: fast, and enough to judge)."""
@@ -82,7 +83,7 @@ def mask_requests(ctx: StudioContext, panel: Panel) -> tuple[GenerationRequest, 
     records the pose a render *used*, not whether it was picked or retrieved, so for an automatic
     panel ``fallback`` carries the fresh request and the helper thread keeps the stored one only if
     retrieval really gives its pose (:func:`compute_mask_overlay`). Names images only."""
-    fresh = pipeline.build_request(ctx.document.project, panel)
+    fresh = build_request(ctx.document.project, panel)
     current = panel.result()
     if current is not None and current.backend == fresh.backend:
         stored = GenerationRequest.from_dict(current.request)

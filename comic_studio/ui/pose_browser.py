@@ -9,7 +9,7 @@ backend will draw it (same pose choice, assignment and framing:
 panel's backend), with the character names on their figures.
 
 Every change is one undoable panel edit that also stores the characters' placements for the new
-pose (figure, head, body): pinned placements are what ``pipeline.build_request`` sends, so the next
+pose (figure, head, body): pinned placements are what ``workflows.requests.build_request`` sends, so the next
 render keeps exactly the assignment shown here. Retrieval may load a text model (torch), pose
 extraction runs MediaPipe and skeletons are rasterised with numpy, so all of that runs on one helper
 thread; results that arrive after the panel or the query changed are dropped.
@@ -41,7 +41,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comic_studio import pipeline
 from comic_studio.core import editing
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import CharacterPlacement, Panel, PoseFigure, PoseSpec
@@ -49,6 +48,7 @@ from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_pixmap
 from comic_studio.ui.worker_results import emit_when_done
+from comic_studio.workflows.requests import build_request
 
 THUMB = QSize(96, 64)
 PREVIEW_WIDTH, PREVIEW_MAX_HEIGHT = 300, 220
@@ -282,7 +282,7 @@ class PoseBrowser(QWidget):
             self._submit("plan", panel.id, plan_pose, request)
 
     def _request(self, panel: Panel) -> GenerationRequest:
-        return pipeline.build_request(self.ctx.document.project, panel)
+        return build_request(self.ctx.document.project, panel)
 
     # ------------------------------------------------------------------ search
     def search(self, text: str) -> None:

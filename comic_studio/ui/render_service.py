@@ -1,12 +1,12 @@
 """The GUI side of the generation engine: turn panels into jobs, follow them, record the results.
 
-``RenderService`` builds a :class:`GenerationRequest` per panel (``pipeline.build_request``),
+``RenderService`` builds a :class:`GenerationRequest` per panel (``workflows.requests.build_request``),
 submits it to the :class:`~comic_studio.generation.engine.Engine` and follows the job through the
 :class:`~comic_studio.ui.engine_bridge.EngineBridge`, which delivers every message on the GUI
-thread. On FINISHED it records the result (``pipeline.record_result``, one undoable step; the
+thread. On FINISHED it records the result (``workflows.results.record_result``, one undoable step; the
 image was already PNG-encoded on the worker, so the GUI thread never encodes or decodes it) and
 letters the panel: the balloon placement is computed on a helper thread and applied as one
-"Letter panel" step, the same balloons ``pipeline.letter_panel`` would place (it takes 15-50 ms,
+"Letter panel" step, the same balloons ``workflows.lettering.letter_panel`` would place (it takes 15-50 ms,
 too long for the GUI thread while a queue runs).
 
 The engine is created lazily on first use and never imports torch itself (backends import it when
@@ -27,17 +27,19 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QImage
 
-from comic_studio import pipeline
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lettering import place_balloons
 from comic_studio.core.model import Beat, Panel, Project
 from comic_studio.generation.request import GenerationRequest
-from comic_studio.tryon import tryon_request
 from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_qimage
 from comic_studio.ui.worker_results import emit_when_done
+from comic_studio.workflows.lettering import apply_lettering, letter_panel, lettering_lines
+from comic_studio.workflows.requests import build_request, hydrate_request
+from comic_studio.workflows.results import record_result
+from comic_studio.workflows.tryon import tryon_request
 
 PREVIEW_SIDE = 256
 """Longest side of the live preview kept per job: enough for the panel on the page canvas at a
@@ -216,7 +218,7 @@ class RenderService(QObject):
             return None
         try:
             # Stored requests name their images by hash; the engine needs them inline again.
-            request = pipeline.hydrate_request(GenerationRequest.from_dict(result.request), self.ctx.document.assets)
+            request = hydrate_request(GenerationRequest.from_dict(result.request), self.ctx.document.assets)
         except ComicStudioError as exc:
             self.ctx.message.emit(f"Cannot regenerate this result: {exc}")
             return None
@@ -266,7 +268,7 @@ class RenderService(QObject):
         return self.anchors.render(character_id, picture, priority)
 
     def _request_for(self, panel: Panel) -> GenerationRequest:
-        request = pipeline.build_request(self.ctx.document.project, panel, assets=self.ctx.document.assets)
+        request = build_request(self.ctx.document.project, panel, assets=self.ctx.document.assets)
         # An unlocked seed that was already rendered gives a new variation; a seed the user typed
         # (or locked) is used as it is.
         if not panel.seed_locked and any(r.seed == request.seed for r in panel.results):
@@ -388,14 +390,14 @@ class RenderService(QObject):
         if self.ctx.document.project.find_panel(job.panel_id or "") is None:
             self.ctx.message.emit(f"{job.label.split(' (')[0]}: the panel was deleted while it was rendering; its image was dropped")
             return
-        result = self.ctx.edit(pipeline.record_result, job.panel_id, msg.request, msg.result, msg.png)
+        result = self.ctx.edit(record_result, job.panel_id, msg.request, msg.result, msg.png)
         if result is None:
             return  # ctx.edit already reported why
         self.panel_rendered.emit(job.panel_id, result.id)
         self._letter_in_background(job.panel_id)
 
     # ------------------------------------------------------------------ lettering
-    # pipeline.letter_panel does the same in one call, but its balloon placement (a search over
+    # letter_panel does the same in one call, but its balloon placement (a search over
     # candidate positions) takes 15-50 ms for a panel with dialogue: too long for the GUI thread
     # while a queue is running. The placement is computed on a helper thread from a snapshot, and
     # only the resulting one-step edit runs on the GUI thread.
@@ -406,7 +408,7 @@ class RenderService(QObject):
         if beat is None:
             return
         panel = found[1]
-        lines = pipeline.lettering_lines(beat)
+        lines = lettering_lines(beat)
         if not lines and not any(b.auto_placed for b in panel.balloons):
             return
         snapshot = panel.model_copy(deep=True)
@@ -440,14 +442,14 @@ class RenderService(QObject):
                 return
             if _lettering_key(project, panel, beat) != key:
                 # The panel changed while the placement ran (undo, a moved balloon…): redo it here.
-                self.ctx.edit(pipeline.letter_panel, panel_id)
+                self.ctx.edit(letter_panel, panel_id)
                 return
             error = future.exception()
             if error is not None:
                 self.ctx.message.emit(f"{self.panel_label(panel_id)}: lettering failed: {error}")
                 return
             kept = [b for b in panel.balloons if not b.auto_placed]
-            self.ctx.edit(pipeline.apply_lettering, panel_id, kept + future.result())
+            self.ctx.edit(apply_lettering, panel_id, kept + future.result())
         finally:
             if self.is_idle():
                 self.idle.emit()
@@ -503,7 +505,7 @@ def _lettering_key(project: Project, panel: Panel, beat: Beat) -> str:
     """Everything balloon placement depends on; if it differs, a computed placement is stale."""
     manual = [b.box.model_dump() for b in panel.balloons if not b.auto_placed]
     return json.dumps([panel.shape, [c.model_dump() for c in panel.characters], manual,
-                       pipeline.lettering_lines(beat), project.reading_direction.value], default=str)  # fmt: skip
+                       lettering_lines(beat), project.reading_direction.value], default=str)  # fmt: skip
 
 
 def _preview_image(preview: Any) -> QImage | None:

@@ -36,13 +36,13 @@ def tiny(tmp_path_factory, monkeypatch):
 def test_tiny_preset_renders_a_story_end_to_end(tiny, tmp_path):
     import os
 
-    from comic_studio import pipeline
+    from comic_studio.workflows.batch import render_input
 
     assert os.environ[DEFAULT_SDXL_ENV] == str(tiny.sdxl)
     assert SdxlBackend.default_settings()["steps"] == TINY_STEPS
     story = tmp_path / "story.txt"
     story.write_text('Mara walked along the harbour wall.\n\n"Look at the storm," Mara said.\n', encoding="utf-8")
-    out = pipeline.render_input(story, tmp_path / "pages", backend="sdxl", save_project_to=tmp_path / "s.comic")
+    out = render_input(story, tmp_path / "pages", backend="sdxl", save_project_to=tmp_path / "s.comic")
     pages = sorted(out.glob("page-*.png"))
     assert pages and Image.open(pages[0]).size[0] > 500
     from comic_studio.core.document import Document

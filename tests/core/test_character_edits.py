@@ -44,7 +44,9 @@ def test_add_update_delete_undo(doc):
 
 
 def test_deleting_a_character_removes_every_mention_in_one_undo_step():
-    from comic_studio.pipeline import letter_panel, render_document, story_to_document
+    from comic_studio.workflows.batch import render_document
+    from comic_studio.workflows.lettering import letter_panel
+    from comic_studio.workflows.story import story_to_document
 
     doc = story_to_document("Ana hands Ben a brass key on the pier.\n\n\"Thanks,\" Ben said to Ana.",
                             [Character(name="Ana"), Character(name="Ben")])  # fmt: skip

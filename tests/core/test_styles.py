@@ -1,6 +1,6 @@
 from comic_studio.core.document import Document
 from comic_studio.core.styles import style_presets
-from comic_studio.pipeline import build_prompt
+from comic_studio.workflows.requests import build_prompt
 
 
 def test_presets_load_and_new_documents_carry_them():

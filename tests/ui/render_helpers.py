@@ -10,11 +10,11 @@ import threading
 
 from PIL import Image
 
-from comic_studio import pipeline
 from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.core.document import Document
 from comic_studio.core.model import Character
 from comic_studio.generation.request import Cancelled, GenerationResult
+from comic_studio.workflows.story import story_to_document
 
 STORY = (
     'Mara walked into the harbour office. "Where is the key?" Mara asked.\n\n'
@@ -27,7 +27,7 @@ FAST = {"pose_matching": "overlap", "supersample": 1}
 
 
 def small_document(fast: bool = True) -> Document:
-    doc = pipeline.story_to_document(STORY, [Character(name="Mara", pronouns="she"), Character(name="Theo", pronouns="he")])
+    doc = story_to_document(STORY, [Character(name="Mara", pronouns="she"), Character(name="Theo", pronouns="he")])
     if fast:
         for page in doc.project.pages:
             for panel in page.panels:

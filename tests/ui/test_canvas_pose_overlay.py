@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from comic_studio import pipeline
+
 from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.core import editing
 from comic_studio.core import pose_nudge as nudging
@@ -20,6 +20,8 @@ from comic_studio.poses.staging.overlay import compute_pose_overlay
 from comic_studio.ui.canvas import PageCanvas
 from comic_studio.ui.canvas.pose_overlay import NUDGE_LABEL
 from comic_studio.ui.pose_staging import staging_options
+from comic_studio.workflows.requests import build_request
+from comic_studio.workflows.story import story_to_document
 
 STORY = "Ana hands Ben a brass key on the pier.\n\nBen looks at the sea."
 ANA, BEN = "#d0563b", "#3b6fd0"
@@ -31,7 +33,7 @@ FAST = {"pose_matching": "overlap", "supersample": 1, "name_tags": False, "label
 def studio(ctx, qtbot):
     doc = Document.new("Overlay", page_format("us-comic"))
     cast = [Character(name="Ana", colour=ANA), Character(name="Ben", colour=BEN)]
-    pipeline.story_to_document(STORY, cast, document=doc)
+    story_to_document(STORY, cast, document=doc)
     for panel in doc.project.pages[0].panels:
         panel.backend_settings = dict(FAST)
         panel.seed = 7
@@ -139,7 +141,7 @@ def test_overlay_skips_backends_without_poses_and_follows_edits(qtbot, studio, c
     ctx.edit(editing.set_panel_fields, panel_id, "Shot", shot=ShotType.WIDE)
     assert controller.pending()
     item = _wait_overlay(qtbot, view, panel_id)
-    request = pipeline.build_request(ctx.document.project, _panel(ctx, panel_id))
+    request = build_request(ctx.document.project, _panel(ctx, panel_id))
     expected = compute_pose_overlay(request, staging_options(request))
     assert item.overlay.figures == expected.figures != first.figures
     # A result computed for the old state that arrives late is dropped.
@@ -170,7 +172,7 @@ def test_dragging_a_figure_moves_it_as_one_undo_step_and_the_render_follows(qtbo
     view.set_show_pose_overlay(True)
     item = _wait_overlay(qtbot, view, panel_id)
     overlay = item.overlay
-    before_render = StoryboardBackend().generate(pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)))
+    before_render = StoryboardBackend().generate(build_request(ctx.document.project, _panel(ctx, panel_id)))
     chars = list(overlay.character_ids)
     moved_char = chars[0]
     figure = overlay.character_figure[0]
@@ -193,7 +195,7 @@ def test_dragging_a_figure_moves_it_as_one_undo_step_and_the_render_follows(qtbo
     # Every character is pinned to the figure it had (build_request pins placements with a head).
     pinned = {p.character_id: p for p in panel.characters}
     assert all(pinned[cid].figure == f and pinned[cid].head is not None for cid, f in zip(chars, overlay.character_figure))
-    request = pipeline.build_request(ctx.document.project, panel)
+    request = build_request(ctx.document.project, panel)
     assert request.figures_override == panel.pose
     assert [c.figure for c in request.characters] == [pinned[c.id].figure for c in request.characters]
 
@@ -334,6 +336,6 @@ def test_a_change_during_a_drag_keeps_the_nudge_only_if_the_figures_stayed(qtbot
     assert ctx.undo_stack.count() == steps and _panel(ctx, panel_id).pose is None and nudged is not None
     item = _wait_overlay(qtbot, view, panel_id)
     assert item.live is None
-    request = pipeline.build_request(ctx.document.project, _panel(ctx, panel_id))
+    request = build_request(ctx.document.project, _panel(ctx, panel_id))
     expected = compute_pose_overlay(request, staging_options(request))
     assert item.overlay.figures == expected.figures

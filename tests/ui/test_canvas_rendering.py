@@ -10,9 +10,10 @@ from PySide6.QtGui import QColor, QImage
 
 from comic_studio.core import editing
 from comic_studio.core.layout import bbox
-from comic_studio.pipeline import render_document, story_to_document
 from comic_studio.ui.canvas import PageCanvas
 from comic_studio.ui.context import StudioContext
+from comic_studio.workflows.batch import render_document
+from comic_studio.workflows.story import story_to_document
 
 STORY = """INT. KITCHEN - NIGHT
 

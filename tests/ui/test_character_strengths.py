@@ -8,11 +8,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialogButtonBox
 
-from comic_studio import pipeline
 from comic_studio.core import character_edits as ce
 from comic_studio.core.errors import CommandError
 from comic_studio.core.model import CharacterPlacement, Panel
 from comic_studio.ui.characters.editor import CharacterEditor
+from comic_studio.workflows.requests import build_request
 
 
 def _ok(qtbot, editor) -> None:
@@ -37,7 +37,7 @@ def test_edit_strengths_then_undo(ctx, qtbot):
     assert (stored.face_scale, stored.body_scale) == (1.35, 0.0)
     # The strengths travel with the character to the backend.
     panel = Panel(shape=[(0, 0), (100, 0), (100, 60)], characters=[CharacterPlacement(character_id=ada.id)])
-    sent = pipeline.build_request(ctx.document.project, panel, "racig").characters[0]
+    sent = build_request(ctx.document.project, panel, "racig").characters[0]
     assert (sent.face_scale, sent.body_scale) == (1.35, 0.0)
 
     ctx.undo_stack.undo()  # the whole dialog is one step

@@ -8,12 +8,15 @@ import threading
 import pytest
 from PySide6.QtCore import QCoreApplication, QThread
 
-from comic_studio import pipeline
 from comic_studio.core.model import Character
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent, JobMessage
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.engine_bridge import EngineBridge
+from comic_studio.workflows.lettering import letter_panel
+from comic_studio.workflows.requests import build_request
+from comic_studio.workflows.results import record_result
+from comic_studio.workflows.story import story_to_document
 
 
 @pytest.fixture
@@ -69,8 +72,8 @@ def test_progress_is_coalesced_when_the_gui_thread_is_busy(qtbot, engine):
 def test_finished_message_drives_record_and_letter_edits(qtbot, ctx, engine):
     doc = ctx.document
     mara = Character(name="Mara", colour="#d0563b")
-    pipeline.story_to_document('The lighthouse at night. Mara climbs the stairs. "Who is there?" Mara asked.',
-                               [mara], document=doc)  # fmt: skip
+    story_to_document('The lighthouse at night. Mara climbs the stairs. "Who is there?" Mara asked.',
+                      [mara], document=doc)  # fmt: skip
     panel = next(p for page in doc.project.pages for p in page.panels if p.beat_id)
     bridge = EngineBridge(engine)
 
@@ -79,12 +82,12 @@ def test_finished_message_drives_record_and_letter_edits(qtbot, ctx, engine):
     def on_message(msg: JobMessage) -> None:
         if msg.event is JobEvent.FINISHED:
             pngs.append(msg.png)
-            ctx.edit(pipeline.record_result, msg.panel_id, msg.request, msg.result, msg.png)
-            ctx.edit(pipeline.letter_panel, msg.panel_id)
+            ctx.edit(record_result, msg.panel_id, msg.request, msg.result, msg.png)
+            ctx.edit(letter_panel, msg.panel_id)
 
     bridge.message.connect(on_message)
     # Word-overlap pose matching: the MiniLM model would spend ~13 s importing torch here.
-    request = pipeline.build_request(doc.project, panel).model_copy(update={"backend_settings": {"pose_matching": "overlap"}})
+    request = build_request(doc.project, panel).model_copy(update={"backend_settings": {"pose_matching": "overlap"}})
     engine.submit(request)
     qtbot.waitUntil(lambda: doc.project.find_panel(panel.id)[1].result() is not None, timeout=20_000)
     result = doc.project.find_panel(panel.id)[1].result()

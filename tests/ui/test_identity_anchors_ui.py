@@ -14,15 +14,15 @@ from PySide6.QtCore import Qt
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from comic_studio import pipeline  # noqa: E402
 from comic_studio.core.commands import SetFields  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 from comic_studio.ui.characters import CharacterLibrary  # noqa: E402
 from comic_studio.ui.inspector_results import ResultHistory  # noqa: E402
 from comic_studio.ui.render_service import RenderService  # noqa: E402
+from comic_studio.workflows.batch import render_panel  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parents[1]))
+sys.path.insert(0, str(Path(__file__).parents[1] / "workflows"))
 from anchor_helpers import cid, make_document, two_shot  # noqa: E402
 
 
@@ -134,6 +134,6 @@ def test_a_panel_waits_for_its_missing_bank_to_be_rebuilt(studio, qtbot, tmp_pat
     assert f"{ana}={anchor.bank}" in result.request["backend_settings"]["banks"]
     assert ctx.document.project.character(ana).anchor.bank == anchor.bank  # same device: the same bank
     # The same request replayed headless gives the same pixels.
-    again = pipeline.render_panel(ctx.document, panel.id)
+    again = render_panel(ctx.document, panel.id)
     images = [np.asarray(ctx.document.assets.open_image(r.asset).convert("RGB")) for r in (result, again)]
     assert np.array_equal(*images)

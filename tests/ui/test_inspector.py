@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from comic_studio import pipeline
 from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.core.model import CharacterPlacement, ShotType
 from comic_studio.ui.inspector import PanelInspector
 from comic_studio.ui.render_service import RenderService
+from comic_studio.workflows.requests import build_prompt, build_request, panel_seed
 
 from render_helpers import FAST, GateBackend, all_panels, small_document
 
@@ -47,12 +47,12 @@ def test_shows_the_selected_panel(studio):
     assert inspector.details.isVisibleTo(inspector)
     assert beat.action in inspector.beat_label.text()
     # The generated prompt is the placeholder; the field itself stays empty until the user types.
-    assert inspector.prompt.placeholderText() == pipeline.build_prompt(ctx.document.project, panel, beat)
+    assert inspector.prompt.placeholderText() == build_prompt(ctx.document.project, panel, beat)
     assert inspector.prompt.toPlainText() == ""
     assert inspector.shot.currentData() == panel.shot.value
     assert inspector.backend.currentData() == "storyboard"
     assert inspector.settings.values()["pose_matching"] == "overlap"
-    assert int(inspector.seed.value()) == pipeline.panel_seed(panel)
+    assert int(inspector.seed.value()) == panel_seed(panel)
     ctx.select_panels([])
     assert not inspector.details.isVisibleTo(inspector)
 
@@ -97,7 +97,7 @@ def test_negative_prompt_shot_and_seed(studio, qtbot):
 def test_locking_pins_the_derived_seed(studio):
     ctx, _service, inspector, _ = studio
     panel = _select(ctx)
-    derived = pipeline.panel_seed(panel)
+    derived = panel_seed(panel)
     inspector.seed_lock.setChecked(True)
     assert _panel(ctx, panel.id).seed == derived and _panel(ctx, panel.id).seed_locked
 
@@ -187,7 +187,7 @@ def test_swap_figures_swaps_figure_and_geometry(studio):
     assert (swapped[0].figure, swapped[0].head) == (1, (0.7, 0.35))
     assert (swapped[1].figure, swapped[1].head) == (0, (0.2, 0.3))
     # The next request pins the swapped figures.
-    request = pipeline.build_request(ctx.document.project, _panel(ctx, panel.id))
+    request = build_request(ctx.document.project, _panel(ctx, panel.id))
     assert {c.id: c.figure for c in request.characters} == {mara.id: 1, theo.id: 0}
 
 

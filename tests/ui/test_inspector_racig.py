@@ -15,13 +15,13 @@ pytest.importorskip("diffusers")
 sys.path.insert(0, str(Path(__file__).parents[1] / "backends"))
 from test_racig_support import HASHES, REFS, build_kit, kit_settings  # noqa: E402
 
-from comic_studio import pipeline  # noqa: E402
 from comic_studio.core import editing  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.core.layout import page_format  # noqa: E402
 from comic_studio.core.model import Character  # noqa: E402
 from comic_studio.ui.inspector import PanelInspector  # noqa: E402
 from comic_studio.ui.render_service import RenderService  # noqa: E402
+from comic_studio.workflows.story import story_to_document  # noqa: E402
 
 STORY = "Ana hands Ben a brass key on the pier.\n\nBen looks at the sea."
 OUT = Path("/tmp/racig_wiring")
@@ -40,7 +40,7 @@ def studio(ctx, qtbot, kit):
         doc.assets.add(data)
     cast = [Character(name="Ana", colour="#d0563b", face_refs=[HASHES[0]], body_refs=[HASHES[1]]),
             Character(name="Ben", colour="#3b6fd0", face_refs=[HASHES[2]], body_refs=[HASHES[3]])]  # fmt: skip
-    pipeline.story_to_document(STORY, cast, document=doc)
+    story_to_document(STORY, cast, document=doc)
     first = doc.project.pages[0].panels_in_order()[0]
     first.backend, first.backend_settings = "racig", kit_settings(tiny, strong, max_side=96)
     ctx.set_document(doc)

@@ -11,7 +11,6 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import Qt
 
-from comic_studio import pipeline
 from comic_studio.core import editing
 from comic_studio.core.document import Document
 from comic_studio.core.layout import page_format
@@ -20,6 +19,9 @@ from comic_studio.generation.request import GenerationRequest
 from comic_studio.poses import extract
 from comic_studio.ui.inspector_racig import RacigTools, compute_mask_overlay, mask_request, mask_requests, retrieved_anew
 from comic_studio.ui.pose_browser import PoseBrowser, search_entries
+from comic_studio.workflows.batch import render_panel
+from comic_studio.workflows.requests import build_request
+from comic_studio.workflows.story import story_to_document
 
 STORY = "Ana hugs Ben on the pier.\n\nBen looks at the sea."
 EMMA = Path(__file__).parents[1] / "poses" / "fixtures" / "emma_1female.png"
@@ -31,7 +33,7 @@ WAIT = 30_000
 def studio(ctx, qtbot):
     doc = Document.new("Poses", page_format("us-comic").model_copy(update={"dpi": 72}))
     cast = [Character(name="Ana", colour="#d0563b"), Character(name="Ben", colour="#3b6fd0")]
-    pipeline.story_to_document(STORY, cast, document=doc)
+    story_to_document(STORY, cast, document=doc)
     panel = doc.project.pages[0].panels_in_order()[0]
     # The pure-Python matcher: the same retriever code path without loading the sentence model.
     editing.set_panel_fields(doc, panel.id, "Backend", backend="racig", backend_settings={"pose_matching": "overlap"})
@@ -99,7 +101,7 @@ def test_pick_a_pose_then_swap_then_undo(studio, qtbot):
     assert panel.pose_id == pick and panel.pose is None
     assert ctx.undo_stack.undoText() == "Pick pose"
     # The placements are pinned (placed), so the next render keeps exactly this assignment.
-    request = pipeline.build_request(ctx.document.project, panel)
+    request = build_request(ctx.document.project, panel)
     assert request.pose_id == pick
     assigned = {c.id: c.figure for c in request.characters}
     assert sorted(assigned.values()) == [0, 1] and all(p.head is not None for p in panel.characters)
@@ -114,7 +116,7 @@ def test_pick_a_pose_then_swap_then_undo(studio, qtbot):
     # Ana takes Ben's figure: a swap.
     with qtbot.waitSignal(browser.pose_applied, timeout=WAIT):
         browser.figure_boxes[0].setCurrentIndex(assigned[ben])
-    swapped = {c.id: c.figure for c in pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)).characters}
+    swapped = {c.id: c.figure for c in build_request(ctx.document.project, _panel(ctx, panel_id)).characters}
     assert swapped == {ana: assigned[ben], ben: assigned[ana]}
     assert _panel(ctx, panel_id).pose_id == pick
 
@@ -135,7 +137,7 @@ def test_pose_from_a_reference_image_then_back_to_automatic(studio, qtbot):
     width, height = Image.open(EMMA).size
     assert panel.pose is not None and not panel.pose.framed and len(panel.pose.figures) == 1
     assert panel.pose.aspect == pytest.approx(width / height)
-    assert pipeline.build_request(ctx.document.project, panel).figures_override == panel.pose
+    assert build_request(ctx.document.project, panel).figures_override == panel.pose
     assert ctx.undo_stack.undoText() == "Pose from image"
     _follow(browser, ctx, panel_id)
     assert browser.auto_button.isEnabled() and browser.status.text() == "Pose: From an image"
@@ -184,7 +186,7 @@ def test_mask_overlay_follows_the_pose_choice(studio, qtbot, tmp_path_factory):
     tiny, strong = build_kit(tmp_path_factory.getbasetemp())
     settings = kit_settings(tiny, strong, max_side=64, steps=1, pose_matching="overlap")
     ctx.edit(editing.set_panel_fields, panel_id, "Settings", backend_settings=settings)
-    pipeline.render_panel(ctx.document, panel_id)
+    render_panel(ctx.document, panel_id)
     rendered = _panel(ctx, panel_id).result()
     retrieved = rendered.request["pose_id"]
     assert mask_request(ctx, _panel(ctx, panel_id)).to_dict() == rendered.request  # the image's own masks
@@ -202,7 +204,7 @@ def test_mask_overlay_follows_the_pose_choice(studio, qtbot, tmp_path_factory):
     # like any pose, and only the helper-thread check tells it was picked by hand.
     with qtbot.waitSignal(browser.pose_applied, timeout=WAIT):
         browser.use_pose(other)
-    pipeline.render_panel(ctx.document, panel_id)
+    render_panel(ctx.document, panel_id)
     picked = _panel(ctx, panel_id).result()
     with qtbot.waitSignal(browser.pose_applied, timeout=WAIT):
         browser.back_to_automatic()
@@ -224,12 +226,12 @@ def test_a_pose_picked_for_a_storyboard_panel_is_what_the_storyboard_draws(studi
     ctx, browser, panel_id, _ = studio
     editing.set_panel_fields(ctx.document, panel_id, "Backend", backend="storyboard", backend_settings={"pose_matching": "overlap"})
     _open(qtbot, ctx, browser, panel_id)
-    automatic = StoryboardBackend().generate(pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)))
+    automatic = StoryboardBackend().generate(build_request(ctx.document.project, _panel(ctx, panel_id)))
     pick = next(e for e in browser.entry_ids() if e != automatic.pose_id)
     browser.grid.setCurrentRow(browser.entry_ids().index(pick))
     with qtbot.waitSignal(browser.pose_applied, timeout=WAIT):
         qtbot.mouseClick(browser.use_button, Qt.MouseButton.LeftButton)
-    drawn = StoryboardBackend().generate(pipeline.build_request(ctx.document.project, _panel(ctx, panel_id)))
+    drawn = StoryboardBackend().generate(build_request(ctx.document.project, _panel(ctx, panel_id)))
     assert drawn.pose_id == pick != automatic.pose_id
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from comic_studio import pipeline
 from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.core import editing
 from comic_studio.core.document import Document
 from comic_studio.ui.render_service import RenderService
+from comic_studio.workflows.lettering import letter_panel
 
 from render_helpers import FailingBackend, GateBackend, all_panels, small_document
 
@@ -211,7 +211,7 @@ def test_background_lettering_matches_the_pipeline(ctx, service, qtbot):
     assert lettered
     for panel in lettered:
         ours = _balloon_layout(panel)
-        ctx.edit(pipeline.letter_panel, panel.id)  # the synchronous reference
+        ctx.edit(letter_panel, panel.id)  # the synchronous reference
         assert _balloon_layout(ctx.document.project.find_panel(panel.id)[1]) == ours
 
 
@@ -225,5 +225,5 @@ def test_stale_lettering_is_redone_on_the_current_panel(ctx, service, qtbot):
     ctx.edit(editing.set_panel_fields, panel.id, "Cast", characters=moved)
     qtbot.waitUntil(service.is_idle, timeout=10_000)
     ours = _balloon_layout(ctx.document.project.find_panel(panel.id)[1])
-    ctx.edit(pipeline.letter_panel, panel.id)
+    ctx.edit(letter_panel, panel.id)
     assert _balloon_layout(ctx.document.project.find_panel(panel.id)[1]) == ours

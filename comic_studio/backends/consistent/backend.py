@@ -10,7 +10,8 @@ returns the first anchor image with ``banks`` naming the new bank in the result'
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -20,12 +21,20 @@ from comic_studio.backends._diffusers.inputs import read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
-from comic_studio.backends.consistent.anchors import anchor_seed, bank_from_image, bank_key, build_character_bank
-from comic_studio.backends.consistent.bank import PRECISIONS, BankError, IdentityBank, read_bank_file, write_bank_file
+from comic_studio.backends.consistent.anchors import (
+    BANK_RELEVANT,
+    anchor_prompt,
+    anchor_seed,
+    bank_from_image,
+    bank_key,
+    build_character_bank,
+)
+from comic_studio.backends.consistent.bank import PRECISIONS, BankError, IdentityBank, bank_file, read_bank_file, write_bank_file
 from comic_studio.backends.consistent.processors import GROUP_16, GROUP_32, RunState, installed
 from comic_studio.backends.consistent.schedule import ConsistencySchedule
 from comic_studio.core.model import CharacterPlacement
-from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
+from comic_studio.generation.backend_api import CONSISTENT_CHARACTERS
+from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, RequestCharacter, StepCallback
 
 BANK_CACHE_SIZE = 16
 """Banks kept in memory per backend instance (host RAM; a real SDXL bank is hundreds of MB)."""
@@ -64,7 +73,7 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
 class ConsistentBackend(SdxlPipelineBackend):
     name = "consistent"
     display_name = "Consistent characters (SDXL)"
-    capabilities = SdxlPipelineBackend.capabilities | frozenset({"consistent_characters"})
+    capabilities = SdxlPipelineBackend.capabilities | frozenset({CONSISTENT_CHARACTERS})
 
     def __init__(self) -> None:
         super().__init__()
@@ -73,6 +82,36 @@ class ConsistentBackend(SdxlPipelineBackend):
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
         return {**SdxlPipelineBackend.settings_schema(), **CONSISTENT_SCHEMA}
+
+    # ------------------------------------------------------------------ identity-bank hooks (see GenerationBackend)
+
+    @classmethod
+    def parse_banks(cls, text: str) -> dict[str, str]:
+        return parse_banks(text)
+
+    @classmethod
+    def format_banks(cls, banks: Mapping[str, str]) -> str:
+        return ",".join(f"{character_id}={digest}" for character_id, digest in banks.items())
+
+    @classmethod
+    def bank_file(cls, folder: str | Path, digest: str) -> Path:
+        return bank_file(folder, digest)
+
+    @classmethod
+    def write_bank_file(cls, data: bytes, folder: str | Path) -> str:
+        return write_bank_file(data, folder)
+
+    @classmethod
+    def read_bank_file(cls, folder: str | Path, digest: str) -> bytes:
+        return read_bank_file(folder, digest)  # BankError is a ValueError, as the hook promises
+
+    @classmethod
+    def bank_relevant_settings(cls) -> tuple[str, ...]:
+        return BANK_RELEVANT
+
+    @classmethod
+    def anchor_prompt(cls, character: RequestCharacter) -> str:
+        return anchor_prompt(character)
 
     # ------------------------------------------------------------------ the job
 

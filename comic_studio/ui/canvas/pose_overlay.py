@@ -4,7 +4,7 @@ For every panel of the page whose backend draws poses (storyboard, racig: the "p
 the overlay shows, clipped to the panel, each character's body region in its colour and its head
 lighter (the regions racig conditions the face and outfit references on), every figure's skeleton
 in the OpenPose colours, and the character names at the heads. It shows the panel's request as
-``pipeline.build_request`` makes it now, so it follows every edit: a nudge, a pose picked in the
+``workflows.requests.build_request`` makes it now, so it follows every edit: a nudge, a pose picked in the
 inspector, a resized panel, a new render that pinned the figure assignment. (An automatic pose is
 picked among close matches by seed, and "Render panel" on a rendered panel with an unlocked seed
 takes a new seed: to keep exactly the pose shown, pick it, nudge it, or lock the seed.)
@@ -33,7 +33,6 @@ from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneMouseEvent, QStyleOptionGraphicsItem, QWidget
 
-from comic_studio import pipeline
 from comic_studio.core import editing
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.layout import bbox
@@ -43,6 +42,7 @@ from comic_studio.core.pose_nudge import Nudge
 from comic_studio.ui.canvas.items import Z_BORDER, Z_HANDLE, cosmetic_pen
 from comic_studio.ui.canvas.painting import polygon_path
 from comic_studio.ui.worker_results import emit_when_done
+from comic_studio.workflows.requests import build_request
 
 if TYPE_CHECKING:
     from comic_studio.poses.staging.overlay import PoseOverlay
@@ -129,7 +129,7 @@ class PoseOverlayController(QObject):
             if not panel.characters or not pose_capable(panel.backend):
                 continue
             try:
-                request = pipeline.build_request(project, panel)
+                request = build_request(project, panel)
             except ComicStudioError as exc:
                 self.ctx.message.emit(f"Cannot show the poses of panel {panel.order + 1}: {exc}")
                 continue

@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView, QHBoxLayout, QListView, QListWidget, QListWidgetItem, QMenu, QToolButton, QVBoxLayout, QWidget,
 )
 
-from comic_studio import identity_anchors
 from comic_studio.core import character_edits
 from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.model import Character
@@ -24,6 +23,7 @@ from comic_studio.ui.characters.card import ANCHOR_STATES, CARD_SIZE, ThumbnailC
 from comic_studio.ui.characters.editor import CharacterEditor
 from comic_studio.ui.characters.io_actions import build_library_menu
 from comic_studio.ui.context import StudioContext
+from comic_studio.workflows.anchors import clear_anchor
 
 
 class _CardGrid(QListWidget):
@@ -247,7 +247,7 @@ class CharacterLibrary(QWidget):
         for character_id in character_ids if character_ids is not None else self.selected_ids():
             character = project.character(character_id)
             if character is not None and character.anchor is not None:
-                self.ctx.edit(identity_anchors.clear_anchor, character_id)
+                self.ctx.edit(clear_anchor, character_id)
 
     def selected_ids(self) -> list[str]:
         return [item.data(Qt.ItemDataRole.UserRole) for item in self.grid.selectedItems()]

@@ -12,13 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from comic_studio import pipeline
 from comic_studio.core import character_edits, lookup
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Character, Panel, PanelResult, Project
 from comic_studio.generation.request import GenerationRequest, StepCallback
+from comic_studio.workflows.requests import ASSET_PREFIX, REFERENCE_SETTING, build_request, hydrate_request
+from comic_studio.workflows.results import record_result
 
 TRYON_BACKEND = "racig"
 """The backend that implements try-on."""
@@ -48,7 +49,7 @@ def tryon_request(project: Project, assets: AssetStore, panel_id: str, character
         # Repaint the image as it was made: same pose, figures, seed and model settings.
         request = GenerationRequest.from_dict(current.request).model_copy(update={"panel_id": panel.id})
     else:
-        request = pipeline.build_request(project, panel, TRYON_BACKEND)
+        request = build_request(project, panel, TRYON_BACKEND)
         if current is not None:
             # Another backend made the image: keep its seed and pose so the figures line up with it.
             stored = current.request or {}
@@ -57,13 +58,13 @@ def tryon_request(project: Project, assets: AssetStore, panel_id: str, character
         raise ComicStudioError(f"character {character_id!r} is not in this panel")
     # The outfit is the character's body reference for this job (what the backend conditions on).
     characters = [c.model_copy(update={"body_refs": [outfit_asset]}) if c.id == character_id else c for c in request.characters]
-    job = {k: v for k, v in request.backend_settings.items() if k not in ("init_image", pipeline.REFERENCE_SETTING)}
+    job = {k: v for k, v in request.backend_settings.items() if k not in ("init_image", REFERENCE_SETTING)}
     job.update(settings or {})
     job.update(mode="tryon", tryon_character=character_id, tryon_outfit=outfit_asset, tryon_scope=scope)
     if current is not None and scope == "body":
-        job["init_image"] = pipeline.ASSET_PREFIX + current.asset
+        job["init_image"] = ASSET_PREFIX + current.asset
     request = request.model_copy(update={"characters": characters, "backend_settings": job})
-    return pipeline.hydrate_request(request, assets)
+    return hydrate_request(request, assets)
 
 
 def find_character(project: Project, panel: Panel, name: str) -> Character:
@@ -96,7 +97,7 @@ def try_on(doc: Document, panel_id: str, character_id: str, outfit: bytes | str 
         if doc.project.character(character_id).body_refs != before:
             doc.undo()  # a try-on that did not happen leaves the character's references as they were
         raise
-    return pipeline.record_result(doc, panel_id, request, generated)
+    return record_result(doc, panel_id, request, generated)
 
 
 __all__ = ["TRYON_BACKEND", "find_character", "try_on", "tryon_request"]

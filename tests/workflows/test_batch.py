@@ -15,7 +15,8 @@ from comic_studio.core.model import BalloonKind
 from comic_studio.core.projectfile import load_project
 from comic_studio.core.resources import resource
 from comic_studio.generation.request import GenerationRequest
-from comic_studio.pipeline import DEMO_CHARACTERS, DEMO_STORY, render_document, render_panel, story_to_document
+from comic_studio.workflows.batch import DEMO_CHARACTERS, DEMO_STORY, render_document, render_panel
+from comic_studio.workflows.story import story_to_document
 
 STORY = resource(*DEMO_STORY).read_text(encoding="utf-8")
 

@@ -8,10 +8,11 @@ most one grey level, sometimes none, when its anchor changed."""
 
 from __future__ import annotations
 
-from comic_studio import identity_anchors, pipeline
 from comic_studio.core.document import Document
 from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character
+from comic_studio.workflows.anchors import character_named
+from comic_studio.workflows.story import story_to_document
 
 STORY = "Ana walks onto the pier.\n\nBen waves at Ana from the boat.\n\nAna laughs at Ben."
 STEPS = 3
@@ -30,7 +31,7 @@ def make_document(kit) -> Document:
     doc.project.page_format.dpi = 36  # panels of ~100 px: quick to render and to encode
     cast = [Character(id="ana", name="Ana", description="green raincoat"),
             Character(id="ben", name="Ben", description="grey sweater")]
-    pipeline.story_to_document(STORY, cast, document=doc)
+    story_to_document(STORY, cast, document=doc)
     for index, panel in enumerate(p for page in doc.project.pages for p in page.panels):
         panel.backend, panel.backend_settings = "consistent", tiny_settings(kit)
         panel.seed = PANEL_SEEDS[index]
@@ -38,7 +39,7 @@ def make_document(kit) -> Document:
 
 
 def cid(doc: Document, name: str) -> str:
-    return identity_anchors.character_named(doc.project, name).id
+    return character_named(doc.project, name).id
 
 
 def two_shot(doc: Document):

@@ -10,14 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from comic_studio import pipeline
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character
 from comic_studio.generation.request import GenerationRequest, png_data_uri
+from comic_studio.workflows.batch import render_panel
+from comic_studio.workflows.requests import build_request, dehydrate_request, hydrate_request, reference_hashes
+from comic_studio.workflows.story import story_to_document
 
-sys.path.insert(0, str(Path(__file__).parent / "backends"))
+sys.path.insert(0, str(Path(__file__).parents[1] / "backends"))
 from test_racig_support import HASHES, REFS, build_kit, kit_settings  # noqa: E402
 
 STORY = "Ana hands Ben a brass key on the pier. \"Take it,\" Ana said."
@@ -29,7 +31,7 @@ def _document() -> tuple[Document, str]:
         doc.assets.add(data)
     ana = Character(name="Ana", face_refs=[HASHES[0]], body_refs=[HASHES[1]])
     ben = Character(name="Ben", face_refs=[HASHES[2]], body_refs=[HASHES[3], HASHES[1]])  # a shared outfit
-    pipeline.story_to_document(STORY, [ana, ben], document=doc)
+    story_to_document(STORY, [ana, ben], document=doc)
     panel = doc.project.pages[0].panels_in_order()[0]
     assert {p.character_id for p in panel.characters} == {ana.id, ben.id}
     return doc, panel.id
@@ -42,32 +44,32 @@ def _panel(doc: Document, panel_id: str):
 def test_build_request_fills_references_only_for_backends_that_need_them():
     doc, panel_id = _document()
     panel = _panel(doc, panel_id)
-    racig = pipeline.build_request(doc.project, panel, "racig", doc.assets)
+    racig = build_request(doc.project, panel, "racig", doc.assets)
     images = json.loads(racig.backend_settings["reference_images"])
-    assert list(images) == HASHES[:4] == pipeline.reference_hashes(racig)  # each image once
+    assert list(images) == HASHES[:4] == reference_hashes(racig)  # each image once
     assert all(v.startswith("data:image/png;base64,") for v in images.values())
-    storyboard = pipeline.build_request(doc.project, panel, "storyboard", doc.assets)
+    storyboard = build_request(doc.project, panel, "storyboard", doc.assets)
     assert "reference_images" not in storyboard.backend_settings
     # Without the asset store nothing is inlined (the request only names its references).
-    assert "reference_images" not in pipeline.build_request(doc.project, panel, "racig").backend_settings
+    assert "reference_images" not in build_request(doc.project, panel, "racig").backend_settings
 
 
 def test_a_missing_reference_is_a_clear_error():
     doc, panel_id = _document()
-    request = pipeline.build_request(doc.project, _panel(doc, panel_id), "racig")
+    request = build_request(doc.project, _panel(doc, panel_id), "racig")
     request.characters[0].face_refs.append("f" * 64)
     with pytest.raises(ComicStudioError, match="reference image ffffffffffff… is not in this project"):
-        pipeline.hydrate_request(request, doc.assets)
+        hydrate_request(request, doc.assets)
 
 
 def test_dehydrate_turns_inline_images_into_asset_names_and_back():
     doc, panel_id = _document()
-    request = pipeline.build_request(doc.project, _panel(doc, panel_id), "racig", doc.assets)
+    request = build_request(doc.project, _panel(doc, panel_id), "racig", doc.assets)
     request = request.model_copy(update={"backend_settings": {**request.backend_settings, "init_image": png_data_uri(REFS[5])}})
-    stored = pipeline.dehydrate_request(request, doc.assets)
+    stored = dehydrate_request(request, doc.assets)
     assert stored.backend_settings == {"init_image": "asset:" + HASHES[5]}
     assert HASHES[5] in doc.assets
-    assert pipeline.hydrate_request(stored, doc.assets) == request
+    assert hydrate_request(stored, doc.assets) == request
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +85,14 @@ def test_racig_render_stores_no_images_and_replays_exactly(kit, tmp_path):
     doc, panel_id = _document()
     panel = _panel(doc, panel_id)
     panel.backend, panel.backend_settings = "racig", kit_settings(tiny, strong, max_side=96)
-    result = pipeline.render_panel(doc, panel_id)
+    result = render_panel(doc, panel_id)
     text = json.dumps(result.request)
     assert "data:" not in text and "reference_images" not in text and len(text) < 5_000
     assert [c["face_refs"] + c["body_refs"] for c in result.request["characters"]] == [HASHES[:2], HASHES[2:4] + [HASHES[1]]]
     # Saved and reopened, the project still replays the same image from its asset store.
     reopened = Document.open(doc.save(tmp_path / "refs.comic"))
     stored = reopened.project.find_panel(panel_id)[1].result()
-    replay = pipeline.hydrate_request(GenerationRequest.from_dict(stored.request), reopened.assets)
+    replay = hydrate_request(GenerationRequest.from_dict(stored.request), reopened.assets)
     assert json.loads(replay.backend_settings["reference_images"]).keys() == set(HASHES[:4])
     image = get_backend("racig").generate(replay).image
     original = np.asarray(reopened.assets.open_image(stored.asset).convert("RGB"))

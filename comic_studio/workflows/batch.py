@@ -1,0 +1,147 @@
+"""Headless runs: render a panel or a whole document here, synchronously, and write files.
+
+What the CLI's ``render`` and ``demo`` do, and what the app does in two halves (the engine generates
+on its worker thread, then :func:`~comic_studio.workflows.results.record_result` runs on the GUI
+thread)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from comic_studio.core.character_file import load_characters
+from comic_studio.core.document import Document
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.layout import page_format
+from comic_studio.core.model import PanelResult
+from comic_studio.core.resources import resource
+from comic_studio.generation.request import StepCallback
+from comic_studio.parsing.files import read_story
+from comic_studio.workflows import anchors, banks
+from comic_studio.workflows.lettering import letter_panel
+from comic_studio.workflows.requests import build_request
+from comic_studio.workflows.results import record_result
+from comic_studio.workflows.story import story_to_document
+
+Progress = Callable[[str, int, int], None]
+Cancel = Callable[[], bool]
+
+DEMO_STORY = ("samples", "lighthouse_key.txt")
+DEMO_CHARACTERS = ("samples", "lighthouse_key.characters.json")
+
+
+def _no_progress(label: str, done: int, total: int) -> None:
+    return None
+
+
+def render_panel(doc: Document, panel_id: str, backend: str | None = None, on_step: StepCallback | None = None) -> PanelResult:
+    """Generate one panel synchronously and record the result (an undoable "Render panel" step).
+    The app does the same in two halves: the engine generates on its worker thread, then
+    :func:`~comic_studio.workflows.results.record_result` runs on the GUI thread."""
+    from comic_studio.generation.registry import get_backend
+
+    found = doc.project.find_panel(panel_id)
+    if found is None:
+        raise ComicStudioError(f"panel {panel_id!r} does not exist")
+    request = build_request(doc.project, found[1], backend, doc.assets)
+    if banks.uses_identity_banks(request.backend):
+        # Banks the project does not carry (too big for it) are rebuilt first; one that came out
+        # different (another device) is recorded on its character, so the request names it anew.
+        if anchors.rebuild_missing_banks(doc, request.backend, [c.id for c in request.characters]):
+            request = build_request(doc.project, found[1], backend, doc.assets)
+    engine = get_backend(request.backend)
+    request = request.model_copy(update={"backend_settings": engine.validate_settings(request.backend_settings)})
+    return record_result(doc, panel_id, request, engine.generate(request, on_step))
+
+
+def render_document(
+    doc: Document,
+    backend: str | None = None,
+    *,
+    only_missing: bool = True,
+    progress: Progress = _no_progress,
+    cancel: Cancel | None = None,
+) -> int:
+    """Render (and letter) every panel, page by page in reading order. Returns panels rendered."""
+    from comic_studio.generation.registry import get_backend
+
+    panels = [panel for page in doc.project.pages for panel in page.panels_in_order()]
+    todo = [p for p in panels if not (only_missing and p.result())]
+    requests = [build_request(doc.project, p, backend) for p in todo]
+    for name in {r.backend for r in requests}:
+        get_backend(name).prepare([r for r in requests if r.backend == name])  # batch warm-up
+    for done, panel in enumerate(todo):
+        if cancel and cancel():
+            raise ComicStudioError("rendering was cancelled")
+        progress("render", done, len(todo))
+        render_panel(doc, panel.id, backend)
+        letter_panel(doc, panel.id)
+    progress("render", len(todo), len(todo))
+    return len(todo)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def export_to(doc: Document, out: Path, *, dpi: int | None = None, trim_marks: bool = False, progress: Progress = _no_progress) -> Path:
+    """Write ``out``: ``.pdf`` → PDF, ``.cbz`` → CBZ, anything else → a folder of PNG pages."""
+    from comic_studio.export import export_cbz, export_pdf, export_pngs
+
+    suffix = out.suffix.lower()
+    if suffix == ".pdf":
+        export_pdf(doc.project, doc.assets, out, dpi=dpi, trim_marks=trim_marks, progress=lambda d, t: progress("pdf", d, t))
+    elif suffix == ".cbz":
+        export_cbz(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("cbz", d, t))
+    elif suffix in ("", ".png") or out.is_dir():
+        export_pngs(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("png", d, t))
+    else:
+        raise ComicStudioError(f"{out}: unknown output type {suffix!r}; use .pdf, .cbz or a folder for PNG pages")
+    return out
+
+
+def render_input(
+    input_path: Path,
+    out: Path,
+    *,
+    backend: str | None = None,
+    characters_file: Path | None = None,
+    parser: str = "rules",
+    preset: str = "us-comic",
+    dpi: int | None = None,
+    trim_marks: bool = False,
+    save_project_to: Path | None = None,
+    rerender: bool = False,
+    progress: Progress = _no_progress,
+) -> Path:
+    """``comic-studio render``: a project or a story file in, PDF/CBZ/PNGs out. Panels without an
+    image are rendered; with ``rerender`` every panel is (earlier images stay in its history)."""
+    if input_path.suffix.lower() == ".comic":
+        doc = Document.open(input_path)
+    else:
+        text = read_story(input_path)
+        if characters_file:
+            characters = load_characters(characters_file)
+        else:
+            from comic_studio.parsing import infer_characters
+
+            characters = infer_characters(text)
+        doc = story_to_document(text, characters, title=input_path.stem.replace("_", " ").title(), parser=parser, preset=preset)
+    render_document(doc, backend, only_missing=not rerender, progress=progress)
+    if save_project_to:
+        doc.save(save_project_to)
+    return export_to(doc, out, dpi=dpi, trim_marks=trim_marks, progress=progress)
+
+
+def run_demo(out: Path, backend: str = "storyboard", progress: Progress = _no_progress) -> dict[str, Path]:
+    """The bundled sample story through parser → auto-layout → backend → lettering → all outputs."""
+    out.mkdir(parents=True, exist_ok=True)
+    doc = Document.new("The Lighthouse Key", page_format("us-comic"))
+    doc.project.series, doc.project.number, doc.project.author = "Comic Studio Samples", "1", "Comic Studio"
+    characters = load_characters(resource(*DEMO_CHARACTERS), doc.assets)
+    story_to_document(read_story(resource(*DEMO_STORY)), characters, document=doc)
+    render_document(doc, backend, progress=progress)
+    written = {"project": doc.save(out / "demo.comic")}
+    written["pdf"] = export_to(doc, out / "demo.pdf", progress=progress)
+    written["cbz"] = export_to(doc, out / "demo.cbz", progress=progress)
+    written["pages"] = export_to(doc, out / "pages", dpi=150, progress=progress)
+    return written

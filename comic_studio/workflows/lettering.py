@@ -1,0 +1,58 @@
+"""The lettering pass: a panel's beat (caption, then dialogue) → its balloons, placed automatically.
+
+Balloons the author moved by hand stay where they are; automatic ones are placed afresh."""
+
+from __future__ import annotations
+
+from comic_studio.core.commands import ReplaceList
+from comic_studio.core.document import Document
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.lettering import place_balloons
+from comic_studio.core.model import Balloon, BalloonKind, Beat, DialogueKind, Panel, Project
+
+_BALLOON_KIND = {
+    DialogueKind.SPEECH: BalloonKind.SPEECH,
+    DialogueKind.THOUGHT: BalloonKind.THOUGHT,
+    DialogueKind.SHOUT: BalloonKind.SHOUT,
+    DialogueKind.WHISPER: BalloonKind.WHISPER,
+}
+
+
+def lettering_lines(beat: Beat) -> list[tuple[BalloonKind, str, str | None]]:
+    """What a panel's balloons say: the beat's caption first, then its dialogue in order."""
+    lines = [(_BALLOON_KIND[line.kind], line.text, line.speaker_id) for line in beat.dialogue]
+    if beat.caption:
+        lines.insert(0, (BalloonKind.CAPTION, beat.caption, None))
+    return lines
+
+
+def plan_lettering(project: Project, panel: Panel) -> list[Balloon] | None:
+    """The panel's balloons after automatic lettering (hand-moved balloons kept, automatic ones
+    placed afresh), or None when there is nothing to do. Pure: safe on a copy in a worker thread."""
+    beat = project.story.beat(panel.beat_id) if panel.beat_id else None
+    if beat is None:
+        return None
+    lines = lettering_lines(beat)
+    if not lines and not any(b.auto_placed for b in panel.balloons):
+        return None
+    kept = [b for b in panel.balloons if not b.auto_placed]
+    return kept + (place_balloons(panel, lines, project) if lines else [])
+
+
+def apply_lettering(doc: Document, panel_id: str, balloons: list[Balloon]) -> None:
+    """Store planned balloons as one undoable "Letter panel" step."""
+    doc.execute(ReplaceList(("balloons", panel_id), balloons, "Letter panel"))
+
+
+def letter_panel(doc: Document, panel_id: str) -> int:
+    """Place balloons for the panel's beat (dialogue + caption), replacing earlier automatic ones.
+    Balloons the author moved by hand stay. Returns the number of automatic balloons placed; no
+    undo step when there is nothing to letter."""
+    found = doc.project.find_panel(panel_id)
+    if found is None:
+        raise ComicStudioError(f"panel {panel_id!r} does not exist")
+    balloons = plan_lettering(doc.project, found[1])
+    if balloons is None:
+        return 0
+    apply_lettering(doc, panel_id, balloons)
+    return sum(1 for b in balloons if b.auto_placed)

@@ -1,0 +1,186 @@
+"""A panel → the :class:`GenerationRequest` a backend runs, and back for storing.
+
+A backend never reads the document: :func:`build_request` snapshots everything it needs.
+Images it needs travel inside the request (see :func:`hydrate_request`); a stored request names
+them in the asset store instead (:func:`dehydrate_request`), which keeps projects small.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from comic_studio.core.assets import AssetStore
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.layout import bbox
+from comic_studio.core.model import Beat, Panel, Project
+from comic_studio.generation.request import GenerationRequest, RequestCharacter, data_uri_bytes, png_data_uri
+from comic_studio.workflows import banks
+
+MAX_RENDER_SIDE = 1536
+"""Longest side, in pixels, of a panel render: enough for print at the page DPI after the
+exporter's resampling, small enough that the storyboard stays interactive."""
+
+
+def panel_pixel_size(project: Project, panel: Panel) -> tuple[int, int]:
+    box = bbox(panel.shape)
+    scale = project.page_format.dpi / 72
+    w, h = box.w * scale, box.h * scale
+    shrink = min(1.0, MAX_RENDER_SIDE / max(w, h, 1))
+    return max(16, round(w * shrink)), max(16, round(h * shrink))
+
+
+def panel_seed(panel: Panel) -> int:
+    """The panel's seed: its own when set, else derived from its id (stable across runs)."""
+    if panel.seed is not None:
+        return panel.seed
+    return int.from_bytes(hashlib.sha256(panel.id.encode()).digest()[:4], "big")
+
+
+def build_prompt(project: Project, panel: Panel, beat: Beat | None) -> str:
+    if panel.prompt:
+        return panel.prompt
+    # Sentence punctuation would read as "…of tea., Theo Okafor: …" once the parts are joined.
+    parts = [beat.action.rstrip(" .!?;:,") if beat else ""]
+    for placement in panel.characters:
+        character = project.character(placement.character_id)
+        if character and character.description:
+            parts.append(f"{character.name}: {character.description}")
+    if panel.setting:
+        parts.append(panel.setting)
+    style = project.active_style()
+    if style and style.prompt_suffix:
+        parts.append(style.prompt_suffix)
+    return ", ".join(p for p in parts if p)
+
+
+def build_request(project: Project, panel: Panel, backend: str | None = None, assets: AssetStore | None = None) -> GenerationRequest:
+    """Snapshot everything a backend needs for ``panel`` (the backend never reads the document).
+
+    With ``assets``, a backend that declares ``needs_reference_images`` also gets the characters'
+    reference images inline (:func:`hydrate_request`); without, the request only names them."""
+    beat = project.story.beat(panel.beat_id) if panel.beat_id else None
+    width, height = panel_pixel_size(project, panel)
+    characters = []
+    for placement in panel.characters:
+        character = project.character(placement.character_id)
+        if character is None:
+            continue
+        characters.append(
+            RequestCharacter(
+                id=character.id,
+                name=character.name,
+                colour=character.colour,
+                description=character.description,
+                face_refs=character.face_refs,
+                body_refs=character.body_refs,
+                # Once a render (or the author) has placed the character, the figure assignment
+                # is pinned so regenerating keeps who-is-who; before that the backend assigns.
+                figure=placement.figure if placement.head is not None else None,
+                face_scale=character.face_scale,
+                body_scale=character.body_scale,
+            )
+        )
+    style = project.active_style()
+    name = backend or panel.backend or project.default_backend
+    settings = panel.backend_settings if name == panel.backend else {}
+    if banks.uses_identity_banks(name):
+        # Characters with an anchor: name their banks (hashes only; hydrate_request adds the folder).
+        settings = banks.with_anchor_banks(name, settings, project, [c.id for c in characters])
+    request = GenerationRequest(
+        backend=name,
+        backend_settings=settings,
+        width=width,
+        height=height,
+        seed=panel_seed(panel),
+        prompt=build_prompt(project, panel, beat),
+        negative_prompt=panel.negative_prompt or (style.negative if style else ""),
+        shot=panel.shot,
+        setting=panel.setting or (beat.setting if beat else ""),
+        time_of_day=beat.time_of_day if beat else "",
+        action=beat.action if beat else "",
+        characters=characters,
+        actor_id=beat.actor_id if beat else None,
+        target_id=beat.target_id if beat else None,
+        pose_id=panel.pose_id,
+        figures_override=panel.pose,
+        panel_id=panel.id,
+    )
+    return hydrate_request(request, assets) if assets is not None else request
+
+
+# --------------------------------------------------------------------------- inline images in requests
+# Images a backend needs travel inside the request: reference images in the ``reference_images``
+# setting, an init image as a data URI. Stored requests
+# (``PanelResult.request``) must stay small, so before storing, those images are replaced by what
+# names them in the asset store (the reference hashes are already in the request's characters; an
+# inline image becomes ``asset:<hash>``), and :func:`hydrate_request` puts them back for a replay.
+
+REFERENCE_SETTING = "reference_images"
+ASSET_PREFIX = "asset:"
+_ASSET_VALUE = re.compile(r"^asset:([0-9a-f]{64})$")
+_INLINE_MIN = 1024
+"""Data URIs shorter than this stay in a stored request (not worth an asset)."""
+
+
+def backend_needs_references(name: str) -> bool:
+    """Whether the installed backend ``name`` wants reference images inline (False if unknown)."""
+    from comic_studio.generation.registry import get_backend_class
+
+    try:
+        return bool(get_backend_class(name).needs_reference_images)
+    except (ComicStudioError, KeyError):
+        return False
+
+
+def reference_hashes(request: GenerationRequest) -> list[str]:
+    """Every face/body reference of the request's characters, in order, without repeats."""
+    return list(dict.fromkeys(h for c in request.characters for h in (*c.face_refs, *c.body_refs)))
+
+
+def _asset_bytes(assets: AssetStore, digest: str, what: str) -> bytes:
+    if digest not in assets:
+        raise ComicStudioError(f"{what} {digest[:12]}… is not in this project's assets (was its image removed?)")
+    return assets.get(digest)
+
+
+def hydrate_request(request: GenerationRequest, assets: AssetStore) -> GenerationRequest:
+    """``request`` ready to run: ``asset:<hash>`` settings become data URIs, and a backend that
+    ``needs_reference_images`` gets every character reference in its ``reference_images``
+    setting (replacing whatever was there), and a consistent-character backend gets this machine's
+    bank folder with the identity banks the project carries written into it. Raises
+    :class:`ComicStudioError` naming a missing asset."""
+    settings = dict(request.backend_settings)
+    for key, value in settings.items():
+        match = _ASSET_VALUE.match(value) if isinstance(value, str) else None
+        if match:
+            settings[key] = png_data_uri(_asset_bytes(assets, match.group(1), f"setting {key!r}: image"))
+    if backend_needs_references(request.backend):
+        refs = {h: png_data_uri(_asset_bytes(assets, h, "reference image")) for h in reference_hashes(request)}
+        if refs:
+            settings[REFERENCE_SETTING] = json.dumps(refs)
+        else:
+            settings.pop(REFERENCE_SETTING, None)
+    if banks.uses_identity_banks(request.backend):
+        # This machine's bank folder, with the banks the project carries written out into it.
+        settings[banks.BANK_FOLDER_SETTING] = str(banks.materialise_banks(request.backend, settings, assets))
+    return request.model_copy(update={"backend_settings": settings})
+
+
+def dehydrate_request(request: GenerationRequest, assets: AssetStore) -> GenerationRequest:
+    """The inverse of :func:`hydrate_request`, for storing: no ``reference_images`` payload, no bank
+    folder, and inline image data URIs replaced by ``asset:<hash>`` (added to ``assets`` if not
+    there yet)."""
+    settings = dict(request.backend_settings)
+    settings.pop(REFERENCE_SETTING, None)
+    if banks.uses_identity_banks(request.backend):
+        settings.pop(banks.BANK_FOLDER_SETTING, None)  # a path of this machine; hydrate sets it
+    for key, value in settings.items():
+        if isinstance(value, str) and len(value) >= _INLINE_MIN and value.startswith("data:") and ";base64," in value[:100]:
+            try:
+                data = data_uri_bytes(value)
+            except ValueError:
+                continue  # not ours to interpret: the backend validated it; keep it as it was
+            settings[key] = ASSET_PREFIX + assets.add(data, validate_image=False)
+    return request.model_copy(update={"backend_settings": settings})
