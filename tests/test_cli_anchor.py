@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -17,7 +14,6 @@ from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.generation.models.locate import DEFAULT_SDXL_ENV  # noqa: E402
 from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from anchor_helpers import cid, make_document  # noqa: E402
 
 

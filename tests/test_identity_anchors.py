@@ -4,9 +4,6 @@ not carry them, exact single-panel replays, regenerate / undo / clear, and clear
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -21,7 +18,6 @@ from comic_studio.core.errors import ComicStudioError  # noqa: E402
 from comic_studio.generation.request import GenerationError, GenerationRequest  # noqa: E402
 from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from anchor_helpers import STEPS, cid, make_document, tiny_settings, two_shot  # noqa: E402
 
 

@@ -4,8 +4,6 @@ project: build_request fills them in, record_result strips them, hydrate_request
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +15,6 @@ from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character
 from comic_studio.generation.request import GenerationRequest, png_data_uri
 
-sys.path.insert(0, str(Path(__file__).parent / "backends"))
 from test_racig_support import HASHES, REFS, build_kit, kit_settings  # noqa: E402
 
 STORY = "Ana hands Ben a brass key on the pier. \"Take it,\" Ana said."
