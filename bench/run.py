@@ -165,7 +165,7 @@ def bench_long_prompt() -> dict:
 
 _OVERLAY_CAST = (("ana", "Ana", "#d0563b"), ("ben", "Ben", "#3b6fd0"), ("cid", "Cid", "#3f9a4a"), ("dee", "Dee", "#b8932e"))
 _OVERLAY_ACTIONS = {1: "Ana runs down the pier", 2: "Ana hands Ben a brass key",
-                    4: "the four friends argue around the table"}
+                    4: "the four friends argue around the table"}  # fmt: skip
 
 
 def bench_pose_overlay(runs: int = 40, width: int = 800, height: int = 533) -> dict:
@@ -177,15 +177,15 @@ def bench_pose_overlay(runs: int = 40, width: int = 800, height: int = 533) -> d
     def panel(n: int, seed: int) -> GenerationRequest:
         cast = [RequestCharacter(id=i, name=name, colour=colour) for i, name, colour in _OVERLAY_CAST[:n]]
         return GenerationRequest(backend="racig", width=width, height=height, seed=seed, action=_OVERLAY_ACTIONS[n],
-                                 characters=cast, actor_id="ana", backend_settings={"pose_matching": "overlap"})
+                                 characters=cast, actor_id="ana", backend_settings={"pose_matching": "overlap"})  # fmt: skip
 
     first_s, _ = _timed(compute_pose_overlay, panel(1, 0))  # builds the overlap index of the library
     out: dict[str, object] = {"panel_px": [width, height], "overlay_side_px": OVERLAY_SIDE, "runs": runs,
-                              "matcher": "overlap", "first_panel_ms": round(first_s * 1e3, 2)}
+                              "matcher": "overlap", "first_panel_ms": round(first_s * 1e3, 2)}  # fmt: skip
     for n in (1, 2, 4):
         times_ms = sorted(_timed(compute_pose_overlay, panel(n, seed))[0] * 1e3 for seed in range(1, runs + 1))
         out[f"characters_{n}"] = {"median_ms": round(statistics.median(times_ms), 2),
-                                  "p90_ms": round(times_ms[int(0.9 * (len(times_ms) - 1))], 2)}
+                                  "p90_ms": round(times_ms[int(0.9 * (len(times_ms) - 1))], 2)}  # fmt: skip
     out["ratio_4_vs_1"] = round(out["characters_4"]["median_ms"] / out["characters_1"]["median_ms"], 2)
     return out
 
