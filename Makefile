@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test setup bench clean
+.PHONY: run demo test setup bench lint clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,14 @@ test: setup
 
 bench: setup
 	$(PY) bench/run.py --json
+
+# The habits of docs/CONTRIBUTING.md: the import contracts (pyproject [tool.importlinter]), ruff's lint
+# and format check, and the type-check baseline (pyproject [tool.mypy]: core and generation).
+lint: setup
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) demo_out

@@ -193,6 +193,135 @@ def bench_pose_overlay(runs: int = 40, width: int = 800, height: int = 533) -> d
     return out
 
 
+def bench_autolayout(scenes: int = 50, per_scene: int = 20) -> dict:
+    """Auto-layout of a 1,000-beat story (one panel per beat, pages chosen by shot)."""
+    import random
+
+    from comic_studio.core.layout import auto_layout, page_format
+    from comic_studio.core.model import Beat, ShotType
+
+    rng = random.Random(11)
+    shots = [ShotType.WIDE, ShotType.MEDIUM, ShotType.OVER_THE_SHOULDER, ShotType.CLOSE_UP, ShotType.ESTABLISHING]
+    beats = [(f"scene-{s}", Beat(shot=ShotType.ESTABLISHING if k == 0 else rng.choice(shots),
+                                  characters=rng.sample(["ana", "bo", "cy"], rng.randint(0, 3)), action=f"beat {s}.{k}"))
+             for s in range(scenes) for k in range(per_scene)]
+    seconds, pages = _timed(auto_layout, beats, page_format("us-comic"))
+    return {"beats": len(beats), "pages": len(pages), "seconds": round(seconds, 3), "target_s": 10.0}
+
+
+def bench_tiny_sdxl() -> dict:
+    """The tiny random-weight SDXL kit the tests render with: 4 steps at 64 px, after a warm-up."""
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    from comic_studio.generation.models.loading import load_sdxl_components, sdxl_source
+    from comic_studio.generation.tiny import build_tiny_kit
+
+    torch.set_num_threads(1)  # as the test session does
+    with tempfile.TemporaryDirectory() as tmp:
+        kit = build_tiny_kit(Path(tmp) / "tiny-kit")
+        pipe = StableDiffusionXLPipeline(**load_sdxl_components(sdxl_source(kit.sdxl)))
+        pipe.set_progress_bar_config(disable=True)
+        pipe("warm up", num_inference_steps=1, height=64, width=64)
+        seconds, _ = _timed(pipe, "a cat", num_inference_steps=4, height=64, width=64,
+                            generator=torch.Generator().manual_seed(0))
+    return {"steps": 4, "side_px": 64, "seconds": round(seconds, 3), "target_s": 2.0}
+
+
+def _qt_session(tmp: str):
+    """An offscreen QApplication and a StudioContext whose state and config live in ``tmp``."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["COMIC_STUDIO_STATE_DIR"] = str(Path(tmp) / "state")
+    os.environ["COMIC_STUDIO_CONFIG_DIR"] = str(Path(tmp) / "config")
+    from PySide6.QtWidgets import QApplication
+
+    from comic_studio.ui.context import StudioContext
+
+    app = QApplication.instance() or QApplication([])
+    return app, StudioContext()
+
+
+def bench_pages_strip(pages: int = 60) -> dict:
+    """The pages strip paints thumbnails a time budget per timer tick: the longest tick (GUI stall)."""
+    from comic_studio.core import editing
+    from comic_studio.ui.pages_strip import TICK_BUDGET_S, PagesStrip
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _app, ctx = _qt_session(tmp)
+        for _ in range(pages):
+            editing.add_page(ctx.document, "grid-3x3")
+        strip = PagesStrip(ctx)
+        ticks = []
+        while strip._pending:
+            ticks.append(_timed(strip._paint_some)[0])
+        strip.deleteLater()
+    return {"pages": pages + 1, "ticks": len(ticks), "worst_tick_ms": round(max(ticks) * 1e3, 2),
+            "budget_ms": TICK_BUDGET_S * 1e3, "target_ms": 50}
+
+
+def bench_canvas_resync() -> dict:
+    """The page canvas on a nine-panel page with a balloon per panel: a full rebuild, and the resync
+    after one balloon's text changed (only that balloon is lettered again)."""
+    from comic_studio.core import editing
+    from comic_studio.core.layout import bbox
+    from comic_studio.ui.canvas import PageCanvas
+
+    with tempfile.TemporaryDirectory() as tmp:
+        _app, ctx = _qt_session(tmp)
+        page = editing.add_page(ctx.document, "grid-3x3")
+        ctx.select_page(page.id)
+        for panel in page.panels:
+            box = editing.Box(x=bbox(panel.shape).x + 5, y=bbox(panel.shape).y + 5, w=70, h=40)
+            editing.add_balloon(ctx.document, panel.id, editing.BalloonKind.SPEECH, box, "Hello there, friend!")
+        view = PageCanvas(ctx)
+        full_s, _ = _timed(view.page_scene.sync, full=True)
+        first = ctx.current_page.panels[0].balloons[0]
+        one_s, _ = _timed(ctx.edit, editing.edit_balloon_text, first.id, "Changed!")
+        view.deleteLater()
+    return {"full_rebuild_ms": round(full_s * 1e3, 1), "one_balloon_edit_ms": round(one_s * 1e3, 1),
+            "full_target_ms": 250, "one_target_ms": 100}
+
+
+def bench_outliner_parse(words: int = 200_000) -> dict:
+    """The story outliner parsing a ~200k-word story on its worker thread: how late a 10 ms GUI timer
+    fires meanwhile (the worst gap is the longest stall), until the parse is cancelled after 2 s."""
+    from PySide6.QtCore import QElapsedTimer, QTimer
+
+    from comic_studio.parsing.bench import generate_story
+    from comic_studio.ui.outliner import StoryOutliner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        app, ctx = _qt_session(tmp)
+        outliner = StoryOutliner(ctx, None)
+        outliner.story_edit.setPlainText(generate_story(words))
+        gaps: list[int] = []
+        clock = QElapsedTimer()
+        clock.start()
+        last = [clock.elapsed()]
+
+        def beat() -> None:
+            now = clock.elapsed()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        heartbeat = QTimer(interval=10, timeout=beat)
+        heartbeat.start()
+        outliner.parse()
+        deadline = time.monotonic() + 2.0
+        while outliner.worker.is_running() and time.monotonic() < deadline:
+            app.processEvents()
+            time.sleep(0.001)
+        outliner.cancel_button.click()
+        cancelled_at = time.monotonic()
+        outliner.worker.wait(30_000)
+        stop_s = time.monotonic() - cancelled_at
+        heartbeat.stop()
+        outliner.shutdown()
+        outliner.deleteLater()
+    return {"words": words, "ticks": len(gaps), "worst_gap_ms": max(gaps[2:] or [0]), "stop_after_cancel_s": round(stop_s, 3),
+            "gap_target_ms": 250}
+
+
 def bench_llm() -> dict:
     from comic_studio.parsing.llm.bench import bench_llm as run
 
@@ -213,6 +342,11 @@ BENCHES = {
     "long_prompt": bench_long_prompt,
     "pose_overlay": bench_pose_overlay,
     "llm": bench_llm,
+    "autolayout": bench_autolayout,
+    "tiny_sdxl": bench_tiny_sdxl,
+    "pages_strip": bench_pages_strip,
+    "canvas_resync": bench_canvas_resync,
+    "outliner_parse": bench_outliner_parse,
 }
 
 

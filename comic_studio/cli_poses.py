@@ -116,13 +116,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_extract(args: argparse.Namespace) -> int:
     from comic_studio.poses.extract import pose_entry_from_image
     from comic_studio.poses.importing.photos import caption_for_photo
+    from comic_studio.core.atomic import atomic_write_text
     from comic_studio.poses.library import entry_to_json
 
     image = Path(args.image).expanduser()
     caption = args.caption or caption_for_photo(image)
     entry = pose_entry_from_image(image, args.id or image.stem, caption)
     out = Path(args.out).expanduser()
-    out.write_text(json.dumps(entry_to_json(entry), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(out, json.dumps(entry_to_json(entry), indent=1, ensure_ascii=False) + "\n", "the pose entry")
     fig = entry.figures[0]
     seen = sum(1 for kp in fig.keypoints if kp[2] > 0.5)
     print(f"{out}: 1 figure, {seen}/18 keypoints visible, facing {fig.facing:+.2f}")

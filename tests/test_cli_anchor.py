@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -17,7 +14,6 @@ from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
 from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 from comic_studio.workflows.requests import build_request  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent / "workflows"))
 from anchor_helpers import cid, make_document  # noqa: E402
 
 

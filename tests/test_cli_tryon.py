@@ -4,16 +4,12 @@ panel's history, and bad input is one clear error that changes nothing."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-sys.path.insert(0, str(Path(__file__).parent / "backends"))
 from test_racig_support import HASHES, REFS  # noqa: E402
 
 from comic_studio import cli  # noqa: E402

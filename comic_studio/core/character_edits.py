@@ -220,17 +220,17 @@ def add_reference(doc: Document, character_id: str, slot: Slot, image: ImageSour
         raise CommandError(f"character {character.name!r} already has {MAX_REFS_PER_SLOT} {slot} references")
     digest = store_reference_image(doc.assets, image, crop)
     if digest not in refs:
-        doc.execute(SetFields(("character", character_id), f"Add {slot} reference", **{field: [*refs, digest]}))
+        doc.execute(SetFields(("character", character_id), f"Add {slot} reference", None, **{field: [*refs, digest]}))
     return digest
 
 
 def remove_reference(doc: Document, character_id: str, slot: Slot, asset: str) -> Changes:
     field, refs = _refs_without(_character(doc, character_id), slot, asset)
-    return doc.execute(SetFields(("character", character_id), f"Remove {slot} reference", **{field: refs}))
+    return doc.execute(SetFields(("character", character_id), f"Remove {slot} reference", None, **{field: refs}))
 
 
 def move_reference(doc: Document, character_id: str, slot: Slot, asset: str, new_index: int) -> Changes:
     """Reorder a slot (the first face reference is the card's thumbnail and the backend's main one)."""
     field, refs = _refs_without(_character(doc, character_id), slot, asset)
     refs.insert(max(0, min(new_index, len(refs))), asset)
-    return doc.execute(SetFields(("character", character_id), f"Reorder {slot} references", **{field: refs}))
+    return doc.execute(SetFields(("character", character_id), f"Reorder {slot} references", None, **{field: refs}))

@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from comic_studio.core.assets import AssetStore, sniff_image_format
+from comic_studio.core.atomic import atomic_write_bytes, atomic_write_text
 from comic_studio.core.errors import AssetError, ComicStudioError
 from comic_studio.core.model import Character
 
@@ -88,8 +89,8 @@ def save_characters(path: str | Path, characters: list[Character], assets: Asset
                 data = assets.get(ref)
                 ext = {"JPEG": "jpg", "WEBP": "webp"}.get(sniff_image_format(data) or "", "png")
                 name = f"images/{ref}.{ext}"
-                (folder / name).write_bytes(data)
+                atomic_write_bytes(folder / name, data, "a reference image")
                 names.append(name)
             item[slot] = names
         out.append(item)
-    (folder / "characters.json").write_text(json.dumps({"characters": out}, indent=2, ensure_ascii=False), encoding="utf-8")
+    atomic_write_text(folder / "characters.json", json.dumps({"characters": out}, indent=2, ensure_ascii=False), "the character library")

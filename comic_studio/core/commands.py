@@ -65,7 +65,7 @@ def _find_by_id(items, item_id: str, what: str):
 def resolve(project: Project, loc: Locator) -> Any:
     """The object a locator names (raises CommandError if it is gone)."""
     kind, *rest = loc
-    ident = rest[0] if rest else None
+    ident = rest[0] if rest else ""  # no id: "does not exist" like any unknown id
     if kind == "project":
         return project
     if kind == "format":
@@ -110,7 +110,7 @@ def resolve(project: Project, loc: Locator) -> Any:
 def resolve_list(project: Project, loc: Locator) -> list:
     """The list a list-locator names: ``("pages",)``, ``("panels", page_id)``, …"""
     kind, *rest = loc
-    owner = rest[0] if rest else None
+    owner = rest[0] if rest else ""
     if kind == "pages":
         return project.pages
     if kind == "characters":
@@ -245,6 +245,7 @@ class RemoveItem(Command):
         raise CommandError(f"{self.container[0]}: no item {self.item_id!r} to delete")
 
     def undo(self, project: Project) -> Changes:
+        assert self.index is not None, "undo before redo"
         items = resolve_list(project, self.container)
         items.insert(self.index, _copy(self.item))
         return _changes(self.container, self.item_id, *self.container[1:])
@@ -260,7 +261,8 @@ class MoveItem(Command):
         self.old_index: int | None = None
         self.text = text
 
-    def _move(self, project: Project, to_index: int) -> Changes:
+    def _move(self, project: Project, to_index: int) -> tuple[int, Changes]:
+        """Move the item to ``to_index``; returns the index it had and the changes."""
         items = resolve_list(project, self.container)
         index = next((i for i, it in enumerate(items) if it.id == self.item_id), None)
         if index is None:
@@ -274,6 +276,7 @@ class MoveItem(Command):
         return changes
 
     def undo(self, project: Project) -> Changes:
+        assert self.old_index is not None, "undo before redo"
         return self._move(project, self.old_index)[1]
 
 

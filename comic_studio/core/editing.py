@@ -8,7 +8,7 @@ operations are pure functions in :mod:`core.layout`; here they become one undo s
 from __future__ import annotations
 
 from comic_studio.core.changes import Changes
-from comic_studio.core.commands import Compound, InsertItem, MoveItem, RemoveItem, ReplaceList, SetFields
+from comic_studio.core.commands import Command, Compound, InsertItem, MoveItem, RemoveItem, ReplaceList, SetFields
 from comic_studio.core.document import Document
 from comic_studio.core.errors import CommandError
 from comic_studio.core.ids import new_id
@@ -20,7 +20,7 @@ from comic_studio.core.layout import (
     move_border as moved_border,
     split_panel as split,
 )
-from comic_studio.core.layout.operations import delete_panel as without_panel
+from comic_studio.core.layout.operations import SplitDirection, delete_panel as without_panel
 from comic_studio.core.model import Balloon, BalloonKind, Box, Page, ReadingDirection, TailTarget
 
 
@@ -99,7 +99,7 @@ def apply_template(doc: Document, page_id: str, template_id: str) -> Changes:
 # --------------------------------------------------------------------------- panels
 
 
-def split_panel(doc: Document, panel_id: str, direction: str = "vertical", ratio: float = 0.5, angle: float | None = None) -> Changes:
+def split_panel(doc: Document, panel_id: str, direction: SplitDirection = "vertical", ratio: float = 0.5, angle: float | None = None) -> Changes:
     page = _page_of_panel(doc, panel_id)
     project = doc.project
     panels = split(page.panels, panel_id, direction, ratio, project.page_format.gutter, angle, project.reading_direction)
@@ -130,7 +130,7 @@ def drag_border(doc: Document, page_id: str, border: Border, delta: float, origi
 
 def set_reading_direction(doc: Document, direction: ReadingDirection) -> Changes:
     """Switch LTR/RTL: every page's reading order is recomputed in the same undo step."""
-    commands = [SetFields(("project",), "Reading direction", reading_direction=direction)]
+    commands: list[Command] = [SetFields(("project",), "Reading direction", reading_direction=direction)]
     for page in doc.project.pages:
         commands.append(ReplaceList(("panels", page.id), assign_reading_order(page.panels, direction), "Order"))
     return doc.execute(Compound("Reading direction", commands))
@@ -146,7 +146,7 @@ def accept_result(doc: Document, panel_id: str, result_id: str) -> Changes:
     if found is None or not any(r.id == result_id for r in found[1].results):
         raise CommandError(f"panel {panel_id!r} has no result {result_id!r}")
     panel = found[1]
-    commands = [SetFields(("panel", panel_id), "Show result", current_result=result_id)]
+    commands: list[Command] = [SetFields(("panel", panel_id), "Show result", current_result=result_id)]
     for r in panel.results:
         if r.accepted != (r.id == result_id):
             commands.append(SetFields(("result", r.id), "Accept", accepted=r.id == result_id))
@@ -157,7 +157,7 @@ def discard_result(doc: Document, panel_id: str, result_id: str) -> Changes:
     found = doc.project.find_panel(panel_id)
     if found is None:
         raise CommandError(f"panel {panel_id!r} does not exist")
-    commands = [RemoveItem(("results", panel_id), result_id, text="Discard result")]
+    commands: list[Command] = [RemoveItem(("results", panel_id), result_id, text="Discard result")]
     if found[1].current_result == result_id:
         commands.insert(0, SetFields(("panel", panel_id), "Show result", current_result=None))
     return doc.execute(Compound("Discard result", commands))

@@ -250,7 +250,8 @@ class PoseSpec(_Model):
             aspect=float(getattr(entry, "aspect", 1.0)),
             figures=[
                 PoseFigure(
-                    keypoints=[tuple(float(c) for c in kp) for kp in f.keypoints],
+                    # pydantic checks that each keypoint has its three values
+                    keypoints=[tuple(float(c) for c in kp) for kp in f.keypoints],  # type: ignore[misc]
                     role=f.role,
                     facing=float(f.facing),
                 )

@@ -9,9 +9,10 @@ Layout of the zip archive::
                                png/jpg/webp from the sniffed format, bin for everything else.
                                Images are already compressed, so they are stored as they are.
 
-Saving is atomic: the archive is written to a temporary file beside the target, fsynced, the old file
-is kept as ``NAME.comic.bak`` and the temporary file is renamed over the target (``os.replace``), so
-the target is at every instant either the complete old or the complete new file.
+Saving is atomic (:mod:`comic_studio.core.atomic`): the archive is written to a temporary file beside
+the target, fsynced, the old file is kept as ``NAME.comic.bak`` and the temporary file is renamed over
+the target (``os.replace``), so the target is at every instant either the complete old or the
+complete new file.
 
 Loading treats the file as untrusted: every way a crafted or damaged file can fail ends in
 :class:`ProjectFileError` with the path and a readable reason, and the file is only ever opened for
@@ -24,11 +25,7 @@ import errno
 import io
 import json
 import math
-import os
 import re
-import secrets
-import shutil
-import stat
 import struct
 import time
 import warnings
@@ -49,6 +46,7 @@ from comic_studio.core.assets import (
     sniff_image_format,
     validate_image_bytes,
 )
+from comic_studio.core.atomic import FileWriteError, atomic_path, real_target, remove_stale_temporaries
 from comic_studio.core.errors import AssetError, ProjectFileError
 from comic_studio.core.migrations import migrate
 from comic_studio.core.model import Project
@@ -67,9 +65,6 @@ FULL_DECODE_PIXELS = 512 * 512
 """Images up to this many pixels are fully decoded at load (cheap); larger ones get the header and
 pixel-limit check plus a structural check, so opening a project of big renders stays fast."""
 
-STALE_TEMP_SECONDS = 600
-"""Temporary files of killed saves older than this are removed by the next save of the same file."""
-
 _EXT_FOR_FORMAT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 _FORMAT_FOR_EXT = {ext: fmt for fmt, ext in _EXT_FOR_FORMAT.items()}
 _ASSET_MEMBER = re.compile(r"assets/([0-9a-f]{64})\.(png|jpg|webp|bin)")
@@ -87,7 +82,7 @@ def save_project(path: str | Path, project: Project, assets: AssetStore) -> None
     Raises :class:`ProjectFileError` (and leaves ``path`` untouched) if an asset is missing or
     unreadable, the project does not validate, or the disk write fails.
     """
-    target = _real_target(Path(path))
+    target = real_target(path)
     written = write_archive(target, project, assets, keep_backup=True)
     for digest, member in written.items():
         assets.register_lazy(digest, target, member)
@@ -114,30 +109,12 @@ def write_archive(
     project_json = _project_json_for_save(target, project)
     image_refs = _image_refs(project)
 
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
-        # O_EXCL: never clobber anything; mode 0o666 lets the umask decide like a normal file.
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    except OSError as exc:
-        raise ProjectFileError(target, f"cannot save: cannot create a file in {target.parent} ({exc.strerror or exc})") from exc
-    try:
-        with open(fd, "wb") as fh:
+        with atomic_path(target, "the project", keep_backup=keep_backup) as tmp, open(tmp, "wb") as fh:
             written = _write_zip(fh, target, project_json, refs, image_refs, assets, extra_members or {})
-            fh.flush()
-            os.fsync(fh.fileno())
-        _keep_mode_of(target, tmp)
-        if keep_backup and target.exists():
-            _make_backup(target)
-        os.replace(tmp, target)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        raise ProjectFileError(target, f"cannot save: {exc.strerror or exc}{where}") from exc
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    _fsync_directory(target.parent)
-    _remove_stale_temporaries(target)
+    except FileWriteError as exc:
+        raise ProjectFileError(target, f"cannot save: {exc.problem}") from exc
+    remove_stale_temporaries(target)
     return written
 
 
@@ -202,76 +179,6 @@ def _asset_bytes(target: Path, refs: list[str], assets: AssetStore, sources: Exi
         if content_hash(data) != digest:
             raise ProjectFileError(target, f"cannot save: asset {digest[:12]}… in {source[0] if source else 'memory'} does not match its hash (the source is damaged)")
         yield digest, data
-
-
-def _real_target(path: Path) -> Path:
-    """Absolute path; through a symlink to the file it names, so the link survives the save."""
-    path = path.absolute()
-    return Path(os.path.realpath(path)) if path.is_symlink() else path
-
-
-def _keep_mode_of(target: Path, tmp: Path) -> None:
-    try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        return
-    os.chmod(tmp, mode)
-
-
-def _make_backup(target: Path) -> None:
-    """Make ``target.bak`` a copy of ``target`` without ever leaving ``target`` missing."""
-    backup = target.with_name(target.name + ".bak")
-    staging = target.with_name(f".{backup.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        try:
-            os.link(target, staging)  # a hard link is instant and costs no space
-        except OSError:
-            shutil.copy2(target, staging)  # file systems without hard links
-        os.replace(staging, backup)
-    except BaseException:
-        _remove_quietly(staging)
-        raise
-
-
-def _remove_stale_temporaries(target: Path) -> None:
-    """Delete temporary files that earlier saves of ``target`` left behind when they were killed.
-
-    Only our own naming pattern, and only files untouched for a while: a save running right now in
-    another process keeps writing (and so touching) its temporary file.
-    """
-    pattern = re.compile(rf"\.{re.escape(target.name)}(\.bak)?\.[0-9a-f]{{8}}\.tmp")
-    now = time.time()
-    try:
-        entries = list(os.scandir(target.parent))
-    except OSError:
-        return
-    for entry in entries:
-        try:
-            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False) and now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
-                os.unlink(entry.path)
-        except OSError:
-            pass  # best effort: a leftover is harmless
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make the renames durable. Not possible (nor needed) on Windows: errors are ignored."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 # =========================================================================== loading

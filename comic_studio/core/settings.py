@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from comic_studio.core.atomic import atomic_write_bytes
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import ReadingDirection
 
@@ -166,17 +166,7 @@ def save_settings(settings: AppSettings, path: str | Path | None = None) -> Path
     payload = settings.model_dump_json(indent=2).encode("utf-8")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(payload)
-            os.replace(tmp_name, target)
-        except BaseException:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-            raise
-    except OSError as exc:
+        atomic_write_bytes(target, payload, "the settings")
+    except OSError as exc:  # FileWriteError included: its strerror is the operating system's words
         raise SettingsError(f"{target}: cannot save the settings ({exc.strerror or exc})") from exc
     return target

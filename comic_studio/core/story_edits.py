@@ -241,7 +241,7 @@ def merge_beats(doc: Document, first_id: str, second_id: str) -> Beat:
     def joined(a: str, b: str) -> str:
         return " ".join(p for p in (a.strip(), b.strip()) if p)
 
-    values = dict(
+    values: dict[str, Any] = dict(
         action=joined(first.action, second.action),
         characters=characters,
         actor_id=actor,
@@ -295,6 +295,7 @@ def split_beat(doc: Document, beat_id: str, action_at: int | None = None, dialog
         action_at = len(action)
     elif dialogue_at is None:
         dialogue_at = len(lines)
+    assert action_at is not None and dialogue_at is not None  # every branch above set both
     action_at = max(0, min(action_at, len(action)))
     dialogue_at = max(0, min(dialogue_at, len(beat.dialogue)))
     head, tail = action[:action_at].strip(), action[action_at:].strip()
@@ -407,7 +408,7 @@ def adopt_characters(doc: Document, created: Sequence[Character], mapping: dict[
     for beat in doc.project.story.beats():
         characters = [c for c in (swap(c) for c in beat.characters) if c]
         dialogue = [d.model_copy(update={"speaker_id": swap(d.speaker_id)}) for d in beat.dialogue]
-        values = dict(characters=characters, actor_id=swap(beat.actor_id), target_id=swap(beat.target_id), dialogue=dialogue)
+        values: dict[str, Any] = dict(characters=characters, actor_id=swap(beat.actor_id), target_id=swap(beat.target_id), dialogue=dialogue)
         if any(values[k] != getattr(beat, k) for k in values):
             commands.append(SetFields(("beat", beat.id), "Characters", **values))
     for page in doc.project.pages:

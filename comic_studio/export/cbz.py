@@ -16,7 +16,7 @@ from comic_studio.core.assets import AssetStore
 from comic_studio.core.errors import ExportError
 from comic_studio.core.model import Project
 from comic_studio.export.comicinfo import PageImageInfo, comicinfo_xml
-from comic_studio.export.common import CancelFn, PageLoop, ProgressFn, atomic_file, require_pages, resolve_dpi
+from comic_studio.export.common import CancelFn, PageLoop, ProgressFn, atomic_export_file, require_pages, resolve_dpi
 from comic_studio.export.png import page_file_name
 from comic_studio.export.raster import render_project_page
 
@@ -47,7 +47,7 @@ def export_cbz(
     ext = "png" if image_format == "png" else "jpg"
     loop = PageLoop(len(project.pages), progress, cancel)
     infos: list[PageImageInfo] = []
-    with atomic_file(target, "the CBZ") as tmp, zipfile.ZipFile(tmp, "w") as archive:
+    with atomic_export_file(target, "the CBZ") as tmp, zipfile.ZipFile(tmp, "w") as archive:
         for index, page in enumerate(project.pages):
             loop.check_cancel()
             image = render_project_page(

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from comic_studio.core.atomic import FileWriteError, atomic_path
 from comic_studio.core.errors import ComicStudioError, ExportError
 from comic_studio.core.model import Project
 
@@ -59,9 +58,10 @@ class PageLoop:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | Path, what: str) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename, on
-    any error (cancel included) it is deleted and an existing ``path`` is left untouched.
+def atomic_export_file(path: str | Path, what: str) -> Iterator[Path]:
+    """:func:`comic_studio.core.atomic.atomic_path` with the export's errors: yield a temporary path
+    beside ``path`` that replaces ``path`` on success; on any error (cancel included) it is deleted
+    and an existing ``path`` is left untouched.
 
     Errors that are not already :class:`ComicStudioError` are wrapped in :class:`ExportError`
     naming the output file; KeyboardInterrupt and friends still clean up and propagate as they are.
@@ -70,26 +70,12 @@ def atomic_file(path: str | Path, what: str) -> Iterator[Path]:
     folder = target.parent
     if not folder.is_dir():
         raise ExportError(f"{target}: folder {folder} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
-        yield tmp
-        os.replace(tmp, target)
+        with atomic_path(target, what) as tmp:
+            yield tmp
+    except FileWriteError as exc:
+        raise ExportError(str(exc)) from exc
     except ComicStudioError:
-        _remove_quietly(tmp)
         raise
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise ExportError(f"{target}: cannot write {what} ({exc.strerror or exc})") from exc
-    except Exception as exc:  # a library bug or bad data deep in Pillow/reportlab: still clean up
-        _remove_quietly(tmp)
+    except Exception as exc:  # a library bug or bad data deep in Pillow/reportlab (already cleaned up)
         raise ExportError(f"{target}: writing {what} failed ({exc.__class__.__name__}: {exc})") from exc
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-
-
-def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink()

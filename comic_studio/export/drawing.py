@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 Point = tuple[float, float]
 Rect = tuple[float, float, float, float]
@@ -89,7 +88,7 @@ class BalloonDrawing:
     fits: bool = True
 
 
-DrawOp = Union[FillPolygon, StrokePolygon, PlacedImage, TextRun, BalloonDrawing]
+DrawOp = FillPolygon | StrokePolygon | PlacedImage | TextRun | BalloonDrawing
 
 
 @dataclass

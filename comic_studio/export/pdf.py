@@ -26,7 +26,7 @@ from pathlib import Path
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.errors import AssetError, ExportError
 from comic_studio.core.model import Project
-from comic_studio.export.common import CancelFn, PageLoop, ProgressFn, atomic_file, require_pages, resolve_dpi
+from comic_studio.export.common import CancelFn, PageLoop, ProgressFn, atomic_export_file, require_pages, resolve_dpi
 from comic_studio.export.compositor import compose_page, placeholder_font_file
 from comic_studio.export.drawing import (
     BalloonDrawing,
@@ -74,7 +74,7 @@ def export_pdf(
     resolved_dpi = resolve_dpi(project, dpi)
     target = Path(path)
     loop = PageLoop(len(project.pages), progress, cancel)
-    with atomic_file(target, "the PDF") as tmp, _binary_streams():
+    with atomic_export_file(target, "the PDF") as tmp, _binary_streams():
         # The initial font of every page's preamble would otherwise be Helvetica: never used for a
         # glyph, but listed unembedded, which print preflight checks flag. Use an embedded one.
         pdf = rl_canvas.Canvas(

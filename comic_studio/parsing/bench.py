@@ -56,8 +56,23 @@ def generate_story(words: int, seed: int = 0) -> str:
     return "\n\n".join(paragraphs)
 
 
-def bench_parser(words: int = 100_000, repeats: int = 1) -> dict[str, float | int]:
-    """Parse a generated ~``words``-word story; report words/s (best of ``repeats``)."""
+PATHOLOGICAL_INPUTS = {
+    "sentences": "It was cold. " * 10_000,  # many sentences in one paragraph (abbreviation look-behind)
+    "open-single": "'a " * 40_000,  # single quotes that never close
+    "straight-double": '"a ' * 40_000,
+    "asterisks": "*a " * 40_000,
+    "curly": "“" * 60_000,
+    "no-punctuation": "word " * 40_000,  # one endless sentence without punctuation
+    "comma-splices": "Bella opens the door, " * 8_000,
+    "subjects": ("Bella and " * 8_000) + "Edward walk.",
+    "long-heading": "INT. " + "X" * 5_000 + "\n\nBella sits.",
+}
+"""Inputs on which a quadratic scan would take minutes (the tests check the result, this bench the time)."""
+
+
+def bench_parser(words: int = 100_000, repeats: int = 1, pathological: dict[str, str] | None = None) -> dict[str, float | int | str]:
+    """Parse a generated ~``words``-word story; report words/s (best of ``repeats``), and the slowest
+    of the ``pathological`` inputs (default :data:`PATHOLOGICAL_INPUTS`)."""
     from comic_studio.parsing.registry import parse
 
     text = generate_story(words)
@@ -69,7 +84,15 @@ def bench_parser(words: int = 100_000, repeats: int = 1) -> dict[str, float | in
         result = parse(text, BENCH_CHARACTERS)
         best = min(best, time.perf_counter() - t0)
         beats = len(result.beats())
-    return {"words": n_words, "seconds": round(best, 3), "words_per_s": round(n_words / best), "beats": beats}
+    worst_name, worst_s = "", 0.0
+    for name, text in (PATHOLOGICAL_INPUTS if pathological is None else pathological).items():
+        t0 = time.perf_counter()
+        parse(text, BENCH_CHARACTERS)
+        seconds = time.perf_counter() - t0
+        if seconds > worst_s:
+            worst_name, worst_s = name, seconds
+    return {"words": n_words, "seconds": round(best, 3), "words_per_s": round(n_words / best), "beats": beats,
+            "pathological_worst_s": round(worst_s, 3), "pathological_worst_input": worst_name}
 
 
 if __name__ == "__main__":

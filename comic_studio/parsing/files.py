@@ -6,11 +6,9 @@ characters into real ones, and writing the validated ParsedStory as JSON. Errors
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
-
+from comic_studio.core.atomic import FileWriteError, atomic_write_text
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.model import Character
 from comic_studio.parsing.base import CancelCallback, ProgressCallback
@@ -86,16 +84,8 @@ def promote_suggestions(parsed: ParsedStory, characters: list[Character]) -> tup
 
 
 def write_parsed_json(parsed: ParsedStory, out_path: str | Path) -> None:
-    """Write atomically (temp file + rename) so a failed write never leaves half a file."""
-    p = Path(out_path)
-    data = parsed.model_dump_json(indent=2)
-    tmp = ""
+    """Write atomically (temporary file + rename) so a failed write never leaves half a file."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".beats-", suffix=".json", dir=p.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-        os.replace(tmp, p)
-    except OSError as exc:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
-        raise ParseError(f"{p}: cannot write the parsed story ({exc.strerror})") from None
+        atomic_write_text(out_path, parsed.model_dump_json(indent=2), "the parsed story")
+    except FileWriteError as exc:
+        raise ParseError(f"{out_path}: cannot write the parsed story ({exc.strerror})") from None

@@ -58,7 +58,7 @@ _IRREGULAR = {
     "freeze": "froze frozen", "blow": "blew blown", "grow": "grew grown", "know": "knew known",
     "tell": "told", "sell": "sold", "teach": "taught", "buy": "bought", "hear": "heard",
     "make": "made", "win": "won", "light": "lit", "become": "became", "fling": "flung",
-    "cling": "clung", "stride": "strode", "seek": "sought", "bend": "bent", "sweep": "swept",
+    "cling": "clung", "stride": "strode", "seek": "sought", "bend": "bent",
     "dream": "dreamt", "burn": "burnt", "say": "said", "think": "thought", "shine": "shone",
     "wring": "wrung", "sting": "stung", "spit": "spat", "bleed": "bled", "flee": "fled",
     "stick": "stuck", "forgive": "forgave forgiven", "awake": "awoke awoken",

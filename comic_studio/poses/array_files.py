@@ -7,30 +7,25 @@ programs, and an array of Python objects must never be unpickled from it.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from comic_studio.core.atomic import atomic_path
+
 
 def save_arrays_atomic(path: Path, arrays: np.ndarray | dict[str, np.ndarray]) -> None:
     """Write one array as ``.npy`` or named arrays as ``.npz`` (by ``path``'s suffix), atomically.
 
-    Raises ``OSError`` when the folder cannot be written; callers decide whether that is fatal."""
+    Raises ``OSError`` (:class:`~comic_studio.core.atomic.FileWriteError`) when the folder cannot be
+    written; callers decide whether that is fatal."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix + ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if isinstance(arrays, dict):
-                np.savez(fh, **arrays)  # a plain numeric/str array never needs pickling
-            else:
-                np.save(fh, arrays, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, "the array file") as tmp, open(tmp, "wb") as fh:
+        if isinstance(arrays, dict):
+            np.savez(fh, **arrays)  # a plain numeric/str array never needs pickling
+        else:
+            np.save(fh, arrays, allow_pickle=False)
 
 
 def read_matrix(path: Path, rows: int | None = None, cols: int | None = None) -> np.ndarray | None:

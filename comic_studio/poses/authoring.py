@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from comic_studio.core.atomic import atomic_write_text
 from comic_studio.poses.entries_pairs import add_pair_entries
 from comic_studio.poses.entries_quads import add_quad_entries
 from comic_studio.poses.entries_solo import add_solo_entries
@@ -45,7 +46,7 @@ def build_entries() -> list[PoseEntry]:
 def write_library(path: Path | None = None) -> Path:
     path = Path(path) if path is not None else default_library_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_library(build_entries()), encoding="utf-8")
+    atomic_write_text(path, dump_library(build_entries()), "the built-in pose library")
     return path
 
 

@@ -133,7 +133,7 @@ class Stage:
                 body=a.body,
                 lift=a.lift,
                 scale=a.scale,
-            )  # fmt: skip
+            )
             for a in self._actors
         )
         return compose(Canvas(aspect=aspect, figures=placed)), aspect

@@ -19,7 +19,6 @@ the panel's history like any render.
 from __future__ import annotations
 
 import io
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +48,10 @@ from comic_studio.core import character_edits
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Panel
 from comic_studio.generation.request import GenerationRequest
+from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_pixmap
 from comic_studio.ui.pose_browser import PoseBrowser
-from comic_studio.ui.worker_results import emit_when_done
 from comic_studio.workflows.requests import build_request
 
 PREVIEW_SIDE = 360
@@ -140,7 +139,6 @@ class RacigTools(QGroupBox):
 
     masks_ready = Signal(str)
     """``panel_id`` once the overlay shows that panel's masks (tests and the status bar)."""
-    _computed = Signal(object)  # from the helper thread: (token, future)
 
     def __init__(self, ctx: StudioContext, render_service: Any = None, parent: QWidget | None = None):
         super().__init__("Characters' references (RaCig)", parent)
@@ -148,11 +146,8 @@ class RacigTools(QGroupBox):
         self.render_service = render_service
         self.panel_id: str | None = None
         self.overlay_image: Image.Image | None = None
-        self._token = 0
         self._shown_key: tuple | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._closed = False
-        self._computed.connect(self._show_overlay, Qt.ConnectionType.QueuedConnection)
+        self.jobs = BackgroundJobs(self, "racig-masks")
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
         self.show_masks = QCheckBox("Show masks", self)
@@ -210,7 +205,7 @@ class RacigTools(QGroupBox):
     def _refresh_overlay(self) -> None:
         panel = self.panel()
         if not self.show_masks.isChecked() or panel is None or not has_capability(panel.backend, "masks") or not panel.characters:
-            self._token += 1  # any overlay still being computed is for an older state: drop it
+            self.jobs.invalidate("masks")  # any overlay still being computed is for an older state
             self._shown_key = None
             self.overlay.hide()
             self.overlay_image = None
@@ -228,24 +223,22 @@ class RacigTools(QGroupBox):
         if key == self._shown_key:
             return
         self._shown_key = key
-        self._token += 1
-        token, panel_id = self._token, panel.id
-        if self._closed:
-            return  # the window is closing: no new work
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="racig-masks")
-        future = self._pool.submit(compute_mask_overlay, request, base, PREVIEW_SIDE, fallback)
-        emit_when_done(future, self._computed, lambda f: (token, panel_id, f))
+        panel_id = panel.id
+        self.jobs.submit(
+            compute_mask_overlay,
+            request,
+            base,
+            PREVIEW_SIDE,
+            fallback,
+            lane="masks",
+            on_result=lambda image: self._show_overlay(panel_id, image),
+            on_error=lambda error: self.ctx.message.emit(f"Cannot show the masks: {error}"),
+        )
 
-    def _show_overlay(self, payload: tuple[int, str, Future]) -> None:
-        token, panel_id, future = payload
-        if token != self._token or not self.show_masks.isChecked():
+    def _show_overlay(self, panel_id: str, image: Image.Image) -> None:
+        if not self.show_masks.isChecked():
             return
-        error = future.exception()
-        if error is not None:
-            self.ctx.message.emit(f"Cannot show the masks: {error}")
-            return
-        self.overlay_image = future.result()
+        self.overlay_image = image
         side = min(PREVIEW_SIDE, max(160, self.contentsRect().width() - 16))
         self.overlay.setPixmap(pil_to_pixmap(self.overlay_image).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
                                                                   Qt.TransformationMode.SmoothTransformation))  # fmt: skip
@@ -273,11 +266,8 @@ class RacigTools(QGroupBox):
         return self.try_on(dialog.character_id(), dialog.outfit, dialog.scope())
 
     def shutdown(self) -> None:
-        self._closed = True
+        self.jobs.shutdown()
         self.poses.shutdown()
-        self._token += 1
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _short_name(backend: str) -> str:

@@ -18,7 +18,6 @@ thread; results that arrive after the panel or the query changed are dropped.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,9 +44,9 @@ from comic_studio.core import editing
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import CharacterPlacement, Panel, PoseFigure, PoseSpec
 from comic_studio.generation.request import GenerationRequest
+from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_pixmap
-from comic_studio.ui.worker_results import emit_when_done
 from comic_studio.workflows.requests import build_request
 
 THUMB = QSize(96, 64)
@@ -169,19 +168,15 @@ class PoseBrowser(QWidget):
     """``panel_id`` once the current-pose preview shows that panel's pose."""
     pose_applied = Signal(str)
     """``panel_id`` after a pose edit was applied to it."""
-    _finished = Signal(object)  # from the helper thread: (kind, token, panel_id, future, then)
 
     def __init__(self, ctx: StudioContext, parent: QWidget | None = None):
         super().__init__(parent)
         self.ctx = ctx
         self.panel_id: str | None = None
         self.plan: PosePlan | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._closed = False
-        self._tokens = {"search": 0, "plan": 0, "edit": 0}
+        self.jobs = BackgroundJobs(self, "pose-browser")
         self._plan_key: tuple | None = None
         self._query_panel: str | None = None
-        self._finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
 
         self.status = QLabel(self)
         self.status.setWordWrap(True)
@@ -432,32 +427,32 @@ class PoseBrowser(QWidget):
 
     # ------------------------------------------------------------------ the helper thread
     def _submit(self, kind: str, panel_id: str, fn: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None) -> None:
-        self._tokens[kind] += 1
-        token = self._tokens[kind]
-        if self._closed:
-            return  # the window is closing: document signals may still arrive, no new work
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-browser")
-        future = self._pool.submit(fn, *args)
-        emit_when_done(future, self._finished, lambda f: (kind, token, panel_id, f, then))
+        """One lane per kind ("search", "plan", "edit"): a newer job of a kind supersedes the older."""
+        self.jobs.submit(
+            fn,
+            *args,
+            lane=kind,
+            on_result=lambda result: self._on_result(kind, panel_id, result, then),
+            on_error=lambda error: self._on_error(kind, panel_id, error),
+        )
 
-    def _on_finished(self, payload: tuple[str, int, str, Future, Any]) -> None:
-        kind, token, panel_id, future, then = payload
-        if token != self._tokens[kind] or panel_id != self.panel_id:
-            return  # superseded, or the user moved to another panel
-        error = future.exception()
-        if error is not None:
-            self.ctx.message.emit(f"Pose: {error}")
-            if kind == "plan":
-                self._plan_key = None
-            return
+    def _on_result(self, kind: str, panel_id: str, result: Any, then: Callable[[Any], None] | None) -> None:
+        if panel_id != self.panel_id:
+            return  # the user moved to another panel
         if kind == "search":
-            self._show_entries(future.result())
+            self._show_entries(result)
         elif kind == "plan":
-            self._show_plan(future.result())
+            self._show_plan(result)
             self.plan_ready.emit(panel_id)
         elif then is not None:
-            then(future.result())
+            then(result)
+
+    def _on_error(self, kind: str, panel_id: str, error: BaseException) -> None:
+        if panel_id != self.panel_id:
+            return
+        self.ctx.message.emit(f"Pose: {error}")
+        if kind == "plan":
+            self._plan_key = None
 
     def _update_buttons(self) -> None:
         panel = self.panel()
@@ -467,11 +462,7 @@ class PoseBrowser(QWidget):
         self.image_button.setEnabled(has_cast)
 
     def shutdown(self) -> None:
-        self._closed = True
-        for kind in self._tokens:
-            self._tokens[kind] += 1
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.jobs.shutdown()
 
 
 def _search_with_thumbnails(text: str, n_figures: int, embedder: str) -> list[tuple[str, str, Image.Image]]:

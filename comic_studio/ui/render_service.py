@@ -20,22 +20,21 @@ from __future__ import annotations
 import json
 import random
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lettering import place_balloons
-from comic_studio.core.model import Beat, Panel, Project
+from comic_studio.core.model import Balloon, Beat, Panel, Project
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
+from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_qimage
-from comic_studio.ui.worker_results import emit_when_done
 from comic_studio.workflows.lettering import apply_lettering, letter_panel, lettering_lines
 from comic_studio.workflows.requests import build_request, hydrate_request
 from comic_studio.workflows.results import record_result
@@ -90,7 +89,6 @@ class RenderService(QObject):
     """``(panel_id, result_id)`` once a result is recorded in the document."""
     idle = Signal()
     """Nothing is queued, running or being lettered any more."""
-    _lettered = Signal(object)  # from the lettering thread: (document, panel_id, key, future)
 
     PAGE_BOOST = 5
 
@@ -108,9 +106,7 @@ class RenderService(QObject):
         self._unsubscribe_previews: Any = None
         self._boosted_page: str | None = ctx.current_page_id
         self._closed = False
-        self._letter_pool: ThreadPoolExecutor | None = None
-        self._lettering_pending = 0
-        self._lettered.connect(self._apply_lettering, Qt.ConnectionType.QueuedConnection)
+        self._lettering = BackgroundJobs(self, "lettering")
         self.anchors = AnchorJobs(self)
         if engine is not None:
             self._connect_bridge(engine)
@@ -335,7 +331,7 @@ class RenderService(QObject):
 
     def is_idle(self) -> bool:
         """Nothing of this service's is queued, running or being lettered (failed rows may remain)."""
-        return self._lettering_pending == 0 and not any(j.active for j in self._jobs.values())
+        return self._lettering.pending() == 0 and not any(j.active for j in self._jobs.values())
 
     def panel_label(self, panel_id: str | None) -> str:
         found = self.ctx.document.project.find_panel(panel_id) if panel_id else None
@@ -417,18 +413,16 @@ class RenderService(QObject):
         stand_in = Project(page_format=project.page_format.model_copy(), reading_direction=project.reading_direction)
         key = _lettering_key(project, panel, beat)
         document = self.ctx.document
-        self._lettering_pending += 1
-        future = self._lettering_pool().submit(place_balloons, snapshot, lines, stand_in)
-        emit_when_done(future, self._lettered, lambda f: (document, panel_id, key, f))
+        self._lettering.submit(
+            place_balloons,
+            snapshot,
+            lines,
+            stand_in,
+            on_result=lambda balloons: self._apply_lettering(document, panel_id, key, balloons, None),
+            on_error=lambda error: self._apply_lettering(document, panel_id, key, None, error),
+        )
 
-    def _lettering_pool(self) -> ThreadPoolExecutor:
-        if self._letter_pool is None:
-            self._letter_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lettering")
-        return self._letter_pool
-
-    def _apply_lettering(self, payload: tuple) -> None:
-        document, panel_id, key, future = payload
-        self._lettering_pending -= 1
+    def _apply_lettering(self, document: Document, panel_id: str, key: str, balloons: list[Balloon] | None, error: BaseException | None) -> None:
         try:
             if document is not self.ctx.document or self._closed:
                 return
@@ -444,12 +438,11 @@ class RenderService(QObject):
                 # The panel changed while the placement ran (undo, a moved balloon…): redo it here.
                 self.ctx.edit(letter_panel, panel_id)
                 return
-            error = future.exception()
             if error is not None:
                 self.ctx.message.emit(f"{self.panel_label(panel_id)}: lettering failed: {error}")
                 return
             kept = [b for b in panel.balloons if not b.auto_placed]
-            self.ctx.edit(apply_lettering, panel_id, kept + future.result())
+            self.ctx.edit(apply_lettering, panel_id, kept + (balloons or []))
         finally:
             if self.is_idle():
                 self.idle.emit()
@@ -497,8 +490,7 @@ class RenderService(QObject):
                 for job_id in list(self._jobs):
                     self._engine.cancel(job_id)
         self._jobs.clear()
-        if self._letter_pool is not None:
-            self._letter_pool.shutdown(wait=True, cancel_futures=True)
+        self._lettering.shutdown(wait=True)
 
 
 def _lettering_key(project: Project, panel: Panel, beat: Beat) -> str:

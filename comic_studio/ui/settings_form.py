@@ -123,7 +123,7 @@ class SettingsForm(QWidget):
     def values(self) -> dict[str, Any]:
         """The values the editors hold now, typed as the schema declares."""
         out: dict[str, Any] = {}
-        for key, spec in self._schema.items():
+        for key in self._schema:
             editor = self._editors[key]
             if isinstance(editor, QSpinBox):
                 out[key] = editor.value()

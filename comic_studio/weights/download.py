@@ -104,6 +104,7 @@ def fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
+    total: int | None
     headers = {"User-Agent": "comic-studio"}
     if token:
         headers["Authorization"] = f"Bearer {token}"

@@ -138,12 +138,8 @@ def test_assign_beats_to_selected_panels():
     assert all(p.beat_id for p in partial)
 
 
-def test_thousand_beats_are_quick():
-    import time
-
+def test_thousand_beats_are_laid_out_in_order():
+    # Its speed is measured by ``bench/run.py --only autolayout``.
     beats = generated_beats(11, scenes=50, per_scene=20)
-    t0 = time.perf_counter()
     pages = auto_layout(beats, FMT)
-    elapsed = time.perf_counter() - t0
     assert [p.beat_id for page in pages for p in page.panels_in_order()] == [b.id for _, b in beats]
-    assert elapsed < 10  # measured ≈ 1.5 s for 1000 beats

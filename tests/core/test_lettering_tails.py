@@ -117,7 +117,7 @@ def test_thought_trail_is_three_shrinking_bubbles_toward_the_head():
     assert radii[0] > radii[1] > radii[2] > 0
     dists = [math.dist(c, target) for c in centres]
     assert dists[0] > dists[1] > dists[2]  # marching toward the head
-    for c, r in zip(centres, radii):
+    for c in centres:
         assert not point_in_polygon(c, body)
     for (c1, r1), (c2, r2) in zip(zip(centres, radii), zip(centres[1:], radii[1:])):
         assert math.dist(c1, c2) > r1 + r2  # separate bubbles

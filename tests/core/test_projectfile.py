@@ -221,20 +221,15 @@ def test_save_keeps_file_permissions_and_symlink(tmp_path: Path) -> None:
     assert (real.stat().st_mode & 0o777) == 0o640
 
 
-def test_big_project_round_trip_under_a_second(tmp_path: Path) -> None:
+def test_big_project_round_trip(tmp_path: Path) -> None:
+    # How long this takes is measured by ``bench/run.py --only project_io`` (target: under a second).
     project, store = make_big_project()
     path = tmp_path / "big.comic"
-    started = time.perf_counter()
     save_project(path, project, store)
-    save_s = time.perf_counter() - started
-    started = time.perf_counter()
     loaded, _ = load_project(path)
-    load_s = time.perf_counter() - started
     assert len(loaded.pages) == 300 and sum(len(p.panels) for p in loaded.pages) == 1500
     with zipfile.ZipFile(path) as zf:
         assert len(zf.infolist()) == 2 + 200
-    # Generous bound so a busy CI box does not flake; measured times are in the report.
-    assert save_s < 3 and load_s < 3, (save_s, load_s)
 
 
 # =========================================================================== refusals

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -60,16 +61,15 @@ def test_folder_that_cannot_be_created_is_reported(assets, tmp_path):
 _MEMORY_SCRIPT = textwrap.dedent(
     """
     import json, resource, sys, tracemalloc
-    sys.path.insert(0, sys.argv[1])
     from export_builders import make_project, fake_balloon_geometry
     import comic_studio.export.compositor as compositor
     compositor.default_balloon_geometry = lambda: fake_balloon_geometry
     from comic_studio.core.assets import AssetStore
     from comic_studio.export import export_pngs
     assets = AssetStore()
-    project = make_project(assets, pages=int(sys.argv[2]), dpi=200)
+    project = make_project(assets, pages=int(sys.argv[1]), dpi=200)
     tracemalloc.start()
-    export_pngs(project, assets, sys.argv[3])
+    export_pngs(project, assets, sys.argv[2])
     traced_peak = tracemalloc.get_traced_memory()[1]
     print(json.dumps({"rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "traced": traced_peak}))
     """
@@ -77,10 +77,11 @@ _MEMORY_SCRIPT = textwrap.dedent(
 
 
 def _export_in_fresh_process(pages: int, folder: Path) -> dict:
-    here = Path(__file__).parent
+    here = Path(__file__).parent  # export_builders, for the child
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(here), os.environ.get("PYTHONPATH")]))}
     out = subprocess.run(
-        [sys.executable, "-c", _MEMORY_SCRIPT, str(here), str(pages), str(folder)],
-        capture_output=True, text=True, check=True, timeout=120,
+        [sys.executable, "-c", _MEMORY_SCRIPT, str(pages), str(folder)],
+        capture_output=True, text=True, check=True, timeout=120, env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -130,16 +130,3 @@ def test_ip_adapter_plus_and_face_load_through_diffusers(kit):
         return out.images[0]
 
     assert not np.allclose(run(red), run(blue))  # the reference image reaches the UNet
-
-
-def test_tiny_generation_is_fast(kit):
-    import time
-
-    from diffusers import StableDiffusionXLPipeline
-
-    pipe = StableDiffusionXLPipeline(**load_sdxl_components(sdxl_source(kit.sdxl)))
-    pipe.set_progress_bar_config(disable=True)
-    pipe("warm up", num_inference_steps=1, height=64, width=64)
-    start = time.perf_counter()
-    pipe("a cat", num_inference_steps=4, height=64, width=64, generator=torch.Generator().manual_seed(0))
-    assert time.perf_counter() - start < 2.0  # ~0.2 s here; generous for loaded CI machines

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from comic_studio.core.model import Character, DialogueKind, Pronouns
@@ -133,19 +131,18 @@ def test_names_are_whole_words_and_case_sensitive() -> None:
     assert find_proper_names("Will opens the box. Nobody will see Will.", {"Will"}) == []
 
 
-def test_huge_input_parses_quickly() -> None:
+def test_huge_input_parses() -> None:
+    # Its speed (words per second) is measured by ``bench/run.py --only parser``.
     text = generate_story(200_000, seed=3)
     assert len(text.split()) >= 200_000
-    t0 = time.perf_counter()
     result = parse(text, BENCH_CHARACTERS)
-    elapsed = time.perf_counter() - t0
     assert len(result.beats()) > 20_000
-    assert elapsed < 10.0, f"200k words took {elapsed:.1f}s"
 
 
 def test_bench_reports_words_per_second() -> None:
-    out = bench_parser(words=5_000)
+    out = bench_parser(words=5_000, pathological={"sentences": "It was cold. " * 100})
     assert out["words"] >= 5_000 and out["words_per_s"] > 0 and out["beats"] > 0
+    assert out["pathological_worst_input"] == "sentences" and out["pathological_worst_s"] >= 0
 
 
 def test_many_inferred_characters_keep_distinct_colours() -> None:

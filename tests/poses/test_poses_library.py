@@ -20,7 +20,7 @@ from comic_studio.poses.library import (
     default_library_path,
     dump_library,
     load_library,
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from comic_studio.poses.skeleton import (
     mirror_figure,
     reach,
     transform_figure,
-)  # fmt: skip
+)
 
 SEGMENTS = {
     "upper_arm": (("r_shoulder", "r_elbow"), ("l_shoulder", "l_elbow")),

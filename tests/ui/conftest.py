@@ -1,6 +1,7 @@
 """Qt tests run offscreen; every test gets a fresh StudioContext on a new document."""
 
 import os
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -14,3 +15,13 @@ def ctx(qtbot, tmp_path, monkeypatch):
     from comic_studio.ui.context import StudioContext
 
     return StudioContext()
+
+
+@pytest.fixture
+def shots(tmp_path):
+    """The folder a test saves its screenshots in (for looking at, never asserted): the one that
+    ``COMIC_STUDIO_SHOTS`` names, to keep them after the run, else the test's own tmp_path."""
+    chosen = os.environ.get("COMIC_STUDIO_SHOTS")
+    folder = Path(chosen) if chosen else tmp_path / "shots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

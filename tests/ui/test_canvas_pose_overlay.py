@@ -145,11 +145,7 @@ def test_overlay_skips_backends_without_poses_and_follows_edits(qtbot, studio, c
     expected = compute_pose_overlay(request, staging_options(request))
     assert item.overlay.figures == expected.figures != first.figures
     # A result computed for the old state that arrives late is dropped.
-    from concurrent.futures import Future
-
-    stale: Future = Future()
-    stale.set_result(first)
-    controller._arrived((panel_id, "an older request", stale))
+    controller._arrived(panel_id, "an older request", first)
     assert item.overlay.figures == expected.figures
     # Resizing the panel (dragging a gutter) moves the overlay with it.
     before = item.rect

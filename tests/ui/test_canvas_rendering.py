@@ -3,14 +3,16 @@ a screenshot to look at, and the cost of re-syncing a 9-panel page."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from PySide6.QtGui import QColor, QImage
 
 from comic_studio.core import editing
 from comic_studio.core.layout import bbox
+from comic_studio.workflows.batch import render_document
+from comic_studio.workflows.story import story_to_document
+from comic_studio.core.lettering import balloon_geometry
 from comic_studio.ui.canvas import PageCanvas
+from comic_studio.ui.canvas import items as canvas_items
 from comic_studio.ui.context import StudioContext
 from comic_studio.workflows.batch import render_document
 from comic_studio.workflows.story import story_to_document
@@ -63,7 +65,8 @@ def test_rendered_page_screenshot(qtbot, tmp_path, rendered_doc):
     assert items and all(i.paths is not None and i.fits for i in items.values())
 
 
-def test_nine_panel_page_resync_is_fast(qtbot, ctx):
+def test_nine_panel_page_resync_reletters_only_what_changed(qtbot, ctx, monkeypatch):
+    # How long a resync takes is measured by ``bench/run.py --only canvas_resync``.
     page = editing.add_page(ctx.document, "grid-3x3")
     ctx.select_page(page.id)
     for panel in page.panels:
@@ -73,16 +76,20 @@ def test_nine_panel_page_resync_is_fast(qtbot, ctx):
     qtbot.addWidget(view)
     scene = view.page_scene
     assert len(scene.panel_items) == 9 and len(scene.balloon_items) == 9
-    start = time.perf_counter()
+    lettered: list[str] = []
+
+    def counting(balloon, panel, project):
+        lettered.append(balloon.id)
+        return balloon_geometry(balloon, panel, project)
+
+    monkeypatch.setattr(canvas_items, "balloon_geometry", counting)
     scene.sync(full=True)
-    full_ms = (time.perf_counter() - start) * 1000
+    assert len(lettered) == 9
     # A change to one balloon re-letters that balloon only.
+    lettered.clear()
     first = ctx.current_page.panels[0].balloons[0]
-    start = time.perf_counter()
     ctx.edit(editing.edit_balloon_text, first.id, "Changed!")
-    one_ms = (time.perf_counter() - start) * 1000
-    print(f"9-panel page: full rebuild {full_ms:.1f} ms, one-balloon edit {one_ms:.1f} ms")
-    assert full_ms < 250 and one_ms < 100
+    assert lettered == [first.id]
 
 
 def test_placeholder_panels_show_number_and_beat(qtbot, ctx, tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -22,13 +21,6 @@ from comic_studio.ui.characters import io_actions
 FIXTURES = Path(__file__).parents[1] / "vision" / "fixtures"
 BRANDT = FIXTURES / "brandt_1male.png"
 EMMA = FIXTURES / "emma_1female.png"
-SHOTS = Path(os.environ.get("COMIC_STUDIO_SHOTS", "/tmp/characters"))
-
-
-def _shot(widget, name: str) -> None:
-    """Screenshots for looking at while developing (not asserted)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    widget.grab().save(str(SHOTS / name))
 
 
 @pytest.fixture
@@ -51,7 +43,7 @@ def _drop_files(slot, paths) -> None:
     slot.dropEvent(event)
 
 
-def test_add_character_through_the_editor_then_undo(ctx, library, qtbot):
+def test_add_character_through_the_editor_then_undo(ctx, library, qtbot, shots):
     editor = library.add_character()
     qtbot.keyClicks(editor.name_edit, "Mara Vance")
     qtbot.keyClicks(editor.aliases_edit, "Mara,  Captain Vance , ")
@@ -62,7 +54,7 @@ def test_add_character_through_the_editor_then_undo(ctx, library, qtbot):
     _drop_files(editor.slots["face"], [EMMA])
     editor.slots["body"].add_files([BRANDT])
     assert editor.slots["face"].list.count() == 1
-    _shot(editor, "editor.png")
+    editor.grab().save(str(shots / "editor.png"))
     _ok(qtbot, editor)
 
     project = ctx.document.project
@@ -74,7 +66,7 @@ def test_add_character_through_the_editor_then_undo(ctx, library, qtbot):
     assert ctx.document.assets.get(mara.body_refs[0]) == BRANDT.read_bytes()
     assert library.card_names() == ["Mara Vance"]
     assert library.selected_ids() == [mara.id]
-    _shot(library, "library.png")
+    library.grab().save(str(shots / "library.png"))
 
     ctx.undo_stack.undo()  # the whole dialog was one step
     assert project.characters == [] and library.card_names() == []
@@ -99,7 +91,7 @@ def test_edit_existing_character_and_file_picker(ctx, library, qtbot, monkeypatc
     assert ctx.document.project.character(ada.id).name == "Ada" and ctx.document.project.character(ada.id).face_refs == []
 
 
-def test_broken_image_shows_the_error_and_adds_nothing(ctx, library, qtbot, tmp_path):
+def test_broken_image_shows_the_error_and_adds_nothing(ctx, library, qtbot, tmp_path, shots):
     messages = []
     ctx.message.connect(messages.append)
     broken = tmp_path / "sketch.png"
@@ -115,7 +107,7 @@ def test_broken_image_shows_the_error_and_adds_nothing(ctx, library, qtbot, tmp_
     assert "broken" in editor.error_label.text() and "not a PNG" in editor.error_label.text()
     assert messages and "Not added" in messages[-1]
     qtbot.wait(50)  # let the dialog grow before the screenshot
-    _shot(editor, "editor_error.png")
+    editor.grab().save(str(shots / "editor_error.png"))
     before = set(ctx.document.assets.hashes())
     editor.reject()
     assert ctx.document.project.characters == [] and set(ctx.document.assets.hashes()) == before
@@ -128,7 +120,7 @@ def test_invalid_fields_keep_the_dialog_open(ctx, library, qtbot):
     assert ctx.document.project.characters == []
 
 
-def test_crop_tool_suggestion_creates_a_cropped_face_asset(ctx, library, qtbot):
+def test_crop_tool_suggestion_creates_a_cropped_face_asset(ctx, library, qtbot, shots):
     from comic_studio.vision import detect
 
     if "mediapipe-face" not in detect.available_detectors():
@@ -144,7 +136,7 @@ def test_crop_tool_suggestion_creates_a_cropped_face_asset(ctx, library, qtbot):
     with Image.open(BRANDT) as im:
         expected = detect.suggest_face(im)
     assert box == expected
-    _shot(dialog, "crop_face.png")
+    dialog.grab().save(str(shots / "crop_face.png"))
     qtbot.mouseClick(dialog.add_face_button, Qt.MouseButton.LeftButton)
 
     # The body suggestion contains the face crop.

@@ -4,9 +4,6 @@ result, and a panel that waits for its missing bank to be rebuilt."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -22,7 +19,6 @@ from comic_studio.ui.inspector_results import ResultHistory  # noqa: E402
 from comic_studio.ui.render_service import RenderService  # noqa: E402
 from comic_studio.workflows.batch import render_panel  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "workflows"))
 from anchor_helpers import cid, make_document, two_shot  # noqa: E402
 
 

@@ -4,15 +4,12 @@ keeps the old image in the history and makes the new one current; the mask overl
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("diffusers")
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "backends"))
 from test_racig_support import HASHES, REFS, build_kit, kit_settings  # noqa: E402
 
 from comic_studio.core import editing  # noqa: E402
@@ -24,7 +21,6 @@ from comic_studio.ui.render_service import RenderService  # noqa: E402
 from comic_studio.workflows.story import story_to_document  # noqa: E402
 
 STORY = "Ana hands Ben a brass key on the pier.\n\nBen looks at the sea."
-OUT = Path("/tmp/racig_wiring")
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +75,7 @@ def test_reference_tools_show_only_for_racig_panels_and_poses_for_storyboard_too
     assert tools.isVisibleTo(inspector) and tools.try_on_button.isVisibleTo(inspector)
 
 
-def test_try_on_adds_a_result_and_keeps_the_old_one(studio, qtbot):
+def test_try_on_adds_a_result_and_keeps_the_old_one(studio, qtbot, shots):
     ctx, service, inspector, panel_id, messages = studio
     assert service.render_panels([panel_id])
     qtbot.waitUntil(service.is_idle, timeout=60_000)
@@ -115,8 +111,7 @@ def test_try_on_adds_a_result_and_keeps_the_old_one(studio, qtbot):
     with qtbot.waitSignal(inspector.racig.masks_ready, timeout=30_000):
         inspector.racig.show_masks.setChecked(True)
     assert inspector.racig.overlay_image.size[0] <= 360
-    OUT.mkdir(parents=True, exist_ok=True)
-    inspector.racig.grab().save(str(OUT / "masks_over_image.png"))
+    inspector.racig.grab().save(str(shots / "masks_over_image.png"))
 
     # Undo removes the try-on result; the first image is current again.
     ctx.undo_stack.undo()
@@ -133,7 +128,7 @@ def test_try_on_needs_an_image_for_a_body_repaint(studio):
     assert "not in this panel" in messages[-1]
 
 
-def test_mask_overlay_toggles(studio, qtbot):
+def test_mask_overlay_toggles(studio, qtbot, shots):
     ctx, _service, inspector, panel_id, _ = studio
     tools = inspector.racig
     assert tools.overlay.isHidden() and tools.overlay_image is None
@@ -144,13 +139,12 @@ def test_mask_overlay_toggles(studio, qtbot):
     overlay = np.asarray(tools.overlay_image)
     # Ana's (red) and Ben's (blue) bodies are tinted in their colours.
     assert (overlay[..., 0] > overlay[..., 2] + 60).any() and (overlay[..., 2] > overlay[..., 0] + 60).any()
-    OUT.mkdir(parents=True, exist_ok=True)
-    inspector.grab().save(str(OUT / "inspector_masks.png"))
+    inspector.grab().save(str(shots / "inspector_masks.png"))
     tools.show_masks.setChecked(False)
     assert tools.overlay.isHidden() and tools.overlay_image is None
 
 
-def test_try_on_dialog_offers_the_characters_body_references(studio, qtbot):
+def test_try_on_dialog_offers_the_characters_body_references(studio, qtbot, shots):
     from comic_studio.ui.inspector_racig import TryOnDialog
 
     ctx, _service, _inspector, panel_id, _ = studio
@@ -162,4 +156,4 @@ def test_try_on_dialog_offers_the_characters_body_references(studio, qtbot):
     assert dialog.references.count() == 1
     dialog.references.setCurrentRow(0)
     assert dialog.ok.isEnabled() and dialog.outfit == REFS[3] and dialog.character_id() == ctx.document.project.characters[1].id
-    dialog.grab().save(str(OUT / "tryon_dialog.png"))
+    dialog.grab().save(str(shots / "tryon_dialog.png"))

@@ -1,8 +1,6 @@
 """The llama parser driven from the outliner: model from the preferences, window progress shown,
 beats marked by origin (model vs rule-parser fallback)."""
 
-import sys
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
@@ -10,7 +8,6 @@ from PySide6.QtCore import Qt
 from comic_studio.core.settings import load_settings, save_settings
 from comic_studio.ui.outliner import StoryOutliner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "parsing" / "llm"))
 from tiny_gguf import write_tiny_gguf  # noqa: E402
 
 STORY = "INT. ROOM - DAY\n\nMara opens the door. Theo waves.\n\nEXT. PIER - NIGHT\n\nMara runs."

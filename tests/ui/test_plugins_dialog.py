@@ -3,7 +3,6 @@ reason, and opens the user plugins folder; the main window reaches it (and the M
 
 from __future__ import annotations
 
-import os
 import sys
 import textwrap
 
@@ -44,7 +43,7 @@ def plugins(tmp_path, monkeypatch):
         del sys.modules[name]
 
 
-def test_lists_backends_with_origins_and_broken_plugins(qtbot, plugins):
+def test_lists_backends_with_origins_and_broken_plugins(qtbot, plugins, shots):
     (plugins / "sepia.py").write_text(textwrap.dedent(GOOD_PLUGIN))
     (plugins / "broken.py").write_text("import a_driver_that_is_not_installed\n")
     dialog = PluginsDialog()
@@ -60,9 +59,8 @@ def test_lists_backends_with_origins_and_broken_plugins(qtbot, plugins):
     assert list(errors) == ["plugin broken.py"]
     assert "ModuleNotFoundError" in errors["plugin broken.py"] and "a_driver_that_is_not_installed" in errors["plugin broken.py"]
     assert str(plugins) in dialog.folder_label.text()
-    if os.path.isdir("/tmp/models_dialog_eng"):
-        dialog.show()
-        dialog.grab().save("/tmp/models_dialog_eng/plugins_dialog.png")
+    dialog.show()
+    dialog.grab().save(str(shots / "plugins_dialog.png"))
 
 
 def test_reload_picks_up_a_fixed_plugin(qtbot, plugins):

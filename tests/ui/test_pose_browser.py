@@ -4,7 +4,6 @@ by the next build_request; and the racig mask overlay following the panel's pose
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,6 @@ from comic_studio.workflows.story import story_to_document
 
 STORY = "Ana hugs Ben on the pier.\n\nBen looks at the sea."
 EMMA = Path(__file__).parents[1] / "poses" / "fixtures" / "emma_1female.png"
-OUT = Path("/tmp/pose_browser")
 WAIT = 30_000
 
 
@@ -62,7 +60,7 @@ def _follow(browser, ctx, panel_id):
     browser.set_panel(_panel(ctx, panel_id))
 
 
-def test_search_starts_from_the_beat_and_filters_entries(studio, qtbot):
+def test_search_starts_from_the_beat_and_filters_entries(studio, qtbot, shots):
     ctx, browser, panel_id, _ = studio
     _open(qtbot, ctx, browser, panel_id)
     assert browser.search_edit.text() == "Ana hugs Ben on the pier."
@@ -84,8 +82,7 @@ def test_search_starts_from_the_beat_and_filters_entries(studio, qtbot):
     # The current pose is labelled with who plays which figure.
     assert set(browser.character_labels()) == {"Ana", "Ben"}
     assert [browser.cast.itemAt(i, browser.cast.ItemRole.LabelRole).widget().text() for i in range(2)] == ["Ana plays", "Ben plays"]
-    OUT.mkdir(parents=True, exist_ok=True)
-    browser.grab().save(str(OUT / "browser.png"))
+    browser.grab().save(str(shots / "browser.png"))
 
 
 def test_pick_a_pose_then_swap_then_undo(studio, qtbot):
@@ -179,7 +176,6 @@ def test_the_browser_opens_from_the_racig_tools(studio, qtbot):
 
 def test_mask_overlay_follows_the_pose_choice(studio, qtbot, tmp_path_factory):
     pytest.importorskip("diffusers")
-    sys.path.insert(0, str(Path(__file__).parents[1] / "backends"))
     from test_racig_support import build_kit, kit_settings
 
     ctx, browser, panel_id, _ = studio

@@ -5,9 +5,6 @@ the author is told to render the panel again and nothing is queued."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -17,7 +14,6 @@ pytest.importorskip("diffusers")
 from comic_studio.core.commands import SetFields  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "workflows"))
 from anchor_helpers import cid  # noqa: E402
 from test_identity_anchors_ui import kit, studio  # noqa: E402,F401  (the shared fixtures)
 

@@ -4,9 +4,6 @@ not carry them, exact single-panel replays, regenerate / undo / clear, and clear
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -33,7 +30,6 @@ from comic_studio.workflows.banks import ensure_banks  # noqa: E402
 from comic_studio.workflows.batch import render_document, render_panel  # noqa: E402
 from comic_studio.workflows.requests import build_request, hydrate_request, panel_seed  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).parent))
 from anchor_helpers import STEPS, cid, make_document, tiny_settings, two_shot  # noqa: E402
 
 

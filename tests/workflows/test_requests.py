@@ -4,8 +4,6 @@ project: build_request fills them in, record_result strips them, hydrate_request
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +17,6 @@ from comic_studio.workflows.batch import render_panel
 from comic_studio.workflows.requests import build_request, dehydrate_request, hydrate_request, reference_hashes
 from comic_studio.workflows.story import story_to_document
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "backends"))
 from test_racig_support import HASHES, REFS, build_kit, kit_settings  # noqa: E402
 
 STORY = "Ana hands Ben a brass key on the pier. \"Take it,\" Ana said."

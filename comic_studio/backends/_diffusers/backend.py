@@ -58,7 +58,7 @@ class DiffusersBackend(GenerationBackend):
 
     @property
     def resources(self) -> "EngineResources":
-        if self._resources is None:  # used outside an engine (pipeline.render_panel, scripts)
+        if self._resources is None:  # used outside an engine (workflows.batch.render_panel, scripts)
             from comic_studio.generation.resources import EngineResources
 
             self._resources = EngineResources()

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from comic_studio.core.atomic import atomic_write_bytes
+
 BANK_FORMAT = "comic-studio-identity-bank/1"
 PRECISIONS = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 BYTES_PER_ELEMENT = {"fp16": 2, "bf16": 2, "fp32": 4}
@@ -171,9 +173,7 @@ def write_bank_file(data: bytes, folder: str | Path) -> str:
     path = bank_file(folder, digest)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # atomic: a reader never sees half a bank
+        atomic_write_bytes(path, data, "the identity bank")  # a reader never sees half a bank
     return digest
 
 

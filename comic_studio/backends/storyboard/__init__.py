@@ -29,9 +29,9 @@ class StoryboardBackend(GenerationBackend):
             "pose_matching": {"type": "choice", "default": "auto", "choices": ["auto", "minilm", "overlap", "openclip"],
                               "label": "Pose matching",
                               "help": "auto: the MiniLM sentence model when installed, else word overlap. "
-                                      "openclip: CLIP text against imported pose pictures (setting pose_clip_model)."},  # fmt: skip
+                                      "openclip: CLIP text against imported pose pictures (setting pose_clip_model)."},
             "supersample": {"type": "int", "default": 2, "min": 1, "max": 4, "label": "Antialiasing (supersample)",
-                            "help": "Draw at N× size and reduce; 1 is fastest, 2 is smooth."},  # fmt: skip
+                            "help": "Draw at N× size and reduce; 1 is fastest, 2 is smooth."},
         }
 
     def prepare(self, requests: list[GenerationRequest]) -> None:

@@ -36,7 +36,7 @@ def _requests(n: int, width: int, height: int, matching: str, unique: bool = Fal
                 characters=_CAST[: 1 + i % 3], actor_id="a",
                 action=_ACTIONS[i % len(_ACTIONS)] + (f" beside crate number {i}" if unique else ""),
                 setting=setting, time_of_day=tod, backend_settings={"pose_matching": matching},
-            )  # fmt: skip
+            )
         )
     return out
 

@@ -288,7 +288,7 @@ def auto_layout(
         return []
     planner = _Planner(items, fmt, ReadingDirection(direction), templates if templates is not None else load_templates())
     pages = []
-    for start, stop, fit in planner.plan():
+    for start, _stop, fit in planner.plan():
         slots = build_slots(fit.template, fmt, ReadingDirection(direction))
         panels = [_fill(Panel(shape=s.shape, order=k), items[start + k].beat) for k, s in enumerate(slots)]
         # Overlays last so that drawing the list in order paints insets on top.

@@ -24,7 +24,7 @@ of a page equals the LTR order of the same page mirrored (tests check it on ever
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from comic_studio.core.layout import geometry as geo
 from comic_studio.core.model import Panel, ReadingDirection
@@ -143,7 +143,9 @@ def _order(items: list[int], shapes: Sequence[Sequence[geo.Point]], boxes: list[
     parts = _slanted_cut(items, shapes, rtl)
     if parts:
         return [i for part in parts for i in recurse(part)]
-    key: Callable[[int], tuple[float, float]] = lambda i: (round(centres[i][1], 4), round(sign * centres[i][0], 4))
+    def key(i: int) -> tuple[float, float]:
+        return round(centres[i][1], 4), round(sign * centres[i][0], 4)
+
     return sorted(items, key=key)
 
 

@@ -4,11 +4,11 @@ with unique entry stems and captions of bounded length; the error and report typ
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from comic_studio.core.atomic import atomic_write_text
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.poses.library import PoseEntry, dump_library, load_library
 from comic_studio.poses.user_library import user_poses_dir
@@ -54,9 +54,7 @@ def write_library(name: str, entries: list[PoseEntry], user_dir: Path | None) ->
     folder = Path(user_dir) if user_dir is not None else user_poses_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(dump_library(entries), encoding="utf-8")
-    os.replace(tmp, path)  # atomic: a crash never leaves half a library behind
+    atomic_write_text(path, dump_library(entries), f"the pose library {name!r}")  # a crash never leaves half a library
     load_library(path)  # what we wrote must read back (validates every field once more)
     return path
 

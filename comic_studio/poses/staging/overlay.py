@@ -62,7 +62,7 @@ def compute_pose_overlay(request: StagedRequest, options: StagingOptions, side: 
     # (and does not retrieve a second time).
     spec = PoseSpec(
         figures=[PoseFigure(keypoints=[tuple(float(c) for c in kp) for kp in f.keypoints], role=f.role,
-                            facing=float(f.facing)) for f in pose.figures],  # fmt: skip
+                            facing=float(f.facing)) for f in pose.figures],
         aspect=min(19.9, max(0.06, float(pose.aspect))),
         framed=pose.framed,
     )

@@ -26,7 +26,6 @@ message, and a drag during which the figures changed is dropped.
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
@@ -39,9 +38,9 @@ from comic_studio.core.layout import bbox
 from comic_studio.core.model import Page, Panel
 from comic_studio.core import pose_nudge as nudging
 from comic_studio.core.pose_nudge import Nudge
+from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.canvas.items import Z_BORDER, Z_HANDLE, cosmetic_pen
 from comic_studio.ui.canvas.painting import polygon_path
-from comic_studio.ui.worker_results import emit_when_done
 from comic_studio.workflows.requests import build_request
 
 if TYPE_CHECKING:
@@ -85,7 +84,6 @@ class PoseOverlayController(QObject):
 
     overlay_ready = Signal(str)
     """``panel_id`` once its overlay shows the panel's current state (tests, status bar)."""
-    _computed = Signal(object)  # from the helper thread: (panel_id, key, future)
 
     def __init__(self, scene: PageScene):
         super().__init__(scene)
@@ -95,10 +93,9 @@ class PoseOverlayController(QObject):
         self.items: dict[str, PoseOverlayItem] = {}
         self._wanted: dict[str, str] = {}
         """Per panel, the request (as JSON) whose overlay should be shown; read by the worker."""
-        self._pool: ThreadPoolExecutor | None = None
+        self.jobs = BackgroundJobs(self, "pose-overlay")
         self._drag: dict | None = None
         self._gesture = itertools.count(1)
-        self._computed.connect(self._arrived, Qt.ConnectionType.QueuedConnection)
 
     # ------------------------------------------------------------------ following the page
     def set_enabled(self, on: bool) -> None:
@@ -149,23 +146,32 @@ class PoseOverlayController(QObject):
             self._wanted.pop(pid, None)
 
     def _submit(self, panel_id: str, key: str, request: Any) -> None:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pose-overlay")
-        future = self._pool.submit(_compute, self._wanted, panel_id, key, request)
-        emit_when_done(future, self._computed, lambda f: (panel_id, key, f))
+        self.jobs.submit(
+            _compute,
+            self._wanted,
+            panel_id,
+            key,
+            request,
+            lane=panel_id,
+            on_result=lambda overlay: self._arrived(panel_id, key, overlay),
+            on_error=lambda error: self._failed(panel_id, key, error),
+        )
 
-    def _arrived(self, payload: tuple[str, str, Future]) -> None:
-        panel_id, key, future = payload
+    def _current_item(self, panel_id: str, key: str) -> PoseOverlayItem | None:
+        """The panel's item if it still wants the overlay of ``key`` (else it was computed for a
+        state the panel has left)."""
         item = self.items.get(panel_id)
-        if not self.enabled or item is None or self._wanted.get(panel_id) != key:
-            return  # computed for a state the panel has left
-        error = future.exception()
-        if error is not None:
+        return item if self.enabled and item is not None and self._wanted.get(panel_id) == key else None
+
+    def _failed(self, panel_id: str, key: str, error: BaseException) -> None:
+        item = self._current_item(panel_id, key)
+        if item is not None:
             item.set_overlay(None)
             self.ctx.message.emit(f"Cannot show the poses of panel {self._panel_number(panel_id)}: {error}")
-            return
-        overlay = future.result()
-        if overlay is None:
+
+    def _arrived(self, panel_id: str, key: str, overlay: PoseOverlay | None) -> None:
+        item = self._current_item(panel_id, key)
+        if item is None or overlay is None:
             return
         if self._drag is not None and self._drag["item"] is item:
             # Replacing the figures would delete the handle under the mouse: shown after the gesture.
@@ -184,9 +190,7 @@ class PoseOverlayController(QObject):
 
     def shutdown(self) -> None:
         self._wanted.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        self.jobs.shutdown()
 
     # ------------------------------------------------------------------ nudging
     def _panel(self, panel_id: str) -> Panel | None:

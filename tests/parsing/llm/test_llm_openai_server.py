@@ -82,10 +82,9 @@ def test_cancel_during_a_request(server: str) -> None:
         calls["n"] += 1
         return calls["n"] > 3
 
-    t0 = time.monotonic()
     with pytest.raises(ParseCancelled):
         OpenAIParser(server).parse(STORY, LIB, cancel=cancel)
-    assert time.monotonic() - t0 < 10
+    assert calls["n"] == 4  # stopped at the first check that said cancel
 
 
 def test_cli_with_base_url_and_no_key_in_the_output(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
