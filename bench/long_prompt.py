@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     from comic_studio.backends.sdxl import SdxlBackend
     from comic_studio.backends.sdxl.long_prompt import _encode_windows, _token_ids, apply_long_prompt
     from comic_studio.generation.request import GenerationRequest
-    from comic_studio.generation.tiny import build_tiny_kit
+    from comic_studio.testing.tiny import build_tiny_kit
 
     with tempfile.TemporaryDirectory() as tmp:
         kit = build_tiny_kit(Path(args.kit) if args.kit else Path(tmp) / "kit")
