@@ -23,7 +23,7 @@ Required hooks (a test of a subclass without them fails, naming what is missing)
 Optional hooks: :attr:`backend_target` (a class or ``"package.module:Class"`` that the contract
 registers for its tests, when the backend is not installed through its entry point),
 :meth:`make_request` (the request every test renders), :meth:`invalid_settings` (bad settings and
-the field the error must name) and :attr:`cancel_after`.
+the field the error must name), :attr:`cancel_after` and :attr:`reports_heads`.
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ class BackendContract:
     """Optional: registered under :attr:`backend_name` for the subclass's tests, then unregistered."""
     cancel_after: ClassVar[int] = 1
     """``on_step`` answers True this many times, then False: the backend must stop right there."""
+    reports_heads: ClassVar[bool] = True
+    """Whether results place every request character (``GenerationResult.heads``, where balloon
+    tails aim). False for a backend that cannot know where it drew anyone: its results then carry
+    no heads at all."""
 
     # ------------------------------------------------------------------ hooks
 
@@ -113,10 +117,10 @@ class BackendContract:
     # ------------------------------------------------------------------ wiring
 
     @pytest.fixture(scope="class", autouse=True)
-    def _contract_backend(self, request: pytest.FixtureRequest):
+    @classmethod
+    def _contract_backend(cls):
         """Checks the required hooks (one clear error instead of a confusing failure per test) and
         registers :attr:`backend_target` for the class's tests."""
-        cls = request.cls
         missing = [hook for hook in REQUIRED_HOOKS if not _provides(cls, hook)]
         if missing:
             pytest.fail(_missing_message(cls, missing), pytrace=False)
@@ -223,6 +227,9 @@ class BackendContract:
         assert result.backend == self.backend_name and result.seed == 5
         assert result.settings == backend.validate_settings(request.backend_settings), "the effective settings, all of them"
         assert result.images and result.image.size == (request.width, request.height)
+        if not self.reports_heads:
+            assert result.heads == [], "reports_heads is False: no head placements, not partial ones"
+            return
         assert sorted(h.character_id for h in result.heads) == sorted(c.id for c in request.characters)
         for head in result.heads:
             assert head.head is not None and all(0 <= c <= 1 for c in head.head)
