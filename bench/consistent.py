@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     from comic_studio.backends.consistent import ConsistentBackend
     from comic_studio.backends.sdxl import SdxlBackend
     from comic_studio.generation.request import GenerationRequest, RequestCharacter
-    from comic_studio.generation.tiny import build_tiny_kit
+    from comic_studio.testing.tiny import build_tiny_kit
 
     torch.set_num_threads(args.threads)
     cast = [RequestCharacter(id=i, name=n, description=d) for i, n, d in CAST]

@@ -38,9 +38,9 @@ def full_size_models(device: str) -> dict:
 def build_components(smoke: bool, dtype, device: str) -> dict:
     import torch
 
-    from comic_studio.generation import tiny
     from comic_studio.generation.models.loading import load_tokenizers_and_scheduler
     from comic_studio.generation.models.sdxl_config import bundled_sdxl_configs
+    from comic_studio.testing import tiny
 
     if smoke:
         parts = tiny.tiny_sdxl_components(0)

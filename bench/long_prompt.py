@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     from comic_studio.backends._diffusers.long_prompt import apply_long_prompt, encode_windows, token_ids
     from comic_studio.backends.sdxl import SdxlBackend
     from comic_studio.generation.request import GenerationRequest
-    from comic_studio.generation.tiny import build_tiny_kit
+    from comic_studio.testing.tiny import build_tiny_kit
 
     with tempfile.TemporaryDirectory() as tmp:
         kit = build_tiny_kit(Path(args.kit) if args.kit else Path(tmp) / "kit")

@@ -136,11 +136,11 @@ def main(argv: list[str] | None = None) -> dict:
     default_threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from comic_studio.generation.tiny import write_tiny_openclip
     from comic_studio.poses.bench import _queries
     from comic_studio.poses.library import load_library
     from comic_studio.poses.openclip_embedder import OpenClipEmbedder
     from comic_studio.poses.retrieval import PoseRetriever
+    from comic_studio.testing.tiny import write_tiny_openclip
 
     queries = [text for text, _n in _queries(args.queries)]
     with tempfile.TemporaryDirectory() as tmp:

@@ -215,7 +215,7 @@ def bench_tiny_sdxl() -> dict:
     from diffusers import StableDiffusionXLPipeline
 
     from comic_studio.generation.models.loading import load_sdxl_components, sdxl_source
-    from comic_studio.generation.tiny import build_tiny_kit
+    from comic_studio.testing.tiny import build_tiny_kit
 
     torch.set_num_threads(1)  # as the test session does
     with tempfile.TemporaryDirectory() as tmp:

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> dict:
     from comic_studio.generation.messages import JobEvent
     from comic_studio.generation.models.loading import load_sdxl_components, sdxl_source
     from comic_studio.generation.request import GenerationRequest
-    from comic_studio.generation.tiny import build_tiny_kit
+    from comic_studio.testing.tiny import build_tiny_kit
 
     class SdxlTwin(SdxlBackend):
         name = "sdxl-bench-twin"

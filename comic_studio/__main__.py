@@ -1,5 +1,5 @@
 import sys
 
-from comic_studio.cli import main
+from comic_studio.app import main
 
 sys.exit(main())

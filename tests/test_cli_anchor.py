@@ -4,37 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+pytest.importorskip("torch")
 pytest.importorskip("diffusers")
-
-from comic_studio.generation.backend_api import reset_default_settings  # noqa: E402
-from comic_studio.cli import main  # noqa: E402
-from comic_studio.core.document import Document  # noqa: E402
-from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
-from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
-from comic_studio.workflows.requests import build_request  # noqa: E402
 
 from anchor_helpers import cid, make_document  # noqa: E402
 
+from comic_studio.workflows.requests import build_request  # noqa: E402
+from comic_studio.cli import main  # noqa: E402
+from comic_studio.core.document import Document  # noqa: E402
+
 
 @pytest.fixture
-def project(tmp_path_factory, tmp_path, monkeypatch):
+def project(tiny_kit, restore_default_settings, tmp_path, monkeypatch):
     """A saved story project whose panels name no backend; ``--models tiny`` finds the session's tiny
     kit in the (temporary) user cache, where the bank folder is too."""
-    torch.set_num_threads(1)
-    kit = build_tiny_kit(tmp_path_factory.getbasetemp() / "tiny-kit")
     cache = tmp_path / "cache"
     (cache / "comic-studio").mkdir(parents=True)
-    (cache / "comic-studio" / "tiny-models").symlink_to(kit.root, target_is_directory=True)
+    (cache / "comic-studio" / "tiny-models").symlink_to(tiny_kit.root, target_is_directory=True)
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     monkeypatch.delenv("COMIC_STUDIO_BANK_DIR", raising=False)
-    monkeypatch.delenv(DEFAULT_SDXL_ENV, raising=False)  # use_tiny_models sets it; restored afterwards
-    doc = make_document(kit)
+    doc = make_document(tiny_kit)
     for page in doc.project.pages:
         for panel in page.panels:
             panel.backend, panel.backend_settings = "storyboard", {}
-    yield doc.save(tmp_path / "story.comic"), cache / "comic-studio" / "banks"
-    reset_default_settings()
+    return doc.save(tmp_path / "story.comic"), cache / "comic-studio" / "banks"
 
 
 def test_anchor_then_render_with_the_consistent_backend(project, tmp_path, capsys):

@@ -14,12 +14,10 @@ from test_racig_support import HASHES, REFS  # noqa: E402
 
 from comic_studio import cli  # noqa: E402
 from comic_studio.backends.racig import RacigBackend  # noqa: E402
-from comic_studio.generation.backend_api import reset_default_settings  # noqa: E402
 from comic_studio.core import editing  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.core.layout import page_format  # noqa: E402
 from comic_studio.core.model import Character  # noqa: E402
-from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
 from comic_studio.generation.request import GenerationRequest  # noqa: E402
 from comic_studio.workflows.batch import render_panel  # noqa: E402
 from comic_studio.workflows.story import story_to_document  # noqa: E402
@@ -28,17 +26,14 @@ STORY = "Ana hands Ben a brass key on the pier.\n\nBen looks at the sea."
 
 
 @pytest.fixture
-def book(tmp_path, tmp_path_factory, monkeypatch):
-    """A saved project whose first panel (Ana and Ben) has one racig image."""
-    import torch
-
-    torch.set_num_threads(1)
-    # `--models tiny` builds its kit in the user cache: keep it in this test session's folder.
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
-    monkeypatch.delenv(DEFAULT_SDXL_ENV, raising=False)
-    from comic_studio.cli_models import use_tiny_models
-
-    use_tiny_models()  # what `--models tiny` does: the kit becomes the backends' defaults
+def book(tmp_path, tiny_kit, tiny_models, monkeypatch):
+    """A saved project whose first panel (Ana and Ben) has one racig image, rendered with the
+    ``--models tiny`` defaults (restored after the test)."""
+    # `--models tiny` builds its kit in the user cache: there, find the session's kit.
+    cache = tmp_path / "cache"
+    (cache / "comic-studio").mkdir(parents=True)
+    (cache / "comic-studio" / "tiny-models").symlink_to(tiny_kit.root, target_is_directory=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
     settings: dict = {}
     doc = Document.new("Try-on", page_format("us-comic").model_copy(update={"dpi": 72}))  # small panels: fast
     for data in REFS[:4]:
@@ -52,8 +47,7 @@ def book(tmp_path, tmp_path_factory, monkeypatch):
     path = doc.save(tmp_path / "book.comic")
     outfit = tmp_path / "outfit.png"
     outfit.write_bytes(REFS[6])
-    yield path, panel.id, outfit
-    reset_default_settings()
+    return path, panel.id, outfit
 
 
 def _pixels(doc, asset):

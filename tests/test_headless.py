@@ -1,4 +1,5 @@
-"""The headless heart runs without Qt and without torch: core, weights, export and the CLI's demo/render.
+"""The headless heart runs without Qt and without torch: core, weights, export and the CLI's demo/render
+(through the console script's entry point, which opens the window only without a command).
 
 A child interpreter blocks PySide6 and torch (an import of either raises ImportError) and then does
 real work; the demo falls back to the pure-Python pose retrieval on its own.
@@ -54,7 +55,7 @@ def test_cli_demo_and_render_without_qt_or_torch(tmp_path):
     proc = _run(
         """
         import sys
-        from comic_studio.cli import main
+        from comic_studio.app import main
         assert main(["demo", "--out", "out", "--quiet"]) == 0
         assert main(["render", "out/demo.comic", "--out", "again.pdf", "--quiet"]) == 0
         assert main(["info", "out/demo.comic"]) == 0

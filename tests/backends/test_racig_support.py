@@ -22,7 +22,7 @@ def build_kit(root: Path) -> tuple[Any, Path]:
     from diffusers import UNet2DConditionModel
     from safetensors.torch import save_file
 
-    from comic_studio.generation.tiny import build_tiny_kit, ip_adapter_plus_state_dict
+    from comic_studio.testing.tiny import build_tiny_kit, ip_adapter_plus_state_dict
 
     torch.set_num_threads(1)
     kit = build_tiny_kit(root / "tiny-kit")

@@ -13,7 +13,6 @@ pytest.importorskip("diffusers")
 from comic_studio.backends.sdxl import SdxlBackend  # noqa: E402
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt, encode_windows, token_ids, windows_needed  # noqa: E402
 from comic_studio.generation.request import GenerationRequest  # noqa: E402
-from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 
 # The tiny kit's tokenizer has about one token per character: this is well over one window.
 LONG = ("ana hands ben a brass key on the windy pier at dusk, ana: tall woman with a red scarf and a "
@@ -21,42 +20,36 @@ LONG = ("ana hands ben a brass key on the windy pier at dusk, ana: tall woman wi
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_tiny_kit(tmp_path_factory.getbasetemp() / "tiny-kit-long-prompt")
-
-
-@pytest.fixture(scope="module")
 def backend():
     return SdxlBackend()
 
 
-def render(kit, backend, prompt: str, negative: str = "") -> np.ndarray:
-    request = GenerationRequest(backend="sdxl", backend_settings={"model": str(kit.sdxl), "steps": 2},
+def render(tiny_kit, backend, prompt: str, negative: str = "") -> np.ndarray:
+    request = GenerationRequest(backend="sdxl", backend_settings={"model": str(tiny_kit.sdxl), "steps": 2},
                                 prompt=prompt, negative_prompt=negative, seed=3, width=64, height=64)  # fmt: skip
     return np.asarray(backend.generate(request).image.convert("RGB"), dtype=np.int16)
 
 
-def test_the_end_of_a_long_prompt_changes_the_image(kit, backend):
-    base = render(kit, backend, LONG)
-    changed_tail = render(kit, backend, LONG[:-12] + "pencil sketch")
+def test_the_end_of_a_long_prompt_changes_the_image(tiny_kit, backend):
+    base = render(tiny_kit, backend, LONG)
+    changed_tail = render(tiny_kit, backend, LONG[:-12] + "pencil sketch")
     assert np.abs(base - changed_tail).mean() > 0.5  # stock diffusers truncates: identical images
 
 
-def test_one_window_through_the_window_path_equals_diffusers_encoding(kit, backend):
+def test_one_window_through_the_window_path_equals_diffusers_encoding(tiny_kit, backend):
     pipe, _call = backend.prepare_call(
-        GenerationRequest(backend="sdxl", backend_settings={"model": str(kit.sdxl)}, prompt="a red lighthouse",
-                          width=64, height=64), backend.validate_settings({"model": str(kit.sdxl)}))  # fmt: skip
+        GenerationRequest(backend="sdxl", backend_settings={"model": str(tiny_kit.sdxl)}, prompt="a red lighthouse",
+                          width=64, height=64), backend.validate_settings({"model": str(tiny_kit.sdxl)}))  # fmt: skip
     with torch.no_grad():
         embeds, pooled = encode_windows(pipe, "a red lighthouse", 1)
         stock, _neg, stock_pooled, _negp = pipe.encode_prompt("a red lighthouse", do_classifier_free_guidance=False)
     assert torch.equal(embeds, stock) and torch.equal(pooled, stock_pooled)
 
 
-def test_windows_and_negative_padding(kit, backend):
-    settings = backend.validate_settings({"model": str(kit.sdxl)})
+def test_windows_and_negative_padding(tiny_kit, backend):
+    settings = backend.validate_settings({"model": str(tiny_kit.sdxl)})
     pipe, call = backend.prepare_call(
-        GenerationRequest(backend="sdxl", backend_settings={"model": str(kit.sdxl)}, prompt=LONG,
+        GenerationRequest(backend="sdxl", backend_settings={"model": str(tiny_kit.sdxl)}, prompt=LONG,
                           negative_prompt="blurry", width=64, height=64), settings)  # fmt: skip
     windows = windows_needed(pipe, LONG, "blurry")
     assert windows == -(-len(token_ids(pipe.tokenizer, LONG)) // 75) >= 2
@@ -66,10 +59,10 @@ def test_windows_and_negative_padding(kit, backend):
     assert call["pooled_prompt_embeds"].shape == call["negative_pooled_prompt_embeds"].shape
 
 
-def test_prompts_that_fit_keep_the_stock_call(kit, backend):
-    settings = backend.validate_settings({"model": str(kit.sdxl)})
+def test_prompts_that_fit_keep_the_stock_call(tiny_kit, backend):
+    settings = backend.validate_settings({"model": str(tiny_kit.sdxl)})
     pipe, call = backend.prepare_call(
-        GenerationRequest(backend="sdxl", backend_settings={"model": str(kit.sdxl)}, prompt="short prompt",
+        GenerationRequest(backend="sdxl", backend_settings={"model": str(tiny_kit.sdxl)}, prompt="short prompt",
                           width=64, height=64), settings)  # fmt: skip
     before = dict(call)
     assert not apply_long_prompt(pipe, call)

@@ -14,23 +14,24 @@ pytest.importorskip("diffusers")
 from PIL import Image  # noqa: E402
 
 from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
-from comic_studio.generation.backend_api import reset_default_settings  # noqa: E402
 from comic_studio.backends.sdxl.backend import SdxlBackend  # noqa: E402
-from comic_studio.cli_models import TINY_STEPS, use_tiny_models  # noqa: E402
 from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
+from comic_studio.testing.tiny import TINY_STEPS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def tiny(tmp_path_factory, monkeypatch):
-    torch.set_num_threads(1)
-    monkeypatch.delenv(DEFAULT_SDXL_ENV, raising=False)
+def sdxl_registered():
     register_backend("sdxl", SdxlBackend)
-    kit = use_tiny_models(tmp_path_factory.getbasetemp() / "tiny-kit")
-    yield kit
-    reset_default_settings()
+    yield
     unregister_backend("sdxl")
+
+
+@pytest.fixture
+def tiny(sdxl_registered, tiny_models):
+    """``--models tiny`` with the session's kit (undone after the test)."""
+    return tiny_models
 
 
 def test_tiny_preset_renders_a_story_end_to_end(tiny, tmp_path):
@@ -64,9 +65,9 @@ def _load(name: str):
     return module
 
 
-def test_bench_sdxl_vs_diffusers_runs(tmp_path_factory, tmp_path):
+def test_bench_sdxl_vs_diffusers_runs(tiny_kit, tmp_path):
     bench = _load("sdxl_vs_diffusers")
-    result = bench.main(["--runs", "2", "--kit", str(tmp_path_factory.getbasetemp() / "tiny-kit"),
+    result = bench.main(["--runs", "2", "--kit", str(tiny_kit.root),
                          "--out", str(tmp_path / "b.json")])  # fmt: skip
     assert result["switch_reloads"] == 0
     assert result["raw_s"] > 0 and result["engine_s"] > 0

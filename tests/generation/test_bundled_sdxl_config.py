@@ -32,7 +32,6 @@ from comic_studio.generation.models.sdxl_config import (  # noqa: E402
     random_sdxl_models,
     read_safetensors_shapes,
 )
-from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 
 BUNDLED = bundled_sdxl_configs()[0]
 
@@ -59,12 +58,6 @@ def full_size():
 def ldm_shapes(full_size):
     """Tensor name → shape of an original-layout (A1111/ComfyUI) SDXL base checkpoint."""
     return {k: tuple(v.shape) for k, v in sdxl_to_ldm_state_dict(full_size).items()}
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_tiny_kit(tmp_path_factory.getbasetemp() / "tiny-kit")  # shared with the other kit tests
 
 
 def write_header_only_checkpoint(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
@@ -188,9 +181,9 @@ def test_sdxl_shaped_checkpoint_picks_the_bundled_config(tmp_path, ldm_shapes):
     assert resolve_sdxl(str(ckpt), places=empty).config == BUNDLED  # the path the backends take
 
 
-def test_other_architectures_are_refused_with_the_difference_named(tmp_path, ldm_shapes, kit):
+def test_other_architectures_are_refused_with_the_difference_named(tmp_path, ldm_shapes, tiny_kit):
     with pytest.raises(ModelLoadError, match=r"tiny-sdxl.safetensors is not an SDXL base-architecture checkpoint \(UNet"):
-        sdxl_source(kit.single_file)
+        sdxl_source(tiny_kit.single_file)
     sd15_like = {**ldm_shapes, "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight": (1280, 768)}
     ckpt = write_header_only_checkpoint(tmp_path / "sd15.safetensors", sd15_like)
     with pytest.raises(ModelLoadError, match=r"cross-attention .*has \[1280, 768\], the config expects \[1280, 2048\]"):
@@ -200,37 +193,37 @@ def test_other_architectures_are_refused_with_the_difference_named(tmp_path, ldm
     with pytest.raises(ModelLoadError, match="no VAE weights"):
         sdxl_source(ckpt)
     with pytest.raises(ModelLoadError, match=r"does not fit the configuration folder .*sdxl"):
-        sdxl_source(write_header_only_checkpoint(tmp_path / "full.safetensors", ldm_shapes), kit.sdxl)
+        sdxl_source(write_header_only_checkpoint(tmp_path / "full.safetensors", ldm_shapes), tiny_kit.sdxl)
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\xff" * 64)
     with pytest.raises(ModelLoadError, match="junk.safetensors: not a readable .safetensors checkpoint"):
         sdxl_source(junk)
 
 
-def test_first_fitting_candidate_loads_through_the_real_single_file_path(kit):
+def test_first_fitting_candidate_loads_through_the_real_single_file_path(tiny_kit):
     """The same selection with a tiny config among the candidates: the tiny checkpoint skips the
     full-size bundled config, loads with the tiny one, and equals the diffusers-folder weights."""
-    source = sdxl_source(kit.single_file, candidates=[BUNDLED, kit.sdxl])
-    assert source.config == kit.sdxl
-    single, folder = load_sdxl_components(source), load_sdxl_components(sdxl_source(kit.sdxl))
+    source = sdxl_source(tiny_kit.single_file, candidates=[BUNDLED, tiny_kit.sdxl])
+    assert source.config == tiny_kit.sdxl
+    single, folder = load_sdxl_components(source), load_sdxl_components(sdxl_source(tiny_kit.sdxl))
     for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
         a, b = single[part].state_dict(), folder[part].state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), part
 
 
-def test_a_downloaded_config_entry_still_serves_as_a_fallback(tmp_path, kit):
+def test_a_downloaded_config_entry_still_serves_as_a_fallback(tmp_path, tiny_kit):
     """Setups that downloaded `sdxl-base-1.0-config` keep it: it is tried after the bundled configs."""
     entry = load_catalogue().get(CONFIG_ID)
     installed = tmp_path / "models" / CONFIG_ID
-    shutil.copytree(kit.sdxl, installed, ignore=shutil.ignore_patterns("*.safetensors"))
+    shutil.copytree(tiny_kit.sdxl, installed, ignore=shutil.ignore_patterns("*.safetensors"))
     for name in ("tokenizer", "tokenizer_2"):  # the catalogue lists the classic tokenizer files
-        tokenizer = load_tokenizers_and_scheduler(kit.sdxl)[name]
+        tokenizer = load_tokenizers_and_scheduler(tiny_kit.sdxl)[name]
         (installed / name / "vocab.json").write_text(json.dumps(tokenizer.get_vocab()))
         (installed / name / "merges.txt").write_text("#version: 0.2\n")
         (installed / name / "special_tokens_map.json").write_text("{}")
     assert all((installed / f.path).is_file() for f in entry.files)
     places = Places(models=tmp_path / "models", hf_cache=tmp_path / "hf")
-    source = resolve_sdxl(str(kit.single_file), places=places)
+    source = resolve_sdxl(str(tiny_kit.single_file), places=places)
     assert source.config == installed
-    tiny_width = json.loads((kit.sdxl / "unet" / "config.json").read_text())["cross_attention_dim"]
+    tiny_width = json.loads((tiny_kit.sdxl / "unet" / "config.json").read_text())["cross_attention_dim"]
     assert load_sdxl_components(source)["unet"].config.cross_attention_dim == tiny_width != 2048

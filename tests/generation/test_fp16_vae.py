@@ -2,33 +2,25 @@
 
 import shutil
 
-import pytest
 import torch
 
 from comic_studio.generation.models.loading import FP16_FIX_VAE_ID, fp16_fix_vae
 from comic_studio.weights.locate import Places
 from comic_studio.generation.resources import ModelCache
-from comic_studio.generation.tiny import build_tiny_kit
 
 
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)  # as the other tiny-kit tests (see tests/backends/test_sdxl_backend.py)
-    return build_tiny_kit(tmp_path_factory.getbasetemp() / "tiny-kit")  # shared with them
-
-
-def _install_fix(kit, models):
+def _install_fix(tiny_kit, models):
     """Put a VAE in the models folder where the catalogue entry expects the fp16-fix files."""
     target = models / FP16_FIX_VAE_ID
-    shutil.copytree(kit.sdxl / "vae", target)
+    shutil.copytree(tiny_kit.sdxl / "vae", target)
     return target
 
 
-def test_swaps_in_float16_only_and_is_cached(kit, tmp_path):
+def test_swaps_in_float16_only_and_is_cached(tiny_kit, tmp_path):
     models = tmp_path / "models"
     places = Places(models=models, hf_cache=tmp_path / "empty-hf-cache")
     assert fp16_fix_vae("float16", "cpu", places=places) is None  # not installed: keep the stock VAE
-    _install_fix(kit, models)
+    _install_fix(tiny_kit, models)
     cache = ModelCache()
     vae = fp16_fix_vae("float16", "cpu", cache, places=places)
     assert vae is not None and vae.dtype == torch.float16

@@ -1,5 +1,4 @@
-"""`comic-studio models list|locate|download` through the cli_models parser (the lead wires it into
-cli.py), with downloads served by a local HTTP server standing in for the Hugging Face endpoint."""
+"""`comic-studio models list|locate|download` through the models command's own parser, with downloads served by a local HTTP server standing in for the Hugging Face endpoint."""
 
 from __future__ import annotations
 
@@ -10,14 +9,14 @@ import threading
 
 import pytest
 
-from comic_studio import cli_models
+from comic_studio.cli import models as models_command
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.weights.catalogue import load_catalogue
 
 
 def run(argv, capsys):
     parser = argparse.ArgumentParser(prog="comic-studio")
-    cli_models.register(parser.add_subparsers(dest="command"))
+    models_command.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(argv)
     code = args.func(args)
     out, err = capsys.readouterr()

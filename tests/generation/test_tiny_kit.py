@@ -15,31 +15,25 @@ from PIL import Image  # noqa: E402
 
 from comic_studio.generation.models.loading import load_sdxl_components, sdxl_source  # noqa: E402
 from comic_studio.generation.resources import ModelCache  # noqa: E402
-from comic_studio.generation.tiny import IP_ADAPTER_WEIGHTS, KIT_VERSION, build_tiny_kit  # noqa: E402
+from comic_studio.testing.tiny import IP_ADAPTER_WEIGHTS, KIT_VERSION, build_tiny_kit  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)  # see tests/backends/test_sdxl_backend.py
-    return build_tiny_kit(tmp_path_factory.getbasetemp() / "tiny-kit")
-
-
-def test_kit_files_are_real_formats(kit):
-    index = json.loads((kit.sdxl / "model_index.json").read_text())
+def test_kit_files_are_real_formats(tiny_kit):
+    index = json.loads((tiny_kit.sdxl / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusionXLPipeline"
     for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
-        assert list((kit.sdxl / part).glob("*.safetensors")), part
-    assert (kit.sdxl / "tokenizer" / "tokenizer.json").is_file() or (kit.sdxl / "tokenizer" / "vocab.json").is_file()
-    assert kit.single_file.stat().st_size > 1_000_000
+        assert list((tiny_kit.sdxl / part).glob("*.safetensors")), part
+    assert (tiny_kit.sdxl / "tokenizer" / "tokenizer.json").is_file() or (tiny_kit.sdxl / "tokenizer" / "vocab.json").is_file()
+    assert tiny_kit.single_file.stat().st_size > 1_000_000
     from safetensors import safe_open
 
-    with safe_open(str(kit.single_file), "pt") as f:
+    with safe_open(str(tiny_kit.single_file), "pt") as f:
         keys = set(f.keys())
     assert "model.diffusion_model.input_blocks.0.0.weight" in keys
     assert "first_stage_model.decoder.up.3.block.0.conv1.weight" in keys
     assert "conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight" in keys
     assert not any(k.startswith(("unet.", "down_blocks.")) for k in keys)
-    total = sum(p.stat().st_size for p in kit.root.rglob("*") if p.is_file())
+    total = sum(p.stat().st_size for p in tiny_kit.root.rglob("*") if p.is_file())
     assert total < 40_000_000
 
 
@@ -63,10 +57,10 @@ def test_ldm_vae_with_mid_attention_round_trips_through_diffusers_converter():
     assert all(torch.equal(back[k], v) for k, v in vae.state_dict().items())
 
 
-def test_kit_is_reused_when_present(kit):
-    before = kit.single_file.stat().st_mtime_ns
-    again = build_tiny_kit(kit.root)
-    assert again == kit and kit.single_file.stat().st_mtime_ns == before
+def test_kit_is_reused_when_present(tiny_kit):
+    before = tiny_kit.single_file.stat().st_mtime_ns
+    again = build_tiny_kit(tiny_kit.root)
+    assert again == tiny_kit and tiny_kit.single_file.stat().st_mtime_ns == before
 
 
 def test_kit_is_rebuilt_after_an_interrupted_build(tmp_path):
@@ -76,27 +70,27 @@ def test_kit_is_rebuilt_after_an_interrupted_build(tmp_path):
     assert (kit.sdxl / "model_index.json").is_file()
 
 
-def test_single_file_and_folder_load_identical_weights(kit):
-    folder = load_sdxl_components(sdxl_source(kit.sdxl))
-    single = load_sdxl_components(sdxl_source(kit.single_file, kit.sdxl))
+def test_single_file_and_folder_load_identical_weights(tiny_kit):
+    folder = load_sdxl_components(sdxl_source(tiny_kit.sdxl))
+    single = load_sdxl_components(sdxl_source(tiny_kit.single_file, tiny_kit.sdxl))
     for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
         a, b = folder[part].state_dict(), single[part].state_dict()
         assert a.keys() == b.keys(), part
         assert all(torch.equal(a[k], b[k]) for k in a), part
 
 
-def test_cache_loads_each_component_once(kit):
+def test_cache_loads_each_component_once(tiny_kit):
     cache = ModelCache()
     for _ in range(3):
-        load_sdxl_components(sdxl_source(kit.single_file, kit.sdxl), cache=cache)
+        load_sdxl_components(sdxl_source(tiny_kit.single_file, tiny_kit.sdxl), cache=cache)
     assert cache.loads(component="unet") == 1 and cache.loads() == 5  # 4 models + tokenizers/scheduler
 
 
-def test_controlnet_loads_and_conditions_generation(kit):
+def test_controlnet_loads_and_conditions_generation(tiny_kit):
     from diffusers import ControlNetModel, StableDiffusionXLControlNetPipeline
 
-    parts = load_sdxl_components(sdxl_source(kit.sdxl))
-    net = ControlNetModel.from_pretrained(kit.controlnet, local_files_only=True)
+    parts = load_sdxl_components(sdxl_source(tiny_kit.sdxl))
+    net = ControlNetModel.from_pretrained(tiny_kit.controlnet, local_files_only=True)
     pipe = StableDiffusionXLControlNetPipeline(**parts, controlnet=net)
     pipe.set_progress_bar_config(disable=True)
 
@@ -111,15 +105,15 @@ def test_controlnet_loads_and_conditions_generation(kit):
     assert not np.allclose(run(blank), run(stick))
 
 
-def test_ip_adapter_plus_and_face_load_through_diffusers(kit):
+def test_ip_adapter_plus_and_face_load_through_diffusers(tiny_kit):
     from diffusers import StableDiffusionXLPipeline
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-    pipe = StableDiffusionXLPipeline.from_pretrained(kit.sdxl, local_files_only=True)
+    pipe = StableDiffusionXLPipeline.from_pretrained(tiny_kit.sdxl, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
-    pipe.image_encoder = CLIPVisionModelWithProjection.from_pretrained(kit.image_encoder, local_files_only=True)
-    pipe.feature_extractor = CLIPImageProcessor.from_pretrained(kit.image_encoder, local_files_only=True)
-    pipe.load_ip_adapter(str(kit.ip_adapter), subfolder="sdxl_models", weight_name=list(IP_ADAPTER_WEIGHTS),
+    pipe.image_encoder = CLIPVisionModelWithProjection.from_pretrained(tiny_kit.image_encoder, local_files_only=True)
+    pipe.feature_extractor = CLIPImageProcessor.from_pretrained(tiny_kit.image_encoder, local_files_only=True)
+    pipe.load_ip_adapter(str(tiny_kit.ip_adapter), subfolder="sdxl_models", weight_name=list(IP_ADAPTER_WEIGHTS),
                          image_encoder_folder=None, local_files_only=True)  # fmt: skip
     pipe.set_ip_adapter_scale([1.0, 1.0])
     red, blue = Image.new("RGB", (32, 32), "red"), Image.new("RGB", (32, 32), "blue")

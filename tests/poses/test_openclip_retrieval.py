@@ -26,7 +26,7 @@ from comic_studio.poses.openclip_embedder import OpenClipEmbedder, OpenClipError
 from comic_studio.poses.retrieval import PoseRetrievalError, PoseRetriever, shared_retriever  # noqa: E402
 from comic_studio.poses.stored_features import features_folder, load_stored_features  # noqa: E402
 from comic_studio.poses.user_library import POSES_DIR_ENV, load_all_libraries  # noqa: E402
-from comic_studio.generation.tiny import write_tiny_openclip  # noqa: E402
+from comic_studio.testing.tiny import write_tiny_openclip  # noqa: E402
 
 MODEL_ID = "openclip-vit-h-14"
 """The tiny model is installed under the default catalogue id, so the catalogue → locate → load path runs."""
@@ -278,7 +278,7 @@ def test_backends_share_an_openclip_retriever_keyed_by_the_model_setting(app_env
 
 
 def test_cli_imports_features_and_searches(app_env, tmp_path, clip, capsys):
-    from comic_studio.cli_poses import register
+    from comic_studio.cli.poses import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

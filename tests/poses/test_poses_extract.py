@@ -184,7 +184,7 @@ def test_entry_from_reference_round_trips_through_the_library_format(brandt):
 
 @needs_detector
 def test_cli_extract_writes_an_entry_and_reports_failure(tmp_path, capsys):
-    from comic_studio.cli_poses import register
+    from comic_studio.cli.poses import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -253,7 +253,7 @@ def test_user_dir_override_and_broken_files_do_not_hide_the_bundled(tmp_path, us
 
 
 def test_cli_import_and_list(tmp_path, capsys):
-    from comic_studio.cli_poses import register
+    from comic_studio.cli.poses import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from comic_studio import cli
+from comic_studio import app
 from comic_studio.core import editing
 from comic_studio.core.document import Document
 
@@ -52,32 +52,32 @@ def test_smoke_test_opens_a_project_and_grabs_a_screenshot(tmp_path):
     assert report["torch_imported"] is False
 
 
-def test_cli_routes_to_the_window(monkeypatch, tmp_path):
-    import comic_studio.ui.app as app
+def test_command_routes_to_the_window(monkeypatch, tmp_path):
+    import comic_studio.ui.app as ui_app
 
     opened = []
-    monkeypatch.setattr(app, "run_app", lambda paths: opened.append(paths) or 0)
-    assert cli.main([]) == 0
-    assert cli.main([str(tmp_path / "book.comic")]) == 0
+    monkeypatch.setattr(ui_app, "run_app", lambda paths: opened.append(paths) or 0)
+    assert app.main([]) == 0
+    assert app.main([str(tmp_path / "book.comic")]) == 0
     assert opened == [[], [str(tmp_path / "book.comic")]]
-    assert cli.main(["story.txt"]) == 2  # not a project, not a command: a usage error
+    assert app.main(["story.txt"]) == 2  # not a project, not a command: a usage error
 
 
 def test_cli_subcommands_still_work(tmp_path, capsys):
     doc = Document.new(title="Info book")
     editing.add_page(doc)
     path = doc.save(tmp_path / "info.comic")
-    assert cli.main(["info", str(path), "--json"]) == 0
+    assert app.main(["info", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["pages"] == 1
     with pytest.raises(SystemExit):
-        cli.main(["--version"])
+        app.main(["--version"])
 
 
 def test_headless_cli_does_not_import_qt(tmp_path):
     doc = Document.new()
     editing.add_page(doc)
     path = doc.save(tmp_path / "q.comic")
-    code = ("import sys; from comic_studio.cli import main; rc = main(['info', sys.argv[1]]); "
+    code = ("import sys; from comic_studio.app import main; rc = main(['info', sys.argv[1]]); "
             "assert 'PySide6' not in sys.modules, 'Qt imported'; sys.exit(rc)")
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -13,7 +13,6 @@ pytest.importorskip("diffusers")
 
 from comic_studio.core.commands import SetFields  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
-from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 from comic_studio.ui.characters import CharacterLibrary  # noqa: E402
 from comic_studio.ui.inspector_results import ResultHistory  # noqa: E402
 from comic_studio.ui.render_service import RenderService  # noqa: E402
@@ -22,16 +21,10 @@ from comic_studio.workflows.batch import render_panel  # noqa: E402
 from anchor_helpers import cid, make_document, two_shot  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_tiny_kit(tmp_path_factory.getbasetemp() / "tiny-kit")
-
-
 @pytest.fixture
-def studio(ctx, kit, qtbot, tmp_path, monkeypatch):
+def studio(ctx, tiny_kit, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("COMIC_STUDIO_BANK_DIR", str(tmp_path / "banks"))
-    ctx.set_document(make_document(kit))
+    ctx.set_document(make_document(tiny_kit))
     service = RenderService(ctx)
     messages: list[str] = []
     ctx.message.connect(messages.append)

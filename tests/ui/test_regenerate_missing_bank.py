@@ -15,7 +15,7 @@ from comic_studio.core.commands import SetFields  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 
 from anchor_helpers import cid  # noqa: E402
-from test_identity_anchors_ui import kit, studio  # noqa: E402,F401  (the shared fixtures)
+from test_identity_anchors_ui import studio  # noqa: E402,F401  (the shared fixture; tiny_kit comes from the plugin)
 
 TIMEOUT = 60_000
 

@@ -16,7 +16,6 @@ from comic_studio.core.commands import SetFields  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.core.errors import ComicStudioError  # noqa: E402
 from comic_studio.generation.request import GenerationError, GenerationRequest  # noqa: E402
-from comic_studio.generation.tiny import build_tiny_kit  # noqa: E402
 from comic_studio.workflows.anchors import (  # noqa: E402
     anchor_request,
     anchor_settings,
@@ -31,12 +30,6 @@ from comic_studio.workflows.batch import render_document, render_panel  # noqa: 
 from comic_studio.workflows.requests import build_request, hydrate_request, panel_seed  # noqa: E402
 
 from anchor_helpers import STEPS, cid, make_document, tiny_settings, two_shot  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_tiny_kit(tmp_path_factory.getbasetemp() / "tiny-kit")
 
 
 @pytest.fixture
@@ -62,8 +55,8 @@ def rerender(doc: Document, panel_id: str) -> np.ndarray:
     return pixels(doc, panel_id)
 
 
-def test_anchor_is_recorded_carried_by_the_project_and_replays_exactly(kit, banks, tmp_path):
-    doc = make_document(kit)
+def test_anchor_is_recorded_carried_by_the_project_and_replays_exactly(tiny_kit, banks, tmp_path):
+    doc = make_document(tiny_kit)
     ana, ben = cid(doc, "Ana"), cid(doc, "Ben")
     folder = banks()
     for character in (ana, ben):
@@ -110,8 +103,8 @@ def test_anchor_is_recorded_carried_by_the_project_and_replays_exactly(kit, bank
     assert again.undo_stack.index == steps_before + 1  # the render only: the rebuilt bank was identical
 
 
-def test_a_rebuild_that_differs_is_recorded_and_reported(kit, banks):
-    doc = make_document(kit)
+def test_a_rebuild_that_differs_is_recorded_and_reported(tiny_kit, banks):
+    doc = make_document(tiny_kit)
     ana = cid(doc, "Ana")
     folder = banks()
     old = generate_anchor(doc, ana)
@@ -130,8 +123,8 @@ def test_a_rebuild_that_differs_is_recorded_and_reported(kit, banks):
     assert record_rebuild(doc, ana, result, folder, "0" * 64) is None  # anchor replaced meanwhile
 
 
-def test_regenerate_changes_bank_and_panel_and_undo_restores(kit, banks):
-    doc = make_document(kit)
+def test_regenerate_changes_bank_and_panel_and_undo_restores(tiny_kit, banks):
+    doc = make_document(tiny_kit)
     ana = cid(doc, "Ana")
     panel = next(p for page in doc.project.pages for p in page.panels if [c.character_id for c in p.characters] == [ana])
     # The panel's coins read the bank at step 1 (of 3): a new anchor must then show in the picture.
@@ -156,8 +149,8 @@ def test_regenerate_changes_bank_and_panel_and_undo_restores(kit, banks):
         clear_anchor(doc, ana)
 
 
-def test_anchor_from_a_panel_result(kit, banks, tmp_path):
-    doc = make_document(kit)
+def test_anchor_from_a_panel_result(tiny_kit, banks, tmp_path):
+    doc = make_document(tiny_kit)
     ana = cid(doc, "Ana")
     panel = two_shot(doc)
     render_panel(doc, panel.id)  # Ana's bank is built in the job (no anchor yet)
@@ -172,20 +165,20 @@ def test_anchor_from_a_panel_result(kit, banks, tmp_path):
     assert rebuild.backend_settings["anchor_image"].startswith("data:image/png;base64,")
 
 
-def test_steps_mismatch_says_what_to_do(kit, banks):
-    doc = make_document(kit)
+def test_steps_mismatch_says_what_to_do(tiny_kit, banks):
+    doc = make_document(tiny_kit)
     ana = cid(doc, "Ana")
     generate_anchor(doc, ana)
     panel = two_shot(doc)
-    panel.backend_settings = tiny_settings(kit, steps=2)
+    panel.backend_settings = tiny_settings(tiny_kit, steps=2)
     with pytest.raises(GenerationError, match=f"made with {STEPS} steps and this job uses 2; regenerate the anchor or use {STEPS} steps"):
         render_panel(doc, panel.id)
 
 
-def test_anchor_settings_follow_the_projects_consistent_panels(kit):
-    doc = make_document(kit)
+def test_anchor_settings_follow_the_projects_consistent_panels(tiny_kit):
+    doc = make_document(tiny_kit)
     backend, settings = anchor_settings(doc.project)
-    assert backend == "consistent" and settings == {k: v for k, v in tiny_settings(kit).items() if k != "max_side"}
+    assert backend == "consistent" and settings == {k: v for k, v in tiny_settings(tiny_kit).items() if k != "max_side"}
     for page in doc.project.pages:
         for panel in page.panels:
             panel.backend, panel.backend_settings = "storyboard", {}

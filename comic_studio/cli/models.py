@@ -1,16 +1,12 @@
-"""``comic-studio models list|locate|download ID|check`` and the ``--models tiny`` smoke preset.
+"""``comic-studio models list|locate|download ID|check``: the model catalogue on this machine.
 
-``register(subparsers)`` adds the ``models`` command to the main CLI parser. ``use_tiny_models``
-builds (once) the random-weight tiny SDXL kit and makes it (with a few steps) the default SDXL model
-of this process,
-so ``render --backend sdxl --models tiny`` runs the whole real path on any machine in seconds.
-No torch import unless the tiny kit has to be built.
+``register(subparsers)`` adds the ``models`` command to the main CLI parser. (The ``--models tiny``
+smoke preset of render, anchor and tryon is :func:`comic_studio.testing.tiny.use_tiny_models`.)
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,39 +14,9 @@ from typing import Any
 
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.weights.catalogue import load_catalogue
-from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV, default_sdxl_model
+from comic_studio.generation.models.sdxl import default_sdxl_model
 from comic_studio.weights.locate import Places, locate, locate_all, missing_for
 from comic_studio.weights.needs import check_need, to_download
-
-TINY_STEPS = 4
-"""Denoising steps that are plenty for the random-weight smoke models."""
-TINY_MAX_SIDE = 256
-"""Smoke renders generate small and upscale to the panel: the point is the path, not the pixels."""
-
-
-def use_tiny_models(folder: str | Path | None = None) -> Any:
-    """Build the tiny kit under ``folder`` (default: the user cache) if needed, and make its models
-    the defaults of the sdxl, consistent and racig backends for this process, at :data:`TINY_STEPS` steps. Returns the :class:`~comic_studio.generation.tiny.TinyKit`."""
-    from comic_studio.generation.tiny import build_tiny_kit
-
-    if folder is None:
-        from platformdirs import user_cache_dir
-
-        folder = Path(user_cache_dir("comic-studio")) / "tiny-models"
-    kit = build_tiny_kit(folder)
-    os.environ[DEFAULT_SDXL_ENV] = str(kit.sdxl)
-    from comic_studio.generation.backend_api import set_default_settings
-    from comic_studio.backends.racig.backend import RacigBackend
-    from comic_studio.backends.sdxl.backend import SdxlBackend
-
-    quick = {"steps": TINY_STEPS, "preview_every": 0, "max_side": TINY_MAX_SIDE}
-    set_default_settings(SdxlBackend, **quick)  # consistent inherits the sdxl settings
-    plus, face = kit.ip_adapter_weights
-    weights = kit.ip_adapter / "sdxl_models"
-    set_default_settings(RacigBackend, **quick, model=str(kit.sdxl), controlnet=str(kit.controlnet),
-                         image_encoder=str(kit.image_encoder), ip_adapter_face=str(weights / face),
-                         ip_adapter_plus=str(weights / plus))  # fmt: skip
-    return kit
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:

@@ -12,6 +12,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from comic_studio.cli.progress import StderrProgress
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     tryon = subparsers.add_parser("tryon", help="give a panel's character another outfit and repaint it (racig)")
@@ -29,7 +31,6 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_tryon(args: argparse.Namespace) -> int:
-    from comic_studio.cli import StderrProgress
     from comic_studio.core.document import Document
     from comic_studio.core.errors import ComicStudioError
     from comic_studio.core.lookup import find_panel
@@ -43,7 +44,7 @@ def _cmd_tryon(args: argparse.Namespace) -> int:
     panel = find_panel(doc.project, args.panel)
     character = find_character(doc.project, panel, args.character)
     if args.models == "tiny":
-        from comic_studio.cli_models import use_tiny_models
+        from comic_studio.testing.tiny import use_tiny_models
 
         use_tiny_models()  # the tiny kit becomes racig's default models for this process
 

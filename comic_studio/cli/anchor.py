@@ -12,6 +12,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+from comic_studio.cli.progress import StderrProgress
+
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
     anchor = subparsers.add_parser("anchor", help="generate a character's identity anchor for the consistent backend")
@@ -28,15 +30,14 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_anchor(args: argparse.Namespace) -> int:
-    from comic_studio.cli import StderrProgress
     from comic_studio.core.document import Document
     from comic_studio.core.errors import ComicStudioError
-    from comic_studio.workflows.anchors import character_named, generate_anchor
     from comic_studio.core.lookup import find_panel
+    from comic_studio.workflows.anchors import character_named, generate_anchor
 
     settings: dict[str, Any] = {}
     if args.models == "tiny":
-        from comic_studio.cli_models import TINY_MAX_SIDE, use_tiny_models
+        from comic_studio.testing.tiny import TINY_MAX_SIDE, use_tiny_models
 
         use_tiny_models()
         settings["anchor_size"] = TINY_MAX_SIDE

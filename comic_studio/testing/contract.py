@@ -1,33 +1,48 @@
 """The contract every generation backend passes, directly and through the :class:`Engine`.
 
-Use it by subclassing (the subclass name must start with ``Test`` so pytest collects it)::
+A backend's tests run it by subclassing :class:`BackendContract` (the subclass name must start with
+``Test`` so pytest collects it); the fixtures come from the ``comic_studio.testing.plugin`` pytest
+plugin, which an installed Comic Studio registers by itself::
 
-    from contract import BackendContract
+    import pytest
+    from comic_studio.testing.contract import BackendContract
 
     class TestMyBackendContract(BackendContract):
         backend_name = "my-backend"
 
-Hooks a backend may override: :meth:`make_request` (a request the backend can render quickly),
-:meth:`invalid_settings` (bad settings and the field the error must name) and :attr:`cancel_after`.
-The backend must be installed (entry point) or registered (``register_backend``) before the tests
-run, e.g. in a fixture of the subclass.
+        @pytest.fixture
+        def quick_settings(self):
+            return {"steps": 2}
+
+Required hooks (a test of a subclass without them fails, naming what is missing):
+
+- :attr:`backend_name`: the name the backend is installed (or registered) under.
+- :meth:`quick_settings`: a fixture returning the backend settings that make a render quick (``{}``
+  when the defaults already are). It may use other fixtures, e.g. ``tiny_kit`` for diffusion models.
+
+Optional hooks: :attr:`backend_target` (a class or ``"package.module:Class"`` that the contract
+registers for its tests, when the backend is not installed through its entry point),
+:meth:`make_request` (the request every test renders), :meth:`invalid_settings` (bad settings and
+the field the error must name), :attr:`cancel_after` and :attr:`reports_heads`.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from PIL import Image, ImageChops
 
 from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
-from comic_studio.generation.registry import get_backend
+from comic_studio.generation.registry import BackendTarget, get_backend, register_backend, unregister_backend
 from comic_studio.core.model import ShotType
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent, JobMessage
 from comic_studio.generation.request import Cancelled, GenerationRequest, GenerationResult, RequestCharacter
+
+REQUIRED_HOOKS = ("backend_name", "quick_settings")
 
 
 def same_pixels(a: Image.Image, b: Image.Image) -> bool:
@@ -35,14 +50,27 @@ def same_pixels(a: Image.Image, b: Image.Image) -> bool:
 
 
 class BackendContract:
-    backend_name: str = ""
-    cancel_after: int = 1
+    backend_name: ClassVar[str] = ""
+    """Required: the backend's installed (or registered) name."""
+    backend_target: ClassVar[BackendTarget | None] = None
+    """Optional: registered under :attr:`backend_name` for the subclass's tests, then unregistered."""
+    cancel_after: ClassVar[int] = 1
     """``on_step`` answers True this many times, then False: the backend must stop right there."""
+    reports_heads: ClassVar[bool] = True
+    """Whether results place every request character (``GenerationResult.heads``, where balloon
+    tails aim). False for a backend that cannot know where it drew anyone: its results then carry
+    no heads at all."""
 
     # ------------------------------------------------------------------ hooks
 
+    @pytest.fixture
+    def quick_settings(self) -> dict[str, Any]:
+        """Required: the backend settings that make a render quick (a fixture; may use others)."""
+        pytest.fail(_missing_message(type(self), ["quick_settings"]), pytrace=False)
+
     def make_request(self, seed: int = 7, **overrides: Any) -> GenerationRequest:
-        """A small request with two characters in an interaction, quick to render."""
+        """A small request with two characters in an interaction, quick to render: the quick
+        settings, overlaid with ``overrides["backend_settings"]`` if given."""
         fields: dict[str, Any] = dict(
             backend=self.backend_name,
             width=160,
@@ -61,7 +89,8 @@ class BackendContract:
             target_id="ben",
             panel_id="contract-panel",
         )
-        fields.update(overrides)
+        settings = {**self._quick_settings, **overrides.pop("backend_settings", {})}
+        fields.update(overrides, backend_settings=settings)
         return GenerationRequest(**fields)
 
     def make_backend(self) -> GenerationBackend:
@@ -84,6 +113,27 @@ class BackendContract:
             elif kind == "str":
                 cases.append(({key: 12}, key))
         return cases
+
+    # ------------------------------------------------------------------ wiring
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def _contract_backend(cls):
+        """Checks the required hooks (one clear error instead of a confusing failure per test) and
+        registers :attr:`backend_target` for the class's tests."""
+        missing = [hook for hook in REQUIRED_HOOKS if not _provides(cls, hook)]
+        if missing:
+            pytest.fail(_missing_message(cls, missing), pytrace=False)
+        if cls.backend_target is None:
+            yield
+            return
+        register_backend(cls.backend_name, cls.backend_target)
+        yield
+        unregister_backend(cls.backend_name)
+
+    @pytest.fixture(autouse=True)
+    def _contract_settings(self, quick_settings: dict[str, Any]) -> None:
+        self._quick_settings = dict(quick_settings)  # make_request is a plain method: it reads them here
 
     # ------------------------------------------------------------------ helpers
 
@@ -177,6 +227,9 @@ class BackendContract:
         assert result.backend == self.backend_name and result.seed == 5
         assert result.settings == backend.validate_settings(request.backend_settings), "the effective settings, all of them"
         assert result.images and result.image.size == (request.width, request.height)
+        if not self.reports_heads:
+            assert result.heads == [], "reports_heads is False: no head placements, not partial ones"
+            return
         assert sorted(h.character_id for h in result.heads) == sorted(c.id for c in request.characters)
         for head in result.heads:
             assert head.head is not None and all(0 <= c <= 1 for c in head.head)
@@ -211,3 +264,18 @@ class BackendContract:
             with pytest.raises(BackendSettingsError, match=repr(field)):
                 engine.submit(self.make_request(backend_settings=settings))
             assert engine.pending() == []
+
+
+def _provides(cls: type, hook: str) -> bool:
+    if hook == "backend_name":
+        return bool(getattr(cls, "backend_name", ""))
+    # A fixture hook is provided when a subclass defines its own, not the contract's placeholder.
+    return next(klass for klass in cls.__mro__ if hook in vars(klass)) is not BackendContract
+
+
+def _missing_message(cls: type, hooks: list[str]) -> str:
+    how = {"backend_name": 'backend_name = "the-backend-name"',
+           "quick_settings": "@pytest.fixture\n    def quick_settings(self): return {...settings that render quickly...}"}
+    lines = "\n    ".join(how[h] for h in hooks)
+    return (f"{cls.__name__} runs the backend contract but does not provide the required hook(s) "
+            f"{', '.join(hooks)}; add to the class:\n    {lines}")

@@ -12,6 +12,9 @@ What :func:`build_tiny_kit` writes under a folder::
                              sdxl_models/ip-adapter-plus{,-face}_sdxl_vit-h.safetensors
     tiny-kit.json            a marker: kit version + seed (a matching kit is reused, not rebuilt)
 
+:func:`use_tiny_models` (the ``--models tiny`` smoke preset) builds the kit once and makes it the
+default models of the diffusion backends for this process.
+
 The architecture follows SDXL at toy width: UNet with ``addition_embed_type="text_time"``, two CLIP
 text encoders (the second with a projection, whose pooled output feeds the time embedding), an 8×
 VAE with SDXL's scaling factor, and SDXL's Euler scheduler configuration. torch/diffusers are
@@ -21,6 +24,7 @@ imported lazily inside the functions.
 from __future__ import annotations
 
 import json
+import os
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +43,10 @@ IP_QUERIES = 16
 IP_RESAMPLER_WIDTH = 64
 """The Resampler's width; diffusers derives its head count as ``to_q rows // 64``, so 64 → one head."""
 IP_ADAPTER_WEIGHTS = ("ip-adapter-plus_sdxl_vit-h.safetensors", "ip-adapter-plus-face_sdxl_vit-h.safetensors")
+TINY_STEPS = 4
+"""Denoising steps that are plenty for the random-weight smoke models."""
+TINY_MAX_SIDE = 256
+"""Smoke renders generate small and upscale to the panel: the point is the path, not the pixels."""
 
 
 @dataclass(frozen=True)
@@ -261,6 +269,35 @@ def build_tiny_kit(folder: str | Path, seed: int = 0, *, force: bool = False) ->
         state = {k: v.contiguous() for k, v in ip_adapter_plus_state_dict(parts["unet"], seed + 30 + offset).items()}
         save_file(state, str(weights / name))
     marker.write_text(json.dumps(wanted), encoding="utf-8")
+    return kit
+
+
+# ------------------------------------------------------------------------------ the smoke preset
+
+
+def use_tiny_models(folder: str | Path | None = None) -> TinyKit:
+    """Build the tiny kit under ``folder`` (default: the user cache) if needed, and make its models
+    the defaults of the sdxl, consistent and racig backends for this process, at :data:`TINY_STEPS`
+    steps (``--models tiny``). :func:`~comic_studio.generation.backend_api.reset_default_settings` and
+    unsetting ``COMIC_STUDIO_SDXL_MODEL`` undo it. Returns the kit."""
+    from comic_studio.generation.backend_api import set_default_settings
+    from comic_studio.generation.registry import get_backend_class
+    from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV
+
+    if folder is None:
+        from platformdirs import user_cache_dir
+
+        folder = Path(user_cache_dir("comic-studio")) / "tiny-models"
+    kit = build_tiny_kit(folder)
+    os.environ[DEFAULT_SDXL_ENV] = str(kit.sdxl)
+    # By name through the registry: the testing kit sits above the backends and knows none of them.
+    quick = {"steps": TINY_STEPS, "preview_every": 0, "max_side": TINY_MAX_SIDE}
+    set_default_settings(get_backend_class("sdxl"), **quick)  # consistent inherits the sdxl settings
+    plus, face = kit.ip_adapter_weights
+    weights = kit.ip_adapter / "sdxl_models"
+    set_default_settings(get_backend_class("racig"), **quick, model=str(kit.sdxl), controlnet=str(kit.controlnet),
+                         image_encoder=str(kit.image_encoder), ip_adapter_face=str(weights / face),
+                         ip_adapter_plus=str(weights / plus))  # fmt: skip
     return kit
 
 
