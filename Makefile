@@ -31,14 +31,15 @@ run: setup
 demo: setup
 	$(VENV)/bin/comic-studio demo --out demo_out
 
-test: setup
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup
 	$(PY) bench/run.py --json
 
 # The habits of docs/CONTRIBUTING.md: the import contracts (pyproject [tool.importlinter]), ruff's lint
-# and format check, and the type-check baseline (pyproject [tool.mypy]: core and generation).
+# and format check, and the type-check baseline (pyproject [tool.mypy]: core, weights, generation,
+# workflows). `make test` runs it first, so CI checks all of it.
 lint: setup
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .

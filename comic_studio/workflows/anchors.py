@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Literal, Any
 
 from comic_studio.generation.registry import get_backend, get_backend_class
 from comic_studio.core.assets import AssetStore
@@ -133,6 +133,7 @@ def record_anchor(doc: Document, character_id: str, request: GenerationRequest, 
     effective = {k: v for k, v in (result.settings or request.backend_settings).items() if k != BANKS_SETTING}
     stored = dehydrate_request(request.model_copy(update={"backend_settings": effective}), doc.assets)
     chosen = str(stored.backend_settings.get("anchor_image") or "").removeprefix(ASSET_PREFIX)
+    source: Literal["rendered", "picture"]
     if chosen in doc.assets:  # banked from an existing picture: that picture is the anchor shown
         image, source = chosen, "picture"
     else:

@@ -94,7 +94,8 @@ def try_on(doc: Document, panel_id: str, character_id: str, outfit: bytes | str 
         request = request.model_copy(update={"backend_settings": backend.validate_settings(request.backend_settings)})
         generated = backend.generate(request, on_step)
     except BaseException:
-        if doc.project.character(character_id).body_refs != before:
+        now = doc.project.character(character_id)
+        if now is not None and now.body_refs != before:
             doc.undo()  # a try-on that did not happen leaves the character's references as they were
         raise
     return record_result(doc, panel_id, request, generated)
