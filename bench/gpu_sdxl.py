@@ -65,9 +65,7 @@ def write_config_folder(parts: dict, folder: Path) -> None:
         index[name] = [library, type(obj).__name__]
         if name.startswith("tokenizer"):
             obj.save_pretrained(folder / name)
-        elif name == "scheduler":
-            obj.save_config(folder / name)
-        elif library == "diffusers":
+        elif name == "scheduler" or library == "diffusers":
             obj.save_config(folder / name)
         else:
             obj.config.save_pretrained(folder / name)
@@ -89,12 +87,12 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
     from diffusers import StableDiffusionXLPipeline
 
-    from comic_studio.generation.registry import register_backend, unregister_backend
     from comic_studio.backends.sdxl import SdxlBackend
     from comic_studio.generation.engine import Engine
     from comic_studio.generation.messages import JobEvent
     from comic_studio.generation.models.loading import SDXL_COMPONENTS, sdxl_source
     from comic_studio.generation.models.sdxl_config import bundled_sdxl_configs
+    from comic_studio.generation.registry import register_backend, unregister_backend
     from comic_studio.generation.request import GenerationRequest
     from comic_studio.generation.settings import EngineSettings
 

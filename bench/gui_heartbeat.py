@@ -83,10 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--panels", type=int, default=40)
     parser.add_argument("--pose-matching", default="auto", choices=["auto", "minilm", "overlap"])
     parser.add_argument("--no-canvas", action="store_true", help="do not show the page canvas")
-    parser.add_argument("--warm-up", action="store_true",
-                        help="render one panel before measuring (loads the backend's models first)")
-    parser.add_argument("--switch-interval", type=float, default=None,
-                        help="sys.setswitchinterval in ms (Python's GIL hand-over; default 5 ms)")
+    parser.add_argument(
+        "--warm-up", action="store_true", help="render one panel before measuring (loads the backend's models first)"
+    )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval in ms (Python's GIL hand-over; default 5 ms)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
     args = parser.parse_args(argv)
     if args.switch_interval is not None:

@@ -42,7 +42,6 @@ def main(argv: list[str] | None = None) -> dict:
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     import torch
-
     from test_racig_support import REFS, build_kit, kit_settings, panel_request
 
     from comic_studio.backends.racig import RacigBackend

@@ -122,17 +122,22 @@ def bench_storyboard() -> dict:
 
 def _json_of(cmd: list[str], env: dict | None = None, timeout: int = 900) -> dict:
     """Run a benchmark script that prints one JSON object (indented, or on its last line)."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, check=True)
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})}, check=True
+    )
     out = proc.stdout.strip()
-    return json.loads(out[out.index("{"):]) if out.startswith("{") else json.loads(out.splitlines()[-1])
+    return json.loads(out[out.index("{") :]) if out.startswith("{") else json.loads(out.splitlines()[-1])
 
 
 def bench_gui() -> dict:
     offscreen = {"QT_QPA_PLATFORM": "offscreen"}
     starts = [_json_of([sys.executable, "-m", "comic_studio.ui.app", "--smoke-test"], offscreen) for _ in range(3)]
-    heartbeat = _json_of([sys.executable, "bench/gui_heartbeat.py", "--panels", "40", "--switch-interval", "1"], offscreen)
-    warm = _json_of([sys.executable, "bench/gui_heartbeat.py", "--panels", "40", "--switch-interval", "1", "--warm-up"], offscreen)
+    heartbeat = _json_of(
+        [sys.executable, "bench/gui_heartbeat.py", "--panels", "40", "--switch-interval", "1"], offscreen
+    )
+    warm = _json_of(
+        [sys.executable, "bench/gui_heartbeat.py", "--panels", "40", "--switch-interval", "1", "--warm-up"], offscreen
+    )
     return {
         "window_up_s_best_of_3": min(s["startup_s"] for s in starts),
         "torch_imported_at_start": any(s["torch_imported"] for s in starts),
@@ -163,7 +168,12 @@ def bench_long_prompt() -> dict:
     return _json_of([sys.executable, "bench/long_prompt.py"])
 
 
-_OVERLAY_CAST = (("ana", "Ana", "#d0563b"), ("ben", "Ben", "#3b6fd0"), ("cid", "Cid", "#3f9a4a"), ("dee", "Dee", "#b8932e"))
+_OVERLAY_CAST = (
+    ("ana", "Ana", "#d0563b"),
+    ("ben", "Ben", "#3b6fd0"),
+    ("cid", "Cid", "#3f9a4a"),
+    ("dee", "Dee", "#b8932e"),
+)
 _OVERLAY_ACTIONS = {1: "Ana runs down the pier", 2: "Ana hands Ben a brass key",
                     4: "the four friends argue around the table"}  # fmt: skip
 
@@ -202,9 +212,18 @@ def bench_autolayout(scenes: int = 50, per_scene: int = 20) -> dict:
 
     rng = random.Random(11)
     shots = [ShotType.WIDE, ShotType.MEDIUM, ShotType.OVER_THE_SHOULDER, ShotType.CLOSE_UP, ShotType.ESTABLISHING]
-    beats = [(f"scene-{s}", Beat(shot=ShotType.ESTABLISHING if k == 0 else rng.choice(shots),
-                                  characters=rng.sample(["ana", "bo", "cy"], rng.randint(0, 3)), action=f"beat {s}.{k}"))
-             for s in range(scenes) for k in range(per_scene)]
+    beats = [
+        (
+            f"scene-{s}",
+            Beat(
+                shot=ShotType.ESTABLISHING if k == 0 else rng.choice(shots),
+                characters=rng.sample(["ana", "bo", "cy"], rng.randint(0, 3)),
+                action=f"beat {s}.{k}",
+            ),
+        )
+        for s in range(scenes)
+        for k in range(per_scene)
+    ]
     seconds, pages = _timed(auto_layout, beats, page_format("us-comic"))
     return {"beats": len(beats), "pages": len(pages), "seconds": round(seconds, 3), "target_s": 10.0}
 
@@ -223,8 +242,9 @@ def bench_tiny_sdxl() -> dict:
         pipe = StableDiffusionXLPipeline(**load_sdxl_components(sdxl_source(kit.sdxl)))
         pipe.set_progress_bar_config(disable=True)
         pipe("warm up", num_inference_steps=1, height=64, width=64)
-        seconds, _ = _timed(pipe, "a cat", num_inference_steps=4, height=64, width=64,
-                            generator=torch.Generator().manual_seed(0))
+        seconds, _ = _timed(
+            pipe, "a cat", num_inference_steps=4, height=64, width=64, generator=torch.Generator().manual_seed(0)
+        )
     return {"steps": 4, "side_px": 64, "seconds": round(seconds, 3), "target_s": 2.0}
 
 
@@ -255,8 +275,13 @@ def bench_pages_strip(pages: int = 60) -> dict:
         while strip._pending:
             ticks.append(_timed(strip._paint_some)[0])
         strip.deleteLater()
-    return {"pages": pages + 1, "ticks": len(ticks), "worst_tick_ms": round(max(ticks) * 1e3, 2),
-            "budget_ms": TICK_BUDGET_S * 1e3, "target_ms": 50}
+    return {
+        "pages": pages + 1,
+        "ticks": len(ticks),
+        "worst_tick_ms": round(max(ticks) * 1e3, 2),
+        "budget_ms": TICK_BUDGET_S * 1e3,
+        "target_ms": 50,
+    }
 
 
 def bench_canvas_resync() -> dict:
@@ -278,8 +303,12 @@ def bench_canvas_resync() -> dict:
         first = ctx.current_page.panels[0].balloons[0]
         one_s, _ = _timed(ctx.edit, editing.edit_balloon_text, first.id, "Changed!")
         view.deleteLater()
-    return {"full_rebuild_ms": round(full_s * 1e3, 1), "one_balloon_edit_ms": round(one_s * 1e3, 1),
-            "full_target_ms": 250, "one_target_ms": 100}
+    return {
+        "full_rebuild_ms": round(full_s * 1e3, 1),
+        "one_balloon_edit_ms": round(one_s * 1e3, 1),
+        "full_target_ms": 250,
+        "one_target_ms": 100,
+    }
 
 
 def bench_outliner_parse(words: int = 200_000) -> dict:
@@ -318,8 +347,13 @@ def bench_outliner_parse(words: int = 200_000) -> dict:
         heartbeat.stop()
         outliner.shutdown()
         outliner.deleteLater()
-    return {"words": words, "ticks": len(gaps), "worst_gap_ms": max(gaps[2:] or [0]), "stop_after_cancel_s": round(stop_s, 3),
-            "gap_target_ms": 250}
+    return {
+        "words": words,
+        "ticks": len(gaps),
+        "worst_gap_ms": max(gaps[2:] or [0]),
+        "stop_after_cancel_s": round(stop_s, 3),
+        "gap_target_ms": 250,
+    }
 
 
 def bench_llm() -> dict:

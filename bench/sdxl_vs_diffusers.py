@@ -44,11 +44,11 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     from diffusers import StableDiffusionXLPipeline
 
-    from comic_studio.generation.registry import register_backend, unregister_backend
     from comic_studio.backends.sdxl import SdxlBackend
     from comic_studio.generation.engine import Engine
     from comic_studio.generation.messages import JobEvent
     from comic_studio.generation.models.loading import load_sdxl_components, sdxl_source
+    from comic_studio.generation.registry import register_backend, unregister_backend
     from comic_studio.generation.request import GenerationRequest
     from comic_studio.testing.tiny import build_tiny_kit
 

@@ -27,13 +27,17 @@ def _open_window(paths: list[str], commands: tuple[str, ...]) -> int:
     for raw in paths:
         path = Path(raw)
         if path.suffix.lower() != ".comic":
-            print(f"comic-studio: error: {raw}: not a .comic project (commands: {', '.join(commands)})", file=sys.stderr)
+            print(
+                f"comic-studio: error: {raw}: not a .comic project (commands: {', '.join(commands)})", file=sys.stderr
+            )
             return 2
     try:
         from comic_studio.ui.app import run_app
     except ImportError as exc:
-        print(f"comic-studio: error: the desktop window needs PySide6 ({exc}); the commands {', '.join(commands)} work without it",
-              file=sys.stderr)
+        print(
+            f"comic-studio: error: the desktop window needs PySide6 ({exc}); the commands {', '.join(commands)} work without it",
+            file=sys.stderr,
+        )
         return 1
     return run_app(paths)
 

@@ -9,9 +9,9 @@ pytest.importorskip("diffusers")
 
 from anchor_helpers import cid, make_document  # noqa: E402
 
-from comic_studio.workflows.requests import build_request  # noqa: E402
 from comic_studio.cli import main  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
+from comic_studio.workflows.requests import build_request  # noqa: E402
 
 
 @pytest.fixture
@@ -50,7 +50,9 @@ def test_anchor_then_render_with_the_consistent_backend(project, tmp_path, capsy
         request = panel.result().request
         named = dict(item.split("=") for item in request["backend_settings"]["banks"].split(","))
         assert request["backend"] == "consistent"
-        assert named == {p.character_id: rendered.project.character(p.character_id).anchor.bank for p in panel.characters}
+        assert named == {
+            p.character_id: rendered.project.character(p.character_id).anchor.bank for p in panel.characters
+        }
 
     # Regenerating with a new seed gives another bank; --from-panel makes a picture anchor.
     assert main(["anchor", str(saved), "--character", "Ana", "--models", "tiny", "--seed", "7", "--quiet"]) == 0

@@ -70,7 +70,10 @@ def test_tryon_repaints_only_the_body_and_keeps_the_history(book, tmp_path, caps
     assert first.id == old_panel.result().id and tried.id != first.id  # the old image stays, the new one shows
     ben = next(c for c in after.project.characters if c.name == "Ben")
     assert ben.body_refs == [HASHES[3], HASHES[6]]
-    assert tried.request["backend_settings"]["mode"] == "tryon" and tried.request["backend_settings"]["tryon_outfit"] == HASHES[6]
+    assert (
+        tried.request["backend_settings"]["mode"] == "tryon"
+        and tried.request["backend_settings"]["tryon_outfit"] == HASHES[6]
+    )
 
     request = GenerationRequest.from_dict(tried.request)
     backend = RacigBackend()
@@ -107,7 +110,9 @@ def test_bad_input_is_one_clear_error_and_changes_nothing(book, capsys, args, me
 def test_body_tryon_needs_an_image(book, tmp_path, capsys):
     path, _panel_id, outfit = book
     # The second panel (Ben alone) has never been rendered: only a whole-panel try-on can run.
-    assert cli.main(["tryon", str(path), "--panel", "1.2", "--character", "Ben", "--outfit", str(outfit), "--quiet"]) == 1
+    assert (
+        cli.main(["tryon", str(path), "--panel", "1.2", "--character", "Ben", "--outfit", str(outfit), "--quiet"]) == 1
+    )
     assert "no image to repaint yet" in capsys.readouterr().err
     assert Document.open(path).project.characters[1].body_refs == [HASHES[3]]
 

@@ -24,8 +24,11 @@ _SUBCOMMANDS = (demo, render, parse, models, poses, tryon, anchor, info)
 
 
 def _build() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    parser = argparse.ArgumentParser(prog="comic-studio", description="Author comics: story → beats → pages → PDF/CBZ/PNG.",
-                                     epilog="Without a COMMAND, opens the desktop window: comic-studio [FILE.comic]")
+    parser = argparse.ArgumentParser(
+        prog="comic-studio",
+        description="Author comics: story → beats → pages → PDF/CBZ/PNG.",
+        epilog="Without a COMMAND, opens the desktop window: comic-studio [FILE.comic]",
+    )
     parser.add_argument("--version", action="version", version=f"comic-studio {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in _SUBCOMMANDS:

@@ -19,10 +19,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     anchor = subparsers.add_parser("anchor", help="generate a character's identity anchor for the consistent backend")
     anchor.add_argument("project", help="the .comic project (saved over itself, or to --out)")
     anchor.add_argument("--character", required=True, help="the character's name, alias or id")
-    anchor.add_argument("--from-panel", help="use this panel's current image as the anchor: a panel id or PAGE.PANEL such as 1.2")
-    anchor.add_argument("--seed", type=int, help="anchor seed (default: the project's for a first anchor, a new one to regenerate)")
+    anchor.add_argument(
+        "--from-panel", help="use this panel's current image as the anchor: a panel id or PAGE.PANEL such as 1.2"
+    )
+    anchor.add_argument(
+        "--seed", type=int, help="anchor seed (default: the project's for a first anchor, a new one to regenerate)"
+    )
     anchor.add_argument("--size", type=int, help="anchor image side in pixels (default: the backend setting)")
-    anchor.add_argument("--models", choices=["tiny"], help="tiny: random-weight tiny models built locally (a smoke run, no downloads)")
+    anchor.add_argument(
+        "--models", choices=["tiny"], help="tiny: random-weight tiny models built locally (a smoke run, no downloads)"
+    )
     anchor.add_argument("--out", help="save to this .comic file instead of over the project")
     anchor.add_argument("--quiet", action="store_true", help="no progress on stderr")
     anchor.set_defaults(func=_cmd_anchor)

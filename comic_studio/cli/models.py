@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.weights.catalogue import load_catalogue
 from comic_studio.generation.models.sdxl import default_sdxl_model
+from comic_studio.weights.catalogue import load_catalogue
 from comic_studio.weights.locate import Places, locate, locate_all, missing_for
 from comic_studio.weights.needs import check_need, to_download
 
@@ -37,7 +37,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     get.add_argument("--quiet", action="store_true", help="no progress on stderr")
     get.set_defaults(func=_cmd_download)
 
-    check = sub.add_parser("check", help="what each backend needs, and what is still missing (exit status 1 if anything is)")
+    check = sub.add_parser(
+        "check", help="what each backend needs, and what is still missing (exit status 1 if anything is)"
+    )
     check.add_argument("--backend", help="only this backend (e.g. sdxl, racig); without it, every installed backend")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=_cmd_check)
@@ -47,7 +49,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def _places(args: argparse.Namespace) -> Places:
     places = Places.from_settings()
     folder = getattr(args, "models_folder", None)
-    return Places(models=Path(folder).expanduser(), external=places.external, hf_cache=places.hf_cache) if folder else places
+    return (
+        Places(models=Path(folder).expanduser(), external=places.external, hf_cache=places.hf_cache)
+        if folder
+        else places
+    )
 
 
 def _size(n: int | None) -> str:
@@ -86,7 +92,10 @@ def _cmd_locate(args: argparse.Namespace) -> int:
     found = locate(entry, places)
     if found is None:
         missing = ", ".join(m.id for m in missing_for(entry.id, places))
-        print(f"{entry.id}: not installed (missing: {missing}); run `comic-studio models download {entry.id}`", file=sys.stderr)
+        print(
+            f"{entry.id}: not installed (missing: {missing}); run `comic-studio models download {entry.id}`",
+            file=sys.stderr,
+        )
         return 1
     print(found.path)
     for need in missing_for(entry.id, places):
@@ -125,7 +134,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
     backends = available_backends()
     if args.backend:
         if args.backend not in backends:
-            raise ComicStudioError(f"no backend {args.backend!r} is installed (installed: {', '.join(backends) or 'none'})")
+            raise ComicStudioError(
+                f"no backend {args.backend!r} is installed (installed: {', '.join(backends) or 'none'})"
+            )
         backends = {args.backend: backends[args.backend]}
     catalogue = load_catalogue()
     found = locate_all(_places(args), catalogue)
@@ -154,9 +165,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
             if m["installed"]:
                 print(f"  installed  {m['needs']}: {m['id']} ({m['where']}: {m['path']})")
             elif m["id"] is None:
-                print(f"  MISSING    {m['needs']}: the catalogue has no {m['kind']} model; set the backend's {m['setting']!r} setting")
+                print(
+                    f"  MISSING    {m['needs']}: the catalogue has no {m['kind']} model; set the backend's {m['setting']!r} setting"
+                )
             else:
                 print(f"  MISSING    {m['needs']}: comic-studio models download {m['id']}")
     if missing_any:
-        print("Models found in a ComfyUI/A1111 folder count too: set it in Preferences (external models folder).", file=sys.stderr)
+        print(
+            "Models found in a ComfyUI/A1111 folder count too: set it in Preferences (external models folder).",
+            file=sys.stderr,
+        )
     return 1 if missing_any else 0

@@ -13,11 +13,19 @@ from comic_studio.cli.progress import StderrProgress
 def register(subparsers: Any) -> argparse.ArgumentParser:
     parse = subparsers.add_parser("parse", help="split a story into scenes and beats (JSON)")
     parse.add_argument("story", help="story text file")
-    parse.add_argument("--parser", default="rules", help="rules (default), llama (local GGUF) or openai (OpenAI-compatible server)")
-    parse.add_argument("--model", help="llama: a .gguf file or catalogue id ($COMIC_STUDIO_LLAMA_MODEL); "
-                                       "openai: the server's model name ($COMIC_STUDIO_OPENAI_MODEL, default: its first)")
-    parse.add_argument("--base-url", help="openai: server URL, e.g. http://127.0.0.1:11434/v1 ($COMIC_STUDIO_OPENAI_BASE_URL); "
-                                          "an API key is read from $COMIC_STUDIO_OPENAI_API_KEY only")
+    parse.add_argument(
+        "--parser", default="rules", help="rules (default), llama (local GGUF) or openai (OpenAI-compatible server)"
+    )
+    parse.add_argument(
+        "--model",
+        help="llama: a .gguf file or catalogue id ($COMIC_STUDIO_LLAMA_MODEL); "
+        "openai: the server's model name ($COMIC_STUDIO_OPENAI_MODEL, default: its first)",
+    )
+    parse.add_argument(
+        "--base-url",
+        help="openai: server URL, e.g. http://127.0.0.1:11434/v1 ($COMIC_STUDIO_OPENAI_BASE_URL); "
+        "an API key is read from $COMIC_STUDIO_OPENAI_API_KEY only",
+    )
     parse.add_argument("--characters", help="character library JSON")
     parse.add_argument("--out", default="-", help="output JSON file (default: stdout)")
     parse.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -38,7 +46,11 @@ def _cmd_parse(args: argparse.Namespace) -> int:
             # LLM parsers report WindowProgress (a float with window/windows/beats attributes).
             window, windows = getattr(fraction, "window", 0), getattr(fraction, "windows", 0)
             if windows:
-                show(f"parsing ({getattr(fraction, 'beats', 0)} beats) window", window if fraction >= window / windows else window - 1, windows)
+                show(
+                    f"parsing ({getattr(fraction, 'beats', 0)} beats) window",
+                    window if fraction >= window / windows else window - 1,
+                    windows,
+                )
 
         parsed, _characters = parse_story_file_with(
             make_llm_parser(args.parser, model=args.model, base_url=args.base_url),

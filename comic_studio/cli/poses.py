@@ -23,10 +23,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     imp.add_argument("source", metavar="FOLDER|INDEX.json")
     imp.add_argument("--name", help="library name (default: the folder or index name)")
     imp.add_argument("--quiet", action="store_true", help="do not list skipped items")
-    imp.add_argument("--features", metavar="FEATURES.npy",
-                     help="RaCig's stored CLIP image features, row-aligned with the index (e.g. fusion_1character.npy)")
-    imp.add_argument("--features-model", metavar="ID",
-                     help="the catalogue id of the model that made them (default: openclip-vit-bigg-14, RaCig's)")
+    imp.add_argument(
+        "--features",
+        metavar="FEATURES.npy",
+        help="RaCig's stored CLIP image features, row-aligned with the index (e.g. fusion_1character.npy)",
+    )
+    imp.add_argument(
+        "--features-model",
+        metavar="ID",
+        help="the catalogue id of the model that made them (default: openclip-vit-bigg-14, RaCig's)",
+    )
     imp.set_defaults(func=_cmd_import)
 
     search = sub.add_parser("search", help="the library entries that best match a text (what a panel would retrieve)")
@@ -34,8 +40,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     search.add_argument("--figures", type=int, default=1, help="how many people the panel shows (default 1)")
     search.add_argument("-k", type=int, default=5, help="how many entries to list (default 5)")
     search.add_argument("--embedder", choices=["auto", "minilm", "overlap", "openclip"], default="auto")
-    search.add_argument("--clip-model", metavar="ID|FILE",
-                        help="openclip: a catalogue id or weights file (default: the pose_clip_model setting)")
+    search.add_argument(
+        "--clip-model",
+        metavar="ID|FILE",
+        help="openclip: a catalogue id or weights file (default: the pose_clip_model setting)",
+    )
     search.add_argument("--json", action="store_true", help="machine-readable output")
     search.set_defaults(func=_cmd_search)
 
@@ -57,7 +66,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from comic_studio.poses.importing import import_poses
 
     features = Path(args.features).expanduser() if args.features else None
-    report = import_poses(Path(args.source).expanduser(), args.name, features=features, features_model=args.features_model)
+    report = import_poses(
+        Path(args.source).expanduser(), args.name, features=features, features_model=args.features_model
+    )
     if not args.quiet:
         for item, why in report.skipped:
             print(f"skipped {item}: {why}", file=sys.stderr)
@@ -77,7 +88,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
                           for e in entries], indent=2, ensure_ascii=False))  # fmt: skip
         return 0
     if not entries and args.user:
-        print(f"no user poses in {user_poses_dir()} (import some with `comic-studio poses import FOLDER`)", file=sys.stderr)
+        print(
+            f"no user poses in {user_poses_dir()} (import some with `comic-studio poses import FOLDER`)",
+            file=sys.stderr,
+        )
         return 0
     width = max((len(e.id) for e in entries), default=0)
     for e in entries:
@@ -86,8 +100,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from comic_studio.poses.user_library import load_all_libraries
     from comic_studio.poses.retrieval import PoseRetriever
+    from comic_studio.poses.user_library import load_all_libraries
 
     if args.figures < 1 or args.k < 1:
         print("error: --figures and -k must be at least 1", file=sys.stderr)
@@ -114,9 +128,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
+    from comic_studio.core.atomic import atomic_write_text
     from comic_studio.poses.extract import pose_entry_from_image
     from comic_studio.poses.importing.photos import caption_for_photo
-    from comic_studio.core.atomic import atomic_write_text
     from comic_studio.poses.library import entry_to_json
 
     image = Path(args.image).expanduser()

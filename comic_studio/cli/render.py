@@ -14,16 +14,24 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     render.add_argument("input", help="a .comic project or a story .txt/.md file")
     render.add_argument("--out", required=True, help="PATH.pdf, PATH.cbz, or a folder for PNG pages")
     render.add_argument("--backend", default=None, help="backend for the panels it renders (default: each panel's own)")
-    render.add_argument("--all", dest="rerender", action="store_true",
-                        help="render every panel, not only those without an image (earlier images stay in the history)")
+    render.add_argument(
+        "--all",
+        dest="rerender",
+        action="store_true",
+        help="render every panel, not only those without an image (earlier images stay in the history)",
+    )
     render.add_argument("--characters", help="character library JSON (for a story file)")
     render.add_argument("--parser", default="rules", help="story parser (default: rules)")
     render.add_argument("--preset", default="us-comic", help="page preset for a story file (default: us-comic)")
     render.add_argument("--dpi", type=int, default=None, help="output resolution (default: the project's)")
     render.add_argument("--trim-marks", action="store_true", help="PDF: add crop marks outside the bleed")
     render.add_argument("--save", help="also save the built project to this .comic file")
-    render.add_argument("--models", choices=["tiny"], help="tiny: random-weight tiny SDXL models built locally "
-                                                          "(a smoke run of the whole diffusion path, no downloads)")
+    render.add_argument(
+        "--models",
+        choices=["tiny"],
+        help="tiny: random-weight tiny SDXL models built locally "
+        "(a smoke run of the whole diffusion path, no downloads)",
+    )
     render.add_argument("--quiet", action="store_true")
     render.set_defaults(func=_cmd_render)
     return render

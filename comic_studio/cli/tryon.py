@@ -23,7 +23,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     tryon.add_argument("--outfit", required=True, help="the outfit reference image")
     tryon.add_argument("--scope", choices=["body", "panel"], default="body",
                        help="body: repaint only the character's body (default); panel: render the whole panel again")  # fmt: skip
-    tryon.add_argument("--models", choices=["tiny"], help="tiny: random-weight tiny models built locally (a smoke run, no downloads)")
+    tryon.add_argument(
+        "--models", choices=["tiny"], help="tiny: random-weight tiny models built locally (a smoke run, no downloads)"
+    )
     tryon.add_argument("--out", help="save to this .comic file instead of over the project")
     tryon.add_argument("--quiet", action="store_true", help="no progress on stderr")
     tryon.set_defaults(func=_cmd_tryon)

@@ -94,7 +94,9 @@ class AssetStore:
         try:
             size = path.stat().st_size
             if size > MAX_ASSET_BYTES:
-                raise AssetError(f"{path}: {size / 2**20:.1f} MiB is over the {MAX_ASSET_BYTES // 2**20} MiB asset limit")
+                raise AssetError(
+                    f"{path}: {size / 2**20:.1f} MiB is over the {MAX_ASSET_BYTES // 2**20} MiB asset limit"
+                )
             data = path.read_bytes()
         except OSError as exc:
             raise AssetError(f"{path}: cannot read ({exc.strerror or exc})") from exc

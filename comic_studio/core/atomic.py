@@ -151,8 +151,12 @@ def _create_temporary(target: Path, shown: Path) -> Path:
             continue
         except OSError as exc:
             reason = _os_words(exc, tmp)
-            raise FileWriteError(shown, f"cannot create a file in {target.parent} ({reason})", reason, exc.errno) from exc
-    raise FileWriteError(shown, f"cannot create a file in {target.parent} (no free temporary name)", "no free temporary name")
+            raise FileWriteError(
+                shown, f"cannot create a file in {target.parent} ({reason})", reason, exc.errno
+            ) from exc
+    raise FileWriteError(
+        shown, f"cannot create a file in {target.parent} (no free temporary name)", "no free temporary name"
+    )
 
 
 def _fsync_file(path: Path) -> None:

@@ -17,7 +17,7 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from comic_studio.core.assets import AssetStore
@@ -76,9 +76,11 @@ def write_recovery(
         "project_id": project.id,
         "title": project.title,
         "source_path": str(Path(source_path).absolute()) if source_path is not None else None,
-        "saved_at": datetime.now(timezone.utc).isoformat(),
+        "saved_at": datetime.now(UTC).isoformat(),
     }
-    write_archive(target, project, assets, keep_backup=False, extra_members={RECOVERY_MEMBER: json.dumps(meta).encode("utf-8")})
+    write_archive(
+        target, project, assets, keep_backup=False, extra_members={RECOVERY_MEMBER: json.dumps(meta).encode("utf-8")}
+    )
     return target
 
 
@@ -109,7 +111,9 @@ def discard_recovery(project_id: str, state_dir: str | Path | None = None) -> No
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise ProjectFileError(recovery_path(project_id, state_dir), f"cannot delete the recovery file ({exc.strerror or exc})") from exc
+        raise ProjectFileError(
+            recovery_path(project_id, state_dir), f"cannot delete the recovery file ({exc.strerror or exc})"
+        ) from exc
 
 
 def pending_recoveries(state_dir: str | Path | None = None) -> list[Recovery]:
@@ -139,8 +143,19 @@ def _read_recovery_info(path: Path) -> Recovery | None:
             project_id=str(meta["project_id"]),
             title=str(meta.get("title", "")),
             source_path=Path(source) if isinstance(source, str) else None,
-            saved_at=saved_at if saved_at.tzinfo else saved_at.replace(tzinfo=timezone.utc),
+            saved_at=saved_at if saved_at.tzinfo else saved_at.replace(tzinfo=UTC),
         )
-    except (OSError, zipfile.BadZipFile, zlib.error, KeyError, ValueError, TypeError, AttributeError, EOFError,
-            RecursionError, NotImplementedError, RuntimeError):
+    except (
+        OSError,
+        zipfile.BadZipFile,
+        zlib.error,
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        EOFError,
+        RecursionError,
+        NotImplementedError,
+        RuntimeError,
+    ):
         return None

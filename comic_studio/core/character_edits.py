@@ -26,9 +26,22 @@ from comic_studio.core.model import Box, Character
 Slot = Literal["face", "body"]
 ImageSource = bytes | str | Path | Any  # Any: a PIL image
 MAX_REFS_PER_SLOT = 64  # the model's limit for face_refs / body_refs
-EDITABLE_FIELDS = frozenset({"name", "aliases", "pronouns", "description", "style_notes", "colour",
-                             "face_refs", "body_refs", "lora_asset", "embedding_asset",
-                             "face_scale", "body_scale"})
+EDITABLE_FIELDS = frozenset(
+    {
+        "name",
+        "aliases",
+        "pronouns",
+        "description",
+        "style_notes",
+        "colour",
+        "face_refs",
+        "body_refs",
+        "lora_asset",
+        "embedding_asset",
+        "face_scale",
+        "body_scale",
+    }
+)
 """``face_scale`` / ``body_scale``: the character's reference strengths (0..2, ``None`` = the
 backend's default), validated by the model like every other field."""
 
@@ -75,7 +88,9 @@ def _validated(character: Character, **fields: Any) -> Character:
 # --------------------------------------------------------------------------- characters
 
 
-def add_character(doc: Document, character: Character | None = None, index: int | None = None, **fields: Any) -> Character:
+def add_character(
+    doc: Document, character: Character | None = None, index: int | None = None, **fields: Any
+) -> Character:
     """Add ``character`` (or a new one built from ``fields``) as one undo step. Its references
     must already be in ``doc.assets`` (the editor adds them while the dialog is open)."""
     if character is None:
@@ -91,7 +106,9 @@ def add_character(doc: Document, character: Character | None = None, index: int 
     return character
 
 
-def update_character(doc: Document, character_id: str, label: str = "Edit character", merge_key=None, **fields: Any) -> Changes:
+def update_character(
+    doc: Document, character_id: str, label: str = "Edit character", merge_key=None, **fields: Any
+) -> Changes:
     """Change any editable fields at once (the editor's OK is one undo step). Fields equal to the
     current value are left out; nothing changed → no undo step."""
     character = _character(doc, character_id)
@@ -144,7 +161,11 @@ def _forget(project: Any, gone: set[str]) -> list[Any]:
                 commands.append(SetFields(("panel", panel.id), "Forget character", characters=kept))
             for balloon in panel.balloons:
                 if balloon.tail is not None and balloon.tail.character_id in gone:
-                    tail = balloon.tail.model_copy(update={"character_id": None}) if balloon.tail.point is not None else None
+                    tail = (
+                        balloon.tail.model_copy(update={"character_id": None})
+                        if balloon.tail.point is not None
+                        else None
+                    )
                     commands.append(SetFields(("balloon", balloon.id), "Forget character", tail=tail))
     return commands
 
@@ -166,14 +187,20 @@ def import_characters(doc: Document, characters: list[Character]) -> list[Charac
         taken.add(character.id)
         added.append(character)
     if added:
-        doc.execute(Compound(f"Import {len(added)} character(s)", [InsertItem(("characters",), c, text="Import") for c in added]))
+        doc.execute(
+            Compound(
+                f"Import {len(added)} character(s)", [InsertItem(("characters",), c, text="Import") for c in added]
+            )
+        )
     return added
 
 
 # --------------------------------------------------------------------------- reference images
 
 
-def store_reference_image(assets: AssetStore, image: ImageSource, crop: Box | None = None, where: str = "reference image") -> str:
+def store_reference_image(
+    assets: AssetStore, image: ImageSource, crop: Box | None = None, where: str = "reference image"
+) -> str:
     """Put a reference image into ``assets`` and return its hash; raises AssetError for anything
     that is not a sane image. With ``crop`` (pixels of the source image) the cropped region is
     stored as a new PNG. Shared by :func:`add_reference` and the editor dialog's draft."""
@@ -200,7 +227,9 @@ def crop_image(image, box: Box):
     left, top = max(0, round(box.x)), max(0, round(box.y))
     right, bottom = min(image.width, round(box.x + box.w)), min(image.height, round(box.y + box.h))
     if right - left < 2 or bottom - top < 2:
-        raise AssetError(f"crop {box.w:.0f}×{box.h:.0f} at ({box.x:.0f}, {box.y:.0f}) lies outside the {image.width}×{image.height} image")
+        raise AssetError(
+            f"crop {box.w:.0f}×{box.h:.0f} at ({box.x:.0f}, {box.y:.0f}) lies outside the {image.width}×{image.height} image"
+        )
     return image.crop((left, top, right, bottom))
 
 

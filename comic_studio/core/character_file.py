@@ -93,4 +93,8 @@ def save_characters(path: str | Path, characters: list[Character], assets: Asset
                 names.append(name)
             item[slot] = names
         out.append(item)
-    atomic_write_text(folder / "characters.json", json.dumps({"characters": out}, indent=2, ensure_ascii=False), "the character library")
+    atomic_write_text(
+        folder / "characters.json",
+        json.dumps({"characters": out}, indent=2, ensure_ascii=False),
+        "the character library",
+    )

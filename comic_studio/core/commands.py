@@ -11,7 +11,8 @@ Values stored in commands are deep copies: the caller may keep mutating what it 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 

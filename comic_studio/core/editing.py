@@ -43,7 +43,9 @@ def _page_of_panel(doc: Document, panel_id: str) -> Page:
 
 def add_page(doc: Document, template_id: str = "three-tier", index: int | None = None) -> Page:
     project = doc.project
-    page = Page(panels=template_panels(template_id, project.page_format, project.reading_direction), template_id=template_id)
+    page = Page(
+        panels=template_panels(template_id, project.page_format, project.reading_direction), template_id=template_id
+    )
     doc.execute(InsertItem(("pages",), page, index, text="Add page"))
     return page
 
@@ -91,7 +93,10 @@ def apply_template(doc: Document, page_id: str, template_id: str) -> Changes:
     return doc.execute(
         Compound(
             "Apply template",
-            [ReplaceList(("panels", page_id), fresh, "Panels"), SetFields(("page", page_id), "Template", template_id=template_id)],
+            [
+                ReplaceList(("panels", page_id), fresh, "Panels"),
+                SetFields(("page", page_id), "Template", template_id=template_id),
+            ],
         )
     )
 
@@ -99,10 +104,14 @@ def apply_template(doc: Document, page_id: str, template_id: str) -> Changes:
 # --------------------------------------------------------------------------- panels
 
 
-def split_panel(doc: Document, panel_id: str, direction: SplitDirection = "vertical", ratio: float = 0.5, angle: float | None = None) -> Changes:
+def split_panel(
+    doc: Document, panel_id: str, direction: SplitDirection = "vertical", ratio: float = 0.5, angle: float | None = None
+) -> Changes:
     page = _page_of_panel(doc, panel_id)
     project = doc.project
-    panels = split(page.panels, panel_id, direction, ratio, project.page_format.gutter, angle, project.reading_direction)
+    panels = split(
+        page.panels, panel_id, direction, ratio, project.page_format.gutter, angle, project.reading_direction
+    )
     return doc.execute(ReplaceList(("panels", page.id), panels, f"Split panel {direction}"))
 
 
@@ -166,28 +175,43 @@ def discard_result(doc: Document, panel_id: str, result_id: str) -> Changes:
 # --------------------------------------------------------------------------- balloons
 
 
-def add_balloon(doc: Document, panel_id: str, kind: BalloonKind, box: Box, text: str = "", speaker_id: str | None = None) -> Balloon:
-    balloon = Balloon(kind=kind, text=text, box=box, auto_placed=False,
-                      tail=TailTarget(character_id=speaker_id) if speaker_id else None)
+def add_balloon(
+    doc: Document, panel_id: str, kind: BalloonKind, box: Box, text: str = "", speaker_id: str | None = None
+) -> Balloon:
+    balloon = Balloon(
+        kind=kind,
+        text=text,
+        box=box,
+        auto_placed=False,
+        tail=TailTarget(character_id=speaker_id) if speaker_id else None,
+    )
     doc.execute(InsertItem(("balloons", panel_id), balloon, text=f"Add {kind.value}"))
     return balloon
 
 
 def move_balloon(doc: Document, balloon_id: str, box: Box) -> Changes:
     """Move or resize; consecutive calls (a drag) merge into one undo step."""
-    return doc.execute(SetFields(("balloon", balloon_id), "Move balloon", merge_key=("balloon-box", balloon_id), box=box, auto_placed=False))
+    return doc.execute(
+        SetFields(
+            ("balloon", balloon_id), "Move balloon", merge_key=("balloon-box", balloon_id), box=box, auto_placed=False
+        )
+    )
 
 
 def edit_balloon_text(doc: Document, balloon_id: str, text: str) -> Changes:
     """Typing merges into one undo step until the edit ends (``doc.undo_stack.break_merge()``)."""
-    return doc.execute(SetFields(("balloon", balloon_id), "Edit text", merge_key=("balloon-text", balloon_id), text=text))
+    return doc.execute(
+        SetFields(("balloon", balloon_id), "Edit text", merge_key=("balloon-text", balloon_id), text=text)
+    )
 
 
 def set_balloon_kind(doc: Document, balloon_id: str, kind: BalloonKind) -> Changes:
     return doc.execute(SetFields(("balloon", balloon_id), "Balloon kind", kind=kind))
 
 
-def retarget_tail(doc: Document, balloon_id: str, character_id: str | None = None, point: tuple[float, float] | None = None) -> Changes:
+def retarget_tail(
+    doc: Document, balloon_id: str, character_id: str | None = None, point: tuple[float, float] | None = None
+) -> Changes:
     tail = TailTarget(character_id=character_id, point=point) if (character_id or point) else None
     return doc.execute(SetFields(("balloon", balloon_id), "Retarget tail", tail=tail))
 

@@ -68,7 +68,9 @@ def schema_version_of(data: dict[str, Any], path: str | Path) -> int:
     if version < 0:
         raise ProjectFileError(path, f"project.json: {key} {version} is not a valid schema version")
     if key == "version" and version != 0:
-        raise ProjectFileError(path, f"project.json: 'version': {version} is not a known layout (expected schema_version)")
+        raise ProjectFileError(
+            path, f"project.json: 'version': {version} is not a known layout (expected schema_version)"
+        )
     return version
 
 
@@ -92,7 +94,9 @@ def migrate(data: dict[str, Any], path: str | Path) -> dict[str, Any]:
         data = step(data)
         upgraded = data.get("schema_version")
         if upgraded != version + 1:
-            raise ProjectFileError(path, f"upgrading from schema {version} failed (got {upgraded!r}); please report this")
+            raise ProjectFileError(
+                path, f"upgrading from schema {version} failed (got {upgraded!r}); please report this"
+            )
         version = upgraded
     return data
 

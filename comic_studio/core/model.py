@@ -244,7 +244,7 @@ class PoseSpec(_Model):
     framed: bool = False
 
     @classmethod
-    def from_entry(cls, entry: Any) -> "PoseSpec":
+    def from_entry(cls, entry: Any) -> PoseSpec:
         """Snapshot a pose-library entry (anything with ``figures`` and ``aspect``)."""
         return cls(
             aspect=float(getattr(entry, "aspect", 1.0)),
@@ -258,7 +258,6 @@ class PoseSpec(_Model):
                 for f in entry.figures
             ],
         )
-
 
 
 class CharacterPlacement(_Model):

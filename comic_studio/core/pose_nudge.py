@@ -124,7 +124,9 @@ def nudged_placement(placement: CharacterPlacement, nudge: Nudge) -> CharacterPl
         x1, y1 = nudge.apply(b.x + b.w, b.y + b.h)
         x0, y0, x1, y1 = _unit(x0), _unit(y0), _unit(x1), _unit(y1)
         body = Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0) if x1 > x0 and y1 > y0 else None
-    return placement.model_copy(update={"head": head, "body": body, "head_radius": min(1.0, placement.head_radius * nudge.scale)})
+    return placement.model_copy(
+        update={"head": head, "body": body, "head_radius": min(1.0, placement.head_radius * nudge.scale)}
+    )
 
 
 def pinned_placements(

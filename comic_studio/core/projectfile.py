@@ -105,7 +105,10 @@ def write_archive(
     refs = sorted(project.asset_refs())
     missing = [r for r in refs if r not in assets]
     if missing:
-        raise ProjectFileError(target, f"cannot save: {len(missing)} referenced asset(s) are missing from the project: {_list_hashes(missing)}")
+        raise ProjectFileError(
+            target,
+            f"cannot save: {len(missing)} referenced asset(s) are missing from the project: {_list_hashes(missing)}",
+        )
     project_json = _project_json_for_save(target, project)
     image_refs = _image_refs(project)
 
@@ -142,13 +145,18 @@ def _write_zip(
     written: dict[str, str] = {}
     with zipfile.ZipFile(fh, "w", allowZip64=True) as zf, ExitStack() as sources:
         zf.writestr(zipfile.ZipInfo(MIMETYPE_MEMBER, stamp), MIMETYPE, compress_type=zipfile.ZIP_STORED)
-        zf.writestr(zipfile.ZipInfo(PROJECT_MEMBER, stamp), project_json, compress_type=zipfile.ZIP_DEFLATED, compresslevel=6)
+        zf.writestr(
+            zipfile.ZipInfo(PROJECT_MEMBER, stamp), project_json, compress_type=zipfile.ZIP_DEFLATED, compresslevel=6
+        )
         for name, data in extra_members.items():
             zf.writestr(zipfile.ZipInfo(name, stamp), data, compress_type=zipfile.ZIP_DEFLATED)
         for digest, data in _asset_bytes(target, refs, assets, sources):
             fmt = sniff_image_format(data)
             if digest in image_refs and fmt is None:
-                raise ProjectFileError(target, f"cannot save: asset {digest[:12]}… is used as an image but its bytes are not a PNG, JPEG or WebP image")
+                raise ProjectFileError(
+                    target,
+                    f"cannot save: asset {digest[:12]}… is used as an image but its bytes are not a PNG, JPEG or WebP image",
+                )
             member = f"{ASSET_PREFIX}{digest}.{_EXT_FOR_FORMAT.get(fmt or '', 'bin')}"
             zf.writestr(zipfile.ZipInfo(member, stamp), data, compress_type=zipfile.ZIP_STORED)
             written[digest] = member
@@ -175,9 +183,15 @@ def _asset_bytes(target: Path, refs: list[str], assets: AssetStore, sources: Exi
         except AssetError as exc:
             raise ProjectFileError(target, f"cannot save: {exc}") from exc
         except (OSError, zipfile.BadZipFile, KeyError, zlib.error, EOFError, RuntimeError, ValueError) as exc:
-            raise ProjectFileError(target, f"cannot save: asset {digest[:12]}… cannot be read from {source[0] if source else 'memory'} ({exc})") from exc
+            raise ProjectFileError(
+                target,
+                f"cannot save: asset {digest[:12]}… cannot be read from {source[0] if source else 'memory'} ({exc})",
+            ) from exc
         if content_hash(data) != digest:
-            raise ProjectFileError(target, f"cannot save: asset {digest[:12]}… in {source[0] if source else 'memory'} does not match its hash (the source is damaged)")
+            raise ProjectFileError(
+                target,
+                f"cannot save: asset {digest[:12]}… in {source[0] if source else 'memory'} does not match its hash (the source is damaged)",
+            )
         yield digest, data
 
 
@@ -217,7 +231,9 @@ def load_project(path: str | Path) -> tuple[Project, AssetStore]:
         raise ProjectFileError(path, "cannot be read: permission denied") from exc
     except OSError as exc:
         if exc.errno == errno.EINVAL:  # a seek before the start: the zip directory points outside the file
-            raise ProjectFileError(path, "is damaged or not a .comic file (its zip directory points outside the file — is it truncated?)") from exc
+            raise ProjectFileError(
+                path, "is damaged or not a .comic file (its zip directory points outside the file — is it truncated?)"
+            ) from exc
         raise ProjectFileError(path, f"cannot be read ({exc.strerror or exc})") from exc
     except RecursionError as exc:
         raise ProjectFileError(path, "project.json is nested too deeply to be a project") from exc
@@ -242,21 +258,29 @@ def _load(path: Path) -> tuple[Project, AssetStore]:
         try:
             zf = zipfile.ZipFile(fh)
         except zipfile.BadZipFile as exc:
-            raise ProjectFileError(path, f"is not a .comic project file, or it is truncated (not a readable zip archive: {exc})") from exc
+            raise ProjectFileError(
+                path, f"is not a .comic project file, or it is truncated (not a readable zip archive: {exc})"
+            ) from exc
         with zf:
             infos = _checked_members(path, zf)
             _check_mimetype(path, zf, infos)
             if PROJECT_MEMBER not in infos:
-                raise ProjectFileError(path, "has no project.json: this is not a comic_studio project (or it is damaged)")
+                raise ProjectFileError(
+                    path, "has no project.json: this is not a comic_studio project (or it is damaged)"
+                )
             project = _read_project(path, zf, infos[PROJECT_MEMBER])
             members = _read_assets(path, zf, infos)
     store = AssetStore()
     missing = sorted(project.asset_refs() - members.keys())
     if missing:
-        raise ProjectFileError(path, f"{len(missing)} asset(s) used by the project are missing from the file: {_list_hashes(missing)}")
+        raise ProjectFileError(
+            path, f"{len(missing)} asset(s) used by the project are missing from the file: {_list_hashes(missing)}"
+        )
     for digest in sorted(_image_refs(project)):
         if members[digest].endswith(".bin"):
-            raise ProjectFileError(path, f"asset {digest[:12]}… is used as an image but is stored as non-image data ({members[digest]})")
+            raise ProjectFileError(
+                path, f"asset {digest[:12]}… is used as an image but is stored as non-image data ({members[digest]})"
+            )
     for digest in project.asset_refs():
         store.register_lazy(digest, path, members[digest])
     return project, store
@@ -274,11 +298,16 @@ def _checked_members(path: Path, zf: zipfile.ZipFile) -> dict[str, zipfile.ZipIn
         if problem:
             raise ProjectFileError(path, f"archive member {name[:80]!r} {problem}")
         if name in by_name:
-            raise ProjectFileError(path, f"archive member {name[:80]!r} appears twice (the file was tampered with or damaged)")
+            raise ProjectFileError(
+                path, f"archive member {name[:80]!r} appears twice (the file was tampered with or damaged)"
+            )
         if info.flag_bits & 0x1:
             raise ProjectFileError(path, f"archive member {name[:80]!r} is encrypted; .comic files are never encrypted")
         if info.compress_type not in _ALLOWED_COMPRESSION and not info.is_dir():
-            raise ProjectFileError(path, f"archive member {name[:80]!r} uses compression method {info.compress_type}; only stored and deflated are supported")
+            raise ProjectFileError(
+                path,
+                f"archive member {name[:80]!r} uses compression method {info.compress_type}; only stored and deflated are supported",
+            )
         by_name[name] = info
     return by_name
 
@@ -331,7 +360,9 @@ def _read_project(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Pro
 def _project_from_json(path: Path, raw: bytes) -> Project:
     """Decode, parse, migrate and validate ``project.json`` bytes (shared by load and save)."""
     if len(raw) > MAX_PROJECT_JSON_BYTES:
-        raise ProjectFileError(path, f"project.json is {len(raw):,} bytes, over the {_size(MAX_PROJECT_JSON_BYTES)} limit")
+        raise ProjectFileError(
+            path, f"project.json is {len(raw):,} bytes, over the {_size(MAX_PROJECT_JSON_BYTES)} limit"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -339,7 +370,9 @@ def _project_from_json(path: Path, raw: bytes) -> Project:
     try:
         data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
-        raise ProjectFileError(path, f"project.json is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
+        raise ProjectFileError(
+            path, f"project.json is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
     except RecursionError as exc:
         raise ProjectFileError(path, "project.json is nested too deeply to be a project") from exc
     except ValueError as exc:  # from the number hooks, or ints with thousands of digits
@@ -361,13 +394,18 @@ def _read_assets(path: Path, zf: zipfile.ZipFile, infos: dict[str, zipfile.ZipIn
             continue  # unknown top-level members (future metadata, recovery info) are ignored
         match = _ASSET_MEMBER.fullmatch(name)
         if match is None:
-            raise ProjectFileError(path, f"archive member {name[:80]!r} is not a valid asset name (expected assets/<sha256>.png|jpg|webp|bin)")
+            raise ProjectFileError(
+                path,
+                f"archive member {name[:80]!r} is not a valid asset name (expected assets/<sha256>.png|jpg|webp|bin)",
+            )
         digest, ext = match.groups()
         if digest in members:
             raise ProjectFileError(path, f"asset {digest[:12]}… is stored twice ({members[digest]} and {name})")
         data = _read_member(path, zf, info, MAX_ASSET_BYTES, f"asset {name}")
         if content_hash(data) != digest:
-            raise ProjectFileError(path, f"asset {name} does not match its hash (the file is damaged or was tampered with)")
+            raise ProjectFileError(
+                path, f"asset {name} does not match its hash (the file is damaged or was tampered with)"
+            )
         if ext != "bin":
             _check_image(path, data, ext, name)
         members[digest] = name
@@ -390,7 +428,10 @@ def _check_image(path: Path, data: bytes, ext: str, name: str) -> None:
         with im:
             width, height = im.size
             if width <= 0 or height <= 0 or width * height > MAX_IMAGE_PIXELS:
-                raise ProjectFileError(path, f"asset {name} is a {width}×{height}-pixel image, over the {MAX_IMAGE_PIXELS:,}-pixel limit (a decompression bomb?)")
+                raise ProjectFileError(
+                    path,
+                    f"asset {name} is a {width}×{height}-pixel image, over the {MAX_IMAGE_PIXELS:,}-pixel limit (a decompression bomb?)",
+                )
             if width * height > FULL_DECODE_PIXELS:
                 im.verify()  # PNG: chunk structure and CRCs, without inflating the pixels
                 return

@@ -121,10 +121,19 @@ def make_big_project(
             page_panels.append(
                 Panel(
                     id=next(ids),
-                    shape=[(fmt.margin, y0), (fmt.width - fmt.margin, y0), (fmt.width - fmt.margin, y0 + row_h - fmt.gutter), (fmt.margin, y0 + row_h - fmt.gutter)],
+                    shape=[
+                        (fmt.margin, y0),
+                        (fmt.width - fmt.margin, y0),
+                        (fmt.width - fmt.margin, y0 + row_h - fmt.gutter),
+                        (fmt.margin, y0 + row_h - fmt.gutter),
+                    ],
                     order=k,
                     beat_id=beat.id,
-                    characters=[CharacterPlacement(character_id=who.id, body=Box(x=0.3, y=0.2, w=0.4, h=0.8), head=(0.5, 0.3))] if who else [],
+                    characters=[
+                        CharacterPlacement(character_id=who.id, body=Box(x=0.3, y=0.2, w=0.4, h=0.8), head=(0.5, 0.3))
+                    ]
+                    if who
+                    else [],
                     shot=beat.shot,
                     prompt=beat.action,
                     seed=rng.randrange(2**32),
@@ -138,7 +147,13 @@ def make_big_project(
                             box=Box(x=fmt.margin + 10, y=y0 + 10, w=120, h=40),
                             tail=TailTarget(character_id=who.id if who else None),
                         ),
-                        Balloon(id=next(ids), kind=BalloonKind.CAPTION, text="Meanwhile…", box=Box(x=fmt.margin, y=y0, w=100, h=20), auto_placed=False),
+                        Balloon(
+                            id=next(ids),
+                            kind=BalloonKind.CAPTION,
+                            text="Meanwhile…",
+                            box=Box(x=fmt.margin, y=y0, w=100, h=20),
+                            auto_placed=False,
+                        ),
                     ],
                 )
             )

@@ -157,7 +157,10 @@ def load_settings(path: str | Path | None = None) -> tuple[AppSettings, str]:
             target.replace(target.with_name(target.name + ".bad"))
         except OSError:
             pass
-        return AppSettings(), f"{target}: settings were damaged ({reason}); using defaults (old file kept as {target.name}.bad)"
+        return (
+            AppSettings(),
+            f"{target}: settings were damaged ({reason}); using defaults (old file kept as {target.name}.bad)",
+        )
 
 
 def save_settings(settings: AppSettings, path: str | Path | None = None) -> Path:

@@ -80,7 +80,9 @@ def set_story_text(doc: Document, text: str) -> Changes:
     """Typing in the story editor: consecutive calls merge into one undo step."""
     if len(text) > MAX_TEXT:
         # A longer text would be saved but refused when the file is opened again.
-        raise CommandError(f"the story is {len(text):,} characters; a project keeps at most {MAX_TEXT:,} (split it into issues)")
+        raise CommandError(
+            f"the story is {len(text):,} characters; a project keeps at most {MAX_TEXT:,} (split it into issues)"
+        )
     if text == doc.project.story.text:
         return Changes()
     return doc.execute(SetFields(("story",), "Edit story text", merge_key=STORY_TEXT_MERGE_KEY, text=text))
@@ -176,7 +178,10 @@ def edit_beat(doc: Document, beat_id: str, label: str = "Edit beat", merge_key: 
     unknown = set(fields) - _EDITABLE
     if unknown:
         raise CommandError(f"beats have no editable field {', '.join(sorted(unknown))}")
-    merged = {**beat.model_dump(), **{k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in fields.items()}}
+    merged = {
+        **beat.model_dump(),
+        **{k: (v.model_dump() if hasattr(v, "model_dump") else v) for k, v in fields.items()},
+    }
     if "dialogue" in fields:
         merged["dialogue"] = [d.model_dump() if hasattr(d, "model_dump") else d for d in fields["dialogue"]]
     for role in ("actor_id", "target_id"):
@@ -216,7 +221,10 @@ def move_beat(doc: Document, beat_id: str, scene_id: str, index: int) -> Changes
     return doc.execute(
         Compound(
             "Move beat",
-            [RemoveItem(("beats", source.id), beat_id, text="Move beat"), InsertItem(("beats", scene_id), beat, index, text="Move beat")],
+            [
+                RemoveItem(("beats", source.id), beat_id, text="Move beat"),
+                InsertItem(("beats", scene_id), beat, index, text="Move beat"),
+            ],
         )
     )
 
@@ -303,7 +311,14 @@ def split_beat(doc: Document, beat_id: str, action_at: int | None = None, dialog
     if not (tail or second_lines) or not (head or first_lines or beat.caption.strip()):
         raise CommandError("cannot split this beat there: one of the two parts would be empty")
     second = beat.model_copy(
-        update={"id": new_id(), "action": tail, "dialogue": second_lines, "caption": "", "source": "user", "edited": True},
+        update={
+            "id": new_id(),
+            "action": tail,
+            "dialogue": second_lines,
+            "caption": "",
+            "source": "user",
+            "edited": True,
+        },
         deep=True,
     )
     scene = scene_of(doc.project, beat_id)
@@ -312,7 +327,9 @@ def split_beat(doc: Document, beat_id: str, action_at: int | None = None, dialog
         Compound(
             "Split beat",
             [
-                SetFields(("beat", beat_id), "Split beat", action=head, dialogue=first_lines, edited=True, source="user"),
+                SetFields(
+                    ("beat", beat_id), "Split beat", action=head, dialogue=first_lines, edited=True, source="user"
+                ),
                 InsertItem(("beats", scene.id), second, index + 1, text="Split beat"),
             ],
         )
@@ -338,7 +355,9 @@ def delete_beats(doc: Document, beat_ids: Sequence[str]) -> Changes:
     """Delete beats (one undo step); panels that showed them forget them."""
     if not beat_ids:
         raise CommandError("no beat selected")
-    commands: list[Command] = [RemoveItem(("beats", scene_of(doc.project, b).id), b, text="Delete beat") for b in beat_ids]
+    commands: list[Command] = [
+        RemoveItem(("beats", scene_of(doc.project, b).id), b, text="Delete beat") for b in beat_ids
+    ]
     commands += _unlink_panels(doc.project, beat_ids)
     return doc.execute(Compound("Delete beat" if len(beat_ids) == 1 else "Delete beats", commands))
 
@@ -377,7 +396,14 @@ def assign_beats(doc: Document, beat_ids: Sequence[str], panel_ids: Sequence[str
             raise CommandError(f"panel {panel_id!r} does not exist")
         filled = fill_panels([found[1]], [_beat(doc, beat_id)])[0]
         commands.append(
-            SetFields(("panel", panel_id), "Assign beat", beat_id=beat_id, shot=filled.shot, setting=filled.setting, characters=filled.characters)
+            SetFields(
+                ("panel", panel_id),
+                "Assign beat",
+                beat_id=beat_id,
+                shot=filled.shot,
+                setting=filled.setting,
+                characters=filled.characters,
+            )
         )
     return doc.execute(Compound("Assign beats to panels", commands))
 
@@ -395,7 +421,9 @@ def provisional_ids(project: Project, prefix: str = "new:") -> list[str]:
     return list(seen)
 
 
-def adopt_characters(doc: Document, created: Sequence[Character], mapping: dict[str, str], drop: Iterable[str] = ()) -> Changes:
+def adopt_characters(
+    doc: Document, created: Sequence[Character], mapping: dict[str, str], drop: Iterable[str] = ()
+) -> Changes:
     """Add ``created`` to the library and point beats and panels at them (``mapping``: provisional
     id → new id); provisional ids in ``drop`` are removed from beats (speakers become unattributed)
     and panels. One undo step; beats are not marked edited (their content did not change)."""
@@ -408,13 +436,17 @@ def adopt_characters(doc: Document, created: Sequence[Character], mapping: dict[
     for beat in doc.project.story.beats():
         characters = [c for c in (swap(c) for c in beat.characters) if c]
         dialogue = [d.model_copy(update={"speaker_id": swap(d.speaker_id)}) for d in beat.dialogue]
-        values: dict[str, Any] = dict(characters=characters, actor_id=swap(beat.actor_id), target_id=swap(beat.target_id), dialogue=dialogue)
+        values: dict[str, Any] = dict(
+            characters=characters, actor_id=swap(beat.actor_id), target_id=swap(beat.target_id), dialogue=dialogue
+        )
         if any(values[k] != getattr(beat, k) for k in values):
             commands.append(SetFields(("beat", beat.id), "Characters", **values))
     for page in doc.project.pages:
         for panel in page.panels:
             placements = [
-                p.model_copy(update={"character_id": swap(p.character_id)}) for p in panel.characters if swap(p.character_id)
+                p.model_copy(update={"character_id": swap(p.character_id)})
+                for p in panel.characters
+                if swap(p.character_id)
             ]
             if placements != panel.characters:
                 commands.append(SetFields(("panel", panel.id), "Characters", characters=placements))

@@ -58,10 +58,13 @@ def comicinfo_xml(project: Project, pages: list[PageImageInfo]) -> bytes:
         "Manga": "YesAndRightToLeft" if project.reading_direction == ReadingDirection.RTL else "No",
         "Characters": ", ".join(c.name.replace(",", " ") for c in project.characters),
     }
-    root = ET.Element("ComicInfo", {
-        "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
-        "xmlns:xsd": "http://www.w3.org/2001/XMLSchema",
-    })
+    root = ET.Element(
+        "ComicInfo",
+        {
+            "xmlns:xsi": "http://www.w3.org/2001/XMLSchema-instance",
+            "xmlns:xsd": "http://www.w3.org/2001/XMLSchema",
+        },
+    )
     for name in FIELD_ORDER:
         if name == "Pages":
             if pages:
@@ -77,11 +80,15 @@ def comicinfo_xml(project: Project, pages: list[PageImageInfo]) -> bytes:
 def _pages_element(pages: list[PageImageInfo]) -> ET.Element:
     element = ET.Element("Pages")
     for index, info in enumerate(pages):
-        ET.SubElement(element, "Page", {
-            "Image": str(index),
-            "Type": "FrontCover" if index == 0 else "Story",
-            "ImageSize": str(info.size_bytes),
-            "ImageWidth": str(info.width),
-            "ImageHeight": str(info.height),
-        })
+        ET.SubElement(
+            element,
+            "Page",
+            {
+                "Image": str(index),
+                "Type": "FrontCover" if index == 0 else "Story",
+                "ImageSize": str(info.size_bytes),
+                "ImageWidth": str(info.width),
+                "ImageHeight": str(info.height),
+            },
+        )
     return element

@@ -279,7 +279,7 @@ def _binary_streams() -> Iterator[None]:
 def _font_name(font_file: Path) -> str:
     """Register a TrueType file with reportlab once (embedded, subset) and return its name."""
     from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont, TTFError
+    from reportlab.pdfbase.ttfonts import TTFError, TTFont
 
     key = str(Path(font_file).resolve())
     name = _registered_fonts.get(key)

@@ -16,8 +16,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.generation.request import (
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    RequestCharacter,
+    StepCallback,
+)
 from comic_studio.weights.needs import ModelNeed
-from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, RequestCharacter, StepCallback
 
 CONSISTENT_CHARACTERS = "consistent_characters"
 """Capability: the backend keeps each character's identity in an *identity bank*, a file in a bank
@@ -197,4 +203,3 @@ def with_default_overrides(schema: dict[str, dict[str, Any]], backend_name: str)
     """``schema`` with the defaults :func:`set_default_settings` changed for ``backend_name``."""
     overrides = _DEFAULT_OVERRIDES.get(backend_name, {})
     return {key: ({**spec, "default": overrides[key]} if key in overrides else spec) for key, spec in schema.items()}
-

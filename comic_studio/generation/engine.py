@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
-from comic_studio.generation.registry import get_backend_class
 from comic_studio.generation.messages import JobEvent, JobMessage
+from comic_studio.generation.registry import get_backend_class
 from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult
 from comic_studio.generation.resources import EngineResources
 from comic_studio.generation.settings import EngineSettings, lower_memory_mode
@@ -197,7 +197,7 @@ class Engine:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -292,7 +292,9 @@ class Engine:
             self.resources.free()
             if lower is None:
                 raise OutOfMemory(_oom_message(first_mode, retried=False)) from exc
-            log.warning("job %s ran out of memory in %r mode; freed the cache, retrying in %r", job.id, first_mode, lower)
+            log.warning(
+                "job %s ran out of memory in %r mode; freed the cache, retrying in %r", job.id, first_mode, lower
+            )
             self.resources.set_memory_mode(lower)  # stays lowered: the next job would fail the same way
         if job.cancel_requested:
             raise Cancelled(f"job {job.id} was cancelled")
@@ -305,8 +307,8 @@ class Engine:
             self.resources.free()
             raise OutOfMemory(_oom_message(self.resources.memory_mode, retried=True)) from exc
 
-    def _step_callback(self, job: _Job) -> Callable[[int, int, "Image.Image | None"], bool]:
-        def on_step(step: int, total: int, preview: "Image.Image | None" = None) -> bool:
+    def _step_callback(self, job: _Job) -> Callable[[int, int, Image.Image | None], bool]:
+        def on_step(step: int, total: int, preview: Image.Image | None = None) -> bool:
             if job.cancel_requested:
                 return False
             now = time.monotonic()

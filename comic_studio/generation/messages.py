@@ -41,7 +41,7 @@ class JobMessage:
     panel_id: str | None = None
     step: int = 0
     total: int = 0
-    preview: "Image.Image | None" = None
+    preview: Image.Image | None = None
     """PROGRESS: an optional live preview of the image so far."""
     result: GenerationResult | None = None
     """FINISHED: what the backend returned."""

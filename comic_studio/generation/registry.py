@@ -23,9 +23,9 @@ import sys
 import threading
 import traceback
 import types
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Callable, Union
 
 from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.generation.request import GenerationError
@@ -38,7 +38,7 @@ _USER_PACKAGE = "comic_studio_user_plugins"
 
 log = logging.getLogger(__name__)
 
-BackendTarget = Union[type[GenerationBackend], str, Callable[[], type[GenerationBackend]]]
+BackendTarget = type[GenerationBackend] | str | Callable[[], type[GenerationBackend]]
 """A backend class, an import string ``"package.module:Class"``, or a loader returning the class."""
 
 

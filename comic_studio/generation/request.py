@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from comic_studio.core.errors import ComicStudioError
+
 # The pose types live in the document model (a panel stores its explicit pose); requests re-export them.
 from comic_studio.core.model import AssetRef, CharacterPlacement, Colour, PoseFigure, PoseSpec, ShotType
 
@@ -123,14 +125,14 @@ class GenerationRequest(_Strict):
         return json.loads(self.model_dump_json())
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "GenerationRequest":
+    def from_json(cls, text: str | bytes) -> GenerationRequest:
         try:
             return cls.model_validate_json(text)
         except ValidationError as exc:
             raise GenerationError(f"invalid generation request: {_describe(exc)}") from exc
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GenerationRequest":
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -41,14 +41,14 @@ class EngineSettings:
             if value not in allowed:
                 raise EngineSettingsError(f"engine setting {field!r}: {value!r} is not one of {list(allowed)}")
 
-    def with_memory_mode(self, mode: str) -> "EngineSettings":
+    def with_memory_mode(self, mode: str) -> EngineSettings:
         return replace(self, memory_mode=mode)
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EngineSettings":
+    def from_dict(cls, data: dict[str, Any]) -> EngineSettings:
         """Read saved preferences; unknown keys are an error (a typo must not silently reset)."""
         unknown = sorted(set(data) - {"device", "dtype", "memory_mode"})
         if unknown:
@@ -74,9 +74,13 @@ def resolve_device(settings: EngineSettings) -> str:
     if settings.device == "auto":
         return "cuda" if cuda else "mps" if mps else "cpu"
     if settings.device == "cuda" and not cuda:
-        raise EngineSettingsError("engine setting 'device': CUDA was chosen but no CUDA GPU is available (choose 'auto' or 'cpu')")
+        raise EngineSettingsError(
+            "engine setting 'device': CUDA was chosen but no CUDA GPU is available (choose 'auto' or 'cpu')"
+        )
     if settings.device == "mps" and not mps:
-        raise EngineSettingsError("engine setting 'device': MPS was chosen but Apple Metal is not available (choose 'auto' or 'cpu')")
+        raise EngineSettingsError(
+            "engine setting 'device': MPS was chosen but Apple Metal is not available (choose 'auto' or 'cpu')"
+        )
     return settings.device
 
 

@@ -32,8 +32,8 @@ _DIALOGUE = [
     '"Out," said Edward.',
     '"Don\'t lie to me. I saw you," Bella whispered.',
     '"Run!" Jacob shouted.',
-    '*He knows,* Zoë thought.',
-    '"I told you \'never\' twice," he said.',
+    "*He knows,* Zoë thought.",
+    "\"I told you 'never' twice,\" he said.",
 ]
 
 
@@ -70,7 +70,9 @@ PATHOLOGICAL_INPUTS = {
 """Inputs on which a quadratic scan would take minutes (the tests check the result, this bench the time)."""
 
 
-def bench_parser(words: int = 100_000, repeats: int = 1, pathological: dict[str, str] | None = None) -> dict[str, float | int | str]:
+def bench_parser(
+    words: int = 100_000, repeats: int = 1, pathological: dict[str, str] | None = None
+) -> dict[str, float | int | str]:
     """Parse a generated ~``words``-word story; report words/s (best of ``repeats``), and the slowest
     of the ``pathological`` inputs (default :data:`PATHOLOGICAL_INPUTS`)."""
     from comic_studio.parsing.registry import parse
@@ -91,8 +93,14 @@ def bench_parser(words: int = 100_000, repeats: int = 1, pathological: dict[str,
         seconds = time.perf_counter() - t0
         if seconds > worst_s:
             worst_name, worst_s = name, seconds
-    return {"words": n_words, "seconds": round(best, 3), "words_per_s": round(n_words / best), "beats": beats,
-            "pathological_worst_s": round(worst_s, 3), "pathological_worst_input": worst_name}
+    return {
+        "words": n_words,
+        "seconds": round(best, 3),
+        "words_per_s": round(n_words / best),
+        "beats": beats,
+        "pathological_worst_s": round(worst_s, 3),
+        "pathological_worst_input": worst_name,
+    }
 
 
 if __name__ == "__main__":

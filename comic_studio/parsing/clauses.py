@@ -70,7 +70,13 @@ def split_clauses(tokens: list[Token]) -> list[Clause]:
             comma = False
         if (tok.low in _SPLITTERS or comma) and first_verb >= 0:
             j = i + 1
-            while j < n and (tokens[j].low in SKIPPABLE or tokens[j].low.endswith("ly") and not tokens[j].char_ids or tokens[j].text == "," and not comma_verb):
+            while j < n and (
+                tokens[j].low in SKIPPABLE
+                or tokens[j].low.endswith("ly")
+                and not tokens[j].char_ids
+                or tokens[j].text == ","
+                and not comma_verb
+            ):
                 j += 1
             if j < n:
                 nxt = tokens[j]
@@ -108,14 +114,23 @@ def find_subject(tokens: list[Token], clause: Clause) -> None:
     # Comma-terminated intros without a verb or a character ("Later that night, at the docks,").
     while True:
         j = i
-        while j < end and j - i <= _INTRO_MAX and tokens[j].text != "," and not tokens[j].char_ids and tokens[j].role != "subj" and not is_verb(tokens[j]):
+        while (
+            j < end
+            and j - i <= _INTRO_MAX
+            and tokens[j].text != ","
+            and not tokens[j].char_ids
+            and tokens[j].role != "subj"
+            and not is_verb(tokens[j])
+        ):
             j += 1
         if j < end and tokens[j].text == "," and j > i and j - i <= _INTRO_MAX:
             clause.intro_end = j
             i = j + 1
             continue
         break
-    while i < end and (tokens[i].low in SKIPPABLE or tokens[i].low.endswith("ly") and not tokens[i].char_ids and not is_verb(tokens[i])):
+    while i < end and (
+        tokens[i].low in SKIPPABLE or tokens[i].low.endswith("ly") and not tokens[i].char_ids and not is_verb(tokens[i])
+    ):
         i += 1
     if clause.inherits_subject:
         clause.verb = i if i < end and is_verb(tokens[i]) else _first_verb(tokens, i, end)
@@ -137,7 +152,12 @@ def find_subject(tokens: list[Token], clause: Clause) -> None:
             i = (tok.span_end if tok.span_end >= 0 else i) + 1
             if tok.possessive or tok.role == "poss":
                 break  # "Bella's hand shakes": the owner acts
-            if i < end and tokens[i].low in ("and", ",") and i + 1 < end and (tokens[i + 1].char_ids or tokens[i + 1].role == "subj"):
+            if (
+                i < end
+                and tokens[i].low in ("and", ",")
+                and i + 1 < end
+                and (tokens[i + 1].char_ids or tokens[i + 1].role == "subj")
+            ):
                 i += 1
                 continue
         break

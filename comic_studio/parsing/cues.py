@@ -32,7 +32,9 @@ TIME_JUMP = re.compile(
 _PLACE_INTRO = re.compile(r"^(?:back\s+)?(?:at|in|inside|outside|on|aboard)\s+(?:the\s+)?([^,]{2,40}),", re.I)
 _CAPTION_START = re.compile(r"^(?:it|there)\s+(?:was|were|is|are|had|has|'s|’s|would|will|seemed)\b", re.I)
 
-_PLACE_PREPS = frozenset("in at inside into outside to toward towards through across near onto on from aboard of".split())
+_PLACE_PREPS = frozenset(
+    "in at inside into outside to toward towards through across near onto on from aboard of".split()
+)
 _DETERMINERS = frozenset("the a an his her their my our your its this that".split())
 
 
@@ -41,7 +43,7 @@ def is_time_jump(sentence: str) -> bool:
 
 
 def place_intro(sentence: str) -> str:
-    """"At the docks, …" → "docks" when the phrase names a place; else ""."""
+    """ "At the docks, …" → "docks" when the phrase names a place; else ""."""
     m = _PLACE_INTRO.match(sentence)
     if not m:
         return ""
@@ -59,7 +61,7 @@ def is_caption_sentence(tokens: list[Token], text: str) -> bool:
 
 
 def find_setting(tokens: list[Token], start: int, end: int) -> str:
-    """"… in the old kitchen" → "old kitchen", "at St. Mary's church" → "St. Mary's church":
+    """ "… in the old kitchen" → "old kitchen", "at St. Mary's church" → "St. Mary's church":
     a preposition, a determiner, then up to four words ending in a place noun."""
     for i in range(start, end):
         if tokens[i].low not in _PLACE_PREPS:
@@ -74,7 +76,12 @@ def find_setting(tokens: list[Token], start: int, end: int) -> str:
                 for t in tokens[j : k + 1]:
                     out += t.text if (not out or t.text == "." or out.endswith("'")) else " " + t.text
                 return out if any(c.isupper() for c in out) else out.lower()
-            if not (tok.text[:1].isalpha() or tok.text == ".") or tok.low in _PLACE_PREPS or tok.char_ids and not tok.possessive:
+            if (
+                not (tok.text[:1].isalpha() or tok.text == ".")
+                or tok.low in _PLACE_PREPS
+                or tok.char_ids
+                and not tok.possessive
+            ):
                 break
     return ""
 
@@ -87,7 +94,9 @@ def find_time_of_day(tokens: list[Token], start: int, end: int) -> str:
     return ""
 
 
-def choose_shot(words: list[str], text_low: str, *, scene_start: bool, new_place: bool, eyes_focus: bool = False) -> ShotType:
+def choose_shot(
+    words: list[str], text_low: str, *, scene_start: bool, new_place: bool, eyes_focus: bool = False
+) -> ShotType:
     """Priority: over-the-shoulder, extreme close-up, close-up, wide, establishing, medium.
 
     ``eyes_focus``: the clause is about someone's eyes ("Bella's eyes narrow") → extreme close-up;
@@ -97,7 +106,12 @@ def choose_shot(words: list[str], text_low: str, *, scene_start: bool, new_place
         i = words.index("over")
         if "shoulder" in words[i + 1 : i + 4]:
             return ShotType.OVER_THE_SHOULDER
-    if eyes_focus or "extreme close" in text_low or "in extreme detail" in text_low or any(w in EXTREME_CLOSE_CUES for w in words):
+    if (
+        eyes_focus
+        or "extreme close" in text_low
+        or "in extreme detail" in text_low
+        or any(w in EXTREME_CLOSE_CUES for w in words)
+    ):
         return ShotType.EXTREME_CLOSE_UP
     if any(w in CLOSE_UP_CUES for w in words):
         return ShotType.CLOSE_UP

@@ -25,7 +25,9 @@ def read_story(path: str | Path) -> str:
     try:
         size = p.stat().st_size
         if size > MAX_STORY_BYTES:
-            raise ParseError(f"{p}: the story is {size // 1_048_576} MiB; the limit is {MAX_STORY_BYTES // 1_048_576} MiB")
+            raise ParseError(
+                f"{p}: the story is {size // 1_048_576} MiB; the limit is {MAX_STORY_BYTES // 1_048_576} MiB"
+            )
         return p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ParseError(f"{p}: no such story file") from None
@@ -55,7 +57,11 @@ def promote_suggestions(parsed: ParsedStory, characters: list[Character]) -> tup
     not used yet) and a copy of the story whose beats and speakers point at them."""
     used_ids = {c.id for c in characters}
     used_colours = {c.colour.lower() for c in characters}
-    free_colours = [c for c in (colour_for(i) for i in range(len(PALETTE) + len(parsed.suggestions) + len(characters))) if c not in used_colours]
+    free_colours = [
+        c
+        for c in (colour_for(i) for i in range(len(PALETTE) + len(parsed.suggestions) + len(characters)))
+        if c not in used_colours
+    ]
     mapping: dict[str, str] = {}
     created: list[Character] = []
     for i, sug in enumerate(parsed.suggestions):

@@ -41,27 +41,104 @@ cover uncover unwrap wrap bind chain cuff shackle untie loosen tighten
 """.split()
 
 _IRREGULAR = {
-    "take": "took taken", "give": "gave given", "run": "ran", "sit": "sat", "stand": "stood",
-    "hold": "held", "throw": "threw thrown", "fall": "fell fallen", "leave": "left", "come": "came",
-    "go": "went gone goes", "see": "saw seen", "get": "got gotten", "put": "put", "hit": "hit",
-    "cut": "cut", "shut": "shut", "set": "set", "let": "let", "read": "read", "bring": "brought",
-    "catch": "caught", "fight": "fought", "find": "found", "lie": "lay lain lying", "lay": "laid",
-    "rise": "rose risen", "drive": "drove driven", "ride": "rode ridden", "fly": "flew flown",
-    "draw": "drew drawn", "break": "broke broken", "speak": "spoke spoken", "wake": "woke woken",
-    "swing": "swung", "strike": "struck", "sink": "sank sunk", "spin": "spun", "leap": "leapt",
-    "kneel": "knelt", "creep": "crept", "sleep": "slept", "sweep": "swept", "weep": "wept",
-    "keep": "kept", "meet": "met", "feel": "felt", "hide": "hid hidden", "bite": "bit bitten",
-    "shake": "shook shaken", "eat": "ate eaten", "drink": "drank drunk", "begin": "began begun",
-    "write": "wrote written", "sing": "sang sung", "swim": "swam swum", "tear": "tore torn",
-    "wear": "wore worn", "hang": "hung", "dig": "dug", "lead": "led", "feed": "fed",
-    "send": "sent", "build": "built", "lose": "lost", "shoot": "shot", "slide": "slid",
-    "freeze": "froze frozen", "blow": "blew blown", "grow": "grew grown", "know": "knew known",
-    "tell": "told", "sell": "sold", "teach": "taught", "buy": "bought", "hear": "heard",
-    "make": "made", "win": "won", "light": "lit", "become": "became", "fling": "flung",
-    "cling": "clung", "stride": "strode", "seek": "sought", "bend": "bent",
-    "dream": "dreamt", "burn": "burnt", "say": "said", "think": "thought", "shine": "shone",
-    "wring": "wrung", "sting": "stung", "spit": "spat", "bleed": "bled", "flee": "fled",
-    "stick": "stuck", "forgive": "forgave forgiven", "awake": "awoke awoken",
+    "take": "took taken",
+    "give": "gave given",
+    "run": "ran",
+    "sit": "sat",
+    "stand": "stood",
+    "hold": "held",
+    "throw": "threw thrown",
+    "fall": "fell fallen",
+    "leave": "left",
+    "come": "came",
+    "go": "went gone goes",
+    "see": "saw seen",
+    "get": "got gotten",
+    "put": "put",
+    "hit": "hit",
+    "cut": "cut",
+    "shut": "shut",
+    "set": "set",
+    "let": "let",
+    "read": "read",
+    "bring": "brought",
+    "catch": "caught",
+    "fight": "fought",
+    "find": "found",
+    "lie": "lay lain lying",
+    "lay": "laid",
+    "rise": "rose risen",
+    "drive": "drove driven",
+    "ride": "rode ridden",
+    "fly": "flew flown",
+    "draw": "drew drawn",
+    "break": "broke broken",
+    "speak": "spoke spoken",
+    "wake": "woke woken",
+    "swing": "swung",
+    "strike": "struck",
+    "sink": "sank sunk",
+    "spin": "spun",
+    "leap": "leapt",
+    "kneel": "knelt",
+    "creep": "crept",
+    "sleep": "slept",
+    "sweep": "swept",
+    "weep": "wept",
+    "keep": "kept",
+    "meet": "met",
+    "feel": "felt",
+    "hide": "hid hidden",
+    "bite": "bit bitten",
+    "shake": "shook shaken",
+    "eat": "ate eaten",
+    "drink": "drank drunk",
+    "begin": "began begun",
+    "write": "wrote written",
+    "sing": "sang sung",
+    "swim": "swam swum",
+    "tear": "tore torn",
+    "wear": "wore worn",
+    "hang": "hung",
+    "dig": "dug",
+    "lead": "led",
+    "feed": "fed",
+    "send": "sent",
+    "build": "built",
+    "lose": "lost",
+    "shoot": "shot",
+    "slide": "slid",
+    "freeze": "froze frozen",
+    "blow": "blew blown",
+    "grow": "grew grown",
+    "know": "knew known",
+    "tell": "told",
+    "sell": "sold",
+    "teach": "taught",
+    "buy": "bought",
+    "hear": "heard",
+    "make": "made",
+    "win": "won",
+    "light": "lit",
+    "become": "became",
+    "fling": "flung",
+    "cling": "clung",
+    "stride": "strode",
+    "seek": "sought",
+    "bend": "bent",
+    "dream": "dreamt",
+    "burn": "burnt",
+    "say": "said",
+    "think": "thought",
+    "shine": "shone",
+    "wring": "wrung",
+    "sting": "stung",
+    "spit": "spat",
+    "bleed": "bled",
+    "flee": "fled",
+    "stick": "stuck",
+    "forgive": "forgave forgiven",
+    "awake": "awoke awoken",
 }
 
 _AUX = """
@@ -94,8 +171,30 @@ def _inflect(base: str) -> set[str]:
     return forms
 
 
-_NOT_VISIBLE = {"say", "think", "tell", "know", "hear", "speak", "dream", "forgive", "seek", "become", "teach", "sell", "buy", "lose", "win", "let", "get", "make", "feel"}
-ACTION_VERBS: frozenset[str] = frozenset(f for b in (set(_ACTION_BASES) | set(_IRREGULAR)) - _NOT_VISIBLE for f in _inflect(b))
+_NOT_VISIBLE = {
+    "say",
+    "think",
+    "tell",
+    "know",
+    "hear",
+    "speak",
+    "dream",
+    "forgive",
+    "seek",
+    "become",
+    "teach",
+    "sell",
+    "buy",
+    "lose",
+    "win",
+    "let",
+    "get",
+    "make",
+    "feel",
+}
+ACTION_VERBS: frozenset[str] = frozenset(
+    f for b in (set(_ACTION_BASES) | set(_IRREGULAR)) - _NOT_VISIBLE for f in _inflect(b)
+)
 """Inflected forms of verbs that describe something a reader could see in a panel."""
 AUX_VERBS: frozenset[str] = frozenset(_AUX)
 ALL_VERBS: frozenset[str] = ACTION_VERBS | AUX_VERBS | frozenset(f for b in _NOT_VISIBLE for f in _inflect(b))
@@ -129,11 +228,23 @@ CONJUNCTIONS = frozenset({"and", "but", "then", "while", "as"})
 
 # pronoun → (pronoun set, role). role: subj / obj / poss (determiner) / posspro (stand-alone) / refl
 PRONOUNS: dict[str, tuple[str, str]] = {
-    "he": ("he", "subj"), "him": ("he", "obj"), "his": ("he", "poss"), "himself": ("he", "refl"),
-    "she": ("she", "subj"), "her": ("she", "obj"), "hers": ("she", "posspro"), "herself": ("she", "refl"),
-    "they": ("they", "subj"), "them": ("they", "obj"), "their": ("they", "poss"),
-    "theirs": ("they", "posspro"), "themselves": ("they", "refl"), "themself": ("they", "refl"),
-    "it": ("it", "subj"), "its": ("it", "poss"), "itself": ("it", "refl"),
+    "he": ("he", "subj"),
+    "him": ("he", "obj"),
+    "his": ("he", "poss"),
+    "himself": ("he", "refl"),
+    "she": ("she", "subj"),
+    "her": ("she", "obj"),
+    "hers": ("she", "posspro"),
+    "herself": ("she", "refl"),
+    "they": ("they", "subj"),
+    "them": ("they", "obj"),
+    "their": ("they", "poss"),
+    "theirs": ("they", "posspro"),
+    "themselves": ("they", "refl"),
+    "themself": ("they", "refl"),
+    "it": ("it", "subj"),
+    "its": ("it", "poss"),
+    "itself": ("it", "refl"),
 }
 
 # After "her", these words mean "her" is an object ("gives her the key"), not a possessive.
@@ -161,22 +272,31 @@ PLACE_NOUNS = frozenset(
 )
 
 TIME_WORDS: dict[str, str] = {
-    "dawn": "dawn", "daybreak": "dawn", "sunrise": "dawn", "morning": "morning", "noon": "noon",
-    "midday": "noon", "afternoon": "afternoon", "evening": "evening", "dusk": "dusk",
-    "sunset": "dusk", "twilight": "dusk", "nightfall": "night", "night": "night", "midnight": "night",
-    "tonight": "night", "day": "day", "daytime": "day",
+    "dawn": "dawn",
+    "daybreak": "dawn",
+    "sunrise": "dawn",
+    "morning": "morning",
+    "noon": "noon",
+    "midday": "noon",
+    "afternoon": "afternoon",
+    "evening": "evening",
+    "dusk": "dusk",
+    "sunset": "dusk",
+    "twilight": "dusk",
+    "nightfall": "night",
+    "night": "night",
+    "midnight": "night",
+    "tonight": "night",
+    "day": "day",
+    "daytime": "day",
 }
 
-MONTHS = frozenset(
-    "january february march april may june july august september october november december".split()
-)
+MONTHS = frozenset("january february march april may june july august september october november december".split())
 WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
 
 # ----------------------------------------------------------------------------- shots and moods
 
-EXTREME_CLOSE_CUES = frozenset(
-    "pupil pupils iris lips fingertip fingertips trigger keyhole tear-streaked".split()
-)
+EXTREME_CLOSE_CUES = frozenset("pupil pupils iris lips fingertip fingertips trigger keyhole tear-streaked".split())
 CLOSE_UP_CUES = frozenset(
     """face faces eye eyes tear tears cries cried crying weeps wept weeping sobs sobbed sobbing smiles smiled
     smiling grins grinned frowns frowned blushes blushed flushes gasps gasped tremble trembles trembled trembling
@@ -190,9 +310,7 @@ WIDE_CUES = frozenset(
     horizon valley fields desert ocean sea skyline mountains plains forest chase chases chased
     stampede fleet everyone""".split()
 )
-ESTABLISHING_CUES = frozenset(
-    "arrives arrived arrive arriving city skyline town village exterior lands landed".split()
-)
+ESTABLISHING_CUES = frozenset("arrives arrived arrive arriving city skyline town village exterior lands landed".split())
 
 MOOD_WORDS: dict[str, str] = {}
 for _mood, _words in {
@@ -215,7 +333,9 @@ ABBREVIATIONS = frozenset(
     "mr mrs ms dr st jr sr prof capt lt col gen sgt rev mt vs etc e.g i.e approx no fig inc ltd co "
     "sen gov pres mme mlle messrs".split()
 )
-TITLES_HE = frozenset({"Mr", "Sir", "Lord", "King", "Prince", "Father", "Brother", "Uncle", "Señor", "Monsieur", "Herr"})
+TITLES_HE = frozenset(
+    {"Mr", "Sir", "Lord", "King", "Prince", "Father", "Brother", "Uncle", "Señor", "Monsieur", "Herr"}
+)
 TITLES_SHE = frozenset(
     {"Mrs", "Ms", "Miss", "Lady", "Queen", "Princess", "Mother", "Sister", "Aunt", "Madame", "Señora", "Frau", "Mme"}
 )

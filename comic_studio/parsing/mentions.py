@@ -103,7 +103,14 @@ class CharacterIndex:
                 if matched:
                     last = tok.span_end
                     # "James' car": a bare apostrophe right after a name ending in s.
-                    if not tok.possessive and tokens[last].text.endswith("s") and last + 1 < n and tokens[last + 1].text in ("'", "’") and tokens[last + 1].start == tokens[last].end and (last + 2 >= n or tokens[last + 2].start != tokens[last + 1].end):
+                    if (
+                        not tok.possessive
+                        and tokens[last].text.endswith("s")
+                        and last + 1 < n
+                        and tokens[last + 1].text in ("'", "’")
+                        and tokens[last + 1].start == tokens[last].end
+                        and (last + 2 >= n or tokens[last + 2].start != tokens[last + 1].end)
+                    ):
                         tok.possessive = True
                     i = last + 1
                     continue
@@ -116,7 +123,7 @@ class CharacterIndex:
 
 
 def _her_role(tokens: list[Token], i: int) -> str:
-    """"her" is possessive before a noun ("her hand"), an object otherwise ("gives her the key")."""
+    """ "her" is possessive before a noun ("her hand"), an object otherwise ("gives her the key")."""
     if tokens[i].text == "Her":
         return "poss"
     if i + 1 >= len(tokens):

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from comic_studio.core.model import Character, Pronouns
 from comic_studio.parsing.lexicon import (
     ALL_VERBS,
-    SPEECH_VERBS,
     KNOWN_PLACES,
     MONTHS,
     PLACE_SUFFIXES,
     PRONOUNS,
     SCENE_NOUNS,
+    SPEECH_VERBS,
     STOPWORDS,
     TITLES_HE,
     TITLES_SHE,
@@ -44,8 +44,22 @@ _PRONOUN_WORDS = re.compile(r"\b(he|him|his|himself|she|her|hers|herself)\b", re
 _SENTENCE = re.compile(r"[^.!?…\n]+[.!?…]*")
 
 PALETTE = [
-    "#d9483b", "#3b7dd9", "#2fa36b", "#e0a028", "#8e4fc7", "#1fa5b5", "#d9548f", "#6b8e23",
-    "#b5651d", "#4b5bd1", "#c0392b", "#16a085", "#7f8c8d", "#d35400", "#2c3e50", "#9b59b6",
+    "#d9483b",
+    "#3b7dd9",
+    "#2fa36b",
+    "#e0a028",
+    "#8e4fc7",
+    "#1fa5b5",
+    "#d9548f",
+    "#6b8e23",
+    "#b5651d",
+    "#4b5bd1",
+    "#c0392b",
+    "#16a085",
+    "#7f8c8d",
+    "#d35400",
+    "#2c3e50",
+    "#9b59b6",
 ]
 
 
@@ -95,7 +109,9 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
         tb = _TITLE_BEFORE.search(text, max(0, start - 6), start)
         if tb:
             title, at_start = tb.group(1) + ".", False
-        while words and (words[0] in TITLES_HE or words[0] in TITLES_SHE or words[0].rstrip(".") in ("Dr", "Prof", "Capt")):
+        while words and (
+            words[0] in TITLES_HE or words[0] in TITLES_SHE or words[0].rstrip(".") in ("Dr", "Prof", "Capt")
+        ):
             title = words.pop(0)
             at_start = False
         words = [w.rstrip(".") if w.endswith(".") else w for w in words]
@@ -178,7 +194,9 @@ def _infer_pronouns(text: str, candidates: list[NameCandidate]) -> None:
     for c in candidates:
         for n in (c.name, *c.aliases):
             lookup[n] = c
-    pattern = re.compile(r"(?<![\w-])(" + "|".join(re.escape(n) for n in sorted(lookup, key=len, reverse=True)) + r")(?![\w-])")
+    pattern = re.compile(
+        r"(?<![\w-])(" + "|".join(re.escape(n) for n in sorted(lookup, key=len, reverse=True)) + r")(?![\w-])"
+    )
     sentences = [s.group() for s in _SENTENCE.finditer(text)]
     names = [{lookup[m.group(1)].name for m in pattern.finditer(sent)} for sent in sentences]
     genders = [{PRONOUNS[w.lower()][0] for w in _PRONOUN_WORDS.findall(sent)} for sent in sentences]

@@ -88,7 +88,9 @@ class PronounResolver:
         compatible = [cid for cid in self.recency if self.pronouns_of.get(cid) == pset]
         if pset == "they":
             # A group that just acted together wins over a singular-they character.
-            group = self._group(role, clause_subject, sentence_subjects, strict=bool(self.has_they_chars and compatible))
+            group = self._group(
+                role, clause_subject, sentence_subjects, strict=bool(self.has_they_chars and compatible)
+            )
             if group or not (self.has_they_chars and compatible):
                 return group
         if pset == "it":

@@ -121,7 +121,11 @@ class _Run:
             self.progress(1.0)
         self._link_suggestions(suggestions)
         return ParsedStory(
-            title=_clip(title, 200), scenes=self.scenes, suggestions=suggestions, parser="rules", warnings=self.warnings[:10_000]
+            title=_clip(title, 200),
+            scenes=self.scenes,
+            suggestions=suggestions,
+            parser="rules",
+            warnings=self.warnings[:10_000],
         )
 
     def _suggest(self, text: str) -> list[CharacterSuggestion]:
@@ -139,8 +143,12 @@ class _Run:
             while pid in used:
                 pid, k = f"{provisional_id(cand.name)}-{k}", k + 1
             used.add(pid)
-            suggestions.append(CharacterSuggestion(id=pid, name=cand.name, mentions=cand.mentions, pronouns=cand.pronouns))
-            provisional.append(Character(id=pid, name=cand.name, aliases=cand.aliases, pronouns=cand.pronouns or Pronouns.THEY))
+            suggestions.append(
+                CharacterSuggestion(id=pid, name=cand.name, mentions=cand.mentions, pronouns=cand.pronouns)
+            )
+            provisional.append(
+                Character(id=pid, name=cand.name, aliases=cand.aliases, pronouns=cand.pronouns or Pronouns.THEY)
+            )
         self.index = CharacterIndex(self.library + provisional)
         for sug in suggestions:
             if sug.pronouns is None:
@@ -162,7 +170,11 @@ class _Run:
     def _start_scene(self, heading: Heading | None, title: str = "") -> None:
         self._finish_scene()
         h = heading or Heading()
-        scene = Scene(title=_clip(title or h.title, 2_000), setting=_clip(h.setting, 2_000), time_of_day=_clip(h.time_of_day, 2_000))
+        scene = Scene(
+            title=_clip(title or h.title, 2_000),
+            setting=_clip(h.setting, 2_000),
+            time_of_day=_clip(h.time_of_day, 2_000),
+        )
         self.state = _SceneState(scene, setting=h.setting, time_of_day=h.time_of_day)
         self.resolver.reset_scene()
         self.carry_speaker = None
@@ -175,8 +187,12 @@ class _Run:
             self._new_beat(action="")  # _new_beat consumes the pending narration as its caption
         self.state = None
         if st.scene.beats:
-            st.scene.setting = _clip(st.scene.setting or next((b.setting for b in st.scene.beats if b.setting), ""), 2_000)
-            st.scene.time_of_day = _clip(st.scene.time_of_day or next((b.time_of_day for b in st.scene.beats if b.time_of_day), ""), 2_000)
+            st.scene.setting = _clip(
+                st.scene.setting or next((b.setting for b in st.scene.beats if b.setting), ""), 2_000
+            )
+            st.scene.time_of_day = _clip(
+                st.scene.time_of_day or next((b.time_of_day for b in st.scene.beats if b.time_of_day), ""), 2_000
+            )
             self.scenes.append(st.scene)
 
     def _maybe_jump(self, first_sentence: str) -> None:
@@ -219,7 +235,9 @@ class _Run:
             speaker, kind, tag_clauses = self._find_tag(tokens, clauses, subjects)
             beats = self._clause_beats(tokens, clauses, subjects, narration, tag_clauses)
             events.extend(beats)
-            events.append(_QuoteEvent([quotes[q] for q in qids], speaker, kind, speaker is not None, beats, len(events)))
+            events.append(
+                _QuoteEvent([quotes[q] for q in qids], speaker, kind, speaker is not None, beats, len(events))
+            )
         self._emit(events)
         last_quote = quotes[-1] if quotes else None
         if last_quote is None or not last_quote.unterminated:
@@ -278,7 +296,9 @@ class _Run:
                         chars.append(cid)
             actor = subj[0] if subj else None
             after = (max(clause.subject) + 1) if clause.subject else clause.start
-            target = next((cid for i in range(after, clause.end) for cid in tokens[i].char_ids if cid not in subj), None)
+            target = next(
+                (cid for i in range(after, clause.end) for cid in tokens[i].char_ids if cid not in subj), None
+            )
             new_place = find_setting(tokens, clause.start, clause.end)
             if new_place:
                 st.setting = new_place
@@ -288,17 +308,42 @@ class _Run:
             if clause.subject:
                 owner = tokens[clause.subject[-1]]
                 nxt = (owner.span_end if owner.span_end >= 0 else clause.subject[-1]) + 1
-                eyes = (owner.possessive or owner.role == "poss") and nxt < clause.end and tokens[nxt].low in ("eyes", "eye")
-            shot = choose_shot(words, action.lower(), scene_start=st.made == 0, new_place=bool(new_place), eyes_focus=eyes)
+                eyes = (
+                    (owner.possessive or owner.role == "poss")
+                    and nxt < clause.end
+                    and tokens[nxt].low in ("eyes", "eye")
+                )
+            shot = choose_shot(
+                words, action.lower(), scene_start=st.made == 0, new_place=bool(new_place), eyes_focus=eyes
+            )
             caption = intro_caption if ci == 0 else ""
-            beats.append(self._new_beat(action=action, characters=chars, actor=actor, target=target, shot=shot, mood=choose_mood(words), caption=caption, emit=False))
+            beats.append(
+                self._new_beat(
+                    action=action,
+                    characters=chars,
+                    actor=actor,
+                    target=target,
+                    shot=shot,
+                    mood=choose_mood(words),
+                    caption=caption,
+                    emit=False,
+                )
+            )
         return beats
 
     def _names(self, ids: tuple[str, ...]) -> str:
         names = [self.index.names_by_id.get(c, c) for c in ids]
         return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
-    def _text(self, tokens: list[Token], clause: Clause, subj: tuple[str, ...], narration: str, start: int, end_mark: bool = True) -> str:
+    def _text(
+        self,
+        tokens: list[Token],
+        clause: Clause,
+        subj: tuple[str, ...],
+        narration: str,
+        start: int,
+        end_mark: bool = True,
+    ) -> str:
         """The clause's words with pronouns replaced by full names, as one tidy sentence."""
         out: list[str] = []
         if clause.inherits_subject and subj:
@@ -332,7 +377,18 @@ class _Run:
             text += "."
         return text
 
-    def _new_beat(self, *, action: str, characters: list[str] | None = None, actor: str | None = None, target: str | None = None, shot: ShotType = ShotType.MEDIUM, mood: str = "", caption: str = "", emit: bool = True) -> Beat:
+    def _new_beat(
+        self,
+        *,
+        action: str,
+        characters: list[str] | None = None,
+        actor: str | None = None,
+        target: str | None = None,
+        shot: ShotType = ShotType.MEDIUM,
+        mood: str = "",
+        caption: str = "",
+        emit: bool = True,
+    ) -> Beat:
         st = self.state
         assert st is not None
         captions = [*st.pending_caption, caption] if caption else st.pending_caption
@@ -360,11 +416,20 @@ class _Run:
 
     # ------------------------------------------------------------------ dialogue
 
-    def _find_tag(self, tokens: list[Token], clauses: list[Clause], subjects: list[tuple[str, ...]]) -> tuple[str | None, DialogueKind | None, set[int]]:
+    def _find_tag(
+        self, tokens: list[Token], clauses: list[Clause], subjects: list[tuple[str, ...]]
+    ) -> tuple[str | None, DialogueKind | None, set[int]]:
         """Speaker and kind from a speech tag ("said Edward", "she whispered"); which clauses are
         nothing but the tag (they make no beat of their own)."""
         for ci, clause in enumerate(clauses):
-            verb = next((i for i in range(clause.start, clause.end) if tokens[i].low in SPEECH_VERBS and not tokens[i].text[:1].isupper() and not tokens[i].char_ids), -1)
+            verb = next(
+                (
+                    i
+                    for i in range(clause.start, clause.end)
+                    if tokens[i].low in SPEECH_VERBS and not tokens[i].text[:1].isupper() and not tokens[i].char_ids
+                ),
+                -1,
+            )
             if verb < 0:
                 continue
             subj = subjects[ci]
@@ -373,9 +438,20 @@ class _Run:
             if not subj:
                 continue
             kind = SPEECH_VERBS[tokens[verb].low]
-            in_name = {k for i in range(clause.start, clause.end) if tokens[i].char_ids for k in range(i, max(i, tokens[i].span_end) + 1)}
+            in_name = {
+                k
+                for i in range(clause.start, clause.end)
+                if tokens[i].char_ids
+                for k in range(i, max(i, tokens[i].span_end) + 1)
+            }
             pure = all(
-                i in in_name or tokens[i].char_ids or i == verb or tokens[i].low in SKIPPABLE or tokens[i].low.endswith("ly") or tokens[i].low in _TAG_FILLER or not tokens[i].text[:1].isalpha()
+                i in in_name
+                or tokens[i].char_ids
+                or i == verb
+                or tokens[i].low in SKIPPABLE
+                or tokens[i].low.endswith("ly")
+                or tokens[i].low in _TAG_FILLER
+                or not tokens[i].text[:1].isalpha()
                 for i in range(clause.start, clause.end)
             )
             # "Bella sighs." is a visible action as well as a tag: it keeps its beat.
@@ -422,7 +498,9 @@ class _Run:
                 if quote.unterminated:
                     self.carry_speaker = ev.speaker
             if ev.speaker is None:
-                self.warnings.append(f"scene {len(self.scenes) + 1}: could not tell who says “{ev.quotes[0].text[:40]}”")
+                self.warnings.append(
+                    f"scene {len(self.scenes) + 1}: could not tell who says “{ev.quotes[0].text[:40]}”"
+                )
 
     def _nearest_actor(self, events: list[Beat | _QuoteEvent], position: int) -> str | None:
         for e in reversed(events[:position]):
@@ -485,13 +563,23 @@ class _Run:
             return self._new_beat(action="")
         listener = None if kind == DialogueKind.THOUGHT else self._listener(speaker)
         name = self.index.names_by_id.get(speaker, speaker)
-        action = f"{name} {_TALK_VERB[kind]}" + (f" to {self.index.names_by_id.get(listener, listener)}." if listener else ".")
+        action = f"{name} {_TALK_VERB[kind]}" + (
+            f" to {self.index.names_by_id.get(listener, listener)}." if listener else "."
+        )
         chars = [speaker] + ([listener] if listener else [])
         shot = ShotType.CLOSE_UP if kind in (DialogueKind.THOUGHT, DialogueKind.WHISPER) else ShotType.MEDIUM
         return self._new_beat(action=action, characters=chars, actor=speaker, target=listener, shot=shot)
 
 
-_THIRD_PERSON = {"are": "is", "were": "was", "have": "has", "do": "does", "aren't": "isn't", "weren't": "wasn't", "don't": "doesn't"}
+_THIRD_PERSON = {
+    "are": "is",
+    "were": "was",
+    "have": "has",
+    "do": "does",
+    "aren't": "isn't",
+    "weren't": "wasn't",
+    "don't": "doesn't",
+}
 
 
 def _third_person(verb: str) -> str:

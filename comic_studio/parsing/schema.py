@@ -99,13 +99,17 @@ def validate_parsed(parsed: ParsedStory, characters: list[Character]) -> None:
     beat_ids = set(seen_beats)
     for i, sug in enumerate(parsed.suggestions):
         if sug.first_beat_id is not None and sug.first_beat_id not in beat_ids:
-            raise ParseError(f"first_beat_id {sug.first_beat_id!r} is not a beat of this story", f"suggestions[{i}].first_beat_id")
+            raise ParseError(
+                f"first_beat_id {sug.first_beat_id!r} is not a beat of this story", f"suggestions[{i}].first_beat_id"
+            )
 
 
 def _check_beat(beat: Beat, path: str, known: set[str]) -> None:
     for ci, cid in enumerate(beat.characters):
         if cid not in known:
-            raise ParseError(f"unknown character id {cid!r} (not in the library or the suggestions)", f"{path}.characters[{ci}]")
+            raise ParseError(
+                f"unknown character id {cid!r} (not in the library or the suggestions)", f"{path}.characters[{ci}]"
+            )
     if len(set(beat.characters)) != len(beat.characters):
         raise ParseError("a character is listed twice", f"{path}.characters")
     for field in ("actor_id", "target_id"):
@@ -119,7 +123,9 @@ def _check_beat(beat: Beat, path: str, known: set[str]) -> None:
     for di, line in enumerate(beat.dialogue):
         lpath = f"{path}.dialogue[{di}]"
         if line.speaker_id is not None and line.speaker_id not in known:
-            raise ParseError(f"unknown speaker id {line.speaker_id!r} (not in the library or the suggestions)", f"{lpath}.speaker_id")
+            raise ParseError(
+                f"unknown speaker id {line.speaker_id!r} (not in the library or the suggestions)", f"{lpath}.speaker_id"
+            )
         if not isinstance(line.kind, DialogueKind):
             raise ParseError(f"kind {line.kind!r} is not one of {[k.value for k in DialogueKind]}", f"{lpath}.kind")
         if not line.text.strip():

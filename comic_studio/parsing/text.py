@@ -15,8 +15,12 @@ from comic_studio.parsing.lexicon import ABBREVIATIONS
 
 # ----------------------------------------------------------------------------- scene headings
 
-_SLUG = re.compile(r"^\s*(?:INT|EXT|INT\.?\s*/\s*EXT|I/E)\.?\s+(?P<place>[^\n]+?)(?:\s+[-–—]+\s+(?P<time>[^\n]+?))?\s*$")
-_SCENE_N = re.compile(r"^\s*(?:scene|chapter|part)\s+(?:\d+|[ivxlc]+|[a-z]+)\s*(?:[:.\-–—]\s*(?P<title>.*?))?\s*$", re.I)
+_SLUG = re.compile(
+    r"^\s*(?:INT|EXT|INT\.?\s*/\s*EXT|I/E)\.?\s+(?P<place>[^\n]+?)(?:\s+[-–—]+\s+(?P<time>[^\n]+?))?\s*$"
+)
+_SCENE_N = re.compile(
+    r"^\s*(?:scene|chapter|part)\s+(?:\d+|[ivxlc]+|[a-z]+)\s*(?:[:.\-–—]\s*(?P<title>.*?))?\s*$", re.I
+)
 _MD_HEADING = re.compile(r"^\s*#{1,6}\s+(?P<title>.+?)\s*#*\s*$")
 _SEPARATOR = re.compile(r"^\s*(?:(?:\*\s*){3,}|(?:-\s*){3,}|(?:_\s*){3,}|(?:~\s*){3,}|#|(?:•\s*){3,})\s*$")
 
@@ -40,7 +44,9 @@ def match_heading(line: str) -> Heading | None:
     m = _SCENE_N.match(line)
     if m and len(line) < 120:
         title = (m.group("title") or "").strip()
-        return Heading(title=title or line.strip(), setting=_setting_from_title(title), time_of_day=_time_from_title(title))
+        return Heading(
+            title=title or line.strip(), setting=_setting_from_title(title), time_of_day=_time_from_title(title)
+        )
     m = _MD_HEADING.match(line)
     if m:
         title = m.group("title").strip()
@@ -69,7 +75,7 @@ def split_title(text: str) -> tuple[str, str]:
 
 
 def _time_from_title(title: str) -> str:
-    """"## Morning" or "Scene 3: Dawn at the docks" → the time of day it names."""
+    """ "## Morning" or "Scene 3: Dawn at the docks" → the time of day it names."""
     from comic_studio.parsing.lexicon import TIME_WORDS
 
     for word in re.findall(r"[^\W\d_]+", title.lower()):
@@ -181,7 +187,13 @@ def extract_quotes(paragraph: str) -> tuple[str, list[Quote]]:
         no_close_from = n + 1  # once a search finds no closer, none exists further on either
         while i < n:
             ch = paragraph[i]
-            if ch in "'‘" and i + 1 < no_close_from and (i == 0 or not paragraph[i - 1].isalnum()) and i + 1 < n and not paragraph[i + 1].isspace():
+            if (
+                ch in "'‘"
+                and i + 1 < no_close_from
+                and (i == 0 or not paragraph[i - 1].isalnum())
+                and i + 1 < n
+                and not paragraph[i + 1].isspace()
+            ):
                 j = _find_single_close(paragraph, i + 1)
                 if j is None:
                     no_close_from = i + 1

@@ -41,6 +41,10 @@ def read_matrix(path: Path, rows: int | None = None, cols: int | None = None) ->
         return None
     if rows is None and cols is not None:  # one vector
         return matrix if matrix.shape == (cols,) else None
-    if matrix.ndim != 2 or (rows is not None and matrix.shape[0] != rows) or (cols is not None and matrix.shape[1] != cols):
+    if (
+        matrix.ndim != 2
+        or (rows is not None and matrix.shape[0] != rows)
+        or (cols is not None and matrix.shape[1] != cols)
+    ):
         return None
     return matrix

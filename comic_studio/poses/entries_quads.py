@@ -33,15 +33,22 @@ def add_quad_entries(b: EntryBook) -> None:
         "talk-four",
         "four people standing in a group, talking",
         "talk conversation group chat",
-        _quad((P.talk(S, True), P.stand(0.3), P.arms_crossed(-0.3), P.talk(-S)), (0, 0.34, 0.68, 1.02),
-              bodies=(SLIM, ADULT, TALL, SLIM)),
+        _quad(
+            (P.talk(S, True), P.stand(0.3), P.arms_crossed(-0.3), P.talk(-S)),
+            (0, 0.34, 0.68, 1.02),
+            bodies=(SLIM, ADULT, TALL, SLIM),
+        ),
     )
     b.add(
         "two-pairs",
         "two pairs of people having separate conversations",
         "talk conversation pairs chat party",
-        _quad((P.talk(S, True), P.stand(-S), P.stand(S), P.talk(-S)), (0, 0.42, 0.92, 1.34), (a, t, n, n),
-              (ADULT, SLIM, SLIM, TALL)),
+        _quad(
+            (P.talk(S, True), P.stand(-S), P.stand(S), P.talk(-S)),
+            (0, 0.42, 0.92, 1.34),
+            (a, t, n, n),
+            (ADULT, SLIM, SLIM, TALL),
+        ),
     )
     b.add(
         "walk-four",
@@ -53,8 +60,11 @@ def add_quad_entries(b: EntryBook) -> None:
         "run-four",
         "four friends running together",
         "run together hurry",
-        _quad((P.run(0.8), P.run(0.8).with_(r_hip=-30, l_hip=60), P.run(0.8), P.run(0.8).with_(r_hip=-28, l_hip=58)),
-              (0, 0.45, 0.9, 1.35), bodies=(SLIM, ADULT, ADULT, TALL)),
+        _quad(
+            (P.run(0.8), P.run(0.8).with_(r_hip=-30, l_hip=60), P.run(0.8), P.run(0.8).with_(r_hip=-28, l_hip=58)),
+            (0, 0.45, 0.9, 1.35),
+            bodies=(SLIM, ADULT, ADULT, TALL),
+        ),
     )
     # Around a table: a diner at each end in profile, two behind the table facing the viewer; the
     # gap between the profile diners' knees is where the table stands.
@@ -62,8 +72,11 @@ def add_quad_entries(b: EntryBook) -> None:
         "sit-table-four",
         "four people sitting around a table",
         "sit table meeting dinner",
-        _quad((P.sit_chair(S), P.sit_chair(0.15), P.sit_chair(-0.15), P.sit_chair(-S)), (0, 0.48, 0.8, 1.28),
-              bodies=(ADULT, SLIM, ADULT, TALL)),
+        _quad(
+            (P.sit_chair(S), P.sit_chair(0.15), P.sit_chair(-0.15), P.sit_chair(-S)),
+            (0, 0.48, 0.8, 1.28),
+            bodies=(ADULT, SLIM, ADULT, TALL),
+        ),
     )
     # The children sit on cushions (lifted) so their heads clear the table like the parents'.
     st = _quad((P.sit_chair(S), P.sit_chair(0.15), P.sit_chair(-0.15), P.sit_chair(-S)), (0, 0.44, 0.74, 1.2),
@@ -86,8 +99,11 @@ def add_quad_entries(b: EntryBook) -> None:
         "team-lineup",
         "a team of four heroes striking a heroic pose",
         "stand team lineup hero heroic",
-        _quad((P.fight_stance(0.5), P.hands_on_hips(0.1), P.arms_crossed(-0.1), P.point(-0.5, up=True)),
-              (0, 0.36, 0.7, 1.04), bodies=(SLIM, TALL, ADULT, SLIM)),
+        _quad(
+            (P.fight_stance(0.5), P.hands_on_hips(0.1), P.arms_crossed(-0.1), P.point(-0.5, up=True)),
+            (0, 0.36, 0.7, 1.04),
+            bodies=(SLIM, TALL, ADULT, SLIM),
+        ),
     )
     b.add(
         "lineup-four",
@@ -117,63 +133,95 @@ def add_quad_entries(b: EntryBook) -> None:
         "argue-two-two",
         "two people argue with two others, face to face",
         "talk argue confront shout",
-        _quad((P.talk(S, True), P.arms_crossed(S), P.point(-S), P.hands_on_hips(-S)), (0, 0.3, 0.85, 1.15),
-              (a, a, t, t), (ADULT, SLIM, TALL, ADULT)),
+        _quad(
+            (P.talk(S, True), P.arms_crossed(S), P.point(-S), P.hands_on_hips(-S)),
+            (0, 0.3, 0.85, 1.15),
+            (a, a, t, t),
+            (ADULT, SLIM, TALL, ADULT),
+        ),
     )
     b.add(
         "meet-stranger",
         "three friends meet a stranger, who waves hello",
         "meet greet stranger wave",
-        _quad((P.wave(S), P.stand(-S), P.stand(-S, head_tilt=-6), P.arms_crossed(-S)), (0, 0.55, 0.85, 1.15),
-              (a, t, n, n), (TALL, ADULT, SLIM, ADULT)),
+        _quad(
+            (P.wave(S), P.stand(-S), P.stand(-S, head_tilt=-6), P.arms_crossed(-S)),
+            (0, 0.55, 0.85, 1.15),
+            (a, t, n, n),
+            (TALL, ADULT, SLIM, ADULT),
+        ),
     )
     b.add(
         "surround",
         "three thugs surround a man",
         "fight-stance surround threaten outnumbered fight",
-        _quad((P.fight_stance(S), P.fight_stance(-S).with_(head_turn=-0.4), P.fight_stance(-S), P.fight_stance(-S)),
-              (0, 0.5, 0.95, 1.3), (a, t, a, a), (ADULT, SLIM, TALL, ADULT)),
+        _quad(
+            (P.fight_stance(S), P.fight_stance(-S).with_(head_turn=-0.4), P.fight_stance(-S), P.fight_stance(-S)),
+            (0, 0.5, 0.95, 1.3),
+            (a, t, a, a),
+            (ADULT, SLIM, TALL, ADULT),
+        ),
     )
     b.add(
         "fight-two-two",
         "two against two in a street fight",
         "fight-stance fight brawl",
-        _quad((P.punch(), P.fight_stance(), P.stagger_back(-S), P.fight_stance(-S)), (0.3, -0.05, 0.72, 1.12),
-              (a, a, t, t), (ADULT, TALL, ADULT, ADULT)),
+        _quad(
+            (P.punch(), P.fight_stance(), P.stagger_back(-S), P.fight_stance(-S)),
+            (0.3, -0.05, 0.72, 1.12),
+            (a, a, t, t),
+            (ADULT, TALL, ADULT, ADULT),
+        ),
     )
     b.add(
         "point-off-panel",
         "four people stare at something off-panel while two of them point at it",
         "point look stare surprise shock",
-        _quad((P.hands_up(S), P.stand(S, lean=-6), P.point(S).with_(r_shoulder=100), P.point(S)), (0, 0.3, 0.6, 0.9),
-              (n, n, a, a), (SLIM, ADULT, TALL, CHILD)),
+        _quad(
+            (P.hands_up(S), P.stand(S, lean=-6), P.point(S).with_(r_shoulder=100), P.point(S)),
+            (0, 0.3, 0.6, 0.9),
+            (n, n, a, a),
+            (SLIM, ADULT, TALL, CHILD),
+        ),
     )
     b.add(
         "celebrate-four",
         "four friends celebrating, arms in the air",
         "celebrate cheer jump joy win",
-        _quad((P.jump_joy(0.2), P.jump_joy(0.1), P.jump_joy(-0.1), P.jump_joy(-0.2)), (0, 0.38, 0.76, 1.14),
-              lifts=(0.1, 0.0, 0.14, 0.06)),
+        _quad(
+            (P.jump_joy(0.2), P.jump_joy(0.1), P.jump_joy(-0.1), P.jump_joy(-0.2)),
+            (0, 0.38, 0.76, 1.14),
+            lifts=(0.1, 0.0, 0.14, 0.06),
+        ),
         mirror=False,
     )
     b.add(
         "wave-four",
         "four people waving goodbye",
         "wave goodbye greet",
-        _quad((P.wave(0.2), P.wave(0.1, True), P.wave(-0.1), P.wave(-0.2)), (0, 0.36, 0.72, 1.08),
-              bodies=(SLIM, ADULT, CHILD, TALL)),
+        _quad(
+            (P.wave(0.2), P.wave(0.1, True), P.wave(-0.1), P.wave(-0.2)),
+            (0, 0.36, 0.72, 1.08),
+            bodies=(SLIM, ADULT, CHILD, TALL),
+        ),
     )
     b.add(
         "laugh-four",
         "four friends laughing together",
         "laugh friends happy joke",
-        _quad((P.laugh(0.5), P.laugh(0.0).with_(lean=12, head_tilt=-10), P.laugh(-0.2), P.laugh(-0.5)),
-              (0, 0.36, 0.72, 1.08)),
+        _quad(
+            (P.laugh(0.5), P.laugh(0.0).with_(lean=12, head_tilt=-10), P.laugh(-0.2), P.laugh(-0.5)),
+            (0, 0.36, 0.72, 1.08),
+        ),
     )
     b.add(
         "audience",
         "a speaker talks to an audience of three seated listeners",
         "talk speech audience listen lecture",
-        _quad((P.talk(S, True), P.sit_chair(-S), P.sit_chair(-S).with_(head_tilt=-6), P.sit_chair(-S)),
-              (0, 0.6, 1.0, 1.4), (a, n, n, n), (TALL, ADULT, SLIM, ADULT)),
+        _quad(
+            (P.talk(S, True), P.sit_chair(-S), P.sit_chair(-S).with_(head_tilt=-6), P.sit_chair(-S)),
+            (0, 0.6, 1.0, 1.4),
+            (a, n, n, n),
+            (TALL, ADULT, SLIM, ADULT),
+        ),
     )

@@ -125,7 +125,9 @@ def figure_from_openpose(points: Any, width: float, height: float, *, role: Role
         raise PoseExtractionError(f"{where}: image size {width}×{height} is not a positive size")
     arr = np.asarray(points, dtype=np.float64) if not isinstance(points, np.ndarray) else points.astype(np.float64)
     if arr.shape != (len(KEYPOINT_NAMES), 3):
-        raise PoseExtractionError(f"{where}: expected {len(KEYPOINT_NAMES)} keypoints × (x, y, score), got shape {arr.shape}")
+        raise PoseExtractionError(
+            f"{where}: expected {len(KEYPOINT_NAMES)} keypoints × (x, y, score), got shape {arr.shape}"
+        )
     if not np.isfinite(arr).all():
         raise PoseExtractionError(f"{where}: keypoints contain NaN or infinity")
     xy = arr[:, :2] / np.array([width, height])
@@ -134,7 +136,9 @@ def figure_from_openpose(points: Any, width: float, height: float, *, role: Role
         raise PoseExtractionError(f"{where}: keypoints lie far outside the {width:.0f}×{height:.0f} image")
     score = arr[:, 2]
     if (score < 0).any() or (score > 10).any():
-        raise PoseExtractionError(f"{where}: keypoint scores must be in 0..1 (got {score.min():.3g}..{score.max():.3g})")
+        raise PoseExtractionError(
+            f"{where}: keypoint scores must be in 0..1 (got {score.min():.3g}..{score.max():.3g})"
+        )
     tol = OFF_CANVAS_TOLERANCE
     inside = ((xy >= -tol) & (xy <= 1 + tol)).all(axis=1)
     seen = (score >= min_visibility) & inside

@@ -85,7 +85,7 @@ class OpenClipEmbedder:
 
     @classmethod
     def load(cls, weights: Path | str, *, model_id: str | None = None, arch: str | None = None,
-             device: str = "cpu") -> "OpenClipEmbedder":  # fmt: skip
+             device: str = "cpu") -> OpenClipEmbedder:  # fmt: skip
         """Load ``weights`` (a ``.safetensors`` or open_clip ``.bin`` file) with the architecture and
         preprocessing of the ``open_clip_config.json`` beside it, else of the built-in ``arch``."""
         weights = Path(weights)
@@ -118,7 +118,9 @@ class OpenClipEmbedder:
             with quiet_random_init():
                 model = open_clip.create_model(source, load_weights=False, pretrained_text=False, device="cpu")
         except Exception as exc:  # noqa: BLE001 - bad JSON, unknown architecture, ... → one message
-            raise OpenClipError(f"{config if config.is_file() else weights}: cannot build the OpenCLIP model ({exc})") from exc
+            raise OpenClipError(
+                f"{config if config.is_file() else weights}: cannot build the OpenCLIP model ({exc})"
+            ) from exc
         try:
             if suffix != ".safetensors":
                 # Our own restricted read first: open_clip retries a failed load *without*
@@ -153,7 +155,7 @@ class OpenClipEmbedder:
             self.texts_encoded += len(texts)
         return _as_unit_rows(features)
 
-    def encode_images(self, images: Sequence["Image.Image"]) -> np.ndarray:
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         """``[len(images), dim]`` unit-length float32 image features (any mode or size: the model's own
         preprocessing converts to RGB, resizes the short side and centre-crops)."""
         if not images:
@@ -187,7 +189,7 @@ def quiet_random_init() -> Iterator[None]:
         root.removeFilter(flt)
 
 
-def _rgb(image: "Image.Image") -> "Image.Image":
+def _rgb(image: Image.Image) -> Image.Image:
     # Transparent pixels would turn black under a plain convert("RGB"); pose photos with an alpha
     # cut-out read better on white.
     if image.mode in ("RGBA", "LA", "P"):
@@ -228,7 +230,7 @@ def configured_clip_model() -> str:
     return settings.pose_clip_model.strip() or DEFAULT_CLIP_MODEL
 
 
-def resolve_clip_model(spec: str | None = None, places: "Places | None" = None) -> ClipModelChoice:
+def resolve_clip_model(spec: str | None = None, places: Places | None = None) -> ClipModelChoice:
     """A catalogue id (``openclip-vit-h-14``) or a path to a weights file → what to load.
 
     A catalogue model that is not installed raises :class:`OpenClipError` naming the download command."""
@@ -266,7 +268,7 @@ _LOADED: dict[tuple[str, str, int, float], OpenClipEmbedder] = {}
 _LOADED_LOCK = threading.Lock()
 
 
-def load_clip_model(spec: str | None = None, places: "Places | None" = None, arch: str | None = None) -> OpenClipEmbedder:
+def load_clip_model(spec: str | None = None, places: Places | None = None, arch: str | None = None) -> OpenClipEmbedder:
     """The OpenCLIP model for ``spec`` (default: the app setting), loaded once per process."""
     choice = resolve_clip_model(spec, places)
     stat = choice.weights.stat()
@@ -301,15 +303,16 @@ def _cache_folder(cache_dir: Path, embedder: OpenClipEmbedder) -> Path:
     return cache_dir / "openclip-images" / re.sub(r"[^A-Za-z0-9._-]+", "-", embedder.cache_key)
 
 
-def open_image(path: Path) -> "Image.Image":
+def open_image(path: Path) -> Image.Image:
     """An image file, fully decoded, or :class:`OpenClipError` saying why not."""
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
+    from PIL import Image as PILImage, UnidentifiedImageError
 
     try:
         with PILImage.open(path) as im:
             if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise OpenClipError(f"{path}: {im.width}×{im.height} is larger than the {MAX_IMAGE_PIXELS} pixels allowed")
+                raise OpenClipError(
+                    f"{path}: {im.width}×{im.height} is larger than the {MAX_IMAGE_PIXELS} pixels allowed"
+                )
             im.load()
             return im.copy()
     except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError) as exc:

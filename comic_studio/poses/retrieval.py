@@ -245,15 +245,17 @@ class PoseRetriever:
         rows.update({i: vec for (i, _), vec in zip(wanted, found) if vec is not None})
         plain = [i for i in range(len(self.entries)) if i not in rows]
         if plain:
-            captions = self._caption_matrix([_caption_text(self.entries[i]) for i in plain], clip.cache_key, "clip-captions")
+            captions = self._caption_matrix(
+                [_caption_text(self.entries[i]) for i in plain], clip.cache_key, "clip-captions"
+            )
             rows.update(zip(plain, captions))
         self._pictured = frozenset(range(len(self.entries))) - frozenset(plain)
         self._matrix = np.stack([rows[i] for i in range(len(self.entries))]).astype(np.float32, copy=False)
 
     def _stored_pictures(self, clip: Any, user_dir: Path | None) -> dict[int, np.ndarray]:
         """Entry index → image features stored with imported data for this very model."""
-        from comic_studio.poses.user_library import USER_PREFIX, user_poses_dir
         from comic_studio.poses.stored_features import load_stored_features
+        from comic_studio.poses.user_library import USER_PREFIX, user_poses_dir
 
         stored = load_stored_features(clip.model_id, user_dir if user_dir is not None else user_poses_dir(),
                                       self.picture_problems)  # fmt: skip

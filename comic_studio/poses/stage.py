@@ -42,7 +42,7 @@ class Stage:
         self._actors: list[_Actor] = []
 
     @classmethod
-    def group(cls, poses, xs, roles, bodies, lifts) -> "Stage":
+    def group(cls, poses, xs, roles, bodies, lifts) -> Stage:
         """A stage of figures side by side: one pose, x, role, body and lift per figure."""
         st = cls()
         for pose, x, role, body, lift in zip(poses, xs, roles, bodies, lifts, strict=True):

@@ -44,7 +44,9 @@ def features_folder(library: Path) -> Path:
 def check_model_id(model: str) -> str:
     model = model.strip()
     if not MODEL_ID.match(model):
-        raise StoredFeaturesError(f"features model {model!r}: expected a catalogue id such as {DEFAULT_FEATURES_MODEL!r}")
+        raise StoredFeaturesError(
+            f"features model {model!r}: expected a catalogue id such as {DEFAULT_FEATURES_MODEL!r}"
+        )
     return model
 
 
@@ -61,7 +63,9 @@ def read_feature_matrix(path: Path, rows: int) -> np.ndarray:
     except OSError as exc:
         raise StoredFeaturesError(f"{path}: cannot read the image features ({exc.strerror or exc})") from exc
     if matrix.ndim != 2 or matrix.dtype.kind != "f" or not 1 <= matrix.shape[1] <= MAX_FEATURE_SIZE:
-        raise StoredFeaturesError(f"{path}: expected a float matrix [rows, feature size], got {matrix.dtype} {matrix.shape}")
+        raise StoredFeaturesError(
+            f"{path}: expected a float matrix [rows, feature size], got {matrix.dtype} {matrix.shape}"
+        )
     if matrix.shape[0] != rows:
         raise StoredFeaturesError(f"{path}: {matrix.shape[0]} feature rows for {rows} index entries; "
                                   "the features must be row-aligned with the index they were made for")  # fmt: skip
@@ -99,7 +103,12 @@ def load_stored_features(model_id: str, folder: Path, errors: list[str] | None =
         try:
             with np.load(path, allow_pickle=False) as npz:
                 ids, features = npz["ids"], npz["features"]
-            if ids.dtype.kind != "U" or ids.ndim != 1 or features.dtype != np.float32 or features.shape[:1] != ids.shape:
+            if (
+                ids.dtype.kind != "U"
+                or ids.ndim != 1
+                or features.dtype != np.float32
+                or features.shape[:1] != ids.shape
+            ):
                 raise ValueError("expected 'ids' (strings) and 'features' (float32, one row per id)")
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             problem = f"{path}: stored CLIP features skipped ({exc})"

@@ -61,7 +61,9 @@ def load_user_libraries(folder: Path | None = None, errors: list[str] | None = N
             # The file stores the image relative to its folder; in memory it is absolute, so the
             # retriever needs no idea of where the entry came from.
             image = str(path.parent / e.image) if e.image else None
-            out.append(PoseEntry(id=uid, caption=e.caption, tags=e.tags, figures=e.figures, aspect=e.aspect, image=image))
+            out.append(
+                PoseEntry(id=uid, caption=e.caption, tags=e.tags, figures=e.figures, aspect=e.aspect, image=image)
+            )
     return out
 
 

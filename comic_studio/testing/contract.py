@@ -35,11 +35,11 @@ from typing import Any, ClassVar
 import pytest
 from PIL import Image, ImageChops
 
-from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
-from comic_studio.generation.registry import BackendTarget, get_backend, register_backend, unregister_backend
 from comic_studio.core.model import ShotType
+from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent, JobMessage
+from comic_studio.generation.registry import BackendTarget, get_backend, register_backend, unregister_backend
 from comic_studio.generation.request import Cancelled, GenerationRequest, GenerationResult, RequestCharacter
 
 REQUIRED_HOOKS = ("backend_name", "quick_settings")
@@ -142,7 +142,9 @@ class BackendContract:
         request = request.model_copy(update={"backend_settings": backend.validate_settings(request.backend_settings)})
         return backend.generate(request, on_step)
 
-    def run_in_engine(self, engine: Engine, request: GenerationRequest, cancel_at_progress: int | None = None) -> list[JobMessage]:
+    def run_in_engine(
+        self, engine: Engine, request: GenerationRequest, cancel_at_progress: int | None = None
+    ) -> list[JobMessage]:
         got: list[JobMessage] = []
         done = threading.Event()
         job_id: list[str] = []
@@ -154,7 +156,11 @@ class BackendContract:
                 return
             got.append(msg)
             progress = [m for m in got if m.event is JobEvent.PROGRESS]
-            if cancel_at_progress is not None and msg.event is JobEvent.PROGRESS and len(progress) == cancel_at_progress:
+            if (
+                cancel_at_progress is not None
+                and msg.event is JobEvent.PROGRESS
+                and len(progress) == cancel_at_progress
+            ):
                 engine.cancel(msg.job_id)  # from the worker thread, inside on_step: deterministic
             if msg.event.is_final:
                 done.set()
@@ -187,7 +193,7 @@ class BackendContract:
         assert len(calls) >= 2, "report at least two steps so a job can be cancelled mid-run"
         steps = [s for s, _ in calls]
         assert steps == sorted(steps) and len({t for _, t in calls}) == 1
-        assert 0 <= steps[0] and steps[-1] <= calls[0][1]
+        assert steps[0] >= 0 and steps[-1] <= calls[0][1]
 
     def test_cancel_mid_run_stops_within_one_step(self):
         answers: list[bool] = []
@@ -225,7 +231,9 @@ class BackendContract:
         request = self.make_request(seed=5)
         result = self.generate(request)
         assert result.backend == self.backend_name and result.seed == 5
-        assert result.settings == backend.validate_settings(request.backend_settings), "the effective settings, all of them"
+        assert result.settings == backend.validate_settings(request.backend_settings), (
+            "the effective settings, all of them"
+        )
         assert result.images and result.image.size == (request.width, request.height)
         if not self.reports_heads:
             assert result.heads == [], "reports_heads is False: no head placements, not partial ones"
@@ -274,8 +282,12 @@ def _provides(cls: type, hook: str) -> bool:
 
 
 def _missing_message(cls: type, hooks: list[str]) -> str:
-    how = {"backend_name": 'backend_name = "the-backend-name"',
-           "quick_settings": "@pytest.fixture\n    def quick_settings(self): return {...settings that render quickly...}"}
+    how = {
+        "backend_name": 'backend_name = "the-backend-name"',
+        "quick_settings": "@pytest.fixture\n    def quick_settings(self): return {...settings that render quickly...}",
+    }
     lines = "\n    ".join(how[h] for h in hooks)
-    return (f"{cls.__name__} runs the backend contract but does not provide the required hook(s) "
-            f"{', '.join(hooks)}; add to the class:\n    {lines}")
+    return (
+        f"{cls.__name__} runs the backend contract but does not provide the required hook(s) "
+        f"{', '.join(hooks)}; add to the class:\n    {lines}"
+    )

@@ -281,8 +281,8 @@ def use_tiny_models(folder: str | Path | None = None) -> TinyKit:
     steps (``--models tiny``). :func:`~comic_studio.generation.backend_api.reset_default_settings` and
     unsetting ``COMIC_STUDIO_SDXL_MODEL`` undo it. Returns the kit."""
     from comic_studio.generation.backend_api import set_default_settings
-    from comic_studio.generation.registry import get_backend_class
     from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV
+    from comic_studio.generation.registry import get_backend_class
 
     if folder is None:
         from platformdirs import user_cache_dir

@@ -53,22 +53,46 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("zoom_out", "Zoom &Out", "zoom_out", StdKey.ZoomOut),
     ActionSpec("fit_page", "&Fit Page", "fit_page", "Ctrl+0"),
     ActionSpec("actual_size", "&Actual Size", "actual_size", "Ctrl+1"),
-    ActionSpec("reading_order", "&Reading Order", "set_show_reading_order", "Ctrl+Shift+R",
-               "Show the reading order numbers", checkable=True),
-    ActionSpec("guides", "&Guides", "set_show_guides", "Ctrl+;", "Show bleed, trim and safe-area guides",
-               checkable=True, checked=True),
-    ActionSpec("pose_overlay", "Show &Poses and Masks", "set_show_pose_overlay", "Ctrl+Shift+P",
-               "Show each panel's figures (drag to move, corner to scale), head/body masks and names",
-               checkable=True),
-    *(ActionSpec(f"theme_{t}", t.capitalize(), "set_theme", None, checkable=True, group="theme", data=t)
-      for t in ("system", "light", "dark")),
+    ActionSpec(
+        "reading_order",
+        "&Reading Order",
+        "set_show_reading_order",
+        "Ctrl+Shift+R",
+        "Show the reading order numbers",
+        checkable=True,
+    ),
+    ActionSpec(
+        "guides",
+        "&Guides",
+        "set_show_guides",
+        "Ctrl+;",
+        "Show bleed, trim and safe-area guides",
+        checkable=True,
+        checked=True,
+    ),
+    ActionSpec(
+        "pose_overlay",
+        "Show &Poses and Masks",
+        "set_show_pose_overlay",
+        "Ctrl+Shift+P",
+        "Show each panel's figures (drag to move, corner to scale), head/body masks and names",
+        checkable=True,
+    ),
+    *(
+        ActionSpec(f"theme_{t}", t.capitalize(), "set_theme", None, checkable=True, group="theme", data=t)
+        for t in ("system", "light", "dark")
+    ),
     # Page
     ActionSpec("add_page", "&Add Page", "add_page", "Ctrl+Shift+N", "Add a page after the current one"),
     ActionSpec("duplicate_page", "D&uplicate Page", "duplicate_page", "Ctrl+Shift+D"),
     ActionSpec("delete_page", "&Delete Page", "delete_page", "Ctrl+Shift+Del"),
     # Panel
-    ActionSpec("split_h", "Split &Horizontal", "split_horizontal", "Ctrl+Shift+H", "Split the panel into a top and a bottom"),
-    ActionSpec("split_v", "Split &Vertical", "split_vertical", "Ctrl+Shift+V", "Split the panel into a left and a right"),
+    ActionSpec(
+        "split_h", "Split &Horizontal", "split_horizontal", "Ctrl+Shift+H", "Split the panel into a top and a bottom"
+    ),
+    ActionSpec(
+        "split_v", "Split &Vertical", "split_vertical", "Ctrl+Shift+V", "Split the panel into a left and a right"
+    ),
     ActionSpec("split_d", "Split &Diagonal", "split_diagonal", None, "Split the panel along a slanted gutter"),
     ActionSpec("merge", "&Merge Panels", "merge_selected", "Ctrl+M", "Merge two neighbouring panels"),
     ActionSpec("render_panel", "Render &Panel", "render_panel", "Ctrl+R", "Render the selected panels"),
@@ -78,16 +102,44 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("about", "&About Comic Studio", "show_about"),
     ActionSpec("plugins", "&Plugins…", "show_plugins", None, "Installed generation backends and plugin errors"),
     # Tools
-    *(ActionSpec(f"tool_{t}", t.capitalize() if t != "sfx" else "SFX", "set_tool", _TOOL_KEYS[t],
-                 f"{t.capitalize()} tool ({_TOOL_KEYS[t]})", checkable=True, checked=t == "select", group="tool", data=t)
-      for t in TOOLS),
+    *(
+        ActionSpec(
+            f"tool_{t}",
+            t.capitalize() if t != "sfx" else "SFX",
+            "set_tool",
+            _TOOL_KEYS[t],
+            f"{t.capitalize()} tool ({_TOOL_KEYS[t]})",
+            checkable=True,
+            checked=t == "select",
+            group="tool",
+            data=t,
+        )
+        for t in TOOLS
+    ),
 )
 
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("&File", ("new", "open", "@recent", "-", "save", "save_as", "-", "export_pdf", "export_png", "export_cbz", "-", "quit")),
+    (
+        "&File",
+        ("new", "open", "@recent", "-", "save", "save_as", "-", "export_pdf", "export_png", "export_cbz", "-", "quit"),
+    ),
     ("&Edit", ("@undo", "@redo", "-", "delete", "-", "preferences", "models")),
-    ("&View", ("zoom_in", "zoom_out", "fit_page", "actual_size", "-", "reading_order", "guides", "pose_overlay", "-",
-               "@theme", "@docks")),
+    (
+        "&View",
+        (
+            "zoom_in",
+            "zoom_out",
+            "fit_page",
+            "actual_size",
+            "-",
+            "reading_order",
+            "guides",
+            "pose_overlay",
+            "-",
+            "@theme",
+            "@docks",
+        ),
+    ),
     ("&Tools", tuple(f"tool_{t}" for t in TOOLS)),
     ("&Page", ("add_page", "duplicate_page", "delete_page", "-", "@templates")),
     ("P&anel", ("split_h", "split_v", "split_d", "merge", "-", "render_panel", "render_page", "render_all")),
@@ -97,8 +149,22 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
 the window fills (undo/redo from the undo stack, recent files, theme, dock toggles, templates)."""
 
 TOOLBAR: tuple[str, ...] = (
-    "new", "open", "save", "-", "@undo", "@redo", "-", *(f"tool_{t}" for t in TOOLS), "-",
-    "zoom_out", "zoom_in", "fit_page", "-", "render_panel", "render_page", "render_all",
+    "new",
+    "open",
+    "save",
+    "-",
+    "@undo",
+    "@redo",
+    "-",
+    *(f"tool_{t}" for t in TOOLS),
+    "-",
+    "zoom_out",
+    "zoom_in",
+    "fit_page",
+    "-",
+    "render_panel",
+    "render_page",
+    "render_all",
 )
 
 
@@ -136,7 +202,9 @@ def build_actions(owner: QWidget, resolve: Callable[[str], Callable]) -> dict[st
     return actions
 
 
-def build_menus(menubar: QMenuBar, actions: dict[str, QAction], slots: dict[str, QAction | QMenu | list]) -> dict[str, QMenu]:
+def build_menus(
+    menubar: QMenuBar, actions: dict[str, QAction], slots: dict[str, QAction | QMenu | list]
+) -> dict[str, QMenu]:
     """Fill ``menubar`` from :data:`MENUS`. ``slots`` maps ``@name`` to an action, a submenu, or
     a list of actions; an unknown name is a programming error and raises."""
     menus: dict[str, QMenu] = {}

@@ -32,7 +32,7 @@ ANCHOR_PRIORITY = 20
 class AnchorJobs:
     """The anchor side of one :class:`RenderService`."""
 
-    def __init__(self, service: "RenderService"):
+    def __init__(self, service: RenderService):
         self.service = service
         self._waiting: dict[tuple[str, str | None], tuple[int, set[str]]] = {}
         """(panel id, result id of a "regenerate same seed", or None for a render) → (priority,
@@ -46,7 +46,7 @@ class AnchorJobs:
         return self.service.ctx
 
     # ------------------------------------------------------------------ queries
-    def job_for(self, character_id: str) -> "RenderJob | None":
+    def job_for(self, character_id: str) -> RenderJob | None:
         """The character's anchor job that is queued or running (None when there is none)."""
         return next((j for j in self.service.jobs() if j.anchor_for == character_id and j.active), None)
 
@@ -74,7 +74,9 @@ class AnchorJobs:
         if self.job_for(character_id) is not None:
             self.ctx.message.emit(f"{character.name}'s anchor is already being made")
             return None
-        settings = {"anchor_seed": random.randrange(2**31)} if character.anchor is not None and picture is None else None
+        settings = (
+            {"anchor_seed": random.randrange(2**31)} if character.anchor is not None and picture is None else None
+        )
         try:
             request = anchors.anchor_request(document.project, character_id, document.assets, picture, settings,
                                              folder=bank_dir())  # fmt: skip
@@ -93,7 +95,9 @@ class AnchorJobs:
             return None
         return self._submit(request, character, ANCHOR_PRIORITY, character.anchor.bank)
 
-    def _submit(self, request: GenerationRequest, character: Character, priority: int, expected_bank: str | None) -> str | None:
+    def _submit(
+        self, request: GenerationRequest, character: Character, priority: int, expected_bank: str | None
+    ) -> str | None:
         label = f"Anchor: {character.name}" + (" (rebuilding)" if expected_bank else "")
         job_id = self.service._submit(request, priority, label, "")
         if job_id is None:
@@ -126,7 +130,9 @@ class AnchorJobs:
         self._wait((panel.id, None), priority, waiting, self.service.panel_label(panel.id))
         return True
 
-    def replay(self, panel_id: str, result_id: str, request: GenerationRequest, priority: int) -> GenerationRequest | None:
+    def replay(
+        self, panel_id: str, result_id: str, request: GenerationRequest, priority: int
+    ) -> GenerationRequest | None:
         """Before a "regenerate same seed" of ``result_id``'s stored request (hydrated): the request
         ready to submit, or None when it waits for the rebuild of a current anchor's missing bank (it
         is submitted by :meth:`job_over` once that is done) or cannot run because a bank it names is
@@ -135,7 +141,9 @@ class AnchorJobs:
             return request
         key = (panel_id, result_id)
         if key in self._waiting:
-            self.ctx.message.emit(f"{self.service.panel_label(panel_id)} (same seed) already waits for an identity bank")
+            self.ctx.message.emit(
+                f"{self.service.panel_label(panel_id)} (same seed) already waits for an identity bank"
+            )
             return None
         try:
             request, missing = banks.replay_banks(self.ctx.document.project, request, self._rebuilt)
@@ -166,7 +174,7 @@ class AnchorJobs:
         self.ctx.message.emit(f"{label} waits for the identity bank of {names} to be rebuilt")
 
     # ------------------------------------------------------------------ results (GUI thread)
-    def record(self, job: "RenderJob", msg: Any) -> None:
+    def record(self, job: RenderJob, msg: Any) -> None:
         """A finished anchor job: record the anchor (or the rebuilt bank), then queue the panels
         that waited for it."""
         character_id = job.anchor_for
@@ -182,7 +190,10 @@ class AnchorJobs:
                         self._rebuilt[job.expected_bank] = anchor.bank
                 ok = True
             else:
-                ok = self.ctx.edit(anchors.record_anchor, character_id, msg.request, msg.result, folder, msg.png) is not None
+                ok = (
+                    self.ctx.edit(anchors.record_anchor, character_id, msg.request, msg.result, folder, msg.png)
+                    is not None
+                )
         self.job_over(character_id, ok)
 
     def job_over(self, character_id: str, ok: bool) -> None:
@@ -200,7 +211,9 @@ class AnchorJobs:
                 ready.append((key, priority))
                 del self._waiting[key]
         if dropped:
-            self.ctx.message.emit(f"{len(dropped)} panel(s) not rendered: an identity bank they need could not be rebuilt")
+            self.ctx.message.emit(
+                f"{len(dropped)} panel(s) not rendered: an identity bank they need could not be rebuilt"
+            )
         for (panel_id, result_id), priority in ready:
             if result_id is None:
                 self.service.render_panels([panel_id], priority)

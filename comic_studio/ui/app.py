@@ -138,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", help="a .comic project to open")
     parser.add_argument("--smoke-test", action="store_true", help="start, print start-up time as JSON, quit")
     parser.add_argument("--screenshot", help="with --smoke-test: save a PNG of the window here")
-    parser.add_argument("--settle-ms", type=int, default=0, help="with --smoke-test: run events this long before the grab")
+    parser.add_argument(
+        "--settle-ms", type=int, default=0, help="with --smoke-test: run events this long before the grab"
+    )
     args = parser.parse_args(argv)
     if args.smoke_test:
         print(json.dumps(smoke_test(args.paths, args.screenshot, args.settle_ms)))

@@ -36,12 +36,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
-from comic_studio.generation.registry import available_backends, get_backend_class
 from comic_studio.core import editing
 from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Panel, ShotType
+from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
+from comic_studio.generation.registry import available_backends, get_backend_class
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.inspector_racig import RacigTools
 from comic_studio.ui.inspector_results import ResultHistory
@@ -54,7 +54,14 @@ SEED_MAX = 2**53 - 1
 INTERACTIVE_PRIORITY = 10
 """Priority of a render the user asked for on one panel: ahead of a running "Render all"."""
 
-_WATCHED = ChangeKind.PANELS | ChangeKind.RESULTS | ChangeKind.STORY | ChangeKind.CHARACTERS | ChangeKind.STYLES | ChangeKind.PAGES
+_WATCHED = (
+    ChangeKind.PANELS
+    | ChangeKind.RESULTS
+    | ChangeKind.STORY
+    | ChangeKind.CHARACTERS
+    | ChangeKind.STYLES
+    | ChangeKind.PAGES
+)
 
 
 class _FocusOut(QObject):
@@ -183,7 +190,9 @@ class PanelInspector(QScrollArea):
         self.seed.setKeyboardTracking(False)
         self.seed.valueChanged.connect(self._seed_edited)
         self.seed_lock = QCheckBox("Lock", gen_box)
-        self.seed_lock.setToolTip("Locked: every render of this panel uses this seed. Unlocked: a new render gets a new seed.")
+        self.seed_lock.setToolTip(
+            "Locked: every render of this panel uses this seed. Unlocked: a new render gets a new seed."
+        )
         self.seed_lock.toggled.connect(self._lock_toggled)
         self.randomise = QPushButton("Randomise", gen_box)
         self.randomise.clicked.connect(self.randomise_seed)
@@ -303,7 +312,9 @@ class PanelInspector(QScrollArea):
             self.cast.setItem(row, 1, QTableWidgetItem(f"#{placement.figure + 1}{placed}"))
         # As tall as its rows (up to four), so a one-character panel does not show a blank box.
         rows_height = sum(self.cast.rowHeight(r) for r in range(min(4, self.cast.rowCount())))
-        self.cast.setFixedHeight(self.cast.horizontalHeader().height() + max(rows_height, 24) + 2 * self.cast.frameWidth() + 2)
+        self.cast.setFixedHeight(
+            self.cast.horizontalHeader().height() + max(rows_height, 24) + 2 * self.cast.frameWidth() + 2
+        )
         self.cast.clearSelection()
         for row in selected:
             if row < self.cast.rowCount():

@@ -42,11 +42,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-
-from comic_studio.generation.registry import get_backend_class, has_capability
 from comic_studio.core import character_edits
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Panel
+from comic_studio.generation.registry import get_backend_class, has_capability
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.context import StudioContext
@@ -154,11 +153,15 @@ class RacigTools(QGroupBox):
         self.show_masks.setToolTip("Overlay where each character's face (light) and outfit (colour) references apply")
         self.show_masks.toggled.connect(self._masks_toggled)
         self.try_on_button = QPushButton("Try on…", self)
-        self.try_on_button.setToolTip("Give a character another outfit and repaint its body (the old image stays in the history)")
+        self.try_on_button.setToolTip(
+            "Give a character another outfit and repaint its body (the old image stays in the history)"
+        )
         self.try_on_button.clicked.connect(self.open_try_on_dialog)
         self.poses_button = QPushButton("Pose…", self)
         self.poses_button.setCheckable(True)
-        self.poses_button.setToolTip("Browse the pose library, take a pose from an image, choose who plays which figure")
+        self.poses_button.setToolTip(
+            "Browse the pose library, take a pose from an image, choose who plays which figure"
+        )
         self.poses_button.toggled.connect(self._poses_toggled)
         row.addWidget(self.show_masks)
         row.addStretch(1)
@@ -204,7 +207,12 @@ class RacigTools(QGroupBox):
 
     def _refresh_overlay(self) -> None:
         panel = self.panel()
-        if not self.show_masks.isChecked() or panel is None or not has_capability(panel.backend, "masks") or not panel.characters:
+        if (
+            not self.show_masks.isChecked()
+            or panel is None
+            or not has_capability(panel.backend, "masks")
+            or not panel.characters
+        ):
             self.jobs.invalidate("masks")  # any overlay still being computed is for an older state
             self._shown_key = None
             self.overlay.hide()
@@ -219,7 +227,12 @@ class RacigTools(QGroupBox):
             return
         # The inspector refreshes on every edit of the panel (each keystroke in the prompt): only
         # recompute when what the masks depend on changed.
-        key = (panel.id, request.to_json(), fallback.to_json() if fallback else None, current.asset if current else None)
+        key = (
+            panel.id,
+            request.to_json(),
+            fallback.to_json() if fallback else None,
+            current.asset if current else None,
+        )
         if key == self._shown_key:
             return
         self._shown_key = key

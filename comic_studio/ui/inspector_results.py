@@ -72,8 +72,9 @@ class ThumbnailLoader(QObject):
         except Exception:  # a damaged asset shows as a blank tile, never a crash
             image = QImage()
         if not image.isNull():
-            image = image.scaled(self.side, self.side, Qt.AspectRatioMode.KeepAspectRatio,
-                                 Qt.TransformationMode.SmoothTransformation)
+            image = image.scaled(
+                self.side, self.side, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
         self._decoded.emit(digest, image)
 
     def _store(self, digest: str, image: QImage) -> None:
@@ -116,7 +117,9 @@ class ResultHistory(QWidget):
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self.list.itemSelectionChanged.connect(self._update_buttons)
         self.list.itemSelectionChanged.connect(self.selection_changed)
-        self.list.itemDoubleClicked.connect(lambda item: self.accept_requested.emit(item.data(Qt.ItemDataRole.UserRole)))
+        self.list.itemDoubleClicked.connect(
+            lambda item: self.accept_requested.emit(item.data(Qt.ItemDataRole.UserRole))
+        )
 
         self.accept_button = QPushButton("Use as current", self)
         self.accept_button.setToolTip("Show the selected result in the panel and mark it accepted")
@@ -212,7 +215,7 @@ class ResultHistory(QWidget):
         for result_id in self.selected_ids():
             self.discard_requested.emit(result_id)
 
-    def compare_selected(self) -> "CompareDialog | None":
+    def compare_selected(self) -> CompareDialog | None:
         """Open the side-by-side dialog for the two selected results (non-modal; returned)."""
         ids = self.selected_ids()
         if len(ids) != 2 or self._panel is None or self._assets is None:
@@ -220,7 +223,9 @@ class ResultHistory(QWidget):
         by_id = {r.id: r for r in self._panel.results}
         order = [r.id for r in self._panel.results]
         left, right = sorted(ids, key=order.index)
-        dialog = CompareDialog(by_id[left], by_id[right], self._assets, order.index(left) + 1, order.index(right) + 1, self)
+        dialog = CompareDialog(
+            by_id[left], by_id[right], self._assets, order.index(left) + 1, order.index(right) + 1, self
+        )
         dialog.accept_requested.connect(self.accept_requested)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
@@ -285,8 +290,15 @@ class CompareDialog(QDialog):
     accept_requested = Signal(str)
     SIDE = 420
 
-    def __init__(self, left: PanelResult, right: PanelResult, assets: AssetStore, left_number: int,
-                 right_number: int, parent: QWidget | None = None):
+    def __init__(
+        self,
+        left: PanelResult,
+        right: PanelResult,
+        assets: AssetStore,
+        left_number: int,
+        right_number: int,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.setWindowTitle(f"Compare results #{left_number} and #{right_number}")
         grid = QGridLayout()
@@ -301,8 +313,9 @@ class CompareDialog(QDialog):
             except Exception as exc:  # a damaged asset: say so in place of the image
                 image.setText(f"cannot show this image: {exc}")
             if not pixmap.isNull():
-                scaled = pixmap.scaled(self.SIDE, self.SIDE, Qt.AspectRatioMode.KeepAspectRatio,
-                                       Qt.TransformationMode.SmoothTransformation)
+                scaled = pixmap.scaled(
+                    self.SIDE, self.SIDE, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                )
                 image.setPixmap(scaled)
                 image.setMinimumSize(scaled.size())  # the dialog grows to show both images whole
             self.images.append(image)

@@ -12,12 +12,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from shiboken6 import isValid
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QMessageBox, QToolBar, QWidget
+from shiboken6 import isValid
 
 from comic_studio import __version__
-from comic_studio.core import autosave as core_autosave
-from comic_studio.core import editing
+from comic_studio.core import autosave as core_autosave, editing
 from comic_studio.core.autosave import Recovery
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
@@ -28,19 +27,24 @@ from comic_studio.core.settings import AppSettings, SettingsError, load_settings
 from comic_studio.ui import actions as declared
 from comic_studio.ui.autosave import Autosaver
 from comic_studio.ui.canvas import PageCanvas
+from comic_studio.ui.canvas.painting import shutdown_shared_image_cache
 from comic_studio.ui.characters import CharacterLibrary
 from comic_studio.ui.context import StudioContext
-from comic_studio.ui.dialogs.export_dialog import ExportDialog, ExportOptions, ExportThread, default_options, start_export
+from comic_studio.ui.dialogs.export_dialog import (
+    ExportDialog,
+    ExportOptions,
+    ExportThread,
+    default_options,
+    start_export,
+)
 from comic_studio.ui.dialogs.preferences import PreferencesDialog
 from comic_studio.ui.dialogs.recovery import DISCARD, RESTORE, ask_recovery, restore_document, worth_offering
 from comic_studio.ui.inspector import PanelInspector
-from comic_studio.ui.canvas.painting import shutdown_shared_image_cache
 from comic_studio.ui.outliner import StoryOutliner
 from comic_studio.ui.pages_strip import PagesStrip
 from comic_studio.ui.queue_panel import QueuePanel
 from comic_studio.ui.render_service import RenderService
 from comic_studio.ui.theme import apply_theme
-
 
 APP_NAME = "Comic Studio"
 FIRST_PAGE_TEMPLATE = "three-tier"
@@ -61,8 +65,12 @@ def new_document(settings: AppSettings) -> Document:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, ctx: StudioContext | None = None, settings: AppSettings | None = None,
-                 render_service: RenderService | None = None):
+    def __init__(
+        self,
+        ctx: StudioContext | None = None,
+        settings: AppSettings | None = None,
+        render_service: RenderService | None = None,
+    ):
         super().__init__()
         self.setObjectName("main_window")
         if settings is None:
@@ -102,8 +110,11 @@ class MainWindow(QMainWindow):
 
     # ================================================================== construction
     def _build_docks(self) -> None:
-        left, right, bottom = (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea,
-                               Qt.DockWidgetArea.BottomDockWidgetArea)
+        left, right, bottom = (
+            Qt.DockWidgetArea.LeftDockWidgetArea,
+            Qt.DockWidgetArea.RightDockWidgetArea,
+            Qt.DockWidgetArea.BottomDockWidgetArea,
+        )
         self.pages_strip = PagesStrip(self.ctx, self)
         self.story_outliner = StoryOutliner(self.ctx, self.render_service, self)
         self.inspector = PanelInspector(self.ctx, self.render_service, self)
@@ -167,15 +178,25 @@ class MainWindow(QMainWindow):
         docks_menu = QMenu("&Docks", self)
         docks_menu.addActions([dock.toggleViewAction() for dock in self.docks.values()])
         self.templates_menu = self._templates_menu()
-        slots = {"undo": undo, "redo": redo, "recent": self.recent_menu, "theme": theme_menu,
-                 "docks": docks_menu, "templates": self.templates_menu}
+        slots = {
+            "undo": undo,
+            "redo": redo,
+            "recent": self.recent_menu,
+            "theme": theme_menu,
+            "docks": docks_menu,
+            "templates": self.templates_menu,
+        }
         self.menus = declared.build_menus(self.menuBar(), self.action_map, slots)
         self.toolbar = QToolBar("Main", self)
         self.toolbar.setObjectName("toolbar_main")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
         # The toolbar shows a steady "Undo"/"Redo" (the menu items say "Undo Move balloon"): text that
         # changes with every edit would make every toolbar button after them jump.
-        toolbar_actions = {**self.action_map, "undo": self._steady_twin(undo, "Undo"), "redo": self._steady_twin(redo, "Redo")}
+        toolbar_actions = {
+            **self.action_map,
+            "undo": self._steady_twin(undo, "Undo"),
+            "redo": self._steady_twin(redo, "Redo"),
+        }
         declared.build_toolbar(self.toolbar, toolbar_actions, slots)
         self.addToolBar(self.toolbar)
 
@@ -264,7 +285,9 @@ class MainWindow(QMainWindow):
         return path or None
 
     def choose_export_options(self, kind: str) -> ExportOptions | None:
-        dialog = ExportDialog(self.ctx.document.project, default_options(self.ctx.document.project, kind, self._export_base()), self)
+        dialog = ExportDialog(
+            self.ctx.document.project, default_options(self.ctx.document.project, kind, self._export_base()), self
+        )
         return dialog.options() if dialog.exec() else None
 
     def edit_preferences(self) -> bool:
@@ -284,8 +307,12 @@ class MainWindow(QMainWindow):
         """Before replacing or closing the document: True when it is safe to go on."""
         if not self.is_modified:
             return True
-        answer = self.ask("Unsaved Changes", f"Save the changes to “{self.ctx.document.display_name}”?",
-                          ("Save", "Discard", "Cancel"), default="Save")
+        answer = self.ask(
+            "Unsaved Changes",
+            f"Save the changes to “{self.ctx.document.display_name}”?",
+            ("Save", "Discard", "Cancel"),
+            default="Save",
+        )
         if answer == "Save":
             return self.save()
         if answer == "Discard":
@@ -507,7 +534,10 @@ class MainWindow(QMainWindow):
         from comic_studio.generation.settings import EngineSettings
 
         self.render_service.set_engine_settings(
-            EngineSettings(device=self.settings.device, dtype=self.settings.dtype, memory_mode=self.settings.memory_mode))
+            EngineSettings(
+                device=self.settings.device, dtype=self.settings.dtype, memory_mode=self.settings.memory_mode
+            )
+        )
 
     def set_theme(self, theme: str) -> None:
         self.settings.theme = theme
@@ -620,8 +650,11 @@ class MainWindow(QMainWindow):
         PluginsDialog(self).exec()
 
     def show_about(self) -> None:
-        QMessageBox.about(self, f"About {APP_NAME}",
-                          f"<b>{APP_NAME}</b> {__version__}<br>Author comics with AI: story → pages → print.")
+        QMessageBox.about(
+            self,
+            f"About {APP_NAME}",
+            f"<b>{APP_NAME}</b> {__version__}<br>Author comics with AI: story → pages → print.",
+        )
 
     def _require_page(self) -> str | None:
         if self.ctx.current_page_id is None:

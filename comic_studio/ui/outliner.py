@@ -110,7 +110,9 @@ class StoryOutliner(QWidget):
 
         splitter = QSplitter(Qt.Orientation.Vertical)
         self.story_edit = QPlainTextEdit()
-        self.story_edit.setPlaceholderText("Write or paste your story here, then press Parse.\n\nINT. KITCHEN - NIGHT\n\n\"Run!\" Mara yelled.")
+        self.story_edit.setPlaceholderText(
+            'Write or paste your story here, then press Parse.\n\nINT. KITCHEN - NIGHT\n\n"Run!" Mara yelled.'
+        )
         self.story_edit.textChanged.connect(self._story_typed)
         splitter.addWidget(self.story_edit)
 
@@ -127,7 +129,9 @@ class StoryOutliner(QWidget):
         self.split_button.clicked.connect(self.split_current)
         self.delete_button.clicked.connect(self.delete_selected)
         self.merge_button.setToolTip("Merge the two selected beats (or the current beat with the next)")
-        self.split_button.setToolTip("Split the current beat at the text cursor in Action, else at the sentence nearest its middle")
+        self.split_button.setToolTip(
+            "Split the current beat at the text cursor in Action, else at the sentence nearest its middle"
+        )
         self.split_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keep the Action cursor as the cut point
         for button in (self.add_button, self.merge_button, self.split_button, self.delete_button):
             beat_buttons.addWidget(button)
@@ -161,7 +165,9 @@ class StoryOutliner(QWidget):
         self.tree.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self.model.modelAboutToBeReset.connect(self._remember_selection)
         self.model.modelReset.connect(self._restore_selection)
-        delete = QAction("Delete beats", self.tree, shortcut=QKeySequence.StandardKey.Delete, triggered=self.delete_selected)
+        delete = QAction(
+            "Delete beats", self.tree, shortcut=QKeySequence.StandardKey.Delete, triggered=self.delete_selected
+        )
         delete.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self.tree.addAction(delete)
         tree_box.addWidget(self.tree)
@@ -195,7 +201,9 @@ class StoryOutliner(QWidget):
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Re-parse story")
         box.setText(f"You edited {edited_count} beat{'s' if edited_count != 1 else ''} of the current outline.")
-        box.setInformativeText("Merge keeps your edited beats and replaces the others with the new parse. Replace all discards your edits.")
+        box.setInformativeText(
+            "Merge keeps your edited beats and replaces the others with the new parse. Replace all discards your edits."
+        )
         merge = box.addButton("Merge (keep my edits)", QMessageBox.ButtonRole.AcceptRole)
         replace = box.addButton("Replace all", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
@@ -234,7 +242,11 @@ class StoryOutliner(QWidget):
         box.addWidget(buttons)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
-        return [names.item(i).data(Qt.ItemDataRole.UserRole) for i in range(names.count()) if names.item(i).checkState() == Qt.CheckState.Checked]
+        return [
+            names.item(i).data(Qt.ItemDataRole.UserRole)
+            for i in range(names.count())
+            if names.item(i).checkState() == Qt.CheckState.Checked
+        ]
 
     # ------------------------------------------------------------------ story text
     def _story_typed(self) -> None:
@@ -250,7 +262,9 @@ class StoryOutliner(QWidget):
         if text != self.ctx.document.project.story.text and len(text) <= MAX_TEXT:
             self.ctx.edit(story_edits.set_story_text, text)
         elif len(text) > MAX_TEXT:
-            self.ctx.message.emit(f"The story is {len(text):,} characters: it can be parsed, but a project keeps at most {MAX_TEXT:,}.")
+            self.ctx.message.emit(
+                f"The story is {len(text):,} characters: it can be parsed, but a project keeps at most {MAX_TEXT:,}."
+            )
 
     def _end_burst(self) -> None:
         self.flush_story_text()
@@ -317,7 +331,9 @@ class StoryOutliner(QWidget):
         beats = self.ctx.document.project.story.beats()
         note = f"; {len(parsed.warnings)} warning(s)" if parsed.warnings else ""
         kept = f", kept {len(edited)} edited" if mode == "merge" else ""
-        self.ctx.message.emit(f"Parsed {len(self.ctx.document.project.story.scenes)} scenes, {len(beats)} beats{kept}{note}.")
+        self.ctx.message.emit(
+            f"Parsed {len(self.ctx.document.project.story.scenes)} scenes, {len(beats)} beats{kept}{note}."
+        )
 
     def _sync_provisional_names(self) -> None:
         names = {i: s.name for i, s in self._suggestions.items()}
@@ -359,7 +375,9 @@ class StoryOutliner(QWidget):
         for beat_id in getattr(self, "_kept_selection", []):
             index = self.model.index_of_beat(beat_id)
             if index.isValid():
-                selection.select(index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
+                selection.select(
+                    index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+                )
         current = getattr(self, "_kept_current", None)
         index = self.model.index_of_beat(current) if current else QModelIndex()
         if index.isValid():
@@ -414,8 +432,16 @@ class StoryOutliner(QWidget):
             self.ctx.message.emit("Select the beat to split.")
             return
         cursor = self.editor.action_edit.textCursor()
-        at = cursor.position() if self.editor.action_edit.hasFocus() and 0 < cursor.position() < len(cursor.document().toPlainText()) else None
-        new = self.ctx.edit(story_edits.split_beat, current, at) if at is not None else self.ctx.edit(story_edits.split_beat, current)
+        at = (
+            cursor.position()
+            if self.editor.action_edit.hasFocus() and 0 < cursor.position() < len(cursor.document().toPlainText())
+            else None
+        )
+        new = (
+            self.ctx.edit(story_edits.split_beat, current, at)
+            if at is not None
+            else self.ctx.edit(story_edits.split_beat, current)
+        )
         if new is not None:
             self.select_beat(new.id)
 
@@ -475,7 +501,9 @@ class StoryOutliner(QWidget):
         pending = story_edits.provisional_ids(project)
         if not pending:
             return
-        suggestions = [self._suggestions.get(i) or CharacterSuggestion(id=i, name=_name_from_id(i), mentions=0) for i in pending]
+        suggestions = [
+            self._suggestions.get(i) or CharacterSuggestion(id=i, name=_name_from_id(i), mentions=0) for i in pending
+        ]
         chosen = self.offer_suggestions(suggestions)
         if chosen is None:
             return

@@ -89,8 +89,16 @@ class BeatEditor(QWidget):
         form.addRow("Shot", self.shot_combo)
 
         self.setting_edit, self.time_edit, self.mood_edit = QLineEdit(), QLineEdit(), QLineEdit()
-        for name, label, edit in (("setting", "Setting", self.setting_edit), ("time_of_day", "Time of day", self.time_edit), ("mood", "Mood", self.mood_edit)):
-            edit.textEdited.connect(lambda text, n=name, lab=label: self._commit(f"Beat {lab.lower()}", ("beat-" + n, self.beat_id), **{n: text}))
+        for name, label, edit in (
+            ("setting", "Setting", self.setting_edit),
+            ("time_of_day", "Time of day", self.time_edit),
+            ("mood", "Mood", self.mood_edit),
+        ):
+            edit.textEdited.connect(
+                lambda text, n=name, lab=label: self._commit(
+                    f"Beat {lab.lower()}", ("beat-" + n, self.beat_id), **{n: text}
+                )
+            )
             edit.editingFinished.connect(self._end_typing)
             form.addRow(label, edit)
 
@@ -122,7 +130,9 @@ class BeatEditor(QWidget):
 
         self.caption_edit = QLineEdit()
         self.caption_edit.setPlaceholderText("Narration box text")
-        self.caption_edit.textEdited.connect(lambda text: self._commit("Beat caption", ("beat-caption", self.beat_id), caption=text))
+        self.caption_edit.textEdited.connect(
+            lambda text: self._commit("Beat caption", ("beat-caption", self.beat_id), caption=text)
+        )
         self.caption_edit.editingFinished.connect(self._end_typing)
         form.addRow("Caption", self.caption_edit)
 
@@ -168,7 +178,12 @@ class BeatEditor(QWidget):
             self._load_characters(beat)
             self._load_roles(beat)
             self.shot_combo.setCurrentIndex(self.shot_combo.findData(beat.shot))
-            for edit, value in ((self.setting_edit, beat.setting), (self.time_edit, beat.time_of_day), (self.mood_edit, beat.mood), (self.caption_edit, beat.caption)):
+            for edit, value in (
+                (self.setting_edit, beat.setting),
+                (self.time_edit, beat.time_of_day),
+                (self.mood_edit, beat.mood),
+                (self.caption_edit, beat.caption),
+            ):
                 if edit.text() != value:
                     edit.setText(value)
             self._load_dialogue(beat)
@@ -270,7 +285,13 @@ class BeatEditor(QWidget):
                 self.ctx.message.emit("A dialogue line needs text; use Remove line to delete it.")
                 return None
             speaker, kind = self.dialogue_table.cellWidget(row, 0), self.dialogue_table.cellWidget(row, 1)
-            lines.append(DialogueLine(speaker_id=speaker.currentData() if speaker else None, text=text, kind=kind.currentData() if kind else DialogueKind.SPEECH))
+            lines.append(
+                DialogueLine(
+                    speaker_id=speaker.currentData() if speaker else None,
+                    text=text,
+                    kind=kind.currentData() if kind else DialogueKind.SPEECH,
+                )
+            )
         return lines
 
     def _commit_dialogue(self, label: str) -> None:

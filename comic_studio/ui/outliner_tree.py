@@ -113,7 +113,10 @@ class BeatTreeModel(QAbstractItemModel):
         touched = [self._where[i] for i in changes.ids if i in self._where]
         if changes.ids and touched and not changes.touches(ChangeKind.CHARACTERS):
             for scene_row, beat_row in touched:
-                self.dataChanged.emit(self.createIndex(beat_row, 0, scene_row + 1), self.createIndex(beat_row, len(COLUMNS) - 1, scene_row + 1))
+                self.dataChanged.emit(
+                    self.createIndex(beat_row, 0, scene_row + 1),
+                    self.createIndex(beat_row, len(COLUMNS) - 1, scene_row + 1),
+                )
         else:
             self._repaint_all()
 
@@ -270,7 +273,9 @@ class BeatTreeModel(QAbstractItemModel):
         index = others.index(anchor_id) if anchor_id in others else len(others)
         self.ctx.edit(story_edits.move_beat, beat_id, scene_id, index)
 
-    def moveRows(self, source_parent: Index, source_row: int, count: int, destination_parent: Index, destination_child: int) -> bool:
+    def moveRows(
+        self, source_parent: Index, source_row: int, count: int, destination_parent: Index, destination_child: int
+    ) -> bool:
         """Qt's programmatic move (``moveRow``), as undoable beat moves."""
         if not source_parent.isValid() or source_parent.internalId() != 0 or count < 1:
             return False

@@ -49,7 +49,9 @@ def page_signature(project: Project, page: Page) -> tuple:
     return (fmt.width, fmt.height, tuple(panels))
 
 
-def paint_thumbnail(project: Project, page: Page, images: ImageCache, assets, height: int = THUMB_HEIGHT) -> tuple[QPixmap, bool]:
+def paint_thumbnail(
+    project: Project, page: Page, images: ImageCache, assets, height: int = THUMB_HEIGHT
+) -> tuple[QPixmap, bool]:
     """The page's thumbnail at ``height`` pixels (trim box only) and whether every panel image
     was available (False: painted grey, repaint when the image is decoded)."""
     fmt = project.page_format
@@ -263,7 +265,10 @@ class PagesStrip(QWidget):
         pages = project.pages
         self.list.blockSignals(True)
         try:
-            existing = {self.list.item(r).data(Qt.ItemDataRole.UserRole): self.list.takeItem(r) for r in reversed(range(self.list.count()))}
+            existing = {
+                self.list.item(r).data(Qt.ItemDataRole.UserRole): self.list.takeItem(r)
+                for r in reversed(range(self.list.count()))
+            }
             for number, page in enumerate(pages, start=1):
                 item = existing.pop(page.id, None)
                 if item is None:

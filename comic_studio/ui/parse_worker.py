@@ -46,7 +46,9 @@ class _ParseThread(QThread):
 
         try:
             parser = configured_parser(self._parser)
-            parsed = parse(self._text, self._characters, parser=parser, progress=self._progress, cancel=self.stop.is_set)
+            parsed = parse(
+                self._text, self._characters, parser=parser, progress=self._progress, cancel=self.stop.is_set
+            )
         except ParseCancelled:
             self.was_cancelled.emit(self.run_id)
         except ComicStudioError as exc:

@@ -124,7 +124,9 @@ def plan_pose(request: GenerationRequest, width: int = PREVIEW_WIDTH) -> PosePla
     from comic_studio.ui.pose_staging import staging_options
 
     options = staging_options(request)
-    width = max(16, min(width, round(PREVIEW_MAX_HEIGHT * request.width / request.height)))  # tall panels: capped height
+    width = max(
+        16, min(width, round(PREVIEW_MAX_HEIGHT * request.width / request.height))
+    )  # tall panels: capped height
     height = max(16, round(width * request.height / request.width))
     cond = build_conditioning(
         request, width, height, top_k=options.top_k, embedder=options.pose_matching, dilation=0.0,
@@ -141,7 +143,9 @@ def extract_pose_spec(path: str | Path) -> PoseSpec:
     found = extract_pose(Path(path))
     if found.figure is None:
         raise ComicStudioError(f"{Path(path).name}: {found.reason}")
-    figure = PoseFigure(keypoints=[tuple(k) for k in found.figure.keypoints], role=found.figure.role, facing=found.figure.facing)
+    figure = PoseFigure(
+        keypoints=[tuple(k) for k in found.figure.keypoints], role=found.figure.role, facing=found.figure.facing
+    )
     return PoseSpec(figures=[figure], aspect=min(5.0, max(0.2, found.aspect)), framed=False)
 
 
@@ -155,7 +159,9 @@ def _pose_from_image(path: str, request: GenerationRequest) -> tuple[PoseSpec, P
 
 def ask_image_file(parent: QWidget) -> str:
     """The file picker for "Pose from image…" (module-level so tests can answer it)."""
-    path, _ = QFileDialog.getOpenFileName(parent, "Take the pose from an image", "", "Images (*.png *.jpg *.jpeg *.webp)")
+    path, _ = QFileDialog.getOpenFileName(
+        parent, "Take the pose from an image", "", "Images (*.png *.jpg *.jpeg *.webp)"
+    )
     return path
 
 
@@ -353,13 +359,17 @@ class PoseBrowser(QWidget):
         self._submit("edit", panel.id, plan_pose, request, then=lambda p: self._apply("Swap figures", {}, p, before))
 
     def _unpinned(self, request: GenerationRequest) -> GenerationRequest:
-        return request.model_copy(update={"characters": [c.model_copy(update={"figure": None}) for c in request.characters]})
+        return request.model_copy(
+            update={"characters": [c.model_copy(update={"figure": None}) for c in request.characters]}
+        )
 
     def _change(self, label: str, fields: dict[str, Any], unpin: bool) -> None:
         panel = self.panel()
         if panel is None:
             return
-        request = self._request(panel).model_copy(update={"pose_id": fields.get("pose_id"), "figures_override": fields.get("pose")})
+        request = self._request(panel).model_copy(
+            update={"pose_id": fields.get("pose_id"), "figures_override": fields.get("pose")}
+        )
         if unpin:
             request = self._unpinned(request)
         before = _pose_state(panel)
@@ -393,7 +403,9 @@ class PoseBrowser(QWidget):
                 continue
             x, y = placement.head[0] * pixmap.width(), placement.head[1] * pixmap.height()
             rect = painter.fontMetrics().boundingRect(character.name).adjusted(-3, -1, 3, 1)
-            rect.moveTo(int(x - rect.width() / 2), int(max(0, y - placement.head_radius * pixmap.height() - rect.height() - 2)))
+            rect.moveTo(
+                int(x - rect.width() / 2), int(max(0, y - placement.head_radius * pixmap.height() - rect.height() - 2))
+            )
             painter.fillRect(rect, QColor(0, 0, 0, 170))
             painter.setPen(QPen(QColor(character.colour)))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, character.name)
@@ -423,10 +435,16 @@ class PoseBrowser(QWidget):
         if self.plan is None:
             return {}
         project = self.ctx.document.project
-        return {project.character(p.character_id).name: p.figure for p in self.plan.placements if project.character(p.character_id)}
+        return {
+            project.character(p.character_id).name: p.figure
+            for p in self.plan.placements
+            if project.character(p.character_id)
+        }
 
     # ------------------------------------------------------------------ the helper thread
-    def _submit(self, kind: str, panel_id: str, fn: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None) -> None:
+    def _submit(
+        self, kind: str, panel_id: str, fn: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None
+    ) -> None:
         """One lane per kind ("search", "plan", "edit"): a newer job of a kind supersedes the older."""
         self.jobs.submit(
             fn,
@@ -475,4 +493,3 @@ __all__ = ["PoseBrowser", "PosePlan", "extract_pose_spec", "plan_pose", "search_
 def _pose_state(panel: Panel) -> tuple:
     """What a pose edit is computed from: an edit whose panel no longer has this state is stale."""
     return (panel.characters, panel.pose, panel.pose_id, panel.shot, panel.shape, panel.backend, panel.backend_settings)
-

@@ -105,7 +105,9 @@ class JobRow(QWidget):
                 self.bar.setFormat("queued")
             else:
                 eta = format_seconds(job.eta) if job.eta is not None and job.eta >= 1 else ""  # "0s left" says nothing
-                self.state.setText(f"Rendering · {format_seconds(job.elapsed) or '0s'}" + (f" · about {eta} left" if eta else ""))
+                self.state.setText(
+                    f"Rendering · {format_seconds(job.elapsed) or '0s'}" + (f" · about {eta} left" if eta else "")
+                )
                 if job.total > 0:
                     self.bar.setRange(0, job.total)
                     self.bar.setValue(min(job.step, job.total))
@@ -113,8 +115,11 @@ class JobRow(QWidget):
                 else:
                     self.bar.setRange(0, 0)  # busy indicator until the backend reports steps
         if job.preview is not None and not job.preview.isNull():
-            self.thumb.setPixmap(QPixmap.fromImage(job.preview).scaled(
-                ROW_THUMB, ROW_THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+            self.thumb.setPixmap(
+                QPixmap.fromImage(job.preview).scaled(
+                    ROW_THUMB, ROW_THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                )
+            )
 
     def _cancel(self) -> None:
         self.service.cancel(self.job_id)

@@ -233,7 +233,9 @@ class RenderService(QObject):
         self.jobs_changed.emit()
         return job_id
 
-    def try_on(self, panel_id: str, character_id: str, outfit_asset: str, scope: str = "body", priority: int = 0) -> str | None:
+    def try_on(
+        self, panel_id: str, character_id: str, outfit_asset: str, scope: str = "body", priority: int = 0
+    ) -> str | None:
         """Queue a racig try-on: ``character_id`` wears ``outfit_asset`` (an image in the project's
         assets). ``scope="body"`` repaints only that character's body region of the panel's current
         image; ``"panel"`` renders the whole panel again with the new outfit. The result is added to
@@ -251,13 +253,17 @@ class RenderService(QObject):
         self.jobs_changed.emit()
         return job_id
 
-    def _tryon_request(self, panel_id: str, character_id: str, outfit: str, scope: str) -> tuple[str, GenerationRequest]:
+    def _tryon_request(
+        self, panel_id: str, character_id: str, outfit: str, scope: str
+    ) -> tuple[str, GenerationRequest]:
         # The request itself is built without Qt (the CLI's `tryon` uses the same function).
         document = self.ctx.document
         request = tryon_request(document.project, document.assets, panel_id, character_id, outfit, scope)
         return document.project.find_panel(panel_id)[0].id, request
 
-    def render_anchor(self, character_id: str, picture: str | None = None, priority: int = ANCHOR_PRIORITY) -> str | None:
+    def render_anchor(
+        self, character_id: str, picture: str | None = None, priority: int = ANCHOR_PRIORITY
+    ) -> str | None:
         """Queue a character's identity-anchor job (generate, regenerate with a new anchor seed, or
         from ``picture``: an asset hash such as a panel result). Returns the job id, or None with
         the reason in ``ctx.message``. See :class:`~comic_studio.ui.anchor_jobs.AnchorJobs`."""
@@ -384,7 +390,9 @@ class RenderService(QObject):
         if job.document is not self.ctx.document:
             return  # the project was closed while this job ran
         if self.ctx.document.project.find_panel(job.panel_id or "") is None:
-            self.ctx.message.emit(f"{job.label.split(' (')[0]}: the panel was deleted while it was rendering; its image was dropped")
+            self.ctx.message.emit(
+                f"{job.label.split(' (')[0]}: the panel was deleted while it was rendering; its image was dropped"
+            )
             return
         result = self.ctx.edit(record_result, job.panel_id, msg.request, msg.result, msg.png)
         if result is None:
@@ -422,7 +430,9 @@ class RenderService(QObject):
             on_error=lambda error: self._apply_lettering(document, panel_id, key, None, error),
         )
 
-    def _apply_lettering(self, document: Document, panel_id: str, key: str, balloons: list[Balloon] | None, error: BaseException | None) -> None:
+    def _apply_lettering(
+        self, document: Document, panel_id: str, key: str, balloons: list[Balloon] | None, error: BaseException | None
+    ) -> None:
         try:
             if document is not self.ctx.document or self._closed:
                 return

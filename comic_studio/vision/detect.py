@@ -99,7 +99,9 @@ def _haar_cascade_path() -> str | None:
 def available_detectors() -> list[str]:
     """Names of the detectors usable here, best first (no model is loaded to answer)."""
     names = []
-    if _bundled("face_detection/face_detection_short_range.tflite", "face_detection/face_detection_full_range_sparse.tflite"):
+    if _bundled(
+        "face_detection/face_detection_short_range.tflite", "face_detection/face_detection_full_range_sparse.tflite"
+    ):
         names.append("mediapipe-face")
     if _bundled("selfie_segmentation/selfie_segmentation.tflite"):
         names.append("mediapipe-segmentation")
@@ -188,7 +190,9 @@ def _best_face(rgb: np.ndarray, detector: str | None) -> _Rect | None:
     for name in order:
         if name not in available:
             if detector:
-                raise ValueError(f"face detector {detector!r} is not available here (available: {', '.join(available) or 'none'})")
+                raise ValueError(
+                    f"face detector {detector!r} is not available here (available: {', '.join(available) or 'none'})"
+                )
             continue
         faces = _mediapipe_faces(rgb) if name == "mediapipe-face" else _haar_faces(rgb)
         if faces:

@@ -18,7 +18,9 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.resources import resource
 
 KINDS = ("sdxl", "sdxl-config", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "embedding", "llm", "openclip")
-Kind = Literal["sdxl", "sdxl-config", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "embedding", "llm", "openclip"]
+Kind = Literal[
+    "sdxl", "sdxl-config", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "embedding", "llm", "openclip"
+]
 
 
 class CatalogueError(ComicStudioError):
@@ -57,7 +59,7 @@ class ModelEntry(BaseModel):
     notes: str = ""
 
     @model_validator(mode="after")
-    def _has_source(self) -> "ModelEntry":
+    def _has_source(self) -> ModelEntry:
         for f in self.files:
             if self.repo is None and f.url is None:
                 raise ValueError(f"file {f.path!r} has neither a repo nor a url")
@@ -83,7 +85,7 @@ class Catalogue(BaseModel):
     models: list[ModelEntry]
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Catalogue":
+    def _consistent(self) -> Catalogue:
         ids = [m.id for m in self.models]
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:

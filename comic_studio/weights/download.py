@@ -133,7 +133,9 @@ def fetch(
                         if progress:
                             progress(done, total)
     except requests.RequestException as exc:
-        raise DownloadError(f"{dest.name}: download failed ({type(exc).__name__}: {exc}); run it again to resume") from exc
+        raise DownloadError(
+            f"{dest.name}: download failed ({type(exc).__name__}: {exc}); run it again to resume"
+        ) from exc
     _check(part, dest.name, sha256, total)
     os.replace(part, dest)
     return dest
@@ -152,7 +154,10 @@ def _check(part: Path, name: str, sha256: str | None, size: int | None) -> None:
     if size is not None and actual_size != size:
         if actual_size > size:
             part.unlink()
-        raise DownloadError(f"{name}: expected {size} bytes, got {actual_size}" + ("; run it again to resume" if actual_size < size else ""))
+        raise DownloadError(
+            f"{name}: expected {size} bytes, got {actual_size}"
+            + ("; run it again to resume" if actual_size < size else "")
+        )
     if sha256 is not None and sha256_of(part) != sha256:
         part.unlink()  # corrupt: resuming would only extend the damage
         raise DownloadError(f"{name}: the sha256 checksum does not match the catalogue; the file was deleted")

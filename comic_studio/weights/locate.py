@@ -52,7 +52,7 @@ class Places:
     """``None``: huggingface_hub's default cache (honours ``HF_HUB_CACHE``/``HF_HOME``)."""
 
     @classmethod
-    def from_settings(cls, settings: Any | None = None) -> "Places":
+    def from_settings(cls, settings: Any | None = None) -> Places:
         if settings is None:
             from comic_studio.core.settings import load_settings
 
@@ -124,7 +124,11 @@ def in_external(entry: ModelEntry, external: Path | None) -> Located | None:
 
 def locate(entry: ModelEntry, places: Places) -> Located | None:
     """Where ``entry`` is installed, or ``None`` (see the module docstring for the order)."""
-    return in_models_folder(entry, places.models) or in_hf_cache(entry, places.hf_cache) or in_external(entry, places.external)
+    return (
+        in_models_folder(entry, places.models)
+        or in_hf_cache(entry, places.hf_cache)
+        or in_external(entry, places.external)
+    )
 
 
 def locate_all(places: Places, catalogue: Catalogue | None = None) -> dict[str, Located | None]:

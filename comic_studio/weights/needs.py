@@ -53,7 +53,9 @@ class NeedStatus:
         return self.satisfied_by is not None
 
 
-def check_need(need: ModelNeed, catalogue: Catalogue, found: Mapping[str, Located | None], preferred: str = "") -> NeedStatus:
+def check_need(
+    need: ModelNeed, catalogue: Catalogue, found: Mapping[str, Located | None], preferred: str = ""
+) -> NeedStatus:
     """Whether ``need`` is met on this machine (``found``: catalogue id → where it is, as from
     ``locate_all``). ``preferred`` overrides the default: a catalogue id the user configured, or a
     model path (``COMIC_STUDIO_SDXL_MODEL`` may name a folder or a checkpoint)."""

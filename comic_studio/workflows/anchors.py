@@ -18,11 +18,10 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Any
+from typing import Any, Literal
 
-from comic_studio.generation.registry import get_backend, get_backend_class
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.commands import SetFields
 from comic_studio.core.document import Document
@@ -30,6 +29,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lookup import find_character
 from comic_studio.core.model import Character, CharacterAnchor, Project
 from comic_studio.core.settings import bank_dir
+from comic_studio.generation.registry import get_backend, get_backend_class
 from comic_studio.generation.request import GenerationRequest, GenerationResult, RequestCharacter, StepCallback
 from comic_studio.workflows.banks import BANK_FOLDER_SETTING, BANKS_SETTING, ensure_banks, uses_identity_banks
 from comic_studio.workflows.requests import ASSET_PREFIX, dehydrate_request, hydrate_request
@@ -38,8 +38,21 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BACKEND = "consistent"
 """The backend of anchor jobs when no panel of the project uses a consistent-character backend yet."""
-PANEL_ONLY_SETTINGS = frozenset({"mode", "strength", "init_image", "mask_image", "mask_region", "max_side", "banks",
-                                 "bank_folder", "anchor_for", "anchor_image", "auto_anchors"})
+PANEL_ONLY_SETTINGS = frozenset(
+    {
+        "mode",
+        "strength",
+        "init_image",
+        "mask_image",
+        "mask_region",
+        "max_side",
+        "banks",
+        "bank_folder",
+        "anchor_for",
+        "anchor_image",
+        "auto_anchors",
+    }
+)
 """Settings of a panel job that mean nothing for its characters' anchor jobs."""
 
 
@@ -81,21 +94,36 @@ def anchor_settings(project: Project) -> tuple[str, dict[str, Any]]:
     return name, {k: v for k, v in settings.items() if k not in PANEL_ONLY_SETTINGS}
 
 
-def anchor_request(project: Project, character_id: str, assets: AssetStore, picture: str | None = None,
-                   settings: dict[str, Any] | None = None, *, folder: str | Path | None = None) -> GenerationRequest:
+def anchor_request(
+    project: Project,
+    character_id: str,
+    assets: AssetStore,
+    picture: str | None = None,
+    settings: dict[str, Any] | None = None,
+    *,
+    folder: str | Path | None = None,
+) -> GenerationRequest:
     """The job that makes ``character_id``'s anchor, ready to run: rendered from the character's solo
     prompt, or (``picture``: an asset hash, e.g. a panel result) banked from that picture.
     ``settings`` override :func:`anchor_settings` (e.g. ``anchor_seed`` for a new variation)."""
     character = _character(project, character_id)
     if picture is not None and picture not in assets:
-        raise ComicStudioError(f"the picture {picture[:12]}… for {character.name}'s anchor is not in this project's assets")
+        raise ComicStudioError(
+            f"the picture {picture[:12]}… for {character.name}'s anchor is not in this project's assets"
+        )
     backend, base = anchor_settings(project)
-    base = {**base, **(settings or {}), "anchor_for": character.id,
-            "anchor_image": ASSET_PREFIX + picture if picture else ""}
+    base = {
+        **base,
+        **(settings or {}),
+        "anchor_for": character.id,
+        "anchor_image": ASSET_PREFIX + picture if picture else "",
+    }
     cls = get_backend_class(backend)
     checked = cls.validate_settings(cls.__new__(cls), base)  # names and ranges, defaults filled
     side = max(16, checked["anchor_size"] // 8 * 8)
-    who = RequestCharacter(id=character.id, name=character.name, colour=character.colour, description=character.description)
+    who = RequestCharacter(
+        id=character.id, name=character.name, colour=character.colour, description=character.description
+    )
     request = GenerationRequest(backend=backend, backend_settings=base, width=side, height=side, seed=checked["anchor_seed"],
                                 prompt=cls.anchor_prompt(who), characters=[who])  # fmt: skip
     request = hydrate_request(request, assets)
@@ -103,7 +131,9 @@ def anchor_request(project: Project, character_id: str, assets: AssetStore, pict
 
 
 def _in_folder(request: GenerationRequest, folder: str | Path) -> GenerationRequest:
-    return request.model_copy(update={"backend_settings": {**request.backend_settings, BANK_FOLDER_SETTING: str(folder)}})
+    return request.model_copy(
+        update={"backend_settings": {**request.backend_settings, BANK_FOLDER_SETTING: str(folder)}}
+    )
 
 
 def _job_bank(result: GenerationResult, character: Character) -> str:
@@ -122,8 +152,14 @@ def _read_bank(backend: str, folder: str | Path, digest: str, character: Charact
         raise ComicStudioError(f"{character.name}'s identity bank: {exc}") from exc
 
 
-def record_anchor(doc: Document, character_id: str, request: GenerationRequest, result: GenerationResult,
-                  bank_folder: str | Path, png: bytes | None = None) -> CharacterAnchor:
+def record_anchor(
+    doc: Document,
+    character_id: str,
+    request: GenerationRequest,
+    result: GenerationResult,
+    bank_folder: str | Path,
+    png: bytes | None = None,
+) -> CharacterAnchor:
     """Store a finished anchor job on the character (one undoable "Set anchor" step): the anchor
     picture, the bank's hash and size, and the job's effective request (hashes only, no machine
     paths); the bank bytes become a project asset when they fit the asset limit."""
@@ -140,7 +176,7 @@ def record_anchor(doc: Document, character_id: str, request: GenerationRequest, 
         image = doc.assets.add(png, validate_image=False) if png else doc.assets.add_image(result.image)
         source = "rendered"
     anchor = CharacterAnchor(image=image, bank=digest, bank_bytes=len(data), source=source, request=stored.to_dict(),
-                             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))  # fmt: skip
+                             created_at=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
     if anchor.stored_in_project:
         doc.assets.add(data, validate_image=False, where=f"identity bank of {character.name}")
     doc.execute(SetFields(("character", character.id), "Set anchor", anchor=anchor))
@@ -156,8 +192,15 @@ def clear_anchor(doc: Document, character_id: str) -> None:
     doc.execute(SetFields(("character", character.id), "Clear anchor", anchor=None))
 
 
-def generate_anchor(doc: Document, character_id: str, picture: str | None = None, settings: dict[str, Any] | None = None,
-                    *, folder: str | Path | None = None, on_step: StepCallback | None = None) -> CharacterAnchor:
+def generate_anchor(
+    doc: Document,
+    character_id: str,
+    picture: str | None = None,
+    settings: dict[str, Any] | None = None,
+    *,
+    folder: str | Path | None = None,
+    on_step: StepCallback | None = None,
+) -> CharacterAnchor:
     """Headless: run the anchor job here, synchronously, and record it (what the CLI does; the app
     submits the same request to its engine and records on the GUI thread)."""
     folder = Path(folder) if folder else bank_dir()
@@ -176,12 +219,15 @@ def rebuild_request(project: Project, assets: AssetStore, character_id: str, fol
     if character.anchor is None:
         raise ComicStudioError(f"{character.name} has no anchor to rebuild")
     if not character.anchor.request:
-        raise ComicStudioError(f"{character.name}'s identity bank is missing and its anchor has no recorded job; "
-                               "regenerate the anchor")
+        raise ComicStudioError(
+            f"{character.name}'s identity bank is missing and its anchor has no recorded job; regenerate the anchor"
+        )
     return _in_folder(hydrate_request(GenerationRequest.from_dict(character.anchor.request), assets), folder)
 
 
-def record_rebuild(doc: Document, character_id: str, result: GenerationResult, folder: str | Path, expected_bank: str) -> str | None:
+def record_rebuild(
+    doc: Document, character_id: str, result: GenerationResult, folder: str | Path, expected_bank: str
+) -> str | None:
     """After a rebuild job: ``None`` when the bank came out identical (the usual case on the same
     kind of device). Otherwise the new bank is recorded on the character (one undoable step) and a
     notice for the user is returned. Nothing happens if the anchor was replaced meanwhile."""
@@ -195,12 +241,20 @@ def record_rebuild(doc: Document, character_id: str, result: GenerationResult, f
     if rebuilt.stored_in_project:
         doc.assets.add(data, validate_image=False, where=f"identity bank of {character.name}")
     doc.execute(SetFields(("character", character.id), "Rebuild anchor bank", anchor=rebuilt))
-    return (f"{character.name}'s identity bank was rebuilt here and differs from the recorded one (another device "
-            "or library version): new panels use the rebuilt bank; earlier panels may not regenerate exactly")
+    return (
+        f"{character.name}'s identity bank was rebuilt here and differs from the recorded one (another device "
+        "or library version): new panels use the rebuilt bank; earlier panels may not regenerate exactly"
+    )
 
 
-def rebuild_missing_banks(doc: Document, backend: str, character_ids: Iterable[str], *, folder: str | Path | None = None,
-                          on_step: StepCallback | None = None) -> list[str]:
+def rebuild_missing_banks(
+    doc: Document,
+    backend: str,
+    character_ids: Iterable[str],
+    *,
+    folder: str | Path | None = None,
+    on_step: StepCallback | None = None,
+) -> list[str]:
     """Headless: make sure the listed characters' banks are in ``folder`` for a ``backend`` job,
     rebuilding those the project does not carry. Returns the notices of banks that came out
     different (also logged)."""

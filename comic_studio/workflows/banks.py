@@ -24,12 +24,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from comic_studio.generation.backend_api import CONSISTENT_CHARACTERS
-from comic_studio.generation.registry import get_backend_class, has_capability
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Character, Project
 from comic_studio.core.settings import bank_dir
+from comic_studio.generation.backend_api import CONSISTENT_CHARACTERS
+from comic_studio.generation.registry import get_backend_class, has_capability
 from comic_studio.generation.request import GenerationRequest
 
 BANKS_SETTING = "banks"
@@ -44,7 +44,9 @@ def uses_identity_banks(backend: str) -> bool:
     return has_capability(backend, CONSISTENT_CHARACTERS)
 
 
-def with_anchor_banks(backend: str, settings: dict[str, Any], project: Project, character_ids: Iterable[str]) -> dict[str, Any]:
+def with_anchor_banks(
+    backend: str, settings: dict[str, Any], project: Project, character_ids: Iterable[str]
+) -> dict[str, Any]:
     """``settings`` of a ``backend`` job with ``banks`` naming the anchor bank of every listed
     character that has one (entries the settings already hold for other characters are kept)."""
     anchored = {}
@@ -59,7 +61,9 @@ def with_anchor_banks(backend: str, settings: dict[str, Any], project: Project, 
     return {**settings, BANKS_SETTING: cls.format_banks(banks)}
 
 
-def materialise_banks(backend: str, settings: dict[str, Any], assets: AssetStore, folder: str | Path | None = None) -> Path:
+def materialise_banks(
+    backend: str, settings: dict[str, Any], assets: AssetStore, folder: str | Path | None = None
+) -> Path:
     """Write every bank ``settings["banks"]`` names that the project carries and ``folder`` (default:
     the app's bank folder) lacks; return the folder. Banks in neither place are left for the job to
     report (or for :func:`.anchors.rebuild_missing_banks` to rebuild)."""
@@ -70,11 +74,15 @@ def materialise_banks(backend: str, settings: dict[str, Any], assets: AssetStore
             try:
                 cls.write_bank_file(assets.get(digest), target)
             except OSError as exc:
-                raise ComicStudioError(f"cannot write identity bank {digest[:12]}… to {target} ({exc.strerror or exc})") from exc
+                raise ComicStudioError(
+                    f"cannot write identity bank {digest[:12]}… to {target} ({exc.strerror or exc})"
+                ) from exc
     return target
 
 
-def ensure_banks(backend: str, project: Project, assets: AssetStore, folder: str | Path, character_ids: Iterable[str]) -> list[str]:
+def ensure_banks(
+    backend: str, project: Project, assets: AssetStore, folder: str | Path, character_ids: Iterable[str]
+) -> list[str]:
     """Put the bank of every listed character that has an anchor into ``folder`` (from the project's
     assets), for a ``backend`` job; return the ids of those whose bank is in neither place and must be
     rebuilt."""
@@ -116,7 +124,9 @@ def replay_banks(project: Project, request: GenerationRequest,
         current = character.anchor.bank if character is not None and character.anchor is not None else None
         if digest == current:
             rebuild.append(character_id)
-        elif current is not None and (rebuilt or {}).get(digest) == current and cls.bank_file(folder, current).is_file():
+        elif (
+            current is not None and (rebuilt or {}).get(digest) == current and cls.bank_file(folder, current).is_file()
+        ):
             banks[character_id] = current
         else:
             gone.append(_gone_reason(request, character_id, character))

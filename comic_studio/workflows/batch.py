@@ -34,7 +34,9 @@ def _no_progress(label: str, done: int, total: int) -> None:
     return None
 
 
-def render_panel(doc: Document, panel_id: str, backend: str | None = None, on_step: StepCallback | None = None) -> PanelResult:
+def render_panel(
+    doc: Document, panel_id: str, backend: str | None = None, on_step: StepCallback | None = None
+) -> PanelResult:
     """Generate one panel synchronously and record the result (an undoable "Render panel" step).
     The app does the same in two halves: the engine generates on its worker thread, then
     :func:`~comic_studio.workflows.results.record_result` runs on the GUI thread."""
@@ -83,13 +85,17 @@ def render_document(
 # --------------------------------------------------------------------------- files
 
 
-def export_to(doc: Document, out: Path, *, dpi: int | None = None, trim_marks: bool = False, progress: Progress = _no_progress) -> Path:
+def export_to(
+    doc: Document, out: Path, *, dpi: int | None = None, trim_marks: bool = False, progress: Progress = _no_progress
+) -> Path:
     """Write ``out``: ``.pdf`` → PDF, ``.cbz`` → CBZ, anything else → a folder of PNG pages."""
     from comic_studio.export import export_cbz, export_pdf, export_pngs
 
     suffix = out.suffix.lower()
     if suffix == ".pdf":
-        export_pdf(doc.project, doc.assets, out, dpi=dpi, trim_marks=trim_marks, progress=lambda d, t: progress("pdf", d, t))
+        export_pdf(
+            doc.project, doc.assets, out, dpi=dpi, trim_marks=trim_marks, progress=lambda d, t: progress("pdf", d, t)
+        )
     elif suffix == ".cbz":
         export_cbz(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("cbz", d, t))
     elif suffix in ("", ".png") or out.is_dir():
@@ -125,7 +131,9 @@ def render_input(
             from comic_studio.parsing import infer_characters
 
             characters = infer_characters(text)
-        doc = story_to_document(text, characters, title=input_path.stem.replace("_", " ").title(), parser=parser, preset=preset)
+        doc = story_to_document(
+            text, characters, title=input_path.stem.replace("_", " ").title(), parser=parser, preset=preset
+        )
     render_document(doc, backend, only_missing=not rerender, progress=progress)
     if save_project_to:
         doc.save(save_project_to)

@@ -55,7 +55,9 @@ def build_prompt(project: Project, panel: Panel, beat: Beat | None) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def build_request(project: Project, panel: Panel, backend: str | None = None, assets: AssetStore | None = None) -> GenerationRequest:
+def build_request(
+    project: Project, panel: Panel, backend: str | None = None, assets: AssetStore | None = None
+) -> GenerationRequest:
     """Snapshot everything a backend needs for ``panel`` (the backend never reads the document).
 
     With ``assets``, a backend that declares ``needs_reference_images`` also gets the characters'
@@ -177,7 +179,12 @@ def dehydrate_request(request: GenerationRequest, assets: AssetStore) -> Generat
     if banks.uses_identity_banks(request.backend):
         settings.pop(banks.BANK_FOLDER_SETTING, None)  # a path of this machine; hydrate sets it
     for key, value in settings.items():
-        if isinstance(value, str) and len(value) >= _INLINE_MIN and value.startswith("data:") and ";base64," in value[:100]:
+        if (
+            isinstance(value, str)
+            and len(value) >= _INLINE_MIN
+            and value.startswith("data:")
+            and ";base64," in value[:100]
+        ):
             try:
                 data = data_uri_bytes(value)
             except ValueError:

@@ -5,7 +5,7 @@ replay reproduces the image and the project stays small."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from comic_studio.core.commands import Compound, InsertItem, SetFields
 from comic_studio.core.document import Document
@@ -43,7 +43,7 @@ def record_result(
         backend=generated.backend,
         seed=generated.seed,
         request=effective.to_dict(),
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         heads=generated.heads,
     )
     placements = {p.character_id: p for p in generated.heads}
@@ -53,7 +53,13 @@ def record_result(
             "Render panel",
             [
                 InsertItem(("results", panel.id), result, text="Add result"),
-                SetFields(("panel", panel.id), "Show result", current_result=result.id, seed=generated.seed, characters=characters),
+                SetFields(
+                    ("panel", panel.id),
+                    "Show result",
+                    current_result=result.id,
+                    seed=generated.seed,
+                    characters=characters,
+                ),
             ],
         )
     )

@@ -57,7 +57,9 @@ def tryon_request(project: Project, assets: AssetStore, panel_id: str, character
     if request.character(character_id) is None:
         raise ComicStudioError(f"character {character_id!r} is not in this panel")
     # The outfit is the character's body reference for this job (what the backend conditions on).
-    characters = [c.model_copy(update={"body_refs": [outfit_asset]}) if c.id == character_id else c for c in request.characters]
+    characters = [
+        c.model_copy(update={"body_refs": [outfit_asset]}) if c.id == character_id else c for c in request.characters
+    ]
     job = {k: v for k, v in request.backend_settings.items() if k not in ("init_image", REFERENCE_SETTING)}
     job.update(settings or {})
     job.update(mode="tryon", tryon_character=character_id, tryon_outfit=outfit_asset, tryon_scope=scope)

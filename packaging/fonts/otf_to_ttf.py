@@ -36,8 +36,16 @@ def convert(src: Path, dst: Path) -> None:
         del font["VORG"]
     font["maxp"] = newTable("maxp")
     font["maxp"].tableVersion = 0x00010000
-    for attr in ("maxZones", "maxTwilightPoints", "maxStorage", "maxFunctionDefs", "maxInstructionDefs",
-                 "maxStackElements", "maxSizeOfInstructions", "maxComponentElements"):
+    for attr in (
+        "maxZones",
+        "maxTwilightPoints",
+        "maxStorage",
+        "maxFunctionDefs",
+        "maxInstructionDefs",
+        "maxStackElements",
+        "maxSizeOfInstructions",
+        "maxComponentElements",
+    ):
         setattr(font["maxp"], attr, 0)
     font["maxp"].maxZones = 1
     font["head"].glyphDataFormat = 0

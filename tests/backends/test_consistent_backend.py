@@ -30,8 +30,15 @@ STEPS = 6
 
 def request(tiny_kit, characters=(ANA,), seed=7, **settings) -> GenerationRequest:
     base = {"model": str(tiny_kit.sdxl), "steps": STEPS, "anchor_size": 64, "start_step": 1, **settings}
-    return GenerationRequest(backend="consistent", width=64, height=64, seed=seed, prompt="on a pier at dusk",
-                             characters=list(characters), backend_settings=base)
+    return GenerationRequest(
+        backend="consistent",
+        width=64,
+        height=64,
+        seed=seed,
+        prompt="on a pier at dusk",
+        characters=list(characters),
+        backend_settings=base,
+    )
 
 
 def pixels(result) -> np.ndarray:
@@ -86,8 +93,12 @@ def test_read_processor_attends_to_banked_tokens(tiny_kit):
 
 def test_panels_without_banked_characters_equal_plain_sdxl(tiny_kit):
     backend = ConsistentBackend()
-    for req in (request(tiny_kit, characters=()), request(tiny_kit, auto_anchors=False),
-                request(tiny_kit, strength_32=0.0), request(tiny_kit, prob_early=0.0, prob_late=0.0)):
+    for req in (
+        request(tiny_kit, characters=()),
+        request(tiny_kit, auto_anchors=False),
+        request(tiny_kit, strength_32=0.0),
+        request(tiny_kit, prob_early=0.0, prob_late=0.0),
+    ):
         assert np.array_equal(pixels(backend.generate(req)), pixels(plain_sdxl(tiny_kit, req))), req.backend_settings
 
 
@@ -120,7 +131,7 @@ def test_processors_restored_after_success_error_and_cancel(tiny_kit):
     assert same()
     for stop_at in (2, STEPS + 2):  # inside an anchor run, then inside the panel run
         with pytest.raises(Cancelled):
-            backend.generate(request(tiny_kit, anchor_seed=9 + stop_at), lambda s, t, p=None: s < stop_at)
+            backend.generate(request(tiny_kit, anchor_seed=9 + stop_at), lambda s, t, p=None: s < stop_at)  # noqa: B023 (called in this iteration)
         assert same()
 
 
@@ -148,8 +159,9 @@ def test_single_panel_regenerate_from_saved_banks_equals_the_batch_run(tiny_kit,
     for digest in hashes.values():
         write_bank_file(store.get(digest), folder)
     banks = ",".join(f"{c}={d}" for c, d in hashes.items())
-    alone = ConsistentBackend().generate(request(tiny_kit, characters=(ANA, BEN), seed=2, banks=banks,
-                                                 bank_folder=str(folder), auto_anchors=False))
+    alone = ConsistentBackend().generate(
+        request(tiny_kit, characters=(ANA, BEN), seed=2, banks=banks, bank_folder=str(folder), auto_anchors=False)
+    )
     assert np.array_equal(pixels(alone), batch_images[1])
     assert not np.array_equal(pixels(alone), pixels(plain_sdxl(tiny_kit, panels[1])))
 
@@ -258,7 +270,11 @@ def test_defaults_follow_the_paper():
     defaults = ConsistentBackend.default_settings()
     schedule = ConsistencySchedule()
     assert (defaults["start_step"], defaults["prob_early"], defaults["prob_late"], defaults["switch_step"]) == (
-        schedule.start_step, schedule.prob_early, schedule.prob_late, schedule.switch_step)
+        schedule.start_step,
+        schedule.prob_early,
+        schedule.prob_late,
+        schedule.switch_step,
+    )
     assert defaults["bank_precision"] == "fp16" and defaults["bank_location"] == "cpu"
     assert 1 <= defaults["anchors"] <= 4
 

@@ -13,6 +13,7 @@ pytest.importorskip("diffusers")
 
 from test_racig_support import REFS, build_kit  # noqa: E402
 
+from comic_studio.backends._diffusers.long_prompt import apply_long_prompt  # noqa: E402
 from comic_studio.backends.consistent import ConsistentBackend  # noqa: E402
 from comic_studio.backends.consistent.bank import IdentityBank  # noqa: E402
 from comic_studio.backends.consistent.processors import (  # noqa: E402
@@ -22,7 +23,6 @@ from comic_studio.backends.consistent.processors import (  # noqa: E402
     installed,
 )
 from comic_studio.backends.racig import adapters as ipa  # noqa: E402
-from comic_studio.backends._diffusers.long_prompt import apply_long_prompt  # noqa: E402
 from comic_studio.generation.request import GenerationRequest, RequestCharacter  # noqa: E402
 
 ANA = RequestCharacter(id="ana", name="Ana", description="green raincoat")
@@ -118,7 +118,9 @@ def read_state(bank: IdentityBank) -> RunState:
     return RunState("read", bank, tuple(bank.characters), plan=PLAN)
 
 
-def test_ip_adapter_processors_stay_during_the_run_and_both_kinds_are_restored(kit, backend, adapter_pipe, embeds, ana_bank):
+def test_ip_adapter_processors_stay_during_the_run_and_both_kinds_are_restored(
+    kit, backend, adapter_pipe, embeds, ana_bank
+):
     tiny, _ = kit
     unet = adapter_pipe.unet
     loaded = dict(unet.attn_processors)

@@ -21,6 +21,12 @@ def test_missing_hooks_are_named(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "comic_studio.testing.plugin",
                            "-k", "deterministic", str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, timeout=120)  # fmt: skip
     assert done.returncode == 1, done.stdout[-3000:]
-    assert "TestNoHooks runs the backend contract but does not provide the required hook(s) backend_name, quick_settings" in done.stdout
-    assert "TestNoQuickSettings runs the backend contract but does not provide the required hook(s) quick_settings;" in done.stdout
+    assert (
+        "TestNoHooks runs the backend contract but does not provide the required hook(s) backend_name, quick_settings"
+        in done.stdout
+    )
+    assert (
+        "TestNoQuickSettings runs the backend contract but does not provide the required hook(s) quick_settings;"
+        in done.stdout
+    )
     assert "2 errors" in done.stdout

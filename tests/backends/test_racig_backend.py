@@ -11,10 +11,10 @@ pytest.importorskip("diffusers")
 
 from test_racig_support import HASHES, REFS, as_array, build_kit, characters, kit_settings, panel_request  # noqa: E402
 
-from comic_studio.backends.racig import RacigBackend  # noqa: E402
-from comic_studio.backends.racig.adapters import reference_images_setting  # noqa: E402
 from comic_studio.backends._diffusers.inputs import image_to_data_uri  # noqa: E402
 from comic_studio.backends._diffusers.schedulers import make_scheduler  # noqa: E402
+from comic_studio.backends.racig import RacigBackend  # noqa: E402
+from comic_studio.backends.racig.adapters import reference_images_setting  # noqa: E402
 from comic_studio.generation.request import GenerationError  # noqa: E402
 
 ALL_REFS = reference_images_setting(REFS)
@@ -117,7 +117,13 @@ def test_reference_embeddings_are_computed_once_per_asset(kit):
 def test_tryon_keeps_every_pixel_outside_the_body_mask(kit, backend):
     s = settings(kit)
     original = backend.generate(panel_request(s)).image
-    tryon = {**s, "mode": "tryon", "tryon_character": "ben", "tryon_outfit": HASHES[10], "init_image": image_to_data_uri(original)}
+    tryon = {
+        **s,
+        "mode": "tryon",
+        "tryon_character": "ben",
+        "tryon_outfit": HASHES[10],
+        "init_image": image_to_data_uri(original),
+    }
     req = panel_request(tryon)
     result = backend.generate(req)
     body = backend.conditioning(req, backend.validate_settings(tryon)).body_masks[1]
@@ -130,7 +136,11 @@ def test_tryon_keeps_every_pixel_outside_the_body_mask(kit, backend):
 def test_whole_panel_tryon_uses_the_new_outfit(kit, backend):
     s = settings(kit)
     original = backend.generate(panel_request(s)).image
-    result = backend.generate(panel_request({**s, "mode": "tryon", "tryon_character": "ben", "tryon_outfit": HASHES[10], "tryon_scope": "panel"}))
+    result = backend.generate(
+        panel_request(
+            {**s, "mode": "tryon", "tryon_character": "ben", "tryon_outfit": HASHES[10], "tryon_scope": "panel"}
+        )
+    )
     chars = characters(2)
     chars[1] = chars[1].model_copy(update={"body_refs": [HASHES[10]]})
     direct = backend.generate(panel_request(s, characters=chars))

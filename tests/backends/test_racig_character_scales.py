@@ -76,6 +76,8 @@ def test_the_character_scale_reaches_the_adapter_and_the_panel_override_wins(kit
 
     seen.clear()
     override = '{"ben": {"face": 0.2}}'
-    backend.generate(panel_request({**s, "character_scales": override}, characters=_with_scales(face=1.25, body=0.4)), on_step)
+    backend.generate(
+        panel_request({**s, "character_scales": override}, characters=_with_scales(face=1.25, body=0.4)), on_step
+    )
     face, body = seen[-1]
     assert face == [0.7, 0.2] and body == [0.6, 0.4]  # the panel's override beats Ben's face strength only

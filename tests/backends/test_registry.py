@@ -10,6 +10,7 @@ import textwrap
 
 import pytest
 
+from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.generation import registry
 from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.generation.registry import (
@@ -20,7 +21,6 @@ from comic_studio.generation.registry import (
     register_backend,
     unregister_backend,
 )
-from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.generation.request import GenerationRequest, GenerationResult
 
 
@@ -80,7 +80,10 @@ def test_broken_in_process_plugins_are_recorded_and_skipped(caplog):
     assert "storyboard" in names and "broken_inproc" not in names and "not_a_backend" not in names
     assert names == names_again
     errors = plugin_errors()
-    assert "ModuleNotFoundError" in errors["broken_inproc"] and "comic_studio_no_such_module_xyz" in errors["broken_inproc"]
+    assert (
+        "ModuleNotFoundError" in errors["broken_inproc"]
+        and "comic_studio_no_such_module_xyz" in errors["broken_inproc"]
+    )
     assert "not a GenerationBackend" in errors["not_a_backend"]
     assert sum("broken_inproc" in r.getMessage() for r in caplog.records) == 1
     with pytest.raises(BackendNotFoundError, match="failed to load.*ModuleNotFoundError"):

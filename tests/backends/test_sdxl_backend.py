@@ -11,13 +11,13 @@ pytest.importorskip("diffusers")
 
 from PIL import Image  # noqa: E402
 
-from comic_studio.generation.backend_api import BackendSettingsError  # noqa: E402
-from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
-from comic_studio.backends.sdxl import SdxlBackend  # noqa: E402
 from comic_studio.backends._diffusers.inputs import image_to_data_uri, parse_region, region_mask  # noqa: E402
 from comic_studio.backends._diffusers.schedulers import make_scheduler, scheduler_names  # noqa: E402
+from comic_studio.backends.sdxl import SdxlBackend  # noqa: E402
+from comic_studio.generation.backend_api import BackendSettingsError  # noqa: E402
 from comic_studio.generation.engine import Engine  # noqa: E402
 from comic_studio.generation.messages import JobEvent  # noqa: E402
+from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
 from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest  # noqa: E402
 
 
@@ -30,7 +30,9 @@ def request(tiny_kit, **settings) -> GenerationRequest:
     extra = {k: settings.pop(k) for k in ("prompt", "negative_prompt", "seed", "width", "height") if k in settings}
     base = {"prompt": "a red lighthouse, comic style", "seed": 7, "width": 64, "height": 64}
     base.update(extra)
-    return GenerationRequest(backend="sdxl", backend_settings={"model": str(tiny_kit.sdxl), "steps": 3, **settings}, **base)
+    return GenerationRequest(
+        backend="sdxl", backend_settings={"model": str(tiny_kit.sdxl), "steps": 3, **settings}, **base
+    )
 
 
 def stock_pipeline(tiny_kit, cls_name: str = "StableDiffusionXLPipeline"):
@@ -167,7 +169,9 @@ def test_img2img_matches_stock_and_keeps_the_init_image(tiny_kit, backend):
 def test_img2img_counts_only_the_steps_it_runs(tiny_kit, backend):
     seen = []
     init = image_to_data_uri(Image.new("RGB", (64, 64), "white"))
-    backend.generate(request(tiny_kit, init_image=init, strength=0.5, steps=6), lambda s, t, p: seen.append((s, t)) or True)
+    backend.generate(
+        request(tiny_kit, init_image=init, strength=0.5, steps=6), lambda s, t, p: seen.append((s, t)) or True
+    )
     assert seen[-1] == (3, 3)
 
 
@@ -176,8 +180,12 @@ def test_inpaint_with_panel_region_repaints_only_inside(tiny_kit, backend, tmp_p
     path = tmp_path / "init.png"
     init.save(path)
     region = "0,0 0.5,0 0.5,1 0,1"  # the left half of the panel
-    a = as_array(backend.generate(request(tiny_kit, init_image=str(path), mask_region=region, strength=1.0, seed=1)).image)
-    b = as_array(backend.generate(request(tiny_kit, init_image=str(path), mask_region=region, strength=1.0, seed=2)).image)
+    a = as_array(
+        backend.generate(request(tiny_kit, init_image=str(path), mask_region=region, strength=1.0, seed=1)).image
+    )
+    b = as_array(
+        backend.generate(request(tiny_kit, init_image=str(path), mask_region=region, strength=1.0, seed=2)).image
+    )
     # Random VAE weights do not reproduce the init image, but outside the mask the latents are the
     # init image's whatever the seed, so mostly the masked half changes with the seed (the tiny
     # VAE's convolutions and its global mid-block attention leak some change across: measured 2.8×).
@@ -199,7 +207,9 @@ def test_inpaint_needs_a_mask_and_img2img_an_image(tiny_kit, backend):
     with pytest.raises(GenerationError, match="init image"):
         backend.generate(request(tiny_kit, mode="img2img"))
     with pytest.raises(GenerationError, match="mask_region"):
-        backend.generate(request(tiny_kit, init_image=image_to_data_uri(Image.new("RGB", (8, 8))), mask_region="0,0 1,1"))
+        backend.generate(
+            request(tiny_kit, init_image=image_to_data_uri(Image.new("RGB", (8, 8))), mask_region="0,0 1,1")
+        )
     with pytest.raises(GenerationError, match="init_image"):
         backend.generate(request(tiny_kit, init_image="data:image/png;base64,AAAA"))
 
@@ -291,6 +301,7 @@ def test_engine_cancel_mid_run(tiny_kit):
     events = []
     try:
         with Engine() as engine:
+
             def on_message(msg):
                 events.append(msg)
                 if msg.event is JobEvent.PROGRESS and msg.step == 2:

@@ -10,13 +10,15 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from comic_studio.backends.sdxl import SdxlBackend  # noqa: E402
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt, encode_windows, token_ids, windows_needed  # noqa: E402
+from comic_studio.backends.sdxl import SdxlBackend  # noqa: E402
 from comic_studio.generation.request import GenerationRequest  # noqa: E402
 
 # The tiny kit's tokenizer has about one token per character: this is well over one window.
-LONG = ("ana hands ben a brass key on the windy pier at dusk, ana: tall woman with a red scarf and a "
-        "green raincoat, ben: short man in a grey wool cap, lighthouse behind them, ink and flat colour")
+LONG = (
+    "ana hands ben a brass key on the windy pier at dusk, ana: tall woman with a red scarf and a "
+    "green raincoat, ben: short man in a grey wool cap, lighthouse behind them, ink and flat colour"
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,11 @@ def test_windows_and_negative_padding(tiny_kit, backend):
     assert windows == -(-len(token_ids(pipe.tokenizer, LONG)) // 75) >= 2
     assert apply_long_prompt(pipe, call)
     assert "prompt" not in call and "negative_prompt" not in call
-    assert call["prompt_embeds"].shape == call["negative_prompt_embeds"].shape == (1, 77 * windows, call["prompt_embeds"].shape[-1])
+    assert (
+        call["prompt_embeds"].shape
+        == call["negative_prompt_embeds"].shape
+        == (1, 77 * windows, call["prompt_embeds"].shape[-1])
+    )
     assert call["pooled_prompt_embeds"].shape == call["negative_pooled_prompt_embeds"].shape
 
 

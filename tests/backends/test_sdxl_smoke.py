@@ -13,9 +13,9 @@ pytest.importorskip("diffusers")
 
 from PIL import Image  # noqa: E402
 
-from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
 from comic_studio.backends.sdxl.backend import SdxlBackend  # noqa: E402
 from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ENV  # noqa: E402
+from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
 from comic_studio.testing.tiny import TINY_STEPS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from comic_studio.generation.backend_api import BackendSettingsError
 from comic_studio.backends.storyboard import StoryboardBackend
-from comic_studio.poses.staging.figures import fallback_pose
 from comic_studio.core.model import PanelResult, ShotType
+from comic_studio.generation.backend_api import BackendSettingsError
 from comic_studio.generation.request import (
     Cancelled,
     GenerationError,
@@ -17,6 +16,7 @@ from comic_studio.generation.request import (
     PoseSpec,
     RequestCharacter,
 )
+from comic_studio.poses.staging.figures import fallback_pose
 
 SHA = "ab" * 32
 
@@ -35,7 +35,9 @@ def full_request() -> GenerationRequest:
         time_of_day="night",
         action="Ana argues with Ben",
         characters=[
-            RequestCharacter(id="ana", name="Ana Núñez", colour="#aa3366", description="red scarf", face_refs=[SHA], figure=1),
+            RequestCharacter(
+                id="ana", name="Ana Núñez", colour="#aa3366", description="red scarf", face_refs=[SHA], figure=1
+            ),
             RequestCharacter(id="ben", name="Ben", colour="#3366aa", body_refs=[SHA]),
         ],
         actor_id="ana",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.core.model import ShotType
 from comic_studio.generation.request import GenerationRequest, RequestCharacter
 
-CAST = [RequestCharacter(id=f"c{i}", name=f"Person {i}", colour=f"#{(i * 0x3a5f27) % 0xFFFFFF:06x}") for i in range(6)]
+CAST = [RequestCharacter(id=f"c{i}", name=f"Person {i}", colour=f"#{(i * 0x3A5F27) % 0xFFFFFF:06x}") for i in range(6)]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

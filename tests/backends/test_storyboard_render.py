@@ -7,10 +7,16 @@ import pytest
 from PIL import Image
 
 from comic_studio.backends.storyboard import StoryboardBackend
-from comic_studio.poses.staging.figures import fallback_pose, standing_figure
 from comic_studio.backends.storyboard.setting import classify_setting
 from comic_studio.core.model import ShotType
-from comic_studio.generation.request import GenerationError, GenerationRequest, PoseSpec, RequestCharacter, RequestFigure
+from comic_studio.generation.request import (
+    GenerationError,
+    GenerationRequest,
+    PoseSpec,
+    RequestCharacter,
+    RequestFigure,
+)
+from comic_studio.poses.staging.figures import fallback_pose, standing_figure
 
 RED = RequestCharacter(id="red", name="Rosa", colour="#cc2222")
 GREEN = RequestCharacter(id="green", name="Gus", colour="#22aa22")
@@ -62,7 +68,7 @@ def test_figures_stay_inside_their_reported_boxes(shot, chars):
             assert not mask.any(), f"{c.id} is off-panel but has pixels"
             continue
         b = placement.body
-        assert 0 <= b.x and 0 <= b.y and b.x + b.w <= 1 + 1e-9 and b.y + b.h <= 1 + 1e-9
+        assert b.x >= 0 and b.y >= 0 and b.x + b.w <= 1 + 1e-9 and b.y + b.h <= 1 + 1e-9
         ys, xs = np.nonzero(mask)
         if len(xs) == 0:
             continue

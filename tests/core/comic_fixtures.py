@@ -50,12 +50,34 @@ def build_sample_project() -> tuple[Project, AssetStore, dict[str, str]]:
         "webp": store.add(encoded_image("WEBP", (30, 200, 30))),
         "lora": store.add(b"\x00LORA weights, not an image" * 10, validate_image=False),
     }
-    ana = Character(id="ana", name="Ana", aliases=["A."], description="red scarf", face_refs=[h["png_a"]], body_refs=[h["webp"]], lora_asset=h["lora"])
+    ana = Character(
+        id="ana",
+        name="Ana",
+        aliases=["A."],
+        description="red scarf",
+        face_refs=[h["png_a"]],
+        body_refs=[h["webp"]],
+        lora_asset=h["lora"],
+    )
     ben = Character(id="ben", name="Ben", pronouns="he")
-    beat = Beat(id="beat1", action="Ana waves at Ben.", characters=["ana", "ben"], actor_id="ana", target_id="ben", dialogue=[DialogueLine(speaker_id="ana", text="Hi Ben!")])
+    beat = Beat(
+        id="beat1",
+        action="Ana waves at Ben.",
+        characters=["ana", "ben"],
+        actor_id="ana",
+        target_id="ben",
+        dialogue=[DialogueLine(speaker_id="ana", text="Hi Ben!")],
+    )
 
     def result(rid: str, asset: str, seed: int) -> PanelResult:
-        return PanelResult(id=rid, asset=asset, backend="storyboard", seed=seed, request={"prompt": "wave", "nested": {"k": [1, 2.5, None]}}, created_at="2026-01-02T03:04:05+00:00")
+        return PanelResult(
+            id=rid,
+            asset=asset,
+            backend="storyboard",
+            seed=seed,
+            request={"prompt": "wave", "nested": {"k": [1, 2.5, None]}},
+            created_at="2026-01-02T03:04:05+00:00",
+        )
 
     panel1 = Panel(
         id="p1",
@@ -67,9 +89,19 @@ def build_sample_project() -> tuple[Project, AssetStore, dict[str, str]]:
         backend_settings={"strength": 0.75},
         results=[result("r1", h["png_a"], 1), result("r2", h["png_a"], 2), result("r3", h["jpeg"], 3)],
         current_result="r2",
-        balloons=[Balloon(id="b1", kind=BalloonKind.SPEECH, text="Hi Ben!", box=Box(x=40, y=40, w=90, h=30), tail=TailTarget(character_id="ana"))],
+        balloons=[
+            Balloon(
+                id="b1",
+                kind=BalloonKind.SPEECH,
+                text="Hi Ben!",
+                box=Box(x=40, y=40, w=90, h=30),
+                tail=TailTarget(character_id="ana"),
+            )
+        ],
     )
-    panel2 = Panel(id="p2", order=1, shape=[(27.0, 312.0), (450.0, 312.0), (240.0, 711.0)], results=[result("r4", h["png_b"], 4)])
+    panel2 = Panel(
+        id="p2", order=1, shape=[(27.0, 312.0), (450.0, 312.0), (240.0, 711.0)], results=[result("r4", h["png_b"], 4)]
+    )
     project = Project(
         id="proj0001",
         title="Round trip",
@@ -111,7 +143,13 @@ def replace_member(data: bytes, name: str, new: bytes | None) -> bytes:
 
 # Central directory record: signature(4) version made/needed(2+2) flags(2) method(2) time(2) date(2)
 # crc(4) compressed size(4) uncompressed size(4) name len(2) extra len(2) comment len(2) ...
-_CENTRAL_FIELDS = {"flags": (8, "<H"), "method": (10, "<H"), "crc": (16, "<I"), "compress_size": (20, "<I"), "file_size": (24, "<I")}
+_CENTRAL_FIELDS = {
+    "flags": (8, "<H"),
+    "method": (10, "<H"),
+    "crc": (16, "<I"),
+    "compress_size": (20, "<I"),
+    "file_size": (24, "<I"),
+}
 
 
 def patch_central_directory(data: bytes, name: str, field: str, value: int) -> bytes:

@@ -52,7 +52,9 @@ def test_every_list_command_round_trips():
         MoveItem(("pages",), "page2", 0),
         ReplaceList(("panels", "page1"), [Panel(id="p9", shape=[(0, 0), (5, 0), (5, 5)])], "Apply template"),
         RemoveItem(("pages",), "page2"),
-        Compound("Two edits", [SetFields(("project",), "Title", title="X"), SetFields(("format",), "Gutter", gutter=20)]),
+        Compound(
+            "Two edits", [SetFields(("project",), "Title", title="X"), SetFields(("format",), "Gutter", gutter=20)]
+        ),
     ]
     for command in commands:
         doc.execute(command)
@@ -69,7 +71,9 @@ def test_every_list_command_round_trips():
 def test_drag_merges_into_one_step_and_break_merge_splits():
     doc = _doc()
     for x in range(20, 60, 5):
-        doc.execute(SetFields(("balloon", "b1"), "Move balloon", merge_key=("move", "b1"), box=Box(x=x, y=10, w=50, h=30)))
+        doc.execute(
+            SetFields(("balloon", "b1"), "Move balloon", merge_key=("move", "b1"), box=Box(x=x, y=10, w=50, h=30))
+        )
     assert len(doc.undo_stack) == 1
     doc.undo_stack.break_merge()
     doc.execute(SetFields(("balloon", "b1"), "Move balloon", merge_key=("move", "b1"), box=Box(x=99, y=10, w=50, h=30)))

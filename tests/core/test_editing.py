@@ -1,6 +1,7 @@
 """Every named edit is one undo step that restores the document exactly, and redo re-applies it."""
 
 import pytest
+from undo_helpers import assert_undoable
 
 from comic_studio.core import editing
 from comic_studio.core.document import Document
@@ -9,8 +10,6 @@ from comic_studio.core.layout import find_shared_borders
 from comic_studio.core.layout.geometry import bbox
 from comic_studio.core.model import BalloonKind, Box, PanelResult, ReadingDirection
 
-from undo_helpers import assert_undoable
-
 
 def _doc() -> Document:
     doc = Document.new("Edits")
@@ -18,8 +17,6 @@ def _doc() -> Document:
     editing.add_page(doc, "three-tier")
     doc.undo_stack.clear()
     return doc
-
-
 
 
 def test_page_edits():
@@ -42,7 +39,9 @@ def test_panel_edits_keep_gutters():
     panel_id = page.panels_in_order()[0].id
     assert_undoable(doc, lambda: editing.split_panel(doc, panel_id, "horizontal"))
     assert len(page.panels) == 5
-    pieces = sorted((p for p in page.panels if bbox(p.shape).x < 100 and bbox(p.shape).y < 300), key=lambda p: bbox(p.shape).y)
+    pieces = sorted(
+        (p for p in page.panels if bbox(p.shape).x < 100 and bbox(p.shape).y < 300), key=lambda p: bbox(p.shape).y
+    )
     gap = bbox(pieces[1].shape).y - (bbox(pieces[0].shape).y + bbox(pieces[0].shape).h)
     assert gap == pytest.approx(doc.project.page_format.gutter, abs=1e-6)
     assert_undoable(doc, lambda: editing.merge_panels(doc, pieces[0].id, pieces[1].id))
@@ -80,7 +79,9 @@ def test_reading_direction_reorders_every_page():
 def test_balloon_edits_and_result_history():
     doc = _doc()
     panel = doc.project.pages[0].panels[0]
-    balloon = assert_undoable(doc, lambda: editing.add_balloon(doc, panel.id, BalloonKind.SPEECH, Box(x=10, y=10, w=80, h=40), "Hi"))
+    balloon = assert_undoable(
+        doc, lambda: editing.add_balloon(doc, panel.id, BalloonKind.SPEECH, Box(x=10, y=10, w=80, h=40), "Hi")
+    )
     for text in ("H", "He", "Hel", "Hello"):
         editing.edit_balloon_text(doc, balloon.id, text)
     doc.undo_stack.break_merge()
@@ -91,7 +92,10 @@ def test_balloon_edits_and_result_history():
     assert_undoable(doc, lambda: editing.retarget_tail(doc, balloon.id, point=(50.0, 200.0)))
     assert_undoable(doc, lambda: editing.delete_balloon(doc, balloon.id))
 
-    results = [PanelResult(asset="a" * 64, backend="storyboard", seed=i, created_at="2026-11-24T00:00:00+00:00") for i in range(2)]
+    results = [
+        PanelResult(asset="a" * 64, backend="storyboard", seed=i, created_at="2026-11-24T00:00:00+00:00")
+        for i in range(2)
+    ]
     for r in results:
         panel.results.append(r)
     assert_undoable(doc, lambda: editing.accept_result(doc, panel.id, results[0].id))

@@ -22,8 +22,16 @@ CLOSE = (ShotType.CLOSE_UP, ShotType.EXTREME_CLOSE_UP)
 def generated_beats(seed: int, scenes: int = 3, per_scene: int = 10) -> list[tuple[str, Beat]]:
     """Scenes open on an establishing shot; the rest is a realistic mix of shots."""
     rng = random.Random(seed)
-    mix = [ShotType.WIDE, ShotType.MEDIUM, ShotType.MEDIUM, ShotType.OVER_THE_SHOULDER, ShotType.CLOSE_UP,
-           ShotType.CLOSE_UP, ShotType.EXTREME_CLOSE_UP, ShotType.ESTABLISHING]
+    mix = [
+        ShotType.WIDE,
+        ShotType.MEDIUM,
+        ShotType.MEDIUM,
+        ShotType.OVER_THE_SHOULDER,
+        ShotType.CLOSE_UP,
+        ShotType.CLOSE_UP,
+        ShotType.EXTREME_CLOSE_UP,
+        ShotType.ESTABLISHING,
+    ]
     out = []
     for s in range(scenes):
         for k in range(per_scene):
@@ -73,9 +81,11 @@ def test_thirty_beats_in_three_scenes(seed):
 
 
 def test_scene_starts_open_pages_when_the_page_is_half_full():
-    beats = [("a", Beat(shot=ShotType.MEDIUM)) for _ in range(4)] + [("b", Beat(shot=ShotType.ESTABLISHING))] + [
-        ("b", Beat(shot=ShotType.MEDIUM)) for _ in range(4)
-    ]
+    beats = (
+        [("a", Beat(shot=ShotType.MEDIUM)) for _ in range(4)]
+        + [("b", Beat(shot=ShotType.ESTABLISHING))]
+        + [("b", Beat(shot=ShotType.MEDIUM)) for _ in range(4)]
+    )
     pages = auto_layout(beats, FMT)
     check_pages(pages, beats)
     assert pages[1].panels_in_order()[0].beat_id == beats[4][1].id
@@ -100,7 +110,9 @@ def test_plain_beats_and_story_entry_points():
     pages = auto_layout(beats, FMT)
     assert [p.beat_id for page in pages for p in page.panels_in_order()] == [b.id for b in beats]
     story = Story(scenes=[Scene(beats=beats[:2]), Scene(beats=beats[2:])])
-    assert [p.beat_id for page in auto_layout_story(story, FMT) for p in page.panels_in_order()] == [b.id for b in beats]
+    assert [p.beat_id for page in auto_layout_story(story, FMT) for p in page.panels_in_order()] == [
+        b.id for b in beats
+    ]
     scenes = [Scene(beats=[Beat(shot=ShotType.ESTABLISHING)] + [Beat() for _ in range(3)]) for _ in range(2)]
     pages = auto_layout(scenes, FMT)
     assert [p.beat_id for page in pages for p in page.panels_in_order()] == [b.id for s in scenes for b in s.beats]

@@ -1,8 +1,7 @@
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from test_layout_support import assert_valid_page
 
 from comic_studio.core.errors import LayoutError
@@ -11,6 +10,7 @@ from comic_studio.core.layout import (
     clamp_border_delta,
     delete_panel,
     find_shared_borders,
+    geometry as geo,
     insert_panel,
     load_templates,
     merge_panels,
@@ -18,7 +18,6 @@ from comic_studio.core.layout import (
     page_format,
     split_panel,
 )
-from comic_studio.core.layout import geometry as geo
 from comic_studio.core.model import Balloon, Box, ReadingDirection
 
 FMT = page_format("us-comic")
@@ -83,9 +82,9 @@ def test_merge_then_split_round_trips(direction, angle):
     merged = merge_panels(split, a.id, b.id)
     again = next(p for p in merged if p.id == original.id)
     assert geo.area(again.shape) == pytest.approx(geo.area(original.shape), rel=1e-9)
-    assert sorted(again.shape) == sorted(original.shape) or geo.overlap_area(again.shape, original.shape) == pytest.approx(
-        geo.area(original.shape)
-    )
+    assert sorted(again.shape) == sorted(original.shape) or geo.overlap_area(
+        again.shape, original.shape
+    ) == pytest.approx(geo.area(original.shape))
     assert [p.id for p in by_order(merged)] == [p.id for p in by_order(panels)]
 
 
@@ -139,7 +138,9 @@ def test_move_border_keeps_the_gutter_and_clamps():
     assert_valid_page(squeezed, FMT)
 
 
-TEMPLATE_IDS = sorted(t.id for t in load_templates().values() if t.area == "live" and find_shared_borders(apply_template(t.id, FMT), G))
+TEMPLATE_IDS = sorted(
+    t.id for t in load_templates().values() if t.area == "live" and find_shared_borders(apply_template(t.id, FMT), G)
+)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -200,7 +201,9 @@ def test_insert_panel_modes():
     assert new.order == 3
     assert_valid_page(rows, FMT)
     empty, first_id = insert_panel([], FMT)
-    assert len(empty) == 1 and geo.area(empty[0].shape) == pytest.approx((FMT.width - 2 * FMT.margin) * (FMT.height - 2 * FMT.margin))
+    assert len(empty) == 1 and geo.area(empty[0].shape) == pytest.approx(
+        (FMT.width - 2 * FMT.margin) * (FMT.height - 2 * FMT.margin)
+    )
     with pytest.raises(LayoutError, match="insert mode"):
         insert_panel(panels, FMT, mode="sideways")
 

@@ -1,8 +1,14 @@
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
-from comic_studio.core.layout import apply_template, assign_reading_order, load_templates, page_format, reading_sequence, split_panel
-from comic_studio.core.layout import geometry as geo
+from comic_studio.core.layout import (
+    apply_template,
+    assign_reading_order,
+    geometry as geo,
+    load_templates,
+    page_format,
+    reading_sequence,
+    split_panel,
+)
 from comic_studio.core.model import Panel, ReadingDirection
 
 LTR, RTL = ReadingDirection.LTR, ReadingDirection.RTL
@@ -20,7 +26,12 @@ def names_in_order(named, direction):
     return [name for name, _ in by_order]
 
 
-GRID = {"tl": rect(0, 0, 100, 100), "tr": rect(110, 0, 210, 100), "bl": rect(0, 110, 100, 210), "br": rect(110, 110, 210, 210)}
+GRID = {
+    "tl": rect(0, 0, 100, 100),
+    "tr": rect(110, 0, 210, 100),
+    "bl": rect(0, 110, 100, 210),
+    "br": rect(110, 110, 210, 210),
+}
 
 
 def test_grid_reads_in_rows():
@@ -87,7 +98,9 @@ def test_rtl_is_ltr_mirrored_on_random_split_pages(cuts):
     for pick, direction, ratio, angle in cuts:
         target = panels[pick % len(panels)]
         try:
-            panels = split_panel(panels, target.id, direction, ratio, FMT.gutter, angle if direction == "diagonal" else None)
+            panels = split_panel(
+                panels, target.id, direction, ratio, FMT.gutter, angle if direction == "diagonal" else None
+            )
         except Exception:  # a sliver too small to split: keep the page as it is
             continue
     _mirror_order_matches([p.shape for p in panels])

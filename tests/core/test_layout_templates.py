@@ -8,20 +8,30 @@ from comic_studio.core.layout import (
     apply_template,
     bbox,
     build_slots,
+    geometry as geo,
     get_template,
     load_templates,
     page_format,
     rows_template_id,
 )
-from comic_studio.core.layout import geometry as geo
 from comic_studio.core.model import ReadingDirection
 
 TEMPLATES = load_templates()
 FORMATS = {name: page_format(name) for name in ("us-comic", "manga-b5", "a4", "us-letter")}
 
 REQUIRED = {
-    "grid-2x2", "grid-2x3", "grid-3x3", "rows-1-2", "rows-2-1", "rows-1-2-1", "rows-2-1-2", "splash",
-    "splash-bleed", "three-tier", "inset", "diagonal",
+    "grid-2x2",
+    "grid-2x3",
+    "grid-3x3",
+    "rows-1-2",
+    "rows-2-1",
+    "rows-1-2-1",
+    "rows-2-1-2",
+    "splash",
+    "splash-bleed",
+    "three-tier",
+    "inset",
+    "diagonal",
 }
 
 
@@ -44,7 +54,9 @@ def test_every_template_builds_a_valid_page(template_id, fmt_name, direction):
     assert len(panels) == template.panel_count
     assert_valid_page(panels, fmt, bleed=template.area == "bleed")
     if template.area == "bleed":
-        assert geo.bounds(panels[0].shape) == pytest.approx((-fmt.bleed, -fmt.bleed, fmt.width + fmt.bleed, fmt.height + fmt.bleed))
+        assert geo.bounds(panels[0].shape) == pytest.approx(
+            (-fmt.bleed, -fmt.bleed, fmt.width + fmt.bleed, fmt.height + fmt.bleed)
+        )
     # Insets are listed after the panel they cover, so painting in list order shows them.
     overlays = overlay_ids(panels)
     assert all(p.id in overlays for p in panels[len(panels) - len(overlays) :])
@@ -56,9 +68,7 @@ def test_inset_and_diagonal_have_their_shape():
     assert geo.polygon_contains(big.shape, small.shape)
     assert geo.area(small.shape) < 0.2 * geo.area(big.shape)
     left, right = sorted(apply_template("diagonal", fmt), key=lambda p: p.order)
-    slanted = [
-        (a, b) for a, b in geo.edges(left.shape) if abs(a[0] - b[0]) > 1 and abs(a[1] - b[1]) > 1
-    ]
+    slanted = [(a, b) for a, b in geo.edges(left.shape) if abs(a[0] - b[0]) > 1 and abs(a[1] - b[1]) > 1]
     assert len(slanted) == 1  # one slanted gutter edge
     assert geo.polygon_distance(left.shape, right.shape) == pytest.approx(fmt.gutter, abs=1e-4)
 
@@ -108,7 +118,9 @@ def _write(tmp_path, templates):
 
 
 def test_user_template_folder_is_validated(tmp_path):
-    folder = _write(tmp_path, [{"id": "two", "name": "Two", "panels": 2, "layout": {"cols": ["wide", "small"], "sizes": [2, 1]}}])
+    folder = _write(
+        tmp_path, [{"id": "two", "name": "Two", "panels": 2, "layout": {"cols": ["wide", "small"], "sizes": [2, 1]}}]
+    )
     assert load_templates(folder)["two"].hints == ("wide", "small")
     bad_cases = [
         ({"id": "x", "name": "X", "layout": "huge"}, "unknown panel hint 'huge'"),

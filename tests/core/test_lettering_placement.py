@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from comic_studio.core.lettering import balloon_geometry, panel_to_page, place_balloons
 from comic_studio.core.lettering._geom import point_in_polygon
@@ -71,7 +69,12 @@ def read_before(a: Box, b: Box, rtl: bool) -> bool:
 
 def check_layout(panel: Panel, balloons: list[Balloon], project: Project) -> None:
     for b in balloons:
-        for x, y in [(b.box.x, b.box.y), (b.box.x + b.box.w, b.box.y + b.box.h), (b.box.x + b.box.w, b.box.y), (b.box.x, b.box.y + b.box.h)]:
+        for x, y in [
+            (b.box.x, b.box.y),
+            (b.box.x + b.box.w, b.box.y + b.box.h),
+            (b.box.x + b.box.w, b.box.y),
+            (b.box.x, b.box.y + b.box.h),
+        ]:
             assert point_in_polygon((x, y), panel.shape), f"{b.text!r} leaves the panel"
         for c in panel.characters:
             assert not touches_head(b.box, panel, c), f"{b.text!r} covers {c.character_id}'s head"
@@ -103,7 +106,9 @@ def test_dialogue_layout_respects_heads_panel_overlaps_and_order(project):
 @pytest.mark.parametrize("project", [LTR, RTL], ids=["ltr", "rtl"])
 def test_without_people_the_first_balloon_starts_the_reading_corner(project):
     panel = Panel(shape=SHAPE)
-    balloons = place_balloons(panel, [(BalloonKind.SPEECH, "Hello?", None), (BalloonKind.SPEECH, "Anyone?", None)], project)
+    balloons = place_balloons(
+        panel, [(BalloonKind.SPEECH, "Hello?", None), (BalloonKind.SPEECH, "Anyone?", None)], project
+    )
     first = balloons[0].box
     margin = max(4.0, 0.04 * 300)
     assert first.y == pytest.approx(30 + margin)
@@ -176,9 +181,7 @@ def test_unknown_kind_is_a_clear_error():
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    heads=st.lists(
-        st.tuples(st.floats(0.1, 0.9), st.floats(0.1, 0.9)), min_size=1, max_size=3
-    ),
+    heads=st.lists(st.tuples(st.floats(0.1, 0.9), st.floats(0.1, 0.9)), min_size=1, max_size=3),
     rtl=st.booleans(),
 )
 def test_random_casts_never_cover_heads_or_overlap(heads, rtl):
@@ -186,7 +189,10 @@ def test_random_casts_never_cover_heads_or_overlap(heads, rtl):
         shape=SHAPE,
         characters=[CharacterPlacement(character_id=f"c{i}", head=h) for i, h in enumerate(heads)],
     )
-    lines = [(BalloonKind.SPEECH, "Who goes there?", "c0"), (BalloonKind.SPEECH, "Only me, friend.", f"c{len(heads) - 1}")]
+    lines = [
+        (BalloonKind.SPEECH, "Who goes there?", "c0"),
+        (BalloonKind.SPEECH, "Only me, friend.", f"c{len(heads) - 1}"),
+    ]
     project = RTL if rtl else LTR
     balloons = place_balloons(panel, lines, project)
     check_layout(panel, balloons, project)

@@ -24,7 +24,9 @@ def geometry(kind: BalloonKind, text: str = "Hello there!", **style):
     return balloon_geometry(balloon, PANEL, PROJECT)
 
 
-@pytest.mark.parametrize("kind", [BalloonKind.SPEECH, BalloonKind.THOUGHT, BalloonKind.SHOUT, BalloonKind.WHISPER, BalloonKind.CAPTION])
+@pytest.mark.parametrize(
+    "kind", [BalloonKind.SPEECH, BalloonKind.THOUGHT, BalloonKind.SHOUT, BalloonKind.WHISPER, BalloonKind.CAPTION]
+)
 def test_body_is_a_closed_outline_inside_its_box(kind):
     g = geometry(kind)
     assert len(g.shapes) == 1  # no tail target → body only

@@ -97,7 +97,10 @@ def test_point_target_and_missing_targets():
 
 def test_head_reported_by_the_generated_image_is_used():
     result = PanelResult(
-        asset="0" * 64, backend="storyboard", seed=1, created_at="now",
+        asset="0" * 64,
+        backend="storyboard",
+        seed=1,
+        created_at="now",
         heads=[CharacterPlacement(character_id="bob", head=(0.5, 0.5))],
     )
     panel = make_panel(results=[result])

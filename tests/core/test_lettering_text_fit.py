@@ -121,7 +121,9 @@ def test_widths_agree_with_reportlab():
     path = font_path("ComicNeue-Bold")
     pdfmetrics.registerFont(TTFont("LetteringTestBold", str(path)))
     for text in ["Hello there!", "WAIT... what?", "Quiet, quiet."]:
-        assert text_width(path, text, 11.5) == pytest.approx(pdfmetrics.stringWidth(text, "LetteringTestBold", 11.5), rel=1e-3)
+        assert text_width(path, text, 11.5) == pytest.approx(
+            pdfmetrics.stringWidth(text, "LetteringTestBold", 11.5), rel=1e-3
+        )
 
 
 def test_rendered_ink_stays_inside_the_text_area():

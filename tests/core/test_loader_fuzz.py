@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from comic_fixtures import build_sample_project, members_of, patch_central_directory, zip_bytes
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from comic_studio.core.errors import ProjectFileError
 from comic_studio.core.projectfile import load_project, save_project
-
-
 
 # COMIC_STUDIO_FUZZ_SCALE=20 runs twenty times as many examples (a deeper, slower hunt).
 SCALE = max(1, int(os.environ.get("COMIC_STUDIO_FUZZ_SCALE", "1")))
@@ -34,7 +31,12 @@ SCALE = max(1, int(os.environ.get("COMIC_STUDIO_FUZZ_SCALE", "1")))
 
 def fuzz(examples: int) -> settings:
     # No example database: the suite must not write a .hypothesis folder into the checkout.
-    return settings(max_examples=examples * SCALE, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=examples * SCALE,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 @functools.cache
@@ -75,7 +77,9 @@ def check_load(data: bytes) -> None:
 
 
 def with_json_text(text: str) -> bytes:
-    return zip_bytes([(n, text.encode("utf-8", "surrogatepass") if n == "project.json" else d) for n, d in base_members()])
+    return zip_bytes(
+        [(n, text.encode("utf-8", "surrogatepass") if n == "project.json" else d) for n, d in base_members()]
+    )
 
 
 # --------------------------------------------------------------------------- raw damage
@@ -124,7 +128,11 @@ def test_lying_central_directory(field: str, member: str, value: int) -> None:
 # --------------------------------------------------------------------------- hostile project.json
 
 _scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30)
-_json_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+_json_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
 _hostile_values = (
     _json_values
     | st.sampled_from(["x" * 200_000, "#zzzzzz", "", "0" * 64, "../../etc/passwd", 10**300, -1, 2**63, 1e308, -0.0])
@@ -187,11 +195,18 @@ def test_arbitrary_project_json_text(text: str, raw: bytes) -> None:
 
 # --------------------------------------------------------------------------- hostile members and assets
 
-_name_parts = st.sampled_from(["..", ".", "", "assets", "project.json", "mimetype", "C:", "\\", "x", "é", "\u202e", "a" * 300, "\x01"])
+_name_parts = st.sampled_from(
+    ["..", ".", "", "assets", "project.json", "mimetype", "C:", "\\", "x", "é", "\u202e", "a" * 300, "\x01"]
+)
 
 
 @fuzz(100)
-@given(st.lists(_name_parts | st.text(max_size=12), min_size=1, max_size=5), st.sampled_from(["/", "\\", ""]), st.booleans(), st.binary(max_size=64))
+@given(
+    st.lists(_name_parts | st.text(max_size=12), min_size=1, max_size=5),
+    st.sampled_from(["/", "\\", ""]),
+    st.booleans(),
+    st.binary(max_size=64),
+)
 def test_hostile_member_names(parts: list[str], joiner: str, replace_asset: bool, payload: bytes) -> None:
     name = joiner.join(parts)
     members = list(base_members())
@@ -212,9 +227,17 @@ def _png(width: int, height: int, body: bytes, colour_type: int) -> bytes:
 
 
 _payloads = st.one_of(
-    st.builds(_png, st.integers(0, 2**31 - 1), st.integers(0, 2**31 - 1), st.binary(max_size=64), st.sampled_from([0, 2, 3, 6, 7])),
+    st.builds(
+        _png,
+        st.integers(0, 2**31 - 1),
+        st.integers(0, 2**31 - 1),
+        st.binary(max_size=64),
+        st.sampled_from([0, 2, 3, 6, 7]),
+    ),
     st.builds(_png, st.integers(1, 64), st.integers(1, 64), st.binary(max_size=2000), st.sampled_from([0, 2, 6])),
-    st.builds(lambda n, fill: _png(n, n, bytes([fill]) * (n * (3 * n + 1)), 2), st.integers(1, 300), st.integers(0, 255)),
+    st.builds(
+        lambda n, fill: _png(n, n, bytes([fill]) * (n * (3 * n + 1)), 2), st.integers(1, 300), st.integers(0, 255)
+    ),
     st.binary(max_size=500).map(lambda b: b"\x89PNG\r\n\x1a\n" + b),
     st.binary(max_size=500).map(lambda b: b"\xff\xd8\xff" + b),
     st.binary(max_size=500).map(lambda b: b"RIFF\x00\x00\x00\x00WEBP" + b),
@@ -223,7 +246,12 @@ _payloads = st.one_of(
 
 
 @fuzz(100)
-@given(_payloads, st.sampled_from(["png", "jpg", "webp", "bin"]), st.sampled_from(["result", "face", "lora"]), st.booleans())
+@given(
+    _payloads,
+    st.sampled_from(["png", "jpg", "webp", "bin"]),
+    st.sampled_from(["result", "face", "lora"]),
+    st.booleans(),
+)
 def test_fake_images_and_pixel_bombs(payload: bytes, ext: str, use: str, true_name: bool) -> None:
     doc = base_doc()
     digest = hashlib.sha256(payload if true_name else payload + b"!").hexdigest()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from comic_studio.core.model import Box, CharacterPlacement, PoseFigure
 from comic_studio.core import pose_nudge as nudging
+from comic_studio.core.model import Box, CharacterPlacement, PoseFigure
 from comic_studio.core.pose_nudge import Nudge
 
 
@@ -41,7 +41,10 @@ def test_bounds_keep_the_centre_inside_and_the_height_sane():
     assert nudging.clamp_move(fig.keypoints, 0.1, 0.0) == pytest.approx((0.1, 0.0))
     below = _figure(0.4).model_copy(update={"keypoints": [(x, y + 0.5, v) for x, y, v in fig.keypoints]})
     assert nudging.clamp_move(below.keypoints, 0.0, 0.0) == (0.0, 0.0), "no jump for a centre already outside"
-    assert nudging.clamp_move(below.keypoints, 0.0, 0.3)[1] == 0.0 and nudging.clamp_move(below.keypoints, 0.0, -0.3)[1] == -0.3
+    assert (
+        nudging.clamp_move(below.keypoints, 0.0, 0.3)[1] == 0.0
+        and nudging.clamp_move(below.keypoints, 0.0, -0.3)[1] == -0.3
+    )
     _x0, y0, _x1, y1 = nudging.visible_bounds(fig.keypoints)
     assert nudging.clamp_scale(fig.keypoints, 100.0) * (y1 - y0) == pytest.approx(nudging.MAX_HEIGHT)
     assert nudging.clamp_scale(fig.keypoints, -1.0) * (y1 - y0) == pytest.approx(nudging.MIN_HEIGHT)
@@ -62,8 +65,12 @@ def test_pinned_placements_pin_every_shown_character_and_move_the_nudged_one():
     current = [CharacterPlacement(character_id="a"), CharacterPlacement(character_id="b"),
                CharacterPlacement(character_id="gone", figure=3)]  # fmt: skip
     shown = [
-        CharacterPlacement(character_id="a", figure=1, head=(0.7, 0.3), head_radius=0.05, body=Box(x=0.6, y=0.3, w=0.2, h=0.6)),
-        CharacterPlacement(character_id="b", figure=0, head=(0.3, 0.3), head_radius=0.05, body=Box(x=0.2, y=0.3, w=0.2, h=0.6)),
+        CharacterPlacement(
+            character_id="a", figure=1, head=(0.7, 0.3), head_radius=0.05, body=Box(x=0.6, y=0.3, w=0.2, h=0.6)
+        ),
+        CharacterPlacement(
+            character_id="b", figure=0, head=(0.3, 0.3), head_radius=0.05, body=Box(x=0.2, y=0.3, w=0.2, h=0.6)
+        ),
     ]
     out = nudging.pinned_placements(current, shown, 1, Nudge(dx=0.25, dy=0.0))
     a, b, gone = out

@@ -79,7 +79,13 @@ def test_round_trip_equal_project_identical_assets_deduplicated(tmp_path: Path) 
         # 5 distinct assets although png_a is used by two results and a face reference
         assert len(infos) == 2 + 5
         assert sorted(n for n in names if n.startswith("assets/")) == sorted(
-            [f"assets/{h['png_a']}.png", f"assets/{h['png_b']}.png", f"assets/{h['jpeg']}.jpg", f"assets/{h['webp']}.webp", f"assets/{h['lora']}.bin"]
+            [
+                f"assets/{h['png_a']}.png",
+                f"assets/{h['png_b']}.png",
+                f"assets/{h['jpeg']}.jpg",
+                f"assets/{h['webp']}.webp",
+                f"assets/{h['lora']}.bin",
+            ]
         )
         assert all(zf.getinfo(n).compress_type == zipfile.ZIP_STORED for n in names if n.startswith("assets/"))
         assert json.loads(zf.read("project.json"))["schema_version"] == SCHEMA_VERSION
@@ -161,14 +167,19 @@ def test_save_refuses_missing_assets_and_writes_nothing(tmp_path: Path) -> None:
 
 def test_save_into_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     project, store, _ = build_sample_project()
-    with pytest.raises(ProjectFileError, match=r"cannot save: cannot create a file in .*nowhere \(No such file or directory\)"):
+    with pytest.raises(
+        ProjectFileError, match=r"cannot save: cannot create a file in .*nowhere \(No such file or directory\)"
+    ):
         save_project(tmp_path / "nowhere" / "x.comic", project, store)
 
 
 def test_save_refuses_an_invalid_project_rather_than_write_an_unloadable_file(tmp_path: Path) -> None:
     project, store, _ = build_sample_project()
     project.pages[0].panels[1].shape = [(0.0, 0.0), (1.0, 1.0)]  # assignment is not validated
-    with pytest.raises(ProjectFileError, match=r"cannot save: the project would not load back \(project.json is not a valid project — pages\.0\.panels\.1\.shape"):
+    with pytest.raises(
+        ProjectFileError,
+        match=r"cannot save: the project would not load back \(project.json is not a valid project — pages\.0\.panels\.1\.shape",
+    ):
         save_project(tmp_path / "x.comic", project, store)
     assert os.listdir(tmp_path) == []
 
@@ -245,7 +256,9 @@ def png_with_header(width: int, height: int) -> bytes:
         return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
     ihdr = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes((8, 2, 0, 0, 0))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    )
 
 
 def _first_result_asset(base: bytes) -> tuple[str, str]:
@@ -331,23 +344,61 @@ def _cases() -> dict:
         "crc error in asset": (_flip_stored_asset_byte, "Bad CRC-32"),
         "corrupt deflate": (_corrupt_deflate, "is damaged"),
         "no project.json": (lambda base: replace_member(base, "project.json", None), "has no project.json"),
-        "wrong mimetype": (lambda base: replace_member(base, "mimetype", b"application/epub+zip"), "some other kind of zip"),
-        "project.json too big": (lambda base: patch_central_directory(base, "project.json", "file_size", MAX_PROJECT_JSON_BYTES + 1), f"project.json is {MAX_PROJECT_JSON_BYTES + 1:,} bytes, over the 64 MiB limit"),
-        "invalid utf-8": (lambda base: replace_member(base, "project.json", b'{"title": "\xff\xfe"}'), "not valid UTF-8"),
-        "invalid json": (lambda base: replace_member(base, "project.json", b'{"schema_version": 1,'), "not valid JSON (line 1"),
-        "json list": (lambda base: replace_member(base, "project.json", b"[1, 2]"), "must hold a JSON object, not a list"),
+        "wrong mimetype": (
+            lambda base: replace_member(base, "mimetype", b"application/epub+zip"),
+            "some other kind of zip",
+        ),
+        "project.json too big": (
+            lambda base: patch_central_directory(base, "project.json", "file_size", MAX_PROJECT_JSON_BYTES + 1),
+            f"project.json is {MAX_PROJECT_JSON_BYTES + 1:,} bytes, over the 64 MiB limit",
+        ),
+        "invalid utf-8": (
+            lambda base: replace_member(base, "project.json", b'{"title": "\xff\xfe"}'),
+            "not valid UTF-8",
+        ),
+        "invalid json": (
+            lambda base: replace_member(base, "project.json", b'{"schema_version": 1,'),
+            "not valid JSON (line 1",
+        ),
+        "json list": (
+            lambda base: replace_member(base, "project.json", b"[1, 2]"),
+            "must hold a JSON object, not a list",
+        ),
         "json null": (lambda base: replace_member(base, "project.json", b"null"), "must hold a JSON object, not null"),
         "no schema_version": (drop_key("schema_version"), "has no schema_version"),
         "string schema_version": (set_key("schema_version", "1"), "schema_version must be a whole number, not '1'"),
         "bool schema_version": (set_key("schema_version", True), "schema_version must be a whole number, not True"),
         "negative schema_version": (set_key("schema_version", -3), "-3 is not a valid schema version"),
-        "future version": (set_key("schema_version", 99), f"was saved by a newer comic_studio (schema 99); this build reads up to {SCHEMA_VERSION} — update the app"),
-        "invalid field": (doc_edit(shape_of_two), "not a valid project — pages.0.panels.0.shape: List should have at least 3 items"),
+        "future version": (
+            set_key("schema_version", 99),
+            f"was saved by a newer comic_studio (schema 99); this build reads up to {SCHEMA_VERSION} — update the app",
+        ),
+        "invalid field": (
+            doc_edit(shape_of_two),
+            "not a valid project — pages.0.panels.0.shape: List should have at least 3 items",
+        ),
         "unknown field": (set_key("malware", 1), "malware: Extra inputs are not permitted"),
         "wrong type": (set_key("pages", "many"), "pages: Input should be a valid list"),
-        "NaN": (lambda base: replace_member(base, "project.json", json.dumps(project_json_of(base)).replace('"seed": 1234', '"seed": NaN').encode()), "NaN is not allowed"),
-        "huge float": (lambda base: replace_member(base, "project.json", json.dumps(project_json_of(base)).replace("27.0", "1e999", 1).encode()), "1e999 is out of range"),
-        "huge int": (lambda base: replace_member(base, "project.json", json.dumps(project_json_of(base)).replace('"seed": 1234', '"seed": ' + "9" * 5000).encode()), "unusable number"),
+        "NaN": (
+            lambda base: replace_member(
+                base, "project.json", json.dumps(project_json_of(base)).replace('"seed": 1234', '"seed": NaN').encode()
+            ),
+            "NaN is not allowed",
+        ),
+        "huge float": (
+            lambda base: replace_member(
+                base, "project.json", json.dumps(project_json_of(base)).replace("27.0", "1e999", 1).encode()
+            ),
+            "1e999 is out of range",
+        ),
+        "huge int": (
+            lambda base: replace_member(
+                base,
+                "project.json",
+                json.dumps(project_json_of(base)).replace('"seed": 1234', '"seed": ' + "9" * 5000).encode(),
+            ),
+            "unusable number",
+        ),
         "deep nesting": (_deep_json, "nested too deeply"),
         "zip slip": (add_member("../../evil.sh"), "path-traversal"),
         "zip slip inside": (add_member("assets/../../x"), "path-traversal"),
@@ -355,18 +406,36 @@ def _cases() -> dict:
         "drive letter": (add_member("C:/Windows/x"), "absolute path"),
         "backslash": (add_member("assets\\..\\x"), "backslashes"),
         "control char": (add_member("a\x07b"), "control characters"),
-        "duplicate member": (lambda base: zip_bytes(members_of(base) + [("project.json", b"{}")]), "'project.json' appears twice"),
+        "duplicate member": (
+            lambda base: zip_bytes(members_of(base) + [("project.json", b"{}")]),
+            "'project.json' appears twice",
+        ),
         "encrypted": (lambda base: patch_central_directory(base, "project.json", "flags", 1), "is encrypted"),
-        "bzip2 member": (lambda base: zip_bytes(members_of(base), compress_type=zipfile.ZIP_BZIP2), "compression method 12"),
-        "asset over limit": (lambda base: patch_central_directory(base, _first_result_asset(base)[1], "file_size", MAX_ASSET_BYTES + 1), f"is {MAX_ASSET_BYTES + 1:,} bytes, over the 64 MiB limit"),
+        "bzip2 member": (
+            lambda base: zip_bytes(members_of(base), compress_type=zipfile.ZIP_BZIP2),
+            "compression method 12",
+        ),
+        "asset over limit": (
+            lambda base: patch_central_directory(base, _first_result_asset(base)[1], "file_size", MAX_ASSET_BYTES + 1),
+            f"is {MAX_ASSET_BYTES + 1:,} bytes, over the 64 MiB limit",
+        ),
         "bad asset name": (add_member("assets/not-a-hash.png"), "is not a valid asset name"),
         "uppercase hash": (add_member(f"assets/{sha(b'x').upper()}.png"), "is not a valid asset name"),
         "hash mismatch": (first_asset_renamed, "does not match its hash"),
-        "text posing as png": (lambda base: _asset_swapped(base, b"#!/bin/sh\necho not an image\n", "png"), "claims to be a PNG image but is not an image at all"),
-        "jpeg posing as png": (lambda base: _asset_swapped(base, JPEG_OK, "png"), "claims to be a PNG image but is JPEG data"),
+        "text posing as png": (
+            lambda base: _asset_swapped(base, b"#!/bin/sh\necho not an image\n", "png"),
+            "claims to be a PNG image but is not an image at all",
+        ),
+        "jpeg posing as png": (
+            lambda base: _asset_swapped(base, JPEG_OK, "png"),
+            "claims to be a PNG image but is JPEG data",
+        ),
         "pixel bomb": (lambda base: _asset_swapped(base, png_with_header(100_000, 100_000), "png"), "bomb"),
         "truncated png": (lambda base: _asset_swapped(base, PNG_OK[:-30], "png"), "asset assets/"),
-        "asset stored twice": (lambda base: zip_bytes(members_of(base) + [(f"assets/{_first_result_asset(base)[0]}.webp", b"x")]), "is stored twice"),
+        "asset stored twice": (
+            lambda base: zip_bytes(members_of(base) + [(f"assets/{_first_result_asset(base)[0]}.webp", b"x")]),
+            "is stored twice",
+        ),
         "referenced asset absent": (first_asset_removed, "asset(s) used by the project are missing from the file"),
         "image stored as bin": (image_ref_as_bin, "used as an image but is stored as non-image data"),
     }
@@ -399,7 +468,9 @@ def test_truly_oversized_project_json_and_asset_are_refused(valid_file: bytes, t
     big_json = b" " * (MAX_PROJECT_JSON_BYTES + 1)
     path = tmp_path / "big-json.comic"
     snapshot = write_and_snapshot(path, zip_bytes([("project.json", big_json)]))
-    with pytest.raises(ProjectFileError, match=f"project.json is {MAX_PROJECT_JSON_BYTES + 1:,} bytes, over the 64 MiB limit"):
+    with pytest.raises(
+        ProjectFileError, match=f"project.json is {MAX_PROJECT_JSON_BYTES + 1:,} bytes, over the 64 MiB limit"
+    ):
         load_project(path)
     assert_untouched(path, snapshot)
 
@@ -470,7 +541,12 @@ def test_version_0_fixture_loads_through_migration(tmp_path: Path) -> None:
 
 def test_migration_chain_and_its_errors(tmp_path: Path) -> None:
     assert set(MIGRATIONS) == set(range(SCHEMA_VERSION))  # one step per older version
-    old = {"version": 0, "page_format": {"width": 10, "height": 10}, "pages": [{"panels": [{"polygon": [[0, 0], [1, 0], [0, 1]]}, "junk"]}], "characters": "junk"}
+    old = {
+        "version": 0,
+        "page_format": {"width": 10, "height": 10},
+        "pages": [{"panels": [{"polygon": [[0, 0], [1, 0], [0, 1]]}, "junk"]}],
+        "characters": "junk",
+    }
     new = migrate(old, tmp_path)
     assert new["schema_version"] == SCHEMA_VERSION and "version" not in new
     assert new["pages"][0]["panels"][0] == {"shape": [[0, 0], [1, 0], [0, 1]]}
@@ -528,7 +604,9 @@ def test_recovery_written_found_when_newer_listed_and_discarded(tmp_path: Path, 
 
     (tmp_path / "state" / "recovery" / "junk.recovery.comic").write_bytes(b"not a zip")
     pending = pending_recoveries()
-    assert [(p.path, p.project_id, p.title, p.source_path) for p in pending] == [(recovery, project.id, "Unsaved edits", source.absolute())]
+    assert [(p.path, p.project_id, p.title, p.source_path) for p in pending] == [
+        (recovery, project.id, "Unsaved edits", source.absolute())
+    ]
     assert pending[0].saved_at.tzinfo is not None
 
     restored, restored_store = load_project(recovery)

@@ -35,9 +35,16 @@ def test_missing_file_gives_defaults(config_dir):
 
 def test_round_trip(config_dir):
     settings = AppSettings(
-        projects_folder="/p", models_folder="/m", external_models_folder="/comfy/models",
-        default_page_preset="manga-b5", reading_direction=ReadingDirection.RTL, theme="dark",
-        autosave_minutes=2, device="cpu", window_geometry="AAAA", window_state="BBBB",
+        projects_folder="/p",
+        models_folder="/m",
+        external_models_folder="/comfy/models",
+        default_page_preset="manga-b5",
+        reading_direction=ReadingDirection.RTL,
+        theme="dark",
+        autosave_minutes=2,
+        device="cpu",
+        window_geometry="AAAA",
+        window_state="BBBB",
     )
     settings.add_recent(config_dir / "a.comic")
     written = save_settings(settings)

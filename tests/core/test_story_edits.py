@@ -1,6 +1,7 @@
 """Story edits: every one is a single undo step; re-parse merge keeps the author's beats."""
 
 import pytest
+from undo_helpers import assert_undoable
 
 from comic_studio.core import editing, story_edits
 from comic_studio.core.document import Document
@@ -8,24 +9,37 @@ from comic_studio.core.errors import CommandError
 from comic_studio.core.model import Balloon, BalloonKind, Beat, Box, Character, DialogueLine, Scene, ShotType
 from comic_studio.core.story_edits import merge_scenes
 
-from undo_helpers import assert_undoable
-
 MARA = Character(id="mara", name="Mara")
 THEO = Character(id="theo", name="Theo")
 
 
 def _scenes() -> list[Scene]:
     return [
-        Scene(id="s1", title="Kitchen", beats=[
-            Beat(id="b1", action="Rain hammered the old lighthouse.", shot=ShotType.ESTABLISHING),
-            Beat(id="b2", action="Mara studied a brass key.", characters=["mara"], actor_id="mara"),
-            Beat(id="b3", action="Theo walked in.", characters=["theo"],
-                 dialogue=[DialogueLine(speaker_id="theo", text="Still awake?"), DialogueLine(speaker_id="mara", text="Yes.")]),
-        ]),
-        Scene(id="s2", title="Harbour", beats=[
-            Beat(id="b4", action="Mara and Theo ran down the pier.", characters=["mara", "theo"]),
-            Beat(id="b5", action="Brandt raised a hand.", caption="Dawn."),
-        ]),
+        Scene(
+            id="s1",
+            title="Kitchen",
+            beats=[
+                Beat(id="b1", action="Rain hammered the old lighthouse.", shot=ShotType.ESTABLISHING),
+                Beat(id="b2", action="Mara studied a brass key.", characters=["mara"], actor_id="mara"),
+                Beat(
+                    id="b3",
+                    action="Theo walked in.",
+                    characters=["theo"],
+                    dialogue=[
+                        DialogueLine(speaker_id="theo", text="Still awake?"),
+                        DialogueLine(speaker_id="mara", text="Yes."),
+                    ],
+                ),
+            ],
+        ),
+        Scene(
+            id="s2",
+            title="Harbour",
+            beats=[
+                Beat(id="b4", action="Mara and Theo ran down the pier.", characters=["mara", "theo"]),
+                Beat(id="b5", action="Brandt raised a hand.", caption="Dawn."),
+            ],
+        ),
     ]
 
 
@@ -35,8 +49,6 @@ def _doc() -> Document:
     story_edits.apply_parse(doc, _scenes(), text="A story.")
     doc.undo_stack.clear()
     return doc
-
-
 
 
 def _ids(doc: Document) -> list[list[str]]:
@@ -69,7 +81,9 @@ def test_edit_beat_marks_it_the_authors_and_validates():
     assert doc.project.story.beat("b2").actor_id is None
     story_edits.edit_beat(doc, "b2", target_id="theo")
     assert doc.project.story.beat("b2").characters == ["theo"]
-    story_edits.edit_beat(doc, "b3", dialogue=[DialogueLine(speaker_id="theo", text="Hi", kind="shout")], shot="close-up")
+    story_edits.edit_beat(
+        doc, "b3", dialogue=[DialogueLine(speaker_id="theo", text="Hi", kind="shout")], shot="close-up"
+    )
     beat = doc.project.story.beat("b3")
     assert beat.shot is ShotType.CLOSE_UP and beat.dialogue[0].text == "Hi"
     with pytest.raises(CommandError, match="shot"):
@@ -141,8 +155,15 @@ def test_merge_keeps_edited_beats_by_order_and_similarity():
     old[1].beats[1] = old[1].beats[1].model_copy(update={"edited": True})
     # The new parse has an extra beat at the start of scene 1 and a shorter scene 2.
     new = [
-        Scene(id="n1", beats=[Beat(id="x0", action="Thunder."), Beat(id="x1", action="Rain hammered the lighthouse."),
-                              Beat(id="x2", action="Mara studied a brass key."), Beat(id="x3", action="Theo walked in.")]),
+        Scene(
+            id="n1",
+            beats=[
+                Beat(id="x0", action="Thunder."),
+                Beat(id="x1", action="Rain hammered the lighthouse."),
+                Beat(id="x2", action="Mara studied a brass key."),
+                Beat(id="x3", action="Theo walked in."),
+            ],
+        ),
         Scene(id="n2", beats=[Beat(id="x4", action="Mara and Theo ran.")]),
     ]
     merged = merge_scenes(old, new)
@@ -156,7 +177,10 @@ def test_merge_keeps_edited_beats_by_order_and_similarity():
 def test_apply_parse_merge_and_title():
     doc = _doc()
     story_edits.edit_beat(doc, "b4", action="They sprint down the pier.")
-    fresh = [Scene(beats=[Beat(action="Rain.")]), Scene(beats=[Beat(action="Mara and Theo ran down the pier."), Beat(action="Brandt.")])]
+    fresh = [
+        Scene(beats=[Beat(action="Rain.")]),
+        Scene(beats=[Beat(action="Mara and Theo ran down the pier."), Beat(action="Brandt.")]),
+    ]
     assert_undoable(doc, lambda: story_edits.apply_parse(doc, fresh, "merge", text="New text", title="The Key"))
     beats = doc.project.story.beats()
     assert [b.action for b in beats] == ["Rain.", "They sprint down the pier.", "Brandt."]
@@ -174,7 +198,9 @@ def test_lay_out_and_assign():
     assert {p.beat_id for p in panels} == {"b1", "b2", "b3", "b4", "b5"} and len(pages) >= 1
     assert not story_edits.pages_have_artwork(doc.project)
     first = doc.project.pages[0].panels_in_order()
-    doc.execute(story_edits.InsertItem(("balloons", first[0].id), Balloon(kind=BalloonKind.SPEECH, box=Box(x=0, y=0, w=9, h=9))))
+    doc.execute(
+        story_edits.InsertItem(("balloons", first[0].id), Balloon(kind=BalloonKind.SPEECH, box=Box(x=0, y=0, w=9, h=9)))
+    )
     assert story_edits.pages_have_artwork(doc.project)
     targets = [first[1].id, first[0].id]
     assert_undoable(doc, lambda: story_edits.assign_beats(doc, ["b4", "b5"], targets))
@@ -190,12 +216,19 @@ def test_lay_out_and_assign():
 
 def test_adopt_characters_rewrites_provisional_ids():
     doc = _doc()
-    story_edits.edit_beat(doc, "b5", characters=["new:brandt", "new:crowd"], actor_id="new:brandt",
-                          dialogue=[DialogueLine(speaker_id="new:crowd", text="Hey!")])
+    story_edits.edit_beat(
+        doc,
+        "b5",
+        characters=["new:brandt", "new:crowd"],
+        actor_id="new:brandt",
+        dialogue=[DialogueLine(speaker_id="new:crowd", text="Hey!")],
+    )
     story_edits.lay_out_story(doc)
     assert story_edits.provisional_ids(doc.project) == ["new:brandt", "new:crowd"]
     brandt = Character(id="c-brandt", name="Brandt")
-    assert_undoable(doc, lambda: story_edits.adopt_characters(doc, [brandt], {"new:brandt": "c-brandt"}, drop=["new:crowd"]))
+    assert_undoable(
+        doc, lambda: story_edits.adopt_characters(doc, [brandt], {"new:brandt": "c-brandt"}, drop=["new:crowd"])
+    )
     beat = doc.project.story.beat("b5")
     assert beat.characters == ["c-brandt"] and beat.actor_id == "c-brandt" and beat.dialogue[0].speaker_id is None
     panel = next(p for page in doc.project.pages for p in page.panels if p.beat_id == "b5")

@@ -9,6 +9,7 @@ import math
 from PIL import Image
 
 from comic_studio.core.assets import AssetStore
+from comic_studio.core.lettering import BalloonGeometry, TextLine
 from comic_studio.core.model import (
     Balloon,
     BalloonKind,
@@ -24,7 +25,6 @@ from comic_studio.core.model import (
     Story,
 )
 from comic_studio.core.resources import resource
-from comic_studio.core.lettering import BalloonGeometry, TextLine
 
 # A small page keeps rendering fast: 288 × 432 pt (4 × 6 in) with 9 pt bleed.
 PAGE_W, PAGE_H, BLEED = 288.0, 432.0, 9.0

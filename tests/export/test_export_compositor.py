@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from export_builders import BALLOON_TEXT, BLEED, PAGE_H, PAGE_W, RED_PANEL, fake_balloon_geometry, make_project, solid_png
+from export_builders import (
+    BALLOON_TEXT,
+    BLEED,
+    PAGE_H,
+    PAGE_W,
+    RED_PANEL,
+    fake_balloon_geometry,
+    make_project,
+    solid_png,
+)
 
 from comic_studio.core.errors import AssetError
 from comic_studio.core.model import Balloon, Box, Panel, PanelResult
@@ -17,8 +26,14 @@ def test_ops_order_background_panels_borders_balloons(assets):
     kinds = [type(op).__name__ for op in drawing.ops]
     # background, panel 1 image, panel 2 placeholder (fill + number + beat text), 2 borders, balloon
     assert kinds == [
-        "FillPolygon", "PlacedImage", "FillPolygon", "TextRun", "TextRun",
-        "StrokePolygon", "StrokePolygon", "BalloonDrawing",
+        "FillPolygon",
+        "PlacedImage",
+        "FillPolygon",
+        "TextRun",
+        "TextRun",
+        "StrokePolygon",
+        "StrokePolygon",
+        "BalloonDrawing",
     ]
     background = drawing.ops[0]
     assert isinstance(background, FillPolygon) and background.colour == "#ffffff"
@@ -91,8 +106,11 @@ def test_missing_asset_error_names_page_and_panel(assets):
     project = make_project(assets, balloon=False)
     ghost = "ab" * 32
     project.pages[0].panels.append(
-        Panel(shape=[(0, 0), (10, 0), (10, 10)], order=2,
-              results=[PanelResult(asset=ghost, backend="t", seed=0, created_at="now")])
+        Panel(
+            shape=[(0, 0), (10, 0), (10, 10)],
+            order=2,
+            results=[PanelResult(asset=ghost, backend="t", seed=0, created_at="now")],
+        )
     )
     with pytest.raises(AssetError, match=r"page 1, panel 3: asset abababababab"):
         compose_page(project, project.pages[0], assets)

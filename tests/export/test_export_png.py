@@ -81,7 +81,11 @@ def _export_in_fresh_process(pages: int, folder: Path) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(here), os.environ.get("PYTHONPATH")]))}
     out = subprocess.run(
         [sys.executable, "-c", _MEMORY_SCRIPT, str(pages), str(folder)],
-        capture_output=True, text=True, check=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -116,7 +116,9 @@ def test_transparent_result_is_composited_on_white(assets):
 def test_full_bleed_panel_reaches_the_bleed_edge(assets):
     project = make_project(assets, balloon=False)
     results = project.pages[0].panels_in_order()[0].results
-    project.pages[0].panels = [Panel(shape=rect_shape((-BLEED, -BLEED, PAGE_W + BLEED, PAGE_H + BLEED)), results=results)]
+    project.pages[0].panels = [
+        Panel(shape=rect_shape((-BLEED, -BLEED, PAGE_W + BLEED, PAGE_H + BLEED)), results=results)
+    ]
     image = render(project, assets)
     # the image reaches the bleed edge; only the 1.5 pt border (3 px at 144 dpi, half outside) sits on it
     assert image.getpixel((3, 3)) == (255, 0, 0)

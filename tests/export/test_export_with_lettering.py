@@ -28,7 +28,9 @@ def lettered(assets):
     project = make_project(assets, balloon=False, dpi=DPI)
     top, bottom = project.pages[0].panels_in_order()
     top.balloons += [
-        Balloon(kind=BalloonKind.SPEECH, text=SPEECH, box=Box(x=40, y=40, w=110, h=50), tail=TailTarget(point=(120, 170))),
+        Balloon(
+            kind=BalloonKind.SPEECH, text=SPEECH, box=Box(x=40, y=40, w=110, h=50), tail=TailTarget(point=(120, 170))
+        ),
         Balloon(kind=BalloonKind.WHISPER, text=WHISPER, box=Box(x=170, y=110, w=80, h=40)),
     ]
     bottom.balloons += [
@@ -60,8 +62,10 @@ def test_png_pixels_with_real_lettering(lettered, assets, tmp_path):
     above_text = (body_top + first.y - speech.font_size) / 2
     assert first.y - speech.font_size - body_top > 4  # room for a probe between outline and text
     assert image.getpixel(px((left + right) / 2, above_text)) == (255, 255, 255)  # balloon paper
-    row = [image.getpixel((x, px(0, first.y - speech.font_size * 0.3)[1]))
-           for x in range(px(first.x, 0)[0], px(first.x + first.width, 0)[0])]
+    row = [
+        image.getpixel((x, px(0, first.y - speech.font_size * 0.3)[1]))
+        for x in range(px(first.x, 0)[0], px(first.x + first.width, 0)[0])
+    ]
     assert min(sum(p) for p in row) < 150  # dark glyphs on the line
     assert not any(p == (255, 0, 0) for p in row)  # the balloon covers the red art under the text
 

@@ -9,9 +9,9 @@ from typing import Any
 from PIL import Image
 
 from comic_studio.generation.backend_api import GenerationBackend
-from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent, JobMessage
+from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.generation.request import Cancelled, GenerationRequest, GenerationResult
 
 
@@ -114,8 +114,13 @@ class SharedModelBackendA(GenerationBackend):
 
     def generate(self, request: GenerationRequest, on_step=None) -> GenerationResult:
         for component in ("unet", "vae", "text_encoder", "text_encoder_2"):
-            self.resources.models.get("tiny-sdxl", component, "float32", "cpu",
-                                      lambda c=component: SharedModelBackendA.loads.append(c) or object())
+            self.resources.models.get(
+                "tiny-sdxl",
+                component,
+                "float32",
+                "cpu",
+                lambda c=component: SharedModelBackendA.loads.append(c) or object(),
+            )
         return GenerationResult([solid(request, 3)], request.seed, self.name)
 
 

@@ -16,22 +16,22 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from comic_studio.weights.catalogue import load_catalogue  # noqa: E402
 from comic_studio.generation.models.ldm_format import sdxl_to_ldm_state_dict  # noqa: E402
 from comic_studio.generation.models.loading import (  # noqa: E402
     ModelLoadError,
-    load_tokenizers_and_scheduler,
     load_sdxl_components,
+    load_tokenizers_and_scheduler,
     sdxl_source,
 )
 from comic_studio.generation.models.sdxl import CONFIG_ID, resolve_sdxl  # noqa: E402
-from comic_studio.weights.locate import Places  # noqa: E402
 from comic_studio.generation.models.sdxl_config import (  # noqa: E402
     bundled_sdxl_configs,
     config_mismatch,
     random_sdxl_models,
     read_safetensors_shapes,
 )
+from comic_studio.weights.catalogue import load_catalogue  # noqa: E402
+from comic_studio.weights.locate import Places  # noqa: E402
 
 BUNDLED = bundled_sdxl_configs()[0]
 
@@ -182,9 +182,14 @@ def test_sdxl_shaped_checkpoint_picks_the_bundled_config(tmp_path, ldm_shapes):
 
 
 def test_other_architectures_are_refused_with_the_difference_named(tmp_path, ldm_shapes, tiny_kit):
-    with pytest.raises(ModelLoadError, match=r"tiny-sdxl.safetensors is not an SDXL base-architecture checkpoint \(UNet"):
+    with pytest.raises(
+        ModelLoadError, match=r"tiny-sdxl.safetensors is not an SDXL base-architecture checkpoint \(UNet"
+    ):
         sdxl_source(tiny_kit.single_file)
-    sd15_like = {**ldm_shapes, "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight": (1280, 768)}
+    sd15_like = {
+        **ldm_shapes,
+        "model.diffusion_model.middle_block.1.transformer_blocks.0.attn2.to_k.weight": (1280, 768),
+    }
     ckpt = write_header_only_checkpoint(tmp_path / "sd15.safetensors", sd15_like)
     with pytest.raises(ModelLoadError, match=r"cross-attention .*has \[1280, 768\], the config expects \[1280, 2048\]"):
         sdxl_source(ckpt)

@@ -7,15 +7,14 @@ import threading
 import time
 
 import pytest
+from engine_fakes import GateBackend, Recorder, StepsBackend, register_fakes, unregister_fakes
 from PIL import Image
 
 from comic_studio.generation.backend_api import BackendSettingsError
-from comic_studio.generation.registry import BackendNotFoundError
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent
+from comic_studio.generation.registry import BackendNotFoundError
 from comic_studio.generation.request import GenerationError, GenerationRequest
-
-from engine_fakes import GateBackend, Recorder, StepsBackend, register_fakes, unregister_fakes
 
 
 @pytest.fixture(autouse=True)

@@ -9,8 +9,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from engine_fakes import Recorder
 
 from comic_studio.generation import registry
+from comic_studio.generation.engine import Engine
+from comic_studio.generation.messages import JobEvent
 from comic_studio.generation.registry import (
     PLUGINS_DIR_ENV,
     available_backends,
@@ -19,13 +22,9 @@ from comic_studio.generation.registry import (
     plugin_errors,
     user_plugins_dir,
 )
-from comic_studio.generation.engine import Engine
-from comic_studio.generation.messages import JobEvent
 from comic_studio.generation.request import GenerationRequest
 
-from engine_fakes import Recorder
-
-BACKEND_SOURCE = '''
+BACKEND_SOURCE = """
 from PIL import Image
 from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.generation.request import Cancelled, GenerationResult
@@ -46,7 +45,7 @@ class {cls}(GenerationBackend):
                 raise Cancelled("stop")
         return GenerationResult([Image.new("RGB", (request.width, request.height), (s["shade"],) * 3)],
                                 request.seed, self.name, settings=s)
-'''
+"""
 
 
 def write(path: Path, text: str) -> Path:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from engine_fakes import OomBackend, Recorder, SharedModelBackendA, register_fakes, unregister_fakes
 
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent
@@ -18,8 +19,6 @@ from comic_studio.generation.settings import (
     resolve_device,
     resolve_dtype,
 )
-
-from engine_fakes import OomBackend, Recorder, SharedModelBackendA, register_fakes, unregister_fakes
 
 
 @pytest.fixture(autouse=True)
@@ -127,7 +126,10 @@ def test_engine_settings_validation_and_round_trip():
     with pytest.raises(EngineSettingsError, match="'dev' is unknown"):
         EngineSettings.from_dict({"dev": "cpu"})
     assert [lower_memory_mode(m) for m in ("gpu", "model-offload", "sequential-offload")] == [
-        "model-offload", "sequential-offload", None]
+        "model-offload",
+        "sequential-offload",
+        None,
+    ]
     assert resolve_dtype(EngineSettings(), "cpu") == "float32"
     assert resolve_dtype(EngineSettings(), "cuda") == "float16"
     assert resolve_dtype(EngineSettings(dtype="bfloat16"), "cuda") == "bfloat16"

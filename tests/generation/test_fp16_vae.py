@@ -5,8 +5,8 @@ import shutil
 import torch
 
 from comic_studio.generation.models.loading import FP16_FIX_VAE_ID, fp16_fix_vae
-from comic_studio.weights.locate import Places
 from comic_studio.generation.resources import ModelCache
+from comic_studio.weights.locate import Places
 
 
 def _install_fix(tiny_kit, models):

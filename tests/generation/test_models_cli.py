@@ -90,7 +90,9 @@ def test_check_says_what_each_backend_still_needs(isolated, capsys, monkeypatch)
     assert code == 1 and "Preferences" in err
     assert "storyboard (Storyboard" in out and "needs no models" in out
     assert "racig (RaCig" in out and "missing 5 of 5 (13.7 GB to download)" in out
-    assert "MISSING    IP-Adapter Plus-Face (faces): comic-studio models download ip-adapter-plus-face-sdxl-vit-h" in out
+    assert (
+        "MISSING    IP-Adapter Plus-Face (faces): comic-studio models download ip-adapter-plus-face-sdxl-vit-h" in out
+    )
     code, out, _ = run(["models", "check", "--backend", "storyboard"], capsys)
     assert code == 0 and out.strip() == "storyboard (Storyboard (mannequins)): needs no models"
 
@@ -119,7 +121,9 @@ def test_check_covers_third_party_backends_by_their_declaration(isolated, capsys
     class PoseOnly(GenerationBackend):
         name = "pose-only"
         display_name = "Pose only"
-        required_models = (ModelNeed("controlnet", "an OpenPose ControlNet", "controlnet-openpose-sdxl", interchangeable=True),)
+        required_models = (
+            ModelNeed("controlnet", "an OpenPose ControlNet", "controlnet-openpose-sdxl", interchangeable=True),
+        )
 
         def generate(self, request, on_step=None):
             raise NotImplementedError

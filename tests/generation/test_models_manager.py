@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from comic_studio.weights import download as dl
-from comic_studio.weights.catalogue import Catalogue, CatalogueError, load_catalogue, read_catalogue
 from comic_studio.generation.models.loading import ModelLoadError, check_weights_file, read_state_dict, sdxl_source
 from comic_studio.generation.models.sdxl import resolve_file, resolve_sdxl
+from comic_studio.weights import download as dl
+from comic_studio.weights.catalogue import Catalogue, CatalogueError, load_catalogue, read_catalogue
 from comic_studio.weights.locate import Places, entry_root, locate, missing_for
 
 # ------------------------------------------------------------------------------------ catalogue
@@ -28,7 +28,10 @@ def test_bundled_catalogue_has_the_required_entries():
     assert cat.of_kind("llm")
     for m in cat.models:
         assert m.licence, m.id
-    assert [m.id for m in cat.requirements("ip-adapter-plus-sdxl-vit-h")] == ["clip-vit-h-image-encoder", "ip-adapter-plus-sdxl-vit-h"]
+    assert [m.id for m in cat.requirements("ip-adapter-plus-sdxl-vit-h")] == [
+        "clip-vit-h-image-encoder",
+        "ip-adapter-plus-sdxl-vit-h",
+    ]
     assert cat.get("sdxl-base-1.0").size and cat.get("sdxl-base-1.0").files[0].sha256
 
 
@@ -275,7 +278,11 @@ def test_check_need_finds_installed_models_and_lists_what_to_download(tmp_path):
     p = places(tmp_path, external=tmp_path / "comfy")
     sdxl, controlnet, face, plus, encoder = RacigBackend.required_models
     status = check_need(sdxl, catalogue, locate_all(p, catalogue))
-    assert not status.ready and status.suggestion.id == "sdxl-base-1.0" and [m.id for m in status.missing] == ["sdxl-base-1.0"]
+    assert (
+        not status.ready
+        and status.suggestion.id == "sdxl-base-1.0"
+        and [m.id for m in status.missing] == ["sdxl-base-1.0"]
+    )
     # Any SDXL checkpoint will do: an anime one in a ComfyUI tree meets the need.
     (tmp_path / "comfy" / "models" / "checkpoints").mkdir(parents=True)
     anime = tmp_path / "comfy" / "models" / "checkpoints" / "animagine-xl-3.1.safetensors"

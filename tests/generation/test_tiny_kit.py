@@ -23,7 +23,9 @@ def test_kit_files_are_real_formats(tiny_kit):
     assert index["_class_name"] == "StableDiffusionXLPipeline"
     for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
         assert list((tiny_kit.sdxl / part).glob("*.safetensors")), part
-    assert (tiny_kit.sdxl / "tokenizer" / "tokenizer.json").is_file() or (tiny_kit.sdxl / "tokenizer" / "vocab.json").is_file()
+    assert (tiny_kit.sdxl / "tokenizer" / "tokenizer.json").is_file() or (
+        tiny_kit.sdxl / "tokenizer" / "vocab.json"
+    ).is_file()
     assert tiny_kit.single_file.stat().st_size > 1_000_000
     from safetensors import safe_open
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from comic_studio.core.model import Character, Pronouns
-from comic_studio.parsing import ParseError, from_json, parse
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.model import Character, Pronouns
+from comic_studio.parsing import ParseError, from_json, parse
 from comic_studio.parsing.files import parse_story_file, promote_suggestions, write_parsed_json
 
 STORY = 'Zoë opens the door. She smiles at Łukasz. He waves at her.\n\n"Come in," said Zoë.\n'
@@ -25,7 +25,11 @@ def test_bare_story_file_gets_inferred_characters_and_round_trips(tmp_path: Path
     write_parsed_json(parsed, out)
     again = from_json(out.read_text("utf-8"), chars)
     assert again == parsed
-    assert [b.action for b in again.beats()][:3] == ["Zoë opens the door.", "Zoë smiles at Łukasz.", "Łukasz waves at Zoë."]
+    assert [b.action for b in again.beats()][:3] == [
+        "Zoë opens the door.",
+        "Zoë smiles at Łukasz.",
+        "Łukasz waves at Zoë.",
+    ]
     assert not list(tmp_path.glob(".beats-*"))
 
 

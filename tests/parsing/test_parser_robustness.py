@@ -3,18 +3,56 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from comic_studio.parsing import parse
 from comic_studio.parsing.bench import BENCH_CHARACTERS, PATHOLOGICAL_INPUTS
 
 _PIECES = st.sampled_from(
     [
-        "Bella", "Edward", "Zoë's", "she", "him", "his", "they", "and", "then", ",", ".", "...", "!", "?",
-        '"', "“", "”", "'", "‘", "’", "*", "_", ";", "\n\n", "\n", "INT. KITCHEN - NIGHT\n", "***\n",
-        "Scene 3:", "## Dawn\n", "opens the door", "said", "whispered", "Meanwhile,", "Three years later,",
-        "at the docks", "Mr.", "e.g.", "It was", "over Bella's shoulder", "eyes", "crowd", "—", "  ",
+        "Bella",
+        "Edward",
+        "Zoë's",
+        "she",
+        "him",
+        "his",
+        "they",
+        "and",
+        "then",
+        ",",
+        ".",
+        "...",
+        "!",
+        "?",
+        '"',
+        "“",
+        "”",
+        "'",
+        "‘",
+        "’",
+        "*",
+        "_",
+        ";",
+        "\n\n",
+        "\n",
+        "INT. KITCHEN - NIGHT\n",
+        "***\n",
+        "Scene 3:",
+        "## Dawn\n",
+        "opens the door",
+        "said",
+        "whispered",
+        "Meanwhile,",
+        "Three years later,",
+        "at the docks",
+        "Mr.",
+        "e.g.",
+        "It was",
+        "over Bella's shoulder",
+        "eyes",
+        "crowd",
+        "—",
+        "  ",
     ]
 )
 

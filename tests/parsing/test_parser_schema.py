@@ -51,10 +51,18 @@ def test_valid_story_passes_and_round_trips_through_json() -> None:
 @pytest.mark.parametrize(
     ("beat", "path", "words"),
     [
-        (good_beat(dialogue=[DialogueLine(speaker_id="ghost", text="Boo")]), "scenes[0].beats[0].dialogue[0].speaker_id", "unknown speaker"),
+        (
+            good_beat(dialogue=[DialogueLine(speaker_id="ghost", text="Boo")]),
+            "scenes[0].beats[0].dialogue[0].speaker_id",
+            "unknown speaker",
+        ),
         (good_beat(characters=["bella", "nobody"]), "scenes[0].beats[0].characters[1]", "unknown character"),
         (good_beat(actor_id="edward"), "scenes[0].beats[0].actor_id", "not among the beat's characters"),
-        (good_beat(characters=["bella", "edward"], target_id="bella"), "scenes[0].beats[0].target_id", "same character"),
+        (
+            good_beat(characters=["bella", "edward"], target_id="bella"),
+            "scenes[0].beats[0].target_id",
+            "same character",
+        ),
         (good_beat(action="   "), "scenes[0].beats[0].action", "empty action"),
         (good_beat(characters=["bella", "bella"]), "scenes[0].beats[0].characters", "listed twice"),
     ],
@@ -81,7 +89,9 @@ def test_suggestion_ids_must_be_provisional_and_known_to_the_beats() -> None:
     bad = story(good_beat(), suggestions=[CharacterSuggestion(id="zoe", name="Zoë", mentions=1)])
     with pytest.raises(ParseError, match="new:<slug>"):
         validate_parsed(bad, LIB)
-    dangling = story(good_beat(), suggestions=[CharacterSuggestion(id="new:zoe", name="Zoë", mentions=1, first_beat_id="nope")])
+    dangling = story(
+        good_beat(), suggestions=[CharacterSuggestion(id="new:zoe", name="Zoë", mentions=1, first_beat_id="nope")]
+    )
     with pytest.raises(ParseError, match="first_beat_id"):
         validate_parsed(dangling, LIB)
 

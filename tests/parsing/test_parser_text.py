@@ -16,7 +16,10 @@ from comic_studio.parsing.text import extract_quotes, match_heading, placeholder
     [
         ("Mr. Smith met Dr. Jones. They left.", ["Mr. Smith met Dr. Jones.", "They left."]),
         ("She waited... Then he came. Wait... what?", ["She waited...", "Then he came.", "Wait... what?"]),
-        ("He lives on St. James St. in e.g. London. Bella sighs.", ["He lives on St. James St. in e.g. London.", "Bella sighs."]),
+        (
+            "He lives on St. James St. in e.g. London. Bella sighs.",
+            ["He lives on St. James St. in e.g. London.", "Bella sighs."],
+        ),
         ("J. R. Smith nods! Why? Because.", ["J. R. Smith nods!", "Why?", "Because."]),
         ("It costs 3.50 now. Fine.", ["It costs 3.50 now.", "Fine."]),
     ],
@@ -69,7 +72,11 @@ def test_scene_headings(line: str, setting: str, time: str) -> None:
 
 
 def test_ordinary_lines_are_not_headings() -> None:
-    for line in ("Bella opens the door.", "Scene after scene, she wept for him all night long and more.", "- a list item"):
+    for line in (
+        "Bella opens the door.",
+        "Scene after scene, she wept for him all night long and more.",
+        "- a list item",
+    ):
         assert match_heading(line) is None
 
 
@@ -80,7 +87,9 @@ def test_blank_lines_alone_do_not_split_scenes() -> None:
 
 
 def test_place_change_after_blank_line_starts_a_scene() -> None:
-    result = parse("Bella sits in the kitchen.\n\nAt the docks, Edward waits.\n\nIn the kitchen, Bella sighs.", BENCH_CHARACTERS)
+    result = parse(
+        "Bella sits in the kitchen.\n\nAt the docks, Edward waits.\n\nIn the kitchen, Bella sighs.", BENCH_CHARACTERS
+    )
     assert [s.setting for s in result.scenes] == ["kitchen", "docks", "kitchen"]
 
 
@@ -159,7 +168,9 @@ def test_it_character_and_plural_possessive() -> None:
         Character(id="james", name="James", pronouns="he"),
         Character(id="bella", name="Bella", pronouns="she"),
     ]
-    beats = parse("R2 rolls toward James. It beeps at him. James' hand shakes. The box is heavy and it falls.", lib).beats()
+    beats = parse(
+        "R2 rolls toward James. It beeps at him. James' hand shakes. The box is heavy and it falls.", lib
+    ).beats()
     assert beats[1].action == "R2 beeps at James." and (beats[1].actor_id, beats[1].target_id) == ("r2", "james")
     assert beats[2].characters == ["james"] and beats[2].actor_id == "james"
     # "it" two sentences after the robot is the box, not R2.
@@ -189,5 +200,8 @@ def test_narration_before_a_scene_break_becomes_one_caption():
 def test_scene_nouns_opening_a_sentence_are_not_names():
     from comic_studio.parsing import infer_characters
 
-    names = {c.name for c in infer_characters("Light fell through dusty windows. Rain hammered the roof. Zoë opens the door.")}
+    names = {
+        c.name
+        for c in infer_characters("Light fell through dusty windows. Rain hammered the roof. Zoë opens the door.")
+    }
     assert names == {"Zoë"}

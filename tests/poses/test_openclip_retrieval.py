@@ -207,7 +207,9 @@ def test_racig_stored_features_are_searched_without_encoding_any_picture(app_env
     phrases = _racig_with_features(root, clip)
     report = import_racig(root / "index.json", "reel")
     assert [e.id for e in report.entries] == ["reel/r-000", "reel/r-002"] and len(report.skipped) == 1
-    assert report.features_model == MODEL_ID and report.features_stored == 2 and "stored image feature" in report.summary()
+    assert (
+        report.features_model == MODEL_ID and report.features_stored == 2 and "stored image feature" in report.summary()
+    )
     stored = load_stored_features(MODEL_ID, app_env / "user-poses")
     assert sorted(stored) == ["reel/r-000", "reel/r-002"]
     assert np.linalg.norm(stored["reel/r-002"]) == pytest.approx(1.0, abs=1e-5)

@@ -14,8 +14,13 @@ from PIL import Image
 
 from comic_studio.poses import extract
 from comic_studio.poses.extract import (
-    COCO_TO_OPENPOSE, MEDIAPIPE_TO_OPENPOSE, PoseExtractionError, extract_pose, figure_from_openpose,
-    pose_entry_from_image, remap_to_openpose,
+    COCO_TO_OPENPOSE,
+    MEDIAPIPE_TO_OPENPOSE,
+    PoseExtractionError,
+    extract_pose,
+    figure_from_openpose,
+    pose_entry_from_image,
+    remap_to_openpose,
 )  # fmt: skip
 from comic_studio.poses.library import KP, entry_from_json, entry_to_json
 
@@ -57,7 +62,25 @@ def test_coco_mapping_matches_openpose_18():
     coco = np.array([(i, i, 1.0) for i in range(17)], dtype=float)
     op = remap_to_openpose(coco, COCO_TO_OPENPOSE)
     # OpenPose-18 order expressed in COCO indices (neck excluded).
-    assert [int(op[i, 0]) for i in range(18) if i != KP["neck"]] == [0, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
+    assert [int(op[i, 0]) for i in range(18) if i != KP["neck"]] == [
+        0,
+        6,
+        8,
+        10,
+        5,
+        7,
+        9,
+        12,
+        14,
+        16,
+        11,
+        13,
+        15,
+        2,
+        1,
+        4,
+        3,
+    ]
     assert op[KP["neck"], 0] == 5.5
 
 

@@ -18,7 +18,11 @@ from comic_studio.poses.importing.photos import caption_for_photo
 from comic_studio.poses.importing.readers import load_array_file
 from comic_studio.poses.library import KP, load_library
 from comic_studio.poses.user_library import (
-    POSES_DIR_ENV, load_all_libraries, load_user_libraries, user_entry_image, user_poses_dir,
+    POSES_DIR_ENV,
+    load_all_libraries,
+    load_user_libraries,
+    user_entry_image,
+    user_poses_dir,
 )  # fmt: skip
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -101,7 +105,9 @@ def test_json_index_with_npz_skeletons_and_merge_with_bundled(tmp_path):
     _write_racig(root, "a/002", [(0, 700.0), (1, 300.0)])
     index = root / "index_1character.json"
     # The JSON twin of RaCig's pickled {row: path} index (keys ordered numerically).
-    index.write_text(json.dumps({"1": "json/a/002.json", "0": {"json": "json/a/001.json", "skeleton": "skeleton/a/001.npz"}}))
+    index.write_text(
+        json.dumps({"1": "json/a/002.json", "0": {"json": "json/a/001.json", "skeleton": "skeleton/a/001.npz"}})
+    )
     report = import_poses(index, "Crowd Scenes")
     assert [e.n_figures for e in report.entries] == [1, 2]
     bundled = load_library()

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from comic_studio.poses.authoring import ACTIONS, NONSENSICAL, build_entries
-from comic_studio.poses.authoring import main as authoring_main
+from comic_studio.poses.authoring import ACTIONS, NONSENSICAL, build_entries, main as authoring_main
 from comic_studio.poses.library import (
     KEYPOINT_NAMES,
     KP,

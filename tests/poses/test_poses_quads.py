@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 
-from comic_studio.poses.staging.conditioning import build_conditioning
 from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.core.model import ShotType
 from comic_studio.generation.request import GenerationRequest, RequestCharacter
@@ -19,6 +18,7 @@ from comic_studio.poses.library import KP, MAX_FIGURES, PoseEntry, load_library
 from comic_studio.poses.masks import head_region
 from comic_studio.poses.retrieval import PoseRetriever, minilm_available
 from comic_studio.poses.stage import EntryBook, Stage
+from comic_studio.poses.staging.conditioning import build_conditioning
 
 WALK = "four friends walking down the street"
 # Torso, legs and head: arms are left out because contacts (hugs, held hands) reach into a neighbour.

@@ -25,3 +25,24 @@ def shots(tmp_path):
     folder = Path(chosen) if chosen else tmp_path / "shots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@pytest.fixture
+def studio(ctx, tiny_kit, qtbot, tmp_path, monkeypatch):
+    """The identity-anchor studio: the anchor test document (consistent panels on the tiny kit), a real
+    RenderService and the character library. Yields ``(ctx, service, library, messages)``."""
+    from anchor_helpers import make_document
+
+    from comic_studio.ui.characters import CharacterLibrary
+    from comic_studio.ui.render_service import RenderService
+
+    monkeypatch.setenv("COMIC_STUDIO_BANK_DIR", str(tmp_path / "banks"))
+    ctx.set_document(make_document(tiny_kit))
+    service = RenderService(ctx)
+    messages: list[str] = []
+    ctx.message.connect(messages.append)
+    library = CharacterLibrary(ctx, render_service=service)
+    qtbot.addWidget(library)
+    library.show()
+    yield ctx, service, library, messages
+    service.shutdown()

@@ -10,9 +10,9 @@ import threading
 
 from PIL import Image
 
-from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.core.document import Document
 from comic_studio.core.model import Character
+from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.generation.request import Cancelled, GenerationResult
 from comic_studio.workflows.story import story_to_document
 

@@ -18,10 +18,20 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def smoke(tmp_path, *args) -> dict:
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", COMIC_STUDIO_CONFIG_DIR=str(tmp_path / "config"),
-               COMIC_STUDIO_STATE_DIR=str(tmp_path / "state"))
-    done = subprocess.run([sys.executable, "-m", "comic_studio.ui.app", "--smoke-test", *map(str, args)],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    env = dict(
+        os.environ,
+        QT_QPA_PLATFORM="offscreen",
+        COMIC_STUDIO_CONFIG_DIR=str(tmp_path / "config"),
+        COMIC_STUDIO_STATE_DIR=str(tmp_path / "state"),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "comic_studio.ui.app", "--smoke-test", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -77,7 +87,9 @@ def test_headless_cli_does_not_import_qt(tmp_path):
     doc = Document.new()
     editing.add_page(doc)
     path = doc.save(tmp_path / "q.comic")
-    code = ("import sys; from comic_studio.app import main; rc = main(['info', sys.argv[1]]); "
-            "assert 'PySide6' not in sys.modules, 'Qt imported'; sys.exit(rc)")
+    code = (
+        "import sys; from comic_studio.app import main; rc = main(['info', sys.argv[1]]); "
+        "assert 'PySide6' not in sys.modules, 'Qt imported'; sys.exit(rc)"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -228,7 +228,9 @@ def test_balloon_kind_menu_caption_sfx_and_delete(qtbot, canvas, ctx):
 
 def test_overflowing_text_marks_balloon(qtbot, canvas, ctx):
     panel = page_of(ctx).panels[0]
-    balloon = editing.add_balloon(ctx.document, panel.id, BalloonKind.SPEECH, Box(x=60, y=60, w=30, h=20), "far too much text " * 10)
+    balloon = editing.add_balloon(
+        ctx.document, panel.id, BalloonKind.SPEECH, Box(x=60, y=60, w=30, h=20), "far too much text " * 10
+    )
     item = canvas.page_scene.balloon_items[balloon.id]
     assert item.fits is False
 
@@ -262,12 +264,28 @@ def test_ctrl_wheel_zooms_plain_wheel_scrolls(qtbot, canvas):
     z = canvas.zoom
     centre = QPointF(canvas.viewport().rect().center())
     glob = QPointF(canvas.viewport().mapToGlobal(centre.toPoint()))
-    ev = QWheelEvent(centre, glob, P(0, 0), P(0, 120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier,
-                     Qt.ScrollPhase.NoScrollPhase, False)
+    ev = QWheelEvent(
+        centre,
+        glob,
+        P(0, 0),
+        P(0, 120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.ControlModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(canvas.viewport(), ev)
     assert canvas.zoom == pytest.approx(z * 1.25)
-    ev = QWheelEvent(centre, glob, P(0, 0), P(0, -120), Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
-                     Qt.ScrollPhase.NoScrollPhase, False)
+    ev = QWheelEvent(
+        centre,
+        glob,
+        P(0, 0),
+        P(0, -120),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
     QApplication.sendEvent(canvas.viewport(), ev)
     assert canvas.zoom == pytest.approx(z * 1.25)
 

@@ -10,16 +10,15 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QPoint, QPointF, QRect, Qt
 from PySide6.QtGui import QColor, QImage
+from render_helpers import FailingBackend, GateBackend, small_document
 
-from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.core import editing
 from comic_studio.core.settings import AppSettings
+from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.ui.canvas import PageCanvas
 from comic_studio.ui.canvas.items import BalloonItem
 from comic_studio.ui.main_window import MainWindow
 from comic_studio.ui.render_service import PREVIEW_SIDE, RenderService, _preview_image
-
-from render_helpers import FailingBackend, GateBackend, small_document
 
 PREVIEW = QColor("#cc3333")  # GateBackend's live preview
 FINAL = QColor("#336699")  # GateBackend's image
@@ -94,7 +93,9 @@ def _click(qtbot, view: PageCanvas, button) -> None:
     """Click the middle of an overlay button (a fixed-size item anchored at a panel corner)."""
     anchor = view.mapFromScene(button.scenePos())
     centre = button.boundingRect().center()
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=anchor + QPoint(round(centre.x()), round(centre.y())))
+    qtbot.mouseClick(
+        view.viewport(), Qt.MouseButton.LeftButton, pos=anchor + QPoint(round(centre.x()), round(centre.y()))
+    )
 
 
 def test_previews_are_kept_big_enough_for_the_canvas():

@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-
 from comic_studio.backends.storyboard import StoryboardBackend
-from comic_studio.core import editing
-from comic_studio.core import pose_nudge as nudging
+from comic_studio.core import editing, pose_nudge as nudging
 from comic_studio.core.document import Document
 from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character, ShotType
@@ -72,7 +70,9 @@ def _drag(qtbot, view, start: QPointF, end: QPointF, steps: int = 6) -> QPointF:
     a, b = _to_view(view, start), _to_view(view, end)
     qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=a)
     for i in range(1, steps + 1):
-        qtbot.mouseMove(vp, QPoint(round(a.x() + (b.x() - a.x()) * i / steps), round(a.y() + (b.y() - a.y()) * i / steps)))
+        qtbot.mouseMove(
+            vp, QPoint(round(a.x() + (b.x() - a.x()) * i / steps), round(a.y() + (b.y() - a.y()) * i / steps))
+        )
     qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=b)
     return view.mapToScene(b) - view.mapToScene(a)
 
@@ -190,7 +190,9 @@ def test_dragging_a_figure_moves_it_as_one_undo_step_and_the_render_follows(qtbo
         np.testing.assert_allclose([k[:2] for k in new.keypoints], expected, atol=1e-9)
     # Every character is pinned to the figure it had (build_request pins placements with a head).
     pinned = {p.character_id: p for p in panel.characters}
-    assert all(pinned[cid].figure == f and pinned[cid].head is not None for cid, f in zip(chars, overlay.character_figure))
+    assert all(
+        pinned[cid].figure == f and pinned[cid].head is not None for cid, f in zip(chars, overlay.character_figure)
+    )
     request = build_request(ctx.document.project, panel)
     assert request.figures_override == panel.pose
     assert [c.figure for c in request.characters] == [pinned[c.id].figure for c in request.characters]
@@ -317,7 +319,9 @@ def test_a_change_during_a_drag_keeps_the_nudge_only_if_the_figures_stayed(qtbot
     ctx.edit(editing.set_panel_fields, panel_id, "Label", backend_settings={**FAST, "label": True})
     qtbot.waitUntil(lambda: "arrived" in (controller._drag or {}), timeout=15_000)
     steps = ctx.undo_stack.count()
-    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=_to_view(view, start + QPointF(-0.1 * item.box.w, 0)))
+    qtbot.mouseRelease(
+        view.viewport(), Qt.MouseButton.LeftButton, pos=_to_view(view, start + QPointF(-0.1 * item.box.w, 0))
+    )
     assert ctx.undo_stack.count() == steps + 1 and ctx.undo_stack.undoText() == NUDGE_LABEL
     nudged = _panel(ctx, panel_id).pose
     # A change that moves the figures (another shot), arriving mid-drag: the drag was on figures
@@ -328,7 +332,9 @@ def test_a_change_during_a_drag_keeps_the_nudge_only_if_the_figures_stayed(qtbot
     ctx.undo_stack.undo()  # back to the retrieved pose: other figures
     qtbot.waitUntil(lambda: "arrived" in (controller._drag or {}), timeout=15_000)
     steps = ctx.undo_stack.count()
-    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=_to_view(view, start + QPointF(0, 0.05 * item.box.h)))
+    qtbot.mouseRelease(
+        view.viewport(), Qt.MouseButton.LeftButton, pos=_to_view(view, start + QPointF(0, 0.05 * item.box.h))
+    )
     assert ctx.undo_stack.count() == steps and _panel(ctx, panel_id).pose is None and nudged is not None
     item = _wait_overlay(qtbot, view, panel_id)
     assert item.live is None

@@ -8,11 +8,8 @@ from PySide6.QtGui import QColor, QImage
 
 from comic_studio.core import editing
 from comic_studio.core.layout import bbox
-from comic_studio.workflows.batch import render_document
-from comic_studio.workflows.story import story_to_document
 from comic_studio.core.lettering import balloon_geometry
-from comic_studio.ui.canvas import PageCanvas
-from comic_studio.ui.canvas import items as canvas_items
+from comic_studio.ui.canvas import PageCanvas, items as canvas_items
 from comic_studio.ui.context import StudioContext
 from comic_studio.workflows.batch import render_document
 from comic_studio.workflows.story import story_to_document
@@ -70,8 +67,13 @@ def test_nine_panel_page_resync_reletters_only_what_changed(qtbot, ctx, monkeypa
     page = editing.add_page(ctx.document, "grid-3x3")
     ctx.select_page(page.id)
     for panel in page.panels:
-        editing.add_balloon(ctx.document, panel.id, editing.BalloonKind.SPEECH,
-                            editing.Box(x=bbox(panel.shape).x + 5, y=bbox(panel.shape).y + 5, w=70, h=40), "Hello there, friend!")
+        editing.add_balloon(
+            ctx.document,
+            panel.id,
+            editing.BalloonKind.SPEECH,
+            editing.Box(x=bbox(panel.shape).x + 5, y=bbox(panel.shape).y + 5, w=70, h=40),
+            "Hello there, friend!",
+        )
     view = PageCanvas(ctx)
     qtbot.addWidget(view)
     scene = view.page_scene

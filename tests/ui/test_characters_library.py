@@ -14,9 +14,7 @@ from PySide6.QtWidgets import QDialogButtonBox
 from comic_studio.core import character_edits as ce
 from comic_studio.core.document import Document
 from comic_studio.core.model import Pronouns
-from comic_studio.ui.characters import CharacterLibrary
-from comic_studio.ui.characters import editor as editor_module
-from comic_studio.ui.characters import io_actions
+from comic_studio.ui.characters import CharacterLibrary, editor as editor_module, io_actions
 
 FIXTURES = Path(__file__).parents[1] / "vision" / "fixtures"
 BRANDT = FIXTURES / "brandt_1male.png"
@@ -39,7 +37,9 @@ def _ok(qtbot, editor) -> None:
 def _drop_files(slot, paths) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(
+        QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     slot.dropEvent(event)
 
 
@@ -60,7 +60,12 @@ def test_add_character_through_the_editor_then_undo(ctx, library, qtbot, shots):
     project = ctx.document.project
     assert len(project.characters) == 1
     mara = project.characters[0]
-    assert (mara.name, mara.aliases, mara.pronouns, mara.colour) == ("Mara Vance", ["Mara", "Captain Vance"], Pronouns.SHE, "#d0563b")
+    assert (mara.name, mara.aliases, mara.pronouns, mara.colour) == (
+        "Mara Vance",
+        ["Mara", "Captain Vance"],
+        Pronouns.SHE,
+        "#d0563b",
+    )
     assert (mara.description, mara.style_notes) == ("curly auburn hair, green raincoat", "freckles")
     assert len(mara.face_refs) == 1 and ctx.document.assets.get(mara.face_refs[0]) == EMMA.read_bytes()
     assert ctx.document.assets.get(mara.body_refs[0]) == BRANDT.read_bytes()
@@ -88,7 +93,9 @@ def test_edit_existing_character_and_file_picker(ctx, library, qtbot, monkeypatc
     assert stored.name == "Ada Lovelace" and len(stored.face_refs) == 1
     assert library.card_names() == ["Ada Lovelace"]
     ctx.undo_stack.undo()
-    assert ctx.document.project.character(ada.id).name == "Ada" and ctx.document.project.character(ada.id).face_refs == []
+    assert (
+        ctx.document.project.character(ada.id).name == "Ada" and ctx.document.project.character(ada.id).face_refs == []
+    )
 
 
 def test_broken_image_shows_the_error_and_adds_nothing(ctx, library, qtbot, tmp_path, shots):
@@ -172,7 +179,9 @@ def test_manual_crop_by_dragging(ctx, qtbot):
     # Move it by dragging inside.
     start = area.image_to_widget(area._crop).center().toPoint()
     qtbot.mousePress(area, Qt.MouseButton.LeftButton, pos=start)
-    qtbot.mouseMove(area, pos=start + (area.image_to_widget(area._crop).topLeft().toPoint() * 0) + QPointF(100, 50).toPoint())
+    qtbot.mouseMove(
+        area, pos=start + (area.image_to_widget(area._crop).topLeft().toPoint() * 0) + QPointF(100, 50).toPoint()
+    )
     qtbot.mouseRelease(area, Qt.MouseButton.LeftButton, pos=start + QPointF(100, 50).toPoint())
     moved = area.crop()
     assert (moved.w, moved.h) == (shrunk.w, shrunk.h) and moved.x > shrunk.x + 80 and moved.y > shrunk.y + 40
@@ -183,7 +192,9 @@ def test_manual_crop_by_dragging(ctx, qtbot):
 
 
 def test_export_then_import_round_trips(ctx, library, qtbot, tmp_path):
-    mara = ctx.edit(ce.add_character, name="Mara", aliases=["M"], pronouns="she", colour="#d0563b", description="raincoat")
+    mara = ctx.edit(
+        ce.add_character, name="Mara", aliases=["M"], pronouns="she", colour="#d0563b", description="raincoat"
+    )
     ctx.edit(ce.add_reference, mara.id, "face", EMMA)
     ctx.edit(ce.add_reference, mara.id, "body", BRANDT)
     ctx.edit(ce.add_character, name="Bo")
@@ -235,7 +246,10 @@ def test_cards_follow_document_changes_delete_and_reorder(ctx, library, qtbot):
     ctx.edit(ce.add_reference, a.id, "face", EMMA)
     assert library.card_names() == ["Ann", "Ben Oru"]
     library.grid.reordered.emit(b.id, 0)  # what a drag of Ben's card onto Ann's reports
-    assert [c.name for c in ctx.document.project.characters] == ["Ben Oru", "Ann"] and library.card_names() == ["Ben Oru", "Ann"]
+    assert [c.name for c in ctx.document.project.characters] == ["Ben Oru", "Ann"] and library.card_names() == [
+        "Ben Oru",
+        "Ann",
+    ]
     library.select(a.id)
     library.grid.setFocus()
     library.select(a.id)
@@ -244,7 +258,9 @@ def test_cards_follow_document_changes_delete_and_reorder(ctx, library, qtbot):
     ctx.undo_stack.undo()
     assert library.card_names() == ["Ben Oru", "Ann"]
     for cid in (a.id, b.id):
-        library.grid.item([i for i in range(2) if library.grid.item(i).data(Qt.ItemDataRole.UserRole) == cid][0]).setSelected(True)
+        library.grid.item(
+            [i for i in range(2) if library.grid.item(i).data(Qt.ItemDataRole.UserRole) == cid][0]
+        ).setSelected(True)
     library.delete_selected()
     assert ctx.document.project.characters == []
     ctx.undo_stack.undo()

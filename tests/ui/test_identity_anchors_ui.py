@@ -11,28 +11,13 @@ from PySide6.QtCore import Qt
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from anchor_helpers import cid, two_shot  # noqa: E402
+
 from comic_studio.core.commands import SetFields  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.ui.characters import CharacterLibrary  # noqa: E402
 from comic_studio.ui.inspector_results import ResultHistory  # noqa: E402
-from comic_studio.ui.render_service import RenderService  # noqa: E402
 from comic_studio.workflows.batch import render_panel  # noqa: E402
-
-from anchor_helpers import cid, make_document, two_shot  # noqa: E402
-
-
-@pytest.fixture
-def studio(ctx, tiny_kit, qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("COMIC_STUDIO_BANK_DIR", str(tmp_path / "banks"))
-    ctx.set_document(make_document(tiny_kit))
-    service = RenderService(ctx)
-    messages: list[str] = []
-    ctx.message.connect(messages.append)
-    library = CharacterLibrary(ctx, render_service=service)
-    qtbot.addWidget(library)
-    library.show()
-    yield ctx, service, library, messages
-    service.shutdown()
 
 
 def card(library: CharacterLibrary, character_id: str):
@@ -111,7 +96,9 @@ def test_a_panel_waits_for_its_missing_bank_to_be_rebuilt(studio, qtbot, tmp_pat
     assert anchor.bank not in reopened.assets
     ctx.set_document(reopened)
     monkeypatch.setenv("COMIC_STUDIO_BANK_DIR", str(tmp_path / "other-machine"))
-    panel = next(p for page in reopened.project.pages for p in page.panels if [c.character_id for c in p.characters] == [ana])
+    panel = next(
+        p for page in reopened.project.pages for p in page.panels if [c.character_id for c in p.characters] == [ana]
+    )
     assert service.render_panels([panel.id]) == []
     assert [j.label for j in service.jobs()] == ["Anchor: Ana (rebuilding)"]
     assert "waits for the identity bank of Ana" in messages[-1]

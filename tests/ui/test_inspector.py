@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import Qt
+from render_helpers import FAST, GateBackend, all_panels, small_document
 
-from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.core.model import CharacterPlacement, ShotType
+from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.ui.inspector import PanelInspector
 from comic_studio.ui.render_service import RenderService
 from comic_studio.workflows.requests import build_prompt, build_request, panel_seed
-
-from render_helpers import FAST, GateBackend, all_panels, small_document
 
 
 @pytest.fixture
@@ -227,7 +226,9 @@ def test_render_panel_then_history_accept_discard_compare(studio, qtbot, tmp_pat
 
     inspector.history.select([first.id, second.id])
     dialog = inspector.history.compare_selected()
-    assert dialog is not None and all(label.pixmap() is not None and not label.pixmap().isNull() for label in dialog.images)
+    assert dialog is not None and all(
+        label.pixmap() is not None and not label.pixmap().isNull() for label in dialog.images
+    )
     dialog.grab().save(str(tmp_path / "compare.png"))
     dialog.close()
 

@@ -63,7 +63,11 @@ def _pixels(ctx, asset):
 def test_reference_tools_show_only_for_racig_panels_and_poses_for_storyboard_too(studio):
     ctx, _service, inspector, panel_id, _ = studio
     tools = inspector.racig
-    assert tools.isVisibleTo(inspector) and tools.show_masks.isVisibleTo(inspector) and tools.try_on_button.isVisibleTo(inspector)
+    assert (
+        tools.isVisibleTo(inspector)
+        and tools.show_masks.isVisibleTo(inspector)
+        and tools.try_on_button.isVisibleTo(inspector)
+    )
     other = ctx.document.project.pages[0].panels_in_order()[1]
     ctx.select_panels([other.id])
     assert other.backend == "storyboard"
@@ -155,5 +159,9 @@ def test_try_on_dialog_offers_the_characters_body_references(studio, qtbot, shot
     dialog.character.setCurrentIndex(1)
     assert dialog.references.count() == 1
     dialog.references.setCurrentRow(0)
-    assert dialog.ok.isEnabled() and dialog.outfit == REFS[3] and dialog.character_id() == ctx.document.project.characters[1].id
+    assert (
+        dialog.ok.isEnabled()
+        and dialog.outfit == REFS[3]
+        and dialog.character_id() == ctx.document.project.characters[1].id
+    )
     dialog.grab().save(str(shots / "tryon_dialog.png"))

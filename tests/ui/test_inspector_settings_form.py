@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox
+from render_helpers import GateBackend
 
 from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.ui.settings_form import SettingsForm
-
-from render_helpers import GateBackend
 
 
 def test_editors_follow_the_schema(qtbot):

@@ -68,8 +68,13 @@ def saved_project(tmp_path, name="book.comic", pages=2) -> Path:
 def test_window_shows_docks_menus_and_every_action_has_a_handler(window, tmp_path):
     assert window.isVisible()
     assert isinstance(window.centralWidget(), PageCanvas)
-    expected = {"pages": PagesStrip, "story": StoryOutliner, "inspector": PanelInspector,
-                "characters": CharacterLibrary, "queue": QueuePanel}
+    expected = {
+        "pages": PagesStrip,
+        "story": StoryOutliner,
+        "inspector": PanelInspector,
+        "characters": CharacterLibrary,
+        "queue": QueuePanel,
+    }
     for key, cls in expected.items():
         dock = window.findChild(QDockWidget, f"dock_{key}")
         assert dock is not None and isinstance(dock.widget(), cls)

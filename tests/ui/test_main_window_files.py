@@ -9,8 +9,7 @@ import pytest
 from pypdf import PdfReader
 from PySide6.QtWidgets import QDialog, QLabel, QPushButton
 
-from comic_studio.core import autosave as core_autosave
-from comic_studio.core import editing
+from comic_studio.core import autosave as core_autosave, editing
 from comic_studio.core.document import Document
 from comic_studio.core.model import ReadingDirection
 from comic_studio.core.settings import AppSettings, load_settings
@@ -180,12 +179,21 @@ def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
     assert saved.projects_folder == str(tmp_path / "projects")
     assert saved.external_models_folder == str(tmp_path / "ComfyUI" / "models")
     assert (saved.default_page_preset, saved.reading_direction, saved.theme, saved.autosave_minutes, saved.device) == (
-        "manga-b5", ReadingDirection.RTL, "dark", 2, "cpu")
+        "manga-b5",
+        ReadingDirection.RTL,
+        "dark",
+        2,
+        "cpu",
+    )
     assert saved.pose_clip_model == "openclip-vit-bigg-14"
     assert (saved.dtype, saved.memory_mode) == ("bfloat16", "model-offload")
     # The generation engine starts with them (and a running one takes them before its next job).
     engine = win.render_service.engine
-    assert (engine.settings.device, engine.settings.dtype, engine.settings.memory_mode) == ("cpu", "bfloat16", "model-offload")
+    assert (engine.settings.device, engine.settings.dtype, engine.settings.memory_mode) == (
+        "cpu",
+        "bfloat16",
+        "model-offload",
+    )
     assert win.autosave.timer.interval() == 2 * 60_000
     assert win.action_map["theme_dark"].isChecked()
     # New projects follow the new defaults.

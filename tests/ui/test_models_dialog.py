@@ -11,9 +11,9 @@ import time
 import pytest
 
 from comic_studio.core.settings import AppSettings
+from comic_studio.ui.dialogs.models_dialog import LLAMA_KEY, ModelsDialog
 from comic_studio.weights.catalogue import Catalogue, load_catalogue
 from comic_studio.weights.locate import Places
-from comic_studio.ui.dialogs.models_dialog import LLAMA_KEY, ModelsDialog
 
 PAYLOAD = bytes(range(256)) * 1024  # 256 KB: several download chunks, so progress has steps
 SLOW_SIZE = 4 * 1024 * 1024
@@ -123,7 +123,9 @@ def test_guidance_says_what_each_backend_is_missing(qtbot, places):
     dialog.set_need("sdxl")
     text = dialog.guidance.text()
     assert "needs an SDXL base model" in text and "Stable Diffusion XL base 1.0 (6.9 GB)" in text
-    visible = {dialog.table.item(r, 0).data(0x0100) for r in range(dialog.table.rowCount()) if not dialog.table.isRowHidden(r)}
+    visible = {
+        dialog.table.item(r, 0).data(0x0100) for r in range(dialog.table.rowCount()) if not dialog.table.isRowHidden(r)
+    }
     assert visible == {"sdxl-base-1.0", "animagine-xl-3.1"}  # the SDXL configs are bundled: no download
     assert dialog.selected_ids() == ["sdxl-base-1.0"]  # the suggestion is preselected for Download
     dialog.set_need("storyboard")
@@ -214,7 +216,9 @@ def test_cancel_stops_the_download_and_keeps_the_partial_file(qtbot, places, ser
     dialog = make(qtbot, places, local_catalogue(server))
     dialog.download(["broken"])  # the queue runs in order: this one fails first
     dialog.download(["slow", "tiny-gguf"])
-    qtbot.waitUntil(lambda: dialog.state("slow") == "downloading" and dialog.state("broken") == "failed", timeout=10_000)
+    qtbot.waitUntil(
+        lambda: dialog.state("slow") == "downloading" and dialog.state("broken") == "failed", timeout=10_000
+    )
     qtbot.wait(150)  # a few progress updates
     assert dialog.cancel_button.isEnabled()
     dialog.show()

@@ -171,7 +171,9 @@ def test_reparse_asks_and_merge_keeps_the_edited_beat(qtbot, ctx, outliner):
 def test_lay_out_assigns_beats_and_offers_characters(qtbot, ctx, outliner):
     story = _pasted_and_parsed(qtbot, outliner, ctx)
     offered = []
-    outliner.offer_suggestions = lambda s: offered.extend(x.name for x in s) or [x.id for x in s if x.name != "Captain Brandt"]
+    outliner.offer_suggestions = lambda s: (
+        offered.extend(x.name for x in s) or [x.id for x in s if x.name != "Captain Brandt"]
+    )
     qtbot.mouseClick(outliner.layout_button, Qt.MouseButton.LeftButton)
     project = ctx.document.project
     panels = [p for page in project.pages for p in page.panels]
@@ -180,7 +182,9 @@ def test_lay_out_assigns_beats_and_offers_characters(qtbot, ctx, outliner):
     assert sorted(c.name for c in project.characters) == ["Mara", "Theo"]
     mara = next(c for c in project.characters if c.name == "Mara")
     assert mara.pronouns.value == "she"
-    ids = {cid for b in project.story.beats() for cid in b.characters} | {c.character_id for p in panels for c in p.characters}
+    ids = {cid for b in project.story.beats() for cid in b.characters} | {
+        c.character_id for p in panels for c in p.characters
+    }
     assert mara.id in ids and not any(i.startswith("new:") for i in ids)  # Brandt declined: dropped
     assert outliner.model.index(0, 1, outliner.model.index(0, 0)).data() == "Mara"
     # With artwork on the pages, Lay out asks first.
@@ -198,7 +202,10 @@ def test_lay_out_assigns_beats_and_offers_characters(qtbot, ctx, outliner):
     ctx.select_panels([last_page[-1].id, last_page[0].id])
     beats = story.scenes[0].beats[:2]
     outliner.select_beat(beats[0].id)
-    outliner.tree.selectionModel().select(outliner.model.index_of_beat(beats[1].id), outliner.tree.selectionModel().SelectionFlag.Select | outliner.tree.selectionModel().SelectionFlag.Rows)
+    outliner.tree.selectionModel().select(
+        outliner.model.index_of_beat(beats[1].id),
+        outliner.tree.selectionModel().SelectionFlag.Select | outliner.tree.selectionModel().SelectionFlag.Rows,
+    )
     qtbot.mouseClick(outliner.assign_button, Qt.MouseButton.LeftButton)
     assert project.find_panel(last_page[-1].id)[1].beat_id == beats[0].id
     assert project.find_panel(last_page[0].id)[1].beat_id == beats[1].id
@@ -242,7 +249,10 @@ def test_default_questions_read_their_dialogs(qtbot, ctx, outliner):
         dialog.accept()
 
     QTimer.singleShot(0, keep_first)
-    offered = [CharacterSuggestion(id="new:mara", name="Mara", mentions=3), CharacterSuggestion(id="new:theo", name="Theo", mentions=1)]
+    offered = [
+        CharacterSuggestion(id="new:mara", name="Mara", mentions=3),
+        CharacterSuggestion(id="new:theo", name="Theo", mentions=1),
+    ]
     assert StoryOutliner.offer_suggestions(outliner, offered) == ["new:mara"]
 
 

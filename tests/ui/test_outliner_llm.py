@@ -1,14 +1,12 @@
 """The llama parser driven from the outliner: model from the preferences, window progress shown,
 beats marked by origin (model vs rule-parser fallback)."""
 
-
 import pytest
 from PySide6.QtCore import Qt
+from tiny_gguf import write_tiny_gguf  # noqa: E402
 
 from comic_studio.core.settings import load_settings, save_settings
 from comic_studio.ui.outliner import StoryOutliner
-
-from tiny_gguf import write_tiny_gguf  # noqa: E402
 
 STORY = "INT. ROOM - DAY\n\nMara opens the door. Theo waves.\n\nEXT. PIER - NIGHT\n\nMara runs."
 
@@ -32,6 +30,9 @@ def test_llama_parse_from_the_outliner(qtbot, ctx, tmp_path):
     assert beats and all(b.source in ("llm", "rules") for b in beats)
     assert any(t.startswith("window 1 of 2") for t in texts)
     scene = outliner.model.index(0, 0)
-    icon_kinds = {outliner.model.index(r, 0, scene).data(Qt.ItemDataRole.ToolTipRole) for r in range(outliner.model.rowCount(scene))}
+    icon_kinds = {
+        outliner.model.index(r, 0, scene).data(Qt.ItemDataRole.ToolTipRole)
+        for r in range(outliner.model.rowCount(scene))
+    }
     assert all("parser" in t for t in icon_kinds)
     outliner.shutdown()

@@ -57,7 +57,10 @@ def test_lists_backends_with_origins_and_broken_plugins(qtbot, plugins, shots):
     assert rows["sepia"][1:] == ["Sepia sketch", "preview, txt2img", f"user plugins folder: {plugins / 'sepia.py'}"]
     errors = dialog.error_rows()
     assert list(errors) == ["plugin broken.py"]
-    assert "ModuleNotFoundError" in errors["plugin broken.py"] and "a_driver_that_is_not_installed" in errors["plugin broken.py"]
+    assert (
+        "ModuleNotFoundError" in errors["plugin broken.py"]
+        and "a_driver_that_is_not_installed" in errors["plugin broken.py"]
+    )
     assert str(plugins) in dialog.folder_label.text()
     dialog.show()
     dialog.grab().save(str(shots / "plugins_dialog.png"))
@@ -132,8 +135,8 @@ def test_main_window_menus_open_both_dialogs(qtbot, ctx, tmp_path, monkeypatch):
 
 
 def test_the_window_reports_broken_plugins_once_in_the_status_bar(qtbot, tmp_path, monkeypatch):
-    from comic_studio.generation import registry
     from comic_studio.core.settings import AppSettings
+    from comic_studio.generation import registry
     from comic_studio.ui.main_window import MainWindow
 
     plugins = tmp_path / "plugins"

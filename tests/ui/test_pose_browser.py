@@ -16,7 +16,13 @@ from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.poses import extract
-from comic_studio.ui.inspector_racig import RacigTools, compute_mask_overlay, mask_request, mask_requests, retrieved_anew
+from comic_studio.ui.inspector_racig import (
+    RacigTools,
+    compute_mask_overlay,
+    mask_request,
+    mask_requests,
+    retrieved_anew,
+)
 from comic_studio.ui.pose_browser import PoseBrowser, search_entries
 from comic_studio.workflows.batch import render_panel
 from comic_studio.workflows.requests import build_request
@@ -81,7 +87,10 @@ def test_search_starts_from_the_beat_and_filters_entries(studio, qtbot, shots):
     assert punches and set(punches) != set(shown)
     # The current pose is labelled with who plays which figure.
     assert set(browser.character_labels()) == {"Ana", "Ben"}
-    assert [browser.cast.itemAt(i, browser.cast.ItemRole.LabelRole).widget().text() for i in range(2)] == ["Ana plays", "Ben plays"]
+    assert [browser.cast.itemAt(i, browser.cast.ItemRole.LabelRole).widget().text() for i in range(2)] == [
+        "Ana plays",
+        "Ben plays",
+    ]
     browser.grab().save(str(shots / "browser.png"))
 
 
@@ -220,7 +229,9 @@ def test_a_pose_picked_for_a_storyboard_panel_is_what_the_storyboard_draws(studi
     from comic_studio.backends.storyboard import StoryboardBackend
 
     ctx, browser, panel_id, _ = studio
-    editing.set_panel_fields(ctx.document, panel_id, "Backend", backend="storyboard", backend_settings={"pose_matching": "overlap"})
+    editing.set_panel_fields(
+        ctx.document, panel_id, "Backend", backend="storyboard", backend_settings={"pose_matching": "overlap"}
+    )
     _open(qtbot, ctx, browser, panel_id)
     automatic = StoryboardBackend().generate(build_request(ctx.document.project, _panel(ctx, panel_id)))
     pick = next(e for e in browser.entry_ids() if e != automatic.pose_id)

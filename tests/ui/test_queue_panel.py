@@ -6,13 +6,12 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QDialog
+from render_helpers import FailingBackend, GateBackend, all_panels, small_document
 
-from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.core import editing
+from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.ui.queue_panel import QueuePanel, format_seconds
 from comic_studio.ui.render_service import RenderService
-
-from render_helpers import FailingBackend, GateBackend, all_panels, small_document
 
 
 @pytest.fixture

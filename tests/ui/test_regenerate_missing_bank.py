@@ -1,4 +1,4 @@
-""""Regenerate same seed" of a consistent panel whose identity bank is missing on this machine, through
+""" "Regenerate same seed" of a consistent panel whose identity bank is missing on this machine, through
 the real RenderService, Engine and consistent backend on the tiny kit: the character's current anchor
 bank is rebuilt first and the stored request then replays exactly; an older anchor's bank is gone, so
 the author is told to render the panel again and nothing is queued."""
@@ -11,11 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from anchor_helpers import cid  # noqa: E402
+
 from comic_studio.core.commands import SetFields  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
-
-from anchor_helpers import cid  # noqa: E402
-from test_identity_anchors_ui import studio  # noqa: E402,F401  (the shared fixture; tiny_kit comes from the plugin)
 
 TIMEOUT = 60_000
 
@@ -58,12 +57,16 @@ def test_regenerate_waits_for_the_current_anchor_bank_to_be_rebuilt(studio, qtbo
 
     assert service.regenerate(panel_id, first.id) is None  # not queued yet: it waits for the rebuild
     assert [j.label for j in service.jobs()] == ["Anchor: Ana (rebuilding)"]
-    assert messages[-1] == f"{service.panel_label(panel_id)} (same seed) waits for the identity bank of Ana to be rebuilt"
+    assert (
+        messages[-1] == f"{service.panel_label(panel_id)} (same seed) waits for the identity bank of Ana to be rebuilt"
+    )
     assert service.anchors.waiting_panels() == [panel_id]
     assert service.regenerate(panel_id, first.id) is None and "already waits" in messages[-1]
     assert len(service.jobs()) == 1
 
-    qtbot.waitUntil(lambda: service.is_idle() and len(doc.project.find_panel(panel_id)[1].results) == 2, timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: service.is_idle() and len(doc.project.find_panel(panel_id)[1].results) == 2, timeout=TIMEOUT
+    )
     assert (tmp_path / "other-machine" / f"{anchor.bank}.safetensors").is_file()
     again = doc.project.find_panel(panel_id)[1].result()
     assert again.id != first.id and again.seed == first.seed
@@ -110,7 +113,9 @@ def test_a_bank_rebuilt_differently_is_used_for_the_replay(studio, qtbot, tmp_pa
     doc = move_to_another_machine(ctx, tmp_path, monkeypatch)
 
     assert service.regenerate(panel_id, first.id) is None
-    qtbot.waitUntil(lambda: service.is_idle() and len(doc.project.find_panel(panel_id)[1].results) == 2, timeout=TIMEOUT)
+    qtbot.waitUntil(
+        lambda: service.is_idle() and len(doc.project.find_panel(panel_id)[1].results) == 2, timeout=TIMEOUT
+    )
     rebuilt = doc.project.character(ana).anchor.bank
     assert rebuilt != anchor.bank and any("rebuilt here and differs" in m for m in messages)
     again = doc.project.find_panel(panel_id)[1].result()

@@ -4,14 +4,13 @@ panels, current-page priority, exact replays."""
 from __future__ import annotations
 
 import pytest
+from render_helpers import FailingBackend, GateBackend, all_panels, small_document
 
-from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.core import editing
 from comic_studio.core.document import Document
+from comic_studio.generation.registry import register_backend, unregister_backend
 from comic_studio.ui.render_service import RenderService
 from comic_studio.workflows.lettering import letter_panel
-
-from render_helpers import FailingBackend, GateBackend, all_panels, small_document
 
 
 @pytest.fixture
@@ -57,7 +56,9 @@ def test_render_all_records_and_letters_every_panel(ctx, service, qtbot):
     project = ctx.document.project
     for panel in all_panels(ctx.document):
         assert panel.result() is not None and panel.result().asset in ctx.document.assets
-    beats_with_words = [p for p in all_panels(ctx.document) if (b := project.story.beat(p.beat_id)) and (b.dialogue or b.caption)]
+    beats_with_words = [
+        p for p in all_panels(ctx.document) if (b := project.story.beat(p.beat_id)) and (b.dialogue or b.caption)
+    ]
     assert beats_with_words and all(p.balloons for p in beats_with_words)
     # One "Render panel" step per panel and one "Letter panel" step per panel with words (no
     # empty lettering steps) in the Qt mirror.

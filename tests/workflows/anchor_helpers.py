@@ -29,8 +29,10 @@ def tiny_settings(kit, **extra):
 def make_document(kit) -> Document:
     doc = Document.new("Anchors", page_format("us-comic"))
     doc.project.page_format.dpi = 36  # panels of ~100 px: quick to render and to encode
-    cast = [Character(id="ana", name="Ana", description="green raincoat"),
-            Character(id="ben", name="Ben", description="grey sweater")]
+    cast = [
+        Character(id="ana", name="Ana", description="green raincoat"),
+        Character(id="ben", name="Ben", description="grey sweater"),
+    ]
     story_to_document(STORY, cast, document=doc)
     for index, panel in enumerate(p for page in doc.project.pages for p in page.panels):
         panel.backend, panel.backend_settings = "consistent", tiny_settings(kit)

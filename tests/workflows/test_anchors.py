@@ -10,6 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from anchor_helpers import STEPS, cid, make_document, tiny_settings, two_shot  # noqa: E402
+
 from comic_studio.backends.consistent.schedule import ConsistencySchedule  # noqa: E402
 from comic_studio.core.assets import MAX_ASSET_BYTES  # noqa: E402
 from comic_studio.core.commands import SetFields  # noqa: E402
@@ -28,8 +30,6 @@ from comic_studio.workflows.anchors import (  # noqa: E402
 from comic_studio.workflows.banks import ensure_banks  # noqa: E402
 from comic_studio.workflows.batch import render_document, render_panel  # noqa: E402
 from comic_studio.workflows.requests import build_request, hydrate_request, panel_seed  # noqa: E402
-
-from anchor_helpers import STEPS, cid, make_document, tiny_settings, two_shot  # noqa: E402
 
 
 @pytest.fixture
@@ -68,14 +68,18 @@ def test_anchor_is_recorded_carried_by_the_project_and_replays_exactly(tiny_kit,
     assert doc.assets.open_image(anchor.image).size == (64, 64)
     # The recorded job names no machine path and no bank, and keeps the settings that shaped the bank.
     assert "bank_folder" not in anchor.request["backend_settings"] and "banks" not in anchor.request["backend_settings"]
-    assert anchor.request["backend_settings"]["steps"] == STEPS and anchor.request["backend_settings"]["anchor_for"] == ana
+    assert (
+        anchor.request["backend_settings"]["steps"] == STEPS and anchor.request["backend_settings"]["anchor_for"] == ana
+    )
 
     # The whole-story run: every panel names its characters' banks.
     assert render_document(doc) == 3
     panel = two_shot(doc)
     batch = pixels(doc, panel.id)
     stored = panel.result().request["backend_settings"]
-    assert sorted(stored["banks"].split(",")) == sorted([f"{ana}={anchor.bank}", f"{ben}={doc.project.character(ben).anchor.bank}"])
+    assert sorted(stored["banks"].split(",")) == sorted(
+        [f"{ana}={anchor.bank}", f"{ben}={doc.project.character(ben).anchor.bank}"]
+    )
     assert "bank_folder" not in stored
 
     # Next week, another machine: the project alone, an empty bank folder.
@@ -126,7 +130,9 @@ def test_a_rebuild_that_differs_is_recorded_and_reported(tiny_kit, banks):
 def test_regenerate_changes_bank_and_panel_and_undo_restores(tiny_kit, banks):
     doc = make_document(tiny_kit)
     ana = cid(doc, "Ana")
-    panel = next(p for page in doc.project.pages for p in page.panels if [c.character_id for c in p.characters] == [ana])
+    panel = next(
+        p for page in doc.project.pages for p in page.panels if [c.character_id for c in p.characters] == [ana]
+    )
     # The panel's coins read the bank at step 1 (of 3): a new anchor must then show in the picture.
     assert ConsistencySchedule(start_step=1).plan(STEPS, panel_seed(panel))[1]
     first = generate_anchor(doc, ana)
@@ -171,7 +177,10 @@ def test_steps_mismatch_says_what_to_do(tiny_kit, banks):
     generate_anchor(doc, ana)
     panel = two_shot(doc)
     panel.backend_settings = tiny_settings(tiny_kit, steps=2)
-    with pytest.raises(GenerationError, match=f"made with {STEPS} steps and this job uses 2; regenerate the anchor or use {STEPS} steps"):
+    with pytest.raises(
+        GenerationError,
+        match=f"made with {STEPS} steps and this job uses 2; regenerate the anchor or use {STEPS} steps",
+    ):
         render_panel(doc, panel.id)
 
 

@@ -9,13 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from comic_studio.generation.backend_api import CONSISTENT_CHARACTERS, GenerationBackend
-from comic_studio.generation.registry import get_backend_class, register_backend, unregister_backend
 from comic_studio.core.document import Document
 from comic_studio.core.layout import page_format
 from comic_studio.core.model import Character, CharacterAnchor
+from comic_studio.generation.backend_api import CONSISTENT_CHARACTERS, GenerationBackend
+from comic_studio.generation.registry import get_backend_class, register_backend, unregister_backend
 from comic_studio.generation.request import GenerationError, GenerationRequest
-from comic_studio.workflows.banks import ensure_banks, materialise_banks, replay_banks, uses_identity_banks, with_anchor_banks
+from comic_studio.workflows.banks import (
+    ensure_banks,
+    materialise_banks,
+    replay_banks,
+    uses_identity_banks,
+    with_anchor_banks,
+)
 
 NAME = "banks-by-hooks"
 
@@ -62,7 +68,9 @@ def doc():
     carried = doc.assets.add(b"ana's bank", validate_image=False)
     too_big = hashlib.sha256(b"ben's bank, not in the project").hexdigest()
     for name, bank in (("Ana", carried), ("Ben", too_big)):
-        doc.project.characters.append(Character(id=name.lower(), name=name, anchor=CharacterAnchor(image=carried, bank=bank)))
+        doc.project.characters.append(
+            Character(id=name.lower(), name=name, anchor=CharacterAnchor(image=carried, bank=bank))
+        )
     return doc
 
 

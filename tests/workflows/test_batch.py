@@ -7,13 +7,13 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
-from comic_studio.generation.registry import get_backend
 from comic_studio.cli import main
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.document import Document
 from comic_studio.core.model import BalloonKind
 from comic_studio.core.projectfile import load_project
 from comic_studio.core.resources import resource
+from comic_studio.generation.registry import get_backend
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.workflows.batch import DEMO_CHARACTERS, DEMO_STORY, render_document, render_panel
 from comic_studio.workflows.story import story_to_document
@@ -105,7 +105,9 @@ def test_cli_render_all_rerenders_every_panel_and_keeps_the_old_images(tmp_path)
     assert main(["render", str(story), "--out", str(tmp_path / "a.pdf"), "--save", str(first), "--quiet"]) == 0
     assert main(["render", str(first), "--out", str(tmp_path / "b.pdf"), "--save", str(second), "--quiet"]) == 0
     assert main(["render", str(first), "--all", "--out", str(tmp_path / "c.pdf"), "--save", str(third), "--quiet"]) == 0
-    counts = [[len(p.results) for page in load_project(f)[0].pages for p in page.panels] for f in (first, second, third)]
+    counts = [
+        [len(p.results) for page in load_project(f)[0].pages for p in page.panels] for f in (first, second, third)
+    ]
     assert set(counts[0]) == {1} and counts[1] == counts[0]  # without --all: nothing to render
     assert set(counts[2]) == {2}  # --all: one more image per panel, the first one kept
 

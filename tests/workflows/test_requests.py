@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from test_racig_support import HASHES, REFS, build_kit, kit_settings  # noqa: E402
 
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
@@ -17,9 +18,7 @@ from comic_studio.workflows.batch import render_panel
 from comic_studio.workflows.requests import build_request, dehydrate_request, hydrate_request, reference_hashes
 from comic_studio.workflows.story import story_to_document
 
-from test_racig_support import HASHES, REFS, build_kit, kit_settings  # noqa: E402
-
-STORY = "Ana hands Ben a brass key on the pier. \"Take it,\" Ana said."
+STORY = 'Ana hands Ben a brass key on the pier. "Take it," Ana said.'
 
 
 def _document() -> tuple[Document, str]:
@@ -62,7 +61,9 @@ def test_a_missing_reference_is_a_clear_error():
 def test_dehydrate_turns_inline_images_into_asset_names_and_back():
     doc, panel_id = _document()
     request = build_request(doc.project, _panel(doc, panel_id), "racig", doc.assets)
-    request = request.model_copy(update={"backend_settings": {**request.backend_settings, "init_image": png_data_uri(REFS[5])}})
+    request = request.model_copy(
+        update={"backend_settings": {**request.backend_settings, "init_image": png_data_uri(REFS[5])}}
+    )
     stored = dehydrate_request(request, doc.assets)
     assert stored.backend_settings == {"init_image": "asset:" + HASHES[5]}
     assert HASHES[5] in doc.assets
@@ -85,7 +86,10 @@ def test_racig_render_stores_no_images_and_replays_exactly(kit, tmp_path):
     result = render_panel(doc, panel_id)
     text = json.dumps(result.request)
     assert "data:" not in text and "reference_images" not in text and len(text) < 5_000
-    assert [c["face_refs"] + c["body_refs"] for c in result.request["characters"]] == [HASHES[:2], HASHES[2:4] + [HASHES[1]]]
+    assert [c["face_refs"] + c["body_refs"] for c in result.request["characters"]] == [
+        HASHES[:2],
+        HASHES[2:4] + [HASHES[1]],
+    ]
     # Saved and reopened, the project still replays the same image from its asset store.
     reopened = Document.open(doc.save(tmp_path / "refs.comic"))
     stored = reopened.project.find_panel(panel_id)[1].result()

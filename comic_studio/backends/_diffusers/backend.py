@@ -20,7 +20,12 @@ from comic_studio.backends._diffusers.inputs import fit, parse_region, read_imag
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
-from comic_studio.backends._diffusers.schedulers import DEFAULT_SCHEDULER, UnknownScheduler, make_scheduler, scheduler_names
+from comic_studio.backends._diffusers.schedulers import (
+    DEFAULT_SCHEDULER,
+    UnknownScheduler,
+    make_scheduler,
+    scheduler_names,
+)
 from comic_studio.generation.backend_api import GenerationBackend, ModelNeed, with_default_overrides
 from comic_studio.generation.models.loading import ModelLoadError, fp16_fix_vae, load_sdxl_components
 from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ID, default_sdxl_model, resolve_sdxl
@@ -51,13 +56,13 @@ class DiffusersBackend(GenerationBackend):
 
     # ------------------------------------------------------------------ engine hooks
 
-    def bind_resources(self, resources: "EngineResources") -> None:
+    def bind_resources(self, resources: EngineResources) -> None:
         """The engine lends its device choice and shared model cache (called on the worker thread)."""
         self._resources = resources
         resources.add_free_hook(empty_cuda_cache)
 
     @property
-    def resources(self) -> "EngineResources":
+    def resources(self) -> EngineResources:
         if self._resources is None:  # used outside an engine (workflows.batch.render_panel, scripts)
             from comic_studio.generation.resources import EngineResources
 
@@ -242,7 +247,7 @@ def multiple_of(value: float, step: int) -> int:
     return max(step, int(round(value / step)) * step)
 
 
-def resized_to_panel(image: "Image.Image", request: GenerationRequest) -> "Image.Image":
+def resized_to_panel(image: Image.Image, request: GenerationRequest) -> Image.Image:
     """``image`` at the panel's size (it was generated at a multiple of 8, or smaller)."""
     if image.size != (request.width, request.height):
         from PIL import Image

@@ -42,7 +42,7 @@ def encode_windows(pipe: Any, text: str, windows: int) -> tuple[Any, Any]:
         usable = size - 2
         chunks = []
         for w in range(windows):
-            part = ids[w * usable:(w + 1) * usable]
+            part = ids[w * usable : (w + 1) * usable]
             row = [tokenizer.bos_token_id, *part, tokenizer.eos_token_id]
             row += [tokenizer.pad_token_id] * (size - len(row))
             out = encoder(torch.tensor([row], device=_device(encoder)), output_hidden_states=True)

@@ -21,8 +21,21 @@ from comic_studio.backends.consistent.schedule import ConsistencySchedule
 from comic_studio.generation.request import RequestCharacter
 
 ANCHOR_SUFFIX = "solo, one person, full body, standing, facing the viewer, plain light background"
-BANK_RELEVANT = ("model", "model_config", "loras", "steps", "guidance", "scheduler", "anchors", "anchor_size",
-                 "anchor_seed", "strength_32", "strength_16", "start_step", "bank_precision")
+BANK_RELEVANT = (
+    "model",
+    "model_config",
+    "loras",
+    "steps",
+    "guidance",
+    "scheduler",
+    "anchors",
+    "anchor_size",
+    "anchor_seed",
+    "strength_32",
+    "strength_16",
+    "start_step",
+    "bank_precision",
+)
 """Settings that change a bank's tokens (and so belong in its cache key and metadata)."""
 
 AnchorRun = Callable[[str, int, RunState], Image.Image]
@@ -47,8 +60,14 @@ def bank_key(character: RequestCharacter, settings: dict[str, Any], device: str,
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
-def build_character_bank(run: AnchorRun, character: RequestCharacter, settings: dict[str, Any],
-                         schedule: ConsistencySchedule, *, location: str = "cpu") -> tuple[IdentityBank, list[Image.Image]]:
+def build_character_bank(
+    run: AnchorRun,
+    character: RequestCharacter,
+    settings: dict[str, Any],
+    schedule: ConsistencySchedule,
+    *,
+    location: str = "cpu",
+) -> tuple[IdentityBank, list[Image.Image]]:
     """Render ``settings["anchors"]`` anchor images of ``character`` and bank their tokens."""
     import torch
 
@@ -60,15 +79,24 @@ def build_character_bank(run: AnchorRun, character: RequestCharacter, settings: 
     steps = frozenset(schedule.banked_steps(settings["steps"]))
     images = []
     for seed in seeds:
-        state = RunState("write", bank, (character.id,), generator=torch.Generator("cpu").manual_seed(seed),
-                         banked_steps=steps)
+        state = RunState(
+            "write", bank, (character.id,), generator=torch.Generator("cpu").manual_seed(seed), banked_steps=steps
+        )
         images.append(run(prompt, seed, state))
     return bank, images
 
 
-def bank_from_image(pipe: Any, image: Image.Image, character: RequestCharacter, settings: dict[str, Any],
-                    schedule: ConsistencySchedule, install: Callable[[RunState], Any], seed: int,
-                    *, location: str = "cpu") -> IdentityBank:
+def bank_from_image(
+    pipe: Any,
+    image: Image.Image,
+    character: RequestCharacter,
+    settings: dict[str, Any],
+    schedule: ConsistencySchedule,
+    install: Callable[[RunState], Any],
+    seed: int,
+    *,
+    location: str = "cpu",
+) -> IdentityBank:
     """Bank an existing picture (e.g. a panel result the user picked as the anchor) by re-noising it.
 
     For every banked step ``t`` the picture's latent is noised to the level of step ``t`` (one fresh
@@ -97,8 +125,13 @@ def bank_from_image(pipe: Any, image: Image.Image, character: RequestCharacter, 
     meta.update(character=character.id, name=character.name, prompt=prompt, seeds=[seed], source="image")
     bank = IdentityBank(settings["bank_precision"], location, meta)
     generator = torch.Generator("cpu").manual_seed(seed)
-    state = RunState("write", bank, (character.id,), generator=torch.Generator("cpu").manual_seed(seed),
-                     banked_steps=frozenset(schedule.banked_steps(settings["steps"])))
+    state = RunState(
+        "write",
+        bank,
+        (character.id,),
+        generator=torch.Generator("cpu").manual_seed(seed),
+        banked_steps=frozenset(schedule.banked_steps(settings["steps"])),
+    )
     sigmas = getattr(scheduler, "sigmas", None)
     with install(state), torch.no_grad():
         for step in sorted(state.banked_steps):
@@ -111,6 +144,10 @@ def bank_from_image(pipe: Any, image: Image.Image, character: RequestCharacter, 
                 noisy = scheduler.add_noise(latent, noise, timestep.reshape(1))
             batch = torch.cat([noisy] * 2) if cfg else noisy
             state.step = step
-            pipe.unet(batch, timestep, encoder_hidden_states=context,
-                      added_cond_kwargs={"text_embeds": text_embeds, "time_ids": time_ids.repeat(batch.shape[0], 1)})
+            pipe.unet(
+                batch,
+                timestep,
+                encoder_hidden_states=context,
+                added_cond_kwargs={"text_embeds": text_embeds, "time_ids": time_ids.repeat(batch.shape[0], 1)},
+            )
     return bank

@@ -29,12 +29,25 @@ from comic_studio.backends.consistent.anchors import (
     bank_key,
     build_character_bank,
 )
-from comic_studio.backends.consistent.bank import PRECISIONS, BankError, IdentityBank, bank_file, read_bank_file, write_bank_file
+from comic_studio.backends.consistent.bank import (
+    PRECISIONS,
+    BankError,
+    IdentityBank,
+    bank_file,
+    read_bank_file,
+    write_bank_file,
+)
 from comic_studio.backends.consistent.processors import GROUP_16, GROUP_32, RunState, installed
 from comic_studio.backends.consistent.schedule import ConsistencySchedule
 from comic_studio.core.model import CharacterPlacement
 from comic_studio.generation.backend_api import CONSISTENT_CHARACTERS
-from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, RequestCharacter, StepCallback
+from comic_studio.generation.request import (
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    RequestCharacter,
+    StepCallback,
+)
 
 BANK_CACHE_SIZE = 16
 """Banks kept in memory per backend instance (host RAM; a real SDXL bank is hundreds of MB)."""
@@ -130,7 +143,9 @@ class ConsistentBackend(SdxlPipelineBackend):
         for character in wanted:
             assert character is not None
             if character.id in saved and not anchor_for:
-                banks[character.id] = self.load_bank(effective["bank_folder"], saved[character.id], effective, character.name)
+                banks[character.id] = self.load_bank(
+                    effective["bank_folder"], saved[character.id], effective, character.name
+                )
             elif anchor_for or effective["auto_anchors"]:
                 cached = None if anchor_for else self._banks.get(self._key(character, effective))
                 if cached is not None:
@@ -141,14 +156,19 @@ class ConsistentBackend(SdxlPipelineBackend):
         if picture is not None:
             to_build = []  # banked from the picture below, no anchor renders
         steps = effective["steps"]
-        reporter = StepReporter(on_step, effective["preview_every"],
-                                steps * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)))
+        reporter = StepReporter(
+            on_step,
+            effective["preview_every"],
+            steps * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)),
+        )
         loras = JobLoras(effective["loras"], effective["allow_pickle"])
         anchors: list[Image.Image] = []
         try:
             for character in to_build:
                 run = self._anchor_runner(request, effective, reporter, loras)
-                bank, images = build_character_bank(run, character, effective, schedule, location=self._location(effective))
+                bank, images = build_character_bank(
+                    run, character, effective, schedule, location=self._location(effective)
+                )
                 anchors += images
                 banks[character.id] = bank
                 if not anchor_for:
@@ -167,11 +187,23 @@ class ConsistentBackend(SdxlPipelineBackend):
         finally:
             loras.remove()
         # The effective settings (default model, request steps/guidance filled in), as sdxl records them.
-        return GenerationResult(images=[resized_to_panel(image, request)], seed=request.seed, backend=self.name,
-                                settings=effective, heads=estimated_heads(request))
+        return GenerationResult(
+            images=[resized_to_panel(image, request)],
+            seed=request.seed,
+            backend=self.name,
+            settings=effective,
+            heads=estimated_heads(request),
+        )
 
-    def _render_panel(self, request: GenerationRequest, settings: dict[str, Any], schedule: ConsistencySchedule,
-                      banks: dict[str, IdentityBank], reporter: StepReporter, loras: JobLoras) -> Image.Image:
+    def _render_panel(
+        self,
+        request: GenerationRequest,
+        settings: dict[str, Any],
+        schedule: ConsistencySchedule,
+        banks: dict[str, IdentityBank],
+        reporter: StepReporter,
+        loras: JobLoras,
+    ) -> Image.Image:
         pipe, call = self.prepare_call(request, settings)
         loras.apply(pipe)
         merged = IdentityBank(settings["bank_precision"], self._location(settings))
@@ -180,8 +212,14 @@ class ConsistentBackend(SdxlPipelineBackend):
         state = RunState("read", merged, tuple(banks), plan=tuple(schedule.plan(settings["steps"], request.seed)))
         return self._run(pipe, call, state, settings, reporter)
 
-    def _bank_from_picture(self, request: GenerationRequest, settings: dict[str, Any], schedule: ConsistencySchedule,
-                           picture: Image.Image, loras: JobLoras) -> IdentityBank:
+    def _bank_from_picture(
+        self,
+        request: GenerationRequest,
+        settings: dict[str, Any],
+        schedule: ConsistencySchedule,
+        picture: Image.Image,
+        loras: JobLoras,
+    ) -> IdentityBank:
         character = request.character(settings["anchor_for"])
         assert character is not None
         size = max(8, settings["anchor_size"] // 8 * 8)
@@ -189,12 +227,20 @@ class ConsistentBackend(SdxlPipelineBackend):
         pipe, _call = self.prepare_call(request.model_copy(update={"width": size, "height": size}), solo)
         loras.apply(pipe)
         strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
-        return bank_from_image(pipe, picture, character, settings, schedule,
-                               lambda state: installed(pipe.unet, state, strengths),
-                               anchor_seed(settings["anchor_seed"], character.id, 0), location=self._location(settings))
+        return bank_from_image(
+            pipe,
+            picture,
+            character,
+            settings,
+            schedule,
+            lambda state: installed(pipe.unet, state, strengths),
+            anchor_seed(settings["anchor_seed"], character.id, 0),
+            location=self._location(settings),
+        )
 
-    def _anchor_runner(self, request: GenerationRequest, settings: dict[str, Any], reporter: StepReporter,
-                       loras: JobLoras) -> Callable[..., Image.Image]:
+    def _anchor_runner(
+        self, request: GenerationRequest, settings: dict[str, Any], reporter: StepReporter, loras: JobLoras
+    ) -> Callable[..., Image.Image]:
         size = max(8, settings["anchor_size"] // 8 * 8)
         solo = {**settings, "mode": "txt2img", "max_side": 0, "init_image": "", "mask_image": "", "mask_region": ""}
 
@@ -206,7 +252,9 @@ class ConsistentBackend(SdxlPipelineBackend):
 
         return run
 
-    def _run(self, pipe: Any, call: dict[str, Any], state: RunState, settings: dict[str, Any], reporter: StepReporter) -> Image.Image:
+    def _run(
+        self, pipe: Any, call: dict[str, Any], state: RunState, settings: dict[str, Any], reporter: StepReporter
+    ) -> Image.Image:
         strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
         state.step = 0
         apply_long_prompt(pipe, call)  # after the job's LoRAs went in (they may patch the text encoders)
@@ -228,8 +276,10 @@ class ConsistentBackend(SdxlPipelineBackend):
             self._remember(digest, bank)
         made = bank.meta.get("steps")
         if made is not None and made != settings["steps"]:
-            raise GenerationError(f"consistent: the bank of {name or digest[:12]} was made with {made} steps and this "
-                                  f"job uses {settings['steps']}; regenerate the anchor or use {made} steps")
+            raise GenerationError(
+                f"consistent: the bank of {name or digest[:12]} was made with {made} steps and this "
+                f"job uses {settings['steps']}; regenerate the anchor or use {made} steps"
+            )
         return bank
 
     def _remember(self, key: str, bank: IdentityBank) -> None:
@@ -260,7 +310,9 @@ def parse_banks(text: str) -> dict[str, str]:
 
 
 def _schedule(settings: dict[str, Any]) -> ConsistencySchedule:
-    return ConsistencySchedule(settings["start_step"], settings["prob_early"], settings["prob_late"], settings["switch_step"])
+    return ConsistencySchedule(
+        settings["start_step"], settings["prob_early"], settings["prob_late"], settings["switch_step"]
+    )
 
 
 def estimated_heads(request: GenerationRequest) -> list[CharacterPlacement]:

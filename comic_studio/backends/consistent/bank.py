@@ -84,7 +84,7 @@ class IdentityBank:
     def nbytes(self, character: str | None = None) -> int:
         return sum(t.numel() * t.element_size() for (c, _, _), t in self._tokens.items() if character in (None, c))
 
-    def merge(self, other: "IdentityBank") -> None:
+    def merge(self, other: IdentityBank) -> None:
         """Take over ``other``'s characters (a panel with two characters reads two saved banks)."""
         clash = set(self.characters) & set(other.characters)
         if clash:
@@ -92,7 +92,7 @@ class IdentityBank:
         for (c, s, layer), t in other._tokens.items():
             self._tokens[(c, s, layer)] = t.to(self.location)
 
-    def only(self, character: str) -> "IdentityBank":
+    def only(self, character: str) -> IdentityBank:
         out = IdentityBank(self.precision, self.location, dict(self.meta))
         out._tokens = {k: v for k, v in self._tokens.items() if k[0] == character}
         return out
@@ -104,15 +104,23 @@ class IdentityBank:
         bank always gives the same bytes, so the same asset hash — which is why the header is written
         here with sorted keys (the safetensors library orders its metadata map arbitrarily)."""
         index = self.keys()
-        header: dict[str, Any] = {"__metadata__": {
-            "format": BANK_FORMAT, "precision": self.precision,
-            "index": json.dumps([list(k) for k in index]), "meta": json.dumps(self.meta, sort_keys=True)}}
+        header: dict[str, Any] = {
+            "__metadata__": {
+                "format": BANK_FORMAT,
+                "precision": self.precision,
+                "index": json.dumps([list(k) for k in index]),
+                "meta": json.dumps(self.meta, sort_keys=True),
+            }
+        }
         blobs, offset = [], 0
         for i, key in enumerate(index):
             tensor = self._tokens[key].to("cpu").contiguous()
             blob = tensor.reshape(-1).view(_uint8()).numpy().tobytes()
-            header[f"t{i}"] = {"dtype": _ST_DTYPES[self.precision], "shape": list(tensor.shape),
-                               "data_offsets": [offset, offset + len(blob)]}
+            header[f"t{i}"] = {
+                "dtype": _ST_DTYPES[self.precision],
+                "shape": list(tensor.shape),
+                "data_offsets": [offset, offset + len(blob)],
+            }
             blobs.append(blob)
             offset += len(blob)
         text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
@@ -120,7 +128,7 @@ class IdentityBank:
         return len(text).to_bytes(8, "little") + text + b"".join(blobs)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, location: str = "cpu", where: str = "identity bank") -> "IdentityBank":
+    def from_bytes(cls, data: bytes, *, location: str = "cpu", where: str = "identity bank") -> IdentityBank:
         from safetensors.torch import load
 
         try:
@@ -198,8 +206,9 @@ def sampled_tokens(tokens: int, rate: float) -> int:
     return int(round(tokens * rate))
 
 
-def bank_bytes_formula(layers: Iterable[tuple[int, int, float]], *, steps: int, batch: int = 2,
-                       anchors: int = 1, precision: str = "fp16") -> int:
+def bank_bytes_formula(
+    layers: Iterable[tuple[int, int, float]], *, steps: int, batch: int = 2, anchors: int = 1, precision: str = "fp16"
+) -> int:
     """Host bytes of one character's bank: Σ over (tokens, channels, rate) layers of
     steps × anchors × batch × round(tokens × rate) × channels × bytes per element."""
     per = BYTES_PER_ELEMENT[precision]

@@ -67,23 +67,41 @@ class _ConsistentProcessor:
             # diffusers' load_ip_adapter / unload_ip_adapter rebuild every processor that is not theirs
             # as ``type(processor)()``: a consistent processor cannot exist without its job's state, so
             # say which order works instead of failing on missing arguments deep inside diffusers.
-            raise TypeError(f"{type(self).__name__} needs its job's RunState; attach or remove IP-Adapters "
-                            "(load_ip_adapter / unload_ip_adapter) before entering processors.installed() or "
-                            "after leaving it, not inside it")
+            raise TypeError(
+                f"{type(self).__name__} needs its job's RunState; attach or remove IP-Adapters "
+                "(load_ip_adapter / unload_ip_adapter) before entering processors.installed() or "
+                "after leaving it, not inside it"
+            )
         self.original = original
         self.layer = layer
         self.rate = rate
         self.state = state
 
-    def _plain(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any, attention_mask: Any,
-               temb: Any, args: tuple, kwargs: dict) -> Any:
+    def _plain(
+        self,
+        attn: Any,
+        hidden_states: Any,
+        encoder_hidden_states: Any,
+        attention_mask: Any,
+        temb: Any,
+        args: tuple,
+        kwargs: dict,
+    ) -> Any:
         self.state.calls["plain"] += 1
         return self.original(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
 
 
 class BankWriteProcessor(_ConsistentProcessor):
-    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None,
-                 attention_mask: Any = None, temb: Any = None, *args: Any, **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: Any,
+        encoder_hidden_states: Any = None,
+        attention_mask: Any = None,
+        temb: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         state = self.state
         if state.step in state.banked_steps and hidden_states.ndim == 3 and encoder_hidden_states is None:
             import torch
@@ -91,21 +109,33 @@ class BankWriteProcessor(_ConsistentProcessor):
             count = sampled_tokens(hidden_states.shape[1], self.rate)
             if count:
                 keep = torch.randperm(hidden_states.shape[1], generator=state.generator)[:count]
-                state.bank.put(state.characters[0], state.step, self.layer, hidden_states[:, keep.to(hidden_states.device)])
+                state.bank.put(
+                    state.characters[0], state.step, self.layer, hidden_states[:, keep.to(hidden_states.device)]
+                )
                 state.calls["write"] += 1
         return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb, args, kwargs)
 
 
 class BankReadProcessor(_ConsistentProcessor):
-    def __call__(self, attn: Any, hidden_states: Any, encoder_hidden_states: Any = None,
-                 attention_mask: Any = None, temb: Any = None, *args: Any, **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: Any,
+        encoder_hidden_states: Any = None,
+        attention_mask: Any = None,
+        temb: Any = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
         state = self.state
         usable = (state.consistent_now() and self.rate > 0 and hidden_states.ndim == 3
                   and encoder_hidden_states is None and attention_mask is None
                   and attn.group_norm is None and attn.spatial_norm is None)  # fmt: skip
         banked = None
         if usable:
-            banked = state.bank.read(state.characters, state.step, self.layer, hidden_states.device, hidden_states.dtype)
+            banked = state.bank.read(
+                state.characters, state.step, self.layer, hidden_states.device, hidden_states.dtype
+            )
         if banked is None:
             return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb, args, kwargs)
         state.calls["read"] += 1

@@ -71,7 +71,9 @@ def parse_reference_images(text: str) -> dict[str, bytes]:
         except ValueError as exc:  # binascii.Error is a ValueError
             raise GenerationError(f"racig setting 'reference_images': {key[:12]}… is not base64 ({exc})") from exc
         if hashlib.sha256(data).hexdigest() != key:
-            raise GenerationError(f"racig setting 'reference_images': the image under {key[:12]}… does not match its hash")
+            raise GenerationError(
+                f"racig setting 'reference_images': the image under {key[:12]}… does not match its hash"
+            )
         out[key] = data
     return out
 
@@ -168,7 +170,9 @@ def load_image_encoder(folder: Path, dtype: Any, device: str) -> ImageEncoder:
     return ImageEncoder(model.to(device).eval(), processor, str(folder))
 
 
-def character_embedding(encoder: ImageEncoder, cache: ReferenceCache, refs: Sequence[str], images: dict[str, bytes]) -> Any | None:
+def character_embedding(
+    encoder: ImageEncoder, cache: ReferenceCache, refs: Sequence[str], images: dict[str, bytes]
+) -> Any | None:
     """The mean embedding of a character's references on one adapter; ``None`` without any."""
     import torch
 

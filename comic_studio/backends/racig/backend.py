@@ -22,16 +22,16 @@ from comic_studio.backends._diffusers.inputs import fit, read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.progress import StepReporter
 from comic_studio.backends._diffusers.schedulers import scheduler_names
-from comic_studio.generation.backend_api import ModelNeed, with_default_overrides
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
-from comic_studio.weights.catalogue import CatalogueError, load_catalogue
+from comic_studio.generation.backend_api import ModelNeed, with_default_overrides
 from comic_studio.generation.models.loading import ModelLoadError
 from comic_studio.generation.models.sdxl import resolve_file
-from comic_studio.weights.locate import Places, locate
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
 from comic_studio.poses.staging.figures import UnknownPoseError
+from comic_studio.weights.catalogue import CatalogueError, load_catalogue
+from comic_studio.weights.locate import Places, locate
 
 MAX_CHARACTERS = 4
 """The most characters one racig panel renders; a panel with more fails with a message saying so."""
@@ -57,7 +57,9 @@ class RacigBackend(DiffusersBackend):
     needs_reference_images = True
     required_models = DiffusersBackend.required_models + (
         ModelNeed("controlnet", "the OpenPose ControlNet for SDXL", DEFAULT_IDS["controlnet"], setting="controlnet"),
-        ModelNeed("ipadapter", "IP-Adapter Plus-Face (faces)", DEFAULT_IDS["ip_adapter_face"], setting="ip_adapter_face"),
+        ModelNeed(
+            "ipadapter", "IP-Adapter Plus-Face (faces)", DEFAULT_IDS["ip_adapter_face"], setting="ip_adapter_face"
+        ),
         ModelNeed("ipadapter", "IP-Adapter Plus (outfits)", DEFAULT_IDS["ip_adapter_plus"], setting="ip_adapter_plus"),
         ModelNeed("clip_vision", "the ViT-H image encoder", DEFAULT_IDS["image_encoder"], setting="image_encoder"),
     )
@@ -119,7 +121,9 @@ class RacigBackend(DiffusersBackend):
         by_matcher: dict[str, list[str]] = {}
         for request in requests:
             checked = self.validate_settings(request.backend_settings)
-            if request.characters and (checked["pose_choice"] == "retrieved" or request.pose_id is None and request.figures_override is None):
+            if request.characters and (
+                checked["pose_choice"] == "retrieved" or request.pose_id is None and request.figures_override is None
+            ):
                 by_matcher.setdefault(checked["pose_matching"], []).append(request.action or request.prompt)
         for matcher, texts in by_matcher.items():
             shared_retriever(matcher).prepare(texts)  # type: ignore[arg-type]
@@ -137,11 +141,17 @@ class RacigBackend(DiffusersBackend):
                 return self._tryon_body(job, settings, index, on_step)
         pipe, call, cond = self.prepare_call(job, settings)
         image = resized_to_panel(self._run(pipe, call, job, settings, cond, on_step), request)
-        panel = cond if cond.head_masks and cond.head_masks[0].shape == (request.height, request.width) else self.conditioning(request, settings)
+        panel = (
+            cond
+            if cond.head_masks and cond.head_masks[0].shape == (request.height, request.width)
+            else self.conditioning(request, settings)
+        )
         return GenerationResult(images=[image], seed=request.seed, backend=self.name, settings=settings,
                                 heads=panel.placements, pose_id=cond.pose_id)  # fmt: skip
 
-    def conditioning(self, request: GenerationRequest, settings: dict[str, Any], size: tuple[int, int] | None = None) -> Conditioning:
+    def conditioning(
+        self, request: GenerationRequest, settings: dict[str, Any], size: tuple[int, int] | None = None
+    ) -> Conditioning:
         """Pose, OpenPose image and masks at ``size`` (default: the panel's)."""
         n = len(request.characters)
         if n > MAX_CHARACTERS:
@@ -166,7 +176,9 @@ class RacigBackend(DiffusersBackend):
         step = 64 if settings["size"] == "sdxl" else 8
         return max(step, int(round(w / step)) * step), max(step, int(round(h / step)) * step)
 
-    def prepare_call(self, request: GenerationRequest, settings: dict[str, Any], *, inpaint: bool = False) -> tuple[Any, dict[str, Any], Conditioning]:
+    def prepare_call(
+        self, request: GenerationRequest, settings: dict[str, Any], *, inpaint: bool = False
+    ) -> tuple[Any, dict[str, Any], Conditioning]:
         """The diffusers pipeline, its keyword arguments (without IP-Adapter inputs) and the
         conditioning at the generation size (tests compare this with a hand-written stock call)."""
         import torch
@@ -204,7 +216,10 @@ class RacigBackend(DiffusersBackend):
         inputs = ipa.regional_inputs(face, body, self._negative(encoder), settings["guidance"] > 1.0)
         # Cached embeddings are CPU float32; the UNet's image projection may be half precision on a GPU.
         inputs.image_embeds = [e.to(device=pipe.unet.device, dtype=pipe.unet.dtype) for e in inputs.image_embeds]
-        states = self._adapter_state(settings["ip_adapter_face"], "ip_adapter_face"), self._adapter_state(settings["ip_adapter_plus"], "ip_adapter_plus")
+        states = (
+            self._adapter_state(settings["ip_adapter_face"], "ip_adapter_face"),
+            self._adapter_state(settings["ip_adapter_plus"], "ip_adapter_plus"),
+        )
         with ipa.attached_adapters(pipe, *states):
             ipa.set_regional_scales(pipe.unet, inputs.scales)
             images = pipe(**call, ip_adapter_image_embeds=inputs.image_embeds,
@@ -212,7 +227,9 @@ class RacigBackend(DiffusersBackend):
                           callback_on_step_end=reporter).images  # fmt: skip
         return images[0]
 
-    def _regional_items(self, request: GenerationRequest, settings: dict[str, Any], cond: Conditioning) -> tuple[list[Any], list[Any]]:
+    def _regional_items(
+        self, request: GenerationRequest, settings: dict[str, Any], cond: Conditioning
+    ) -> tuple[list[Any], list[Any]]:
         refs = [(c.face_refs, c.body_refs) for c in request.characters]
         if not any(f or b for f, b in refs):
             return [], []
@@ -222,7 +239,10 @@ class RacigBackend(DiffusersBackend):
         face, body = [], []
         for i, c in enumerate(request.characters):
             mine = overrides.get(c.id, {})
-            for kind, refs_i, masks, items in (("face", c.face_refs, cond.head_masks, face), ("body", c.body_refs, cond.body_masks, body)):
+            for kind, refs_i, masks, items in (
+                ("face", c.face_refs, cond.head_masks, face),
+                ("body", c.body_refs, cond.body_masks, body),
+            ):
                 embedding = ipa.character_embedding(encoder, self.embeddings, refs_i, images)
                 scale = ipa.character_scale(mine.get(kind), getattr(c, f"{kind}_scale"), settings[f"{kind}_scale"])
                 # A character with no references here, an empty mask or scale 0 is left out entirely.
@@ -230,7 +250,9 @@ class RacigBackend(DiffusersBackend):
                     items.append((embedding, masks[i], scale))
         return face, body
 
-    def _tryon_body(self, request: GenerationRequest, settings: dict[str, Any], index: int, on_step: StepCallback | None) -> GenerationResult:
+    def _tryon_body(
+        self, request: GenerationRequest, settings: dict[str, Any], index: int, on_step: StepCallback | None
+    ) -> GenerationResult:
         from PIL import Image
 
         init = read_image_setting(settings["init_image"], "init_image")
@@ -244,7 +266,9 @@ class RacigBackend(DiffusersBackend):
         ]})  # fmt: skip
         pipe, call, cond = self.prepare_call(only, settings, inpaint=True)
         size = (call["width"], call["height"])
-        call.update(image=fit(init, size, "RGB"), mask_image=mask_image(cond.body_masks[index]), strength=settings["strength"])
+        call.update(
+            image=fit(init, size, "RGB"), mask_image=mask_image(cond.body_masks[index]), strength=settings["strength"]
+        )
         repainted = self._run(pipe, call, only, settings, cond, on_step)
         if repainted.size != init.size:
             repainted = repainted.resize(init.size, Image.Resampling.LANCZOS)
@@ -265,7 +289,13 @@ class RacigBackend(DiffusersBackend):
 
             from comic_studio.generation.models.loading import torch_dtype
 
-            return diffusers.ControlNetModel.from_pretrained(folder, torch_dtype=torch_dtype(res.dtype), local_files_only=True).to(device).eval()
+            return (
+                diffusers.ControlNetModel.from_pretrained(
+                    folder, torch_dtype=torch_dtype(res.dtype), local_files_only=True
+                )
+                .to(device)
+                .eval()
+            )
 
         return res.models.get(str(folder), "controlnet", res.dtype, device, load)
 
@@ -286,7 +316,9 @@ class RacigBackend(DiffusersBackend):
         except ModelLoadError as exc:
             raise GenerationError(f"racig setting {field!r}: {exc}") from exc
         # Kept on the CPU: diffusers copies them into the processors it builds on the UNet's device.
-        return self.resources.models.get(str(path), "ip-adapter-state", "float32", "cpu", lambda: ipa.read_adapter_state(path))
+        return self.resources.models.get(
+            str(path), "ip-adapter-state", "float32", "cpu", lambda: ipa.read_adapter_state(path)
+        )
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -295,7 +327,11 @@ class RacigBackend(DiffusersBackend):
 def _pipeline_class(inpaint: bool) -> Any:
     import diffusers
 
-    return diffusers.StableDiffusionXLControlNetInpaintPipeline if inpaint else diffusers.StableDiffusionXLControlNetPipeline
+    return (
+        diffusers.StableDiffusionXLControlNetInpaintPipeline
+        if inpaint
+        else diffusers.StableDiffusionXLControlNetPipeline
+    )
 
 
 def _folder(spec: str, kind: str) -> Path:
@@ -309,7 +345,9 @@ def _folder(spec: str, kind: str) -> Path:
         raise GenerationError(f"racig: {spec!r} is neither a folder nor a catalogue id ({exc})") from exc
     found = locate(entry, Places.from_settings())
     if found is None:
-        raise GenerationError(f"racig: the {kind} model {spec!r} is not installed: run `comic-studio models download {spec}`")
+        raise GenerationError(
+            f"racig: the {kind} model {spec!r} is not installed: run `comic-studio models download {spec}`"
+        )
     return found.path if found.path.is_dir() else found.path.parent
 
 

@@ -22,7 +22,9 @@ def tryon_target(request: GenerationRequest, character_id: str, outfit: str) -> 
     """Index of the try-on character in ``request.characters``, with clear errors."""
     ids = [c.id for c in request.characters]
     if character_id not in ids:
-        raise GenerationError(f"racig try-on: character {character_id!r} is not in this panel (has: {', '.join(ids) or 'none'})")
+        raise GenerationError(
+            f"racig try-on: character {character_id!r} is not in this panel (has: {', '.join(ids) or 'none'})"
+        )
     if len(outfit) != 64 or any(ch not in "0123456789abcdef" for ch in outfit):
         raise GenerationError("racig try-on: setting 'tryon_outfit' must be the outfit image's asset hash (sha256 hex)")
     return ids.index(character_id)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.backends.storyboard.render import render_panel
+from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.generation.request import GenerationRequest, GenerationResult, StepCallback
 
 
@@ -26,12 +26,22 @@ class StoryboardBackend(GenerationBackend):
             "label": {"type": "bool", "default": True, "label": "Place/time label"},
             "construction_lines": {"type": "bool", "default": True, "label": "Perspective lines"},
             "paper": {"type": "choice", "default": "warm", "choices": ["warm", "white"], "label": "Paper"},
-            "pose_matching": {"type": "choice", "default": "auto", "choices": ["auto", "minilm", "overlap", "openclip"],
-                              "label": "Pose matching",
-                              "help": "auto: the MiniLM sentence model when installed, else word overlap. "
-                                      "openclip: CLIP text against imported pose pictures (setting pose_clip_model)."},
-            "supersample": {"type": "int", "default": 2, "min": 1, "max": 4, "label": "Antialiasing (supersample)",
-                            "help": "Draw at N× size and reduce; 1 is fastest, 2 is smooth."},
+            "pose_matching": {
+                "type": "choice",
+                "default": "auto",
+                "choices": ["auto", "minilm", "overlap", "openclip"],
+                "label": "Pose matching",
+                "help": "auto: the MiniLM sentence model when installed, else word overlap. "
+                "openclip: CLIP text against imported pose pictures (setting pose_clip_model).",
+            },
+            "supersample": {
+                "type": "int",
+                "default": 2,
+                "min": 1,
+                "max": 4,
+                "label": "Antialiasing (supersample)",
+                "help": "Draw at N× size and reduce; 1 is fastest, 2 is smooth.",
+            },
         }
 
     def prepare(self, requests: list[GenerationRequest]) -> None:

@@ -32,10 +32,16 @@ def _requests(n: int, width: int, height: int, matching: str, unique: bool = Fal
         setting, tod = _SETTINGS[i % len(_SETTINGS)]
         out.append(
             GenerationRequest(
-                width=width, height=height, seed=i, shot=shots[i % len(shots)],
-                characters=_CAST[: 1 + i % 3], actor_id="a",
+                width=width,
+                height=height,
+                seed=i,
+                shot=shots[i % len(shots)],
+                characters=_CAST[: 1 + i % 3],
+                actor_id="a",
                 action=_ACTIONS[i % len(_ACTIONS)] + (f" beside crate number {i}" if unique else ""),
-                setting=setting, time_of_day=tod, backend_settings={"pose_matching": matching},
+                setting=setting,
+                time_of_day=tod,
+                backend_settings={"pose_matching": matching},
             )
         )
     return out
@@ -61,7 +67,9 @@ def bench_storyboard(n: int = 60, width: int = 600, height: int = 400, include_m
     if include_minilm:
         # Pose retrieval with the MiniLM model: each new action text costs one sentence encoding.
         result["panels_per_s_minilm_repeated_actions"] = round(_rate(backend, _requests(n, width, height, "auto")), 1)
-        result["panels_per_s_minilm_unique_actions"] = round(_rate(backend, _requests(n, width, height, "auto", True)), 1)
+        result["panels_per_s_minilm_unique_actions"] = round(
+            _rate(backend, _requests(n, width, height, "auto", True)), 1
+        )
     return result
 
 

@@ -80,7 +80,11 @@ def build_mannequin(g: FigureGeometry, back_view: bool = False) -> Mannequin:
         return [Capsule(pa, (pa[0] + d[0] * length, pa[1] + d[1] * length), 0.055 * t)]
 
     def arm(s: str) -> list[Primitive]:
-        return cap(f"{s}_shoulder", f"{s}_elbow", 0.085) + cap(f"{s}_elbow", f"{s}_wrist", 0.07) + hand(f"{s}_elbow", f"{s}_wrist")
+        return (
+            cap(f"{s}_shoulder", f"{s}_elbow", 0.085)
+            + cap(f"{s}_elbow", f"{s}_wrist", 0.07)
+            + hand(f"{s}_elbow", f"{s}_wrist")
+        )
 
     mid_x = g.head_c[0]
     hips = [p for p in (g.point("r_hip"), g.point("l_hip")) if p]
@@ -225,6 +229,7 @@ def _draw_head_marks(draw: ImageDraw.ImageDraw, o: Oval, back_view: bool, ink: F
     # Central meridian of a sphere turned by ``yaw``: a half-ellipse bulging toward the look.
     merid = [_local(o, rx * f * math.cos(p), ry * math.sin(p)) for p in np.linspace(-1.45, 1.45, 12)]
     draw.line(merid, fill=ink.detail, width=w)
+
     # Eye line: slightly below centre, bowed down (camera a touch above eye level).
     def eye_y(x: float) -> float:
         return -0.08 * ry - 0.14 * ry * (1 - x * x)
@@ -247,7 +252,11 @@ def _draw_head_marks(draw: ImageDraw.ImageDraw, o: Oval, back_view: bool, ink: F
         draw.line(mouth, fill=ink.outline, width=wn)
     if abs(f) >= 0.5:
         s = 1.0 if f > 0 else -1.0
-        tick = [_local(o, s * rx * 0.9, -0.05 * ry), _local(o, s * rx * 1.2, -0.32 * ry), _local(o, s * rx * 0.92, -0.4 * ry)]
+        tick = [
+            _local(o, s * rx * 0.9, -0.05 * ry),
+            _local(o, s * rx * 1.2, -0.32 * ry),
+            _local(o, s * rx * 0.92, -0.4 * ry),
+        ]
     else:
         x = rx * f
         tick = [_local(o, x, -0.22 * ry), _local(o, x + rx * 0.12 * (1 if f >= 0 else -1), -0.45 * ry)]

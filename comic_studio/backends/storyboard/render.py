@@ -26,8 +26,8 @@ from comic_studio.backends.storyboard.setting import (
     classify_setting,
     draw_environment,
     draw_label,
-    label_box,
     font,
+    label_box,
     palette_for,
     place_label,
 )
@@ -60,7 +60,9 @@ class RenderOutput:
     pose_id: str | None
 
 
-def render_panel(request: GenerationRequest, settings: dict[str, Any], on_step: StepCallback | None = None) -> RenderOutput:
+def render_panel(
+    request: GenerationRequest, settings: dict[str, Any], on_step: StepCallback | None = None
+) -> RenderOutput:
     rng = random.Random(request.seed)
     ss = int(settings["supersample"])
     w, h = request.width * ss, request.height * ss
@@ -72,7 +74,9 @@ def render_panel(request: GenerationRequest, settings: dict[str, Any], on_step: 
 
     def step(i: int, preview: Image.Image | None = None) -> None:
         if on_step is not None and on_step(i, total, preview) is False:
-            raise Cancelled(f"storyboard render of panel {request.panel_id or '(unsaved)'} cancelled at step {i}/{total}")
+            raise Cancelled(
+                f"storyboard render of panel {request.panel_id or '(unsaved)'} cancelled at step {i}/{total}"
+            )
 
     step(0)
     pal = palette_for(request.time_of_day, settings["paper"])
@@ -102,7 +106,9 @@ def render_panel(request: GenerationRequest, settings: dict[str, Any], on_step: 
     if settings["label"]:
         text = place_label(request.setting, request.time_of_day)
         # Top-left unless a face is there: then the slug moves to the top-right.
-        right = _hits_head(label_box(text, w, h, ss), placed) and not _hits_head(label_box(text, w, h, ss, True), placed)
+        right = _hits_head(label_box(text, w, h, ss), placed) and not _hits_head(
+            label_box(text, w, h, ss, True), placed
+        )
         box = draw_label(draw, text, w, h, pal, ss, right)
         avoid += [box] if box else []
     if settings["name_tags"]:
@@ -196,6 +202,7 @@ def _place_figures(geoms: list[FigureGeometry], frame: Frame, who: list[Any | No
         m = build_mannequin(gp)
         ink = figure_ink(colour, pal, gp.torso, weight, ss, min(w, h))
         placed.append(_Placed(i, m, gp, ink, primitives_bbox(m, ink.outline_w), char))
+
     # Painter's order: figures further back (feet higher) first; the over-the-shoulder back last.
     def depth(p: _Placed) -> tuple[int, float]:
         if p.geom is None:
@@ -247,7 +254,9 @@ def _name_tag(draw: ImageDraw.ImageDraw, p: _Placed, w: int, h: int, ss: int,
     x, y = next(((cx, cy) for cx, cy in candidates if fits(cx, cy)), candidates[0])
     x = min(max(x, margin), w - margin - bw)
     y = min(max(y, margin), h - margin - bh)
-    draw.rounded_rectangle((x, y, x + bw, y + bh), radius=bh * 0.35, fill=p.ink.fill, outline=p.ink.outline, width=max(1, ss))
+    draw.rounded_rectangle(
+        (x, y, x + bw, y + bh), radius=bh * 0.35, fill=p.ink.fill, outline=p.ink.outline, width=max(1, ss)
+    )
     draw.text((x + bw / 2, y + bh / 2), name, font=f, fill=p.ink.outline, anchor="mm")
     return (x, y, x + bw, y + bh)
 
@@ -268,7 +277,9 @@ def _hits_head(box: tuple[float, float, float, float] | None, placed: list[_Plac
 # ---------------------------------------------------------------------------------- heads
 
 
-def _placements(request: GenerationRequest, pose: ResolvedPose, placed: list[_Placed], w: int, h: int) -> list[CharacterPlacement]:
+def _placements(
+    request: GenerationRequest, pose: ResolvedPose, placed: list[_Placed], w: int, h: int
+) -> list[CharacterPlacement]:
     by_index = {p.index: p for p in placed}
     short = min(w, h)
     out = []

@@ -33,7 +33,9 @@ EXTERIOR_WORDS = frozenset(
     "farm camp campsite parking highway station platform exterior ext cemetery graveyard".split()
 )
 CITY_WORDS = frozenset("street road avenue alley city town square market parking highway roof rooftop station".split())
-TREE_WORDS = frozenset("park garden forest wood woods jungle field fields meadow countryside farm camp campsite cemetery graveyard yard".split())
+TREE_WORDS = frozenset(
+    "park garden forest wood woods jungle field fields meadow countryside farm camp campsite cemetery graveyard yard".split()
+)
 WATER_WORDS = frozenset("harbour harbor port dock docks pier beach sea ocean shore coast river lake bridge".split())
 HILL_WORDS = frozenset("mountain mountains hill hills cliff valley desert".split())
 
@@ -232,10 +234,23 @@ def _props(draw: ImageDraw.ImageDraw, sk: _Sketch, w: int, h: int, horizon: floa
         if words & {"harbour", "harbor", "port", "dock", "docks", "pier"}:
             # A moored boat: hull, mast and sail, and a pier running out from the edge.
             bx, u = rng.uniform(0.55, 0.8) * w, 0.8 * unit
-            hull = [(bx - u, horizon - 0.25 * u), (bx + u, horizon - 0.25 * u), (bx + 0.7 * u, horizon + 0.1 * u), (bx - 0.7 * u, horizon + 0.1 * u)]
+            hull = [
+                (bx - u, horizon - 0.25 * u),
+                (bx + u, horizon - 0.25 * u),
+                (bx + 0.7 * u, horizon + 0.1 * u),
+                (bx - 0.7 * u, horizon + 0.1 * u),
+            ]
             draw.polygon(hull, fill=fill, outline=pal.line)
             sk.line((bx, horizon - 0.25 * u), (bx, horizon - 2.0 * u))
-            draw.polygon([(bx + 0.08 * u, horizon - 1.9 * u), (bx + 0.08 * u, horizon - 0.4 * u), (bx + 0.9 * u, horizon - 0.4 * u)], fill=fill, outline=pal.line)
+            draw.polygon(
+                [
+                    (bx + 0.08 * u, horizon - 1.9 * u),
+                    (bx + 0.08 * u, horizon - 0.4 * u),
+                    (bx + 0.9 * u, horizon - 0.4 * u),
+                ],
+                fill=fill,
+                outline=pal.line,
+            )
             py = horizon + 0.06 * h
             sk.line((0, py), (0.3 * w, py))
             sk.line((0, py + 0.02 * h), (0.3 * w, py + 0.02 * h))
@@ -304,5 +319,9 @@ def draw_label(draw: ImageDraw.ImageDraw, text: str, w: int, h: int, pal: Palett
             break
         draw.text((x, baseline), c, font=f, fill=pal.label, anchor="ls")
         x += f.getlength(c) + 0.06 * big
-    draw.line([(x0, baseline + 0.25 * big), (x, baseline + 0.25 * big)], fill=_mix(pal.label, pal.paper, 0.5), width=max(1, ss))
+    draw.line(
+        [(x0, baseline + 0.25 * big), (x, baseline + 0.25 * big)],
+        fill=_mix(pal.label, pal.paper, 0.5),
+        width=max(1, ss),
+    )
     return box

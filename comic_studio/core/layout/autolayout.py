@@ -155,7 +155,9 @@ def _generated_tiers(classes: Sequence[str]) -> list[list[tuple[str, float]]]:
 
 
 class _Planner:
-    def __init__(self, items: list[_Item], fmt: PageFormat, direction: ReadingDirection, templates: Mapping[str, Template]):
+    def __init__(
+        self, items: list[_Item], fmt: PageFormat, direction: ReadingDirection, templates: Mapping[str, Template]
+    ):
         self.items = items
         self.fmt = fmt
         self.direction = direction
@@ -286,7 +288,9 @@ def auto_layout(
     items = _normalise(beats, scene_ids)
     if not items:
         return []
-    planner = _Planner(items, fmt, ReadingDirection(direction), templates if templates is not None else load_templates())
+    planner = _Planner(
+        items, fmt, ReadingDirection(direction), templates if templates is not None else load_templates()
+    )
     pages = []
     for start, _stop, fit in planner.plan():
         slots = build_slots(fit.template, fmt, ReadingDirection(direction))
@@ -308,7 +312,9 @@ def auto_layout_story(
     return auto_layout(list(story.scenes), fmt, direction, templates)
 
 
-def assign_beats_to_panels(panels: Sequence[Panel], beats: Sequence[Beat], allow_unassigned: bool = False) -> list[Panel]:
+def assign_beats_to_panels(
+    panels: Sequence[Panel], beats: Sequence[Beat], allow_unassigned: bool = False
+) -> list[Panel]:
     """Copies of ``panels`` with ``beats`` assigned in reading order (``Panel.order``): the first
     beat to the first panel read, and so on. Each assigned panel takes the beat's id, shot,
     setting and characters; its images and balloons are kept.

@@ -332,9 +332,7 @@ def polygon_distance(a: Sequence[Point], b: Sequence[Point]) -> float:
     return best
 
 
-def parallel_edge_distance(
-    e1: tuple[Point, Point], e2: tuple[Point, Point], angle_tol: float = 1e-3
-) -> float | None:
+def parallel_edge_distance(e1: tuple[Point, Point], e2: tuple[Point, Point], angle_tol: float = 1e-3) -> float | None:
     """Perpendicular distance between two parallel (or antiparallel) segments' lines; ``None``
     when they are not parallel within ``angle_tol`` radians."""
     (a, b), (c, d) = e1, e2

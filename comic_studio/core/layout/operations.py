@@ -172,7 +172,9 @@ def merge_panels(
     ia, ib = _index(panels, a_id), _index(panels, b_id)
     a, b = panels[ia].shape, panels[ib].shape
     if not _facing_edges(a, b, max_gap):
-        raise LayoutError(f"panels {a_id!r} and {b_id!r} are not neighbours across a gutter; only adjacent panels merge")
+        raise LayoutError(
+            f"panels {a_id!r} and {b_id!r} are not neighbours across a gutter; only adjacent panels merge"
+        )
     hull = _merged_shape(a, b, max_gap)
     if hull is None:
         raise LayoutError(
@@ -180,7 +182,11 @@ def merge_panels(
             "move a border first so they line up"
         )
     for k, other in enumerate(panels):
-        if k not in (ia, ib) and geo.overlap_area(hull, other.shape) > 1.0 and not geo.polygon_contains(hull, other.shape):
+        if (
+            k not in (ia, ib)
+            and geo.overlap_area(hull, other.shape) > 1.0
+            and not geo.polygon_contains(hull, other.shape)
+        ):
             raise LayoutError(f"merging {a_id!r} and {b_id!r} would cover panel {other.id!r}")
     out = _copies(panels)
     out[ia] = out[ia].model_copy(update={"shape": geo.canonical(hull)})
@@ -299,7 +305,9 @@ def _allowed_rect(shape: Sequence[geo.Point], fmt: PageFormat) -> tuple[float, f
     return live if geo.rect_contains(live, shape, tol=0.01) else bleed_rect(fmt)
 
 
-def _layout_ok(before: Sequence[Panel], after: Sequence[Panel], changed: set[str], fmt: PageFormat, min_size: float) -> bool:
+def _layout_ok(
+    before: Sequence[Panel], after: Sequence[Panel], changed: set[str], fmt: PageFormat, min_size: float
+) -> bool:
     old = {p.id: p.shape for p in before}
     for p in after:
         if p.id not in changed:

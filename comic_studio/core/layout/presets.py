@@ -88,8 +88,7 @@ def _parse_preset(raw: Any, where: str) -> PagePreset:
 def _check_live_area(fmt: PageFormat, where: str) -> None:
     if fmt.width - 2 * fmt.margin <= fmt.gutter or fmt.height - 2 * fmt.margin <= fmt.gutter:
         raise LayoutError(
-            f"{where}: margin {fmt.margin:.1f} pt leaves no live area on a "
-            f"{fmt.width:.1f} × {fmt.height:.1f} pt page"
+            f"{where}: margin {fmt.margin:.1f} pt leaves no live area on a {fmt.width:.1f} × {fmt.height:.1f} pt page"
         )
 
 

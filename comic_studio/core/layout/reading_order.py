@@ -117,7 +117,9 @@ def _slanted_cut(items: list[int], shapes: Sequence[Sequence[geo.Point]], rtl: b
     return best[1] if best else None
 
 
-def _order(items: list[int], shapes: Sequence[Sequence[geo.Point]], boxes: list[_Box], centres: list[geo.Point], rtl: bool) -> list[int]:
+def _order(
+    items: list[int], shapes: Sequence[Sequence[geo.Point]], boxes: list[_Box], centres: list[geo.Point], rtl: bool
+) -> list[int]:
     if len(items) <= 1:
         return list(items)
     sign = -1.0 if rtl else 1.0
@@ -143,6 +145,7 @@ def _order(items: list[int], shapes: Sequence[Sequence[geo.Point]], boxes: list[
     parts = _slanted_cut(items, shapes, rtl)
     if parts:
         return [i for part in parts for i in recurse(part)]
+
     def key(i: int) -> tuple[float, float]:
         return round(centres[i][1], 4), round(sign * centres[i][0], 4)
 

@@ -102,7 +102,9 @@ def _validate_node(node: Any, where: str) -> None:
         if node.get("corner", "bottom-right") not in _CORNERS:
             raise LayoutError(f"{where}.corner: {node.get('corner')!r} is not one of {list(_CORNERS)}")
         size = node.get("size", [0.4, 0.3])
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, (int, float)) and 0 < v < 1 for v in size)):
+        if not (
+            isinstance(size, list) and len(size) == 2 and all(isinstance(v, (int, float)) and 0 < v < 1 for v in size)
+        ):
             raise LayoutError(f"{where}.size: expected [width_fraction, height_fraction] between 0 and 1, got {size!r}")
         return
     keys = [k for k in ("rows", "cols") if k in node]
@@ -115,15 +117,21 @@ def _validate_node(node: Any, where: str) -> None:
     if not isinstance(children, list) or not children:
         raise LayoutError(f"{where}.{keys[0]}: expected a non-empty list")
     sizes = node.get("sizes", [1] * len(children))
-    if not isinstance(sizes, list) or len(sizes) != len(children) or not all(
-        isinstance(s, (int, float)) and s > 0 for s in sizes
+    if (
+        not isinstance(sizes, list)
+        or len(sizes) != len(children)
+        or not all(isinstance(s, (int, float)) and s > 0 for s in sizes)
     ):
         raise LayoutError(f"{where}.sizes: expected {len(children)} positive numbers, got {sizes!r}")
     slants = node.get("slants", [0] * (len(children) - 1))
-    if not isinstance(slants, list) or len(slants) != len(children) - 1 or not all(
-        isinstance(s, (int, float)) and -45 < s < 45 for s in slants
+    if (
+        not isinstance(slants, list)
+        or len(slants) != len(children) - 1
+        or not all(isinstance(s, (int, float)) and -45 < s < 45 for s in slants)
     ):
-        raise LayoutError(f"{where}.slants: expected {len(children) - 1} angles between -45 and 45 degrees, got {slants!r}")
+        raise LayoutError(
+            f"{where}.slants: expected {len(children) - 1} angles between -45 and 45 degrees, got {slants!r}"
+        )
     for i, child in enumerate(children):
         _validate_node(child, f"{where}.{keys[0]}[{i}]")
 
@@ -210,14 +218,18 @@ def build_slots(template: Template, fmt: PageFormat, direction: ReadingDirection
     return [s for _, s in sorted(zip((rank[p.id] for p in panels), slots, strict=True), key=lambda t: t[0])]
 
 
-def apply_template(template_id: str, fmt: PageFormat, direction: ReadingDirection = ReadingDirection.LTR) -> list[Panel]:
+def apply_template(
+    template_id: str, fmt: PageFormat, direction: ReadingDirection = ReadingDirection.LTR
+) -> list[Panel]:
     """New panels (fresh ids, empty content) laid out by the template, ``order`` set for
     ``direction``. Overlay (inset) panels come after the panels they sit on, so drawing the list
     in order paints them on top."""
     return template_panels(get_template(template_id), fmt, direction)
 
 
-def template_panels(template: Template, fmt: PageFormat, direction: ReadingDirection = ReadingDirection.LTR) -> list[Panel]:
+def template_panels(
+    template: Template, fmt: PageFormat, direction: ReadingDirection = ReadingDirection.LTR
+) -> list[Panel]:
     """:func:`apply_template` for a :class:`Template` object (e.g. one loaded from a user folder)."""
     slots = build_slots(template, fmt, direction)
     panels = [Panel(shape=s.shape, order=i) for i, s in enumerate(slots)]

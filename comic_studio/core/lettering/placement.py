@@ -138,7 +138,12 @@ def _segment_hits_box(p: tuple[float, float], q: tuple[float, float], box: Box) 
     """Liang–Barsky clip: does the segment p→q pass through the box?"""
     t0, t1 = 0.0, 1.0
     dx, dy = q[0] - p[0], q[1] - p[1]
-    for edge_p, edge_q in ((-dx, p[0] - box.x), (dx, box.x + box.w - p[0]), (-dy, p[1] - box.y), (dy, box.y + box.h - p[1])):
+    for edge_p, edge_q in (
+        (-dx, p[0] - box.x),
+        (dx, box.x + box.w - p[0]),
+        (-dy, p[1] - box.y),
+        (dy, box.y + box.h - p[1]),
+    ):
         if abs(edge_p) < 1e-12:
             if edge_q < 0:
                 return False

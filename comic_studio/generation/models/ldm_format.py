@@ -105,7 +105,9 @@ def _vae_key(key: str, value: Any, levels: int) -> tuple[str, Any]:
         level = int(parts[2]) if sub == "down_blocks" else levels - 1 - int(parts[2])
         name = "down" if sub == "down_blocks" else "up"
         if parts[3] in ("downsamplers", "upsamplers"):
-            return f"{coder}.{name}.{level}.{'downsample' if name == 'down' else 'upsample'}." + ".".join(parts[5:]), value
+            return f"{coder}.{name}.{level}.{'downsample' if name == 'down' else 'upsample'}." + ".".join(
+                parts[5:]
+            ), value
         rest = ".".join(parts[5:]).replace("conv_shortcut", "nin_shortcut")
         return f"{coder}.{name}.{level}.block.{parts[4]}.{rest}", value
     if sub == "mid_block":

@@ -74,7 +74,11 @@ class SdxlSource:
 
 
 def sdxl_source(
-    path: str | Path, config: str | Path | None = None, *, allow_pickle: bool = False, candidates: Sequence[Path] | None = None
+    path: str | Path,
+    config: str | Path | None = None,
+    *,
+    allow_pickle: bool = False,
+    candidates: Sequence[Path] | None = None,
 ) -> SdxlSource:
     """Classify ``path`` and check it is loadable before any weights are read.
 
@@ -96,7 +100,9 @@ def sdxl_source(
         if problem:
             raise ModelLoadError(f"{p.name} does not fit the configuration folder {cfg}: {problem}")
         return SdxlSource(p, single_file=True, config=cfg)
-    return SdxlSource(p, single_file=True, config=choose_config(p, bundled_sdxl_configs() if candidates is None else candidates))
+    return SdxlSource(
+        p, single_file=True, config=choose_config(p, bundled_sdxl_configs() if candidates is None else candidates)
+    )
 
 
 def choose_config(checkpoint: Path, candidates: Sequence[Path]) -> Path:
@@ -170,7 +176,13 @@ def load_sdxl_components(
     mid = source.cache_id
     # Tokenizers and the scheduler template are cheap but not free (~70 ms to parse the CLIP
     # vocabulary): cache them too, under one "light" entry.
-    light = cache.get(mid, "light", "-", "-", lambda: load_tokenizers_and_scheduler(source.config if source.single_file else source.path))
+    light = cache.get(
+        mid,
+        "light",
+        "-",
+        "-",
+        lambda: load_tokenizers_and_scheduler(source.config if source.single_file else source.path),
+    )
     read: dict[str, Any] = {}
     if source.single_file and any(cache.peek(mid, c, dtype, device) is None for c in SDXL_COMPONENTS):
         # One read of the checkpoint yields every component; store them all at once (and hand them
@@ -237,8 +249,7 @@ def _load_component(source: SdxlSource, name: str, dtype: str, device: str, ligh
     if not weights:
         pickles = [p for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
         raise ModelLoadError(
-            f"{folder}: no .safetensors weights"
-            + (f" (only {pickles[0].name}, a pickle; refused)" if pickles else "")
+            f"{folder}: no .safetensors weights" + (f" (only {pickles[0].name}, a pickle; refused)" if pickles else "")
         )
     try:
         model = cls.from_pretrained(str(source.path), subfolder=name, torch_dtype=torch_dtype(dtype),
@@ -273,10 +284,17 @@ def _load_single_file(source: SdxlSource, dtype: str, device: str, light: dict[s
     if source.path.suffix.lower() != ".safetensors":
         # Even when pickles are allowed: diffusers would open this file itself, outside our
         # weights_only guard. LoRAs and other state dicts we read ourselves are fine.
-        raise ModelLoadError(f"{source.path.name}: pickled single-file checkpoints are not supported; use a .safetensors file")
+        raise ModelLoadError(
+            f"{source.path.name}: pickled single-file checkpoints are not supported; use a .safetensors file"
+        )
     # The tokenizers and scheduler are passed in so diffusers builds only the four models from the
     # checkpoint (and never reads a tokenizer folder that keeps its vocabulary elsewhere).
-    kwargs: dict[str, Any] = {"config": str(source.config), "local_files_only": True, "torch_dtype": torch_dtype(dtype), **light}
+    kwargs: dict[str, Any] = {
+        "config": str(source.config),
+        "local_files_only": True,
+        "torch_dtype": torch_dtype(dtype),
+        **light,
+    }
     try:
         pipe = StableDiffusionXLPipeline.from_single_file(str(source.path), **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError) as exc:

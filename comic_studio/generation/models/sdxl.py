@@ -29,10 +29,17 @@ def default_sdxl_model() -> str:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return "/" in spec or "\\" in spec or spec.lower().endswith((".safetensors", ".ckpt")) or Path(spec).expanduser().exists()
+    return (
+        "/" in spec
+        or "\\" in spec
+        or spec.lower().endswith((".safetensors", ".ckpt"))
+        or Path(spec).expanduser().exists()
+    )
 
 
-def resolve_sdxl(spec: str = "", config: str = "", *, places: Places | None = None, allow_pickle: bool = False) -> SdxlSource:
+def resolve_sdxl(
+    spec: str = "", config: str = "", *, places: Places | None = None, allow_pickle: bool = False
+) -> SdxlSource:
     """An SDXL model spec (catalogue id, a diffusers folder or a checkpoint path; empty = the
     default) → a loadable :class:`SdxlSource`. Raises :class:`ModelLoadError` saying what to do.
     A single-file checkpoint without ``config`` loads with the bundled SDXL configuration."""

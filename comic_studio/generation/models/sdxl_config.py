@@ -138,7 +138,9 @@ def _expectations(folder: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]],
     if unet.get("addition_embed_type") == "text_time":
         time_dim = unet.get("time_embedding_dim") or 4 * widths[0]
         expected[UNET_PREFIX + "label_emb.0.0.weight"] = (
-            "UNet size/crop conditioning", (time_dim, unet.get("projection_class_embeddings_input_dim")))
+            "UNet size/crop conditioning",
+            (time_dim, unet.get("projection_class_embeddings_input_dim")),
+        )
     depths = {
         UNET_PREFIX + "middle_block.1.transformer_blocks.{n}.attn1.to_q.weight": ("UNet middle-block transformer layers", mid_depth),
         CLIP_PREFIX + "text_model.encoder.layers.{n}.self_attn.q_proj.weight": ("CLIP-L layers", clip_l.get("num_hidden_layers", 12)),

@@ -20,7 +20,9 @@ from typing import Any
 def _tiny_model(folder: Path) -> Path:
     writer = Path(__file__).resolve().parents[3] / "tests" / "parsing" / "llm" / "tiny_gguf.py"
     if not writer.is_file():
-        raise FileNotFoundError(f"{writer}: the tiny GGUF writer is part of the source checkout; pass --model PATH.gguf instead")
+        raise FileNotFoundError(
+            f"{writer}: the tiny GGUF writer is part of the source checkout; pass --model PATH.gguf instead"
+        )
     spec = importlib.util.spec_from_file_location("tiny_gguf", writer)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -28,7 +30,9 @@ def _tiny_model(folder: Path) -> Path:
     return module.write_tiny_gguf(folder / "tiny.gguf")
 
 
-def bench_llm(words: int = 1_000, model: str | Path | None = None, *, n_ctx: int = 4096, use_grammar: bool = True) -> dict[str, Any]:
+def bench_llm(
+    words: int = 1_000, model: str | Path | None = None, *, n_ctx: int = 4096, use_grammar: bool = True
+) -> dict[str, Any]:
     """Parse a generated ~``words``-word story once (after a warm-up load); report seconds per 1,000 words."""
     from comic_studio.parsing.bench import BENCH_CHARACTERS, generate_story
     from comic_studio.parsing.llm.llama import LlamaParser, LlamaWorker

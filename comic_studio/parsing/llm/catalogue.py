@@ -43,7 +43,9 @@ def resolve_model(spec: str | os.PathLike[str] | None) -> Path:
     entries = {e.id: e for e in llm_entries()}
     if not value:
         ids = ", ".join(entries) or "none installed"
-        raise ParseError(f"the llama parser needs a model: pass --model PATH.gguf, set {MODEL_ENV}, or use a catalogue id ({ids})")
+        raise ParseError(
+            f"the llama parser needs a model: pass --model PATH.gguf, set {MODEL_ENV}, or use a catalogue id ({ids})"
+        )
     entry = entries.get(value)
     if entry is not None:
         path = _locate(entry)

@@ -19,8 +19,27 @@ from comic_studio.parsing.llm.prompt import WindowOutput
 from comic_studio.parsing.schema import CharacterSuggestion, provisional_id
 
 _PRONOUN_WORDS = {
-    "i", "me", "you", "he", "him", "she", "her", "it", "we", "us", "they", "them", "someone", "everyone",
-    "nobody", "narrator", "voice", "unknown", "none", "null", "n/a",
+    "i",
+    "me",
+    "you",
+    "he",
+    "him",
+    "she",
+    "her",
+    "it",
+    "we",
+    "us",
+    "they",
+    "them",
+    "someone",
+    "everyone",
+    "nobody",
+    "narrator",
+    "voice",
+    "unknown",
+    "none",
+    "null",
+    "n/a",
 }
 _WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
 
@@ -74,7 +93,9 @@ class NameResolver:
                 break
             sid, n = f"{base}-{n}"[:64], n + 1
         if sid not in self.suggestions:
-            self.suggestions[sid] = CharacterSuggestion(id=sid, name=name[:200], mentions=0, pronouns=self._pronouns.get(key))
+            self.suggestions[sid] = CharacterSuggestion(
+                id=sid, name=name[:200], mentions=0, pronouns=self._pronouns.get(key)
+            )
         self._suggested_names[key] = sid
         return sid
 
@@ -94,7 +115,9 @@ class NameResolver:
 
     def as_characters(self) -> list[Character]:
         """The library plus the suggestions so far as provisional characters (for the rule fallback)."""
-        extra = [Character(id=s.id, name=s.name, pronouns=s.pronouns or Pronouns.THEY) for s in self.suggestions.values()]
+        extra = [
+            Character(id=s.id, name=s.name, pronouns=s.pronouns or Pronouns.THEY) for s in self.suggestions.values()
+        ]
         return [*self.library, *extra]
 
     def adopt_rule_scenes(self, scenes: list[Scene], suggestions: list[CharacterSuggestion]) -> list[Scene]:
@@ -134,7 +157,9 @@ def convert_window(output: WindowOutput, resolver: NameResolver) -> list[Scene]:
         resolver.note_new_character(nc.name, nc.pronouns)
     scenes: list[Scene] = []
     for si, scene_out in enumerate(output.scenes):
-        scene = Scene(title=scene_out.title.strip(), setting=scene_out.setting.strip(), time_of_day=scene_out.time_of_day.strip())
+        scene = Scene(
+            title=scene_out.title.strip(), setting=scene_out.setting.strip(), time_of_day=scene_out.time_of_day.strip()
+        )
         for bi, b in enumerate(scene_out.beats):
             path = f"scenes.{si}.beats.{bi}"
             beat = Beat(source="llm", shot=ShotType(b.shot), setting=scene.setting, time_of_day=scene.time_of_day)
@@ -153,7 +178,9 @@ def convert_window(output: WindowOutput, resolver: NameResolver) -> list[Scene]:
             for line in b.dialogue:
                 text = " ".join(line.text.split())
                 if text:
-                    beat.dialogue.append(DialogueLine(speaker_id=resolver.resolve(line.speaker), text=text, kind=DialogueKind(line.kind)))
+                    beat.dialogue.append(
+                        DialogueLine(speaker_id=resolver.resolve(line.speaker), text=text, kind=DialogueKind(line.kind))
+                    )
             if not beat.action and not beat.dialogue and not beat.caption:
                 raise ParseError("the model wrote an empty beat (no action, dialogue or caption)", path + ".action")
             for cid in {*beat.characters, *(ln.speaker_id for ln in beat.dialogue if ln.speaker_id)}:

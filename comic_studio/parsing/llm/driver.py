@@ -31,7 +31,9 @@ class WindowProgress(float):
     beats: int
     new_beats: list[Beat]
 
-    def __new__(cls, fraction: float, *, window: int, windows: int, beats: int, new_beats: list[Beat] | None = None) -> WindowProgress:
+    def __new__(
+        cls, fraction: float, *, window: int, windows: int, beats: int, new_beats: list[Beat] | None = None
+    ) -> WindowProgress:
         obj = super().__new__(cls, min(1.0, max(0.0, fraction)))
         obj.window, obj.windows, obj.beats = window, windows, beats
         obj.new_beats = list(new_beats or [])
@@ -87,16 +89,29 @@ class WindowedLLMParser(ABC):
         for window in windows:
             check_cancel(cancel)
             if progress is not None:
-                progress(WindowProgress(window.index / max(1, total), window=window.index + 1, windows=total, beats=beats))
+                progress(
+                    WindowProgress(window.index / max(1, total), window=window.index + 1, windows=total, beats=beats)
+                )
             added = runner.run(window, total)
             new_beats = [b for s in added for b in s.beats]
             beats += len(new_beats)
             if progress is not None:
-                progress(WindowProgress((window.index + 1) / total, window=window.index + 1, windows=total, beats=beats, new_beats=new_beats))
+                progress(
+                    WindowProgress(
+                        (window.index + 1) / total,
+                        window=window.index + 1,
+                        windows=total,
+                        beats=beats,
+                        new_beats=new_beats,
+                    )
+                )
         warnings = list(runner.warnings)
         if runner.rule_windows:
-            warnings.insert(0, f"{runner.rule_windows} part(s) of the story were parsed by the rule parser "
-                               "(the model's answer was unusable); their beats are marked source=rules")
+            warnings.insert(
+                0,
+                f"{runner.rule_windows} part(s) of the story were parsed by the rule parser "
+                "(the model's answer was unusable); their beats are marked source=rules",
+            )
         parsed = ParsedStory(
             title=title[:200],
             scenes=runner.scenes,

@@ -100,8 +100,9 @@ class WindowRunner:
                 raise
             except ParseError as second:
                 added += self._rules(
-                    half, f"{label} (part {i + 1}/2 after a smaller retry): {second}; first try: {problem}; "
-                    f"the rule parser took over for: {_excerpt(half.text)}"
+                    half,
+                    f"{label} (part {i + 1}/2 after a smaller retry): {second}; first try: {problem}; "
+                    f"the rule parser took over for: {_excerpt(half.text)}",
                 )
         return added
 

@@ -131,7 +131,9 @@ class LlamaWorker:
                 verbose=False,
             )
         except Exception as exc:  # llama.cpp reports a bad file as ValueError/RuntimeError
-            raise ModelUnavailable(f"{self.model_path}: cannot load the GGUF model ({exc}); is it a complete llama.cpp GGUF file?") from None
+            raise ModelUnavailable(
+                f"{self.model_path}: cannot load the GGUF model ({exc}); is it a complete llama.cpp GGUF file?"
+            ) from None
         self.loads += 1
         self._install_abort_callback(llm)
         return llm
@@ -251,7 +253,9 @@ class LlamaParser(WindowedLLMParser):
         worker = self.worker
 
         def count(text: str) -> int:
-            return max(1, worker.call(lambda llm: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))))
+            return max(
+                1, worker.call(lambda llm: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)))
+            )
 
         return count
 
@@ -270,7 +274,14 @@ class LlamaParser(WindowedLLMParser):
         worker = self.worker
         return worker.call(lambda llm: self._generate_on_worker(worker, llm, messages, schema, control))
 
-    def _generate_on_worker(self, worker: LlamaWorker, llm: Any, messages: list[dict[str, str]], schema: dict[str, Any], control: GenerationControl) -> str:
+    def _generate_on_worker(
+        self,
+        worker: LlamaWorker,
+        llm: Any,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        control: GenerationControl,
+    ) -> str:
         kwargs: dict[str, Any] = {}
         if self.use_grammar:
             try:

@@ -97,10 +97,14 @@ class OpenAIParser(WindowedLLMParser):
         except urllib.error.HTTPError as exc:
             if self.model:
                 return  # some servers have no /models; the chat request will tell
-            raise ModelUnavailable(f"{self.base_url}: the server answered HTTP {exc.code} to /models; name the model explicitly") from None
+            raise ModelUnavailable(
+                f"{self.base_url}: the server answered HTTP {exc.code} to /models; name the model explicitly"
+            ) from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise ModelUnavailable(f"cannot reach the OpenAI-compatible server at {self.base_url} ({reason}); is it running?") from None
+            raise ModelUnavailable(
+                f"cannot reach the OpenAI-compatible server at {self.base_url} ({reason}); is it running?"
+            ) from None
         if not self.model:
             ids = [m.get("id") for m in (listing.get("data") or []) if isinstance(m, dict) and m.get("id")]
             if not ids:
@@ -116,10 +120,19 @@ class OpenAIParser(WindowedLLMParser):
 
     def _body(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> dict[str, Any]:
         if self.format_mode == "json_schema":
-            fmt: dict[str, Any] = {"type": "json_schema", "json_schema": {"name": "comic_beats", "strict": True, "schema": schema}}
+            fmt: dict[str, Any] = {
+                "type": "json_schema",
+                "json_schema": {"name": "comic_beats", "strict": True, "schema": schema},
+            }
         else:
             fmt = {"type": "json_object", "schema": schema}
-        return {"model": self.model, "messages": messages, "temperature": self.temperature, "stream": True, "response_format": fmt}
+        return {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "stream": True,
+            "response_format": fmt,
+        }
 
     def generate(self, messages: list[dict[str, str]], schema: dict[str, Any], control: GenerationControl) -> str:
         attempt = 0
@@ -131,22 +144,30 @@ class OpenAIParser(WindowedLLMParser):
             except _HTTPFailure as exc:
                 text = exc.body.lower()
                 if exc.status in (400, 413, 422) and ("context" in text or "too long" in text or "exceed" in text):
-                    raise ContextOverflow(f"{self.base_url}: the window does not fit the model's context ({exc})") from None
+                    raise ContextOverflow(
+                        f"{self.base_url}: the window does not fit the model's context ({exc})"
+                    ) from None
                 # llama-cpp-python's server answers the OpenAI form with a 500 naming response_format.
                 rejected_format = exc.status in (400, 422) or "response_format" in text or "json_schema" in text
                 if rejected_format and self.format_mode == "json_schema" and not switched:
                     self.format_mode, switched = "json_object", True  # the server's own schema form
                     continue
                 if exc.status in (401, 403):
-                    raise ModelUnavailable(f"{self.base_url}: the server refused the request ({exc}); set {API_KEY_ENV}") from None
+                    raise ModelUnavailable(
+                        f"{self.base_url}: the server refused the request ({exc}); set {API_KEY_ENV}"
+                    ) from None
                 if exc.status == 404:
-                    raise ModelUnavailable(f"{self.base_url}: no chat endpoint or no model {self.model!r} ({exc})") from None
+                    raise ModelUnavailable(
+                        f"{self.base_url}: no chat endpoint or no model {self.model!r} ({exc})"
+                    ) from None
                 if exc.status not in (408, 429) and exc.status < 500 or attempt >= self.retries:
                     raise WindowFailure(f"{self.base_url}: {exc}") from None
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
                 if attempt >= self.retries:
                     reason = getattr(exc, "reason", exc)
-                    raise ModelUnavailable(f"cannot reach the OpenAI-compatible server at {self.base_url} ({reason})") from None
+                    raise ModelUnavailable(
+                        f"cannot reach the OpenAI-compatible server at {self.base_url} ({reason})"
+                    ) from None
             attempt += 1
             _sleep_checked(0.5 * 2 ** (attempt - 1), control)
 
@@ -154,7 +175,10 @@ class OpenAIParser(WindowedLLMParser):
         """POST a streaming request; read server-sent events on a helper thread; check control
         between events; close the connection on cancel or timeout so the server stops too."""
         req = urllib.request.Request(
-            self.base_url + "/chat/completions", data=json.dumps(body).encode("utf-8"), headers=self._headers(), method="POST"
+            self.base_url + "/chat/completions",
+            data=json.dumps(body).encode("utf-8"),
+            headers=self._headers(),
+            method="POST",
         )
         events: queue.Queue[Any] = queue.Queue()
         holder: dict[str, Any] = {}
@@ -206,7 +230,9 @@ class OpenAIParser(WindowedLLMParser):
                 try:
                     chunk = json.loads(payload)
                 except ValueError:
-                    raise WindowFailure(f"{self.base_url}: the server sent a malformed event: {payload[:120]!r}") from None
+                    raise WindowFailure(
+                        f"{self.base_url}: the server sent a malformed event: {payload[:120]!r}"
+                    ) from None
                 if "error" in chunk:
                     raise WindowFailure(f"{self.base_url}: the server reported {chunk['error']}")
                 for choice in chunk.get("choices") or []:

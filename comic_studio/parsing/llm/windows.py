@@ -165,8 +165,11 @@ class RunningState:
         if where:
             lines.append(f"Current place and time: {where}.")
         if self.on_stage:
-            lines.append("Characters seen most recently (a pronoun at the start of the text means the first match): "
-                         + "; ".join(f"{n} ({p})" for n, p in self.on_stage) + ".")
+            lines.append(
+                "Characters seen most recently (a pronoun at the start of the text means the first match): "
+                + "; ".join(f"{n} ({p})" for n, p in self.on_stage)
+                + "."
+            )
         if self.last_beats:
             lines.append("Last beats:")
             lines.extend(f"- {b}" for b in self.last_beats)

@@ -15,7 +15,12 @@ import numpy as np
 
 from comic_studio.poses.extract import MIN_VISIBILITY, PoseDetectorUnavailable, PoseExtractionError, extract_pose
 from comic_studio.poses.importing.library_writer import (
-    ImportReport, PoseImportError, clip_caption, entry_stem, library_name, write_library,
+    ImportReport,
+    PoseImportError,
+    clip_caption,
+    entry_stem,
+    library_name,
+    write_library,
 )  # fmt: skip
 from comic_studio.poses.library import PoseEntry
 from comic_studio.poses.stored_features import features_folder

@@ -20,13 +20,23 @@ from typing import Any
 import numpy as np
 
 from comic_studio.poses.importing.library_writer import (
-    ImportReport, PoseImportError, clip_caption, entry_stem, library_name, write_library,
+    ImportReport,
+    PoseImportError,
+    clip_caption,
+    entry_stem,
+    library_name,
+    write_library,
 )  # fmt: skip
 from comic_studio.poses.importing.readers import load_array_file, read_json, refuse_pickle
 from comic_studio.poses.importing.skeletons import figures_for, people_from_arrays, people_from_json
 from comic_studio.poses.library import PoseEntry
 from comic_studio.poses.stored_features import (
-    DEFAULT_FEATURES_MODEL, StoredFeaturesError, check_model_id, features_folder, read_feature_matrix, store_features,
+    DEFAULT_FEATURES_MODEL,
+    StoredFeaturesError,
+    check_model_id,
+    features_folder,
+    read_feature_matrix,
+    store_features,
 )  # fmt: skip
 
 
@@ -124,7 +134,9 @@ def _index_paths(source: Path) -> _Index:
     if isinstance(raw, dict) and raw.get("features") is not None:
         rel = raw["features"]
         if not isinstance(rel, str) or not rel or not (root / rel).resolve().is_relative_to(root):
-            raise PoseImportError(f"{source}: features: expected a relative path inside the index's folder, got {rel!r}")
+            raise PoseImportError(
+                f"{source}: features: expected a relative path inside the index's folder, got {rel!r}"
+            )
         features, model = (root / rel).resolve(), raw.get("features_model")
         if model is not None and not isinstance(model, str):
             raise PoseImportError(f"{source}: features_model: expected a model id such as {DEFAULT_FEATURES_MODEL!r}")

@@ -39,6 +39,7 @@ def people_from_json(raw: Any, where: str) -> list[tuple[Any, np.ndarray]]:
 
 def _coco_array(keypoints: Any, scores: Any, where: str) -> np.ndarray:
     """Validate COCO-17 keypoints ([17, 2] or [17, 3], optionally wrapped in one more list) and scores."""
+
     def numbers(value: Any, what: str) -> np.ndarray:
         try:
             arr = np.asarray(value)

@@ -57,7 +57,7 @@ class StagingOptions:
     """panel: the pose picked or nudged in the panel wins; retrieved: always retrieve."""
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> "StagingOptions":
+    def from_settings(cls, settings: Mapping[str, Any]) -> StagingOptions:
         """The options in a backend's effective ``settings``; the defaults for those it lacks."""
         return cls(**{f.name: settings[f.name] for f in fields(cls) if f.name in settings})
 
@@ -89,6 +89,7 @@ class Conditioning:
 
 # ------------------------------------------------------------------------------------ the pose
 
+
 def choose_pose(request: StagedRequest, top_k: int, embedder: str, use_request_pose: bool = True) -> ResolvedPose:
     """The figures and the character → figure mapping. A user's pose (``figures_override`` or
     ``pose_id``) wins unless ``use_request_pose`` is off; otherwise the beat's action text retrieves
@@ -116,7 +117,9 @@ def _frame(pose: ResolvedPose, request: StagedRequest, width: int, height: int) 
     geoms = []
     for f in pose.figures:
         kp = np.asarray(f.keypoints, dtype=float).reshape(-1, 3)
-        geoms.append(FigureGeometry.from_keypoints(np.stack([kp[:, 0] * aspect, kp[:, 1]], 1), kp[:, 2] > 0.5, float(f.facing)))
+        geoms.append(
+            FigureGeometry.from_keypoints(np.stack([kp[:, 0] * aspect, kp[:, 1]], 1), kp[:, 2] > 0.5, float(f.facing))
+        )
     ids = [c.id for c in request.characters]
     focus = None
     if ids:
@@ -138,7 +141,9 @@ def dilate(mask: np.ndarray, pixels: int) -> np.ndarray:
     return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
 
 
-def disjoint_masks(heads: list[np.ndarray], bodies: list[np.ndarray], front_to_back: list[int]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def disjoint_masks(
+    heads: list[np.ndarray], bodies: list[np.ndarray], front_to_back: list[int]
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Make per-character masks disjoint: any head beats any body, and among heads (or bodies) the
     character earlier in ``front_to_back`` wins. Returns new masks; the inputs are not changed."""
     if not heads:
@@ -166,7 +171,10 @@ def build_conditioning(request: StagedRequest, width: int, height: int, *, top_k
     frame, aspect = _frame(pose, request, width, height)
     canvas_box = (frame.tx, frame.ty, aspect * frame.scale, frame.scale)
     figures = [_as_library_figure(f) for f in pose.figures]
-    keypoints = [[(x * aspect * frame.scale + frame.tx, y * frame.scale + frame.ty, v) for x, y, v in f.keypoints] for f in figures]
+    keypoints = [
+        [(x * aspect * frame.scale + frame.tx, y * frame.scale + frame.ty, v) for x, y, v in f.keypoints]
+        for f in figures
+    ]
     grow = int(round(dilation * min(width, height)))
     heads, bodies = [], []
     for fig_index in pose.character_figure:
@@ -202,7 +210,12 @@ def _placement(character_id: str, fig_index: int, figure: Figure, box: tuple[flo
     body = None
     if region.any():
         ys, xs = np.nonzero(region)
-        body = Box(x=xs.min() / width, y=ys.min() / height, w=(xs.max() + 1 - xs.min()) / width, h=(ys.max() + 1 - ys.min()) / height)
+        body = Box(
+            x=xs.min() / width,
+            y=ys.min() / height,
+            w=(xs.max() + 1 - xs.min()) / width,
+            h=(ys.max() + 1 - ys.min()) / height,
+        )
     return CharacterPlacement(
         character_id=character_id,
         figure=min(fig_index, 16),

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.poses.assign import assign_figures
@@ -128,9 +129,7 @@ def standing_figure(
 
 def _normalise(figs: list[SimpleFigure], aspect: float) -> tuple[SimpleFigure, ...]:
     """Convert x from canvas-height units back to 0..1 of the canvas width."""
-    return tuple(
-        SimpleFigure(tuple((x / aspect, y, v) for x, y, v in f.keypoints), f.role, f.facing) for f in figs
-    )
+    return tuple(SimpleFigure(tuple((x / aspect, y, v) for x, y, v in f.keypoints), f.role, f.facing) for f in figs)
 
 
 def fallback_pose(n_figures: int) -> SimplePose:
@@ -146,7 +145,9 @@ def fallback_pose(n_figures: int) -> SimplePose:
             figs.append(standing_figure(x, 0.92, 0.8, 0.7, "actor", r_arm=(-40, -30)))
         else:
             figs.append(standing_figure(x, 0.92, 0.78, -0.6, "target" if i == 1 else "neutral"))
-    return SimplePose(id=f"fallback-stand-{n}", caption=f"{n} people standing", figures=_normalise(figs, aspect), aspect=aspect)
+    return SimplePose(
+        id=f"fallback-stand-{n}", caption=f"{n} people standing", figures=_normalise(figs, aspect), aspect=aspect
+    )
 
 
 def with_bystanders(pose: Any, n_total: int) -> SimplePose:
@@ -158,14 +159,9 @@ def with_bystanders(pose: Any, n_total: int) -> SimplePose:
     ground = max((p[1] for p in pts), default=0.9)
     top = min((p[1] for p in pts), default=0.1)
     height = max(0.3, min(0.9, ground - top + 0.05))
-    extra = [
-        standing_figure(x_max + 0.3 * height * (i + 1), ground, height, -0.4)
-        for i in range(n_total - len(figs))
-    ]
+    extra = [standing_figure(x_max + 0.3 * height * (i + 1), ground, height, -0.4) for i in range(n_total - len(figs))]
     new_aspect = aspect + 0.3 * height * len(extra)
-    as_canvas = [
-        SimpleFigure(tuple((x * aspect, y, v) for x, y, v in f.keypoints), f.role, f.facing) for f in figs
-    ]
+    as_canvas = [SimpleFigure(tuple((x * aspect, y, v) for x, y, v in f.keypoints), f.role, f.facing) for f in figs]
     return SimplePose(
         id=str(getattr(pose, "id", "pose")),
         caption=str(getattr(pose, "caption", "")),
@@ -210,7 +206,9 @@ def prepare_pose_queries(requests: list[StagedRequest], embedder: str = "auto") 
     entries = _library_entries()
     if not entries:
         return 0
-    return _retriever(entries, embedder).prepare([r.action or r.prompt for r in requests if r.characters and r.pose_id is None])
+    return _retriever(entries, embedder).prepare(
+        [r.action or r.prompt for r in requests if r.characters and r.pose_id is None]
+    )
 
 
 def assign_characters(request: StagedRequest, pose: Any) -> tuple[int, ...]:

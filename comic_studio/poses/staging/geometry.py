@@ -27,7 +27,7 @@ class FigureGeometry:
     head_up: tuple[float, float]
 
     @classmethod
-    def from_keypoints(cls, pts: np.ndarray, vis: np.ndarray, facing: float) -> "FigureGeometry":
+    def from_keypoints(cls, pts: np.ndarray, vis: np.ndarray, facing: float) -> FigureGeometry:
         pts = np.asarray(pts, dtype=float)
         vis = np.asarray(vis, dtype=bool)
         torso = _torso_length(pts, vis)

@@ -66,7 +66,9 @@ def render_openpose(figures: Sequence[PixelKeypoints], width: int, height: int) 
     return image
 
 
-def _limb_polygon(a: tuple[float, float], b: tuple[float, float], half_width: float, n: int = 24) -> list[tuple[float, float]]:
+def _limb_polygon(
+    a: tuple[float, float], b: tuple[float, float], half_width: float, n: int = 24
+) -> list[tuple[float, float]]:
     """The annotator's limb: an ellipse spanning a→b with minor semi-axis ``half_width``."""
     cx, cy = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
     half_length = max(math.dist(a, b) / 2, half_width)

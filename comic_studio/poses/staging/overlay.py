@@ -61,8 +61,12 @@ def compute_pose_overlay(request: StagedRequest, options: StagingOptions, side: 
     # Pin the chosen pose and assignment so the conditioning below draws exactly these figures
     # (and does not retrieve a second time).
     spec = PoseSpec(
-        figures=[PoseFigure(keypoints=[tuple(float(c) for c in kp) for kp in f.keypoints], role=f.role,
-                            facing=float(f.facing)) for f in pose.figures],
+        figures=[
+            PoseFigure(
+                keypoints=[tuple(float(c) for c in kp) for kp in f.keypoints], role=f.role, facing=float(f.facing)
+            )
+            for f in pose.figures
+        ],
         aspect=min(19.9, max(0.06, float(pose.aspect))),
         framed=pose.framed,
     )
@@ -70,7 +74,9 @@ def compute_pose_overlay(request: StagedRequest, options: StagingOptions, side: 
         update={
             "pose_id": None,
             "figures_override": spec,
-            "characters": [c.model_copy(update={"figure": f}) for c, f in zip(request.characters, pose.character_figure)],
+            "characters": [
+                c.model_copy(update={"figure": f}) for c, f in zip(request.characters, pose.character_figure)
+            ],
         }
     )
     k = min(1.0, side / max(request.width, request.height))

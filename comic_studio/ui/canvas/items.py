@@ -229,15 +229,20 @@ class PanelItem(QGraphicsItem):
         number_size = max(6.0, min(18.0, r.height() / 4, r.width() / 3))
         painter.setPen(PLACEHOLDER_TEXT)
         painter.setFont(_scaled_font(number_size))
-        painter.drawText(QRectF(r.x() + pad, r.y() + pad, r.width() - 2 * pad, number_size * 1.3),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop, str(self.number))
+        painter.drawText(
+            QRectF(r.x() + pad, r.y() + pad, r.width() - 2 * pad, number_size * 1.3),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop,
+            str(self.number),
+        )
         if self.beat_text:
             size = max(4.0, min(7.0, r.height() / 8))
             painter.setFont(_scaled_font(size))
             top = r.y() + pad + number_size * 1.3
-            painter.drawText(QRectF(r.x() + pad, top, r.width() - 2 * pad, r.bottom() - pad - top),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
-                             self.beat_text)
+            painter.drawText(
+                QRectF(r.x() + pad, top, r.width() - 2 * pad, r.bottom() - pad - top),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap,
+                self.beat_text,
+            )
 
     def _paint_order_badge(self, painter: QPainter) -> None:
         cx, cy = centroid(self.shape_points)
@@ -247,7 +252,9 @@ class PanelItem(QGraphicsItem):
         painter.drawEllipse(QPointF(cx, cy), radius, radius)
         painter.setPen(QColor("#ffffff"))
         painter.setFont(_scaled_font(radius * 1.1))
-        painter.drawText(QRectF(cx - radius, cy - radius, 2 * radius, 2 * radius), Qt.AlignmentFlag.AlignCenter, str(self.number))
+        painter.drawText(
+            QRectF(cx - radius, cy - radius, 2 * radius, 2 * radius), Qt.AlignmentFlag.AlignCenter, str(self.number)
+        )
 
     def _paint_heads(self, painter: QPainter) -> None:
         """Drop targets while a tail is dragged: each character's head in this panel."""
@@ -394,7 +401,9 @@ class BalloonItem(QGraphicsItem):
         self.resize_handle.setPos(self.box.bottomRight())
         has_tail = self.kind not in (BalloonKind.CAPTION, BalloonKind.SFX)
         # No tail yet: offer the handle just under the balloon, to be pulled out onto a speaker.
-        self.tail_handle.setPos(self.tail_tip if self.tail_tip is not None else QPointF(self.box.center().x(), self.box.bottom() + 8))
+        self.tail_handle.setPos(
+            self.tail_tip if self.tail_tip is not None else QPointF(self.box.center().x(), self.box.bottom() + 8)
+        )
         self.resize_handle.setVisible(self.selected)
         self.tail_handle.setVisible(self.selected and has_tail)
 

@@ -151,13 +151,18 @@ class LiveRenderItem(QGraphicsItem):
             strip = QRectF(box.left(), box.bottom() - height, box.width(), height)
             painter.fillRect(strip, QColor(0, 0, 0, 150))
             if self.fraction is not None:
-                painter.fillRect(QRectF(strip.left(), box.bottom() - BAR_HEIGHT, strip.width() * self.fraction, BAR_HEIGHT),
-                                 SELECTION_COLOUR)
+                painter.fillRect(
+                    QRectF(strip.left(), box.bottom() - BAR_HEIGHT, strip.width() * self.fraction, BAR_HEIGHT),
+                    SELECTION_COLOUR,
+                )
             if show_text:
                 painter.setPen(QColor("#ffffff"))
                 text_box = strip.adjusted(6, 0, -6, -BAR_HEIGHT)
-                painter.drawText(text_box, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                                 metrics.elidedText(self.text, Qt.TextElideMode.ElideRight, text_box.width()))
+                painter.drawText(
+                    text_box,
+                    Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                    metrics.elidedText(self.text, Qt.TextElideMode.ElideRight, text_box.width()),
+                )
         painter.restore()
 
 
@@ -283,7 +288,9 @@ class LiveRenderController(QObject):
             panel_id = job.panel_id
             if panel_id is None or panel_id in shown:
                 continue
-            if job.state == "error" and (job.job_id in self._dismissed or self._seq[job.job_id] < self._latest[panel_id]):
+            if job.state == "error" and (
+                job.job_id in self._dismissed or self._seq[job.job_id] < self._latest[panel_id]
+            ):
                 continue
             shown[panel_id] = job
         live = {j.job_id for j in jobs}
@@ -305,7 +312,12 @@ class LiveRenderController(QObject):
         panel_item = self.scene.panel_items.get(panel_id)
         if event in ("started", "progress"):
             job = self.service.job(msg.job_id) if self.service is not None else None
-            if job is not None and self._shown.get(panel_id) is job and panel_id in self.items and panel_item is not None:
+            if (
+                job is not None
+                and self._shown.get(panel_id) is job
+                and panel_id in self.items
+                and panel_item is not None
+            ):
                 self._show(panel_item, job)
         elif panel_item is not None and event in ("cancelled", "error"):
             panel_item.set_live_preview(None)  # the old image is back at once

@@ -260,7 +260,9 @@ class ImageCache(QObject):
         pixmap = self._pixmaps.get(key)
         if pixmap is None:
             crop = image.copy(source.toAlignedRect())
-            scaled = crop.scaled(width, height, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation)
+            scaled = crop.scaled(
+                width, height, Qt.AspectRatioMode.IgnoreAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
             pixmap = QPixmap.fromImage(scaled)
             self._pixmaps[key] = pixmap
             while len(self._pixmaps) > self._max_pixmaps:

@@ -32,11 +32,10 @@ from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneMouseEvent, QStyleOptionGraphicsItem, QWidget
 
-from comic_studio.core import editing
+from comic_studio.core import editing, pose_nudge as nudging
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.layout import bbox
 from comic_studio.core.model import Page, Panel
-from comic_studio.core import pose_nudge as nudging
 from comic_studio.core.pose_nudge import Nudge
 from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.canvas.items import Z_BORDER, Z_HANDLE, cosmetic_pen

@@ -65,7 +65,11 @@ def nearest_speaker(panel: Panel, at: tuple[float, float]) -> str | None:
 
 def head_at(heads: list[tuple[str, float, float, float]], point: tuple[float, float]) -> str | None:
     """The character whose head circle ``(id, x, y, radius)`` contains ``point`` (closest wins)."""
-    hits = [(math.hypot(x - point[0], y - point[1]), cid) for cid, x, y, r in heads if math.hypot(x - point[0], y - point[1]) <= r]
+    hits = [
+        (math.hypot(x - point[0], y - point[1]), cid)
+        for cid, x, y, r in heads
+        if math.hypot(x - point[0], y - point[1]) <= r
+    ]
     return min(hits)[1] if hits else None
 
 

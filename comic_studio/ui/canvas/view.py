@@ -86,7 +86,11 @@ class PageCanvas(QGraphicsView):
         self._space_down = False
         self._tool_press = False
         self._fitted_once = False
-        self.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.SmoothPixmapTransform | QPainter.RenderHint.TextAntialiasing)
+        self.setRenderHints(
+            QPainter.RenderHint.Antialiasing
+            | QPainter.RenderHint.SmoothPixmapTransform
+            | QPainter.RenderHint.TextAntialiasing
+        )
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
@@ -297,8 +301,11 @@ class PageCanvas(QGraphicsView):
 
     def panel_menu(self) -> QMenu:
         menu = QMenu(self)
-        for label, direction in (("Split horizontally", "horizontal"), ("Split vertically", "vertical"),
-                                 ("Split diagonally", "diagonal")):
+        for label, direction in (
+            ("Split horizontally", "horizontal"),
+            ("Split vertically", "vertical"),
+            ("Split diagonally", "diagonal"),
+        ):
             menu.addAction(label, lambda d=direction: self.split_selected(d))
         merge = menu.addAction("Merge panels", self.merge_selected)
         merge.setEnabled(len(self.ctx.selected_panel_ids) == 2)

@@ -23,7 +23,7 @@ ANCHOR_STATES = {
 
 
 def initials(name: str) -> str:
-    """"Mara Vance" → "MV", "ada" → "A"; what a card shows before it has a face reference."""
+    """ "Mara Vance" → "MV", "ada" → "A"; what a card shows before it has a face reference."""
     words = [w for w in name.replace("-", " ").split() if w[:1].isalnum()]
     return "".join(w[0].upper() for w in words[:2]) or "?"
 
@@ -57,8 +57,13 @@ class ThumbnailCache:
         return pil_to_qimage(image)
 
 
-def card_pixmap(character: Character, face: QImage | None, size: int = CARD_SIZE, anchor: QImage | None = None,
-                anchor_state: str = "none") -> QPixmap:
+def card_pixmap(
+    character: Character,
+    face: QImage | None,
+    size: int = CARD_SIZE,
+    anchor: QImage | None = None,
+    anchor_state: str = "none",
+) -> QPixmap:
     """The card's picture: a rounded frame in the character's colour around the face thumbnail
     (cropped to fill) or, without one, the initials on a tint of the colour; with an identity
     anchor (or one on its way) a badge in the lower right corner shows it."""
@@ -74,7 +79,9 @@ def card_pixmap(character: Character, face: QImage | None, size: int = CARD_SIZE
     if face is not None and not face.isNull():
         painter.save()
         painter.setClipPath(path)
-        scaled = face.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatioByExpanding, Qt.TransformationMode.SmoothTransformation)
+        scaled = face.scaled(
+            size, size, Qt.AspectRatioMode.KeepAspectRatioByExpanding, Qt.TransformationMode.SmoothTransformation
+        )
         # Keep the top of the image: faces sit in the upper part of a reference.
         painter.drawImage(QRectF((size - scaled.width()) / 2, 0, scaled.width(), scaled.height()), scaled)
         painter.restore()
@@ -104,8 +111,12 @@ def _draw_anchor_badge(painter: QPainter, size: int, colour: QColor, anchor: QIm
     painter.save()
     painter.setClipPath(path)
     if anchor is not None and not anchor.isNull():
-        scaled = anchor.scaled(side, side, Qt.AspectRatioMode.KeepAspectRatioByExpanding, Qt.TransformationMode.SmoothTransformation)
-        painter.drawImage(QRectF(box.x() + (side - scaled.width()) / 2, box.y(), scaled.width(), scaled.height()), scaled)
+        scaled = anchor.scaled(
+            side, side, Qt.AspectRatioMode.KeepAspectRatioByExpanding, Qt.TransformationMode.SmoothTransformation
+        )
+        painter.drawImage(
+            QRectF(box.x() + (side - scaled.width()) / 2, box.y(), scaled.width(), scaled.height()), scaled
+        )
     else:
         painter.fillPath(path, QColor("#e6e6e6"))
     if state in ("generating", "rebuilding"):

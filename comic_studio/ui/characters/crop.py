@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from comic_studio.core.model import Box
 from comic_studio.ui.background import BackgroundJobs
@@ -60,7 +69,9 @@ class CropArea(QWidget):
 
     def image_to_widget(self, rect: QRectF) -> QRectF:
         scale, origin = self._scale_and_origin()
-        return QRectF(origin.x() + rect.x() * scale, origin.y() + rect.y() * scale, rect.width() * scale, rect.height() * scale)
+        return QRectF(
+            origin.x() + rect.x() * scale, origin.y() + rect.y() * scale, rect.width() * scale, rect.height() * scale
+        )
 
     def widget_to_image(self, point: QPointF) -> QPointF:
         scale, origin = self._scale_and_origin()
@@ -98,10 +109,16 @@ class CropArea(QWidget):
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         if self._drag is None:
-            cursor = {"move": Qt.CursorShape.SizeAllCursor, "new": Qt.CursorShape.CrossCursor,
-                      "n": Qt.CursorShape.SizeVerCursor, "s": Qt.CursorShape.SizeVerCursor,
-                      "e": Qt.CursorShape.SizeHorCursor, "w": Qt.CursorShape.SizeHorCursor,
-                      "nw": Qt.CursorShape.SizeFDiagCursor, "se": Qt.CursorShape.SizeFDiagCursor}
+            cursor = {
+                "move": Qt.CursorShape.SizeAllCursor,
+                "new": Qt.CursorShape.CrossCursor,
+                "n": Qt.CursorShape.SizeVerCursor,
+                "s": Qt.CursorShape.SizeVerCursor,
+                "e": Qt.CursorShape.SizeHorCursor,
+                "w": Qt.CursorShape.SizeHorCursor,
+                "nw": Qt.CursorShape.SizeFDiagCursor,
+                "se": Qt.CursorShape.SizeFDiagCursor,
+            }
             self.setCursor(cursor.get(self._hit(event.position()), Qt.CursorShape.SizeBDiagCursor))
             return
         mode, start, original = self._drag
@@ -208,7 +225,9 @@ class CropDialog(QDialog):
         self.resize(560, 640)
 
     def _show_size(self, box: Box) -> None:
-        self.size_label.setText(f"Crop: {box.w:.0f} × {box.h:.0f} px at ({box.x:.0f}, {box.y:.0f}) of {self.image.width} × {self.image.height}")
+        self.size_label.setText(
+            f"Crop: {box.w:.0f} × {box.h:.0f} px at ({box.x:.0f}, {box.y:.0f}) of {self.image.width} × {self.image.height}"
+        )
 
     def suggest(self, kind: str) -> None:
         """Ask the detector for a face or body box; the rectangle moves there when it answers."""

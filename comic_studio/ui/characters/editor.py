@@ -14,9 +14,26 @@ from pydantic import ValidationError
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QColorDialog, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-    QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListView, QListWidget, QListWidgetItem, QPlainTextEdit,
-    QPushButton, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QCheckBox,
+    QColorDialog,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from comic_studio.core import character_edits
@@ -53,7 +70,9 @@ class ReferenceSlot(QGroupBox):
     error = Signal(str)
     crop_requested = Signal(str)  # asset hash, or "" to pick a file first
 
-    def __init__(self, slot: str, assets: AssetStore, thumbnails: ThumbnailCache, refs: list[str], parent: QWidget | None = None):
+    def __init__(
+        self, slot: str, assets: AssetStore, thumbnails: ThumbnailCache, refs: list[str], parent: QWidget | None = None
+    ):
         super().__init__(f"{SLOT_TITLES[slot]} — drop images here", parent)
         self.slot = slot
         self.assets = assets
@@ -197,8 +216,13 @@ class CharacterEditor(QDialog):
     """Add (``character_id=None``) or edit a character. On OK the document changes in one undo
     step; :attr:`character_id` then names the character."""
 
-    def __init__(self, ctx: StudioContext, character_id: str | None = None, parent: QWidget | None = None,
-                 thumbnails: ThumbnailCache | None = None):
+    def __init__(
+        self,
+        ctx: StudioContext,
+        character_id: str | None = None,
+        parent: QWidget | None = None,
+        thumbnails: ThumbnailCache | None = None,
+    ):
         super().__init__(parent)
         self.ctx = ctx
         self.character_id = character_id
@@ -241,7 +265,9 @@ class CharacterEditor(QDialog):
             "body": StrengthRow(c.body_scale, parent=self),
         }
         for slot, row in self.strengths.items():
-            row.spin.setToolTip(f"{STRENGTH_TITLES[slot]} for this character (0 = ignore its {SLOT_TITLES[slot].lower()} references)")
+            row.spin.setToolTip(
+                f"{STRENGTH_TITLES[slot]} for this character (0 = ignore its {SLOT_TITLES[slot].lower()} references)"
+            )
         for slot in self.slots.values():
             slot.error.connect(self.show_error)
             slot.crop_requested.connect(self.open_crop)

@@ -86,7 +86,8 @@ def build_library_menu(ctx: StudioContext, parent: QWidget, selected_ids=lambda:
     export_all.triggered.connect(lambda: (folder := ask_export_folder(parent)) and export_library(ctx, folder))
     export_selected = QAction("Export selected characters…", menu)
     export_selected.triggered.connect(
-        lambda: (ids := selected_ids()) and (folder := ask_export_folder(parent)) and export_library(ctx, folder, ids))
+        lambda: (ids := selected_ids()) and (folder := ask_export_folder(parent)) and export_library(ctx, folder, ids)
+    )
     menu.aboutToShow.connect(lambda: export_selected.setEnabled(bool(selected_ids())))
     for action in (import_action, export_all, export_selected):
         menu.addAction(action)

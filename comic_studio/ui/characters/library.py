@@ -13,7 +13,15 @@ from typing import Any
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QHBoxLayout, QListView, QListWidget, QListWidgetItem, QMenu, QToolButton, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QHBoxLayout,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from comic_studio.core import character_edits
@@ -83,8 +91,12 @@ class CharacterLibrary(QWidget):
         self.grid.customContextMenuRequested.connect(self._context_menu)
 
         self.add_button = self._tool_button("Add", "list-add", "Add a character", self.add_character)
-        self.edit_button = self._tool_button("Edit", "document-edit", "Edit the selected character", self._edit_selected)
-        self.delete_button = self._tool_button("Delete", "edit-delete", "Delete the selected characters", self.delete_selected)
+        self.edit_button = self._tool_button(
+            "Edit", "document-edit", "Edit the selected character", self._edit_selected
+        )
+        self.delete_button = self._tool_button(
+            "Delete", "edit-delete", "Delete the selected characters", self.delete_selected
+        )
         self.menu_button = QToolButton()
         self.menu_button.setText("Library")
         self.menu_button.setToolTip("Import or export characters as a folder (characters.json + images)")
@@ -140,7 +152,9 @@ class CharacterLibrary(QWidget):
             face = self.thumbnails.get(assets, character.face_refs[0], CARD_SIZE) if character.face_refs else None
             state = self._anchor_states[character.id]
             anchor = self.thumbnails.get(assets, character.anchor.image, CARD_SIZE) if character.anchor else None
-            item = QListWidgetItem(QIcon(card_pixmap(character, face, anchor=anchor, anchor_state=state)), character.name)
+            item = QListWidgetItem(
+                QIcon(card_pixmap(character, face, anchor=anchor, anchor_state=state)), character.name
+            )
             item.setData(Qt.ItemDataRole.UserRole, character.id)
             item.setData(self.ANCHOR_ROLE, state)
             item.setToolTip(self._tooltip(character) + "\n" + self._anchor_line(character, state))
@@ -155,7 +169,9 @@ class CharacterLibrary(QWidget):
         parts = [character.name]
         if character.aliases:
             parts.append("also: " + ", ".join(character.aliases))
-        parts.append(f"{character.pronouns.value} · {len(character.face_refs)} face / {len(character.body_refs)} body refs")
+        parts.append(
+            f"{character.pronouns.value} · {len(character.face_refs)} face / {len(character.body_refs)} body refs"
+        )
         if character.description:
             parts.append(character.description[:200])
         return "\n".join(parts)
@@ -169,7 +185,7 @@ class CharacterLibrary(QWidget):
         return f"{ANCHOR_STATES[state]} ({anchor.source}; bank {anchor.bank_bytes / 2**20:.1f} MB, {kept})"
 
     def anchor_state(self, character_id: str) -> str:
-        """"none", "ready", "generating" or "rebuilding" (what the card's badge shows)."""
+        """ "none", "ready", "generating" or "rebuilding" (what the card's badge shows)."""
         if self.render_service is not None:
             return self.render_service.anchors.state(character_id)
         character = self.ctx.document.project.character(character_id)
@@ -203,8 +219,12 @@ class CharacterLibrary(QWidget):
         self.generate_anchor_action = menu.addAction("Generate anchor", lambda: self.generate_anchors(regenerate=False))
         self.generate_anchor_action.setToolTip("Render the character solo once; its identity bank keeps it the same "
                                                "across panels of the consistent backend")  # fmt: skip
-        self.regenerate_anchor_action = menu.addAction("Regenerate anchor", lambda: self.generate_anchors(regenerate=True))
-        self.regenerate_anchor_action.setToolTip("Another look (a new anchor seed): panels rendered afterwards use the new bank")
+        self.regenerate_anchor_action = menu.addAction(
+            "Regenerate anchor", lambda: self.generate_anchors(regenerate=True)
+        )
+        self.regenerate_anchor_action.setToolTip(
+            "Another look (a new anchor seed): panels rendered afterwards use the new bank"
+        )
         self.clear_anchor_action = menu.addAction("Clear anchor", self.clear_anchors)
         menu.aboutToShow.connect(self._update_anchor_actions)
         return menu

@@ -75,13 +75,31 @@ def run_export(project: Project, assets: AssetStore, options: ExportOptions, pro
         except OSError as exc:
             raise ComicStudioError(f"{options.path.parent}: cannot create the folder ({exc.strerror or exc})") from exc
     if options.kind == "pdf":
-        return export_pdf(project, assets, options.path, dpi=options.dpi, bleed=options.bleed,
-                          trim_marks=options.trim_marks, progress=progress, cancel=cancel)
+        return export_pdf(
+            project,
+            assets,
+            options.path,
+            dpi=options.dpi,
+            bleed=options.bleed,
+            trim_marks=options.trim_marks,
+            progress=progress,
+            cancel=cancel,
+        )
     if options.kind == "cbz":
-        return export_cbz(project, assets, options.path, dpi=options.dpi, bleed=options.bleed,
-                          image_format=options.image_format, progress=progress, cancel=cancel)
+        return export_cbz(
+            project,
+            assets,
+            options.path,
+            dpi=options.dpi,
+            bleed=options.bleed,
+            image_format=options.image_format,
+            progress=progress,
+            cancel=cancel,
+        )
     if options.kind == "png":
-        export_pngs(project, assets, options.path, dpi=options.dpi, bleed=options.bleed, progress=progress, cancel=cancel)
+        export_pngs(
+            project, assets, options.path, dpi=options.dpi, bleed=options.bleed, progress=progress, cancel=cancel
+        )
         return options.path
     raise ComicStudioError(f"unknown export kind {options.kind!r}")
 
@@ -117,8 +135,9 @@ class ExportThread(QThread):
 
         started = time.perf_counter()
         try:
-            self.result = run_export(self.project, self.assets, self.options,
-                                     progress=self.progressed.emit, cancel=self._cancel.is_set)
+            self.result = run_export(
+                self.project, self.assets, self.options, progress=self.progressed.emit, cancel=self._cancel.is_set
+            )
         except ExportCancelled as exc:
             self.error = str(exc)
             self.cancelled.emit(self.error)
@@ -139,8 +158,9 @@ def start_export(project: Project, assets: AssetStore, options: ExportOptions, p
     """Start ``options`` on a worker with a modal progress dialog whose Cancel stops the export
     between pages. The caller connects to the thread's signals for the outcome."""
     thread = ExportThread(project, assets, options, parent)
-    dialog = QProgressDialog(f"Exporting {KINDS[options.kind]} to {options.path.name}…", "Cancel", 0,
-                             max(1, len(project.pages)), parent)
+    dialog = QProgressDialog(
+        f"Exporting {KINDS[options.kind]} to {options.path.name}…", "Cancel", 0, max(1, len(project.pages)), parent
+    )
     dialog.setObjectName("export_progress")
     dialog.setWindowTitle("Export")
     dialog.setWindowModality(Qt.WindowModality.WindowModal)
@@ -192,7 +212,9 @@ class ExportDialog(QDialog):
         preset = load_presets().get(fmt.preset)
         preset_name = preset.name if preset else fmt.preset
         size = f"{to_inch(fmt.width):.4g} × {to_inch(fmt.height):.4g} in ({to_mm(fmt.width):.0f} × {to_mm(fmt.height):.0f} mm)"
-        page = QLabel(f"{preset_name}<br><small>{size}, bleed {to_mm(fmt.bleed):.1f} mm — set when the project was created</small>")
+        page = QLabel(
+            f"{preset_name}<br><small>{size}, bleed {to_mm(fmt.bleed):.1f} mm — set when the project was created</small>"
+        )
         form.addRow("Page:", page)
 
         self.dpi = QSpinBox()
@@ -239,5 +261,11 @@ class ExportDialog(QDialog):
         suffix = {"pdf": ".pdf", "cbz": ".cbz"}.get(self.kind)
         if suffix and path.suffix.lower() != suffix:
             path = path.with_name(path.name + suffix)
-        return ExportOptions(self.kind, path, dpi=self.dpi.value(), bleed=self.bleed.isChecked(),
-                             trim_marks=self.trim_marks.isChecked(), image_format=self.image_format.currentData())
+        return ExportOptions(
+            self.kind,
+            path,
+            dpi=self.dpi.value(),
+            bleed=self.bleed.isChecked(),
+            trim_marks=self.trim_marks.isChecked(),
+            image_format=self.image_format.currentData(),
+        )

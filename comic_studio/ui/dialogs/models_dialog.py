@@ -39,8 +39,8 @@ from PySide6.QtWidgets import (
 )
 
 from comic_studio.core.settings import AppSettings
-from comic_studio.weights.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
 from comic_studio.generation.models.sdxl import default_sdxl_model
+from comic_studio.weights.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
 from comic_studio.weights.locate import Located, Places, locate
 from comic_studio.weights.needs import SOURCE_LABELS, ModelNeed, check_need, relevant_ids, to_download
 
@@ -100,7 +100,9 @@ def needs_for(settings: AppSettings, catalogue: Catalogue) -> list[Need]:
     return out
 
 
-def describe_need(need: Need, catalogue: Catalogue, found: dict[str, Located | None]) -> tuple[bool, str, list[ModelEntry]]:
+def describe_need(
+    need: Need, catalogue: Catalogue, found: dict[str, Located | None]
+) -> tuple[bool, str, list[ModelEntry]]:
     """(ready, guidance text, entries still to download for the suggested models)."""
     if not need.requires:
         return True, f"{need.label}: needs no downloaded models.", []
@@ -115,7 +117,9 @@ def describe_need(need: Need, catalogue: Catalogue, found: dict[str, Located | N
     missing = to_download(lacking)
     listed = ", ".join(f"{m.name} ({human_size(m.size)})" if m.size else m.name for m in missing)
     words = _and([s.need.words for s in lacking])
-    others = [e.name for s in lacking if s.need.interchangeable for e in catalogue.of_kind(s.need.kind) if e != s.suggestion]
+    others = [
+        e.name for s in lacking if s.need.interchangeable for e in catalogue.of_kind(s.need.kind) if e != s.suggestion
+    ]
     more = f" Other choices: {', '.join(others)}." if others else ""
     return False, (f"{need.label} needs {words}. Missing: {listed} — {human_size(sum(m.size or 0 for m in missing))} "
                    f"in all. Press Download, or point Preferences at a ComfyUI/A1111 models folder.{more}"), missing  # fmt: skip
@@ -225,7 +229,9 @@ class ModelsDialog(QDialog):
         self._job: DownloadJob | None = None
         self._bars: dict[str, QProgressBar] = {}
 
-        external = str(self.places.external) if self.places.external else "not set (Preferences → ComfyUI / A1111 models)"
+        external = (
+            str(self.places.external) if self.places.external else "not set (Preferences → ComfyUI / A1111 models)"
+        )
         self.folders_label = QLabel(f"Downloads go to: {self.places.models}<br>ComfyUI / A1111 models: {external}")
         self.folders_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
@@ -335,7 +341,11 @@ class ModelsDialog(QDialog):
         if state == "installed":
             found = self.found.get(model_id)
             where = SOURCE_LABELS.get(found.source, found.source) if found else "?"
-            text, tip, colour = f"installed — {where}: {found.path if found else ''}", str(found.path if found else ""), "#2e7d32"
+            text, tip, colour = (
+                f"installed — {where}: {found.path if found else ''}",
+                str(found.path if found else ""),
+                "#2e7d32",
+            )
         elif state == "failed":
             text, tip, colour = f"failed: {message}", message, "#c62828"
         elif state == "cancelled":
@@ -469,7 +479,9 @@ class ModelsDialog(QDialog):
         if outcome == "done":
             self.found[model_id] = locate(self.catalogue.get(model_id), self.places)
             if self.found[model_id] is None:  # files landed but do not form an entry: say so
-                self._set_state(model_id, "failed", "downloaded, but the files are not where the catalogue expects them")
+                self._set_state(
+                    model_id, "failed", "downloaded, but the files are not where the catalogue expects them"
+                )
             else:
                 self._set_state(model_id, "installed")
         else:

@@ -129,7 +129,9 @@ class PluginsDialog(QDialog):
         self.errors_table.resizeRowsToContents()
         self.errors_table.setVisible(bool(errors))
         self.no_errors.setVisible(not errors)
-        self.errors_box.setTitle(f"Plugins that failed to load ({len(errors)})" if errors else "Plugins that failed to load")
+        self.errors_box.setTitle(
+            f"Plugins that failed to load ({len(errors)})" if errors else "Plugins that failed to load"
+        )
 
     def reload(self) -> None:
         registry.refresh()
@@ -139,7 +141,10 @@ class PluginsDialog(QDialog):
         return [self.backends_table.item(r, 0).text() for r in range(self.backends_table.rowCount())]
 
     def error_rows(self) -> dict[str, str]:
-        return {self.errors_table.item(r, 0).text(): self.errors_table.item(r, 1).text() for r in range(self.errors_table.rowCount())}
+        return {
+            self.errors_table.item(r, 0).text(): self.errors_table.item(r, 1).text()
+            for r in range(self.errors_table.rowCount())
+        }
 
     def open_plugins_folder(self) -> bool:
         """Create the folder if needed (so there is somewhere to drop a plugin) and show it."""

@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLineEdit,
     QLabel,
+    QLineEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -28,9 +28,17 @@ from comic_studio.core.settings import MAX_AUTOSAVE_MINUTES, AppSettings
 
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 DEVICE_LABELS = {"auto": "Automatic", "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (Metal)", "cpu": "CPU only"}
-PRECISION_LABELS = {"auto": "Automatic (half on a GPU)", "float16": "float16", "bfloat16": "bfloat16", "float32": "float32 (full)"}
-MEMORY_LABELS = {"gpu": "Everything on the GPU (fastest)", "model-offload": "Offload whole models (less memory)",
-                 "sequential-offload": "Offload layer by layer (least memory, slowest)"}
+PRECISION_LABELS = {
+    "auto": "Automatic (half on a GPU)",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "float32": "float32 (full)",
+}
+MEMORY_LABELS = {
+    "gpu": "Everything on the GPU (fastest)",
+    "model-offload": "Offload whole models (less memory)",
+    "sequential-offload": "Offload layer by layer (least memory, slowest)",
+}
 DIRECTION_LABELS = {ReadingDirection.LTR: "Left to right", ReadingDirection.RTL: "Right to left (manga)"}
 
 
@@ -80,7 +88,9 @@ class PreferencesDialog(QDialog):
         self.projects_folder = FolderField(settings.projects_folder, "Your documents folder")
         self.models_folder = FolderField(settings.models_folder, "The app's data folder")
         self.external_models_folder = FolderField(settings.external_models_folder, "None (e.g. ComfyUI/models)")
-        self.external_models_folder.setToolTip("An existing ComfyUI or Automatic1111 models folder whose checkpoints are reused")
+        self.external_models_folder.setToolTip(
+            "An existing ComfyUI or Automatic1111 models folder whose checkpoints are reused"
+        )
         form.addRow("Projects:", self.projects_folder)
         form.addRow("Models:", self.models_folder)
         form.addRow("ComfyUI / A1111 models:", self.external_models_folder)
@@ -110,11 +120,15 @@ class PreferencesDialog(QDialog):
         form.addRow("Generation device:", self.device)
         self.dtype = _combo(PRECISION_LABELS, settings.dtype)
         self.memory_mode = _combo(MEMORY_LABELS, settings.memory_mode)
-        self.memory_mode.setToolTip("On a GPU running out of memory the engine also retries once in the next leaner mode")
+        self.memory_mode.setToolTip(
+            "On a GPU running out of memory the engine also retries once in the next leaner mode"
+        )
         form.addRow("Precision:", self.dtype)
         form.addRow("GPU memory:", self.memory_mode)
         self.pose_clip_model = QLineEdit(settings.pose_clip_model)
-        self.pose_clip_model.setPlaceholderText("a catalogue id (openclip-vit-h-14, openclip-vit-bigg-14) or a weights file")
+        self.pose_clip_model.setPlaceholderText(
+            "a catalogue id (openclip-vit-h-14, openclip-vit-bigg-14) or a weights file"
+        )
         self.pose_clip_model.setToolTip("The OpenCLIP model of pose matching 'openclip' (text → pose-photo search)")
         form.addRow("Pose search model:", self.pose_clip_model)
 

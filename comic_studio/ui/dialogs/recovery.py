@@ -20,8 +20,10 @@ RESTORE, DISCARD, LATER = "restore", "discard", "later"
 def describe(recovery: Recovery) -> str:
     when = recovery.saved_at.astimezone().strftime("%Y-%m-%d %H:%M")
     where = str(recovery.source_path) if recovery.source_path else "a project that was never saved"
-    return (f"Comic Studio found unsaved work from {when}:\n\n“{recovery.title or 'Untitled'}” — {where}\n\n"
-            "Restore it, discard it, or decide later (it is offered again at the next start).")
+    return (
+        f"Comic Studio found unsaved work from {when}:\n\n“{recovery.title or 'Untitled'}” — {where}\n\n"
+        "Restore it, discard it, or decide later (it is offered again at the next start)."
+    )
 
 
 class RecoveryDialog(QDialog):
@@ -64,7 +66,6 @@ def restore_document(recovery: Recovery) -> Document:
     for digest in lazy_assets.hashes():
         assets.add(lazy_assets.get(digest), validate_image=False)
     return Document(project, assets, recovery.source_path)
-
 
 
 def worth_offering(recovery: Recovery) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 
 import numpy as np
+from comic_studio_example_backend import HalftoneBackend
+from comic_studio_example_backend.screen import INK, PAPER, dot_mask, halftone
 from PIL import Image
 
 from comic_studio.backends import (
@@ -15,8 +17,6 @@ from comic_studio.backends import (
     backend_origins,
     get_backend,
 )
-from comic_studio_example_backend import HalftoneBackend
-from comic_studio_example_backend.screen import INK, PAPER, dot_mask, halftone
 
 
 def test_found_through_its_installed_entry_point():
@@ -64,7 +64,9 @@ def test_heads_and_pose_match_the_storyboard_it_screens():
     )  # fmt: skip
     result = get_backend("halftone").generate(request)
     base = get_backend("storyboard").generate(
-        request.model_copy(update={"backend": "storyboard", "backend_settings": {"pose_matching": "overlap", "supersample": 1}})
+        request.model_copy(
+            update={"backend": "storyboard", "backend_settings": {"pose_matching": "overlap", "supersample": 1}}
+        )
     )
     assert result.heads == base.heads and result.pose_id == base.pose_id
     assert result.settings == {"cell": 4, "angle": 45.0, "colour": True, "pose_matching": "overlap"}

@@ -15,18 +15,44 @@ from comic_studio.parsing import ParseCancelled, available_parsers, get_parser, 
 from comic_studio.parsing.llm.driver import WindowedLLMParser, WindowProgress
 from comic_studio.parsing.llm.fallback import ContextOverflow, GenerationControl, ModelUnavailable
 
-LIB = [Character(id="mara", name="Mara Vance", pronouns=Pronouns.SHE), Character(id="tom", name="Old Tom", pronouns=Pronouns.HE)]
+LIB = [
+    Character(id="mara", name="Mara Vance", pronouns=Pronouns.SHE),
+    Character(id="tom", name="Old Tom", pronouns=Pronouns.HE),
+]
 STORY = "\n\n".join(
-    ["## The pier"] + [f"Mara Vance walks to post {i}. Old Tom waves." for i in range(6)] + ["## The lamp room"] + [f"Old Tom lights lamp {i}." for i in range(4)]
+    ["## The pier"]
+    + [f"Mara Vance walks to post {i}. Old Tom waves." for i in range(6)]
+    + ["## The lamp room"]
+    + [f"Old Tom lights lamp {i}." for i in range(4)]
 )
 
 
 def good_answer(text: str) -> str:
     first = text.strip().split("\n")[-1][:60] or "Something happens."
-    return json.dumps({"scenes": [{"title": "", "setting": "", "time_of_day": "", "beats": [
-        {"action": first, "characters": ["Mara Vance"], "actor": "Mara Vance", "target": "", "shot": "wide", "mood": "",
-         "dialogue": [{"speaker": "Greta Holm", "text": "Hello", "kind": "speech"}], "caption": ""}]}],
-        "new_characters": [{"name": "Greta Holm", "pronouns": "she"}]})
+    return json.dumps(
+        {
+            "scenes": [
+                {
+                    "title": "",
+                    "setting": "",
+                    "time_of_day": "",
+                    "beats": [
+                        {
+                            "action": first,
+                            "characters": ["Mara Vance"],
+                            "actor": "Mara Vance",
+                            "target": "",
+                            "shot": "wide",
+                            "mood": "",
+                            "dialogue": [{"speaker": "Greta Holm", "text": "Hello", "kind": "speech"}],
+                            "caption": "",
+                        }
+                    ],
+                }
+            ],
+            "new_characters": [{"name": "Greta Holm", "pronouns": "she"}],
+        }
+    )
 
 
 class Scripted(WindowedLLMParser):

@@ -19,7 +19,10 @@ llama_mod = pytest.importorskip("comic_studio.parsing.llm.llama")
 pytest.importorskip("llama_cpp")
 LlamaParser, LlamaWorker = llama_mod.LlamaParser, llama_mod.LlamaWorker
 
-LIB = [Character(id="mara", name="Mara Vance", pronouns=Pronouns.SHE), Character(id="tom", name="Old Tom", pronouns=Pronouns.HE)]
+LIB = [
+    Character(id="mara", name="Mara Vance", pronouns=Pronouns.SHE),
+    Character(id="tom", name="Old Tom", pronouns=Pronouns.HE),
+]
 STORY = (
     "## The pier\n\nMara Vance runs along the pier in the rain. Old Tom waits by the lamp.\n\n"
     '"You are late," Old Tom said. She hands him the key.\n\n'
@@ -45,7 +48,9 @@ def test_end_to_end_with_grammar_chat_template_and_windows(worker: LlamaWorker) 
     assert result.beats() and all(b.source == "llm" for b in result.beats())
     # the validated result round-trips through the project schema
     assert from_json(result.model_dump_json(), LIB) == result
-    info = worker.call(lambda llm: (llm.chat_format, llm.metadata.get("tokenizer.chat_template", ""), threading.current_thread().name))
+    info = worker.call(
+        lambda llm: (llm.chat_format, llm.metadata.get("tokenizer.chat_template", ""), threading.current_thread().name)
+    )
     assert info[0] == "chat_template.default" and "<|assistant|>" in info[1]
     assert info[2].startswith("comic-studio-llama")  # the Llama object lives on its own thread
 
@@ -57,14 +62,19 @@ def test_grammar_free_model_output_falls_back_to_rules(worker: LlamaWorker) -> N
     assert result.beats() and {b.source for b in result.beats()} == {"rules"}
     assert "source=rules" in result.warnings[0]
     assert any("not valid JSON" in w or "cut off" in w for w in result.warnings[1:])
-    assert [b.action for b in result.beats()][:2] == ["Mara Vance runs along the pier in the rain.", "Old Tom waits by the lamp."]
+    assert [b.action for b in result.beats()][:2] == [
+        "Mara Vance runs along the pier in the rain.",
+        "Old Tom waits by the lamp.",
+    ]
     result.validate_against(LIB)
 
 
 def test_cancel_stops_within_a_token(worker: LlamaWorker) -> None:
     # Grammar-free with a 4,000-token budget: without cancel this generates for many seconds.
     parser = LlamaParser(worker=worker, use_grammar=False, max_output_tokens=4000)
-    LlamaParser(worker=worker, use_grammar=False, max_output_tokens=8).parse("Warm the cache.", LIB)  # cancel lands in generation
+    LlamaParser(worker=worker, use_grammar=False, max_output_tokens=8).parse(
+        "Warm the cache.", LIB
+    )  # cancel lands in generation
     start = time.monotonic()
     answered_yes = [0]
 

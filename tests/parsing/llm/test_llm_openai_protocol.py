@@ -14,9 +14,30 @@ from comic_studio.core.model import Character, Pronouns
 from comic_studio.parsing.llm.openai_compat import OpenAIParser
 
 LIB = [Character(id="mara", name="Mara Vance", pronouns=Pronouns.SHE)]
-ANSWER = json.dumps({"scenes": [{"title": "", "setting": "pier", "time_of_day": "", "beats": [
-    {"action": "Mara Vance runs.", "characters": ["Mara Vance"], "actor": "Mara Vance", "target": "", "shot": "wide",
-     "mood": "", "dialogue": [], "caption": ""}]}], "new_characters": []})
+ANSWER = json.dumps(
+    {
+        "scenes": [
+            {
+                "title": "",
+                "setting": "pier",
+                "time_of_day": "",
+                "beats": [
+                    {
+                        "action": "Mara Vance runs.",
+                        "characters": ["Mara Vance"],
+                        "actor": "Mara Vance",
+                        "target": "",
+                        "shot": "wide",
+                        "mood": "",
+                        "dialogue": [],
+                        "caption": "",
+                    }
+                ],
+            }
+        ],
+        "new_characters": [],
+    }
+)
 
 
 class Script:

@@ -22,7 +22,10 @@ from comic_studio.parsing.llm.openai_compat import OpenAIParser
 
 pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server]")
 
-LIB = [Character(id="mara", name="Mara Vance", pronouns=Pronouns.SHE), Character(id="tom", name="Old Tom", pronouns=Pronouns.HE)]
+LIB = [
+    Character(id="mara", name="Mara Vance", pronouns=Pronouns.SHE),
+    Character(id="tom", name="Old Tom", pronouns=Pronouns.HE),
+]
 STORY = "## The pier\n\nMara Vance runs along the pier. Old Tom waits by the lamp.\n\n## Later\n\nOld Tom climbs the stairs."
 
 
@@ -36,8 +39,21 @@ def free_port() -> int:
 def server(tiny_gguf: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_gguf), "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(tiny_gguf),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -48,7 +64,9 @@ def server(tiny_gguf: Path) -> Iterator[str]:
                 break
             except OSError:
                 if proc.poll() is not None:
-                    pytest.fail("the llama-cpp-python server exited: " + proc.stdout.read().decode("utf-8", "replace")[-2000:])
+                    pytest.fail(
+                        "the llama-cpp-python server exited: " + proc.stdout.read().decode("utf-8", "replace")[-2000:]
+                    )
                 if time.monotonic() > deadline:
                     pytest.fail("the llama-cpp-python server did not answer within 60 s")
                 time.sleep(0.1)
@@ -87,7 +105,9 @@ def test_cancel_during_a_request(server: str) -> None:
     assert calls["n"] == 4  # stopped at the first check that said cancel
 
 
-def test_cli_with_base_url_and_no_key_in_the_output(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_with_base_url_and_no_key_in_the_output(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COMIC_STUDIO_OPENAI_API_KEY", "sk-test-secret-123")
     story = tmp_path / "story.txt"
     story.write_text(STORY, encoding="utf-8")
@@ -99,7 +119,9 @@ def test_cli_with_base_url_and_no_key_in_the_output(server: str, tmp_path: Path,
 
 
 def test_unreachable_server_is_a_clear_error() -> None:
-    with pytest.raises(ModelUnavailable, match=r"cannot reach the OpenAI-compatible server at http://127\.0\.0\.1:\d+/v1"):
+    with pytest.raises(
+        ModelUnavailable, match=r"cannot reach the OpenAI-compatible server at http://127\.0\.0\.1:\d+/v1"
+    ):
         OpenAIParser(f"http://127.0.0.1:{free_port()}/v1", timeout_s=2).parse("Mara Vance runs.", LIB)
     with pytest.raises(ModelUnavailable, match="must start with http"):
         OpenAIParser("ftp://example")

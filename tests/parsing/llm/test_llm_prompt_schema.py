@@ -11,16 +11,33 @@ from comic_studio.parsing import ParseError, from_json
 from comic_studio.parsing.llm.prompt import SHOTS, build_messages, decode_window_output, library_text, window_schema
 
 LIB = [
-    Character(id="mara", name="Mara Vance", aliases=["Mara"], pronouns=Pronouns.SHE, description="curly auburn hair, green raincoat"),
+    Character(
+        id="mara",
+        name="Mara Vance",
+        aliases=["Mara"],
+        pronouns=Pronouns.SHE,
+        description="curly auburn hair, green raincoat",
+    ),
     Character(id="tom", name="Old Tom", pronouns=Pronouns.HE),
 ]
 
 
 def answer(**beat_overrides: object) -> dict:
-    beat = {"action": "Mara Vance opens the door.", "characters": ["Mara Vance"], "actor": "Mara Vance", "target": "",
-            "shot": "medium", "mood": "tense", "dialogue": [{"speaker": "Mara Vance", "text": "Run!", "kind": "shout"}], "caption": ""}
+    beat = {
+        "action": "Mara Vance opens the door.",
+        "characters": ["Mara Vance"],
+        "actor": "Mara Vance",
+        "target": "",
+        "shot": "medium",
+        "mood": "tense",
+        "dialogue": [{"speaker": "Mara Vance", "text": "Run!", "kind": "shout"}],
+        "caption": "",
+    }
     beat.update(beat_overrides)
-    return {"scenes": [{"title": "", "setting": "harbour", "time_of_day": "night", "beats": [beat]}], "new_characters": []}
+    return {
+        "scenes": [{"title": "", "setting": "harbour", "time_of_day": "night", "beats": [beat]}],
+        "new_characters": [],
+    }
 
 
 def test_schema_enums_match_the_document_model_and_every_object_is_closed() -> None:
@@ -107,7 +124,10 @@ def _story(**beat: object) -> str:
         (_story(dialogue=[{"speaker_id": "ghost", "text": "Boo"}]), "scenes[0].beats[0].dialogue[0].speaker_id"),
         (_story(characters=["ghost"]), "scenes[0].beats[0].characters[0]"),
         (_story(action="   "), "scenes[0].beats[0].action"),
-        (_story(dialogue=[{"speaker_id": "mara", "text": "Hi", "kind": "yell"}]), "scenes[0].beats[0].dialogue[0].kind"),
+        (
+            _story(dialogue=[{"speaker_id": "mara", "text": "Hi", "kind": "yell"}]),
+            "scenes[0].beats[0].dialogue[0].kind",
+        ),
         (_story(shot="aerial"), "scenes[0].beats[0].shot"),
         (_story(actor_id="tom"), "scenes[0].beats[0].actor_id"),
     ],

@@ -44,7 +44,9 @@ def test_windows_fit_the_budget_and_keep_every_word_in_order() -> None:
     assert len(windows) > 4
     assert all(approx_tokens(w.text) <= 16 for w in windows)
     assert all(w.index == i for i, w in enumerate(windows))
-    rebuilt = [w for win in windows for w in words(win.text) if w not in ("INT", "HARBOUR", "NIGHT", "The", "lighthouse")]
+    rebuilt = [
+        w for win in windows for w in words(win.text) if w not in ("INT", "HARBOUR", "NIGHT", "The", "lighthouse")
+    ]
     original = [w for w in words(STORY.split("\n", 2)[2]) if w not in ("INT", "HARBOUR", "NIGHT", "The", "lighthouse")]
     assert rebuilt == original
 
@@ -87,10 +89,21 @@ def test_running_state_carries_place_cast_and_last_beats() -> None:
 def out(*beats: dict, new: list | None = None) -> WindowOutput:
     full = []
     for b in beats:
-        base = {"action": "x", "characters": [], "actor": "", "target": "", "shot": "medium", "mood": "", "dialogue": [], "caption": ""}
+        base = {
+            "action": "x",
+            "characters": [],
+            "actor": "",
+            "target": "",
+            "shot": "medium",
+            "mood": "",
+            "dialogue": [],
+            "caption": "",
+        }
         base.update(b)
         full.append(base)
-    return WindowOutput.model_validate({"scenes": [{"title": "", "setting": "pier", "time_of_day": "", "beats": full}], "new_characters": new or []})
+    return WindowOutput.model_validate(
+        {"scenes": [{"title": "", "setting": "pier", "time_of_day": "", "beats": full}], "new_characters": new or []}
+    )
 
 
 def test_names_resolve_to_library_ids_and_new_people_become_suggestions() -> None:
@@ -100,9 +113,16 @@ def test_names_resolve_to_library_ids_and_new_people_become_suggestions() -> Non
     assert r.resolve("Ruiz") is not None and r.resolve("Ruiz").startswith("new:")  # shared surname: ambiguous
     assert r.resolve("she") is None and r.resolve("the guard") is None and r.resolve("") is None
     scenes = convert_window(
-        out({"action": "Mara Vance hands Greta Holm the key.", "characters": ["Mara Vance", "Greta Holm", "she"], "actor": "Mara Vance",
-             "target": "Greta Holm", "dialogue": [{"speaker": "Greta Holm", "text": "Thanks", "kind": "whisper"}]},
-            new=[{"name": "Greta Holm", "pronouns": "she"}]),
+        out(
+            {
+                "action": "Mara Vance hands Greta Holm the key.",
+                "characters": ["Mara Vance", "Greta Holm", "she"],
+                "actor": "Mara Vance",
+                "target": "Greta Holm",
+                "dialogue": [{"speaker": "Greta Holm", "text": "Thanks", "kind": "whisper"}],
+            },
+            new=[{"name": "Greta Holm", "pronouns": "she"}],
+        ),
         r,
     )
     beat = scenes[0].beats[0]

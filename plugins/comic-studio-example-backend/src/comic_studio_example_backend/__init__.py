@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from comic_studio.backends import Cancelled, GenerationBackend, GenerationRequest, GenerationResult, StepCallback, get_backend
-
+from comic_studio.backends import (
+    Cancelled,
+    GenerationBackend,
+    GenerationRequest,
+    GenerationResult,
+    StepCallback,
+    get_backend,
+)
 from comic_studio_example_backend.screen import halftone
 
 __version__ = "0.1.0"
