@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+from comic_studio.cli.options import add_project_edit_options
 from comic_studio.cli.progress import StderrProgress
 
 
@@ -26,11 +27,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "--seed", type=int, help="anchor seed (default: the project's for a first anchor, a new one to regenerate)"
     )
     anchor.add_argument("--size", type=int, help="anchor image side in pixels (default: the backend setting)")
-    anchor.add_argument(
-        "--models", choices=["tiny"], help="tiny: random-weight tiny models built locally (a smoke run, no downloads)"
-    )
-    anchor.add_argument("--out", help="save to this .comic file instead of over the project")
-    anchor.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_project_edit_options(anchor)
     anchor.set_defaults(func=_cmd_anchor)
     return anchor
 

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from comic_studio.cli.options import add_project_edit_options
 from comic_studio.cli.progress import StderrProgress
 
 
@@ -23,11 +24,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     tryon.add_argument("--outfit", required=True, help="the outfit reference image")
     tryon.add_argument("--scope", choices=["body", "panel"], default="body",
                        help="body: repaint only the character's body (default); panel: render the whole panel again")  # fmt: skip
-    tryon.add_argument(
-        "--models", choices=["tiny"], help="tiny: random-weight tiny models built locally (a smoke run, no downloads)"
-    )
-    tryon.add_argument("--out", help="save to this .comic file instead of over the project")
-    tryon.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_project_edit_options(tryon)
     tryon.set_defaults(func=_cmd_tryon)
     return tryon
 
