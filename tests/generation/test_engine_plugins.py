@@ -80,7 +80,7 @@ def test_file_folder_and_package_plugins_load(plugins):
     # A folder plugin with a helper module imported by its plain name.
     write(plugins / "folder_plugin" / "shades.py", "DEFAULT = 40\n")
     write(plugins / "folder_plugin" / "comic_studio_plugin.py",
-          "import shades\n" + BACKEND_SOURCE.format(cls="Dark", name="dark-folder", shade="shades.DEFAULT")
+          "from . import shades\n" + BACKEND_SOURCE.format(cls="Dark", name="dark-folder", shade="shades.DEFAULT")
           + "\nBACKENDS = [Dark]\n")  # fmt: skip
     # A package with a relative import.
     write(plugins / "pkg_plugin" / "impl.py", BACKEND_SOURCE.format(cls="Light", name="light-pkg", shade=230))
