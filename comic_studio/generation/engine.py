@@ -297,9 +297,7 @@ class Engine:
         while True:
             with self._cond:
                 while (
-                    not self._stopping
-                    and epoch == self._epoch
-                    and not any(j.announced for j in self._queued.values())
+                    not self._stopping and epoch == self._epoch and not any(j.announced for j in self._queued.values())
                 ):
                     self._cond.wait()
                 if epoch != self._epoch:
@@ -326,12 +324,13 @@ class Engine:
                 with self._cond:
                     if job.watchdog is not None:
                         job.watchdog.cancel()
-                    if job.abandoned:
-                        log.warning("job %s: the abandoned %r backend returned at last; its outcome is discarded",
-                                    job.id, job.request.backend)  # fmt: skip
-                        return  # this thread is no longer the engine's worker
-                    self._running = None
-                    self._cond.notify_all()
+                    if not job.abandoned:
+                        self._running = None
+                        self._cond.notify_all()
+            if job.abandoned:
+                log.warning("job %s: the abandoned %r backend returned at last; its outcome is discarded",
+                            job.id, job.request.backend)  # fmt: skip
+                return  # this thread is no longer the engine's worker
         self._close_backends()
         with self._cond:
             self._worker_done = True

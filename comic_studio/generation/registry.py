@@ -34,12 +34,12 @@ from comic_studio.generation.plugin_loading import (
     PluginProbeError,
     ProbeCache,
     ProbeTarget,
+    Verdict,
     describe,
     distribution_fingerprint,
     import_user_plugin,
     private_module_name,
     resolve_import_string,
-    Verdict,
     user_plugin_fingerprint,
 )
 from comic_studio.generation.request import GenerationError
@@ -174,8 +174,7 @@ def _ensure_loaded() -> dict[str, type[GenerationBackend]]:
         return _loaded
     targets: dict[str, tuple[str, BackendTarget]] = {}
     try:
-        for name, target in _entry_point_targets().items():
-            targets[name] = target
+        targets.update(_entry_point_targets())
     except Exception as exc:  # a corrupt dist-info must not stop the app either
         _errors["<entry points>"] = f"cannot read installed plugins: {type(exc).__name__}: {exc}"
     for name, (origin, target) in _user_plugin_targets().items():
@@ -248,7 +247,7 @@ def _probed_loader(ep: EntryPoint, verdict: Verdict | None) -> Callable[[], type
     def load() -> type[GenerationBackend]:
         if verdict is not None and not verdict.ok:
             raise _probe_failure(verdict)
-        return ep.load()  # type: ignore[no-any-return]
+        return ep.load()
 
     return load
 
@@ -286,14 +285,12 @@ def _user_plugin_targets() -> dict[str, tuple[str, BackendTarget]]:
                                   module_name=names[entry]))  # fmt: skip
     verdicts = _probes.verdicts(probed) if probed else {}
     targets: dict[str, tuple[str, BackendTarget]] = {}
-    for target in probed:
-        entry = target.path
-        assert entry is not None
+    for probe, entry in zip(probed, entries, strict=True):
         try:
-            verdict = verdicts[target.key]
+            verdict = verdicts[probe.key]
             if not verdict.ok:
                 raise _probe_failure(verdict)
-            module = _import_user_plugin(entry, names[entry], target.fingerprint)
+            module = _import_user_plugin(entry, names[entry], probe.fingerprint)
             backends = _backends_in(module)
         except KeyboardInterrupt:
             raise
