@@ -10,7 +10,9 @@ on that thread (one per backend name, cached), so a backend may keep loaded mode
 Cancel is cooperative (the backend's ``on_step`` answers ``False``), but a backend that never
 reports a step, or hangs, cannot hold the engine: a watchdog gives it ``cancel_grace_s`` after the
 cancel, then reports the job CANCELLED with a message naming the backend, abandons that worker
-thread (a daemon; whatever it returns later is discarded) and continues on a fresh worker.
+thread (a daemon; whatever it returns later is discarded) and continues on a fresh worker. With a
+``stall_timeout_s`` (off by default), a job that reports no step for that long is stopped the same
+way and reported as an ERROR.
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ class _Job:
     in_backend: bool = False
     """The backend is being created or is generating (only then can the job be abandoned)."""
     watchdog: threading.Timer | None = None
+    stall_timer: threading.Timer | None = None
+    last_activity: float = 0.0
+    """When the job started or last reported a step (the stall time-out counts from it)."""
+    stalled: str = ""
+    """Why the engine stopped a job nobody cancelled (the stall time-out), for its ERROR message."""
     abandoned: bool = False
     """The backend did not stop in time after a cancel: its thread's outcome is discarded."""
 
@@ -83,10 +90,17 @@ class Engine:
         *,
         name: str = "comic-studio-engine",
         cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S,
+        stall_timeout_s: float | None = None,
     ):
+        """``cancel_grace_s``: how long a backend has to stop after a cancel before its thread is
+        abandoned. ``stall_timeout_s``: stop a job whose backend reports no step for that long
+        (``None``: never; model loading before the first step counts, so allow for it)."""
         if not cancel_grace_s > 0:
             raise ValueError(f"cancel_grace_s must be positive, got {cancel_grace_s!r}")
+        if stall_timeout_s is not None and not stall_timeout_s > 0:
+            raise ValueError(f"stall_timeout_s must be positive or None, got {stall_timeout_s!r}")
         self.cancel_grace_s = float(cancel_grace_s)
+        self.stall_timeout_s = None if stall_timeout_s is None else float(stall_timeout_s)
         self.resources = EngineResources(settings)
         self._cond = threading.Condition()
         self._queued: dict[str, _Job] = {}
@@ -274,6 +288,28 @@ class Engine:
             job.watchdog.daemon = True
             job.watchdog.start()
 
+    def _arm_stall_check(self, job: _Job, delay: float) -> None:
+        job.stall_timer = threading.Timer(delay, self._stop_if_stalled, args=(job,))
+        job.stall_timer.name = f"{self._name}-stall-watchdog"
+        job.stall_timer.daemon = True
+        job.stall_timer.start()
+
+    def _stop_if_stalled(self, job: _Job) -> None:
+        """The stall watchdog: stop ``job`` if it reported no step for ``stall_timeout_s``, else look
+        again when it would have."""
+        timeout = self.stall_timeout_s
+        assert timeout is not None
+        with self._cond:
+            if self._running is not job or job.cancel_requested:
+                return
+            idle = time.monotonic() - job.last_activity
+            if idle < timeout:
+                self._arm_stall_check(job, timeout - idle)
+                return
+            job.stalled = f"backend {job.request.backend!r} reported no step for {timeout:g} s (the stall time-out)"
+            log.warning("job %s: %s; stopping it", job.id, job.stalled)
+            self._stop_running()
+
     def _abandon_if_stuck(self, job: _Job) -> None:
         """The watchdog: ``job`` was cancelled ``cancel_grace_s`` ago. If its backend still has not
         returned, report the job over and move the engine to a fresh worker thread."""
@@ -290,6 +326,10 @@ class Engine:
         message = (f"backend {job.request.backend!r} did not stop within {self.cancel_grace_s:g} s of cancel; its "
                    "thread is abandoned and the engine continues on a fresh worker")  # fmt: skip
         log.warning("job %s: %s", job.id, message)
+        if job.stalled:
+            self._emit(JobMessage(job.id, JobEvent.ERROR, job.request.panel_id, error=f"{job.stalled}; {message}",
+                                  elapsed=self._elapsed(job)))  # fmt: skip
+            return
         self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.request.panel_id, error=message,
                               elapsed=self._elapsed(job)))  # fmt: skip
 
@@ -322,8 +362,9 @@ class Engine:
                                           detail=traceback.format_exc()))  # fmt: skip
             finally:
                 with self._cond:
-                    if job.watchdog is not None:
-                        job.watchdog.cancel()
+                    for timer in (job.watchdog, job.stall_timer):
+                        if timer is not None:
+                            timer.cancel()
                     if not job.abandoned:
                         self._running = None
                         self._cond.notify_all()
@@ -338,13 +379,15 @@ class Engine:
 
     def _execute(self, job: _Job) -> None:
         request = job.request
-        job.started_at = time.monotonic()
+        job.started_at = job.last_activity = time.monotonic()
         self._emit(JobMessage(job.id, JobEvent.STARTED, request.panel_id))
         try:
             with self._cond:
                 job.in_backend = True
+                if self.stall_timeout_s is not None and not job.cancel_requested:
+                    self._arm_stall_check(job, self.stall_timeout_s)
             try:
-                backend = self._backend(request.backend)
+                backend = self._backend(request.backend, job)
                 result = self._generate(backend, job)
             finally:
                 with self._cond:
@@ -358,6 +401,10 @@ class Engine:
             if job.abandoned:
                 return
             self._end_job(backend_name=request.backend)
+            if job.stalled:
+                self._emit(JobMessage(job.id, JobEvent.ERROR, request.panel_id, error=job.stalled,
+                                      elapsed=self._elapsed(job)))  # fmt: skip
+                return
             self._emit(JobMessage(job.id, JobEvent.CANCELLED, request.panel_id, elapsed=self._elapsed(job)))
             return
         except Exception as exc:
@@ -377,7 +424,7 @@ class Engine:
         try:
             return backend.generate(job.request, on_step)
         except Exception as exc:
-            if not _is_out_of_memory(exc):
+            if not _is_out_of_memory(exc) or job.abandoned:
                 raise
             first_mode = self.resources.memory_mode
             lower = lower_memory_mode(first_mode)
@@ -403,7 +450,7 @@ class Engine:
         def on_step(step: int, total: int, preview: Image.Image | None = None) -> bool:
             if job.cancel_requested:
                 return False
-            now = time.monotonic()
+            now = job.last_activity = time.monotonic()
             if job.first_step is None:
                 job.first_step = (now, step)
             t0, s0 = job.first_step
@@ -419,7 +466,7 @@ class Engine:
 
         return on_step
 
-    def _backend(self, name: str) -> GenerationBackend:
+    def _backend(self, name: str, job: _Job) -> GenerationBackend:
         """The cached instance for ``name``, created here on the worker thread on first use (and again
         if the registry now maps the name to another class, e.g. a reloaded plugin)."""
         cls = get_backend_class(name)
@@ -429,7 +476,9 @@ class Engine:
             bind = getattr(backend, "bind_resources", None)
             if callable(bind):
                 bind(self.resources)
-            self._backends[name] = backend
+            with self._cond:
+                if not job.abandoned:  # a constructor that returned after its job was given up is not cached
+                    self._backends[name] = backend
         return backend
 
     def _end_job(self, backend_name: str) -> None:

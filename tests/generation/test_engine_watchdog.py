@@ -134,3 +134,31 @@ def test_shutdown_is_bounded_by_the_grace_period():
 def test_cancel_grace_must_be_positive():
     with pytest.raises(ValueError, match="cancel_grace_s"):
         Engine(cancel_grace_s=0)
+
+
+def test_the_stall_time_out_stops_a_silent_backend_and_reports_an_error():
+    with Engine(cancel_grace_s=GRACE, stall_timeout_s=0.3) as engine:
+        rec = Recorder(engine)
+        stuck = engine.submit(req())
+        final = rec.wait(stuck, WAIT)
+        assert final.event is JobEvent.ERROR
+        assert "backend 'test-silent' reported no step for 0.3 s (the stall time-out)" in final.error
+        assert "did not stop within 0.2 s" in final.error
+        assert rec.wait(engine.submit(req(seed=6)), WAIT).event is JobEvent.FINISHED
+
+
+def test_a_stalled_backend_that_stops_when_asked_is_an_error_without_abandonment():
+    with Engine(stall_timeout_s=0.3) as engine:  # the default grace: it stops long before that
+        rec = Recorder(engine)
+        worker = engine._thread
+        final = rec.wait(engine.submit(req("test-steps", steps=50, delay=1.0)), WAIT)
+        assert final.event is JobEvent.ERROR and final.error.endswith("(the stall time-out)")
+        assert rec.wait(engine.submit(req("test-steps", seed=2)), WAIT).event is JobEvent.FINISHED
+        assert engine._thread is worker
+
+
+def test_steps_keep_a_job_under_the_stall_time_out():
+    with Engine(stall_timeout_s=30) as engine:
+        rec = Recorder(engine)
+        final = rec.wait(engine.submit(req("test-steps", steps=20, delay=0.01)), WAIT)
+    assert final.event is JobEvent.FINISHED
