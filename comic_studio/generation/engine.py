@@ -372,10 +372,12 @@ class Engine:
                 log.warning("job %s: the abandoned %r backend returned at last; its outcome is discarded",
                             job.id, job.request.backend)  # fmt: skip
                 return  # this thread is no longer the engine's worker
-        self._close_backends()
-        with self._cond:
-            self._worker_done = True
-            self._cond.notify_all()
+        try:
+            self._close_backends()
+        finally:  # shutdown() waits for this, whatever closing the backends did
+            with self._cond:
+                self._worker_done = True
+                self._cond.notify_all()
 
     def _execute(self, job: _Job) -> None:
         request = job.request

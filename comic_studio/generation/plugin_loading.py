@@ -299,37 +299,48 @@ _CHILD_CODE = (
 
 
 def _probe_all(targets: list[ProbeTarget], timeout: float) -> dict[str, Verdict]:
-    """Run one child per target, all at once, each with ``timeout`` seconds."""
+    """One child per target, a few at a time (a folder of fifty plugins must not start fifty
+    interpreters at once), each with ``timeout`` seconds from its own start."""
     verdicts: dict[str, Verdict] = {}
+    batch = max(2, os.cpu_count() or 2)
     with tempfile.TemporaryDirectory(prefix="comic-studio-probe-") as tmp:
-        children: list[tuple[ProbeTarget, Path, subprocess.Popen[bytes]]] = []
         path_json = json.dumps(sys.path)
-        for i, target in enumerate(targets):
-            result = Path(tmp) / f"{i}.json"
-            args = [sys.executable, "-c", _CHILD_CODE, path_json, str(result)]
-            args += ["file", str(target.path), target.module_name] if target.path else ["import", target.import_string]
-            try:
-                child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-            except OSError as exc:
-                verdicts[target.key] = Verdict(ok=False, error=f"cannot start the test import: {exc}", transient=True)
-                continue
-            children.append((target, result, child))
-        deadline = time.monotonic() + timeout
-        for target, result, child in children:
-            try:
-                code = child.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-                verdicts[target.key] = Verdict(
-                    ok=False,
-                    error=f"did not finish importing within {timeout:g} s (an endless loop or a hang at import?)",
-                    timeout=timeout,
-                )
-                continue
-            verdicts[target.key] = _read_result(result, code)
+        for first in range(0, len(targets), batch):
+            children: list[tuple[ProbeTarget, Path, subprocess.Popen[bytes], float]] = []
+            for i, target in enumerate(targets[first : first + batch], start=first):
+                result = Path(tmp) / f"{i}.json"
+                args = [sys.executable, "-c", _CHILD_CODE, path_json, str(result)]
+                if target.path is not None:
+                    args += ["file", str(target.path), target.module_name]
+                else:
+                    args += ["import", target.import_string]
+                try:
+                    child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+                except OSError as exc:
+                    verdicts[target.key] = Verdict(
+                        ok=False, error=f"cannot start the test import: {exc}", transient=True
+                    )
+                    continue
+                children.append((target, result, child, time.monotonic() + timeout))
+            for target, result, child, deadline in children:
+                verdicts[target.key] = _wait_for(child, result, deadline, timeout)
     return verdicts
+
+
+def _wait_for(child: subprocess.Popen[bytes], result: Path, deadline: float, timeout: float) -> Verdict:
+    try:
+        code = child.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+        return Verdict(
+            ok=False,
+            error=f"did not finish importing within {timeout:g} s (an endless loop or a hang at import? "
+            f"{PROBE_TIMEOUT_ENV} sets the limit)",
+            timeout=timeout,
+        )
+    return _read_result(result, code)
 
 
 def _read_result(result: Path, code: int) -> Verdict:

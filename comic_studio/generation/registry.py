@@ -31,6 +31,7 @@ from pathlib import Path
 
 from comic_studio.generation.backend_api import GenerationBackend
 from comic_studio.generation.plugin_loading import (
+    PLUGIN_MODULE,
     PluginProbeError,
     ProbeCache,
     ProbeTarget,
@@ -305,7 +306,7 @@ def _user_plugin_targets() -> dict[str, tuple[str, BackendTarget]]:
 
 def _import_user_plugin(entry: Path, name: str, fingerprint: str) -> types.ModuleType:
     cached = _user_modules.get(entry)
-    if cached is not None and cached[0] == fingerprint and cached[1].__name__.startswith(name):
+    if cached is not None and cached[0] == fingerprint and cached[1].__name__ in (name, f"{name}.{PLUGIN_MODULE}"):
         return cached[1]  # a refresh() must not re-run an unchanged plugin's import side effects
     module = import_user_plugin(entry, name)
     _user_modules[entry] = (fingerprint, module)
