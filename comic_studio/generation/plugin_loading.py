@@ -218,8 +218,8 @@ class ProbeCache:
         self._memory: dict[str, dict[str, object]] = {}
 
     def verdicts(self, targets: list[ProbeTarget]) -> dict[str, Verdict]:
-        """A verdict for every target: cached where the fingerprint matches, probed otherwise (all
-        unknown targets at once, each in its own child). Unreachable when probing is off."""
+        """A verdict for every target: the cached one where the fingerprint matches, else a fresh
+        probe (each target in its own child, a few at a time). All OK when probing is off."""
         timeout = probe_timeout()
         if timeout <= 0:
             return {t.key: Verdict(ok=True) for t in targets}
@@ -235,7 +235,12 @@ class ProbeCache:
                 known[target.key] = verdict
         if to_probe:
             started = time.monotonic()
-            known.update(_probe_all(to_probe, timeout))
+            try:
+                known.update(_probe_all(to_probe, timeout))
+            except Exception as exc:  # no temporary folder, no processes left...: skip these plugins, this time
+                log.warning("cannot run plugin test imports: %s", exc)
+                failed = Verdict(ok=False, error=f"cannot run its test import: {exc}", transient=True)
+                known.update({t.key: failed for t in to_probe if t.key not in known})
             log.info("probed %d plugin(s) in %.2f s", len(to_probe), time.monotonic() - started)
             entries = dict(stored)
             for target in to_probe:
