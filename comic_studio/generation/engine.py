@@ -385,8 +385,10 @@ class Engine:
         self._emit(JobMessage(job.id, JobEvent.STARTED, request.panel_id))
         try:
             with self._cond:
+                if job.cancel_requested:  # while STARTED went out: the watchdog may have looked already
+                    raise Cancelled(f"job {job.id} was cancelled")
                 job.in_backend = True
-                if self.stall_timeout_s is not None and not job.cancel_requested:
+                if self.stall_timeout_s is not None:
                     self._arm_stall_check(job, self.stall_timeout_s)
             try:
                 backend = self._backend(request.backend, job)
