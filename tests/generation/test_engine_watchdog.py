@@ -94,7 +94,7 @@ def test_a_backend_that_never_reports_a_step_is_abandoned_after_the_grace_period
 
 
 def test_a_cooperative_cancel_is_not_forced():
-    with Engine(cancel_grace_s=GRACE) as engine:
+    with Engine() as engine:  # the default grace: a backend polling every 10 ms stops long before it
         rec = Recorder(engine)
         job = engine.submit(req("test-steps", steps=1000, delay=0.01))
         while engine.running() != job:
