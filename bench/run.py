@@ -362,6 +362,52 @@ def bench_llm() -> dict:
     return run()
 
 
+def bench_plugin_start(plugins: int = 5, runs: int = 3) -> dict:
+    """What the plugin import probe costs a fresh process's first backend look-up (the app's and the
+    CLI's start-up): no user plugins, ``plugins`` new ones (probed in children), the same ones again
+    (verdicts read from the cache: no child)."""
+    from comic_studio.generation.plugin_loading import PROBE_CACHE_ENV
+    from comic_studio.generation.registry import PLUGINS_DIR_ENV
+
+    code = (
+        "import time; t = time.perf_counter(); from comic_studio.generation.registry import available_backends, "
+        "plugin_errors; n = len(available_backends()); assert not plugin_errors(), plugin_errors(); "
+        "print(time.perf_counter() - t)"
+    )
+    source = (
+        "from PIL import Image\nfrom comic_studio.generation.backend_api import GenerationBackend\n"
+        "from comic_studio.generation.request import GenerationResult\n"
+        "class B(GenerationBackend):\n    name = 'bench-{i}'\n"
+        "    def generate(self, request, on_step=None):\n"
+        "        return GenerationResult([Image.new('RGB', (16, 16))], request.seed, self.name)\n"
+    )
+
+    def lookup(env: dict[str, str]) -> float:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "plugins"
+        folder.mkdir()
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        env.update({PLUGINS_DIR_ENV: str(folder), PROBE_CACHE_ENV: str(Path(tmp) / "probes.json")})
+        lookup(env)  # installed third-party entry points probed once, as on a first start
+        none = min(lookup(env) for _ in range(runs))
+        for i in range(plugins):
+            (folder / f"bench_{i}.py").write_text(source.format(i=i), encoding="utf-8")
+        cold = []
+        for r in range(runs):
+            for i in range(plugins):  # a new fingerprint: probed again
+                os.utime(folder / f"bench_{i}.py", ns=(r + 1, r + 1))
+            cold.append(lookup(env))
+        warm = [lookup(env) for _ in range(runs)]
+    return {
+        "first_lookup_no_user_plugins_s": round(none, 3),
+        f"first_lookup_{plugins}_new_plugins_probed_s": round(min(cold), 3),
+        f"first_lookup_{plugins}_plugins_cached_verdicts_s": round(min(warm), 3),
+    }
+
+
 BENCHES = {
     "project_io": bench_project_io,
     "export": bench_export,
@@ -381,6 +427,7 @@ BENCHES = {
     "pages_strip": bench_pages_strip,
     "canvas_resync": bench_canvas_resync,
     "outliner_parse": bench_outliner_parse,
+    "plugin_start": bench_plugin_start,
 }
 
 

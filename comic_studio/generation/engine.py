@@ -6,6 +6,13 @@ to receive the messages on the GUI thread; the CLI and tests subscribe directly.
 Why one thread: CUDA contexts, model caches and attention-processor state are not safe to share
 between concurrent jobs, and one job at a time already saturates a GPU. Backend instances are created
 on that thread (one per backend name, cached), so a backend may keep loaded models between jobs.
+
+Cancel is cooperative (the backend's ``on_step`` answers ``False``), but a backend that never
+reports a step, or hangs, cannot hold the engine: a watchdog gives it ``cancel_grace_s`` after the
+cancel, then reports the job CANCELLED with a message naming the backend, abandons that worker
+thread (a daemon; whatever it returns later is discarded) and continues on a fresh worker. With a
+``stall_timeout_s`` (off by default), a job that reports no step for that long is stopped the same
+way and reported as an ERROR.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ log = logging.getLogger(__name__)
 
 Subscriber = Callable[[JobMessage], None]
 
+DEFAULT_CANCEL_GRACE_S = 10.0
+"""Seconds a backend has to stop after a cancel before its worker thread is abandoned."""
+
 PROGRESS_INTERVAL = 0.02
 """Seconds between PROGRESS messages without a preview: a backend reporting thousands of tiny steps
 must not flood the GUI thread (the first and last step and every preview are always sent)."""
@@ -56,6 +66,16 @@ class _Job:
     started_at: float = 0.0
     first_step: tuple[float, int] | None = None
     last_progress_at: float = 0.0
+    in_backend: bool = False
+    """The backend is being created or is generating (only then can the job be abandoned)."""
+    watchdog: threading.Timer | None = None
+    stall_timer: threading.Timer | None = None
+    last_activity: float = 0.0
+    """When the job started or last reported a step (the stall time-out counts from it)."""
+    stalled: str = ""
+    """Why the engine stopped a job nobody cancelled (the stall time-out), for its ERROR message."""
+    abandoned: bool = False
+    """The backend did not stop in time after a cancel: its thread's outcome is discarded."""
 
     def sort_key(self) -> tuple[int, int]:
         return (-self.priority, self.seq)  # higher priority first, FIFO within a priority
@@ -64,7 +84,23 @@ class _Job:
 class Engine:
     """Runs generation jobs one at a time on a worker thread (see the module docstring)."""
 
-    def __init__(self, settings: EngineSettings | None = None, *, name: str = "comic-studio-engine"):
+    def __init__(
+        self,
+        settings: EngineSettings | None = None,
+        *,
+        name: str = "comic-studio-engine",
+        cancel_grace_s: float = DEFAULT_CANCEL_GRACE_S,
+        stall_timeout_s: float | None = None,
+    ):
+        """``cancel_grace_s``: how long a backend has to stop after a cancel before its thread is
+        abandoned. ``stall_timeout_s``: stop a job whose backend reports no step for that long
+        (``None``: never; model loading before the first step counts, so allow for it)."""
+        if not cancel_grace_s > 0:
+            raise ValueError(f"cancel_grace_s must be positive, got {cancel_grace_s!r}")
+        if stall_timeout_s is not None and not stall_timeout_s > 0:
+            raise ValueError(f"stall_timeout_s must be positive or None, got {stall_timeout_s!r}")
+        self.cancel_grace_s = float(cancel_grace_s)
+        self.stall_timeout_s = None if stall_timeout_s is None else float(stall_timeout_s)
         self.resources = EngineResources(settings)
         self._cond = threading.Condition()
         self._queued: dict[str, _Job] = {}
@@ -75,9 +111,11 @@ class Engine:
         self._subscribers: list[Subscriber] = []
         self._subscribers_lock = threading.Lock()
         self._backends: dict[str, GenerationBackend] = {}
-        # Daemon: a crashed app must not hang on exit; an orderly exit calls shutdown() and joins.
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
+        self._name = name
+        self._epoch = 0
+        """Which worker is current: an abandoned one sees a newer epoch and leaves."""
+        self._worker_done = False
+        self._thread = self._start_worker()
 
     # ------------------------------------------------------------------ public API
 
@@ -110,7 +148,7 @@ class Engine:
             job = self._queued.pop(job_id, None)
             if job is None:
                 if self._running is not None and self._running.id == job_id:
-                    self._running.cancel_requested = True
+                    self._stop_running()
                     return True
                 return False
             doomed = self._drop_queued([job])
@@ -122,8 +160,7 @@ class Engine:
         with self._cond:
             doomed = self._drop_queued(sorted(self._queued.values(), key=_Job.sort_key))
             self._queued.clear()
-            if self._running is not None:
-                self._running.cancel_requested = True
+            self._stop_running()
         self._emit_cancelled(doomed)
 
     def reprioritize(self, job_id: str, priority: int) -> bool:
@@ -186,12 +223,16 @@ class Engine:
             self._stopping = True
             doomed = self._drop_queued(sorted(self._queued.values(), key=_Job.sort_key))
             self._queued.clear()
-            if self._running is not None:
-                self._running.cancel_requested = True
+            self._stop_running()
             self._cond.notify_all()
         self._emit_cancelled(doomed)
         if wait and threading.current_thread() is not self._thread:
-            self._thread.join()
+            # Bounded: a stuck backend is abandoned after the grace period and a fresh worker closes up.
+            with self._cond:
+                while not self._worker_done:
+                    self._cond.wait()
+                thread = self._thread
+            thread.join()
 
     @property
     def is_alive(self) -> bool:
@@ -229,11 +270,78 @@ class Engine:
 
     # ------------------------------------------------------------------ the worker
 
-    def _work(self) -> None:
+    def _start_worker(self) -> threading.Thread:
+        # Daemon: a crashed app must not hang on exit; an orderly exit calls shutdown() and joins.
+        thread = threading.Thread(target=self._work, args=(self._epoch,), name=self._name, daemon=True)
+        thread.start()
+        return thread
+
+    def _stop_running(self) -> None:
+        """Ask the running job to stop and arm its watchdog (call under the lock)."""
+        job = self._running
+        if job is None:
+            return
+        job.cancel_requested = True
+        if job.watchdog is None:
+            job.watchdog = threading.Timer(self.cancel_grace_s, self._abandon_if_stuck, args=(job,))
+            job.watchdog.name = f"{self._name}-cancel-watchdog"
+            job.watchdog.daemon = True
+            job.watchdog.start()
+
+    def _arm_stall_check(self, job: _Job, delay: float) -> None:
+        job.stall_timer = threading.Timer(delay, self._stop_if_stalled, args=(job,))
+        job.stall_timer.name = f"{self._name}-stall-watchdog"
+        job.stall_timer.daemon = True
+        job.stall_timer.start()
+
+    def _stop_if_stalled(self, job: _Job) -> None:
+        """The stall watchdog: stop ``job`` if it reported no step for ``stall_timeout_s``, else look
+        again when it would have."""
+        timeout = self.stall_timeout_s
+        assert timeout is not None
+        with self._cond:
+            if self._running is not job or job.cancel_requested:
+                return
+            idle = time.monotonic() - job.last_activity
+            if idle < timeout:
+                self._arm_stall_check(job, timeout - idle)
+                return
+            job.stalled = f"backend {job.request.backend!r} reported no step for {timeout:g} s (the stall time-out)"
+            log.warning("job %s: %s; stopping it", job.id, job.stalled)
+            self._stop_running()
+
+    def _abandon_if_stuck(self, job: _Job) -> None:
+        """The watchdog: ``job`` was cancelled ``cancel_grace_s`` ago. If its backend still has not
+        returned, report the job over and move the engine to a fresh worker thread."""
+        with self._cond:
+            if self._running is not job or not job.in_backend:
+                return
+            job.abandoned = True
+            self._running = None
+            # The stuck instance may still be running on the old thread: never hand it another job.
+            self._backends.pop(job.request.backend, None)
+            self._epoch += 1
+            self._thread = self._start_worker()
+            self._cond.notify_all()
+        message = (f"backend {job.request.backend!r} did not stop within {self.cancel_grace_s:g} s of cancel; its "
+                   "thread is abandoned and the engine continues on a fresh worker")  # fmt: skip
+        log.warning("job %s: %s", job.id, message)
+        if job.stalled:
+            self._emit(JobMessage(job.id, JobEvent.ERROR, job.request.panel_id, error=f"{job.stalled}; {message}",
+                                  elapsed=self._elapsed(job)))  # fmt: skip
+            return
+        self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.request.panel_id, error=message,
+                              elapsed=self._elapsed(job)))  # fmt: skip
+
+    def _work(self, epoch: int) -> None:
         while True:
             with self._cond:
-                while not self._stopping and not any(j.announced for j in self._queued.values()):
+                while (
+                    not self._stopping and epoch == self._epoch and not any(j.announced for j in self._queued.values())
+                ):
                     self._cond.wait()
+                if epoch != self._epoch:
+                    return  # abandoned while it waited (cannot happen today; cheap to be sure)
                 if self._stopping:
                     break
                 job = min((j for j in self._queued.values() if j.announced), key=_Job.sort_key)
@@ -245,32 +353,67 @@ class Engine:
                     self.resources.set_settings(settings)
                 self._execute(job)
             except BaseException as exc:  # the worker must outlive anything a job does
-                log.exception("generation worker: unexpected failure around job %s", job.id)
-                # _execute sends every final message itself; reaching here means it could not.
-                self._emit(JobMessage(job.id, JobEvent.ERROR, job.request.panel_id,
-                                      error=f"internal engine error: {type(exc).__name__}: {exc}",
-                                      detail=traceback.format_exc()))  # fmt: skip
+                # An abandoned job's CANCELLED went out already (and the finally ends this thread).
+                if not job.abandoned:
+                    log.exception("generation worker: unexpected failure around job %s", job.id)
+                    # _execute sends every final message itself; reaching here means it could not.
+                    self._emit(JobMessage(job.id, JobEvent.ERROR, job.request.panel_id,
+                                          error=f"internal engine error: {type(exc).__name__}: {exc}",
+                                          detail=traceback.format_exc()))  # fmt: skip
             finally:
                 with self._cond:
-                    self._running = None
-                    self._cond.notify_all()
-        self._close_backends()
+                    for timer in (job.watchdog, job.stall_timer):
+                        if timer is not None:
+                            timer.cancel()
+                    if not job.abandoned:
+                        self._running = None
+                        self._cond.notify_all()
+            if job.abandoned:
+                log.warning("job %s: the abandoned %r backend returned at last; its outcome is discarded",
+                            job.id, job.request.backend)  # fmt: skip
+                return  # this thread is no longer the engine's worker
+        try:
+            self._close_backends()
+        finally:  # shutdown() waits for this, whatever closing the backends did
+            with self._cond:
+                self._worker_done = True
+                self._cond.notify_all()
 
     def _execute(self, job: _Job) -> None:
         request = job.request
-        job.started_at = time.monotonic()
+        job.started_at = job.last_activity = time.monotonic()
         self._emit(JobMessage(job.id, JobEvent.STARTED, request.panel_id))
         try:
-            backend = self._backend(request.backend)
-            result = self._generate(backend, job)
+            with self._cond:
+                if job.cancel_requested:  # while STARTED went out: the watchdog may have looked already
+                    raise Cancelled(f"job {job.id} was cancelled")
+                job.in_backend = True
+                if self.stall_timeout_s is not None:
+                    self._arm_stall_check(job, self.stall_timeout_s)
+            try:
+                backend = self._backend(request.backend, job)
+                result = self._generate(backend, job)
+            finally:
+                with self._cond:
+                    job.in_backend = False
+            if job.abandoned:
+                return  # reported CANCELLED by the watchdog; the late result is discarded
             if job.cancel_requested:  # the backend ignored the stop request and finished anyway
                 raise Cancelled(f"job {job.id} was cancelled")
             png = _encode_png(result)
         except Cancelled:
+            if job.abandoned:
+                return
             self._end_job(backend_name=request.backend)
+            if job.stalled:
+                self._emit(JobMessage(job.id, JobEvent.ERROR, request.panel_id, error=job.stalled,
+                                      elapsed=self._elapsed(job)))  # fmt: skip
+                return
             self._emit(JobMessage(job.id, JobEvent.CANCELLED, request.panel_id, elapsed=self._elapsed(job)))
             return
         except Exception as exc:
+            if job.abandoned:
+                return
             detail = traceback.format_exc()
             log.warning("generation job %s (%s) failed:\n%s", job.id, request.backend, detail)
             self._end_job(backend_name=request.backend)
@@ -285,7 +428,7 @@ class Engine:
         try:
             return backend.generate(job.request, on_step)
         except Exception as exc:
-            if not _is_out_of_memory(exc):
+            if not _is_out_of_memory(exc) or job.abandoned:
                 raise
             first_mode = self.resources.memory_mode
             lower = lower_memory_mode(first_mode)
@@ -311,7 +454,7 @@ class Engine:
         def on_step(step: int, total: int, preview: Image.Image | None = None) -> bool:
             if job.cancel_requested:
                 return False
-            now = time.monotonic()
+            now = job.last_activity = time.monotonic()
             if job.first_step is None:
                 job.first_step = (now, step)
             t0, s0 = job.first_step
@@ -327,7 +470,7 @@ class Engine:
 
         return on_step
 
-    def _backend(self, name: str) -> GenerationBackend:
+    def _backend(self, name: str, job: _Job) -> GenerationBackend:
         """The cached instance for ``name``, created here on the worker thread on first use (and again
         if the registry now maps the name to another class, e.g. a reloaded plugin)."""
         cls = get_backend_class(name)
@@ -337,7 +480,9 @@ class Engine:
             bind = getattr(backend, "bind_resources", None)
             if callable(bind):
                 bind(self.resources)
-            self._backends[name] = backend
+            with self._cond:
+                if not job.abandoned:  # a constructor that returned after its job was given up is not cached
+                    self._backends[name] = backend
         return backend
 
     def _end_job(self, backend_name: str) -> None:

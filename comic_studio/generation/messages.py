@@ -50,7 +50,8 @@ class JobMessage:
     request: GenerationRequest | None = None
     """QUEUED and FINISHED: the validated request (backend settings with defaults filled in)."""
     error: str = ""
-    """ERROR: one line for the user, no traceback."""
+    """ERROR: one line for the user, no traceback. CANCELLED: empty, or why the cancel was forced (a
+    backend that did not stop in time)."""
     detail: str = ""
     """ERROR: the technical detail (a traceback) for a "details" box."""
     elapsed: float = 0.0

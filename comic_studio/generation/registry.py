@@ -6,35 +6,50 @@ lazily on the first look-up; one that fails to import (or is not a backend class
 :func:`plugin_errors` and logged once, and is skipped: a broken plugin never blocks start-up.
 
 The user plugins folder (:func:`user_plugins_dir`) holds plugins that are not pip-installed: a
-``name.py`` file, a folder with a ``comic_studio_plugin.py`` (the folder goes on ``sys.path`` so its
-helper modules import), or a package folder with ``__init__.py``. A plugin module lists its backend
-classes in ``BACKENDS = [...]``; without that, the backend classes it defines are used.
+``name.py`` file, a folder with a ``comic_studio_plugin.py`` (its helper modules beside it import
+relatively: ``from . import helper``), or a package folder with ``__init__.py``. Each is imported
+under a private name (``comic_studio_user_plugins.<name>``), never through ``sys.path``, so a
+plugin's helpers shadow nothing. A plugin module lists its backend classes in ``BACKENDS = [...]``;
+without that, the backend classes it defines are used.
+
+User plugins and third-party entry points are first imported in a child process with a time limit
+(:mod:`comic_studio.generation.plugin_loading`): one that exits, raises or hangs at import is
+reported and skipped without ever running in the app's process.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import logging
 import os
-import re
-import sys
 import threading
 import traceback
 import types
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from comic_studio.generation.backend_api import GenerationBackend
+from comic_studio.generation.plugin_loading import (
+    PLUGIN_MODULE,
+    PluginProbeError,
+    ProbeCache,
+    ProbeTarget,
+    Verdict,
+    describe,
+    distribution_fingerprint,
+    import_user_plugin,
+    private_module_name,
+    resolve_import_string,
+    user_plugin_fingerprint,
+)
 from comic_studio.generation.request import GenerationError
 
 ENTRY_POINT_GROUP = "comic_studio.backends"
 PLUGINS_DIR_ENV = "COMIC_STUDIO_PLUGINS_DIR"
 """Overrides the user plugins folder; set to an empty string to load no user plugins."""
-PLUGIN_MODULE = "comic_studio_plugin"
-_USER_PACKAGE = "comic_studio_user_plugins"
+OWN_DISTRIBUTION = "comic-studio"
+"""The app's own entry points (the built-in backends) are imported without a probe."""
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +66,9 @@ _manual: dict[str, BackendTarget] = {}
 _loaded: dict[str, type[GenerationBackend]] | None = None
 _errors: dict[str, str] = {}
 _origins: dict[str, str] = {}
-_user_modules: dict[Path, tuple[float, types.ModuleType]] = {}
+_user_modules: dict[Path, tuple[str, types.ModuleType]] = {}
+"""User plugin modules imported in this process, with the fingerprint they were imported at."""
+_probes = ProbeCache()
 
 
 def register_backend(name: str, target: BackendTarget) -> None:
@@ -158,8 +175,7 @@ def _ensure_loaded() -> dict[str, type[GenerationBackend]]:
         return _loaded
     targets: dict[str, tuple[str, BackendTarget]] = {}
     try:
-        for ep in entry_points(group=ENTRY_POINT_GROUP):
-            targets[ep.name] = (f"entry point {ep.value!r}", ep.load)
+        targets.update(_entry_point_targets())
     except Exception as exc:  # a corrupt dist-info must not stop the app either
         _errors["<entry points>"] = f"cannot read installed plugins: {type(exc).__name__}: {exc}"
     for name, (origin, target) in _user_plugin_targets().items():
@@ -173,9 +189,11 @@ def _ensure_loaded() -> dict[str, type[GenerationBackend]]:
         origin, target = targets[name]
         try:
             cls = _resolve(target)
-        except Exception as exc:  # anything a plugin import can throw
-            _errors[name] = f"{origin}: {type(exc).__name__}: {exc}"
-            log.warning("backend plugin %r failed to load (%s)\n%s", name, origin, traceback.format_exc())
+        except KeyboardInterrupt:
+            raise  # the user's Ctrl-C (a plugin raising it at import is caught by its probe)
+        except BaseException as exc:  # anything a plugin import can throw, SystemExit included
+            _errors[name] = f"{origin}: {_reason(exc)}"
+            log.warning("backend plugin %r failed to load (%s)\n%s", name, origin, _detail(exc))
             continue
         if not (isinstance(cls, type) and issubclass(cls, GenerationBackend)):
             _errors[name] = f"{origin}: {cls!r} is not a GenerationBackend subclass"
@@ -191,75 +209,107 @@ def _resolve(target: BackendTarget) -> object:
     if isinstance(target, type):
         return target
     if isinstance(target, str):
-        module_name, _, attr = target.partition(":")
-        obj: object = importlib.import_module(module_name)
-        for part in filter(None, attr.split(".")):
-            obj = getattr(obj, part)
-        return obj
+        return resolve_import_string(target)
     return target()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, PluginProbeError) else describe(exc)
+
+
+def _detail(exc: BaseException) -> str:
+    """The traceback for the log: the child's for a failed probe, ours otherwise."""
+    if isinstance(exc, PluginProbeError):
+        return exc.detail or str(exc)
+    return "".join(traceback.format_exception(exc))
+
+
+def _entry_point_targets() -> dict[str, tuple[str, BackendTarget]]:
+    """Every installed entry point; a third-party one loads only if its probe succeeded."""
+    eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    probed: list[ProbeTarget] = []
+    for ep in eps:
+        dist = ep.dist
+        if dist is not None and _normalized(dist.name) == OWN_DISTRIBUTION:
+            continue
+        dist_name, version = (dist.name, dist.version) if dist is not None else ("?", "?")
+        probed.append(ProbeTarget(key=f"entry point {ep.name}={ep.value}",
+                                  fingerprint=distribution_fingerprint(dist_name, version, ep.value),
+                                  import_string=ep.value))  # fmt: skip
+    verdicts = _probes.verdicts(probed) if probed else {}
+    targets: dict[str, tuple[str, BackendTarget]] = {}
+    for ep in eps:
+        verdict = verdicts.get(f"entry point {ep.name}={ep.value}")
+        targets[ep.name] = (f"entry point {ep.value!r}", _probed_loader(ep, verdict))
+    return targets
+
+
+def _probed_loader(ep: EntryPoint, verdict: Verdict | None) -> Callable[[], type[GenerationBackend]]:
+    def load() -> type[GenerationBackend]:
+        if verdict is not None and not verdict.ok:
+            raise _probe_failure(verdict)
+        return ep.load()
+
+    return load
+
+
+def _probe_failure(verdict: Verdict) -> PluginProbeError:
+    return PluginProbeError(f"{verdict.error} (in a test import; it was not loaded)", verdict.detail)
+
+
+def _normalized(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 # ---------------------------------------------------------------------------------- user plugins
 
 
 def _user_plugin_targets() -> dict[str, tuple[str, BackendTarget]]:
-    """Import every plugin in the user folder; failures go to ``_errors`` under ``plugin <name>``."""
+    """Probe, then import, every plugin in the user folder; failures go to ``_errors`` under
+    ``plugin <name>``."""
     try:
         folder = user_plugins_dir()
-        entries = sorted(folder.iterdir()) if folder is not None and folder.is_dir() else []
+        listed = sorted(folder.iterdir()) if folder is not None and folder.is_dir() else []
+        entries = [e for e in listed if not e.name.startswith((".", "_")) and (e.is_dir() or e.suffix == ".py")]
     except Exception as exc:  # an unreadable folder is reported, never fatal
         _errors["<user plugins>"] = f"cannot read the plugins folder: {type(exc).__name__}: {exc}"
         return {}
-    targets: dict[str, tuple[str, BackendTarget]] = {}
+    names: dict[Path, str] = {}
+    probed: list[ProbeTarget] = []
     for entry in entries:
-        if entry.name.startswith((".", "_")) or (entry.is_file() and entry.suffix != ".py"):
-            continue
+        names[entry] = private_module_name(entry, names.values())
         try:
-            module = _import_user_plugin(entry)
+            fingerprint = user_plugin_fingerprint(entry)
+        except OSError as exc:
+            fingerprint = f"unreadable: {exc}"
+        probed.append(ProbeTarget(key=f"user plugin {entry}", fingerprint=fingerprint, path=entry,
+                                  module_name=names[entry]))  # fmt: skip
+    verdicts = _probes.verdicts(probed) if probed else {}
+    targets: dict[str, tuple[str, BackendTarget]] = {}
+    for probe, entry in zip(probed, entries, strict=True):
+        try:
+            verdict = verdicts[probe.key]
+            if not verdict.ok:
+                raise _probe_failure(verdict)
+            module = _import_user_plugin(entry, names[entry], probe.fingerprint)
             backends = _backends_in(module)
-        except Exception as exc:
-            _errors[f"plugin {entry.name}"] = f"user plugin {str(entry)!r}: {type(exc).__name__}: {exc}"
-            log.warning("user plugin %s failed to load\n%s", entry, traceback.format_exc())
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit and friends included: a plugin never ends the app
+            _errors[f"plugin {entry.name}"] = f"user plugin {str(entry)!r}: {_reason(exc)}"
+            log.warning("user plugin %s failed to load\n%s", entry, _detail(exc))
             continue
         for cls in backends:
             targets[cls.name] = (f"user plugin {str(entry)!r}", cls)
     return targets
 
 
-def _import_user_plugin(entry: Path) -> types.ModuleType:
-    if entry.is_dir():
-        if (entry / f"{PLUGIN_MODULE}.py").is_file():
-            source, package_dir = entry / f"{PLUGIN_MODULE}.py", None
-            # Helper modules next to comic_studio_plugin.py import by their plain names.
-            if str(entry) not in sys.path:
-                sys.path.insert(0, str(entry))
-        elif (entry / "__init__.py").is_file():
-            source, package_dir = entry / "__init__.py", entry
-        else:
-            raise ImportError(f"the folder has neither {PLUGIN_MODULE}.py nor __init__.py")
-    else:
-        source, package_dir = entry, None
-    mtime = source.stat().st_mtime
-    cached = _user_modules.get(source)
-    if cached is not None and cached[0] == mtime:
+def _import_user_plugin(entry: Path, name: str, fingerprint: str) -> types.ModuleType:
+    cached = _user_modules.get(entry)
+    if cached is not None and cached[0] == fingerprint and cached[1].__name__ in (name, f"{name}.{PLUGIN_MODULE}"):
         return cached[1]  # a refresh() must not re-run an unchanged plugin's import side effects
-    if _USER_PACKAGE not in sys.modules:
-        parent = types.ModuleType(_USER_PACKAGE)
-        parent.__path__ = []  # a namespace for plugin modules, so relative imports resolve
-        sys.modules[_USER_PACKAGE] = parent
-    name = _USER_PACKAGE + "." + re.sub(r"\W", "_", entry.stem)
-    locations = [str(package_dir)] if package_dir is not None else None
-    spec = importlib.util.spec_from_file_location(name, source, submodule_search_locations=locations)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {source}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        sys.modules.pop(name, None)
-        raise
-    _user_modules[source] = (mtime, module)
+    module = import_user_plugin(entry, name)
+    _user_modules[entry] = (fingerprint, module)
     return module
 
 

@@ -376,6 +376,8 @@ class RenderService(QObject):
             self.ctx.message.emit(f"{job.label}: rendering failed: {msg.error}")
         elif event == "cancelled":
             del self._jobs[msg.job_id]
+            if msg.error:  # a backend that did not stop in time: the user should know why
+                self.ctx.message.emit(f"{job.label}: {msg.error}")
         if job.anchor_for is not None and event in ("error", "cancelled"):
             self.anchors.job_over(job.anchor_for, ok=False)
         self.job_message.emit(msg)

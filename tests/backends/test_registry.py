@@ -13,6 +13,7 @@ import pytest
 from comic_studio.backends.storyboard import StoryboardBackend
 from comic_studio.generation import registry
 from comic_studio.generation.backend_api import GenerationBackend
+from comic_studio.generation.plugin_loading import PROBE_CACHE_ENV
 from comic_studio.generation.registry import (
     BackendNotFoundError,
     available_backends,
@@ -106,6 +107,7 @@ def test_broken_installed_entry_point_never_blocks_start_up(tmp_path, monkeypatc
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv(PROBE_CACHE_ENV, str(tmp_path / "probes.json"))  # not the user's cache
     importlib.invalidate_caches()
     eps = [ep.name for ep in importlib.metadata.entry_points(group=registry.ENTRY_POINT_GROUP)]
     assert "raises_at_import" in eps

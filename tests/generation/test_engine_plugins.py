@@ -14,6 +14,7 @@ from engine_fakes import Recorder
 from comic_studio.generation import registry
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent
+from comic_studio.generation.plugin_loading import PROBE_CACHE_ENV
 from comic_studio.generation.registry import (
     PLUGINS_DIR_ENV,
     available_backends,
@@ -59,6 +60,7 @@ def plugins(tmp_path, monkeypatch):
     folder = tmp_path / "plugins"
     folder.mkdir()
     monkeypatch.setenv(PLUGINS_DIR_ENV, str(folder))
+    monkeypatch.setenv(PROBE_CACHE_ENV, str(tmp_path / "probes.json"))  # not the user's cache
     registry.refresh()
     yield folder
     monkeypatch.delenv(PLUGINS_DIR_ENV)
@@ -80,7 +82,7 @@ def test_file_folder_and_package_plugins_load(plugins):
     # A folder plugin with a helper module imported by its plain name.
     write(plugins / "folder_plugin" / "shades.py", "DEFAULT = 40\n")
     write(plugins / "folder_plugin" / "comic_studio_plugin.py",
-          "import shades\n" + BACKEND_SOURCE.format(cls="Dark", name="dark-folder", shade="shades.DEFAULT")
+          "from . import shades\n" + BACKEND_SOURCE.format(cls="Dark", name="dark-folder", shade="shades.DEFAULT")
           + "\nBACKENDS = [Dark]\n")  # fmt: skip
     # A package with a relative import.
     write(plugins / "pkg_plugin" / "impl.py", BACKEND_SOURCE.format(cls="Light", name="light-pkg", shade=230))

@@ -35,6 +35,7 @@ def plugins(tmp_path, monkeypatch):
     folder = tmp_path / "plugins"
     folder.mkdir()
     monkeypatch.setenv(registry.PLUGINS_DIR_ENV, str(folder))
+    monkeypatch.setenv("COMIC_STUDIO_PLUGIN_PROBE_CACHE", str(tmp_path / "probes.json"))  # not the user's
     registry.refresh()
     yield folder
     monkeypatch.delenv(registry.PLUGINS_DIR_ENV)
@@ -153,6 +154,40 @@ def test_the_window_reports_broken_plugins_once_in_the_status_bar(qtbot, tmp_pat
         win.ctx.message.connect(messages.append)
         win.report_plugin_errors()
         assert len(messages) == 1 and "failed to load" in messages[0] and "Plugins" in messages[0]
+    finally:
+        monkeypatch.delenv("COMIC_STUDIO_PLUGINS_DIR")
+        registry.refresh()
+
+
+def test_the_window_survives_plugins_that_exit_or_hang_at_import(qtbot, tmp_path, monkeypatch):
+    from comic_studio.core.settings import AppSettings
+    from comic_studio.generation import registry
+    from comic_studio.ui.main_window import MainWindow
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "exits.py").write_text("import sys\nsys.exit(0)\n")
+    (plugins / "sepia.py").write_text(textwrap.dedent(GOOD_PLUGIN))
+    monkeypatch.setenv("COMIC_STUDIO_PLUGINS_DIR", str(plugins))
+    monkeypatch.setenv("COMIC_STUDIO_PLUGIN_PROBE_TIMEOUT", "60")  # only bounds a hang
+    monkeypatch.setenv("COMIC_STUDIO_PLUGIN_PROBE_CACHE", str(tmp_path / "probes.json"))
+    monkeypatch.setenv("COMIC_STUDIO_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("COMIC_STUDIO_STATE_DIR", str(tmp_path / "state"))
+    registry.refresh()
+    registry.available_backends()  # verdicts cached: the short limit below applies to hangs.py alone
+    (plugins / "hangs.py").write_text("import threading\nthreading.Event().wait()\n")
+    monkeypatch.setenv("COMIC_STUDIO_PLUGIN_PROBE_TIMEOUT", "2")
+    registry.refresh()
+    try:
+        win = MainWindow(settings=AppSettings())
+        qtbot.addWidget(win)
+        messages = []
+        win.ctx.message.connect(messages.append)
+        win.report_plugin_errors()
+        assert len(messages) == 1 and "failed to load" in messages[0]
+        errors = registry.plugin_errors()
+        assert "SystemExit" in errors["plugin exits.py"] and "within 2 s" in errors["plugin hangs.py"]
+        assert "sepia" in registry.available_backends()
     finally:
         monkeypatch.delenv("COMIC_STUDIO_PLUGINS_DIR")
         registry.refresh()

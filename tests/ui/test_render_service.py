@@ -228,3 +228,45 @@ def test_stale_lettering_is_redone_on_the_current_panel(ctx, service, qtbot):
     ours = _balloon_layout(ctx.document.project.find_panel(panel.id)[1])
     ctx.edit(letter_panel, panel.id)
     assert _balloon_layout(ctx.document.project.find_panel(panel.id)[1]) == ours
+
+
+def test_a_backend_that_ignores_cancel_is_named_in_a_message(ctx, qtbot):
+    """The engine's cancel watchdog reports the stuck backend; the window shows why and goes on."""
+    import threading
+
+    from comic_studio.generation.backend_api import GenerationBackend
+    from comic_studio.generation.engine import Engine
+
+    release, entered = threading.Event(), threading.Event()
+
+    class DeafBackend(GenerationBackend):
+        name = "test-deaf"
+
+        def generate(self, request, on_step=None):
+            entered.set()
+            release.wait()  # never reports a step
+            raise RuntimeError("released by the test")
+
+    register_backend("test-deaf", DeafBackend)
+    engine = Engine(cancel_grace_s=0.2)
+    ctx.set_document(small_document())
+    svc = RenderService(ctx, engine=engine)
+    messages: list[str] = []
+    ctx.message.connect(messages.append)
+    try:
+        panel = all_panels(ctx.document)[0]
+        _use_backend(ctx, panel.id, "test-deaf")
+        job_id = svc.render_panels([panel.id])[0]
+        assert entered.wait(30)
+        assert svc.cancel(job_id)
+        qtbot.waitUntil(lambda: svc.jobs() == [], timeout=30_000)
+        assert any("'test-deaf' did not stop within 0.2 s of cancel" in m for m in messages)
+        second = all_panels(ctx.document)[1]
+        svc.render_panels([second.id])
+        qtbot.waitUntil(svc.is_idle, timeout=30_000)
+        assert ctx.document.project.find_panel(second.id)[1].results
+    finally:
+        release.set()
+        svc.shutdown()
+        engine.shutdown()
+        unregister_backend("test-deaf")
