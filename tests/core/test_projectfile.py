@@ -25,7 +25,6 @@ from comic_fixtures import (
 
 from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore
 from comic_studio.core.autosave import (
-    STATE_DIR_ENV,
     discard_recovery,
     find_recovery,
     pending_recoveries,
@@ -37,6 +36,7 @@ from comic_studio.core.migrations import MIGRATIONS, migrate
 from comic_studio.core.model import SCHEMA_VERSION, Project
 from comic_studio.core.projectfile import MAX_MEMBERS, MAX_PROJECT_JSON_BYTES, load_project, save_project
 from comic_studio.core.sample_projects import make_big_project, tiny_png
+from comic_studio.core.settings import STATE_DIR_ENV
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -602,7 +602,6 @@ def test_recovery_written_found_when_newer_listed_and_discarded(tmp_path: Path, 
     assert find_recovery(source, project.id) == recovery
     os.utime(recovery, ns=(500_000_000_000_000_000, 500_000_000_000_000_000))
     assert find_recovery(source, project.id) is None  # the user saved after the recovery was written
-    assert find_recovery(None, project.id) == recovery  # never-saved project: always offered
     assert find_recovery(source, "other-project") is None
 
     (tmp_path / "state" / "recovery" / "junk.recovery.comic").write_bytes(b"not a zip")
@@ -616,9 +615,9 @@ def test_recovery_written_found_when_newer_listed_and_discarded(tmp_path: Path, 
     assert restored.model_dump() == project.model_dump()
     assert all(restored_store.get(d) == store.get(d) for d in h.values())
 
-    discard_recovery(project.id)
-    assert not recovery.exists() and find_recovery(None, project.id) is None
-    discard_recovery(project.id)  # discarding twice is fine
+    discard_recovery(project.id, source)
+    assert not recovery.exists() and find_recovery(source, project.id) is None
+    discard_recovery(project.id, source)  # discarding twice is fine
 
 
 def test_recovery_explicit_state_dir_and_hostile_project_id(tmp_path: Path) -> None:
