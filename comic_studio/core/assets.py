@@ -159,7 +159,9 @@ class AssetStore:
         except (OSError, zipfile.BadZipFile, KeyError) as exc:
             raise AssetError(f"{path}: asset {member or digest[:12] + '…'} cannot be read ({exc})") from exc
         if content_hash(data) != digest:
-            raise AssetError(f"{path}: asset {member or digest[:12] + '…'} does not match its hash (the file is damaged)")
+            raise AssetError(
+                f"{path}: asset {member or digest[:12] + '…'} does not match its hash (the file is damaged)"
+            )
         return data
 
     def open_image(self, digest: str):

@@ -143,7 +143,11 @@ def _recoveries_of(project_id: str, source_path: str | Path | None, state_dir: s
         r
         for r in pending_recoveries(state_dir)
         if r.project_id == project_id
-        and (r.source_path is None if wanted is None else r.source_path is not None and _same_file(r.source_path) == wanted)
+        and (
+            r.source_path is None
+            if wanted is None
+            else r.source_path is not None and _same_file(r.source_path) == wanted
+        )
     ]
 
 

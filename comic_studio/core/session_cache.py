@@ -189,4 +189,3 @@ def _copy(src, out) -> None:
             # kernel stopped; both offsets moved together.
             pass
     shutil.copyfileobj(src, out, _COPY_CHUNK)
-

@@ -79,16 +79,16 @@ class Autosaver(QObject):
                 pass
         self._pending = [f for f in self._pending if not f.done()]
 
-    def discard(self, previous_path: Path | None = None) -> None:
+    def discard(self, *, also_for: tuple[Path | None, ...] = ()) -> None:
         """Delete the current document's recovery file (after a save, or on a clean close), and
-        the one it had under ``previous_path`` (the file it was opened from, before a Save As).
-        Pending writes finish first, so none can resurrect the file afterwards."""
+        those it had under the files in ``also_for`` (where it was opened from, or ``None`` for
+        never saved, before a Save As). Pending writes finish first, so none can resurrect the
+        file afterwards."""
         self.wait()
         doc = self.ctx.document
         try:
-            core_autosave.discard_recovery(doc.project.id, doc.path)
-            if previous_path != doc.path:
-                core_autosave.discard_recovery(doc.project.id, previous_path)
+            for source_path in dict.fromkeys((doc.path, *also_for)):
+                core_autosave.discard_recovery(doc.project.id, source_path)
         except ComicStudioError as exc:
             self.ctx.message.emit(str(exc))
         self.last_path = None

@@ -382,7 +382,7 @@ class MainWindow(QMainWindow):
             return False
         self.ctx.mark_saved()
         self._restored_unsaved = False
-        self.autosave.discard(previous_path)
+        self.autosave.discard(also_for=(previous_path,))
         self._remember_recent(path)
         self._update_title()
         self.ctx.message.emit(f"Saved {path.name}")

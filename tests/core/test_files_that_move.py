@@ -68,7 +68,9 @@ def _add_render(doc: Document, seed: int) -> str:
     digest = doc.assets.add(tiny_png(10_000 + seed))
     panel = doc.project.pages[0].panels[0]
     panel.results.append(
-        PanelResult(id=f"new{seed}", asset=digest, backend="storyboard", seed=seed, created_at="2026-12-06T10:00:00+00:00")
+        PanelResult(
+            id=f"new{seed}", asset=digest, backend="storyboard", seed=seed, created_at="2026-12-06T10:00:00+00:00"
+        )
     )
     return digest
 
@@ -301,9 +303,7 @@ def test_recovery_files_of_older_versions_are_still_offered_and_removed(tmp_path
     # Older versions named the recovery file by the project id alone.
     legacy = state / "recovery" / f"{project.id}{autosave.RECOVERY_SUFFIX}"
     legacy.parent.mkdir(parents=True)
-    meta = (
-        f'{{"project_id": "{project.id}", "title": "old", "source_path": "{original}", "saved_at": "2026-01-01T00:00:00"}}'
-    )
+    meta = f'{{"project_id": "{project.id}", "title": "old", "source_path": "{original}", "saved_at": "2026-01-01T00:00:00"}}'
     write_archive(legacy, project, store, keep_backup=False, extra_members={autosave.RECOVERY_MEMBER: meta.encode()})
     _recovery_newer_than(legacy, original)
 
