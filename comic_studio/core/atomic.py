@@ -147,17 +147,24 @@ def _remove_stale(folder: Path, pattern: re.Pattern[str]) -> None:
 
 def _remove_if_abandoned(path: Path) -> None:
     if not ownership.LOCKS_HELD_WHILE_RENAMING:
-        if time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
-            os.unlink(path)
+        _remove_if_old(path)
         return
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     try:
-        # Unlink while holding the lock: a writer that created this very file an instant ago and
-        # is waiting for the lock finds its name gone once it has it, and starts again.
-        if ownership.try_lock(fd) and ownership.still_named(fd, path):
+        unheld = ownership.try_lock(fd)
+        if unheld is None:
+            _remove_if_old(path)  # a file system without locks: nobody can tell, age decides
+        elif unheld and ownership.still_named(fd, path):
+            # Unlinked while we hold the lock: a writer that created this very file an instant
+            # ago and waits for the lock finds its name gone once it has it, and starts again.
             os.unlink(path)
     finally:
         os.close(fd)
+
+
+def _remove_if_old(path: Path) -> None:
+    if time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
+        os.unlink(path)
 
 
 def _temporary_name(target: Path) -> Path:
@@ -180,29 +187,31 @@ def _create_temporary(target: Path, shown: Path) -> tuple[Path, int | None]:
             raise FileWriteError(
                 shown, f"cannot create a file in {target.parent} ({reason})", reason, exc.errno
             ) from exc
-        held = _hold(fd, tmp)
-        if held is not None or not ownership.LOCKS_HELD_WHILE_RENAMING:
+        usable, held = _hold(fd, tmp)
+        if usable:
             return tmp, held
     raise FileWriteError(
         shown, f"cannot create a file in {target.parent} (no free temporary name)", "no free temporary name"
     )
 
 
-def _hold(fd: int, path: Path) -> int | None:
-    """Keep ``fd`` open and locked for as long as ``path`` is being written; ``None`` when this
-    platform cannot, or when a cleaner removed the name before the lock was ours (then the caller
-    makes another file)."""
+def _hold(fd: int, path: Path) -> tuple[bool, int | None]:
+    """Keep ``fd`` open and locked for as long as ``path`` is being written. Returns whether the
+    file may be used and the descriptor held (``None``: this platform or file system keeps no
+    locks, so the file is written without one). Not usable when a cleaner removed the name before
+    the lock was ours: then the caller makes another file."""
     if not ownership.LOCKS_HELD_WHILE_RENAMING:
         os.close(fd)
-        return None
+        return True, None
     try:
         ownership.lock(fd)
-        if ownership.still_named(fd, path):
-            return fd
     except OSError:
-        pass
+        os.close(fd)  # no locks on this file system (ENOLCK): its leftovers go by age instead
+        return True, None
+    if ownership.still_named(fd, path):
+        return True, fd
     os.close(fd)
-    return None
+    return False, None
 
 
 def _release(fd: int | None) -> None:
@@ -240,8 +249,8 @@ def _make_backup(target: Path) -> None:
                 continue
             except OSError:
                 shutil.copy2(target, staging)  # file systems without hard links
-            held = _hold(os.open(staging, os.O_RDONLY), staging)
-            if held is None and ownership.LOCKS_HELD_WHILE_RENAMING:
+            usable, held = _hold(os.open(staging, os.O_RDONLY), staging)
+            if not usable:
                 continue  # a cleaner took it between the link and the lock: make another
             try:
                 os.replace(staging, backup)

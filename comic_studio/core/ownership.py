@@ -15,11 +15,14 @@ handle forbids both) and fall back to the file's age: :data:`LOCKS_HELD_WHILE_RE
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
 LOCKS_HELD_WHILE_RENAMING = os.name == "posix"
 """Whether a file may stay locked (open) while it is renamed or deleted: POSIX yes, Windows no."""
+
+_HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, errno.EDEADLK}  # "someone else holds it"
 
 
 def lock(fd: int) -> None:
@@ -35,8 +38,10 @@ def lock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)
 
 
-def try_lock(fd: int) -> bool:
-    """Take the exclusive lock of ``fd`` if nobody holds it; ``False`` when a live owner does."""
+def try_lock(fd: int) -> bool | None:
+    """Take the exclusive lock of ``fd`` if nobody holds it: ``True``; ``False`` when a live owner
+    holds it; ``None`` when this file system keeps no locks (some network shares), so nobody can
+    tell."""
     try:
         if sys.platform == "win32":
             import msvcrt  # noqa: PLC0415
@@ -47,8 +52,8 @@ def try_lock(fd: int) -> bool:
             import fcntl  # noqa: PLC0415
 
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
+    except OSError as exc:
+        return False if exc.errno in _HELD else None
     return True
 
 

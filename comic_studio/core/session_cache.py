@@ -132,7 +132,8 @@ class SessionCache:
             for _ in range(16):
                 folder = Path(tempfile.mkdtemp(prefix="session-", dir=root))
                 fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-                ownership.lock(fd)
+                with contextlib.suppress(OSError):  # no locks on this file system: never seen as abandoned
+                    ownership.lock(fd)
                 if ownership.still_named(fd, folder / LOCK_FILE):
                     break
                 os.close(fd)  # a cleaner took the new folder for an abandoned one: make another
@@ -163,7 +164,7 @@ def remove_abandoned_sessions(root: str | Path | None = None) -> None:
         except OSError:
             continue
         try:
-            if ownership.try_lock(fd):
+            if ownership.try_lock(fd):  # None (no locks here): keep it, it may be in use
                 shutil.rmtree(folder, ignore_errors=True)  # holding the lock: its owner is gone
         finally:
             os.close(fd)

@@ -3,6 +3,7 @@ temporary file behind; concurrent writers never share a temporary name."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -196,3 +197,23 @@ def test_old_temporaries_count_as_stale_where_writers_hold_no_lock(tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name])
     atomic_write_bytes(target, b"new", "the test file")  # a writer without a lock still works
     assert target.read_bytes() == b"new"
+
+
+def test_a_file_system_without_locks_writes_and_cleans_by_age(tmp_path, monkeypatch) -> None:
+    def no_locks(fd: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(ownership, "lock", no_locks)  # some network shares
+    monkeypatch.setattr(ownership, "try_lock", lambda fd: None)
+    target = tmp_path / "x.comic"
+    atomic_write_bytes(target, b"one", "the test file")
+    with atomic_path(target, "the test file", keep_backup=True) as tmp:
+        tmp.write_bytes(b"two")
+    assert target.read_bytes() == b"two" and (tmp_path / "x.comic.bak").read_bytes() == b"one"
+    young, old = tmp_path / ".x.comic.fedcba98.tmp", tmp_path / ".x.comic.0123abcd.tmp"
+    for path in (young, old):
+        path.write_bytes(b"partial")
+    aged = os.stat(young).st_mtime - atomic.STALE_TEMP_SECONDS - 60
+    os.utime(old, (aged, aged))
+    atomic.remove_stale_temporaries(target)  # nobody can tell who holds what: age decides
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["x.comic", "x.comic.bak", young.name])
