@@ -164,10 +164,15 @@ def remove_abandoned_sessions(root: str | Path | None = None) -> None:
         except OSError:
             continue
         try:
-            if ownership.try_lock(fd):  # None (no locks here): keep it, it may be in use
-                shutil.rmtree(folder, ignore_errors=True)  # holding the lock: its owner is gone
+            abandoned = ownership.try_lock(fd)  # None (no locks here): keep it, it may be in use
+            if abandoned and ownership.LOCKS_HELD_WHILE_RENAMING:
+                # Deleted while we hold the lock: an owner that made this folder an instant ago
+                # and waits for the lock finds its lock file gone once it has it, and makes another.
+                shutil.rmtree(folder, ignore_errors=True)
         finally:
             os.close(fd)
+        if abandoned and not ownership.LOCKS_HELD_WHILE_RENAMING:
+            shutil.rmtree(folder, ignore_errors=True)  # Windows deletes no open file: after closing it
 
 
 def _remove_session(folder: Path, fd: int) -> None:

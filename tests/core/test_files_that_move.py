@@ -18,14 +18,14 @@ import pytest
 from comic_fixtures import build_sample_project, encoded_image
 from killed_saves import kill_inside_a_write
 
-from comic_studio.core import autosave
+from comic_studio.core import autosave, ownership
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ProjectFileError
 from comic_studio.core.model import PanelResult, Project
 from comic_studio.core.projectfile import load_project, save_project, write_archive
 from comic_studio.core.sample_projects import tiny_png
-from comic_studio.core.session_cache import SESSIONS_FOLDER, remove_abandoned_sessions
+from comic_studio.core.session_cache import LOCK_FILE, SESSIONS_FOLDER, SessionCache, remove_abandoned_sessions
 from comic_studio.core.settings import STATE_DIR_ENV
 
 SESSION_CHILD = Path(__file__).with_name("session_child.py")
@@ -222,6 +222,25 @@ def test_a_killed_sessions_cache_is_removed_by_the_next_session(tmp_path: Path, 
             if child.poll() is None:
                 child.kill()
                 child.wait(timeout=10)
+
+
+@pytest.mark.skipif(not ownership.LOCKS_HELD_WHILE_RENAMING, reason="POSIX: a cleaner deletes while holding the lock")
+def test_a_cleaner_racing_a_new_session_makes_it_start_another(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_lock, raced = ownership.lock, []
+
+    def lock_after_a_cleaner(fd: int) -> None:
+        if not raced:  # another process cleans up between our lock file's creation and our lock
+            remove_abandoned_sessions()
+            raced.append(True)
+        real_lock(fd)
+
+    monkeypatch.setattr(ownership, "lock", lock_after_a_cleaner)
+    cache = SessionCache()
+    folder = cache.folder
+    assert raced and (folder / LOCK_FILE).exists()
+    assert list((state / SESSIONS_FOLDER).iterdir()) == [folder]  # the first folder went, this one is ours
+    remove_abandoned_sessions()
+    assert folder.exists()
 
 
 def test_only_regular_files_are_opened(tmp_path: Path, state: Path) -> None:
