@@ -362,7 +362,7 @@ def test_a_killed_autosaves_leftover_goes_at_the_next_start(tmp_path: Path, stat
     left = kill_inside_a_write(source, recovery_folder, "recovery")
     assert left
     [complete] = autosave.pending_recoveries()  # the first write finished: it is still offered
-    assert load_project(complete.path)[0].title == "save 0"
+    assert load_project(complete.path)[0].title == "Generated comic"  # not "never finished"
 
     autosave.clean_recovery_folder()  # at start-up
     assert [p.name for p in recovery_folder.iterdir()] == [complete.path.name]

@@ -4,16 +4,22 @@ complete new version), and so must the backup."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from killed_saves import SIZE, read_line, start_child, stop, temporaries
 
 from comic_studio.core.projectfile import load_project, save_project
 from comic_studio.core.sample_projects import make_big_project
+
+CHILD = Path(__file__).with_name("save_kill_child.py")
+REPO = Path(__file__).resolve().parents[2]
+SIZE = (120, 600, 200)  # pages, panels, assets: big enough that writing the archive takes a while
 
 # Kill moments: ("save", f) = f × the child's first save duration after a save starts (this lands
 # anywhere: serialising, validating, writing, renaming); ("write", s) = s seconds after the
@@ -23,9 +29,21 @@ KILL_POINTS = [("save", 0.3), ("save", 0.7), ("save", 0.95), ("write", 0.0), ("w
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 
 
+def _read_line(proc: subprocess.Popen) -> str:
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(timeout=10)
+        raise AssertionError(f"child exited early (rc={proc.returncode}): {proc.stderr.read()}")
+    return line.strip()
+
+
+def _temporaries(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.name.endswith(".tmp")}
+
+
 def _wait_for_new_temporary(folder: Path, known: set[str], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not (temporaries(folder) - known):
+    while not (_temporaries(folder) - known):
         if time.monotonic() > deadline:
             raise AssertionError("the child never started writing its temporary file")
         time.sleep(0.0005)
@@ -34,14 +52,16 @@ def _wait_for_new_temporary(folder: Path, known: set[str], timeout: float = 30.0
 def _kill_mid_save(target: Path, mode: str, amount: float) -> set[str]:
     """Start a saving child; kill it during its second save, at the moment ``mode``/``amount``
     says; return the temporary files it left."""
-    proc = start_child(target)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    command = [sys.executable, str(CHILD), str(target), *map(str, SIZE)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        assert read_line(proc) == "ready"
-        assert read_line(proc) == "saving 0"
-        match = re.fullmatch(r"saved 0 ([\d.]+)", read_line(proc))
+        assert _read_line(proc) == "ready"
+        assert _read_line(proc) == "saving 0"
+        match = re.fullmatch(r"saved 0 ([\d.]+)", _read_line(proc))
         assert match, "unexpected child output"
-        known = temporaries(target.parent)
-        assert read_line(proc) == "saving 1"
+        known = _temporaries(target.parent)
+        assert _read_line(proc) == "saving 1"
         if mode == "save":
             time.sleep(amount * float(match.group(1)))
         else:
@@ -50,9 +70,13 @@ def _kill_mid_save(target: Path, mode: str, amount: float) -> set[str]:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
-        stop(proc)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        proc.stdout.close()
+        proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
-    return temporaries(target.parent) - known
+    return _temporaries(target.parent) - known
 
 
 def test_target_always_loads_after_kill_mid_save(tmp_path: Path) -> None:

@@ -231,8 +231,9 @@ def test_killed_saves_leave_nothing_once_the_file_is_opened_or_the_app_starts(ma
     work.mkdir()
     target = work / "big.comic"
     assert kill_inside_a_write(target, work)  # a real child process, killed inside its save
-    # The window opens a small project in its place (the leftovers belong to the name): with the
-    # child's 120-page project open, the window's teardown in tests crashes in Qt — reported apart.
+    # The window opens the small sample in its place (leftovers belong to the name, not to the
+    # content): a window torn down while it still paints many page thumbnails crashes in Qt tests,
+    # a separate bug (reported).
     _sample_file(tmp_path / "small.comic")
     shutil.copyfile(tmp_path / "small.comic", target)
     win = make_window()
