@@ -10,6 +10,7 @@ them so a regression reads at a glance. Not a test: nothing here fails the build
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource as rlimit
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +46,7 @@ def bench_project_io() -> dict:
     from comic_studio.core.sample_projects import make_big_project
 
     project, assets = make_big_project(pages=300, panels=1500, assets=200)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _state_dir(Path(tmp) / "state"):
         path = Path(tmp) / "big.comic"
         save_s, _ = _timed(save_project, path, project, assets)
         resave_s, _ = _timed(save_project, path, project, assets)
@@ -57,6 +59,78 @@ def bench_project_io() -> dict:
         "load_s": round(load_s, 3),
         "file_mib": round(size / 2**20, 2),
         "target_s": 1.0,
+        **_open_with_session_cache(),
+    }
+
+
+@contextlib.contextmanager
+def _state_dir(folder: Path) -> Iterator[None]:
+    """The app's state folder (session caches) in ``folder`` while the block runs."""
+    before = os.environ.get("COMIC_STUDIO_STATE_DIR")
+    os.environ["COMIC_STUDIO_STATE_DIR"] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["COMIC_STUDIO_STATE_DIR"]
+        else:
+            os.environ["COMIC_STUDIO_STATE_DIR"] = before
+
+
+def _noise_png(seed: int, side: int) -> bytes:
+    """A ``side``×``side`` RGB PNG of random pixels, stored uncompressed (a render's size without
+    the cost of compressing it here)."""
+    import random
+    import zlib
+
+    rows = random.Random(seed).randbytes(side * (3 * side + 1))
+    rows = b"".join(b"\x00" + rows[y * (3 * side + 1) + 1 : (y + 1) * (3 * side + 1)] for y in range(side))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = side.to_bytes(4, "big") * 2 + bytes((8, 2, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 0)) + chunk(b"IEND", b"")
+
+
+def _open_with_session_cache(renders: int = 340, side: int = 1024) -> dict:
+    """What opening a document costs with its copy in the session cache (core/session_cache.py),
+    on a project of about 1 GiB of renders (``renders`` × 3 MiB): Document.open against reading
+    the file in place, as before. Right after the file was written, so both read from the page
+    cache: the copy's price here is writing the bytes once more."""
+    from comic_studio.core.document import Document
+    from comic_studio.core.model import PanelResult
+    from comic_studio.core.projectfile import load_project, save_project
+    from comic_studio.core.sample_projects import make_big_project
+
+    project, assets = make_big_project(pages=renders // 5, panels=renders, assets=20, results_per_panel=1)
+    panels = [panel for page in project.pages for panel in page.panels]
+    for n, panel in enumerate(panels):
+        digest = assets.add(_noise_png(n, side), validate_image=False)
+        panel.results = [
+            PanelResult(id=f"r{n}", asset=digest, backend="storyboard", seed=n, created_at="2026-12-06T00:00:00+00:00")
+        ]
+        panel.current_result = f"r{n}"
+    with tempfile.TemporaryDirectory() as tmp, _state_dir(Path(tmp) / "state"):
+        path = Path(tmp) / "renders.comic"
+        save_project(path, project, assets)
+        del assets
+        size = path.stat().st_size
+        in_place = min(_timed(load_project, path)[0] for _ in range(3))
+        staged = []
+        for _ in range(3):
+            seconds, doc = _timed(Document.open, path)
+            staged.append(seconds)
+            cache_bytes = sum(f.stat().st_size for f in doc.assets.cache.folder.rglob("*") if f.is_file())
+            doc.assets.cache.close()
+        copy_s = min(staged) - in_place
+    return {
+        "renders_file_mib": round(size / 2**20),
+        "renders_open_in_place_s": round(in_place, 3),
+        "renders_open_with_session_copy_s": round(min(staged), 3),
+        "session_copy_s": round(copy_s, 3),
+        "session_copy_mib_per_s": round(size / 2**20 / copy_s) if copy_s > 0 else None,
+        "session_cache_disk_mib": round(cache_bytes / 2**20),
     }
 
 

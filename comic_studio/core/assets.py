@@ -1,8 +1,10 @@
 """Content-addressed asset store: every image a project uses, named by the sha256 of its bytes.
 
 The same bytes added twice are stored once. Assets loaded from a ``.comic`` file are read lazily
-from that file (a 300-page project does not load every image at open), new ones are kept in memory
-until the next save writes them into the new file.
+from that file (a 300-page project does not load every image at open); a document opens a copy of
+its file in its session cache (:mod:`comic_studio.core.session_cache`), so the user's file may move
+or vanish meanwhile. New assets are kept in memory until the next save, which moves them into the
+session cache: never does the store read from the file the user saved to.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from comic_studio.core.errors import AssetError
+from comic_studio.core.session_cache import SessionCache, SessionCacheError
 
 MAX_ASSET_BYTES = 64 * 1024 * 1024
 """Largest single asset accepted (64 MiB): a 600-dpi double-page spread fits with room to spare."""
@@ -71,11 +74,15 @@ def validate_image_bytes(data: bytes, where: str) -> tuple[int, int]:
 
 
 class AssetStore:
-    """Maps content hashes to bytes. Thread-safe for reads of immutable data (bytes)."""
+    """Maps content hashes to bytes. Thread-safe for reads of immutable data (bytes): an autosave
+    or export thread may read while the GUI thread adds or a save moves memory copies to disk."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: SessionCache | None = None) -> None:
         self._memory: dict[str, bytes] = {}
-        self._lazy: dict[str, tuple[Path, str]] = {}  # hash -> (zip path, member name)
+        # hash -> (zip path, member name), or (plain file, None) for an asset kept in the cache
+        self._lazy: dict[str, tuple[Path, str | None]] = {}
+        self.cache = cache if cache is not None else SessionCache()
+        """This store's private folder (made at first use, deleted with the store)."""
 
     # ------------------------------------------------------------------ adding
     def add(self, data: bytes, *, validate_image: bool = True, where: str = "asset") -> str:
@@ -110,8 +117,23 @@ class AssetStore:
 
     def register_lazy(self, digest: str, zip_path: Path, member: str) -> None:
         """Record that ``digest`` can be read from ``member`` of the zip at ``zip_path``."""
-        self._memory.pop(digest, None)
         self._lazy[digest] = (Path(zip_path), member)
+        self._memory.pop(digest, None)  # after: a reader finds the asset in one place or the other
+
+    def release_memory(self, digests: Iterable[str]) -> None:
+        """Move the in-memory copies of ``digests`` into the session cache (after a save: memory
+        stays bounded however many images a session makes). Where the cache cannot be written
+        they simply stay in memory: nothing is lost, and the save has already succeeded."""
+        for digest in list(digests):
+            data = self._memory.get(digest)
+            if data is None:
+                continue
+            try:
+                kept = self.cache.keep(digest, data)
+            except SessionCacheError:
+                return
+            self._lazy[digest] = (kept, None)
+            self._memory.pop(digest, None)
 
     # ------------------------------------------------------------------ reading
     def __contains__(self, digest: str) -> bool:
@@ -121,19 +143,26 @@ class AssetStore:
         return set(self._memory) | set(self._lazy)
 
     def get(self, digest: str) -> bytes:
-        if digest in self._memory:
-            return self._memory[digest]
-        if digest in self._lazy:
-            zip_path, member = self._lazy[digest]
-            try:
-                with zipfile.ZipFile(zip_path) as zf:
-                    data = zf.read(member)
-            except (OSError, zipfile.BadZipFile, KeyError) as exc:
-                raise AssetError(f"{zip_path}: asset {member} cannot be read ({exc})") from exc
-            if content_hash(data) != digest:
-                raise AssetError(f"{zip_path}: asset {member} does not match its hash (the file is damaged)")
+        data = self._memory.get(digest)
+        if data is not None:
             return data
-        raise AssetError(f"asset {digest[:12]}… is not in this project")
+        source = self._lazy.get(digest)
+        if source is None:
+            raise AssetError(f"asset {digest[:12]}… is not in this project")
+        path, member = source
+        try:
+            if member is None:
+                data = path.read_bytes()
+            else:
+                with zipfile.ZipFile(path) as zf:
+                    data = zf.read(member)
+        except (OSError, zipfile.BadZipFile, KeyError) as exc:
+            raise AssetError(f"{path}: asset {member or digest[:12] + '…'} cannot be read ({exc})") from exc
+        if content_hash(data) != digest:
+            raise AssetError(
+                f"{path}: asset {member or digest[:12] + '…'} does not match its hash (the file is damaged)"
+            )
+        return data
 
     def open_image(self, digest: str):
         """The asset decoded as a PIL image (RGBA or RGB)."""
@@ -145,8 +174,13 @@ class AssetStore:
         return im
 
     def source_of(self, digest: str) -> tuple[Path, str] | None:
-        """Where a lazily loaded asset lives (lets a save copy it without decoding)."""
-        return self._lazy.get(digest)
+        """The zip archive and member a lazily loaded asset is read from (a save copies many
+        assets out of one archive opened once); ``None`` for assets in memory or kept as files."""
+        source = self._lazy.get(digest)
+        if source is None:
+            return None
+        path, member = source
+        return None if member is None else (path, member)
 
     def size_of(self, digest: str) -> int:
         return len(self.get(digest))

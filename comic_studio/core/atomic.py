@@ -8,7 +8,10 @@ the old file is left as it was.
 
 Temporary names are ``.NAME.<8 hex>.tmp``, created with ``O_EXCL``: two writers of the same file
 (threads or processes) never share one, and :func:`remove_stale_temporaries` can recognise the ones
-that a killed process left behind.
+that a killed process left behind. On POSIX the writer holds a lock on its temporary file until the
+rename (:mod:`comic_studio.core.ownership`), so a killed writer's leftover is recognised at once, by
+the next save or open, however young it is; elsewhere a leftover counts as stale after
+:data:`STALE_TEMP_SECONDS`.
 
 Resumable downloads (``weights``' ``.part`` files) are the one writer that does not use this: their
 partial file must keep a stable name to be resumed.
@@ -26,10 +29,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from comic_studio.core import ownership
 from comic_studio.core.errors import ComicStudioError
 
 STALE_TEMP_SECONDS = 600
-"""Temporary files of killed writers older than this are removed by :func:`remove_stale_temporaries`."""
+"""Where writers cannot hold a lock on their temporary file (Windows), temporary files older than
+this count as leftovers of killed writers."""
 
 _NAME_TRIES = 16  # O_EXCL collisions of 32 random bits are practically impossible; never loop forever
 
@@ -73,7 +78,7 @@ def atomic_path(target: str | Path, what: str, *, keep_backup: bool = False) -> 
     """
     shown = Path(target)  # errors name the file as the caller named it
     final = real_target(shown)
-    tmp = _create_temporary(final, shown)
+    tmp, held = _create_temporary(final, shown)
     try:
         yield tmp
         _fsync_file(tmp)
@@ -91,6 +96,8 @@ def atomic_path(target: str | Path, what: str, *, keep_backup: bool = False) -> 
     except BaseException:  # cancel, a bug in the writer, KeyboardInterrupt: clean up, then let it through
         _remove_quietly(tmp)
         raise
+    finally:
+        _release(held)  # after the rename or the removal: until then the temporary file is ours
     _fsync_directory(final.parent)
 
 
@@ -112,41 +119,67 @@ def remove_stale_temporaries(target: str | Path) -> None:
     """Delete temporary files that earlier writers of ``target`` (or of its backup) left behind when
     they were killed.
 
-    Only our own naming pattern, and only files untouched for :data:`STALE_TEMP_SECONDS`: a writer
-    running right now in another process keeps writing (and so touching) its temporary file.
+    Only our own naming pattern, and only files no living writer holds (see the module's note): a
+    writer running right now, in this process or another, keeps its temporary file.
     """
     final = real_target(target)
-    pattern = re.compile(rf"\.{re.escape(final.name)}(\.bak)?\.[0-9a-f]{{8}}\.tmp")
-    now = time.time()
+    _remove_stale(final.parent, re.compile(rf"\.{re.escape(final.name)}(\.bak)?\.[0-9a-f]{{8}}\.tmp"))
+
+
+def remove_stale_temporaries_in(folder: str | Path) -> None:
+    """Delete the leftovers of killed writers of *any* file in ``folder``: for folders that only
+    comic_studio writes (the recovery folder), where no one else's ``.NAME.<8 hex>.tmp`` can live."""
+    _remove_stale(Path(folder), re.compile(r"\..+\.[0-9a-f]{8}\.tmp"))
+
+
+def _remove_stale(folder: Path, pattern: re.Pattern[str]) -> None:
     try:
-        entries = list(os.scandir(final.parent))
+        entries = list(os.scandir(folder))
     except OSError:
         return
     for entry in entries:
         try:
-            if (
-                pattern.fullmatch(entry.name)
-                and entry.is_file(follow_symlinks=False)
-                and now - entry.stat().st_mtime > STALE_TEMP_SECONDS
-            ):
-                os.unlink(entry.path)
+            if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+                _remove_if_abandoned(Path(entry.path))
         except OSError:
             pass  # best effort: a leftover is harmless
+
+
+def _remove_if_abandoned(path: Path) -> None:
+    if not ownership.LOCKS_HELD_WHILE_RENAMING:
+        _remove_if_old(path)
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        unheld = ownership.try_lock(fd)
+        if unheld is None:
+            _remove_if_old(path)  # a file system without locks: nobody can tell, age decides
+        elif unheld and ownership.still_named(fd, path):
+            # Unlinked while we hold the lock: a writer that created this very file an instant
+            # ago and waits for the lock finds its name gone once it has it, and starts again.
+            os.unlink(path)
+    finally:
+        os.close(fd)
+
+
+def _remove_if_old(path: Path) -> None:
+    if time.time() - path.stat().st_mtime > STALE_TEMP_SECONDS:
+        os.unlink(path)
 
 
 def _temporary_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
 
 
-def _create_temporary(target: Path, shown: Path) -> Path:
-    """A new empty file named for ``target``; O_EXCL never clobbers anything (another writer's
-    temporary included) and mode 0o666 lets the umask decide, as for any normal file."""
+def _create_temporary(target: Path, shown: Path) -> tuple[Path, int | None]:
+    """A new empty file named for ``target``, and the descriptor holding its lock (``None`` where
+    writers cannot hold one). O_EXCL never clobbers anything (another writer's temporary included)
+    and mode 0o666 lets the umask decide, as for any normal file."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _ in range(_NAME_TRIES):
         tmp = _temporary_name(target)
         try:
-            os.close(os.open(tmp, flags, 0o666))
-            return tmp
+            fd = os.open(tmp, flags, 0o666)
         except FileExistsError:
             continue
         except OSError as exc:
@@ -154,9 +187,36 @@ def _create_temporary(target: Path, shown: Path) -> Path:
             raise FileWriteError(
                 shown, f"cannot create a file in {target.parent} ({reason})", reason, exc.errno
             ) from exc
+        usable, held = _hold(fd, tmp)
+        if usable:
+            return tmp, held
     raise FileWriteError(
         shown, f"cannot create a file in {target.parent} (no free temporary name)", "no free temporary name"
     )
+
+
+def _hold(fd: int, path: Path) -> tuple[bool, int | None]:
+    """Keep ``fd`` open and locked for as long as ``path`` is being written. Returns whether the
+    file may be used and the descriptor held (``None``: this platform or file system keeps no
+    locks, so the file is written without one). Not usable when a cleaner removed the name before
+    the lock was ours: then the caller makes another file."""
+    if not ownership.LOCKS_HELD_WHILE_RENAMING:
+        os.close(fd)
+        return True, None
+    try:
+        ownership.lock(fd)
+    except OSError:
+        os.close(fd)  # no locks on this file system (ENOLCK): its leftovers go by age instead
+        return True, None
+    if ownership.still_named(fd, path):
+        return True, fd
+    os.close(fd)
+    return False, None
+
+
+def _release(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:
@@ -180,16 +240,27 @@ def _keep_mode_of(target: Path, tmp: Path) -> None:
 def _make_backup(target: Path) -> None:
     """Make ``target.bak`` a copy of ``target`` without ever leaving ``target`` missing."""
     backup = target.with_name(target.name + ".bak")
-    staging = _temporary_name(backup)
-    try:
+    for _ in range(_NAME_TRIES):
+        staging = _temporary_name(backup)
         try:
-            os.link(target, staging)  # a hard link is instant and costs no space
-        except OSError:
-            shutil.copy2(target, staging)  # file systems without hard links
-        os.replace(staging, backup)
-    except BaseException:
-        _remove_quietly(staging)
-        raise
+            try:
+                os.link(target, staging)  # a hard link is instant and costs no space
+            except FileExistsError:
+                continue
+            except OSError:
+                shutil.copy2(target, staging)  # file systems without hard links
+            usable, held = _hold(os.open(staging, os.O_RDONLY), staging)
+            if not usable:
+                continue  # a cleaner took it between the link and the lock: make another
+            try:
+                os.replace(staging, backup)
+            finally:
+                _release(held)
+            return
+        except BaseException:
+            _remove_quietly(staging)
+            raise
+    raise OSError(f"no free temporary name for {backup.name}")
 
 
 def _fsync_directory(folder: Path) -> None:

@@ -46,9 +46,14 @@ class Document:
 
     @classmethod
     def open(cls, path: str | Path) -> Document:
+        """Open a ``.comic`` file. The document reads its images from a copy in its session cache,
+        so Save, Save As and autosave keep working if the file is moved, renamed, deleted or
+        replaced while it is open; leftovers of saves that were killed are removed."""
+        from comic_studio.core.atomic import remove_stale_temporaries
         from comic_studio.core.projectfile import load_project
 
-        project, assets = load_project(path)
+        project, assets = load_project(path, stage=True)
+        remove_stale_temporaries(path)
         return cls(project, assets, path)
 
     # ------------------------------------------------------------------ files

@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import logging
 import math
 import re
 import struct
@@ -50,6 +51,7 @@ from comic_studio.core.atomic import FileWriteError, atomic_path, real_target, r
 from comic_studio.core.errors import AssetError, ProjectFileError
 from comic_studio.core.migrations import migrate
 from comic_studio.core.model import Project
+from comic_studio.core.session_cache import SessionCacheError
 
 MIMETYPE = b"application/x-comic-studio"
 MIMETYPE_MEMBER = "mimetype"
@@ -69,6 +71,7 @@ _EXT_FOR_FORMAT = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 _FORMAT_FOR_EXT = {ext: fmt for fmt, ext in _EXT_FOR_FORMAT.items()}
 _ASSET_MEMBER = re.compile(r"assets/([0-9a-f]{64})\.(png|jpg|webp|bin)")
 _ALLOWED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
+_log = logging.getLogger(__name__)
 
 
 # =========================================================================== saving
@@ -77,15 +80,15 @@ _ALLOWED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "def
 def save_project(path: str | Path, project: Project, assets: AssetStore) -> None:
     """Write ``project`` and the assets it references to ``path`` atomically.
 
-    The previous file, if any, becomes ``PATH.bak``. Afterwards every referenced asset in ``assets``
-    is re-registered to be read lazily from the new file (freeing the in-memory copies).
+    The previous file, if any, becomes ``PATH.bak``. Afterwards the in-memory copies of the saved
+    assets move into the store's session cache: the store never reads from the file just written,
+    which the user may move, delete or overwrite while the document stays open.
     Raises :class:`ProjectFileError` (and leaves ``path`` untouched) if an asset is missing or
     unreadable, the project does not validate, or the disk write fails.
     """
     target = real_target(path)
     written = write_archive(target, project, assets, keep_backup=True)
-    for digest, member in written.items():
-        assets.register_lazy(digest, target, member)
+    assets.release_memory(written)
 
 
 def write_archive(
@@ -212,15 +215,21 @@ _DAMAGE_ERRORS = (
 )
 
 
-def load_project(path: str | Path) -> tuple[Project, AssetStore]:
+def load_project(path: str | Path, *, stage: bool = False) -> tuple[Project, AssetStore]:
     """Read a ``.comic`` file; return the project and a store that reads its assets lazily.
 
+    With ``stage``, the file is first copied into the store's session cache and everything is read
+    from that copy, so the document stays whole and saveable if the file is moved, deleted or
+    overwritten afterwards (an open document wants this; a quick look at a file does not). Where
+    the copy cannot be made (a full disk) the file itself is read, as without ``stage``.
     Raises :class:`ProjectFileError` naming the file and the problem for anything that is not a
     complete, valid project file. The file is never modified.
     """
     path = Path(path).absolute()
     try:
-        return _load(path)
+        store = AssetStore()
+        read_from = _staged_copy(path, store) if stage else path
+        return _load(path, read_from, store)
     except ProjectFileError:
         raise
     except FileNotFoundError as exc:
@@ -253,8 +262,18 @@ def load_project(path: str | Path) -> tuple[Project, AssetStore]:
         raise ProjectFileError(path, f"cannot be read (internal error {_reason(exc)}); please report this") from exc
 
 
-def _load(path: Path) -> tuple[Project, AssetStore]:
-    with open(path, "rb") as fh:
+def _staged_copy(path: Path, store: AssetStore) -> Path:
+    try:
+        return store.cache.stage_archive(path)
+    except SessionCacheError as exc:
+        _log.warning("%s; reading %s in place: keep it where it is while it is open", exc, path)
+        return path
+
+
+def _load(path: Path, read_from: Path, store: AssetStore) -> tuple[Project, AssetStore]:
+    """Read the archive at ``read_from`` (``path`` itself or the session's copy of it); errors
+    name ``path``, the file the user knows."""
+    with open(read_from, "rb") as fh:
         try:
             zf = zipfile.ZipFile(fh)
         except zipfile.BadZipFile as exc:
@@ -270,7 +289,6 @@ def _load(path: Path) -> tuple[Project, AssetStore]:
                 )
             project = _read_project(path, zf, infos[PROJECT_MEMBER])
             members = _read_assets(path, zf, infos)
-    store = AssetStore()
     missing = sorted(project.asset_refs() - members.keys())
     if missing:
         raise ProjectFileError(
@@ -282,7 +300,7 @@ def _load(path: Path) -> tuple[Project, AssetStore]:
                 path, f"asset {digest[:12]}… is used as an image but is stored as non-image data ({members[digest]})"
             )
     for digest in project.asset_refs():
-        store.register_lazy(digest, path, members[digest])
+        store.register_lazy(digest, read_from, members[digest])
     return project, store
 
 

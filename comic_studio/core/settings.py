@@ -21,6 +21,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import ReadingDirection
 
 CONFIG_DIR_ENV = "COMIC_STUDIO_CONFIG_DIR"
+STATE_DIR_ENV = "COMIC_STUDIO_STATE_DIR"
 BANK_DIR_ENV = "COMIC_STUDIO_BANK_DIR"
 SETTINGS_FILE = "settings.json"
 MAX_RECENT_FILES = 10
@@ -114,6 +115,19 @@ def config_dir() -> Path:
     from platformdirs import user_config_dir  # noqa: PLC0415
 
     return Path(user_config_dir("comic-studio"))
+
+
+def state_dir() -> Path:
+    """Where the app keeps what it writes for itself (recovery files, session caches), not created
+    here: ``$COMIC_STUDIO_STATE_DIR`` (tests, portable installs), else platformdirs'
+    ``user_state_dir("comic-studio")``. On disk, never a RAM-backed temporary folder: a session
+    cache can hold a copy of a big project."""
+    override = os.environ.get(STATE_DIR_ENV)
+    if override:
+        return Path(override)
+    from platformdirs import user_state_dir  # noqa: PLC0415
+
+    return Path(user_state_dir("comic-studio"))
 
 
 def bank_dir() -> Path:

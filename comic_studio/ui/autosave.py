@@ -63,7 +63,7 @@ class Autosaver(QObject):
         if not force and self.ctx.undo_stack.isClean():
             return None
         snapshot = doc.project.model_copy(deep=True)
-        target = core_autosave.recovery_path(snapshot.id)
+        target = core_autosave.recovery_path(snapshot.id, doc.path)
         future = self._pool.submit(self._write, snapshot, doc.assets, doc.path)
         self._pending = [f for f in self._pending if not f.done()] + [future]
         if wait:
@@ -79,12 +79,16 @@ class Autosaver(QObject):
                 pass
         self._pending = [f for f in self._pending if not f.done()]
 
-    def discard(self) -> None:
-        """Delete the current document's recovery file (after a save, or on a clean close).
-        Pending writes finish first, so none can resurrect the file afterwards."""
+    def discard(self, *, also_for: tuple[Path | None, ...] = ()) -> None:
+        """Delete the current document's recovery file (after a save, or on a clean close), and
+        those it had under the files in ``also_for`` (where it was opened from, or ``None`` for
+        never saved, before a Save As). Pending writes finish first, so none can resurrect the
+        file afterwards."""
         self.wait()
+        doc = self.ctx.document
         try:
-            core_autosave.discard_recovery(self.ctx.document.project.id)
+            for source_path in dict.fromkeys((doc.path, *also_for)):
+                core_autosave.discard_recovery(doc.project.id, source_path)
         except ComicStudioError as exc:
             self.ctx.message.emit(str(exc))
         self.last_path = None

@@ -23,6 +23,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.layout import load_templates, page_format
 from comic_studio.core.layout.templates import apply_template as template_panels
 from comic_studio.core.model import Page, Project
+from comic_studio.core.session_cache import remove_abandoned_sessions
 from comic_studio.core.settings import AppSettings, SettingsError, load_settings, save_settings
 from comic_studio.ui import actions as declared
 from comic_studio.ui.autosave import Autosaver
@@ -373,6 +374,7 @@ class MainWindow(QMainWindow):
         return self._save_to(path)
 
     def _save_to(self, path: Path) -> bool:
+        previous_path = self.ctx.document.path
         try:
             self.ctx.document.save(path)
         except (ComicStudioError, OSError, ValueError) as exc:
@@ -380,7 +382,7 @@ class MainWindow(QMainWindow):
             return False
         self.ctx.mark_saved()
         self._restored_unsaved = False
-        self.autosave.discard()
+        self.autosave.discard(also_for=(previous_path,))
         self._remember_recent(path)
         self._update_title()
         self.ctx.message.emit(f"Saved {path.name}")
@@ -442,6 +444,9 @@ class MainWindow(QMainWindow):
         """At start-up: offer each recovery file newer than its project file (Restore / Discard /
         Later). Stale ones (their file was saved afterwards) are removed quietly. Returns how
         many were offered."""
+        # What killed processes left: autosaves' temporary files, sessions' cached copies.
+        core_autosave.clean_recovery_folder()
+        remove_abandoned_sessions()
         offered = 0
         for recovery in core_autosave.pending_recoveries():
             if not worth_offering(recovery):

@@ -3,15 +3,22 @@ temporary file behind; concurrent writers never share a temporary name."""
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
-from comic_studio.core import atomic
+from comic_studio.core import atomic, ownership
 from comic_studio.core.atomic import FileWriteError, atomic_path, atomic_write_bytes, atomic_write_text
 from comic_studio.core.errors import ComicStudioError
+
+WRITER_CHILD = Path(__file__).with_name("atomic_writer_child.py")
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_write_replaces_the_file_and_leaves_nothing_else(tmp_path: Path) -> None:
@@ -109,7 +116,75 @@ def test_concurrent_writers_use_their_own_temporaries(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["bank.safetensors"]
 
 
-def test_stale_temporaries_of_killed_writers_are_removed_fresh_ones_kept(tmp_path: Path) -> None:
+def _start_writer(target: Path) -> tuple[subprocess.Popen, Path]:
+    """A real child process inside ``atomic_path(target)``; returns it and its temporary file."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    child = subprocess.Popen(
+        [sys.executable, str(WRITER_CHILD), str(target)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    line = child.stdout.readline().strip()
+    assert line, f"the writer child exited early (rc={child.wait(timeout=10)})"
+    return child, Path(line)
+
+
+@pytest.mark.skipif(not ownership.LOCKS_HELD_WHILE_RENAMING, reason="writers hold their temporaries locked on POSIX")
+def test_leftovers_of_killed_writers_go_at_once_live_writers_keep_theirs(tmp_path: Path) -> None:
+    target = tmp_path / "x.comic"
+    killed, killed_tmp = _start_writer(target)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=10)
+    live, live_tmp = _start_writer(target)
+    try:
+        backup_leftover, other = tmp_path / ".x.comic.bak.89abcdef.tmp", tmp_path / ".y.comic.0123abcd.tmp"
+        for path in (backup_leftover, other):
+            path.write_bytes(b"partial")  # a killed writer's, written a moment ago: young, unlocked
+        assert killed_tmp.exists() and live_tmp.exists()
+
+        atomic.remove_stale_temporaries(target)
+
+        # The killed child's file goes however young it is; the live child's stays; another
+        # file's leftovers are not this target's business.
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live_tmp.name, other.name])
+        live.stdin.write("finish\n")
+        live.stdin.flush()
+        assert live.wait(timeout=30) == 0
+    finally:
+        if live.poll() is None:
+            live.kill()
+            live.wait(timeout=10)
+    assert target.read_bytes() == b"complete"  # the live writer was not disturbed
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, other.name])
+
+    atomic.remove_stale_temporaries_in(tmp_path)  # a folder only we write: every leftover goes
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+@pytest.mark.skipif(not ownership.LOCKS_HELD_WHILE_RENAMING, reason="writers hold their temporaries locked on POSIX")
+def test_a_cleaner_between_create_and_lock_makes_the_writer_start_again(tmp_path, monkeypatch) -> None:
+    target = tmp_path / "x.bin"
+    real_lock = ownership.lock
+    cleaned = []
+
+    def lock_after_a_cleaner(fd: int) -> None:
+        if not cleaned:  # the first temporary is removed by a cleaner before its writer locks it
+            atomic.remove_stale_temporaries(target)
+            cleaned.append(True)
+        real_lock(fd)
+
+    monkeypatch.setattr(ownership, "lock", lock_after_a_cleaner)
+    with atomic_path(target, "the test file", keep_backup=True) as tmp:
+        assert tmp.exists()
+        tmp.write_bytes(b"one")
+    assert cleaned and target.read_bytes() == b"one"
+    assert os.listdir(tmp_path) == ["x.bin"]
+
+
+def test_old_temporaries_count_as_stale_where_writers_hold_no_lock(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(ownership, "LOCKS_HELD_WHILE_RENAMING", False)  # what Windows does
     target = tmp_path / "x.comic"
     stale, stale_backup = tmp_path / ".x.comic.0123abcd.tmp", tmp_path / ".x.comic.bak.89abcdef.tmp"
     fresh, other = tmp_path / ".x.comic.fedcba98.tmp", tmp_path / ".y.comic.0123abcd.tmp"
@@ -120,3 +195,25 @@ def test_stale_temporaries_of_killed_writers_are_removed_fresh_ones_kept(tmp_pat
         os.utime(path, (old, old))
     atomic.remove_stale_temporaries(target)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name])
+    atomic_write_bytes(target, b"new", "the test file")  # a writer without a lock still works
+    assert target.read_bytes() == b"new"
+
+
+def test_a_file_system_without_locks_writes_and_cleans_by_age(tmp_path, monkeypatch) -> None:
+    def no_locks(fd: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(ownership, "lock", no_locks)  # some network shares
+    monkeypatch.setattr(ownership, "try_lock", lambda fd: None)
+    target = tmp_path / "x.comic"
+    atomic_write_bytes(target, b"one", "the test file")
+    with atomic_path(target, "the test file", keep_backup=True) as tmp:
+        tmp.write_bytes(b"two")
+    assert target.read_bytes() == b"two" and (tmp_path / "x.comic.bak").read_bytes() == b"one"
+    young, old = tmp_path / ".x.comic.fedcba98.tmp", tmp_path / ".x.comic.0123abcd.tmp"
+    for path in (young, old):
+        path.write_bytes(b"partial")
+    aged = os.stat(young).st_mtime - atomic.STALE_TEMP_SECONDS - 60
+    os.utime(old, (aged, aged))
+    atomic.remove_stale_temporaries(target)  # nobody can tell who holds what: age decides
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["x.comic", "x.comic.bak", young.name])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 import zipfile
 import zlib
 from pathlib import Path
@@ -25,7 +24,6 @@ from comic_fixtures import (
 
 from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore
 from comic_studio.core.autosave import (
-    STATE_DIR_ENV,
     discard_recovery,
     find_recovery,
     pending_recoveries,
@@ -37,6 +35,7 @@ from comic_studio.core.migrations import MIGRATIONS, migrate
 from comic_studio.core.model import SCHEMA_VERSION, Project
 from comic_studio.core.projectfile import MAX_MEMBERS, MAX_PROJECT_JSON_BYTES, load_project, save_project
 from comic_studio.core.sample_projects import make_big_project, tiny_png
+from comic_studio.core.settings import STATE_DIR_ENV
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -97,16 +96,20 @@ def test_round_trip_equal_project_identical_assets_deduplicated(tmp_path: Path) 
         assert loaded_store.source_of(digest)[0] == path.absolute()
 
 
-def test_save_registers_assets_lazily_from_the_new_file(tmp_path: Path) -> None:
+def test_save_moves_memory_assets_to_the_session_cache_never_to_the_saved_file(tmp_path: Path) -> None:
     project, store, h = build_sample_project()
     unused = store.add(tiny_png(99))
     path = tmp_path / "lazy.comic"
     save_project(path, project, store)
+    path.unlink()  # the user deletes the file they saved: the store does not read from it
     for digest in h.values():
-        zip_path, member = store.source_of(digest)
-        assert zip_path == path.absolute() and member.startswith(f"assets/{digest}.")
-        assert store.get(digest)  # readable from the new file
-    assert store.source_of(unused) is None and unused in store  # unreferenced: kept in memory, not saved
+        assert store.source_of(digest) is None  # a plain file of the session cache, not an archive
+        assert store.get(digest)
+    kept = sorted(p.name for p in (store.cache.folder / "assets").iterdir())
+    assert kept == sorted(set(h.values()))  # each saved asset once, and only those
+    assert unused in store and unused not in kept  # unreferenced: not saved, so left in memory
+    save_project(tmp_path / "again.comic", project, store)
+    assert load_project(tmp_path / "again.comic")[1].get(h["png_a"]) == store.get(h["png_a"])
 
 
 def test_second_save_after_load_copies_lazy_assets_and_keeps_backup(tmp_path: Path) -> None:
@@ -204,18 +207,17 @@ def test_save_refuses_non_image_bytes_used_as_an_image(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
-def test_save_removes_stale_temporaries_of_killed_saves_only(tmp_path: Path) -> None:
+def test_save_removes_leftovers_of_killed_saves_of_this_file_only(tmp_path: Path) -> None:
+    # Killed writers hold no lock any more, so their files go however young (a live writer's are
+    # kept: tests/core/test_atomic.py; real killed saves: tests/core/test_save_kill.py).
     project, store, _ = build_sample_project()
-    stale = tmp_path / ".x.comic.0123abcd.tmp"
-    stale_backup = tmp_path / ".x.comic.bak.89abcdef.tmp"
-    fresh = tmp_path / ".x.comic.fedcba98.tmp"  # maybe another process saving right now
+    leftover = tmp_path / ".x.comic.0123abcd.tmp"
+    leftover_backup = tmp_path / ".x.comic.bak.89abcdef.tmp"
     other = tmp_path / ".y.comic.0123abcd.tmp"  # another document's
-    for p in (stale, stale_backup, fresh, other):
+    for p in (leftover, leftover_backup, other):
         p.write_bytes(b"partial")
-    for p in (stale, stale_backup, other):
-        os.utime(p, (time.time() - 3600, time.time() - 3600))
     save_project(tmp_path / "x.comic", project, store)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["x.comic", fresh.name, other.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["x.comic", other.name])
 
 
 def test_save_keeps_file_permissions_and_symlink(tmp_path: Path) -> None:
@@ -599,7 +601,6 @@ def test_recovery_written_found_when_newer_listed_and_discarded(tmp_path: Path, 
     assert find_recovery(source, project.id) == recovery
     os.utime(recovery, ns=(500_000_000_000_000_000, 500_000_000_000_000_000))
     assert find_recovery(source, project.id) is None  # the user saved after the recovery was written
-    assert find_recovery(None, project.id) == recovery  # never-saved project: always offered
     assert find_recovery(source, "other-project") is None
 
     (tmp_path / "state" / "recovery" / "junk.recovery.comic").write_bytes(b"not a zip")
@@ -613,9 +614,9 @@ def test_recovery_written_found_when_newer_listed_and_discarded(tmp_path: Path, 
     assert restored.model_dump() == project.model_dump()
     assert all(restored_store.get(d) == store.get(d) for d in h.values())
 
-    discard_recovery(project.id)
-    assert not recovery.exists() and find_recovery(None, project.id) is None
-    discard_recovery(project.id)  # discarding twice is fine
+    discard_recovery(project.id, source)
+    assert not recovery.exists() and find_recovery(source, project.id) is None
+    discard_recovery(project.id, source)  # discarding twice is fine
 
 
 def test_recovery_explicit_state_dir_and_hostile_project_id(tmp_path: Path) -> None:

@@ -49,8 +49,9 @@ def _wait_for_new_temporary(folder: Path, known: set[str], timeout: float = 30.0
         time.sleep(0.0005)
 
 
-def _kill_mid_save(target: Path, mode: str, amount: float) -> None:
-    """Start a saving child; kill it during its second save, at the moment ``mode``/``amount`` says."""
+def _kill_mid_save(target: Path, mode: str, amount: float) -> set[str]:
+    """Start a saving child; kill it during its second save, at the moment ``mode``/``amount``
+    says; return the temporary files it left."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     command = [sys.executable, str(CHILD), str(target), *map(str, SIZE)]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -75,6 +76,7 @@ def _kill_mid_save(target: Path, mode: str, amount: float) -> None:
         proc.stdout.close()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+    return _temporaries(target.parent) - known
 
 
 def test_target_always_loads_after_kill_mid_save(tmp_path: Path) -> None:
@@ -83,8 +85,9 @@ def test_target_always_loads_after_kill_mid_save(tmp_path: Path) -> None:
     project.title = "initial"
     save_project(target, project, store)
 
+    leftovers: set[str] = set()
     for mode, amount in KILL_POINTS:
-        _kill_mid_save(target, mode, amount)
+        leftovers |= _kill_mid_save(target, mode, amount)  # the next child's first save removes them
         loaded, loaded_store = load_project(target)  # never a half-written file
         assert re.fullmatch(r"save \d+", loaded.title), loaded.title
         some_asset = next(iter(loaded.asset_refs()))
@@ -94,6 +97,5 @@ def test_target_always_loads_after_kill_mid_save(tmp_path: Path) -> None:
 
     # Kills inside the write leave the child's temporary file behind: proof that kills really
     # landed mid-write (and that such leftovers do not disturb loading, checked above).
-    leftovers = _temporaries(tmp_path)
     assert leftovers, "no kill landed inside a write; the test did not exercise anything"
     assert all(name.startswith((".big.comic.", ".big.comic.bak.")) for name in leftovers)

@@ -1,17 +1,22 @@
 """Autosave and crash recovery, preferences, and the export dialogs with their worker thread."""
 
 import io
+import shutil
+import signal
 import zipfile
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from comic_fixtures import build_sample_project
+from killed_saves import kill_inside_a_write
 from pypdf import PdfReader
 from PySide6.QtWidgets import QDialog, QLabel, QPushButton
 
 from comic_studio.core import autosave as core_autosave, editing
 from comic_studio.core.document import Document
 from comic_studio.core.model import ReadingDirection
+from comic_studio.core.projectfile import load_project, save_project
 from comic_studio.core.settings import AppSettings, load_settings
 from comic_studio.ui.dialogs.export_dialog import ExportDialog, ExportOptions, default_options, run_export
 from comic_studio.ui.dialogs.preferences import PreferencesDialog
@@ -140,6 +145,106 @@ def test_opening_a_file_offers_its_recovery(make_window, tmp_path):
     assert win.open_project(source)
     assert len(win.recovery_questions) == 1
     assert len(win.ctx.document.project.pages) == 2 and win.isWindowModified()
+
+
+# ------------------------------------------------------------------ files that move or meet their copies
+
+
+def _sample_file(path: Path) -> dict[str, bytes]:
+    """The sample project (images of every kind) saved at ``path``; its assets' bytes by hash."""
+    project, store, hashes = build_sample_project()
+    save_project(path, project, store)
+    return {digest: store.get(digest) for digest in hashes.values()}
+
+
+def _assert_complete(path: Path, pages: int, assets: dict[str, bytes]) -> None:
+    project, store = load_project(path)
+    assert len(project.pages) == pages
+    assert {digest: store.get(digest) for digest in assets} == assets
+
+
+def test_save_save_as_and_autosave_after_the_open_file_moves_or_changes(make_window, qtbot, tmp_path, monkeypatch):
+    source = tmp_path / "book.comic"
+    assets = _sample_file(source)
+    win = make_window()
+    messages = []
+    win.ctx.message.connect(messages.append)
+    assert win.open_project(source)
+    pages = len(win.ctx.document.project.pages)
+
+    win.action_map["add_page"].trigger()
+    source.rename(tmp_path / "moved away.comic")
+    win.action_map["save"].trigger()
+    assert win.informed == [] and not win.isWindowModified()
+    _assert_complete(source, pages + 1, assets)  # written where the title says, images and all
+
+    win.action_map["add_page"].trigger()
+    source.unlink()
+    recovery = win.autosave.write_now(wait=True)
+    qtbot.waitUntil(lambda: win.autosave.last_path == recovery)  # the worker's report reached the window
+    assert [m for m in messages if "Autosave failed" in m] == []
+    _assert_complete(recovery, pages + 2, assets)
+
+    save_as = tmp_path / "second.comic"
+    monkeypatch.setattr(win, "choose_save_path", lambda: str(save_as))
+    win.action_map["save_as"].trigger()
+    assert win.informed == [] and win.ctx.document.path == save_as
+    assert not recovery.exists()  # the work is saved: its recovery (under the old name) went
+    save_as.write_bytes(b"overwritten in place by something else")
+    win.action_map["add_page"].trigger()
+    win.action_map["save"].trigger()
+    assert win.informed == []
+    _assert_complete(save_as, pages + 3, assets)
+    assert (tmp_path / "second.comic.bak").read_bytes() == b"overwritten in place by something else"
+
+
+def test_a_copy_never_offers_nor_deletes_the_originals_recovery(make_window, tmp_path):
+    original = tmp_path / "book.comic"
+    _sample_file(original)
+    first = make_window()
+    assert first.open_project(original)
+    pages = len(first.ctx.document.project.pages)
+    first.action_map["add_page"].trigger()
+    first.action_map["add_page"].trigger()
+    crashed = first.autosave.write_now(wait=True)  # … and the app is killed: the window never closes
+    copy = tmp_path / "copy of book.comic"
+    shutil.copyfile(original, copy)  # the same project id, another file
+
+    second = make_window(recovery_answer=RESTORE)
+    assert second.open_project(copy)
+    assert second.recovery_questions == []  # the original's unsaved work is not the copy's
+    second.action_map["add_page"].trigger()
+    second.autosave.write_now(wait=True)
+    second.action_map["save"].trigger()
+    assert recovery_files(tmp_path) == [crashed]  # the copy's save removed its own, not the original's
+
+    third = make_window(recovery_answer=RESTORE)
+    assert third.open_project(original)
+    [offered] = third.recovery_questions
+    assert offered.path == crashed and offered.source_path == original
+    assert len(third.ctx.document.project.pages) == pages + 2  # the crashed session's work is back
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
+def test_killed_saves_leave_nothing_once_the_file_is_opened_or_the_app_starts(make_window, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    target = work / "big.comic"
+    assert kill_inside_a_write(target, work)  # a real child process, killed inside its save
+    # The window opens the small sample in its place (leftovers belong to the name, not to the
+    # content): a window torn down while it still paints many page thumbnails crashes in Qt tests,
+    # a separate bug (reported).
+    _sample_file(tmp_path / "small.comic")
+    shutil.copyfile(tmp_path / "small.comic", target)
+    win = make_window()
+    assert win.open_project(target)
+    assert [p.name for p in work.iterdir()] == ["big.comic"]
+
+    recovery_folder = tmp_path / "state" / "recovery"
+    assert kill_inside_a_write(target, recovery_folder, "recovery")  # … inside an autosave
+    restart = make_window()
+    assert restart.offer_recoveries() == 1  # the complete one written before is still offered
+    assert [p.name for p in recovery_folder.iterdir()] == [p.name for p in recovery_files(tmp_path)]
 
 
 def test_recovery_dialog_buttons(qtbot):

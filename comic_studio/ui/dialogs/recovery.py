@@ -1,16 +1,16 @@
 """The start-up question "restore unsaved work?" and the restore itself.
 
 :func:`restore_document` builds a document from a recovery file that belongs to the user's own
-file (``Save`` goes there, not into the recovery folder) and holds its images in memory, because
-the recovery file it was read from is replaced by the next autosave and deleted by the next save.
+file (``Save`` goes there, not into the recovery folder) and reads its images from a copy in its
+session cache, because the recovery file it was read from is replaced by the next autosave and
+deleted by the next save.
 """
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
-from comic_studio.core.assets import AssetStore
-from comic_studio.core.autosave import Recovery, find_recovery
+from comic_studio.core.autosave import Recovery, holds_newer_work
 from comic_studio.core.document import Document
 from comic_studio.core.projectfile import load_project
 
@@ -61,13 +61,10 @@ def ask_recovery(recovery: Recovery, parent: QWidget | None = None) -> str:
 
 def restore_document(recovery: Recovery) -> Document:
     """The recovered document, pointing at the user's original file (or none)."""
-    project, lazy_assets = load_project(recovery.path)
-    assets = AssetStore()
-    for digest in lazy_assets.hashes():
-        assets.add(lazy_assets.get(digest), validate_image=False)
+    project, assets = load_project(recovery.path, stage=True)
     return Document(project, assets, recovery.source_path)
 
 
 def worth_offering(recovery: Recovery) -> bool:
     """Whether the recovery holds work newer than the user's file (always for unsaved projects)."""
-    return find_recovery(recovery.source_path, recovery.project_id) is not None
+    return holds_newer_work(recovery)
