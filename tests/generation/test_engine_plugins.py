@@ -4,17 +4,13 @@ plugins reported once and never blocking; and a folder plugin running in the eng
 from __future__ import annotations
 
 import logging
-import sys
-import textwrap
-from pathlib import Path
 
-import pytest
 from engine_fakes import Recorder
+from plugin_files import write
 
 from comic_studio.generation import registry
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent
-from comic_studio.generation.plugin_loading import PROBE_CACHE_ENV
 from comic_studio.generation.registry import (
     PLUGINS_DIR_ENV,
     available_backends,
@@ -47,26 +43,6 @@ class {cls}(GenerationBackend):
         return GenerationResult([Image.new("RGB", (request.width, request.height), (s["shade"],) * 3)],
                                 request.seed, self.name, settings=s)
 """
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-@pytest.fixture
-def plugins(tmp_path, monkeypatch):
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    monkeypatch.setenv(PLUGINS_DIR_ENV, str(folder))
-    monkeypatch.setenv(PROBE_CACHE_ENV, str(tmp_path / "probes.json"))  # not the user's cache
-    registry.refresh()
-    yield folder
-    monkeypatch.delenv(PLUGINS_DIR_ENV)
-    registry.refresh()
-    for name in [m for m in sys.modules if m.startswith("comic_studio_user_plugins.")]:
-        del sys.modules[name]
 
 
 def test_default_folder_is_in_the_user_data_dir(monkeypatch):

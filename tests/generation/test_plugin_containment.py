@@ -9,17 +9,17 @@ import logging
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from engine_fakes import Recorder
+from plugin_files import write
 
 from comic_studio.generation import registry
 from comic_studio.generation.engine import Engine
 from comic_studio.generation.messages import JobEvent
-from comic_studio.generation.plugin_loading import PROBE_CACHE_ENV, PROBE_TIMEOUT_ENV
-from comic_studio.generation.registry import PLUGINS_DIR_ENV, available_backends, get_backend, plugin_errors
+from comic_studio.generation.plugin_loading import PROBE_TIMEOUT_ENV
+from comic_studio.generation.registry import available_backends, get_backend, plugin_errors
 from comic_studio.generation.request import GenerationRequest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,26 +48,6 @@ HOSTILE = {
     "base_exception.py": "class Weird(BaseException):\n    pass\nraise Weird('not an Exception')\n",
 }
 LOOPS = "while True:\n    pass\n"
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(textwrap.dedent(text))
-    return path
-
-
-@pytest.fixture
-def plugins(tmp_path, monkeypatch):
-    folder = tmp_path / "plugins"
-    folder.mkdir()
-    monkeypatch.setenv(PLUGINS_DIR_ENV, str(folder))
-    monkeypatch.setenv(PROBE_CACHE_ENV, str(tmp_path / "cache" / "probes.json"))
-    monkeypatch.setenv(PROBE_TIMEOUT_ENV, "60")  # only bounds a hang
-    registry.refresh()
-    yield folder
-    registry.refresh()
-    for name in [m for m in sys.modules if m.startswith("comic_studio_user_plugins.")]:
-        del sys.modules[name]
 
 
 def write_hostile(folder: Path) -> None:
