@@ -41,6 +41,9 @@ class Autosaver(QObject):
         self._announce = False
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._pending: list[Future] = []
+        self.owner = core_autosave.RecoveryOwner()
+        """Marks this window's recovery files as a running autosave, never offered to another copy
+        of the app as a crash while this process lives."""
         self._finished.connect(self._on_finished, Qt.ConnectionType.QueuedConnection)
         self.set_interval(minutes)
 
@@ -63,7 +66,7 @@ class Autosaver(QObject):
         if not force and self.ctx.undo_stack.isClean():
             return None
         snapshot = doc.project.model_copy(deep=True)
-        target = core_autosave.recovery_path(snapshot.id, doc.path)
+        target = core_autosave.recovery_path(snapshot.id, doc.path, owner=self.owner)
         future = self._pool.submit(self._write, snapshot, doc.assets, doc.path)
         self._pending = [f for f in self._pending if not f.done()] + [future]
         if wait:
@@ -79,6 +82,10 @@ class Autosaver(QObject):
                 pass
         self._pending = [f for f in self._pending if not f.done()]
 
+    def note_saved(self, path: Path) -> None:
+        """The document was just saved to ``path`` by this window (call before :meth:`discard`)."""
+        core_autosave.note_saved(path, self.owner)
+
     def discard(self, *, also_for: tuple[Path | None, ...] = ()) -> None:
         """Delete the current document's recovery file (after a save, or on a clean close), and
         those it had under the files in ``also_for`` (where it was opened from, or ``None`` for
@@ -88,7 +95,7 @@ class Autosaver(QObject):
         doc = self.ctx.document
         try:
             for source_path in dict.fromkeys((doc.path, *also_for)):
-                core_autosave.discard_recovery(doc.project.id, source_path)
+                core_autosave.discard_recovery(doc.project.id, source_path, owner=self.owner)
         except ComicStudioError as exc:
             self.ctx.message.emit(str(exc))
         self.last_path = None
@@ -97,12 +104,13 @@ class Autosaver(QObject):
         self.timer.stop()
         self.wait()
         self._pool.shutdown(wait=True)
+        self.owner.close()
 
     # ------------------------------------------------------------------ internals
     def _write(self, project, assets, source_path) -> Path:
         started = time.perf_counter()
         try:
-            path = core_autosave.write_recovery(project, assets, source_path)
+            path = core_autosave.write_recovery(project, assets, source_path, owner=self.owner)
         except (ComicStudioError, OSError) as exc:
             self._finished.emit(None, time.perf_counter() - started, f"Autosave failed: {exc}")
             raise

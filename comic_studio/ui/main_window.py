@@ -85,6 +85,9 @@ class MainWindow(QMainWindow):
         self._restored_unsaved = False
         """True after restoring a recovery: the document differs from its file although the
         freshly cleared undo stack is clean."""
+        self._restored_from: Path | None = None
+        """The recovery file restored, deleted by the next save (its key may name a file that
+        moved since: then the save's own discard does not find it)."""
         self._exports: list[ExportThread] = []
 
         self.render_service = render_service or RenderService(self.ctx, parent=self)
@@ -355,7 +358,7 @@ class MainWindow(QMainWindow):
         if recovery is not None:
             info = next((r for r in core_autosave.pending_recoveries() if r.path == recovery), None)
             if info is not None:
-                self._offer(info)
+                self._offer(info, opened_as=path)  # the file may have moved since the crash
         return True
 
     def save(self) -> bool:
@@ -382,7 +385,14 @@ class MainWindow(QMainWindow):
             return False
         self.ctx.mark_saved()
         self._restored_unsaved = False
+        self.autosave.note_saved(path)
         self.autosave.discard(also_for=(previous_path,))
+        if self._restored_from is not None:  # a recovery restored into a file that moved after the crash
+            try:
+                core_autosave.delete_recovery_file(self._restored_from)
+            except ComicStudioError as exc:
+                self.ctx.message.emit(str(exc))
+            self._restored_from = None
         self._remember_recent(path)
         self._update_title()
         self.ctx.message.emit(f"Saved {path.name}")
@@ -457,16 +467,19 @@ class MainWindow(QMainWindow):
                 break  # one document at a time; the rest are offered at the next start
         return offered
 
-    def _offer(self, recovery: Recovery) -> str:
+    def _offer(self, recovery: Recovery, opened_as: Path | None = None) -> str:
+        """Ask about ``recovery``; restore it into a document saved to ``opened_as`` when given
+        (the file the user just opened), else to the file the recovery names."""
         choice = self.ask_recovery(recovery)
         if choice == RESTORE:
             try:
-                doc = restore_document(recovery)
+                doc = restore_document(recovery, opened_as)
             except (ComicStudioError, OSError) as exc:
                 self.inform("Cannot Restore", str(exc))
                 return choice
             self.ctx.set_document(doc)
             self._restored_unsaved = True
+            self._restored_from = recovery.path
             self._update_title()
             self.ctx.message.emit(f"Restored unsaved work of “{recovery.title}” — save to keep it")
         elif choice == DISCARD:

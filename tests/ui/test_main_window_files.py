@@ -53,6 +53,13 @@ def recovery_files(tmp_path) -> list[Path]:
     return sorted((tmp_path / "state" / "recovery").glob("*.recovery.comic"))
 
 
+def crash(win) -> None:
+    """What the operating system does for a killed app: its autosave owner lock goes away (the
+    window itself is never closed, so nothing is discarded)."""
+    win.autosave.wait()
+    win.autosave.owner.close()
+
+
 # ------------------------------------------------------------------ autosave and recovery
 
 
@@ -91,6 +98,8 @@ def test_startup_offers_newer_recovery_and_restores_it(make_window, tmp_path):
     first.action_map["add_page"].trigger()
     assert first.autosave.write_now(wait=True) is not None
     project_id = first.ctx.document.project.id
+    assert make_window().offer_recoveries() == 0  # a running window's autosave is not a crash
+    crash(first)
 
     restart = make_window(recovery_answer=RESTORE)
     assert restart.offer_recoveries() == 1
@@ -110,6 +119,7 @@ def test_discard_and_later_answers(make_window, tmp_path):
     first = make_window()
     first.action_map["add_page"].trigger()
     first.autosave.write_now(wait=True)
+    crash(first)
     assert make_window(recovery_answer=LATER).offer_recoveries() == 1
     assert len(recovery_files(tmp_path)) == 1  # kept for the next start
     assert make_window(recovery_answer=DISCARD).offer_recoveries() == 1
@@ -127,6 +137,8 @@ def test_stale_recovery_is_not_offered(make_window, tmp_path):
     # The user saved the file after the autosave (without the app discarding it, e.g. a crash
     # between the two): the recovery holds nothing newer and is removed quietly.
     win.ctx.document.save(source)
+    win.autosave.note_saved(source)
+    crash(win)
     stale = core_autosave.pending_recoveries()[0]
     assert core_autosave.find_recovery(source, stale.project_id) is None
     other = make_window()
@@ -206,7 +218,8 @@ def test_a_copy_never_offers_nor_deletes_the_originals_recovery(make_window, tmp
     pages = len(first.ctx.document.project.pages)
     first.action_map["add_page"].trigger()
     first.action_map["add_page"].trigger()
-    crashed = first.autosave.write_now(wait=True)  # … and the app is killed: the window never closes
+    crashed = first.autosave.write_now(wait=True)
+    crash(first)
     copy = tmp_path / "copy of book.comic"
     shutil.copyfile(original, copy)  # the same project id, another file
 
@@ -223,6 +236,80 @@ def test_a_copy_never_offers_nor_deletes_the_originals_recovery(make_window, tmp
     [offered] = third.recovery_questions
     assert offered.path == crashed and offered.source_path == original
     assert len(third.ctx.document.project.pages) == pages + 2  # the crashed session's work is back
+
+
+def test_a_file_moved_after_a_crash_gets_its_unsaved_work_back(make_window, tmp_path):
+    original = tmp_path / "book.comic"
+    assets = _sample_file(original)
+    first = make_window()
+    assert first.open_project(original)
+    pages = len(first.ctx.document.project.pages)
+    first.action_map["add_page"].trigger()
+    crashed = first.autosave.write_now(wait=True)
+    crash(first)
+    moved = tmp_path / "renamed" / "Book, final.comic"
+    moved.parent.mkdir()
+    original.rename(moved)  # the user tidies up before starting the app again
+
+    second = make_window(recovery_answer=RESTORE)
+    assert second.open_project(moved)
+    [offered] = second.recovery_questions
+    assert offered.path == crashed and offered.source_path == original
+    doc = second.ctx.document
+    assert doc.path == moved and len(doc.project.pages) == pages + 1  # saves where the file is now
+    second.action_map["save"].trigger()
+    assert second.informed == [] and not original.exists()
+    _assert_complete(moved, pages + 1, assets)
+    assert recovery_files(tmp_path) == []  # the restored recovery is gone with the save
+    assert make_window().offer_recoveries() == 0
+
+
+_OTHER_COPY_OF_THE_APP = """
+import sys
+from comic_studio.core import autosave, editing
+from comic_studio.core.document import Document
+doc = Document.open(sys.argv[1])
+editing.add_page(doc)
+owner = autosave.RecoveryOwner()
+print(autosave.write_recovery(doc.project, doc.assets, doc.path, owner=owner), flush=True)
+sys.stdin.read()  # runs until the test kills it
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
+def test_two_copies_of_the_app_on_one_file_keep_their_recoveries_apart(make_window, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    source = tmp_path / "shared.comic"
+    _sample_file(source)
+    env = {**os.environ, "COMIC_STUDIO_STATE_DIR": str(tmp_path / "state")}
+    other = subprocess.Popen(
+        [sys.executable, "-c", _OTHER_COPY_OF_THE_APP, str(source)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        others = Path(other.stdout.readline().strip())
+        assert others.exists()
+        win = make_window(recovery_answer=RESTORE)
+        assert win.offer_recoveries() == 0  # the other copy is running: its autosave is no crash
+        assert win.open_project(source) and win.recovery_questions == []
+        win.action_map["add_page"].trigger()
+        mine = win.autosave.write_now(wait=True)
+        assert mine != others and sorted(recovery_files(tmp_path)) == sorted([mine, others])
+        win.action_map["save"].trigger()
+        assert recovery_files(tmp_path) == [others]  # this copy's save leaves the other's work alone
+    finally:
+        other.kill()
+        other.wait(30)
+    assert others.exists()
+    later = make_window(recovery_answer=LATER)
+    assert later.offer_recoveries() == 1  # killed: now it is a crash, offered at the next start
+    assert later.recovery_questions[0].path == others
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")

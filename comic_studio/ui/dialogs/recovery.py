@@ -8,6 +8,8 @@ deleted by the next save.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
 from comic_studio.core.autosave import Recovery, holds_newer_work
@@ -59,10 +61,10 @@ def ask_recovery(recovery: Recovery, parent: QWidget | None = None) -> str:
     return dialog.choice
 
 
-def restore_document(recovery: Recovery) -> Document:
-    """The recovered document, pointing at the user's original file (or none)."""
+def restore_document(recovery: Recovery, saves_to: Path | None = None) -> Document:
+    """The recovered document, pointing at ``saves_to`` or else the user's original file (or none)."""
     project, assets = load_project(recovery.path, stage=True)
-    return Document(project, assets, recovery.source_path)
+    return Document(project, assets, saves_to or recovery.source_path)
 
 
 def worth_offering(recovery: Recovery) -> bool:
