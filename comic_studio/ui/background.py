@@ -20,6 +20,10 @@ The rules it keeps, so that no widget has to:
 * An exception raised by ``fn`` reaches ``on_error`` (without one it is logged): a failing job
   never takes the application down and never passes silently.
 * After :meth:`shutdown` nothing new starts and nothing more is delivered.
+
+:func:`wait_painting` is for work the caller must have finished before it goes on (opening a
+project the caller then shows): it runs on a helper thread while the window keeps painting, and
+user input waits until it is done, so nothing the user clicks can run in between.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QEventLoop, QObject, Qt, Signal
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +135,23 @@ class BackgroundJobs(QObject):
             job.on_error(error)
         else:
             log.error("%s: a background job failed", self.name, exc_info=error)
+
+
+def wait_painting(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a helper thread, returning its result (or raising its exception) on the
+    calling GUI thread. Meanwhile the GUI thread keeps painting and running timers and queued
+    signals, but takes no user input: the window never freezes ("not responding") during a long
+    open, and no click can change state the caller is about to replace."""
+    loop = QEventLoop()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="wait-painting") as pool:
+        future = pool.submit(fn, *args)
+        relay = _Relay()
+        relay.finished.connect(loop.quit, Qt.ConnectionType.QueuedConnection)
+        future.add_done_callback(lambda _f: relay.finished.emit())
+        if not future.done():
+            loop.exec(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
+        return future.result()
+
+
+class _Relay(QObject):
+    finished = Signal()

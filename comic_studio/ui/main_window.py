@@ -27,6 +27,7 @@ from comic_studio.core.session_cache import remove_abandoned_sessions
 from comic_studio.core.settings import AppSettings, SettingsError, load_settings, save_settings
 from comic_studio.ui import actions as declared
 from comic_studio.ui.autosave import Autosaver
+from comic_studio.ui.background import wait_painting
 from comic_studio.ui.canvas import PageCanvas
 from comic_studio.ui.canvas.painting import shutdown_shared_image_cache
 from comic_studio.ui.characters import CharacterLibrary
@@ -344,7 +345,9 @@ class MainWindow(QMainWindow):
             return False
         path = Path(path)
         try:
-            doc = Document.open(path)
+            # Opening copies the file into the session cache and checks every image: seconds for a
+            # large book, so off the GUI thread while the window keeps painting.
+            doc = wait_painting(Document.open, path)
         except (ComicStudioError, OSError) as exc:
             self.inform("Cannot Open Project", str(exc))
             if not path.exists():

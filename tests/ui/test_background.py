@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 import shiboken6
@@ -126,3 +127,29 @@ def test_an_owner_deleted_while_the_job_ran_is_not_an_error(qtbot, caplog):
         qtbot.wait(100)  # any queued delivery would run now
     assert owner.results == []
     assert not [r for r in caplog.records if "exception calling callback" in r.getMessage()]
+
+
+def test_wait_painting_returns_the_result_while_timers_and_painting_go_on(qtbot):
+    from PySide6.QtCore import QTimer
+
+    from comic_studio.ui.background import wait_painting
+
+    released = threading.Event()
+    QTimer.singleShot(0, released.set)  # runs only if the GUI thread keeps its event loop going
+
+    def job(x):
+        assert released.wait(30), "the GUI thread's timers stood still while waiting"
+        return x * 2, threading.current_thread() is not threading.main_thread()
+
+    assert wait_painting(job, 21) == (42, True)
+
+
+def test_wait_painting_raises_the_jobs_error_on_the_caller(qtbot):
+    from comic_studio.ui.background import wait_painting
+
+    def job():
+        time.sleep(0.05)  # still running when the caller starts waiting
+        raise ValueError("broken project")
+
+    with pytest.raises(ValueError, match="broken project"):
+        wait_painting(job)
