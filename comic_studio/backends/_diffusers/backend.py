@@ -157,7 +157,8 @@ class SdxlPipelineBackend(DiffusersBackend):
 
         parts = self.sdxl_components(settings, request.seed, allow_pickle=settings["allow_pickle"], fp16_vae_fix=True)
         mode, init, mask = _inputs(settings, request.width, request.height)
-        pipe = self.place(pipeline_class(mode)(**parts))
+        # No invisible watermark even where the package is installed: it alters the panel's pixels.
+        pipe = self.place(pipeline_class(mode)(**parts, add_watermarker=False))
         scale = pipe.vae_scale_factor
         shrink = min(1.0, settings["max_side"] / max(request.width, request.height)) if settings["max_side"] else 1.0
         width, height = multiple_of(request.width * shrink, scale), multiple_of(request.height * shrink, scale)

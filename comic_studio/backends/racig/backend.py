@@ -190,7 +190,7 @@ class RacigBackend(DiffusersBackend):
             controlnet = self._controlnet(settings["controlnet"])
         except ModelLoadError as exc:
             raise GenerationError(str(exc)) from exc
-        pipe = self.place(_pipeline_class(inpaint)(**{**parts, "controlnet": controlnet}))
+        pipe = self.place(_pipeline_class(inpaint)(**{**parts, "controlnet": controlnet}, add_watermarker=False))
         call: dict[str, Any] = {
             "prompt": _prompt(request, settings["character_prompts"]),
             "negative_prompt": request.negative_prompt or None,
