@@ -182,3 +182,33 @@ def test_character_prompts_add_descriptions_to_the_prompt(kit, backend):
     assert call["prompt"] == f"{req.prompt}, Ana: green raincoat, Ben: grey sweater"
     off = panel_request(s, characters=chars)
     assert backend.prepare_call(off, backend.validate_settings(off.backend_settings))[1]["prompt"] == req.prompt
+
+
+class _OffloadingOnCpu(RacigBackend):
+    """racig as the engine runs it on a small GPU with whole-model offload, the CPU standing in for
+    the GPU: accelerate's hooks and diffusers' execution device work the same. (Layer-by-layer
+    offload cannot be emulated here: with the weights already on the CPU accelerate takes every
+    parameter for a tied one and fails in the text encoder, stock diffusers included; the GPU
+    script bench/gpu_racig.py covers it.)"""
+
+    @property
+    def offloads(self) -> bool:
+        return True
+
+
+def test_offloaded_render_with_references_equals_the_resident_one(kit, backend):
+    # Issue 15 item 1: the adapters are attached before the offload hooks and the embeddings go to
+    # the pipeline's execution device, not to the UNet's own device (the CPU, or `meta`).
+    from comic_studio.generation.resources import EngineResources
+    from comic_studio.generation.settings import EngineSettings
+
+    resident = backend.generate(panel_request(settings(kit)))
+    offloading = _OffloadingOnCpu()
+    offloading.bind_resources(
+        EngineResources(EngineSettings(device="cpu", dtype="float32", memory_mode="model-offload"))
+    )
+    offloaded = offloading.generate(panel_request(settings(kit)))
+    assert np.array_equal(as_array(offloaded.image), as_array(resident.image))
+    unet = next(v for k, v in offloading.resources.models._items.items() if k.component == "unet")
+    assert unet.encoder_hid_proj is None  # the adapters went away with the job
+    assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())

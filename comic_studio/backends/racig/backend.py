@@ -190,7 +190,9 @@ class RacigBackend(DiffusersBackend):
             controlnet = self._controlnet(settings["controlnet"])
         except ModelLoadError as exc:
             raise GenerationError(str(exc)) from exc
-        pipe = self.place(_pipeline_class(inpaint)(**{**parts, "controlnet": controlnet}, add_watermarker=False))
+        # Not placed yet: under offload the IP-Adapters must be attached before the hooks (see _run).
+        pipe = _pipeline_class(inpaint)(**{**parts, "controlnet": controlnet}, add_watermarker=False)
+        pipe.set_progress_bar_config(disable=True)
         call: dict[str, Any] = {
             "prompt": _prompt(request, settings["character_prompts"]),
             "negative_prompt": request.negative_prompt or None,
@@ -208,19 +210,27 @@ class RacigBackend(DiffusersBackend):
              cond: Conditioning, on_step: StepCallback | None) -> Any:  # fmt: skip
         """One denoising run, with the adapters attached when any character has references."""
         reporter = StepReporter(on_step, settings["preview_every"]).callback()
-        apply_long_prompt(pipe, call)
         face, body = self._regional_items(request, settings, cond)
         if not face and not body:
+            self.place(pipe)
+            apply_long_prompt(pipe, call)
             return pipe(**call, callback_on_step_end=reporter).images[0]
         encoder = self._image_encoder(settings["image_encoder"])
         inputs = ipa.regional_inputs(face, body, self._negative(encoder), settings["guidance"] > 1.0)
-        # Cached embeddings are CPU float32; the UNet's image projection may be half precision on a GPU.
-        inputs.image_embeds = [e.to(device=pipe.unet.device, dtype=pipe.unet.dtype) for e in inputs.image_embeds]
         states = (
             self._adapter_state(settings["ip_adapter_face"], "ip_adapter_face"),
             self._adapter_state(settings["ip_adapter_plus"], "ip_adapter_plus"),
         )
+        # Adapters first, offload hooks second (issue 15 item 1): diffusers puts new adapter weights
+        # on the UNet's device, which is `meta` once layer-by-layer offload has taken the weights;
+        # hooks installed afterwards cover the adapters like every other layer.
         with ipa.attached_adapters(pipe, *states):
+            self.place(pipe)
+            apply_long_prompt(pipe, call)
+            # Cached embeddings are CPU float32; they go where the UNet computes (the execution
+            # device: under offload the UNet's own device is the CPU or `meta`), in its precision.
+            device = pipe._execution_device
+            inputs.image_embeds = [e.to(device=device, dtype=pipe.unet.dtype) for e in inputs.image_embeds]
             ipa.set_regional_scales(pipe.unet, inputs.scales)
             images = pipe(**call, ip_adapter_image_embeds=inputs.image_embeds,
                           cross_attention_kwargs={"ip_adapter_masks": inputs.masks},
