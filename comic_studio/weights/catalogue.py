@@ -234,7 +234,7 @@ def apply_pins(catalogue: Catalogue, pins: Pins) -> Catalogue:
 
 def catalogue_json(catalogue: Catalogue) -> str:
     """The catalogue as ``resources/models.json`` keeps it: one file per line, readable in a diff."""
-    out = ['{', f'  "version": {catalogue.version},', '  "models": [']
+    out = ["{", f'  "version": {catalogue.version},', '  "models": [']
     for i, entry in enumerate(catalogue.models):
         data = entry.model_dump(exclude_defaults=True)
         data["files"] = "@FILES@"

@@ -195,7 +195,9 @@ def download_entry(
                 token = hf_token() if entry.repo and not f.url else None
                 expected = expected_for(session, entry, f, known, lock.path, token)
                 sha256, size = fetch_verified(session, expected, dest, created, report, should_stop, token)
-                checked = expected.checked if expected.sha256 or expected.git_sha1 else [*expected.checked, "content-length"]
+                checked = (
+                    expected.checked if expected.sha256 or expected.git_sha1 else [*expected.checked, "content-length"]
+                )
                 lock.record(entry, f, LockedFile(url=expected.url, revision=expected.revision, sha256=sha256,
                                                  size=size, checked=sorted(set(checked))))  # fmt: skip
     except BaseException:
@@ -443,7 +445,10 @@ def _verify(part: Path, exp: Expected) -> tuple[str | None, str]:
     if exp.sha256 is not None and sha256 != exp.sha256:
         return f"its sha256 {sha256[:12]}… does not match the {exp.said['sha256']}'s {exp.sha256[:12]}…", sha256
     if exp.git_sha1 is not None and git_sha1 != exp.git_sha1:
-        return f"its git blob id {git_sha1[:12]}… does not match the {exp.said['git_sha1']}'s {exp.git_sha1[:12]}…", sha256
+        return (
+            f"its git blob id {git_sha1[:12]}… does not match the {exp.said['git_sha1']}'s {exp.git_sha1[:12]}…",
+            sha256,
+        )
     return None, sha256
 
 

@@ -1,9 +1,10 @@
 """Turn what was verified into catalogue pins: ``comic-studio models pin`` and ``unpin``.
 
 A pin is a file's sha256, exact size and repo commit. They come from the download lock (files this
-machine downloaded and checked) or, with ``from_hub``, from the Hub itself: an LFS file's ``HEAD``
+machine downloaded and checked) or, with ``from_hub``, from the server itself: an LFS file's ``HEAD``
 states its sha256 and size at a commit; a small file kept in git states only its git blob id, so it
-is downloaded (into a temporary folder, checked against that id) and hashed. The pins go to the
+is downloaded (into a temporary folder, checked against that id) and hashed, and so is a plain-URL
+file (nothing else states its hash). The pins go to the
 user's overlay (``models.pins.json``), or into a whole catalogue file: one networked maintainer run
 of ``comic-studio models pin --from-hub --write-catalogue resources/models.json`` fills the bundled
 catalogue.
@@ -22,7 +23,7 @@ from comic_studio.weights.lock import DownloadLock, file_key
 @dataclass
 class PinReport:
     pinned: list[tuple[str, str, FilePin, str]] = field(default_factory=list)
-    """(model id, path, pin, where it came from: "lock" or "hub")."""
+    """(model id, path, pin, where it came from: "lock" or "server")."""
     left: list[tuple[str, str, str]] = field(default_factory=list)
     """(model id, path, why it was not pinned)."""
 
@@ -43,7 +44,7 @@ def collect_pins(
                 source = "lock"
             elif from_hub:
                 pin = _from_hub(entry, f.path)
-                source = "hub"
+                source = "server"
             else:
                 why = "already pinned in the catalogue" if f.pinned else "not downloaded here (add --from-hub)"
                 report.left.append((entry.id, f.path, why))
@@ -77,8 +78,8 @@ def unpin(entry: ModelEntry, pins_file: Path, models_folder: Path) -> int:
 
 
 def _from_hub(entry: ModelEntry, path: str) -> FilePin:
-    """What the Hub states for one file; a file without a published sha256 is downloaded (checked
-    against its git blob id) and hashed."""
+    """What the server states for one file; a file without a published sha256 (a git file, checked
+    against its blob id; a plain URL) is downloaded into a temporary folder and hashed."""
     import requests
 
     from comic_studio.weights.download import expected_for, fetch_verified, hf_token
