@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from comic_studio.core.atomic import atomic_write_text
 from comic_studio.core.errors import ComicStudioError
@@ -59,6 +59,7 @@ HEADER_LINKED_SIZE = "X-Linked-Size"
 WEB_PAGE = "the server sent a web page instead of the model file (a captive portal or login page?)"
 _WEB_PAGE_STARTS = (b"<!doctype", b"<html")
 _MAX_PARTIAL_NOTE = 64 * 1024
+MAX_HUB_REDIRECTS = 10
 
 
 class DownloadError(ComicStudioError):
@@ -259,30 +260,35 @@ class HubFacts:
 
 
 def _hub_facts(session: requests.Session, url: str, label: str, token: str | None) -> HubFacts:
-    """What the Hub states about the file at ``url``, from a ``HEAD``. The Hub answers an LFS file
-    with a redirect to its storage that carries the linked headers, so the redirects' headers count
-    too. A server without ``HEAD`` (some mirrors) states nothing: the download then goes by the
-    catalogue, the lock and the body's length."""
+    """What the Hub states about the file at ``url``, from a ``HEAD``. Like huggingface_hub, only
+    the Hub's own (relative) redirects are followed, such as a renamed repo's: an LFS file is
+    answered with a redirect to its storage, and that redirect carries the linked headers (storage
+    URLs are signed for ``GET`` and need not answer a ``HEAD``). A server without ``HEAD`` (some
+    mirrors) states nothing: the download then goes by the catalogue, the lock and the body's
+    length."""
     import requests
 
-    try:
-        response = session.head(url, headers=_headers(token), timeout=TIMEOUT, allow_redirects=True)
-    except requests.RequestException as exc:
-        raise _unreachable(exc, url, label) from exc
-    with response:
-        if response.status_code in (405, 501):
-            return HubFacts()
+    for _hop in range(MAX_HUB_REDIRECTS):
+        try:
+            response = session.head(url, headers=_headers(token), timeout=TIMEOUT, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise _unreachable(exc, url, label) from exc
+        response.close()
+        location = response.headers.get("Location", "")
+        if not (response.is_redirect and location and not urlsplit(location).netloc):
+            break
+        url = urljoin(url, location)
+    if response.status_code in (405, 501):
+        return HubFacts()
+    redirected = response.is_redirect
+    if not redirected:
         _check_status(response, label, url)
         _refuse_web_page_type(response, label, url)
-        answers = [*response.history, response]
-
-        def header(name: str) -> str | None:
-            return next((r.headers[name] for r in answers if r.headers.get(name)), None)
-
-        commit = (header(HEADER_COMMIT) or "").lower() or None
-        linked = _etag(header(HEADER_LINKED_ETAG))
-        plain = _etag(response.headers.get("ETag")) if not response.history else None
-        size_text = header(HEADER_LINKED_SIZE) or (response.headers.get("Content-Length") if linked is None else None)
+    headers = response.headers
+    commit = (headers.get(HEADER_COMMIT) or "").lower() or None
+    linked = _etag(headers.get(HEADER_LINKED_ETAG))
+    plain = _etag(headers.get("ETag")) if not redirected else None
+    size_text = headers.get(HEADER_LINKED_SIZE) or (headers.get("Content-Length") if not redirected else None)
     return HubFacts(
         commit=commit if commit and _is_hex(commit, 40) else None,
         sha256=linked if linked and _is_hex(linked, 64) else None,

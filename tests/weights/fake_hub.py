@@ -43,7 +43,8 @@ class Hub:
     cut_once: int | None = None
     """Send only this many bytes of the next body (its Content-Length still says the whole)."""
     web_page: str | None = None
-    """"typed": answer everything with a text/html page; "disguised": the page as octet-stream."""
+    """"typed": answer everything with a text/html page; "disguised": the page as octet-stream;
+    "redirect": redirect everything to a login page."""
     empty: bool = False
     no_head: bool = False
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
@@ -72,8 +73,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self, head: bool) -> None:
         hub = self.hub
         hub.seen.append(("HEAD" if head else "GET", self.path, self.headers.get("Range")))
+        if hub.web_page == "redirect" and self.path != "/portal":
+            self.send_response(302)
+            self.send_header("Location", f"{hub.base}/portal")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if hub.web_page:
-            self._send(200, PORTAL, head, "text/html" if hub.web_page == "typed" else "application/octet-stream")
+            self._send(200, PORTAL, head, "application/octet-stream" if hub.web_page == "disguised" else "text/html")
             return
         if hub.empty:
             self._send(200, b"", head)

@@ -275,7 +275,7 @@ def test_a_stale_oversized_partial_is_discarded(hub, cli, models):
     assert weight_gets(hub)[-1][2] is None
 
 
-@pytest.mark.parametrize("kind", ["typed", "disguised"])
+@pytest.mark.parametrize("kind", ["typed", "disguised", "redirect"])
 def test_a_captive_portal_page_is_named_and_never_installed(hub, cli, models, kind):
     hub.web_page = kind
     for model_id in ("hub-model", "plain-model"):
