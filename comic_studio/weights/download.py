@@ -574,10 +574,6 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
 
 
 def sha256_of(path: Path) -> str:
-    return _sha256(path)
-
-
-def _sha256(path: Path) -> str:
     return _digests(path, None)[0]
 
 
@@ -597,7 +593,7 @@ def _installed_ok(path: Path, f: ModelFile, record: LockedFile | None) -> bool:
     """Files reach their final name only after a complete, checked download (see :func:`fetch_verified`);
     a file that no longer matches what the catalogue or the lock knows is fetched again."""
     expected = f.sha256 or (record.sha256 if record else None)
-    return expected is None or _sha256(path) == expected
+    return expected is None or sha256_of(path) == expected
 
 
 def _make_parents(folder: Path, created: list[Path]) -> None:

@@ -47,6 +47,8 @@ class Hub:
     "redirect": redirect everything to a login page."""
     empty: bool = False
     no_head: bool = False
+    renamed: dict[str, str] = field(default_factory=dict)
+    """Old repo name → new one: the Hub answers the old name with a relative redirect."""
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     def add(self, repo: str, path: str, data: bytes, *, lfs: bool = True) -> None:
@@ -99,6 +101,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         parts = self.path.lstrip("/").split("/", 4)
         if len(parts) == 5 and parts[2] == "resolve":
             repo, rev, path = f"{parts[0]}/{parts[1]}", parts[3], parts[4]
+            if repo in hub.renamed:
+                self.send_response(307)
+                self.send_header("Location", f"/{hub.renamed[repo]}/resolve/{rev}/{path}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             data = hub.files.get((repo, path))
             if data is None or rev not in ("main", hub.commit):
                 self._send(404, b"not found", head)

@@ -184,6 +184,26 @@ def test_a_broken_pins_file_is_an_error_naming_it(hub, cli):
     assert code == 1 and str(pins_path()) in one_error_line(err) and "fix it or delete it" in err
 
 
+def test_a_renamed_repo_is_followed_and_still_verified(hub, cli, models):
+    new = "new-org/hub-model"
+    for path in ("config.json", "weights/model.safetensors"):
+        hub.add(new, path, hub.files.pop((REPO, path)), lfs=(REPO, path) in hub.lfs)
+    hub.renamed[REPO] = new
+    assert cli("models", "download", "hub-model")[0] == 0
+    assert lock_of(models)["files"][f"hf:{REPO}:weights/model.safetensors"]["checked"] == ["hub-sha256", "hub-size"]
+    assert (models / "hub-model/weights/model.safetensors").read_bytes() == WEIGHTS
+
+
+def test_a_damaged_lock_is_named_and_nothing_is_fetched(hub, cli, models):
+    models.mkdir()
+    (models / LOCK_FILE).write_text('{"version": 1, "files": {"x": {"url": "u", "sha256": "short", "size": 1}}}')
+    hub.seen.clear()
+    code, _out, err = cli("models", "download", "hub-model")
+    line = one_error_line(err)
+    assert code == 1 and str(models / LOCK_FILE) in line and "delete it" in line
+    assert hub.seen == []
+
+
 # ------------------------------------------------------------------------------------ bad answers
 
 
