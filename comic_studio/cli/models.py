@@ -98,6 +98,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         found = locate(entry, places)
         rows.append({"id": entry.id, "kind": entry.kind, "name": entry.name, "size": entry.size,
                      "licence": entry.licence, "installed": found is not None,
+                     "pinned": all(f.pinned and (f.url or f.revision) for f in entry.files),
                      "path": str(found.path) if found else None, "source": found.source if found else None})  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -12,8 +12,17 @@ import threading
 import pytest
 from fake_hub import COMMIT, CONFIG, OTHER_COMMIT, REPO, WEIGHTS, git_blob_id, sha
 
+from comic_studio.core.safe_read import parse_json
 from comic_studio.weights import download as dl
-from comic_studio.weights.catalogue import Catalogue, CatalogueError, load_catalogue, pins_path, read_catalogue
+from comic_studio.weights.catalogue import (
+    Catalogue,
+    CatalogueError,
+    bundled_catalogue,
+    catalogue_json,
+    load_catalogue,
+    pins_path,
+    read_catalogue,
+)
 from comic_studio.weights.lock import LOCK_FILE
 
 PLAIN_URL_PATH = "/files/plain.safetensors"
@@ -153,8 +162,6 @@ def test_a_filled_bundled_value_is_enforced(hub, cli, models, tmp_path, monkeypa
     assert filled.get("plain-model").files[0].sha256 == sha(WEIGHTS)
     assert not installed(models) and not installed(models, "plain-model")  # pinning installs nothing
 
-    from comic_studio.weights.catalogue import bundled_catalogue
-
     bundled_catalogue.cache_clear()
     hub.files[(REPO, "weights/model.safetensors")] = OTHER
     hub.stated_sha[(REPO, "weights/model.safetensors")] = sha(WEIGHTS)
@@ -175,6 +182,12 @@ def test_catalogue_schema_validates_pins(tmp_path):
     ok = Catalogue.model_validate({"version": 1, "models": [{**base, "files": [
         {"path": "a", "sha256": "0" * 64, "size": 3, "revision": COMMIT}]}]})  # fmt: skip
     assert ok.get("m").files[0].pinned
+
+
+def test_the_catalogue_writer_keeps_every_value():
+    bundled_catalogue.cache_clear()
+    bundled = bundled_catalogue()
+    assert Catalogue.model_validate(parse_json(catalogue_json(bundled), where="written")) == bundled
 
 
 def test_a_broken_pins_file_is_an_error_naming_it(hub, cli):
