@@ -1,4 +1,8 @@
-"""``comic-studio models list|locate|download ID|check``: the model catalogue on this machine.
+"""``comic-studio models list|locate|download ID|check|pin|unpin``: the model catalogue on this machine.
+
+``pin`` writes what downloads verified (or, with ``--from-hub``, what the Hub states) into the
+catalogue pins, so later downloads must match it; ``unpin`` forgets a model's pins after an expected
+change upstream.
 
 ``register(subparsers)`` adds the ``models`` command to the main CLI parser. (The ``--models tiny``
 smoke preset of render, anchor and tryon is :func:`comic_studio.testing.tiny.use_tiny_models`.)
@@ -36,6 +40,25 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     get.add_argument("--models-folder", help="download here instead of the configured models folder")
     get.add_argument("--quiet", action="store_true", help="no progress on stderr")
     get.set_defaults(func=_cmd_download)
+
+    pin = sub.add_parser(
+        "pin", help="record the sha256, size and commit of downloaded files (or, with --from-hub, published ones)"
+    )
+    pin.add_argument("ids", nargs="*", metavar="ID", help="catalogue ids (default: every model)")
+    pin.add_argument("--from-hub", action="store_true", help="ask the server for files not downloaded here")
+    pin.add_argument(
+        "--write-catalogue",
+        metavar="PATH",
+        help="write a whole catalogue with the pins to PATH (maintainers: resources/models.json) "
+        "instead of the user pins file",
+    )
+    pin.add_argument("--models-folder", help="the models folder whose download lock to read")
+    pin.set_defaults(func=_cmd_pin)
+
+    forget = sub.add_parser("unpin", help="forget a model's pins and download records (after an expected change)")
+    forget.add_argument("ids", nargs="+", metavar="ID", help="catalogue ids")
+    forget.add_argument("--models-folder", help="the models folder whose download lock to edit")
+    forget.set_defaults(func=_cmd_unpin)
 
     check = sub.add_parser(
         "check", help="what each backend needs, and what is still missing (exit status 1 if anything is)"
@@ -75,6 +98,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         found = locate(entry, places)
         rows.append({"id": entry.id, "kind": entry.kind, "name": entry.name, "size": entry.size,
                      "licence": entry.licence, "installed": found is not None,
+                     "pinned": all(f.pinned and (f.url or f.revision) for f in entry.files),
                      "path": str(found.path) if found else None, "source": found.source if found else None})  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -122,6 +146,44 @@ def _cmd_download(args: argparse.Namespace) -> int:
         download_entry(entry, places.models, progress=show)
     found = locate(load_catalogue().get(args.id), places)
     print(found.path if found else places.models / args.id)
+    return 0
+
+
+def _cmd_pin(args: argparse.Namespace) -> int:
+    from comic_studio.core.atomic import atomic_write_text
+    from comic_studio.weights.catalogue import apply_pins, bundled_catalogue, catalogue_json, pins_path, read_catalogue
+    from comic_studio.weights.pinning import collect_pins, save_user_pins
+
+    places = _places(args)
+    target = Path(args.write_catalogue) if args.write_catalogue else None
+    catalogue = (read_catalogue(target) if target.exists() else bundled_catalogue()) if target else load_catalogue()
+    pins, report = collect_pins(catalogue, list(args.ids), places.models, from_hub=args.from_hub)
+    for model_id, path, pin, source in report.pinned:
+        at = f" at {pin.revision[:12]}" if pin.revision else ""
+        print(f"pinned     {model_id}/{path}: sha256 {pin.sha256[:12]}…, {pin.size} bytes{at} (from the {source})")
+    for model_id, path, why in report.left:
+        print(f"not pinned {model_id}/{path}: {why}")
+    if report.pinned:
+        if target:
+            written = atomic_write_text(target, catalogue_json(apply_pins(catalogue, pins)), "the model catalogue")
+        else:
+            written = save_user_pins(pins_path(), pins)
+        print(f"{len(report.pinned)} file(s) pinned in {written}", file=sys.stderr)
+    unpinned = [x for x in report.left if not x[2].startswith("already")]
+    if unpinned:
+        print(f"{len(unpinned)} file(s) left unpinned", file=sys.stderr)
+    return 1 if unpinned else 0
+
+
+def _cmd_unpin(args: argparse.Namespace) -> int:
+    from comic_studio.weights.catalogue import pins_path
+    from comic_studio.weights.pinning import unpin
+
+    places = _places(args)
+    catalogue = load_catalogue()
+    for model_id in args.ids:
+        gone = unpin(catalogue.get(model_id), pins_path(), places.models)
+        print(f"{model_id}: {gone} pin(s) and download record(s) forgotten")
     return 0
 
 

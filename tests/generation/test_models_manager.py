@@ -165,6 +165,7 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
                 self.end_headers()
                 return
             self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
         body = data[start:]
@@ -245,6 +246,9 @@ def test_hf_urls_honour_the_endpoint(monkeypatch):
     assert dl.file_url(entry, entry.files[0]) == (
         "https://mirror.example/stabilityai/stable-diffusion-xl-base-1.0/resolve/main/sd_xl_base_1.0.safetensors"
     )
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    pinned = entry.files[0].model_copy(update={"revision": commit})
+    assert dl.file_url(entry, pinned).endswith(f"/resolve/{commit}/sd_xl_base_1.0.safetensors")
     assert isinstance(Path(__file__), Path)
 
 
