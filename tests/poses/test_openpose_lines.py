@@ -70,7 +70,9 @@ def test_conditioning_draws_in_the_chosen_style():
     thick = build_conditioning(req, 1344, 768, embedder="overlap")
     thin = build_conditioning(req, 1344, 768, embedder="overlap", pose_lines="annotator")
     assert thick.pose_id == thin.pose_id
-    assert np.array_equal(np.asarray(thick.control_image), np.asarray(render_openpose(thick.figure_keypoints, 1344, 768)))
+    assert np.array_equal(
+        np.asarray(thick.control_image), np.asarray(render_openpose(thick.figure_keypoints, 1344, 768))
+    )
     lit_thick = np.asarray(thick.control_image).any(axis=2).sum()
     lit_thin = np.asarray(thin.control_image).any(axis=2).sum()
     assert lit_thick > 1.5 * lit_thin

@@ -282,8 +282,9 @@ class ConsistentBackend(SdxlPipelineBackend):
     def load_bank(
         self, folder: str, digest: str, settings: dict[str, Any], name: str = "", *, scheduler: Any
     ) -> IdentityBank:
-        """A saved bank by hash (cached), checked against the noise levels of the job's ``scheduler``
-        (:meth:`job_scheduler`): every UNet call that may read the bank must find tokens recorded
+        """A saved bank by hash (cached), checked against the job: the same step count (the schedule's
+        coins and start step count steps) and the noise levels of the job's ``scheduler``
+        (:meth:`job_scheduler`) — every UNet call that may read the bank must find tokens recorded
         near its own timestep. A bank from version 1 (keyed by loop index) is converted first."""
         label = name or digest[:12]
         bank = self._banks.get(digest)
@@ -298,19 +299,25 @@ class ConsistentBackend(SdxlPipelineBackend):
             bank = _by_level(bank, scheduler, label)
         self._remember(digest, bank)
         steps = settings["steps"]
+        made = bank.meta.get("steps")
+        if made is not None and made != steps:  # the schedule's coins and start step count steps
+            raise GenerationError(
+                f"consistent: the bank of {label} was made with {made} steps and this "
+                f"job uses {steps}; regenerate the anchor or use {made} steps"
+            )
         levels = schedule_levels(scheduler, steps)
         calls = [canonical_level(t) for t in unet_timesteps(scheduler, steps)]
         banked = _schedule(settings).banked_steps(steps)
         for character in bank.characters:
             missing = unmatched_levels(bank.levels(character), calls, levels, banked)
             if missing:
-                made_steps, made_sampler = bank.meta.get("steps", "?"), bank.meta.get("scheduler", "?")
+                made_sampler = bank.meta.get("scheduler", "?")
                 shown = ", ".join(f"{level:g}" for level in missing[:3]) + (" …" if len(missing) > 3 else "")
                 raise GenerationError(
-                    f"consistent: the bank of {label} was made with {made_steps} steps of {made_sampler!r} and "
-                    f"this job uses {steps} steps of {settings['scheduler']!r}: its noise levels (timesteps "
-                    f"{shown}) have no banked tokens near them. Use {made_steps} steps of {made_sampler!r}, "
-                    "or regenerate the anchor with this job's sampler and steps"
+                    f"consistent: the bank of {label} was made with the sampler {made_sampler!r} and this job "
+                    f"uses {settings['scheduler']!r}, whose noise levels (timesteps {shown}) have no banked "
+                    f"tokens near them. Use {made_sampler!r} (or a sampler with the same noise schedule), "
+                    "or regenerate the anchor with this job's sampler"
                 )
         return bank
 

@@ -250,7 +250,6 @@ def _timestep_hook(state: RunState) -> Callable[..., None]:
     return hook
 
 
-
 def decoder_self_attention_layers(unet: Any) -> dict[str, str]:
     """``{processor name: resolution group}`` for the decoder's attn1 layers. The first up block with
     attention is the lowest resolution (SDXL: 1/32, 30 layers), the next one 1/16 (6 layers)."""

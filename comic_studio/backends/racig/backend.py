@@ -29,8 +29,8 @@ from comic_studio.generation.models.loading import ModelLoadError
 from comic_studio.generation.models.sdxl import resolve_file
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
-from comic_studio.poses.staging.openpose import DEFAULT_LINE_STYLE, LINE_STYLES
 from comic_studio.poses.staging.figures import UnknownPoseError
+from comic_studio.poses.staging.openpose import DEFAULT_LINE_STYLE, LINE_STYLES
 from comic_studio.weights.catalogue import CatalogueError, load_catalogue
 from comic_studio.weights.locate import Places, locate
 
