@@ -166,7 +166,7 @@ def test_clear_errors(kit, backend):
 
 def test_paper_preset_defaults_and_generation_size(backend):
     d = backend.default_settings()
-    assert (d["scheduler"], d["steps"], d["guidance"], d["controlnet_scale"]) == ("DPM++ SDE", 17, 2.5, 0.7)
+    assert (d["scheduler"], d["steps"], d["guidance"], d["controlnet_scale"]) == ("DPM++ SDE Karras", 17, 2.5, 0.7)
     req = panel_request({}, width=1344, height=768)
     assert backend.generation_size(req, d) == (1344, 768)
     assert backend.generation_size(panel_request({}, width=768, height=1344), d) == (768, 1344)

@@ -21,7 +21,7 @@ from comic_studio.backends._diffusers.backend import DiffusersBackend, resized_t
 from comic_studio.backends._diffusers.inputs import fit, read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.progress import StepReporter
-from comic_studio.backends._diffusers.schedulers import scheduler_names
+from comic_studio.backends._diffusers.schedulers import RACIG_SCHEDULER, scheduler_names
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
 from comic_studio.generation.backend_api import ModelNeed, with_default_overrides
@@ -30,6 +30,7 @@ from comic_studio.generation.models.sdxl import resolve_file
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
 from comic_studio.poses.staging.figures import UnknownPoseError
+from comic_studio.poses.staging.openpose import DEFAULT_LINE_STYLE, LINE_STYLES
 from comic_studio.weights.catalogue import CatalogueError, load_catalogue
 from comic_studio.weights.locate import Places, locate
 
@@ -79,14 +80,19 @@ class RacigBackend(DiffusersBackend):
             "ip_adapter_face": {**path, "label": "IP-Adapter Plus-Face", "help": "h94 .safetensors file or catalogue id."},
             "ip_adapter_plus": {**path, "label": "IP-Adapter Plus", "help": "h94 .safetensors file or catalogue id."},
             "image_encoder": {**path, "label": "Image encoder (ViT-H)", "help": "h94 models/image_encoder folder or catalogue id."},
-            # The paper's preset: DPM++ SDE, 17 steps, CFG 2.5, ~1344×768.
+            # The paper's preset (ZulutionAI/RaCig inference.py: 17 steps, guidance_scale 2.5, ~1344×768)
+            # with its sampler, DPM++ SDE on Karras σ (racig/pipeline.py sets DPMSolverPlusSDEScheduler(),
+            # use_karras_sigmas=True by default; see _diffusers/schedulers.py).
             "steps": {"type": "int", "default": 17, "min": 1, "max": 200, "label": "Steps"},
             "guidance": {"type": "float", "default": 2.5, "min": 0.0, "max": 30.0, "label": "Guidance (CFG)"},
-            "scheduler": {"type": "choice", "default": "DPM++ SDE", "choices": scheduler_names(), "label": "Sampler"},
+            "scheduler": {"type": "choice", "default": RACIG_SCHEDULER, "choices": scheduler_names(), "label": "Sampler"},
             "size": {"type": "choice", "default": "sdxl", "choices": ["sdxl", "panel"], "label": "Generation size",
                      "help": "sdxl: ~1344×768 pixels at the panel's shape, then resized to the panel; panel: the panel's own size."},
             "max_side": {"type": "int", "default": 0, "min": 0, "max": 8192, "label": "Largest generated side (0 = no limit)"},
             "controlnet_scale": {"type": "float", "default": 0.7, "min": 0.0, "max": 2.0, "label": "Pose strength (ControlNet)"},
+            "pose_lines": {"type": "choice", "default": DEFAULT_LINE_STYLE, "choices": list(LINE_STYLES), "label": "Pose line thickness",
+                           "help": "racig: as thick as xinsir's OpenPose ControlNet was trained on (RaCig's renderer); "
+                                   "annotator: the original annotator's thinner lines, for ControlNets trained on those."},
             "face_scale": {"type": "float", "default": 0.7, "min": 0.0, "max": 2.0, "label": "Face reference strength"},
             "body_scale": {"type": "float", "default": 0.6, "min": 0.0, "max": 2.0, "label": "Outfit reference strength"},
             "character_scales": {"type": "str", "default": "", "max_length": 20_000, "label": "Per-character strengths",
@@ -161,6 +167,7 @@ class RacigBackend(DiffusersBackend):
             return build_conditioning(
                 request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"],
                 dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel",
+                pose_lines=settings["pose_lines"],
             )  # fmt: skip
         except UnknownPoseError as exc:  # a job's failure, like every other bad request
             raise GenerationError(str(exc)) from exc
