@@ -84,7 +84,7 @@ def import_photo_folder(folder: Path, name: str | None = None, *, user_dir: Path
         entries.append(PoseEntry(id=f"{lib}/{stem}", caption=caption_for_photo(photo), tags=("imported", "photo"),
                                  figures=(result.figure,), aspect=aspect, image=image))  # fmt: skip
         kept.append((data, image))
-    path = write_library(lib, entries, user_dir)
+    path = write_library(lib, entries, user_dir, skipped)
     images = path.with_name(f"{lib}.images")
     shutil.rmtree(images, ignore_errors=True)  # a re-import replaces the old photos too
     shutil.rmtree(features_folder(path), ignore_errors=True)  # and features stored by an earlier import

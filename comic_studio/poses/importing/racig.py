@@ -228,7 +228,7 @@ def import_racig(source: Path, name: str | None = None, *, user_dir: Path | None
         entries.append(PoseEntry(id=f"{lib}/{stem}", caption=clip_caption(caption), tags=tuple(tags),
                                  figures=tuple(figures), aspect=float(np.clip(size[0] / size[1], 0.2, 5.0))))  # fmt: skip
         rows.append(row)
-    path = write_library(lib, entries, user_dir)
+    path = write_library(lib, entries, user_dir, skipped)
     shutil.rmtree(features_folder(path), ignore_errors=True)  # never leave another import's features behind
     report = ImportReport(path, entries, skipped)
     if matrix is not None:
