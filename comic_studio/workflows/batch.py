@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from comic_studio.core.assets import AssetStore
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
@@ -125,8 +126,11 @@ def render_input(
         doc = Document.open(input_path)
     else:
         text = read_story(input_path)
+        library = AssetStore()
         if characters_file:
-            characters = load_characters(characters_file)
+            # Its reference images (paths inside the library's folder) enter as assets, then the
+            # new document's store takes them over.
+            characters = load_characters(characters_file, library)
         else:
             from comic_studio.parsing import infer_characters
 
@@ -134,6 +138,8 @@ def render_input(
         doc = story_to_document(
             text, characters, title=input_path.stem.replace("_", " ").title(), parser=parser, preset=preset
         )
+        for digest in dict.fromkeys(h for c in characters for h in (*c.face_refs, *c.body_refs)):
+            doc.assets.add(library.get(digest), validate_image=False)  # validated when the library was read
     render_document(doc, backend, only_missing=not rerender, progress=progress)
     if save_project_to:
         doc.save(save_project_to)
