@@ -107,7 +107,7 @@ class RacigBackend(DiffusersBackend):
             "tryon_scope": {"type": "choice", "default": "body", "choices": ["body", "panel"], "label": "Try-on repaints",
                             "help": "body: only the character's body region of the current image; panel: the whole panel."},
             "init_image": {"type": "str", "default": "", "max_length": IMAGE_SETTING_MAX, "label": "Current panel image",
-                           "help": "Body try-on repaints this image (PNG data URI or file path)."},
+                           "image": True, "help": "Body try-on repaints this image (a project image or a PNG data URI)."},
             "strength": {"type": "float", "default": 0.99, "min": 0.01, "max": 1.0, "label": "Try-on strength"},
             "preview_every": {"type": "int", "default": 1, "min": 0, "max": 1000, "label": "Preview every N steps"},
         }, cls.name)  # fmt: skip
