@@ -20,7 +20,7 @@ from comic_studio.generation.request import StepCallback
 from comic_studio.parsing.files import read_story
 from comic_studio.workflows import anchors, banks
 from comic_studio.workflows.lettering import letter_panel
-from comic_studio.workflows.requests import build_request
+from comic_studio.workflows.requests import build_request, check_image_settings, panel_label
 from comic_studio.workflows.results import record_result
 from comic_studio.workflows.story import story_to_document
 
@@ -71,6 +71,9 @@ def render_document(
     panels = [panel for page in doc.project.pages for panel in page.panels_in_order()]
     todo = [p for p in panels if not (only_missing and p.result())]
     requests = [build_request(doc.project, p, backend) for p in todo]
+    for panel, request in zip(todo, requests):
+        # Before any backend sees them (a batch warm-up validates settings): named by page and panel.
+        check_image_settings(request, panel_label(doc.project, panel))
     for name in {r.backend for r in requests}:
         get_backend(name).prepare([r for r in requests if r.backend == name])  # batch warm-up
     for done, panel in enumerate(todo):
