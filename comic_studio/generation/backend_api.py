@@ -7,7 +7,8 @@ Schema format: ``{field: {"type": "int"|"float"|"bool"|"str"|"choice", "default"
 "min": ..., "max": ..., "choices": [...], "help": ...}}``. A ``"str"`` setting that carries an image
 (an init image, a mask) says ``"image": True``: its value is then a ``data:`` URI, or ``asset:<sha256>``
 naming a project asset (stored requests and panel settings), never a file path — a project must not
-make the renderer read arbitrary local files. :func:`image_value_problem` is that rule.
+make the renderer read arbitrary local files. :func:`image_value_problem` is that rule. ``"hidden": True``
+keeps a retired setting valid for old projects without offering it in the form.
 """
 
 from __future__ import annotations
