@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -74,33 +73,9 @@ def atomic_export_file(path: str | Path, what: str) -> Iterator[Path]:
     try:
         with atomic_path(target, what) as tmp:
             yield tmp
-            if not target.exists():
-                # The temporary file is private (0600) while written; a new export gets the mode any
-                # program's new file gets (0666 less the umask), so others may read the PDF as usual.
-                # Replacing a file keeps that file's mode (atomic_path).
-                os.chmod(tmp, new_file_mode())
     except FileWriteError as exc:
         raise ExportError(str(exc)) from exc
     except ComicStudioError:
         raise
     except Exception as exc:  # a library bug or bad data deep in Pillow/reportlab (already cleaned up)
         raise ExportError(f"{target}: writing {what} failed ({exc.__class__.__name__}: {exc})") from exc
-
-
-def new_file_mode() -> int:
-    """``0o666`` less this process's umask: the mode ``open()`` gives a new file."""
-    return 0o666 & ~_umask()
-
-
-def _umask() -> int:
-    # Linux states it without changing it; elsewhere os.umask must set it to read it, which is
-    # process-wide, so it is put back at once.
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -1,6 +1,7 @@
 """Export problems name the page, panel and asset (a result image whose pixels are truncated though
-its header reads, an asset the store lost), through each writer; and new PDF/CBZ/PNG files get the mode the umask gives any new file, not the private 0600
-of the temporary file they were written as."""
+its header reads, an asset the store lost), through each writer; and new PDF/CBZ/PNG files get the
+mode the umask gives any new file (core/atomic creates its temporary files 0666 less the umask), not
+a private 0600."""
 
 from __future__ import annotations
 
