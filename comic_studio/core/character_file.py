@@ -24,7 +24,9 @@ from comic_studio.core.errors import AssetError, ComicStudioError
 from comic_studio.core.model import Character, Project
 
 MAX_LIBRARY_BYTES = 8 * 1024 * 1024
-MAX_CHARACTERS: int = next(m.max_length for m in Project.model_fields["characters"].metadata if hasattr(m, "max_length"))
+MAX_CHARACTERS: int = next(
+    m.max_length for m in Project.model_fields["characters"].metadata if hasattr(m, "max_length")
+)
 """The most characters a project holds (the loader's limit), so the most one library may bring."""
 
 

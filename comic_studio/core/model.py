@@ -456,11 +456,10 @@ class Project(_Model):
         refs: set[str] = set()
         for page in self.pages:
             for panel in page.panels:
-                settings = [panel.backend_settings]
-                settings += [r.request.get("backend_settings") for r in panel.results if isinstance(r.request, dict)]
+                settings: list[Any] = [panel.backend_settings]
+                settings += [r.request.get("backend_settings") for r in panel.results]
                 for values in settings:
                     if isinstance(values, dict):
-                        refs.update(
-                            v[len("asset:") :] for v in values.values() if isinstance(v, str) and _ASSET_SETTING.match(v)
-                        )
+                        named = (v for v in values.values() if isinstance(v, str) and _ASSET_SETTING.match(v))
+                        refs.update(v.removeprefix("asset:") for v in named)
         return refs

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from comic_studio.core.assets import AssetStore
-from comic_studio.core.errors import AssetError, ExportError
+from comic_studio.core.errors import ExportError
 from comic_studio.core.model import Project
 from comic_studio.export.common import CancelFn, PageLoop, ProgressFn, atomic_export_file, require_pages, resolve_dpi
 from comic_studio.export.compositor import compose_page, placeholder_font_file

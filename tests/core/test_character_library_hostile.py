@@ -102,7 +102,9 @@ def test_a_fifo_as_the_library_or_as_an_image_is_refused_at_once(tmp_path):
     lib.mkdir()
     os.mkfifo(lib / "face.png")
     path = _library(lib, [{"name": "Ana", "face_refs": ["face.png"]}])
-    with pytest.raises(ComicStudioError, match=r"characters\[0\] \('Ana'\)\.face_refs\[0\]: 'face.png': is not a regular"):
+    with pytest.raises(
+        ComicStudioError, match=r"characters\[0\] \('Ana'\)\.face_refs\[0\]: 'face.png': is not a regular"
+    ):
         _load_bounded(path, AssetStore())
 
 
@@ -128,7 +130,9 @@ def test_image_paths_that_leave_the_library_folder_are_refused(tmp_path, how):
 
 def test_a_missing_image_is_named(tmp_path):
     path = _library(tmp_path / "lib", [{"name": "Ana"}, {"name": "Cy", "face_refs": ["gone.png"]}])
-    with pytest.raises(ComicStudioError, match=r"characters\[1\] \('Cy'\)\.face_refs\[0\]: 'gone.png': .*does not exist"):
+    with pytest.raises(
+        ComicStudioError, match=r"characters\[1\] \('Cy'\)\.face_refs\[0\]: 'gone.png': .*does not exist"
+    ):
         _load_bounded(path, AssetStore())
 
 

@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_poses_import import FIXTURES, _write_racig
 
 from comic_studio.cli import main
 from comic_studio.poses import extract
 from comic_studio.poses.user_library import POSES_DIR_ENV
-
-from test_poses_import import FIXTURES, _write_racig  # noqa: I001 — the RaCig writer of the import tests
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
 

@@ -43,7 +43,9 @@ def _png(colour: str = "red", size: int = 16) -> bytes:
 
 def _project_with(tmp_path: Path, backend: str, **settings: str) -> tuple[Path, Document]:
     """A real saved project whose second panel carries ``settings`` (as a hostile file would)."""
-    doc = story_to_document("Ana walks in. Ana sits down. Ana waves.", [], document=Document.new("T", page_format("us-comic")))
+    doc = story_to_document(
+        "Ana walks in. Ana sits down. Ana waves.", [], document=Document.new("T", page_format("us-comic"))
+    )
     panels = [p for page in doc.project.pages for p in page.panels_in_order()]
     editing.set_panel_fields(doc, panels[1].id, "settings", backend=backend, backend_settings=settings)
     return doc.save(tmp_path / "hostile.comic"), doc

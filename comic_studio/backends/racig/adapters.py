@@ -206,7 +206,9 @@ def read_adapter_state(path: Path) -> dict[str, dict[str, Any]]:
         try:
             state = read_state_dict(path, allow_pickle=True)
         except Exception as exc:  # noqa: BLE001 — torch's weights_only refusal has several types
-            raise GenerationError(f"racig: {path.name} is not readable as weights ({type(exc).__name__}: {exc})") from exc
+            raise GenerationError(
+                f"racig: {path.name} is not readable as weights ({type(exc).__name__}: {exc})"
+            ) from exc
         if not isinstance(state, dict) or set(state) != {"image_proj", "ip_adapter"}:
             raise GenerationError(f"racig: {path.name} is not an IP-Adapter in the h94 layout")
         return state
