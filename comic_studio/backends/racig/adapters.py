@@ -21,7 +21,6 @@ as state dicts so re-attaching costs no disk read.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
 from collections import OrderedDict
@@ -139,11 +138,12 @@ class ImageEncoder:
 
     def embed(self, data: bytes) -> Any:
         """Penultimate hidden states of one reference image (CPU float32)."""
+        from comic_studio.core import safe_read
+
         try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        except OSError as exc:
-            raise GenerationError(f"racig: a reference image is not readable ({exc})") from exc
+            image = safe_read.decode_image(data, where="racig", what="reference image")
+        except safe_read.UnsafeInputError as exc:
+            raise GenerationError(str(exc)) from exc
         return self._hidden(self._pixels(image))
 
     def negative(self) -> Any:

@@ -13,15 +13,13 @@ from typing import Any
 import numpy as np
 
 from comic_studio.core import safe_read
+from comic_studio.poses.extract import MAX_PHOTO_PIXELS
 from comic_studio.poses.importing.library_writer import PoseImportError
 
 MAX_JSON_BYTES = 8 * 1024 * 1024
 MAX_ARRAY_BYTES = 64 * 1024 * 1024
 """Per skeleton file, after unpacking: a few people's keypoints are kilobytes."""
 MAX_PHOTO_BYTES = safe_read.MAX_IMAGE_FILE_BYTES
-MAX_PHOTO_PIXELS = 8192 * 8192
-"""A pose photo bigger than this is no better for the detector (it works at a few hundred pixels),
-and decoding it would take gigabytes."""
 MAX_SIDECAR_BYTES = 64 * 1024
 
 
