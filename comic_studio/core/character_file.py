@@ -41,10 +41,13 @@ def _describe(prefix: str, exc: ValidationError) -> str:
 
 def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[Character]:
     """Read a character library. Image paths in ``face_refs``/``body_refs`` (relative to the JSON
-    file, inside its folder) are imported into ``assets`` (content hashes replace them); without a
-    store they must already be hashes. Raises :class:`ComicStudioError` naming the file, the
+    file, inside its folder) are imported into ``assets`` (content hashes replace them). Without a
+    store (a parse that needs no pictures) they are read and checked all the same and named by their
+    hashes, and hashes are kept as they are. Raises :class:`ComicStudioError` naming the file, the
     character and the field."""
     path = Path(path)
+    known_hashes_only = assets is not None
+    assets = assets if assets is not None else AssetStore()
     try:
         data = safe_read.read_json(path, limit=MAX_LIBRARY_BYTES, what="character library")
     except safe_read.UnsafeInputError as exc:
@@ -65,8 +68,11 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
         label = f"characters[{index}]" + (f" ({item['name']!r})" if isinstance(item.get("name"), str) else "")
         for slot in ("face_refs", "body_refs"):
             refs = item.get(slot) or []
-            if assets is not None and isinstance(refs, list):
-                item[slot] = [_import_ref(path, ref, assets, f"{label}.{slot}[{i}]") for i, ref in enumerate(refs)]
+            if isinstance(refs, list):
+                item[slot] = [
+                    _import_ref(path, ref, assets, f"{label}.{slot}[{i}]", known_hashes_only)
+                    for i, ref in enumerate(refs)
+                ]
         try:
             characters.append(Character.model_validate(item))
         except ValidationError as exc:
@@ -77,9 +83,12 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
     return characters
 
 
-def _import_ref(library: Path, ref: object, assets: AssetStore, where: str) -> str:
-    if isinstance(ref, str) and len(ref) == 64 and all(c in "0123456789abcdef" for c in ref) and ref in assets:
-        return ref
+def _import_ref(library: Path, ref: object, assets: AssetStore, where: str, known_hashes_only: bool) -> str:
+    """``ref`` as an asset hash: a hash already in ``assets`` (any hash when ``known_hashes_only`` is
+    off), else an image file inside the library's folder, read safely and added."""
+    is_hash = isinstance(ref, str) and len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+    if is_hash and (ref in assets or not known_hashes_only):
+        return str(ref)
     if not isinstance(ref, str) or not ref.strip():
         raise ComicStudioError(f"{library}: {where}: expected an image path relative to the library, got {ref!r}")
     try:

@@ -170,3 +170,19 @@ def test_cli_render_with_a_library_imports_its_images_and_refuses_a_link_out(tmp
     err = capsys.readouterr().err
     assert rc == 1 and "face_refs[0]: 'images/ana.png': the reference image points outside its folder" in err
     assert not (tmp_path / "out2.pdf").exists()
+
+
+def test_cli_parse_reads_an_exported_library_and_refuses_a_link_out(tmp_path, capsys):
+    """``parse`` needs no pictures, but a library's image paths are still checked (and named by hash)."""
+    story = tmp_path / "story.txt"
+    story.write_text("Ana waves at the harbour.\n")
+    lib = tmp_path / "lib"
+    (lib / "images").mkdir(parents=True)
+    (lib / "images" / "ana.png").write_bytes(_png())
+    path = _library(lib, [{"name": "Ana", "face_refs": ["images/ana.png"]}])
+    assert main(["parse", str(story), "--characters", str(path)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    (lib / "images" / "ana.png").unlink()
+    (lib / "images" / "ana.png").symlink_to(Path("/etc/hostname") if Path("/etc/hostname").exists() else story)
+    assert main(["parse", str(story), "--characters", str(path)]) == 1
+    assert "'images/ana.png': the reference image points outside its folder" in capsys.readouterr().err
