@@ -12,6 +12,7 @@ into it. Pixel rendering maps ``px = (x + bleed) * dpi / 72``.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from comic_studio.core.assets import MAX_ASSET_BYTES
 from comic_studio.core.ids import new_id
+
+_ASSET_SETTING = re.compile(r"^asset:[0-9a-f]{64}$")
+"""A backend setting naming a project asset (see :meth:`Project.setting_asset_refs`)."""
 
 SCHEMA_VERSION = 1
 """Version of ``project.json``. Bump it and add a migration in :mod:`core.migrations`."""
@@ -442,4 +446,20 @@ class Project(_Model):
         for page in self.pages:
             for panel in page.panels:
                 refs.update(r.asset for r in panel.results)
+        return refs
+
+    def setting_asset_refs(self) -> set[str]:
+        """Assets named ``asset:<hash>`` in panels' backend settings and stored requests (an init image
+        the user picked, an inline image a result's request carried). Kept by a save and registered
+        by the loader when present, but not required: a backend's settings are opaque to the model,
+        and projects saved before they were kept may lack them (a job naming one says so)."""
+        refs: set[str] = set()
+        for page in self.pages:
+            for panel in page.panels:
+                settings: list[Any] = [panel.backend_settings]
+                settings += [r.request.get("backend_settings") for r in panel.results]
+                for values in settings:
+                    if isinstance(values, dict):
+                        named = (v for v in values.values() if isinstance(v, str) and _ASSET_SETTING.match(v))
+                        refs.update(v.removeprefix("asset:") for v in named)
         return refs

@@ -105,13 +105,15 @@ def write_archive(
     user's own file, not at a recovery copy). ``extra_members`` are added deflated (e.g. recovery
     metadata); the loader ignores members it does not know.
     """
-    refs = sorted(project.asset_refs())
-    missing = [r for r in refs if r not in assets]
+    required = project.asset_refs()
+    missing = sorted(r for r in required if r not in assets)
     if missing:
         raise ProjectFileError(
             target,
             f"cannot save: {len(missing)} referenced asset(s) are missing from the project: {_list_hashes(missing)}",
         )
+    # Images named in backend settings (an init image) travel too, when the store has them.
+    refs = sorted(required | {r for r in project.setting_asset_refs() if r in assets})
     project_json = _project_json_for_save(target, project)
     image_refs = _image_refs(project)
 
@@ -299,7 +301,7 @@ def _load(path: Path, read_from: Path, store: AssetStore) -> tuple[Project, Asse
             raise ProjectFileError(
                 path, f"asset {digest[:12]}… is used as an image but is stored as non-image data ({members[digest]})"
             )
-    for digest in project.asset_refs():
+    for digest in project.asset_refs() | (project.setting_asset_refs() & members.keys()):
         store.register_lazy(digest, read_from, members[digest])
     return project, store
 

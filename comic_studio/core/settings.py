@@ -67,6 +67,9 @@ class AppSettings(BaseModel):
     """Model precision: ``auto`` = float16 on a GPU (with the fp16-fixed SDXL VAE), float32 on the CPU."""
     memory_mode: MemoryMode = "gpu"
     """``gpu``: everything resident; ``model-offload`` / ``sequential-offload`` for small GPUs."""
+    allow_pickled_weights: bool = False
+    """Read pickled model files (.bin/.ckpt/.pt, with weights_only=True). The user's choice only: a
+    project cannot turn it on (``generation.models.pickle_policy``)."""
     pose_clip_model: Annotated[str, Field(max_length=4_000)] = "openclip-vit-h-14"
     """The OpenCLIP model of the "openclip" pose matching: a catalogue id (kind ``openclip``) or a
     weights file path."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from comic_studio.core import safe_read
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.poses.array_files import save_arrays_atomic
 
@@ -55,9 +56,11 @@ def read_feature_matrix(path: Path, rows: int) -> np.ndarray:
     if path.suffix.lower() != ".npy":
         raise StoredFeaturesError(f"{path}: expected the image features as a .npy matrix (one row per index entry)")
     try:
-        if path.stat().st_size > MAX_FEATURE_BYTES:
-            raise StoredFeaturesError(f"{path}: larger than the {MAX_FEATURE_BYTES} bytes allowed for a feature file")
+        # Checked on a descriptor first: a FIFO named like the features would block np.load forever.
+        safe_read.check_regular_file(path, limit=MAX_FEATURE_BYTES, what="image features file")
         matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except safe_read.UnsafeInputError as exc:
+        raise StoredFeaturesError(str(exc)) from exc
     except ValueError as exc:  # an object array (it would need unpickling) or a damaged header
         raise StoredFeaturesError(f"{path}: refused, not a plain numeric .npy matrix ({exc})") from exc
     except OSError as exc:

@@ -362,6 +362,8 @@ def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
         dialog.pose_clip_model.setText(" openclip-vit-bigg-14 ")
         dialog.dtype.setCurrentIndex(dialog.dtype.findData("bfloat16"))
         dialog.memory_mode.setCurrentIndex(dialog.memory_mode.findData("model-offload"))
+        assert not dialog.allow_pickled_weights.isChecked()  # off until the user turns it on
+        dialog.allow_pickled_weights.setChecked(True)
         return QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(PreferencesDialog, "exec", fill_and_accept)
@@ -379,6 +381,9 @@ def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
     )
     assert saved.pose_clip_model == "openclip-vit-bigg-14"
     assert (saved.dtype, saved.memory_mode) == ("bfloat16", "model-offload")
+    from comic_studio.generation.models.pickle_policy import pickles_allowed
+
+    assert saved.allow_pickled_weights and pickles_allowed()  # the next job reads the user's choice
     # The generation engine starts with them (and a running one takes them before its next job).
     engine = win.render_service.engine
     assert (engine.settings.device, engine.settings.dtype, engine.settings.memory_mode) == (

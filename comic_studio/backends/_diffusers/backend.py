@@ -28,6 +28,7 @@ from comic_studio.backends._diffusers.schedulers import (
 )
 from comic_studio.generation.backend_api import GenerationBackend, ModelNeed, with_default_overrides
 from comic_studio.generation.models.loading import ModelLoadError, fp16_fix_vae, load_sdxl_components
+from comic_studio.generation.models.pickle_policy import pickles_allowed
 from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ID, default_sdxl_model, resolve_sdxl
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 
@@ -88,6 +89,9 @@ class DiffusersBackend(GenerationBackend):
         for an empty one, the request's steps and guidance when it sets them): what the result
         records, so a replay elsewhere is exact."""
         settings = self.validate_settings(request.backend_settings)
+        if "allow_pickle" in settings:
+            # Never the request's (it comes from a project): the user's app setting or CLI flag.
+            settings["allow_pickle"] = pickles_allowed()
         settings["model"] = settings["model"] or default_sdxl_model()
         settings["steps"] = request.steps or settings["steps"]
         settings["guidance"] = request.guidance or settings["guidance"]
@@ -197,9 +201,9 @@ def sdxl_settings() -> dict[str, dict[str, Any]]:
         "strength": {"type": "float", "default": 0.75, "min": 0.01, "max": 1.0, "label": "Strength",
                      "help": "img2img/inpaint: how much of the init image is re-noised (1 = all)."},
         "init_image": {"type": "str", "default": "", "label": "Init image", "max_length": IMAGE_SETTING_MAX,
-                       "help": "A PNG data URI or a file path."},
+                       "image": True, "help": "An image file (added to the project) or a PNG data URI."},
         "mask_image": {"type": "str", "default": "", "label": "Inpaint mask", "max_length": IMAGE_SETTING_MAX,
-                       "help": "White = repaint. A PNG data URI or a file path."},
+                       "image": True, "help": "White = repaint. An image file (added to the project) or a PNG data URI."},
         "mask_region": {"type": "str", "default": "", "label": "Inpaint region", "max_length": 20_000,
                         "help": "Panel-normalised polygon 'x,y x,y x,y ...' to repaint."},
         "loras": {"type": "str", "default": "", "label": "LoRAs", "max_length": 20_000,
@@ -209,8 +213,9 @@ def sdxl_settings() -> dict[str, dict[str, Any]]:
                              "(0 = the panel's own size)."},
         "preview_every": {"type": "int", "default": 1, "min": 0, "max": 1000, "label": "Preview every N steps",
                           "help": "0 turns live previews off."},
-        "allow_pickle": {"type": "bool", "default": False, "label": "Allow pickled weights",
-                         "help": "Permit .ckpt/.bin/.pt files (read with weights_only=True)."},
+        # Kept so projects that stored it still validate; the job records the user's choice instead.
+        "allow_pickle": {"type": "bool", "default": False, "label": "Allow pickled weights", "hidden": True,
+                         "help": "Ignored: pickled weights are allowed only in Edit → Preferences or with --allow-pickle."},
     }  # fmt: skip
 
 

@@ -87,7 +87,8 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
     "anchor_for": {"type": "str", "default": "", "max_length": 64, "label": "Anchor job for character",
                    "help": "Render this character's anchors and save its bank instead of a panel."},
     "anchor_image": {"type": "str", "default": "", "max_length": IMAGE_SETTING_MAX, "label": "Anchor from image",
-                     "help": "Anchor job: bank this picture (PNG data URI or path, e.g. a chosen panel result) "
+                     "image": True,
+                     "help": "Anchor job: bank this picture (a project image, e.g. a chosen panel result) "
                              "by re-noising it, instead of rendering anchors."},
 }  # fmt: skip
 

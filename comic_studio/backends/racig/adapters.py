@@ -21,7 +21,6 @@ as state dicts so re-attaching costs no disk read.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
 from collections import OrderedDict
@@ -139,11 +138,12 @@ class ImageEncoder:
 
     def embed(self, data: bytes) -> Any:
         """Penultimate hidden states of one reference image (CPU float32)."""
+        from comic_studio.core import safe_read
+
         try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        except OSError as exc:
-            raise GenerationError(f"racig: a reference image is not readable ({exc})") from exc
+            image = safe_read.decode_image(data, where="racig", what="reference image")
+        except safe_read.UnsafeInputError as exc:
+            raise GenerationError(str(exc)) from exc
         return self._hidden(self._pixels(image))
 
     def negative(self) -> Any:
@@ -156,11 +156,15 @@ class ImageEncoder:
         return self._hidden(torch.zeros(shape, device=self.model.device, dtype=self.model.dtype))
 
 
-def load_image_encoder(folder: Path, dtype: Any, device: str) -> ImageEncoder:
+def load_image_encoder(folder: Path, dtype: Any, device: str, *, use_safetensors: bool = True) -> ImageEncoder:
+    """The encoder of ``folder``; ``use_safetensors=False`` only for a folder of pickled weights the
+    user allowed (:mod:`comic_studio.generation.models.pickle_policy`)."""
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     try:
-        model = CLIPVisionModelWithProjection.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+        model = CLIPVisionModelWithProjection.from_pretrained(
+            folder, torch_dtype=dtype, local_files_only=True, use_safetensors=use_safetensors
+        )
     except (OSError, ValueError) as exc:
         raise GenerationError(f"racig: cannot load the IP-Adapter image encoder from {folder} ({exc})") from exc
     try:
@@ -191,9 +195,23 @@ def character_embedding(
 
 
 def read_adapter_state(path: Path) -> dict[str, dict[str, Any]]:
-    """An h94 ``.safetensors`` IP-Adapter → diffusers' nested ``{"image_proj": …, "ip_adapter": …}``."""
+    """An h94 IP-Adapter → diffusers' nested ``{"image_proj": …, "ip_adapter": …}``: a
+    ``.safetensors`` file, or h94's pickled ``.bin`` (already nested) once the caller has checked the
+    user allows pickles; that is read with ``weights_only=True``."""
     from safetensors.torch import load_file
 
+    if path.suffix.lower() == ".bin":
+        from comic_studio.generation.models.loading import read_state_dict
+
+        try:
+            state = read_state_dict(path, allow_pickle=True)
+        except Exception as exc:  # noqa: BLE001 — torch's weights_only refusal has several types
+            raise GenerationError(
+                f"racig: {path.name} is not readable as weights ({type(exc).__name__}: {exc})"
+            ) from exc
+        if not isinstance(state, dict) or set(state) != {"image_proj", "ip_adapter"}:
+            raise GenerationError(f"racig: {path.name} is not an IP-Adapter in the h94 layout")
+        return state
     if path.suffix != ".safetensors":
         raise GenerationError(f"racig: IP-Adapter weights must be a .safetensors file, got {path.name}")
     flat = load_file(str(path))

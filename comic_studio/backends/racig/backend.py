@@ -25,7 +25,8 @@ from comic_studio.backends._diffusers.schedulers import RACIG_SCHEDULER, schedul
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
 from comic_studio.generation.backend_api import ModelNeed, with_default_overrides
-from comic_studio.generation.models.loading import ModelLoadError
+from comic_studio.generation.models.loading import PICKLE_SUFFIXES, ModelLoadError
+from comic_studio.generation.models.pickle_policy import folder_uses_safetensors, pickles_allowed, refusal
 from comic_studio.generation.models.sdxl import resolve_file
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
@@ -113,7 +114,7 @@ class RacigBackend(DiffusersBackend):
             "tryon_scope": {"type": "choice", "default": "body", "choices": ["body", "panel"], "label": "Try-on repaints",
                             "help": "body: only the character's body region of the current image; panel: the whole panel."},
             "init_image": {"type": "str", "default": "", "max_length": IMAGE_SETTING_MAX, "label": "Current panel image",
-                           "help": "Body try-on repaints this image (PNG data URI or file path)."},
+                           "image": True, "help": "Body try-on repaints this image (a project image or a PNG data URI)."},
             "strength": {"type": "float", "default": 0.99, "min": 0.01, "max": 1.0, "label": "Try-on strength"},
             "preview_every": {"type": "int", "default": 1, "min": 0, "max": 1000, "label": "Preview every N steps"},
         }, cls.name)  # fmt: skip
@@ -300,6 +301,7 @@ class RacigBackend(DiffusersBackend):
         folder = _folder(spec or DEFAULT_IDS["controlnet"], "controlnet")
         res = self.resources
         device = self.load_device
+        safetensors = _weights_format(folder, "OpenPose ControlNet")
 
         def load() -> Any:
             import diffusers
@@ -308,7 +310,7 @@ class RacigBackend(DiffusersBackend):
 
             return (
                 diffusers.ControlNetModel.from_pretrained(
-                    folder, torch_dtype=torch_dtype(res.dtype), local_files_only=True
+                    folder, torch_dtype=torch_dtype(res.dtype), local_files_only=True, use_safetensors=safetensors
                 )
                 .to(device)
                 .eval()
@@ -319,10 +321,12 @@ class RacigBackend(DiffusersBackend):
     def _image_encoder(self, spec: str) -> ipa.ImageEncoder:
         folder = _folder(spec or DEFAULT_IDS["image_encoder"], "clip_vision")
         res = self.resources
+        safetensors = _weights_format(folder, "IP-Adapter image encoder")
         from comic_studio.generation.models.loading import torch_dtype
 
         return res.models.get(str(folder), "ip-image-encoder", res.dtype, res.device,
-                              lambda: ipa.load_image_encoder(folder, torch_dtype(res.dtype), res.device))  # fmt: skip
+                              lambda: ipa.load_image_encoder(folder, torch_dtype(res.dtype), res.device,
+                                                             use_safetensors=safetensors))  # fmt: skip
 
     def _negative(self, encoder: ipa.ImageEncoder) -> Any:
         return self.embeddings.get(encoder.cache_id, "negative", encoder.negative)
@@ -332,6 +336,8 @@ class RacigBackend(DiffusersBackend):
             path = resolve_file(spec or DEFAULT_IDS[field], "ipadapter")
         except ModelLoadError as exc:
             raise GenerationError(f"racig setting {field!r}: {exc}") from exc
+        if path.suffix.lower() in PICKLE_SUFFIXES and not pickles_allowed():
+            raise GenerationError(f"racig setting {field!r}: {refusal(path, 'IP-Adapter')}")
         # Kept on the CPU: diffusers copies them into the processors it builds on the UNet's device.
         return self.resources.models.get(
             str(path), "ip-adapter-state", "float32", "cpu", lambda: ipa.read_adapter_state(path)
@@ -366,6 +372,16 @@ def _folder(spec: str, kind: str) -> Path:
             f"racig: the {kind} model {spec!r} is not installed: run `comic-studio models download {spec}`"
         )
     return found.path if found.path.is_dir() else found.path.parent
+
+
+def _weights_format(folder: Path, what: str) -> bool:
+    """Whether ``folder`` loads from ``.safetensors`` (``False``: its pickled ``.bin``, which only the
+    user may allow); a folder with only pickles, not allowed, is a :class:`GenerationError` naming
+    the file and the setting to change."""
+    try:
+        return folder_uses_safetensors(folder, what)
+    except ValueError as exc:
+        raise GenerationError(f"racig: {exc}") from exc
 
 
 def _prompt(request: GenerationRequest, with_characters: bool) -> str:

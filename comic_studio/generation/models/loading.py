@@ -140,8 +140,8 @@ def check_weights_file(path: Path, *, allow_pickle: bool = False) -> None:
     if suffix in PICKLE_SUFFIXES and not allow_pickle:
         raise ModelLoadError(
             f"{path.name}: {suffix} files are Python pickles, which can run code when opened; refused. "
-            "Use a .safetensors version, or allow pickled models in the settings (they are then read "
-            "with weights_only=True)."
+            "Use a .safetensors version, or turn on 'Allow pickled weights' in Edit → Preferences (or pass "
+            "--allow-pickle to the command); they are then read with weights_only=True."
         )
     if suffix not in PICKLE_SUFFIXES and suffix != ".safetensors":
         raise ModelLoadError(f"{path.name}: unknown weights format {suffix!r} (expected .safetensors)")
