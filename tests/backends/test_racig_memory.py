@@ -109,3 +109,48 @@ def test_the_image_encoder_rests_on_the_cpu_after_embedding(kit):
     assert encoder.device == backend.resources.device
     assert encoder.model.device.type == "cpu"
     assert backend.embeddings.computed == 5
+
+
+def _bench():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "gpu_racig.py"
+    spec = importlib.util.spec_from_file_location("gpu_racig", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_racig"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_gpu_racig_smoke_runs_every_mode_the_cpu_can(tmp_path):
+    bench = _bench()
+    result = bench.main(["--smoke", "--out", str(tmp_path / "r.json")])
+    assert json.loads((tmp_path / "r.json").read_text(encoding="utf-8")) == result
+    modes = {r["mode"]: r for r in result["modes"]}
+    assert set(modes) == {"gpu", "model-offload", "sequential-offload"}
+    for mode in ("gpu", "model-offload"):
+        assert not modes[mode]["oom"] and modes[mode]["s_per_panel"] > 0
+        assert modes[mode]["encoder_rests_on"] == "cpu"
+    assert "GPU only" in modes["sequential-offload"]["skipped"]
+    assert result["auto_mode"] == "model-offload"  # racig on a 12 GiB card
+    assert result["engine_vs_raw"]["raw_its"] > 0 and result["engine_vs_raw"]["engine_its"] > 0
+
+
+def test_bench_gpu_racig_builds_the_real_sizes():
+    """The full-size stand-ins have the real models' parameter counts: h94's ViT-H image encoder file
+    is 2 528 373 448 bytes of float32, each SDXL Plus adapter 847 517 512 bytes of float16."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from comic_studio.generation.models.sdxl_config import random_sdxl_models
+    from comic_studio.testing.tiny import ip_adapter_plus_state_dict
+
+    bench = _bench()
+    with torch.device("meta"):
+        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**bench.VIT_H_CONFIG))
+    assert sum(p.numel() for p in encoder.parameters()) * 4 == pytest.approx(2_528_373_448, rel=1e-3)
+    unet = random_sdxl_models("meta")["unet"]
+    state = ip_adapter_plus_state_dict(unet, 0, **bench.VIT_H_RESAMPLER)
+    assert sum(v.numel() for v in state.values()) * 2 == pytest.approx(847_517_512, rel=1e-3)
+    assert len([k for k in state if k.endswith("to_k_ip.weight")]) == 70  # SDXL's cross-attention layers
