@@ -108,8 +108,9 @@ class DiffusersBackend(GenerationBackend):
                         fp16_vae_fix: bool = False) -> dict[str, Any]:  # fmt: skip
         """The SDXL components of ``settings["model"]`` (and ``["model_config"]``) from the shared
         cache, with a new ``settings["scheduler"]`` seeded for this job. ``fp16_vae_fix`` swaps in
-        the fp16-fix VAE when running in float16 and it is installed (the racig backend never did,
-        and keeps its images). Model and scheduler problems raise :class:`GenerationError`."""
+        the fp16-fix VAE when running in float16 and it is installed (sdxl and consistent always,
+        racig by its ``fp16_vae_fix`` setting). Model and scheduler problems raise
+        :class:`GenerationError`."""
         res = self.resources
         device = self.load_device
         try:
