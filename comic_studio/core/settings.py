@@ -30,7 +30,7 @@ MAX_AUTOSAVE_MINUTES = 120
 Theme = Literal["system", "light", "dark"]
 Device = Literal["auto", "cuda", "mps", "cpu"]
 Precision = Literal["auto", "float32", "float16", "bfloat16"]
-MemoryMode = Literal["gpu", "model-offload", "sequential-offload"]
+MemoryMode = Literal["auto", "gpu", "model-offload", "sequential-offload"]
 
 
 class SettingsError(ComicStudioError):
@@ -65,8 +65,9 @@ class AppSettings(BaseModel):
     """Where generation models run (the engine's EngineSettings.device)."""
     dtype: Precision = "auto"
     """Model precision: ``auto`` = float16 on a GPU (with the fp16-fixed SDXL VAE), float32 on the CPU."""
-    memory_mode: MemoryMode = "gpu"
-    """``gpu``: everything resident; ``model-offload`` / ``sequential-offload`` for small GPUs."""
+    memory_mode: MemoryMode = "auto"
+    """``auto``: chosen per backend from the GPU's memory; ``gpu``: everything resident;
+    ``model-offload`` / ``sequential-offload`` for small GPUs."""
     allow_pickled_weights: bool = False
     """Read pickled model files (.bin/.ckpt/.pt, with weights_only=True). The user's choice only: a
     project cannot turn it on (``generation.models.pickle_policy``)."""

@@ -67,6 +67,11 @@ class GenerationBackend(ABC):
     required_models: ClassVar[tuple[ModelNeed, ...]] = ()
     """The catalogue models this backend cannot run without (default: none, like the storyboard).
     The Models dialog and ``comic-studio models check`` tell the user what is still missing."""
+    vram_gb: ClassVar[Mapping[str, float]] = {}
+    """Peak GPU memory (GiB) one ~1-megapixel panel needs in each memory mode it supports
+    (``{"gpu": 14.0, "model-offload": 11.0, "sequential-offload": 4.0}``). The engine's ``auto``
+    memory mode picks the fastest that fits the card; the Models dialog and ``comic-studio models
+    check`` show it. Empty: no GPU need declared (e.g. the storyboard), so ``auto`` means ``gpu``."""
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
@@ -143,6 +148,19 @@ class GenerationBackend(ABC):
     def anchor_prompt(cls, character: RequestCharacter) -> str:
         """The prompt an anchor job renders ``character`` from (solo, full figure)."""
         raise _lacks(cls, CONSISTENT_CHARACTERS)
+
+
+MEMORY_MODE_WORDS = {"gpu": "everything on the GPU", "model-offload": "whole-model offload",
+                     "sequential-offload": "layer-by-layer offload"}  # fmt: skip
+
+
+def describe_vram(vram_gb: Mapping[str, float]) -> str:
+    """``vram_gb`` for people: "GPU memory (estimate, ~1 MP panel): 14 GiB everything on the GPU, …"
+    (empty text when nothing is declared)."""
+    if not vram_gb:
+        return ""
+    parts = [f"{vram_gb[m]:g} GiB {MEMORY_MODE_WORDS.get(m, m)}" for m in MEMORY_MODE_WORDS if m in vram_gb]
+    return "GPU memory (estimate, ~1 MP panel): " + ", ".join(parts)
 
 
 def _lacks(cls: type[GenerationBackend], capability: str) -> GenerationError:

@@ -101,7 +101,7 @@ def test_unused_slots_are_excluded_not_padded(kit, backend):
     assert np.array_equal(as_array(without.image), as_array(zeroed.image))
     req = panel_request(s, characters=chars)
     checked = backend.validate_settings(s)
-    face, body = backend._regional_items(req, checked, backend.conditioning(req, checked))
+    face, body, _negative = backend._regional_items(req, checked, backend.conditioning(req, checked))
     assert len(face) == len(body) == 1
 
 

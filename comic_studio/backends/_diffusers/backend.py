@@ -14,6 +14,8 @@ bit-identical to calling the diffusers pipeline directly (tests/backends compare
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from comic_studio.backends._diffusers.inputs import fit, parse_region, read_image_setting, region_mask
@@ -40,6 +42,15 @@ if TYPE_CHECKING:
 MODES = ("auto", "txt2img", "img2img", "inpaint")
 IMAGE_SETTING_MAX = 64 * 1024 * 1024
 """Data URIs for init images and masks are long; 64 MB of text is a 48 MB PNG."""
+VAE_TILING_PIXELS = 1536 * 1024
+"""Above this many generated pixels the ``auto`` VAE-tiling setting decodes in tiles. Every SDXL
+training bucket (≈1 MP, up to 1536×640) stays below it and decodes whole, exactly as before; larger
+panels (``size=panel`` on a big page, or a large ``max_side``) are where the decoder's activations
+(mid-block attention over every latent pixel) grow past a small card."""
+SDXL_VRAM_GB = {"gpu": 10.0, "model-offload": 7.0, "sequential-offload": 3.0}
+"""Estimated peak GiB of SDXL base at ~1 MP in float16: 6.9 GiB of weights (UNet 5.1, text encoders
+1.6, VAE 0.2) plus activations with CFG; whole-model offload keeps only the UNet resident while it
+denoises. Estimates until bench/gpu_sdxl.py-style measurements replace them."""
 SDXL_DEFAULTS_OWNER = "sdxl"
 """Whose process-wide default overrides (``set_default_settings``) the plain SDXL settings take:
 the sdxl backend's, for every backend with those settings (``--models tiny`` sets them once and
@@ -76,7 +87,7 @@ class DiffusersBackend(GenerationBackend):
     def offloads(self) -> bool:
         """Whether whole models move to the GPU in turn (loaded on the CPU, placed per call)."""
         res = self.resources
-        return res.device == "cuda" and res.memory_mode != "gpu"
+        return res.device == "cuda" and res.memory_mode_for(self) != "gpu"
 
     @property
     def load_device(self) -> str:
@@ -101,8 +112,9 @@ class DiffusersBackend(GenerationBackend):
                         fp16_vae_fix: bool = False) -> dict[str, Any]:  # fmt: skip
         """The SDXL components of ``settings["model"]`` (and ``["model_config"]``) from the shared
         cache, with a new ``settings["scheduler"]`` seeded for this job. ``fp16_vae_fix`` swaps in
-        the fp16-fix VAE when running in float16 and it is installed (the racig backend never did,
-        and keeps its images). Model and scheduler problems raise :class:`GenerationError`."""
+        the fp16-fix VAE when running in float16 and it is installed (sdxl and consistent always,
+        racig by its ``fp16_vae_fix`` setting). Model and scheduler problems raise
+        :class:`GenerationError`."""
         res = self.resources
         device = self.load_device
         try:
@@ -122,7 +134,7 @@ class DiffusersBackend(GenerationBackend):
         pipe.set_progress_bar_config(disable=True)
         if self.offloads:
             res = self.resources
-            if res.memory_mode == "sequential-offload":
+            if res.memory_mode_for(self) == "sequential-offload":
                 pipe.enable_sequential_cpu_offload(device=res.device)
             else:
                 pipe.enable_model_cpu_offload(device=res.device)
@@ -135,6 +147,7 @@ class SdxlPipelineBackend(DiffusersBackend):
     result that records the effective settings for an exact replay."""
 
     capabilities = frozenset({"txt2img", "img2img", "inpaint", "lora", "negative_prompt", "preview"})
+    vram_gb = SDXL_VRAM_GB
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
@@ -260,6 +273,29 @@ def resized_to_panel(image: Image.Image, request: GenerationRequest) -> Image.Im
 
         image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
     return image
+
+
+def vae_tiles(setting: str, width: int, height: int) -> bool:
+    """Whether the VAE-tiling setting (``auto``/``on``/``off``) tiles a ``width``×``height`` image."""
+    return setting == "on" or (setting == "auto" and width * height > VAE_TILING_PIXELS)
+
+
+@contextmanager
+def vae_tiling(vae: Any, on: bool) -> Iterator[None]:
+    """The VAE decodes in tiles and one image at a time (slicing) inside the block when ``on``, whole
+    when not; either way it is put back as it was afterwards, because the VAE is shared with the other
+    backends through the model cache and their images must not change."""
+    before = (getattr(vae, "use_tiling", False), getattr(vae, "use_slicing", False))
+    if on:
+        vae.enable_tiling()
+        vae.enable_slicing()
+    else:
+        vae.disable_tiling()
+        vae.disable_slicing()
+    try:
+        yield
+    finally:
+        vae.use_tiling, vae.use_slicing = before
 
 
 def empty_cuda_cache() -> None:

@@ -97,6 +97,9 @@ class ConsistentBackend(SdxlPipelineBackend):
     name = "consistent"
     display_name = "Consistent characters (SDXL)"
     capabilities = SdxlPipelineBackend.capabilities | frozenset({CONSISTENT_CHARACTERS})
+    # SDXL plus the banked tokens the decoder's self-attention reads (keys/values grow with the
+    # characters present); banks themselves stay in host RAM. Estimates, like SDXL's.
+    vram_gb = {"gpu": 11.0, "model-offload": 8.0, "sequential-offload": 4.0}
 
     def __init__(self) -> None:
         super().__init__()

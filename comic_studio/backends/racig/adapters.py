@@ -118,11 +118,25 @@ class ReferenceCache:
 
 @dataclass
 class ImageEncoder:
-    """The CLIP vision tower and its processor (h94's ``models/image_encoder``)."""
+    """The CLIP vision tower and its processor (h94's ``models/image_encoder``).
+
+    ``device`` is where it computes. Its weights (1.3 GB for ViT-H in float16) move there only when
+    an embedding is computed and back to the CPU with :meth:`park`: embeddings are cached per asset,
+    so the encoder idles through every denoising step and must not hold GPU memory then."""
 
     model: Any
     processor: Any
     cache_id: str
+    device: str = "cpu"
+
+    def _on_device(self) -> None:
+        if self.model.device.type != self.device:
+            self.model.to(self.device)
+
+    def park(self) -> None:
+        """Weights back to the CPU (no-op when they are there)."""
+        if self.model.device.type != "cpu":
+            self.model.to("cpu")
 
     def _hidden(self, pixels: Any) -> Any:
         import torch
@@ -132,6 +146,7 @@ class ImageEncoder:
         return out.hidden_states[-2][0].to("cpu", torch.float32)  # [tokens, width]
 
     def _pixels(self, image: Image.Image) -> Any:
+        self._on_device()
         return self.processor(images=image.convert("RGB"), return_tensors="pt").pixel_values.to(
             device=self.model.device, dtype=self.model.dtype
         )
@@ -153,12 +168,14 @@ class ImageEncoder:
 
         size = self.processor.crop_size
         shape = (1, 3, size["height"], size["width"])
+        self._on_device()
         return self._hidden(torch.zeros(shape, device=self.model.device, dtype=self.model.dtype))
 
 
 def load_image_encoder(folder: Path, dtype: Any, device: str, *, use_safetensors: bool = True) -> ImageEncoder:
-    """The encoder of ``folder``; ``use_safetensors=False`` only for a folder of pickled weights the
-    user allowed (:mod:`comic_studio.generation.models.pickle_policy`)."""
+    """The encoder in ``folder``, loaded on the CPU; it computes on ``device`` (see :class:`ImageEncoder`).
+    ``use_safetensors=False`` only for a folder of pickled weights the user allowed
+    (:mod:`comic_studio.generation.models.pickle_policy`)."""
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     try:
@@ -171,7 +188,7 @@ def load_image_encoder(folder: Path, dtype: Any, device: str, *, use_safetensors
         processor = CLIPImageProcessor.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError):
         processor = CLIPImageProcessor()  # h94 ships no preprocessor config: CLIP's 224 px defaults
-    return ImageEncoder(model.to(device).eval(), processor, str(folder))
+    return ImageEncoder(model.eval(), processor, str(folder), device)
 
 
 def character_embedding(

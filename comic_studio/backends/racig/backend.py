@@ -17,7 +17,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from comic_studio.backends._diffusers.backend import DiffusersBackend, resized_to_panel
+from comic_studio.backends._diffusers.backend import (
+    DiffusersBackend,
+    resized_to_panel,
+    vae_tiles,
+    vae_tiling,
+)
 from comic_studio.backends._diffusers.inputs import fit, read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.progress import StepReporter
@@ -46,6 +51,11 @@ DEFAULT_IDS = {
     "ip_adapter_plus": "ip-adapter-plus-sdxl-vit-h",
     "image_encoder": "clip-vit-h-image-encoder",
 }
+VRAM_GB = {"gpu": 14.0, "model-offload": 11.0, "sequential-offload": 4.0}
+"""Estimated peak GiB at ~1 MP in float16 with references (bench/gpu_racig.py measures them).
+Weights: UNet 5.1 + both IP-Adapters 1.7 + ControlNet 2.5 + text encoders 1.6 + VAE 0.2 (the ViT-H
+encoder, 1.3, visits the GPU only while embedding new references). Whole-model offload keeps UNet,
+adapters and ControlNet resident while denoising (≈9.3 GiB) plus activations: a 12 GB card."""
 
 
 class RacigBackend(DiffusersBackend):
@@ -57,6 +67,7 @@ class RacigBackend(DiffusersBackend):
     capabilities = frozenset({"txt2img", "pose", "masks", "characters", "face_refs", "body_refs", "tryon",
                               "negative_prompt", "preview"})  # fmt: skip
     needs_reference_images = True
+    vram_gb = VRAM_GB
     required_models = DiffusersBackend.required_models + (
         ModelNeed("controlnet", "the OpenPose ControlNet for SDXL", DEFAULT_IDS["controlnet"], setting="controlnet"),
         ModelNeed(
@@ -117,6 +128,13 @@ class RacigBackend(DiffusersBackend):
                            "image": True, "help": "Body try-on repaints this image (a project image or a PNG data URI)."},
             "strength": {"type": "float", "default": 0.99, "min": 0.01, "max": 1.0, "label": "Try-on strength"},
             "preview_every": {"type": "int", "default": 1, "min": 0, "max": 1000, "label": "Preview every N steps"},
+            "fp16_vae_fix": {"type": "bool", "default": True, "label": "fp16-fix VAE in float16",
+                             "help": "Decode with the fp16-fix SDXL VAE when running in float16 and it is installed: "
+                                     "SDXL's own VAE must be upcast to float32 (slower, more memory). Turn off to "
+                                     "reproduce images made before it was used (its decodes differ slightly)."},
+            "vae_tiling": {"type": "choice", "default": "auto", "choices": ["auto", "on", "off"], "label": "VAE tiling",
+                           "help": "Decode in tiles to save GPU memory. auto: only above 1536×1024 generated pixels "
+                                   "(every SDXL size decodes whole); tiles can leave faint seams."},
         }, cls.name)  # fmt: skip
 
     # ------------------------------------------------------------------ engine hooks
@@ -193,7 +211,7 @@ class RacigBackend(DiffusersBackend):
 
         width, height = self.generation_size(request, settings)
         cond = self.conditioning(request, settings, (width, height))
-        parts = self.sdxl_components(settings, request.seed)
+        parts = self.sdxl_components(settings, request.seed, fp16_vae_fix=settings["fp16_vae_fix"])
         try:
             controlnet = self._controlnet(settings["controlnet"])
         except ModelLoadError as exc:
@@ -218,13 +236,17 @@ class RacigBackend(DiffusersBackend):
              cond: Conditioning, on_step: StepCallback | None) -> Any:  # fmt: skip
         """One denoising run, with the adapters attached when any character has references."""
         reporter = StepReporter(on_step, settings["preview_every"]).callback()
-        face, body = self._regional_items(request, settings, cond)
-        if not face and not body:
-            self.place(pipe)
-            apply_long_prompt(pipe, call)
-            return pipe(**call, callback_on_step_end=reporter).images[0]
-        encoder = self._image_encoder(settings["image_encoder"])
-        inputs = ipa.regional_inputs(face, body, self._negative(encoder), settings["guidance"] > 1.0)
+        face, body, negative = self._regional_items(request, settings, cond)
+        with vae_tiling(pipe.vae, vae_tiles(settings["vae_tiling"], call["width"], call["height"])):
+            if not face and not body:
+                self.place(pipe)
+                apply_long_prompt(pipe, call)
+                return pipe(**call, callback_on_step_end=reporter).images[0]
+            return self._run_with_adapters(pipe, call, settings, face, body, negative, reporter)
+
+    def _run_with_adapters(self, pipe: Any, call: dict[str, Any], settings: dict[str, Any], face: list[Any],
+                           body: list[Any], negative: Any, reporter: Any) -> Any:  # fmt: skip
+        inputs = ipa.regional_inputs(face, body, negative, settings["guidance"] > 1.0)
         states = (
             self._adapter_state(settings["ip_adapter_face"], "ip_adapter_face"),
             self._adapter_state(settings["ip_adapter_plus"], "ip_adapter_plus"),
@@ -247,14 +269,26 @@ class RacigBackend(DiffusersBackend):
 
     def _regional_items(
         self, request: GenerationRequest, settings: dict[str, Any], cond: Conditioning
-    ) -> tuple[list[Any], list[Any]]:
+    ) -> tuple[list[Any], list[Any], Any]:
+        """Per adapter, ``(embedding, mask, scale)`` of each character it conditions, and the negative
+        embedding (``None`` without references). The image encoder leaves the GPU before denoising."""
         refs = [(c.face_refs, c.body_refs) for c in request.characters]
         if not any(f or b for f, b in refs):
-            return [], []
+            return [], [], None
         images = ipa.parse_reference_images(settings["reference_images"])
         overrides = _character_scales(settings["character_scales"], [c.id for c in request.characters])
         encoder = self._image_encoder(settings["image_encoder"])
-        face, body = [], []
+        try:
+            face, body = self._embedded_items(request, settings, cond, encoder, images, overrides)
+            return face, body, self._negative(encoder)
+        finally:
+            encoder.park()
+
+    def _embedded_items(self, request: GenerationRequest, settings: dict[str, Any], cond: Conditioning,
+                        encoder: ipa.ImageEncoder, images: dict[str, bytes],
+                        overrides: dict[str, dict[str, float]]) -> tuple[list[Any], list[Any]]:  # fmt: skip
+        face: list[Any] = []
+        body: list[Any] = []
         for i, c in enumerate(request.characters):
             mine = overrides.get(c.id, {})
             for kind, refs_i, masks, items in (
@@ -324,6 +358,7 @@ class RacigBackend(DiffusersBackend):
         safetensors = _weights_format(folder, "IP-Adapter image encoder")
         from comic_studio.generation.models.loading import torch_dtype
 
+        # Cached under the device it computes on; its weights rest on the CPU (ImageEncoder.park).
         return res.models.get(str(folder), "ip-image-encoder", res.dtype, res.device,
                               lambda: ipa.load_image_encoder(folder, torch_dtype(res.dtype), res.device,
                                                              use_safetensors=safetensors))  # fmt: skip

@@ -36,6 +36,7 @@ PRECISION_LABELS = {
     "float32": "float32 (full)",
 }
 MEMORY_LABELS = {
+    "auto": "Automatic (from the GPU's memory and each backend's need)",
     "gpu": "Everything on the GPU (fastest)",
     "model-offload": "Offload whole models (less memory)",
     "sequential-offload": "Offload layer by layer (least memory, slowest)",
@@ -122,7 +123,8 @@ class PreferencesDialog(QDialog):
         self.dtype = _combo(PRECISION_LABELS, settings.dtype)
         self.memory_mode = _combo(MEMORY_LABELS, settings.memory_mode)
         self.memory_mode.setToolTip(
-            "On a GPU running out of memory the engine also retries once in the next leaner mode"
+            "Automatic picks, per backend, the fastest mode its declared GPU memory need fits (see the Models "
+            "dialog); on running out of memory the engine also retries once in the next leaner mode"
         )
         form.addRow("Precision:", self.dtype)
         form.addRow("GPU memory:", self.memory_mode)
