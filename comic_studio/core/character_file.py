@@ -86,11 +86,11 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
 def _import_ref(library: Path, ref: object, assets: AssetStore, where: str, known_hashes_only: bool) -> str:
     """``ref`` as an asset hash: a hash already in ``assets`` (any hash when ``known_hashes_only`` is
     off), else an image file inside the library's folder, read safely and added."""
-    is_hash = isinstance(ref, str) and len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
-    if is_hash and (ref in assets or not known_hashes_only):
-        return str(ref)
     if not isinstance(ref, str) or not ref.strip():
         raise ComicStudioError(f"{library}: {where}: expected an image path relative to the library, got {ref!r}")
+    is_hash = len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+    if is_hash and (ref in assets or not known_hashes_only):
+        return ref
     try:
         image = safe_read.inside(library.parent, ref, what="reference image")
         data = safe_read.read_bytes(image, limit=MAX_ASSET_BYTES, what="reference image")
