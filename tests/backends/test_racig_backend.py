@@ -196,19 +196,23 @@ class _OffloadingOnCpu(RacigBackend):
         return True
 
 
-def test_offloaded_render_with_references_equals_the_resident_one(kit, backend):
+def test_offloaded_render_with_references_matches_the_resident_one(kit, backend):
     # Issue 15 item 1: the adapters are attached before the offload hooks and the embeddings go to
     # the pipeline's execution device, not to the UNet's own device (the CPU, or `meta`).
     from comic_studio.generation.resources import EngineResources
     from comic_studio.generation.settings import EngineSettings
 
-    resident = backend.generate(panel_request(settings(kit)))
     offloading = _OffloadingOnCpu()
     offloading.bind_resources(
         EngineResources(EngineSettings(device="cpu", dtype="float32", memory_mode="model-offload"))
     )
-    offloaded = offloading.generate(panel_request(settings(kit)))
-    assert np.array_equal(as_array(offloaded.image), as_array(resident.image))
+    resident = as_array(backend.generate(panel_request(settings(kit))).image)
+    offloaded = as_array(offloading.generate(panel_request(settings(kit))).image)
+    plain = as_array(offloading.generate(panel_request(settings(kit), refs=False)).image)
+    # The same picture: diffusers' offloaded and resident runs differ only in float rounding, which
+    # flips the odd pixel by one grey level (measured here: 1 of 46,080 values).
+    assert np.abs(offloaded - resident).max() <= 1 and np.mean(offloaded != resident) < 1e-3
+    assert np.abs(offloaded - plain).mean() > 1  # the references did condition the offloaded render
     unet = next(v for k, v in offloading.resources.models._items.items() if k.component == "unet")
     assert unet.encoder_hid_proj is None  # the adapters went away with the job
     assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
