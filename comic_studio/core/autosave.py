@@ -34,6 +34,7 @@ from comic_studio.core.atomic import remove_stale_temporaries_in
 from comic_studio.core.errors import ProjectFileError
 from comic_studio.core.model import Project
 from comic_studio.core.projectfile import write_archive
+from comic_studio.core.safe_read import UnsafeInputError, open_regular, parse_json
 from comic_studio.core.settings import state_dir as default_state_dir
 
 RECOVERY_MEMBER = "recovery.json"
@@ -171,12 +172,13 @@ def pending_recoveries(state_dir: str | Path | None = None) -> list[Recovery]:
 
 def _read_recovery_info(path: Path) -> Recovery | None:
     try:
-        with zipfile.ZipFile(path) as zf:
+        # Regular files only: a FIFO named like a recovery file must not hang the app's start.
+        with open_regular(path, what="recovery file") as fh, zipfile.ZipFile(fh) as zf:
             info = zf.getinfo(RECOVERY_MEMBER)
             if info.file_size > _MAX_RECOVERY_JSON:
                 return None
             with zf.open(info) as stream:
-                meta = json.loads(stream.read(_MAX_RECOVERY_JSON + 1))
+                meta = parse_json(stream.read(_MAX_RECOVERY_JSON + 1), where=path, limit=_MAX_RECOVERY_JSON)
         source = meta.get("source_path")
         saved_at = datetime.fromisoformat(meta["saved_at"])
         return Recovery(
@@ -187,6 +189,7 @@ def _read_recovery_info(path: Path) -> Recovery | None:
             saved_at=saved_at if saved_at.tzinfo else saved_at.replace(tzinfo=UTC),
         )
     except (
+        UnsafeInputError,
         OSError,
         zipfile.BadZipFile,
         zlib.error,
