@@ -208,6 +208,8 @@ def read_arrays(path: str | Path, *, limit: int = MAX_ARRAY_BYTES, what: str = "
 
 
 def _checked_array(path: Path, array: Any, limit: int) -> Any:
+    if not hasattr(array, "dtype"):  # an .npz member that is not an .npy file comes back as raw bytes
+        raise UnsafeInputError(path, "a member is not a NumPy array (a damaged or foreign .npz)")
     if array.dtype.hasobject:
         raise UnsafeInputError(path, "refused: it holds Python objects that would need unpickling")
     if array.nbytes > limit:

@@ -277,7 +277,7 @@ def load_library(path: Path | None = None) -> list[PoseEntry]:
         text = read_text(path, limit=MAX_LIBRARY_BYTES, what="pose library")
         entries: list[PoseEntry] | PoseLibraryError = parse_library(text, str(path))
     except UnsafeInputError as exc:
-        entries = _fail(str(path), f"cannot read the pose library ({exc.problem})")
+        entries = _fail(str(path), exc.problem)
     except PoseLibraryError as exc:
         entries = exc
     _CACHE[key] = (stamp, entries)
