@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from comic_studio.generation.models.loading import read_state_dict
 from comic_studio.generation.request import GenerationError, data_uri_bytes, png_data_uri
 
 FACE, BODY = 0, 1
@@ -192,11 +193,9 @@ def character_embedding(
 
 def read_adapter_state(path: Path) -> dict[str, dict[str, Any]]:
     """An h94 ``.safetensors`` IP-Adapter → diffusers' nested ``{"image_proj": …, "ip_adapter": …}``."""
-    from safetensors.torch import load_file
-
     if path.suffix != ".safetensors":
         raise GenerationError(f"racig: IP-Adapter weights must be a .safetensors file, got {path.name}")
-    flat = load_file(str(path))
+    flat = read_state_dict(path)  # its header checked first: a broken file is named, not a loader traceback
     nested: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
     for key, value in flat.items():
         head, _, rest = key.partition(".")
