@@ -119,10 +119,16 @@ def _finite_float(text: str) -> float:
 
 
 def parse_json(
-    text: str | bytes, *, where: str | Path, limit: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH
+    text: str | bytes,
+    *,
+    where: str | Path,
+    limit: int = MAX_JSON_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+    strict: bool = True,
 ) -> Any:
     """Parse JSON text from outside (a file's contents, a server's answer) with bounded size and
-    depth, refusing NaN/Infinity and numbers too long to convert."""
+    depth, refusing NaN/Infinity and numbers too long to convert. ``strict=False`` lets raw control
+    characters through inside strings (a language model's answer may hold a raw newline)."""
     if len(text) > limit:
         raise UnsafeInputError(where, f"the JSON is {_mib(len(text))}, over the {_mib(limit)} limit")
     if isinstance(text, bytes):
@@ -132,7 +138,7 @@ def parse_json(
             raise UnsafeInputError(where, f"the JSON is not UTF-8 text (bad byte at offset {exc.start})") from exc
     _check_bracket_depth(text, where, max_depth)
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, strict=strict)
     except json.JSONDecodeError as exc:
         raise UnsafeInputError(where, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
     except RecursionError as exc:
