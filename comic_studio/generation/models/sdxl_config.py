@@ -21,7 +21,7 @@ import os
 import re
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from comic_studio.core.resources import resource
 from comic_studio.core.safe_read import UnsafeInputError, open_regular, parse_json
@@ -105,7 +105,7 @@ def read_safetensors_shapes(path: Path) -> Shapes:
     return shapes
 
 
-def _sizes(value: Any) -> bool:
+def _sizes(value: Any) -> TypeGuard[list[int]]:
     """A JSON list of non-negative integers (a shape or a pair of offsets)."""
     return isinstance(value, list) and all(
         isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**63 for n in value
