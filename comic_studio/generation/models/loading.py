@@ -155,7 +155,10 @@ def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str
     if p.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
 
-        _checkpoint_shapes(p)  # a broken header is named here, not by the loader's own error
+        try:  # a broken header is named here, not by the loader's own error
+            read_safetensors_shapes(p)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{p.name}: not a readable .safetensors file: {exc}") from exc
         try:
             return load_file(str(p))
         except Exception as exc:  # noqa: BLE001 — SafetensorError and friends, for a file that changed since
