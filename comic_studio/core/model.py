@@ -39,6 +39,12 @@ ShortText = Annotated[str, Field(max_length=2_000)]
 LongText = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
+MAX_SEED = 2**64 - 1
+"""Seeds are unsigned 64-bit (what torch's generators take); a project or request outside that is
+refused where it is read, naming the field, instead of failing later inside a render."""
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=False, use_enum_values=False)
 
@@ -313,7 +319,7 @@ class PanelResult(_Model):
     id: str = Field(default_factory=new_id, max_length=64)
     asset: AssetRef
     backend: Annotated[str, Field(max_length=200)]
-    seed: int
+    seed: Seed
     request: dict[str, Any] = {}
     """The full, serialised generation request: regenerate/same-seed replays exactly this."""
     created_at: Annotated[str, Field(max_length=64)]
@@ -333,7 +339,7 @@ class Panel(_Model):
     setting: ShortText = ""
     prompt: Annotated[str, Field(max_length=10_000)] = ""
     negative_prompt: Annotated[str, Field(max_length=10_000)] = ""
-    seed: int | None = None
+    seed: Seed | None = None
     seed_locked: bool = False
     backend: Annotated[str, Field(max_length=200)] = "storyboard"
     backend_settings: dict[str, Any] = {}

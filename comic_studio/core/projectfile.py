@@ -51,6 +51,7 @@ from comic_studio.core.atomic import FileWriteError, atomic_path, real_target, r
 from comic_studio.core.errors import AssetError, ProjectFileError
 from comic_studio.core.migrations import migrate
 from comic_studio.core.model import Project
+from comic_studio.core.safe_read import UnsafeInputError, open_regular
 from comic_studio.core.session_cache import SessionCacheError
 
 MIMETYPE = b"application/x-comic-studio"
@@ -234,6 +235,8 @@ def load_project(path: str | Path, *, stage: bool = False) -> tuple[Project, Ass
         return _load(path, read_from, store)
     except ProjectFileError:
         raise
+    except UnsafeInputError as exc:  # not a regular file (a FIFO, /dev/zero, a socket), missing, a folder
+        raise ProjectFileError(path, exc.problem) from exc
     except FileNotFoundError as exc:
         raise ProjectFileError(path, "does not exist") from exc
     except IsADirectoryError as exc:
@@ -274,8 +277,9 @@ def _staged_copy(path: Path, store: AssetStore) -> Path:
 
 def _load(path: Path, read_from: Path, store: AssetStore) -> tuple[Project, AssetStore]:
     """Read the archive at ``read_from`` (``path`` itself or the session's copy of it); errors
-    name ``path``, the file the user knows."""
-    with open(read_from, "rb") as fh:
+    name ``path``, the file the user knows. Only a regular file is opened: zipfile would wait
+    forever on a FIFO and read ``/dev/zero`` without end."""
+    with open_regular(read_from, what="project file") as fh:
         try:
             zf = zipfile.ZipFile(fh)
         except zipfile.BadZipFile as exc:

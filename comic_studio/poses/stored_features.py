@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from comic_studio.core import safe_read
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.safe_read import UnsafeInputError, read_arrays
 from comic_studio.poses.array_files import save_arrays_atomic
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,8 @@ DEFAULT_FEATURES_MODEL = "openclip-vit-bigg-14"
 """RaCig computed its stored image features with laion's CLIP ViT-bigG-14 (laion2B-39B-b160k)."""
 MAX_FEATURE_BYTES = 4 * 1024**3
 MAX_FEATURE_SIZE = 8192
+MAX_STORED_BYTES = 1024**3
+"""Stored features of one user library: 50,000 poses of ViT-bigG's 1280 values are 256 MB."""
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 """Catalogue ids; the id also names the stored file, so nothing else is accepted."""
 
@@ -104,8 +106,8 @@ def load_stored_features(model_id: str, folder: Path, errors: list[str] | None =
     out: dict[str, np.ndarray] = {}
     for path in sorted(folder.glob(f"*.features/{model_id}.npz")):
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                ids, features = npz["ids"], npz["features"]
+            arrays = read_arrays(path, limit=MAX_STORED_BYTES, what="stored features file")
+            ids, features = arrays["ids"], arrays["features"]
             if (
                 ids.dtype.kind != "U"
                 or ids.ndim != 1
@@ -113,7 +115,13 @@ def load_stored_features(model_id: str, folder: Path, errors: list[str] | None =
                 or features.shape[:1] != ids.shape
             ):
                 raise ValueError("expected 'ids' (strings) and 'features' (float32, one row per id)")
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        except UnsafeInputError as exc:
+            problem = f"{path}: stored CLIP features skipped ({exc.problem})"
+            log.warning(problem)
+            if errors is not None:
+                errors.append(problem)
+            continue
+        except (ValueError, KeyError) as exc:
             problem = f"{path}: stored CLIP features skipped ({exc})"
             log.warning(problem)
             if errors is not None:

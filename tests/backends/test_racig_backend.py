@@ -9,12 +9,14 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from PIL import Image  # noqa: E402
 from test_racig_support import HASHES, REFS, as_array, build_kit, characters, kit_settings, panel_request  # noqa: E402
 
 from comic_studio.backends._diffusers.inputs import image_to_data_uri  # noqa: E402
 from comic_studio.backends._diffusers.schedulers import make_scheduler  # noqa: E402
 from comic_studio.backends.racig import RacigBackend  # noqa: E402
 from comic_studio.backends.racig.adapters import reference_images_setting  # noqa: E402
+from comic_studio.generation.backend_api import BackendSettingsError  # noqa: E402
 from comic_studio.generation.request import GenerationError  # noqa: E402
 
 ALL_REFS = reference_images_setting(REFS)
@@ -131,6 +133,14 @@ def test_tryon_keeps_every_pixel_outside_the_body_mask(kit, backend):
     assert np.array_equal(before[~body], after[~body]), "try-on changed pixels outside Ben's body"
     assert np.abs(before[body] - after[body]).mean() > 1.0, "try-on did not repaint Ben's body"
     assert [h.character_id for h in result.heads] == ["ana", "ben"]
+
+
+def test_tryon_with_no_denoising_step_is_a_named_settings_error(kit, backend):
+    s = settings(kit, steps=2)
+    tryon = {**s, "mode": "tryon", "tryon_character": "ben", "tryon_outfit": HASHES[10], "strength": 0.4,
+             "init_image": image_to_data_uri(Image.new("RGB", (64, 64), "white"))}  # fmt: skip
+    with pytest.raises(BackendSettingsError, match=r"setting 'strength': 0.4 × 2 steps leaves no denoising step"):
+        backend.generate(panel_request(tryon))
 
 
 def test_whole_panel_tryon_uses_the_new_outfit(kit, backend):

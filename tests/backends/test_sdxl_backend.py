@@ -203,6 +203,24 @@ def test_inpaint_with_panel_region_repaints_only_inside(tiny_kit, backend):
     assert np.array_equal(a, as_array(stock))
 
 
+def test_img2img_with_no_denoising_step_is_a_named_settings_error(tiny_kit, backend):
+    # diffusers runs int(steps × strength) steps of an img2img/inpaint job and fails deep in the call
+    # when that is 0; the backend refuses it first, naming the setting and what would work.
+    init = image_to_data_uri(Image.new("RGB", (64, 64), "white"))
+    for extra in ({}, {"mask_region": "0,0 0.5,0 0.5,1 0,1"}):
+        with pytest.raises(
+            BackendSettingsError,
+            match=r"setting 'strength': 0.3 × 3 steps leaves no denoising step.*at least 0.334 or at least 4 steps",
+        ):
+            backend.generate(request(tiny_kit, init_image=init, strength=0.3, steps=3, **extra))
+    with pytest.raises(BackendSettingsError, match="'strength': 0.01 × 1 steps"):
+        backend.generate(request(tiny_kit, init_image=init, strength=0.01, steps=1))
+    seen = []
+    backend.generate(request(tiny_kit, init_image=init, strength=0.34, steps=3), lambda s, t, p: seen.append(t) or True)
+    assert seen == [1]  # the smallest strength that leaves one step runs that one step
+    assert backend.generate(request(tiny_kit, strength=0.01, steps=1)).image.size == (64, 64)  # txt2img ignores it
+
+
 def test_inpaint_needs_a_mask_and_img2img_an_image(tiny_kit, backend):
     with pytest.raises(GenerationError, match="needs a mask"):
         backend.generate(request(tiny_kit, mode="inpaint", init_image=image_to_data_uri(Image.new("RGB", (8, 8)))))

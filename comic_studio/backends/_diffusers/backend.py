@@ -18,7 +18,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends._diffusers.inputs import fit, parse_region, read_image_setting, region_mask
+from comic_studio.backends._diffusers.inputs import (
+    check_denoising_steps,
+    fit,
+    parse_region,
+    read_image_setting,
+    region_mask,
+)
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
@@ -172,8 +178,10 @@ class SdxlPipelineBackend(DiffusersBackend):
         benchmarks call this too, then compare with a hand-written stock call)."""
         import torch
 
+        mode, init, mask = _inputs(settings, request.width, request.height)  # before loading: bad inputs fail fast
+        if mode != "txt2img":
+            check_denoising_steps(self.name, settings["steps"], settings["strength"])
         parts = self.sdxl_components(settings, request.seed, allow_pickle=settings["allow_pickle"], fp16_vae_fix=True)
-        mode, init, mask = _inputs(settings, request.width, request.height)
         # No invisible watermark even where the package is installed: it alters the panel's pixels.
         pipe = self.place(pipeline_class(mode)(**parts, add_watermarker=False))
         scale = pipe.vae_scale_factor

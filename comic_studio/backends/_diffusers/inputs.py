@@ -12,10 +12,12 @@ generation size. White (255) in a mask means "repaint", as in diffusers.
 from __future__ import annotations
 
 import io
+import math
 
 from PIL import Image, ImageDraw
 
 from comic_studio.core import safe_read
+from comic_studio.generation.backend_api import BackendSettingsError
 from comic_studio.generation.request import GenerationError, data_uri_bytes, png_data_uri
 
 
@@ -80,3 +82,21 @@ def fit(image: Image.Image, size: tuple[int, int], mode: str) -> Image.Image:
     if image.size != size:
         image = image.resize(size, Image.Resampling.LANCZOS if mode == "RGB" else Image.Resampling.NEAREST)
     return image
+
+
+def check_denoising_steps(backend: str, steps: int, strength: float) -> None:
+    """Refuse an img2img/inpaint job whose ``strength`` × ``steps`` leaves no step to run.
+
+    diffusers denoises only the last ``int(steps × strength)`` steps of such a job and fails deep
+    inside the pipeline, after the models are loaded, when that is zero; this says which setting
+    to change before anything is loaded."""
+    if int(steps * strength) >= 1:
+        return
+    least_strength = math.ceil(1000 / steps) / 1000  # rounded up: int(3 × 0.333) would still be 0
+    least_steps = math.ceil(1 / strength)
+    raise BackendSettingsError(
+        backend,
+        "strength",
+        f"{strength:g} × {steps} steps leaves no denoising step for the init image; "
+        f"use a strength of at least {least_strength:g} or at least {least_steps} steps",
+    )

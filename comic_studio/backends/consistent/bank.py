@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from comic_studio.core.atomic import atomic_write_bytes
+from comic_studio.core.safe_read import UnsafeInputError, read_bytes
 
 BANK_FORMAT = "comic-studio-identity-bank/2"
 LEGACY_FORMAT = "comic-studio-identity-bank/1"
@@ -215,14 +216,18 @@ def write_bank_file(data: bytes, folder: str | Path) -> str:
     return digest
 
 
+MAX_BANK_FILE_BYTES = 1024**3
+"""Far above any bank (a few MB to a few hundred MB); the cap only stops a runaway read."""
+
+
 def read_bank_file(folder: str | Path, digest: str) -> bytes:
     if not _SHA.match(digest):
         raise BankError(f"bank {digest!r} is not a sha256 hash")
     path = bank_file(folder, digest)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BankError(f"bank {digest[:12]}…: cannot read {path} ({exc.strerror or exc})") from exc
+        data = read_bytes(path, limit=MAX_BANK_FILE_BYTES, what="identity bank")  # a FIFO there must not hang a job
+    except UnsafeInputError as exc:
+        raise BankError(f"bank {digest[:12]}…: cannot read {path} ({exc.problem})") from exc
     if hashlib.sha256(data).hexdigest() != digest:
         raise BankError(f"bank file {path} does not match its hash (damaged or replaced)")
     return data

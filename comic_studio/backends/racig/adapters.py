@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from comic_studio.generation.models.loading import read_state_dict
 from comic_studio.generation.request import GenerationError, data_uri_bytes, png_data_uri
 
 FACE, BODY = 0, 1
@@ -215,11 +216,7 @@ def read_adapter_state(path: Path) -> dict[str, dict[str, Any]]:
     """An h94 IP-Adapter → diffusers' nested ``{"image_proj": …, "ip_adapter": …}``: a
     ``.safetensors`` file, or h94's pickled ``.bin`` (already nested) once the caller has checked the
     user allows pickles; that is read with ``weights_only=True``."""
-    from safetensors.torch import load_file
-
     if path.suffix.lower() == ".bin":
-        from comic_studio.generation.models.loading import read_state_dict
-
         try:
             state = read_state_dict(path, allow_pickle=True)
         except Exception as exc:  # noqa: BLE001 — torch's weights_only refusal has several types
@@ -231,7 +228,7 @@ def read_adapter_state(path: Path) -> dict[str, dict[str, Any]]:
         return state
     if path.suffix != ".safetensors":
         raise GenerationError(f"racig: IP-Adapter weights must be a .safetensors file, got {path.name}")
-    flat = load_file(str(path))
+    flat = read_state_dict(path)  # its header checked first: a broken file is named, not a loader traceback
     nested: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
     for key, value in flat.items():
         head, _, rest = key.partition(".")

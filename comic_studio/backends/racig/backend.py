@@ -23,7 +23,7 @@ from comic_studio.backends._diffusers.backend import (
     vae_tiles,
     vae_tiling,
 )
-from comic_studio.backends._diffusers.inputs import fit, read_image_setting
+from comic_studio.backends._diffusers.inputs import check_denoising_steps, fit, read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.progress import StepReporter
 from comic_studio.backends._diffusers.schedulers import RACIG_SCHEDULER, scheduler_names
@@ -311,6 +311,7 @@ class RacigBackend(DiffusersBackend):
         if init is None:
             raise GenerationError("racig try-on needs the current panel image (setting 'init_image')")
         init = fit(init, (request.width, request.height), "RGB")
+        check_denoising_steps(self.name, settings["steps"], settings["strength"])
         # Only the try-on character's outfit conditions the repaint (the rest of the image is kept).
         only = request.model_copy(update={"characters": [
             c.model_copy(update={"face_refs": []}) if i == index else c.model_copy(update={"face_refs": [], "body_refs": []})
