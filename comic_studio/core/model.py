@@ -15,7 +15,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from comic_studio.core.assets import MAX_ASSET_BYTES
 from comic_studio.core.ids import new_id
@@ -25,6 +25,24 @@ SCHEMA_VERSION = 1
 
 MAX_TEXT = 100_000  # longest text field accepted from a file (characters)
 MAX_ITEMS = 100_000  # longest list accepted from a file
+
+MAX_BALLOONS_PER_PANEL = 64
+"""Most balloons one panel holds. Lettering cost grows with every balloon (each is laid out and
+fitted on every repaint and export): 256 long balloons in one panel froze the window at 4.3 GB.
+A busy real panel has fewer than ten; a beat's 64 dialogue lines fit when it has no caption."""
+MAX_BALLOON_TEXT = 1_000
+"""Longest balloon text (characters): a long caption is a few hundred. Fitting text costs about
+its length at each tried font size, so this bounds the layout time of one balloon."""
+
+MAX_SEED = 2**64 - 1
+"""Largest seed (backends take 64-bit unsigned seeds)."""
+
+MAX_STORED_JSON_DEPTH = 16
+"""Deepest nesting of a stored free-form mapping (a result's request, a panel's backend settings):
+real requests nest 4 levels; the project loader's JSON reader refuses far deeper documents."""
+MAX_STORED_JSON_BYTES = 256 * 1024
+"""Largest stored free-form mapping as JSON: a dehydrated request is a few KiB (inline images
+become ``asset:<hash>`` references), and 10,000 results must still fit ``project.json``."""
 
 Point = tuple[float, float]
 Polygon = Annotated[list[Point], Field(min_length=3, max_length=64)]
@@ -37,6 +55,44 @@ LongText = Annotated[str, Field(max_length=MAX_TEXT)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=False, use_enum_values=False)
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of a JSON-like value, iteratively (a crafted value must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_STORED_JSON_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _bounded_mapping(value: dict[str, Any]) -> dict[str, Any]:
+    """The one check of stored free-form mappings, run when a request or settings are stored and
+    again when a project is loaded: bounded depth, bounded size, plain JSON values only."""
+    import json  # noqa: PLC0415 — only needed here
+
+    if _json_depth(value) > MAX_STORED_JSON_DEPTH:
+        raise ValueError(f"nests more than {MAX_STORED_JSON_DEPTH} levels deep")
+    try:
+        size = len(json.dumps(value, allow_nan=False, separators=(",", ":")))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"holds a value a project file cannot store ({exc})") from exc
+    if size > MAX_STORED_JSON_BYTES:
+        raise ValueError(f"is {size:,} bytes as JSON, over the {MAX_STORED_JSON_BYTES:,}-byte limit")
+    return value
+
+
+StoredMapping = Annotated[dict[str, Any], AfterValidator(_bounded_mapping)]
+"""A free-form JSON object kept in the project (stored requests, backend settings)."""
 
 
 # --------------------------------------------------------------------------- enums
@@ -95,7 +151,7 @@ class CharacterAnchor(_Model):
     source: Literal["rendered", "picture"] = "rendered"
     """``rendered``: anchors generated from the character's solo prompt; ``picture``: an existing
     image (e.g. a chosen panel result) re-noised into a bank."""
-    request: dict[str, Any] = {}
+    request: StoredMapping = {}
     created_at: Annotated[str, Field(max_length=64)] = ""
 
     @property
@@ -294,7 +350,7 @@ class BalloonStyle(_Model):
 class Balloon(_Model):
     id: str = Field(default_factory=new_id, max_length=64)
     kind: BalloonKind = BalloonKind.SPEECH
-    text: Annotated[str, Field(max_length=5_000)] = ""
+    text: Annotated[str, Field(max_length=MAX_BALLOON_TEXT)] = ""
     box: Box
     """Page units. Balloons may overlap panel borders, as in print comics."""
     tail: TailTarget | None = None
@@ -309,8 +365,8 @@ class PanelResult(_Model):
     id: str = Field(default_factory=new_id, max_length=64)
     asset: AssetRef
     backend: Annotated[str, Field(max_length=200)]
-    seed: int
-    request: dict[str, Any] = {}
+    seed: int = Field(ge=0, le=MAX_SEED)
+    request: StoredMapping = {}
     """The full, serialised generation request: regenerate/same-seed replays exactly this."""
     created_at: Annotated[str, Field(max_length=64)]
     accepted: bool = False
@@ -332,7 +388,7 @@ class Panel(_Model):
     seed: int | None = None
     seed_locked: bool = False
     backend: Annotated[str, Field(max_length=200)] = "storyboard"
-    backend_settings: dict[str, Any] = {}
+    backend_settings: StoredMapping = {}
     pose_id: Annotated[str, Field(max_length=200)] | None = None
     """A library pose the author picked (pose browser); ``None`` lets the backend retrieve one
     from the beat's action."""
@@ -341,7 +397,7 @@ class Panel(_Model):
     ``pose_id``."""
     results: Annotated[list[PanelResult], Field(max_length=10_000)] = []
     current_result: str | None = None
-    balloons: Annotated[list[Balloon], Field(max_length=256)] = []
+    balloons: Annotated[list[Balloon], Field(max_length=MAX_BALLOONS_PER_PANEL)] = []
 
     def result(self) -> PanelResult | None:
         """The result shown in the panel (the current one, else the newest)."""

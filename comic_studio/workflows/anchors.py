@@ -30,7 +30,14 @@ from comic_studio.core.lookup import find_character
 from comic_studio.core.model import Character, CharacterAnchor, Project
 from comic_studio.core.settings import bank_dir
 from comic_studio.generation.registry import get_backend, get_backend_class
-from comic_studio.generation.request import GenerationRequest, GenerationResult, RequestCharacter, StepCallback
+from comic_studio.generation.request import (
+    GenerationRequest,
+    GenerationResult,
+    RequestCharacter,
+    StepCallback,
+    checked_result_png,
+    result_png,
+)
 from comic_studio.workflows.banks import BANK_FOLDER_SETTING, BANKS_SETTING, ensure_banks, uses_identity_banks
 from comic_studio.workflows.requests import ASSET_PREFIX, dehydrate_request, hydrate_request
 
@@ -173,7 +180,14 @@ def record_anchor(
     if chosen in doc.assets:  # banked from an existing picture: that picture is the anchor shown
         image, source = chosen, "picture"
     else:
-        image = doc.assets.add(png, validate_image=False) if png else doc.assets.add_image(result.image)
+        # The same check as a panel result: nothing the project loader would refuse gets in.
+        where = f"the anchor of {character.name}"
+        png = (
+            checked_result_png(png, backend=result.backend, panel=where, decode=False)
+            if png
+            else result_png(result, backend=result.backend, panel=where)
+        )
+        image = doc.assets.add(png, validate_image=False)
         source = "rendered"
     anchor = CharacterAnchor(image=image, bank=digest, bank_bytes=len(data), source=source, request=stored.to_dict(),
                              created_at=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
