@@ -10,6 +10,7 @@ Values stored in commands are deep copies: the caller may keep mutating what it 
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from typing import Any
@@ -166,6 +167,24 @@ def _owner_label(project: Project, loc: Locator) -> str:
     return "the project"
 
 
+def non_finite_at(value: Any) -> str | None:
+    """Where ``value`` (a model, or plain data) holds NaN or an infinity, e.g. ``box.w``; else None.
+    The loader refuses such numbers (JSON has none), so they must not enter: pydantic would save a
+    NaN as ``null`` and the file would no longer load."""
+    stack: list[tuple[Any, str]] = [(value.model_dump() if isinstance(value, BaseModel) else value, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, BaseModel):
+            node = node.model_dump()
+        if isinstance(node, float) and not math.isfinite(node):
+            return where or "the value"
+        if isinstance(node, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k)) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, f"{where}.{i}" if where else str(i)) for i, v in enumerate(node))
+    return None
+
+
 def check_entering(project: Project, container: Locator, items: list, count: int) -> None:
     """Refuse items that the project loader would refuse: a list grown past its limit, or an item
     that does not validate as its model (layout code builds items with ``model_copy(update=…)``,
@@ -191,6 +210,12 @@ def check_entering(project: Project, container: Locator, items: list, count: int
                 f"{_owner_label(project, container)}: the new {noun} is not valid"
                 f"{f' ({where})' if where else ''}: {error['msg']}"
             ) from exc
+        bad = non_finite_at(item)
+        if bad is not None:
+            raise CommandError(
+                f"{_owner_label(project, container)}: the new {kind.rstrip('s')} has {bad} that is not a finite "
+                "number; a project keeps finite numbers only"
+            )
 
 
 def _changes(loc: Locator, *ids: str | None) -> Changes:
@@ -235,6 +260,13 @@ class SetFields(Command):
                 if not hasattr(obj, name):
                     raise CommandError(f"{self.target[0]} has no field {name!r}")
                 self.old[name] = _copy(getattr(obj, name))
+        for name, value in self.new.items():
+            bad = non_finite_at(value)
+            if bad is not None:
+                where = name if bad == "the value" else f"{name}.{bad}"
+                raise CommandError(
+                    f"{self.target[0]}.{where} is not a finite number; a project keeps finite numbers only"
+                )
         applied: list[str] = []
         for name, value in self.new.items():
             if isinstance(obj, BaseModel):
