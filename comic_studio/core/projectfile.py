@@ -160,7 +160,11 @@ def _write_zip(
                     target,
                     f"cannot save: asset {digest[:12]}… is used as an image but its bytes are not a PNG, JPEG or WebP image",
                 )
-            member = f"{ASSET_PREFIX}{digest}.{_EXT_FOR_FORMAT.get(fmt or '', 'bin')}"
+            # Only pictures get an image extension: the loader checks every .png/.jpg/.webp member
+            # as an image, so a LoRA whose bytes merely start like a PNG must stay .bin (it loaded
+            # as .bin; named .png it would make the saved file unloadable).
+            ext = _EXT_FOR_FORMAT.get(fmt or "", "bin") if digest in image_refs else "bin"
+            member = f"{ASSET_PREFIX}{digest}.{ext}"
             zf.writestr(zipfile.ZipInfo(member, stamp), data, compress_type=zipfile.ZIP_STORED)
             written[digest] = member
     return written

@@ -39,7 +39,7 @@ from comic_studio.export.drawing import (
     dash_pattern,
 )
 from comic_studio.export.glyph_paths import glyph_outline_paths
-from comic_studio.export.raster import fit_image
+from comic_studio.export.raster import MAX_PAGE_PIXELS, fit_image
 
 SLUG = 18.0
 """Extra margin (points, 0.25 in) around the bleed box that holds the crop marks."""
@@ -173,6 +173,11 @@ class _PdfPage:
 
         left, top, right, bottom = op.dest
         size = (max(1, round((right - left) * self.dpi / 72)), max(1, round((bottom - top) * self.dpi / 72)))
+        if size[0] * size[1] > MAX_PAGE_PIXELS:  # the raster exporters' page limit, for one image
+            raise ExportError(
+                f"page {self.drawing.page_index + 1}: a panel image of {size[0]}×{size[1]} pixels at {self.dpi:g} dpi "
+                "is too large to embed; lower the DPI"
+            )
         try:
             source = self.assets.open_image(op.asset)
         except AssetError as exc:

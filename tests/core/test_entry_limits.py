@@ -218,3 +218,19 @@ def test_non_finite_numbers_are_refused_where_they_enter():
     with pytest.raises(CommandError, match=r"the new balloon has box.x that is not a finite number"):
         editing.add_balloon(doc, panel_id, BalloonKind.SPEECH, Box(x=float("-inf"), y=1, w=3, h=3))
     assert _state(doc) == before
+
+
+def test_non_image_bytes_that_start_like_a_png_stay_non_image_when_saved_again(tmp_path):
+    """Found by the loaded-files fuzzer: a LoRA asset (stored .bin, never checked as a picture)
+    whose bytes begin with the PNG signature was saved again as .png, and the loader then refused
+    the file the app had just written."""
+    from comic_studio.core.assets import AssetStore
+    from comic_studio.core.model import Character, PageFormat
+
+    store = AssetStore()
+    lora = store.add(b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 10, validate_image=False)
+    project = Project(page_format=PageFormat(width=400, height=600), characters=[Character(name="A", lora_asset=lora)])
+    save_project(tmp_path / "a.comic", project, store)
+    loaded, store = load_project(tmp_path / "a.comic")
+    save_project(tmp_path / "b.comic", loaded, store)
+    assert load_project(tmp_path / "b.comic")[0] == project
