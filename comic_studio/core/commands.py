@@ -59,6 +59,17 @@ def _copy(value: Any) -> Any:
     return value
 
 
+def _as_data(value: Any) -> Any:
+    """``value`` with every model turned into its fields (a fresh copy), so validation sees all."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, list):
+        return [_as_data(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_data(v) for k, v in value.items()}
+    return _copy(value)
+
+
 def _find_by_id(items, item_id: str, what: str):
     for item in items:
         if item.id == item_id:
@@ -273,7 +284,9 @@ class SetFields(Command):
                 # Validate like a load would (a combo's "close-up" string becomes ShotType), so a
                 # saved file always loads back; a bad value undoes the fields already set.
                 try:
-                    obj.__pydantic_validator__.validate_assignment(obj, name, _copy(value))
+                    # As plain data: pydantic does not re-check model instances it is handed, and
+                    # one built with model_copy(update=…) or model_construct was never checked.
+                    obj.__pydantic_validator__.validate_assignment(obj, name, _as_data(value))
                 except ValidationError as exc:
                     for done in applied:
                         setattr(obj, done, _copy(self.old[done]))

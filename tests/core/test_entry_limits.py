@@ -234,3 +234,16 @@ def test_non_image_bytes_that_start_like_a_png_stay_non_image_when_saved_again(t
     loaded, store = load_project(tmp_path / "a.comic")
     save_project(tmp_path / "b.comic", loaded, store)
     assert load_project(tmp_path / "b.comic")[0] == project
+
+
+def test_field_values_built_without_validation_are_checked_in_full():
+    """SetFields validates nested models as data: a placement built with ``model_construct`` (or
+    ``model_copy(update=…)``) whose values the loader refuses is refused when it is set."""
+    from comic_studio.core.model import CharacterPlacement
+
+    doc, panel_id = _doc()
+    odd = CharacterPlacement.model_construct(character_id="a", figure=99, head_radius=0.1)
+    before = _state(doc)
+    with pytest.raises(CommandError, match="panel.characters"):
+        editing.set_panel_fields(doc, panel_id, "Characters", characters=[odd])
+    assert _state(doc) == before
