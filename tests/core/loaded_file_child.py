@@ -25,6 +25,9 @@ from comic_studio.workflows.batch import render_panel
 
 RENDERED_PANELS = 2
 """Panels rendered per file: the render path is the same for every panel; the budget is small."""
+EXPORT_DPI = 36
+"""The lowest DPI the exporters take (a user's choice in the export dialog): every step of the
+export runs, on the fewest pixels. A page too large even at 36 dpi is still refused."""
 
 
 class _OutOfTime(Exception):
@@ -52,7 +55,7 @@ def _work(path: Path, scratch: Path) -> str:
     if doc.project.pages:
         for name, export in (("pdf", export_pdf), ("cbz", export_cbz), ("png", export_pngs)):
             try:
-                export(doc.project, doc.assets, scratch / f"out.{name}")
+                export(doc.project, doc.assets, scratch / f"out.{name}", dpi=EXPORT_DPI)
             except ComicStudioError as exc:
                 refused.append(f"{name}: {exc}")
     doc.save(scratch / "again.comic")  # what loaded and was edited must save: no refusal allowed

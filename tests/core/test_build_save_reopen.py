@@ -143,7 +143,7 @@ def _edit(draw, doc: Document) -> None:
 
 
 @settings(
-    max_examples=100,
+    max_examples=70,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

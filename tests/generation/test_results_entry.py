@@ -115,17 +115,25 @@ def _state(doc: Document) -> tuple:
     return doc.project.model_dump_json(), len(doc.undo_stack), doc.undo_stack.index, sorted(doc.assets.hashes())
 
 
-@pytest.mark.parametrize("kind", sorted(REFUSED))
-def test_hostile_result_is_refused_where_it_enters_and_the_document_is_unchanged(hostile, kind):
-    doc, panel_id = _doc()
-    editing.set_panel_fields(doc, panel_id, "Prompt", prompt=kind)
-    before = _state(doc)
-    with pytest.raises(ComicStudioError) as refused:
-        render_panel(doc, panel_id, backend="hostile")
-    message = str(refused.value)
-    assert REFUSED[kind] in message, message
-    assert "page 1, panel 2" in message and ("'hostile'" in message or kind == "long backend name"), message
-    assert _state(doc) == before
+def test_hostile_results_are_refused_where_they_enter_and_the_document_is_unchanged(hostile):
+    # One test for every kind: each plugin folder costs a probe subprocess (about a second).
+    problems = {}
+    for kind, expected in REFUSED.items():
+        doc, panel_id = _doc()
+        editing.set_panel_fields(doc, panel_id, "Prompt", prompt=kind)
+        before = _state(doc)
+        try:
+            render_panel(doc, panel_id, backend="hostile")
+        except ComicStudioError as exc:
+            message = str(exc)
+            named = "page 1, panel 2" in message and ("'hostile'" in message or kind == "long backend name")
+            if expected not in message or not named:
+                problems[kind] = message
+        else:
+            problems[kind] = "accepted"
+        if _state(doc) != before:
+            problems[kind] = "the document changed"
+    assert not problems, problems
 
 
 def test_the_engine_reports_a_refused_image_as_the_jobs_error(hostile):
