@@ -41,8 +41,11 @@ MAX_STORED_JSON_DEPTH = 16
 """Deepest nesting of a stored free-form mapping (a result's request, a panel's backend settings):
 real requests nest 4 levels; the project loader's JSON reader refuses far deeper documents."""
 MAX_STORED_JSON_BYTES = 256 * 1024
-"""Largest stored free-form mapping as JSON: a dehydrated request is a few KiB (inline images
-become ``asset:<hash>`` references), and 10,000 results must still fit ``project.json``."""
+"""Largest stored request as JSON: a dehydrated request is a few KiB (inline images become
+``asset:<hash>`` references), and 10,000 results must still fit ``project.json``."""
+MAX_PROJECT_JSON_BYTES = 64 * 1024 * 1024
+"""Largest ``project.json`` accepted (uncompressed). A 300-page comic needs a few MiB. Also the
+cap of one panel's backend settings, which may hold an init image as a data URI."""
 
 Point = tuple[float, float]
 Polygon = Annotated[list[Point], Field(min_length=3, max_length=64)]
@@ -75,24 +78,30 @@ def _json_depth(value: Any) -> int:
     return deepest
 
 
-def _bounded_mapping(value: dict[str, Any]) -> dict[str, Any]:
-    """The one check of stored free-form mappings, run when a request or settings are stored and
-    again when a project is loaded: bounded depth, bounded size, plain JSON values only."""
-    import json  # noqa: PLC0415 — only needed here
+def _bounded_mapping(limit: int):
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        """The one check of stored free-form mappings, run when a request or settings are stored
+        and again when a project is loaded: bounded depth, bounded size, plain JSON values only."""
+        import json  # noqa: PLC0415 — only needed here
 
-    if _json_depth(value) > MAX_STORED_JSON_DEPTH:
-        raise ValueError(f"nests more than {MAX_STORED_JSON_DEPTH} levels deep")
-    try:
-        size = len(json.dumps(value, allow_nan=False, separators=(",", ":")))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"holds a value a project file cannot store ({exc})") from exc
-    if size > MAX_STORED_JSON_BYTES:
-        raise ValueError(f"is {size:,} bytes as JSON, over the {MAX_STORED_JSON_BYTES:,}-byte limit")
-    return value
+        if _json_depth(value) > MAX_STORED_JSON_DEPTH:
+            raise ValueError(f"nests more than {MAX_STORED_JSON_DEPTH} levels deep")
+        try:
+            size = len(json.dumps(value, allow_nan=False, separators=(",", ":")))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"holds a value a project file cannot store ({exc})") from exc
+        if size > limit:
+            raise ValueError(f"is {size:,} bytes as JSON, over the {limit:,}-byte limit")
+        return value
+
+    return AfterValidator(check)
 
 
-StoredMapping = Annotated[dict[str, Any], AfterValidator(_bounded_mapping)]
-"""A free-form JSON object kept in the project (stored requests, backend settings)."""
+StoredMapping = Annotated[dict[str, Any], _bounded_mapping(MAX_STORED_JSON_BYTES)]
+"""A stored request (a result's, an anchor's): bounded depth and size."""
+SettingsMapping = Annotated[dict[str, Any], _bounded_mapping(MAX_PROJECT_JSON_BYTES)]
+"""A panel's backend settings: bounded depth; as large as a project file allows, since a setting
+may hold an init image as a data URI."""
 
 
 # --------------------------------------------------------------------------- enums
@@ -388,7 +397,7 @@ class Panel(_Model):
     seed: int | None = None
     seed_locked: bool = False
     backend: Annotated[str, Field(max_length=200)] = "storyboard"
-    backend_settings: StoredMapping = {}
+    backend_settings: SettingsMapping = {}
     pose_id: Annotated[str, Field(max_length=200)] | None = None
     """A library pose the author picked (pose browser); ``None`` lets the backend retrieve one
     from the beat's action."""

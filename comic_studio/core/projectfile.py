@@ -50,7 +50,7 @@ from comic_studio.core.assets import (
 from comic_studio.core.atomic import FileWriteError, atomic_path, real_target, remove_stale_temporaries
 from comic_studio.core.errors import AssetError, ProjectFileError
 from comic_studio.core.migrations import migrate
-from comic_studio.core.model import Project
+from comic_studio.core.model import MAX_PROJECT_JSON_BYTES, Project
 from comic_studio.core.session_cache import SessionCacheError
 
 MIMETYPE = b"application/x-comic-studio"
@@ -58,8 +58,6 @@ MIMETYPE_MEMBER = "mimetype"
 PROJECT_MEMBER = "project.json"
 ASSET_PREFIX = "assets/"
 
-MAX_PROJECT_JSON_BYTES = 64 * 1024 * 1024
-"""Largest ``project.json`` accepted (uncompressed). A 300-page comic needs a few MiB."""
 MAX_MEMBERS = 100_000
 """Most archive members accepted; far above what a real project holds."""
 MAX_MEMBER_NAME = 255
