@@ -12,6 +12,7 @@ into it. Pixel rendering maps ``px = (x + bleed) * dpi / 72``.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -51,6 +52,9 @@ Point = tuple[float, float]
 Polygon = Annotated[list[Point], Field(min_length=3, max_length=64)]
 AssetRef = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 """A content hash (sha256 hex) naming an image in the project's asset store."""
+ASSET_SETTING_PREFIX = "asset:"
+"""How a stored request's setting names an asset instead of holding its bytes (``asset:<hash>``)."""
+ASSET_SETTING = re.compile(r"^asset:([0-9a-f]{64})$")
 Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
 ShortText = Annotated[str, Field(max_length=2_000)]
 LongText = Annotated[str, Field(max_length=MAX_TEXT)]
@@ -507,4 +511,21 @@ class Project(_Model):
         for page in self.pages:
             for panel in page.panels:
                 refs.update(r.asset for r in panel.results)
+        return refs
+
+    def request_asset_refs(self) -> set[str]:
+        """Assets that stored requests name in their settings as ``asset:<hash>`` (an img2img init
+        image, an anchor picture): a save keeps those it has, so a replay after reopening finds
+        them. Not required at load: files from before this rule lack them, and a replay then says
+        which image is missing."""
+        requests = [r.request for page in self.pages for panel in page.panels for r in panel.results]
+        requests += [c.anchor.request for c in self.characters if c.anchor is not None]
+        refs: set[str] = set()
+        for request in requests:
+            settings = request.get("backend_settings")
+            if isinstance(settings, dict):
+                for value in settings.values():
+                    match = ASSET_SETTING.match(value) if isinstance(value, str) else None
+                    if match:
+                        refs.add(match.group(1))
         return refs

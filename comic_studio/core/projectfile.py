@@ -103,8 +103,8 @@ def write_archive(
     user's own file, not at a recovery copy). ``extra_members`` are added deflated (e.g. recovery
     metadata); the loader ignores members it does not know.
     """
-    refs = sorted(project.asset_refs())
-    missing = [r for r in refs if r not in assets]
+    required = project.asset_refs()
+    missing = [r for r in sorted(required) if r not in assets]
     if missing:
         raise ProjectFileError(
             target,
@@ -112,6 +112,9 @@ def write_archive(
         )
     project_json = _project_json_for_save(target, project)
     image_refs = _image_refs(project)
+    # Images stored requests name (an init image) go along when the store has them, so replaying
+    # the request after reopening finds them; a document opened from an older file may lack them.
+    refs = sorted(required | {r for r in project.request_asset_refs() if r in assets})
 
     try:
         with atomic_path(target, "the project", keep_backup=keep_backup) as tmp, open(tmp, "wb") as fh:
@@ -301,7 +304,7 @@ def _load(path: Path, read_from: Path, store: AssetStore) -> tuple[Project, Asse
             raise ProjectFileError(
                 path, f"asset {digest[:12]}… is used as an image but is stored as non-image data ({members[digest]})"
             )
-    for digest in project.asset_refs():
+    for digest in project.asset_refs() | (project.request_asset_refs() & members.keys()):
         store.register_lazy(digest, read_from, members[digest])
     return project, store
 
