@@ -44,11 +44,13 @@ def sniff_image_format(data: bytes) -> str | None:
     return None
 
 
-def validate_image_bytes(data: bytes, where: str) -> tuple[int, int]:
+def validate_image_bytes(data: bytes, where: str, *, decode: bool = True) -> tuple[int, int]:
     """Check that ``data`` is a PNG/JPEG/WebP image of sane size; return ``(width, height)``.
 
     Reads only the header and then decodes fully, so truncated files and pixel bombs are caught
     before anything downstream touches them. ``where`` names the asset in error messages.
+    ``decode=False`` stops after the header (bytes just encoded by a checked encoder, on a thread
+    where a full decode would cost too much).
     """
     from PIL import Image  # Pillow is a core dependency; imported here to keep `core` import light
 
@@ -64,7 +66,8 @@ def validate_image_bytes(data: bytes, where: str) -> tuple[int, int]:
                 raise AssetError(f"{where}: image of {w}×{h} pixels is over the {MAX_IMAGE_PIXELS:,}-pixel limit")
             if im.format != fmt:
                 raise AssetError(f"{where}: claims to be {fmt} but decodes as {im.format}")
-            im.load()
+            if decode:
+                im.load()
     except AssetError:
         raise
     except Image.DecompressionBombError as exc:

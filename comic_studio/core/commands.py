@@ -10,15 +10,18 @@ Values stored in commands are deep copies: the caller may keep mutating what it 
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from typing import Any
 
+import annotated_types
 from pydantic import BaseModel, ValidationError
 
 from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.errors import CommandError
-from comic_studio.core.model import Project
+from comic_studio.core.lookup import panel_label
+from comic_studio.core.model import Page, Panel, Project, Scene, Story
 
 Locator = tuple[str, ...]
 
@@ -54,6 +57,17 @@ def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _copy(v) for k, v in value.items()}
     return value
+
+
+def _as_data(value: Any) -> Any:
+    """``value`` with every model turned into its fields (a fresh copy), so validation sees all."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, list):
+        return [_as_data(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_data(v) for k, v in value.items()}
+    return _copy(value)
 
 
 def _find_by_id(items, item_id: str, what: str):
@@ -129,6 +143,92 @@ def resolve_list(project: Project, loc: Locator) -> list:
     raise CommandError(f"unknown list locator {loc!r}")
 
 
+# The model field behind each list locator: its ``max_length`` is the limit the project loader
+# applies, so inserting past it is refused here with the same number (one definition of each limit).
+_LIST_FIELD: dict[str, tuple[type[BaseModel], str, str]] = {
+    "pages": (Project, "pages", "pages"),
+    "characters": (Project, "characters", "characters"),
+    "styles": (Project, "styles", "styles"),
+    "scenes": (Story, "scenes", "scenes"),
+    "panels": (Page, "panels", "panels"),
+    "balloons": (Panel, "balloons", "balloons"),
+    "results": (Panel, "results", "results"),
+    "beats": (Scene, "beats", "beats"),
+}
+
+
+def list_limit(kind: str) -> int | None:
+    """The most items the project loader accepts in a list of this locator kind."""
+    model, name, _ = _LIST_FIELD[kind]
+    for constraint in model.model_fields[name].metadata:
+        if isinstance(constraint, annotated_types.MaxLen):
+            return constraint.max_length
+    return None
+
+
+def _owner_label(project: Project, loc: Locator) -> str:
+    kind, *rest = loc
+    if kind in ("balloons", "results") and rest:
+        return panel_label(project, rest[0])
+    if kind == "panels" and rest:
+        page = project.page(rest[0])
+        return f"page {project.pages.index(page) + 1}" if page is not None else f"page {rest[0]!r}"
+    if kind == "beats" and rest:
+        return f"scene {rest[0]!r}"
+    return "the project"
+
+
+def non_finite_at(value: Any) -> str | None:
+    """Where ``value`` (a model, or plain data) holds NaN or an infinity, e.g. ``box.w``; else None.
+    The loader refuses such numbers (JSON has none), so they must not enter: pydantic would save a
+    NaN as ``null`` and the file would no longer load."""
+    stack: list[tuple[Any, str]] = [(value.model_dump() if isinstance(value, BaseModel) else value, "")]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, BaseModel):
+            node = node.model_dump()
+        if isinstance(node, float) and not math.isfinite(node):
+            return where or "the value"
+        if isinstance(node, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k)) for k, v in node.items())
+        elif isinstance(node, (list, tuple)):
+            stack.extend((v, f"{where}.{i}" if where else str(i)) for i, v in enumerate(node))
+    return None
+
+
+def check_entering(project: Project, container: Locator, items: list, count: int) -> None:
+    """Refuse items that the project loader would refuse: a list grown past its limit, or an item
+    that does not validate as its model (layout code builds items with ``model_copy(update=…)``,
+    which skips validation). Raises :class:`CommandError` naming the owner and the limit."""
+    kind = container[0]
+    limit = list_limit(kind) if kind in _LIST_FIELD else None
+    if limit is not None and count > limit:
+        noun = _LIST_FIELD[kind][2]
+        raise CommandError(
+            f"{_owner_label(project, container)} would hold {count:,} {noun}; a project holds at most {limit:,} "
+            f"{noun} there (the same limit applies when a file is opened)"
+        )
+    for item in items:
+        if not isinstance(item, BaseModel):
+            continue
+        try:
+            type(item).model_validate(item.model_dump())
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in error["loc"])
+            noun = kind.rstrip("s")
+            raise CommandError(
+                f"{_owner_label(project, container)}: the new {noun} is not valid"
+                f"{f' ({where})' if where else ''}: {error['msg']}"
+            ) from exc
+        bad = non_finite_at(item)
+        if bad is not None:
+            raise CommandError(
+                f"{_owner_label(project, container)}: the new {kind.rstrip('s')} has {bad} that is not a finite "
+                "number; a project keeps finite numbers only"
+            )
+
+
 def _changes(loc: Locator, *ids: str | None) -> Changes:
     return Changes(_KIND_OF.get(loc[0], ChangeKind.NONE), frozenset(i for i in ids if i))
 
@@ -171,13 +271,22 @@ class SetFields(Command):
                 if not hasattr(obj, name):
                     raise CommandError(f"{self.target[0]} has no field {name!r}")
                 self.old[name] = _copy(getattr(obj, name))
+        for name, value in self.new.items():
+            bad = non_finite_at(value)
+            if bad is not None:
+                where = name if bad == "the value" else f"{name}.{bad}"
+                raise CommandError(
+                    f"{self.target[0]}.{where} is not a finite number; a project keeps finite numbers only"
+                )
         applied: list[str] = []
         for name, value in self.new.items():
             if isinstance(obj, BaseModel):
                 # Validate like a load would (a combo's "close-up" string becomes ShotType), so a
                 # saved file always loads back; a bad value undoes the fields already set.
                 try:
-                    obj.__pydantic_validator__.validate_assignment(obj, name, _copy(value))
+                    # As plain data: pydantic does not re-check model instances it is handed, and
+                    # one built with model_copy(update=…) or model_construct was never checked.
+                    obj.__pydantic_validator__.validate_assignment(obj, name, _as_data(value))
                 except ValidationError as exc:
                     for done in applied:
                         setattr(obj, done, _copy(self.old[done]))
@@ -217,6 +326,7 @@ class InsertItem(Command):
         items = resolve_list(project, self.container)
         if any(getattr(i, "id", None) == self.item.id for i in items):
             raise CommandError(f"{self.container[0]} already holds an item with id {self.item.id!r}")
+        check_entering(project, self.container, [self.item], len(items) + 1)
         index = len(items) if self.index is None else max(0, min(self.index, len(items)))
         self.index = index
         items.insert(index, _copy(self.item))
@@ -299,6 +409,7 @@ class ReplaceList(Command):
     def redo(self, project: Project) -> Changes:
         items = resolve_list(project, self.container)
         if self.old_items is None:
+            check_entering(project, self.container, self.new_items, len(self.new_items))
             self.old_items = _copy(items)
         items[:] = _copy(self.new_items)
         return _changes(self.container, *self._ids(), *self.container[1:])

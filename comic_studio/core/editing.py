@@ -7,6 +7,8 @@ operations are pure functions in :mod:`core.layout`; here they become one undo s
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from comic_studio.core.changes import Changes
 from comic_studio.core.commands import Command, Compound, InsertItem, MoveItem, RemoveItem, ReplaceList, SetFields
 from comic_studio.core.document import Document
@@ -178,13 +180,17 @@ def discard_result(doc: Document, panel_id: str, result_id: str) -> Changes:
 def add_balloon(
     doc: Document, panel_id: str, kind: BalloonKind, box: Box, text: str = "", speaker_id: str | None = None
 ) -> Balloon:
-    balloon = Balloon(
-        kind=kind,
-        text=text,
-        box=box,
-        auto_placed=False,
-        tail=TailTarget(character_id=speaker_id) if speaker_id else None,
-    )
+    try:
+        balloon = Balloon(
+            kind=kind,
+            text=text,
+            box=box,
+            auto_placed=False,
+            tail=TailTarget(character_id=speaker_id) if speaker_id else None,
+        )
+    except ValidationError as exc:  # the model's limits, the loader's too (e.g. MAX_BALLOON_TEXT)
+        error = exc.errors(include_url=False)[0]
+        raise CommandError(f"balloon.{'.'.join(map(str, error['loc']))}: {error['msg']}") from exc
     doc.execute(InsertItem(("balloons", panel_id), balloon, text=f"Add {kind.value}"))
     return balloon
 
@@ -212,7 +218,10 @@ def set_balloon_kind(doc: Document, balloon_id: str, kind: BalloonKind) -> Chang
 def retarget_tail(
     doc: Document, balloon_id: str, character_id: str | None = None, point: tuple[float, float] | None = None
 ) -> Changes:
-    tail = TailTarget(character_id=character_id, point=point) if (character_id or point) else None
+    try:
+        tail = TailTarget(character_id=character_id, point=point) if (character_id or point) else None
+    except ValidationError as exc:
+        raise CommandError(f"balloon tail: {exc.errors(include_url=False)[0]['msg']}") from exc
     return doc.execute(SetFields(("balloon", balloon_id), "Retarget tail", tail=tail))
 
 

@@ -34,3 +34,12 @@ def find_character(characters: Iterable[Character], name: str, where: str) -> Ch
         if character.id == name or wanted in (n.casefold() for n in character.all_names()):
             return character
     raise ComicStudioError(f"no character {name!r} in {where}")
+
+
+def panel_label(project: Project, panel_id: str | None) -> str:
+    """How messages name a panel: ``page 2, panel 3`` (the numbers ``find_panel`` accepts as ``2.3``)."""
+    found = project.find_panel(panel_id) if panel_id else None
+    if found is None:
+        return f"panel {panel_id!r}"
+    page, panel = found
+    return f"page {project.pages.index(page) + 1}, panel {page.panels_in_order().index(panel) + 1}"

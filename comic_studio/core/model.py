@@ -16,13 +16,10 @@ import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from comic_studio.core.assets import MAX_ASSET_BYTES
 from comic_studio.core.ids import new_id
-
-_ASSET_SETTING = re.compile(r"^asset:[0-9a-f]{64}$")
-"""A backend setting naming a project asset (see :meth:`Project.setting_asset_refs`)."""
 
 SCHEMA_VERSION = 1
 """Version of ``project.json``. Bump it and add a migration in :mod:`core.migrations`."""
@@ -30,10 +27,32 @@ SCHEMA_VERSION = 1
 MAX_TEXT = 100_000  # longest text field accepted from a file (characters)
 MAX_ITEMS = 100_000  # longest list accepted from a file
 
+MAX_BALLOONS_PER_PANEL = 64
+"""Most balloons one panel holds. Lettering cost grows with every balloon (each is laid out and
+fitted on every repaint and export): 256 long balloons in one panel froze the window at 4.3 GB.
+A busy real panel has fewer than ten; a beat's 64 dialogue lines fit when it has no caption."""
+MAX_BALLOON_TEXT = 1_000
+"""Longest balloon text (characters): a long caption is a few hundred. Fitting text costs about
+its length at each tried font size, so this bounds the layout time of one balloon."""
+
+MAX_STORED_JSON_DEPTH = 16
+"""Deepest nesting of a stored free-form mapping (a result's request, a panel's backend settings):
+real requests nest 4 levels; the project loader's JSON reader refuses far deeper documents."""
+MAX_STORED_JSON_BYTES = 256 * 1024
+"""Largest stored request as JSON: a dehydrated request is a few KiB (inline images become
+``asset:<hash>`` references), and 10,000 results must still fit ``project.json``."""
+MAX_PROJECT_JSON_BYTES = 64 * 1024 * 1024
+"""Largest ``project.json`` accepted (uncompressed). A 300-page comic needs a few MiB. Also the
+cap of one panel's backend settings, which may hold an init image as a data URI."""
+
 Point = tuple[float, float]
 Polygon = Annotated[list[Point], Field(min_length=3, max_length=64)]
 AssetRef = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 """A content hash (sha256 hex) naming an image in the project's asset store."""
+ASSET_SETTING_PREFIX = "asset:"
+"""How a stored request's setting names an asset instead of holding its bytes (``asset:<hash>``)."""
+ASSET_SETTING = re.compile(r"^asset:([0-9a-f]{64})$")
+"""A backend setting naming a project asset (see :meth:`Project.setting_asset_refs`)."""
 Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
 ShortText = Annotated[str, Field(max_length=2_000)]
 LongText = Annotated[str, Field(max_length=MAX_TEXT)]
@@ -47,6 +66,50 @@ Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=False, use_enum_values=False)
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of a JSON-like value, iteratively (a crafted value must not exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            children: Any = node.values()
+        elif isinstance(node, (list, tuple)):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_STORED_JSON_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _bounded_mapping(limit: int):
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        """The one check of stored free-form mappings, run when a request or settings are stored
+        and again when a project is loaded: bounded depth, bounded size, plain JSON values only."""
+        import json  # noqa: PLC0415 — only needed here
+
+        if _json_depth(value) > MAX_STORED_JSON_DEPTH:
+            raise ValueError(f"nests more than {MAX_STORED_JSON_DEPTH} levels deep")
+        try:
+            size = len(json.dumps(value, allow_nan=False, separators=(",", ":")))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"holds a value a project file cannot store ({exc})") from exc
+        if size > limit:
+            raise ValueError(f"is {size:,} bytes as JSON, over the {limit:,}-byte limit")
+        return value
+
+    return AfterValidator(check)
+
+
+StoredMapping = Annotated[dict[str, Any], _bounded_mapping(MAX_STORED_JSON_BYTES)]
+"""A stored request (a result's, an anchor's): bounded depth and size."""
+SettingsMapping = Annotated[dict[str, Any], _bounded_mapping(MAX_PROJECT_JSON_BYTES)]
+"""A panel's backend settings: bounded depth; as large as a project file allows, since a setting
+may hold an init image as a data URI."""
 
 
 # --------------------------------------------------------------------------- enums
@@ -105,7 +168,7 @@ class CharacterAnchor(_Model):
     source: Literal["rendered", "picture"] = "rendered"
     """``rendered``: anchors generated from the character's solo prompt; ``picture``: an existing
     image (e.g. a chosen panel result) re-noised into a bank."""
-    request: dict[str, Any] = {}
+    request: StoredMapping = {}
     created_at: Annotated[str, Field(max_length=64)] = ""
 
     @property
@@ -304,7 +367,7 @@ class BalloonStyle(_Model):
 class Balloon(_Model):
     id: str = Field(default_factory=new_id, max_length=64)
     kind: BalloonKind = BalloonKind.SPEECH
-    text: Annotated[str, Field(max_length=5_000)] = ""
+    text: Annotated[str, Field(max_length=MAX_BALLOON_TEXT)] = ""
     box: Box
     """Page units. Balloons may overlap panel borders, as in print comics."""
     tail: TailTarget | None = None
@@ -320,7 +383,7 @@ class PanelResult(_Model):
     asset: AssetRef
     backend: Annotated[str, Field(max_length=200)]
     seed: Seed
-    request: dict[str, Any] = {}
+    request: StoredMapping = {}
     """The full, serialised generation request: regenerate/same-seed replays exactly this."""
     created_at: Annotated[str, Field(max_length=64)]
     accepted: bool = False
@@ -342,7 +405,7 @@ class Panel(_Model):
     seed: Seed | None = None
     seed_locked: bool = False
     backend: Annotated[str, Field(max_length=200)] = "storyboard"
-    backend_settings: dict[str, Any] = {}
+    backend_settings: SettingsMapping = {}
     pose_id: Annotated[str, Field(max_length=200)] | None = None
     """A library pose the author picked (pose browser); ``None`` lets the backend retrieve one
     from the beat's action."""
@@ -351,7 +414,7 @@ class Panel(_Model):
     ``pose_id``."""
     results: Annotated[list[PanelResult], Field(max_length=10_000)] = []
     current_result: str | None = None
-    balloons: Annotated[list[Balloon], Field(max_length=256)] = []
+    balloons: Annotated[list[Balloon], Field(max_length=MAX_BALLOONS_PER_PANEL)] = []
 
     def result(self) -> PanelResult | None:
         """The result shown in the panel (the current one, else the newest)."""
@@ -455,17 +518,22 @@ class Project(_Model):
         return refs
 
     def setting_asset_refs(self) -> set[str]:
-        """Assets named ``asset:<hash>`` in panels' backend settings and stored requests (an init image
-        the user picked, an inline image a result's request carried). Kept by a save and registered
-        by the loader when present, but not required: a backend's settings are opaque to the model,
-        and projects saved before they were kept may lack them (a job naming one says so)."""
-        refs: set[str] = set()
+        """Assets named ``asset:<hash>`` in panels' backend settings and in stored requests (an init
+        image the user picked, an img2img init image or anchor picture a request carried). Kept by a
+        save and registered by the loader when present, but not required: a backend's settings are
+        opaque to the model, and projects saved before they were kept may lack them (a job or replay
+        naming one says which image is missing)."""
+        settings: list[Any] = []
         for page in self.pages:
             for panel in page.panels:
-                settings: list[Any] = [panel.backend_settings]
+                settings.append(panel.backend_settings)
                 settings += [r.request.get("backend_settings") for r in panel.results]
-                for values in settings:
-                    if isinstance(values, dict):
-                        named = (v for v in values.values() if isinstance(v, str) and _ASSET_SETTING.match(v))
-                        refs.update(v.removeprefix("asset:") for v in named)
+        settings += [c.anchor.request.get("backend_settings") for c in self.characters if c.anchor is not None]
+        refs: set[str] = set()
+        for values in settings:
+            if isinstance(values, dict):
+                for value in values.values():
+                    match = ASSET_SETTING.match(value) if isinstance(value, str) else None
+                    if match:
+                        refs.add(match.group(1))
         return refs

@@ -50,7 +50,7 @@ from comic_studio.core.assets import (
 from comic_studio.core.atomic import FileWriteError, atomic_path, real_target, remove_stale_temporaries
 from comic_studio.core.errors import AssetError, ProjectFileError
 from comic_studio.core.migrations import migrate
-from comic_studio.core.model import Project
+from comic_studio.core.model import MAX_PROJECT_JSON_BYTES, Project
 from comic_studio.core.safe_read import UnsafeInputError, open_regular
 from comic_studio.core.session_cache import SessionCacheError
 
@@ -59,8 +59,6 @@ MIMETYPE_MEMBER = "mimetype"
 PROJECT_MEMBER = "project.json"
 ASSET_PREFIX = "assets/"
 
-MAX_PROJECT_JSON_BYTES = 64 * 1024 * 1024
-"""Largest ``project.json`` accepted (uncompressed). A 300-page comic needs a few MiB."""
 MAX_MEMBERS = 100_000
 """Most archive members accepted; far above what a real project holds."""
 MAX_MEMBER_NAME = 255
@@ -113,7 +111,9 @@ def write_archive(
             target,
             f"cannot save: {len(missing)} referenced asset(s) are missing from the project: {_list_hashes(missing)}",
         )
-    # Images named in backend settings (an init image) travel too, when the store has them.
+    # Images named in backend settings and stored requests (an init image) go along when the store
+    # has them, so a render or a replay after reopening finds them; a document opened from an
+    # older file may lack them.
     refs = sorted(required | {r for r in project.setting_asset_refs() if r in assets})
     project_json = _project_json_for_save(target, project)
     image_refs = _image_refs(project)
@@ -163,7 +163,11 @@ def _write_zip(
                     target,
                     f"cannot save: asset {digest[:12]}… is used as an image but its bytes are not a PNG, JPEG or WebP image",
                 )
-            member = f"{ASSET_PREFIX}{digest}.{_EXT_FOR_FORMAT.get(fmt or '', 'bin')}"
+            # Only pictures get an image extension: the loader checks every .png/.jpg/.webp member
+            # as an image, so a LoRA whose bytes merely start like a PNG must stay .bin (it loaded
+            # as .bin; named .png it would make the saved file unloadable).
+            ext = _EXT_FOR_FORMAT.get(fmt or "", "bin") if digest in image_refs else "bin"
+            member = f"{ASSET_PREFIX}{digest}.{ext}"
             zf.writestr(zipfile.ZipInfo(member, stamp), data, compress_type=zipfile.ZIP_STORED)
             written[digest] = member
     return written

@@ -164,6 +164,26 @@ def cover_crop(source_size: tuple[int, int], dest: Rect) -> Rect:
     return (left, top, min(float(sw), left + cw), min(float(sh), top + ch))
 
 
+def visible_placement(dest: Rect, crop: Rect, view: Rect) -> tuple[Rect, Rect] | None:
+    """``dest`` cut to ``view``, with ``crop`` (the source pixels mapped onto ``dest``) cut to
+    match; None when nothing is visible. Renderers resample the source to the size of ``dest`` at
+    the export DPI: a panel outline reaching a million points off the page (a file may hold one)
+    would otherwise ask for a picture of gigapixels, now it costs no more than the page."""
+    left, top = max(dest[0], view[0]), max(dest[1], view[1])
+    right, bottom = min(dest[2], view[2]), min(dest[3], view[3])
+    if right <= left or bottom <= top or dest[2] <= dest[0] or dest[3] <= dest[1]:
+        return None
+    sx = (crop[2] - crop[0]) / (dest[2] - dest[0])
+    sy = (crop[3] - crop[1]) / (dest[3] - dest[1])
+    cut = (
+        crop[0] + (left - dest[0]) * sx,
+        crop[1] + (top - dest[1]) * sy,
+        crop[0] + (right - dest[0]) * sx,
+        crop[1] + (bottom - dest[1]) * sy,
+    )
+    return (left, top, right, bottom), cut
+
+
 # --------------------------------------------------------------------------- panels
 
 
@@ -175,7 +195,12 @@ def _panel_content(
     if result is not None:
         size = _image_size(assets, result.asset, where)
         dest = bounding_box(shape)
-        return [PlacedImage(result.asset, shape, dest, cover_crop(size, dest), size, where)]
+        fmt = project.page_format
+        bleed_box = (-fmt.bleed, -fmt.bleed, fmt.width + fmt.bleed, fmt.height + fmt.bleed)
+        visible = visible_placement(dest, cover_crop(size, dest), bleed_box)
+        if visible is None:
+            return []  # the whole panel lies off the page
+        return [PlacedImage(result.asset, shape, visible[0], visible[1], size, where)]
     if not placeholder:
         return [FillPolygon(shape, EMPTY_PANEL_COLOUR)]
     return [FillPolygon(shape, PLACEHOLDER_COLOUR), *_placeholder_text(project, panel, number, shape)]

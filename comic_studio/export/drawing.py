@@ -41,7 +41,8 @@ class StrokePolygon:
 
 @dataclass(frozen=True)
 class PlacedImage:
-    """An asset drawn to *cover* ``dest`` (the clip polygon's bounding box), clipped to ``clip``.
+    """An asset drawn to *cover* ``dest`` (the clip polygon's bounding box, cut to the page's bleed
+    box), clipped to ``clip``.
 
     ``crop`` is the rectangle of the source image, in source pixels, that maps onto ``dest``: it
     has the aspect ratio of ``dest`` and is centred in the source (cover scaling, centre crop).

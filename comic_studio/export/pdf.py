@@ -39,7 +39,7 @@ from comic_studio.export.drawing import (
     dash_pattern,
 )
 from comic_studio.export.glyph_paths import glyph_outline_paths
-from comic_studio.export.raster import placed_pixels
+from comic_studio.export.raster import MAX_PAGE_PIXELS, placed_pixels
 
 SLUG = 18.0
 """Extra margin (points, 0.25 in) around the bleed box that holds the crop marks."""
@@ -173,6 +173,11 @@ class _PdfPage:
 
         left, top, right, bottom = op.dest
         size = (max(1, round((right - left) * self.dpi / 72)), max(1, round((bottom - top) * self.dpi / 72)))
+        if size[0] * size[1] > MAX_PAGE_PIXELS:  # the raster exporters' page limit, for one image
+            raise ExportError(
+                f"page {self.drawing.page_index + 1}: a panel image of {size[0]}×{size[1]} pixels at {self.dpi:g} dpi "
+                "is too large to embed; lower the DPI"
+            )
         pixels = placed_pixels(self.assets, op, size, self.drawing.page_index)
         if self.lossless:
             reader = ImageReader(pixels)  # reportlab Flate-encodes the raw RGB

@@ -17,7 +17,6 @@ way and reported as an ERROR.
 
 from __future__ import annotations
 
-import io
 import itertools
 import logging
 import threading
@@ -26,12 +25,18 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
 from comic_studio.generation.messages import JobEvent, JobMessage
 from comic_studio.generation.registry import get_backend_class
-from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult
+from comic_studio.generation.request import (
+    Cancelled,
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    result_png,
+)
 from comic_studio.generation.resources import EngineResources
 from comic_studio.generation.settings import EngineSettings
 
@@ -400,7 +405,9 @@ class Engine:
                 return  # reported CANCELLED by the watchdog; the late result is discarded
             if job.cancel_requested:  # the backend ignored the stop request and finished anyway
                 raise Cancelled(f"job {job.id} was cancelled")
-            png = _encode_png(result)
+            # Checked here, on the worker, against the project loader's limits: an image the
+            # project could not keep is an error of this job, not a failure when it is recorded.
+            png = result_png(result, backend=request.backend, panel=_panel_name(request))
         except Cancelled:
             if job.abandoned:
                 return
@@ -525,14 +532,8 @@ class Engine:
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _encode_png(result: Any) -> bytes:
-    if not isinstance(result, GenerationResult) or not result.images:
-        raise GenerationError(f"the backend returned no image (got {type(result).__name__})")
-    buffer = io.BytesIO()
-    # compress_level 1: the worker's time matters more than a few percent of file size, and the
-    # asset store keeps the bytes as they are.
-    result.images[0].save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
+def _panel_name(request: GenerationRequest) -> str:
+    return f"panel {request.panel_id!r}" if request.panel_id else "its job"
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:

@@ -8,6 +8,7 @@ round-trips through JSON. No Qt and no torch here: the engine, the CLI and tests
 from __future__ import annotations
 
 import base64
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from typing import Annotated, Any
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.assets import validate_image_bytes
+from comic_studio.core.errors import AssetError, ComicStudioError
 
 # The pose types live in the document model (a panel stores its explicit pose); requests re-export them.
 from comic_studio.core.model import MAX_SEED, AssetRef, CharacterPlacement, Colour, PoseFigure, PoseSpec, ShotType
@@ -26,6 +28,10 @@ RequestFigure = PoseFigure
 
 
 MAX_PIXELS_SIDE = 8192
+"""Longest side of a requested image, and of a result image a backend may hand back."""
+RESULT_MODES = ("RGB", "RGBA", "L", "LA", "P", "1")
+"""Pillow modes a result image may have: 8-bit images PNG stores as they are and the canvas and
+exporters convert (16-bit, float and CMYK images are refused: PNG cannot hold them all)."""
 
 
 PNG_DATA_URI_PREFIX = "data:image/png;base64,"
@@ -169,3 +175,53 @@ class GenerationResult:
     @property
     def image(self) -> Image.Image:
         return self.images[0]
+
+
+# --------------------------------------------------------------------------- checking what a backend returns
+
+
+def result_png(result: Any, *, backend: str, panel: str) -> bytes:
+    """A backend's result image as PNG bytes, or :class:`GenerationError` naming the backend and
+    the panel when the image is one the project file could not keep: no image, an empty one, one
+    over :data:`MAX_PIXELS_SIDE` a side, an odd mode, or PNG bytes the project loader refuses
+    (:func:`~comic_studio.core.assets.validate_image_bytes`, the loader's own check). The size is
+    checked before encoding, so a 14000×14000 image costs no encoding time."""
+    where = f"the {backend!r} backend's image for {panel}"
+    if not isinstance(result, GenerationResult) or not result.images:
+        raise GenerationError(f"the {backend!r} backend returned no image for {panel} (got {type(result).__name__})")
+    image = result.images[0]
+    if not isinstance(image, Image.Image):
+        raise GenerationError(f"{where} is a {type(image).__name__}, not a picture; it was not added to the project")
+    width, height = image.size
+    if width <= 0 or height <= 0 or width > MAX_PIXELS_SIDE or height > MAX_PIXELS_SIDE:
+        raise GenerationError(
+            f"{where} is {width}×{height} pixels; results may be 1 to {MAX_PIXELS_SIDE} pixels a side, "
+            "so it was not added to the project (check the backend's size settings)"
+        )
+    if image.mode not in RESULT_MODES:
+        raise GenerationError(
+            f"{where} has pixel mode {image.mode!r}; results must be one of {', '.join(RESULT_MODES)}, "
+            "so it was not added to the project"
+        )
+    buffer = io.BytesIO()
+    # compress_level 1: the worker's time matters more than a few percent of file size, and the
+    # asset store keeps the bytes as they are.
+    image.save(buffer, format="PNG", compress_level=1)
+    return checked_result_png(buffer.getvalue(), backend=backend, panel=panel)
+
+
+def checked_result_png(png: bytes, *, backend: str, panel: str, decode: bool = True) -> bytes:
+    """``png`` if the project loader would accept it as an image asset, else :class:`GenerationError`
+    naming the backend and panel. ``decode=False`` checks the header only (bytes that
+    :func:`result_png` made on a worker thread, arriving on the GUI thread)."""
+    where = f"the {backend!r} backend's image for {panel}"
+    try:
+        width, height = validate_image_bytes(png, where, decode=decode)
+    except AssetError as exc:
+        raise GenerationError(f"{exc}; it was not added to the project") from exc
+    if width > MAX_PIXELS_SIDE or height > MAX_PIXELS_SIDE:
+        raise GenerationError(
+            f"{where} is {width}×{height} pixels; results may be at most {MAX_PIXELS_SIDE} pixels a side, "
+            "so it was not added to the project"
+        )
+    return png

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.commands import SetFields
 from comic_studio.core.document import Document
@@ -30,7 +32,15 @@ from comic_studio.core.lookup import find_character
 from comic_studio.core.model import Character, CharacterAnchor, Project
 from comic_studio.core.settings import bank_dir
 from comic_studio.generation.registry import get_backend, get_backend_class
-from comic_studio.generation.request import GenerationRequest, GenerationResult, RequestCharacter, StepCallback
+from comic_studio.generation.request import (
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    RequestCharacter,
+    StepCallback,
+    checked_result_png,
+    result_png,
+)
 from comic_studio.workflows.banks import BANK_FOLDER_SETTING, BANKS_SETTING, ensure_banks, uses_identity_banks
 from comic_studio.workflows.requests import ASSET_PREFIX, dehydrate_request, hydrate_request
 
@@ -173,10 +183,24 @@ def record_anchor(
     if chosen in doc.assets:  # banked from an existing picture: that picture is the anchor shown
         image, source = chosen, "picture"
     else:
-        image = doc.assets.add(png, validate_image=False) if png else doc.assets.add_image(result.image)
+        # The same check as a panel result: nothing the project loader would refuse gets in.
+        where = f"the anchor of {character.name}"
+        png = (
+            checked_result_png(png, backend=result.backend, panel=where, decode=False)
+            if png
+            else result_png(result, backend=result.backend, panel=where)
+        )
+        image = doc.assets.add(png, validate_image=False)
         source = "rendered"
-    anchor = CharacterAnchor(image=image, bank=digest, bank_bytes=len(data), source=source, request=stored.to_dict(),
-                             created_at=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
+    try:
+        anchor = CharacterAnchor(image=image, bank=digest, bank_bytes=len(data), source=source,
+                                 request=stored.to_dict(), created_at=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
+    except ValidationError as exc:  # the loader's own model: a stored request too deep or too large
+        error = exc.errors(include_url=False)[0]
+        raise GenerationError(
+            f"the {result.backend!r} backend's anchor for {character.name} cannot be kept in the project "
+            f"({'.'.join(map(str, error['loc']))}: {error['msg']}); it was not added"
+        ) from exc
     if anchor.stored_in_project:
         doc.assets.add(data, validate_image=False, where=f"identity bank of {character.name}")
     doc.execute(SetFields(("character", character.id), "Set anchor", anchor=anchor))

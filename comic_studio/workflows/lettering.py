@@ -8,7 +8,16 @@ from comic_studio.core.commands import ReplaceList
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lettering import place_balloons
-from comic_studio.core.model import Balloon, BalloonKind, Beat, DialogueKind, Panel, Project
+from comic_studio.core.lettering.placement import check_lettering_cost
+from comic_studio.core.lookup import panel_label
+from comic_studio.core.model import (
+    Balloon,
+    BalloonKind,
+    Beat,
+    DialogueKind,
+    Panel,
+    Project,
+)
 
 _BALLOON_KIND = {
     DialogueKind.SPEECH: BalloonKind.SPEECH,
@@ -36,6 +45,7 @@ def plan_lettering(project: Project, panel: Panel) -> list[Balloon] | None:
     if not lines and not any(b.auto_placed for b in panel.balloons):
         return None
     kept = [b for b in panel.balloons if not b.auto_placed]
+    check_lettering_cost(panel, lines, panel_label(project, panel.id))
     return kept + (place_balloons(panel, lines, project) if lines else [])
 
 

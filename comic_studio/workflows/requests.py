@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from comic_studio.core import safe_read
 from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore
 from comic_studio.core.errors import AssetError, ComicStudioError
 from comic_studio.core.layout import bbox
-from comic_studio.core.model import Beat, Panel, Project
+from comic_studio.core.model import ASSET_SETTING, ASSET_SETTING_PREFIX, Beat, Panel, Project
 from comic_studio.generation.backend_api import image_settings, image_value_problem
 from comic_studio.generation.request import GenerationRequest, RequestCharacter, data_uri_bytes, png_data_uri
 from comic_studio.workflows import banks
@@ -133,8 +132,8 @@ def panel_label(project: Project, panel: Panel) -> str:
 # inline image becomes ``asset:<hash>``), and :func:`hydrate_request` puts them back for a replay.
 
 REFERENCE_SETTING = "reference_images"
-ASSET_PREFIX = "asset:"
-_ASSET_VALUE = re.compile(r"^asset:([0-9a-f]{64})$")
+ASSET_PREFIX = ASSET_SETTING_PREFIX
+_ASSET_VALUE = ASSET_SETTING
 _INLINE_MIN = 1024
 """Data URIs shorter than this stay in a stored request (not worth an asset)."""
 

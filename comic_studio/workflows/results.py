@@ -7,11 +7,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
+from comic_studio.core.assets import content_hash
 from comic_studio.core.commands import Compound, InsertItem, SetFields
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.lookup import panel_label
 from comic_studio.core.model import PanelResult
-from comic_studio.generation.request import GenerationRequest, GenerationResult
+from comic_studio.generation.request import (
+    GenerationError,
+    GenerationRequest,
+    GenerationResult,
+    checked_result_png,
+    result_png,
+)
 from comic_studio.workflows.requests import dehydrate_request
 
 
@@ -20,47 +30,69 @@ def record_result(
 ) -> PanelResult:
     """Store a generated image in the panel's history and show it (one undoable step).
 
-    ``png``: the image already encoded (the engine encodes on its worker thread so the GUI thread
-    does not spend ~100 ms in the PNG encoder)."""
+    ``png``: the image already encoded (the engine encodes and checks it on its worker thread so
+    the GUI thread does not spend ~100 ms in the PNG encoder; here only its header is re-read).
+    Whatever the project loader would refuse — an image too big, empty or of an odd mode, a stored
+    request too deep or too large, a seed out of range, too many results — is refused here with
+    :class:`GenerationError` naming the backend and the panel, and the document is unchanged."""
     found = doc.project.find_panel(panel_id)
     if found is None:
         raise ComicStudioError(f"panel {panel_id!r} was deleted while it was rendering")
     panel = found[1]
-    asset = doc.assets.add(png, validate_image=False) if png else doc.assets.add_image(generated.image)
+    label = panel_label(doc.project, panel_id)
+    backend = generated.backend if isinstance(generated, GenerationResult) else request.backend
+    if png is None:
+        png = result_png(generated, backend=backend, panel=label)
+    else:
+        png = checked_result_png(png, backend=backend, panel=label, decode=False)
     # Store the *effective* request: the pose and figure assignment the backend chose are pinned,
     # so replaying it reproduces this image even after the pose library changes its ranking.
     figures = {p.character_id: p.figure for p in generated.heads}
-    effective = request.model_copy(
-        update={
-            "pose_id": generated.pose_id or request.pose_id,
-            "characters": [c.model_copy(update={"figure": figures.get(c.id, c.figure)}) for c in request.characters],
-            "backend_settings": generated.settings or request.backend_settings,
-        }
-    )
-    effective = dehydrate_request(effective, doc.assets)
-    result = PanelResult(
-        asset=asset,
-        backend=generated.backend,
-        seed=generated.seed,
-        request=effective.to_dict(),
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        heads=generated.heads,
-    )
+    try:
+        effective = request.model_copy(
+            update={
+                "pose_id": generated.pose_id or request.pose_id,
+                "characters": [
+                    c.model_copy(update={"figure": figures.get(c.id, c.figure)}) for c in request.characters
+                ],
+                "backend_settings": generated.settings or request.backend_settings,
+            }
+        )
+        effective = dehydrate_request(effective, doc.assets)
+        result = PanelResult(
+            asset=content_hash(png),
+            backend=backend,
+            seed=generated.seed,
+            request=effective.to_dict(),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            heads=generated.heads,
+        )
+    except ValidationError as exc:  # the same model the loader validates with: it would refuse this
+        error = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in error["loc"]) or "result"
+        raise GenerationError(
+            f"the {backend!r} backend's result for {label} cannot be kept in the project ({where}: {error['msg']}); "
+            "it was not added"
+        ) from exc
+    except (TypeError, ValueError) as exc:  # settings that are not JSON at all
+        raise GenerationError(
+            f"the {backend!r} backend's result for {label} cannot be kept in the project ({exc}); it was not added"
+        ) from exc
     placements = {p.character_id: p for p in generated.heads}
     characters = [placements.get(p.character_id, p) for p in panel.characters]
-    doc.execute(
-        Compound(
-            "Render panel",
-            [
-                InsertItem(("results", panel.id), result, text="Add result"),
-                SetFields(
-                    ("panel", panel.id),
-                    "Show result",
-                    current_result=result.id,
-                    seed=generated.seed,
-                    characters=characters,
-                ),
-            ],
-        )
+    commands = Compound(
+        "Render panel",
+        [
+            InsertItem(("results", panel.id), result, text="Add result"),
+            SetFields(
+                ("panel", panel.id),
+                "Show result",
+                current_result=result.id,
+                seed=generated.seed,
+                characters=characters,
+            ),
+        ],
     )
+    doc.assets.add(png, validate_image=False)  # before the step: views read it as soon as it is shown
+    doc.execute(commands)  # refused (CommandError) when the panel's history is full: nothing changed
     return result

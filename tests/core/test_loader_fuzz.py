@@ -3,6 +3,12 @@
 Every file must either load (a harmless mutation) or be refused with ProjectFileError, never with
 another exception and never with the loader's "internal error" fallback (that would mean a failure
 mode the loader does not understand). The file on disk must be byte-identical afterwards.
+
+Whatever loads must also work: a sample of the fuzzed files that loaded, and files holding every
+model limit at its extreme, are opened in a child process under RLIMIT_AS / RLIMIT_CPU, rendered
+with the storyboard backend, exported to PDF, CBZ and PNG and saved again
+(:func:`test_zz_what_loads_renders_exports_and_saves_within_bounds`, last so the fuzzers above
+have filled its sample).
 """
 
 from __future__ import annotations
@@ -10,9 +16,14 @@ from __future__ import annotations
 import atexit
 import functools
 import hashlib
+import io
 import json
 import os
+import random
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -21,6 +32,7 @@ from typing import Any
 
 from comic_fixtures import build_sample_project, members_of, patch_central_directory, zip_bytes
 from hypothesis import HealthCheck, given, settings, strategies as st
+from PIL import Image
 
 from comic_studio.core.errors import ProjectFileError
 from comic_studio.core.projectfile import load_project, save_project
@@ -72,8 +84,28 @@ def check_load(data: bytes) -> None:
     else:
         for digest in project.asset_refs():  # a file that loads must be fully usable
             assert hashlib.sha256(store.get(digest)).hexdigest() == digest
+        _keep_loaded(data)
     assert path.read_bytes() == data
     assert path.stat().st_mtime_ns == mtime
+
+
+# --------------------------------------------------------------------------- what loads must work
+
+LOADED_SAMPLE = 12
+"""Fuzzed files that loaded, kept (a uniform sample of all of them) to be rendered and exported."""
+_loaded: list[bytes] = []
+_loaded_seen = 0
+_sampler = random.Random(14)  # a fixed seed: the sample depends only on the examples drawn
+
+
+def _keep_loaded(data: bytes) -> None:
+    """Reservoir sampling over every fuzzed file that loaded."""
+    global _loaded_seen
+    _loaded_seen += 1
+    if len(_loaded) < LOADED_SAMPLE:
+        _loaded.append(data)
+    elif (slot := _sampler.randrange(_loaded_seen)) < LOADED_SAMPLE:
+        _loaded[slot] = data
 
 
 def with_json_text(text: str) -> bytes:
@@ -264,3 +296,122 @@ def test_fake_images_and_pixel_bombs(payload: bytes, ext: str, use: str, true_na
     members = [(n, json.dumps(doc).encode() if n == "project.json" else d) for n, d in base_members()]
     members.append((f"assets/{digest}.{ext}", payload))
     check_load(zip_bytes(members, compress_type=zipfile.ZIP_DEFLATED))
+
+
+# --------------------------------------------------------------------------- what loads must work
+
+
+def _at_extremes() -> dict[str, bytes]:
+    """Files holding model limits at their extremes: each loads, and each must then render, export
+    and save within the child's memory and time limits."""
+    from comic_studio.core.model import MAX_BALLOON_TEXT, MAX_BALLOONS_PER_PANEL, MAX_STORED_JSON_DEPTH
+
+    def doc_with(change) -> dict[str, Any]:
+        doc = base_doc()
+        for page in doc["pages"]:
+            for p in page["panels"]:
+                p["backend_settings"] = {}  # the sample's are another backend's: let storyboard render
+        change(doc)
+        return doc
+
+    def panel(doc: dict[str, Any]) -> dict[str, Any]:
+        return doc["pages"][0]["panels"][0]
+
+    def balloon(text: str, **extra: Any) -> dict[str, Any]:
+        return {"text": text, "box": {"x": 40, "y": 40, "w": 90, "h": 40}, "auto_placed": False, **extra}
+
+    def deep(levels: int) -> Any:
+        value: Any = 1
+        for _ in range(levels - 1):
+            value = {"d": value}
+        return value
+
+    words = " ".join(["lettering"] * 200)[:MAX_BALLOON_TEXT]
+    changes = {
+        # At the text cap too, each export draws 3,200 overflowing lines (4.5 s a page); a quarter
+        # of it keeps this test short, the text cap itself is in the next file.
+        "64 balloons of 250 characters": lambda d: panel(d).update(
+            balloons=[balloon(words[:250]) for _ in range(MAX_BALLOONS_PER_PANEL)]
+        ),
+        "balloons huge, tiny, one 1000-letter word, 400-point type": lambda d: panel(d).update(
+            balloons=[
+                balloon(words, box={"x": -1e6, "y": -1e6, "w": 1e7, "h": 1e7}),
+                balloon(words, box={"x": 0, "y": 0, "w": 0, "h": 0}),
+                balloon("W" * MAX_BALLOON_TEXT, kind="sfx"),
+                balloon(words, style={"font_size": 400, "min_font_size": 400, "max_font_size": 400}),
+                balloon("far tail", tail={"point": [1e12, -1e12]}),
+            ]
+        ),
+        "64-point outline a million points wide": lambda d: panel(d).update(
+            shape=[[1e6 * ((i % 2) * 2 - 1), i * 1e4] for i in range(64)]
+        ),
+        "256 panels on a page": lambda d: d["pages"][0].update(
+            panels=[{**panel(d), "id": f"p{i}", "results": [], "current_result": None} for i in range(256)]
+        ),
+        "largest page format": lambda d: d.update(
+            page_format={"width": 20_000, "height": 200_000, "bleed": 200, "margin": 500, "gutter": 200, "dpi": 300}
+        ),
+        "stored request and settings at the depth limit": lambda d: (
+            panel(d)["results"][0].update(request={"r": deep(MAX_STORED_JSON_DEPTH - 1)}),
+            panel(d).update(backend_settings={"s": deep(MAX_STORED_JSON_DEPTH - 1)}),
+        ),
+        "story of 20 million characters, 64 lines of 5000 in a beat": lambda d: d["story"].update(
+            text="x" * 20_000_000,
+            scenes=[{"beats": [{"action": "a", "dialogue": [{"text": "y" * 5000}] * 64, "caption": "c" * 5000}]}],
+        ),
+        "right to left, 1000 characters": lambda d: d.update(
+            reading_direction="rtl", characters=[{"id": f"c{i}", "name": f"C{i}"} for i in range(1000)]
+        ),
+    }
+    files = {name: with_json_text(json.dumps(doc_with(change))) for name, change in changes.items()}
+
+    # A result image of 8192×8192 pixels (a backend's largest), decoded and resampled by every export.
+    big = io.BytesIO()
+    Image.new("RGB", (8192, 8192), (90, 120, 200)).save(big, format="PNG")
+    digest = hashlib.sha256(big.getvalue()).hexdigest()
+    doc = doc_with(lambda d: panel(d)["results"][1].update(asset=digest))
+    members = [(n, json.dumps(doc).encode() if n == "project.json" else b) for n, b in base_members()]
+    files["8192×8192 result image"] = zip_bytes([*members, (f"assets/{digest}.png", big.getvalue())])
+    return files
+
+
+CHILD = Path(__file__).with_name("loaded_file_child.py")
+CHILD_MEMORY = 2 * 2**30
+"""RLIMIT_AS of the child: the app with an 8192² image decoded and a page being rasterised fits."""
+CHILD_CPU_S = 240
+PER_FILE_S = 60
+
+
+def _limits() -> None:  # runs in the child between fork and exec
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
+    resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_S, CHILD_CPU_S))
+
+
+def test_zz_what_loads_renders_exports_and_saves_within_bounds(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    files = {f"fuzzed-{i:02}": data for i, data in enumerate(_loaded)}
+    files.update(_at_extremes())
+    for i, data in enumerate(files.values()):
+        (corpus / f"{i:02}.comic").write_bytes(data)
+    names = {f"{i:02}.comic": name for i, name in enumerate(files)}
+    for path in sorted(corpus.glob("*.comic")):  # every extreme file is one that loads
+        load_project(path)
+
+    report = tmp_path / "report.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(
+        [sys.executable, str(CHILD), str(corpus), str(report), str(PER_FILE_S)],
+        env=env,
+        preexec_fn=_limits,  # noqa: PLW1509 — only setrlimit, no locks or threads involved
+        capture_output=True,
+        text=True,
+        timeout=CHILD_CPU_S + 60,
+    )
+    lines = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
+    outcomes = {names[line["file"]]: line for line in lines}
+    assert done.returncode == 0, f"the child died ({done.returncode}): {done.stderr[-2000:]}\n{outcomes}"
+    assert len(outcomes) == len(files), f"files without an outcome: {set(files) - set(outcomes)}"
+    failures = {name: o["outcome"] for name, o in outcomes.items() if not o["outcome"].startswith("ok")}
+    assert not failures, failures

@@ -162,3 +162,16 @@ def test_export_imports_without_qt_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_panel_reaching_far_off_the_page_costs_no_more_than_the_page():
+    """A file may hold a panel outline a million points wide (the model bounds the count of
+    points, not their values): its image placement is cut to the bleed box, so exporters never
+    resample to gigapixels (before: 23 GB allocated for one PNG page)."""
+    from comic_studio.export.compositor import visible_placement
+
+    assert visible_placement((-1e6, 0, 1e6, 100), (0, 0, 2000, 100), (0, 0, 500, 800)) == (
+        (0, 0, 500, 100),
+        (1000.0, 0.0, 1000.5, 100.0),  # the source pixels that fall on the visible half-millimetre band
+    )
+    assert visible_placement((600, 0, 700, 100), (0, 0, 10, 10), (0, 0, 500, 800)) is None

@@ -98,3 +98,44 @@ def test_racig_render_stores_no_images_and_replays_exactly(kit, tmp_path):
     image = get_backend("racig").generate(replay).image
     original = np.asarray(reopened.assets.open_image(stored.asset).convert("RGB"))
     assert np.array_equal(np.asarray(image.convert("RGB")), original)
+
+
+def test_an_init_image_a_stored_request_names_is_saved_and_replays_after_reopening(tmp_path):
+    """Dehydrating a request turns its init image into ``asset:<hash>``; the save used to leave that
+    asset out (only pictures the document shows were kept), so replaying the result after reopening
+    failed with "not in this project's assets". A file from before, without it, still opens."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from comic_studio.core import editing
+    from comic_studio.core.projectfile import load_project
+    from comic_studio.generation.request import GenerationResult
+    from comic_studio.workflows.results import record_result
+
+    buffer = io.BytesIO()
+    Image.effect_noise((64, 64), 50).save(buffer, format="PNG")
+    init = png_data_uri(buffer.getvalue())
+    doc = Document.new()
+    panel_id = editing.add_page(doc).panels[0].id
+    request = GenerationRequest(width=64, height=64, backend_settings={"init_image": init})
+    generated = GenerationResult([Image.new("RGB", (64, 64))], 1, "storyboard", settings={"init_image": init})
+    result = record_result(doc, panel_id, request, generated)
+    assert result.request["backend_settings"]["init_image"].startswith("asset:")
+    doc.save(tmp_path / "img2img.comic")
+
+    project, store = load_project(tmp_path / "img2img.comic")
+    stored = GenerationRequest.from_dict(project.pages[0].panels[0].results[0].request)
+    assert hydrate_request(stored, store).backend_settings["init_image"] == init
+
+    # The same file without the init image (as older versions wrote it) opens; the replay names it.
+    older = tmp_path / "older.comic"
+    with zipfile.ZipFile(tmp_path / "img2img.comic") as src, zipfile.ZipFile(older, "w") as dst:
+        digest = result.request["backend_settings"]["init_image"].removeprefix("asset:")
+        for info in src.infolist():
+            if digest not in info.filename:
+                dst.writestr(info, src.read(info))
+    project, store = load_project(older)
+    with pytest.raises(ComicStudioError, match="setting 'init_image': image"):
+        hydrate_request(GenerationRequest.from_dict(project.pages[0].panels[0].results[0].request), store)

@@ -20,6 +20,8 @@ from comic_studio.core.lettering._geom import bbox, point_in_polygon
 from comic_studio.core.lettering.tails import panel_to_page
 from comic_studio.core.lettering.text_fit import fit_box_for_text
 from comic_studio.core.model import (
+    MAX_BALLOON_TEXT,
+    MAX_BALLOONS_PER_PANEL,
     Balloon,
     BalloonKind,
     BalloonStyle,
@@ -202,6 +204,26 @@ def _cost(
     return cost
 
 
+def check_lettering_cost(panel: Panel, lines: Sequence[tuple[object, str, str | None]], where: str) -> None:
+    """Refuse, before any layout work, lettering the project could not keep: more balloons than a
+    panel holds (counting the hand-placed ones that stay) or a line longer than a balloon holds.
+    These are the loader's limits; they also bound the work (65 lines of 5,000 characters took
+    minutes to place). Raises :class:`LayoutError` naming ``where``."""
+    kept = sum(1 for b in panel.balloons if not b.auto_placed)
+    if kept + len(lines) > MAX_BALLOONS_PER_PANEL:
+        besides = f" besides {kept} hand-placed balloon(s)" if kept else ""
+        raise LayoutError(
+            f"{where}: its beat has {len(lines)} lines to letter{besides}; a panel holds at most "
+            f"{MAX_BALLOONS_PER_PANEL} balloons. Split the beat over more panels."
+        )
+    for number, (_, text, _) in enumerate(lines, start=1):
+        if len(text) > MAX_BALLOON_TEXT:
+            raise LayoutError(
+                f"{where}: line {number} of its beat is {len(text):,} characters; a balloon holds at most "
+                f"{MAX_BALLOON_TEXT:,}. Shorten it or split it into several lines."
+            )
+
+
 def place_balloons(
     panel: Panel,
     lines: Sequence[tuple[object, str, str | None]],
@@ -215,6 +237,7 @@ def place_balloons(
     another in reading order, avoid heads and each other, and sit near their speakers, to whom
     their tails point. ``panel.balloons`` that are not auto-placed (moved by hand) are avoided.
     """
+    check_lettering_cost(panel, lines, f"panel {panel.id!r}")
     style = style or BalloonStyle()
     frame = _Frame(panel, project.reading_direction is ReadingDirection.RTL)
     heads = _heads(panel)
