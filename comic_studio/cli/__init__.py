@@ -52,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    allow_pickle = bool(getattr(args, "allow_pickle", False))
+    if allow_pickle:  # the user's --allow-pickle, for this command only
+        from comic_studio.generation.models.pickle_policy import allow_pickles_for_this_process
+
+        allow_pickles_for_this_process(True)
     try:
         return args.func(args)
     except ComicStudioError as exc:
@@ -60,3 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("comic-studio: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if allow_pickle:
+            allow_pickles_for_this_process(None)

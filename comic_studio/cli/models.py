@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.generation.backend_api import describe_vram
 from comic_studio.generation.models.sdxl import default_sdxl_model
 from comic_studio.weights.catalogue import load_catalogue
 from comic_studio.weights.locate import Places, locate, locate_all, missing_for
@@ -213,6 +214,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
                         "where": s.where or None, "path": s.path or None,
                         "download": [m.id for m in s.missing]} for s in statuses],
             "download_bytes": sum(m.size or 0 for m in to_download(statuses)),
+            "vram_gb": dict(cls.vram_gb),
         })  # fmt: skip
     missing_any = not all(r["ready"] for r in report)
     if args.json:
@@ -223,6 +225,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
         state = ("needs no models" if not r["models"] else "ready" if r["ready"]
                  else f"missing {len(lacking)} of {len(r['models'])} ({_size(r['download_bytes'])} to download)")  # fmt: skip
         print(f"{r['backend']} ({r['name']}): {state}")
+        if r["vram_gb"]:
+            print(f"  {describe_vram(r['vram_gb'])}")
         for m in r["models"]:
             if m["installed"]:
                 print(f"  installed  {m['needs']}: {m['id']} ({m['where']}: {m['path']})")

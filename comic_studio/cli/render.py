@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from comic_studio.cli.options import add_allow_pickle_option
 from comic_studio.cli.progress import StderrProgress
 
 
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         "(a smoke run of the whole diffusion path, no downloads)",
     )
     render.add_argument("--quiet", action="store_true")
+    add_allow_pickle_option(render)
     render.set_defaults(func=_cmd_render)
     return render
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from comic_studio.core.errors import AssetError
+from comic_studio.core.safe_read import UnsafeInputError, open_regular
 from comic_studio.core.session_cache import SessionCache, SessionCacheError
 
 MAX_ASSET_BYTES = 64 * 1024 * 1024
@@ -151,11 +152,15 @@ class AssetStore:
             raise AssetError(f"asset {digest[:12]}… is not in this project")
         path, member = source
         try:
-            if member is None:
-                data = path.read_bytes()
-            else:
-                with zipfile.ZipFile(path) as zf:
-                    data = zf.read(member)
+            # Regular files only: the archive may have been swapped for a FIFO since it was opened.
+            with open_regular(path, what="asset source") as fh:
+                if member is None:
+                    data = fh.read()
+                else:
+                    with zipfile.ZipFile(fh) as zf:
+                        data = zf.read(member)
+        except UnsafeInputError as exc:
+            raise AssetError(f"{path}: asset {member or digest[:12] + '…'} cannot be read ({exc.problem})") from exc
         except (OSError, zipfile.BadZipFile, KeyError) as exc:
             raise AssetError(f"{path}: asset {member or digest[:12] + '…'} cannot be read ({exc})") from exc
         if content_hash(data) != digest:

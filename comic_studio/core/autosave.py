@@ -50,6 +50,7 @@ from comic_studio.core.atomic import atomic_write_text, remove_stale_temporaries
 from comic_studio.core.errors import ProjectFileError
 from comic_studio.core.model import Project
 from comic_studio.core.projectfile import write_archive
+from comic_studio.core.safe_read import UnsafeInputError, open_regular, parse_json
 from comic_studio.core.settings import state_dir as default_state_dir
 
 RECOVERY_MEMBER = "recovery.json"
@@ -335,12 +336,13 @@ def pending_recoveries(state_dir: str | Path | None = None) -> list[Recovery]:
 
 def _read_recovery_info(path: Path) -> Recovery | None:
     try:
-        with zipfile.ZipFile(path) as zf:
+        # Regular files only: a FIFO named like a recovery file must not hang the app's start.
+        with open_regular(path, what="recovery file") as fh, zipfile.ZipFile(fh) as zf:
             info = zf.getinfo(RECOVERY_MEMBER)
             if info.file_size > _MAX_RECOVERY_JSON:
                 return None
             with zf.open(info) as stream:
-                meta = json.loads(stream.read(_MAX_RECOVERY_JSON + 1))
+                meta = parse_json(stream.read(_MAX_RECOVERY_JSON + 1), where=path, limit=_MAX_RECOVERY_JSON)
         source = meta.get("source_path")
         owner = meta.get("owner")
         saved_at = datetime.fromisoformat(meta["saved_at"])
@@ -353,6 +355,7 @@ def _read_recovery_info(path: Path) -> Recovery | None:
             owner=owner if isinstance(owner, str) else None,
         )
     except (
+        UnsafeInputError,
         OSError,
         zipfile.BadZipFile,
         zlib.error,

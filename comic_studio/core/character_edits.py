@@ -15,8 +15,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from comic_studio.core.assets import AssetStore
+from comic_studio.core import safe_read
+from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore
 from comic_studio.core.changes import Changes
+from comic_studio.core.character_file import MAX_CHARACTERS
 from comic_studio.core.commands import Compound, InsertItem, MoveItem, RemoveItem, SetFields
 from comic_studio.core.document import Document
 from comic_studio.core.errors import AssetError, CommandError
@@ -178,7 +180,14 @@ def move_character(doc: Document, character_id: str, new_index: int) -> Changes:
 
 def import_characters(doc: Document, characters: list[Character]) -> list[Character]:
     """Add a whole library as one undo step. Ids already in the project get fresh ones (importing
-    the same library twice gives two copies rather than an error)."""
+    the same library twice gives two copies rather than an error). A library that would take the
+    project past the characters the loader accepts is refused whole: the project must reopen."""
+    have = len(doc.project.characters)
+    if have + len(characters) > MAX_CHARACTERS:
+        raise CommandError(
+            f"importing {len(characters):,} character(s) into a project with {have:,} would pass the "
+            f"{MAX_CHARACTERS:,} characters a project can hold; nothing was imported"
+        )
     taken = {c.id for c in doc.project.characters}
     added: list[Character] = []
     for character in characters:
@@ -207,8 +216,14 @@ def store_reference_image(
     from PIL import Image
 
     if isinstance(image, (str, Path)):
-        digest = assets.add_file(image)
+        # A file the user picked: read like any outside file (a FIFO or a huge file is refused, not
+        # waited on or read whole).
+        try:
+            data = safe_read.read_bytes(image, limit=MAX_ASSET_BYTES, what="reference image")
+        except safe_read.UnsafeInputError as exc:
+            raise AssetError(str(exc)) from exc
         where = str(image)
+        digest = assets.add(data, where=where)
     elif isinstance(image, (bytes, bytearray)):
         digest = assets.add(bytes(image), where=where)
     elif isinstance(image, Image.Image):

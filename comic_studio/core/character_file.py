@@ -3,6 +3,11 @@
 Format: ``{"characters": [{"name": ..., "aliases": [...], "pronouns": "she", ...}, ...]}`` (a bare
 list is accepted too). Reference images, when given as paths relative to the JSON file, are added
 to the asset store so a character library travels as "JSON + images".
+
+A library comes from outside, so it is read through :mod:`comic_studio.core.safe_read` (regular
+file, bounded size and depth), its image paths must stay inside its folder (a link or ``..`` out is
+refused, naming the character and field), and it is held to the limits the project loader applies
+(:data:`MAX_CHARACTERS`, the image checks of the asset store): what imports is what saves and reopens.
 """
 
 from __future__ import annotations
@@ -12,12 +17,17 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from comic_studio.core.assets import AssetStore, sniff_image_format
+from comic_studio.core import safe_read
+from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore, sniff_image_format
 from comic_studio.core.atomic import atomic_write_bytes, atomic_write_text
 from comic_studio.core.errors import AssetError, ComicStudioError
-from comic_studio.core.model import Character
+from comic_studio.core.model import Character, Project
 
 MAX_LIBRARY_BYTES = 8 * 1024 * 1024
+MAX_CHARACTERS: int = next(
+    m.max_length for m in Project.model_fields["characters"].metadata if hasattr(m, "max_length")
+)
+"""The most characters a project holds (the loader's limit), so the most one library may bring."""
 
 
 def _describe(prefix: str, exc: ValidationError) -> str:
@@ -30,31 +40,39 @@ def _describe(prefix: str, exc: ValidationError) -> str:
 
 
 def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[Character]:
-    """Read a character library. Image paths in ``face_refs``/``body_refs`` are imported into
-    ``assets`` (content hashes replace them); without a store they must already be hashes."""
+    """Read a character library. Image paths in ``face_refs``/``body_refs`` (relative to the JSON
+    file, inside its folder) are imported into ``assets`` (content hashes replace them). Without a
+    store (a parse that needs no pictures) they are read and checked all the same and named by their
+    hashes, and hashes are kept as they are. Raises :class:`ComicStudioError` naming the file, the
+    character and the field."""
     path = Path(path)
+    known_hashes_only = assets is not None
+    assets = assets if assets is not None else AssetStore()
     try:
-        if path.stat().st_size > MAX_LIBRARY_BYTES:
-            raise ComicStudioError(f"{path}: a character library over 8 MiB is not plausible")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ComicStudioError(f"{path}: no such character library file") from None
-    except OSError as exc:
-        raise ComicStudioError(f"{path}: cannot read the character library ({exc.strerror or exc})") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ComicStudioError(f"{path}: not valid JSON ({exc})") from exc
+        data = safe_read.read_json(path, limit=MAX_LIBRARY_BYTES, what="character library")
+    except safe_read.UnsafeInputError as exc:
+        raise ComicStudioError(str(exc)) from exc
     items = data.get("characters") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise ComicStudioError(f'{path}: expected {{"characters": [...]}} or a list of characters')
+    if len(items) > MAX_CHARACTERS:
+        raise ComicStudioError(
+            f"{path}: {len(items):,} characters is more than the {MAX_CHARACTERS:,} a project can hold; "
+            "split the library"
+        )
     characters = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise ComicStudioError(f"{path}: characters[{index}] is not an object")
         item = dict(item)
+        label = f"characters[{index}]" + (f" ({item['name']!r})" if isinstance(item.get("name"), str) else "")
         for slot in ("face_refs", "body_refs"):
             refs = item.get(slot) or []
-            if assets is not None and isinstance(refs, list):
-                item[slot] = [_import_ref(path, ref, assets, f"characters[{index}].{slot}") for ref in refs]
+            if isinstance(refs, list):
+                item[slot] = [
+                    _import_ref(path, ref, assets, f"{label}.{slot}[{i}]", known_hashes_only)
+                    for i, ref in enumerate(refs)
+                ]
         try:
             characters.append(Character.model_validate(item))
         except ValidationError as exc:
@@ -65,12 +83,20 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
     return characters
 
 
-def _import_ref(library: Path, ref: str, assets: AssetStore, where: str) -> str:
-    if isinstance(ref, str) and len(ref) == 64 and all(c in "0123456789abcdef" for c in ref) and ref in assets:
+def _import_ref(library: Path, ref: object, assets: AssetStore, where: str, known_hashes_only: bool) -> str:
+    """``ref`` as an asset hash: a hash already in ``assets`` (any hash when ``known_hashes_only`` is
+    off), else an image file inside the library's folder, read safely and added."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise ComicStudioError(f"{library}: {where}: expected an image path relative to the library, got {ref!r}")
+    is_hash = len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+    if is_hash and (ref in assets or not known_hashes_only):
         return ref
-    image = (library.parent / str(ref)).resolve()
     try:
-        return assets.add_file(image)
+        image = safe_read.inside(library.parent, ref, what="reference image")
+        data = safe_read.read_bytes(image, limit=MAX_ASSET_BYTES, what="reference image")
+        return assets.add(data, where=str(image))
+    except safe_read.UnsafeInputError as exc:
+        raise ComicStudioError(f"{library}: {where}: {ref!r}: {exc.problem}") from exc
     except AssetError as exc:
         raise ComicStudioError(f"{library}: {where}: {exc}") from exc
 

@@ -12,6 +12,7 @@ into it. Pixel rendering maps ``px = (x + bleed) * dpi / 72``.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from comic_studio.core.assets import MAX_ASSET_BYTES
 from comic_studio.core.ids import new_id
+
+_ASSET_SETTING = re.compile(r"^asset:[0-9a-f]{64}$")
+"""A backend setting naming a project asset (see :meth:`Project.setting_asset_refs`)."""
 
 SCHEMA_VERSION = 1
 """Version of ``project.json``. Bump it and add a migration in :mod:`core.migrations`."""
@@ -33,6 +37,12 @@ AssetRef = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Colour = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
 ShortText = Annotated[str, Field(max_length=2_000)]
 LongText = Annotated[str, Field(max_length=MAX_TEXT)]
+
+
+MAX_SEED = 2**64 - 1
+"""Seeds are unsigned 64-bit (what torch's generators take); a project or request outside that is
+refused where it is read, naming the field, instead of failing later inside a render."""
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 
 
 class _Model(BaseModel):
@@ -309,7 +319,7 @@ class PanelResult(_Model):
     id: str = Field(default_factory=new_id, max_length=64)
     asset: AssetRef
     backend: Annotated[str, Field(max_length=200)]
-    seed: int
+    seed: Seed
     request: dict[str, Any] = {}
     """The full, serialised generation request: regenerate/same-seed replays exactly this."""
     created_at: Annotated[str, Field(max_length=64)]
@@ -329,7 +339,7 @@ class Panel(_Model):
     setting: ShortText = ""
     prompt: Annotated[str, Field(max_length=10_000)] = ""
     negative_prompt: Annotated[str, Field(max_length=10_000)] = ""
-    seed: int | None = None
+    seed: Seed | None = None
     seed_locked: bool = False
     backend: Annotated[str, Field(max_length=200)] = "storyboard"
     backend_settings: dict[str, Any] = {}
@@ -442,4 +452,20 @@ class Project(_Model):
         for page in self.pages:
             for panel in page.panels:
                 refs.update(r.asset for r in panel.results)
+        return refs
+
+    def setting_asset_refs(self) -> set[str]:
+        """Assets named ``asset:<hash>`` in panels' backend settings and stored requests (an init image
+        the user picked, an inline image a result's request carried). Kept by a save and registered
+        by the loader when present, but not required: a backend's settings are opaque to the model,
+        and projects saved before they were kept may lack them (a job naming one says so)."""
+        refs: set[str] = set()
+        for page in self.pages:
+            for panel in page.panels:
+                settings: list[Any] = [panel.backend_settings]
+                settings += [r.request.get("backend_settings") for r in panel.results]
+                for values in settings:
+                    if isinstance(values, dict):
+                        named = (v for v in values.values() if isinstance(v, str) and _ASSET_SETTING.match(v))
+                        refs.update(v.removeprefix("asset:") for v in named)
         return refs

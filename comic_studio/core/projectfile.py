@@ -51,6 +51,7 @@ from comic_studio.core.atomic import FileWriteError, atomic_path, real_target, r
 from comic_studio.core.errors import AssetError, ProjectFileError
 from comic_studio.core.migrations import migrate
 from comic_studio.core.model import Project
+from comic_studio.core.safe_read import UnsafeInputError, open_regular
 from comic_studio.core.session_cache import SessionCacheError
 
 MIMETYPE = b"application/x-comic-studio"
@@ -105,13 +106,15 @@ def write_archive(
     user's own file, not at a recovery copy). ``extra_members`` are added deflated (e.g. recovery
     metadata); the loader ignores members it does not know.
     """
-    refs = sorted(project.asset_refs())
-    missing = [r for r in refs if r not in assets]
+    required = project.asset_refs()
+    missing = sorted(r for r in required if r not in assets)
     if missing:
         raise ProjectFileError(
             target,
             f"cannot save: {len(missing)} referenced asset(s) are missing from the project: {_list_hashes(missing)}",
         )
+    # Images named in backend settings (an init image) travel too, when the store has them.
+    refs = sorted(required | {r for r in project.setting_asset_refs() if r in assets})
     project_json = _project_json_for_save(target, project)
     image_refs = _image_refs(project)
 
@@ -232,6 +235,8 @@ def load_project(path: str | Path, *, stage: bool = False) -> tuple[Project, Ass
         return _load(path, read_from, store)
     except ProjectFileError:
         raise
+    except UnsafeInputError as exc:  # not a regular file (a FIFO, /dev/zero, a socket), missing, a folder
+        raise ProjectFileError(path, exc.problem) from exc
     except FileNotFoundError as exc:
         raise ProjectFileError(path, "does not exist") from exc
     except IsADirectoryError as exc:
@@ -272,8 +277,9 @@ def _staged_copy(path: Path, store: AssetStore) -> Path:
 
 def _load(path: Path, read_from: Path, store: AssetStore) -> tuple[Project, AssetStore]:
     """Read the archive at ``read_from`` (``path`` itself or the session's copy of it); errors
-    name ``path``, the file the user knows."""
-    with open(read_from, "rb") as fh:
+    name ``path``, the file the user knows. Only a regular file is opened: zipfile would wait
+    forever on a FIFO and read ``/dev/zero`` without end."""
+    with open_regular(read_from, what="project file") as fh:
         try:
             zf = zipfile.ZipFile(fh)
         except zipfile.BadZipFile as exc:
@@ -299,7 +305,7 @@ def _load(path: Path, read_from: Path, store: AssetStore) -> tuple[Project, Asse
             raise ProjectFileError(
                 path, f"asset {digest[:12]}… is used as an image but is stored as non-image data ({members[digest]})"
             )
-    for digest in project.asset_refs():
+    for digest in project.asset_refs() | (project.setting_asset_refs() & members.keys()):
         store.register_lazy(digest, read_from, members[digest])
     return project, store
 

@@ -14,6 +14,7 @@ must not point elsewhere on the disk.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -21,7 +22,7 @@ import os
 import stat
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from comic_studio.core.errors import ComicStudioError
 
@@ -48,8 +49,59 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
+def open_regular(path: str | Path, *, what: str = "file") -> BinaryIO:
+    """``path`` opened for binary reading, refused unless it is a regular file.
+
+    For readers that cannot take the whole file in memory (a zip archive read member by member):
+    the same non-blocking open and ``fstat`` check as :func:`read_bytes`, without a size cap."""
+    path = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise UnsafeInputError(path, f"the {what} does not exist") from exc
+    except IsADirectoryError as exc:
+        raise UnsafeInputError(path, f"is a folder, not a {what}") from exc
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # what opening a Unix socket (or an absent device) answers
+            raise UnsafeInputError(path, f"is not a regular file (a socket or device), refused as a {what}") from exc
+        raise UnsafeInputError(path, f"cannot read the {what} ({exc.strerror or exc})") from exc
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UnsafeInputError(path, f"is a folder, not a {what}")
+        if not stat.S_ISREG(mode):
+            raise UnsafeInputError(path, f"is not a regular file (a device, pipe or socket), refused as a {what}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)  # regular files never block; undo O_NONBLOCK for plain reads
+        return os.fdopen(fd, "rb", closefd=True)
+    except UnsafeInputError:
+        os.close(fd)
+        raise
+    except OSError as exc:
+        os.close(fd)
+        raise UnsafeInputError(path, f"cannot read the {what} ({exc.strerror or exc})") from exc
+
+
 def read_bytes(path: str | Path, *, limit: int, what: str = "file") -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes."""
+    with open_regular(path, what=what) as fh:
+        try:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise UnsafeInputError(path, f"the {what} is {_mib(size)}, over the {_mib(limit)} limit")
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise UnsafeInputError(path, f"cannot read the {what} ({exc.strerror or exc})") from exc
+    if len(data) > limit:  # grew while we read
+        raise UnsafeInputError(path, f"the {what} is over the {_mib(limit)} limit")
+    return data
+
+
+def check_regular_file(path: str | Path, *, limit: int, what: str = "file") -> int:
+    """The size of ``path`` after checking, on an open descriptor, that it is a regular file of at
+    most ``limit`` bytes: for readers that must memory-map a file rather than read it whole. (A swap
+    after this check is not caught; readers that can take bytes use :func:`read_bytes`.)"""
     path = Path(path)
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
@@ -62,27 +114,15 @@ def read_bytes(path: str | Path, *, limit: int, what: str = "file") -> bytes:
         raise UnsafeInputError(path, f"cannot read the {what} ({exc.strerror or exc})") from exc
     try:
         info = os.fstat(fd)
-        if stat.S_ISDIR(info.st_mode):
-            raise UnsafeInputError(path, f"is a folder, not a {what}")
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeInputError(path, f"is not a regular file (a device, pipe or socket), refused as a {what}")
-        if info.st_size > limit:
-            raise UnsafeInputError(path, f"the {what} is {_mib(info.st_size)}, over the {_mib(limit)} limit")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)  # regular files never block; undo O_NONBLOCK for plain reads
-        with os.fdopen(fd, "rb", closefd=True) as fh:
-            fd = -1
-            data = fh.read(limit + 1)
-    except UnsafeInputError:
-        raise
-    except OSError as exc:
-        raise UnsafeInputError(path, f"cannot read the {what} ({exc.strerror or exc})") from exc
     finally:
-        if fd >= 0:
-            os.close(fd)
-    if len(data) > limit:  # grew while we read
-        raise UnsafeInputError(path, f"the {what} is over the {_mib(limit)} limit")
-    return data
+        os.close(fd)
+    if stat.S_ISDIR(info.st_mode):
+        raise UnsafeInputError(path, f"is a folder, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeInputError(path, f"is not a regular file (a device, pipe or socket), refused as a {what}")
+    if info.st_size > limit:
+        raise UnsafeInputError(path, f"the {what} is {_mib(info.st_size)}, over the {_mib(limit)} limit")
+    return info.st_size
 
 
 def read_text(path: str | Path, *, limit: int = MAX_JSON_BYTES, what: str = "text file") -> str:
@@ -106,10 +146,16 @@ def _finite_float(text: str) -> float:
 
 
 def parse_json(
-    text: str | bytes, *, where: str | Path, limit: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH
+    text: str | bytes,
+    *,
+    where: str | Path,
+    limit: int = MAX_JSON_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+    strict: bool = True,
 ) -> Any:
     """Parse JSON text from outside (a file's contents, a server's answer) with bounded size and
-    depth, refusing NaN/Infinity and numbers too long to convert."""
+    depth, refusing NaN/Infinity and numbers too long to convert. ``strict=False`` lets raw control
+    characters through inside strings (a language model's answer may hold a raw newline)."""
     if len(text) > limit:
         raise UnsafeInputError(where, f"the JSON is {_mib(len(text))}, over the {_mib(limit)} limit")
     if isinstance(text, bytes):
@@ -119,7 +165,7 @@ def parse_json(
             raise UnsafeInputError(where, f"the JSON is not UTF-8 text (bad byte at offset {exc.start})") from exc
     _check_bracket_depth(text, where, max_depth)
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, strict=strict)
     except json.JSONDecodeError as exc:
         raise UnsafeInputError(where, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
     except RecursionError as exc:
@@ -195,6 +241,8 @@ def read_arrays(path: str | Path, *, limit: int = MAX_ARRAY_BYTES, what: str = "
 
 
 def _checked_array(path: Path, array: Any, limit: int) -> Any:
+    if not hasattr(array, "dtype"):  # an .npz member that is not an .npy file comes back as raw bytes
+        raise UnsafeInputError(path, "a member is not a NumPy array (a damaged or foreign .npz)")
     if array.dtype.hasobject:
         raise UnsafeInputError(path, "refused: it holds Python objects that would need unpickling")
     if array.nbytes > limit:

@@ -27,11 +27,9 @@ deleted the next time any session starts one.
 from __future__ import annotations
 
 import contextlib
-import errno
 import itertools
 import os
 import shutil
-import stat
 import tempfile
 import threading
 import time
@@ -40,6 +38,7 @@ from pathlib import Path
 
 from comic_studio.core import ownership
 from comic_studio.core.errors import ComicStudioError, ProjectFileError
+from comic_studio.core.safe_read import UnsafeInputError, open_regular
 
 SESSIONS_FOLDER = "sessions"
 LOCK_FILE = ".owner.lock"
@@ -78,18 +77,16 @@ class SessionCache:
         """Copy ``source`` into the folder and return the copy's path.
 
         Only regular files are copied (a FIFO or ``/dev/zero`` named ``.comic`` would block or
-        never end): anything else is a :class:`ProjectFileError`. A file that cannot be opened
-        raises the ``OSError``; a copy that fails half-way (a full disk, a bad sector) raises
-        :class:`SessionCacheError`, and the caller may read the user's file directly instead.
+        never end): anything else, or a file that cannot be opened, is a :class:`ProjectFileError`
+        (:func:`comic_studio.core.safe_read.open_regular` checks). A copy that fails half-way (a
+        full disk, a bad sector) raises :class:`SessionCacheError`, and the caller may read the
+        user's file directly instead.
         """
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; no effect on regular files.
-        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-        with open(fd, "rb") as src:
-            mode = os.fstat(fd).st_mode
-            if stat.S_ISDIR(mode):
-                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(source))
-            if not stat.S_ISREG(mode):
-                raise ProjectFileError(source, "is not a regular file (a device, pipe or socket cannot be a project)")
+        try:
+            src = open_regular(source, what="project file")
+        except UnsafeInputError as exc:  # a FIFO or /dev/zero named .comic would block or never end
+            raise ProjectFileError(source, exc.problem) from exc
+        with src:
             target = self.folder / f"opened-{next(self._names)}{source.suffix}"
             try:
                 with open(target, "xb") as out:

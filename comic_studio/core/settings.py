@@ -9,7 +9,6 @@ A damaged settings file must never stop the app from starting: it is set aside a
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -19,18 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from comic_studio.core.atomic import atomic_write_bytes
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import ReadingDirection
+from comic_studio.core.safe_read import UnsafeInputError, parse_json, read_bytes
 
 CONFIG_DIR_ENV = "COMIC_STUDIO_CONFIG_DIR"
 STATE_DIR_ENV = "COMIC_STUDIO_STATE_DIR"
 BANK_DIR_ENV = "COMIC_STUDIO_BANK_DIR"
 SETTINGS_FILE = "settings.json"
 MAX_RECENT_FILES = 10
+MAX_SETTINGS_BYTES = 4 * 1024 * 1024
+"""A settings file is a few kB; a bigger one is not ours (or is damaged)."""
 MAX_AUTOSAVE_MINUTES = 120
 
 Theme = Literal["system", "light", "dark"]
 Device = Literal["auto", "cuda", "mps", "cpu"]
 Precision = Literal["auto", "float32", "float16", "bfloat16"]
-MemoryMode = Literal["gpu", "model-offload", "sequential-offload"]
+MemoryMode = Literal["auto", "gpu", "model-offload", "sequential-offload"]
 
 
 class SettingsError(ComicStudioError):
@@ -65,8 +67,12 @@ class AppSettings(BaseModel):
     """Where generation models run (the engine's EngineSettings.device)."""
     dtype: Precision = "auto"
     """Model precision: ``auto`` = float16 on a GPU (with the fp16-fixed SDXL VAE), float32 on the CPU."""
-    memory_mode: MemoryMode = "gpu"
-    """``gpu``: everything resident; ``model-offload`` / ``sequential-offload`` for small GPUs."""
+    memory_mode: MemoryMode = "auto"
+    """``auto``: chosen per backend from the GPU's memory; ``gpu``: everything resident;
+    ``model-offload`` / ``sequential-offload`` for small GPUs."""
+    allow_pickled_weights: bool = False
+    """Read pickled model files (.bin/.ckpt/.pt, with weights_only=True). The user's choice only: a
+    project cannot turn it on (``generation.models.pickle_policy``)."""
     pose_clip_model: Annotated[str, Field(max_length=4_000)] = "openclip-vit-h-14"
     """The OpenCLIP model of the "openclip" pose matching: a catalogue id (kind ``openclip``) or a
     weights file path."""
@@ -154,19 +160,21 @@ def load_settings(path: str | Path | None = None) -> tuple[AppSettings, str]:
     renamed to ``*.bad`` so the next save does not destroy what the user may want to inspect.
     """
     target = Path(path) if path else settings_path()
-    try:
-        raw = target.read_bytes()
-    except FileNotFoundError:
+    if not target.exists() and not target.is_symlink():
         return AppSettings(), ""
-    except OSError as exc:
-        return AppSettings(), f"{target}: cannot read the settings ({exc.strerror or exc}); using defaults"
     try:
-        data = json.loads(raw.decode("utf-8"))
+        raw = read_bytes(target, limit=MAX_SETTINGS_BYTES, what="settings file")
+    except UnsafeInputError as exc:
+        # Unreadable (permissions), not a regular file (a FIFO would hang the start) or far too
+        # big: start with defaults and leave the file alone; its content was never looked at.
+        return AppSettings(), f"{target}: cannot read the settings ({exc.problem}); using defaults"
+    try:
+        data = parse_json(raw, where=target, limit=MAX_SETTINGS_BYTES)
         if not isinstance(data, dict):
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         return AppSettings.model_validate(data), ""
-    except (UnicodeDecodeError, ValueError, ValidationError) as exc:
-        reason = str(exc).splitlines()[0]
+    except (UnsafeInputError, ValueError, ValidationError) as exc:
+        reason = exc.problem if isinstance(exc, UnsafeInputError) else str(exc).splitlines()[0]
         try:
             target.replace(target.with_name(target.name + ".bad"))
         except OSError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 
 from pydantic import ValidationError
@@ -10,15 +9,16 @@ from pydantic import ValidationError
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Style
 from comic_studio.core.resources import resource
+from comic_studio.core.safe_read import UnsafeInputError, read_json
 
 
 @lru_cache(maxsize=1)
 def _load() -> tuple[Style, ...]:
     path = resource("styles.json")
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))["styles"]
+        items = read_json(path, what="style presets")["styles"]
         return tuple(Style.model_validate(item) for item in items)
-    except (OSError, ValueError, KeyError, TypeError, ValidationError) as exc:
+    except (UnsafeInputError, ValueError, KeyError, TypeError, ValidationError) as exc:
         raise ComicStudioError(f"{path}: the bundled style presets are unreadable ({exc})") from exc
 
 

@@ -175,7 +175,7 @@ def _panel_content(
     if result is not None:
         size = _image_size(assets, result.asset, where)
         dest = bounding_box(shape)
-        return [PlacedImage(result.asset, shape, dest, cover_crop(size, dest), size)]
+        return [PlacedImage(result.asset, shape, dest, cover_crop(size, dest), size, where)]
     if not placeholder:
         return [FillPolygon(shape, EMPTY_PANEL_COLOUR)]
     return [FillPolygon(shape, PLACEHOLDER_COLOUR), *_placeholder_text(project, panel, number, shape)]
@@ -246,11 +246,13 @@ def _image_size(assets: AssetStore, digest: str, where: str) -> tuple[int, int]:
         data = assets.get(digest)
     except AssetError as exc:
         raise AssetError(f"{where}: {exc}") from exc
+    except OSError as exc:  # a lazily read asset whose project file went away or broke
+        raise AssetError(f"{where}: the panel's image {digest[:12]}… cannot be read ({exc})") from exc
     try:
         with Image.open(io.BytesIO(data)) as im:
             return im.size
     except Exception as exc:  # Pillow raises many types for broken data
-        raise AssetError(f"{where}: image {digest[:12]}… cannot be read ({exc})") from exc
+        raise AssetError(f"{where}: the panel's image {digest[:12]}… cannot be read ({exc})") from exc
 
 
 # --------------------------------------------------------------------------- helpers

@@ -52,6 +52,8 @@ class PlacedImage:
     dest: Rect
     crop: Rect
     source_size: tuple[int, int]
+    where: str = ""
+    """Whose image it is, for messages: ``page 2, panel 3``."""
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from comic_studio.core.assets import AssetStore
-from comic_studio.core.errors import AssetError, ExportError
+from comic_studio.core.errors import ExportError
 from comic_studio.core.model import Project
 from comic_studio.export.common import CancelFn, PageLoop, ProgressFn, atomic_export_file, require_pages, resolve_dpi
 from comic_studio.export.compositor import compose_page, placeholder_font_file
@@ -39,7 +39,7 @@ from comic_studio.export.drawing import (
     dash_pattern,
 )
 from comic_studio.export.glyph_paths import glyph_outline_paths
-from comic_studio.export.raster import fit_image
+from comic_studio.export.raster import placed_pixels
 
 SLUG = 18.0
 """Extra margin (points, 0.25 in) around the bleed box that holds the crop marks."""
@@ -173,12 +173,7 @@ class _PdfPage:
 
         left, top, right, bottom = op.dest
         size = (max(1, round((right - left) * self.dpi / 72)), max(1, round((bottom - top) * self.dpi / 72)))
-        try:
-            source = self.assets.open_image(op.asset)
-        except AssetError as exc:
-            raise AssetError(f"page {self.drawing.page_index + 1}: {exc}") from exc
-        pixels = fit_image(source, op.crop, size)
-        source.close()
+        pixels = placed_pixels(self.assets, op, size, self.drawing.page_index)
         if self.lossless:
             reader = ImageReader(pixels)  # reportlab Flate-encodes the raw RGB
         else:

@@ -114,12 +114,7 @@ class _PageRenderer:
         size = (box[2] - box[0], box[3] - box[1])
         if size[0] <= 0 or size[1] <= 0:
             return
-        try:
-            source = self.assets.open_image(op.asset)
-        except AssetError as exc:
-            raise AssetError(f"page {self.drawing.page_index + 1}: {exc}") from exc
-        pixels = fit_image(source, op.crop, size)
-        source.close()
+        pixels = placed_pixels(self.assets, op, size, self.drawing.page_index)
         clip = [self.to_px(p) for p in op.clip]
         mask = self._coverage(box, lambda draw, to_ss, _k: draw.polygon([to_ss(p) for p in clip], fill=255))
         self.canvas.paste(pixels, box[:2], mask)
@@ -169,6 +164,26 @@ class _PageRenderer:
             paint(ImageDraw.Draw(band), to_ss, k)
             mask.paste(band.reduce(k), (0, band_top))
         return mask
+
+
+def placed_pixels(assets: AssetStore, op: PlacedImage, size: tuple[int, int], page_index: int) -> Image.Image:
+    """``op``'s image decoded and fitted to ``size``; a missing or broken asset is an
+    :class:`AssetError` naming the page and panel and the asset (a header can read fine while the
+    pixels are truncated, so decoding is checked here too)."""
+    where = op.where or f"page {page_index + 1}"
+    try:
+        source = assets.open_image(op.asset)
+        try:
+            return fit_image(source, op.crop, size)
+        finally:
+            source.close()
+    except AssetError as exc:
+        raise AssetError(f"{where}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 — Pillow and a vanished project file raise many types
+        raise AssetError(
+            f"{where}: the panel's image {op.asset[:12]}… cannot be read ({type(exc).__name__}: {exc}); "
+            "render the panel again or pick another result"
+        ) from exc
 
 
 def fit_image(source: Image.Image, crop: tuple[float, float, float, float], size: tuple[int, int]) -> Image.Image:

@@ -4,12 +4,17 @@ A backend declares its settings as a small schema the UI renders as a form; ``va
 checks a dict against it generically, so each backend only declares, never re-implements, checks.
 
 Schema format: ``{field: {"type": "int"|"float"|"bool"|"str"|"choice", "default": ..., "label": ...,
-"min": ..., "max": ..., "choices": [...], "help": ...}}``.
+"min": ..., "max": ..., "choices": [...], "help": ...}}``. A ``"str"`` setting that carries an image
+(an init image, a mask) says ``"image": True``: its value is then a ``data:`` URI, or ``asset:<sha256>``
+naming a project asset (stored requests and panel settings), never a file path — a project must not
+make the renderer read arbitrary local files. :func:`image_value_problem` is that rule. ``"hidden": True``
+keeps a retired setting valid for old projects without offering it in the form.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,6 +67,11 @@ class GenerationBackend(ABC):
     required_models: ClassVar[tuple[ModelNeed, ...]] = ()
     """The catalogue models this backend cannot run without (default: none, like the storyboard).
     The Models dialog and ``comic-studio models check`` tell the user what is still missing."""
+    vram_gb: ClassVar[Mapping[str, float]] = {}
+    """Peak GPU memory (GiB) one ~1-megapixel panel needs in each memory mode it supports
+    (``{"gpu": 14.0, "model-offload": 11.0, "sequential-offload": 4.0}``). The engine's ``auto``
+    memory mode picks the fastest that fits the card; the Models dialog and ``comic-studio models
+    check`` show it. Empty: no GPU need declared (e.g. the storyboard), so ``auto`` means ``gpu``."""
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
@@ -140,6 +150,19 @@ class GenerationBackend(ABC):
         raise _lacks(cls, CONSISTENT_CHARACTERS)
 
 
+MEMORY_MODE_WORDS = {"gpu": "everything on the GPU", "model-offload": "whole-model offload",
+                     "sequential-offload": "layer-by-layer offload"}  # fmt: skip
+
+
+def describe_vram(vram_gb: Mapping[str, float]) -> str:
+    """``vram_gb`` for people: "GPU memory (estimate, ~1 MP panel): 14 GiB everything on the GPU, …"
+    (empty text when nothing is declared)."""
+    if not vram_gb:
+        return ""
+    parts = [f"{vram_gb[m]:g} GiB {MEMORY_MODE_WORDS.get(m, m)}" for m in MEMORY_MODE_WORDS if m in vram_gb]
+    return "GPU memory (estimate, ~1 MP panel): " + ", ".join(parts)
+
+
 def _lacks(cls: type[GenerationBackend], capability: str) -> GenerationError:
     return GenerationError(f"backend {cls.name or cls.__name__!r} does not have the {capability!r} capability")
 
@@ -162,6 +185,9 @@ def _check_value(backend: str, key: str, spec: dict[str, Any], value: Any) -> An
             raise BackendSettingsError(backend, key, f"expected text, got {type(value).__name__}")
         if len(value) > int(spec.get("max_length", 2_000)):
             raise BackendSettingsError(backend, key, "text is too long")
+        problem = image_value_problem(value) if spec.get("image") else None
+        if problem:
+            raise BackendSettingsError(backend, key, problem)
         return value
     # Numbers: bool is an int subclass in Python, but `True` as a step count is a mistake.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -180,6 +206,32 @@ def _check_value(backend: str, key: str, spec: dict[str, Any], value: Any) -> An
     if hi is not None and value > hi:
         raise BackendSettingsError(backend, key, f"{value} is above the maximum {hi}")
     return value
+
+
+# --------------------------------------------------------------------------- image settings
+
+ASSET_VALUE = re.compile(r"^asset:[0-9a-f]{64}$")
+"""An image setting naming a project asset by hash (what a project stores; the workflows put the
+image inline before a backend sees it)."""
+
+
+def image_settings(backend: type[GenerationBackend]) -> tuple[str, ...]:
+    """The settings of ``backend`` that carry an image (``"image": True`` in its schema)."""
+    return tuple(k for k, spec in backend.settings_schema().items() if spec.get("image"))
+
+
+def image_value_problem(value: str) -> str | None:
+    """Why ``value`` cannot be an image setting (``None`` when it can): only empty, a ``data:`` URI
+    or ``asset:<sha256>``. Anything else is a file path (or a URL), which a project or a stored
+    request must not use to make the renderer read local files."""
+    text = value.strip()
+    if not text or text.startswith("data:") or ASSET_VALUE.match(text):
+        return None
+    return (
+        f"{text[:80]!r} is a file path, which a project may not use (it would make the renderer read "
+        "local files); images enter a project as assets: choose the file again in the panel's settings "
+        "(it is then added to the project)"
+    )
 
 
 # --------------------------------------------------------------------------- process-wide defaults

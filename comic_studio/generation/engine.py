@@ -33,7 +33,7 @@ from comic_studio.generation.messages import JobEvent, JobMessage
 from comic_studio.generation.registry import get_backend_class
 from comic_studio.generation.request import Cancelled, GenerationError, GenerationRequest, GenerationResult
 from comic_studio.generation.resources import EngineResources
-from comic_studio.generation.settings import EngineSettings, lower_memory_mode
+from comic_studio.generation.settings import EngineSettings
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -430,15 +430,15 @@ class Engine:
         except Exception as exc:
             if not _is_out_of_memory(exc) or job.abandoned:
                 raise
-            first_mode = self.resources.memory_mode
-            lower = lower_memory_mode(first_mode)
+            first_mode = self.resources.memory_mode_for(backend)
+            # Stays lowered: the next job would fail the same way.
+            lower = self.resources.lower_after_oom(backend)
             self.resources.free()
             if lower is None:
                 raise OutOfMemory(_oom_message(first_mode, retried=False)) from exc
             log.warning(
                 "job %s ran out of memory in %r mode; freed the cache, retrying in %r", job.id, first_mode, lower
             )
-            self.resources.set_memory_mode(lower)  # stays lowered: the next job would fail the same way
         if job.cancel_requested:
             raise Cancelled(f"job {job.id} was cancelled")
         job.first_step = None  # the rate of the failed attempt says nothing about the retry
@@ -448,7 +448,7 @@ class Engine:
             if not _is_out_of_memory(exc):
                 raise
             self.resources.free()
-            raise OutOfMemory(_oom_message(self.resources.memory_mode, retried=True)) from exc
+            raise OutOfMemory(_oom_message(self.resources.memory_mode_for(backend), retried=True)) from exc
 
     def _step_callback(self, job: _Job) -> Callable[[int, int, Image.Image | None], bool]:
         def on_step(step: int, total: int, preview: Image.Image | None = None) -> bool:

@@ -19,14 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from comic_studio.core.errors import ComicStudioError
 
 # The pose types live in the document model (a panel stores its explicit pose); requests re-export them.
-from comic_studio.core.model import AssetRef, CharacterPlacement, Colour, PoseFigure, PoseSpec, ShotType
+from comic_studio.core.model import MAX_SEED, AssetRef, CharacterPlacement, Colour, PoseFigure, PoseSpec, ShotType
 
 RequestFigure = PoseFigure
 """A pose figure as requests carry it (the document's :class:`PoseFigure`)."""
 
 
 MAX_PIXELS_SIDE = 8192
-MAX_SEED = 2**64 - 1
 
 
 PNG_DATA_URI_PREFIX = "data:image/png;base64,"

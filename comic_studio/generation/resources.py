@@ -13,11 +13,18 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from comic_studio.generation.settings import EngineSettings, resolve_device, resolve_dtype
+from comic_studio.generation.settings import (
+    EngineSettings,
+    choose_memory_mode,
+    gpu_total_memory_gib,
+    lower_memory_mode,
+    resolve_device,
+    resolve_dtype,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +116,10 @@ class ModelCache:
 class EngineResources:
     """The engine's machine state as backends see it. One instance per :class:`Engine`.
 
-    ``memory_mode`` may be lowered by the engine after an out-of-memory error (and stays lowered for
-    the rest of the session, since the next job would run out of memory the same way).
+    The memory mode is per backend (:meth:`memory_mode_for`): the user's choice, or under ``auto``
+    the fastest mode the backend's declared ``vram_gb`` fits on this card. The engine lowers it after
+    an out-of-memory error (:meth:`lower_after_oom`), and it stays lowered for the rest of the
+    session, since the next job would run out of memory the same way.
     Backends register ``add_free_hook`` callbacks for device-specific clean-up (e.g.
     ``torch.cuda.empty_cache``) so this module never needs torch.
     """
@@ -120,6 +129,9 @@ class EngineResources:
         self.models = models or ModelCache()
         self._device: str | None = None
         self._free_hooks: list[Callable[[], None]] = []
+        self._lowered: dict[str, str] = {}
+        """Under ``auto``: backend name → the mode an out-of-memory error stepped it down to."""
+        self._total_gib: float | None = None
         self.frees = 0
         """How often :meth:`free` ran (tests, the log)."""
 
@@ -129,14 +141,50 @@ class EngineResources:
 
     @property
     def memory_mode(self) -> str:
-        return self._settings.memory_mode
+        """The mode of a backend that declares no VRAM need (see :meth:`memory_mode_for`)."""
+        return self.memory_mode_for(None)
+
+    def memory_mode_for(self, backend: object | None) -> str:
+        """The memory mode ``backend`` runs in: the user's explicit choice, else (``auto``) the one
+        :func:`~comic_studio.generation.settings.choose_memory_mode` picks from the card's total
+        memory and the backend's ``vram_gb``, or what an out-of-memory error lowered it to."""
+        chosen = self._settings.memory_mode
+        if chosen != "auto":
+            return chosen
+        name = getattr(backend, "name", "")
+        if name in self._lowered:
+            return self._lowered[name]
+        need: Mapping[str, float] = getattr(backend, "vram_gb", None) or {}
+        return choose_memory_mode(self.total_memory_gib() if need else None, need)
+
+    def lower_after_oom(self, backend: object | None) -> str | None:
+        """Step ``backend`` down to the next leaner mode after an out-of-memory error; returns it, or
+        ``None`` when it already ran in the leanest. An explicit user choice is lowered for every
+        backend (as the setting itself); under ``auto`` only this backend steps down."""
+        lower = lower_memory_mode(self.memory_mode_for(backend))
+        if lower is None:
+            return None
+        if self._settings.memory_mode == "auto":
+            self._lowered[getattr(backend, "name", "")] = lower
+        else:
+            self.set_memory_mode(lower)
+        return lower
+
+    def total_memory_gib(self) -> float | None:
+        """The GPU's total memory (GiB), ``None`` off CUDA; read once (imports torch)."""
+        if self._total_gib is None and self.device == "cuda":
+            self._total_gib = gpu_total_memory_gib(self.device)
+        return self._total_gib
 
     def set_settings(self, settings: EngineSettings) -> None:
         """New preferences. A device or dtype change empties the cache (those components are useless)."""
         old = self._settings
         self._settings = settings
+        if old.memory_mode != settings.memory_mode:
+            self._lowered.clear()  # a new choice starts afresh
         if (old.device, old.dtype) != (settings.device, settings.dtype):
             self._device = None
+            self._total_gib = None
             self.free()
 
     def set_memory_mode(self, mode: str) -> None:

@@ -7,6 +7,7 @@ for the concrete device through :class:`~comic_studio.generation.resources.Engin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -16,6 +17,12 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 MEMORY_MODES = ("gpu", "model-offload", "sequential-offload")
 """From fastest (everything resident on the GPU) to leanest (weights streamed layer by layer)."""
+MEMORY_MODE_CHOICES = ("auto", *MEMORY_MODES)
+"""What the user may choose: ``auto`` picks one of :data:`MEMORY_MODES` per backend (see
+:func:`choose_memory_mode`)."""
+HEADROOM_GIB = 0.5
+"""GPU memory ``auto`` leaves unclaimed: the desktop, the CUDA context and allocator fragmentation
+take a few hundred MiB that ``total_memory`` still counts."""
 
 
 class EngineSettingsError(ComicStudioError):
@@ -28,15 +35,17 @@ class EngineSettings:
     """``auto`` picks CUDA, then Apple MPS, then the CPU."""
     dtype: str = "auto"
     """``auto``: float16 on CUDA/MPS (backends swap in the fp16-fixed SDXL VAE), float32 on the CPU."""
-    memory_mode: str = "gpu"
+    memory_mode: str = "auto"
     """``gpu`` keeps every component on the device; ``model-offload`` moves whole models to the device
-    while they run; ``sequential-offload`` streams weights per layer (slowest, least memory)."""
+    while they run; ``sequential-offload`` streams weights per layer (slowest, least memory); ``auto``
+    chooses per backend from the card's total memory and the backend's declared need, so a small card
+    starts in the mode that fits instead of finding it by running out of memory."""
 
     def __post_init__(self) -> None:
         for field, value, allowed in (
             ("device", self.device, DEVICES),
             ("dtype", self.dtype, DTYPES),
-            ("memory_mode", self.memory_mode, MEMORY_MODES),
+            ("memory_mode", self.memory_mode, MEMORY_MODE_CHOICES),
         ):
             if value not in allowed:
                 raise EngineSettingsError(f"engine setting {field!r}: {value!r} is not one of {list(allowed)}")
@@ -60,6 +69,32 @@ def lower_memory_mode(mode: str) -> str | None:
     """The next leaner memory mode, or ``None`` when ``mode`` is already the leanest."""
     index = MEMORY_MODES.index(mode)
     return MEMORY_MODES[index + 1] if index + 1 < len(MEMORY_MODES) else None
+
+
+def choose_memory_mode(total_gib: float | None, need_gib: Mapping[str, float]) -> str:
+    """The fastest memory mode whose declared need fits a card of ``total_gib`` (less
+    :data:`HEADROOM_GIB`). ``need_gib`` maps modes to GiB (a backend's ``vram_gb``).
+
+    No GPU (``None``) or no declared figures: ``gpu`` (there is nothing to offload, or nothing to go
+    by; the engine's out-of-memory retry still steps down). Nothing fits: the leanest declared mode,
+    the one with the best chance."""
+    if total_gib is None or not need_gib:
+        return MEMORY_MODES[0]
+    usable = total_gib - HEADROOM_GIB
+    declared = [m for m in MEMORY_MODES if m in need_gib]
+    for mode in declared:
+        if need_gib[mode] <= usable:
+            return mode
+    return declared[-1]
+
+
+def gpu_total_memory_gib(device: str) -> float | None:
+    """The CUDA card's total memory in GiB, or ``None`` for any other device. Imports torch."""
+    if device != "cuda":
+        return None
+    import torch
+
+    return float(torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory) / 2**30
 
 
 def resolve_device(settings: EngineSettings) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 from comic_studio.core.atomic import FileWriteError, atomic_write_text
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.model import Character
+from comic_studio.core.safe_read import UnsafeInputError, read_bytes
 from comic_studio.parsing.base import CancelCallback, ProgressCallback
 from comic_studio.parsing.errors import ParseError
 from comic_studio.parsing.names import PALETTE, colour_for, infer_characters
@@ -21,20 +22,19 @@ MAX_STORY_BYTES = 50 * 1024 * 1024  # a story larger than this is not a comic sc
 
 
 def read_story(path: str | Path) -> str:
+    """A story file's text: a regular file (a FIFO or ``/dev/zero`` given as the story is refused
+    at once) of at most :data:`MAX_STORY_BYTES`, in UTF-8."""
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_STORY_BYTES:
-            raise ParseError(
-                f"{p}: the story is {size // 1_048_576} MiB; the limit is {MAX_STORY_BYTES // 1_048_576} MiB"
-            )
-        return p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ParseError(f"{p}: no such story file") from None
+        data = read_bytes(p, limit=MAX_STORY_BYTES, what="story")
+    except UnsafeInputError as exc:
+        if not p.exists() and not p.is_symlink():
+            raise ParseError(f"{p}: no such story file") from None
+        raise ParseError(f"{p}: {exc.problem}") from None
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ParseError(f"{p}: not UTF-8 text (byte {exc.start}); save the story as UTF-8") from None
-    except OSError as exc:
-        raise ParseError(f"{p}: cannot read the story ({exc.strerror})") from None
 
 
 def parse_story_file(

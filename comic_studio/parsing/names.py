@@ -27,7 +27,7 @@ from comic_studio.parsing.lexicon import (
     TITLES_SHE,
     WEEKDAYS,
 )
-from comic_studio.parsing.schema import slugify
+from comic_studio.parsing.schema import MAX_SUGGESTIONS, slugify
 
 # Upper-case letters of every script below U+2000, built once (Python's re has no \p{Lu}).
 _UPPER = "".join(ch for ch in map(chr, range(0x2000)) if ch.isupper())
@@ -80,6 +80,30 @@ class NameCandidate:
     mentions: int = 0
     pronouns: Pronouns | None = None
     aliases: list[str] = field(default_factory=list)
+
+
+def most_mentioned(candidates: list[NameCandidate], room: int) -> list[NameCandidate]:
+    """At most ``room`` candidates, the most mentioned ones, still in order of first appearance.
+
+    A story (or a hostile file) can name thousands of people; a project holds at most
+    :data:`~comic_studio.parsing.schema.MAX_SUGGESTIONS` characters, so the rest stay plain text."""
+    if len(candidates) <= room:
+        return candidates
+    keep = set(sorted(range(len(candidates)), key=lambda i: (-candidates[i].mentions, i))[: max(0, room)])
+    return [c for i, c in enumerate(candidates) if i in keep]
+
+
+def names_left_out(found: int, kept: int, *, which: str = "mentioned most") -> str:
+    """The warning for a story with more new names than a project can take as characters."""
+    if kept == 0:
+        return (
+            f"the story names {found:,} more people than a project can hold as characters (at most "
+            f"{MAX_SUGGESTIONS:,}); they stay plain text"
+        )
+    return (
+        f"the story names {found:,} people not in the character library; only the {kept:,} {which} "
+        f"became characters (a project holds at most {MAX_SUGGESTIONS:,}), the others stay plain text"
+    )
 
 
 def _is_name_word(word: str) -> bool:
@@ -240,7 +264,8 @@ def infer_characters(story_text: str) -> list[Character]:
     """
     out: list[Character] = []
     used: set[str] = set()
-    for i, cand in enumerate(find_proper_names(story_text)):
+    # At most a project's worth: the rule parser then warns about the names left out.
+    for i, cand in enumerate(most_mentioned(find_proper_names(story_text), MAX_SUGGESTIONS)):
         base = "c-" + slugify(cand.name)
         cid, k = base, 2
         while cid in used:

@@ -24,9 +24,9 @@ from comic_studio.parsing.cues import (
 )
 from comic_studio.parsing.lexicon import ACTION_VERBS, IRREGULAR_PAST, SKIPPABLE, SPEECH_VERBS, VERB_BASES
 from comic_studio.parsing.mentions import CharacterIndex, Token, tokenize
-from comic_studio.parsing.names import find_proper_names
+from comic_studio.parsing.names import find_proper_names, most_mentioned, names_left_out
 from comic_studio.parsing.pronouns import PronounResolver
-from comic_studio.parsing.schema import CharacterSuggestion, ParsedStory, provisional_id
+from comic_studio.parsing.schema import MAX_SUGGESTIONS, CharacterSuggestion, ParsedStory, provisional_id
 from comic_studio.parsing.text import (
     Heading,
     Quote,
@@ -138,7 +138,11 @@ class _Run:
         suggestions: list[CharacterSuggestion] = []
         provisional: list[Character] = []
         used = {c.id for c in self.library}
-        for cand in find_proper_names(text, exclude):
+        found = find_proper_names(text, exclude)
+        kept = most_mentioned(found, MAX_SUGGESTIONS - len(self.library))
+        if len(kept) < len(found):
+            self.warnings.append(names_left_out(len(found), len(kept)))
+        for cand in kept:
             pid, k = provisional_id(cand.name), 2
             while pid in used:
                 pid, k = f"{provisional_id(cand.name)}-{k}", k + 1

@@ -9,16 +9,19 @@ these checks may reach the document.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from comic_studio.core.model import Beat, Character, DialogueKind, Pronouns, Scene, ShotType
+from comic_studio.core.safe_read import UnsafeInputError, parse_json
 from comic_studio.parsing.errors import ParseError
 
 NEW_ID_PREFIX = "new:"
+MAX_SUGGESTIONS = 1_000
+"""New characters one parse may suggest; also the most characters a project holds, so a story's
+library plus its new names never exceeds it (see :func:`comic_studio.parsing.names.most_mentioned`)."""
 _NEW_ID = re.compile(r"^new:[a-z0-9][a-z0-9-]{0,58}$")
 
 
@@ -59,7 +62,7 @@ class ParsedStory(BaseModel):
     title: Annotated[str, Field(max_length=200)] = ""
     """The story's title when the text opens with one (a lone upper-case line or ``# Title``)."""
     scenes: Annotated[list[Scene], Field(max_length=100_000)] = []
-    suggestions: Annotated[list[CharacterSuggestion], Field(max_length=1_000)] = []
+    suggestions: Annotated[list[CharacterSuggestion], Field(max_length=MAX_SUGGESTIONS)] = []
     parser: Annotated[str, Field(max_length=200)] = ""
     warnings: Annotated[list[Annotated[str, Field(max_length=2_000)]], Field(max_length=10_000)] = []
 
@@ -144,9 +147,9 @@ def _error_path(loc: tuple[Any, ...]) -> str:
 def from_json(text: str | bytes, characters: list[Character]) -> ParsedStory:
     """Parse and validate a ParsedStory from JSON (the LLM path). Errors name the field path."""
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "ParsedStory") from None
+        data = parse_json(text, where="the parsed story")
+    except UnsafeInputError as exc:  # not JSON, too big, nested too deeply, an unusable number
+        raise ParseError(exc.problem, "ParsedStory") from None
     if not isinstance(data, dict):
         raise ParseError(f"expected a JSON object, got {type(data).__name__}", "ParsedStory")
     try:

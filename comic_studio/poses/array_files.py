@@ -1,18 +1,18 @@
 """NumPy files the pose retrievers keep on disk (embedding caches, stored image features).
 
 Every file is written to a temporary name and renamed into place, so a crash or a second process
-never leaves half a file, and read with ``allow_pickle=False``: a cache folder is writable by other
-programs, and an array of Python objects must never be unpickled from it.
+never leaves half a file, and read through :func:`comic_studio.core.safe_read.read_arrays` (regular
+files only, bounded, never unpickled): a cache folder is writable by other programs.
 """
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from comic_studio.core.atomic import atomic_path
+from comic_studio.core.safe_read import UnsafeInputError, read_arrays
 
 
 def save_arrays_atomic(path: Path, arrays: np.ndarray | dict[str, np.ndarray]) -> None:
@@ -34,8 +34,8 @@ def read_matrix(path: Path, rows: int | None = None, cols: int | None = None) ->
 
     ``rows=None, cols=N`` reads one vector of N values instead of a matrix."""
     try:
-        matrix = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        matrix = read_arrays(path, what="cached array").get("arr")
+    except UnsafeInputError:  # missing, not a regular file, too big, damaged, pickled
         return None
     if not isinstance(matrix, np.ndarray) or matrix.dtype != np.float32:
         return None

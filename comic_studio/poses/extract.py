@@ -25,6 +25,9 @@ import numpy as np
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.poses.library import KEYPOINT_NAMES, KP, Figure, PoseEntry, Role
 
+MAX_PHOTO_PIXELS = 8192 * 8192
+"""A pose photo bigger than this is no better for the detector (it works at a few hundred pixels),
+and decoding it would take gigabytes."""
 MIN_VISIBILITY = 0.5
 """A landmark/keypoint below this score is kept (with a plausible position) but marked hidden."""
 MIN_VISIBLE_KEYPOINTS = 4
@@ -186,12 +189,16 @@ def _on_canvas(rgb: np.ndarray, side: float, below: float) -> tuple[np.ndarray, 
 
 
 def _open_rgb(image: Any) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
     if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as im:
+        from comic_studio.core import safe_read
+
+        try:  # a photo from outside: regular file, size and pixel caps (a FIFO or a bomb is refused)
+            with safe_read.open_image(image, max_pixels=MAX_PHOTO_PIXELS, what="photo") as im:
                 return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+        except safe_read.UnsafeInputError as exc:
+            raise PoseExtractionError(str(exc)) from exc
         except (OSError, UnidentifiedImageError) as exc:
             raise PoseExtractionError(f"{image}: cannot read the image ({exc})") from exc
     return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))

@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args
 
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.resources import resource
+from comic_studio.core.safe_read import UnsafeInputError, parse_json, read_text
 
 KEYPOINT_NAMES: tuple[str, ...] = (
     "nose", "neck",
@@ -48,6 +49,8 @@ Role = Literal["actor", "target", "neutral"]
 ROLES: tuple[str, ...] = get_args(Role)
 
 MAX_FIGURES = 4
+MAX_LIBRARY_BYTES = 128 * 1024 * 1024
+"""The bundled library is 0.25 MB; a large import (tens of thousands of poses) stays well below."""
 LIBRARY_VERSION = 1
 
 
@@ -225,10 +228,10 @@ def default_library_path() -> Path:
 
 def parse_library(text: str, source: str = "<pose library>") -> list[PoseEntry]:
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+        doc = parse_json(text, where=source, limit=MAX_LIBRARY_BYTES)
+    except UnsafeInputError as exc:  # not JSON, too deep, an unusable number
         hint = "regenerate it with `python -m comic_studio.poses.authoring`"
-        raise _fail(source, f"not valid JSON ({exc}); {hint}") from exc
+        raise _fail(source, f"{exc.problem}; {hint}") from exc
     if not isinstance(doc, dict) or doc.get("version") != LIBRARY_VERSION:
         raise _fail(f"{source}: version", f"expected a library object with version {LIBRARY_VERSION}")
     if doc.get("keypoints") != list(KEYPOINT_NAMES):
@@ -245,23 +248,39 @@ def parse_library(text: str, source: str = "<pose library>") -> list[PoseEntry]:
     return entries
 
 
-_CACHE: dict[tuple[str, float], list[PoseEntry]] = {}
+_CACHE: dict[str, tuple[tuple[int, int], list[PoseEntry] | PoseLibraryError]] = {}
+"""Per resolved path: (modification time, size) and the entries read then, or why they could not
+be. A broken file is remembered too, so a render does not re-read it (nor re-report it) until it
+changes."""
 
 
 def load_library(path: Path | None = None) -> list[PoseEntry]:
     """Read and validate a pose library (default: the bundled ``resources/poses/library.json``).
 
-    The parsed list is cached per path and modification time; callers must not mutate it.
+    Only a regular file of at most :data:`MAX_LIBRARY_BYTES` is read (a FIFO in the user's pose
+    folder must not hang every render). The parsed list is cached per path, modification time and
+    size; callers must not mutate it. Raises :class:`PoseLibraryError` naming the file.
     """
     path = Path(path) if path is not None else default_library_path()
     try:
-        stamp = path.stat().st_mtime
-        key = (str(path.resolve()), stamp)
-        if key in _CACHE:
-            return list(_CACHE[key])
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
+        key = str(path.resolve())
     except OSError as exc:
         raise _fail(str(path), f"cannot read the pose library ({exc.strerror or exc})") from exc
-    entries = parse_library(text, str(path))
-    _CACHE[key] = entries
+    stamp = (info.st_mtime_ns, info.st_size)
+    cached = _CACHE.get(key)
+    if cached is not None and cached[0] == stamp:
+        if isinstance(cached[1], PoseLibraryError):
+            raise PoseLibraryError(str(cached[1]))  # a fresh error: re-raising one would grow its traceback
+        return list(cached[1])
+    try:
+        text = read_text(path, limit=MAX_LIBRARY_BYTES, what="pose library")
+        entries: list[PoseEntry] | PoseLibraryError = parse_library(text, str(path))
+    except UnsafeInputError as exc:
+        entries = _fail(str(path), exc.problem)
+    except PoseLibraryError as exc:
+        entries = exc
+    _CACHE[key] = (stamp, entries)
+    if isinstance(entries, PoseLibraryError):
+        raise entries
     return list(entries)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.safe_read import UnsafeInputError, open_image as safe_open_image, open_regular
 from comic_studio.poses.array_files import read_matrix, save_arrays_atomic
 
 if TYPE_CHECKING:
@@ -292,8 +293,10 @@ def load_clip_model(spec: str | None = None, places: Places | None = None, arch:
 
 
 def file_sha256(path: Path) -> str:
+    """The file's hash; raises :class:`UnsafeInputError` for a FIFO or device (a picture path in a
+    user library must not hang retrieval) and ``OSError`` for a read error."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_regular(path, what="picture") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -305,18 +308,10 @@ def _cache_folder(cache_dir: Path, embedder: OpenClipEmbedder) -> Path:
 
 def open_image(path: Path) -> Image.Image:
     """An image file, fully decoded, or :class:`OpenClipError` saying why not."""
-    from PIL import Image as PILImage, UnidentifiedImageError
-
     try:
-        with PILImage.open(path) as im:
-            if im.width * im.height > MAX_IMAGE_PIXELS:
-                raise OpenClipError(
-                    f"{path}: {im.width}×{im.height} is larger than the {MAX_IMAGE_PIXELS} pixels allowed"
-                )
-            im.load()
-            return im.copy()
-    except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError) as exc:
-        raise OpenClipError(f"{path}: not a readable image ({exc})") from exc
+        return safe_open_image(path, max_pixels=MAX_IMAGE_PIXELS, what="picture")
+    except UnsafeInputError as exc:  # not a regular file, too big, too many pixels, not an image
+        raise OpenClipError(str(exc)) from exc
 
 
 def image_features(embedder: OpenClipEmbedder, paths: Sequence[Path], cache_dir: Path,
@@ -330,6 +325,9 @@ def image_features(embedder: OpenClipEmbedder, paths: Sequence[Path], cache_dir:
     for i, path in enumerate(paths):
         try:
             digest = file_sha256(path)
+        except UnsafeInputError as exc:
+            _note(problems, str(exc))
+            continue
         except OSError as exc:
             _note(problems, f"{path}: cannot read ({exc.strerror or exc})")
             continue

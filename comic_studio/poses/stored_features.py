@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from comic_studio.core import safe_read
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.safe_read import UnsafeInputError, read_arrays
 from comic_studio.poses.array_files import save_arrays_atomic
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ DEFAULT_FEATURES_MODEL = "openclip-vit-bigg-14"
 """RaCig computed its stored image features with laion's CLIP ViT-bigG-14 (laion2B-39B-b160k)."""
 MAX_FEATURE_BYTES = 4 * 1024**3
 MAX_FEATURE_SIZE = 8192
+MAX_STORED_BYTES = 1024**3
+"""Stored features of one user library: 50,000 poses of ViT-bigG's 1280 values are 256 MB."""
 MODEL_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 """Catalogue ids; the id also names the stored file, so nothing else is accepted."""
 
@@ -55,9 +58,11 @@ def read_feature_matrix(path: Path, rows: int) -> np.ndarray:
     if path.suffix.lower() != ".npy":
         raise StoredFeaturesError(f"{path}: expected the image features as a .npy matrix (one row per index entry)")
     try:
-        if path.stat().st_size > MAX_FEATURE_BYTES:
-            raise StoredFeaturesError(f"{path}: larger than the {MAX_FEATURE_BYTES} bytes allowed for a feature file")
+        # Checked on a descriptor first: a FIFO named like the features would block np.load forever.
+        safe_read.check_regular_file(path, limit=MAX_FEATURE_BYTES, what="image features file")
         matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except safe_read.UnsafeInputError as exc:
+        raise StoredFeaturesError(str(exc)) from exc
     except ValueError as exc:  # an object array (it would need unpickling) or a damaged header
         raise StoredFeaturesError(f"{path}: refused, not a plain numeric .npy matrix ({exc})") from exc
     except OSError as exc:
@@ -101,8 +106,8 @@ def load_stored_features(model_id: str, folder: Path, errors: list[str] | None =
     out: dict[str, np.ndarray] = {}
     for path in sorted(folder.glob(f"*.features/{model_id}.npz")):
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                ids, features = npz["ids"], npz["features"]
+            arrays = read_arrays(path, limit=MAX_STORED_BYTES, what="stored features file")
+            ids, features = arrays["ids"], arrays["features"]
             if (
                 ids.dtype.kind != "U"
                 or ids.ndim != 1
@@ -110,7 +115,13 @@ def load_stored_features(model_id: str, folder: Path, errors: list[str] | None =
                 or features.shape[:1] != ids.shape
             ):
                 raise ValueError("expected 'ids' (strings) and 'features' (float32, one row per id)")
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        except UnsafeInputError as exc:
+            problem = f"{path}: stored CLIP features skipped ({exc.problem})"
+            log.warning(problem)
+            if errors is not None:
+                errors.append(problem)
+            continue
+        except (ValueError, KeyError) as exc:
             problem = f"{path}: stored CLIP features skipped ({exc})"
             log.warning(problem)
             if errors is not None:

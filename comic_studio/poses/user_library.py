@@ -45,7 +45,7 @@ def load_user_libraries(folder: Path | None = None, errors: list[str] | None = N
         try:
             entries = load_library(path)
         except ComicStudioError as exc:
-            log.warning("skipping user pose library: %s", exc)
+            _report_once(str(exc))
             if errors is not None:
                 errors.append(str(exc))
             continue
@@ -65,6 +65,17 @@ def load_user_libraries(folder: Path | None = None, errors: list[str] | None = N
                 PoseEntry(id=uid, caption=e.caption, tags=e.tags, figures=e.figures, aspect=e.aspect, image=image)
             )
     return out
+
+
+_reported: set[str] = set()
+"""Problems already logged: every storyboard render reads the libraries, and a broken file should
+be reported once, not once per panel."""
+
+
+def _report_once(problem: str) -> None:
+    if problem not in _reported:
+        _reported.add(problem)
+        log.warning("skipping user pose library: %s", problem)
 
 
 def load_all_libraries(user_dir: Path | None = None, errors: list[str] | None = None) -> list[PoseEntry]:

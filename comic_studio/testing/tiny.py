@@ -182,27 +182,34 @@ def tiny_image_encoder(seed: int = 0):
     return CLIPVisionModelWithProjection(config).eval(), processor
 
 
-def ip_adapter_plus_state_dict(unet: Any, seed: int, std: float = 0.02) -> dict[str, Any]:
+def ip_adapter_plus_state_dict(unet: Any, seed: int, std: float = 0.02, *, vision_hidden: int = VISION_HIDDEN,
+                               width: int = IP_RESAMPLER_WIDTH, heads: int = 1, queries: int = IP_QUERIES,
+                               depth: int = 4) -> dict[str, Any]:  # fmt: skip
     """Random IP-Adapter Plus weights in h94's key layout: ``image_proj.*`` (the Resampler) and
     ``ip_adapter.{i}.to_k_ip/to_v_ip.weight`` for every cross-attention processor (odd indices:
-    self- and cross-attention processors alternate in ``unet.attn_processors`` order)."""
+    self- and cross-attention processors alternate in ``unet.attn_processors`` order).
+
+    The defaults are the tiny kit's; h94's ``ip-adapter-plus{,-face}_sdxl_vit-h`` on full-size SDXL
+    is ``vision_hidden=1280, width=1280, heads=20`` (16 queries, depth 4: diffusers reads the head
+    count as ``to_q rows // 64`` and the rest from the shapes), 848 MB in float16."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
+    cross = unet.config.cross_attention_dim
 
     def rand(*shape: int) -> Any:
         return torch.randn(*shape, generator=gen) * std
 
-    width, inner = IP_RESAMPLER_WIDTH, IP_RESAMPLER_WIDTH  # inner = heads(1) × 64
+    inner = heads * 64
     sd: dict[str, Any] = {
-        "image_proj.latents": torch.randn(1, IP_QUERIES, width, generator=gen) / width**0.5,
-        "image_proj.proj_in.weight": rand(width, VISION_HIDDEN), "image_proj.proj_in.bias": torch.zeros(width),
-        "image_proj.proj_out.weight": rand(CROSS_ATTENTION_DIM, width),
-        "image_proj.proj_out.bias": torch.zeros(CROSS_ATTENTION_DIM),
-        "image_proj.norm_out.weight": torch.ones(CROSS_ATTENTION_DIM),
-        "image_proj.norm_out.bias": torch.zeros(CROSS_ATTENTION_DIM),
+        "image_proj.latents": torch.randn(1, queries, width, generator=gen) / width**0.5,
+        "image_proj.proj_in.weight": rand(width, vision_hidden), "image_proj.proj_in.bias": torch.zeros(width),
+        "image_proj.proj_out.weight": rand(cross, width),
+        "image_proj.proj_out.bias": torch.zeros(cross),
+        "image_proj.norm_out.weight": torch.ones(cross),
+        "image_proj.norm_out.bias": torch.zeros(cross),
     }  # fmt: skip
-    for i in range(4):
+    for i in range(depth):
         p = f"image_proj.layers.{i}."
         for norm in ("0.norm1", "0.norm2", "1.0"):
             sd[p + norm + ".weight"], sd[p + norm + ".bias"] = torch.ones(width), torch.zeros(width)
@@ -215,8 +222,8 @@ def ip_adapter_plus_state_dict(unet: Any, seed: int, std: float = 0.02) -> dict[
         if name.endswith("attn1.processor"):
             continue
         hidden = _attn_hidden_size(unet, name)
-        sd[f"ip_adapter.{index}.to_k_ip.weight"] = rand(hidden, CROSS_ATTENTION_DIM)
-        sd[f"ip_adapter.{index}.to_v_ip.weight"] = rand(hidden, CROSS_ATTENTION_DIM)
+        sd[f"ip_adapter.{index}.to_k_ip.weight"] = rand(hidden, cross)
+        sd[f"ip_adapter.{index}.to_v_ip.weight"] = rand(hidden, cross)
     return sd
 
 

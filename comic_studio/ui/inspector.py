@@ -46,7 +46,7 @@ from comic_studio.ui.context import StudioContext
 from comic_studio.ui.inspector_racig import RacigTools
 from comic_studio.ui.inspector_results import ResultHistory
 from comic_studio.ui.settings_form import SettingsForm
-from comic_studio.workflows.requests import build_prompt, panel_seed
+from comic_studio.workflows.requests import build_prompt, import_image_settings, panel_seed
 
 SEED_MAX = 2**53 - 1
 """Largest seed the spin box edits exactly (a double holds integers up to 2**53)."""
@@ -383,6 +383,9 @@ class PanelInspector(QScrollArea):
         if panel is None:
             return False
         try:
+            # A file typed or picked for an image setting enters the project as an asset here:
+            # the panel stores its hash, never the path (a project must not name local files).
+            values = import_image_settings(panel.backend, values, self.ctx.document.assets)
             validated = self._backend(panel.backend).validate_settings(values)
         except ComicStudioError as exc:
             self.settings.set_error(str(exc))

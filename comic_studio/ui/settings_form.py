@@ -1,10 +1,11 @@
 """A form generated from a backend's declared settings schema.
 
 The schema format is documented in :mod:`comic_studio.generation.backend_api`: ``{field: {"type": "int" |
-"float" | "bool" | "str" | "choice", "default", "label", "min", "max", "choices", "help"}}``. The
-form only *collects* values; checking them stays with the backend's ``validate_settings`` so a
-plugin's rules are applied exactly once, in one place. The owner listens to
-:attr:`SettingsForm.values_edited` and decides whether to store or reject.
+"float" | "bool" | "str" | "choice", "default", "label", "min", "max", "choices", "help"}}``; a setting
+marked ``"hidden": True`` (kept only so old projects validate) gets no editor. The form only
+*collects* values; checking them stays with the backend's ``validate_settings`` so a plugin's rules
+are applied exactly once, in one place. The owner listens to :attr:`SettingsForm.values_edited` and
+decides whether to store or reject.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class SettingsForm(QWidget):
         while self._layout.rowCount():
             self._layout.removeRow(0)  # deletes the row's widgets too
         self._error = self._make_error_label()
-        self._schema = dict(schema)
+        self._schema = {k: spec for k, spec in schema.items() if not spec.get("hidden")}
         self._editors = {}
         for key, spec in self._schema.items():
             editor = self._make_editor(key, spec)

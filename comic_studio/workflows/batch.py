@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from comic_studio.core.assets import AssetStore
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
@@ -19,7 +20,7 @@ from comic_studio.generation.request import StepCallback
 from comic_studio.parsing.files import read_story
 from comic_studio.workflows import anchors, banks
 from comic_studio.workflows.lettering import letter_panel
-from comic_studio.workflows.requests import build_request
+from comic_studio.workflows.requests import build_request, check_image_settings, panel_label
 from comic_studio.workflows.results import record_result
 from comic_studio.workflows.story import story_to_document
 
@@ -70,6 +71,9 @@ def render_document(
     panels = [panel for page in doc.project.pages for panel in page.panels_in_order()]
     todo = [p for p in panels if not (only_missing and p.result())]
     requests = [build_request(doc.project, p, backend) for p in todo]
+    for panel, request in zip(todo, requests):
+        # Before any backend sees them (a batch warm-up validates settings): named by page and panel.
+        check_image_settings(request, panel_label(doc.project, panel))
     for name in {r.backend for r in requests}:
         get_backend(name).prepare([r for r in requests if r.backend == name])  # batch warm-up
     for done, panel in enumerate(todo):
@@ -125,8 +129,11 @@ def render_input(
         doc = Document.open(input_path)
     else:
         text = read_story(input_path)
+        library = AssetStore()
         if characters_file:
-            characters = load_characters(characters_file)
+            # Its reference images (paths inside the library's folder) enter as assets, then the
+            # new document's store takes them over.
+            characters = load_characters(characters_file, library)
         else:
             from comic_studio.parsing import infer_characters
 
@@ -134,6 +141,8 @@ def render_input(
         doc = story_to_document(
             text, characters, title=input_path.stem.replace("_", " ").title(), parser=parser, preset=preset
         )
+        for digest in dict.fromkeys(h for c in characters for h in (*c.face_refs, *c.body_refs)):
+            doc.assets.add(library.get(digest), validate_image=False)  # validated when the library was read
     render_document(doc, backend, only_missing=not rerender, progress=progress)
     if save_project_to:
         doc.save(save_project_to)

@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from pathlib import Path
+from typing import Any
 
-from comic_studio.core.assets import AssetStore
-from comic_studio.core.errors import ComicStudioError
+from comic_studio.core import safe_read
+from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore
+from comic_studio.core.errors import AssetError, ComicStudioError
 from comic_studio.core.layout import bbox
 from comic_studio.core.model import Beat, Panel, Project
+from comic_studio.generation.backend_api import image_settings, image_value_problem
 from comic_studio.generation.request import GenerationRequest, RequestCharacter, data_uri_bytes, png_data_uri
 from comic_studio.workflows import banks
 
@@ -109,7 +113,16 @@ def build_request(
         figures_override=panel.pose,
         panel_id=panel.id,
     )
-    return hydrate_request(request, assets) if assets is not None else request
+    return hydrate_request(request, assets, where=panel_label(project, panel)) if assets is not None else request
+
+
+def panel_label(project: Project, panel: Panel) -> str:
+    """``page 2, panel 3`` (reading order) for messages about a panel."""
+    for number, page in enumerate(project.pages, 1):
+        order = [p.id for p in page.panels_in_order()]
+        if panel.id in order:
+            return f"page {number}, panel {order.index(panel.id) + 1}"
+    return f"panel {panel.id}"
 
 
 # --------------------------------------------------------------------------- inline images in requests
@@ -147,12 +160,55 @@ def _asset_bytes(assets: AssetStore, digest: str, what: str) -> bytes:
     return assets.get(digest)
 
 
-def hydrate_request(request: GenerationRequest, assets: AssetStore) -> GenerationRequest:
+def _image_setting_names(backend: str) -> tuple[str, ...]:
+    from comic_studio.generation.registry import get_backend_class
+
+    try:
+        return image_settings(get_backend_class(backend))
+    except (ComicStudioError, KeyError):
+        return ()  # not installed: the job fails on that, naming the backend
+
+
+def check_image_settings(request: GenerationRequest, where: str | None = None) -> None:
+    """Refuse a request whose image settings (init image, mask, …) hold a file path rather than an
+    asset or image data: a project must not make the renderer read local files. The message names
+    ``where`` (the panel) and the setting."""
+    for key in _image_setting_names(request.backend):
+        value = request.backend_settings.get(key)
+        problem = image_value_problem(value) if isinstance(value, str) else None
+        if problem:
+            place = where or (f"panel {request.panel_id}" if request.panel_id else "this job")
+            raise ComicStudioError(f"{place}: setting {key!r}: {problem}")
+
+
+def import_image_settings(backend: str, settings: dict[str, Any], assets: AssetStore) -> dict[str, Any]:
+    """``settings`` with each image setting that names a file (one the user typed or picked) read
+    safely and replaced by ``asset:<hash>`` of the file added to ``assets``: how a file enters a
+    project. Raises :class:`ComicStudioError` naming the setting and the file."""
+    out = dict(settings)
+    for key in _image_setting_names(backend):
+        value = out.get(key)
+        if not isinstance(value, str) or image_value_problem(value) is None:
+            continue
+        path = Path(value.strip()).expanduser()
+        try:
+            data = safe_read.read_bytes(path, limit=MAX_ASSET_BYTES, what="image")
+            out[key] = ASSET_PREFIX + assets.add(data, where=str(path))
+        except safe_read.UnsafeInputError as exc:
+            raise ComicStudioError(f"setting {key!r}: {exc}") from exc
+        except AssetError as exc:
+            raise ComicStudioError(f"setting {key!r}: {exc}") from exc
+    return out
+
+
+def hydrate_request(request: GenerationRequest, assets: AssetStore, *, where: str | None = None) -> GenerationRequest:
     """``request`` ready to run: ``asset:<hash>`` settings become data URIs, and a backend that
     ``needs_reference_images`` gets every character reference in its ``reference_images``
     setting (replacing whatever was there), and a consistent-character backend gets this machine's
     bank folder with the identity banks the project carries written into it. Raises
-    :class:`ComicStudioError` naming a missing asset."""
+    :class:`ComicStudioError` naming a missing asset, or an image setting holding a file path
+    (naming ``where``, the panel)."""
+    check_image_settings(request, where)
     settings = dict(request.backend_settings)
     for key, value in settings.items():
         match = _ASSET_VALUE.match(value) if isinstance(value, str) else None

@@ -17,6 +17,7 @@ from comic_studio.backends.consistent.processors import (  # noqa: E402
     RunState,
     decoder_self_attention_layers,
     installed,
+    schedule_levels,
 )
 from comic_studio.backends.consistent.schedule import ConsistencySchedule  # noqa: E402
 from comic_studio.backends.sdxl import SdxlBackend  # noqa: E402
@@ -65,7 +66,9 @@ def test_write_then_read_phase_change_the_panel(tiny_kit):
     (bank,) = backend._banks.values()
     layers = decoder_self_attention_layers(unet_of(backend, tiny_kit))
     assert len(layers) == 4 and set(layers.values()) == {"32"}  # the tiny UNet: one decoder attention block
-    assert bank.steps("ana") == list(range(1, STEPS))  # from start_step on
+    pipe, _call = backend.prepare_call(req, backend.job_settings(req))
+    # Keyed by the UNet's timesteps, from start_step on (Euler: one level per step)
+    assert bank.levels("ana") == list(schedule_levels(pipe.scheduler, STEPS)[1:])
     assert {k[2] + ".processor" for k in bank.keys()} == set(layers)
 
 
@@ -78,15 +81,11 @@ def test_read_processor_attends_to_banked_tokens(tiny_kit):
     settings = backend.validate_settings(req.backend_settings)
     pipe, call = backend.prepare_call(req, settings)
     plan = (False, True, False, True, True, False)
-    state = RunState("read", bank, ("ana",), plan=plan)
-
-    def advance(_pipe, index, _t, tensors):
-        state.step = index + 1
-        return tensors
+    state = RunState("read", bank, ("ana",), plan=plan, levels=schedule_levels(pipe.scheduler, STEPS))
 
     with installed(pipe.unet, state, {"32": 0.5, "16": 0.5}) as patched:
         assert all(isinstance(p, BankReadProcessor) for p in patched.values())
-        pipe(**call, callback_on_step_end=advance)
+        pipe(**call)
     # 4 patched layers, run once per step (CFG is batched): reads on the 3 planned steps
     assert state.calls["read"] == 4 * sum(plan)
 

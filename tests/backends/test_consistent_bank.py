@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import pytest
+from hang_guard import outcome_of
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
@@ -105,6 +107,10 @@ def test_asset_store_and_bank_folder_use_the_same_hash(tmp_path):
         read_bank_file(tmp_path, "0" * 64)
     with pytest.raises(BankError, match="not a sha256"):
         read_bank_file(tmp_path, "../etc/passwd")
+    if hasattr(os, "mkfifo"):  # a FIFO named like a bank is refused at once, not waited on
+        os.mkfifo(tmp_path / f"{'1' * 64}.safetensors")
+        outcome = outcome_of(read_bank_file, tmp_path, "1" * 64)
+        assert isinstance(outcome.get("error"), BankError) and "not a regular file" in str(outcome["error"])
 
 
 def test_damaged_or_foreign_bytes_are_refused():

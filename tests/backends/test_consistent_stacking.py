@@ -21,6 +21,7 @@ from comic_studio.backends.consistent.processors import (  # noqa: E402
     RunState,
     decoder_self_attention_layers,
     installed,
+    schedule_levels,
 )
 from comic_studio.backends.racig import adapters as ipa  # noqa: E402
 from comic_studio.generation.request import GenerationRequest, RequestCharacter  # noqa: E402
@@ -49,7 +50,8 @@ def ana_bank(kit, backend, tmp_path_factory):
     folder = tmp_path_factory.mktemp("stacking-banks")
     result = backend.generate(panel_request(tiny, anchor_for="ana", bank_folder=str(folder)))
     digest = result.settings["banks"].split("=")[1]
-    return backend.load_bank(str(folder), digest, backend.validate_settings(panel_request(tiny).backend_settings))
+    settings = backend.job_settings(panel_request(tiny))
+    return backend.load_bank(str(folder), digest, settings, scheduler=backend.job_scheduler(settings, 11))
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +100,6 @@ def render(backend, tiny, image_embeds, state: RunState | None = None, probe=Non
     def on_step_end(_pipe, index, _t, tensors):
         if probe is not None:
             probe(index)
-        if state is not None:
-            state.step = index + 1
         return tensors
 
     def run():
@@ -108,7 +108,7 @@ def render(backend, tiny, image_embeds, state: RunState | None = None, probe=Non
     if state is None:
         image = run()
     else:
-        state.step = 0
+        state.levels = schedule_levels(pipe.scheduler, STEPS)
         with installed(pipe.unet, state, STRENGTHS):
             image = run()
     return np.asarray(image.convert("RGB"))

@@ -175,16 +175,18 @@ def test_img2img_counts_only_the_steps_it_runs(tiny_kit, backend):
     assert seen[-1] == (3, 3)
 
 
-def test_inpaint_with_panel_region_repaints_only_inside(tiny_kit, backend, tmp_path):
+def test_inpaint_with_panel_region_repaints_only_inside(tiny_kit, backend):
     init = Image.new("RGB", (64, 64), (30, 120, 220))
-    path = tmp_path / "init.png"
-    init.save(path)
     region = "0,0 0.5,0 0.5,1 0,1"  # the left half of the panel
     a = as_array(
-        backend.generate(request(tiny_kit, init_image=str(path), mask_region=region, strength=1.0, seed=1)).image
+        backend.generate(
+            request(tiny_kit, init_image=image_to_data_uri(init), mask_region=region, strength=1.0, seed=1)
+        ).image
     )
     b = as_array(
-        backend.generate(request(tiny_kit, init_image=str(path), mask_region=region, strength=1.0, seed=2)).image
+        backend.generate(
+            request(tiny_kit, init_image=image_to_data_uri(init), mask_region=region, strength=1.0, seed=2)
+        ).image
     )
     # Random VAE weights do not reproduce the init image, but outside the mask the latents are the
     # init image's whatever the seed, so mostly the masked half changes with the seed (the tiny
@@ -199,6 +201,24 @@ def test_inpaint_with_panel_region_repaints_only_inside(tiny_kit, backend, tmp_p
     stock = pipe("a red lighthouse, comic style", image=init, mask_image=mask, strength=1.0, num_inference_steps=3,
                  guidance_scale=5.0, height=64, width=64, generator=torch.Generator().manual_seed(1)).images[0]  # fmt: skip
     assert np.array_equal(a, as_array(stock))
+
+
+def test_img2img_with_no_denoising_step_is_a_named_settings_error(tiny_kit, backend):
+    # diffusers runs int(steps × strength) steps of an img2img/inpaint job and fails deep in the call
+    # when that is 0; the backend refuses it first, naming the setting and what would work.
+    init = image_to_data_uri(Image.new("RGB", (64, 64), "white"))
+    for extra in ({}, {"mask_region": "0,0 0.5,0 0.5,1 0,1"}):
+        with pytest.raises(
+            BackendSettingsError,
+            match=r"setting 'strength': 0.3 × 3 steps leaves no denoising step.*at least 0.334 or at least 4 steps",
+        ):
+            backend.generate(request(tiny_kit, init_image=init, strength=0.3, steps=3, **extra))
+    with pytest.raises(BackendSettingsError, match="'strength': 0.01 × 1 steps"):
+        backend.generate(request(tiny_kit, init_image=init, strength=0.01, steps=1))
+    seen = []
+    backend.generate(request(tiny_kit, init_image=init, strength=0.34, steps=3), lambda s, t, p: seen.append(t) or True)
+    assert seen == [1]  # the smallest strength that leaves one step runs that one step
+    assert backend.generate(request(tiny_kit, strength=0.01, steps=1)).image.size == (64, 64)  # txt2img ignores it
 
 
 def test_inpaint_needs_a_mask_and_img2img_an_image(tiny_kit, backend):

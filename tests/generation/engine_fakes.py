@@ -94,7 +94,7 @@ class OomBackend(GenerationBackend):
         self.resources = resources
 
     def generate(self, request: GenerationRequest, on_step=None) -> GenerationResult:
-        mode = self.resources.memory_mode
+        mode = self.resources.memory_mode_for(self)
         self.modes.append(mode)
         # Something that holds "GPU memory" in the cache, so free() has something to drop.
         self.resources.models.get("base", "unet", "float16", "cuda", lambda: bytearray(1024))

@@ -51,7 +51,18 @@ def test_out_of_memory_frees_and_retries_once_in_the_next_leaner_mode(engine):
     # The leaner mode sticks: the next job does not run out of memory again first.
     rec.wait(engine.submit(req("test-oom", seed=2)))
     assert backend.modes == ["gpu", "model-offload", "model-offload"]
-    assert engine.settings.memory_mode == "model-offload"
+    # Under "auto" (the default) only this backend stepped down; the user's choice is unchanged.
+    assert engine.settings.memory_mode == "auto"
+    assert engine.resources.memory_mode_for(backend) == "model-offload"
+    assert engine.resources.memory_mode_for(None) == "gpu"
+
+
+def test_out_of_memory_under_an_explicit_mode_lowers_that_mode():
+    OomBackend.fails_in = {"gpu"}
+    with Engine(EngineSettings(memory_mode="gpu")) as engine:
+        done = Recorder(engine).wait(engine.submit(req("test-oom")))
+        assert done.result.settings == {"mode": "model-offload"}
+        assert engine.settings.memory_mode == "model-offload"  # as before "auto" existed
 
 
 def test_out_of_memory_twice_is_a_clear_error_and_the_worker_lives_on(engine):

@@ -102,10 +102,16 @@ def test_check_says_what_each_backend_still_needs(isolated, capsys, monkeypatch)
     target.write_bytes(b"x")
     code, out, _ = run(["models", "check", "--backend", "sdxl"], capsys)
     assert code == 0 and out.startswith("sdxl (SDXL): ready")
+    # Each backend's declared GPU memory per mode, under its name (issue 15: pick a card, a mode).
+    assert out.splitlines()[1] == (
+        "  GPU memory (estimate, ~1 MP panel): 10 GiB everything on the GPU, 7 GiB whole-model offload, "
+        "3 GiB layer-by-layer offload"
+    )
     assert f"installed  an SDXL base model: sdxl-base-1.0 (models folder: {target})" in out
     code, out, _ = run(["models", "check", "--backend", "racig", "--json"], capsys)
     (report,) = json.loads(out)
     assert code == 1 and not report["ready"]
+    assert report["vram_gb"] == {"gpu": 14.0, "model-offload": 11.0, "sequential-offload": 4.0}
     assert [m["installed"] for m in report["models"]] == [True, False, False, False, False]
     assert report["models"][1] == {"needs": "the OpenPose ControlNet for SDXL", "kind": "controlnet", "setting": "controlnet",
                                    "installed": False, "id": "controlnet-openpose-sdxl", "where": None, "path": None,

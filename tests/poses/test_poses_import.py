@@ -136,7 +136,7 @@ def test_hostile_npz_with_an_object_array_is_refused_unread(tmp_path):
     arr = np.empty(1, dtype=object)
     arr[0] = _Payload(marker)
     np.savez(root / "skeleton" / "x.npz", keypoints=arr)  # numpy pickles object arrays
-    with pytest.raises(PoseImportError, match="refused, it holds Python objects"):
+    with pytest.raises(PoseImportError, match="refused: it holds Python objects"):
         load_array_file(root / "skeleton" / "x.npz")
     with pytest.raises(PoseImportError, match="nothing to import"):
         import_racig(root)

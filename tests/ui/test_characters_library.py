@@ -221,7 +221,7 @@ def test_import_errors_become_messages(ctx, library, tmp_path):
     messages = []
     ctx.message.connect(messages.append)
     assert io_actions.import_library(ctx, tmp_path / "nothing") == []
-    assert "no such character library" in messages[-1]
+    assert "the character library does not exist" in messages[-1]
     bad = tmp_path / "lib.json"
     bad.write_text(json.dumps({"characters": [{"name": "X", "face_refs": ["missing.png"]}]}))
     assert io_actions.import_library(ctx, bad) == []

@@ -1,6 +1,7 @@
 """Autosave and crash recovery, preferences, and the export dialogs with their worker thread."""
 
 import io
+import os
 import shutil
 import signal
 import zipfile
@@ -157,6 +158,19 @@ def test_opening_a_file_offers_its_recovery(make_window, tmp_path):
     assert win.open_project(source)
     assert len(win.recovery_questions) == 1
     assert len(win.ctx.document.project.pages) == 2 and win.isWindowModified()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are a POSIX thing")
+def test_open_and_open_recent_refuse_a_fifo_with_a_message(make_window, tmp_path):
+    # Reading it would wait for a writer forever and freeze the window (pytest's timeout bounds it).
+    fifo = tmp_path / "pipe.comic"
+    os.mkfifo(fifo)
+    win = make_window()
+    win.settings.add_recent(fifo)
+    assert not win.open_project(fifo)
+    [(title, text)] = win.informed
+    assert title == "Cannot Open Project" and str(fifo) in text and "not a regular file" in text
+    assert win.ctx.document.path is None
 
 
 # ------------------------------------------------------------------ files that move or meet their copies
@@ -362,6 +376,8 @@ def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
         dialog.pose_clip_model.setText(" openclip-vit-bigg-14 ")
         dialog.dtype.setCurrentIndex(dialog.dtype.findData("bfloat16"))
         dialog.memory_mode.setCurrentIndex(dialog.memory_mode.findData("model-offload"))
+        assert not dialog.allow_pickled_weights.isChecked()  # off until the user turns it on
+        dialog.allow_pickled_weights.setChecked(True)
         return QDialog.DialogCode.Accepted
 
     monkeypatch.setattr(PreferencesDialog, "exec", fill_and_accept)
@@ -379,6 +395,9 @@ def test_preferences_persist_and_apply(make_window, tmp_path, monkeypatch):
     )
     assert saved.pose_clip_model == "openclip-vit-bigg-14"
     assert (saved.dtype, saved.memory_mode) == ("bfloat16", "model-offload")
+    from comic_studio.generation.models.pickle_policy import pickles_allowed
+
+    assert saved.allow_pickled_weights and pickles_allowed()  # the next job reads the user's choice
     # The generation engine starts with them (and a running one takes them before its next job).
     engine = win.render_service.engine
     assert (engine.settings.device, engine.settings.dtype, engine.settings.memory_mode) == (

@@ -132,6 +132,7 @@ def test_guidance_says_what_each_backend_is_missing(qtbot, places):
     assert dialog.selected_ids() == ["sdxl-base-1.0"]  # the suggestion is preselected for Download
     dialog.set_need("storyboard")
     assert "needs no downloaded models" in dialog.guidance.text()
+    assert "GPU memory" not in dialog.guidance.text()  # declares none
     dialog.set_need(LLAMA_KEY)
     assert "GGUF" in dialog.guidance.text()
     assert dialog.selected_ids() == ["qwen2.5-1.5b-instruct-gguf"]
@@ -149,6 +150,8 @@ def test_racig_guidance_comes_from_the_backends_declaration(qtbot, places):
               "clip-vit-h-image-encoder"}  # fmt: skip
     assert set(dialog.selected_ids()) == wanted  # everything missing is preselected: Download is one click
     assert "13.7 GB in all" in text  # the image encoder both adapters need counts once
+    assert text.endswith("GPU memory (estimate, ~1 MP panel): 14 GiB everything on the GPU, "
+                         "11 GiB whole-model offload, 4 GiB layer-by-layer offload.")  # fmt: skip
     entry = dialog.catalogue.get("controlnet-openpose-sdxl")  # installed: no longer asked for
     target = places.models / entry.id
     target.mkdir(parents=True)

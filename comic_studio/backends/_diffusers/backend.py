@@ -14,9 +14,17 @@ bit-identical to calling the diffusers pipeline directly (tests/backends compare
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from comic_studio.backends._diffusers.inputs import fit, parse_region, read_image_setting, region_mask
+from comic_studio.backends._diffusers.inputs import (
+    check_denoising_steps,
+    fit,
+    parse_region,
+    read_image_setting,
+    region_mask,
+)
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
@@ -28,6 +36,7 @@ from comic_studio.backends._diffusers.schedulers import (
 )
 from comic_studio.generation.backend_api import GenerationBackend, ModelNeed, with_default_overrides
 from comic_studio.generation.models.loading import ModelLoadError, fp16_fix_vae, load_sdxl_components
+from comic_studio.generation.models.pickle_policy import pickles_allowed
 from comic_studio.generation.models.sdxl import DEFAULT_SDXL_ID, default_sdxl_model, resolve_sdxl
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 
@@ -39,6 +48,15 @@ if TYPE_CHECKING:
 MODES = ("auto", "txt2img", "img2img", "inpaint")
 IMAGE_SETTING_MAX = 64 * 1024 * 1024
 """Data URIs for init images and masks are long; 64 MB of text is a 48 MB PNG."""
+VAE_TILING_PIXELS = 1536 * 1024
+"""Above this many generated pixels the ``auto`` VAE-tiling setting decodes in tiles. Every SDXL
+training bucket (≈1 MP, up to 1536×640) stays below it and decodes whole, exactly as before; larger
+panels (``size=panel`` on a big page, or a large ``max_side``) are where the decoder's activations
+(mid-block attention over every latent pixel) grow past a small card."""
+SDXL_VRAM_GB = {"gpu": 10.0, "model-offload": 7.0, "sequential-offload": 3.0}
+"""Estimated peak GiB of SDXL base at ~1 MP in float16: 6.9 GiB of weights (UNet 5.1, text encoders
+1.6, VAE 0.2) plus activations with CFG; whole-model offload keeps only the UNet resident while it
+denoises. Estimates until bench/gpu_sdxl.py-style measurements replace them."""
 SDXL_DEFAULTS_OWNER = "sdxl"
 """Whose process-wide default overrides (``set_default_settings``) the plain SDXL settings take:
 the sdxl backend's, for every backend with those settings (``--models tiny`` sets them once and
@@ -75,7 +93,7 @@ class DiffusersBackend(GenerationBackend):
     def offloads(self) -> bool:
         """Whether whole models move to the GPU in turn (loaded on the CPU, placed per call)."""
         res = self.resources
-        return res.device == "cuda" and res.memory_mode != "gpu"
+        return res.device == "cuda" and res.memory_mode_for(self) != "gpu"
 
     @property
     def load_device(self) -> str:
@@ -88,6 +106,9 @@ class DiffusersBackend(GenerationBackend):
         for an empty one, the request's steps and guidance when it sets them): what the result
         records, so a replay elsewhere is exact."""
         settings = self.validate_settings(request.backend_settings)
+        if "allow_pickle" in settings:
+            # Never the request's (it comes from a project): the user's app setting or CLI flag.
+            settings["allow_pickle"] = pickles_allowed()
         settings["model"] = settings["model"] or default_sdxl_model()
         settings["steps"] = request.steps or settings["steps"]
         settings["guidance"] = request.guidance or settings["guidance"]
@@ -97,8 +118,9 @@ class DiffusersBackend(GenerationBackend):
                         fp16_vae_fix: bool = False) -> dict[str, Any]:  # fmt: skip
         """The SDXL components of ``settings["model"]`` (and ``["model_config"]``) from the shared
         cache, with a new ``settings["scheduler"]`` seeded for this job. ``fp16_vae_fix`` swaps in
-        the fp16-fix VAE when running in float16 and it is installed (the racig backend never did,
-        and keeps its images). Model and scheduler problems raise :class:`GenerationError`."""
+        the fp16-fix VAE when running in float16 and it is installed (sdxl and consistent always,
+        racig by its ``fp16_vae_fix`` setting). Model and scheduler problems raise
+        :class:`GenerationError`."""
         res = self.resources
         device = self.load_device
         try:
@@ -118,7 +140,7 @@ class DiffusersBackend(GenerationBackend):
         pipe.set_progress_bar_config(disable=True)
         if self.offloads:
             res = self.resources
-            if res.memory_mode == "sequential-offload":
+            if res.memory_mode_for(self) == "sequential-offload":
                 pipe.enable_sequential_cpu_offload(device=res.device)
             else:
                 pipe.enable_model_cpu_offload(device=res.device)
@@ -131,6 +153,7 @@ class SdxlPipelineBackend(DiffusersBackend):
     result that records the effective settings for an exact replay."""
 
     capabilities = frozenset({"txt2img", "img2img", "inpaint", "lora", "negative_prompt", "preview"})
+    vram_gb = SDXL_VRAM_GB
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
@@ -155,8 +178,10 @@ class SdxlPipelineBackend(DiffusersBackend):
         benchmarks call this too, then compare with a hand-written stock call)."""
         import torch
 
+        mode, init, mask = _inputs(settings, request.width, request.height)  # before loading: bad inputs fail fast
+        if mode != "txt2img":
+            check_denoising_steps(self.name, settings["steps"], settings["strength"])
         parts = self.sdxl_components(settings, request.seed, allow_pickle=settings["allow_pickle"], fp16_vae_fix=True)
-        mode, init, mask = _inputs(settings, request.width, request.height)
         # No invisible watermark even where the package is installed: it alters the panel's pixels.
         pipe = self.place(pipeline_class(mode)(**parts, add_watermarker=False))
         scale = pipe.vae_scale_factor
@@ -197,9 +222,9 @@ def sdxl_settings() -> dict[str, dict[str, Any]]:
         "strength": {"type": "float", "default": 0.75, "min": 0.01, "max": 1.0, "label": "Strength",
                      "help": "img2img/inpaint: how much of the init image is re-noised (1 = all)."},
         "init_image": {"type": "str", "default": "", "label": "Init image", "max_length": IMAGE_SETTING_MAX,
-                       "help": "A PNG data URI or a file path."},
+                       "image": True, "help": "An image file (added to the project) or a PNG data URI."},
         "mask_image": {"type": "str", "default": "", "label": "Inpaint mask", "max_length": IMAGE_SETTING_MAX,
-                       "help": "White = repaint. A PNG data URI or a file path."},
+                       "image": True, "help": "White = repaint. An image file (added to the project) or a PNG data URI."},
         "mask_region": {"type": "str", "default": "", "label": "Inpaint region", "max_length": 20_000,
                         "help": "Panel-normalised polygon 'x,y x,y x,y ...' to repaint."},
         "loras": {"type": "str", "default": "", "label": "LoRAs", "max_length": 20_000,
@@ -209,8 +234,9 @@ def sdxl_settings() -> dict[str, dict[str, Any]]:
                              "(0 = the panel's own size)."},
         "preview_every": {"type": "int", "default": 1, "min": 0, "max": 1000, "label": "Preview every N steps",
                           "help": "0 turns live previews off."},
-        "allow_pickle": {"type": "bool", "default": False, "label": "Allow pickled weights",
-                         "help": "Permit .ckpt/.bin/.pt files (read with weights_only=True)."},
+        # Kept so projects that stored it still validate; the job records the user's choice instead.
+        "allow_pickle": {"type": "bool", "default": False, "label": "Allow pickled weights", "hidden": True,
+                         "help": "Ignored: pickled weights are allowed only in Edit → Preferences or with --allow-pickle."},
     }  # fmt: skip
 
 
@@ -255,6 +281,29 @@ def resized_to_panel(image: Image.Image, request: GenerationRequest) -> Image.Im
 
         image = image.resize((request.width, request.height), Image.Resampling.LANCZOS)
     return image
+
+
+def vae_tiles(setting: str, width: int, height: int) -> bool:
+    """Whether the VAE-tiling setting (``auto``/``on``/``off``) tiles a ``width``×``height`` image."""
+    return setting == "on" or (setting == "auto" and width * height > VAE_TILING_PIXELS)
+
+
+@contextmanager
+def vae_tiling(vae: Any, on: bool) -> Iterator[None]:
+    """The VAE decodes in tiles and one image at a time (slicing) inside the block when ``on``, whole
+    when not; either way it is put back as it was afterwards, because the VAE is shared with the other
+    backends through the model cache and their images must not change."""
+    before = (getattr(vae, "use_tiling", False), getattr(vae, "use_slicing", False))
+    if on:
+        vae.enable_tiling()
+        vae.enable_slicing()
+    else:
+        vae.disable_tiling()
+        vae.disable_slicing()
+    try:
+        yield
+    finally:
+        vae.use_tiling, vae.use_slicing = before
 
 
 def empty_cuda_cache() -> None:

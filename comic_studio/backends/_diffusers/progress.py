@@ -3,6 +3,8 @@
 One :class:`StepReporter` serves one job: a plain job is one denoising run (steps and total are the
 pipeline's own); a job of several runs (the consistent backend renders anchors, then the panel)
 passes the job's ``total`` and the steps count on across its runs, so the progress bar fills once.
+A "step" is one iteration of the pipeline's loop: second-order samplers (Heun, DPM++ SDE) make
+2N−1 of them for N steps, and a job's ``total`` counts them so.
 """
 
 from __future__ import annotations
@@ -24,13 +26,10 @@ class StepReporter:
         self.on_step, self.every, self.total = on_step, every, total
         self.done = 0
 
-    def callback(self, each_step: Callable[[int], None] | None = None) -> Callable[..., dict[str, Any]]:
-        """The ``callback_on_step_end`` for one run; ``each_step(step_of_this_run)`` is called first
-        on every step, reported or not (the consistent backend advances its attention state)."""
+    def callback(self) -> Callable[..., dict[str, Any]]:
+        """The ``callback_on_step_end`` for one run."""
 
         def on_step_end(pipe: Any, index: int, _timestep: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            if each_step is not None:
-                each_step(index + 1)
             self.done += 1
             if self.on_step is None:
                 return tensors

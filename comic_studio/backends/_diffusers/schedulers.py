@@ -9,18 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
+# Karras σ schedules span the model's whole σ range, as k-diffusion (so A1111/ComfyUI) and RaCig
+# (ZulutionAI/RaCig racig/scheduler.py, DPMSolverPlusSDEScheduler.set_timesteps: sigma_min/max of the
+# full training table) build them: 14.61 … 0.029 for SDXL. diffusers takes the σ of the first and
+# last *spaced* timestep instead, and SDXL's "leading" spacing starts at σ 9.75 for 17 steps (less
+# noise than the model was sampled from); "linspace" spacing runs from timestep 999 to 0 and gives
+# exactly the full-range σ (tests/backends/test_racig_sampler.py compares them).
+_KARRAS = {"use_karras_sigmas": True, "timestep_spacing": "linspace"}
+
 # name → (diffusers class name, config overrides)
 SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Euler": ("EulerDiscreteScheduler", {}),
     "Euler a": ("EulerAncestralDiscreteScheduler", {}),
     "DDIM": ("DDIMScheduler", {}),
     "DPM++ 2M": ("DPMSolverMultistepScheduler", {}),
-    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"use_karras_sigmas": True}),
+    "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", _KARRAS),
     "DPM++ 2M SDE": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
-    "DPM++ 2M SDE Karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "use_karras_sigmas": True}),
-    # DPMSolverSDEScheduler draws its noise through torchsde's Brownian tree (RaCig's sampler).
+    "DPM++ 2M SDE Karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", **_KARRAS}),
+    # DPMSolverSDEScheduler draws its noise through torchsde's Brownian tree. With Karras σ it is
+    # RaCig's sampler (racig/pipeline.py: pipe.scheduler = DPMSolverPlusSDEScheduler(), whose
+    # use_karras_sigmas defaults to True), the racig backend's default.
     "DPM++ SDE": ("DPMSolverSDEScheduler", {}),
-    "DPM++ SDE Karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
+    "DPM++ SDE Karras": ("DPMSolverSDEScheduler", _KARRAS),
     "UniPC": ("UniPCMultistepScheduler", {}),
     "LMS": ("LMSDiscreteScheduler", {}),
     "Heun": ("HeunDiscreteScheduler", {}),
@@ -28,6 +38,8 @@ SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
 
 DEFAULT_SCHEDULER = "Euler"
 """SDXL base's own scheduler: with it the backend matches a stock pipeline exactly."""
+RACIG_SCHEDULER = "DPM++ SDE Karras"
+"""RaCig's sampler (see the table): the racig backend's default."""
 
 # Keys one scheduler class writes into its config that would confuse another; dropped on a switch.
 _FOREIGN_KEYS = ("use_karras_sigmas", "algorithm_type", "solver_order", "use_exponential_sigmas", "use_beta_sigmas")

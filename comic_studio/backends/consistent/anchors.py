@@ -16,8 +16,8 @@ from typing import Any
 from PIL import Image
 
 from comic_studio.backends.consistent.bank import IdentityBank
-from comic_studio.backends.consistent.processors import RunState
-from comic_studio.backends.consistent.schedule import ConsistencySchedule
+from comic_studio.backends.consistent.processors import RunState, canonical_level, schedule_levels, unet_timesteps
+from comic_studio.backends.consistent.schedule import ConsistencySchedule, step_of
 from comic_studio.generation.request import RequestCharacter
 
 ANCHOR_SUFFIX = "solo, one person, full body, standing, facing the viewer, plain light background"
@@ -99,26 +99,27 @@ def bank_from_image(
 ) -> IdentityBank:
     """Bank an existing picture (e.g. a panel result the user picked as the anchor) by re-noising it.
 
-    For every banked step ``t`` the picture's latent is noised to the level of step ``t`` (one fresh
-    noise draw per step, seeded) and the UNet runs once on it with the write processors installed —
+    For every level a sampling run would bank (the UNet timesteps of the banked steps) the picture's
+    latent is noised to that level (one fresh noise draw per level, seeded) and the UNet runs once on it with the write processors installed —
     no sampling chain, no VAE decode, so this costs about the banked steps' UNet passes. The tokens
     are what the model "sees" of that picture at each noise level, which is what a rendered anchor's
     trajectory would have given had it ended in this picture."""
     import torch
 
-    device, dtype = pipe.unet.device, pipe.unet.dtype
+    # The execution device, not ``pipe.unet.device``: under accelerate's sequential offload the
+    # UNet's parameters live on the "meta" device between calls, and only the hooks know the GPU.
+    device, dtype = pipe._execution_device, pipe.unet.dtype
     size = max(8, settings["anchor_size"] // 8 * 8)
     pixels = pipe.image_processor.preprocess(image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
     vae = pipe.vae
     with torch.no_grad():
-        latent = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mean * vae.config.scaling_factor
+        latent = vae.encode(pixels.to(device, vae.dtype)).latent_dist.mean * vae.config.scaling_factor
     latent = latent.to(device, dtype)
     cfg = settings["guidance"] > 1.0
     prompt = anchor_prompt(character)
     pos, neg, pooled, neg_pooled = pipe.encode_prompt(prompt, device=device, num_images_per_prompt=1,
                                                       do_classifier_free_guidance=cfg)  # fmt: skip
     scheduler = pipe.scheduler
-    scheduler.set_timesteps(settings["steps"], device=device)
     time_ids = torch.tensor([[size, size, 0, 0, size, size]], device=device, dtype=pos.dtype)
     context, text_embeds = (torch.cat([neg, pos]), torch.cat([neg_pooled, pooled])) if cfg else (pos, pooled)
     meta = {k: settings[k] for k in BANK_RELEVANT}
@@ -131,23 +132,44 @@ def bank_from_image(
         (character.id,),
         generator=torch.Generator("cpu").manual_seed(seed),
         banked_steps=frozenset(schedule.banked_steps(settings["steps"])),
+        levels=schedule_levels(scheduler, settings["steps"]),
     )
-    sigmas = getattr(scheduler, "sigmas", None)
+    # Every level a sampling run of this scheduler would bank — second-order correctors included
+    # (DPM++ SDE's midpoints) — so a panel with this sampler reads tokens of its own noise levels.
+    wanted = []
+    for timestep in unet_timesteps(scheduler, settings["steps"]):
+        level = canonical_level(timestep)
+        if step_of(state.levels, level) in state.banked_steps and level not in wanted:
+            wanted.append(level)
+    sigmas = _training_sigmas(scheduler) if getattr(scheduler, "sigmas", None) is not None else None
     with install(state), torch.no_grad():
-        for step in sorted(state.banked_steps):
-            timestep = scheduler.timesteps[step]
+        for level in sorted(wanted, reverse=True):
             noise = torch.randn(latent.shape, generator=generator).to(device, dtype)
-            if sigmas is not None:  # sigma-parameterised samplers (Euler, DPM++ ...)
-                sigma = sigmas[step].to(device, dtype)
+            if sigmas is not None:  # sigma-parameterised samplers (Euler, DPM++, Heun ...)
+                sigma = _sigma_at(sigmas, level)
                 noisy = (latent + sigma * noise) / (sigma**2 + 1) ** 0.5
             else:  # variance-preserving samplers (DDIM ...): model input is the noised latent itself
-                noisy = scheduler.add_noise(latent, noise, timestep.reshape(1))
+                noisy = scheduler.add_noise(latent, noise, torch.tensor([int(round(level))]))
             batch = torch.cat([noisy] * 2) if cfg else noisy
-            state.step = step
             pipe.unet(
                 batch,
-                timestep,
+                torch.tensor(level, device=device),
                 encoder_hidden_states=context,
                 added_cond_kwargs={"text_embeds": text_embeds, "time_ids": time_ids.repeat(batch.shape[0], 1)},
             )
     return bank
+
+
+def _training_sigmas(scheduler: Any) -> Any:
+    """σ of every training timestep: sqrt((1 − ᾱ) / ᾱ), from the scheduler's own ᾱ table."""
+    alphas = scheduler.alphas_cumprod.double()
+    return ((1 - alphas) / alphas) ** 0.5
+
+
+def _sigma_at(sigmas: Any, level: float) -> float:
+    """σ at a (possibly fractional) timestep, interpolated in log σ — the inverse of the map the
+    Karras-sigma schedulers use to turn their σ into timesteps, and exact at integer timesteps."""
+    low = min(int(level), len(sigmas) - 1)
+    high = min(low + 1, len(sigmas) - 1)
+    w = level - low
+    return float((sigmas[low].log() * (1 - w) + sigmas[high].log() * w).exp())

@@ -21,6 +21,7 @@ from comic_studio.backends._diffusers.inputs import read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
+from comic_studio.backends._diffusers.schedulers import make_scheduler
 from comic_studio.backends.consistent.anchors import (
     BANK_RELEVANT,
     anchor_prompt,
@@ -37,8 +38,16 @@ from comic_studio.backends.consistent.bank import (
     read_bank_file,
     write_bank_file,
 )
-from comic_studio.backends.consistent.processors import GROUP_16, GROUP_32, RunState, installed
-from comic_studio.backends.consistent.schedule import ConsistencySchedule
+from comic_studio.backends.consistent.processors import (
+    GROUP_16,
+    GROUP_32,
+    RunState,
+    canonical_level,
+    installed,
+    schedule_levels,
+    unet_timesteps,
+)
+from comic_studio.backends.consistent.schedule import ConsistencySchedule, unmatched_levels
 from comic_studio.core.model import CharacterPlacement
 from comic_studio.generation.backend_api import CONSISTENT_CHARACTERS
 from comic_studio.generation.request import (
@@ -78,7 +87,8 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
     "anchor_for": {"type": "str", "default": "", "max_length": 64, "label": "Anchor job for character",
                    "help": "Render this character's anchors and save its bank instead of a panel."},
     "anchor_image": {"type": "str", "default": "", "max_length": IMAGE_SETTING_MAX, "label": "Anchor from image",
-                     "help": "Anchor job: bank this picture (PNG data URI or path, e.g. a chosen panel result) "
+                     "image": True,
+                     "help": "Anchor job: bank this picture (a project image, e.g. a chosen panel result) "
                              "by re-noising it, instead of rendering anchors."},
 }  # fmt: skip
 
@@ -87,6 +97,9 @@ class ConsistentBackend(SdxlPipelineBackend):
     name = "consistent"
     display_name = "Consistent characters (SDXL)"
     capabilities = SdxlPipelineBackend.capabilities | frozenset({CONSISTENT_CHARACTERS})
+    # SDXL plus the banked tokens the decoder's self-attention reads (keys/values grow with the
+    # characters present); banks themselves stay in host RAM. Estimates, like SDXL's.
+    vram_gb = {"gpu": 11.0, "model-offload": 8.0, "sequential-offload": 4.0}
 
     def __init__(self) -> None:
         super().__init__()
@@ -138,13 +151,16 @@ class ConsistentBackend(SdxlPipelineBackend):
         if anchor_for and not effective["bank_folder"]:
             raise GenerationError("consistent: an anchor job needs 'bank_folder' to save the bank in")
         wanted = [request.character(anchor_for)] if anchor_for else request.characters
+        # A fresh copy of the job's sampler, for its noise levels (saved banks are checked against
+        # them) and its UNet calls per run (2N−1 for second-order samplers: the progress total).
+        scheduler = self.job_scheduler(effective, request.seed)
         banks: dict[str, IdentityBank] = {}
         to_build = []
         for character in wanted:
             assert character is not None
             if character.id in saved and not anchor_for:
                 banks[character.id] = self.load_bank(
-                    effective["bank_folder"], saved[character.id], effective, character.name
+                    effective["bank_folder"], saved[character.id], effective, character.name, scheduler=scheduler
                 )
             elif anchor_for or effective["auto_anchors"]:
                 cached = None if anchor_for else self._banks.get(self._key(character, effective))
@@ -155,11 +171,11 @@ class ConsistentBackend(SdxlPipelineBackend):
         picture = read_image_setting(effective["anchor_image"], "anchor_image") if anchor_for else None
         if picture is not None:
             to_build = []  # banked from the picture below, no anchor renders
-        steps = effective["steps"]
+        calls = len(unet_timesteps(scheduler, effective["steps"]))
         reporter = StepReporter(
             on_step,
             effective["preview_every"],
-            steps * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)),
+            calls * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)),
         )
         loras = JobLoras(effective["loras"], effective["allow_pickle"])
         anchors: list[Image.Image] = []
@@ -206,6 +222,10 @@ class ConsistentBackend(SdxlPipelineBackend):
     ) -> Image.Image:
         pipe, call = self.prepare_call(request, settings)
         loras.apply(pipe)
+        if "strength" in call:  # img2img/inpaint run only the tail of the schedule (as diffusers cuts it)
+            full = len(unet_timesteps(pipe.scheduler, settings["steps"]))
+            assert reporter.total is not None
+            reporter.total -= full - tail_calls(pipe.scheduler, settings["steps"], call["strength"])
         merged = IdentityBank(settings["bank_precision"], self._location(settings))
         for bank in banks.values():
             merged.merge(bank)
@@ -256,31 +276,59 @@ class ConsistentBackend(SdxlPipelineBackend):
         self, pipe: Any, call: dict[str, Any], state: RunState, settings: dict[str, Any], reporter: StepReporter
     ) -> Image.Image:
         strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
-        state.step = 0
+        state.levels = schedule_levels(pipe.scheduler, settings["steps"])  # the steps the plan's coins are for
         apply_long_prompt(pipe, call)  # after the job's LoRAs went in (they may patch the text encoders)
-        with installed(pipe.unet, state, strengths):
-            return pipe(**call, callback_on_step_end=reporter.callback(state.advance_to)).images[0]
+        with installed(pipe.unet, state, strengths):  # the UNet's own timesteps drive the state
+            return pipe(**call, callback_on_step_end=reporter.callback()).images[0]
 
     # ------------------------------------------------------------------ banks
 
-    def load_bank(self, folder: str, digest: str, settings: dict[str, Any], name: str = "") -> IdentityBank:
-        """A saved bank by hash (cached), checked against the job's steps."""
+    def load_bank(
+        self, folder: str, digest: str, settings: dict[str, Any], name: str = "", *, scheduler: Any
+    ) -> IdentityBank:
+        """A saved bank by hash (cached), checked against the job: the same step count (the schedule's
+        coins and start step count steps) and the noise levels of the job's ``scheduler``
+        (:meth:`job_scheduler`) — every UNet call that may read the bank must find tokens recorded
+        near its own timestep. A bank from version 1 (keyed by loop index) is converted first."""
+        label = name or digest[:12]
         bank = self._banks.get(digest)
         if bank is None:
             if not folder:
-                raise GenerationError(f"consistent: bank for {name or digest[:12]} is named but 'bank_folder' is empty")
+                raise GenerationError(f"consistent: bank for {label} is named but 'bank_folder' is empty")
             try:
                 bank = IdentityBank.from_bytes(read_bank_file(folder, digest), location=self._location(settings))
             except BankError as exc:
                 raise GenerationError(f"consistent: {exc}") from exc
-            self._remember(digest, bank)
+        if bank.indexed_by == "step":
+            bank = _by_level(bank, scheduler, label)
+        self._remember(digest, bank)
+        steps = settings["steps"]
         made = bank.meta.get("steps")
-        if made is not None and made != settings["steps"]:
+        if made is not None and made != steps:  # the schedule's coins and start step count steps
             raise GenerationError(
-                f"consistent: the bank of {name or digest[:12]} was made with {made} steps and this "
-                f"job uses {settings['steps']}; regenerate the anchor or use {made} steps"
+                f"consistent: the bank of {label} was made with {made} steps and this "
+                f"job uses {steps}; regenerate the anchor or use {made} steps"
             )
+        levels = schedule_levels(scheduler, steps)
+        calls = [canonical_level(t) for t in unet_timesteps(scheduler, steps)]
+        banked = _schedule(settings).banked_steps(steps)
+        for character in bank.characters:
+            missing = unmatched_levels(bank.levels(character), calls, levels, banked)
+            if missing:
+                made_sampler = bank.meta.get("scheduler", "?")
+                shown = ", ".join(f"{level:g}" for level in missing[:3]) + (" …" if len(missing) > 3 else "")
+                raise GenerationError(
+                    f"consistent: the bank of {label} was made with the sampler {made_sampler!r} and this job "
+                    f"uses {settings['scheduler']!r}, whose noise levels (timesteps {shown}) have no banked "
+                    f"tokens near them. Use {made_sampler!r} (or a sampler with the same noise schedule), "
+                    "or regenerate the anchor with this job's sampler"
+                )
         return bank
+
+    def job_scheduler(self, settings: dict[str, Any], seed: int) -> Any:
+        """A fresh scheduler of the job's sampler on the job's model (its configuration decides the
+        noise levels; loading is shared with the job's pipeline through the model cache)."""
+        return self.sdxl_components(settings, seed, allow_pickle=settings["allow_pickle"])["scheduler"]
 
     def _remember(self, key: str, bank: IdentityBank) -> None:
         self._banks[key] = bank
@@ -307,6 +355,28 @@ def parse_banks(text: str) -> dict[str, str]:
             raise GenerationError(f"consistent setting 'banks': {item!r} is not 'character-id=sha256'")
         out[character.strip()] = digest.strip().lower()
     return out
+
+
+def tail_calls(scheduler: Any, steps: int, strength: float) -> int:
+    """UNet calls of an img2img/inpaint run: diffusers keeps ``int(steps × strength)`` steps of the
+    schedule (``get_timesteps``), i.e. the calls from step ``steps − kept`` on."""
+    kept = min(int(steps * strength), steps)
+    start = max(steps - kept, 0) * int(getattr(scheduler, "order", 1))
+    return max(len(unet_timesteps(scheduler, steps)) - start, 0)
+
+
+def _by_level(bank: IdentityBank, scheduler: Any, label: str) -> IdentityBank:
+    """A version-1 bank keyed by level: its loop indices were the UNet calls of its own sampler and
+    step count (its metadata) on this model's noise schedule (the model is part of the bank's key)."""
+    try:
+        recorded_with = make_scheduler(str(bank.meta.get("scheduler")), scheduler.config)
+        calls = [canonical_level(t) for t in unet_timesteps(recorded_with, int(bank.meta["steps"]))]
+        return bank.by_level(calls)
+    except (KeyError, TypeError, ValueError) as exc:  # UnknownScheduler and BankError are ValueErrors
+        raise GenerationError(
+            f"consistent: the bank of {label} is from an older version and its sampler cannot be rebuilt "
+            f"({exc}); regenerate the anchor"
+        ) from exc
 
 
 def _schedule(settings: dict[str, Any]) -> ConsistencySchedule:

@@ -1,5 +1,6 @@
 """IdentityBank: the sampled hidden-state tokens of characters' anchor images, keyed by
-(character, step, layer).
+(character, level, layer) — the level being the UNet timestep the tokens were recorded at (not the
+denoising loop's index: see :class:`~comic_studio.backends.consistent.processors.RunState`).
 
 StoryDiffusion keeps every token of every step on the GPU for the whole run (gigabytes per identity
 image). Here only the sampled tokens are kept, in fp16/bf16 on the host by default, and a layer's
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from comic_studio.core.atomic import atomic_write_bytes
+from comic_studio.core.safe_read import UnsafeInputError, read_bytes
 
-BANK_FORMAT = "comic-studio-identity-bank/1"
+BANK_FORMAT = "comic-studio-identity-bank/2"
+LEGACY_FORMAT = "comic-studio-identity-bank/1"
+"""Version 1 keyed tokens by the denoising loop's index; :meth:`IdentityBank.by_level` converts."""
 PRECISIONS = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 BYTES_PER_ELEMENT = {"fp16": 2, "bf16": 2, "fp32": 4}
 _SHA = re.compile(r"^[0-9a-f]{64}$")
@@ -38,7 +42,9 @@ class IdentityBank:
     meta: dict[str, Any] = field(default_factory=dict)
     """How the bank was made (model, steps, sampler, anchor prompts, seeds, size): recorded, checked by
     the backend against the panel job so a mismatch is an error, not a silent drift."""
-    _tokens: dict[tuple[str, int, str], Any] = field(default_factory=dict)
+    indexed_by: str = "level"
+    """"level" (timesteps); "step" only for a version-1 file until :meth:`by_level` converts it."""
+    _tokens: dict[tuple[str, float, str], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -46,25 +52,29 @@ class IdentityBank:
 
     # ------------------------------------------------------------------ writing and reading
 
-    def put(self, character: str, step: int, layer: str, tokens: Any) -> None:
-        """Add ``tokens`` ``[batch, n, channels]``; a second anchor of the same character appends its
-        tokens along ``n``."""
+    def put(self, character: str, level: float, layer: str, tokens: Any) -> None:
+        """Add ``tokens`` ``[batch, n, channels]`` recorded at timestep ``level``; a second anchor of
+        the same character appends its tokens along ``n``."""
         import torch
 
         stored = tokens.detach().to(self.location, getattr(torch, PRECISIONS[self.precision]))
-        key = (character, int(step), layer)
+        key = (character, _level(level), layer)
         old = self._tokens.get(key)
         self._tokens[key] = stored.contiguous() if old is None else torch.cat([old, stored], dim=1)
 
-    def get(self, character: str, step: int, layer: str) -> Any | None:
-        return self._tokens.get((character, int(step), layer))
+    def get(self, character: str, level: float, layer: str) -> Any | None:
+        return self._tokens.get((character, _level(level), layer))
 
-    def read(self, characters: Iterable[str], step: int, layer: str, device: Any, dtype: Any) -> Any | None:
-        """The tokens of ``characters`` at (step, layer), concatenated and moved to ``device``/``dtype``:
+    def read(self, characters: Iterable[str], level: float, layer: str, device: Any, dtype: Any) -> Any | None:
+        """The tokens of ``characters`` at (level, layer), concatenated and moved to ``device``/``dtype``:
         the only moment bank tokens occupy device memory."""
+        return self.read_levels({c: level for c in characters}, layer, device, dtype)
+
+    def read_levels(self, levels: dict[str, float], layer: str, device: Any, dtype: Any) -> Any | None:
+        """Like :meth:`read`, each character at its own recorded level (``{character: level}``)."""
         import torch
 
-        parts = [t for c in characters if (t := self._tokens.get((c, int(step), layer))) is not None]
+        parts = [t for c, lv in levels.items() if (t := self._tokens.get((c, _level(lv), layer))) is not None]
         if not parts:
             return None
         batch = max(p.shape[0] for p in parts)
@@ -75,8 +85,9 @@ class IdentityBank:
     def characters(self) -> list[str]:
         return sorted({c for c, _, _ in self._tokens})
 
-    def steps(self, character: str | None = None) -> list[int]:
-        return sorted({s for c, s, _ in self._tokens if character in (None, c)})
+    def levels(self, character: str | None = None) -> list[float]:
+        """The timesteps tokens were recorded at, highest (noisiest) first."""
+        return sorted({s for c, s, _ in self._tokens if character in (None, c)}, reverse=True)
 
     def keys(self) -> list[tuple[str, int, str]]:
         return sorted(self._tokens)
@@ -93,7 +104,7 @@ class IdentityBank:
             self._tokens[(c, s, layer)] = t.to(self.location)
 
     def only(self, character: str) -> IdentityBank:
-        out = IdentityBank(self.precision, self.location, dict(self.meta))
+        out = IdentityBank(self.precision, self.location, dict(self.meta), self.indexed_by)
         out._tokens = {k: v for k, v in self._tokens.items() if k[0] == character}
         return out
 
@@ -134,12 +145,14 @@ class IdentityBank:
         try:
             tensors = load(data)
             header = _header(data)
-            if header.get("format") != BANK_FORMAT:
+            if header.get("format") not in (BANK_FORMAT, LEGACY_FORMAT):
                 raise BankError(f"{where}: not an identity bank (format {header.get('format')!r})")
             index = json.loads(header["index"])
-            bank = cls(header.get("precision", "fp16"), location, json.loads(header.get("meta", "{}")))
-            for i, (character, step, layer) in enumerate(index):
-                bank._tokens[(str(character), int(step), str(layer))] = tensors[f"t{i}"].to(location)
+            indexed_by = "level" if header["format"] == BANK_FORMAT else "step"
+            meta = json.loads(header.get("meta", "{}"))
+            bank = cls(header.get("precision", "fp16"), location, meta, indexed_by)
+            for i, (character, level, layer) in enumerate(index):
+                bank._tokens[(str(character), _level(level), str(layer))] = tensors[f"t{i}"].to(location)
         except BankError:
             raise
         except Exception as exc:  # safetensors raises its own error types for damaged bytes
@@ -149,8 +162,26 @@ class IdentityBank:
     def sha256(self) -> str:
         return hashlib.sha256(self.to_bytes()).hexdigest()
 
+    def by_level(self, unet_timesteps: list[float]) -> IdentityBank:
+        """A version-1 bank (keyed by loop index) keyed by level instead: loop index ``i`` of the run
+        that recorded it was the UNet call at ``unet_timesteps[i]`` (that run's sampler and steps,
+        which the bank's metadata names). A bank already keyed by level is returned as it is."""
+        if self.indexed_by == "level":
+            return self
+        out = IdentityBank(self.precision, self.location, dict(self.meta))
+        for (c, index, layer), t in self._tokens.items():
+            if not 0 <= int(index) < len(unet_timesteps):
+                raise BankError(f"bank of {c!r}: step {int(index)} is outside its {len(unet_timesteps)}-call schedule")
+            out._tokens[(c, _level(unet_timesteps[int(index)]), layer)] = t
+        return out
+
 
 _ST_DTYPES = {"fp16": "F16", "bf16": "BF16", "fp32": "F32"}
+
+
+def _level(value: float) -> float:
+    """Levels are rounded to 1/1000 of a timestep, as ``processors.canonical_level`` rounds them."""
+    return round(float(value), 3)
 
 
 def _uint8() -> Any:
@@ -185,14 +216,18 @@ def write_bank_file(data: bytes, folder: str | Path) -> str:
     return digest
 
 
+MAX_BANK_FILE_BYTES = 1024**3
+"""Far above any bank (a few MB to a few hundred MB); the cap only stops a runaway read."""
+
+
 def read_bank_file(folder: str | Path, digest: str) -> bytes:
     if not _SHA.match(digest):
         raise BankError(f"bank {digest!r} is not a sha256 hash")
     path = bank_file(folder, digest)
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BankError(f"bank {digest[:12]}…: cannot read {path} ({exc.strerror or exc})") from exc
+        data = read_bytes(path, limit=MAX_BANK_FILE_BYTES, what="identity bank")  # a FIFO there must not hang a job
+    except UnsafeInputError as exc:
+        raise BankError(f"bank {digest[:12]}…: cannot read {path} ({exc.problem})") from exc
     if hashlib.sha256(data).hexdigest() != digest:
         raise BankError(f"bank file {path} does not match its hash (damaged or replaced)")
     return data

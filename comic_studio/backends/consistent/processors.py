@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comic_studio.backends.consistent.bank import IdentityBank, sampled_tokens
+from comic_studio.backends.consistent.schedule import step_of
 
 GROUP_32 = "32"
 GROUP_16 = "16"
@@ -33,7 +34,15 @@ GROUP_16 = "16"
 
 @dataclass
 class RunState:
-    """One job's consistent-attention state. ``step`` is advanced by the step callback."""
+    """One job's consistent-attention state.
+
+    Tokens are banked and read by **noise level** (the UNet's timestep), never by the position in
+    the pipeline's loop: img2img/inpaint start mid-schedule, and second-order samplers (Heun, DPM++
+    SDE) call the UNet 2N−1 times for N steps, so a loop index names a different noise level in
+    every one of those runs. :func:`installed` reads each UNet call's timestep (a forward pre-hook)
+    and :meth:`at_timestep` derives from it the schedule step (``step``: which interval of the job's
+    N-step schedule ``levels`` the call falls in, so the coin of step k covers its corrector call
+    too) and, for reading, the nearest recorded level of each character."""
 
     phase: str  # "write" (anchor) or "read" (panel)
     bank: IdentityBank
@@ -43,22 +52,77 @@ class RunState:
     """write: the torch CPU generator choosing which tokens to keep (seeded per anchor)."""
     banked_steps: frozenset[int] = frozenset()
     plan: tuple[bool, ...] = ()
-    """read: one schedule decision per step."""
+    """read: one schedule decision per step of the N-step schedule."""
+    levels: tuple[float, ...] = ()
+    """The first-order timesteps of the job's N-step schedule, highest first (:func:`schedule_levels`)."""
     step: int = 0
+    timestep: float | None = None
+    """The level of the UNet call running now (None before the first call)."""
+    fresh: bool = True
+    """write: whether this is the run's first UNet call at ``timestep`` (Heun repeats a level: the
+    repeat must not append its tokens as if it were another anchor)."""
     calls: dict[str, int] = field(default_factory=lambda: {"plain": 0, "write": 0, "read": 0})
+    lookups: dict[float, dict[str, float]] = field(default_factory=dict)
+    """read: for every level the UNet ran at, the recorded level each character was read from."""
+    _seen: set[float] = field(default_factory=set)
+    _recorded: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.phase not in ("write", "read"):
             raise ValueError(f"unknown phase {self.phase!r}")
         if self.phase == "write" and len(self.characters) != 1:
             raise ValueError("a write phase banks exactly one character")
+        if list(self.levels) != sorted(self.levels, reverse=True):
+            raise ValueError("schedule levels must run from the highest noise level down")
+        if self.phase == "read":
+            self._recorded = {c: self.bank.levels(c) for c in self.characters}
 
-    def advance_to(self, step: int) -> None:
-        """The step callback's hook: ``step`` denoising steps of this run are done."""
-        self.step = step
+    def at_timestep(self, timestep: Any) -> None:
+        """The UNet is about to run at ``timestep`` (set by :func:`installed`'s hook)."""
+        level = canonical_level(timestep)
+        self.timestep = level
+        self.step = step_of(self.levels, level)
+        self.fresh = level not in self._seen
+        self._seen.add(level)
 
     def consistent_now(self) -> bool:
-        return self.step < len(self.plan) and self.plan[self.step]
+        return self.timestep is not None and self.step < len(self.plan) and self.plan[self.step]
+
+    def reading(self) -> dict[str, float]:
+        """The recorded level to read for each banked character present, nearest to the current one."""
+        assert self.timestep is not None
+        found = self.lookups.get(self.timestep)
+        if found is None:
+            found = {c: nearest(levels, self.timestep) for c, levels in self._recorded.items() if levels}
+            self.lookups[self.timestep] = found
+        return found
+
+
+def canonical_level(timestep: Any) -> float:
+    """A UNet timestep (a number or a tensor holding one value per batch row) as the bank's key:
+    rounded so that the same level computed twice is the same float."""
+    value = timestep.reshape(-1)[0].item() if hasattr(timestep, "reshape") else timestep
+    return round(float(value), 3)
+
+
+def nearest(levels: list[float], level: float) -> float:
+    """The recorded level closest to ``level`` (ties: the noisier one)."""
+    return min(levels, key=lambda recorded: (abs(recorded - level), -recorded))
+
+
+def schedule_levels(scheduler: Any, steps: int) -> tuple[float, ...]:
+    """The first-order timesteps of ``scheduler``'s schedule for ``steps`` steps, highest first, from a
+    fresh copy (the job's own scheduler keeps its state). Second-order schedulers list each step's
+    level followed by its corrector's; every ``order``-th entry is a step's own level."""
+    return tuple(canonical_level(t) for t in unet_timesteps(scheduler, steps)[:: int(getattr(scheduler, "order", 1))])
+
+
+def unet_timesteps(scheduler: Any, steps: int) -> list[Any]:
+    """Every timestep the UNet is called at in a full ``steps``-step run of ``scheduler`` (2N−1 for
+    second-order samplers), computed on a fresh copy."""
+    fresh = type(scheduler).from_config(scheduler.config)
+    fresh.set_timesteps(steps, device="cpu")
+    return list(fresh.timesteps)
 
 
 class _ConsistentProcessor:
@@ -103,14 +167,15 @@ class BankWriteProcessor(_ConsistentProcessor):
         **kwargs: Any,
     ) -> Any:
         state = self.state
-        if state.step in state.banked_steps and hidden_states.ndim == 3 and encoder_hidden_states is None:
+        recording = state.timestep is not None and state.fresh and state.step in state.banked_steps
+        if recording and hidden_states.ndim == 3 and encoder_hidden_states is None:
             import torch
 
             count = sampled_tokens(hidden_states.shape[1], self.rate)
             if count:
                 keep = torch.randperm(hidden_states.shape[1], generator=state.generator)[:count]
                 state.bank.put(
-                    state.characters[0], state.step, self.layer, hidden_states[:, keep.to(hidden_states.device)]
+                    state.characters[0], state.timestep, self.layer, hidden_states[:, keep.to(hidden_states.device)]
                 )
                 state.calls["write"] += 1
         return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb, args, kwargs)
@@ -133,9 +198,7 @@ class BankReadProcessor(_ConsistentProcessor):
                   and attn.group_norm is None and attn.spatial_norm is None)  # fmt: skip
         banked = None
         if usable:
-            banked = state.bank.read(
-                state.characters, state.step, self.layer, hidden_states.device, hidden_states.dtype
-            )
+            banked = state.bank.read_levels(state.reading(), self.layer, hidden_states.device, hidden_states.dtype)
         if banked is None:
             return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb, args, kwargs)
         state.calls["read"] += 1
@@ -174,6 +237,19 @@ def consistent_attention(attn: Any, hidden_states: Any, banked: Any) -> Any:
 # ------------------------------------------------------------------ which layers, and installing
 
 
+def _timestep_hook(state: RunState) -> Callable[..., None]:
+    """A UNet forward pre-hook telling ``state`` the level of every call (the pipelines and
+    ``bank_from_image`` pass the timestep as the second argument; by keyword is accepted too)."""
+
+    def hook(_module: Any, args: tuple, kwargs: dict) -> None:
+        timestep = args[1] if len(args) > 1 else kwargs.get("timestep")
+        if timestep is None:
+            raise TypeError("consistent attention: a UNet call without a timestep")
+        state.at_timestep(timestep)
+
+    return hook
+
+
 def decoder_self_attention_layers(unet: Any) -> dict[str, str]:
     """``{processor name: resolution group}`` for the decoder's attn1 layers. The first up block with
     attention is the lowest resolution (SDXL: 1/32, 30 layers), the next one 1/16 (6 layers)."""
@@ -199,9 +275,11 @@ def installed(unet: Any, state: RunState, strengths: dict[str, float]) -> Iterat
         for name, proc in original.items() if name in layers
     }  # fmt: skip
     unet.set_attn_processor({**original, **patched})  # set_attn_processor consumes its dict: give copies
+    hook = unet.register_forward_pre_hook(_timestep_hook(state), with_kwargs=True)
     try:
         yield patched
     finally:
+        hook.remove()
         current = dict(unet.attn_processors)
         ours = {name for name, proc in patched.items() if current.get(name) is proc}
         unet.set_attn_processor({**current, **{name: original[name] for name in ours}})

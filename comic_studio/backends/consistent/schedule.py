@@ -9,6 +9,7 @@ job from the request's seed, so a regenerate at the same seed takes exactly the 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _SALT = 0x5D1A_C0DE
@@ -54,3 +55,49 @@ class ConsistencySchedule:
     def banked_steps(self, steps: int) -> list[int]:
         """Steps whose tokens a write phase must keep (any step that may read the bank)."""
         return [step for step in range(steps) if self.probability(step) > 0.0]
+
+
+def step_of(levels: Sequence[float], level: float) -> int:
+    """Which step of the schedule ``levels`` (highest first) a call at ``level`` belongs to: the last
+    step starting at or above it. A second-order corrector call between two levels (DPM++ SDE's
+    midpoints) belongs to the step it corrects; a level above the first step is step 0."""
+    step = 0
+    for index, start in enumerate(levels):
+        if start >= level - 1e-3:
+            step = index
+        else:
+            break
+    return step
+
+
+MATCH_TOLERANCE = 0.25
+"""A recorded level serves a UNet call when it lies within this fraction of a step's width of it."""
+
+
+def unmatched_levels(
+    recorded: Sequence[float], calls: Sequence[float], levels: Sequence[float], banked_steps: Sequence[int]
+) -> list[float]:
+    """The levels among ``calls`` (every UNet timestep of the job's full run) that may read the bank
+    (their step is in ``banked_steps``; ``levels`` are the steps' own timesteps, highest first) but
+    have no ``recorded`` level near enough: the bank was made on another noise schedule (sampler,
+    step count or spacing), so its nearest tokens would come from a different noise level.
+
+    Samplers that share a schedule (Euler and Euler a, say) match exactly; a bank banked from a
+    picture at first-order levels serves a second-order sampler's corrector calls only if they lie
+    close to one of them."""
+    if not recorded:
+        return []
+    banked = set(banked_steps)
+    missing = []
+    for level in calls:
+        step = step_of(levels, level)
+        if step not in banked:
+            continue
+        if len(levels) > 1:
+            width = levels[step] - levels[step + 1] if step + 1 < len(levels) else levels[step - 1] - levels[step]
+        else:
+            width = levels[0]
+        near = min(abs(r - level) for r in recorded)
+        if near > MATCH_TOLERANCE * abs(width) + 1e-3:
+            missing.append(level)
+    return missing

@@ -21,7 +21,6 @@ as state dicts so re-attaching costs no disk read.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import threading
 from collections import OrderedDict
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from comic_studio.generation.models.loading import read_state_dict
 from comic_studio.generation.request import GenerationError, data_uri_bytes, png_data_uri
 
 FACE, BODY = 0, 1
@@ -119,11 +119,25 @@ class ReferenceCache:
 
 @dataclass
 class ImageEncoder:
-    """The CLIP vision tower and its processor (h94's ``models/image_encoder``)."""
+    """The CLIP vision tower and its processor (h94's ``models/image_encoder``).
+
+    ``device`` is where it computes. Its weights (1.3 GB for ViT-H in float16) move there only when
+    an embedding is computed and back to the CPU with :meth:`park`: embeddings are cached per asset,
+    so the encoder idles through every denoising step and must not hold GPU memory then."""
 
     model: Any
     processor: Any
     cache_id: str
+    device: str = "cpu"
+
+    def _on_device(self) -> None:
+        if self.model.device.type != self.device:
+            self.model.to(self.device)
+
+    def park(self) -> None:
+        """Weights back to the CPU (no-op when they are there)."""
+        if self.model.device.type != "cpu":
+            self.model.to("cpu")
 
     def _hidden(self, pixels: Any) -> Any:
         import torch
@@ -133,17 +147,19 @@ class ImageEncoder:
         return out.hidden_states[-2][0].to("cpu", torch.float32)  # [tokens, width]
 
     def _pixels(self, image: Image.Image) -> Any:
+        self._on_device()
         return self.processor(images=image.convert("RGB"), return_tensors="pt").pixel_values.to(
             device=self.model.device, dtype=self.model.dtype
         )
 
     def embed(self, data: bytes) -> Any:
         """Penultimate hidden states of one reference image (CPU float32)."""
+        from comic_studio.core import safe_read
+
         try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        except OSError as exc:
-            raise GenerationError(f"racig: a reference image is not readable ({exc})") from exc
+            image = safe_read.decode_image(data, where="racig", what="reference image")
+        except safe_read.UnsafeInputError as exc:
+            raise GenerationError(str(exc)) from exc
         return self._hidden(self._pixels(image))
 
     def negative(self) -> Any:
@@ -153,21 +169,27 @@ class ImageEncoder:
 
         size = self.processor.crop_size
         shape = (1, 3, size["height"], size["width"])
+        self._on_device()
         return self._hidden(torch.zeros(shape, device=self.model.device, dtype=self.model.dtype))
 
 
-def load_image_encoder(folder: Path, dtype: Any, device: str) -> ImageEncoder:
+def load_image_encoder(folder: Path, dtype: Any, device: str, *, use_safetensors: bool = True) -> ImageEncoder:
+    """The encoder in ``folder``, loaded on the CPU; it computes on ``device`` (see :class:`ImageEncoder`).
+    ``use_safetensors=False`` only for a folder of pickled weights the user allowed
+    (:mod:`comic_studio.generation.models.pickle_policy`)."""
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     try:
-        model = CLIPVisionModelWithProjection.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+        model = CLIPVisionModelWithProjection.from_pretrained(
+            folder, torch_dtype=dtype, local_files_only=True, use_safetensors=use_safetensors
+        )
     except (OSError, ValueError) as exc:
         raise GenerationError(f"racig: cannot load the IP-Adapter image encoder from {folder} ({exc})") from exc
     try:
         processor = CLIPImageProcessor.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError):
         processor = CLIPImageProcessor()  # h94 ships no preprocessor config: CLIP's 224 px defaults
-    return ImageEncoder(model.to(device).eval(), processor, str(folder))
+    return ImageEncoder(model.eval(), processor, str(folder), device)
 
 
 def character_embedding(
@@ -191,12 +213,22 @@ def character_embedding(
 
 
 def read_adapter_state(path: Path) -> dict[str, dict[str, Any]]:
-    """An h94 ``.safetensors`` IP-Adapter → diffusers' nested ``{"image_proj": …, "ip_adapter": …}``."""
-    from safetensors.torch import load_file
-
+    """An h94 IP-Adapter → diffusers' nested ``{"image_proj": …, "ip_adapter": …}``: a
+    ``.safetensors`` file, or h94's pickled ``.bin`` (already nested) once the caller has checked the
+    user allows pickles; that is read with ``weights_only=True``."""
+    if path.suffix.lower() == ".bin":
+        try:
+            state = read_state_dict(path, allow_pickle=True)
+        except Exception as exc:  # noqa: BLE001 — torch's weights_only refusal has several types
+            raise GenerationError(
+                f"racig: {path.name} is not readable as weights ({type(exc).__name__}: {exc})"
+            ) from exc
+        if not isinstance(state, dict) or set(state) != {"image_proj", "ip_adapter"}:
+            raise GenerationError(f"racig: {path.name} is not an IP-Adapter in the h94 layout")
+        return state
     if path.suffix != ".safetensors":
         raise GenerationError(f"racig: IP-Adapter weights must be a .safetensors file, got {path.name}")
-    flat = load_file(str(path))
+    flat = read_state_dict(path)  # its header checked first: a broken file is named, not a loader traceback
     nested: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
     for key, value in flat.items():
         head, _, rest = key.partition(".")

@@ -17,19 +17,26 @@ import math
 from pathlib import Path
 from typing import Any
 
-from comic_studio.backends._diffusers.backend import DiffusersBackend, resized_to_panel
-from comic_studio.backends._diffusers.inputs import fit, read_image_setting
+from comic_studio.backends._diffusers.backend import (
+    DiffusersBackend,
+    resized_to_panel,
+    vae_tiles,
+    vae_tiling,
+)
+from comic_studio.backends._diffusers.inputs import check_denoising_steps, fit, read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.progress import StepReporter
-from comic_studio.backends._diffusers.schedulers import scheduler_names
+from comic_studio.backends._diffusers.schedulers import RACIG_SCHEDULER, scheduler_names
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
 from comic_studio.generation.backend_api import ModelNeed, with_default_overrides
-from comic_studio.generation.models.loading import ModelLoadError
+from comic_studio.generation.models.loading import PICKLE_SUFFIXES, ModelLoadError
+from comic_studio.generation.models.pickle_policy import folder_uses_safetensors, pickles_allowed, refusal
 from comic_studio.generation.models.sdxl import resolve_file
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
 from comic_studio.poses.staging.figures import UnknownPoseError
+from comic_studio.poses.staging.openpose import DEFAULT_LINE_STYLE, LINE_STYLES
 from comic_studio.weights.catalogue import CatalogueError, load_catalogue
 from comic_studio.weights.locate import Places, locate
 
@@ -44,6 +51,11 @@ DEFAULT_IDS = {
     "ip_adapter_plus": "ip-adapter-plus-sdxl-vit-h",
     "image_encoder": "clip-vit-h-image-encoder",
 }
+VRAM_GB = {"gpu": 14.0, "model-offload": 11.0, "sequential-offload": 4.0}
+"""Estimated peak GiB at ~1 MP in float16 with references (bench/gpu_racig.py measures them).
+Weights: UNet 5.1 + both IP-Adapters 1.7 + ControlNet 2.5 + text encoders 1.6 + VAE 0.2 (the ViT-H
+encoder, 1.3, visits the GPU only while embedding new references). Whole-model offload keeps UNet,
+adapters and ControlNet resident while denoising (≈9.3 GiB) plus activations: a 12 GB card."""
 
 
 class RacigBackend(DiffusersBackend):
@@ -55,6 +67,7 @@ class RacigBackend(DiffusersBackend):
     capabilities = frozenset({"txt2img", "pose", "masks", "characters", "face_refs", "body_refs", "tryon",
                               "negative_prompt", "preview"})  # fmt: skip
     needs_reference_images = True
+    vram_gb = VRAM_GB
     required_models = DiffusersBackend.required_models + (
         ModelNeed("controlnet", "the OpenPose ControlNet for SDXL", DEFAULT_IDS["controlnet"], setting="controlnet"),
         ModelNeed(
@@ -79,14 +92,19 @@ class RacigBackend(DiffusersBackend):
             "ip_adapter_face": {**path, "label": "IP-Adapter Plus-Face", "help": "h94 .safetensors file or catalogue id."},
             "ip_adapter_plus": {**path, "label": "IP-Adapter Plus", "help": "h94 .safetensors file or catalogue id."},
             "image_encoder": {**path, "label": "Image encoder (ViT-H)", "help": "h94 models/image_encoder folder or catalogue id."},
-            # The paper's preset: DPM++ SDE, 17 steps, CFG 2.5, ~1344×768.
+            # The paper's preset (ZulutionAI/RaCig inference.py: 17 steps, guidance_scale 2.5, ~1344×768)
+            # with its sampler, DPM++ SDE on Karras σ (racig/pipeline.py sets DPMSolverPlusSDEScheduler(),
+            # use_karras_sigmas=True by default; see _diffusers/schedulers.py).
             "steps": {"type": "int", "default": 17, "min": 1, "max": 200, "label": "Steps"},
             "guidance": {"type": "float", "default": 2.5, "min": 0.0, "max": 30.0, "label": "Guidance (CFG)"},
-            "scheduler": {"type": "choice", "default": "DPM++ SDE", "choices": scheduler_names(), "label": "Sampler"},
+            "scheduler": {"type": "choice", "default": RACIG_SCHEDULER, "choices": scheduler_names(), "label": "Sampler"},
             "size": {"type": "choice", "default": "sdxl", "choices": ["sdxl", "panel"], "label": "Generation size",
                      "help": "sdxl: ~1344×768 pixels at the panel's shape, then resized to the panel; panel: the panel's own size."},
             "max_side": {"type": "int", "default": 0, "min": 0, "max": 8192, "label": "Largest generated side (0 = no limit)"},
             "controlnet_scale": {"type": "float", "default": 0.7, "min": 0.0, "max": 2.0, "label": "Pose strength (ControlNet)"},
+            "pose_lines": {"type": "choice", "default": DEFAULT_LINE_STYLE, "choices": list(LINE_STYLES), "label": "Pose line thickness",
+                           "help": "racig: as thick as xinsir's OpenPose ControlNet was trained on (RaCig's renderer); "
+                                   "annotator: the original annotator's thinner lines, for ControlNets trained on those."},
             "face_scale": {"type": "float", "default": 0.7, "min": 0.0, "max": 2.0, "label": "Face reference strength"},
             "body_scale": {"type": "float", "default": 0.6, "min": 0.0, "max": 2.0, "label": "Outfit reference strength"},
             "character_scales": {"type": "str", "default": "", "max_length": 20_000, "label": "Per-character strengths",
@@ -107,9 +125,16 @@ class RacigBackend(DiffusersBackend):
             "tryon_scope": {"type": "choice", "default": "body", "choices": ["body", "panel"], "label": "Try-on repaints",
                             "help": "body: only the character's body region of the current image; panel: the whole panel."},
             "init_image": {"type": "str", "default": "", "max_length": IMAGE_SETTING_MAX, "label": "Current panel image",
-                           "help": "Body try-on repaints this image (PNG data URI or file path)."},
+                           "image": True, "help": "Body try-on repaints this image (a project image or a PNG data URI)."},
             "strength": {"type": "float", "default": 0.99, "min": 0.01, "max": 1.0, "label": "Try-on strength"},
             "preview_every": {"type": "int", "default": 1, "min": 0, "max": 1000, "label": "Preview every N steps"},
+            "fp16_vae_fix": {"type": "bool", "default": True, "label": "fp16-fix VAE in float16",
+                             "help": "Decode with the fp16-fix SDXL VAE when running in float16 and it is installed: "
+                                     "SDXL's own VAE must be upcast to float32 (slower, more memory). Turn off to "
+                                     "reproduce images made before it was used (its decodes differ slightly)."},
+            "vae_tiling": {"type": "choice", "default": "auto", "choices": ["auto", "on", "off"], "label": "VAE tiling",
+                           "help": "Decode in tiles to save GPU memory. auto: only above 1536×1024 generated pixels "
+                                   "(every SDXL size decodes whole); tiles can leave faint seams."},
         }, cls.name)  # fmt: skip
 
     # ------------------------------------------------------------------ engine hooks
@@ -161,6 +186,7 @@ class RacigBackend(DiffusersBackend):
             return build_conditioning(
                 request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"],
                 dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel",
+                pose_lines=settings["pose_lines"],
             )  # fmt: skip
         except UnknownPoseError as exc:  # a job's failure, like every other bad request
             raise GenerationError(str(exc)) from exc
@@ -185,7 +211,7 @@ class RacigBackend(DiffusersBackend):
 
         width, height = self.generation_size(request, settings)
         cond = self.conditioning(request, settings, (width, height))
-        parts = self.sdxl_components(settings, request.seed)
+        parts = self.sdxl_components(settings, request.seed, fp16_vae_fix=settings["fp16_vae_fix"])
         try:
             controlnet = self._controlnet(settings["controlnet"])
         except ModelLoadError as exc:
@@ -210,13 +236,17 @@ class RacigBackend(DiffusersBackend):
              cond: Conditioning, on_step: StepCallback | None) -> Any:  # fmt: skip
         """One denoising run, with the adapters attached when any character has references."""
         reporter = StepReporter(on_step, settings["preview_every"]).callback()
-        face, body = self._regional_items(request, settings, cond)
-        if not face and not body:
-            self.place(pipe)
-            apply_long_prompt(pipe, call)
-            return pipe(**call, callback_on_step_end=reporter).images[0]
-        encoder = self._image_encoder(settings["image_encoder"])
-        inputs = ipa.regional_inputs(face, body, self._negative(encoder), settings["guidance"] > 1.0)
+        face, body, negative = self._regional_items(request, settings, cond)
+        with vae_tiling(pipe.vae, vae_tiles(settings["vae_tiling"], call["width"], call["height"])):
+            if not face and not body:
+                self.place(pipe)
+                apply_long_prompt(pipe, call)
+                return pipe(**call, callback_on_step_end=reporter).images[0]
+            return self._run_with_adapters(pipe, call, settings, face, body, negative, reporter)
+
+    def _run_with_adapters(self, pipe: Any, call: dict[str, Any], settings: dict[str, Any], face: list[Any],
+                           body: list[Any], negative: Any, reporter: Any) -> Any:  # fmt: skip
+        inputs = ipa.regional_inputs(face, body, negative, settings["guidance"] > 1.0)
         states = (
             self._adapter_state(settings["ip_adapter_face"], "ip_adapter_face"),
             self._adapter_state(settings["ip_adapter_plus"], "ip_adapter_plus"),
@@ -239,14 +269,26 @@ class RacigBackend(DiffusersBackend):
 
     def _regional_items(
         self, request: GenerationRequest, settings: dict[str, Any], cond: Conditioning
-    ) -> tuple[list[Any], list[Any]]:
+    ) -> tuple[list[Any], list[Any], Any]:
+        """Per adapter, ``(embedding, mask, scale)`` of each character it conditions, and the negative
+        embedding (``None`` without references). The image encoder leaves the GPU before denoising."""
         refs = [(c.face_refs, c.body_refs) for c in request.characters]
         if not any(f or b for f, b in refs):
-            return [], []
+            return [], [], None
         images = ipa.parse_reference_images(settings["reference_images"])
         overrides = _character_scales(settings["character_scales"], [c.id for c in request.characters])
         encoder = self._image_encoder(settings["image_encoder"])
-        face, body = [], []
+        try:
+            face, body = self._embedded_items(request, settings, cond, encoder, images, overrides)
+            return face, body, self._negative(encoder)
+        finally:
+            encoder.park()
+
+    def _embedded_items(self, request: GenerationRequest, settings: dict[str, Any], cond: Conditioning,
+                        encoder: ipa.ImageEncoder, images: dict[str, bytes],
+                        overrides: dict[str, dict[str, float]]) -> tuple[list[Any], list[Any]]:  # fmt: skip
+        face: list[Any] = []
+        body: list[Any] = []
         for i, c in enumerate(request.characters):
             mine = overrides.get(c.id, {})
             for kind, refs_i, masks, items in (
@@ -269,6 +311,7 @@ class RacigBackend(DiffusersBackend):
         if init is None:
             raise GenerationError("racig try-on needs the current panel image (setting 'init_image')")
         init = fit(init, (request.width, request.height), "RGB")
+        check_denoising_steps(self.name, settings["steps"], settings["strength"])
         # Only the try-on character's outfit conditions the repaint (the rest of the image is kept).
         only = request.model_copy(update={"characters": [
             c.model_copy(update={"face_refs": []}) if i == index else c.model_copy(update={"face_refs": [], "body_refs": []})
@@ -293,6 +336,7 @@ class RacigBackend(DiffusersBackend):
         folder = _folder(spec or DEFAULT_IDS["controlnet"], "controlnet")
         res = self.resources
         device = self.load_device
+        safetensors = _weights_format(folder, "OpenPose ControlNet")
 
         def load() -> Any:
             import diffusers
@@ -301,7 +345,7 @@ class RacigBackend(DiffusersBackend):
 
             return (
                 diffusers.ControlNetModel.from_pretrained(
-                    folder, torch_dtype=torch_dtype(res.dtype), local_files_only=True
+                    folder, torch_dtype=torch_dtype(res.dtype), local_files_only=True, use_safetensors=safetensors
                 )
                 .to(device)
                 .eval()
@@ -312,10 +356,13 @@ class RacigBackend(DiffusersBackend):
     def _image_encoder(self, spec: str) -> ipa.ImageEncoder:
         folder = _folder(spec or DEFAULT_IDS["image_encoder"], "clip_vision")
         res = self.resources
+        safetensors = _weights_format(folder, "IP-Adapter image encoder")
         from comic_studio.generation.models.loading import torch_dtype
 
+        # Cached under the device it computes on; its weights rest on the CPU (ImageEncoder.park).
         return res.models.get(str(folder), "ip-image-encoder", res.dtype, res.device,
-                              lambda: ipa.load_image_encoder(folder, torch_dtype(res.dtype), res.device))  # fmt: skip
+                              lambda: ipa.load_image_encoder(folder, torch_dtype(res.dtype), res.device,
+                                                             use_safetensors=safetensors))  # fmt: skip
 
     def _negative(self, encoder: ipa.ImageEncoder) -> Any:
         return self.embeddings.get(encoder.cache_id, "negative", encoder.negative)
@@ -325,6 +372,8 @@ class RacigBackend(DiffusersBackend):
             path = resolve_file(spec or DEFAULT_IDS[field], "ipadapter")
         except ModelLoadError as exc:
             raise GenerationError(f"racig setting {field!r}: {exc}") from exc
+        if path.suffix.lower() in PICKLE_SUFFIXES and not pickles_allowed():
+            raise GenerationError(f"racig setting {field!r}: {refusal(path, 'IP-Adapter')}")
         # Kept on the CPU: diffusers copies them into the processors it builds on the UNet's device.
         return self.resources.models.get(
             str(path), "ip-adapter-state", "float32", "cpu", lambda: ipa.read_adapter_state(path)
@@ -359,6 +408,16 @@ def _folder(spec: str, kind: str) -> Path:
             f"racig: the {kind} model {spec!r} is not installed: run `comic-studio models download {spec}`"
         )
     return found.path if found.path.is_dir() else found.path.parent
+
+
+def _weights_format(folder: Path, what: str) -> bool:
+    """Whether ``folder`` loads from ``.safetensors`` (``False``: its pickled ``.bin``, which only the
+    user may allow); a folder with only pickles, not allowed, is a :class:`GenerationError` naming
+    the file and the setting to change."""
+    try:
+        return folder_uses_safetensors(folder, what)
+    except ValueError as exc:
+        raise GenerationError(f"racig: {exc}") from exc
 
 
 def _prompt(request: GenerationRequest, with_characters: bool) -> str:

@@ -6,7 +6,6 @@ printer's spec sheet; everything is converted to points here, the unit of the do
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -17,11 +16,14 @@ from pydantic import ValidationError
 from comic_studio.core.errors import LayoutError
 from comic_studio.core.model import PageFormat, ReadingDirection
 from comic_studio.core.resources import resource
+from comic_studio.core.safe_read import UnsafeInputError, read_json
 
 POINTS_PER_INCH = 72.0
 MM_PER_INCH = 25.4
 _UNIT_TO_POINTS = {"pt": 1.0, "in": POINTS_PER_INCH, "mm": POINTS_PER_INCH / MM_PER_INCH}
 _LENGTH_FIELDS = ("width", "height", "bleed", "margin", "gutter")
+MAX_DATA_FILE_BYTES = 4 * 1024 * 1024
+"""Presets and templates files are a few kB; the cap keeps a stray huge file from filling memory."""
 
 
 def mm(value: float) -> float:
@@ -104,11 +106,9 @@ def read_json_list(path: Path, key: str, what: str) -> list:
     """The list under ``key`` of a JSON data file (presets, templates), or a LayoutError naming the
     file and what is wrong with it."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise LayoutError(f"{path}: cannot read {what} ({exc.strerror or exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise LayoutError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+        data = read_json(path, limit=MAX_DATA_FILE_BYTES, what=what)
+    except UnsafeInputError as exc:  # unreadable, not a regular file, too big or deep, not JSON
+        raise LayoutError(str(exc)) from exc
     items = data.get(key) if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise LayoutError(f"{path}: expected an object with a '{key}' list")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.safe_read import UnsafeInputError, open_regular
 from comic_studio.generation.models.sdxl_config import (
     bundled_sdxl_configs,
     config_mismatch,
@@ -90,7 +91,7 @@ def sdxl_source(
         if not (p / "model_index.json").is_file():
             raise ModelLoadError(f"{p}: not a diffusers model folder (no model_index.json)")
         return SdxlSource(p, single_file=False)
-    if not p.is_file():
+    if not p.exists():  # a FIFO or device is not "missing": the header check below names it
         raise ModelLoadError(f"{p}: no such model file or folder")
     check_weights_file(p, allow_pickle=allow_pickle)
     if config:
@@ -141,8 +142,8 @@ def check_weights_file(path: Path, *, allow_pickle: bool = False) -> None:
     if suffix in PICKLE_SUFFIXES and not allow_pickle:
         raise ModelLoadError(
             f"{path.name}: {suffix} files are Python pickles, which can run code when opened; refused. "
-            "Use a .safetensors version, or allow pickled models in the settings (they are then read "
-            "with weights_only=True)."
+            "Use a .safetensors version, or turn on 'Allow pickled weights' in Edit → Preferences (or pass "
+            "--allow-pickle to the command); they are then read with weights_only=True."
         )
     if suffix not in PICKLE_SUFFIXES and suffix != ".safetensors":
         raise ModelLoadError(f"{path.name}: unknown weights format {suffix!r} (expected .safetensors)")
@@ -155,10 +156,25 @@ def read_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dict[str
     if p.suffix.lower() == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(p))
+        try:  # a broken header is named here, not by the loader's own error
+            read_safetensors_shapes(p)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{p.name}: not a readable .safetensors file: {exc}") from exc
+        try:
+            return load_file(str(p))
+        except Exception as exc:  # noqa: BLE001 — SafetensorError and friends, for a file that changed since
+            raise ModelLoadError(f"{p.name}: not a readable .safetensors file: {exc}") from exc
     import torch
 
-    data = torch.load(str(p), map_location="cpu", weights_only=True)
+    try:
+        fh = open_regular(p, what="weights file")  # a FIFO must not hang the unpickler
+    except UnsafeInputError as exc:
+        raise ModelLoadError(f"{p.name}: {exc.problem}") from exc
+    try:
+        with fh:
+            data = torch.load(fh, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 — an unpickler refusal, a truncated archive, a foreign file
+        raise ModelLoadError(f"{p.name}: cannot read these pickled weights: {exc}") from exc
     return data.get("state_dict", data) if isinstance(data, dict) else data
 
 
@@ -313,7 +329,7 @@ def load_lora_state_dict(path: str | Path, *, allow_pickle: bool = False) -> dic
     """Read a LoRA file (kohya ``lora_unet_*`` / ``lora_te1_*`` keys, or diffusers/peft keys) after
     the pickle check; diffusers' ``load_lora_weights`` converts the kohya layout."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise ModelLoadError(f"{p}: no such LoRA file")
     state = read_state_dict(p, allow_pickle=allow_pickle)
     if not state:

@@ -17,12 +17,14 @@ No torch, no diffusers here.
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from comic_studio.core.resources import resource
+from comic_studio.core.safe_read import UnsafeInputError, open_regular, parse_json
 from comic_studio.generation.models.ldm_format import CLIP_PREFIX, OPENCLIP_PREFIX, UNET_PREFIX, VAE_PREFIX
 
 BUNDLED_SDXL_CONFIGS = (("sdxl", "base-1.0"),)
@@ -56,25 +58,58 @@ def read_safetensors_shapes(path: Path) -> Shapes:
     """Tensor name → shape from a ``.safetensors`` header, without reading any tensor data.
 
     Format: an 8-byte little-endian header length, then that many bytes of JSON
-    (``{name: {"dtype", "shape", "data_offsets"}, "__metadata__": {...}}``). Raises ValueError."""
-    with open(path, "rb") as f:
-        prefix = f.read(8)
+    (``{name: {"dtype", "shape", "data_offsets"}, "__metadata__": {...}}``), then the data. The
+    header is checked the way the safetensors library would (so a file that passes loads, and one
+    that does not fails here with a reason instead of deep inside a loader): a regular file, a
+    plausible length, bounded JSON, every tensor with a shape and data offsets inside the file.
+    Raises ValueError (callers add the file's name)."""
+    try:
+        fh = open_regular(path, what="weights file")
+    except UnsafeInputError as exc:
+        raise ValueError(exc.problem) from exc
+    with fh:
+        size = os.fstat(fh.fileno()).st_size
+        prefix = fh.read(8)
         if len(prefix) < 8:
             raise ValueError("the file is too short to be a safetensors file")
         (length,) = struct.unpack("<Q", prefix)
         if not 2 <= length <= MAX_HEADER_BYTES:
             raise ValueError(f"implausible safetensors header length {length}")
-        raw = f.read(length)
+        raw = fh.read(length)
     if len(raw) < length:
         raise ValueError("the safetensors header is cut short (incomplete download?)")
     try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValueError(f"the safetensors header is not valid JSON: {exc}") from exc
+        header = parse_json(raw, where=path, limit=MAX_HEADER_BYTES)
+    except UnsafeInputError as exc:
+        raise ValueError(f"the safetensors header is unreadable: {exc.problem}") from exc
     if not isinstance(header, dict):
         raise ValueError("the safetensors header is not a JSON object")
-    return {name: tuple(int(n) for n in info["shape"]) for name, info in header.items()
-            if name != "__metadata__" and isinstance(info, dict) and "shape" in info}  # fmt: skip
+    shapes: Shapes = {}
+    data_end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        shape = info.get("shape") if isinstance(info, dict) else None
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not _sizes(shape):
+            raise ValueError(f"tensor {name[:80]!r} in the safetensors header has no valid shape")
+        if not (_sizes(offsets) and len(offsets) == 2 and offsets[0] <= offsets[1]):
+            raise ValueError(f"tensor {name[:80]!r} in the safetensors header has no valid data_offsets")
+        shapes[name] = tuple(shape)
+        data_end = max(data_end, offsets[1])
+    if 8 + length + data_end > size:
+        raise ValueError(
+            f"the file is {size:,} bytes but its header describes {8 + length + data_end:,} "
+            "(truncated: an incomplete download or copy?)"
+        )
+    return shapes
+
+
+def _sizes(value: Any) -> TypeGuard[list[int]]:
+    """A JSON list of non-negative integers (a shape or a pair of offsets)."""
+    return isinstance(value, list) and all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**63 for n in value
+    )
 
 
 def config_mismatch(shapes: Shapes, folder: Path) -> str | None:

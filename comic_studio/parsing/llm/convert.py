@@ -16,7 +16,7 @@ from typing import Any
 from comic_studio.core.model import Beat, Character, DialogueKind, DialogueLine, Pronouns, Scene, ShotType
 from comic_studio.parsing.errors import ParseError
 from comic_studio.parsing.llm.prompt import WindowOutput
-from comic_studio.parsing.schema import CharacterSuggestion, provisional_id
+from comic_studio.parsing.schema import MAX_SUGGESTIONS, CharacterSuggestion, provisional_id
 
 _PRONOUN_WORDS = {
     "i",
@@ -61,6 +61,10 @@ class NameResolver:
         self.suggestions: dict[str, CharacterSuggestion] = {}
         self._suggested_names: dict[str, str] = {}
         self._pronouns: dict[str, Pronouns] = {}
+        self.room = max(0, MAX_SUGGESTIONS - len(self.library))
+        """New names this parse may still suggest (a project holds at most MAX_SUGGESTIONS characters)."""
+        self.left_out: set[str] = set()
+        """New names refused once there was no room: they stay plain text (the parse warns)."""
 
     def note_new_character(self, name: str, pronouns: str) -> None:
         """The model declared a new character: remember its pronouns for when a beat names it."""
@@ -85,7 +89,10 @@ class NameResolver:
             return None  # "the guard", or a sentence where a name should be
         return self._suggest(clean, key)
 
-    def _suggest(self, name: str, key: str) -> str:
+    def _suggest(self, name: str, key: str) -> str | None:
+        if len(self.suggestions) >= self.room:
+            self.left_out.add(key)
+            return None
         sid = provisional_id(name)
         base, n = sid, 2
         while sid in self.suggestions or sid in {c.id for c in self.library}:
@@ -108,10 +115,10 @@ class NameResolver:
 
     def checkpoint(self) -> Any:
         """State to :meth:`rollback` to when a window's answer is thrown away."""
-        return copy.deepcopy((self.suggestions, self._suggested_names, self._pronouns))
+        return copy.deepcopy((self.suggestions, self._suggested_names, self._pronouns, self.left_out))
 
     def rollback(self, state: Any) -> None:
-        self.suggestions, self._suggested_names, self._pronouns = copy.deepcopy(state)
+        self.suggestions, self._suggested_names, self._pronouns, self.left_out = copy.deepcopy(state)
 
     def as_characters(self) -> list[Character]:
         """The library plus the suggestions so far as provisional characters (for the rule fallback)."""
@@ -123,21 +130,22 @@ class NameResolver:
     def adopt_rule_scenes(self, scenes: list[Scene], suggestions: list[CharacterSuggestion]) -> list[Scene]:
         """Take the rule parser's scenes for a window into this parse: its new suggestions join ours
         (same name → same id; a clashing id is renamed) and the beats are re-pointed accordingly."""
-        mapping: dict[str, str] = {}
+        mapping: dict[str, str | None] = {}
         for sug in suggestions:
             key = sug.name.casefold().strip()
             if key in self._suggested_names:
                 mapping[sug.id] = self._suggested_names[key]
                 self.suggestions[mapping[sug.id]].mentions += sug.mentions
                 continue
-            new_id = self._suggest(sug.name, key)
-            mapping[sug.id] = new_id
+            new_id = mapping[sug.id] = self._suggest(sug.name, key)
+            if new_id is None:
+                continue  # no room for another character: the name stays plain text
             adopted = self.suggestions[new_id]
             adopted.mentions += sug.mentions
             adopted.pronouns = adopted.pronouns or sug.pronouns
             adopted.first_beat_id = adopted.first_beat_id or sug.first_beat_id
         for beat in (b for s in scenes for b in s.beats):
-            beat.characters = [mapping.get(c, c) for c in beat.characters]
+            beat.characters = [cid for cid in (mapping.get(c, c) for c in beat.characters) if cid is not None]
             beat.actor_id = mapping.get(beat.actor_id, beat.actor_id) if beat.actor_id else None
             beat.target_id = mapping.get(beat.target_id, beat.target_id) if beat.target_id else None
             for line in beat.dialogue:

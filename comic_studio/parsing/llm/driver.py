@@ -16,6 +16,7 @@ from comic_studio.parsing.base import CancelCallback, ProgressCallback, check_ca
 from comic_studio.parsing.llm.convert import NameResolver
 from comic_studio.parsing.llm.fallback import GenerationControl, WindowRunner
 from comic_studio.parsing.llm.windows import RunningState, TokenCounter, split_windows
+from comic_studio.parsing.names import names_left_out
 from comic_studio.parsing.schema import ParsedStory
 
 
@@ -106,6 +107,10 @@ class WindowedLLMParser(ABC):
                     )
                 )
         warnings = list(runner.warnings)
+        left_out = len(runner.resolver.left_out)
+        if left_out:
+            kept = len(runner.resolver.suggestions)
+            warnings.insert(0, names_left_out(kept + left_out, kept, which="named first"))
         if runner.rule_windows:
             warnings.insert(
                 0,

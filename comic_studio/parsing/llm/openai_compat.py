@@ -24,10 +24,11 @@ import urllib.request
 from typing import Any
 
 from comic_studio.core.model import Character
+from comic_studio.core.safe_read import UnsafeInputError, parse_json
 from comic_studio.parsing.errors import ParseCancelled
 from comic_studio.parsing.llm.driver import WindowedLLMParser
 from comic_studio.parsing.llm.fallback import ContextOverflow, GenerationControl, ModelUnavailable, WindowFailure
-from comic_studio.parsing.llm.prompt import SYSTEM_PROMPT, library_text
+from comic_studio.parsing.llm.prompt import MAX_ANSWER_CHARS, SYSTEM_PROMPT, library_text
 from comic_studio.parsing.llm.windows import approx_tokens
 
 BASE_URL_ENV = "COMIC_STUDIO_OPENAI_BASE_URL"
@@ -36,6 +37,14 @@ API_KEY_ENV = "COMIC_STUDIO_OPENAI_API_KEY"
 DEFAULT_BASE_URL = "http://127.0.0.1:11434/v1"  # Ollama's OpenAI-compatible endpoint
 
 _END = object()
+MAX_EVENT_BYTES = 1024 * 1024
+"""One server-sent event line; a token's event is about 200 bytes."""
+MAX_STREAM_BYTES = 64 * 1024 * 1024
+"""Everything read for one window's answer, events and their framing included."""
+MAX_LISTING_BYTES = 4 * 1024 * 1024
+"""The server's ``/models`` answer."""
+_ERROR_BODY_BYTES = 64 * 1024
+"""Of an error answer, only the start is read (it is shown, cut to 300 characters)."""
 
 
 class _HTTPFailure(Exception):
@@ -88,12 +97,18 @@ class OpenAIParser(WindowedLLMParser):
     def _get_json(self, path: str) -> Any:
         req = urllib.request.Request(self.base_url + path, headers=self._headers())
         with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-            return json.loads(resp.read().decode("utf-8"))
+            body = resp.read(MAX_LISTING_BYTES + 1)  # at most this much, whatever the server sends
+        return parse_json(body, where=self.base_url + path, limit=MAX_LISTING_BYTES)
 
     def prepare(self) -> None:
         """Check the server answers and pick its first model when none was named."""
         try:
             listing = self._get_json("/models")
+        except UnsafeInputError as exc:  # too big, not JSON, too deep
+            if self.model:
+                return  # the chat request will tell whether the server is usable
+            raise ModelUnavailable(f"{exc.where}: the server's model list is unusable ({exc.problem}); "
+                                   "name the model explicitly") from None  # fmt: skip
         except urllib.error.HTTPError as exc:
             if self.model:
                 return  # some servers have no /models; the chat request will tell
@@ -106,8 +121,9 @@ class OpenAIParser(WindowedLLMParser):
                 f"cannot reach the OpenAI-compatible server at {self.base_url} ({reason}); is it running?"
             ) from None
         if not self.model:
-            ids = [m.get("id") for m in (listing.get("data") or []) if isinstance(m, dict) and m.get("id")]
-            if not ids:
+            models = listing.get("data") if isinstance(listing, dict) else None
+            ids = [m["id"] for m in models or [] if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
+            if not isinstance(models, list) or not ids:
                 raise ModelUnavailable(f"{self.base_url}: the server lists no models; name one with --model")
             self.model = ids[0]
 
@@ -187,30 +203,34 @@ class OpenAIParser(WindowedLLMParser):
             try:
                 resp = urllib.request.urlopen(req, timeout=self.timeout_s)
                 holder["resp"] = resp
-                for raw in resp:
-                    if holder.get("closed"):
+                total = 0
+                while not holder.get("closed"):
+                    # Bounded reads: one line (an SSE event) and the whole answer each have a limit,
+                    # so a server that streams without end or never sends a newline cannot fill memory.
+                    raw = resp.readline(MAX_EVENT_BYTES + 1)
+                    if not raw:
                         break
+                    total += len(raw)
+                    if len(raw) > MAX_EVENT_BYTES:
+                        raise WindowFailure(f"{self.base_url}: the server sent an event over {MAX_EVENT_BYTES:,} bytes")
+                    if total > MAX_STREAM_BYTES:
+                        raise WindowFailure(f"{self.base_url}: the answer ran past {MAX_STREAM_BYTES:,} bytes")
                     events.put(raw)
                 events.put(_END)
             except urllib.error.HTTPError as exc:
-                events.put(_HTTPFailure(exc.code, exc.read().decode("utf-8", "replace")))
+                events.put(_HTTPFailure(exc.code, exc.read(_ERROR_BODY_BYTES).decode("utf-8", "replace")))
             except BaseException as exc:  # handed to the caller's thread
                 events.put(exc)
 
         thread = threading.Thread(target=reader, name="comic-studio-openai", daemon=True)
         thread.start()
-        parts: list[str] = []
-        finish = None
-        whole_json: list[str] = []
+        answer = _Answer(self.base_url)
         try:
             while True:
                 try:
                     control.check()
                 except (ParseCancelled, WindowFailure):
-                    holder["closed"] = True
-                    resp = holder.get("resp")
-                    if resp is not None:
-                        resp.close()
+                    _close(holder)
                     raise
                 try:
                     item = events.get(timeout=0.05)
@@ -220,33 +240,111 @@ class OpenAIParser(WindowedLLMParser):
                     break
                 if isinstance(item, BaseException):
                     raise item
-                line = item.decode("utf-8", "replace").strip()
-                if not line.startswith("data:"):
-                    whole_json.append(line)  # a server that ignored stream=True
-                    continue
-                payload = line[5:].strip()
-                if payload == "[DONE]":
+                if answer.line(item.decode("utf-8", "replace").strip()):
                     break
-                try:
-                    chunk = json.loads(payload)
-                except ValueError:
-                    raise WindowFailure(
-                        f"{self.base_url}: the server sent a malformed event: {payload[:120]!r}"
-                    ) from None
-                if "error" in chunk:
-                    raise WindowFailure(f"{self.base_url}: the server reported {chunk['error']}")
-                for choice in chunk.get("choices") or []:
-                    parts.append((choice.get("delta") or {}).get("content") or "")
-                    finish = choice.get("finish_reason") or finish
+        except WindowFailure:
+            _close(holder)  # the server stops generating an answer nobody will read
+            raise
         finally:
             holder["closed"] = True
-        if not parts and whole_json:
-            data = json.loads("".join(whole_json))
-            choice = data["choices"][0]
-            parts, finish = [choice["message"].get("content") or ""], choice.get("finish_reason")
-        if finish == "length":
+        return answer.text()
+
+
+def _close(holder: dict[str, Any]) -> None:
+    holder["closed"] = True
+    resp = holder.get("resp")
+    if resp is not None:
+        resp.close()
+
+
+class _Answer:
+    """The answer being assembled from a server's lines: server-sent events (``data: {...}``), or
+    the lines of a plain JSON body from a server that ignored ``stream=True``. Anything odd — a
+    line that is not JSON, an event that is not an object, choices or a delta of the wrong type,
+    content that is not text, an answer past :data:`MAX_ANSWER_CHARS` — is a :class:`WindowFailure`
+    naming the server (the window is retried smaller, then parsed by the rules), never a traceback."""
+
+    def __init__(self, base_url: str):
+        self.base_url = base_url
+        self.parts: list[str] = []
+        self.size = 0
+        self.finish: str | None = None
+        self.whole_json: list[str] = []
+
+    def fail(self, problem: str) -> WindowFailure:
+        return WindowFailure(f"{self.base_url}: {problem}")
+
+    def line(self, line: str) -> bool:
+        """Take one line; True at the end of the stream."""
+        if not line.startswith("data:"):
+            if line.startswith((":", "event:", "id:", "retry:")):
+                return False  # SSE comments and fields without data (keep-alives)
+            self.whole_json.append(line)  # a server that ignored stream=True
+            self._count(len(line))
+            return False
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return True
+        try:
+            chunk = parse_json(payload, where="event", limit=MAX_EVENT_BYTES)
+        except UnsafeInputError as exc:
+            raise self.fail(f"the server sent a malformed event ({exc.problem}): {payload[:120]!r}") from None
+        if not isinstance(chunk, dict):
+            raise self.fail(f"the server sent an event that is not a JSON object: {payload[:120]!r}")
+        if "error" in chunk:
+            raise self.fail(f"the server reported {str(chunk['error'])[:300]}")
+        choices = chunk.get("choices")
+        if choices is None:
+            return False  # a usage or keep-alive event
+        if not isinstance(choices, list):
+            raise self.fail(f"the server sent 'choices' that are not a list: {payload[:120]!r}")
+        for choice in choices:
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(choice, dict) or not isinstance(delta, dict | None):
+                raise self.fail(f"the server sent a choice without a usable 'delta': {payload[:120]!r}")
+            self._take(choice, (delta or {}).get("content"), payload)
+        return False
+
+    def _take(self, choice: dict[str, Any], content: Any, payload: str) -> None:
+        if content is not None and not isinstance(content, str):
+            raise self.fail(f"the server sent content that is not text: {payload[:120]!r}")
+        if content:
+            self.parts.append(content)
+            self._count(len(content))
+        finish = choice.get("finish_reason")
+        if isinstance(finish, str):
+            self.finish = finish
+
+    def _count(self, n: int) -> None:
+        self.size += n
+        if self.size > MAX_ANSWER_CHARS:
+            raise self.fail(f"the answer ran past {MAX_ANSWER_CHARS:,} characters; refused")
+
+    def text(self) -> str:
+        if not self.parts and self.whole_json:
+            self._plain_answer("".join(self.whole_json))
+        if self.finish == "length":
             raise ContextOverflow(f"{self.base_url}: the answer was cut off (finish_reason=length)")
-        return "".join(parts)
+        return "".join(self.parts)
+
+    def _plain_answer(self, body: str) -> None:
+        try:
+            data = parse_json(body, where="answer", limit=MAX_STREAM_BYTES)
+        except UnsafeInputError as exc:
+            raise self.fail(f"the server's answer is not a chat completion ({exc.problem})") from None
+        choices = data.get("choices") if isinstance(data, dict) else None
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(choice, dict) or not isinstance(message, dict):
+            if isinstance(data, dict) and "error" in data:
+                raise self.fail(f"the server reported {str(data['error'])[:300]}")
+            raise self.fail(f"the server's answer has no choices[0].message: {body[:120]!r}")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise self.fail("the server's message content is not text")
+        self.parts = [content or ""]
+        finish = choice.get("finish_reason")
+        self.finish = finish if isinstance(finish, str) else None
 
 
 def _sleep_checked(seconds: float, control: GenerationControl) -> None:

@@ -11,13 +11,13 @@ that ignored ``response_format``, a grammar-free run — is validated just as st
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from comic_studio.core.model import Character, DialogueKind, ShotType
+from comic_studio.core.safe_read import UnsafeInputError, parse_json
 from comic_studio.parsing.errors import ParseError
 
 # Bounds shared by the JSON schema (what the grammar enforces) and the pydantic mirror.
@@ -29,6 +29,9 @@ NAME_LEN = 80
 ACTION_LEN = 300
 LINE_LEN = 400
 SHORT_LEN = 80
+MAX_ANSWER_CHARS = 4 * 1024 * 1024
+"""The longest answer accepted for one window. Real answers are a few kB; the schema's bounds
+could just reach a couple of MB for the largest window, so anything past this is a runaway."""
 
 SHOTS = [s.value for s in ShotType]
 KINDS = [k.value for k in DialogueKind]
@@ -195,9 +198,11 @@ def decode_window_output(raw: str) -> WindowOutput:
     if fenced:
         text = fenced.group(1)
     try:
-        data = json.loads(text, strict=False)
-    except json.JSONDecodeError as exc:
-        raise ParseError(f"the model's answer is not valid JSON: {exc.msg} at character {exc.pos}", "window") from None
+        # Bounded: a server's answer is outside input (a nested or huge answer must not exhaust the
+        # parser); lenient about raw control characters inside strings, blanked below.
+        data = parse_json(text, where="the model's answer", limit=MAX_ANSWER_CHARS, strict=False)
+    except UnsafeInputError as exc:
+        raise ParseError(f"the model's answer was refused: {exc.problem}", "window") from None
     data = _clean_strings(data)
     try:
         return WindowOutput.model_validate(data)

@@ -46,11 +46,21 @@ def library_name(raw: str) -> str:
     return name
 
 
-def write_library(name: str, entries: list[PoseEntry], user_dir: Path | None) -> Path:
+MAX_LISTED_SKIPS = 20
+"""How many skipped items an import that found nothing names in its error (the rest are counted)."""
+
+
+def write_library(
+    name: str, entries: list[PoseEntry], user_dir: Path | None, skipped: list[tuple[str, str]] | None = None
+) -> Path:
     """Replace the user library ``name`` with ``entries`` (the one place an import writes a library
-    file) and read it back; returns its path."""
+    file) and read it back; returns its path. With nothing to import, the error lists why each
+    item in ``skipped`` was skipped (there is no report to print them from then)."""
     if not entries:
-        raise PoseImportError(f"library {name!r}: nothing to import (no usable pose was found)")
+        reasons = [f"\n  skipped {item}: {why}" for item, why in (skipped or [])[:MAX_LISTED_SKIPS]]
+        if skipped and len(skipped) > MAX_LISTED_SKIPS:
+            reasons.append(f"\n  … and {len(skipped) - MAX_LISTED_SKIPS} more")
+        raise PoseImportError(f"library {name!r}: nothing to import (no usable pose was found)" + "".join(reasons))
     folder = Path(user_dir) if user_dir is not None else user_poses_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.json"

@@ -7,7 +7,8 @@ stored CLIP image features (``features/fusion_Ncharacter.npy``, one row per inde
 when the index names them (``"features"``) or ``features=`` is given: they are kept, normalised,
 under the model id they were made with (ViT-bigG-14 for RaCig's data) for OpenCLIP retrieval.
 
-Paths in an index must stay inside the index's folder.
+Paths in an index, and every file of the data root (a link included), must stay inside their
+folder; every file is read through :mod:`.readers` (regular files only, size-capped, no pickles).
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from comic_studio.poses.importing.library_writer import (
     library_name,
     write_library,
 )  # fmt: skip
-from comic_studio.poses.importing.readers import load_array_file, read_json, refuse_pickle
+from comic_studio.poses.importing.readers import (
+    MAX_PHOTO_BYTES,
+    confined,
+    load_array_file,
+    read_json,
+    refuse_pickle,
+)  # fmt: skip
 from comic_studio.poses.importing.skeletons import figures_for, people_from_arrays, people_from_json
 from comic_studio.poses.library import PoseEntry
 from comic_studio.poses.stored_features import (
@@ -49,11 +56,18 @@ def _image_size(meta: dict, image: Path | None, where: str) -> tuple[float, floa
                 raise PoseImportError(f"{where}.{wkey}/{hkey}: expected two sizes in pixels, got {w!r}×{h!r}")
             return float(w), float(h)
     if image is not None and image.is_file():
+        import io
+
         from PIL import Image, UnidentifiedImageError
 
+        from comic_studio.core import safe_read
+
         try:
-            with Image.open(image) as im:  # reads the header only
+            data = safe_read.read_bytes(image, limit=MAX_PHOTO_BYTES, what="image")
+            with Image.open(io.BytesIO(data)) as im:  # the header only: no pixels are decoded
                 return float(im.width), float(im.height)
+        except safe_read.UnsafeInputError as exc:
+            raise PoseImportError(str(exc)) from exc
         except (OSError, UnidentifiedImageError) as exc:
             raise PoseImportError(f"{image}: cannot read the image size ({exc})") from exc
     raise PoseImportError(f"{where}: no image size (no width/height field and no image in the img/ tree)")
@@ -85,8 +99,8 @@ def _sibling(path: Path, root: Path, tree: str, suffixes: tuple[str, ...]) -> Pa
         return None
     for suffix in suffixes:
         candidate = (root / tree / rel).with_suffix(suffix)
-        if candidate.is_file():
-            return candidate
+        if candidate.exists() or candidate.is_symlink():  # a FIFO or a dangling link is reported, not passed over
+            return confined(root, candidate.relative_to(root), f"{tree} file")
     return None
 
 
@@ -97,6 +111,7 @@ class _Index:
     """(image JSON, skeleton file or None = look in the parallel tree), in row order."""
     features: Path | None = None
     features_model: str | None = None
+    from_folder: bool = False
 
 
 def _index_paths(source: Path) -> _Index:
@@ -106,7 +121,9 @@ def _index_paths(source: Path) -> _Index:
     if source.is_dir():
         if not (source / "json").is_dir() or not (source / "skeleton").is_dir():
             raise PoseImportError(f"{source}: expected RaCig's data layout with json/ and skeleton/ folders")
-        return _Index(source, [(p, None) for p in sorted((source / "json").rglob("*.json"))])
+        root = source.resolve()
+        items = [(p, None) for p in sorted((root / "json").rglob("*.json"))]
+        return _Index(root, items, from_folder=True)  # each file is confined as it is read
     raw = read_json(source)
     root = source.parent.resolve()
     items = raw.get("entries") if isinstance(raw, dict) and "entries" in raw else raw
@@ -118,10 +135,12 @@ def _index_paths(source: Path) -> _Index:
     def inside(rel: Any, what: str, i: int) -> Path:
         if not isinstance(rel, str) or not rel:
             raise PoseImportError(f"{source}: entries[{i}].{what}: expected a relative path")
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root):
-            raise PoseImportError(f"{source}: entries[{i}].{what}: {rel!r} points outside the index's folder")
-        return path
+        try:
+            return confined(root, Path(rel), what)
+        except PoseImportError:
+            raise PoseImportError(
+                f"{source}: entries[{i}].{what}: {rel!r} points outside the index's folder (a link or '..')"
+            ) from None
 
     out: list[tuple[Path, Path | None]] = []
     for i, item in enumerate(items):
@@ -133,11 +152,15 @@ def _index_paths(source: Path) -> _Index:
     features = model = None
     if isinstance(raw, dict) and raw.get("features") is not None:
         rel = raw["features"]
-        if not isinstance(rel, str) or not rel or not (root / rel).resolve().is_relative_to(root):
+        try:
+            if not isinstance(rel, str) or not rel:
+                raise PoseImportError("not a path")
+            features = confined(root, Path(rel), "features file")
+        except PoseImportError:
             raise PoseImportError(
                 f"{source}: features: expected a relative path inside the index's folder, got {rel!r}"
-            )
-        features, model = (root / rel).resolve(), raw.get("features_model")
+            ) from None
+        model = raw.get("features_model")
         if model is not None and not isinstance(model, str):
             raise PoseImportError(f"{source}: features_model: expected a model id such as {DEFAULT_FEATURES_MODEL!r}")
     return _Index(root, out, features, model)
@@ -173,6 +196,8 @@ def import_racig(source: Path, name: str | None = None, *, user_dir: Path | None
         label = str(meta_path.relative_to(root)) if meta_path.is_relative_to(root) else str(meta_path)
         try:
             refuse_pickle(meta_path)
+            if index.from_folder:  # a file found in json/ (an index's entries were confined already)
+                confined(root, meta_path.relative_to(root), "json file")
             meta = read_json(meta_path)
             if not isinstance(meta, dict):
                 raise PoseImportError(f"{label}: expected an object with caption_detail and segments")
@@ -203,7 +228,7 @@ def import_racig(source: Path, name: str | None = None, *, user_dir: Path | None
         entries.append(PoseEntry(id=f"{lib}/{stem}", caption=clip_caption(caption), tags=tuple(tags),
                                  figures=tuple(figures), aspect=float(np.clip(size[0] / size[1], 0.2, 5.0))))  # fmt: skip
         rows.append(row)
-    path = write_library(lib, entries, user_dir)
+    path = write_library(lib, entries, user_dir, skipped)
     shutil.rmtree(features_folder(path), ignore_errors=True)  # never leave another import's features behind
     report = ImportReport(path, entries, skipped)
     if matrix is not None:

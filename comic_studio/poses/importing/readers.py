@@ -1,33 +1,34 @@
-"""Reading imported files safely: only JSON and NPY/NPZ, size-capped, NumPy always with
-``allow_pickle=False`` (an object array is refused), pickle-based formats refused by name.
+"""Reading imported files safely, through :mod:`comic_studio.core.safe_read`: only JSON, NPY/NPZ and
+images, regular files only (a FIFO or device is refused, never waited on), size-capped before and
+after unpacking, NumPy never unpickling (an object array is refused), pickle-based formats refused by
+name, and every path confined to the folder it was found in (a link or ``..`` out is refused).
+Every problem is one :class:`PoseImportError` naming the file.
 """
 
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from comic_studio.core import safe_read
+from comic_studio.poses.extract import MAX_PHOTO_PIXELS
 from comic_studio.poses.importing.library_writer import PoseImportError
 
 MAX_JSON_BYTES = 8 * 1024 * 1024
 MAX_ARRAY_BYTES = 64 * 1024 * 1024
+"""Per skeleton file, after unpacking: a few people's keypoints are kilobytes."""
+MAX_PHOTO_BYTES = safe_read.MAX_IMAGE_FILE_BYTES
+MAX_SIDECAR_BYTES = 64 * 1024
 
 
 def read_json(path: Path) -> Any:
     """A JSON file of at most :data:`MAX_JSON_BYTES`; any problem is a :class:`PoseImportError`."""
     try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise PoseImportError(f"{path}: {size} bytes is larger than the {MAX_JSON_BYTES} allowed for a JSON file")
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PoseImportError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PoseImportError(f"{path}: not valid JSON ({exc})") from exc
+        return safe_read.read_json(path, limit=MAX_JSON_BYTES)
+    except safe_read.UnsafeInputError as exc:
+        raise PoseImportError(str(exc)) from exc
 
 
 def refuse_pickle(path: Path) -> None:
@@ -38,18 +39,38 @@ def refuse_pickle(path: Path) -> None:
 
 
 def load_array_file(path: Path) -> dict[str, np.ndarray]:
-    """Arrays of a ``.npy`` (as ``{"arr": …}``) or ``.npz``, never unpickling anything."""
+    """Arrays of a ``.npy`` (as ``{"arr": …}``) or ``.npz``, never unpickling anything. A truncated
+    or damaged file is reported as such, an object array as refused."""
     refuse_pickle(path)
     if path.suffix.lower() not in (".npy", ".npz"):
         raise PoseImportError(f"{path}: expected a .json, .npy or .npz skeleton file")
     try:
-        if path.stat().st_size > MAX_ARRAY_BYTES:
-            raise PoseImportError(f"{path}: larger than the {MAX_ARRAY_BYTES} bytes allowed for an array file")
-        if path.suffix.lower() == ".npy":
-            return {"arr": np.load(path, allow_pickle=False)}
-        with np.load(path, allow_pickle=False) as npz:
-            return {key: npz[key] for key in npz.files}
-    except ValueError as exc:  # numpy's answer to an object array under allow_pickle=False
-        raise PoseImportError(f"{path}: refused, it holds Python objects that would need unpickling ({exc})") from exc
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise PoseImportError(f"{path}: not a readable NumPy file ({exc})") from exc
+        return safe_read.read_arrays(path, limit=MAX_ARRAY_BYTES, what="skeleton file")
+    except safe_read.UnsafeInputError as exc:
+        raise PoseImportError(str(exc)) from exc
+
+
+def read_photo(path: Path) -> tuple[bytes, Any]:
+    """A pose photo's bytes (to copy beside the library) and its decoded Pillow image, within the
+    byte and pixel caps."""
+    try:
+        data = safe_read.read_bytes(path, limit=MAX_PHOTO_BYTES, what="photo")
+        return data, safe_read.decode_image(data, where=path, max_pixels=MAX_PHOTO_PIXELS, what="photo")
+    except safe_read.UnsafeInputError as exc:
+        raise PoseImportError(str(exc)) from exc
+
+
+def read_sidecar(path: Path) -> str:
+    """A caption sidecar's text ("" when it cannot be read: the file name gives the caption then)."""
+    try:
+        return safe_read.read_bytes(path, limit=MAX_SIDECAR_BYTES, what="caption").decode("utf-8", errors="replace")
+    except safe_read.UnsafeInputError:
+        return ""
+
+
+def confined(folder: Path, path: Path, what: str) -> Path:
+    """``path`` resolved, refused (:class:`PoseImportError`) unless it stays inside ``folder``."""
+    try:
+        return safe_read.inside(folder, path, what=what)
+    except safe_read.UnsafeInputError as exc:
+        raise PoseImportError(str(exc)) from exc

@@ -36,7 +36,7 @@ from comic_studio.poses.staging.figures import (
 )
 from comic_studio.poses.staging.framing import Frame, frame_shot
 from comic_studio.poses.staging.geometry import FigureGeometry
-from comic_studio.poses.staging.openpose import render_openpose
+from comic_studio.poses.staging.openpose import DEFAULT_LINE_STYLE, render_openpose
 from comic_studio.poses.staging.request import StagedRequest
 
 _R_ANKLE, _L_ANKLE = 10, 13
@@ -164,9 +164,10 @@ def _as_library_figure(figure: Any) -> Figure:
 
 
 def build_conditioning(request: StagedRequest, width: int, height: int, *, top_k: int = 5,
-                       embedder: str = "auto", dilation: float = 0.01, use_request_pose: bool = True) -> Conditioning:  # fmt: skip
+                       embedder: str = "auto", dilation: float = 0.01, use_request_pose: bool = True,
+                       pose_lines: str = DEFAULT_LINE_STYLE) -> Conditioning:  # fmt: skip
     """The pose, OpenPose image and disjoint head/body masks for ``request`` at ``width`` × ``height``.
-    ``dilation`` is a fraction of the panel's shorter side."""
+    ``dilation`` is a fraction of the panel's shorter side; ``pose_lines`` the OpenPose line style."""
     pose = choose_pose(request, top_k, embedder, use_request_pose)
     frame, aspect = _frame(pose, request, width, height)
     canvas_box = (frame.tx, frame.ty, aspect * frame.scale, frame.scale)
@@ -190,7 +191,7 @@ def build_conditioning(request: StagedRequest, width: int, height: int, *, top_k
     ]
     return Conditioning(
         pose_id=pose.pose_id,
-        control_image=render_openpose(keypoints, width, height),
+        control_image=render_openpose(keypoints, width, height, pose_lines),
         figure_keypoints=keypoints,
         character_figure=tuple(pose.character_figure),
         head_masks=heads,

@@ -1,10 +1,19 @@
 """OpenPose conditioning images: skeletons drawn in the standard OpenPose-18 colour scheme.
 
-OpenPose ControlNets were trained on the renderer of the original OpenPose/ControlNet annotator:
-black background, 17 limbs as filled ellipses in a fixed rainbow (drawn at 60 % opacity over what
-is already there), and a dot per keypoint in the keypoint's own colour. A pose drawn in another
-palette reads as a different limb to the network, so the colours and the limb order here follow
-that scheme exactly. Sizes scale with the image so a 1344×768 panel looks like the training data.
+Black background, 17 limbs as filled ellipses in a fixed rainbow (each blended over what is already
+there), and a dot per keypoint in the keypoint's own colour. A pose drawn in another palette reads
+as a different limb to the network, so the colours and the limb order follow the original OpenPose /
+ControlNet annotator exactly.
+
+Line thickness follows what the ControlNet was trained on. xinsir's SDXL OpenPose ControlNet (the
+racig backend's) was trained on *thicker* lines than the annotator draws; its model card warns that
+control is unstable with the default lines and ships a replacement ``draw_bodypose``. RaCig
+(ZulutionAI/RaCig, racig/utils.py::draw_bodypose_openpose) draws with that rule, so the default
+style here is RaCig's: half-width and dot radius 4 px × a ratio bucketed by the image's *longer*
+side (1 below 500 px, 2 below 1000, then one more per 1000 px up to 7 at 5000 px and beyond — 12 px
+at 1344×768), limbs blended at 0.7. The ``annotator`` style keeps the annotator's 4 px at 512 px
+scaled by the shorter side, blended at 0.6 (half as thick at 1344×768), for ControlNets trained on
+that renderer.
 
 Pure PIL + numpy (no torch): the UI can show the conditioning image without the ML stack.
 """
@@ -27,7 +36,10 @@ COLOURS: tuple[tuple[int, int, int], ...] = (
     (0, 0, 255), (85, 0, 255), (170, 0, 255), (255, 0, 255), (255, 0, 170), (255, 0, 85),
 )  # fmt: skip
 """Keypoint ``i`` is drawn in ``COLOURS[i]``; limb ``j`` in ``COLOURS[j]``."""
-LIMB_OPACITY = 0.6
+LINE_STYLES = ("racig", "annotator")
+"""``racig``: RaCig's / xinsir's thickness (the default); ``annotator``: the original annotator's."""
+DEFAULT_LINE_STYLE = "racig"
+LIMB_OPACITY = {"racig": 0.7, "annotator": 0.6}
 REFERENCE_SIDE = 512
 """The annotator's stick width (4 px) and dot radius (4 px) are for ~512 px images."""
 
@@ -35,17 +47,36 @@ PixelKeypoints = Sequence[tuple[float, float, float]]
 """18 ``(x, y, visible)`` in panel pixels."""
 
 
-def stroke_sizes(width: int, height: int) -> tuple[float, float]:
+def racig_ratio(width: int, height: int) -> int:
+    """RaCig's thickness multiplier: bucketed by the longer side — 1 below 500 px, 2 below 1000 px,
+    then 3 for 1000–1999, 4 for 2000–2999 … up to 7 from 5000 px on."""
+    longest = max(width, height)
+    if longest < 500:
+        return 1
+    if longest < 1000:
+        return 2
+    return min(7, longest // 1000 + 2)
+
+
+def stroke_sizes(width: int, height: int, style: str = DEFAULT_LINE_STYLE) -> tuple[float, float]:
     """(limb half-width, keypoint radius) in pixels for an image of this size."""
-    k = max(1.0, min(width, height) / REFERENCE_SIDE)
-    return 4.0 * k, 4.0 * k
+    if style == "racig":
+        ratio = racig_ratio(width, height)
+        return 4.0 * ratio, 4.0 * ratio
+    if style == "annotator":
+        k = max(1.0, min(width, height) / REFERENCE_SIDE)
+        return 4.0 * k, 4.0 * k
+    raise ValueError(f"unknown OpenPose line style {style!r} (known: {', '.join(LINE_STYLES)})")
 
 
-def render_openpose(figures: Sequence[PixelKeypoints], width: int, height: int) -> Image.Image:
-    """An RGB image of ``width`` × ``height`` with every figure's skeleton; invisible keypoints
-    (``visible <= 0.5``) and limbs touching them are left out."""
+def render_openpose(
+    figures: Sequence[PixelKeypoints], width: int, height: int, style: str = DEFAULT_LINE_STYLE
+) -> Image.Image:
+    """An RGB image of ``width`` × ``height`` with every figure's skeleton in line ``style``;
+    invisible keypoints (``visible <= 0.5``) and limbs touching them are left out."""
     canvas = np.zeros((height, width, 3), dtype=np.float32)
-    stick, dot = stroke_sizes(width, height)
+    stick, dot = stroke_sizes(width, height, style)
+    opacity = LIMB_OPACITY[style]
     for keypoints in figures:
         if len(keypoints) != len(COLOURS):
             raise ValueError(f"a figure needs {len(COLOURS)} keypoints, got {len(keypoints)}")
@@ -55,7 +86,7 @@ def render_openpose(figures: Sequence[PixelKeypoints], width: int, height: int) 
                 continue
             layer = Image.new("L", (width, height), 0)
             ImageDraw.Draw(layer).polygon(_limb_polygon((xa, ya), (xb, yb), stick), fill=255)
-            alpha = np.asarray(layer, dtype=np.float32)[..., None] / 255.0 * LIMB_OPACITY
+            alpha = np.asarray(layer, dtype=np.float32)[..., None] / 255.0 * opacity
             canvas = canvas * (1.0 - alpha) + np.asarray(COLOURS[limb], dtype=np.float32) * alpha
     image = Image.fromarray(np.clip(np.rint(canvas), 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(image)

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 )
 
 from comic_studio.core.settings import AppSettings
+from comic_studio.generation.backend_api import describe_vram
 from comic_studio.generation.models.sdxl import default_sdxl_model
 from comic_studio.weights.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
 from comic_studio.weights.locate import Located, Places, locate
@@ -83,6 +84,8 @@ class Need:
     requires: tuple[ModelNeed, ...] = ()
     preferred: dict[str, str] = field(default_factory=dict)
     """Model kind → the user's configured choice (the default SDXL model, the parser's GGUF)."""
+    vram_gb: dict[str, float] = field(default_factory=dict)
+    """The backend's declared GPU memory per memory mode (``GenerationBackend.vram_gb``)."""
 
 
 def needs_for(settings: AppSettings, catalogue: Catalogue) -> list[Need]:
@@ -94,8 +97,8 @@ def needs_for(settings: AppSettings, catalogue: Catalogue) -> list[Need]:
     except Exception:  # the registry isolates plugin failures; this is belt and braces for the dialog
         backends = {}
     configured = {"sdxl": default_sdxl_model()}
-    out = [Need(name, f"{cls.display_name or name} backend", tuple(cls.required_models), configured)
-           for name, cls in backends.items()]  # fmt: skip
+    out = [Need(name, f"{cls.display_name or name} backend", tuple(cls.required_models), configured,
+                dict(cls.vram_gb)) for name, cls in backends.items()]  # fmt: skip
     out.append(Need(LLAMA_KEY, "llama story parser", (LLAMA_NEED,), {"llm": settings.llm_model}))
     return out
 
@@ -103,7 +106,16 @@ def needs_for(settings: AppSettings, catalogue: Catalogue) -> list[Need]:
 def describe_need(
     need: Need, catalogue: Catalogue, found: dict[str, Located | None]
 ) -> tuple[bool, str, list[ModelEntry]]:
-    """(ready, guidance text, entries still to download for the suggested models)."""
+    """(ready, guidance text, entries still to download for the suggested models). The text ends
+    with the backend's GPU memory figures when it declares them."""
+    ready, text, missing = _describe_models(need, catalogue, found)
+    vram = describe_vram(need.vram_gb)
+    return ready, f"{text}\n{vram}." if vram else text, missing
+
+
+def _describe_models(
+    need: Need, catalogue: Catalogue, found: dict[str, Located | None]
+) -> tuple[bool, str, list[ModelEntry]]:
     if not need.requires:
         return True, f"{need.label}: needs no downloaded models.", []
     statuses = [check_need(n, catalogue, found, need.preferred.get(n.kind, "")) for n in need.requires]

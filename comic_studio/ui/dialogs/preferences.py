@@ -7,6 +7,7 @@ settings object only on OK, so Cancel never leaves half-applied values behind.
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -35,6 +36,7 @@ PRECISION_LABELS = {
     "float32": "float32 (full)",
 }
 MEMORY_LABELS = {
+    "auto": "Automatic (from the GPU's memory and each backend's need)",
     "gpu": "Everything on the GPU (fastest)",
     "model-offload": "Offload whole models (less memory)",
     "sequential-offload": "Offload layer by layer (least memory, slowest)",
@@ -121,7 +123,8 @@ class PreferencesDialog(QDialog):
         self.dtype = _combo(PRECISION_LABELS, settings.dtype)
         self.memory_mode = _combo(MEMORY_LABELS, settings.memory_mode)
         self.memory_mode.setToolTip(
-            "On a GPU running out of memory the engine also retries once in the next leaner mode"
+            "Automatic picks, per backend, the fastest mode its declared GPU memory need fits (see the Models "
+            "dialog); on running out of memory the engine also retries once in the next leaner mode"
         )
         form.addRow("Precision:", self.dtype)
         form.addRow("GPU memory:", self.memory_mode)
@@ -131,6 +134,13 @@ class PreferencesDialog(QDialog):
         )
         self.pose_clip_model.setToolTip("The OpenCLIP model of pose matching 'openclip' (text → pose-photo search)")
         form.addRow("Pose search model:", self.pose_clip_model)
+        self.allow_pickled_weights = QCheckBox("Allow pickled weights (.bin, .ckpt, .pt)")
+        self.allow_pickled_weights.setChecked(settings.allow_pickled_weights)
+        self.allow_pickled_weights.setToolTip(
+            "Pickled model files can run code when opened; they are read with weights_only=True when "
+            "allowed. Only this setting allows them: a project cannot."
+        )
+        form.addRow("Model files:", self.allow_pickled_weights)
 
         parsers = QGroupBox("Story parsers (LLM)")
         form = QFormLayout(parsers)
@@ -169,6 +179,7 @@ class PreferencesDialog(QDialog):
             "dtype": self.dtype.currentData(),
             "memory_mode": self.memory_mode.currentData(),
             "pose_clip_model": self.pose_clip_model.text().strip(),
+            "allow_pickled_weights": self.allow_pickled_weights.isChecked(),
             "llm_model": self.llm_model.text().strip(),
             "openai_base_url": self.openai_base_url.text().strip(),
             "openai_model": self.openai_model.text().strip(),
