@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from comic_studio.core.atomic import atomic_path, atomic_write_text
+from comic_studio.core.safe_read import parse_json
+
+CARD_KEY = "comic_studio.card"
+"""The safetensors metadata key holding the card, so the LoRA file alone says what made it."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +42,7 @@ def save_lora(folder: str | Path, name: str, state: dict[str, Any], card: dict[s
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     files = LoraFiles(out / f"{name}.safetensors", out / f"{name}.kohya.safetensors", out / f"{name}.json")
-    meta = {
-        "format": "pt",
-        "comic_studio.card": json.dumps({k: card[k] for k in ("base_model", "trigger") if k in card}),
-    }
+    meta = {"format": "pt", CARD_KEY: json.dumps(card)}
     with atomic_path(files.diffusers, "the LoRA") as tmp:
         save_file(state, str(tmp), metadata=meta)
     kohya = {
@@ -67,3 +68,16 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_card(data: bytes) -> dict[str, Any]:
+    """The card in a LoRA file's safetensors metadata (``{}`` when it has none). Reads only the
+    header; raises ``ValueError`` (or :class:`UnsafeInputError`) for bytes that are not one."""
+    if len(data) < 8:
+        raise ValueError("not a safetensors file")
+    size = int.from_bytes(data[:8], "little")
+    if size > min(len(data) - 8, 100_000_000):
+        raise ValueError("not a safetensors file")
+    header = parse_json(data[8 : 8 + size], where="the LoRA's header", limit=size)
+    card = (header.get("__metadata__") or {}).get(CARD_KEY) if isinstance(header, dict) else None
+    return parse_json(card, where="the LoRA's card") if isinstance(card, str) else {}

@@ -64,20 +64,20 @@ class LoraRecipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    rank: int = Field(4, ge=1, le=256)  # StoryBooth §4: rank 4
-    alpha: float = Field(4.0, gt=0)  # = rank: scale 1, as diffusers' LoRA scripts
+    rank: int = Field(default=4, ge=1, le=256)  # StoryBooth §4: rank 4
+    alpha: float = Field(default=4.0, gt=0)  # = rank: scale 1, as diffusers' LoRA scripts
     target_modules: tuple[str, ...] = STORYBOOTH_TARGETS
-    learning_rate: float = Field(1e-4, gt=0, le=1)  # StoryBooth §4
-    weight_decay: float = Field(1e-2, ge=0)  # the seed's script (AdamW weight decay 0.01)
-    max_grad_norm: float = Field(1.0, gt=0)
-    gradient_accumulation: int = Field(4, ge=1, le=256)  # the seed's script: batch 1 × 4
-    resolution: int = Field(1024, ge=32, le=2048)
-    steps: int = Field(1450, ge=1, le=100_000)  # the seed's checkpoint-1450
-    checkpoint_every: int = Field(50, ge=1)
+    learning_rate: float = Field(default=1e-4, gt=0, le=1)  # StoryBooth §4
+    weight_decay: float = Field(default=1e-2, ge=0)  # the seed's script (AdamW weight decay 0.01)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    gradient_accumulation: int = Field(default=4, ge=1, le=256)  # the seed's script: batch 1 × 4
+    resolution: int = Field(default=1024, ge=32, le=2048)
+    steps: int = Field(default=1450, ge=1, le=100_000)  # the seed's checkpoint-1450
+    checkpoint_every: int = Field(default=50, ge=1)
     timestep_law: TimestepLaw = "logit_normal"
-    snr_gamma: float | None = Field(None, gt=0)
-    prior_loss_weight: float = Field(1.0, ge=0)
-    seed: int = Field(42, ge=0, lt=2**63)  # the seed's script: seed 42
+    snr_gamma: float | None = Field(default=None, gt=0)
+    prior_loss_weight: float = Field(default=1.0, ge=0)
+    seed: int = Field(default=42, ge=0, lt=2**63)  # the seed's script: seed 42
     memory: MemoryRecipe = "as-the-seed-ran"
 
 
@@ -349,7 +349,7 @@ def _adamw(params: list[Any], recipe: LoraRecipe) -> Any:
 
     if recipe.memory in ("16gb", "12gb"):
         try:
-            import bitsandbytes as bnb  # type: ignore[import-not-found]
+            import bitsandbytes as bnb
 
             return bnb.optim.AdamW8bit(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
         except ImportError:
