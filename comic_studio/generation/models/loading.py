@@ -15,6 +15,7 @@ read only with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -341,7 +342,8 @@ def apply_loras(pipe: Any, loras: list[tuple[Path, float]], *, allow_pickle: boo
     Returns the adapter names; :func:`remove_loras` undoes it (the cached UNet is shared)."""
     names: list[str] = []
     for index, (path, _weight) in enumerate(loras):
-        name = f"lora{index}_{Path(path).stem}"[:64]
+        # An adapter name becomes a module name, which cannot hold dots ("detail-v1.5", "x.kohya").
+        name = re.sub(r"[^A-Za-z0-9_]", "_", f"lora{index}_{Path(path).stem}")[:64]
         state = load_lora_state_dict(path, allow_pickle=allow_pickle)
         try:
             pipe.load_lora_weights(state, adapter_name=name)

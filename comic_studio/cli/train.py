@@ -1,0 +1,115 @@
+"""``comic-studio train lora PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]``.
+
+Trains the character's LoRA from its face and outfit references with StoryBooth's recipe
+(``comic_studio.training.lora``), stores it on the character and saves the project. Progress (step,
+loss, ETA) goes to stderr. Ctrl+C stops at the next step after saving a checkpoint; ``--resume``
+continues from it, bit for bit. Exit codes as ``render``: 1 for a problem with the input, 130 when
+interrupted (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from comic_studio.cli.options import add_project_edit_options
+from comic_studio.cli.progress import StderrProgress
+
+TINY_RESOLUTION = 64
+"""The training size with ``--models tiny`` (the tiny UNet's native size)."""
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    train = subparsers.add_parser("train", help="train a character's LoRA (StoryBooth's DreamBooth-LoRA)")
+    methods = train.add_subparsers(dest="method", metavar="METHOD", required=True)
+    lora = methods.add_parser("lora", help="DreamBooth-LoRA on SDXL from the character's reference pictures")
+    lora.add_argument("project", help="the .comic project (saved over itself, or to --out)")
+    lora.add_argument("--character", required=True, help="the character's name, alias or id")
+    lora.add_argument("--steps", type=int, help="optimizer steps (default 1450, StoryBooth's)")
+    lora.add_argument("--resume", action="store_true", help="continue the character's cancelled or interrupted run")
+    lora.add_argument("--model", default="", help="the SDXL base model: catalogue id, folder or checkpoint")
+    lora.add_argument("--trigger", default="sks", help="the identifier word in the captions (default: sks)")
+    lora.add_argument("--rank", type=int, help="LoRA rank (default 4)")
+    lora.add_argument("--learning-rate", type=float, help="AdamW learning rate (default 1e-4)")
+    lora.add_argument("--resolution", type=int, help="training size in pixels (default 1024; 64 with --models tiny)")
+    lora.add_argument("--timesteps", choices=["logit_normal", "uniform"], help="timestep law (default logit_normal)")
+    lora.add_argument("--memory", choices=["as-the-seed-ran", "16gb", "12gb"], help="memory recipe")
+    lora.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
+    add_project_edit_options(lora)
+    lora.set_defaults(func=_cmd_train_lora)
+    return train
+
+
+def _cmd_train_lora(args: argparse.Namespace) -> int:
+    from comic_studio.core.document import Document
+    from comic_studio.training.lora import LoraRecipe, TrainingCancelled, TrainingProgress
+    from comic_studio.workflows.anchors import character_named
+    from comic_studio.workflows.training import train_character_lora
+
+    recipe_fields: dict[str, Any] = {}
+    if args.models == "tiny":
+        from comic_studio.testing.tiny import use_tiny_models
+
+        use_tiny_models()
+        recipe_fields["resolution"] = TINY_RESOLUTION
+    for option, field in (("steps", "steps"), ("rank", "rank"), ("learning_rate", "learning_rate"),
+                          ("resolution", "resolution"), ("timesteps", "timestep_law"), ("memory", "memory")):  # fmt: skip
+        value = getattr(args, option)
+        if value is not None:
+            recipe_fields[field] = value
+    if "rank" in recipe_fields:
+        recipe_fields["alpha"] = float(recipe_fields["rank"])  # alpha = rank: the LoRA's scale stays 1
+    recipe = _recipe(LoraRecipe, recipe_fields)
+    device, dtype = _device(args.device)
+    path = Path(args.project)
+    doc = Document.open(path)
+    character = character_named(doc.project, args.character)
+    report = StderrProgress(args.quiet)
+    stop = {"asked": False}
+
+    def on_progress(p: TrainingProgress) -> None:
+        report(f"train {character.name}: loss {p.loss:.4f}, {p.steps_per_second:.2f} steps/s, "
+               f"{p.eta_seconds / 60:.0f} min left; step", p.step, p.total)  # fmt: skip
+
+    def interrupted(_signum: int, _frame: Any) -> None:
+        stop["asked"] = True  # the trainer checks before each step and saves a checkpoint first
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        trained = train_character_lora(doc, character.id, recipe, model=args.model, trigger=args.trigger,
+                                       resume=args.resume, device=device, dtype=dtype,
+                                       cancel=lambda: stop["asked"], on_progress=on_progress)  # fmt: skip
+    except TrainingCancelled as exc:
+        print(f"comic-studio: {exc}; run again with --resume to continue", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    saved = doc.save(Path(args.out) if args.out else path)
+    print(f"{saved}: {character.name} has a trained LoRA ({trained.steps} steps, final loss "
+          f"{trained.final_loss:.4f}, {trained.size:,} bytes, asset {trained.asset[:12]}…)")  # fmt: skip
+    return 0
+
+
+def _recipe(model: Any, fields: dict[str, Any]) -> Any:
+    from pydantic import ValidationError
+
+    from comic_studio.core.errors import ComicStudioError
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ComicStudioError(f"training setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+
+
+def _device(choice: str) -> tuple[str, str]:
+    """The device and the frozen model's precision: float16 on CUDA (as the seed trained), float32
+    on the CPU."""
+    import torch
+
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return choice, "float16" if choice.startswith("cuda") else "float32"

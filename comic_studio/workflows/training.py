@@ -1,0 +1,139 @@
+"""Train a character's LoRA from its reference pictures (StoryBooth's DreamBooth-LoRA) and keep it on
+the character, shared by the CLI (``comic-studio train lora``) and, later, the studio.
+
+The pictures are the character's face and outfit references; each gets the DreamBooth caption
+"a photo of <trigger> <class>" (StoryBooth's identifier prompt, e.g. "a blue sks plush"), the
+class word from the character's pronouns. The base model is loaded fresh, not from the engine's
+shared cache: training adds an adapter to the UNet and must not touch the one renders use.
+
+A run writes a checkpoint to the state folder (``training/<project>-<character>.safetensors``)
+every ``checkpoint_every`` steps and when cancelled, so ``resume=True`` continues it — after a
+cancel, a crash or in another process — bit for bit. The finished LoRA (diffusers layout, with
+its card in the file's metadata) becomes a project asset and the character's ``lora_asset`` (one
+undoable step); the checkpoint is then removed.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from comic_studio.core import character_edits
+from comic_studio.core.document import Document
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.model import Character, Pronouns
+from comic_studio.core.safe_read import UnsafeInputError, decode_image
+from comic_studio.core.settings import state_dir
+from comic_studio.training.data import TrainingPicture
+from comic_studio.training.lora import LoraRecipe, LoraTrainer, TrainingProgress
+
+DEFAULT_TRIGGER = "sks"
+"""DreamBooth's rare-token identifier, as StoryBooth's prompts use it ("a photo of sks woman")."""
+CLASS_WORDS = {Pronouns.SHE: "woman", Pronouns.HE: "man", Pronouns.THEY: "person"}
+
+
+@dataclass(frozen=True)
+class TrainedLora:
+    asset: str
+    """sha256 of the LoRA file, now a project asset and the character's ``lora_asset``."""
+    size: int
+    steps: int
+    final_loss: float
+
+
+def checkpoint_path(project_id: str, character_id: str) -> Path:
+    """Where a run for this character of this project keeps its checkpoint."""
+    safe = "-".join(re.sub(r"[^A-Za-z0-9_]", "_", part)[:64] for part in (project_id, character_id))
+    return state_dir() / "training" / f"{safe}.safetensors"
+
+
+def character_pictures(doc: Document, character: Character, trigger: str) -> list[TrainingPicture]:
+    """The character's references as training pictures with their DreamBooth captions."""
+    caption = f"a photo of {trigger} {CLASS_WORDS.get(character.pronouns, 'person')}"
+    pictures = []
+    for ref in dict.fromkeys([*character.face_refs, *character.body_refs]):
+        try:
+            image = decode_image(doc.assets.get(ref), where=f"{character.name}'s reference {ref[:12]}…")
+        except UnsafeInputError as exc:
+            raise ComicStudioError(f"cannot train {character.name!r}: {exc}") from exc
+        pictures.append(TrainingPicture(image.convert("RGB"), caption))
+    if not pictures:
+        raise ComicStudioError(
+            f"cannot train {character.name!r}: the character has no face or outfit references — add a few pictures first"
+        )
+    return pictures
+
+
+def train_character_lora(
+    doc: Document,
+    character_id: str,
+    recipe: LoraRecipe,
+    *,
+    model: str = "",
+    trigger: str = DEFAULT_TRIGGER,
+    resume: bool = False,
+    device: str = "cpu",
+    dtype: str = "float32",
+    cancel: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[TrainingProgress], None] | None = None,
+) -> TrainedLora:
+    """Train (or, with ``resume``, continue) the character's LoRA and store it on the character.
+    A cancel raises :class:`~comic_studio.training.lora.TrainingCancelled` after saving the
+    checkpoint; the document is only changed when the run finishes."""
+    from comic_studio.generation.models.loading import ModelLoadError, load_sdxl_components
+    from comic_studio.generation.models.sdxl import resolve_sdxl
+    from comic_studio.training.export import save_lora
+
+    character = doc.project.character(character_id)
+    if character is None:
+        raise ComicStudioError(f"character {character_id!r} does not exist")
+    pictures = character_pictures(doc, character, trigger)
+    checkpoint = checkpoint_path(doc.project.id, character.id)
+    if resume and not checkpoint.is_file():
+        raise ComicStudioError(f"nothing to resume for {character.name!r}: no checkpoint at {checkpoint}")
+    try:
+        source = resolve_sdxl(model)
+        parts = load_sdxl_components(source, dtype=dtype, device=device)  # fresh: not the renders' UNet
+    except ModelLoadError as exc:
+        raise ComicStudioError(f"cannot train {character.name!r}: {exc}") from exc
+    trainer = LoraTrainer(parts, pictures, recipe, device=device)
+    try:
+        if resume:
+            trainer.resume(checkpoint)
+        trainer.train(checkpoint, cancel=cancel, on_progress=on_progress)
+        card = {
+            "method": "storybooth-dreambooth-lora",
+            "character": character.name,
+            "base_model": source.cache_id,
+            "trigger": f"{trigger} {CLASS_WORDS.get(character.pronouns, 'person')}",
+            "steps": trainer.step,
+            "recipe": recipe.model_dump(mode="json"),
+            "pictures": trainer.manifest,
+            "final_loss": trainer.losses[-1] if trainer.losses else None,
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        with tempfile.TemporaryDirectory(prefix="comic-studio-lora-") as folder:
+            files = save_lora(folder, "lora", trainer.lora_state(), card)
+            data = files.diffusers.read_bytes()
+    finally:
+        trainer.close()
+    asset = doc.assets.add(data, validate_image=False, where=f"{character.name}'s LoRA")
+    character_edits.update_character(doc, character.id, label=f"Train LoRA of {character.name}", lora_asset=asset)
+    checkpoint.unlink(missing_ok=True)
+    return TrainedLora(asset, len(data), trainer.step, trainer.losses[-1] if trainer.losses else 0.0)
+
+
+def lora_card(data: bytes) -> dict[str, Any]:
+    """The card stored in a trained LoRA file's metadata (``{}`` for a LoRA from elsewhere)."""
+    from comic_studio.training.export import read_card
+
+    try:
+        card = read_card(data)
+    except (ValueError, UnsafeInputError):
+        return {}
+    return card if isinstance(card, dict) else {}
