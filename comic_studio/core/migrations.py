@@ -12,6 +12,12 @@ Version history
     with ``"polygon"`` (now ``"shape"``); characters kept their description prompt in ``"prompt"``
     (now ``"description"``).
 1 — the first released layout (``"schema_version": 1``).
+2 — lettering is capped (:data:`~comic_studio.core.model.MAX_BALLOONS_PER_PANEL` balloons per panel,
+    :data:`~comic_studio.core.model.MAX_BALLOON_TEXT` characters per balloon; version 1 allowed 256
+    and 5,000). Nothing an author wrote is dropped: a longer balloon is split at word boundaries into
+    continuation balloons of the same kind and style, and the balloons a panel then holds beyond
+    the cap move to "lettering overflow" pages inserted after their page, one full-page panel per
+    64 balloons, each page's notes saying where they came from.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from comic_studio.core.errors import ProjectFileError
-from comic_studio.core.model import SCHEMA_VERSION
+from comic_studio.core.ids import new_id
+from comic_studio.core.model import MAX_BALLOON_TEXT, MAX_BALLOONS_PER_PANEL, SCHEMA_VERSION
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -49,7 +56,74 @@ def _v0_to_v1(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-MIGRATIONS: dict[int, Migration] = {0: _v0_to_v1}
+def _split_text(text: str, limit: int) -> list[str]:
+    """``text`` in pieces of at most ``limit`` characters, cut at the last space before the limit
+    where there is one (a word longer than ``limit`` is cut where it must)."""
+    pieces = []
+    while len(text) > limit:
+        cut = text.rfind(" ", 0, limit + 1)
+        cut = cut if cut > 0 else limit
+        pieces.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    return [*pieces, text]
+
+
+def _continued(balloons: list[Any]) -> list[Any]:
+    """The panel's balloons with every over-long text split into continuation balloons."""
+    out: list[Any] = []
+    for balloon in balloons:
+        text = balloon.get("text") if isinstance(balloon, dict) else None
+        if not isinstance(text, str) or len(text) <= MAX_BALLOON_TEXT:
+            out.append(balloon)
+            continue
+        first, *rest = _split_text(text, MAX_BALLOON_TEXT)
+        out.append({**balloon, "text": first})
+        # Continuations are placed by the layout engine; the tail stays with the first part.
+        out += [{**balloon, "id": new_id(), "text": piece, "tail": None, "auto_placed": True} for piece in rest]
+    return out
+
+
+def _overflow_page(fmt: Any, balloons: list[Any], page_number: int, panel_number: int) -> dict[str, Any]:
+    width = fmt.get("width", 612.0) if isinstance(fmt, dict) else 612.0
+    height = fmt.get("height", 792.0) if isinstance(fmt, dict) else 792.0
+    return {
+        "id": new_id(),
+        "panels": [
+            {
+                "id": new_id(),
+                "shape": [[0.0, 0.0], [width, 0.0], [width, height], [0.0, height]],
+                "order": 0,
+                "balloons": balloons,
+            }
+        ],  # fmt: skip
+        "notes": f"Lettering overflow: balloons moved from page {page_number}, panel {panel_number} when this "
+        f"project was opened (a panel holds at most {MAX_BALLOONS_PER_PANEL} balloons)",
+    }
+
+
+def _v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    data["schema_version"] = 2
+    pages = data.get("pages")
+    if not isinstance(pages, list):
+        return data
+    out: list[Any] = []
+    for page_number, page in enumerate(pages, start=1):
+        out.append(page)
+        for panel_number, panel in enumerate(_dicts_in(page.get("panels") if isinstance(page, dict) else None), 1):
+            balloons = panel.get("balloons")
+            if not isinstance(balloons, list):
+                continue
+            balloons = _continued(balloons)
+            panel["balloons"], surplus = balloons[:MAX_BALLOONS_PER_PANEL], balloons[MAX_BALLOONS_PER_PANEL:]
+            for start in range(0, len(surplus), MAX_BALLOONS_PER_PANEL):
+                chunk = surplus[start : start + MAX_BALLOONS_PER_PANEL]
+                out.append(_overflow_page(data.get("page_format"), chunk, page_number, panel_number))
+    data["pages"] = out
+    return data
+
+
+MIGRATIONS: dict[int, Migration] = {0: _v0_to_v1, 1: _v1_to_v2}
 """``{from_version: function}``; each function returns data at ``from_version + 1``."""
 
 

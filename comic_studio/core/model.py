@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from comic_studio.core.assets import MAX_ASSET_BYTES
 from comic_studio.core.ids import new_id
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Version of ``project.json``. Bump it and add a migration in :mod:`core.migrations`."""
 
 MAX_TEXT = 100_000  # longest text field accepted from a file (characters)
