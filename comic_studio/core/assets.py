@@ -100,19 +100,6 @@ class AssetStore:
             self._memory.setdefault(digest, data)
         return digest
 
-    def add_file(self, path: str | Path) -> str:
-        path = Path(path)
-        try:
-            size = path.stat().st_size
-            if size > MAX_ASSET_BYTES:
-                raise AssetError(
-                    f"{path}: {size / 2**20:.1f} MiB is over the {MAX_ASSET_BYTES // 2**20} MiB asset limit"
-                )
-            data = path.read_bytes()
-        except OSError as exc:
-            raise AssetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-        return self.add(data, where=str(path))
-
     def add_image(self, image, fmt: str = "PNG") -> str:
         """Encode a PIL image and store it (generation results, crops)."""
         buf = io.BytesIO()
