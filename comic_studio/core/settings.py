@@ -136,6 +136,12 @@ def state_dir() -> Path:
     return Path(user_state_dir("comic-studio"))
 
 
+def character_lora_dir() -> Path:
+    """Where characters' LoRAs are written for the jobs that apply them (``<sha256>.safetensors``,
+    not created here): a cache beside the identity banks; the project holds the LoRAs themselves."""
+    return bank_dir().parent / "character-loras"
+
+
 def bank_dir() -> Path:
     """Where identity banks of consistent-character backends live (``<sha256>.safetensors``, not
     created here): ``$COMIC_STUDIO_BANK_DIR``, else the user cache folder. A cache, not project data:

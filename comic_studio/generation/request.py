@@ -84,6 +84,10 @@ class RequestCharacter(_Strict):
     face_scale: float | None = Field(default=None, ge=0.0, le=2.0)
     """The character's own face-reference strength (``Character.face_scale``); None: the backend's."""
     body_scale: float | None = Field(default=None, ge=0.0, le=2.0)
+    lora: AssetRef | None = None
+    """The character's trained LoRA (an asset hash, e.g. from ``comic-studio train lora``): backends
+    with the ``lora`` capability apply it while the character is in the panel (StoryBooth)."""
+    lora_scale: float = Field(default=1.0, ge=0.0, le=2.0)
 
 
 class GenerationRequest(_Strict):

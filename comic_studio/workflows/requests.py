@@ -14,9 +14,11 @@ from typing import Any
 
 from comic_studio.core import safe_read
 from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore
+from comic_studio.core.atomic import atomic_write_bytes
 from comic_studio.core.errors import AssetError, ComicStudioError
 from comic_studio.core.layout import bbox
 from comic_studio.core.model import ASSET_SETTING, ASSET_SETTING_PREFIX, Beat, Panel, Project
+from comic_studio.core.settings import character_lora_dir
 from comic_studio.generation.backend_api import image_settings, image_value_problem
 from comic_studio.generation.request import GenerationRequest, RequestCharacter, data_uri_bytes, png_data_uri
 from comic_studio.workflows import banks
@@ -85,6 +87,7 @@ def build_request(
                 figure=placement.figure if placement.head is not None else None,
                 face_scale=character.face_scale,
                 body_scale=character.body_scale,
+                lora=character.lora_asset,
             )
         )
     style = project.active_style()
@@ -132,6 +135,7 @@ def panel_label(project: Project, panel: Panel) -> str:
 # inline image becomes ``asset:<hash>``), and :func:`hydrate_request` puts them back for a replay.
 
 REFERENCE_SETTING = "reference_images"
+CHARACTER_LORAS_SETTING = "character_loras"
 ASSET_PREFIX = ASSET_SETTING_PREFIX
 _ASSET_VALUE = ASSET_SETTING
 _INLINE_MIN = 1024
@@ -222,7 +226,35 @@ def hydrate_request(request: GenerationRequest, assets: AssetStore, *, where: st
     if banks.uses_identity_banks(request.backend):
         # This machine's bank folder, with the banks the project carries written out into it.
         settings[banks.BANK_FOLDER_SETTING] = str(banks.materialise_banks(request.backend, settings, assets))
+    character_loras = _character_loras(request, assets)
+    if character_loras:
+        settings[CHARACTER_LORAS_SETTING] = character_loras
+    else:
+        settings.pop(CHARACTER_LORAS_SETTING, None)
     return request.model_copy(update={"backend_settings": settings})
+
+
+def _character_loras(request: GenerationRequest, assets: AssetStore) -> str:
+    """The ``character_loras`` setting of a job: the trained LoRAs of the panel's characters, written
+    to this machine's cache folder, as JSON ``[[path, scale], …]`` (empty when the backend applies no
+    LoRAs or nobody has one)."""
+    from comic_studio.generation.registry import has_capability
+
+    wanted = [(c.lora, c.lora_scale) for c in request.characters if c.lora]
+    if not wanted or not has_capability(request.backend, "lora"):
+        return ""
+    folder = character_lora_dir()
+    entries = []
+    for digest, scale in dict(wanted).items():
+        path = folder / f"{digest}.safetensors"
+        if not path.is_file():
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(path, _asset_bytes(assets, digest, "character LoRA"), "a character's LoRA")
+            except OSError as exc:
+                raise ComicStudioError(f"cannot write a character's LoRA to {folder} ({exc.strerror or exc})") from exc
+        entries.append([str(path), scale])
+    return json.dumps(entries)
 
 
 def dehydrate_request(request: GenerationRequest, assets: AssetStore) -> GenerationRequest:
@@ -231,6 +263,7 @@ def dehydrate_request(request: GenerationRequest, assets: AssetStore) -> Generat
     there yet)."""
     settings = dict(request.backend_settings)
     settings.pop(REFERENCE_SETTING, None)
+    settings.pop(CHARACTER_LORAS_SETTING, None)  # paths of this machine; the characters name the LoRAs
     if banks.uses_identity_banks(request.backend):
         settings.pop(banks.BANK_FOLDER_SETTING, None)  # a path of this machine; hydrate sets it
     for key, value in settings.items():

@@ -10,7 +10,7 @@ from pypdf import PdfReader
 from comic_studio.cli import main
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.document import Document
-from comic_studio.core.model import BalloonKind
+from comic_studio.core.model import SCHEMA_VERSION, BalloonKind
 from comic_studio.core.projectfile import load_project
 from comic_studio.core.resources import resource
 from comic_studio.generation.registry import get_backend
@@ -121,7 +121,7 @@ def test_cli_outputs_and_errors(tmp_path, capsys):
     capsys.readouterr()
     assert main(["info", str(tmp_path / "demo" / "demo.comic"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["pages"] >= 5 and info["schema_version"] == 1 and len(info["characters"]) == 3
+    assert info["pages"] >= 5 and info["schema_version"] == SCHEMA_VERSION and len(info["characters"]) == 3
 
     assert main(["parse", str(resource(*DEMO_STORY)), "--out", str(tmp_path / "beats.json")]) == 0
     parsed = json.loads((tmp_path / "beats.json").read_text())

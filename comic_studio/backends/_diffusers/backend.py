@@ -162,7 +162,7 @@ class SdxlPipelineBackend(DiffusersBackend):
     def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> GenerationResult:
         settings = self.job_settings(request)
         pipe, call = self.prepare_call(request, settings)
-        loras = JobLoras(settings["loras"], settings["allow_pickle"])
+        loras = JobLoras(settings["loras"], settings["allow_pickle"], settings["character_loras"])
         try:
             loras.apply(pipe)
             apply_long_prompt(pipe, call)  # after the LoRAs: they may patch the text encoders
@@ -229,6 +229,10 @@ def sdxl_settings() -> dict[str, dict[str, Any]]:
                         "help": "Panel-normalised polygon 'x,y x,y x,y ...' to repaint."},
         "loras": {"type": "str", "default": "", "label": "LoRAs", "max_length": 20_000,
                   "help": "Comma-separated 'file-or-id[:weight]' entries (kohya or diffusers format)."},
+        # Set by the workflows for one job from the panel's characters (never stored): their trained
+        # LoRAs as JSON [[file, weight], ...], applied with the 'loras' above.
+        "character_loras": {"type": "str", "default": "", "label": "Character LoRAs", "max_length": 200_000,
+                            "hidden": True, "help": "Filled in for each job from the characters' trained LoRAs."},
         "max_side": {"type": "int", "default": 0, "min": 0, "max": 8192, "label": "Largest generated side",
                      "help": "Generate at most this many pixels on the long side and upscale to the panel "
                              "(0 = the panel's own size)."},

@@ -4,6 +4,7 @@ whatever it asks for)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from comic_studio.generation.models.loading import apply_loras, remove_loras
@@ -28,13 +29,30 @@ def parse_loras(text: str) -> list[tuple[str, float]]:
     return out
 
 
+def parse_character_loras(text: str) -> list[tuple[str, float]]:
+    """The ``character_loras`` setting (JSON ``[[file, weight], …]``, filled in by the workflows from
+    the panel's characters) as ``(file, weight)`` pairs."""
+    if not text.strip():
+        return []
+    try:
+        entries = json.loads(text)
+        pairs = [(str(path), float(weight)) for path, weight in entries]
+    except (ValueError, TypeError) as exc:
+        raise GenerationError(f"setting 'character_loras' is not a list of [file, weight] pairs ({exc})") from exc
+    for path, weight in pairs:
+        if not 0.0 <= weight <= 2.0:
+            raise GenerationError(f"setting 'character_loras': weight {weight} for {path!r} is outside 0..2")
+    return pairs
+
+
 class JobLoras:
-    """The LoRAs of the ``loras`` setting ``text`` for one job. :meth:`apply` loads them into the
+    """The LoRAs of one job: the ``loras`` setting ``text`` and the panel's characters' trained
+    LoRAs (``character_text``, the ``character_loras`` setting). :meth:`apply` loads them into the
     first pipeline it is given (every pipeline of a job shares that UNet and those text encoders,
     so once is enough); :meth:`remove` takes them out again — call it in a ``finally``."""
 
-    def __init__(self, text: str, allow_pickle: bool):
-        self.loras = parse_loras(text)
+    def __init__(self, text: str, allow_pickle: bool, character_text: str = ""):
+        self.loras = parse_loras(text) + parse_character_loras(character_text)
         self.allow_pickle = allow_pickle
         self._pipe: Any = None
         self._adapters: list[str] = []

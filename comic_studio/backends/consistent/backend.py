@@ -177,7 +177,7 @@ class ConsistentBackend(SdxlPipelineBackend):
             effective["preview_every"],
             calls * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)),
         )
-        loras = JobLoras(effective["loras"], effective["allow_pickle"])
+        loras = JobLoras(effective["loras"], effective["allow_pickle"], effective["character_loras"])
         anchors: list[Image.Image] = []
         try:
             for character in to_build:

@@ -1,0 +1,90 @@
+"""A character's trained LoRA is applied while the character is in a panel (StoryBooth: LoRA and
+consistent attention), recorded in the stored request by its hash only, and replayed exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from anchor_helpers import cid, make_document, tiny_settings  # noqa: E402
+
+from comic_studio.core import character_edits  # noqa: E402
+from comic_studio.core.errors import ComicStudioError  # noqa: E402
+from comic_studio.generation.registry import get_backend  # noqa: E402
+from comic_studio.generation.request import GenerationRequest  # noqa: E402
+from comic_studio.testing.tiny import tiny_sdxl_components  # noqa: E402
+from comic_studio.workflows.batch import render_panel  # noqa: E402
+from comic_studio.workflows.requests import CHARACTER_LORAS_SETTING, build_request, hydrate_request  # noqa: E402
+
+
+def lora_file(tmp_path) -> bytes:
+    """A LoRA for the tiny SDXL with random A and B (a trained one's effect, without training)."""
+    from peft import LoraConfig
+
+    from comic_studio.training.export import save_lora
+    from comic_studio.training.lora import STORYBOOTH_TARGETS
+
+    unet = tiny_sdxl_components(0)["unet"]
+    torch.manual_seed(3)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=list(STORYBOOTH_TARGETS)))
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    state = {
+        f"unet.{k}": v.contiguous() for k, v in convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)).items()
+    }
+    files = save_lora(tmp_path / "lora", "ana", state, {"trigger": "sks woman"})
+    return files.diffusers.read_bytes()
+
+
+def _pixels(doc, result) -> np.ndarray:
+    return np.asarray(doc.assets.open_image(result.asset).convert("RGB"), dtype=np.int16)
+
+
+@pytest.mark.parametrize("backend", ["sdxl", "consistent"])
+def test_a_characters_lora_changes_its_panels_and_replays_exactly(
+    tiny_kit, tiny_models, tmp_path, monkeypatch, backend
+):
+    monkeypatch.setenv("COMIC_STUDIO_BANK_DIR", str(tmp_path / "banks"))
+    doc = make_document(tiny_kit)
+    panel = doc.project.pages[0].panels[0]  # Ana alone
+    settings = tiny_settings(tiny_kit)
+    if backend == "sdxl":  # the anchor settings are the consistent backend's
+        settings = {k: v for k, v in settings.items() if k not in ("anchor_size", "start_step")}
+    panel.backend, panel.backend_settings = backend, settings
+    plain = _pixels(doc, render_panel(doc, panel.id))
+
+    asset = doc.assets.add(lora_file(tmp_path), validate_image=False)
+    character_edits.update_character(doc, cid(doc, "Ana"), lora_asset=asset)
+    result = render_panel(doc, panel.id)
+    with_lora = _pixels(doc, result)
+    assert np.abs(with_lora - plain).mean() > 1  # the LoRA shapes Ana's panel
+
+    stored = result.request
+    assert stored["characters"][0]["lora"] == asset
+    assert CHARACTER_LORAS_SETTING not in stored["backend_settings"]  # no path of this machine is stored
+    replay = hydrate_request(GenerationRequest.from_dict(stored), doc.assets)
+    assert asset in replay.backend_settings[CHARACTER_LORAS_SETTING]
+    engine = get_backend(backend)
+    again = engine.generate(
+        replay.model_copy(update={"backend_settings": engine.validate_settings(replay.backend_settings)})
+    )
+    assert np.array_equal(np.asarray(again.image.convert("RGB"), dtype=np.int16), with_lora)
+
+    # The LoRA is taken off again: the next panel without Ana renders as before the LoRA existed.
+    character_edits.update_character(doc, cid(doc, "Ana"), lora_asset=None)
+    assert np.array_equal(_pixels(doc, render_panel(doc, panel.id)), plain)
+
+
+def test_backends_without_loras_get_no_lora_setting_and_a_missing_lora_is_named(tiny_kit, tmp_path):
+    doc = make_document(tiny_kit)
+    panel = doc.project.pages[0].panels[0]
+    panel.backend, panel.backend_settings = "storyboard", {}
+    character_edits.update_character(doc, cid(doc, "Ana"), lora_asset="ab" * 32)
+    assert CHARACTER_LORAS_SETTING not in build_request(doc.project, panel, None, doc.assets).backend_settings
+    panel.backend = "sdxl"
+    with pytest.raises(ComicStudioError, match="character LoRA"):
+        build_request(doc.project, panel, None, doc.assets)
