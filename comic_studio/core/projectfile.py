@@ -25,7 +25,6 @@ import errno
 import io
 import json
 import logging
-import math
 import re
 import struct
 import time
@@ -51,7 +50,7 @@ from comic_studio.core.atomic import FileWriteError, atomic_path, real_target, r
 from comic_studio.core.errors import AssetError, ProjectFileError
 from comic_studio.core.migrations import migrate
 from comic_studio.core.model import MAX_PROJECT_JSON_BYTES, Project
-from comic_studio.core.safe_read import UnsafeInputError, open_regular
+from comic_studio.core.safe_read import UnsafeInputError, finite_json_float, open_regular, refuse_json_constant
 from comic_studio.core.session_cache import SessionCacheError
 
 MIMETYPE = b"application/x-comic-studio"
@@ -396,7 +395,7 @@ def _project_from_json(path: Path, raw: bytes) -> Project:
     except UnicodeDecodeError as exc:
         raise ProjectFileError(path, f"project.json is not valid UTF-8 text (bad byte at offset {exc.start})") from exc
     try:
-        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        data = json.loads(text, parse_constant=refuse_json_constant, parse_float=finite_json_float)
     except json.JSONDecodeError as exc:
         raise ProjectFileError(
             path, f"project.json is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
@@ -500,17 +499,6 @@ def _summarise_validation(exc: ValidationError, limit: int = 3) -> str:
         parts.append(f"{where}: {error['msg']}")
     more = f" (and {len(errors) - limit} more problem(s))" if len(errors) > limit else ""
     return "; ".join(parts) + more
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:40]} is out of range")
-    return value
 
 
 def _json_kind(value: Any) -> str:

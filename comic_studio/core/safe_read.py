@@ -102,27 +102,11 @@ def check_regular_file(path: str | Path, *, limit: int, what: str = "file") -> i
     """The size of ``path`` after checking, on an open descriptor, that it is a regular file of at
     most ``limit`` bytes: for readers that must memory-map a file rather than read it whole. (A swap
     after this check is not caught; readers that can take bytes use :func:`read_bytes`.)"""
-    path = Path(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError as exc:
-        raise UnsafeInputError(path, f"the {what} does not exist") from exc
-    except IsADirectoryError as exc:
-        raise UnsafeInputError(path, f"is a folder, not a {what}") from exc
-    except OSError as exc:
-        raise UnsafeInputError(path, f"cannot read the {what} ({exc.strerror or exc})") from exc
-    try:
-        info = os.fstat(fd)
-    finally:
-        os.close(fd)
-    if stat.S_ISDIR(info.st_mode):
-        raise UnsafeInputError(path, f"is a folder, not a {what}")
-    if not stat.S_ISREG(info.st_mode):
-        raise UnsafeInputError(path, f"is not a regular file (a device, pipe or socket), refused as a {what}")
-    if info.st_size > limit:
-        raise UnsafeInputError(path, f"the {what} is {_mib(info.st_size)}, over the {_mib(limit)} limit")
-    return info.st_size
+    with open_regular(path, what=what) as fh:
+        size = os.fstat(fh.fileno()).st_size
+    if size > limit:
+        raise UnsafeInputError(path, f"the {what} is {_mib(size)}, over the {_mib(limit)} limit")
+    return size
 
 
 def read_text(path: str | Path, *, limit: int = MAX_JSON_BYTES, what: str = "text file") -> str:
@@ -134,11 +118,13 @@ def read_text(path: str | Path, *, limit: int = MAX_JSON_BYTES, what: str = "tex
         raise UnsafeInputError(path, f"the {what} is not UTF-8 text (bad byte at offset {exc.start})") from exc
 
 
-def _refuse_constant(name: str) -> Any:
+def refuse_json_constant(name: str) -> Any:
+    """``parse_constant`` hook of ``json.loads``: NaN and Infinity are not JSON numbers."""
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _finite_float(text: str) -> float:
+def finite_json_float(text: str) -> float:
+    """``parse_float`` hook of ``json.loads``: a number too large for a float is refused, not inf."""
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f"{text[:20]} is out of range")
@@ -165,7 +151,7 @@ def parse_json(
             raise UnsafeInputError(where, f"the JSON is not UTF-8 text (bad byte at offset {exc.start})") from exc
     _check_bracket_depth(text, where, max_depth)
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float, strict=strict)
+        return json.loads(text, parse_constant=refuse_json_constant, parse_float=finite_json_float, strict=strict)
     except json.JSONDecodeError as exc:
         raise UnsafeInputError(where, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from exc
     except RecursionError as exc:

@@ -385,7 +385,7 @@ def _cases() -> dict:
             lambda base: replace_member(
                 base, "project.json", json.dumps(project_json_of(base)).replace('"seed": 1234', '"seed": NaN').encode()
             ),
-            "NaN is not allowed",
+            "NaN is not a number JSON allows",
         ),
         "huge float": (
             lambda base: replace_member(
