@@ -37,7 +37,6 @@ import gc
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "backends"))
 
 from bench.gpu_sdxl import write_config_folder  # noqa: E402
-from bench.run import emit_result  # noqa: E402
+from bench.run import EngineSteps, emit_result, steps_per_second  # noqa: E402
 
 VIT_H_CONFIG = {
     "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 16,
@@ -220,7 +219,6 @@ def engine_vs_raw(args: argparse.Namespace, models: dict[str, Any], folders: Fol
 
     from comic_studio.backends._diffusers.schedulers import make_scheduler
     from comic_studio.generation.engine import Engine
-    from comic_studio.generation.messages import JobEvent
     from comic_studio.generation.registry import register_backend, unregister_backend
     from comic_studio.generation.settings import EngineSettings
 
@@ -230,18 +228,7 @@ def engine_vs_raw(args: argparse.Namespace, models: dict[str, Any], folders: Fol
     register_backend("racig", backend_class(args.smoke))
     request = panel_request(folders.settings(steps=args.steps, scheduler="Euler", size="panel"), n=2, refs=False,
                             width=size, height=size)  # fmt: skip
-    step_times: list[float] = []
-    done = threading.Event()
-
-    def on_message(msg: Any) -> None:
-        if msg.event is JobEvent.PROGRESS:
-            step_times.append(time.perf_counter())
-        elif msg.event in (JobEvent.FINISHED, JobEvent.ERROR, JobEvent.CANCELLED):
-            if msg.event is JobEvent.ERROR:
-                print(msg.detail, file=sys.stderr)
-            done.set()
-
-    engine.subscribe(on_message)
+    engine_steps = EngineSteps(engine)
     probe = backend_class(args.smoke)()
     probe.bind_resources(engine.resources)
     cond = probe.conditioning(request, probe.job_settings(request), (size, size))
@@ -261,14 +248,10 @@ def engine_vs_raw(args: argparse.Namespace, models: dict[str, Any], folders: Fol
         pipe(request.prompt, image=cond.control_image, controlnet_conditioning_scale=0.7, height=size, width=size,
              num_inference_steps=args.steps, guidance_scale=2.5, generator=torch.Generator("cpu").manual_seed(1),
              callback_on_step_end=cb)  # fmt: skip
-        return _its(stamps)
+        return steps_per_second(stamps)
 
     def engine_run() -> float:
-        step_times.clear()
-        done.clear()
-        engine.submit(request)
-        done.wait(600)
-        return _its(step_times)
+        return engine_steps.run(request)[1]
 
     try:
         raw_run(), engine_run()  # warm-up
@@ -348,10 +331,6 @@ def _sync(device: str) -> None:
         import torch
 
         torch.cuda.synchronize()
-
-
-def _its(stamps: list[float]) -> float:
-    return 0.0 if len(stamps) < 2 else (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
 if __name__ == "__main__":

@@ -17,14 +17,13 @@ import argparse
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.run import emit_result  # noqa: E402
+from bench.run import EngineSteps, emit_result, steps_per_second  # noqa: E402
 
 
 def full_size_models(device: str) -> dict:
@@ -89,7 +88,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     from comic_studio.backends.sdxl import SdxlBackend
     from comic_studio.generation.engine import Engine
-    from comic_studio.generation.messages import JobEvent
     from comic_studio.generation.models.loading import SDXL_COMPONENTS, sdxl_source
     from comic_studio.generation.models.sdxl_config import bundled_sdxl_configs
     from comic_studio.generation.registry import register_backend, unregister_backend
@@ -115,18 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in SDXL_COMPONENTS:
             engine.resources.models.put(source.cache_id, name, args.dtype, device, parts[name])
         register_backend("sdxl", SdxlBackend)
-        step_times: list[float] = []
-        done = threading.Event()
-
-        def on_message(msg) -> None:
-            if msg.event is JobEvent.PROGRESS:
-                step_times.append(time.perf_counter())
-            elif msg.event in (JobEvent.FINISHED, JobEvent.ERROR, JobEvent.CANCELLED):
-                if msg.event is JobEvent.ERROR:
-                    print(msg.detail, file=sys.stderr)
-                done.set()
-
-        engine.subscribe(on_message)
+        engine_steps = EngineSteps(engine)
         request = GenerationRequest(backend="sdxl", width=args.size, height=args.size, seed=1, prompt="a lighthouse",
                                     backend_settings={"model": str(folder), "steps": args.steps, "preview_every": 0})  # fmt: skip
         pipe = StableDiffusionXLPipeline(**parts)
@@ -148,16 +135,10 @@ def main(argv: list[str] | None = None) -> dict:
             pipe(request.prompt, num_inference_steps=args.steps, height=args.size, width=args.size,
                  generator=torch.Generator("cpu").manual_seed(1), callback_on_step_end=cb)  # fmt: skip
             sync()
-            return time.perf_counter() - start, _its(stamps)
+            return time.perf_counter() - start, steps_per_second(stamps)
 
         def engine_run() -> tuple[float, float]:
-            step_times.clear()
-            done.clear()
-            start = time.perf_counter()
-            engine.submit(request)
-            done.wait(600)
-            # PROGRESS messages are throttled to 50/s by the engine; at SDXL speeds every step is sent.
-            return time.perf_counter() - start, _its(step_times)
+            return engine_steps.run(request)
 
         try:
             raw_run(), engine_run()  # warm-up (cuDNN autotune, allocator)
@@ -182,12 +163,6 @@ def main(argv: list[str] | None = None) -> dict:
     result["engine_vs_raw"] = round(result["engine_image_s"] / result["raw_image_s"], 3)
     emit_result(result, args.out)
     return result
-
-
-def _its(stamps: list[float]) -> float:
-    if len(stamps) < 2:
-        return 0.0
-    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
 if __name__ == "__main__":

@@ -35,6 +35,44 @@ def emit_result(result: dict, out: str | None = None) -> None:
         Path(out).write_text(text + "\n", encoding="utf-8")
 
 
+class EngineSteps:
+    """Times an engine job by its PROGRESS messages (the GPU scripts compare it with raw diffusers):
+    :meth:`run` submits a request, waits for its end and returns ``(seconds, steps per second)``,
+    the rate measured between the first and the last step message (text encoding and decoding
+    excluded). The engine throttles PROGRESS to 50/s; at SDXL speeds every step is sent."""
+
+    def __init__(self, engine) -> None:
+        import threading
+
+        self.engine = engine
+        self.stamps: list[float] = []
+        self.done = threading.Event()
+        engine.subscribe(self._on_message)
+
+    def _on_message(self, msg) -> None:
+        from comic_studio.generation.messages import JobEvent
+
+        if msg.event is JobEvent.PROGRESS:
+            self.stamps.append(time.perf_counter())
+        elif msg.event in (JobEvent.FINISHED, JobEvent.ERROR, JobEvent.CANCELLED):
+            if msg.event is JobEvent.ERROR:
+                print(msg.detail, file=sys.stderr)
+            self.done.set()
+
+    def run(self, request, timeout: float = 600) -> tuple[float, float]:
+        self.stamps.clear()
+        self.done.clear()
+        start = time.perf_counter()
+        self.engine.submit(request)
+        self.done.wait(timeout)
+        return time.perf_counter() - start, steps_per_second(self.stamps)
+
+
+def steps_per_second(stamps: list[float]) -> float:
+    """Steps per second between the first and the last of ``stamps`` (one per step)."""
+    return 0.0 if len(stamps) < 2 else (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
 def _timed(fn, *args, **kwargs) -> tuple[float, object]:
     start = time.perf_counter()
     value = fn(*args, **kwargs)
