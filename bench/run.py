@@ -272,6 +272,10 @@ def bench_racig() -> dict:
     return _json_of([sys.executable, "bench/racig.py"])
 
 
+def bench_train_lora() -> dict:
+    return _json_of([sys.executable, "bench/train_lora.py"])
+
+
 def bench_openclip() -> dict:
     return _json_of([sys.executable, "bench/openclip_poses.py"])
 
@@ -530,6 +534,7 @@ BENCHES = {
     "sdxl": bench_sdxl,
     "consistent": bench_consistent,
     "racig": bench_racig,
+    "train_lora": bench_train_lora,
     "openclip": bench_openclip,
     "long_prompt": bench_long_prompt,
     "pose_overlay": bench_pose_overlay,

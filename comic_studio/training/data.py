@@ -61,8 +61,9 @@ class EncodedPicture:
     time_ids: Any
 
 
-def encode_pictures(pictures: list[TrainingPicture], components: dict[str, Any], resolution: int,
-                    device: str, dtype: Any) -> list[EncodedPicture]:  # fmt: skip
+def encode_pictures(
+    pictures: list[TrainingPicture], components: dict[str, Any], resolution: int, device: str
+) -> list[EncodedPicture]:
     """Encode every picture and caption once with the frozen VAE and text encoders."""
     import numpy as np
     import torch
@@ -70,6 +71,8 @@ def encode_pictures(pictures: list[TrainingPicture], components: dict[str, Any],
 
     pipe = StableDiffusionXLPipeline(**components, add_watermarker=False)
     vae = components["vae"]
+    if getattr(vae.config, "force_upcast", False) and vae.dtype != torch.float32:
+        vae.to(torch.float32)  # SDXL's own VAE overflows in float16 (the trainer's copy, not the renders')
     out: list[EncodedPicture] = []
     with torch.no_grad():
         for picture in pictures:
@@ -81,9 +84,7 @@ def encode_pictures(pictures: list[TrainingPicture], components: dict[str, Any],
             left, top = (resized.width - w) // 2, (resized.height - h) // 2
             cropped = resized.crop((left, top, left + w, top + h))
             pixels = torch.from_numpy(np.asarray(cropped, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
-            # The VAE runs in float32 where its config asks (SDXL's VAE overflows in float16).
-            vae_dtype = torch.float32 if getattr(vae.config, "force_upcast", False) else dtype
-            dist = vae.to(dtype=vae_dtype).encode(pixels.to(device=device, dtype=vae_dtype)).latent_dist
+            dist = vae.encode(pixels.to(device=device, dtype=vae.dtype)).latent_dist
             embeds, _neg, pooled, _neg_pooled = pipe.encode_prompt(
                 picture.caption, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
             )

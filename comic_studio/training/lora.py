@@ -128,11 +128,9 @@ class LoraTrainer:
         self.adapter_name = adapter_name
         self.noise_scheduler = DDPMScheduler.from_config(components["scheduler"].config)
         self.prediction_type = self.noise_scheduler.config.prediction_type
-        self.pictures = encode_pictures(pictures, components, self.recipe.resolution, device, unet.dtype)
+        self.pictures = encode_pictures(pictures, components, self.recipe.resolution, device)
         self.class_pictures = (
-            encode_pictures(class_pictures, components, self.recipe.resolution, device, unet.dtype)
-            if class_pictures
-            else []
+            encode_pictures(class_pictures, components, self.recipe.resolution, device) if class_pictures else []
         )
         self.manifest = [p.digest for p in pictures]
         if self.recipe.memory == "12gb":  # cached: the VAE and text encoders are not needed on the GPU
