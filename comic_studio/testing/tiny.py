@@ -279,6 +279,29 @@ def build_tiny_kit(folder: str | Path, seed: int = 0, *, force: bool = False) ->
     return kit
 
 
+def write_tiny_lora(path: str | Path, seed: int = 3) -> Path:
+    """A LoRA file for the tiny SDXL (diffusers layout, StoryBooth's targets) with random A *and* B
+    matrices, so it visibly changes renders as a trained one would, without training."""
+    import torch
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    from comic_studio.training.lora import STORYBOOTH_TARGETS
+
+    unet = tiny_sdxl_components(0)["unet"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        config = LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=list(STORYBOOTH_TARGETS))
+        unet.add_adapter(config)
+    state = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file({f"unet.{k}": v.contiguous() for k, v in state.items()}, str(target))
+    return target
+
+
 # ------------------------------------------------------------------------------ the smoke preset
 
 

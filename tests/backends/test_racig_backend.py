@@ -226,3 +226,18 @@ def test_offloaded_render_with_references_matches_the_resident_one(kit, backend)
     unet = next(v for k, v in offloading.resources.models._items.items() if k.component == "unet")
     assert unet.encoder_hid_proj is None  # the adapters went away with the job
     assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
+
+
+def test_a_characters_lora_works_together_with_the_references(kit, backend, tmp_path):
+    import json
+
+    from comic_studio.testing.tiny import write_tiny_lora
+
+    lora = write_tiny_lora(tmp_path / "ana.safetensors")
+    with_refs = as_array(backend.generate(panel_request(settings(kit))).image)
+    both = backend.generate(panel_request(settings(kit, character_loras=json.dumps([[str(lora), 1.0]]))))
+    assert np.abs(as_array(both.image) - with_refs).mean() > 1  # the LoRA acts beside the IP-Adapters
+    unet = next(v for k, v in backend.resources.models._items.items() if k.component == "unet")
+    assert not getattr(unet, "peft_config", {}) and unet.encoder_hid_proj is None  # both came off again
+    again = as_array(backend.generate(panel_request(settings(kit))).image)
+    assert np.array_equal(again, with_refs)

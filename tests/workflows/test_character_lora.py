@@ -15,36 +15,20 @@ from comic_studio.core import character_edits  # noqa: E402
 from comic_studio.core.errors import ComicStudioError  # noqa: E402
 from comic_studio.generation.registry import get_backend  # noqa: E402
 from comic_studio.generation.request import GenerationRequest  # noqa: E402
-from comic_studio.testing.tiny import tiny_sdxl_components  # noqa: E402
+from comic_studio.testing.tiny import write_tiny_lora  # noqa: E402
 from comic_studio.workflows.batch import render_panel  # noqa: E402
 from comic_studio.workflows.requests import CHARACTER_LORAS_SETTING, build_request, hydrate_request  # noqa: E402
 
 
 def lora_file(tmp_path) -> bytes:
-    """A LoRA for the tiny SDXL with random A and B (a trained one's effect, without training)."""
-    from peft import LoraConfig
-
-    from comic_studio.training.export import save_lora
-    from comic_studio.training.lora import STORYBOOTH_TARGETS
-
-    unet = tiny_sdxl_components(0)["unet"]
-    torch.manual_seed(3)
-    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=list(STORYBOOTH_TARGETS)))
-    from diffusers.utils import convert_state_dict_to_diffusers
-    from peft.utils import get_peft_model_state_dict
-
-    state = {
-        f"unet.{k}": v.contiguous() for k, v in convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)).items()
-    }
-    files = save_lora(tmp_path / "lora", "ana", state, {"trigger": "sks woman"})
-    return files.diffusers.read_bytes()
+    return write_tiny_lora(tmp_path / "ana.safetensors").read_bytes()
 
 
 def _pixels(doc, result) -> np.ndarray:
     return np.asarray(doc.assets.open_image(result.asset).convert("RGB"), dtype=np.int16)
 
 
-@pytest.mark.parametrize("backend", ["sdxl", "consistent"])
+@pytest.mark.parametrize("backend", ["sdxl", "consistent", "racig"])
 def test_a_characters_lora_changes_its_panels_and_replays_exactly(
     tiny_kit, tiny_models, tmp_path, monkeypatch, backend
 ):
@@ -54,6 +38,8 @@ def test_a_characters_lora_changes_its_panels_and_replays_exactly(
     settings = tiny_settings(tiny_kit)
     if backend == "sdxl":  # the anchor settings are the consistent backend's
         settings = {k: v for k, v in settings.items() if k not in ("anchor_size", "start_step")}
+    if backend == "racig":  # the tiny kit's preset (use_tiny_models) supplies its other models
+        settings = {"steps": 3, "preview_every": 0, "size": "panel", "max_side": 64}
     panel.backend, panel.backend_settings = backend, settings
     plain = _pixels(doc, render_panel(doc, panel.id))
 

@@ -25,6 +25,7 @@ from comic_studio.backends._diffusers.backend import (
 )
 from comic_studio.backends._diffusers.inputs import check_denoising_steps, fit, read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
+from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
 from comic_studio.backends._diffusers.schedulers import RACIG_SCHEDULER, scheduler_names
 from comic_studio.backends.racig import adapters as ipa
@@ -65,7 +66,7 @@ class RacigBackend(DiffusersBackend):
     # (poses.staging), "masks" the inspector's "Show masks" preview of the per-character head/body
     # regions its references condition, "tryon" the inspector's "Try on…" (mode "tryon" below).
     capabilities = frozenset({"txt2img", "pose", "masks", "characters", "face_refs", "body_refs", "tryon",
-                              "negative_prompt", "preview"})  # fmt: skip
+                              "negative_prompt", "preview", "lora"})  # fmt: skip
     needs_reference_images = True
     vram_gb = VRAM_GB
     required_models = DiffusersBackend.required_models + (
@@ -128,6 +129,10 @@ class RacigBackend(DiffusersBackend):
                            "image": True, "help": "Body try-on repaints this image (a project image or a PNG data URI)."},
             "strength": {"type": "float", "default": 0.99, "min": 0.01, "max": 1.0, "label": "Try-on strength"},
             "preview_every": {"type": "int", "default": 1, "min": 0, "max": 1000, "label": "Preview every N steps"},
+            "loras": {"type": "str", "default": "", "label": "LoRAs", "max_length": 20_000,
+                      "help": "Comma-separated 'file-or-id[:weight]' entries (kohya or diffusers format)."},
+            "character_loras": {"type": "str", "default": "", "label": "Character LoRAs", "max_length": 200_000,
+                                "hidden": True, "help": "Filled in for each job from the characters' trained LoRAs."},
             "fp16_vae_fix": {"type": "bool", "default": True, "label": "fp16-fix VAE in float16",
                              "help": "Decode with the fp16-fix SDXL VAE when running in float16 and it is installed: "
                                      "SDXL's own VAE must be upcast to float32 (slower, more memory). Turn off to "
@@ -237,12 +242,19 @@ class RacigBackend(DiffusersBackend):
         """One denoising run, with the adapters attached when any character has references."""
         reporter = StepReporter(on_step, settings["preview_every"]).callback()
         face, body, negative = self._regional_items(request, settings, cond)
-        with vae_tiling(pipe.vae, vae_tiles(settings["vae_tiling"], call["width"], call["height"])):
-            if not face and not body:
-                self.place(pipe)
-                apply_long_prompt(pipe, call)
-                return pipe(**call, callback_on_step_end=reporter).images[0]
-            return self._run_with_adapters(pipe, call, settings, face, body, negative, reporter)
+        # The LoRAs (the user's and the panel's characters' trained ones), like the IP-Adapters, go
+        # on the shared UNet before the offload hooks, and come off when the job ends.
+        loras = JobLoras(settings["loras"], pickles_allowed(), settings["character_loras"])
+        try:
+            loras.apply(pipe)
+            with vae_tiling(pipe.vae, vae_tiles(settings["vae_tiling"], call["width"], call["height"])):
+                if not face and not body:
+                    self.place(pipe)
+                    apply_long_prompt(pipe, call)
+                    return pipe(**call, callback_on_step_end=reporter).images[0]
+                return self._run_with_adapters(pipe, call, settings, face, body, negative, reporter)
+        finally:
+            loras.remove()
 
     def _run_with_adapters(self, pipe: Any, call: dict[str, Any], settings: dict[str, Any], face: list[Any],
                            body: list[Any], negative: Any, reporter: Any) -> Any:  # fmt: skip
