@@ -39,6 +39,8 @@ EDITABLE_FIELDS = frozenset(
         "face_refs",
         "body_refs",
         "lora_asset",
+        "lora_scale",
+        "lora_enabled",
         "embedding_asset",
         "face_scale",
         "body_scale",

@@ -190,6 +190,10 @@ class Character(_Model):
     face_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
     body_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
     lora_asset: AssetRef | None = None
+    lora_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    """How strongly the character's trained LoRA is applied (the adapter's scale; 1 = as trained)."""
+    lora_enabled: bool = True
+    """Off: the LoRA stays on the character but renders leave it out (compare with and without)."""
     embedding_asset: AssetRef | None = None
     face_scale: float | None = Field(default=None, ge=0.0, le=2.0)
     """How strongly the face references condition this character (IP-Adapter scale); ``None``

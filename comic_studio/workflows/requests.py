@@ -87,7 +87,10 @@ def build_request(
                 figure=placement.figure if placement.head is not None else None,
                 face_scale=character.face_scale,
                 body_scale=character.body_scale,
-                lora=character.lora_asset,
+                # A disabled LoRA stays on the character but is not sent: the render is then the
+                # same as for a character that never had one.
+                lora=character.lora_asset if character.lora_enabled else None,
+                lora_scale=character.lora_scale,
             )
         )
     style = project.active_style()

@@ -42,6 +42,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Box, Character, Pronouns
 from comic_studio.ui.characters.card import ThumbnailCache, thumbnail_pixmap
 from comic_studio.ui.characters.crop import CropDialog
+from comic_studio.ui.characters.lora_box import LoraBox
 from comic_studio.ui.context import StudioContext
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp)"
@@ -272,6 +273,8 @@ class CharacterEditor(QDialog):
             slot.error.connect(self.show_error)
             slot.crop_requested.connect(self.open_crop)
         self.crop_dialog: CropDialog | None = None
+        # The trained LoRA (existing characters only: a new one has nothing to train on yet).
+        self.lora_box = LoraBox(ctx, character_id, self) if existing is not None and character_id else None
 
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
@@ -295,6 +298,8 @@ class CharacterEditor(QDialog):
             strength = QFormLayout()
             strength.addRow(STRENGTH_TITLES[slot], self.strengths[slot])
             layout.addLayout(strength)
+        if self.lora_box is not None:
+            layout.addWidget(self.lora_box)
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
         self.resize(520, 700)

@@ -1,0 +1,142 @@
+"""The character's trained LoRA in the editor: its card (trigger, steps, base model, date), a
+strength, an enabled box and Clear — and "Train LoRA…", which opens the training dialog.
+
+Unlike the rest of the editor (a draft saved on OK), these controls change the character at once,
+each one undoable step (``ctx.edit(character_edits.update_character, ...)``): training itself lands
+on the character the moment it finishes, so the box must show and edit the live character, not a
+draft that the editor's Cancel would throw away. The editor's OK leaves these fields alone.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
+
+from comic_studio.core import character_edits
+from comic_studio.core.changes import ChangeKind, Changes
+from comic_studio.core.errors import AssetError
+from comic_studio.core.model import Character
+from comic_studio.ui.context import StudioContext
+from comic_studio.workflows.training import lora_card
+
+LORA_SCALE_MAX, LORA_SCALE_STEP = 2.0, 0.05
+"""The model's range for ``lora_scale``."""
+
+
+def card_summary(character: Character, data: bytes | None) -> str:
+    """One or two lines about the character's LoRA for the box (and tests)."""
+    if character.lora_asset is None:
+        return "No trained LoRA yet."
+    if data is None:
+        return f"LoRA {character.lora_asset[:12]}… (the file is missing from the project)"
+    card = lora_card(data)
+    if not card:
+        return f"LoRA {character.lora_asset[:12]}… (from elsewhere: no training card)"
+    when = str(card.get("trained_at") or "")[:16].replace("T", " ")
+    base = str(card.get("base_model") or "?")
+    loss = card.get("final_loss")
+    loss_text = f", final loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
+    return (
+        f"Trigger “{card.get('trigger', '?')}” · {card.get('steps', '?')} steps{loss_text}\n"
+        f"Base model {base} · trained {when or '?'}"
+    )
+
+
+class LoraBox(QGroupBox):
+    """The live LoRA controls of one existing character."""
+
+    train_requested = Signal(str)
+    """"Train LoRA…" was clicked: the character id (the owner opens the dialog)."""
+
+    def __init__(self, ctx: StudioContext, character_id: str, parent: QWidget | None = None):
+        super().__init__("Trained LoRA (StoryBooth)", parent)
+        self.ctx = ctx
+        self.character_id = character_id
+        self.card_label = QLabel()
+        self.card_label.setWordWrap(True)
+        self.enabled_box = QCheckBox("apply in renders")
+        self.enabled_box.setToolTip("Off: the LoRA stays on the character, renders leave it out")
+        self.scale_spin = QDoubleSpinBox()
+        self.scale_spin.setRange(0.0, LORA_SCALE_MAX)
+        self.scale_spin.setSingleStep(LORA_SCALE_STEP)
+        self.scale_spin.setDecimals(2)
+        self.scale_spin.setToolTip("How strongly the LoRA shapes the character (1 = as trained)")
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Remove the LoRA from the character (undoable)")
+        self.train_button = QPushButton("Train LoRA…")
+        self.train_button.setToolTip("Train a LoRA on the character's face and outfit references")
+
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.scale_spin)
+        row.addWidget(self.enabled_box)
+        row.addStretch(1)
+        row.addWidget(self.clear_button)
+        row.addWidget(self.train_button)
+        form = QFormLayout(self)
+        form.addRow(self.card_label)
+        form.addRow("Strength", row)
+
+        self.refresh()
+        # Connected after the first fill: filling the controls is not an edit.
+        self.enabled_box.toggled.connect(self._set_enabled)
+        self.scale_spin.valueChanged.connect(self._set_scale)
+        self.clear_button.clicked.connect(self.clear)
+        self.train_button.clicked.connect(lambda: self.train_requested.emit(self.character_id))
+        ctx.document_changed.connect(self._on_changes)
+
+    def character(self) -> Character | None:
+        return self.ctx.document.project.character(self.character_id)
+
+    def refresh(self) -> None:
+        character = self.character()
+        if character is None:
+            self.setEnabled(False)
+            return
+        data = None
+        if character.lora_asset is not None:
+            try:
+                data = self.ctx.document.assets.get(character.lora_asset)
+            except (AssetError, KeyError, OSError):
+                data = None
+        self.card_label.setText(card_summary(character, data))
+        has = character.lora_asset is not None
+        for widget, value in ((self.enabled_box, character.lora_enabled), (self.scale_spin, character.lora_scale)):
+            widget.blockSignals(True)  # showing the live value is not an edit
+            if isinstance(widget, QCheckBox):
+                widget.setChecked(bool(value))
+            else:
+                widget.setValue(float(value))
+            widget.blockSignals(False)
+        for widget in (self.enabled_box, self.scale_spin, self.clear_button):
+            widget.setEnabled(has)
+
+    def _on_changes(self, changes: Changes) -> None:
+        if changes.touches(ChangeKind.CHARACTERS):
+            self.refresh()
+
+    def _set_enabled(self, on: bool) -> None:
+        label = "Enable LoRA" if on else "Disable LoRA"
+        self.ctx.edit(character_edits.update_character, self.character_id, label=label, lora_enabled=on)
+
+    def _set_scale(self, value: float) -> None:
+        # Spinning through values is one undo step (merged), like dragging a slider.
+        self.ctx.edit(
+            character_edits.update_character,
+            self.character_id,
+            label="LoRA strength",
+            merge_key=("lora-scale", self.character_id),
+            lora_scale=round(value, 2),  # a spin box double like 0.7500000001 would read as a change
+        )
+
+    def clear(self) -> None:
+        self.ctx.edit(character_edits.update_character, self.character_id, label="Clear LoRA", lora_asset=None)
