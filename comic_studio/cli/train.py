@@ -47,7 +47,7 @@ def _cmd_train_lora(args: argparse.Namespace) -> int:
     from comic_studio.core.document import Document
     from comic_studio.training.lora import LoraRecipe, TrainingCancelled, TrainingProgress
     from comic_studio.workflows.anchors import character_named
-    from comic_studio.workflows.training import train_character_lora
+    from comic_studio.workflows.training import train_character_lora, training_device
 
     recipe_fields: dict[str, Any] = {}
     if args.models == "tiny":
@@ -63,7 +63,7 @@ def _cmd_train_lora(args: argparse.Namespace) -> int:
     if "rank" in recipe_fields:
         recipe_fields["alpha"] = float(recipe_fields["rank"])  # alpha = rank: the LoRA's scale stays 1
     recipe = _recipe(LoraRecipe, recipe_fields)
-    device, dtype = _device(args.device)
+    device, dtype = training_device(args.device)
     path = Path(args.project)
     doc = Document.open(path)
     character = character_named(doc.project, args.character)
@@ -103,13 +103,3 @@ def _recipe(model: Any, fields: dict[str, Any]) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ComicStudioError(f"training setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
-
-
-def _device(choice: str) -> tuple[str, str]:
-    """The device and the frozen model's precision: float16 on CUDA (as the seed trained), float32
-    on the CPU."""
-    import torch
-
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return choice, "float16" if choice.startswith("cuda") else "float32"

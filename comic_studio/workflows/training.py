@@ -69,6 +69,125 @@ def character_pictures(doc: Document, character: Character, trigger: str) -> lis
     return pictures
 
 
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What a run needs from the document, read on the GUI thread (or the CLI's) so that the run
+    itself (:func:`run_training`, on a helper or worker thread) never touches the document."""
+
+    project_id: str
+    character_id: str
+    character_name: str
+    trigger: str
+    """The identifier and class word, e.g. "sks woman" (the card's ``trigger``)."""
+    pictures: tuple[TrainingPicture, ...]
+    checkpoint: Path
+
+
+@dataclass(frozen=True)
+class TrainingOutcome:
+    """A finished run: the LoRA file (diffusers layout, card in its metadata), not stored yet."""
+
+    data: bytes
+    steps: int
+    final_loss: float
+
+
+def plan_training(
+    doc: Document,
+    character_id: str,
+    *,
+    trigger: str = DEFAULT_TRIGGER,
+    resume: bool = False,
+    captions: list[str] | None = None,
+) -> TrainingPlan:
+    """Read the character's pictures (with their captions; ``captions`` replaces them in order, as
+    the Train dialog's editable list does) and where its checkpoint lives. Raises
+    :class:`ComicStudioError` for a missing character, no pictures, or nothing to resume."""
+    character = doc.project.character(character_id)
+    if character is None:
+        raise ComicStudioError(f"character {character_id!r} does not exist")
+    pictures = character_pictures(doc, character, trigger)
+    if captions is not None:
+        if len(captions) != len(pictures) or not all(c.strip() for c in captions):
+            raise ComicStudioError(
+                f"cannot train {character.name!r}: every picture needs a caption ({len(pictures)} pictures)"
+            )
+        pictures = [TrainingPicture(p.image, c.strip()) for p, c in zip(pictures, captions, strict=True)]
+    checkpoint = checkpoint_path(doc.project.id, character.id)
+    if resume and not checkpoint.is_file():
+        raise ComicStudioError(f"nothing to resume for {character.name!r}: no checkpoint at {checkpoint}")
+    return TrainingPlan(
+        doc.project.id,
+        character.id,
+        character.name,
+        f"{trigger} {CLASS_WORDS.get(character.pronouns, 'person')}",
+        tuple(pictures),
+        checkpoint,
+    )
+
+
+def run_training(
+    plan: TrainingPlan,
+    recipe: LoraRecipe,
+    *,
+    model: str = "",
+    resume: bool = False,
+    device: str = "cpu",
+    dtype: str = "float32",
+    cancel: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[TrainingProgress], None] | None = None,
+) -> TrainingOutcome:
+    """Train (or, with ``resume``, continue from ``plan.checkpoint``) and return the LoRA file.
+    Any thread; touches no document. A cancel raises
+    :class:`~comic_studio.training.lora.TrainingCancelled` after saving the checkpoint."""
+    from comic_studio.generation.models.loading import ModelLoadError, load_sdxl_components
+    from comic_studio.generation.models.sdxl import resolve_sdxl
+    from comic_studio.training.export import save_lora
+
+    if resume and not plan.checkpoint.is_file():
+        raise ComicStudioError(f"nothing to resume for {plan.character_name!r}: no checkpoint at {plan.checkpoint}")
+    try:
+        source = resolve_sdxl(model)
+        parts = load_sdxl_components(source, dtype=dtype, device=device)  # fresh: not the renders' UNet
+    except ModelLoadError as exc:
+        raise ComicStudioError(f"cannot train {plan.character_name!r}: {exc}") from exc
+    trainer = LoraTrainer(parts, list(plan.pictures), recipe, device=device)
+    try:
+        if resume:
+            trainer.resume(plan.checkpoint)
+        trainer.train(plan.checkpoint, cancel=cancel, on_progress=on_progress)
+        final_loss = trainer.losses[-1] if trainer.losses else None
+        card = {
+            "method": "storybooth-dreambooth-lora",
+            "character": plan.character_name,
+            "base_model": source.cache_id,
+            "trigger": plan.trigger,
+            "steps": trainer.step,
+            "recipe": recipe.model_dump(mode="json"),
+            "pictures": trainer.manifest,
+            "final_loss": final_loss,
+            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        with tempfile.TemporaryDirectory(prefix="comic-studio-lora-") as folder:
+            files = save_lora(folder, "lora", trainer.lora_state(), card)
+            data = files.diffusers.read_bytes()
+    finally:
+        trainer.close()
+    return TrainingOutcome(data, trainer.step, final_loss if final_loss is not None else 0.0)
+
+
+def store_trained_lora(doc: Document, plan: TrainingPlan, outcome: TrainingOutcome) -> TrainedLora:
+    """Make the LoRA a project asset and the character's ``lora_asset`` (one undoable step; on the
+    GUI thread in the studio), then drop the finished run's checkpoint."""
+    character = doc.project.character(plan.character_id)
+    if character is None:
+        raise ComicStudioError(f"{plan.character_name!r} was deleted while its LoRA trained; the LoRA is not kept")
+    asset = doc.assets.add(outcome.data, validate_image=False, where=f"{character.name}'s LoRA")
+    character_edits.update_character(doc, character.id, label=f"Train LoRA of {character.name}", lora_asset=asset)
+    plan.checkpoint.unlink(missing_ok=True)
+    return TrainedLora(asset, len(outcome.data), outcome.steps, outcome.final_loss)
+
+
 def train_character_lora(
     doc: Document,
     character_id: str,
@@ -82,50 +201,25 @@ def train_character_lora(
     cancel: Callable[[], bool] = lambda: False,
     on_progress: Callable[[TrainingProgress], None] | None = None,
 ) -> TrainedLora:
-    """Train (or, with ``resume``, continue) the character's LoRA and store it on the character.
+    """Train (or, with ``resume``, continue) the character's LoRA and store it on the character:
+    :func:`plan_training`, :func:`run_training` and :func:`store_trained_lora` in one go (the CLI).
     A cancel raises :class:`~comic_studio.training.lora.TrainingCancelled` after saving the
     checkpoint; the document is only changed when the run finishes."""
-    from comic_studio.generation.models.loading import ModelLoadError, load_sdxl_components
-    from comic_studio.generation.models.sdxl import resolve_sdxl
-    from comic_studio.training.export import save_lora
+    plan = plan_training(doc, character_id, trigger=trigger, resume=resume)
+    outcome = run_training(
+        plan, recipe, model=model, resume=resume, device=device, dtype=dtype, cancel=cancel, on_progress=on_progress
+    )
+    return store_trained_lora(doc, plan, outcome)
 
-    character = doc.project.character(character_id)
-    if character is None:
-        raise ComicStudioError(f"character {character_id!r} does not exist")
-    pictures = character_pictures(doc, character, trigger)
-    checkpoint = checkpoint_path(doc.project.id, character.id)
-    if resume and not checkpoint.is_file():
-        raise ComicStudioError(f"nothing to resume for {character.name!r}: no checkpoint at {checkpoint}")
-    try:
-        source = resolve_sdxl(model)
-        parts = load_sdxl_components(source, dtype=dtype, device=device)  # fresh: not the renders' UNet
-    except ModelLoadError as exc:
-        raise ComicStudioError(f"cannot train {character.name!r}: {exc}") from exc
-    trainer = LoraTrainer(parts, pictures, recipe, device=device)
-    try:
-        if resume:
-            trainer.resume(checkpoint)
-        trainer.train(checkpoint, cancel=cancel, on_progress=on_progress)
-        card = {
-            "method": "storybooth-dreambooth-lora",
-            "character": character.name,
-            "base_model": source.cache_id,
-            "trigger": f"{trigger} {CLASS_WORDS.get(character.pronouns, 'person')}",
-            "steps": trainer.step,
-            "recipe": recipe.model_dump(mode="json"),
-            "pictures": trainer.manifest,
-            "final_loss": trainer.losses[-1] if trainer.losses else None,
-            "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        with tempfile.TemporaryDirectory(prefix="comic-studio-lora-") as folder:
-            files = save_lora(folder, "lora", trainer.lora_state(), card)
-            data = files.diffusers.read_bytes()
-    finally:
-        trainer.close()
-    asset = doc.assets.add(data, validate_image=False, where=f"{character.name}'s LoRA")
-    character_edits.update_character(doc, character.id, label=f"Train LoRA of {character.name}", lora_asset=asset)
-    checkpoint.unlink(missing_ok=True)
-    return TrainedLora(asset, len(data), trainer.step, trainer.losses[-1] if trainer.losses else 0.0)
+
+def training_device(choice: str = "auto") -> tuple[str, str]:
+    """The device and the frozen model's precision: float16 on CUDA (as the seed trained), float32
+    on the CPU. ``auto``: CUDA when available."""
+    import torch
+
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return choice, "float16" if choice.startswith("cuda") else "float32"
 
 
 def lora_card(data: bytes) -> dict[str, Any]:
