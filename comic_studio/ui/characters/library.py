@@ -1,5 +1,6 @@
 """The character library dock: a grid of character cards with add/edit/delete and import/export,
-and each character's identity anchor (badge on the card; generate / regenerate / clear).
+and each character's identity anchor (badge on the card; generate / regenerate / clear) and
+"Train LoRA…" (context menu, or the editor's LoRA box).
 
 Cards are rebuilt from the document when a change report touches CHARACTERS (a library holds tens
 of characters, a full refill is cheap and thumbnails are cached by asset hash), and when an anchor
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -26,10 +27,12 @@ from PySide6.QtWidgets import (
 
 from comic_studio.core import character_edits
 from comic_studio.core.changes import ChangeKind, Changes
+from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Character
 from comic_studio.ui.characters.card import ANCHOR_STATES, CARD_SIZE, ThumbnailCache, card_pixmap
 from comic_studio.ui.characters.editor import CharacterEditor
 from comic_studio.ui.characters.io_actions import build_library_menu
+from comic_studio.ui.characters.train_dialog import TrainLoraDialog
 from comic_studio.ui.context import StudioContext
 from comic_studio.workflows.anchors import clear_anchor
 
@@ -71,6 +74,7 @@ class CharacterLibrary(QWidget):
         """Runs anchor jobs; ``None``: anchors can be cleared and shown, not generated."""
         self.thumbnails = ThumbnailCache()
         self.editor: CharacterEditor | None = None
+        self.train_dialog: TrainLoraDialog | None = None
         self._anchor_states: dict[str, str] = {}
 
         self.grid = _CardGrid()
@@ -103,6 +107,9 @@ class CharacterLibrary(QWidget):
         self.menu_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.menu_button.setMenu(build_library_menu(ctx, self, self.selected_ids))
         self.anchor_menu = self._build_anchor_menu()
+        self.train_action = QAction("Train LoRA…", self)
+        self.train_action.setToolTip("Train a LoRA on the character's face and outfit references (StoryBooth)")
+        self.train_action.triggered.connect(self._train_selected)
         self.anchor_button = QToolButton()
         self.anchor_button.setText("Anchor")
         self.anchor_button.setToolTip("The selected characters' identity anchors for the consistent backend")
@@ -244,7 +251,13 @@ class CharacterLibrary(QWidget):
             return
         if not item.isSelected():
             self.select(item.data(Qt.ItemDataRole.UserRole))
-        self.anchor_menu.exec(self.grid.viewport().mapToGlobal(pos))
+        self._update_anchor_actions()
+        menu = QMenu(self)
+        menu.addActions(self.anchor_menu.actions())
+        menu.addSeparator()
+        self.train_action.setEnabled(len(self.selected_ids()) == 1)
+        menu.addAction(self.train_action)
+        menu.exec(self.grid.viewport().mapToGlobal(pos))
 
     def generate_anchors(self, regenerate: bool = False, character_ids: list[str] | None = None) -> list[str]:
         """Queue anchor jobs for the selected characters that have no anchor (``regenerate``: for
@@ -296,9 +309,41 @@ class CharacterLibrary(QWidget):
         editor.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         editor.destroyed.connect(lambda *_: setattr(self, "editor", None) if self.editor is editor else None)
         editor.accepted.connect(lambda: self.select(editor.character_id))
+        if editor.lora_box is not None:
+            editor.lora_box.train_requested.connect(self.train_lora)
         self.editor = editor
         editor.show()
         return editor
+
+    def _train_selected(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 1:
+            self.train_lora(ids[0])
+
+    def train_lora(self, character_id: str) -> TrainLoraDialog | None:
+        """Open the Train LoRA dialog on the character (one at a time: a running one is shown
+        again rather than a second run started). Returns it, so tests and callers can drive it."""
+        current = self.train_dialog
+        if current is not None and current.is_running():
+            current.raise_()
+            current.activateWindow()
+            return current
+        if current is not None:
+            current.close()
+        try:
+            dialog = TrainLoraDialog(
+                self.ctx, character_id, self.window(), render_service=self.render_service, thumbnails=self.thumbnails
+            )
+        except ComicStudioError as exc:
+            self.ctx.message.emit(str(exc))
+            return None
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(
+            lambda *_: setattr(self, "train_dialog", None) if self.train_dialog is dialog else None
+        )
+        self.train_dialog = dialog
+        dialog.show()
+        return dialog
 
     def select(self, character_id: str | None) -> None:
         for i in range(self.grid.count()):
