@@ -90,7 +90,9 @@ def test_train_two_steps_lands_the_lora_on_the_character(ctx, mara, qtbot, tiny_
 def test_cancel_then_resume_gives_the_uninterrupted_weights(ctx, mara, qtbot, tiny_kit, tiny_models):
     dialog = _dialog(ctx, qtbot, mara, tiny_kit)
     # Cancel right after step 1, on the training thread itself: deterministic, whatever the load.
-    dialog.progressed.connect(lambda p: dialog.request_cancel() if p.step == 1 else None, Qt.ConnectionType.DirectConnection)
+    dialog.progressed.connect(
+        lambda p: dialog.request_cancel() if p.step == 1 else None, Qt.ConnectionType.DirectConnection
+    )
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         dialog.start()
     assert outcome.args == ["cancelled"], dialog.status_label.text()
