@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from comic_studio.core import character_edits as ce
 from comic_studio.core.errors import CommandError
 from comic_studio.core.model import CharacterPlacement, Panel
+from comic_studio.ui.characters import CharacterLibrary
 from comic_studio.ui.characters.editor import CharacterEditor
 from comic_studio.workflows.requests import build_request
 
@@ -54,9 +55,11 @@ def test_lora_card_strength_enable_and_clear_are_undoable_steps(ctx, qtbot, tmp_
     assert ctx.undo_stack.count() == steps + 1
     assert (_sent(ctx, ada.id).lora, _sent(ctx, ada.id).lora_scale) == (asset, 0.75)
 
+    assert "trained LoRA: strength 0.75" in CharacterLibrary._tooltip(ctx.document.project.character(ada.id))
     qtbot.mouseClick(box.enabled_box, Qt.MouseButton.LeftButton)  # untick: renders leave it out
     assert ctx.document.project.character(ada.id).lora_enabled is False
     assert _sent(ctx, ada.id).lora is None
+    assert "trained LoRA: off" in CharacterLibrary._tooltip(ctx.document.project.character(ada.id))
     assert ctx.undo_stack.count() == steps + 2
 
     qtbot.mouseClick(box.clear_button, Qt.MouseButton.LeftButton)

@@ -65,6 +65,29 @@ def test_a_characters_lora_changes_its_panels_and_replays_exactly(
     assert np.array_equal(_pixels(doc, render_panel(doc, panel.id)), plain)
 
 
+def test_a_disabled_or_zero_strength_lora_renders_as_without_one(tiny_kit, tiny_models, tmp_path, monkeypatch):
+    """The studio's per-character switch and strength: disabled sends no LoRA at all, so the
+    panel equals the one rendered before the LoRA existed; the strength reaches the backend."""
+    monkeypatch.setenv("COMIC_STUDIO_BANK_DIR", str(tmp_path / "banks"))
+    doc = make_document(tiny_kit)
+    panel = doc.project.pages[0].panels[0]  # Ana alone
+    settings = tiny_settings(tiny_kit)
+    panel.backend = "sdxl"
+    panel.backend_settings = {k: v for k, v in settings.items() if k not in ("anchor_size", "start_step")}
+    plain = _pixels(doc, render_panel(doc, panel.id))
+    asset = doc.assets.add(lora_file(tmp_path), validate_image=False)
+    ana = cid(doc, "Ana")
+    character_edits.update_character(doc, ana, lora_asset=asset, lora_enabled=False)
+    assert build_request(doc.project, panel, None, doc.assets).characters[0].lora is None
+    assert np.array_equal(_pixels(doc, render_panel(doc, panel.id)), plain)
+    character_edits.update_character(doc, ana, lora_enabled=True)
+    full = _pixels(doc, render_panel(doc, panel.id))
+    character_edits.update_character(doc, ana, lora_scale=0.5)
+    assert build_request(doc.project, panel, None, doc.assets).characters[0].lora_scale == 0.5
+    half = _pixels(doc, render_panel(doc, panel.id))
+    assert np.abs(full - plain).mean() > np.abs(half - plain).mean() > 0  # half the LoRA: nearer to none
+
+
 def test_backends_without_loras_get_no_lora_setting_and_a_missing_lora_is_named(tiny_kit, tmp_path):
     doc = make_document(tiny_kit)
     panel = doc.project.pages[0].panels[0]

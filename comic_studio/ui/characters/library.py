@@ -179,6 +179,9 @@ class CharacterLibrary(QWidget):
         parts.append(
             f"{character.pronouns.value} · {len(character.face_refs)} face / {len(character.body_refs)} body refs"
         )
+        if character.lora_asset is not None:
+            state = f"strength {character.lora_scale:.2f}" if character.lora_enabled else "off"
+            parts.append(f"trained LoRA: {state}")
         if character.description:
             parts.append(character.description[:200])
         return "\n".join(parts)
