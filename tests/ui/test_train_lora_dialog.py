@@ -76,6 +76,7 @@ def test_train_two_steps_lands_the_lora_on_the_character(ctx, mara, qtbot, tiny_
     assert outcome.args == ["finished"], dialog.status_label.text()
     assert steps == [(1, 2), (2, 2)] and len(dialog.loss_plot.losses) == 2
     assert dialog.progress_bar.value() == 2 and "Done" in dialog.status_label.text()
+    assert not dialog.resume_box.isEnabled() and not dialog.resume_box.isChecked()  # finished: nothing to resume
 
     character = ctx.document.project.character(mara)
     card = lora_card(ctx.document.assets.get(character.lora_asset))

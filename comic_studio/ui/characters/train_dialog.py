@@ -190,13 +190,15 @@ class TrainLoraDialog(QDialog):
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
             item.setData(Qt.ItemDataRole.UserRole, digest)
             self.pictures.addItem(item)
-        self.pictures.setMinimumHeight(min(4, max(1, self.pictures.count())) * (THUMB + 8))
+        self.pictures.setMinimumHeight(min(2, max(1, self.pictures.count())) * (THUMB + 8))
+        self.pictures.setMaximumHeight(4 * (THUMB + 8))
 
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1)
         self.progress_bar.setValue(0)
         self.status_label = QLabel()
         self.status_label.setWordWrap(True)
+        self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing() + 4)
         self.loss_plot = LossPlot()
 
         self.train_button = QPushButton("Train")
@@ -373,8 +375,10 @@ class TrainLoraDialog(QDialog):
     def _finished(self, outcome: TrainingOutcome) -> None:
         plan = self._plan
         assert plan is not None
-        self._set_running(False)
+        # Stored before the controls come back: storing removes the run's checkpoint, so "resume"
+        # is then (rightly) not offered.
         trained = self.ctx.edit(store_trained_lora, plan, outcome)  # one undoable step, GUI thread
+        self._set_running(False)
         if trained is None:
             self.show_status("The LoRA was trained but could not be stored (see the status bar).", error=True)
             self.finished_training.emit("failed")
