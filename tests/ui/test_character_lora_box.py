@@ -103,3 +103,17 @@ def test_lora_scale_out_of_range_is_refused_with_the_field_named(ctx):
     with pytest.raises(CommandError, match="lora_scale"):
         ce.update_character(ctx.document, ada.id, lora_scale=2.5)
     assert ctx.document.project.character(ada.id).lora_scale == 1.0
+
+
+def test_train_button_in_the_editor_opens_the_train_dialog(ctx, qtbot, shots):
+    ada = ctx.edit(ce.add_character, name="Ada")
+    library = CharacterLibrary(ctx)
+    qtbot.addWidget(library)
+    editor = library.edit_character(ada.id)
+    qtbot.mouseClick(editor.lora_box.train_button, Qt.MouseButton.LeftButton)
+    dialog = library.train_dialog
+    assert dialog is not None and dialog.isVisible() and dialog.character_id == ada.id
+    assert dialog.windowTitle() == "Train LoRA — Ada" and dialog.pictures.count() == 0
+    editor.grab().save(str(shots / "character-editor-lora-box.png"))
+    dialog.close()
+    editor.close()
