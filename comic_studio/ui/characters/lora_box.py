@@ -110,15 +110,15 @@ class LoraBox(QGroupBox):
                 data = None
         self.card_label.setText(card_summary(character, data))
         has = character.lora_asset is not None
-        for widget, value in ((self.enabled_box, character.lora_enabled), (self.scale_spin, character.lora_scale)):
-            widget.blockSignals(True)  # showing the live value is not an edit
-            if isinstance(widget, QCheckBox):
-                widget.setChecked(bool(value))
-            else:
-                widget.setValue(float(value))
-            widget.blockSignals(False)
-        for widget in (self.enabled_box, self.scale_spin, self.clear_button):
-            widget.setEnabled(has)
+        # Showing the live value is not an edit: no signals while filling.
+        self.enabled_box.blockSignals(True)
+        self.enabled_box.setChecked(character.lora_enabled)
+        self.enabled_box.blockSignals(False)
+        self.scale_spin.blockSignals(True)
+        self.scale_spin.setValue(character.lora_scale)
+        self.scale_spin.blockSignals(False)
+        for control in (self.enabled_box, self.scale_spin, self.clear_button):
+            control.setEnabled(has)
 
     def _on_changes(self, changes: Changes) -> None:
         if changes.touches(ChangeKind.CHARACTERS):
