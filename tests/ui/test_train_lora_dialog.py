@@ -121,6 +121,18 @@ def test_cancel_then_resume_gives_the_uninterrupted_weights(ctx, mara, qtbot, ti
     again.close()
 
 
+def test_quitting_the_app_mid_run_cancels_with_a_checkpoint(ctx, mara, qtbot, tiny_kit, tiny_models):
+    from PySide6.QtCore import QCoreApplication
+
+    dialog = _dialog(ctx, qtbot, mara, tiny_kit, steps=500)
+    with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
+        assert dialog.start()
+        QCoreApplication.instance().aboutToQuit.emit()  # what QApplication.quit() sends
+    assert outcome.args == ["cancelled"], dialog.status_label.text()
+    assert checkpoint_path(ctx.document.project.id, mara).is_file() and dialog.resume_box.isChecked()
+    dialog.close()
+
+
 def test_bad_input_and_a_busy_queue_are_refused_with_a_reason(ctx, qtbot, tiny_kit, tmp_path, monkeypatch):
     from anchor_helpers import cid, make_document
 

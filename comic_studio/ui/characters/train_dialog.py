@@ -18,7 +18,7 @@ import threading
 from typing import Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtCore import QCoreApplication, QPointF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -231,6 +231,11 @@ class TrainLoraDialog(QDialog):
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.buttons)
         self.progressed.connect(self._show_progress)
+        app = QCoreApplication.instance()
+        if app is not None:
+            # Quitting mid-run: stop at the next micro-step with a checkpoint, so the exit (which
+            # waits for the training thread) is quick and the run resumes next time.
+            app.aboutToQuit.connect(self.request_cancel)
         self._update_resume()
         self.resize(520, 640)
 
