@@ -73,6 +73,9 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
                     _import_ref(path, ref, assets, f"{label}.{slot}[{i}]", known_hashes_only)
                     for i, ref in enumerate(refs)
                 ]
+        if item.get("lora_asset") is not None:
+            item["lora_asset"] = _import_ref(path, item["lora_asset"], assets, f"{label}.lora_asset",
+                                             known_hashes_only, image=False)  # fmt: skip
         try:
             characters.append(Character.model_validate(item))
         except ValidationError as exc:
@@ -83,32 +86,57 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
     return characters
 
 
-def _import_ref(library: Path, ref: object, assets: AssetStore, where: str, known_hashes_only: bool) -> str:
+def _import_ref(
+    library: Path, ref: object, assets: AssetStore, where: str, known_hashes_only: bool, *, image: bool = True
+) -> str:
     """``ref`` as an asset hash: a hash already in ``assets`` (any hash when ``known_hashes_only`` is
-    off), else an image file inside the library's folder, read safely and added."""
+    off), else a file inside the library's folder, read safely and added — an image (checked as
+    one), or with ``image=False`` a trained LoRA (a ``.safetensors`` file)."""
+    what = "reference image" if image else "LoRA file"
     if not isinstance(ref, str) or not ref.strip():
-        raise ComicStudioError(f"{library}: {where}: expected an image path relative to the library, got {ref!r}")
+        raise ComicStudioError(f"{library}: {where}: expected a {what} path relative to the library, got {ref!r}")
     is_hash = len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
     if is_hash and (ref in assets or not known_hashes_only):
         return ref
     try:
-        image = safe_read.inside(library.parent, ref, what="reference image")
-        data = safe_read.read_bytes(image, limit=MAX_ASSET_BYTES, what="reference image")
-        return assets.add(data, where=str(image))
+        file = safe_read.inside(library.parent, ref, what=what)
+        data = safe_read.read_bytes(file, limit=MAX_ASSET_BYTES, what=what)
+        if not image and not _looks_like_safetensors(data):
+            raise ComicStudioError(f"{library}: {where}: {ref!r} is not a .safetensors LoRA")
+        return assets.add(data, validate_image=image, where=str(file))
     except safe_read.UnsafeInputError as exc:
         raise ComicStudioError(f"{library}: {where}: {ref!r}: {exc.problem}") from exc
     except AssetError as exc:
         raise ComicStudioError(f"{library}: {where}: {exc}") from exc
 
 
+def _looks_like_safetensors(data: bytes) -> bool:
+    """A safetensors file starts with the length of its JSON header, then ``{``."""
+    if len(data) < 10:
+        return False
+    size = int.from_bytes(data[:8], "little")
+    return 2 <= size <= len(data) - 8 and data[8:9] == b"{"
+
+
 def save_characters(path: str | Path, characters: list[Character], assets: AssetStore) -> None:
-    """Write a library folder: ``characters.json`` + ``images/<hash>.png`` referenced relatively."""
+    """Write a library folder: ``characters.json`` + ``images/<hash>.png`` and ``loras/<hash>.safetensors``
+    (a trained LoRA) referenced relatively. Identity anchors stay with their project: their banks
+    belong to its backend settings and are rebuilt from a new anchor."""
     folder = Path(path)
     images = folder / "images"
     images.mkdir(parents=True, exist_ok=True)
     out = []
     for character in characters:
         item = character.model_dump(mode="json")
+        item.pop("anchor", None)
+        item.pop("embedding_asset", None)
+        lora = character.lora_asset
+        if lora is not None and lora in assets:
+            (folder / "loras").mkdir(exist_ok=True)
+            item["lora_asset"] = f"loras/{lora}.safetensors"
+            atomic_write_bytes(folder / item["lora_asset"], assets.get(lora), "a character's LoRA")
+        else:
+            item["lora_asset"] = None
         for slot in ("face_refs", "body_refs"):
             names = []
             for ref in getattr(character, slot):
