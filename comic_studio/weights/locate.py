@@ -6,8 +6,11 @@ Three places, in this order:
    ``user_data_dir("comic-studio")/models``), laid out as ``<id>/<repo path>`` by our downloader;
 2. the Hugging Face cache (files fetched by any HF tool), via ``try_to_load_from_cache``;
 3. an existing ComfyUI or Automatic1111 models tree (``AppSettings.external_models_folder``), by file
-   name in the folder for the model's kind (``checkpoints``/``Stable-diffusion``, ``loras``/``Lora``,
-   ``controlnet``, ``ipadapter``, ``clip_vision``, ``embeddings``, ``vae``).
+   name or exact size in the folder for the model's kind (``checkpoints``/``Stable-diffusion``,
+   ``loras``/``Lora``, ``controlnet``, ``ipadapter``, ``clip_vision``, ``embeddings``, ``vae``), and
+   only when usable (:func:`usable_file`: sha256 when pinned, the header against the architecture).
+   There the located path is a single file even for a diffusers-format entry; the loaders build it
+   around the config bundled for it (:func:`comic_studio.weights.architecture.bundled_config`).
 
 No torch here; ``huggingface_hub`` is imported only to look in its cache (never the network).
 Turning a user's model setting into something loadable (and an error saying what to download) is
@@ -16,11 +19,14 @@ the loader's job: :mod:`comic_studio.generation.models.sdxl`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from comic_studio.weights.architecture import bundled_config, file_mismatch
 from comic_studio.weights.catalogue import Catalogue, ModelEntry, load_catalogue
 
 EXTERNAL_FOLDERS: dict[str, tuple[str, ...]] = {
@@ -111,15 +117,66 @@ def external_kind_folders(external: Path, kind: str) -> list[Path]:
 
 
 def in_external(entry: ModelEntry, external: Path | None) -> Located | None:
+    """The first usable file for ``entry`` in the external tree's folder for its kind.
+
+    Candidates are files named as the entry's weight file or an alias, then any ``.safetensors`` of
+    the entry's exact size (users rename downloads). A candidate counts only when it is usable:
+    the catalogue's sha256 matches when the entry is pinned, and for a diffusers-format entry
+    (loaded around a bundled config, :mod:`comic_studio.weights.architecture`) its header fits that
+    architecture — a canny ControlNet named ``diffusion_pytorch_model.safetensors`` is not OpenPose's."""
     if external is None:
         return None
-    names = {entry.weight_file.name.lower(), *(a.lower() for a in entry.aliases)}
-    kind = "sdxl" if entry.kind == "sdxl" else entry.kind
-    for folder in external_kind_folders(external, kind):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.name.lower() in names:
-                return Located(entry.id, path, "external")
+    weight = entry.weight_file
+    names = {weight.name.lower(), *(a.lower() for a in entry.aliases)}
+    files = [p for folder in external_kind_folders(external, entry.kind) for p in sorted(folder.rglob("*"))]
+    named = [p for p in files if p.name.lower() in names]
+    sized = [p for p in files if weight.size and p not in named and p.suffix.lower() == ".safetensors"
+             and _size(p) == weight.size]  # fmt: skip
+    for path in named + sized:
+        if path.is_file() and usable_file(entry, path) is None:
+            return Located(entry.id, path, "external")
     return None
+
+
+def usable_file(entry: ModelEntry, path: Path) -> str | None:
+    """Why ``path`` cannot stand in for ``entry``'s weights (``None``: it can). Cheap: the header,
+    and the sha256 only when the catalogue pins one (memoised per file version)."""
+    weight = entry.weight_file
+    if weight.sha256 is not None:
+        if _size(path) != weight.size:
+            return f"{path.name} is {_size(path):,} bytes, not the {weight.size:,} of {entry.id}"
+        if _sha256(str(path), *_stamp(path)) != weight.sha256:
+            return f"{path.name} is not {entry.id} (its sha256 differs)"
+    config = bundled_config(entry.id) if entry.format == "diffusers" else None
+    if config is not None:
+        problem = file_mismatch(path, entry.kind, config)
+        if problem:
+            return f"{path.name} does not fit {entry.id}: {problem}"
+    elif entry.format == "diffusers":
+        return f"{path.name}: {entry.id} is a diffusers folder model with no bundled config to load one file with"
+    return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+@lru_cache(maxsize=64)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """Keyed by size and mtime too: a replaced file is hashed again, an unchanged one once per run."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def locate(entry: ModelEntry, places: Places) -> Located | None:
