@@ -10,7 +10,7 @@ model the backend needs and must not be reported as installed.
 The probes below are derived from the configuration's numbers (channels, depths, widths), so they
 check the architecture, not a copy of one file's header. Two models of one architecture (xinsir's
 OpenPose and canny ControlNets; the stock SDXL VAE and its fp16 fix) cannot be told apart by shapes:
-that takes the catalogue's ``sha256`` (see :func:`comic_studio.weights.locate.in_external`).
+a pinned catalogue entry's exact size does (see :func:`comic_studio.weights.locate.usable_file`).
 
 No torch here (the weights layer sits below generation).
 """

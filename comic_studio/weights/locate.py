@@ -8,7 +8,7 @@ Three places, in this order:
 3. an existing ComfyUI or Automatic1111 models tree (``AppSettings.external_models_folder``), by file
    name or exact size in the folder for the model's kind (``checkpoints``/``Stable-diffusion``,
    ``loras``/``Lora``, ``controlnet``, ``ipadapter``, ``clip_vision``, ``embeddings``, ``vae``), and
-   only when usable (:func:`usable_file`: sha256 when pinned, the header against the architecture).
+   only when usable (:func:`usable_file`: the exact size when pinned, the header against the architecture).
    There the located path is a single file even for a diffusers-format entry; the loaders build it
    around the config bundled for it (:func:`comic_studio.weights.architecture.bundled_config`).
 
@@ -19,10 +19,8 @@ the loader's job: :mod:`comic_studio.generation.models.sdxl`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -120,8 +118,8 @@ def in_external(entry: ModelEntry, external: Path | None) -> Located | None:
     """The first usable file for ``entry`` in the external tree's folder for its kind.
 
     Candidates are files named as the entry's weight file or an alias, then any ``.safetensors`` of
-    the entry's exact size (users rename downloads). A candidate counts only when it is usable:
-    the catalogue's sha256 matches when the entry is pinned, and for a diffusers-format entry
+    the entry's exact size (users rename downloads). A candidate counts only when it is usable
+    (:func:`usable_file`): the exact size when the entry is pinned, and for a diffusers-format entry
     (loaded around a bundled config, :mod:`comic_studio.weights.architecture`) its header fits that
     architecture — a canny ControlNet named ``diffusion_pytorch_model.safetensors`` is not OpenPose's."""
     if external is None:
@@ -139,14 +137,13 @@ def in_external(entry: ModelEntry, external: Path | None) -> Located | None:
 
 
 def usable_file(entry: ModelEntry, path: Path) -> str | None:
-    """Why ``path`` cannot stand in for ``entry``'s weights (``None``: it can). Cheap: the header,
-    and the sha256 only when the catalogue pins one (memoised per file version)."""
+    """Why ``path`` cannot stand in for ``entry``'s weights (``None``: it can). Cheap, so the Models
+    dialog can ask at every refresh: the exact size when the catalogue pins the file (a pinned size
+    is exact; hashing 7 GB at each start would not be cheap), and for a diffusers-format entry the
+    header against the architecture it is loaded with."""
     weight = entry.weight_file
-    if weight.sha256 is not None:
-        if _size(path) != weight.size:
-            return f"{path.name} is {_size(path):,} bytes, not the {weight.size:,} of {entry.id}"
-        if _sha256(str(path), *_stamp(path)) != weight.sha256:
-            return f"{path.name} is not {entry.id} (its sha256 differs)"
+    if weight.sha256 is not None and _size(path) != weight.size:
+        return f"{path.name} is {_size(path):,} bytes, not the {weight.size:,} of {entry.id}"
     config = bundled_config(entry.id) if entry.format == "diffusers" else None
     if config is not None:
         problem = file_mismatch(path, entry.kind, config)
@@ -162,21 +159,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return -1
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
-
-
-@lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """Keyed by size and mtime too: a replaced file is hashed again, an unchanged one once per run."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def locate(entry: ModelEntry, places: Places) -> Located | None:

@@ -9,64 +9,16 @@ user's download holds, and a renamed file can carry the catalogue's exact size.
 
 from __future__ import annotations
 
-import json
-import struct
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from comic_studio.testing.sparse_weights import CONTROLNET, ENCODER, VAE, real_shapes, write_sparse_safetensors  # noqa: E402
 from comic_studio.weights.architecture import bundled_config, file_mismatch, read_config  # noqa: E402
 from comic_studio.weights.catalogue import ModelFile, load_catalogue  # noqa: E402
 from comic_studio.weights.locate import Places, in_external, locate, locate_all, usable_file  # noqa: E402
 from comic_studio.weights.needs import ModelNeed, check_need  # noqa: E402
-
-CONTROLNET, ENCODER, VAE = "controlnet-openpose-sdxl", "clip-vit-h-image-encoder", "sdxl-vae-fp16-fix"
-DTYPE_BYTES = {"F16": 2, "F32": 4, "I64": 8}
-
-
-def real_shapes(entry_id: str, **changes) -> dict[str, tuple[int, ...]]:
-    """Tensor name → shape of the model built (on the meta device) from its bundled config."""
-    from diffusers import AutoencoderKL, ControlNetModel
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    config = {**read_config(bundled_config(entry_id)), **changes}
-    with torch.device("meta"):
-        if entry_id == CONTROLNET:
-            model = ControlNetModel.from_config(config)
-        elif entry_id == VAE:
-            model = AutoencoderKL.from_config(config)
-        else:
-            values = {k: v for k, v in config.items() if k not in ("architectures", "model_type", "torch_dtype")}
-            model = CLIPVisionModelWithProjection(CLIPVisionConfig(**values))
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def write_sparse_safetensors(path: Path, shapes: dict[str, tuple[int, ...]], dtype: str, size: int | None = None) -> Path:
-    """A valid safetensors file of zeros; ``size``: pad the header so the file has exactly this size."""
-    header: dict = {}
-    offset = 0
-    for name, shape in sorted(shapes.items()):
-        n = DTYPE_BYTES[dtype]
-        for d in shape:
-            n *= d
-        kind = "I64" if name.endswith("position_ids") else dtype
-        n = n // DTYPE_BYTES[dtype] * DTYPE_BYTES[kind]
-        header[name] = {"dtype": kind, "shape": list(shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    length = len(raw) + (-len(raw)) % 8
-    if size is not None:
-        length = size - 8 - offset
-        assert length >= len(raw)
-    raw = raw + b" " * (length - len(raw))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(raw)) + raw)
-        fh.truncate(8 + len(raw) + offset)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +34,9 @@ def comfy(tmp_path, shapes):
     root = tmp_path / "ComfyUI"
     models = root / "models"
     write_sparse_safetensors(models / "controlnet" / "diffusion_pytorch_model.safetensors", shapes[CONTROLNET], "F16")
-    write_sparse_safetensors(models / "clip_vision" / "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors", shapes[ENCODER], "F32")
+    write_sparse_safetensors(
+        models / "clip_vision" / "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors", shapes[ENCODER], "F32"
+    )
     write_sparse_safetensors(models / "vae" / "diffusion_pytorch_model.safetensors", shapes[VAE], "F32")
     return root
 
@@ -157,21 +111,21 @@ def test_a_renamed_download_is_found_by_its_exact_size(tmp_path, shapes):
     assert in_external(entry, root).path == renamed
 
 
-def test_a_pinned_sha256_tells_two_files_of_one_architecture_apart(tmp_path, shapes):
-    """The stock SDXL VAE and the fp16 fix share every shape; only the pinned hash separates them."""
-    import hashlib
-
+def test_a_pinned_size_tells_two_files_of_one_architecture_apart(tmp_path, shapes):
+    """The stock SDXL VAE and the fp16 fix share every shape; a pinned entry's exact size (the
+    downloader's guarantee) separates files the header cannot."""
     root = tmp_path / "ComfyUI"
     fix = write_sparse_safetensors(root / "models" / "vae" / "diffusion_pytorch_model.safetensors", shapes[VAE], "F32")
     entry = load_catalogue().get(VAE)
-    digest = hashlib.sha256(fix.read_bytes()).hexdigest()
-    pinned = entry.model_copy(update={"files": [entry.files[0], ModelFile(path=entry.weight_file.path,
-                                                                          sha256=digest, size=fix.stat().st_size)]})  # fmt: skip
-    assert in_external(pinned, root).path == fix
-    other = entry.model_copy(update={"files": [entry.files[0], ModelFile(path=entry.weight_file.path,
-                                                                         sha256="0" * 64, size=fix.stat().st_size)]})  # fmt: skip
+
+    def pinned(size: int):
+        weight = ModelFile(path=entry.weight_file.path, sha256="0" * 64, size=size)
+        return entry.model_copy(update={"files": [entry.files[0], weight]})
+
+    assert in_external(pinned(fix.stat().st_size), root).path == fix
+    other = pinned(fix.stat().st_size + 2104)
     assert in_external(other, root) is None
-    assert "sha256 differs" in usable_file(other, fix)
+    assert "bytes, not the" in usable_file(other, fix)
 
 
 def test_the_app_models_folder_still_wins_and_keeps_its_folder_layout(tmp_path, comfy):
@@ -201,7 +155,12 @@ def test_bundled_configs_are_the_architectures_the_catalogue_names():
             assert (list(derived[key]) if isinstance(derived[key], tuple) else derived[key]) == value, key
     vit = read_config(bundled_config(ENCODER))
     assert (vit["hidden_size"], vit["num_hidden_layers"], vit["num_attention_heads"]) == (1280, 32, 16)
-    assert (vit["intermediate_size"], vit["patch_size"], vit["image_size"], vit["projection_dim"]) == (5120, 14, 224, 1024)
+    assert (vit["intermediate_size"], vit["patch_size"], vit["image_size"], vit["projection_dim"]) == (
+        5120,
+        14,
+        224,
+        1024,
+    )
     sdxl_vae = read_config(resource("sdxl", "base-1.0", "vae"))
     assert read_config(bundled_config(VAE)) == {**sdxl_vae, "force_upcast": False}
     # The ViT-H encoder's float32 weights are exactly the catalogue's size (header aside).

@@ -206,19 +206,17 @@ def load_image_encoder(
 def _single_file_encoder(path: Path, dtype: Any, config: Path | None) -> Any:
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
-    from comic_studio.weights.architecture import bundled_config, file_mismatch, read_config
+    from comic_studio.weights.architecture import bundled_config, file_mismatch
 
     folder = config or bundled_config(ENCODER_ID)
     assert folder is not None
     problem = file_mismatch(path, "clip_vision", folder)
     if problem:
         raise ValueError(f"not a ViT image encoder of {folder / 'config.json'}'s shape: {problem}")
-    values = {k: v for k, v in read_config(folder).items() if k not in ("architectures", "model_type", "torch_dtype")}
     # transformers builds the model from the config and the state dict without looking for a folder.
-    model = CLIPVisionModelWithProjection.from_pretrained(
-        None, config=CLIPVisionConfig(**values), state_dict=read_state_dict(path), torch_dtype=dtype
+    return CLIPVisionModelWithProjection.from_pretrained(
+        None, config=CLIPVisionConfig.from_pretrained(folder), state_dict=read_state_dict(path), torch_dtype=dtype
     )
-    return model
 
 
 def character_embedding(

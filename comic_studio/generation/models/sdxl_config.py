@@ -36,7 +36,6 @@ BUNDLED_SDXL_CONFIGS = (("sdxl", "base-1.0"),)
 """Resource folders tried, in order, for a single-file checkpoint given without a config folder."""
 
 
-
 def bundled_sdxl_configs() -> list[Path]:
     return [resource(*parts) for parts in BUNDLED_SDXL_CONFIGS]
 
