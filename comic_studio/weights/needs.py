@@ -67,7 +67,9 @@ def check_need(
         path = Path(choice).expanduser()
         problem = _unusable(need, catalogue, path) if path.is_file() else None
         if problem:  # "installed" means loadable: the backend would fail on this file
-            return NeedStatus(need, None, path=str(path), suggestion=_entry(catalogue, need.default), problem=problem)
+            entry = _entry(catalogue, need.default)
+            missing = tuple(r for r in catalogue.requirements(entry.id) if found.get(r.id) is None) if entry else ()
+            return NeedStatus(need, None, path=str(path), suggestion=entry, missing=missing, problem=problem)
         if path.exists():
             return NeedStatus(need, str(path), "configured path", str(path))
         choice = need.default
