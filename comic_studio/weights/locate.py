@@ -126,14 +126,37 @@ def in_external(entry: ModelEntry, external: Path | None) -> Located | None:
         return None
     weight = entry.weight_file
     names = {weight.name.lower(), *(a.lower() for a in entry.aliases)}
-    files = [p for folder in external_kind_folders(external, entry.kind) for p in sorted(folder.rglob("*"))]
-    named = [p for p in files if p.name.lower() in names]
-    sized = [p for p in files if weight.size and p not in named and p.suffix.lower() == ".safetensors"
-             and _size(p) == weight.size]  # fmt: skip
-    for path in named + sized:
-        if path.is_file() and usable_file(entry, path) is None:
+    found: list[tuple[Path, Path]] = []
+    for folder in external_kind_folders(external, entry.kind):
+        found += [(folder, p) for p in sorted(folder.rglob("*"))]
+    named = [(f, p) for f, p in found if p.name.lower() in names]
+    # By size only where the header is checked too: SDXL fine-tunes share the base's exact size.
+    sized = [(f, p) for f, p in found if bundled_config(entry.id) and weight.size and (f, p) not in named
+             and p.suffix.lower() == ".safetensors" and _size(p) == weight.size]  # fmt: skip
+    for folder, path in named + sized:
+        if (
+            path.is_file()
+            and not _names_another_control(entry, path.relative_to(folder))
+            and usable_file(entry, path) is None
+        ):
             return Located(entry.id, path, "external")
     return None
+
+
+CONTROL_TYPES = ("openpose", "canny", "depth", "lineart", "scribble", "softedge", "tile", "normal", "mlsd",
+                 "seg", "inpaint", "union", "sketch", "blur", "recolor", "qrcode")  # fmt: skip
+"""ControlNets of one architecture differ only in their training (xinsir's canny and OpenPose files
+have the same shapes and size); a ComfyUI user's file or the folder holding
+``diffusion_pytorch_model.safetensors`` is named after the repo, so a name saying another control
+type rules the file out."""
+
+
+def _names_another_control(entry: ModelEntry, relative: Path) -> bool:
+    if entry.kind != "controlnet":
+        return False
+    words = "/".join(relative.parts).lower()
+    own = {t for t in CONTROL_TYPES if t in entry.id}
+    return any(t in words for t in CONTROL_TYPES if t not in own)
 
 
 def usable_file(entry: ModelEntry, path: Path) -> str | None:

@@ -99,6 +99,23 @@ def test_unusable_files_are_not_installed(tmp_path, shapes, wrong):
     assert in_external(load_catalogue().get(CONTROLNET), root) is None
 
 
+def test_a_controlnet_named_for_another_control_type_is_not_taken_for_openpose(tmp_path, shapes):
+    """xinsir's canny ControlNet has OpenPose's shapes and size: only its name tells; ComfyUI users
+    keep the repo's name on the file or on the folder around ``diffusion_pytorch_model.safetensors``."""
+    entry = load_catalogue().get(CONTROLNET)
+    root = tmp_path / "ComfyUI"
+    folder = root / "models" / "controlnet"
+    write_sparse_safetensors(folder / "controlnet-canny-sdxl-1.0" / "diffusion_pytorch_model.safetensors",
+                             shapes[CONTROLNET], "F16")  # fmt: skip
+    write_sparse_safetensors(
+        folder / "xinsir-depth-sdxl.safetensors", shapes[CONTROLNET], "F16", size=entry.weight_file.size
+    )
+    assert in_external(entry, root) is None
+    wanted = write_sparse_safetensors(folder / "controlnet-openpose-sdxl-1.0" / "diffusion_pytorch_model.safetensors",
+                                      shapes[CONTROLNET], "F16")  # fmt: skip
+    assert in_external(entry, root).path == wanted
+
+
 def test_a_renamed_download_is_found_by_its_exact_size(tmp_path, shapes):
     entry = load_catalogue().get(CONTROLNET)
     root = tmp_path / "A1111"
