@@ -145,6 +145,22 @@ def test_a_pinned_size_tells_two_files_of_one_architecture_apart(tmp_path, shape
     assert "bytes, not the" in usable_file(other, fix)
 
 
+def test_an_original_layout_fp16_fix_vae_is_installed(tmp_path):
+    """A1111/ComfyUI ``vae/`` files often keep the original (LDM) key names: accepted as well."""
+    from diffusers import AutoencoderKL
+
+    from comic_studio.generation.models.ldm_format import _vae_key
+
+    with torch.device("meta"):
+        vae = AutoencoderKL.from_config(read_config(bundled_config(VAE)))
+    levels = len(vae.config.block_out_channels)
+    ldm = {key: tuple(value.shape) for key, value in (_vae_key(k, v, levels) for k, v in vae.state_dict().items())}
+    assert "decoder.up.0.block.2.conv2.weight" in ldm and "encoder.mid.attn_1.q.weight" in ldm
+    root = tmp_path / "webui"
+    path = write_sparse_safetensors(root / "models" / "VAE" / "diffusion_pytorch_model.safetensors", ldm, "F32")
+    assert in_external(load_catalogue().get(VAE), root).path == path
+
+
 def test_the_app_models_folder_still_wins_and_keeps_its_folder_layout(tmp_path, comfy):
     entry = load_catalogue().get(CONTROLNET)
     app = tmp_path / "app-models" / CONTROLNET
