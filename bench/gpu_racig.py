@@ -47,14 +47,13 @@ sys.path.insert(0, str(ROOT / "tests" / "backends"))
 
 from bench.gpu_sdxl import write_config_folder  # noqa: E402
 from bench.run import EngineSteps, emit_result, steps_per_second  # noqa: E402
+from comic_studio.weights.architecture import bundled_config, read_config  # noqa: E402
 
-VIT_H_CONFIG = {
-    "hidden_size": 1280, "intermediate_size": 5120, "num_hidden_layers": 32, "num_attention_heads": 16,
-    "patch_size": 14, "image_size": 224, "projection_dim": 1024, "hidden_act": "gelu", "layer_norm_eps": 1e-05,
-    "num_channels": 3,
-}  # fmt: skip
-"""h94/IP-Adapter ``models/image_encoder/config.json`` (OpenCLIP ViT-H-14 laion2B, 632 M parameters;
-its ``model.safetensors`` is 2 528 373 448 bytes of float32)."""
+_VIT_H_FOLDER = bundled_config("clip-vit-h-image-encoder")
+assert _VIT_H_FOLDER is not None
+VIT_H_CONFIG = read_config(_VIT_H_FOLDER)
+"""h94/IP-Adapter ``models/image_encoder/config.json`` as bundled (OpenCLIP ViT-H-14 laion2B, 632 M
+parameters; its ``model.safetensors`` is 2 528 373 448 bytes of float32): one place, the resource."""
 VIT_H_RESAMPLER = {"vision_hidden": 1280, "width": 1280, "heads": 20, "queries": 16, "depth": 4}
 """The Resampler of ``ip-adapter-plus{,-face}_sdxl_vit-h``: ViT-H's width in, SDXL's 2048 out."""
 MODES = ("gpu", "model-offload", "sequential-offload")

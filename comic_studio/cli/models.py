@@ -211,7 +211,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             "backend": name, "name": cls.display_name or name, "ready": all(s.ready for s in statuses),
             "models": [{"needs": s.need.words, "kind": s.need.kind, "setting": s.need.setting, "installed": s.ready,
                         "id": s.satisfied_by or (s.suggestion.id if s.suggestion else None),
-                        "where": s.where or None, "path": s.path or None,
+                        "where": s.where or None, "path": s.path or None, "problem": s.problem or None,
                         "download": [m.id for m in s.missing]} for s in statuses],
             "download_bytes": sum(m.size or 0 for m in to_download(statuses)),
             "vram_gb": dict(cls.vram_gb),
@@ -234,6 +234,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
                 print(
                     f"  MISSING    {m['needs']}: the catalogue has no {m['kind']} model; set the backend's {m['setting']!r} setting"
                 )
+            elif m["problem"]:  # a configured file that would not load
+                print(f"  UNUSABLE   {m['needs']}: {m['problem']}")
             else:
                 print(f"  MISSING    {m['needs']}: comic-studio models download {m['id']}")
     if missing_any:

@@ -6,8 +6,11 @@ Three places, in this order:
    ``user_data_dir("comic-studio")/models``), laid out as ``<id>/<repo path>`` by our downloader;
 2. the Hugging Face cache (files fetched by any HF tool), via ``try_to_load_from_cache``;
 3. an existing ComfyUI or Automatic1111 models tree (``AppSettings.external_models_folder``), by file
-   name in the folder for the model's kind (``checkpoints``/``Stable-diffusion``, ``loras``/``Lora``,
-   ``controlnet``, ``ipadapter``, ``clip_vision``, ``embeddings``, ``vae``).
+   name or exact size in the folder for the model's kind (``checkpoints``/``Stable-diffusion``,
+   ``loras``/``Lora``, ``controlnet``, ``ipadapter``, ``clip_vision``, ``embeddings``, ``vae``), and
+   only when usable (:func:`usable_file`: the exact size when pinned, the header against the architecture).
+   There the located path is a single file even for a diffusers-format entry; the loaders build it
+   around the config bundled for it (:func:`comic_studio.weights.architecture.bundled_config`).
 
 No torch here; ``huggingface_hub`` is imported only to look in its cache (never the network).
 Turning a user's model setting into something loadable (and an error saying what to download) is
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from comic_studio.weights.architecture import bundled_config, file_mismatch
 from comic_studio.weights.catalogue import Catalogue, ModelEntry, load_catalogue
 
 EXTERNAL_FOLDERS: dict[str, tuple[str, ...]] = {
@@ -111,15 +115,73 @@ def external_kind_folders(external: Path, kind: str) -> list[Path]:
 
 
 def in_external(entry: ModelEntry, external: Path | None) -> Located | None:
+    """The first usable file for ``entry`` in the external tree's folder for its kind.
+
+    Candidates are files named as the entry's weight file or an alias, then any ``.safetensors`` of
+    the entry's exact size (users rename downloads). A candidate counts only when it is usable
+    (:func:`usable_file`): the exact size when the entry is pinned, and for a diffusers-format entry
+    (loaded around a bundled config, :mod:`comic_studio.weights.architecture`) its header fits that
+    architecture — a canny ControlNet named ``diffusion_pytorch_model.safetensors`` is not OpenPose's."""
     if external is None:
         return None
-    names = {entry.weight_file.name.lower(), *(a.lower() for a in entry.aliases)}
-    kind = "sdxl" if entry.kind == "sdxl" else entry.kind
-    for folder in external_kind_folders(external, kind):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and path.name.lower() in names:
-                return Located(entry.id, path, "external")
+    weight = entry.weight_file
+    names = {weight.name.lower(), *(a.lower() for a in entry.aliases)}
+    found: list[tuple[Path, Path]] = []
+    for folder in external_kind_folders(external, entry.kind):
+        found += [(folder, p) for p in sorted(folder.rglob("*"))]
+    named = [(f, p) for f, p in found if p.name.lower() in names]
+    # By size only where the header is checked too: SDXL fine-tunes share the base's exact size.
+    sized = [(f, p) for f, p in found if bundled_config(entry.id) and weight.size and (f, p) not in named
+             and p.suffix.lower() == ".safetensors" and _size(p) == weight.size]  # fmt: skip
+    for folder, path in named + sized:
+        if (
+            path.is_file()
+            and not _names_another_control(entry, path.relative_to(folder))
+            and usable_file(entry, path) is None
+        ):
+            return Located(entry.id, path, "external")
     return None
+
+
+CONTROL_TYPES = ("openpose", "canny", "depth", "lineart", "scribble", "softedge", "tile", "normal", "mlsd",
+                 "seg", "inpaint", "union", "sketch", "blur", "recolor", "qrcode")  # fmt: skip
+"""ControlNets of one architecture differ only in their training (xinsir's canny and OpenPose files
+have the same shapes and size); a ComfyUI user's file or the folder holding
+``diffusion_pytorch_model.safetensors`` is named after the repo, so a name saying another control
+type rules the file out."""
+
+
+def _names_another_control(entry: ModelEntry, relative: Path) -> bool:
+    if entry.kind != "controlnet":
+        return False
+    words = "/".join(relative.parts).lower()
+    own = {t for t in CONTROL_TYPES if t in entry.id}
+    return any(t in words for t in CONTROL_TYPES if t not in own)
+
+
+def usable_file(entry: ModelEntry, path: Path) -> str | None:
+    """Why ``path`` cannot stand in for ``entry``'s weights (``None``: it can). Cheap, so the Models
+    dialog can ask at every refresh: the exact size when the catalogue pins the file (a pinned size
+    is exact; hashing 7 GB at each start would not be cheap), and for a diffusers-format entry the
+    header against the architecture it is loaded with."""
+    weight = entry.weight_file
+    if weight.sha256 is not None and _size(path) != weight.size:
+        return f"{path.name} is {_size(path):,} bytes, not the {weight.size:,} of {entry.id}"
+    config = bundled_config(entry.id) if entry.format == "diffusers" else None
+    if config is not None:
+        problem = file_mismatch(path, entry.kind, config)
+        if problem:
+            return f"{path.name} does not fit {entry.id}: {problem}"
+    elif entry.format == "diffusers":
+        return f"{path.name}: {entry.id} is a diffusers folder model with no bundled config to load one file with"
+    return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def locate(entry: ModelEntry, places: Places) -> Located | None:

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from comic_studio.weights.architecture import bundled_config
 from comic_studio.weights.catalogue import Catalogue, CatalogueError, ModelEntry
-from comic_studio.weights.locate import Located
+from comic_studio.weights.locate import Located, usable_file
 
 SOURCE_LABELS = {"models-folder": "models folder", "hf-cache": "Hugging Face cache", "external": "ComfyUI/A1111 folder"}
 
@@ -47,6 +48,8 @@ class NeedStatus:
     """The entry to download when missing (None when the catalogue has nothing of the kind)."""
     missing: tuple[ModelEntry, ...] = ()
     """The suggestion and what it needs that is not installed yet, dependencies first."""
+    problem: str = ""
+    """Why a configured file cannot be used (its header does not fit the model it must be)."""
 
     @property
     def ready(self) -> bool:
@@ -62,6 +65,11 @@ def check_need(
     choice = preferred or need.default
     if choice and _is_path(choice, catalogue):
         path = Path(choice).expanduser()
+        problem = _unusable(need, catalogue, path) if path.is_file() else None
+        if problem:  # "installed" means loadable: the backend would fail on this file
+            entry = _entry(catalogue, need.default)
+            missing = tuple(r for r in catalogue.requirements(entry.id) if found.get(r.id) is None) if entry else ()
+            return NeedStatus(need, None, path=str(path), suggestion=entry, missing=missing, problem=problem)
         if path.exists():
             return NeedStatus(need, str(path), "configured path", str(path))
         choice = need.default
@@ -94,6 +102,18 @@ def relevant_ids(need: ModelNeed, catalogue: Catalogue) -> set[str]:
     """The catalogue entries that can meet ``need``, with what they need (for filtering a list)."""
     ids = [e.id for e in catalogue.of_kind(need.kind)] if need.interchangeable else [need.default]
     return {r.id for model_id in ids if _in(catalogue, model_id) for r in catalogue.requirements(model_id)}
+
+
+def _entry(catalogue: Catalogue, model_id: str) -> ModelEntry | None:
+    return catalogue.get(model_id) if _in(catalogue, model_id) else None
+
+
+def _unusable(need: ModelNeed, catalogue: Catalogue, path: Path) -> str | None:
+    """For a need met by a diffusers-format model, why a configured single file would not load."""
+    entry = _entry(catalogue, need.default)
+    if entry is None or entry.format != "diffusers" or bundled_config(entry.id) is None:
+        return None
+    return usable_file(entry, path)
 
 
 def _in(catalogue: Catalogue, model_id: str) -> bool:

@@ -115,9 +115,33 @@ def test_check_says_what_each_backend_still_needs(isolated, capsys, monkeypatch)
     assert [m["installed"] for m in report["models"]] == [True, False, False, False, False]
     assert report["models"][1] == {"needs": "the OpenPose ControlNet for SDXL", "kind": "controlnet", "setting": "controlnet",
                                    "installed": False, "id": "controlnet-openpose-sdxl", "where": None, "path": None,
-                                   "download": ["controlnet-openpose-sdxl"]}  # fmt: skip
+                                   "problem": None, "download": ["controlnet-openpose-sdxl"]}  # fmt: skip
     with pytest.raises(ComicStudioError, match="no backend 'nope' is installed"):
         run(["models", "check", "--backend", "nope"], capsys)
+
+
+def test_check_counts_only_usable_files_of_a_comfyui_folder(isolated, capsys, monkeypatch):
+    """Real-layout, full-size single files (sparse): the OpenPose ControlNet and the ViT-H encoder
+    are installed from the ComfyUI tree; a canny ControlNet of another shape is not."""
+    pytest.importorskip("diffusers")
+    from comic_studio.testing.sparse_weights import CONTROLNET, ENCODER, real_shapes, write_sparse_safetensors
+
+    monkeypatch.delenv("COMIC_STUDIO_SDXL_MODEL", raising=False)
+    comfy = isolated / "ComfyUI" / "models"
+    settings = {"models_folder": str(isolated / "models"), "external_models_folder": str(isolated / "ComfyUI")}
+    (isolated / "cfg" / "settings.json").write_text(json.dumps(settings))
+    canny = comfy / "controlnet" / "diffusion_pytorch_model.safetensors"
+    write_sparse_safetensors(canny, real_shapes(CONTROLNET, transformer_layers_per_block=[1, 2, 4]), "F16")
+    encoder = comfy / "clip_vision" / "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors"
+    write_sparse_safetensors(encoder, {**real_shapes(ENCODER), "vision_model.embeddings.position_ids": (1, 257)}, "F32")
+    _, out, _ = run(["models", "check", "--backend", "racig"], capsys)
+    assert f"installed  the ViT-H image encoder: clip-vit-h-image-encoder (ComfyUI/A1111 folder: {encoder})" in out
+    assert "MISSING    the OpenPose ControlNet for SDXL: comic-studio models download controlnet-openpose-sdxl" in out
+    write_sparse_safetensors(canny, real_shapes(CONTROLNET), "F16")  # now the real OpenPose layout
+    _, out, _ = run(["models", "check", "--backend", "racig"], capsys)
+    assert (
+        f"installed  the OpenPose ControlNet for SDXL: controlnet-openpose-sdxl (ComfyUI/A1111 folder: {canny})" in out
+    )
 
 
 def test_check_covers_third_party_backends_by_their_declaration(isolated, capsys):

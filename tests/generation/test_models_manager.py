@@ -88,7 +88,8 @@ def test_locate_in_external_trees(tmp_path, layout):
     ext = tmp_path / ("ComfyUI" if layout == "comfy" else "stable-diffusion-webui")
     folder = ext / "models" / ("checkpoints" if layout == "comfy" else "Stable-diffusion") / "xl"
     folder.mkdir(parents=True)
-    (folder / "sd_xl_base_1.0.safetensors").write_bytes(b"x")
+    with open(folder / "sd_xl_base_1.0.safetensors", "wb") as fh:  # a pinned entry: its exact size (sparse)
+        fh.truncate(load_catalogue().get("sdxl-base-1.0").weight_file.size)
     lora_dir = ext / "models" / ("loras" if layout == "comfy" else "Lora")
     lora_dir.mkdir(parents=True)
     (lora_dir / "inked.safetensors").write_bytes(b"x")

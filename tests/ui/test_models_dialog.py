@@ -112,7 +112,12 @@ def test_installed_entries_show_where_they_were_found(qtbot, places):
     vae_entry = catalogue.get("sdxl-vae-fp16-fix")  # a ComfyUI tree finds files by name in vae/
     (places.external / "models" / "vae").mkdir(parents=True)
     comfy = places.external / "models" / "vae" / vae_entry.weight_file.name
-    comfy.write_bytes(b"x")
+    comfy.write_bytes(b"x")  # not a VAE: never "installed" (the loader would fail on it)
+    assert make(qtbot, places).state(vae_entry.id) == "missing"
+    pytest.importorskip("diffusers")
+    from comic_studio.testing.sparse_weights import VAE, real_shapes, write_sparse_safetensors
+
+    write_sparse_safetensors(comfy, real_shapes(VAE), "F32")  # the real layout, full size (sparse)
     dialog = make(qtbot, places)
     assert dialog.state(gguf.id) == "installed"
     assert dialog.status_text(gguf.id) == f"installed — models folder: {target}"
@@ -283,3 +288,20 @@ def test_grab_png(qtbot, places, server, shots):
     qtbot.waitExposed(dialog)
     out = shots / "models_dialog.png"
     assert dialog.grab().save(str(out)) and out.stat().st_size > 0
+
+
+def test_a_comfyui_controlnet_counts_only_when_it_is_the_openpose_architecture(qtbot, places):
+    """Full-size real-layout single files (sparse) in the ComfyUI tree: a canny ControlNet of another
+    shape under the generic name is not "installed" (racig would fail on it); the real layout is."""
+    pytest.importorskip("diffusers")
+    from comic_studio.testing.sparse_weights import CONTROLNET, real_shapes, write_sparse_safetensors
+
+    target = places.external / "models" / "controlnet" / "diffusion_pytorch_model.safetensors"
+    write_sparse_safetensors(target, real_shapes(CONTROLNET, transformer_layers_per_block=[1, 2, 4]), "F16")
+    dialog = make(qtbot, places)
+    dialog.set_need("racig")
+    assert "controlnet-openpose-sdxl" in dialog.selected_ids()
+    write_sparse_safetensors(target, real_shapes(CONTROLNET), "F16")
+    dialog.refresh()
+    assert "controlnet-openpose-sdxl" not in dialog.selected_ids()
+    assert "OpenPose ControlNet" not in dialog.guidance.text().split("Missing:")[1]

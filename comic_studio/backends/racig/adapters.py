@@ -33,11 +33,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from comic_studio.generation.models.loading import read_state_dict
+from comic_studio.generation.models.loading import ModelLoadError, read_state_dict
 from comic_studio.generation.request import GenerationError, data_uri_bytes, png_data_uri
 
 FACE, BODY = 0, 1
 """Adapter order as loaded: Plus-Face first (head masks), Plus second (body masks)."""
+ENCODER_ID = "clip-vit-h-image-encoder"
+"""The catalogue id whose bundled config a single-file image encoder is read with by default."""
 MAX_CACHED_EMBEDDINGS = 256
 
 
@@ -173,23 +175,48 @@ class ImageEncoder:
         return self._hidden(torch.zeros(shape, device=self.model.device, dtype=self.model.dtype))
 
 
-def load_image_encoder(folder: Path, dtype: Any, device: str, *, use_safetensors: bool = True) -> ImageEncoder:
+def load_image_encoder(
+    folder: Path, dtype: Any, device: str, *, use_safetensors: bool = True, config: Path | None = None
+) -> ImageEncoder:
     """The encoder in ``folder``, loaded on the CPU; it computes on ``device`` (see :class:`ImageEncoder`).
     ``use_safetensors=False`` only for a folder of pickled weights the user allowed
-    (:mod:`comic_studio.generation.models.pickle_policy`)."""
+    (:mod:`comic_studio.generation.models.pickle_policy`). ``folder`` may instead be one
+    ``.safetensors`` file (ComfyUI's ``clip_vision/CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors`` is
+    h94's ``model.safetensors`` renamed): it is read around ``config``'s ``config.json`` (default:
+    the bundled ViT-H config) after a header check."""
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
     try:
-        model = CLIPVisionModelWithProjection.from_pretrained(
-            folder, torch_dtype=dtype, local_files_only=True, use_safetensors=use_safetensors
-        )
-    except (OSError, ValueError) as exc:
+        if folder.is_file():
+            model = _single_file_encoder(folder, dtype, config)
+        else:
+            model = CLIPVisionModelWithProjection.from_pretrained(
+                folder, torch_dtype=dtype, local_files_only=True, use_safetensors=use_safetensors
+            )
+    except (OSError, ValueError, ModelLoadError) as exc:
         raise GenerationError(f"racig: cannot load the IP-Adapter image encoder from {folder} ({exc})") from exc
     try:
-        processor = CLIPImageProcessor.from_pretrained(folder, local_files_only=True)
+        processor = CLIPImageProcessor.from_pretrained(folder if folder.is_dir() else config or folder.parent,
+                                                       local_files_only=True)  # fmt: skip
     except (OSError, ValueError):
         processor = CLIPImageProcessor()  # h94 ships no preprocessor config: CLIP's 224 px defaults
     return ImageEncoder(model.eval(), processor, str(folder), device)
+
+
+def _single_file_encoder(path: Path, dtype: Any, config: Path | None) -> Any:
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from comic_studio.weights.architecture import bundled_config, file_mismatch
+
+    folder = config or bundled_config(ENCODER_ID)
+    assert folder is not None
+    problem = file_mismatch(path, "clip_vision", folder)
+    if problem:
+        raise ValueError(f"not a ViT image encoder of {folder / 'config.json'}'s shape: {problem}")
+    # transformers builds the model from the config and the state dict without looking for a folder.
+    return CLIPVisionModelWithProjection.from_pretrained(
+        None, config=CLIPVisionConfig.from_pretrained(folder), state_dict=read_state_dict(path), torch_dtype=dtype
+    )
 
 
 def character_embedding(

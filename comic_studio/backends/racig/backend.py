@@ -38,6 +38,7 @@ from comic_studio.generation.request import GenerationError, GenerationRequest, 
 from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
 from comic_studio.poses.staging.figures import UnknownPoseError
 from comic_studio.poses.staging.openpose import DEFAULT_LINE_STYLE, LINE_STYLES
+from comic_studio.weights.architecture import bundled_config
 from comic_studio.weights.catalogue import CatalogueError, load_catalogue
 from comic_studio.weights.locate import Places, locate
 
@@ -89,10 +90,12 @@ class RacigBackend(DiffusersBackend):
         return with_default_overrides({
             "model": {**path, "label": "Base model", "help": "SDXL catalogue id, diffusers folder or checkpoint (empty = default)."},
             "model_config": {**path, "label": "Checkpoint config folder"},
-            "controlnet": {**path, "label": "OpenPose ControlNet", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['controlnet']})."},
+            "controlnet": {**path, "label": "OpenPose ControlNet", "help": f"Folder, single .safetensors file or catalogue id (empty = {DEFAULT_IDS['controlnet']})."},
+            "controlnet_config": {**path, "label": "ControlNet config folder", "help": "Folder with the config.json a single-file ControlNet is built with (empty = the bundled xinsir OpenPose SDXL config)."},
             "ip_adapter_face": {**path, "label": "IP-Adapter Plus-Face", "help": "h94 .safetensors file or catalogue id."},
             "ip_adapter_plus": {**path, "label": "IP-Adapter Plus", "help": "h94 .safetensors file or catalogue id."},
-            "image_encoder": {**path, "label": "Image encoder (ViT-H)", "help": "h94 models/image_encoder folder or catalogue id."},
+            "image_encoder": {**path, "label": "Image encoder (ViT-H)", "help": "h94 models/image_encoder folder, single .safetensors file or catalogue id."},
+            "image_encoder_config": {**path, "label": "Image encoder config folder", "help": "Folder with the config.json a single-file encoder is built with (empty = the bundled ViT-H config)."},
             # The paper's preset (ZulutionAI/RaCig inference.py: 17 steps, guidance_scale 2.5, ~1344×768)
             # with its sampler, DPM++ SDE on Karras σ (racig/pipeline.py sets DPMSolverPlusSDEScheduler(),
             # use_karras_sigmas=True by default; see _diffusers/schedulers.py).
@@ -218,7 +221,7 @@ class RacigBackend(DiffusersBackend):
         cond = self.conditioning(request, settings, (width, height))
         parts = self.sdxl_components(settings, request.seed, fp16_vae_fix=settings["fp16_vae_fix"])
         try:
-            controlnet = self._controlnet(settings["controlnet"])
+            controlnet = self._controlnet(settings["controlnet"], settings["controlnet_config"])
         except ModelLoadError as exc:
             raise GenerationError(str(exc)) from exc
         # Not placed yet: under offload the IP-Adapters must be attached before the hooks (see _run).
@@ -289,7 +292,7 @@ class RacigBackend(DiffusersBackend):
             return [], [], None
         images = ipa.parse_reference_images(settings["reference_images"])
         overrides = _character_scales(settings["character_scales"], [c.id for c in request.characters])
-        encoder = self._image_encoder(settings["image_encoder"])
+        encoder = self._image_encoder(settings["image_encoder"], settings["image_encoder_config"])
         try:
             face, body = self._embedded_items(request, settings, cond, encoder, images, overrides)
             return face, body, self._negative(encoder)
@@ -344,11 +347,23 @@ class RacigBackend(DiffusersBackend):
 
     # ------------------------------------------------------------------ models
 
-    def _controlnet(self, spec: str) -> Any:
-        folder = _folder(spec or DEFAULT_IDS["controlnet"], "controlnet")
+    def _controlnet(self, spec: str, config: str = "") -> Any:
+        path = _model_path(spec or DEFAULT_IDS["controlnet"], "controlnet")
         res = self.resources
         device = self.load_device
-        safetensors = _weights_format(folder, "OpenPose ControlNet")
+        if path.is_file():  # a ComfyUI/A1111 controlnet/ file: built around a config.json
+            folder = _config_folder(config, DEFAULT_IDS["controlnet"], "controlnet_config")
+
+            def load_file() -> Any:
+                from comic_studio.generation.models.loading import load_single_file_model
+
+                return load_single_file_model("controlnet", path, folder, res.dtype).to(device)
+
+            try:
+                return res.models.get(f"{path}|{folder}", "controlnet", res.dtype, device, load_file)
+            except ModelLoadError as exc:
+                raise GenerationError(f"racig setting 'controlnet': {exc}") from exc
+        safetensors = _weights_format(path, "OpenPose ControlNet")
 
         def load() -> Any:
             import diffusers
@@ -357,24 +372,27 @@ class RacigBackend(DiffusersBackend):
 
             return (
                 diffusers.ControlNetModel.from_pretrained(
-                    folder, torch_dtype=torch_dtype(res.dtype), local_files_only=True, use_safetensors=safetensors
+                    path, torch_dtype=torch_dtype(res.dtype), local_files_only=True, use_safetensors=safetensors
                 )
                 .to(device)
                 .eval()
             )
 
-        return res.models.get(str(folder), "controlnet", res.dtype, device, load)
+        return res.models.get(str(path), "controlnet", res.dtype, device, load)
 
-    def _image_encoder(self, spec: str) -> ipa.ImageEncoder:
-        folder = _folder(spec or DEFAULT_IDS["image_encoder"], "clip_vision")
+    def _image_encoder(self, spec: str, config: str = "") -> ipa.ImageEncoder:
+        path = _model_path(spec or DEFAULT_IDS["image_encoder"], "clip_vision")
         res = self.resources
-        safetensors = _weights_format(folder, "IP-Adapter image encoder")
+        folder = (
+            _config_folder(config, DEFAULT_IDS["image_encoder"], "image_encoder_config") if path.is_file() else None
+        )
+        safetensors = True if folder else _weights_format(path, "IP-Adapter image encoder")
         from comic_studio.generation.models.loading import torch_dtype
 
         # Cached under the device it computes on; its weights rest on the CPU (ImageEncoder.park).
-        return res.models.get(str(folder), "ip-image-encoder", res.dtype, res.device,
-                              lambda: ipa.load_image_encoder(folder, torch_dtype(res.dtype), res.device,
-                                                             use_safetensors=safetensors))  # fmt: skip
+        return res.models.get(f"{path}|{folder}" if folder else str(path), "ip-image-encoder", res.dtype, res.device,
+                              lambda: ipa.load_image_encoder(path, torch_dtype(res.dtype), res.device,
+                                                             use_safetensors=safetensors, config=folder))  # fmt: skip
 
     def _negative(self, encoder: ipa.ImageEncoder) -> Any:
         return self.embeddings.get(encoder.cache_id, "negative", encoder.negative)
@@ -405,21 +423,34 @@ def _pipeline_class(inpaint: bool) -> Any:
     )
 
 
-def _folder(spec: str, kind: str) -> Path:
-    """A diffusers folder from a path or a catalogue id."""
+def _model_path(spec: str, kind: str) -> Path:
+    """A diffusers folder or a single ``.safetensors`` file, from a path or a catalogue id (an
+    installed id found in a ComfyUI/A1111 folder is its single file, checked usable by locate)."""
     path = Path(spec).expanduser()
-    if path.is_dir():
+    if path.is_dir() or path.is_file():
         return path
     try:
         entry = load_catalogue().get(spec)
     except CatalogueError as exc:
-        raise GenerationError(f"racig: {spec!r} is neither a folder nor a catalogue id ({exc})") from exc
+        raise GenerationError(f"racig: {spec!r} is neither a folder, a file nor a catalogue id ({exc})") from exc
     found = locate(entry, Places.from_settings())
     if found is None:
         raise GenerationError(
             f"racig: the {kind} model {spec!r} is not installed: run `comic-studio models download {spec}`"
         )
-    return found.path if found.path.is_dir() else found.path.parent
+    return found.path
+
+
+def _config_folder(setting: str, default_id: str, field: str) -> Path:
+    """The folder whose config.json a single file is built with: the setting, else the bundled one."""
+    if setting:
+        folder = Path(setting).expanduser()
+        if not (folder / "config.json").is_file():
+            raise GenerationError(f"racig setting {field!r}: {folder} has no config.json")
+        return folder
+    bundled = bundled_config(default_id)
+    assert bundled is not None  # every default diffusers-format id has one (weights.architecture)
+    return bundled
 
 
 def _weights_format(folder: Path, what: str) -> bool:

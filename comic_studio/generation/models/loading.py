@@ -29,6 +29,7 @@ from comic_studio.generation.models.sdxl_config import (
     read_safetensors_shapes,
     shared_vocabulary,
 )
+from comic_studio.weights.architecture import bundled_config
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,10 @@ def fp16_fix_vae(dtype: str, device: str, cache: ComponentCache | None = None, p
     def load() -> Any:
         from diffusers import AutoencoderKL
 
+        if found.path.is_file():  # a ComfyUI/A1111 vae/ file, checked against this config by locate
+            config = bundled_config(FP16_FIX_VAE_ID)
+            assert config is not None
+            return load_single_file_model("vae", found.path, config, dtype).to(device).eval()
         try:
             vae = AutoencoderKL.from_pretrained(str(found.path), torch_dtype=torch_dtype(dtype),
                                                 local_files_only=True, use_safetensors=True)  # fmt: skip
@@ -249,6 +254,33 @@ def fp16_fix_vae(dtype: str, device: str, cache: ComponentCache | None = None, p
         return vae.to(device).eval()
 
     return cache.get(FP16_FIX_VAE_ID, "vae", dtype, device, load)
+
+
+SINGLE_FILE_CLASSES = {"controlnet": "ControlNetModel", "vae": "AutoencoderKL"}
+
+
+def load_single_file_model(kind: str, path: Path, config: Path, dtype: str) -> Any:
+    """A ControlNet or VAE from one ``.safetensors`` file (a ComfyUI/A1111 ``controlnet/`` or ``vae/``
+    file) built around ``config`` (a folder with its ``config.json``), on the CPU.
+
+    The header is checked against the config first (:mod:`comic_studio.weights.architecture`), so a
+    file of another architecture is named with its first difference instead of failing in diffusers;
+    then diffusers' own ``from_single_file`` reads it (it keeps diffusers-layout keys as they are and
+    converts the original LDM layout)."""
+    import diffusers
+
+    from comic_studio.weights.architecture import file_mismatch
+
+    problem = file_mismatch(path, kind, config)
+    if problem:
+        raise ModelLoadError(f"{path}: not usable as this {kind} ({problem})")
+    cls = getattr(diffusers, SINGLE_FILE_CLASSES[kind])
+    try:
+        model = cls.from_single_file(str(path), config=str(config), torch_dtype=torch_dtype(dtype),
+                                     local_files_only=True)  # fmt: skip
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: cannot load this single-file {kind}: {exc}") from exc
+    return model.eval()
 
 
 def _load_component(source: SdxlSource, name: str, dtype: str, device: str, light: dict[str, Any]) -> Any:

@@ -123,6 +123,9 @@ def _describe_models(
         have = "; ".join(f"{_name(catalogue, s.satisfied_by)} ({s.where})" for s in statuses)
         return True, f"{need.label}: ready — {have}.", []
     lacking = [s for s in statuses if not s.ready]
+    unusable = [s.problem for s in lacking if s.problem]  # a configured file that would not load
+    if unusable:
+        return False, f"{need.label}: {unusable[0]}", to_download(lacking)
     unknown = [s.need.words for s in lacking if s.suggestion is None]
     if unknown:
         return False, f"{need.label} needs {_and(unknown)}, and the catalogue has none.", []
