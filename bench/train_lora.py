@@ -29,20 +29,10 @@ from bench.run import emit_result  # noqa: E402
 
 
 def pictures(resolution: int) -> list[Any]:
-    import numpy as np
-    from PIL import Image
-
+    from comic_studio.testing.tiny import character_picture
     from comic_studio.training.data import TrainingPicture
 
-    out = []
-    for seed in (1, 2):
-        rng = np.random.default_rng(seed)
-        pixels = np.zeros((resolution, resolution, 3), np.uint8)
-        pixels[:] = rng.integers(0, 255, 3)
-        q = resolution // 4
-        pixels[q : 3 * q, q : 3 * q] = rng.integers(0, 255, 3)
-        out.append(TrainingPicture(Image.fromarray(pixels), "a photo of sks woman"))
-    return out
+    return [TrainingPicture(character_picture(seed, resolution, resolution), "a photo of sks woman") for seed in (1, 2)]
 
 
 def components(full: bool, device: str) -> dict[str, Any]:

@@ -279,6 +279,19 @@ def build_tiny_kit(folder: str | Path, seed: int = 0, *, force: bool = False) ->
     return kit
 
 
+def character_picture(seed: int, width: int = 64, height: int = 64) -> Any:
+    """A stand-in reference picture for training and LoRA tests: a plain background and a box of
+    another colour over the middle half, both colours drawn from ``seed``."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:] = rng.integers(0, 255, 3)
+    pixels[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = rng.integers(0, 255, 3)
+    return Image.fromarray(pixels)
+
+
 def write_tiny_lora(path: str | Path, seed: int = 3) -> Path:
     """A LoRA file for the tiny SDXL (diffusers layout, StoryBooth's targets) with random A *and* B
     matrices, so it visibly changes renders as a trained one would, without training."""

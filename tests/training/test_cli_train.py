@@ -4,28 +4,23 @@ one clear line."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from PIL import Image  # noqa: E402
 
 from comic_studio.cli import main  # noqa: E402
 from comic_studio.core import character_edits  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.core.model import Pronouns  # noqa: E402
+from comic_studio.testing.tiny import character_picture  # noqa: E402
 from comic_studio.training.lora import LoraRecipe, TrainingCancelled  # noqa: E402
 from comic_studio.workflows.training import checkpoint_path, lora_card, train_character_lora  # noqa: E402
 
 
-def reference(seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    pixels = np.zeros((80, 64, 3), np.uint8)
-    pixels[:] = rng.integers(0, 255, 3)
-    pixels[20:60, 16:48] = rng.integers(0, 255, 3)
-    return Image.fromarray(pixels)
+def reference(seed: int):
+    return character_picture(seed, width=64, height=80)
 
 
 @pytest.fixture

@@ -12,9 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from PIL import Image  # noqa: E402
 
-from comic_studio.testing.tiny import tiny_sdxl_components  # noqa: E402
+from comic_studio.testing.tiny import character_picture, tiny_sdxl_components  # noqa: E402
 from comic_studio.training.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 from comic_studio.training.data import TrainingPicture, bucket_size  # noqa: E402
 from comic_studio.training.export import save_lora  # noqa: E402
@@ -33,11 +32,7 @@ WIDE_TARGETS = (*STORYBOOTH_TARGETS, "conv1", "conv2", "proj_in", "proj_out", "f
 
 
 def picture(seed: int, caption: str = "a photo of sks woman") -> TrainingPicture:
-    rng = np.random.default_rng(seed)
-    pixels = np.zeros((64, 64, 3), np.uint8)
-    pixels[:] = rng.integers(0, 255, 3)
-    pixels[16:48, 16:48] = rng.integers(0, 255, 3)
-    return TrainingPicture(Image.fromarray(pixels), caption)
+    return TrainingPicture(character_picture(seed), caption)
 
 
 PICTURES = [picture(1), picture(2, "a photo of sks woman smiling")]
