@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,8 @@ def ours(parts: dict[str, Any], resolution: int, steps: int, device: str) -> lis
     recipe = LoraRecipe(steps=steps, gradient_accumulation=1, resolution=resolution, checkpoint_every=10**6)
     trainer = LoraTrainer(parts, pictures(resolution), recipe, device=device)
     stamps: list[float] = []
-    with _tmp() as folder:
-        trainer.train(folder / "ck.safetensors", on_progress=lambda _p: stamps.append(_now(device)))
+    with tempfile.TemporaryDirectory() as folder:
+        trainer.train(Path(folder) / "ck.safetensors", on_progress=lambda _p: stamps.append(_now(device)))
     trainer.close()
     return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
@@ -124,18 +125,6 @@ def _now(device: str) -> float:
 
         torch.cuda.synchronize()
     return time.perf_counter()
-
-
-def _tmp():
-    import tempfile
-    from contextlib import contextmanager
-
-    @contextmanager
-    def folder():
-        with tempfile.TemporaryDirectory() as name:
-            yield Path(name)
-
-    return folder()
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -149,8 +149,7 @@ def recovery_path(
     (``None``: never saved) is written. Ids come from files, so they are sanitised."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "_", project_id)[:64] or "unnamed"
     if source_path is not None:
-        where = hashlib.sha256(_same_file(source_path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-        safe = f"{safe}-{where}"
+        safe = f"{safe}-{_file_key(source_path)}"
     if owner is not None:
         safe = f"{safe}-{owner.token}"
     return recovery_dir(state_dir) / f"{safe}{RECOVERY_SUFFIX}"
@@ -250,8 +249,7 @@ def note_saved(source_path: str | Path, owner: RecoveryOwner, state_dir: str | P
 
 
 def _save_record(source_path: str | Path, folder: Path) -> Path:
-    where = hashlib.sha256(_same_file(source_path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return folder / SAVES_FOLDER / f"{where}.json"
+    return folder / SAVES_FOLDER / f"{_file_key(source_path)}.json"
 
 
 def _last_saved_by(source_path: Path, folder: Path) -> str | None:
@@ -312,6 +310,11 @@ def _recoveries_of(project_id: str, source_path: str | Path | None, state_dir: s
             else r.source_path is not None and _same_file(r.source_path) == wanted
         )
     ]
+
+
+def _file_key(path: str | Path) -> str:
+    """A short name for the file at ``path`` (any spelling of it), for recovery and save-record names."""
+    return hashlib.sha256(_same_file(path).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def _same_file(path: str | Path) -> str:
