@@ -7,7 +7,7 @@ diffusers it/s at 1024². Prints JSON.
 Every model is full size with random weights, built from its real configuration (no download is
 possible on the benchmark machines), so memory and compute are the real ones:
 
-- SDXL base (UNet, VAE, both text encoders) from the bundled ``resources/sdxl/base-1.0`` configs;
+- SDXL base (UNet, VAE, both text encoders) from the bundled ``comic_studio/resources/sdxl/base-1.0`` configs;
   the VAE with ``force_upcast=False``, which is what the fp16-fix VAE racig now uses is in memory
   terms (``--stock-vae`` keeps SDXL's own VAE, upcast to float32 for every decode);
 - the OpenPose ControlNet as ``ControlNetModel.from_unet`` (xinsir's is that architecture, 1.25 B);

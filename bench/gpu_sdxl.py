@@ -4,7 +4,7 @@
     python bench/gpu_sdxl.py --smoke          # CPU, tiny architecture, 64², 2 steps: checks it runs
 
 The UNet, VAE and both text encoders are built **from SDXL's real configurations with random
-weights** (the bundled resources/sdxl/base-1.0; no download possible here), so the numbers are SDXL's
+weights** (the bundled comic_studio/resources/sdxl/base-1.0; no download possible here), so the numbers are SDXL's
 real compute cost. Both paths use the very same component objects: the backend finds them in the
 engine's model cache under the id of the weights-free config folder. Reported: denoising it/s
 measured between step callbacks (steps 2..N, so text encoding and VAE decoding are excluded), and
@@ -27,7 +27,7 @@ from bench.run import EngineSteps, emit_result, steps_per_second  # noqa: E402
 
 
 def full_size_models(device: str) -> dict:
-    """SDXL base's UNet, VAE and both text encoders from the bundled configs (resources/sdxl/base-1.0,
+    """SDXL base's UNet, VAE and both text encoders from the bundled configs (comic_studio/resources/sdxl/base-1.0,
     the same files single-file checkpoints load with), random weights, built on ``device``."""
     from comic_studio.generation.models.sdxl_config import random_sdxl_models
 

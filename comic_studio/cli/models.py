@@ -50,7 +50,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     pin.add_argument(
         "--write-catalogue",
         metavar="PATH",
-        help="write a whole catalogue with the pins to PATH (maintainers: resources/models.json) "
+        help="write a whole catalogue with the pins to PATH (maintainers: comic_studio/resources/models.json) "
         "instead of the user pins file",
     )
     pin.add_argument("--models-folder", help="the models folder whose download lock to read")

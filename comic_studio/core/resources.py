@@ -1,7 +1,8 @@
-"""Where the bundled data lives (page presets, templates, poses, fonts, sample story).
+"""Where the bundled data lives (page presets, templates, poses, fonts, sample story, icons).
 
-``resources/`` sits beside the package in a checkout and in an editable install; a frozen build
-(PyInstaller) or a distro package points ``COMIC_STUDIO_RESOURCES`` at its copy.
+``comic_studio/resources/`` ships inside the package, so a checkout, an editable install, a wheel
+(pip/pipx) and a PyInstaller bundle all find it beside this module; a distro package that keeps the
+data elsewhere points ``COMIC_STUDIO_RESOURCES`` at its copy.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ from pathlib import Path
 
 from comic_studio.core.errors import ComicStudioError
 
+DESKTOP_APP_ID = "io.github.comicstudio.ComicStudio"
+"""The reverse-DNS id of the desktop integration: the names of the .desktop, MIME and AppStream files
+and the icon under ``resources/desktop`` and ``resources/icons``, and the window's desktop file name
+(so a Wayland compositor shows the window with the launcher's icon)."""
+
 
 def resources_dir() -> Path:
     override = os.environ.get("COMIC_STUDIO_RESOURCES")
-    path = Path(override) if override else Path(__file__).resolve().parents[2] / "resources"
+    path = Path(override) if override else Path(__file__).resolve().parents[1] / "resources"
     if not path.is_dir():
         raise ComicStudioError(
-            f"bundled resources not found at {path}; set COMIC_STUDIO_RESOURCES to the resources/ folder"
+            f"bundled resources not found at {path}; reinstall comic-studio, or set "
+            "COMIC_STUDIO_RESOURCES to a copy of its resources folder"
         )
     return path
 

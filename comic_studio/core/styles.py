@@ -1,4 +1,4 @@
-"""Style presets (prompt suffix + negative prompt) bundled as data in ``resources/styles.json``."""
+"""Style presets (prompt suffix + negative prompt) bundled as data in ``comic_studio/resources/styles.json``."""
 
 from __future__ import annotations
 

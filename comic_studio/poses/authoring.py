@@ -1,6 +1,6 @@
 """Every pose library entry, defined through the parametric skeleton, and the library file writer.
 
-Run ``python -m comic_studio.poses.authoring`` to regenerate ``resources/poses/library.json``
+Run ``python -m comic_studio.poses.authoring`` to regenerate ``comic_studio/resources/poses/library.json``
 (deterministic: the same code writes the same bytes; a test checks the file is up to date).
 The entries themselves live in :mod:`.entries_solo`, :mod:`.entries_pairs`, :mod:`.entries_trios` and
 :mod:`.entries_quads`.

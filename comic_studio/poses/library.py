@@ -5,7 +5,7 @@ pose canvas of a given aspect ratio, with a plain-English caption used for textâ
 Coordinates are normalised to the canvas (``x`` in 0..1 of its width, ``y`` in 0..1 of its height,
 y pointing down), so the same entry can be fitted into any panel.
 
-The file format (``resources/poses/library.json``) is written by :mod:`comic_studio.poses.authoring`
+The file format (``comic_studio/resources/poses/library.json``) is written by :mod:`comic_studio.poses.authoring`
 and validated field by field here, so a corrupt or hand-edited file is rejected with a message that
 names the entry and the field.
 """
@@ -255,7 +255,7 @@ changes."""
 
 
 def load_library(path: Path | None = None) -> list[PoseEntry]:
-    """Read and validate a pose library (default: the bundled ``resources/poses/library.json``).
+    """Read and validate a pose library (default: the bundled ``comic_studio/resources/poses/library.json``).
 
     Only a regular file of at most :data:`MAX_LIBRARY_BYTES` is read (a FIFO in the user's pose
     folder must not hang every render). The parsed list is cached per path, modification time and

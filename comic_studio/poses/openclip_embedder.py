@@ -3,7 +3,7 @@
 CLIP puts a sentence and a picture in one space, so a beat's action text can be matched against the
 *pictures* of pose entries: the photos of a user's pose-photo folder, or the image features RaCig's
 public retrieval data ships (made with CLIP ViT-bigG-14). The model is chosen from the catalogue
-(``resources/models.json``, kind ``openclip``: ViT-H-14 or ViT-bigG-14, named by the app setting
+(``comic_studio/resources/models.json``, kind ``openclip``: ViT-H-14 or ViT-bigG-14, named by the app setting
 ``pose_clip_model``) and found with :func:`comic_studio.weights.locate.locate`.
 
 Weights are read from a folder laid out like the laion Hugging Face repos: ``open_clip_config.json``

@@ -17,8 +17,10 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from comic_studio.core.resources import DESKTOP_APP_ID, resource
 from comic_studio.core.settings import load_settings
 from comic_studio.ui.theme import apply_theme
 
@@ -39,8 +41,17 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setApplicationDisplayName(APP_NAME)
     app.setOrganizationName(ORG_NAME)
     app.setOrganizationDomain(ORG_DOMAIN)
-    app.setDesktopFileName("comic-studio")
+    app.setDesktopFileName(DESKTOP_APP_ID)
+    app.setWindowIcon(application_icon())
     return app
+
+
+def application_icon() -> QIcon:
+    """The app icon from its rendered sizes (PNG: no dependence on Qt's SVG icon plugin)."""
+    icon = QIcon()
+    for png in sorted(resource("icons", "hicolor").glob("*/apps/comic-studio.png")):
+        icon.addFile(str(png))
+    return icon
 
 
 class _ShownWatcher(QObject):

@@ -1,5 +1,5 @@
 """Model weights on this machine, independent of what runs them: the catalogue
-(resources/models.json), locating installed models (the app's models folder, the Hugging Face cache,
+(comic_studio/resources/models.json), locating installed models (the app's models folder, the Hugging Face cache,
 a ComfyUI/A1111 tree), what a backend or parser needs and whether it is installed, and verified
 downloads (``download``), the record of what they installed (``lock``) and the pins made from it
 (``pinning``).

@@ -2,7 +2,7 @@
 
 A ComfyUI/A1111 models folder keeps the diffusers-format models (the OpenPose ControlNet, the ViT-H
 image encoder, the fp16-fix VAE) as one ``.safetensors`` file with no ``config.json``. The app loads
-such a file around a configuration bundled under ``resources/model_configs/<catalogue id>/``, so a
+such a file around a configuration bundled under ``comic_studio/resources/model_configs/<catalogue id>/``, so a
 file counts as installed only when its tensor names and shapes fit that configuration: a canny or
 "small" ControlNet, an SD 1.5 model or an OpenCLIP-layout encoder under the same folder is not the
 model the backend needs and must not be reported as installed.

@@ -1,4 +1,4 @@
-"""The model catalogue: ``resources/models.json`` as validated data (ids, files, sizes, licences).
+"""The model catalogue: ``comic_studio/resources/models.json`` as validated data (ids, files, sizes, licences).
 
 Data, not code: adding a model is a JSON edit. Each entry names where the files come from (a
 Hugging Face repo, or a plain HTTPS URL), per file its ``sha256``, exact ``size`` and the repo
@@ -6,7 +6,7 @@ Hugging Face repo, or a plain HTTPS URL), per file its ``sha256``, exact ``size`
 IP-Adapter needs its image encoder). No torch, no network here.
 
 Pins may be missing in the bundled file (filling them needs a networked run of ``comic-studio
-models pin --from-hub --write-catalogue resources/models.json``); a user's own pins live in an
+models pin --from-hub --write-catalogue comic_studio/resources/models.json``); a user's own pins live in an
 overlay beside the settings (``models.pins.json``, written by ``comic-studio models pin``) and
 :func:`load_catalogue` applies them over the bundled values. The overlay carries pins only, never
 URLs or repos, so it cannot redirect a download.
@@ -233,7 +233,7 @@ def apply_pins(catalogue: Catalogue, pins: Pins) -> Catalogue:
 
 
 def catalogue_json(catalogue: Catalogue) -> str:
-    """The catalogue as ``resources/models.json`` keeps it: one file per line, readable in a diff."""
+    """The catalogue as ``comic_studio/resources/models.json`` keeps it: one file per line, readable in a diff."""
     out = ["{", f'  "version": {catalogue.version},', '  "models": [']
     for i, entry in enumerate(catalogue.models):
         data = entry.model_dump(exclude_defaults=True)

@@ -6,7 +6,7 @@ states its sha256 and size at a commit; a small file kept in git states only its
 is downloaded (into a temporary folder, checked against that id) and hashed, and so is a plain-URL
 file (nothing else states its hash). The pins go to the
 user's overlay (``models.pins.json``), or into a whole catalogue file: one networked maintainer run
-of ``comic-studio models pin --from-hub --write-catalogue resources/models.json`` fills the bundled
+of ``comic-studio models pin --from-hub --write-catalogue comic_studio/resources/models.json`` fills the bundled
 catalogue.
 """
 

@@ -1,10 +1,10 @@
-"""Convert the Comic Neue OpenType (CFF) fonts to TrueType outlines for resources/fonts/.
+"""Convert the Comic Neue OpenType (CFF) fonts to TrueType outlines for comic_studio/resources/fonts/.
 
 Why: reportlab embeds only TrueType-outline fonts, and the PDF and PNG exports must use the very
 same font file so that text wraps identically in both. Comic Neue is OFL-1.1 without reserved font
-names, so a converted copy may keep its name (see resources/fonts/OFL.txt).
+names, so a converted copy may keep its name (see comic_studio/resources/fonts/OFL.txt).
 
-Usage: python packaging/fonts/otf_to_ttf.py /usr/share/fonts/opentype/comic-neue resources/fonts
+Usage: python packaging/fonts/otf_to_ttf.py /usr/share/fonts/opentype/comic-neue comic_studio/resources/fonts
 (Debian package fonts-comic-neue 2.51 was the source of the bundled files.)
 """
 

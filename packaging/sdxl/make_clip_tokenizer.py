@@ -3,7 +3,7 @@
 Why: single-file SDXL checkpoints (A1111 / ComfyUI ``.safetensors``) carry weights only; the two
 tokenizers must come from somewhere, and the app must work offline. SDXL's ``tokenizer`` and
 ``tokenizer_2`` are both OpenAI's CLIP BPE tokenizer (49,408 tokens; ``tokenizer_2`` only pads with
-``!``), so one pair of files serves both (see ``resources/sdxl/README.md``).
+``!``), so one pair of files serves both (see ``comic_studio/resources/sdxl/README.md``).
 
 Where the data comes from: ``bpe_simple_vocab_16e6.txt.gz``, OpenAI's CLIP BPE merge list
 (https://github.com/openai/CLIP, MIT licence, Copyright (c) 2021 OpenAI), shipped unchanged inside
@@ -17,7 +17,7 @@ Regenerate (deterministic; byte-identical output for the same input file):
     pip download open_clip_torch==3.3.0 --no-deps -d /tmp/oc
     unzip -o /tmp/oc/open_clip_torch-3.3.0-py3-none-any.whl 'open_clip/bpe_simple_vocab_16e6.txt.gz' -d /tmp/oc
     python packaging/sdxl/make_clip_tokenizer.py /tmp/oc/open_clip/bpe_simple_vocab_16e6.txt.gz \
-        resources/sdxl/base-1.0/tokenizer
+        comic_studio/resources/sdxl/base-1.0/tokenizer
 
 The input used for the bundled files has sha256
 924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a (open_clip_torch 3.3.0).

@@ -5,7 +5,6 @@ default) — and the Karras entries of the sampler table give exactly that σ sc
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -15,8 +14,9 @@ pytest.importorskip("torchsde")
 
 from comic_studio.backends._diffusers.schedulers import RACIG_SCHEDULER, SCHEDULERS, make_scheduler  # noqa: E402
 from comic_studio.backends.racig import RacigBackend  # noqa: E402
+from comic_studio.core.resources import resource  # noqa: E402
 
-SDXL_SCHEDULER = Path(__file__).resolve().parents[2] / "resources/sdxl/base-1.0/scheduler/scheduler_config.json"
+SDXL_SCHEDULER = resource("sdxl", "base-1.0", "scheduler", "scheduler_config.json")
 
 
 def full_range_karras(config: dict, steps: int, rho: float = 7.0) -> torch.Tensor:

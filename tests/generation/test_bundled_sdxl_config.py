@@ -1,4 +1,4 @@
-"""The SDXL configuration bundled in resources/sdxl/base-1.0: full-size configs checked on the meta
+"""The SDXL configuration bundled in comic_studio/resources/sdxl/base-1.0: full-size configs checked on the meta
 device (no 10 GB allocation) against SDXL's published numbers and diffusers' own conversion of the
 original checkpoint layout; the CLIP tokenizers against real CLIP ids; and which config a
 single-file checkpoint is loaded with."""

@@ -32,7 +32,7 @@ def test_library_file_is_up_to_date_with_the_authoring_code(tmp_path):
     out = tmp_path / "library.json"
     assert authoring_main([str(out)]) == 0
     assert out.read_bytes() == default_library_path().read_bytes(), (
-        "resources/poses/library.json is stale: run `python -m comic_studio.poses.authoring`"
+        "comic_studio/resources/poses/library.json is stale: run `python -m comic_studio.poses.authoring`"
     )
 
 

@@ -148,7 +148,7 @@ def test_a_pinned_catalogue_value_is_enforced(hub, cli, models, tmp_path):
 
 def test_a_filled_bundled_value_is_enforced(hub, cli, models, tmp_path, monkeypatch):
     """`models pin --from-hub --write-catalogue` fills a catalogue file (what one networked run does
-    for resources/models.json); its values then govern every download."""
+    for comic_studio/resources/models.json); its values then govern every download."""
     target = tmp_path / "resources" / "models.json"
     hub.seen.clear()
     code, out, err = cli("models", "pin", "--from-hub", "--write-catalogue", str(target))

@@ -1,4 +1,4 @@
-"""Page presets (trim, bleed, margin, gutter, dpi) loaded from ``resources/page_presets.json``.
+"""Page presets (trim, bleed, margin, gutter, dpi) loaded from ``comic_studio/resources/page_presets.json``.
 
 The file states lengths in a human unit (inches, millimetres or points) so it reads like a
 printer's spec sheet; everything is converted to points here, the unit of the document model.

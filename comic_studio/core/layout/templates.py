@@ -1,6 +1,6 @@
 """Page templates: declarative panel layouts built into polygons for a given page format.
 
-A template is data (``resources/templates/*.json``). Its ``layout`` is a tree of cuts:
+A template is data (``comic_studio/resources/templates/*.json``). Its ``layout`` is a tree of cuts:
 
 * a **leaf** is a size hint string, ``"wide"``, ``"normal"`` or ``"small"`` (auto-layout puts
   establishing/wide shots in wide slots and close-ups in small ones);
@@ -272,7 +272,7 @@ def _parse_template(raw: Any, where: str) -> Template:
 
 def load_templates(folder: str | Path | None = None) -> dict[str, Template]:
     """Stored templates by id, from every ``*.json`` file in ``folder`` (default: the bundled
-    ``resources/templates``), files in name order."""
+    ``comic_studio/resources/templates``), files in name order."""
     if folder is None:
         return dict(_bundled_templates())
     return _read_templates(Path(folder))

@@ -21,7 +21,7 @@ DEFAULT_SDXL_ENV = "COMIC_STUDIO_SDXL_MODEL"
 """Overrides the default SDXL model (a catalogue id or a path): ``--models tiny`` sets it."""
 DEFAULT_SDXL_ID = "sdxl-base-1.0"
 CONFIG_ID = "sdxl-base-1.0-config"
-"""The SDXL configs as a download; optional since the app bundles them (resources/sdxl/)."""
+"""The SDXL configs as a download; optional since the app bundles them (comic_studio/resources/sdxl/)."""
 
 
 def default_sdxl_model() -> str:

@@ -2,7 +2,7 @@
 
 A single-file checkpoint (A1111 / ComfyUI ``.safetensors``) holds weights only: diffusers needs a
 config folder (``model_index.json``, ``unet/``, ``vae/``, ``text_encoder(_2)/`` configs, the
-tokenizers and the scheduler) to build the models around them. ``resources/sdxl/base-1.0/`` is that
+tokenizers and the scheduler) to build the models around them. ``comic_studio/resources/sdxl/base-1.0/`` is that
 folder for SDXL base 1.0 — the architecture nearly every SDXL fine-tune (anime, Turbo, Lightning,
 Pony…) keeps — so such checkpoints load offline with no download.
 

@@ -1,7 +1,7 @@
 """How the ``llama`` parser's model argument becomes a GGUF file.
 
 A model is a path to a ``.gguf`` file or the id of a ``kind: "llm"`` entry of the model catalogue
-(``resources/models.json``: a 1.5B and a 3B instruct model, Q4_K_M). Ids are located the way the
+(``comic_studio/resources/models.json``: a 1.5B and a 3B instruct model, Q4_K_M). Ids are located the way the
 model manager locates every model — the app's models folder, then the Hugging Face cache — and
 never downloaded here (the Models dialog owns downloads), so parsing works offline and says
 clearly what is missing.
