@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test setup bench lint clean
+.PHONY: run demo test setup bench lint bundle clean
 
 setup: $(STAMP)
 
@@ -46,5 +46,13 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# The PyInstaller one-folder bundle (packaging/pyinstaller/comic-studio.spec): the studio without the
+# ML stack; COMIC_STUDIO_BUNDLE_ML=1 make bundle includes it. Then a smoke run of the bundle (the suite
+# builds and runs it too: tests/packaging/test_bundle.py).
+bundle: setup
+	$(VENV)/bin/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/pyinstaller/comic-studio.spec
+	dist/comic-studio/comic-studio --version
+	QT_QPA_PLATFORM=$${QT_QPA_PLATFORM:-offscreen} dist/comic-studio/comic-studio --smoke-test
+
 clean:
-	rm -rf $(VENV) demo_out
+	rm -rf $(VENV) demo_out dist build

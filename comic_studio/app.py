@@ -4,6 +4,9 @@ With no command (``comic-studio``, or ``comic-studio FILE.comic`` to open a proj
 desktop window; the window's modules, and PySide6 with them, are imported only then, so the headless
 commands never load Qt. Anything else goes to :mod:`comic_studio.cli`. ``ui`` and ``cli`` do not
 know each other: this module is the only place both meet.
+
+``comic-studio --smoke-test [--screenshot PNG]`` starts the window, prints its start-up figures as
+JSON and quits: how a packager checks that a bundle's window opens (tests/packaging does).
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from comic_studio import cli
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--smoke-test"]:
+        from comic_studio.ui.app import main as window_main
+
+        return window_main(argv)
     commands = cli.command_names()
     # No command (or a project path where a command would be) opens the window.
     if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
