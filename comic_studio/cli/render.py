@@ -33,6 +33,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="tiny: random-weight tiny SDXL models built locally "
         "(a smoke run of the whole diffusion path, no downloads)",
     )
+    render.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="render the panels on a Ray cluster: 'local' or 'local:N' starts one here with N workers "
+        "for this run; a Ray address (ray://host:10001, host:6379, auto) uses a running cluster's GPUs",
+    )
     render.add_argument("--quiet", action="store_true")
     add_allow_pickle_option(render)
     render.set_defaults(func=_cmd_render)
@@ -40,13 +46,26 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
-    from comic_studio.workflows.batch import render_input
-
     if args.models == "tiny":
         from comic_studio.testing.tiny import use_tiny_models
 
         use_tiny_models()
-    written = render_input(
+    if args.cluster:
+        from comic_studio.generation.cluster import ClusterEngine, parse_cluster_address
+
+        address, workers = parse_cluster_address(args.cluster)
+        with ClusterEngine(address, workers=workers) as engine:
+            written = _render(args, engine)
+    else:
+        written = _render(args, None)
+    print(written)
+    return 0
+
+
+def _render(args: argparse.Namespace, engine: Any) -> Path:
+    from comic_studio.workflows.batch import render_input
+
+    return render_input(
         Path(args.input),
         Path(args.out),
         backend=args.backend,
@@ -58,6 +77,5 @@ def _cmd_render(args: argparse.Namespace) -> int:
         rerender=args.rerender,
         save_project_to=Path(args.save) if args.save else None,
         progress=StderrProgress(args.quiet),
+        engine=engine,
     )
-    print(written)
-    return 0

@@ -6,8 +6,10 @@ thread)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.character_file import load_characters
@@ -16,7 +18,8 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.layout import page_format
 from comic_studio.core.model import PanelResult
 from comic_studio.core.resources import resource
-from comic_studio.generation.request import StepCallback
+from comic_studio.generation.messages import JobEvent, JobMessage
+from comic_studio.generation.request import GenerationRequest, StepCallback
 from comic_studio.parsing.files import read_story
 from comic_studio.workflows import anchors, banks
 from comic_studio.workflows.lettering import letter_panel
@@ -26,6 +29,18 @@ from comic_studio.workflows.story import story_to_document
 
 Progress = Callable[[str, int, int], None]
 Cancel = Callable[[], bool]
+
+
+class JobEngine(Protocol):
+    """What a batch needs of an engine: the local :class:`~comic_studio.generation.engine.Engine` and
+    the Ray :class:`~comic_studio.generation.cluster.ClusterEngine` both are one."""
+
+    def submit(self, request: GenerationRequest, priority: int = 0) -> str: ...
+
+    def subscribe(self, callback: Callable[[JobMessage], None]) -> Callable[[], None]: ...
+
+    def cancel_all(self) -> None: ...
+
 
 DEMO_STORY = ("samples", "lighthouse_key.txt")
 DEMO_CHARACTERS = ("samples", "lighthouse_key.characters.json")
@@ -64,8 +79,12 @@ def render_document(
     only_missing: bool = True,
     progress: Progress = _no_progress,
     cancel: Cancel | None = None,
+    engine: JobEngine | None = None,
 ) -> int:
-    """Render (and letter) every panel, page by page in reading order. Returns panels rendered."""
+    """Render (and letter) every panel, page by page in reading order. Returns panels rendered.
+
+    Here, one panel after the other; with an ``engine`` (e.g. a Ray cluster) every panel is submitted
+    at once and the results are recorded in reading order as they arrive."""
     from comic_studio.generation.registry import get_backend
 
     panels = [panel for page in doc.project.pages for panel in page.panels_in_order()]
@@ -74,6 +93,8 @@ def render_document(
     for panel, request in zip(todo, requests):
         # Before any backend sees them (a batch warm-up validates settings): named by page and panel.
         check_image_settings(request, panel_label(doc.project, panel))
+    if engine is not None:
+        return _render_on_engine(doc, todo, backend, engine, progress, cancel)
     for name in {r.backend for r in requests}:
         get_backend(name).prepare([r for r in requests if r.backend == name])  # batch warm-up
     for done, panel in enumerate(todo):
@@ -82,6 +103,54 @@ def render_document(
         progress("render", done, len(todo))
         render_panel(doc, panel.id, backend)
         letter_panel(doc, panel.id)
+    progress("render", len(todo), len(todo))
+    return len(todo)
+
+
+def _engine_request(doc: Document, panel_id: str, backend: str | None) -> GenerationRequest:
+    found = doc.project.find_panel(panel_id)
+    assert found is not None
+    request = build_request(doc.project, found[1], backend, doc.assets)
+    if banks.uses_identity_banks(request.backend):
+        # As render_panel: banks the project lacks are rebuilt here first, before the jobs go out.
+        if anchors.rebuild_missing_banks(doc, request.backend, [c.id for c in request.characters]):
+            request = build_request(doc.project, found[1], backend, doc.assets)
+    return request
+
+
+def _render_on_engine(
+    doc: Document, todo: list, backend: str | None, engine: JobEngine, progress: Progress, cancel: Cancel | None
+) -> int:
+    finals: dict[str, JobMessage] = {}
+    arrived = threading.Condition()
+
+    def on_message(message: JobMessage) -> None:
+        if message.event.is_final:
+            with arrived:
+                finals[message.job_id] = message
+                arrived.notify_all()
+
+    unsubscribe = engine.subscribe(on_message)
+    try:
+        job_ids = [engine.submit(_engine_request(doc, panel.id, backend)) for panel in todo]
+        for done, (panel, job_id) in enumerate(zip(todo, job_ids)):
+            progress("render", done, len(todo))
+            with arrived:
+                while job_id not in finals:
+                    if cancel and cancel():
+                        engine.cancel_all()
+                        raise ComicStudioError("rendering was cancelled")
+                    arrived.wait(0.25)
+                message = finals[job_id]
+            if message.event is not JobEvent.FINISHED or message.result is None or message.request is None:
+                engine.cancel_all()
+                if message.event is JobEvent.CANCELLED:
+                    raise ComicStudioError("rendering was cancelled")
+                raise ComicStudioError(f"{panel_label(doc.project, panel)}: {message.error}")
+            record_result(doc, panel.id, message.request, message.result)
+            letter_panel(doc, panel.id)
+    finally:
+        unsubscribe()
     progress("render", len(todo), len(todo))
     return len(todo)
 
@@ -122,6 +191,7 @@ def render_input(
     save_project_to: Path | None = None,
     rerender: bool = False,
     progress: Progress = _no_progress,
+    engine: JobEngine | None = None,
 ) -> Path:
     """``comic-studio render``: a project or a story file in, PDF/CBZ/PNGs out. Panels without an
     image are rendered; with ``rerender`` every panel is (earlier images stay in its history)."""
@@ -143,7 +213,7 @@ def render_input(
         )
         for digest in dict.fromkeys(h for c in characters for h in (*c.face_refs, *c.body_refs)):
             doc.assets.add(library.get(digest), validate_image=False)  # validated when the library was read
-    render_document(doc, backend, only_missing=not rerender, progress=progress)
+    render_document(doc, backend, only_missing=not rerender, progress=progress, engine=engine)
     if save_project_to:
         doc.save(save_project_to)
     return export_to(doc, out, dpi=dpi, trim_marks=trim_marks, progress=progress)

@@ -1,0 +1,523 @@
+"""The engine on a Ray cluster: the same interface as :class:`~comic_studio.generation.engine.Engine`,
+with one worker per GPU (or per CPU slot of a local test cluster) hosting our own engine unchanged.
+
+Why Ray and not a scheduler of our own: it places actors on GPUs, ships the requests, notices lost
+workers and runs locally for honest tests. Each worker is a Ray actor that owns an ordinary
+:class:`Engine` — the same worker thread, model cache, OOM fallback, watchdog and backends as on a
+desktop — so every method renders remotely exactly as it does here and replays bit for bit at a seed.
+
+The client keeps the queue. A job goes to a worker only when that worker is idle, so priorities,
+reprioritising and cancelling queued jobs stay exact and cheap (nothing to recall from a remote
+queue), and a lost worker costs at most the one job it was running, which goes back to the front of
+the queue for another worker. Panels of the same characters prefer the worker that rendered them last
+(``affinity``): its identity banks and models are warm. Messages come back through one ``poll`` per
+busy worker (a blocking call with a time limit, answered as soon as the worker has something), are
+given the client's job id and go to the subscribers in the order the worker produced them, on the
+client's dispatcher thread — as the local engine calls its subscribers on its worker thread.
+
+Limits (said in the README): files a request names by path — a trained LoRA in the user's LoRA
+cache, identity banks, local model folders — must exist at the same paths on the workers (true for
+``local`` clusters and shared folders; the models folder is the documented requirement).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import platform
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from comic_studio import __version__
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.generation.engine import Engine, Subscriber
+from comic_studio.generation.messages import JobEvent, JobMessage
+from comic_studio.generation.request import GenerationError, GenerationRequest
+from comic_studio.generation.settings import EngineSettings
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.5
+"""How long one ``poll`` waits on the worker for a message before it answers with none."""
+CONNECT_TIMEOUT_S = 120.0
+"""How long the workers may take to start and answer who they are (imports torch on first start)."""
+NAMESPACE = "comic-studio"
+
+
+class ClusterError(ComicStudioError):
+    """The cluster cannot be used: unreachable, version mismatch, no workers. Says what to do."""
+
+
+# ------------------------------------------------------------------------------------ the worker
+
+
+def _worker_versions() -> dict[str, str]:
+    import ray
+
+    return {"comic-studio": __version__, "ray": ray.__version__, "python": platform.python_version()}
+
+
+class WorkerHost:
+    """Runs inside a Ray actor: one :class:`Engine` and a buffer of its messages for ``poll``.
+
+    Called from Ray's thread pool (``max_concurrency`` > 1), so ``poll`` may wait while ``run`` or
+    ``cancel`` arrive; the engine and a :class:`queue.Queue` are thread-safe."""
+
+    def __init__(self, settings: dict[str, str] | None, threads: int | None) -> None:
+        if threads:
+            try:
+                import torch
+
+                torch.set_num_threads(threads)
+            except ImportError:  # a storyboard-only worker has no torch
+                pass
+        self._engine = Engine(EngineSettings.from_dict(settings) if settings else None, name="cluster-worker")
+        self._messages: queue.Queue[JobMessage] = queue.Queue()
+        self._client_ids: dict[str, str] = {}
+        self._local_ids: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._engine.subscribe(self._collect)
+
+    def info(self) -> dict[str, Any]:
+        devices: list[str] = []
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        except ImportError:
+            pass
+        return {"versions": _worker_versions(), "pid": os.getpid(), "host": platform.node(), "gpus": devices}
+
+    def run(self, client_id: str, request: GenerationRequest) -> None:
+        with self._lock:  # the id map before any message of the job can be collected
+            local_id = self._engine.submit(request)
+            self._client_ids[local_id] = client_id
+            self._local_ids[client_id] = local_id
+
+    def cancel(self, client_id: str) -> bool:
+        with self._lock:
+            local_id = self._local_ids.get(client_id)
+        return local_id is not None and self._engine.cancel(local_id)
+
+    def poll(self, timeout: float) -> list[JobMessage]:
+        try:
+            first = self._messages.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        batch = [first]
+        while True:
+            try:
+                batch.append(self._messages.get_nowait())
+            except queue.Empty:
+                return batch
+
+    def set_settings(self, settings: dict[str, str]) -> None:
+        self._engine.set_settings(EngineSettings.from_dict(settings))
+
+    def shutdown(self) -> None:
+        self._engine.shutdown()
+
+    def _collect(self, message: JobMessage) -> None:
+        if message.event is JobEvent.QUEUED:
+            return  # the client announced the job when it was submitted there
+        with self._lock:
+            client_id = self._client_ids.get(message.job_id)
+            if client_id is None:
+                # run() still holds the lock while submit() emits QUEUED; nothing else comes first.
+                return
+            if message.event.is_final:
+                del self._client_ids[message.job_id]
+                self._local_ids.pop(client_id, None)
+        self._messages.put(replace(message, job_id=client_id))
+
+
+# ------------------------------------------------------------------------------------ the client
+
+
+@dataclass(eq=False)
+class _ClusterJob:
+    id: str
+    request: GenerationRequest
+    priority: int
+    seq: int
+    affinity: frozenset[str]
+    cancel_requested: bool = False
+    attempts: int = 0
+
+    def sort_key(self) -> tuple[int, int]:
+        return (-self.priority, self.seq)
+
+
+@dataclass(eq=False)
+class _Worker:
+    name: str
+    actor: Any
+    info: dict[str, Any] = field(default_factory=dict)
+    job: _ClusterJob | None = None
+    poll_ref: Any = None
+    alive: bool = True
+    recent: frozenset[str] = frozenset()
+    """The characters of the last job it ran (its warm identity banks)."""
+
+
+def parse_cluster_address(value: str) -> tuple[str | None, int]:
+    """``local`` / ``local:N`` → (None, N workers); anything else is a Ray address (``ray://host:10001``,
+    ``host:6379``, ``auto``) → (address, 0: one worker per GPU the cluster has)."""
+    if value == "local" or value.startswith("local:"):
+        _, _, count = value.partition(":")
+        try:
+            workers = int(count) if count else 2
+        except ValueError:
+            raise ClusterError(f"--cluster {value!r}: the worker count after 'local:' must be a number") from None
+        if not 1 <= workers <= 64:
+            raise ClusterError(f"--cluster {value!r}: between 1 and 64 local workers")
+        return None, workers
+    if not value.strip():
+        raise ClusterError("--cluster needs 'local', 'local:N' or a Ray address")
+    return value.strip(), 0
+
+
+class ClusterEngine:
+    """An :class:`Engine` look-alike whose jobs run on Ray actors (see the module docstring).
+
+    ``address=None`` starts a private local Ray instance with ``workers`` CPU workers (shut down with
+    the engine); an address connects to a running cluster and starts one worker per GPU there (or
+    ``workers`` CPU workers when given). ``threads_per_worker`` caps torch's threads in each worker
+    (default 1 on a local cluster: the workers share this machine's cores)."""
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        workers: int = 0,
+        settings: EngineSettings | None = None,
+        threads_per_worker: int | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        max_attempts: int = 3,
+    ) -> None:
+        try:
+            import ray
+        except ImportError as exc:
+            raise ClusterError(
+                f"rendering on a cluster needs Ray ({exc}); install it with: pip install 'comic-studio[cluster]'"
+            ) from exc
+        self._ray = ray
+        self._settings = settings or EngineSettings()
+        self._max_attempts = max_attempts
+        self._owns_ray = False
+        self._connect(address, workers)
+        local = address is None
+        gpus = 0 if local else int(ray.cluster_resources().get("GPU", 0))
+        count = workers or gpus
+        if count < 1:
+            self._disconnect()
+            raise ClusterError(
+                f"the Ray cluster at {address} has no GPUs; give a worker count to use its CPUs "
+                "(or start workers on GPU machines: README 'Rendering on a Ray cluster')"
+            )
+        threads = threads_per_worker if threads_per_worker is not None else (1 if local else None)
+        # The client's COMIC_STUDIO_* variables (the default SDXL model, the tiny kit) for workers
+        # that share this machine's folders.
+        env = {k: v for k, v in os.environ.items() if k.startswith("COMIC_STUDIO_")}
+        options: dict[str, Any] = {"max_concurrency": 4, "num_cpus": 1, "runtime_env": {"env_vars": env}}
+        if gpus and not workers:
+            options["num_gpus"] = 1
+        actor_class = ray.remote(**options)(WorkerHost)
+        session = uuid.uuid4().hex[:6]
+        self._workers = [
+            _Worker(
+                name=f"worker-{i + 1}",
+                actor=actor_class.options(name=f"cs-{session}-{i}").remote(self._settings.to_dict(), threads),
+            )  # fmt: skip
+            for i in range(count)
+        ]
+        self._check_workers(connect_timeout_s)
+        self._cond = threading.Condition()
+        self._queued: dict[str, _ClusterJob] = {}
+        self._seq = itertools.count()
+        self._subscribers: list[Subscriber] = []
+        self._subscribers_lock = threading.Lock()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._dispatch, name="cluster-dispatcher", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ connecting
+
+    def _connect(self, address: str | None, workers: int) -> None:
+        ray = self._ray
+        if ray.is_initialized():
+            return  # the caller's Ray session (tests, a notebook): use it as it is
+        try:
+            if address is None:
+                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
+                         namespace=NAMESPACE, configure_logging=False)  # fmt: skip
+            else:
+                ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, configure_logging=False)
+        except Exception as exc:
+            where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
+            raise ClusterError(f"could not start or reach {where}: {type(exc).__name__}: {exc}") from exc
+        self._owns_ray = True
+
+    def _disconnect(self) -> None:
+        if self._owns_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._owns_ray = False
+
+    def _check_workers(self, timeout: float) -> None:
+        ray = self._ray
+        mine = _worker_versions()
+        try:
+            infos = ray.get([w.actor.info.remote() for w in self._workers], timeout=timeout)
+        except Exception as exc:
+            self._kill_workers()
+            self._disconnect()
+            raise ClusterError(
+                f"the cluster's workers did not start within {timeout:g} s ({type(exc).__name__}: {exc}); "
+                "check that comic-studio is installed on every node"
+            ) from exc
+        for worker, info in zip(self._workers, infos):
+            worker.info = info
+            theirs = info["versions"]
+            different = {k: (mine[k], theirs.get(k)) for k in mine if theirs.get(k) != mine[k]}
+            if different:
+                self._kill_workers()
+                self._disconnect()
+                listed = ", ".join(f"{k} {a} here, {b} on {info['host']}" for k, (a, b) in different.items())
+                raise ClusterError(f"version mismatch with the cluster ({listed}); install the same versions")
+
+    def _kill_workers(self) -> None:
+        for worker in self._workers:
+            try:
+                self._ray.kill(worker.actor)
+            except Exception:  # already gone
+                pass
+
+    # ------------------------------------------------------------------ the Engine interface
+
+    def submit(self, request: GenerationRequest, priority: int = 0) -> str:
+        if not isinstance(request, GenerationRequest):
+            raise GenerationError(f"submit() needs a GenerationRequest, got {type(request).__name__}")
+        request = Engine._validated(request)  # the same checks, here, synchronously
+        job = _ClusterJob(uuid.uuid4().hex[:12], request, int(priority), next(self._seq),
+                          frozenset(c.id for c in request.characters))  # fmt: skip
+        with self._cond:
+            if self._stopping:
+                raise GenerationError("the cluster engine has been shut down")
+        self._emit(JobMessage(job.id, JobEvent.QUEUED, request.panel_id, request=request))
+        with self._cond:
+            self._queued[job.id] = job
+            self._cond.notify_all()
+        return job.id
+
+    def cancel(self, job_id: str) -> bool:
+        with self._cond:
+            job = self._queued.pop(job_id, None)
+            if job is None:
+                for worker in self._workers:
+                    if worker.job is not None and worker.job.id == job_id:
+                        worker.job.cancel_requested = True
+                        worker.actor.cancel.remote(job_id)
+                        return True
+                return False
+        self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.request.panel_id))
+        return True
+
+    def cancel_all(self) -> None:
+        with self._cond:
+            doomed = sorted(self._queued.values(), key=_ClusterJob.sort_key)
+            self._queued.clear()
+            for worker in self._workers:
+                if worker.job is not None:
+                    worker.job.cancel_requested = True
+                    worker.actor.cancel.remote(worker.job.id)
+        for job in doomed:
+            self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.request.panel_id))
+
+    def reprioritize(self, job_id: str, priority: int) -> bool:
+        with self._cond:
+            job = self._queued.get(job_id)
+            if job is None:
+                return False
+            job.priority = int(priority)
+            return True
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        with self._subscribers_lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._subscribers_lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def pending(self) -> list[str]:
+        with self._cond:
+            return [job.id for job in sorted(self._queued.values(), key=_ClusterJob.sort_key)]
+
+    def running(self) -> str | None:
+        jobs = self.running_jobs()
+        return jobs[0] if jobs else None
+
+    def running_jobs(self) -> list[str]:
+        """Every job running now (one per busy worker)."""
+        with self._cond:
+            return [w.job.id for w in self._workers if w.job is not None]
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Each worker: name, host, pid, GPUs, versions, alive, the job it runs."""
+        with self._cond:
+            return [{"name": w.name, **w.info, "alive": w.alive, "job": w.job.id if w.job else None}
+                    for w in self._workers]  # fmt: skip
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._queued or any(w.job is not None for w in self._workers):
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def set_settings(self, settings: EngineSettings) -> None:
+        self._settings = settings
+        for worker in self._workers:
+            if worker.alive:
+                worker.actor.set_settings.remote(settings.to_dict())
+
+    @property
+    def settings(self) -> EngineSettings:
+        return self._settings
+
+    @property
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def shutdown(self, wait: bool = True) -> None:
+        with self._cond:
+            if self._stopping:
+                return
+            self._stopping = True
+        self.cancel_all()
+        if wait:
+            self.wait_idle(timeout=30)
+        with self._cond:
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout=30)
+        for worker in self._workers:
+            if worker.alive:
+                try:
+                    self._ray.get(worker.actor.shutdown.remote(), timeout=30)
+                except Exception:
+                    log.warning("cluster %s did not shut down cleanly", worker.name)
+        self._kill_workers()
+        self._disconnect()
+
+    def __enter__(self) -> ClusterEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ------------------------------------------------------------------ the dispatcher thread
+
+    def _dispatch(self) -> None:
+        ray = self._ray
+        while True:
+            with self._cond:
+                if self._stopping and not self._queued and all(w.job is None for w in self._workers):
+                    return
+                failed = self._assign()
+                busy = [w for w in self._workers if w.job is not None and w.alive]
+                if not busy and not failed:
+                    self._cond.wait(POLL_SECONDS)
+                    continue
+                for worker in busy:
+                    if worker.poll_ref is None:
+                        worker.poll_ref = worker.actor.poll.remote(POLL_SECONDS)
+                refs = {w.poll_ref: w for w in busy}
+            for message in failed:
+                self._emit(message)
+            if not refs:
+                continue
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=POLL_SECONDS * 2)
+            for ref in ready:
+                self._collect(refs[ref], ref)
+
+    def _assign(self) -> list[JobMessage]:
+        """Give queued jobs to idle workers, best job first, preferring the worker that last rendered
+        the job's characters (call under the lock). Returns the ERROR messages of jobs no worker is
+        left to run, for the caller to send once the lock is released."""
+        idle = [w for w in self._workers if w.alive and w.job is None]
+        if not any(w.alive for w in self._workers) and self._queued:
+            doomed = sorted(self._queued.values(), key=_ClusterJob.sort_key)
+            self._queued.clear()
+            self._cond.notify_all()
+            error = "every cluster worker was lost; render again or restart the cluster"
+            return [JobMessage(job.id, JobEvent.ERROR, job.request.panel_id, error=error) for job in doomed]
+        for job in sorted(self._queued.values(), key=_ClusterJob.sort_key):
+            if not idle:
+                break
+            worker = max(idle, key=lambda w: len(w.recent & job.affinity))
+            idle.remove(worker)
+            del self._queued[job.id]
+            job.attempts += 1
+            worker.job = job
+            worker.recent = job.affinity or worker.recent
+            worker.actor.run.remote(job.id, job.request)
+        return []
+
+    def _collect(self, worker: _Worker, ref: Any) -> None:
+        ray = self._ray
+        try:
+            messages = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # the actor died or its node went away
+            self._lost(worker, exc)
+            return
+        with self._cond:
+            worker.poll_ref = None
+        for message in messages:
+            self._emit(message)
+            if message.event.is_final:
+                with self._cond:
+                    if worker.job is not None and worker.job.id == message.job_id:
+                        worker.job = None
+                    self._cond.notify_all()
+
+    def _lost(self, worker: _Worker, exc: BaseException) -> None:
+        """A worker died (its node went away, it was killed): its job goes back to the front of the
+        queue for another worker, unless it was cancelled or has failed too often."""
+        log.warning("cluster %s was lost: %s", worker.name, exc)
+        with self._cond:
+            worker.alive = False
+            worker.poll_ref = None
+            job, worker.job = worker.job, None
+            if job is not None and not job.cancel_requested and job.attempts < self._max_attempts:
+                job.priority = max([job.priority, *(j.priority for j in self._queued.values())])
+                job.seq = -job.attempts  # ahead of everything of its priority
+                self._queued[job.id] = job
+                job = None
+            self._cond.notify_all()
+        if job is not None:
+            event = JobEvent.CANCELLED if job.cancel_requested else JobEvent.ERROR
+            error = "" if job.cancel_requested else f"the cluster worker running it was lost ({worker.name})"
+            self._emit(JobMessage(job.id, event, job.request.panel_id, error=error))
+
+    def _emit(self, message: JobMessage) -> None:
+        with self._subscribers_lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(message)
+            except Exception:
+                log.exception("cluster subscriber %r failed on %s", callback, message.event.value)
