@@ -256,7 +256,9 @@ class ClusterEngine:
             return  # the caller's Ray session (tests, a notebook): use it as it is
         try:
             if address is None:
-                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
+                # "local": always a new private instance, never a cluster another process started
+                # on this machine (address=None would join the latest one it finds in /tmp/ray).
+                ray.init(address="local", num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
                          namespace=NAMESPACE, configure_logging=False)  # fmt: skip
             else:
                 ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, configure_logging=False)

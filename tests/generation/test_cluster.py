@@ -27,7 +27,7 @@ WAIT_S = 240
 @pytest.fixture(scope="module")
 def ray_session():
     """One local Ray instance for the module (two CPU slots: one per worker); ClusterEngine uses it."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="comic-studio-tests")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="comic-studio-tests")
     yield
     ray.shutdown()
 
