@@ -93,7 +93,11 @@ class WorkerHost:
                 devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         except ImportError:
             pass
-        return {"versions": _worker_versions(), "pid": os.getpid(), "host": platform.node(), "gpus": devices}
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        return {"versions": _worker_versions(), "pid": os.getpid(), "host": platform.node(), "node": node,
+                "gpus": devices}  # fmt: skip
 
     def run(self, client_id: str, request: GenerationRequest) -> None:
         with self._lock:  # the id map before any message of the job can be collected
