@@ -130,6 +130,7 @@ def save_characters(path: str | Path, characters: list[Character], assets: Asset
         item = character.model_dump(mode="json")
         item.pop("anchor", None)
         item.pop("embedding_asset", None)
+        item.pop("identity_asset", None)  # stays with the project for now (a library copy: train again)
         lora = character.lora_asset
         if lora is not None and lora in assets:
             (folder / "loras").mkdir(exist_ok=True)
