@@ -99,6 +99,9 @@ class IdentityRecipe(BaseModel):
     mlp_depth: int = Field(default=2, ge=1, le=8)  # the official identity_space.yaml (the port: 6)
     lr_multiplier: float = Field(default=0.1, gt=0, le=1)  # StyleVectorizer's lr_mul
     flip: bool = True
+    gradient_checkpointing: bool = False
+    """Recompute the UNet's activations in the backward pass: less VRAM, slower steps (the gradient
+    goes through the whole frozen UNet to reach the tokens)."""
     checkpoint_every: int = Field(default=50, ge=1)  # the official README's checkpointing
     seed: int = Field(default=42, ge=0, lt=2**63)
 
@@ -332,6 +335,8 @@ class IdentityTrainer:
             encoder.requires_grad_(False)
         unet.requires_grad_(False)
         components["vae"].requires_grad_(False)
+        if self.recipe.gradient_checkpointing:
+            unet.enable_gradient_checkpointing()
         # The editability prior, from the tables as they are before the placeholder rows exist.
         self.stats = [celebrity_stats(tok, enc.get_input_embeddings().weight) for tok, enc in self.encoders]
         self.tokens = identity_tokens(0)
@@ -552,6 +557,8 @@ class IdentityTrainer:
         """Remove the hooks and the placeholder tokens (the components may be used again)."""
         for hook in self._hooks:
             hook.remove()
+        if self.recipe.gradient_checkpointing:
+            self.unet.disable_gradient_checkpointing()
         self._hooks = []
         for (tokenizer, encoder), _ids in zip(self.encoders, self.token_ids, strict=True):
             _remove_tokens(tokenizer, encoder, self.tokens)
