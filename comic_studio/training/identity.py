@@ -54,7 +54,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from comic_studio.generation.identity import identity_phrase, identity_tokens
+from comic_studio.generation.identity import (
+    identity_phrase,
+    identity_tokens,
+    pool_at_end_token,
+    restore_pooling,
+)
 from comic_studio.training.checkpoint import (
     capture_global_rngs,
     load_checkpoint,
@@ -341,6 +346,7 @@ class IdentityTrainer:
         self.stats = [celebrity_stats(tok, enc.get_input_embeddings().weight) for tok, enc in self.encoders]
         self.tokens = identity_tokens(0)
         self.token_ids = [_add_tokens(tok, enc, self.tokens) for tok, enc in self.encoders]
+        self._pooling = pool_at_end_token(self.encoders)  # as the identity backend renders
         self.cls = torch.stack([face_embedding(face_encoder, f.image) for f in faces]).mean(dim=0)
         self.photos = [self._encode(f) for f in faces]
         self.manifest = [p.digest for p in self.photos]
@@ -559,6 +565,8 @@ class IdentityTrainer:
             hook.remove()
         if self.recipe.gradient_checkpointing:
             self.unet.disable_gradient_checkpointing()
+        restore_pooling(self._pooling)
+        self._pooling = []
         self._hooks = []
         for (tokenizer, encoder), _ids in zip(self.encoders, self.token_ids, strict=True):
             _remove_tokens(tokenizer, encoder, self.tokens)

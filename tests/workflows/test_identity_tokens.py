@@ -175,3 +175,31 @@ def test_the_backend_refuses_a_request_without_identities(identity_backend):
                                 characters=[RequestCharacter(id="a", name="Ana")])  # fmt: skip
     with pytest.raises(GenerationError, match="Ana has none yet"):
         identity_characters(request)
+
+
+def test_the_pooled_embedding_is_taken_at_the_end_token_with_identity_tokens(tmp_path):
+    """SDXL's encoder configs say ``eos_token_id = 2`` (legacy), with which transformers pools at the
+    largest token id — an added identity token. For the job the encoders pool at the end token,
+    as in training, and go back afterwards."""
+    from diffusers import StableDiffusionXLPipeline
+
+    from comic_studio.backends.identity.backend import JobIdentities
+
+    pipe = StableDiffusionXLPipeline(**tiny_sdxl_components(0), add_watermarker=False)
+    pipe.text_encoder_2.text_model.eos_token_id = 2  # as the real SDXL config (the tiny one says 1)
+    identity_file(tmp_path / "a.safetensors", 1)
+    job = JobIdentities([str(tmp_path / "a.safetensors")])
+    job.apply(pipe)
+    try:
+        prompt = f"a photo of {identity_phrase(0)} person"
+        with torch.no_grad():
+            _e, _n, pooled, _np = pipe.encode_prompt(prompt, device="cpu", do_classifier_free_guidance=False)
+            ids = torch.tensor([pipe.tokenizer_2(prompt, padding="max_length", max_length=77).input_ids])
+            out = pipe.text_encoder_2(ids, output_hidden_states=True)
+            end = int((ids[0] == pipe.tokenizer_2.eos_token_id).nonzero()[0])
+            at_end = pipe.text_encoder_2.text_projection(out.last_hidden_state[:, end])
+        assert torch.allclose(pooled, at_end, atol=1e-6)
+        assert int(ids[0].argmax()) != end  # the legacy rule would have pooled at an identity token
+    finally:
+        job.remove()
+    assert pipe.text_encoder_2.text_model.eos_token_id == 2

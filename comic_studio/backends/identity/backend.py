@@ -5,7 +5,8 @@ For one job, the k-th character with an identity gets the token pair
 :func:`~comic_studio.training.identity.identity_tokens` ``(k)`` — the very tokens its file was
 trained for — loaded into **both** tokenizers and text encoders from its textual-inversion file
 (diffusers' ``load_textual_inversion``, ``clip_l`` into CLIP-L, ``clip_g`` into bigG), and taken out
-again after the job, so several identities share one prompt with their own signal words (§3.1.2).
+again after the job (and the encoders pool at the end token meanwhile, as in training:
+:func:`~comic_studio.generation.identity.pool_at_end_token`), so several identities share one prompt with their own signal words (§3.1.2).
 The pair replaces the character's name where the prompt names it ("Ada waves at Bo" → "<identity-0-a>
 <identity-0-b> waves at <identity-1-a> <identity-1-b>"); a character the prompt does not name gets
 "<pair> person" in front. A panel whose character has no identity yet is refused, naming them.
@@ -27,7 +28,7 @@ from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
 from comic_studio.generation.backend_api import with_default_overrides
-from comic_studio.generation.identity import identity_phrase, identity_tokens
+from comic_studio.generation.identity import identity_phrase, identity_tokens, pool_at_end_token, restore_pooling
 from comic_studio.generation.request import (
     GenerationError,
     GenerationRequest,
@@ -70,11 +71,15 @@ class JobIdentities:
         self.files = files
         self.tokens: list[str] = []
         self._pipe: Any = None
+        self._pooling: list[tuple[Any, Any]] = []
 
     def apply(self, pipe: Any) -> None:
         from safetensors.torch import load_file
 
         self._pipe = pipe
+        self._pooling = pool_at_end_token(
+            [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
+        )
         for k, file in enumerate(self.files):
             try:
                 state = load_file(file)
@@ -91,6 +96,8 @@ class JobIdentities:
             self.tokens += tokens
 
     def remove(self) -> None:
+        restore_pooling(self._pooling)
+        self._pooling = []
         if self.tokens:
             pipe, tokens, self.tokens = self._pipe, self.tokens, []
             pipe.unload_textual_inversion(tokens, tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder)
