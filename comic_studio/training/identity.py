@@ -322,7 +322,7 @@ class IdentityTrainer:
         device: str = "cpu",
     ):
         import torch
-        from diffusers import DDPMScheduler
+        from diffusers import DDPMScheduler, StableDiffusionXLPipeline
 
         self.recipe = recipe or IdentityRecipe()
         if not faces:
@@ -348,6 +348,9 @@ class IdentityTrainer:
         self.token_ids = [_add_tokens(tok, enc, self.tokens) for tok, enc in self.encoders]
         self._pooling = pool_at_end_token(self.encoders)  # as the identity backend renders
         self.cls = torch.stack([face_embedding(face_encoder, f.image) for f in faces]).mean(dim=0)
+        vae = components["vae"]
+        if getattr(vae.config, "force_upcast", False) and vae.dtype != torch.float32:
+            vae.to(torch.float32)  # SDXL's own VAE overflows in float16 (as training/data.py does)
         self.photos = [self._encode(f) for f in faces]
         self.manifest = [p.digest for p in self.photos]
         dims = tuple(int(enc.get_input_embeddings().weight.shape[1]) for _tok, enc in self.encoders)
@@ -361,6 +364,8 @@ class IdentityTrainer:
         self.step = 0
         self.losses: list[float] = []
         self._rows: list[Any] | None = None
+        # The stock pipeline's prompt encoding, so training encodes exactly as rendering does.
+        self._pipe = StableDiffusionXLPipeline(**components, add_watermarker=False)
         self._hooks = [
             enc.get_input_embeddings().register_forward_hook(functools.partial(self._inject, i))
             for i, (_tok, enc) in enumerate(self.encoders)
@@ -421,11 +426,8 @@ class IdentityTrainer:
     def encode_prompt(self, prompt: str, rows: list[Any]) -> tuple[Any, Any]:
         """(prompt embeds, pooled embeds) of ``prompt`` with the rows injected, as the SDXL
         pipeline encodes a prompt (the graph to ``rows`` is kept)."""
-        from diffusers import StableDiffusionXLPipeline
-
-        pipe = StableDiffusionXLPipeline(**self.components, add_watermarker=False)
         with self.injecting(rows):
-            embeds, _n, pooled, _np = pipe.encode_prompt(
+            embeds, _n, pooled, _np = self._pipe.encode_prompt(
                 prompt, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
             )
         return embeds, pooled

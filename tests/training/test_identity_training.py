@@ -45,7 +45,9 @@ def face():
 
 
 @pytest.fixture(scope="module")
-def encoder(tmp_path_factory):
+def encoder(tmp_path_factory, tiny_kit):
+    # tiny_kit: the session's kit fixture also sets torch to one thread — many threads fighting the
+    # other processes of a small CI box make these tiny steps take seconds.
     return load_face_encoder(str(write_tiny_face_encoder(tmp_path_factory.mktemp("vit"))))
 
 
