@@ -303,3 +303,18 @@ def test_a_missing_face_encoder_says_where_to_put_one(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(TrainingError, match="no face encoder"):
         load_face_encoder(str(tmp_path / "nothing"))
+
+
+def test_every_shipped_name_has_two_tokens_in_sdxls_own_tokenizers():
+    """The editability prior needs the first *two* tokens of each name: with SDXL's real BPE
+    tokenizers (bundled configs) no shipped name is lost to a one-token spelling."""
+    from comic_studio.generation.models.loading import load_tokenizers_and_scheduler
+    from comic_studio.generation.models.sdxl_config import bundled_sdxl_configs
+
+    parts = load_tokenizers_and_scheduler(bundled_sdxl_configs()[0])
+    names = celebrity_names()
+    assert len(set(names)) == len(names)
+    for tokenizer in (parts["tokenizer"], parts["tokenizer_2"]):
+        assert all(len(tokenizer(n, add_special_tokens=False).input_ids) >= 2 for n in names)
+    pair = [parts["tokenizer"].convert_ids_to_tokens(i) for i in parts["tokenizer"]("Tom Hanks").input_ids[1:3]]
+    assert pair == ["tom</w>", "hanks</w>"]
