@@ -1,4 +1,7 @@
-"""``comic-studio train lora PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]``.
+"""``comic-studio train lora|identity PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]``.
+
+``identity`` learns the character's StableIdentity tokens from its face photos
+(``comic_studio.training.identity``) instead; the rest below holds for both.
 
 Trains the character's LoRA from its face and outfit references with StoryBooth's recipe
 (``comic_studio.training.lora``), stores it on the character and saves the project. Progress (step,
@@ -23,7 +26,7 @@ TINY_RESOLUTION = 64
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    train = subparsers.add_parser("train", help="train a character's LoRA (StoryBooth's DreamBooth-LoRA)")
+    train = subparsers.add_parser("train", help="train a character's LoRA or identity tokens")
     methods = train.add_subparsers(dest="method", metavar="METHOD", required=True)
     lora = methods.add_parser("lora", help="DreamBooth-LoRA on SDXL from the character's reference pictures")
     lora.add_argument("project", help="the .comic project (saved over itself, or to --out)")
@@ -40,6 +43,20 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     lora.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
     add_project_edit_options(lora)
     lora.set_defaults(func=_cmd_train_lora)
+    identity = methods.add_parser("identity", help="StableIdentity tokens on SDXL from the character's face photos")
+    identity.add_argument("project", help="the .comic project (saved over itself, or to --out)")
+    identity.add_argument("--character", required=True, help="the character's name, alias or id")
+    identity.add_argument("--steps", type=int, help="optimizer steps (default 500, the seed's)")
+    identity.add_argument("--resume", action="store_true", help="continue the character's interrupted run")
+    identity.add_argument("--model", default="", help="the SDXL base model: catalogue id, folder or checkpoint")
+    identity.add_argument("--face-encoder", default="", help="a ViT folder (default: the face-recognition ViT, "
+                          "else the generic ViT, from the Hugging Face cache)")  # fmt: skip
+    identity.add_argument("--learning-rate", type=float, help="AdamW learning rate (default 1e-5)")
+    identity.add_argument("--alpha", type=float, help="phase split α (default 0.5; the original paper 0.6)")
+    identity.add_argument("--resolution", type=int, help="training size in pixels (default 512; 64 with --models tiny)")
+    identity.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
+    add_project_edit_options(identity)
+    identity.set_defaults(func=_cmd_train_identity)
     return train
 
 
@@ -90,6 +107,56 @@ def _cmd_train_lora(args: argparse.Namespace) -> int:
     saved = doc.save(Path(args.out) if args.out else path)
     print(f"{saved}: {character.name} has a trained LoRA ({trained.steps} steps, final loss "
           f"{trained.final_loss:.4f}, {trained.size:,} bytes, asset {trained.asset[:12]}…)")  # fmt: skip
+    return 0
+
+
+def _cmd_train_identity(args: argparse.Namespace) -> int:
+    from comic_studio.core.document import Document
+    from comic_studio.training.identity import IdentityRecipe
+    from comic_studio.training.lora import TrainingCancelled, TrainingProgress
+    from comic_studio.workflows.anchors import character_named
+    from comic_studio.workflows.identity import train_character_identity
+    from comic_studio.workflows.training import training_device
+
+    fields: dict[str, Any] = {}
+    if args.models == "tiny":
+        from comic_studio.testing.tiny import use_tiny_models
+        from comic_studio.testing.tiny_identity import use_tiny_face_encoder
+
+        use_tiny_models()
+        use_tiny_face_encoder()
+        fields["resolution"] = TINY_RESOLUTION
+    for option in ("steps", "learning_rate", "alpha", "resolution"):
+        if getattr(args, option) is not None:
+            fields[option] = getattr(args, option)
+    recipe = _recipe(IdentityRecipe, fields)
+    device, dtype = training_device(args.device)
+    path = Path(args.project)
+    doc = Document.open(path)
+    character = character_named(doc.project, args.character)
+    report = StderrProgress(args.quiet)
+    stop = {"asked": False}
+
+    def on_progress(p: TrainingProgress) -> None:
+        report(f"identity {character.name}: loss {p.loss:.4f}, {p.steps_per_second:.2f} steps/s, "
+               f"{p.eta_seconds / 60:.0f} min left; step", p.step, p.total)  # fmt: skip
+
+    def interrupted(_signum: int, _frame: Any) -> None:
+        stop["asked"] = True
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        trained = train_character_identity(doc, character.id, recipe, model=args.model, face_encoder=args.face_encoder,
+                                           resume=args.resume, device=device, dtype=dtype,
+                                           cancel=lambda: stop["asked"], on_progress=on_progress)  # fmt: skip
+    except TrainingCancelled as exc:
+        print(f"comic-studio: {exc}; run again with --resume to continue", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    saved = doc.save(Path(args.out) if args.out else path)
+    print(f"{saved}: {character.name} has learned identity tokens ({trained.steps} steps, final loss "
+          f"{trained.final_loss:.4f}, asset {trained.asset[:12]}…); render with the 'identity' backend")  # fmt: skip
     return 0
 
 

@@ -42,6 +42,8 @@ EDITABLE_FIELDS = frozenset(
         "lora_scale",
         "lora_enabled",
         "embedding_asset",
+        "identity_asset",
+        "identity_enabled",
         "face_scale",
         "body_scale",
     }

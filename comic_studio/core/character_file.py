@@ -73,9 +73,10 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
                     _import_ref(path, ref, assets, f"{label}.{slot}[{i}]", known_hashes_only)
                     for i, ref in enumerate(refs)
                 ]
-        if item.get("lora_asset") is not None:
-            item["lora_asset"] = _import_ref(path, item["lora_asset"], assets, f"{label}.lora_asset",
-                                             known_hashes_only, image=False)  # fmt: skip
+        for field, kind in (("lora_asset", "LoRA"), ("identity_asset", "identity file")):
+            if item.get(field) is not None:
+                item[field] = _import_ref(path, item[field], assets, f"{label}.{field}", known_hashes_only,
+                                          image=False, kind=kind)  # fmt: skip
         try:
             characters.append(Character.model_validate(item))
         except ValidationError as exc:
@@ -87,12 +88,19 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
 
 
 def _import_ref(
-    library: Path, ref: object, assets: AssetStore, where: str, known_hashes_only: bool, *, image: bool = True
+    library: Path,
+    ref: object,
+    assets: AssetStore,
+    where: str,
+    known_hashes_only: bool,
+    *,
+    image: bool = True,
+    kind: str = "LoRA",
 ) -> str:
     """``ref`` as an asset hash: a hash already in ``assets`` (any hash when ``known_hashes_only`` is
     off), else a file inside the library's folder, read safely and added — an image (checked as
-    one), or with ``image=False`` a trained LoRA (a ``.safetensors`` file)."""
-    what = "reference image" if image else "LoRA file"
+    one), or with ``image=False`` a trained LoRA or identity file (``kind``; a ``.safetensors``)."""
+    what = "reference image" if image else f"{kind} file"
     if not isinstance(ref, str) or not ref.strip():
         raise ComicStudioError(f"{library}: {where}: expected a {what} path relative to the library, got {ref!r}")
     is_hash = len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
@@ -102,7 +110,7 @@ def _import_ref(
         file = safe_read.inside(library.parent, ref, what=what)
         data = safe_read.read_bytes(file, limit=MAX_ASSET_BYTES, what=what)
         if not image and not _looks_like_safetensors(data):
-            raise ComicStudioError(f"{library}: {where}: {ref!r} is not a .safetensors LoRA")
+            raise ComicStudioError(f"{library}: {where}: {ref!r} is not a .safetensors {kind}")
         return assets.add(data, validate_image=image, where=str(file))
     except safe_read.UnsafeInputError as exc:
         raise ComicStudioError(f"{library}: {where}: {ref!r}: {exc.problem}") from exc
@@ -119,8 +127,8 @@ def _looks_like_safetensors(data: bytes) -> bool:
 
 
 def save_characters(path: str | Path, characters: list[Character], assets: AssetStore) -> None:
-    """Write a library folder: ``characters.json`` + ``images/<hash>.png`` and ``loras/<hash>.safetensors``
-    (a trained LoRA) referenced relatively. Identity anchors stay with their project: their banks
+    """Write a library folder: ``characters.json`` + ``images/<hash>.png``, ``loras/<hash>.safetensors``
+    (a trained LoRA) and ``identities/<hash>.safetensors`` (learned identity tokens) referenced relatively. Identity anchors stay with their project: their banks
     belong to its backend settings and are rebuilt from a new anchor."""
     folder = Path(path)
     images = folder / "images"
@@ -130,13 +138,15 @@ def save_characters(path: str | Path, characters: list[Character], assets: Asset
         item = character.model_dump(mode="json")
         item.pop("anchor", None)
         item.pop("embedding_asset", None)
-        lora = character.lora_asset
-        if lora is not None and lora in assets:
-            (folder / "loras").mkdir(exist_ok=True)
-            item["lora_asset"] = f"loras/{lora}.safetensors"
-            atomic_write_bytes(folder / item["lora_asset"], assets.get(lora), "a character's LoRA")
-        else:
-            item["lora_asset"] = None
+        for field, sub_folder, what in (("lora_asset", "loras", "a character's LoRA"),
+                                        ("identity_asset", "identities", "a character's identity tokens")):  # fmt: skip
+            digest = getattr(character, field)
+            if digest is not None and digest in assets:
+                (folder / sub_folder).mkdir(exist_ok=True)
+                item[field] = f"{sub_folder}/{digest}.safetensors"
+                atomic_write_bytes(folder / item[field], assets.get(digest), what)
+            else:
+                item[field] = None
         for slot in ("face_refs", "body_refs"):
             names = []
             for ref in getattr(character, slot):

@@ -195,6 +195,11 @@ class Character(_Model):
     lora_enabled: bool = True
     """Off: the LoRA stays on the character but renders leave it out (compare with and without)."""
     embedding_asset: AssetRef | None = None
+    identity_asset: AssetRef | None = None
+    """The character's learned identity tokens (StableIdentity: an SDXL textual-inversion file
+    ``{clip_l: [2, 768], clip_g: [2, 1280]}``, e.g. from ``comic-studio train identity``)."""
+    identity_enabled: bool = True
+    """Off: the identity stays on the character but renders leave it out."""
     face_scale: float | None = Field(default=None, ge=0.0, le=2.0)
     """How strongly the face references condition this character (IP-Adapter scale); ``None``
     takes the panel's / backend's default."""
@@ -511,7 +516,7 @@ class Project(_Model):
         for c in self.characters:
             refs.update(c.face_refs)
             refs.update(c.body_refs)
-            refs.update(a for a in (c.lora_asset, c.embedding_asset) if a)
+            refs.update(a for a in (c.lora_asset, c.embedding_asset, c.identity_asset) if a)
             if c.anchor is not None:
                 refs.add(c.anchor.image)
                 if c.anchor.stored_in_project:

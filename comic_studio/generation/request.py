@@ -88,6 +88,9 @@ class RequestCharacter(_Strict):
     """The character's trained LoRA (an asset hash, e.g. from ``comic-studio train lora``): backends
     with the ``lora`` capability apply it while the character is in the panel (StoryBooth)."""
     lora_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    identity: AssetRef | None = None
+    """The character's learned identity tokens (an asset hash, from ``comic-studio train identity``):
+    backends with the ``identity`` capability put them where the prompt names the character."""
 
 
 class GenerationRequest(_Strict):

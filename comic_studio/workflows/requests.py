@@ -91,6 +91,7 @@ def build_request(
                 # same as for a character that never had one.
                 lora=character.lora_asset if character.lora_enabled else None,
                 lora_scale=character.lora_scale,
+                identity=character.identity_asset if character.identity_enabled else None,
             )
         )
     style = project.active_style()
@@ -139,6 +140,7 @@ def panel_label(project: Project, panel: Panel) -> str:
 
 REFERENCE_SETTING = "reference_images"
 CHARACTER_LORAS_SETTING = "character_loras"
+CHARACTER_IDENTITIES_SETTING = "character_identities"
 ASSET_PREFIX = ASSET_SETTING_PREFIX
 _ASSET_VALUE = ASSET_SETTING
 _INLINE_MIN = 1024
@@ -229,11 +231,12 @@ def hydrate_request(request: GenerationRequest, assets: AssetStore, *, where: st
     if banks.uses_identity_banks(request.backend):
         # This machine's bank folder, with the banks the project carries written out into it.
         settings[banks.BANK_FOLDER_SETTING] = str(banks.materialise_banks(request.backend, settings, assets))
-    character_loras = _character_loras(request, assets)
-    if character_loras:
-        settings[CHARACTER_LORAS_SETTING] = character_loras
-    else:
-        settings.pop(CHARACTER_LORAS_SETTING, None)
+    for key, value in ((CHARACTER_LORAS_SETTING, _character_loras(request, assets)),
+                       (CHARACTER_IDENTITIES_SETTING, _character_identities(request, assets))):  # fmt: skip
+        if value:
+            settings[key] = value
+        else:
+            settings.pop(key, None)
     return request.model_copy(update={"backend_settings": settings})
 
 
@@ -246,18 +249,34 @@ def _character_loras(request: GenerationRequest, assets: AssetStore) -> str:
     wanted = [(c.lora, c.lora_scale) for c in request.characters if c.lora]
     if not wanted or not has_capability(request.backend, "lora"):
         return ""
-    folder = character_lora_dir()
-    entries = []
-    for digest, scale in dict(wanted).items():
-        path = folder / f"{digest}.safetensors"
-        if not path.is_file():
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(path, _asset_bytes(assets, digest, "character LoRA"), "a character's LoRA")
-            except OSError as exc:
-                raise ComicStudioError(f"cannot write a character's LoRA to {folder} ({exc.strerror or exc})") from exc
-        entries.append([str(path), scale])
+    entries = [[str(_cached_asset_file(assets, digest, "LoRA")), scale] for digest, scale in dict(wanted).items()]
     return json.dumps(entries)
+
+
+def _character_identities(request: GenerationRequest, assets: AssetStore) -> str:
+    """The ``character_identities`` setting of a job: ``{character id: identity file}`` (JSON) for
+    the panel's characters with learned identity tokens, written to this machine's cache folder
+    (empty when the backend places no identity tokens or nobody has them)."""
+    from comic_studio.generation.registry import has_capability
+
+    wanted = {c.id: c.identity for c in request.characters if c.identity}
+    if not wanted or not has_capability(request.backend, "identity"):
+        return ""
+    return json.dumps({cid: str(_cached_asset_file(assets, d, "identity")) for cid, d in wanted.items()})
+
+
+def _cached_asset_file(assets: AssetStore, digest: str, what: str) -> Path:
+    """The asset ``digest`` (a character's LoRA or identity file) as ``<digest>.safetensors`` in this
+    machine's cache folder, written there once."""
+    folder = character_lora_dir()
+    path = folder / f"{digest}.safetensors"
+    if not path.is_file():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, _asset_bytes(assets, digest, f"character {what}"), f"a character's {what}")
+        except OSError as exc:
+            raise ComicStudioError(f"cannot write a character's {what} to {folder} ({exc.strerror or exc})") from exc
+    return path
 
 
 def dehydrate_request(request: GenerationRequest, assets: AssetStore) -> GenerationRequest:
@@ -267,6 +286,7 @@ def dehydrate_request(request: GenerationRequest, assets: AssetStore) -> Generat
     settings = dict(request.backend_settings)
     settings.pop(REFERENCE_SETTING, None)
     settings.pop(CHARACTER_LORAS_SETTING, None)  # paths of this machine; the characters name the LoRAs
+    settings.pop(CHARACTER_IDENTITIES_SETTING, None)  # likewise for their identity tokens
     if banks.uses_identity_banks(request.backend):
         settings.pop(banks.BANK_FOLDER_SETTING, None)  # a path of this machine; hydrate sets it
     for key, value in settings.items():

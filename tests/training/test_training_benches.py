@@ -34,3 +34,13 @@ def test_gpu_train_lora_smoke_runs_every_recipe():
     result = _bench("gpu_train_lora").main(["--smoke"])
     assert [r["recipe"] for r in result["recipes"]] == ["as-the-seed-ran", "16gb", "12gb"]
     assert all(not r["out_of_memory"] and r["s_per_step"] > 0 for r in result["recipes"])
+
+
+def test_gpu_train_identity_smoke_runs_with_and_without_checkpointing():
+    from comic_studio.vision.detect import available_detectors
+
+    if "mediapipe-face" not in available_detectors():
+        pytest.skip("mediapipe is not installed")
+    result = _bench("gpu_train_identity").main(["--smoke"])
+    assert [v["gradient_checkpointing"] for v in result["variants"]] == [False, True]
+    assert all(not v["out_of_memory"] and v["s_per_step"] > 0 for v in result["variants"])

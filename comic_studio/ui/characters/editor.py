@@ -42,6 +42,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Box, Character, Pronouns
 from comic_studio.ui.characters.card import ThumbnailCache, thumbnail_pixmap
 from comic_studio.ui.characters.crop import CropDialog
+from comic_studio.ui.characters.identity_dialog import IdentityBox
 from comic_studio.ui.characters.lora_box import LoraBox
 from comic_studio.ui.context import StudioContext
 
@@ -275,6 +276,7 @@ class CharacterEditor(QDialog):
         self.crop_dialog: CropDialog | None = None
         # The trained LoRA (existing characters only: a new one has nothing to train on yet).
         self.lora_box = LoraBox(ctx, character_id, self) if existing is not None and character_id else None
+        self.identity_box = IdentityBox(ctx, character_id, self) if existing is not None and character_id else None
 
         self.error_label = QLabel()
         self.error_label.setWordWrap(True)
@@ -300,6 +302,8 @@ class CharacterEditor(QDialog):
             layout.addLayout(strength)
         if self.lora_box is not None:
             layout.addWidget(self.lora_box)
+        if self.identity_box is not None:
+            layout.addWidget(self.identity_box)
         layout.addWidget(self.error_label)
         layout.addWidget(self.buttons)
         self.resize(520, 700)

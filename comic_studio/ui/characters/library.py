@@ -31,6 +31,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Character
 from comic_studio.ui.characters.card import ANCHOR_STATES, CARD_SIZE, ThumbnailCache, card_pixmap
 from comic_studio.ui.characters.editor import CharacterEditor
+from comic_studio.ui.characters.identity_dialog import TrainIdentityDialog
 from comic_studio.ui.characters.io_actions import build_library_menu
 from comic_studio.ui.characters.train_dialog import TrainLoraDialog
 from comic_studio.ui.context import StudioContext
@@ -75,6 +76,7 @@ class CharacterLibrary(QWidget):
         self.thumbnails = ThumbnailCache()
         self.editor: CharacterEditor | None = None
         self.train_dialog: TrainLoraDialog | None = None
+        self.identity_dialog: TrainIdentityDialog | None = None
         self._anchor_states: dict[str, str] = {}
 
         self.grid = _CardGrid()
@@ -110,6 +112,9 @@ class CharacterLibrary(QWidget):
         self.train_action = QAction("Train LoRA…", self)
         self.train_action.setToolTip("Train a LoRA on the character's face and outfit references (StoryBooth)")
         self.train_action.triggered.connect(self._train_selected)
+        self.identity_action = QAction("Train identity…", self)
+        self.identity_action.setToolTip("Learn identity tokens from the character's face photos (StableIdentity)")
+        self.identity_action.triggered.connect(self._train_identity_selected)
         self.anchor_button = QToolButton()
         self.anchor_button.setText("Anchor")
         self.anchor_button.setToolTip("The selected characters' identity anchors for the consistent backend")
@@ -260,6 +265,8 @@ class CharacterLibrary(QWidget):
         menu.addSeparator()
         self.train_action.setEnabled(len(self.selected_ids()) == 1)
         menu.addAction(self.train_action)
+        self.identity_action.setEnabled(len(self.selected_ids()) == 1)
+        menu.addAction(self.identity_action)
         menu.exec(self.grid.viewport().mapToGlobal(pos))
 
     def generate_anchors(self, regenerate: bool = False, character_ids: list[str] | None = None) -> list[str]:
@@ -314,6 +321,8 @@ class CharacterLibrary(QWidget):
         editor.accepted.connect(lambda: self.select(editor.character_id))
         if editor.lora_box is not None:
             editor.lora_box.train_requested.connect(self.train_lora)
+        if editor.identity_box is not None:
+            editor.identity_box.train_requested.connect(self.train_identity)
         self.editor = editor
         editor.show()
         return editor
@@ -345,6 +354,35 @@ class CharacterLibrary(QWidget):
             lambda *_: setattr(self, "train_dialog", None) if self.train_dialog is dialog else None
         )
         self.train_dialog = dialog
+        dialog.show()
+        return dialog
+
+    def _train_identity_selected(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 1:
+            self.train_identity(ids[0])
+
+    def train_identity(self, character_id: str) -> TrainIdentityDialog | None:
+        """Open the Train identity dialog on the character (a running one is shown again)."""
+        current = self.identity_dialog
+        if current is not None and current.is_running():
+            current.raise_()
+            current.activateWindow()
+            return current
+        if current is not None:
+            current.close()
+        try:
+            dialog = TrainIdentityDialog(
+                self.ctx, character_id, self.window(), render_service=self.render_service, thumbnails=self.thumbnails
+            )
+        except ComicStudioError as exc:
+            self.ctx.message.emit(str(exc))
+            return None
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(
+            lambda *_: setattr(self, "identity_dialog", None) if self.identity_dialog is dialog else None
+        )
+        self.identity_dialog = dialog
         dialog.show()
         return dialog
 
