@@ -30,8 +30,9 @@ def requests(kit, panels: int, steps: int, size: int):
 
     settings = {"model": str(kit.sdxl), "steps": steps, "preview_every": 0}
     return [
-        GenerationRequest(backend="sdxl", width=size, height=size, seed=1000 + i, prompt=f"panel {i}",
-                          backend_settings=settings)  # fmt: skip
+        GenerationRequest(
+            backend="sdxl", width=size, height=size, seed=1000 + i, prompt=f"panel {i}", backend_settings=settings
+        )  # fmt: skip
         for i in range(panels)
     ]
 
