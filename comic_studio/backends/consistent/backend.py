@@ -43,11 +43,12 @@ from comic_studio.backends.consistent.processors import (
     GROUP_32,
     RunState,
     canonical_level,
+    decoder_self_attention_layers,
     installed,
     schedule_levels,
     unet_timesteps,
 )
-from comic_studio.backends.consistent.schedule import ConsistencySchedule, unmatched_levels
+from comic_studio.backends.consistent.schedule import COINS, ConsistencySchedule, unmatched_levels
 from comic_studio.core.model import CharacterPlacement
 from comic_studio.generation.backend_api import CONSISTENT_CHARACTERS
 from comic_studio.generation.request import (
@@ -71,7 +72,13 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
     "prob_early": {"type": "float", "default": 0.7, "min": 0.0, "max": 1.0, "label": "Probability until switch"},
     "prob_late": {"type": "float", "default": 0.9, "min": 0.0, "max": 1.0, "label": "Probability after switch"},
     "switch_step": {"type": "int", "default": 20, "min": 0, "max": 10_000, "label": "Switch step"},
-    "anchors": {"type": "int", "default": 1, "min": 1, "max": 4, "label": "Anchor images per character"},
+    # StoryDiffusion's code draws a coin in every processor call (one per layer per step); StoryBooth
+    # §3.2.4 is silent on it, so the code's granularity is the default (see schedule.py).
+    "coin": {"type": "choice", "default": "layer", "choices": list(COINS), "label": "Schedule coin per",
+             "help": "layer: each decoder layer decides on its own at every step (StoryDiffusion); "
+                     "step: one decision for all layers of a step."},
+    "anchors": {"type": "int", "default": 1, "min": 1, "max": 4, "label": "Anchor images per character",
+                "help": "Rendered as one batch in which the anchors attend to each other (one look)."},
     "anchor_size": {"type": "int", "default": 1024, "min": 64, "max": 2048, "label": "Anchor image size",
                     "help": "Square side of anchor images (a multiple of 8 is used)."},
     "anchor_seed": {"type": "int", "default": 0, "min": 0, "max": 2**31 - 1, "label": "Anchor seed"},
@@ -175,7 +182,7 @@ class ConsistentBackend(SdxlPipelineBackend):
         reporter = StepReporter(
             on_step,
             effective["preview_every"],
-            calls * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)),
+            calls * (len(to_build) + (0 if anchor_for else 1)),  # a character's anchors are one batched run
         )
         loras = JobLoras(effective["loras"], effective["allow_pickle"], effective["character_loras"])
         anchors: list[Image.Image] = []
@@ -229,8 +236,8 @@ class ConsistentBackend(SdxlPipelineBackend):
         merged = IdentityBank(settings["bank_precision"], self._location(settings))
         for bank in banks.values():
             merged.merge(bank)
-        state = RunState("read", merged, tuple(banks), plan=tuple(schedule.plan(settings["steps"], request.seed)))
-        return self._run(pipe, call, state, settings, reporter)
+        state = RunState("read", merged, tuple(banks))
+        return self._run(pipe, call, state, settings, reporter, request.seed)[0]
 
     def _bank_from_picture(
         self,
@@ -260,26 +267,39 @@ class ConsistentBackend(SdxlPipelineBackend):
 
     def _anchor_runner(
         self, request: GenerationRequest, settings: dict[str, Any], reporter: StepReporter, loras: JobLoras
-    ) -> Callable[..., Image.Image]:
+    ) -> Callable[..., list[Image.Image]]:
+        import torch
+
         size = max(8, settings["anchor_size"] // 8 * 8)
         solo = {**settings, "mode": "txt2img", "max_side": 0, "init_image": "", "mask_image": "", "mask_region": ""}
 
-        def run(prompt: str, seed: int, state: RunState) -> Image.Image:
-            anchor = request.model_copy(update={"prompt": prompt, "seed": seed, "width": size, "height": size})
+        def run(prompt: str, seeds: list[int], state: RunState) -> list[Image.Image]:
+            anchor = request.model_copy(update={"prompt": prompt, "seed": seeds[0], "width": size, "height": size})
             pipe, call = self.prepare_call(anchor, solo)
             loras.apply(pipe)  # once per job: every pipe of the job shares the UNet and text encoders
-            return self._run(pipe, call, state, solo, reporter)
+            if len(seeds) > 1:  # one batch: each anchor's noise from its own seed, as if rendered alone
+                call.update(num_images_per_prompt=len(seeds),
+                            generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds])  # fmt: skip
+            return self._run(pipe, call, state, solo, reporter, seeds[0])
 
         return run
 
     def _run(
-        self, pipe: Any, call: dict[str, Any], state: RunState, settings: dict[str, Any], reporter: StepReporter
-    ) -> Image.Image:
+        self,
+        pipe: Any,
+        call: dict[str, Any],
+        state: RunState,
+        settings: dict[str, Any],
+        reporter: StepReporter,
+        plan_seed: int,
+    ) -> list[Image.Image]:
         strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
         state.levels = schedule_levels(pipe.scheduler, settings["steps"])  # the steps the plan's coins are for
+        layers = len(decoder_self_attention_layers(pipe.unet))
+        state.layer_plan = _schedule(settings).layer_plan(settings["steps"], plan_seed, layers, settings["coin"])
         apply_long_prompt(pipe, call)  # after the job's LoRAs went in (they may patch the text encoders)
         with installed(pipe.unet, state, strengths):  # the UNet's own timesteps drive the state
-            return pipe(**call, callback_on_step_end=reporter.callback()).images[0]
+            return list(pipe(**call, callback_on_step_end=reporter.callback()).images)
 
     # ------------------------------------------------------------------ banks
 
