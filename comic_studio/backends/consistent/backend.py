@@ -35,6 +35,7 @@ from comic_studio.backends.consistent.bank import (
     BankError,
     IdentityBank,
     bank_file,
+    open_bank_file,
     read_bank_file,
     write_bank_file,
 )
@@ -59,8 +60,12 @@ from comic_studio.generation.request import (
     StepCallback,
 )
 
-BANK_CACHE_SIZE = 16
-"""Banks kept in memory per backend instance (host RAM; a real SDXL bank is hundreds of MB)."""
+BANK_CACHE_GB = 4.0
+"""Default cap of the banks a backend keeps in its own memory between jobs (setting
+``bank_cache_gb``). A real SDXL bank is ≈2.6 GB per anchor at 1024²; saved banks are memory-mapped
+and count nothing here (their pages are the OS's to drop), so four characters' saved banks fit a
+16 GB desktop beside SDXL's ≈7 GB of offloaded weights; the cap bounds only banks built in a job
+without a bank folder to keep them in."""
 
 CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
     "strength_32": {"type": "float", "default": 0.5, "min": 0.0, "max": 1.0, "label": "Consistency at 1/32",
@@ -85,6 +90,10 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
     "bank_precision": {"type": "choice", "default": "fp16", "choices": list(PRECISIONS), "label": "Bank precision"},
     "bank_location": {"type": "choice", "default": "cpu", "choices": ["cpu", "device"], "label": "Bank location",
                       "help": "cpu: host memory, one layer moved to the GPU while read (bounded GPU use)."},
+    "bank_cache_gb": {"type": "float", "default": BANK_CACHE_GB, "min": 0.0, "max": 1024.0,
+                      "label": "Bank cache (GB)",
+                      "help": "Host memory for identity banks kept between jobs (saved banks are memory-mapped "
+                              "and do not count)."},
     "banks": {"type": "str", "default": "", "max_length": 20_000, "label": "Saved banks",
               "help": "Comma-separated 'character-id=sha256' of bank files in the bank folder."},
     "bank_folder": {"type": "str", "default": "", "max_length": 4096, "label": "Bank folder",
@@ -193,16 +202,25 @@ class ConsistentBackend(SdxlPipelineBackend):
                     run, character, effective, schedule, location=self._location(effective)
                 )
                 anchors += images
+                if effective["bank_folder"]:
+                    # Saved and mapped back: the job then holds one built bank in memory at a time,
+                    # not one per character (≈2.6 GB each at real size).
+                    digest = bank.save(effective["bank_folder"])
+                    bank = IdentityBank.open(bank_file(effective["bank_folder"], digest),
+                                             location=self._location(effective))  # fmt: skip
                 banks[character.id] = bank
                 if not anchor_for:
-                    self._remember(self._key(character, effective), bank)
+                    self._remember(self._key(character, effective), bank, effective)
             if picture is not None:
                 banks[anchor_for] = self._bank_from_picture(request, effective, schedule, picture, loras)
                 anchors.append(picture)
             if anchor_for:
                 bank = banks[anchor_for]
-                digest = write_bank_file(bank.to_bytes(), effective["bank_folder"])
-                self._remember(digest, bank)
+                digest = bank.save(effective["bank_folder"])  # streamed, never joined in memory
+                mapped = IdentityBank.open(
+                    bank_file(effective["bank_folder"], digest), location=self._location(effective)
+                )
+                self._remember(digest, mapped, effective)
                 return GenerationResult(images=[resized_to_panel(anchors[0], request)], seed=request.seed, backend=self.name,
                                         settings={**effective, "banks": f"{anchor_for}={digest}"},
                                         heads=estimated_heads(request))  # fmt: skip
@@ -315,13 +333,13 @@ class ConsistentBackend(SdxlPipelineBackend):
         if bank is None:
             if not folder:
                 raise GenerationError(f"consistent: bank for {label} is named but 'bank_folder' is empty")
-            try:
-                bank = IdentityBank.from_bytes(read_bank_file(folder, digest), location=self._location(settings))
+            try:  # checked against its hash, then memory-mapped: never loaded whole
+                bank = open_bank_file(folder, digest, location=self._location(settings))
             except BankError as exc:
                 raise GenerationError(f"consistent: {exc}") from exc
         if bank.indexed_by == "step":
             bank = _by_level(bank, scheduler, label)
-        self._remember(digest, bank)
+        self._remember(digest, bank, settings)
         steps = settings["steps"]
         made = bank.meta.get("steps")
         if made is not None and made != steps:  # the schedule's coins and start step count steps
@@ -350,10 +368,14 @@ class ConsistentBackend(SdxlPipelineBackend):
         noise levels; loading is shared with the job's pipeline through the model cache)."""
         return self.sdxl_components(settings, seed, allow_pickle=settings["allow_pickle"])["scheduler"]
 
-    def _remember(self, key: str, bank: IdentityBank) -> None:
+    def _remember(self, key: str, bank: IdentityBank, settings: Mapping[str, Any]) -> None:
+        """Keep ``bank`` (most recent last); the least recently used go while the banks' own memory
+        (:meth:`IdentityBank.resident_bytes`: mapped files count nothing) is over ``bank_cache_gb`` —
+        a bank alone over the cap is not kept at all."""
         self._banks[key] = bank
         self._banks.move_to_end(key)
-        while len(self._banks) > BANK_CACHE_SIZE:
+        cap = float(settings.get("bank_cache_gb", BANK_CACHE_GB)) * 1e9
+        while self._banks and sum(b.resident_bytes() for b in self._banks.values()) > cap:
             self._banks.popitem(last=False)
 
     def _key(self, character: Any, settings: dict[str, Any]) -> str:
