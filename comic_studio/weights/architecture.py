@@ -37,6 +37,9 @@ BUNDLED_CONFIGS = {
 KEY_PREFIXES = {"controlnet": ("controlnet.",)}
 """Prefixes under which training checkpoints keep a model's keys: RaCig's fine-tuned ControlNet file
 holds ``controlnet.<diffusers key>`` (its pipeline loads the keys with that prefix, stripped)."""
+ENTRY_KEY_PREFIX = {"controlnet-openpose-sdxl-racig": "controlnet."}
+"""Catalogue entries whose file must keep its keys under a prefix: RaCig's ControlNet is named
+``model.safetensors``, and a stock (unprefixed) ControlNet of that name is not it."""
 
 Probe = tuple[str, tuple[int, ...] | None]
 """A tensor name and its shape; ``None``: the tensor must be absent (a deeper model of the kind)."""
@@ -80,16 +83,20 @@ def mismatch(shapes: Shapes, kind: str, config: dict[str, Any]) -> str | None:
     return problems[0]
 
 
-def file_mismatch(path: Path, kind: str, config_folder: Path) -> str | None:
+def file_mismatch(path: Path, kind: str, config_folder: Path, prefix: str | None = None) -> str | None:
     """Why ``path`` is not a ``kind`` model of ``config_folder``'s architecture (``None``: it is).
     Reads only the safetensors header; a pickle or an unreadable file is a reason too. A file keeping
-    the model under one of :data:`KEY_PREFIXES` fits when its prefixed keys do."""
+    the model under one of :data:`KEY_PREFIXES` fits when its prefixed keys do; ``prefix`` (not
+    ``None``) requires the keys under exactly that prefix ("" for none)."""
     if path.suffix.lower() != ".safetensors":
         return f"{path.name} is not a .safetensors file (its shapes cannot be checked without loading it)"
     try:
         shapes = read_safetensors_shapes(path)
         config = read_config(config_folder)
-        return mismatch(stripped(shapes, key_prefix(shapes, kind)), kind, config)
+        found = key_prefix(shapes, kind)
+        if prefix is not None and found != prefix:
+            return f"its {kind} keys are under {found or 'no prefix'!r}, not {prefix or 'no prefix'!r}"
+        return mismatch(stripped(shapes, found), kind, config)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         return f"{path.name}: {exc}"
 

@@ -59,3 +59,19 @@ def test_a_prefixed_file_missing_a_key_is_named(kit, tmp_path):
     settings = {**kit_settings(tiny, strong), "controlnet": str(path), "controlnet_config": str(tiny.controlnet)}
     with pytest.raises(GenerationError, match=r"model\.safetensors.*controlnet"):
         RacigBackend().generate(panel_request(settings, refs=False))
+
+
+def test_only_racigs_layout_counts_as_its_file_in_a_comfyui_folder(kit, tmp_path):
+    """RaCig's file is a generic ``model.safetensors``: a stock ControlNet of that name is not it."""
+    from comic_studio.weights.locate import usable_file
+
+    tiny, _ = kit
+    entry = load_catalogue().get("controlnet-openpose-sdxl-racig")
+    prefixed = racig_file(tiny, tmp_path)
+    # The bundled config is full-size xinsir's: the tiny file differs in shapes, named as such ...
+    assert "does not fit" in (usable_file(entry, prefixed) or "")
+    # ... and a stock (unprefixed) file is refused for its layout before any shape is compared.
+    stock = tmp_path / "stock" / "model.safetensors"
+    stock.parent.mkdir()
+    stock.write_bytes((tiny.controlnet / "diffusion_pytorch_model.safetensors").read_bytes())
+    assert "not 'controlnet.'" in (usable_file(entry, stock) or "")
