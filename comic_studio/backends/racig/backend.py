@@ -113,6 +113,11 @@ class RacigBackend(DiffusersBackend):
                                    "annotator: the original annotator's thinner lines, for ControlNets trained on those."},
             "face_scale": {"type": "float", "default": 0.7, "min": 0.0, "max": 2.0, "label": "Face reference strength"},
             "body_scale": {"type": "float", "default": 0.6, "min": 0.0, "max": 2.0, "label": "Outfit reference strength"},
+            "multi_reference": {"type": "choice", "default": "images", "choices": list(ipa.MULTI_REFERENCE),
+                                "label": "Several references",
+                                "help": "images: each reference its own image under the character's mask, sharing the "
+                                        "character's strength (combined after the Resampler, as RaCig); mean-patches: "
+                                        "the pictures averaged before it (older panels)."},
             "character_scales": {"type": "str", "default": "", "max_length": 20_000, "label": "Per-character strengths",
                                  "help": 'JSON {"character id": {"face": 0.8, "body": 0.5}}; wins over the character\'s own strength; missing values use that, else the panel\'s.'},
             "top_k": {"type": "int", "default": 5, "min": 1, "max": 50, "label": "Pose candidates (top-k)"},
@@ -295,7 +300,8 @@ class RacigBackend(DiffusersBackend):
     def _regional_items(
         self, request: GenerationRequest, settings: dict[str, Any], cond: Conditioning
     ) -> tuple[list[Any], list[Any], Any]:
-        """Per adapter, ``(embedding, mask, scale)`` of each character it conditions, and the negative
+        """Per adapter, ``(embedding, mask, scale)`` of each reference image it conditions with (a
+        character's references share its mask and strength: ``multi_reference``), and the negative
         embedding (``None`` without references). The image encoder leaves the GPU before denoising."""
         refs = [(c.face_refs, c.body_refs) for c in request.characters]
         if not any(f or b for f, b in refs):
@@ -320,11 +326,14 @@ class RacigBackend(DiffusersBackend):
                 ("face", c.face_refs, cond.head_masks, face),
                 ("body", c.body_refs, cond.body_masks, body),
             ):
-                embedding = ipa.character_embedding(encoder, self.embeddings, refs_i, images)
+                embeddings = ipa.character_embeddings(
+                    encoder, self.embeddings, refs_i, images, settings["multi_reference"]
+                )
                 scale = ipa.character_scale(mine.get(kind), getattr(c, f"{kind}_scale"), settings[f"{kind}_scale"])
-                # A character with no references here, an empty mask or scale 0 is left out entirely.
-                if embedding is not None and masks[i].any() and scale > 0:
-                    items.append((embedding, masks[i], scale))
+                # A character with no references here, an empty mask or scale 0 is left out entirely;
+                # k references are k images under the same mask at 1/k of the scale each.
+                if embeddings and masks[i].any() and scale > 0:
+                    items += [(embedding, masks[i], scale / len(embeddings)) for embedding in embeddings]
         return face, body
 
     def _tryon_body(
