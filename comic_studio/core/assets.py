@@ -89,13 +89,15 @@ class AssetStore:
         """This store's private folder (made at first use, deleted with the store)."""
 
     # ------------------------------------------------------------------ adding
-    def add(self, data: bytes, *, validate_image: bool = True, where: str = "asset") -> str:
-        """Store ``data`` and return its hash. Images are validated unless told otherwise."""
+    def add(self, data: bytes, *, validate_image: bool = True, where: str = "asset", hashed: str = "") -> str:
+        """Store ``data`` and return its hash. Images are validated unless told otherwise.
+        ``hashed``: the hash of ``data``, already computed and checked by the caller off the GUI
+        thread (a 64 MiB identity bank takes a noticeable moment to hash); never a guess."""
         if validate_image:
             validate_image_bytes(data, where)
         elif len(data) > MAX_ASSET_BYTES:
             raise AssetError(f"{where}: {len(data) / 2**20:.1f} MiB is over the asset limit")
-        digest = content_hash(data)
+        digest = hashed or content_hash(data)
         if digest not in self._lazy:
             self._memory.setdefault(digest, data)
         return digest

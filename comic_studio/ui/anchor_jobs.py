@@ -20,6 +20,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Character, Panel
 from comic_studio.core.settings import bank_dir
 from comic_studio.generation.request import GenerationRequest
+from comic_studio.ui.background import BackgroundJobs
 from comic_studio.workflows import anchors, banks
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class AnchorJobs:
 
     def __init__(self, service: RenderService):
         self.service = service
+        self._bank_reads = BackgroundJobs(service, "anchor-banks")
         self._waiting: dict[tuple[str, str | None], tuple[int, set[str]]] = {}
         """(panel id, result id of a "regenerate same seed", or None for a render) → (priority,
         characters whose bank is being rebuilt for it)."""
@@ -175,14 +177,43 @@ class AnchorJobs:
 
     # ------------------------------------------------------------------ results (GUI thread)
     def record(self, job: RenderJob, msg: Any) -> None:
-        """A finished anchor job: record the anchor (or the rebuilt bank), then queue the panels
-        that waited for it."""
+        """A finished anchor job: read its bank file on a helper thread (its size, and its bytes
+        hashed when the project will keep them: a bank can be GBs), then record the anchor (or the
+        rebuilt bank) on the GUI thread and queue the panels that waited for it."""
+        character_id = job.anchor_for
+        character = self.ctx.document.project.character(character_id) if job.document is self.ctx.document else None
+        if character is None:
+            self.job_over(character_id, False)
+            return
+        folder = msg.request.backend_settings.get(banks.BANK_FOLDER_SETTING, "")
+        self._bank_reads.submit(
+            anchors.job_bank,
+            msg.result,
+            folder,
+            character.model_copy(),  # a snapshot: the helper thread never touches the live project
+            on_result=lambda bank: self._record(job, msg, folder, bank),
+            on_error=lambda error: self._record(job, msg, folder, None, error),
+        )
+
+    def pending(self) -> int:
+        """Finished anchor jobs whose bank is still being read (the service is not idle meanwhile)."""
+        return self._bank_reads.pending()
+
+    def shutdown(self) -> None:
+        self._bank_reads.shutdown(wait=True)
+
+    def _record(
+        self, job: RenderJob, msg: Any, folder: str, bank: anchors.JobBank | None, error: BaseException | None = None
+    ) -> None:
         character_id = job.anchor_for
         ok = False
         if job.document is self.ctx.document and self.ctx.document.project.character(character_id) is not None:
-            folder = msg.request.backend_settings.get(banks.BANK_FOLDER_SETTING, "")
-            if job.expected_bank:
-                notice = self.ctx.edit(anchors.record_rebuild, character_id, msg.result, folder, job.expected_bank)
+            if error is not None:
+                self.ctx.message.emit(str(error))
+            elif job.expected_bank:
+                notice = self.ctx.edit(
+                    anchors.record_rebuild, character_id, msg.result, folder, job.expected_bank, bank=bank
+                )
                 if notice:
                     self.ctx.message.emit(notice)
                     anchor = self.ctx.document.project.character(character_id).anchor
@@ -190,11 +221,13 @@ class AnchorJobs:
                         self._rebuilt[job.expected_bank] = anchor.bank
                 ok = True
             else:
-                ok = (
-                    self.ctx.edit(anchors.record_anchor, character_id, msg.request, msg.result, folder, msg.png)
-                    is not None
+                recorded = self.ctx.edit(
+                    anchors.record_anchor, character_id, msg.request, msg.result, folder, msg.png, bank=bank
                 )
+                ok = recorded is not None
         self.job_over(character_id, ok)
+        if self.service.is_idle():  # the read was the last thing the service waited for
+            self.service.idle.emit()
 
     def job_over(self, character_id: str, ok: bool) -> None:
         """Release the panels that waited for ``character_id``'s bank (dropped, with a message,

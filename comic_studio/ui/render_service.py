@@ -336,8 +336,13 @@ class RenderService(QObject):
         return self._jobs.get(job_id)
 
     def is_idle(self) -> bool:
-        """Nothing of this service's is queued, running or being lettered (failed rows may remain)."""
-        return self._lettering.pending() == 0 and not any(j.active for j in self._jobs.values())
+        """Nothing of this service's is queued, running, being lettered or being recorded (failed rows
+        may remain)."""
+        return (
+            self._lettering.pending() == 0
+            and self.anchors.pending() == 0
+            and not any(j.active for j in self._jobs.values())
+        )
 
     def panel_label(self, panel_id: str | None) -> str:
         found = self.ctx.document.project.find_panel(panel_id) if panel_id else None
@@ -503,6 +508,7 @@ class RenderService(QObject):
                     self._engine.cancel(job_id)
         self._jobs.clear()
         self._lettering.shutdown(wait=True)
+        self.anchors.shutdown()
 
 
 def _lettering_key(project: Project, panel: Panel, beat: Beat) -> str:

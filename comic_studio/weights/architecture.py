@@ -28,8 +28,18 @@ BUNDLED_CONFIGS = {
     "controlnet-openpose-sdxl": ("model_configs", "controlnet-openpose-sdxl"),
     "clip-vit-h-image-encoder": ("model_configs", "clip-vit-h-image-encoder"),
     "sdxl-vae-fp16-fix": ("model_configs", "sdxl-vae-fp16-fix"),
+    # RaCig fine-tuned xinsir's OpenPose ControlNet (its README: stock control is lost once IP features
+    # are injected) and loads its file onto that architecture (racig/pipeline.py): the same config.
+    "controlnet-openpose-sdxl-racig": ("model_configs", "controlnet-openpose-sdxl"),
 }
 """Catalogue id → the resource folder holding its ``config.json`` (one place for each)."""
+
+KEY_PREFIXES = {"controlnet": ("controlnet.",)}
+"""Prefixes under which training checkpoints keep a model's keys: RaCig's fine-tuned ControlNet file
+holds ``controlnet.<diffusers key>`` (its pipeline loads the keys with that prefix, stripped)."""
+ENTRY_KEY_PREFIX = {"controlnet-openpose-sdxl-racig": "controlnet."}
+"""Catalogue entries whose file must keep its keys under a prefix: RaCig's ControlNet is named
+``model.safetensors``, and a stock (unprefixed) ControlNet of that name is not it."""
 
 Probe = tuple[str, tuple[int, ...] | None]
 """A tensor name and its shape; ``None``: the tensor must be absent (a deeper model of the kind)."""
@@ -73,17 +83,38 @@ def mismatch(shapes: Shapes, kind: str, config: dict[str, Any]) -> str | None:
     return problems[0]
 
 
-def file_mismatch(path: Path, kind: str, config_folder: Path) -> str | None:
+def file_mismatch(path: Path, kind: str, config_folder: Path, prefix: str | None = None) -> str | None:
     """Why ``path`` is not a ``kind`` model of ``config_folder``'s architecture (``None``: it is).
-    Reads only the safetensors header; a pickle or an unreadable file is a reason too."""
+    Reads only the safetensors header; a pickle or an unreadable file is a reason too. A file keeping
+    the model under one of :data:`KEY_PREFIXES` fits when its prefixed keys do; ``prefix`` (not
+    ``None``) requires the keys under exactly that prefix ("" for none)."""
     if path.suffix.lower() != ".safetensors":
         return f"{path.name} is not a .safetensors file (its shapes cannot be checked without loading it)"
     try:
         shapes = read_safetensors_shapes(path)
         config = read_config(config_folder)
-        return mismatch(shapes, kind, config)
+        found = key_prefix(shapes, kind)
+        if prefix is not None and found != prefix:
+            return f"its {kind} keys are under {found or 'no prefix'!r}, not {prefix or 'no prefix'!r}"
+        return mismatch(stripped(shapes, found), kind, config)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         return f"{path.name}: {exc}"
+
+
+def key_prefix(shapes: Shapes, kind: str) -> str:
+    """The prefix of :data:`KEY_PREFIXES` the model's keys sit under in ``shapes`` ("" for none: a
+    file with any unprefixed key of the model's first tensor is read as it is)."""
+    for prefix in KEY_PREFIXES.get(kind, ()):
+        if any(name.startswith(prefix) for name in shapes) and "conv_in.weight" not in shapes:
+            return prefix
+    return ""
+
+
+def stripped(shapes: Shapes, prefix: str) -> Shapes:
+    """The tensors under ``prefix``, named without it (all of ``shapes`` for no prefix)."""
+    if not prefix:
+        return shapes
+    return {name[len(prefix) :]: shape for name, shape in shapes.items() if name.startswith(prefix)}
 
 
 def _first_difference(shapes: Shapes, layout: list[Probe]) -> str | None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from comic_studio.weights.architecture import bundled_config, file_mismatch
+from comic_studio.weights.architecture import ENTRY_KEY_PREFIX, bundled_config, file_mismatch
 from comic_studio.weights.catalogue import Catalogue, ModelEntry, load_catalogue
 
 EXTERNAL_FOLDERS: dict[str, tuple[str, ...]] = {
@@ -167,9 +167,11 @@ def usable_file(entry: ModelEntry, path: Path) -> str | None:
     weight = entry.weight_file
     if weight.sha256 is not None and _size(path) != weight.size:
         return f"{path.name} is {_size(path):,} bytes, not the {weight.size:,} of {entry.id}"
-    config = bundled_config(entry.id) if entry.format == "diffusers" else None
+    # Single-file entries with a bundled config are checked too (RaCig's ControlNet is a generic
+    # "model.safetensors": only its layout tells it apart).
+    config = bundled_config(entry.id) if entry.format in ("diffusers", "file") else None
     if config is not None:
-        problem = file_mismatch(path, entry.kind, config)
+        problem = file_mismatch(path, entry.kind, config, ENTRY_KEY_PREFIX.get(entry.id))
         if problem:
             return f"{path.name} does not fit {entry.id}: {problem}"
     elif entry.format == "diffusers":

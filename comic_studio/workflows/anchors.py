@@ -18,18 +18,20 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from comic_studio.core.assets import AssetStore
+from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore
 from comic_studio.core.commands import SetFields
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lookup import find_character
 from comic_studio.core.model import Character, CharacterAnchor, Project
+from comic_studio.core.safe_read import UnsafeInputError, check_regular_file
 from comic_studio.core.settings import bank_dir
 from comic_studio.generation.registry import get_backend, get_backend_class
 from comic_studio.generation.request import (
@@ -155,11 +157,48 @@ def _job_bank(result: GenerationResult, character: Character) -> str:
     return digest
 
 
+MAX_BANK_FILE_BYTES = 2**40
+"""Only a runaway file is refused: a real SDXL bank is GBs, and its size is all that is read here."""
+
+
+@dataclass(frozen=True)
+class JobBank:
+    """What recording an anchor job needs of the bank file it wrote (:func:`job_bank`)."""
+
+    digest: str
+    size: int
+    data: bytes | None
+    """The bytes, checked against ``digest``, when the bank fits the project's asset limit (it is
+    then stored in the project); ``None`` for a bigger bank, which stays in the bank folder."""
+
+
+def job_bank(result: GenerationResult, folder: str | Path, character: Character) -> JobBank:
+    """The bank an anchor job made: its size, and its checked bytes when the project will keep them.
+
+    Reads and hashes up to the asset limit (64 MiB) and only stats a bigger bank (a real one is
+    ≈2.6 GB per anchor): the app runs this on a helper thread, then records on the GUI thread."""
+    digest = _job_bank(result, character)
+    cls = get_backend_class(result.backend)
+    path = cls.bank_file(folder, digest)
+    try:
+        size = check_regular_file(path, limit=MAX_BANK_FILE_BYTES, what="identity bank")
+    except UnsafeInputError as exc:
+        raise ComicStudioError(f"{character.name}'s identity bank: {exc}") from exc
+    data = _read_bank(result.backend, folder, digest, character) if size <= MAX_ASSET_BYTES else None
+    return JobBank(digest, size, data)
+
+
 def _read_bank(backend: str, folder: str | Path, digest: str, character: Character) -> bytes:
     try:
         return get_backend_class(backend).read_bank_file(folder, digest)
     except ValueError as exc:  # what the hook raises for a missing or damaged bank
         raise ComicStudioError(f"{character.name}'s identity bank: {exc}") from exc
+
+
+def _keep_bank(doc: Document, bank: JobBank, character: Character) -> None:
+    """Store the bank's bytes as a project asset (they were hashed and checked by :func:`job_bank`)."""
+    if bank.data is not None:
+        doc.assets.add(bank.data, validate_image=False, where=f"identity bank of {character.name}", hashed=bank.digest)
 
 
 def record_anchor(
@@ -169,13 +208,16 @@ def record_anchor(
     result: GenerationResult,
     bank_folder: str | Path,
     png: bytes | None = None,
+    bank: JobBank | None = None,
 ) -> CharacterAnchor:
     """Store a finished anchor job on the character (one undoable "Set anchor" step): the anchor
     picture, the bank's hash and size, and the job's effective request (hashes only, no machine
-    paths); the bank bytes become a project asset when they fit the asset limit."""
+    paths); the bank bytes become a project asset when they fit the asset limit. ``bank``: the
+    job's bank as :func:`job_bank` read it (on a helper thread); read here when not given."""
     character = _character(doc.project, character_id)
-    digest = _job_bank(result, character)
-    data = _read_bank(result.backend, bank_folder, digest, character)
+    if bank is None or bank.digest != _job_bank(result, character):
+        bank = job_bank(result, bank_folder, character)
+    digest = bank.digest
     effective = {k: v for k, v in (result.settings or request.backend_settings).items() if k != BANKS_SETTING}
     stored = dehydrate_request(request.model_copy(update={"backend_settings": effective}), doc.assets)
     chosen = str(stored.backend_settings.get("anchor_image") or "").removeprefix(ASSET_PREFIX)
@@ -193,7 +235,7 @@ def record_anchor(
         image = doc.assets.add(png, validate_image=False)
         source = "rendered"
     try:
-        anchor = CharacterAnchor(image=image, bank=digest, bank_bytes=len(data), source=source,
+        anchor = CharacterAnchor(image=image, bank=digest, bank_bytes=bank.size, source=source,
                                  request=stored.to_dict(), created_at=datetime.now(UTC).isoformat(timespec="seconds"))  # fmt: skip
     except ValidationError as exc:  # the loader's own model: a stored request too deep or too large
         error = exc.errors(include_url=False)[0]
@@ -202,7 +244,7 @@ def record_anchor(
             f"({'.'.join(map(str, error['loc']))}: {error['msg']}); it was not added"
         ) from exc
     if anchor.stored_in_project:
-        doc.assets.add(data, validate_image=False, where=f"identity bank of {character.name}")
+        _keep_bank(doc, bank, character)
     doc.execute(SetFields(("character", character.id), "Set anchor", anchor=anchor))
     return anchor
 
@@ -250,20 +292,27 @@ def rebuild_request(project: Project, assets: AssetStore, character_id: str, fol
 
 
 def record_rebuild(
-    doc: Document, character_id: str, result: GenerationResult, folder: str | Path, expected_bank: str
+    doc: Document,
+    character_id: str,
+    result: GenerationResult,
+    folder: str | Path,
+    expected_bank: str,
+    bank: JobBank | None = None,
 ) -> str | None:
     """After a rebuild job: ``None`` when the bank came out identical (the usual case on the same
     kind of device). Otherwise the new bank is recorded on the character (one undoable step) and a
-    notice for the user is returned. Nothing happens if the anchor was replaced meanwhile."""
+    notice for the user is returned. Nothing happens if the anchor was replaced meanwhile. ``bank``
+    as in :func:`record_anchor`."""
     character = _character(doc.project, character_id)
     anchor = character.anchor
     digest = _job_bank(result, character)
     if anchor is None or anchor.bank != expected_bank or digest == anchor.bank:
         return None
-    data = _read_bank(result.backend, folder, digest, character)
-    rebuilt = anchor.model_copy(update={"bank": digest, "bank_bytes": len(data)})
+    if bank is None or bank.digest != digest:
+        bank = job_bank(result, folder, character)
+    rebuilt = anchor.model_copy(update={"bank": digest, "bank_bytes": bank.size})
     if rebuilt.stored_in_project:
-        doc.assets.add(data, validate_image=False, where=f"identity bank of {character.name}")
+        _keep_bank(doc, bank, character)
     doc.execute(SetFields(("character", character.id), "Rebuild anchor bank", anchor=rebuilt))
     return (
         f"{character.name}'s identity bank was rebuilt here and differs from the recorded one (another device "
@@ -297,6 +346,6 @@ def rebuild_missing_banks(
 
 
 __all__ = [
-    "anchor_request", "anchor_settings", "character_named", "clear_anchor", "generate_anchor", "rebuild_missing_banks",
-    "rebuild_request", "record_anchor", "record_rebuild",
+    "JobBank", "anchor_request", "anchor_settings", "character_named", "clear_anchor", "generate_anchor", "job_bank",
+    "rebuild_missing_banks", "rebuild_request", "record_anchor", "record_rebuild",
 ]  # fmt: skip

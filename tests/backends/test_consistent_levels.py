@@ -37,9 +37,9 @@ class RecordingBackend(ConsistentBackend):
         super().__init__()
         self.states: list = []
 
-    def _run(self, pipe, call, state, settings, reporter):
+    def _run(self, pipe, call, state, settings, reporter, plan_seed):
         self.states.append(state)
-        return super()._run(pipe, call, state, settings, reporter)
+        return super()._run(pipe, call, state, settings, reporter, plan_seed)
 
 
 def request(tiny_kit, seed=7, **settings) -> GenerationRequest:

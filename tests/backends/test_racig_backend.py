@@ -38,9 +38,10 @@ def settings(kit, **extra):
 
 
 def test_without_references_it_is_exactly_the_stock_controlnet_pipeline(kit, backend):
+    """Regional prompts off (one global prompt, as before issue 15): the stock call, bit for bit."""
     import diffusers
 
-    req = panel_request(settings(kit, scheduler="Euler"), refs=False)
+    req = panel_request(settings(kit, scheduler="Euler", regional_prompts=False), refs=False)
     result = backend.generate(req)
     cond = backend.conditioning(req, backend.validate_settings(req.backend_settings))
     tiny, _ = kit

@@ -17,8 +17,9 @@ from comic_studio.workflows.story import story_to_document
 STORY = "Ana walks onto the pier.\n\nBen waves at Ana from the boat.\n\nAna laughs at Ben."
 STEPS = 3
 PANEL_SEEDS = (11, 12, 13)
-"""Fixed panel seeds. 11 (the first panel: Ana alone) reads the identity bank at step 1 of 3, where
-the bank visibly shapes the image (the tests that change an anchor check that plan)."""
+"""Fixed panel seeds. 11 (the first panel: Ana alone) reads the identity bank at steps 1 and 2 of 3
+(per-layer coins), where the bank visibly shapes the image (the tests that change an anchor check
+that plan)."""
 
 
 def tiny_settings(kit, **extra):

@@ -34,12 +34,18 @@ BANK_RELEVANT = (
     "strength_32",
     "strength_16",
     "start_step",
+    "prob_early",
+    "prob_late",
+    "switch_step",
+    "coin",
     "bank_precision",
 )
-"""Settings that change a bank's tokens (and so belong in its cache key and metadata)."""
+"""Settings that change a bank's tokens (and so belong in its cache key and metadata). The schedule's
+probabilities and coin count since anchors attend to each other at the steps it marks consistent."""
 
-AnchorRun = Callable[[str, int, RunState], Image.Image]
-"""``run(prompt, seed, state)``: render one anchor image with the write processors installed."""
+AnchorRun = Callable[[str, list[int], RunState], list[Image.Image]]
+"""``run(prompt, seeds, state)``: render one anchor image per seed, as one batch, with the write
+processors installed (the state's layer plan must be made for the pipeline's patched layers)."""
 
 
 def anchor_prompt(character: RequestCharacter) -> str:
@@ -68,7 +74,10 @@ def build_character_bank(
     *,
     location: str = "cpu",
 ) -> tuple[IdentityBank, list[Image.Image]]:
-    """Render ``settings["anchors"]`` anchor images of ``character`` and bank their tokens."""
+    """Render ``settings["anchors"]`` anchor images of ``character`` as one batch and bank their
+    tokens. In the batch the anchors attend to each other's sampled tokens at the steps the schedule
+    marks consistent (StoryBooth §3.2.3), with the coins drawn from the first anchor's seed; a single
+    anchor is a plain render (the same tokens as ever)."""
     import torch
 
     prompt = anchor_prompt(character)
@@ -76,14 +85,14 @@ def build_character_bank(
     meta = {k: settings[k] for k in BANK_RELEVANT}
     meta.update(character=character.id, name=character.name, prompt=prompt, seeds=seeds)
     bank = IdentityBank(settings["bank_precision"], location, meta)
-    steps = frozenset(schedule.banked_steps(settings["steps"]))
-    images = []
-    for seed in seeds:
-        state = RunState(
-            "write", bank, (character.id,), generator=torch.Generator("cpu").manual_seed(seed), banked_steps=steps
-        )
-        images.append(run(prompt, seed, state))
-    return bank, images
+    state = RunState(
+        "write",
+        bank,
+        (character.id,),
+        generators=tuple(torch.Generator("cpu").manual_seed(seed) for seed in seeds),
+        banked_steps=frozenset(schedule.banked_steps(settings["steps"])),
+    )
+    return bank, run(prompt, seeds, state)
 
 
 def bank_from_image(
@@ -130,7 +139,7 @@ def bank_from_image(
         "write",
         bank,
         (character.id,),
-        generator=torch.Generator("cpu").manual_seed(seed),
+        generators=(torch.Generator("cpu").manual_seed(seed),),
         banked_steps=frozenset(schedule.banked_steps(settings["steps"])),
         levels=schedule_levels(scheduler, settings["steps"]),
     )

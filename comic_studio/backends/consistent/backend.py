@@ -35,6 +35,7 @@ from comic_studio.backends.consistent.bank import (
     BankError,
     IdentityBank,
     bank_file,
+    open_bank_file,
     read_bank_file,
     write_bank_file,
 )
@@ -43,11 +44,12 @@ from comic_studio.backends.consistent.processors import (
     GROUP_32,
     RunState,
     canonical_level,
+    decoder_self_attention_layers,
     installed,
     schedule_levels,
     unet_timesteps,
 )
-from comic_studio.backends.consistent.schedule import ConsistencySchedule, unmatched_levels
+from comic_studio.backends.consistent.schedule import COINS, ConsistencySchedule, unmatched_levels
 from comic_studio.core.model import CharacterPlacement
 from comic_studio.generation.backend_api import CONSISTENT_CHARACTERS
 from comic_studio.generation.request import (
@@ -58,8 +60,12 @@ from comic_studio.generation.request import (
     StepCallback,
 )
 
-BANK_CACHE_SIZE = 16
-"""Banks kept in memory per backend instance (host RAM; a real SDXL bank is hundreds of MB)."""
+BANK_CACHE_GB = 4.0
+"""Default cap of the banks a backend keeps in its own memory between jobs (setting
+``bank_cache_gb``). A real SDXL bank is ≈2.6 GB per anchor at 1024²; saved banks are memory-mapped
+and count nothing here (their pages are the OS's to drop), so four characters' saved banks fit a
+16 GB desktop beside SDXL's ≈7 GB of offloaded weights; the cap bounds only banks built in a job
+without a bank folder to keep them in."""
 
 CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
     "strength_32": {"type": "float", "default": 0.5, "min": 0.0, "max": 1.0, "label": "Consistency at 1/32",
@@ -71,13 +77,23 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
     "prob_early": {"type": "float", "default": 0.7, "min": 0.0, "max": 1.0, "label": "Probability until switch"},
     "prob_late": {"type": "float", "default": 0.9, "min": 0.0, "max": 1.0, "label": "Probability after switch"},
     "switch_step": {"type": "int", "default": 20, "min": 0, "max": 10_000, "label": "Switch step"},
-    "anchors": {"type": "int", "default": 1, "min": 1, "max": 4, "label": "Anchor images per character"},
+    # StoryDiffusion's code draws a coin in every processor call (one per layer per step); StoryBooth
+    # §3.2.4 is silent on it, so the code's granularity is the default (see schedule.py).
+    "coin": {"type": "choice", "default": "layer", "choices": list(COINS), "label": "Schedule coin per",
+             "help": "layer: each decoder layer decides on its own at every step (StoryDiffusion); "
+                     "step: one decision for all layers of a step."},
+    "anchors": {"type": "int", "default": 1, "min": 1, "max": 4, "label": "Anchor images per character",
+                "help": "Rendered as one batch in which the anchors attend to each other (one look)."},
     "anchor_size": {"type": "int", "default": 1024, "min": 64, "max": 2048, "label": "Anchor image size",
                     "help": "Square side of anchor images (a multiple of 8 is used)."},
     "anchor_seed": {"type": "int", "default": 0, "min": 0, "max": 2**31 - 1, "label": "Anchor seed"},
     "bank_precision": {"type": "choice", "default": "fp16", "choices": list(PRECISIONS), "label": "Bank precision"},
     "bank_location": {"type": "choice", "default": "cpu", "choices": ["cpu", "device"], "label": "Bank location",
                       "help": "cpu: host memory, one layer moved to the GPU while read (bounded GPU use)."},
+    "bank_cache_gb": {"type": "float", "default": BANK_CACHE_GB, "min": 0.0, "max": 1024.0,
+                      "label": "Bank cache (GB)",
+                      "help": "Host memory for identity banks kept between jobs (saved banks are memory-mapped "
+                              "and do not count)."},
     "banks": {"type": "str", "default": "", "max_length": 20_000, "label": "Saved banks",
               "help": "Comma-separated 'character-id=sha256' of bank files in the bank folder."},
     "bank_folder": {"type": "str", "default": "", "max_length": 4096, "label": "Bank folder",
@@ -175,7 +191,7 @@ class ConsistentBackend(SdxlPipelineBackend):
         reporter = StepReporter(
             on_step,
             effective["preview_every"],
-            calls * (effective["anchors"] * len(to_build) + (0 if anchor_for else 1)),
+            calls * (len(to_build) + (0 if anchor_for else 1)),  # a character's anchors are one batched run
         )
         loras = JobLoras(effective["loras"], effective["allow_pickle"], effective["character_loras"])
         anchors: list[Image.Image] = []
@@ -186,16 +202,25 @@ class ConsistentBackend(SdxlPipelineBackend):
                     run, character, effective, schedule, location=self._location(effective)
                 )
                 anchors += images
+                if effective["bank_folder"]:
+                    # Saved and mapped back: the job then holds one built bank in memory at a time,
+                    # not one per character (≈2.6 GB each at real size).
+                    digest = bank.save(effective["bank_folder"])
+                    bank = IdentityBank.open(bank_file(effective["bank_folder"], digest),
+                                             location=self._location(effective))  # fmt: skip
                 banks[character.id] = bank
                 if not anchor_for:
-                    self._remember(self._key(character, effective), bank)
+                    self._remember(self._key(character, effective), bank, effective)
             if picture is not None:
                 banks[anchor_for] = self._bank_from_picture(request, effective, schedule, picture, loras)
                 anchors.append(picture)
             if anchor_for:
                 bank = banks[anchor_for]
-                digest = write_bank_file(bank.to_bytes(), effective["bank_folder"])
-                self._remember(digest, bank)
+                digest = bank.save(effective["bank_folder"])  # streamed, never joined in memory
+                mapped = IdentityBank.open(
+                    bank_file(effective["bank_folder"], digest), location=self._location(effective)
+                )
+                self._remember(digest, mapped, effective)
                 return GenerationResult(images=[resized_to_panel(anchors[0], request)], seed=request.seed, backend=self.name,
                                         settings={**effective, "banks": f"{anchor_for}={digest}"},
                                         heads=estimated_heads(request))  # fmt: skip
@@ -229,8 +254,8 @@ class ConsistentBackend(SdxlPipelineBackend):
         merged = IdentityBank(settings["bank_precision"], self._location(settings))
         for bank in banks.values():
             merged.merge(bank)
-        state = RunState("read", merged, tuple(banks), plan=tuple(schedule.plan(settings["steps"], request.seed)))
-        return self._run(pipe, call, state, settings, reporter)
+        state = RunState("read", merged, tuple(banks))
+        return self._run(pipe, call, state, settings, reporter, request.seed)[0]
 
     def _bank_from_picture(
         self,
@@ -260,26 +285,39 @@ class ConsistentBackend(SdxlPipelineBackend):
 
     def _anchor_runner(
         self, request: GenerationRequest, settings: dict[str, Any], reporter: StepReporter, loras: JobLoras
-    ) -> Callable[..., Image.Image]:
+    ) -> Callable[..., list[Image.Image]]:
+        import torch
+
         size = max(8, settings["anchor_size"] // 8 * 8)
         solo = {**settings, "mode": "txt2img", "max_side": 0, "init_image": "", "mask_image": "", "mask_region": ""}
 
-        def run(prompt: str, seed: int, state: RunState) -> Image.Image:
-            anchor = request.model_copy(update={"prompt": prompt, "seed": seed, "width": size, "height": size})
+        def run(prompt: str, seeds: list[int], state: RunState) -> list[Image.Image]:
+            anchor = request.model_copy(update={"prompt": prompt, "seed": seeds[0], "width": size, "height": size})
             pipe, call = self.prepare_call(anchor, solo)
             loras.apply(pipe)  # once per job: every pipe of the job shares the UNet and text encoders
-            return self._run(pipe, call, state, solo, reporter)
+            if len(seeds) > 1:  # one batch: each anchor's noise from its own seed, as if rendered alone
+                call.update(num_images_per_prompt=len(seeds),
+                            generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds])  # fmt: skip
+            return self._run(pipe, call, state, solo, reporter, seeds[0])
 
         return run
 
     def _run(
-        self, pipe: Any, call: dict[str, Any], state: RunState, settings: dict[str, Any], reporter: StepReporter
-    ) -> Image.Image:
+        self,
+        pipe: Any,
+        call: dict[str, Any],
+        state: RunState,
+        settings: dict[str, Any],
+        reporter: StepReporter,
+        plan_seed: int,
+    ) -> list[Image.Image]:
         strengths = {GROUP_32: settings["strength_32"], GROUP_16: settings["strength_16"]}
         state.levels = schedule_levels(pipe.scheduler, settings["steps"])  # the steps the plan's coins are for
+        layers = len(decoder_self_attention_layers(pipe.unet))
+        state.layer_plan = _schedule(settings).layer_plan(settings["steps"], plan_seed, layers, settings["coin"])
         apply_long_prompt(pipe, call)  # after the job's LoRAs went in (they may patch the text encoders)
         with installed(pipe.unet, state, strengths):  # the UNet's own timesteps drive the state
-            return pipe(**call, callback_on_step_end=reporter.callback()).images[0]
+            return list(pipe(**call, callback_on_step_end=reporter.callback()).images)
 
     # ------------------------------------------------------------------ banks
 
@@ -295,13 +333,13 @@ class ConsistentBackend(SdxlPipelineBackend):
         if bank is None:
             if not folder:
                 raise GenerationError(f"consistent: bank for {label} is named but 'bank_folder' is empty")
-            try:
-                bank = IdentityBank.from_bytes(read_bank_file(folder, digest), location=self._location(settings))
+            try:  # checked against its hash, then memory-mapped: never loaded whole
+                bank = open_bank_file(folder, digest, location=self._location(settings))
             except BankError as exc:
                 raise GenerationError(f"consistent: {exc}") from exc
         if bank.indexed_by == "step":
             bank = _by_level(bank, scheduler, label)
-        self._remember(digest, bank)
+        self._remember(digest, bank, settings)
         steps = settings["steps"]
         made = bank.meta.get("steps")
         if made is not None and made != steps:  # the schedule's coins and start step count steps
@@ -330,10 +368,14 @@ class ConsistentBackend(SdxlPipelineBackend):
         noise levels; loading is shared with the job's pipeline through the model cache)."""
         return self.sdxl_components(settings, seed, allow_pickle=settings["allow_pickle"])["scheduler"]
 
-    def _remember(self, key: str, bank: IdentityBank) -> None:
+    def _remember(self, key: str, bank: IdentityBank, settings: Mapping[str, Any]) -> None:
+        """Keep ``bank`` (most recent last); the least recently used go while the banks' own memory
+        (:meth:`IdentityBank.resident_bytes`: mapped files count nothing) is over ``bank_cache_gb`` —
+        a bank alone over the cap is not kept at all."""
         self._banks[key] = bank
         self._banks.move_to_end(key)
-        while len(self._banks) > BANK_CACHE_SIZE:
+        cap = float(settings.get("bank_cache_gb", BANK_CACHE_GB)) * 1e9
+        while self._banks and sum(b.resident_bytes() for b in self._banks.values()) > cap:
             self._banks.popitem(last=False)
 
     def _key(self, character: Any, settings: dict[str, Any]) -> str:

@@ -7,20 +7,27 @@ image). Here only the sampled tokens are kept, in fp16/bf16 on the host by defau
 tokens go to the device only while that layer reads them. A bank serialises to safetensors bytes, so
 the app can store it as a content-addressed project asset and a later single-panel regenerate reads
 exactly the tokens the whole-story run used. torch/safetensors are imported lazily.
+
+Real-size banks are ≈2.6 GB per anchor at 1024² (:func:`bank_bytes_formula`), so a saved bank is
+never loaded whole: :meth:`IdentityBank.open` memory-maps the file (safetensors ``safe_open``) and
+each read fetches only the one (level, layer) tensor it needs, which the OS can drop again (page
+cache, not the process's own memory); and a bank is serialised by streaming its tensors one at a
+time to the hash and to the file (:meth:`IdentityBank.save`), never as one joined copy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from comic_studio.core.atomic import atomic_write_bytes
-from comic_studio.core.safe_read import UnsafeInputError, read_bytes
+from comic_studio.core.atomic import atomic_path, atomic_write_bytes
+from comic_studio.core.safe_read import UnsafeInputError, check_regular_file, open_regular, read_bytes
 
 BANK_FORMAT = "comic-studio-identity-bank/2"
 LEGACY_FORMAT = "comic-studio-identity-bank/1"
@@ -32,6 +39,18 @@ _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 class BankError(ValueError):
     """A bank could not be read, found or combined; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A tensor still in a memory-mapped bank file: fetched from the map at each use, never kept."""
+
+    source: Any  # the safetensors ``safe_open`` handle (it holds the map)
+    name: str
+    nbytes: int
+
+    def load(self) -> Any:
+        return self.source.get_tensor(self.name)
 
 
 @dataclass
@@ -59,11 +78,16 @@ class IdentityBank:
 
         stored = tokens.detach().to(self.location, getattr(torch, PRECISIONS[self.precision]))
         key = (character, _level(level), layer)
-        old = self._tokens.get(key)
-        self._tokens[key] = stored.contiguous() if old is None else torch.cat([old, stored], dim=1)
+        old = self._tensor(key)
+        self._tokens[key] = stored.contiguous() if old is None else torch.cat([old.to(self.location), stored], dim=1)
 
     def get(self, character: str, level: float, layer: str) -> Any | None:
-        return self._tokens.get((character, _level(level), layer))
+        return self._tensor((character, _level(level), layer))
+
+    def _tensor(self, key: tuple[str, float, str]) -> Any | None:
+        """The tensor under ``key``: in memory, or fetched from the bank's memory-mapped file."""
+        value = self._tokens.get(key)
+        return value.load() if isinstance(value, _Stored) else value
 
     def read(self, characters: Iterable[str], level: float, layer: str, device: Any, dtype: Any) -> Any | None:
         """The tokens of ``characters`` at (level, layer), concatenated and moved to ``device``/``dtype``:
@@ -74,7 +98,7 @@ class IdentityBank:
         """Like :meth:`read`, each character at its own recorded level (``{character: level}``)."""
         import torch
 
-        parts = [t for c, lv in levels.items() if (t := self._tokens.get((c, _level(lv), layer))) is not None]
+        parts = [t for c, lv in levels.items() if (t := self._tensor((c, _level(lv), layer))) is not None]
         if not parts:
             return None
         batch = max(p.shape[0] for p in parts)
@@ -93,7 +117,13 @@ class IdentityBank:
         return sorted(self._tokens)
 
     def nbytes(self, character: str | None = None) -> int:
-        return sum(t.numel() * t.element_size() for (c, _, _), t in self._tokens.items() if character in (None, c))
+        """Bytes of the tokens, wherever they are (memory or a mapped file)."""
+        return sum(_nbytes(t) for (c, _, _), t in self._tokens.items() if character in (None, c))
+
+    def resident_bytes(self) -> int:
+        """Bytes this bank holds in the process's own memory: its tensors that are not in a mapped
+        file (what a cache of banks must count; mapped pages are the OS's to drop)."""
+        return sum(_nbytes(t) for t in self._tokens.values() if not isinstance(t, _Stored))
 
     def merge(self, other: IdentityBank) -> None:
         """Take over ``other``'s characters (a panel with two characters reads two saved banks)."""
@@ -101,7 +131,7 @@ class IdentityBank:
         if clash:
             raise BankError(f"both banks hold character(s) {sorted(clash)}")
         for (c, s, layer), t in other._tokens.items():
-            self._tokens[(c, s, layer)] = t.to(self.location)
+            self._tokens[(c, s, layer)] = t if isinstance(t, _Stored) else t.to(self.location)
 
     def only(self, character: str) -> IdentityBank:
         out = IdentityBank(self.precision, self.location, dict(self.meta), self.indexed_by)
@@ -110,10 +140,11 @@ class IdentityBank:
 
     # ------------------------------------------------------------------ persistence
 
-    def to_bytes(self) -> bytes:
-        """safetensors bytes; the key index and ``meta`` go in its header. Deterministic — the same
-        bank always gives the same bytes, so the same asset hash — which is why the header is written
-        here with sorted keys (the safetensors library orders its metadata map arbitrarily)."""
+    def _chunks(self) -> Iterator[Any]:
+        """The safetensors file, piece by piece: the header, then each tensor's bytes as a view of the
+        tensor (no copy). Deterministic — the same bank always gives the same bytes, so the same
+        asset hash — which is why the header is written here with sorted keys (the safetensors
+        library orders its metadata map arbitrarily)."""
         index = self.keys()
         header: dict[str, Any] = {
             "__metadata__": {
@@ -123,20 +154,83 @@ class IdentityBank:
                 "meta": json.dumps(self.meta, sort_keys=True),
             }
         }
-        blobs, offset = [], 0
+        offset = 0
         for i, key in enumerate(index):
-            tensor = self._tokens[key].to("cpu").contiguous()
-            blob = tensor.reshape(-1).view(_uint8()).numpy().tobytes()
-            header[f"t{i}"] = {
-                "dtype": _ST_DTYPES[self.precision],
-                "shape": list(tensor.shape),
-                "data_offsets": [offset, offset + len(blob)],
-            }
-            blobs.append(blob)
-            offset += len(blob)
+            shape, size = _shape_and_bytes(self._tokens[key])
+            header[f"t{i}"] = {"dtype": _ST_DTYPES[self.precision], "shape": shape,
+                               "data_offsets": [offset, offset + size]}  # fmt: skip
+            offset += size
         text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
         text += b" " * (-len(text) % 8)  # the format aligns the data to 8 bytes
-        return len(text).to_bytes(8, "little") + text + b"".join(blobs)
+        yield len(text).to_bytes(8, "little") + text
+        for key in index:
+            tensor = self._tensor(key).to("cpu").contiguous()
+            yield memoryview(tensor.reshape(-1).view(_uint8()).numpy())  # one tensor at a time, as a view
+
+    def write_to(self, stream: Any) -> int:
+        """Stream the safetensors bytes into a binary file object; returns the byte count."""
+        return sum(stream.write(chunk) for chunk in self._chunks())
+
+    def to_bytes(self) -> bytes:
+        """The safetensors bytes in memory (small banks, tests; a real-size bank uses :meth:`save`)."""
+        buffer = io.BytesIO()
+        self.write_to(buffer)
+        return buffer.getvalue()
+
+    def sha256(self) -> str:
+        """The hash of :meth:`to_bytes`, computed by streaming (the bytes are never joined)."""
+        digest = hashlib.sha256()
+        for chunk in self._chunks():
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def save(self, folder: str | Path) -> str:
+        """Write the bank as ``<folder>/<sha256>.safetensors`` (atomically, streamed: one pass to hash,
+        one to write, never more than one tensor's bytes besides the bank itself); returns the hash,
+        the same :func:`write_bank_file` and the project's asset store give its bytes."""
+        digest = self.sha256()
+        path = bank_file(folder, digest)
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path, "the identity bank") as tmp, tmp.open("wb") as stream:
+                self.write_to(stream)
+        return digest
+
+    @classmethod
+    def open(cls, path: str | Path, *, location: str = "cpu", where: str = "identity bank") -> IdentityBank:
+        """A bank file memory-mapped (safetensors ``safe_open``): only the header is read now, and
+        each read fetches its one tensor from the map. Renders are bit-identical to a bank loaded
+        whole (:meth:`from_bytes`): the same bytes become the same tensors."""
+        from safetensors import safe_open
+
+        try:
+            check_regular_file(path, limit=MAX_BANK_FILE_BYTES, what="identity bank")  # no FIFO or device mapped
+            source = safe_open(str(path), framework="pt", device="cpu")
+            header = dict(source.metadata() or {})
+            bank = cls._from_header(header, location, where)
+            for i, (character, level, layer) in enumerate(json.loads(header["index"])):
+                name = f"t{i}"
+                view = source.get_slice(name)
+                count = 1
+                for dim in view.get_shape():
+                    count *= int(dim)
+                stored = _Stored(source, name, count * BYTES_PER_ELEMENT[bank.precision])
+                bank._tokens[(str(character), _level(level), str(layer))] = stored
+        except BankError:
+            raise
+        except UnsafeInputError as exc:
+            raise BankError(f"{where}: cannot read {path} ({exc.problem})") from exc
+        except Exception as exc:  # safetensors raises its own error types for damaged files
+            raise BankError(f"{where}: damaged or unreadable ({exc})") from exc
+        return bank
+
+    @classmethod
+    def _from_header(cls, header: dict[str, str], location: str, where: str) -> IdentityBank:
+        if header.get("format") not in (BANK_FORMAT, LEGACY_FORMAT):
+            raise BankError(f"{where}: not an identity bank (format {header.get('format')!r})")
+        indexed_by = "level" if header["format"] == BANK_FORMAT else "step"
+        meta = json.loads(header.get("meta", "{}"))
+        return cls(header.get("precision", "fp16"), location, meta, indexed_by)
 
     @classmethod
     def from_bytes(cls, data: bytes, *, location: str = "cpu", where: str = "identity bank") -> IdentityBank:
@@ -145,22 +239,14 @@ class IdentityBank:
         try:
             tensors = load(data)
             header = _header(data)
-            if header.get("format") not in (BANK_FORMAT, LEGACY_FORMAT):
-                raise BankError(f"{where}: not an identity bank (format {header.get('format')!r})")
-            index = json.loads(header["index"])
-            indexed_by = "level" if header["format"] == BANK_FORMAT else "step"
-            meta = json.loads(header.get("meta", "{}"))
-            bank = cls(header.get("precision", "fp16"), location, meta, indexed_by)
-            for i, (character, level, layer) in enumerate(index):
+            bank = cls._from_header(header, location, where)
+            for i, (character, level, layer) in enumerate(json.loads(header["index"])):
                 bank._tokens[(str(character), _level(level), str(layer))] = tensors[f"t{i}"].to(location)
         except BankError:
             raise
         except Exception as exc:  # safetensors raises its own error types for damaged bytes
             raise BankError(f"{where}: damaged or unreadable ({exc})") from exc
         return bank
-
-    def sha256(self) -> str:
-        return hashlib.sha256(self.to_bytes()).hexdigest()
 
     def by_level(self, unet_timesteps: list[float]) -> IdentityBank:
         """A version-1 bank (keyed by loop index) keyed by level instead: loop index ``i`` of the run
@@ -177,6 +263,16 @@ class IdentityBank:
 
 
 _ST_DTYPES = {"fp16": "F16", "bf16": "BF16", "fp32": "F32"}
+
+
+def _nbytes(value: Any) -> int:
+    return value.nbytes if isinstance(value, _Stored) else value.numel() * value.element_size()
+
+
+def _shape_and_bytes(value: Any) -> tuple[list[int], int]:
+    if isinstance(value, _Stored):
+        return [int(d) for d in value.source.get_slice(value.name).get_shape()], value.nbytes
+    return list(value.shape), _nbytes(value)
 
 
 def _level(value: float) -> float:
@@ -216,21 +312,50 @@ def write_bank_file(data: bytes, folder: str | Path) -> str:
     return digest
 
 
-MAX_BANK_FILE_BYTES = 1024**3
-"""Far above any bank (a few MB to a few hundred MB); the cap only stops a runaway read."""
+MAX_BANK_FILE_BYTES = 64 * 1024**3
+"""Far above any bank (≈2.6 GB per anchor at 1024², four anchors at most); the cap only refuses a
+runaway file. Banks this size are memory-mapped (:func:`open_bank_file`), never read whole."""
+
+MAX_BANK_READ_BYTES = 1024**3
+"""The most :func:`read_bank_file` takes into memory (banks a project stores are far smaller)."""
+
+_HASH_CHUNK = 8 * 1024**2
 
 
-def read_bank_file(folder: str | Path, digest: str) -> bytes:
+def read_bank_file(folder: str | Path, digest: str, *, limit: int = MAX_BANK_READ_BYTES) -> bytes:
+    """The bytes of bank ``digest``, whole (to store them in a project, whose asset limit is far
+    below ``limit``); jobs memory-map banks instead (:func:`open_bank_file`)."""
     if not _SHA.match(digest):
         raise BankError(f"bank {digest!r} is not a sha256 hash")
     path = bank_file(folder, digest)
     try:
-        data = read_bytes(path, limit=MAX_BANK_FILE_BYTES, what="identity bank")  # a FIFO there must not hang a job
+        data = read_bytes(path, limit=limit, what="identity bank")  # a FIFO there must not hang a job
     except UnsafeInputError as exc:
         raise BankError(f"bank {digest[:12]}…: cannot read {path} ({exc.problem})") from exc
     if hashlib.sha256(data).hexdigest() != digest:
         raise BankError(f"bank file {path} does not match its hash (damaged or replaced)")
     return data
+
+
+def open_bank_file(folder: str | Path, digest: str, *, location: str = "cpu") -> IdentityBank:
+    """Bank ``digest`` memory-mapped (:meth:`IdentityBank.open`) after checking the file against its
+    hash by streaming it (8 MiB at a time: the check never holds the file in memory)."""
+    if not _SHA.match(digest):
+        raise BankError(f"bank {digest!r} is not a sha256 hash")
+    path = bank_file(folder, digest)
+    hasher = hashlib.sha256()
+    try:
+        check_regular_file(path, limit=MAX_BANK_FILE_BYTES, what="identity bank")
+        with open_regular(path, what="identity bank") as stream:
+            while chunk := stream.read(_HASH_CHUNK):
+                hasher.update(chunk)
+    except UnsafeInputError as exc:
+        raise BankError(f"bank {digest[:12]}…: cannot read {path} ({exc.problem})") from exc
+    except OSError as exc:
+        raise BankError(f"bank {digest[:12]}…: cannot read {path} ({exc.strerror or exc})") from exc
+    if hasher.hexdigest() != digest:
+        raise BankError(f"bank file {path} does not match its hash (damaged or replaced)")
+    return IdentityBank.open(path, location=location, where=f"bank {digest[:12]}…")
 
 
 # ------------------------------------------------------------------ the memory formula

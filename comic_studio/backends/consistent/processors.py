@@ -1,7 +1,12 @@
 """Attention processors for consistent self-attention, one class per role, with explicit state.
 
-* :class:`BankWriteProcessor` (anchor images): computes plain self-attention and, at every banked step,
-  stores a random sample of the layer's input tokens in the :class:`IdentityBank`.
+* :class:`BankWriteProcessor` (anchor images): at every banked step stores a random sample of the
+  layer's input tokens in the :class:`IdentityBank`. A character's anchors render as one batch in
+  which, at the steps (and layers) the schedule marks consistent, every anchor also attends to the
+  other anchors' sampled tokens (StoryBooth §3.2.3: "identity images attend only to themselves and
+  other identity images"; StoryDiffusion's write phase renders its identity images as one batch
+  the same way), so several anchors bank one look, not independent ones. A lone anchor attends to
+  itself only: plain self-attention, exactly as before.
 * :class:`BankReadProcessor` (panels): at steps the schedule marks consistent, keys and values are the
   panel's own tokens plus the banked tokens of the characters present; queries stay the panel's own.
   Everywhere else it calls the layer's original processor, so a panel without banked characters is
@@ -48,11 +53,16 @@ class RunState:
     bank: IdentityBank
     characters: tuple[str, ...]
     """write: the one character being banked; read: the characters present in the panel."""
-    generator: Any = None
-    """write: the torch CPU generator choosing which tokens to keep (seeded per anchor)."""
+    generators: tuple[Any, ...] = ()
+    """write: one torch CPU generator per anchor of the batch (seeded per anchor), choosing which of
+    that anchor's tokens are kept (and shown to the other anchors)."""
     banked_steps: frozenset[int] = frozenset()
     plan: tuple[bool, ...] = ()
-    """read: one schedule decision per step of the N-step schedule."""
+    """One schedule decision per step of the N-step schedule (read; write: when anchors attend to
+    each other). Used when ``layer_plan`` is empty."""
+    layer_plan: tuple[tuple[bool, ...], ...] = ()
+    """Decisions ``[step][layer index]`` (:meth:`ConsistencySchedule.layer_plan`): one coin per layer
+    call, StoryDiffusion's granularity. Overrides ``plan`` when given."""
     levels: tuple[float, ...] = ()
     """The first-order timesteps of the job's N-step schedule, highest first (:func:`schedule_levels`)."""
     step: int = 0
@@ -61,7 +71,7 @@ class RunState:
     fresh: bool = True
     """write: whether this is the run's first UNet call at ``timestep`` (Heun repeats a level: the
     repeat must not append its tokens as if it were another anchor)."""
-    calls: dict[str, int] = field(default_factory=lambda: {"plain": 0, "write": 0, "read": 0})
+    calls: dict[str, int] = field(default_factory=lambda: {"plain": 0, "write": 0, "read": 0, "mutual": 0})
     lookups: dict[float, dict[str, float]] = field(default_factory=dict)
     """read: for every level the UNet ran at, the recorded level each character was read from."""
     _seen: set[float] = field(default_factory=set)
@@ -85,8 +95,13 @@ class RunState:
         self.fresh = level not in self._seen
         self._seen.add(level)
 
-    def consistent_now(self) -> bool:
-        return self.timestep is not None and self.step < len(self.plan) and self.plan[self.step]
+    def consistent_now(self, layer: int = 0) -> bool:
+        """Whether the patched layer number ``layer`` (processor order) uses consistency now."""
+        if self.timestep is None:
+            return False
+        if self.layer_plan:
+            return self.step < len(self.layer_plan) and self.layer_plan[self.step][layer]
+        return self.step < len(self.plan) and self.plan[self.step]
 
     def reading(self) -> dict[str, float]:
         """The recorded level to read for each banked character present, nearest to the current one."""
@@ -126,7 +141,9 @@ def unet_timesteps(scheduler: Any, steps: int) -> list[Any]:
 
 
 class _ConsistentProcessor:
-    def __init__(self, original: Any = None, layer: str = "", rate: float = 0.0, state: RunState | None = None):
+    def __init__(
+        self, original: Any = None, layer: str = "", rate: float = 0.0, state: RunState | None = None, index: int = 0
+    ):
         if state is None:
             # diffusers' load_ip_adapter / unload_ip_adapter rebuild every processor that is not theirs
             # as ``type(processor)()``: a consistent processor cannot exist without its job's state, so
@@ -140,6 +157,8 @@ class _ConsistentProcessor:
         self.layer = layer
         self.rate = rate
         self.state = state
+        self.index = index
+        """This layer's place among the patched layers (its column in ``RunState.layer_plan``)."""
 
     def _plain(
         self,
@@ -167,18 +186,38 @@ class BankWriteProcessor(_ConsistentProcessor):
         **kwargs: Any,
     ) -> Any:
         state = self.state
-        recording = state.timestep is not None and state.fresh and state.step in state.banked_steps
-        if recording and hidden_states.ndim == 3 and encoder_hidden_states is None:
-            import torch
+        generators = state.generators or (None,)
+        anchors = len(generators)
+        shaped = hidden_states.ndim == 3 and encoder_hidden_states is None
+        recording = shaped and state.timestep is not None and state.fresh and state.step in state.banked_steps
+        mutual = (shaped and anchors > 1 and attention_mask is None and attn.group_norm is None
+                  and attn.spatial_norm is None and state.consistent_now(self.index))  # fmt: skip
+        count = sampled_tokens(hidden_states.shape[1], self.rate) if shaped else 0
+        if not count or not (recording or mutual):
+            return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb, args, kwargs)
+        import torch
 
-            count = sampled_tokens(hidden_states.shape[1], self.rate)
-            if count:
-                keep = torch.randperm(hidden_states.shape[1], generator=state.generator)[:count]
-                state.bank.put(
-                    state.characters[0], state.timestep, self.layer, hidden_states[:, keep.to(hidden_states.device)]
-                )
-                state.calls["write"] += 1
-        return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb, args, kwargs)
+        rows = hidden_states.shape[0]
+        if rows % anchors:
+            raise ValueError(f"consistent write: a batch of {rows} rows is not {anchors} anchors per CFG half")
+        # Rows are [CFG half 0: anchor 0..M−1, half 1: anchor 0..M−1] (diffusers repeats each prompt's
+        # embeddings per image, then stacks the halves), so anchor a's rows are a, a+M, …
+        device = hidden_states.device
+        keep = [torch.randperm(hidden_states.shape[1], generator=g)[:count].to(device) for g in generators]
+        samples = [hidden_states[a::anchors][:, keep[a]] for a in range(anchors)]
+        if recording:
+            for sample in samples:  # in anchor order: the bank appends each anchor's tokens along n
+                state.bank.put(state.characters[0], state.timestep, self.layer, sample)
+            state.calls["write"] += 1
+        if not mutual:
+            return self._plain(attn, hidden_states, encoder_hidden_states, attention_mask, temb, args, kwargs)
+        # Each anchor's queries see all of its own tokens plus the other anchors' sampled tokens — the
+        # very samples the bank keeps (StoryDiffusion's write mask: own image whole, others sampled).
+        others = torch.stack(
+            [torch.cat([samples[b][r // anchors] for b in range(anchors) if b != r % anchors]) for r in range(rows)]
+        )
+        state.calls["mutual"] += 1
+        return consistent_attention(attn, hidden_states, others)
 
 
 class BankReadProcessor(_ConsistentProcessor):
@@ -193,7 +232,7 @@ class BankReadProcessor(_ConsistentProcessor):
         **kwargs: Any,
     ) -> Any:
         state = self.state
-        usable = (state.consistent_now() and self.rate > 0 and hidden_states.ndim == 3
+        usable = (state.consistent_now(self.index) and self.rate > 0 and hidden_states.ndim == 3
                   and encoder_hidden_states is None and attention_mask is None
                   and attn.group_norm is None and attn.spatial_norm is None)  # fmt: skip
         banked = None
@@ -270,10 +309,13 @@ def installed(unet: Any, state: RunState, strengths: dict[str, float]) -> Iterat
     role: Callable[..., Any] = BankWriteProcessor if state.phase == "write" else BankReadProcessor
     original = dict(unet.attn_processors)
     layers = decoder_self_attention_layers(unet)
+    order = [name for name in original if name in layers]  # the columns of ``state.layer_plan``
+    if state.layer_plan and any(len(row) != len(order) for row in state.layer_plan):
+        raise ValueError(f"the layer plan has no column for each of the {len(order)} patched layers")
     patched = {
-        name: role(proc, name.removesuffix(".processor"), strengths[layers[name]], state)
-        for name, proc in original.items() if name in layers
-    }  # fmt: skip
+        name: role(original[name], name.removesuffix(".processor"), strengths[layers[name]], state, index)
+        for index, name in enumerate(order)
+    }
     unet.set_attn_processor({**original, **patched})  # set_attn_processor consumes its dict: give copies
     hook = unet.register_forward_pre_hook(_timestep_hook(state), with_kwargs=True)
     try:

@@ -219,21 +219,39 @@ def _single_file_encoder(path: Path, dtype: Any, config: Path | None) -> Any:
     )
 
 
-def character_embedding(
-    encoder: ImageEncoder, cache: ReferenceCache, refs: Sequence[str], images: dict[str, bytes]
-) -> Any | None:
-    """The mean embedding of a character's references on one adapter; ``None`` without any."""
+MULTI_REFERENCE = ("images", "mean-patches")
+"""How several references of one character on one adapter combine (setting ``multi_reference``).
+
+``images`` (default): each reference is its own image on the adapter, under the character's mask, at
+1/k of the character's scale for k references — the references are combined after the Resampler,
+as RaCig combines them (its ``stack``/``average`` methods both act on Resampler tokens, never on ViT
+patches), and the character's total strength does not grow with the number of references.
+``mean-patches``: the ViT patch tokens averaged before the Resampler (the app before issue 15: a
+blurred "mean photo" of differently framed pictures; kept to reproduce older panels)."""
+
+
+def character_embeddings(
+    encoder: ImageEncoder,
+    cache: ReferenceCache,
+    refs: Sequence[str],
+    images: dict[str, bytes],
+    method: str = "images",
+) -> list[Any]:
+    """A character's references on one adapter as the images to condition it with (see
+    :data:`MULTI_REFERENCE`): one embedding per reference, or their patch mean; ``[]`` without any."""
     import torch
 
+    if method not in MULTI_REFERENCE:
+        raise GenerationError(f"racig setting 'multi_reference': {method!r} is not one of {list(MULTI_REFERENCE)}")
     missing = [r for r in refs if r not in images]
     if missing:
         raise GenerationError(
             f"racig: reference image {missing[0][:12]}… is not in the request (setting 'reference_images')"
         )
-    if not refs:
-        return None
     embeds = [cache.get(encoder.cache_id, r, lambda r=r: encoder.embed(images[r])) for r in refs]
-    return torch.stack(embeds).mean(0)
+    if method == "mean-patches" and embeds:
+        return [torch.stack(embeds).mean(0)]
+    return embeds
 
 
 # ------------------------------------------------------------------------------ adapters on the UNet
@@ -288,8 +306,8 @@ class RegionalInputs:
 
 def regional_inputs(face: Sequence[tuple[Any, np.ndarray, float]], body: Sequence[tuple[Any, np.ndarray, float]],
                     negative: Any, guidance: bool) -> RegionalInputs:  # fmt: skip
-    """``face``/``body``: one ``(embedding [tokens, width], mask (H, W), scale)`` per character that has
-    references for that adapter. Builds ``ip_adapter_image_embeds`` (``[2 or 1, n, tokens, width]``,
+    """``face``/``body``: one ``(embedding [tokens, width], mask (H, W), scale)`` per reference image on
+    that adapter (a character's several references each under its mask). Builds ``ip_adapter_image_embeds`` (``[2 or 1, n, tokens, width]``,
     negatives first under CFG), ``ip_adapter_masks`` and per-image scales."""
     import torch
 

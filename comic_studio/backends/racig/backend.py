@@ -13,6 +13,7 @@ With no reference images at all no adapter is attached and the call is exactly a
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from comic_studio.backends._diffusers.inputs import check_denoising_steps, fit, 
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
+from comic_studio.backends._diffusers.regional_prompts import RegionalText, apply_regional_prompts, regional_text
 from comic_studio.backends._diffusers.schedulers import RACIG_SCHEDULER, scheduler_names
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
@@ -111,6 +113,11 @@ class RacigBackend(DiffusersBackend):
                                    "annotator: the original annotator's thinner lines, for ControlNets trained on those."},
             "face_scale": {"type": "float", "default": 0.7, "min": 0.0, "max": 2.0, "label": "Face reference strength"},
             "body_scale": {"type": "float", "default": 0.6, "min": 0.0, "max": 2.0, "label": "Outfit reference strength"},
+            "multi_reference": {"type": "choice", "default": "images", "choices": list(ipa.MULTI_REFERENCE),
+                                "label": "Several references",
+                                "help": "images: each reference its own image under the character's mask, sharing the "
+                                        "character's strength (combined after the Resampler, as RaCig); mean-patches: "
+                                        "the pictures averaged before it (older panels)."},
             "character_scales": {"type": "str", "default": "", "max_length": 20_000, "label": "Per-character strengths",
                                  "help": 'JSON {"character id": {"face": 0.8, "body": 0.5}}; wins over the character\'s own strength; missing values use that, else the panel\'s.'},
             "top_k": {"type": "int", "default": 5, "min": 1, "max": 50, "label": "Pose candidates (top-k)"},
@@ -121,6 +128,12 @@ class RacigBackend(DiffusersBackend):
             "mask_dilation": {"type": "float", "default": 0.01, "min": 0.0, "max": 0.1, "label": "Mask dilation",
                               "help": "Grow head/body masks by this fraction of the panel's shorter side."},
             "character_prompts": {"type": "bool", "default": False, "label": "Add character descriptions to the prompt"},
+            # RaCig gives each character region its own prompt and the background its own (racig/pipeline.py,
+            # IPAttnProcessor2_0_RP*): on by default, as in RaCig. Off: one global prompt (before issue 15).
+            "regional_prompts": {"type": "bool", "default": True, "label": "Regional prompts",
+                                 "help": "Each character's region reads the prompt with the names replaced by a neutral "
+                                         "tag plus its own description, the background the prompt without identities: "
+                                         "descriptions stop bleeding between characters."},
             "reference_images": {"type": "str", "default": "", "max_length": IMAGE_SETTING_MAX, "label": "Reference images",
                                  "help": "JSON {asset hash: PNG data URI} for every face/body reference (filled by the app)."},
             "mode": {"type": "choice", "default": "generate", "choices": ["generate", "tryon"], "label": "Mode"},
@@ -253,14 +266,15 @@ class RacigBackend(DiffusersBackend):
             with vae_tiling(pipe.vae, vae_tiles(settings["vae_tiling"], call["width"], call["height"])):
                 if not face and not body:
                     self.place(pipe)
-                    apply_long_prompt(pipe, call)
-                    return pipe(**call, callback_on_step_end=reporter).images[0]
-                return self._run_with_adapters(pipe, call, settings, face, body, negative, reporter)
+                    with _text(pipe, call, request, settings, cond):
+                        return pipe(**call, callback_on_step_end=reporter).images[0]
+                return self._run_with_adapters(pipe, call, request, settings, cond, face, body, negative, reporter)
         finally:
             loras.remove()
 
-    def _run_with_adapters(self, pipe: Any, call: dict[str, Any], settings: dict[str, Any], face: list[Any],
-                           body: list[Any], negative: Any, reporter: Any) -> Any:  # fmt: skip
+    def _run_with_adapters(self, pipe: Any, call: dict[str, Any], request: GenerationRequest,
+                           settings: dict[str, Any], cond: Conditioning, face: list[Any], body: list[Any],
+                           negative: Any, reporter: Any) -> Any:  # fmt: skip
         inputs = ipa.regional_inputs(face, body, negative, settings["guidance"] > 1.0)
         states = (
             self._adapter_state(settings["ip_adapter_face"], "ip_adapter_face"),
@@ -271,21 +285,23 @@ class RacigBackend(DiffusersBackend):
         # hooks installed afterwards cover the adapters like every other layer.
         with ipa.attached_adapters(pipe, *states):
             self.place(pipe)
-            apply_long_prompt(pipe, call)
+            stack = _text(pipe, call, request, settings, cond)
             # Cached embeddings are CPU float32; they go where the UNet computes (the execution
             # device: under offload the UNet's own device is the CPU or `meta`), in its precision.
             device = pipe._execution_device
             inputs.image_embeds = [e.to(device=device, dtype=pipe.unet.dtype) for e in inputs.image_embeds]
             ipa.set_regional_scales(pipe.unet, inputs.scales)
-            images = pipe(**call, ip_adapter_image_embeds=inputs.image_embeds,
-                          cross_attention_kwargs={"ip_adapter_masks": inputs.masks},
-                          callback_on_step_end=reporter).images  # fmt: skip
+            with stack:  # inside the adapters: the wrapped attn2 processors are the adapters' own
+                images = pipe(**call, ip_adapter_image_embeds=inputs.image_embeds,
+                              cross_attention_kwargs={"ip_adapter_masks": inputs.masks},
+                              callback_on_step_end=reporter).images  # fmt: skip
         return images[0]
 
     def _regional_items(
         self, request: GenerationRequest, settings: dict[str, Any], cond: Conditioning
     ) -> tuple[list[Any], list[Any], Any]:
-        """Per adapter, ``(embedding, mask, scale)`` of each character it conditions, and the negative
+        """Per adapter, ``(embedding, mask, scale)`` of each reference image it conditions with (a
+        character's references share its mask and strength: ``multi_reference``), and the negative
         embedding (``None`` without references). The image encoder leaves the GPU before denoising."""
         refs = [(c.face_refs, c.body_refs) for c in request.characters]
         if not any(f or b for f, b in refs):
@@ -310,11 +326,14 @@ class RacigBackend(DiffusersBackend):
                 ("face", c.face_refs, cond.head_masks, face),
                 ("body", c.body_refs, cond.body_masks, body),
             ):
-                embedding = ipa.character_embedding(encoder, self.embeddings, refs_i, images)
+                embeddings = ipa.character_embeddings(
+                    encoder, self.embeddings, refs_i, images, settings["multi_reference"]
+                )
                 scale = ipa.character_scale(mine.get(kind), getattr(c, f"{kind}_scale"), settings[f"{kind}_scale"])
-                # A character with no references here, an empty mask or scale 0 is left out entirely.
-                if embedding is not None and masks[i].any() and scale > 0:
-                    items.append((embedding, masks[i], scale))
+                # A character with no references here, an empty mask or scale 0 is left out entirely;
+                # k references are k images under the same mask at 1/k of the scale each.
+                if embeddings and masks[i].any() and scale > 0:
+                    items += [(embedding, masks[i], scale / len(embeddings)) for embedding in embeddings]
         return face, body
 
     def _tryon_body(
@@ -461,6 +480,22 @@ def _weights_format(folder: Path, what: str) -> bool:
         return folder_uses_safetensors(folder, what)
     except ValueError as exc:
         raise GenerationError(f"racig: {exc}") from exc
+
+
+def _text(
+    pipe: Any, call: dict[str, Any], request: GenerationRequest, settings: dict[str, Any], cond: Conditioning
+) -> Any:
+    """The job's text conditioning, set in ``call`` (after the LoRAs and the offload hooks: the text
+    encoders may be patched, and run where the hooks put them). Returns the context to denoise in:
+    with ``regional_prompts`` and characters present, each region's own prompt under its mask
+    (:mod:`.._diffusers.regional_prompts`); otherwise the global prompt, as a stock call."""
+    if not settings["regional_prompts"] or not request.characters:
+        apply_long_prompt(pipe, call)
+        return contextlib.nullcontext()
+    masks = [cond.head_masks[i] | cond.body_masks[i] for i in range(len(request.characters))]
+    regions: RegionalText = apply_regional_prompts(pipe, call, request, masks)
+    models = [pipe.unet] + ([pipe.controlnet] if getattr(pipe, "controlnet", None) is not None else [])
+    return regional_text(models, regions)
 
 
 def _prompt(request: GenerationRequest, with_characters: bool) -> str:

@@ -29,7 +29,7 @@ from comic_studio.generation.models.sdxl_config import (
     read_safetensors_shapes,
     shared_vocabulary,
 )
-from comic_studio.weights.architecture import bundled_config
+from comic_studio.weights.architecture import bundled_config, key_prefix
 
 log = logging.getLogger(__name__)
 
@@ -275,12 +275,36 @@ def load_single_file_model(kind: str, path: Path, config: Path, dtype: str) -> A
     if problem:
         raise ModelLoadError(f"{path}: not usable as this {kind} ({problem})")
     cls = getattr(diffusers, SINGLE_FILE_CLASSES[kind])
+    prefix = key_prefix(read_safetensors_shapes(path), kind)
+    if prefix:  # a training checkpoint (RaCig's ControlNet): its model's keys, the prefix stripped
+        return _load_prefixed(cls, path, config, dtype, prefix)
     try:
         model = cls.from_single_file(str(path), config=str(config), torch_dtype=torch_dtype(dtype),
                                      local_files_only=True)  # fmt: skip
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         raise ModelLoadError(f"{path}: cannot load this single-file {kind}: {exc}") from exc
     return model.eval()
+
+
+def _load_prefixed(cls: Any, path: Path, config: Path, dtype: str, prefix: str) -> Any:
+    """``cls`` built from ``config`` with the tensors of ``path`` under ``prefix`` (stripped), exactly
+    and strictly (RaCig's own loader: ``load_state_dict(strict=True)``). The model is built on the
+    ``meta`` device and takes the file's tensors as they are: no random initialisation, no second
+    copy of the weights."""
+    import torch
+    from safetensors import safe_open
+
+    try:
+        with torch.device("meta"):
+            model = cls.from_config(cls.load_config(str(config)))
+        with safe_open(str(path), framework="pt", device="cpu") as weights:
+            state = {
+                name[len(prefix) :]: weights.get_tensor(name) for name in weights.keys() if name.startswith(prefix)
+            }
+        model.load_state_dict(state, strict=True, assign=True)
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: cannot load the {prefix.rstrip('.')} in this file: {exc}") from exc
+    return model.to(torch_dtype(dtype)).eval()
 
 
 def _load_component(source: SdxlSource, name: str, dtype: str, device: str, light: dict[str, Any]) -> Any:
