@@ -340,6 +340,14 @@ TITLES_SHE = frozenset(
     {"Mrs", "Ms", "Miss", "Lady", "Queen", "Princess", "Mother", "Sister", "Aunt", "Madame", "Señora", "Frau", "Mme"}
 )
 
+# Ranks and roles written before a name ("Captain Elias Grey"): a title, not part of the name, and
+# no gender. "Captain Elias Grey", "Elias" and "Grey" are then one person.
+TITLES_NEUTRAL = frozenset(
+    """Captain Capt Sergeant Sgt Lieutenant Lt Colonel Col General Gen Major Commander Cmdr Admiral
+    Detective Det Inspector Constable Officer Agent Doctor Dr Professor Prof Judge Chief Nurse Coach
+    Private Corporal Cpl Marshal Sheriff Deputy Governor Senator President Mayor Reverend Rev""".split()
+)
+
 # Capitalised words that are never character names (sentence starters, function words, etc.).
 STOPWORDS = frozenset(
     """i a an the this that these those there then when while where why how what who whom whose

@@ -24,6 +24,7 @@ from comic_studio.parsing.lexicon import (
     SPEECH_VERBS,
     STOPWORDS,
     TITLES_HE,
+    TITLES_NEUTRAL,
     TITLES_SHE,
     WEEKDAYS,
 )
@@ -134,7 +135,9 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
         if tb:
             title, at_start = tb.group(1) + ".", False
         while words and (
-            words[0] in TITLES_HE or words[0] in TITLES_SHE or words[0].rstrip(".") in ("Dr", "Prof", "Capt")
+            words[0] in TITLES_HE
+            or words[0] in TITLES_SHE
+            or (words[0].rstrip(".") in TITLES_NEUTRAL and (len(words) > 1 or words[0].endswith(".")))
         ):
             title = words.pop(0)
             at_start = False

@@ -22,9 +22,10 @@ from comic_studio.parsing.cues import (
     is_time_jump,
     place_intro,
 )
+from comic_studio.parsing.forms import StoryForm, detect_form, story_form
 from comic_studio.parsing.lexicon import ACTION_VERBS, IRREGULAR_PAST, SKIPPABLE, SPEECH_VERBS, VERB_BASES
 from comic_studio.parsing.mentions import CharacterIndex, Token, tokenize
-from comic_studio.parsing.names import find_proper_names, most_mentioned, names_left_out
+from comic_studio.parsing.names import NameCandidate, find_proper_names, most_mentioned, names_left_out
 from comic_studio.parsing.pronouns import PronounResolver
 from comic_studio.parsing.schema import MAX_SUGGESTIONS, CharacterSuggestion, ParsedStory, provisional_id
 from comic_studio.parsing.text import (
@@ -72,7 +73,13 @@ class _SceneState:
 
 
 class RuleParser:
+    """``form``: "auto" (default: :func:`~comic_studio.parsing.forms.detect_form` decides), "prose",
+    "comic" (a comic full script) or "screenplay" (Fountain or loose screenplay text)."""
+
     name = "rules"
+
+    def __init__(self, form: str | StoryForm = StoryForm.AUTO):
+        self.form = story_form(form)
 
     def parse(
         self,
@@ -82,7 +89,12 @@ class RuleParser:
         progress: ProgressCallback | None = None,
         cancel: CancelCallback | None = None,
     ) -> ParsedStory:
-        return _Run(characters, progress, cancel).run(story_text)
+        form = detect_form(story_text) if self.form is StoryForm.AUTO else self.form
+        if form is StoryForm.PROSE:
+            return _Run(characters, progress, cancel).run(story_text)
+        from comic_studio.parsing.scripts import run_script  # the script forms' assembly
+
+        return run_script(_Run(characters, progress, cancel), story_text, form)
 
 
 class _Run:
@@ -120,25 +132,36 @@ class _Run:
         if self.progress:
             self.progress(1.0)
         self._link_suggestions(suggestions)
+        return self.result(title, suggestions, StoryForm.PROSE)
+
+    def result(self, title: str, suggestions: list[CharacterSuggestion], form: StoryForm) -> ParsedStory:
         return ParsedStory(
             title=_clip(title, 200),
             scenes=self.scenes,
             suggestions=suggestions,
             parser="rules",
+            form=form.value,
             warnings=self.warnings[:10_000],
         )
 
-    def _suggest(self, text: str) -> list[CharacterSuggestion]:
-        """Unknown proper names become suggested characters with provisional ``new:`` ids."""
+    def library_names(self) -> set[str]:
+        """Every name and alias of the library, and the capitalised words of each."""
         exclude: set[str] = set()
         for c in self.library:
             for n in c.all_names():
                 exclude.add(n)
                 exclude.update(w for w in n.split() if w[:1].isupper())
+        return exclude
+
+    def _suggest(self, text: str) -> list[CharacterSuggestion]:
+        """Unknown proper names become suggested characters with provisional ``new:`` ids."""
+        return self.suggest(find_proper_names(text, self.library_names()))
+
+    def suggest(self, found: list[NameCandidate]) -> list[CharacterSuggestion]:
+        """Suggested characters (provisional ``new:`` ids) for ``found``; builds the name index."""
         suggestions: list[CharacterSuggestion] = []
         provisional: list[Character] = []
         used = {c.id for c in self.library}
-        found = find_proper_names(text, exclude)
         kept = most_mentioned(found, MAX_SUGGESTIONS - len(self.library))
         if len(kept) < len(found):
             self.warnings.append(names_left_out(len(found), len(kept)))
