@@ -102,12 +102,10 @@ def is_cue_line(line: str) -> bool:
 def detect_form(text: str) -> StoryForm:
     """Prose, comic script or screenplay, by counting each form's own marks (see the module doc)."""
     pages = panels = headings = transitions = cues = inline = lines = 0
-    previous_blank = True
     rows = text.replace("\r\n", "\n").split("\n")
     for k, row in enumerate(rows[:20_000]):  # the opening of a long text is enough to tell
         s = row.strip()
         if not s:
-            previous_blank = True
             continue
         lines += 1
         if PAGE_HEADING.match(s) and len(s) < 60:
@@ -118,11 +116,10 @@ def detect_form(text: str) -> StoryForm:
             headings += 1
         elif TRANSITION.match(s):
             transitions += 1
-        elif previous_blank and is_cue_line(s) and k + 1 < len(rows) and rows[k + 1].strip():
-            cues += 1
+        elif is_cue_line(s) and k + 1 < len(rows) and rows[k + 1].strip() and not is_cue_line(rows[k + 1]):
+            cues += 1  # loose text may skip the blank line above a cue
         elif _INLINE_CUE.match(s):
             inline += 1
-        previous_blank = False
     if panels >= 2 or (pages >= 1 and panels >= 1):
         return StoryForm.COMIC
     if headings >= 1 and cues + transitions + inline >= 2 or cues >= 3 and cues * 6 >= lines:

@@ -50,9 +50,11 @@ def read_screenplay(text: str) -> tuple[str, list[ScriptElement]]:
     text = _NOTE.sub(keep_note, text)
     title, body = _title_page(text)
     out: list[ScriptElement] = []
+    rows_all = body.split("\n")
+    names = {cue_name(r)[0].upper() for r in rows_all if is_cue_line(r)}
+    names |= {m["cue"].strip().upper() for r in rows_all if (m := _INLINE_LINE.match(r.strip()))}
     for paragraph in re.split(r"\n[ \t]*\n", body):
-        rows = [r for r in paragraph.split("\n")]
-        _paragraph(rows, out, notes)
+        _paragraph(paragraph.split("\n"), out, notes, names)
     return title, [e for e in out if e.kind == "scene" or e.text.strip()]
 
 
@@ -77,7 +79,8 @@ def _title_page(text: str) -> tuple[str, str]:
     return title, "\n".join(lines[k:])
 
 
-def _paragraph(rows: list[str], out: list[ScriptElement], notes: list[str]) -> None:
+def _paragraph(rows: list[str], out: list[ScriptElement], notes: list[str], names: set[str]) -> None:
+    """One block of rows between blank lines; ``names``: every cue name of the text, in capitals."""
     k = 0
     action: list[str] = []
 
@@ -117,7 +120,7 @@ def _paragraph(rows: list[str], out: list[ScriptElement], notes: list[str]) -> N
         nxt = rows[k].strip() if k < len(rows) else ""
         if is_cue_line(s) and nxt and not is_cue_line(nxt) and not SCENE_HEADING.match(nxt):
             flush_action()
-            k = _dialogue(s, rows, k, out, notes)
+            k = _dialogue(s, rows, k, out, notes, names if k > 1 else set())
             continue
         inline = _INLINE_LINE.match(s)
         if inline and any(c.isalpha() for c in inline["cue"]):
@@ -158,9 +161,13 @@ def _scene(line: str) -> ScriptElement:
     return ScriptElement("scene", title=title, setting=place.strip().lower(), time_of_day=time.strip().lower())
 
 
-def _dialogue(cue: str, rows: list[str], k: int, out: list[ScriptElement], notes: list[str]) -> int:
+def _dialogue(cue: str, rows: list[str], k: int, out: list[ScriptElement], notes: list[str], loose: set[str]) -> int:
     """The dialogue block under ``cue`` (rows from ``k``): one line element per run of speech, a
-    parenthetical changing the kind of what follows it. Returns the next row to read."""
+    parenthetical changing the kind of what follows it. Returns the next row to read.
+
+    ``loose``: the cue had no blank line above it (loose text), and these are the story's speakers:
+    the block then also ends at a ``NAME: line`` row or at a row that opens with a speaker's name
+    in name case ("Sally sits beside him."): action that was typed without a blank line."""
     name, extension = cue_name(cue)
     base_kind, off = voice_of(extension)
     kind = base_kind
@@ -189,6 +196,8 @@ def _dialogue(cue: str, rows: list[str], k: int, out: list[ScriptElement], notes
         if is_cue_line(s) and k + 1 < len(rows) and rows[k + 1].strip() and not s.startswith("("):
             break  # loose text: the next speaker without a blank line
         if SCENE_HEADING.match(s) and s.upper() == s:
+            break
+        if loose and words and (_INLINE_LINE.match(s) or (s.split()[0].upper() in loose and not s.isupper())):
             break
         k += 1
         if s.startswith("(") and s.endswith(")"):

@@ -42,6 +42,7 @@ _TITLE_BEFORE = re.compile(r"\b(Mr|Mrs|Ms|Miss|Dr|Prof|Capt|Mme|Sir|Lady)\.?\s+$
 _NEXT_WORD = re.compile(r"[ \t]+([a-z]+)\b")
 _ABBREVIATED_TITLES = frozenset({"Mr", "Mrs", "Ms", "Dr", "Prof", "Capt", "Mme"})
 _PRONOUN_WORDS = re.compile(r"\b(he|him|his|himself|she|her|hers|herself)\b", re.I)
+_OWN_PRONOUNS = frozenset({"his", "himself", "hers", "herself"})
 _SENTENCE = re.compile(r"[^.!?…\n]+[.!?…]*")
 
 PALETTE = [
@@ -226,8 +227,15 @@ def _infer_pronouns(text: str, candidates: list[NameCandidate]) -> None:
     )
     sentences = [s.group() for s in _SENTENCE.finditer(text)]
     names = [{lookup[m.group(1)].name for m in pattern.finditer(sent)} for sent in sentences]
-    genders = [{PRONOUNS[w.lower()][0] for w in _PRONOUN_WORDS.findall(sent)} for sent in sentences]
+    found = [_PRONOUN_WORDS.findall(sent) for sent in sentences]
+    genders = [{PRONOUNS[w.lower()][0] for w in words} for words in found]
+    # In a sentence that names the person again, "him"/"she" is someone else ("Sally sits beside
+    # him"); only a possessive or reflexive there can be theirs.
+    own = [{PRONOUNS[w.lower()][0] for w in words if w.lower() in _OWN_PRONOUNS} for words in found]
     by_name = {c.name: c for c in candidates}
+
+    def heard(i: int, name: str) -> set[str]:
+        return own[i] if name in names[i] else genders[i]
 
     def tally(votes: dict[str, Counter[str]]) -> bool:
         changed = False
@@ -242,18 +250,20 @@ def _infer_pronouns(text: str, candidates: list[NameCandidate]) -> None:
 
     votes: dict[str, Counter[str]] = {c.name: Counter() for c in candidates}
     for i in range(1, len(sentences)):
-        if len(names[i - 1]) == 1 and len(genders[i]) == 1:
-            votes[next(iter(names[i - 1]))][next(iter(genders[i]))] += 1
+        if len(names[i - 1]) == 1:
+            name = next(iter(names[i - 1]))
+            if len(heard(i, name)) == 1:
+                votes[name][next(iter(heard(i, name)))] += 1
     tally(votes)
     for _ in range(3):  # elimination may unlock further names
         votes = {c.name: Counter() for c in candidates}
         for i in range(1, len(sentences)):
             unknown = [n for n in names[i - 1] if by_name[n].pronouns is None]
-            if len(unknown) != 1 or not genders[i]:
+            if len(unknown) != 1 or not heard(i, unknown[0]):
                 continue
             recent = names[i - 1] | names[i] | (names[i - 2] if i >= 2 else set())
             taken = {by_name[n].pronouns.value for n in recent if by_name[n].pronouns is not None}  # type: ignore[union-attr]
-            left = genders[i] - taken
+            left = heard(i, unknown[0]) - taken
             if len(left) == 1:
                 votes[unknown[0]][left.pop()] += 1
         if not tally(votes):

@@ -260,7 +260,11 @@ class _ScriptRun:
         elif el.kind == "line":
             sid = self.speaker(el.speaker)
             line = DialogueLine(speaker_id=sid, text=el.text[:5_000], kind=el.dialogue_kind, off_panel=el.off_panel)
-            run._attach(line, [], [])
+            last = st.scene.beats[-1] if st.scene.beats else None
+            if el.off_panel and last is not None and len(last.dialogue) < 4:
+                last.dialogue.append(line)  # a voice from off-screen is heard in the panel on screen
+            else:
+                run._attach(line, [], [])
             if sid is None:
                 run.warnings.append(f"{el.speaker!r}: a speaker the parser could not name")
 
