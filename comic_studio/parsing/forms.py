@@ -84,8 +84,11 @@ SCENE_HEADING = re.compile(
     re.I,
 )
 TRANSITION = re.compile(r"^\s*(?:[A-Z0-9 .'’\-]+ TO:|FADE (?:IN|OUT)[:.]?|CUT TO BLACK\.?|>\s*[^<]+)\s*$")
-_CUE = re.compile(r"^\s*@?[A-Z][A-Z0-9 .'’\-]{0,40}(?:\s*\([^)]*\))*\s*\^?\s*$")
-_INLINE_CUE = re.compile(r"^\s*(?:\d+[.)]\s*)?[A-Z][A-Z0-9 .'’\-]{0,40}(?:\s*\([^)]*\))?\s*:\s*\S")
+# A name in a cue: letters of any script, digits, spaces, dots, apostrophes, hyphens; whether it is
+# in capitals is checked with str.isupper (the regex alone cannot say "upper case" beyond ASCII).
+CUE_NAME = r"[^\W\d_][\w .'’\-]{0,40}?"
+_CUE = re.compile(rf"^\s*@?(?P<name>{CUE_NAME})\s*(?:\([^)]*\)\s*)*\^?\s*$")
+_INLINE_CUE = re.compile(rf"^\s*(?:\d+[.)]\s*)?(?P<name>{CUE_NAME})\s*(?:\([^)]*\))?\s*:\s*\S")
 
 
 def is_cue_line(line: str) -> bool:
@@ -93,10 +96,17 @@ def is_cue_line(line: str) -> bool:
     s = line.strip()
     if s.startswith("@") and len(s) > 1:
         return True
-    if not _CUE.match(s) or TRANSITION.match(s) or SCENE_HEADING.match(s):
+    m = _CUE.match(s)
+    if not m or TRANSITION.match(s) or SCENE_HEADING.match(s):
         return False
-    name = s.split("(")[0].strip().rstrip("^").strip()
-    return any(c.isalpha() for c in name) and len(name.split()) <= 4 and not name.endswith((".", "!", "?"))
+    name = m["name"].strip()
+    return name.isupper() and len(name.split()) <= 4 and not name.endswith((".", "!", "?"))
+
+
+def is_inline_cue(line: str) -> bool:
+    """``NAME: text`` or ``NAME (OFF): text`` with the name in capitals (radio-play and loose scripts)."""
+    m = _INLINE_CUE.match(line)
+    return m is not None and m["name"].strip().isupper()
 
 
 def detect_form(text: str) -> StoryForm:
@@ -118,7 +128,7 @@ def detect_form(text: str) -> StoryForm:
             transitions += 1
         elif is_cue_line(s) and k + 1 < len(rows) and rows[k + 1].strip() and not is_cue_line(rows[k + 1]):
             cues += 1  # loose text may skip the blank line above a cue
-        elif _INLINE_CUE.match(s):
+        elif is_inline_cue(s):
             inline += 1
     if panels >= 2 or (pages >= 1 and panels >= 1):
         return StoryForm.COMIC

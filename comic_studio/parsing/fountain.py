@@ -20,7 +20,16 @@ from __future__ import annotations
 import re
 
 from comic_studio.core.model import DialogueKind
-from comic_studio.parsing.forms import SCENE_HEADING, TRANSITION, ScriptElement, cue_name, is_cue_line, voice_of
+from comic_studio.parsing.forms import (
+    CUE_NAME,
+    SCENE_HEADING,
+    TRANSITION,
+    ScriptElement,
+    cue_name,
+    is_cue_line,
+    is_inline_cue,
+    voice_of,
+)
 from comic_studio.parsing.text import match_heading
 
 _BONEYARD = re.compile(r"/\*.*?\*/", re.S)
@@ -28,7 +37,7 @@ _NOTE = re.compile(r"\[\[(.*?)\]\]", re.S)
 _TITLE_KEY = re.compile(r"^(?P<key>[A-Za-z][A-Za-z ]{0,30}):\s*(?P<value>.*)$")
 _SCENE_NUMBER = re.compile(r"\s*#[\w.\-]+#\s*$")
 _EMPHASIS = re.compile(r"\\([*_])|\*{1,3}(?=\S)(.+?)(?<=\S)\*{1,3}|(?<![\w])_(?=\S)(.+?)(?<=\S)_(?!\w)")
-_INLINE_LINE = re.compile(r"^(?P<cue>[A-Z][A-Z0-9 .'’\-]{0,40}?)\s*(?P<ext>(?:\([^)]*\)\s*)*):\s+(?P<text>\S.*)$")
+_INLINE_LINE = re.compile(rf"^(?P<cue>{CUE_NAME})\s*(?P<ext>(?:\([^)]*\)\s*)*):\s+(?P<text>\S.*)$")
 _CENTERED = re.compile(r"^>\s*(?P<text>.*?)\s*<$")
 
 
@@ -52,7 +61,7 @@ def read_screenplay(text: str) -> tuple[str, list[ScriptElement]]:
     out: list[ScriptElement] = []
     rows_all = body.split("\n")
     names = {cue_name(r)[0].upper() for r in rows_all if is_cue_line(r)}
-    names |= {m["cue"].strip().upper() for r in rows_all if (m := _INLINE_LINE.match(r.strip()))}
+    names |= {m["cue"].strip() for r in rows_all if (m := _INLINE_LINE.match(r.strip())) and m["cue"].isupper()}
     for paragraph in re.split(r"\n[ \t]*\n", body):
         _paragraph(paragraph.split("\n"), out, notes, names)
     return title, [e for e in out if e.kind == "scene" or e.text.strip()]
@@ -123,7 +132,7 @@ def _paragraph(rows: list[str], out: list[ScriptElement], notes: list[str], name
             k = _dialogue(s, rows, k, out, notes, names if k > 1 else set())
             continue
         inline = _INLINE_LINE.match(s)
-        if inline and any(c.isalpha() for c in inline["cue"]):
+        if inline and inline["cue"].strip().isupper():
             flush_action()
             kind, off = voice_of(" ".join(re.findall(r"\(([^)]*)\)", inline["ext"])))
             out.append(
@@ -158,7 +167,8 @@ def _scene(line: str) -> ScriptElement:
         return ScriptElement("scene", title=title, setting=heading.setting, time_of_day=heading.time_of_day)
     place, _, time = title.partition(" - ")
     place = re.sub(r"^(?:int|ext|est|i/e|int\.?/ext)\.?\s*", "", place, flags=re.I)
-    return ScriptElement("scene", title=title, setting=place.strip().lower(), time_of_day=time.strip().lower())
+    place = re.sub(r"^(?:the|a|an)\s+", "", place.strip().lower())
+    return ScriptElement("scene", title=title, setting=place, time_of_day=time.strip().lower())
 
 
 def _dialogue(cue: str, rows: list[str], k: int, out: list[ScriptElement], notes: list[str], loose: set[str]) -> int:
@@ -197,7 +207,7 @@ def _dialogue(cue: str, rows: list[str], k: int, out: list[ScriptElement], notes
             break  # loose text: the next speaker without a blank line
         if SCENE_HEADING.match(s) and s.upper() == s:
             break
-        if loose and words and (_INLINE_LINE.match(s) or (s.split()[0].upper() in loose and not s.isupper())):
+        if loose and words and (is_inline_cue(s) or (s.split()[0].upper() in loose and not s.isupper())):
             break
         k += 1
         if s.startswith("(") and s.endswith(")"):

@@ -16,16 +16,20 @@ from dataclasses import dataclass, field
 from comic_studio.core.model import Character, Pronouns
 from comic_studio.parsing.lexicon import (
     ALL_VERBS,
+    KINSHIP,
     KNOWN_PLACES,
     MONTHS,
+    OPENERS,
     PLACE_SUFFIXES,
     PRONOUNS,
     SCENE_NOUNS,
+    SHOT_WORDS,
     SPEECH_VERBS,
     STOPWORDS,
     TITLES_HE,
     TITLES_NEUTRAL,
     TITLES_SHE,
+    VERB_BASES,
     WEEKDAYS,
 )
 from comic_studio.parsing.schema import MAX_SUGGESTIONS, slugify
@@ -42,6 +46,8 @@ _TITLE_BEFORE = re.compile(r"\b(Mr|Mrs|Ms|Miss|Dr|Prof|Capt|Mme|Sir|Lady)\.?\s+$
 _NEXT_WORD = re.compile(r"[ \t]+([a-z]+)\b")
 _ABBREVIATED_TITLES = frozenset({"Mr", "Mrs", "Ms", "Dr", "Prof", "Capt", "Mme"})
 _PRONOUN_WORDS = re.compile(r"\b(he|him|his|himself|she|her|hers|herself)\b", re.I)
+_AND_NAME = re.compile(r"[ \t]+and[ \t]+" + _UPPER_CLASS)
+_POSSESSIVE_BEFORE = re.compile(r"\b(?:my|your|his|her|their|our|its|the|a)\s+$", re.I)
 _OWN_PRONOUNS = frozenset({"his", "himself", "hers", "herself"})
 _SENTENCE = re.compile(r"[^.!?…\n]+[.!?…]*")
 
@@ -110,7 +116,14 @@ def names_left_out(found: int, kept: int, *, which: str = "mentioned most") -> s
 
 def _is_name_word(word: str) -> bool:
     low = word.lower().rstrip(".")
-    if low in STOPWORDS or low in MONTHS or low in WEEKDAYS or low in KNOWN_PLACES or low in SCENE_NOUNS:
+    if (
+        low in STOPWORDS
+        or low in MONTHS
+        or low in WEEKDAYS
+        or low in KNOWN_PLACES
+        or low in SCENE_NOUNS
+        or low in SHOT_WORDS
+    ):
         return False
     # ALL-CAPS words are headings ("INT. KITCHEN") or shouting, not names.
     return not (len(word) > 1 and word.isupper())
@@ -126,6 +139,7 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
     titles: dict[str, str] = {}
     preceded_by_the: Counter[str] = Counter()
     before_verb: Counter[str] = Counter()  # "Zoë opens …": a sentence-initial word right before a verb
+    possessed: Counter[str] = Counter()
     for m in _CAP_RUN.finditer(text):
         words = m.group().split()
         start = m.start()
@@ -149,6 +163,20 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
         while words and not _is_name_word(words[0]):
             after_the = words.pop(0).lower() == "the"
             at_start = False
+        # "Sometimes Theo", "Yesterday Mara", "Run Theo": at a sentence start, an adverb, a
+        # preposition or a verb glued to the name is not part of it.
+        while (
+            at_start
+            and len(words) > 1
+            and (
+                words[0].lower() in OPENERS
+                or words[0].lower().endswith("ly")
+                or words[0].lower() in ALL_VERBS
+                or words[0].lower() in lower_vocab
+            )
+        ):
+            words.pop(0)
+            at_start = False
         while words and not _is_name_word(words[-1]):
             words.pop()
         if not words:
@@ -169,10 +197,19 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
         nxt = _NEXT_WORD.match(text, m.end())
         if nxt and (nxt.group(1) in ALL_VERBS or nxt.group(1) in SPEECH_VERBS):
             before_verb[name] += 1
+        elif at_start and nxt and nxt.group(1) == "and" and _AND_NAME.match(text, m.end()):
+            before_verb[name] += 1  # "Theo and Mara walked": listed with a name, a name too
+        if not at_start and _POSSESSIVE_BEFORE.search(text, max(0, start - 8), start):
+            possessed[name] += 1  # "his Dad": a family word, not a name
 
     accepted: list[str] = []
     for name, n in counts.items():
         single = " " not in name
+        low = name.lower()
+        if single and low in KINSHIP and mid[name] - possessed[name] < 1:
+            continue  # "Dad" only opening sentences, or only after "my": a family word
+        if single and low in VERB_BASES and mid[name] == 0:
+            continue  # "Grab the rope." "Walk." — imperatives open sentences, names also appear mid-sentence
         if preceded_by_the[name] == n:
             continue  # "the Harbour", "the Council": a thing, not a person
         if single and name.lower() in lower_vocab:

@@ -252,6 +252,14 @@ class _Run:
             self.index.mark(tokens)
             clauses = split_clauses(tokens)
             subjects = self.resolver.resolve(tokens, clauses)
+            if not qids and events and isinstance(events[-1], _QuoteEvent) and not events[-1].tagged:
+                # '"Sit down." The captain said.': a tag in a sentence of its own belongs to the
+                # quote before it; it is neither a caption nor an action.
+                speaker, kind, tag_clauses = self._find_tag(tokens, clauses, subjects)
+                if speaker is not None and tag_clauses == set(range(len(clauses))):
+                    last = events[-1]
+                    last.speaker, last.kind, last.tagged = speaker, kind, True
+                    continue
             if not qids:
                 if is_caption_sentence(tokens, narration):
                     self._note_time_place(tokens)
@@ -463,6 +471,11 @@ class _Run:
             if not subj and verb + 1 < clause.end and tokens[verb + 1].char_ids:
                 subj = tokens[verb + 1].char_ids  # "said Edward" missed as subject
             if not subj:
+                if _nominal_tag(tokens, clause.start, clause.end, verb):
+                    # "the captain said." with no captain in the library: a tag all the same. The
+                    # line is someone's we cannot name: it must not become a caption, nor be
+                    # given to whoever acted last.
+                    return UNNAMED, SPEECH_VERBS[tokens[verb].low], {ci}
                 continue
             kind = SPEECH_VERBS[tokens[verb].low]
             in_name = {
@@ -501,7 +514,9 @@ class _Run:
                 st.scene.beats.append(ev)
                 para_beats.append(ev)
                 continue
-            if ev.speaker is None:
+            if ev.speaker is None and resolved == UNNAMED:
+                ev.speaker = UNNAMED  # the unnamed speaker goes on in this paragraph
+            elif ev.speaker is None:
                 if first_quote and self.carry_speaker:
                     ev.speaker = self.carry_speaker
                 elif resolved is not None:
@@ -511,6 +526,11 @@ class _Run:
                 else:
                     ev.speaker = self._nearest_actor(events, ev.position) or self._alternate()
             first_quote = False
+            unnamed = ev.speaker == UNNAMED
+            if unnamed:
+                ev.speaker = None
+                ev.kind = ev.kind or (resolved_kind if resolved == UNNAMED else None)
+                resolved, resolved_kind = UNNAMED, ev.kind
             if ev.speaker is not None and ev.speaker == resolved and ev.kind is None:
                 ev.kind = resolved_kind  # '"Jacob knows," Edward whispered. "He saw us."': still whispering
             if ev.speaker is not None:
@@ -524,7 +544,7 @@ class _Run:
                 self._attach(line, ev.sentence_beats, para_beats)
                 if quote.unterminated:
                     self.carry_speaker = ev.speaker
-            if ev.speaker is None:
+            if ev.speaker is None and not unnamed:
                 self.warnings.append(
                     f"scene {len(self.scenes) + 1}: could not tell who says “{ev.quotes[0].text[:40]}”"
                 )
@@ -629,6 +649,30 @@ def _clip(text: str, limit: int) -> str:
     cut = text[: limit - 1]
     space = cut.rfind(" ")
     return (cut[:space] if space > limit // 2 else cut) + "…"
+
+
+UNNAMED = "\x00unnamed"
+"""Speaker of a line whose tag names no character ("the stranger said"): spoken, but by nobody the
+library or the suggestions know, so the line gets no speaker rather than a guessed one."""
+_TAG_DETERMINERS = frozenset("the a an his her their my our your its this that one another some".split())
+
+
+def _nominal_tag(tokens: list[Token], start: int, end: int, verb: int) -> bool:
+    """A speech tag whose subject is a noun phrase ("the captain said", "said an old woman",
+    "a voice whispered softly"): a determiner, a few words, the speech verb, fillers."""
+    before = [t for t in tokens[start:verb] if t.text[:1].isalpha()]
+    after = [t for t in tokens[verb + 1 : end] if t.text[:1].isalpha()]
+    if before:
+        phrase, rest = before, after
+    else:  # inverted: "said the captain"
+        phrase, rest = after, []
+        while rest == [] and phrase and phrase[-1].low.endswith("ly"):
+            phrase = phrase[:-1]
+    if not phrase or phrase[0].low not in _TAG_DETERMINERS or len(phrase) > 4:
+        return False
+    if any(t.low in ACTION_VERBS or t.low in SPEECH_VERBS for t in phrase):
+        return False
+    return all(t.low.endswith("ly") or t.low in _TAG_FILLER or t.low in SKIPPABLE for t in rest)
 
 
 def _kind_from_text(text: str) -> DialogueKind:

@@ -20,12 +20,12 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING
 
-from comic_studio.core.model import Beat, DialogueLine
+from comic_studio.core.model import Beat, DialogueLine, ShotType
 from comic_studio.parsing.base import check_cancel
 from comic_studio.parsing.clauses import split_clauses
 from comic_studio.parsing.comic_script import read_comic_script
 from comic_studio.parsing.cues import choose_mood, choose_shot, find_setting, find_time_of_day
-from comic_studio.parsing.forms import ScriptElement, StoryForm, name_case
+from comic_studio.parsing.forms import SCENE_HEADING, ScriptElement, StoryForm, name_case
 from comic_studio.parsing.fountain import read_screenplay
 from comic_studio.parsing.lexicon import STOPWORDS
 from comic_studio.parsing.mentions import tokenize
@@ -36,7 +36,7 @@ from comic_studio.parsing.text import Heading, split_title
 if TYPE_CHECKING:
     from comic_studio.parsing.rules import _Run
 
-_CAPS_RUN = re.compile(r"(?<![\w'’])[A-Z][A-Z'’\-]+(?:[ \t]+[A-Z][A-Z'’\-]+)*(?![\w'’])")
+_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 _MAX_SFX = 16
 
 
@@ -46,7 +46,9 @@ def run_script(run: _Run, text: str, form: StoryForm) -> ParsedStory:
         elements = read_comic_script(text)
     else:
         title, elements = read_screenplay(text)
-        title = title or split_title(text)[0]
+        if not title:  # a lone line in capitals opening the text, unless it is a forced element
+            opening = split_title(text)[0]
+            title = "" if opening[:1] in ".!@>~=#" or SCENE_HEADING.match(opening) else opening
     if not elements:
         run.warnings.append(f"no {form.value} script elements found: nothing to lay out")
     return _ScriptRun(run, elements, form).walk(title)
@@ -69,12 +71,14 @@ class _ScriptRun:
             return text
 
         def fix(m: re.Match[str]) -> str:
-            words = m.group().split()
-            if m.group() in self.caps_names or any(w in self.caps_names for w in words):
-                return name_case(m.group())
-            return m.group()
+            word = m.group()
+            return name_case(word) if word in self.caps_names and word.isupper() else word
 
-        return _CAPS_RUN.sub(fix, text)
+        if text.isupper():  # a whole action in capitals ("!ZOË ADJUSTS THE TELESCOPE."): sentence case
+            words = [name_case(w) if w.strip(".,;:!?") in self.caps_names else w.lower() for w in text.split()]
+            text = " ".join(words)
+            return text[:1].upper() + text[1:]
+        return _WORD.sub(fix, text)
 
     def suggest(self) -> list[CharacterSuggestion]:
         run = self.run
@@ -237,7 +241,9 @@ class _ScriptRun:
         st.time_of_day = find_time_of_day(tokens, 0, len(tokens)) or st.time_of_day
         beat.setting, beat.time_of_day = st.setting[:2_000], st.time_of_day[:2_000]
         low = beat.action.lower()
-        beat.shot = choose_shot(words, low, scene_start=len(run.scenes) == 0 and st.made == 1, new_place=bool(setting))
+        beat.shot = script_shot(low) or choose_shot(
+            words, low, scene_start=len(run.scenes) == 0 and st.made == 1, new_place=bool(setting)
+        )
         beat.mood = choose_mood(words)
         if not (beat.action.strip() or beat.dialogue or beat.caption.strip()):
             beat.action = "(no description)" if not beat.sfx else beat.sfx[0]  # keep the panel the script asks for
@@ -267,6 +273,26 @@ class _ScriptRun:
                 run._attach(line, [], [])
             if sid is None:
                 run.warnings.append(f"{el.speaker!r}: a speaker the parser could not name")
+
+
+# Camera directions writers open a panel description with; they say the shot outright.
+_SHOT_DIRECTIONS = (
+    (re.compile(r"^(?:extreme close|ecu\b|extreme cu\b|macro\b)"), ShotType.EXTREME_CLOSE_UP),
+    (re.compile(r"^(?:over[- ]the[- ]shoulder|ots\b)"), ShotType.OVER_THE_SHOULDER),
+    (re.compile(r"^(?:close[- ]?up|close on|closeup|close shot|cu\b|tight on|tight shot)"), ShotType.CLOSE_UP),
+    (re.compile(r"^(?:establishing|est\.? shot)"), ShotType.ESTABLISHING),
+    (re.compile(r"^(?:wide|long shot|full shot|ws\b|aerial|panorama|big panel|splash)"), ShotType.WIDE),
+    (re.compile(r"^(?:medium|mid[- ]shot|ms\b)"), ShotType.MEDIUM),
+)
+
+
+def script_shot(description_low: str) -> ShotType | None:
+    """The shot a panel description names in its first words ("Close on Jacob…"), or None."""
+    text = description_low.lstrip(" *_([")
+    for pattern, shot in _SHOT_DIRECTIONS:
+        if pattern.match(text):
+            return shot
+    return None
 
 
 def _without_title(key: str) -> str:
