@@ -256,9 +256,9 @@ class _Run:
                 # '"Sit down." The captain said.': a tag in a sentence of its own belongs to the
                 # quote before it; it is neither a caption nor an action.
                 speaker, kind, tag_clauses = self._find_tag(tokens, clauses, subjects)
-                if speaker is not None and tag_clauses == set(range(len(clauses))):
+                if kind is not None and tag_clauses == set(range(len(clauses))):
                     last = events[-1]
-                    last.speaker, last.kind, last.tagged = speaker, kind, True
+                    last.speaker, last.kind, last.tagged = speaker, kind, speaker is not None
                     continue
             if not qids:
                 if is_caption_sentence(tokens, narration):
@@ -471,6 +471,11 @@ class _Run:
             if not subj and verb + 1 < clause.end and tokens[verb + 1].char_ids:
                 subj = tokens[verb + 1].char_ids  # "said Edward" missed as subject
             if not subj:
+                pronoun = next((tokens[i] for i in range(clause.start, verb) if tokens[i].role == "subj"), None)
+                if pronoun is not None and verb - clause.start <= 3:
+                    # '"Mine," she said.' with "she" unresolved (a name of unknown pronouns): still
+                    # a tag, never a caption; the speaker is inferred like an untagged line's.
+                    return None, SPEECH_VERBS[tokens[verb].low], {ci}
                 if _nominal_tag(tokens, clause.start, clause.end, verb):
                     # "the captain said." with no captain in the library: a tag all the same. The
                     # line is someone's we cannot name: it must not become a caption, nor be
@@ -519,6 +524,8 @@ class _Run:
             elif ev.speaker is None:
                 if first_quote and self.carry_speaker:
                     ev.speaker = self.carry_speaker
+                elif (after := self._actor_just_before(events, ev.position)) is not None and after != resolved:
+                    ev.speaker = after  # '"Where were you?" Mara asked. Theo shrugged. "Out."': Theo answers
                 elif resolved is not None:
                     ev.speaker = resolved  # an untagged line continues the paragraph's last speaker
                 elif len(tagged) == 1:
@@ -548,6 +555,14 @@ class _Run:
                 self.warnings.append(
                     f"scene {len(self.scenes) + 1}: could not tell who says “{ev.quotes[0].text[:40]}”"
                 )
+
+    def _actor_just_before(self, events: list[Beat | _QuoteEvent], position: int) -> str | None:
+        """The actor of the action sentence right before an untagged quote, when a quote came
+        earlier in the paragraph (an action between two lines hands the turn to its actor)."""
+        if position == 0 or not any(isinstance(e, _QuoteEvent) for e in events[:position]):
+            return None
+        before = events[position - 1]
+        return before.actor_id if isinstance(before, Beat) else None
 
     def _nearest_actor(self, events: list[Beat | _QuoteEvent], position: int) -> str | None:
         for e in reversed(events[:position]):
