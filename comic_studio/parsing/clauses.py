@@ -16,6 +16,7 @@ from comic_studio.parsing.lexicon import (
     OPENERS,
     SKIPPABLE,
     SPEECH_VERBS,
+    TITLES_NEUTRAL,
     VERB_BASES,
 )
 from comic_studio.parsing.mentions import Token
@@ -153,7 +154,7 @@ def find_subject(tokens: list[Token], clause: Clause) -> None:
         return
     subject: list[int] = []
     # Titles before a name ("Mrs. Álvarez" when only "Álvarez" is known) belong to the subject.
-    while i + 1 < end and tokens[i].text in _TITLES and not tokens[i].char_ids:
+    while i + 1 < end and (tokens[i].text in _TITLES or tokens[i].text in TITLES_NEUTRAL) and not tokens[i].char_ids:
         i += 2 if tokens[i + 1].text == "." and i + 2 < end else 1
     while i < end:
         tok = tokens[i]

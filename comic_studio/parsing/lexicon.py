@@ -362,7 +362,7 @@ OPENERS = frozenset(
     meanwhile eventually perhaps maybe instead besides somehow otherwise anyway still again
     on in at after before during beside behind near by under over with without across through since
     until inside outside above below beyond around among along upon every each last next that this
-    one""".split()
+    one young old little poor dear""".split()
 )
 
 # Family words: a name only where the text uses one as a name, capitalised mid-sentence with no
@@ -371,6 +371,11 @@ KINSHIP = frozenset(
     """mom mum mommy mummy mama mamma ma dad daddy papa pa pop father mother grandma grandpa granny
     grandad granddad gran nana nan grandmother grandfather auntie aunty uncle aunt sis bro son
     daughter""".split()
+)
+
+KINSHIP_HE = frozenset("dad daddy papa pa pop father grandpa grandad granddad grandfather uncle bro son".split())
+KINSHIP_SHE = frozenset(
+    "mom mum mommy mummy mama mamma ma mother grandma granny gran nana nan grandmother auntie aunty aunt sis daughter".split()
 )
 
 # Capitalised words that are never character names (sentence starters, function words, etc.).

@@ -17,6 +17,8 @@ from comic_studio.core.model import Character, Pronouns
 from comic_studio.parsing.lexicon import (
     ALL_VERBS,
     KINSHIP,
+    KINSHIP_HE,
+    KINSHIP_SHE,
     KNOWN_PLACES,
     MONTHS,
     OPENERS,
@@ -212,6 +214,9 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
             continue  # "Grab the rope." "Walk." — imperatives open sentences, names also appear mid-sentence
         if preceded_by_the[name] == n:
             continue  # "the Harbour", "the Council": a thing, not a person
+        if single and low in KINSHIP and mid[name] > possessed[name]:
+            accepted.append(name)  # "Theo hugged Dad": a family word used as a name ("her dad" too)
+            continue
         if single and name.lower() in lower_vocab:
             # The word also occurs in lower case ("Hope", "Will" as verbs): only a title or a
             # mid-sentence use twice makes it a name.
@@ -244,6 +249,11 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
                 cand.aliases.append(cand.name)
                 cand.name = f"{t}. {cand.name}" if t in _ABBREVIATED_TITLES else f"{t} {cand.name}"
             cand.pronouns = Pronouns.HE if t in TITLES_HE else Pronouns.SHE if t in TITLES_SHE else None
+    for cand in merged.values():
+        # A family word used as a name says the gender the text would otherwise have to show.
+        low = cand.name.lower()
+        if cand.pronouns is None and low in KINSHIP:
+            cand.pronouns = Pronouns.HE if low in KINSHIP_HE else Pronouns.SHE if low in KINSHIP_SHE else None
     _infer_pronouns(text, list(merged.values()))
     return list(merged.values())
 

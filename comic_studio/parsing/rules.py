@@ -256,10 +256,11 @@ class _Run:
                 # '"Sit down." The captain said.': a tag in a sentence of its own belongs to the
                 # quote before it; it is neither a caption nor an action.
                 speaker, kind, tag_clauses = self._find_tag(tokens, clauses, subjects)
-                if kind is not None and tag_clauses == set(range(len(clauses))):
+                if kind is not None and (tag_clauses == set(range(len(clauses))) or speaker == UNNAMED):
                     last = events[-1]
                     last.speaker, last.kind, last.tagged = speaker, kind, speaker is not None
-                    continue
+                    if tag_clauses == set(range(len(clauses))):
+                        continue  # "The stranger said it without looking up." keeps its beat
             if not qids:
                 if is_caption_sentence(tokens, narration):
                     self._note_time_place(tokens)
@@ -319,7 +320,8 @@ class _Run:
             has_action = any(tokens[i].low in ACTION_VERBS for i in range(clause.start, clause.end))
             if not any(tokens[i].text[:1].isalpha() for i in range(clause.start, clause.end)):
                 continue
-            if not has_chars and not has_action:
+            if not has_chars and (not has_action or (ci == 0 and clause.end < len(tokens) and is_time_jump(narration))):
+                # "Back in the present, Mara …": the time phrase is narration ("present" is a verb too)
                 self._add_caption(self._text(tokens, clause, subj, narration, clause.start), beats)
                 continue
             skip_to = clause.intro_end + 1 if ci == 0 and intro_caption else clause.start
@@ -476,11 +478,13 @@ class _Run:
                     # '"Mine," she said.' with "she" unresolved (a name of unknown pronouns): still
                     # a tag, never a caption; the speaker is inferred like an untagged line's.
                     return None, SPEECH_VERBS[tokens[verb].low], {ci}
-                if _nominal_tag(tokens, clause.start, clause.end, verb):
+                nominal = _nominal_tag(tokens, clause.start, clause.end, verb)
+                if nominal:
                     # "the captain said." with no captain in the library: a tag all the same. The
                     # line is someone's we cannot name: it must not become a caption, nor be
-                    # given to whoever acted last.
-                    return UNNAMED, SPEECH_VERBS[tokens[verb].low], {ci}
+                    # given to whoever acted last. "the stranger said it softly, looking up"
+                    # names the speaker and keeps its beat.
+                    return UNNAMED, SPEECH_VERBS[tokens[verb].low], ({ci} if nominal == "pure" else set())
                 continue
             kind = SPEECH_VERBS[tokens[verb].low]
             in_name = {
@@ -672,9 +676,10 @@ library or the suggestions know, so the line gets no speaker rather than a guess
 _TAG_DETERMINERS = frozenset("the a an his her their my our your its this that one another some".split())
 
 
-def _nominal_tag(tokens: list[Token], start: int, end: int, verb: int) -> bool:
+def _nominal_tag(tokens: list[Token], start: int, end: int, verb: int) -> str:
     """A speech tag whose subject is a noun phrase ("the captain said", "said an old woman",
-    "a voice whispered softly"): a determiner, a few words, the speech verb, fillers."""
+    "a voice whispered softly"): a determiner, a few words, the speech verb. "pure" when only
+    fillers follow, "action" when more follows ("said it without looking up"), "" otherwise."""
     before = [t for t in tokens[start:verb] if t.text[:1].isalpha()]
     after = [t for t in tokens[verb + 1 : end] if t.text[:1].isalpha()]
     if before:
@@ -684,10 +689,10 @@ def _nominal_tag(tokens: list[Token], start: int, end: int, verb: int) -> bool:
         while rest == [] and phrase and phrase[-1].low.endswith("ly"):
             phrase = phrase[:-1]
     if not phrase or phrase[0].low not in _TAG_DETERMINERS or len(phrase) > 4:
-        return False
+        return ""
     if any(t.low in ACTION_VERBS or t.low in SPEECH_VERBS for t in phrase):
-        return False
-    return all(t.low.endswith("ly") or t.low in _TAG_FILLER or t.low in SKIPPABLE for t in rest)
+        return ""
+    return "pure" if all(t.low.endswith("ly") or t.low in _TAG_FILLER or t.low in SKIPPABLE for t in rest) else "action"
 
 
 def _kind_from_text(text: str) -> DialogueKind:
