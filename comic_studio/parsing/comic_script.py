@@ -128,6 +128,25 @@ def read_comic_script(text: str) -> list[ScriptElement]:
     return _split_spreads([e for e in out if e.kind in ("scene", "panel") or e.text.strip()])
 
 
+_TITLE_LABEL = re.compile(r"^\s*(?:title|series)\s*:\s*(?P<title>\S.*?)\s*$", re.I)
+
+
+def front_title(text: str) -> str:
+    """The script's title from its front matter (the lines before the first page heading): a
+    ``Title:`` line, else the first line when it is in capitals ("HARBOUR LIGHTS")."""
+    first = ""
+    for raw in text.replace("\r\n", "\n").split("\n")[:200]:
+        s = raw.strip()
+        if PAGE_HEADING.match(s) or PANEL_HEADING.match(s):
+            break
+        m = _TITLE_LABEL.match(s)
+        if m:
+            return _clean(m["title"])
+        if s and not first:
+            first = s
+    return _clean(first.strip("#*_ ")) if first and first.isupper() and len(first) <= 100 else ""
+
+
 def _labelled(kind: str, cue: str, extension: str, text: str) -> ScriptElement:
     voice, off = voice_of(extension.replace(")(", ", ").strip("() "))
     return ScriptElement(

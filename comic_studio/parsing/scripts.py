@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from comic_studio.core.model import Beat, DialogueLine, ShotType
 from comic_studio.parsing.base import check_cancel
 from comic_studio.parsing.clauses import split_clauses
-from comic_studio.parsing.comic_script import read_comic_script
+from comic_studio.parsing.comic_script import front_title, read_comic_script
 from comic_studio.parsing.cues import choose_mood, choose_shot, find_setting, find_time_of_day
 from comic_studio.parsing.forms import SCENE_HEADING, ScriptElement, StoryForm, name_case
 from comic_studio.parsing.fountain import read_screenplay
@@ -42,7 +42,7 @@ _MAX_SFX = 16
 
 def run_script(run: _Run, text: str, form: StoryForm) -> ParsedStory:
     if form is StoryForm.COMIC:
-        title = split_title(text)[0]
+        title = front_title(text)
         elements = read_comic_script(text)
     else:
         title, elements = read_screenplay(text)
