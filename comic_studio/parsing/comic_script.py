@@ -101,7 +101,7 @@ def read_comic_script(text: str) -> list[ScriptElement]:
             current = pending_cue = None
             continue
         if pending_cue is not None:
-            out.append(_labelled("line", pending_cue[0], pending_cue[1], s))
+            out.append(_labelled("line", pending_cue[0], f"({pending_cue[1]})", s))
             current, pending_cue = out[-1], None
             continue
         labelled = _LABELLED.match(s)
@@ -148,7 +148,7 @@ def front_title(text: str) -> str:
 
 
 def _labelled(kind: str, cue: str, extension: str, text: str) -> ScriptElement:
-    voice, off = voice_of(extension.replace(")(", ", ").strip("() "))
+    voice, off = voice_of(", ".join(re.findall(r"\(([^)]*)\)", extension)))
     return ScriptElement(
         kind,
         text=_clean(text),

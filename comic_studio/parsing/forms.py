@@ -156,6 +156,8 @@ class ScriptElement:
     title: str = ""
     setting: str = ""
     time_of_day: str = ""
+    inline: bool = False
+    """A note written inside an action line (about that action) rather than on its own."""
 
 
 # Cue extensions and parentheticals → balloon kind / off-panel.
@@ -173,7 +175,10 @@ def voice_of(extension: str) -> tuple[DialogueKind | None, bool]:
     off = False
     for part in re.split(r"[,;/]", extension.lower()):
         p = part.strip()
-        if p in _OFF or p.startswith(_DEVICE):
+        heard_through = p.startswith(("on ", "over ", "through ", "via ")) and any(
+            w.startswith(_DEVICE) for w in p.split()
+        )
+        if p in _OFF or p.startswith(_DEVICE) or heard_through:  # "(RADIO)", "(ON PHONE)": a voice from a device
             off = True
         elif p.startswith(_WHISPER) or p in ("quietly", "softly", "under breath", "sotto voce"):
             kind = DialogueKind.WHISPER

@@ -42,8 +42,13 @@ _CENTERED = re.compile(r"^>\s*(?P<text>.*?)\s*<$")
 
 
 def _plain(text: str) -> str:
-    """Emphasis marks off (``*bold*``, ``_underline_``; ``\\*`` keeps a literal star), spaces tidied."""
-    return " ".join(_EMPHASIS.sub(lambda m: m.group(1) or m.group(2) or m.group(3) or "", text).split())
+    """Emphasis marks off (``*bold*``, ``_**nested**_``; ``\\*`` keeps a literal star), spaces tidied."""
+    for _ in range(3):  # marks nest at most three deep: _***bold italic underlined***_
+        plain = _EMPHASIS.sub(lambda m: m.group(1) or m.group(2) or m.group(3) or "", text)
+        if plain == text:
+            break
+        text = plain
+    return " ".join(text.split())
 
 
 def read_screenplay(text: str) -> tuple[str, list[ScriptElement]]:
@@ -150,11 +155,14 @@ def _paragraph(rows: list[str], out: list[ScriptElement], notes: list[str], name
 
 
 def _take_notes(s: str, out: list[ScriptElement], notes: list[str]) -> str:
+    rest = re.sub("\x00(\\d+)\x00", "", s).strip()
+
     def put(m: re.Match[str]) -> str:
-        out.append(ScriptElement("note", text=notes[int(m.group(1))]))
+        out.append(ScriptElement("note", text=notes[int(m.group(1))], inline=bool(rest)))
         return ""
 
-    return re.sub("\x00(\\d+)\x00", put, s).strip()
+    re.sub("\x00(\\d+)\x00", put, s)
+    return rest
 
 
 def _scene(line: str) -> ScriptElement:

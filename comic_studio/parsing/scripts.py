@@ -27,7 +27,7 @@ from comic_studio.parsing.comic_script import front_title, read_comic_script
 from comic_studio.parsing.cues import choose_mood, choose_shot, find_setting, find_time_of_day
 from comic_studio.parsing.forms import SCENE_HEADING, ScriptElement, StoryForm, name_case
 from comic_studio.parsing.fountain import read_screenplay
-from comic_studio.parsing.lexicon import STOPWORDS
+from comic_studio.parsing.lexicon import STOPWORDS, TITLES_HE, TITLES_NEUTRAL, TITLES_SHE
 from comic_studio.parsing.mentions import tokenize
 from comic_studio.parsing.names import NameCandidate, find_proper_names
 from comic_studio.parsing.schema import CharacterSuggestion, ParsedStory
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 _WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 _MAX_SFX = 16
+_TITLE_WORDS = TITLES_NEUTRAL | TITLES_HE | TITLES_SHE
+_RANK_BEFORE_NAME = re.compile(
+    r"\b([A-Z]{2,}\.?)(?=[ \t]+[^\W\d_][^\W\d_A-Z])",
+)
 
 
 def run_script(run: _Run, text: str, form: StoryForm) -> ParsedStory:
@@ -62,6 +66,7 @@ class _ScriptRun:
         self.form = form
         self.speaker_ids: dict[str, str] = {}  # cue name in capitals → character id
         self.caps_names: set[str] = set()  # names as they appear in capitals, to re-case in descriptions
+        self.pending_notes: list[str] = []  # screenplay notes waiting for the beat they are about
 
     # ------------------------------------------------------------------ names
 
@@ -78,7 +83,11 @@ class _ScriptRun:
             words = [name_case(w) if w.strip(".,;:!?") in self.caps_names else w.lower() for w in text.split()]
             text = " ".join(words)
             return text[:1].upper() + text[1:]
-        return _WORD.sub(fix, text)
+        text = _WORD.sub(fix, text)
+        # "CAPTAIN Elias Grey": a rank in capitals before a name just re-cased is part of the name.
+        return _RANK_BEFORE_NAME.sub(
+            lambda m: name_case(m.group(1)) if name_case(m.group(1)).rstrip(".") in _TITLE_WORDS else m.group(1), text
+        )
 
     def suggest(self) -> list[CharacterSuggestion]:
         run = self.run
@@ -255,14 +264,18 @@ class _ScriptRun:
         run = self.run
         st = run.state
         assert st is not None
+        made = len(st.scene.beats)
         if el.kind == "action":
             run._paragraph(self.recase(el.text))
         elif el.kind == "caption":
             st.pending_caption.append(el.text)
         elif el.kind == "note":
-            if st.scene.beats:
+            if st.scene.beats and not el.inline:  # a note on its own is about what came before it
                 last = st.scene.beats[-1]
                 last.notes = f"{last.notes} {el.text}".strip()[:5_000]
+            else:
+                self.pending_notes.append(el.text)  # "[[…]]" written in an action: about its first beat
+            return
         elif el.kind == "line":
             sid = self.speaker(el.speaker)
             line = DialogueLine(speaker_id=sid, text=el.text[:5_000], kind=el.dialogue_kind, off_panel=el.off_panel)
@@ -273,6 +286,10 @@ class _ScriptRun:
                 run._attach(line, [], [])
             if sid is None:
                 run.warnings.append(f"{el.speaker!r}: a speaker the parser could not name")
+        beats = st.scene.beats
+        if self.pending_notes and len(beats) > made:
+            beats[made].notes = f"{beats[made].notes} {' '.join(self.pending_notes)}".strip()[:5_000]
+            self.pending_notes.clear()
 
 
 # Camera directions writers open a panel description with; they say the shot outright.
