@@ -151,10 +151,11 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
         tb = _TITLE_BEFORE.search(text, max(0, start - 6), start)
         if tb:
             title, at_start = tb.group(1) + ".", False
-        while words and (
-            words[0] in TITLES_HE
-            or words[0] in TITLES_SHE
-            or (words[0].rstrip(".") in TITLES_NEUTRAL and (len(words) > 1 or words[0].endswith(".")))
+        # A title alone ("Theo hugged Uncle") is the name the text uses; before a name it is a title.
+        while (
+            words
+            and (len(words) > 1 or words[0].endswith(".") or words[0] in _ABBREVIATED_TITLES)
+            and (words[0] in TITLES_HE or words[0] in TITLES_SHE or words[0].rstrip(".") in TITLES_NEUTRAL)
         ):
             title = words.pop(0)
             at_start = False
