@@ -9,6 +9,7 @@ Everything is dictionary look-ups and precompiled regexes, linear in the text le
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from comic_studio.core.model import Beat, Character, DialogueKind, DialogueLine, Pronouns, Scene, ShotType
 from comic_studio.parsing.base import CancelCallback, ProgressCallback, check_cancel
@@ -27,7 +28,7 @@ from comic_studio.parsing.lexicon import ACTION_VERBS, IRREGULAR_PAST, SKIPPABLE
 from comic_studio.parsing.mentions import CharacterIndex, Token, tokenize
 from comic_studio.parsing.names import NameCandidate, find_proper_names, most_mentioned, names_left_out
 from comic_studio.parsing.pronouns import PronounResolver
-from comic_studio.parsing.schema import MAX_SUGGESTIONS, CharacterSuggestion, ParsedStory, provisional_id
+from comic_studio.parsing.schema import MAX_SUGGESTIONS, CharacterSuggestion, FormName, ParsedStory, provisional_id
 from comic_studio.parsing.text import (
     Heading,
     Quote,
@@ -140,7 +141,7 @@ class _Run:
             scenes=self.scenes,
             suggestions=suggestions,
             parser="rules",
-            form=form.value,
+            form=cast(FormName, form.value),
             warnings=self.warnings[:10_000],
         )
 

@@ -118,13 +118,15 @@ class _ScriptRun:
             key = name.upper()
             if key in known or _without_title(key) in known:
                 continue
-            cand = by_key.get(key) or by_key.get(_without_title(key))
-            if cand is None:
+            known_cand = by_key.get(key) or by_key.get(_without_title(key))
+            if known_cand is None:
                 cand = NameCandidate(name)  # pronouns unknown: "they" until the author says
                 extra.append(cand)
                 by_key[key] = cand
-            elif name != cand.name and name not in cand.aliases:
-                cand.aliases.append(name)
+            else:
+                cand = known_cand
+                if name != cand.name and name not in cand.aliases:
+                    cand.aliases.append(name)
             cand.mentions += cues[name]
             cue_owner[key] = cand
         suggestions = run.suggest(_unique([*found, *extra]))
@@ -279,9 +281,9 @@ class _ScriptRun:
         elif el.kind == "line":
             sid = self.speaker(el.speaker)
             line = DialogueLine(speaker_id=sid, text=el.text[:5_000], kind=el.dialogue_kind, off_panel=el.off_panel)
-            last = st.scene.beats[-1] if st.scene.beats else None
-            if el.off_panel and last is not None and len(last.dialogue) < 4:
-                last.dialogue.append(line)  # a voice from off-screen is heard in the panel on screen
+            on_screen = st.scene.beats[-1] if st.scene.beats else None
+            if el.off_panel and on_screen is not None and len(on_screen.dialogue) < 4:
+                on_screen.dialogue.append(line)  # a voice from off-screen is heard in the panel on screen
             else:
                 run._attach(line, [], [])
             if sid is None:
