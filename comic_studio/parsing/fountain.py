@@ -18,6 +18,7 @@ paragraph as the action, and ``NAME: line`` dialogue (radio-play style).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from comic_studio.core.model import DialogueKind
 from comic_studio.parsing.forms import (
@@ -32,36 +33,53 @@ from comic_studio.parsing.forms import (
 )
 from comic_studio.parsing.text import match_heading
 
-_BONEYARD = re.compile(r"/\*.*?\*/", re.S)
-_NOTE = re.compile(r"\[\[(.*?)\]\]", re.S)
 _TITLE_KEY = re.compile(r"^(?P<key>[A-Za-z][A-Za-z ]{0,30}):\s*(?P<value>.*)$")
 _SCENE_NUMBER = re.compile(r"\s*#[\w.\-]+#\s*$")
-_EMPHASIS = re.compile(r"\\([*_])|\*{1,3}(?=\S)(.+?)(?<=\S)\*{1,3}|(?<![\w])_(?=\S)(.+?)(?<=\S)_(?!\w)")
+_UNDERSCORE_MARK = re.compile(r"(?<!\w)_+(?=\S)|(?<=\S)_+(?!\w)")
 _INLINE_LINE = re.compile(rf"^(?P<cue>{CUE_NAME})\s*(?P<ext>(?:\([^)]*\)\s*)*):\s+(?P<text>\S.*)$")
 _CENTERED = re.compile(r"^>\s*(?P<text>.*?)\s*<$")
 
 
 def _plain(text: str) -> str:
-    """Emphasis marks off (``*bold*``, ``_**nested**_``; ``\\*`` keeps a literal star), spaces tidied."""
-    for _ in range(3):  # marks nest at most three deep: _***bold italic underlined***_
-        plain = _EMPHASIS.sub(lambda m: m.group(1) or m.group(2) or m.group(3) or "", text)
-        if plain == text:
-            break
-        text = plain
+    """Emphasis marks off (``*bold*``, ``_**nested**_``; ``\\*`` keeps a literal star), spaces tidied.
+
+    One pass of plain replacements, linear in the text: matching each opening mark with its
+    closing one (a lazy regex) would scan to the end of the text for every unmatched star."""
+    text = text.replace("\\*", "\x01").replace("\\_", "\x02").replace("*", "")
+    text = _UNDERSCORE_MARK.sub("", text).replace("\x01", "*").replace("\x02", "_")
     return " ".join(text.split())
+
+
+def _cut_spans(text: str, opening: str, closing: str, keep: Callable[[str], str]) -> str:
+    """``text`` with every ``opening…closing`` span replaced by ``keep(inside)``, scanning once (an
+    unclosed opening is left as text, as Fountain leaves it)."""
+    out: list[str] = []
+    i = 0
+    while True:
+        start = text.find(opening, i)
+        if start < 0:
+            break
+        stop = text.find(closing, start + len(opening))
+        if stop < 0:
+            break
+        out.append(text[i:start])
+        out.append(keep(text[start + len(opening) : stop]))
+        i = stop + len(closing)
+    out.append(text[i:])
+    return "".join(out)
 
 
 def read_screenplay(text: str) -> tuple[str, list[ScriptElement]]:
     """``(title, elements)``: the title page's title (or "") and the screenplay's elements."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-    text = _BONEYARD.sub("", text)
+    text = _cut_spans(text, "/*", "*/", lambda _inside: "")  # the boneyard: left out
     notes: list[str] = []
 
-    def keep_note(m: re.Match[str]) -> str:
-        notes.append(" ".join(m.group(1).split()))
+    def keep_note(inside: str) -> str:
+        notes.append(" ".join(inside.replace("\x00", "").split()))
         return f"\x00{len(notes) - 1}\x00"  # a marker: the note goes where it was written
 
-    text = _NOTE.sub(keep_note, text)
+    text = _cut_spans(text.replace("\x00", ""), "[[", "]]", keep_note)
     title, body = _title_page(text)
     out: list[ScriptElement] = []
     rows_all = body.split("\n")

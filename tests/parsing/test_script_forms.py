@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from comic_studio.core.layout import auto_layout, page_format
 from comic_studio.core.model import (
@@ -302,3 +303,54 @@ def test_voice_of_ignores_stage_directions() -> None:
     assert voice_of("into phone") == (None, False)  # the speaker is in the panel, talking into it
     assert voice_of("ON PHONE") == (None, True)  # the cue's voice comes out of a phone
     assert voice_of("quietly") == (DialogueKind.WHISPER, False)
+
+
+# ----------------------------------------------------------------------------- robustness
+
+_SCRIPT_PIECES = [
+    "PAGE 1\n",
+    "PAGES 2-3\n",
+    "PANEL 1\n",
+    "Panel 2.",
+    "MARA:",
+    "MARA (OFF):",
+    "ELIAS (WHISPER)\n",
+    "CAPTION:",
+    "SFX:",
+    "NOTE:",
+    "[[",
+    "]]",
+    "/*",
+    "*/",
+    "@",
+    ">",
+    "<",
+    "CUT TO:\n",
+    "INT. KITCHEN - DAY\n",
+    ".",
+    "!",
+    "^",
+    "(whispering)\n",
+    "~",
+    "=",
+    "#",
+    "*",
+    "_",
+    "Mara",
+    "runs",
+    "the door",
+    "\n\n",
+    "\n",
+    " ",
+    "1.",
+    "Title: X\n",
+]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_SCRIPT_PIECES), max_size=50).map(" ".join), st.sampled_from(list(StoryForm)))
+def test_any_script_text_parses_into_a_valid_story(text: str, form: StoryForm) -> None:
+    parsed = RuleParser(form).parse(text, [ELI, MARA]).validate_against([ELI, MARA])
+    for beat in parsed.beats():
+        assert beat.action.strip() or beat.dialogue or beat.caption.strip()
+        assert beat.page >= 0 and len(beat.sfx) <= 16
