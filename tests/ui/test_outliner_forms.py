@@ -70,3 +70,27 @@ def test_choosing_prose_reads_the_script_as_prose(qtbot, ctx, outliner):
     qtbot.waitUntil(lambda: outliner.model.rowCount() > 0)
     assert outliner.form_label.text() == "read as prose"
     assert all(b.page == 0 for b in ctx.document.project.story.beats())
+
+
+def test_the_beat_editor_shows_and_edits_sfx_notes_and_page(qtbot, ctx, outliner):
+    outliner.story_edit.setPlainText(SCRIPT)
+    _parse(qtbot, outliner)
+    qtbot.waitUntil(lambda: outliner.model.rowCount() == 2)
+    beat = ctx.document.project.story.beats()[2]
+    outliner.select_beat(beat.id)
+    editor = outliner.editor
+    assert editor.beat_id == beat.id
+    assert editor.sfx_edit.text() == "SPLASH" and editor.page_spin.value() == 1
+    tip = outliner.model.data(outliner.model.index_of_beat(beat.id), Qt.ItemDataRole.ToolTipRole)
+    assert "Page 1" in tip and "SFX: SPLASH" in tip
+    editor.sfx_edit.setFocus()
+    editor.sfx_edit.selectAll()
+    qtbot.keyClicks(editor.sfx_edit, "SPLOSH / drip")
+    editor.notes_edit.setFocus()
+    qtbot.keyClicks(editor.notes_edit, "Rain on the lens.")
+    editor.page_spin.setValue(2)
+    edited = ctx.document.project.story.beat(beat.id)
+    assert edited.sfx == ["SPLOSH", "drip"] and edited.notes == "Rain on the lens." and edited.page == 2
+    assert edited.edited
+    ctx.undo_stack.undo()  # the page change
+    assert ctx.document.project.story.beat(beat.id).page == 1
