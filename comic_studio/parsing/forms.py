@@ -118,17 +118,23 @@ def detect_form(text: str) -> StoryForm:
         if not s:
             continue
         lines += 1
-        if PAGE_HEADING.match(s) and len(s) < 60:
-            pages += 1
-        elif PANEL_HEADING.match(s):
-            panels += 1
-        elif SCENE_HEADING.match(s) and not s.startswith(".") and len(s) < 100:
+        # Cheap first looks (a prose line is mostly none of these) before any regex runs.
+        low = s.lstrip("#*_[ ").lower()
+        if low.startswith(("page", "panel", "pnl")):
+            if PAGE_HEADING.match(s) and len(s) < 60:
+                pages += 1
+            elif PANEL_HEADING.match(s):
+                panels += 1
+        elif low.startswith(("int", "ext", "est", "i/e", "e/i")) and SCENE_HEADING.match(s) and len(s) < 100:
             headings += 1
-        elif TRANSITION.match(s):
-            transitions += 1
-        elif is_cue_line(s) and k + 1 < len(rows) and rows[k + 1].strip() and not is_cue_line(rows[k + 1]):
-            cues += 1  # loose text may skip the blank line above a cue
-        elif is_inline_cue(s):
+        elif s.split("(")[0].isupper() or s[0] in ">@":
+            if TRANSITION.match(s):
+                transitions += 1
+            elif is_cue_line(s) and k + 1 < len(rows) and rows[k + 1].strip() and not is_cue_line(rows[k + 1]):
+                cues += 1  # loose text may skip the blank line above a cue
+            elif is_inline_cue(s):
+                inline += 1
+        elif ":" in s[:48] and is_inline_cue(s):
             inline += 1
     if panels >= 2 or (pages >= 1 and panels >= 1):
         return StoryForm.COMIC
