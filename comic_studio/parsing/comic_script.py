@@ -75,15 +75,24 @@ def read_comic_script(text: str) -> list[ScriptElement]:
             first = number_value(page["a"])
             last = number_value(page["b"]) if page["b"] else first
             first = first or next_page
+            same_page = bool(spread) and spread[0] == first  # "PAGE 3, PANEL 2" after "PAGE 3, PANEL 1"
             spread = list(range(first, max(first, min(last, first + 1)) + 1))
             next_page = spread[-1] + 1
-            out.append(ScriptElement("scene", page=spread[0], title=_page_title(spread)))
-            if len(spread) > 1:
-                out[-1].setting = "spread"  # marks a two-page heading for the panel split below
+            if not same_page:
+                out.append(ScriptElement("scene", page=spread[0], title=_page_title(spread)))
+                if len(spread) > 1:
+                    out[-1].setting = "spread"  # marks a two-page heading for the panel split below
             in_page = True
             current = pending_cue = None
-            if page["rest"].strip():
-                out.append(ScriptElement("note", text=_clean(page["rest"])))
+            rest = page["rest"].strip().lstrip(",;:-–— ")
+            same_line_panel = PANEL_HEADING.match(rest)
+            if same_line_panel:  # "PAGE 3, PANEL 1: Wide on the harbour."
+                out.append(ScriptElement("panel", page=number_value(same_line_panel["n"])))
+                if same_line_panel["rest"].strip():
+                    out.append(ScriptElement("action", text=_clean(same_line_panel["rest"])))
+                    current = out[-1]
+            elif rest:
+                out.append(ScriptElement("note", text=_clean(rest)))
             continue
         if not in_page:
             continue

@@ -121,8 +121,10 @@ def detect_form(text: str) -> StoryForm:
         # Cheap first looks (a prose line is mostly none of these) before any regex runs.
         low = s.lstrip("#*_[ ").lower()
         if low.startswith(("page", "panel", "pnl")):
-            if PAGE_HEADING.match(s) and len(s) < 60:
+            page = PAGE_HEADING.match(s)
+            if page and len(s) < 80:
                 pages += 1
+                panels += bool(PANEL_HEADING.match(page["rest"].lstrip(",;:-–— ")))  # "PAGE 3, PANEL 1"
             elif PANEL_HEADING.match(s):
                 panels += 1
         elif low.startswith(("int", "ext", "est", "i/e", "e/i")) and SCENE_HEADING.match(s) and len(s) < 100:

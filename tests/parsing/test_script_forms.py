@@ -53,6 +53,15 @@ def test_page_and_panel_heading_variants(page: str, panel: str) -> None:
     assert detect_form(text) is StoryForm.COMIC
 
 
+def test_page_and_panel_on_one_line() -> None:
+    text = "PAGE 3, PANEL 1: Wide on the harbour.\nMARA: Boats.\n\nPAGE 3, PANEL 2\nMara waves.\n"
+    parsed = parse(text, [MARA])
+    beats = parsed.beats()
+    assert [s.title for s in parsed.scenes] == ["Page 3"]  # the page named again is the same page
+    assert [(b.page, b.action) for b in beats] == [(3, "Wide on the harbour."), (3, "Mara waves.")]
+    assert beats[0].dialogue[0].text == "Boats."
+
+
 def test_description_on_the_heading_line_and_continued_lines() -> None:
     elements = read_comic_script(
         "PAGE 1\nPANEL 1: Wide on the harbour.\nBoats knock together.\n"
