@@ -31,7 +31,7 @@ from comic_studio.parsing.forms import (
 )
 
 _LABELLED = re.compile(
-    r"^\s*(?:\d+[.)]\s*)?(?P<cue>[^\W\d_][^\W_:]*(?:[ .'’\-][^\W_:]+)*?\.?)\s*(?P<ext>(?:\([^)]*\)\s*)*)\s*:\s*(?P<text>.*)$"
+    r"^\s*(?P<number>\d+[.)]\s*)?(?P<cue>[^\W\d_][^\W_:]*(?:[ .'’\-][^\W_:]+)*?\.?)\s*(?P<ext>(?:\([^)]*\)\s*)*)\s*:\s*(?P<text>.*)$"
 )
 _CAPTION_WORDS = frozenset({"caption", "cap", "captions", "narration", "narrator", "narr", "box", "title"})
 _SFX_WORDS = frozenset({"sfx", "fx", "sound", "sound effect", "sound fx", "s.f.x.", "noise"})
@@ -116,6 +116,8 @@ def read_comic_script(text: str) -> list[ScriptElement]:
         labelled = _LABELLED.match(s)
         if labelled:
             kind = _label_kind(labelled["cue"])
+            if not kind and labelled["number"] and len(labelled["cue"].split()) <= 3:
+                kind = "line"  # "2. Mara: Hi": a numbered balloon, whatever the case of the name
             if kind:
                 out.append(_labelled(kind, labelled["cue"], labelled["ext"], labelled["text"]))
                 current = out[-1]

@@ -62,6 +62,18 @@ def test_page_and_panel_on_one_line() -> None:
     assert beats[0].dialogue[0].text == "Boats."
 
 
+def test_numbered_balloons_with_names_in_any_case() -> None:
+    beat = parse(
+        "PAGE 1\nPANEL 1\nMara at the door.\n1. Mara: Hello?\n2) Elias Grey (OFF): Here.\n", [MARA, ELI]
+    ).beats()[0]
+    assert [(d.speaker_id, d.text, d.off_panel) for d in beat.dialogue] == [
+        ("mara", "Hello?", False),
+        ("eli", "Here.", True),
+    ]
+    # Unnumbered, a line in mixed case with a colon is description ("Mara: tired, wet."), not a balloon.
+    assert parse("PAGE 1\nPANEL 1\nMara: tired, wet.\n", [MARA]).beats()[0].dialogue == []
+
+
 def test_description_on_the_heading_line_and_continued_lines() -> None:
     elements = read_comic_script(
         "PAGE 1\nPANEL 1: Wide on the harbour.\nBoats knock together.\n"
