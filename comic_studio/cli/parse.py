@@ -26,6 +26,17 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="openai: server URL, e.g. http://127.0.0.1:11434/v1 ($COMIC_STUDIO_OPENAI_BASE_URL); "
         "an API key is read from $COMIC_STUDIO_OPENAI_API_KEY only",
     )
+    parse.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "prose", "comic", "screenplay"],
+        help="the story's form: auto (default: detected from the text), prose, comic (a comic full script: "
+        "PAGE/PANEL headings, CAPTION:, NAME: dialogue, SFX:) or screenplay (Fountain or loose screenplay text)",
+    )
+    parse.add_argument("--context", type=int, help="llama/openai: the model's context size in tokens (default 8192)")
+    parse.add_argument(
+        "--window-seconds", type=float, help="llama/openai: time limit per story window in seconds (default 180)"
+    )
     parse.add_argument("--characters", help="character library JSON")
     parse.add_argument("--out", default="-", help="output JSON file (default: stdout)")
     parse.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -52,8 +63,22 @@ def _cmd_parse(args: argparse.Namespace) -> int:
                     windows,
                 )
 
+        if args.format != "auto":
+            from comic_studio.parsing.errors import ParseError
+
+            raise ParseError(
+                f"--format {args.format} applies to the rules parser; the LLM parsers read every form themselves",
+                "format",
+            )
+        parser = make_llm_parser(
+            args.parser,
+            model=args.model,
+            base_url=args.base_url,
+            context=args.context,
+            window_seconds=args.window_seconds,
+        )
         parsed, _characters = parse_story_file_with(
-            make_llm_parser(args.parser, model=args.model, base_url=args.base_url),
+            parser,
             Path(args.story),
             characters_path=characters_path,
             progress=window_progress,
@@ -61,11 +86,24 @@ def _cmd_parse(args: argparse.Namespace) -> int:
         for warning in parsed.warnings:
             show.say(f"warning: {warning}")
     else:
-        if args.model or args.base_url:
-            from comic_studio.parsing.errors import ParseError
+        from comic_studio.parsing.errors import ParseError
 
-            raise ParseError(f"--model and --base-url apply to the llama and openai parsers, not {args.parser!r}")
-        parsed, _characters = parse_story_file(Path(args.story), parser=args.parser, characters_path=characters_path)
+        if args.model or args.base_url or args.context is not None or args.window_seconds is not None:
+            raise ParseError(
+                f"--model, --base-url, --context and --window-seconds apply to the llama and openai parsers, "
+                f"not {args.parser!r}"
+            )
+        if args.parser == "rules":
+            from comic_studio.parsing.rules import RuleParser
+
+            engine: Any = RuleParser(args.format)
+        elif args.format != "auto":
+            raise ParseError(f"--format applies to the rules parser, not {args.parser!r}", "format")
+        else:
+            engine = args.parser
+        parsed, _characters = parse_story_file(Path(args.story), parser=engine, characters_path=characters_path)
+        if not args.quiet and parsed.form:
+            print(f"read as: {parsed.form}", file=sys.stderr)
     if args.out == "-":
         print(parsed.model_dump_json(indent=2))
     else:

@@ -220,6 +220,9 @@ class DialogueLine(_Model):
     """Character id, or ``None`` for an unattributed voice (off-panel, crowd)."""
     text: Annotated[str, Field(min_length=1, max_length=5_000)]
     kind: DialogueKind = DialogueKind.SPEECH
+    off_panel: bool = False
+    """The speaker is not in the panel (a script's ``NAME (OFF):``, a screenplay's ``(O.S.)``/``(V.O.)``):
+    the balloon's tail points to no figure."""
 
 
 class Beat(_Model):
@@ -236,6 +239,13 @@ class Beat(_Model):
     mood: ShortText = ""
     dialogue: Annotated[list[DialogueLine], Field(max_length=64)] = []
     caption: Annotated[str, Field(max_length=5_000)] = ""
+    sfx: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=16)] = []
+    """Sound effects lettered in the panel (a comic script's ``SFX: KRAKOOM``)."""
+    notes: Annotated[str, Field(max_length=5_000)] = ""
+    """Notes to the artist (a script's ``NOTE:``/``[[...]]``): shown to the author, never lettered."""
+    page: int = Field(default=0, ge=0, le=100_000)
+    """The script page this beat's panel belongs to (comic scripts): consecutive beats with the same
+    page number are laid out together on one page. 0: free, auto-layout chooses the page breaks."""
     source: Literal["rules", "llm", "user"] = "rules"
     edited: bool = False
     """True once the author changed the beat by hand: re-parsing must not silently overwrite it."""

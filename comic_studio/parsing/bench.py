@@ -56,6 +56,7 @@ def generate_story(words: int, seed: int = 0) -> str:
     return "\n\n".join(paragraphs)
 
 
+_SCREENPLAY_HEAD = "INT. KITCHEN - NIGHT\n\nBELLA\nHi.\n\nEDWARD\nHello.\n\n"
 PATHOLOGICAL_INPUTS = {
     "sentences": "It was cold. " * 10_000,  # many sentences in one paragraph (abbreviation look-behind)
     "open-single": "'a " * 40_000,  # single quotes that never close
@@ -66,6 +67,11 @@ PATHOLOGICAL_INPUTS = {
     "comma-splices": "Bella opens the door, " * 8_000,
     "subjects": ("Bella and " * 8_000) + "Edward walk.",
     "long-heading": "INT. " + "X" * 5_000 + "\n\nBella sits.",
+    # Script forms (auto-detected as screenplays / comic scripts): marks that never close.
+    "fountain-boneyard": _SCREENPLAY_HEAD + "/* x " * 20_000,
+    "fountain-notes": _SCREENPLAY_HEAD + "[[ x " * 20_000,
+    "fountain-emphasis": _SCREENPLAY_HEAD + "BELLA\n" + "*a _b " * 20_000,
+    "comic-panels": "PAGE 1\n" + "PANEL 1\nBELLA (WHISPER): hi\nSFX: BAM\n" * 5_000,
 }
 """Inputs on which a quadratic scan would take minutes (the tests check the result, this bench the time)."""
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from comic_studio.parsing.lexicon import (
     ALL_VERBS,
     IRREGULAR_PAST,
+    OPENERS,
     SKIPPABLE,
     SPEECH_VERBS,
+    TITLES_NEUTRAL,
     VERB_BASES,
 )
 from comic_studio.parsing.mentions import Token
@@ -132,6 +134,15 @@ def find_subject(tokens: list[Token], clause: Clause) -> None:
         tokens[i].low in SKIPPABLE or tokens[i].low.endswith("ly") and not tokens[i].char_ids and not is_verb(tokens[i])
     ):
         i += 1
+    # An opener without a comma ("Sometimes Theo sang", "On Monday Theo came home"): skip to the
+    # first mention when no verb comes before it.
+    if i < end and tokens[i].low in OPENERS and not tokens[i].char_ids and tokens[i].role != "subj":
+        j = i + 1
+        while j < end and j - i <= _INTRO_MAX and not _is_subject_word(tokens[j]) and not is_verb(tokens[j]):
+            j += 1
+        if j < end and j - i <= _INTRO_MAX and _is_subject_word(tokens[j]) and tokens[j].role != "poss":
+            clause.intro_end = j - 1
+            i = j
     if clause.inherits_subject:
         clause.verb = i if i < end and is_verb(tokens[i]) else _first_verb(tokens, i, end)
         return
@@ -143,7 +154,7 @@ def find_subject(tokens: list[Token], clause: Clause) -> None:
         return
     subject: list[int] = []
     # Titles before a name ("Mrs. Álvarez" when only "Álvarez" is known) belong to the subject.
-    while i + 1 < end and tokens[i].text in _TITLES and not tokens[i].char_ids:
+    while i + 1 < end and (tokens[i].text in _TITLES or tokens[i].text in TITLES_NEUTRAL) and not tokens[i].char_ids:
         i += 2 if tokens[i + 1].text == "." and i + 2 < end else 1
     while i < end:
         tok = tokens[i]

@@ -18,7 +18,11 @@ from comic_studio.parsing.lexicon import (
 )
 from comic_studio.parsing.mentions import Token
 
-_NUM = r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|a few|a couple of|several|many|some|\d+)"
+_NUM = (
+    r"(?:a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|"
+    r"(?:twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)(?:[- ](?:one|two|three|four|five|six|seven|eight|nine))?|"
+    r"a hundred|hundreds of|a thousand|a few|a couple of|several|many|some|\d+)"
+)
 _UNIT = r"(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|centuries|moments?)"
 TIME_JUMP = re.compile(
     r"^(?:meanwhile|later|earlier|afterwards?|elsewhere|"
@@ -26,7 +30,9 @@ TIME_JUMP = re.compile(
     r"next (?:morning|day|evening|week|night)|that (?:night|evening|morning|afternoon)|"
     rf"{_NUM} {_UNIT} (?:later|after|passed|earlier|before|went by|had passed|have passed)|"
     rf"(?:{_UNIT}) later|at (?:dawn|dusk|noon|midnight|sunrise|sunset|nightfall)|"
-    r"by (?:morning|nightfall|dawn|noon|evening)|long ago|once upon a time|back (?:at|in) )",
+    r"by (?:morning|nightfall|dawn|noon|evening)|long ago|once upon a time|back (?:at|in) |"
+    rf"{_NUM} {_UNIT} ago|years? (?:later|earlier|before|ago)|in (?:the (?:summer|winter|spring|autumn|fall) of )?"
+    r"(?:1[0-9]|20)\d\d\b|flashback)",
     re.I,
 )
 _PLACE_INTRO = re.compile(r"^(?:back\s+)?(?:at|in|inside|outside|on|aboard)\s+(?:the\s+)?([^,]{2,40}),", re.I)

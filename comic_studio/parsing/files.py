@@ -12,8 +12,9 @@ from comic_studio.core.atomic import FileWriteError, atomic_write_text
 from comic_studio.core.character_file import load_characters
 from comic_studio.core.model import Character
 from comic_studio.core.safe_read import UnsafeInputError, read_bytes
-from comic_studio.parsing.base import CancelCallback, ProgressCallback
+from comic_studio.parsing.base import CancelCallback, ProgressCallback, StoryParser
 from comic_studio.parsing.errors import ParseError
+from comic_studio.parsing.forms import StoryForm, detect_form
 from comic_studio.parsing.names import PALETTE, colour_for, infer_characters
 from comic_studio.parsing.registry import parse
 from comic_studio.parsing.schema import ParsedStory, slugify
@@ -40,15 +41,25 @@ def read_story(path: str | Path) -> str:
 def parse_story_file(
     story_path: str | Path,
     *,
-    parser: str = "rules",
+    parser: str | StoryParser = "rules",
     characters_path: str | Path | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCallback | None = None,
 ) -> tuple[ParsedStory, list[Character]]:
     """Parse a story file. Without a character library the story's proper names become
-    characters (pronouns inferred where the text is clear). Returns the story and the library used."""
+    characters (pronouns inferred where the text is clear). Returns the story and the library used.
+
+    A script's characters are its speakers (cues in capitals, which prose name-finding skips) and
+    the names in its descriptions: the parse suggests them and they are promoted here."""
     text = read_story(story_path)
-    characters = load_characters(characters_path) if characters_path else infer_characters(text)
+    if characters_path:
+        characters = load_characters(characters_path)
+    else:
+        form = getattr(parser, "form", StoryForm.AUTO) if not isinstance(parser, str) else StoryForm.AUTO
+        if (detect_form(text) if form is StoryForm.AUTO else form) is not StoryForm.PROSE:
+            parsed = parse(text, [], parser, progress=progress, cancel=cancel)
+            return promote_suggestions(parsed, [])
+        characters = infer_characters(text)
     return parse(text, characters, parser, progress=progress, cancel=cancel), characters
 
 

@@ -340,6 +340,44 @@ TITLES_SHE = frozenset(
     {"Mrs", "Ms", "Miss", "Lady", "Queen", "Princess", "Mother", "Sister", "Aunt", "Madame", "Señora", "Frau", "Mme"}
 )
 
+# Ranks and roles written before a name ("Captain Elias Grey"): a title, not part of the name, and
+# no gender. "Captain Elias Grey", "Elias" and "Grey" are then one person.
+TITLES_NEUTRAL = frozenset(
+    """Captain Capt Sergeant Sgt Lieutenant Lt Colonel Col General Gen Major Commander Cmdr Admiral
+    Detective Det Inspector Constable Officer Agent Doctor Dr Professor Prof Judge Chief Nurse Coach
+    Private Corporal Cpl Marshal Sheriff Deputy Governor Senator President Mayor Reverend Rev""".split()
+)
+
+# Camera directions that open script panel descriptions ("Wide shot of…", "Extreme close-up of…",
+# "Establishing: the harbour"): capitalised, at a sentence start, never names.
+SHOT_WORDS = frozenset(
+    """establishing wide medium close closeup close-up extreme tight long aerial overhead angle angles pan
+    insert inset splash reverse pov ots shot shots panel page pages caption sfx""".split()
+)
+
+# Words that open a sentence before its subject without a comma ("Sometimes Theo sang", "On Monday
+# Theo came home"): never part of a name, and skipped when looking for the subject.
+OPENERS = frozenset(
+    """sometimes often once always usually later soon afterwards yesterday today tonight tomorrow
+    meanwhile eventually perhaps maybe instead besides somehow otherwise anyway still again
+    on in at after before during beside behind near by under over with without across through since
+    until inside outside above below beyond around among along upon every each last next that this
+    one young old little poor dear""".split()
+)
+
+# Family words: a name only where the text uses one as a name, capitalised mid-sentence with no
+# possessive before it ("Theo hugged Dad", not "Dad was late." alone nor "his Dad").
+KINSHIP = frozenset(
+    """mom mum mommy mummy mama mamma ma dad daddy papa pa pop father mother grandma grandpa granny
+    grandad granddad gran nana nan grandmother grandfather auntie aunty uncle aunt sis bro son
+    daughter""".split()
+)
+
+KINSHIP_HE = frozenset("dad daddy papa pa pop father grandpa grandad granddad grandfather uncle bro son".split())
+KINSHIP_SHE = frozenset(
+    "mom mum mommy mummy mama mamma ma mother grandma granny gran nana nan grandmother auntie aunty aunt sis daughter".split()
+)
+
 # Capitalised words that are never character names (sentence starters, function words, etc.).
 STOPWORDS = frozenset(
     """i a an the this that these those there then when while where why how what who whom whose

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from comic_studio.core.model import Character, Pronouns
-from comic_studio.parsing.lexicon import AFTER_OBJECT_HER, PRONOUNS, STOPWORDS
+from comic_studio.parsing.lexicon import AFTER_OBJECT_HER, PRONOUNS, STOPWORDS, TITLES_HE, TITLES_NEUTRAL, TITLES_SHE
 
 # Words (letters with inner apostrophes or hyphens: "don't", "Bella's", "Jean-Luc"), numbers,
 # or single punctuation characters.
@@ -58,6 +58,10 @@ class CharacterIndex:
             toks = [t.text for t in tokenize(c.name) if t.text != "."]
             if len(toks) > 1:
                 for part in (toks[0], toks[-1]):
+                    # "Captain" of "Captain Reyes" is a rank, not her name: "Captain Elias Grey" is
+                    # someone else.
+                    if part in TITLES_NEUTRAL or part in TITLES_HE or part in TITLES_SHE:
+                        continue
                     if part[:1].isupper() and part.lower() not in STOPWORDS:
                         implicit.setdefault((part,), set()).add(c.id)
         table = dict(explicit)

@@ -16,15 +16,22 @@ from dataclasses import dataclass, field
 from comic_studio.core.model import Character, Pronouns
 from comic_studio.parsing.lexicon import (
     ALL_VERBS,
+    KINSHIP,
+    KINSHIP_HE,
+    KINSHIP_SHE,
     KNOWN_PLACES,
     MONTHS,
+    OPENERS,
     PLACE_SUFFIXES,
     PRONOUNS,
     SCENE_NOUNS,
+    SHOT_WORDS,
     SPEECH_VERBS,
     STOPWORDS,
     TITLES_HE,
+    TITLES_NEUTRAL,
     TITLES_SHE,
+    VERB_BASES,
     WEEKDAYS,
 )
 from comic_studio.parsing.schema import MAX_SUGGESTIONS, slugify
@@ -41,6 +48,9 @@ _TITLE_BEFORE = re.compile(r"\b(Mr|Mrs|Ms|Miss|Dr|Prof|Capt|Mme|Sir|Lady)\.?\s+$
 _NEXT_WORD = re.compile(r"[ \t]+([a-z]+)\b")
 _ABBREVIATED_TITLES = frozenset({"Mr", "Mrs", "Ms", "Dr", "Prof", "Capt", "Mme"})
 _PRONOUN_WORDS = re.compile(r"\b(he|him|his|himself|she|her|hers|herself)\b", re.I)
+_AND_NAME = re.compile(r"[ \t]+and[ \t]+" + _UPPER_CLASS)
+_POSSESSIVE_BEFORE = re.compile(r"\b(?:my|your|his|her|their|our|its|the|a)\s+$", re.I)
+_OWN_PRONOUNS = frozenset({"his", "himself", "hers", "herself"})
 _SENTENCE = re.compile(r"[^.!?…\n]+[.!?…]*")
 
 PALETTE = [
@@ -108,7 +118,14 @@ def names_left_out(found: int, kept: int, *, which: str = "mentioned most") -> s
 
 def _is_name_word(word: str) -> bool:
     low = word.lower().rstrip(".")
-    if low in STOPWORDS or low in MONTHS or low in WEEKDAYS or low in KNOWN_PLACES or low in SCENE_NOUNS:
+    if (
+        low in STOPWORDS
+        or low in MONTHS
+        or low in WEEKDAYS
+        or low in KNOWN_PLACES
+        or low in SCENE_NOUNS
+        or low in SHOT_WORDS
+    ):
         return False
     # ALL-CAPS words are headings ("INT. KITCHEN") or shouting, not names.
     return not (len(word) > 1 and word.isupper())
@@ -124,6 +141,7 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
     titles: dict[str, str] = {}
     preceded_by_the: Counter[str] = Counter()
     before_verb: Counter[str] = Counter()  # "Zoë opens …": a sentence-initial word right before a verb
+    possessed: Counter[str] = Counter()
     for m in _CAP_RUN.finditer(text):
         words = m.group().split()
         start = m.start()
@@ -133,8 +151,11 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
         tb = _TITLE_BEFORE.search(text, max(0, start - 6), start)
         if tb:
             title, at_start = tb.group(1) + ".", False
-        while words and (
-            words[0] in TITLES_HE or words[0] in TITLES_SHE or words[0].rstrip(".") in ("Dr", "Prof", "Capt")
+        # A title alone ("Theo hugged Uncle") is the name the text uses; before a name it is a title.
+        while (
+            words
+            and (len(words) > 1 or words[0].endswith(".") or words[0] in _ABBREVIATED_TITLES)
+            and (words[0] in TITLES_HE or words[0] in TITLES_SHE or words[0].rstrip(".") in TITLES_NEUTRAL)
         ):
             title = words.pop(0)
             at_start = False
@@ -144,6 +165,20 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
         after_the = text[max(0, start - 4) : start].lower().endswith("the ")
         while words and not _is_name_word(words[0]):
             after_the = words.pop(0).lower() == "the"
+            at_start = False
+        # "Sometimes Theo", "Yesterday Mara", "Run Theo": at a sentence start, an adverb, a
+        # preposition or a verb glued to the name is not part of it.
+        while (
+            at_start
+            and len(words) > 1
+            and (
+                words[0].lower() in OPENERS
+                or words[0].lower().endswith("ly")
+                or words[0].lower() in ALL_VERBS
+                or words[0].lower() in lower_vocab
+            )
+        ):
+            words.pop(0)
             at_start = False
         while words and not _is_name_word(words[-1]):
             words.pop()
@@ -165,12 +200,24 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
         nxt = _NEXT_WORD.match(text, m.end())
         if nxt and (nxt.group(1) in ALL_VERBS or nxt.group(1) in SPEECH_VERBS):
             before_verb[name] += 1
+        elif at_start and nxt and nxt.group(1) == "and" and _AND_NAME.match(text, m.end()):
+            before_verb[name] += 1  # "Theo and Mara walked": listed with a name, a name too
+        if not at_start and _POSSESSIVE_BEFORE.search(text, max(0, start - 8), start):
+            possessed[name] += 1  # "his Dad": a family word, not a name
 
     accepted: list[str] = []
     for name, n in counts.items():
         single = " " not in name
+        low = name.lower()
+        if single and low in KINSHIP and mid[name] - possessed[name] < 1:
+            continue  # "Dad" only opening sentences, or only after "my": a family word
+        if single and low in VERB_BASES and mid[name] == 0:
+            continue  # "Grab the rope." "Walk." — imperatives open sentences, names also appear mid-sentence
         if preceded_by_the[name] == n:
             continue  # "the Harbour", "the Council": a thing, not a person
+        if single and low in KINSHIP and mid[name] > possessed[name]:
+            accepted.append(name)  # "Theo hugged Dad": a family word used as a name ("her dad" too)
+            continue
         if single and name.lower() in lower_vocab:
             # The word also occurs in lower case ("Hope", "Will" as verbs): only a title or a
             # mid-sentence use twice makes it a name.
@@ -203,6 +250,11 @@ def find_proper_names(text: str, exclude: set[str] | None = None) -> list[NameCa
                 cand.aliases.append(cand.name)
                 cand.name = f"{t}. {cand.name}" if t in _ABBREVIATED_TITLES else f"{t} {cand.name}"
             cand.pronouns = Pronouns.HE if t in TITLES_HE else Pronouns.SHE if t in TITLES_SHE else None
+    for cand in merged.values():
+        # A family word used as a name says the gender the text would otherwise have to show.
+        low = cand.name.lower()
+        if cand.pronouns is None and low in KINSHIP:
+            cand.pronouns = Pronouns.HE if low in KINSHIP_HE else Pronouns.SHE if low in KINSHIP_SHE else None
     _infer_pronouns(text, list(merged.values()))
     return list(merged.values())
 
@@ -223,8 +275,15 @@ def _infer_pronouns(text: str, candidates: list[NameCandidate]) -> None:
     )
     sentences = [s.group() for s in _SENTENCE.finditer(text)]
     names = [{lookup[m.group(1)].name for m in pattern.finditer(sent)} for sent in sentences]
-    genders = [{PRONOUNS[w.lower()][0] for w in _PRONOUN_WORDS.findall(sent)} for sent in sentences]
+    found = [_PRONOUN_WORDS.findall(sent) for sent in sentences]
+    genders = [{PRONOUNS[w.lower()][0] for w in words} for words in found]
+    # In a sentence that names the person again, "him"/"she" is someone else ("Sally sits beside
+    # him"); only a possessive or reflexive there can be theirs.
+    own = [{PRONOUNS[w.lower()][0] for w in words if w.lower() in _OWN_PRONOUNS} for words in found]
     by_name = {c.name: c for c in candidates}
+
+    def heard(i: int, name: str) -> set[str]:
+        return own[i] if name in names[i] else genders[i]
 
     def tally(votes: dict[str, Counter[str]]) -> bool:
         changed = False
@@ -239,18 +298,20 @@ def _infer_pronouns(text: str, candidates: list[NameCandidate]) -> None:
 
     votes: dict[str, Counter[str]] = {c.name: Counter() for c in candidates}
     for i in range(1, len(sentences)):
-        if len(names[i - 1]) == 1 and len(genders[i]) == 1:
-            votes[next(iter(names[i - 1]))][next(iter(genders[i]))] += 1
+        if len(names[i - 1]) == 1:
+            name = next(iter(names[i - 1]))
+            if len(heard(i, name)) == 1:
+                votes[name][next(iter(heard(i, name)))] += 1
     tally(votes)
     for _ in range(3):  # elimination may unlock further names
         votes = {c.name: Counter() for c in candidates}
         for i in range(1, len(sentences)):
             unknown = [n for n in names[i - 1] if by_name[n].pronouns is None]
-            if len(unknown) != 1 or not genders[i]:
+            if len(unknown) != 1 or not heard(i, unknown[0]):
                 continue
             recent = names[i - 1] | names[i] | (names[i - 2] if i >= 2 else set())
             taken = {by_name[n].pronouns.value for n in recent if by_name[n].pronouns is not None}  # type: ignore[union-attr]
-            left = genders[i] - taken
+            left = heard(i, unknown[0]) - taken
             if len(left) == 1:
                 votes[unknown[0]][left.pop()] += 1
         if not tally(votes):

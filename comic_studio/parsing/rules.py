@@ -9,6 +9,7 @@ Everything is dictionary look-ups and precompiled regexes, linear in the text le
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from comic_studio.core.model import Beat, Character, DialogueKind, DialogueLine, Pronouns, Scene, ShotType
 from comic_studio.parsing.base import CancelCallback, ProgressCallback, check_cancel
@@ -22,11 +23,12 @@ from comic_studio.parsing.cues import (
     is_time_jump,
     place_intro,
 )
+from comic_studio.parsing.forms import StoryForm, detect_form, story_form
 from comic_studio.parsing.lexicon import ACTION_VERBS, IRREGULAR_PAST, SKIPPABLE, SPEECH_VERBS, VERB_BASES
 from comic_studio.parsing.mentions import CharacterIndex, Token, tokenize
-from comic_studio.parsing.names import find_proper_names, most_mentioned, names_left_out
+from comic_studio.parsing.names import NameCandidate, find_proper_names, most_mentioned, names_left_out
 from comic_studio.parsing.pronouns import PronounResolver
-from comic_studio.parsing.schema import MAX_SUGGESTIONS, CharacterSuggestion, ParsedStory, provisional_id
+from comic_studio.parsing.schema import MAX_SUGGESTIONS, CharacterSuggestion, FormName, ParsedStory, provisional_id
 from comic_studio.parsing.text import (
     Heading,
     Quote,
@@ -72,7 +74,13 @@ class _SceneState:
 
 
 class RuleParser:
+    """``form``: "auto" (default: :func:`~comic_studio.parsing.forms.detect_form` decides), "prose",
+    "comic" (a comic full script) or "screenplay" (Fountain or loose screenplay text)."""
+
     name = "rules"
+
+    def __init__(self, form: str | StoryForm = StoryForm.AUTO):
+        self.form = story_form(form)
 
     def parse(
         self,
@@ -82,7 +90,12 @@ class RuleParser:
         progress: ProgressCallback | None = None,
         cancel: CancelCallback | None = None,
     ) -> ParsedStory:
-        return _Run(characters, progress, cancel).run(story_text)
+        form = detect_form(story_text) if self.form is StoryForm.AUTO else self.form
+        if form is StoryForm.PROSE:
+            return _Run(characters, progress, cancel).run(story_text)
+        from comic_studio.parsing.scripts import run_script  # the script forms' assembly
+
+        return run_script(_Run(characters, progress, cancel), story_text, form)
 
 
 class _Run:
@@ -120,25 +133,36 @@ class _Run:
         if self.progress:
             self.progress(1.0)
         self._link_suggestions(suggestions)
+        return self.result(title, suggestions, StoryForm.PROSE)
+
+    def result(self, title: str, suggestions: list[CharacterSuggestion], form: StoryForm) -> ParsedStory:
         return ParsedStory(
             title=_clip(title, 200),
             scenes=self.scenes,
             suggestions=suggestions,
             parser="rules",
+            form=cast(FormName, form.value),
             warnings=self.warnings[:10_000],
         )
 
-    def _suggest(self, text: str) -> list[CharacterSuggestion]:
-        """Unknown proper names become suggested characters with provisional ``new:`` ids."""
+    def library_names(self) -> set[str]:
+        """Every name and alias of the library, and the capitalised words of each."""
         exclude: set[str] = set()
         for c in self.library:
             for n in c.all_names():
                 exclude.add(n)
                 exclude.update(w for w in n.split() if w[:1].isupper())
+        return exclude
+
+    def _suggest(self, text: str) -> list[CharacterSuggestion]:
+        """Unknown proper names become suggested characters with provisional ``new:`` ids."""
+        return self.suggest(find_proper_names(text, self.library_names()))
+
+    def suggest(self, found: list[NameCandidate]) -> list[CharacterSuggestion]:
+        """Suggested characters (provisional ``new:`` ids) for ``found``; builds the name index."""
         suggestions: list[CharacterSuggestion] = []
         provisional: list[Character] = []
         used = {c.id for c in self.library}
-        found = find_proper_names(text, exclude)
         kept = most_mentioned(found, MAX_SUGGESTIONS - len(self.library))
         if len(kept) < len(found):
             self.warnings.append(names_left_out(len(found), len(kept)))
@@ -229,6 +253,15 @@ class _Run:
             self.index.mark(tokens)
             clauses = split_clauses(tokens)
             subjects = self.resolver.resolve(tokens, clauses)
+            if not qids and events and isinstance(events[-1], _QuoteEvent) and not events[-1].tagged:
+                # '"Sit down." The captain said.': a tag in a sentence of its own belongs to the
+                # quote before it; it is neither a caption nor an action.
+                speaker, kind, tag_clauses = self._find_tag(tokens, clauses, subjects)
+                if kind is not None and (tag_clauses == set(range(len(clauses))) or speaker == UNNAMED):
+                    last = events[-1]
+                    last.speaker, last.kind, last.tagged = speaker, kind, speaker is not None
+                    if tag_clauses == set(range(len(clauses))):
+                        continue  # "The stranger said it without looking up." keeps its beat
             if not qids:
                 if is_caption_sentence(tokens, narration):
                     self._note_time_place(tokens)
@@ -288,7 +321,8 @@ class _Run:
             has_action = any(tokens[i].low in ACTION_VERBS for i in range(clause.start, clause.end))
             if not any(tokens[i].text[:1].isalpha() for i in range(clause.start, clause.end)):
                 continue
-            if not has_chars and not has_action:
+            if not has_chars and (not has_action or (ci == 0 and clause.end < len(tokens) and is_time_jump(narration))):
+                # "Back in the present, Mara …": the time phrase is narration ("present" is a verb too)
                 self._add_caption(self._text(tokens, clause, subj, narration, clause.start), beats)
                 continue
             skip_to = clause.intro_end + 1 if ci == 0 and intro_caption else clause.start
@@ -440,6 +474,18 @@ class _Run:
             if not subj and verb + 1 < clause.end and tokens[verb + 1].char_ids:
                 subj = tokens[verb + 1].char_ids  # "said Edward" missed as subject
             if not subj:
+                pronoun = next((tokens[i] for i in range(clause.start, verb) if tokens[i].role == "subj"), None)
+                if pronoun is not None and verb - clause.start <= 3:
+                    # '"Mine," she said.' with "she" unresolved (a name of unknown pronouns): still
+                    # a tag, never a caption; the speaker is inferred like an untagged line's.
+                    return None, SPEECH_VERBS[tokens[verb].low], {ci}
+                nominal = _nominal_tag(tokens, clause.start, clause.end, verb)
+                if nominal:
+                    # "the captain said." with no captain in the library: a tag all the same. The
+                    # line is someone's we cannot name: it must not become a caption, nor be
+                    # given to whoever acted last. "the stranger said it softly, looking up"
+                    # names the speaker and keeps its beat.
+                    return UNNAMED, SPEECH_VERBS[tokens[verb].low], ({ci} if nominal == "pure" else set())
                 continue
             kind = SPEECH_VERBS[tokens[verb].low]
             in_name = {
@@ -478,9 +524,13 @@ class _Run:
                 st.scene.beats.append(ev)
                 para_beats.append(ev)
                 continue
-            if ev.speaker is None:
+            if ev.speaker is None and resolved == UNNAMED:
+                ev.speaker = UNNAMED  # the unnamed speaker goes on in this paragraph
+            elif ev.speaker is None:
                 if first_quote and self.carry_speaker:
                     ev.speaker = self.carry_speaker
+                elif (after := self._actor_just_before(events, ev.position)) is not None and after != resolved:
+                    ev.speaker = after  # '"Where were you?" Mara asked. Theo shrugged. "Out."': Theo answers
                 elif resolved is not None:
                     ev.speaker = resolved  # an untagged line continues the paragraph's last speaker
                 elif len(tagged) == 1:
@@ -488,6 +538,11 @@ class _Run:
                 else:
                     ev.speaker = self._nearest_actor(events, ev.position) or self._alternate()
             first_quote = False
+            unnamed = ev.speaker == UNNAMED
+            if unnamed:
+                ev.speaker = None
+                ev.kind = ev.kind or (resolved_kind if resolved == UNNAMED else None)
+                resolved, resolved_kind = UNNAMED, ev.kind
             if ev.speaker is not None and ev.speaker == resolved and ev.kind is None:
                 ev.kind = resolved_kind  # '"Jacob knows," Edward whispered. "He saw us."': still whispering
             if ev.speaker is not None:
@@ -501,10 +556,18 @@ class _Run:
                 self._attach(line, ev.sentence_beats, para_beats)
                 if quote.unterminated:
                     self.carry_speaker = ev.speaker
-            if ev.speaker is None:
+            if ev.speaker is None and not unnamed:
                 self.warnings.append(
                     f"scene {len(self.scenes) + 1}: could not tell who says “{ev.quotes[0].text[:40]}”"
                 )
+
+    def _actor_just_before(self, events: list[Beat | _QuoteEvent], position: int) -> str | None:
+        """The actor of the action sentence right before an untagged quote, when a quote came
+        earlier in the paragraph (an action between two lines hands the turn to its actor)."""
+        if position == 0 or not any(isinstance(e, _QuoteEvent) for e in events[:position]):
+            return None
+        before = events[position - 1]
+        return before.actor_id if isinstance(before, Beat) else None
 
     def _nearest_actor(self, events: list[Beat | _QuoteEvent], position: int) -> str | None:
         for e in reversed(events[:position]):
@@ -606,6 +669,31 @@ def _clip(text: str, limit: int) -> str:
     cut = text[: limit - 1]
     space = cut.rfind(" ")
     return (cut[:space] if space > limit // 2 else cut) + "…"
+
+
+UNNAMED = "\x00unnamed"
+"""Speaker of a line whose tag names no character ("the stranger said"): spoken, but by nobody the
+library or the suggestions know, so the line gets no speaker rather than a guessed one."""
+_TAG_DETERMINERS = frozenset("the a an his her their my our your its this that one another some".split())
+
+
+def _nominal_tag(tokens: list[Token], start: int, end: int, verb: int) -> str:
+    """A speech tag whose subject is a noun phrase ("the captain said", "said an old woman",
+    "a voice whispered softly"): a determiner, a few words, the speech verb. "pure" when only
+    fillers follow, "action" when more follows ("said it without looking up"), "" otherwise."""
+    before = [t for t in tokens[start:verb] if t.text[:1].isalpha()]
+    after = [t for t in tokens[verb + 1 : end] if t.text[:1].isalpha()]
+    if before:
+        phrase, rest = before, after
+    else:  # inverted: "said the captain"
+        phrase, rest = after, []
+        while rest == [] and phrase and phrase[-1].low.endswith("ly"):
+            phrase = phrase[:-1]
+    if not phrase or phrase[0].low not in _TAG_DETERMINERS or len(phrase) > 4:
+        return ""
+    if any(t.low in ACTION_VERBS or t.low in SPEECH_VERBS for t in phrase):
+        return ""
+    return "pure" if all(t.low.endswith("ly") or t.low in _TAG_FILLER or t.low in SKIPPABLE for t in rest) else "action"
 
 
 def _kind_from_text(text: str) -> DialogueKind:

@@ -10,7 +10,7 @@ these checks may reach the document.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +22,7 @@ NEW_ID_PREFIX = "new:"
 MAX_SUGGESTIONS = 1_000
 """New characters one parse may suggest; also the most characters a project holds, so a story's
 library plus its new names never exceeds it (see :func:`comic_studio.parsing.names.most_mentioned`)."""
+FormName = Literal["", "prose", "comic", "screenplay"]
 _NEW_ID = re.compile(r"^new:[a-z0-9][a-z0-9-]{0,58}$")
 
 
@@ -64,6 +65,9 @@ class ParsedStory(BaseModel):
     scenes: Annotated[list[Scene], Field(max_length=100_000)] = []
     suggestions: Annotated[list[CharacterSuggestion], Field(max_length=MAX_SUGGESTIONS)] = []
     parser: Annotated[str, Field(max_length=200)] = ""
+    form: FormName = ""
+    """The form the text was read as (see :mod:`comic_studio.parsing.forms`); "" when the parser
+    does not say. Comic-script beats carry their script page in ``Beat.page``."""
     warnings: Annotated[list[Annotated[str, Field(max_length=2_000)]], Field(max_length=10_000)] = []
 
     def beats(self) -> list[Beat]:

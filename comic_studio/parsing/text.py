@@ -165,6 +165,9 @@ def extract_quotes(paragraph: str) -> tuple[str, list[Quote]]:
     out: list[str] = []
 
     def add(text: str, hint: DialogueKind | None = None, unterminated: bool = False) -> None:
+        if not unterminated and is_quoted_title(text):
+            out.append(f"“{text.strip()}”")  # a title stays in the narration, not a balloon
+            return
         out.append(f"{Q_OPEN}{len(quotes)}{Q_CLOSE}")
         quotes.append(Quote(text.strip(), hint, unterminated))
 
@@ -218,6 +221,23 @@ def extract_quotes(paragraph: str) -> tuple[str, list[Quote]]:
     if "*" in masked or "_" in masked:
         masked = _ITALIC.sub(italic, masked)
     return masked, [q for q in quotes]
+
+
+_TITLE_SMALL = frozenset("a an the and or but of in on at to for with from by as nor is".split())
+
+
+def is_quoted_title(text: str) -> bool:
+    """A quoted title ("The Old Man and the Sea", "Yesterday"), not speech: no end punctuation
+    (speech in quotes ends in one of .,!?… or a dash), at most ten words, and every word but
+    the small ones capitalised."""
+    body = text.strip()
+    if not body or body[-1] in ".,!?…—–-:;" or len(body) > 80:
+        return False
+    words = re.findall(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+", body)
+    if not words or len(words) > 10:
+        return False
+    big = [w for k, w in enumerate(words) if k == 0 or w.lower() not in _TITLE_SMALL]
+    return all(w[:1].isupper() or w[:1].isdigit() for w in big) and not (len(words) == 1 and words[0] == "I")
 
 
 def _find_single_close(text: str, i: int) -> int | None:

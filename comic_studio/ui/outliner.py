@@ -39,6 +39,7 @@ from comic_studio.core import story_edits
 from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.model import MAX_TEXT
 from comic_studio.parsing import CharacterSuggestion, ParsedStory, available_parsers, promote_suggestions
+from comic_studio.parsing.forms import FORM_LABELS, StoryForm, detect_form
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.outliner_editor import BeatEditor
 from comic_studio.ui.outliner_tree import ID_ROLE, KIND_ROLE, BeatTreeModel
@@ -92,6 +93,17 @@ class StoryOutliner(QWidget):
         self.parser_combo.setCurrentText("rules")
         self.parser_combo.setToolTip("Which parser splits the story into beats")
         top.addWidget(self.parser_combo)
+        self.form_combo = QComboBox()
+        for form, label in FORM_LABELS.items():
+            self.form_combo.addItem(label, form.value)
+        self.form_combo.setToolTip(
+            "How the story is written: prose, a comic full script (PAGE/PANEL headings, CAPTION:, NAME: lines, "
+            "SFX:) or a screenplay (Fountain). Auto-detect tells them apart; a script keeps its pages and panels."
+        )
+        top.addWidget(self.form_combo)
+        self.form_label = QLabel("")
+        self.form_label.setToolTip("The form the last parse read the story as")
+        top.addWidget(self.form_label)
         self.parse_button = QPushButton("Parse")
         self.parse_button.setToolTip("Split the story into scenes and beats (runs in the background)")
         self.parse_button.clicked.connect(self.parse)
@@ -292,7 +304,10 @@ class StoryOutliner(QWidget):
             self.ctx.message.emit("Write or paste a story first, then parse it.")
             return
         self._parsed_text = text
-        self.worker.start(text, self.ctx.document.project.characters, self.parser_combo.currentText())
+        form = self.form_combo.currentData()
+        if form == StoryForm.AUTO.value:
+            self.form_label.setText(f"({FORM_LABELS[detect_form(text)].lower()})")  # shown while it parses
+        self.worker.start(text, self.ctx.document.project.characters, self.parser_combo.currentText(), form)
 
     def cancel_parse(self) -> None:
         self.worker.cancel()
@@ -324,6 +339,8 @@ class StoryOutliner(QWidget):
                 self.ctx.message.emit("Parse discarded; the outline is unchanged.")
                 return
         self._suggestions.update({s.id: s for s in parsed.suggestions})
+        if parsed.form:
+            self.form_label.setText(f"read as {FORM_LABELS[StoryForm(parsed.form)].lower()}")
         text = self._parsed_text if len(self._parsed_text) <= MAX_TEXT else None
         title = parsed.title.title() if parsed.title else None
         self.ctx.edit(story_edits.apply_parse, parsed.scenes, mode, text=text, title=title)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QStackedLayout,
     QTableWidget,
     QTableWidgetItem,
@@ -35,6 +36,13 @@ from comic_studio.core.model import Beat, DialogueKind, DialogueLine, ShotType
 from comic_studio.ui.context import StudioContext
 
 _NONE = "(none)"
+
+
+def _sfx(text: str) -> list[str]:
+    """ "KRAK / hsss " → ["KRAK", "hsss"]: the SFX field's items (at most a beat's 16, 200 characters each)."""
+    return [part.strip()[:200] for part in text.split("/") if part.strip()][:16]
+
+
 _OFF_PANEL = "(unattributed)"
 
 
@@ -136,6 +144,31 @@ class BeatEditor(QWidget):
         self.caption_edit.editingFinished.connect(self._end_typing)
         form.addRow("Caption", self.caption_edit)
 
+        # What a comic script writes for a panel besides its balloons: sound effects (lettered)
+        # and notes to the artist (never lettered), and the script page it belongs to.
+        self.sfx_edit = QLineEdit()
+        self.sfx_edit.setPlaceholderText("Sound effects, separated by /  (KRAKOOM / hsss)")
+        self.sfx_edit.textEdited.connect(
+            lambda text: self._commit("Beat SFX", ("beat-sfx", self.beat_id), sfx=_sfx(text))
+        )
+        self.sfx_edit.editingFinished.connect(self._end_typing)
+        form.addRow("SFX", self.sfx_edit)
+        self.notes_edit = QLineEdit()
+        self.notes_edit.setPlaceholderText("Notes to the artist (not lettered)")
+        self.notes_edit.textEdited.connect(
+            lambda text: self._commit("Beat notes", ("beat-notes", self.beat_id), notes=text)
+        )
+        self.notes_edit.editingFinished.connect(self._end_typing)
+        form.addRow("Notes", self.notes_edit)
+        self.page_spin = QSpinBox()
+        self.page_spin.setRange(0, 100_000)
+        self.page_spin.setSpecialValueText("free")
+        self.page_spin.setToolTip(
+            "The script page of this panel: Lay out keeps beats of one page together (free: it chooses)"
+        )
+        self.page_spin.valueChanged.connect(lambda value: self._commit("Beat page", page=value))
+        form.addRow("Page", self.page_spin)
+
         self.set_beat(None)
 
     # ------------------------------------------------------------------ public
@@ -183,9 +216,13 @@ class BeatEditor(QWidget):
                 (self.time_edit, beat.time_of_day),
                 (self.mood_edit, beat.mood),
                 (self.caption_edit, beat.caption),
+                (self.notes_edit, beat.notes),
             ):
                 if edit.text() != value:
                     edit.setText(value)
+            if _sfx(self.sfx_edit.text()) != beat.sfx:
+                self.sfx_edit.setText(" / ".join(beat.sfx))
+            self.page_spin.setValue(beat.page)
             self._load_dialogue(beat)
         finally:
             self._loading = False

@@ -207,7 +207,11 @@ class BeatTreeModel(QAbstractItemModel):
             return font
         if role == Qt.ItemDataRole.ToolTipRole:
             origin = "Edited by you (a re-parse keeps it)" if yours else f"From the {beat.source} parser"
-            return f"{beat.action}\n\n{origin}" if beat.action else origin
+            extra = [f"Page {beat.page}"] if beat.page else []
+            extra += [f"SFX: {' / '.join(beat.sfx)}"] if beat.sfx else []
+            extra += [f"Notes: {beat.notes}"] if beat.notes else []
+            body = "\n".join([beat.action, *extra]).strip()
+            return f"{body}\n\n{origin}" if body else origin
         return None
 
     # ------------------------------------------------------------------ drag and drop

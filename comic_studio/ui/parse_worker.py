@@ -22,8 +22,17 @@ class _ParseThread(QThread):
     failed = Signal(int, str)
     was_cancelled = Signal(int)
 
-    def __init__(self, run_id: int, text: str, characters: list[Character], parser: str, parent: QObject | None = None):
+    def __init__(
+        self,
+        run_id: int,
+        text: str,
+        characters: list[Character],
+        parser: str,
+        parent: QObject | None = None,
+        form: str = "auto",
+    ):
         super().__init__(parent)
+        self._form = form
         self.run_id = run_id
         self._text = text
         self._characters = [c.model_copy(deep=True) for c in characters]  # the GUI may edit the library meanwhile
@@ -45,7 +54,7 @@ class _ParseThread(QThread):
         from comic_studio.parsing import ParseCancelled, parse
 
         try:
-            parser = configured_parser(self._parser)
+            parser = configured_parser(self._parser, self._form)
             parsed = parse(
                 self._text, self._characters, parser=parser, progress=self._progress, cancel=self.stop.is_set
             )
@@ -62,8 +71,13 @@ class _ParseThread(QThread):
                 self.succeeded.emit(self.run_id, parsed)
 
 
-def configured_parser(name: str):
-    """The LLM parsers take their model/server from the preferences; others go by name."""
+def configured_parser(name: str, form: str = "auto"):
+    """The LLM parsers take their model/server from the preferences; the rule parser reads the
+    chosen form ("auto", "prose", "comic", "screenplay"); others go by name."""
+    if name == "rules":
+        from comic_studio.parsing.rules import RuleParser
+
+        return RuleParser(form)
     if name not in ("llama", "openai"):
         return name
     from comic_studio.core.settings import load_settings
@@ -100,12 +114,13 @@ class ParseWorker(QObject):
     def is_running(self) -> bool:
         return self._thread is not None
 
-    def start(self, text: str, characters: list[Character], parser: str = "rules") -> int:
-        """Start parsing ``text``; a parse already running is cancelled first. Returns the run id."""
+    def start(self, text: str, characters: list[Character], parser: str = "rules", form: str = "auto") -> int:
+        """Start parsing ``text`` (read as ``form``: see :class:`~comic_studio.parsing.rules.RuleParser`);
+        a parse already running is cancelled first. Returns the run id."""
         if self._thread is not None:
             self.cancel()
         self._run_id += 1
-        thread = _ParseThread(self._run_id, text, characters, parser, self)
+        thread = _ParseThread(self._run_id, text, characters, parser, self, form=form)
         thread.progressed.connect(self._on_progress)
         thread.described.connect(lambda run_id, text: self._current(run_id) and self.progress_text.emit(text))
         thread.succeeded.connect(self._on_succeeded)

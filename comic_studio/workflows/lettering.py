@@ -28,10 +28,14 @@ _BALLOON_KIND = {
 
 
 def lettering_lines(beat: Beat) -> list[tuple[BalloonKind, str, str | None]]:
-    """What a panel's balloons say: the beat's caption first, then its dialogue in order."""
-    lines = [(_BALLOON_KIND[line.kind], line.text, line.speaker_id) for line in beat.dialogue]
+    """What a panel's balloons say: the beat's caption first, then its dialogue in order, then its
+    sound effects. An off-panel line keeps its balloon but has no speaker to point its tail at."""
+    lines = [
+        (_BALLOON_KIND[line.kind], line.text, None if line.off_panel else line.speaker_id) for line in beat.dialogue
+    ]
     if beat.caption:
         lines.insert(0, (BalloonKind.CAPTION, beat.caption, None))
+    lines.extend((BalloonKind.SFX, text, None) for text in beat.sfx)
     return lines
 
 

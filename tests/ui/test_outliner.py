@@ -276,7 +276,11 @@ def test_llm_parsers_take_their_model_and_server_from_the_preferences(tmp_path, 
     settings.openai_base_url = "http://127.0.0.1:9/v1"
     settings.openai_model = "tiny"
     save_settings(settings)
-    assert configured_parser("rules") == "rules"
+    from comic_studio.parsing.forms import StoryForm
+    from comic_studio.parsing.rules import RuleParser
+
+    rules = configured_parser("rules", "screenplay")
+    assert isinstance(rules, RuleParser) and rules.form is StoryForm.SCREENPLAY
     assert isinstance(configured_parser("llama"), LlamaParser)
     server = configured_parser("openai")
     assert isinstance(server, OpenAIParser)

@@ -15,6 +15,9 @@ Hard rules: an establishing shot gets a panel at least 60 % of the live width, a
 most 55 % of it, so establishing panels are always wider than close-up panels. When no stored
 template satisfies the rules for a run of beats, a tier layout is generated for it (template ids
 ``rows:...``), so every partition of the beats has at least one valid page layout.
+
+Beats that carry a script page (``Beat.page``, from a comic script) are not re-paged: each run of
+beats with the same page number is one page, with the template chosen for its panel count.
 """
 
 from __future__ import annotations
@@ -228,13 +231,45 @@ class _Planner:
         fit_cost, fit = self.best_template(start, stop)
         return size_cost + scene_cost + fit_cost + _PER_PAGE_COST, fit
 
+    def script_page(self, start: int, stop: int) -> _Fit:
+        """The template for a page the script fixed (its panel count is the script's): the best
+        stored template of that count (a splash too), else the generated tiers, whose shot-width
+        rules give way when nothing else fits: the script's panels win over the size rules."""
+        beats = [it.beat for it in self.items[start:stop]]
+        best: tuple[float, _Fit | None] = (math.inf, None)
+        for fit in self.by_count.get(len(beats), []):
+            cost = self._slot_cost(beats, fit)
+            if cost < best[0]:
+                best = (cost, fit)
+        tiers_id = rows_template_id(_generated_tiers([shot_class(b.shot) for b in beats]))
+        if tiers_id not in self.generated:
+            self.generated[tiers_id] = self._fit(get_template(tiers_id))
+        generated = self.generated[tiers_id]
+        if best[1] is None or self._slot_cost(beats, generated) + _GENERATED_TEMPLATE_COST < best[0]:
+            return generated
+        return best[1]
+
     def plan(self) -> list[tuple[int, int, _Fit]]:
-        n = len(self.items)
-        best = [math.inf] * (n + 1)
-        choice: list[tuple[int, _Fit] | None] = [None] * (n + 1)
-        best[0] = 0.0
-        for stop in range(1, n + 1):
-            for size in range(1, min(6, stop) + 1):
+        """Pages as (start, stop, template): runs of beats with the same script page (``Beat.page``)
+        are one page each; the beats in between (page 0) are paged by :meth:`plan_free`."""
+        pages: list[tuple[int, int, _Fit]] = []
+        n, k = len(self.items), 0
+        while k < n:
+            page = self.items[k].beat.page
+            stop = k + 1
+            while stop < n and (self.items[stop].beat.page == page if page else not self.items[stop].beat.page):
+                stop += 1
+            pages.extend([(k, stop, self.script_page(k, stop))] if page else self.plan_free(k, stop))
+            k = stop
+        return pages
+
+    def plan_free(self, lo: int, hi: int) -> list[tuple[int, int, _Fit]]:
+        """Page breaks and templates for beats ``lo..hi`` by dynamic programming (module doc)."""
+        best = {lo: 0.0}
+        choice: dict[int, tuple[int, _Fit]] = {}
+        for stop in range(lo + 1, hi + 1):
+            best[stop] = math.inf
+            for size in range(1, min(6, stop - lo) + 1):
                 start = stop - size
                 if best[start] == math.inf:
                     continue
@@ -245,14 +280,12 @@ class _Planner:
                 if total < best[stop] - 1e-9:
                     best[stop] = total
                     choice[stop] = (start, fit)
-        if best[n] == math.inf:
+        if best[hi] == math.inf:
             raise LayoutError("auto-layout found no page layout for these beats (are the templates all too large?)")
         pages = []
-        stop = n
-        while stop > 0:
-            entry = choice[stop]
-            assert entry is not None
-            start, fit = entry
+        stop = hi
+        while stop > lo:
+            start, fit = choice[stop]
             pages.append((start, stop, fit))
             stop = start
         return pages[::-1]

@@ -13,10 +13,12 @@ from typing import Any
 
 from comic_studio.core.model import Beat, Character
 from comic_studio.parsing.base import CancelCallback, ProgressCallback, check_cancel
+from comic_studio.parsing.forms import StoryForm, detect_form
 from comic_studio.parsing.llm.convert import NameResolver
 from comic_studio.parsing.llm.fallback import GenerationControl, WindowRunner
 from comic_studio.parsing.llm.windows import RunningState, TokenCounter, split_windows
 from comic_studio.parsing.names import names_left_out
+from comic_studio.parsing.rules import RuleParser
 from comic_studio.parsing.schema import ParsedStory
 
 
@@ -75,6 +77,16 @@ class WindowedLLMParser(ABC):
         if not story_text.strip():
             return ParsedStory(parser=self.name)
         check_cancel(cancel)
+        form = detect_form(story_text)
+        if form is not StoryForm.PROSE:
+            # A script already says what each panel or scene holds, and who speaks each line, in
+            # its markup: the script reader keeps that structure exactly (pages, panels, cues),
+            # which a model reading windows of text could only blur. The model reads prose.
+            parsed = RuleParser(form).parse(story_text, characters, progress=progress, cancel=cancel)
+            parsed.warnings.insert(
+                0, f"read as a {form.value} script by the script reader; the {self.name} model reads prose"
+            )
+            return parsed
         self.prepare()
         title, windows = split_windows(story_text, self.window_budget(characters), self.token_counter())
         runner = WindowRunner(

@@ -56,7 +56,9 @@ class GenerationControl:
         if self.cancel is not None and self.cancel():
             raise ParseCancelled("parsing was cancelled")
         if time.monotonic() > self.deadline:
-            raise WindowTimeout(f"the window took longer than its limit of {self.time_limit_s:g} s")
+            raise WindowTimeout(
+                f"the window took longer than its limit of {self.time_limit_s:g} s (--window-seconds on the command line)"
+            )
 
 
 Generate = Callable[[list[dict[str, str]], dict[str, Any], GenerationControl], str]

@@ -266,7 +266,7 @@ class LlamaParser(WindowedLLMParser):
         if room < 64:
             raise ModelUnavailable(
                 f"{self.worker.model_path}: a context of {n_ctx} tokens leaves no room for the story after the "
-                f"{overhead}-token prompt; use a larger n_ctx"
+                f"{overhead}-token prompt; give a larger context (--context TOKENS on the command line)"
             )
         return max(32, min(self.max_window_tokens, int(room / (1.0 + self.output_ratio))))
 

@@ -131,7 +131,10 @@ class OpenAIParser(WindowedLLMParser):
         overhead = approx_tokens(SYSTEM_PROMPT + "\n\n" + library_text(characters)) + 400
         room = self.n_ctx - overhead
         if room < 64:
-            raise ModelUnavailable(f"a context of {self.n_ctx} tokens leaves no room for the story after the prompt")
+            raise ModelUnavailable(
+                f"a context of {self.n_ctx} tokens leaves no room for the story after the prompt; "
+                "give a larger context (--context TOKENS on the command line)"
+            )
         return max(32, min(self.max_window_tokens, int(room / (1.0 + self.output_ratio))))
 
     def _body(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> dict[str, Any]:
