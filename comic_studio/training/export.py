@@ -54,15 +54,16 @@ def save_lora(folder: str | Path, name: str, state: dict[str, Any], card: dict[s
         **card,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {
-            "diffusers": {"name": files.diffusers.name, "sha256": _sha256(files.diffusers)},
-            "kohya": {"name": files.kohya.name, "sha256": _sha256(files.kohya)},
+            "diffusers": {"name": files.diffusers.name, "sha256": file_sha256(files.diffusers)},
+            "kohya": {"name": files.kohya.name, "sha256": file_sha256(files.kohya)},
         },
     }
     atomic_write_text(files.card, json.dumps(full_card, indent=2), "the LoRA card")
     return files
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's contents, read in 1 MB blocks (a base model is gigabytes)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
