@@ -68,7 +68,8 @@ def _cmd_train_lora(args: argparse.Namespace) -> int:
 
         use_tiny_models()
         recipe_fields["resolution"] = TINY_RESOLUTION
-        recipe_fields["class_steps"] = TINY_CLASS_STEPS
+        if args.prior:
+            recipe_fields["class_steps"] = TINY_CLASS_STEPS
     for option, field in (("steps", "steps"), ("rank", "rank"), ("learning_rate", "learning_rate"),
                           ("resolution", "resolution"), ("timesteps", "timestep_law"), ("memory", "memory"),
                           ("prior", "prior_preservation"), ("class_prompt", "class_prompt"),
