@@ -40,6 +40,10 @@ character id: make that character's bank instead of a panel and name it in the r
 ``anchor_seed``, and implements the identity-bank hooks of :class:`GenerationBackend`. The workflows
 keep the banks with the project through those hooks alone, so they never import the backend."""
 
+NEEDS_CHARACTER_LORAS = "needs_character_loras"
+"""Capability: the backend draws every character with its trained LoRA (StoryBooth) and refuses a
+job where a character in it has none; the studio then offers to train the missing ones."""
+
 SETTING_TYPES = frozenset({"int", "float", "bool", "str", "choice"})
 _DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {}
 """backend name → setting → default, changed for this process (the ``--models tiny`` smoke preset)."""
