@@ -81,7 +81,9 @@ class ClassImageSpec:
 def base_model_hash(path: Path) -> str:
     """sha256 over the base model's files (a single checkpoint, or every file of a diffusers folder
     in name order), each file's hash remembered by path, size and mtime."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = (
+        [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    )
     memo_path = class_images_dir() / HASHES_FILE
     try:
         memo = read_json(memo_path, what="the model hash memo")

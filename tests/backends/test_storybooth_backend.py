@@ -93,4 +93,15 @@ def test_storybooth_refuses_characters_without_a_lora(tiny_kit, tmp_path, monkey
     character_edits.update_character(doc, cid(doc, "Ana"), lora_enabled=False)
     doc.save(project)
     assert main([*args, "--quiet"]) == 1
-    assert "Ana has none" in capsys.readouterr().err  # the first panel, Ana alone, is refused
+    assert "Ana, Ben have none" in capsys.readouterr().err  # every panel checked before any render
+
+    # The backend itself refuses too (a caller that skips the workflows' check).
+    from comic_studio.generation.backend_api import MissingCharacterLoras
+    from comic_studio.generation.registry import get_backend
+    from comic_studio.workflows.requests import build_request
+
+    doc = Document.open(project)
+    request = build_request(doc.project, doc.project.pages[0].panels[0])  # not hydrated: no check
+    with pytest.raises(MissingCharacterLoras, match="Ana has none") as refused:
+        get_backend("storybooth").generate(request)
+    assert refused.value.characters == [(cid(doc, "Ana"), "Ana")]

@@ -14,7 +14,7 @@ how to train them.
 from __future__ import annotations
 
 from comic_studio.backends.consistent.backend import ConsistentBackend
-from comic_studio.generation.backend_api import NEEDS_CHARACTER_LORAS
+from comic_studio.generation.backend_api import NEEDS_CHARACTER_LORAS, MissingCharacterLoras, characters_without_lora
 from comic_studio.generation.request import (
     GenerationError,
     GenerationRequest,
@@ -29,27 +29,12 @@ class StoryboothBackend(ConsistentBackend):
     capabilities = ConsistentBackend.capabilities | frozenset({NEEDS_CHARACTER_LORAS})
 
     def generate(self, request: GenerationRequest, on_step: StepCallback | None = None) -> GenerationResult:
-        settings = self.job_settings(request)
-        anchor_for = settings["anchor_for"]
-        drawn = [c for c in request.characters if not anchor_for or c.id == anchor_for]
-        missing = [c.name for c in drawn if not c.lora]
+        missing = characters_without_lora(request)
         if missing:
-            raise GenerationError(missing_loras_message(missing))
-        if drawn and not settings["character_loras"].strip():
+            raise MissingCharacterLoras(self.name, [(c.id, c.name) for c in missing])
+        if request.characters and not self.job_settings(request)["character_loras"].strip():
             raise GenerationError(
                 "storybooth: the characters' LoRA files were not passed to the job (the 'character_loras' "
                 "setting is empty); render through the studio or `comic-studio render`, which fill it in"
             )
         return super().generate(request, on_step)
-
-
-def missing_loras_message(names: list[str]) -> str:
-    """Why a StoryBooth job cannot run, and what to do (the studio shows it; the CLI prints it)."""
-    who = ", ".join(names)
-    first = names[0]
-    return (
-        f"storybooth draws each character with its trained LoRA, and {who} "
-        f"{'has' if len(names) == 1 else 'have'} none (or it is switched off): train one with "
-        f"Train LoRA… on the character's card, or `comic-studio train lora PROJECT --character {first!r}` "
-        "— or render this panel with the consistent backend"
-    )
