@@ -42,13 +42,21 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     lora.add_argument("--memory", choices=["as-the-seed-ran", "16gb", "12gb"], help="memory recipe")
     lora.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
     prior = lora.add_argument_group("prior preservation (DreamBooth's class pictures; off by default, as the seed ran)")
-    prior.add_argument("--prior", action=argparse.BooleanOptionalAction, default=None,
-                       help="train with class pictures the base model makes itself (cached for reuse)")
+    prior.add_argument(
+        "--prior",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train with class pictures the base model makes itself (cached for reuse)",
+    )
     prior.add_argument("--class-prompt", help='the class pictures\' prompt (default "a photo of a <woman|man|person>")')
     prior.add_argument("--class-images", type=int, metavar="N", help="how many class pictures (default 100)")
     prior.add_argument("--prior-weight", type=float, help="the prior loss weight (default 1.0)")
-    lora.add_argument("--min-snr", type=float, metavar="GAMMA",
-                      help="min-SNR-γ loss weighting (default 0 = off, as the seed; 5 is the paper's γ)")
+    lora.add_argument(
+        "--min-snr",
+        type=float,
+        metavar="GAMMA",
+        help="min-SNR-γ loss weighting (default 0 = off, as the seed; 5 is the paper's γ)",
+    )
     add_project_edit_options(lora)
     lora.set_defaults(func=_cmd_train_lora)
     return train

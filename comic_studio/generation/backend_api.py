@@ -69,6 +69,7 @@ def characters_without_lora(request: GenerationRequest) -> list[RequestCharacter
     anchor_for = request.backend_settings.get("anchor_for") or ""
     return [c for c in request.characters if not c.lora and (not anchor_for or c.id == anchor_for)]
 
+
 SETTING_TYPES = frozenset({"int", "float", "bool", "str", "choice"})
 _DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {}
 """backend name → setting → default, changed for this process (the ``--models tiny`` smoke preset)."""

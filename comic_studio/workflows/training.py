@@ -183,8 +183,9 @@ def run_training(
             "steps": trainer.step,
             "recipe": recipe.model_dump(mode="json"),
             "pictures": trainer.manifest,
-            "class_pictures": None if spec is None else {"prompt": spec.prompt, "count": spec.count,
-                                                          "base_model_sha256": spec.base_model},  # fmt: skip
+            "class_pictures": None
+            if spec is None
+            else {"prompt": spec.prompt, "count": spec.count, "base_model_sha256": spec.base_model},  # fmt: skip
             "final_loss": final_loss,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -228,7 +229,14 @@ def train_character_lora(
     checkpoint; the document is only changed when the run finishes."""
     plan = plan_training(doc, character_id, trigger=trigger, resume=resume)
     outcome = run_training(
-        plan, recipe, model=model, resume=resume, device=device, dtype=dtype, cancel=cancel, on_progress=on_progress,
+        plan,
+        recipe,
+        model=model,
+        resume=resume,
+        device=device,
+        dtype=dtype,
+        cancel=cancel,
+        on_progress=on_progress,
         on_class_picture=on_class_picture,
     )
     return store_trained_lora(doc, plan, outcome)
