@@ -1,4 +1,6 @@
-"""``comic-studio train lora PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]``.
+"""``comic-studio train lora PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]`` and
+``comic-studio train export-lora PROJECT.comic --character NAME --out FOLDER`` (the LoRA for
+ComfyUI/A1111 in kohya's layout, beside the diffusers file and its card).
 
 Trains the character's LoRA from its face and outfit references with StoryBooth's recipe
 (``comic_studio.training.lora``), stores it on the character and saves the project. Progress (step,
@@ -59,7 +61,31 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     add_project_edit_options(lora)
     lora.set_defaults(func=_cmd_train_lora)
+    export = methods.add_parser(
+        "export-lora", help="write a character's LoRA for ComfyUI/A1111 (kohya layout) and diffusers, with its card"
+    )
+    export.add_argument("project", help="the .comic project")
+    export.add_argument("--character", required=True, help="the character's name, alias or id")
+    export.add_argument(
+        "--out", required=True, help="the folder to write NAME.safetensors, NAME.kohya.safetensors, NAME.json"
+    )
+    export.add_argument("--name", default="", help="the files' name (default: the character's)")
+    export.set_defaults(func=_cmd_export_lora)
     return train
+
+
+def _cmd_export_lora(args: argparse.Namespace) -> int:
+    from comic_studio.core.document import Document
+    from comic_studio.workflows.anchors import character_named
+    from comic_studio.workflows.training import export_character_lora
+
+    doc = Document.open(Path(args.project))
+    character = character_named(doc.project, args.character)
+    files = export_character_lora(doc, character.id, Path(args.out), args.name)
+    print(f"{files.kohya}  (ComfyUI/A1111: models/loras; trigger in {files.card.name})")
+    print(files.diffusers)
+    print(files.card)
+    return 0
 
 
 def _cmd_train_lora(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ from comic_studio.core.model import Character, Pronouns
 from comic_studio.core.safe_read import UnsafeInputError, decode_image
 from comic_studio.core.settings import state_dir
 from comic_studio.training.data import TrainingPicture
+from comic_studio.training.export import LoraFiles
 from comic_studio.training.lora import LoraRecipe, LoraTrainer, TrainingProgress
 from comic_studio.workflows.class_images import ClassImageSpec, base_model_hash, class_prompt, make_class_pictures
 
@@ -261,3 +262,35 @@ def lora_card(data: bytes) -> dict[str, Any]:
     except (ValueError, UnsafeInputError):
         return {}
     return card if isinstance(card, dict) else {}
+
+
+def export_character_lora(doc: Document, character_id: str, folder: str | Path, name: str = "") -> LoraFiles:
+    """Write the character's LoRA for other tools into ``folder``: ``NAME.safetensors`` (diffusers
+    layout, what the project holds), ``NAME.kohya.safetensors`` (``lora_unet_…`` keys with
+    ``.alpha``: what A1111 and ComfyUI load) and ``NAME.json`` (its card). ``name`` defaults to the
+    character's name. Raises :class:`ComicStudioError` naming the character or the folder."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    from comic_studio.training.export import save_lora
+
+    character = doc.project.character(character_id)
+    if character is None:
+        raise ComicStudioError(f"character {character_id!r} does not exist")
+    if character.lora_asset is None:
+        raise ComicStudioError(f"{character.name!r} has no trained LoRA to export — train one first")
+    where = f"{character.name}'s LoRA {character.lora_asset[:12]}…"
+    if character.lora_asset not in doc.assets:
+        raise ComicStudioError(f"{where} is missing from the project's assets")
+    data = doc.assets.get(character.lora_asset)
+    try:
+        state = load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise ComicStudioError(f"{where} is not a readable .safetensors file ({exc})") from exc
+    if not state or not all(k.startswith("unet.") and ".lora" in k for k in state):
+        raise ComicStudioError(f"{where} is not a LoRA trained here (diffusers layout, 'unet.…lora…' keys)")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name or character.name).strip("_") or "character"
+    try:
+        return save_lora(folder, stem, state, lora_card(data) or {"character": character.name})
+    except OSError as exc:
+        raise ComicStudioError(f"cannot export {where} to {folder} ({exc.strerror or exc})") from exc
