@@ -18,11 +18,11 @@ pytest.importorskip("peft")
 from comic_studio.cli import main  # noqa: E402
 from comic_studio.core import character_edits  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
+from comic_studio.core.errors import ComicStudioError  # noqa: E402
 from comic_studio.core.model import Pronouns  # noqa: E402
 from comic_studio.testing.sparse_weights import write_sparse_safetensors  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
 from comic_studio.training.lora import LoraRecipe, TrainingCancelled  # noqa: E402
-from comic_studio.core.errors import ComicStudioError  # noqa: E402
 from comic_studio.workflows.training import checkpoint_path, plan_training, train_character_lora  # noqa: E402
 
 SD15_SHAPES = {  # the tensors that tell SD 1.5 apart: one 768-wide CLIP text encoder, 768 cross-attention

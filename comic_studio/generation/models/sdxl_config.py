@@ -23,10 +23,10 @@ from typing import Any
 
 from comic_studio.core.resources import resource
 from comic_studio.generation.models.ldm_format import CLIP_PREFIX, OPENCLIP_PREFIX, UNET_PREFIX, VAE_PREFIX
+from comic_studio.weights.header import Shapes, read_safetensors_shapes
 
 SD1_TEXT_PREFIX = "cond_stage_model."
 """Where SD 1.x/2.x single-file checkpoints keep their one text encoder (SDXL's are ``conditioner.*``)."""
-from comic_studio.weights.header import Shapes, read_safetensors_shapes
 
 __all__ = [
     "Shapes", "bundled_sdxl_configs", "config_mismatch", "random_sdxl_models", "read_safetensors_shapes",
