@@ -81,9 +81,8 @@ class ClassImageSpec:
 def base_model_hash(path: Path) -> str:
     """sha256 over the base model's files (a single checkpoint, or every file of a diffusers folder
     in name order), each file's hash remembered by path, size and mtime."""
-    files = (
-        [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    )
+    # Hidden files and folders are left out: a Hugging Face download keeps changing metadata in .cache/.
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and not _hidden(p, path))
     memo_path = class_images_dir() / HASHES_FILE
     try:
         memo = read_json(memo_path, what="the model hash memo")
@@ -108,9 +107,8 @@ def base_model_hash(path: Path) -> str:
     return total.hexdigest()
 
 
-def cached_count(spec: ClassImageSpec) -> int:
-    """How many of the spec's pictures are already in the cache."""
-    return sum(spec.picture_path(i).is_file() for i in range(spec.count))
+def _hidden(file: Path, root: Path) -> bool:
+    return any(part.startswith(".") for part in file.relative_to(root).parts)
 
 
 def make_class_pictures(

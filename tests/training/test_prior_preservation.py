@@ -102,3 +102,19 @@ def test_an_interrupted_generation_keeps_what_it_made(tiny_kit, cache, tmp_path,
     monkeypatch.setenv(BANK_DIR_ENV, str(tmp_path / "other" / "banks"))  # an uninterrupted run elsewhere
     straight = make_class_pictures(parts, spec)
     assert [np.asarray(p.image).tolist() for p in resumed] == [np.asarray(p.image).tolist() for p in straight]
+
+
+def test_the_base_model_hash_follows_the_weights_not_the_place(tiny_kit, cache, tmp_path):
+    import shutil
+
+    copy = tmp_path / "elsewhere" / "tiny-sdxl"
+    shutil.copytree(tiny_kit.sdxl, copy)
+    assert base_model_hash(copy) == base_model_hash(tiny_kit.sdxl)  # a moved model keeps its pictures
+    (copy / ".cache").mkdir()
+    (copy / ".cache" / "download.metadata").write_text("etag 1")  # a downloader's bookkeeping
+    assert base_model_hash(copy) == base_model_hash(tiny_kit.sdxl)
+    weights = next(copy.glob("unet/*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    assert base_model_hash(copy) != base_model_hash(tiny_kit.sdxl)
