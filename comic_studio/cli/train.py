@@ -1,4 +1,6 @@
-"""``comic-studio train lora|identity PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]``.
+"""``comic-studio train lora|identity PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]``
+and ``comic-studio train export-lora PROJECT.comic --character NAME --out FOLDER`` (the LoRA for
+ComfyUI/A1111 in kohya's layout, beside the diffusers file and its card).
 
 ``identity`` learns the character's StableIdentity tokens from its face photos
 (``comic_studio.training.identity``) instead; the rest below holds for both.
@@ -6,7 +8,8 @@
 Trains the character's LoRA from its face and outfit references with StoryBooth's recipe
 (``comic_studio.training.lora``), stores it on the character and saves the project. Progress (step,
 loss, ETA) goes to stderr. Ctrl+C stops at the next step after saving a checkpoint; ``--resume``
-continues from it, bit for bit. Exit codes as ``render``: 1 for a problem with the input, 130 when
+continues from it, bit for bit. ``--prior`` adds DreamBooth's prior preservation with class
+pictures the base model makes (cached in the user's cache folder and reused). Exit codes as ``render``: 1 for a problem with the input, 130 when
 interrupted (resumable).
 """
 
@@ -23,6 +26,8 @@ from comic_studio.cli.progress import StderrProgress
 
 TINY_RESOLUTION = 64
 """The training size with ``--models tiny`` (the tiny UNet's native size)."""
+TINY_CLASS_STEPS = 2
+"""Sampling steps of the class pictures with ``--models tiny`` (random weights: any picture will do)."""
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -41,6 +46,22 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     lora.add_argument("--timesteps", choices=["logit_normal", "uniform"], help="timestep law (default logit_normal)")
     lora.add_argument("--memory", choices=["as-the-seed-ran", "16gb", "12gb"], help="memory recipe")
     lora.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
+    prior = lora.add_argument_group("prior preservation (DreamBooth's class pictures; off by default, as the seed ran)")
+    prior.add_argument(
+        "--prior",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train with class pictures the base model makes itself (cached for reuse)",
+    )
+    prior.add_argument("--class-prompt", help='the class pictures\' prompt (default "a photo of a <woman|man|person>")')
+    prior.add_argument("--class-images", type=int, metavar="N", help="how many class pictures (default 100)")
+    prior.add_argument("--prior-weight", type=float, help="the prior loss weight (default 1.0)")
+    lora.add_argument(
+        "--min-snr",
+        type=float,
+        metavar="GAMMA",
+        help="min-SNR-γ loss weighting (default 0 = off, as the seed; 5 is the paper's γ)",
+    )
     add_project_edit_options(lora)
     lora.set_defaults(func=_cmd_train_lora)
     identity = methods.add_parser("identity", help="StableIdentity tokens on SDXL from the character's face photos")
@@ -57,13 +78,39 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     identity.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
     add_project_edit_options(identity)
     identity.set_defaults(func=_cmd_train_identity)
+    export = methods.add_parser(
+        "export-lora", help="write a character's LoRA for ComfyUI/A1111 (kohya layout) and diffusers, with its card"
+    )
+    export.add_argument("project", help="the .comic project")
+    export.add_argument("--character", required=True, help="the character's name, alias or id")
+    export.add_argument(
+        "--out", required=True, help="the folder to write NAME.safetensors, NAME.kohya.safetensors, NAME.json"
+    )
+    export.add_argument("--name", default="", help="the files' name (default: the character's)")
+    export.set_defaults(func=_cmd_export_lora)
     return train
+
+
+def _cmd_export_lora(args: argparse.Namespace) -> int:
+    from comic_studio.core.document import Document
+    from comic_studio.workflows.anchors import character_named
+    from comic_studio.workflows.training import export_character_lora
+
+    doc = Document.open(Path(args.project))
+    character = character_named(doc.project, args.character)
+    files = export_character_lora(doc, character.id, Path(args.out), args.name)
+    print(f"{files.kohya}  (ComfyUI/A1111: models/loras; trigger in {files.card.name})")
+    print(files.diffusers)
+    print(files.card)
+    return 0
 
 
 def _cmd_train_lora(args: argparse.Namespace) -> int:
     from comic_studio.core.document import Document
+    from comic_studio.core.errors import ComicStudioError
     from comic_studio.training.lora import LoraRecipe, TrainingCancelled, TrainingProgress
     from comic_studio.workflows.anchors import character_named
+    from comic_studio.workflows.class_images import ClassImagesCancelled
     from comic_studio.workflows.training import train_character_lora, training_device
 
     recipe_fields: dict[str, Any] = {}
@@ -72,11 +119,19 @@ def _cmd_train_lora(args: argparse.Namespace) -> int:
 
         use_tiny_models()
         recipe_fields["resolution"] = TINY_RESOLUTION
+        if args.prior:
+            recipe_fields["class_steps"] = TINY_CLASS_STEPS
     for option, field in (("steps", "steps"), ("rank", "rank"), ("learning_rate", "learning_rate"),
-                          ("resolution", "resolution"), ("timesteps", "timestep_law"), ("memory", "memory")):  # fmt: skip
+                          ("resolution", "resolution"), ("timesteps", "timestep_law"), ("memory", "memory"),
+                          ("prior", "prior_preservation"), ("class_prompt", "class_prompt"),
+                          ("class_images", "class_images"), ("prior_weight", "prior_loss_weight")):  # fmt: skip
         value = getattr(args, option)
         if value is not None:
             recipe_fields[field] = value
+    if args.min_snr is not None:
+        if args.min_snr < 0:
+            raise ComicStudioError(f"--min-snr {args.min_snr}: γ must be 0 (off) or positive")
+        recipe_fields["snr_gamma"] = args.min_snr or None
     if "rank" in recipe_fields:
         recipe_fields["alpha"] = float(recipe_fields["rank"])  # alpha = rank: the LoRA's scale stays 1
     recipe = _recipe(LoraRecipe, recipe_fields)
@@ -98,7 +153,13 @@ def _cmd_train_lora(args: argparse.Namespace) -> int:
     try:
         trained = train_character_lora(doc, character.id, recipe, model=args.model, trigger=args.trigger,
                                        resume=args.resume, device=device, dtype=dtype,
-                                       cancel=lambda: stop["asked"], on_progress=on_progress)  # fmt: skip
+                                       cancel=lambda: stop["asked"], on_progress=on_progress,
+                                       on_class_picture=lambda done, total: report(
+                                           f"class pictures ({recipe.class_images} of the base model)", done, total),
+                                       )  # fmt: skip
+    except ClassImagesCancelled as exc:
+        print(f"comic-studio: {exc}", file=sys.stderr)
+        return 130
     except TrainingCancelled as exc:
         print(f"comic-studio: {exc}; run again with --resume to continue", file=sys.stderr)
         return 130

@@ -142,6 +142,13 @@ def character_lora_dir() -> Path:
     return bank_dir().parent / "character-loras"
 
 
+def class_images_dir() -> Path:
+    """Where the base models' class pictures for prior preservation are kept (one folder per base
+    model, class prompt, size and seed; not created here): a cache beside the identity banks,
+    shared by every character and project, since the same base model makes the same pictures."""
+    return bank_dir().parent / "class-images"
+
+
 def bank_dir() -> Path:
     """Where identity banks of consistent-character backends live (``<sha256>.safetensors``, not
     created here): ``$COMIC_STUDIO_BANK_DIR``, else the user cache folder. A cache, not project data:

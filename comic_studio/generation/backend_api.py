@@ -40,6 +40,36 @@ character id: make that character's bank instead of a panel and name it in the r
 ``anchor_seed``, and implements the identity-bank hooks of :class:`GenerationBackend`. The workflows
 keep the banks with the project through those hooks alone, so they never import the backend."""
 
+NEEDS_CHARACTER_LORAS = "needs_character_loras"
+"""Capability: the backend draws every character with its trained LoRA (StoryBooth) and refuses a
+job where a character in it has none (:class:`MissingCharacterLoras`); the workflows refuse such a
+request before it is queued, and the studio then offers to train the missing ones."""
+
+
+class MissingCharacterLoras(GenerationError):
+    """Characters a :data:`NEEDS_CHARACTER_LORAS` backend would draw have no (enabled) trained LoRA.
+    ``characters`` are their ``(id, name)`` pairs; the message names them and how to train one."""
+
+    def __init__(self, backend: str, characters: list[tuple[str, str]]):
+        self.backend = backend
+        self.characters = list(dict.fromkeys(characters))
+        names = [name for _id, name in self.characters]
+        who = ", ".join(names)
+        super().__init__(
+            f"{backend} draws each character with its trained LoRA, and {who} "
+            f"{'has' if len(names) == 1 else 'have'} none (or it is switched off): train one with "
+            f"Train LoRA… on the character's card, or `comic-studio train lora PROJECT --character {names[0]!r}` "
+            "— or render with the consistent backend"
+        )
+
+
+def characters_without_lora(request: GenerationRequest) -> list[RequestCharacter]:
+    """The characters of ``request`` a :data:`NEEDS_CHARACTER_LORAS` backend would refuse: every
+    one without a LoRA, or only the anchor job's character (setting ``anchor_for``)."""
+    anchor_for = request.backend_settings.get("anchor_for") or ""
+    return [c for c in request.characters if not c.lora and (not anchor_for or c.id == anchor_for)]
+
+
 SETTING_TYPES = frozenset({"int", "float", "bool", "str", "choice"})
 _DEFAULT_OVERRIDES: dict[str, dict[str, Any]] = {}
 """backend name → setting → default, changed for this process (the ``--models tiny`` smoke preset)."""

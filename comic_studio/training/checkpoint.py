@@ -19,7 +19,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from comic_studio.core.atomic import atomic_path
+from comic_studio.core.atomic import atomic_write_bytes
 from comic_studio.core.errors import ComicStudioError
 
 _STRUCTURE = "comic_studio.training_state"
@@ -32,16 +32,18 @@ class CheckpointError(ComicStudioError):
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` (nested dicts/lists/tuples of tensors, numbers, strings, bools, None)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     target = Path(path)
     tensors: dict[str, Any] = {}
     structure = _encode(state, tensors)
     metadata = {_STRUCTURE: json.dumps({"format": _FORMAT, "state": structure})}
+    # Serialised in memory (a LoRA's state is megabytes), then written by Python: a full disk is an
+    # OSError naming the file, where safetensors' own writer raises a bare SafetensorError.
+    data = save(tensors, metadata=metadata)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(target, "the training checkpoint") as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+        atomic_write_bytes(target, data, "the training checkpoint")
     except OSError as exc:
         raise CheckpointError(
             f"{target}: cannot write the training checkpoint ({exc.strerror or exc}); "

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from comic_studio.core.atomic import atomic_path, atomic_write_text
+from comic_studio.core.atomic import atomic_write_bytes, atomic_write_text
 from comic_studio.core.safe_read import parse_json
 
 CARD_KEY = "comic_studio.card"
@@ -37,32 +37,33 @@ class LoraFiles:
 def save_lora(folder: str | Path, name: str, state: dict[str, Any], card: dict[str, Any]) -> LoraFiles:
     """Write ``state`` (diffusers layout, ``unet.``-prefixed) as the three files; return their paths."""
     from diffusers.utils import convert_all_state_dict_to_peft, convert_state_dict_to_kohya
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     files = LoraFiles(out / f"{name}.safetensors", out / f"{name}.kohya.safetensors", out / f"{name}.json")
     meta = {"format": "pt", CARD_KEY: json.dumps(card)}
-    with atomic_path(files.diffusers, "the LoRA") as tmp:
-        save_file(state, str(tmp), metadata=meta)
+    # Serialised in memory, written by Python: a full disk is an OSError naming the file (safetensors'
+    # own writer raises a bare SafetensorError), and nothing half-written stays behind.
+    atomic_write_bytes(files.diffusers, save(state, metadata=meta), "the LoRA")
     kohya = {
         k: v.contiguous() for k, v in convert_state_dict_to_kohya(convert_all_state_dict_to_peft(dict(state))).items()
     }
-    with atomic_path(files.kohya, "the LoRA (kohya format)") as tmp:
-        save_file(kohya, str(tmp), metadata=meta)
+    atomic_write_bytes(files.kohya, save(kohya, metadata=meta), "the LoRA (kohya format)")
     full_card = {
         **card,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {
-            "diffusers": {"name": files.diffusers.name, "sha256": _sha256(files.diffusers)},
-            "kohya": {"name": files.kohya.name, "sha256": _sha256(files.kohya)},
+            "diffusers": {"name": files.diffusers.name, "sha256": file_sha256(files.diffusers)},
+            "kohya": {"name": files.kohya.name, "sha256": file_sha256(files.kohya)},
         },
     }
     atomic_write_text(files.card, json.dumps(full_card, indent=2), "the LoRA card")
     return files
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file's contents, read in 1 MB blocks (a base model is gigabytes)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

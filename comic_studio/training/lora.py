@@ -12,7 +12,13 @@ where the two differ the code wins and is cited):
   used); a checkpoint every 50 steps.
 - Timesteps from StoryBooth's law (:mod:`comic_studio.training.timesteps`), uniform as an option.
 - ε-prediction MSE (v-prediction where the base model is v-pred); min-SNR-γ optional (off, as in
-  the seed); prior preservation optional (off: the seed's code has none), weight 1.0 when on.
+  the seed); prior preservation optional (off: the seed's code has none). When on, DreamBooth's
+  (Ruiz et al. 2023, eq. 2): 100 class pictures made by the base model itself from the class
+  prompt ("a photo of a woman"), prior loss weight 1.0 — the numbers of diffusers' DreamBooth-LoRA
+  SDXL script (``--num_class_images 100``, ``--prior_loss_weight 1.0``), which the issue adopts;
+  the class pictures are sampled with that script's pipeline defaults (50 steps, guidance 5.0).
+  The class pictures draw their noise and timesteps from generators of their own, so the
+  instance half of every step is the same with or without them (weight 0 = instance-only, bitwise).
 - Text encoders frozen (the seed trains none).
 
 Determinism: every random draw comes from a generator the checkpoint holds (noise, timesteps, data
@@ -75,8 +81,14 @@ class LoraRecipe(BaseModel):
     steps: int = Field(default=1450, ge=1, le=100_000)  # the seed's checkpoint-1450
     checkpoint_every: int = Field(default=50, ge=1)
     timestep_law: TimestepLaw = "logit_normal"
-    snr_gamma: float | None = Field(default=None, gt=0)
-    prior_loss_weight: float = Field(default=1.0, ge=0)
+    snr_gamma: float | None = Field(default=None, gt=0)  # min-SNR-γ; off as in the seed (γ = 5 is Hang et al.'s)
+    prior_preservation: bool = False  # the seed's code has none (module docstring)
+    prior_loss_weight: float = Field(default=1.0, ge=0)  # DreamBooth / diffusers' script: 1.0
+    class_prompt: str = Field(default="", max_length=500)
+    """The class pictures' prompt; empty: "a photo of a <class word>" from the character."""
+    class_images: int = Field(default=100, ge=1, le=10_000)  # diffusers' --num_class_images default
+    class_steps: int = Field(default=50, ge=1, le=500)  # the SDXL pipeline's default, as the script calls it
+    class_guidance: float = Field(default=5.0, ge=0, le=30)  # likewise
     seed: int = Field(default=42, ge=0, lt=2**63)  # the seed's script: seed 42
     memory: MemoryRecipe = "as-the-seed-ran"
 
@@ -129,10 +141,13 @@ class LoraTrainer:
         self.noise_scheduler = DDPMScheduler.from_config(components["scheduler"].config)
         self.prediction_type = self.noise_scheduler.config.prediction_type
         self.pictures = encode_pictures(pictures, components, self.recipe.resolution, device)
+        if self.recipe.prior_preservation and not class_pictures:
+            raise TrainingError("prior preservation is on but no class pictures were given (the base model makes them)")
         self.class_pictures = (
             encode_pictures(class_pictures, components, self.recipe.resolution, device) if class_pictures else []
         )
         self.manifest = [p.digest for p in pictures]
+        self.class_manifest = [p.digest for p in class_pictures or []]
         if self.recipe.memory == "12gb":  # cached: the VAE and text encoders are not needed on the GPU
             for name in ("vae", "text_encoder", "text_encoder_2"):
                 components[name].to("cpu")
@@ -160,6 +175,10 @@ class LoraTrainer:
         self.noise_generator = torch.Generator("cpu").manual_seed(self.recipe.seed)
         self.timestep_generator = torch.Generator("cpu").manual_seed(self.recipe.seed + 1)
         self.order = DataOrder(len(self.pictures), torch.Generator("cpu").manual_seed(self.recipe.seed + 2))
+        # The prior half's own draws: adding class pictures leaves the instance half's noise,
+        # timesteps and order exactly as they were.
+        self.prior_noise_generator = torch.Generator("cpu").manual_seed(self.recipe.seed + 3)
+        self.prior_timestep_generator = torch.Generator("cpu").manual_seed(self.recipe.seed + 4)
         self.step = 0
         self.micro = 0
         self.running = 0.0
@@ -215,7 +234,7 @@ class LoraTrainer:
                 (self.step * self.recipe.gradient_accumulation + self.micro) % len(self.class_pictures)
             ]
             loss = loss + self.recipe.prior_loss_weight * self._loss(
-                prior, self.noise_generator, self.timestep_generator
+                prior, self.prior_noise_generator, self.prior_timestep_generator
             )
         return loss
 
@@ -283,12 +302,15 @@ class LoraTrainer:
             "micro": self.micro,
             "recipe": self.recipe.model_dump(mode="json"),
             "manifest": self.manifest,
+            "class_manifest": self.class_manifest,
             "lora": {n: p.detach() for n, p in self.lora_params.items()},
             "grads": {n: p.grad for n, p in self.lora_params.items() if p.grad is not None},
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
             "noise_generator": self.noise_generator.get_state(),
             "timestep_generator": self.timestep_generator.get_state(),
+            "prior_noise_generator": self.prior_noise_generator.get_state(),
+            "prior_timestep_generator": self.prior_timestep_generator.get_state(),
             "order": self.order.state(),
             "global_rngs": capture_global_rngs(),
             "losses": list(self.losses),
@@ -306,6 +328,8 @@ class LoraTrainer:
             raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
         if state["manifest"] != self.manifest:
             raise TrainingError(f"{path}: the checkpoint was made with other pictures or captions")
+        if state.get("class_manifest", []) != self.class_manifest:
+            raise TrainingError(f"{path}: the checkpoint was made with other class pictures (prior preservation)")
         with torch.no_grad():
             for name, param in self.lora_params.items():
                 param.copy_(state["lora"][name])
@@ -315,6 +339,9 @@ class LoraTrainer:
         self.lr_scheduler.load_state_dict(state["lr_scheduler"])
         self.noise_generator.set_state(state["noise_generator"])
         self.timestep_generator.set_state(state["timestep_generator"])
+        if "prior_noise_generator" in state:  # checkpoints from before prior preservation have none
+            self.prior_noise_generator.set_state(state["prior_noise_generator"])
+            self.prior_timestep_generator.set_state(state["prior_timestep_generator"])
         self.order.restore(state["order"])
         restore_global_rngs(state["global_rngs"])
         self.step, self.micro = int(state["step"]), int(state["micro"])

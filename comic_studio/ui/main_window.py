@@ -124,6 +124,7 @@ class MainWindow(QMainWindow):
         self.story_outliner = StoryOutliner(self.ctx, self.render_service, self)
         self.inspector = PanelInspector(self.ctx, self.render_service, self)
         self.character_library = CharacterLibrary(self.ctx, self, render_service=self.render_service)
+        self.render_service.loras_missing.connect(self.offer_lora_training)
         self.queue_panel = QueuePanel(self.ctx, self.render_service, self)
         # Pages keep the full left edge; the wide editors share the right edge as tabs; the queue
         # sits under the canvas only (the side docks own the bottom corners).
@@ -270,6 +271,17 @@ class MainWindow(QMainWindow):
         box.exec()
         clicked = box.clickedButton()
         return next((label for label, button in made.items() if button is clicked), buttons[-1])
+
+    def offer_lora_training(self, characters: list[tuple[str, str]]) -> None:
+        """StoryBooth refused panels whose characters have no trained LoRA: offer to train the first."""
+        names = ", ".join(name for _id, name in characters)
+        first_id, first = characters[0]
+        text = (f"StoryBooth draws each character with its own trained LoRA, and {names} "
+                f"{'has' if len(characters) == 1 else 'have'} none (or it is switched off). "
+                f"Train {first}'s LoRA now? (Or render these panels with the consistent backend.)")  # fmt: skip
+        if self.ask("Train a LoRA first", text, (f"Train {first}'s LoRA…", "Cancel")) != "Cancel":
+            self.docks["characters"].raise_()
+            self.character_library.train_lora(first_id)
 
     def inform(self, title: str, text: str, error: bool = True) -> None:
         """Show a message (errors: the one-line reason, never a traceback)."""

@@ -30,6 +30,7 @@ from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lettering import place_balloons
 from comic_studio.core.model import Balloon, Beat, Panel, Project
+from comic_studio.generation.backend_api import MissingCharacterLoras
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
 from comic_studio.ui.background import BackgroundJobs
@@ -89,6 +90,9 @@ class RenderService(QObject):
     """``(panel_id, result_id)`` once a result is recorded in the document."""
     idle = Signal()
     """Nothing is queued, running or being lettered any more."""
+    loras_missing = Signal(list)
+    """``[(character_id, name), …]``: panels were not queued because their backend draws every
+    character with its trained LoRA (StoryBooth) and these have none; the window offers training."""
 
     PAGE_BOOST = 5
 
@@ -158,6 +162,7 @@ class RenderService(QObject):
         busy = {j.panel_id for j in self._jobs.values() if j.active}
         job_ids: list[str] = []
         problems: list[str] = []
+        lacking: list[tuple[str, str]] = []
         for panel_id in panel_ids:
             found = project.find_panel(panel_id)
             if found is None:
@@ -170,6 +175,10 @@ class RenderService(QObject):
                 continue  # queued once the missing identity banks it needs are rebuilt
             try:
                 request = self._request_for(panel)
+            except MissingCharacterLoras as exc:
+                problems.append(f"{self.panel_label(panel_id)}: {exc}")
+                lacking += exc.characters
+                continue
             except ComicStudioError as exc:
                 problems.append(f"{self.panel_label(panel_id)}: {exc}")
                 continue
@@ -182,6 +191,8 @@ class RenderService(QObject):
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             self.ctx.message.emit(problems[0] + more)
+        if lacking:
+            self.loras_missing.emit(list(dict.fromkeys(lacking)))
         if job_ids:
             self.jobs_changed.emit()
         return job_ids

@@ -19,7 +19,13 @@ from comic_studio.core.errors import AssetError, ComicStudioError
 from comic_studio.core.layout import bbox
 from comic_studio.core.model import ASSET_SETTING, ASSET_SETTING_PREFIX, Beat, Panel, Project
 from comic_studio.core.settings import character_lora_dir
-from comic_studio.generation.backend_api import image_settings, image_value_problem
+from comic_studio.generation.backend_api import (
+    NEEDS_CHARACTER_LORAS,
+    MissingCharacterLoras,
+    characters_without_lora,
+    image_settings,
+    image_value_problem,
+)
 from comic_studio.generation.request import GenerationRequest, RequestCharacter, data_uri_bytes, png_data_uri
 from comic_studio.workflows import banks
 
@@ -189,6 +195,23 @@ def check_image_settings(request: GenerationRequest, where: str | None = None) -
             raise ComicStudioError(f"{place}: setting {key!r}: {problem}")
 
 
+def check_character_loras(requests: list[GenerationRequest]) -> None:
+    """Refuse requests to a backend that draws every character with its trained LoRA (StoryBooth)
+    where some character has none, before anything is queued: one
+    :class:`~comic_studio.generation.backend_api.MissingCharacterLoras` naming them all."""
+    from comic_studio.generation.registry import has_capability
+
+    missing: list[tuple[str, str]] = []
+    backend = ""
+    for request in requests:
+        if has_capability(request.backend, NEEDS_CHARACTER_LORAS):
+            lacking = characters_without_lora(request)
+            missing += [(c.id, c.name) for c in lacking]
+            backend = backend or (request.backend if lacking else "")
+    if missing:
+        raise MissingCharacterLoras(backend, missing)
+
+
 def import_image_settings(backend: str, settings: dict[str, Any], assets: AssetStore) -> dict[str, Any]:
     """``settings`` with each image setting that names a file (one the user typed or picked) read
     safely and replaced by ``asset:<hash>`` of the file added to ``assets``: how a file enters a
@@ -217,6 +240,7 @@ def hydrate_request(request: GenerationRequest, assets: AssetStore, *, where: st
     :class:`ComicStudioError` naming a missing asset, or an image setting holding a file path
     (naming ``where``, the panel)."""
     check_image_settings(request, where)
+    check_character_loras([request])
     settings = dict(request.backend_settings)
     for key, value in settings.items():
         match = _ASSET_VALUE.match(value) if isinstance(value, str) else None

@@ -11,6 +11,10 @@ every ``checkpoint_every`` steps and when cancelled, so ``resume=True`` continue
 cancel, a crash or in another process — bit for bit. The finished LoRA (diffusers layout, with
 its card in the file's metadata) becomes a project asset and the character's ``lora_asset`` (one
 undoable step); the checkpoint is then removed.
+
+With prior preservation on (``recipe.prior_preservation``) the run first gets its class pictures
+from the same base model (:mod:`comic_studio.workflows.class_images`: made once, cached, reused by
+every character) — "a photo of a <class word>" unless the recipe names another class prompt.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ from comic_studio.core.model import Character, Pronouns
 from comic_studio.core.safe_read import UnsafeInputError, decode_image
 from comic_studio.core.settings import state_dir
 from comic_studio.training.data import TrainingPicture
+from comic_studio.training.export import LoraFiles
 from comic_studio.training.lora import LoraRecipe, LoraTrainer, TrainingProgress
+from comic_studio.workflows.class_images import ClassImageSpec, base_model_hash, class_prompt, make_class_pictures
 
 DEFAULT_TRIGGER = "sks"
 """DreamBooth's rare-token identifier, as StoryBooth's prompts use it ("a photo of sks woman")."""
@@ -81,6 +87,9 @@ class TrainingPlan:
     """The identifier and class word, e.g. "sks woman" (the card's ``trigger``)."""
     pictures: tuple[TrainingPicture, ...]
     checkpoint: Path
+    class_prompt: str = ""
+    """The prior-preservation prompt derived from the character ("a photo of a woman"); a recipe's
+    own ``class_prompt`` replaces it."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,7 @@ def plan_training(
         f"{trigger} {CLASS_WORDS.get(character.pronouns, 'person')}",
         tuple(pictures),
         checkpoint,
+        class_prompt(CLASS_WORDS.get(character.pronouns, "person")),
     )
 
 
@@ -136,10 +146,13 @@ def run_training(
     dtype: str = "float32",
     cancel: Callable[[], bool] = lambda: False,
     on_progress: Callable[[TrainingProgress], None] | None = None,
+    on_class_picture: Callable[[int, int], None] | None = None,
 ) -> TrainingOutcome:
     """Train (or, with ``resume``, continue from ``plan.checkpoint``) and return the LoRA file.
     Any thread; touches no document. A cancel raises
-    :class:`~comic_studio.training.lora.TrainingCancelled` after saving the checkpoint."""
+    :class:`~comic_studio.training.lora.TrainingCancelled` after saving the checkpoint, or
+    :class:`~comic_studio.workflows.class_images.ClassImagesCancelled` while the class pictures
+    are being made (those made are kept). ``on_class_picture(done, total)`` reports those."""
     from comic_studio.generation.models.loading import ModelLoadError, load_sdxl_components
     from comic_studio.generation.models.sdxl import resolve_sdxl
     from comic_studio.training.export import save_lora
@@ -151,7 +164,13 @@ def run_training(
         parts = load_sdxl_components(source, dtype=dtype, device=device)  # fresh: not the renders' UNet
     except ModelLoadError as exc:
         raise ComicStudioError(f"cannot train {plan.character_name!r}: {exc}") from exc
-    trainer = LoraTrainer(parts, list(plan.pictures), recipe, device=device)
+    class_pictures, spec = None, None
+    if recipe.prior_preservation:
+        spec = ClassImageSpec(base_model_hash(source.path), recipe.class_prompt.strip() or plan.class_prompt,
+                              recipe.resolution, recipe.seed, recipe.class_steps, recipe.class_guidance,
+                              recipe.class_images)  # fmt: skip
+        class_pictures = make_class_pictures(parts, spec, device=device, cancel=cancel, on_picture=on_class_picture)
+    trainer = LoraTrainer(parts, list(plan.pictures), recipe, class_pictures=class_pictures, device=device)
     try:
         if resume:
             trainer.resume(plan.checkpoint)
@@ -165,6 +184,9 @@ def run_training(
             "steps": trainer.step,
             "recipe": recipe.model_dump(mode="json"),
             "pictures": trainer.manifest,
+            "class_pictures": None
+            if spec is None
+            else {"prompt": spec.prompt, "count": spec.count, "base_model_sha256": spec.base_model},  # fmt: skip
             "final_loss": final_loss,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
@@ -200,6 +222,7 @@ def train_character_lora(
     dtype: str = "float32",
     cancel: Callable[[], bool] = lambda: False,
     on_progress: Callable[[TrainingProgress], None] | None = None,
+    on_class_picture: Callable[[int, int], None] | None = None,
 ) -> TrainedLora:
     """Train (or, with ``resume``, continue) the character's LoRA and store it on the character:
     :func:`plan_training`, :func:`run_training` and :func:`store_trained_lora` in one go (the CLI).
@@ -207,7 +230,15 @@ def train_character_lora(
     checkpoint; the document is only changed when the run finishes."""
     plan = plan_training(doc, character_id, trigger=trigger, resume=resume)
     outcome = run_training(
-        plan, recipe, model=model, resume=resume, device=device, dtype=dtype, cancel=cancel, on_progress=on_progress
+        plan,
+        recipe,
+        model=model,
+        resume=resume,
+        device=device,
+        dtype=dtype,
+        cancel=cancel,
+        on_progress=on_progress,
+        on_class_picture=on_class_picture,
     )
     return store_trained_lora(doc, plan, outcome)
 
@@ -231,3 +262,35 @@ def lora_card(data: bytes) -> dict[str, Any]:
     except (ValueError, UnsafeInputError):
         return {}
     return card if isinstance(card, dict) else {}
+
+
+def export_character_lora(doc: Document, character_id: str, folder: str | Path, name: str = "") -> LoraFiles:
+    """Write the character's LoRA for other tools into ``folder``: ``NAME.safetensors`` (diffusers
+    layout, what the project holds), ``NAME.kohya.safetensors`` (``lora_unet_…`` keys with
+    ``.alpha``: what A1111 and ComfyUI load) and ``NAME.json`` (its card). ``name`` defaults to the
+    character's name. Raises :class:`ComicStudioError` naming the character or the folder."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    from comic_studio.training.export import save_lora
+
+    character = doc.project.character(character_id)
+    if character is None:
+        raise ComicStudioError(f"character {character_id!r} does not exist")
+    if character.lora_asset is None:
+        raise ComicStudioError(f"{character.name!r} has no trained LoRA to export — train one first")
+    where = f"{character.name}'s LoRA {character.lora_asset[:12]}…"
+    if character.lora_asset not in doc.assets:
+        raise ComicStudioError(f"{where} is missing from the project's assets")
+    data = doc.assets.get(character.lora_asset)
+    try:
+        state = load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise ComicStudioError(f"{where} is not a readable .safetensors file ({exc})") from exc
+    if not state or not all(k.startswith("unet.") and ".lora" in k for k in state):
+        raise ComicStudioError(f"{where} is not a LoRA trained here (diffusers layout, 'unet.…lora…' keys)")
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name or character.name).strip("_") or "character"
+    try:
+        return save_lora(folder, stem, state, lora_card(data) or {"character": character.name})
+    except OSError as exc:
+        raise ComicStudioError(f"cannot export {where} to {folder} ({exc.strerror or exc})") from exc

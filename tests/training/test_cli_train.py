@@ -90,3 +90,34 @@ def test_bad_input_is_one_clear_line(project, capsys):
     assert "training setting rank" in capsys.readouterr().err
     assert main([*base, "--character", "Zed"]) == 1
     assert "Zed" in capsys.readouterr().err
+
+
+def test_prior_preservation_from_the_cli_reuses_the_class_pictures(project, tmp_path, monkeypatch, capsys):
+    from comic_studio.core.settings import BANK_DIR_ENV, class_images_dir
+
+    monkeypatch.setenv(BANK_DIR_ENV, str(tmp_path / "cache" / "banks"))
+    doc = Document.open(project)
+    ines = character_edits.add_character(doc, name="Ines", pronouns=Pronouns.SHE)  # the same class word
+    character_edits.add_reference(doc, ines.id, "face", reference(3))
+    doc.save(project)
+    base = ["train", "lora", str(project), "--models", "tiny", "--steps", "1", "--prior", "--class-images", "3",
+            "--prior-weight", "0.5", "--min-snr", "5"]  # fmt: skip
+    assert main([*base, "--character", "Mara"]) == 0
+    assert "class pictures (3 of the base model): 3/3" in capsys.readouterr().err
+    pictures = sorted(class_images_dir().glob("*/*.png"))
+    assert len(pictures) == 3
+    stamps = [(p.stat().st_ino, p.stat().st_mtime_ns) for p in pictures]
+    assert main([*base, "--character", "Ines", "--quiet"]) == 0  # another character: made none
+    assert sorted(class_images_dir().glob("*/*.png")) == pictures
+    assert [(p.stat().st_ino, p.stat().st_mtime_ns) for p in pictures] == stamps
+    doc = Document.open(project)
+    for name in ("Mara", "Ines"):
+        card = lora_card(doc.assets.get(next(c for c in doc.project.characters if c.name == name).lora_asset))
+        recipe = card["recipe"]
+        assert recipe["prior_preservation"] and recipe["prior_loss_weight"] == 0.5 and recipe["snr_gamma"] == 5
+        assert card["class_pictures"]["prompt"] == "a photo of a woman" and card["class_pictures"]["count"] == 3
+    assert main([*base[:-2], "--min-snr", "0", "--no-prior", "--character", "Mara", "--quiet"]) == 0
+    doc = Document.open(project)
+    card = lora_card(doc.assets.get(next(c for c in doc.project.characters if c.name == "Mara").lora_asset))
+    assert card["recipe"]["snr_gamma"] is None and not card["recipe"]["prior_preservation"]
+    assert card["class_pictures"] is None

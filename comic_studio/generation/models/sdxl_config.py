@@ -25,6 +25,9 @@ from comic_studio.core.resources import resource
 from comic_studio.generation.models.ldm_format import CLIP_PREFIX, OPENCLIP_PREFIX, UNET_PREFIX, VAE_PREFIX
 from comic_studio.weights.header import Shapes, read_safetensors_shapes
 
+SD1_TEXT_PREFIX = "cond_stage_model."
+"""Where SD 1.x/2.x single-file checkpoints keep their one text encoder (SDXL's are ``conditioner.*``)."""
+
 __all__ = [
     "Shapes", "bundled_sdxl_configs", "config_mismatch", "random_sdxl_models", "read_safetensors_shapes",
     "shared_vocabulary",
@@ -65,6 +68,11 @@ def config_mismatch(shapes: Shapes, folder: Path) -> str | None:
         expected, depths = _expectations(folder)
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         return f"the config folder {folder} is unreadable: {exc}"
+    if any(name.startswith(SD1_TEXT_PREFIX) for name in shapes) and not any(
+        n.startswith(OPENCLIP_PREFIX) for n in shapes
+    ):
+        # Named first: "no CLIP-L weights" would send the user looking for a broken download.
+        return "it is a Stable Diffusion 1.x/2.x checkpoint (one text encoder, cond_stage_model.*), not SDXL"
     for prefix, what in ((UNET_PREFIX, "UNet"), (VAE_PREFIX, "VAE"), (CLIP_PREFIX, "CLIP-L text encoder"),
                          (OPENCLIP_PREFIX, "OpenCLIP-G text encoder")):  # fmt: skip
         if not any(name.startswith(prefix) for name in shapes):

@@ -13,6 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -23,10 +24,10 @@ from PySide6.QtWidgets import (
 
 from comic_studio.core import character_edits
 from comic_studio.core.changes import ChangeKind, Changes
-from comic_studio.core.errors import AssetError
+from comic_studio.core.errors import AssetError, ComicStudioError
 from comic_studio.core.model import Character
 from comic_studio.ui.context import StudioContext
-from comic_studio.workflows.training import lora_card
+from comic_studio.workflows.training import export_character_lora, lora_card
 
 LORA_SCALE_MAX, LORA_SCALE_STEP = 2.0, 0.05
 """The model's range for ``lora_scale``."""
@@ -74,6 +75,10 @@ class LoraBox(QGroupBox):
         self.clear_button.setToolTip("Remove the LoRA from the character (undoable)")
         self.train_button = QPushButton("Train LoRA…")
         self.train_button.setToolTip("Train a LoRA on the character's face and outfit references")
+        self.export_button = QPushButton("Export for ComfyUI/A1111…")
+        self.export_button.setToolTip(
+            "Write the LoRA in kohya's layout (ComfyUI, A1111) and diffusers', with its card, to a folder"
+        )
 
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
@@ -85,12 +90,14 @@ class LoraBox(QGroupBox):
         form = QFormLayout(self)
         form.addRow(self.card_label)
         form.addRow("Strength", row)
+        form.addRow("", self.export_button)
 
         self.refresh()
         # Connected after the first fill: filling the controls is not an edit.
         self.enabled_box.toggled.connect(self._set_enabled)
         self.scale_spin.valueChanged.connect(self._set_scale)
         self.clear_button.clicked.connect(self.clear)
+        self.export_button.clicked.connect(lambda: self.export_to(self.choose_export_folder()))
         self.train_button.clicked.connect(lambda: self.train_requested.emit(self.character_id))
         ctx.document_changed.connect(self._on_changes)
 
@@ -117,7 +124,7 @@ class LoraBox(QGroupBox):
         self.scale_spin.blockSignals(True)
         self.scale_spin.setValue(character.lora_scale)
         self.scale_spin.blockSignals(False)
-        for control in (self.enabled_box, self.scale_spin, self.clear_button):
+        for control in (self.enabled_box, self.scale_spin, self.clear_button, self.export_button):
             control.setEnabled(has)
 
     def _on_changes(self, changes: Changes) -> None:
@@ -140,3 +147,21 @@ class LoraBox(QGroupBox):
 
     def clear(self) -> None:
         self.ctx.edit(character_edits.update_character, self.character_id, label="Clear LoRA", lora_asset=None)
+
+    def choose_export_folder(self) -> str:
+        """Ask where to export (a test seam: tests replace it)."""
+        return QFileDialog.getExistingDirectory(self, "Export the LoRA for ComfyUI/A1111 to")
+
+    def export_to(self, folder: str) -> None:
+        """Write the LoRA files into ``folder`` ("" = the user cancelled); the outcome goes to the
+        status bar."""
+        if not folder:
+            return
+        try:
+            files = export_character_lora(self.ctx.document, self.character_id, folder)
+        except ComicStudioError as exc:
+            self.ctx.message.emit(str(exc))
+            return
+        self.ctx.message.emit(
+            f"LoRA exported: {files.kohya.name} (ComfyUI/A1111) and {files.diffusers.name} in {folder}"
+        )

@@ -43,6 +43,7 @@ from comic_studio.training.lora import LoraRecipe, TrainingCancelled, TrainingPr
 from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.characters.card import ThumbnailCache, thumbnail_pixmap
 from comic_studio.ui.context import StudioContext
+from comic_studio.workflows.class_images import ClassImagesCancelled, class_prompt
 from comic_studio.workflows.training import (
     CLASS_WORDS,
     DEFAULT_TRIGGER,
@@ -124,6 +125,8 @@ class TrainLoraDialog(QDialog):
     """Train the character's LoRA. :attr:`outcome_text` / :attr:`status` tell tests what happened."""
 
     progressed = Signal(object)
+    class_progressed = Signal(int, int)
+    """``(done, total)`` class pictures for prior preservation, from the training thread."""
     """A :class:`TrainingProgress`, emitted on the training thread and delivered on the GUI thread."""
     finished_training = Signal(str)
     """The run ended: "finished", "cancelled" or "failed" (tests and the library wait on it)."""
@@ -179,10 +182,29 @@ class TrainLoraDialog(QDialog):
         self.trigger_edit.setToolTip("The rare identifier token the LoRA learns the character by")
         self.trigger_edit.textChanged.connect(self._trigger_changed)
         self.resume_box = QCheckBox("resume the interrupted run")
+        # Prior preservation (DreamBooth): off by default, as StoryBooth ran; see training.lora.
+        self._class_word = CLASS_WORDS.get(character.pronouns, "person")
+        self.prior_box = QCheckBox("prior preservation with the base model's own class pictures")
+        self.prior_box.setToolTip(
+            "DreamBooth's prior loss: the base model first draws pictures of the class (cached and "
+            "reused by every character), so the LoRA keeps what the class looks like"
+        )
+        self.class_prompt_edit = QLineEdit()
+        self.class_prompt_edit.setPlaceholderText(class_prompt(self._class_word))
+        self.class_images_spin = QSpinBox()
+        self.class_images_spin.setRange(1, 10_000)
+        self.class_images_spin.setValue(defaults.class_images)
+        self.prior_weight_spin = QDoubleSpinBox()
+        self.prior_weight_spin.setRange(0.0, 10.0)
+        self.prior_weight_spin.setSingleStep(0.1)
+        self.prior_weight_spin.setValue(defaults.prior_loss_weight)
+        self.min_snr_spin = QDoubleSpinBox()
+        self.min_snr_spin.setRange(0.0, 100.0)
+        self.min_snr_spin.setSpecialValueText("off")
+        self.min_snr_spin.setToolTip("min-SNR-γ loss weighting (off as the seed ran; 5 is the paper's γ)")
         self.pictures = QListWidget()
         self.pictures.setIconSize(QSize(THUMB, THUMB))
         self.pictures.setToolTip("The character's face and outfit references; double-click a caption to edit it")
-        self._class_word = CLASS_WORDS.get(character.pronouns, "person")
         thumbs = thumbnails or ThumbnailCache()
         for digest in dict.fromkeys([*character.face_refs, *character.body_refs]):
             icon = QIcon(thumbnail_pixmap(thumbs.get(ctx.document.assets, digest, THUMB), THUMB))
@@ -221,6 +243,11 @@ class TrainLoraDialog(QDialog):
         form.addRow("Memory recipe", self.memory_combo)
         form.addRow("Base model", self.model_edit)
         form.addRow("Trigger word", self.trigger_edit)
+        form.addRow("min-SNR γ", self.min_snr_spin)
+        form.addRow("", self.prior_box)
+        form.addRow("Class prompt", self.class_prompt_edit)
+        form.addRow("Class pictures", self.class_images_spin)
+        form.addRow("Prior loss weight", self.prior_weight_spin)
         form.addRow("", self.resume_box)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -231,6 +258,7 @@ class TrainLoraDialog(QDialog):
         layout.addWidget(self.loss_plot)
         layout.addWidget(self.buttons)
         self.progressed.connect(self._show_progress)
+        self.class_progressed.connect(self._show_class_progress)
         app = QCoreApplication.instance()
         if app is not None:
             # Quitting mid-run: stop at the next micro-step with a checkpoint, so the exit (which
@@ -265,6 +293,11 @@ class TrainLoraDialog(QDialog):
             resolution=self.resolution_spin.value(),
             timestep_law=self.law_combo.currentData(),
             memory=self.memory_combo.currentData(),
+            snr_gamma=self.min_snr_spin.value() or None,
+            prior_preservation=self.prior_box.isChecked(),
+            class_prompt=self.class_prompt_edit.text().strip(),
+            class_images=self.class_images_spin.value(),
+            prior_loss_weight=self.prior_weight_spin.value(),
         )
 
     def _update_resume(self) -> None:
@@ -280,7 +313,9 @@ class TrainLoraDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self._running = running
         for widget in (self.steps_spin, self.lr_spin, self.rank_spin, self.resolution_spin, self.law_combo,
-                       self.memory_combo, self.model_edit, self.trigger_edit, self.pictures, self.train_button):  # fmt: skip
+                       self.memory_combo, self.model_edit, self.trigger_edit, self.pictures, self.train_button,
+                       self.min_snr_spin, self.prior_box, self.class_prompt_edit, self.class_images_spin,
+                       self.prior_weight_spin):  # fmt: skip
             widget.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.buttons.button(QDialogButtonBox.StandardButton.Close).setEnabled(not running)
@@ -355,6 +390,7 @@ class TrainLoraDialog(QDialog):
             dtype=dtype,
             cancel=self._cancel.is_set,
             on_progress=self.progressed.emit,  # queued to the GUI thread
+            on_class_picture=self.class_progressed.emit,
         )
 
     def _show_progress(self, progress: TrainingProgress) -> None:
@@ -365,6 +401,11 @@ class TrainLoraDialog(QDialog):
             f"Step {progress.step}/{progress.total} · loss {progress.loss:.4f} · "
             f"{progress.steps_per_second:.2f} steps/s · ETA {format_eta(progress.eta_seconds)}"
         )
+
+    def _show_class_progress(self, done: int, total: int) -> None:
+        self.progress_bar.setRange(0, total)
+        self.progress_bar.setValue(done)
+        self.show_status(f"Class pictures for prior preservation: {done}/{total} (drawn once, kept for reuse)")
 
     def request_cancel(self) -> None:
         """Ask the run to stop before its next micro-step (any thread: only sets an event)."""
@@ -398,6 +439,13 @@ class TrainLoraDialog(QDialog):
 
     def _failed(self, error: BaseException) -> None:
         self._set_running(False)
+        if isinstance(error, ClassImagesCancelled):
+            self.show_status(
+                f"Cancelled while making class pictures ({error.made} of {error.total} kept): train again to "
+                "continue — the pictures made are reused."
+            )
+            self.finished_training.emit("cancelled")
+            return
         if isinstance(error, TrainingCancelled):
             self.show_status(
                 f"Cancelled at step {error.step}: the checkpoint is saved — resume later "
