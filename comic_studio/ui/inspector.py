@@ -240,7 +240,11 @@ class PanelInspector(QScrollArea):
         ids = self.ctx.selected_panel_ids
         panel_id = ids[0] if ids else None
         if force or panel_id != self.panel_id:
-            self._end_typing()
+            if panel_id != self.panel_id:
+                # Only leaving a panel ends its typing: a refresh (any document change while no
+                # panel is inspected, e.g. each mouse move of a gutter drag) must not split
+                # someone else's merge into many undo steps.
+                self._end_typing()
             self.panel_id = panel_id
             self.history.list.clearSelection()
             self.refresh()

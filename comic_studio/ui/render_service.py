@@ -68,6 +68,9 @@ class RenderJob:
     """An identity-anchor job of this character (``panel_id`` is None)."""
     expected_bank: str | None = None
     """For an anchor job that rebuilds a missing bank: the bank hash it should reproduce."""
+    batch: tuple[str, int] | None = None
+    """The merge key its result and lettering share with the rest of its request (one undo step)."""
+    step_label: str = "Render panel"
 
     @property
     def active(self) -> bool:
@@ -106,6 +109,7 @@ class RenderService(QObject):
         self._unsubscribe_previews: Any = None
         self._boosted_page: str | None = ctx.current_page_id
         self._closed = False
+        self._batches = 0
         self._lettering = BackgroundJobs(self, "lettering")
         self.anchors = AnchorJobs(self)
         if engine is not None:
@@ -158,6 +162,11 @@ class RenderService(QObject):
         busy = {j.panel_id for j in self._jobs.values() if j.active}
         job_ids: list[str] = []
         problems: list[str] = []
+        # One request ("Render all", "Render page", one panel): its results and their lettering are
+        # one undo step, not two per panel.
+        self._batches += 1
+        batch = ("render", self._batches)
+        step_label = "Render panel" if len(panel_ids) == 1 else f"Render {len(panel_ids)} panels"
         for panel_id in panel_ids:
             found = project.find_panel(panel_id)
             if found is None:
@@ -177,6 +186,7 @@ class RenderService(QObject):
             if job_id is None:
                 problems.append(self._last_problem)
             else:
+                self._jobs[job_id].batch, self._jobs[job_id].step_label = batch, step_label
                 job_ids.append(job_id)
                 busy.add(panel_id)
         if problems:
@@ -229,7 +239,9 @@ class RenderService(QObject):
         if job_id is None:
             self.ctx.message.emit(self._last_problem)
             return None
-        self._jobs[job_id].regenerate = True
+        self._batches += 1
+        job = self._jobs[job_id]
+        job.regenerate, job.batch = True, ("render", self._batches)
         self.jobs_changed.emit()
         return job_id
 
@@ -396,18 +408,20 @@ class RenderService(QObject):
                 f"{job.label.split(' (')[0]}: the panel was deleted while it was rendering; its image was dropped"
             )
             return
-        result = self.ctx.edit(record_result, job.panel_id, msg.request, msg.result, msg.png)
+        result = self.ctx.edit(
+            record_result, job.panel_id, msg.request, msg.result, msg.png, batch=job.batch, step_label=job.step_label
+        )
         if result is None:
             return  # ctx.edit already reported why
         self.panel_rendered.emit(job.panel_id, result.id)
-        self._letter_in_background(job.panel_id)
+        self._letter_in_background(job.panel_id, job.batch)
 
     # ------------------------------------------------------------------ lettering
     # letter_panel does the same in one call, but its balloon placement (a search over
     # candidate positions) takes 15-50 ms for a panel with dialogue: too long for the GUI thread
     # while a queue is running. The placement is computed on a helper thread from a snapshot, and
     # only the resulting one-step edit runs on the GUI thread.
-    def _letter_in_background(self, panel_id: str) -> None:
+    def _letter_in_background(self, panel_id: str, batch: tuple[str, int] | None = None) -> None:
         project = self.ctx.document.project
         found = project.find_panel(panel_id)
         beat = project.story.beat(found[1].beat_id) if found and found[1].beat_id else None
@@ -428,12 +442,18 @@ class RenderService(QObject):
             snapshot,
             lines,
             stand_in,
-            on_result=lambda balloons: self._apply_lettering(document, panel_id, key, balloons, None),
-            on_error=lambda error: self._apply_lettering(document, panel_id, key, None, error),
+            on_result=lambda balloons: self._apply_lettering(document, panel_id, key, balloons, None, batch),
+            on_error=lambda error: self._apply_lettering(document, panel_id, key, None, error, batch),
         )
 
     def _apply_lettering(
-        self, document: Document, panel_id: str, key: str, balloons: list[Balloon] | None, error: BaseException | None
+        self,
+        document: Document,
+        panel_id: str,
+        key: str,
+        balloons: list[Balloon] | None,
+        error: BaseException | None,
+        batch: tuple[str, int] | None = None,
     ) -> None:
         try:
             if document is not self.ctx.document or self._closed:
@@ -448,13 +468,13 @@ class RenderService(QObject):
                 return
             if _lettering_key(project, panel, beat) != key:
                 # The panel changed while the placement ran (undo, a moved balloon…): redo it here.
-                self.ctx.edit(letter_panel, panel_id)
+                self.ctx.edit(letter_panel, panel_id, batch)
                 return
             if error is not None:
                 self.ctx.message.emit(f"{self.panel_label(panel_id)}: lettering failed: {error}")
                 return
             kept = [b for b in panel.balloons if not b.auto_placed]
-            self.ctx.edit(apply_lettering, panel_id, kept + (balloons or []))
+            self.ctx.edit(apply_lettering, panel_id, kept + (balloons or []), batch)
         finally:
             if self.is_idle():
                 self.idle.emit()
