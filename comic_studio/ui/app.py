@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QApplication
 
 from comic_studio.core.settings import load_settings
 from comic_studio.ui.theme import apply_theme
+from comic_studio.ui.wheel_guard import install_wheel_guard
 
 APP_NAME = "Comic Studio"
 ORG_NAME = "comic-studio"
@@ -40,6 +41,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationName(ORG_NAME)
     app.setOrganizationDomain(ORG_DOMAIN)
     app.setDesktopFileName("comic-studio")
+    install_wheel_guard(app)
     return app
 
 

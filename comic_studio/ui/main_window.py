@@ -47,6 +47,7 @@ from comic_studio.ui.pages_strip import PagesStrip
 from comic_studio.ui.queue_panel import QueuePanel
 from comic_studio.ui.render_service import RenderService
 from comic_studio.ui.theme import apply_theme
+from comic_studio.ui.wheel_guard import install_wheel_guard
 
 APP_NAME = "Comic Studio"
 FIRST_PAGE_TEMPLATE = "three-tier"
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
     ):
         super().__init__()
         self.setObjectName("main_window")
+        install_wheel_guard()  # also when embedded or tested without create_application
         if settings is None:
             settings, problem = load_settings()
         else:
