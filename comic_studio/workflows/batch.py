@@ -89,23 +89,33 @@ def render_document(
 # --------------------------------------------------------------------------- files
 
 
+def output_kind(out: Path) -> str:
+    """What ``out`` asks for: "pdf", "cbz" or "png" (a folder of pages). Refuses any other
+    extension with :class:`ComicStudioError`; ``render`` asks before rendering anything, so a typo
+    in ``--out`` costs no render."""
+    suffix = out.suffix.lower()
+    if suffix in (".pdf", ".cbz"):
+        return suffix[1:]
+    if suffix in ("", ".png") or out.is_dir():
+        return "png"
+    raise ComicStudioError(f"{out}: unknown output type {suffix!r}; use .pdf, .cbz or a folder for PNG pages")
+
+
 def export_to(
     doc: Document, out: Path, *, dpi: int | None = None, trim_marks: bool = False, progress: Progress = _no_progress
 ) -> Path:
-    """Write ``out``: ``.pdf`` → PDF, ``.cbz`` → CBZ, anything else → a folder of PNG pages."""
+    """Write ``out``: ``.pdf`` → PDF, ``.cbz`` → CBZ, a folder (or ``.png``) → PNG pages."""
     from comic_studio.export import export_cbz, export_pdf, export_pngs
 
-    suffix = out.suffix.lower()
-    if suffix == ".pdf":
+    kind = output_kind(out)
+    if kind == "pdf":
         export_pdf(
             doc.project, doc.assets, out, dpi=dpi, trim_marks=trim_marks, progress=lambda d, t: progress("pdf", d, t)
         )
-    elif suffix == ".cbz":
+    elif kind == "cbz":
         export_cbz(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("cbz", d, t))
-    elif suffix in ("", ".png") or out.is_dir():
-        export_pngs(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("png", d, t))
     else:
-        raise ComicStudioError(f"{out}: unknown output type {suffix!r}; use .pdf, .cbz or a folder for PNG pages")
+        export_pngs(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("png", d, t))
     return out
 
 
@@ -125,6 +135,7 @@ def render_input(
 ) -> Path:
     """``comic-studio render``: a project or a story file in, PDF/CBZ/PNGs out. Panels without an
     image are rendered; with ``rerender`` every panel is (earlier images stay in its history)."""
+    output_kind(out)  # a bad extension is refused before minutes of rendering, not after
     if input_path.suffix.lower() == ".comic":
         doc = Document.open(input_path)
     else:
