@@ -667,6 +667,11 @@ class MainWindow(QMainWindow):
         dialog.show()
         dialog.raise_()
 
+    def show_book(self) -> None:
+        from comic_studio.ui.dialogs.book_dialog import BookDialog
+
+        BookDialog(self.ctx, self).exec()
+
     def show_plugins(self) -> None:
         from comic_studio.ui.dialogs.plugins_dialog import PluginsDialog
 
