@@ -51,7 +51,7 @@ def test_a_new_page_format_relays_pages_proportionally(preset):
         # Every gutter is still exactly one (new) gutter wide: the canvas finds all its handles.
         assert len(find_shared_borders(page.panels, new.gutter)) == n_borders
         live = new.live_box()
-        for panel, (pid, old_box) in zip(page.panels, was):
+        for panel, (pid, _old_box) in zip(page.panels, was):
             assert panel.id == pid
             box = bbox(panel.shape)
             assert live.x - 1e-6 <= box.x and box.x + box.w <= live.x + live.w + 1e-6
