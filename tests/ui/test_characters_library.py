@@ -276,3 +276,13 @@ def test_double_click_opens_the_editor(ctx, library, qtbot):
     qtbot.mouseDClick(library.grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert library.editor is not None and library.editor.character_id == c.id
     library.editor.reject()
+
+
+def test_new_characters_get_distinct_colours(ctx, library, qtbot):
+    """Each character added through the editor (not given a colour) gets one no other has."""
+    for name in ("Mara", "Theo", "Ana", "Jon"):
+        editor = library.add_character()
+        qtbot.keyClicks(editor.name_edit, name)
+        _ok(qtbot, editor)
+    colours = [c.colour.lower() for c in ctx.document.project.characters]
+    assert len(colours) == 4 and len(set(colours)) == 4

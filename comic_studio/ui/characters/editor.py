@@ -40,6 +40,7 @@ from comic_studio.core import character_edits
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Box, Character, Pronouns
+from comic_studio.parsing.names import free_colour
 from comic_studio.ui.characters.card import ThumbnailCache, thumbnail_pixmap
 from comic_studio.ui.characters.crop import CropDialog
 from comic_studio.ui.characters.lora_box import LoraBox
@@ -230,7 +231,10 @@ class CharacterEditor(QDialog):
         existing = ctx.document.project.character(character_id) if character_id else None
         if character_id and existing is None:
             raise ComicStudioError(f"character {character_id!r} does not exist")
-        self._original = existing or Character(name="New character")
+        # A new character gets a colour no other has (all were the same blue before).
+        self._original = existing or Character(
+            name="New character", colour=free_colour([c.colour for c in ctx.document.project.characters])
+        )
         self._thumbnails = thumbnails or ThumbnailCache()
         self.setWindowTitle(f"Edit {existing.name}" if existing else "New character")
         c = self._original
