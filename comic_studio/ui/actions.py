@@ -38,6 +38,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # File
     ActionSpec("new", "&New", "new_project", StdKey.New, "Start a new project"),
     ActionSpec("open", "&Open…", "open_project", StdKey.Open, "Open a .comic project"),
+    ActionSpec(
+        "sample",
+        "Open Sa&mple Project",
+        "open_sample_project",
+        None,
+        "The Lighthouse Key: a short story laid out with its cast, ready to render",
+    ),  # fmt: skip
     ActionSpec("save", "&Save", "save", StdKey.Save, "Save the project"),
     ActionSpec("save_as", "Save &As…", "save_as", StdKey.SaveAs, "Save the project under a new name"),
     ActionSpec("book", "&Book…", "show_book", None, "Title, authors, series, language, reading direction, page format"),

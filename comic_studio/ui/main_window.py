@@ -139,7 +139,9 @@ class MainWindow(QMainWindow):
         self._add_dock("queue", "Queue", self.queue_panel, bottom)
         self.tabifyDockWidget(self.docks["inspector"], self.docks["story"])
         self.tabifyDockWidget(self.docks["story"], self.docks["characters"])
-        self.docks["inspector"].raise_()
+        # A first start shows the Story dock, where a book begins (a saved layout restores the tab
+        # the author left raised).
+        self.docks["story"].raise_()
         self.resizeDocks([self.docks["pages"], self.docks["inspector"]], [200, 460], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["queue"]], [120], Qt.Orientation.Vertical)
         if hasattr(self.canvas, "panel_activated"):
@@ -673,6 +675,19 @@ class MainWindow(QMainWindow):
         Models dialog, where they download (never a command to type)."""
         if self.ask("Models needed", text, ("Open Models…", "Close"), default="Open Models…") == "Open Models…":
             self.show_models()
+
+    def open_sample_project(self) -> bool:
+        """The bundled sample, laid out and unsaved: a first project to try the studio on."""
+        if not self.maybe_save():
+            return False
+        from comic_studio.workflows.batch import sample_document
+
+        self._replace_document(sample_document())
+        self.docks["story"].raise_()
+        self.ctx.message.emit(
+            "Opened the sample project: its story is in the Story dock; Render All (Ctrl+Shift+A) draws its panels"
+        )
+        return True
 
     def show_book(self) -> None:
         from comic_studio.ui.dialogs.book_dialog import BookDialog

@@ -160,13 +160,22 @@ def render_input(
     return export_to(doc, out, dpi=dpi, trim_marks=trim_marks, progress=progress)
 
 
-def run_demo(out: Path, backend: str = "storyboard", progress: Progress = _no_progress) -> dict[str, Path]:
-    """The bundled sample story through parser → auto-layout → backend → lettering → all outputs."""
-    out.mkdir(parents=True, exist_ok=True)
+def sample_document() -> Document:
+    """The bundled sample story parsed and laid out with its cast (nothing rendered yet): the
+    studio's File ▸ Open Sample Project and the start of ``demo``."""
     doc = Document.new("The Lighthouse Key", page_format("us-comic"))
     doc.project.series, doc.project.number, doc.project.author = "Comic Studio Samples", "1", "Comic Studio"
     characters = load_characters(resource(*DEMO_CHARACTERS), doc.assets)
     story_to_document(read_story(resource(*DEMO_STORY)), characters, document=doc)
+    doc.undo_stack.clear()  # a fresh project: nothing to undo
+    doc.undo_stack.set_clean()
+    return doc
+
+
+def run_demo(out: Path, backend: str = "storyboard", progress: Progress = _no_progress) -> dict[str, Path]:
+    """The bundled sample story through parser → auto-layout → backend → lettering → all outputs."""
+    out.mkdir(parents=True, exist_ok=True)
+    doc = sample_document()
     render_document(doc, backend, progress=progress)
     written = {"project": doc.save(out / "demo.comic")}
     written["pdf"] = export_to(doc, out / "demo.pdf", progress=progress)
