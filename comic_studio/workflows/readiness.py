@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from comic_studio.generation.models.sdxl import default_sdxl_model
 from comic_studio.generation.registry import available_backends
 from comic_studio.weights.catalogue import Catalogue, ModelEntry, load_catalogue
 from comic_studio.weights.locate import Located, Places, locate
@@ -62,6 +61,9 @@ def backend_readiness(
     places = places or Places.from_settings()
     wanted = set().union(*(relevant_ids(n, catalogue) for n in needs))
     found: dict[str, Located | None] = {m.id: locate(m, places) for m in catalogue.models if m.id in wanted}
+    # Imported here: the window imports this module at start and need not load the SDXL helpers.
+    from comic_studio.generation.models.sdxl import default_sdxl_model
+
     effective = {**cls.default_settings(), **(settings or {})}
     preferred = {"sdxl": default_sdxl_model()}
 
