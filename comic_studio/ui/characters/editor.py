@@ -134,6 +134,12 @@ class ReferenceSlot(QGroupBox):
             self._refill()
             self.changed.emit()
 
+    def replace_digest(self, old: str, new: str) -> None:
+        """Put ``new`` where ``old`` is (a crop taking the place of the picture it was cut from)."""
+        self.refs[self.refs.index(old)] = new
+        self._refill()
+        self.changed.emit()
+
     def add_files(self, paths: list[str | Path]) -> list[str]:
         """Store each image and append it; a broken file is reported and skipped."""
         added, problems = [], []
@@ -365,18 +371,32 @@ class CharacterEditor(QDialog):
             self.show_error(str(exc))
             return None
         dialog = CropDialog(image, self, title=f"Crop — {self.name_edit.text() or 'new character'}")
-        dialog.crop_chosen.connect(lambda slot, box: self.add_crop(image, slot, box))
+        source = digest
+        dialog.crop_chosen.connect(
+            lambda slot, box: self.add_crop(image, slot, box, None if dialog.keep_source.isChecked() else source)
+        )
         self.crop_dialog = dialog
         dialog.show()
         return dialog
 
-    def add_crop(self, image, slot: str, box: Box) -> str | None:
+    def add_crop(self, image, slot: str, box: Box, replaces: str | None = None) -> str | None:
+        """Add the crop to ``slot``. ``replaces``: the reference it was cut from, which it takes the
+        place of (in its own slot, at its position; from another slot it is removed)."""
         try:
             digest = character_edits.store_reference_image(self.ctx.document.assets, image, crop=box)
         except ComicStudioError as exc:
             self.show_error(str(exc))
             return None
-        self.slots[slot].add_digest(digest)
+        target = self.slots[slot]
+        if replaces and replaces in target.refs and digest not in target.refs:
+            target.replace_digest(replaces, digest)
+            return digest
+        target.add_digest(digest)
+        for other in self.slots.values():
+            if replaces and other is not target and replaces in other.refs and digest in target.refs:
+                other.refs.remove(replaces)
+                other._refill()
+                other.changed.emit()
         return digest
 
     # ------------------------------------------------------------------ OK
