@@ -18,6 +18,7 @@ import sys
 
 from comic_studio import __version__
 from comic_studio.cli import anchor, demo, desktop, info, models, parse, poses, render, train, tryon
+from comic_studio.cli.native_logs import native_logs_off
 from comic_studio.core.errors import ComicStudioError
 
 _SUBCOMMANDS = (demo, render, parse, models, poses, tryon, anchor, train, info, desktop)
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
         allow_pickles_for_this_process(True)
     try:
-        return args.func(args)
+        with native_logs_off():
+            return args.func(args)
     except ComicStudioError as exc:
         print(f"comic-studio: error: {exc}", file=sys.stderr)
         return 1

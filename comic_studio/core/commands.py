@@ -239,6 +239,10 @@ class Command(ABC):
 
     text: str = ""
     merge_key: Hashable | None = None
+    merges_across_breaks: bool = False
+    """A background batch ("Render all": a result and its lettering per panel) keeps merging into
+    its one step when the author ends a gesture meanwhile (a click, a field left); an edit of the
+    author in between still starts a new step, as only the top command ever merges."""
 
     @abstractmethod
     def redo(self, project: Project) -> Changes: ...
@@ -429,9 +433,13 @@ class ReplaceList(Command):
 class Compound(Command):
     """Several commands as one undo step (e.g. "Lay out story": pages + story + balloons)."""
 
-    def __init__(self, text: str, commands: list[Command]):
+    def __init__(
+        self, text: str, commands: list[Command], merge_key: Hashable | None = None, across_breaks: bool = False
+    ):
         self.text = text
         self.commands = list(commands)
+        self.merge_key = merge_key
+        self.merges_across_breaks = across_breaks
 
     def redo(self, project: Project) -> Changes:
         changes = Changes()
@@ -451,3 +459,9 @@ class Compound(Command):
         for command in reversed(self.commands):
             changes |= command.undo(project)
         return changes
+
+    def merge(self, newer: Command) -> bool:
+        # ``newer`` is already applied after ours: appending it keeps redo's order and undo's
+        # reverse order exact, whatever kind of command it is.
+        self.commands.extend(newer.commands if isinstance(newer, Compound) else [newer])
+        return True

@@ -22,6 +22,7 @@ from comic_studio.core.layout import (
     move_border as moved_border,
     split_panel as split,
 )
+from comic_studio.core.layout.follow import place_balloons_by_position, stretch_balloons
 from comic_studio.core.layout.operations import SplitDirection, delete_panel as without_panel
 from comic_studio.core.model import Balloon, BalloonKind, Box, Page, ReadingDirection, TailTarget
 
@@ -92,6 +93,7 @@ def apply_template(doc: Document, page_id: str, template_id: str) -> Changes:
         keep = old.model_copy(deep=True)
         keep.shape, keep.order = new.shape, new.order
         fresh[fresh.index(new)] = keep
+    fresh = stretch_balloons(page.panels, fresh)  # the balloons follow their resized panels
     return doc.execute(
         Compound(
             "Apply template",
@@ -114,12 +116,14 @@ def split_panel(
     panels = split(
         page.panels, panel_id, direction, ratio, project.page_format.gutter, angle, project.reading_direction
     )
+    panels = place_balloons_by_position(page.panels, panels)  # each half keeps the balloons over it
     return doc.execute(ReplaceList(("panels", page.id), panels, f"Split panel {direction}"))
 
 
 def merge_panels(doc: Document, first_id: str, second_id: str) -> Changes:
     page = _page_of_panel(doc, first_id)
     panels = merged(page.panels, first_id, second_id, reading_direction=doc.project.reading_direction)
+    panels = place_balloons_by_position(page.panels, panels)  # the vanished panel's balloons stay
     return doc.execute(ReplaceList(("panels", page.id), panels, "Merge panels"))
 
 
@@ -136,6 +140,7 @@ def drag_border(doc: Document, page_id: str, border: Border, delta: float, origi
     project = doc.project
     base = original if original is not None else page.panels
     panels = moved_border(base, border, delta, project.page_format, reading_direction=project.reading_direction)
+    panels = stretch_balloons(base, panels)  # balloons keep their place in their panel
     return doc.execute(ReplaceList(("panels", page_id), panels, "Move border", merge_key=("border", page_id)))
 
 

@@ -65,7 +65,7 @@ class UndoStack:
                 self._clean_index = None
         top = self._commands[-1] if self._commands else None
         if (
-            self._merge_open
+            (self._merge_open or command.merges_across_breaks)
             and top is not None
             and command.merge_key is not None
             and top.merge_key == command.merge_key

@@ -82,7 +82,11 @@ def export_pdf(
         )
         pdf.setTitle(project.title)
         pdf.setAuthor(project.author)
-        pdf.setSubject(project.summary[:500])
+        issue = " #".join(p for p in (project.series, project.number) if p)
+        pdf.setSubject(project.summary[:500] or issue)
+        # Series, number and language have no field of their own in a PDF's document information.
+        pdf.setKeywords([k for k in (project.series, f"#{project.number}" if project.number else "",
+                                     f"lang:{project.language}") if k])  # fmt: skip
         pdf.setCreator("Comic Studio")
         for page in project.pages:
             loop.check_cancel()

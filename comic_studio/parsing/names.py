@@ -84,6 +84,16 @@ def colour_for(index: int) -> str:
     return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
 
 
+def free_colour(used: set[str] | list[str]) -> str:
+    """The first colour of :func:`colour_for`'s sequence no character has yet, so a new character
+    is told apart from the others on the canvas, in name tags and in the pose overlay."""
+    taken = {c.lower() for c in used}
+    index = 0
+    while colour_for(index).lower() in taken:
+        index += 1
+    return colour_for(index)
+
+
 @dataclass
 class NameCandidate:
     name: str

@@ -38,8 +38,16 @@ ACTIONS: tuple[ActionSpec, ...] = (
     # File
     ActionSpec("new", "&New", "new_project", StdKey.New, "Start a new project"),
     ActionSpec("open", "&Open…", "open_project", StdKey.Open, "Open a .comic project"),
+    ActionSpec(
+        "sample",
+        "Open Sa&mple Project",
+        "open_sample_project",
+        None,
+        "The Lighthouse Key: a short story laid out with its cast, ready to render",
+    ),  # fmt: skip
     ActionSpec("save", "&Save", "save", StdKey.Save, "Save the project"),
     ActionSpec("save_as", "Save &As…", "save_as", StdKey.SaveAs, "Save the project under a new name"),
+    ActionSpec("book", "&Book…", "show_book", None, "Title, authors, series, language, reading direction, page format"),
     ActionSpec("export_pdf", "Export &PDF…", "export_pdf", "Ctrl+E", "Export a print PDF"),
     ActionSpec("export_png", "Export P&NG Pages…", "export_png", None, "Export every page as a PNG"),
     ActionSpec("export_cbz", "Export &CBZ…", "export_cbz", None, "Export a comic book archive"),
@@ -121,7 +129,22 @@ ACTIONS: tuple[ActionSpec, ...] = (
 MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "&File",
-        ("new", "open", "@recent", "-", "save", "save_as", "-", "export_pdf", "export_png", "export_cbz", "-", "quit"),
+        (
+            "new",
+            "open",
+            "@recent",
+            "-",
+            "save",
+            "save_as",
+            "-",
+            "book",
+            "-",
+            "export_pdf",
+            "export_png",
+            "export_cbz",
+            "-",
+            "quit",
+        ),
     ),
     ("&Edit", ("@undo", "@redo", "-", "delete", "-", "preferences", "models")),
     (

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 from comic_studio.core.resources import DESKTOP_APP_ID, resource
 from comic_studio.core.settings import load_settings
 from comic_studio.ui.theme import apply_theme
+from comic_studio.ui.wheel_guard import install_wheel_guard
 
 APP_NAME = "Comic Studio"
 ORG_NAME = "comic-studio"
@@ -43,6 +44,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setOrganizationDomain(ORG_DOMAIN)
     app.setDesktopFileName(DESKTOP_APP_ID)
     app.setWindowIcon(application_icon())
+    install_wheel_guard(app)
     return app
 
 

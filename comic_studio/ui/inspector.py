@@ -12,7 +12,9 @@ results or the characters, so a running "Render all" does not make it rebuild fo
 
 from __future__ import annotations
 
+import json
 import random
+import time
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
@@ -46,10 +48,14 @@ from comic_studio.ui.context import StudioContext
 from comic_studio.ui.inspector_racig import RacigTools
 from comic_studio.ui.inspector_results import ResultHistory
 from comic_studio.ui.settings_form import SettingsForm
+from comic_studio.workflows.readiness import Readiness, backend_readiness
 from comic_studio.workflows.requests import build_prompt, import_image_settings, panel_seed
 
 SEED_MAX = 2**53 - 1
 """Largest seed the spin box edits exactly (a double holds integers up to 2**53)."""
+
+READINESS_TTL_S = 3.0
+"""How long the backend chooser trusts what it found about installed models."""
 
 INTERACTIVE_PRIORITY = 10
 """Priority of a render the user asked for on one panel: ahead of a running "Render all"."""
@@ -91,6 +97,7 @@ class PanelInspector(QScrollArea):
         self._updating = False
         self._backend_instances: dict[str, GenerationBackend] = {}
         self._form_backend: tuple[str, Any] | None = None
+        self._readiness_cache: dict[tuple[str, str], tuple[float, Readiness]] = {}
         self.setWidgetResizable(True)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setObjectName("panelInspector")
@@ -240,7 +247,11 @@ class PanelInspector(QScrollArea):
         ids = self.ctx.selected_panel_ids
         panel_id = ids[0] if ids else None
         if force or panel_id != self.panel_id:
-            self._end_typing()
+            if panel_id != self.panel_id:
+                # Only leaving a panel ends its typing: a refresh (any document change while no
+                # panel is inspected, e.g. each mouse move of a gutter drag) must not split
+                # someone else's merge into many undo steps.
+                self._end_typing()
             self.panel_id = panel_id
             self.history.list.clearSelection()
             self.refresh()
@@ -321,11 +332,28 @@ class PanelInspector(QScrollArea):
                 self.cast.selectRow(row)
         self._update_swap_button()
 
+    def _readiness(self, name: str, settings: dict[str, Any]) -> Readiness:
+        """Whether ``name`` can run here, remembered for a few seconds: the inspector refreshes on
+        every change of its panel and looking for model files each time would be wasted."""
+        key = (name, json.dumps(settings, sort_keys=True, default=str))
+        now = time.monotonic()
+        cached = self._readiness_cache.get(key)
+        if cached is None or now - cached[0] > READINESS_TTL_S:
+            cached = self._readiness_cache[key] = (now, backend_readiness(name, settings=settings))
+        return cached[1]
+
     def _fill_backends(self, panel: Panel) -> None:
         backends = available_backends()
         self.backend.clear()
         for name, cls in backends.items():
-            self.backend.addItem(cls.display_name or name, name)
+            ready = self._readiness(name, panel.backend_settings if name == panel.backend else {})
+            label = cls.display_name or name
+            self.backend.addItem(label if ready.ready else f"{label} — needs models", name)
+            self.backend.setItemData(
+                self.backend.count() - 1,
+                "Can run on this computer" if ready.ready else f"Cannot run here yet: {label} {ready.reason}",
+                Qt.ItemDataRole.ToolTipRole,
+            )
         if panel.backend not in backends:
             self.backend.addItem(f"{panel.backend} (not installed)", panel.backend)
         self.backend.setCurrentIndex(self.backend.findData(panel.backend))
@@ -343,6 +371,12 @@ class PanelInspector(QScrollArea):
                 self._backend(panel.backend).validate_settings(panel.backend_settings)
             except BackendSettingsError as exc:
                 problem = str(exc)
+            ready = self._readiness(panel.backend, panel.backend_settings)
+            if not problem and not ready.ready:
+                problem = (
+                    f"{ready.label} cannot run on this computer yet: it {ready.reason}. "
+                    "Download them in Edit ▸ Models…, or choose Storyboard (no models needed)."
+                )
         self.settings.set_error(problem)
 
     # ------------------------------------------------------------------ edits

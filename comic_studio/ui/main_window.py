@@ -47,6 +47,7 @@ from comic_studio.ui.pages_strip import PagesStrip
 from comic_studio.ui.queue_panel import QueuePanel
 from comic_studio.ui.render_service import RenderService
 from comic_studio.ui.theme import apply_theme
+from comic_studio.ui.wheel_guard import install_wheel_guard
 
 APP_NAME = "Comic Studio"
 FIRST_PAGE_TEMPLATE = "three-tier"
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
     ):
         super().__init__()
         self.setObjectName("main_window")
+        install_wheel_guard()  # also when embedded or tested without create_application
         if settings is None:
             settings, problem = load_settings()
         else:
@@ -138,7 +140,9 @@ class MainWindow(QMainWindow):
         self._add_dock("queue", "Queue", self.queue_panel, bottom)
         self.tabifyDockWidget(self.docks["inspector"], self.docks["story"])
         self.tabifyDockWidget(self.docks["story"], self.docks["characters"])
-        self.docks["inspector"].raise_()
+        # A first start shows the Story dock, where a book begins (a saved layout restores the tab
+        # the author left raised).
+        self.docks["story"].raise_()
         self.resizeDocks([self.docks["pages"], self.docks["inspector"]], [200, 460], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["queue"]], [120], Qt.Orientation.Vertical)
         if hasattr(self.canvas, "panel_activated"):
@@ -234,6 +238,7 @@ class MainWindow(QMainWindow):
         # Bound methods, not lambdas: Qt drops a bound slot when the window is destroyed, while
         # a lambda would still run against a deleted window during teardown.
         self.ctx.message.connect(self._show_message)
+        self.render_service.models_missing.connect(self.offer_models)
         self.ctx.undo_stack.cleanChanged.connect(self._update_title)
         self.ctx.document_replaced.connect(self._on_document_replaced)
         self.ctx.document_changed.connect(self._on_document_changed)
@@ -676,6 +681,30 @@ class MainWindow(QMainWindow):
             dialog = self.models_dialog = ModelsDialog(self.settings, self)
         dialog.show()
         dialog.raise_()
+
+    def offer_models(self, text: str) -> None:
+        """A render lacked models: say which (all of them, with the total size) and offer the
+        Models dialog, where they download (never a command to type)."""
+        if self.ask("Models needed", text, ("Open Models…", "Close"), default="Open Models…") == "Open Models…":
+            self.show_models()
+
+    def open_sample_project(self) -> bool:
+        """The bundled sample, laid out and unsaved: a first project to try the studio on."""
+        if not self.maybe_save():
+            return False
+        from comic_studio.workflows.batch import sample_document
+
+        self._replace_document(sample_document())
+        self.docks["story"].raise_()
+        self.ctx.message.emit(
+            "Opened the sample project: its story is in the Story dock; Render All (Ctrl+Shift+A) draws its panels"
+        )
+        return True
+
+    def show_book(self) -> None:
+        from comic_studio.ui.dialogs.book_dialog import BookDialog
+
+        BookDialog(self.ctx, self).exec()
 
     def show_plugins(self) -> None:
         from comic_studio.ui.dialogs.plugins_dialog import PluginsDialog

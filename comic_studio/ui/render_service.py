@@ -37,6 +37,7 @@ from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_qimage
 from comic_studio.workflows.lettering import apply_lettering, letter_panel, lettering_lines
+from comic_studio.workflows.readiness import Readiness, backend_readiness, missing_models_text
 from comic_studio.workflows.requests import build_request, hydrate_request
 from comic_studio.workflows.results import record_result
 from comic_studio.workflows.tryon import tryon_request
@@ -69,6 +70,9 @@ class RenderJob:
     """An identity-anchor job of this character (``panel_id`` is None)."""
     expected_bank: str | None = None
     """For an anchor job that rebuilds a missing bank: the bank hash it should reproduce."""
+    batch: tuple[str, int] | None = None
+    """The merge key its result and lettering share with the rest of its request (one undo step)."""
+    step_label: str = "Render panel"
 
     @property
     def active(self) -> bool:
@@ -93,6 +97,9 @@ class RenderService(QObject):
     loras_missing = Signal(list)
     """``[(character_id, name), …]``: panels were not queued because their backend draws every
     character with its trained LoRA (StoryBooth) and these have none; the window offers training."""
+    models_missing = Signal(str)
+    """Panels were not queued because their backends lack models: the whole story in words (every
+    backend, every model, the total size). The window offers the Models dialog."""
 
     PAGE_BOOST = 5
 
@@ -110,6 +117,9 @@ class RenderService(QObject):
         self._unsubscribe_previews: Any = None
         self._boosted_page: str | None = ctx.current_page_id
         self._closed = False
+        self._batches = 0
+        self.model_places: Any = None
+        """Where models are looked for (``weights.locate.Places``); None: from the Preferences."""
         self._lettering = BackgroundJobs(self, "lettering")
         self.anchors = AnchorJobs(self)
         if engine is not None:
@@ -163,6 +173,15 @@ class RenderService(QObject):
         job_ids: list[str] = []
         problems: list[str] = []
         lacking: list[tuple[str, str]] = []
+        # One request ("Render all", "Render page", one panel): its results and their lettering are
+        # one undo step, not two per panel.
+        self._batches += 1
+        batch = ("render", self._batches)
+        step_label = "Render panel" if len(panel_ids) == 1 else f"Render {len(panel_ids)} panels"
+        # Backends that lack models are found before anything is queued: one message naming every
+        # missing model, not one failure per panel minutes later.
+        readiness: dict[tuple[str, str], Readiness] = {}
+        blocked: list[str] = []
         for panel_id in panel_ids:
             found = project.find_panel(panel_id)
             if found is None:
@@ -171,6 +190,12 @@ class RenderService(QObject):
             if panel_id in busy:
                 continue
             page, panel = found
+            key = (panel.backend, json.dumps(panel.backend_settings, sort_keys=True, default=str))
+            if key not in readiness:
+                readiness[key] = backend_readiness(panel.backend, self.model_places, panel.backend_settings)
+            if readiness[key].installed and not readiness[key].ready:
+                blocked.append(panel_id)
+                continue
             if self.anchors.defer_panel(panel, priority):
                 continue  # queued once the missing identity banks it needs are rebuilt
             try:
@@ -186,6 +211,7 @@ class RenderService(QObject):
             if job_id is None:
                 problems.append(self._last_problem)
             else:
+                self._jobs[job_id].batch, self._jobs[job_id].step_label = batch, step_label
                 job_ids.append(job_id)
                 busy.add(panel_id)
         if problems:
@@ -193,6 +219,9 @@ class RenderService(QObject):
             self.ctx.message.emit(problems[0] + more)
         if lacking:
             self.loras_missing.emit(list(dict.fromkeys(lacking)))
+        if blocked:
+            report = list({r.backend: r for r in readiness.values() if r.installed and not r.ready}.values())
+            self.models_missing.emit(missing_models_text(report, len(blocked)))
         if job_ids:
             self.jobs_changed.emit()
         return job_ids
@@ -240,7 +269,9 @@ class RenderService(QObject):
         if job_id is None:
             self.ctx.message.emit(self._last_problem)
             return None
-        self._jobs[job_id].regenerate = True
+        self._batches += 1
+        job = self._jobs[job_id]
+        job.regenerate, job.batch = True, ("render", self._batches)
         self.jobs_changed.emit()
         return job_id
 
@@ -412,18 +443,20 @@ class RenderService(QObject):
                 f"{job.label.split(' (')[0]}: the panel was deleted while it was rendering; its image was dropped"
             )
             return
-        result = self.ctx.edit(record_result, job.panel_id, msg.request, msg.result, msg.png)
+        result = self.ctx.edit(
+            record_result, job.panel_id, msg.request, msg.result, msg.png, batch=job.batch, step_label=job.step_label
+        )
         if result is None:
             return  # ctx.edit already reported why
         self.panel_rendered.emit(job.panel_id, result.id)
-        self._letter_in_background(job.panel_id)
+        self._letter_in_background(job.panel_id, job.batch)
 
     # ------------------------------------------------------------------ lettering
     # letter_panel does the same in one call, but its balloon placement (a search over
     # candidate positions) takes 15-50 ms for a panel with dialogue: too long for the GUI thread
     # while a queue is running. The placement is computed on a helper thread from a snapshot, and
     # only the resulting one-step edit runs on the GUI thread.
-    def _letter_in_background(self, panel_id: str) -> None:
+    def _letter_in_background(self, panel_id: str, batch: tuple[str, int] | None = None) -> None:
         project = self.ctx.document.project
         found = project.find_panel(panel_id)
         beat = project.story.beat(found[1].beat_id) if found and found[1].beat_id else None
@@ -444,12 +477,18 @@ class RenderService(QObject):
             snapshot,
             lines,
             stand_in,
-            on_result=lambda balloons: self._apply_lettering(document, panel_id, key, balloons, None),
-            on_error=lambda error: self._apply_lettering(document, panel_id, key, None, error),
+            on_result=lambda balloons: self._apply_lettering(document, panel_id, key, balloons, None, batch),
+            on_error=lambda error: self._apply_lettering(document, panel_id, key, None, error, batch),
         )
 
     def _apply_lettering(
-        self, document: Document, panel_id: str, key: str, balloons: list[Balloon] | None, error: BaseException | None
+        self,
+        document: Document,
+        panel_id: str,
+        key: str,
+        balloons: list[Balloon] | None,
+        error: BaseException | None,
+        batch: tuple[str, int] | None = None,
     ) -> None:
         try:
             if document is not self.ctx.document or self._closed:
@@ -464,13 +503,13 @@ class RenderService(QObject):
                 return
             if _lettering_key(project, panel, beat) != key:
                 # The panel changed while the placement ran (undo, a moved balloon…): redo it here.
-                self.ctx.edit(letter_panel, panel_id)
+                self.ctx.edit(letter_panel, panel_id, batch)
                 return
             if error is not None:
                 self.ctx.message.emit(f"{self.panel_label(panel_id)}: lettering failed: {error}")
                 return
             kept = [b for b in panel.balloons if not b.auto_placed]
-            self.ctx.edit(apply_lettering, panel_id, kept + (balloons or []))
+            self.ctx.edit(apply_lettering, panel_id, kept + (balloons or []), batch)
         finally:
             if self.is_idle():
                 self.idle.emit()

@@ -90,6 +90,18 @@ def check_need(
     return NeedStatus(need, None, suggestion=suggestion, missing=missing)
 
 
+def human_size(n: int | None) -> str:
+    """``6.9 GB``: a download size for people (decimal units, as download pages state them)."""
+    if n is None:
+        return "—"  # config-only entries: the catalogue lists no sizes
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
 def to_download(statuses: list[NeedStatus]) -> list[ModelEntry]:
     """Every entry the unmet needs still lack, once each (two IP-Adapters share one image encoder)."""
     out: list[ModelEntry] = []

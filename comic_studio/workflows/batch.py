@@ -159,23 +159,33 @@ def _render_on_engine(
 # --------------------------------------------------------------------------- files
 
 
+def output_kind(out: Path) -> str:
+    """What ``out`` asks for: "pdf", "cbz" or "png" (a folder of pages). Refuses any other
+    extension with :class:`ComicStudioError`; ``render`` asks before rendering anything, so a typo
+    in ``--out`` costs no render."""
+    suffix = out.suffix.lower()
+    if suffix in (".pdf", ".cbz"):
+        return suffix[1:]
+    if suffix in ("", ".png") or out.is_dir():
+        return "png"
+    raise ComicStudioError(f"{out}: unknown output type {suffix!r}; use .pdf, .cbz or a folder for PNG pages")
+
+
 def export_to(
     doc: Document, out: Path, *, dpi: int | None = None, trim_marks: bool = False, progress: Progress = _no_progress
 ) -> Path:
-    """Write ``out``: ``.pdf`` → PDF, ``.cbz`` → CBZ, anything else → a folder of PNG pages."""
+    """Write ``out``: ``.pdf`` → PDF, ``.cbz`` → CBZ, a folder (or ``.png``) → PNG pages."""
     from comic_studio.export import export_cbz, export_pdf, export_pngs
 
-    suffix = out.suffix.lower()
-    if suffix == ".pdf":
+    kind = output_kind(out)
+    if kind == "pdf":
         export_pdf(
             doc.project, doc.assets, out, dpi=dpi, trim_marks=trim_marks, progress=lambda d, t: progress("pdf", d, t)
         )
-    elif suffix == ".cbz":
+    elif kind == "cbz":
         export_cbz(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("cbz", d, t))
-    elif suffix in ("", ".png") or out.is_dir():
-        export_pngs(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("png", d, t))
     else:
-        raise ComicStudioError(f"{out}: unknown output type {suffix!r}; use .pdf, .cbz or a folder for PNG pages")
+        export_pngs(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("png", d, t))
     return out
 
 
@@ -196,6 +206,7 @@ def render_input(
 ) -> Path:
     """``comic-studio render``: a project or a story file in, PDF/CBZ/PNGs out. Panels without an
     image are rendered; with ``rerender`` every panel is (earlier images stay in its history)."""
+    output_kind(out)  # a bad extension is refused before minutes of rendering, not after
     if input_path.suffix.lower() == ".comic":
         doc = Document.open(input_path)
     else:
@@ -220,13 +231,22 @@ def render_input(
     return export_to(doc, out, dpi=dpi, trim_marks=trim_marks, progress=progress)
 
 
-def run_demo(out: Path, backend: str = "storyboard", progress: Progress = _no_progress) -> dict[str, Path]:
-    """The bundled sample story through parser → auto-layout → backend → lettering → all outputs."""
-    out.mkdir(parents=True, exist_ok=True)
+def sample_document() -> Document:
+    """The bundled sample story parsed and laid out with its cast (nothing rendered yet): the
+    studio's File ▸ Open Sample Project and the start of ``demo``."""
     doc = Document.new("The Lighthouse Key", page_format("us-comic"))
     doc.project.series, doc.project.number, doc.project.author = "Comic Studio Samples", "1", "Comic Studio"
     characters = load_characters(resource(*DEMO_CHARACTERS), doc.assets)
     story_to_document(read_story(resource(*DEMO_STORY)), characters, document=doc)
+    doc.undo_stack.clear()  # a fresh project: nothing to undo
+    doc.undo_stack.set_clean()
+    return doc
+
+
+def run_demo(out: Path, backend: str = "storyboard", progress: Progress = _no_progress) -> dict[str, Path]:
+    """The bundled sample story through parser → auto-layout → backend → lettering → all outputs."""
+    out.mkdir(parents=True, exist_ok=True)
+    doc = sample_document()
     render_document(doc, backend, progress=progress)
     written = {"project": doc.save(out / "demo.comic")}
     written["pdf"] = export_to(doc, out / "demo.pdf", progress=progress)

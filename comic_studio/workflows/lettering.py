@@ -4,7 +4,9 @@ Balloons the author moved by hand stay where they are; automatic ones are placed
 
 from __future__ import annotations
 
-from comic_studio.core.commands import ReplaceList
+from collections.abc import Hashable
+
+from comic_studio.core.commands import Compound, ReplaceList
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lettering import place_balloons
@@ -53,12 +55,17 @@ def plan_lettering(project: Project, panel: Panel) -> list[Balloon] | None:
     return kept + (place_balloons(panel, lines, project) if lines else [])
 
 
-def apply_lettering(doc: Document, panel_id: str, balloons: list[Balloon]) -> None:
-    """Store planned balloons as one undoable "Letter panel" step."""
-    doc.execute(ReplaceList(("balloons", panel_id), balloons, "Letter panel"))
+def apply_lettering(doc: Document, panel_id: str, balloons: list[Balloon], batch: Hashable | None = None) -> None:
+    """Store planned balloons as one undoable "Letter panel" step; with the ``batch`` key of the
+    render that asked for it, it joins that render's step (see ``record_result``)."""
+    command = ReplaceList(("balloons", panel_id), balloons, "Letter panel")
+    if batch is not None:
+        doc.execute(Compound("Letter panel", [command], merge_key=batch, across_breaks=True))
+    else:
+        doc.execute(command)
 
 
-def letter_panel(doc: Document, panel_id: str) -> int:
+def letter_panel(doc: Document, panel_id: str, batch: Hashable | None = None) -> int:
     """Place balloons for the panel's beat (dialogue + caption), replacing earlier automatic ones.
     Balloons the author moved by hand stay. Returns the number of automatic balloons placed; no
     undo step when there is nothing to letter."""
@@ -68,5 +75,5 @@ def letter_panel(doc: Document, panel_id: str) -> int:
     balloons = plan_lettering(doc.project, found[1])
     if balloons is None:
         return 0
-    apply_lettering(doc, panel_id, balloons)
+    apply_lettering(doc, panel_id, balloons, batch)
     return sum(1 for b in balloons if b.auto_placed)

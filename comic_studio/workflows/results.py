@@ -5,6 +5,7 @@ replay reproduces the image and the project stays small."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -26,9 +27,18 @@ from comic_studio.workflows.requests import dehydrate_request
 
 
 def record_result(
-    doc: Document, panel_id: str, request: GenerationRequest, generated: GenerationResult, png: bytes | None = None
+    doc: Document,
+    panel_id: str,
+    request: GenerationRequest,
+    generated: GenerationResult,
+    png: bytes | None = None,
+    batch: Hashable | None = None,
+    step_label: str = "Render panel",
 ) -> PanelResult:
     """Store a generated image in the panel's history and show it (one undoable step).
+
+    ``batch``: results of one batch ("Render all" of N panels, and the lettering that follows each)
+    merge into one undo step named ``step_label`` while nothing else is done in between.
 
     ``png``: the image already encoded (the engine encodes and checks it on its worker thread so
     the GUI thread does not spend ~100 ms in the PNG encoder; here only its header is re-read).
@@ -81,7 +91,7 @@ def record_result(
     placements = {p.character_id: p for p in generated.heads}
     characters = [placements.get(p.character_id, p) for p in panel.characters]
     commands = Compound(
-        "Render panel",
+        step_label,
         [
             InsertItem(("results", panel.id), result, text="Add result"),
             SetFields(
@@ -92,6 +102,8 @@ def record_result(
                 characters=characters,
             ),
         ],
+        merge_key=batch,
+        across_breaks=batch is not None,
     )
     doc.assets.add(png, validate_image=False)  # before the step: views read it as soon as it is shown
     doc.execute(commands)  # refused (CommandError) when the panel's history is full: nothing changed

@@ -84,6 +84,33 @@ def test_drag_merges_into_one_step_and_break_merge_splits():
     assert doc.project.pages[0].panels[0].balloons[0].box.x == 10
 
 
+def test_a_background_batch_is_one_step_across_gesture_ends_but_not_across_an_edit():
+    doc = _doc()
+    before = _state(doc)
+    batch = ("render", 1)
+
+    def step(text: str) -> Compound:
+        return Compound("Render 3 panels", [SetFields(("balloon", "b1"), "Text", text=text)], batch, across_breaks=True)
+
+    doc.execute(step("one"))
+    doc.undo_stack.break_merge()  # the author clicked somewhere meanwhile: no edit
+    doc.execute(ReplaceList(("balloons", "p1"), [Balloon(id="b2", text="x", box=Box(x=1, y=1, w=9, h=9))], "Letter"))
+    assert len(doc.undo_stack) == 2  # a command of its own (no batch key) is a step of its own
+    doc.undo()
+    doc.execute(step("two"))
+    doc.undo_stack.break_merge()
+    doc.execute(step("three"))
+    assert len(doc.undo_stack) == 1 and doc.project.pages[0].panels[0].balloons[0].text == "three"
+    doc.undo()
+    assert _state(doc) == before
+    doc.redo()
+    assert doc.project.pages[0].panels[0].balloons[0].text == "three"
+    # An edit of the author in between: the rest of the batch is a new step after it.
+    doc.execute(SetFields(("project",), "Title", title="T"))
+    doc.execute(step("four"))
+    assert len(doc.undo_stack) == 3
+
+
 def test_clean_flag_and_modified_signal():
     doc = _doc()
     flags = []

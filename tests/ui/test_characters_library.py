@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QDialogButtonBox
 
 from comic_studio.core import character_edits as ce
 from comic_studio.core.document import Document
-from comic_studio.core.model import Pronouns
+from comic_studio.core.model import Box, Pronouns
 from comic_studio.ui.characters import CharacterLibrary, editor as editor_module, io_actions
 
 FIXTURES = Path(__file__).parents[1] / "vision" / "fixtures"
@@ -143,6 +143,7 @@ def test_crop_tool_suggestion_creates_a_cropped_face_asset(ctx, library, qtbot, 
     with Image.open(BRANDT) as im:
         expected = detect.suggest_face(im)
     assert box == expected
+    dialog.keep_source.setChecked(True)  # keep the whole picture as the body reference too
     dialog.grab().save(str(shots / "crop_face.png"))
     qtbot.mouseClick(dialog.add_face_button, Qt.MouseButton.LeftButton)
 
@@ -276,3 +277,36 @@ def test_double_click_opens_the_editor(ctx, library, qtbot):
     qtbot.mouseDClick(library.grid.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert library.editor is not None and library.editor.character_id == c.id
     library.editor.reject()
+
+
+def test_new_characters_get_distinct_colours(ctx, library, qtbot):
+    """Each character added through the editor (not given a colour) gets one no other has."""
+    for name in ("Mara", "Theo", "Ana", "Jon"):
+        editor = library.add_character()
+        qtbot.keyClicks(editor.name_edit, name)
+        _ok(qtbot, editor)
+    colours = [c.colour.lower() for c in ctx.document.project.characters]
+    assert len(colours) == 4 and len(set(colours)) == 4
+
+
+def test_a_crop_replaces_the_reference_it_was_cut_from_unless_kept(ctx, library, qtbot):
+    editor = library.add_character()
+    qtbot.keyClicks(editor.name_edit, "Emma")
+    [first, source] = editor.slots["face"].add_files([BRANDT, EMMA])
+    dialog = editor.open_crop(source)
+    assert not dialog.keep_source.isChecked()  # replacing is the default
+    dialog.area.set_crop(Box(x=10, y=10, w=60, h=60))
+    qtbot.mouseClick(dialog.add_face_button, Qt.MouseButton.LeftButton)
+    refs = editor.slots["face"].refs
+    assert len(refs) == 2 and refs[0] == first and source not in refs  # in its place, the crop
+    crop = refs[1]
+    assert ctx.document.assets.open_image(crop).size == (int(dialog.area.crop().w), int(dialog.area.crop().h))
+    # Cut from a face reference into the body slot: the face picture goes (the crop took over).
+    dialog2 = editor.open_crop(first)
+    qtbot.mouseClick(dialog2.add_body_button, Qt.MouseButton.LeftButton)
+    assert editor.slots["face"].refs == [crop] and len(editor.slots["body"].refs) == 1
+    # Kept: both stay.
+    dialog3 = editor.open_crop(crop)
+    dialog3.keep_source.setChecked(True)
+    qtbot.mouseClick(dialog3.add_body_button, Qt.MouseButton.LeftButton)
+    assert editor.slots["face"].refs == [crop] and len(editor.slots["body"].refs) == 2

