@@ -341,6 +341,9 @@ def use_tiny_models(folder: str | Path | None = None) -> TinyKit:
     set_default_settings(get_backend_class("racig"), **quick, model=str(kit.sdxl), controlnet=str(kit.controlnet),
                          image_encoder=str(kit.image_encoder), ip_adapter_face=str(weights / face),
                          ip_adapter_plus=str(weights / plus))  # fmt: skip
+    from comic_studio.testing.tiny_sd15 import use_tiny_anime
+
+    use_tiny_anime(Path(folder) / "sd15")  # the anime backend's SD1.5 kit, beside the SDXL one
     return kit
 
 
