@@ -23,6 +23,7 @@ imported lazily inside the functions.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import string
@@ -292,9 +293,10 @@ def character_picture(seed: int, width: int = 64, height: int = 64) -> Any:
     return Image.fromarray(pixels)
 
 
-def write_tiny_lora(path: str | Path, seed: int = 3) -> Path:
-    """A LoRA file for the tiny SDXL (diffusers layout, StoryBooth's targets) with random A *and* B
-    matrices, so it visibly changes renders as a trained one would, without training."""
+def write_tiny_lora(path: str | Path, seed: int = 3, unet: Any = None) -> Path:
+    """A LoRA file for the tiny SDXL (or the given ``unet``, e.g. the tiny SD1.5's) in the diffusers
+    layout with StoryBooth's targets and random A *and* B matrices, so it visibly changes renders as
+    a trained one would, without training. ``unet`` is left as it was."""
     import torch
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig
@@ -303,7 +305,7 @@ def write_tiny_lora(path: str | Path, seed: int = 3) -> Path:
 
     from comic_studio.training.lora import STORYBOOTH_TARGETS
 
-    unet = tiny_sdxl_components(0)["unet"]
+    unet = tiny_sdxl_components(0)["unet"] if unet is None else copy.deepcopy(unet)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         config = LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=list(STORYBOOTH_TARGETS))

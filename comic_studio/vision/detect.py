@@ -280,3 +280,9 @@ def suggest_body(image) -> Box | None:
     if body is None:
         return None
     return body.clamp(width, height).to_box()
+
+
+def person_mask(image) -> np.ndarray | None:
+    """The boolean silhouette of the person in ``image`` (MediaPipe selfie segmentation, trained on
+    photos: it often misses drawn characters), or None when unavailable or nothing is found."""
+    return _silhouette(_rgb_array(image))
