@@ -31,8 +31,18 @@ KINDS = (
     "embedding", "llm", "openclip",
 )  # fmt: skip
 Kind = Literal[
-    "sdxl", "sdxl-config", "sd15", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "t2i_adapter",
-    "embedding", "llm", "openclip",
+    "sdxl",
+    "sdxl-config",
+    "sd15",
+    "vae",
+    "lora",
+    "ipadapter",
+    "clip_vision",
+    "controlnet",
+    "t2i_adapter",
+    "embedding",
+    "llm",
+    "openclip",
 ]
 
 

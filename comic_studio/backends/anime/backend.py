@@ -191,7 +191,9 @@ class AnimeBackend(DiffusersBackend):
 
         from comic_studio.generation.models.anime_adapter import Reference, encode_hidden, square, token_mask
 
-        chosen = [(i, (c.body_refs or c.face_refs)[0]) for i, c in enumerate(request.characters) if c.body_refs or c.face_refs]
+        chosen = [
+            (i, (c.body_refs or c.face_refs)[0]) for i, c in enumerate(request.characters) if c.body_refs or c.face_refs
+        ]
         if not chosen:
             return []
         images = parse_images_setting(settings["reference_images"], NAME)
@@ -209,7 +211,9 @@ class AnimeBackend(DiffusersBackend):
                     c = request.characters[index]
                     scale = overrides.get(c.id, c.body_scale if c.body_scale is not None else settings["scale"])
                     if asset not in images:
-                        raise GenerationError(f"anime: reference image {asset[:12]}… is not in the request (setting 'reference_images')")
+                        raise GenerationError(
+                            f"anime: reference image {asset[:12]}… is not in the request (setting 'reference_images')"
+                        )
                     if scale <= 0:
                         continue
                     from comic_studio.core import safe_read
@@ -250,7 +254,9 @@ class AnimeBackend(DiffusersBackend):
         folder = Path(spec).expanduser()
         res = self.resources
         try:
-            return res.models.get(str(folder.resolve()), "anime-adapter", "float32", "cpu", lambda: load_adapter(folder))
+            return res.models.get(
+                str(folder.resolve()), "anime-adapter", "float32", "cpu", lambda: load_adapter(folder)
+            )
         except ModelLoadError as exc:
             raise GenerationError(f"anime setting 'adapter': {exc}") from exc
 
@@ -264,9 +270,13 @@ class AnimeBackend(DiffusersBackend):
             raise GenerationError(f"anime: {exc}") from exc
         return {**parts, "scheduler": scheduler}
 
-    def _conditioning(self, request: GenerationRequest, settings: dict[str, Any], size: tuple[int, int]) -> Conditioning:
+    def _conditioning(
+        self, request: GenerationRequest, settings: dict[str, Any], size: tuple[int, int]
+    ) -> Conditioning:
         if len(request.characters) > MAX_CHARACTERS:
-            raise GenerationError(f"anime renders at most {MAX_CHARACTERS} characters per panel, this one has {len(request.characters)}")
+            raise GenerationError(
+                f"anime renders at most {MAX_CHARACTERS} characters per panel, this one has {len(request.characters)}"
+            )
         try:
             return build_conditioning(request, size[0], size[1], top_k=settings["top_k"], embedder=settings["pose_matching"],
                                       dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel")  # fmt: skip
@@ -318,7 +328,9 @@ def _model_path(spec: str, what: str, field: str) -> Path:
     try:
         entry = load_catalogue().get(spec)
     except CatalogueError as exc:
-        raise GenerationError(f"anime setting {field!r}: {spec!r} is neither a folder nor a catalogue id ({exc})") from exc
+        raise GenerationError(
+            f"anime setting {field!r}: {spec!r} is neither a folder nor a catalogue id ({exc})"
+        ) from exc
     found = locate(entry, Places.from_settings())
     if found is None:
         raise GenerationError(

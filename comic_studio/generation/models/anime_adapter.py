@@ -359,12 +359,10 @@ def attached(unet: Any, adapter: AnimeAdapter, state: AdapterState) -> Iterator[
             "Use adapter weights trained for this base model's family."
         )
     before = unet.attn_processors
-    from diffusers.models.attention_processor import AttnProcessor2_0
-
-    stock = AttnProcessor2_0()
     processors = dict(before)
     for name, projection in zip(names, adapter.ip):
-        processors[name] = AnimeAttnProcessor(projection, state, before[name] if callable(before[name]) else stock)  # type: ignore[arg-type]
+        # The layer's own processor answers whenever no reference is active (a bit-identical no-op).
+        processors[name] = AnimeAttnProcessor(projection, state, before[name])
     unet.set_attn_processor(processors)
     try:
         yield state
@@ -394,9 +392,7 @@ def square(image: Any, foreground: np.ndarray | None, size: int) -> tuple[Any, n
 
 def encode_hidden(encoder: Any, processor: Any, image: Any, adapter: AnimeAdapter) -> list[torch.Tensor]:
     """The K selected hidden layers of ``encoder`` for one square reference ``image`` (``[1, T, d]`` each)."""
-    pixels = processor(images=image, return_tensors="pt").pixel_values.to(
-        device=encoder.device, dtype=encoder.dtype
-    )
+    pixels = processor(images=image, return_tensors="pt").pixel_values.to(device=encoder.device, dtype=encoder.dtype)
     with torch.no_grad():
         out = encoder(pixels, output_hidden_states=True)
     return adapter.select_layers(out.hidden_states)
@@ -430,7 +426,9 @@ def load_adapter(folder: str | Path, *, dtype: torch.dtype = torch.float32, devi
     try:
         data = read_json(config_path, limit=MAX_CONFIG_BYTES)
     except UnsafeInputError as exc:
-        raise AdapterFormatError(f"{config_path}: {exc.problem} (an AnimeAdapter folder needs its config.json)") from exc
+        raise AdapterFormatError(
+            f"{config_path}: {exc.problem} (an AnimeAdapter folder needs its config.json)"
+        ) from exc
     if not isinstance(data, dict):
         raise AdapterFormatError(f"{config_path}: not a JSON object")
     try:

@@ -95,7 +95,9 @@ def load_sd15_components(
         for name in SD15_COMPONENTS:
             cache.put(mid, name, dtype, device, read[name])
         return {**{c: read[c] for c in SD15_COMPONENTS}, **light}
-    heavy = {c: cache.get(mid, c, dtype, device, lambda c=c: _component(source, c, dtype, device)) for c in SD15_COMPONENTS}
+    heavy = {
+        c: cache.get(mid, c, dtype, device, lambda c=c: _component(source, c, dtype, device)) for c in SD15_COMPONENTS
+    }
     return {**heavy, **light}
 
 
@@ -154,4 +156,6 @@ def random_sd15_unet(device: str = "meta") -> Any:
     from diffusers import UNet2DConditionModel
 
     with torch.device(device):
-        return UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(bundled_sd15_config(), subfolder="unet"))
+        return UNet2DConditionModel.from_config(
+            UNet2DConditionModel.load_config(bundled_sd15_config(), subfolder="unet")
+        )
