@@ -10,6 +10,7 @@ What :func:`build_tiny_sd15_kit` writes under a folder::
     anime-adapter/     AnimeAdapter weights for them (K = 3) in the real format
                        (anime_adapter.safetensors + config.json)
     controlnet/        an OpenPose-style SD1.5 ControlNet (diffusers folder)
+    t2i-adapter/       an OpenPose-style full T2I-Adapter for that UNet (diffusers folder)
     tiny-sd15-kit.json a marker: kit version + seed
 
 The UNet has SD1.5's layout (no added time conditioning, one text encoder whose last hidden state is
@@ -25,7 +26,7 @@ from typing import Any
 
 from comic_studio.testing.tiny import TEXT_HIDDEN, _text_config, tiny_tokenizer
 
-KIT_VERSION = 1
+KIT_VERSION = 2
 VISION_HIDDEN = 32
 VISION_LAYERS = 6
 VISION_SIZE = 32
@@ -42,6 +43,10 @@ class TinySd15Kit:
     adapter: Path
     controlnet: Path
     seed: int
+
+    @property
+    def t2i_adapter(self) -> Path:
+        return self.root / "t2i-adapter"
 
 
 def tiny_sd15_unet_config() -> dict[str, Any]:
@@ -128,6 +133,18 @@ def tiny_sd15_controlnet(unet: Any, seed: int = 0) -> Any:
     return net.eval()
 
 
+def tiny_t2i_adapter(seed: int = 0) -> Any:
+    """A full T2I-Adapter (TencentARC's OpenPose adapter's kind) whose two features fit the tiny
+    UNet's two down blocks (32 channels at 1/8, 64 at 1/16), random weights."""
+    import torch
+    from diffusers import T2IAdapter
+
+    torch.manual_seed(seed + 70)
+    adapter = T2IAdapter(in_channels=3, channels=[32, 64], num_res_blocks=1, downscale_factor=8,
+                         adapter_type="full_adapter")  # fmt: skip
+    return adapter.eval()
+
+
 def build_tiny_sd15_kit(folder: str | Path, seed: int = 0, *, force: bool = False) -> TinySd15Kit:
     """Write the kit under ``folder`` (a few MB, seconds) and return its paths; a kit already there
     with the same version and seed is reused unless ``force``."""
@@ -154,6 +171,7 @@ def build_tiny_sd15_kit(folder: str | Path, seed: int = 0, *, force: bool = Fals
     processor.save_pretrained(kit.clip_vision)
     save_adapter(tiny_anime_adapter(parts["unet"], seed), kit.adapter)
     tiny_sd15_controlnet(parts["unet"], seed).save_pretrained(kit.controlnet, safe_serialization=True)
+    tiny_t2i_adapter(seed).save_pretrained(kit.t2i_adapter, safe_serialization=True)
     marker.write_text(json.dumps(wanted), encoding="utf-8")
     return kit
 
