@@ -11,6 +11,8 @@ What :func:`build_tiny_sd15_kit` writes under a folder::
                        (anime_adapter.safetensors + config.json)
     controlnet/        an OpenPose-style SD1.5 ControlNet (diffusers folder)
     t2i-adapter/       an OpenPose-style full T2I-Adapter for that UNet (diffusers folder)
+    ip-adapter/        the stand-in's h94 layout: image_encoder/ (CLIPVisionModelWithProjection, the
+                       ViT-H encoder's kind) and ip-adapter-plus_sd15.safetensors for the UNet
     tiny-sd15-kit.json a marker: kit version + seed
 
 The UNet has SD1.5's layout (no added time conditioning, one text encoder whose last hidden state is
@@ -24,9 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from comic_studio.testing.tiny import TEXT_HIDDEN, _text_config, tiny_tokenizer
+from comic_studio.testing.tiny import (
+    TEXT_HIDDEN,
+    _text_config,
+    ip_adapter_plus_state_dict,
+    tiny_image_encoder,
+    tiny_tokenizer,
+)
 
-KIT_VERSION = 2
+KIT_VERSION = 3
 VISION_HIDDEN = 32
 VISION_LAYERS = 6
 VISION_SIZE = 32
@@ -47,6 +55,14 @@ class TinySd15Kit:
     @property
     def t2i_adapter(self) -> Path:
         return self.root / "t2i-adapter"
+
+    @property
+    def ip_image_encoder(self) -> Path:
+        return self.root / "ip-adapter" / "image_encoder"
+
+    @property
+    def ip_adapter(self) -> Path:
+        return self.root / "ip-adapter" / "ip-adapter-plus_sd15.safetensors"
 
 
 def tiny_sd15_unet_config() -> dict[str, Any]:
@@ -159,6 +175,7 @@ def build_tiny_sd15_kit(folder: str | Path, seed: int = 0, *, force: bool = Fals
         except (OSError, ValueError):
             pass
     from diffusers import StableDiffusionPipeline
+    from safetensors.torch import save_file
 
     from comic_studio.generation.models.anime_adapter import save_adapter
 
@@ -172,6 +189,11 @@ def build_tiny_sd15_kit(folder: str | Path, seed: int = 0, *, force: bool = Fals
     save_adapter(tiny_anime_adapter(parts["unet"], seed), kit.adapter)
     tiny_sd15_controlnet(parts["unet"], seed).save_pretrained(kit.controlnet, safe_serialization=True)
     tiny_t2i_adapter(seed).save_pretrained(kit.t2i_adapter, safe_serialization=True)
+    ip_encoder, ip_processor = tiny_image_encoder(seed)
+    ip_encoder.save_pretrained(kit.ip_image_encoder, safe_serialization=True)
+    ip_processor.save_pretrained(kit.ip_image_encoder)
+    plus = ip_adapter_plus_state_dict(parts["unet"], seed + 80, std=0.2)
+    save_file({k: v.contiguous() for k, v in plus.items()}, str(kit.ip_adapter))
     marker.write_text(json.dumps(wanted), encoding="utf-8")
     return kit
 
@@ -189,5 +211,6 @@ def use_tiny_anime(folder: str | Path) -> TinySd15Kit | None:
     kit = build_tiny_sd15_kit(folder)
     set_default_settings(backend, steps=4, preview_every=0, max_side=128, model=str(kit.sd15),
                          image_encoder=str(kit.clip_vision), adapter=str(kit.adapter),
-                         controlnet=str(kit.controlnet))  # fmt: skip
+                         controlnet=str(kit.controlnet), ip_adapter=str(kit.ip_adapter),
+                         ip_image_encoder=str(kit.ip_image_encoder))  # fmt: skip
     return kit

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 
 import numpy as np
 import pytest
@@ -15,10 +16,14 @@ pytest.importorskip("diffusers")
 
 from PIL import Image  # noqa: E402
 
-from comic_studio.backends._diffusers.inputs import image_to_data_uri  # noqa: E402
 from comic_studio.backends.anime import AnimeBackend  # noqa: E402
 from comic_studio.backends.anime.backend import plain_background_mask  # noqa: E402
-from comic_studio.generation.request import GenerationError, GenerationRequest, RequestCharacter  # noqa: E402
+from comic_studio.generation.request import (  # noqa: E402
+    GenerationError,
+    GenerationRequest,
+    RequestCharacter,
+    png_data_uri,
+)
 from comic_studio.testing.tiny import character_picture, write_tiny_lora  # noqa: E402
 from comic_studio.testing.tiny_sd15 import build_tiny_sd15_kit, tiny_sd15_components  # noqa: E402
 
@@ -50,16 +55,12 @@ def backend():
 
 
 def settings(kit, **extra):
-    refs = {h: image_to_data_uri(Image.open(io.BytesIO(b))) for h, b in zip(HASHES, REFS)}
-    # image_to_data_uri re-encodes: key each payload by its own hash, as the app does.
-    from comic_studio.generation.request import data_uri_bytes
-
-    payload = {hashlib.sha256(data_uri_bytes(v)).hexdigest(): v for v in refs.values()}
     values = dict(model=str(kit.sd15), image_encoder=str(kit.clip_vision), adapter=str(kit.adapter),
-                  controlnet=str(kit.controlnet), steps=3, max_side=96, pose_matching="overlap", preview_every=0,
-                  reference_images=__import__("json").dumps(payload))  # fmt: skip
+                  controlnet=str(kit.controlnet), ip_adapter=str(kit.ip_adapter),
+                  ip_image_encoder=str(kit.ip_image_encoder), steps=3, max_side=96, pose_matching="overlap",
+                  preview_every=0, reference_images=json.dumps({h: png_data_uri(b) for h, b in zip(HASHES, REFS)}))  # fmt: skip
     values.update(extra)
-    return values, list(payload)
+    return values, HASHES
 
 
 def request(kit, refs: bool = True, **extra) -> GenerationRequest:
@@ -78,7 +79,9 @@ def pixels(result) -> np.ndarray:
 
 
 def test_without_adapter_weights_it_refuses_and_names_the_stand_in(kit, backend):
-    with pytest.raises(GenerationError, match=r"setting 'adapter'.*train anime-adapter.*racig.*not AnimeAdapter"):
+    with pytest.raises(
+        GenerationError, match=r"setting 'adapter'.*train anime-adapter.*'method' to stand-in.*not AnimeAdapter"
+    ):
         backend.generate(request(kit, adapter=""))
 
 
@@ -147,3 +150,17 @@ def test_cli_render_with_the_anime_backend_and_tiny_models(tmp_path, tiny_kit, r
     result = rendered.pages[0].panels_in_order()[0].results[-1]
     assert result.request["backend"] == "anime"
     assert result.request["backend_settings"]["adapter"].endswith("anime-adapter")
+
+
+def test_stand_in_is_ip_adapter_plus_on_the_masked_reference_and_says_it_is_not_animeadapter(kit, backend):
+    from comic_studio.backends.anime.backend import STAND_IN_LABEL
+
+    plain = backend.generate(request(kit, refs=False, method="stand-in", adapter=""))
+    stand_in = backend.generate(request(kit, method="stand-in", adapter=""))  # no AnimeAdapter weights needed
+    assert stand_in.settings["label"] == STAND_IN_LABEL and "not AnimeAdapter" in STAND_IN_LABEL
+    assert not np.array_equal(pixels(plain), pixels(stand_in))
+    unet = next(v for k, v in backend.resources.models._items.items() if k.component == "unet")
+    assert unet.encoder_hid_proj is None
+    assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
+    silent = backend.generate(request(kit, method="stand-in", adapter="", character_scales='{"ana": 0, "ben": 0}'))
+    assert np.array_equal(pixels(plain), pixels(silent))

@@ -39,13 +39,23 @@ SD15_AREA = 512 * 512
 """SD 1.5's training area: panels are generated at about this many pixels, at their own shape."""
 MAX_CHARACTERS = 4
 IMAGE_SETTING_MAX = 256 * 1024 * 1024
-DEFAULT_IDS = {"image_encoder": "clip-vit-l-14-vision", "controlnet": "controlnet-openpose-sd15"}
+DEFAULT_IDS = {
+    "image_encoder": "clip-vit-l-14-vision",
+    "controlnet": "controlnet-openpose-sd15",
+    "ip_adapter": "ip-adapter-plus-sd15",
+    "ip_image_encoder": "clip-vit-h-image-encoder",
+}
+METHODS = ("animeadapter", "stand-in")
+STAND_IN_LABEL = "IP-Adapter Plus stand-in (not AnimeAdapter)"
+"""What results made with ``method=stand-in`` record under the ``label`` setting."""
+STAND_IN_BACKGROUND = (255, 255, 255)
+"""The stand-in's reference has its background painted white (IP-Adapter has no token mask)."""
 REFERENCE_MASKS = ("auto", "plain-background", "whole")
 PLAIN_BACKGROUND_DISTANCE = 40.0
 """RGB distance from the border colour above which a pixel is foreground (plain-background rule)."""
 STAND_IN = (
-    "Until AnimeAdapter weights exist, the stand-in is the racig backend (IP-Adapter Plus on the "
-    "character's references plus an OpenPose ControlNet, the paper's nearest baseline) — it is not AnimeAdapter."
+    "Until AnimeAdapter weights exist, set 'method' to stand-in: IP-Adapter Plus on the background-masked "
+    "reference plus the OpenPose ControlNet, the paper's nearest baseline (it is not AnimeAdapter)."
 )
 VRAM_GB = {"gpu": 5.0, "model-offload": 4.0, "sequential-offload": 2.0}
 """Estimates for SD 1.5 at 512² in float16 with the adapter (49 MB), ViT-L/14 (0.6 GB, parked
@@ -73,6 +83,11 @@ class AnimeBackend(DiffusersBackend):
         return with_default_overrides({
             "model": {**path, "label": "Base model (SD 1.5)", "help": f"Catalogue id, diffusers folder or .safetensors checkpoint (empty = {DEFAULT_SD15_ID})."},
             "model_config": {**path, "label": "Checkpoint config folder", "help": "Single files only (empty = the bundled SD 1.5 config)."},
+            "method": {"type": "choice", "default": "animeadapter", "choices": list(METHODS), "label": "Method",
+                       "help": "animeadapter: the paper's adapter (needs its weights); stand-in: IP-Adapter Plus on the "
+                               "background-masked reference + the OpenPose ControlNet, NOT AnimeAdapter (its nearest baseline)."},
+            "ip_adapter": {**path, "label": "Stand-in: IP-Adapter Plus (SD 1.5)", "help": f"h94 .safetensors file or catalogue id (empty = {DEFAULT_IDS['ip_adapter']})."},
+            "ip_image_encoder": {**path, "label": "Stand-in: image encoder (ViT-H)", "help": f"h94 models/image_encoder folder or catalogue id (empty = {DEFAULT_IDS['ip_image_encoder']})."},
             "adapter": {**path, "label": "AnimeAdapter weights", "help": "Folder with anime_adapter.safetensors and config.json (trained with `comic-studio train anime-adapter`, or released by the authors)."},
             "image_encoder": {**path, "label": "Image encoder (CLIP ViT-L/14)", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['image_encoder']})."},
             "pose_control": {"type": "choice", "default": "controlnet", "choices": ["controlnet", "off"], "label": "Pose control",
@@ -113,8 +128,13 @@ class AnimeBackend(DiffusersBackend):
         settings = self.validate_settings(request.backend_settings)
         settings["steps"] = request.steps or settings["steps"]
         settings["guidance"] = request.guidance or settings["guidance"]
-        pipe, call, state, adapter, cond = self.prepare_call(request, settings)
-        image = self._run(pipe, call, state, adapter, settings, on_step)
+        if settings["method"] == "stand-in":
+            settings["label"] = STAND_IN_LABEL
+            pipe, call, cond = self._pipeline(request, settings)
+            image = self._run_stand_in(pipe, call, request, settings, cond, on_step)
+        else:
+            pipe, call, state, adapter, cond = self.prepare_call(request, settings)
+            image = self._run(pipe, call, state, adapter, settings, on_step)
         return GenerationResult(images=[resized_to_panel(image, request)], seed=request.seed, backend=self.name,
                                 settings=settings, heads=cond.placements if cond else [],
                                 pose_id=cond.pose_id if cond else None)  # fmt: skip
@@ -122,27 +142,33 @@ class AnimeBackend(DiffusersBackend):
     def prepare_call(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[Any, dict[str, Any], Any, Any, Conditioning | None]:  # fmt: skip
         """The pipeline, its keyword arguments, the adapter state (references) and the adapter, and
         the staging (``None`` without characters). The bench and tests call this too."""
-        import torch
-
         from comic_studio.generation.models.anime_adapter import AdapterState
 
         adapter = self._adapter(settings["adapter"])  # first: refuse before loading anything heavy
+        pipe, call, cond = self._pipeline(request, settings)
+        self.place(pipe)
+        device = pipe._execution_device
+        adapter = adapter.to(device=device, dtype=pipe.unet.dtype)
+        refs = self._references(request, settings, cond, adapter, settings["guidance"] > 1.0, device, pipe.unet.dtype)
+        return pipe, call, AdapterState(refs), adapter, cond
+
+    def _pipeline(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[Any, dict[str, Any], Conditioning | None]:  # fmt: skip
+        """The SD 1.5 pipeline (with the OpenPose ControlNet when the panel has characters and pose
+        control is on), not placed yet, and its keyword arguments."""
+        import diffusers
+        import torch
+
         width, height = self.generation_size(request, settings)
         cond = self._conditioning(request, settings, (width, height)) if request.characters else None
         parts = self._components(settings, request.seed)
         pose = settings["pose_control"] == "controlnet" and cond is not None
+        common: dict[str, Any] = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
         if pose:
             controlnet = self._controlnet(settings["controlnet"])
-            import diffusers
-
-            pipe: Any = diffusers.StableDiffusionControlNetPipeline(**parts, controlnet=controlnet, safety_checker=None,
-                                                                    feature_extractor=None, requires_safety_checker=False)  # fmt: skip
+            pipe: Any = diffusers.StableDiffusionControlNetPipeline(**parts, controlnet=controlnet, **common)
         else:
-            import diffusers
-
-            pipe = diffusers.StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
-                                                     requires_safety_checker=False)  # fmt: skip
-        self.place(pipe)
+            pipe = diffusers.StableDiffusionPipeline(**parts, **common)
+        pipe.set_progress_bar_config(disable=True)
         call: dict[str, Any] = {
             "prompt": request.prompt,
             "negative_prompt": request.negative_prompt or None,
@@ -155,10 +181,7 @@ class AnimeBackend(DiffusersBackend):
         if pose:
             assert cond is not None
             call.update(image=cond.control_image, controlnet_conditioning_scale=settings["controlnet_scale"])
-        device = pipe._execution_device
-        adapter = adapter.to(device=device, dtype=pipe.unet.dtype)
-        refs = self._references(request, settings, cond, adapter, settings["guidance"] > 1.0, device, pipe.unet.dtype)
-        return pipe, call, AdapterState(refs), adapter, cond
+        return pipe, call, cond
 
     def generation_size(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[int, int]:
         k = math.sqrt(SD15_AREA / (request.width * request.height))
@@ -181,6 +204,87 @@ class AnimeBackend(DiffusersBackend):
         finally:
             loras.remove()
 
+    def _run_stand_in(self, pipe: Any, call: dict[str, Any], request: GenerationRequest, settings: dict[str, Any],
+                      cond: Conditioning | None, on_step: StepCallback | None) -> Any:  # fmt: skip
+        """IP-Adapter Plus on each character's background-masked reference, under its region, at its
+        λ, with the pose ControlNet: the paper's nearest baseline (Tab. 1), labelled as not AnimeAdapter."""
+        import torch
+
+        reporter = StepReporter(on_step, settings["preview_every"]).callback()
+        loras = JobLoras(settings["loras"], pickles_allowed(), settings["character_loras"])
+        items, negative = self._stand_in_items(request, settings, cond)
+        try:
+            loras.apply(pipe)
+            if not items:
+                self.place(pipe)
+                return pipe(**call, callback_on_step_end=reporter).images[0]
+            # The adapter goes on before the offload hooks (as racig's: the hooks must cover it).
+            pipe.load_ip_adapter(self._ip_state(settings["ip_adapter"]), subfolder="", weight_name="stand-in",
+                                 image_encoder_folder=None)  # fmt: skip
+            try:
+                self.place(pipe)
+                device, dtype = pipe._execution_device, pipe.unet.dtype
+                positive = torch.stack([e for e, _, _ in items])[None]
+                cfg = call["guidance_scale"] > 1.0
+                embeds = torch.cat([negative.expand_as(positive), positive]) if cfg else positive
+                masks = torch.from_numpy(np.stack([m for _, m, _ in items]).astype(np.float32))[None]
+                for processor in pipe.unet.attn_processors.values():
+                    if hasattr(processor, "to_k_ip"):
+                        processor.scale = [[s for _, _, s in items]]  # one λ per character's image
+                return pipe(**call, ip_adapter_image_embeds=[embeds.to(device, dtype)],
+                            cross_attention_kwargs={"ip_adapter_masks": [masks]},
+                            callback_on_step_end=reporter).images[0]  # fmt: skip
+            finally:
+                pipe.unload_ip_adapter()
+        finally:
+            loras.remove()
+
+    def _stand_in_items(self, request: GenerationRequest, settings: dict[str, Any],
+                        cond: Conditioning | None) -> tuple[list[tuple[Any, np.ndarray, float]], Any]:  # fmt: skip
+        """``(embedding, region mask, λ)`` per character with a reference (the penultimate ViT-H
+        hidden states of the reference with its background painted white), and the negative
+        embedding (an all-zero input, diffusers' convention for Plus adapters)."""
+        import torch
+        from PIL import Image
+
+        chosen = self._chosen(request)
+        if not chosen:
+            return [], None
+        images = parse_images_setting(settings["reference_images"], NAME)
+        masks = parse_images_setting(settings["reference_masks"], NAME, "reference_masks")
+        overrides = _character_scales(settings["character_scales"], [c.id for c in request.characters])
+        encoder, processor = self._ip_encoder(settings["ip_image_encoder"])
+        items = []
+        with torch.no_grad():
+            size = processor.crop_size
+            zeros = torch.zeros(1, 3, size["height"], size["width"], dtype=encoder.dtype)
+            negative = encoder(zeros, output_hidden_states=True).hidden_states[-2][0].float()[None, None]
+            for index, asset in chosen:
+                c = request.characters[index]
+                scale = overrides.get(c.id, c.body_scale if c.body_scale is not None else settings["scale"])
+                if scale <= 0:
+                    continue
+                picture = _decode(images, asset).convert("RGB")
+                foreground = _foreground(picture, masks.get(asset), settings["reference_mask"])
+                if foreground is not None:
+                    white = Image.new("RGB", picture.size, STAND_IN_BACKGROUND)
+                    picture = Image.composite(picture, white, Image.fromarray(foreground.astype(np.uint8) * 255))
+                pixels = processor(images=picture, return_tensors="pt").pixel_values.to(encoder.dtype)
+                embedding = encoder(pixels, output_hidden_states=True).hidden_states[-2][0].float()
+                if cond is not None and settings["placement"] == "masks":
+                    where = cond.head_masks[index] | cond.body_masks[index]
+                else:
+                    where = np.ones((8, 8), bool)  # everywhere (diffusers resizes masks per layer)
+                if where.any():
+                    items.append((embedding, where, float(scale)))
+        return items, negative
+
+    def _chosen(self, request: GenerationRequest) -> list[tuple[int, str]]:
+        """(character index, its one reference): the first body reference, else the first face one."""
+        return [
+            (i, (c.body_refs or c.face_refs)[0]) for i, c in enumerate(request.characters) if c.body_refs or c.face_refs
+        ]
+
     # ------------------------------------------------------------------ references
 
     def _references(self, request: GenerationRequest, settings: dict[str, Any], cond: Conditioning | None,
@@ -191,9 +295,7 @@ class AnimeBackend(DiffusersBackend):
 
         from comic_studio.generation.models.anime_adapter import Reference, encode_hidden, square, token_mask
 
-        chosen = [
-            (i, (c.body_refs or c.face_refs)[0]) for i, c in enumerate(request.characters) if c.body_refs or c.face_refs
-        ]
+        chosen = self._chosen(request)
         if not chosen:
             return []
         images = parse_images_setting(settings["reference_images"], NAME)
@@ -210,18 +312,9 @@ class AnimeBackend(DiffusersBackend):
                 for index, asset in chosen:
                     c = request.characters[index]
                     scale = overrides.get(c.id, c.body_scale if c.body_scale is not None else settings["scale"])
-                    if asset not in images:
-                        raise GenerationError(
-                            f"anime: reference image {asset[:12]}… is not in the request (setting 'reference_images')"
-                        )
                     if scale <= 0:
                         continue
-                    from comic_studio.core import safe_read
-
-                    try:
-                        picture = safe_read.decode_image(images[asset], where="anime", what="reference image")
-                    except safe_read.UnsafeInputError as exc:
-                        raise GenerationError(str(exc)) from exc
+                    picture = _decode(images, asset)
                     foreground = _foreground(picture, masks.get(asset), settings["reference_mask"])
                     square_image, square_mask = square(picture, foreground, side)
                     hidden = encode_hidden(encoder, processor, square_image, adapter)
@@ -300,6 +393,40 @@ class AnimeBackend(DiffusersBackend):
 
         return res.models.get(str(path), "controlnet", res.dtype, device, load)
 
+    def _ip_state(self, spec: str) -> dict[str, Any]:
+        from comic_studio.generation.models.loading import read_state_dict
+
+        path = _model_path(spec or DEFAULT_IDS["ip_adapter"], "IP-Adapter Plus", "ip_adapter")
+        if path.suffix != ".safetensors":
+            raise GenerationError(f"anime setting 'ip_adapter': {path.name} must be a .safetensors IP-Adapter file")
+        try:
+            flat = self.resources.models.get(
+                str(path), "ip-adapter-flat", "float32", "cpu", lambda: read_state_dict(path)
+            )
+        except ModelLoadError as exc:
+            raise GenerationError(f"anime setting 'ip_adapter': {exc}") from exc
+        return _nested_ip_state(flat, path)
+
+    def _ip_encoder(self, spec: str) -> tuple[Any, Any]:
+        path = _model_path(spec or DEFAULT_IDS["ip_image_encoder"], "IP-Adapter image encoder", "ip_image_encoder")
+        res = self.resources
+
+        def load() -> tuple[Any, Any]:
+            from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+
+            try:
+                model = CLIPVisionModelWithProjection.from_pretrained(path, torch_dtype=torch_dtype(res.dtype),
+                                                                      local_files_only=True, use_safetensors=True)  # fmt: skip
+            except (OSError, ValueError) as exc:
+                raise GenerationError(f"anime setting 'ip_image_encoder': cannot load {path} ({exc})") from exc
+            try:
+                processor = CLIPImageProcessor.from_pretrained(path, local_files_only=True)
+            except (OSError, ValueError):
+                processor = CLIPImageProcessor()  # h94 ships no preprocessor config: CLIP's 224 px defaults
+            return model.eval(), processor
+
+        return res.models.get(str(path), "anime-ip-encoder", res.dtype, "cpu", load)
+
     def _image_encoder(self, spec: str) -> tuple[Any, Any]:
         path = _model_path(spec or DEFAULT_IDS["image_encoder"], "image encoder", "image_encoder")
         res = self.resources
@@ -338,6 +465,31 @@ def _model_path(spec: str, what: str, field: str) -> Path:
             + (" (or set 'pose_control' to off)" if field == "controlnet" else "")
         )
     return found.path
+
+
+def _decode(images: dict[str, bytes], asset: str) -> Any:
+    from comic_studio.core import safe_read
+
+    if asset not in images:
+        raise GenerationError(
+            f"anime: reference image {asset[:12]}… is not in the request (setting 'reference_images')"
+        )
+    try:
+        return safe_read.decode_image(images[asset], where="anime", what="reference image")
+    except safe_read.UnsafeInputError as exc:
+        raise GenerationError(str(exc)) from exc
+
+
+def _nested_ip_state(flat: dict[str, Any], path: Path) -> dict[str, dict[str, Any]]:
+    """An h94 ``.safetensors`` IP-Adapter (flat ``image_proj.*`` / ``ip_adapter.*`` keys) → the nested
+    dict diffusers' ``load_ip_adapter`` takes."""
+    nested: dict[str, dict[str, Any]] = {"image_proj": {}, "ip_adapter": {}}
+    for key, value in flat.items():
+        head, _, rest = key.partition(".")
+        if head not in nested:
+            raise GenerationError(f"anime setting 'ip_adapter': {path.name} is not an h94 IP-Adapter (key {key!r})")
+        nested[head][rest] = value
+    return nested
 
 
 def _foreground(picture: Any, mask_bytes: bytes | None, mode: str) -> np.ndarray | None:
