@@ -42,7 +42,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     add_project_edit_options(lora)
     lora.set_defaults(func=_cmd_train_lora)
     anime = methods.add_parser("anime-adapter", help="AnimeAdapter weights (seed 003) from a dataset folder")
-    anime.add_argument("--data", required=True, help="a folder with metadata.jsonl rows {image, mask, pose, prompt}")
+    source = anime.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a folder with metadata.jsonl rows {image, mask, pose, prompt}")
+    source.add_argument(
+        "--images",
+        help="a folder of character pictures: masks and poses are detected "
+        "(NAME.mask.png / NAME.pose.png beside a picture override them, NAME.txt is its tags)",
+    )
     anime.add_argument(
         "--out", required=True, help="the weights folder to write (anime_adapter.safetensors + config.json)"
     )
@@ -69,7 +75,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 def _cmd_train_anime_adapter(args: argparse.Namespace) -> int:
     from comic_studio.training.anime_adapter import AnimeAdapterRecipe
     from comic_studio.training.lora import TrainingCancelled, TrainingProgress
-    from comic_studio.workflows.anime_training import train_anime_adapter
+    from comic_studio.workflows.anime_training import build_dataset, train_anime_adapter
     from comic_studio.workflows.training import training_device
 
     fields: dict[str, Any] = {}
@@ -101,9 +107,16 @@ def _cmd_train_anime_adapter(args: argparse.Namespace) -> int:
     def interrupted(_signum: int, _frame: Any) -> None:
         stop["asked"] = True
 
+    data = Path(args.data) if args.data else None
+    if data is None:
+        built = build_dataset(Path(args.images), Path(args.out) / "dataset")
+        for name, why in built.problems.items():
+            print(f"comic-studio: {name} not used: {why}", file=sys.stderr)
+        print(f"comic-studio: dataset of {len(built.used)} picture(s) written to {built.folder}", file=sys.stderr)
+        data = built.folder
     previous = signal.signal(signal.SIGINT, interrupted)
     try:
-        trained = train_anime_adapter(Path(args.data), Path(args.out), recipe, **models, resume=args.resume,
+        trained = train_anime_adapter(data, Path(args.out), recipe, **models, resume=args.resume,
                                       device=device, dtype=dtype, cancel=lambda: stop["asked"],
                                       on_progress=on_progress)  # fmt: skip
     except TrainingCancelled as exc:

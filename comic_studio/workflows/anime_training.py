@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from comic_studio.generation.models.loading import ModelLoadError, torch_dtype
 from comic_studio.generation.models.sd15 import load_sd15_components, resolve_sd15
 from comic_studio.training.anime_adapter import AnimeAdapterRecipe, AnimeAdapterTrainer, read_dataset
@@ -97,3 +99,93 @@ def _controller(kind: str, path: Path, dtype: str, device: str) -> Any:
     except (OSError, ValueError, RuntimeError) as exc:
         raise TrainingError(f"--controller-model: cannot load the {kind} from {path} ({exc})") from exc
     return model.to(device).eval()
+
+
+# ------------------------------------------------------------------------------ dataset builder
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@dataclass(frozen=True)
+class BuiltDataset:
+    folder: Path
+    used: list[str]
+    problems: dict[str, str]
+    """Image file name → why it could not be used (and how to supply what is missing by hand)."""
+
+
+def build_dataset(images: Path, out: Path) -> BuiltDataset:
+    """A dataset folder (``metadata.jsonl`` + masks + pose images) at ``out`` from the pictures in
+    ``images``, for ``train anime-adapter --images``.
+
+    Per picture ``NAME.png``: the mask is ``NAME.mask.png`` when the user drew one, else the offline
+    person segmenter's, else the plain-background rule's; the pose is ``NAME.pose.png`` (an OpenPose
+    image) when given, else the offline pose detector's skeleton; the prompt is ``NAME.txt`` (tags,
+    without the character's name: §4.4's Training Prompt), else empty. The detectors are trained on
+    photos and miss many drawings: a picture with no mask or pose is reported, not used."""
+    from PIL import Image
+
+    from comic_studio.core import safe_read
+    from comic_studio.poses.extract import PoseExtractionError, extract_pose
+    from comic_studio.poses.staging.openpose import render_openpose
+    from comic_studio.training.anime_adapter import write_manifest
+    from comic_studio.vision.detect import person_mask, plain_background_mask
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    used: list[str] = []
+    problems: dict[str, str] = {}
+    pictures = sorted(
+        p for p in images.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith((".mask", ".pose"))
+    )  # fmt: skip
+    for path in pictures:
+        try:
+            picture = safe_read.open_image(path, what="training picture").convert("RGB")
+        except safe_read.UnsafeInputError as exc:
+            problems[path.name] = exc.problem
+            continue
+        mask = _sidecar(path, "mask")
+        foreground = (np.asarray(mask.convert("L")) > 127) if mask is not None else person_mask(picture)
+        if foreground is None:
+            foreground = plain_background_mask(picture)
+        if foreground is None or foreground.shape != (picture.height, picture.width):
+            problems[path.name] = f"no foreground found: draw one as {path.stem}.mask.png (white = the character)"
+            continue
+        pose = _sidecar(path, "pose")
+        if pose is None:
+            try:
+                found = extract_pose(picture)
+            except PoseExtractionError as exc:  # the detector is not installed
+                problems[path.name] = f"{exc}; or put an OpenPose image beside it as {path.stem}.pose.png"
+                continue
+            if found.figure is None:
+                problems[path.name] = f"{found.reason}; or put an OpenPose image beside it as {path.stem}.pose.png"
+                continue
+            w, h = picture.size
+            pose = render_openpose([[(x * w, y * h, v) for x, y, v in found.figure.keypoints]], w, h)
+        stem = f"{len(rows):05d}"
+        picture.save(out / f"{stem}.png")
+        Image.fromarray(foreground.astype(np.uint8) * 255).save(out / f"{stem}-mask.png")
+        pose.convert("RGB").resize(picture.size).save(out / f"{stem}-pose.png")
+        caption = path.with_suffix(".txt")
+        prompt = safe_read.read_text(caption, limit=64 * 1024).strip() if caption.is_file() else ""
+        rows.append({"image": f"{stem}.png", "mask": f"{stem}-mask.png", "pose": f"{stem}-pose.png", "prompt": prompt})
+        used.append(path.name)
+    if not rows:
+        raise TrainingError(f"{images}: no picture could be used ({len(problems)} tried): " + "; ".join(
+            f"{name}: {why}" for name, why in list(problems.items())[:3]))  # fmt: skip
+    write_manifest(out, rows)
+    return BuiltDataset(out, used, problems)
+
+
+def _sidecar(path: Path, kind: str) -> Any | None:
+    from comic_studio.core import safe_read
+
+    side = path.with_name(f"{path.stem}.{kind}.png")
+    if not side.is_file():
+        return None
+    try:
+        return safe_read.open_image(side, what=f"{kind} image")
+    except safe_read.UnsafeInputError as exc:
+        raise TrainingError(f"{side}: {exc.problem}") from exc

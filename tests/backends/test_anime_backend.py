@@ -17,7 +17,6 @@ pytest.importorskip("diffusers")
 from PIL import Image  # noqa: E402
 
 from comic_studio.backends.anime import AnimeBackend  # noqa: E402
-from comic_studio.backends.anime.backend import plain_background_mask  # noqa: E402
 from comic_studio.generation.request import (  # noqa: E402
     GenerationError,
     GenerationRequest,
@@ -26,6 +25,7 @@ from comic_studio.generation.request import (  # noqa: E402
 )
 from comic_studio.testing.tiny import character_picture, write_tiny_lora  # noqa: E402
 from comic_studio.testing.tiny_sd15 import build_tiny_sd15_kit, tiny_sd15_components  # noqa: E402
+from comic_studio.vision.detect import plain_background_mask  # noqa: E402
 
 
 def _png(image: Image.Image) -> bytes:

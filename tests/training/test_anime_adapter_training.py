@@ -50,6 +50,15 @@ def dataset(tmp_path_factory):
     return folder
 
 
+@pytest.fixture
+def tiny_cache(kit, tmp_path, monkeypatch):
+    """``--models tiny`` finds this module's kit in the user cache (instead of building another)."""
+    cache = tmp_path / "cache"
+    (cache / "comic-studio" / "tiny-models").mkdir(parents=True)
+    (cache / "comic-studio" / "tiny-models" / "sd15").symlink_to(kit.root, target_is_directory=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+
+
 def _models(kit, controller: str):
     import diffusers
     from transformers import CLIPImageProcessor, CLIPVisionModel
@@ -113,10 +122,9 @@ def test_resume_equals_uninterrupted(kit, dataset, tmp_path):
     assert whole.losses == second.losses
 
 
-def test_cli_trains_weights_the_anime_backend_loads(dataset, tmp_path, monkeypatch, capsys):
+def test_cli_trains_weights_the_anime_backend_loads(dataset, tmp_path, tiny_cache, capsys):
     from comic_studio.cli import main
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     out = tmp_path / "weights"
     args = ["train", "anime-adapter", "--data", str(dataset), "--out", str(out), "--models", "tiny", "--steps", "2",
             "--accumulation", "1", "--device", "cpu", "--quiet"]  # fmt: skip
@@ -124,3 +132,35 @@ def test_cli_trains_weights_the_anime_backend_loads(dataset, tmp_path, monkeypat
     adapter = load_adapter(out)
     assert adapter.config.k_layers == TINY_K and adapter.config.family == "sd15"
     assert "2 steps" in capsys.readouterr().out
+
+
+def test_images_folder_becomes_a_dataset_and_unusable_pictures_are_reported(tmp_path, tiny_cache, capsys):
+    from comic_studio.cli import main
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    pose = Image.new("RGB", (64, 64))
+    ImageDraw.Draw(pose).line([(32, 10), (32, 50)], fill=(0, 0, 255), width=3)
+    character_picture(20, 64, 64).save(pictures / "plain.png")  # plain background: the rule finds the box
+    pose.save(pictures / "plain.pose.png")
+    (pictures / "plain.txt").write_text("1girl, green dress", encoding="utf-8")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(pictures / "busy.png")
+    drawn = np.zeros((64, 64), np.uint8)
+    drawn[8:56, 20:44] = 255
+    Image.fromarray(drawn).save(pictures / "busy.mask.png")  # a hand-drawn mask
+    pose.save(pictures / "busy.pose.png")
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(pictures / "noise.png")
+    out = tmp_path / "weights"
+    args = ["train", "anime-adapter", "--images", str(pictures), "--out", str(out), "--models", "tiny",
+            "--steps", "1", "--accumulation", "1", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "noise.png not used" in err and ("noise.mask.png" in err or "noise.pose.png" in err)
+    samples = read_dataset(out / "dataset")
+    assert len(samples) == 2
+    by_prompt = {s.prompt: s for s in samples}
+    assert set(by_prompt) == {"1girl, green dress", ""}
+    assert np.array_equal(by_prompt[""].mask, drawn > 127)
+    assert by_prompt["1girl, green dress"].mask[32, 32] and not by_prompt["1girl, green dress"].mask[2, 2]
+    assert load_adapter(out).config.k_layers == TINY_K

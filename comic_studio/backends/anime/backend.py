@@ -31,6 +31,7 @@ from comic_studio.generation.models.sd15 import DEFAULT_SD15_ID, load_sd15_compo
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
 from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
 from comic_studio.poses.staging.figures import UnknownPoseError
+from comic_studio.vision.detect import person_mask, plain_background_mask
 from comic_studio.weights.catalogue import CatalogueError, load_catalogue
 from comic_studio.weights.locate import Places, locate
 
@@ -51,8 +52,6 @@ STAND_IN_LABEL = "IP-Adapter Plus stand-in (not AnimeAdapter)"
 STAND_IN_BACKGROUND = (255, 255, 255)
 """The stand-in's reference has its background painted white (IP-Adapter has no token mask)."""
 REFERENCE_MASKS = ("auto", "plain-background", "whole")
-PLAIN_BACKGROUND_DISTANCE = 40.0
-"""RGB distance from the border colour above which a pixel is foreground (plain-background rule)."""
 STAND_IN = (
     "Until AnimeAdapter weights exist, set 'method' to stand-in: IP-Adapter Plus on the background-masked "
     "reference plus the OpenPose ControlNet, the paper's nearest baseline (it is not AnimeAdapter)."
@@ -504,8 +503,6 @@ def _foreground(picture: Any, mask_bytes: bytes | None, mode: str) -> np.ndarray
             mask = mask.resize(picture.size, Image.Resampling.NEAREST)
         return np.asarray(mask.convert("L")) > 127
     if mode == "auto":
-        from comic_studio.vision.detect import person_mask
-
         found = person_mask(picture)
         if found is not None:
             return found
@@ -521,16 +518,6 @@ def read_image_setting_bytes(data: bytes) -> Any:
         raise GenerationError(str(exc)) from exc
 
 
-def plain_background_mask(picture: Any) -> np.ndarray | None:
-    """Character sheets are mostly drawn on a plain background: pixels far from the border's median
-    colour are the character. ``None`` when that leaves (almost) nothing or everything."""
-    rgb = np.asarray(picture.convert("RGB"), dtype=np.float32)
-    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    distance = np.linalg.norm(rgb - np.median(border, axis=0), axis=-1)
-    mask = distance > PLAIN_BACKGROUND_DISTANCE
-    return mask if 0.01 < mask.mean() < 0.99 else None
-
-
 def _character_scales(text: str, ids: list[str]) -> dict[str, float]:
     raw = json_object_setting(text, "character_scales", "{character id: λ}", NAME)
     out: dict[str, float] = {}
@@ -543,4 +530,4 @@ def _character_scales(text: str, ids: list[str]) -> dict[str, float]:
     return out
 
 
-__all__ = ["AnimeBackend", "plain_background_mask"]
+__all__ = ["AnimeBackend"]
