@@ -3,6 +3,7 @@ processors and 1, 2, 3 references vs without the adapter (ratios), plus the fuse
 Prints JSON.
 
     python bench/anime_adapter.py                 # CPU, the tiny SD 1.5 kit (K = 3), 256² — seconds
+    python bench/anime_adapter.py --train         # also: training s/step on the tiny kit (T2I-Adapter, K = 3)
     python bench/anime_adapter.py --full --device cuda
         # SD 1.5 UNet at 512² from the bundled config and the paper's adapter (ViT-L/14 widths, K = 7,
         # 257 tokens), random weights, float16: s/step and peak VRAM, with and without the adapter
@@ -57,6 +58,40 @@ def _time(fn: Any, steps: int, runs: int, sync: Any) -> float:
     return statistics.median(samples)
 
 
+def _train_steps(steps: int, runs: int) -> dict[str, Any]:
+    """Seconds per optimizer step (batch 1, no accumulation) of the trainer on the tiny kit, 64²."""
+    import tempfile
+
+    import diffusers
+    from transformers import CLIPImageProcessor, CLIPVisionModel
+
+    from comic_studio.generation.models.sd15 import load_sd15_components, resolve_sd15
+    from comic_studio.testing.tiny import character_picture
+    from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit
+    from comic_studio.training.anime_adapter import AnimeAdapterRecipe, AnimeAdapterTrainer, AnimeSample
+
+    with tempfile.TemporaryDirectory() as tmp:
+        kit = build_tiny_sd15_kit(Path(tmp) / "kit")
+        parts = load_sd15_components(resolve_sd15(str(kit.sd15)))
+        encoder = CLIPVisionModel.from_pretrained(kit.clip_vision).eval()
+        processor = CLIPImageProcessor.from_pretrained(kit.clip_vision)
+        t2i = diffusers.T2IAdapter.from_pretrained(kit.t2i_adapter).eval()
+        picture = character_picture(1, 64, 64)
+        samples = [AnimeSample(picture, None, picture, "1girl", "a.png")]
+        recipe = AnimeAdapterRecipe(
+            k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=1, checkpoint_every=10**6
+        )
+        trainer = AnimeAdapterTrainer(parts, encoder, processor, samples, recipe, controller=t2i)
+        checkpoint = Path(tmp) / "c.safetensors"
+
+        def step() -> None:
+            trainer.recipe = trainer.recipe.model_copy(update={"steps": trainer.step + 1})
+            trainer.train(checkpoint)
+
+        seconds = _time(step, steps, runs, lambda: None)
+    return {"s_per_step": round(seconds, 4), "resolution": 64, "controller": "t2i-adapter", "k_layers": TINY_K}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="SD 1.5 at 512² with the paper's adapter size")
@@ -64,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-refs", type=int, default=3)
+    parser.add_argument("--train", action="store_true", help="also time training steps on the tiny kit (CPU)")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
 
@@ -125,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             entry["peak_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
         per_refs[str(n)] = entry
     results["with_adapter_by_references"] = per_refs
+    if args.train:
+        results["training_tiny"] = _train_steps(args.steps, args.runs)
     emit_result(results, args.out)
     return 0
 
