@@ -164,3 +164,24 @@ def test_stand_in_is_ip_adapter_plus_on_the_masked_reference_and_says_it_is_not_
     assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
     silent = backend.generate(request(kit, method="stand-in", adapter="", character_scales='{"ana": 0, "ben": 0}'))
     assert np.array_equal(pixels(plain), pixels(silent))
+
+
+def test_a_single_file_sd15_checkpoint_renders_as_its_diffusers_folder(kit, backend, tmp_path):
+    from safetensors.torch import save_file
+
+    from comic_studio.generation.models.ldm_format import sd15_to_ldm_state_dict
+
+    single = tmp_path / "tiny-sd15.safetensors"
+    save_file(sd15_to_ldm_state_dict(tiny_sd15_components(0)), str(single))
+    folder = backend.generate(request(kit))
+    from_file = backend.generate(request(kit, model=str(single), model_config=str(kit.sd15)))
+    assert np.array_equal(pixels(folder), pixels(from_file))
+
+
+def test_checkpoints_of_other_families_are_refused_by_name(kit, backend, tmp_path):
+    from safetensors.torch import save_file
+
+    sdxl = tmp_path / "sdxl.safetensors"
+    save_file({"conditioner.embedders.1.model.token_embedding.weight": torch.zeros(4, 4)}, str(sdxl))
+    with pytest.raises(GenerationError, match="SDXL checkpoint"):
+        backend.generate(request(kit, model=str(sdxl)))

@@ -39,6 +39,7 @@ def test_paper_parameter_count_on_sd15_with_vit_l14_and_k7():
     1024→768 projections with bias = 24,679,680, plus the seven layer scales of Eq. 2 (which the
     issue's formula leaves out)."""
     unet = random_sd15_unet("meta")
+    assert sum(p.numel() for p in unet.parameters()) == 859_520_964  # the bundled config is SD 1.5's UNet
     with torch.device("meta"):
         adapter = AnimeAdapter.for_unet(unet, clip_hidden=1024, encoder_layers=24, tokens=257)
     assert len(adapter.config.layer_names) == 16

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from comic_studio.core.resources import resource
+from comic_studio.core.safe_read import UnsafeInputError, read_json
 from comic_studio.generation.models.ldm_format import UNET_PREFIX
 from comic_studio.generation.models.loading import (
     ComponentCache,
@@ -61,25 +62,32 @@ def resolve_sd15(spec: str, config: str = "", *, places: Places | None = None) -
         raise ModelLoadError(f"{path}: no such model file or folder")
     check_weights_file(path)
     folder = Path(config).expanduser() if config else bundled_sd15_config()
-    problem = sd15_mismatch(path)
+    problem = sd15_mismatch(path, folder)
     if problem:
         raise ModelLoadError(f"{path.name} is not an SD 1.5-architecture checkpoint: {problem}")
     return SdxlSource(path, single_file=True, config=folder)
 
 
-def sd15_mismatch(path: Path) -> str | None:
-    """Why the single-file checkpoint ``path`` is not SD 1.5-shaped (``None``: it is), from its header."""
+def sd15_mismatch(path: Path, folder: Path | None = None) -> str | None:
+    """Why the single-file checkpoint ``path`` does not fit the SD 1.5 config ``folder`` (default:
+    the bundled one; ``None``: it fits), from its header: no SDXL second text encoder, and the UNet's
+    cross-attention width is the config's (768 for SD 1.5; 1024 would be SD 2.x)."""
     try:
         shapes = read_safetensors_shapes(path)
     except (OSError, ValueError) as exc:
         return f"not a readable .safetensors file ({exc})"
+    try:
+        unet = read_json((folder or bundled_sd15_config()) / "unet" / "config.json")
+        width = int(unet.get("cross_attention_dim", SD15_CROSS_ATTENTION))
+    except (UnsafeInputError, AttributeError, TypeError, ValueError) as exc:
+        return f"the config folder {folder} has no readable unet/config.json ({exc})"
     if any(k.startswith(SDXL_MARKER) for k in shapes):
         return "it is an SDXL checkpoint (choose the sdxl backend, or an SD 1.5 model here)"
     key = UNET_PREFIX + "middle_block.1.transformer_blocks.0.attn2.to_k.weight"
     if key not in shapes:
         return f"it has no UNet cross-attention weights ({key})"
-    if shapes[key][1] != SD15_CROSS_ATTENTION:
-        return f"its cross-attention width is {shapes[key][1]}, SD 1.5's is {SD15_CROSS_ATTENTION} (an SD 2.x model?)"
+    if shapes[key][1] != width:
+        return f"its cross-attention width is {shapes[key][1]}, the config's is {width} (SD 1.5: 768; an SD 2.x model?)"
     return None
 
 
