@@ -189,3 +189,23 @@ def test_weights_of_another_unet_are_refused_by_name(parts, tmp_path):
         load_adapter(tmp_path / "w")
     with pytest.raises(AdapterFormatError, match="config.json"):
         load_adapter(tmp_path / "missing")
+
+
+def test_the_sdxl_family_variant_builds_and_injects_on_an_sdxl_unet():
+    """SDXL is the extension (the paper's numbers are SD 1.5's): every one of its cross-attention
+    layers gets the image branch, 2048-wide context here 80-wide on the tiny SDXL UNet."""
+    from comic_studio.testing.tiny import tiny_sdxl_components
+
+    unet = tiny_sdxl_components(0)["unet"]
+    adapter = AnimeAdapter.for_unet(unet, clip_hidden=32, encoder_layers=6, tokens=17, family="sdxl", k_layers=3)
+    assert len(adapter.ip) == len([n for n in unet.attn_processors if n.endswith("attn2.processor")]) == 8
+    gen = torch.Generator().manual_seed(1)
+    latents = torch.randn(1, 4, 8, 8, generator=gen)
+    context = torch.randn(1, 7, unet.config.cross_attention_dim, generator=gen)
+    added = {"text_embeds": torch.randn(1, 48, generator=gen), "time_ids": torch.zeros(1, 6)}
+    tokens = torch.randn(1, 17, unet.config.cross_attention_dim, generator=gen)
+    with torch.no_grad():
+        stock = unet(latents, 10, encoder_hidden_states=context, added_cond_kwargs=added).sample
+        with attached(unet, adapter, AdapterState([Reference(tokens, torch.ones(17), 1.0)])):
+            injected = unet(latents, 10, encoder_hidden_states=context, added_cond_kwargs=added).sample
+    assert not torch.allclose(stock, injected)
