@@ -346,9 +346,10 @@ class AnimeBackend(DiffusersBackend):
         folder = Path(spec).expanduser()
         res = self.resources
         try:
-            return res.models.get(
-                str(folder.resolve()), "anime-adapter", "float32", "cpu", lambda: load_adapter(folder)
-            )
+            # Cached where it computes (49 MB at full size): the processors are not UNet submodules,
+            # so offload hooks never move it.
+            return res.models.get(str(folder.resolve()), "anime-adapter", res.dtype, res.device,
+                                  lambda: load_adapter(folder, dtype=torch_dtype(res.dtype), device=res.device))  # fmt: skip
         except ModelLoadError as exc:
             raise GenerationError(f"anime setting 'adapter': {exc}") from exc
 
