@@ -1,6 +1,7 @@
-"""``comic-studio train lora|identity PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]``
-and ``comic-studio train export-lora PROJECT.comic --character NAME --out FOLDER`` (the LoRA for
-ComfyUI/A1111 in kohya's layout, beside the diffusers file and its card).
+"""``comic-studio train lora|identity PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]``,
+``comic-studio train export-lora PROJECT.comic --character NAME --out FOLDER`` (the LoRA for
+ComfyUI/A1111 in kohya's layout, beside the diffusers file and its card) and
+``comic-studio train anime-adapter --data DIR --out WEIGHTS [--steps N] [--resume] [--models tiny]``.
 
 ``identity`` learns the character's StableIdentity tokens from its face photos
 (``comic_studio.training.identity``) instead; the rest below holds for both.
@@ -88,6 +89,34 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     export.add_argument("--name", default="", help="the files' name (default: the character's)")
     export.set_defaults(func=_cmd_export_lora)
+    anime = methods.add_parser("anime-adapter", help="AnimeAdapter weights (seed 003) from a dataset folder")
+    source = anime.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="a folder with metadata.jsonl rows {image, mask, pose, prompt}")
+    source.add_argument(
+        "--images",
+        help="a folder of character pictures: masks and poses are detected "
+        "(NAME.mask.png / NAME.pose.png beside a picture override them, NAME.txt is its tags)",
+    )
+    anime.add_argument(
+        "--out", required=True, help="the weights folder to write (anime_adapter.safetensors + config.json)"
+    )
+    anime.add_argument("--base", default="", help="the SD 1.5 base model: catalogue id, folder or checkpoint")
+    anime.add_argument("--image-encoder", default="", help="the CLIP vision encoder (default clip-vit-l-14-vision)")
+    anime.add_argument(
+        "--controller",
+        choices=["t2i-adapter", "controlnet", "none"],
+        help="the frozen pose controller (default t2i-adapter, the paper's best)",
+    )
+    anime.add_argument("--controller-model", default="", help="its folder or catalogue id")
+    anime.add_argument("--k-layers", type=int, help="CLIP layers fused (default 7; 3 with --models tiny)")
+    anime.add_argument("--steps", type=int, help="optimizer steps (default 30000, the paper's)")
+    anime.add_argument("--accumulation", type=int, help="micro-batches per step (default 16: the paper's batch)")
+    anime.add_argument("--resolution", type=int, help="training size (default 512; 64 with --models tiny)")
+    anime.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
+    anime.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
+    anime.add_argument("--models", choices=["tiny"], help="tiny: the random-weight tiny SD 1.5 kit (a smoke run)")
+    anime.add_argument("--quiet", action="store_true")
+    anime.set_defaults(func=_cmd_train_anime_adapter)
     return train
 
 
@@ -102,6 +131,63 @@ def _cmd_export_lora(args: argparse.Namespace) -> int:
     print(f"{files.kohya}  (ComfyUI/A1111: models/loras; trigger in {files.card.name})")
     print(files.diffusers)
     print(files.card)
+    return 0
+
+
+def _cmd_train_anime_adapter(args: argparse.Namespace) -> int:
+    from comic_studio.training.anime_adapter import AnimeAdapterRecipe
+    from comic_studio.training.lora import TrainingCancelled, TrainingProgress
+    from comic_studio.workflows.anime_training import build_dataset, train_anime_adapter
+    from comic_studio.workflows.training import training_device
+
+    fields: dict[str, Any] = {}
+    models = {"base": args.base, "encoder": args.image_encoder, "controller": args.controller_model}
+    if args.models == "tiny":
+        from platformdirs import user_cache_dir
+
+        from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit
+
+        kit = build_tiny_sd15_kit(Path(user_cache_dir("comic-studio")) / "tiny-models" / "sd15")
+        controller = args.controller or "t2i-adapter"
+        models = {"base": str(kit.sd15), "encoder": str(kit.clip_vision),
+                  "controller": str(kit.t2i_adapter if controller == "t2i-adapter" else kit.controlnet)}  # fmt: skip
+        fields.update(k_layers=TINY_K, resolution=TINY_RESOLUTION)
+    for option, field in (("k_layers", "k_layers"), ("steps", "steps"), ("accumulation", "gradient_accumulation"),
+                          ("resolution", "resolution"), ("controller", "controller")):  # fmt: skip
+        value = getattr(args, option)
+        if value is not None:
+            fields[field] = value
+    recipe = _recipe(AnimeAdapterRecipe, fields)
+    device, dtype = training_device(args.device)
+    report = StderrProgress(args.quiet)
+    stop = {"asked": False}
+
+    def on_progress(p: TrainingProgress) -> None:
+        report(f"train anime-adapter: loss {p.loss:.4f}, {p.steps_per_second:.2f} steps/s, "
+               f"{p.eta_seconds / 60:.0f} min left; step", p.step, p.total)  # fmt: skip
+
+    def interrupted(_signum: int, _frame: Any) -> None:
+        stop["asked"] = True
+
+    data = Path(args.data) if args.data else None
+    if data is None:
+        built = build_dataset(Path(args.images), Path(args.out) / "dataset")
+        for name, why in built.problems.items():
+            print(f"comic-studio: {name} not used: {why}", file=sys.stderr)
+        print(f"comic-studio: dataset of {len(built.used)} picture(s) written to {built.folder}", file=sys.stderr)
+        data = built.folder
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        trained = train_anime_adapter(data, Path(args.out), recipe, **models, resume=args.resume,
+                                      device=device, dtype=dtype, cancel=lambda: stop["asked"],
+                                      on_progress=on_progress)  # fmt: skip
+    except TrainingCancelled as exc:
+        print(f"comic-studio: {exc}; run again with --resume to continue", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    print(f"{trained.folder}: AnimeAdapter weights ({trained.steps} steps, final loss {trained.final_loss:.4f}, "
+          f"evaluation loss {trained.evaluation_loss:.4f}); use them with the anime backend's 'adapter' setting")  # fmt: skip
     return 0
 
 

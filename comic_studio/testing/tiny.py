@@ -23,6 +23,7 @@ imported lazily inside the functions.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import string
@@ -292,9 +293,10 @@ def character_picture(seed: int, width: int = 64, height: int = 64) -> Any:
     return Image.fromarray(pixels)
 
 
-def write_tiny_lora(path: str | Path, seed: int = 3) -> Path:
-    """A LoRA file for the tiny SDXL (diffusers layout, StoryBooth's targets) with random A *and* B
-    matrices, so it visibly changes renders as a trained one would, without training."""
+def write_tiny_lora(path: str | Path, seed: int = 3, unet: Any = None) -> Path:
+    """A LoRA file for the tiny SDXL (or the given ``unet``, e.g. the tiny SD1.5's) in the diffusers
+    layout with StoryBooth's targets and random A *and* B matrices, so it visibly changes renders as
+    a trained one would, without training. ``unet`` is left as it was."""
     import torch
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft import LoraConfig
@@ -303,7 +305,7 @@ def write_tiny_lora(path: str | Path, seed: int = 3) -> Path:
 
     from comic_studio.training.lora import STORYBOOTH_TARGETS
 
-    unet = tiny_sdxl_components(0)["unet"]
+    unet = tiny_sdxl_components(0)["unet"] if unet is None else copy.deepcopy(unet)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         config = LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=list(STORYBOOTH_TARGETS))
@@ -341,6 +343,9 @@ def use_tiny_models(folder: str | Path | None = None) -> TinyKit:
     set_default_settings(get_backend_class("racig"), **quick, model=str(kit.sdxl), controlnet=str(kit.controlnet),
                          image_encoder=str(kit.image_encoder), ip_adapter_face=str(weights / face),
                          ip_adapter_plus=str(weights / plus))  # fmt: skip
+    from comic_studio.testing.tiny_sd15 import use_tiny_anime
+
+    use_tiny_anime(Path(folder) / "sd15")  # the anime backend's SD1.5 kit, beside the SDXL one
     return kit
 
 

@@ -280,3 +280,24 @@ def suggest_body(image) -> Box | None:
     if body is None:
         return None
     return body.clamp(width, height).to_box()
+
+
+def person_mask(image) -> np.ndarray | None:
+    """The boolean silhouette of the person in ``image`` (MediaPipe selfie segmentation, trained on
+    photos: it often misses drawn characters), or None when unavailable or nothing is found."""
+    return _silhouette(_rgb_array(image))
+
+
+PLAIN_BACKGROUND_DISTANCE = 40.0
+"""RGB distance from the border's colour above which a pixel counts as the character."""
+
+
+def plain_background_mask(image) -> np.ndarray | None:
+    """Character sheets and anime references are mostly drawn on a plain background: the pixels far
+    from the border's median colour are the character (a fallback where the photo-trained person
+    segmenter finds nobody). None when that leaves almost nothing or almost everything."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32)
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    distance = np.linalg.norm(rgb - np.median(border, axis=0), axis=-1)
+    mask = distance > PLAIN_BACKGROUND_DISTANCE
+    return mask if 0.01 < mask.mean() < 0.99 else None

@@ -26,9 +26,23 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.resources import resource
 from comic_studio.core.safe_read import UnsafeInputError, read_json
 
-KINDS = ("sdxl", "sdxl-config", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "embedding", "llm", "openclip")
+KINDS = (
+    "sdxl", "sdxl-config", "sd15", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "t2i_adapter",
+    "embedding", "llm", "openclip",
+)  # fmt: skip
 Kind = Literal[
-    "sdxl", "sdxl-config", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "embedding", "llm", "openclip"
+    "sdxl",
+    "sdxl-config",
+    "sd15",
+    "vae",
+    "lora",
+    "ipadapter",
+    "clip_vision",
+    "controlnet",
+    "t2i_adapter",
+    "embedding",
+    "llm",
+    "openclip",
 ]
 
 

@@ -29,8 +29,10 @@ from comic_studio.weights.catalogue import Catalogue, ModelEntry, load_catalogue
 
 EXTERNAL_FOLDERS: dict[str, tuple[str, ...]] = {
     "sdxl": ("checkpoints", "Stable-diffusion"),
+    "sd15": ("checkpoints", "Stable-diffusion"),
     "lora": ("loras", "Lora", "LyCORIS"),
     "controlnet": ("controlnet", "ControlNet"),
+    "t2i_adapter": ("t2i_adapter", "controlnet", "ControlNet"),
     "ipadapter": ("ipadapter", "ip-adapter", "ip_adapter"),
     "clip_vision": ("clip_vision",),
     "embedding": ("embeddings",),

@@ -33,8 +33,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from comic_studio.backends._diffusers import references
 from comic_studio.generation.models.loading import ModelLoadError, read_state_dict
-from comic_studio.generation.request import GenerationError, data_uri_bytes, png_data_uri
+from comic_studio.generation.request import GenerationError, png_data_uri
 
 FACE, BODY = 0, 1
 """Adapter order as loaded: Plus-Face first (head masks), Plus second (body masks)."""
@@ -47,37 +48,14 @@ MAX_CACHED_EMBEDDINGS = 256
 
 
 def json_object_setting(text: str, setting: str, expected: str) -> dict[str, Any]:
-    """A racig setting holding a JSON object (empty text: ``{}``); GenerationError naming the
-    setting when it is not JSON or not an object (``expected`` says what it should be)."""
-    if not text.strip():
-        return {}
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise GenerationError(f"racig setting {setting!r}: not JSON ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise GenerationError(f"racig setting {setting!r}: expected {expected}")
-    return raw
+    """A racig setting holding a JSON object (see :func:`.references.json_object_setting`)."""
+    return references.json_object_setting(text, setting, expected, "racig")
 
 
 def parse_reference_images(text: str) -> dict[str, bytes]:
     """The ``reference_images`` setting: JSON ``{sha256: data URI or base64}`` → ``{sha256: bytes}``.
     Each payload must hash to its key (the key is what embeddings are cached under)."""
-    raw = json_object_setting(text, "reference_images", "an object {asset hash: image data}")
-    out: dict[str, bytes] = {}
-    for key, value in raw.items():
-        if not isinstance(value, str):
-            raise GenerationError(f"racig setting 'reference_images': the value for {key[:12]}… is not text")
-        try:
-            data = data_uri_bytes(value)
-        except ValueError as exc:  # binascii.Error is a ValueError
-            raise GenerationError(f"racig setting 'reference_images': {key[:12]}… is not base64 ({exc})") from exc
-        if hashlib.sha256(data).hexdigest() != key:
-            raise GenerationError(
-                f"racig setting 'reference_images': the image under {key[:12]}… does not match its hash"
-            )
-        out[key] = data
-    return out
+    return references.parse_images_setting(text, "racig")
 
 
 def reference_images_setting(images: dict[str, bytes] | Sequence[bytes]) -> str:

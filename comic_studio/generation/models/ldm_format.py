@@ -57,6 +57,27 @@ def sdxl_to_ldm_state_dict(components: dict[str, Any]) -> dict[str, Any]:
     return {k: v.contiguous() for k, v in out.items()}
 
 
+SD15_CLIP_PREFIX = "cond_stage_model.transformer."
+"""Where SD 1.x checkpoints keep their one CLIP text encoder."""
+
+
+def sd15_to_ldm_state_dict(components: dict[str, Any]) -> dict[str, Any]:
+    """One original-format (SD 1.x) state dict from the diffusers ``unet``, ``vae`` and
+    ``text_encoder`` of an SD 1.5 pipeline: what A1111/ComfyUI single files hold."""
+    out: dict[str, Any] = {}
+    unet = components["unet"]
+    for key, value in unet.state_dict().items():
+        out[UNET_PREFIX + _unet_key(key, unet.config)] = value
+    for key, value in components["vae"].state_dict().items():
+        ldm_key, value = _vae_key(key, value, len(components["vae"].config.block_out_channels))
+        out[VAE_PREFIX + ldm_key] = value
+    for key, value in components["text_encoder"].state_dict().items():
+        if not key.startswith("text_model."):
+            key = "text_model." + key
+        out[SD15_CLIP_PREFIX + key] = value
+    return {k: v.contiguous() for k, v in out.items()}
+
+
 def _swap(key: str, table: dict[str, str]) -> str:
     for new, old in table.items():
         if key.startswith(new):

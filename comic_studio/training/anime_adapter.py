@@ -1,0 +1,348 @@
+"""Training AnimeAdapter (seed 003 §3.3–3.4, §5.1): reconstruction with the same image as
+reference and target, a frozen SD 1.5 UNet, and a frozen OpenPose controller fed the reference's
+pose, so that the adapter learns appearance and leaves layout to the controller.
+
+- Only the adapter trains (§5.1: "only 24.7M newly introduced adapter weights are updated").
+- Token masks in training mode: the large negative bias on background keys before the softmax (Eq. 5).
+- The pose controller: the OpenPose T2I-Adapter by default (Tab. 5: better than ControlNet, which
+  is the option ``controller="controlnet"``), or none ("w/o disent." in the ablations).
+- Classifier-free guidance dropout: text, image and both each with probability 0.05. The seed
+  puts its schedule in a supplement we do not have; 0.05 each is IP-Adapter's (which the paper
+  follows for the injection), as the issue asks. A dropped image is the fused tokens of all-zero
+  hidden states (the adapter's own "no image", the same the backend uses as CFG's negative).
+- AdamW, learning rate 1e-4, effective batch 16 by gradient accumulation (§5.1: "effective batch
+  size 16"), ε-prediction MSE at uniform timesteps (IP-Adapter's objective; the seed gives none).
+- Checkpoints resume bit for bit (:mod:`.checkpoint`: weights, optimizer, accumulated gradients,
+  every generator, the data order).
+
+The dataset is a folder with ``metadata.jsonl``: one JSON object a line, ``{"image": file,
+"mask": file or null, "pose": file or null, "prompt": tags}`` (paths relative to the folder; the
+mask white-on-black; the pose an OpenPose skeleton image). Prompts are tags without the character's
+name (§4.4's "Training Prompt").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from comic_studio.core import safe_read
+from comic_studio.training.checkpoint import capture_global_rngs, load_checkpoint, restore_global_rngs, save_checkpoint
+from comic_studio.training.data import DataOrder
+from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
+from comic_studio.training.timesteps import sample_timesteps
+
+MANIFEST = "metadata.jsonl"
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+Controller = Literal["t2i-adapter", "controlnet", "none"]
+
+
+class AnimeAdapterRecipe(BaseModel):
+    """The hyper-parameters of one run (stored in every checkpoint: a resume must use the same)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k_layers: int = Field(default=7, ge=1, le=15)  # §3.1: K = 7
+    learning_rate: float = Field(default=1e-4, gt=0, le=1)  # as IP-Adapter (the seed gives none)
+    weight_decay: float = Field(default=1e-2, ge=0)
+    gradient_accumulation: int = Field(default=16, ge=1, le=1024)  # §5.1: effective batch 16 (batch 1 × 16)
+    resolution: int = Field(default=512, ge=32, le=2048)  # SD 1.5's training size
+    steps: int = Field(default=30_000, ge=1, le=1_000_000)  # §5.1: 30,000 steps
+    checkpoint_every: int = Field(default=100, ge=1)
+    drop_text: float = Field(default=0.05, ge=0, le=1)
+    drop_image: float = Field(default=0.05, ge=0, le=1)
+    drop_both: float = Field(default=0.05, ge=0, le=1)
+    controller: Controller = "t2i-adapter"  # Tab. 5
+    controller_scale: float = Field(default=1.0, ge=0, le=2)
+    cls_token: Literal["keep", "mask"] = "keep"
+    mask_threshold: float = Field(default=0.5, gt=0, le=1)
+    seed: int = Field(default=42, ge=0, lt=2**63)
+
+
+@dataclass(frozen=True)
+class AnimeSample:
+    image: Any
+    """PIL RGB."""
+    mask: np.ndarray | None
+    pose: Any | None
+    prompt: str
+    name: str
+
+
+def read_dataset(folder: str | Path) -> list[AnimeSample]:
+    """The samples of ``folder/metadata.jsonl``; :class:`TrainingError` names the line and field."""
+    root = Path(folder)
+    manifest = root / MANIFEST
+    try:
+        text = safe_read.read_text(manifest, limit=MAX_MANIFEST_BYTES, what="training manifest")
+    except safe_read.UnsafeInputError as exc:
+        raise TrainingError(f"{manifest}: {exc.problem} (a dataset folder needs {MANIFEST})") from exc
+    samples = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{manifest}, line {number}"
+        try:
+            row = safe_read.parse_json(line.encode("utf-8"), where=where)
+        except safe_read.UnsafeInputError as exc:
+            raise TrainingError(f"{where}: not JSON ({exc.problem})") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("image"), str):
+            raise TrainingError(f"{where}: needs an object with 'image' (and 'mask', 'pose', 'prompt')")
+        prompt = row.get("prompt", "")
+        if not isinstance(prompt, str):
+            raise TrainingError(f"{where}: 'prompt' must be text (tags)")
+        image = _image(root, row["image"], where, "image").convert("RGB")
+        mask = None
+        if row.get("mask"):
+            mask_image = _image(root, row["mask"], where, "mask").convert("L")
+            if mask_image.size != image.size:
+                raise TrainingError(f"{where}: the mask is {mask_image.size}, the image {image.size}: they must match")
+            mask = np.asarray(mask_image) > 127
+        pose = _image(root, row["pose"], where, "pose").convert("RGB") if row.get("pose") else None
+        samples.append(AnimeSample(image, mask, pose, prompt, row["image"]))
+    if not samples:
+        raise TrainingError(f"{manifest}: no samples")
+    return samples
+
+
+def _image(root: Path, name: Any, where: str, field: str) -> Any:
+    if not isinstance(name, str):
+        raise TrainingError(f"{where}: {field!r} must be a file name")
+    try:
+        return safe_read.open_image(safe_read.inside(root, root / name, what=field), what=field)
+    except safe_read.UnsafeInputError as exc:
+        raise TrainingError(f"{where}: {field} {name!r}: {exc.problem}") from exc
+
+
+def _square(image: Any, size: int) -> Any:
+    from PIL import Image
+
+    w, h = image.size
+    side = min(w, h)
+    box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+    return image.crop(box).resize((size, size), Image.Resampling.BICUBIC)
+
+
+@dataclass
+class _Encoded:
+    latent_mean: Any
+    latent_std: Any
+    prompt_embeds: Any
+    hidden: list[Any]
+    mask: Any
+    control: Any | None
+
+
+class AnimeAdapterTrainer:
+    """Trains a fresh :class:`AnimeAdapter` for ``components`` (an SD 1.5 pipeline's parts) with the
+    CLIP vision ``encoder`` and the frozen pose ``controller`` (a diffusers T2IAdapter or
+    ControlNetModel, or ``None`` for ``recipe.controller == "none"``)."""
+
+    def __init__(self, components: dict[str, Any], encoder: Any, processor: Any, samples: list[AnimeSample],
+                 recipe: AnimeAdapterRecipe | None = None, *, controller: Any = None, encoder_id: str = "",
+                 device: str = "cpu") -> None:  # fmt: skip
+        import torch
+        from diffusers import DDPMScheduler
+
+        from comic_studio.generation.models.anime_adapter import AnimeAdapter, square, token_mask
+
+        self.recipe = recipe = recipe or AnimeAdapterRecipe()
+        if (recipe.controller == "none") != (controller is None):
+            raise TrainingError(f"the recipe's controller is {recipe.controller!r} but a controller was {'not ' if controller is None else ''}given")  # fmt: skip
+        if recipe.controller != "none" and any(s.pose is None for s in samples):
+            missing = next(s.name for s in samples if s.pose is None)
+            raise TrainingError(f"{missing}: no pose image; the {recipe.controller} pose controller needs one per sample (or use --controller none)")  # fmt: skip
+        unet = components["unet"]
+        if getattr(unet.config, "addition_embed_type", None) is not None:
+            raise TrainingError("AnimeAdapter training needs an SD 1.5-family base model (this UNet is SDXL-style)")
+        self.components, self.unet, self.controller, self.device = components, unet, controller, device
+        self.noise_scheduler = DDPMScheduler.from_config(components["scheduler"].config)
+        tokens = (encoder.config.image_size // encoder.config.patch_size) ** 2 + 1
+        with torch.random.fork_rng(devices=[]):  # the adapter's init draws from the global generator
+            torch.manual_seed(recipe.seed)
+            self.adapter = AnimeAdapter.for_unet(
+                unet, clip_hidden=encoder.config.hidden_size, encoder_layers=encoder.config.num_hidden_layers,
+                tokens=tokens, encoder=encoder_id or "clip-vision", k_layers=recipe.k_layers,
+                cls_token=recipe.cls_token, mask_threshold=recipe.mask_threshold,
+            ).to(device)  # fmt: skip
+        unet.requires_grad_(False)
+        if controller is not None:
+            controller.requires_grad_(False)
+        self.params = [p for p in self.adapter.parameters()]
+        self.optimizer = torch.optim.AdamW(self.params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+        self.noise_generator = torch.Generator("cpu").manual_seed(recipe.seed)
+        self.timestep_generator = torch.Generator("cpu").manual_seed(recipe.seed + 1)
+        self.drop_generator = torch.Generator("cpu").manual_seed(recipe.seed + 3)
+        self.order = DataOrder(len(samples), torch.Generator("cpu").manual_seed(recipe.seed + 2))
+        self.manifest = [s.name for s in samples]
+        self.step, self.micro, self.running = 0, 0, 0.0
+        self.losses: list[float] = []
+        # Everything frozen is computed once: latents, text, CLIP layers, token masks, pose images.
+        side = int(encoder.config.image_size)
+        with torch.no_grad():
+            self.empty_embeds = self._text("")
+            self.encoded = []
+            for s in samples:
+                ref, ref_mask = square(s.image, s.mask, side)
+                pixels = processor(images=ref, return_tensors="pt").pixel_values.to(device, encoder.dtype)
+                hidden = self.adapter.select_layers(encoder(pixels, output_hidden_states=True).hidden_states)
+                target = _square(s.image, recipe.resolution)
+                dist = components["vae"].encode(_to_tensor(target, device, components["vae"].dtype) * 2 - 1).latent_dist
+                control = (
+                    _to_tensor(_square(s.pose, recipe.resolution), device, unet.dtype) if s.pose is not None else None
+                )
+                self.encoded.append(_Encoded(dist.mean.cpu(), dist.std.cpu(), self._text(s.prompt),
+                                             [h.float().cpu() for h in hidden],
+                                             token_mask(ref_mask, self.adapter.config), control))  # fmt: skip
+            self.no_image = [torch.zeros_like(h) for h in self.encoded[0].hidden]
+
+    def _text(self, prompt: str) -> Any:
+        tokenizer, encoder = self.components["tokenizer"], self.components["text_encoder"]
+        ids = tokenizer(prompt, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids  # fmt: skip
+        return encoder(ids.to(self.device))[0].float().cpu()
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self, checkpoint: str | Path, *, cancel: Callable[[], bool] = lambda: False,
+              on_progress: Callable[[TrainingProgress], None] | None = None) -> None:  # fmt: skip
+        """Train until ``recipe.steps``, writing ``checkpoint`` every ``checkpoint_every`` steps; on
+        ``cancel()`` (asked before every micro-step) save there and raise :class:`TrainingCancelled`."""
+        recipe = self.recipe
+        started, first = time.perf_counter(), self.step
+        self.adapter.train()
+        while self.step < recipe.steps:
+            while self.micro < recipe.gradient_accumulation:
+                if cancel():
+                    raise TrainingCancelled(self.save(checkpoint), self.step)
+                loss = self.loss(self.encoded[self.order.next()], self.noise_generator, self.timestep_generator,
+                                 self.drop_generator)  # fmt: skip
+                (loss / recipe.gradient_accumulation).backward()
+                self.running += float(loss.detach()) / recipe.gradient_accumulation
+                self.micro += 1
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            running, self.running, self.micro = self.running, 0.0, 0
+            self.step += 1
+            self.losses.append(running)
+            if on_progress is not None:
+                rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
+                on_progress(TrainingProgress(self.step, recipe.steps, running, recipe.learning_rate, rate,
+                                             (recipe.steps - self.step) / rate))  # fmt: skip
+            if self.step % recipe.checkpoint_every == 0 or self.step == recipe.steps:
+                self.save(checkpoint)
+        self.adapter.eval()
+
+    def loss(
+        self, item: _Encoded, noise_gen: Any, timestep_gen: Any, drop_gen: Any | None, timesteps: Any = None
+    ) -> Any:
+        """The reconstruction loss of one sample (``drop_gen`` None: no CFG dropout)."""
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+
+        from comic_studio.generation.models.anime_adapter import AdapterState, Reference, attached
+
+        recipe, unet, device, dtype = self.recipe, self.unet, self.device, self.unet.dtype
+        vae = self.components["vae"]
+        latents = item.latent_mean + item.latent_std * torch.randn(item.latent_mean.shape, generator=noise_gen)
+        latents = latents * vae.config.scaling_factor
+        noise = torch.randn(latents.shape, generator=noise_gen)
+        if timesteps is None:
+            timesteps = sample_timesteps(1, timestep_gen, law="uniform",
+                                         num_train_timesteps=self.noise_scheduler.config.num_train_timesteps)  # fmt: skip
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps).to(device, dtype)
+        drop = float(torch.rand(1, generator=drop_gen)) if drop_gen is not None else 1.0
+        drop_text = drop < recipe.drop_text or recipe.drop_text + recipe.drop_image <= drop < recipe.drop_text + recipe.drop_image + recipe.drop_both  # fmt: skip
+        drop_image = recipe.drop_text <= drop < recipe.drop_text + recipe.drop_image + recipe.drop_both
+        text = (self.empty_embeds if drop_text else item.prompt_embeds).to(device, dtype)
+        hidden = self.no_image if drop_image else item.hidden
+        tokens = self.adapter.fuse([h.to(device) for h in hidden]).to(dtype)
+        extra: dict[str, Any] = {}
+        t = timesteps.to(device)
+        if self.controller is not None:
+            assert item.control is not None
+            with torch.no_grad():
+                if recipe.controller == "controlnet":
+                    down, mid = self.controller(noisy, t, encoder_hidden_states=text, controlnet_cond=item.control,
+                                                conditioning_scale=recipe.controller_scale, return_dict=False)  # fmt: skip
+                    extra = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+                else:
+                    feats = self.controller(item.control)
+                    extra = {"down_intrablock_additional_residuals": [f * recipe.controller_scale for f in feats]}
+        state = AdapterState([Reference(tokens, item.mask.to(device), 1.0)], training=True)
+        with attached(unet, self.adapter, state):
+            pred = unet(noisy, t, encoder_hidden_states=text, **extra).sample.float()
+        return F.mse_loss(pred, noise.to(pred.device), reduction="mean")
+
+    def evaluation_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> float:
+        """The loss on a fixed batch (every sample at each of ``timesteps``, fixed noise, no dropout):
+        comparable between steps, unlike the training loss."""
+        import torch
+
+        generator = torch.Generator("cpu").manual_seed(seed)
+        total = 0.0
+        with torch.no_grad():
+            for item in self.encoded:
+                for t in timesteps:
+                    total += float(self.loss(item, generator, None, None, torch.tensor([t], dtype=torch.long)))
+        return total / (len(self.encoded) * len(timesteps))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, path: str | Path) -> Path:
+        state = {
+            "step": self.step, "micro": self.micro, "running": self.running, "losses": list(self.losses),
+            "recipe": self.recipe.model_dump(mode="json"), "manifest": self.manifest,
+            "adapter": {n: p.detach() for n, p in self.adapter.state_dict().items()},
+            "grads": {n: p.grad for n, p in self.adapter.named_parameters() if p.grad is not None},
+            "optimizer": self.optimizer.state_dict(),
+            "noise_generator": self.noise_generator.get_state(), "timestep_generator": self.timestep_generator.get_state(),
+            "drop_generator": self.drop_generator.get_state(), "order": self.order.state(),
+            "global_rngs": capture_global_rngs(),
+        }  # fmt: skip
+        return save_checkpoint(path, state)
+
+    def resume(self, path: str | Path) -> None:
+        import torch
+
+        state = load_checkpoint(path)
+        if state["recipe"] != self.recipe.model_dump(mode="json"):
+            raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
+        if state["manifest"] != self.manifest:
+            raise TrainingError(f"{path}: the checkpoint was made with another dataset")
+        params = dict(self.adapter.named_parameters())
+        with torch.no_grad():
+            self.adapter.load_state_dict(state["adapter"])
+            for name, param in params.items():
+                grad = state["grads"].get(name)
+                param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.noise_generator.set_state(state["noise_generator"])
+        self.timestep_generator.set_state(state["timestep_generator"])
+        self.drop_generator.set_state(state["drop_generator"])
+        self.order.restore(state["order"])
+        restore_global_rngs(state["global_rngs"])
+        self.step, self.micro = int(state["step"]), int(state["micro"])
+        self.losses = [float(x) for x in state["losses"]]
+        self.running = float(state["running"])
+
+
+def _to_tensor(image: Any, device: Any, dtype: Any) -> Any:
+    import torch
+
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1)[None].to(device, dtype)
+
+
+def write_manifest(folder: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """``folder/metadata.jsonl`` from ``rows`` (atomically)."""
+    from comic_studio.core.atomic import atomic_write_text
+
+    return atomic_write_text(Path(folder) / MANIFEST, "".join(json.dumps(r) + "\n" for r in rows), "the manifest")

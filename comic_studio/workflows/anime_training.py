@@ -1,0 +1,191 @@
+"""Train AnimeAdapter weights from a dataset folder (``comic-studio train anime-adapter``): find the
+SD 1.5 base, the CLIP vision encoder and the pose controller, run
+:class:`~comic_studio.training.anime_adapter.AnimeAdapterTrainer` with a checkpoint inside the output
+folder (``--resume`` continues it bit for bit), and write the weights in the format the ``anime``
+backend loads (``anime_adapter.safetensors`` + ``config.json``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from comic_studio.generation.models.loading import ModelLoadError, torch_dtype
+from comic_studio.generation.models.sd15 import load_sd15_components, resolve_sd15
+from comic_studio.training.anime_adapter import AnimeAdapterRecipe, AnimeAdapterTrainer, read_dataset
+from comic_studio.training.lora import TrainingError, TrainingProgress
+from comic_studio.weights.catalogue import CatalogueError, load_catalogue
+from comic_studio.weights.locate import Places, locate
+
+CHECKPOINT = "training-checkpoint.safetensors"
+DEFAULT_ENCODER = "clip-vit-l-14-vision"
+DEFAULT_CONTROLLERS = {"t2i-adapter": "t2i-adapter-openpose-sd14", "controlnet": "controlnet-openpose-sd15"}
+
+
+@dataclass(frozen=True)
+class TrainedAdapter:
+    folder: Path
+    steps: int
+    final_loss: float
+    evaluation_loss: float
+
+
+def train_anime_adapter(data: Path, out: Path, recipe: AnimeAdapterRecipe, *, base: str = "", encoder: str = "",
+                        controller: str = "", resume: bool = False, device: str = "cpu", dtype: str = "float32",
+                        cancel: Callable[[], bool] = lambda: False,
+                        on_progress: Callable[[TrainingProgress], None] | None = None) -> TrainedAdapter:  # fmt: skip
+    """Train on ``data`` (a folder with ``metadata.jsonl``) and write the adapter to ``out``."""
+    from comic_studio.generation.models.anime_adapter import save_adapter
+
+    samples = read_dataset(data)
+    try:
+        parts = load_sd15_components(resolve_sd15(base), dtype=dtype, device=device)
+    except ModelLoadError as exc:
+        raise TrainingError(f"--base: {exc}") from exc
+    encoder_path = _path(encoder or DEFAULT_ENCODER, "--image-encoder")
+    vision, processor = _encoder(encoder_path, dtype, device)
+    control = None
+    if recipe.controller != "none":
+        control = _controller(recipe.controller, _path(controller or DEFAULT_CONTROLLERS[recipe.controller], "--controller-model"), dtype, device)  # fmt: skip
+    trainer = AnimeAdapterTrainer(parts, vision, processor, samples, recipe, controller=control,
+                                  encoder_id=encoder or DEFAULT_ENCODER, device=device)  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / CHECKPOINT
+    if resume:
+        if not checkpoint.is_file():
+            raise TrainingError(f"{checkpoint}: nothing to resume (run without --resume to start)")
+        trainer.resume(checkpoint)
+    trainer.train(checkpoint, cancel=cancel, on_progress=on_progress)
+    save_adapter(trainer.adapter, out)
+    return TrainedAdapter(out, trainer.step, trainer.losses[-1] if trainer.losses else float("nan"),
+                          trainer.evaluation_loss())  # fmt: skip
+
+
+def _path(spec: str, option: str) -> Path:
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    try:
+        entry = load_catalogue().get(spec)
+    except CatalogueError as exc:
+        raise TrainingError(f"{option}: {spec!r} is neither a folder nor a catalogue id ({exc})") from exc
+    found = locate(entry, Places.from_settings())
+    if found is None:
+        raise TrainingError(f"{option}: {spec!r} is not installed: run `comic-studio models download {spec}`")
+    return found.path
+
+
+def _encoder(path: Path, dtype: str, device: str) -> tuple[Any, Any]:
+    from transformers import CLIPImageProcessor, CLIPVisionModel
+
+    try:
+        model = CLIPVisionModel.from_pretrained(path, torch_dtype=torch_dtype(dtype), local_files_only=True,
+                                                use_safetensors=True)  # fmt: skip
+        processor = CLIPImageProcessor.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"--image-encoder: cannot load {path} ({exc})") from exc
+    return model.to(device).eval(), processor
+
+
+def _controller(kind: str, path: Path, dtype: str, device: str) -> Any:
+    import diffusers
+
+    cls = diffusers.T2IAdapter if kind == "t2i-adapter" else diffusers.ControlNetModel
+    try:
+        model = cls.from_pretrained(path, torch_dtype=torch_dtype(dtype), local_files_only=True, use_safetensors=True)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise TrainingError(f"--controller-model: cannot load the {kind} from {path} ({exc})") from exc
+    return model.to(device).eval()
+
+
+# ------------------------------------------------------------------------------ dataset builder
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+@dataclass(frozen=True)
+class BuiltDataset:
+    folder: Path
+    used: list[str]
+    problems: dict[str, str]
+    """Image file name → why it could not be used (and how to supply what is missing by hand)."""
+
+
+def build_dataset(images: Path, out: Path) -> BuiltDataset:
+    """A dataset folder (``metadata.jsonl`` + masks + pose images) at ``out`` from the pictures in
+    ``images``, for ``train anime-adapter --images``.
+
+    Per picture ``NAME.png``: the mask is ``NAME.mask.png`` when the user drew one, else the offline
+    person segmenter's, else the plain-background rule's; the pose is ``NAME.pose.png`` (an OpenPose
+    image) when given, else the offline pose detector's skeleton; the prompt is ``NAME.txt`` (tags,
+    without the character's name: §4.4's Training Prompt), else empty. The detectors are trained on
+    photos and miss many drawings: a picture with no mask or pose is reported, not used."""
+    from PIL import Image
+
+    from comic_studio.core import safe_read
+    from comic_studio.poses.extract import PoseExtractionError, extract_pose
+    from comic_studio.poses.staging.openpose import render_openpose
+    from comic_studio.training.anime_adapter import write_manifest
+    from comic_studio.vision.detect import person_mask, plain_background_mask
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    used: list[str] = []
+    problems: dict[str, str] = {}
+    pictures = sorted(
+        p for p in images.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith((".mask", ".pose"))
+    )  # fmt: skip
+    for path in pictures:
+        try:
+            picture = safe_read.open_image(path, what="training picture").convert("RGB")
+        except safe_read.UnsafeInputError as exc:
+            problems[path.name] = exc.problem
+            continue
+        mask = _sidecar(path, "mask")
+        foreground = (np.asarray(mask.convert("L")) > 127) if mask is not None else person_mask(picture)
+        if foreground is None:
+            foreground = plain_background_mask(picture)
+        if foreground is None or foreground.shape != (picture.height, picture.width):
+            problems[path.name] = f"no foreground found: draw one as {path.stem}.mask.png (white = the character)"
+            continue
+        pose = _sidecar(path, "pose")
+        if pose is None:
+            try:
+                found = extract_pose(picture)
+            except PoseExtractionError as exc:  # the detector is not installed
+                problems[path.name] = f"{exc}; or put an OpenPose image beside it as {path.stem}.pose.png"
+                continue
+            if found.figure is None:
+                problems[path.name] = f"{found.reason}; or put an OpenPose image beside it as {path.stem}.pose.png"
+                continue
+            w, h = picture.size
+            pose = render_openpose([[(x * w, y * h, v) for x, y, v in found.figure.keypoints]], w, h)
+        stem = f"{len(rows):05d}"
+        picture.save(out / f"{stem}.png")
+        Image.fromarray(foreground.astype(np.uint8) * 255).save(out / f"{stem}-mask.png")
+        pose.convert("RGB").resize(picture.size).save(out / f"{stem}-pose.png")
+        caption = path.with_suffix(".txt")
+        prompt = safe_read.read_text(caption, limit=64 * 1024).strip() if caption.is_file() else ""
+        rows.append({"image": f"{stem}.png", "mask": f"{stem}-mask.png", "pose": f"{stem}-pose.png", "prompt": prompt})
+        used.append(path.name)
+    if not rows:
+        raise TrainingError(f"{images}: no picture could be used ({len(problems)} tried): " + "; ".join(
+            f"{name}: {why}" for name, why in list(problems.items())[:3]))  # fmt: skip
+    write_manifest(out, rows)
+    return BuiltDataset(out, used, problems)
+
+
+def _sidecar(path: Path, kind: str) -> Any | None:
+    from comic_studio.core import safe_read
+
+    side = path.with_name(f"{path.stem}.{kind}.png")
+    if not side.is_file():
+        return None
+    try:
+        return safe_read.open_image(side, what=f"{kind} image")
+    except safe_read.UnsafeInputError as exc:
+        raise TrainingError(f"{side}: {exc.problem}") from exc

@@ -1,0 +1,187 @@
+"""The anime backend (AnimeAdapter on SD 1.5) on the tiny SD 1.5 kit: refusal without weights, one
+reference per character composed with the pose ControlNet and a LoRA in one call, λ, the shared UNet
+left clean, and `comic-studio render --backend anime --models tiny` end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from PIL import Image  # noqa: E402
+
+from comic_studio.backends.anime import AnimeBackend  # noqa: E402
+from comic_studio.generation.request import (  # noqa: E402
+    GenerationError,
+    GenerationRequest,
+    RequestCharacter,
+    png_data_uri,
+)
+from comic_studio.testing.tiny import character_picture, write_tiny_lora  # noqa: E402
+from comic_studio.testing.tiny_sd15 import build_tiny_sd15_kit, tiny_sd15_components  # noqa: E402
+from comic_studio.vision.detect import plain_background_mask  # noqa: E402
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+REFS = [_png(character_picture(seed, 48, 64)) for seed in range(4)]
+HASHES = [hashlib.sha256(b).hexdigest() for b in REFS]
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    torch.set_num_threads(1)
+    return build_tiny_sd15_kit(tmp_path_factory.getbasetemp() / "tiny-sd15")
+
+
+@pytest.fixture(scope="module")
+def lora(kit, tmp_path_factory):
+    return write_tiny_lora(tmp_path_factory.getbasetemp() / "sd15-lora.safetensors", 3, tiny_sd15_components(0)["unet"])
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return AnimeBackend()
+
+
+def settings(kit, **extra):
+    values = dict(model=str(kit.sd15), image_encoder=str(kit.clip_vision), adapter=str(kit.adapter),
+                  controlnet=str(kit.controlnet), ip_adapter=str(kit.ip_adapter),
+                  ip_image_encoder=str(kit.ip_image_encoder), steps=3, max_side=96, pose_matching="overlap",
+                  preview_every=0, reference_images=json.dumps({h: png_data_uri(b) for h, b in zip(HASHES, REFS)}))  # fmt: skip
+    values.update(extra)
+    return values, HASHES
+
+
+def request(kit, refs: bool = True, **extra) -> GenerationRequest:
+    values, hashes = settings(kit, **extra)
+    chars = [
+        RequestCharacter(id="ana", name="Ana", colour="#d0563b", body_refs=[hashes[0]] if refs else []),
+        RequestCharacter(id="ben", name="Ben", colour="#3b6fd0", body_refs=[hashes[1]] if refs else []),
+    ]
+    return GenerationRequest(backend="anime", width=128, height=96, seed=4, prompt="two anime girls on a pier",
+                             action="Ana hands Ben a brass key", characters=chars, actor_id="ana", target_id="ben",
+                             backend_settings=values)  # fmt: skip
+
+
+def pixels(result) -> np.ndarray:
+    return np.asarray(result.image.convert("RGB"), dtype=np.float64)
+
+
+def test_without_adapter_weights_it_refuses_and_names_the_stand_in(kit, backend):
+    with pytest.raises(
+        GenerationError, match=r"setting 'adapter'.*train anime-adapter.*'method' to stand-in.*not AnimeAdapter"
+    ):
+        backend.generate(request(kit, adapter=""))
+
+
+def test_references_compose_with_controlnet_and_lora_in_one_call_and_the_unet_is_left_clean(kit, lora, backend):
+    plain = backend.generate(request(kit, refs=False, loras=f"{lora}:1.0"))
+    with_refs = backend.generate(request(kit, loras=f"{lora}:1.0"))
+    assert with_refs.image.size == (128, 96)
+    assert not np.array_equal(pixels(plain), pixels(with_refs))
+    no_lora = backend.generate(request(kit))
+    assert not np.array_equal(pixels(no_lora), pixels(with_refs))  # the LoRA took part in the same call
+    unet = next(v for k, v in backend.resources.models._items.items() if k.component == "unet")
+    assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
+    assert not getattr(unet, "peft_config", None)  # the LoRA came off too
+    again = backend.generate(request(kit, refs=False, loras=f"{lora}:1.0"))
+    assert np.array_equal(pixels(plain), pixels(again))
+    assert with_refs.pose_id is not None and len(with_refs.heads) == 2
+
+
+def test_strength_zero_for_every_character_is_the_render_without_references(kit, backend):
+    plain = backend.generate(request(kit, refs=False))
+    silent = backend.generate(request(kit, character_scales='{"ana": 0, "ben": 0}'))
+    assert np.array_equal(pixels(plain), pixels(silent))
+    one = backend.generate(request(kit, character_scales='{"ana": 0}'))
+    assert not np.array_equal(pixels(plain), pixels(one))
+
+
+def test_plain_background_rule_finds_the_character_box():
+    mask = plain_background_mask(character_picture(2, 64, 64))
+    assert mask is not None
+    assert mask[16:48, 16:48].all() and not mask[:16].any() and not mask[:, :16].any()
+
+
+def test_cli_render_with_the_anime_backend_and_tiny_models(tmp_path, tiny_kit, restore_default_settings, monkeypatch):
+    from comic_studio.cli import main
+    from comic_studio.core import editing
+    from comic_studio.core.document import Document
+    from comic_studio.core.layout import page_format
+    from comic_studio.core.model import Character
+    from comic_studio.core.projectfile import load_project
+    from comic_studio.generation.registry import register_backend, unregister_backend
+    from comic_studio.workflows.story import story_to_document
+
+    cache = tmp_path / "cache"
+    (cache / "comic-studio").mkdir(parents=True)
+    (cache / "comic-studio" / "tiny-models").symlink_to(tiny_kit.root, target_is_directory=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    doc = Document.new("Anime", page_format("us-comic").model_copy(update={"dpi": 40}))
+    for data in REFS[:2]:
+        doc.assets.add(data)
+    cast = [Character(name="Ana", colour="#d0563b", body_refs=[HASHES[0]]),
+            Character(name="Ben", colour="#3b6fd0", body_refs=[HASHES[1]])]  # fmt: skip
+    story_to_document("Ana hands Ben a brass key on the pier.", cast, document=doc)
+    panel = doc.project.pages[0].panels_in_order()[0]
+    editing.set_panel_fields(doc, panel.id, "Backend", backend="anime", backend_settings={})
+    project = doc.save(tmp_path / "book.comic")
+    register_backend("anime", AnimeBackend)  # the entry point, until the package is reinstalled
+    try:
+        out = tmp_path / "book.pdf"
+        saved = tmp_path / "again.comic"
+        args = ["render", str(project), "--backend", "anime", "--models", "tiny", "--out", str(out), "--all"]
+        assert main([*args, "--save", str(saved), "--quiet"]) == 0
+    finally:
+        unregister_backend("anime")
+    assert out.stat().st_size > 0
+    rendered, _ = load_project(saved)
+    result = rendered.pages[0].panels_in_order()[0].results[-1]
+    assert result.request["backend"] == "anime"
+    assert result.request["backend_settings"]["adapter"].endswith("anime-adapter")
+
+
+def test_stand_in_is_ip_adapter_plus_on_the_masked_reference_and_says_it_is_not_animeadapter(kit, backend):
+    from comic_studio.backends.anime.backend import STAND_IN_LABEL
+
+    plain = backend.generate(request(kit, refs=False, method="stand-in", adapter=""))
+    stand_in = backend.generate(request(kit, method="stand-in", adapter=""))  # no AnimeAdapter weights needed
+    assert stand_in.settings["label"] == STAND_IN_LABEL and "not AnimeAdapter" in STAND_IN_LABEL
+    assert not np.array_equal(pixels(plain), pixels(stand_in))
+    unet = next(v for k, v in backend.resources.models._items.items() if k.component == "unet")
+    assert unet.encoder_hid_proj is None
+    assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
+    silent = backend.generate(request(kit, method="stand-in", adapter="", character_scales='{"ana": 0, "ben": 0}'))
+    assert np.array_equal(pixels(plain), pixels(silent))
+
+
+def test_a_single_file_sd15_checkpoint_renders_as_its_diffusers_folder(kit, backend, tmp_path):
+    from safetensors.torch import save_file
+
+    from comic_studio.generation.models.ldm_format import sd15_to_ldm_state_dict
+
+    single = tmp_path / "tiny-sd15.safetensors"
+    save_file(sd15_to_ldm_state_dict(tiny_sd15_components(0)), str(single))
+    folder = backend.generate(request(kit))
+    from_file = backend.generate(request(kit, model=str(single), model_config=str(kit.sd15)))
+    assert np.array_equal(pixels(folder), pixels(from_file))
+
+
+def test_checkpoints_of_other_families_are_refused_by_name(kit, backend, tmp_path):
+    from safetensors.torch import save_file
+
+    sdxl = tmp_path / "sdxl.safetensors"
+    save_file({"conditioner.embedders.1.model.token_embedding.weight": torch.zeros(4, 4)}, str(sdxl))
+    with pytest.raises(GenerationError, match="SDXL checkpoint"):
+        backend.generate(request(kit, model=str(sdxl)))

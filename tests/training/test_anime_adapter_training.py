@@ -1,0 +1,166 @@
+"""Training AnimeAdapter on the tiny SD 1.5 kit (K = 3): the manifest reader, the loss drops on a
+fixed batch, resume equals uninterrupted bit for bit (with ControlNet), and the CLI writes weights
+the anime backend loads (with the T2I-Adapter)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from PIL import Image, ImageDraw  # noqa: E402
+
+from comic_studio.generation.models.anime_adapter import load_adapter  # noqa: E402
+from comic_studio.generation.models.sd15 import load_sd15_components, resolve_sd15  # noqa: E402
+from comic_studio.testing.tiny import character_picture  # noqa: E402
+from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit  # noqa: E402
+from comic_studio.training.anime_adapter import (  # noqa: E402
+    AnimeAdapterRecipe,
+    AnimeAdapterTrainer,
+    read_dataset,
+    write_manifest,
+)
+from comic_studio.training.lora import TrainingCancelled, TrainingError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory):
+    torch.set_num_threads(1)
+    return build_tiny_sd15_kit(tmp_path_factory.getbasetemp() / "tiny-sd15")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Two character pictures with their box masks and a stick-figure pose image each."""
+    folder = tmp_path_factory.mktemp("anime-data")
+    rows = []
+    for i in range(2):
+        character_picture(10 + i, 64, 64).save(folder / f"c{i}.png")
+        mask = np.zeros((64, 64), np.uint8)
+        mask[16:48, 16:48] = 255
+        Image.fromarray(mask).save(folder / f"c{i}-mask.png")
+        pose = Image.new("RGB", (64, 64))
+        ImageDraw.Draw(pose).line([(32, 10), (32, 40), (20 + 10 * i, 60)], fill=(255, 0, 0), width=3)
+        pose.save(folder / f"c{i}-pose.png")
+        rows.append({"image": f"c{i}.png", "mask": f"c{i}-mask.png", "pose": f"c{i}-pose.png",
+                     "prompt": "1girl, red hair, school uniform, standing"})  # fmt: skip
+    write_manifest(folder, rows)
+    return folder
+
+
+@pytest.fixture
+def tiny_cache(kit, tmp_path, monkeypatch):
+    """``--models tiny`` finds this module's kit in the user cache (instead of building another)."""
+    cache = tmp_path / "cache"
+    (cache / "comic-studio" / "tiny-models").mkdir(parents=True)
+    (cache / "comic-studio" / "tiny-models" / "sd15").symlink_to(kit.root, target_is_directory=True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+
+
+def _models(kit, controller: str):
+    import diffusers
+    from transformers import CLIPImageProcessor, CLIPVisionModel
+
+    parts = load_sd15_components(resolve_sd15(str(kit.sd15)))
+    encoder = CLIPVisionModel.from_pretrained(kit.clip_vision).eval()
+    processor = CLIPImageProcessor.from_pretrained(kit.clip_vision)
+    if controller == "controlnet":
+        net = diffusers.ControlNetModel.from_pretrained(kit.controlnet).eval()
+    elif controller == "t2i-adapter":
+        net = diffusers.T2IAdapter.from_pretrained(kit.t2i_adapter).eval()
+    else:
+        net = None
+    return parts, encoder, processor, net
+
+
+def _trainer(kit, dataset, controller="controlnet", **recipe):
+    parts, encoder, processor, net = _models(kit, controller)
+    values = dict(k_layers=TINY_K, resolution=64, gradient_accumulation=2, steps=3, controller=controller)
+    values.update(recipe)
+    return AnimeAdapterTrainer(parts, encoder, processor, read_dataset(dataset), AnimeAdapterRecipe(**values),
+                               controller=net)  # fmt: skip
+
+
+def test_manifest_rows_are_read_and_bad_rows_named(dataset, tmp_path):
+    samples = read_dataset(dataset)
+    assert [s.name for s in samples] == ["c0.png", "c1.png"]
+    assert samples[0].mask is not None and samples[0].mask[20, 20] and not samples[0].mask[0, 0]
+    write_manifest(tmp_path, [{"image": "../outside.png"}])
+    with pytest.raises(TrainingError, match="line 1"):
+        read_dataset(tmp_path)
+
+
+def test_loss_drops_on_a_fixed_batch(kit, dataset):
+    trainer = _trainer(kit, dataset, "none", learning_rate=3e-3, gradient_accumulation=1, steps=12, drop_text=0.0,
+                       drop_image=0.0, drop_both=0.0)  # fmt: skip
+    before = trainer.evaluation_loss()
+    trainer.train(kit.root / "loss-drop.safetensors")
+    assert trainer.evaluation_loss() < before
+    assert all(p.grad is None for p in trainer.unet.parameters())  # the UNet stayed frozen
+
+
+def test_resume_equals_uninterrupted(kit, dataset, tmp_path):
+    whole = _trainer(kit, dataset)
+    whole.train(tmp_path / "whole.safetensors")
+    first = _trainer(kit, dataset)
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] == 4  # inside the second step's accumulation
+
+    checkpoint = tmp_path / "part.safetensors"
+    with pytest.raises(TrainingCancelled):
+        first.train(checkpoint, cancel=cancel)
+    second = _trainer(kit, dataset)
+    second.resume(checkpoint)
+    second.train(checkpoint)
+    for (name, a), b in zip(whole.adapter.state_dict().items(), second.adapter.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert whole.losses == second.losses
+
+
+def test_cli_trains_weights_the_anime_backend_loads(dataset, tmp_path, tiny_cache, capsys):
+    from comic_studio.cli import main
+
+    out = tmp_path / "weights"
+    args = ["train", "anime-adapter", "--data", str(dataset), "--out", str(out), "--models", "tiny", "--steps", "2",
+            "--accumulation", "1", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    adapter = load_adapter(out)
+    assert adapter.config.k_layers == TINY_K and adapter.config.family == "sd15"
+    assert "2 steps" in capsys.readouterr().out
+
+
+def test_images_folder_becomes_a_dataset_and_unusable_pictures_are_reported(tmp_path, tiny_cache, capsys):
+    from comic_studio.cli import main
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    pose = Image.new("RGB", (64, 64))
+    ImageDraw.Draw(pose).line([(32, 10), (32, 50)], fill=(0, 0, 255), width=3)
+    character_picture(20, 64, 64).save(pictures / "plain.png")  # plain background: the rule finds the box
+    pose.save(pictures / "plain.pose.png")
+    (pictures / "plain.txt").write_text("1girl, green dress", encoding="utf-8")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(pictures / "busy.png")
+    drawn = np.zeros((64, 64), np.uint8)
+    drawn[8:56, 20:44] = 255
+    Image.fromarray(drawn).save(pictures / "busy.mask.png")  # a hand-drawn mask
+    pose.save(pictures / "busy.pose.png")
+    Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(pictures / "noise.png")
+    out = tmp_path / "weights"
+    args = ["train", "anime-adapter", "--images", str(pictures), "--out", str(out), "--models", "tiny",
+            "--steps", "1", "--accumulation", "1", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "noise.png not used" in err and ("noise.mask.png" in err or "noise.pose.png" in err)
+    samples = read_dataset(out / "dataset")
+    assert len(samples) == 2
+    by_prompt = {s.prompt: s for s in samples}
+    assert set(by_prompt) == {"1girl, green dress", ""}
+    assert np.array_equal(by_prompt[""].mask, drawn > 127)
+    assert by_prompt["1girl, green dress"].mask[32, 32] and not by_prompt["1girl, green dress"].mask[2, 2]
+    assert load_adapter(out).config.k_layers == TINY_K
