@@ -207,6 +207,9 @@ class Character(_Model):
     """How strongly the body/outfit references condition this character; ``None``: the default."""
     anchor: CharacterAnchor | None = None
     """The identity anchor of consistent-character backends (None until one is generated)."""
+    standard_sheet: AssetRef | None = None
+    """The accepted standard sheet (SerialGen's stage 1: front A-pose, plain background, neutral
+    expression); it is also the first of ``body_refs``, so every backend's outfit reference is it."""
 
     def all_names(self) -> list[str]:
         return [self.name, *self.aliases]

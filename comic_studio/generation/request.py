@@ -91,6 +91,9 @@ class RequestCharacter(_Strict):
     identity: AssetRef | None = None
     """The character's learned identity tokens (an asset hash, from ``comic-studio train identity``):
     backends with the ``identity`` capability put them where the prompt names the character."""
+    standard_sheet: AssetRef | None = None
+    """The character's accepted standard sheet (``Character.standard_sheet``; also first of its
+    ``body_refs``): the ``serialgen`` backend requires one."""
 
 
 class GenerationRequest(_Strict):
