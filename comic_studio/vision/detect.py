@@ -289,12 +289,6 @@ def suggest_body(image) -> Box | None:
     return body.clamp(width, height).to_box()
 
 
-def person_mask(image) -> np.ndarray | None:
-    """The boolean silhouette of the person in ``image`` (MediaPipe selfie segmentation, trained on
-    photos: it often misses drawn characters), or None when unavailable or nothing is found."""
-    return _silhouette(_rgb_array(image))
-
-
 PLAIN_BACKGROUND_DISTANCE = 40.0
 """RGB distance from the border's colour above which a pixel counts as the character."""
 

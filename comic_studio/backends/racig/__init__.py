@@ -7,5 +7,6 @@ torch or diffusers; the first job does.
 """
 
 from comic_studio.backends.racig.backend import RacigBackend
+from comic_studio.backends.racig.serialgen import SerialgenBackend
 
-__all__ = ["RacigBackend"]
+__all__ = ["RacigBackend", "SerialgenBackend"]
