@@ -91,10 +91,11 @@ class TrainingRequest(BaseModel):
         """The dataset manifest without the pixels: (hash, caption) per picture."""
         return [(p.sha256, p.caption) for p in self.pictures]
 
-    def plan(self) -> TrainingPlan:
-        """The run's plan, pictures decoded from the request (on the worker: no document needed)."""
+    def plan(self, *, decode: bool = True) -> TrainingPlan:
+        """The run's plan, pictures decoded from the request (on the worker: no document needed).
+        ``decode=False``: without the pictures (enough to store the result)."""
         pictures = []
-        for i, entry in enumerate(self.pictures):
+        for i, entry in enumerate(self.pictures if decode else ()):
             where = f"training picture {i + 1} of {self.character_name!r}"
             try:
                 image = decode_image(data_uri_bytes(entry.png), where=where).convert("RGB")
