@@ -330,7 +330,10 @@ class Engine:
             return
         job.cancel_requested = True
         if job.watchdog is None:
-            job.watchdog = threading.Timer(self.cancel_grace_s, self._abandon_if_stuck, args=(job,))
+            # A task may need longer than a render to reach a safe stop (a training run cannot stop
+            # while it loads its base model, and saves a checkpoint before it stops): it says how long.
+            grace = max(self.cancel_grace_s, float(getattr(job.request, "cancel_grace_s", 0.0) or 0.0))
+            job.watchdog = threading.Timer(grace, self._abandon_if_stuck, args=(job,))
             job.watchdog.name = f"{self._name}-cancel-watchdog"
             job.watchdog.daemon = True
             job.watchdog.start()
@@ -371,7 +374,8 @@ class Engine:
             self._epoch += 1
             self._thread = self._start_worker()
             self._cond.notify_all()
-        message = (f"{job.doer} did not stop within {self.cancel_grace_s:g} s of cancel; its "
+        grace = max(self.cancel_grace_s, float(getattr(job.request, "cancel_grace_s", 0.0) or 0.0))
+        message = (f"{job.doer} did not stop within {grace:g} s of cancel; its "
                    "thread is abandoned and the engine continues on a fresh worker")  # fmt: skip
         log.warning("job %s: %s", job.id, message)
         if job.stalled:
@@ -518,7 +522,8 @@ class Engine:
     def _progress(self, job: _Job, step: int, total: int, *, preview: Image.Image | None = None,
                   info: dict[str, float] | None = None, eta: float | None = None) -> None:  # fmt: skip
         """Send a PROGRESS message when it is due (the first and last step, a preview, or
-        :data:`PROGRESS_INTERVAL` after the last one)."""
+        :data:`PROGRESS_INTERVAL` after the last one; every step of a task job: a training step is
+        a whole gradient accumulation, a few per second at most, and its loss plot needs each)."""
         now = job.last_activity = time.monotonic()
         if job.first_step is None:
             job.first_step = (now, step)
@@ -527,7 +532,10 @@ class Engine:
         # inflate the estimate.
         if eta is None and step > s0:
             eta = (now - t0) / (step - s0) * max(0, total - step)
-        due = preview is not None or step <= s0 or step >= total or now - job.last_progress_at >= PROGRESS_INTERVAL
+        due = (
+            job.render is None or preview is not None or step <= s0 or step >= total
+            or now - job.last_progress_at >= PROGRESS_INTERVAL
+        )  # fmt: skip
         if due:
             job.last_progress_at = now
             self._emit(JobMessage(job.id, JobEvent.PROGRESS, job.panel_id, step=step, total=total, preview=preview,

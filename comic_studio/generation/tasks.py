@@ -44,6 +44,12 @@ class TaskRequest(Protocol):
         models before running it (they are loaded again by the next render)."""
         ...
 
+    @property
+    def cancel_grace_s(self) -> float:
+        """How long the task may take to stop after a cancel before the engine abandons its thread
+        (the engine's own grace when that is longer)."""
+        ...
+
     def to_dict(self) -> dict[str, Any]: ...
 
 
@@ -67,7 +73,8 @@ class TaskContext:
         self, step: int, total: int, info: Mapping[str, float] | None = None, eta: float | None = None
     ) -> None:
         """A PROGRESS message: ``step`` of ``total`` with task figures in ``info`` (training: loss, lr,
-        steps_per_second). PROGRESS messages may be thinned out (never the first and last step)."""
+        steps_per_second). Every call is sent and delivered (not thinned out like a render's steps):
+        report optimizer steps, not anything finer."""
         self._progress(step, total, dict(info or {}), eta)
 
     def sample(self, step: int, total: int, images: list[Image.Image], info: Mapping[str, Any] | None = None) -> None:

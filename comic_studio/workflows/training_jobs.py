@@ -40,6 +40,10 @@ TRAINING_PRIORITY = -10
 it runs, renders wait for it (or for its cancel)."""
 
 
+CANCEL_GRACE_S = 180.0
+"""How long a cancelled run may take to stop before the engine gives its thread up."""
+
+
 class ManifestPicture(BaseModel):
     """One picture of the dataset: its hash (the trainer's manifest entry: pixels and caption), its
     caption and the picture itself (PNG, as a data URI: the request is a self-contained snapshot)."""
@@ -79,6 +83,12 @@ class TrainingRequest(BaseModel):
     @property
     def needs_device_memory(self) -> bool:
         return True
+
+    @property
+    def cancel_grace_s(self) -> float:
+        # The run checks for a cancel before every micro-step and denoising step of a sample, but
+        # not while it loads the base model (tens of seconds from a slow disk) or writes a checkpoint.
+        return CANCEL_GRACE_S
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
