@@ -105,7 +105,8 @@ def test_train_two_steps_in_the_queue_lands_the_lora_on_the_character(ctx, mara,
     )
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         qtbot.mouseClick(dialog.train_button, Qt.MouseButton.LeftButton)
-        assert dialog.is_running() and not dialog.train_button.isEnabled() and dialog.cancel_button.isEnabled()
+        assert dialog.is_running(), dialog.status_label.text()
+        assert not dialog.train_button.isEnabled() and dialog.cancel_button.isEnabled()
         assert dialog.windowModality() == Qt.WindowModality.NonModal  # the studio stays usable
         row = queue.row(dialog.job_id)  # a row of the render queue, with Cancel
         assert row is not None and row.name.text() == "Train LoRA · Mara" and row.cancel_button.isEnabled()

@@ -431,11 +431,13 @@ class TrainLoraDialog(QDialog):
         if outcome == "finished":
             self.progress_bar.setValue(self.progress_bar.maximum())
             self.show_status(text)
-        elif outcome == "cancelled":
+        elif outcome == "cancelled" and checkpoint_path(self.ctx.document.project.id, self.character_id).is_file():
             self.show_status(
                 f"Cancelled ({text}): the checkpoint is saved — resume later "
                 "(open Train LoRA… again and keep “resume” ticked)."
             )
+        elif outcome == "cancelled":
+            self.show_status(f"Cancelled ({text}); there is nothing to resume.")
         else:
             self.show_status(f"Training failed: {text}", error=True)
         self.finished_training.emit(outcome)
