@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -36,6 +36,7 @@ from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
 from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_qimage
+from comic_studio.ui.training_jobs import TrainingJobs
 from comic_studio.workflows.lettering import apply_lettering, letter_panel, lettering_lines
 from comic_studio.workflows.readiness import Readiness, backend_readiness, missing_models_text
 from comic_studio.workflows.requests import build_request, hydrate_request
@@ -73,6 +74,14 @@ class RenderJob:
     batch: tuple[str, int] | None = None
     """The merge key its result and lettering share with the rest of its request (one undo step)."""
     step_label: str = "Render panel"
+    kind: str = "render"
+    """"render", or a task job's kind (``"train-lora"``: :class:`~comic_studio.ui.training_jobs.TrainingJobs`)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """A task job's newest figures (training: loss, lr, steps_per_second)."""
+
+    @property
+    def is_task(self) -> bool:
+        return self.kind != "render"
 
     @property
     def active(self) -> bool:
@@ -122,6 +131,7 @@ class RenderService(QObject):
         """Where models are looked for (``weights.locate.Places``); None: from the Preferences."""
         self._lettering = BackgroundJobs(self, "lettering")
         self.anchors = AnchorJobs(self)
+        self.training = TrainingJobs(self)
         if engine is not None:
             self._connect_bridge(engine)
         ctx.selection_changed.connect(self._follow_current_page)
@@ -329,6 +339,11 @@ class RenderService(QObject):
         self._jobs[job_id] = RenderJob(job_id, request.panel_id, label, self.ctx.document, base_priority=priority)
         return job_id
 
+    def add_task_job(self, job_id: str, label: str, kind: str = "train-lora") -> None:
+        """Show a task job submitted to this service's engine (e.g. by :attr:`training`) in the queue."""
+        self._jobs[job_id] = RenderJob(job_id, None, label, self.ctx.document, kind=kind)
+        self.jobs_changed.emit()
+
     # ------------------------------------------------------------------ cancelling
     def cancel(self, job_id: str) -> bool:
         """Cancel a waiting or running job; an errored job is just removed from the list."""
@@ -399,6 +414,9 @@ class RenderService(QObject):
         if job is None:
             return  # another component's job on a shared engine, or one we already dropped
         event = msg.event.value
+        if job.is_task:
+            self._on_task_message(job, msg)
+            return
         if event in ("started", "progress"):
             changed = job.state == "queued"
             job.state = event
@@ -427,6 +445,37 @@ class RenderService(QObject):
                 self.ctx.message.emit(f"{job.label}: {msg.error}")
         if job.anchor_for is not None and event in ("error", "cancelled"):
             self.anchors.job_over(job.anchor_for, ok=False)
+        self.job_message.emit(msg)
+        self.jobs_changed.emit()
+        if self.is_idle():
+            self.idle.emit()
+
+    def _on_task_message(self, job: RenderJob, msg: Any) -> None:
+        """A task job's message (training): the queue row follows it, :attr:`training` records it."""
+        event = msg.event.value
+        thumb = self.training.on_message(msg)
+        if thumb is not None:
+            job.preview = thumb  # the newest sample is the row's picture
+        if event in ("started", "progress", "sample"):
+            changed = job.state == "queued"
+            if event != "sample":
+                job.state = event
+                job.step, job.total, job.elapsed, job.eta = msg.step, msg.total, msg.elapsed, msg.eta
+                job.info = dict(msg.info)
+            self.job_message.emit(msg)
+            if changed:
+                self.jobs_changed.emit()
+            return
+        if event == "queued":
+            self.job_message.emit(msg)
+            return
+        if event == "error":
+            job.state, job.error, job.detail, job.elapsed = "error", msg.error, msg.detail, msg.elapsed
+            self.ctx.message.emit(f"{job.label}: failed: {msg.error}")
+        else:  # finished (stored by self.training) or cancelled (its checkpoint is kept)
+            del self._jobs[msg.job_id]
+            if event == "cancelled" and msg.error:
+                self.ctx.message.emit(f"{job.label}: {msg.error}")
         self.job_message.emit(msg)
         self.jobs_changed.emit()
         if self.is_idle():
@@ -538,6 +587,7 @@ class RenderService(QObject):
                     self._engine.cancel(job_id)
         self._jobs.clear()
         self.anchors.clear()
+        self.training.clear()
         self._boosted_page = self.ctx.current_page_id
         self.jobs_changed.emit()
 
