@@ -66,6 +66,8 @@ class TrainingRequest(BaseModel):
     character_id: str
     character_name: str
     trigger: str
+    class_prompt: str = ""
+    """Prior preservation's prompt derived from the character (the recipe's own wins)."""
     base_model: str = ""
     """Catalogue id, folder or checkpoint file; empty: the default SDXL model."""
     pictures: tuple[ManifestPicture, ...] = Field(min_length=1)
@@ -117,7 +119,7 @@ class TrainingRequest(BaseModel):
                 raise ComicStudioError(f"cannot train {self.character_name!r}: {where} does not match its hash")
             pictures.append(picture)
         return TrainingPlan(self.project_id, self.character_id, self.character_name, self.trigger,
-                            tuple(pictures), Path(self.checkpoint))  # fmt: skip
+                            tuple(pictures), Path(self.checkpoint), self.class_prompt)  # fmt: skip
 
 
 def training_request(
@@ -142,6 +144,7 @@ def training_request(
         character_id=plan.character_id,
         character_name=plan.character_name,
         trigger=plan.trigger,
+        class_prompt=plan.class_prompt,
         base_model=model,
         pictures=tuple(pictures),
         recipe=recipe,

@@ -146,6 +146,8 @@ class TrainLoraDialog(QDialog):
 
     progressed = Signal(object)
     """A PROGRESS :class:`~comic_studio.generation.messages.JobMessage` of this dialog's run (GUI thread)."""
+    class_progressed = Signal(int, int)
+    """``(done, total)`` class pictures drawn for prior preservation (GUI thread)."""
     sampled = Signal(int)
     """The run delivered its samples of this step."""
     finished_training = Signal(str)
@@ -429,6 +431,7 @@ class TrainLoraDialog(QDialog):
             self.show_status(
                 f"Class pictures for prior preservation: {msg.step}/{msg.total} (drawn once, kept for reuse)"
             )
+            self.class_progressed.emit(msg.step, msg.total)
         elif event == "progress":
             self.loss_plot.add(float(msg.info.get("loss", math.nan)))
             self._show_progress(msg)
