@@ -1,6 +1,6 @@
 """The headless ``comic-studio`` commands, one module per subcommand.
 
-``demo``, ``render``, ``parse``, ``models``, ``poses``, ``tryon``, ``anchor``, ``train`` and ``info``: each
+``demo``, ``render``, ``eval``, ``parse``, ``models``, ``poses``, ``tryon``, ``anchor``, ``train`` and ``info``: each
 module's ``register(subparsers)`` adds its command and the function that runs it; nothing heavy (and
 never Qt) is imported until a command runs. Progress goes to stderr (:mod:`.progress`), results to
 stdout or the files named on the command line; errors print one clear line and exit non-zero (1 for
@@ -16,10 +16,10 @@ import argparse
 import sys
 
 from comic_studio import __version__
-from comic_studio.cli import anchor, demo, info, models, parse, poses, render, train, tryon
+from comic_studio.cli import anchor, demo, evaluate, info, models, parse, poses, render, train, tryon
 from comic_studio.core.errors import ComicStudioError
 
-_SUBCOMMANDS = (demo, render, parse, models, poses, tryon, anchor, train, info)
+_SUBCOMMANDS = (demo, render, evaluate, parse, models, poses, tryon, anchor, train, info)
 """In the order ``--help`` lists them."""
 
 

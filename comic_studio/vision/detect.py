@@ -243,6 +243,13 @@ def _mask_rect(mask: np.ndarray, near: _Rect) -> _Rect | None:
 # --------------------------------------------------------------------------- public API
 
 
+def person_mask(image) -> np.ndarray | None:
+    """Boolean ``(height, width)`` person silhouette of ``image`` (MediaPipe selfie segmentation), or
+    None when the segmenter is not installed or sees no person. Evaluation whitens the background
+    outside it (masked CLIP-I)."""
+    return _silhouette(_rgb_array(image))
+
+
 def suggest_face(image, detector: str | None = None) -> Box | None:
     """A head crop (pixels of ``image``) around the most confident face, or None.
 
