@@ -30,9 +30,9 @@ POSE_DETECTORS = ("auto", "mediapipe", "openpose-drawing", "none")
 CROP_MARGIN = 0.1
 """The staging region's box grows by this share of its size on every side before detection: a
 figure drawn a little off its requested place is still inside the crop."""
-COLOUR_TOLERANCE = 12
-"""A pixel within this many levels (each channel) of a keypoint colour is that keypoint's dot; limbs
-are blended at 0.6–0.7 opacity, far from the dots' full colours."""
+COLOUR_TOLERANCE = 4
+"""A pixel within this many levels (each channel) of a keypoint colour is that keypoint's dot: dots
+are drawn opaque in their exact colour, limbs blended at 0.6–0.7 opacity."""
 MIN_DOT_PIXELS = 3
 
 
@@ -82,11 +82,27 @@ def _mediapipe(image: Image.Image, region: np.ndarray) -> np.ndarray | None:
 
 
 def _drawing(image: Image.Image, region: np.ndarray) -> np.ndarray | None:
+    import cv2
+
     rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
     out = np.zeros((len(COLOURS), 3), dtype=np.float64)
     for i, colour in enumerate(COLOURS):
         hit = (np.abs(rgb - np.asarray(colour, dtype=np.int16)).max(axis=2) <= COLOUR_TOLERANCE) & region
-        ys, xs = np.nonzero(hit)
-        if len(xs) >= MIN_DOT_PIXELS:
-            out[i] = (xs.mean() + 0.5, ys.mean() + 0.5, 1.0)
+        if hit.sum() < MIN_DOT_PIXELS:
+            continue
+        # The dot is the largest blob of its colour: stray pixels where blended limbs happen to
+        # come close to a keypoint colour are smaller.
+        count, _labels, stats, centres = cv2.connectedComponentsWithStats(hit.astype(np.uint8), connectivity=8)
+        best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        if stats[best, cv2.CC_STAT_AREA] >= MIN_DOT_PIXELS:
+            out[i] = (centres[best][0] + 0.5, centres[best][1] + 0.5, 1.0)  # pixel centres
     return out if int(out[:, 2].sum()) >= MIN_VISIBLE_KEYPOINTS else None
+
+
+def in_frame(keypoints: Any, width: int, height: int) -> np.ndarray:
+    """Requested keypoints with those outside the picture marked hidden: a pose may run past the
+    panel's edge (a medium shot cuts the legs), and no detector can find what is not drawn."""
+    kp = np.array(keypoints, dtype=np.float64)
+    outside = (kp[:, 0] < 0) | (kp[:, 0] >= width) | (kp[:, 1] < 0) | (kp[:, 1] >= height)
+    kp[outside, 2] = 0.0
+    return kp

@@ -21,7 +21,7 @@ from PIL import Image
 from comic_studio.evaluation import metrics
 from comic_studio.evaluation.masking import SEGMENTATIONS, figure_cutout, reference_cutout, whitened
 from comic_studio.evaluation.metrics import EvaluationError
-from comic_studio.evaluation.pose_accuracy import detect_figure, requested_staging, resolve_detector
+from comic_studio.evaluation.pose_accuracy import detect_figure, in_frame, requested_staging, resolve_detector
 from comic_studio.poses.openclip_embedder import OpenClipEmbedder, picture_features
 
 FaceEmbedder = Callable[[Image.Image], "np.ndarray | None"]
@@ -117,7 +117,7 @@ class Scorer:
             clip_i = metrics.clip_i(feature, self._references[character_id])
         pose = None
         if self.detector is not None:
-            requested = staging.figure_keypoints[staging.character_figure[index]]
+            requested = in_frame(staging.figure_keypoints[staging.character_figure[index]], image.width, image.height)
             pose = metrics.keypoint_distance(requested, detect_figure(image, region, self.detector))
         return CharacterScore(character_id, clip_i, self._face(image, head, references), pose, how, feature)
 
