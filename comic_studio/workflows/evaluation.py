@@ -173,11 +173,12 @@ def _render_and_score(doc: Document, panel: Panel, backend: str, scorer: Scorer,
     atomic_write_bytes(images.parent / name, png, "evaluation render")
     thumbnails[name] = thumbnail_png(image)
     request = GenerationRequest.from_dict(result.request)
-    score = scorer.score_panel(image, request, _references(doc, request))
+    score = scorer.score_panel(image, request, references_of(doc, request))
     return _panel_run(doc.project, backend, name, result.asset, result.seed, render_seconds, score, collected), request
 
 
-def _references(doc: Document, request: GenerationRequest) -> dict[str, list]:
+def references_of(doc: Document, request: GenerationRequest) -> dict[str, list]:
+    """Character id → its reference pictures (face and body), decoded from the project's assets."""
     out = {}
     for rc in request.characters:
         character = doc.project.character(rc.id)

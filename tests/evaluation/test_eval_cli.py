@@ -31,7 +31,9 @@ def clip_weights(tmp_path_factory):
 def project(tmp_path):
     """The sample story as a project, Mara with one reference picture; returns (path, panel specs
     of two panels Mara is in)."""
-    doc = story_to_document(resource(*DEMO_STORY).read_text(encoding="utf-8"), load_characters(resource(*DEMO_CHARACTERS)))
+    doc = story_to_document(
+        resource(*DEMO_STORY).read_text(encoding="utf-8"), load_characters(resource(*DEMO_CHARACTERS))
+    )
     buffer = io.BytesIO()
     character_picture(3, 64, 96).save(buffer, format="PNG")
     digest = doc.assets.add(buffer.getvalue())
