@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from comic_studio.core.atomic import atomic_write_bytes, atomic_write_text
 from comic_studio.core.resources import resource
 
-SCHEMA_VERSION = 1
 SCHEMA_FILE = ("schemas", "eval_report.schema.json")
 
 
@@ -100,7 +99,7 @@ class EvalSettings(_Strict):
 
 
 class EvalReport(_Strict):
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     project: str
     created_at: str
     settings: EvalSettings

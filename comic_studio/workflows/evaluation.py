@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from comic_studio.core.atomic import atomic_write_bytes
-from comic_studio.core.commands import Compound, SetFields
+from comic_studio.core.commands import Command, Compound, SetFields
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lookup import find_panel, panel_label
@@ -121,10 +121,10 @@ def evaluate(doc: Document, panels: Sequence[Panel], backends: Sequence[str], sc
         for panel in panels:
             if progress:
                 progress(f"eval {backend}", done, total)
-            run, request = _render_and_score(doc, panel, backend, scorer, images, thumbnails, collected)
-            if request is not None:
-                settings = settings or dict(request.backend_settings)
-                entries[panel.id].prompt = entries[panel.id].prompt or request.prompt
+            run, used = _render_and_score(doc, panel, backend, scorer, images, thumbnails, collected)
+            if used is not None:
+                settings = settings or dict(used.backend_settings)
+                entries[panel.id].prompt = entries[panel.id].prompt or used.prompt
             entries[panel.id].runs.append(run)
             runs.append(run)
             done += 1
@@ -248,7 +248,7 @@ def _character_entries(project: Project, backends: Sequence[str], collected: _Co
 
 def _keep_shown_results(doc: Document, shown: dict[str, tuple]) -> None:
     """Put back what each panel showed: the renders stay in the history, the author's pick stays shown."""
-    steps = []
+    steps: list[Command] = []
     for panel_id, (current, seed, characters) in shown.items():
         found = doc.project.find_panel(panel_id)
         if found is None or found[1].current_result == current:

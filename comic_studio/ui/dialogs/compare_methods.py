@@ -9,6 +9,7 @@ chosen one, as one undo step. The zoom slider sizes every cell's picture.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import Qt
@@ -123,10 +124,13 @@ class CompareMethodsDialog(QDialog):
             return None
         self.group, self.metrics = group, {}
         while self.grid.count():
-            widget = self.grid.takeAt(0).widget()
+            item = self.grid.takeAt(0)
+            widget = item.widget() if item is not None else None
             if widget is not None:
                 widget.deleteLater()
-        self.images.clear(), self.captions.clear(), self.keep_buttons.clear()
+        self.images.clear()
+        self.captions.clear()
+        self.keep_buttons.clear()
         for column, name in enumerate(group.cells):
             image = QLabel("rendering…", self.grid_host)
             image.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -158,8 +162,7 @@ class CompareMethodsDialog(QDialog):
             if cell.result is not None and name not in self.metrics:
                 self.metrics[name] = "metrics: scoring…"
                 self._jobs.submit(_score, self.ctx.document, cell.request, cell.result, cell.png,
-                                  on_result=lambda s, n=name: self._scored(n, s),
-                                  on_error=lambda e, n=name: self._scored(n, e))  # fmt: skip
+                                  on_result=partial(self._scored, name), on_error=partial(self._scored, name))  # fmt: skip
         self._refresh()
 
     def _scored(self, name: str, score: Any) -> None:
@@ -180,11 +183,11 @@ class CompareMethodsDialog(QDialog):
         self._refresh()
 
     def metrics_done(self) -> bool:
-        return (
-            bool(self.group)
-            and all(not m.endswith("scoring…") for m in self.metrics.values())
-            and len(self.metrics) == sum(c.result is not None for c in self.group.cells.values())
-        )  # type: ignore[union-attr]
+        """Every finished render has its metrics (or the reason they are missing)."""
+        if self.group is None:
+            return False
+        finished = sum(c.result is not None for c in self.group.cells.values())
+        return len(self.metrics) == finished and not any(m.endswith("scoring…") for m in self.metrics.values())
 
     def _refresh(self, *_: Any) -> None:
         if self.group is None:
