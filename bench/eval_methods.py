@@ -9,6 +9,8 @@
   MediaPipe's graph start, the text tower's first call) is reported apart from the rest (warm, the
   feature cache empty: every picture is encoded). ``cached_s_per_panel``: the same panels again,
   every CLIP feature read from the on-disk cache (the segmenter and the detector run again).
+* ``*_cpu_s``: the process's CPU time over the same span (all its threads): on a shared machine the
+  wall time also counts waiting for a core.
 * ``eval_wall_s``: :func:`comic_studio.workflows.evaluation.evaluate` — the ``eval`` command's work —
   for those panels × ``--backends`` on the tiny kit (``--models tiny``: tiny SDXL at 4 steps, max
   side 256), renders and metrics; ``render_s`` / ``metric_s`` per backend from the report.
@@ -65,11 +67,12 @@ def _metric_cost(embedder, doc, panels, cache: Path) -> dict:
             (decode_image(doc.assets.get(result.asset), where="bench"), request, references_of(doc, request))
         )
     scorer = Scorer(embedder, cache)
-    times = []
+    times, cpu = [], []
     for image, request, refs in renders:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         scorer.score_panel(image, request, refs)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     again = Scorer(embedder, cache)
     cached = []
     for image, request, refs in renders:
@@ -82,6 +85,7 @@ def _metric_cost(embedder, doc, panels, cache: Path) -> dict:
         "pose_detector": scorer.detector,
         "first_panel_s": round(times[0], 3),
         "metric_s_per_panel": round(statistics.mean(times[1:] or times), 3),
+        "metric_cpu_s_per_panel": round(statistics.mean(cpu[1:] or cpu), 3),
         "cached_s_per_panel": round(statistics.mean(cached[1:] or cached), 3),
     }
 
@@ -133,11 +137,12 @@ def main(argv: list[str] | None = None) -> dict:
             use_tiny_models(root / "kit")
             doc, panels = _document(args.panels)
             backends = parse_backends(args.backends)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             report, _json, _html = evaluate(doc, panels, backends, Scorer(tiny, root / "cache-eval"), root / "report",
                                             project_name="bench", clip_model="tiny-eval", dry=True)  # fmt: skip
             out["eval"] = {
                 "panels": len(panels), "backends": backends, "eval_wall_s": round(time.perf_counter() - t0, 1),
+                "eval_cpu_s": round(time.process_time() - c0, 1),
                 "per_backend": {b.backend: {"render_s": round(b.render_seconds, 1), "metric_s": round(b.metric_seconds, 1),
                                             "failed": b.failed} for b in report.backends},
             }  # fmt: skip
