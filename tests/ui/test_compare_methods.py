@@ -48,10 +48,10 @@ def test_compare_queues_one_seed_per_method_and_keeps_the_pick_as_one_undo_step(
     assert group is not None and list(group.cells) == ["halftone", "storyboard"]
     assert len(service.jobs()) == 2
     assert {c.request.seed for c in group.cells.values()} == {panel_seed(panel)}
-    qtbot.waitUntil(lambda: group.done, timeout=60_000)
+    qtbot.waitUntil(lambda: group.done, timeout=300_000)  # a hang guard: a busy 2-core machine is slow
     assert all(c.error == "" and c.result.seed == group.seed for c in group.cells.values())
     assert panel.results == before_results and ctx.undo_stack.count() == before_undo  # nothing kept yet
-    qtbot.waitUntil(dialog.metrics_done, timeout=120_000)
+    qtbot.waitUntil(dialog.metrics_done, timeout=300_000)
     for name in group.cells:
         text = dialog.captions[name].text()
         assert text.startswith(f"{name} · ") and re.search(r"CLIP-T -?\d\.\d{3}", text) and "unavailable" not in text
