@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.run import emit_result  # noqa: E402
 
 
 def _document(n_panels: int):
@@ -146,10 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "per_backend": {b.backend: {"render_s": round(b.render_seconds, 1), "metric_s": round(b.metric_seconds, 1),
                                             "failed": b.failed} for b in report.backends},
             }  # fmt: skip
-    text = json.dumps(out, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    print(text)
+    emit_result(out, args.out)
     return out
 
 
