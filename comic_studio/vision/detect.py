@@ -243,6 +243,14 @@ def _mask_rect(mask: np.ndarray, near: _Rect) -> _Rect | None:
 # --------------------------------------------------------------------------- public API
 
 
+def person_mask(image) -> np.ndarray | None:
+    """Boolean ``(height, width)`` person silhouette of ``image`` (MediaPipe selfie segmentation), or
+    None when the segmenter is not installed or sees no person (it is trained on photos and often
+    misses drawn characters). Evaluation whitens the background outside it (masked CLIP-I); the
+    anime backend and the standardizer cut references out with it."""
+    return _silhouette(_rgb_array(image))
+
+
 def suggest_face(image, detector: str | None = None) -> Box | None:
     """A head crop (pixels of ``image``) around the most confident face, or None.
 
@@ -280,12 +288,6 @@ def suggest_body(image) -> Box | None:
     if body is None:
         return None
     return body.clamp(width, height).to_box()
-
-
-def person_mask(image) -> np.ndarray | None:
-    """The boolean silhouette of the person in ``image`` (MediaPipe selfie segmentation, trained on
-    photos: it often misses drawn characters), or None when unavailable or nothing is found."""
-    return _silhouette(_rgb_array(image))
 
 
 PLAIN_BACKGROUND_DISTANCE = 40.0
