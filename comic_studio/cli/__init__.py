@@ -1,7 +1,7 @@
 """The headless ``comic-studio`` commands, one module per subcommand.
 
-``demo``, ``render``, ``parse``, ``models``, ``poses``, ``tryon``, ``anchor``, ``standardize``, ``train``,
-``info`` and ``desktop``: each
+``demo``, ``render``, ``eval``, ``parse``, ``models``, ``poses``, ``tryon``, ``anchor``, ``standardize``,
+``train``, ``info`` and ``desktop``: each
 module's ``register(subparsers)`` adds its command and the function that runs it; nothing heavy (and
 never Qt) is imported until a command runs. Progress goes to stderr (:mod:`.progress`), results to
 stdout or the files named on the command line; errors print one clear line and exit non-zero (1 for
@@ -17,11 +17,24 @@ import argparse
 import sys
 
 from comic_studio import __version__
-from comic_studio.cli import anchor, demo, desktop, info, models, parse, poses, render, standardize, train, tryon
+from comic_studio.cli import (
+    anchor,
+    demo,
+    desktop,
+    evaluate,
+    info,
+    models,
+    parse,
+    poses,
+    render,
+    standardize,
+    train,
+    tryon,
+)
 from comic_studio.cli.native_logs import native_logs_off
 from comic_studio.core.errors import ComicStudioError
 
-_SUBCOMMANDS = (demo, render, parse, models, poses, tryon, anchor, standardize, train, info, desktop)
+_SUBCOMMANDS = (demo, render, evaluate, parse, models, poses, tryon, anchor, standardize, train, info, desktop)
 """In the order ``--help`` lists them."""
 
 

@@ -13,6 +13,13 @@ cancel, then reports the job CANCELLED with a message naming the backend, abando
 thread (a daemon; whatever it returns later is discarded) and continues on a fresh worker. With a
 ``stall_timeout_s`` (off by default), a job that reports no step for that long is stopped the same
 way and reported as an ERROR.
+
+Task jobs (:mod:`comic_studio.generation.tasks`): besides renders, the engine runs jobs of kinds a
+higher layer registered a runner for (:meth:`Engine.register_runner`; training a character's LoRA
+is one), in the same queue, one at a time on the same worker. A task that needs the device's
+memory (training does) gets it: the engine closes its backends and drops its cached models first;
+the next render loads them again. A render queued while a task runs *waits* for it (it never runs
+in between): see :meth:`Engine._execute_task` for why.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
-from comic_studio.generation.messages import JobEvent, JobMessage
+from comic_studio.generation.messages import RENDER, JobEvent, JobMessage
 from comic_studio.generation.registry import get_backend_class
 from comic_studio.generation.request import (
     Cancelled,
@@ -39,6 +46,7 @@ from comic_studio.generation.request import (
 )
 from comic_studio.generation.resources import EngineResources
 from comic_studio.generation.settings import EngineSettings
+from comic_studio.generation.tasks import TaskContext, TaskRequest, TaskRunner
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -62,7 +70,7 @@ class OutOfMemory(GenerationError):
 @dataclass(eq=False)
 class _Job:
     id: str
-    request: GenerationRequest
+    request: GenerationRequest | TaskRequest
     priority: int
     seq: int
     cancel_requested: bool = False
@@ -84,6 +92,24 @@ class _Job:
 
     def sort_key(self) -> tuple[int, int]:
         return (-self.priority, self.seq)  # higher priority first, FIFO within a priority
+
+    @property
+    def render(self) -> GenerationRequest | None:
+        """The render request, or None for a task job."""
+        return self.request if isinstance(self.request, GenerationRequest) else None
+
+    @property
+    def kind(self) -> str:
+        return RENDER if self.render is not None else str(self.request.kind)  # type: ignore[union-attr]
+
+    @property
+    def panel_id(self) -> str | None:
+        return self.render.panel_id if self.render is not None else None
+
+    @property
+    def doer(self) -> str:
+        """Who runs it, for messages: "backend 'sdxl'" or "task 'train-lora'"."""
+        return f"backend {self.render.backend!r}" if self.render is not None else f"task {self.kind!r}"
 
 
 class Engine:
@@ -116,6 +142,7 @@ class Engine:
         self._subscribers: list[Subscriber] = []
         self._subscribers_lock = threading.Lock()
         self._backends: dict[str, GenerationBackend] = {}
+        self._runners: dict[str, TaskRunner] = {}
         self._name = name
         self._epoch = 0
         """Which worker is current: an abandoned one sees a newer epoch and leaves."""
@@ -124,26 +151,41 @@ class Engine:
 
     # ------------------------------------------------------------------ public API
 
-    def submit(self, request: GenerationRequest, priority: int = 0) -> str:
-        """Queue ``request``; returns its job id. Bad input raises here, synchronously:
-        :class:`GenerationError` (unknown backend, not a request, engine shut down) or
-        :class:`BackendSettingsError` (naming the bad setting)."""
-        if not isinstance(request, GenerationRequest):
-            raise GenerationError(f"submit() needs a GenerationRequest, got {type(request).__name__}")
-        request = self._validated(request)
+    def register_runner(self, kind: str, runner: TaskRunner) -> None:
+        """Run task requests of ``kind`` with ``runner`` (see :mod:`comic_studio.generation.tasks`).
+        Registering the same runner again is a no-op; another runner replaces it for later jobs."""
+        if not kind or kind == RENDER:
+            raise ValueError(f"a task kind must be a non-empty name other than {RENDER!r}, got {kind!r}")
+        with self._cond:
+            self._runners[kind] = runner
+
+    def submit(self, request: GenerationRequest | TaskRequest, priority: int = 0) -> str:
+        """Queue ``request`` (a render, or a task of a registered kind); returns its job id. Bad
+        input raises here, synchronously: :class:`GenerationError` (unknown backend or task kind,
+        not a request, engine shut down) or :class:`BackendSettingsError` (naming the bad setting)."""
+        if isinstance(request, GenerationRequest):
+            request = self._validated(request)
+        elif isinstance(request, TaskRequest):
+            with self._cond:
+                if request.kind not in self._runners:
+                    raise GenerationError(f"no runner is registered for {request.kind!r} jobs")
+        else:
+            raise GenerationError(f"submit() needs a GenerationRequest or a task request, got {type(request).__name__}")
         job = _Job(uuid.uuid4().hex[:12], request, int(priority), next(self._seq))
         with self._cond:
             if self._stopping:
                 raise GenerationError("the generation engine has been shut down")
             self._queued[job.id] = job  # visible to cancel()/pending() at once, not yet runnable
         # QUEUED goes out before the job may start, so no subscriber ever sees STARTED first.
-        self._emit(JobMessage(job.id, JobEvent.QUEUED, request.panel_id, request=request))
+        render = job.render
+        self._emit(JobMessage(job.id, JobEvent.QUEUED, job.panel_id, request=render, kind=job.kind,
+                              task=None if render is not None else request))  # fmt: skip
         with self._cond:
             job.announced = True
             dropped = job.cancel_requested  # cancelled while QUEUED was going out
             self._cond.notify_all()
         if dropped:
-            self._emit(JobMessage(job.id, JobEvent.CANCELLED, request.panel_id))
+            self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.panel_id, kind=job.kind))
         return job.id
 
     def cancel(self, job_id: str) -> bool:
@@ -260,7 +302,7 @@ class Engine:
 
     def _emit_cancelled(self, jobs: list[_Job]) -> None:
         for job in jobs:
-            self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.request.panel_id))
+            self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.panel_id, kind=job.kind))
 
     # ------------------------------------------------------------------ validation (caller thread)
 
@@ -288,7 +330,10 @@ class Engine:
             return
         job.cancel_requested = True
         if job.watchdog is None:
-            job.watchdog = threading.Timer(self.cancel_grace_s, self._abandon_if_stuck, args=(job,))
+            # A task may need longer than a render to reach a safe stop (a training run cannot stop
+            # while it loads its base model, and saves a checkpoint before it stops): it says how long.
+            grace = max(self.cancel_grace_s, float(getattr(job.request, "cancel_grace_s", 0.0) or 0.0))
+            job.watchdog = threading.Timer(grace, self._abandon_if_stuck, args=(job,))
             job.watchdog.name = f"{self._name}-cancel-watchdog"
             job.watchdog.daemon = True
             job.watchdog.start()
@@ -311,7 +356,7 @@ class Engine:
             if idle < timeout:
                 self._arm_stall_check(job, timeout - idle)
                 return
-            job.stalled = f"backend {job.request.backend!r} reported no step for {timeout:g} s (the stall time-out)"
+            job.stalled = f"{job.doer} reported no step for {timeout:g} s (the stall time-out)"
             log.warning("job %s: %s; stopping it", job.id, job.stalled)
             self._stop_running()
 
@@ -324,19 +369,21 @@ class Engine:
             job.abandoned = True
             self._running = None
             # The stuck instance may still be running on the old thread: never hand it another job.
-            self._backends.pop(job.request.backend, None)
+            if job.render is not None:
+                self._backends.pop(job.render.backend, None)
             self._epoch += 1
             self._thread = self._start_worker()
             self._cond.notify_all()
-        message = (f"backend {job.request.backend!r} did not stop within {self.cancel_grace_s:g} s of cancel; its "
+        grace = max(self.cancel_grace_s, float(getattr(job.request, "cancel_grace_s", 0.0) or 0.0))
+        message = (f"{job.doer} did not stop within {grace:g} s of cancel; its "
                    "thread is abandoned and the engine continues on a fresh worker")  # fmt: skip
         log.warning("job %s: %s", job.id, message)
         if job.stalled:
-            self._emit(JobMessage(job.id, JobEvent.ERROR, job.request.panel_id, error=f"{job.stalled}; {message}",
-                                  elapsed=self._elapsed(job)))  # fmt: skip
+            self._emit(JobMessage(job.id, JobEvent.ERROR, job.panel_id, error=f"{job.stalled}; {message}",
+                                  elapsed=self._elapsed(job), kind=job.kind))  # fmt: skip
             return
-        self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.request.panel_id, error=message,
-                              elapsed=self._elapsed(job)))  # fmt: skip
+        self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.panel_id, error=message,
+                              elapsed=self._elapsed(job), kind=job.kind))  # fmt: skip
 
     def _work(self, epoch: int) -> None:
         while True:
@@ -356,15 +403,18 @@ class Engine:
             try:
                 if settings is not None:
                     self.resources.set_settings(settings)
-                self._execute(job)
+                if job.render is not None:
+                    self._execute(job)
+                else:
+                    self._execute_task(job)
             except BaseException as exc:  # the worker must outlive anything a job does
                 # An abandoned job's CANCELLED went out already (and the finally ends this thread).
                 if not job.abandoned:
                     log.exception("generation worker: unexpected failure around job %s", job.id)
                     # _execute sends every final message itself; reaching here means it could not.
-                    self._emit(JobMessage(job.id, JobEvent.ERROR, job.request.panel_id,
+                    self._emit(JobMessage(job.id, JobEvent.ERROR, job.panel_id,
                                           error=f"internal engine error: {type(exc).__name__}: {exc}",
-                                          detail=traceback.format_exc()))  # fmt: skip
+                                          detail=traceback.format_exc(), kind=job.kind))  # fmt: skip
             finally:
                 with self._cond:
                     for timer in (job.watchdog, job.stall_timer):
@@ -374,8 +424,8 @@ class Engine:
                         self._running = None
                         self._cond.notify_all()
             if job.abandoned:
-                log.warning("job %s: the abandoned %r backend returned at last; its outcome is discarded",
-                            job.id, job.request.backend)  # fmt: skip
+                log.warning("job %s: the abandoned %s returned at last; its outcome is discarded",
+                            job.id, job.doer)  # fmt: skip
                 return  # this thread is no longer the engine's worker
         try:
             self._close_backends()
@@ -385,7 +435,8 @@ class Engine:
                 self._cond.notify_all()
 
     def _execute(self, job: _Job) -> None:
-        request = job.request
+        request = job.render
+        assert request is not None
         job.started_at = job.last_activity = time.monotonic()
         self._emit(JobMessage(job.id, JobEvent.STARTED, request.panel_id))
         try:
@@ -431,9 +482,11 @@ class Engine:
                               request=request, elapsed=self._elapsed(job)))  # fmt: skip
 
     def _generate(self, backend: GenerationBackend, job: _Job) -> GenerationResult:
+        request = job.render
+        assert request is not None
         on_step = self._step_callback(job)
         try:
-            return backend.generate(job.request, on_step)
+            return backend.generate(request, on_step)
         except Exception as exc:
             if not _is_out_of_memory(exc) or job.abandoned:
                 raise
@@ -450,7 +503,7 @@ class Engine:
             raise Cancelled(f"job {job.id} was cancelled")
         job.first_step = None  # the rate of the failed attempt says nothing about the retry
         try:
-            return backend.generate(job.request, on_step)
+            return backend.generate(request, on_step)
         except Exception as exc:
             if not _is_out_of_memory(exc):
                 raise
@@ -461,21 +514,110 @@ class Engine:
         def on_step(step: int, total: int, preview: Image.Image | None = None) -> bool:
             if job.cancel_requested:
                 return False
-            now = job.last_activity = time.monotonic()
-            if job.first_step is None:
-                job.first_step = (now, step)
-            t0, s0 = job.first_step
-            # The rate is measured from the first reported step, so model loading before it does not
-            # inflate the estimate.
-            eta = (now - t0) / (step - s0) * max(0, total - step) if step > s0 else None
-            due = preview is not None or step <= s0 or step >= total or now - job.last_progress_at >= PROGRESS_INTERVAL
-            if due:
-                job.last_progress_at = now
-                self._emit(JobMessage(job.id, JobEvent.PROGRESS, job.request.panel_id, step=step, total=total,
-                                      preview=preview, elapsed=now - job.started_at, eta=eta))  # fmt: skip
+            self._progress(job, step, total, preview=preview)
             return not job.cancel_requested
 
         return on_step
+
+    def _progress(self, job: _Job, step: int, total: int, *, preview: Image.Image | None = None,
+                  info: dict[str, float] | None = None, eta: float | None = None) -> None:  # fmt: skip
+        """Send a PROGRESS message when it is due (the first and last step, a preview, or
+        :data:`PROGRESS_INTERVAL` after the last one; every step of a task job: a training step is
+        a whole gradient accumulation, a few per second at most, and its loss plot needs each)."""
+        now = job.last_activity = time.monotonic()
+        if job.first_step is None:
+            job.first_step = (now, step)
+        t0, s0 = job.first_step
+        # The rate is measured from the first reported step, so model loading before it does not
+        # inflate the estimate.
+        if eta is None and step > s0:
+            eta = (now - t0) / (step - s0) * max(0, total - step)
+        due = (
+            job.render is None or preview is not None or step <= s0 or step >= total
+            or now - job.last_progress_at >= PROGRESS_INTERVAL
+        )  # fmt: skip
+        if due:
+            job.last_progress_at = now
+            self._emit(JobMessage(job.id, JobEvent.PROGRESS, job.panel_id, step=step, total=total, preview=preview,
+                                  elapsed=now - job.started_at, eta=eta, kind=job.kind, info=info or {}))  # fmt: skip
+
+    # ------------------------------------------------------------------ task jobs
+
+    def _execute_task(self, job: _Job) -> None:
+        """Run a task job with its registered runner.
+
+        A render queued while a task runs waits until the task is over; it does not run between
+        the task's checkpoints. Why: a training run holds the frozen base model, the adapter's
+        optimizer state and activations on the GPU; a render between two checkpoints would need
+        the render models loaded beside them (which the 12 and 16 GB recipes have no room for) or
+        the training state unloaded and reloaded each time (tens of seconds either way, per
+        switch). The author who wants a render now cancels the training in the Queue: it stops
+        within a step with its checkpoint saved and resumes bit for bit later. Renders queued
+        before the task started (or with a higher priority) still run first: the queue's order
+        decides which job starts, never what interrupts one.
+        """
+        request = job.request
+        assert isinstance(request, TaskRequest)
+        kind = job.kind
+        job.started_at = job.last_activity = time.monotonic()
+        self._emit(JobMessage(job.id, JobEvent.STARTED, kind=kind))
+        try:
+            with self._cond:
+                if job.cancel_requested:
+                    raise Cancelled(f"{request.label}: cancelled before it started")
+                job.in_backend = True
+                runner = self._runners[kind]
+                if self.stall_timeout_s is not None:
+                    self._arm_stall_check(job, self.stall_timeout_s)
+            try:
+                if request.needs_device_memory:
+                    # The render models would share the GPU with the task's own: give their memory
+                    # back (backends are recreated, and reload from disk, on the next render).
+                    self._close_backends()
+                context = TaskContext(
+                    job.id,
+                    self.resources,
+                    lambda: job.cancel_requested,
+                    lambda step, total, info, eta: self._progress(job, step, total, info=dict(info), eta=eta),
+                    lambda step, total, images, info: self._emit(
+                        JobMessage(
+                            job.id,
+                            JobEvent.SAMPLE,
+                            step=step,
+                            total=total,
+                            samples=tuple(images),
+                            info=dict(info),
+                            elapsed=self._elapsed(job),
+                            kind=kind,
+                        )  # fmt: skip
+                    ),
+                )
+                outcome = runner(request, context)
+            finally:
+                with self._cond:
+                    job.in_backend = False
+                self.resources.trim()  # the task's own models are dropped: give their memory back
+            if job.abandoned:
+                return
+            if job.cancel_requested:  # the runner ignored the stop request and finished anyway
+                raise Cancelled(f"{request.label}: cancelled")
+        except Cancelled as exc:
+            if job.abandoned:
+                return
+            if job.stalled:
+                self._emit(JobMessage(job.id, JobEvent.ERROR, error=job.stalled, elapsed=self._elapsed(job), kind=kind))
+                return
+            self._emit(JobMessage(job.id, JobEvent.CANCELLED, error=str(exc), elapsed=self._elapsed(job), kind=kind))
+            return
+        except Exception as exc:
+            if job.abandoned:
+                return
+            detail = traceback.format_exc()
+            log.warning("task job %s (%s) failed:\n%s", job.id, kind, detail)
+            self._emit(JobMessage(job.id, JobEvent.ERROR, error=_user_message(kind, exc, doer=f"the {kind!r} job"),
+                                  detail=detail, elapsed=self._elapsed(job), kind=kind))  # fmt: skip
+            return
+        self._emit(JobMessage(job.id, JobEvent.FINISHED, outcome=outcome, elapsed=self._elapsed(job), kind=kind))
 
     def _backend(self, name: str, job: _Job) -> GenerationBackend:
         """The cached instance for ``name``, created here on the worker thread on first use (and again
@@ -550,11 +692,14 @@ def _oom_message(mode: str, retried: bool) -> str:
             "that use the GPU.")  # fmt: skip
 
 
-def _user_message(backend: str, exc: BaseException) -> str:
+def _user_message(backend: str, exc: BaseException, doer: str = "") -> str:
     """One line for the user: our own errors already explain themselves; anything else is named."""
+    doer = doer or f"the {backend!r} backend"
     if isinstance(exc, (GenerationError, BackendSettingsError)) or type(exc).__module__.startswith("comic_studio"):
         text = str(exc)
+    elif _is_out_of_memory(exc):
+        text = f"{doer} ran out of GPU memory: {exc}"
     else:
-        text = f"the {backend!r} backend failed: {type(exc).__name__}: {exc}"
-    line = text.strip().splitlines()[0] if text.strip() else f"the {backend!r} backend failed ({type(exc).__name__})"
+        text = f"{doer} failed: {type(exc).__name__}: {exc}"
+    line = text.strip().splitlines()[0] if text.strip() else f"{doer} failed ({type(exc).__name__})"
     return line if len(line) <= 300 else line[:297] + "..."

@@ -2,28 +2,38 @@
 
 A job's messages always arrive in this order::
 
-    QUEUED → STARTED → PROGRESS* → FINISHED | ERROR | CANCELLED
+    QUEUED → STARTED → (PROGRESS | SAMPLE)* → FINISHED | ERROR | CANCELLED
     QUEUED → CANCELLED                        (cancelled before it started)
+
+SAMPLE comes only from task jobs (:mod:`comic_studio.generation.tasks`, e.g. a training run's
+sample images every N steps); a render job sends PROGRESS only. A task job's messages carry
+``kind`` (the task's kind; ``"render"`` for renders), its QUEUED message the task request in
+``task``, and its FINISHED message the runner's ``outcome`` instead of ``result``/``png``.
 
 The UI's render queue reads them through :class:`comic_studio.ui.engine_bridge.EngineBridge`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from comic_studio.generation.request import GenerationRequest, GenerationResult
 
 if TYPE_CHECKING:
     from PIL import Image
 
+RENDER = "render"
+"""The ``kind`` of a render job (a :class:`GenerationRequest` run by a backend)."""
+
 
 class JobEvent(str, Enum):
     QUEUED = "queued"
     STARTED = "started"
     PROGRESS = "progress"
+    SAMPLE = "sample"
     FINISHED = "finished"
     ERROR = "error"
     CANCELLED = "cancelled"
@@ -58,6 +68,21 @@ class JobMessage:
     """Seconds since STARTED."""
     eta: float | None = None
     """PROGRESS: estimated seconds left, from the step rate (``None`` until a rate is known)."""
+    kind: str = RENDER
+    """``"render"``, or the kind of the task job (e.g. ``"train-lora"``)."""
+    task: Any = None
+    """QUEUED of a task job: its task request (:class:`~comic_studio.generation.tasks.TaskRequest`)."""
+    info: Mapping[str, Any] = field(default_factory=dict)
+    """PROGRESS and SAMPLE of a task job: its figures (training: loss, lr, steps_per_second; a
+    sample: the prompts and the files it was kept in)."""
+    samples: tuple[Image.Image, ...] = ()
+    """SAMPLE: the images (training: one per fixed prompt, rendered with the weights so far)."""
+    outcome: Any = None
+    """FINISHED of a task job: what its runner returned."""
+
+    @property
+    def is_task(self) -> bool:
+        return self.kind != RENDER
 
     @property
     def fraction(self) -> float:

@@ -359,6 +359,31 @@ def image_features(embedder: OpenClipEmbedder, paths: Sequence[Path], cache_dir:
     return out
 
 
+def picture_features(embedder: OpenClipEmbedder, images: Sequence[Image.Image], cache_dir: Path) -> np.ndarray:
+    """``[len(images), dim]`` features of pictures held in memory (crops, whitened figures), cached in
+    the same folder as :func:`image_features`, keyed by a hash of the decoded pixels (mode, size and
+    bytes): a crop made again from the same image is not encoded again."""
+    folder = _cache_folder(Path(cache_dir), embedder)
+    out = np.zeros((len(images), embedder.dim), dtype=np.float32)
+    todo: dict[str, list[int]] = {}
+    for i, image in enumerate(images):
+        digest = "px-" + hashlib.sha256(f"{image.mode}:{image.size}:".encode() + image.tobytes()).hexdigest()
+        cached = read_matrix(folder / f"{digest}.npy", cols=embedder.dim)
+        if cached is not None:
+            out[i] = cached.reshape(-1)
+        else:
+            todo.setdefault(digest, []).append(i)
+    if todo:
+        vectors = embedder.encode_images([images[rows[0]] for rows in todo.values()])
+        for (digest, rows), vec in zip(todo.items(), vectors):
+            out[rows] = vec
+            try:
+                save_arrays_atomic(folder / f"{digest}.npy", vec)
+            except OSError as exc:
+                log.warning("cannot write the image feature cache in %s (%s); it will be recomputed", folder, exc)
+    return out
+
+
 def _note(problems: list[str] | None, problem: str) -> None:
     log.warning("pose image skipped: %s", problem)
     if problems is not None:

@@ -192,15 +192,23 @@ class LoraTrainer:
         *,
         cancel: Callable[[], bool] = lambda: False,
         on_progress: Callable[[TrainingProgress], None] | None = None,
+        on_step_end: Callable[[LoraTrainer], bool] | None = None,
     ) -> None:
         """Train until ``recipe.steps``, writing ``checkpoint`` every ``checkpoint_every`` steps.
         When ``cancel()`` turns true (it is asked before every micro-step) the state is saved there
-        and :class:`TrainingCancelled` is raised."""
+        and :class:`TrainingCancelled` is raised.
+
+        ``on_step_end(trainer)`` runs after every optimizer step (after its checkpoint), and once
+        at the start of a run resumed at a step boundary (so work it did not finish before a cancel,
+        such as the step's samples, is done then); answering ``False`` cancels the run the same
+        way. It must not draw from the training's generators (samples fork them)."""
         import torch
 
         recipe = self.recipe
         started, first_step = time.perf_counter(), self.step
         self.unet.train()
+        if on_step_end is not None and self.step > 0 and self.micro == 0 and not on_step_end(self):
+            raise TrainingCancelled(self.save(checkpoint), self.step)
         while self.step < recipe.steps:
             while self.micro < recipe.gradient_accumulation:
                 if cancel():
@@ -224,6 +232,8 @@ class LoraTrainer:
                                              rate, (recipe.steps - self.step) / rate))  # fmt: skip
             if self.step % recipe.checkpoint_every == 0 or self.step == recipe.steps:
                 self.save(checkpoint)
+            if on_step_end is not None and not on_step_end(self):
+                raise TrainingCancelled(self.save(checkpoint), self.step)
         self.unet.eval()
 
     def _micro_step_loss(self) -> Any:

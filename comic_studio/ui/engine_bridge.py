@@ -5,7 +5,7 @@ private signal connected with an explicit ``QueuedConnection`` to its own slot, 
 thread never depends on how a widget connects to :attr:`EngineBridge.message`; once there, the
 public signal is emitted on the GUI thread and every connection to it runs there.
 
-PROGRESS messages are coalesced per job: when the GUI thread falls behind (say, a slow repaint of
+PROGRESS messages of renders are coalesced per job: when the GUI thread falls behind (say, a slow repaint of
 large previews), only the newest progress of each job is delivered, never a backlog. Every other
 message is delivered exactly once, in order.
 """
@@ -49,7 +49,9 @@ class EngineBridge(QObject):
         with self._lock:
             if self._closed:
                 return
-            if msg.event is JobEvent.PROGRESS:
+            # A task's PROGRESS (a training step: its loss plot needs each) is never coalesced; the
+            # engine sends those a few per second at most.
+            if msg.event is JobEvent.PROGRESS and not msg.is_task:
                 already_posted = msg.job_id in self._progress
                 self._progress[msg.job_id] = msg
                 if already_posted:

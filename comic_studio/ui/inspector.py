@@ -227,8 +227,12 @@ class PanelInspector(QScrollArea):
         self.regenerate_button = QPushButton("Regenerate same seed", results_box)
         self.regenerate_button.setToolTip("Replay the selected (or current) result's request exactly")
         self.regenerate_button.clicked.connect(self.regenerate_same_seed)
+        self.compare_button = QPushButton("Compare methods…", results_box)
+        self.compare_button.setToolTip("Render this panel with 2–6 backends at its seed, side by side, and keep one")
+        self.compare_button.clicked.connect(self.compare_methods)
         render_row.addWidget(self.render_button)
         render_row.addWidget(self.regenerate_button)
+        render_row.addWidget(self.compare_button)
         results_layout.addLayout(render_row)
 
         # Results and the render buttons right under the prompt: write, render, compare is the
@@ -497,6 +501,7 @@ class PanelInspector(QScrollArea):
         has_service = self.render_service is not None
         self.render_button.setEnabled(has_service and panel is not None)
         self.regenerate_button.setEnabled(has_service and panel is not None and self._replay_result_id() is not None)
+        self.compare_button.setEnabled(has_service and panel is not None)
 
     def _replay_result_id(self) -> str | None:
         selected = self.history.selected_ids()
@@ -512,6 +517,18 @@ class PanelInspector(QScrollArea):
             return []
         self._end_typing()
         return self.render_service.render_panels([self.panel_id], priority=INTERACTIVE_PRIORITY)
+
+    def compare_methods(self) -> Any:
+        """Open "Compare methods…" on the inspected panel (returns the dialog)."""
+        if self.render_service is None or self.panel_id is None:
+            return None
+        from comic_studio.ui.dialogs.compare_methods import CompareMethodsDialog
+
+        self._end_typing()
+        dialog = CompareMethodsDialog(self.ctx, self.render_service, self.panel_id, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     def regenerate_same_seed(self) -> str | None:
         result_id = self._replay_result_id()

@@ -81,7 +81,7 @@ class JobRow(QWidget):
     def update_from(self, job: RenderJob) -> None:
         # Skip when nothing shown changed: Qt setters cost GUI time (and a GIL round trip each).
         signature = (job.label, job.state, job.step, job.total, round(job.elapsed), None if job.eta is None else round(job.eta),
-                     job.error, id(job.preview))  # fmt: skip
+                     job.error, id(job.preview), tuple(sorted(job.info.items())))  # fmt: skip
         if signature == self._signature:
             return
         self._signature = signature
@@ -105,9 +105,7 @@ class JobRow(QWidget):
                 self.bar.setFormat("queued")
             else:
                 eta = format_seconds(job.eta) if job.eta is not None and job.eta >= 1 else ""  # "0s left" says nothing
-                self.state.setText(
-                    f"Rendering · {format_seconds(job.elapsed) or '0s'}" + (f" · about {eta} left" if eta else "")
-                )
+                self.state.setText(_running_text(job, eta))
                 if job.total > 0:
                     self.bar.setRange(0, job.total)
                     self.bar.setValue(min(job.step, job.total))
@@ -123,6 +121,21 @@ class JobRow(QWidget):
 
     def _cancel(self) -> None:
         self.service.cancel(self.job_id)
+
+
+def _running_text(job: RenderJob, eta: str) -> str:
+    """The state line of a running job: a render's time, a training run's loss and speed too."""
+    elapsed = format_seconds(job.elapsed) or "0s"
+    left = f" · about {eta} left" if eta else ""
+    if not job.is_task:
+        return f"Rendering · {elapsed}{left}"
+    figures = ""
+    if "loss" in job.info:
+        figures = f" · loss {job.info['loss']:.4f}"
+    if job.info.get("steps_per_second"):
+        rate = float(job.info["steps_per_second"])
+        figures += f" · {rate:.2f} steps/s" if rate >= 0.1 else f" · {1 / rate:.1f} s/step"
+    return f"Training · {elapsed}{figures}{left}"
 
 
 class QueuePanel(QWidget):
@@ -223,10 +236,13 @@ class QueuePanel(QWidget):
             row.update_from(job)
 
     def _update_summary(self, jobs: list[RenderJob]) -> None:
-        running = sum(1 for j in jobs if j.running)
+        running = sum(1 for j in jobs if j.running and not j.is_task)
+        training = sum(1 for j in jobs if j.running and j.is_task)
         waiting = sum(1 for j in jobs if j.state == "queued")
         failed = sum(1 for j in jobs if j.state == "error")
         parts = []
+        if training:
+            parts.append(f"{training} training")
         if running:
             parts.append(f"{running} rendering")
         if waiting:

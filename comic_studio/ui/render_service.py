@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import random
 import threading
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -36,12 +37,15 @@ from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
 from comic_studio.ui.background import BackgroundJobs
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_qimage
+from comic_studio.ui.training_jobs import TrainingJobs
 from comic_studio.workflows.lettering import apply_lettering, letter_panel, lettering_lines
 from comic_studio.workflows.readiness import Readiness, backend_readiness, missing_models_text
-from comic_studio.workflows.requests import build_request, hydrate_request
-from comic_studio.workflows.results import record_result
+from comic_studio.workflows.requests import build_request, hydrate_request, panel_seed
+from comic_studio.workflows.results import record_comparison, record_result
 from comic_studio.workflows.tryon import tryon_request
 
+MAX_COMPARED = 6
+"""Methods one "Compare methods…" group renders side by side."""
 PREVIEW_SIDE = 256
 """Longest side of the live preview kept per job: enough for the panel on the page canvas at a
 working zoom (the canvas scales it up smoothly); the queue scales it down to its thumbnail."""
@@ -73,6 +77,17 @@ class RenderJob:
     batch: tuple[str, int] | None = None
     """The merge key its result and lettering share with the rest of its request (one undo step)."""
     step_label: str = "Render panel"
+    kind: str = "render"
+    """"render", or a task job's kind (``"train-lora"``: :class:`~comic_studio.ui.training_jobs.TrainingJobs`)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """A task job's newest figures (training: loss, lr, steps_per_second)."""
+
+    @property
+    def is_task(self) -> bool:
+        return self.kind != "render"
+
+    comparison: str | None = None
+    """A "Compare methods" job: its result waits in that :class:`Comparison` instead of the history."""
 
     @property
     def active(self) -> bool:
@@ -81,6 +96,35 @@ class RenderJob:
     @property
     def running(self) -> bool:
         return self.state in ("started", "progress")
+
+
+@dataclass
+class CompareCell:
+    """One method's render in a comparison (kept out of the history until the author picks)."""
+
+    backend: str
+    request: GenerationRequest
+    result: Any = None
+    png: bytes | None = None
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class Comparison:
+    """One "Compare methods…" group: the same panel and seed, one job per backend."""
+
+    group_id: str
+    panel_id: str
+    seed: int
+    cells: dict[str, CompareCell]
+    jobs: dict[str, str] = field(default_factory=dict)
+    """Job id → backend."""
+    kept: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return all(c.result is not None or c.error for c in self.cells.values())
 
 
 class RenderService(QObject):
@@ -100,6 +144,8 @@ class RenderService(QObject):
     models_missing = Signal(str)
     """Panels were not queued because their backends lack models: the whole story in words (every
     backend, every model, the total size). The window offers the Models dialog."""
+    comparison_changed = Signal(str)
+    """A comparison's render finished or failed (its group id)."""
 
     PAGE_BOOST = 5
 
@@ -111,6 +157,7 @@ class RenderService(QObject):
         self._engine_settings: Any = None  # EngineSettings for the engine made on first use
         self._bridge: Any = None
         self._jobs: dict[str, RenderJob] = {}
+        self.comparisons: dict[str, Comparison] = {}
         self._last_problem = ""
         self._previews: dict[str, QImage] = {}
         self._previews_lock = threading.Lock()
@@ -122,6 +169,7 @@ class RenderService(QObject):
         """Where models are looked for (``weights.locate.Places``); None: from the Preferences."""
         self._lettering = BackgroundJobs(self, "lettering")
         self.anchors = AnchorJobs(self)
+        self.training = TrainingJobs(self)
         if engine is not None:
             self._connect_bridge(engine)
         ctx.selection_changed.connect(self._follow_current_page)
@@ -295,6 +343,59 @@ class RenderService(QObject):
         self.jobs_changed.emit()
         return job_id
 
+    def compare(self, panel_id: str, backends: list[str], priority: int = 0) -> Comparison | None:
+        """Queue one render of ``panel_id`` per backend, all at the panel's seed, as one group. The
+        renders stay out of the history until :meth:`keep_comparison`. None (reason in
+        ``ctx.message``) when a request cannot be built or submitted; nothing is queued then."""
+        found = self.ctx.document.project.find_panel(panel_id)
+        if found is None or not 2 <= len(backends) <= MAX_COMPARED:
+            self.ctx.message.emit(f"Compare methods: pick 2 to {MAX_COMPARED} backends for an existing panel")
+            return None
+        page, panel = found
+        seed = panel_seed(panel)
+        try:
+            requests = {
+                name: build_request(self.ctx.document.project, panel, name, self.ctx.document.assets).model_copy(
+                    update={"seed": seed}
+                )
+                for name in dict.fromkeys(backends)
+            }
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"{self.panel_label(panel_id)}: cannot compare: {exc}")
+            return None
+        group = Comparison(uuid.uuid4().hex[:12], panel_id, seed, {n: CompareCell(n, r) for n, r in requests.items()})
+        submitted = []
+        for name, request in requests.items():
+            job_id = self._submit(request, priority, f"{self.panel_label(panel_id)} ({name}, compare)", page.id)
+            if job_id is None:
+                for other in submitted:
+                    self.cancel(other)
+                self.ctx.message.emit(self._last_problem)
+                return None
+            self._jobs[job_id].comparison = group.group_id
+            group.jobs[job_id] = name
+            submitted.append(job_id)
+        self.comparisons[group.group_id] = group
+        self.jobs_changed.emit()
+        return group
+
+    def keep_comparison(self, group_id: str, backend: str) -> bool:
+        """Add every finished render of the group to the panel's history and show ``backend``'s, as
+        one undo step. False (reason in ``ctx.message``) when that render is not there."""
+        group = self.comparisons.get(group_id)
+        finished = [c for c in group.cells.values() if c.result is not None] if group else []
+        names = [c.backend for c in finished]
+        if group is None or backend not in names:
+            self.ctx.message.emit(f"Compare methods: there is no finished {backend} render to keep")
+            return False
+        renders = [(c.request, c.result, c.png) for c in finished]
+        kept = self.ctx.edit(record_comparison, group.panel_id, renders, names.index(backend))
+        if kept is None:
+            return False
+        group.kept = backend
+        self.panel_rendered.emit(group.panel_id, kept[names.index(backend)].id)
+        return True
+
     def _tryon_request(
         self, panel_id: str, character_id: str, outfit: str, scope: str
     ) -> tuple[str, GenerationRequest]:
@@ -328,6 +429,11 @@ class RenderService(QObject):
             return None
         self._jobs[job_id] = RenderJob(job_id, request.panel_id, label, self.ctx.document, base_priority=priority)
         return job_id
+
+    def add_task_job(self, job_id: str, label: str, kind: str = "train-lora") -> None:
+        """Show a task job submitted to this service's engine (e.g. by :attr:`training`) in the queue."""
+        self._jobs[job_id] = RenderJob(job_id, None, label, self.ctx.document, kind=kind)
+        self.jobs_changed.emit()
 
     # ------------------------------------------------------------------ cancelling
     def cancel(self, job_id: str) -> bool:
@@ -399,6 +505,9 @@ class RenderService(QObject):
         if job is None:
             return  # another component's job on a shared engine, or one we already dropped
         event = msg.event.value
+        if job.is_task:
+            self._on_task_message(job, msg)
+            return
         if event in ("started", "progress"):
             changed = job.state == "queued"
             job.state = event
@@ -417,10 +526,15 @@ class RenderService(QObject):
             self._previews.pop(msg.job_id, None)
         if event == "finished":
             del self._jobs[msg.job_id]
-            self._record(job, msg)
+            if job.comparison is not None:
+                self._compared(job, msg)
+            else:
+                self._record(job, msg)
         elif event == "error":
             job.state, job.error, job.detail, job.elapsed = "error", msg.error, msg.detail, msg.elapsed
             self.ctx.message.emit(f"{job.label}: rendering failed: {msg.error}")
+            if job.comparison is not None:
+                self._compared(job, msg)
         elif event == "cancelled":
             del self._jobs[msg.job_id]
             if msg.error:  # a backend that did not stop in time: the user should know why
@@ -431,6 +545,48 @@ class RenderService(QObject):
         self.jobs_changed.emit()
         if self.is_idle():
             self.idle.emit()
+
+    def _on_task_message(self, job: RenderJob, msg: Any) -> None:
+        """A task job's message (training): the queue row follows it, :attr:`training` records it."""
+        event = msg.event.value
+        thumb = self.training.on_message(msg)
+        if thumb is not None:
+            job.preview = thumb  # the newest sample is the row's picture
+        if event in ("started", "progress", "sample"):
+            changed = job.state == "queued"
+            if event != "sample":
+                job.state = event
+                job.step, job.total, job.elapsed, job.eta = msg.step, msg.total, msg.elapsed, msg.eta
+                job.info = dict(msg.info)
+            self.job_message.emit(msg)
+            if changed:
+                self.jobs_changed.emit()
+            return
+        if event == "queued":
+            self.job_message.emit(msg)
+            return
+        if event == "error":
+            job.state, job.error, job.detail, job.elapsed = "error", msg.error, msg.detail, msg.elapsed
+            self.ctx.message.emit(f"{job.label}: failed: {msg.error}")
+        else:  # finished (stored by self.training) or cancelled (its checkpoint is kept)
+            del self._jobs[msg.job_id]
+            if event == "cancelled" and msg.error:
+                self.ctx.message.emit(f"{job.label}: {msg.error}")
+        self.job_message.emit(msg)
+        self.jobs_changed.emit()
+        if self.is_idle():
+            self.idle.emit()
+
+    def _compared(self, job: RenderJob, msg: Any) -> None:
+        group = self.comparisons.get(job.comparison or "")
+        cell = group.cells.get(group.jobs.get(job.job_id, "")) if group else None
+        if group is None or cell is None:
+            return
+        if msg.event.value == "finished":
+            cell.result, cell.png, cell.seconds = msg.result, msg.png, msg.elapsed
+        else:
+            cell.error, cell.seconds = msg.error or "failed", msg.elapsed
+        self.comparison_changed.emit(group.group_id)
 
     def _record(self, job: RenderJob, msg: Any) -> None:
         if job.anchor_for is not None:
@@ -538,6 +694,7 @@ class RenderService(QObject):
                     self._engine.cancel(job_id)
         self._jobs.clear()
         self.anchors.clear()
+        self.training.clear()
         self._boosted_page = self.ctx.current_page_id
         self.jobs_changed.emit()
 

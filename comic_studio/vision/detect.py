@@ -245,8 +245,9 @@ def _mask_rect(mask: np.ndarray, near: _Rect) -> _Rect | None:
 
 def person_mask(image) -> np.ndarray | None:
     """Boolean ``(height, width)`` person silhouette of ``image`` (MediaPipe selfie segmentation), or
-    None when the segmenter is not installed or sees no person. Evaluation whitens the background
-    outside it (masked CLIP-I)."""
+    None when the segmenter is not installed or sees no person (it is trained on photos and often
+    misses drawn characters). Evaluation whitens the background outside it (masked CLIP-I); the
+    anime backend and the standardizer cut references out with it."""
     return _silhouette(_rgb_array(image))
 
 

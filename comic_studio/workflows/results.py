@@ -5,7 +5,7 @@ replay reproduces the image and the project stays small."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -15,7 +15,7 @@ from comic_studio.core.commands import Compound, InsertItem, SetFields
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lookup import panel_label
-from comic_studio.core.model import PanelResult
+from comic_studio.core.model import Panel, PanelResult
 from comic_studio.generation.request import (
     GenerationError,
     GenerationRequest,
@@ -45,6 +45,59 @@ def record_result(
     Whatever the project loader would refuse — an image too big, empty or of an odd mode, a stored
     request too deep or too large, a seed out of range, too many results — is refused here with
     :class:`GenerationError` naming the backend and the panel, and the document is unchanged."""
+    panel, result, png, heads = _panel_result(doc, panel_id, request, generated, png)
+    commands = Compound(
+        step_label,
+        [InsertItem(("results", panel.id), result, text="Add result"), _show(panel, result, heads)],
+        merge_key=batch,
+        across_breaks=batch is not None,
+    )
+    doc.assets.add(png, validate_image=False)  # before the step: views read it as soon as it is shown
+    doc.execute(commands)  # refused (CommandError) when the panel's history is full: nothing changed
+    return result
+
+
+def record_comparison(
+    doc: Document, panel_id: str, renders: Sequence[tuple[GenerationRequest, GenerationResult, bytes | None]], keep: int
+) -> list[PanelResult]:
+    """Store every render of a method comparison in the panel's history and show ``renders[keep]``:
+    one undoable step ("Compare methods"), so one undo takes the whole comparison back. Refused as a
+    whole (nothing added) when any render cannot be kept."""
+    if not 0 <= keep < len(renders):
+        raise ComicStudioError(f"choose one of the {len(renders)} compared renders (got {keep + 1})")
+    made = [_panel_result(doc, panel_id, request, generated, png) for request, generated, png in renders]
+    panel = made[keep][0]
+    steps: list = [InsertItem(("results", panel.id), result, text="Add result") for _p, result, _png, _h in made]
+    steps.append(_show(panel, made[keep][1], made[keep][3]))
+    for _panel, _result, png, _heads in made:
+        doc.assets.add(png, validate_image=False)
+    doc.execute(Compound(f"Compare methods: keep {made[keep][1].backend}", steps))
+    return [result for _p, result, _png, _h in made]
+
+
+def effective_request(request: GenerationRequest, generated: GenerationResult) -> GenerationRequest:
+    """The request with what the backend chose pinned: pose, figure assignment, settings."""
+    figures = {p.character_id: p.figure for p in generated.heads}
+    return request.model_copy(
+        update={
+            "pose_id": generated.pose_id or request.pose_id,
+            "characters": [c.model_copy(update={"figure": figures.get(c.id, c.figure)}) for c in request.characters],
+            "backend_settings": generated.settings or request.backend_settings,
+        }
+    )
+
+
+def _show(panel: Panel, result: PanelResult, heads: list) -> SetFields:
+    placements = {p.character_id: p for p in heads}
+    characters = [placements.get(p.character_id, p) for p in panel.characters]
+    return SetFields(("panel", panel.id), "Show result", current_result=result.id, seed=result.seed,
+                     characters=characters)  # fmt: skip
+
+
+def _panel_result(
+    doc: Document, panel_id: str, request: GenerationRequest, generated: GenerationResult, png: bytes | None
+) -> tuple[Panel, PanelResult, bytes, list]:
+    """The history entry for a generated image (not yet added) and its checked PNG bytes."""
     found = doc.project.find_panel(panel_id)
     if found is None:
         raise ComicStudioError(f"panel {panel_id!r} was deleted while it was rendering")
@@ -57,18 +110,8 @@ def record_result(
         png = checked_result_png(png, backend=backend, panel=label, decode=False)
     # Store the *effective* request: the pose and figure assignment the backend chose are pinned,
     # so replaying it reproduces this image even after the pose library changes its ranking.
-    figures = {p.character_id: p.figure for p in generated.heads}
     try:
-        effective = request.model_copy(
-            update={
-                "pose_id": generated.pose_id or request.pose_id,
-                "characters": [
-                    c.model_copy(update={"figure": figures.get(c.id, c.figure)}) for c in request.characters
-                ],
-                "backend_settings": generated.settings or request.backend_settings,
-            }
-        )
-        effective = dehydrate_request(effective, doc.assets)
+        effective = dehydrate_request(effective_request(request, generated), doc.assets)
         result = PanelResult(
             asset=content_hash(png),
             backend=backend,
@@ -88,23 +131,4 @@ def record_result(
         raise GenerationError(
             f"the {backend!r} backend's result for {label} cannot be kept in the project ({exc}); it was not added"
         ) from exc
-    placements = {p.character_id: p for p in generated.heads}
-    characters = [placements.get(p.character_id, p) for p in panel.characters]
-    commands = Compound(
-        step_label,
-        [
-            InsertItem(("results", panel.id), result, text="Add result"),
-            SetFields(
-                ("panel", panel.id),
-                "Show result",
-                current_result=result.id,
-                seed=generated.seed,
-                characters=characters,
-            ),
-        ],
-        merge_key=batch,
-        across_breaks=batch is not None,
-    )
-    doc.assets.add(png, validate_image=False)  # before the step: views read it as soon as it is shown
-    doc.execute(commands)  # refused (CommandError) when the panel's history is full: nothing changed
-    return result
+    return panel, result, png, generated.heads

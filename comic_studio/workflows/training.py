@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from comic_studio.core import character_edits
 from comic_studio.core.document import Document
@@ -36,7 +36,11 @@ from comic_studio.core.settings import state_dir
 from comic_studio.training.data import TrainingPicture
 from comic_studio.training.export import LoraFiles
 from comic_studio.training.lora import LoraRecipe, LoraTrainer, TrainingProgress
+from comic_studio.training.samples import SampleSettings
 from comic_studio.workflows.class_images import ClassImageSpec, base_model_hash, class_prompt, make_class_pictures
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 DEFAULT_TRIGGER = "sks"
 """DreamBooth's rare-token identifier, as StoryBooth's prompts use it ("a photo of sks woman")."""
@@ -147,18 +151,27 @@ def run_training(
     cancel: Callable[[], bool] = lambda: False,
     on_progress: Callable[[TrainingProgress], None] | None = None,
     on_class_picture: Callable[[int, int], None] | None = None,
+    samples: SampleSettings | None = None,
+    on_samples: Callable[[int, int, list[Image.Image], list[Path]], None] | None = None,
 ) -> TrainingOutcome:
     """Train (or, with ``resume``, continue from ``plan.checkpoint``) and return the LoRA file.
     Any thread; touches no document. A cancel raises
     :class:`~comic_studio.training.lora.TrainingCancelled` after saving the checkpoint, or
     :class:`~comic_studio.workflows.class_images.ClassImagesCancelled` while the class pictures
-    are being made (those made are kept). ``on_class_picture(done, total)`` reports those."""
+    are being made (those made are kept). ``on_class_picture(done, total)`` reports those.
+
+    ``samples``: render the fixed-prompt samples every ``samples.every`` steps with the weights so
+    far, keep them beside the checkpoint and hand them to ``on_samples(step, total, images, files)``
+    (:mod:`comic_studio.training.samples`; a cancel while they render stops the run like any cancel)."""
     from comic_studio.generation.models.loading import ModelLoadError, load_sdxl_components
     from comic_studio.generation.models.sdxl import resolve_sdxl
     from comic_studio.training.export import save_lora
+    from comic_studio.training.samples import remove_samples
 
     if resume and not plan.checkpoint.is_file():
         raise ComicStudioError(f"nothing to resume for {plan.character_name!r}: no checkpoint at {plan.checkpoint}")
+    if not resume:
+        remove_samples(plan.checkpoint)  # an earlier run's: a new run's strip starts empty
     try:
         source = resolve_sdxl(model)
         parts = load_sdxl_components(source, dtype=dtype, device=device)  # fresh: not the renders' UNet
@@ -174,7 +187,8 @@ def run_training(
     try:
         if resume:
             trainer.resume(plan.checkpoint)
-        trainer.train(plan.checkpoint, cancel=cancel, on_progress=on_progress)
+        on_step_end = _sampler(plan, samples, cancel, on_samples) if samples is not None and samples.every else None
+        trainer.train(plan.checkpoint, cancel=cancel, on_progress=on_progress, on_step_end=on_step_end)
         final_loss = trainer.losses[-1] if trainer.losses else None
         card = {
             "method": "storybooth-dreambooth-lora",
@@ -196,6 +210,33 @@ def run_training(
     finally:
         trainer.close()
     return TrainingOutcome(data, trainer.step, final_loss if final_loss is not None else 0.0)
+
+
+def _sampler(
+    plan: TrainingPlan,
+    settings: SampleSettings,
+    cancel: Callable[[], bool],
+    on_samples: Callable[[int, int, list[Image.Image], list[Path]], None] | None,
+) -> Callable[[LoraTrainer], bool]:
+    """The trainer's step-end hook that renders, keeps and reports the samples when they are due."""
+    from comic_studio.training.samples import SamplesCancelled, keep_samples, render_samples, sample_paths
+
+    prompts = settings.prompts_for(plan.trigger)
+
+    def at_step_end(trainer: LoraTrainer) -> bool:
+        step = trainer.step
+        if not settings.due(step) or all(p.is_file() for p in sample_paths(plan.checkpoint, step, len(prompts))):
+            return True  # not due, or rendered before the run was cancelled and resumed
+        try:
+            images = render_samples(trainer, settings, prompts, cancel=cancel)
+        except SamplesCancelled:
+            return False  # the trainer saves its checkpoint and stops; no file of this step was written
+        files = keep_samples(plan.checkpoint, step, images)
+        if on_samples is not None:
+            on_samples(step, trainer.recipe.steps, images, files)
+        return True
+
+    return at_step_end
 
 
 def store_trained_lora(doc: Document, plan: TrainingPlan, outcome: TrainingOutcome) -> TrainedLora:

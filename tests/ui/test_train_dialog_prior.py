@@ -17,18 +17,26 @@ from comic_studio.core.model import Pronouns  # noqa: E402
 from comic_studio.core.settings import BANK_DIR_ENV, class_images_dir  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
 from comic_studio.ui.characters import CharacterLibrary  # noqa: E402
+from comic_studio.ui.render_service import RenderService  # noqa: E402
 from comic_studio.workflows.training import lora_card  # noqa: E402
 
 RUN_TIMEOUT_MS = 240_000
 
 
-def test_prior_preservation_from_the_dialog(ctx, qtbot, tiny_kit, tiny_models, tmp_path, monkeypatch):
+@pytest.fixture
+def service(ctx):
+    service = RenderService(ctx)
+    yield service
+    service.shutdown()
+
+
+def test_prior_preservation_from_the_dialog(ctx, qtbot, service, tiny_kit, tiny_models, tmp_path, monkeypatch):
     monkeypatch.setenv(BANK_DIR_ENV, str(tmp_path / "cache" / "banks"))
     doc = Document.new(title="Training")
     mara = ce.add_character(doc, name="Mara", pronouns=Pronouns.HE)
     ce.add_reference(doc, mara.id, "face", character_picture(1, 64, 80))
     ctx.set_document(doc)
-    library = CharacterLibrary(ctx)
+    library = CharacterLibrary(ctx, render_service=service)
     qtbot.addWidget(library)
     dialog = library.train_lora(mara.id)
     assert dialog is not None
@@ -55,11 +63,15 @@ def test_prior_preservation_from_the_dialog(ctx, qtbot, tiny_kit, tiny_models, t
     assert card["recipe"]["snr_gamma"] == 5.0 and card["class_pictures"]["prompt"] == "a photo of a man"
 
     dialog.class_images_spin.setValue(4)  # two more to draw: cancelled after the first of them
-    # Directly on the training thread (request_cancel only sets an event): the cancel is seen before
-    # the fourth picture is started, whatever the GUI thread is doing.
-    dialog.class_progressed.connect(
-        lambda done, _total: done >= 3 and dialog.request_cancel(), Qt.ConnectionType.DirectConnection
-    )
+    # On the engine's worker thread, which draws the pictures: the cancel is seen before the fourth
+    # picture is started, whatever the GUI thread is doing.
+    engine = dialog.render_service.engine
+
+    def cancel_after_third(message) -> None:
+        if "class_pictures" in message.info and message.step >= 3:
+            engine.cancel(message.job_id)
+
+    engine.subscribe(cancel_after_third)
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         qtbot.mouseClick(dialog.train_button, Qt.MouseButton.LeftButton)
     assert outcome.args == ["cancelled"]

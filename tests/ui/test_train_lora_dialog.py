@@ -1,8 +1,12 @@
-""" "Train LoRA…" in the studio on the tiny models: the run is off the GUI thread with progress and a
-loss plot, its LoRA lands on the character as one undo step; a cancel saves a checkpoint and the
-dialog resumes it to the same weights as an uninterrupted run; a busy render queue refuses it."""
+""" "Train LoRA…" in the studio on the tiny models: the run is a job of the render engine (shown in
+the Queue with Cancel) with progress, a loss plot and a sample strip; its LoRA lands on the
+character as one undo step; a cancel saves a checkpoint and the dialog resumes it to the same
+weights as an uninterrupted run; closing the dialog leaves the run going, reopening shows it; a
+busy render queue no longer refuses it (the run waits its turn)."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 
@@ -14,10 +18,14 @@ from PySide6.QtCore import Qt  # noqa: E402
 from comic_studio.core import character_edits as ce  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.core.model import Pronouns  # noqa: E402
+from comic_studio.generation.messages import JobEvent  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
 from comic_studio.training.lora import LoraRecipe  # noqa: E402
+from comic_studio.training.samples import samples_folder  # noqa: E402
 from comic_studio.ui.characters import CharacterLibrary  # noqa: E402
 from comic_studio.ui.characters.train_dialog import TrainLoraDialog  # noqa: E402
+from comic_studio.ui.queue_panel import QueuePanel  # noqa: E402
+from comic_studio.ui.render_service import RenderService  # noqa: E402
 from comic_studio.workflows.training import checkpoint_path, lora_card, train_character_lora  # noqa: E402
 
 RUN_TIMEOUT_MS = 240_000  # a hang fails the test; the tiny runs take seconds
@@ -37,69 +45,105 @@ def mara(ctx):
     return mara.id
 
 
-def _dialog(ctx, qtbot, character_id, tiny_kit, steps=2) -> TrainLoraDialog:
-    library = CharacterLibrary(ctx)
+@pytest.fixture
+def service(ctx):
+    service = RenderService(ctx)
+    yield service
+    service.shutdown()
+
+
+def _library(ctx, qtbot, service) -> CharacterLibrary:
+    library = CharacterLibrary(ctx, render_service=service)
     qtbot.addWidget(library)
+    return library
+
+
+def _dialog(ctx, qtbot, character_id, tiny_kit, service, steps=2, library=None) -> TrainLoraDialog:
+    library = library or _library(ctx, qtbot, service)
     library.select(character_id)
     library.train_action.trigger()  # the context menu's "Train LoRA…"
     dialog = library.train_dialog
     assert dialog is not None and dialog.isVisible()
-    dialog.steps_spin.setValue(steps)
-    dialog.resolution_spin.setValue(64)  # the tiny UNet's size
-    dialog.model_edit.setText(str(tiny_kit.sdxl))
+    if not dialog.is_running():
+        dialog.steps_spin.setValue(steps)
+        dialog.resolution_spin.setValue(64)  # the tiny UNet's size
+        dialog.model_edit.setText(str(tiny_kit.sdxl))
+        dialog.samples_spin.setValue(0)
     return dialog
 
 
-def _tensors(data: bytes) -> dict:
-    from safetensors.torch import load
+def _cancel_on_worker(engine, at_step: int) -> None:
+    """Cancel the training job from the engine's worker, inside its step report: deterministic."""
+    done: list[str] = []
 
-    return load(data)
+    def react(msg) -> None:
+        if msg.kind == "train-lora" and msg.event is JobEvent.PROGRESS and msg.step == at_step and not done:
+            done.append(msg.job_id)
+            engine.cancel(msg.job_id)
+
+    engine.subscribe(react)
 
 
-def test_train_two_steps_lands_the_lora_on_the_character(ctx, mara, qtbot, tiny_kit, tiny_models):
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit)
+def test_train_two_steps_in_the_queue_lands_the_lora_on_the_character(ctx, mara, qtbot, tiny_kit, tiny_models, service):
+    queue = QueuePanel(ctx, service)
+    qtbot.addWidget(queue)
+    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service)
     assert dialog.captions() == ["a photo of sks woman", "a photo of sks woman"]
     assert not dialog.resume_box.isEnabled()  # no interrupted run yet
     dialog.trigger_edit.setText("zwx")  # default captions follow the trigger
     assert dialog.captions() == ["a photo of zwx woman"] * 2
-    steps = []
-    dialog.progressed.connect(lambda p: steps.append((p.step, p.total)))
+    dialog.samples_spin.setValue(1)
+    steps, rows = [], []
+    dialog.progressed.connect(lambda m: steps.append((m.step, m.total)))
+    # The queue panel updates its row before later listeners of the same message see it.
+    service.job_message.connect(
+        lambda m: (
+            rows.append(queue.row(m.job_id).state.text())
+            if m.event is JobEvent.PROGRESS and queue.row(m.job_id)
+            else None
+        )
+    )
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         qtbot.mouseClick(dialog.train_button, Qt.MouseButton.LeftButton)
-        assert dialog.is_running() and not dialog.train_button.isEnabled() and dialog.cancel_button.isEnabled()
-        assert dialog.windowModality() == Qt.WindowModality.ApplicationModal
+        assert dialog.is_running(), dialog.status_label.text()
+        assert not dialog.train_button.isEnabled() and dialog.cancel_button.isEnabled()
+        assert dialog.windowModality() == Qt.WindowModality.NonModal  # the studio stays usable
+        row = queue.row(dialog.job_id)  # a row of the render queue, with Cancel
+        assert row is not None and row.name.text() == "Train LoRA · Mara" and row.cancel_button.isEnabled()
     assert outcome.args == ["finished"], dialog.status_label.text()
     assert steps == [(1, 2), (2, 2)] and len(dialog.loss_plot.losses) == 2
+    assert rows and all(r.startswith("Training · ") and " · loss " in r for r in rows)
+    assert dialog.sample_strip.steps == [1, 2] and dialog.sample_strip.count() == 2
     assert dialog.progress_bar.value() == 2 and "Done" in dialog.status_label.text()
     assert not dialog.resume_box.isEnabled() and not dialog.resume_box.isChecked()  # finished: nothing to resume
+    assert queue.row(dialog.job_id) is None and service.is_idle()
 
     character = ctx.document.project.character(mara)
     card = lora_card(ctx.document.assets.get(character.lora_asset))
     assert card["steps"] == 2 and card["trigger"] == "zwx woman" and card["recipe"]["resolution"] == 64
-    assert not checkpoint_path(ctx.document.project.id, mara).exists()
+    checkpoint = checkpoint_path(ctx.document.project.id, mara)
+    assert not checkpoint.exists()
+    assert sorted(p.name for p in samples_folder(checkpoint).iterdir()) == ["step-000001-0.png", "step-000002-0.png"]
     assert ctx.undo_stack.undoText() == "Train LoRA of Mara"
     ctx.undo_stack.undo()  # one step
     assert ctx.document.project.character(mara).lora_asset is None
     dialog.close()
 
 
-def test_cancel_then_resume_gives_the_uninterrupted_weights(ctx, mara, qtbot, tiny_kit, tiny_models):
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit)
-    # Cancel right after step 1, on the training thread itself: deterministic, whatever the load.
-    dialog.progressed.connect(
-        lambda p: dialog.request_cancel() if p.step == 1 else None, Qt.ConnectionType.DirectConnection
-    )
+def test_cancel_then_resume_gives_the_uninterrupted_weights(ctx, mara, qtbot, tiny_kit, tiny_models, service):
+    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service)
+    _cancel_on_worker(service.engine, at_step=1)
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         dialog.start()
     assert outcome.args == ["cancelled"], dialog.status_label.text()
-    assert "resume later" in dialog.status_label.text()
+    assert "resume later" in dialog.status_label.text() and "cancelled at step 1" in dialog.status_label.text()
     assert checkpoint_path(ctx.document.project.id, mara).is_file()
     assert ctx.document.project.character(mara).lora_asset is None  # nothing half-stored
     assert dialog.resume_box.isEnabled() and dialog.resume_box.isChecked() and dialog.train_button.isEnabled()
     dialog.close()
 
     # A new dialog (as after a restart) offers the resume and finishes the run.
-    again = _dialog(ctx, qtbot, mara, tiny_kit)
+    again = _dialog(ctx, qtbot, mara, tiny_kit, service)
     assert again.resume_box.isEnabled() and again.resume_box.isChecked()
     with qtbot.waitSignal(again.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         again.start()
@@ -116,22 +160,58 @@ def test_cancel_then_resume_gives_the_uninterrupted_weights(ctx, mara, qtbot, ti
     again.close()
 
 
-def test_quitting_the_app_mid_run_cancels_with_a_checkpoint(ctx, mara, qtbot, tiny_kit, tiny_models):
+def test_closing_the_dialog_leaves_the_run_going_and_reopening_shows_it(
+    ctx, mara, qtbot, tiny_kit, tiny_models, service
+):
+    library = _library(ctx, qtbot, service)
+    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service, steps=3, library=library)
+    hold, held = threading.Event(), threading.Event()
+
+    def hold_after_step_2(msg) -> None:  # the worker waits here until the dialog was reopened
+        if msg.kind == "train-lora" and msg.event is JobEvent.PROGRESS and msg.step == 2 and not held.is_set():
+            held.set()
+            hold.wait(RUN_TIMEOUT_MS / 1000)
+
+    service.engine.subscribe(hold_after_step_2)
+    try:
+        assert dialog.start()
+        job_id = dialog.job_id
+        qtbot.waitUntil(lambda: len(dialog.loss_plot.losses) == 2, timeout=RUN_TIMEOUT_MS)
+        with qtbot.waitSignal(ctx.message, timeout=5_000) as said:
+            dialog.close()
+        assert said.args == ["Mara's LoRA goes on training in the Queue"]
+        qtbot.waitUntil(lambda: library.train_dialog is None, timeout=5_000)  # deleted on close
+        assert service.training.active_for(mara).job_id == job_id  # the run did not stop
+
+        reopened = _dialog(ctx, qtbot, mara, tiny_kit, service, library=library)
+        assert reopened is not dialog and reopened.is_running() and reopened.job_id == job_id
+        assert len(reopened.loss_plot.losses) == 2 and reopened.progress_bar.value() == 2
+        assert reopened.steps_spin.value() == 3 and not reopened.train_button.isEnabled()
+    finally:
+        hold.set()
+    with qtbot.waitSignal(reopened.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
+        pass
+    assert outcome.args == ["finished"], reopened.status_label.text()
+    assert len(reopened.loss_plot.losses) == 3
+    assert lora_card(ctx.document.assets.get(ctx.document.project.character(mara).lora_asset))["steps"] == 3
+    reopened.close()
+
+
+def test_quitting_the_app_mid_run_cancels_with_a_checkpoint(ctx, mara, qtbot, tiny_kit, tiny_models, service):
     from PySide6.QtCore import QCoreApplication
 
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit, steps=500)
+    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service, steps=500)
+    assert dialog.start()
+    qtbot.waitUntil(lambda: bool(dialog.loss_plot.losses), timeout=RUN_TIMEOUT_MS)  # under way
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
-        assert dialog.start()
         QCoreApplication.instance().aboutToQuit.emit()  # what QApplication.quit() sends
     assert outcome.args == ["cancelled"], dialog.status_label.text()
     assert checkpoint_path(ctx.document.project.id, mara).is_file() and dialog.resume_box.isChecked()
     dialog.close()
 
 
-def test_bad_input_and_a_busy_queue_are_refused_with_a_reason(ctx, qtbot, tiny_kit, tmp_path, monkeypatch):
+def test_bad_input_is_refused_and_a_busy_queue_is_not(ctx, qtbot, tiny_kit, tiny_models, tmp_path, monkeypatch):
     from anchor_helpers import cid, make_document
-
-    from comic_studio.ui.render_service import RenderService
 
     monkeypatch.setenv("COMIC_STUDIO_BANK_DIR", str(tmp_path / "banks"))
     ctx.set_document(make_document(tiny_kit))
@@ -146,13 +226,29 @@ def test_bad_input_and_a_busy_queue_are_refused_with_a_reason(ctx, qtbot, tiny_k
     try:
         dialog = TrainLoraDialog(ctx, ana, render_service=service)
         qtbot.addWidget(dialog)
+        dialog.steps_spin.setValue(1)
+        dialog.resolution_spin.setValue(64)
+        dialog.model_edit.setText(str(tiny_kit.sdxl))
+        dialog.samples_spin.setValue(0)
         dialog.pictures.item(0).setText("   ")
         assert not dialog.start() and "needs a caption" in dialog.status_label.text()
         dialog.pictures.item(0).setText("a photo of sks person")
         panel = ctx.document.project.pages[0].panels[0]
-        assert service.render_panels([panel.id])  # queued: the GPU is the renders' now
-        assert not dialog.start() and "render queue is busy" in dialog.status_label.text()
-        assert not dialog.is_running()
+        assert service.render_panels([panel.id])  # queued: the run waits for it
+        with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
+            assert dialog.start() and dialog.is_running()
+            second = TrainLoraDialog(ctx, ana, render_service=service)  # shows the same run
+            qtbot.addWidget(second)
+            assert second.is_running() and second.job_id == dialog.job_id
+            assert not second.start()  # one run per character
+        assert outcome.args == ["finished"], dialog.status_label.text()
         qtbot.waitUntil(service.is_idle, timeout=RUN_TIMEOUT_MS)
+        assert ctx.document.project.find_panel(panel.id)[1].results  # the render ran too
     finally:
         service.shutdown()
+
+
+def _tensors(data: bytes) -> dict:
+    from safetensors.torch import load
+
+    return load(data)

@@ -1,6 +1,6 @@
 """SD 1.5-family base models: a diffusers folder or one ``.safetensors`` checkpoint (A1111 /
 ComfyUI), the second built around the SD 1.5 configuration bundled with the app
-(``resources/sd15/v1-5``) after a header check, offline.
+(``comic_studio/resources/sd15/v1-5``) after a header check, offline.
 
 The anime backend's AnimeAdapter is SD 1.5-family (seed 003's 24.7 M parameters fit SD 1.5 with
 ViT-L/14, see :mod:`.anime_adapter`); most anime SD 1.5 fine-tunes keep this architecture.

@@ -1,25 +1,25 @@
-""" "Train LoRA…" on a character: StoryBooth's DreamBooth-LoRA from the character's references, run
-off the GUI thread with progress, a loss plot and Cancel (→ checkpoint → resume later).
+""" "Train LoRA…" on a character: StoryBooth's DreamBooth-LoRA from the character's references, with
+progress, a loss plot, a strip of samples every N steps and Cancel (→ checkpoint → resume later).
 
-Where the run happens, and why: on a helper thread of this dialog (:class:`BackgroundJobs`), not
-as a job of the render engine. The GPU still has one owner at a time: the dialog refuses to start
-while the render queue has work (:meth:`RenderService.is_idle`), and while it trains it is
-application-modal, so nothing can queue a render until the run ends (finished, failed or
-cancelled with its checkpoint saved). The document is read before the run
+Where the run happens: in the render queue, as a job of the same engine as the renders (the GPU's
+one owner; :mod:`comic_studio.workflows.training_jobs`), followed by the render service's
+:class:`~comic_studio.ui.training_jobs.TrainingJobs`. So the dialog is not modal and does not
+refuse while renders are queued: the run waits for the renders queued before it, renders queued
+after it wait for it, and the Queue shows it with Cancel. Closing the dialog leaves the run going
+in the Queue (the finished LoRA still lands on the character); Train LoRA… on the character shows
+the run again. The document is read before the run
 (:func:`~comic_studio.workflows.training.plan_training`) and changed after it, on the GUI thread, as
-one undoable step (:func:`~comic_studio.workflows.training.store_trained_lora`); the run itself
-(:func:`~comic_studio.workflows.training.run_training`) never touches it.
+one undoable step (:func:`~comic_studio.workflows.training.store_trained_lora`).
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import QCoreApplication, QPointF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPolygonF
+from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -39,24 +39,17 @@ from PySide6.QtWidgets import (
 )
 
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.training.lora import LoraRecipe, TrainingCancelled, TrainingProgress
-from comic_studio.ui.background import BackgroundJobs
+from comic_studio.training.lora import LoraRecipe
+from comic_studio.training.samples import DEFAULT_SAMPLE_EVERY, SampleSettings
 from comic_studio.ui.characters.card import ThumbnailCache, thumbnail_pixmap
 from comic_studio.ui.context import StudioContext
-from comic_studio.workflows.class_images import ClassImagesCancelled, class_prompt
-from comic_studio.workflows.training import (
-    CLASS_WORDS,
-    DEFAULT_TRIGGER,
-    TrainingOutcome,
-    TrainingPlan,
-    checkpoint_path,
-    plan_training,
-    run_training,
-    store_trained_lora,
-    training_device,
-)
+from comic_studio.ui.training_jobs import TrainingRun
+from comic_studio.workflows.class_images import class_prompt
+from comic_studio.workflows.training import CLASS_WORDS, DEFAULT_TRIGGER, checkpoint_path, plan_training
+from comic_studio.workflows.training_jobs import training_request
 
 THUMB = 48
+SAMPLE_THUMB = 72
 TIMESTEP_LAWS = {
     "logit_normal": "StoryBooth: logit-normal (μ −0.3, σ 1.6)",
     "uniform": "uniform",
@@ -121,13 +114,42 @@ class LossPlot(QWidget):
         painter.end()
 
 
+class SampleStrip(QListWidget):
+    """The samples so far, one picture per prompt and step, newest last ("step N" under each)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setViewMode(QListWidget.ViewMode.IconMode)
+        self.setFlow(QListWidget.Flow.LeftToRight)
+        self.setWrapping(False)
+        self.setMovement(QListWidget.Movement.Static)
+        self.setIconSize(QSize(SAMPLE_THUMB, SAMPLE_THUMB))
+        self.setFixedHeight(SAMPLE_THUMB + 2 * self.fontMetrics().lineSpacing() + 12)
+        self.setToolTip("Samples at fixed prompts and seed, rendered with the weights so far")
+        self.steps: list[int] = []
+
+    def add(self, step: int, images: list[Any]) -> None:
+        for image in images:
+            pixmap = QPixmap.fromImage(image).scaled(SAMPLE_THUMB, SAMPLE_THUMB, Qt.AspectRatioMode.KeepAspectRatio,
+                                                     Qt.TransformationMode.SmoothTransformation)  # fmt: skip
+            self.addItem(QListWidgetItem(QIcon(pixmap), f"step {step}"))
+            self.steps.append(step)
+        self.scrollToBottom()
+
+    def clear(self) -> None:
+        super().clear()
+        self.steps = []
+
+
 class TrainLoraDialog(QDialog):
     """Train the character's LoRA. :attr:`outcome_text` / :attr:`status` tell tests what happened."""
 
     progressed = Signal(object)
+    """A PROGRESS :class:`~comic_studio.generation.messages.JobMessage` of this dialog's run (GUI thread)."""
     class_progressed = Signal(int, int)
-    """``(done, total)`` class pictures for prior preservation, from the training thread."""
-    """A :class:`TrainingProgress`, emitted on the training thread and delivered on the GUI thread."""
+    """``(done, total)`` class pictures drawn for prior preservation (GUI thread)."""
+    sampled = Signal(int)
+    """The run delivered its samples of this step."""
     finished_training = Signal(str)
     """The run ended: "finished", "cancelled" or "failed" (tests and the library wait on it)."""
 
@@ -146,11 +168,10 @@ class TrainLoraDialog(QDialog):
             raise ComicStudioError(f"character {character_id!r} does not exist")
         self.ctx = ctx
         self.character_id = character_id
+        self.character_name = character.name
         self.render_service = render_service
-        self._cancel = threading.Event()
         self._running = False
-        self._plan: TrainingPlan | None = None
-        self.jobs = BackgroundJobs(self, "lora-training")
+        self.job_id: str | None = None
         self.setWindowTitle(f"Train LoRA — {character.name}")
 
         defaults = LoraRecipe()
@@ -182,8 +203,18 @@ class TrainLoraDialog(QDialog):
         self.trigger_edit.setToolTip("The rare identifier token the LoRA learns the character by")
         self.trigger_edit.textChanged.connect(self._trigger_changed)
         self.resume_box = QCheckBox("resume the interrupted run")
-        # Prior preservation (DreamBooth): off by default, as StoryBooth ran; see training.lora.
+        self.samples_spin = QSpinBox()
+        self.samples_spin.setRange(0, 100_000)
+        self.samples_spin.setValue(DEFAULT_SAMPLE_EVERY)
+        self.samples_spin.setSpecialValueText("never")
+        self.samples_spin.setToolTip(
+            "Render sample pictures (fixed prompt and seed, the LoRA so far) every N steps; 0: never"
+        )
+        self.pictures = QListWidget()
+        self.pictures.setIconSize(QSize(THUMB, THUMB))
+        self.pictures.setToolTip("The character's face and outfit references; double-click a caption to edit it")
         self._class_word = CLASS_WORDS.get(character.pronouns, "person")
+        # Prior preservation (DreamBooth): off by default, as StoryBooth ran; see training.lora.
         self.prior_box = QCheckBox("prior preservation with the base model's own class pictures")
         self.prior_box.setToolTip(
             "DreamBooth's prior loss: the base model first draws pictures of the class (cached and "
@@ -202,9 +233,6 @@ class TrainLoraDialog(QDialog):
         self.min_snr_spin.setRange(0.0, 100.0)
         self.min_snr_spin.setSpecialValueText("off")
         self.min_snr_spin.setToolTip("min-SNR-γ loss weighting (off as the seed ran; 5 is the paper's γ)")
-        self.pictures = QListWidget()
-        self.pictures.setIconSize(QSize(THUMB, THUMB))
-        self.pictures.setToolTip("The character's face and outfit references; double-click a caption to edit it")
         thumbs = thumbnails or ThumbnailCache()
         for digest in dict.fromkeys([*character.face_refs, *character.body_refs]):
             icon = QIcon(thumbnail_pixmap(thumbs.get(ctx.document.assets, digest, THUMB), THUMB))
@@ -222,6 +250,7 @@ class TrainLoraDialog(QDialog):
         self.status_label.setWordWrap(True)
         self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing() + 4)
         self.loss_plot = LossPlot()
+        self.sample_strip = SampleStrip()
 
         self.train_button = QPushButton("Train")
         self.train_button.setDefault(True)
@@ -241,13 +270,14 @@ class TrainLoraDialog(QDialog):
         form.addRow("Resolution", self.resolution_spin)
         form.addRow("Timesteps", self.law_combo)
         form.addRow("Memory recipe", self.memory_combo)
-        form.addRow("Base model", self.model_edit)
-        form.addRow("Trigger word", self.trigger_edit)
+        form.addRow("Samples every", self.samples_spin)
         form.addRow("min-SNR γ", self.min_snr_spin)
         form.addRow("", self.prior_box)
         form.addRow("Class prompt", self.class_prompt_edit)
         form.addRow("Class pictures", self.class_images_spin)
         form.addRow("Prior loss weight", self.prior_weight_spin)
+        form.addRow("Base model", self.model_edit)
+        form.addRow("Trigger word", self.trigger_edit)
         form.addRow("", self.resume_box)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -256,16 +286,16 @@ class TrainLoraDialog(QDialog):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status_label)
         layout.addWidget(self.loss_plot)
+        layout.addWidget(self.sample_strip)
         layout.addWidget(self.buttons)
-        self.progressed.connect(self._show_progress)
-        self.class_progressed.connect(self._show_class_progress)
-        app = QCoreApplication.instance()
-        if app is not None:
-            # Quitting mid-run: stop at the next micro-step with a checkpoint, so the exit (which
-            # waits for the training thread) is quick and the run resumes next time.
-            app.aboutToQuit.connect(self.request_cancel)
         self._update_resume()
-        self.resize(520, 640)
+        if render_service is not None:
+            render_service.training.updated.connect(self._on_update)
+            render_service.training.ended.connect(self._on_ended)
+            run = render_service.training.active_for(character_id)
+            if run is not None:
+                self._attach(run)
+        self.resize(520, 720)
 
     # ------------------------------------------------------------------ form
     def _default_caption(self, trigger: str) -> str:
@@ -314,13 +344,14 @@ class TrainLoraDialog(QDialog):
         self._running = running
         for widget in (self.steps_spin, self.lr_spin, self.rank_spin, self.resolution_spin, self.law_combo,
                        self.memory_combo, self.model_edit, self.trigger_edit, self.pictures, self.train_button,
-                       self.min_snr_spin, self.prior_box, self.class_prompt_edit, self.class_images_spin,
-                       self.prior_weight_spin):  # fmt: skip
+                       self.samples_spin, self.min_snr_spin, self.prior_box, self.class_prompt_edit,
+                       self.class_images_spin, self.prior_weight_spin):  # fmt: skip
             widget.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        self.buttons.button(QDialogButtonBox.StandardButton.Close).setEnabled(not running)
-        # Modal while it trains: nothing can queue a render on the GPU the run holds.
-        self.setWindowModality(Qt.WindowModality.ApplicationModal if running else Qt.WindowModality.NonModal)
+        # Close stays enabled: the run goes on in the Queue without the dialog.
+        self.buttons.button(QDialogButtonBox.StandardButton.Close).setToolTip(
+            "Close this window; the training goes on in the Queue" if running else ""
+        )
         if not running:
             self._update_resume()
 
@@ -333,19 +364,14 @@ class TrainLoraDialog(QDialog):
 
     # ------------------------------------------------------------------ run
     def start(self) -> bool:
-        """Start training (False, with the reason shown, when it cannot)."""
+        """Queue the training run (False, with the reason shown, when it cannot)."""
         if self._running:
             return False
-        if self.render_service is not None and not self.render_service.is_idle():
-            self.show_status(
-                "The render queue is busy: training and renders share the GPU. Wait for the queue or "
-                "cancel its jobs, then train.",
-                error=True,
-            )
-            return False
+        service = self.render_service
         resume = self.resume_box.isChecked() and self.resume_box.isEnabled()
         try:
             recipe = self.recipe()
+            samples = SampleSettings(every=self.samples_spin.value())
             plan = plan_training(
                 self.ctx.document,
                 self.character_id,
@@ -353,6 +379,11 @@ class TrainLoraDialog(QDialog):
                 resume=resume,
                 captions=self.captions(),
             )
+            request = training_request(plan, recipe, model=self.model_edit.text().strip(), resume=resume,
+                                       samples=samples)  # fmt: skip
+            if service is None:
+                raise ComicStudioError("Training runs in the render queue: open Train LoRA… from the studio.")
+            job_id = service.training.submit(request)
         except ValidationError as exc:
             first = exc.errors()[0]
             self.show_status(f"training setting {'.'.join(map(str, first['loc']))}: {first['msg']}", error=True)
@@ -360,56 +391,71 @@ class TrainLoraDialog(QDialog):
         except ComicStudioError as exc:
             self.show_status(str(exc), error=True)
             return False
-        self._plan = plan
-        self._cancel.clear()
-        if not resume:
-            self.loss_plot.clear()
+        self.job_id = job_id
+        self.loss_plot.clear()
+        self.sample_strip.clear()
         self.progress_bar.setRange(0, recipe.steps)
-        self.show_status("Loading the base model…" if not resume else "Loading the checkpoint…")
+        self.progress_bar.setValue(0)
+        self.show_status("Queued: the run starts when the renders queued before it are done.")
         self._set_running(True)
-        self.jobs.submit(
-            self._train,
-            plan,
-            recipe,
-            self.model_edit.text().strip(),
-            resume,
-            on_result=self._finished,
-            on_error=self._failed,
-        )
         return True
 
-    def _train(self, plan: TrainingPlan, recipe: LoraRecipe, model: str, resume: bool) -> TrainingOutcome:
-        """The training thread: no widgets, no document."""
-        device, dtype = training_device("auto")
-        return run_training(
-            plan,
-            recipe,
-            model=model,
-            resume=resume,
-            device=device,
-            dtype=dtype,
-            cancel=self._cancel.is_set,
-            on_progress=self.progressed.emit,  # queued to the GUI thread
-            on_class_picture=self.class_progressed.emit,
-        )
+    def _attach(self, run: TrainingRun) -> None:
+        """Show a run that is already queued or running (the dialog was closed and opened again)."""
+        self.job_id = run.job_id
+        recipe = run.request.recipe
+        self.steps_spin.setValue(recipe.steps)
+        self.resolution_spin.setValue(recipe.resolution)
+        self.samples_spin.setValue(run.request.samples.every)
+        self.model_edit.setText(run.request.base_model)
+        self.progress_bar.setRange(0, recipe.steps)
+        for loss in run.losses:
+            self.loss_plot.add(loss)
+        for step, images in run.samples:
+            self.sample_strip.add(step, images)
+        self._set_running(True)
+        if run.last is not None:
+            self._show_progress(run.last)
+        else:
+            self.show_status("Queued: the run starts when the renders queued before it are done.")
 
-    def _show_progress(self, progress: TrainingProgress) -> None:
-        self.progress_bar.setRange(0, progress.total)
-        self.progress_bar.setValue(progress.step)
-        self.loss_plot.add(progress.loss)
+    def _on_update(self, job_id: str, msg: Any) -> None:
+        if job_id != self.job_id:
+            return
+        event = msg.event.value
+        if event == "started":
+            self.show_status("Loading the base model…")
+        elif event == "progress" and "class_pictures" in msg.info:
+            self.progress_bar.setRange(0, msg.total)
+            self.progress_bar.setValue(msg.step)
+            self.show_status(
+                f"Class pictures for prior preservation: {msg.step}/{msg.total} (drawn once, kept for reuse)"
+            )
+            self.class_progressed.emit(msg.step, msg.total)
+        elif event == "progress":
+            self.loss_plot.add(float(msg.info.get("loss", math.nan)))
+            self._show_progress(msg)
+            self.progressed.emit(msg)
+        elif event == "sample":
+            run = self.render_service.training.run(job_id)
+            if run is not None and run.samples:
+                self.sample_strip.add(*run.samples[-1])
+            self.sampled.emit(msg.step)
+
+    def _show_progress(self, msg: Any) -> None:
+        self.progress_bar.setRange(0, msg.total)
+        self.progress_bar.setValue(msg.step)
+        info = msg.info
+        rate = float(info.get("steps_per_second", 0.0))
         self.show_status(
-            f"Step {progress.step}/{progress.total} · loss {progress.loss:.4f} · "
-            f"{progress.steps_per_second:.2f} steps/s · ETA {format_eta(progress.eta_seconds)}"
+            f"Step {msg.step}/{msg.total} · loss {float(info.get('loss', math.nan)):.4f} · "
+            f"{rate:.2f} steps/s · ETA {format_eta(msg.eta if msg.eta is not None else math.nan)}"
         )
-
-    def _show_class_progress(self, done: int, total: int) -> None:
-        self.progress_bar.setRange(0, total)
-        self.progress_bar.setValue(done)
-        self.show_status(f"Class pictures for prior preservation: {done}/{total} (drawn once, kept for reuse)")
 
     def request_cancel(self) -> None:
-        """Ask the run to stop before its next micro-step (any thread: only sets an event)."""
-        self._cancel.set()
+        """Cancel the run (GUI thread): it stops within a step and saves its checkpoint first."""
+        if self.job_id is not None and self.render_service is not None:
+            self.render_service.training.cancel(self.job_id)
 
     def cancel(self) -> None:
         """Stop at the next step; the run saves a checkpoint first (resume later). GUI thread."""
@@ -418,55 +464,26 @@ class TrainLoraDialog(QDialog):
             self.cancel_button.setEnabled(False)
             self.show_status("Cancelling: saving a checkpoint…")
 
-    def _finished(self, outcome: TrainingOutcome) -> None:
-        plan = self._plan
-        assert plan is not None
-        # Stored before the controls come back: storing removes the run's checkpoint, so "resume"
-        # is then (rightly) not offered.
-        trained = self.ctx.edit(store_trained_lora, plan, outcome)  # one undoable step, GUI thread
-        self._set_running(False)
-        if trained is None:
-            self.show_status("The LoRA was trained but could not be stored (see the status bar).", error=True)
-            self.finished_training.emit("failed")
+    def _on_ended(self, job_id: str, outcome: str, text: str) -> None:
+        if job_id != self.job_id:
             return
-        self.progress_bar.setValue(self.progress_bar.maximum())
-        self.show_status(
-            f"Done: {plan.character_name} has a trained LoRA ({trained.steps} steps, final loss "
-            f"{trained.final_loss:.4f}). Renders with {plan.character_name} now use it."
-        )
-        self.ctx.message.emit(f"{plan.character_name}'s LoRA is trained")
-        self.finished_training.emit("finished")
-
-    def _failed(self, error: BaseException) -> None:
         self._set_running(False)
-        if isinstance(error, ClassImagesCancelled):
+        if outcome == "finished":
+            self.progress_bar.setValue(self.progress_bar.maximum())
+            self.show_status(text)
+        elif outcome == "cancelled" and checkpoint_path(self.ctx.document.project.id, self.character_id).is_file():
             self.show_status(
-                f"Cancelled while making class pictures ({error.made} of {error.total} kept): train again to "
-                "continue — the pictures made are reused."
-            )
-            self.finished_training.emit("cancelled")
-            return
-        if isinstance(error, TrainingCancelled):
-            self.show_status(
-                f"Cancelled at step {error.step}: the checkpoint is saved — resume later "
+                f"Cancelled ({text}): the checkpoint is saved — resume later "
                 "(open Train LoRA… again and keep “resume” ticked)."
             )
-            self.finished_training.emit("cancelled")
-            return
-        text = str(error) if isinstance(error, ComicStudioError) else f"{type(error).__name__}: {error}"
-        self.show_status(f"Training failed: {text}", error=True)
-        self.finished_training.emit("failed")
+        elif outcome == "cancelled":
+            self.show_status(f"Cancelled ({text}); there is nothing to resume.")
+        else:
+            self.show_status(f"Training failed: {text}", error=True)
+        self.finished_training.emit(outcome)
 
     # ------------------------------------------------------------------ closing
-    def reject(self) -> None:
-        if self._running:  # Esc or the window's close while training: cancel, keep the dialog
-            self.cancel()
-            return
-        super().reject()
-
-    def closeEvent(self, event: Any) -> None:
-        if self._running:
-            self.cancel()
-            event.ignore()
-            return
-        super().closeEvent(event)
+    def done(self, result: int) -> None:
+        if self._running:  # the run does not need this window: it goes on in the Queue
+            self.ctx.message.emit(f"{self.character_name}'s LoRA goes on training in the Queue")
+        super().done(result)
