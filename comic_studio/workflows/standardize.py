@@ -89,7 +89,7 @@ def person_on_white(data: bytes, where: str) -> bytes:
 
     from comic_studio.vision.detect import person_mask
 
-    image = decode_image(data, where).convert("RGB")
+    image = decode_image(data, where=where).convert("RGB")
     mask = person_mask(image)
     if mask is not None:
         pixels = np.asarray(image).copy()
@@ -143,7 +143,7 @@ def standardize_request(
         seed=seed,
         prompt=prompt,
         negative_prompt=STANDARD_NEGATIVE,
-        shot=ShotType.FULL,
+        shot=ShotType.WIDE,  # whole figure (the pose is framed already: the shot only names it)
         action="standing, front view",
         characters=[who],
         figures_override=standard_pose(),

@@ -62,6 +62,11 @@ encoder, 1.3, visits the GPU only while embedding new references). Whole-model o
 adapters and ControlNet resident while denoising (≈9.3 GiB) plus activations: a 12 GB card."""
 
 
+RACIG_DEFAULTS_OWNER = "racig"
+"""Whose process-wide default overrides the racig settings take: racig's, also for backends built on
+it (serialgen), so ``--models tiny`` and a user's defaults reach them too."""
+
+
 class RacigBackend(DiffusersBackend):
     name = "racig"
     display_name = "RaCig (consistent characters)"
@@ -156,7 +161,7 @@ class RacigBackend(DiffusersBackend):
             "vae_tiling": {"type": "choice", "default": "auto", "choices": ["auto", "on", "off"], "label": "VAE tiling",
                            "help": "Decode in tiles to save GPU memory. auto: only above 1536×1024 generated pixels "
                                    "(every SDXL size decodes whole); tiles can leave faint seams."},
-        }, cls.name)  # fmt: skip
+        }, RACIG_DEFAULTS_OWNER)  # fmt: skip
 
     # ------------------------------------------------------------------ engine hooks
 
