@@ -42,6 +42,7 @@ from comic_studio.workflows.lettering import apply_lettering, letter_panel, lett
 from comic_studio.workflows.readiness import Readiness, backend_readiness, missing_models_text
 from comic_studio.workflows.requests import build_request, hydrate_request, panel_seed
 from comic_studio.workflows.results import record_comparison, record_result
+from comic_studio.workflows.standardize import record_standard_sheet, standardize_request
 from comic_studio.workflows.tryon import tryon_request
 
 MAX_COMPARED = 6
@@ -74,6 +75,8 @@ class RenderJob:
     """An identity-anchor job of this character (``panel_id`` is None)."""
     expected_bank: str | None = None
     """For an anchor job that rebuilds a missing bank: the bank hash it should reproduce."""
+    sheet_for: str | None = None
+    """A standard-sheet job (SerialGen's stage 1) of this character (``panel_id`` is None)."""
     batch: tuple[str, int] | None = None
     """The merge key its result and lettering share with the rest of its request (one undo step)."""
     step_label: str = "Render panel"
@@ -412,6 +415,32 @@ class RenderService(QObject):
         the reason in ``ctx.message``. See :class:`~comic_studio.ui.anchor_jobs.AnchorJobs`."""
         return self.anchors.render(character_id, picture, priority)
 
+    def standardize(self, character_id: str, priority: int = ANCHOR_PRIORITY) -> str | None:
+        """Queue the character's standard-sheet job (SerialGen's stage 1, a new seed each time: run
+        again to regenerate). The finished sheet becomes the character's first outfit reference in
+        one undo step. Returns the job id, or None with the reason in ``ctx.message``."""
+        document = self.ctx.document
+        character = document.project.character(character_id)
+        if character is None:
+            self.ctx.message.emit(f"character {character_id!r} does not exist")
+            return None
+        if any(j.sheet_for == character_id and j.active for j in self._jobs.values()):
+            self.ctx.message.emit(f"{character.name}'s standard sheet is already being drawn")
+            return None
+        try:
+            request = standardize_request(document.project, character_id, document.assets,
+                                          seed=random.randrange(2**31))  # fmt: skip
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"Standard sheet: {character.name}: {exc}")
+            return None
+        job_id = self._submit(request, priority, f"Standard sheet: {character.name}", "")
+        if job_id is None:
+            self.ctx.message.emit(self._last_problem)
+            return None
+        self._jobs[job_id].sheet_for = character_id
+        self.jobs_changed.emit()
+        return job_id
+
     def _request_for(self, panel: Panel) -> GenerationRequest:
         request = build_request(self.ctx.document.project, panel, assets=self.ctx.document.assets)
         # An unlocked seed that was already rendered gives a new variation; a seed the user typed
@@ -591,6 +620,11 @@ class RenderService(QObject):
     def _record(self, job: RenderJob, msg: Any) -> None:
         if job.anchor_for is not None:
             self.anchors.record(job, msg)
+            return
+        if job.sheet_for is not None:
+            if job.document is self.ctx.document and self.ctx.edit(record_standard_sheet, job.sheet_for, msg.png):
+                name = self.ctx.document.project.character(job.sheet_for).name
+                self.ctx.message.emit(f"{name}'s standard sheet is now the first outfit reference (Undo discards it)")
             return
         if job.document is not self.ctx.document:
             return  # the project was closed while this job ran

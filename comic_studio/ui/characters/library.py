@@ -36,6 +36,7 @@ from comic_studio.ui.characters.io_actions import build_library_menu
 from comic_studio.ui.characters.train_dialog import TrainLoraDialog
 from comic_studio.ui.context import StudioContext
 from comic_studio.workflows.anchors import clear_anchor
+from comic_studio.workflows.standardize import discard_standard_sheet
 
 
 class _CardGrid(QListWidget):
@@ -115,6 +116,14 @@ class CharacterLibrary(QWidget):
         self.identity_action = QAction("Train identity…", self)
         self.identity_action.setToolTip("Learn identity tokens from the character's face photos (StableIdentity)")
         self.identity_action.triggered.connect(self._train_identity_selected)
+        self.standardize_action = QAction("Standardize (character sheet)", self)
+        self.standardize_action.setToolTip(
+            "SerialGen's first stage: draw the character front-on in an A-pose on white from its reference; "
+            "the sheet becomes its first outfit reference (run again for another; Undo or Discard removes it)"
+        )
+        self.standardize_action.triggered.connect(lambda: self.standardize())
+        self.discard_sheet_action = QAction("Discard standard sheet", self)
+        self.discard_sheet_action.triggered.connect(lambda: self.discard_sheets())
         self.anchor_button = QToolButton()
         self.anchor_button.setText("Anchor")
         self.anchor_button.setToolTip("The selected characters' identity anchors for the consistent backend")
@@ -267,6 +276,12 @@ class CharacterLibrary(QWidget):
         menu.addAction(self.train_action)
         self.identity_action.setEnabled(len(self.selected_ids()) == 1)
         menu.addAction(self.identity_action)
+        menu.addSeparator()
+        chosen = [c for c in (self.ctx.document.project.character(i) for i in self.selected_ids()) if c is not None]
+        self.standardize_action.setEnabled(self.render_service is not None and bool(chosen))
+        menu.addAction(self.standardize_action)
+        self.discard_sheet_action.setEnabled(any(c.standard_sheet is not None for c in chosen))
+        menu.addAction(self.discard_sheet_action)
         menu.exec(self.grid.viewport().mapToGlobal(pos))
 
     def generate_anchors(self, regenerate: bool = False, character_ids: list[str] | None = None) -> list[str]:
@@ -291,6 +306,26 @@ class CharacterLibrary(QWidget):
             character = project.character(character_id)
             if character is not None and character.anchor is not None:
                 self.ctx.edit(clear_anchor, character_id)
+
+    def standardize(self, character_ids: list[str] | None = None) -> list[str]:
+        """Queue standard-sheet jobs for the selected characters (a new seed each: regenerating).
+        Returns the job ids."""
+        if self.render_service is None:
+            return []
+        jobs = []
+        for character_id in character_ids if character_ids is not None else self.selected_ids():
+            job_id = self.render_service.standardize(character_id)
+            if job_id is not None:
+                jobs.append(job_id)
+        return jobs
+
+    def discard_sheets(self, character_ids: list[str] | None = None) -> None:
+        """Remove the selected characters' standard sheets (one undo step each)."""
+        project = self.ctx.document.project
+        for character_id in character_ids if character_ids is not None else self.selected_ids():
+            character = project.character(character_id)
+            if character is not None and character.standard_sheet is not None:
+                self.ctx.edit(discard_standard_sheet, character_id)
 
     def selected_ids(self) -> list[str]:
         return [item.data(Qt.ItemDataRole.UserRole) for item in self.grid.selectedItems()]
