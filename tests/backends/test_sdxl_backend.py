@@ -246,7 +246,9 @@ def test_invalid_settings_are_named(tiny_kit, backend):
 def test_missing_model_says_how_to_get_it(tiny_kit, backend, tmp_path, monkeypatch):
     monkeypatch.setenv("COMIC_STUDIO_CONFIG_DIR", str(tmp_path / "cfg"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
-    with pytest.raises(GenerationError, match="comic-studio models download sdxl-base-1.0"):
+    with pytest.raises(
+        GenerationError, match="the model .sdxl-base-1.0. is not installed; download it in the Models window"
+    ):
         backend.generate(request(tiny_kit, model="sdxl-base-1.0"))
     with pytest.raises(GenerationError, match="no such model"):
         backend.generate(request(tiny_kit, model=str(tmp_path / "nothing.safetensors")))

@@ -102,7 +102,7 @@ def test_locate_in_external_trees(tmp_path, layout):
 
 def test_resolve_sdxl_explains_missing_models(tmp_path, monkeypatch):
     monkeypatch.delenv("COMIC_STUDIO_SDXL_MODEL", raising=False)
-    with pytest.raises(ModelLoadError, match="models download sdxl-base-1.0"):
+    with pytest.raises(ModelLoadError, match=r"'sdxl-base-1.0' is not installed; download it in the Models window"):
         resolve_sdxl("", places=places(tmp_path))
     with pytest.raises(ModelLoadError, match="not an SDXL base model"):
         resolve_sdxl("controlnet-openpose-sdxl", places=places(tmp_path))
