@@ -50,7 +50,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -69,7 +69,9 @@ from comic_studio.training.checkpoint import (
 from comic_studio.training.data import DataOrder
 from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
 from comic_studio.training.timesteps import sample_timesteps
-from comic_studio.vision.faces import AlignedFace
+
+if TYPE_CHECKING:  # annotations only: the window imports this module, and vision pulls NumPy in
+    from comic_studio.vision.faces import AlignedFace
 
 FACE_ENCODER_ENV = "COMIC_STUDIO_FACE_ENCODER"
 """A transformers ViT folder to use as the face encoder (overrides the Hugging Face cache lookup)."""

@@ -42,7 +42,6 @@ from comic_studio.generation.request import (
     StepCallback,
     result_png,
 )
-from comic_studio.poses.standard import standard_pose, standard_size
 from comic_studio.workflows.requests import hydrate_request
 
 STANDARD_PROMPT = "full body, front view, standing, neutral expression, plain white background"
@@ -117,6 +116,9 @@ def standardize_request(
             "the 'serialgen' standardizer (SerialGen's ReferenceNet stage 1) is not available yet: it needs "
             "weights no one has published and a trainer on standardization pairs; use 'kit' (RaCig's models)"
         )
+    # Here, not at import: the pose package is heavy, and the window imports this module at start.
+    from comic_studio.poses.standard import standard_pose, standard_size
+
     character = _character(project, character_id)
     source = source_reference(character)
     if source not in assets:

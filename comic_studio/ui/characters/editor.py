@@ -43,7 +43,6 @@ from comic_studio.core.model import Box, Character, Pronouns
 from comic_studio.parsing.names import free_colour
 from comic_studio.ui.characters.card import ThumbnailCache, thumbnail_pixmap
 from comic_studio.ui.characters.crop import CropDialog
-from comic_studio.ui.characters.identity_dialog import IdentityBox
 from comic_studio.ui.characters.lora_box import LoraBox
 from comic_studio.ui.context import StudioContext
 
@@ -286,6 +285,9 @@ class CharacterEditor(QDialog):
         self.crop_dialog: CropDialog | None = None
         # The trained LoRA (existing characters only: a new one has nothing to train on yet).
         self.lora_box = LoraBox(ctx, character_id, self) if existing is not None and character_id else None
+        # Imported here: identity training pulls its trainer in, which the window's start need not pay.
+        from comic_studio.ui.characters.identity_dialog import IdentityBox
+
         self.identity_box = IdentityBox(ctx, character_id, self) if existing is not None and character_id else None
 
         self.error_label = QLabel()

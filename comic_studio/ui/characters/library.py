@@ -31,7 +31,6 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Character
 from comic_studio.ui.characters.card import ANCHOR_STATES, CARD_SIZE, ThumbnailCache, card_pixmap
 from comic_studio.ui.characters.editor import CharacterEditor
-from comic_studio.ui.characters.identity_dialog import TrainIdentityDialog
 from comic_studio.ui.characters.io_actions import build_library_menu
 from comic_studio.ui.characters.train_dialog import TrainLoraDialog
 from comic_studio.ui.context import StudioContext
@@ -77,7 +76,8 @@ class CharacterLibrary(QWidget):
         self.thumbnails = ThumbnailCache()
         self.editor: CharacterEditor | None = None
         self.train_dialog: TrainLoraDialog | None = None
-        self.identity_dialog: TrainIdentityDialog | None = None
+        self.identity_dialog: Any = None
+        """The open Train identity dialog (``identity_dialog.TrainIdentityDialog``, imported on use)."""
         self._anchor_states: dict[str, str] = {}
 
         self.grid = _CardGrid()
@@ -397,7 +397,7 @@ class CharacterLibrary(QWidget):
         if len(ids) == 1:
             self.train_identity(ids[0])
 
-    def train_identity(self, character_id: str) -> TrainIdentityDialog | None:
+    def train_identity(self, character_id: str) -> Any:
         """Open the Train identity dialog on the character (a running one is shown again)."""
         current = self.identity_dialog
         if current is not None and current.is_running():
@@ -407,6 +407,8 @@ class CharacterLibrary(QWidget):
         if current is not None:
             current.close()
         try:
+            from comic_studio.ui.characters.identity_dialog import TrainIdentityDialog
+
             dialog = TrainIdentityDialog(
                 self.ctx, character_id, self.window(), render_service=self.render_service, thumbnails=self.thumbnails
             )
