@@ -41,18 +41,7 @@ _VAE_ATTENTION = {"group_norm.": "norm.", "to_q.": "q.", "to_k.": "k.", "to_v.":
 def sdxl_to_ldm_state_dict(components: dict[str, Any]) -> dict[str, Any]:
     """One original-format state dict from the diffusers ``unet``, ``vae``, ``text_encoder`` and
     ``text_encoder_2`` of an SDXL pipeline (tensors are shared, not copied, except fused ones)."""
-    out: dict[str, Any] = {}
-    unet = components["unet"]
-    for key, value in unet.state_dict().items():
-        out[UNET_PREFIX + _unet_key(key, unet.config)] = value
-    for key, value in components["vae"].state_dict().items():
-        ldm_key, value = _vae_key(key, value, len(components["vae"].config.block_out_channels))
-        out[VAE_PREFIX + ldm_key] = value
-    for key, value in components["text_encoder"].state_dict().items():
-        # transformers ≥ 5.6 flattened CLIPTextModel; checkpoints keep the ``text_model.`` level.
-        if not key.startswith("text_model."):
-            key = "text_model." + key
-        out[CLIP_PREFIX + key] = value
+    out = _unet_vae_clip(components, CLIP_PREFIX)
     out.update(_openclip(components["text_encoder_2"]))
     return {k: v.contiguous() for k, v in out.items()}
 
@@ -64,6 +53,13 @@ SD15_CLIP_PREFIX = "cond_stage_model.transformer."
 def sd15_to_ldm_state_dict(components: dict[str, Any]) -> dict[str, Any]:
     """One original-format (SD 1.x) state dict from the diffusers ``unet``, ``vae`` and
     ``text_encoder`` of an SD 1.5 pipeline: what A1111/ComfyUI single files hold."""
+    out = _unet_vae_clip(components, SD15_CLIP_PREFIX)
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def _unet_vae_clip(components: dict[str, Any], clip_prefix: str) -> dict[str, Any]:
+    """The parts SD 1.x and SDXL single files share: the UNet, the VAE and the CLIP-L text encoder
+    (under ``clip_prefix``, which differs between the two families)."""
     out: dict[str, Any] = {}
     unet = components["unet"]
     for key, value in unet.state_dict().items():
@@ -72,10 +68,11 @@ def sd15_to_ldm_state_dict(components: dict[str, Any]) -> dict[str, Any]:
         ldm_key, value = _vae_key(key, value, len(components["vae"].config.block_out_channels))
         out[VAE_PREFIX + ldm_key] = value
     for key, value in components["text_encoder"].state_dict().items():
+        # transformers >= 5.6 flattened CLIPTextModel; checkpoints keep the ``text_model.`` level.
         if not key.startswith("text_model."):
             key = "text_model." + key
-        out[SD15_CLIP_PREFIX + key] = value
-    return {k: v.contiguous() for k, v in out.items()}
+        out[clip_prefix + key] = value
+    return out
 
 
 def _swap(key: str, table: dict[str, str]) -> str:
