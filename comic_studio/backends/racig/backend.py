@@ -124,6 +124,10 @@ class RacigBackend(DiffusersBackend):
                                 "help": "images: each reference its own image under the character's mask, sharing the "
                                         "character's strength (combined after the Resampler, as RaCig); mean-patches: "
                                         "the pictures averaged before it (older panels)."},
+            "outfit_cutout": {"type": "choice", "default": "person", "choices": list(ipa.OUTFIT_CUTOUTS),
+                              "label": "Outfit references",
+                              "help": "person: the person segmenter cuts the outfit out of each outfit reference "
+                                      "(background whitened) when it finds a person; none: the whole picture."},
             "character_scales": {"type": "str", "default": "", "max_length": 20_000, "label": "Per-character strengths",
                                  "help": 'JSON {"character id": {"face": 0.8, "body": 0.5}}; wins over the character\'s own strength; missing values use that, else the panel\'s.'},
             "top_k": {"type": "int", "default": 5, "min": 1, "max": 50, "label": "Pose candidates (top-k)"},
@@ -341,8 +345,9 @@ class RacigBackend(DiffusersBackend):
                 ("face", c.face_refs, cond.head_masks, face),
                 ("body", c.body_refs, cond.body_masks, body),
             ):
+                cutout = settings["outfit_cutout"] if kind == "body" else "none"
                 embeddings = ipa.character_embeddings(
-                    encoder, self.embeddings, refs_i, images, settings["multi_reference"]
+                    encoder, self.embeddings, refs_i, images, settings["multi_reference"], cutout
                 )
                 scale = ipa.character_scale(mine.get(kind), getattr(c, f"{kind}_scale"), settings[f"{kind}_scale"])
                 # A character with no references here, an empty mask or scale 0 is left out entirely;
