@@ -20,7 +20,8 @@ from comic_studio.poses.segmentation import (
     read_segments,
     segment_masks,
 )  # fmt: skip
-from comic_studio.poses.staging.conditioning import build_conditioning
+from comic_studio.poses.staging.conditioning import StagingOptions, build_conditioning
+from comic_studio.poses.staging.overlay import compute_pose_overlay
 from comic_studio.poses.user_library import POSES_DIR_ENV, load_user_libraries
 from comic_studio.testing.racig_data import COAT_HALF_WIDTH, H, W, sparse_csr_npz, write_racig_sample
 
@@ -138,6 +139,20 @@ def test_panel_masks_come_from_the_segmentation_when_the_pose_has_it(tmp_path):
     assert dilation_pixels(width, height) == 8 and dilation_pixels(1344, 768) == 30
     no_grow = build_conditioning(request, width, height, segment_dilation=0)
     assert no_grow.body_masks[owner].sum() < seg.body_masks[owner].sum()
+
+
+def test_the_canvas_overlay_shows_the_segmentation_masks_the_render_uses(tmp_path):
+    write_racig_sample(tmp_path / "data", "a/1", [(1, 400.0), (2, 900.0)])
+    import_racig(tmp_path / "data", "piers")
+    request = staged("user:piers/a-1")
+    overlay = compute_pose_overlay(request, StagingOptions(), side=W // 4)
+    cond = build_conditioning(request, W // 4, H // 4)
+    assert overlay.pose_id == "user:piers/a-1" and overlay.character_figure == cond.character_figure
+    for i in range(2):
+        assert np.array_equal(overlay.body_masks[i], cond.body_masks[i])
+        assert np.array_equal(overlay.head_masks[i], cond.head_masks[i])
+    skeleton = compute_pose_overlay(request, StagingOptions(masks_from="skeleton"), side=W // 4)
+    assert skeleton.body_masks[0].sum() < overlay.body_masks[0].sum()
 
 
 def test_poses_without_maps_and_bystander_canvases_keep_skeleton_masks(tmp_path):
