@@ -72,6 +72,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if not args.quiet:
         for item, why in report.skipped:
             print(f"skipped {item}: {why}", file=sys.stderr)
+        for _item, why in report.segment_notes:
+            print(f"note: {why}", file=sys.stderr)
     print(report.summary())
     return 0
 

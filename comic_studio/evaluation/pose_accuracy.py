@@ -51,7 +51,8 @@ def requested_staging(request: Any, width: int, height: int) -> Conditioning:
     """The panel's staging at the result's size, with the request's own staging settings."""
     options = StagingOptions.from_settings(request.backend_settings)
     return build_conditioning(request, width, height, top_k=options.top_k, embedder=options.pose_matching,
-                              dilation=options.mask_dilation, use_request_pose=options.use_request_pose)  # fmt: skip
+                              dilation=options.mask_dilation, use_request_pose=options.use_request_pose,
+                              masks_from=options.masks_from, segment_dilation=options.segment_dilation)  # fmt: skip
 
 
 def detect_figure(image: Image.Image, region: np.ndarray, detector: str) -> np.ndarray | None:

@@ -486,30 +486,26 @@ class Engine:
         request = job.render
         assert request is not None
         on_step = self._step_callback(job)
-        try:
-            return backend.generate(request, on_step)
-        except Exception as exc:
-            if not _is_out_of_memory(exc) or job.abandoned:
-                raise
-            first_mode = self.resources.memory_mode_for(backend)
-            # Stays lowered: the next job would fail the same way.
-            lower = self.resources.lower_after_oom(backend)
-            self.resources.free()
-            if lower is None:
-                raise OutOfMemory(_oom_message(first_mode, retried=False)) from exc
-            log.warning(
-                "job %s ran out of memory in %r mode; freed the cache, retrying in %r", job.id, first_mode, lower
-            )
-        if job.cancel_requested:
-            raise Cancelled(f"job {job.id} was cancelled")
-        job.first_step = None  # the rate of the failed attempt says nothing about the retry
-        try:
-            return backend.generate(request, on_step)
-        except Exception as exc:
-            if not _is_out_of_memory(exc):
-                raise
-            self.resources.free()
-            raise OutOfMemory(_oom_message(self.resources.memory_mode_for(backend), retried=True)) from exc
+        retried = False
+        while True:
+            try:
+                return backend.generate(request, on_step)
+            except Exception as exc:
+                if not _is_out_of_memory(exc) or job.abandoned:
+                    raise
+                mode = self.resources.memory_mode_for(backend)
+                # Stays lowered: the next job would fail the same way. Each out-of-memory error steps one
+                # mode leaner, down to layer-by-layer offload (issue 15: a job that does not fit whole-model
+                # offload on a small card still renders, slowly, instead of failing after one retry).
+                lower = self.resources.lower_after_oom(backend)
+                self.resources.free()
+                if lower is None:
+                    raise OutOfMemory(_oom_message(mode, retried=retried)) from exc
+                log.warning("job %s ran out of memory in %r mode; freed the cache, retrying in %r", job.id, mode, lower)
+            if job.cancel_requested:
+                raise Cancelled(f"job {job.id} was cancelled")
+            job.first_step = None  # the rate of the failed attempt says nothing about the retry
+            retried = True
 
     def _step_callback(self, job: _Job) -> Callable[[int, int, Image.Image | None], bool]:
         def on_step(step: int, total: int, preview: Image.Image | None = None) -> bool:
@@ -693,7 +689,11 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
 
 def _oom_message(mode: str, retried: bool) -> str:
-    tried = f"also after freeing memory and retrying in '{mode}' mode" if retried else f"in '{mode}' mode, the leanest"
+    tried = (
+        f"also after freeing memory and retrying down to '{mode}' mode, the leanest"
+        if retried
+        else f"in '{mode}' mode, the leanest"
+    )
     return (f"Out of GPU memory ({tried}). Render a smaller panel, use fewer steps, or close other programs "
             "that use the GPU.")  # fmt: skip
 

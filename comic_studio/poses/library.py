@@ -96,6 +96,9 @@ class PoseEntry:
     """The picture the pose was taken from, for text→image retrieval (OpenCLIP). In a user library
     file: a path relative to the folder holding that file (``dance.images/kick.jpg``);
     :func:`comic_studio.poses.user_library.load_user_libraries` makes it absolute. None for drawn poses."""
+    masks: str | None = None
+    """The person/face/head label maps the pose came with (imported RaCig data:
+    :mod:`comic_studio.poses.segmentation`), a path like ``image``; None: masks from the skeleton."""
 
     @property
     def n_figures(self) -> int:
@@ -132,6 +135,8 @@ def entry_to_json(entry: PoseEntry) -> dict[str, Any]:
     }
     if entry.image is not None:  # only imported entries have one; the bundled file stays as it was
         out["image"] = entry.image
+    if entry.masks is not None:
+        out["masks"] = entry.masks
     return out
 
 
@@ -187,7 +192,7 @@ def figure_from_json(raw: Any, where: str) -> Figure:
 def entry_from_json(raw: Any, where: str) -> PoseEntry:
     if not isinstance(raw, dict):
         raise _fail(where, "an entry must be an object")
-    extra = set(raw) - {"id", "caption", "tags", "aspect", "figures", "image"}
+    extra = set(raw) - {"id", "caption", "tags", "aspect", "figures", "image", "masks"}
     if extra:
         raise _fail(where, f"unknown field(s) {sorted(extra)}")
     eid = raw.get("id")
@@ -206,7 +211,9 @@ def entry_from_json(raw: Any, where: str) -> PoseEntry:
         raise _fail(f"{where}.figures", f"expected a list of 1 to {MAX_FIGURES} figures")
     figures = tuple(figure_from_json(f, f"{where}.figures[{i}]") for i, f in enumerate(figs))
     image = _image_path(raw.get("image"), f"{where}.image")
-    return PoseEntry(id=eid, caption=caption, tags=tuple(tags), figures=figures, aspect=aspect, image=image)
+    masks = _image_path(raw.get("masks"), f"{where}.masks")
+    return PoseEntry(id=eid, caption=caption, tags=tuple(tags), figures=figures, aspect=aspect, image=image,
+                     masks=masks)  # fmt: skip
 
 
 def _image_path(value: Any, where: str) -> str | None:

@@ -2,7 +2,8 @@
 
 User libraries live in ``user_data_dir("comic-studio")/poses`` (``$COMIC_STUDIO_POSES_DIR``
 overrides), one ``NAME.json`` in the bundled library's format per import, photos in ``NAME.images/``
-(each entry's ``image`` field points there), stored CLIP features in ``NAME.features/MODEL-ID.npz``.
+(each entry's ``image`` field points there), stored CLIP features in ``NAME.features/MODEL-ID.npz``,
+imported segmentation maps in ``NAME.masks/STEM.npz`` (the ``masks`` field).
 Their entries' ids carry the ``user:`` prefix. Writing them is :mod:`comic_studio.poses.importing`'s job.
 """
 
@@ -61,9 +62,9 @@ def load_user_libraries(folder: Path | None = None, errors: list[str] | None = N
             # The file stores the image relative to its folder; in memory it is absolute, so the
             # retriever needs no idea of where the entry came from.
             image = str(path.parent / e.image) if e.image else None
-            out.append(
-                PoseEntry(id=uid, caption=e.caption, tags=e.tags, figures=e.figures, aspect=e.aspect, image=image)
-            )
+            masks = str(path.parent / e.masks) if e.masks else None
+            out.append(PoseEntry(id=uid, caption=e.caption, tags=e.tags, figures=e.figures, aspect=e.aspect,
+                                 image=image, masks=masks))  # fmt: skip
     return out
 
 

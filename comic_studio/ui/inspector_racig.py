@@ -124,7 +124,8 @@ def compute_mask_overlay(request: GenerationRequest, base_png: bytes | None, sid
     width, height = max(16, round(request.width * k)), max(16, round(request.height * k))
     cond = build_conditioning(
         request, width, height, top_k=options.top_k, embedder=options.pose_matching,
-        dilation=options.mask_dilation, use_request_pose=options.use_request_pose,
+        dilation=options.mask_dilation, use_request_pose=options.use_request_pose, masks_from=options.masks_from,
+        segment_dilation=options.segment_dilation,
     )  # fmt: skip
     base = None
     if base_png:

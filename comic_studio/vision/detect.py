@@ -251,6 +251,22 @@ def person_mask(image) -> np.ndarray | None:
     return _silhouette(_rgb_array(image))
 
 
+def person_on_white(image):
+    """``image`` (as RGB) with everything but the person white, where :func:`person_mask` finds one;
+    otherwise the picture unchanged (drawn characters often defeat the photo-trained segmenter, and a
+    plain-background drawing needs no cut-out). racig's outfit references and the standardizer's
+    input are cut out with it."""
+    from PIL import Image
+
+    rgb = image.convert("RGB")
+    mask = person_mask(rgb)
+    if mask is None:
+        return rgb
+    pixels = np.asarray(rgb).copy()
+    pixels[~mask] = 255
+    return Image.fromarray(pixels, "RGB")
+
+
 def suggest_face(image, detector: str | None = None) -> Box | None:
     """A head crop (pixels of ``image``) around the most confident face, or None.
 

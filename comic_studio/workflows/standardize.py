@@ -81,21 +81,11 @@ def source_reference(character: Character) -> str:
 
 def person_on_white(data: bytes, where: str) -> bytes:
     """The picture with everything but the person replaced by white (PNG), where the offline person
-    segmenter finds one; otherwise the picture unchanged (drawn characters often defeat the
-    photo-trained segmenter, and a plain-background drawing needs no cut-out)."""
-    import numpy as np
-    from PIL import Image
+    segmenter finds one; otherwise the picture unchanged (:func:`comic_studio.vision.detect.person_on_white`)."""
+    from comic_studio.vision.detect import person_on_white as cut_out
 
-    from comic_studio.vision.detect import person_mask
-
-    image = decode_image(data, where=where).convert("RGB")
-    mask = person_mask(image)
-    if mask is not None:
-        pixels = np.asarray(image).copy()
-        pixels[~mask] = 255
-        image = Image.fromarray(pixels, "RGB")
     out = io.BytesIO()
-    image.save(out, format="PNG")
+    cut_out(decode_image(data, where=where)).save(out, format="PNG")
     return out.getvalue()
 
 

@@ -57,6 +57,16 @@ def test_out_of_memory_frees_and_retries_once_in_the_next_leaner_mode(engine):
     assert engine.resources.memory_mode_for(None) == "gpu"
 
 
+def test_a_job_steps_down_until_it_fits(engine):
+    OomBackend.fails_in = {"gpu", "model-offload"}
+    done = Recorder(engine).wait(engine.submit(req("test-oom")))
+    assert done.event is JobEvent.FINISHED and done.result.settings == {"mode": "sequential-offload"}
+    assert engine._backends["test-oom"].modes == ["gpu", "model-offload", "sequential-offload"]
+    assert engine.resources.frees == 2 and engine.resources.memory_mode_for(engine._backends["test-oom"]) == (
+        "sequential-offload"
+    )
+
+
 def test_out_of_memory_under_an_explicit_mode_lowers_that_mode():
     OomBackend.fails_in = {"gpu"}
     with Engine(EngineSettings(memory_mode="gpu")) as engine:
@@ -70,10 +80,13 @@ def test_out_of_memory_twice_is_a_clear_error_and_the_worker_lives_on(engine):
     rec = Recorder(engine)
     err = rec.wait(engine.submit(req("test-oom")))
     assert err.event is JobEvent.ERROR
-    assert err.error.startswith("Out of GPU memory (also after freeing memory and retrying in 'model-offload' mode)")
+    assert err.error.startswith(
+        "Out of GPU memory (also after freeing memory and retrying down to 'sequential-offload' mode, the leanest)"
+    )
     assert "OutOfMemoryError: CUDA out of memory" in err.detail
-    assert engine._backends["test-oom"].modes == ["gpu", "model-offload"]  # retried exactly once
-    assert engine.resources.frees == 2 and len(engine.resources.models) == 0
+    # One step leaner per out-of-memory error, down to the leanest, within the one job.
+    assert engine._backends["test-oom"].modes == ["gpu", "model-offload", "sequential-offload"]
+    assert engine.resources.frees == 3 and len(engine.resources.models) == 0
     # Already in the leanest mode: no retry, straight to the error.
     engine.resources.set_memory_mode("sequential-offload")
     err = rec.wait(engine.submit(req("test-oom", seed=2)))

@@ -10,7 +10,8 @@ returns the first anchor image with ``banks`` naming the new bank in the result'
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from comic_studio.backends.consistent.bank import (
     read_bank_file,
     write_bank_file,
 )
+from comic_studio.backends.consistent.memory import MAX_ANCHORS, VRAM_GB
 from comic_studio.backends.consistent.processors import (
     GROUP_16,
     GROUP_32,
@@ -82,8 +84,9 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
     "coin": {"type": "choice", "default": "layer", "choices": list(COINS), "label": "Schedule coin per",
              "help": "layer: each decoder layer decides on its own at every step (StoryDiffusion); "
                      "step: one decision for all layers of a step."},
-    "anchors": {"type": "int", "default": 1, "min": 1, "max": 4, "label": "Anchor images per character",
-                "help": "Rendered as one batch in which the anchors attend to each other (one look)."},
+    "anchors": {"type": "int", "default": 1, "min": 1, "max": MAX_ANCHORS, "label": "Anchor images per character",
+                "help": "Rendered as one batch in which the anchors attend to each other (one look); each "
+                        "anchor beyond the first needs about 1 GiB more GPU memory at 1024² (see memory.py)."},
     "anchor_size": {"type": "int", "default": 1024, "min": 64, "max": 2048, "label": "Anchor image size",
                     "help": "Square side of anchor images (a multiple of 8 is used)."},
     "anchor_seed": {"type": "int", "default": 0, "min": 0, "max": 2**31 - 1, "label": "Anchor seed"},
@@ -109,13 +112,25 @@ CONSISTENT_SCHEMA: dict[str, dict[str, Any]] = {
 }  # fmt: skip
 
 
+@contextmanager
+def one_image_decodes(vae: Any) -> Iterator[None]:
+    """The VAE decodes a batch one image at a time inside the block (diffusers' slicing: the same
+    pixels), then is put back as it was: it is shared with the other backends' jobs."""
+    before = getattr(vae, "use_slicing", False)
+    vae.enable_slicing()
+    try:
+        yield
+    finally:
+        vae.use_slicing = before
+
+
 class ConsistentBackend(SdxlPipelineBackend):
     name = "consistent"
     display_name = "Consistent characters (SDXL)"
     capabilities = SdxlPipelineBackend.capabilities | frozenset({CONSISTENT_CHARACTERS})
-    # SDXL plus the banked tokens the decoder's self-attention reads (keys/values grow with the
-    # characters present); banks themselves stay in host RAM. Estimates, like SDXL's.
-    vram_gb = {"gpu": 11.0, "model-offload": 8.0, "sequential-offload": 4.0}
+    # The largest job's figure: a batch of MAX_ANCHORS anchors at 1024² (memory.py has the arithmetic);
+    # the engine runs every job of the backend in the one memory mode this figure picks.
+    vram_gb = VRAM_GB
 
     def __init__(self) -> None:
         super().__init__()
@@ -298,7 +313,8 @@ class ConsistentBackend(SdxlPipelineBackend):
             if len(seeds) > 1:  # one batch: each anchor's noise from its own seed, as if rendered alone
                 call.update(num_images_per_prompt=len(seeds),
                             generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds])  # fmt: skip
-            return self._run(pipe, call, state, solo, reporter, seeds[0])
+            with one_image_decodes(pipe.vae):  # the batch's decode peak stays one image's (memory.py)
+                return self._run(pipe, call, state, solo, reporter, seeds[0])
 
         return run
 

@@ -132,14 +132,19 @@ class ImageEncoder:
             device=self.model.device, dtype=self.model.dtype
         )
 
-    def embed(self, data: bytes) -> Any:
-        """Penultimate hidden states of one reference image (CPU float32)."""
+    def embed(self, data: bytes, cutout: str = "none") -> Any:
+        """Penultimate hidden states of one reference image (CPU float32); ``cutout="person"``
+        embeds it with everything but the person whitened (see :data:`OUTFIT_CUTOUTS`)."""
         from comic_studio.core import safe_read
 
         try:
             image = safe_read.decode_image(data, where="racig", what="reference image")
         except safe_read.UnsafeInputError as exc:
             raise GenerationError(str(exc)) from exc
+        if cutout == "person":
+            from comic_studio.vision.detect import person_on_white
+
+            image = person_on_white(image)
         return self._hidden(self._pixels(image))
 
     def negative(self) -> Any:
@@ -208,25 +213,40 @@ patches), and the character's total strength does not grow with the number of re
 blurred "mean photo" of differently framed pictures; kept to reproduce older panels)."""
 
 
+OUTFIT_CUTOUTS = ("person", "none")
+"""What an outfit (body) reference is embedded as (setting ``outfit_cutout``).
+
+``person`` (default): the offline person segmenter (:func:`comic_studio.vision.detect.person_on_white`)
+gives the outfit region and everything else is whitened, so the Plus adapter reads the clothes, not
+the photo's background (issue 15 item 9; RaCig's demo removes reference backgrounds too, with rembg,
+``demo/preprocess.py``). A picture where it finds nobody — most drawings — is embedded as it is.
+``none``: the picture as it is (panels made before)."""
+
+
 def character_embeddings(
     encoder: ImageEncoder,
     cache: ReferenceCache,
     refs: Sequence[str],
     images: dict[str, bytes],
     method: str = "images",
+    cutout: str = "none",
 ) -> list[Any]:
     """A character's references on one adapter as the images to condition it with (see
-    :data:`MULTI_REFERENCE`): one embedding per reference, or their patch mean; ``[]`` without any."""
+    :data:`MULTI_REFERENCE`): one embedding per reference, or their patch mean; ``[]`` without any.
+    ``cutout`` (:data:`OUTFIT_CUTOUTS`) is cached apart: the same asset cut out is another embedding."""
     import torch
 
     if method not in MULTI_REFERENCE:
         raise GenerationError(f"racig setting 'multi_reference': {method!r} is not one of {list(MULTI_REFERENCE)}")
+    if cutout not in OUTFIT_CUTOUTS:
+        raise GenerationError(f"racig setting 'outfit_cutout': {cutout!r} is not one of {list(OUTFIT_CUTOUTS)}")
     missing = [r for r in refs if r not in images]
     if missing:
         raise GenerationError(
             f"racig: reference image {missing[0][:12]}… is not in the request (setting 'reference_images')"
         )
-    embeds = [cache.get(encoder.cache_id, r, lambda r=r: encoder.embed(images[r])) for r in refs]
+    key = "" if cutout == "none" else f"|{cutout}"
+    embeds = [cache.get(encoder.cache_id, r + key, lambda r=r: encoder.embed(images[r], cutout)) for r in refs]
     if method == "mean-patches" and embeds:
         return [torch.stack(embeds).mean(0)]
     return embeds

@@ -37,7 +37,8 @@ from comic_studio.generation.models.loading import PICKLE_SUFFIXES, ModelLoadErr
 from comic_studio.generation.models.pickle_policy import folder_uses_safetensors, pickles_allowed, refusal
 from comic_studio.generation.models.sdxl import resolve_file
 from comic_studio.generation.request import GenerationError, GenerationRequest, GenerationResult, StepCallback
-from comic_studio.poses.staging.conditioning import Conditioning, build_conditioning
+from comic_studio.poses.segmentation import PAPER_DILATION
+from comic_studio.poses.staging.conditioning import MASKS_FROM, Conditioning, build_conditioning
 from comic_studio.poses.staging.figures import UnknownPoseError
 from comic_studio.poses.staging.openpose import DEFAULT_LINE_STYLE, LINE_STYLES
 from comic_studio.weights.architecture import bundled_config
@@ -123,6 +124,10 @@ class RacigBackend(DiffusersBackend):
                                 "help": "images: each reference its own image under the character's mask, sharing the "
                                         "character's strength (combined after the Resampler, as RaCig); mean-patches: "
                                         "the pictures averaged before it (older panels)."},
+            "outfit_cutout": {"type": "choice", "default": "person", "choices": list(ipa.OUTFIT_CUTOUTS),
+                              "label": "Outfit references",
+                              "help": "person: the person segmenter cuts the outfit out of each outfit reference "
+                                      "(background whitened) when it finds a person; none: the whole picture."},
             "character_scales": {"type": "str", "default": "", "max_length": 20_000, "label": "Per-character strengths",
                                  "help": 'JSON {"character id": {"face": 0.8, "body": 0.5}}; wins over the character\'s own strength; missing values use that, else the panel\'s.'},
             "top_k": {"type": "int", "default": 5, "min": 1, "max": 50, "label": "Pose candidates (top-k)"},
@@ -132,6 +137,14 @@ class RacigBackend(DiffusersBackend):
             "pose_matching": {"type": "choice", "default": "auto", "choices": ["auto", "minilm", "overlap", "openclip"], "label": "Pose matching"},
             "mask_dilation": {"type": "float", "default": 0.01, "min": 0.0, "max": 0.1, "label": "Mask dilation",
                               "help": "Grow head/body masks by this fraction of the panel's shorter side."},
+            # RaCig cuts its masks from the retrieved image's Sapiens segmentations (paper §3; dilated by a
+            # 30×30 box in racig/pipeline.py): imported RaCig data keeps them (poses.segmentation).
+            "masks_from": {"type": "choice", "default": "auto", "choices": list(MASKS_FROM), "label": "Masks from",
+                           "help": "auto: the pose's person/face/head segmentation when it has one (imported RaCig "
+                                   "data), else the skeleton; skeleton: always head and limb shapes from the skeleton."},
+            "segment_dilation": {"type": "int", "default": PAPER_DILATION, "min": 0, "max": 200,
+                                 "label": "Segmentation mask dilation (px at 1344×768)",
+                                 "help": "Grow segmentation masks by a box this wide (RaCig: 30), scaled with the generated area."},
             "character_prompts": {"type": "bool", "default": False, "label": "Add character descriptions to the prompt"},
             # RaCig gives each character region its own prompt and the background its own (racig/pipeline.py,
             # IPAttnProcessor2_0_RP*): on by default, as in RaCig. Off: one global prompt (before issue 15).
@@ -212,7 +225,8 @@ class RacigBackend(DiffusersBackend):
             return build_conditioning(
                 request, width, height, top_k=settings["top_k"], embedder=settings["pose_matching"],
                 dilation=settings["mask_dilation"], use_request_pose=settings["pose_choice"] == "panel",
-                pose_lines=settings["pose_lines"],
+                pose_lines=settings["pose_lines"], masks_from=settings["masks_from"],
+                segment_dilation=settings["segment_dilation"],
             )  # fmt: skip
         except UnknownPoseError as exc:  # a job's failure, like every other bad request
             raise GenerationError(str(exc)) from exc
@@ -331,8 +345,9 @@ class RacigBackend(DiffusersBackend):
                 ("face", c.face_refs, cond.head_masks, face),
                 ("body", c.body_refs, cond.body_masks, body),
             ):
+                cutout = settings["outfit_cutout"] if kind == "body" else "none"
                 embeddings = ipa.character_embeddings(
-                    encoder, self.embeddings, refs_i, images, settings["multi_reference"]
+                    encoder, self.embeddings, refs_i, images, settings["multi_reference"], cutout
                 )
                 scale = ipa.character_scale(mine.get(kind), getattr(c, f"{kind}_scale"), settings[f"{kind}_scale"])
                 # A character with no references here, an empty mask or scale 0 is left out entirely;

@@ -30,11 +30,17 @@ class ImportReport:
     features_model: str | None = None
     """The model id of the stored CLIP image features that came with the data, if any."""
     features_stored: int = 0
+    segmented: int = 0
+    """How many entries kept segmentation maps (RaCig data; their panels' masks come from them)."""
+    segment_notes: list[tuple[str, str]] = field(default_factory=list)
+    """Entries imported without their segmentation maps, and why (their masks come from the skeleton)."""
 
     def summary(self) -> str:
         text = f"imported {len(self.entries)} pose(s) into {self.library}"
         if self.features_model:
             text += f" with {self.features_stored} stored image feature row(s) for {self.features_model}"
+        if self.segmented or self.segment_notes:
+            text += f"; segmentation masks for {self.segmented}"
         return text + (f"; skipped {len(self.skipped)}" if self.skipped else "")
 
 

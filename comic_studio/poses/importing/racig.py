@@ -9,6 +9,14 @@ under the model id they were made with (ViT-bigG-14 for RaCig's data) for OpenCL
 
 Paths in an index, and every file of the data root (a link included), must stay inside their
 folder; every file is read through :mod:`.readers` (regular files only, size-capped, no pickles).
+
+RaCig's segmentation maps come along when the data has them (issue 15 item 9): the parallel
+``seg/`` (dense person id map, ``.npy``), ``face_seg_npz/`` and ``head_seg_npz/`` (SciPy sparse id
+maps) trees. They are kept per entry as small label maps in ``NAME.masks/STEM.npz`` (see
+:mod:`comic_studio.poses.segmentation`) and give the entry's panels segmentation masks instead of
+skeleton capsules. As in RaCig's retrieval check, every kept person must appear in all three maps;
+an entry whose maps are missing, partial or do not fit keeps its pose with capsule masks, and the
+report says why.
 """
 
 from __future__ import annotations
@@ -37,6 +45,14 @@ from comic_studio.poses.importing.readers import (
 )  # fmt: skip
 from comic_studio.poses.importing.skeletons import figures_for, people_from_arrays, people_from_json
 from comic_studio.poses.library import PoseEntry
+from comic_studio.poses.segmentation import (
+    KINDS,
+    FigureSegments,
+    SegmentationError,
+    label_maps,
+    read_id_map,
+    segments_bytes,
+)  # fmt: skip
 from comic_studio.poses.stored_features import (
     DEFAULT_FEATURES_MODEL,
     StoredFeaturesError,
@@ -102,6 +118,42 @@ def _sibling(path: Path, root: Path, tree: str, suffixes: tuple[str, ...]) -> Pa
         if candidate.exists() or candidate.is_symlink():  # a FIFO or a dangling link is reported, not passed over
             return confined(root, candidate.relative_to(root), f"{tree} file")
     return None
+
+
+SEGMENT_TREES = {"person": "seg", "face": "face_seg_npz", "head": "head_seg_npz"}
+"""RaCig's parallel folders of id maps, by region kind."""
+MAX_ASPECT_DRIFT = 0.02
+"""How far a map's aspect may differ from the image's before it is taken to belong to another
+picture (RaCig resizes maps to the generation size, so a few pixels of rounding are normal)."""
+
+
+def _segments(meta_path: Path, root: Path, label: str, ids: list[Any],
+              size: tuple[float, float]) -> tuple[FigureSegments | None, str | None]:  # fmt: skip
+    """The entry's label maps from RaCig's seg trees, or None and why not (None, None: no maps)."""
+    found = {kind: _sibling(meta_path, root, tree, (".npy", ".npz")) for kind, tree in SEGMENT_TREES.items()}
+    if not any(found.values()):
+        return None, None
+    missing = [SEGMENT_TREES[k] + "/" for k, path in found.items() if path is None]
+    if missing:
+        return None, f"{label}: no {', '.join(missing)} map beside the others; masks from the skeleton"
+    try:
+        maps = {kind: read_id_map(found[kind], f"{kind} segmentation map") for kind in KINDS}  # type: ignore[arg-type]
+    except (SegmentationError, PoseImportError) as exc:
+        return None, f"{exc}; masks from the skeleton"
+    h, w = maps["person"].shape
+    if abs((w / h) / (size[0] / size[1]) - 1.0) > MAX_ASPECT_DRIFT:
+        return (
+            None,
+            f"{label}: the {w}×{h} person map does not fit the {size[0]:g}×{size[1]:g} image; masks from the skeleton",
+        )
+    for kind in KINDS:
+        present = set(np.unique(maps[kind]).tolist())
+        # Id 0 is the maps' background (a sparse map cannot store it), so it names nobody.
+        lost = [pid for pid in ids if not isinstance(pid, int) or pid == 0 or pid not in present]
+        if lost:
+            return None, (f"{label}: person {lost[0]!r} is not in the {SEGMENT_TREES[kind]}/ map "
+                          "(RaCig needs every person in all three); masks from the skeleton")  # fmt: skip
+    return label_maps(maps, ids), None
 
 
 @dataclass(frozen=True)
@@ -191,6 +243,8 @@ def import_racig(source: Path, name: str | None = None, *, user_dir: Path | None
     entries: list[PoseEntry] = []
     rows: list[int] = []
     skipped: list[tuple[str, str]] = []
+    stored: list[tuple[str, bytes]] = []
+    segment_notes: list[tuple[str, str]] = []
     taken: set[str] = set()
     for row, (meta_path, skel_path) in enumerate(items):
         label = str(meta_path.relative_to(root)) if meta_path.is_relative_to(root) else str(meta_path)
@@ -213,9 +267,10 @@ def import_racig(source: Path, name: str | None = None, *, user_dir: Path | None
                 people = people_from_arrays(load_array_file(skel_path), str(skel_path.name))
             image = _sibling(meta_path, root, "img", (".jpg", ".jpeg", ".png", ".webp"))
             size = _image_size(meta, image, label)
-            figures, notes = figures_for(people, _clear_ids(meta, label), size, label, min_visibility)
+            figures, notes, ids = figures_for(people, _clear_ids(meta, label), size, label, min_visibility)
             if not figures:
                 raise PoseImportError(f"{label}: no usable person" + (f" ({notes[0]})" if notes else ""))
+            segments, why = _segments(meta_path, root, label, ids, size)
         except PoseImportError as exc:
             skipped.append((label, str(exc)))
             continue
@@ -225,12 +280,20 @@ def import_racig(source: Path, name: str | None = None, *, user_dir: Path | None
             tags.append(bg.strip())
         stem = entry_stem(meta_path.relative_to(root / "json").with_suffix("").as_posix()
                            if meta_path.is_relative_to(root / "json") else meta_path.stem, taken)  # fmt: skip
+        masks = None
+        if segments is not None:
+            masks = f"{lib}.masks/{stem}.npz"
+            stored.append((masks, segments_bytes(segments)))
+        if why:
+            segment_notes.append((label, why))
         entries.append(PoseEntry(id=f"{lib}/{stem}", caption=clip_caption(caption), tags=tuple(tags),
-                                 figures=tuple(figures), aspect=float(np.clip(size[0] / size[1], 0.2, 5.0))))  # fmt: skip
+                                 figures=tuple(figures), aspect=float(np.clip(size[0] / size[1], 0.2, 5.0)),
+                                 masks=masks))  # fmt: skip
         rows.append(row)
     path = write_library(lib, entries, user_dir, skipped)
     shutil.rmtree(features_folder(path), ignore_errors=True)  # never leave another import's features behind
-    report = ImportReport(path, entries, skipped)
+    _store_masks(path, lib, stored)
+    report = ImportReport(path, entries, skipped, segmented=len(stored), segment_notes=segment_notes)
     if matrix is not None:
         try:
             report.features_stored = store_features(path, model, [e.id for e in entries], matrix, rows)
@@ -238,3 +301,15 @@ def import_racig(source: Path, name: str | None = None, *, user_dir: Path | None
             raise PoseImportError(str(exc)) from exc
         report.features_model = model
     return report
+
+
+def _store_masks(library: Path, lib: str, stored: list[tuple[str, bytes]]) -> None:
+    """Replace the library's ``NAME.masks/`` folder with the label maps of this import."""
+    from comic_studio.core.atomic import atomic_write_bytes
+
+    folder = library.with_name(f"{lib}.masks")
+    shutil.rmtree(folder, ignore_errors=True)  # a re-import never keeps another import's maps
+    if stored:
+        folder.mkdir()
+    for rel, data in stored:
+        atomic_write_bytes(library.parent / rel, data, "a pose's segmentation maps")

@@ -86,8 +86,10 @@ def people_from_arrays(arrays: dict[str, np.ndarray], where: str) -> list[tuple[
 
 
 def figures_for(people: list[tuple[Any, np.ndarray]], clear: set[Any] | None, size: tuple[float, float],
-                 where: str, min_visibility: float) -> tuple[list[Figure], list[str]]:  # fmt: skip
-    figures: list[tuple[float, Figure]] = []
+                 where: str, min_visibility: float) -> tuple[list[Figure], list[str], list[Any]]:  # fmt: skip
+    """The usable people as figures (roles assigned), notes on those left out, and each kept
+    figure's person id (the id its segmentation maps label it with)."""
+    figures: list[tuple[float, Figure, Any]] = []
     notes = []
     for pid, coco in people:
         if clear is not None and pid not in clear and str(pid) not in {str(c) for c in clear}:
@@ -99,11 +101,11 @@ def figures_for(people: list[tuple[Any, np.ndarray]], clear: set[Any] | None, si
             notes.append(str(exc))
             continue
         pts = np.array([(x, y) for x, y, v in fig.keypoints if v > 0.5])
-        figures.append((float(np.ptp(pts[:, 0]) * np.ptp(pts[:, 1])), fig))
+        figures.append((float(np.ptp(pts[:, 0]) * np.ptp(pts[:, 1])), fig, pid))
     if len(figures) > MAX_FIGURES:
         notes.append(f"{where}: kept the {MAX_FIGURES} largest of {len(figures)} people")
         figures = sorted(figures, key=lambda t: -t[0])[:MAX_FIGURES]
-    return _assign_roles([f for _, f in figures]), notes
+    return _assign_roles([f for _, f, _ in figures]), notes, [pid for _, _, pid in figures]
 
 
 def _assign_roles(figures: list[Figure]) -> list[Figure]:

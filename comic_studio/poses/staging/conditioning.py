@@ -5,18 +5,21 @@ canvas overlay).
 
 Pose choice and framing are the storyboard's too (same retrieval, same assignment, same seeded
 camera), so a storyboard thumbnail previews the composition a racig render will get.
-Masks come from :mod:`comic_studio.poses.masks`; here they are dilated (IP-Adapter attention is
-soft at low resolutions, a little slack keeps clothes edges conditioned) and then made disjoint:
-a pixel belongs to at most one character's head *or* body, so two characters' adapters never
-write to the same place. Heads win over bodies; between figures the one nearer the camera (feet
-lower in the frame) wins.
+Masks come from the pose's segmentation maps when it has them (imported RaCig data, cut as RaCig
+does: :mod:`comic_studio.poses.segmentation`), else from the skeleton (:mod:`comic_studio.poses.masks`);
+skeleton masks are dilated here (IP-Adapter attention is soft at low resolutions, a little slack
+keeps clothes edges conditioned) and then made disjoint: a pixel belongs to at most one
+character's head *or* body, so two characters' adapters never write to the same place. Heads win
+over bodies; between figures the one nearer the camera (feet lower in the frame) wins.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,10 +29,18 @@ from comic_studio.core.model import Box, CharacterPlacement
 from comic_studio.poses.library import Figure
 from comic_studio.poses.masks import figure_masks, head_region
 from comic_studio.poses.retrieval import shared_retriever
+from comic_studio.poses.segmentation import (
+    PAPER_DILATION,
+    SegmentationError,
+    dilation_pixels,
+    read_segments,
+    segment_masks,
+)
 from comic_studio.poses.staging.figures import (
     MAX_FIGURES_FROM_LIBRARY,
     ResolvedPose,
     assign_characters,
+    entry_masks_path,
     fallback_pose,
     resolve_pose,
     with_bystanders,
@@ -39,7 +50,12 @@ from comic_studio.poses.staging.geometry import FigureGeometry
 from comic_studio.poses.staging.openpose import DEFAULT_LINE_STYLE, render_openpose
 from comic_studio.poses.staging.request import StagedRequest
 
+log = logging.getLogger(__name__)
+
 _R_ANKLE, _L_ANKLE = 10, 13
+
+MASKS_FROM = ("auto", "skeleton")
+"""Where a panel's head/body masks come from (setting ``masks_from``, see :class:`StagingOptions`)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,11 @@ class StagingOptions:
     """Head/body masks grow by this fraction of the panel's shorter side."""
     pose_choice: str = "panel"
     """panel: the pose picked or nudged in the panel wins; retrieved: always retrieve."""
+    masks_from: str = "auto"
+    """auto: a pose's segmentation maps when it has them (imported RaCig data), else the skeleton;
+    skeleton: always the skeleton's head/limb shapes."""
+    segment_dilation: int = PAPER_DILATION
+    """Segmentation masks grow by a box of this many pixels at 1344 × 768 (RaCig's 30)."""
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> StagingOptions:
@@ -104,9 +125,10 @@ def choose_pose(request: StagedRequest, top_k: int, embedder: str, use_request_p
     entry = shared_retriever(embedder).pick(request.action or request.prompt, wanted, request.seed, k=top_k)  # type: ignore[arg-type]
     pose: Any = entry if entry is not None else fallback_pose(wanted)
     if n > len(pose.figures):
-        pose = with_bystanders(pose, n)
+        pose = with_bystanders(pose, n)  # a new canvas: the entry's maps no longer fit it
     # The assignment reads the cast only (pinned figures, actor, target), not the panel's pose.
-    return ResolvedPose(str(pose.id), float(pose.aspect), tuple(pose.figures), assign_characters(request, pose))
+    return ResolvedPose(str(pose.id), float(pose.aspect), tuple(pose.figures), assign_characters(request, pose),
+                        masks=entry_masks_path(pose))  # fmt: skip
 
 
 def _frame(pose: ResolvedPose, request: StagedRequest, width: int, height: int) -> tuple[Frame, float]:
@@ -165,9 +187,13 @@ def _as_library_figure(figure: Any) -> Figure:
 
 def build_conditioning(request: StagedRequest, width: int, height: int, *, top_k: int = 5,
                        embedder: str = "auto", dilation: float = 0.01, use_request_pose: bool = True,
-                       pose_lines: str = DEFAULT_LINE_STYLE) -> Conditioning:  # fmt: skip
+                       pose_lines: str = DEFAULT_LINE_STYLE, masks_from: str = "auto",
+                       segment_dilation: int = PAPER_DILATION) -> Conditioning:  # fmt: skip
     """The pose, OpenPose image and disjoint head/body masks for ``request`` at ``width`` × ``height``.
-    ``dilation`` is a fraction of the panel's shorter side; ``pose_lines`` the OpenPose line style."""
+    ``dilation`` is a fraction of the panel's shorter side (skeleton masks); ``pose_lines`` the
+    OpenPose line style; ``masks_from`` and ``segment_dilation`` as in :class:`StagingOptions`."""
+    if masks_from not in MASKS_FROM:
+        raise ValueError(f"masks_from must be one of {MASKS_FROM}, got {masks_from!r}")
     pose = choose_pose(request, top_k, embedder, use_request_pose)
     frame, aspect = _frame(pose, request, width, height)
     canvas_box = (frame.tx, frame.ty, aspect * frame.scale, frame.scale)
@@ -176,15 +202,19 @@ def build_conditioning(request: StagedRequest, width: int, height: int, *, top_k
         [(x * aspect * frame.scale + frame.tx, y * frame.scale + frame.ty, v) for x, y, v in f.keypoints]
         for f in figures
     ]
-    grow = int(round(dilation * min(width, height)))
-    heads, bodies = [], []
-    for fig_index in pose.character_figure:
-        head, body = figure_masks(figures[fig_index], width, height, canvas_box, aspect)
-        heads.append(dilate(head, grow))
-        bodies.append(dilate(body, grow))
-    feet = [max(keypoints[f][_R_ANKLE][1], keypoints[f][_L_ANKLE][1]) for f in pose.character_figure]
-    order = sorted(range(len(feet)), key=lambda i: (-feet[i], i))
-    heads, bodies = disjoint_masks(heads, bodies, order)
+    segmented = _segmentation_masks(pose, masks_from, width, height, canvas_box, segment_dilation)
+    if segmented is not None:
+        heads, bodies = segmented
+    else:
+        grow = int(round(dilation * min(width, height)))
+        heads, bodies = [], []
+        for fig_index in pose.character_figure:
+            head, body = figure_masks(figures[fig_index], width, height, canvas_box, aspect)
+            heads.append(dilate(head, grow))
+            bodies.append(dilate(body, grow))
+        feet = [max(keypoints[f][_R_ANKLE][1], keypoints[f][_L_ANKLE][1]) for f in pose.character_figure]
+        order = sorted(range(len(feet)), key=lambda i: (-feet[i], i))
+        heads, bodies = disjoint_masks(heads, bodies, order)
     placements = [
         _placement(c.id, f, figures[f], canvas_box, aspect, heads[i] | bodies[i], width, height)
         for i, (c, f) in enumerate(zip(request.characters, pose.character_figure))
@@ -198,6 +228,25 @@ def build_conditioning(request: StagedRequest, width: int, height: int, *, top_k
         body_masks=bodies,
         placements=placements,
     )
+
+
+def _segmentation_masks(pose: ResolvedPose, masks_from: str, width: int, height: int,
+                        canvas_box: tuple[float, float, float, float],
+                        at_paper_size: int) -> tuple[list[np.ndarray], list[np.ndarray]] | None:  # fmt: skip
+    """Head and body masks from the pose's segmentation maps, when it has them, ``masks_from``
+    allows it and they cover every character's figure; None otherwise (the skeleton's then). A map
+    that cannot be read is logged and the skeleton used: a moved file must not fail the render."""
+    if masks_from != "auto" or pose.masks is None or pose.framed or not pose.character_figure:
+        return None
+    try:
+        segments = read_segments(Path(pose.masks))
+    except SegmentationError as exc:
+        log.warning("pose %s: %s; using the skeleton's masks", pose.pose_id, exc)
+        return None
+    if not set(pose.character_figure) <= segments.figures():
+        return None
+    return segment_masks(segments, pose.character_figure, width, height, canvas_box,
+                         dilation_pixels(width, height, at_paper_size))  # fmt: skip
 
 
 def _placement(character_id: str, fig_index: int, figure: Figure, box: tuple[float, float, float, float],

@@ -66,6 +66,15 @@ class ResolvedPose:
     character_figure: tuple[int, ...]
     """Figure index per request character (same order as ``request.characters``)."""
     framed: bool = False
+    masks: str | None = None
+    """The library entry's segmentation maps (:mod:`comic_studio.poses.segmentation`) when the
+    figures are that entry's as imported (no bystanders added), else None."""
+
+
+def entry_masks_path(pose: Any) -> str | None:
+    """A library pose's segmentation maps file, if it has one (duck-typed: fallbacks have none)."""
+    masks = getattr(pose, "masks", None)
+    return masks if isinstance(masks, str) else None
 
 
 # ------------------------------------------------------------------------ parametric fallback
@@ -282,10 +291,11 @@ def resolve_pose(request: StagedRequest, embedder: str = "auto") -> ResolvedPose
         if pose is None:
             pose = fallback_pose(wanted)
     if n_chars > len(pose.figures):
-        pose = with_bystanders(pose, n_chars)
+        pose = with_bystanders(pose, n_chars)  # a new canvas: the entry's maps no longer fit it
     return ResolvedPose(
         pose_id=str(pose.id),
         aspect=float(pose.aspect),
         figures=tuple(pose.figures),
         character_figure=assign_characters(request, pose),
+        masks=entry_masks_path(pose),
     )

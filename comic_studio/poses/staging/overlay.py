@@ -70,10 +70,13 @@ def compute_pose_overlay(request: StagedRequest, options: StagingOptions, side: 
         aspect=min(19.9, max(0.06, float(pose.aspect))),
         framed=pose.framed,
     )
+    # A library pose with segmentation maps is pinned by its id instead: its masks come from the maps
+    # (as in the render), which only the entry itself carries.
+    by_id = pose.masks is not None and options.masks_from == "auto"
     pinned = request.model_copy(
         update={
-            "pose_id": None,
-            "figures_override": spec,
+            "pose_id": pose.pose_id if by_id else None,
+            "figures_override": None if by_id else spec,
             "characters": [
                 c.model_copy(update={"figure": f}) for c, f in zip(request.characters, pose.character_figure)
             ],
@@ -81,7 +84,8 @@ def compute_pose_overlay(request: StagedRequest, options: StagingOptions, side: 
     )
     k = min(1.0, side / max(request.width, request.height))
     width, height = max(16, round(request.width * k)), max(16, round(request.height * k))
-    cond = build_conditioning(pinned, width, height, dilation=options.mask_dilation, use_request_pose=True)
+    cond = build_conditioning(pinned, width, height, dilation=options.mask_dilation, use_request_pose=True,
+                              masks_from=options.masks_from, segment_dilation=options.segment_dilation)  # fmt: skip
     figures = [
         PoseFigure(keypoints=[(x / width, y / height, v) for x, y, v in kps], role=f.role, facing=f.facing)
         for kps, f in zip(cond.figure_keypoints, spec.figures)

@@ -124,7 +124,7 @@ class PreferencesDialog(QDialog):
         self.memory_mode = _combo(MEMORY_LABELS, settings.memory_mode)
         self.memory_mode.setToolTip(
             "Automatic picks, per backend, the fastest mode its declared GPU memory need fits (see the Models "
-            "dialog); on running out of memory the engine also retries once in the next leaner mode"
+            "dialog); on running out of memory the engine steps down one leaner mode at a time and retries"
         )
         form.addRow("Precision:", self.dtype)
         form.addRow("GPU memory:", self.memory_mode)
