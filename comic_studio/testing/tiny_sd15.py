@@ -211,6 +211,6 @@ def use_tiny_anime(folder: str | Path) -> TinySd15Kit | None:
     kit = build_tiny_sd15_kit(folder)
     set_default_settings(backend, steps=4, preview_every=0, max_side=128, model=str(kit.sd15),
                          image_encoder=str(kit.clip_vision), adapter=str(kit.adapter),
-                         controlnet=str(kit.controlnet), ip_adapter=str(kit.ip_adapter),
+                         controlnet=str(kit.controlnet), t2i_adapter=str(kit.t2i_adapter), ip_adapter=str(kit.ip_adapter),
                          ip_image_encoder=str(kit.ip_image_encoder))  # fmt: skip
     return kit

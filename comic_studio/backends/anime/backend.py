@@ -1,10 +1,15 @@
-"""The ``anime`` backend: SD 1.5 + AnimeAdapter (seed 003) + optional OpenPose ControlNet + LoRAs.
+"""The ``anime`` backend: SD 1.5 + AnimeAdapter (seed 003) + the panel's pose (OpenPose T2I-Adapter or
+ControlNet) + LoRAs.
 
 One job: stage the panel's pose and per-character masks (:mod:`comic_studio.poses.staging`, shared
 with racig and the storyboard), encode one reference per character through the CLIP vision encoder
 into fine-grained tokens, with its token mask (the reference's foreground), and run SD 1.5 once
 with the adapter's processors on every cross-attention layer: each character's reference at its
 strength λ, its image attention only inside that character's region of the panel.
+
+The pose goes through the OpenPose T2I-Adapter when one is installed (the controller the paper
+trains with and finds best, §3.4 / Tab. 5; :mod:`.t2i`), else through the OpenPose ControlNet; the
+``pose_control`` setting picks one explicitly.
 
 No AnimeAdapter weights are public (the paper says they will be released): without the ``adapter``
 setting the job is refused with what to do (train them, or use the stand-in — IP-Adapter Plus on a
@@ -14,6 +19,8 @@ background-masked reference, the racig backend — which is not AnimeAdapter).
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,7 @@ from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
 from comic_studio.backends._diffusers.references import json_object_setting, parse_images_setting
 from comic_studio.backends._diffusers.schedulers import UnknownScheduler, make_scheduler, scheduler_names
+from comic_studio.backends.anime.t2i import PoseFeatures
 from comic_studio.generation.backend_api import ModelNeed, with_default_overrides
 from comic_studio.generation.models.loading import ModelLoadError, torch_dtype
 from comic_studio.generation.models.pickle_policy import pickles_allowed
@@ -43,6 +51,7 @@ IMAGE_SETTING_MAX = 256 * 1024 * 1024
 DEFAULT_IDS = {
     "image_encoder": "clip-vit-l-14-vision",
     "controlnet": "controlnet-openpose-sd15",
+    "t2i_adapter": "t2i-adapter-openpose-sd14",
     "ip_adapter": "ip-adapter-plus-sd15",
     "ip_image_encoder": "clip-vit-h-image-encoder",
 }
@@ -52,6 +61,8 @@ STAND_IN_LABEL = "IP-Adapter Plus stand-in (not AnimeAdapter)"
 STAND_IN_BACKGROUND = (255, 255, 255)
 """The stand-in's reference has its background painted white (IP-Adapter has no token mask)."""
 REFERENCE_MASKS = ("auto", "plain-background", "whole")
+POSE_CONTROLS = ("auto", "t2i-adapter", "controlnet", "off")
+"""auto: the T2I-Adapter when one is installed (the paper's controller), else the ControlNet."""
 STAND_IN = (
     "Until AnimeAdapter weights exist, set 'method' to stand-in: IP-Adapter Plus on the background-masked "
     "reference plus the OpenPose ControlNet, the paper's nearest baseline (it is not AnimeAdapter)."
@@ -89,10 +100,13 @@ class AnimeBackend(DiffusersBackend):
             "ip_image_encoder": {**path, "label": "Stand-in: image encoder (ViT-H)", "help": f"h94 models/image_encoder folder or catalogue id (empty = {DEFAULT_IDS['ip_image_encoder']})."},
             "adapter": {**path, "label": "AnimeAdapter weights", "help": "Folder with anime_adapter.safetensors and config.json (trained with `comic-studio train anime-adapter`, or released by the authors)."},
             "image_encoder": {**path, "label": "Image encoder (CLIP ViT-L/14)", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['image_encoder']})."},
-            "pose_control": {"type": "choice", "default": "controlnet", "choices": ["controlnet", "off"], "label": "Pose control",
-                             "help": "controlnet: the panel's pose through an OpenPose ControlNet (when the panel has characters)."},
+            "pose_control": {"type": "choice", "default": "auto", "choices": list(POSE_CONTROLS), "label": "Pose control",
+                             "help": "The panel's pose (when it has characters) through the OpenPose T2I-Adapter (the paper's "
+                                     "controller) or ControlNet; auto: the T2I-Adapter when installed, else the ControlNet."},
+            "t2i_adapter": {**path, "label": "OpenPose T2I-Adapter (SD 1.5)", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['t2i_adapter']})."},
             "controlnet": {**path, "label": "OpenPose ControlNet (SD 1.5)", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['controlnet']})."},
-            "controlnet_scale": {"type": "float", "default": 0.8, "min": 0.0, "max": 2.0, "label": "Pose strength"},
+            "controlnet_scale": {"type": "float", "default": 0.8, "min": 0.0, "max": 2.0, "label": "Pose strength",
+                                 "help": "Scales the ControlNet's residuals or the T2I-Adapter's features."},
             # λ of Eq. 4; the paper gives no inference value (IP-Adapter's usual range is 0.5–1).
             "scale": {"type": "float", "default": 0.8, "min": 0.0, "max": 2.0, "label": "Appearance strength (λ)"},
             "character_scales": {"type": "str", "default": "", "max_length": 20_000, "label": "Per-character strengths",
@@ -127,33 +141,38 @@ class AnimeBackend(DiffusersBackend):
         settings = self.validate_settings(request.backend_settings)
         settings["steps"] = request.steps or settings["steps"]
         settings["guidance"] = request.guidance or settings["guidance"]
+        if settings["pose_control"] == "auto":  # recorded as chosen: a replay elsewhere uses the same
+            settings["pose_control"] = "t2i-adapter" if self._t2i_path(settings["t2i_adapter"]) else "controlnet"
         if settings["method"] == "stand-in":
             settings["label"] = STAND_IN_LABEL
-            pipe, call, cond = self._pipeline(request, settings)
-            image = self._run_stand_in(pipe, call, request, settings, cond, on_step)
+            pipe, call, cond, pose = self._pipeline(request, settings)
+            image = self._run_stand_in(pipe, call, request, settings, cond, pose, on_step)
         else:
-            pipe, call, state, adapter, cond = self.prepare_call(request, settings)
-            image = self._run(pipe, call, state, adapter, settings, on_step)
+            job = self.prepare_call(request, settings)
+            image = self._run(job, settings, on_step)
+            cond = job.cond
         return GenerationResult(images=[resized_to_panel(image, request)], seed=request.seed, backend=self.name,
                                 settings=settings, heads=cond.placements if cond else [],
                                 pose_id=cond.pose_id if cond else None)  # fmt: skip
 
-    def prepare_call(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[Any, dict[str, Any], Any, Any, Conditioning | None]:  # fmt: skip
-        """The pipeline, its keyword arguments, the adapter state (references) and the adapter, and
-        the staging (``None`` without characters). The bench and tests call this too."""
+    def prepare_call(self, request: GenerationRequest, settings: dict[str, Any]) -> AnimeJob:
+        """The pipeline, its keyword arguments, the adapter state (references), the adapter, the
+        staging (``None`` without characters) and the T2I-Adapter's pose features. The bench and
+        tests call this too (``settings`` validated, with ``pose_control`` chosen)."""
         from comic_studio.generation.models.anime_adapter import AdapterState
 
         adapter = self._adapter(settings["adapter"])  # first: refuse before loading anything heavy
-        pipe, call, cond = self._pipeline(request, settings)
+        pipe, call, cond, pose = self._pipeline(request, settings)
         self.place(pipe)
         device = pipe._execution_device
         adapter = adapter.to(device=device, dtype=pipe.unet.dtype)
         refs = self._references(request, settings, cond, adapter, settings["guidance"] > 1.0, device, pipe.unet.dtype)
-        return pipe, call, AdapterState(refs), adapter, cond
+        return AnimeJob(pipe, call, AdapterState(refs), adapter, cond, pose)
 
-    def _pipeline(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[Any, dict[str, Any], Conditioning | None]:  # fmt: skip
-        """The SD 1.5 pipeline (with the OpenPose ControlNet when the panel has characters and pose
-        control is on), not placed yet, and its keyword arguments."""
+    def _pipeline(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[Any, dict[str, Any], Conditioning | None, PoseFeatures | None]:  # fmt: skip
+        """The SD 1.5 pipeline (with the OpenPose ControlNet when the panel has characters and the
+        pose goes through it), not placed yet, its keyword arguments, the staging and the
+        T2I-Adapter's features of the panel's pose (when the pose goes through it)."""
         import diffusers
         import torch
 
@@ -161,6 +180,10 @@ class AnimeBackend(DiffusersBackend):
         cond = self._conditioning(request, settings, (width, height)) if request.characters else None
         parts = self._components(settings, request.seed)
         pose = settings["pose_control"] == "controlnet" and cond is not None
+        features = None
+        if settings["pose_control"] == "t2i-adapter" and cond is not None:
+            features = PoseFeatures.compute(self._t2i_adapter(settings["t2i_adapter"]), cond.control_image, width,
+                                            height, settings["controlnet_scale"], parts["unet"])  # fmt: skip
         common: dict[str, Any] = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
         if pose:
             controlnet = self._controlnet(settings["controlnet"])
@@ -180,7 +203,7 @@ class AnimeBackend(DiffusersBackend):
         if pose:
             assert cond is not None
             call.update(image=cond.control_image, controlnet_conditioning_scale=settings["controlnet_scale"])
-        return pipe, call, cond
+        return pipe, call, cond, features
 
     def generation_size(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[int, int]:
         k = math.sqrt(SD15_AREA / (request.width * request.height))
@@ -190,21 +213,21 @@ class AnimeBackend(DiffusersBackend):
             w, h = w * shrink, h * shrink
         return max(8, int(round(w / 8)) * 8), max(8, int(round(h / 8)) * 8)
 
-    def _run(self, pipe: Any, call: dict[str, Any], state: Any, adapter: Any, settings: dict[str, Any],
-             on_step: StepCallback | None) -> Any:  # fmt: skip
+    def _run(self, job: AnimeJob, settings: dict[str, Any], on_step: StepCallback | None) -> Any:
         from comic_studio.generation.models.anime_adapter import attached
 
         reporter = StepReporter(on_step, settings["preview_every"]).callback()
         loras = JobLoras(settings["loras"], pickles_allowed(), settings["character_loras"])
+        pipe = job.pipe
         try:
             loras.apply(pipe)
-            with attached(pipe.unet, adapter, state):
-                return pipe(**call, callback_on_step_end=reporter).images[0]
+            with attached(pipe.unet, job.adapter, job.state), _posed(pipe.unet, job.pose):
+                return pipe(**job.call, callback_on_step_end=reporter).images[0]
         finally:
             loras.remove()
 
     def _run_stand_in(self, pipe: Any, call: dict[str, Any], request: GenerationRequest, settings: dict[str, Any],
-                      cond: Conditioning | None, on_step: StepCallback | None) -> Any:  # fmt: skip
+                      cond: Conditioning | None, pose: PoseFeatures | None, on_step: StepCallback | None) -> Any:  # fmt: skip
         """IP-Adapter Plus on each character's background-masked reference, under its region, at its
         λ, with the pose ControlNet: the paper's nearest baseline (Tab. 1), labelled as not AnimeAdapter."""
         import torch
@@ -216,7 +239,8 @@ class AnimeBackend(DiffusersBackend):
             loras.apply(pipe)
             if not items:
                 self.place(pipe)
-                return pipe(**call, callback_on_step_end=reporter).images[0]
+                with _posed(pipe.unet, pose):
+                    return pipe(**call, callback_on_step_end=reporter).images[0]
             # The adapter goes on before the offload hooks (as racig's: the hooks must cover it).
             pipe.load_ip_adapter(self._ip_state(settings["ip_adapter"]), subfolder="", weight_name="stand-in",
                                  image_encoder_folder=None)  # fmt: skip
@@ -230,9 +254,10 @@ class AnimeBackend(DiffusersBackend):
                 for processor in pipe.unet.attn_processors.values():
                     if hasattr(processor, "to_k_ip"):
                         processor.scale = [[s for _, _, s in items]]  # one λ per character's image
-                return pipe(**call, ip_adapter_image_embeds=[embeds.to(device, dtype)],
-                            cross_attention_kwargs={"ip_adapter_masks": [masks]},
-                            callback_on_step_end=reporter).images[0]  # fmt: skip
+                with _posed(pipe.unet, pose):
+                    return pipe(**call, ip_adapter_image_embeds=[embeds.to(device, dtype)],
+                                cross_attention_kwargs={"ip_adapter_masks": [masks]},
+                                callback_on_step_end=reporter).images[0]  # fmt: skip
             finally:
                 pipe.unload_ip_adapter()
         finally:
@@ -393,6 +418,32 @@ class AnimeBackend(DiffusersBackend):
 
         return res.models.get(str(path), "controlnet", res.dtype, device, load)
 
+    def _t2i_path(self, spec: str) -> Path | None:
+        """The T2I-Adapter's folder: the setting's (which must exist) or the installed default;
+        None when the default is not installed (auto pose control then uses the ControlNet)."""
+        if spec.strip():
+            return _model_path(spec, "T2I-Adapter", "t2i_adapter")
+        found = locate(load_catalogue().get(DEFAULT_IDS["t2i_adapter"]), Places.from_settings())
+        return found.path if found is not None else None
+
+    def _t2i_adapter(self, spec: str) -> Any:
+        path = self._t2i_path(spec) or _model_path(DEFAULT_IDS["t2i_adapter"], "T2I-Adapter", "t2i_adapter")
+        res = self.resources
+        device = self.load_device
+
+        def load() -> Any:
+            import diffusers
+
+            try:
+                net = diffusers.T2IAdapter.from_pretrained(path, torch_dtype=torch_dtype(res.dtype),
+                                                           local_files_only=True, use_safetensors=True)  # fmt: skip
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise GenerationError(f"anime setting 't2i_adapter': cannot load {path} ({exc})") from exc
+            return net.to(device).eval()
+
+        # Run once per render where it was loaded (its features then go to the UNet's device).
+        return res.models.get(str(path), "t2i-adapter", res.dtype, device, load)
+
     def _ip_state(self, spec: str) -> dict[str, Any]:
         from comic_studio.generation.models.loading import read_state_dict
 
@@ -448,6 +499,25 @@ class AnimeBackend(DiffusersBackend):
 # ---------------------------------------------------------------------------------- helpers
 
 
+@dataclass
+class AnimeJob:
+    """One AnimeAdapter render, ready to run (:meth:`AnimeBackend.prepare_call`)."""
+
+    pipe: Any
+    call: dict[str, Any]
+    state: Any
+    """The adapter's :class:`~comic_studio.generation.models.anime_adapter.AdapterState`."""
+    adapter: Any
+    cond: Conditioning | None
+    pose: PoseFeatures | None
+
+
+def _posed(unet: Any, pose: PoseFeatures | None) -> Any:
+    """The T2I-Adapter's pose features on ``unet`` for the block (nothing when the pose does not go
+    through a T2I-Adapter)."""
+    return pose.attached(unet) if pose is not None else nullcontext()
+
+
 def _model_path(spec: str, what: str, field: str) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
@@ -462,7 +532,7 @@ def _model_path(spec: str, what: str, field: str) -> Path:
     if found is None:
         raise GenerationError(
             f"anime: the {what} {spec!r} is not installed: run `comic-studio models download {spec}`"
-            + (" (or set 'pose_control' to off)" if field == "controlnet" else "")
+            + (" (or set 'pose_control' to off)" if field in ("controlnet", "t2i_adapter") else "")
         )
     return found.path
 
