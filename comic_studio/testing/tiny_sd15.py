@@ -198,6 +198,32 @@ def build_tiny_sd15_kit(folder: str | Path, seed: int = 0, *, force: bool = Fals
     return kit
 
 
+def write_tiny_anime_dataset(folder: str | Path, count: int = 2) -> Path:
+    """An AnimeAdapter dataset folder (``metadata.jsonl``) of ``count`` 64² character pictures, each
+    with its box mask and a stick-figure OpenPose-style pose image, tag prompts without a name."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from comic_studio.testing.tiny import character_picture
+    from comic_studio.training.anime_adapter import write_manifest
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        character_picture(10 + i, 64, 64).save(root / f"c{i}.png")
+        mask = np.zeros((64, 64), np.uint8)
+        mask[16:48, 16:48] = 255
+        Image.fromarray(mask).save(root / f"c{i}-mask.png")
+        pose = Image.new("RGB", (64, 64))
+        ImageDraw.Draw(pose).line([(32, 10), (32, 40), (20 + 10 * i, 60)], fill=(255, 0, 0), width=3)
+        pose.save(root / f"c{i}-pose.png")
+        rows.append({"image": f"c{i}.png", "mask": f"c{i}-mask.png", "pose": f"c{i}-pose.png",
+                     "prompt": "1girl, red hair, school uniform, standing"})  # fmt: skip
+    write_manifest(root, rows)
+    return root
+
+
 def use_tiny_anime(folder: str | Path) -> TinySd15Kit | None:
     """Build the kit under ``folder`` and make it the ``anime`` backend's default models for this
     process (part of ``--models tiny``). Builds nothing when no ``anime`` backend is installed."""

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from comic_studio.generation.models.anime_adapter import load_adapter  # noqa: E402
 from comic_studio.generation.models.sd15 import load_sd15_components, resolve_sd15  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
-from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit  # noqa: E402
+from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit, write_tiny_anime_dataset  # noqa: E402
 from comic_studio.training.anime_adapter import (  # noqa: E402
     AnimeAdapterRecipe,
     AnimeAdapterTrainer,
@@ -34,20 +34,7 @@ def kit(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """Two character pictures with their box masks and a stick-figure pose image each."""
-    folder = tmp_path_factory.mktemp("anime-data")
-    rows = []
-    for i in range(2):
-        character_picture(10 + i, 64, 64).save(folder / f"c{i}.png")
-        mask = np.zeros((64, 64), np.uint8)
-        mask[16:48, 16:48] = 255
-        Image.fromarray(mask).save(folder / f"c{i}-mask.png")
-        pose = Image.new("RGB", (64, 64))
-        ImageDraw.Draw(pose).line([(32, 10), (32, 40), (20 + 10 * i, 60)], fill=(255, 0, 0), width=3)
-        pose.save(folder / f"c{i}-pose.png")
-        rows.append({"image": f"c{i}.png", "mask": f"c{i}-mask.png", "pose": f"c{i}-pose.png",
-                     "prompt": "1girl, red hair, school uniform, standing"})  # fmt: skip
-    write_manifest(folder, rows)
-    return folder
+    return write_tiny_anime_dataset(tmp_path_factory.mktemp("anime-data"))
 
 
 @pytest.fixture
