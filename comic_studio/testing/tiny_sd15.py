@@ -119,15 +119,16 @@ def tiny_clip_vision(seed: int = 0) -> tuple[Any, Any]:
     return CLIPVisionModel(config).eval(), processor
 
 
-def tiny_anime_adapter(unet: Any, seed: int = 0, k_layers: int = TINY_K, std: float = 0.2) -> Any:
-    """AnimeAdapter weights for ``unet`` and the tiny encoder, random (large enough to change renders)."""
+def tiny_anime_adapter(unet: Any, seed: int = 0, k_layers: int = TINY_K, std: float = 0.2, family: str = "sd15") -> Any:  # fmt: skip
+    """AnimeAdapter weights for ``unet`` (of ``family``) and the tiny encoder, random (large enough
+    to change renders)."""
     import torch
 
     from comic_studio.generation.models.anime_adapter import AnimeAdapter
 
     tokens = (VISION_SIZE // VISION_PATCH) ** 2 + 1
     adapter = AnimeAdapter.for_unet(unet, clip_hidden=VISION_HIDDEN, encoder_layers=VISION_LAYERS, tokens=tokens,
-                                    encoder="tiny-clip-vision", k_layers=k_layers)  # fmt: skip
+                                    encoder="tiny-clip-vision", k_layers=k_layers, family=family)  # fmt: skip
     gen = torch.Generator().manual_seed(seed + 50)
     with torch.no_grad():
         for p in adapter.parameters():

@@ -250,3 +250,41 @@ def test_a_t2i_adapter_of_another_family_is_refused_by_name(kit, backend, tmp_pa
                adapter_type="full_adapter").save_pretrained(other, safe_serialization=True)  # fmt: skip
     with pytest.raises(GenerationError, match=r"setting 't2i_adapter'.*\[16, 48\].*\[32, 64\]"):
         backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(other)))
+
+
+# ---------------------------------------------------------------- the SDXL variant (issue 18: "with an SDXL variant")
+
+
+def test_sdxl_family_weights_render_on_an_sdxl_base(kit, tiny_kit, backend, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    from comic_studio.generation.models.anime_adapter import save_adapter
+    from comic_studio.testing.tiny_sd15 import tiny_anime_adapter
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_kit.sdxl, subfolder="unet")
+    adapter = tiny_anime_adapter(unet, family="sdxl")
+    # Built from the SDXL UNet's own cross-attention: its width (both text encoders) and layers.
+    assert adapter.config.context_dim == unet.config.cross_attention_dim != kit_unet_context(kit)
+    save_adapter(adapter, tmp_path / "xl-adapter")
+    xl = dict(model=str(tiny_kit.sdxl), adapter=str(tmp_path / "xl-adapter"), controlnet=str(tiny_kit.controlnet),
+              pose_control="auto")  # fmt: skip
+    plain = backend.generate(request(kit, refs=False, **xl))
+    assert plain.settings["pose_control"] == "controlnet"  # no SDXL T2I-Adapter in the catalogue: the ControlNet
+    with_refs = backend.generate(request(kit, **xl))
+    assert with_refs.image.size == (128, 96) and not np.array_equal(pixels(plain), pixels(with_refs))
+    silent = backend.generate(request(kit, character_scales='{"ana": 0, "ben": 0}', **xl))
+    assert np.array_equal(pixels(plain), pixels(silent))
+    xl_unet = next(v for k, v in backend.resources.models._items.items()
+                   if k.component == "unet" and v.config.cross_attention_dim == unet.config.cross_attention_dim)  # fmt: skip
+    assert all(type(p).__name__ == "AttnProcessor2_0" for p in xl_unet.attn_processors.values())
+    with pytest.raises(GenerationError, match="no OpenPose T2I-Adapter for sdxl"):
+        backend.generate(request(kit, **{**xl, "pose_control": "t2i-adapter"}))
+    # SD 1.5 weights on the SDXL base: refused by name, not a shape error inside the UNet.
+    with pytest.raises(GenerationError, match="an SDXL model folder, not an SD 1.5"):
+        backend.generate(request(kit, model=str(tiny_kit.sdxl)))
+
+
+def kit_unet_context(kit) -> int:
+    import json as _json
+
+    return _json.loads((kit.sd15 / "unet" / "config.json").read_text())["cross_attention_dim"]

@@ -7,6 +7,10 @@ into fine-grained tokens, with its token mask (the reference's foreground), and 
 with the adapter's processors on every cross-attention layer: each character's reference at its
 strength λ, its image attention only inside that character's region of the panel.
 
+The base family follows the adapter weights' config.json: SD 1.5 (the paper's: its 24.7 M
+parameters fit SD 1.5) or SDXL (the variant the issue asks for; SDXL pipelines on the shared SDXL
+models, 1024² area, the SDXL OpenPose ControlNet; no catalogue T2I-Adapter for SDXL yet).
+
 The pose goes through the OpenPose T2I-Adapter when one is installed (the controller the paper
 trains with and finds best, §3.4 / Tab. 5; :mod:`.t2i`), else through the OpenPose ControlNet; the
 ``pose_control`` setting picks one explicitly.
@@ -46,6 +50,8 @@ from comic_studio.weights.locate import Places, locate
 NAME = "anime"
 SD15_AREA = 512 * 512
 """SD 1.5's training area: panels are generated at about this many pixels, at their own shape."""
+SDXL_AREA = 1024 * 1024
+"""SDXL's, for adapter weights of the SDXL family."""
 MAX_CHARACTERS = 4
 IMAGE_SETTING_MAX = 256 * 1024 * 1024
 DEFAULT_IDS = {
@@ -55,6 +61,11 @@ DEFAULT_IDS = {
     "ip_adapter": "ip-adapter-plus-sd15",
     "ip_image_encoder": "clip-vit-h-image-encoder",
 }
+DEFAULT_CONTROLNETS = {"sd15": "controlnet-openpose-sd15", "sdxl": "controlnet-openpose-sdxl"}
+"""The OpenPose ControlNet per base family (an empty 'controlnet' setting)."""
+DEFAULT_T2I_ADAPTERS = {"sd15": "t2i-adapter-openpose-sd14"}
+"""The catalogue's OpenPose T2I-Adapter per family: none for SDXL yet (set 't2i_adapter' to a
+folder, e.g. TencentARC's t2i-adapter-openpose-sdxl-1.0, to use one)."""
 METHODS = ("animeadapter", "stand-in")
 STAND_IN_LABEL = "IP-Adapter Plus stand-in (not AnimeAdapter)"
 """What results made with ``method=stand-in`` record under the ``label`` setting."""
@@ -91,7 +102,7 @@ class AnimeBackend(DiffusersBackend):
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
         path = {"type": "str", "default": "", "max_length": 4096}
         return with_default_overrides({
-            "model": {**path, "label": "Base model (SD 1.5)", "help": f"Catalogue id, diffusers folder or .safetensors checkpoint (empty = {DEFAULT_SD15_ID})."},
+            "model": {**path, "label": "Base model (SD 1.5)", "help": f"Catalogue id, diffusers folder or .safetensors checkpoint (empty = {DEFAULT_SD15_ID}); an SDXL model for AnimeAdapter weights of the SDXL family (empty = the default SDXL model)."},
             "model_config": {**path, "label": "Checkpoint config folder", "help": "Single files only (empty = the bundled SD 1.5 config)."},
             "method": {"type": "choice", "default": "animeadapter", "choices": list(METHODS), "label": "Method",
                        "help": "animeadapter: the paper's adapter (needs its weights); stand-in: IP-Adapter Plus on the "
@@ -104,7 +115,7 @@ class AnimeBackend(DiffusersBackend):
                              "help": "The panel's pose (when it has characters) through the OpenPose T2I-Adapter (the paper's "
                                      "controller) or ControlNet; auto: the T2I-Adapter when installed, else the ControlNet."},
             "t2i_adapter": {**path, "label": "OpenPose T2I-Adapter (SD 1.5)", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['t2i_adapter']})."},
-            "controlnet": {**path, "label": "OpenPose ControlNet (SD 1.5)", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['controlnet']})."},
+            "controlnet": {**path, "label": "OpenPose ControlNet", "help": f"Folder or catalogue id (empty = {DEFAULT_CONTROLNETS['sd15']}, or {DEFAULT_CONTROLNETS['sdxl']} for SDXL)."},
             "controlnet_scale": {"type": "float", "default": 0.8, "min": 0.0, "max": 2.0, "label": "Pose strength",
                                  "help": "Scales the ControlNet's residuals or the T2I-Adapter's features."},
             # λ of Eq. 4; the paper gives no inference value (IP-Adapter's usual range is 0.5–1).
@@ -141,8 +152,11 @@ class AnimeBackend(DiffusersBackend):
         settings = self.validate_settings(request.backend_settings)
         settings["steps"] = request.steps or settings["steps"]
         settings["guidance"] = request.guidance or settings["guidance"]
+        # The adapter's family (its config.json) picks the base: SD 1.5 or SDXL. The stand-in is SD 1.5.
+        family = "sd15" if settings["method"] == "stand-in" else self._adapter(settings["adapter"]).config.family
         if settings["pose_control"] == "auto":  # recorded as chosen: a replay elsewhere uses the same
-            settings["pose_control"] = "t2i-adapter" if self._t2i_path(settings["t2i_adapter"]) else "controlnet"
+            found = self._t2i_path(settings["t2i_adapter"], family)
+            settings["pose_control"] = "t2i-adapter" if found else "controlnet"
         if settings["method"] == "stand-in":
             settings["label"] = STAND_IN_LABEL
             pipe, call, cond, pose = self._pipeline(request, settings)
@@ -162,34 +176,38 @@ class AnimeBackend(DiffusersBackend):
         from comic_studio.generation.models.anime_adapter import AdapterState
 
         adapter = self._adapter(settings["adapter"])  # first: refuse before loading anything heavy
-        pipe, call, cond, pose = self._pipeline(request, settings)
+        pipe, call, cond, pose = self._pipeline(request, settings, adapter.config.family)
         self.place(pipe)
         device = pipe._execution_device
         adapter = adapter.to(device=device, dtype=pipe.unet.dtype)
         refs = self._references(request, settings, cond, adapter, settings["guidance"] > 1.0, device, pipe.unet.dtype)
         return AnimeJob(pipe, call, AdapterState(refs), adapter, cond, pose)
 
-    def _pipeline(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[Any, dict[str, Any], Conditioning | None, PoseFeatures | None]:  # fmt: skip
-        """The SD 1.5 pipeline (with the OpenPose ControlNet when the panel has characters and the
-        pose goes through it), not placed yet, its keyword arguments, the staging and the
+    def _pipeline(self, request: GenerationRequest, settings: dict[str, Any], family: str = "sd15") -> tuple[Any, dict[str, Any], Conditioning | None, PoseFeatures | None]:  # fmt: skip
+        """The SD 1.5 (or SDXL) pipeline (with the OpenPose ControlNet when the panel has characters
+        and the pose goes through it), not placed yet, its keyword arguments, the staging and the
         T2I-Adapter's features of the panel's pose (when the pose goes through it)."""
         import diffusers
         import torch
 
-        width, height = self.generation_size(request, settings)
+        width, height = self.generation_size(request, settings, family)
         cond = self._conditioning(request, settings, (width, height)) if request.characters else None
-        parts = self._components(settings, request.seed)
+        xl = family == "sdxl"
+        parts = self._sdxl_parts(settings, request.seed) if xl else self._components(settings, request.seed)
         pose = settings["pose_control"] == "controlnet" and cond is not None
         features = None
         if settings["pose_control"] == "t2i-adapter" and cond is not None:
-            features = PoseFeatures.compute(self._t2i_adapter(settings["t2i_adapter"]), cond.control_image, width,
-                                            height, settings["controlnet_scale"], parts["unet"])  # fmt: skip
-        common: dict[str, Any] = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+            features = PoseFeatures.compute(self._t2i_adapter(settings["t2i_adapter"], family), cond.control_image,
+                                            width, height, settings["controlnet_scale"], parts["unet"])  # fmt: skip
+        common: dict[str, Any] = (
+            {} if xl else {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+        )
         if pose:
-            controlnet = self._controlnet(settings["controlnet"])
-            pipe: Any = diffusers.StableDiffusionControlNetPipeline(**parts, controlnet=controlnet, **common)
+            controlnet = self._controlnet(settings["controlnet"] or DEFAULT_CONTROLNETS[family])
+            cls = diffusers.StableDiffusionXLControlNetPipeline if xl else diffusers.StableDiffusionControlNetPipeline
+            pipe: Any = cls(**parts, controlnet=controlnet, **common)
         else:
-            pipe = diffusers.StableDiffusionPipeline(**parts, **common)
+            pipe = (diffusers.StableDiffusionXLPipeline if xl else diffusers.StableDiffusionPipeline)(**parts, **common)
         pipe.set_progress_bar_config(disable=True)
         call: dict[str, Any] = {
             "prompt": request.prompt,
@@ -205,8 +223,8 @@ class AnimeBackend(DiffusersBackend):
             call.update(image=cond.control_image, controlnet_conditioning_scale=settings["controlnet_scale"])
         return pipe, call, cond, features
 
-    def generation_size(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[int, int]:
-        k = math.sqrt(SD15_AREA / (request.width * request.height))
+    def generation_size(self, request: GenerationRequest, settings: dict[str, Any], family: str = "sd15") -> tuple[int, int]:  # fmt: skip
+        k = math.sqrt((SDXL_AREA if family == "sdxl" else SD15_AREA) / (request.width * request.height))
         w, h = request.width * k, request.height * k
         if settings["max_side"]:
             shrink = min(1.0, settings["max_side"] / max(w, h))
@@ -214,7 +232,7 @@ class AnimeBackend(DiffusersBackend):
         return max(8, int(round(w / 8)) * 8), max(8, int(round(h / 8)) * 8)
 
     def _run(self, job: AnimeJob, settings: dict[str, Any], on_step: StepCallback | None) -> Any:
-        from comic_studio.generation.models.anime_adapter import attached
+        from comic_studio.generation.models.anime_adapter import AdapterFormatError, attached
 
         reporter = StepReporter(on_step, settings["preview_every"]).callback()
         loras = JobLoras(settings["loras"], pickles_allowed(), settings["character_loras"])
@@ -223,6 +241,8 @@ class AnimeBackend(DiffusersBackend):
             loras.apply(pipe)
             with attached(pipe.unet, job.adapter, job.state), _posed(pipe.unet, job.pose):
                 return pipe(**job.call, callback_on_step_end=reporter).images[0]
+        except AdapterFormatError as exc:  # weights of another UNet than the base model's
+            raise GenerationError(f"anime setting 'adapter': {exc}") from exc
         finally:
             loras.remove()
 
@@ -401,6 +421,16 @@ class AnimeBackend(DiffusersBackend):
         except UnknownPoseError as exc:
             raise GenerationError(str(exc)) from exc
 
+    def _sdxl_parts(self, settings: dict[str, Any], seed: int) -> dict[str, Any]:
+        """SDXL's components for adapter weights of the SDXL family (the shared cache: the sdxl
+        backend's copy); an empty 'model' is the default SDXL model."""
+        from comic_studio.generation.models.sdxl import default_sdxl_model
+
+        try:
+            return self.sdxl_components({**settings, "model": settings["model"] or default_sdxl_model()}, seed)
+        except GenerationError as exc:
+            raise GenerationError(f"anime (SDXL adapter weights): {exc}") from exc
+
     def _controlnet(self, spec: str) -> Any:
         path = _model_path(spec or DEFAULT_IDS["controlnet"], "controlnet", "controlnet")
         res = self.resources
@@ -418,16 +448,25 @@ class AnimeBackend(DiffusersBackend):
 
         return res.models.get(str(path), "controlnet", res.dtype, device, load)
 
-    def _t2i_path(self, spec: str) -> Path | None:
-        """The T2I-Adapter's folder: the setting's (which must exist) or the installed default;
-        None when the default is not installed (auto pose control then uses the ControlNet)."""
+    def _t2i_path(self, spec: str, family: str = "sd15") -> Path | None:
+        """The T2I-Adapter's folder: the setting's (which must exist) or the family's installed
+        default; None when there is none (auto pose control then uses the ControlNet)."""
         if spec.strip():
             return _model_path(spec, "T2I-Adapter", "t2i_adapter")
-        found = locate(load_catalogue().get(DEFAULT_IDS["t2i_adapter"]), Places.from_settings())
+        if family not in DEFAULT_T2I_ADAPTERS:
+            return None
+        found = locate(load_catalogue().get(DEFAULT_T2I_ADAPTERS[family]), Places.from_settings())
         return found.path if found is not None else None
 
-    def _t2i_adapter(self, spec: str) -> Any:
-        path = self._t2i_path(spec) or _model_path(DEFAULT_IDS["t2i_adapter"], "T2I-Adapter", "t2i_adapter")
+    def _t2i_adapter(self, spec: str, family: str = "sd15") -> Any:
+        path = self._t2i_path(spec, family)
+        if path is None:
+            if family not in DEFAULT_T2I_ADAPTERS:
+                raise GenerationError(
+                    f"anime: the catalogue has no OpenPose T2I-Adapter for {family}: set 't2i_adapter' to one's "
+                    "folder, or set 'pose_control' to controlnet"
+                )
+            path = _model_path(DEFAULT_T2I_ADAPTERS[family], "T2I-Adapter", "t2i_adapter")
         res = self.resources
         device = self.load_device
 

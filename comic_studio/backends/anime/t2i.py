@@ -47,7 +47,9 @@ class PoseFeatures:
             features = [f * scale for f in adapter(image)]
         channels = list(unet.config.block_out_channels)
         got = [int(f.shape[1]) for f in features]
-        if len(got) > len(channels) or got != channels[: len(got)]:
+        # One feature per down block; SDXL's adapters give one more, which the UNet adds in its mid block.
+        expected = channels + [channels[-1]] * max(0, len(got) - len(channels))
+        if len(got) > len(channels) + 1 or got != expected[: len(got)]:
             raise GenerationError(
                 f"anime setting 't2i_adapter': this T2I-Adapter gives features of {got} channels, the base model's "
                 f"down blocks have {channels}: use the T2I-Adapter made for this base model's family "
