@@ -198,7 +198,6 @@ def _unet(backend):
 def test_the_pose_goes_through_the_t2i_adapter_and_strength_zero_is_no_pose(kit, backend):
     off = backend.generate(request(kit, pose_control="off"))
     posed = backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter)))
-    assert posed.settings["pose_control"] == "t2i-adapter"
     assert not np.array_equal(pixels(off), pixels(posed))
     controlnet = backend.generate(request(kit, pose_control="controlnet"))
     assert not np.array_equal(pixels(controlnet), pixels(posed))
@@ -223,13 +222,13 @@ def test_without_a_pose_the_t2i_adapter_leaves_the_render_unchanged(kit, backend
 
 
 def test_auto_uses_the_t2i_adapter_when_installed_and_the_controlnet_otherwise(kit, backend):
+    assert backend.pose_control(backend.validate_settings({"t2i_adapter": str(kit.t2i_adapter)})) == "t2i-adapter"
     auto = backend.generate(request(kit, t2i_adapter=str(kit.t2i_adapter)))
-    assert auto.settings["pose_control"] == "t2i-adapter"
     explicit = backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter)))
     assert np.array_equal(pixels(auto), pixels(explicit))
     # No t2i_adapter setting and the catalogue's OpenPose T2I-Adapter is not installed here.
+    assert backend.pose_control(backend.validate_settings({})) == "controlnet"
     fallback = backend.generate(request(kit))
-    assert fallback.settings["pose_control"] == "controlnet"
     assert np.array_equal(pixels(fallback), pixels(backend.generate(request(kit, pose_control="controlnet"))))
     with pytest.raises(GenerationError, match=r"t2i-adapter-openpose-sd14.*not installed.*models download"):
         backend.generate(request(kit, pose_control="t2i-adapter"))
@@ -268,8 +267,9 @@ def test_sdxl_family_weights_render_on_an_sdxl_base(kit, tiny_kit, backend, tmp_
     save_adapter(adapter, tmp_path / "xl-adapter")
     xl = dict(model=str(tiny_kit.sdxl), adapter=str(tmp_path / "xl-adapter"), controlnet=str(tiny_kit.controlnet),
               pose_control="auto")  # fmt: skip
+    # No SDXL T2I-Adapter in the catalogue: auto means the ControlNet.
+    assert backend.pose_control(backend.validate_settings({}), "sdxl") == "controlnet"
     plain = backend.generate(request(kit, refs=False, **xl))
-    assert plain.settings["pose_control"] == "controlnet"  # no SDXL T2I-Adapter in the catalogue: the ControlNet
     with_refs = backend.generate(request(kit, **xl))
     assert with_refs.image.size == (128, 96) and not np.array_equal(pixels(plain), pixels(with_refs))
     silent = backend.generate(request(kit, character_scales='{"ana": 0, "ben": 0}', **xl))

@@ -152,11 +152,6 @@ class AnimeBackend(DiffusersBackend):
         settings = self.validate_settings(request.backend_settings)
         settings["steps"] = request.steps or settings["steps"]
         settings["guidance"] = request.guidance or settings["guidance"]
-        # The adapter's family (its config.json) picks the base: SD 1.5 or SDXL. The stand-in is SD 1.5.
-        family = "sd15" if settings["method"] == "stand-in" else self._adapter(settings["adapter"]).config.family
-        if settings["pose_control"] == "auto":  # recorded as chosen: a replay elsewhere uses the same
-            found = self._t2i_path(settings["t2i_adapter"], family)
-            settings["pose_control"] = "t2i-adapter" if found else "controlnet"
         if settings["method"] == "stand-in":
             settings["label"] = STAND_IN_LABEL
             pipe, call, cond, pose = self._pipeline(request, settings)
@@ -194,9 +189,10 @@ class AnimeBackend(DiffusersBackend):
         cond = self._conditioning(request, settings, (width, height)) if request.characters else None
         xl = family == "sdxl"
         parts = self._sdxl_parts(settings, request.seed) if xl else self._components(settings, request.seed)
-        pose = settings["pose_control"] == "controlnet" and cond is not None
+        control = self.pose_control(settings, family) if cond is not None else "off"
+        pose = control == "controlnet"
         features = None
-        if settings["pose_control"] == "t2i-adapter" and cond is not None:
+        if control == "t2i-adapter":
             features = PoseFeatures.compute(self._t2i_adapter(settings["t2i_adapter"], family), cond.control_image,
                                             width, height, settings["controlnet_scale"], parts["unet"])  # fmt: skip
         common: dict[str, Any] = (
@@ -222,6 +218,15 @@ class AnimeBackend(DiffusersBackend):
             assert cond is not None
             call.update(image=cond.control_image, controlnet_conditioning_scale=settings["controlnet_scale"])
         return pipe, call, cond, features
+
+    def pose_control(self, settings: dict[str, Any], family: str = "sd15") -> str:
+        """How the pose goes in: the setting, with "auto" chosen here (the T2I-Adapter when one is
+        installed or set, else the ControlNet). The result keeps "auto" (the validated settings, as
+        the backend contract asks): a replay on a machine with other models may choose otherwise."""
+        chosen = settings["pose_control"]
+        if chosen == "auto":
+            chosen = "t2i-adapter" if self._t2i_path(settings["t2i_adapter"], family) else "controlnet"
+        return str(chosen)
 
     def generation_size(self, request: GenerationRequest, settings: dict[str, Any], family: str = "sd15") -> tuple[int, int]:  # fmt: skip
         k = math.sqrt((SDXL_AREA if family == "sdxl" else SD15_AREA) / (request.width * request.height))
