@@ -295,7 +295,14 @@ class TrainAnimeAdapterDialog(QDialog):
         self.source_combo.setCurrentIndex(self.source_combo.findData(source))
         self.folder_edit.setText(request.images or request.data)
         self.out_edit.setText(request.out)
+        self.base_edit.setText(request.base)
+        self.encoder_edit.setText(request.encoder)
+        self.controller_combo.setCurrentIndex(self.controller_combo.findData(request.recipe.controller))
+        self.controller_edit.setText(request.controller_model)
         self.steps_spin.setValue(request.recipe.steps)
+        self.k_spin.setValue(request.recipe.k_layers)
+        self.batch_spin.setValue(request.recipe.gradient_accumulation)
+        self.resolution_spin.setValue(request.recipe.resolution)
         self.progress_bar.setRange(0, request.recipe.steps)
         self._running(run.job_id)
         if run.last is not None:
@@ -306,9 +313,14 @@ class TrainAnimeAdapterDialog(QDialog):
         running = job_id is not None
         self.train_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for widget in (self.source_combo, self.folder_edit, self.out_edit, self.steps_spin, self.k_spin):
+        for widget in self._form_widgets():
             widget.setEnabled(not running)
         self._update_resume()
+
+    def _form_widgets(self) -> list[QWidget]:
+        return [self.source_combo, self.folder_edit, self.out_edit, self.base_edit, self.encoder_edit,
+                self.controller_combo, self.controller_edit, self.steps_spin, self.k_spin, self.batch_spin,
+                self.resolution_spin]  # fmt: skip
 
     def _on_update(self, job_id: str, msg: Any) -> None:
         if job_id != self.job_id or msg.event.value != "progress":

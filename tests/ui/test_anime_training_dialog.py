@@ -130,3 +130,41 @@ def test_the_tools_menu_opens_one_dialog(qtbot, tmp_path, monkeypatch):
     assert window.anime_training_dialog is dialog  # one at a time
     dialog.close()
     window.ctx.undo_stack.setClean()
+
+
+def test_a_reopened_dialog_shows_the_run_and_quitting_cancels_it_with_a_checkpoint(ctx, qtbot, kit, service, tmp_path):
+    import threading
+
+    from PySide6.QtCore import QCoreApplication
+
+    data, out = write_tiny_anime_dataset(tmp_path / "data"), tmp_path / "weights"
+    dialog = _dialog(qtbot, service, kit, data, out)
+    dialog.steps_spin.setValue(500)
+    hold, held = threading.Event(), threading.Event()
+
+    def hold_after_step_1(msg) -> None:  # the worker waits here until the dialog was reopened
+        if msg.kind == "train-anime-adapter" and msg.event is JobEvent.PROGRESS and msg.step == 1 and not held.is_set():
+            held.set()
+            hold.wait(RUN_TIMEOUT_MS / 1000)
+
+    stop = service.engine.subscribe(hold_after_step_1)
+    try:
+        assert dialog.start()
+        job_id = dialog.job_id
+        qtbot.waitUntil(lambda: dialog.progress_bar.value() == 1, timeout=RUN_TIMEOUT_MS)
+        dialog.close()
+        reopened = TrainAnimeAdapterDialog(service)  # shows the run's form, not a blank one
+        qtbot.addWidget(reopened)
+        assert reopened.is_running() and reopened.job_id == job_id  # the run did not stop with the dialog
+        assert reopened.progress_bar.value() == 1 and reopened.steps_spin.value() == 500
+        assert reopened.out_edit.text() == str(out) and reopened.resolution_spin.value() == 64
+        assert reopened.base_edit.text() == str(kit.sd15) and not reopened.base_edit.isEnabled()
+        assert not reopened.train_button.isEnabled() and not reopened.start()
+        with qtbot.waitSignal(reopened.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
+            QCoreApplication.instance().aboutToQuit.emit()  # what QApplication.quit() sends
+            hold.set()
+    finally:
+        hold.set()
+        stop()
+    assert outcome.args == ["cancelled"], reopened.status_label.text()
+    assert (out / CHECKPOINT).is_file() and reopened.resume_box.isChecked()
