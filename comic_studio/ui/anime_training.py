@@ -249,10 +249,11 @@ class TrainAnimeAdapterDialog(QDialog):
                                     gradient_accumulation=self.batch_spin.value(),
                                     resolution=self.resolution_spin.value(),
                                     controller=self.controller_combo.currentData())  # fmt: skip
-        source = {str(self.source_combo.currentData()): folder}
-        return AnimeTrainingRequest(out=out, base=self.base_edit.text().strip(), encoder=self.encoder_edit.text().strip(),
+        pictures = self.source_combo.currentData() == "images"
+        return AnimeTrainingRequest(out=out, data="" if pictures else folder, images=folder if pictures else "",
+                                    base=self.base_edit.text().strip(), encoder=self.encoder_edit.text().strip(),
                                     controller_model=self.controller_edit.text().strip(), recipe=recipe,
-                                    resume=self.resume_box.isChecked() and self.resume_box.isEnabled(), **source)  # fmt: skip
+                                    resume=self.resume_box.isChecked() and self.resume_box.isEnabled())  # fmt: skip
 
     def _update_resume(self) -> None:
         out = self.out_edit.text().strip()

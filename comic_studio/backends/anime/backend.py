@@ -193,6 +193,7 @@ class AnimeBackend(DiffusersBackend):
         pose = control == "controlnet"
         features = None
         if control == "t2i-adapter":
+            assert cond is not None  # control is "off" without a staging
             features = PoseFeatures.compute(self._t2i_adapter(settings["t2i_adapter"], family), cond.control_image,
                                             width, height, settings["controlnet_scale"], parts["unet"])  # fmt: skip
         common: dict[str, Any] = (
