@@ -119,15 +119,16 @@ def tiny_clip_vision(seed: int = 0) -> tuple[Any, Any]:
     return CLIPVisionModel(config).eval(), processor
 
 
-def tiny_anime_adapter(unet: Any, seed: int = 0, k_layers: int = TINY_K, std: float = 0.2) -> Any:
-    """AnimeAdapter weights for ``unet`` and the tiny encoder, random (large enough to change renders)."""
+def tiny_anime_adapter(unet: Any, seed: int = 0, k_layers: int = TINY_K, std: float = 0.2, family: str = "sd15") -> Any:  # fmt: skip
+    """AnimeAdapter weights for ``unet`` (of ``family``) and the tiny encoder, random (large enough
+    to change renders)."""
     import torch
 
     from comic_studio.generation.models.anime_adapter import AnimeAdapter
 
     tokens = (VISION_SIZE // VISION_PATCH) ** 2 + 1
     adapter = AnimeAdapter.for_unet(unet, clip_hidden=VISION_HIDDEN, encoder_layers=VISION_LAYERS, tokens=tokens,
-                                    encoder="tiny-clip-vision", k_layers=k_layers)  # fmt: skip
+                                    encoder="tiny-clip-vision", k_layers=k_layers, family=family)  # fmt: skip
     gen = torch.Generator().manual_seed(seed + 50)
     with torch.no_grad():
         for p in adapter.parameters():
@@ -198,6 +199,32 @@ def build_tiny_sd15_kit(folder: str | Path, seed: int = 0, *, force: bool = Fals
     return kit
 
 
+def write_tiny_anime_dataset(folder: str | Path, count: int = 2) -> Path:
+    """An AnimeAdapter dataset folder (``metadata.jsonl``) of ``count`` 64² character pictures, each
+    with its box mask and a stick-figure OpenPose-style pose image, tag prompts without a name."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    from comic_studio.testing.tiny import character_picture
+    from comic_studio.training.anime_adapter import write_manifest
+
+    root = Path(folder)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(count):
+        character_picture(10 + i, 64, 64).save(root / f"c{i}.png")
+        mask = np.zeros((64, 64), np.uint8)
+        mask[16:48, 16:48] = 255
+        Image.fromarray(mask).save(root / f"c{i}-mask.png")
+        pose = Image.new("RGB", (64, 64))
+        ImageDraw.Draw(pose).line([(32, 10), (32, 40), (20 + 10 * i, 60)], fill=(255, 0, 0), width=3)
+        pose.save(root / f"c{i}-pose.png")
+        rows.append({"image": f"c{i}.png", "mask": f"c{i}-mask.png", "pose": f"c{i}-pose.png",
+                     "prompt": "1girl, red hair, school uniform, standing"})  # fmt: skip
+    write_manifest(root, rows)
+    return root
+
+
 def use_tiny_anime(folder: str | Path) -> TinySd15Kit | None:
     """Build the kit under ``folder`` and make it the ``anime`` backend's default models for this
     process (part of ``--models tiny``). Builds nothing when no ``anime`` backend is installed."""
@@ -211,6 +238,6 @@ def use_tiny_anime(folder: str | Path) -> TinySd15Kit | None:
     kit = build_tiny_sd15_kit(folder)
     set_default_settings(backend, steps=4, preview_every=0, max_side=128, model=str(kit.sd15),
                          image_encoder=str(kit.clip_vision), adapter=str(kit.adapter),
-                         controlnet=str(kit.controlnet), ip_adapter=str(kit.ip_adapter),
+                         controlnet=str(kit.controlnet), t2i_adapter=str(kit.t2i_adapter), ip_adapter=str(kit.ip_adapter),
                          ip_image_encoder=str(kit.ip_image_encoder))  # fmt: skip
     return kit

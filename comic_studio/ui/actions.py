@@ -56,6 +56,13 @@ ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("delete", "&Delete", "delete_selected", StdKey.Delete, "Delete the selection"),
     ActionSpec("preferences", "&Preferences…", "show_preferences", StdKey.Preferences, "Folders, defaults, theme"),
     ActionSpec("models", "&Models…", "show_models", None, "Installed and missing model weights, downloads"),
+    ActionSpec(
+        "train_anime",
+        "Train &AnimeAdapter…",
+        "show_anime_training",
+        None,
+        "Train AnimeAdapter weights (anime characters from one reference) in the Queue",
+    ),  # fmt: skip
     # View
     ActionSpec("zoom_in", "Zoom &In", "zoom_in", StdKey.ZoomIn),
     ActionSpec("zoom_out", "Zoom &Out", "zoom_out", StdKey.ZoomOut),
@@ -163,7 +170,7 @@ MENUS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "@docks",
         ),
     ),
-    ("&Tools", tuple(f"tool_{t}" for t in TOOLS)),
+    ("&Tools", (*(f"tool_{t}" for t in TOOLS), "-", "train_anime")),
     ("&Page", ("add_page", "duplicate_page", "delete_page", "-", "@templates")),
     ("P&anel", ("split_h", "split_v", "split_d", "merge", "-", "render_panel", "render_page", "render_all")),
     ("&Help", ("plugins", "-", "about")),

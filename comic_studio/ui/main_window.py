@@ -669,6 +669,16 @@ class MainWindow(QMainWindow):
         self.autosave.write_now()
         self.render_service.render_all()
 
+    def show_anime_training(self) -> None:
+        """Train AnimeAdapter…: one non-modal dialog; the run lives in the render queue."""
+        from comic_studio.ui.anime_training import TrainAnimeAdapterDialog
+
+        dialog = getattr(self, "anime_training_dialog", None)
+        if dialog is None:
+            dialog = self.anime_training_dialog = TrainAnimeAdapterDialog(self.render_service, self)
+        dialog.show()
+        dialog.raise_()
+
     def show_models(self) -> None:
         """Non-modal, one at a time: downloads keep going while the dialog is closed; a fresh one
         (reading the current Preferences) is made when none is downloading."""

@@ -106,6 +106,10 @@ def _controller(kind: str, path: Path, dtype: str, device: str) -> Any:
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
+class DatasetCancelled(TrainingError):
+    """Building the dataset was cancelled (nothing is kept: the next run builds it again)."""
+
+
 @dataclass(frozen=True)
 class BuiltDataset:
     folder: Path
@@ -114,7 +118,8 @@ class BuiltDataset:
     """Image file name → why it could not be used (and how to supply what is missing by hand)."""
 
 
-def build_dataset(images: Path, out: Path) -> BuiltDataset:
+def build_dataset(images: Path, out: Path, *, cancel: Callable[[], bool] = lambda: False,
+                  on_picture: Callable[[int, int], None] | None = None) -> BuiltDataset:  # fmt: skip
     """A dataset folder (``metadata.jsonl`` + masks + pose images) at ``out`` from the pictures in
     ``images``, for ``train anime-adapter --images``.
 
@@ -122,7 +127,10 @@ def build_dataset(images: Path, out: Path) -> BuiltDataset:
     person segmenter's, else the plain-background rule's; the pose is ``NAME.pose.png`` (an OpenPose
     image) when given, else the offline pose detector's skeleton; the prompt is ``NAME.txt`` (tags,
     without the character's name: §4.4's Training Prompt), else empty. The detectors are trained on
-    photos and miss many drawings: a picture with no mask or pose is reported, not used."""
+    photos and miss many drawings: a picture with no mask or pose is reported, not used.
+
+    ``on_picture(done, total)`` after each picture; ``cancel()`` before each one raises
+    :class:`DatasetCancelled` (the detectors take a second or more per picture on a CPU)."""
     from PIL import Image
 
     from comic_studio.core import safe_read
@@ -139,7 +147,13 @@ def build_dataset(images: Path, out: Path) -> BuiltDataset:
         p for p in images.iterdir()
         if p.suffix.lower() in IMAGE_SUFFIXES and not p.stem.endswith((".mask", ".pose"))
     )  # fmt: skip
-    for path in pictures:
+    for done, path in enumerate(pictures):
+        if cancel():
+            raise DatasetCancelled(
+                f"cancelled while building the dataset ({done} of {len(pictures)} pictures looked at)"
+            )
+        if on_picture is not None and done:
+            on_picture(done, len(pictures))
         try:
             picture = safe_read.open_image(path, what="training picture").convert("RGB")
         except safe_read.UnsafeInputError as exc:
@@ -176,6 +190,8 @@ def build_dataset(images: Path, out: Path) -> BuiltDataset:
         raise TrainingError(f"{images}: no picture could be used ({len(problems)} tried): " + "; ".join(
             f"{name}: {why}" for name, why in list(problems.items())[:3]))  # fmt: skip
     write_manifest(out, rows)
+    if on_picture is not None:
+        on_picture(len(pictures), len(pictures))
     return BuiltDataset(out, used, problems)
 
 

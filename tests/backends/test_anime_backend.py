@@ -185,3 +185,106 @@ def test_checkpoints_of_other_families_are_refused_by_name(kit, backend, tmp_pat
     save_file({"conditioner.embedders.1.model.token_embedding.weight": torch.zeros(4, 4)}, str(sdxl))
     with pytest.raises(GenerationError, match="SDXL checkpoint"):
         backend.generate(request(kit, model=str(sdxl)))
+
+
+# ---------------------------------------------------------------- the pose through the T2I-Adapter
+# (seed 003 §3.4, Tab. 5): the kit's random T2I-Adapter, in diffusers' format, through diffusers' loader.
+
+
+def _unet(backend):
+    return next(v for k, v in backend.resources.models._items.items() if k.component == "unet")
+
+
+def test_the_pose_goes_through_the_t2i_adapter_and_strength_zero_is_no_pose(kit, backend):
+    off = backend.generate(request(kit, pose_control="off"))
+    posed = backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter)))
+    assert not np.array_equal(pixels(off), pixels(posed))
+    controlnet = backend.generate(request(kit, pose_control="controlnet"))
+    assert not np.array_equal(pixels(controlnet), pixels(posed))
+    # The features are added, scaled: at strength 0 they add exact zeros.
+    zero = backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter),
+                                    controlnet_scale=0.0))  # fmt: skip
+    assert np.array_equal(pixels(off), pixels(zero))
+    assert not _unet(backend)._forward_pre_hooks  # the hook came off with the call
+    assert np.array_equal(pixels(off), pixels(backend.generate(request(kit, pose_control="off"))))
+
+
+def test_without_a_pose_the_t2i_adapter_leaves_the_render_unchanged(kit, backend):
+    values, _ = settings(kit)
+
+    def alone(**extra):
+        return GenerationRequest(backend="anime", width=128, height=96, seed=4, prompt="an anime pier at dusk",
+                                 backend_settings={**values, **extra})  # fmt: skip
+
+    plain = backend.generate(alone(pose_control="off"))
+    t2i = backend.generate(alone(pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter)))
+    assert np.array_equal(pixels(plain), pixels(t2i))
+
+
+def test_auto_uses_the_t2i_adapter_when_installed_and_the_controlnet_otherwise(kit, backend):
+    assert backend.pose_control(backend.validate_settings({"t2i_adapter": str(kit.t2i_adapter)})) == "t2i-adapter"
+    auto = backend.generate(request(kit, t2i_adapter=str(kit.t2i_adapter)))
+    explicit = backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter)))
+    assert np.array_equal(pixels(auto), pixels(explicit))
+    # No t2i_adapter setting and the catalogue's OpenPose T2I-Adapter is not installed here.
+    assert backend.pose_control(backend.validate_settings({})) == "controlnet"
+    fallback = backend.generate(request(kit))
+    assert np.array_equal(pixels(fallback), pixels(backend.generate(request(kit, pose_control="controlnet"))))
+    with pytest.raises(GenerationError, match=r"t2i-adapter-openpose-sd14.*not installed.*models download"):
+        backend.generate(request(kit, pose_control="t2i-adapter"))
+
+
+def test_the_stand_in_takes_the_pose_through_the_t2i_adapter_too(kit, backend):
+    off = backend.generate(request(kit, method="stand-in", adapter="", pose_control="off"))
+    posed = backend.generate(request(kit, method="stand-in", adapter="", pose_control="t2i-adapter",
+                                     t2i_adapter=str(kit.t2i_adapter)))  # fmt: skip
+    assert not np.array_equal(pixels(off), pixels(posed))
+
+
+def test_a_t2i_adapter_of_another_family_is_refused_by_name(kit, backend, tmp_path):
+    from diffusers import T2IAdapter
+
+    other = tmp_path / "t2i-other"
+    T2IAdapter(in_channels=3, channels=[16, 48], num_res_blocks=1, downscale_factor=8,
+               adapter_type="full_adapter").save_pretrained(other, safe_serialization=True)  # fmt: skip
+    with pytest.raises(GenerationError, match=r"setting 't2i_adapter'.*\[16, 48\].*\[32, 64\]"):
+        backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(other)))
+
+
+# ---------------------------------------------------------------- the SDXL variant (issue 18: "with an SDXL variant")
+
+
+def test_sdxl_family_weights_render_on_an_sdxl_base(kit, tiny_kit, backend, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    from comic_studio.generation.models.anime_adapter import save_adapter
+    from comic_studio.testing.tiny_sd15 import tiny_anime_adapter
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_kit.sdxl, subfolder="unet")
+    adapter = tiny_anime_adapter(unet, family="sdxl")
+    # Built from the SDXL UNet's own cross-attention: its width (both text encoders) and layers.
+    assert adapter.config.context_dim == unet.config.cross_attention_dim != kit_unet_context(kit)
+    save_adapter(adapter, tmp_path / "xl-adapter")
+    xl = dict(model=str(tiny_kit.sdxl), adapter=str(tmp_path / "xl-adapter"), controlnet=str(tiny_kit.controlnet),
+              pose_control="auto")  # fmt: skip
+    # No SDXL T2I-Adapter in the catalogue: auto means the ControlNet.
+    assert backend.pose_control(backend.validate_settings({}), "sdxl") == "controlnet"
+    plain = backend.generate(request(kit, refs=False, **xl))
+    with_refs = backend.generate(request(kit, **xl))
+    assert with_refs.image.size == (128, 96) and not np.array_equal(pixels(plain), pixels(with_refs))
+    silent = backend.generate(request(kit, character_scales='{"ana": 0, "ben": 0}', **xl))
+    assert np.array_equal(pixels(plain), pixels(silent))
+    xl_unet = next(v for k, v in backend.resources.models._items.items()
+                   if k.component == "unet" and v.config.cross_attention_dim == unet.config.cross_attention_dim)  # fmt: skip
+    assert all(type(p).__name__ == "AttnProcessor2_0" for p in xl_unet.attn_processors.values())
+    with pytest.raises(GenerationError, match="no OpenPose T2I-Adapter for sdxl"):
+        backend.generate(request(kit, **{**xl, "pose_control": "t2i-adapter"}))
+    # SD 1.5 weights on the SDXL base: refused by name, not a shape error inside the UNet.
+    with pytest.raises(GenerationError, match="an SDXL model folder, not an SD 1.5"):
+        backend.generate(request(kit, model=str(tiny_kit.sdxl)))
+
+
+def kit_unet_context(kit) -> int:
+    import json as _json
+
+    return _json.loads((kit.sd15 / "unet" / "config.json").read_text())["cross_attention_dim"]

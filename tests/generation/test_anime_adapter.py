@@ -209,3 +209,19 @@ def test_the_sdxl_family_variant_builds_and_injects_on_an_sdxl_unet():
         with attached(unet, adapter, AdapterState([Reference(tokens, torch.ones(17), 1.0)])):
             injected = unet(latents, 10, encoder_hidden_states=context, added_cond_kwargs=added).sample
     assert not torch.allclose(stock, injected)
+
+
+def test_sdxl_variant_takes_its_dimensions_from_the_sdxl_unet():
+    """The SDXL family (issue 18's variant): 70 cross-attention layers (10 at 640, 60 at 1280 wide)
+    and a 2048-wide context (both text encoders), so 355 M parameters with ViT-L/14 and K = 7
+    (the research notes' 340.8 M image K/V plus the seven projections)."""
+    from comic_studio.generation.models.sdxl_config import random_sdxl_models
+
+    unet = random_sdxl_models("meta")["unet"]
+    with torch.device("meta"):
+        adapter = AnimeAdapter.for_unet(unet, clip_hidden=1024, encoder_layers=24, tokens=257, family="sdxl")
+    assert adapter.config.family == "sdxl" and adapter.config.context_dim == 2048
+    widths = adapter.config.layer_widths
+    assert len(widths) == 70 and sorted(set(widths)) == [640, 1280] and widths.count(640) == 10
+    linear = sum(p.numel() for n, p in adapter.named_parameters() if n != "layer_scale")
+    assert linear == 2 * 2048 * (10 * 640 + 60 * 1280) + 7 * (1024 * 2048 + 2048) == 355_481_600

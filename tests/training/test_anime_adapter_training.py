@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from comic_studio.generation.models.anime_adapter import load_adapter  # noqa: E402
 from comic_studio.generation.models.sd15 import load_sd15_components, resolve_sd15  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
-from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit  # noqa: E402
+from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit, write_tiny_anime_dataset  # noqa: E402
 from comic_studio.training.anime_adapter import (  # noqa: E402
     AnimeAdapterRecipe,
     AnimeAdapterTrainer,
@@ -34,20 +34,7 @@ def kit(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """Two character pictures with their box masks and a stick-figure pose image each."""
-    folder = tmp_path_factory.mktemp("anime-data")
-    rows = []
-    for i in range(2):
-        character_picture(10 + i, 64, 64).save(folder / f"c{i}.png")
-        mask = np.zeros((64, 64), np.uint8)
-        mask[16:48, 16:48] = 255
-        Image.fromarray(mask).save(folder / f"c{i}-mask.png")
-        pose = Image.new("RGB", (64, 64))
-        ImageDraw.Draw(pose).line([(32, 10), (32, 40), (20 + 10 * i, 60)], fill=(255, 0, 0), width=3)
-        pose.save(folder / f"c{i}-pose.png")
-        rows.append({"image": f"c{i}.png", "mask": f"c{i}-mask.png", "pose": f"c{i}-pose.png",
-                     "prompt": "1girl, red hair, school uniform, standing"})  # fmt: skip
-    write_manifest(folder, rows)
-    return folder
+    return write_tiny_anime_dataset(tmp_path_factory.mktemp("anime-data"))
 
 
 @pytest.fixture
@@ -164,3 +151,92 @@ def test_images_folder_becomes_a_dataset_and_unusable_pictures_are_reported(tmp_
     assert np.array_equal(by_prompt[""].mask, drawn > 127)
     assert by_prompt["1girl, green dress"].mask[32, 32] and not by_prompt["1girl, green dress"].mask[2, 2]
     assert load_adapter(out).config.k_layers == TINY_K
+
+
+# ---------------------------------------------------------------- as a job of the engine (the app's runs)
+
+
+def _job(kit, out, *, steps=2, resume=False, **source):
+    from comic_studio.workflows.anime_training_jobs import AnimeTrainingRequest
+
+    recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=2, steps=steps)
+    return AnimeTrainingRequest(out=str(out), base=str(kit.sd15), encoder=str(kit.clip_vision),
+                                controller_model=str(kit.t2i_adapter), recipe=recipe, resume=resume,
+                                device="cpu", **source)  # fmt: skip
+
+
+def _finals(engine):
+    """Every message of ``engine``, in order (appended on the worker)."""
+    messages: list = []
+    engine.subscribe(messages.append)
+    return messages
+
+
+def test_the_engine_trains_cancels_and_resumes_to_the_uninterrupted_weights(kit, dataset, tmp_path):
+    import json
+
+    from safetensors.torch import load_file
+
+    from comic_studio.generation.engine import Engine
+    from comic_studio.generation.messages import JobEvent
+    from comic_studio.workflows.anime_training_jobs import (
+        AnimeTrainingOutcome,
+        AnimeTrainingRequest,
+        submit_anime_training,
+    )
+
+    with pytest.raises(ValueError, match="either a dataset folder"):
+        AnimeTrainingRequest(out=str(tmp_path), data="a", images="b")
+    straight_out, part_out = tmp_path / "straight", tmp_path / "part"
+    request = _job(kit, straight_out, steps=3, data=str(dataset))
+    assert AnimeTrainingRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
+    with Engine() as engine:
+        messages = _finals(engine)
+        straight = submit_anime_training(engine, request)
+        assert engine.wait_idle(240)
+        final = [m for m in messages if m.job_id == straight and m.event.is_final][0]
+        assert final.event is JobEvent.FINISHED and final.kind == "train-anime-adapter", final.error
+        assert isinstance(final.outcome, AnimeTrainingOutcome) and final.outcome.steps == 3
+        progress = [m for m in messages if m.job_id == straight and m.event is JobEvent.PROGRESS]
+        assert [m.step for m in progress] == [1, 2, 3] and {"loss", "lr", "steps_per_second"} <= set(progress[0].info)
+
+        def cancel_after_first_step(msg) -> None:
+            if msg.event is JobEvent.PROGRESS and msg.step == 1 and msg.kind == "train-anime-adapter":
+                engine.cancel(msg.job_id)  # on the worker, inside step 1's report: deterministic
+
+        stop_cancelling = engine.subscribe(cancel_after_first_step)
+        interrupted = submit_anime_training(engine, _job(kit, part_out, steps=3, data=str(dataset)))
+        assert engine.wait_idle(240)
+        stop_cancelling()
+        final = [m for m in messages if m.job_id == interrupted and m.event.is_final][0]
+        assert final.event is JobEvent.CANCELLED and "cancelled at step 1" in final.error and "Resume" in final.error
+        resumed = submit_anime_training(engine, _job(kit, part_out, steps=3, resume=True, data=str(dataset)))
+        assert engine.wait_idle(240)
+        final = [m for m in messages if m.job_id == resumed and m.event.is_final][0]
+        assert final.event is JobEvent.FINISHED, final.error
+        assert [m.step for m in messages if m.job_id == resumed and m.event is JobEvent.PROGRESS][0] == 2
+    a, b = load_file(straight_out / "anime_adapter.safetensors"), load_file(part_out / "anime_adapter.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_engine_builds_the_dataset_from_pictures_first(kit, tmp_path):
+    from comic_studio.generation.engine import Engine
+    from comic_studio.generation.messages import JobEvent
+    from comic_studio.workflows.anime_training_jobs import submit_anime_training
+
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    pose = Image.new("RGB", (64, 64))
+    ImageDraw.Draw(pose).line([(32, 10), (32, 50)], fill=(0, 0, 255), width=3)
+    for i in range(2):
+        character_picture(30 + i, 64, 64).save(pictures / f"p{i}.png")
+        pose.save(pictures / f"p{i}.pose.png")
+    with Engine() as engine:
+        messages = _finals(engine)
+        job = submit_anime_training(engine, _job(kit, tmp_path / "out", steps=1, images=str(pictures)))
+        assert engine.wait_idle(240)
+    final = [m for m in messages if m.job_id == job and m.event.is_final][0]
+    assert final.event is JobEvent.FINISHED, final.error
+    dataset_steps = [m.step for m in messages if m.job_id == job and m.info.get("dataset_pictures")]
+    assert dataset_steps == [1, 2]
+    assert len(read_dataset(tmp_path / "out" / "dataset")) == 2 and final.outcome.unused == {}

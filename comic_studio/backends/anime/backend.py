@@ -1,10 +1,19 @@
-"""The ``anime`` backend: SD 1.5 + AnimeAdapter (seed 003) + optional OpenPose ControlNet + LoRAs.
+"""The ``anime`` backend: SD 1.5 + AnimeAdapter (seed 003) + the panel's pose (OpenPose T2I-Adapter or
+ControlNet) + LoRAs.
 
 One job: stage the panel's pose and per-character masks (:mod:`comic_studio.poses.staging`, shared
 with racig and the storyboard), encode one reference per character through the CLIP vision encoder
 into fine-grained tokens, with its token mask (the reference's foreground), and run SD 1.5 once
 with the adapter's processors on every cross-attention layer: each character's reference at its
 strength λ, its image attention only inside that character's region of the panel.
+
+The base family follows the adapter weights' config.json: SD 1.5 (the paper's: its 24.7 M
+parameters fit SD 1.5) or SDXL (the variant the issue asks for; SDXL pipelines on the shared SDXL
+models, 1024² area, the SDXL OpenPose ControlNet; no catalogue T2I-Adapter for SDXL yet).
+
+The pose goes through the OpenPose T2I-Adapter when one is installed (the controller the paper
+trains with and finds best, §3.4 / Tab. 5; :mod:`.t2i`), else through the OpenPose ControlNet; the
+``pose_control`` setting picks one explicitly.
 
 No AnimeAdapter weights are public (the paper says they will be released): without the ``adapter``
 setting the job is refused with what to do (train them, or use the stand-in — IP-Adapter Plus on a
@@ -14,6 +23,8 @@ background-masked reference, the racig backend — which is not AnimeAdapter).
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +35,7 @@ from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
 from comic_studio.backends._diffusers.references import json_object_setting, parse_images_setting
 from comic_studio.backends._diffusers.schedulers import UnknownScheduler, make_scheduler, scheduler_names
+from comic_studio.backends.anime.t2i import PoseFeatures
 from comic_studio.generation.backend_api import ModelNeed, with_default_overrides
 from comic_studio.generation.models.loading import ModelLoadError, torch_dtype
 from comic_studio.generation.models.pickle_policy import pickles_allowed
@@ -38,20 +50,30 @@ from comic_studio.weights.locate import Places, locate
 NAME = "anime"
 SD15_AREA = 512 * 512
 """SD 1.5's training area: panels are generated at about this many pixels, at their own shape."""
+SDXL_AREA = 1024 * 1024
+"""SDXL's, for adapter weights of the SDXL family."""
 MAX_CHARACTERS = 4
 IMAGE_SETTING_MAX = 256 * 1024 * 1024
 DEFAULT_IDS = {
     "image_encoder": "clip-vit-l-14-vision",
     "controlnet": "controlnet-openpose-sd15",
+    "t2i_adapter": "t2i-adapter-openpose-sd14",
     "ip_adapter": "ip-adapter-plus-sd15",
     "ip_image_encoder": "clip-vit-h-image-encoder",
 }
+DEFAULT_CONTROLNETS = {"sd15": "controlnet-openpose-sd15", "sdxl": "controlnet-openpose-sdxl"}
+"""The OpenPose ControlNet per base family (an empty 'controlnet' setting)."""
+DEFAULT_T2I_ADAPTERS = {"sd15": "t2i-adapter-openpose-sd14"}
+"""The catalogue's OpenPose T2I-Adapter per family: none for SDXL yet (set 't2i_adapter' to a
+folder, e.g. TencentARC's t2i-adapter-openpose-sdxl-1.0, to use one)."""
 METHODS = ("animeadapter", "stand-in")
 STAND_IN_LABEL = "IP-Adapter Plus stand-in (not AnimeAdapter)"
 """What results made with ``method=stand-in`` record under the ``label`` setting."""
 STAND_IN_BACKGROUND = (255, 255, 255)
 """The stand-in's reference has its background painted white (IP-Adapter has no token mask)."""
 REFERENCE_MASKS = ("auto", "plain-background", "whole")
+POSE_CONTROLS = ("auto", "t2i-adapter", "controlnet", "off")
+"""auto: the T2I-Adapter when one is installed (the paper's controller), else the ControlNet."""
 STAND_IN = (
     "Until AnimeAdapter weights exist, set 'method' to stand-in: IP-Adapter Plus on the background-masked "
     "reference plus the OpenPose ControlNet, the paper's nearest baseline (it is not AnimeAdapter)."
@@ -80,7 +102,7 @@ class AnimeBackend(DiffusersBackend):
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
         path = {"type": "str", "default": "", "max_length": 4096}
         return with_default_overrides({
-            "model": {**path, "label": "Base model (SD 1.5)", "help": f"Catalogue id, diffusers folder or .safetensors checkpoint (empty = {DEFAULT_SD15_ID})."},
+            "model": {**path, "label": "Base model (SD 1.5)", "help": f"Catalogue id, diffusers folder or .safetensors checkpoint (empty = {DEFAULT_SD15_ID}); an SDXL model for AnimeAdapter weights of the SDXL family (empty = the default SDXL model)."},
             "model_config": {**path, "label": "Checkpoint config folder", "help": "Single files only (empty = the bundled SD 1.5 config)."},
             "method": {"type": "choice", "default": "animeadapter", "choices": list(METHODS), "label": "Method",
                        "help": "animeadapter: the paper's adapter (needs its weights); stand-in: IP-Adapter Plus on the "
@@ -89,10 +111,13 @@ class AnimeBackend(DiffusersBackend):
             "ip_image_encoder": {**path, "label": "Stand-in: image encoder (ViT-H)", "help": f"h94 models/image_encoder folder or catalogue id (empty = {DEFAULT_IDS['ip_image_encoder']})."},
             "adapter": {**path, "label": "AnimeAdapter weights", "help": "Folder with anime_adapter.safetensors and config.json (trained with `comic-studio train anime-adapter`, or released by the authors)."},
             "image_encoder": {**path, "label": "Image encoder (CLIP ViT-L/14)", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['image_encoder']})."},
-            "pose_control": {"type": "choice", "default": "controlnet", "choices": ["controlnet", "off"], "label": "Pose control",
-                             "help": "controlnet: the panel's pose through an OpenPose ControlNet (when the panel has characters)."},
-            "controlnet": {**path, "label": "OpenPose ControlNet (SD 1.5)", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['controlnet']})."},
-            "controlnet_scale": {"type": "float", "default": 0.8, "min": 0.0, "max": 2.0, "label": "Pose strength"},
+            "pose_control": {"type": "choice", "default": "auto", "choices": list(POSE_CONTROLS), "label": "Pose control",
+                             "help": "The panel's pose (when it has characters) through the OpenPose T2I-Adapter (the paper's "
+                                     "controller) or ControlNet; auto: the T2I-Adapter when installed, else the ControlNet."},
+            "t2i_adapter": {**path, "label": "OpenPose T2I-Adapter (SD 1.5)", "help": f"Folder or catalogue id (empty = {DEFAULT_IDS['t2i_adapter']})."},
+            "controlnet": {**path, "label": "OpenPose ControlNet", "help": f"Folder or catalogue id (empty = {DEFAULT_CONTROLNETS['sd15']}, or {DEFAULT_CONTROLNETS['sdxl']} for SDXL)."},
+            "controlnet_scale": {"type": "float", "default": 0.8, "min": 0.0, "max": 2.0, "label": "Pose strength",
+                                 "help": "Scales the ControlNet's residuals or the T2I-Adapter's features."},
             # λ of Eq. 4; the paper gives no inference value (IP-Adapter's usual range is 0.5–1).
             "scale": {"type": "float", "default": 0.8, "min": 0.0, "max": 2.0, "label": "Appearance strength (λ)"},
             "character_scales": {"type": "str", "default": "", "max_length": 20_000, "label": "Per-character strengths",
@@ -129,44 +154,57 @@ class AnimeBackend(DiffusersBackend):
         settings["guidance"] = request.guidance or settings["guidance"]
         if settings["method"] == "stand-in":
             settings["label"] = STAND_IN_LABEL
-            pipe, call, cond = self._pipeline(request, settings)
-            image = self._run_stand_in(pipe, call, request, settings, cond, on_step)
+            pipe, call, cond, pose = self._pipeline(request, settings)
+            image = self._run_stand_in(pipe, call, request, settings, cond, pose, on_step)
         else:
-            pipe, call, state, adapter, cond = self.prepare_call(request, settings)
-            image = self._run(pipe, call, state, adapter, settings, on_step)
+            job = self.prepare_call(request, settings)
+            image = self._run(job, settings, on_step)
+            cond = job.cond
         return GenerationResult(images=[resized_to_panel(image, request)], seed=request.seed, backend=self.name,
                                 settings=settings, heads=cond.placements if cond else [],
                                 pose_id=cond.pose_id if cond else None)  # fmt: skip
 
-    def prepare_call(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[Any, dict[str, Any], Any, Any, Conditioning | None]:  # fmt: skip
-        """The pipeline, its keyword arguments, the adapter state (references) and the adapter, and
-        the staging (``None`` without characters). The bench and tests call this too."""
+    def prepare_call(self, request: GenerationRequest, settings: dict[str, Any]) -> AnimeJob:
+        """The pipeline, its keyword arguments, the adapter state (references), the adapter, the
+        staging (``None`` without characters) and the T2I-Adapter's pose features. The bench and
+        tests call this too (``settings`` validated, with ``pose_control`` chosen)."""
         from comic_studio.generation.models.anime_adapter import AdapterState
 
         adapter = self._adapter(settings["adapter"])  # first: refuse before loading anything heavy
-        pipe, call, cond = self._pipeline(request, settings)
+        pipe, call, cond, pose = self._pipeline(request, settings, adapter.config.family)
         self.place(pipe)
         device = pipe._execution_device
         adapter = adapter.to(device=device, dtype=pipe.unet.dtype)
         refs = self._references(request, settings, cond, adapter, settings["guidance"] > 1.0, device, pipe.unet.dtype)
-        return pipe, call, AdapterState(refs), adapter, cond
+        return AnimeJob(pipe, call, AdapterState(refs), adapter, cond, pose)
 
-    def _pipeline(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[Any, dict[str, Any], Conditioning | None]:  # fmt: skip
-        """The SD 1.5 pipeline (with the OpenPose ControlNet when the panel has characters and pose
-        control is on), not placed yet, and its keyword arguments."""
+    def _pipeline(self, request: GenerationRequest, settings: dict[str, Any], family: str = "sd15") -> tuple[Any, dict[str, Any], Conditioning | None, PoseFeatures | None]:  # fmt: skip
+        """The SD 1.5 (or SDXL) pipeline (with the OpenPose ControlNet when the panel has characters
+        and the pose goes through it), not placed yet, its keyword arguments, the staging and the
+        T2I-Adapter's features of the panel's pose (when the pose goes through it)."""
         import diffusers
         import torch
 
-        width, height = self.generation_size(request, settings)
+        width, height = self.generation_size(request, settings, family)
         cond = self._conditioning(request, settings, (width, height)) if request.characters else None
-        parts = self._components(settings, request.seed)
-        pose = settings["pose_control"] == "controlnet" and cond is not None
-        common: dict[str, Any] = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+        xl = family == "sdxl"
+        parts = self._sdxl_parts(settings, request.seed) if xl else self._components(settings, request.seed)
+        control = self.pose_control(settings, family) if cond is not None else "off"
+        pose = control == "controlnet"
+        features = None
+        if control == "t2i-adapter":
+            assert cond is not None  # control is "off" without a staging
+            features = PoseFeatures.compute(self._t2i_adapter(settings["t2i_adapter"], family), cond.control_image,
+                                            width, height, settings["controlnet_scale"], parts["unet"])  # fmt: skip
+        common: dict[str, Any] = (
+            {} if xl else {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+        )
         if pose:
-            controlnet = self._controlnet(settings["controlnet"])
-            pipe: Any = diffusers.StableDiffusionControlNetPipeline(**parts, controlnet=controlnet, **common)
+            controlnet = self._controlnet(settings["controlnet"] or DEFAULT_CONTROLNETS[family])
+            cls = diffusers.StableDiffusionXLControlNetPipeline if xl else diffusers.StableDiffusionControlNetPipeline
+            pipe: Any = cls(**parts, controlnet=controlnet, **common)
         else:
-            pipe = diffusers.StableDiffusionPipeline(**parts, **common)
+            pipe = (diffusers.StableDiffusionXLPipeline if xl else diffusers.StableDiffusionPipeline)(**parts, **common)
         pipe.set_progress_bar_config(disable=True)
         call: dict[str, Any] = {
             "prompt": request.prompt,
@@ -180,31 +218,42 @@ class AnimeBackend(DiffusersBackend):
         if pose:
             assert cond is not None
             call.update(image=cond.control_image, controlnet_conditioning_scale=settings["controlnet_scale"])
-        return pipe, call, cond
+        return pipe, call, cond, features
 
-    def generation_size(self, request: GenerationRequest, settings: dict[str, Any]) -> tuple[int, int]:
-        k = math.sqrt(SD15_AREA / (request.width * request.height))
+    def pose_control(self, settings: dict[str, Any], family: str = "sd15") -> str:
+        """How the pose goes in: the setting, with "auto" chosen here (the T2I-Adapter when one is
+        installed or set, else the ControlNet). The result keeps "auto" (the validated settings, as
+        the backend contract asks): a replay on a machine with other models may choose otherwise."""
+        chosen = settings["pose_control"]
+        if chosen == "auto":
+            chosen = "t2i-adapter" if self._t2i_path(settings["t2i_adapter"], family) else "controlnet"
+        return str(chosen)
+
+    def generation_size(self, request: GenerationRequest, settings: dict[str, Any], family: str = "sd15") -> tuple[int, int]:  # fmt: skip
+        k = math.sqrt((SDXL_AREA if family == "sdxl" else SD15_AREA) / (request.width * request.height))
         w, h = request.width * k, request.height * k
         if settings["max_side"]:
             shrink = min(1.0, settings["max_side"] / max(w, h))
             w, h = w * shrink, h * shrink
         return max(8, int(round(w / 8)) * 8), max(8, int(round(h / 8)) * 8)
 
-    def _run(self, pipe: Any, call: dict[str, Any], state: Any, adapter: Any, settings: dict[str, Any],
-             on_step: StepCallback | None) -> Any:  # fmt: skip
-        from comic_studio.generation.models.anime_adapter import attached
+    def _run(self, job: AnimeJob, settings: dict[str, Any], on_step: StepCallback | None) -> Any:
+        from comic_studio.generation.models.anime_adapter import AdapterFormatError, attached
 
         reporter = StepReporter(on_step, settings["preview_every"]).callback()
         loras = JobLoras(settings["loras"], pickles_allowed(), settings["character_loras"])
+        pipe = job.pipe
         try:
             loras.apply(pipe)
-            with attached(pipe.unet, adapter, state):
-                return pipe(**call, callback_on_step_end=reporter).images[0]
+            with attached(pipe.unet, job.adapter, job.state), _posed(pipe.unet, job.pose):
+                return pipe(**job.call, callback_on_step_end=reporter).images[0]
+        except AdapterFormatError as exc:  # weights of another UNet than the base model's
+            raise GenerationError(f"anime setting 'adapter': {exc}") from exc
         finally:
             loras.remove()
 
     def _run_stand_in(self, pipe: Any, call: dict[str, Any], request: GenerationRequest, settings: dict[str, Any],
-                      cond: Conditioning | None, on_step: StepCallback | None) -> Any:  # fmt: skip
+                      cond: Conditioning | None, pose: PoseFeatures | None, on_step: StepCallback | None) -> Any:  # fmt: skip
         """IP-Adapter Plus on each character's background-masked reference, under its region, at its
         λ, with the pose ControlNet: the paper's nearest baseline (Tab. 1), labelled as not AnimeAdapter."""
         import torch
@@ -216,7 +265,8 @@ class AnimeBackend(DiffusersBackend):
             loras.apply(pipe)
             if not items:
                 self.place(pipe)
-                return pipe(**call, callback_on_step_end=reporter).images[0]
+                with _posed(pipe.unet, pose):
+                    return pipe(**call, callback_on_step_end=reporter).images[0]
             # The adapter goes on before the offload hooks (as racig's: the hooks must cover it).
             pipe.load_ip_adapter(self._ip_state(settings["ip_adapter"]), subfolder="", weight_name="stand-in",
                                  image_encoder_folder=None)  # fmt: skip
@@ -230,9 +280,10 @@ class AnimeBackend(DiffusersBackend):
                 for processor in pipe.unet.attn_processors.values():
                     if hasattr(processor, "to_k_ip"):
                         processor.scale = [[s for _, _, s in items]]  # one λ per character's image
-                return pipe(**call, ip_adapter_image_embeds=[embeds.to(device, dtype)],
-                            cross_attention_kwargs={"ip_adapter_masks": [masks]},
-                            callback_on_step_end=reporter).images[0]  # fmt: skip
+                with _posed(pipe.unet, pose):
+                    return pipe(**call, ip_adapter_image_embeds=[embeds.to(device, dtype)],
+                                cross_attention_kwargs={"ip_adapter_masks": [masks]},
+                                callback_on_step_end=reporter).images[0]  # fmt: skip
             finally:
                 pipe.unload_ip_adapter()
         finally:
@@ -376,6 +427,16 @@ class AnimeBackend(DiffusersBackend):
         except UnknownPoseError as exc:
             raise GenerationError(str(exc)) from exc
 
+    def _sdxl_parts(self, settings: dict[str, Any], seed: int) -> dict[str, Any]:
+        """SDXL's components for adapter weights of the SDXL family (the shared cache: the sdxl
+        backend's copy); an empty 'model' is the default SDXL model."""
+        from comic_studio.generation.models.sdxl import default_sdxl_model
+
+        try:
+            return self.sdxl_components({**settings, "model": settings["model"] or default_sdxl_model()}, seed)
+        except GenerationError as exc:
+            raise GenerationError(f"anime (SDXL adapter weights): {exc}") from exc
+
     def _controlnet(self, spec: str) -> Any:
         path = _model_path(spec or DEFAULT_IDS["controlnet"], "controlnet", "controlnet")
         res = self.resources
@@ -392,6 +453,41 @@ class AnimeBackend(DiffusersBackend):
             return net.to(device).eval()
 
         return res.models.get(str(path), "controlnet", res.dtype, device, load)
+
+    def _t2i_path(self, spec: str, family: str = "sd15") -> Path | None:
+        """The T2I-Adapter's folder: the setting's (which must exist) or the family's installed
+        default; None when there is none (auto pose control then uses the ControlNet)."""
+        if spec.strip():
+            return _model_path(spec, "T2I-Adapter", "t2i_adapter")
+        if family not in DEFAULT_T2I_ADAPTERS:
+            return None
+        found = locate(load_catalogue().get(DEFAULT_T2I_ADAPTERS[family]), Places.from_settings())
+        return found.path if found is not None else None
+
+    def _t2i_adapter(self, spec: str, family: str = "sd15") -> Any:
+        path = self._t2i_path(spec, family)
+        if path is None:
+            if family not in DEFAULT_T2I_ADAPTERS:
+                raise GenerationError(
+                    f"anime: the catalogue has no OpenPose T2I-Adapter for {family}: set 't2i_adapter' to one's "
+                    "folder, or set 'pose_control' to controlnet"
+                )
+            path = _model_path(DEFAULT_T2I_ADAPTERS[family], "T2I-Adapter", "t2i_adapter")
+        res = self.resources
+        device = self.load_device
+
+        def load() -> Any:
+            import diffusers
+
+            try:
+                net = diffusers.T2IAdapter.from_pretrained(path, torch_dtype=torch_dtype(res.dtype),
+                                                           local_files_only=True, use_safetensors=True)  # fmt: skip
+            except (OSError, ValueError, RuntimeError) as exc:
+                raise GenerationError(f"anime setting 't2i_adapter': cannot load {path} ({exc})") from exc
+            return net.to(device).eval()
+
+        # Run once per render where it was loaded (its features then go to the UNet's device).
+        return res.models.get(str(path), "t2i-adapter", res.dtype, device, load)
 
     def _ip_state(self, spec: str) -> dict[str, Any]:
         from comic_studio.generation.models.loading import read_state_dict
@@ -448,6 +544,25 @@ class AnimeBackend(DiffusersBackend):
 # ---------------------------------------------------------------------------------- helpers
 
 
+@dataclass
+class AnimeJob:
+    """One AnimeAdapter render, ready to run (:meth:`AnimeBackend.prepare_call`)."""
+
+    pipe: Any
+    call: dict[str, Any]
+    state: Any
+    """The adapter's :class:`~comic_studio.generation.models.anime_adapter.AdapterState`."""
+    adapter: Any
+    cond: Conditioning | None
+    pose: PoseFeatures | None
+
+
+def _posed(unet: Any, pose: PoseFeatures | None) -> Any:
+    """The T2I-Adapter's pose features on ``unet`` for the block (nothing when the pose does not go
+    through a T2I-Adapter)."""
+    return pose.attached(unet) if pose is not None else nullcontext()
+
+
 def _model_path(spec: str, what: str, field: str) -> Path:
     path = Path(spec).expanduser()
     if path.exists():
@@ -462,7 +577,7 @@ def _model_path(spec: str, what: str, field: str) -> Path:
     if found is None:
         raise GenerationError(
             f"anime: the {what} {spec!r} is not installed: run `comic-studio models download {spec}`"
-            + (" (or set 'pose_control' to off)" if field == "controlnet" else "")
+            + (" (or set 'pose_control' to off)" if field in ("controlnet", "t2i_adapter") else "")
         )
     return found.path
 

@@ -57,6 +57,9 @@ def resolve_sd15(spec: str, config: str = "", *, places: Places | None = None) -
     if path.is_dir():
         if not (path / "model_index.json").is_file():
             raise ModelLoadError(f"{path}: not a diffusers model folder (no model_index.json)")
+        if (path / "text_encoder_2").is_dir():  # SDXL's second text encoder: refused by name, not by shapes later
+            raise ModelLoadError(f"{path}: an SDXL model folder, not an SD 1.5 base model (use SD 1.5 weights, or "
+                                 "AnimeAdapter weights of the SDXL family)")  # fmt: skip
         return SdxlSource(path, single_file=False)
     if not path.exists():
         raise ModelLoadError(f"{path}: no such model file or folder")
