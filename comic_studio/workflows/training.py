@@ -264,11 +264,14 @@ def train_character_lora(
     cancel: Callable[[], bool] = lambda: False,
     on_progress: Callable[[TrainingProgress], None] | None = None,
     on_class_picture: Callable[[int, int], None] | None = None,
+    samples: SampleSettings | None = None,
+    on_samples: Callable[[int, int, list[Image.Image], list[Path]], None] | None = None,
 ) -> TrainedLora:
     """Train (or, with ``resume``, continue) the character's LoRA and store it on the character:
     :func:`plan_training`, :func:`run_training` and :func:`store_trained_lora` in one go (the CLI).
     A cancel raises :class:`~comic_studio.training.lora.TrainingCancelled` after saving the
-    checkpoint; the document is only changed when the run finishes."""
+    checkpoint; the document is only changed when the run finishes. ``samples``/``on_samples``: as
+    :func:`run_training` (the files land where the studio's card looks for them)."""
     plan = plan_training(doc, character_id, trigger=trigger, resume=resume)
     outcome = run_training(
         plan,
@@ -280,6 +283,8 @@ def train_character_lora(
         cancel=cancel,
         on_progress=on_progress,
         on_class_picture=on_class_picture,
+        samples=samples,
+        on_samples=on_samples,
     )
     return store_trained_lora(doc, plan, outcome)
 
