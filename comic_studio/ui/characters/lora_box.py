@@ -51,10 +51,19 @@ def card_summary(character: Character, data: bytes | None) -> str:
     base = str(card.get("base_model") or "?")
     loss = card.get("final_loss")
     loss_text = f", final loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
-    return (
+    text = (
         f"Trigger “{card.get('trigger', '?')}” · {card.get('steps', '?')} steps{loss_text}\n"
         f"Base model {base} · trained {when or '?'}"
     )
+    recipe = card.get("recipe")
+    if isinstance(recipe, dict):  # the settings it was trained with (the card of a run made here)
+        shown = [f"rank {recipe.get('rank', '?')}", f"lr {recipe.get('learning_rate', '?')}",
+                 f"{recipe.get('resolution', '?')} px", f"{recipe.get('timestep_law', '?')} timesteps",
+                 f"memory {recipe.get('memory', '?')}"]  # fmt: skip
+        if recipe.get("prior_preservation"):
+            shown.append(f"prior ×{recipe.get('prior_loss_weight', '?')}")
+        text += "\n" + " · ".join(shown)
+    return text
 
 
 class LoraBox(QGroupBox):
