@@ -10,8 +10,11 @@ Trains the character's LoRA from its face and outfit references with StoryBooth'
 (``comic_studio.training.lora``), stores it on the character and saves the project. Progress (step,
 loss, ETA) goes to stderr. Ctrl+C stops at the next step after saving a checkpoint; ``--resume``
 continues from it, bit for bit. ``--prior`` adds DreamBooth's prior preservation with class
-pictures the base model makes (cached in the user's cache folder and reused). Exit codes as ``render``: 1 for a problem with the input, 130 when
-interrupted (resumable).
+pictures the base model makes (cached in the user's cache folder and reused). As the Train dialog,
+``lora`` renders samples at a fixed prompt and seed every ``--samples-every`` steps (default 100;
+``--no-samples``), beside the checkpoint, where the studio's character card shows them — also while
+this command runs. Exit codes as ``render``: 1 for a problem with the input, 130 when interrupted
+(resumable).
 """
 
 from __future__ import annotations
@@ -19,11 +22,18 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from comic_studio.cli.options import add_project_edit_options
 from comic_studio.cli.progress import StderrProgress
+from comic_studio.training.samples import DEFAULT_SAMPLE_EVERY
+
+if TYPE_CHECKING:
+    from comic_studio.training.lora import TrainingProgress
+
+_T = TypeVar("_T")
 
 TINY_RESOLUTION = 64
 """The training size with ``--models tiny`` (the tiny UNet's native size)."""
@@ -63,6 +73,21 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         metavar="GAMMA",
         help="min-SNR-γ loss weighting (default 0 = off, as the seed; 5 is the paper's γ)",
     )
+    samples = lora.add_argument_group("samples (as the Train dialog: pictures at a fixed prompt and seed, "
+                                      "written beside the checkpoint and shown on the character's card)")  # fmt: skip
+    samples.add_argument(
+        "--samples-every",
+        type=int,
+        metavar="N",
+        help=f"render samples every N steps (default {DEFAULT_SAMPLE_EVERY}; 0 = never)",
+    )
+    samples.add_argument(
+        "--samples-prompt",
+        action="append",
+        metavar="PROMPT",
+        help='a sample prompt (repeat for more, up to 8; default "a photo of <trigger> <class>")',
+    )
+    samples.add_argument("--no-samples", action="store_true", help="no samples (same as --samples-every 0)")
     add_project_edit_options(lora)
     lora.set_defaults(func=_cmd_train_lora)
     identity = methods.add_parser("identity", help="StableIdentity tokens on SDXL from the character's face photos")
@@ -136,7 +161,6 @@ def _cmd_export_lora(args: argparse.Namespace) -> int:
 
 def _cmd_train_anime_adapter(args: argparse.Namespace) -> int:
     from comic_studio.training.anime_adapter import AnimeAdapterRecipe
-    from comic_studio.training.lora import TrainingCancelled, TrainingProgress
     from comic_studio.workflows.anime_training import build_dataset, train_anime_adapter
     from comic_studio.workflows.training import training_device
 
@@ -159,16 +183,7 @@ def _cmd_train_anime_adapter(args: argparse.Namespace) -> int:
             fields[field] = value
     recipe = _recipe(AnimeAdapterRecipe, fields)
     device, dtype = training_device(args.device)
-    report = StderrProgress(args.quiet)
-    stop = {"asked": False}
-
-    def on_progress(p: TrainingProgress) -> None:
-        report(f"train anime-adapter: loss {p.loss:.4f}, {p.steps_per_second:.2f} steps/s, "
-               f"{p.eta_seconds / 60:.0f} min left; step", p.step, p.total)  # fmt: skip
-
-    def interrupted(_signum: int, _frame: Any) -> None:
-        stop["asked"] = True
-
+    run = _TrainingRun("train anime-adapter", args.quiet)
     data = Path(args.data) if args.data else None
     if data is None:
         built = build_dataset(Path(args.images), Path(args.out) / "dataset")
@@ -176,16 +191,11 @@ def _cmd_train_anime_adapter(args: argparse.Namespace) -> int:
             print(f"comic-studio: {name} not used: {why}", file=sys.stderr)
         print(f"comic-studio: dataset of {len(built.used)} picture(s) written to {built.folder}", file=sys.stderr)
         data = built.folder
-    previous = signal.signal(signal.SIGINT, interrupted)
-    try:
-        trained = train_anime_adapter(data, Path(args.out), recipe, **models, resume=args.resume,
-                                      device=device, dtype=dtype, cancel=lambda: stop["asked"],
-                                      on_progress=on_progress)  # fmt: skip
-    except TrainingCancelled as exc:
-        print(f"comic-studio: {exc}; run again with --resume to continue", file=sys.stderr)
+    trained = run(lambda: train_anime_adapter(data, Path(args.out), recipe, **models, resume=args.resume,
+                                              device=device, dtype=dtype, cancel=run.cancelled,
+                                              on_progress=run.on_progress))  # fmt: skip
+    if trained is None:
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
     print(f"{trained.folder}: AnimeAdapter weights ({trained.steps} steps, final loss {trained.final_loss:.4f}, "
           f"evaluation loss {trained.evaluation_loss:.4f}); use them with the anime backend's 'adapter' setting")  # fmt: skip
     return 0
@@ -194,9 +204,9 @@ def _cmd_train_anime_adapter(args: argparse.Namespace) -> int:
 def _cmd_train_lora(args: argparse.Namespace) -> int:
     from comic_studio.core.document import Document
     from comic_studio.core.errors import ComicStudioError
-    from comic_studio.training.lora import LoraRecipe, TrainingCancelled, TrainingProgress
+    from comic_studio.training.lora import LoraRecipe
+    from comic_studio.training.samples import SampleSettings
     from comic_studio.workflows.anchors import character_named
-    from comic_studio.workflows.class_images import ClassImagesCancelled
     from comic_studio.workflows.training import train_character_lora, training_device
 
     recipe_fields: dict[str, Any] = {}
@@ -221,36 +231,31 @@ def _cmd_train_lora(args: argparse.Namespace) -> int:
     if "rank" in recipe_fields:
         recipe_fields["alpha"] = float(recipe_fields["rank"])  # alpha = rank: the LoRA's scale stays 1
     recipe = _recipe(LoraRecipe, recipe_fields)
+    every = 0 if args.no_samples else args.samples_every
+    sample_fields: dict[str, Any] = {} if every is None else {"every": every}
+    if args.samples_prompt:
+        sample_fields["prompts"] = tuple(p.strip() for p in args.samples_prompt)
+        if not all(sample_fields["prompts"]):
+            raise ComicStudioError("--samples-prompt: a sample prompt cannot be empty")
+    samples = _recipe(SampleSettings, sample_fields)
     device, dtype = training_device(args.device)
     path = Path(args.project)
     doc = Document.open(path)
     character = character_named(doc.project, args.character)
-    report = StderrProgress(args.quiet)
-    stop = {"asked": False}
+    run = _TrainingRun(f"train {character.name}", args.quiet)
 
-    def on_progress(p: TrainingProgress) -> None:
-        report(f"train {character.name}: loss {p.loss:.4f}, {p.steps_per_second:.2f} steps/s, "
-               f"{p.eta_seconds / 60:.0f} min left; step", p.step, p.total)  # fmt: skip
+    def on_samples(step: int, _total: int, _images: Any, files: list[Path]) -> None:
+        run.report.say(f"samples at step {step}: " + ", ".join(str(f) for f in files))
 
-    def interrupted(_signum: int, _frame: Any) -> None:
-        stop["asked"] = True  # the trainer checks before each step and saves a checkpoint first
-
-    previous = signal.signal(signal.SIGINT, interrupted)
-    try:
-        trained = train_character_lora(doc, character.id, recipe, model=args.model, trigger=args.trigger,
-                                       resume=args.resume, device=device, dtype=dtype,
-                                       cancel=lambda: stop["asked"], on_progress=on_progress,
-                                       on_class_picture=lambda done, total: report(
-                                           f"class pictures ({recipe.class_images} of the base model)", done, total),
-                                       )  # fmt: skip
-    except ClassImagesCancelled as exc:
-        print(f"comic-studio: {exc}", file=sys.stderr)
+    trained = run(lambda: train_character_lora(
+        doc, character.id, recipe, model=args.model, trigger=args.trigger, resume=args.resume, device=device,
+        dtype=dtype, cancel=run.cancelled, on_progress=run.on_progress,
+        on_class_picture=lambda done, total: run.report(
+            f"class pictures ({recipe.class_images} of the base model)", done, total),
+        samples=samples, on_samples=on_samples,
+    ))  # fmt: skip
+    if trained is None:
         return 130
-    except TrainingCancelled as exc:
-        print(f"comic-studio: {exc}; run again with --resume to continue", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
     saved = doc.save(Path(args.out) if args.out else path)
     print(f"{saved}: {character.name} has a trained LoRA ({trained.steps} steps, final loss "
           f"{trained.final_loss:.4f}, {trained.size:,} bytes, asset {trained.asset[:12]}…)")  # fmt: skip
@@ -260,7 +265,6 @@ def _cmd_train_lora(args: argparse.Namespace) -> int:
 def _cmd_train_identity(args: argparse.Namespace) -> int:
     from comic_studio.core.document import Document
     from comic_studio.training.identity import IdentityRecipe
-    from comic_studio.training.lora import TrainingCancelled, TrainingProgress
     from comic_studio.workflows.anchors import character_named
     from comic_studio.workflows.identity import train_character_identity
     from comic_studio.workflows.training import training_device
@@ -281,30 +285,54 @@ def _cmd_train_identity(args: argparse.Namespace) -> int:
     path = Path(args.project)
     doc = Document.open(path)
     character = character_named(doc.project, args.character)
-    report = StderrProgress(args.quiet)
-    stop = {"asked": False}
-
-    def on_progress(p: TrainingProgress) -> None:
-        report(f"identity {character.name}: loss {p.loss:.4f}, {p.steps_per_second:.2f} steps/s, "
-               f"{p.eta_seconds / 60:.0f} min left; step", p.step, p.total)  # fmt: skip
-
-    def interrupted(_signum: int, _frame: Any) -> None:
-        stop["asked"] = True
-
-    previous = signal.signal(signal.SIGINT, interrupted)
-    try:
-        trained = train_character_identity(doc, character.id, recipe, model=args.model, face_encoder=args.face_encoder,
-                                           resume=args.resume, device=device, dtype=dtype,
-                                           cancel=lambda: stop["asked"], on_progress=on_progress)  # fmt: skip
-    except TrainingCancelled as exc:
-        print(f"comic-studio: {exc}; run again with --resume to continue", file=sys.stderr)
+    run = _TrainingRun(f"identity {character.name}", args.quiet)
+    trained = run(lambda: train_character_identity(doc, character.id, recipe, model=args.model,
+                                                   face_encoder=args.face_encoder, resume=args.resume, device=device,
+                                                   dtype=dtype, cancel=run.cancelled, on_progress=run.on_progress))  # fmt: skip
+    if trained is None:
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
     saved = doc.save(Path(args.out) if args.out else path)
     print(f"{saved}: {character.name} has learned identity tokens ({trained.steps} steps, final loss "
           f"{trained.final_loss:.4f}, asset {trained.asset[:12]}…); render with the 'identity' backend")  # fmt: skip
     return 0
+
+
+class _TrainingRun:
+    """What every ``train`` command wires around its trainer: progress on stderr (loss, steps/s,
+    minutes left) and Ctrl+C as a request to stop — the trainer checks it before each step and
+    saves a checkpoint first, so the run resumes with ``--resume``."""
+
+    def __init__(self, label: str, quiet: bool):
+        self.label = label
+        self.report = StderrProgress(quiet)
+        self._asked = False
+
+    def cancelled(self) -> bool:
+        return self._asked
+
+    def on_progress(self, p: TrainingProgress) -> None:
+        self.report(f"{self.label}: loss {p.loss:.4f}, {p.steps_per_second:.2f} steps/s, "
+                    f"{p.eta_seconds / 60:.0f} min left; step", p.step, p.total)  # fmt: skip
+
+    def _interrupted(self, _signum: int, _frame: Any) -> None:
+        self._asked = True
+
+    def __call__(self, train: Callable[[], _T]) -> _T | None:
+        """``train()`` with Ctrl+C asking it to stop; None when it stopped (the reason printed: the
+        command exits 130)."""
+        from comic_studio.training.lora import TrainingCancelled
+        from comic_studio.workflows.class_images import ClassImagesCancelled
+
+        previous = signal.signal(signal.SIGINT, self._interrupted)
+        try:
+            return train()
+        except ClassImagesCancelled as exc:  # before training: the class pictures made are kept
+            print(f"comic-studio: {exc}", file=sys.stderr)
+        except TrainingCancelled as exc:
+            print(f"comic-studio: {exc}; run again with --resume to continue", file=sys.stderr)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        return None
 
 
 def _recipe(model: Any, fields: dict[str, Any]) -> Any:

@@ -74,6 +74,22 @@ def sample_paths(checkpoint: str | Path, step: int, count: int) -> list[Path]:
     return [folder / f"step-{step:06d}-{i}.png" for i in range(count)]
 
 
+def kept_samples(checkpoint: str | Path) -> list[tuple[int, list[Path]]]:
+    """The samples a run kept beside ``checkpoint`` so far: ``(step, files in prompt order)``,
+    oldest step first ([] when there are none). What the strip shows again on resume, and what the
+    character's card and LoRA box show during and after a run (also of a run in another process,
+    e.g. ``comic-studio train lora``)."""
+    by_step: dict[int, dict[int, Path]] = {}
+    folder = samples_folder(checkpoint)
+    if not folder.is_dir():
+        return []
+    for path in folder.glob("step-*-*.png"):  # atomic writes' temporaries (.NAME.x.tmp) never match
+        parts = path.stem.split("-")
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            by_step.setdefault(int(parts[1]), {})[int(parts[2])] = path
+    return [(step, [files[i] for i in sorted(files)]) for step, files in sorted(by_step.items())]
+
+
 def render_samples(
     trainer: LoraTrainer,
     settings: SampleSettings,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from comic_studio.core import character_edits
+from comic_studio.core.assets import MAX_ASSET_BYTES
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Character, Pronouns
@@ -42,6 +43,8 @@ from comic_studio.workflows.class_images import ClassImageSpec, base_model_hash,
 if TYPE_CHECKING:
     from PIL import Image
 
+MAX_LORA_BYTES = MAX_ASSET_BYTES
+"""The largest LoRA a run may make: the project's limit for one asset (where the LoRA is kept)."""
 DEFAULT_TRIGGER = "sks"
 """DreamBooth's rare-token identifier, as StoryBooth's prompts use it ("a photo of sks woman")."""
 CLASS_WORDS = {Pronouns.SHE: "woman", Pronouns.HE: "man", Pronouns.THEY: "person"}
@@ -185,6 +188,7 @@ def run_training(
         class_pictures = make_class_pictures(parts, spec, device=device, cancel=cancel, on_picture=on_class_picture)
     trainer = LoraTrainer(parts, list(plan.pictures), recipe, class_pictures=class_pictures, device=device)
     try:
+        _check_lora_fits(plan, recipe, sum(v.numel() * v.element_size() for v in trainer.lora_state().values()))
         if resume:
             trainer.resume(plan.checkpoint)
         on_step_end = _sampler(plan, samples, cancel, on_samples) if samples is not None and samples.every else None
@@ -210,6 +214,20 @@ def run_training(
     finally:
         trainer.close()
     return TrainingOutcome(data, trainer.step, final_loss if final_loss is not None else 0.0)
+
+
+def _check_lora_fits(plan: TrainingPlan, recipe: LoraRecipe, size: int) -> None:
+    """Refuse, before the first step, a LoRA the project could not keep (its asset limit): finding
+    out when storing it would lose the whole run. Size grows linearly with the rank (float32, about
+    23 MB at StoryBooth's rank 4 on SDXL)."""
+    if size <= MAX_LORA_BYTES:
+        return
+    fits = recipe.rank * MAX_LORA_BYTES // size
+    advice = f"choose rank {fits} or lower" if fits >= 1 else "this base model's LoRA is too big at any rank"
+    raise ComicStudioError(
+        f"cannot train {plan.character_name!r}: rank {recipe.rank} makes a LoRA of {size / 2**20:.2f} MB and a "
+        f"project keeps files up to {MAX_LORA_BYTES / 2**20:.2f} MB — {advice}"
+    )
 
 
 def _sampler(
@@ -264,11 +282,14 @@ def train_character_lora(
     cancel: Callable[[], bool] = lambda: False,
     on_progress: Callable[[TrainingProgress], None] | None = None,
     on_class_picture: Callable[[int, int], None] | None = None,
+    samples: SampleSettings | None = None,
+    on_samples: Callable[[int, int, list[Image.Image], list[Path]], None] | None = None,
 ) -> TrainedLora:
     """Train (or, with ``resume``, continue) the character's LoRA and store it on the character:
     :func:`plan_training`, :func:`run_training` and :func:`store_trained_lora` in one go (the CLI).
     A cancel raises :class:`~comic_studio.training.lora.TrainingCancelled` after saving the
-    checkpoint; the document is only changed when the run finishes."""
+    checkpoint; the document is only changed when the run finishes. ``samples``/``on_samples``: as
+    :func:`run_training` (the files land where the studio's card looks for them)."""
     plan = plan_training(doc, character_id, trigger=trigger, resume=resume)
     outcome = run_training(
         plan,
@@ -280,6 +301,8 @@ def train_character_lora(
         cancel=cancel,
         on_progress=on_progress,
         on_class_picture=on_class_picture,
+        samples=samples,
+        on_samples=on_samples,
     )
     return store_trained_lora(doc, plan, outcome)
 

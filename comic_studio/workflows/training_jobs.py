@@ -27,7 +27,7 @@ from comic_studio.core.safe_read import UnsafeInputError, decode_image
 from comic_studio.generation.request import Cancelled, data_uri_bytes, png_data_uri
 from comic_studio.training.data import TrainingPicture
 from comic_studio.training.lora import LoraRecipe, TrainingCancelled
-from comic_studio.training.samples import SampleSettings, samples_folder
+from comic_studio.training.samples import SampleSettings, kept_samples
 from comic_studio.workflows.class_images import ClassImagesCancelled
 from comic_studio.workflows.training import TrainingOutcome, TrainingPlan, run_training, training_device
 
@@ -199,14 +199,8 @@ def _replay_kept_samples(request: TrainingRequest, context: TaskContext, trigger
     """A resumed run shows the samples the interrupted one kept (the strip continues)."""
     from comic_studio.core.safe_read import open_image
 
-    by_step: dict[int, list[Path]] = {}
-    for path in sorted(samples_folder(request.checkpoint).glob("step-*-*.png")):
-        try:
-            by_step.setdefault(int(path.stem.split("-")[1]), []).append(path)
-        except ValueError:
-            continue  # not one of ours
     prompts = list(request.samples.prompts_for(trigger))
-    for step, files in sorted(by_step.items()):
+    for step, files in kept_samples(request.checkpoint):
         try:
             images = [open_image(f).convert("RGB") for f in files]
         except (OSError, UnsafeInputError):

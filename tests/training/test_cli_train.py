@@ -121,3 +121,64 @@ def test_prior_preservation_from_the_cli_reuses_the_class_pictures(project, tmp_
     card = lora_card(doc.assets.get(next(c for c in doc.project.characters if c.name == "Mara").lora_asset))
     assert card["recipe"]["snr_gamma"] is None and not card["recipe"]["prior_preservation"]
     assert card["class_pictures"] is None
+
+
+def test_samples_every_n_steps_land_where_the_studio_card_reads_them(project, capsys):
+    from comic_studio.training.samples import kept_samples
+
+    base = ["train", "lora", str(project), "--character", "Mara", "--models", "tiny", "--steps", "2"]
+    prompts = ["a photo of sks woman smiling", "sks woman, comic style"]
+    assert main([*base, "--samples-every", "2", "--samples-prompt", prompts[0], "--samples-prompt", prompts[1]]) == 0
+    err = capsys.readouterr().err
+    doc = Document.open(project)
+    mara = next(c for c in doc.project.characters if c.name == "Mara")
+    kept = kept_samples(checkpoint_path(doc.project.id, mara.id))
+    assert [(step, len(files)) for step, files in kept] == [(2, 2)]  # every 2nd step, one file per prompt
+    assert f"samples at step 2: {kept[0][1][0]}, {kept[0][1][1]}" in err and "samples at step 1" not in err
+
+    assert main([*base, "--no-samples", "--quiet"]) == 0  # a new run: the old strip goes, none is made
+    assert kept_samples(checkpoint_path(doc.project.id, mara.id)) == []
+    assert main([*base, "--samples-every", "-1"]) == 1
+    assert "training setting every" in capsys.readouterr().err
+    assert main([*base, "--samples-prompt", " "]) == 1
+    assert "--samples-prompt" in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_the_cli_run_at_a_step_with_a_checkpoint(project, capsys):
+    """A real SIGINT (what Ctrl+C sends) to this process once the command's handler is in place →
+    exit 130, the resume hint on stderr, the checkpoint saved and the project untouched."""
+    import os
+    import signal
+    import threading
+
+    from comic_studio.cli.train import _TrainingRun
+
+    def ours() -> bool:
+        return isinstance(getattr(signal.getsignal(signal.SIGINT), "__self__", None), _TrainingRun)
+
+    sent = threading.Event()
+    finished = threading.Event()
+
+    def press_ctrl_c() -> None:
+        # Waits for the command to install its handler (only then is SIGINT a request to stop
+        # rather than a KeyboardInterrupt), sends it once, and gives up when the command is over.
+        while not finished.is_set():
+            if ours():
+                os.kill(os.getpid(), signal.SIGINT)
+                sent.set()
+                return
+            finished.wait(0.01)
+
+    presser = threading.Thread(target=press_ctrl_c)
+    presser.start()
+    try:
+        code = main(["train", "lora", str(project), "--character", "Mara", "--models", "tiny", "--steps", "1000",
+                     "--no-samples", "--quiet"])  # fmt: skip
+    finally:
+        finished.set()
+        presser.join()
+    assert sent.is_set() and code == 130 and not ours()  # the handler before the command is back
+    assert "run again with --resume to continue" in capsys.readouterr().err
+    doc = Document.open(project)
+    mara = next(c for c in doc.project.characters if c.name == "Mara")
+    assert checkpoint_path(doc.project.id, mara.id).is_file() and mara.lora_asset is None

@@ -113,3 +113,23 @@ def test_a_full_disk_at_checkpoint_time_keeps_the_last_checkpoint_and_resumes(pr
     assert main([*args, "--quiet"]) == 0  # space again: it resumes from that checkpoint and finishes
     assert Document.open(project).project.character(mara).lora_asset is not None
     assert not checkpoint.exists()
+
+
+def test_a_lora_too_big_for_the_project_is_refused_before_the_first_step(project, monkeypatch, capsys):
+    """The project's limit for one asset, lowered so that the tiny UNet's rank-8 LoRA exceeds it: the
+    run stops before training (not hours later when storing), naming the rank that fits."""
+    import re
+
+    from comic_studio.workflows import training
+
+    monkeypatch.setattr(training, "MAX_LORA_BYTES", 150_000)  # the tiny LoRA: about 40 kB per rank
+    base = ["train", "lora", str(project), "--character", "Mara", "--models", "tiny", "--quiet", "--steps", "1"]
+    assert main([*base, "--rank", "8"]) == 1
+    err = capsys.readouterr().err
+    assert "rank 8 makes a LoRA of" in err and "a project keeps files up to 0.14 MB" in err
+    fits = re.search(r"choose rank (\d+) or lower", err)
+    assert fits is not None and 1 <= int(fits.group(1)) < 8, err
+    doc = Document.open(project)
+    assert not checkpoint_path(doc.project.id, _mara(doc)).exists()  # refused before any step
+    assert main([*base, "--rank", fits.group(1)]) == 0  # the rank it names fits
+    assert Document.open(project).project.character(_mara(doc)).lora_asset is not None

@@ -25,6 +25,14 @@ def _lora_with_card(tmp_path) -> bytes:
         "base_model": "tiny-sdxl@abc",
         "trained_at": "2026-12-06T16:40:00+00:00",
         "final_loss": 0.125,
+        "recipe": {
+            "rank": 4,
+            "learning_rate": 0.0001,
+            "resolution": 1024,
+            "timestep_law": "logit_normal",
+            "memory": "12gb",
+            "prior_preservation": False,
+        },
     }
     return save_lora(tmp_path, "lora", state, card).diffusers.read_bytes()
 
@@ -45,6 +53,7 @@ def test_lora_card_strength_enable_and_clear_are_undoable_steps(ctx, qtbot, tmp_
     assert box is not None
     text = box.card_label.text()
     assert "sks woman" in text and "7 steps" in text and "tiny-sdxl@abc" in text and "2026-12-06 16:40" in text
+    assert "rank 4 · lr 0.0001 · 1024 px · logit_normal timesteps · memory 12gb" in text and "prior" not in text
     assert box.enabled_box.isChecked() and box.scale_spin.value() == 1.0 and box.clear_button.isEnabled()
     assert _sent(ctx, ada.id).lora == asset
 

@@ -87,7 +87,8 @@ def _cancel_on_worker(engine, at_step: int) -> None:
 def test_train_two_steps_in_the_queue_lands_the_lora_on_the_character(ctx, mara, qtbot, tiny_kit, tiny_models, service):
     queue = QueuePanel(ctx, service)
     qtbot.addWidget(queue)
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service)
+    library = _library(ctx, qtbot, service)
+    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service, library=library)
     assert dialog.captions() == ["a photo of sks woman", "a photo of sks woman"]
     assert not dialog.resume_box.isEnabled()  # no interrupted run yet
     dialog.trigger_edit.setText("zwx")  # default captions follow the trigger
@@ -124,6 +125,11 @@ def test_train_two_steps_in_the_queue_lands_the_lora_on_the_character(ctx, mara,
     checkpoint = checkpoint_path(ctx.document.project.id, mara)
     assert not checkpoint.exists()
     assert sorted(p.name for p in samples_folder(checkpoint).iterdir()) == ["step-000001-0.png", "step-000002-0.png"]
+    # The character's card shows the newest sample, its LoRA box the strip (from the kept files).
+    qtbot.waitUntil(lambda: library.sample_steps.get(mara) == 2, timeout=RUN_TIMEOUT_MS)
+    box = library.edit_character(mara).lora_box
+    assert box is not None and box.sample_strip.steps == [1, 2]
+    library.editor.close()
     assert ctx.undo_stack.undoText() == "Train LoRA of Mara"
     ctx.undo_stack.undo()  # one step
     assert ctx.document.project.character(mara).lora_asset is None

@@ -63,10 +63,12 @@ def card_pixmap(
     size: int = CARD_SIZE,
     anchor: QImage | None = None,
     anchor_state: str = "none",
+    sample: QImage | None = None,
 ) -> QPixmap:
     """The card's picture: a rounded frame in the character's colour around the face thumbnail
     (cropped to fill) or, without one, the initials on a tint of the colour; with an identity
-    anchor (or one on its way) a badge in the lower right corner shows it."""
+    anchor (or one on its way) a badge in the lower right corner shows it; the newest LoRA
+    training sample (``sample``), a badge in the upper right corner."""
     pixmap = QPixmap(size, size)
     pixmap.fill(Qt.GlobalColor.transparent)
     colour = QColor(character.colour)
@@ -98,6 +100,9 @@ def card_pixmap(
     painter.drawPath(path)
     if anchor_state != "none":
         _draw_anchor_badge(painter, size, colour, anchor, anchor_state)
+    if sample is not None and not sample.isNull():
+        _draw_picture_badge(painter, QRectF(size - round(size * 0.4) - 1, 1, round(size * 0.4), round(size * 0.4)),
+                            colour, sample)  # fmt: skip
     painter.end()
     return pixmap
 
@@ -127,6 +132,24 @@ def _draw_anchor_badge(painter: QPainter, size: int, colour: QColor, anchor: QIm
         painter.setFont(font)
         painter.setPen(QColor("white"))
         painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
+    painter.restore()
+    painter.setPen(QPen(QColor("white"), 2))
+    painter.drawPath(path)
+    painter.setPen(QPen(colour.darker(130), 1))
+    painter.drawPath(path)
+
+
+def _draw_picture_badge(painter: QPainter, box: QRectF, colour: QColor, image: QImage) -> None:
+    """A picture cropped to fill a small framed square (white rim, then the character's colour)."""
+    path = QPainterPath()
+    path.addRoundedRect(box, 5, 5)
+    painter.save()
+    painter.setClipPath(path)
+    side = round(box.width())
+    scaled = image.scaled(
+        side, side, Qt.AspectRatioMode.KeepAspectRatioByExpanding, Qt.TransformationMode.SmoothTransformation
+    )
+    painter.drawImage(QRectF(box.x() + (side - scaled.width()) / 2, box.y(), scaled.width(), scaled.height()), scaled)
     painter.restore()
     painter.setPen(QPen(QColor("white"), 2))
     painter.drawPath(path)

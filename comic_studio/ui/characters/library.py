@@ -1,6 +1,7 @@
 """The character library dock: a grid of character cards with add/edit/delete and import/export,
 and each character's identity anchor (badge on the card; generate / regenerate / clear) and
-"Train LoRA…" (context menu, or the editor's LoRA box).
+"Train LoRA…" (context menu, or the editor's LoRA box); the newest sample of a character's LoRA
+training shows as a badge on its card, live while the run goes on (``lora_samples``).
 
 Cards are rebuilt from the document when a change report touches CHARACTERS (a library holds tens
 of characters, a full refill is cheap and thumbnails are cached by asset hash), and when an anchor
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QPoint, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QIcon, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -32,6 +33,7 @@ from comic_studio.core.model import Character
 from comic_studio.ui.characters.card import ANCHOR_STATES, CARD_SIZE, ThumbnailCache, card_pixmap
 from comic_studio.ui.characters.editor import CharacterEditor
 from comic_studio.ui.characters.io_actions import build_library_menu
+from comic_studio.ui.characters.lora_samples import SampleImages, SampleWatch, character_samples
 from comic_studio.ui.characters.train_dialog import TrainLoraDialog
 from comic_studio.ui.context import StudioContext
 from comic_studio.workflows.anchors import clear_anchor
@@ -79,6 +81,11 @@ class CharacterLibrary(QWidget):
         self.identity_dialog: Any = None
         """The open Train identity dialog (``identity_dialog.TrainIdentityDialog``, imported on use)."""
         self._anchor_states: dict[str, str] = {}
+        self.sample_images = SampleImages()
+        self.sample_watch = SampleWatch(self)
+        self.sample_watch.changed.connect(self.refresh)
+        self.sample_steps: dict[str, int] = {}
+        """The training step of the sample each card shows (tests and the tooltip read it)."""
 
         self.grid = _CardGrid()
         self.grid.setViewMode(QListView.ViewMode.IconMode)
@@ -169,21 +176,35 @@ class CharacterLibrary(QWidget):
         self.grid.blockSignals(True)
         self.grid.clear()
         self._anchor_states = self._current_anchor_states()
-        for character in self.ctx.document.project.characters:
+        project = self.ctx.document.project
+        self.sample_watch.watch(project.id, [c.id for c in project.characters])
+        self.sample_steps = {}
+        for character in project.characters:
             face = self.thumbnails.get(assets, character.face_refs[0], CARD_SIZE) if character.face_refs else None
             state = self._anchor_states[character.id]
             anchor = self.thumbnails.get(assets, character.anchor.image, CARD_SIZE) if character.anchor else None
+            sample = self._newest_sample(project.id, character.id)
             item = QListWidgetItem(
-                QIcon(card_pixmap(character, face, anchor=anchor, anchor_state=state)), character.name
+                QIcon(card_pixmap(character, face, anchor=anchor, anchor_state=state, sample=sample)), character.name
             )
             item.setData(Qt.ItemDataRole.UserRole, character.id)
             item.setData(self.ANCHOR_ROLE, state)
-            item.setToolTip(self._tooltip(character) + "\n" + self._anchor_line(character, state))
+            tip = self._tooltip(character) + "\n" + self._anchor_line(character, state)
+            if character.id in self.sample_steps:
+                tip += f"\nLoRA training sample (upper right): step {self.sample_steps[character.id]}"
+            item.setToolTip(tip)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
             self.grid.addItem(item)
             item.setSelected(character.id in keep)
         self.grid.blockSignals(False)
         self._update_buttons()
+
+    def _newest_sample(self, project_id: str, character_id: str) -> QImage | None:
+        """The first picture of the newest sampled step of the character's latest run."""
+        for step, images in reversed(self.sample_images.steps(character_samples(project_id, character_id)[-2:])):
+            self.sample_steps[character_id] = step
+            return images[0]
+        return None
 
     @staticmethod
     def _tooltip(character: Character) -> str:

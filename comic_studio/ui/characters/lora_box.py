@@ -1,5 +1,6 @@
 """The character's trained LoRA in the editor: its card (trigger, steps, base model, date), a
-strength, an enabled box and Clear — and "Train LoRA…", which opens the training dialog.
+strength, an enabled box and Clear — and "Train LoRA…", which opens the training dialog — and the
+newest training samples (:mod:`comic_studio.ui.characters.lora_samples`), live while a run goes on.
 
 Unlike the rest of the editor (a draft saved on OK), these controls change the character at once,
 each one undoable step (``ctx.edit(character_edits.update_character, ...)``): training itself lands
@@ -26,11 +27,15 @@ from comic_studio.core import character_edits
 from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.errors import AssetError, ComicStudioError
 from comic_studio.core.model import Character
+from comic_studio.ui.characters.lora_samples import SampleImages, SampleWatch, character_samples
+from comic_studio.ui.characters.train_dialog import SampleStrip
 from comic_studio.ui.context import StudioContext
 from comic_studio.workflows.training import export_character_lora, lora_card
 
 LORA_SCALE_MAX, LORA_SCALE_STEP = 2.0, 0.05
 """The model's range for ``lora_scale``."""
+STRIP_STEPS = 4
+"""How many of the newest sampled steps the box shows (the Train dialog shows them all)."""
 
 
 def card_summary(character: Character, data: bytes | None) -> str:
@@ -46,10 +51,19 @@ def card_summary(character: Character, data: bytes | None) -> str:
     base = str(card.get("base_model") or "?")
     loss = card.get("final_loss")
     loss_text = f", final loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
-    return (
+    text = (
         f"Trigger “{card.get('trigger', '?')}” · {card.get('steps', '?')} steps{loss_text}\n"
         f"Base model {base} · trained {when or '?'}"
     )
+    recipe = card.get("recipe")
+    if isinstance(recipe, dict):  # the settings it was trained with (the card of a run made here)
+        shown = [f"rank {recipe.get('rank', '?')}", f"lr {recipe.get('learning_rate', '?')}",
+                 f"{recipe.get('resolution', '?')} px", f"{recipe.get('timestep_law', '?')} timesteps",
+                 f"memory {recipe.get('memory', '?')}"]  # fmt: skip
+        if recipe.get("prior_preservation"):
+            shown.append(f"prior ×{recipe.get('prior_loss_weight', '?')}")
+        text += "\n" + " · ".join(shown)
+    return text
 
 
 class LoraBox(QGroupBox):
@@ -91,8 +105,17 @@ class LoraBox(QGroupBox):
         form.addRow(self.card_label)
         form.addRow("Strength", row)
         form.addRow("", self.export_button)
+        self.samples_label = QLabel()
+        self.sample_strip = SampleStrip()
+        form.addRow(self.samples_label)
+        form.addRow(self.sample_strip)
+        self._sample_images = SampleImages()
+        self._sample_watch = SampleWatch(self)
+        self._sample_watch.changed.connect(self.refresh_samples)
+        self._sample_watch.watch(ctx.document.project.id, [character_id])
 
         self.refresh()
+        self.refresh_samples()
         # Connected after the first fill: filling the controls is not an edit.
         self.enabled_box.toggled.connect(self._set_enabled)
         self.scale_spin.valueChanged.connect(self._set_scale)
@@ -126,6 +149,18 @@ class LoraBox(QGroupBox):
         self.scale_spin.blockSignals(False)
         for control in (self.enabled_box, self.scale_spin, self.clear_button, self.export_button):
             control.setEnabled(has)
+
+    def refresh_samples(self) -> None:
+        """Show the newest samples of the character's latest run (files beside its checkpoint)."""
+        kept = character_samples(self.ctx.document.project.id, self.character_id)
+        shown = self._sample_images.steps(kept[-STRIP_STEPS:])
+        self.sample_strip.clear()
+        for step, images in shown:
+            self.sample_strip.add(step, images)
+        self.sample_strip.setVisible(bool(shown))
+        self.samples_label.setVisible(bool(shown))
+        if shown:
+            self.samples_label.setText(f"Training samples of the latest run (newest: step {shown[-1][0]})")
 
     def _on_changes(self, changes: Changes) -> None:
         if changes.touches(ChangeKind.CHARACTERS):
