@@ -34,6 +34,9 @@ class ModelNeed:
     interchangeable: bool = False
     """True: any installed catalogue model of ``kind`` will do (SDXL checkpoints); False: it must
     be ``default`` (RaCig's face adapter is not its outfit adapter)."""
+    alternatives: tuple[str, ...] = ()
+    """Catalogue ids of another kind that meet the need as well (AnimeAdapter's pose goes through an
+    OpenPose ControlNet *or* T2I-Adapter); ``default`` stays the one suggested for download."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ def check_need(
     order = [choice] if choice else []
     if need.interchangeable:
         order += [e.id for e in catalogue.of_kind(need.kind) if e.id != choice]
+    order += [a for a in need.alternatives if a not in order and _in(catalogue, a)]
     for model_id in order:
         if all(found.get(r.id) is not None for r in catalogue.requirements(model_id)):
             located = found[model_id]
@@ -113,6 +117,7 @@ def to_download(statuses: list[NeedStatus]) -> list[ModelEntry]:
 def relevant_ids(need: ModelNeed, catalogue: Catalogue) -> set[str]:
     """The catalogue entries that can meet ``need``, with what they need (for filtering a list)."""
     ids = [e.id for e in catalogue.of_kind(need.kind)] if need.interchangeable else [need.default]
+    ids += list(need.alternatives)
     return {r.id for model_id in ids if _in(catalogue, model_id) for r in catalogue.requirements(model_id)}
 
 

@@ -306,3 +306,24 @@ def test_check_need_finds_installed_models_and_lists_what_to_download(tmp_path):
     statuses = [check_need(n, catalogue, found) for n in (face, plus, encoder)]
     assert [s.ready for s in statuses] == [False, False, False]  # Plus lacks its image encoder
     assert [m.id for m in to_download(statuses)] == ["clip-vit-h-image-encoder", "ip-adapter-plus-face-sdxl-vit-h"]
+
+
+def test_a_need_met_by_an_alternative_of_another_kind(tmp_path):
+    """AnimeAdapter's pose goes through an OpenPose ControlNet or a T2I-Adapter: with only the
+    T2I-Adapter installed the need is met by it; with neither, the ControlNet is suggested."""
+    from comic_studio.generation.registry import get_backend_class
+    from comic_studio.weights.locate import locate_all
+    from comic_studio.weights.needs import check_need, relevant_ids
+
+    catalogue = load_catalogue()
+    p = places(tmp_path)
+    need = next(n for n in get_backend_class("anime").required_models if n.kind == "controlnet")
+    status = check_need(need, catalogue, locate_all(p, catalogue))
+    assert not status.ready and status.suggestion.id == "controlnet-openpose-sd15"
+    t2i = catalogue.get("t2i-adapter-openpose-sd14")
+    assert t2i.kind != need.kind and t2i.id in relevant_ids(need, catalogue)
+    for f in t2i.files:
+        (p.models / t2i.id / f.path).parent.mkdir(parents=True, exist_ok=True)
+        (p.models / t2i.id / f.path).write_bytes(b"x")
+    status = check_need(need, catalogue, locate_all(p, catalogue))
+    assert status.ready and status.satisfied_by == "t2i-adapter-openpose-sd14"

@@ -95,7 +95,9 @@ class AnimeBackend(DiffusersBackend):
                   interchangeable=True),
         ModelNeed("clip_vision", "the CLIP ViT-L/14 image encoder", DEFAULT_IDS["image_encoder"],
                   setting="image_encoder"),
-        ModelNeed("controlnet", "the OpenPose ControlNet for SD 1.5", DEFAULT_IDS["controlnet"], setting="controlnet"),
+        # Either pose controller will do (pose_control=auto takes the T2I-Adapter when installed).
+        ModelNeed("controlnet", "the OpenPose ControlNet (or T2I-Adapter) for SD 1.5", DEFAULT_IDS["controlnet"],
+                  setting="controlnet", alternatives=(DEFAULT_IDS["t2i_adapter"],)),
     )  # fmt: skip
 
     @classmethod
