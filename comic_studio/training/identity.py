@@ -475,12 +475,18 @@ class IdentityTrainer:
         *,
         cancel: Callable[[], bool] = lambda: False,
         on_progress: Callable[[TrainingProgress], None] | None = None,
+        on_step_end: Callable[[IdentityTrainer], bool] | None = None,
     ) -> None:
         """Train until ``recipe.steps``, checkpointing every ``checkpoint_every`` steps; on
-        ``cancel()`` (asked before every step) save and raise :class:`TrainingCancelled`."""
+        ``cancel()`` (asked before every step) save and raise :class:`TrainingCancelled`.
+
+        ``on_step_end(trainer)`` as :meth:`comic_studio.training.lora.LoraTrainer.train`'s (the
+        samples): after every step and once at the start of a resumed run; ``False`` cancels."""
         recipe = self.recipe
         started, first_step = time.perf_counter(), self.step
         total_t = self.noise_scheduler.config.num_train_timesteps
+        if on_step_end is not None and self.step > 0 and not on_step_end(self):
+            raise TrainingCancelled(self.save(checkpoint), self.step)
         while self.step < recipe.steps:
             if cancel():
                 raise TrainingCancelled(self.save(checkpoint), self.step)
@@ -500,6 +506,20 @@ class IdentityTrainer:
                                              (recipe.steps - self.step) / rate))  # fmt: skip
             if self.step % recipe.checkpoint_every == 0 or self.step == recipe.steps:
                 self.save(checkpoint)
+            if on_step_end is not None and not on_step_end(self):
+                raise TrainingCancelled(self.save(checkpoint), self.step)
+
+    def render_samples(self, settings: Any, prompts: tuple[str, ...], *, cancel: Callable[[], bool]) -> list[Any]:
+        """The fixed-prompt samples with the identity rows as they are now
+        (:func:`comic_studio.training.samples.render_samples` with the rows injected)."""
+        import torch
+
+        from comic_studio.training.samples import render_samples
+
+        with torch.no_grad():
+            rows = [r.detach() for r in self.rows()]
+        with self.injecting(rows):
+            return render_samples(self, settings, prompts, cancel=cancel)
 
     def batch_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> Any:
         """The mean loss on a fixed batch — every photo at each of ``timesteps`` (both phases), noise
