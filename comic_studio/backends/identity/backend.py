@@ -26,7 +26,12 @@ from comic_studio.backends._diffusers.identities import JobIdentities, identity_
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
-from comic_studio.generation.backend_api import with_default_overrides
+from comic_studio.generation.backend_api import (
+    NEEDS_CHARACTER_IDENTITIES,
+    MissingCharacterIdentities,
+    characters_without_identity,
+    with_default_overrides,
+)
 from comic_studio.generation.request import (
     GenerationError,
     GenerationRequest,
@@ -37,22 +42,19 @@ from comic_studio.generation.request import (
 
 
 def identity_characters(request: GenerationRequest) -> list[RequestCharacter]:
-    """The panel's characters, each once, in order; refuses any without identity tokens."""
-    characters = list({c.id: c for c in request.characters}.values())
-    missing = [c.name for c in characters if not c.identity]
+    """The panel's characters, each once, in order; refuses any without identity tokens
+    (:class:`~comic_studio.generation.backend_api.MissingCharacterIdentities`: the studio offers
+    Train identity… for them)."""
+    missing = characters_without_identity(request)
     if missing:
-        raise GenerationError(
-            f"StableIdentity needs learned identity tokens for every character in the panel; "
-            f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} none yet — train them "
-            "(Characters → Train identity…, or comic-studio train identity) or choose another method"
-        )
-    return characters
+        raise MissingCharacterIdentities("identity", [(c.id, c.name) for c in missing])
+    return list({c.id: c for c in request.characters}.values())
 
 
 class IdentityBackend(SdxlPipelineBackend):
     name = "identity"
     display_name = "StableIdentity (SDXL)"
-    capabilities = SdxlPipelineBackend.capabilities | {"identity"}
+    capabilities = SdxlPipelineBackend.capabilities | {"identity", NEEDS_CHARACTER_IDENTITIES}
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
