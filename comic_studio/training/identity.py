@@ -78,6 +78,9 @@ FACE_ENCODER_ENV = "COMIC_STUDIO_FACE_ENCODER"
 FACE_ENCODERS = ("jayanta/vit-base-patch16-224-in21k-face-recognition", "google/vit-base-patch16-224-in21k")
 """Face encoders looked up in the local Hugging Face cache (never downloaded), best first: the
 official face-recognition ViT, then the generic ViT the SDXL port used."""
+FACE_ENCODER_IDS = ("vit-face-recognition", "vit-base-in21k")
+"""The same two as catalogue entries (``comic-studio models download vit-face-recognition``): found
+in the models folder or the Hugging Face cache before the plain cache lookup by repo."""
 TEMPLATES = (
     "a photo of {}",
     "a close-up photo of {}",
@@ -229,25 +232,51 @@ def celebrity_stats(tokenizer: Any, embedding: Any) -> tuple[Any, Any]:
 # ------------------------------------------------------------------------------ the face encoder
 
 
+def face_encoder_candidates(source: str = "") -> list[str]:
+    """Where to look for the face encoder, best first: ``source`` (a folder), else
+    ``$COMIC_STUDIO_FACE_ENCODER``, else the catalogue's entries where installed, then the repos of
+    :data:`FACE_ENCODERS` in the local Hugging Face cache."""
+    if source:
+        return [source]
+    if os.environ.get(FACE_ENCODER_ENV):
+        return [os.environ[FACE_ENCODER_ENV]]
+    from comic_studio.weights.catalogue import CatalogueError, load_catalogue
+    from comic_studio.weights.locate import Places, locate
+
+    found = []
+    try:
+        catalogue, places = load_catalogue(), Places.from_settings()
+        for entry_id in FACE_ENCODER_IDS:
+            hit = locate(catalogue.get(entry_id), places)
+            if hit is not None:
+                found.append(str(hit.path))
+    except CatalogueError:
+        pass  # a broken catalogue is reported where models are managed; the cache lookup still works
+    return [*found, *FACE_ENCODERS]
+
+
 def load_face_encoder(source: str = "", device: str = "cpu") -> Any:
-    """The face encoder (a transformers ViT): ``source`` (a folder), else ``$COMIC_STUDIO_FACE_ENCODER``,
-    else the first of :data:`FACE_ENCODERS` in the local Hugging Face cache. Never downloads."""
+    """The face encoder (a transformers ViT), from the first of :func:`face_encoder_candidates` that
+    loads. Never downloads; a folder with only pickled weights loads only when pickles are allowed."""
     from transformers import ViTModel
 
-    candidates = [source] if source else ([os.environ[FACE_ENCODER_ENV]] if os.environ.get(FACE_ENCODER_ENV) else [])
-    candidates = candidates or list(FACE_ENCODERS)
+    from comic_studio.generation.models.pickle_policy import folder_uses_safetensors
+
     problems = []
-    for candidate in candidates:
+    for candidate in face_encoder_candidates(source):
         try:
-            model = ViTModel.from_pretrained(candidate, local_files_only=True, add_pooling_layer=False)
+            folder = Path(candidate).expanduser()
+            safetensors = folder_uses_safetensors(folder, "face encoder") if folder.is_dir() else None
+            model = ViTModel.from_pretrained(candidate, local_files_only=True, add_pooling_layer=False,
+                                             use_safetensors=safetensors)  # fmt: skip
         except (OSError, ValueError) as exc:
             problems.append(f"{candidate}: {str(exc).splitlines()[0][:200]}")
             continue
         return model.to(device).eval().requires_grad_(False)
     raise TrainingError(
-        "no face encoder: learning an identity needs a ViT face encoder — put "
-        f"{FACE_ENCODERS[0]} (or {FACE_ENCODERS[1]}) in the Hugging Face cache, or point "
-        f"${FACE_ENCODER_ENV} at a ViT folder (tried: {'; '.join(problems)})"
+        "no face encoder: learning an identity needs a ViT face encoder — run `comic-studio models download "
+        f"{FACE_ENCODER_IDS[0]}` (or {FACE_ENCODER_IDS[1]}), or point ${FACE_ENCODER_ENV} at a ViT folder "
+        f"(tried: {'; '.join(problems)})"
     )
 
 
