@@ -26,9 +26,10 @@ describes, as read in research/wave2_methods_engine_sota.md §2.2):
 - AdamW at 1e-5 (§5.1: "1e−5 instead of 5e−5"), 500 steps (§5.1), batch 1, 512 px.
 
 Where the seed is silent: AdamW weight decay 1e-2 (diffusers' scripts' default, which the official
-script builds on), the prompt templates (the app's own, "… <id> person"), the augmentation (a
-random horizontal flip; the official random crop-resize and paste-on-background are not done), and
-several photos (1–3): the MLP input is the mean of their CLS embeddings, so the result is one
+script builds on), the prompt templates (the app's own, "… <id> person"), the augmentations (the
+official code's, by default: colour jitter, flip — of the face encoder's input too — random
+crop-resize and paste on a black background, with its numbers: :mod:`comic_studio.training.face_augment`;
+the recipe's ``augment="flip"`` keeps only the flip, on cached latents), and several photos (1–3): the MLP input is the mean of their CLS embeddings, so the result is one
 identity; each step trains on one photo, in a checkpointed order.
 
 Determinism as :mod:`comic_studio.training.lora`: every random draw comes from a generator the
@@ -50,7 +51,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -109,6 +110,10 @@ class IdentityRecipe(BaseModel):
     mlp_depth: int = Field(default=2, ge=1, le=8)  # the official identity_space.yaml (the port: 6)
     lr_multiplier: float = Field(default=0.1, gt=0, le=1)  # StyleVectorizer's lr_mul
     flip: bool = True
+    augment: Literal["official", "flip"] = "official"
+    """"official": the official code's colour jitter, flip, random crop-resize and paste on a
+    background, in pixel space, re-encoded every step (:mod:`comic_studio.training.face_augment`;
+    the paper names none); "flip": only the flip, on cached latents (cheaper: no VAE encode per step)."""
     gradient_checkpointing: bool = False
     """Recompute the UNet's activations in the backward pass: less VRAM, slower steps (the gradient
     goes through the whole frozen UNet to reach the tokens)."""
@@ -337,6 +342,9 @@ class _Photo:
     face: Any  # [1, 1, h, w] latent-size 0/1
     hair: Any
     digest: str
+    pixels: Any  # [1, 3, S, S] in [-1, 1]: the official augmentations work on these
+    face_full: Any  # [1, 1, S, S] 0/1
+    hair_full: Any
 
 
 class IdentityTrainer:
@@ -379,6 +387,15 @@ class IdentityTrainer:
         self.token_ids = [_add_tokens(tok, enc, self.tokens) for tok, enc in self.encoders]
         self._pooling = pool_at_end_token(self.encoders)  # as the identity backend renders
         self.cls = torch.stack([face_embedding(face_encoder, f.image) for f in faces]).mean(dim=0)
+        # The official code flips the face encoder's input with the photo: a flipped step trains
+        # from the flipped face's embedding (the result is the unflipped one's, as it renders).
+        self.cls_flipped = self.cls
+        if self.recipe.augment == "official" and self.recipe.flip:
+            from PIL import ImageOps
+
+            self.cls_flipped = torch.stack(
+                [face_embedding(face_encoder, ImageOps.mirror(f.image)) for f in faces]
+            ).mean(dim=0)
         vae = components["vae"]
         if getattr(vae.config, "force_upcast", False) and vae.dtype != torch.float32:
             vae.to(torch.float32)  # SDXL's own VAE overflows in float16 (as training/data.py does)
@@ -414,20 +431,40 @@ class IdentityTrainer:
         pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
         with torch.no_grad():
             dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
-        h, w = dist.mean.shape[-2:]
+        grid = tuple(dist.mean.shape[-2:])
 
-        def down(mask: Any) -> Any:  # the latent grid, binarised as the official code does
+        def full(mask: Any) -> Any:
             m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
-            return (F.interpolate(m, size=(h, w), mode="area") > 0.5).float()
+            return F.interpolate(m, size=(size, size), mode="nearest") if m.shape[-1] != size else m
 
+        face_full, hair_full = full(face.face_mask), full(face.hair_mask)
         digest = hashlib.sha256(np.asarray(image).tobytes() + face.face_mask.tobytes() + face.hair_mask.tobytes())
-        return _Photo(dist.mean.float().cpu(), dist.std.float().cpu(), down(face.face_mask), down(face.hair_mask),
-                      digest.hexdigest())  # fmt: skip
+        return _Photo(dist.mean.float().cpu(), dist.std.float().cpu(), _latent_mask(face_full, grid),
+                      _latent_mask(hair_full, grid), digest.hexdigest(), pixels, face_full, hair_full)  # fmt: skip
 
-    def rows(self) -> list[Any]:
-        """The identity's token rows for each encoder ([2, 768], [2, 1280]): mean + r · std."""
-        r_l = self.mlps["clip_l"](self.cls.to(self.device))
-        r_g = self.mlps["clip_g"](self.cls.to(self.device))
+    def _augmented(self, photo: _Photo, flip: bool, noise_gen: Any) -> tuple[Any, Any, Any]:
+        """(latents before scaling, face, hair) of one step under the official augmentations: the
+        photo augmented in pixel space and encoded again (the sample drawn with ``noise_gen``)."""
+        import torch
+
+        from comic_studio.training.face_augment import official_augment
+
+        pixels, face, hair = official_augment(photo.pixels, photo.face_full, photo.hair_full,
+                                              self.augment_generator, flip=flip)  # fmt: skip
+        vae = self.components["vae"]
+        with torch.no_grad():
+            dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
+        mean, std = dist.mean.float().cpu(), dist.std.float().cpu()
+        grid = tuple(mean.shape[-2:])
+        latents = mean + std * torch.randn(mean.shape, generator=noise_gen)
+        return latents, _latent_mask(face, grid), _latent_mask(hair, grid)
+
+    def rows(self, cls: Any = None) -> list[Any]:
+        """The identity's token rows for each encoder ([2, 768], [2, 1280]): mean + r · std, from
+        ``cls`` (default: the photos' face embedding)."""
+        cls = self.cls if cls is None else cls
+        r_l = self.mlps["clip_l"](cls.to(self.device))
+        r_g = self.mlps["clip_g"](cls.to(self.device))
         return [mean.to(r.device) + r * std.to(r.device) for r, (mean, std) in zip((r_l, r_g), self.stats, strict=True)]
 
     def _inject(self, which: int, _module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
@@ -463,21 +500,30 @@ class IdentityTrainer:
             )
         return embeds, pooled
 
-    def _loss(self, photo: _Photo, noise_gen: Any, timestep: int, template: str, flip: bool) -> Any:
+    def _loss(
+        self, photo: _Photo, noise_gen: Any, timestep: int, template: str, flip: bool, augment: bool = False
+    ) -> Any:
+        """One step's loss; ``augment``: the official augmentations (draws from the augmentation
+        generator), else at most the flip of the cached latents."""
         import torch
 
         vae_config = self.components["vae"].config
-        latents = photo.latent_mean + photo.latent_std * torch.randn(photo.latent_mean.shape, generator=noise_gen)
-        face, hair = photo.face, photo.hair
-        if flip:
-            latents, face, hair = latents.flip(-1), face.flip(-1), hair.flip(-1)
+        cls = self.cls
+        if augment:
+            latents, face, hair = self._augmented(photo, flip, noise_gen)
+            cls = self.cls_flipped if flip else self.cls
+        else:
+            latents = photo.latent_mean + photo.latent_std * torch.randn(photo.latent_mean.shape, generator=noise_gen)
+            face, hair = photo.face, photo.hair
+            if flip:
+                latents, face, hair = latents.flip(-1), face.flip(-1), hair.flip(-1)
         if getattr(vae_config, "shift_factor", None) is not None:
             latents = latents - vae_config.shift_factor
         latents = latents * vae_config.scaling_factor
         noise = torch.randn(latents.shape, generator=noise_gen)
         t = torch.tensor([timestep], dtype=torch.long)
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
-        embeds, pooled = self.encode_prompt(self.prompt(template), self.rows())
+        embeds, pooled = self.encode_prompt(self.prompt(template), self.rows(cls))
         size = float(self.recipe.resolution)
         time_ids = torch.tensor([[size, size, 0.0, 0.0, size, size]])  # SDXL: (original, crop, target)
         dtype, device = self.unet.dtype, self.device
@@ -523,7 +569,8 @@ class IdentityTrainer:
             timestep = int(sample_timesteps(1, self.timestep_generator, law="uniform", num_train_timesteps=total_t)[0])
             pick = int(len(TEMPLATES) * float(_uniform(self.augment_generator)))
             flip = recipe.flip and float(_uniform(self.augment_generator)) < 0.5
-            loss = self._loss(photo, self.noise_generator, timestep, TEMPLATES[pick], flip)
+            loss = self._loss(photo, self.noise_generator, timestep, TEMPLATES[pick], flip,
+                              augment=recipe.augment == "official")  # fmt: skip
             loss.backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -623,6 +670,13 @@ class IdentityTrainer:
         self._hooks = []
         for (tokenizer, encoder), _ids in zip(self.encoders, self.token_ids, strict=True):
             _remove_tokens(tokenizer, encoder, self.tokens)
+
+
+def _latent_mask(mask: Any, grid: tuple[int, ...]) -> Any:
+    """A [1, 1, S, S] mask on the latent grid, binarised at 0.5 as the official code does."""
+    import torch.nn.functional as F  # noqa: N812
+
+    return (F.interpolate(mask, size=tuple(grid), mode="area") > 0.5).float()
 
 
 def _uniform(generator: Any) -> Any:
