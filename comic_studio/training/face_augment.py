@@ -105,7 +105,8 @@ def crop_and_resize(pixels: Any, face: Any, hair: Any, generator: Any) -> tuple[
     side = width - width // 4  # the official crop_size, from the width, square
     top, left = _randint(generator, height - side + 1), _randint(generator, width - side + 1)
     window = (slice(None), slice(None), slice(top, top + side), slice(left, left + side))
-    return tuple(_resize(x[window], (height, width)) for x in (pixels, face, hair))  # type: ignore[return-value]
+    out = [_resize(x[window], (height, width)) for x in (pixels, face, hair)]
+    return out[0], out[1], out[2]
 
 
 def paste_on_background(pixels: Any, face: Any, hair: Any, generator: Any) -> tuple[Any, Any, Any]:

@@ -14,29 +14,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Signal
+from PySide6.QtCore import QSize
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QCheckBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListWidget,
     QListWidgetItem,
-    QPushButton,
     QWidget,
 )
 
-from comic_studio.core import character_edits
-from comic_studio.core.changes import ChangeKind, Changes
-from comic_studio.core.errors import AssetError
 from comic_studio.core.model import Character
 from comic_studio.training.identity import IdentityRecipe
 from comic_studio.training.samples import SampleSettings
 from comic_studio.ui.characters.card import ThumbnailCache, thumbnail_pixmap
+from comic_studio.ui.characters.trained_box import TrainedAssetBox
 from comic_studio.ui.characters.training_dialog import TrainingDialog
 from comic_studio.ui.context import StudioContext
 from comic_studio.workflows.identity import MAX_PHOTOS, identity_card, identity_checkpoint_path, plan_identity
@@ -137,23 +132,13 @@ def identity_summary(character: Character, data: bytes | None) -> str:
             f"Base model {card.get('base_model') or '?'} · trained {when or '?'}")  # fmt: skip
 
 
-class IdentityBox(QGroupBox):
-    """The live identity controls of one existing character (each change one undoable step, as the
-    LoRA box's)."""
+class IdentityBox(TrainedAssetBox):
+    """The live identity controls of one existing character (the shared parts: :class:`TrainedAssetBox`)."""
 
-    train_requested = Signal(str)
+    ASSET, ENABLED, NOUN = "identity_asset", "identity_enabled", "identity"
 
     def __init__(self, ctx: StudioContext, character_id: str, parent: QWidget | None = None):
-        super().__init__("Identity tokens (StableIdentity)", parent)
-        self.ctx = ctx
-        self.character_id = character_id
-        self.card_label = QLabel()
-        self.card_label.setWordWrap(True)
-        self.enabled_box = QCheckBox("apply in renders")
-        self.enabled_box.setToolTip("Off: the tokens stay on the character, renders leave them out")
-        self.clear_button = QPushButton("Clear")
-        self.clear_button.setToolTip("Remove the identity tokens from the character (undoable)")
-        self.train_button = QPushButton("Train identity…")
+        super().__init__(ctx, character_id, "Identity tokens (StableIdentity)", "Train identity…", parent)
         self.train_button.setToolTip("Learn identity tokens from the character's face photos")
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
@@ -164,42 +149,7 @@ class IdentityBox(QGroupBox):
         form = QFormLayout(self)
         form.addRow(self.card_label)
         form.addRow(row)
-        self.refresh()
-        self.enabled_box.toggled.connect(self._set_enabled)
-        self.clear_button.clicked.connect(self.clear)
-        self.train_button.clicked.connect(lambda: self.train_requested.emit(self.character_id))
-        ctx.document_changed.connect(self._on_changes)
+        self.connect_live()
 
-    def character(self) -> Character | None:
-        return self.ctx.document.project.character(self.character_id)
-
-    def refresh(self) -> None:
-        character = self.character()
-        if character is None:
-            self.setEnabled(False)
-            return
-        data = None
-        if character.identity_asset is not None:
-            try:
-                data = self.ctx.document.assets.get(character.identity_asset)
-            except (AssetError, KeyError, OSError):
-                data = None
-        self.card_label.setText(identity_summary(character, data))
-        self.enabled_box.blockSignals(True)
-        self.enabled_box.setChecked(character.identity_enabled)
-        self.enabled_box.blockSignals(False)
-        has = character.identity_asset is not None
-        for control in (self.enabled_box, self.clear_button):
-            control.setEnabled(has)
-
-    def _on_changes(self, changes: Changes) -> None:
-        if changes.touches(ChangeKind.CHARACTERS):
-            self.refresh()
-
-    def _set_enabled(self, on: bool) -> None:
-        label = "Enable identity" if on else "Disable identity"
-        self.ctx.edit(character_edits.update_character, self.character_id, label=label, identity_enabled=on)
-
-    def clear(self) -> None:
-        self.ctx.edit(character_edits.update_character, self.character_id, label="Clear identity",
-                      identity_asset=None)  # fmt: skip
+    def summary(self, character: Character, data: bytes | None) -> str:
+        return identity_summary(character, data)
