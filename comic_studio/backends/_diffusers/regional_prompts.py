@@ -76,10 +76,14 @@ def region_prompts(request: GenerationRequest, tags: Sequence[str] | None = None
     own = list(tags) if tags is not None else [NEUTRAL_TAG] * len(request.characters)
     if len(own) != len(request.characters):
         raise ValueError(f"regional prompts: {len(own)} tags for {len(request.characters)} characters")
-    prompts = [
-        ", ".join(p for p in (named(tag), c.description.strip()) if p)
-        for tag, c in zip(own, request.characters, strict=True)
-    ]
+    prompts = []
+    for tag, c in zip(own, request.characters, strict=True):
+        text = named(tag)
+        if tag != NEUTRAL_TAG and tag not in text:
+            # An identity must reach its region even where the prompt does not name anyone (the
+            # identity backend likewise puts "<pair> person" in front).
+            text = ", ".join(p for p in (tag, text) if p)
+        prompts.append(", ".join(p for p in (text, c.description.strip()) if p))
     return [*prompts, named(BACKGROUND_TAG)]
 
 

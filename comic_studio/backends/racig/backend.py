@@ -279,8 +279,12 @@ class RacigBackend(DiffusersBackend):
         loras = JobLoras(settings["loras"], pickles_allowed(), settings["character_loras"])
         identities, phrases = optional_identities(request, settings["character_identities"])
         try:
-            if phrases:  # the global prompt (pooled embedding, or all of it without regions) names them too
+            if phrases:
                 identities.apply(pipe)
+            if phrases and not (settings["regional_prompts"] and request.characters):
+                # Without regions the one prompt carries every pair; with them each region carries its
+                # own (_text) and the global prompt, read only for SDXL's pooled embedding, none, so
+                # no identity leaks into the whole picture through it.
                 names = {c.id: c.name for c in request.characters}
                 call["prompt"] = named_identities(call["prompt"], [names[cid] for cid in phrases])
             loras.apply(pipe)
