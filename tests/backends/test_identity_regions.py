@@ -114,8 +114,8 @@ def test_racig_renders_each_identity_in_its_own_region(tmp_path):
     ana_a, ana_b, ben = (_identity(tmp_path / f"{n}.safetensors", s) for n, s in (("a1", 1), ("a2", 7), ("b", 2)))
     base = kit_settings(kit, steps=4, mask_dilation=0.0)
 
-    def render(ana_file: str):
-        settings = {**base, "character_identities": json.dumps({"ana": ana_file, "ben": ben})}
+    def render(ana_file: str, **extra):
+        settings = {**base, **extra, "character_identities": json.dumps({"ana": ana_file, "ben": ben})}
         request = panel_request(settings, width=256, height=160, characters=characters(2, refs=False))
         return request, as_array(backend.generate(request).image)
 
@@ -128,5 +128,9 @@ def test_racig_renders_each_identity_in_its_own_region(tmp_path):
     # Measured 2.7× (mean pixel change 1.19 inside Ana's region, 0.43 outside): the tiny UNet's
     # self-attention and convolutions spread any change somewhat beyond its region.
     assert inside > 2.0 * outside, (inside, outside)
+    # Regional prompts off: the one global prompt carries every pair, and the picture follows it.
+    _r, plain_a = render(ana_a, regional_prompts=False)
+    _r, plain_b = render(ana_b, regional_prompts=False)
+    assert np.abs(plain_a - plain_b).mean() > 0
     parts = backend.sdxl_components(backend.validate_settings(base), request.seed, fp16_vae_fix=False)
     assert identity_tokens(0)[0] not in parts["tokenizer"].get_vocab()  # only for the job
