@@ -46,21 +46,65 @@ job where a character in it has none (:class:`MissingCharacterLoras`); the workf
 request before it is queued, and the studio then offers to train the missing ones."""
 
 
-class MissingCharacterLoras(GenerationError):
+class MissingCharacterTraining(GenerationError):
+    """Characters a backend would draw lack what it needs them to be trained with (a LoRA, identity
+    tokens): ``characters`` are their ``(id, name)`` pairs and ``training`` the kind ("lora",
+    "identity"); the workflows refuse before queueing and the studio offers to train the first."""
+
+    training = ""
+
+    def __init__(self, backend: str, characters: list[tuple[str, str]], message: str):
+        self.backend = backend
+        self.characters = list(dict.fromkeys(characters))
+        super().__init__(message)
+
+
+class MissingCharacterLoras(MissingCharacterTraining):
     """Characters a :data:`NEEDS_CHARACTER_LORAS` backend would draw have no (enabled) trained LoRA.
     ``characters`` are their ``(id, name)`` pairs; the message names them and how to train one."""
 
+    training = "lora"
+
     def __init__(self, backend: str, characters: list[tuple[str, str]]):
-        self.backend = backend
-        self.characters = list(dict.fromkeys(characters))
-        names = [name for _id, name in self.characters]
+        names = [name for _id, name in dict.fromkeys(characters)]
         who = ", ".join(names)
         super().__init__(
+            backend,
+            characters,
             f"{backend} draws each character with its trained LoRA, and {who} "
             f"{'has' if len(names) == 1 else 'have'} none (or it is switched off): train one with "
             f"Train LoRA… on the character's card, or `comic-studio train lora PROJECT --character {names[0]!r}` "
-            "— or render with the consistent backend"
+            "— or render with the consistent backend",
         )
+
+
+NEEDS_CHARACTER_IDENTITIES = "needs_character_identities"
+"""Capability: the backend draws every character with its learned identity tokens (StableIdentity)
+and refuses a job where a character in it has none (:class:`MissingCharacterIdentities`); the
+workflows refuse such a request before it is queued, and the studio offers to train them."""
+
+
+class MissingCharacterIdentities(MissingCharacterTraining):
+    """Characters a :data:`NEEDS_CHARACTER_IDENTITIES` backend would draw have no (enabled) identity
+    tokens; the message names them and how to learn them."""
+
+    training = "identity"
+
+    def __init__(self, backend: str, characters: list[tuple[str, str]]):
+        names = [name for _id, name in dict.fromkeys(characters)]
+        super().__init__(
+            backend,
+            characters,
+            f"StableIdentity needs learned identity tokens for every character in the panel; "
+            f"{', '.join(names)} {'has' if len(names) == 1 else 'have'} none yet — train them (Train identity… on "
+            f"the character's card, or `comic-studio train identity PROJECT --character {names[0]!r}`; switched-off "
+            "tokens count as none) or choose another method",
+        )
+
+
+def characters_without_identity(request: GenerationRequest) -> list[RequestCharacter]:
+    """The characters of ``request`` a :data:`NEEDS_CHARACTER_IDENTITIES` backend would refuse."""
+    return list({c.id: c for c in request.characters if not c.identity}.values())
 
 
 def characters_without_lora(request: GenerationRequest) -> list[RequestCharacter]:

@@ -26,9 +26,10 @@ describes, as read in research/wave2_methods_engine_sota.md §2.2):
 - AdamW at 1e-5 (§5.1: "1e−5 instead of 5e−5"), 500 steps (§5.1), batch 1, 512 px.
 
 Where the seed is silent: AdamW weight decay 1e-2 (diffusers' scripts' default, which the official
-script builds on), the prompt templates (the app's own, "… <id> person"), the augmentation (a
-random horizontal flip; the official random crop-resize and paste-on-background are not done), and
-several photos (1–3): the MLP input is the mean of their CLS embeddings, so the result is one
+script builds on), the prompt templates (the app's own, "… <id> person"), the augmentations (the
+official code's, by default: colour jitter, flip — of the face encoder's input too — random
+crop-resize and paste on a black background, with its numbers: :mod:`comic_studio.training.face_augment`;
+the recipe's ``augment="flip"`` keeps only the flip, on cached latents), and several photos (1–3): the MLP input is the mean of their CLS embeddings, so the result is one
 identity; each step trains on one photo, in a checkpointed order.
 
 Determinism as :mod:`comic_studio.training.lora`: every random draw comes from a generator the
@@ -50,7 +51,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +79,9 @@ FACE_ENCODER_ENV = "COMIC_STUDIO_FACE_ENCODER"
 FACE_ENCODERS = ("jayanta/vit-base-patch16-224-in21k-face-recognition", "google/vit-base-patch16-224-in21k")
 """Face encoders looked up in the local Hugging Face cache (never downloaded), best first: the
 official face-recognition ViT, then the generic ViT the SDXL port used."""
+FACE_ENCODER_IDS = ("vit-face-recognition", "vit-base-in21k")
+"""The same two as catalogue entries (``comic-studio models download vit-face-recognition``): found
+in the models folder or the Hugging Face cache before the plain cache lookup by repo."""
 TEMPLATES = (
     "a photo of {}",
     "a close-up photo of {}",
@@ -106,6 +110,10 @@ class IdentityRecipe(BaseModel):
     mlp_depth: int = Field(default=2, ge=1, le=8)  # the official identity_space.yaml (the port: 6)
     lr_multiplier: float = Field(default=0.1, gt=0, le=1)  # StyleVectorizer's lr_mul
     flip: bool = True
+    augment: Literal["official", "flip"] = "official"
+    """"official": the official code's colour jitter, flip, random crop-resize and paste on a
+    background, in pixel space, re-encoded every step (:mod:`comic_studio.training.face_augment`;
+    the paper names none); "flip": only the flip, on cached latents (cheaper: no VAE encode per step)."""
     gradient_checkpointing: bool = False
     """Recompute the UNet's activations in the backward pass: less VRAM, slower steps (the gradient
     goes through the whole frozen UNet to reach the tokens)."""
@@ -229,25 +237,51 @@ def celebrity_stats(tokenizer: Any, embedding: Any) -> tuple[Any, Any]:
 # ------------------------------------------------------------------------------ the face encoder
 
 
+def face_encoder_candidates(source: str = "") -> list[str]:
+    """Where to look for the face encoder, best first: ``source`` (a folder), else
+    ``$COMIC_STUDIO_FACE_ENCODER``, else the catalogue's entries where installed, then the repos of
+    :data:`FACE_ENCODERS` in the local Hugging Face cache."""
+    if source:
+        return [source]
+    if os.environ.get(FACE_ENCODER_ENV):
+        return [os.environ[FACE_ENCODER_ENV]]
+    from comic_studio.weights.catalogue import CatalogueError, load_catalogue
+    from comic_studio.weights.locate import Places, locate
+
+    found = []
+    try:
+        catalogue, places = load_catalogue(), Places.from_settings()
+        for entry_id in FACE_ENCODER_IDS:
+            hit = locate(catalogue.get(entry_id), places)
+            if hit is not None:
+                found.append(str(hit.path))
+    except CatalogueError:
+        pass  # a broken catalogue is reported where models are managed; the cache lookup still works
+    return [*found, *FACE_ENCODERS]
+
+
 def load_face_encoder(source: str = "", device: str = "cpu") -> Any:
-    """The face encoder (a transformers ViT): ``source`` (a folder), else ``$COMIC_STUDIO_FACE_ENCODER``,
-    else the first of :data:`FACE_ENCODERS` in the local Hugging Face cache. Never downloads."""
+    """The face encoder (a transformers ViT), from the first of :func:`face_encoder_candidates` that
+    loads. Never downloads; a folder with only pickled weights loads only when pickles are allowed."""
     from transformers import ViTModel
 
-    candidates = [source] if source else ([os.environ[FACE_ENCODER_ENV]] if os.environ.get(FACE_ENCODER_ENV) else [])
-    candidates = candidates or list(FACE_ENCODERS)
+    from comic_studio.generation.models.pickle_policy import folder_uses_safetensors
+
     problems = []
-    for candidate in candidates:
+    for candidate in face_encoder_candidates(source):
         try:
-            model = ViTModel.from_pretrained(candidate, local_files_only=True, add_pooling_layer=False)
+            folder = Path(candidate).expanduser()
+            safetensors = folder_uses_safetensors(folder, "face encoder") if folder.is_dir() else None
+            model = ViTModel.from_pretrained(candidate, local_files_only=True, add_pooling_layer=False,
+                                             use_safetensors=safetensors)  # fmt: skip
         except (OSError, ValueError) as exc:
             problems.append(f"{candidate}: {str(exc).splitlines()[0][:200]}")
             continue
         return model.to(device).eval().requires_grad_(False)
     raise TrainingError(
-        "no face encoder: learning an identity needs a ViT face encoder — put "
-        f"{FACE_ENCODERS[0]} (or {FACE_ENCODERS[1]}) in the Hugging Face cache, or point "
-        f"${FACE_ENCODER_ENV} at a ViT folder (tried: {'; '.join(problems)})"
+        "no face encoder: learning an identity needs a ViT face encoder — run `comic-studio models download "
+        f"{FACE_ENCODER_IDS[0]}` (or {FACE_ENCODER_IDS[1]}), or point ${FACE_ENCODER_ENV} at a ViT folder "
+        f"(tried: {'; '.join(problems)})"
     )
 
 
@@ -308,6 +342,9 @@ class _Photo:
     face: Any  # [1, 1, h, w] latent-size 0/1
     hair: Any
     digest: str
+    pixels: Any  # [1, 3, S, S] in [-1, 1]: the official augmentations work on these
+    face_full: Any  # [1, 1, S, S] 0/1
+    hair_full: Any
 
 
 class IdentityTrainer:
@@ -350,6 +387,15 @@ class IdentityTrainer:
         self.token_ids = [_add_tokens(tok, enc, self.tokens) for tok, enc in self.encoders]
         self._pooling = pool_at_end_token(self.encoders)  # as the identity backend renders
         self.cls = torch.stack([face_embedding(face_encoder, f.image) for f in faces]).mean(dim=0)
+        # The official code flips the face encoder's input with the photo: a flipped step trains
+        # from the flipped face's embedding (the result is the unflipped one's, as it renders).
+        self.cls_flipped = self.cls
+        if self.recipe.augment == "official" and self.recipe.flip:
+            from PIL import ImageOps
+
+            self.cls_flipped = torch.stack(
+                [face_embedding(face_encoder, ImageOps.mirror(f.image)) for f in faces]
+            ).mean(dim=0)
         vae = components["vae"]
         if getattr(vae.config, "force_upcast", False) and vae.dtype != torch.float32:
             vae.to(torch.float32)  # SDXL's own VAE overflows in float16 (as training/data.py does)
@@ -385,20 +431,40 @@ class IdentityTrainer:
         pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
         with torch.no_grad():
             dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
-        h, w = dist.mean.shape[-2:]
+        grid = tuple(dist.mean.shape[-2:])
 
-        def down(mask: Any) -> Any:  # the latent grid, binarised as the official code does
+        def full(mask: Any) -> Any:
             m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
-            return (F.interpolate(m, size=(h, w), mode="area") > 0.5).float()
+            return F.interpolate(m, size=(size, size), mode="nearest") if m.shape[-1] != size else m
 
+        face_full, hair_full = full(face.face_mask), full(face.hair_mask)
         digest = hashlib.sha256(np.asarray(image).tobytes() + face.face_mask.tobytes() + face.hair_mask.tobytes())
-        return _Photo(dist.mean.float().cpu(), dist.std.float().cpu(), down(face.face_mask), down(face.hair_mask),
-                      digest.hexdigest())  # fmt: skip
+        return _Photo(dist.mean.float().cpu(), dist.std.float().cpu(), _latent_mask(face_full, grid),
+                      _latent_mask(hair_full, grid), digest.hexdigest(), pixels, face_full, hair_full)  # fmt: skip
 
-    def rows(self) -> list[Any]:
-        """The identity's token rows for each encoder ([2, 768], [2, 1280]): mean + r · std."""
-        r_l = self.mlps["clip_l"](self.cls.to(self.device))
-        r_g = self.mlps["clip_g"](self.cls.to(self.device))
+    def _augmented(self, photo: _Photo, flip: bool, noise_gen: Any) -> tuple[Any, Any, Any]:
+        """(latents before scaling, face, hair) of one step under the official augmentations: the
+        photo augmented in pixel space and encoded again (the sample drawn with ``noise_gen``)."""
+        import torch
+
+        from comic_studio.training.face_augment import official_augment
+
+        pixels, face, hair = official_augment(photo.pixels, photo.face_full, photo.hair_full,
+                                              self.augment_generator, flip=flip)  # fmt: skip
+        vae = self.components["vae"]
+        with torch.no_grad():
+            dist = vae.encode(pixels.to(self.device, vae.dtype)).latent_dist
+        mean, std = dist.mean.float().cpu(), dist.std.float().cpu()
+        grid = tuple(mean.shape[-2:])
+        latents = mean + std * torch.randn(mean.shape, generator=noise_gen)
+        return latents, _latent_mask(face, grid), _latent_mask(hair, grid)
+
+    def rows(self, cls: Any = None) -> list[Any]:
+        """The identity's token rows for each encoder ([2, 768], [2, 1280]): mean + r · std, from
+        ``cls`` (default: the photos' face embedding)."""
+        cls = self.cls if cls is None else cls
+        r_l = self.mlps["clip_l"](cls.to(self.device))
+        r_g = self.mlps["clip_g"](cls.to(self.device))
         return [mean.to(r.device) + r * std.to(r.device) for r, (mean, std) in zip((r_l, r_g), self.stats, strict=True)]
 
     def _inject(self, which: int, _module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
@@ -434,21 +500,30 @@ class IdentityTrainer:
             )
         return embeds, pooled
 
-    def _loss(self, photo: _Photo, noise_gen: Any, timestep: int, template: str, flip: bool) -> Any:
+    def _loss(
+        self, photo: _Photo, noise_gen: Any, timestep: int, template: str, flip: bool, augment: bool = False
+    ) -> Any:
+        """One step's loss; ``augment``: the official augmentations (draws from the augmentation
+        generator), else at most the flip of the cached latents."""
         import torch
 
         vae_config = self.components["vae"].config
-        latents = photo.latent_mean + photo.latent_std * torch.randn(photo.latent_mean.shape, generator=noise_gen)
-        face, hair = photo.face, photo.hair
-        if flip:
-            latents, face, hair = latents.flip(-1), face.flip(-1), hair.flip(-1)
+        cls = self.cls
+        if augment:
+            latents, face, hair = self._augmented(photo, flip, noise_gen)
+            cls = self.cls_flipped if flip else self.cls
+        else:
+            latents = photo.latent_mean + photo.latent_std * torch.randn(photo.latent_mean.shape, generator=noise_gen)
+            face, hair = photo.face, photo.hair
+            if flip:
+                latents, face, hair = latents.flip(-1), face.flip(-1), hair.flip(-1)
         if getattr(vae_config, "shift_factor", None) is not None:
             latents = latents - vae_config.shift_factor
         latents = latents * vae_config.scaling_factor
         noise = torch.randn(latents.shape, generator=noise_gen)
         t = torch.tensor([timestep], dtype=torch.long)
         noisy = self.noise_scheduler.add_noise(latents, noise, t)
-        embeds, pooled = self.encode_prompt(self.prompt(template), self.rows())
+        embeds, pooled = self.encode_prompt(self.prompt(template), self.rows(cls))
         size = float(self.recipe.resolution)
         time_ids = torch.tensor([[size, size, 0.0, 0.0, size, size]])  # SDXL: (original, crop, target)
         dtype, device = self.unet.dtype, self.device
@@ -475,12 +550,18 @@ class IdentityTrainer:
         *,
         cancel: Callable[[], bool] = lambda: False,
         on_progress: Callable[[TrainingProgress], None] | None = None,
+        on_step_end: Callable[[IdentityTrainer], bool] | None = None,
     ) -> None:
         """Train until ``recipe.steps``, checkpointing every ``checkpoint_every`` steps; on
-        ``cancel()`` (asked before every step) save and raise :class:`TrainingCancelled`."""
+        ``cancel()`` (asked before every step) save and raise :class:`TrainingCancelled`.
+
+        ``on_step_end(trainer)`` as :meth:`comic_studio.training.lora.LoraTrainer.train`'s (the
+        samples): after every step and once at the start of a resumed run; ``False`` cancels."""
         recipe = self.recipe
         started, first_step = time.perf_counter(), self.step
         total_t = self.noise_scheduler.config.num_train_timesteps
+        if on_step_end is not None and self.step > 0 and not on_step_end(self):
+            raise TrainingCancelled(self.save(checkpoint), self.step)
         while self.step < recipe.steps:
             if cancel():
                 raise TrainingCancelled(self.save(checkpoint), self.step)
@@ -488,7 +569,8 @@ class IdentityTrainer:
             timestep = int(sample_timesteps(1, self.timestep_generator, law="uniform", num_train_timesteps=total_t)[0])
             pick = int(len(TEMPLATES) * float(_uniform(self.augment_generator)))
             flip = recipe.flip and float(_uniform(self.augment_generator)) < 0.5
-            loss = self._loss(photo, self.noise_generator, timestep, TEMPLATES[pick], flip)
+            loss = self._loss(photo, self.noise_generator, timestep, TEMPLATES[pick], flip,
+                              augment=recipe.augment == "official")  # fmt: skip
             loss.backward()
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -500,6 +582,20 @@ class IdentityTrainer:
                                              (recipe.steps - self.step) / rate))  # fmt: skip
             if self.step % recipe.checkpoint_every == 0 or self.step == recipe.steps:
                 self.save(checkpoint)
+            if on_step_end is not None and not on_step_end(self):
+                raise TrainingCancelled(self.save(checkpoint), self.step)
+
+    def render_samples(self, settings: Any, prompts: tuple[str, ...], *, cancel: Callable[[], bool]) -> list[Any]:
+        """The fixed-prompt samples with the identity rows as they are now
+        (:func:`comic_studio.training.samples.render_samples` with the rows injected)."""
+        import torch
+
+        from comic_studio.training.samples import render_samples
+
+        with torch.no_grad():
+            rows = [r.detach() for r in self.rows()]
+        with self.injecting(rows):
+            return render_samples(self, settings, prompts, cancel=cancel)
 
     def batch_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> Any:
         """The mean loss on a fixed batch — every photo at each of ``timesteps`` (both phases), noise
@@ -574,6 +670,13 @@ class IdentityTrainer:
         self._hooks = []
         for (tokenizer, encoder), _ids in zip(self.encoders, self.token_ids, strict=True):
             _remove_tokens(tokenizer, encoder, self.tokens)
+
+
+def _latent_mask(mask: Any, grid: tuple[int, ...]) -> Any:
+    """A [1, 1, S, S] mask on the latent grid, binarised at 0.5 as the official code does."""
+    import torch.nn.functional as F  # noqa: N812
+
+    return (F.interpolate(mask, size=tuple(grid), mode="area") > 0.5).float()
 
 
 def _uniform(generator: Any) -> Any:

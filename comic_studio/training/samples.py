@@ -31,6 +31,7 @@ from comic_studio.core.errors import ComicStudioError
 if TYPE_CHECKING:
     from PIL import Image
 
+    from comic_studio.training.identity import IdentityTrainer
     from comic_studio.training.lora import LoraTrainer
 
 DEFAULT_SAMPLE_EVERY = 100
@@ -91,7 +92,7 @@ def kept_samples(checkpoint: str | Path) -> list[tuple[int, list[Path]]]:
 
 
 def render_samples(
-    trainer: LoraTrainer,
+    trainer: LoraTrainer | IdentityTrainer,
     settings: SampleSettings,
     prompts: tuple[str, ...],
     *,

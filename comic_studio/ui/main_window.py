@@ -8,6 +8,7 @@ methods instead of fighting modal dialogs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer
@@ -127,6 +128,7 @@ class MainWindow(QMainWindow):
         self.inspector = PanelInspector(self.ctx, self.render_service, self)
         self.character_library = CharacterLibrary(self.ctx, self, render_service=self.render_service)
         self.render_service.loras_missing.connect(self.offer_lora_training)
+        self.render_service.identities_missing.connect(self.offer_identity_training)
         self.queue_panel = QueuePanel(self.ctx, self.render_service, self)
         # Pages keep the full left edge; the wide editors share the right edge as tabs; the queue
         # sits under the canvas only (the side docks own the bottom corners).
@@ -279,14 +281,26 @@ class MainWindow(QMainWindow):
 
     def offer_lora_training(self, characters: list[tuple[str, str]]) -> None:
         """StoryBooth refused panels whose characters have no trained LoRA: offer to train the first."""
+        self._offer_training(characters, "StoryBooth draws each character with its own trained LoRA", "LoRA",
+                             "render these panels with the consistent backend", self.character_library.train_lora)  # fmt: skip
+
+    def offer_identity_training(self, characters: list[tuple[str, str]]) -> None:
+        """StableIdentity refused panels whose characters have no identity tokens: offer Train identity…."""
+        self._offer_training(characters, "StableIdentity draws each character with its learned identity tokens",
+                             "identity", "choose another method for these panels",
+                             self.character_library.train_identity)  # fmt: skip
+
+    def _offer_training(self, characters: list[tuple[str, str]], why: str, noun: str, otherwise: str,
+                        train: Callable[[str], object]) -> None:  # fmt: skip
+        """Ask whether to train the first of ``characters`` now; yes: the library's dialog for it."""
         names = ", ".join(name for _id, name in characters)
         first_id, first = characters[0]
-        text = (f"StoryBooth draws each character with its own trained LoRA, and {names} "
-                f"{'has' if len(characters) == 1 else 'have'} none (or it is switched off). "
-                f"Train {first}'s LoRA now? (Or render these panels with the consistent backend.)")  # fmt: skip
-        if self.ask("Train a LoRA first", text, (f"Train {first}'s LoRA…", "Cancel")) != "Cancel":
+        text = (f"{why}, and {names} {'has' if len(characters) == 1 else 'have'} none (or it is switched off). "
+                f"Train {first}'s {noun} now? (Or {otherwise}.)")  # fmt: skip
+        if self.ask(f"Train {'a' if noun == 'LoRA' else 'an'} {noun} first", text,
+                    (f"Train {first}'s {noun}…", "Cancel")) != "Cancel":  # fmt: skip
             self.docks["characters"].raise_()
-            self.character_library.train_lora(first_id)
+            train(first_id)
 
     def inform(self, title: str, text: str, error: bool = True) -> None:
         """Show a message (errors: the one-line reason, never a traceback)."""

@@ -31,7 +31,7 @@ from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lettering import place_balloons
 from comic_studio.core.model import Balloon, Beat, Panel, Project
-from comic_studio.generation.backend_api import MissingCharacterLoras
+from comic_studio.generation.backend_api import MissingCharacterTraining
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
 from comic_studio.ui.background import BackgroundJobs
@@ -144,6 +144,9 @@ class RenderService(QObject):
     loras_missing = Signal(list)
     """``[(character_id, name), …]``: panels were not queued because their backend draws every
     character with its trained LoRA (StoryBooth) and these have none; the window offers training."""
+    identities_missing = Signal(list)
+    """``[(character_id, name), …]``: likewise for a backend that needs every character's learned
+    identity tokens (StableIdentity); the window offers Train identity…."""
     models_missing = Signal(str)
     """Panels were not queued because their backends lack models: the whole story in words (every
     backend, every model, the total size). The window offers the Models dialog."""
@@ -223,7 +226,7 @@ class RenderService(QObject):
         busy = {j.panel_id for j in self._jobs.values() if j.active}
         job_ids: list[str] = []
         problems: list[str] = []
-        lacking: list[tuple[str, str]] = []
+        lacking: dict[str, list[tuple[str, str]]] = {}  # "lora"/"identity" → who lacks it
         # One request ("Render all", "Render page", one panel): its results and their lettering are
         # one undo step, not two per panel.
         self._batches += 1
@@ -251,9 +254,9 @@ class RenderService(QObject):
                 continue  # queued once the missing identity banks it needs are rebuilt
             try:
                 request = self._request_for(panel)
-            except MissingCharacterLoras as exc:
+            except MissingCharacterTraining as exc:
                 problems.append(f"{self.panel_label(panel_id)}: {exc}")
-                lacking += exc.characters
+                lacking.setdefault(exc.training, []).extend(exc.characters)
                 continue
             except ComicStudioError as exc:
                 problems.append(f"{self.panel_label(panel_id)}: {exc}")
@@ -268,8 +271,9 @@ class RenderService(QObject):
         if problems:
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             self.ctx.message.emit(problems[0] + more)
-        if lacking:
-            self.loras_missing.emit(list(dict.fromkeys(lacking)))
+        for training, signal in (("lora", self.loras_missing), ("identity", self.identities_missing)):
+            if lacking.get(training):
+                signal.emit(list(dict.fromkeys(lacking[training])))
         if blocked:
             report = list({r.backend: r for r in readiness.values() if r.installed and not r.ready}.values())
             self.models_missing.emit(missing_models_text(report, len(blocked)))

@@ -1,8 +1,9 @@
-"""Training jobs of the render queue, followed on the GUI thread (the request and the run are
-:mod:`comic_studio.workflows.training_jobs`).
+"""Training jobs of the render queue, followed on the GUI thread (the requests and the runs are
+:mod:`comic_studio.workflows.training_jobs`, the LoRA's, and :mod:`comic_studio.workflows.identity_jobs`,
+StableIdentity's; :data:`KINDS` holds what differs between them).
 
 A training run is a job of the same engine as the renders (the queue shows it as "Train LoRA ·
-NAME" with its progress, its latest sample as the thumbnail, and Cancel). It belongs to the
+NAME" or "Train identity · NAME" with its progress, its latest sample as the thumbnail, and Cancel). It belongs to the
 :class:`~comic_studio.ui.render_service.RenderService`, not to the Train dialog: closing the dialog
 leaves the run going (an author starts a half-hour run and goes on drawing), reopening Train LoRA…
 on the character shows it again with its loss curve and samples so far, and the finished LoRA is
@@ -12,6 +13,7 @@ cancels the run; the trainer saves its checkpoint first, so the next session res
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +24,51 @@ from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.ui.images import pil_to_qimage
 from comic_studio.workflows.training import store_trained_lora
-from comic_studio.workflows.training_jobs import TRAIN_LORA, TrainingRequest, submit_training
+from comic_studio.workflows.training_jobs import TRAIN_LORA, submit_training
 
 if TYPE_CHECKING:
     from comic_studio.ui.render_service import RenderService
+
+
+@dataclass(frozen=True)
+class TrainingKind:
+    """What differs between the trainers the queue runs: how a request is submitted, how its
+    outcome is stored on the character (one undoable step) and what the author reads."""
+
+    noun: str
+    """ "LoRA", "identity": in "Mara's LoRA is trained"."""
+    submit: Callable[[Any, Any], str]
+    """``submit(engine, request) -> job id`` (registers the runner)."""
+    store: Callable[[Document, Any, Any], Any]
+    """``store(document, plan, outcome) -> trained`` (``trained.steps``, ``trained.final_loss``)."""
+    done: str
+    """What the finished run changes, after "Done: NAME has …"."""
+
+
+TRAIN_IDENTITY = "train-identity"
+""":data:`comic_studio.workflows.identity_jobs.TRAIN_IDENTITY`, named here so the window's start does
+not import the identity trainer (the two functions below import it on first use)."""
+
+
+def _submit_identity(engine: Any, request: Any) -> str:
+    from comic_studio.workflows.identity_jobs import submit_identity_training
+
+    return submit_identity_training(engine, request)
+
+
+def _store_identity(doc: Document, plan: Any, outcome: Any) -> Any:
+    from comic_studio.workflows.identity import store_trained_identity
+
+    return store_trained_identity(doc, plan, outcome)
+
+
+KINDS: dict[str, TrainingKind] = {
+    TRAIN_LORA: TrainingKind("LoRA", submit_training, store_trained_lora,
+                             "a trained LoRA ({steps} steps, final loss {loss:.4f}). Renders with {name} now use it."),
+    TRAIN_IDENTITY: TrainingKind("identity", _submit_identity, _store_identity,
+                                 "identity tokens ({steps} steps, final loss {loss:.4f}). Choose the StableIdentity "
+                                 "method for a panel to use them."),
+}  # fmt: skip
 
 
 @dataclass
@@ -33,7 +76,9 @@ class TrainingRun:
     """What the dialog and the queue show of one run."""
 
     job_id: str
-    request: TrainingRequest
+    request: Any
+    """A :class:`~comic_studio.workflows.training_jobs.TrainingRequest` or an
+    :class:`~comic_studio.workflows.identity_jobs.IdentityTrainingRequest` (its ``kind`` says)."""
     document: Document
     losses: list[float] = field(default_factory=list)
     samples: list[tuple[int, list[QImage]]] = field(default_factory=list)
@@ -48,6 +93,10 @@ class TrainingRun:
     @property
     def character_id(self) -> str:
         return self.request.character_id
+
+    @property
+    def kind(self) -> str:
+        return str(self.request.kind)
 
 
 class TrainingJobs(QObject):
@@ -77,22 +126,26 @@ class TrainingJobs(QObject):
     def run(self, job_id: str) -> TrainingRun | None:
         return self._runs.get(job_id)
 
-    def active_for(self, character_id: str) -> TrainingRun | None:
-        """The character's run that is queued or running in this project (None when there is none)."""
+    def active_for(self, character_id: str, kind: str = TRAIN_LORA) -> TrainingRun | None:
+        """The character's run of ``kind`` that is queued or running in this project (None when
+        there is none)."""
         return next(
             (r for r in self._runs.values()
-             if r.character_id == character_id and not r.outcome and r.document is self.ctx.document),
+             if r.character_id == character_id and r.kind == kind and not r.outcome
+             and r.document is self.ctx.document),
             None,
         )  # fmt: skip
 
     # ------------------------------------------------------------------ submitting
-    def submit(self, request: TrainingRequest) -> str:
-        """Queue the run; raises :class:`ComicStudioError` with the reason when it cannot be."""
-        if self.active_for(request.character_id) is not None:
-            raise ComicStudioError(f"{request.character_name}'s LoRA is already training (see the Queue)")
-        job_id = submit_training(self.service.engine, request)
+    def submit(self, request: Any) -> str:
+        """Queue the run (a request of one of :data:`KINDS`); raises :class:`ComicStudioError` with
+        the reason when it cannot be."""
+        spec = KINDS[request.kind]
+        if self.active_for(request.character_id, request.kind) is not None:
+            raise ComicStudioError(f"{request.character_name}'s {spec.noun} is already training (see the Queue)")
+        job_id = spec.submit(self.service.engine, request)
         self._runs[job_id] = TrainingRun(job_id, request, self.ctx.document)
-        self.service.add_task_job(job_id, request.label)
+        self.service.add_task_job(job_id, request.label, request.kind)
         return job_id
 
     def cancel(self, job_id: str) -> None:
@@ -108,7 +161,7 @@ class TrainingJobs(QObject):
         """Record a message of one of our runs; returns the newest sample picture (for the queue's
         thumbnail) when the message brought one."""
         run = self._runs.get(msg.job_id)
-        if run is None or msg.kind != TRAIN_LORA:
+        if run is None or msg.kind != run.kind:
             return None
         event = msg.event.value
         thumb = None
@@ -134,17 +187,17 @@ class TrainingJobs(QObject):
         return thumb
 
     def _store(self, run: TrainingRun, outcome: Any) -> None:
-        name = run.request.character_name
+        name, spec = run.request.character_name, KINDS[run.kind]
         if run.document is not self.ctx.document:
-            self._end(run, "failed", f"the project was closed while {name}'s LoRA trained; the LoRA is not kept")
+            self._end(run, "failed", f"the project was closed while {name}'s {spec.noun} trained; it is not kept")
             return
-        trained = self.ctx.edit(store_trained_lora, run.request.plan(decode=False), outcome)  # one undoable step
+        trained = self.ctx.edit(spec.store, run.request.plan(decode=False), outcome)  # one undoable step
         if trained is None:
-            self._end(run, "failed", "The LoRA was trained but could not be stored (see the status bar).")
+            self._end(run, "failed", f"The {spec.noun} was trained but could not be stored (see the status bar).")
             return
-        self.ctx.message.emit(f"{name}'s LoRA is trained")
-        self._end(run, "finished", f"Done: {name} has a trained LoRA ({trained.steps} steps, final loss "
-                                   f"{trained.final_loss:.4f}). Renders with {name} now use it.")  # fmt: skip
+        self.ctx.message.emit(f"{name}'s {spec.noun} is trained")
+        self._end(run, "finished", f"Done: {name} has " + spec.done.format(steps=trained.steps,
+                                                                          loss=trained.final_loss, name=name))  # fmt: skip
 
     def _end(self, run: TrainingRun, outcome: str, text: str) -> None:
         run.outcome, run.text = outcome, text

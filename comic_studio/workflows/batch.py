@@ -23,7 +23,7 @@ from comic_studio.generation.request import GenerationRequest, StepCallback
 from comic_studio.parsing.files import read_story
 from comic_studio.workflows import anchors, banks
 from comic_studio.workflows.lettering import letter_panel
-from comic_studio.workflows.requests import build_request, check_character_loras, check_image_settings, panel_label
+from comic_studio.workflows.requests import build_request, check_character_training, check_image_settings, panel_label
 from comic_studio.workflows.results import record_result
 from comic_studio.workflows.story import story_to_document
 
@@ -93,7 +93,7 @@ def render_document(
     for panel, request in zip(todo, requests):
         # Before any backend sees them (a batch warm-up validates settings): named by page and panel.
         check_image_settings(request, panel_label(doc.project, panel))
-    check_character_loras(requests)  # every character without a LoRA named at once, before any render
+    check_character_training(requests)  # every character without its LoRA/identity named at once, before any render
     if engine is not None:
         return _render_on_engine(doc, todo, backend, engine, progress, cancel)
     for name in {r.backend for r in requests}:

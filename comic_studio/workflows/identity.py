@@ -29,7 +29,8 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.safe_read import UnsafeInputError, decode_image
 from comic_studio.training.identity import IDENTITY_METHOD, IdentityRecipe
 from comic_studio.training.lora import TrainingProgress
-from comic_studio.workflows.training import checkpoint_path
+from comic_studio.training.samples import SampleSettings
+from comic_studio.workflows.training import checkpoint_path, step_sampler
 
 MAX_PHOTOS = 3
 """StableIdentity learns from one photo; up to three are averaged (the issue's 1–3)."""
@@ -102,17 +103,24 @@ def run_identity_training(
     dtype: str = "float32",
     cancel: Callable[[], bool] = lambda: False,
     on_progress: Callable[[TrainingProgress], None] | None = None,
+    samples: SampleSettings | None = None,
+    on_samples: Callable[[int, int, list[Any], list[Path]], None] | None = None,
 ) -> IdentityOutcome:
     """Align the faces, train (or continue from ``plan.checkpoint``) and return the identity file.
     Any thread; touches no document. A cancel raises
-    :class:`~comic_studio.training.lora.TrainingCancelled` after saving the checkpoint."""
+    :class:`~comic_studio.training.lora.TrainingCancelled` after saving the checkpoint.
+    ``samples``/``on_samples``: the fixed-prompt samples with the tokens so far, as the LoRA run's
+    (:func:`~comic_studio.workflows.training.step_sampler`), prompted with :func:`sample_prompts`."""
     from comic_studio.generation.models.loading import ModelLoadError, load_sdxl_components
     from comic_studio.generation.models.sdxl import resolve_sdxl
     from comic_studio.training.identity import IdentityTrainer, load_face_encoder, save_identity
+    from comic_studio.training.samples import remove_samples
     from comic_studio.vision.faces import align_face
 
     if resume and not plan.checkpoint.is_file():
         raise ComicStudioError(f"nothing to resume for {plan.character_name!r}: no checkpoint at {plan.checkpoint}")
+    if not resume:
+        remove_samples(plan.checkpoint)  # an earlier run's: a new run's strip starts empty
     faces = [align_face(image, recipe.resolution, where=f"{plan.character_name}'s face reference {ref[:12]}…")
              for ref, image in plan.photos]  # fmt: skip
     try:
@@ -125,7 +133,11 @@ def run_identity_training(
     try:
         if resume:
             trainer.resume(plan.checkpoint)
-        trainer.train(plan.checkpoint, cancel=cancel, on_progress=on_progress)
+        on_step_end = None
+        if samples is not None and samples.every:
+            on_step_end = step_sampler(plan.checkpoint, samples, sample_prompts(samples), cancel, on_samples,
+                                       render=IdentityTrainer.render_samples)  # fmt: skip
+        trainer.train(plan.checkpoint, cancel=cancel, on_progress=on_progress, on_step_end=on_step_end)
         final_loss = trainer.losses[-1] if trainer.losses else 0.0
         card = {
             "method": IDENTITY_METHOD,
@@ -144,6 +156,14 @@ def run_identity_training(
     finally:
         trainer.close()
     return IdentityOutcome(data, trainer.step, final_loss)
+
+
+def sample_prompts(settings: SampleSettings) -> tuple[str, ...]:
+    """The samples' prompts: the settings' own, else the first training template with the run's
+    token pair (the "person" class word of the templates)."""
+    from comic_studio.generation.identity import identity_phrase
+
+    return settings.prompts_for(f"{identity_phrase(0)} person")
 
 
 def store_trained_identity(doc: Document, plan: IdentityPlan, outcome: IdentityOutcome) -> TrainedIdentity:

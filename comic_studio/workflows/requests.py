@@ -20,8 +20,11 @@ from comic_studio.core.layout import bbox
 from comic_studio.core.model import ASSET_SETTING, ASSET_SETTING_PREFIX, Beat, Panel, Project
 from comic_studio.core.settings import character_lora_dir
 from comic_studio.generation.backend_api import (
+    NEEDS_CHARACTER_IDENTITIES,
     NEEDS_CHARACTER_LORAS,
+    MissingCharacterIdentities,
     MissingCharacterLoras,
+    characters_without_identity,
     characters_without_lora,
     image_settings,
     image_value_problem,
@@ -196,21 +199,27 @@ def check_image_settings(request: GenerationRequest, where: str | None = None) -
             raise ComicStudioError(f"{place}: setting {key!r}: {problem}")
 
 
-def check_character_loras(requests: list[GenerationRequest]) -> None:
+def check_character_training(requests: list[GenerationRequest]) -> None:
     """Refuse requests to a backend that draws every character with its trained LoRA (StoryBooth)
-    where some character has none, before anything is queued: one
-    :class:`~comic_studio.generation.backend_api.MissingCharacterLoras` naming them all."""
+    or its learned identity tokens (StableIdentity) where some character has none, before anything
+    is queued: one :class:`~comic_studio.generation.backend_api.MissingCharacterLoras` (or, when no
+    LoRA is missing, :class:`~comic_studio.generation.backend_api.MissingCharacterIdentities`)
+    naming them all."""
     from comic_studio.generation.registry import has_capability
 
-    missing: list[tuple[str, str]] = []
-    backend = ""
-    for request in requests:
-        if has_capability(request.backend, NEEDS_CHARACTER_LORAS):
-            lacking = characters_without_lora(request)
-            missing += [(c.id, c.name) for c in lacking]
-            backend = backend or (request.backend if lacking else "")
-    if missing:
-        raise MissingCharacterLoras(backend, missing)
+    for capability, lacking_in, error in (
+        (NEEDS_CHARACTER_LORAS, characters_without_lora, MissingCharacterLoras),
+        (NEEDS_CHARACTER_IDENTITIES, characters_without_identity, MissingCharacterIdentities),
+    ):
+        missing: list[tuple[str, str]] = []
+        backend = ""
+        for request in requests:
+            if has_capability(request.backend, capability):
+                lacking = lacking_in(request)
+                missing += [(c.id, c.name) for c in lacking]
+                backend = backend or (request.backend if lacking else "")
+        if missing:
+            raise error(backend, missing)
 
 
 def import_image_settings(backend: str, settings: dict[str, Any], assets: AssetStore) -> dict[str, Any]:
@@ -241,7 +250,7 @@ def hydrate_request(request: GenerationRequest, assets: AssetStore, *, where: st
     :class:`ComicStudioError` naming a missing asset, or an image setting holding a file path
     (naming ``where``, the panel)."""
     check_image_settings(request, where)
-    check_character_loras([request])
+    check_character_training([request])
     settings = dict(request.backend_settings)
     for key, value in settings.items():
         match = _ASSET_VALUE.match(value) if isinstance(value, str) else None

@@ -191,7 +191,11 @@ def run_training(
         _check_lora_fits(plan, recipe, sum(v.numel() * v.element_size() for v in trainer.lora_state().values()))
         if resume:
             trainer.resume(plan.checkpoint)
-        on_step_end = _sampler(plan, samples, cancel, on_samples) if samples is not None and samples.every else None
+        on_step_end = (
+            step_sampler(plan.checkpoint, samples, samples.prompts_for(plan.trigger), cancel, on_samples)
+            if samples is not None and samples.every
+            else None
+        )
         trainer.train(plan.checkpoint, cancel=cancel, on_progress=on_progress, on_step_end=on_step_end)
         final_loss = trainer.losses[-1] if trainer.losses else None
         card = {
@@ -230,26 +234,31 @@ def _check_lora_fits(plan: TrainingPlan, recipe: LoraRecipe, size: int) -> None:
     )
 
 
-def _sampler(
-    plan: TrainingPlan,
+def step_sampler(
+    checkpoint: Path,
     settings: SampleSettings,
+    prompts: tuple[str, ...],
     cancel: Callable[[], bool],
     on_samples: Callable[[int, int, list[Image.Image], list[Path]], None] | None,
-) -> Callable[[LoraTrainer], bool]:
-    """The trainer's step-end hook that renders, keeps and reports the samples when they are due."""
+    render: Callable[..., list[Image.Image]] | None = None,
+) -> Callable[[Any], bool]:
+    """A trainer's step-end hook that renders, keeps (beside ``checkpoint``) and reports the samples
+    when they are due. ``render(trainer, settings, prompts, cancel=…)``: how the trainer renders
+    (default :func:`~comic_studio.training.samples.render_samples`; the identity trainer injects
+    its rows). Shared by the LoRA and the identity runs."""
     from comic_studio.training.samples import SamplesCancelled, keep_samples, render_samples, sample_paths
 
-    prompts = settings.prompts_for(plan.trigger)
+    draw = render or render_samples
 
-    def at_step_end(trainer: LoraTrainer) -> bool:
+    def at_step_end(trainer: Any) -> bool:
         step = trainer.step
-        if not settings.due(step) or all(p.is_file() for p in sample_paths(plan.checkpoint, step, len(prompts))):
+        if not settings.due(step) or all(p.is_file() for p in sample_paths(checkpoint, step, len(prompts))):
             return True  # not due, or rendered before the run was cancelled and resumed
         try:
-            images = render_samples(trainer, settings, prompts, cancel=cancel)
+            images = draw(trainer, settings, prompts, cancel=cancel)
         except SamplesCancelled:
             return False  # the trainer saves its checkpoint and stops; no file of this step was written
-        files = keep_samples(plan.checkpoint, step, images)
+        files = keep_samples(checkpoint, step, images)
         if on_samples is not None:
             on_samples(step, trainer.recipe.steps, images, files)
         return True

@@ -171,7 +171,8 @@ def run_training_job(request: TrainingRequest, context: TaskContext) -> Training
                                              "seed": request.samples.seed})  # fmt: skip
 
     if request.resume:
-        _replay_kept_samples(request, context, plan.trigger, total)
+        replay_kept_samples(request.checkpoint, request.samples, request.samples.prompts_for(plan.trigger), context,
+                            total)  # fmt: skip
     try:
         return run_training(
             plan,
@@ -195,18 +196,20 @@ def run_training_job(request: TrainingRequest, context: TaskContext) -> Training
         ) from exc
 
 
-def _replay_kept_samples(request: TrainingRequest, context: TaskContext, trigger: str, total: int) -> None:
-    """A resumed run shows the samples the interrupted one kept (the strip continues)."""
+def replay_kept_samples(
+    checkpoint: str, settings: SampleSettings, prompts: tuple[str, ...], context: TaskContext, total: int
+) -> None:
+    """A resumed run shows the samples the interrupted one kept beside ``checkpoint`` (the strip
+    continues). Shared by the LoRA and the identity runs."""
     from comic_studio.core.safe_read import open_image
 
-    prompts = list(request.samples.prompts_for(trigger))
-    for step, files in kept_samples(request.checkpoint):
+    for step, files in kept_samples(checkpoint):
         try:
             images = [open_image(f).convert("RGB") for f in files]
         except (OSError, UnsafeInputError):
             continue  # a sample lost since: the strip just lacks it
-        context.sample(step, total, images, {"prompts": prompts, "files": [str(f) for f in files],
-                                             "seed": request.samples.seed, "replayed": True})  # fmt: skip
+        context.sample(step, total, images, {"prompts": list(prompts), "files": [str(f) for f in files],
+                                             "seed": settings.seed, "replayed": True})  # fmt: skip
 
 
 def submit_training(engine: Engine, request: TrainingRequest, priority: int = TRAINING_PRIORITY) -> str:

@@ -318,3 +318,35 @@ def test_every_shipped_name_has_two_tokens_in_sdxls_own_tokenizers():
         assert all(len(tokenizer(n, add_special_tokens=False).input_ids) >= 2 for n in names)
     pair = [parts["tokenizer"].convert_ids_to_tokens(i) for i in parts["tokenizer"]("Tom Hanks").input_ids[1:3]]
     assert pair == ["tom</w>", "hanks</w>"]
+
+
+def test_the_catalogue_face_encoders_are_found_where_installed(tmp_path, monkeypatch):
+    """Both face encoders are catalogue entries (kind ``face_encoder``); one installed in the models
+    folder (as ``comic-studio models download`` puts it) is found and loaded before the plain cache
+    lookup; a folder with only pickled weights is refused unless pickles are allowed."""
+    from comic_studio.core.settings import AppSettings, save_settings
+    from comic_studio.training.identity import FACE_ENCODER_IDS, FACE_ENCODERS, face_encoder_candidates
+    from comic_studio.weights.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    entries = [catalogue.get(i) for i in FACE_ENCODER_IDS]
+    assert [e.kind for e in entries] == ["face_encoder", "face_encoder"]
+    assert [e.repo for e in entries] == list(FACE_ENCODERS)  # the same two models, by repo
+    monkeypatch.delenv("COMIC_STUDIO_FACE_ENCODER", raising=False)
+    monkeypatch.setenv("COMIC_STUDIO_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    save_settings(AppSettings(models_folder=str(tmp_path / "models")))
+    assert face_encoder_candidates() == list(FACE_ENCODERS)  # nothing installed
+    installed = write_tiny_face_encoder(tmp_path / "models" / "vit-base-in21k")  # config.json + model.safetensors
+    assert face_encoder_candidates() == [str(installed), *FACE_ENCODERS]
+    assert load_face_encoder().config.hidden_size == 32  # the installed one
+    assert face_encoder_candidates("/a/folder") == ["/a/folder"]  # the setting wins
+
+    pickled = tmp_path / "pickled"
+    write_tiny_face_encoder(tmp_path / "tmp-vit").joinpath("config.json").rename(
+        pickled.mkdir() or pickled / "config.json"
+    )
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(TrainingError, match="no face encoder") as refused:
+        load_face_encoder(str(pickled))
+    assert "pickle" in str(refused.value).lower()

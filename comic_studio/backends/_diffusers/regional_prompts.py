@@ -61,8 +61,11 @@ def common_prompt(request: GenerationRequest) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def region_prompts(request: GenerationRequest) -> list[str]:
-    """One prompt per character (request order), then the background's."""
+def region_prompts(request: GenerationRequest, tags: Sequence[str] | None = None) -> list[str]:
+    """One prompt per character (request order), then the background's. ``tags``: per character,
+    what its region says in place of every name (default :data:`NEUTRAL_TAG`); a character with
+    learned identity tokens gets "<its token pair> person" (:func:`identity_region_tags`), so each
+    region carries its own identity's tokens and no one else's."""
     common = common_prompt(request)
     names = sorted({c.name for c in request.characters if c.name.strip()}, key=len, reverse=True)
     pattern = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b") if names else None
@@ -70,8 +73,25 @@ def region_prompts(request: GenerationRequest) -> list[str]:
     def named(tag: str) -> str:
         return pattern.sub(tag, common) if pattern else common
 
-    prompts = [", ".join(p for p in (named(NEUTRAL_TAG), c.description.strip()) if p) for c in request.characters]
+    own = list(tags) if tags is not None else [NEUTRAL_TAG] * len(request.characters)
+    if len(own) != len(request.characters):
+        raise ValueError(f"regional prompts: {len(own)} tags for {len(request.characters)} characters")
+    prompts = []
+    for tag, c in zip(own, request.characters, strict=True):
+        text = named(tag)
+        if tag != NEUTRAL_TAG and tag not in text:
+            # An identity must reach its region even where the prompt does not name anyone (the
+            # identity backend likewise puts "<pair> person" in front).
+            text = ", ".join(p for p in (tag, text) if p)
+        prompts.append(", ".join(p for p in (text, c.description.strip()) if p))
     return [*prompts, named(BACKGROUND_TAG)]
+
+
+def identity_region_tags(request: GenerationRequest, phrases: dict[str, str]) -> list[str]:
+    """The region tags of ``request``'s characters: "<phrase> person" for a character id in
+    ``phrases`` (its identity token pair), :data:`NEUTRAL_TAG` for the others (RaCig's tag stands
+    where the identity would)."""
+    return [f"{phrases[c.id]} person" if c.id in phrases else NEUTRAL_TAG for c in request.characters]
 
 
 def region_labels(masks: Sequence[Any]) -> Any:
@@ -218,11 +238,12 @@ def regional_embeddings(pipe: Any, prompts: Sequence[str], global_prompt: str, n
 
 
 def apply_regional_prompts(
-    pipe: Any, call: dict[str, Any], request: GenerationRequest, masks: Sequence[Any]
+    pipe: Any, call: dict[str, Any], request: GenerationRequest, masks: Sequence[Any], tags: Sequence[str] | None = None
 ) -> RegionalText:
     """Replace ``call``'s prompt by the regional embeddings of ``request`` (one region per mask, in
-    request order, plus the background) and return the regions for :func:`regional_text`."""
-    prompts = region_prompts(request)
+    request order, plus the background; ``tags`` as :func:`region_prompts`) and return the regions
+    for :func:`regional_text`."""
+    prompts = region_prompts(request, tags)
     encoded = regional_embeddings(pipe, prompts, call.pop("prompt", "") or "", call.pop("negative_prompt", None))
     tokens = encoded.pop("tokens_per_region")
     call.update(encoded)

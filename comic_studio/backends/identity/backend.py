@@ -14,8 +14,6 @@ The pair replaces the character's name where the prompt names it ("Ada waves at 
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from comic_studio.backends._diffusers.backend import (
@@ -24,11 +22,16 @@ from comic_studio.backends._diffusers.backend import (
     resized_to_panel,
     sdxl_settings,
 )
+from comic_studio.backends._diffusers.identities import JobIdentities, identity_prompt, parse_character_identities
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
-from comic_studio.generation.backend_api import with_default_overrides
-from comic_studio.generation.identity import identity_phrase, identity_tokens, pool_at_end_token, restore_pooling
+from comic_studio.generation.backend_api import (
+    NEEDS_CHARACTER_IDENTITIES,
+    MissingCharacterIdentities,
+    characters_without_identity,
+    with_default_overrides,
+)
 from comic_studio.generation.request import (
     GenerationError,
     GenerationRequest,
@@ -38,89 +41,20 @@ from comic_studio.generation.request import (
 )
 
 
-def identity_prompt(prompt: str, names: list[str]) -> str:
-    """``prompt`` with the ``k``-th name replaced by identity ``k``'s token pair wherever it appears
-    (whole words, any case); a name that does not appear gets "<pair> person, " in front."""
-    front = []
-    for k, name in enumerate(names):
-        pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
-        prompt, count = pattern.subn(identity_phrase(k), prompt)
-        if not count:
-            front.append(f"{identity_phrase(k)} person")
-    return ", ".join([*front, prompt]) if front else prompt
-
-
-def parse_character_identities(text: str) -> dict[str, str]:
-    """The ``character_identities`` setting (JSON ``{character id: file}``, filled by the workflows)."""
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise GenerationError(f"setting 'character_identities' is not JSON ({exc})") from exc
-    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise GenerationError("setting 'character_identities' is not a {character id: file} mapping")
-    return value
-
-
-class JobIdentities:
-    """The identity tokens of one job: :meth:`apply` adds each character's pair to both tokenizers
-    and text encoders, :meth:`remove` takes them out again (call it in a ``finally``)."""
-
-    def __init__(self, files: list[str]):
-        self.files = files
-        self.tokens: list[str] = []
-        self._pipe: Any = None
-        self._pooling: list[tuple[Any, Any]] = []
-
-    def apply(self, pipe: Any) -> None:
-        from safetensors.torch import load_file
-
-        self._pipe = pipe
-        self._pooling = pool_at_end_token(
-            [(pipe.tokenizer, pipe.text_encoder), (pipe.tokenizer_2, pipe.text_encoder_2)]
-        )
-        for k, file in enumerate(self.files):
-            try:
-                state = load_file(file)
-            except (OSError, ValueError) as exc:
-                raise GenerationError(f"cannot read the identity tokens {file} ({exc})") from exc
-            if "clip_l" not in state or "clip_g" not in state:
-                raise GenerationError(f"{file} is not an SDXL textual inversion (clip_l and clip_g)")
-            tokens = list(identity_tokens(k))
-            for key, tokenizer, encoder in (("clip_l", pipe.tokenizer, pipe.text_encoder),
-                                            ("clip_g", pipe.tokenizer_2, pipe.text_encoder_2)):  # fmt: skip
-                if state[key].shape[0] != len(tokens):
-                    raise GenerationError(f"{file}: {key} holds {state[key].shape[0]} tokens, not {len(tokens)}")
-                pipe.load_textual_inversion(state[key], token=tokens, text_encoder=encoder, tokenizer=tokenizer)
-            self.tokens += tokens
-
-    def remove(self) -> None:
-        restore_pooling(self._pooling)
-        self._pooling = []
-        if self.tokens:
-            pipe, tokens, self.tokens = self._pipe, self.tokens, []
-            pipe.unload_textual_inversion(tokens, tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder)
-            pipe.unload_textual_inversion(tokens, tokenizer=pipe.tokenizer_2, text_encoder=pipe.text_encoder_2)
-
-
 def identity_characters(request: GenerationRequest) -> list[RequestCharacter]:
-    """The panel's characters, each once, in order; refuses any without identity tokens."""
-    characters = list({c.id: c for c in request.characters}.values())
-    missing = [c.name for c in characters if not c.identity]
+    """The panel's characters, each once, in order; refuses any without identity tokens
+    (:class:`~comic_studio.generation.backend_api.MissingCharacterIdentities`: the studio offers
+    Train identity… for them)."""
+    missing = characters_without_identity(request)
     if missing:
-        raise GenerationError(
-            f"StableIdentity needs learned identity tokens for every character in the panel; "
-            f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} none yet — train them "
-            "(Characters → Train identity…, or comic-studio train identity) or choose another method"
-        )
-    return characters
+        raise MissingCharacterIdentities("identity", [(c.id, c.name) for c in missing])
+    return list({c.id: c for c in request.characters}.values())
 
 
 class IdentityBackend(SdxlPipelineBackend):
     name = "identity"
     display_name = "StableIdentity (SDXL)"
-    capabilities = SdxlPipelineBackend.capabilities | {"identity"}
+    capabilities = SdxlPipelineBackend.capabilities | {"identity", NEEDS_CHARACTER_IDENTITIES}
 
     @classmethod
     def settings_schema(cls) -> dict[str, dict[str, Any]]:
@@ -156,4 +90,4 @@ class IdentityBackend(SdxlPipelineBackend):
         return GenerationResult(images=[image], seed=request.seed, backend=self.name, settings=settings)
 
 
-__all__ = ["IdentityBackend", "identity_prompt"]
+__all__ = ["IdentityBackend", "JobIdentities", "identity_prompt", "parse_character_identities"]

@@ -24,11 +24,17 @@ from comic_studio.backends._diffusers.backend import (
     vae_tiles,
     vae_tiling,
 )
+from comic_studio.backends._diffusers.identities import identity_prompt as named_identities, optional_identities
 from comic_studio.backends._diffusers.inputs import check_denoising_steps, fit, read_image_setting
 from comic_studio.backends._diffusers.long_prompt import apply_long_prompt
 from comic_studio.backends._diffusers.loras import JobLoras
 from comic_studio.backends._diffusers.progress import StepReporter
-from comic_studio.backends._diffusers.regional_prompts import RegionalText, apply_regional_prompts, regional_text
+from comic_studio.backends._diffusers.regional_prompts import (
+    RegionalText,
+    apply_regional_prompts,
+    identity_region_tags,
+    regional_text,
+)
 from comic_studio.backends._diffusers.schedulers import RACIG_SCHEDULER, scheduler_names
 from comic_studio.backends.racig import adapters as ipa
 from comic_studio.backends.racig.tryon import mask_image, paste_inside, tryon_target, with_outfit
@@ -75,7 +81,7 @@ class RacigBackend(DiffusersBackend):
     # (poses.staging), "masks" the inspector's "Show masks" preview of the per-character head/body
     # regions its references condition, "tryon" the inspector's "Try on…" (mode "tryon" below).
     capabilities = frozenset({"txt2img", "pose", "masks", "characters", "face_refs", "body_refs", "tryon",
-                              "negative_prompt", "preview", "lora"})  # fmt: skip
+                              "negative_prompt", "preview", "lora", "identity"})  # fmt: skip
     needs_reference_images = True
     vram_gb = VRAM_GB
     required_models = DiffusersBackend.required_models + (
@@ -167,6 +173,11 @@ class RacigBackend(DiffusersBackend):
                       "help": "Comma-separated 'file-or-id[:weight]' entries (kohya or diffusers format)."},
             "character_loras": {"type": "str", "default": "", "label": "Character LoRAs", "max_length": 200_000,
                                 "hidden": True, "help": "Filled in for each job from the characters' trained LoRAs."},
+            # StableIdentity tokens (optional here): each character that has them gets its own pair
+            # in its own region's prompt (_diffusers/identities.py, regional_prompts.py).
+            "character_identities": {"type": "str", "default": "", "label": "Character identities",
+                                     "max_length": 200_000, "hidden": True,
+                                     "help": "Filled in for each job from the characters' learned identity tokens."},
             "fp16_vae_fix": {"type": "bool", "default": True, "label": "fp16-fix VAE in float16",
                              "help": "Decode with the fp16-fix SDXL VAE when running in float16 and it is installed: "
                                      "SDXL's own VAE must be upcast to float32 (slower, more memory). Turn off to "
@@ -280,7 +291,16 @@ class RacigBackend(DiffusersBackend):
         # The LoRAs (the user's and the panel's characters' trained ones), like the IP-Adapters, go
         # on the shared UNet before the offload hooks, and come off when the job ends.
         loras = JobLoras(settings["loras"], pickles_allowed(), settings["character_loras"])
+        identities, phrases = optional_identities(request, settings["character_identities"])
         try:
+            if phrases:
+                identities.apply(pipe)
+            if phrases and not (settings["regional_prompts"] and request.characters):
+                # Without regions the one prompt carries every pair; with them each region carries its
+                # own (_text) and the global prompt, read only for SDXL's pooled embedding, none, so
+                # no identity leaks into the whole picture through it.
+                names = {c.id: c.name for c in request.characters}
+                call["prompt"] = named_identities(call["prompt"], [names[cid] for cid in phrases])
             loras.apply(pipe)
             with vae_tiling(pipe.vae, vae_tiles(settings["vae_tiling"], call["width"], call["height"])):
                 if not face and not body:
@@ -290,6 +310,7 @@ class RacigBackend(DiffusersBackend):
                 return self._run_with_adapters(pipe, call, request, settings, cond, face, body, negative, reporter)
         finally:
             loras.remove()
+            identities.remove()
 
     def _run_with_adapters(self, pipe: Any, call: dict[str, Any], request: GenerationRequest,
                            settings: dict[str, Any], cond: Conditioning, face: list[Any], body: list[Any],
@@ -513,7 +534,8 @@ def _text(
         apply_long_prompt(pipe, call)
         return contextlib.nullcontext()
     masks = [cond.head_masks[i] | cond.body_masks[i] for i in range(len(request.characters))]
-    regions: RegionalText = apply_regional_prompts(pipe, call, request, masks)
+    _identities, phrases = optional_identities(request, settings["character_identities"])
+    regions: RegionalText = apply_regional_prompts(pipe, call, request, masks, identity_region_tags(request, phrases))
     models = [pipe.unet] + ([pipe.controlnet] if getattr(pipe, "controlnet", None) is not None else [])
     return regional_text(models, regions)
 

@@ -389,29 +389,8 @@ class CharacterLibrary(QWidget):
             self.train_lora(ids[0])
 
     def train_lora(self, character_id: str) -> TrainLoraDialog | None:
-        """Open the Train LoRA dialog on the character (one at a time: a running one is shown
-        again rather than a second run started). Returns it, so tests and callers can drive it."""
-        current = self.train_dialog
-        if current is not None and current.is_running():
-            current.raise_()
-            current.activateWindow()
-            return current
-        if current is not None:
-            current.close()
-        try:
-            dialog = TrainLoraDialog(
-                self.ctx, character_id, self.window(), render_service=self.render_service, thumbnails=self.thumbnails
-            )
-        except ComicStudioError as exc:
-            self.ctx.message.emit(str(exc))
-            return None
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.destroyed.connect(
-            lambda *_: setattr(self, "train_dialog", None) if self.train_dialog is dialog else None
-        )
-        self.train_dialog = dialog
-        dialog.show()
-        return dialog
+        """Open the Train LoRA dialog on the character; returns it, so tests and callers can drive it."""
+        return self._open_training_dialog("train_dialog", TrainLoraDialog, character_id)
 
     def _train_identity_selected(self) -> None:
         ids = self.selected_ids()
@@ -419,8 +398,17 @@ class CharacterLibrary(QWidget):
             self.train_identity(ids[0])
 
     def train_identity(self, character_id: str) -> Any:
-        """Open the Train identity dialog on the character (a running one is shown again)."""
-        current = self.identity_dialog
+        """Open the Train identity dialog on the character (imported on use: its module pulls the
+        identity trainer in)."""
+        from comic_studio.ui.characters.identity_dialog import TrainIdentityDialog
+
+        return self._open_training_dialog("identity_dialog", TrainIdentityDialog, character_id)
+
+    def _open_training_dialog(self, attr: str, dialog_class: Any, character_id: str) -> Any:
+        """One training dialog of each kind at a time, kept in ``self.<attr>``: a running one is shown
+        again rather than a second run started; an idle one is replaced. The dialog deletes itself
+        on close (its run, if any, goes on in the Queue). None when the character is gone."""
+        current = getattr(self, attr)
         if current is not None and current.is_running():
             current.raise_()
             current.activateWindow()
@@ -428,19 +416,15 @@ class CharacterLibrary(QWidget):
         if current is not None:
             current.close()
         try:
-            from comic_studio.ui.characters.identity_dialog import TrainIdentityDialog
-
-            dialog = TrainIdentityDialog(
+            dialog = dialog_class(
                 self.ctx, character_id, self.window(), render_service=self.render_service, thumbnails=self.thumbnails
             )
         except ComicStudioError as exc:
             self.ctx.message.emit(str(exc))
             return None
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.destroyed.connect(
-            lambda *_: setattr(self, "identity_dialog", None) if self.identity_dialog is dialog else None
-        )
-        self.identity_dialog = dialog
+        dialog.destroyed.connect(lambda *_: setattr(self, attr, None) if getattr(self, attr) is dialog else None)
+        setattr(self, attr, dialog)
         dialog.show()
         return dialog
 

@@ -1,41 +1,26 @@
 """The character's trained LoRA in the editor: its card (trigger, steps, base model, date), a
 strength, an enabled box and Clear — and "Train LoRA…", which opens the training dialog — and the
 newest training samples (:mod:`comic_studio.ui.characters.lora_samples`), live while a run goes on.
-
-Unlike the rest of the editor (a draft saved on OK), these controls change the character at once,
-each one undoable step (``ctx.edit(character_edits.update_character, ...)``): training itself lands
-on the character the moment it finishes, so the box must show and edit the live character, not a
-draft that the editor's Cancel would throw away. The editor's OK leaves these fields alone.
+Live controls, each change one undoable step (:mod:`.trained_box`, shared with the identity box).
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QDoubleSpinBox,
-    QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QPushButton,
-    QWidget,
-)
+from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from comic_studio.core import character_edits
-from comic_studio.core.changes import ChangeKind, Changes
-from comic_studio.core.errors import AssetError, ComicStudioError
+from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.model import Character
 from comic_studio.ui.characters.lora_samples import SampleImages, SampleWatch, character_samples
 from comic_studio.ui.characters.train_dialog import SampleStrip
+from comic_studio.ui.characters.trained_box import TrainedAssetBox
 from comic_studio.ui.context import StudioContext
 from comic_studio.workflows.training import export_character_lora, lora_card
 
 LORA_SCALE_MAX, LORA_SCALE_STEP = 2.0, 0.05
 """The model's range for ``lora_scale``."""
 STRIP_STEPS = 4
-"""How many of the newest sampled steps the box shows (the Train dialog shows them all)."""
+"""How many sampled steps the box shows (the newest)."""
 
 
 def card_summary(character: Character, data: bytes | None) -> str:
@@ -66,28 +51,18 @@ def card_summary(character: Character, data: bytes | None) -> str:
     return text
 
 
-class LoraBox(QGroupBox):
-    """The live LoRA controls of one existing character."""
+class LoraBox(TrainedAssetBox):
+    """The live LoRA controls of one existing character (the shared parts: :class:`TrainedAssetBox`)."""
 
-    train_requested = Signal(str)
-    """"Train LoRA…" was clicked: the character id (the owner opens the dialog)."""
+    ASSET, ENABLED, NOUN = "lora_asset", "lora_enabled", "LoRA"
 
     def __init__(self, ctx: StudioContext, character_id: str, parent: QWidget | None = None):
-        super().__init__("Trained LoRA (StoryBooth)", parent)
-        self.ctx = ctx
-        self.character_id = character_id
-        self.card_label = QLabel()
-        self.card_label.setWordWrap(True)
-        self.enabled_box = QCheckBox("apply in renders")
-        self.enabled_box.setToolTip("Off: the LoRA stays on the character, renders leave it out")
+        super().__init__(ctx, character_id, "Trained LoRA (StoryBooth)", "Train LoRA…", parent)
         self.scale_spin = QDoubleSpinBox()
         self.scale_spin.setRange(0.0, LORA_SCALE_MAX)
         self.scale_spin.setSingleStep(LORA_SCALE_STEP)
         self.scale_spin.setDecimals(2)
         self.scale_spin.setToolTip("How strongly the LoRA shapes the character (1 = as trained)")
-        self.clear_button = QPushButton("Clear")
-        self.clear_button.setToolTip("Remove the LoRA from the character (undoable)")
-        self.train_button = QPushButton("Train LoRA…")
         self.train_button.setToolTip("Train a LoRA on the character's face and outfit references")
         self.export_button = QPushButton("Export for ComfyUI/A1111…")
         self.export_button.setToolTip(
@@ -114,41 +89,19 @@ class LoraBox(QGroupBox):
         self._sample_watch.changed.connect(self.refresh_samples)
         self._sample_watch.watch(ctx.document.project.id, [character_id])
 
-        self.refresh()
+        self.connect_live()
         self.refresh_samples()
         # Connected after the first fill: filling the controls is not an edit.
-        self.enabled_box.toggled.connect(self._set_enabled)
         self.scale_spin.valueChanged.connect(self._set_scale)
-        self.clear_button.clicked.connect(self.clear)
         self.export_button.clicked.connect(lambda: self.export_to(self.choose_export_folder()))
-        self.train_button.clicked.connect(lambda: self.train_requested.emit(self.character_id))
-        ctx.document_changed.connect(self._on_changes)
 
-    def character(self) -> Character | None:
-        return self.ctx.document.project.character(self.character_id)
+    def summary(self, character: Character, data: bytes | None) -> str:
+        return card_summary(character, data)
 
-    def refresh(self) -> None:
-        character = self.character()
-        if character is None:
-            self.setEnabled(False)
-            return
-        data = None
-        if character.lora_asset is not None:
-            try:
-                data = self.ctx.document.assets.get(character.lora_asset)
-            except (AssetError, KeyError, OSError):
-                data = None
-        self.card_label.setText(card_summary(character, data))
-        has = character.lora_asset is not None
-        # Showing the live value is not an edit: no signals while filling.
-        self.enabled_box.blockSignals(True)
-        self.enabled_box.setChecked(character.lora_enabled)
-        self.enabled_box.blockSignals(False)
-        self.scale_spin.blockSignals(True)
+    def fill(self, character: Character) -> None:
+        self.scale_spin.blockSignals(True)  # showing the live value is not an edit
         self.scale_spin.setValue(character.lora_scale)
         self.scale_spin.blockSignals(False)
-        for control in (self.enabled_box, self.scale_spin, self.clear_button, self.export_button):
-            control.setEnabled(has)
 
     def refresh_samples(self) -> None:
         """Show the newest samples of the character's latest run (files beside its checkpoint)."""
@@ -162,13 +115,8 @@ class LoraBox(QGroupBox):
         if shown:
             self.samples_label.setText(f"Training samples of the latest run (newest: step {shown[-1][0]})")
 
-    def _on_changes(self, changes: Changes) -> None:
-        if changes.touches(ChangeKind.CHARACTERS):
-            self.refresh()
-
-    def _set_enabled(self, on: bool) -> None:
-        label = "Enable LoRA" if on else "Disable LoRA"
-        self.ctx.edit(character_edits.update_character, self.character_id, label=label, lora_enabled=on)
+    def asset_controls(self) -> list[QWidget]:
+        return [*super().asset_controls(), self.scale_spin, self.export_button]
 
     def _set_scale(self, value: float) -> None:
         # Spinning through values is one undo step (merged), like dragging a slider.
@@ -179,9 +127,6 @@ class LoraBox(QGroupBox):
             merge_key=("lora-scale", self.character_id),
             lora_scale=round(value, 2),  # a spin box double like 0.7500000001 would read as a change
         )
-
-    def clear(self) -> None:
-        self.ctx.edit(character_edits.update_character, self.character_id, label="Clear LoRA", lora_asset=None)
 
     def choose_export_folder(self) -> str:
         """Ask where to export (a test seam: tests replace it)."""

@@ -1,0 +1,183 @@
+"""Learning a character's identity tokens (StableIdentity) as a job of the generation engine, as the
+LoRA's training is (:mod:`comic_studio.workflows.training_jobs`): the request, the runner, submitting.
+
+:class:`IdentityTrainingRequest` is a serialisable snapshot of the run: base model, face encoder,
+the face photos (each with the project asset it came from and the hash of the pixels carried), the
+recipe with its seed, the sample settings, resume or not. The runner (:func:`run_identity_job`),
+registered for the ``"train-identity"`` kind, runs on the engine's worker (the GPU's one owner) and
+reports PROGRESS per step (loss, lr, steps_per_second; ETA), SAMPLE when samples are due (the images
+rendered with the tokens so far), FINISHED with the
+:class:`~comic_studio.workflows.identity.IdentityOutcome` (stored by whoever follows the job, on its
+own thread: :func:`~comic_studio.workflows.identity.store_trained_identity`, one undoable step),
+CANCELLED with the step the checkpoint was saved at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.safe_read import UnsafeInputError, decode_image
+from comic_studio.generation.request import Cancelled, data_uri_bytes, png_data_uri
+from comic_studio.training.identity import IdentityRecipe
+from comic_studio.training.lora import TrainingCancelled
+from comic_studio.training.samples import SampleSettings
+from comic_studio.workflows.identity import IdentityOutcome, IdentityPlan, run_identity_training, sample_prompts
+from comic_studio.workflows.training import training_device
+from comic_studio.workflows.training_jobs import CANCEL_GRACE_S, TRAINING_PRIORITY, replay_kept_samples
+
+if TYPE_CHECKING:
+    from comic_studio.generation.engine import Engine
+    from comic_studio.generation.tasks import TaskContext
+
+TRAIN_IDENTITY: Literal["train-identity"] = "train-identity"
+
+
+class IdentityPhoto(BaseModel):
+    """One face photo of the run: the project asset it came from, the PNG carried (a data URI: the
+    request is self-contained) and that PNG's hash (checked on the worker)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    asset: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    png: str = Field(repr=False)
+
+
+class IdentityTrainingRequest(BaseModel):
+    """A StableIdentity run for the engine (a :class:`~comic_studio.generation.tasks.TaskRequest`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["train-identity"] = TRAIN_IDENTITY
+    project_id: str
+    character_id: str
+    character_name: str
+    base_model: str = ""
+    """Catalogue id, folder or checkpoint file; empty: the default SDXL model."""
+    face_encoder: str = ""
+    """A ViT folder; empty: the catalogue's face encoder, else the generic ViT (Hugging Face cache)."""
+    photos: tuple[IdentityPhoto, ...] = Field(min_length=1)
+    recipe: IdentityRecipe = IdentityRecipe()
+    """The hyper-parameters; ``recipe.seed`` seeds the whole run."""
+    samples: SampleSettings = SampleSettings()
+    resume: bool = False
+    checkpoint: str
+    device: str = "auto"
+    """"auto": the engine's device (the app's preference); else e.g. "cpu", "cuda"."""
+
+    @property
+    def label(self) -> str:
+        return f"Train identity · {self.character_name}"
+
+    @property
+    def needs_device_memory(self) -> bool:
+        return True
+
+    @property
+    def cancel_grace_s(self) -> float:
+        return CANCEL_GRACE_S  # as the LoRA's: loading SDXL and writing a checkpoint do not check
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IdentityTrainingRequest:
+        return cls.model_validate(data)
+
+    def plan(self, *, decode: bool = True) -> IdentityPlan:
+        """The run's plan, photos decoded from the request and checked against their hashes (on
+        the worker: no document needed). ``decode=False``: without the photos (enough to store)."""
+        photos = []
+        for i, entry in enumerate(self.photos if decode else ()):
+            where = f"face photo {i + 1} of {self.character_name!r}"
+            try:
+                data = data_uri_bytes(entry.png)
+                image = decode_image(data, where=where).convert("RGB")
+            except (UnsafeInputError, ValueError) as exc:
+                raise ComicStudioError(f"cannot learn {self.character_name!r}'s identity: {where}: {exc}") from exc
+            if hashlib.sha256(data).hexdigest() != entry.sha256:
+                raise ComicStudioError(f"cannot learn {self.character_name!r}'s identity: {where} does not match "
+                                       "its hash")  # fmt: skip
+            photos.append((entry.asset, image))
+        return IdentityPlan(self.project_id, self.character_id, self.character_name, tuple(photos),
+                            Path(self.checkpoint))  # fmt: skip
+
+
+def identity_training_request(
+    plan: IdentityPlan,
+    recipe: IdentityRecipe,
+    *,
+    model: str = "",
+    face_encoder: str = "",
+    resume: bool = False,
+    samples: SampleSettings | None = None,
+    device: str = "auto",
+) -> IdentityTrainingRequest:
+    """The engine request of a planned run (:func:`~comic_studio.workflows.identity.plan_identity`)."""
+    photos = []
+    for asset, image in plan.photos:
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, format="PNG")
+        data = buf.getvalue()
+        photos.append(IdentityPhoto(asset=asset, sha256=hashlib.sha256(data).hexdigest(), png=png_data_uri(data)))
+    return IdentityTrainingRequest(
+        project_id=plan.project_id,
+        character_id=plan.character_id,
+        character_name=plan.character_name,
+        base_model=model,
+        face_encoder=face_encoder,
+        photos=tuple(photos),
+        recipe=recipe,
+        samples=samples or SampleSettings(),
+        resume=resume,
+        checkpoint=str(plan.checkpoint),
+        device=device,
+    )
+
+
+def run_identity_job(request: IdentityTrainingRequest, context: TaskContext) -> IdentityOutcome:
+    """The engine's runner for ``"train-identity"`` jobs (its worker thread)."""
+    device, dtype = training_device(context.resources.device if request.device == "auto" else request.device)
+    plan = request.plan()
+    prompts = sample_prompts(request.samples)
+
+    def progress(p: Any) -> None:
+        info = {"loss": p.loss, "lr": p.learning_rate, "steps_per_second": p.steps_per_second}
+        context.progress(p.step, p.total, info, eta=p.eta_seconds)
+
+    def samples(step: int, steps: int, images: list[Any], files: list[Path]) -> None:
+        context.sample(step, steps, images, {"prompts": list(prompts), "files": [str(f) for f in files],
+                                             "seed": request.samples.seed})  # fmt: skip
+
+    if request.resume:
+        replay_kept_samples(request.checkpoint, request.samples, prompts, context, request.recipe.steps)
+    try:
+        return run_identity_training(
+            plan,
+            request.recipe,
+            model=request.base_model,
+            face_encoder=request.face_encoder,
+            resume=request.resume,
+            device=device,
+            dtype=dtype,
+            cancel=context.cancelled,
+            on_progress=progress,
+            samples=request.samples,
+            on_samples=samples,
+        )
+    except TrainingCancelled as exc:
+        raise Cancelled(str(exc)) from exc  # the engine reports it as CANCELLED, with this text
+
+
+def submit_identity_training(
+    engine: Engine, request: IdentityTrainingRequest, priority: int = TRAINING_PRIORITY
+) -> str:
+    """Queue an identity run on ``engine`` (registering the runner on first use); returns the job id."""
+    engine.register_runner(TRAIN_IDENTITY, run_identity_job)
+    return engine.submit(request, priority)
