@@ -34,7 +34,7 @@ from comic_studio.core.model import Balloon, Beat, Panel, Project
 from comic_studio.generation.backend_api import MissingCharacterLoras
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
-from comic_studio.ui.background import BackgroundJobs
+from comic_studio.ui.background import BackgroundJobs, wait_painting
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_qimage
 from comic_studio.ui.training_jobs import TrainingJobs
@@ -168,6 +168,11 @@ class RenderService(QObject):
         self._boosted_page: str | None = ctx.current_page_id
         self._closed = False
         self._batches = 0
+        self._cluster: tuple[str, int] | None = None  # (address, workers): render on a Ray cluster
+        self.cluster_fallback: Any = None
+        """``(message) -> bool``, asked on the GUI thread when the cluster cannot be used (unreachable,
+        versions differ): True renders on this machine instead (until the preferences change), False
+        queues nothing. None: nothing is queued."""
         self.model_places: Any = None
         """Where models are looked for (``weights.locate.Places``); None: from the Preferences."""
         self._lettering = BackgroundJobs(self, "lettering")
@@ -185,11 +190,53 @@ class RenderService(QObject):
         if self._engine is None:
             if self._closed:
                 raise ComicStudioError("the render service has been shut down")
-            from comic_studio.generation.engine import Engine
+            self._engine = self._cluster_engine() if self._cluster else None
+            if self._engine is None:
+                from comic_studio.generation.engine import Engine
 
-            self._engine = Engine(self._engine_settings)
+                self._engine = Engine(self._engine_settings)
             self._connect_bridge(self._engine)
         return self._engine
+
+    def set_render_target(self, address: str = "", workers: int = 0) -> None:
+        """Render on the Ray cluster at ``address`` (``workers`` there; 0: one per GPU), or on this
+        machine (empty address). Takes effect now when no job is waiting or running, else when the
+        engine next starts (the running book is not moved mid-way)."""
+        target = (address.strip(), int(workers)) if address.strip() else None
+        if target == self._cluster:
+            return
+        self._cluster = target
+        if self._engine is not None and self._owns_engine and not any(j.active for j in self._jobs.values()):
+            self._drop_engine()
+
+    def _drop_engine(self) -> None:
+        if self._bridge is not None:
+            self._bridge.close()
+            self._bridge = None
+        if self._unsubscribe_previews is not None:
+            self._unsubscribe_previews()
+            self._unsubscribe_previews = None
+        engine, self._engine = self._engine, None
+        wait_painting(engine.shutdown)  # a cluster's workers take a moment to stop: the window paints
+
+    def _cluster_engine(self) -> Any:
+        """A :class:`ClusterEngine` on the configured cluster (connecting while the window paints), or
+        None when the user chose to render here instead; raises when the user chose neither."""
+        from comic_studio.generation.cluster import ClusterEngine, ClusterError, parse_cluster_address
+
+        assert self._cluster is not None
+        address, workers = self._cluster
+        try:
+            where, count = parse_cluster_address(address)
+            self.ctx.message.emit(f"Connecting to the render cluster at {address}…")
+            return wait_painting(lambda: ClusterEngine(where, workers=workers or count, settings=self._engine_settings))
+        except ClusterError as exc:
+            message = f"Cannot render on the cluster at {address}: {exc}"
+            if self.cluster_fallback is not None and self.cluster_fallback(message):
+                self._cluster = None  # this session renders here; the preferences keep the cluster
+                self.ctx.message.emit("Rendering on this computer (the cluster could not be used)")
+                return None
+            raise ComicStudioError(message) from exc
 
     def set_engine_settings(self, settings: Any) -> None:
         """Device / precision / memory mode (an EngineSettings) from the preferences: used when the
