@@ -206,7 +206,7 @@ def resolve_runner(path: str) -> TaskRunner:
         raise GenerationError(f"task runner {path!r} cannot be imported here ({exc})") from exc
     if not callable(found):
         raise GenerationError(f"task runner {path!r} is not a function")
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 # ------------------------------------------------------------------------------------ the client
@@ -420,6 +420,8 @@ class ClusterEngine:
     def submit(self, request: GenerationRequest | TaskRequest, priority: int = 0) -> str:
         if isinstance(request, GenerationRequest):
             request = Engine._validated(request)  # the same checks, here, synchronously
+            shipped: Any
+            manifest: dict[str, list[Any]] | None
             shipped, manifest = self._shipper.pack(request)  # reads the files now: later changes don't matter
             affinity = frozenset(c.id for c in request.characters)
         elif isinstance(request, TaskRequest):

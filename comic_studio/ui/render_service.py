@@ -289,6 +289,10 @@ class RenderService(QObject):
                 continue
             page, panel = found
             key = (panel.backend, json.dumps(panel.backend_settings, sort_keys=True, default=str))
+            if key not in readiness and self._cluster:
+                # The models live on the cluster's workers: Preferences → Test connection lists what
+                # each lacks, and a job a worker cannot run fails naming the model.
+                readiness[key] = Readiness(panel.backend, panel.backend, True)
             if key not in readiness:
                 readiness[key] = backend_readiness(panel.backend, self.model_places, panel.backend_settings)
             if readiness[key].installed and not readiness[key].ready:

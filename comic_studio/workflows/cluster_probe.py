@@ -93,6 +93,23 @@ def missing_models(backends: list[str]) -> dict[str, str]:
     return out
 
 
+def check_worker_models(engine: Any, backends: list[str]) -> None:
+    """Refuse a book before any job is queued when a worker of ``engine`` (a ClusterEngine) lacks
+    models the ``backends`` need: every worker and what it lacks, in one :class:`ClusterError`."""
+    answers = engine.call_workers(missing_models, backends)
+    hosts = {w["name"]: w.get("host", "?") for w in engine.workers()}
+    problems = []
+    for name, answer in answers.items():
+        if isinstance(answer, BaseException):
+            problems.append(f"{name} ({hosts.get(name)}) could not be asked ({type(answer).__name__}: {answer})")
+        elif answer:
+            lacks = "; ".join(f"{label} {why}" for label, why in answer.items())
+            problems.append(f"{name} ({hosts.get(name)}): {lacks}")
+    if problems:
+        raise ClusterError("models are missing on the cluster's workers (install them in each worker's models "
+                           "folder: comic-studio models download …): " + " | ".join(problems))  # fmt: skip
+
+
 def _probe_here(address: str, timeout: float) -> dict[str, Any]:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
