@@ -135,7 +135,7 @@ def _render_on_engine(
     if hasattr(engine, "call_workers"):  # a cluster: every worker must have the models, said per worker
         from comic_studio.workflows.cluster_probe import check_worker_models
 
-        check_worker_models(engine, sorted({r.backend for r in requests}))
+        check_worker_models(engine, requests)
     unsubscribe = engine.subscribe(on_message)
     try:
         job_ids = [engine.submit(request) for request in requests]

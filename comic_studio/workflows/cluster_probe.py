@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comic_studio.generation.cluster import NAMESPACE, ClusterError, parse_cluster_address
+from comic_studio.generation.request import GenerationRequest
 
 PROBE_TIMEOUT_S = 90.0
 
@@ -80,23 +81,28 @@ def node_report() -> dict[str, Any]:
     return {"versions": _worker_versions(), "host": platform.node(), "missing": missing}
 
 
-def missing_models(backends: list[str]) -> dict[str, str]:
-    """Runs in a cluster worker (``ClusterEngine.call_workers``): per backend among ``backends`` that
-    cannot run there, what it lacks."""
+def missing_models(jobs: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """Runs in a cluster worker (``ClusterEngine.call_workers``): per ``(backend, settings)`` that
+    cannot run there (the settings may name another model than the default), what it lacks."""
     from comic_studio.workflows.readiness import backend_readiness
 
     out = {}
-    for name in backends:
-        readiness = backend_readiness(name)
+    for name, settings in jobs:
+        readiness = backend_readiness(name, settings=settings)
         if not readiness.ready:
             out[readiness.label] = readiness.reason
     return out
 
 
-def check_worker_models(engine: Any, backends: list[str]) -> None:
+def check_worker_models(engine: Any, requests: list[GenerationRequest]) -> None:
     """Refuse a book before any job is queued when a worker of ``engine`` (a ClusterEngine) lacks
-    models the ``backends`` need: every worker and what it lacks, in one :class:`ClusterError`."""
-    answers = engine.call_workers(missing_models, backends)
+    models its ``requests`` need: every worker and what it lacks, in one :class:`ClusterError`."""
+    jobs: dict[str, tuple[str, dict[str, Any]]] = {}
+    for request in requests:
+        # Model settings are names and paths: the big inline images need not travel for this question.
+        small = {k: v for k, v in request.backend_settings.items() if not (isinstance(v, str) and len(v) > 4096)}
+        jobs.setdefault(json.dumps([request.backend, small], sort_keys=True, default=str), (request.backend, small))
+    answers = engine.call_workers(missing_models, list(jobs.values()))
     hosts = {w["name"]: w.get("host", "?") for w in engine.workers()}
     problems = []
     for name, answer in answers.items():
