@@ -219,6 +219,22 @@ class RenderService(QObject):
         engine, self._engine = self._engine, None
         wait_painting(engine.shutdown)  # a cluster's workers take a moment to stop: the window paints
 
+    def _cluster_lacks(self, panel: Panel) -> str | None:
+        """What the cluster's workers lack to render ``panel`` ("" when nothing), asked of every worker
+        while the window paints; None when this session renders here after all (fallback)."""
+        from comic_studio.generation.cluster import ClusterError
+        from comic_studio.workflows.cluster_probe import check_worker_models
+
+        engine = self.engine  # connects on first use
+        if not hasattr(engine, "call_workers"):
+            return None
+        probe = GenerationRequest(backend=panel.backend, width=64, height=64, backend_settings=panel.backend_settings)
+        try:
+            wait_painting(check_worker_models, engine, [probe])
+        except ClusterError as exc:
+            return str(exc)
+        return ""
+
     def _cluster_engine(self) -> Any:
         """A :class:`ClusterEngine` on the configured cluster (connecting while the window paints), or
         None when the user chose to render here instead; raises when the user chose neither."""
@@ -279,6 +295,7 @@ class RenderService(QObject):
         # Backends that lack models are found before anything is queued: one message naming every
         # missing model, not one failure per panel minutes later.
         readiness: dict[tuple[str, str], Readiness] = {}
+        on_cluster: dict[tuple[str, str], str] = {}  # what the cluster's workers lack ("": nothing)
         blocked: list[str] = []
         for panel_id in panel_ids:
             found = project.find_panel(panel_id)
@@ -289,13 +306,21 @@ class RenderService(QObject):
                 continue
             page, panel = found
             key = (panel.backend, json.dumps(panel.backend_settings, sort_keys=True, default=str))
-            if key not in readiness and self._cluster:
-                # The models live on the cluster's workers: Preferences → Test connection lists what
-                # each lacks, and a job a worker cannot run fails naming the model.
-                readiness[key] = Readiness(panel.backend, panel.backend, True)
-            if key not in readiness:
+            if key not in readiness and key not in on_cluster and self._cluster:
+                # The models live on the cluster's workers: each is asked (per worker, in words).
+                try:
+                    lacks = self._cluster_lacks(panel)
+                except ComicStudioError as exc:  # the cluster was declined: nothing is queued
+                    problems.append(str(exc))
+                    break
+                if lacks is not None:
+                    on_cluster[key] = lacks
+            if on_cluster.get(key):
+                problems.append(f"{self.panel_label(panel_id)}: {on_cluster[key]}")
+                continue
+            if key not in readiness and key not in on_cluster:
                 readiness[key] = backend_readiness(panel.backend, self.model_places, panel.backend_settings)
-            if readiness[key].installed and not readiness[key].ready:
+            if key in readiness and readiness[key].installed and not readiness[key].ready:
                 blocked.append(panel_id)
                 continue
             if self.anchors.defer_panel(panel, priority):

@@ -67,16 +67,22 @@ def test_a_cluster_that_does_not_answer_is_said_in_the_dialog(qtbot):
     assert "nothing to test" in dialog.render_on.status.text()
 
 
-def test_the_studio_renders_on_the_cluster_and_falls_back_when_asked(ctx, qtbot, head, monkeypatch):
+def test_the_studio_renders_on_the_cluster_and_falls_back_when_asked(ctx, qtbot, head, monkeypatch, tmp_path):
     ctx.set_document(small_document())
+    first, *others = all_panels(ctx.document)
+    # A panel whose model the worker lacks: said per worker, the other panels render.
+    first.backend, first.backend_settings = "sdxl", {"model": str(tmp_path / "gone")}
+    said: list[str] = []
+    ctx.message.connect(said.append)
     service = RenderService(ctx)
     try:
         service.set_render_target(head.address, workers=1)
         job_ids = service.render_all()
         assert isinstance(service.engine, ClusterEngine)
-        assert len(job_ids) == len(all_panels(ctx.document))
+        assert len(job_ids) == len(others)
+        assert any("missing on the cluster's workers" in m and "worker-1 (" in m for m in said), said
         qtbot.waitUntil(service.is_idle, timeout=WAIT_MS)
-        assert all(p.result() is not None for p in all_panels(ctx.document))
+        assert first.result() is None and all(p.result() is not None for p in others)
         workers = service.engine.workers()
         assert [w["node"] for w in workers] == [head.head_node.node_id]
     finally:
