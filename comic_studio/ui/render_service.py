@@ -169,6 +169,7 @@ class RenderService(QObject):
         self._closed = False
         self._batches = 0
         self._cluster: tuple[str, int] | None = None  # (address, workers): render on a Ray cluster
+        self._engine_target: tuple[str, int] | None = None  # the target the current engine was made for
         self.cluster_fallback: Any = None
         """``(message) -> bool``, asked on the GUI thread when the cluster cannot be used (unreachable,
         versions differ): True renders on this machine instead (until the preferences change), False
@@ -186,7 +187,11 @@ class RenderService(QObject):
     # ------------------------------------------------------------------ engine
     @property
     def engine(self):
-        """The engine, created on first use (its worker thread starts then)."""
+        """The engine, created on first use (its worker thread starts then); made again on the
+        render target the preferences chose since, once nothing is waiting or running."""
+        if self._engine is not None and self._engine_target != self._cluster and self._owns_engine:
+            if not any(j.active for j in self._jobs.values()):
+                self._drop_engine()
         if self._engine is None:
             if self._closed:
                 raise ComicStudioError("the render service has been shut down")
@@ -195,19 +200,18 @@ class RenderService(QObject):
                 from comic_studio.generation.engine import Engine
 
                 self._engine = Engine(self._engine_settings)
+            self._engine_target = self._cluster  # None after a fallback: this session renders here
             self._connect_bridge(self._engine)
         return self._engine
 
     def set_render_target(self, address: str = "", workers: int = 0) -> None:
         """Render on the Ray cluster at ``address`` (``workers`` there; 0: one per GPU), or on this
-        machine (empty address). Takes effect now when no job is waiting or running, else when the
-        engine next starts (the running book is not moved mid-way)."""
+        machine (empty address). The engine follows on its next use when no job is waiting or
+        running (a running book is not moved mid-way)."""
         target = (address.strip(), int(workers)) if address.strip() else None
         if target == self._cluster:
             return
-        self._cluster = target
-        if self._engine is not None and self._owns_engine and not any(j.active for j in self._jobs.values()):
-            self._drop_engine()
+        self._cluster = target  # the engine follows on its next use (see :attr:`engine`)
 
     def _drop_engine(self) -> None:
         if self._bridge is not None:

@@ -31,3 +31,25 @@ def test_the_window_offers_to_render_here_when_the_cluster_cannot_be_used(qtbot,
     qtbot.waitUntil(win.render_service.is_idle, timeout=60_000)
     assert all(p.result() is not None for p in all_panels(win.ctx.document))
     assert win.settings.render_on == "cluster"  # this session renders here; the preference stays
+
+
+def test_a_new_render_target_applies_once_the_queue_is_empty(ctx, qtbot):
+    from comic_studio.ui.render_service import RenderService
+
+    ctx.set_document(small_document())
+    service = RenderService(ctx)
+    asked: list[str] = []
+    service.cluster_fallback = lambda message: asked.append(message) or True
+    try:
+        first = service.engine
+        panel = all_panels(ctx.document)[0]
+        assert service.render_panels([panel.id])
+        service.set_render_target("local:0")  # the preferences changed while a job may be running
+        assert not asked and service._engine is first  # nothing moves mid-way
+        qtbot.waitUntil(service.is_idle, timeout=60_000)
+        assert service.render_panels([panel.id])  # idle now: the engine follows the preferences
+        (message,) = asked  # the cluster was tried (and refused the address), then here again
+        assert "local:0" in message and service._engine is not first
+        qtbot.waitUntil(service.is_idle, timeout=60_000)
+    finally:
+        service.shutdown()
