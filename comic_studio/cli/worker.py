@@ -6,9 +6,11 @@
 
 Starting a worker runs Ray's own ``ray start`` (blocking until Ctrl+C) with safe defaults: Ray's
 token authentication on (``RAY_AUTH_MODE=token``; the same token on every machine and the studio,
-``ray get-auth-token --generate`` makes one) and every port bound to 127.0.0.1 unless ``--bind``
-names this machine's VPN address. Reach it from the studio through an SSH tunnel or the VPN, never
-through a port open to the internet. ``--dry-run`` prints the command instead.
+``ray get-auth-token --generate`` makes one), the node's address 127.0.0.1 unless ``--bind`` names
+this machine's VPN address, and the dashboard on 127.0.0.1. Ray may still listen on other
+interfaces for some of its services, so a firewall must keep its ports closed to all but the tunnel
+or VPN: reach it from the studio through an SSH tunnel or the VPN, never through a port open to the
+internet. ``--dry-run`` prints the command instead.
 """
 
 from __future__ import annotations
