@@ -7,12 +7,14 @@ workers on a 2-core machine can at best halve the time. Reported, each after a w
 (model loading excluded): wall seconds for the book on the local engine (this process, one thread),
 on the cluster with 1 worker and with 2; ``speedup_2_vs_1`` (target ≥ 1.7 on 2 cores) and
 ``overhead_1_worker_vs_local`` (seconds per panel, cluster with one worker / local engine; target
-≤ 1.1); and ``cluster_start_s``: a private local Ray instance plus its workers answering.
+≤ 1.1), ``per_job_overhead_s`` (the same as seconds per panel); ``load_average_1min`` before and
+after (the machine may be shared); and ``cluster_start_s``: a private local Ray instance plus its workers answering.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -78,6 +80,7 @@ def main() -> int:
     from comic_studio.testing.tiny import build_tiny_kit
 
     torch.set_num_threads(1)
+    load_before = os.getloadavg()[0]  # a shared machine: the figures mean little without it
     with tempfile.TemporaryDirectory() as folder:
         kit = build_tiny_kit(Path(folder) / "kit")
         batch = requests(kit, args.panels, args.steps, args.size)
@@ -101,6 +104,9 @@ def main() -> int:
         **figures,
         "speedup_2_vs_1": round(figures["cluster_1_s"] / figures["cluster_2_s"], 3),
         "overhead_1_worker_vs_local": round(figures["cluster_1_s"] / local_s, 3),
+        "per_job_overhead_s": round((figures["cluster_1_s"] - local_s) / args.panels, 4),
+        "cpus": os.cpu_count(),
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "cluster_start_s": figures["cluster_start_s_2"],
     }
     emit_result(result, args.out)

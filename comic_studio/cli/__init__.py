@@ -30,11 +30,12 @@ from comic_studio.cli import (
     standardize,
     train,
     tryon,
+    worker,
 )
 from comic_studio.cli.native_logs import native_logs_off
 from comic_studio.core.errors import ComicStudioError
 
-_SUBCOMMANDS = (demo, render, evaluate, parse, models, poses, tryon, anchor, standardize, train, info, desktop)
+_SUBCOMMANDS = (demo, render, evaluate, parse, models, poses, tryon, anchor, standardize, train, worker, info, desktop)
 """In the order ``--help`` lists them."""
 
 

@@ -33,6 +33,7 @@ Theme = Literal["system", "light", "dark"]
 Device = Literal["auto", "cuda", "mps", "cpu"]
 Precision = Literal["auto", "float32", "float16", "bfloat16"]
 MemoryMode = Literal["auto", "gpu", "model-offload", "sequential-offload"]
+RenderOn = Literal["local", "cluster"]
 
 
 class SettingsError(ComicStudioError):
@@ -76,6 +77,14 @@ class AppSettings(BaseModel):
     pose_clip_model: Annotated[str, Field(max_length=4_000)] = "openclip-vit-h-14"
     """The OpenCLIP model of the "openclip" pose matching: a catalogue id (kind ``openclip``) or a
     weights file path."""
+    render_on: RenderOn = "local"
+    """Where renders run: ``local`` (this machine's engine) or ``cluster`` (a Ray cluster at
+    :attr:`cluster_address`; ``generation.cluster``)."""
+    cluster_address: Annotated[str, Field(max_length=500)] = ""
+    """The Ray cluster's address (``ray://host:10001``, ``host:6379``), reached over an SSH tunnel or
+    a VPN: never an open port on the internet."""
+    cluster_workers: Annotated[int, Field(ge=0, le=64)] = 0
+    """Workers to start there: 0 = one per GPU of the cluster (a CPU-only cluster needs a count)."""
     window_geometry: str = ""
     """QMainWindow.saveGeometry() as base64 (opaque to the core)."""
     window_state: str = ""

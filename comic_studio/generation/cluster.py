@@ -15,13 +15,21 @@ busy worker (a blocking call with a time limit, answered as soon as the worker h
 given the client's job id and go to the subscribers in the order the worker produced them, on the
 client's dispatcher thread — as the local engine calls its subscribers on its worker thread.
 
-Limits (said in the README): files a request names by path — a trained LoRA in the user's LoRA
-cache, identity banks, local model folders — must exist at the same paths on the workers (true for
-``local`` clusters and shared folders; the models folder is the documented requirement).
+Files a request names by path (characters' LoRAs and identity tokens, identity banks) and its big
+inline images travel through Ray's object store by content hash, once per session, into each worker's
+cache (:mod:`.cluster_assets`). Model weights do not: each worker has its own models folder (the
+README's requirement), and :meth:`ClusterEngine.call_workers` lets a higher layer ask every worker
+what it lacks.
+
+Task jobs (training) run on one worker like renders. Their runners are registered by import path
+(``module:function``, resolved in the worker), since a callable of the client cannot be sent as
+code; training reads and writes the client's folders, so it needs the same paths on the worker
+(a local cluster, or a shared folder).
 """
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import logging
 import os
@@ -36,10 +44,12 @@ from typing import Any
 
 from comic_studio import __version__
 from comic_studio.core.errors import ComicStudioError
+from comic_studio.generation.cluster_assets import AssetShipper, keep_banks, materialise, returned_banks
 from comic_studio.generation.engine import Engine, Subscriber
 from comic_studio.generation.messages import JobEvent, JobMessage
 from comic_studio.generation.request import GenerationError, GenerationRequest
 from comic_studio.generation.settings import EngineSettings
+from comic_studio.generation.tasks import TaskRequest, TaskRunner
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +88,11 @@ class WorkerHost:
             except ImportError:  # a storyboard-only worker has no torch
                 pass
         self._engine = Engine(EngineSettings.from_dict(settings) if settings else None, name="cluster-worker")
-        self._messages: queue.Queue[JobMessage] = queue.Queue()
+        self._messages: queue.Queue[tuple[JobMessage, dict[str, bytes]]] = queue.Queue()
         self._client_ids: dict[str, str] = {}
         self._local_ids: dict[str, str] = {}
+        self._shipped: dict[str, GenerationRequest] = {}
+        """Per client job id, the request as the client packed it (its bank folder, banks sent)."""
         self._lock = threading.Lock()
         self._engine.subscribe(self._collect)
 
@@ -99,7 +111,26 @@ class WorkerHost:
         return {"versions": _worker_versions(), "pid": os.getpid(), "host": platform.node(), "node": node,
                 "gpus": devices}  # fmt: skip
 
-    def run(self, client_id: str, request: GenerationRequest) -> None:
+    def register_runner(self, kind: str, path: str) -> None:
+        """Register the runner at ``module:function`` (imported here, in the worker)."""
+        self._engine.register_runner(kind, resolve_runner(path))
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` here (a module-level function, sent by reference): what a worker has."""
+        return fn(*args)
+
+    def run(self, client_id: str, request: Any, manifest: dict[str, list[Any]] | None = None) -> None:
+        import ray
+
+        if isinstance(request, GenerationRequest) and manifest is not None:
+            try:
+                local_request = materialise(request, manifest, ray.get)
+            except ComicStudioError as exc:
+                self._messages.put((JobMessage(client_id, JobEvent.STARTED, request.panel_id), {}))
+                self._messages.put((JobMessage(client_id, JobEvent.ERROR, request.panel_id, error=str(exc)), {}))
+                return
+            self._shipped[client_id] = request
+            request = local_request
         with self._lock:  # the id map before any message of the job can be collected
             local_id = self._engine.submit(request)
             self._client_ids[local_id] = client_id
@@ -110,7 +141,7 @@ class WorkerHost:
             local_id = self._local_ids.get(client_id)
         return local_id is not None and self._engine.cancel(local_id)
 
-    def poll(self, timeout: float) -> list[JobMessage]:
+    def poll(self, timeout: float) -> list[tuple[JobMessage, dict[str, bytes]]]:
         try:
             first = self._messages.get(timeout=timeout)
         except queue.Empty:
@@ -139,7 +170,43 @@ class WorkerHost:
             if message.event.is_final:
                 del self._client_ids[message.job_id]
                 self._local_ids.pop(client_id, None)
-        self._messages.put(replace(message, job_id=client_id))
+        banks: dict[str, bytes] = {}
+        shipped = self._shipped.pop(client_id, None) if message.event.is_final else None
+        if message.event is JobEvent.FINISHED and message.result is not None:
+            try:
+                banks = returned_banks(shipped, dict(message.result.settings))
+            except (OSError, ValueError) as exc:
+                log.warning("could not read back the banks of %s: %s", client_id, exc)
+        self._messages.put((replace(message, job_id=client_id), banks))
+
+
+def runner_path(runner: TaskRunner) -> str:
+    """``module:qualname`` of a module-level runner; :class:`GenerationError` for anything else (a
+    lambda, a bound method, a closure cannot be found again in the worker)."""
+    path = f"{getattr(runner, '__module__', '')}:{getattr(runner, '__qualname__', '')}"
+    try:
+        found = resolve_runner(path)
+    except GenerationError:
+        found = None
+    if found is not runner:
+        raise GenerationError(
+            f"a task runner for the cluster must be a module-level function (got {runner!r}): the "
+            "workers import it by name"
+        )
+    return path
+
+
+def resolve_runner(path: str) -> TaskRunner:
+    module, _, name = path.partition(":")
+    try:
+        found: Any = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise GenerationError(f"task runner {path!r} cannot be imported here ({exc})") from exc
+    if not callable(found):
+        raise GenerationError(f"task runner {path!r} is not a function")
+    return found
 
 
 # ------------------------------------------------------------------------------------ the client
@@ -148,12 +215,24 @@ class WorkerHost:
 @dataclass(eq=False)
 class _ClusterJob:
     id: str
-    request: GenerationRequest
+    request: GenerationRequest | TaskRequest
     priority: int
     seq: int
     affinity: frozenset[str]
     cancel_requested: bool = False
     attempts: int = 0
+    shipped: Any = None
+    """A render: the request as sent (files named by hash); a task: the task request itself."""
+    manifest: dict[str, list[Any]] | None = None
+    """A render: the objects behind the hashes (see :mod:`.cluster_assets`)."""
+
+    @property
+    def panel_id(self) -> str | None:
+        return self.request.panel_id if isinstance(self.request, GenerationRequest) else None
+
+    @property
+    def kind(self) -> str:
+        return "render" if isinstance(self.request, GenerationRequest) else self.request.kind
 
     def sort_key(self) -> tuple[int, int]:
         return (-self.priority, self.seq)
@@ -194,7 +273,8 @@ class ClusterEngine:
     ``address=None`` starts a private local Ray instance with ``workers`` CPU workers (shut down with
     the engine); an address connects to a running cluster and starts one worker per GPU there (or
     ``workers`` CPU workers when given). ``threads_per_worker`` caps torch's threads in each worker
-    (default 1 on a local cluster: the workers share this machine's cores)."""
+    (default 1 on a local cluster: the workers share this machine's cores). ``worker_env``: more
+    environment variables for the workers (e.g. their own cache or bank folder)."""
 
     def __init__(
         self,
@@ -205,6 +285,7 @@ class ClusterEngine:
         threads_per_worker: int | None = None,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         max_attempts: int = 3,
+        worker_env: dict[str, str] | None = None,
     ) -> None:
         try:
             import ray
@@ -229,7 +310,7 @@ class ClusterEngine:
         threads = threads_per_worker if threads_per_worker is not None else (1 if local else None)
         # The client's COMIC_STUDIO_* variables (the default SDXL model, the tiny kit) for workers
         # that share this machine's folders.
-        env = {k: v for k, v in os.environ.items() if k.startswith("COMIC_STUDIO_")}
+        env = {k: v for k, v in os.environ.items() if k.startswith("COMIC_STUDIO_")} | dict(worker_env or {})
         options: dict[str, Any] = {"max_concurrency": 4, "num_cpus": 1, "runtime_env": {"env_vars": env}}
         if gpus and not workers:
             options["num_gpus"] = 1
@@ -244,6 +325,8 @@ class ClusterEngine:
         ]
         self._check_workers(connect_timeout_s)
         self._cond = threading.Condition()
+        self._shipper = AssetShipper(ray.put)
+        self._runners: dict[str, str] = {}
         self._queued: dict[str, _ClusterJob] = {}
         self._seq = itertools.count()
         self._subscribers: list[Subscriber] = []
@@ -307,16 +390,55 @@ class ClusterEngine:
 
     # ------------------------------------------------------------------ the Engine interface
 
-    def submit(self, request: GenerationRequest, priority: int = 0) -> str:
-        if not isinstance(request, GenerationRequest):
-            raise GenerationError(f"submit() needs a GenerationRequest, got {type(request).__name__}")
-        request = Engine._validated(request)  # the same checks, here, synchronously
-        job = _ClusterJob(uuid.uuid4().hex[:12], request, int(priority), next(self._seq),
-                          frozenset(c.id for c in request.characters))  # fmt: skip
+    def register_runner(self, kind: str, runner: TaskRunner) -> None:
+        """Run task requests of ``kind`` on the workers with ``runner``, a module-level function that
+        every worker imports by name (:func:`runner_path`)."""
+        path = runner_path(runner)
+        with self._cond:
+            if self._runners.get(kind) == path:
+                return
+            workers = [w for w in self._workers if w.alive]
+        self._ray.get([w.actor.register_runner.remote(kind, path) for w in workers])
+        with self._cond:
+            self._runners[kind] = path
+
+    def call_workers(self, fn: Callable[..., Any], *args: Any, timeout: float = 60.0) -> dict[str, Any]:
+        """``fn(*args)`` on every live worker (a module-level function, imported there): ``{worker
+        name: its result}``, or the exception it raised (e.g. what models the worker lacks)."""
+        with self._cond:
+            workers = [w for w in self._workers if w.alive]
+        refs = [w.actor.call.remote(fn, *args) for w in workers]
+        out: dict[str, Any] = {}
+        for worker, ref in zip(workers, refs):
+            try:
+                out[worker.name] = self._ray.get(ref, timeout=timeout)
+            except Exception as exc:  # a worker that fails or is lost: said per worker
+                cause = getattr(exc, "cause", None)
+                out[worker.name] = cause if isinstance(cause, BaseException) else exc
+        return out
+
+    def submit(self, request: GenerationRequest | TaskRequest, priority: int = 0) -> str:
+        if isinstance(request, GenerationRequest):
+            request = Engine._validated(request)  # the same checks, here, synchronously
+            shipped: Any
+            manifest: dict[str, list[Any]] | None
+            shipped, manifest = self._shipper.pack(request)  # reads the files now: later changes don't matter
+            affinity = frozenset(c.id for c in request.characters)
+        elif isinstance(request, TaskRequest):
+            with self._cond:
+                if request.kind not in self._runners:
+                    raise GenerationError(f"no runner is registered for {request.kind!r} jobs")
+            shipped, manifest, affinity = request, None, frozenset()
+        else:
+            raise GenerationError(f"submit() needs a GenerationRequest or a task request, got {type(request).__name__}")
+        job = _ClusterJob(uuid.uuid4().hex[:12], request, int(priority), next(self._seq), affinity,
+                          shipped=shipped, manifest=manifest)  # fmt: skip
         with self._cond:
             if self._stopping:
                 raise GenerationError("the cluster engine has been shut down")
-        self._emit(JobMessage(job.id, JobEvent.QUEUED, request.panel_id, request=request))
+        render = request if isinstance(request, GenerationRequest) else None
+        self._emit(JobMessage(job.id, JobEvent.QUEUED, job.panel_id, request=render, kind=job.kind,
+                              task=None if render is not None else request))  # fmt: skip
         with self._cond:
             self._queued[job.id] = job
             self._cond.notify_all()
@@ -332,7 +454,7 @@ class ClusterEngine:
                         worker.actor.cancel.remote(job_id)
                         return True
                 return False
-        self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.request.panel_id))
+        self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.panel_id))
         return True
 
     def cancel_all(self) -> None:
@@ -344,7 +466,7 @@ class ClusterEngine:
                     worker.job.cancel_requested = True
                     worker.actor.cancel.remote(worker.job.id)
         for job in doomed:
-            self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.request.panel_id))
+            self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.panel_id))
 
     def reprioritize(self, job_id: str, priority: int) -> bool:
         with self._cond:
@@ -470,7 +592,7 @@ class ClusterEngine:
             self._queued.clear()
             self._cond.notify_all()
             error = "every cluster worker was lost; render again or restart the cluster"
-            return [JobMessage(job.id, JobEvent.ERROR, job.request.panel_id, error=error) for job in doomed]
+            return [JobMessage(job.id, JobEvent.ERROR, job.panel_id, error=error) for job in doomed]
         for job in sorted(self._queued.values(), key=_ClusterJob.sort_key):
             if not idle:
                 break
@@ -480,7 +602,7 @@ class ClusterEngine:
             job.attempts += 1
             worker.job = job
             worker.recent = job.affinity or worker.recent
-            worker.actor.run.remote(job.id, job.request)
+            worker.actor.run.remote(job.id, job.shipped, job.manifest)
         return []
 
     def _collect(self, worker: _Worker, ref: Any) -> None:
@@ -492,13 +614,38 @@ class ClusterEngine:
             return
         with self._cond:
             worker.poll_ref = None
-        for message in messages:
+            job = worker.job
+        for message, banks in messages:
+            if job is not None and message.job_id == job.id and message.event is JobEvent.FINISHED:
+                message = self._as_client(job, message, banks)
             self._emit(message)
             if message.event.is_final:
                 with self._cond:
                     if worker.job is not None and worker.job.id == message.job_id:
                         worker.job = None
                     self._cond.notify_all()
+
+    def _as_client(self, job: _ClusterJob, message: JobMessage, banks: dict[str, bytes]) -> JobMessage:
+        """A finished render as if it ran here: the banks the worker made written into the client's
+        bank folder, and that folder (not the worker's) in the result's and request's settings."""
+        from comic_studio.generation.cluster_assets import BANK_FOLDER, CLIENT_BANK_FOLDER
+
+        sent = job.shipped.backend_settings if isinstance(job.shipped, GenerationRequest) else {}
+        folder = sent.get(CLIENT_BANK_FOLDER)
+        if not folder:
+            return message
+        if banks:
+            try:
+                keep_banks(job.shipped.backend, folder, banks)
+            except (OSError, ValueError) as exc:
+                return replace(message, event=JobEvent.ERROR, result=None, png=None,
+                               error=f"cannot write the identity bank the job made to {folder} ({exc})")  # fmt: skip
+        result, request = message.result, message.request
+        if result is not None:
+            result.settings = {**result.settings, BANK_FOLDER: folder}
+        if request is not None:
+            request = request.model_copy(update={"backend_settings": {**request.backend_settings, BANK_FOLDER: folder}})
+        return replace(message, result=result, request=request)
 
     def _lost(self, worker: _Worker, exc: BaseException) -> None:
         """A worker died (its node went away, it was killed): its job goes back to the front of the
@@ -517,7 +664,7 @@ class ClusterEngine:
         if job is not None:
             event = JobEvent.CANCELLED if job.cancel_requested else JobEvent.ERROR
             error = "" if job.cancel_requested else f"the cluster worker running it was lost ({worker.name})"
-            self._emit(JobMessage(job.id, event, job.request.panel_id, error=error))
+            self._emit(JobMessage(job.id, event, job.panel_id, error=error))
 
     def _emit(self, message: JobMessage) -> None:
         with self._subscribers_lock:

@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self._exports: list[ExportThread] = []
 
         self.render_service = render_service or RenderService(self.ctx, parent=self)
+        self.render_service.cluster_fallback = self._render_here_instead
         self._apply_engine_settings()
         self.canvas = PageCanvas(self.ctx, self)
         self.canvas.setObjectName("page_canvas")
@@ -581,6 +582,12 @@ class MainWindow(QMainWindow):
         self._apply_engine_settings()
         self.ctx.message.emit("Preferences saved")
 
+    def _render_here_instead(self, message: str) -> bool:
+        """The render cluster cannot be used: render on this computer instead, or not at all."""
+        answer = self.ask("Render Cluster", f"{message}\n\nRender on this computer instead?",
+                          ("Render Here", "Cancel"), default="Render Here")  # fmt: skip
+        return answer == "Render Here"
+
     def _apply_engine_settings(self) -> None:
         # Importing generation.settings is cheap (no torch): the engine itself still starts lazily.
         from comic_studio.generation.settings import EngineSettings
@@ -590,6 +597,9 @@ class MainWindow(QMainWindow):
                 device=self.settings.device, dtype=self.settings.dtype, memory_mode=self.settings.memory_mode
             )
         )
+        cluster = self.settings.render_on == "cluster" and self.settings.cluster_address
+        self.render_service.set_render_target(self.settings.cluster_address if cluster else "",
+                                              self.settings.cluster_workers)  # fmt: skip
 
     def set_theme(self, theme: str) -> None:
         self.settings.theme = theme

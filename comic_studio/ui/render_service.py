@@ -34,7 +34,7 @@ from comic_studio.core.model import Balloon, Beat, Panel, Project
 from comic_studio.generation.backend_api import MissingCharacterTraining
 from comic_studio.generation.request import GenerationRequest
 from comic_studio.ui.anchor_jobs import ANCHOR_PRIORITY, AnchorJobs
-from comic_studio.ui.background import BackgroundJobs
+from comic_studio.ui.background import BackgroundJobs, wait_painting
 from comic_studio.ui.context import StudioContext
 from comic_studio.ui.images import pil_to_qimage
 from comic_studio.ui.training_jobs import TrainingJobs
@@ -171,6 +171,12 @@ class RenderService(QObject):
         self._boosted_page: str | None = ctx.current_page_id
         self._closed = False
         self._batches = 0
+        self._cluster: tuple[str, int] | None = None  # (address, workers): render on a Ray cluster
+        self._engine_target: tuple[str, int] | None = None  # the target the current engine was made for
+        self.cluster_fallback: Any = None
+        """``(message) -> bool``, asked on the GUI thread when the cluster cannot be used (unreachable,
+        versions differ): True renders on this machine instead (until the preferences change), False
+        queues nothing. None: nothing is queued."""
         self.model_places: Any = None
         """Where models are looked for (``weights.locate.Places``); None: from the Preferences."""
         self._lettering = BackgroundJobs(self, "lettering")
@@ -184,15 +190,76 @@ class RenderService(QObject):
     # ------------------------------------------------------------------ engine
     @property
     def engine(self):
-        """The engine, created on first use (its worker thread starts then)."""
+        """The engine, created on first use (its worker thread starts then); made again on the
+        render target the preferences chose since, once nothing is waiting or running."""
+        if self._engine is not None and self._engine_target != self._cluster and self._owns_engine:
+            if not any(j.active for j in self._jobs.values()):
+                self._drop_engine()
         if self._engine is None:
             if self._closed:
                 raise ComicStudioError("the render service has been shut down")
-            from comic_studio.generation.engine import Engine
+            self._engine = self._cluster_engine() if self._cluster else None
+            if self._engine is None:
+                from comic_studio.generation.engine import Engine
 
-            self._engine = Engine(self._engine_settings)
+                self._engine = Engine(self._engine_settings)
+            self._engine_target = self._cluster  # None after a fallback: this session renders here
             self._connect_bridge(self._engine)
         return self._engine
+
+    def set_render_target(self, address: str = "", workers: int = 0) -> None:
+        """Render on the Ray cluster at ``address`` (``workers`` there; 0: one per GPU), or on this
+        machine (empty address). The engine follows on its next use when no job is waiting or
+        running (a running book is not moved mid-way)."""
+        target = (address.strip(), int(workers)) if address.strip() else None
+        if target == self._cluster:
+            return
+        self._cluster = target  # the engine follows on its next use (see :attr:`engine`)
+
+    def _drop_engine(self) -> None:
+        if self._bridge is not None:
+            self._bridge.close()
+            self._bridge = None
+        if self._unsubscribe_previews is not None:
+            self._unsubscribe_previews()
+            self._unsubscribe_previews = None
+        engine, self._engine = self._engine, None
+        wait_painting(engine.shutdown)  # a cluster's workers take a moment to stop: the window paints
+
+    def _cluster_lacks(self, panel: Panel) -> str | None:
+        """What the cluster's workers lack to render ``panel`` ("" when nothing), asked of every worker
+        while the window paints; None when this session renders here after all (fallback)."""
+        from comic_studio.generation.cluster import ClusterError
+        from comic_studio.workflows.cluster_probe import check_worker_models
+
+        engine = self.engine  # connects on first use
+        if not hasattr(engine, "call_workers"):
+            return None
+        probe = GenerationRequest(backend=panel.backend, width=64, height=64, backend_settings=panel.backend_settings)
+        try:
+            wait_painting(check_worker_models, engine, [probe])
+        except ClusterError as exc:
+            return str(exc)
+        return ""
+
+    def _cluster_engine(self) -> Any:
+        """A :class:`ClusterEngine` on the configured cluster (connecting while the window paints), or
+        None when the user chose to render here instead; raises when the user chose neither."""
+        from comic_studio.generation.cluster import ClusterEngine, ClusterError, parse_cluster_address
+
+        assert self._cluster is not None
+        address, workers = self._cluster
+        try:
+            where, count = parse_cluster_address(address)
+            self.ctx.message.emit(f"Connecting to the render cluster at {address}…")
+            return wait_painting(lambda: ClusterEngine(where, workers=workers or count, settings=self._engine_settings))
+        except ClusterError as exc:
+            message = f"Cannot render on the cluster at {address}: {exc}"
+            if self.cluster_fallback is not None and self.cluster_fallback(message):
+                self._cluster = None  # this session renders here; the preferences keep the cluster
+                self.ctx.message.emit("Rendering on this computer (the cluster could not be used)")
+                return None
+            raise ComicStudioError(message) from exc
 
     def set_engine_settings(self, settings: Any) -> None:
         """Device / precision / memory mode (an EngineSettings) from the preferences: used when the
@@ -235,6 +302,7 @@ class RenderService(QObject):
         # Backends that lack models are found before anything is queued: one message naming every
         # missing model, not one failure per panel minutes later.
         readiness: dict[tuple[str, str], Readiness] = {}
+        on_cluster: dict[tuple[str, str], str] = {}  # what the cluster's workers lack ("": nothing)
         blocked: list[str] = []
         for panel_id in panel_ids:
             found = project.find_panel(panel_id)
@@ -245,9 +313,21 @@ class RenderService(QObject):
                 continue
             page, panel = found
             key = (panel.backend, json.dumps(panel.backend_settings, sort_keys=True, default=str))
-            if key not in readiness:
+            if key not in readiness and key not in on_cluster and self._cluster:
+                # The models live on the cluster's workers: each is asked (per worker, in words).
+                try:
+                    lacks = self._cluster_lacks(panel)
+                except ComicStudioError as exc:  # the cluster was declined: nothing is queued
+                    problems.append(str(exc))
+                    break
+                if lacks is not None:
+                    on_cluster[key] = lacks
+            if on_cluster.get(key):
+                problems.append(f"{self.panel_label(panel_id)}: {on_cluster[key]}")
+                continue
+            if key not in readiness and key not in on_cluster:
                 readiness[key] = backend_readiness(panel.backend, self.model_places, panel.backend_settings)
-            if readiness[key].installed and not readiness[key].ready:
+            if key in readiness and readiness[key].installed and not readiness[key].ready:
                 blocked.append(panel_id)
                 continue
             if self.anchors.defer_panel(panel, priority):

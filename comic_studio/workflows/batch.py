@@ -131,9 +131,14 @@ def _render_on_engine(
                 finals[message.job_id] = message
                 arrived.notify_all()
 
+    requests = [_engine_request(doc, panel.id, backend) for panel in todo]
+    if hasattr(engine, "call_workers"):  # a cluster: every worker must have the models, said per worker
+        from comic_studio.workflows.cluster_probe import check_worker_models
+
+        check_worker_models(engine, requests)
     unsubscribe = engine.subscribe(on_message)
     try:
-        job_ids = [engine.submit(_engine_request(doc, panel.id, backend)) for panel in todo]
+        job_ids = [engine.submit(request) for request in requests]
         for done, (panel, job_id) in enumerate(zip(todo, job_ids)):
             progress("render", done, len(todo))
             with arrived:

@@ -166,3 +166,16 @@ def test_render_cli_on_a_local_cluster_equals_the_local_render(tmp_path):
     assert pages
     for name in pages:
         assert (tmp_path / "here" / name).read_bytes() == (tmp_path / "cluster" / name).read_bytes()
+
+
+def test_missing_models_are_reported_per_worker(ray_session, tiny_kit, tmp_path):
+    from comic_studio.workflows.cluster_probe import check_worker_models
+
+    # This worker's default SDXL is a folder that is not there (its models folder lacks it).
+    with ClusterEngine(workers=1, worker_env={"COMIC_STUDIO_SDXL_MODEL": str(tmp_path / "gone")}) as engine:
+        with pytest.raises(ClusterError, match=r"(?i)missing on the cluster's workers.*worker-1 \(\S+\): .*sdxl"):
+            check_worker_models(engine, [GenerationRequest(backend="sdxl", width=64, height=64)])
+        storyboard = GenerationRequest(backend="storyboard", width=64, height=64)
+        check_worker_models(engine, [storyboard])  # needs no models: nothing to say
+        named = GenerationRequest(backend="sdxl", width=64, height=64, backend_settings={"model": str(tiny_kit.sdxl)})
+        check_worker_models(engine, [named])  # the panel names a model the worker has

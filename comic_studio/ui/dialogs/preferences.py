@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from comic_studio.core.layout import load_presets
 from comic_studio.core.model import ReadingDirection
 from comic_studio.core.settings import MAX_AUTOSAVE_MINUTES, AppSettings
+from comic_studio.ui.dialogs.render_on import RenderOnGroup
 
 THEME_LABELS = {"system": "Follow the system", "light": "Light", "dark": "Dark"}
 DEVICE_LABELS = {"auto": "Automatic", "cuda": "NVIDIA GPU (CUDA)", "mps": "Apple GPU (Metal)", "cpu": "CPU only"}
@@ -157,12 +158,14 @@ class PreferencesDialog(QDialog):
         note.setWordWrap(True)
         form.addRow(note)
 
+        self.render_on = RenderOnGroup(settings)
+
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
 
         layout = QVBoxLayout(self)
-        for group in (folders, defaults, app, parsers):
+        for group in (folders, defaults, app, self.render_on, parsers):
             layout.addWidget(group)
         layout.addWidget(buttons)
 
@@ -183,6 +186,7 @@ class PreferencesDialog(QDialog):
             "llm_model": self.llm_model.text().strip(),
             "openai_base_url": self.openai_base_url.text().strip(),
             "openai_model": self.openai_model.text().strip(),
+            **self.render_on.values(),
         }
 
     def apply_to(self, settings: AppSettings) -> None:
