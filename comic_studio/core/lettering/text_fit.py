@@ -147,12 +147,15 @@ def fit_text(text: str, font: Path, area_w: float, area_h: float, min_size: floa
 
 
 def size_range(kind: BalloonKind, style: BalloonStyle, area: Box) -> tuple[float, float]:
-    """Font-size bounds for a balloon. SFX are display lettering: their box sets the size, so the
-    upper bound grows to what one line of the box's height allows."""
+    """Font-size bounds for a balloon. Dialogue and captions are lettered at one type size, the
+    style's (clamped to its min/max), as a letterer keeps one size per book: text that does not
+    fit grows the balloon (:mod:`.grow`) or is reported, never shrunk. SFX are display lettering:
+    their box sets the size, so the upper bound grows to what one line of the box's height allows."""
+    if kind is not BalloonKind.SFX:
+        size = preferred_size(kind, style)
+        return size, size
     lo, hi = style.min_font_size, max(style.min_font_size, style.max_font_size)
-    if kind is BalloonKind.SFX:
-        hi = min(SFX_MAX_SIZE, max(hi, area.h / LINE_HEIGHT))
-    return lo, hi
+    return lo, min(SFX_MAX_SIZE, max(hi, area.h / LINE_HEIGHT))
 
 
 def position_lines(fit: FitResult, font: Path, area: Box, align: str) -> tuple[TextLine, ...]:

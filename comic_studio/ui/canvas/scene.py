@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsScene, QMenu
 from comic_studio.core import editing
 from comic_studio.core.changes import Changes
 from comic_studio.core.layout import clamp_border_delta, find_shared_borders
+from comic_studio.core.lettering.grow import house_style
 from comic_studio.core.model import Balloon, BalloonKind, Box, Page, Panel
 from comic_studio.ui.canvas import tools
 from comic_studio.ui.canvas.items import (
@@ -325,9 +326,10 @@ class PageScene(QGraphicsScene):
             return None
         panel = found[1]
         at = (pos.x(), pos.y())
-        box = tools.new_balloon_box(kind, panel, at)
+        style = house_style(self.ctx.document.project)  # the book's type size, not a default
+        box = tools.new_balloon_box(kind, panel, at, style)
         speaker = None if kind in (BalloonKind.CAPTION, BalloonKind.SFX) else tools.nearest_speaker(panel, at)
-        balloon = self.ctx.edit(editing.add_balloon, panel.id, kind, box, "", speaker)
+        balloon = self.ctx.edit(editing.add_balloon, panel.id, kind, box, "", speaker, style)
         if balloon is not None:
             self.ctx.select_balloon(balloon.id)
         return balloon

@@ -37,11 +37,12 @@ def tool_kind(tool: str) -> BalloonKind | None:
     return TOOL_KINDS.get(tool)
 
 
-def new_balloon_box(kind: BalloonKind, panel: Panel, at: tuple[float, float]) -> Box:
-    """A box centred on ``at`` sized for the kind's sample text, no wider than 80 % of the panel,
-    shifted to stay inside the panel's bounding box where it fits."""
+def new_balloon_box(kind: BalloonKind, panel: Panel, at: tuple[float, float], style: BalloonStyle | None = None) -> Box:
+    """A box centred on ``at`` sized for the kind's sample text at ``style``'s type size (the
+    book's, :func:`~comic_studio.core.lettering.grow.house_style`), no wider than 80 % of the
+    panel, shifted to stay inside the panel's bounding box where it fits."""
     pb = bbox(panel.shape)
-    w, h = fit_box_for_text(SAMPLE_TEXT[kind], kind, BalloonStyle(), max(24.0, 0.8 * pb.w))
+    w, h = fit_box_for_text(SAMPLE_TEXT[kind], kind, style or BalloonStyle(), max(24.0, 0.8 * pb.w))
     x = min(max(at[0] - w / 2, pb.x), max(pb.x, pb.x + pb.w - w))
     y = min(max(at[1] - h / 2, pb.y), max(pb.y, pb.y + pb.h - h))
     return Box(x=x, y=y, w=w, h=h)
