@@ -2,8 +2,10 @@
 
 A candidate-grid search, one balloon at a time: every position of the balloon's box on a grid
 over the panel's inset bounding box gets a cost, and the cheapest wins. Hard costs (large
-constants) forbid covering a head, overlapping an earlier balloon, leaving the panel, or breaking
-reading order; soft costs pull a balloon toward the reading start (top-left, or top-right for
+constants) forbid covering a face or a name tag (:func:`keep_out_boxes`), overlapping an earlier
+balloon, leaving the panel, or breaking reading order; covering the rest of a head (its crown) costs
+less, so a close-up that fills the panel gets its balloon over the crown, not over the face. Three
+shapes are tried per balloon (comfortable, narrow, wide), the comfortable one preferred; soft costs pull a balloon toward the reading start (top-left, or top-right for
 right-to-left books) and toward its speaker. Everything is computed in a fixed order with strict
 comparisons, so the same input always yields the same layout.
 """
@@ -18,7 +20,7 @@ from enum import Enum
 from comic_studio.core.errors import LayoutError
 from comic_studio.core.lettering._geom import bbox, point_in_polygon
 from comic_studio.core.lettering.tails import panel_to_page
-from comic_studio.core.lettering.text_fit import fit_box_for_text
+from comic_studio.core.lettering.text_fit import box_for_width, fit_box_for_text
 from comic_studio.core.model import (
     MAX_BALLOON_TEXT,
     MAX_BALLOONS_PER_PANEL,
@@ -38,6 +40,10 @@ MIN_MARGIN = 4.0
 BALLOON_GAP = 3.0  # clear space kept between balloons, points
 _HARD = 1000.0
 _TAIL_CROSSING = 300.0  # bad, but better than covering a face or another balloon
+_CROWN = 400.0  # covering the top of a head (not its face): only where nothing else is free
+_TOO_BIG = 600.0
+_OTHER_WIDTHS = (0.35, 0.7, 1.0)  # × the inner width: narrow, wide and full-width balloons
+_SHAPE = 0.15  # a balloon shaped other than its comfortable width, when that one has room
 _MAX_WIDTH = {BalloonKind.CAPTION: 0.6, BalloonKind.SFX: 0.5}  # × inner width; others 0.55
 _TAILED = (BalloonKind.SPEECH, BalloonKind.THOUGHT, BalloonKind.SHOUT, BalloonKind.WHISPER)
 
@@ -61,9 +67,11 @@ def _as_kind(kind: object) -> BalloonKind:
 
 
 def _heads(panel: Panel) -> list[_Head]:
-    """Head ellipses in page units: a circle of ``head_radius`` in panel-normalised space is an
-    ellipse on the page when the panel is not square."""
+    """Head ellipses in page units. ``head_radius`` is a fraction of the panel's shorter side (as
+    the storyboard reports it: the head's larger semi-axis over the image's shorter side), so the
+    head is a circle on the page."""
     x0, y0, x1, y1 = bbox(panel.shape)
+    short = max(min(x1 - x0, y1 - y0), 1e-6)
     result = panel.result()
     seen: set[str] = set()
     heads = []
@@ -72,9 +80,35 @@ def _heads(panel: Panel) -> list[_Head]:
             continue
         seen.add(placement.character_id)
         cx, cy = panel_to_page(panel, placement.head)
-        r = placement.head_radius
-        heads.append(_Head(placement.character_id, cx, cy, max(r * (x1 - x0), 1e-6), max(r * (y1 - y0), 1e-6)))
+        r = max(placement.head_radius * short, 1e-6)
+        heads.append(_Head(placement.character_id, cx, cy, r, r))
     return heads
+
+
+FACE_TOP = 0.35
+"""Where a face starts, as a fraction of the head's radius above its centre: the eyes sit on the
+centre line and the brows about a third of the radius above it. The forehead and crown above may
+be covered when nothing else is free, as letterers do in close-ups that fill the panel."""
+
+
+def keep_out_boxes(panel: Panel) -> list[Box]:
+    """What automatic placement never covers, in page units: each figure's face (its head box from
+    the brow line down to the chin) and each name tag the image carries."""
+    x0, y0, x1, y1 = bbox(panel.shape)
+    boxes = [
+        Box(x=h.cx - h.rx, y=h.cy - FACE_TOP * h.ry, w=2 * h.rx, h=(1 + FACE_TOP) * h.ry) for h in _heads(panel)
+    ]
+    result = panel.result()
+    seen: set[str] = set()
+    for placement in list(panel.characters) + (list(result.heads) if result else []):
+        tag = placement.name_tag
+        if tag is None or placement.character_id in seen:
+            continue
+        seen.add(placement.character_id)
+        boxes.append(
+            Box(x=x0 + tag.x * (x1 - x0), y=y0 + tag.y * (y1 - y0), w=tag.w * (x1 - x0), h=tag.h * (y1 - y0))
+        )
+    return boxes
 
 
 def _rect_hits_ellipse(box: Box, head: _Head) -> float:
@@ -166,16 +200,21 @@ def _cost(
     frame: _Frame,
     polygon: Sequence[tuple[float, float]],
     heads: list[_Head],
+    keep_out: list[Box],
     placed: list[Box],
     previous: Box | None,
     speaker: _Head | None,
     tails: list[tuple[tuple[float, float], tuple[float, float]]],
 ) -> float:
     cost = 0.0
+    for zone in keep_out:
+        area = _overlap_area(box, zone, BALLOON_GAP)
+        if area > 0:
+            cost += _HARD * (1 + area / max(zone.w * zone.h, 1e-6))
     for head in heads:
         depth = _rect_hits_ellipse(box, head)
         if depth > 0:
-            cost += _HARD * (1 + depth)
+            cost += _CROWN * (1 + depth)  # the rest of the head (crown, hair): avoided when possible
     for other in placed:
         area = _overlap_area(box, other, BALLOON_GAP)
         if area > 0:
@@ -241,6 +280,7 @@ def place_balloons(
     style = style or BalloonStyle()
     frame = _Frame(panel, project.reading_direction is ReadingDirection.RTL)
     heads = _heads(panel)
+    keep_out = keep_out_boxes(panel)
     head_of = {h.character_id: h for h in heads}
     kinds = [_as_kind(kind) for kind, _, _ in lines]
     placed: list[Box] = [b.box for b in panel.balloons if not b.auto_placed]
@@ -251,15 +291,28 @@ def place_balloons(
     tails: list[tuple[tuple[float, float], tuple[float, float]]] = []
     for i in order:
         kind, (_, text, speaker_id) = kinds[i], lines[i]
-        w, h = fit_box_for_text(text, kind, style, _MAX_WIDTH.get(kind, 0.55) * frame.w)
+        comfortable = _MAX_WIDTH.get(kind, 0.55)
         speaker = head_of.get(speaker_id) if speaker_id and kind in _TAILED else None
         chained = kind is not BalloonKind.SFX
         best: Box | None = None
         best_cost = math.inf
-        for candidate in frame.candidates(w, h):
-            c = _cost(candidate, kind, frame, panel.shape, heads, placed, previous if chained else None, speaker, tails)
-            if c < best_cost:
-                best, best_cost = candidate, c
+        # The comfortable shape first; a narrower or a wider one when it finds room the first does
+        # not (beside a close-up's face, over its crown), at a small cost so it wins only then.
+        for fraction in (None, *_OTHER_WIDTHS):
+            if fraction is None:
+                w, h = fit_box_for_text(text, kind, style, comfortable * frame.w)
+            else:
+                w, h = box_for_width(text, kind, style, fraction * frame.w)
+            extra = 0.0 if fraction is None else _SHAPE
+            if w > frame.w or h > frame.h:
+                extra += _TOO_BIG  # squeezed into the panel: its text would not fit at the type size
+            for candidate in frame.candidates(w, h):
+                c = extra + _cost(
+                    candidate, kind, frame, panel.shape, heads, keep_out, placed,
+                    previous if chained else None, speaker, tails,
+                )  # fmt: skip
+                if c < best_cost:
+                    best, best_cost = candidate, c
         assert best is not None  # the grid always has at least one candidate
         boxes[i] = best
         placed.append(best)

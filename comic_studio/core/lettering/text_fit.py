@@ -227,3 +227,23 @@ def fit_box_for_text(text: str, kind: BalloonKind, style: BalloonStyle, max_widt
             break
         wrap_w = max(longest_word, wrap_w * 0.9)
     return w, h
+
+
+def box_for_width(text: str, kind: BalloonKind, style: BalloonStyle, width: float) -> tuple[float, float]:
+    """A ``(w, h)`` box about ``width`` wide holding ``text`` at the preferred size: the text is
+    wrapped to the text area such a box has, and the box is the smallest that holds that block.
+    Automatic placement tries a few widths (a wide, shallow balloon fits over a close-up's face)."""
+    font = font_file_for(kind, style)
+    size = preferred_size(kind, style)
+    ellipse = text_ellipse(kind, Box(x=0, y=0, w=1, h=1)) is not None
+    wrap_w = max(1.0, (width / math.sqrt(2) if ellipse else width) - 2 * text_padding(kind, style))
+    longest = max((text_width(font, word, size) for word in text.split()), default=1.0)
+    w = h = 0.0
+    for _ in range(40):  # the body's own margins may make the box wider than asked: wrap tighter
+        lines = wrap_text(text, font, size, wrap_w) if text.strip() else [("", 0.0)]
+        block_w = max(max(lw for _, lw in lines), 1.0)
+        w, h = _box_for_block(kind, style, block_w, len(lines) * LINE_HEIGHT * size)
+        if w <= width or wrap_w <= longest:
+            break
+        wrap_w = max(longest, wrap_w * 0.92)
+    return w, h
