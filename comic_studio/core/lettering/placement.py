@@ -96,7 +96,9 @@ def keep_out_boxes(panel: Panel) -> list[Box]:
     the brow line down to the chin) and each name tag the image carries."""
     x0, y0, x1, y1 = bbox(panel.shape)
     boxes = [
-        Box(x=h.cx - h.rx, y=h.cy - FACE_TOP * h.ry, w=2 * h.rx, h=(1 + FACE_TOP) * h.ry) for h in _heads(panel)
+        Box(x=h.cx - h.rx, y=h.cy - FACE_TOP * h.ry, w=2 * h.rx, h=(1 + FACE_TOP) * h.ry)
+        for h in _heads(panel)
+        if h.rx > 1e-3  # a head outside the image is reported with no size: nothing to cover
     ]
     result = panel.result()
     seen: set[str] = set()
