@@ -40,7 +40,7 @@ from comic_studio.ui.images import pil_to_qimage
 from comic_studio.ui.training_jobs import TrainingJobs
 from comic_studio.workflows.lettering import apply_lettering, letter_panel, lettering_lines
 from comic_studio.workflows.readiness import Readiness, backend_readiness, missing_models_text
-from comic_studio.workflows.requests import build_request, hydrate_request, panel_seed
+from comic_studio.workflows.requests import build_request, hydrate_request, panel_pixel_size, panel_seed
 from comic_studio.workflows.results import record_comparison, record_result
 from comic_studio.workflows.standardize import record_standard_sheet, standardize_request
 from comic_studio.workflows.tryon import tryon_request
@@ -323,6 +323,35 @@ class RenderService(QObject):
         self._batches += 1
         job = self._jobs[job_id]
         job.regenerate, job.batch = True, ("render", self._batches)
+        self.jobs_changed.emit()
+        return job_id
+
+    def rerender_at_panel_size(self, panel_id: str, priority: int = 0) -> str | None:
+        """A stale panel (its crop cuts a figure, :mod:`comic_studio.workflows.stale`) rendered
+        again: the current result's request replayed (same seed, pose, figures and settings) at
+        the panel's present pixel size. Returns the job id, or None (the reason in ``ctx.message``)."""
+        project = self.ctx.document.project
+        found = project.find_panel(panel_id)
+        result = found[1].result() if found else None
+        if found is None or result is None:
+            self.ctx.message.emit(f"panel {panel_id!r} has no image to render again")
+            return None
+        try:
+            request = hydrate_request(GenerationRequest.from_dict(result.request), self.ctx.document.assets)
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"Cannot render this panel again: {exc}")
+            return None
+        width, height = panel_pixel_size(project, found[1])
+        request = request.model_copy(update={"panel_id": panel_id, "width": width, "height": height})
+        request = self.anchors.replay(panel_id, result.id, request, priority)
+        if request is None:
+            return None
+        job_id = self._submit(request, priority, self.panel_label(panel_id) + " (new size)", found[0].id)
+        if job_id is None:
+            self.ctx.message.emit(self._last_problem)
+            return None
+        self._batches += 1
+        self._jobs[job_id].batch = ("render", self._batches)
         self.jobs_changed.emit()
         return job_id
 

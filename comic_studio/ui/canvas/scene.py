@@ -34,6 +34,7 @@ from comic_studio.ui.canvas.items import (
 from comic_studio.ui.canvas.live_render import LiveRenderController
 from comic_studio.ui.canvas.painting import ImageCache, shared_image_cache
 from comic_studio.ui.canvas.pose_overlay import PoseOverlayController
+from comic_studio.ui.canvas.stale_marker import StaleMarkers
 from comic_studio.ui.context import StudioContext
 
 
@@ -62,6 +63,8 @@ class PageScene(QGraphicsScene):
         self.pose_overlay = PoseOverlayController(self)
         self.live = LiveRenderController(self)
         """Renders in progress shown in their panels, once :meth:`LiveRenderController.follow` is called."""
+        self.stale = StaleMarkers(self)
+        """Panels whose crop now cuts a figure: marked, with one-click re-render."""
         self.selectionChanged.connect(self._qt_selection_changed)
         self.images.image_ready.connect(self._image_ready)
         ctx.document_changed.connect(self._document_changed)
@@ -113,6 +116,7 @@ class PageScene(QGraphicsScene):
         self._sync_balloons(page)
         self.pose_overlay.sync(page)
         self.live.sync(page)
+        self.stale.sync(page)
         if self._drag is None or self._drag["kind"] != "border":
             self._sync_borders(page)
         self._ctx_selection_changed()
@@ -121,6 +125,7 @@ class PageScene(QGraphicsScene):
         self._drag = None
         self.pose_overlay.forget_items()
         self.live.forget_items()
+        self.stale.forget_items()
         self.clear()
         self.page_item = self.guides_item = None
         self.panel_items, self.balloon_items, self.border_items = {}, {}, []

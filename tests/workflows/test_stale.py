@@ -1,0 +1,49 @@
+"""Stale crops: which panel shapes cut a rendered figure (cover crop), from the result's own data."""
+
+from __future__ import annotations
+
+import pytest
+
+from comic_studio.core.model import Box, CharacterPlacement, Panel, PanelResult
+from comic_studio.workflows.stale import stale_crop, visible_window
+
+
+def _panel(w: float, h: float, head=(0.5, 0.3), radius=0.1, body=Box(x=0.4, y=0.15, w=0.2, h=0.8)) -> Panel:
+    result = PanelResult(
+        asset="0" * 64,
+        backend="storyboard",
+        seed=7,
+        request={"width": 400, "height": 400},
+        created_at="2026-01-01T00:00:00",
+        heads=[CharacterPlacement(character_id="mara", head=head, head_radius=radius, body=body)],
+    )
+    return Panel(shape=[(0, 0), (w, 0), (w, h), (0, h)], results=[result])
+
+
+def test_visible_window_is_the_centred_cover_crop():
+    assert visible_window((400, 400), Box(x=0, y=0, w=200, h=100)) == Box(x=0, y=0.25, w=1, h=0.5)
+    assert visible_window((400, 200), Box(x=0, y=0, w=100, h=100)) == Box(x=0.25, y=0, w=0.5, h=1)
+    assert visible_window((300, 300), Box(x=5, y=5, w=50, h=50)) == Box(x=0, y=0, w=1, h=1)
+
+
+def test_same_proportions_or_a_mild_change_is_not_stale():
+    assert stale_crop(_panel(200, 200)) is None  # as rendered
+    assert stale_crop(_panel(220, 200)) is None  # 5 % off the top and bottom: the figure stays whole
+
+
+def test_a_crop_that_cuts_the_head_or_the_body_is_stale():
+    # Twice as wide: only the middle half of the height shows; head at v=0.3 is cut.
+    stale = stale_crop(_panel(400, 200))
+    assert stale is not None and stale.cut == ("mara",) and stale.image_size == (400, 400)
+    # The head stays whole when it sits in the middle, but 80 % of the body's height is lost.
+    assert stale_crop(_panel(400, 200, head=(0.5, 0.5))) is not None
+    # A narrow panel cuts the sides: a figure at the edge is cut, one in the middle is not.
+    assert stale_crop(_panel(100, 200, head=(0.1, 0.5), body=Box(x=0.02, y=0.3, w=0.16, h=0.6))) is not None
+    assert stale_crop(_panel(100, 200, head=(0.5, 0.5), body=Box(x=0.45, y=0.3, w=0.1, h=0.6))) is None
+
+
+@pytest.mark.parametrize("request_data", [{}, {"width": "x", "height": 3}, {"width": 0, "height": 10}])
+def test_unknown_image_size_is_never_stale(request_data):
+    panel = _panel(400, 100)
+    panel.results[0].request = request_data
+    assert stale_crop(panel) is None
