@@ -59,7 +59,7 @@ def stored(ctx, balloon_id):
     raise AssertionError(balloon_id)
 
 
-def test_typing_grows_the_balloon_at_one_type_size_as_one_undo_step(qtbot, canvas, ctx):
+def test_typing_grows_the_balloon_at_one_type_size_as_one_undo_step(qtbot, canvas, ctx, shots):
     panel, _ = cast(ctx, (0.75, 0.35))
     pb = bbox(panel.shape)
     canvas.set_tool("speech")
@@ -79,6 +79,7 @@ def test_typing_grows_the_balloon_at_one_type_size_as_one_undo_step(qtbot, canva
     assert inside.y - 1e-6 <= grown.box.y and grown.box.y + grown.box.h <= inside.y + inside.h + 1e-6
     item = canvas.page_scene.balloon_items[balloon.id]
     assert item.problem == "" and not item.fit_note.isVisible() and item.toolTip() == ""
+    canvas.grab().save(str(shots / "lettering_grown_balloon.png"))
     # The typing and the growth are one step: one undo gives back the empty balloon at its size.
     assert ctx.undo_stack.count() == steps + 1
     ctx.undo_stack.undo()
@@ -86,7 +87,7 @@ def test_typing_grows_the_balloon_at_one_type_size_as_one_undo_step(qtbot, canva
     assert back.text == "" and back.box == first
 
 
-def test_text_that_cannot_fit_says_why_and_what_to_do(qtbot, canvas, ctx):
+def test_text_that_cannot_fit_says_why_and_what_to_do(qtbot, canvas, ctx, shots):
     panel = ctx.current_page.panels_in_order()[0]
     # A small panel (an inset, say) that ten lines of dialogue cannot fit at 10 pt.
     small = [(40.0, 40.0), (160.0, 40.0), (160.0, 130.0), (40.0, 130.0)]
@@ -101,6 +102,7 @@ def test_text_that_cannot_fit_says_why_and_what_to_do(qtbot, canvas, ctx):
     assert "type size (10 pt)" in item.problem and "Shorten the text" in item.problem
     assert item.toolTip() == item.problem
     assert item.fit_note.isVisible() and item.fit_note.text == item.problem
+    canvas.grab().save(str(shots / "lettering_cannot_fit_note.png"))
     # A balloon the author made too small by hand, in a panel with room: the note says how to fix it.
     big = [(40.0, 40.0), (300.0, 40.0), (300.0, 400.0), (40.0, 400.0)]
     ctx.document.execute(SetFields(("panel", panel.id), "Shape", shape=big))
@@ -109,7 +111,7 @@ def test_text_that_cannot_fit_says_why_and_what_to_do(qtbot, canvas, ctx):
     assert item.fit_note.isVisible()
 
 
-def test_inspector_edits_each_balloon_property_as_one_undo_step(qtbot, ctx):
+def test_inspector_edits_each_balloon_property_as_one_undo_step(qtbot, ctx, shots):
     page = editing.add_page(ctx.document, "grid-2x2")
     ctx.select_page(page.id)
     panel, (ann, ben) = cast(ctx, (0.25, 0.4), (0.75, 0.4))
@@ -126,6 +128,8 @@ def test_inspector_edits_each_balloon_property_as_one_undo_step(qtbot, ctx):
     assert section.isVisible()
     assert section.speaker.currentData() == ann.id and section.kind.currentData() == "speech"
     assert section.size.value() == 10.0 and section.tail.isChecked() and section.text.toPlainText() == "Hi"
+    inspector.resize(380, 700)
+    inspector.grab().save(str(shots / "inspector_balloon_section.png"))
 
     def step(action) -> None:
         before = ctx.undo_stack.count()
