@@ -3,8 +3,8 @@
 A candidate-grid search, one balloon at a time: every position of the balloon's box on a grid
 over the panel's inset bounding box gets a cost, and the cheapest wins. Hard costs (large
 constants) forbid covering a face or a name tag (:func:`keep_out_boxes`), overlapping an earlier
-balloon, leaving the panel, or breaking reading order; covering the rest of a head (its crown) costs
-less, so a close-up that fills the panel gets its balloon over the crown, not over the face. Three
+balloon, leaving the panel, or breaking reading order; a face or a tag costs twice what the rest of
+a head does, so a close-up that fills the panel gets its balloon over the crown, not the face. Three
 shapes are tried per balloon (comfortable, narrow, wide), the comfortable one preferred; soft costs pull a balloon toward the reading start (top-left, or top-right for
 right-to-left books) and toward its speaker. Everything is computed in a fixed order with strict
 comparisons, so the same input always yields the same layout.
@@ -40,7 +40,7 @@ MIN_MARGIN = 4.0
 BALLOON_GAP = 3.0  # clear space kept between balloons, points
 _HARD = 1000.0
 _TAIL_CROSSING = 300.0  # bad, but better than covering a face or another balloon
-_CROWN = 400.0  # covering the top of a head (not its face): only where nothing else is free
+_FACE = 2 * _HARD  # a face or a name tag: worse than anything else, the crown of a head included
 _TOO_BIG = 600.0
 _OTHER_WIDTHS = (0.35, 0.7, 1.0)  # × the inner width: narrow, wide and full-width balloons
 _SHAPE = 0.15  # a balloon shaped other than its comfortable width, when that one has room
@@ -67,11 +67,10 @@ def _as_kind(kind: object) -> BalloonKind:
 
 
 def _heads(panel: Panel) -> list[_Head]:
-    """Head ellipses in page units. ``head_radius`` is a fraction of the panel's shorter side (as
-    the storyboard reports it: the head's larger semi-axis over the image's shorter side), so the
-    head is a circle on the page."""
+    """Head ellipses in page units: a circle of ``head_radius`` in panel-normalised space is an
+    ellipse on the page when the panel is not square. (The storyboard reports the radius over the
+    image's shorter side; reading it over each side is the larger, safer head.)"""
     x0, y0, x1, y1 = bbox(panel.shape)
-    short = max(min(x1 - x0, y1 - y0), 1e-6)
     result = panel.result()
     seen: set[str] = set()
     heads = []
@@ -80,8 +79,8 @@ def _heads(panel: Panel) -> list[_Head]:
             continue
         seen.add(placement.character_id)
         cx, cy = panel_to_page(panel, placement.head)
-        r = max(placement.head_radius * short, 1e-6)
-        heads.append(_Head(placement.character_id, cx, cy, r, r))
+        r = placement.head_radius
+        heads.append(_Head(placement.character_id, cx, cy, max(r * (x1 - x0), 1e-6), max(r * (y1 - y0), 1e-6)))
     return heads
 
 
@@ -212,11 +211,11 @@ def _cost(
     for zone in keep_out:
         area = _overlap_area(box, zone, BALLOON_GAP)
         if area > 0:
-            cost += _HARD * (1 + area / max(zone.w * zone.h, 1e-6))
+            cost += _FACE * (1 + area / max(zone.w * zone.h, 1e-6))
     for head in heads:
         depth = _rect_hits_ellipse(box, head)
         if depth > 0:
-            cost += _CROWN * (1 + depth)  # the rest of the head (crown, hair): avoided when possible
+            cost += _HARD * (1 + depth)  # any part of a head: avoided wherever there is room
     for other in placed:
         area = _overlap_area(box, other, BALLOON_GAP)
         if area > 0:
