@@ -121,7 +121,9 @@ class BalloonInspector(QGroupBox):
         self.refresh()
 
     def _on_document_changed(self, changes: Changes) -> None:
-        if self.balloon_id is not None and changes.touches(ChangeKind.BALLOONS | ChangeKind.PANELS | ChangeKind.CHARACTERS | ChangeKind.PAGES):
+        if self.balloon_id is not None and changes.touches(
+            ChangeKind.BALLOONS | ChangeKind.PANELS | ChangeKind.CHARACTERS | ChangeKind.PAGES
+        ):
             self.refresh()
 
     def refresh(self) -> None:

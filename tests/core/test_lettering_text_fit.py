@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from comic_studio.core.lettering import balloon_geometry, fit_box_for_text, text_area
 from comic_studio.core.lettering.fonts import font_metrics, font_path, text_width
-from comic_studio.core.lettering.text_fit import LINE_HEIGHT, fit_text, wrap_text
+from comic_studio.core.lettering.text_fit import LINE_HEIGHT, wrap_text
 from comic_studio.core.model import Balloon, BalloonKind, BalloonStyle, Box, PageFormat, Panel, Project
 
 PROJECT = Project(page_format=PageFormat(width=612, height=792))

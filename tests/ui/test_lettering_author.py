@@ -174,7 +174,12 @@ def test_new_balloons_take_the_books_type_size_and_aim_at_the_nearest_character(
     panel, (ann, ben) = cast(ctx, (0.2, 0.4), (0.8, 0.4))
     pb = bbox(panel.shape)
     editing.add_balloon(
-        ctx.document, panel.id, BalloonKind.CAPTION, Box(x=pb.x, y=pb.y, w=80, h=20), "Later", style=BalloonStyle(font_size=11.0)
+        ctx.document,
+        panel.id,
+        BalloonKind.CAPTION,
+        Box(x=pb.x, y=pb.y, w=80, h=20),
+        "Later",
+        style=BalloonStyle(font_size=11.0),
     )
     canvas.set_tool("speech")
     qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=to_view(canvas, pb.x + 0.85 * pb.w, pb.cy))
@@ -183,7 +188,9 @@ def test_new_balloons_take_the_books_type_size_and_aim_at_the_nearest_character(
     assert new.style.font_size == 11.0  # the book's size, not the default 10
     assert new.tail is not None and new.tail.character_id == ben.id
     canvas.set_tool("caption")
-    qtbot.mouseClick(canvas.viewport(), Qt.MouseButton.LeftButton, pos=to_view(canvas, pb.x + 0.2 * pb.w, pb.y + 0.8 * pb.h))
+    qtbot.mouseClick(
+        canvas.viewport(), Qt.MouseButton.LeftButton, pos=to_view(canvas, pb.x + 0.2 * pb.w, pb.y + 0.8 * pb.h)
+    )
     canvas.editor.finish()
     caption = ctx.document.project.find_panel(panel.id)[1].balloons[-1]
     assert caption.kind is BalloonKind.CAPTION and caption.tail is None
@@ -199,7 +206,9 @@ def test_tool_shortcuts_are_mnemonic_and_clash_with_nothing(qtbot, tmp_path, mon
     qtbot.addWidget(window)
     keys = {t: window.action_map[f"tool_{t}"].shortcut().toString() for t in ("speech", "thought", "shout")}
     assert keys == {"speech": "S", "thought": "T", "shout": "H"}
-    texts = {t: window.action_map[f"tool_{t}"].text() for t in ("speech", "thought", "shout", "whisper", "caption", "sfx")}
+    texts = {
+        t: window.action_map[f"tool_{t}"].text() for t in ("speech", "thought", "shout", "whisper", "caption", "sfx")
+    }
     assert texts == {
         "speech": "&Speech",
         "thought": "&Thought",
@@ -218,7 +227,9 @@ def test_tool_shortcuts_are_mnemonic_and_clash_with_nothing(qtbot, tmp_path, mon
             assert text not in seen or seen[text] == action.text(), (text, seen.get(text), action.text())
             seen[text] = action.text()
     # The mnemonics within the Tools menu are distinct too.
-    tools_menu = next(m for m in window.menuBar().findChildren(type(window.menuBar().actions()[0].menu())) if m.title() == "&Tools")
+    tools_menu = next(
+        m for m in window.menuBar().findChildren(type(window.menuBar().actions()[0].menu())) if m.title() == "&Tools"
+    )
     letters = [a.text()[a.text().index("&") + 1].lower() for a in tools_menu.actions() if "&" in a.text()]
     assert len(letters) == len(set(letters)) == 7
     # The action a key stands for picks the tool on the canvas.

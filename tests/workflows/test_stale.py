@@ -7,8 +7,10 @@ import pytest
 from comic_studio.core.model import Box, CharacterPlacement, Panel, PanelResult
 from comic_studio.workflows.stale import stale_crop, visible_window
 
+STANDING = Box(x=0.4, y=0.15, w=0.2, h=0.8)
 
-def _panel(w: float, h: float, head=(0.5, 0.3), radius=0.1, body=Box(x=0.4, y=0.15, w=0.2, h=0.8)) -> Panel:
+
+def _panel(w: float, h: float, head=(0.5, 0.3), radius=0.1, body=STANDING) -> Panel:
     result = PanelResult(
         asset="0" * 64,
         backend="storyboard",

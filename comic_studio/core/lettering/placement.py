@@ -106,9 +106,7 @@ def keep_out_boxes(panel: Panel) -> list[Box]:
         if tag is None or placement.character_id in seen:
             continue
         seen.add(placement.character_id)
-        boxes.append(
-            Box(x=x0 + tag.x * (x1 - x0), y=y0 + tag.y * (y1 - y0), w=tag.w * (x1 - x0), h=tag.h * (y1 - y0))
-        )
+        boxes.append(Box(x=x0 + tag.x * (x1 - x0), y=y0 + tag.y * (y1 - y0), w=tag.w * (x1 - x0), h=tag.h * (y1 - y0)))
     return boxes
 
 

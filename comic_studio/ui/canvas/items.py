@@ -11,7 +11,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen, QPixmap
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPainterPathStroker,
+    QPen,
+    QPixmap,
+)
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneMouseEvent, QStyleOptionGraphicsItem, QWidget
 
 from comic_studio.core.errors import ComicStudioError
@@ -516,7 +526,9 @@ class FitNoteItem(QGraphicsItem):
         painter.drawRoundedRect(self._rect, 4, 4)
         painter.setPen(QColor("#7a1410"))
         painter.setFont(self.font())
-        painter.drawText(self._rect.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD), int(Qt.TextFlag.TextWordWrap), self.text)
+        painter.drawText(
+            self._rect.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD), int(Qt.TextFlag.TextWordWrap), self.text
+        )
 
 
 def tail_tip_point(balloon: Balloon, panel: Panel, project: Project) -> QPointF | None:
