@@ -30,6 +30,7 @@ from PySide6.QtGui import QImage
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lettering import place_balloons
+from comic_studio.core.lettering.grow import house_style
 from comic_studio.core.model import Balloon, Beat, Panel, Project
 from comic_studio.generation.backend_api import MissingCharacterLoras
 from comic_studio.generation.request import GenerationRequest
@@ -696,6 +697,7 @@ class RenderService(QObject):
             snapshot,
             lines,
             stand_in,
+            house_style(project),  # the stand-in has no pages to take the book's type size from
             on_result=lambda balloons: self._apply_lettering(document, panel_id, key, balloons, None, batch),
             on_error=lambda error: self._apply_lettering(document, panel_id, key, None, error, batch),
         )

@@ -19,6 +19,7 @@ from enum import Enum
 
 from comic_studio.core.errors import LayoutError
 from comic_studio.core.lettering._geom import bbox, point_in_polygon
+from comic_studio.core.lettering.grow import house_style
 from comic_studio.core.lettering.tails import panel_to_page
 from comic_studio.core.lettering.text_fit import box_for_width, fit_box_for_text
 from comic_studio.core.model import (
@@ -276,7 +277,7 @@ def place_balloons(
     their tails point. ``panel.balloons`` that are not auto-placed (moved by hand) are avoided.
     """
     check_lettering_cost(panel, lines, f"panel {panel.id!r}")
-    style = style or BalloonStyle()
+    style = style or house_style(project)  # the book's type size, as the author's own balloons
     frame = _Frame(panel, project.reading_direction is ReadingDirection.RTL)
     heads = _heads(panel)
     keep_out = keep_out_boxes(panel)
