@@ -49,3 +49,43 @@ def test_unknown_image_size_is_never_stale(request_data):
     panel = _panel(400, 100)
     panel.results[0].request = request_data
     assert stale_crop(panel) is None
+
+
+def test_gutter_drag_and_template_change_make_a_panel_stale_and_undo_restores_it():
+    from comic_studio.core import editing
+    from comic_studio.core.document import Document
+    from comic_studio.core.layout import find_shared_borders
+    from comic_studio.workflows.requests import panel_pixel_size
+
+    doc = Document.new("Stale")
+    page = doc.project.page(editing.add_page(doc, "grid-2x2").id)
+    panel = page.panels_in_order()[0]
+    width, height = panel_pixel_size(doc.project, panel)
+    # A figure standing at the image's left third, as rendered for the panel's present shape.
+    panel.results.append(
+        PanelResult(
+            asset="0" * 64,
+            backend="storyboard",
+            seed=3,
+            request={"width": width, "height": height},
+            created_at="2026-01-01T00:00:00",
+            heads=[
+                CharacterPlacement(
+                    character_id="mara", head=(0.3, 0.25), head_radius=0.08, body=Box(x=0.2, y=0.17, w=0.2, h=0.8)
+                )
+            ],
+        )
+    )
+    assert stale_crop(panel) is None
+    border = next(
+        b for b in find_shared_borders(page.panels, doc.project.page_format.gutter)
+        if b.orientation == "vertical" and any(pid == panel.id for pid, _ in b.side_a)
+    )  # fmt: skip
+    editing.drag_border(doc, page.id, border, -120.0)  # the panel gets much narrower
+    assert stale_crop(doc.project.find_panel(panel.id)[1]) is not None
+    doc.undo()
+    assert stale_crop(doc.project.find_panel(panel.id)[1]) is None
+    editing.apply_template(doc, page.id, "three-tier")  # a wide tier: the top and bottom are cut
+    assert stale_crop(doc.project.find_panel(panel.id)[1]) is not None
+    doc.undo()
+    assert stale_crop(doc.project.find_panel(panel.id)[1]) is None
