@@ -219,7 +219,8 @@ def _cost(
         area = _overlap_area(box, other, BALLOON_GAP)
         if area > 0:
             cost += _HARD * (1 + area / max(box.w * box.h, 1e-6))
-    cost += _HARD * 0.3 * _outside_points(box, polygon)
+    if polygon:  # empty for an upright rectangle, which every candidate lies inside
+        cost += _HARD * 0.3 * _outside_points(box, polygon)
     if previous is not None and not reads_after(box, previous, frame.rtl):
         cost += _HARD
     # Keep clear of earlier balloons' tails, and keep this balloon's tail off earlier balloons.
@@ -281,6 +282,11 @@ def place_balloons(
     frame = _Frame(panel, project.reading_direction is ReadingDirection.RTL)
     heads = _heads(panel)
     keep_out = keep_out_boxes(panel)
+    # Candidates stay in the panel's inset bounding box: an upright rectangular panel (most are)
+    # contains them all, so only a slanted or odd shape needs the point-in-polygon test.
+    x0, y0, x1, y1 = bbox(panel.shape)
+    upright = len(panel.shape) == 4 and all(x in (x0, x1) and y in (y0, y1) for x, y in panel.shape)
+    outline: Sequence[tuple[float, float]] = () if upright else panel.shape
     head_of = {h.character_id: h for h in heads}
     kinds = [_as_kind(kind) for kind, _, _ in lines]
     placed: list[Box] = [b.box for b in panel.balloons if not b.auto_placed]
@@ -296,9 +302,12 @@ def place_balloons(
         chained = kind is not BalloonKind.SFX
         best: Box | None = None
         best_cost = math.inf
-        # The comfortable shape first; a narrower or a wider one when it finds room the first does
-        # not (beside a close-up's face, over its crown), at a small cost so it wins only then.
+        # The comfortable shape first; a narrower or a wider one only when that finds no free spot
+        # (beside a close-up's face, over its crown), at a small cost so it wins only then. Most
+        # balloons find room at once, so placement costs what it did with one shape.
         for fraction in (None, *_OTHER_WIDTHS):
+            if fraction is not None and best_cost < _TAIL_CROSSING:
+                break
             if fraction is None:
                 w, h = fit_box_for_text(text, kind, style, comfortable * frame.w)
             else:
@@ -308,7 +317,7 @@ def place_balloons(
                 extra += _TOO_BIG  # squeezed into the panel: its text would not fit at the type size
             for candidate in frame.candidates(w, h):
                 c = extra + _cost(
-                    candidate, kind, frame, panel.shape, heads, keep_out, placed,
+                    candidate, kind, frame, outline, heads, keep_out, placed,
                     previous if chained else None, speaker, tails,
                 )  # fmt: skip
                 if c < best_cost:
