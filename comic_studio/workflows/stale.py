@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from comic_studio.core.layout import bbox
+from comic_studio.core.lettering.tails import cover_window
 from comic_studio.core.model import Box, Panel, Project
 
 HEAD_CUT = 0.1
@@ -38,13 +39,7 @@ class StaleCrop:
 
 def visible_window(image_size: tuple[int, int], panel_box: Box) -> Box:
     """The part of the image (0..1 of its width and height) a cover crop shows in ``panel_box``."""
-    iw, ih = image_size
-    ia, pa = iw / max(ih, 1), panel_box.w / max(panel_box.h, 1e-9)
-    if pa > ia:  # the panel is wider: the image fills the width, top and bottom are cut
-        f = ia / pa
-        return Box(x=0.0, y=(1 - f) / 2, w=1.0, h=f)
-    f = pa / ia
-    return Box(x=(1 - f) / 2, y=0.0, w=f, h=1.0)
+    return cover_window(image_size, panel_box)
 
 
 def _outside_1d(lo: float, hi: float, w_lo: float, w_hi: float) -> float:

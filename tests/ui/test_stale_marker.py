@@ -40,6 +40,8 @@ def test_split_marks_a_cut_panel_and_one_click_rerenders_it(qtbot, ctx, shots):
         marker = scene.stale.items[panel.id]
         assert marker.isVisible() and "crop now cuts" in marker.toolTip()
         view.fit_page()
+        images, item = scene.images, scene.panel_items[panel.id]
+        qtbot.waitUntil(lambda: images.cover_pixmap(ctx.document.assets, item.asset, item.rect, 1.0) is not None)
         view.grab().save(str(shots / "stale_marker.png"))
 
         # Undo the split: not stale; redo: stale again.

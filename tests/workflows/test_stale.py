@@ -89,3 +89,25 @@ def test_gutter_drag_and_template_change_make_a_panel_stale_and_undo_restores_it
     assert stale_crop(doc.project.find_panel(panel.id)[1]) is not None
     doc.undo()
     assert stale_crop(doc.project.find_panel(panel.id)[1]) is None
+
+
+def test_tails_and_placement_follow_heads_where_the_recropped_image_draws_them():
+    from comic_studio.core.lettering import place_balloons
+    from comic_studio.core.lettering.placement import keep_out_boxes
+    from comic_studio.core.lettering.tails import head_to_page, target_point
+    from comic_studio.core.model import Balloon, BalloonKind, PageFormat, Project, TailTarget
+
+    # Rendered square; the panel is now twice as wide as tall: the middle half of the height shows.
+    panel = _panel(400, 200, head=(0.5, 0.4), radius=0.05)
+    assert head_to_page(panel, (0.5, 0.4)) == pytest.approx((200.0, 60.0))
+    balloon = Balloon(
+        kind=BalloonKind.SPEECH, text="Hi", box=Box(x=10, y=10, w=60, h=30), tail=TailTarget(character_id="mara")
+    )
+    assert target_point(balloon, panel) == pytest.approx((200.0, 60.0))
+    # The face is as big as the image draws it: the image is 400 pt tall on the page now.
+    [face] = keep_out_boxes(panel)
+    assert face.w == pytest.approx(0.05 * 2 * 400) and abs(face.cy - 60.0) < 0.05 * 400
+    project = Project(page_format=PageFormat(width=612, height=792))
+    [placed] = place_balloons(panel, [(BalloonKind.SPEECH, "Where is the key?", "mara")], project)
+    assert not (placed.box.x < face.x + face.w and face.x < placed.box.x + placed.box.w
+                and placed.box.y < face.y + face.h and face.y < placed.box.y + placed.box.h)  # fmt: skip

@@ -20,7 +20,7 @@ from enum import Enum
 from comic_studio.core.errors import LayoutError
 from comic_studio.core.lettering._geom import bbox, point_in_polygon
 from comic_studio.core.lettering.grow import house_style
-from comic_studio.core.lettering.tails import panel_to_page
+from comic_studio.core.lettering.tails import head_to_page, image_window
 from comic_studio.core.lettering.text_fit import box_for_width, fit_box_for_text
 from comic_studio.core.model import (
     MAX_BALLOON_TEXT,
@@ -72,6 +72,8 @@ def _heads(panel: Panel) -> list[_Head]:
     ellipse on the page when the panel is not square. (The storyboard reports the radius over the
     image's shorter side; reading it over each side is the larger, safer head.)"""
     x0, y0, x1, y1 = bbox(panel.shape)
+    window = image_window(panel)  # where the image's heads are drawn once its crop changed
+    w, h = (x1 - x0) / window.w, (y1 - y0) / window.h
     result = panel.result()
     seen: set[str] = set()
     heads = []
@@ -79,9 +81,9 @@ def _heads(panel: Panel) -> list[_Head]:
         if placement.head is None or placement.character_id in seen:
             continue
         seen.add(placement.character_id)
-        cx, cy = panel_to_page(panel, placement.head)
+        cx, cy = head_to_page(panel, placement.head, window)
         r = placement.head_radius
-        heads.append(_Head(placement.character_id, cx, cy, max(r * (x1 - x0), 1e-6), max(r * (y1 - y0), 1e-6)))
+        heads.append(_Head(placement.character_id, cx, cy, max(r * w, 1e-6), max(r * h, 1e-6)))
     return heads
 
 
@@ -95,6 +97,8 @@ def keep_out_boxes(panel: Panel) -> list[Box]:
     """What automatic placement never covers, in page units: each figure's face (its head box from
     the brow line down to the chin) and each name tag the image carries."""
     x0, y0, x1, y1 = bbox(panel.shape)
+    window = image_window(panel)
+    iw, ih = (x1 - x0) / window.w, (y1 - y0) / window.h  # the whole image's size on the page
     boxes = [
         Box(x=h.cx - h.rx, y=h.cy - FACE_TOP * h.ry, w=2 * h.rx, h=(1 + FACE_TOP) * h.ry)
         for h in _heads(panel)
@@ -107,7 +111,8 @@ def keep_out_boxes(panel: Panel) -> list[Box]:
         if tag is None or placement.character_id in seen:
             continue
         seen.add(placement.character_id)
-        boxes.append(Box(x=x0 + tag.x * (x1 - x0), y=y0 + tag.y * (y1 - y0), w=tag.w * (x1 - x0), h=tag.h * (y1 - y0)))
+        tx, ty = head_to_page(panel, (tag.x, tag.y), window)
+        boxes.append(Box(x=tx, y=ty, w=tag.w * iw, h=tag.h * ih))
     return boxes
 
 

@@ -28,6 +28,7 @@ from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.layout import Border, bbox, centroid
 from comic_studio.core.lettering import balloon_geometry
 from comic_studio.core.lettering.grow import fit_problem
+from comic_studio.core.lettering.tails import head_to_page, image_window
 from comic_studio.core.model import Balloon, BalloonKind, PageFormat, Panel, Project
 from comic_studio.ui.canvas.painting import (
     BalloonPaths,
@@ -287,14 +288,15 @@ def head_targets(panel: Panel) -> list[tuple[str, QPointF, float]]:
     panel's placements, then the heads the current image reported (the same order lettering
     uses). The radius is the placement's, at least 10 pt so a small head is still a target."""
     box = bbox(panel.shape)
+    window = image_window(panel)  # heads where the (possibly re-cropped) image draws them
     result = panel.result()
     out = []
     for placement in list(panel.characters) + (list(result.heads) if result else []):
         if placement.head is None:
             continue
-        u, v = placement.head
-        centre = QPointF(box.x + u * box.w, box.y + v * box.h)
-        out.append((placement.character_id, centre, max(10.0, placement.head_radius * max(box.w, box.h))))
+        centre = QPointF(*head_to_page(panel, placement.head, window))
+        scale = max(box.w / window.w, box.h / window.h)
+        out.append((placement.character_id, centre, max(10.0, placement.head_radius * scale)))
     return out
 
 
@@ -393,7 +395,7 @@ class BalloonItem(QGraphicsItem):
         """Show ``balloon`` (geometry depends on its panel's heads and shape); False if unchanged."""
         result = panel.result()
         heads = tuple((c.character_id, c.head) for c in list(panel.characters) + (list(result.heads) if result else []))
-        signature = (balloon.model_dump_json(), tuple(map(tuple, panel.shape)), heads)
+        signature = (balloon.model_dump_json(), tuple(map(tuple, panel.shape)), heads, result.id if result else None)
         if signature == self._signature:
             return False
         self.prepareGeometryChange()

@@ -1,8 +1,8 @@
 """The "stale" marker on panels whose crop now cuts a figure, with one-click re-render.
 
 After a gutter drag, a template change or a split, a panel's image may no longer show its figures
-whole (:mod:`comic_studio.workflows.stale` decides). Such a panel carries an amber pill at its top
-left, "⟳ Stale · re-render": its tooltip names who is cut; a click renders the panel again at its
+whole (:mod:`comic_studio.workflows.stale` decides). Such a panel carries an amber pill at its
+bottom left (balloons gather at the top), "⟳ Stale · re-render": its tooltip names who is cut; a click renders the panel again at its
 new size with the same seed and pose (``RenderService.rerender_at_panel_size``). The marker is
 derived from the document on every sync, so the finished re-render clears it and undoing it (or
 the layout edit) brings it back. While the panel has a render queued or running, the live overlay
@@ -54,7 +54,8 @@ class StaleMarkerItem(QGraphicsItem):
         self.setAcceptHoverEvents(True)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         width = QFontMetricsF(_font()).horizontalAdvance(LABEL) + 16
-        self._rect = QRectF(MARGIN, MARGIN, width, PILL_HEIGHT)
+        # Inside the panel from its bottom-left corner: balloons gather at the top (reading start).
+        self._rect = QRectF(MARGIN, -MARGIN - PILL_HEIGHT, width, PILL_HEIGHT)
         self._hover = False
         self._pressed = False
         self.signature: tuple = ()
@@ -146,8 +147,8 @@ class StaleMarkers(QObject):
             panel_item = self.scene.panel_items.get(panel_id)
             points = panel_item.shape_points if panel_item is not None else []
             rect = panel_item.rect if panel_item is not None else QRectF()
-            # The panel corner nearest its bounding box's top left (inside a slanted panel too).
-            corner = min(points, key=lambda p: (p[0] - rect.left()) ** 2 + (p[1] - rect.top()) ** 2, default=(0, 0))
+            # The panel corner nearest its bounding box's bottom left (inside a slanted panel too).
+            corner = min(points, key=lambda p: (p[0] - rect.left()) ** 2 + (p[1] - rect.bottom()) ** 2, default=(0, 0))
             item.setPos(QPointF(*corner))
             item.setToolTip(reason)
 

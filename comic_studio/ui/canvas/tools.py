@@ -10,7 +10,7 @@ import math
 from comic_studio.core.layout import bbox
 from comic_studio.core.lettering import fit_box_for_text
 from comic_studio.core.lettering.shapes import body_outline
-from comic_studio.core.lettering.tails import TIP_FRACTION, edge_point
+from comic_studio.core.lettering.tails import TIP_FRACTION, edge_point, head_to_page, image_window
 from comic_studio.core.model import Balloon, BalloonKind, BalloonStyle, Box, Panel
 
 TOOLS = ("select", "speech", "thought", "shout", "whisper", "caption", "sfx")
@@ -51,13 +51,13 @@ def new_balloon_box(kind: BalloonKind, panel: Panel, at: tuple[float, float], st
 def nearest_speaker(panel: Panel, at: tuple[float, float]) -> str | None:
     """The character whose head is closest to ``at`` in this panel (a new balloon's speaker):
     the panel's placements and the heads its current image reported."""
-    box = bbox(panel.shape)
+    window = image_window(panel)  # heads where the (possibly re-cropped) image draws them
     result = panel.result()
     best: tuple[float, str] | None = None
     for placement in list(panel.characters) + (list(result.heads) if result else []):
         if placement.head is None:
             continue
-        hx, hy = box.x + placement.head[0] * box.w, box.y + placement.head[1] * box.h
+        hx, hy = head_to_page(panel, placement.head, window)
         d = math.hypot(hx - at[0], hy - at[1])
         if best is None or d < best[0]:
             best = (d, placement.character_id)
