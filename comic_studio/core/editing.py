@@ -24,7 +24,8 @@ from comic_studio.core.layout import (
 )
 from comic_studio.core.layout.follow import place_balloons_by_position, stretch_balloons
 from comic_studio.core.layout.operations import SplitDirection, delete_panel as without_panel
-from comic_studio.core.model import Balloon, BalloonKind, Box, Page, ReadingDirection, TailTarget
+from comic_studio.core.lettering.grow import grow_for_text
+from comic_studio.core.model import Balloon, BalloonKind, BalloonStyle, Box, Page, Panel, ReadingDirection, TailTarget
 
 
 def _page(doc: Document, page_id: str) -> Page:
@@ -183,7 +184,13 @@ def discard_result(doc: Document, panel_id: str, result_id: str) -> Changes:
 
 
 def add_balloon(
-    doc: Document, panel_id: str, kind: BalloonKind, box: Box, text: str = "", speaker_id: str | None = None
+    doc: Document,
+    panel_id: str,
+    kind: BalloonKind,
+    box: Box,
+    text: str = "",
+    speaker_id: str | None = None,
+    style: BalloonStyle | None = None,
 ) -> Balloon:
     try:
         balloon = Balloon(
@@ -192,6 +199,7 @@ def add_balloon(
             box=box,
             auto_placed=False,
             tail=TailTarget(character_id=speaker_id) if speaker_id else None,
+            style=style.model_copy() if style is not None else BalloonStyle(),
         )
     except ValidationError as exc:  # the model's limits, the loader's too (e.g. MAX_BALLOON_TEXT)
         error = exc.errors(include_url=False)[0]
@@ -209,15 +217,48 @@ def move_balloon(doc: Document, balloon_id: str, box: Box) -> Changes:
     )
 
 
+def _balloon_and_panel(doc: Document, balloon_id: str) -> tuple[Balloon, Panel]:
+    for page in doc.project.pages:
+        for panel in page.panels:
+            for balloon in panel.balloons:
+                if balloon.id == balloon_id:
+                    return balloon, panel
+    raise CommandError(f"balloon {balloon_id!r} does not exist")
+
+
 def edit_balloon_text(doc: Document, balloon_id: str, text: str) -> Changes:
-    """Typing merges into one undo step until the edit ends (``doc.undo_stack.break_merge()``)."""
+    """Typing merges into one undo step until the edit ends (``doc.undo_stack.break_merge()``).
+    The balloon grows to hold the text at its type size (inside its panel); it never shrinks."""
+    balloon, panel = _balloon_and_panel(doc, balloon_id)
+    box = grow_for_text(text, balloon.kind, balloon.style, balloon.box, panel).box
     return doc.execute(
-        SetFields(("balloon", balloon_id), "Edit text", merge_key=("balloon-text", balloon_id), text=text)
+        SetFields(("balloon", balloon_id), "Edit text", merge_key=("balloon-text", balloon_id), text=text, box=box)
     )
 
 
 def set_balloon_kind(doc: Document, balloon_id: str, kind: BalloonKind) -> Changes:
-    return doc.execute(SetFields(("balloon", balloon_id), "Balloon kind", kind=kind))
+    """Another kind has another text area (a thought's cloud holds less than a caption's box): the
+    balloon grows when its text would no longer fit."""
+    balloon, panel = _balloon_and_panel(doc, balloon_id)
+    box = grow_for_text(balloon.text, kind, balloon.style, balloon.box, panel).box
+    return doc.execute(SetFields(("balloon", balloon_id), "Balloon kind", kind=kind, box=box))
+
+
+def set_balloon_type_size(doc: Document, balloon_id: str, size: float) -> Changes:
+    """The balloon's type size (its style's size, kept inside the style's min/max so lettering
+    draws it at exactly this size); the balloon grows to hold its text at the new size."""
+    balloon, panel = _balloon_and_panel(doc, balloon_id)
+    style = balloon.style.model_copy(
+        update={
+            "font_size": size,
+            "min_font_size": min(balloon.style.min_font_size, size),
+            "max_font_size": max(balloon.style.max_font_size, size),
+        }
+    )
+    box = grow_for_text(balloon.text, balloon.kind, style, balloon.box, panel).box
+    return doc.execute(
+        SetFields(("balloon", balloon_id), "Type size", merge_key=("balloon-size", balloon_id), style=style, box=box)
+    )
 
 
 def retarget_tail(

@@ -366,6 +366,9 @@ class CharacterPlacement(_Model):
     head: Point | None = None
     """Centre of the head; balloon tails aim here and balloon placement avoids it."""
     head_radius: float = Field(default=0.08, ge=0, le=1)
+    name_tag: Box | None = None
+    """The character's name tag as the backend drew it on the image (the storyboard's), panel-
+    normalised like ``body``; automatic balloon placement keeps off it as off the face."""
 
 
 class TailTarget(_Model):

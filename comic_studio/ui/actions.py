@@ -32,7 +32,20 @@ class ActionSpec:
 
 
 TOOLS = ("select", "speech", "thought", "shout", "whisper", "caption", "sfx")
-_TOOL_KEYS = {"select": "V", "speech": "B", "thought": "T", "shout": "S", "whisper": "W", "caption": "C", "sfx": "X"}
+_TOOL_KEYS = {"select": "V", "speech": "S", "thought": "T", "shout": "H", "whisper": "W", "caption": "C", "sfx": "X"}
+"""Mnemonic single keys (S speech, T thought, H shout, W whisper, C caption, X for SFX; V select, as
+in Krita and Photoshop). Plain keys clash with nothing else: every other shortcut has a modifier,
+and a text field with focus takes its own keystrokes first."""
+_TOOL_LABELS = {
+    "select": "Se&lect",
+    "speech": "&Speech",
+    "thought": "&Thought",
+    "shout": "S&hout",
+    "whisper": "&Whisper",
+    "caption": "&Caption",
+    "sfx": "SF&X",
+}
+"""Menu texts whose underlined letter is the tool's key (Select has no V: its mnemonic is L)."""
 
 ACTIONS: tuple[ActionSpec, ...] = (
     # File
@@ -120,10 +133,10 @@ ACTIONS: tuple[ActionSpec, ...] = (
     *(
         ActionSpec(
             f"tool_{t}",
-            t.capitalize() if t != "sfx" else "SFX",
+            _TOOL_LABELS[t],
             "set_tool",
             _TOOL_KEYS[t],
-            f"{t.capitalize()} tool ({_TOOL_KEYS[t]})",
+            f"{_TOOL_LABELS[t].replace('&', '')} tool ({_TOOL_KEYS[t]})",
             checkable=True,
             checked=t == "select",
             group="tool",

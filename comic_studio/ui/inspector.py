@@ -45,6 +45,7 @@ from comic_studio.core.model import Panel, ShotType
 from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
 from comic_studio.generation.registry import available_backends, get_backend_class
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.inspector_balloon import BalloonInspector
 from comic_studio.ui.inspector_racig import RacigTools
 from comic_studio.ui.inspector_results import ResultHistory
 from comic_studio.ui.settings_form import SettingsForm
@@ -119,6 +120,9 @@ class PanelInspector(QScrollArea):
         self.empty = QLabel("Select a panel on the page to inspect it.", body)
         self.empty.setWordWrap(True)
         layout.addWidget(self.title)
+        # The selected balloon's properties first: while lettering, they are what is being edited.
+        self.balloon = BalloonInspector(self.ctx, body)
+        layout.addWidget(self.balloon)
         layout.addWidget(self.empty)
 
         self.details = QWidget(body)

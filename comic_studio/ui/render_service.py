@@ -30,6 +30,7 @@ from PySide6.QtGui import QImage
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.lettering import place_balloons
+from comic_studio.core.lettering.grow import house_style
 from comic_studio.core.model import Balloon, Beat, Panel, Project
 from comic_studio.generation.backend_api import MissingCharacterTraining
 from comic_studio.generation.request import GenerationRequest
@@ -40,7 +41,7 @@ from comic_studio.ui.images import pil_to_qimage
 from comic_studio.ui.training_jobs import TrainingJobs
 from comic_studio.workflows.lettering import apply_lettering, letter_panel, lettering_lines
 from comic_studio.workflows.readiness import Readiness, backend_readiness, missing_models_text
-from comic_studio.workflows.requests import build_request, hydrate_request, panel_seed
+from comic_studio.workflows.requests import build_request, hydrate_request, panel_pixel_size, panel_seed
 from comic_studio.workflows.results import record_comparison, record_result
 from comic_studio.workflows.standardize import record_standard_sheet, standardize_request
 from comic_studio.workflows.tryon import tryon_request
@@ -410,6 +411,35 @@ class RenderService(QObject):
         self.jobs_changed.emit()
         return job_id
 
+    def rerender_at_panel_size(self, panel_id: str, priority: int = 0) -> str | None:
+        """A stale panel (its crop cuts a figure, :mod:`comic_studio.workflows.stale`) rendered
+        again: the current result's request replayed (same seed, pose, figures and settings) at
+        the panel's present pixel size. Returns the job id, or None (the reason in ``ctx.message``)."""
+        project = self.ctx.document.project
+        found = project.find_panel(panel_id)
+        result = found[1].result() if found else None
+        if found is None or result is None:
+            self.ctx.message.emit(f"panel {panel_id!r} has no image to render again")
+            return None
+        try:
+            request = hydrate_request(GenerationRequest.from_dict(result.request), self.ctx.document.assets)
+        except ComicStudioError as exc:
+            self.ctx.message.emit(f"Cannot render this panel again: {exc}")
+            return None
+        width, height = panel_pixel_size(project, found[1])
+        request = request.model_copy(update={"panel_id": panel_id, "width": width, "height": height})
+        request = self.anchors.replay(panel_id, result.id, request, priority)
+        if request is None:
+            return None
+        job_id = self._submit(request, priority, self.panel_label(panel_id) + " (new size)", found[0].id)
+        if job_id is None:
+            self.ctx.message.emit(self._last_problem)
+            return None
+        self._batches += 1
+        self._jobs[job_id].batch = ("render", self._batches)
+        self.jobs_changed.emit()
+        return job_id
+
     def try_on(
         self, panel_id: str, character_id: str, outfit_asset: str, scope: str = "body", priority: int = 0
     ) -> str | None:
@@ -751,6 +781,7 @@ class RenderService(QObject):
             snapshot,
             lines,
             stand_in,
+            house_style(project),  # the stand-in has no pages to take the book's type size from
             on_result=lambda balloons: self._apply_lettering(document, panel_id, key, balloons, None, batch),
             on_error=lambda error: self._apply_lettering(document, panel_id, key, None, error, batch),
         )

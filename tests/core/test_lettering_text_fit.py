@@ -8,7 +8,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from comic_studio.core.lettering import balloon_geometry, fit_box_for_text, text_area
 from comic_studio.core.lettering.fonts import font_metrics, font_path, text_width
-from comic_studio.core.lettering.text_fit import LINE_HEIGHT, fit_text, wrap_text
+from comic_studio.core.lettering.text_fit import LINE_HEIGHT, wrap_text
 from comic_studio.core.model import Balloon, BalloonKind, BalloonStyle, Box, PageFormat, Panel, Project
 
 PROJECT = Project(page_format=PageFormat(width=612, height=792))
@@ -37,7 +37,7 @@ def assert_lines_inside_area(balloon, g):
 
 @pytest.mark.parametrize("kind", DIALOGUE_KINDS)
 def test_text_fits_inside_the_inscribed_area(kind):
-    balloon, g = geometry(kind, LONG, Box(x=30, y=40, w=220, h=150))
+    balloon, g = geometry(kind, LONG, Box(x=30, y=40, w=260, h=200))
     assert g.fits
     assert_lines_inside_area(balloon, g)
     assert " ".join(line.text for line in g.lines) == " ".join(LONG.split())
@@ -80,23 +80,24 @@ def test_lines_are_stacked_at_the_line_height_and_centred_vertically():
     assert (top + bottom) / 2 == pytest.approx(area.cy, abs=0.01)
 
 
-def test_long_text_shrinks_the_font_short_text_gets_the_maximum():
+def test_one_type_size_whatever_the_text_length():
+    # A letterer's rule: one type size per book (the style's); text is never shrunk or enlarged.
     box = Box(x=0, y=0, w=160, h=110)
     _, short = geometry(BalloonKind.SPEECH, "Hi!", box)
     _, long = geometry(BalloonKind.SPEECH, LONG, box)
-    assert short.font_size == 12.0 and short.fits
-    assert 6.5 <= long.font_size < 12.0 and long.fits
-    # The chosen size is the largest on the half-point grid: half a point more no longer fits.
-    balloon = Balloon(kind=BalloonKind.SPEECH, text=LONG, box=box)
-    area = text_area(balloon.kind, box, balloon.style)
-    bigger = fit_text(LONG, long.font_file, area.w, area.h, long.font_size + 0.5, long.font_size + 0.5)
-    assert not bigger.fits
+    assert short.font_size == long.font_size == 10.0
+    assert short.fits and not long.fits
+    _, styled = geometry(BalloonKind.SPEECH, "Hi!", box, font_size=11.5)
+    assert styled.font_size == 11.5
+    # Clamped to the style's own bounds.
+    _, clamped = geometry(BalloonKind.SPEECH, "Hi!", box, font_size=20.0, max_font_size=12.0)
+    assert clamped.font_size == 12.0
 
 
-def test_impossible_text_reports_not_fitting_at_minimum_size():
+def test_impossible_text_reports_not_fitting_at_the_type_size():
     _, g = geometry(BalloonKind.SPEECH, LONG * 3, Box(x=0, y=0, w=80, h=50))
     assert not g.fits
-    assert g.font_size == 6.5
+    assert g.font_size == 10.0
     assert len(g.lines) > 3  # the best attempt is still there for the error-state preview
 
 

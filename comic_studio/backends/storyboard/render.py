@@ -111,14 +111,17 @@ def render_panel(
         )
         box = draw_label(draw, text, w, h, pal, ss, right)
         avoid += [box] if box else []
+    tags: dict[int, tuple[float, float, float, float]] = {}
     if settings["name_tags"]:
         for p in placed:
             if p.character is not None:
                 tag = _name_tag(draw, p, w, h, ss, avoid)
-                avoid += [tag] if tag else []
+                if tag:
+                    avoid.append(tag)
+                    tags[p.index] = tag
 
     out = img.reduce(ss) if ss > 1 else img
-    heads = _placements(request, pose, placed, w, h)
+    heads = _placements(request, pose, placed, w, h, tags)
     step(total, out)
     return RenderOutput(out, heads, pose.pose_id)
 
@@ -278,7 +281,12 @@ def _hits_head(box: tuple[float, float, float, float] | None, placed: list[_Plac
 
 
 def _placements(
-    request: GenerationRequest, pose: ResolvedPose, placed: list[_Placed], w: int, h: int
+    request: GenerationRequest,
+    pose: ResolvedPose,
+    placed: list[_Placed],
+    w: int,
+    h: int,
+    tags: dict[int, tuple[float, float, float, float]] | None = None,
 ) -> list[CharacterPlacement]:
     by_index = {p.index: p for p in placed}
     short = min(w, h)
@@ -295,6 +303,9 @@ def _placements(
         bx0, by0 = max(0.0, x0 / w), max(0.0, y0 / h)
         bx1, by1 = min(1.0, x1 / w), min(1.0, y1 / h)
         body = Box(x=bx0, y=by0, w=bx1 - bx0, h=by1 - by0) if bx1 > bx0 and by1 > by0 else None
+        tag = (tags or {}).get(fig)
+        # Reported so that balloon placement keeps off the tag (it is drawn into the image).
+        name_tag = Box(x=tag[0] / w, y=tag[1] / h, w=(tag[2] - tag[0]) / w, h=(tag[3] - tag[1]) / h) if tag else None
         out.append(
             CharacterPlacement(
                 character_id=char.id,
@@ -303,6 +314,7 @@ def _placements(
                 # Off-panel head: report the nearest edge point, where a balloon tail should aim.
                 head=(min(1.0, max(0.0, hx)), min(1.0, max(0.0, hy))),
                 head_radius=min(1.0, radius),
+                name_tag=name_tag,
             )
         )
     return out

@@ -2,8 +2,10 @@
 
 A candidate-grid search, one balloon at a time: every position of the balloon's box on a grid
 over the panel's inset bounding box gets a cost, and the cheapest wins. Hard costs (large
-constants) forbid covering a head, overlapping an earlier balloon, leaving the panel, or breaking
-reading order; soft costs pull a balloon toward the reading start (top-left, or top-right for
+constants) forbid covering a face or a name tag (:func:`keep_out_boxes`), overlapping an earlier
+balloon, leaving the panel, or breaking reading order; a face or a tag costs twice what the rest of
+a head does, so a close-up that fills the panel gets its balloon over the crown, not the face. Three
+shapes are tried per balloon (comfortable, narrow, wide), the comfortable one preferred; soft costs pull a balloon toward the reading start (top-left, or top-right for
 right-to-left books) and toward its speaker. Everything is computed in a fixed order with strict
 comparisons, so the same input always yields the same layout.
 """
@@ -17,8 +19,9 @@ from enum import Enum
 
 from comic_studio.core.errors import LayoutError
 from comic_studio.core.lettering._geom import bbox, point_in_polygon
-from comic_studio.core.lettering.tails import panel_to_page
-from comic_studio.core.lettering.text_fit import fit_box_for_text
+from comic_studio.core.lettering.grow import house_style
+from comic_studio.core.lettering.tails import head_to_page, image_window
+from comic_studio.core.lettering.text_fit import box_for_width, fit_box_for_text
 from comic_studio.core.model import (
     MAX_BALLOON_TEXT,
     MAX_BALLOONS_PER_PANEL,
@@ -38,6 +41,10 @@ MIN_MARGIN = 4.0
 BALLOON_GAP = 3.0  # clear space kept between balloons, points
 _HARD = 1000.0
 _TAIL_CROSSING = 300.0  # bad, but better than covering a face or another balloon
+_FACE = 2 * _HARD  # a face or a name tag: worse than anything else, the crown of a head included
+_TOO_BIG = 600.0
+_OTHER_WIDTHS = (0.35, 0.7, 1.0)  # × the inner width: narrow, wide and full-width balloons
+_SHAPE = 0.15  # a balloon shaped other than its comfortable width, when that one has room
 _MAX_WIDTH = {BalloonKind.CAPTION: 0.6, BalloonKind.SFX: 0.5}  # × inner width; others 0.55
 _TAILED = (BalloonKind.SPEECH, BalloonKind.THOUGHT, BalloonKind.SHOUT, BalloonKind.WHISPER)
 
@@ -62,8 +69,11 @@ def _as_kind(kind: object) -> BalloonKind:
 
 def _heads(panel: Panel) -> list[_Head]:
     """Head ellipses in page units: a circle of ``head_radius`` in panel-normalised space is an
-    ellipse on the page when the panel is not square."""
+    ellipse on the page when the panel is not square. (The storyboard reports the radius over the
+    image's shorter side; reading it over each side is the larger, safer head.)"""
     x0, y0, x1, y1 = bbox(panel.shape)
+    window = image_window(panel)  # where the image's heads are drawn once its crop changed
+    w, h = (x1 - x0) / window.w, (y1 - y0) / window.h
     result = panel.result()
     seen: set[str] = set()
     heads = []
@@ -71,10 +81,39 @@ def _heads(panel: Panel) -> list[_Head]:
         if placement.head is None or placement.character_id in seen:
             continue
         seen.add(placement.character_id)
-        cx, cy = panel_to_page(panel, placement.head)
+        cx, cy = head_to_page(panel, placement.head, window)
         r = placement.head_radius
-        heads.append(_Head(placement.character_id, cx, cy, max(r * (x1 - x0), 1e-6), max(r * (y1 - y0), 1e-6)))
+        heads.append(_Head(placement.character_id, cx, cy, max(r * w, 1e-6), max(r * h, 1e-6)))
     return heads
+
+
+FACE_TOP = 0.35
+"""Where a face starts, as a fraction of the head's radius above its centre: the eyes sit on the
+centre line and the brows about a third of the radius above it. The forehead and crown above may
+be covered when nothing else is free, as letterers do in close-ups that fill the panel."""
+
+
+def keep_out_boxes(panel: Panel) -> list[Box]:
+    """What automatic placement never covers, in page units: each figure's face (its head box from
+    the brow line down to the chin) and each name tag the image carries."""
+    x0, y0, x1, y1 = bbox(panel.shape)
+    window = image_window(panel)
+    iw, ih = (x1 - x0) / window.w, (y1 - y0) / window.h  # the whole image's size on the page
+    boxes = [
+        Box(x=h.cx - h.rx, y=h.cy - FACE_TOP * h.ry, w=2 * h.rx, h=(1 + FACE_TOP) * h.ry)
+        for h in _heads(panel)
+        if h.rx > 1e-3  # a head outside the image is reported with no size: nothing to cover
+    ]
+    result = panel.result()
+    seen: set[str] = set()
+    for placement in list(panel.characters) + (list(result.heads) if result else []):
+        tag = placement.name_tag
+        if tag is None or placement.character_id in seen:
+            continue
+        seen.add(placement.character_id)
+        tx, ty = head_to_page(panel, (tag.x, tag.y), window)
+        boxes.append(Box(x=tx, y=ty, w=tag.w * iw, h=tag.h * ih))
+    return boxes
 
 
 def _rect_hits_ellipse(box: Box, head: _Head) -> float:
@@ -166,21 +205,27 @@ def _cost(
     frame: _Frame,
     polygon: Sequence[tuple[float, float]],
     heads: list[_Head],
+    keep_out: list[Box],
     placed: list[Box],
     previous: Box | None,
     speaker: _Head | None,
     tails: list[tuple[tuple[float, float], tuple[float, float]]],
 ) -> float:
     cost = 0.0
+    for zone in keep_out:
+        area = _overlap_area(box, zone, BALLOON_GAP)
+        if area > 0:
+            cost += _FACE * (1 + area / max(zone.w * zone.h, 1e-6))
     for head in heads:
         depth = _rect_hits_ellipse(box, head)
         if depth > 0:
-            cost += _HARD * (1 + depth)
+            cost += _HARD * (1 + depth)  # any part of a head: avoided wherever there is room
     for other in placed:
         area = _overlap_area(box, other, BALLOON_GAP)
         if area > 0:
             cost += _HARD * (1 + area / max(box.w * box.h, 1e-6))
-    cost += _HARD * 0.3 * _outside_points(box, polygon)
+    if polygon:  # empty for an upright rectangle, which every candidate lies inside
+        cost += _HARD * 0.3 * _outside_points(box, polygon)
     if previous is not None and not reads_after(box, previous, frame.rtl):
         cost += _HARD
     # Keep clear of earlier balloons' tails, and keep this balloon's tail off earlier balloons.
@@ -238,9 +283,15 @@ def place_balloons(
     their tails point. ``panel.balloons`` that are not auto-placed (moved by hand) are avoided.
     """
     check_lettering_cost(panel, lines, f"panel {panel.id!r}")
-    style = style or BalloonStyle()
+    style = style or house_style(project)  # the book's type size, as the author's own balloons
     frame = _Frame(panel, project.reading_direction is ReadingDirection.RTL)
     heads = _heads(panel)
+    keep_out = keep_out_boxes(panel)
+    # Candidates stay in the panel's inset bounding box: an upright rectangular panel (most are)
+    # contains them all, so only a slanted or odd shape needs the point-in-polygon test.
+    x0, y0, x1, y1 = bbox(panel.shape)
+    upright = len(panel.shape) == 4 and all(x in (x0, x1) and y in (y0, y1) for x, y in panel.shape)
+    outline: Sequence[tuple[float, float]] = () if upright else panel.shape
     head_of = {h.character_id: h for h in heads}
     kinds = [_as_kind(kind) for kind, _, _ in lines]
     placed: list[Box] = [b.box for b in panel.balloons if not b.auto_placed]
@@ -251,15 +302,31 @@ def place_balloons(
     tails: list[tuple[tuple[float, float], tuple[float, float]]] = []
     for i in order:
         kind, (_, text, speaker_id) = kinds[i], lines[i]
-        w, h = fit_box_for_text(text, kind, style, _MAX_WIDTH.get(kind, 0.55) * frame.w)
+        comfortable = _MAX_WIDTH.get(kind, 0.55)
         speaker = head_of.get(speaker_id) if speaker_id and kind in _TAILED else None
         chained = kind is not BalloonKind.SFX
         best: Box | None = None
         best_cost = math.inf
-        for candidate in frame.candidates(w, h):
-            c = _cost(candidate, kind, frame, panel.shape, heads, placed, previous if chained else None, speaker, tails)
-            if c < best_cost:
-                best, best_cost = candidate, c
+        # The comfortable shape first; a narrower or a wider one only when that finds no free spot
+        # (beside a close-up's face, over its crown), at a small cost so it wins only then. Most
+        # balloons find room at once, so placement costs what it did with one shape.
+        for fraction in (None, *_OTHER_WIDTHS):
+            if fraction is not None and best_cost < _TAIL_CROSSING:
+                break
+            if fraction is None:
+                w, h = fit_box_for_text(text, kind, style, comfortable * frame.w)
+            else:
+                w, h = box_for_width(text, kind, style, fraction * frame.w)
+            extra = 0.0 if fraction is None else _SHAPE
+            if w > frame.w or h > frame.h:
+                extra += _TOO_BIG  # squeezed into the panel: its text would not fit at the type size
+            for candidate in frame.candidates(w, h):
+                c = extra + _cost(
+                    candidate, kind, frame, outline, heads, keep_out, placed,
+                    previous if chained else None, speaker, tails,
+                )  # fmt: skip
+                if c < best_cost:
+                    best, best_cost = candidate, c
         assert best is not None  # the grid always has at least one candidate
         boxes[i] = best
         placed.append(best)

@@ -26,6 +26,38 @@ def panel_to_page(panel: Panel, pt: tuple[float, float]) -> tuple[float, float]:
     return x0 + pt[0] * (x1 - x0), y0 + pt[1] * (y1 - y0)
 
 
+def cover_window(image_size: tuple[int, int], panel_box: Box) -> Box:
+    """The part of an image (0..1 of its width and height) that a centred *cover* crop shows in
+    ``panel_box`` (how the canvas and the exporters fit a panel's image)."""
+    iw, ih = image_size
+    ia, pa = iw / max(ih, 1), panel_box.w / max(panel_box.h, 1e-9)
+    if pa > ia:  # the panel is wider: the image fills the width, top and bottom are cut
+        f = ia / pa
+        return Box(x=0.0, y=(1 - f) / 2, w=1.0, h=f)
+    f = pa / ia
+    return Box(x=(1 - f) / 2, y=0.0, w=f, h=1.0)
+
+
+def image_window(panel: Panel) -> Box:
+    """The visible part of the panel's current image (see :func:`cover_window`); the whole image
+    when the panel has none or its size is unknown."""
+    result = panel.result()
+    w, h = (result.request.get("width"), result.request.get("height")) if result else (None, None)
+    if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
+        return Box(x=0.0, y=0.0, w=1.0, h=1.0)
+    x0, y0, x1, y1 = bbox(panel.shape)
+    return cover_window((w, h), Box(x=x0, y=y0, w=x1 - x0, h=y1 - y0))
+
+
+def head_to_page(panel: Panel, pt: tuple[float, float], window: Box | None = None) -> tuple[float, float]:
+    """A head (or tag) the panel's image shows, given 0..1 of that image, in page units. Right
+    after a render the image fits the panel exactly and this is :func:`panel_to_page`; once a
+    gutter drag or a split changed the panel's shape, the image is cropped and heads are drawn
+    elsewhere on the page: tails and placement follow where they are drawn."""
+    win = window or image_window(panel)
+    return panel_to_page(panel, ((pt[0] - win.x) / win.w, (pt[1] - win.y) / win.h))
+
+
 def target_point(balloon: Balloon, panel: Panel, project: Project | None = None) -> Pt | None:
     """Where the tail aims, in page units, or ``None`` for no tail.
 
@@ -41,7 +73,7 @@ def target_point(balloon: Balloon, panel: Panel, project: Project | None = None)
         candidates = list(panel.characters) + (list(result.heads) if result else [])
         for placement in candidates:
             if placement.character_id == tail.character_id and placement.head is not None:
-                return panel_to_page(panel, placement.head)
+                return head_to_page(panel, placement.head)
     if tail.point is None:
         return None
     if not all(math.isfinite(v) for v in tail.point):

@@ -147,12 +147,15 @@ def fit_text(text: str, font: Path, area_w: float, area_h: float, min_size: floa
 
 
 def size_range(kind: BalloonKind, style: BalloonStyle, area: Box) -> tuple[float, float]:
-    """Font-size bounds for a balloon. SFX are display lettering: their box sets the size, so the
-    upper bound grows to what one line of the box's height allows."""
+    """Font-size bounds for a balloon. Dialogue and captions are lettered at one type size, the
+    style's (clamped to its min/max), as a letterer keeps one size per book: text that does not
+    fit grows the balloon (:mod:`.grow`) or is reported, never shrunk. SFX are display lettering:
+    their box sets the size, so the upper bound grows to what one line of the box's height allows."""
+    if kind is not BalloonKind.SFX:
+        size = preferred_size(kind, style)
+        return size, size
     lo, hi = style.min_font_size, max(style.min_font_size, style.max_font_size)
-    if kind is BalloonKind.SFX:
-        hi = min(SFX_MAX_SIZE, max(hi, area.h / LINE_HEIGHT))
-    return lo, hi
+    return lo, min(SFX_MAX_SIZE, max(hi, area.h / LINE_HEIGHT))
 
 
 def position_lines(fit: FitResult, font: Path, area: Box, align: str) -> tuple[TextLine, ...]:
@@ -223,4 +226,24 @@ def fit_box_for_text(text: str, kind: BalloonKind, style: BalloonStyle, max_widt
         if w <= max_width or wrap_w <= longest_word:
             break
         wrap_w = max(longest_word, wrap_w * 0.9)
+    return w, h
+
+
+def box_for_width(text: str, kind: BalloonKind, style: BalloonStyle, width: float) -> tuple[float, float]:
+    """A ``(w, h)`` box about ``width`` wide holding ``text`` at the preferred size: the text is
+    wrapped to the text area such a box has, and the box is the smallest that holds that block.
+    Automatic placement tries a few widths (a wide, shallow balloon fits over a close-up's face)."""
+    font = font_file_for(kind, style)
+    size = preferred_size(kind, style)
+    ellipse = text_ellipse(kind, Box(x=0, y=0, w=1, h=1)) is not None
+    wrap_w = max(1.0, (width / math.sqrt(2) if ellipse else width) - 2 * text_padding(kind, style))
+    longest = max((text_width(font, word, size) for word in text.split()), default=1.0)
+    w = h = 0.0
+    for _ in range(40):  # the body's own margins may make the box wider than asked: wrap tighter
+        lines = wrap_text(text, font, size, wrap_w) if text.strip() else [("", 0.0)]
+        block_w = max(max(lw for _, lw in lines), 1.0)
+        w, h = _box_for_block(kind, style, block_w, len(lines) * LINE_HEIGHT * size)
+        if w <= width or wrap_w <= longest:
+            break
+        wrap_w = max(longest, wrap_w * 0.92)
     return w, h

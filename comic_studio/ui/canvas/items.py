@@ -11,12 +11,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPainterPathStroker, QPen, QPixmap
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPainterPathStroker,
+    QPen,
+    QPixmap,
+)
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneMouseEvent, QStyleOptionGraphicsItem, QWidget
 
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.core.layout import Border, bbox, centroid
 from comic_studio.core.lettering import balloon_geometry
+from comic_studio.core.lettering.grow import fit_problem
+from comic_studio.core.lettering.tails import head_to_page, image_window
 from comic_studio.core.model import Balloon, BalloonKind, PageFormat, Panel, Project
 from comic_studio.ui.canvas.painting import (
     BalloonPaths,
@@ -276,14 +288,15 @@ def head_targets(panel: Panel) -> list[tuple[str, QPointF, float]]:
     panel's placements, then the heads the current image reported (the same order lettering
     uses). The radius is the placement's, at least 10 pt so a small head is still a target."""
     box = bbox(panel.shape)
+    window = image_window(panel)  # heads where the (possibly re-cropped) image draws them
     result = panel.result()
     out = []
     for placement in list(panel.characters) + (list(result.heads) if result else []):
         if placement.head is None:
             continue
-        u, v = placement.head
-        centre = QPointF(box.x + u * box.w, box.y + v * box.h)
-        out.append((placement.character_id, centre, max(10.0, placement.head_radius * max(box.w, box.h))))
+        centre = QPointF(*head_to_page(panel, placement.head, window))
+        scale = max(box.w / window.w, box.h / window.h)
+        out.append((placement.character_id, centre, max(10.0, placement.head_radius * scale)))
     return out
 
 
@@ -373,13 +386,16 @@ class BalloonItem(QGraphicsItem):
         self._press: QPointF | None = None
         self.resize_handle = HandleItem(self, "resize")
         self.tail_handle = HandleItem(self, "tail")
+        self.fit_note = FitNoteItem(self)
+        self.problem = ""
+        """Why the text does not fit and what to do (empty when it fits): tooltip and inline note."""
         self._bounds = QRectF()
 
     def set_balloon(self, balloon: Balloon, panel: Panel, project: Project) -> bool:
         """Show ``balloon`` (geometry depends on its panel's heads and shape); False if unchanged."""
         result = panel.result()
         heads = tuple((c.character_id, c.head) for c in list(panel.characters) + (list(result.heads) if result else []))
-        signature = (balloon.model_dump_json(), tuple(map(tuple, panel.shape)), heads)
+        signature = (balloon.model_dump_json(), tuple(map(tuple, panel.shape)), heads, result.id if result else None)
         if signature == self._signature:
             return False
         self.prepareGeometryChange()
@@ -392,6 +408,10 @@ class BalloonItem(QGraphicsItem):
         except ComicStudioError:
             self.paths = None  # a broken box draws as its outline only (see paint)
         self.tail_tip = tail_tip_point(balloon, panel, project)
+        self.problem = fit_problem(balloon, panel) if self.paths is not None and not self.paths.geometry.fits else ""
+        self.setToolTip(self.problem)
+        self.fit_note.set_text(self.problem)
+        self.fit_note.setPos(self.box.bottomLeft() + QPointF(0, 3))
         self._bounds = (self.paths.bounding_rect() if self.paths else self.box).united(self.box.adjusted(-4, -4, 4, 4))
         self._place_handles()
         self.update()
@@ -460,6 +480,57 @@ class BalloonItem(QGraphicsItem):
     def mouseDoubleClickEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         _page_scene(self).request_text_edit(self.balloon_id)
         event.accept()
+
+
+class FitNoteItem(QGraphicsItem):
+    """The inline note under a balloon whose text does not fit: why, and what to do. Drawn in
+    screen pixels (readable at every zoom), word-wrapped; it takes no clicks."""
+
+    WIDTH = 240.0
+    PAD = 5.0
+
+    def __init__(self, owner: BalloonItem):
+        super().__init__(owner)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setZValue(Z_HANDLE)
+        self.text = ""
+        self._rect = QRectF()
+        self.setVisible(False)
+
+    @staticmethod
+    def font() -> QFont:
+        font = QFont()
+        font.setPixelSize(11)
+        return font
+
+    def set_text(self, text: str) -> None:
+        if text == self.text:
+            return
+        self.prepareGeometryChange()
+        self.text = text
+        flags = int(Qt.TextFlag.TextWordWrap)
+        metrics = QFontMetricsF(self.font())
+        inner = metrics.boundingRect(QRectF(0, 0, self.WIDTH, 10_000), flags, text)
+        self._rect = inner.adjusted(-self.PAD, -self.PAD, self.PAD, self.PAD).translated(self.PAD, self.PAD)
+        self.setVisible(bool(text))
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        if not self.text:
+            return
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(QPen(QColor("#e0201b"), 1.0))
+        painter.setBrush(QColor(255, 243, 240, 240))
+        painter.drawRoundedRect(self._rect, 4, 4)
+        painter.setPen(QColor("#7a1410"))
+        painter.setFont(self.font())
+        painter.drawText(
+            self._rect.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD), int(Qt.TextFlag.TextWordWrap), self.text
+        )
 
 
 def tail_tip_point(balloon: Balloon, panel: Panel, project: Project) -> QPointF | None:

@@ -131,6 +131,10 @@ class BalloonPaths:
             for shape in self.shapes:
                 painter.drawPath(shape)
         if not self.text.isEmpty():
+            if error and not self.outline.isEmpty():
+                # Overset text stays inside the balloon (as in a layout program); the note under
+                # the balloon says what to do about the rest.
+                painter.setClipPath(self.outline)
             if g.text_outline > 0:
                 outline_pen = QPen(QColor("#ffffff"), 2 * g.text_outline)
                 outline_pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
@@ -140,8 +144,9 @@ class BalloonPaths:
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(g.text_colour))
             painter.drawPath(self.text)
+        painter.setClipping(False)
         if error:
-            # Text does not fit even at the minimum size: a red outline the author cannot miss.
+            # Text does not fit at the type size: a red outline, explained by the balloon's note.
             pen = QPen(QColor("#e0201b"), 2.0)
             pen.setCosmetic(True)
             painter.setPen(pen)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QGraphicsLineItem, QGraphicsScene, QMenu
 from comic_studio.core import editing
 from comic_studio.core.changes import Changes
 from comic_studio.core.layout import clamp_border_delta, find_shared_borders
+from comic_studio.core.lettering.grow import house_style
 from comic_studio.core.model import Balloon, BalloonKind, Box, Page, Panel
 from comic_studio.ui.canvas import tools
 from comic_studio.ui.canvas.items import (
@@ -33,6 +34,7 @@ from comic_studio.ui.canvas.items import (
 from comic_studio.ui.canvas.live_render import LiveRenderController
 from comic_studio.ui.canvas.painting import ImageCache, shared_image_cache
 from comic_studio.ui.canvas.pose_overlay import PoseOverlayController
+from comic_studio.ui.canvas.stale_marker import StaleMarkers
 from comic_studio.ui.context import StudioContext
 
 
@@ -61,6 +63,8 @@ class PageScene(QGraphicsScene):
         self.pose_overlay = PoseOverlayController(self)
         self.live = LiveRenderController(self)
         """Renders in progress shown in their panels, once :meth:`LiveRenderController.follow` is called."""
+        self.stale = StaleMarkers(self)
+        """Panels whose crop now cuts a figure: marked, with one-click re-render."""
         self.selectionChanged.connect(self._qt_selection_changed)
         self.images.image_ready.connect(self._image_ready)
         ctx.document_changed.connect(self._document_changed)
@@ -112,6 +116,7 @@ class PageScene(QGraphicsScene):
         self._sync_balloons(page)
         self.pose_overlay.sync(page)
         self.live.sync(page)
+        self.stale.sync(page)
         if self._drag is None or self._drag["kind"] != "border":
             self._sync_borders(page)
         self._ctx_selection_changed()
@@ -120,6 +125,7 @@ class PageScene(QGraphicsScene):
         self._drag = None
         self.pose_overlay.forget_items()
         self.live.forget_items()
+        self.stale.forget_items()
         self.clear()
         self.page_item = self.guides_item = None
         self.panel_items, self.balloon_items, self.border_items = {}, {}, []
@@ -325,9 +331,10 @@ class PageScene(QGraphicsScene):
             return None
         panel = found[1]
         at = (pos.x(), pos.y())
-        box = tools.new_balloon_box(kind, panel, at)
+        style = house_style(self.ctx.document.project)  # the book's type size, not a default
+        box = tools.new_balloon_box(kind, panel, at, style)
         speaker = None if kind in (BalloonKind.CAPTION, BalloonKind.SFX) else tools.nearest_speaker(panel, at)
-        balloon = self.ctx.edit(editing.add_balloon, panel.id, kind, box, "", speaker)
+        balloon = self.ctx.edit(editing.add_balloon, panel.id, kind, box, "", speaker, style)
         if balloon is not None:
             self.ctx.select_balloon(balloon.id)
         return balloon

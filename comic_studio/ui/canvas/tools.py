@@ -10,7 +10,7 @@ import math
 from comic_studio.core.layout import bbox
 from comic_studio.core.lettering import fit_box_for_text
 from comic_studio.core.lettering.shapes import body_outline
-from comic_studio.core.lettering.tails import TIP_FRACTION, edge_point
+from comic_studio.core.lettering.tails import TIP_FRACTION, edge_point, head_to_page, image_window
 from comic_studio.core.model import Balloon, BalloonKind, BalloonStyle, Box, Panel
 
 TOOLS = ("select", "speech", "thought", "shout", "whisper", "caption", "sfx")
@@ -37,11 +37,12 @@ def tool_kind(tool: str) -> BalloonKind | None:
     return TOOL_KINDS.get(tool)
 
 
-def new_balloon_box(kind: BalloonKind, panel: Panel, at: tuple[float, float]) -> Box:
-    """A box centred on ``at`` sized for the kind's sample text, no wider than 80 % of the panel,
-    shifted to stay inside the panel's bounding box where it fits."""
+def new_balloon_box(kind: BalloonKind, panel: Panel, at: tuple[float, float], style: BalloonStyle | None = None) -> Box:
+    """A box centred on ``at`` sized for the kind's sample text at ``style``'s type size (the
+    book's, :func:`~comic_studio.core.lettering.grow.house_style`), no wider than 80 % of the
+    panel, shifted to stay inside the panel's bounding box where it fits."""
     pb = bbox(panel.shape)
-    w, h = fit_box_for_text(SAMPLE_TEXT[kind], kind, BalloonStyle(), max(24.0, 0.8 * pb.w))
+    w, h = fit_box_for_text(SAMPLE_TEXT[kind], kind, style or BalloonStyle(), max(24.0, 0.8 * pb.w))
     x = min(max(at[0] - w / 2, pb.x), max(pb.x, pb.x + pb.w - w))
     y = min(max(at[1] - h / 2, pb.y), max(pb.y, pb.y + pb.h - h))
     return Box(x=x, y=y, w=w, h=h)
@@ -50,13 +51,13 @@ def new_balloon_box(kind: BalloonKind, panel: Panel, at: tuple[float, float]) ->
 def nearest_speaker(panel: Panel, at: tuple[float, float]) -> str | None:
     """The character whose head is closest to ``at`` in this panel (a new balloon's speaker):
     the panel's placements and the heads its current image reported."""
-    box = bbox(panel.shape)
+    window = image_window(panel)  # heads where the (possibly re-cropped) image draws them
     result = panel.result()
     best: tuple[float, str] | None = None
     for placement in list(panel.characters) + (list(result.heads) if result else []):
         if placement.head is None:
             continue
-        hx, hy = box.x + placement.head[0] * box.w, box.y + placement.head[1] * box.h
+        hx, hy = head_to_page(panel, placement.head, window)
         d = math.hypot(hx - at[0], hy - at[1])
         if best is None or d < best[0]:
             best = (d, placement.character_id)

@@ -256,6 +256,7 @@ class PageCanvas(QGraphicsView):
         """Show ``render_service``'s jobs in their panels: queued badge, live preview with progress
         and a cancel button, error badge (see :mod:`.live_render`)."""
         self._scene.live.follow(render_service)
+        self._scene.stale.follow(render_service)  # stale panels' one-click re-render
 
     def shutdown(self) -> None:
         """Stop the overlay's helper thread (the window calls this when it closes)."""
