@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 
+import jsonschema
 import pytest
 
 pytest.importorskip("open_clip", reason="open_clip_torch (with torchvision) is not installed")
@@ -60,7 +61,17 @@ def test_eval_dry_writes_both_files_validates_and_leaves_the_project_alone(proje
     assert code == 0
     assert path.read_bytes() == before
     report = EvalReport.model_validate_json((out / "report.json").read_text(encoding="utf-8"))
-    assert json.loads(schema_path().read_text(encoding="utf-8")) == schema()  # the shipped schema is current
+    shipped = json.loads(schema_path().read_text(encoding="utf-8"))
+    assert shipped == schema()  # the shipped schema is current
+    # An independent validator (not pydantic) against the shipped schema, and it is not vacuous:
+    # a wrong type and an unknown field are refused.
+    validator = jsonschema.Draft202012Validator(shipped)
+    written = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    validator.validate(written)
+    broken = json.loads(json.dumps(written))
+    broken["panels"][0]["runs"][0]["clip_t"] = "high"
+    broken["backends"][0]["surprise"] = 1
+    assert {e.validator for e in validator.iter_errors(broken)} >= {"anyOf", "additionalProperties"}
     assert [b.backend for b in report.backends] == ["storyboard", "halftone"] and report.settings.dry
     (panel,) = report.panels
     assert [r.backend for r in panel.runs] == ["storyboard", "halftone"]
