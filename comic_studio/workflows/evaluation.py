@@ -103,8 +103,8 @@ class Collected:
 
 
 def evaluate(doc: Document, panels: Sequence[Panel], backends: Sequence[str], scorer: Scorer, out: Path, *,
-             project_name: str, clip_model: str, dry: bool,
-             progress: Progress | None = None) -> tuple[EvalReport, Path, Path]:  # fmt: skip
+             project_name: str, clip_model: str, dry: bool, progress: Progress | None = None,
+             face_note: str = "") -> tuple[EvalReport, Path, Path]:  # fmt: skip
     """Render ``panels`` with each of ``backends``, score them, write ``out/report.json``,
     ``out/report.html`` and the renders under ``out/images/``. Returns (report, json, html)."""
     from comic_studio.generation.registry import get_backend
@@ -156,6 +156,7 @@ def evaluate(doc: Document, panels: Sequence[Panel], backends: Sequence[str], sc
             pose_detector=scorer.options.pose_detector,
             pose_detector_used=scorer.detector,
             face_similarity=scorer.face_embedder is not None,
+            face_similarity_note=face_note,
             dry=dry,
         ),  # fmt: skip
         backends=summaries,
@@ -229,6 +230,7 @@ def _backend_entry(backend: str, settings: dict, runs: list[PanelRun], collected
         akd=metrics.mean_or_none(p.akd for p in poses),
         mkr=metrics.mean_or_none(p.mkr for p in poses),
         pose_fail_rate=(sum(not p.found for p in poses) / len(poses)) if poses else None,
+        face_similarity=metrics.mean_or_none(c.face_similarity for r in ok for c in r.characters),
     )  # fmt: skip
 
 

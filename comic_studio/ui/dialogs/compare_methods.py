@@ -9,6 +9,8 @@ chosen one, as one undo step. The zoom slider sizes every cell's picture.
 
 from __future__ import annotations
 
+import functools
+import os
 from functools import partial
 from typing import Any
 
@@ -35,8 +37,18 @@ from comic_studio.ui.render_service import MAX_COMPARED, Comparison
 ZOOM_RANGE = (160, 720)
 
 
+@functools.lru_cache(maxsize=2)
+def _face_similarity(encoder: str) -> Any:
+    """The face embedder for ``encoder`` (``$COMIC_STUDIO_FACE_ENCODER``'s value; empty: the Hugging
+    Face cache's), loaded once per process; None when absent (the captions then show no face figure)."""
+    from comic_studio.evaluation.faces import load_face_similarity
+
+    return load_face_similarity(encoder)[0]
+
+
 def score_render(doc: Any, request: Any, generated: Any, png: bytes) -> Any:
-    """Helper thread: the render's metrics with the app's CLIP model (loaded once per process)."""
+    """Helper thread: the render's metrics with the app's CLIP model (loaded once per process) and,
+    when a face encoder is installed, face similarity."""
     from comic_studio.core.safe_read import decode_image
     from comic_studio.evaluation.scoring import Scorer
     from comic_studio.poses.openclip_embedder import load_clip_model
@@ -45,7 +57,10 @@ def score_render(doc: Any, request: Any, generated: Any, png: bytes) -> Any:
     from comic_studio.workflows.results import effective_request
 
     effective = effective_request(request, generated)
-    scorer = Scorer(load_clip_model(None), default_cache_dir())
+    from comic_studio.training.identity import FACE_ENCODER_ENV
+
+    face = _face_similarity(os.environ.get(FACE_ENCODER_ENV, ""))
+    scorer = Scorer(load_clip_model(None), default_cache_dir(), face_embedder=face)
     return scorer.score_panel(decode_image(png, where="compared render"), effective, references_of(doc, effective))
 
 
