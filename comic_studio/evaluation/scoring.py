@@ -92,6 +92,18 @@ class Scorer:
     def reference_features(self, references: Sequence[Image.Image]) -> np.ndarray:
         return self.features([reference_cutout(r, self.options.segmentation) for r in references])
 
+    def picture_clip_i(self, pictures: Sequence[Image.Image], references: Sequence[Image.Image],
+                       key: str) -> list[float | None]:  # fmt: skip
+        """Masked CLIP-I of whole pictures of one figure (a training sample: the subject alone, its
+        background whitened by the segmenter exactly as a reference's is) against ``references``,
+        whose features are kept under ``key``. None per picture without references."""
+        if not references:
+            return [None] * len(pictures)
+        if key not in self._references:
+            self._references[key] = self.reference_features(references)
+        features = self.reference_features(pictures)
+        return [metrics.clip_i(f, self._references[key]) for f in features]
+
     def score_panel(self, image: Image.Image, request: Any,
                     references: Mapping[str, Sequence[Image.Image]]) -> PanelScore:  # fmt: skip
         """Metrics of ``image``, rendered for ``request`` (a GenerationRequest: its prompt, characters

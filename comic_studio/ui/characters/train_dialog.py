@@ -290,6 +290,9 @@ class TrainLoraDialog(QDialog):
         layout.addWidget(self.buttons)
         self._update_resume()
         if render_service is not None:
+            from comic_studio.ui.training_metrics import show_sample_scores  # CLIP-I under each sample
+
+            self.sample_scores = show_sample_scores(self.sample_strip, render_service, lambda: self.job_id)
             render_service.training.updated.connect(self._on_update)
             render_service.training.ended.connect(self._on_ended)
             run = render_service.training.active_for(character_id)
