@@ -14,7 +14,11 @@ character gets one body and one face reference picture) is rendered twice on the
 Both renders are scored by :func:`comic_studio.workflows.evaluation.evaluate` (the ``eval``
 command's path: masked CLIP-I against the character's references, AP-CLIP-I = mean pairwise masked
 CLIP-I of a character's figures across its panels, SerialGen §4.3) with the tiny OpenCLIP model.
-On random weights these figures check the arithmetic end to end, nothing about quality: the paper
+``ap_clip_i`` compares a character's panels with each other, so the two runs are comparable;
+``clip_i`` is against the character's references *as the project holds them*, and after stage 1 the
+sheet is the first of them (that is what standardizing does), so the two ``clip_i`` figures are not
+against the same pictures. On random weights these figures check the arithmetic end to end, nothing
+about quality: the paper
 reports AP-CLIP-I 83.17 (two stages) against 77.74 (the paired one-stage model, no standardization)
 with its trained models (SerialGen §4.3.1, in the text; its CLIP-I is background-removed, §4.2), i.e.
 about +5.4 points is what a user with real weights may expect from standardizing first.
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         out["standardize_s"] = round(time.perf_counter() - t0, 1)
         out["serialgen"] = run("serialgen")
     a, b = out["serialgen"]["ap_clip_i"], out["racig"]["ap_clip_i"]
-    out["serialgen_minus_racig"] = None if a is None or b is None else round(a - b, 4)
+    out["serialgen_minus_racig"] = None if a is None or b is None else round(a - b, 6)
     emit_result(out, args.out)
     return out
 
