@@ -18,8 +18,7 @@ CLIP-I of a character's figures across its panels, SerialGen §4.3) with the tin
 ``clip_i`` is against the character's references *as the project holds them*, and after stage 1 the
 sheet is the first of them (that is what standardizing does), so the two ``clip_i`` figures are not
 against the same pictures. On random weights these figures check the arithmetic end to end, nothing
-about quality: the paper
-reports AP-CLIP-I 83.17 (two stages) against 77.74 (the paired one-stage model, no standardization)
+about quality: the paper reports AP-CLIP-I 83.17 (two stages) against 77.74 (the paired one-stage model, no standardization)
 with its trained models (SerialGen §4.3.1, in the text; its CLIP-I is background-removed, §4.2), i.e.
 about +5.4 points is what a user with real weights may expect from standardizing first.
 """

@@ -114,3 +114,21 @@ def test_character_scope_covers_its_panels_and_an_unpicked_panel_is_left_alone(c
     assert ctx.undo_stack.count() == undo_before + 1
     assert first.result().backend == "storyboard" and len(first.results) == 2
     assert (second.results, second.current_result) == untouched
+
+
+def test_the_inspector_opens_it_on_the_inspected_panel_page(ctx, service, qtbot):  # noqa: F811
+    from comic_studio.ui.inspector import PanelInspector
+
+    inspector = PanelInspector(ctx, service)
+    qtbot.addWidget(inspector)
+    panel = ctx.document.project.pages[0].panels_in_order()[2]
+    ctx.select_panels([panel.id])
+    assert inspector.compare_scope_button.isEnabled()
+    dialog = inspector.compare_on_scope()
+    qtbot.addWidget(dialog)
+    assert dialog.scope.currentData() == ("Page 1", [p.id for p in ctx.document.project.pages[0].panels_in_order()])
+    offered = [dialog.scope.itemData(i)[0] for i in range(dialog.scope.count())]
+    assert offered == ["Page 1", "Panels with Mara", "Panels with Theo"]
+    assert dialog.checked() == ["storyboard"]  # the page's own backend, ticked; one method is no comparison
+    assert not dialog.start_button.isEnabled() and not dialog.keep_button.isEnabled()
+    dialog.close()
