@@ -26,6 +26,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                     "or by the region alone (none)")  # fmt: skip
     ev.add_argument("--pose-detector", default="auto",
                     help="pose accuracy: auto (MediaPipe when installed), mediapipe, openpose-drawing or none")  # fmt: skip
+    ev.add_argument("--face-encoder", default="auto",
+                    help="face similarity: auto (the face-recognition ViT identity training uses, when installed), "
+                    "none, or a ViT folder")  # fmt: skip
     ev.add_argument("--models", choices=["tiny"],
                     help="tiny: random-weight tiny SDXL and OpenCLIP models built locally (a smoke run, no downloads)")  # fmt: skip
     ev.add_argument("--quiet", action="store_true")
@@ -54,14 +57,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     backends = parse_backends(args.backends)
     panels = select_panels(doc.project, args.panels)
     embedder = load_clip_model(clip_model)
-    scorer = Scorer(embedder, default_cache_dir(), ScoringOptions(args.segmentation, args.pose_detector))
+    face, face_note = (None, "off (--face-encoder none)")
+    if args.face_encoder != "none":
+        from comic_studio.evaluation.faces import load_face_similarity
+
+        face, face_note = load_face_similarity("" if args.face_encoder == "auto" else args.face_encoder)
+    scorer = Scorer(embedder, default_cache_dir(), ScoringOptions(args.segmentation, args.pose_detector), face)
     report, json_path, html_path = evaluate(
         doc, panels, backends, scorer, Path(args.out), project_name=path.stem,
-        clip_model=embedder.model_id, dry=args.dry, progress=progress,
+        clip_model=embedder.model_id, dry=args.dry, progress=progress, face_note=face_note,
     )  # fmt: skip
     if not args.dry:
         doc.save(path)
     print(format_table(report))
+    print(f"face similarity: {face_note}")
     print(json_path)
     print(html_path)
     return 0
@@ -73,10 +82,11 @@ def format_table(report: Any) -> str:
     def f(v: float | None, d: int = 3) -> str:
         return "-" if v is None else f"{v:.{d}f}"
 
-    head = f"{'backend':<16}{'panels':>7}{'CLIP-T':>8}{'CLIP-I':>8}{'AP-CLIP-I':>10}{'AKD':>8}{'fail':>6}{'s/panel':>9}"
+    head = (f"{'backend':<16}{'panels':>7}{'CLIP-T':>8}{'CLIP-I':>8}{'AP-CLIP-I':>10}{'face':>7}{'AKD':>8}"
+            f"{'fail':>6}{'s/panel':>9}")  # fmt: skip
     rows = [head]
     for b in report.backends:
         per = b.render_seconds / b.panels if b.panels else None
-        rows.append(f"{b.backend:<16}{b.panels:>7}{f(b.clip_t):>8}{f(b.clip_i):>8}{f(b.ap_clip_i):>10}"
+        rows.append(f"{b.backend:<16}{b.panels:>7}{f(b.clip_t):>8}{f(b.clip_i):>8}{f(b.ap_clip_i):>10}{f(b.face_similarity):>7}"
                     f"{f(b.akd):>8}{f(b.pose_fail_rate, 2):>6}{f(per, 2):>9}")  # fmt: skip
     return "\n".join(rows)

@@ -35,7 +35,7 @@ class CharacterInPanel(_Strict):
     character_id: str
     name: str
     clip_i: float | None = Field(description="masked CLIP-I against the references; null: no reference/out of frame")
-    face_similarity: float | None = Field(description="null: no face-embedding model plugged in, or no face")
+    face_similarity: float | None = Field(description="null: no face-embedding model installed, or no face found")
     pose: PoseEntry | None = Field(description="null: pose accuracy not measured (no detector)")
     cutout: Literal["segmentation", "staging", "empty"]
 
@@ -86,6 +86,9 @@ class BackendEntry(_Strict):
     akd: float | None
     mkr: float | None
     pose_fail_rate: float | None
+    face_similarity: float | None = Field(
+        default=None, description="mean over the figures with a face found; null: not measured or no face"
+    )
 
 
 class EvalSettings(_Strict):
@@ -95,6 +98,7 @@ class EvalSettings(_Strict):
     pose_detector: str = Field(description="the detector asked for")
     pose_detector_used: str | None = Field(description="null: pose accuracy not measured here")
     face_similarity: bool
+    face_similarity_note: str = Field(default="", description="the face encoder used, or why face similarity is absent")
     dry: bool
 
 
@@ -113,6 +117,7 @@ METRICS: tuple[tuple[str, str, bool], ...] = (
     ("clip_t", "CLIP-T (prompt)", True),
     ("clip_i", "masked CLIP-I (references)", True),
     ("ap_clip_i", "AP-CLIP-I (across panels)", True),
+    ("face_similarity", "face similarity", True),
     ("akd", "pose AKD (figure sizes)", False),
     ("pose_fail_rate", "pose failure rate", False),
     ("render_seconds", "render time (s)", False),
@@ -188,7 +193,9 @@ def render_html(report: EvalReport, thumbnails: dict[str, bytes]) -> str:
         "img{max-width:256px;display:block}.charts svg{margin:0 1em 1em 0}</style></head><body>",
         f"<h1>{esc(report.project)}: {len(report.panels)} panel(s) × {len(names)} method(s)</h1>",
         f"<p>CLIP model {esc(report.settings.clip_model)}; background: {esc(report.settings.segmentation)}; "
-        f"pose detector: {esc(report.settings.pose_detector_used or 'none')}; {report.created_at}</p>",
+        f"pose detector: {esc(report.settings.pose_detector_used or 'none')}; "
+        f"face similarity: {esc(report.settings.face_similarity_note or ('on' if report.settings.face_similarity else 'off'))}; "
+        f"{report.created_at}</p>",
         "<h2>Metrics per method</h2><div class='charts'>",
     ]
     for key, title, higher in METRICS:
@@ -229,7 +236,8 @@ def _cell(run: PanelRun, thumbnails: dict[str, bytes]) -> str:
     out.append(f"CLIP-T {_fmt(run.clip_t)} · {_fmt(run.render_seconds, 2)} s")
     for c in run.characters:
         pose = "—" if c.pose is None else ("not found" if not c.pose.found else f"AKD {_fmt(c.pose.akd)}")
-        out.append(f"<br>{esc(c.name)}: CLIP-I {_fmt(c.clip_i)}, pose {pose}")
+        face = "" if c.face_similarity is None else f", face {_fmt(c.face_similarity)}"
+        out.append(f"<br>{esc(c.name)}: CLIP-I {_fmt(c.clip_i)}{face}, pose {pose}")
     return "".join(out)
 
 

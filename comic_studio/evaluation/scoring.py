@@ -26,7 +26,8 @@ from comic_studio.poses.openclip_embedder import OpenClipEmbedder, picture_featu
 
 FaceEmbedder = Callable[[Image.Image], "np.ndarray | None"]
 """The face-similarity hook: a face picture → an identity embedding (ArcFace in SerialGen §4.2), or
-None when it finds no face. None is installed with the studio; plug one in with ``face_embedder``."""
+None when it finds no face. :func:`comic_studio.evaluation.faces.load_face_similarity` gives the
+studio's (the face-recognition ViT identity training uses) when it is installed."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class Scorer:
         self._text: dict[str, np.ndarray] = {}
         self._references: dict[str, np.ndarray] = {}
         """Reference features per character id: one run's references do not change."""
+        self._face_references: dict[str, list[np.ndarray]] = {}
+        """Reference face embeddings per character id (only the references where a face is found)."""
 
     def features(self, images: Sequence[Image.Image]) -> np.ndarray:
         return picture_features(self.embedder, images, self.cache_dir)
@@ -88,6 +91,18 @@ class Scorer:
 
     def reference_features(self, references: Sequence[Image.Image]) -> np.ndarray:
         return self.features([reference_cutout(r, self.options.segmentation) for r in references])
+
+    def picture_clip_i(self, pictures: Sequence[Image.Image], references: Sequence[Image.Image],
+                       key: str) -> list[float | None]:  # fmt: skip
+        """Masked CLIP-I of whole pictures of one figure (a training sample: the subject alone, its
+        background whitened by the segmenter exactly as a reference's is) against ``references``,
+        whose features are kept under ``key``. None per picture without references."""
+        if not references:
+            return [None] * len(pictures)
+        if key not in self._references:
+            self._references[key] = self.reference_features(references)
+        features = self.reference_features(pictures)
+        return [metrics.clip_i(f, self._references[key]) for f in features]
 
     def score_panel(self, image: Image.Image, request: Any,
                     references: Mapping[str, Sequence[Image.Image]]) -> PanelScore:  # fmt: skip
@@ -119,13 +134,19 @@ class Scorer:
         if self.detector is not None:
             requested = in_frame(staging.figure_keypoints[staging.character_figure[index]], image.width, image.height)
             pose = metrics.keypoint_distance(requested, detect_figure(image, region, self.detector))
-        return CharacterScore(character_id, clip_i, self._face(image, head, references), pose, how, feature)
+        return CharacterScore(
+            character_id, clip_i, self._face(image, head, references, character_id), pose, how, feature
+        )
 
-    def _face(self, image: Image.Image, head: np.ndarray, references: Sequence[Image.Image]) -> float | None:
+    def _face(self, image: Image.Image, head: np.ndarray, references: Sequence[Image.Image],
+              character_id: str) -> float | None:  # fmt: skip
         if self.face_embedder is None or not references or not head.any():
             return None
-        face = self.face_embedder(whitened(image, head))
-        refs = [v for v in (self.face_embedder(r.convert("RGB")) for r in references) if v is not None]
-        if face is None or not refs:
+        if character_id not in self._face_references:
+            embedded = (self.face_embedder(r.convert("RGB")) for r in references)
+            self._face_references[character_id] = [v for v in embedded if v is not None]
+        refs = self._face_references[character_id]
+        face = self.face_embedder(whitened(image, head)) if refs else None
+        if face is None:
             return None
         return metrics.clip_i(face, refs)  # the same mean cosine over the references

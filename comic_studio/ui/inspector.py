@@ -237,6 +237,13 @@ class PanelInspector(QScrollArea):
         render_row.addWidget(self.render_button)
         render_row.addWidget(self.regenerate_button)
         render_row.addWidget(self.compare_button)
+        self.compare_scope_button = QPushButton("Compare on page/character…", results_box)
+        self.compare_scope_button.setToolTip(
+            "Render every panel of this page (or every panel a character is in) with 2–6 backends at the "
+            "panels' seeds; AP-CLIP-I per method for each character; keep picks as one undo step"
+        )
+        self.compare_scope_button.clicked.connect(self.compare_on_scope)
+        render_row.addWidget(self.compare_scope_button)
         results_layout.addLayout(render_row)
 
         # Results and the render buttons right under the prompt: write, render, compare is the
@@ -506,6 +513,7 @@ class PanelInspector(QScrollArea):
         self.render_button.setEnabled(has_service and panel is not None)
         self.regenerate_button.setEnabled(has_service and panel is not None and self._replay_result_id() is not None)
         self.compare_button.setEnabled(has_service and panel is not None)
+        self.compare_scope_button.setEnabled(has_service and panel is not None)
 
     def _replay_result_id(self) -> str | None:
         selected = self.history.selected_ids()
@@ -530,6 +538,21 @@ class PanelInspector(QScrollArea):
 
         self._end_typing()
         dialog = CompareMethodsDialog(self.ctx, self.render_service, self.panel_id, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
+
+    def compare_on_scope(self) -> Any:
+        """Open "Compare on this page / character…" on the inspected panel's page (returns the dialog)."""
+        if self.render_service is None or self.panel_id is None:
+            return None
+        from comic_studio.ui.dialogs.compare_scope import CompareScopeDialog
+
+        self._end_typing()
+        project = self.ctx.document.project
+        found = project.find_panel(self.panel_id)
+        page = f"Page {project.pages.index(found[0]) + 1}" if found else None
+        dialog = CompareScopeDialog(self.ctx, self.render_service, page, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog

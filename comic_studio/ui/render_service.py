@@ -42,7 +42,7 @@ from comic_studio.ui.training_jobs import TrainingJobs
 from comic_studio.workflows.lettering import apply_lettering, letter_panel, lettering_lines
 from comic_studio.workflows.readiness import Readiness, backend_readiness, missing_models_text
 from comic_studio.workflows.requests import build_request, hydrate_request, panel_pixel_size, panel_seed
-from comic_studio.workflows.results import record_comparison, record_result
+from comic_studio.workflows.results import record_comparison, record_comparisons, record_result
 from comic_studio.workflows.standardize import record_standard_sheet, standardize_request
 from comic_studio.workflows.tryon import tryon_request
 
@@ -131,6 +131,25 @@ class Comparison:
         return all(c.result is not None or c.error for c in self.cells.values())
 
 
+@dataclass
+class ComparisonSet:
+    """ "Compare on this page / character": one :class:`Comparison` per panel (each at its own seed),
+    queued together; the picks are kept as one undo step (:meth:`RenderService.keep_comparisons`)."""
+
+    set_id: str
+    title: str
+    comparisons: list[Comparison]
+    kept: dict[str, str] | None = None
+    """Panel id → the backend kept there, once kept."""
+
+    @property
+    def done(self) -> bool:
+        return all(g.done for g in self.comparisons)
+
+    def panel(self, panel_id: str) -> Comparison | None:
+        return next((g for g in self.comparisons if g.panel_id == panel_id), None)
+
+
 class RenderService(QObject):
     """Render queue front end shared by the inspector, the canvas menus and the queue panel."""
 
@@ -165,6 +184,7 @@ class RenderService(QObject):
         self._bridge: Any = None
         self._jobs: dict[str, RenderJob] = {}
         self.comparisons: dict[str, Comparison] = {}
+        self.comparison_sets: dict[str, ComparisonSet] = {}
         self._last_problem = ""
         self._previews: dict[str, QImage] = {}
         self._previews_lock = threading.Lock()
@@ -464,37 +484,96 @@ class RenderService(QObject):
         """Queue one render of ``panel_id`` per backend, all at the panel's seed, as one group. The
         renders stay out of the history until :meth:`keep_comparison`. None (reason in
         ``ctx.message``) when a request cannot be built or submitted; nothing is queued then."""
-        found = self.ctx.document.project.find_panel(panel_id)
-        if found is None or not 2 <= len(backends) <= MAX_COMPARED:
+        if self.ctx.document.project.find_panel(panel_id) is None or not 2 <= len(backends) <= MAX_COMPARED:
             self.ctx.message.emit(f"Compare methods: pick 2 to {MAX_COMPARED} backends for an existing panel")
             return None
-        page, panel = found
-        seed = panel_seed(panel)
-        try:
-            requests = {
-                name: build_request(self.ctx.document.project, panel, name, self.ctx.document.assets).model_copy(
-                    update={"seed": seed}
-                )
-                for name in dict.fromkeys(backends)
-            }
-        except ComicStudioError as exc:
-            self.ctx.message.emit(f"{self.panel_label(panel_id)}: cannot compare: {exc}")
+        groups = self._queue_comparisons([panel_id], backends, priority, "compare")
+        return groups[0] if groups else None
+
+    def compare_panels(self, panel_ids: list[str], backends: list[str], title: str,
+                       priority: int = 0) -> ComparisonSet | None:  # fmt: skip
+        """ "Compare on this page / character": :meth:`compare` over ``panel_ids`` (each panel at its
+        own seed), every job queued at once; None (reason in ``ctx.message``, nothing queued) when
+        any request cannot be built or submitted."""
+        project = self.ctx.document.project
+        ids = [p for p in dict.fromkeys(panel_ids) if project.find_panel(p) is not None]
+        if not ids or not 2 <= len(backends) <= MAX_COMPARED:
+            self.ctx.message.emit(f"Compare methods: pick 2 to {MAX_COMPARED} backends and at least one panel")
             return None
-        group = Comparison(uuid.uuid4().hex[:12], panel_id, seed, {n: CompareCell(n, r) for n, r in requests.items()})
-        submitted = []
-        for name, request in requests.items():
-            job_id = self._submit(request, priority, f"{self.panel_label(panel_id)} ({name}, compare)", page.id)
-            if job_id is None:
-                for other in submitted:
-                    self.cancel(other)
-                self.ctx.message.emit(self._last_problem)
+        groups = self._queue_comparisons(ids, backends, priority, f"compare {title}")
+        if groups is None:
+            return None
+        cset = ComparisonSet(uuid.uuid4().hex[:12], title, groups)
+        self.comparison_sets[cset.set_id] = cset
+        return cset
+
+    def _queue_comparisons(self, panel_ids: list[str], backends: list[str], priority: int,
+                           tag: str) -> list[Comparison] | None:  # fmt: skip
+        project = self.ctx.document.project
+        groups: list[tuple[str, Comparison]] = []
+        for panel_id in panel_ids:
+            page, panel = project.find_panel(panel_id)
+            seed = panel_seed(panel)
+            try:
+                requests = {
+                    name: build_request(project, panel, name, self.ctx.document.assets).model_copy(
+                        update={"seed": seed}
+                    )
+                    for name in dict.fromkeys(backends)
+                }
+            except ComicStudioError as exc:
+                self.ctx.message.emit(f"{self.panel_label(panel_id)}: cannot compare: {exc}")
                 return None
-            self._jobs[job_id].comparison = group.group_id
-            group.jobs[job_id] = name
-            submitted.append(job_id)
-        self.comparisons[group.group_id] = group
+            cells = {n: CompareCell(n, r) for n, r in requests.items()}
+            groups.append((page.id, Comparison(uuid.uuid4().hex[:12], panel_id, seed, cells)))
+        submitted: list[str] = []
+        for page_id, group in groups:
+            for name, cell in group.cells.items():
+                label = f"{self.panel_label(group.panel_id)} ({name}, {tag})"
+                job_id = self._submit(cell.request, priority, label, page_id)
+                if job_id is None:
+                    for other in submitted:
+                        self.cancel(other)
+                    self.ctx.message.emit(self._last_problem)
+                    return None
+                self._jobs[job_id].comparison = group.group_id
+                group.jobs[job_id] = name
+                submitted.append(job_id)
+        for _page_id, group in groups:
+            self.comparisons[group.group_id] = group
         self.jobs_changed.emit()
-        return group
+        return [group for _page_id, group in groups]
+
+    def keep_comparisons(self, set_id: str, picks: dict[str, str]) -> bool:
+        """Keep ``picks`` (panel id → backend) of a :class:`ComparisonSet`: each picked panel gets
+        every finished render of its comparison in its history and shows the picked one, all as
+        ONE undo step; panels without a pick are left as they were. False (reason in
+        ``ctx.message``) when a pick has no finished render."""
+        cset = self.comparison_sets.get(set_id)
+        if cset is None or not picks:
+            self.ctx.message.emit("Compare methods: pick a method for at least one panel")
+            return False
+        chosen = []
+        for panel_id, backend in picks.items():
+            group = cset.panel(panel_id)
+            finished = [c for c in group.cells.values() if c.result is not None] if group else []
+            names = [c.backend for c in finished]
+            if backend not in names:
+                self.ctx.message.emit(
+                    f"Compare methods: {self.panel_label(panel_id)} has no finished {backend} render to keep"
+                )
+                return False
+            chosen.append((panel_id, [(c.request, c.result, c.png) for c in finished], names.index(backend)))
+        kept = self.ctx.edit(record_comparisons, chosen)
+        if kept is None:
+            return False
+        cset.kept = dict(picks)
+        for (panel_id, _renders, index), results in zip(chosen, kept):
+            group = cset.panel(panel_id)
+            if group is not None:
+                group.kept = picks[panel_id]
+            self.panel_rendered.emit(panel_id, results[index].id)
+        return True
 
     def keep_comparison(self, group_id: str, backend: str) -> bool:
         """Add every finished render of the group to the panel's history and show ``backend``'s, as

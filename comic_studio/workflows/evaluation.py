@@ -86,16 +86,25 @@ def parse_backends(spec: str) -> list[str]:
 
 
 @dataclass
-class _Collected:
-    """Per (backend, character): the cut-out figures' features (AP-CLIP-I) and CLIP-I values."""
+class Collected:
+    """Per (backend, character): the cut-out figures' features (AP-CLIP-I) and CLIP-I values, over
+    the panels scored so far (``eval`` and the app's "Compare on this page / character")."""
 
     features: dict[tuple[str, str], list[np.ndarray]] = field(default_factory=dict)
     clip_i: dict[tuple[str, str], list[float | None]] = field(default_factory=dict)
 
+    def add(self, backend: str, score: PanelScore) -> None:
+        """One panel's render by ``backend``: each character's figure and CLIP-I."""
+        for c in score.characters:
+            key = (backend, c.character_id)
+            if c.feature is not None:
+                self.features.setdefault(key, []).append(c.feature)
+            self.clip_i.setdefault(key, []).append(c.clip_i)
+
 
 def evaluate(doc: Document, panels: Sequence[Panel], backends: Sequence[str], scorer: Scorer, out: Path, *,
-             project_name: str, clip_model: str, dry: bool,
-             progress: Progress | None = None) -> tuple[EvalReport, Path, Path]:  # fmt: skip
+             project_name: str, clip_model: str, dry: bool, progress: Progress | None = None,
+             face_note: str = "") -> tuple[EvalReport, Path, Path]:  # fmt: skip
     """Render ``panels`` with each of ``backends``, score them, write ``out/report.json``,
     ``out/report.html`` and the renders under ``out/images/``. Returns (report, json, html)."""
     from comic_studio.generation.registry import get_backend
@@ -108,7 +117,7 @@ def evaluate(doc: Document, panels: Sequence[Panel], backends: Sequence[str], sc
         p.id: PanelEntry(panel_id=p.id, label=panel_label(doc.project, p.id), prompt="", runs=[]) for p in panels
     }
     thumbnails: dict[str, bytes] = {}
-    collected = _Collected()
+    collected = Collected()
     summaries = []
     total, done = len(panels) * len(backends), 0
     for backend in backends:
@@ -132,7 +141,7 @@ def evaluate(doc: Document, panels: Sequence[Panel], backends: Sequence[str], sc
     if progress:
         progress("eval", total, total)
     _keep_shown_results(doc, shown)
-    characters = _character_entries(doc.project, backends, collected)
+    characters = character_entries(doc.project, backends, collected)
     for summary in summaries:
         summary.ap_clip_i = metrics.mean_or_none(
             cb.ap_clip_i for c in characters for cb in c.backends if cb.backend == summary.backend
@@ -147,6 +156,7 @@ def evaluate(doc: Document, panels: Sequence[Panel], backends: Sequence[str], sc
             pose_detector=scorer.options.pose_detector,
             pose_detector_used=scorer.detector,
             face_similarity=scorer.face_embedder is not None,
+            face_similarity_note=face_note,
             dry=dry,
         ),  # fmt: skip
         backends=summaries,
@@ -159,7 +169,7 @@ def evaluate(doc: Document, panels: Sequence[Panel], backends: Sequence[str], sc
 
 
 def _render_and_score(doc: Document, panel: Panel, backend: str, scorer: Scorer, images: Path,
-                      thumbnails: dict[str, bytes], collected: _Collected) -> tuple[PanelRun, GenerationRequest | None]:  # fmt: skip
+                      thumbnails: dict[str, bytes], collected: Collected) -> tuple[PanelRun, GenerationRequest | None]:  # fmt: skip
     label = panel_label(doc.project, panel.id)
     t0 = time.perf_counter()
     try:
@@ -195,13 +205,10 @@ def _name(project: Project, character_id: str) -> str:
 
 
 def _panel_run(project: Project, backend: str, image: str, asset: str, seed: int, render_seconds: float,
-               score: PanelScore, collected: _Collected) -> PanelRun:  # fmt: skip
+               score: PanelScore, collected: Collected) -> PanelRun:  # fmt: skip
+    collected.add(backend, score)
     characters = []
     for c in score.characters:
-        key = (backend, c.character_id)
-        if c.feature is not None:
-            collected.features.setdefault(key, []).append(c.feature)
-        collected.clip_i.setdefault(key, []).append(c.clip_i)
         pose = None if c.pose is None else PoseEntry(found=c.pose.found, akd=c.pose.akd, mkr=c.pose.mkr)
         characters.append(CharacterInPanel(character_id=c.character_id, name=_name(project, c.character_id),
                                            clip_i=c.clip_i, face_similarity=c.face_similarity, pose=pose,
@@ -210,7 +217,7 @@ def _panel_run(project: Project, backend: str, image: str, asset: str, seed: int
                     metric_seconds=score.seconds, clip_t=score.clip_t, characters=characters)  # fmt: skip
 
 
-def _backend_entry(backend: str, settings: dict, runs: list[PanelRun], collected: _Collected) -> BackendEntry:
+def _backend_entry(backend: str, settings: dict, runs: list[PanelRun], collected: Collected) -> BackendEntry:
     ok = [r for r in runs if r.error is None]
     poses = [c.pose for r in ok for c in r.characters if c.pose is not None]
     return BackendEntry(
@@ -223,10 +230,12 @@ def _backend_entry(backend: str, settings: dict, runs: list[PanelRun], collected
         akd=metrics.mean_or_none(p.akd for p in poses),
         mkr=metrics.mean_or_none(p.mkr for p in poses),
         pose_fail_rate=(sum(not p.found for p in poses) / len(poses)) if poses else None,
+        face_similarity=metrics.mean_or_none(c.face_similarity for r in ok for c in r.characters),
     )  # fmt: skip
 
 
-def _character_entries(project: Project, backends: Sequence[str], collected: _Collected) -> list[CharacterEntry]:
+def character_entries(project: Project, backends: Sequence[str], collected: Collected) -> list[CharacterEntry]:
+    """Per character, per backend: panels, mean CLIP-I and AP-CLIP-I (with why it is undefined)."""
     ids = list(dict.fromkeys(cid for (_b, cid) in collected.clip_i))
     out = []
     for cid in ids:

@@ -63,16 +63,39 @@ def record_comparison(
     """Store every render of a method comparison in the panel's history and show ``renders[keep]``:
     one undoable step ("Compare methods"), so one undo takes the whole comparison back. Refused as a
     whole (nothing added) when any render cannot be kept."""
-    if not 0 <= keep < len(renders):
-        raise ComicStudioError(f"choose one of the {len(renders)} compared renders (got {keep + 1})")
-    made = [_panel_result(doc, panel_id, request, generated, png) for request, generated, png in renders]
-    panel = made[keep][0]
-    steps: list = [InsertItem(("results", panel.id), result, text="Add result") for _p, result, _png, _h in made]
-    steps.append(_show(panel, made[keep][1], made[keep][3]))
-    for _panel, _result, png, _heads in made:
-        doc.assets.add(png, validate_image=False)
-    doc.execute(Compound(f"Compare methods: keep {made[keep][1].backend}", steps))
-    return [result for _p, result, _png, _h in made]
+    return record_comparisons(doc, [(panel_id, renders, keep)])[0]
+
+
+def record_comparisons(
+    doc: Document,
+    picks: Sequence[tuple[str, Sequence[tuple[GenerationRequest, GenerationResult, bytes | None]], int]],
+) -> list[list[PanelResult]]:
+    """:func:`record_comparison` over several panels ("Compare on this page / character"): each
+    ``(panel_id, renders, keep)`` adds that panel's renders to its history and shows the kept one,
+    all panels in ONE undoable step. Refused as a whole when any render cannot be kept."""
+    steps: list = []
+    made_all = []
+    for panel_id, renders, keep in picks:
+        if not 0 <= keep < len(renders):
+            raise ComicStudioError(f"choose one of the {len(renders)} compared renders (got {keep + 1})")
+        made = [_panel_result(doc, panel_id, request, generated, png) for request, generated, png in renders]
+        panel = made[keep][0]
+        steps += [InsertItem(("results", panel.id), result, text="Add result") for _p, result, _png, _h in made]
+        steps.append(_show(panel, made[keep][1], made[keep][3]))
+        made_all.append((made, keep))
+    if not made_all:
+        raise ComicStudioError("no compared panel was picked: choose a method for at least one panel")
+    for made, _keep in made_all:
+        for _panel, _result, png, _heads in made:
+            doc.assets.add(png, validate_image=False)
+    if len(made_all) == 1:
+        made, keep = made_all[0]
+        label = f"Compare methods: keep {made[keep][1].backend}"
+    else:
+        kept = sorted({made[keep][1].backend for made, keep in made_all})
+        label = f"Compare methods on {len(made_all)} panels: keep {', '.join(kept)}"
+    doc.execute(Compound(label, steps))
+    return [[result for _p, result, _png, _h in made] for made, _keep in made_all]
 
 
 def effective_request(request: GenerationRequest, generated: GenerationResult) -> GenerationRequest:

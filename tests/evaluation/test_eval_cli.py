@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 
+import jsonschema
 import pytest
 
 pytest.importorskip("open_clip", reason="open_clip_torch (with torchvision) is not installed")
@@ -18,6 +19,8 @@ from comic_studio.core.resources import resource  # noqa: E402
 from comic_studio.evaluation.report import EvalReport, schema, schema_path  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
 from comic_studio.testing.tiny_eval import tiny_clip_weights  # noqa: E402
+from comic_studio.testing.tiny_identity import write_tiny_face_encoder  # noqa: E402
+from comic_studio.vision.detect import available_detectors  # noqa: E402
 from comic_studio.workflows.batch import DEMO_CHARACTERS, DEMO_STORY, render_panel  # noqa: E402
 from comic_studio.workflows.story import story_to_document  # noqa: E402
 
@@ -56,11 +59,22 @@ def test_eval_dry_writes_both_files_validates_and_leaves_the_project_alone(proje
     before = path.read_bytes()
     out = tmp_path / "report"
     code, printed = _run(capsys, str(path), "--backends", "storyboard,halftone", "--panels", first, "--out", str(out),
-                         "--dry", "--clip-model", str(clip_weights), "--pose-detector", "none")  # fmt: skip
+                         "--dry", "--clip-model", str(clip_weights), "--pose-detector", "none",
+                         "--face-encoder", "none")  # fmt: skip
     assert code == 0
     assert path.read_bytes() == before
     report = EvalReport.model_validate_json((out / "report.json").read_text(encoding="utf-8"))
-    assert json.loads(schema_path().read_text(encoding="utf-8")) == schema()  # the shipped schema is current
+    shipped = json.loads(schema_path().read_text(encoding="utf-8"))
+    assert shipped == schema()  # the shipped schema is current
+    # An independent validator (not pydantic) against the shipped schema, and it is not vacuous:
+    # a wrong type and an unknown field are refused.
+    validator = jsonschema.Draft202012Validator(shipped)
+    written = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    validator.validate(written)
+    broken = json.loads(json.dumps(written))
+    broken["panels"][0]["runs"][0]["clip_t"] = "high"
+    broken["backends"][0]["surprise"] = 1
+    assert {e.validator for e in validator.iter_errors(broken)} >= {"anyOf", "additionalProperties"}
     assert [b.backend for b in report.backends] == ["storyboard", "halftone"] and report.settings.dry
     (panel,) = report.panels
     assert [r.backend for r in panel.runs] == ["storyboard", "halftone"]
@@ -73,7 +87,8 @@ def test_eval_dry_writes_both_files_validates_and_leaves_the_project_alone(proje
     for row in character.backends:  # one panel: no pair, so AP-CLIP-I is undefined and says why
         assert row.panels == 1 and row.ap_clip_i is None and "at least two" in row.ap_clip_i_note
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert page.count("<svg") == 6 and "data:image/png;base64," in page
+    assert not report.settings.face_similarity and "--face-encoder none" in report.settings.face_similarity_note
+    assert page.count("<svg") == 7 and "data:image/png;base64," in page
     assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "storyboard" in printed and "halftone" in printed and "AP-CLIP-I" in printed
 
@@ -87,7 +102,7 @@ def test_eval_keeps_renders_in_history_and_the_shown_result(project, clip_weight
     doc.save(path)
     code, _ = _run(capsys, str(path), "--backends", "storyboard,halftone", "--panels", ",".join(panels),
                    "--out", str(tmp_path / "r"), "--clip-model", str(clip_weights), "--segmentation", "none",
-                   "--pose-detector", "none")  # fmt: skip
+                   "--pose-detector", "none", "--face-encoder", str(write_tiny_face_encoder(tmp_path / "vit")))  # fmt: skip
     assert code == 0
     after = Document.open(path)
     for panel in shown:
@@ -99,6 +114,13 @@ def test_eval_keeps_renders_in_history_and_the_shown_result(project, clip_weight
     (mara,) = report.characters
     assert all(row.panels == 2 and row.ap_clip_i is not None and row.ap_clip_i_note == "" for row in mara.backends)
     assert all(b.ap_clip_i is not None and b.clip_i is not None for b in report.backends)
+    # The face encoder is loaded through the real loader and named; the drawn figures show no face
+    # MediaPipe finds, so face similarity is undefined (null), not 0.
+    if "mediapipe-face" in available_detectors():
+        assert report.settings.face_similarity and str(tmp_path / "vit") in report.settings.face_similarity_note
+        assert all(b.face_similarity is None for b in report.backends)
+    else:
+        assert not report.settings.face_similarity and report.settings.face_similarity_note.startswith("absent: ")
 
 
 def test_eval_names_an_unknown_backend_and_a_bad_panel(project, clip_weights, tmp_path, capsys):

@@ -226,6 +226,9 @@ class TrainingDialog(QDialog):
             layout.addWidget(widget)
         self._update_resume()
         if self.render_service is not None:
+            from comic_studio.ui.training_metrics import show_sample_scores  # CLIP-I under each sample
+
+            self.sample_scores = show_sample_scores(self.sample_strip, self.render_service, lambda: self.job_id)
             training = self.render_service.training
             training.updated.connect(self._on_update)
             training.ended.connect(self._on_ended)

@@ -9,6 +9,8 @@ chosen one, as one undo step. The zoom slider sizes every cell's picture.
 
 from __future__ import annotations
 
+import functools
+import os
 from functools import partial
 from typing import Any
 
@@ -35,8 +37,18 @@ from comic_studio.ui.render_service import MAX_COMPARED, Comparison
 ZOOM_RANGE = (160, 720)
 
 
-def _score(doc: Any, request: Any, generated: Any, png: bytes) -> Any:
-    """Helper thread: the render's metrics with the app's CLIP model (loaded once per process)."""
+@functools.lru_cache(maxsize=2)
+def _face_similarity(encoder: str) -> Any:
+    """The face embedder for ``encoder`` (``$COMIC_STUDIO_FACE_ENCODER``'s value; empty: the Hugging
+    Face cache's), loaded once per process; None when absent (the captions then show no face figure)."""
+    from comic_studio.evaluation.faces import load_face_similarity
+
+    return load_face_similarity(encoder)[0]
+
+
+def score_render(doc: Any, request: Any, generated: Any, png: bytes) -> Any:
+    """Helper thread: the render's metrics with the app's CLIP model (loaded once per process) and,
+    when a face encoder is installed, face similarity."""
     from comic_studio.core.safe_read import decode_image
     from comic_studio.evaluation.scoring import Scorer
     from comic_studio.poses.openclip_embedder import load_clip_model
@@ -45,8 +57,50 @@ def _score(doc: Any, request: Any, generated: Any, png: bytes) -> Any:
     from comic_studio.workflows.results import effective_request
 
     effective = effective_request(request, generated)
-    scorer = Scorer(load_clip_model(None), default_cache_dir())
+    from comic_studio.training.identity import FACE_ENCODER_ENV
+
+    face = _face_similarity(os.environ.get(FACE_ENCODER_ENV, ""))
+    scorer = Scorer(load_clip_model(None), default_cache_dir(), face_embedder=face)
     return scorer.score_panel(decode_image(png, where="compared render"), effective, references_of(doc, effective))
+
+
+def backend_list(parent: QWidget, checked: set[str]) -> QListWidget:
+    """Every installed backend, checkable (``checked`` ticked); the data role holds its name."""
+    from comic_studio.generation.registry import available_backends
+
+    backends = QListWidget(parent)
+    for name, cls in sorted(available_backends().items()):
+        item = QListWidgetItem(f"{getattr(cls, 'display_name', name) or name}  ({name})", backends)
+        item.setData(Qt.ItemDataRole.UserRole, name)
+        item.setCheckState(Qt.CheckState.Checked if name in checked else Qt.CheckState.Unchecked)
+    backends.setMaximumHeight(140)
+    return backends
+
+
+def checked_backends(backends: QListWidget) -> list[str]:
+    items = (backends.item(i) for i in range(backends.count()))
+    return [it.data(Qt.ItemDataRole.UserRole) for it in items if it.checkState() == Qt.CheckState.Checked]
+
+
+def set_checked_backends(backends: QListWidget, names: list[str]) -> None:
+    for i in range(backends.count()):
+        item = backends.item(i)
+        wanted = item.data(Qt.ItemDataRole.UserRole) in names
+        item.setCheckState(Qt.CheckState.Checked if wanted else Qt.CheckState.Unchecked)
+
+
+def metrics_text(score: Any, names: dict[str, str]) -> str:
+    """A cell's caption lines: CLIP-T, then per character CLIP-I and pose accuracy (or the reason
+    metrics are missing when ``score`` is an exception)."""
+    if isinstance(score, BaseException):
+        return f"metrics unavailable: {score}"
+    parts = [f"CLIP-T {score.clip_t:.3f}"]
+    for c in score.characters:
+        clip_i = "—" if c.clip_i is None else f"{c.clip_i:.3f}"
+        face = "" if c.face_similarity is None else f" · face {c.face_similarity:.3f}"
+        pose = "" if c.pose is None else (" · pose not found" if not c.pose.found else f" · AKD {c.pose.akd or 0:.3f}")
+        parts.append(f"{names.get(c.character_id, c.character_id)}: CLIP-I {clip_i}{face}{pose}")
+    return "\n".join(parts)
 
 
 class CompareMethodsDialog(QDialog):
@@ -54,21 +108,13 @@ class CompareMethodsDialog(QDialog):
 
     def __init__(self, ctx: Any, service: Any, panel_id: str, parent: QWidget | None = None):
         super().__init__(parent)
-        from comic_studio.generation.registry import available_backends
-
         self.ctx, self.service, self.panel_id = ctx, service, panel_id
         self.group: Comparison | None = None
         self.metrics: dict[str, str] = {}
         self._jobs = BackgroundJobs(self, "compare-metrics")
         self.setWindowTitle(f"Compare methods · {service.panel_label(panel_id)}")
-        self.backends = QListWidget(self)
         panel = ctx.document.project.find_panel(panel_id)
-        own = panel[1].backend if panel else ""
-        for name, cls in sorted(available_backends().items()):
-            item = QListWidgetItem(f"{getattr(cls, 'display_name', name) or name}  ({name})", self.backends)
-            item.setData(Qt.ItemDataRole.UserRole, name)
-            item.setCheckState(Qt.CheckState.Checked if name == own else Qt.CheckState.Unchecked)
-        self.backends.setMaximumHeight(140)
+        self.backends = backend_list(self, {panel[1].backend} if panel else set())
         self.backends.itemChanged.connect(self._update_start)
         self.start_button = QPushButton("Compare", self)
         self.start_button.clicked.connect(self.start)
@@ -105,14 +151,10 @@ class CompareMethodsDialog(QDialog):
         self.resize(980, 720)
 
     def checked(self) -> list[str]:
-        items = (self.backends.item(i) for i in range(self.backends.count()))
-        return [it.data(Qt.ItemDataRole.UserRole) for it in items if it.checkState() == Qt.CheckState.Checked]
+        return checked_backends(self.backends)
 
     def set_checked(self, names: list[str]) -> None:
-        for i in range(self.backends.count()):
-            item = self.backends.item(i)
-            wanted = item.data(Qt.ItemDataRole.UserRole) in names
-            item.setCheckState(Qt.CheckState.Checked if wanted else Qt.CheckState.Unchecked)
+        set_checked_backends(self.backends, names)
 
     def _update_start(self, *_: Any) -> None:
         self.start_button.setEnabled(2 <= len(self.checked()) <= MAX_COMPARED)
@@ -161,25 +203,13 @@ class CompareMethodsDialog(QDialog):
         for name, cell in self.group.cells.items():
             if cell.result is not None and name not in self.metrics:
                 self.metrics[name] = "metrics: scoring…"
-                self._jobs.submit(_score, self.ctx.document, cell.request, cell.result, cell.png,
+                self._jobs.submit(score_render, self.ctx.document, cell.request, cell.result, cell.png,
                                   on_result=partial(self._scored, name), on_error=partial(self._scored, name))  # fmt: skip
         self._refresh()
 
     def _scored(self, name: str, score: Any) -> None:
-        if isinstance(score, BaseException):
-            self.metrics[name] = f"metrics unavailable: {score}"
-        else:
-            parts = [f"CLIP-T {score.clip_t:.3f}"]
-            names = {c.id: c.name for c in self.group.cells[name].request.characters} if self.group else {}
-            for c in score.characters:
-                clip_i = "—" if c.clip_i is None else f"{c.clip_i:.3f}"
-                pose = (
-                    ""
-                    if c.pose is None
-                    else (" · pose not found" if not c.pose.found else f" · AKD {c.pose.akd or 0:.3f}")
-                )
-                parts.append(f"{names.get(c.character_id, c.character_id)}: CLIP-I {clip_i}{pose}")
-            self.metrics[name] = "\n".join(parts)
+        names = {c.id: c.name for c in self.group.cells[name].request.characters} if self.group else {}
+        self.metrics[name] = metrics_text(score, names)
         self._refresh()
 
     def metrics_done(self) -> bool:
