@@ -231,7 +231,7 @@ def test_tool_shortcuts_are_mnemonic_and_clash_with_nothing(qtbot, tmp_path, mon
         m for m in window.menuBar().findChildren(type(window.menuBar().actions()[0].menu())) if m.title() == "&Tools"
     )
     letters = [a.text()[a.text().index("&") + 1].lower() for a in tools_menu.actions() if "&" in a.text()]
-    assert len(letters) == len(set(letters)) == 7
+    assert len(letters) == len(set(letters)) and {"l", "s", "t", "h", "w", "c", "x"} <= set(letters)
     # The action a key stands for picks the tool on the canvas.
     by_key = {k: a for a in window.action_map.values() if (k := a.shortcut().toString())}
     by_key["H"].trigger()
