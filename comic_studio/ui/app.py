@@ -94,22 +94,26 @@ def run_app(paths: list[str]) -> int:
     window = start_window(paths, app)
     QTimer.singleShot(0, window.offer_recoveries)
     QTimer.singleShot(0, window.report_plugin_errors)
-    QTimer.singleShot(WARM_UP_DELAY_MS, _warm_up_in_background)
+    QTimer.singleShot(WARM_UP_DELAY_MS, warm_up_in_background)
     return app.exec()
 
 
 WARM_UP_DELAY_MS = 1500
 
 
-def _warm_up_in_background() -> None:
+def warm_up_in_background():
     """Load the pose matcher of the backends that draw poses (sentence model + torch) on a
-    background thread once the window is up. Importing torch holds the interpreter lock for a few hundred milliseconds; doing
-    it now, while the author looks around, keeps that stall out of the first "Render all"."""
+    background thread once the window is up; returns the thread. torch's libraries are mapped with
+    the interpreter lock released (``core.native_libs``), but its initialisation still holds the lock
+    for tens of milliseconds: doing it now, while the author looks around, keeps even that out of
+    the first "Render all"."""
     import threading
 
     from comic_studio.poses.staging.figures import warm_up
 
-    threading.Thread(target=warm_up, name="warm-up", daemon=True).start()
+    thread = threading.Thread(target=warm_up, name="warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def smoke_test(paths: list[str], screenshot: str | None = None, settle_ms: int = 0) -> dict:
