@@ -44,14 +44,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from comic_studio.core.errors import ComicStudioError
-from comic_studio.generation.models.loading import ModelLoadError, read_state_dict
-
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
+
+from comic_studio.core.errors import ComicStudioError
+from comic_studio.generation.models.loading import ModelLoadError, read_state_dict
 
 PAPER_POSE_GUIDER_CHANNELS = (16, 32, 64, 128)
 """Animate Anyone's PoseGuider (the issue's 3→16…128)."""
