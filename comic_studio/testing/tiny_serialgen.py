@@ -42,9 +42,12 @@ def random_state(module: Any, seed: int, std: float = 0.05) -> dict[str, Any]:
     return {k: (torch.randn(v.shape, generator=gen) * std).contiguous() for k, v in module.state_dict().items()}
 
 
-def build_tiny_serialgen(folder: str | Path, seed: int = 0, *, force: bool = False) -> TinySerialgen:
+def build_tiny_serialgen(folder: str | Path, seed: int = 0, *, sd15_kit: str | Path | None = None,
+                         force: bool = False) -> TinySerialgen:  # fmt: skip
+    """Write the weights under ``folder`` (the tiny SD 1.5 kit under ``sd15_kit``, default
+    ``folder/sd15-kit``); a build already there with the same version and seed is reused."""
     root = Path(folder)
-    kit = build_tiny_sd15_kit(root / "sd15-kit", seed)
+    kit = build_tiny_sd15_kit(Path(sd15_kit) if sd15_kit else root / "sd15-kit", seed)
     found = TinySerialgen(root, kit.sd15, root / "moore", root / "image-encoder")
     marker = root / "tiny-serialgen.json"
     wanted = {"version": TINY_SERIALGEN_VERSION, "seed": seed}
@@ -75,3 +78,22 @@ def build_tiny_serialgen(folder: str | Path, seed: int = 0, *, force: bool = Fal
     processor.save_pretrained(found.image_encoder)
     marker.write_text(json.dumps(wanted), encoding="utf-8")
     return found
+
+
+TINY_STEPS = 2
+
+
+def use_tiny_serialgen(folder: str | Path, sd15_kit: str | Path | None = None) -> TinySerialgen | None:
+    """Build the weights under ``folder`` and make them the ``serialgen`` standardizer's defaults for
+    this process (``standardize --standardizer serialgen --models tiny``). None without the backend."""
+    from comic_studio.generation.backend_api import set_default_settings
+    from comic_studio.generation.registry import BackendNotFoundError, get_backend_class
+
+    try:
+        backend = get_backend_class("serialgen")  # by name: the testing kit knows no concrete backend
+    except BackendNotFoundError:
+        return None
+    kit = build_tiny_serialgen(folder, sd15_kit=sd15_kit)
+    set_default_settings(backend, standardizer_weights=str(kit.moore), standardizer_base=str(kit.sd15),
+                         standardizer_image_encoder=str(kit.image_encoder), standardizer_steps=TINY_STEPS)  # fmt: skip
+    return kit

@@ -28,7 +28,7 @@ from comic_studio.core.safe_read import UnsafeInputError, read_json
 
 KINDS = (
     "sdxl", "sdxl-config", "sd15", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "t2i_adapter",
-    "embedding", "llm", "openclip",
+    "embedding", "llm", "openclip", "referencenet",
 )  # fmt: skip
 Kind = Literal[
     "sdxl",
@@ -43,6 +43,7 @@ Kind = Literal[
     "embedding",
     "llm",
     "openclip",
+    "referencenet",
 ]
 
 

@@ -27,7 +27,6 @@ from comic_studio.generation.models.serialgen_stage1 import (  # noqa: E402
     layer_grid,
     load_modules,
     load_moore_stage1,
-    pad_to_aspect,
     reference_context,
     save_modules,
     self_attention_layers,
@@ -246,13 +245,6 @@ def test_trained_modules_round_trip_and_refuse_another_layout(tmp_path, pipeline
                                  layers_per_block=1, attention_head_dim=4, norm_num_groups=32)  # fmt: skip
     with pytest.raises(ModelLoadError, match="another base model"):
         load_modules(tmp_path, other)
-
-
-def test_references_are_padded_not_stretched():
-    wide = Image.new("RGB", (90, 60), (10, 20, 30))
-    padded = pad_to_aspect(wide, 2 / 3, (255, 255, 255))
-    assert padded.size == (90, 135)
-    assert padded.getpixel((0, 0)) == (255, 255, 255) and padded.getpixel((45, 67)) == (10, 20, 30)
 
 
 def test_tiny_kit_is_reused(kit):

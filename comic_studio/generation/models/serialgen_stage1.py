@@ -491,15 +491,79 @@ def mask_tensor(background: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(m, size=size, mode="nearest")
 
 
-def pad_to_aspect(image: Any, aspect: float, fill: Any) -> Any:
-    """``image`` centred on a canvas of width/height ``aspect`` (§4.1: references are *padded* to
-    512 × 768, not cropped or stretched), the margin filled with ``fill``."""
-    from PIL import Image
+# --------------------------------------------------------------------------- finding and loading the models
 
-    w, h = image.size
-    if abs(w / h - aspect) < 1e-3:
-        return image
-    cw, ch = (w, round(w / aspect)) if w / h > aspect else (round(h * aspect), h)
-    canvas = Image.new(image.mode, (cw, ch), fill)
-    canvas.paste(image, ((cw - w) // 2, (ch - h) // 2))
-    return canvas
+STAGE1_ID = "animateanyone-stage1"
+ENCODER_ID = "sd-image-variations-image-encoder"
+
+
+def _installed(spec: str, default_id: str, what: str, places: Any = None) -> Path:
+    from comic_studio.weights.catalogue import CatalogueError, load_catalogue
+    from comic_studio.weights.locate import Places, locate
+
+    spec = spec.strip() or default_id
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    try:
+        entry = load_catalogue().get(spec)
+    except CatalogueError as exc:
+        raise ModelLoadError(f"{what}: {spec!r} is neither a folder nor a catalogue id ({exc})") from exc
+    found = locate(entry, places or Places.from_settings())
+    if found is None:
+        files = ", ".join(Path(f.path).name for f in entry.files)
+        raise ModelLoadError(
+            f"{what} needs {entry.name} ({files} from {entry.repo}), which is not installed: download "
+            f"{entry.id!r} in the Models window (or with the models download command), or name a folder holding them"
+        )
+    return found.path
+
+
+def stage1_folder(spec: str = "", places: Any = None) -> Path:
+    """The folder of Moore-AnimateAnyone's stage-1 files: ``spec`` is a folder or a catalogue id (empty:
+    :data:`STAGE1_ID`). :class:`ModelLoadError` names the files missing and where to get them."""
+    folder = _installed(spec, STAGE1_ID, "the serialgen standardizer", places)
+    missing = [f"{n}.pth" for n, p in moore_files(folder).items() if p is None]
+    if missing:
+        raise ModelLoadError(f"{folder}: missing {', '.join(missing)} (Moore-AnimateAnyone's stage-1 weights, "
+                             f"from {STAGE1_ID!r} in the Models window)")  # fmt: skip
+    return folder
+
+
+def encoder_folder(spec: str = "", places: Any = None) -> Path:
+    """The CLIP image encoder (``CLIPVisionModelWithProjection`` folder) stage 1 was trained with."""
+    return _installed(spec, ENCODER_ID, "the serialgen standardizer's image encoder", places)
+
+
+def load_image_encoder(folder: Path, *, dtype: Any, device: str, allow_pickle: bool) -> Any:
+    """A ``CLIPVisionModelWithProjection`` from ``folder``; pickled weights only when allowed."""
+    from transformers import CLIPVisionModelWithProjection
+
+    has_safetensors = any(folder.glob("*.safetensors"))
+    if not has_safetensors and not allow_pickle:
+        raise ModelLoadError(f"{folder}: the image encoder's weights are pickled (pytorch_model.bin); refused. "
+                             "Allow pickled weights in Preferences (or --allow-pickle), or convert them to model.safetensors")  # fmt: skip
+    try:
+        encoder = CLIPVisionModelWithProjection.from_pretrained(str(folder), torch_dtype=dtype, local_files_only=True,
+                                                                use_safetensors=has_safetensors)  # fmt: skip
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{folder}: not a CLIP image encoder with projection: {exc}") from exc
+    return encoder.to(device).eval()
+
+
+def build_pipeline(unet: Any, vae: Any, weights_folder: Path, encoder_path: Path, *, modules_folder: str = "",
+                   dtype: Any = None, device: str = "cpu", allow_pickle: bool = False) -> Stage1Pipeline:  # fmt: skip
+    """Stage 1 on the SD 1.5 base ``unet``/``vae``: Moore's weights, the image encoder, and FBDM/RPIM
+    (trained ones from ``modules_folder``, else zero = the paper's baseline)."""
+    weights = load_moore_stage1(weights_folder, unet, allow_pickle=allow_pickle)
+    dtype = dtype or unet.dtype
+    encoder = load_image_encoder(encoder_path, dtype=dtype, device=device, allow_pickle=allow_pickle)
+    width = int(unet.config.cross_attention_dim)
+    if int(encoder.config.projection_dim) != width:
+        raise ModelLoadError(f"{encoder_path}: its image embedding has {encoder.config.projection_dim} values, the "
+                             f"UNets' context {width} (stage 1 needs sd-image-variations' ViT-L/14 encoder)")  # fmt: skip
+    modules = (load_modules(modules_folder, weights.reference_unet) if modules_folder
+               else SerialGenModules.for_unet(weights.reference_unet))  # fmt: skip
+    for part in (weights.reference_unet, weights.denoising_unet, weights.pose_guider, modules):
+        part.to(device, dtype)
+    return Stage1Pipeline(weights, modules, vae, encoder, device)
