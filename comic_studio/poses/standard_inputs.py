@@ -75,7 +75,7 @@ def standard_inputs(image: Any, where: str, *, aspect: float | None = None) -> S
     pose = render_openpose([[(x * w, y * h, v) for x, y, v in found.figure.keypoints]], w, h)
     target = aspect or STANDARD_ASPECT
     padded = pad_to_aspect(rgb, target, PAD_FILL)
-    mask = pad_to_aspect(Image.fromarray(~person), target, 255)
+    mask = pad_to_aspect(Image.fromarray(np.where(person, 0, 255).astype(np.uint8), "L"), target, 255)
     return StandardInputs(padded, np.asarray(mask) > 127, pad_to_aspect(pose, target, (0, 0, 0)))
 
 

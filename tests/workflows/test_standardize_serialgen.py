@@ -21,7 +21,7 @@ from comic_studio.cli import main  # noqa: E402
 from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.generation.registry import register_backend, unregister_backend  # noqa: E402
 from comic_studio.poses.standard import STANDARD_CANVAS  # noqa: E402
-from comic_studio.poses.standard_inputs import ReferenceInputError, check_person_mask  # noqa: E402
+from comic_studio.poses.standard_inputs import ReferenceInputError, check_person_mask, standard_inputs  # noqa: E402
 from comic_studio.testing.tiny_serialgen import use_tiny_serialgen  # noqa: E402
 from comic_studio.workflows.standardize import (  # noqa: E402
     StandardizeError,
@@ -116,6 +116,20 @@ def test_a_picture_with_several_people_is_refused(tiny_models_and_serialgen):
     doc = _document(tiny_models_and_serialgen[0], two)
     with pytest.raises(StandardizeError, match="2 people in the picture.*crop the picture"):
         standardize_request(doc.project, cid(doc, "Ana"), doc.assets, seed=1, standardizer="serialgen")
+
+
+def test_the_reference_is_padded_with_its_background_mask_and_own_pose():
+    brandt = _brandt()
+    inputs = standard_inputs(brandt, "Brandt")
+    w, h = inputs.image.size
+    # 608 × 764 is wider than 2:3: padded above and below, not cropped or stretched.
+    assert w / h == pytest.approx(2 / 3, abs=0.01) and w == brandt.width
+    assert inputs.background.shape == (h, w) and inputs.pose.size == (w, h)
+    pad = (h - brandt.height) // 2
+    assert inputs.background[:pad].all() and inputs.image.getpixel((0, 0)) == (255, 255, 255)
+    person = ~inputs.background[pad : pad + brandt.height]
+    assert 0.2 < person.mean() < 0.9  # the segmenter's person, not all or nothing
+    assert np.asarray(inputs.pose).any()  # the detected skeleton is drawn
 
 
 def test_a_mask_covering_everything_is_refused():

@@ -131,14 +131,17 @@ class SerialGenModules(nn.Module):
     """FBDM's two vectors and RPIM's 1×1 projection per ReferenceNet self-attention, and RPIM's pose
     encoder; all zero-initialised where the paper's baseline must be kept (vectors, projections)."""
 
-    def __init__(self, config: ModulesConfig):
+    def __init__(self, config: ModulesConfig, seed: int = 0):
         super().__init__()
         self.config = config
         self.index = {name: i for i, name in enumerate(config.layers)}
         self.foreground = nn.ParameterList([nn.Parameter(torch.zeros(c)) for c in config.widths])
         self.background = nn.ParameterList([nn.Parameter(torch.zeros(c)) for c in config.widths])
-        # RPIM's "light convolutional network composed of four layers" (§3.3).
-        self.pose_in, self.pose_blocks = _conv_stack(tuple(config.rpim_channels), pairs=False)
+        # RPIM's "light convolutional network composed of four layers" (§3.3). Its random start is
+        # drawn from ``seed``, not the global generator: two fresh runs must train alike.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.pose_in, self.pose_blocks = _conv_stack(tuple(config.rpim_channels), pairs=False)
         self.pose_proj = nn.ModuleList([nn.Conv2d(config.rpim_channels[-1], c, kernel_size=1) for c in config.widths])
         for proj in self.pose_proj:
             nn.init.zeros_(proj.weight)
