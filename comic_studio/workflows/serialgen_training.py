@@ -63,6 +63,7 @@ def train_serialgen(data: Path, out: Path, recipe: SerialgenRecipe, *, weights: 
         trainer.resume(checkpoint)
     first = trainer.evaluation_loss()
     trainer.train(checkpoint, cancel=cancel, on_progress=on_progress)
+    assert pipeline.modules is not None  # build_pipeline always gives FBDM/RPIM
     save_modules(pipeline.modules, out)
     if recipe.train_unets:
         for name in ("reference_unet", "denoising_unet", "pose_guider"):
