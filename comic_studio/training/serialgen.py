@@ -212,7 +212,8 @@ class SerialgenTrainer:
                     raise TrainingCancelled(self.save(checkpoint), self.step)
                 loss = self.loss(self.encoded[self.order.next()], self.noise_generator, self.timestep_generator,
                                  self.drop_generator)  # fmt: skip
-                (loss / recipe.gradient_accumulation).backward()
+                if loss.requires_grad:  # a dropped condition (no reference) leaves FBDM/RPIM out of the graph
+                    (loss / recipe.gradient_accumulation).backward()
                 self.running += float(loss.detach()) / recipe.gradient_accumulation
                 self.micro += 1
             torch.nn.utils.clip_grad_norm_(self.params, recipe.max_grad_norm)

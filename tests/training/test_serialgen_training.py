@@ -105,6 +105,19 @@ def test_unets_train_too_when_asked(kit, tmp_path):
         assert (tmp_path / "out" / f"{name}.safetensors").is_file()
 
 
+def test_steps_without_the_image_condition_run_and_leave_the_modules(kit, tmp_path):
+    """Moore's unconditional forward (probability 0.1) has no reference pass: FBDM/RPIM get no
+    gradient from it, and the step still runs."""
+    from diffusers import UNet2DConditionModel
+
+    recipe = SerialgenRecipe(width=W, height=H, gradient_accumulation=2, steps=1, uncond_ratio=1.0)
+    trained = train_serialgen(_pairs(tmp_path / "data", 1), tmp_path / "out", recipe, **_models(kit))
+    assert trained.steps == 1 and trained.final_loss > 0
+    unet = UNet2DConditionModel.from_pretrained(str(kit.sd15), subfolder="unet")
+    modules = load_modules(tmp_path / "out", unet)
+    assert not any(p.abs().sum() for p in [*modules.background, *modules.foreground])
+
+
 def test_bad_rows_are_named(tmp_path):
     manifest = _pairs(tmp_path / "all", 1, mask_all=True)
     with pytest.raises(TrainingError, match=r"pairs.jsonl, line 1: ref_mask: the character's mask covers the whole"):
