@@ -22,7 +22,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     command.add_argument("project", help="the .comic project (saved over itself, or to --out)")
     command.add_argument("--character", required=True, help="the character's name, alias or id")
-    command.add_argument("--standardizer", default="kit", help="kit (default: RaCig's models) or serialgen")
+    command.add_argument(
+        "--standardizer",
+        default="kit",
+        help="kit (default: RaCig's models) or serialgen (the paper's stage 1 on Moore-AnimateAnyone's weights)",
+    )
     command.add_argument("--seed", type=int, help="the sheet's seed (default: a new one, so a rerun regenerates)")
     command.add_argument("--discard", action="store_true", help="remove the character's standard sheet instead")
     add_project_edit_options(command)
@@ -38,7 +42,11 @@ def _cmd_standardize(args: argparse.Namespace) -> int:
     if args.models == "tiny":
         from comic_studio.testing.tiny import use_tiny_models
 
-        use_tiny_models()
+        kit = use_tiny_models()
+        if args.standardizer == "serialgen":
+            from comic_studio.testing.tiny_serialgen import use_tiny_serialgen
+
+            use_tiny_serialgen(kit.root / "serialgen", sd15_kit=kit.root / "sd15")
     path = Path(args.project)
     doc = Document.open(path)
     character = character_named(doc.project, args.character)

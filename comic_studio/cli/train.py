@@ -1,7 +1,8 @@
 """``comic-studio train lora|identity PROJECT.comic --character NAME [--steps N] [--resume] [--models tiny]``,
 ``comic-studio train export-lora PROJECT.comic --character NAME --out FOLDER`` (the LoRA for
 ComfyUI/A1111 in kohya's layout, beside the diffusers file and its card) and
-``comic-studio train anime-adapter --data DIR --out WEIGHTS [--steps N] [--resume] [--models tiny]``.
+``comic-studio train anime-adapter --data DIR --out WEIGHTS [--steps N] [--resume] [--models tiny]``
+and ``comic-studio train serialgen --data pairs.jsonl --out FOLDER [--train-unets] [--resume] [--models tiny]``.
 
 ``identity`` learns the character's StableIdentity tokens from its face photos
 (``comic_studio.training.identity``) instead; the rest below holds for both.
@@ -142,7 +143,60 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     anime.add_argument("--models", choices=["tiny"], help="tiny: the random-weight tiny SD 1.5 kit (a smoke run)")
     anime.add_argument("--quiet", action="store_true")
     anime.set_defaults(func=_cmd_train_anime_adapter)
+    serialgen = methods.add_parser(
+        "serialgen", help="SerialGen's standardizer (FBDM/RPIM, optionally the UNets) on pairs"
+    )
+    serialgen.add_argument("--data", required=True,
+                           help="pairs.jsonl: rows {ref_image, ref_mask, ref_pose, std_image, std_pose} (paths beside it)")  # fmt: skip
+    serialgen.add_argument("--out", required=True, help="the folder to write (serialgen_modules.safetensors + .json)")
+    serialgen.add_argument("--weights", default="", help="Moore-AnimateAnyone stage-1 folder or catalogue id")
+    serialgen.add_argument("--base", default="", help="the SD 1.5 base model: catalogue id, folder or checkpoint")
+    serialgen.add_argument("--image-encoder", default="", help="the CLIP image encoder (default: sd-image-variations')")
+    serialgen.add_argument("--train-unets", action="store_true", help="also fine-tune both UNets and the PoseGuider")
+    serialgen.add_argument("--steps", type=int, help="optimizer steps (default 50000, the paper's)")
+    serialgen.add_argument("--accumulation", type=int, help="micro-batches per step (default 32: the paper's batch)")
+    serialgen.add_argument("--learning-rate", type=float, help="AdamW learning rate (default 1e-5, Moore's stage 1)")
+    serialgen.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
+    serialgen.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
+    serialgen.add_argument("--models", choices=["tiny"], help="tiny: random-weight tiny stage-1 models (a smoke run)")
+    serialgen.add_argument("--quiet", action="store_true")
+    serialgen.set_defaults(func=_cmd_train_serialgen)
     return train
+
+
+def _cmd_train_serialgen(args: argparse.Namespace) -> int:
+    from comic_studio.training.serialgen import SerialgenRecipe
+    from comic_studio.workflows.serialgen_training import train_serialgen
+    from comic_studio.workflows.training import training_device
+
+    fields: dict[str, Any] = {"train_unets": args.train_unets}
+    models = {"weights": args.weights, "base": args.base, "encoder": args.image_encoder}
+    if args.models == "tiny":
+        from platformdirs import user_cache_dir
+
+        from comic_studio.testing.tiny_serialgen import build_tiny_serialgen
+
+        tiny = Path(user_cache_dir("comic-studio")) / "tiny-models"
+        kit = build_tiny_serialgen(tiny / "serialgen", sd15_kit=tiny / "sd15")
+        models = {"weights": str(kit.moore), "base": str(kit.sd15), "encoder": str(kit.image_encoder)}
+        fields.update(width=TINY_RESOLUTION, height=TINY_RESOLUTION * 3 // 2)
+    for option, field in (("steps", "steps"), ("accumulation", "gradient_accumulation"),
+                          ("learning_rate", "learning_rate")):  # fmt: skip
+        if getattr(args, option) is not None:
+            fields[field] = getattr(args, option)
+    recipe = _recipe(SerialgenRecipe, fields)
+    device, dtype = training_device(args.device)
+    run = _TrainingRun("train serialgen", args.quiet)
+    trained = run(lambda: train_serialgen(Path(args.data), Path(args.out), recipe, **models, resume=args.resume,
+                                          device=device, dtype=dtype, cancel=run.cancelled,
+                                          on_progress=run.on_progress))  # fmt: skip
+    if trained is None:
+        return 130
+    where = "'standardizer_modules'" + (" and 'standardizer_weights'" if trained.unets else "")
+    print(f"{trained.folder}: SerialGen standardizer ({trained.steps} steps, final loss {trained.final_loss:.4f}, "
+          f"evaluation loss {trained.first_evaluation_loss:.4f} → {trained.evaluation_loss:.4f}); use it with the "
+          f"serialgen backend's {where} setting")  # fmt: skip
+    return 0
 
 
 def _cmd_export_lora(args: argparse.Namespace) -> int:

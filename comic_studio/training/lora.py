@@ -45,7 +45,7 @@ from comic_studio.training.checkpoint import (
     save_checkpoint,
 )
 from comic_studio.training.data import DataOrder, EncodedPicture, TrainingPicture, encode_pictures
-from comic_studio.training.timesteps import TimestepLaw, sample_timesteps
+from comic_studio.training.timesteps import TimestepLaw, diffusion_loss, sample_timesteps
 
 STORYBOOTH_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
 """Every UNet attention projection, attn1 and attn2 (StoryBooth's code; see the module docstring)."""
@@ -252,7 +252,6 @@ class LoraTrainer:
         """The denoising loss of one picture at a timestep drawn from ``timestep_gen`` (or the
         given ``timesteps``), noise from ``noise_gen``."""
         import torch
-        import torch.nn.functional as F  # noqa: N812
 
         vae_config = self.components["vae"].config
         sample = picture.latent_mean + picture.latent_std * torch.randn(picture.latent_mean.shape, generator=noise_gen)
@@ -279,16 +278,7 @@ class LoraTrainer:
             target = self.noise_scheduler.get_velocity(latents, noise, timesteps)
         else:
             target = noise
-        target = target.to(pred.device)
-        if self.recipe.snr_gamma is None:
-            return F.mse_loss(pred, target, reduction="mean")
-        from diffusers.training_utils import compute_snr
-
-        snr = compute_snr(self.noise_scheduler, timesteps).to(pred.device)
-        weights = torch.clamp(snr, max=self.recipe.snr_gamma)  # min-SNR-γ (Hang et al. 2023)
-        weights = weights / (snr + 1) if self.prediction_type == "v_prediction" else weights / snr
-        per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=list(range(1, pred.ndim)))
-        return (per_sample * weights).mean()
+        return diffusion_loss(pred, target.to(pred.device), self.noise_scheduler, timesteps, self.recipe.snr_gamma)
 
     def evaluation_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> float:
         """The loss on a fixed evaluation batch: every picture at each of ``timesteps`` with noise

@@ -64,3 +64,20 @@ def logit_normal_mass(lo: int, hi: int, *, num_train_timesteps: int = 1000,
         return 0.5 * (1 + math.erf(z / math.sqrt(2)))
 
     return cdf(hi) - cdf(lo)
+
+
+def diffusion_loss(pred: Any, target: Any, scheduler: Any, timesteps: Any, snr_gamma: float | None) -> Any:
+    """The MSE of ``pred`` against ``target``; with ``snr_gamma``, min-SNR-γ weighted per sample
+    (Hang et al. 2023; divided by SNR + 1 for v-prediction, by SNR for ε)."""
+    import torch.nn.functional as F  # noqa: N812
+
+    if snr_gamma is None:
+        return F.mse_loss(pred, target, reduction="mean")
+    import torch
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(scheduler, timesteps).to(pred.device)
+    weights = torch.clamp(snr, max=snr_gamma)
+    weights = weights / (snr + 1) if scheduler.config.prediction_type == "v_prediction" else weights / snr
+    per_sample = F.mse_loss(pred, target, reduction="none").mean(dim=list(range(1, pred.ndim)))
+    return (per_sample * weights).mean()

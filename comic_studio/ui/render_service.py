@@ -608,10 +608,10 @@ class RenderService(QObject):
         the reason in ``ctx.message``. See :class:`~comic_studio.ui.anchor_jobs.AnchorJobs`."""
         return self.anchors.render(character_id, picture, priority)
 
-    def standardize(self, character_id: str, priority: int = ANCHOR_PRIORITY) -> str | None:
-        """Queue the character's standard-sheet job (SerialGen's stage 1, a new seed each time: run
-        again to regenerate). The finished sheet becomes the character's first outfit reference in
-        one undo step. Returns the job id, or None with the reason in ``ctx.message``."""
+    def standardize(self, character_id: str, priority: int = ANCHOR_PRIORITY, standardizer: str = "kit") -> str | None:
+        """Queue the character's standard-sheet job (SerialGen's stage 1 by ``standardizer``, a new
+        seed each time: run again to regenerate). The finished sheet becomes the character's first
+        outfit reference in one undo step. Returns the job id, or None with the reason in ``ctx.message``."""
         document = self.ctx.document
         character = document.project.character(character_id)
         if character is None:
@@ -622,7 +622,7 @@ class RenderService(QObject):
             return None
         try:
             request = standardize_request(document.project, character_id, document.assets,
-                                          seed=random.randrange(2**31))  # fmt: skip
+                                          seed=random.randrange(2**31), standardizer=standardizer)  # fmt: skip
         except ComicStudioError as exc:
             self.ctx.message.emit(f"Standard sheet: {character.name}: {exc}")
             return None

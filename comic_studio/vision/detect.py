@@ -267,6 +267,16 @@ def person_on_white(image):
     return Image.fromarray(pixels, "RGB")
 
 
+def count_faces(image) -> int:
+    """How many faces the offline face detector sees in ``image`` (0 without a detector): SerialGen's
+    standardizer refuses a reference with several people."""
+    rgb = _rgb_array(image)
+    available = available_detectors()
+    if "mediapipe-face" in available:
+        return len(_mediapipe_faces(rgb))
+    return len(_haar_faces(rgb)) if "opencv-haar" in available else 0
+
+
 def suggest_face(image, detector: str | None = None) -> Box | None:
     """A head crop (pixels of ``image``) around the most confident face, or None.
 

@@ -28,7 +28,7 @@ from comic_studio.core.safe_read import UnsafeInputError, read_json
 
 KINDS = (
     "sdxl", "sdxl-config", "sd15", "vae", "lora", "ipadapter", "clip_vision", "controlnet", "t2i_adapter",
-    "embedding", "llm", "openclip", "face_encoder",
+    "embedding", "llm", "openclip", "face_encoder", "referencenet",
 )  # fmt: skip
 Kind = Literal[
     "sdxl",
@@ -44,6 +44,7 @@ Kind = Literal[
     "llm",
     "openclip",
     "face_encoder",
+    "referencenet",
 ]
 
 

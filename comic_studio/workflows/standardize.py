@@ -13,8 +13,13 @@ Standardizers (``STANDARDIZERS``):
   IP-Adapter Plus and the face reference through Plus-Face — i.e. one ``racig`` job with the
   standard pose and the prompt "full body, front view, standing, neutral expression, plain white
   background".
-- ``serialgen`` (the paper's ReferenceNet + PoseGuider + FBDM/RPIM stage 1) is not built yet: no
-  public weights exist and its trainer needs pairs; naming it is refused with that explanation.
+- ``serialgen``: the paper's own stage 1 (ReferenceNet + PoseGuider + CLIP image context + FBDM/RPIM,
+  :mod:`comic_studio.generation.models.serialgen_stage1`) on Moore-AnimateAnyone's public stage-1
+  weights over SD 1.5, at the paper's 512 × 768 (§4.1), run by the ``serialgen`` backend's
+  ``stage = "standardize"``. FBDM/RPIM are zero (the paper's baseline) until a user trains them
+  (``comic-studio train serialgen``). The reference is used as it is (not cut out: FBDM reads its
+  background mask); a missing model, nobody in the picture, several people or a person covering the
+  whole picture are refused here, before the job is queued.
 
 The sheet is recorded on the character (one undoable step: ``standard_sheet`` and first of
 ``body_refs``, so racig, consistent and the adapters use it as the outfit reference); regenerate =
@@ -50,6 +55,7 @@ STANDARD_NEGATIVE = "scenery, busy background, props, dramatic pose, cropped, cu
 STANDARDIZERS = ("kit", "serialgen")
 DEFAULT_STANDARDIZER = "kit"
 KIT_BACKEND = "racig"
+SERIALGEN_BACKEND = "serialgen"
 STANDARD_LONG_SIDE = 1216
 """Sheet height in pixels: SDXL's 832 × 1216 bucket (the backend's own size limit still applies)."""
 
@@ -101,11 +107,6 @@ def standardize_request(
     """The job that draws ``character_id``'s standard sheet, ready to run (references inline)."""
     if standardizer not in STANDARDIZERS:
         raise StandardizeError(f"unknown standardizer {standardizer!r}; choose one of {', '.join(STANDARDIZERS)}")
-    if standardizer == "serialgen":
-        raise StandardizeError(
-            "the 'serialgen' standardizer (SerialGen's ReferenceNet stage 1) is not available yet: it needs "
-            "weights no one has published and a trainer on standardization pairs; use 'kit' (RaCig's models)"
-        )
     # Here, not at import: the pose package is heavy, and the window imports this module at start.
     from comic_studio.poses.standard import standard_pose, standard_size
 
@@ -113,6 +114,8 @@ def standardize_request(
     source = source_reference(character)
     if source not in assets:
         raise StandardizeError(f"{character.name}'s reference picture {source[:12]}… is missing from the project")
+    if standardizer == "serialgen":
+        return _serialgen_request(character, source, assets, seed=seed, settings=settings)
     white = assets.add(person_on_white(assets.get(source), f"{character.name}'s reference"), validate_image=False)
     width, height = standard_size(STANDARD_LONG_SIDE)
     who = RequestCharacter(
@@ -140,6 +143,38 @@ def standardize_request(
         characters=[who],
         figures_override=standard_pose(),
     )
+    return hydrate_request(request, assets, where=f"{character.name}'s standard sheet")
+
+
+def _serialgen_request(character: Character, source: str, assets: AssetStore, *, seed: int,
+                       settings: dict | None) -> GenerationRequest:  # fmt: skip
+    """The paper's stage 1 as a ``serialgen`` job, checked first: the models installed, one person
+    in the reference with some background around them (:class:`StandardizeError` otherwise)."""
+    from comic_studio.generation.models.loading import ModelLoadError
+    from comic_studio.generation.models.serialgen_stage1 import encoder_folder, stage1_folder
+    from comic_studio.generation.registry import get_backend_class
+    from comic_studio.poses.standard import STANDARD_CANVAS
+    from comic_studio.poses.standard_inputs import ReferenceInputError, standard_inputs
+
+    effective = {**get_backend_class(SERIALGEN_BACKEND).default_settings(), **(settings or {})}
+    try:
+        stage1_folder(effective.get("standardizer_weights", ""))
+        encoder_folder(effective.get("standardizer_image_encoder", ""))
+    except ModelLoadError as exc:
+        raise StandardizeError(str(exc)) from exc
+    where = f"{character.name}'s reference picture"
+    try:
+        standard_inputs(decode_image(assets.get(source), where=where), where)
+    except ReferenceInputError as exc:
+        raise StandardizeError(str(exc)) from exc
+    width, height = STANDARD_CANVAS  # §4.1: 512 × 768
+    who = RequestCharacter(id=character.id, name=character.name, colour=character.colour,
+                           description=character.description, body_refs=[source], figure=0)  # fmt: skip
+    request = GenerationRequest(
+        backend=SERIALGEN_BACKEND, backend_settings={**(settings or {}), "stage": "standardize"}, width=width,
+        height=height, seed=seed, prompt=STANDARD_PROMPT, shot=ShotType.WIDE, action="standing, front view",
+        characters=[who],
+    )  # fmt: skip
     return hydrate_request(request, assets, where=f"{character.name}'s standard sheet")
 
 

@@ -129,6 +129,12 @@ class CharacterLibrary(QWidget):
             "the sheet becomes its first outfit reference (run again for another; Undo or Discard removes it)"
         )
         self.standardize_action.triggered.connect(lambda: self.standardize())
+        self.serialgen_sheet_action = QAction("Standardize with SerialGen's model", self)
+        self.serialgen_sheet_action.setToolTip(
+            "The paper's own stage 1 (ReferenceNet + PoseGuider + FBDM/RPIM) on Moore-AnimateAnyone's weights "
+            "over SD 1.5: one person with some background around them; the Models window has the weights"
+        )
+        self.serialgen_sheet_action.triggered.connect(lambda: self.standardize(standardizer="serialgen"))
         self.discard_sheet_action = QAction("Discard standard sheet", self)
         self.discard_sheet_action.triggered.connect(lambda: self.discard_sheets())
         self.anchor_button = QToolButton()
@@ -301,6 +307,8 @@ class CharacterLibrary(QWidget):
         chosen = [c for c in (self.ctx.document.project.character(i) for i in self.selected_ids()) if c is not None]
         self.standardize_action.setEnabled(self.render_service is not None and bool(chosen))
         menu.addAction(self.standardize_action)
+        self.serialgen_sheet_action.setEnabled(self.standardize_action.isEnabled())
+        menu.addAction(self.serialgen_sheet_action)
         self.discard_sheet_action.setEnabled(any(c.standard_sheet is not None for c in chosen))
         menu.addAction(self.discard_sheet_action)
         menu.exec(self.grid.viewport().mapToGlobal(pos))
@@ -328,14 +336,14 @@ class CharacterLibrary(QWidget):
             if character is not None and character.anchor is not None:
                 self.ctx.edit(clear_anchor, character_id)
 
-    def standardize(self, character_ids: list[str] | None = None) -> list[str]:
-        """Queue standard-sheet jobs for the selected characters (a new seed each: regenerating).
-        Returns the job ids."""
+    def standardize(self, character_ids: list[str] | None = None, standardizer: str = "kit") -> list[str]:
+        """Queue standard-sheet jobs for the selected characters (a new seed each: regenerating) with
+        ``standardizer`` ("kit" or "serialgen"). Returns the job ids."""
         if self.render_service is None:
             return []
         jobs = []
         for character_id in character_ids if character_ids is not None else self.selected_ids():
-            job_id = self.render_service.standardize(character_id)
+            job_id = self.render_service.standardize(character_id, standardizer=standardizer)
             if job_id is not None:
                 jobs.append(job_id)
         return jobs

@@ -66,6 +66,7 @@ KIND_LABELS = {
     "clip_vision": "image encoder", "controlnet": "ControlNet", "embedding": "embedding", "llm": "LLM (GGUF)",
     "openclip": "OpenCLIP (pose search)", "sd15": "SD 1.5 checkpoint", "t2i_adapter": "T2I-Adapter",
     "face_encoder": "face encoder (StableIdentity)",
+    "referencenet": "ReferenceNet (SerialGen stage 1)",
 }  # fmt: skip
 LLAMA_KEY = "parser:llama"
 LLAMA_NEED = ModelNeed("llm", "a GGUF instruct model", interchangeable=True)

@@ -1,0 +1,320 @@
+"""Fine-tuning SerialGen's standardization model (seed 004 §3.3) on a user's pairs:
+``comic-studio train serialgen --data pairs.jsonl``.
+
+Starting point: Moore-AnimateAnyone's stage 1 (the paper's "baseline") with zero FBDM/RPIM, i.e.
+exactly the baseline's output. FBDM and RPIM train; with ``train_unets`` the ReferenceNet (less its
+last up block, whose output nothing reads, as Moore's ``train_stage_1.py``), the denoising UNet and
+the PoseGuider train too.
+
+The recipe is Moore's stage 1 (``configs/train/stage1.yaml``), which the paper's baseline is; the
+seed's own numbers are used where it gives them (§4.1):
+- 512 × 768 (§4.1), 50,000 steps (§4.1), effective batch 32 (§4.1: 8 GPUs × 4) as batch-1 micro-steps
+  by gradient accumulation;
+- AdamW lr 1e-5, β (0.9, 0.999), weight decay 1e-2, ε 1e-8, gradient norm clipped at 1.0 (Moore);
+- v-prediction on the zero-terminal-SNR scaled-linear schedule (Moore's ``enable_zero_snr``),
+  uniform timesteps, noise offset 0.05, min-SNR γ = 5 (Moore's stage-1 settings);
+- the image condition dropped with probability 0.1 (Moore's ``uncond_ratio``): a zero CLIP embedding
+  and no reference pass, the same as classifier-free guidance's negative at inference.
+Every frozen input (latent distributions, CLIP embeddings, masks, pose images) is computed once.
+
+Data: ``pairs.jsonl``, one JSON object a line, paths relative to the file:
+``{"ref_image", "ref_mask", "ref_pose", "std_image", "std_pose"}`` — the reference picture, its
+person mask (white = the character; FBDM's background mask is its complement), its own pose as an
+OpenPose image (RPIM), the standardized picture and the standard pose image (PoseGuider). A mask with
+nobody, a mask covering the whole picture and a reference with several faces are refused by line.
+Checkpoints resume bit for bit (:mod:`.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from comic_studio.core import safe_read
+from comic_studio.training.checkpoint import capture_global_rngs, load_checkpoint, restore_global_rngs, save_checkpoint
+from comic_studio.training.data import DataOrder
+from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
+from comic_studio.training.timesteps import diffusion_loss, sample_timesteps
+
+MAX_MANIFEST_BYTES = 64 * 1024 * 1024
+FIELDS = ("ref_image", "ref_mask", "ref_pose", "std_image", "std_pose")
+
+
+class SerialgenRecipe(BaseModel):
+    """The hyper-parameters of one run (stored in every checkpoint: a resume must use the same)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train_unets: bool = False
+    learning_rate: float = Field(default=1e-5, gt=0, le=1)  # Moore stage1.yaml
+    weight_decay: float = Field(default=1e-2, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    gradient_accumulation: int = Field(default=32, ge=1, le=1024)  # §4.1: 8 × A100 × batch 4
+    width: int = Field(default=512, ge=16, le=2048, multiple_of=8)  # §4.1: 512 × 768
+    height: int = Field(default=768, ge=16, le=2048, multiple_of=8)
+    steps: int = Field(default=50_000, ge=1, le=1_000_000)  # §4.1: 50,000 steps
+    checkpoint_every: int = Field(default=100, ge=1)
+    uncond_ratio: float = Field(default=0.1, ge=0, le=1)  # Moore stage1.yaml
+    noise_offset: float = Field(default=0.05, ge=0, le=1)  # Moore stage1.yaml
+    snr_gamma: float | None = Field(default=5.0, gt=0)  # Moore stage1.yaml
+    seed: int = Field(default=42, ge=0, lt=2**63)
+
+
+@dataclass(frozen=True)
+class Pair:
+    ref_image: Any
+    background: np.ndarray
+    ref_pose: Any
+    std_image: Any
+    std_pose: Any
+    name: str
+
+
+def read_pairs(manifest: str | Path, aspect: float) -> list[Pair]:
+    """The pairs of ``manifest`` (JSON lines), each picture padded to ``aspect``; :class:`TrainingError`
+    names the line and the field."""
+    from PIL import Image
+
+    from comic_studio.poses.standard_inputs import PAD_FILL, ReferenceInputError, check_person_mask, pad_to_aspect
+    from comic_studio.vision.detect import count_faces
+
+    path = Path(manifest)
+    try:
+        text = safe_read.read_text(path, limit=MAX_MANIFEST_BYTES, what="training pairs")
+    except safe_read.UnsafeInputError as exc:
+        raise TrainingError(f"{path}: {exc.problem}") from exc
+    pairs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {number}"
+        try:
+            row = safe_read.parse_json(line.encode("utf-8"), where=where)
+        except safe_read.UnsafeInputError as exc:
+            raise TrainingError(f"{where}: not JSON ({exc.problem})") from exc
+        if not isinstance(row, dict) or any(not isinstance(row.get(f), str) for f in FIELDS):
+            raise TrainingError(f"{where}: needs an object with the file names {', '.join(FIELDS)}")
+        images = {f: _image(path.parent, row[f], where, f) for f in FIELDS}
+        ref = images["ref_image"].convert("RGB")
+        mask = images["ref_mask"].convert("L")
+        if mask.size != ref.size:
+            raise TrainingError(f"{where}: ref_mask is {mask.size}, ref_image {ref.size}: they must match")
+        try:
+            person = check_person_mask(np.asarray(mask) > 127, f"{where}: ref_mask")
+        except ReferenceInputError as exc:
+            raise TrainingError(str(exc)) from exc
+        faces = count_faces(ref)
+        if faces > 1:
+            raise TrainingError(f"{where}: ref_image shows {faces} people; a pair standardizes one character")
+        background = pad_to_aspect(Image.fromarray(np.where(person, 0, 255).astype(np.uint8), "L"), aspect, 255)
+        pairs.append(Pair(pad_to_aspect(ref, aspect, PAD_FILL), np.asarray(background) > 127,
+                          pad_to_aspect(images["ref_pose"].convert("RGB"), aspect, (0, 0, 0)),
+                          pad_to_aspect(images["std_image"].convert("RGB"), aspect, PAD_FILL),
+                          pad_to_aspect(images["std_pose"].convert("RGB"), aspect, (0, 0, 0)), row["ref_image"]))  # fmt: skip
+    if not pairs:
+        raise TrainingError(f"{path}: no pairs")
+    return pairs
+
+
+def _image(root: Path, name: str, where: str, field: str) -> Any:
+    try:
+        return safe_read.open_image(safe_read.inside(root, root / name, what=field), what=field)
+    except safe_read.UnsafeInputError as exc:
+        raise TrainingError(f"{where}: {field} {name!r}: {exc.problem}") from exc
+
+
+@dataclass
+class _Encoded:
+    target_mean: Any
+    target_std: Any
+    ref_mean: Any
+    ref_std: Any
+    embeds: Any
+    background: Any
+    ref_pose: Any
+    std_pose: Any
+
+
+class SerialgenTrainer:
+    """Trains ``pipeline.modules`` (FBDM/RPIM; and the UNets and PoseGuider with ``train_unets``) of a
+    :class:`~comic_studio.generation.models.serialgen_stage1.Stage1Pipeline` on ``pairs``."""
+
+    def __init__(self, pipeline: Any, pairs: list[Pair], recipe: SerialgenRecipe | None = None) -> None:
+        import torch
+        from diffusers import DDPMScheduler
+        from PIL import Image
+
+        from comic_studio.generation.models.serialgen_stage1 import MOORE_SCHEDULER, mask_tensor, to_tensor
+
+        self.recipe = recipe = recipe or SerialgenRecipe()
+        if pipeline.modules is None:
+            raise TrainingError("the pipeline has no FBDM/RPIM modules to train")
+        self.pipeline, self.device = pipeline, pipeline.device
+        w = pipeline.weights
+        self.noise_scheduler = DDPMScheduler(**MOORE_SCHEDULER)
+        for part in (w.reference_unet, w.denoising_unet, w.pose_guider, pipeline.vae, pipeline.image_encoder):
+            part.requires_grad_(False)
+        self.trained: dict[str, Any] = {"modules": pipeline.modules}
+        if recipe.train_unets:
+            self.trained |= {"reference_unet": w.reference_unet, "denoising_unet": w.denoising_unet,
+                             "pose_guider": w.pose_guider}  # fmt: skip
+            w.denoising_unet.requires_grad_(True)
+            w.pose_guider.requires_grad_(True)
+            for name, p in w.reference_unet.named_parameters():
+                p.requires_grad_(not name.startswith("up_blocks.3"))  # unused output (Moore freezes it too)
+        pipeline.modules.requires_grad_(True)
+        self.params = [p for m in self.trained.values() for p in m.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=recipe.learning_rate, betas=(0.9, 0.999),
+                                           weight_decay=recipe.weight_decay, eps=1e-8)  # fmt: skip
+        self.noise_generator = torch.Generator("cpu").manual_seed(recipe.seed)
+        self.timestep_generator = torch.Generator("cpu").manual_seed(recipe.seed + 1)
+        self.drop_generator = torch.Generator("cpu").manual_seed(recipe.seed + 3)
+        self.order = DataOrder(len(pairs), torch.Generator("cpu").manual_seed(recipe.seed + 2))
+        self.manifest = [p.name for p in pairs]
+        self.step, self.micro, self.running = 0, 0, 0.0
+        self.losses: list[float] = []
+        size = (recipe.width, recipe.height)
+        vae, dtype = pipeline.vae, w.denoising_unet.dtype
+        with torch.no_grad():
+            self.encoded = []
+            for pair in pairs:
+                target = vae.encode(to_tensor(pair.std_image.resize(size, Image.Resampling.BICUBIC)).to(self.device, vae.dtype) * 2 - 1).latent_dist  # fmt: skip
+                ref_image = pair.ref_image.resize(size, Image.Resampling.BICUBIC)
+                ref = vae.encode(to_tensor(ref_image).to(self.device, vae.dtype) * 2 - 1).latent_dist
+                latent = (target.mean.shape[-2], target.mean.shape[-1])
+                self.encoded.append(_Encoded(
+                    target.mean.cpu(), target.std.cpu(), ref.mean.cpu(), ref.std.cpu(),
+                    pipeline.image_embeds(ref_image).to(dtype).cpu(), mask_tensor(pair.background, latent),
+                    to_tensor(pair.ref_pose.resize(size)), to_tensor(pair.std_pose.resize(size)),
+                ))  # fmt: skip
+
+    # ------------------------------------------------------------------ the loop
+
+    def train(self, checkpoint: str | Path, *, cancel: Callable[[], bool] = lambda: False,
+              on_progress: Callable[[TrainingProgress], None] | None = None) -> None:  # fmt: skip
+        """Train until ``recipe.steps``, writing ``checkpoint`` every ``checkpoint_every`` steps; on
+        ``cancel()`` (asked before every micro-step) save there and raise :class:`TrainingCancelled`."""
+        import torch
+
+        recipe = self.recipe
+        started, first = time.perf_counter(), self.step
+        for module in self.trained.values():
+            module.train()
+        while self.step < recipe.steps:
+            while self.micro < recipe.gradient_accumulation:
+                if cancel():
+                    raise TrainingCancelled(self.save(checkpoint), self.step)
+                loss = self.loss(self.encoded[self.order.next()], self.noise_generator, self.timestep_generator,
+                                 self.drop_generator)  # fmt: skip
+                if loss.requires_grad:  # a dropped condition (no reference) leaves FBDM/RPIM out of the graph
+                    (loss / recipe.gradient_accumulation).backward()
+                self.running += float(loss.detach()) / recipe.gradient_accumulation
+                self.micro += 1
+            torch.nn.utils.clip_grad_norm_(self.params, recipe.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            running, self.running, self.micro = self.running, 0.0, 0
+            self.step += 1
+            self.losses.append(running)
+            if on_progress is not None:
+                rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
+                on_progress(TrainingProgress(self.step, recipe.steps, running, recipe.learning_rate, rate,
+                                             (recipe.steps - self.step) / rate))  # fmt: skip
+            if self.step % recipe.checkpoint_every == 0 or self.step == recipe.steps:
+                self.save(checkpoint)
+        for module in self.trained.values():
+            module.eval()
+
+    def loss(self, item: _Encoded, noise_gen: Any, timestep_gen: Any, drop_gen: Any | None,
+             timesteps: Any = None) -> Any:  # fmt: skip
+        """The v-prediction loss of one pair (``drop_gen`` None: never dropped, for evaluation)."""
+        import torch
+
+        from comic_studio.generation.models.serialgen_stage1 import ReferenceState, attached
+
+        recipe, pipe, device = self.recipe, self.pipeline, self.device
+        w, dtype = pipe.weights, pipe.weights.denoising_unet.dtype
+        scale = pipe.vae.config.scaling_factor
+        latents = (
+            item.target_mean + item.target_std * torch.randn(item.target_mean.shape, generator=noise_gen)
+        ) * scale
+        ref_latents = (item.ref_mean + item.ref_std * torch.randn(item.ref_mean.shape, generator=noise_gen)) * scale
+        noise = torch.randn(latents.shape, generator=noise_gen)
+        if recipe.noise_offset:
+            noise = noise + recipe.noise_offset * torch.randn((1, latents.shape[1], 1, 1), generator=noise_gen)
+        if timesteps is None:
+            timesteps = sample_timesteps(1, timestep_gen, law="uniform",
+                                         num_train_timesteps=self.noise_scheduler.config.num_train_timesteps)  # fmt: skip
+        noisy = self.noise_scheduler.add_noise(latents, noise, timesteps).to(device, dtype)
+        target = self.noise_scheduler.get_velocity(latents, noise, timesteps).to(device)
+        dropped = drop_gen is not None and float(torch.rand(1, generator=drop_gen)) < recipe.uncond_ratio
+        context = (torch.zeros_like(item.embeds) if dropped else item.embeds).to(device, dtype)
+        latent = (latents.shape[-2], latents.shape[-1])
+        state = ReferenceState(latent, pipe.modules, background=item.background.to(device, dtype))
+        state.pose_features = pipe.modules.encode_pose(item.ref_pose.to(device, dtype))
+        state.pose_guide = w.pose_guider(item.std_pose.to(device, dtype))
+        t = timesteps.to(device)
+        with attached(w.reference_unet, w.denoising_unet, state):
+            if not dropped:  # Moore's uncond forward runs no reference either
+                w.reference_unet(ref_latents.to(device, dtype), torch.zeros_like(t), encoder_hidden_states=context)
+            pred = w.denoising_unet(noisy, t, encoder_hidden_states=context).sample.float()
+        return diffusion_loss(pred, target.float(), self.noise_scheduler, timesteps, recipe.snr_gamma)
+
+    def evaluation_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> float:
+        """The loss on a fixed batch (every pair at each of ``timesteps``, fixed noise, no dropout):
+        comparable between steps, unlike the training loss."""
+        import torch
+
+        generator = torch.Generator("cpu").manual_seed(seed)
+        total = 0.0
+        with torch.no_grad():
+            for item in self.encoded:
+                for t in timesteps:
+                    total += float(self.loss(item, generator, None, None, torch.tensor([t], dtype=torch.long)))
+        return total / (len(self.encoded) * len(timesteps))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save(self, path: str | Path) -> Path:
+        state = {
+            "step": self.step, "micro": self.micro, "running": self.running, "losses": list(self.losses),
+            "recipe": self.recipe.model_dump(mode="json"), "manifest": self.manifest,
+            "weights": {name: {k: v.detach() for k, v in m.state_dict().items()} for name, m in self.trained.items()},
+            "grads": {f"{name}/{k}": p.grad for name, m in self.trained.items() for k, p in m.named_parameters()
+                      if p.grad is not None},
+            "optimizer": self.optimizer.state_dict(),
+            "noise_generator": self.noise_generator.get_state(), "timestep_generator": self.timestep_generator.get_state(),
+            "drop_generator": self.drop_generator.get_state(), "order": self.order.state(),
+            "global_rngs": capture_global_rngs(),
+        }  # fmt: skip
+        return save_checkpoint(path, state)
+
+    def resume(self, path: str | Path) -> None:
+        import torch
+
+        state = load_checkpoint(path)
+        if state["recipe"] != self.recipe.model_dump(mode="json"):
+            raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
+        if state["manifest"] != self.manifest:
+            raise TrainingError(f"{path}: the checkpoint was made with other pairs")
+        with torch.no_grad():
+            for name, module in self.trained.items():
+                module.load_state_dict(state["weights"][name])
+                for key, param in module.named_parameters():
+                    grad = state["grads"].get(f"{name}/{key}")
+                    param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.noise_generator.set_state(state["noise_generator"])
+        self.timestep_generator.set_state(state["timestep_generator"])
+        self.drop_generator.set_state(state["drop_generator"])
+        self.order.restore(state["order"])
+        restore_global_rngs(state["global_rngs"])
+        self.step, self.micro = int(state["step"]), int(state["micro"])
+        self.losses = [float(x) for x in state["losses"]]
+        self.running = float(state["running"])
