@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from comic_studio.workflows.batch import run_demo
 
     out = Path(args.out)
-    report = run_demo(out, backend=args.backend, progress=StderrProgress(args.quiet))
+    report = run_demo(
+        out,
+        backend=args.backend,
+        progress=StderrProgress(args.quiet),
+        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+    )
     for label, path in report.items():
         print(f"{label}: {path}")
     return 0

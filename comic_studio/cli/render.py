@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -78,4 +79,5 @@ def _render(args: argparse.Namespace, engine: Any) -> Path:
         save_project_to=Path(args.save) if args.save else None,
         progress=StderrProgress(args.quiet),
         engine=engine,
+        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
     )

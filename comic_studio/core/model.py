@@ -414,6 +414,10 @@ class PanelResult(_Model):
     accepted: bool = False
     heads: list[CharacterPlacement] = []
     """Figure placements the backend reported (head positions for balloon tails)."""
+    labels: Annotated[list[Box], Field(max_length=16)] = []
+    """Text the backend drew on the image that is not a character's name tag (the storyboard's
+    place label, "KITCHEN · NIGHT"), image-normalised like ``CharacterPlacement.name_tag``;
+    automatic balloon placement keeps off it. Empty in files written before it existed."""
 
 
 class Panel(_Model):

@@ -34,10 +34,13 @@ def export_cbz(
     placeholder: bool = True,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    overset: list[str] | None = None,
 ) -> Path:
     """Write ``project`` as a CBZ at ``path`` (replaced atomically) and return it.
 
     ``bleed`` is off by default: screen readers show the trimmed page, as the printed book would.
+    ``overset``, when given, collects a ``page P panel N`` for every balloon whose text is cut at
+    its outline.
     """
     if image_format not in ("png", "jpeg"):
         raise ExportError(f"image_format {image_format!r}: use 'png' or 'jpeg'")
@@ -51,7 +54,7 @@ def export_cbz(
         for index, page in enumerate(project.pages):
             loop.check_cancel()
             image = render_project_page(
-                project, page, assets, resolved_dpi, include_bleed=bleed, placeholder=placeholder
+                project, page, assets, resolved_dpi, include_bleed=bleed, placeholder=placeholder, overset=overset
             )
             member = zipfile.ZipInfo(page_file_name(index, ext), date_time=time.localtime()[:6])
             member.compress_type = zipfile.ZIP_STORED

@@ -79,3 +79,18 @@ def atomic_export_file(path: str | Path, what: str) -> Iterator[Path]:
         raise
     except Exception as exc:  # a library bug or bad data deep in Pillow/reportlab (already cleaned up)
         raise ExportError(f"{target}: writing {what} failed ({exc.__class__.__name__}: {exc})") from exc
+
+
+def overset_message(locations: list[str]) -> str:
+    """One line for the author about balloons whose text is cut at their outline (the export
+    dialog and the CLI show it), or ``""`` when every balloon fits. ``locations`` are the
+    ``page P panel N`` entries of :attr:`PageDrawing.overset`, one per balloon."""
+    if not locations:
+        return ""
+    count = len(locations)
+    places = ", ".join(dict.fromkeys(locations))  # two overset balloons in one panel: named once
+    verb = "balloon has" if count == 1 else "balloons have"
+    return (
+        f"{count} {verb} more text than fits: {places}. The text is cut at the balloon's outline; "
+        "shorten it or make the balloon bigger."
+    )

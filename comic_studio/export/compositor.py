@@ -99,7 +99,7 @@ def compose_page(
         drawing.ops.append(StrokePolygon(_points(panel.shape), BORDER_COLOUR, BORDER_WIDTH))
 
     geometry_fn = balloon_geometry
-    for panel in panels:
+    for number, panel in enumerate(panels, start=1):
         for balloon in panel.balloons:
             if not balloon.text.strip():
                 continue  # an empty balloon is an unfinished edit, not page content
@@ -107,8 +107,11 @@ def compose_page(
                 geometry_fn = default_balloon_geometry()
             balloon_op = balloon_drawing(geometry_fn(balloon, panel, project))
             if not balloon_op.fits:
+                where = f"page {page_index + 1} panel {number}"
+                drawing.overset.append(where)
                 drawing.warnings.append(
-                    f"page {page_index + 1}: the text of balloon {balloon.id!r} does not fit its box"
+                    f"{where}: the text of balloon {balloon.id!r} does not fit its box; it is cut at the "
+                    "balloon's outline"
                 )
             drawing.ops.append(balloon_op)
 
@@ -120,8 +123,11 @@ def compose_page(
 def balloon_drawing(geometry: Any) -> BalloonDrawing:
     """Convert the lettering engine's ``BalloonGeometry`` into the compositor's own op.
 
-    Duck-typed on the contract's attribute names so export does not depend on lettering's classes.
+    Duck-typed on the contract's attribute names so export does not depend on lettering's classes;
+    which outlines clip the text is lettering's one rule (:func:`text_clip`), the canvas's too.
     """
+    from comic_studio.core.lettering.contract import text_clip
+
     kind = geometry.kind.value if hasattr(geometry.kind, "value") else str(geometry.kind)
     lines = tuple(
         TextRun(
@@ -146,6 +152,7 @@ def balloon_drawing(geometry: Any) -> BalloonDrawing:
         stroke_width=float(geometry.stroke_width),
         lines=lines,
         fits=bool(geometry.fits),
+        text_clip=tuple(tuple((float(x), float(y)) for x, y in shape) for shape in text_clip(geometry)),
     )
 
 

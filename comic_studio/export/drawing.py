@@ -89,6 +89,9 @@ class BalloonDrawing:
     stroke_width: float
     lines: tuple[TextRun, ...]
     fits: bool = True
+    text_clip: tuple[tuple[Point, ...], ...] = ()
+    """Outlines whose union the lines are clipped to (overset text stays inside its balloon, as on
+    the canvas: :func:`comic_studio.core.lettering.text_clip`); empty: the lines are drawn whole."""
 
 
 DrawOp = FillPolygon | StrokePolygon | PlacedImage | TextRun | BalloonDrawing
@@ -107,6 +110,9 @@ class PageDrawing:
     ops: list[DrawOp] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     """Things worth telling the author (text that does not fit a balloon) — not errors."""
+    overset: list[str] = field(default_factory=list)
+    """Where a balloon holds more text than fits, one ``page P panel N`` per balloon (the
+    exporters collect these for :func:`comic_studio.export.common.overset_message`)."""
 
     @property
     def view_box(self) -> Rect:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from comic_studio.core.assets import AssetStore
 from comic_studio.core.errors import ExportError
+from comic_studio.core.layout.geometry import clockwise
 from comic_studio.core.model import Project
 from comic_studio.export.common import CancelFn, PageLoop, ProgressFn, atomic_export_file, require_pages, resolve_dpi
 from comic_studio.export.compositor import compose_page, placeholder_font_file
@@ -66,8 +67,11 @@ def export_pdf(
     placeholder: bool = True,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    overset: list[str] | None = None,
 ) -> Path:
-    """Write ``project`` as a print PDF at ``path`` (replaced atomically) and return it."""
+    """Write ``project`` as a print PDF at ``path`` (replaced atomically) and return it.
+    ``overset``, when given, collects a ``page P panel N`` for every balloon whose text is cut at
+    its outline (:func:`~comic_studio.export.common.overset_message` words it)."""
     from reportlab.pdfgen import canvas as rl_canvas
 
     require_pages(project)
@@ -92,6 +96,8 @@ def export_pdf(
             loop.check_cancel()
             drawing = compose_page(project, page, assets, include_bleed=bleed, placeholder=placeholder)
             _PdfPage(pdf, drawing, assets, resolved_dpi, trim_marks, lossless).draw()
+            if overset is not None:
+                overset.extend(drawing.overset)
             pdf.showPage()
             loop.page_done()
         loop.check_cancel()
@@ -244,8 +250,22 @@ class _PdfPage:
         if op.fill:
             for shape in op.shapes:
                 self.fill(shape, op.fill)
+        if op.text_clip:
+            # Overset text is cut at the balloon's outline (the canvas's rule). One clip path of
+            # every outline, each wound the same way, so the nonzero rule makes it their union.
+            self.pdf.saveState()
+            clip = self.pdf.beginPath()
+            for shape in op.text_clip:
+                points = [self.pt(p) for p in clockwise(shape)]
+                clip.moveTo(*points[0])
+                for point in points[1:]:
+                    clip.lineTo(*point)
+                clip.close()
+            self.pdf.clipPath(clip, stroke=0, fill=0, fillMode=FILL_NON_ZERO)
         for line in op.lines:
             self.text(line)
+        if op.text_clip:
+            self.pdf.restoreState()
 
     def crop_marks(self, trim: tuple[float, float, float, float], bleed_box: tuple[float, float, float, float]) -> None:
         """Short lines continuing each trim edge into the slug, starting just outside the bleed."""

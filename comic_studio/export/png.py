@@ -30,12 +30,14 @@ def export_pngs(
     placeholder: bool = True,
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    overset: list[str] | None = None,
 ) -> list[Path]:
     """Write every page as a PNG into ``folder`` (created if missing) and return the paths.
 
     Pages are first written into a hidden scratch folder inside ``folder`` and moved into place
     only when all of them succeeded, so a cancelled or failed export leaves ``folder`` exactly as
-    it was (no half set of pages mixed with an older export).
+    it was (no half set of pages mixed with an older export). ``overset``, when given, collects a
+    ``page P panel N`` for every balloon whose text is cut at its outline.
     """
     require_pages(project)
     resolved_dpi = resolve_dpi(project, dpi)
@@ -52,7 +54,7 @@ def export_pngs(
         for index, page in enumerate(project.pages):
             loop.check_cancel()
             image = render_project_page(
-                project, page, assets, resolved_dpi, include_bleed=bleed, placeholder=placeholder
+                project, page, assets, resolved_dpi, include_bleed=bleed, placeholder=placeholder, overset=overset
             )
             path = scratch / page_file_name(index)
             image.save(path, format="PNG", dpi=(resolved_dpi, resolved_dpi))

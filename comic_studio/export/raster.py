@@ -119,13 +119,16 @@ class _PageRenderer:
         mask = self._coverage(box, lambda draw, to_ss, _k: draw.polygon([to_ss(p) for p in clip], fill=255))
         self.canvas.paste(pixels, box[:2], mask)
 
-    def text(self, run: TextRun) -> None:
+    def text(self, run: TextRun, draw: ImageDraw.ImageDraw | None = None, offset: Point = (0.0, 0.0)) -> None:
+        """Draw ``run`` on the page, or on ``draw``'s image whose top-left is page pixel ``offset``."""
         font = _font(str(run.font_file), run.font_size * self.scale)
         colour = parse_colour(run.colour)
         kwargs = {}
         if run.outline > 0:
             kwargs = {"stroke_width": run.outline * self.scale, "stroke_fill": (255, 255, 255)}
-        self.text_draw.text(self.to_px((run.x, run.y)), run.text, font=font, fill=colour, anchor="ls", **kwargs)
+        x, y = self.to_px((run.x, run.y))
+        target = draw or self.text_draw
+        target.text((x - offset[0], y - offset[1]), run.text, font=font, fill=colour, anchor="ls", **kwargs)
 
     def balloon(self, op: BalloonDrawing) -> None:
         # United outline: the doubled stroke's inner half is hidden by the fill that follows, so
@@ -136,8 +139,30 @@ class _PageRenderer:
         if op.fill:
             for shape in op.shapes:
                 self.fill(shape, op.fill)
+        if op.text_clip:
+            self.clipped_text(op)
+            return
         for line in op.lines:
             self.text(line)
+
+    def clipped_text(self, op: BalloonDrawing) -> None:
+        """Overset text, cut at the union of ``op.text_clip``: the lines are drawn on a copy of the
+        region under the balloon, which is pasted back through the outline's antialiased mask."""
+        clip = [[self.to_px(p) for p in shape] for shape in op.text_clip]
+        box = _clip_box(_bounds([p for shape in clip for p in shape], 1), self.canvas.size)
+        if box is None:
+            return
+
+        def paint(draw, to_ss, _k):
+            for shape in clip:  # filled one by one: the mask is their union whatever the winding
+                draw.polygon([to_ss(p) for p in shape], fill=255)
+
+        mask = self._coverage(box, paint)
+        layer = self.canvas.crop(box)
+        draw = ImageDraw.Draw(layer)
+        for line in op.lines:
+            self.text(line, draw, (float(box[0]), float(box[1])))
+        self.canvas.paste(layer, box[:2], mask)
 
     # ------------------------------------------------------------------ masks
     def _paste_colour(self, colour: str, box: tuple[int, int, int, int], paint: _Painter) -> None:
@@ -266,9 +291,13 @@ def render_project_page(
     include_bleed: bool,
     placeholder: bool = True,
     guides: bool = False,
+    overset: list[str] | None = None,
 ) -> Image.Image:
-    """Compose and render one page of ``project`` (what the PNG and CBZ writers do per page)."""
+    """Compose and render one page of ``project`` (what the PNG and CBZ writers do per page);
+    ``overset`` collects where a balloon's text is cut at its outline."""
     from comic_studio.export.compositor import compose_page
 
     drawing = compose_page(project, page, assets, include_bleed=include_bleed, guides=guides, placeholder=placeholder)
+    if overset is not None:
+        overset.extend(drawing.overset)
     return render_page(drawing, assets, dpi)

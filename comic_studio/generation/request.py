@@ -21,7 +21,7 @@ from comic_studio.core.assets import validate_image_bytes
 from comic_studio.core.errors import AssetError, ComicStudioError
 
 # The pose types live in the document model (a panel stores its explicit pose); requests re-export them.
-from comic_studio.core.model import MAX_SEED, AssetRef, CharacterPlacement, Colour, PoseFigure, PoseSpec, ShotType
+from comic_studio.core.model import MAX_SEED, AssetRef, Box, CharacterPlacement, Colour, PoseFigure, PoseSpec, ShotType
 
 RequestFigure = PoseFigure
 """A pose figure as requests carry it (the document's :class:`PoseFigure`)."""
@@ -181,6 +181,9 @@ class GenerationResult:
     settings: dict[str, Any] = field(default_factory=dict)
     heads: list[CharacterPlacement] = field(default_factory=list)
     pose_id: str | None = None
+    labels: list[Box] = field(default_factory=list)
+    """Boxes (0..1 of the image) of text the backend drew on the image besides name tags, such as
+    the storyboard's place label: kept in :attr:`PanelResult.labels`, balloons keep off them."""
 
     @property
     def image(self) -> Image.Image:

@@ -552,14 +552,16 @@ class MainWindow(QMainWindow):
         doc = self.ctx.document
         thread = start_export(doc.project, doc.assets, options, self)
         self._exports.append(thread)
-        thread.succeeded.connect(self._on_export_succeeded)
+        thread.succeeded.connect(lambda path, t=thread: self._on_export_succeeded(path, t.warning))
         thread.cancelled.connect(self._show_message)
         thread.failed.connect(self._on_export_failed)
         thread.done.connect(self._forget_finished_exports)
         return thread
 
-    def _on_export_succeeded(self, path: Path) -> None:
+    def _on_export_succeeded(self, path: Path, warning: str = "") -> None:
         self.ctx.message.emit(f"Exported {path}")
+        if warning:  # overset balloons: the file is written, the author should still know
+            self.inform("Exported, With Overset Text", f"Exported {path}.\n\n{warning}")
 
     def _on_export_failed(self, text: str) -> None:
         self.inform("Export Failed", text)

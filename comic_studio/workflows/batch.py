@@ -50,6 +50,10 @@ def _no_progress(label: str, done: int, total: int) -> None:
     return None
 
 
+def _no_warning(message: str) -> None:
+    return None
+
+
 def render_panel(
     doc: Document, panel_id: str, backend: str | None = None, on_step: StepCallback | None = None
 ) -> PanelResult:
@@ -177,20 +181,37 @@ def output_kind(out: Path) -> str:
 
 
 def export_to(
-    doc: Document, out: Path, *, dpi: int | None = None, trim_marks: bool = False, progress: Progress = _no_progress
+    doc: Document,
+    out: Path,
+    *,
+    dpi: int | None = None,
+    trim_marks: bool = False,
+    progress: Progress = _no_progress,
+    warn: Callable[[str], None] = _no_warning,
 ) -> Path:
-    """Write ``out``: ``.pdf`` → PDF, ``.cbz`` → CBZ, a folder (or ``.png``) → PNG pages."""
+    """Write ``out``: ``.pdf`` → PDF, ``.cbz`` → CBZ, a folder (or ``.png``) → PNG pages. ``warn``
+    hears, once, about balloons whose text is cut at their outline (the file is still written)."""
     from comic_studio.export import export_cbz, export_pdf, export_pngs
+    from comic_studio.export.common import overset_message
 
     kind = output_kind(out)
+    overset: list[str] = []
     if kind == "pdf":
         export_pdf(
-            doc.project, doc.assets, out, dpi=dpi, trim_marks=trim_marks, progress=lambda d, t: progress("pdf", d, t)
+            doc.project,
+            doc.assets,
+            out,
+            dpi=dpi,
+            trim_marks=trim_marks,
+            progress=lambda d, t: progress("pdf", d, t),
+            overset=overset,
         )
     elif kind == "cbz":
-        export_cbz(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("cbz", d, t))
+        export_cbz(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("cbz", d, t), overset=overset)
     else:
-        export_pngs(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("png", d, t))
+        export_pngs(doc.project, doc.assets, out, dpi=dpi, progress=lambda d, t: progress("png", d, t), overset=overset)
+    if overset:
+        warn(f"{out.name}: {overset_message(overset)}")
     return out
 
 
@@ -208,6 +229,7 @@ def render_input(
     rerender: bool = False,
     progress: Progress = _no_progress,
     engine: JobEngine | None = None,
+    warn: Callable[[str], None] = _no_warning,
 ) -> Path:
     """``comic-studio render``: a project or a story file in, PDF/CBZ/PNGs out. Panels without an
     image are rendered; with ``rerender`` every panel is (earlier images stay in its history)."""
@@ -233,7 +255,7 @@ def render_input(
     render_document(doc, backend, only_missing=not rerender, progress=progress, engine=engine)
     if save_project_to:
         doc.save(save_project_to)
-    return export_to(doc, out, dpi=dpi, trim_marks=trim_marks, progress=progress)
+    return export_to(doc, out, dpi=dpi, trim_marks=trim_marks, progress=progress, warn=warn)
 
 
 def sample_document() -> Document:
@@ -248,13 +270,15 @@ def sample_document() -> Document:
     return doc
 
 
-def run_demo(out: Path, backend: str = "storyboard", progress: Progress = _no_progress) -> dict[str, Path]:
+def run_demo(
+    out: Path, backend: str = "storyboard", progress: Progress = _no_progress, warn: Callable[[str], None] = _no_warning
+) -> dict[str, Path]:
     """The bundled sample story through parser → auto-layout → backend → lettering → all outputs."""
     out.mkdir(parents=True, exist_ok=True)
     doc = sample_document()
     render_document(doc, backend, progress=progress)
     written = {"project": doc.save(out / "demo.comic")}
-    written["pdf"] = export_to(doc, out / "demo.pdf", progress=progress)
-    written["cbz"] = export_to(doc, out / "demo.cbz", progress=progress)
-    written["pages"] = export_to(doc, out / "pages", dpi=150, progress=progress)
+    written["pdf"] = export_to(doc, out / "demo.pdf", progress=progress, warn=warn)
+    written["cbz"] = export_to(doc, out / "demo.cbz", progress=progress, warn=warn)
+    written["pages"] = export_to(doc, out / "pages", dpi=150, progress=progress, warn=warn)
     return written

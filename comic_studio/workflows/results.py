@@ -142,6 +142,7 @@ def _panel_result(
             request=effective.to_dict(),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             heads=generated.heads,
+            labels=generated.labels,
         )
     except ValidationError as exc:  # the same model the loader validates with: it would refuse this
         error = exc.errors(include_url=False)[0]

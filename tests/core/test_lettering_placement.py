@@ -219,3 +219,27 @@ def test_balloons_keep_off_each_others_tails():
             o = other.box
             for tail in tails:
                 assert not any(o.x <= x <= o.x + o.w and o.y <= y <= o.y + o.h for x, y in tail), (b.text, other.text)
+
+
+def test_balloons_keep_off_the_place_label_where_there_is_room():
+    from comic_studio.core.lettering.placement import keep_out_boxes
+    from comic_studio.core.model import PanelResult
+
+    panel = two_people()
+    # The storyboard's "KITCHEN · NIGHT" slug, top-left, as the backend reports it (0..1 of the image).
+    label = Box(x=0.01, y=0.01, w=0.25, h=0.1)
+    result = PanelResult(asset="a" * 64, backend="storyboard", seed=1, created_at="now", labels=[label])
+    panel.results.append(result)
+    panel.current_result = result.id
+    page_label = Box(x=30 + 0.01 * 540, y=30 + 0.01 * 300, w=0.25 * 540, h=0.1 * 300)
+    assert any(box == pytest.approx(page_label) for box in keep_out_boxes(panel))
+    lines = [(BalloonKind.CAPTION, "The next day...", None), *LINES]
+    balloons = place_balloons(panel, lines, LTR)
+    check_layout(panel, balloons, LTR)
+    for b in balloons:
+        assert not overlaps(b.box, page_label), b.text
+    caption = balloons[0].box
+    assert caption.y < 30 + 0.11 * 300 + 20  # narration still opens the panel, beside or under the slug
+    # Without the label the caption takes the corner the label holds: the test can fail.
+    panel.results[0] = result.model_copy(update={"labels": []})
+    assert overlaps(place_balloons(panel, lines, LTR)[0].box, page_label)

@@ -107,3 +107,126 @@ def test_pdf_sfx_outline_falls_back_to_a_text_pass_without_fonttools(lettered, a
     page = PdfReader(out).pages[0]
     assert page.extract_text().count(SFX) == 2  # outline pass as stroked text, then the fill pass
     assert "1 Tr" in page.get_contents().get_data().decode("latin-1")
+
+
+# --------------------------------------------------------------------------- overset text
+
+OVERSET = " ".join(["far too many words for this little balloon"] * 6)
+INK = (0, 0, 255)
+
+
+@pytest.fixture
+def overset(assets):
+    """A small speech balloon (with a tail) on the red panel holding far more blue text than fits."""
+    from comic_studio.core.model import BalloonStyle
+
+    project = make_project(assets, balloon=False, dpi=DPI)
+    top, _ = project.pages[0].panels_in_order()
+    top.balloons.append(
+        Balloon(
+            kind=BalloonKind.SPEECH,
+            text=OVERSET,
+            box=Box(x=100, y=80, w=70, h=40),
+            tail=TailTarget(point=(200, 180)),
+            style=BalloonStyle(text_colour="#0000ff"),
+        )
+    )
+    return project
+
+
+def _inside_union(shapes, x: float, y: float) -> bool:
+    from comic_studio.core.layout.geometry import point_in_polygon
+
+    return any(point_in_polygon((x, y), shape) for shape in shapes)
+
+
+def _near_outline(shapes, x: float, y: float, distance: float) -> bool:
+    from comic_studio.core.layout.geometry import point_segment_distance
+
+    return any(
+        point_segment_distance((x, y), shape[i], shape[(i + 1) % len(shape)]) <= distance
+        for shape in shapes
+        for i in range(len(shape))
+    )
+
+
+def test_overset_text_is_cut_at_the_balloon_outline_in_png(overset, assets, tmp_path):
+    top, _ = overset.pages[0].panels_in_order()
+    geometry = balloon_geometry(top.balloons[0], top, overset)
+    assert not geometry.fits
+    # Without the clip the lines would run past the balloon: the test can fail.
+    lowest = max(line.y for line in geometry.lines)
+    assert lowest > max(y for shape in geometry.shapes for _, y in shape) + 10
+
+    overset_places: list[str] = []
+    (path,) = export_pngs(overset, assets, tmp_path, dpi=DPI, overset=overset_places)
+    assert overset_places == ["page 1 panel 1"]
+    image = Image.open(path).convert("RGB")
+    scale = DPI / 72
+    inked_inside = inked_outside = 0
+    for py in range(image.height):
+        for px_ in range(image.width):
+            r, g, b = image.getpixel((px_, py))
+            if not (b > 120 and b > r + 60 and b > g + 60):
+                continue  # not the blue ink
+            x, y = px_ / scale, py / scale  # the page is exported without bleed
+            if _inside_union(geometry.shapes, x, y):
+                inked_inside += 1
+            elif not _near_outline(geometry.shapes, x, y, 1.5 / scale):  # antialiased edge pixels
+                inked_outside += 1
+    assert inked_inside > 50
+    assert inked_outside == 0
+
+
+def test_overset_text_is_clipped_to_the_balloon_in_pdf(overset, assets, tmp_path):
+    from pypdf.generic import ContentStream
+
+    top, _ = overset.pages[0].panels_in_order()
+    geometry = balloon_geometry(top.balloons[0], top, overset)
+    places: list[str] = []
+    out = export_pdf(overset, assets, tmp_path / "overset.pdf", dpi=72, bleed=False, overset=places)
+    assert places == ["page 1 panel 1"]
+    reader = PdfReader(out)
+    page = reader.pages[0]
+    assert "words for" in page.extract_text()  # the text is in the file, only cut where seen
+    height = float(page.mediabox.height)
+    ops = ContentStream(page.get_contents(), reader).operations
+    clip_stack: list[list[tuple[float, float]] | None] = [None]
+    path: list[tuple[float, float]] = []
+    shown_clips = []
+    for operands, op in ops:
+        if op == b"q":
+            clip_stack.append(clip_stack[-1])
+        elif op == b"Q":
+            clip_stack.pop()
+        elif op in (b"m", b"l"):
+            path.append((float(operands[0]), float(operands[1])))
+        elif op == b"W":
+            clip_stack[-1] = list(path)
+        elif op in (b"n", b"f", b"S", b"B", b"f*", b"b"):
+            path = []
+        elif op == b"Tj" and set(str(operands[0]).split()) <= set(OVERSET.split()):
+            shown_clips.append(clip_stack[-1])  # one of the overset balloon's lines
+    assert shown_clips and all(clip is not None for clip in shown_clips)
+    # The clip is the balloon's outlines (body and tail), in PDF space (y up).
+    expected = [(x, height - y) for shape in geometry.shapes for x, y in shape]
+    got = shown_clips[0]
+    assert len(got) == len(expected)
+    for a in got:  # every clip vertex is an outline vertex (reportlab writes 2-3 decimals)
+        assert min(max(abs(a[0] - b[0]), abs(a[1] - b[1])) for b in expected) < 0.02
+
+
+def test_fitting_text_is_not_clipped(lettered, assets):
+    drawing = compose_page(lettered, lettered.pages[0], assets)
+    assert all(b.fits and b.text_clip == () for b in drawing.balloons())
+    assert drawing.overset == []
+
+
+def test_overset_message_names_every_place():
+    from comic_studio.export.common import overset_message
+
+    assert overset_message([]) == ""
+    one = overset_message(["page 2 panel 3"])
+    assert one.startswith("1 balloon has more text than fits: page 2 panel 3.")
+    two = overset_message(["page 1 panel 1", "page 1 panel 1", "page 3 panel 2"])
+    assert two.startswith("3 balloons have more text than fits: page 1 panel 1, page 3 panel 2.")

@@ -132,3 +132,36 @@ def test_the_inspector_opens_it_on_the_inspected_panel_page(ctx, service, qtbot)
     assert dialog.checked() == ["storyboard"]  # the page's own backend, ticked; one method is no comparison
     assert not dialog.start_button.isEnabled() and not dialog.keep_button.isEnabled()
     dialog.close()
+
+
+def test_character_library_opens_the_compare_preset_to_the_character(ctx, service, qtbot):  # noqa: F811
+    from comic_studio.core.model import Character
+    from comic_studio.ui.characters.library import CharacterLibrary
+
+    project = ctx.document.project
+    mara = project.characters[0]
+    library = CharacterLibrary(ctx, render_service=service)
+    qtbot.addWidget(library)
+    library.select(mara.id)
+    menu = library.context_menu()
+    entry = next(a for a in menu.actions() if a.text() == "Compare methods on Mara's panels…")
+    assert entry.isEnabled()
+    entry.trigger()
+    dialog = library.compare_dialog
+    assert dialog is not None and dialog.isVisible()
+    title, ids = dialog.scope.currentData()
+    assert title == "Panels with Mara" and ids == dict(scopes(project))["Panels with Mara"]
+    dialog.close()
+
+    # A character in no panel: the entry is there but off, and says why.
+    ctx.document.project.characters.append(Character(name="Nobody"))
+    library.refresh()
+    library.select(project.characters[-1].id)
+    entry = next(a for a in library.context_menu().actions() if a.text() == "Compare methods on Nobody's panels…")
+    assert not entry.isEnabled() and "no panel" in entry.statusTip()
+    assert library.compare_on_character(project.characters[-1].id) is None
+    # Without a render service (a library shown before the engine) nothing opens.
+    bare = CharacterLibrary(ctx)
+    qtbot.addWidget(bare)
+    bare.select(mara.id)
+    assert not next(a for a in bare.context_menu().actions() if "Compare methods" in a.text()).isEnabled()

@@ -513,3 +513,18 @@ def test_run_export_without_qt_matches_the_pipeline(tmp_path):
     editing.add_page(doc)
     out = run_export(doc.project, doc.assets, ExportOptions("pdf", tmp_path / "a.pdf", dpi=72))
     assert len(PdfReader(io.BytesIO(out.read_bytes())).pages) == 1
+
+
+def test_export_names_the_balloons_whose_text_is_cut(make_window, qtbot, tmp_path):
+    from comic_studio.core.model import Balloon, Box
+
+    win = two_page_window(make_window)
+    page = win.ctx.document.project.pages[1]
+    panel = page.panels_in_order()[0]
+    panel.balloons.append(Balloon(text=" ".join(["far too much to say here"] * 12), box=Box(x=20, y=20, w=50, h=30)))
+    thread = win.start_export(ExportOptions("png", tmp_path / "pages", dpi=40, bleed=False))
+    qtbot.waitUntil(lambda: bool(win.informed), timeout=30_000)
+    assert thread.error == ""
+    title, text = win.informed[0]
+    assert "Overset" in title
+    assert "1 balloon has more text than fits: page 2 panel 1." in text

@@ -135,3 +135,20 @@ def test_cli_outputs_and_errors(tmp_path, capsys):
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     assert main(["info", str(broken)]) == 1
     assert "broken.comic" in capsys.readouterr().err
+
+
+def test_cli_render_names_balloons_whose_text_is_cut(tmp_path, capsys):
+    from comic_studio.core.model import Balloon, Box
+
+    story = tmp_path / "walk.txt"
+    story.write_text("Mara walked to the pier.\n", encoding="utf-8")
+    project_file = tmp_path / "walk.comic"
+    assert main(["render", str(story), "--out", str(tmp_path / "a.pdf"), "--save", str(project_file), "--quiet"]) == 0
+    assert "more text than fits" not in capsys.readouterr().err
+    doc = Document.open(project_file)
+    panel = doc.project.pages[0].panels_in_order()[0]
+    panel.balloons.append(Balloon(text=" ".join(["far too much to say here"] * 12), box=Box(x=40, y=40, w=50, h=30)))
+    doc.save(project_file)
+    assert main(["render", str(project_file), "--out", str(tmp_path / "b.pdf"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: b.pdf: 1 balloon has more text than fits: page 1 panel 1." in err

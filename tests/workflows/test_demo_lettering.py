@@ -1,5 +1,5 @@
-"""The bundled demo rendered on the storyboard and lettered: no balloon covers a face or a name tag,
-and every balloon holds its text at the book's one type size."""
+"""The bundled demo rendered on the storyboard and lettered: no balloon covers a face, a name tag or
+the place label, and every balloon holds its text at the book's one type size."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def _overlap(a: Box, b: Box) -> float:
     return w * h if w > 0 and h > 0 else 0.0
 
 
-def test_demo_balloons_keep_off_faces_and_name_tags():
+def test_demo_balloons_keep_off_faces_name_tags_and_place_labels():
     doc = sample_document()
     project = doc.project
     lettered = [
@@ -27,7 +27,7 @@ def test_demo_balloons_keep_off_faces_and_name_tags():
         if panel.beat_id and lettering_lines(project.story.beat(panel.beat_id))
     ]
     assert len(lettered) >= 8  # the demo has dialogue in many panels, close-ups among them
-    balloons = tags = 0
+    balloons = tags = labels = over_label = 0
     for panel in lettered:
         # Word-overlap pose matching and no supersampling keep the test fast (the MiniLM matcher
         # alone takes a minute to load); the placement sees the same kind of heads and tags.
@@ -51,11 +51,35 @@ def test_demo_balloons_keep_off_faces_and_name_tags():
                 zones.append(
                     ("tag", Box(x=box.x + tag.x * box.w, y=box.y + tag.y * box.h, w=tag.w * box.w, h=tag.h * box.h))
                 )
+        # The place label ("KITCHEN · NIGHT"), drawn top-left (top-right when a face is there).
+        for label in panel.result().labels:
+            labels += 1
+            assert label.y < 0.1 and (label.x < 0.1 or label.x + label.w > 0.9)
+            zones.append(
+                (
+                    "label",
+                    Box(x=box.x + label.x * box.w, y=box.y + label.y * box.h, w=label.w * box.w, h=label.h * box.h),
+                )
+            )
         assert len(keep_out_boxes(panel)) == len(zones)
         for balloon in panel.balloons:
             balloons += 1
             for what, zone in zones:
+                if what == "label":
+                    over_label += _overlap(balloon.box, zone) > 0
+                    continue
                 assert _overlap(balloon.box, zone) == 0, (panel.id, balloon.text, what)
             geometry = balloon_geometry(balloon, panel, project)
             assert geometry.fits and geometry.font_size == balloon.style.font_size, balloon.text
-    assert balloons >= 12 and tags >= 8
+    assert balloons >= 12 and tags >= 8 and labels == len(lettered)  # every storyboard panel has its slug
+    # A label goes under a balloon only where a close-up leaves no room but a face: one shout in
+    # the demo (three balloons, the opening caption among them, covered labels before they were
+    # kept out).
+    assert over_label <= 1
+
+
+def test_results_saved_before_place_labels_still_open():
+    from comic_studio.core.model import PanelResult
+
+    old = {"asset": "a" * 64, "backend": "storyboard", "seed": 1, "created_at": "2026-01-01T00:00:00+00:00"}
+    assert PanelResult.model_validate(old).labels == []

@@ -64,6 +64,7 @@ class StoryboardBackend(GenerationBackend):
             settings=settings,
             heads=out.heads,
             pose_id=out.pose_id,
+            labels=out.labels,
         )
 
 

@@ -7,7 +7,7 @@ All randomness comes from ``random.Random(request.seed)``, so a seed always give
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,8 @@ class RenderOutput:
     image: Image.Image
     heads: list[CharacterPlacement]
     pose_id: str | None
+    labels: list[Box] = field(default_factory=list)
+    """The place label's box, 0..1 of the image (balloon placement keeps off it)."""
 
 
 def render_panel(
@@ -103,6 +105,7 @@ def render_panel(
         draw_mannequin(draw, p.mannequin, p.ink)
         step(2 + n)
     avoid: list[tuple[float, float, float, float]] = []
+    labels: list[Box] = []
     if settings["label"]:
         text = place_label(request.setting, request.time_of_day)
         # Top-left unless a face is there: then the slug moves to the top-right.
@@ -110,7 +113,10 @@ def render_panel(
             label_box(text, w, h, ss, True), placed
         )
         box = draw_label(draw, text, w, h, pal, ss, right)
-        avoid += [box] if box else []
+        if box:
+            avoid.append(box)
+            # Reported like a name tag, so automatic balloon placement keeps off the label too.
+            labels.append(_unit_box(box, w, h))
     tags: dict[int, tuple[float, float, float, float]] = {}
     if settings["name_tags"]:
         for p in placed:
@@ -123,7 +129,7 @@ def render_panel(
     out = img.reduce(ss) if ss > 1 else img
     heads = _placements(request, pose, placed, w, h, tags)
     step(total, out)
-    return RenderOutput(out, heads, pose.pose_id)
+    return RenderOutput(out, heads, pose.pose_id, labels)
 
 
 # ---------------------------------------------------------------------------------- figures
@@ -280,6 +286,11 @@ def _hits_head(box: tuple[float, float, float, float] | None, placed: list[_Plac
 # ---------------------------------------------------------------------------------- heads
 
 
+def _unit_box(box: tuple[float, float, float, float], w: int, h: int) -> Box:
+    """A pixel box ``(x0, y0, x1, y1)`` of a ``w × h`` image as fractions of the image."""
+    return Box(x=box[0] / w, y=box[1] / h, w=(box[2] - box[0]) / w, h=(box[3] - box[1]) / h)
+
+
 def _placements(
     request: GenerationRequest,
     pose: ResolvedPose,
@@ -305,7 +316,7 @@ def _placements(
         body = Box(x=bx0, y=by0, w=bx1 - bx0, h=by1 - by0) if bx1 > bx0 and by1 > by0 else None
         tag = (tags or {}).get(fig)
         # Reported so that balloon placement keeps off the tag (it is drawn into the image).
-        name_tag = Box(x=tag[0] / w, y=tag[1] / h, w=(tag[2] - tag[0]) / w, h=(tag[3] - tag[1]) / h) if tag else None
+        name_tag = _unit_box(tag, w, h) if tag else None
         out.append(
             CharacterPlacement(
                 character_id=char.id,

@@ -9,11 +9,12 @@ The contract the exporters and the canvas code against::
 
 Renderers draw ``BalloonGeometry.shapes`` united: stroke every shape with ``2 * stroke_width``
 (dashed if ``dashed``), then fill every shape with ``fill``; then draw ``lines`` with
-``font_file`` at ``font_size`` (SFX with a white outline of ``text_outline`` points).
+``font_file`` at ``font_size`` (SFX with a white outline of ``text_outline`` points), clipped to
+the union of ``text_clip(geometry)`` when that is not empty (overset text stays in its balloon).
 """
 
 from comic_studio.core.lettering.compose import CAPTION_FILL, balloon_geometry
-from comic_studio.core.lettering.contract import BalloonGeometry, Outline, TextLine
+from comic_studio.core.lettering.contract import BalloonGeometry, Outline, TextLine, text_clip
 from comic_studio.core.lettering.placement import place_balloons
 from comic_studio.core.lettering.tails import panel_to_page
 from comic_studio.core.lettering.text_fit import fit_box_for_text, text_area
@@ -28,4 +29,5 @@ __all__ = [
     "panel_to_page",
     "place_balloons",
     "text_area",
+    "text_clip",
 ]

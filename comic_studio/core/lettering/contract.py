@@ -51,3 +51,12 @@ class BalloonGeometry:
     fits: bool
     """False: the text does not fit even at ``style.min_font_size``; ``lines`` then hold the best
     attempt at the minimum size (overflowing the text area) and the UI shows an error state."""
+
+
+def text_clip(geometry: BalloonGeometry) -> tuple[Outline, ...]:
+    """The outlines a renderer clips the balloon's text to: its shapes when the text is overset
+    (``fits`` is False: the lines run past the text area, as in a layout program's overset frame),
+    else none, so fitting text (and SFX, which have no shapes) is drawn whole. Clip to the *union*
+    of the outlines (body, tail, thought bubbles). The canvas and every exporter apply this one
+    rule, so an overset balloon looks the same on screen, in the PDF and in the page images."""
+    return () if geometry.fits else tuple(geometry.shapes)

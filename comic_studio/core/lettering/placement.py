@@ -42,6 +42,12 @@ BALLOON_GAP = 3.0  # clear space kept between balloons, points
 _HARD = 1000.0
 _TAIL_CROSSING = 300.0  # bad, but better than covering a face or another balloon
 _FACE = 2 * _HARD  # a face or a name tag: worse than anything else, the crown of a head included
+_LABEL = 100.0
+"""Covering the place label ("KITCHEN · NIGHT"), per unit of (1 + the share covered): above every
+preference of position and shape (a few units), so a balloon keeps off the label wherever the
+panel has room, and below every hard rule (a tail crossing, a face, another balloon), so in a
+close-up that leaves only the label's corner or a face, the label goes under the balloon. It
+says where and when, which the page also tells; the face is the acting."""
 _TOO_BIG = 600.0
 _OTHER_WIDTHS = (0.35, 0.7, 1.0)  # × the inner width: narrow, wide and full-width balloons
 _SHAPE = 0.15  # a balloon shaped other than its comfortable width, when that one has room
@@ -95,12 +101,19 @@ be covered when nothing else is free, as letterers do in close-ups that fill the
 
 def keep_out_boxes(panel: Panel) -> list[Box]:
     """What automatic placement never covers, in page units: each figure's face (its head box from
-    the brow line down to the chin) and each name tag the image carries."""
+    the brow line down to the chin), each name tag the image carries and the other text the
+    backend reports drawing on it (the storyboard's place label: ``PanelResult.labels``)."""
+    return [box for box, _cost in _keep_out(panel)]
+
+
+def _keep_out(panel: Panel) -> list[tuple[Box, float]]:
+    """:func:`keep_out_boxes` with what covering each costs: faces and name tags :data:`_FACE`,
+    place labels :data:`_LABEL`."""
     x0, y0, x1, y1 = bbox(panel.shape)
     window = image_window(panel)
     iw, ih = (x1 - x0) / window.w, (y1 - y0) / window.h  # the whole image's size on the page
     boxes = [
-        Box(x=h.cx - h.rx, y=h.cy - FACE_TOP * h.ry, w=2 * h.rx, h=(1 + FACE_TOP) * h.ry)
+        (Box(x=h.cx - h.rx, y=h.cy - FACE_TOP * h.ry, w=2 * h.rx, h=(1 + FACE_TOP) * h.ry), _FACE)
         for h in _heads(panel)
         if h.rx > 1e-3  # a head outside the image is reported with no size: nothing to cover
     ]
@@ -112,7 +125,10 @@ def keep_out_boxes(panel: Panel) -> list[Box]:
             continue
         seen.add(placement.character_id)
         tx, ty = head_to_page(panel, (tag.x, tag.y), window)
-        boxes.append(Box(x=tx, y=ty, w=tag.w * iw, h=tag.h * ih))
+        boxes.append((Box(x=tx, y=ty, w=tag.w * iw, h=tag.h * ih), _FACE))
+    for label in result.labels if result else []:
+        lx, ly = head_to_page(panel, (label.x, label.y), window)
+        boxes.append((Box(x=lx, y=ly, w=label.w * iw, h=label.h * ih), _LABEL))
     return boxes
 
 
@@ -205,17 +221,17 @@ def _cost(
     frame: _Frame,
     polygon: Sequence[tuple[float, float]],
     heads: list[_Head],
-    keep_out: list[Box],
+    keep_out: list[tuple[Box, float]],
     placed: list[Box],
     previous: Box | None,
     speaker: _Head | None,
     tails: list[tuple[tuple[float, float], tuple[float, float]]],
 ) -> float:
     cost = 0.0
-    for zone in keep_out:
+    for zone, weight in keep_out:
         area = _overlap_area(box, zone, BALLOON_GAP)
         if area > 0:
-            cost += _FACE * (1 + area / max(zone.w * zone.h, 1e-6))
+            cost += weight * (1 + area / max(zone.w * zone.h, 1e-6))
     for head in heads:
         depth = _rect_hits_ellipse(box, head)
         if depth > 0:
@@ -286,7 +302,7 @@ def place_balloons(
     style = style or house_style(project)  # the book's type size, as the author's own balloons
     frame = _Frame(panel, project.reading_direction is ReadingDirection.RTL)
     heads = _heads(panel)
-    keep_out = keep_out_boxes(panel)
+    keep_out = _keep_out(panel)
     # Candidates stay in the panel's inset bounding box: an upright rectangular panel (most are)
     # contains them all, so only a slanted or odd shape needs the point-in-polygon test.
     x0, y0, x1, y1 = bbox(panel.shape)

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
 
 from comic_studio.core.assets import AssetStore
-from comic_studio.core.lettering import BalloonGeometry
+from comic_studio.core.lettering import BalloonGeometry, text_clip
 from comic_studio.core.resources import resource
 from comic_studio.export.compositor import cover_crop
 
@@ -131,9 +131,9 @@ class BalloonPaths:
             for shape in self.shapes:
                 painter.drawPath(shape)
         if not self.text.isEmpty():
-            if error and not self.outline.isEmpty():
-                # Overset text stays inside the balloon (as in a layout program); the note under
-                # the balloon says what to do about the rest.
+            if text_clip(g):
+                # Overset text stays inside the balloon (as in a layout program; the exporters
+                # apply the same rule); the note under the balloon says what to do about the rest.
                 painter.setClipPath(self.outline)
             if g.text_outline > 0:
                 outline_pen = QPen(QColor("#ffffff"), 2 * g.text_outline)

@@ -135,6 +135,14 @@ class CharacterLibrary(QWidget):
             "over SD 1.5: one person with some background around them; the Models window has the weights"
         )
         self.serialgen_sheet_action.triggered.connect(lambda: self.standardize(standardizer="serialgen"))
+        self.compare_action = QAction("Compare methods on the character's panels…", self)
+        self.compare_action.setToolTip(
+            "Render every panel the character appears in with several methods side by side, with "
+            "AP-CLIP-I per method, and keep a pick per panel (one undo step)"
+        )
+        self.compare_action.triggered.connect(self._compare_selected)
+        self.compare_dialog: Any = None
+        """The open "Compare methods on a page or character" dialog this library started."""
         self.discard_sheet_action = QAction("Discard standard sheet", self)
         self.discard_sheet_action.triggered.connect(lambda: self.discard_sheets())
         self.anchor_button = QToolButton()
@@ -295,6 +303,10 @@ class CharacterLibrary(QWidget):
             return
         if not item.isSelected():
             self.select(item.data(Qt.ItemDataRole.UserRole))
+        self.context_menu().exec(self.grid.viewport().mapToGlobal(pos))
+
+    def context_menu(self) -> QMenu:
+        """The selected cards' context menu (built fresh: its entries follow the selection)."""
         self._update_anchor_actions()
         menu = QMenu(self)
         menu.addActions(self.anchor_menu.actions())
@@ -311,7 +323,49 @@ class CharacterLibrary(QWidget):
         menu.addAction(self.serialgen_sheet_action)
         self.discard_sheet_action.setEnabled(any(c.standard_sheet is not None for c in chosen))
         menu.addAction(self.discard_sheet_action)
-        menu.exec(self.grid.viewport().mapToGlobal(pos))
+        menu.addSeparator()
+        self._update_compare_action(chosen)
+        menu.addAction(self.compare_action)
+        return menu
+
+    def _update_compare_action(self, chosen: list[Character]) -> None:
+        """ "Compare methods on NAME's panels…": one character, a render service, and at least one
+        panel the character appears in (else the entry says why it is off)."""
+        from comic_studio.ui.dialogs.compare_scope import character_scope, scopes
+
+        name = chosen[0].name if len(chosen) == 1 else "the character"
+        self.compare_action.setText(f"Compare methods on {name}'s panels…")
+        offered = {title for title, _ids in scopes(self.ctx.document.project)}
+        has_panels = len(chosen) == 1 and character_scope(chosen[0].name) in offered
+        self.compare_action.setEnabled(self.render_service is not None and has_panels)
+        off = len(chosen) == 1 and not has_panels
+        self.compare_action.setStatusTip(f"{name} appears in no panel yet: place them in a panel first" if off else "")
+
+    def _compare_selected(self) -> None:
+        ids = self.selected_ids()
+        if len(ids) == 1:
+            self.compare_on_character(ids[0])
+
+    def compare_on_character(self, character_id: str) -> Any:
+        """Open "Compare methods on a page or character" preset to the character's panels; returns
+        the dialog (None without a render service, or when the character is in no panel)."""
+        from comic_studio.ui.dialogs.compare_scope import CompareScopeDialog, character_scope, scopes
+
+        project = self.ctx.document.project
+        character = project.character(character_id)
+        if self.render_service is None or character is None:
+            return None
+        scope = character_scope(character.name)
+        if scope not in {title for title, _ids in scopes(project)}:
+            self.ctx.message.emit(f"{character.name} appears in no panel yet: nothing to compare")
+            return None
+        # Preset in the constructor: the methods offered first are those the scope's panels use.
+        dialog = CompareScopeDialog(self.ctx, self.render_service, scope, self.window())
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(lambda *_: setattr(self, "compare_dialog", None))
+        self.compare_dialog = dialog
+        dialog.show()
+        return dialog
 
     def generate_anchors(self, regenerate: bool = False, character_ids: list[str] | None = None) -> list[str]:
         """Queue anchor jobs for the selected characters that have no anchor (``regenerate``: for

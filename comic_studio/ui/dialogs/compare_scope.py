@@ -48,6 +48,12 @@ from comic_studio.ui.render_service import MAX_COMPARED, ComparisonSet
 ZOOM_RANGE = (96, 480)
 
 
+def character_scope(name: str) -> str:
+    """The scope title of a character's panels ("Panels with Mara"): what :func:`scopes` offers and
+    what the character library's "Compare methods on NAME's panels…" presets."""
+    return f"Panels with {name}"
+
+
 def scopes(project: Any) -> list[tuple[str, list[str]]]:
     """Every scope offered: (title, panel ids) per page with panels, then per character that appears
     in at least one panel (its panels in reading order)."""
@@ -60,7 +66,7 @@ def scopes(project: Any) -> list[tuple[str, list[str]]]:
     for character in project.characters:
         ids = [p.id for _n, p in ordered if any(c.character_id == character.id for c in p.characters)]
         if ids:
-            out.append((f"Panels with {character.name}", ids))
+            out.append((character_scope(character.name), ids))
     return out
 
 

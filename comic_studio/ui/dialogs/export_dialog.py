@@ -64,8 +64,16 @@ def default_options(project: Project, kind: str, base: Path) -> ExportOptions:
     return ExportOptions("png", stem.parent / f"{stem.name}-pages", dpi=150, bleed=False)
 
 
-def run_export(project: Project, assets: AssetStore, options: ExportOptions, progress=None, cancel=None) -> Path:
-    """Write the export described by ``options`` (no Qt here: the worker thread calls it)."""
+def run_export(
+    project: Project,
+    assets: AssetStore,
+    options: ExportOptions,
+    progress=None,
+    cancel=None,
+    overset: list[str] | None = None,
+) -> Path:
+    """Write the export described by ``options`` (no Qt here: the worker thread calls it);
+    ``overset`` collects where a balloon's text is cut at its outline."""
     from comic_studio.export import export_cbz, export_pdf, export_pngs
 
     if options.kind in ("pdf", "cbz"):
@@ -84,6 +92,7 @@ def run_export(project: Project, assets: AssetStore, options: ExportOptions, pro
             trim_marks=options.trim_marks,
             progress=progress,
             cancel=cancel,
+            overset=overset,
         )
     if options.kind == "cbz":
         return export_cbz(
@@ -95,10 +104,18 @@ def run_export(project: Project, assets: AssetStore, options: ExportOptions, pro
             image_format=options.image_format,
             progress=progress,
             cancel=cancel,
+            overset=overset,
         )
     if options.kind == "png":
         export_pngs(
-            project, assets, options.path, dpi=options.dpi, bleed=options.bleed, progress=progress, cancel=cancel
+            project,
+            assets,
+            options.path,
+            dpi=options.dpi,
+            bleed=options.bleed,
+            progress=progress,
+            cancel=cancel,
+            overset=overset,
         )
         return options.path
     raise ComicStudioError(f"unknown export kind {options.kind!r}")
@@ -125,19 +142,28 @@ class ExportThread(QThread):
         self._cancel = threading.Event()
         self.result: Path | None = None
         self.error = ""
+        self.warning = ""
+        """After a successful export: balloons whose text was cut at their outline, or ""."""
         self.elapsed = 0.0
 
     def cancel(self) -> None:
         self._cancel.set()
 
     def run(self) -> None:
-        from comic_studio.export.common import ExportCancelled
+        from comic_studio.export.common import ExportCancelled, overset_message
 
         started = time.perf_counter()
+        overset: list[str] = []
         try:
             self.result = run_export(
-                self.project, self.assets, self.options, progress=self.progressed.emit, cancel=self._cancel.is_set
+                self.project,
+                self.assets,
+                self.options,
+                progress=self.progressed.emit,
+                cancel=self._cancel.is_set,
+                overset=overset,
             )
+            self.warning = overset_message(overset)
         except ExportCancelled as exc:
             self.error = str(exc)
             self.cancelled.emit(self.error)
