@@ -351,7 +351,8 @@ def export_character_lora(doc: Document, character_id: str, folder: str | Path, 
         state = load(data)
     except (SafetensorError, ValueError) as exc:
         raise ComicStudioError(f"{where} is not a readable .safetensors file ({exc})") from exc
-    if not state or not all(k.startswith("unet.") and ".lora" in k for k in state):
+    prefixes = ("unet.", "text_encoder.", "text_encoder_2.")  # the text encoders' when they were trained
+    if not state or not all(k.startswith(prefixes) and ".lora" in k for k in state):
         raise ComicStudioError(f"{where} is not a LoRA trained here (diffusers layout, 'unet.…lora…' keys)")
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name or character.name).strip("_") or "character"
     try:

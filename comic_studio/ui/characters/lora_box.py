@@ -60,6 +60,8 @@ def card_summary(character: Character, data: bytes | None) -> str:
         shown = [f"rank {recipe.get('rank', '?')}", f"lr {recipe.get('learning_rate', '?')}",
                  f"{recipe.get('resolution', '?')} px", f"{recipe.get('timestep_law', '?')} timesteps",
                  f"memory {recipe.get('memory', '?')}"]  # fmt: skip
+        if recipe.get("train_text_encoder"):
+            shown.append("text encoders too")
         if recipe.get("prior_preservation"):
             shown.append(f"prior ×{recipe.get('prior_loss_weight', '?')}")
         text += "\n" + " · ".join(shown)

@@ -229,6 +229,11 @@ class TrainLoraDialog(QDialog):
         self.prior_weight_spin.setRange(0.0, 10.0)
         self.prior_weight_spin.setSingleStep(0.1)
         self.prior_weight_spin.setValue(defaults.prior_loss_weight)
+        self.text_encoder_box = QCheckBox("also train the text encoders (LoRA on their attention)")
+        self.text_encoder_box.setToolTip(
+            "Off as StoryBooth ran: the trigger word is learnt by the UNet alone. On, both SDXL text "
+            "encoders get a LoRA too (learning rate 5e-6, diffusers' DreamBooth default)"
+        )
         self.min_snr_spin = QDoubleSpinBox()
         self.min_snr_spin.setRange(0.0, 100.0)
         self.min_snr_spin.setSpecialValueText("off")
@@ -272,6 +277,7 @@ class TrainLoraDialog(QDialog):
         form.addRow("Memory recipe", self.memory_combo)
         form.addRow("Samples every", self.samples_spin)
         form.addRow("min-SNR γ", self.min_snr_spin)
+        form.addRow("", self.text_encoder_box)
         form.addRow("", self.prior_box)
         form.addRow("Class prompt", self.class_prompt_edit)
         form.addRow("Class pictures", self.class_images_spin)
@@ -325,6 +331,7 @@ class TrainLoraDialog(QDialog):
             memory=self.memory_combo.currentData(),
             snr_gamma=self.min_snr_spin.value() or None,
             prior_preservation=self.prior_box.isChecked(),
+            train_text_encoder=self.text_encoder_box.isChecked(),
             class_prompt=self.class_prompt_edit.text().strip(),
             class_images=self.class_images_spin.value(),
             prior_loss_weight=self.prior_weight_spin.value(),
@@ -344,8 +351,8 @@ class TrainLoraDialog(QDialog):
         self._running = running
         for widget in (self.steps_spin, self.lr_spin, self.rank_spin, self.resolution_spin, self.law_combo,
                        self.memory_combo, self.model_edit, self.trigger_edit, self.pictures, self.train_button,
-                       self.samples_spin, self.min_snr_spin, self.prior_box, self.class_prompt_edit,
-                       self.class_images_spin, self.prior_weight_spin):  # fmt: skip
+                       self.samples_spin, self.min_snr_spin, self.text_encoder_box, self.prior_box,
+                       self.class_prompt_edit, self.class_images_spin, self.prior_weight_spin):  # fmt: skip
             widget.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         # Close stays enabled: the run goes on in the Queue without the dialog.
