@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from comic_studio.core import character_edits
 from comic_studio.core.changes import ChangeKind, Changes
 from comic_studio.core.errors import AssetError, ComicStudioError
+from comic_studio.core.lora_library import character_lora_header
 from comic_studio.core.model import Character
 from comic_studio.ui.characters.lora_samples import SampleImages, SampleWatch, character_samples
 from comic_studio.ui.characters.train_dialog import SampleStrip
@@ -38,12 +39,13 @@ STRIP_STEPS = 4
 """How many of the newest sampled steps the box shows (the Train dialog shows them all)."""
 
 
-def card_summary(character: Character, data: bytes | None) -> str:
-    """One or two lines about the character's LoRA for the box (and tests)."""
+def card_summary(character: Character, data: bytes | None, problem: str = "") -> str:
+    """One or two lines about the character's LoRA for the box (and tests); ``problem``: why ``data``
+    could not be read (e.g. a big LoRA not in this machine's LoRA library)."""
     if character.lora_asset is None:
         return "No trained LoRA yet."
     if data is None:
-        return f"LoRA {character.lora_asset[:12]}… (the file is missing from the project)"
+        return f"LoRA {character.lora_asset[:12]}… ({problem or 'the file is missing from the project'})"
     card = lora_card(data)
     if not card:
         return f"LoRA {character.lora_asset[:12]}… (from elsewhere: no training card)"
@@ -134,13 +136,11 @@ class LoraBox(QGroupBox):
         if character is None:
             self.setEnabled(False)
             return
-        data = None
-        if character.lora_asset is not None:
-            try:
-                data = self.ctx.document.assets.get(character.lora_asset)
-            except (AssetError, KeyError, OSError):
-                data = None
-        self.card_label.setText(card_summary(character, data))
+        try:  # the project's file, or only the header of a big one in the LoRA library
+            data, problem = character_lora_header(self.ctx.document.assets, character)
+        except (AssetError, KeyError, OSError):
+            data, problem = None, ""
+        self.card_label.setText(card_summary(character, data, problem))
         has = character.lora_asset is not None
         # Showing the live value is not an edit: no signals while filling.
         self.enabled_box.blockSignals(True)
@@ -183,7 +183,9 @@ class LoraBox(QGroupBox):
         )
 
     def clear(self) -> None:
-        self.ctx.edit(character_edits.update_character, self.character_id, label="Clear LoRA", lora_asset=None)
+        self.ctx.edit(
+            character_edits.update_character, self.character_id, label="Clear LoRA", lora_asset=None, lora_bytes=0
+        )
 
     def choose_export_folder(self) -> str:
         """Ask where to export (a test seam: tests replace it)."""
