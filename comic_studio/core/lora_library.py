@@ -36,9 +36,9 @@ def library_lora_path(digest: str) -> Path:
 def missing_lora_message(character_name: str, digest: str) -> str:
     folder = lora_library_dir()
     return (
-        f"{character_name}'s LoRA {digest[:12]}… is too big for a project and is not in this machine's LoRA "
-        f"library ({folder}): retrain {character_name}'s LoRA here, or copy {digest}.safetensors from the "
-        f"LoRA library of the machine that trained it into {folder}"
+        f"{character_name}'s LoRA {digest[:12]}… is neither in the project nor in this machine's LoRA library "
+        f"({folder}, where a LoRA too big for a project is kept): retrain {character_name}'s LoRA here, or copy "
+        f"{digest}.safetensors from the LoRA library of the machine that trained it into {folder}"
     )
 
 
