@@ -69,6 +69,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     prior.add_argument("--class-images", type=int, metavar="N", help="how many class pictures (default 100)")
     prior.add_argument("--prior-weight", type=float, help="the prior loss weight (default 1.0)")
     lora.add_argument(
+        "--train-text-encoder",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also train a LoRA on both text encoders' attention (off by default, as the seed ran; lr 5e-6)",
+    )
+    lora.add_argument(
         "--min-snr",
         type=float,
         metavar="GAMMA",
@@ -274,7 +280,8 @@ def _cmd_train_lora(args: argparse.Namespace) -> int:
     for option, field in (("steps", "steps"), ("rank", "rank"), ("learning_rate", "learning_rate"),
                           ("resolution", "resolution"), ("timesteps", "timestep_law"), ("memory", "memory"),
                           ("prior", "prior_preservation"), ("class_prompt", "class_prompt"),
-                          ("class_images", "class_images"), ("prior_weight", "prior_loss_weight")):  # fmt: skip
+                          ("class_images", "class_images"), ("prior_weight", "prior_loss_weight"),
+                          ("train_text_encoder", "train_text_encoder")):  # fmt: skip
         value = getattr(args, option)
         if value is not None:
             recipe_fields[field] = value

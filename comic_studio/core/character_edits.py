@@ -39,6 +39,7 @@ EDITABLE_FIELDS = frozenset(
         "face_refs",
         "body_refs",
         "lora_asset",
+        "lora_bytes",
         "lora_scale",
         "lora_enabled",
         "embedding_asset",

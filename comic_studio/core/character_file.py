@@ -21,7 +21,8 @@ from comic_studio.core import safe_read
 from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore, sniff_image_format
 from comic_studio.core.atomic import atomic_write_bytes, atomic_write_text
 from comic_studio.core.errors import AssetError, ComicStudioError
-from comic_studio.core.model import Character, Project
+from comic_studio.core.lora_library import MAX_LIBRARY_LORA_BYTES, read_character_lora, store_library_lora
+from comic_studio.core.model import Character, Project, lora_fits_project
 
 MAX_LIBRARY_BYTES = 8 * 1024 * 1024
 MAX_CHARACTERS: int = next(
@@ -74,7 +75,12 @@ def load_characters(path: str | Path, assets: AssetStore | None = None) -> list[
                     for i, ref in enumerate(refs)
                 ]
         for field, kind in (("lora_asset", "LoRA"), ("identity_asset", "identity file")):
-            if item.get(field) is not None:
+            value = item.get(field)
+            if field == "lora_asset" and isinstance(value, str) and not _is_hash(value):
+                # A file beside the library: kept in the project, or in the user's LoRA library when
+                # it is over the project's limit (its size becomes the character's lora_bytes).
+                item[field], item["lora_bytes"] = _import_lora(path, value, assets, f"{label}.{field}")
+            elif value is not None:
                 item[field] = _import_ref(path, item[field], assets, f"{label}.{field}", known_hashes_only,
                                           image=False, kind=kind)  # fmt: skip
         try:
@@ -103,7 +109,7 @@ def _import_ref(
     what = "reference image" if image else f"{kind} file"
     if not isinstance(ref, str) or not ref.strip():
         raise ComicStudioError(f"{library}: {where}: expected a {what} path relative to the library, got {ref!r}")
-    is_hash = len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+    is_hash = _is_hash(ref)
     if is_hash and (ref in assets or not known_hashes_only):
         return ref
     try:
@@ -112,6 +118,27 @@ def _import_ref(
         if not image and not _looks_like_safetensors(data):
             raise ComicStudioError(f"{library}: {where}: {ref!r} is not a .safetensors {kind}")
         return assets.add(data, validate_image=image, where=str(file))
+    except safe_read.UnsafeInputError as exc:
+        raise ComicStudioError(f"{library}: {where}: {ref!r}: {exc.problem}") from exc
+    except AssetError as exc:
+        raise ComicStudioError(f"{library}: {where}: {exc}") from exc
+
+
+def _is_hash(ref: str) -> bool:
+    return len(ref) == 64 and all(c in "0123456789abcdef" for c in ref)
+
+
+def _import_lora(library: Path, ref: str, assets: AssetStore, where: str) -> tuple[str, int]:
+    """A LoRA file inside the library's folder as (hash, size): a project asset when it fits the
+    asset limit, else a file of the user's LoRA library (:mod:`comic_studio.core.lora_library`)."""
+    try:
+        file = safe_read.inside(library.parent, ref, what="LoRA file")
+        data = safe_read.read_bytes(file, limit=MAX_LIBRARY_LORA_BYTES, what="LoRA file")
+        if not _looks_like_safetensors(data):
+            raise ComicStudioError(f"{library}: {where}: {ref!r} is not a .safetensors LoRA")
+        if not lora_fits_project(len(data)):
+            return store_library_lora(data), len(data)
+        return assets.add(data, validate_image=False, where=str(file)), len(data)
     except safe_read.UnsafeInputError as exc:
         raise ComicStudioError(f"{library}: {where}: {ref!r}: {exc.problem}") from exc
     except AssetError as exc:
@@ -141,10 +168,15 @@ def save_characters(path: str | Path, characters: list[Character], assets: Asset
         for field, sub_folder, what in (("lora_asset", "loras", "a character's LoRA"),
                                         ("identity_asset", "identities", "a character's identity tokens")):  # fmt: skip
             digest = getattr(character, field)
+            data = None
             if digest is not None and digest in assets:
+                data = assets.get(digest)
+            elif field == "lora_asset" and digest is not None and not character.lora_in_project:
+                data = read_character_lora(assets, character)  # a big LoRA: the user's LoRA library's
+            if data is not None:
                 (folder / sub_folder).mkdir(exist_ok=True)
                 item[field] = f"{sub_folder}/{digest}.safetensors"
-                atomic_write_bytes(folder / item[field], assets.get(digest), what)
+                atomic_write_bytes(folder / item[field], data, what)
             else:
                 item[field] = None
         for slot in ("face_refs", "body_refs"):

@@ -178,6 +178,17 @@ class CharacterAnchor(_Model):
         return self.bank_bytes <= MAX_ASSET_BYTES
 
 
+def lora_fits_project(size: int) -> bool:
+    """Whether a LoRA file of ``size`` bytes is kept in the project (its asset limit) rather than in
+    the user's LoRA library folder: the one place that decides."""
+    return size <= lora_project_limit()
+
+
+def lora_project_limit() -> int:
+    """The largest LoRA a project keeps: its limit for one asset (read when asked, so tests may lower it)."""
+    return MAX_ASSET_BYTES
+
+
 class Character(_Model):
     id: str = Field(default_factory=new_id, max_length=64)
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -190,6 +201,9 @@ class Character(_Model):
     face_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
     body_refs: Annotated[list[AssetRef], Field(max_length=64)] = []
     lora_asset: AssetRef | None = None
+    lora_bytes: int = Field(default=0, ge=0)
+    """The LoRA file's size: above the project's asset limit the file is not an asset but lives in the
+    user's LoRA library folder by its hash (:mod:`comic_studio.core.lora_library`); 0 in older files."""
     lora_scale: float = Field(default=1.0, ge=0.0, le=2.0)
     """How strongly the character's trained LoRA is applied (the adapter's scale; 1 = as trained)."""
     lora_enabled: bool = True
@@ -213,6 +227,12 @@ class Character(_Model):
 
     def all_names(self) -> list[str]:
         return [self.name, *self.aliases]
+
+    @property
+    def lora_in_project(self) -> bool:
+        """Whether the LoRA file is one of the project's assets (it fits the asset limit), as
+        :attr:`CharacterAnchor.stored_in_project` for banks; a bigger one is in the LoRA library."""
+        return lora_fits_project(self.lora_bytes)
 
 
 # --------------------------------------------------------------------------- story
@@ -536,7 +556,9 @@ class Project(_Model):
         for c in self.characters:
             refs.update(c.face_refs)
             refs.update(c.body_refs)
-            refs.update(a for a in (c.lora_asset, c.embedding_asset, c.identity_asset) if a)
+            refs.update(a for a in (c.embedding_asset, c.identity_asset) if a)
+            if c.lora_asset and c.lora_in_project:  # a bigger one is in the user's LoRA library
+                refs.add(c.lora_asset)
             if c.anchor is not None:
                 refs.add(c.anchor.image)
                 if c.anchor.stored_in_project:

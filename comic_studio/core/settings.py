@@ -23,6 +23,7 @@ from comic_studio.core.safe_read import UnsafeInputError, parse_json, read_bytes
 CONFIG_DIR_ENV = "COMIC_STUDIO_CONFIG_DIR"
 STATE_DIR_ENV = "COMIC_STUDIO_STATE_DIR"
 BANK_DIR_ENV = "COMIC_STUDIO_BANK_DIR"
+LORA_LIBRARY_ENV = "COMIC_STUDIO_LORA_DIR"
 SETTINGS_FILE = "settings.json"
 MAX_RECENT_FILES = 10
 MAX_SETTINGS_BYTES = 4 * 1024 * 1024
@@ -149,6 +150,19 @@ def character_lora_dir() -> Path:
     """Where characters' LoRAs are written for the jobs that apply them (``<sha256>.safetensors``,
     not created here): a cache beside the identity banks; the project holds the LoRAs themselves."""
     return bank_dir().parent / "character-loras"
+
+
+def lora_library_dir() -> Path:
+    """The user's LoRA library folder (``<sha256>.safetensors``, not created here): trained LoRAs too
+    big for a project live here, named from the project by their hash. User data, not a cache —
+    deleting it loses those LoRAs: ``$COMIC_STUDIO_LORA_DIR``, else platformdirs'
+    ``user_data_dir("comic-studio")/loras``."""
+    override = os.environ.get(LORA_LIBRARY_ENV)
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_data_dir  # noqa: PLC0415
+
+    return Path(user_data_dir("comic-studio")) / "loras"
 
 
 def class_images_dir() -> Path:

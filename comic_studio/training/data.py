@@ -59,6 +59,8 @@ class EncodedPicture:
     prompt_embeds: Any
     pooled_embeds: Any
     time_ids: Any
+    caption: str = ""
+    """Encoded again every step when the text encoders train (their LoRA moves the embeddings)."""
 
 
 def encode_pictures(
@@ -90,7 +92,7 @@ def encode_pictures(
             )
             time_ids = torch.tensor([[h, w, top, left, h, w]], dtype=torch.float32)  # SDXL: (orig, crop, target)
             out.append(EncodedPicture(dist.mean.float().cpu(), dist.std.float().cpu(), embeds.float().cpu(),
-                                      pooled.float().cpu(), time_ids))  # fmt: skip
+                                      pooled.float().cpu(), time_ids, picture.caption))  # fmt: skip
     return out
 
 

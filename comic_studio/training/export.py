@@ -2,7 +2,8 @@
 
 - ``NAME.safetensors``: diffusers/peft keys (``unet.…lora_A.weight``), what
   ``pipe.load_lora_weights`` and this app's LoRA setting read;
-- ``NAME.kohya.safetensors``: ``lora_unet_…`` keys with ``.alpha``, what A1111, ComfyUI and kohya's
+- ``NAME.kohya.safetensors``: ``lora_unet_…`` keys (``lora_te1_…``/``lora_te2_…`` for a text-encoder
+  LoRA) with ``.alpha``, what A1111, ComfyUI and kohya's
   scripts load (converted with diffusers' own ``convert_state_dict_to_kohya``, as diffusers'
   DreamBooth-LoRA script does with ``--output_kohya_format``);
 - ``NAME.json``: the card — base model, trigger words, recipe, steps, the pictures' hashes and the
@@ -35,7 +36,8 @@ class LoraFiles:
 
 
 def save_lora(folder: str | Path, name: str, state: dict[str, Any], card: dict[str, Any]) -> LoraFiles:
-    """Write ``state`` (diffusers layout, ``unet.``-prefixed) as the three files; return their paths."""
+    """Write ``state`` (diffusers layout, ``unet.``-prefixed, plus ``text_encoder.``/``text_encoder_2.``
+    keys when the text encoders were trained) as the three files; return their paths."""
     from diffusers.utils import convert_all_state_dict_to_peft, convert_state_dict_to_kohya
     from safetensors.torch import save
 
@@ -46,9 +48,14 @@ def save_lora(folder: str | Path, name: str, state: dict[str, Any], card: dict[s
     # Serialised in memory, written by Python: a full disk is an OSError naming the file (safetensors'
     # own writer raises a bare SafetensorError), and nothing half-written stays behind.
     atomic_write_bytes(files.diffusers, save(state, metadata=meta), "the LoRA")
-    kohya = {
-        k: v.contiguous() for k, v in convert_state_dict_to_kohya(convert_all_state_dict_to_peft(dict(state))).items()
+    # The UNet's keys (``lora.down``) and the text encoders' (``lora_linear_layer.down``) are two
+    # diffusers layouts; the converter infers one layout per call, so each part is converted alone.
+    unet_part = {k: v for k, v in state.items() if k.startswith("unet.")}
+    text_part = {k: v for k, v in state.items() if not k.startswith("unet.")}
+    peft_state = {
+        k: v for part in (unet_part, text_part) if part for k, v in convert_all_state_dict_to_peft(part).items()
     }
+    kohya = {k: v.contiguous() for k, v in convert_state_dict_to_kohya(peft_state).items()}
     atomic_write_bytes(files.kohya, save(kohya, metadata=meta), "the LoRA (kohya format)")
     full_card = {
         **card,

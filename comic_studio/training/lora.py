@@ -19,7 +19,13 @@ where the two differ the code wins and is cited):
   the class pictures are sampled with that script's pipeline defaults (50 steps, guidance 5.0).
   The class pictures draw their noise and timesteps from generators of their own, so the
   instance half of every step is the same with or without them (weight 0 = instance-only, bitwise).
-- Text encoders frozen (the seed trains none).
+- Text encoders frozen by default (the seed trains none). ``train_text_encoder`` adds a LoRA on
+  both SDXL text encoders' attention ``q_proj``/``k_proj``/``v_proj``/``out_proj`` (same rank,
+  alpha and gaussian init), as diffusers' ``train_dreambooth_lora_sdxl.py --train_text_encoder``
+  does, in a parameter group of its own at that script's defaults (``--text_encoder_lr`` 5e-6,
+  ``--adam_weight_decay_text_encoder`` 1e-3; the seed is silent, so they are settings). The
+  captions are then encoded every step (the cached embeddings would not move), and the 12 GB
+  recipe keeps the text encoders on the GPU.
 
 Determinism: every random draw comes from a generator the checkpoint holds (noise, timesteps, data
 order; the global ones too), and a cancel saves the gradients accumulated so far, so a run
@@ -49,6 +55,9 @@ from comic_studio.training.timesteps import TimestepLaw, diffusion_loss, sample_
 
 STORYBOOTH_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
 """Every UNet attention projection, attn1 and attn2 (StoryBooth's code; see the module docstring)."""
+TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
+"""The CLIP text encoders' attention projections (diffusers' DreamBooth-LoRA SDXL script)."""
+TEXT_ENCODERS = ("text_encoder", "text_encoder_2")
 MemoryRecipe = Literal["as-the-seed-ran", "16gb", "12gb"]
 
 
@@ -91,6 +100,9 @@ class LoraRecipe(BaseModel):
     class_guidance: float = Field(default=5.0, ge=0, le=30)  # likewise
     seed: int = Field(default=42, ge=0, lt=2**63)  # the seed's script: seed 42
     memory: MemoryRecipe = "as-the-seed-ran"
+    train_text_encoder: bool = False  # §2 of the issue: optional, off (the seed trains none)
+    text_encoder_learning_rate: float = Field(default=5e-6, gt=0, le=1)  # diffusers' --text_encoder_lr
+    text_encoder_weight_decay: float = Field(default=1e-3, ge=0)  # diffusers' --adam_weight_decay_text_encoder
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,7 @@ class LoraTrainer:
         device: str = "cpu",
     ):
         import torch
-        from diffusers import DDPMScheduler
+        from diffusers import DDPMScheduler, StableDiffusionXLPipeline
         from diffusers.optimization import get_scheduler
         from peft import LoraConfig
 
@@ -149,7 +161,7 @@ class LoraTrainer:
         self.manifest = [p.digest for p in pictures]
         self.class_manifest = [p.digest for p in class_pictures or []]
         if self.recipe.memory == "12gb":  # cached: the VAE and text encoders are not needed on the GPU
-            for name in ("vae", "text_encoder", "text_encoder_2"):
+            for name in ("vae",) if self.recipe.train_text_encoder else ("vae", *TEXT_ENCODERS):
                 components[name].to("cpu")
 
         # The LoRA's gaussian init draws from torch's global generator: seed it for this run only.
@@ -165,12 +177,36 @@ class LoraTrainer:
                 ),  # fmt: skip
                 adapter_name=adapter_name,
             )
+            if self.recipe.train_text_encoder:  # after the UNet's: its init draws stay as without
+                for name in TEXT_ENCODERS:
+                    components[name].requires_grad_(False)
+                    _add_text_adapter(
+                        components[name],
+                        LoraConfig(
+                            r=self.recipe.rank,
+                            lora_alpha=self.recipe.alpha,
+                            init_lora_weights="gaussian",
+                            target_modules=list(TEXT_ENCODER_TARGETS),
+                        ),  # fmt: skip
+                        adapter_name,
+                    )
         self.lora_params = {n: p for n, p in unet.named_parameters() if p.requires_grad}
-        for p in self.lora_params.values():  # trained in float32 even on a float16 UNet
+        self.text_lora_params: dict[str, Any] = {}
+        """The text encoders' LoRA parameters, ``text_encoder.…``/``text_encoder_2.…`` (empty when off)."""
+        if self.recipe.train_text_encoder:
+            for name in TEXT_ENCODERS:
+                self.text_lora_params.update(
+                    {f"{name}.{n}": p for n, p in components[name].named_parameters() if p.requires_grad}
+                )
+            # The pipeline that encodes the captions every step (with gradients to the text LoRA).
+            self._encoder = StableDiffusionXLPipeline(**components, add_watermarker=False)
+        for p in [*self.lora_params.values(), *self.text_lora_params.values()]:  # float32 even on a float16 model
             p.data = p.data.float()
         if self.recipe.memory in ("16gb", "12gb"):
             unet.enable_gradient_checkpointing()
-        self.optimizer = _adamw(list(self.lora_params.values()), self.recipe)
+            for name in TEXT_ENCODERS if self.recipe.train_text_encoder else ():
+                components[name].gradient_checkpointing_enable()
+        self.optimizer = _adamw(list(self.lora_params.values()), self.recipe, list(self.text_lora_params.values()))
         self.lr_scheduler = get_scheduler("constant", self.optimizer)
         self.noise_generator = torch.Generator("cpu").manual_seed(self.recipe.seed)
         self.timestep_generator = torch.Generator("cpu").manual_seed(self.recipe.seed + 1)
@@ -218,7 +254,7 @@ class LoraTrainer:
                 self.running += float(loss.detach()) / recipe.gradient_accumulation
                 self.micro += 1
             running, self.running = self.running, 0.0
-            torch.nn.utils.clip_grad_norm_(list(self.lora_params.values()), recipe.max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(list(self.trained_params.values()), recipe.max_grad_norm)
             self.optimizer.step()
             self.lr_scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
@@ -248,6 +284,20 @@ class LoraTrainer:
             )
         return loss
 
+    @property
+    def trained_params(self) -> dict[str, Any]:
+        """Every parameter the run trains: the UNet's LoRA, then the text encoders' (when on)."""
+        return {**self.lora_params, **self.text_lora_params}
+
+    def _embeddings(self, picture: EncodedPicture) -> tuple[Any, Any]:
+        """The caption's embeddings: cached, or (text encoders training) encoded now, with gradients."""
+        if not self.text_lora_params:
+            return picture.prompt_embeds, picture.pooled_embeds
+        embeds, _neg, pooled, _neg_pooled = self._encoder.encode_prompt(
+            picture.caption, device=self.device, num_images_per_prompt=1, do_classifier_free_guidance=False
+        )
+        return embeds, pooled
+
     def _loss(self, picture: EncodedPicture, noise_gen: Any, timestep_gen: Any, timesteps: Any = None) -> Any:
         """The denoising loss of one picture at a timestep drawn from ``timestep_gen`` (or the
         given ``timesteps``), noise from ``noise_gen``."""
@@ -265,12 +315,13 @@ class LoraTrainer:
                                          num_train_timesteps=self.noise_scheduler.config.num_train_timesteps)  # fmt: skip
         noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
         dtype, device = self.unet.dtype, self.device
+        prompt_embeds, pooled_embeds = self._embeddings(picture)
         pred = self.unet(
             noisy.to(device, dtype),
             timesteps.to(device),
-            encoder_hidden_states=picture.prompt_embeds.to(device, dtype),
+            encoder_hidden_states=prompt_embeds.to(device, dtype),
             added_cond_kwargs={
-                "text_embeds": picture.pooled_embeds.to(device, dtype),
+                "text_embeds": pooled_embeds.to(device, dtype),
                 "time_ids": picture.time_ids.to(device, dtype),
             },  # fmt: skip
         ).sample.float()
@@ -303,8 +354,8 @@ class LoraTrainer:
             "recipe": self.recipe.model_dump(mode="json"),
             "manifest": self.manifest,
             "class_manifest": self.class_manifest,
-            "lora": {n: p.detach() for n, p in self.lora_params.items()},
-            "grads": {n: p.grad for n, p in self.lora_params.items() if p.grad is not None},
+            "lora": {n: p.detach() for n, p in self.trained_params.items()},
+            "grads": {n: p.grad for n, p in self.trained_params.items() if p.grad is not None},
             "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
             "noise_generator": self.noise_generator.get_state(),
@@ -324,14 +375,15 @@ class LoraTrainer:
         import torch
 
         state = load_checkpoint(path)
-        if state["recipe"] != self.recipe.model_dump(mode="json"):
+        # Validated: a checkpoint from before a setting existed has that setting's default.
+        if LoraRecipe.model_validate(state["recipe"]) != self.recipe:
             raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
         if state["manifest"] != self.manifest:
             raise TrainingError(f"{path}: the checkpoint was made with other pictures or captions")
         if state.get("class_manifest", []) != self.class_manifest:
             raise TrainingError(f"{path}: the checkpoint was made with other class pictures (prior preservation)")
         with torch.no_grad():
-            for name, param in self.lora_params.items():
+            for name, param in self.trained_params.items():
                 param.copy_(state["lora"][name])
                 grad = state["grads"].get(name)
                 param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
@@ -349,14 +401,18 @@ class LoraTrainer:
         self.running = float(state["running"])
 
     def lora_state(self) -> dict[str, Any]:
-        """The trained LoRA in diffusers' layout (``unet.``-prefixed keys), CPU float32."""
+        """The trained LoRA in diffusers' layout (``unet.``-prefixed keys, and ``text_encoder.``/
+        ``text_encoder_2.`` ones when the text encoders train), CPU float32."""
         from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
-        peft_state = get_peft_model_state_dict(self.unet, adapter_name=self.adapter_name)
-        diffusers_state = convert_state_dict_to_diffusers(peft_state)
-        # The "unet." prefix is what save_lora_weights writes and load_lora_weights looks for.
-        return {f"unet.{k}": v.detach().float().cpu().contiguous() for k, v in diffusers_state.items()}
+        state: dict[str, Any] = {}
+        # The prefixes are what save_lora_weights writes and load_lora_weights looks for.
+        for prefix in ("unet", *(TEXT_ENCODERS if self.text_lora_params else ())):
+            peft_state = get_peft_model_state_dict(self.components[prefix], adapter_name=self.adapter_name)
+            diffusers_state = convert_state_dict_to_diffusers(peft_state)
+            state.update({f"{prefix}.{k}": v.detach().float().cpu().contiguous() for k, v in diffusers_state.items()})
+        return state
 
     def close(self) -> None:
         """Take the adapter off the UNet (it is the engine's shared one)."""
@@ -366,17 +422,47 @@ class LoraTrainer:
             self.unet.disable_gradient_checkpointing()
         self.unet.requires_grad_(False)
         self.unet.eval()
+        for name in TEXT_ENCODERS if self.text_lora_params else ():
+            encoder = self.components[name]
+            if self.adapter_name in getattr(encoder, "peft_config", {}):
+                from diffusers.utils.peft_utils import delete_adapter_layers
+
+                delete_adapter_layers(encoder, self.adapter_name)  # what the SDXL pipeline's delete_adapters does
+            if self.recipe.memory in ("16gb", "12gb"):
+                encoder.gradient_checkpointing_disable()
+            encoder.requires_grad_(False)
 
 
-def _adamw(params: list[Any], recipe: LoraRecipe) -> Any:
-    """AdamW; the 8-bit AdamW of bitsandbytes for the 16/12 GB recipes when it is installed."""
+def _add_text_adapter(encoder: Any, config: Any, adapter_name: str) -> None:
+    """Put a LoRA on a transformers text encoder the way its ``add_adapter`` does (peft's
+    ``inject_adapter_in_model`` and the model's ``peft_config``), without its peft-version gate:
+    the transformers this app allows may demand a newer peft than the ``peft>=0.13`` it requires,
+    and injecting works with both."""
+    from peft import inject_adapter_in_model
+
+    inject_adapter_in_model(config, encoder, adapter_name=adapter_name)
+    configs = getattr(encoder, "peft_config", None) or {}
+    configs[adapter_name] = config
+    encoder.peft_config = configs
+    encoder._hf_peft_config_loaded = True  # noqa: SLF001 - what transformers' add_adapter sets
+
+
+def _adamw(params: list[Any], recipe: LoraRecipe, text_params: list[Any] | None = None) -> Any:
+    """AdamW; the 8-bit AdamW of bitsandbytes for the 16/12 GB recipes when it is installed. The
+    text encoders' parameters (when they train) are a second group with their own lr and decay."""
     import torch
 
+    groups: list[Any] = [params]
+    if text_params:
+        groups = [{"params": params},
+                  {"params": text_params, "lr": recipe.text_encoder_learning_rate,
+                   "weight_decay": recipe.text_encoder_weight_decay}]  # fmt: skip
+    chosen = groups[0] if len(groups) == 1 else groups
     if recipe.memory in ("16gb", "12gb"):
         try:
             import bitsandbytes as bnb
 
-            return bnb.optim.AdamW8bit(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+            return bnb.optim.AdamW8bit(chosen, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
         except ImportError:
             pass  # the full-precision optimizer: a few hundred MB more for a rank-4 LoRA
-    return torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    return torch.optim.AdamW(chosen, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)

@@ -17,6 +17,7 @@ from comic_studio.core.assets import MAX_ASSET_BYTES, AssetStore
 from comic_studio.core.atomic import atomic_write_bytes
 from comic_studio.core.errors import AssetError, ComicStudioError
 from comic_studio.core.layout import bbox
+from comic_studio.core.lora_library import MissingLoraError, library_lora_path, missing_lora_message
 from comic_studio.core.model import ASSET_SETTING, ASSET_SETTING_PREFIX, Beat, Panel, Project
 from comic_studio.core.settings import character_lora_dir
 from comic_studio.generation.backend_api import (
@@ -280,11 +281,23 @@ def _character_loras(request: GenerationRequest, assets: AssetStore) -> str:
     LoRAs or nobody has one)."""
     from comic_studio.generation.registry import has_capability
 
-    wanted = [(c.lora, c.lora_scale) for c in request.characters if c.lora]
+    wanted = {c.lora: (c.name, c.lora_scale) for c in request.characters if c.lora}
     if not wanted or not has_capability(request.backend, "lora"):
         return ""
-    entries = [[str(_cached_asset_file(assets, digest, "LoRA")), scale] for digest, scale in dict(wanted).items()]
+    entries = [[str(_character_lora_file(assets, digest, name)), scale] for digest, (name, scale) in wanted.items()]
     return json.dumps(entries)
+
+
+def _character_lora_file(assets: AssetStore, digest: str, name: str) -> Path:
+    """The LoRA file a job loads: the project's asset (written to the cache folder), or the file in
+    the user's LoRA library for one too big for a project; :class:`MissingLoraError` naming the
+    character and the hash when it is in neither."""
+    if digest in assets:
+        return _cached_asset_file(assets, digest, "LoRA")
+    path = library_lora_path(digest)
+    if not path.is_file():
+        raise MissingLoraError(missing_lora_message(name, digest))
+    return path
 
 
 def _character_identities(request: GenerationRequest, assets: AssetStore) -> str:

@@ -10,7 +10,8 @@ A run writes a checkpoint to the state folder (``training/<project>-<character>.
 every ``checkpoint_every`` steps and when cancelled, so ``resume=True`` continues it — after a
 cancel, a crash or in another process — bit for bit. The finished LoRA (diffusers layout, with
 its card in the file's metadata) becomes a project asset and the character's ``lora_asset`` (one
-undoable step); the checkpoint is then removed.
+undoable step) — or, over the project's asset limit (a high rank), a file in the user's LoRA library
+folder named by its hash (:mod:`comic_studio.core.lora_library`); the checkpoint is then removed.
 
 With prior preservation on (``recipe.prior_preservation``) the run first gets its class pictures
 from the same base model (:mod:`comic_studio.workflows.class_images`: made once, cached, reused by
@@ -28,10 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from comic_studio.core import character_edits
-from comic_studio.core.assets import MAX_ASSET_BYTES
 from comic_studio.core.document import Document
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.core.model import Character, Pronouns
+from comic_studio.core.lora_library import check_library_writable, read_character_lora, store_library_lora
+from comic_studio.core.model import Character, Pronouns, lora_fits_project, lora_project_limit
 from comic_studio.core.safe_read import UnsafeInputError, decode_image
 from comic_studio.core.settings import state_dir
 from comic_studio.training.data import TrainingPicture
@@ -43,8 +44,6 @@ from comic_studio.workflows.class_images import ClassImageSpec, base_model_hash,
 if TYPE_CHECKING:
     from PIL import Image
 
-MAX_LORA_BYTES = MAX_ASSET_BYTES
-"""The largest LoRA a run may make: the project's limit for one asset (where the LoRA is kept)."""
 DEFAULT_TRIGGER = "sks"
 """DreamBooth's rare-token identifier, as StoryBooth's prompts use it ("a photo of sks woman")."""
 CLASS_WORDS = {Pronouns.SHE: "woman", Pronouns.HE: "man", Pronouns.THEY: "person"}
@@ -188,7 +187,7 @@ def run_training(
         class_pictures = make_class_pictures(parts, spec, device=device, cancel=cancel, on_picture=on_class_picture)
     trainer = LoraTrainer(parts, list(plan.pictures), recipe, class_pictures=class_pictures, device=device)
     try:
-        _check_lora_fits(plan, recipe, sum(v.numel() * v.element_size() for v in trainer.lora_state().values()))
+        _check_lora_storable(plan, sum(v.numel() * v.element_size() for v in trainer.lora_state().values()))
         if resume:
             trainer.resume(plan.checkpoint)
         on_step_end = (
@@ -215,23 +214,27 @@ def run_training(
         with tempfile.TemporaryDirectory(prefix="comic-studio-lora-") as folder:
             files = save_lora(folder, "lora", trainer.lora_state(), card)
             data = files.diffusers.read_bytes()
+        if not lora_fits_project(len(data)):
+            # Written here, on the run's thread: storing it on the GUI thread then only names it.
+            store_library_lora(data)
     finally:
         trainer.close()
     return TrainingOutcome(data, trainer.step, final_loss if final_loss is not None else 0.0)
 
 
-def _check_lora_fits(plan: TrainingPlan, recipe: LoraRecipe, size: int) -> None:
-    """Refuse, before the first step, a LoRA the project could not keep (its asset limit): finding
-    out when storing it would lose the whole run. Size grows linearly with the rank (float32, about
-    23 MB at StoryBooth's rank 4 on SDXL)."""
-    if size <= MAX_LORA_BYTES:
+def _check_lora_storable(plan: TrainingPlan, size: int) -> None:
+    """Before the first step: a LoRA over the project's asset limit will be kept in the user's LoRA
+    library folder, so that folder must be writable — finding out when storing it would lose the
+    run. (Size grows linearly with the rank: float32, about 23 MB at StoryBooth's rank 4 on SDXL.)"""
+    if lora_fits_project(size):
         return
-    fits = recipe.rank * MAX_LORA_BYTES // size
-    advice = f"choose rank {fits} or lower" if fits >= 1 else "this base model's LoRA is too big at any rank"
-    raise ComicStudioError(
-        f"cannot train {plan.character_name!r}: rank {recipe.rank} makes a LoRA of {size / 2**20:.2f} MB and a "
-        f"project keeps files up to {MAX_LORA_BYTES / 2**20:.2f} MB — {advice}"
-    )
+    try:
+        check_library_writable()
+    except ComicStudioError as exc:
+        raise ComicStudioError(
+            f"cannot train {plan.character_name!r}: its LoRA ({size / 2**20:.2f} MB) is over the project's "
+            f"{lora_project_limit() / 2**20:.2f} MB file limit and {exc}"
+        ) from exc
 
 
 def step_sampler(
@@ -272,8 +275,12 @@ def store_trained_lora(doc: Document, plan: TrainingPlan, outcome: TrainingOutco
     character = doc.project.character(plan.character_id)
     if character is None:
         raise ComicStudioError(f"{plan.character_name!r} was deleted while its LoRA trained; the LoRA is not kept")
-    asset = doc.assets.add(outcome.data, validate_image=False, where=f"{character.name}'s LoRA")
-    character_edits.update_character(doc, character.id, label=f"Train LoRA of {character.name}", lora_asset=asset)
+    if not lora_fits_project(len(outcome.data)):  # too big for the project: the user's LoRA library, by hash
+        asset = store_library_lora(outcome.data)
+    else:
+        asset = doc.assets.add(outcome.data, validate_image=False, where=f"{character.name}'s LoRA")
+    character_edits.update_character(doc, character.id, label=f"Train LoRA of {character.name}", lora_asset=asset,
+                                     lora_bytes=len(outcome.data))  # fmt: skip
     plan.checkpoint.unlink(missing_ok=True)
     return TrainedLora(asset, len(outcome.data), outcome.steps, outcome.final_loss)
 
@@ -353,14 +360,13 @@ def export_character_lora(doc: Document, character_id: str, folder: str | Path, 
     if character.lora_asset is None:
         raise ComicStudioError(f"{character.name!r} has no trained LoRA to export — train one first")
     where = f"{character.name}'s LoRA {character.lora_asset[:12]}…"
-    if character.lora_asset not in doc.assets:
-        raise ComicStudioError(f"{where} is missing from the project's assets")
-    data = doc.assets.get(character.lora_asset)
+    data = read_character_lora(doc.assets, character)  # the project's, or the LoRA library's
     try:
         state = load(data)
     except (SafetensorError, ValueError) as exc:
         raise ComicStudioError(f"{where} is not a readable .safetensors file ({exc})") from exc
-    if not state or not all(k.startswith("unet.") and ".lora" in k for k in state):
+    prefixes = ("unet.", "text_encoder.", "text_encoder_2.")  # the text encoders' when they were trained
+    if not state or not all(k.startswith(prefixes) and ".lora" in k for k in state):
         raise ComicStudioError(f"{where} is not a LoRA trained here (diffusers layout, 'unet.…lora…' keys)")
     stem = re.sub(r"[^A-Za-z0-9_-]+", "_", name or character.name).strip("_") or "character"
     try:

@@ -182,3 +182,20 @@ def test_ctrl_c_stops_the_cli_run_at_a_step_with_a_checkpoint(project, capsys):
     doc = Document.open(project)
     mara = next(c for c in doc.project.characters if c.name == "Mara")
     assert checkpoint_path(doc.project.id, mara.id).is_file() and mara.lora_asset is None
+
+
+def test_train_text_encoder_from_the_cli_lands_in_both_file_layouts(project, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    base = ["train", "lora", str(project), "--character", "Mara", "--steps", "1", "--models", "tiny", "--quiet"]
+    assert main([*base, "--train-text-encoder", "--no-samples"]) == 0
+    doc = Document.open(project)
+    mara = next(c for c in doc.project.characters if c.name == "Mara")
+    data = doc.assets.get(mara.lora_asset)
+    assert lora_card(data)["recipe"]["train_text_encoder"] is True
+    assert {k.split(".", 1)[0] for k in _tensors(data)} == {"unet", "text_encoder", "text_encoder_2"}
+    out = tmp_path / "export"
+    assert main(["train", "export-lora", str(project), "--character", "Mara", "--out", str(out)]) == 0
+    kohya = set(load_file(str(out / "Mara.kohya.safetensors")))
+    assert {k.split("_", 2)[1] for k in kohya} == {"unet", "te1", "te2"}
+    capsys.readouterr()

@@ -115,21 +115,33 @@ def test_a_full_disk_at_checkpoint_time_keeps_the_last_checkpoint_and_resumes(pr
     assert not checkpoint.exists()
 
 
-def test_a_lora_too_big_for_the_project_is_refused_before_the_first_step(project, monkeypatch, capsys):
+def test_a_lora_too_big_for_the_project_trains_into_the_library_or_is_refused_before_the_first_step(
+    project, tmp_path, monkeypatch, capsys
+):
     """The project's limit for one asset, lowered so that the tiny UNet's rank-8 LoRA exceeds it: the
-    run stops before training (not hours later when storing), naming the rank that fits."""
-    import re
+    run trains and keeps the LoRA in the user's LoRA library by its hash (issue 16 §1); only a library
+    folder that cannot be written refuses it, before any step (not hours later when storing)."""
+    import hashlib
 
-    from comic_studio.workflows import training
+    from comic_studio.core import model as core_model
 
-    monkeypatch.setattr(training, "MAX_LORA_BYTES", 150_000)  # the tiny LoRA: about 40 kB per rank
-    base = ["train", "lora", str(project), "--character", "Mara", "--models", "tiny", "--quiet", "--steps", "1"]
+    monkeypatch.setattr(core_model, "MAX_ASSET_BYTES", 150_000)  # the tiny LoRA: about 40 kB per rank
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the library folder should be")
+    monkeypatch.setenv("COMIC_STUDIO_LORA_DIR", str(blocked / "loras"))
+    base = ["train", "lora", str(project), "--character", "Mara", "--models", "tiny", "--quiet", "--steps", "1",
+            "--no-samples"]  # fmt: skip
     assert main([*base, "--rank", "8"]) == 1
     err = capsys.readouterr().err
-    assert "rank 8 makes a LoRA of" in err and "a project keeps files up to 0.14 MB" in err
-    fits = re.search(r"choose rank (\d+) or lower", err)
-    assert fits is not None and 1 <= int(fits.group(1)) < 8, err
+    assert "over the project's 0.14 MB file limit" in err and "cannot write to the LoRA library folder" in err
+    assert str(blocked / "loras") in err
     doc = Document.open(project)
     assert not checkpoint_path(doc.project.id, _mara(doc)).exists()  # refused before any step
-    assert main([*base, "--rank", fits.group(1)]) == 0  # the rank it names fits
-    assert Document.open(project).project.character(_mara(doc)).lora_asset is not None
+
+    monkeypatch.setenv("COMIC_STUDIO_LORA_DIR", str(tmp_path / "loras"))
+    assert main([*base, "--rank", "8"]) == 0
+    doc = Document.open(project)
+    mara = doc.project.character(_mara(doc))
+    kept = tmp_path / "loras" / f"{mara.lora_asset}.safetensors"
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == mara.lora_asset and mara.lora_bytes > 150_000
+    assert mara.lora_asset not in doc.assets  # outside the project

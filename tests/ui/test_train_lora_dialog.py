@@ -258,3 +258,11 @@ def _tensors(data: bytes) -> dict:
     from safetensors.torch import load
 
     return load(data)
+
+
+def test_the_text_encoder_option_is_off_by_default_and_reaches_the_recipe(ctx, mara, qtbot, tiny_kit, service):
+    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service)
+    assert not dialog.text_encoder_box.isChecked() and dialog.recipe().train_text_encoder is False
+    dialog.text_encoder_box.setChecked(True)
+    assert dialog.recipe().train_text_encoder is True
+    dialog.close()

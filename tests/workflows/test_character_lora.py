@@ -95,5 +95,6 @@ def test_backends_without_loras_get_no_lora_setting_and_a_missing_lora_is_named(
     character_edits.update_character(doc, cid(doc, "Ana"), lora_asset="ab" * 32)
     assert CHARACTER_LORAS_SETTING not in build_request(doc.project, panel, None, doc.assets).backend_settings
     panel.backend = "sdxl"
-    with pytest.raises(ComicStudioError, match="character LoRA"):
+    # In neither the project nor the LoRA library (where a big one would be): named, with what to do.
+    with pytest.raises(ComicStudioError, match="Ana's LoRA abababababab… is neither in the project nor"):
         build_request(doc.project, panel, None, doc.assets)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from comic_studio.core import character_edits
-from comic_studio.core.errors import ComicStudioError
+from comic_studio.core.errors import AssetError, ComicStudioError
+from comic_studio.core.lora_library import character_lora_header
 from comic_studio.core.model import Character
 from comic_studio.ui.characters.lora_samples import SampleImages, SampleWatch, character_samples
 from comic_studio.ui.characters.train_dialog import SampleStrip
@@ -23,12 +24,13 @@ STRIP_STEPS = 4
 """How many sampled steps the box shows (the newest)."""
 
 
-def card_summary(character: Character, data: bytes | None) -> str:
-    """One or two lines about the character's LoRA for the box (and tests)."""
+def card_summary(character: Character, data: bytes | None, problem: str = "") -> str:
+    """One or two lines about the character's LoRA for the box (and tests); ``problem``: why ``data``
+    could not be read (e.g. a big LoRA not in this machine's LoRA library)."""
     if character.lora_asset is None:
         return "No trained LoRA yet."
     if data is None:
-        return f"LoRA {character.lora_asset[:12]}… (the file is missing from the project)"
+        return f"LoRA {character.lora_asset[:12]}… ({problem or 'the file is missing from the project'})"
     card = lora_card(data)
     if not card:
         return f"LoRA {character.lora_asset[:12]}… (from elsewhere: no training card)"
@@ -45,6 +47,8 @@ def card_summary(character: Character, data: bytes | None) -> str:
         shown = [f"rank {recipe.get('rank', '?')}", f"lr {recipe.get('learning_rate', '?')}",
                  f"{recipe.get('resolution', '?')} px", f"{recipe.get('timestep_law', '?')} timesteps",
                  f"memory {recipe.get('memory', '?')}"]  # fmt: skip
+        if recipe.get("train_text_encoder"):
+            shown.append("text encoders too")
         if recipe.get("prior_preservation"):
             shown.append(f"prior ×{recipe.get('prior_loss_weight', '?')}")
         text += "\n" + " · ".join(shown)
@@ -89,6 +93,7 @@ class LoraBox(TrainedAssetBox):
         self._sample_watch.changed.connect(self.refresh_samples)
         self._sample_watch.watch(ctx.document.project.id, [character_id])
 
+        self._problem = ""
         self.connect_live()
         self.refresh_samples()
         # Connected after the first fill: filling the controls is not an edit.
@@ -96,7 +101,20 @@ class LoraBox(TrainedAssetBox):
         self.export_button.clicked.connect(lambda: self.export_to(self.choose_export_folder()))
 
     def summary(self, character: Character, data: bytes | None) -> str:
-        return card_summary(character, data)
+        return card_summary(character, data, self._problem)
+
+    def asset_data(self, character: Character) -> bytes | None:
+        # The project's file, or only the header of a big one in the LoRA library (the card is there).
+        try:
+            data, self._problem = character_lora_header(self.ctx.document.assets, character)
+        except (AssetError, KeyError, OSError):
+            data, self._problem = None, ""
+        return data
+
+    def clear(self) -> None:
+        self.ctx.edit(
+            character_edits.update_character, self.character_id, label="Clear LoRA", lora_asset=None, lora_bytes=0
+        )
 
     def fill(self, character: Character) -> None:
         self.scale_spin.blockSignals(True)  # showing the live value is not an edit

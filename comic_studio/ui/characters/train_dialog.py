@@ -103,6 +103,11 @@ class TrainLoraDialog(TrainingDialog):
         self.prior_weight_spin.setRange(0.0, 10.0)
         self.prior_weight_spin.setSingleStep(0.1)
         self.prior_weight_spin.setValue(defaults.prior_loss_weight)
+        self.text_encoder_box = QCheckBox("also train the text encoders (LoRA on their attention)")
+        self.text_encoder_box.setToolTip(
+            "Off as StoryBooth ran: the trigger word is learnt by the UNet alone. On, both SDXL text "
+            "encoders get a LoRA too (learning rate 5e-6, diffusers' DreamBooth default)"
+        )
         self.min_snr_spin = QDoubleSpinBox()
         self.min_snr_spin.setRange(0.0, 100.0)
         self.min_snr_spin.setSpecialValueText("off")
@@ -126,6 +131,7 @@ class TrainLoraDialog(TrainingDialog):
         form.addRow("Memory recipe", self.memory_combo)
         form.addRow("Samples every", self.samples_spin)
         form.addRow("min-SNR γ", self.min_snr_spin)
+        form.addRow("", self.text_encoder_box)
         form.addRow("", self.prior_box)
         form.addRow("Class prompt", self.class_prompt_edit)
         form.addRow("Class pictures", self.class_images_spin)
@@ -164,6 +170,7 @@ class TrainLoraDialog(TrainingDialog):
             memory=self.memory_combo.currentData(),
             snr_gamma=self.min_snr_spin.value() or None,
             prior_preservation=self.prior_box.isChecked(),
+            train_text_encoder=self.text_encoder_box.isChecked(),
             class_prompt=self.class_prompt_edit.text().strip(),
             class_images=self.class_images_spin.value(),
             prior_loss_weight=self.prior_weight_spin.value(),
@@ -175,7 +182,7 @@ class TrainLoraDialog(TrainingDialog):
 
     def settings_widgets(self) -> list[QWidget]:
         return [*super().settings_widgets(), self.rank_spin, self.law_combo, self.memory_combo, self.trigger_edit,
-                self.pictures, self.min_snr_spin, self.prior_box, self.class_prompt_edit, self.class_images_spin,
+                self.pictures, self.min_snr_spin, self.text_encoder_box, self.prior_box, self.class_prompt_edit, self.class_images_spin,
                 self.prior_weight_spin]  # fmt: skip
 
     def build_request(self, resume: bool) -> TrainingRequest:

@@ -57,6 +57,13 @@ class TrainedAssetBox(QGroupBox):
     def fill(self, character: Character) -> None:
         """Show the subclass's own live values (signals blocked by the caller's care)."""
 
+    def asset_data(self, character: Character) -> bytes | None:
+        """The asset's bytes for the card (None when it cannot be read: the card says so)."""
+        try:
+            return self.ctx.document.assets.get(getattr(character, self.ASSET))
+        except (AssetError, KeyError, OSError):
+            return None
+
     def asset_controls(self) -> list[QWidget]:
         """The controls that need an asset on the character to be enabled."""
         return [self.enabled_box, self.clear_button]
@@ -71,12 +78,7 @@ class TrainedAssetBox(QGroupBox):
             self.setEnabled(False)
             return
         asset = getattr(character, self.ASSET)
-        data = None
-        if asset is not None:
-            try:
-                data = self.ctx.document.assets.get(asset)
-            except (AssetError, KeyError, OSError):
-                data = None
+        data = self.asset_data(character) if asset is not None else None
         self.card_label.setText(self.summary(character, data))
         self.enabled_box.blockSignals(True)
         self.enabled_box.setChecked(getattr(character, self.ENABLED))
