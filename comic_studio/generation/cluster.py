@@ -627,24 +627,34 @@ class ClusterEngine:
 
     def _as_client(self, job: _ClusterJob, message: JobMessage, banks: dict[str, bytes]) -> JobMessage:
         """A finished render as if it ran here: the banks the worker made written into the client's
-        bank folder, and that folder (not the worker's) in the result's and request's settings."""
+        bank folder, and the client's own values (its bank folder, its LoRA and identity paths, its
+        data URIs) in the result's and request's settings instead of the worker's cache paths, so the
+        stored request replays here."""
         from comic_studio.generation.cluster_assets import BANK_FOLDER, CLIENT_BANK_FOLDER
 
-        sent = job.shipped.backend_settings if isinstance(job.shipped, GenerationRequest) else {}
-        folder = sent.get(CLIENT_BANK_FOLDER)
-        if not folder:
+        if not isinstance(job.shipped, GenerationRequest) or not isinstance(job.request, GenerationRequest):
             return message
-        if banks:
+        sent, original = job.shipped.backend_settings, job.request.backend_settings
+        mine = {k: v for k, v in original.items() if sent.get(k) != v}
+        folder = sent.get(CLIENT_BANK_FOLDER)
+        if folder:
+            mine[BANK_FOLDER] = folder
+        if banks and folder:
             try:
                 keep_banks(job.shipped.backend, folder, banks)
             except (OSError, ValueError) as exc:
                 return replace(message, event=JobEvent.ERROR, result=None, png=None,
                                error=f"cannot write the identity bank the job made to {folder} ({exc})")  # fmt: skip
+        if not mine:
+            return message
         result, request = message.result, message.request
         if result is not None:
-            result.settings = {**result.settings, BANK_FOLDER: folder}
+            result.settings = {
+                **result.settings,
+                **{k: v for k, v in mine.items() if k in result.settings or k == BANK_FOLDER},
+            }
         if request is not None:
-            request = request.model_copy(update={"backend_settings": {**request.backend_settings, BANK_FOLDER: folder}})
+            request = request.model_copy(update={"backend_settings": {**request.backend_settings, **mine}})
         return replace(message, result=result, request=request)
 
     def _lost(self, worker: _Worker, exc: BaseException) -> None:

@@ -2,7 +2,8 @@
 hash (:mod:`comic_studio.generation.cluster`).
 
 A hydrated request (``workflows.requests.hydrate_request``) names files of the client's machine: the
-characters' trained LoRAs (``character_loras``, JSON ``[[path, weight], …]``), their identity tokens
+characters' trained LoRAs (``character_loras``, JSON ``[[path, weight], …]``), the LoRA files the
+author named in the backend's own ``loras`` setting (``file[:weight], …``), the characters' identity tokens
 (``character_identities``, JSON ``{character id: path}``) and the identity banks in ``bank_folder``
 that ``banks`` names; reference and init images ride inline as data URIs. A worker on another machine
 has none of those paths. So the client, when a job is submitted:
@@ -50,6 +51,9 @@ ASSET_PREFIX = "cs-asset:"
 URI_PREFIX = "cs-uri:"
 """A shipped data URI: ``cs-uri:<sha256>:<the URI's header>``."""
 LORAS = "character_loras"
+STYLE_LORAS = "loras"
+"""The backends' own LoRA setting: comma-separated ``file-or-id[:weight]`` (sdxl, racig, consistent,
+anime); the items that are files of the client are shipped, ids and names stay for the worker's models."""
 IDENTITIES = "character_identities"
 BANKS = "banks"
 BANK_FOLDER = "bank_folder"
@@ -114,6 +118,13 @@ class AssetShipper:
                     else:
                         shipped.append(entry)
                 settings[LORAS] = json.dumps(shipped)
+        if isinstance(settings.get(STYLE_LORAS), str) and settings[STYLE_LORAS].strip():
+            items = []
+            for item in _lora_items(settings[STYLE_LORAS]):
+                spec, weight = _split_weight(item)
+                path = Path(spec).expanduser()
+                items.append(self._ship_file(path, manifest) + weight if path.is_file() else item)
+            settings[STYLE_LORAS] = ", ".join(items)
         if isinstance(settings.get(IDENTITIES), str) and settings[IDENTITIES].strip():
             try:
                 mapping = json.loads(settings[IDENTITIES])
@@ -191,6 +202,23 @@ class AssetShipper:
             self.puts += 1
 
 
+def _lora_items(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _split_weight(item: str) -> tuple[str, str]:
+    """A ``loras`` item → (the file or id, ``":<weight>"`` or ""). As the backends read it: only a
+    number after the last colon is a weight (``C:\\x.safetensors`` has a colon too)."""
+    head, sep, tail = item.rpartition(":")
+    if sep and head:
+        try:
+            float(tail)
+        except ValueError:
+            return item, ""
+        return head, sep + tail
+    return item, ""
+
+
 # ------------------------------------------------------------------------------------ the worker
 
 
@@ -220,6 +248,12 @@ def materialise(request: GenerationRequest, manifest: dict[str, list[Any]], get:
     if isinstance(settings.get(LORAS), str) and ASSET_PREFIX in settings[LORAS]:
         entries = json.loads(settings[LORAS])
         settings[LORAS] = json.dumps([[restore(str(p)), w] for p, w in entries])
+    if isinstance(settings.get(STYLE_LORAS), str) and ASSET_PREFIX in settings[STYLE_LORAS]:
+        items = []
+        for item in _lora_items(settings[STYLE_LORAS]):
+            spec, weight = _split_weight(item)
+            items.append(restore(spec) + weight if spec.startswith(ASSET_PREFIX) else item)
+        settings[STYLE_LORAS] = ", ".join(items)
     if isinstance(settings.get(IDENTITIES), str) and ASSET_PREFIX in settings[IDENTITIES]:
         settings[IDENTITIES] = json.dumps({k: restore(str(v)) for k, v in json.loads(settings[IDENTITIES]).items()})
     settings.pop(CLIENT_BANK_FOLDER, None)  # the client's path: it puts it back into the result
