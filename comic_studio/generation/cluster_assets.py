@@ -8,8 +8,10 @@ author named in the backend's own ``loras`` setting (``file[:weight], …``), th
 that ``banks`` names; reference and init images ride inline as data URIs. A worker on another machine
 has none of those paths. So the client, when a job is submitted:
 
-* reads each such file once, hashes it (SHA-256) and ``ray.put``s the bytes once per session (a
-  LoRA named by 300 panels crosses the network once; hashes are remembered by path, size and mtime);
+* reads each such file once, hashes it (SHA-256) and ``ray.put``s the bytes once while jobs need
+  them (a LoRA named by 300 queued panels crosses the network once; hashes are remembered by path,
+  size and mtime); the engine drops its references when no queued or running job names an object,
+  and all of them at shutdown (:meth:`AssetShipper.release`), so Ray frees them;
 * rewrites the request to name ``cs-asset:<sha256>`` instead of the path, and big data URIs (the
   same reference images in every panel of a character) likewise;
 * sends ``{sha256: [ObjectRef]}`` beside it (a nested ref: the worker fetches only what it lacks).
@@ -22,7 +24,12 @@ client writes them into the folder the request named (:func:`returned_banks`, :f
 so recording an anchor works as on one machine.
 
 Model weights are not shipped: they are GBs and each worker has its own models folder (the README's
-requirement for workers). Training jobs still read and write the client's paths (same folders).
+requirement for workers). A training run (:class:`~comic_studio.generation.tasks.CheckpointedTask`)
+keeps its checkpoint in the worker's own folder (:func:`worker_checkpoint`): its pictures ride inline
+in the request and the finished LoRA or identity file comes back in the job's result, so no folder is
+shared. A cancelled (or failed) run's checkpoint comes back with its final message and the client
+writes it at its own checkpoint path (:func:`returned_checkpoint`); a resume ships it to the worker
+again (:meth:`AssetShipper.pack_checkpoint`, :func:`place_checkpoint`), whichever worker runs it.
 
 Why content hashes rather than paths: the worker's copy is valid for every job and every client
 that names the same bytes, a changed file is a new asset, and a file removed on the client after
@@ -150,6 +157,34 @@ class AssetShipper:
             if isinstance(value, str) and len(value) >= INLINE_MIN:
                 settings[key] = self._ship_uris(value, manifest)
         return request.model_copy(update={"backend_settings": settings}), manifest
+
+    def pack_checkpoint(self, task: Any) -> dict[str, list[Any]]:
+        """A resumed run's checkpoint (a :class:`~comic_studio.generation.tasks.CheckpointedTask`'s
+        file on this machine) as objects for the worker; {} when the run starts afresh."""
+        path = Path(task.checkpoint)
+        if not task.resume or not path.is_file():
+            return {}  # a resume without one here: the worker's own copy, or its clear error
+        try:
+            data = read_bytes(path, limit=MAX_FILE_BYTES, what="training checkpoint for the cluster")
+        except UnsafeInputError as exc:
+            raise AssetShipError(f"{path}: {exc}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        self._store(digest, data)
+        return {digest: [self._refs[digest]]}
+
+    def release(self, keep: set[str] | None = None) -> int:
+        """Drop this session's references to every object but those of ``keep`` (the jobs still
+        queued or running hold theirs), so Ray frees them; returns how many were dropped. A later
+        job naming the same bytes puts them again (the workers still have them in their caches)."""
+        with self._lock:
+            doomed = set(self._refs) - (keep or set())
+            for digest in doomed:
+                del self._refs[digest]
+        return len(doomed)
+
+    def held(self) -> set[str]:
+        with self._lock:
+            return set(self._refs)
 
     def _ship_file(self, path: Path, manifest: dict[str, list[Any]]) -> str:
         try:
@@ -297,6 +332,52 @@ def _cached(cache: Path, name: str, manifest: dict[str, list[Any]], get: Any) ->
         raise AssetShipError(f"cannot write to this worker's cache {cache} ({exc.strerror or exc}); free space "
                              f"there or set ${CACHE_ENV}") from exc  # fmt: skip
     return path
+
+
+def worker_checkpoint(client_checkpoint: str) -> Path:
+    """Where this worker keeps the checkpoint of the run that keeps ``client_checkpoint`` on its
+    client: a folder of its own per client path (the samples the run keeps go beside the file)."""
+    key = hashlib.sha256(client_checkpoint.encode("utf-8")).hexdigest()[:24]
+    return worker_cache_dir() / "training" / key / "checkpoint.safetensors"
+
+
+def place_checkpoint(task: Any, manifest: dict[str, list[Any]], get: Any) -> Any:
+    """Worker: ``task`` keeping its checkpoint in this worker's folder, with the checkpoint the
+    client shipped for a resume written there first (it is the newest: it replaces any copy here)."""
+    path = worker_checkpoint(task.checkpoint)
+    for digest, (ref,) in manifest.items():
+        data = get(ref)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise AssetShipError("the training checkpoint arrived damaged from the client; resume again")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, data, "a training checkpoint shipped from the client")
+        except OSError as exc:
+            raise AssetShipError(f"cannot write the training checkpoint to {path} on this worker "
+                                 f"({exc.strerror or exc}); free space there or set ${CACHE_ENV}") from exc  # fmt: skip
+    return task.with_checkpoint(str(path))
+
+
+def returned_checkpoint(worker_path: str) -> bytes | None:
+    """Worker: the checkpoint a cancelled or failed run left here, to send back (None: none yet)."""
+    try:
+        return read_bytes(Path(worker_path), limit=MAX_FILE_BYTES, what="training checkpoint")
+    except (OSError, UnsafeInputError):
+        return None
+
+
+def keep_checkpoint(client_checkpoint: str, data: bytes) -> None:
+    """Client: write the checkpoint a worker sent back where a local run would have kept it."""
+    path = Path(client_checkpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data, "the training checkpoint sent back by a cluster worker")
+
+
+def drop_worker_checkpoint(worker_path: str) -> None:
+    """Worker: a finished run's folder (checkpoint and samples): its result went back to the client."""
+    import shutil
+
+    shutil.rmtree(Path(worker_path).parent, ignore_errors=True)
 
 
 def returned_banks(client_request: GenerationRequest | None, result_settings: dict[str, Any]) -> dict[str, bytes]:

@@ -116,6 +116,8 @@ def test_a_file_in_the_loras_setting_is_shipped_once_with_the_characters_lora_of
                                   _request(tiny_kit, 9, loras=same_bytes)],
                          before_first_start=lora.unlink)  # fmt: skip
         assert engine._shipper.puts == 1  # the 'loras' file and the character's LoRA: one object
+        assert engine.wait_idle(WAIT_S)
+        assert engine._shipper.held() == set()  # no queued job names it any more: Ray may free it
     assert not lora.exists()
     assert np.array_equal(_pixels(finals[1]), expected)  # rendered from the shipped copy, weight 0.7 kept
     assert finals[1].request.backend_settings["loras"] == style  # the client's path: replays here
