@@ -38,6 +38,7 @@ submit() does not break the queued job.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -345,6 +346,11 @@ def place_checkpoint(task: Any, manifest: dict[str, list[Any]], get: Any) -> Any
     """Worker: ``task`` keeping its checkpoint in this worker's folder, with the checkpoint the
     client shipped for a resume written there first (it is the newest: it replaces any copy here)."""
     path = worker_checkpoint(task.checkpoint)
+    if not task.resume:
+        # An earlier run's, left by a cancel: it must not go back over the client's file if this
+        # run fails before it saves one (a local run leaves the client's file as it was then).
+        with contextlib.suppress(OSError):  # one that cannot be removed cannot be written either: said then
+            path.unlink(missing_ok=True)
     for digest, (ref,) in manifest.items():
         data = get(ref)
         if hashlib.sha256(data).hexdigest() != digest:

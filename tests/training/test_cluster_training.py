@@ -23,7 +23,12 @@ from anchor_helpers import cid, make_document, tiny_settings  # noqa: E402
 from comic_studio.core import character_edits  # noqa: E402
 from comic_studio.core.settings import STATE_DIR_ENV  # noqa: E402
 from comic_studio.generation.cluster import ClusterEngine, runner_path  # noqa: E402
-from comic_studio.generation.cluster_assets import CACHE_ENV  # noqa: E402
+from comic_studio.generation.cluster_assets import (  # noqa: E402
+    CACHE_ENV,
+    place_checkpoint,
+    returned_checkpoint,
+    worker_checkpoint,
+)
 from comic_studio.generation.engine import Engine  # noqa: E402
 from comic_studio.generation.messages import JobEvent, JobMessage  # noqa: E402
 from comic_studio.generation.request import GenerationError  # noqa: E402
@@ -175,3 +180,18 @@ def test_a_worker_with_its_own_folders_sends_back_the_result_and_a_cancelled_run
             assert engine._shipper.held() == set()  # no job needs the checkpoint's object any more
     finally:
         ray.shutdown()
+
+
+def test_a_fresh_run_on_a_worker_drops_an_earlier_runs_checkpoint_there(doc, tiny_kit, tmp_path, monkeypatch):
+    """Else a fresh run failing before its first save would send the earlier run's file back over
+    the client's (a local run leaves the client's file as it was)."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "worker-cache"))
+    request = _request(doc, tiny_kit, steps=2)
+    stale = worker_checkpoint(request.checkpoint)
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an earlier run's")
+    placed = place_checkpoint(request, {}, ray.get)
+    assert placed.checkpoint == str(stale) and placed.resume is False
+    assert placed.with_checkpoint(request.checkpoint) == request  # only the path differs
+    assert not stale.exists()
+    assert returned_checkpoint(str(stale)) is None  # nothing to send back until the run saves one
