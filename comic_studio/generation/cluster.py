@@ -16,15 +16,18 @@ given the client's job id and go to the subscribers in the order the worker prod
 client's dispatcher thread — as the local engine calls its subscribers on its worker thread.
 
 Files a request names by path (characters' LoRAs and identity tokens, identity banks) and its big
-inline images travel through Ray's object store by content hash, once per session, into each worker's
-cache (:mod:`.cluster_assets`). Model weights do not: each worker has its own models folder (the
+inline images travel through Ray's object store by content hash, once while queued jobs name them
+(freed when none does, and at shutdown), into each worker's cache (:mod:`.cluster_assets`). Model weights do not: each worker has its own models folder (the
 README's requirement), and :meth:`ClusterEngine.call_workers` lets a higher layer ask every worker
 what it lacks.
 
 Task jobs (training) run on one worker like renders. Their runners are registered by import path
 (``module:function``, resolved in the worker), since a callable of the client cannot be sent as
-code; training reads and writes the client's folders, so it needs the same paths on the worker
-(a local cluster, or a shared folder).
+code. A training run keeps its checkpoint in the worker's own folder, its result (the LoRA or
+identity file's bytes) comes back on the FINISHED message, a cancelled run's checkpoint comes back to
+the client's checkpoint path and a resume ships it out again: no shared folder is needed
+(:mod:`.cluster_assets`). A task that writes files elsewhere (the AnimeAdapter's output folder)
+still needs that folder on the worker.
 """
 
 from __future__ import annotations
@@ -44,15 +47,27 @@ from typing import Any
 
 from comic_studio import __version__
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.generation.cluster_assets import AssetShipper, keep_banks, materialise, returned_banks
+from comic_studio.generation.cluster_assets import (
+    AssetShipper,
+    drop_worker_checkpoint,
+    keep_banks,
+    keep_checkpoint,
+    materialise,
+    place_checkpoint,
+    returned_banks,
+    returned_checkpoint,
+)
 from comic_studio.generation.engine import Engine, Subscriber
 from comic_studio.generation.messages import JobEvent, JobMessage
 from comic_studio.generation.request import GenerationError, GenerationRequest
 from comic_studio.generation.settings import EngineSettings
-from comic_studio.generation.tasks import TaskRequest, TaskRunner
+from comic_studio.generation.tasks import CheckpointedTask, TaskRequest, TaskRunner
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_FILE = "checkpoint"
+"""The key of a training run's checkpoint among the files a worker sends back with a final message
+(the others are identity banks, by hash)."""
 POLL_SECONDS = 0.5
 """How long one ``poll`` waits on the worker for a message before it answers with none."""
 CONNECT_TIMEOUT_S = 120.0
@@ -93,6 +108,8 @@ class WorkerHost:
         self._local_ids: dict[str, str] = {}
         self._shipped: dict[str, GenerationRequest] = {}
         """Per client job id, the request as the client packed it (its bank folder, banks sent)."""
+        self._checkpoints: dict[str, tuple[str, str]] = {}
+        """Per client job id of a training run: (the client's checkpoint path, this worker's)."""
         self._lock = threading.Lock()
         self._engine.subscribe(self._collect)
 
@@ -131,6 +148,16 @@ class WorkerHost:
                 return
             self._shipped[client_id] = request
             request = local_request
+        elif isinstance(request, CheckpointedTask):
+            try:
+                local_task = place_checkpoint(request, manifest or {}, ray.get)
+            except ComicStudioError as exc:
+                kind = getattr(request, "kind", "task")
+                self._messages.put((JobMessage(client_id, JobEvent.STARTED, kind=kind), {}))
+                self._messages.put((JobMessage(client_id, JobEvent.ERROR, error=str(exc), kind=kind), {}))
+                return
+            self._checkpoints[client_id] = (request.checkpoint, local_task.checkpoint)
+            request = local_task
         with self._lock:  # the id map before any message of the job can be collected
             local_id = self._engine.submit(request)
             self._client_ids[local_id] = client_id
@@ -170,14 +197,25 @@ class WorkerHost:
             if message.event.is_final:
                 del self._client_ids[message.job_id]
                 self._local_ids.pop(client_id, None)
-        banks: dict[str, bytes] = {}
+        files: dict[str, bytes] = {}
         shipped = self._shipped.pop(client_id, None) if message.event.is_final else None
         if message.event is JobEvent.FINISHED and message.result is not None:
             try:
-                banks = returned_banks(shipped, dict(message.result.settings))
+                files = returned_banks(shipped, dict(message.result.settings))
             except (OSError, ValueError) as exc:
                 log.warning("could not read back the banks of %s: %s", client_id, exc)
-        self._messages.put((replace(message, job_id=client_id), banks))
+        checkpoint = self._checkpoints.pop(client_id, None) if message.event.is_final else None
+        if checkpoint is not None:
+            theirs, mine = checkpoint
+            if message.event is JobEvent.FINISHED:
+                drop_worker_checkpoint(mine)  # the result rides on the message; nothing to resume
+            else:
+                data = returned_checkpoint(mine)
+                if data is not None:
+                    files = {CHECKPOINT_FILE: data}
+                # "resume from <path>": the client's path, where the checkpoint will be
+                message = replace(message, error=message.error.replace(mine, theirs))
+        self._messages.put((replace(message, job_id=client_id), files))
 
 
 def runner_path(runner: TaskRunner) -> str:
@@ -428,7 +466,8 @@ class ClusterEngine:
             with self._cond:
                 if request.kind not in self._runners:
                     raise GenerationError(f"no runner is registered for {request.kind!r} jobs")
-            shipped, manifest, affinity = request, None, frozenset()
+            manifest = self._shipper.pack_checkpoint(request) if isinstance(request, CheckpointedTask) else None
+            shipped, affinity = request, frozenset()
         else:
             raise GenerationError(f"submit() needs a GenerationRequest or a task request, got {type(request).__name__}")
         job = _ClusterJob(uuid.uuid4().hex[:12], request, int(priority), next(self._seq), affinity,
@@ -454,6 +493,7 @@ class ClusterEngine:
                         worker.actor.cancel.remote(job_id)
                         return True
                 return False
+            self._release_objects()
         self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.panel_id))
         return True
 
@@ -465,6 +505,7 @@ class ClusterEngine:
                 if worker.job is not None:
                     worker.job.cancel_requested = True
                     worker.actor.cancel.remote(worker.job.id)
+            self._release_objects()
         for job in doomed:
             self._emit(JobMessage(job.id, JobEvent.CANCELLED, job.panel_id))
 
@@ -548,6 +589,7 @@ class ClusterEngine:
                     self._ray.get(worker.actor.shutdown.remote(), timeout=30)
                 except Exception:
                     log.warning("cluster %s did not shut down cleanly", worker.name)
+        self._shipper.release()
         self._kill_workers()
         self._disconnect()
 
@@ -615,37 +657,70 @@ class ClusterEngine:
         with self._cond:
             worker.poll_ref = None
             job = worker.job
-        for message, banks in messages:
+        for message, files in messages:
             if job is not None and message.job_id == job.id and message.event is JobEvent.FINISHED:
-                message = self._as_client(job, message, banks)
-            self._emit(message)
+                message = self._as_client(job, message, files)
+            elif job is not None and message.job_id == job.id and CHECKPOINT_FILE in files:
+                message = self._keep_checkpoint(job, message, files[CHECKPOINT_FILE])
             if message.event.is_final:
                 with self._cond:
                     if worker.job is not None and worker.job.id == message.job_id:
                         worker.job = None
+                    self._release_objects()
+            self._emit(message)
+            if message.event.is_final:
+                with self._cond:
                     self._cond.notify_all()
 
     def _as_client(self, job: _ClusterJob, message: JobMessage, banks: dict[str, bytes]) -> JobMessage:
         """A finished render as if it ran here: the banks the worker made written into the client's
-        bank folder, and that folder (not the worker's) in the result's and request's settings."""
+        bank folder, and the client's own values (its bank folder, its LoRA and identity paths, its
+        data URIs) in the result's and request's settings instead of the worker's cache paths, so the
+        stored request replays here."""
         from comic_studio.generation.cluster_assets import BANK_FOLDER, CLIENT_BANK_FOLDER
 
-        sent = job.shipped.backend_settings if isinstance(job.shipped, GenerationRequest) else {}
-        folder = sent.get(CLIENT_BANK_FOLDER)
-        if not folder:
+        if not isinstance(job.shipped, GenerationRequest) or not isinstance(job.request, GenerationRequest):
             return message
-        if banks:
+        sent, original = job.shipped.backend_settings, job.request.backend_settings
+        mine = {k: v for k, v in original.items() if sent.get(k) != v}
+        folder = sent.get(CLIENT_BANK_FOLDER)
+        if folder:
+            mine[BANK_FOLDER] = folder
+        if banks and folder:
             try:
                 keep_banks(job.shipped.backend, folder, banks)
             except (OSError, ValueError) as exc:
                 return replace(message, event=JobEvent.ERROR, result=None, png=None,
                                error=f"cannot write the identity bank the job made to {folder} ({exc})")  # fmt: skip
+        if not mine:
+            return message
         result, request = message.result, message.request
         if result is not None:
-            result.settings = {**result.settings, BANK_FOLDER: folder}
+            result.settings = {
+                **result.settings,
+                **{k: v for k, v in mine.items() if k in result.settings or k == BANK_FOLDER},
+            }
         if request is not None:
-            request = request.model_copy(update={"backend_settings": {**request.backend_settings, BANK_FOLDER: folder}})
+            request = request.model_copy(update={"backend_settings": {**request.backend_settings, **mine}})
         return replace(message, result=result, request=request)
+
+    def _release_objects(self) -> None:
+        """Free the shipped objects no queued or running job names (call under the lock): a session
+        rendering book after book must not keep every file it ever sent in the object store."""
+        jobs = [*self._queued.values(), *(w.job for w in self._workers if w.job is not None)]
+        self._shipper.release({digest for job in jobs for digest in (job.manifest or {})})
+
+    def _keep_checkpoint(self, job: _ClusterJob, message: JobMessage, data: bytes) -> JobMessage:
+        """A cancelled (or failed) training run: its checkpoint written where a local run keeps it,
+        so a resume works from this machine (and ships it to whichever worker runs the resume)."""
+        if not isinstance(job.request, CheckpointedTask):
+            return message
+        try:
+            keep_checkpoint(job.request.checkpoint, data)
+        except OSError as exc:
+            return replace(message, error=f"{message.error} (the worker's checkpoint could not be kept at "
+                                          f"{job.request.checkpoint}: {exc.strerror or exc})")  # fmt: skip
+        return message
 
     def _lost(self, worker: _Worker, exc: BaseException) -> None:
         """A worker died (its node went away, it was killed): its job goes back to the front of the

@@ -2,13 +2,16 @@
 hash (:mod:`comic_studio.generation.cluster`).
 
 A hydrated request (``workflows.requests.hydrate_request``) names files of the client's machine: the
-characters' trained LoRAs (``character_loras``, JSON ``[[path, weight], …]``), their identity tokens
+characters' trained LoRAs (``character_loras``, JSON ``[[path, weight], …]``), the LoRA files the
+author named in the backend's own ``loras`` setting (``file[:weight], …``), the characters' identity tokens
 (``character_identities``, JSON ``{character id: path}``) and the identity banks in ``bank_folder``
 that ``banks`` names; reference and init images ride inline as data URIs. A worker on another machine
 has none of those paths. So the client, when a job is submitted:
 
-* reads each such file once, hashes it (SHA-256) and ``ray.put``s the bytes once per session (a
-  LoRA named by 300 panels crosses the network once; hashes are remembered by path, size and mtime);
+* reads each such file once, hashes it (SHA-256) and ``ray.put``s the bytes once while jobs need
+  them (a LoRA named by 300 queued panels crosses the network once; hashes are remembered by path,
+  size and mtime); the engine drops its references when no queued or running job names an object,
+  and all of them at shutdown (:meth:`AssetShipper.release`), so Ray frees them;
 * rewrites the request to name ``cs-asset:<sha256>`` instead of the path, and big data URIs (the
   same reference images in every panel of a character) likewise;
 * sends ``{sha256: [ObjectRef]}`` beside it (a nested ref: the worker fetches only what it lacks).
@@ -21,7 +24,12 @@ client writes them into the folder the request named (:func:`returned_banks`, :f
 so recording an anchor works as on one machine.
 
 Model weights are not shipped: they are GBs and each worker has its own models folder (the README's
-requirement for workers). Training jobs still read and write the client's paths (same folders).
+requirement for workers). A training run (:class:`~comic_studio.generation.tasks.CheckpointedTask`)
+keeps its checkpoint in the worker's own folder (:func:`worker_checkpoint`): its pictures ride inline
+in the request and the finished LoRA or identity file comes back in the job's result, so no folder is
+shared. A cancelled (or failed) run's checkpoint comes back with its final message and the client
+writes it at its own checkpoint path (:func:`returned_checkpoint`); a resume ships it to the worker
+again (:meth:`AssetShipper.pack_checkpoint`, :func:`place_checkpoint`), whichever worker runs it.
 
 Why content hashes rather than paths: the worker's copy is valid for every job and every client
 that names the same bytes, a changed file is a new asset, and a file removed on the client after
@@ -30,6 +38,7 @@ submit() does not break the queued job.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -50,6 +59,9 @@ ASSET_PREFIX = "cs-asset:"
 URI_PREFIX = "cs-uri:"
 """A shipped data URI: ``cs-uri:<sha256>:<the URI's header>``."""
 LORAS = "character_loras"
+STYLE_LORAS = "loras"
+"""The backends' own LoRA setting: comma-separated ``file-or-id[:weight]`` (sdxl, racig, consistent,
+anime); the items that are files of the client are shipped, ids and names stay for the worker's models."""
 IDENTITIES = "character_identities"
 BANKS = "banks"
 BANK_FOLDER = "bank_folder"
@@ -114,6 +126,13 @@ class AssetShipper:
                     else:
                         shipped.append(entry)
                 settings[LORAS] = json.dumps(shipped)
+        if isinstance(settings.get(STYLE_LORAS), str) and settings[STYLE_LORAS].strip():
+            items = []
+            for item in _lora_items(settings[STYLE_LORAS]):
+                spec, weight = _split_weight(item)
+                path = Path(spec).expanduser()
+                items.append(self._ship_file(path, manifest) + weight if path.is_file() else item)
+            settings[STYLE_LORAS] = ", ".join(items)
         if isinstance(settings.get(IDENTITIES), str) and settings[IDENTITIES].strip():
             try:
                 mapping = json.loads(settings[IDENTITIES])
@@ -139,6 +158,34 @@ class AssetShipper:
             if isinstance(value, str) and len(value) >= INLINE_MIN:
                 settings[key] = self._ship_uris(value, manifest)
         return request.model_copy(update={"backend_settings": settings}), manifest
+
+    def pack_checkpoint(self, task: Any) -> dict[str, list[Any]]:
+        """A resumed run's checkpoint (a :class:`~comic_studio.generation.tasks.CheckpointedTask`'s
+        file on this machine) as objects for the worker; {} when the run starts afresh."""
+        path = Path(task.checkpoint)
+        if not task.resume or not path.is_file():
+            return {}  # a resume without one here: the worker's own copy, or its clear error
+        try:
+            data = read_bytes(path, limit=MAX_FILE_BYTES, what="training checkpoint for the cluster")
+        except UnsafeInputError as exc:
+            raise AssetShipError(f"{path}: {exc}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        self._store(digest, data)
+        return {digest: [self._refs[digest]]}
+
+    def release(self, keep: set[str] | None = None) -> int:
+        """Drop this session's references to every object but those of ``keep`` (the jobs still
+        queued or running hold theirs), so Ray frees them; returns how many were dropped. A later
+        job naming the same bytes puts them again (the workers still have them in their caches)."""
+        with self._lock:
+            doomed = set(self._refs) - (keep or set())
+            for digest in doomed:
+                del self._refs[digest]
+        return len(doomed)
+
+    def held(self) -> set[str]:
+        with self._lock:
+            return set(self._refs)
 
     def _ship_file(self, path: Path, manifest: dict[str, list[Any]]) -> str:
         try:
@@ -191,6 +238,23 @@ class AssetShipper:
             self.puts += 1
 
 
+def _lora_items(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _split_weight(item: str) -> tuple[str, str]:
+    """A ``loras`` item → (the file or id, ``":<weight>"`` or ""). As the backends read it: only a
+    number after the last colon is a weight (``C:\\x.safetensors`` has a colon too)."""
+    head, sep, tail = item.rpartition(":")
+    if sep and head:
+        try:
+            float(tail)
+        except ValueError:
+            return item, ""
+        return head, sep + tail
+    return item, ""
+
+
 # ------------------------------------------------------------------------------------ the worker
 
 
@@ -220,6 +284,12 @@ def materialise(request: GenerationRequest, manifest: dict[str, list[Any]], get:
     if isinstance(settings.get(LORAS), str) and ASSET_PREFIX in settings[LORAS]:
         entries = json.loads(settings[LORAS])
         settings[LORAS] = json.dumps([[restore(str(p)), w] for p, w in entries])
+    if isinstance(settings.get(STYLE_LORAS), str) and ASSET_PREFIX in settings[STYLE_LORAS]:
+        items = []
+        for item in _lora_items(settings[STYLE_LORAS]):
+            spec, weight = _split_weight(item)
+            items.append(restore(spec) + weight if spec.startswith(ASSET_PREFIX) else item)
+        settings[STYLE_LORAS] = ", ".join(items)
     if isinstance(settings.get(IDENTITIES), str) and ASSET_PREFIX in settings[IDENTITIES]:
         settings[IDENTITIES] = json.dumps({k: restore(str(v)) for k, v in json.loads(settings[IDENTITIES]).items()})
     settings.pop(CLIENT_BANK_FOLDER, None)  # the client's path: it puts it back into the result
@@ -263,6 +333,57 @@ def _cached(cache: Path, name: str, manifest: dict[str, list[Any]], get: Any) ->
         raise AssetShipError(f"cannot write to this worker's cache {cache} ({exc.strerror or exc}); free space "
                              f"there or set ${CACHE_ENV}") from exc  # fmt: skip
     return path
+
+
+def worker_checkpoint(client_checkpoint: str) -> Path:
+    """Where this worker keeps the checkpoint of the run that keeps ``client_checkpoint`` on its
+    client: a folder of its own per client path (the samples the run keeps go beside the file)."""
+    key = hashlib.sha256(client_checkpoint.encode("utf-8")).hexdigest()[:24]
+    return worker_cache_dir() / "training" / key / "checkpoint.safetensors"
+
+
+def place_checkpoint(task: Any, manifest: dict[str, list[Any]], get: Any) -> Any:
+    """Worker: ``task`` keeping its checkpoint in this worker's folder, with the checkpoint the
+    client shipped for a resume written there first (it is the newest: it replaces any copy here)."""
+    path = worker_checkpoint(task.checkpoint)
+    if not task.resume:
+        # An earlier run's, left by a cancel: it must not go back over the client's file if this
+        # run fails before it saves one (a local run leaves the client's file as it was then).
+        with contextlib.suppress(OSError):  # one that cannot be removed cannot be written either: said then
+            path.unlink(missing_ok=True)
+    for digest, (ref,) in manifest.items():
+        data = get(ref)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise AssetShipError("the training checkpoint arrived damaged from the client; resume again")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, data, "a training checkpoint shipped from the client")
+        except OSError as exc:
+            raise AssetShipError(f"cannot write the training checkpoint to {path} on this worker "
+                                 f"({exc.strerror or exc}); free space there or set ${CACHE_ENV}") from exc  # fmt: skip
+    return task.with_checkpoint(str(path))
+
+
+def returned_checkpoint(worker_path: str) -> bytes | None:
+    """Worker: the checkpoint a cancelled or failed run left here, to send back (None: none yet)."""
+    try:
+        return read_bytes(Path(worker_path), limit=MAX_FILE_BYTES, what="training checkpoint")
+    except (OSError, UnsafeInputError):
+        return None
+
+
+def keep_checkpoint(client_checkpoint: str, data: bytes) -> None:
+    """Client: write the checkpoint a worker sent back where a local run would have kept it."""
+    path = Path(client_checkpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data, "the training checkpoint sent back by a cluster worker")
+
+
+def drop_worker_checkpoint(worker_path: str) -> None:
+    """Worker: a finished run's folder (checkpoint and samples): its result went back to the client."""
+    import shutil
+
+    shutil.rmtree(Path(worker_path).parent, ignore_errors=True)
 
 
 def returned_banks(client_request: GenerationRequest | None, result_settings: dict[str, Any]) -> dict[str, bytes]:

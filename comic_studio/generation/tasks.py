@@ -53,6 +53,26 @@ class TaskRequest(Protocol):
     def to_dict(self) -> dict[str, Any]: ...
 
 
+@runtime_checkable
+class CheckpointedTask(Protocol):
+    """A task request whose run keeps its state in one checkpoint file (a training run): on a
+    cluster the run keeps that file in the worker's own folder, a cancelled or failed run's file is
+    sent back to ``checkpoint`` on the client, and a resume sends it to the worker again
+    (:mod:`comic_studio.generation.cluster`)."""
+
+    @property
+    def checkpoint(self) -> str:
+        """The checkpoint file on the machine that submitted the run."""
+        ...
+
+    @property
+    def resume(self) -> bool: ...
+
+    def with_checkpoint(self, path: str) -> Any:
+        """The same request keeping its checkpoint at ``path``."""
+        ...
+
+
 @dataclass
 class TaskContext:
     """What a runner gets from the engine (on the worker thread)."""

@@ -86,6 +86,10 @@ class IdentityTrainingRequest(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def with_checkpoint(self, path: str) -> IdentityTrainingRequest:
+        """The same run keeping its checkpoint at ``path`` (a cluster worker's own folder)."""
+        return self.model_copy(update={"checkpoint": path})
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IdentityTrainingRequest:
         return cls.model_validate(data)

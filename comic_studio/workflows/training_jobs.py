@@ -96,6 +96,10 @@ class TrainingRequest(BaseModel):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
+    def with_checkpoint(self, path: str) -> TrainingRequest:
+        """The same run keeping its checkpoint at ``path`` (a cluster worker's own folder)."""
+        return self.model_copy(update={"checkpoint": path})
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingRequest:
         return cls.model_validate(data)

@@ -9,6 +9,7 @@ object store does that part)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 
@@ -36,10 +37,12 @@ def ray_session():
     ray.shutdown()
 
 
-def _request(kit, seed: int, loras: str = "", steps: int = 2) -> GenerationRequest:
+def _request(kit, seed: int, loras: str = "", steps: int = 2, style_loras: str = "") -> GenerationRequest:
     settings = {"model": str(kit.sdxl), "steps": steps, "preview_every": 0}
     if loras:
         settings["character_loras"] = loras
+    if style_loras:
+        settings["loras"] = style_loras
     return GenerationRequest(
         backend="sdxl", width=64, height=64, seed=seed, prompt="a lantern", backend_settings=settings
     )
@@ -75,6 +78,7 @@ def _pixels(message: JobMessage) -> np.ndarray:
 def test_a_lora_deleted_on_the_client_after_submit_is_rendered_from_the_shipped_copy(ray_session, tiny_kit, tmp_path):
     lora = write_tiny_lora(tmp_path / "client" / "ana.safetensors")
     loras = json.dumps([[str(lora), 1.0]])
+    digest = hashlib.sha256(lora.read_bytes()).hexdigest()
     with Engine() as local:
         plain, with_lora = (_pixels(m) for m in _finals(local, [_request(tiny_kit, 7), _request(tiny_kit, 7, loras)]))
     assert not np.array_equal(plain, with_lora)  # the LoRA changes the panel: a render without it would show
@@ -89,6 +93,33 @@ def test_a_lora_deleted_on_the_client_after_submit_is_rendered_from_the_shipped_
     assert not lora.exists()
     for message in finals[1:]:
         assert np.array_equal(_pixels(message), with_lora)
-    digest = json.loads(finals[1].request.backend_settings["character_loras"])[0][0]
-    assert digest.startswith(str(cache))  # the worker read its own copy, named by content hash
+    # The stored request names the client's file (it replays here), the worker read its own copy.
+    assert finals[1].request.backend_settings["character_loras"] == loras
+    assert [p.name for p in cache.iterdir()] == [digest + ".safetensors"]
+
+
+def test_a_file_in_the_loras_setting_is_shipped_once_with_the_characters_lora_of_the_same_bytes(
+    ray_session, tiny_kit, tmp_path
+):
+    lora = write_tiny_lora(tmp_path / "client" / "ink.safetensors")
+    style = f"{lora}:0.7"
+    with Engine() as local:
+        expected = _pixels(_finals(local, [_request(tiny_kit, 9, style_loras=style)])[0])
+        plain = _pixels(_finals(local, [_request(tiny_kit, 9)])[0])
+    assert not np.array_equal(plain, expected)
+
+    cache = tmp_path / "worker-cache"
+    with ClusterEngine(workers=1, worker_env={CACHE_ENV: str(cache)}) as engine:
+        blocker = _request(tiny_kit, 1, steps=30)
+        same_bytes = json.dumps([[str(lora), 1.0]])
+        finals = _finals(engine, [blocker, _request(tiny_kit, 9, style_loras=style),
+                                  _request(tiny_kit, 9, loras=same_bytes)],
+                         before_first_start=lora.unlink)  # fmt: skip
+        assert engine._shipper.puts == 1  # the 'loras' file and the character's LoRA: one object
+        assert engine.wait_idle(WAIT_S)
+        assert engine._shipper.held() == set()  # no queued job names it any more: Ray may free it
+    assert not lora.exists()
+    assert np.array_equal(_pixels(finals[1]), expected)  # rendered from the shipped copy, weight 0.7 kept
+    assert finals[1].request.backend_settings["loras"] == style  # the client's path: replays here
+    assert finals[1].result.settings["loras"] == style
     assert len(list(cache.iterdir())) == 1

@@ -1,9 +1,15 @@
 """A LoRA training job on a real local Ray cluster: the runner is registered by import path and
 resolved in the worker, the run reports its steps on the client's message stream, gives the same
-weights as the local engine, and a cancel from the client stops it with its checkpoint kept."""
+weights as the local engine, and a cancel from the client stops it with its checkpoint kept.
+
+With workers given their own cache and state folders (``worker_env``), the run keeps its checkpoint
+on the worker side only; the result comes back in the job, a cancelled run's checkpoint comes back to
+the client's path and a resume ships it out again (the worker's copy deleted in between, as on
+another machine)."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 
 import pytest
@@ -15,14 +21,22 @@ ray = pytest.importorskip("ray")
 from anchor_helpers import cid, make_document, tiny_settings  # noqa: E402
 
 from comic_studio.core import character_edits  # noqa: E402
+from comic_studio.core.settings import STATE_DIR_ENV  # noqa: E402
 from comic_studio.generation.cluster import ClusterEngine, runner_path  # noqa: E402
+from comic_studio.generation.cluster_assets import (  # noqa: E402
+    CACHE_ENV,
+    place_checkpoint,
+    returned_checkpoint,
+    worker_checkpoint,
+)
 from comic_studio.generation.engine import Engine  # noqa: E402
 from comic_studio.generation.messages import JobEvent, JobMessage  # noqa: E402
 from comic_studio.generation.request import GenerationError  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
+from comic_studio.training.checkpoint import load_checkpoint  # noqa: E402
 from comic_studio.training.lora import LoraRecipe  # noqa: E402
 from comic_studio.training.samples import SampleSettings  # noqa: E402
-from comic_studio.workflows.training import plan_training  # noqa: E402
+from comic_studio.workflows.training import plan_training, store_trained_lora  # noqa: E402
 from comic_studio.workflows.training_jobs import TRAIN_LORA, submit_training, training_request  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -44,10 +58,10 @@ def doc(tiny_kit, tiny_models, tmp_path, monkeypatch):
     return doc
 
 
-def _request(doc, kit, steps: int, samples: SampleSettings | None = None):
-    plan = plan_training(doc, cid(doc, "Ana"))
+def _request(doc, kit, steps: int, samples: SampleSettings | None = None, resume: bool = False):
+    plan = plan_training(doc, cid(doc, "Ana"), resume=resume)
     return training_request(plan, LoraRecipe(steps=steps, resolution=64), model=str(kit.sdxl),
-                            samples=samples or SampleSettings(every=0), device="cpu")  # fmt: skip
+                            samples=samples or SampleSettings(every=0), device="cpu", resume=resume)  # fmt: skip
 
 
 class Recorder:
@@ -121,3 +135,63 @@ def test_training_on_a_worker_with_progress_cancel_and_the_local_weights(doc, ti
             assert plan_training(doc, cid(doc, "Ana")).checkpoint.is_file()  # kept for a resume
     finally:
         ray.shutdown()
+
+
+def _first_progress(recorder: Recorder, job: str) -> int:
+    recorder.wait(lambda ms: any(m.job_id == job and m.event is JobEvent.PROGRESS for m in ms))
+    return recorder.of(job, JobEvent.PROGRESS)[0].step
+
+
+def test_a_worker_with_its_own_folders_sends_back_the_result_and_a_cancelled_runs_checkpoint(doc, tiny_kit, tmp_path):
+    checkpoint = plan_training(doc, cid(doc, "Ana")).checkpoint  # the client's
+    worker_cache, worker_state = tmp_path / "worker-cache", tmp_path / "worker-state"
+    env = {CACHE_ENV: str(worker_cache), STATE_DIR_ENV: str(worker_state)}
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, namespace="cs-train-tests")
+    try:
+        with ClusterEngine(workers=1, worker_env=env) as engine:
+            recorder = Recorder(engine)
+            final = recorder.final(submit_training(engine, _request(doc, tiny_kit, steps=2)))
+            assert final.event is JobEvent.FINISHED, final.error
+            assert not checkpoint.exists()  # the run kept its checkpoint on the worker side only
+            assert list((worker_cache / "training").iterdir()) == []  # and dropped it: the result came back
+            stored = store_trained_lora(doc, plan_training(doc, cid(doc, "Ana")), final.outcome)
+            assert doc.project.character(cid(doc, "Ana")).lora_asset == stored.asset
+            assert stored.steps == 2
+
+            long = submit_training(engine, _request(doc, tiny_kit, steps=500))
+            _first_progress(recorder, long)
+            assert not checkpoint.exists()
+            assert engine.cancel(long)
+            final = recorder.final(long)
+            assert final.event is JobEvent.CANCELLED, final.error
+            assert final.error.endswith(f"resume from {checkpoint}")  # the client's path, not the worker's
+            cancelled_at = int(load_checkpoint(checkpoint)["step"])  # sent back and written here
+            assert f"cancelled at step {cancelled_at};" in final.error
+            (kept,) = (worker_cache / "training").iterdir()
+            shutil.rmtree(kept)  # as if the resume ran on another machine: only the client's copy is left
+
+            resumed = submit_training(engine, _request(doc, tiny_kit, steps=500, resume=True))
+            assert _first_progress(recorder, resumed) == cancelled_at + 1  # from the shipped checkpoint
+            assert engine.cancel(resumed)
+            final = recorder.final(resumed)
+            assert final.event is JobEvent.CANCELLED, final.error
+            assert int(load_checkpoint(checkpoint)["step"]) > cancelled_at
+            assert engine.wait_idle(WAIT_S)
+            assert engine._shipper.held() == set()  # no job needs the checkpoint's object any more
+    finally:
+        ray.shutdown()
+
+
+def test_a_fresh_run_on_a_worker_drops_an_earlier_runs_checkpoint_there(doc, tiny_kit, tmp_path, monkeypatch):
+    """Else a fresh run failing before its first save would send the earlier run's file back over
+    the client's (a local run leaves the client's file as it was)."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "worker-cache"))
+    request = _request(doc, tiny_kit, steps=2)
+    stale = worker_checkpoint(request.checkpoint)
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an earlier run's")
+    placed = place_checkpoint(request, {}, ray.get)
+    assert placed.checkpoint == str(stale) and placed.resume is False
+    assert placed.with_checkpoint(request.checkpoint) == request  # only the path differs
+    assert not stale.exists()
+    assert returned_checkpoint(str(stale)) is None  # nothing to send back until the run saves one

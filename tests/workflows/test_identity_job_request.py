@@ -59,3 +59,14 @@ def test_a_photo_that_does_not_match_its_hash_is_refused(plan):
     data["photos"][0]["png"] = "data:image/png;base64,AAAA"
     with pytest.raises(ComicStudioError, match="cannot learn 'Emma'"):
         IdentityTrainingRequest.from_dict(data).plan()
+
+
+def test_on_a_cluster_worker_the_run_keeps_its_checkpoint_where_the_worker_says(plan, tmp_path):
+    """The cluster runs it with the checkpoint in the worker's own folder (a CheckpointedTask)."""
+    from comic_studio.generation.tasks import CheckpointedTask
+
+    request = identity_training_request(plan, IdentityRecipe(), resume=False)
+    assert isinstance(request, CheckpointedTask) and request.checkpoint == str(plan.checkpoint)
+    moved = request.with_checkpoint(str(tmp_path / "worker" / "checkpoint.safetensors"))
+    assert moved.plan(decode=False).checkpoint == tmp_path / "worker" / "checkpoint.safetensors"
+    assert moved.model_copy(update={"checkpoint": request.checkpoint}) == request  # nothing else changed
