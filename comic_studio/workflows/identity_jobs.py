@@ -27,10 +27,10 @@ from comic_studio.training.samples import SampleSettings
 from comic_studio.workflows.identity import IdentityOutcome, IdentityPlan, run_identity_training, sample_prompts
 from comic_studio.workflows.training_job_base import (
     TRAINING_PRIORITY,
+    CharacterTrainingRequest,
     InlinePicture,
-    TrainingJobRequest,
+    character_fields,
     inline_picture_fields,
-    replay_kept_samples,
     report_samples,
     report_step,
 )
@@ -49,23 +49,15 @@ class IdentityPhoto(InlinePicture):
     asset: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
-class IdentityTrainingRequest(TrainingJobRequest):
+class IdentityTrainingRequest(CharacterTrainingRequest):
     """A StableIdentity run for the engine (a :class:`~comic_studio.generation.tasks.TaskRequest`)."""
 
     kind: Literal["train-identity"] = TRAIN_IDENTITY
-    project_id: str
-    character_id: str
-    character_name: str
-    base_model: str = ""
-    """Catalogue id, folder or checkpoint file; empty: the default SDXL model."""
     face_encoder: str = ""
     """A ViT folder; empty: the catalogue's face encoder, else the generic ViT (Hugging Face cache)."""
     photos: tuple[IdentityPhoto, ...] = Field(min_length=1)
     recipe: IdentityRecipe = IdentityRecipe()
     """The hyper-parameters; ``recipe.seed`` seeds the whole run."""
-    samples: SampleSettings = SampleSettings()
-    resume: bool = False
-    checkpoint: str
 
     @property
     def label(self) -> str:
@@ -100,17 +92,10 @@ def identity_training_request(
         data, uri = inline_picture_fields(image)
         photos.append(IdentityPhoto(asset=asset, sha256=hashlib.sha256(data).hexdigest(), png=uri))
     return IdentityTrainingRequest(
-        project_id=plan.project_id,
-        character_id=plan.character_id,
-        character_name=plan.character_name,
-        base_model=model,
+        **character_fields(plan, model=model, resume=resume, samples=samples, device=device),
         face_encoder=face_encoder,
         photos=tuple(photos),
         recipe=recipe,
-        samples=samples or SampleSettings(),
-        resume=resume,
-        checkpoint=str(plan.checkpoint),
-        device=device,
     )
 
 
@@ -119,8 +104,7 @@ def run_identity_job(request: IdentityTrainingRequest, context: TaskContext) -> 
     device, dtype = request.run_device(context)
     plan = request.plan()
     prompts = sample_prompts(request.samples)
-    if request.resume:
-        replay_kept_samples(request.checkpoint, request.samples, prompts, context, request.recipe.steps)
+    request.replay_samples(context, prompts, request.recipe.steps)
     try:
         return run_identity_training(
             plan,

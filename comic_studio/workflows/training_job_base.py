@@ -70,6 +70,35 @@ class TrainingJobRequest(BaseModel):
         return training_device(context.resources.device if self.device == "auto" else self.device)
 
 
+class CharacterTrainingRequest(TrainingJobRequest):
+    """The base of a request that trains one character (the LoRA's, the identity tokens'): whose run
+    it is, the base model, the sample settings, and the checkpoint it saves to or resumes from."""
+
+    project_id: str
+    character_id: str
+    character_name: str
+    base_model: str = ""
+    """Catalogue id, folder or checkpoint file; empty: the default SDXL model."""
+    samples: SampleSettings = SampleSettings()
+    resume: bool = False
+    checkpoint: str
+
+    def replay_samples(self, context: TaskContext, prompts: tuple[str, ...], total: int) -> None:
+        """A resumed run first shows the samples the interrupted one kept (:func:`replay_kept_samples`)."""
+        if self.resume:
+            replay_kept_samples(self.checkpoint, self.samples, prompts, context, total)
+
+
+def character_fields(
+    plan: Any, *, model: str, resume: bool, samples: SampleSettings | None, device: str
+) -> dict[str, Any]:
+    """The :class:`CharacterTrainingRequest` fields of a planned run (``plan``: a LoRA's
+    :class:`~comic_studio.workflows.training.TrainingPlan` or an identity's plan)."""
+    return {"project_id": plan.project_id, "character_id": plan.character_id, "character_name": plan.character_name,
+            "base_model": model, "samples": samples or SampleSettings(), "resume": resume,
+            "checkpoint": str(plan.checkpoint), "device": device}  # fmt: skip
+
+
 class InlinePicture(BaseModel):
     """A picture a request carries: the PNG as a data URI (the request is a self-contained
     snapshot) and a hash that the worker checks (:meth:`open`)."""

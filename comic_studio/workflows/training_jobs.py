@@ -31,8 +31,9 @@ from comic_studio.workflows.training import TrainingOutcome, TrainingPlan, run_t
 from comic_studio.workflows.training_job_base import (
     CANCEL_GRACE_S,
     TRAINING_PRIORITY,
+    CharacterTrainingRequest,
     InlinePicture,
-    TrainingJobRequest,
+    character_fields,
     inline_picture_fields,
     replay_kept_samples,
     report_samples,
@@ -56,24 +57,16 @@ class ManifestPicture(InlinePicture):
     caption: str = Field(min_length=1, max_length=2_000)
 
 
-class TrainingRequest(TrainingJobRequest):
+class TrainingRequest(CharacterTrainingRequest):
     """A LoRA training job for the engine (a :class:`~comic_studio.generation.tasks.TaskRequest`)."""
 
     kind: Literal["train-lora"] = TRAIN_LORA
-    project_id: str
-    character_id: str
-    character_name: str
     trigger: str
     class_prompt: str = ""
     """Prior preservation's prompt derived from the character (the recipe's own wins)."""
-    base_model: str = ""
-    """Catalogue id, folder or checkpoint file; empty: the default SDXL model."""
     pictures: tuple[ManifestPicture, ...] = Field(min_length=1)
     recipe: LoraRecipe = LoraRecipe()
     """The hyper-parameters; ``recipe.seed`` seeds the whole run."""
-    samples: SampleSettings = SampleSettings()
-    resume: bool = False
-    checkpoint: str
 
     @property
     def label(self) -> str:
@@ -115,18 +108,11 @@ def training_request(
         for picture in plan.pictures
     ]
     return TrainingRequest(
-        project_id=plan.project_id,
-        character_id=plan.character_id,
-        character_name=plan.character_name,
+        **character_fields(plan, model=model, resume=resume, samples=samples, device=device),
         trigger=plan.trigger,
         class_prompt=plan.class_prompt,
-        base_model=model,
         pictures=tuple(pictures),
         recipe=recipe,
-        samples=samples or SampleSettings(),
-        resume=resume,
-        checkpoint=str(plan.checkpoint),
-        device=device,
     )
 
 
@@ -135,8 +121,7 @@ def run_training_job(request: TrainingRequest, context: TaskContext) -> Training
     device, dtype = request.run_device(context)
     plan = request.plan()
     prompts = request.samples.prompts_for(plan.trigger)
-    if request.resume:
-        replay_kept_samples(request.checkpoint, request.samples, prompts, context, request.recipe.steps)
+    request.replay_samples(context, prompts, request.recipe.steps)
     try:
         return run_training(
             plan,
