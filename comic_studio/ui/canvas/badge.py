@@ -1,4 +1,4 @@
-"""Small buttons drawn over the page canvas (the stale pill, the live render's × and error badge):
+"""Items of the page canvas that answer the mouse (:class:`HoverItem`), and small buttons drawn over it (the stale pill, the live render's × and error badge):
 the same size on screen at every zoom, a pointing cursor, a darker fill under the mouse, and a left
 click (press and release on the button's shape) whose answer runs after the event, because it may
 remove the very button from the scene.
@@ -15,21 +15,14 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneMouseEvent
 OUTLINE = QColor("#ffffff")
 
 
-class BadgeButton(QGraphicsItem):
-    """The interaction of a canvas button; a subclass draws it (:func:`paint_badge`) and says what a
-    click does (:meth:`click`)."""
+class HoverItem(QGraphicsItem):
+    """An item drawn differently under the mouse: ``_hover`` says whether it is, and it repaints
+    when that changes."""
 
     def __init__(self, parent: QGraphicsItem | None = None):
         super().__init__(parent)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
         self.setAcceptHoverEvents(True)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
         self._hover = False
-        self._pressed = False
-
-    def click(self) -> tuple[QObject, Callable[[], object]]:
-        """``(receiver, action)``: the action runs after the click's event, while ``receiver`` lives."""
-        raise NotImplementedError
 
     def hoverEnterEvent(self, event) -> None:
         self._hover = True
@@ -38,6 +31,21 @@ class BadgeButton(QGraphicsItem):
     def hoverLeaveEvent(self, event) -> None:
         self._hover = False
         self.update()
+
+
+class BadgeButton(HoverItem):
+    """The interaction of a canvas button; a subclass draws it (:func:`paint_badge`) and says what a
+    click does (:meth:`click`)."""
+
+    def __init__(self, parent: QGraphicsItem | None = None):
+        super().__init__(parent)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+        self._pressed = False
+
+    def click(self) -> tuple[QObject, Callable[[], object]]:
+        """``(receiver, action)``: the action runs after the click's event, while ``receiver`` lives."""
+        raise NotImplementedError
 
     def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton:
