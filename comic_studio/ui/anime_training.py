@@ -2,8 +2,9 @@
 of the render engine (:mod:`comic_studio.workflows.anime_training_jobs`), as Train LoRA… does.
 
 The run shows in the Queue ("Train AnimeAdapter · FOLDER", its loss and speed, Cancel) and belongs
-to the :class:`~comic_studio.ui.render_service.RenderService` through :class:`AnimeTrainingRuns`,
-not to the dialog: closing the dialog leaves it going, reopening shows it again. A cancel (or
+to the :class:`~comic_studio.ui.render_service.RenderService` through its
+:class:`~comic_studio.ui.training_jobs.TrainingJobs` (as a LoRA run does; one AnimeAdapter run at a
+time), not to the dialog: closing the dialog leaves it going, reopening shows it again. A cancel (or
 quitting the app) saves the checkpoint in the output folder; the dialog then offers Resume, which
 continues the run bit for bit. The weights are not tied to a project (they are a model, like a
 downloaded one): the finished run says where they are, for the ``anime`` backend's ``adapter``.
@@ -11,12 +12,11 @@ downloaded one): the finished run says where they are, for the ``anime`` backend
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import QCoreApplication, QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,12 +36,9 @@ from PySide6.QtWidgets import (
 
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.training.anime_adapter import AnimeAdapterRecipe
+from comic_studio.ui.training_jobs import TRAIN_ANIME_ADAPTER, TrainingRun, refusal
 from comic_studio.workflows.anime_training import CHECKPOINT
-from comic_studio.workflows.anime_training_jobs import (
-    TRAIN_ANIME_ADAPTER,
-    AnimeTrainingRequest,
-    submit_anime_training,
-)
+from comic_studio.workflows.anime_training_jobs import AnimeTrainingRequest
 
 if TYPE_CHECKING:
     from comic_studio.ui.render_service import RenderService
@@ -54,94 +51,6 @@ CONTROLLERS = (
 )
 
 
-@dataclass
-class AnimeRun:
-    job_id: str
-    request: AnimeTrainingRequest
-    last: Any = None
-    """The newest PROGRESS message."""
-    outcome: str = ""
-    """"" while queued or running; then "finished", "cancelled" or "failed"."""
-    text: str = ""
-
-
-class AnimeTrainingRuns(QObject):
-    """The AnimeAdapter runs of one :class:`RenderService` (a child of it: :func:`runs_of`)."""
-
-    updated = Signal(str, object)
-    """``(job_id, JobMessage)``: STARTED or PROGRESS of a run, after it was recorded."""
-    ended = Signal(str, str, str)
-    """``(job_id, outcome, text)``: "finished", "cancelled" or "failed", with one line for the author."""
-
-    def __init__(self, service: RenderService):
-        super().__init__(service)
-        self.service = service
-        self._runs: dict[str, AnimeRun] = {}
-        service.job_message.connect(self._on_message)
-        # The service cancels every job of a project that is replaced and stops following them.
-        service.ctx.document_replaced.connect(self._project_replaced)
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.cancel_all)  # a checkpoint first: the next session resumes
-
-    def active(self) -> AnimeRun | None:
-        return next((r for r in reversed(self._runs.values()) if not r.outcome), None)
-
-    def run(self, job_id: str) -> AnimeRun | None:
-        return self._runs.get(job_id)
-
-    def submit(self, request: AnimeTrainingRequest) -> str:
-        if self.active() is not None:
-            raise ComicStudioError("An AnimeAdapter run is already in the Queue: cancel it or let it finish first")
-        job_id = submit_anime_training(self.service.engine, request)
-        self._runs[job_id] = AnimeRun(job_id, request)
-        self.service.add_task_job(job_id, request.label, kind=TRAIN_ANIME_ADAPTER)
-        return job_id
-
-    def cancel(self, job_id: str) -> None:
-        self.service.cancel(job_id)
-
-    def cancel_all(self) -> None:
-        for run in list(self._runs.values()):
-            if not run.outcome:
-                self.service.cancel(run.job_id)
-
-    def _on_message(self, msg: Any) -> None:
-        run = self._runs.get(msg.job_id)
-        if run is None or run.outcome:
-            return
-        event = msg.event.value
-        if event in ("started", "progress"):
-            run.last = msg if event == "progress" else run.last
-            self.updated.emit(run.job_id, msg)
-        elif event == "finished":
-            done = msg.outcome
-            unused = f" {len(done.unused)} picture(s) were not used (see the dataset report)." if done.unused else ""
-            text = (f"Done: AnimeAdapter weights in {done.folder} ({done.steps} steps, final loss "
-                    f"{done.final_loss:.4f}). Set the anime backend's 'AnimeAdapter weights' to this folder.{unused}")  # fmt: skip
-            self.service.ctx.message.emit(f"AnimeAdapter trained: {done.folder}")
-            self._end(run, "finished", text)
-        elif event == "cancelled":
-            self._end(run, "cancelled", msg.error or "cancelled before it started")
-        elif event == "error":
-            self._end(run, "failed", msg.error or "failed")
-
-    def _project_replaced(self, _document: Any) -> None:
-        for run in list(self._runs.values()):
-            if not run.outcome:
-                self._end(run, "cancelled", "stopped when another project was opened; its checkpoint is kept to resume")
-
-    def _end(self, run: AnimeRun, outcome: str, text: str) -> None:
-        run.outcome, run.text = outcome, text
-        self.ended.emit(run.job_id, outcome, text)
-
-
-def runs_of(service: RenderService) -> AnimeTrainingRuns:
-    """The service's AnimeAdapter runs (made on first use)."""
-    found = service.findChild(AnimeTrainingRuns)
-    return found if found is not None else AnimeTrainingRuns(service)
-
-
 class TrainAnimeAdapterDialog(QDialog):
     """Non-modal: the studio stays usable while the run goes on in the Queue."""
 
@@ -152,7 +61,7 @@ class TrainAnimeAdapterDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Train AnimeAdapter")
         self.setWindowModality(Qt.WindowModality.NonModal)
-        self.runs = runs_of(render_service)
+        self.runs = render_service.training
         self.job_id: str | None = None
         defaults = AnimeAdapterRecipe()
 
@@ -215,7 +124,7 @@ class TrainAnimeAdapterDialog(QDialog):
 
         self.runs.updated.connect(self._on_update)
         self.runs.ended.connect(self._on_ended)
-        run = self.runs.active()
+        run = self.runs.active_for("", TRAIN_ANIME_ADAPTER)
         if run is not None:
             self._attach(run)
         self._update_resume()
@@ -276,12 +185,8 @@ class TrainAnimeAdapterDialog(QDialog):
         try:
             request = self.request()
             job_id = self.runs.submit(request)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            self.show_status(f"training setting {'.'.join(map(str, first['loc']))}: {first['msg']}", error=True)
-            return False
-        except ComicStudioError as exc:
-            self.show_status(str(exc), error=True)
+        except (ValidationError, ComicStudioError) as exc:
+            self.show_status(refusal(exc), error=True)
             return False
         self.progress_bar.setRange(0, request.recipe.steps)
         self.progress_bar.setValue(0)
@@ -289,7 +194,7 @@ class TrainAnimeAdapterDialog(QDialog):
         self._running(job_id)
         return True
 
-    def _attach(self, run: AnimeRun) -> None:
+    def _attach(self, run: TrainingRun) -> None:
         """Show a run that is already queued or going (the dialog was reopened)."""
         request = run.request
         source = "images" if request.images else "data"

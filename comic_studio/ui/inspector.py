@@ -17,7 +17,7 @@ import random
 import time
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -45,6 +45,7 @@ from comic_studio.core.model import Panel, ShotType
 from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
 from comic_studio.generation.registry import available_backends, get_backend_class
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.focus_out import FocusOut
 from comic_studio.ui.inspector_balloon import BalloonInspector
 from comic_studio.ui.inspector_racig import RacigTools
 from comic_studio.ui.inspector_results import ResultHistory
@@ -69,19 +70,6 @@ _WATCHED = (
     | ChangeKind.STYLES
     | ChangeKind.PAGES
 )
-
-
-class _FocusOut(QObject):
-    """Calls ``callback`` when the watched widget loses keyboard focus (ends a typing merge)."""
-
-    def __init__(self, callback, parent: QObject):
-        super().__init__(parent)
-        self._callback = callback
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
-        if event.type() == QEvent.Type.FocusOut:
-            self._callback()
-        return False
 
 
 class PanelInspector(QScrollArea):
@@ -151,7 +139,7 @@ class PanelInspector(QScrollArea):
         self.prompt.setFixedHeight(84)
         self.prompt.setToolTip("Leave empty to use the prompt generated from the beat, the characters and the style")
         self.prompt.textChanged.connect(self._prompt_edited)
-        self.prompt.installEventFilter(_FocusOut(self._end_typing, self))
+        self.prompt.installEventFilter(FocusOut(self._end_typing, self))
         self.negative = QLineEdit(prompt_box)
         self.negative.setObjectName("negativePrompt")
         self.negative.textEdited.connect(self._negative_edited)

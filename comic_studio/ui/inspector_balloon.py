@@ -10,7 +10,6 @@ text says why and what to do.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,21 +27,11 @@ from comic_studio.core.lettering.grow import fit_problem
 from comic_studio.core.model import Balloon, BalloonKind, Panel
 from comic_studio.ui.canvas import tools
 from comic_studio.ui.context import StudioContext
+from comic_studio.ui.focus_out import FocusOut
 
 TAILED = (BalloonKind.SPEECH, BalloonKind.THOUGHT, BalloonKind.SHOUT, BalloonKind.WHISPER)
 """Kinds that have a speaker and a tail (captions and SFX have neither)."""
 NO_SPEAKER = ""
-
-
-class _FocusOut(QObject):
-    def __init__(self, callback, parent: QObject):
-        super().__init__(parent)
-        self._callback = callback
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt name)
-        if event.type() == QEvent.Type.FocusOut:
-            self._callback()
-        return False
 
 
 class BalloonInspector(QGroupBox):
@@ -76,7 +65,7 @@ class BalloonInspector(QGroupBox):
             "every balloon of the book reads at the same size. New balloons take the book's size."
         )
         self.size.valueChanged.connect(self._size_edited)
-        self.size.installEventFilter(_FocusOut(self._end_typing, self))
+        self.size.installEventFilter(FocusOut(self._end_typing, self))
         self.tail = QCheckBox("Tail", self)
         self.tail.setObjectName("balloonTail")
         self.tail.setToolTip("On: the tail points at the speaker (the nearest character when none is chosen)")
@@ -86,7 +75,7 @@ class BalloonInspector(QGroupBox):
         self.text.setFixedHeight(70)
         self.text.setPlaceholderText("Type the balloon's text")
         self.text.textChanged.connect(self._text_edited)
-        self.text.installEventFilter(_FocusOut(self._end_typing, self))
+        self.text.installEventFilter(FocusOut(self._end_typing, self))
         self.note = QLabel(self)
         self.note.setObjectName("balloonFitNote")
         self.note.setWordWrap(True)

@@ -1,14 +1,18 @@
 """Training jobs of the render queue, followed on the GUI thread (the requests and the runs are
-:mod:`comic_studio.workflows.training_jobs`, the LoRA's, and :mod:`comic_studio.workflows.identity_jobs`,
-StableIdentity's; :data:`KINDS` holds what differs between them).
+:mod:`comic_studio.workflows.training_jobs`, the LoRA's, :mod:`comic_studio.workflows.identity_jobs`,
+StableIdentity's, and :mod:`comic_studio.workflows.anime_training_jobs`, AnimeAdapter's;
+:data:`KINDS` holds what differs between them: a character's trainers store their outcome on the
+character, AnimeAdapter's weights are a model outside the project and one run goes at a time).
 
 A training run is a job of the same engine as the renders (the queue shows it as "Train LoRA ·
-NAME" or "Train identity · NAME" with its progress, its latest sample as the thumbnail, and Cancel). It belongs to the
+NAME", "Train identity · NAME" or "Train AnimeAdapter · FOLDER" with its progress, its latest sample
+as the thumbnail, and Cancel). It belongs to the
 :class:`~comic_studio.ui.render_service.RenderService`, not to the Train dialog: closing the dialog
 leaves the run going (an author starts a half-hour run and goes on drawing), reopening Train LoRA…
 on the character shows it again with its loss curve and samples so far, and the finished LoRA is
 stored on the character (one undoable step) whether or not a dialog is open. Quitting the app
-cancels the run; the trainer saves its checkpoint first, so the next session resumes it.
+cancels the run; the trainer saves its checkpoint first, so the next session resumes it. Opening
+another project cancels the runs too (the render service cancels every job of the old project).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
 from PySide6.QtCore import QCoreApplication, QObject, Signal
 from PySide6.QtGui import QImage
 
@@ -30,24 +35,102 @@ if TYPE_CHECKING:
     from comic_studio.ui.render_service import RenderService
 
 
-@dataclass(frozen=True)
+def refusal(exc: ValidationError | ComicStudioError) -> str:
+    """Why a Train dialog's run could not be queued, in one line: the first bad training setting
+    (the request's validation), or the error's own text."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        return f"training setting {'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(exc)
+
+
 class TrainingKind:
-    """What differs between the trainers the queue runs: how a request is submitted, how its
-    outcome is stored on the character (one undoable step) and what the author reads."""
+    """What differs between the trainers the queue runs: how a request is submitted, which runs may
+    not go at the same time, and what a finished run changes and says."""
 
     noun: str
-    """ "LoRA", "identity": in "Mara's LoRA is trained"."""
-    submit: Callable[[Any, Any], str]
-    """``submit(engine, request) -> job id`` (registers the runner)."""
+    """ "LoRA", "identity", "AnimeAdapter": in "Mara's LoRA is trained"."""
+
+    def submit(self, engine: Any, request: Any) -> str:
+        """Queue ``request`` on ``engine`` (registering the runner); returns the job id."""
+        raise NotImplementedError
+
+    def scope(self, request: Any) -> str:
+        """Runs of this kind with the same scope go one at a time ("": one run of the kind at a time)."""
+        return ""
+
+    def busy(self, request: Any) -> str:
+        """Why a second run of the scope is refused."""
+        raise NotImplementedError
+
+    def finish(self, ctx: Any, run: TrainingRun, outcome: Any) -> tuple[str, str]:
+        """Take a finished run's outcome (GUI thread): ``("finished" | "failed", the author's line)``."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class CharacterTraining(TrainingKind):
+    """A trainer of one character (LoRA, identity tokens): one run per character at a time, and
+    the outcome is stored on the character, in the project the run was started in."""
+
+    noun: str
+    submitter: Callable[[Any, Any], str]
+    """``submitter(engine, request) -> job id`` (registers the runner)."""
     store: Callable[[Document, Any, Any], Any]
     """``store(document, plan, outcome) -> trained`` (``trained.steps``, ``trained.final_loss``)."""
     done: str
     """What the finished run changes, after "Done: NAME has …"."""
 
+    def submit(self, engine: Any, request: Any) -> str:
+        return self.submitter(engine, request)
+
+    def scope(self, request: Any) -> str:
+        return str(request.character_id)
+
+    def busy(self, request: Any) -> str:
+        return f"{request.character_name}'s {self.noun} is already training (see the Queue)"
+
+    def finish(self, ctx: Any, run: TrainingRun, outcome: Any) -> tuple[str, str]:
+        name = run.request.character_name
+        if run.document is not ctx.document:
+            return "failed", f"the project was closed while {name}'s {self.noun} trained; it is not kept"
+        trained = ctx.edit(self.store, run.request.plan(decode=False), outcome)  # one undoable step
+        if trained is None:
+            return "failed", f"The {self.noun} was trained but could not be stored (see the status bar)."
+        ctx.message.emit(f"{name}'s {self.noun} is trained")
+        return "finished", f"Done: {name} has " + self.done.format(steps=trained.steps, loss=trained.final_loss,
+                                                                   name=name)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AnimeAdapterTraining(TrainingKind):
+    """AnimeAdapter (:mod:`comic_studio.workflows.anime_training_jobs`): not a character's, one run
+    at a time; its weights are a model, not part of the project: the finished run says where they are."""
+
+    noun: str = "AnimeAdapter"
+
+    def submit(self, engine: Any, request: Any) -> str:
+        from comic_studio.workflows.anime_training_jobs import submit_anime_training
+
+        return submit_anime_training(engine, request)
+
+    def busy(self, request: Any) -> str:
+        return "An AnimeAdapter run is already in the Queue: cancel it or let it finish first"
+
+    def finish(self, ctx: Any, run: TrainingRun, outcome: Any) -> tuple[str, str]:
+        unused = f" {len(outcome.unused)} picture(s) were not used (see the dataset report)." if outcome.unused else ""
+        ctx.message.emit(f"AnimeAdapter trained: {outcome.folder}")
+        return "finished", (f"Done: AnimeAdapter weights in {outcome.folder} ({outcome.steps} steps, final loss "
+                            f"{outcome.final_loss:.4f}). Set the anime backend's 'AnimeAdapter weights' to this "
+                            f"folder.{unused}")  # fmt: skip
+
 
 TRAIN_IDENTITY = "train-identity"
 """:data:`comic_studio.workflows.identity_jobs.TRAIN_IDENTITY`, named here so the window's start does
 not import the identity trainer (the two functions below import it on first use)."""
+TRAIN_ANIME_ADAPTER = "train-anime-adapter"
+""":data:`comic_studio.workflows.anime_training_jobs.TRAIN_ANIME_ADAPTER` (imported on first use, as
+the identity trainer)."""
 
 
 def _submit_identity(engine: Any, request: Any) -> str:
@@ -63,11 +146,13 @@ def _store_identity(doc: Document, plan: Any, outcome: Any) -> Any:
 
 
 KINDS: dict[str, TrainingKind] = {
-    TRAIN_LORA: TrainingKind("LoRA", submit_training, store_trained_lora,
-                             "a trained LoRA ({steps} steps, final loss {loss:.4f}). Renders with {name} now use it."),
-    TRAIN_IDENTITY: TrainingKind("identity", _submit_identity, _store_identity,
-                                 "identity tokens ({steps} steps, final loss {loss:.4f}). Choose the StableIdentity "
-                                 "method for a panel to use them."),
+    TRAIN_LORA: CharacterTraining("LoRA", submit_training, store_trained_lora,
+                                  "a trained LoRA ({steps} steps, final loss {loss:.4f}). Renders with {name} now use "
+                                  "it."),
+    TRAIN_IDENTITY: CharacterTraining("identity", _submit_identity, _store_identity,
+                                      "identity tokens ({steps} steps, final loss {loss:.4f}). Choose the "
+                                      "StableIdentity method for a panel to use them."),
+    TRAIN_ANIME_ADAPTER: AnimeAdapterTraining(),
 }  # fmt: skip
 
 
@@ -77,9 +162,11 @@ class TrainingRun:
 
     job_id: str
     request: Any
-    """A :class:`~comic_studio.workflows.training_jobs.TrainingRequest` or an
-    :class:`~comic_studio.workflows.identity_jobs.IdentityTrainingRequest` (its ``kind`` says)."""
+    """A :class:`~comic_studio.workflows.training_jobs.TrainingRequest`, an
+    :class:`~comic_studio.workflows.identity_jobs.IdentityTrainingRequest` or an
+    :class:`~comic_studio.workflows.anime_training_jobs.AnimeTrainingRequest` (its ``kind`` says)."""
     document: Document
+    """The project it was started in."""
     losses: list[float] = field(default_factory=list)
     samples: list[tuple[int, list[QImage]]] = field(default_factory=list)
     """(step, one picture per prompt), in the order they came."""
@@ -92,7 +179,12 @@ class TrainingRun:
 
     @property
     def character_id(self) -> str:
-        return self.request.character_id
+        """The character trained ("" for a kind that trains none)."""
+        return str(getattr(self.request, "character_id", ""))
+
+    @property
+    def scope(self) -> str:
+        return KINDS[self.kind].scope(self.request)
 
     @property
     def kind(self) -> str:
@@ -105,8 +197,8 @@ class TrainingJobs(QObject):
     updated = Signal(str, object)
     """``(job_id, JobMessage)``: a run's STARTED, PROGRESS or SAMPLE, after it was recorded here."""
     ended = Signal(str, str, str)
-    """``(job_id, outcome, text)``: "finished" (the LoRA is on the character now), "cancelled"
-    or "failed"."""
+    """``(job_id, outcome, text)``: "finished" (a LoRA or identity is on the character now),
+    "cancelled" or "failed"."""
 
     def __init__(self, service: RenderService):
         super().__init__(service)
@@ -126,13 +218,12 @@ class TrainingJobs(QObject):
     def run(self, job_id: str) -> TrainingRun | None:
         return self._runs.get(job_id)
 
-    def active_for(self, character_id: str, kind: str = TRAIN_LORA) -> TrainingRun | None:
-        """The character's run of ``kind`` that is queued or running in this project (None when
-        there is none)."""
+    def active_for(self, scope: str, kind: str = TRAIN_LORA) -> TrainingRun | None:
+        """The run of ``kind`` that is queued or running in this project for ``scope`` (the
+        character's id; "" for a kind that trains no character), None when there is none."""
         return next(
             (r for r in self._runs.values()
-             if r.character_id == character_id and r.kind == kind and not r.outcome
-             and r.document is self.ctx.document),
+             if r.scope == scope and r.kind == kind and not r.outcome and r.document is self.ctx.document),
             None,
         )  # fmt: skip
 
@@ -141,8 +232,8 @@ class TrainingJobs(QObject):
         """Queue the run (a request of one of :data:`KINDS`); raises :class:`ComicStudioError` with
         the reason when it cannot be."""
         spec = KINDS[request.kind]
-        if self.active_for(request.character_id, request.kind) is not None:
-            raise ComicStudioError(f"{request.character_name}'s {spec.noun} is already training (see the Queue)")
+        if self.active_for(spec.scope(request), request.kind) is not None:
+            raise ComicStudioError(spec.busy(request))
         job_id = spec.submit(self.service.engine, request)
         self._runs[job_id] = TrainingRun(job_id, request, self.ctx.document)
         self.service.add_task_job(job_id, request.label, request.kind)
@@ -175,7 +266,7 @@ class TrainingJobs(QObject):
             run.samples.append((msg.step, images))
             thumb = images[0] if images else None
         elif event == "finished":
-            self._store(run, msg.outcome)
+            self._end(run, *KINDS[run.kind].finish(self.ctx, run, msg.outcome))
             return None
         elif event == "cancelled":
             self._end(run, "cancelled", msg.error or "cancelled before it started")
@@ -185,19 +276,6 @@ class TrainingJobs(QObject):
             return None
         self.updated.emit(run.job_id, msg)
         return thumb
-
-    def _store(self, run: TrainingRun, outcome: Any) -> None:
-        name, spec = run.request.character_name, KINDS[run.kind]
-        if run.document is not self.ctx.document:
-            self._end(run, "failed", f"the project was closed while {name}'s {spec.noun} trained; it is not kept")
-            return
-        trained = self.ctx.edit(spec.store, run.request.plan(decode=False), outcome)  # one undoable step
-        if trained is None:
-            self._end(run, "failed", f"The {spec.noun} was trained but could not be stored (see the status bar).")
-            return
-        self.ctx.message.emit(f"{name}'s {spec.noun} is trained")
-        self._end(run, "finished", f"Done: {name} has " + spec.done.format(steps=trained.steps,
-                                                                          loss=trained.final_loss, name=name))  # fmt: skip
 
     def _end(self, run: TrainingRun, outcome: str, text: str) -> None:
         run.outcome, run.text = outcome, text

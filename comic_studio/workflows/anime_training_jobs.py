@@ -19,39 +19,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from comic_studio.generation.request import Cancelled
 from comic_studio.training.anime_adapter import MANIFEST, AnimeAdapterRecipe
-from comic_studio.training.lora import TrainingCancelled, TrainingProgress
+from comic_studio.training.lora import TrainingCancelled
 from comic_studio.workflows.anime_training import (
     CHECKPOINT,
     DatasetCancelled,
     build_dataset,
     train_anime_adapter,
 )
-from comic_studio.workflows.training import training_device
+from comic_studio.workflows.training_job_base import TRAINING_PRIORITY, TrainingJobRequest, report_step
 
 if TYPE_CHECKING:
     from comic_studio.generation.engine import Engine
     from comic_studio.generation.tasks import TaskContext
 
 TRAIN_ANIME_ADAPTER: Literal["train-anime-adapter"] = "train-anime-adapter"
-TRAINING_PRIORITY = -10
-"""As a LoRA run's: below every render (renders queued before it go first)."""
-CANCEL_GRACE_S = 180.0
-"""The run checks for a cancel before every micro-step and every dataset picture, not while it
-loads the models or writes a checkpoint."""
 DATASET_FOLDER = "dataset"
 """Where a run from a folder of pictures writes the dataset it builds (inside the output folder)."""
 
 
-class AnimeTrainingRequest(BaseModel):
-    """An AnimeAdapter training job (a :class:`~comic_studio.generation.tasks.TaskRequest`)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AnimeTrainingRequest(TrainingJobRequest):
+    """An AnimeAdapter training job (a :class:`~comic_studio.generation.tasks.TaskRequest`); as a LoRA
+    run's, it waits below every render and it checks for a cancel before every micro-step and
+    every dataset picture."""
 
     kind: Literal["train-anime-adapter"] = TRAIN_ANIME_ADAPTER
     data: str = ""
@@ -69,8 +64,6 @@ class AnimeTrainingRequest(BaseModel):
     """The frozen pose controller's folder or catalogue id (empty: the recipe's controller's default)."""
     recipe: AnimeAdapterRecipe = AnimeAdapterRecipe()
     resume: bool = False
-    device: str = "auto"
-    """"auto": the engine's device (the app's preference); else e.g. "cpu", "cuda"."""
 
     @model_validator(mode="after")
     def _one_source(self) -> AnimeTrainingRequest:
@@ -83,23 +76,8 @@ class AnimeTrainingRequest(BaseModel):
         return f"Train AnimeAdapter · {Path(self.out).name}"
 
     @property
-    def needs_device_memory(self) -> bool:
-        return True
-
-    @property
-    def cancel_grace_s(self) -> float:
-        return CANCEL_GRACE_S
-
-    @property
     def checkpoint(self) -> Path:
         return Path(self.out) / CHECKPOINT
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AnimeTrainingRequest:
-        return cls.model_validate(data)
 
 
 @dataclass(frozen=True)
@@ -116,7 +94,7 @@ class AnimeTrainingOutcome:
 
 def run_anime_training_job(request: AnimeTrainingRequest, context: TaskContext) -> AnimeTrainingOutcome:
     """The engine's runner for ``"train-anime-adapter"`` jobs (its worker thread)."""
-    device, dtype = training_device(context.resources.device if request.device == "auto" else request.device)
+    device, dtype = request.run_device(context)
     out = Path(request.out)
     unused: dict[str, str] = {}
     try:
@@ -129,13 +107,9 @@ def run_anime_training_job(request: AnimeTrainingRequest, context: TaskContext) 
                                   on_picture=lambda done, total: context.progress(done, total, {"dataset_pictures": 1.0}))  # fmt: skip
             data, unused = built.folder, built.problems
 
-        def progress(p: TrainingProgress) -> None:
-            info = {"loss": p.loss, "lr": p.learning_rate, "steps_per_second": p.steps_per_second}
-            context.progress(p.step, p.total, info, eta=p.eta_seconds)
-
         trained = train_anime_adapter(data, out, request.recipe, base=request.base, encoder=request.encoder,
                                       controller=request.controller_model, resume=request.resume, device=device,
-                                      dtype=dtype, cancel=context.cancelled, on_progress=progress)  # fmt: skip
+                                      dtype=dtype, cancel=context.cancelled, on_progress=report_step(context))  # fmt: skip
     except TrainingCancelled as exc:
         raise Cancelled(f"{exc}; train again with Resume to continue") from exc
     except DatasetCancelled as exc:

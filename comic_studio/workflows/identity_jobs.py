@@ -15,21 +15,25 @@ CANCELLED with the step the checkpoint was saved at.
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from comic_studio.core.errors import ComicStudioError
-from comic_studio.core.safe_read import UnsafeInputError, decode_image
-from comic_studio.generation.request import Cancelled, data_uri_bytes, png_data_uri
+from comic_studio.generation.request import Cancelled
 from comic_studio.training.identity import IdentityRecipe
 from comic_studio.training.lora import TrainingCancelled
 from comic_studio.training.samples import SampleSettings
 from comic_studio.workflows.identity import IdentityOutcome, IdentityPlan, run_identity_training, sample_prompts
-from comic_studio.workflows.training import training_device
-from comic_studio.workflows.training_jobs import CANCEL_GRACE_S, TRAINING_PRIORITY, replay_kept_samples
+from comic_studio.workflows.training_job_base import (
+    TRAINING_PRIORITY,
+    CharacterTrainingRequest,
+    InlinePicture,
+    character_fields,
+    inline_picture_fields,
+    report_samples,
+    report_step,
+)
 
 if TYPE_CHECKING:
     from comic_studio.generation.engine import Engine
@@ -38,77 +42,36 @@ if TYPE_CHECKING:
 TRAIN_IDENTITY: Literal["train-identity"] = "train-identity"
 
 
-class IdentityPhoto(BaseModel):
+class IdentityPhoto(InlinePicture):
     """One face photo of the run: the project asset it came from, the PNG carried (a data URI: the
     request is self-contained) and that PNG's hash (checked on the worker)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     asset: str = Field(pattern=r"^[0-9a-f]{64}$")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    png: str = Field(repr=False)
 
 
-class IdentityTrainingRequest(BaseModel):
+class IdentityTrainingRequest(CharacterTrainingRequest):
     """A StableIdentity run for the engine (a :class:`~comic_studio.generation.tasks.TaskRequest`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
     kind: Literal["train-identity"] = TRAIN_IDENTITY
-    project_id: str
-    character_id: str
-    character_name: str
-    base_model: str = ""
-    """Catalogue id, folder or checkpoint file; empty: the default SDXL model."""
     face_encoder: str = ""
     """A ViT folder; empty: the catalogue's face encoder, else the generic ViT (Hugging Face cache)."""
     photos: tuple[IdentityPhoto, ...] = Field(min_length=1)
     recipe: IdentityRecipe = IdentityRecipe()
     """The hyper-parameters; ``recipe.seed`` seeds the whole run."""
-    samples: SampleSettings = SampleSettings()
-    resume: bool = False
-    checkpoint: str
-    device: str = "auto"
-    """"auto": the engine's device (the app's preference); else e.g. "cpu", "cuda"."""
 
     @property
     def label(self) -> str:
         return f"Train identity · {self.character_name}"
 
-    @property
-    def needs_device_memory(self) -> bool:
-        return True
-
-    @property
-    def cancel_grace_s(self) -> float:
-        return CANCEL_GRACE_S  # as the LoRA's: loading SDXL and writing a checkpoint do not check
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    def with_checkpoint(self, path: str) -> IdentityTrainingRequest:
-        """The same run keeping its checkpoint at ``path`` (a cluster worker's own folder)."""
-        return self.model_copy(update={"checkpoint": path})
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> IdentityTrainingRequest:
-        return cls.model_validate(data)
-
     def plan(self, *, decode: bool = True) -> IdentityPlan:
         """The run's plan, photos decoded from the request and checked against their hashes (on
         the worker: no document needed). ``decode=False``: without the photos (enough to store)."""
-        photos = []
-        for i, entry in enumerate(self.photos if decode else ()):
-            where = f"face photo {i + 1} of {self.character_name!r}"
-            try:
-                data = data_uri_bytes(entry.png)
-                image = decode_image(data, where=where).convert("RGB")
-            except (UnsafeInputError, ValueError) as exc:
-                raise ComicStudioError(f"cannot learn {self.character_name!r}'s identity: {where}: {exc}") from exc
-            if hashlib.sha256(data).hexdigest() != entry.sha256:
-                raise ComicStudioError(f"cannot learn {self.character_name!r}'s identity: {where} does not match "
-                                       "its hash")  # fmt: skip
-            photos.append((entry.asset, image))
+        photos = [
+            (entry.asset, entry.open(where=f"face photo {i + 1} of {self.character_name!r}",
+                                     refuse=f"cannot learn {self.character_name!r}'s identity",
+                                     digest=lambda png, _image: hashlib.sha256(png).hexdigest()))
+            for i, entry in enumerate(self.photos if decode else ())
+        ]  # fmt: skip
         return IdentityPlan(self.project_id, self.character_id, self.character_name, tuple(photos),
                             Path(self.checkpoint))  # fmt: skip
 
@@ -126,41 +89,22 @@ def identity_training_request(
     """The engine request of a planned run (:func:`~comic_studio.workflows.identity.plan_identity`)."""
     photos = []
     for asset, image in plan.photos:
-        buf = io.BytesIO()
-        image.convert("RGB").save(buf, format="PNG")
-        data = buf.getvalue()
-        photos.append(IdentityPhoto(asset=asset, sha256=hashlib.sha256(data).hexdigest(), png=png_data_uri(data)))
+        data, uri = inline_picture_fields(image)
+        photos.append(IdentityPhoto(asset=asset, sha256=hashlib.sha256(data).hexdigest(), png=uri))
     return IdentityTrainingRequest(
-        project_id=plan.project_id,
-        character_id=plan.character_id,
-        character_name=plan.character_name,
-        base_model=model,
+        **character_fields(plan, model=model, resume=resume, samples=samples, device=device),
         face_encoder=face_encoder,
         photos=tuple(photos),
         recipe=recipe,
-        samples=samples or SampleSettings(),
-        resume=resume,
-        checkpoint=str(plan.checkpoint),
-        device=device,
     )
 
 
 def run_identity_job(request: IdentityTrainingRequest, context: TaskContext) -> IdentityOutcome:
     """The engine's runner for ``"train-identity"`` jobs (its worker thread)."""
-    device, dtype = training_device(context.resources.device if request.device == "auto" else request.device)
+    device, dtype = request.run_device(context)
     plan = request.plan()
     prompts = sample_prompts(request.samples)
-
-    def progress(p: Any) -> None:
-        info = {"loss": p.loss, "lr": p.learning_rate, "steps_per_second": p.steps_per_second}
-        context.progress(p.step, p.total, info, eta=p.eta_seconds)
-
-    def samples(step: int, steps: int, images: list[Any], files: list[Path]) -> None:
-        context.sample(step, steps, images, {"prompts": list(prompts), "files": [str(f) for f in files],
-                                             "seed": request.samples.seed})  # fmt: skip
-
-    if request.resume:
-        replay_kept_samples(request.checkpoint, request.samples, prompts, context, request.recipe.steps)
+    request.replay_samples(context, prompts, request.recipe.steps)
     try:
         return run_identity_training(
             plan,
@@ -171,9 +115,9 @@ def run_identity_job(request: IdentityTrainingRequest, context: TaskContext) -> 
             device=device,
             dtype=dtype,
             cancel=context.cancelled,
-            on_progress=progress,
+            on_progress=report_step(context),
             samples=request.samples,
-            on_samples=samples,
+            on_samples=report_samples(context, prompts, request.samples.seed),
         )
     except TrainingCancelled as exc:
         raise Cancelled(str(exc)) from exc  # the engine reports it as CANCELLED, with this text

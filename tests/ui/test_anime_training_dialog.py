@@ -168,3 +168,38 @@ def test_a_reopened_dialog_shows_the_run_and_quitting_cancels_it_with_a_checkpoi
         stop()
     assert outcome.args == ["cancelled"], reopened.status_label.text()
     assert (out / CHECKPOINT).is_file() and reopened.resume_box.isChecked()
+
+
+def test_the_render_service_follows_one_anime_run_at_a_time(ctx, qtbot, service, tmp_path):
+    from comic_studio.core.errors import ComicStudioError
+    from comic_studio.ui.training_jobs import TRAIN_ANIME_ADAPTER
+    from comic_studio.workflows.anime_training_jobs import AnimeTrainingRequest
+
+    # An empty folder of pictures: the run fails on the worker, after the second submit was refused.
+    (tmp_path / "empty").mkdir()
+    request = AnimeTrainingRequest(images=str(tmp_path / "empty"), out=str(tmp_path / "weights"), device="cpu")
+    training = service.training
+    with qtbot.waitSignal(training.ended, timeout=RUN_TIMEOUT_MS) as ended:
+        job_id = training.submit(request)
+        assert training.active_for("", TRAIN_ANIME_ADAPTER).job_id == job_id
+        assert training.run(job_id).character_id == ""  # not a character's run
+        with pytest.raises(ComicStudioError, match="An AnimeAdapter run is already in the Queue"):
+            training.submit(request)
+    assert ended.args[:2] == [job_id, "failed"] and "no picture could be used" in ended.args[2]
+    assert training.active_for("", TRAIN_ANIME_ADAPTER) is None and training.run(job_id).outcome == "failed"
+
+
+def test_a_refused_run_names_the_first_bad_training_setting():
+    from pydantic import ValidationError
+
+    from comic_studio.core.errors import ComicStudioError
+    from comic_studio.ui.training_jobs import refusal
+    from comic_studio.workflows.anime_training_jobs import AnimeTrainingRequest
+
+    with pytest.raises(ValidationError) as bad:
+        AnimeTrainingRequest(images="/pictures", out="")
+    assert refusal(bad.value).startswith("training setting out: ")
+    assert (
+        refusal(ComicStudioError("Output folder: choose where the weights go"))
+        == "Output folder: choose where the weights go"
+    )

@@ -30,6 +30,7 @@ from comic_studio.core.lettering import balloon_geometry
 from comic_studio.core.lettering.grow import fit_problem
 from comic_studio.core.lettering.tails import head_to_page, image_window
 from comic_studio.core.model import Balloon, BalloonKind, PageFormat, Panel, Project
+from comic_studio.ui.canvas.badge import HoverItem
 from comic_studio.ui.canvas.painting import (
     BalloonPaths,
     cover_source_rect,
@@ -303,14 +304,13 @@ def head_targets(panel: Panel) -> list[tuple[str, QPointF, float]]:
 # --------------------------------------------------------------------------- gutters
 
 
-class BorderHandleItem(QGraphicsItem):
+class BorderHandleItem(HoverItem):
     """An invisible strip over a shared gutter; hover shows it, dragging moves the gutter."""
 
     def __init__(self, border: Border, gutter: float):
         super().__init__()
         self.border = border
         self.setZValue(Z_BORDER)
-        self.setAcceptHoverEvents(True)
         cursor = {"vertical": Qt.CursorShape.SizeHorCursor, "horizontal": Qt.CursorShape.SizeVerCursor}
         self.setCursor(cursor.get(border.orientation, Qt.CursorShape.SizeAllCursor))
         line = QPainterPath(QPointF(*border.start))
@@ -319,7 +319,6 @@ class BorderHandleItem(QGraphicsItem):
         stroker.setWidth(max(gutter, 6.0))
         stroker.setCapStyle(Qt.PenCapStyle.FlatCap)
         self.path = stroker.createStroke(line)
-        self._hover = False
         self._press: QPointF | None = None
 
     def boundingRect(self) -> QRectF:
@@ -333,14 +332,6 @@ class BorderHandleItem(QGraphicsItem):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(QColor(47, 128, 237, 90))
             painter.drawPath(self.path)
-
-    def hoverEnterEvent(self, event) -> None:
-        self._hover = True
-        self.update()
-
-    def hoverLeaveEvent(self, event) -> None:
-        self._hover = False
-        self.update()
 
     def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if event.button() != Qt.MouseButton.LeftButton:

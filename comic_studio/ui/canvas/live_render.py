@@ -19,13 +19,15 @@ each is turned into a pixmap once, here.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer
+from PySide6.QtCore import QObject, QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneMouseEvent, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from comic_studio.core.model import Page
+from comic_studio.ui.canvas.badge import BadgeButton, paint_badge
 from comic_studio.ui.canvas.items import SELECTION_COLOUR, Z_BALLOON, PanelItem
 from comic_studio.ui.queue_panel import format_seconds
 
@@ -166,7 +168,7 @@ class LiveRenderItem(QGraphicsItem):
         painter.restore()
 
 
-class OverlayButton(QGraphicsItem):
+class OverlayButton(BadgeButton):
     """A round button the same size on screen at every zoom, at the panel's top right: × (cancel the
     job), or the red error badge (tooltip: the error; click: dismiss)."""
 
@@ -174,12 +176,7 @@ class OverlayButton(QGraphicsItem):
         super().__init__(owner)
         self.owner = owner
         self.role = role
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
-        self.setAcceptHoverEvents(True)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
         self.setVisible(False)
-        self._hover = False
-        self._pressed = False
         if role == "cancel":
             self.setToolTip("Cancel this render")
 
@@ -193,50 +190,24 @@ class OverlayButton(QGraphicsItem):
         return path
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        r = self.boundingRect()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(QPen(QColor("#ffffff"), 1.5))
         if self.role == "cancel":
-            painter.setBrush(ERROR_COLOUR if self._hover else BADGE_FILL)
-            painter.drawEllipse(r)
+            paint_badge(painter, self.shape(), ERROR_COLOUR if self._hover else BADGE_FILL)
             d = BUTTON_SIZE * 0.22
-            c = r.center()
+            c = self.boundingRect().center()
             painter.setPen(QPen(QColor("#ffffff"), 2.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
             painter.drawLine(QPointF(c.x() - d, c.y() - d), QPointF(c.x() + d, c.y() + d))
             painter.drawLine(QPointF(c.x() - d, c.y() + d), QPointF(c.x() + d, c.y() - d))
         else:
-            painter.setBrush(ERROR_COLOUR)
-            painter.drawEllipse(r)
             font = _ui_font()
             font.setBold(True)
             font.setPixelSize(int(BUTTON_SIZE * 0.7))
-            painter.setFont(font)
-            painter.drawText(r, Qt.AlignmentFlag.AlignCenter, "!")
+            paint_badge(painter, self.shape(), ERROR_COLOUR, "!", font)
 
-    def hoverEnterEvent(self, event) -> None:
-        self._hover = True
-        self.update()
-
-    def hoverLeaveEvent(self, event) -> None:
-        self._hover = False
-        self.update()
-
-    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
-        if event.button() != Qt.MouseButton.LeftButton:
-            event.ignore()
-            return
-        self._pressed = True
-        event.accept()  # the press must not select the panel underneath or start a rubber band
-
-    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:
-        if not self._pressed:
-            return
-        self._pressed = False
-        if self.shape().contains(event.pos()):
-            controller, job_id = self.owner.controller, self.owner.job_id
-            act = controller.cancel if self.role == "cancel" else controller.dismiss_error
-            # After this event: the answer may remove this very button from the scene (and free it).
-            QTimer.singleShot(0, controller, lambda: act(job_id))
+    def click(self) -> tuple[QObject, Callable[[], object]]:
+        controller, job_id = self.owner.controller, self.owner.job_id
+        act = controller.cancel if self.role == "cancel" else controller.dismiss_error
+        # The answer may remove this very button from the scene (and free it).
+        return controller, lambda: act(job_id)
 
 
 class LiveRenderController(QObject):

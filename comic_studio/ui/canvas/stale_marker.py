@@ -11,13 +11,15 @@ speaks for it and the pill is hidden.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QPointF, QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsSceneMouseEvent, QStyleOptionGraphicsItem, QWidget
+from PySide6.QtCore import QObject, QPointF, QRectF
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPainterPath
+from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
 from comic_studio.core.model import Page
+from comic_studio.ui.canvas.badge import BadgeButton, paint_badge
 from comic_studio.ui.canvas.items import Z_BALLOON
 from comic_studio.workflows.stale import stale_crop, stale_reason
 
@@ -42,7 +44,7 @@ def _font() -> QFont:
     return font
 
 
-class StaleMarkerItem(QGraphicsItem):
+class StaleMarkerItem(BadgeButton):
     """The pill on one panel: the same size on screen at every zoom; a click re-renders."""
 
     def __init__(self, markers: StaleMarkers, panel_id: str):
@@ -50,14 +52,9 @@ class StaleMarkerItem(QGraphicsItem):
         self.markers = markers
         self.panel_id = panel_id
         self.setZValue(Z_STALE)
-        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
-        self.setAcceptHoverEvents(True)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
         width = QFontMetricsF(_font()).horizontalAdvance(LABEL) + 16
         # Inside the panel from its bottom-left corner: balloons gather at the top (reading start).
         self._rect = QRectF(MARGIN, -MARGIN - PILL_HEIGHT, width, PILL_HEIGHT)
-        self._hover = False
-        self._pressed = False
         self.signature: tuple = ()
 
     def boundingRect(self) -> QRectF:
@@ -69,37 +66,12 @@ class StaleMarkerItem(QGraphicsItem):
         return path
 
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(QPen(QColor("#ffffff"), 1.5))
-        painter.setBrush(AMBER.darker(120) if self._hover else AMBER)
-        painter.drawRoundedRect(self._rect, PILL_HEIGHT / 2, PILL_HEIGHT / 2)
-        painter.setFont(_font())
-        painter.setPen(QColor("#ffffff"))
-        painter.drawText(self._rect, Qt.AlignmentFlag.AlignCenter, LABEL)
+        paint_badge(painter, self.shape(), AMBER.darker(120) if self._hover else AMBER, LABEL, _font())
 
-    def hoverEnterEvent(self, event) -> None:
-        self._hover = True
-        self.update()
-
-    def hoverLeaveEvent(self, event) -> None:
-        self._hover = False
-        self.update()
-
-    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
-        if event.button() != Qt.MouseButton.LeftButton:
-            event.ignore()
-            return
-        self._pressed = True
-        event.accept()  # not a click on the panel underneath
-
-    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:
-        if not self._pressed:
-            return
-        self._pressed = False
-        if self.shape().contains(event.pos()):
-            markers, panel_id = self.markers, self.panel_id
-            # After this event: queuing the job re-syncs the markers and may remove this item.
-            QTimer.singleShot(0, markers, lambda: markers.rerender(panel_id))
+    def click(self) -> tuple[QObject, Callable[[], object]]:
+        markers, panel_id = self.markers, self.panel_id
+        # Queuing the job re-syncs the markers and may remove this item.
+        return markers, lambda: markers.rerender(panel_id)
 
 
 class StaleMarkers(QObject):

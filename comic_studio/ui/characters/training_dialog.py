@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 from comic_studio.core.errors import ComicStudioError
 from comic_studio.training.samples import DEFAULT_SAMPLE_EVERY
 from comic_studio.ui.context import StudioContext
-from comic_studio.ui.training_jobs import KINDS, TrainingRun
+from comic_studio.ui.training_jobs import KINDS, TrainingRun, refusal
 
 SAMPLE_THUMB = 72
 QUEUED_TEXT = "Queued: the run starts when the renders queued before it are done."
@@ -297,12 +297,8 @@ class TrainingDialog(QDialog):
             if self.render_service is None:
                 raise ComicStudioError(f"Training runs in the render queue: open {self.ACTION} from the studio.")
             job_id = self.render_service.training.submit(request)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            self.show_status(f"training setting {'.'.join(map(str, first['loc']))}: {first['msg']}", error=True)
-            return False
-        except ComicStudioError as exc:
-            self.show_status(str(exc), error=True)
+        except (ValidationError, ComicStudioError) as exc:
+            self.show_status(refusal(exc), error=True)
             return False
         self.job_id = job_id
         self.loss_plot.clear()
