@@ -58,9 +58,9 @@ def train_anime_adapter(data: Path, out: Path, recipe: AnimeAdapterRecipe, *, ba
     samples = read_dataset(data)
     family, source = resolve_base(base)
     if recipe.controller != "none" and not controller and (family, recipe.controller) not in DEFAULT_CONTROLLERS:
-        raise TrainingError(f"the catalogue has no OpenPose {recipe.controller} for {family}: give its folder with "
-                            "--controller-model (e.g. TencentARC's t2i-adapter-openpose-sdxl-1.0), or use "
-                            "--controller controlnet")  # fmt: skip
+        raise TrainingError(f"the catalogue has no OpenPose {recipe.controller} for {family}: name its folder as the "
+                            "controller model (--controller-model; e.g. TencentARC's t2i-adapter-openpose-sdxl-1.0), "
+                            "or train with the ControlNet (--controller controlnet)")  # fmt: skip
     load = load_sdxl_components if family == "sdxl" else load_sd15_components
     try:
         parts = load(source, dtype=dtype, device=device)
@@ -108,7 +108,7 @@ def resolve_base(spec: str) -> tuple[str, SdxlSource]:
                 return "sdxl", resolve_sdxl(str(path))
         elif spec and "/" not in spec and not spec.endswith((".safetensors", ".ckpt")):
             try:
-                kind = load_catalogue().get(spec).kind
+                kind: str = load_catalogue().get(spec).kind
             except CatalogueError:
                 kind = ""  # resolve_sd15 names the unknown id
             if kind == "sdxl":

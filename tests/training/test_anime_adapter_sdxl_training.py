@@ -175,5 +175,5 @@ def test_an_sdxl_t2i_adapter_needs_its_folder(kit, tiny_kit, dataset, tmp_path):
     from comic_studio.workflows.anime_training import train_anime_adapter
 
     recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=1)
-    with pytest.raises(TrainingError, match="no OpenPose t2i-adapter for sdxl.*--controller-model"):
+    with pytest.raises(TrainingError, match="no OpenPose t2i-adapter for sdxl: name its folder.*--controller-model"):
         train_anime_adapter(dataset, tmp_path / "w", recipe, base=str(tiny_kit.sdxl), encoder=str(kit.clip_vision))
