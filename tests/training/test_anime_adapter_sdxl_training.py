@@ -177,3 +177,23 @@ def test_an_sdxl_t2i_adapter_needs_its_folder(kit, tiny_kit, dataset, tmp_path):
     recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=1)
     with pytest.raises(TrainingError, match="no OpenPose t2i-adapter for sdxl: name its folder.*--controller-model"):
         train_anime_adapter(dataset, tmp_path / "w", recipe, base=str(tiny_kit.sdxl), encoder=str(kit.clip_vision))
+
+
+def test_the_engine_trains_sdxl_family_weights(kit, tiny_kit, dataset, tmp_path):
+    from comic_studio.generation.engine import Engine
+    from comic_studio.generation.messages import JobEvent
+    from comic_studio.workflows.anime_training_jobs import AnimeTrainingRequest, submit_anime_training
+
+    recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=1,
+                                controller="controlnet")  # fmt: skip
+    request = AnimeTrainingRequest(out=str(tmp_path / "out"), data=str(dataset), base=str(tiny_kit.sdxl),
+                                   encoder=str(kit.clip_vision), controller_model=str(tiny_kit.controlnet),
+                                   recipe=recipe, device="cpu")  # fmt: skip
+    messages: list = []
+    with Engine() as engine:
+        engine.subscribe(messages.append)
+        job = submit_anime_training(engine, request)
+        assert engine.wait_idle(240)
+    final = [m for m in messages if m.job_id == job and m.event.is_final][0]
+    assert final.event is JobEvent.FINISHED, final.error
+    assert load_adapter(tmp_path / "out").config.family == "sdxl"
