@@ -197,3 +197,17 @@ def test_the_engine_trains_sdxl_family_weights(kit, tiny_kit, dataset, tmp_path)
     final = [m for m in messages if m.job_id == job and m.event.is_final][0]
     assert final.event is JobEvent.FINISHED, final.error
     assert load_adapter(tmp_path / "out").config.family == "sdxl"
+
+
+def test_half_precision_frozen_models_train_a_float32_adapter(kit, tiny_kit, dataset, tmp_path):
+    """On CUDA the frozen models are float16 and the adapter float32 (bfloat16 on the CPU here: the
+    same mixed precision): the image branch runs in the adapter's precision, its attention in the UNet's."""
+    from comic_studio.workflows.anime_training import train_anime_adapter
+
+    recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=2,
+                                controller="controlnet")  # fmt: skip
+    trained = train_anime_adapter(dataset, tmp_path / "half", recipe, base=str(tiny_kit.sdxl),
+                                  encoder=str(kit.clip_vision), controller=str(tiny_kit.controlnet), dtype="bfloat16")  # fmt: skip
+    assert trained.steps == 2 and np.isfinite(trained.final_loss) and np.isfinite(trained.evaluation_loss)
+    adapter = load_adapter(trained.folder)
+    assert adapter.config.family == "sdxl" and all(p.dtype == torch.float32 for p in adapter.parameters())
