@@ -243,6 +243,26 @@ class AnimeAdapterTrainer:
                 self.encoded.append(_Encoded(dist.mean.cpu(), dist.std.cpu(), self._text(s.prompt), hidden_cpu, mask,
                                              control))  # fmt: skip
             self.no_image = [torch.zeros_like(h) for h in self.encoded[0].hidden]
+        if recipe.controller == "t2i-adapter":
+            self._check_t2i_adapter()
+
+    def _check_t2i_adapter(self) -> None:
+        """A T2I-Adapter whose features do not fit the UNet's down blocks (another family's: SD 1.5's
+        and SDXL's add them at different places) is refused here, by name, not as a shape error in
+        the first step. One no-grad forward from a generator of its own (the run's draws are untouched)."""
+        import torch
+
+        try:
+            with torch.no_grad():
+                self.loss(self.encoded[0], torch.Generator("cpu").manual_seed(0), None, None, torch.tensor([500]))
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except RuntimeError as exc:
+            raise TrainingError(
+                f"the T2I-Adapter's features do not fit this {self.family} base model's UNet ({exc}): use the OpenPose "
+                f"T2I-Adapter made for the {self.family} family (for SDXL TencentARC's t2i-adapter-openpose-sdxl-1.0, "
+                "with --controller-model), or the ControlNet (--controller controlnet)"
+            ) from exc
 
     def _sdxl_encoded(self, target: Any, prompt: str, hidden: list[Any], mask: Any, control: Any) -> _Encoded:
         """The SDXL sample: latents, both text encoders and the size conditioning from the LoRA

@@ -211,3 +211,15 @@ def test_half_precision_frozen_models_train_a_float32_adapter(kit, tiny_kit, dat
     assert trained.steps == 2 and np.isfinite(trained.final_loss) and np.isfinite(trained.evaluation_loss)
     adapter = load_adapter(trained.folder)
     assert adapter.config.family == "sdxl" and all(p.dtype == torch.float32 for p in adapter.parameters())
+
+
+def test_a_t2i_adapter_of_another_family_is_refused_before_training(kit, tiny_kit, dataset, tmp_path):
+    from comic_studio.workflows.anime_training import train_anime_adapter
+
+    recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=1)
+    with pytest.raises(
+        TrainingError, match="T2I-Adapter's features do not fit this sdxl base.*--controller controlnet"
+    ):
+        train_anime_adapter(dataset, tmp_path / "w", recipe, base=str(tiny_kit.sdxl), encoder=str(kit.clip_vision),
+                            controller=str(kit.t2i_adapter))  # the SD 1.5 kit's  # fmt: skip
+    assert not (tmp_path / "w" / "training-checkpoint.safetensors").exists()
