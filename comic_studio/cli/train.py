@@ -132,21 +132,33 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     anime.add_argument(
         "--out", required=True, help="the weights folder to write (anime_adapter.safetensors + config.json)"
     )
-    anime.add_argument("--base", default="", help="the SD 1.5 base model: catalogue id, folder or checkpoint")
+    anime.add_argument(
+        "--base",
+        default="",
+        help="the base model: catalogue id, diffusers folder or .safetensors checkpoint of an SD 1.5 model "
+        "(default sd15-base) or of an SDXL model (trains SDXL-family weights; SD 2.x is refused)",
+    )
     anime.add_argument("--image-encoder", default="", help="the CLIP vision encoder (default clip-vit-l-14-vision)")
     anime.add_argument(
         "--controller",
         choices=["t2i-adapter", "controlnet", "none"],
-        help="the frozen pose controller (default t2i-adapter, the paper's best)",
+        help="the frozen pose controller (default t2i-adapter, the paper's best; controlnet for an SDXL base, "
+        "whose T2I-Adapter needs --controller-model FOLDER)",
     )
     anime.add_argument("--controller-model", default="", help="its folder or catalogue id")
     anime.add_argument("--k-layers", type=int, help="CLIP layers fused (default 7; 3 with --models tiny)")
     anime.add_argument("--steps", type=int, help="optimizer steps (default 30000, the paper's)")
     anime.add_argument("--accumulation", type=int, help="micro-batches per step (default 16: the paper's batch)")
-    anime.add_argument("--resolution", type=int, help="training size (default 512; 64 with --models tiny)")
+    anime.add_argument(
+        "--resolution", type=int, help="training size (default 512, 1024 for SDXL; 64 with --models tiny)"
+    )
     anime.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
     anime.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
-    anime.add_argument("--models", choices=["tiny"], help="tiny: the random-weight tiny SD 1.5 kit (a smoke run)")
+    anime.add_argument(
+        "--models",
+        choices=["tiny"],
+        help="tiny: the random-weight tiny SD 1.5 kit (a smoke run; --base a tiny SDXL folder for an SDXL one)",
+    )
     anime.add_argument("--quiet", action="store_true")
     anime.set_defaults(func=_cmd_train_anime_adapter)
     serialgen = methods.add_parser(
@@ -220,21 +232,33 @@ def _cmd_export_lora(args: argparse.Namespace) -> int:
 
 
 def _cmd_train_anime_adapter(args: argparse.Namespace) -> int:
-    from comic_studio.training.anime_adapter import AnimeAdapterRecipe
-    from comic_studio.workflows.anime_training import build_dataset, train_anime_adapter
+    from comic_studio.training.anime_adapter import SDXL_RESOLUTION, AnimeAdapterRecipe
+    from comic_studio.workflows.anime_training import build_dataset, resolve_base, train_anime_adapter
     from comic_studio.workflows.training import training_device
 
     fields: dict[str, Any] = {}
     models = {"base": args.base, "encoder": args.image_encoder, "controller": args.controller_model}
+    # The family picks the defaults: an SDXL base trains at SDXL's size with the SDXL OpenPose
+    # ControlNet (no SDXL T2I-Adapter is catalogued).
+    family = resolve_base(args.base)[0] if args.base.strip() else "sd15"
+    if family == "sdxl":
+        fields.update(resolution=SDXL_RESOLUTION, controller="controlnet")
     if args.models == "tiny":
         from platformdirs import user_cache_dir
 
         from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit
 
-        kit = build_tiny_sd15_kit(Path(user_cache_dir("comic-studio")) / "tiny-models" / "sd15")
-        controller = args.controller or "t2i-adapter"
-        models = {"base": str(kit.sd15), "encoder": str(kit.clip_vision),
-                  "controller": str(kit.t2i_adapter if controller == "t2i-adapter" else kit.controlnet)}  # fmt: skip
+        cache = Path(user_cache_dir("comic-studio")) / "tiny-models"
+        kit = build_tiny_sd15_kit(cache / "sd15")
+        controller = args.controller or fields.get("controller", "t2i-adapter")
+        if family == "sdxl":  # the tiny SDXL kit's ControlNet (the one --models tiny renders with)
+            from comic_studio.testing.tiny import build_tiny_kit
+
+            nets = {"controlnet": str(build_tiny_kit(cache).controlnet)}
+        else:
+            nets = {"t2i-adapter": str(kit.t2i_adapter), "controlnet": str(kit.controlnet)}
+        models = {"base": args.base.strip() or str(kit.sd15), "encoder": str(kit.clip_vision),
+                  "controller": args.controller_model or nets.get(controller, "")}  # fmt: skip
         fields.update(k_layers=TINY_K, resolution=TINY_RESOLUTION)
     for option, field in (("k_layers", "k_layers"), ("steps", "steps"), ("accumulation", "gradient_accumulation"),
                           ("resolution", "resolution"), ("controller", "controller")):  # fmt: skip

@@ -2,6 +2,16 @@
 reference and target, a frozen SD 1.5 UNet, and a frozen OpenPose controller fed the reference's
 pose, so that the adapter learns appearance and leaves layout to the controller.
 
+The base family follows the UNet (:func:`base_family`): SD 1.5 (the paper's) or SDXL (the variant
+the issue asks for; the paper trains none, so its recipe is SD 1.5's with SDXL's conditioning). For
+SDXL the text goes through both frozen text encoders (prompt embeddings concatenated, pooled from
+the second: :func:`~comic_studio.training.data.sdxl_text_encoder`, the LoRA trainer's) and the UNet
+(and an SDXL ControlNet) get SDXL's added conditioning (``text_embeds`` + ``time_ids`` of the
+square training crop, as :func:`~comic_studio.training.data.encode_pictures` makes them); the
+adapter's widths come from the SDXL UNet's cross-attention (2048 wide, 70 layers for SDXL base) and
+its config says ``family: "sdxl"``, which the ``anime`` backend reads to render on SDXL. SD 2.x
+bases (linear projections, no added conditioning) are refused: no adapter family fits them.
+
 - Only the adapter trains (§5.1: "only 24.7M newly introduced adapter weights are updated").
 - Token masks in training mode: the large negative bias on background keys before the softmax (Eq. 5).
 - The pose controller: the OpenPose T2I-Adapter by default (Tab. 5: better than ControlNet, which
@@ -40,6 +50,9 @@ from comic_studio.training.lora import TrainingCancelled, TrainingError, Trainin
 from comic_studio.training.timesteps import sample_timesteps
 
 MANIFEST = "metadata.jsonl"
+SDXL_RESOLUTION = 1024
+"""The training size the CLI picks for an SDXL base when none is given: SDXL's native one (the
+paper trains no SDXL model; 512 stays the recipe's default, SD 1.5's)."""
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 Controller = Literal["t2i-adapter", "controlnet", "none"]
 
@@ -53,7 +66,7 @@ class AnimeAdapterRecipe(BaseModel):
     learning_rate: float = Field(default=1e-4, gt=0, le=1)  # as IP-Adapter (the seed gives none)
     weight_decay: float = Field(default=1e-2, ge=0)
     gradient_accumulation: int = Field(default=16, ge=1, le=1024)  # §5.1: effective batch 16 (batch 1 × 16)
-    resolution: int = Field(default=512, ge=32, le=2048)  # SD 1.5's training size
+    resolution: int = Field(default=512, ge=32, le=2048)  # SD 1.5's training size (SDXL_RESOLUTION for SDXL)
     steps: int = Field(default=30_000, ge=1, le=1_000_000)  # §5.1: 30,000 steps
     checkpoint_every: int = Field(default=100, ge=1)
     drop_text: float = Field(default=0.05, ge=0, le=1)
@@ -64,6 +77,22 @@ class AnimeAdapterRecipe(BaseModel):
     cls_token: Literal["keep", "mask"] = "keep"
     mask_threshold: float = Field(default=0.5, gt=0, le=1)
     seed: int = Field(default=42, ge=0, lt=2**63)
+
+
+def base_family(unet_config: Any) -> str:
+    """ "sd15" or "sdxl" from a UNet's config (``unet.config`` or its ``config.json`` as a dict);
+    :class:`TrainingError` for anything else (SD 2.x: linear transformer projections and no SDXL
+    size conditioning)."""
+    get = unet_config.get if isinstance(unet_config, dict) else lambda k, d=None: getattr(unet_config, k, d)
+    addition = get("addition_embed_type", None)
+    if addition == "text_time":
+        return "sdxl"
+    if addition is None and not get("use_linear_projection", False):
+        return "sd15"
+    kind = "an SD 2.x-style UNet (linear projections, no SDXL size conditioning)" if addition is None else (
+        f"a UNet with {addition!r} added conditioning")  # fmt: skip
+    raise TrainingError(f"AnimeAdapter trains on SD 1.5-family (the paper's) or SDXL-family base models; this is {kind}: "
+                        "choose an SD 1.5 or SDXL model as the base")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,12 +167,16 @@ class _Encoded:
     hidden: list[Any]
     mask: Any
     control: Any | None
+    pooled: Any = None
+    """SDXL: the second text encoder's pooled prompt embedding (``text_embeds``)."""
+    time_ids: Any = None
+    """SDXL: the size/crop conditioning of the training crop."""
 
 
 class AnimeAdapterTrainer:
-    """Trains a fresh :class:`AnimeAdapter` for ``components`` (an SD 1.5 pipeline's parts) with the
-    CLIP vision ``encoder`` and the frozen pose ``controller`` (a diffusers T2IAdapter or
-    ControlNetModel, or ``None`` for ``recipe.controller == "none"``)."""
+    """Trains a fresh :class:`AnimeAdapter` for ``components`` (an SD 1.5 or SDXL pipeline's parts)
+    with the CLIP vision ``encoder`` and the frozen pose ``controller`` (a diffusers T2IAdapter or
+    ControlNetModel of the base's family, or ``None`` for ``recipe.controller == "none"``)."""
 
     def __init__(self, components: dict[str, Any], encoder: Any, processor: Any, samples: list[AnimeSample],
                  recipe: AnimeAdapterRecipe | None = None, *, controller: Any = None, encoder_id: str = "",
@@ -160,16 +193,16 @@ class AnimeAdapterTrainer:
             missing = next(s.name for s in samples if s.pose is None)
             raise TrainingError(f"{missing}: no pose image; the {recipe.controller} pose controller needs one per sample (or use --controller none)")  # fmt: skip
         unet = components["unet"]
-        if getattr(unet.config, "addition_embed_type", None) is not None:
-            raise TrainingError("AnimeAdapter training needs an SD 1.5-family base model (this UNet is SDXL-style)")
+        self.family = base_family(unet.config)
         self.components, self.unet, self.controller, self.device = components, unet, controller, device
         self.noise_scheduler = DDPMScheduler.from_config(components["scheduler"].config)
+        self.prediction_type = self.noise_scheduler.config.prediction_type
         tokens = (encoder.config.image_size // encoder.config.patch_size) ** 2 + 1
         with torch.random.fork_rng(devices=[]):  # the adapter's init draws from the global generator
             torch.manual_seed(recipe.seed)
             self.adapter = AnimeAdapter.for_unet(
                 unet, clip_hidden=encoder.config.hidden_size, encoder_layers=encoder.config.num_hidden_layers,
-                tokens=tokens, encoder=encoder_id or "clip-vision", k_layers=recipe.k_layers,
+                tokens=tokens, family=self.family, encoder=encoder_id or "clip-vision", k_layers=recipe.k_layers,
                 cls_token=recipe.cls_token, mask_threshold=recipe.mask_threshold,
             ).to(device)  # fmt: skip
         unet.requires_grad_(False)
@@ -187,21 +220,60 @@ class AnimeAdapterTrainer:
         # Everything frozen is computed once: latents, text, CLIP layers, token masks, pose images.
         side = int(encoder.config.image_size)
         with torch.no_grad():
-            self.empty_embeds = self._text("")
+            if self.family == "sdxl":
+                from comic_studio.training.data import sdxl_text_encoder
+
+                self.empty_embeds, self.empty_pooled = sdxl_text_encoder(components, device)("")
+            else:
+                self.empty_embeds, self.empty_pooled = self._text(""), None
             self.encoded = []
             for s in samples:
                 ref, ref_mask = square(s.image, s.mask, side)
                 pixels = processor(images=ref, return_tensors="pt").pixel_values.to(device, encoder.dtype)
                 hidden = self.adapter.select_layers(encoder(pixels, output_hidden_states=True).hidden_states)
                 target = _square(s.image, recipe.resolution)
-                dist = components["vae"].encode(_to_tensor(target, device, components["vae"].dtype) * 2 - 1).latent_dist
                 control = (
                     _to_tensor(_square(s.pose, recipe.resolution), device, unet.dtype) if s.pose is not None else None
                 )
-                self.encoded.append(_Encoded(dist.mean.cpu(), dist.std.cpu(), self._text(s.prompt),
-                                             [h.float().cpu() for h in hidden],
-                                             token_mask(ref_mask, self.adapter.config), control))  # fmt: skip
+                hidden_cpu, mask = [h.float().cpu() for h in hidden], token_mask(ref_mask, self.adapter.config)
+                if self.family == "sdxl":
+                    self.encoded.append(self._sdxl_encoded(target, s.prompt, hidden_cpu, mask, control))
+                    continue
+                dist = components["vae"].encode(_to_tensor(target, device, components["vae"].dtype) * 2 - 1).latent_dist
+                self.encoded.append(_Encoded(dist.mean.cpu(), dist.std.cpu(), self._text(s.prompt), hidden_cpu, mask,
+                                             control))  # fmt: skip
             self.no_image = [torch.zeros_like(h) for h in self.encoded[0].hidden]
+        if recipe.controller == "t2i-adapter":
+            self._check_t2i_adapter()
+
+    def _check_t2i_adapter(self) -> None:
+        """A T2I-Adapter whose features do not fit the UNet's down blocks (another family's: SD 1.5's
+        and SDXL's add them at different places) is refused here, by name, not as a shape error in
+        the first step. One no-grad forward from a generator of its own (the run's draws are untouched)."""
+        import torch
+
+        try:
+            with torch.no_grad():
+                self.loss(self.encoded[0], torch.Generator("cpu").manual_seed(0), None, None, torch.tensor([500]))
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except RuntimeError as exc:
+            raise TrainingError(
+                f"the T2I-Adapter's features do not fit this {self.family} base model's UNet ({exc}): use the OpenPose "
+                f"T2I-Adapter made for the {self.family} family (for SDXL TencentARC's t2i-adapter-openpose-sdxl-1.0, "
+                "with --controller-model), or the ControlNet (--controller controlnet)"
+            ) from exc
+
+    def _sdxl_encoded(self, target: Any, prompt: str, hidden: list[Any], mask: Any, control: Any) -> _Encoded:
+        """The SDXL sample: latents, both text encoders and the size conditioning from the LoRA
+        trainer's encoder (the square crop at ``resolution`` is its own bucket, crop offset 0)."""
+        from comic_studio.training.data import TrainingPicture, encode_pictures
+
+        pic = encode_pictures([TrainingPicture(target, prompt)], self.components, self.recipe.resolution, self.device)[
+            0
+        ]
+        return _Encoded(pic.latent_mean, pic.latent_std, pic.prompt_embeds, hidden, mask, control, pic.pooled_embeds,
+                        pic.time_ids)  # fmt: skip
 
     def _text(self, prompt: str) -> Any:
         tokenizer, encoder = self.components["tokenizer"], self.components["text_encoder"]
@@ -262,6 +334,11 @@ class AnimeAdapterTrainer:
         drop_text = drop < recipe.drop_text or recipe.drop_text + recipe.drop_image <= drop < recipe.drop_text + recipe.drop_image + recipe.drop_both  # fmt: skip
         drop_image = recipe.drop_text <= drop < recipe.drop_text + recipe.drop_image + recipe.drop_both
         text = (self.empty_embeds if drop_text else item.prompt_embeds).to(device, dtype)
+        added: dict[str, Any] = {}
+        if self.family == "sdxl":  # SDXL's added conditioning: pooled text (dropped with the text) + sizes
+            pooled = self.empty_pooled if drop_text else item.pooled
+            added = {"added_cond_kwargs": {"text_embeds": pooled.to(device, dtype),
+                                           "time_ids": item.time_ids.to(device, dtype)}}  # fmt: skip
         hidden = self.no_image if drop_image else item.hidden
         tokens = self.adapter.fuse([h.to(device) for h in hidden]).to(dtype)
         extra: dict[str, Any] = {}
@@ -271,14 +348,17 @@ class AnimeAdapterTrainer:
             with torch.no_grad():
                 if recipe.controller == "controlnet":
                     down, mid = self.controller(noisy, t, encoder_hidden_states=text, controlnet_cond=item.control,
-                                                conditioning_scale=recipe.controller_scale, return_dict=False)  # fmt: skip
+                                                conditioning_scale=recipe.controller_scale, return_dict=False,
+                                                **added)  # fmt: skip
                     extra = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
                 else:
                     feats = self.controller(item.control)
                     extra = {"down_intrablock_additional_residuals": [f * recipe.controller_scale for f in feats]}
         state = AdapterState([Reference(tokens, item.mask.to(device), 1.0)], training=True)
         with attached(unet, self.adapter, state):
-            pred = unet(noisy, t, encoder_hidden_states=text, **extra).sample.float()
+            pred = unet(noisy, t, encoder_hidden_states=text, **extra, **added).sample.float()
+        if self.prediction_type == "v_prediction":  # v-pred fine-tunes (as the LoRA trainer)
+            noise = self.noise_scheduler.get_velocity(latents, noise, timesteps)
         return F.mse_loss(pred, noise.to(pred.device), reduction="mean")
 
     def evaluation_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> float:

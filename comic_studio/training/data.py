@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +70,8 @@ def encode_pictures(
     """Encode every picture and caption once with the frozen VAE and text encoders."""
     import numpy as np
     import torch
-    from diffusers import StableDiffusionXLPipeline
 
-    pipe = StableDiffusionXLPipeline(**components, add_watermarker=False)
+    encode_text = sdxl_text_encoder(components, device)
     vae = components["vae"]
     if getattr(vae.config, "force_upcast", False) and vae.dtype != torch.float32:
         vae.to(torch.float32)  # SDXL's own VAE overflows in float16 (the trainer's copy, not the renders')
@@ -87,13 +87,31 @@ def encode_pictures(
             cropped = resized.crop((left, top, left + w, top + h))
             pixels = torch.from_numpy(np.asarray(cropped, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)[None]
             dist = vae.encode(pixels.to(device=device, dtype=vae.dtype)).latent_dist
-            embeds, _neg, pooled, _neg_pooled = pipe.encode_prompt(
-                picture.caption, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
-            )
+            embeds, pooled = encode_text(picture.caption)
             time_ids = torch.tensor([[h, w, top, left, h, w]], dtype=torch.float32)  # SDXL: (orig, crop, target)
-            out.append(EncodedPicture(dist.mean.float().cpu(), dist.std.float().cpu(), embeds.float().cpu(),
-                                      pooled.float().cpu(), time_ids, picture.caption))  # fmt: skip
+            out.append(EncodedPicture(dist.mean.float().cpu(), dist.std.float().cpu(), embeds, pooled, time_ids,
+                                      picture.caption))  # fmt: skip
     return out
+
+
+def sdxl_text_encoder(components: dict[str, Any], device: str) -> Callable[[str], tuple[Any, Any]]:
+    """caption → ``(prompt_embeds, pooled_embeds)`` of an SDXL pipeline's two frozen text encoders,
+    on the CPU in float32: both encoders' penultimate hidden states concatenated, pooled from the
+    second. The pipeline's own ``encode_prompt``, so training conditions as rendering does (the LoRA
+    and the AnimeAdapter trainers share it)."""
+    import torch
+    from diffusers import StableDiffusionXLPipeline
+
+    pipe = StableDiffusionXLPipeline(**components, add_watermarker=False)
+
+    def encode(caption: str) -> tuple[Any, Any]:
+        with torch.no_grad():
+            embeds, _neg, pooled, _neg_pooled = pipe.encode_prompt(
+                caption, device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
+            )
+        return embeds.float().cpu(), pooled.float().cpu()
+
+    return encode
 
 
 class DataOrder:

@@ -77,6 +77,10 @@ class TrainAnimeAdapterDialog(QDialog):
         self.out_edit.textChanged.connect(self._update_resume)
         self.base_edit = QLineEdit()
         self.base_edit.setPlaceholderText("default SD 1.5 (catalogue id, folder or .safetensors)")
+        self.base_edit.setToolTip(
+            "An SD 1.5 model (the paper's family) or an SDXL one, which trains SDXL-family weights: then choose the "
+            "ControlNet pose controller (or name an SDXL T2I-Adapter folder) and resolution 1024. SD 2.x is refused."
+        )
         self.encoder_edit = QLineEdit()
         self.encoder_edit.setPlaceholderText("default clip-vit-l-14-vision")
         self.controller_combo = QComboBox()

@@ -1,5 +1,6 @@
 """Train AnimeAdapter weights from a dataset folder (``comic-studio train anime-adapter``): find the
-SD 1.5 base, the CLIP vision encoder and the pose controller, run
+base (SD 1.5 by default, or an SDXL model: :func:`resolve_base`), the CLIP vision encoder and the
+pose controller of the base's family, run
 :class:`~comic_studio.training.anime_adapter.AnimeAdapterTrainer` with a checkpoint inside the output
 folder (``--resume`` continues it bit for bit), and write the weights in the format the ``anime``
 backend loads (``anime_adapter.safetensors`` + ``config.json``)."""
@@ -13,16 +14,30 @@ from typing import Any
 
 import numpy as np
 
-from comic_studio.generation.models.loading import ModelLoadError, torch_dtype
-from comic_studio.generation.models.sd15 import load_sd15_components, resolve_sd15
-from comic_studio.training.anime_adapter import AnimeAdapterRecipe, AnimeAdapterTrainer, read_dataset
+from comic_studio.core.safe_read import UnsafeInputError, read_json
+from comic_studio.generation.models.loading import (
+    ModelLoadError,
+    SdxlSource,
+    load_sdxl_components,
+    torch_dtype,
+)
+from comic_studio.generation.models.sd15 import SDXL_MARKER, load_sd15_components, resolve_sd15
+from comic_studio.generation.models.sdxl import resolve_sdxl
+from comic_studio.training.anime_adapter import AnimeAdapterRecipe, AnimeAdapterTrainer, base_family, read_dataset
 from comic_studio.training.lora import TrainingError, TrainingProgress
 from comic_studio.weights.catalogue import CatalogueError, load_catalogue
+from comic_studio.weights.header import read_safetensors_shapes
 from comic_studio.weights.locate import Places, locate
 
 CHECKPOINT = "training-checkpoint.safetensors"
 DEFAULT_ENCODER = "clip-vit-l-14-vision"
-DEFAULT_CONTROLLERS = {"t2i-adapter": "t2i-adapter-openpose-sd14", "controlnet": "controlnet-openpose-sd15"}
+DEFAULT_CONTROLLERS = {
+    ("sd15", "t2i-adapter"): "t2i-adapter-openpose-sd14",
+    ("sd15", "controlnet"): "controlnet-openpose-sd15",
+    ("sdxl", "controlnet"): "controlnet-openpose-sdxl",
+}
+"""The catalogue's pose controller per (base family, controller): no SDXL T2I-Adapter is catalogued
+(as for the anime backend), so one needs its folder (--controller-model)."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +56,22 @@ def train_anime_adapter(data: Path, out: Path, recipe: AnimeAdapterRecipe, *, ba
     from comic_studio.generation.models.anime_adapter import save_adapter
 
     samples = read_dataset(data)
+    family, source = resolve_base(base)
+    if recipe.controller != "none" and not controller and (family, recipe.controller) not in DEFAULT_CONTROLLERS:
+        raise TrainingError(f"the catalogue has no OpenPose {recipe.controller} for {family}: name its folder as the "
+                            "controller model (--controller-model; e.g. TencentARC's t2i-adapter-openpose-sdxl-1.0), "
+                            "or train with the ControlNet (--controller controlnet)")  # fmt: skip
+    load = load_sdxl_components if family == "sdxl" else load_sd15_components
     try:
-        parts = load_sd15_components(resolve_sd15(base), dtype=dtype, device=device)
+        parts = load(source, dtype=dtype, device=device)
     except ModelLoadError as exc:
         raise TrainingError(f"--base: {exc}") from exc
     encoder_path = _path(encoder or DEFAULT_ENCODER, "--image-encoder")
     vision, processor = _encoder(encoder_path, dtype, device)
     control = None
     if recipe.controller != "none":
-        control = _controller(recipe.controller, _path(controller or DEFAULT_CONTROLLERS[recipe.controller], "--controller-model"), dtype, device)  # fmt: skip
+        spec = controller or DEFAULT_CONTROLLERS[(family, recipe.controller)]
+        control = _controller(recipe.controller, _path(spec, "--controller-model"), dtype, device)
     trainer = AnimeAdapterTrainer(parts, vision, processor, samples, recipe, controller=control,
                                   encoder_id=encoder or DEFAULT_ENCODER, device=device)  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
@@ -62,6 +84,45 @@ def train_anime_adapter(data: Path, out: Path, recipe: AnimeAdapterRecipe, *, ba
     save_adapter(trainer.adapter, out)
     return TrainedAdapter(out, trainer.step, trainer.losses[-1] if trainer.losses else float("nan"),
                           trainer.evaluation_loss())  # fmt: skip
+
+
+def resolve_base(spec: str) -> tuple[str, SdxlSource]:
+    """``--base`` → (family, source), before any weights are read: empty is the SD 1.5 default (the
+    paper's family); an SDXL catalogue id, diffusers folder (by its UNet config) or single-file
+    checkpoint (by its second text encoder) resolves as the rest of the app resolves SDXL
+    (:func:`~comic_studio.generation.models.sdxl.resolve_sdxl`); anything else as SD 1.5, whose
+    checks refuse SD 2.x checkpoints by their cross-attention width. :class:`TrainingError` names
+    the option and what to do."""
+    spec = spec.strip()
+    path = Path(spec).expanduser()
+    try:
+        if spec and path.is_dir():
+            try:
+                config = read_json(path / "unet" / "config.json")
+            except UnsafeInputError:
+                config = None  # not a diffusers folder: resolve_sd15 says so
+            if isinstance(config, dict) and base_family(config) == "sdxl":
+                return "sdxl", resolve_sdxl(str(path))
+        elif spec and path.is_file():
+            if _is_sdxl_checkpoint(path):
+                return "sdxl", resolve_sdxl(str(path))
+        elif spec and "/" not in spec and not spec.endswith((".safetensors", ".ckpt")):
+            try:
+                kind: str = load_catalogue().get(spec).kind
+            except CatalogueError:
+                kind = ""  # resolve_sd15 names the unknown id
+            if kind == "sdxl":
+                return "sdxl", resolve_sdxl(spec)
+        return "sd15", resolve_sd15(spec)
+    except (ModelLoadError, TrainingError) as exc:
+        raise TrainingError(f"--base: {exc}") from exc
+
+
+def _is_sdxl_checkpoint(path: Path) -> bool:
+    try:
+        return any(k.startswith(SDXL_MARKER) for k in read_safetensors_shapes(path))
+    except (OSError, ValueError):
+        return False  # unreadable: resolve_sd15's checks name the problem
 
 
 def _path(spec: str, option: str) -> Path:

@@ -57,7 +57,8 @@ class AnimeTrainingRequest(TrainingJobRequest):
     out: str = Field(min_length=1)
     """The weights folder (``anime_adapter.safetensors`` + ``config.json``; the checkpoint too)."""
     base: str = ""
-    """The SD 1.5 base: catalogue id, folder or checkpoint (empty: the default)."""
+    """The base: an SD 1.5 or SDXL model's catalogue id, folder or checkpoint (empty: the SD 1.5
+    default); an SDXL one trains SDXL-family weights."""
     encoder: str = ""
     """The CLIP vision encoder (empty: clip-vit-l-14-vision)."""
     controller_model: str = ""

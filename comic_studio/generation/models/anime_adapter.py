@@ -323,8 +323,11 @@ class AnimeAttnProcessor:
         for ref in refs:
             tokens = _batched(ref.tokens.to(query.dtype), batch)
             mask = _batched(ref.mask if ref.mask.ndim == 2 else ref.mask[None], batch)
-            k_ip = heads(self.projection.to_k_ip(tokens))
-            v_ip = heads(self.projection.to_v_ip(tokens))
+            # The projections' own precision (float32 in training over a half-precision UNet; the
+            # UNet's when rendering), the attention in the UNet's.
+            own = self.projection.to_k_ip.weight.dtype
+            k_ip = heads(self.projection.to_k_ip(tokens.to(own)).to(query.dtype))
+            v_ip = heads(self.projection.to_v_ip(tokens.to(own)).to(query.dtype))
             image = masked_image_attention(q, k_ip, v_ip, mask, training=self.state.training)
             image = image.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
             if ref.region is not None:
