@@ -1,6 +1,7 @@
 """The command line sets a character's identity strength through the cast file (the README's
 characters format), as it sets everything else about a character: ``render --characters`` keeps
-``identity_scale`` in the saved project, and a strength out of range stops the run naming the field."""
+``identity_scale`` in the saved project (with the cast's trained files), and a strength out of range
+stops the run naming the field."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ def _safetensors() -> bytes:
 
 def test_render_keeps_the_cast_files_identity_strength(tmp_path, capsys):
     (tmp_path / "mara.safetensors").write_bytes(_safetensors())
+    (tmp_path / "mara-lora.safetensors").write_bytes(_safetensors() + b" ")
     cast = tmp_path / "cast.json"
-    mara = {"name": "Mara", "pronouns": "she", "identity_asset": "mara.safetensors", "identity_scale": 0.3}
+    mara = {"name": "Mara", "pronouns": "she", "identity_asset": "mara.safetensors", "identity_scale": 0.3,
+            "lora_asset": "mara-lora.safetensors"}  # fmt: skip
     cast.write_text(json.dumps({"characters": [mara]}))
     story = tmp_path / "story.txt"
     story.write_text(STORY)
@@ -30,6 +33,7 @@ def test_render_keeps_the_cast_files_identity_strength(tmp_path, capsys):
     project, assets = load_project(tmp_path / "book.comic")
     [character] = project.characters
     assert character.identity_scale == 0.3 and assets.get(character.identity_asset) == _safetensors()
+    assert assets.get(character.lora_asset) == _safetensors() + b" "  # the cast's trained files came along
 
     cast.write_text(json.dumps({"characters": [{**mara, "identity_scale": 2.5}]}))
     rc = main(["render", str(story), "--characters", str(cast), "--out", str(tmp_path / "again.pdf"), "--quiet"])
