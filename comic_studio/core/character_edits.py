@@ -45,6 +45,7 @@ EDITABLE_FIELDS = frozenset(
         "embedding_asset",
         "identity_asset",
         "identity_enabled",
+        "identity_scale",
         "face_scale",
         "body_scale",
     }

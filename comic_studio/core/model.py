@@ -214,6 +214,10 @@ class Character(_Model):
     ``{clip_l: [2, 768], clip_g: [2, 1280]}``, e.g. from ``comic-studio train identity``)."""
     identity_enabled: bool = True
     """Off: the identity stays on the character but renders leave it out."""
+    identity_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    """How strongly the identity tokens apply (like ``lora_scale``): the learned rows are moved
+    about the celebrity-name mean, ``mean + s · (row − mean)`` — 1 = as trained, 0 = the mean (a
+    generic face), above 1 exaggerates (:func:`comic_studio.generation.identity.scaled_identity_rows`)."""
     face_scale: float | None = Field(default=None, ge=0.0, le=2.0)
     """How strongly the face references condition this character (IP-Adapter scale); ``None``
     takes the panel's / backend's default."""

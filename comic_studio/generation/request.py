@@ -91,6 +91,8 @@ class RequestCharacter(_Strict):
     identity: AssetRef | None = None
     """The character's learned identity tokens (an asset hash, from ``comic-studio train identity``):
     backends with the ``identity`` capability put them where the prompt names the character."""
+    identity_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    """The identity tokens' strength (``Character.identity_scale``; 1 = the trained rows)."""
     standard_sheet: AssetRef | None = None
     """The character's accepted standard sheet (``Character.standard_sheet``; also first of its
     ``body_refs``): the ``serialgen`` backend requires one."""

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from comic_studio.generation.identity import (
+    celebrity_stats,
     identity_phrase,
     identity_tokens,
     pool_at_end_token,
@@ -93,7 +94,6 @@ TEMPLATES = (
     "a rendition of {}",
 )
 """Prompt templates; ``{}`` becomes "<token 0> <token 1> person" (the official "* person")."""
-CELEBRITY_NAMES = Path(__file__).with_name("celebrity_names.json")
 
 
 class IdentityRecipe(BaseModel):
@@ -185,53 +185,6 @@ def identity_mlps(dim_in: int, dims: tuple[int, int], recipe: IdentityRecipe) ->
 
 
 # ------------------------------------------------------------------------------ the editability prior
-
-
-def celebrity_names() -> list[str]:
-    from comic_studio.core.safe_read import read_json
-
-    names = read_json(CELEBRITY_NAMES, what="the celebrity names")["names"]
-    return [str(n) for n in names]
-
-
-def celebrity_stats(tokenizer: Any, embedding: Any) -> tuple[Any, Any]:
-    """Per-position (token 1, token 2) mean and standard deviation [2, D] of the celebrity names'
-    first two token embeddings in ``embedding`` (the encoder's token table, [V, D]). Computed once
-    per tokenizer and table and cached in the app's state folder (keyed by their content)."""
-    import torch
-    from safetensors.torch import load_file, save_file
-
-    from comic_studio.core.atomic import atomic_path
-    from comic_studio.core.settings import state_dir
-
-    names = celebrity_names()
-    ids = []
-    for name in names:
-        tokens = tokenizer(name, add_special_tokens=False).input_ids
-        if len(tokens) >= 2:  # a one-token name has no second position
-            ids.append(tokens[:2])
-    if len(ids) < 2:
-        raise TrainingError("the celebrity names give fewer than two two-token names with this tokenizer")
-    index = torch.tensor(ids, dtype=torch.long)
-    table = embedding.detach()
-    digest = hashlib.sha256(json.dumps(ids).encode())
-    digest.update(table[: int(index.max()) + 1].float().cpu().numpy().tobytes())
-    cache = state_dir() / "identity" / f"celebrity-stats-{digest.hexdigest()[:32]}.safetensors"
-    if cache.is_file():
-        try:
-            stored = load_file(str(cache))
-            return stored["mean"], stored["std"]
-        except (OSError, KeyError, ValueError):
-            pass  # a damaged cache is recomputed below
-    rows = table[index].float().cpu()  # [names, 2, D]
-    mean, std = rows.mean(dim=0), rows.std(dim=0)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(cache, "the celebrity statistics") as tmp:
-            save_file({"mean": mean.contiguous(), "std": std.contiguous()}, str(tmp))
-    except OSError:
-        pass  # a cache only: computing again next time is fine
-    return mean, std
 
 
 # ------------------------------------------------------------------------------ the face encoder

@@ -250,7 +250,10 @@ def render_input(
         doc = story_to_document(
             text, characters, title=input_path.stem.replace("_", " ").title(), parser=parser, preset=preset
         )
-        for digest in dict.fromkeys(h for c in characters for h in (*c.face_refs, *c.body_refs)):
+        # Their trained files too (a LoRA or identity tokens beside the JSON; a LoRA too big for a
+        # project is in the user's LoRA library instead, not in this store).
+        files = (h for c in characters for h in (*c.face_refs, *c.body_refs, c.lora_asset, c.identity_asset))
+        for digest in dict.fromkeys(h for h in files if h is not None and h in library):
             doc.assets.add(library.get(digest), validate_image=False)  # validated when the library was read
     render_document(doc, backend, only_missing=not rerender, progress=progress, engine=engine)
     if save_project_to:

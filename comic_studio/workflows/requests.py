@@ -102,6 +102,7 @@ def build_request(
                 lora=character.lora_asset if character.lora_enabled else None,
                 lora_scale=character.lora_scale,
                 identity=character.identity_asset if character.identity_enabled else None,
+                identity_scale=character.identity_scale,
                 standard_sheet=character.standard_sheet,
             )
         )

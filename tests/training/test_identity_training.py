@@ -14,14 +14,17 @@ torch = pytest.importorskip("torch")
 
 from PIL import Image  # noqa: E402
 
-from comic_studio.generation.identity import identity_phrase, identity_tokens  # noqa: E402
+from comic_studio.generation.identity import (  # noqa: E402
+    celebrity_names,
+    celebrity_stats,
+    identity_phrase,
+    identity_tokens,
+)
 from comic_studio.testing.tiny import tiny_sdxl_components  # noqa: E402
 from comic_studio.testing.tiny_identity import write_tiny_face_encoder  # noqa: E402
 from comic_studio.training.identity import (  # noqa: E402
     IdentityRecipe,
     IdentityTrainer,
-    celebrity_names,
-    celebrity_stats,
     load_face_encoder,
     load_identity,
     save_identity,

@@ -75,7 +75,7 @@ class IdentityBackend(SdxlPipelineBackend):
             raise GenerationError(f"the identity tokens of {', '.join(absent)} were not handed to the job")
         pipe, call = self.prepare_call(request, settings)
         call["prompt"] = identity_prompt(request.prompt, [c.name for c in characters])
-        identities = JobIdentities([files[c.id] for c in characters])
+        identities = JobIdentities([files[c.id] for c in characters], [c.identity_scale for c in characters])
         loras = JobLoras(settings["loras"], settings["allow_pickle"], settings["character_loras"])
         try:
             identities.apply(pipe)

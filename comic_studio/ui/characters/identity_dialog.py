@@ -135,20 +135,25 @@ def identity_summary(character: Character, data: bytes | None) -> str:
 class IdentityBox(TrainedAssetBox):
     """The live identity controls of one existing character (the shared parts: :class:`TrainedAssetBox`)."""
 
-    ASSET, ENABLED, NOUN = "identity_asset", "identity_enabled", "identity"
+    ASSET, ENABLED, SCALE, NOUN = "identity_asset", "identity_enabled", "identity_scale", "identity"
 
     def __init__(self, ctx: StudioContext, character_id: str, parent: QWidget | None = None):
         super().__init__(ctx, character_id, "Identity tokens (StableIdentity)", "Train identity…", parent)
         self.train_button.setToolTip("Learn identity tokens from the character's face photos")
+        self.scale_spin.setToolTip(
+            "How strongly the identity tokens shape the face: 1 = as trained, 0 = the celebrity-name "
+            "mean (a generic face), above 1 exaggerates"
+        )
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.scale_spin)
         row.addWidget(self.enabled_box)
         row.addStretch(1)
         row.addWidget(self.clear_button)
         row.addWidget(self.train_button)
         form = QFormLayout(self)
         form.addRow(self.card_label)
-        form.addRow(row)
+        form.addRow("Strength", row)
         self.connect_live()
 
     def summary(self, character: Character, data: bytes | None) -> str:

@@ -232,6 +232,9 @@ class CharacterLibrary(QWidget):
             state = f"strength {character.lora_scale:.2f}" if character.lora_enabled else "off"
             kept = "" if character.lora_in_project else f", {character.lora_bytes / 2**20:.0f} MB in the LoRA library"
             parts.append(f"trained LoRA: {state}{kept}")
+        if character.identity_asset is not None:
+            state = f"strength {character.identity_scale:.2f}" if character.identity_enabled else "off"
+            parts.append(f"identity tokens: {state}")
         if character.description:
             parts.append(character.description[:200])
         return "\n".join(parts)

@@ -6,7 +6,7 @@ Live controls, each change one undoable step (:mod:`.trained_box`, shared with t
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from comic_studio.core import character_edits
 from comic_studio.core.errors import AssetError, ComicStudioError
@@ -18,8 +18,6 @@ from comic_studio.ui.characters.trained_box import TrainedAssetBox
 from comic_studio.ui.context import StudioContext
 from comic_studio.workflows.training import export_character_lora, lora_card
 
-LORA_SCALE_MAX, LORA_SCALE_STEP = 2.0, 0.05
-"""The model's range for ``lora_scale``."""
 STRIP_STEPS = 4
 """How many sampled steps the box shows (the newest)."""
 
@@ -58,14 +56,10 @@ def card_summary(character: Character, data: bytes | None, problem: str = "") ->
 class LoraBox(TrainedAssetBox):
     """The live LoRA controls of one existing character (the shared parts: :class:`TrainedAssetBox`)."""
 
-    ASSET, ENABLED, NOUN = "lora_asset", "lora_enabled", "LoRA"
+    ASSET, ENABLED, SCALE, NOUN = "lora_asset", "lora_enabled", "lora_scale", "LoRA"
 
     def __init__(self, ctx: StudioContext, character_id: str, parent: QWidget | None = None):
         super().__init__(ctx, character_id, "Trained LoRA (StoryBooth)", "Train LoRA…", parent)
-        self.scale_spin = QDoubleSpinBox()
-        self.scale_spin.setRange(0.0, LORA_SCALE_MAX)
-        self.scale_spin.setSingleStep(LORA_SCALE_STEP)
-        self.scale_spin.setDecimals(2)
         self.scale_spin.setToolTip("How strongly the LoRA shapes the character (1 = as trained)")
         self.train_button.setToolTip("Train a LoRA on the character's face and outfit references")
         self.export_button = QPushButton("Export for ComfyUI/A1111…")
@@ -96,8 +90,6 @@ class LoraBox(TrainedAssetBox):
         self._problem = ""
         self.connect_live()
         self.refresh_samples()
-        # Connected after the first fill: filling the controls is not an edit.
-        self.scale_spin.valueChanged.connect(self._set_scale)
         self.export_button.clicked.connect(lambda: self.export_to(self.choose_export_folder()))
 
     def summary(self, character: Character, data: bytes | None) -> str:
@@ -116,11 +108,6 @@ class LoraBox(TrainedAssetBox):
             character_edits.update_character, self.character_id, label="Clear LoRA", lora_asset=None, lora_bytes=0
         )
 
-    def fill(self, character: Character) -> None:
-        self.scale_spin.blockSignals(True)  # showing the live value is not an edit
-        self.scale_spin.setValue(character.lora_scale)
-        self.scale_spin.blockSignals(False)
-
     def refresh_samples(self) -> None:
         """Show the newest samples of the character's latest run (files beside its checkpoint)."""
         kept = character_samples(self.ctx.document.project.id, self.character_id)
@@ -134,17 +121,7 @@ class LoraBox(TrainedAssetBox):
             self.samples_label.setText(f"Training samples of the latest run (newest: step {shown[-1][0]})")
 
     def asset_controls(self) -> list[QWidget]:
-        return [*super().asset_controls(), self.scale_spin, self.export_button]
-
-    def _set_scale(self, value: float) -> None:
-        # Spinning through values is one undo step (merged), like dragging a slider.
-        self.ctx.edit(
-            character_edits.update_character,
-            self.character_id,
-            label="LoRA strength",
-            merge_key=("lora-scale", self.character_id),
-            lora_scale=round(value, 2),  # a spin box double like 0.7500000001 would read as a change
-        )
+        return [*super().asset_controls(), self.export_button]
 
     def choose_export_folder(self) -> str:
         """Ask where to export (a test seam: tests replace it)."""
