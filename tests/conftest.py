@@ -2,10 +2,16 @@
 this test run, never the user's. Tests that look into it set their own with monkeypatch."""
 
 import os
+import sys
 
 import pytest
 
 from comic_studio.core.settings import STATE_DIR_ENV
+
+# Tests start Ray drivers in this process (ray.init): keep Ray's crash-signal handler out, as the app's
+# cluster engine does, so a crash later in the run still prints Python's fault report (pytest's
+# faulthandler) naming the test.
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -17,3 +23,15 @@ def _state_dir_of_this_run(tmp_path_factory: pytest.TempPathFactory):
         os.environ.pop(STATE_DIR_ENV, None)
     else:
         os.environ[STATE_DIR_ENV] = before
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread_between_tests():
+    """Once a Qt test has handed collection to the GUI thread (tests/ui/conftest.py), the GUI thread's
+    timer only runs inside event loops: collect what is due after each test, on this (the GUI) thread,
+    as the timer would."""
+    yield
+    module = sys.modules.get("comic_studio.ui.garbage_collector")
+    collector = module.gui_thread_collector() if module is not None else None
+    if collector is not None and collector.installed:
+        collector.collect_due()

@@ -65,6 +65,12 @@ from comic_studio.generation.tasks import CheckpointedTask, TaskRequest, TaskRun
 
 log = logging.getLogger(__name__)
 
+# A Ray driver installs its own handler for crash signals in this process (the studio's, a test run's);
+# it outlives ray.shutdown() and swallows Python's faulthandler report, so a later crash anywhere in the
+# app would end without a trace. Ray reads this once, when it is first imported — which happens only
+# after this module is.
+os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+
 CHECKPOINT_FILE = "checkpoint"
 """The key of a training run's checkpoint among the files a worker sends back with a final message
 (the others are identity banks, by hash)."""

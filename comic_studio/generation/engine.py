@@ -59,6 +59,10 @@ Subscriber = Callable[[JobMessage], None]
 DEFAULT_CANCEL_GRACE_S = 10.0
 """Seconds a backend has to stop after a cancel before its worker thread is abandoned."""
 
+OOM_COLLECTION_WAIT_S = 10.0
+"""Seconds an out-of-memory retry waits for the freed models' cycles to be collected (by the GUI
+thread in the app, core/garbage.py) before it tries again anyway."""
+
 PROGRESS_INTERVAL = 0.02
 """Seconds between PROGRESS messages without a preview: a backend reporting thousands of tiny steps
 must not flood the GUI thread (the first and last step and every preview are always sent)."""
@@ -498,7 +502,7 @@ class Engine:
                 # mode leaner, down to layer-by-layer offload (issue 15: a job that does not fit whole-model
                 # offload on a small card still renders, slowly, instead of failing after one retry).
                 lower = self.resources.lower_after_oom(backend)
-                self.resources.free()
+                self.resources.free(wait_s=OOM_COLLECTION_WAIT_S)
                 if lower is None:
                     raise OutOfMemory(_oom_message(mode, retried=retried)) from exc
                 log.warning("job %s ran out of memory in %r mode; freed the cache, retrying in %r", job.id, mode, lower)

@@ -10,13 +10,13 @@ imports torch) only when a backend first reads :attr:`EngineResources.device`.
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from comic_studio.core import garbage
 from comic_studio.generation.settings import (
     EngineSettings,
     choose_memory_mode,
@@ -206,15 +206,18 @@ class EngineResources:
             self._free_hooks.append(hook)
 
     def trim(self) -> None:
-        """Give back transient memory a finished, failed or cancelled job held (keeps loaded models)."""
-        gc.collect()
+        """Give back transient memory a finished, failed or cancelled job held (keeps loaded models).
+        The cycles (a cancelled pipeline's frames in its traceback) are collected by the thread that
+        owns collection (core/garbage.py: the GUI thread in the app, never this worker), a moment later."""
+        garbage.collect()
         self._run_hooks()
 
-    def free(self) -> None:
-        """Drop every cached model and give the memory back (after an out-of-memory error)."""
+    def free(self, wait_s: float = 0.0) -> None:
+        """Drop every cached model and give the memory back. After an out-of-memory error the retry
+        needs that memory now: the caller waits up to ``wait_s`` for the collection."""
         self.frees += 1
         self.models.clear()
-        gc.collect()
+        garbage.collect(wait_s=wait_s)
         self._run_hooks()
 
     def _run_hooks(self) -> None:

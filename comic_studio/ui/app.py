@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QApplication
 
 from comic_studio.core.resources import DESKTOP_APP_ID, resource
 from comic_studio.core.settings import load_settings
+from comic_studio.ui.garbage_collector import gui_thread_collector, install_gui_thread_collector
 from comic_studio.ui.theme import apply_theme
 from comic_studio.ui.wheel_guard import install_wheel_guard
 
@@ -45,6 +46,9 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     app.setDesktopFileName(DESKTOP_APP_ID)
     app.setWindowIcon(application_icon())
     install_wheel_guard(app)
+    # Only the GUI thread collects reference cycles (core/garbage.py: a Qt object collected on the
+    # engine's thread is a crash later).
+    install_gui_thread_collector(app)
     return app
 
 
@@ -111,7 +115,14 @@ def warm_up_in_background():
 
     from comic_studio.poses.staging.figures import warm_up
 
-    thread = threading.Thread(target=warm_up, name="warm-up", daemon=True)
+    collector = gui_thread_collector()
+
+    def warm_up_and_settle() -> None:
+        warm_up()
+        if collector is not None:  # the imported stack is the program now: out of the collector's way
+            collector.request_settle()
+
+    thread = threading.Thread(target=warm_up_and_settle, name="warm-up", daemon=True)
     thread.start()
     return thread
 

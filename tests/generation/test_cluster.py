@@ -3,6 +3,7 @@ same seeds, cancel of queued and running jobs, a worker killed mid-job, version 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -179,3 +180,27 @@ def test_missing_models_are_reported_per_worker(ray_session, tiny_kit, tmp_path)
         check_worker_models(engine, [storyboard])  # needs no models: nothing to say
         named = GenerationRequest(backend="sdxl", width=64, height=64, backend_settings={"model": str(tiny_kit.sdxl)})
         check_worker_models(engine, [named])  # the panel names a model the worker has
+
+
+CRASH_AFTER_A_CLUSTER = """
+import ctypes, faulthandler
+faulthandler.enable()
+from comic_studio.generation.cluster import ClusterEngine
+engine = ClusterEngine(workers=1)
+engine.shutdown()
+print("cluster closed", flush=True)
+ctypes.string_at(0)  # a crash anywhere in the app, later
+"""
+
+
+def test_a_crash_after_using_a_cluster_still_gets_python_s_report(tmp_path):
+    """Ray's driver installs its own crash-signal handler, which outlives ray.shutdown() and swallowed
+    faulthandler's report (the test suite's segmentation faults ended without a trace); the cluster
+    engine keeps it out, so the app's crash report names the crashing code."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"}
+    done = subprocess.run([sys.executable, "-c", CRASH_AFTER_A_CLUSTER], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path, env=env)  # fmt: skip
+    assert "cluster closed" in done.stdout, done.stderr
+    assert done.returncode != 0
+    assert "Fatal Python error: Segmentation fault" in done.stderr
+    assert 'File "<string>", line 8' in done.stderr

@@ -8,6 +8,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _gui_thread_collects_cycles(qapp):
+    """As in the app (ui/app.py create_application): only the GUI thread collects reference cycles,
+    so no engine or background thread destroys a test's Qt objects (core/garbage.py)."""
+    from comic_studio.ui.garbage_collector import install_gui_thread_collector
+
+    install_gui_thread_collector(qapp)
+    yield
+
+
 @pytest.fixture
 def ctx(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("COMIC_STUDIO_STATE_DIR", str(tmp_path / "state"))
