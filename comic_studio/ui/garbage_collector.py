@@ -30,6 +30,13 @@ counts it uses are not visible from Python, so time stands in for them. Young ga
 every tick regardless."""
 
 
+SLOW_FULL_COLLECTION_S = 0.05
+"""A full collection slower than this freezes its survivors: they just proved long-lived (a backend's
+first import of diffusers after the warm-up, say), and walking them again every 30 s would stall the
+window as long each time. Their cycles, should they ever become garbage, are not collected: a bounded
+leak traded for a window that never stalls on the collector twice."""
+
+
 class GuiThreadCollector(QObject):
     _requested = Signal(object)  # a done-callback or None, from any thread
     _settle_requested = Signal()
@@ -99,9 +106,12 @@ class GuiThreadCollector(QObject):
     def _collect(self, generation: int) -> None:
         started = time.perf_counter()
         gc.collect(generation)
+        took = time.perf_counter() - started
         if generation == 2:
             self._last_full = time.monotonic()
-        self.longest_s = max(self.longest_s, time.perf_counter() - started)
+            if took > SLOW_FULL_COLLECTION_S:
+                gc.freeze()
+        self.longest_s = max(self.longest_s, took)
         self.collections[generation] += 1
 
 
