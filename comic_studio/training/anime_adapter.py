@@ -44,10 +44,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from comic_studio.core import safe_read
-from comic_studio.training.checkpoint import capture_global_rngs, load_checkpoint, restore_global_rngs, save_checkpoint
 from comic_studio.training.data import DataOrder
 from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
 from comic_studio.training.timesteps import sample_timesteps
+from comic_studio.training.trainer_base import (
+    EVALUATION_SEED,
+    EVALUATION_TIMESTEPS,
+    CheckpointedTrainer,
+    fixed_batch_loss,
+)
 
 MANIFEST = "metadata.jsonl"
 SDXL_RESOLUTION = 1024
@@ -173,10 +178,13 @@ class _Encoded:
     """SDXL: the size/crop conditioning of the training crop."""
 
 
-class AnimeAdapterTrainer:
+class AnimeAdapterTrainer(CheckpointedTrainer):
     """Trains a fresh :class:`AnimeAdapter` for ``components`` (an SD 1.5 or SDXL pipeline's parts)
     with the CLIP vision ``encoder`` and the frozen pose ``controller`` (a diffusers T2IAdapter or
     ControlNetModel of the base's family, or ``None`` for ``recipe.controller == "none"``)."""
+
+    GENERATORS = ("noise_generator", "timestep_generator", "drop_generator")
+    OTHER_DATA = "another dataset"
 
     def __init__(self, components: dict[str, Any], encoder: Any, processor: Any, samples: list[AnimeSample],
                  recipe: AnimeAdapterRecipe | None = None, *, controller: Any = None, encoder_id: str = "",
@@ -361,57 +369,21 @@ class AnimeAdapterTrainer:
             noise = self.noise_scheduler.get_velocity(latents, noise, timesteps)
         return F.mse_loss(pred, noise.to(pred.device), reduction="mean")
 
-    def evaluation_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> float:
+    def evaluation_loss(self, seed: int = EVALUATION_SEED, timesteps: tuple[int, ...] = EVALUATION_TIMESTEPS) -> float:
         """The loss on a fixed batch (every sample at each of ``timesteps``, fixed noise, no dropout):
         comparable between steps, unlike the training loss."""
-        import torch
+        return fixed_batch_loss(self.encoded, lambda item, gen, t: self.loss(item, gen, None, None, t), seed, timesteps)
 
-        generator = torch.Generator("cpu").manual_seed(seed)
-        total = 0.0
-        with torch.no_grad():
-            for item in self.encoded:
-                for t in timesteps:
-                    total += float(self.loss(item, generator, None, None, torch.tensor([t], dtype=torch.long)))
-        return total / (len(self.encoded) * len(timesteps))
+    # ------------------------------------------------------------------ checkpoints (CheckpointedTrainer)
 
-    # ------------------------------------------------------------------ checkpoints
+    def _weights_state(self) -> dict[str, Any]:
+        return {"adapter": {n: p.detach() for n, p in self.adapter.state_dict().items()}}
 
-    def save(self, path: str | Path) -> Path:
-        state = {
-            "step": self.step, "micro": self.micro, "running": self.running, "losses": list(self.losses),
-            "recipe": self.recipe.model_dump(mode="json"), "manifest": self.manifest,
-            "adapter": {n: p.detach() for n, p in self.adapter.state_dict().items()},
-            "grads": {n: p.grad for n, p in self.adapter.named_parameters() if p.grad is not None},
-            "optimizer": self.optimizer.state_dict(),
-            "noise_generator": self.noise_generator.get_state(), "timestep_generator": self.timestep_generator.get_state(),
-            "drop_generator": self.drop_generator.get_state(), "order": self.order.state(),
-            "global_rngs": capture_global_rngs(),
-        }  # fmt: skip
-        return save_checkpoint(path, state)
+    def _load_weights(self, state: dict[str, Any]) -> None:
+        self.adapter.load_state_dict(state["adapter"])
 
-    def resume(self, path: str | Path) -> None:
-        import torch
-
-        state = load_checkpoint(path)
-        if state["recipe"] != self.recipe.model_dump(mode="json"):
-            raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
-        if state["manifest"] != self.manifest:
-            raise TrainingError(f"{path}: the checkpoint was made with another dataset")
-        params = dict(self.adapter.named_parameters())
-        with torch.no_grad():
-            self.adapter.load_state_dict(state["adapter"])
-            for name, param in params.items():
-                grad = state["grads"].get(name)
-                param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.noise_generator.set_state(state["noise_generator"])
-        self.timestep_generator.set_state(state["timestep_generator"])
-        self.drop_generator.set_state(state["drop_generator"])
-        self.order.restore(state["order"])
-        restore_global_rngs(state["global_rngs"])
-        self.step, self.micro = int(state["step"]), int(state["micro"])
-        self.losses = [float(x) for x in state["losses"]]
-        self.running = float(state["running"])
+    def _trained_parameters(self) -> dict[str, Any]:
+        return dict(self.adapter.named_parameters())
 
 
 def _to_tensor(image: Any, device: Any, dtype: Any) -> Any:

@@ -37,10 +37,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from comic_studio.core import safe_read
-from comic_studio.training.checkpoint import capture_global_rngs, load_checkpoint, restore_global_rngs, save_checkpoint
 from comic_studio.training.data import DataOrder
 from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
 from comic_studio.training.timesteps import diffusion_loss, sample_timesteps
+from comic_studio.training.trainer_base import (
+    EVALUATION_SEED,
+    EVALUATION_TIMESTEPS,
+    CheckpointedTrainer,
+    fixed_batch_loss,
+)
 
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 FIELDS = ("ref_image", "ref_mask", "ref_pose", "std_image", "std_pose")
@@ -141,9 +146,12 @@ class _Encoded:
     std_pose: Any
 
 
-class SerialgenTrainer:
+class SerialgenTrainer(CheckpointedTrainer):
     """Trains ``pipeline.modules`` (FBDM/RPIM; and the UNets and PoseGuider with ``train_unets``) of a
     :class:`~comic_studio.generation.models.serialgen_stage1.Stage1Pipeline` on ``pairs``."""
+
+    GENERATORS = ("noise_generator", "timestep_generator", "drop_generator")
+    OTHER_DATA = "other pairs"
 
     def __init__(self, pipeline: Any, pairs: list[Pair], recipe: SerialgenRecipe | None = None) -> None:
         import torch
@@ -266,55 +274,21 @@ class SerialgenTrainer:
             pred = w.denoising_unet(noisy, t, encoder_hidden_states=context).sample.float()
         return diffusion_loss(pred, target.float(), self.noise_scheduler, timesteps, recipe.snr_gamma)
 
-    def evaluation_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> float:
+    def evaluation_loss(self, seed: int = EVALUATION_SEED, timesteps: tuple[int, ...] = EVALUATION_TIMESTEPS) -> float:
         """The loss on a fixed batch (every pair at each of ``timesteps``, fixed noise, no dropout):
         comparable between steps, unlike the training loss."""
-        import torch
+        return fixed_batch_loss(self.encoded, lambda item, gen, t: self.loss(item, gen, None, None, t), seed, timesteps)
 
-        generator = torch.Generator("cpu").manual_seed(seed)
-        total = 0.0
-        with torch.no_grad():
-            for item in self.encoded:
-                for t in timesteps:
-                    total += float(self.loss(item, generator, None, None, torch.tensor([t], dtype=torch.long)))
-        return total / (len(self.encoded) * len(timesteps))
+    # ------------------------------------------------------------------ checkpoints (CheckpointedTrainer)
 
-    # ------------------------------------------------------------------ checkpoints
+    def _weights_state(self) -> dict[str, Any]:
+        return {
+            "weights": {name: {k: v.detach() for k, v in m.state_dict().items()} for name, m in self.trained.items()}
+        }
 
-    def save(self, path: str | Path) -> Path:
-        state = {
-            "step": self.step, "micro": self.micro, "running": self.running, "losses": list(self.losses),
-            "recipe": self.recipe.model_dump(mode="json"), "manifest": self.manifest,
-            "weights": {name: {k: v.detach() for k, v in m.state_dict().items()} for name, m in self.trained.items()},
-            "grads": {f"{name}/{k}": p.grad for name, m in self.trained.items() for k, p in m.named_parameters()
-                      if p.grad is not None},
-            "optimizer": self.optimizer.state_dict(),
-            "noise_generator": self.noise_generator.get_state(), "timestep_generator": self.timestep_generator.get_state(),
-            "drop_generator": self.drop_generator.get_state(), "order": self.order.state(),
-            "global_rngs": capture_global_rngs(),
-        }  # fmt: skip
-        return save_checkpoint(path, state)
+    def _load_weights(self, state: dict[str, Any]) -> None:
+        for name, module in self.trained.items():
+            module.load_state_dict(state["weights"][name])
 
-    def resume(self, path: str | Path) -> None:
-        import torch
-
-        state = load_checkpoint(path)
-        if state["recipe"] != self.recipe.model_dump(mode="json"):
-            raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
-        if state["manifest"] != self.manifest:
-            raise TrainingError(f"{path}: the checkpoint was made with other pairs")
-        with torch.no_grad():
-            for name, module in self.trained.items():
-                module.load_state_dict(state["weights"][name])
-                for key, param in module.named_parameters():
-                    grad = state["grads"].get(f"{name}/{key}")
-                    param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.noise_generator.set_state(state["noise_generator"])
-        self.timestep_generator.set_state(state["timestep_generator"])
-        self.drop_generator.set_state(state["drop_generator"])
-        self.order.restore(state["order"])
-        restore_global_rngs(state["global_rngs"])
-        self.step, self.micro = int(state["step"]), int(state["micro"])
-        self.losses = [float(x) for x in state["losses"]]
-        self.running = float(state["running"])
+    def _trained_parameters(self) -> dict[str, Any]:
+        return {f"{name}/{k}": p for name, m in self.trained.items() for k, p in m.named_parameters()}

@@ -1,0 +1,144 @@
+"""What every trainer shares: the loss on a fixed evaluation batch, and the checkpoint's layout.
+
+A trainer keeps the same run state — the step counters, the loss history, the recipe and dataset
+manifest (a resume with others is refused), the trained weights and the gradients accumulated so
+far, the optimizer, its own random generators, the data order and the global generators — so
+:class:`CheckpointedTrainer` writes and restores it once for all of them, under the keys the
+trainers have always written (a checkpoint from before this module resumes as it did). What
+differs per trainer (where its weights live, a learning-rate schedule, class pictures) are small
+hooks. The file format itself is :mod:`comic_studio.training.checkpoint`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from comic_studio.training.checkpoint import capture_global_rngs, load_checkpoint, restore_global_rngs, save_checkpoint
+from comic_studio.training.data import DataOrder
+
+EVALUATION_SEED = 1234
+EVALUATION_TIMESTEPS = (100, 300, 500, 700, 900)
+"""The fixed evaluation batch: every training item at each of these timesteps, noise from
+``EVALUATION_SEED``'s generator."""
+
+Item = TypeVar("Item")
+
+
+def fixed_batch_loss(
+    items: Sequence[Item],
+    loss: Callable[[Item, Any, Any], Any],
+    seed: int = EVALUATION_SEED,
+    timesteps: tuple[int, ...] = EVALUATION_TIMESTEPS,
+) -> float:
+    """The mean of ``loss(item, generator, timesteps_tensor)`` over every item at each of
+    ``timesteps``, the noise from one generator seeded with ``seed``, without gradients. Unlike the
+    training loss (random timesteps and noise) it is comparable between steps, so it shows whether
+    training learns. The items' order and the generator's draws are fixed: the same weights give
+    the same number to the bit."""
+    import torch
+
+    generator = torch.Generator("cpu").manual_seed(seed)
+    total = 0.0
+    with torch.no_grad():
+        for item in items:
+            for t in timesteps:
+                total += float(loss(item, generator, torch.tensor([t], dtype=torch.long)))
+    return total / (len(items) * len(timesteps))
+
+
+class CheckpointedTrainer:
+    """The checkpoint save and resume of a trainer (a mixin: the trainer builds the attributes).
+
+    The trainer sets ``recipe`` (a pydantic model), ``manifest``, ``optimizer``, ``order``,
+    ``step`` and ``losses``, one ``torch.Generator`` attribute per name in ``GENERATORS``, and, when
+    it accumulates gradients over micro-steps (``ACCUMULATES``), ``micro`` and ``running``. It
+    implements :meth:`_weights_state`/:meth:`_load_weights`, and :meth:`_trained_parameters` for
+    the gradients kept across a cancel inside an accumulation.
+    """
+
+    GENERATORS: ClassVar[tuple[str, ...]] = ("noise_generator", "timestep_generator")
+    """The trainer's own generators: attribute names, and the checkpoint's keys."""
+    ACCUMULATES: ClassVar[bool] = True
+    """Whether the checkpoint holds ``micro``, ``running`` and the accumulated gradients."""
+    OTHER_DATA: ClassVar[str] = "other pictures"
+    """How the refusal of a checkpoint made on another dataset names it."""
+
+    recipe: Any
+    manifest: list[str]
+    optimizer: Any
+    order: DataOrder
+    step: int
+    micro: int
+    running: float
+    losses: list[float]
+
+    # ------------------------------------------------------------------ the trainer's hooks
+    def _weights_state(self) -> dict[str, Any]:
+        """The trained weights, under the trainer's own checkpoint key(s)."""
+        raise NotImplementedError
+
+    def _load_weights(self, state: dict[str, Any]) -> None:
+        """Put the weights of :meth:`_weights_state` back (inside ``torch.no_grad``)."""
+        raise NotImplementedError
+
+    def _trained_parameters(self) -> dict[str, Any]:
+        """The trained parameters by the name their gradient is kept under."""
+        raise NotImplementedError
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Anything else the next step depends on (saved after the optimizer)."""
+        return {}
+
+    def _restore_extra(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`_extra_state` (after the optimizer, before the generators)."""
+
+    def _check_resumable(self, path: str | Path, state: dict[str, Any]) -> None:
+        """Refuse a checkpoint made with other settings or another dataset."""
+        from comic_studio.training.lora import TrainingError  # lora imports this module
+
+        if state["recipe"] != self.recipe.model_dump(mode="json"):
+            raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
+        if state["manifest"] != self.manifest:
+            raise TrainingError(f"{path}: the checkpoint was made with {self.OTHER_DATA}")
+
+    # ------------------------------------------------------------------ save and resume
+    def save(self, path: str | Path) -> Path:
+        """Write everything the next (micro-)step depends on to ``path`` (atomically)."""
+        state: dict[str, Any] = {"step": self.step}
+        if self.ACCUMULATES:
+            state |= {"micro": self.micro, "running": self.running}
+        state |= {"losses": list(self.losses), "recipe": self.recipe.model_dump(mode="json"),
+                  "manifest": self.manifest, **self._weights_state()}  # fmt: skip
+        if self.ACCUMULATES:
+            state["grads"] = {n: p.grad for n, p in self._trained_parameters().items() if p.grad is not None}
+        state["optimizer"] = self.optimizer.state_dict()
+        state |= self._extra_state()
+        state |= {name: getattr(self, name).get_state() for name in self.GENERATORS}
+        state |= {"order": self.order.state(), "global_rngs": capture_global_rngs()}
+        return save_checkpoint(path, state)
+
+    def resume(self, path: str | Path) -> None:
+        """Continue from the checkpoint at ``path`` (written by a trainer of the same recipe and
+        dataset, in this process or another): the run goes on bit for bit as if never stopped."""
+        import torch
+
+        state = load_checkpoint(path)
+        self._check_resumable(path, state)
+        with torch.no_grad():
+            self._load_weights(state)
+            if self.ACCUMULATES:
+                for name, param in self._trained_parameters().items():
+                    grad = state["grads"].get(name)
+                    param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self._restore_extra(state)
+        for name in self.GENERATORS:
+            getattr(self, name).set_state(state[name])
+        self.order.restore(state["order"])
+        restore_global_rngs(state["global_rngs"])
+        self.step = int(state["step"])
+        if self.ACCUMULATES:
+            self.micro, self.running = int(state["micro"]), float(state["running"])
+        self.losses = [float(x) for x in state["losses"]]
