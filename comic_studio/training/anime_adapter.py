@@ -43,9 +43,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from comic_studio.core import safe_read
 from comic_studio.training.data import DataOrder
 from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
+from comic_studio.training.manifests import manifest_image, manifest_rows
 from comic_studio.training.timesteps import sample_timesteps
 from comic_studio.training.trainer_base import (
     EVALUATION_SEED,
@@ -58,7 +58,6 @@ MANIFEST = "metadata.jsonl"
 SDXL_RESOLUTION = 1024
 """The training size the CLI picks for an SDXL base when none is given: SDXL's native one (the
 paper trains no SDXL model; 512 stays the recipe's default, SD 1.5's)."""
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 Controller = Literal["t2i-adapter", "controlnet", "none"]
 
 
@@ -114,45 +113,25 @@ def read_dataset(folder: str | Path) -> list[AnimeSample]:
     """The samples of ``folder/metadata.jsonl``; :class:`TrainingError` names the line and field."""
     root = Path(folder)
     manifest = root / MANIFEST
-    try:
-        text = safe_read.read_text(manifest, limit=MAX_MANIFEST_BYTES, what="training manifest")
-    except safe_read.UnsafeInputError as exc:
-        raise TrainingError(f"{manifest}: {exc.problem} (a dataset folder needs {MANIFEST})") from exc
     samples = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{manifest}, line {number}"
-        try:
-            row = safe_read.parse_json(line.encode("utf-8"), where=where)
-        except safe_read.UnsafeInputError as exc:
-            raise TrainingError(f"{where}: not JSON ({exc.problem})") from exc
+    for where, row in manifest_rows(manifest, "training manifest", f"a dataset folder needs {MANIFEST}"):
         if not isinstance(row, dict) or not isinstance(row.get("image"), str):
             raise TrainingError(f"{where}: needs an object with 'image' (and 'mask', 'pose', 'prompt')")
         prompt = row.get("prompt", "")
         if not isinstance(prompt, str):
             raise TrainingError(f"{where}: 'prompt' must be text (tags)")
-        image = _image(root, row["image"], where, "image").convert("RGB")
+        image = manifest_image(root, row["image"], where, "image").convert("RGB")
         mask = None
         if row.get("mask"):
-            mask_image = _image(root, row["mask"], where, "mask").convert("L")
+            mask_image = manifest_image(root, row["mask"], where, "mask").convert("L")
             if mask_image.size != image.size:
                 raise TrainingError(f"{where}: the mask is {mask_image.size}, the image {image.size}: they must match")
             mask = np.asarray(mask_image) > 127
-        pose = _image(root, row["pose"], where, "pose").convert("RGB") if row.get("pose") else None
+        pose = manifest_image(root, row["pose"], where, "pose").convert("RGB") if row.get("pose") else None
         samples.append(AnimeSample(image, mask, pose, prompt, row["image"]))
     if not samples:
         raise TrainingError(f"{manifest}: no samples")
     return samples
-
-
-def _image(root: Path, name: Any, where: str, field: str) -> Any:
-    if not isinstance(name, str):
-        raise TrainingError(f"{where}: {field!r} must be a file name")
-    try:
-        return safe_read.open_image(safe_read.inside(root, root / name, what=field), what=field)
-    except safe_read.UnsafeInputError as exc:
-        raise TrainingError(f"{where}: {field} {name!r}: {exc.problem}") from exc
 
 
 def _square(image: Any, size: int) -> Any:

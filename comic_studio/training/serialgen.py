@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from comic_studio.core import safe_read
 from comic_studio.training.data import DataOrder
 from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
+from comic_studio.training.manifests import manifest_image, manifest_rows
 from comic_studio.training.timesteps import diffusion_loss, sample_timesteps
 from comic_studio.training.trainer_base import (
     EVALUATION_SEED,
@@ -47,7 +47,6 @@ from comic_studio.training.trainer_base import (
     fixed_batch_loss,
 )
 
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 FIELDS = ("ref_image", "ref_mask", "ref_pose", "std_image", "std_pose")
 
 
@@ -90,22 +89,11 @@ def read_pairs(manifest: str | Path, aspect: float) -> list[Pair]:
     from comic_studio.vision.detect import count_faces
 
     path = Path(manifest)
-    try:
-        text = safe_read.read_text(path, limit=MAX_MANIFEST_BYTES, what="training pairs")
-    except safe_read.UnsafeInputError as exc:
-        raise TrainingError(f"{path}: {exc.problem}") from exc
     pairs = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}, line {number}"
-        try:
-            row = safe_read.parse_json(line.encode("utf-8"), where=where)
-        except safe_read.UnsafeInputError as exc:
-            raise TrainingError(f"{where}: not JSON ({exc.problem})") from exc
+    for where, row in manifest_rows(path, "training pairs"):
         if not isinstance(row, dict) or any(not isinstance(row.get(f), str) for f in FIELDS):
             raise TrainingError(f"{where}: needs an object with the file names {', '.join(FIELDS)}")
-        images = {f: _image(path.parent, row[f], where, f) for f in FIELDS}
+        images = {f: manifest_image(path.parent, row[f], where, f) for f in FIELDS}
         ref = images["ref_image"].convert("RGB")
         mask = images["ref_mask"].convert("L")
         if mask.size != ref.size:
@@ -125,13 +113,6 @@ def read_pairs(manifest: str | Path, aspect: float) -> list[Pair]:
     if not pairs:
         raise TrainingError(f"{path}: no pairs")
     return pairs
-
-
-def _image(root: Path, name: str, where: str, field: str) -> Any:
-    try:
-        return safe_read.open_image(safe_read.inside(root, root / name, what=field), what=field)
-    except safe_read.UnsafeInputError as exc:
-        raise TrainingError(f"{where}: {field} {name!r}: {exc.problem}") from exc
 
 
 @dataclass
