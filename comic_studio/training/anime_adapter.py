@@ -34,7 +34,6 @@ name (§4.4's "Training Prompt").
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from comic_studio.training.data import DataOrder
-from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
+from comic_studio.training.lora import TrainingError, TrainingProgress
 from comic_studio.training.manifests import manifest_image, manifest_rows
 from comic_studio.training.timesteps import sample_timesteps
 from comic_studio.training.trainer_base import (
@@ -274,30 +273,13 @@ class AnimeAdapterTrainer(CheckpointedTrainer):
               on_progress: Callable[[TrainingProgress], None] | None = None) -> None:  # fmt: skip
         """Train until ``recipe.steps``, writing ``checkpoint`` every ``checkpoint_every`` steps; on
         ``cancel()`` (asked before every micro-step) save there and raise :class:`TrainingCancelled`."""
-        recipe = self.recipe
-        started, first = time.perf_counter(), self.step
         self.adapter.train()
-        while self.step < recipe.steps:
-            while self.micro < recipe.gradient_accumulation:
-                if cancel():
-                    raise TrainingCancelled(self.save(checkpoint), self.step)
-                loss = self.loss(self.encoded[self.order.next()], self.noise_generator, self.timestep_generator,
-                                 self.drop_generator)  # fmt: skip
-                (loss / recipe.gradient_accumulation).backward()
-                self.running += float(loss.detach()) / recipe.gradient_accumulation
-                self.micro += 1
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            running, self.running, self.micro = self.running, 0.0, 0
-            self.step += 1
-            self.losses.append(running)
-            if on_progress is not None:
-                rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
-                on_progress(TrainingProgress(self.step, recipe.steps, running, recipe.learning_rate, rate,
-                                             (recipe.steps - self.step) / rate))  # fmt: skip
-            if self.step % recipe.checkpoint_every == 0 or self.step == recipe.steps:
-                self.save(checkpoint)
+        self._accumulated_steps(checkpoint, cancel, on_progress)
         self.adapter.eval()
+
+    def _micro_step_loss(self) -> Any:
+        return self.loss(self.encoded[self.order.next()], self.noise_generator, self.timestep_generator,
+                         self.drop_generator)  # fmt: skip
 
     def loss(
         self, item: _Encoded, noise_gen: Any, timestep_gen: Any, drop_gen: Any | None, timesteps: Any = None

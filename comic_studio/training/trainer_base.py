@@ -11,6 +11,7 @@ hooks. The file format itself is :mod:`comic_studio.training.checkpoint`'s.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -94,6 +95,14 @@ class CheckpointedTrainer:
     def _restore_extra(self, state: dict[str, Any]) -> None:
         """Restore :meth:`_extra_state` (after the optimizer, before the generators)."""
 
+    def _micro_step_loss(self) -> Any:
+        """The next micro-step's loss, its draws from the trainer's generators (for
+        :meth:`_accumulated_steps`)."""
+        raise NotImplementedError
+
+    def _before_optimizer_step(self) -> None:
+        """Between the accumulation and the optimizer step (e.g. clip the gradients' norm)."""
+
     def _check_resumable(self, path: str | Path, state: dict[str, Any]) -> None:
         """Refuse a checkpoint made with other settings or another dataset."""
         from comic_studio.training.lora import TrainingError  # lora imports this module
@@ -142,3 +151,40 @@ class CheckpointedTrainer:
         if self.ACCUMULATES:
             self.micro, self.running = int(state["micro"]), float(state["running"])
         self.losses = [float(x) for x in state["losses"]]
+
+    # ------------------------------------------------------------------ the loop
+    def _accumulated_steps(
+        self, checkpoint: str | Path, cancel: Callable[[], bool], on_progress: Callable[[Any], None] | None
+    ) -> None:
+        """Optimizer steps until ``recipe.steps``, each the mean of ``recipe.gradient_accumulation``
+        micro-steps, writing ``checkpoint`` every ``recipe.checkpoint_every`` steps and at the end;
+        ``cancel()`` is asked before every micro-step and, when true, the state is saved there
+        (a cancel inside an accumulation keeps its gradients) and ``TrainingCancelled`` raised.
+        ``on_progress`` gets a ``TrainingProgress`` after every step (the recipe's learning rate)."""
+        from comic_studio.training.lora import TrainingCancelled, TrainingProgress  # lora imports this module
+
+        recipe = self.recipe
+        started, first = time.perf_counter(), self.step
+        while self.step < recipe.steps:
+            while self.micro < recipe.gradient_accumulation:
+                if cancel():
+                    raise TrainingCancelled(self.save(checkpoint), self.step)
+                loss = self._micro_step_loss()
+                # A loss that reaches no trained weight has nothing to give back (SerialGen's dropped
+                # image condition leaves FBDM/RPIM out of the graph); it still counts in the mean.
+                if loss.requires_grad:
+                    (loss / recipe.gradient_accumulation).backward()
+                self.running += float(loss.detach()) / recipe.gradient_accumulation
+                self.micro += 1
+            self._before_optimizer_step()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            running, self.running, self.micro = self.running, 0.0, 0
+            self.step += 1
+            self.losses.append(running)
+            if on_progress is not None:
+                rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
+                on_progress(TrainingProgress(self.step, recipe.steps, running, recipe.learning_rate, rate,
+                                             (recipe.steps - self.step) / rate))  # fmt: skip
+            if self.step % recipe.checkpoint_every == 0 or self.step == recipe.steps:
+                self.save(checkpoint)
