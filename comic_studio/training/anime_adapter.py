@@ -42,7 +42,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from comic_studio.training.data import DataOrder
 from comic_studio.training.lora import TrainingError, TrainingProgress
 from comic_studio.training.manifests import manifest_image, manifest_rows
 from comic_studio.training.timesteps import sample_timesteps
@@ -162,6 +161,7 @@ class AnimeAdapterTrainer(CheckpointedTrainer):
     ControlNetModel of the base's family, or ``None`` for ``recipe.controller == "none"``)."""
 
     GENERATORS = ("noise_generator", "timestep_generator", "drop_generator")
+    drop_generator: Any  # the condition dropout's draws (set by _start_run)
     OTHER_DATA = "another dataset"
 
     def __init__(self, components: dict[str, Any], encoder: Any, processor: Any, samples: list[AnimeSample],
@@ -196,13 +196,7 @@ class AnimeAdapterTrainer(CheckpointedTrainer):
             controller.requires_grad_(False)
         self.params = [p for p in self.adapter.parameters()]
         self.optimizer = torch.optim.AdamW(self.params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-        self.noise_generator = torch.Generator("cpu").manual_seed(recipe.seed)
-        self.timestep_generator = torch.Generator("cpu").manual_seed(recipe.seed + 1)
-        self.drop_generator = torch.Generator("cpu").manual_seed(recipe.seed + 3)
-        self.order = DataOrder(len(samples), torch.Generator("cpu").manual_seed(recipe.seed + 2))
-        self.manifest = [s.name for s in samples]
-        self.step, self.micro, self.running = 0, 0, 0.0
-        self.losses: list[float] = []
+        self._start_run(recipe.seed, len(samples), [s.name for s in samples])
         # Everything frozen is computed once: latents, text, CLIP layers, token masks, pose images.
         side = int(encoder.config.image_size)
         with torch.no_grad():

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from comic_studio.training.data import DataOrder
 from comic_studio.training.lora import TrainingError, TrainingProgress
 from comic_studio.training.manifests import manifest_image, manifest_rows
 from comic_studio.training.timesteps import diffusion_loss, sample_timesteps
@@ -131,6 +130,7 @@ class SerialgenTrainer(CheckpointedTrainer):
     :class:`~comic_studio.generation.models.serialgen_stage1.Stage1Pipeline` on ``pairs``."""
 
     GENERATORS = ("noise_generator", "timestep_generator", "drop_generator")
+    drop_generator: Any  # the condition dropout's draws (set by _start_run)
     OTHER_DATA = "other pairs"
 
     def __init__(self, pipeline: Any, pairs: list[Pair], recipe: SerialgenRecipe | None = None) -> None:
@@ -160,13 +160,7 @@ class SerialgenTrainer(CheckpointedTrainer):
         self.params = [p for m in self.trained.values() for p in m.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=recipe.learning_rate, betas=(0.9, 0.999),
                                            weight_decay=recipe.weight_decay, eps=1e-8)  # fmt: skip
-        self.noise_generator = torch.Generator("cpu").manual_seed(recipe.seed)
-        self.timestep_generator = torch.Generator("cpu").manual_seed(recipe.seed + 1)
-        self.drop_generator = torch.Generator("cpu").manual_seed(recipe.seed + 3)
-        self.order = DataOrder(len(pairs), torch.Generator("cpu").manual_seed(recipe.seed + 2))
-        self.manifest = [p.name for p in pairs]
-        self.step, self.micro, self.running = 0, 0, 0.0
-        self.losses: list[float] = []
+        self._start_run(recipe.seed, len(pairs), [p.name for p in pairs])
         size = (recipe.width, recipe.height)
         vae, dtype = pipeline.vae, w.denoising_unet.dtype
         with torch.no_grad():

@@ -67,6 +67,8 @@ class CheckpointedTrainer:
     """How the refusal of a checkpoint made on another dataset names it."""
 
     recipe: Any
+    noise_generator: Any
+    timestep_generator: Any
     manifest: list[str]
     optimizer: Any
     order: DataOrder
@@ -74,6 +76,22 @@ class CheckpointedTrainer:
     micro: int
     running: float
     losses: list[float]
+
+    def _start_run(self, seed: int, items: int, manifest: list[str]) -> None:
+        """A fresh run's state: the generators of ``GENERATORS`` seeded ``seed``, ``seed + 1``, then
+        ``seed + 3``, ``seed + 4``… and the data order over ``items`` seeded ``seed + 2`` (the
+        offsets the trainers have always used: a run's draws stay what they were), the dataset
+        ``manifest``, no steps and no losses."""
+        import torch
+
+        offsets = (0, 1, *range(3, 3 + len(self.GENERATORS) - 2))
+        for name, offset in zip(self.GENERATORS, offsets, strict=True):
+            setattr(self, name, torch.Generator("cpu").manual_seed(seed + offset))
+        self.order = DataOrder(items, torch.Generator("cpu").manual_seed(seed + 2))
+        self.manifest = manifest
+        self.step, self.losses = 0, []
+        if self.ACCUMULATES:
+            self.micro, self.running = 0, 0.0
 
     # ------------------------------------------------------------------ the trainer's hooks
     def _weights_state(self) -> dict[str, Any]:
