@@ -34,7 +34,6 @@ name (§4.4's "Training Prompt").
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,17 +42,20 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from comic_studio.core import safe_read
-from comic_studio.training.checkpoint import capture_global_rngs, load_checkpoint, restore_global_rngs, save_checkpoint
-from comic_studio.training.data import DataOrder
-from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
+from comic_studio.training.lora import TrainingError, TrainingProgress
+from comic_studio.training.manifests import manifest_image, manifest_rows
 from comic_studio.training.timesteps import sample_timesteps
+from comic_studio.training.trainer_base import (
+    EVALUATION_SEED,
+    EVALUATION_TIMESTEPS,
+    CheckpointedTrainer,
+    fixed_batch_loss,
+)
 
 MANIFEST = "metadata.jsonl"
 SDXL_RESOLUTION = 1024
 """The training size the CLI picks for an SDXL base when none is given: SDXL's native one (the
 paper trains no SDXL model; 512 stays the recipe's default, SD 1.5's)."""
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 Controller = Literal["t2i-adapter", "controlnet", "none"]
 
 
@@ -109,45 +111,25 @@ def read_dataset(folder: str | Path) -> list[AnimeSample]:
     """The samples of ``folder/metadata.jsonl``; :class:`TrainingError` names the line and field."""
     root = Path(folder)
     manifest = root / MANIFEST
-    try:
-        text = safe_read.read_text(manifest, limit=MAX_MANIFEST_BYTES, what="training manifest")
-    except safe_read.UnsafeInputError as exc:
-        raise TrainingError(f"{manifest}: {exc.problem} (a dataset folder needs {MANIFEST})") from exc
     samples = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{manifest}, line {number}"
-        try:
-            row = safe_read.parse_json(line.encode("utf-8"), where=where)
-        except safe_read.UnsafeInputError as exc:
-            raise TrainingError(f"{where}: not JSON ({exc.problem})") from exc
+    for where, row in manifest_rows(manifest, "training manifest", f"a dataset folder needs {MANIFEST}"):
         if not isinstance(row, dict) or not isinstance(row.get("image"), str):
             raise TrainingError(f"{where}: needs an object with 'image' (and 'mask', 'pose', 'prompt')")
         prompt = row.get("prompt", "")
         if not isinstance(prompt, str):
             raise TrainingError(f"{where}: 'prompt' must be text (tags)")
-        image = _image(root, row["image"], where, "image").convert("RGB")
+        image = manifest_image(root, row["image"], where, "image").convert("RGB")
         mask = None
         if row.get("mask"):
-            mask_image = _image(root, row["mask"], where, "mask").convert("L")
+            mask_image = manifest_image(root, row["mask"], where, "mask").convert("L")
             if mask_image.size != image.size:
                 raise TrainingError(f"{where}: the mask is {mask_image.size}, the image {image.size}: they must match")
             mask = np.asarray(mask_image) > 127
-        pose = _image(root, row["pose"], where, "pose").convert("RGB") if row.get("pose") else None
+        pose = manifest_image(root, row["pose"], where, "pose").convert("RGB") if row.get("pose") else None
         samples.append(AnimeSample(image, mask, pose, prompt, row["image"]))
     if not samples:
         raise TrainingError(f"{manifest}: no samples")
     return samples
-
-
-def _image(root: Path, name: Any, where: str, field: str) -> Any:
-    if not isinstance(name, str):
-        raise TrainingError(f"{where}: {field!r} must be a file name")
-    try:
-        return safe_read.open_image(safe_read.inside(root, root / name, what=field), what=field)
-    except safe_read.UnsafeInputError as exc:
-        raise TrainingError(f"{where}: {field} {name!r}: {exc.problem}") from exc
 
 
 def _square(image: Any, size: int) -> Any:
@@ -173,10 +155,14 @@ class _Encoded:
     """SDXL: the size/crop conditioning of the training crop."""
 
 
-class AnimeAdapterTrainer:
+class AnimeAdapterTrainer(CheckpointedTrainer):
     """Trains a fresh :class:`AnimeAdapter` for ``components`` (an SD 1.5 or SDXL pipeline's parts)
     with the CLIP vision ``encoder`` and the frozen pose ``controller`` (a diffusers T2IAdapter or
     ControlNetModel of the base's family, or ``None`` for ``recipe.controller == "none"``)."""
+
+    GENERATORS = ("noise_generator", "timestep_generator", "drop_generator")
+    drop_generator: Any  # the condition dropout's draws (set by _start_run)
+    OTHER_DATA = "another dataset"
 
     def __init__(self, components: dict[str, Any], encoder: Any, processor: Any, samples: list[AnimeSample],
                  recipe: AnimeAdapterRecipe | None = None, *, controller: Any = None, encoder_id: str = "",
@@ -210,13 +196,7 @@ class AnimeAdapterTrainer:
             controller.requires_grad_(False)
         self.params = [p for p in self.adapter.parameters()]
         self.optimizer = torch.optim.AdamW(self.params, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
-        self.noise_generator = torch.Generator("cpu").manual_seed(recipe.seed)
-        self.timestep_generator = torch.Generator("cpu").manual_seed(recipe.seed + 1)
-        self.drop_generator = torch.Generator("cpu").manual_seed(recipe.seed + 3)
-        self.order = DataOrder(len(samples), torch.Generator("cpu").manual_seed(recipe.seed + 2))
-        self.manifest = [s.name for s in samples]
-        self.step, self.micro, self.running = 0, 0, 0.0
-        self.losses: list[float] = []
+        self._start_run(recipe.seed, len(samples), [s.name for s in samples])
         # Everything frozen is computed once: latents, text, CLIP layers, token masks, pose images.
         side = int(encoder.config.image_size)
         with torch.no_grad():
@@ -287,30 +267,13 @@ class AnimeAdapterTrainer:
               on_progress: Callable[[TrainingProgress], None] | None = None) -> None:  # fmt: skip
         """Train until ``recipe.steps``, writing ``checkpoint`` every ``checkpoint_every`` steps; on
         ``cancel()`` (asked before every micro-step) save there and raise :class:`TrainingCancelled`."""
-        recipe = self.recipe
-        started, first = time.perf_counter(), self.step
         self.adapter.train()
-        while self.step < recipe.steps:
-            while self.micro < recipe.gradient_accumulation:
-                if cancel():
-                    raise TrainingCancelled(self.save(checkpoint), self.step)
-                loss = self.loss(self.encoded[self.order.next()], self.noise_generator, self.timestep_generator,
-                                 self.drop_generator)  # fmt: skip
-                (loss / recipe.gradient_accumulation).backward()
-                self.running += float(loss.detach()) / recipe.gradient_accumulation
-                self.micro += 1
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            running, self.running, self.micro = self.running, 0.0, 0
-            self.step += 1
-            self.losses.append(running)
-            if on_progress is not None:
-                rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
-                on_progress(TrainingProgress(self.step, recipe.steps, running, recipe.learning_rate, rate,
-                                             (recipe.steps - self.step) / rate))  # fmt: skip
-            if self.step % recipe.checkpoint_every == 0 or self.step == recipe.steps:
-                self.save(checkpoint)
+        self._accumulated_steps(checkpoint, cancel, on_progress)
         self.adapter.eval()
+
+    def _micro_step_loss(self) -> Any:
+        return self.loss(self.encoded[self.order.next()], self.noise_generator, self.timestep_generator,
+                         self.drop_generator)  # fmt: skip
 
     def loss(
         self, item: _Encoded, noise_gen: Any, timestep_gen: Any, drop_gen: Any | None, timesteps: Any = None
@@ -361,57 +324,21 @@ class AnimeAdapterTrainer:
             noise = self.noise_scheduler.get_velocity(latents, noise, timesteps)
         return F.mse_loss(pred, noise.to(pred.device), reduction="mean")
 
-    def evaluation_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> float:
+    def evaluation_loss(self, seed: int = EVALUATION_SEED, timesteps: tuple[int, ...] = EVALUATION_TIMESTEPS) -> float:
         """The loss on a fixed batch (every sample at each of ``timesteps``, fixed noise, no dropout):
         comparable between steps, unlike the training loss."""
-        import torch
+        return fixed_batch_loss(self.encoded, lambda item, gen, t: self.loss(item, gen, None, None, t), seed, timesteps)
 
-        generator = torch.Generator("cpu").manual_seed(seed)
-        total = 0.0
-        with torch.no_grad():
-            for item in self.encoded:
-                for t in timesteps:
-                    total += float(self.loss(item, generator, None, None, torch.tensor([t], dtype=torch.long)))
-        return total / (len(self.encoded) * len(timesteps))
+    # ------------------------------------------------------------------ checkpoints (CheckpointedTrainer)
 
-    # ------------------------------------------------------------------ checkpoints
+    def _weights_state(self) -> dict[str, Any]:
+        return {"adapter": {n: p.detach() for n, p in self.adapter.state_dict().items()}}
 
-    def save(self, path: str | Path) -> Path:
-        state = {
-            "step": self.step, "micro": self.micro, "running": self.running, "losses": list(self.losses),
-            "recipe": self.recipe.model_dump(mode="json"), "manifest": self.manifest,
-            "adapter": {n: p.detach() for n, p in self.adapter.state_dict().items()},
-            "grads": {n: p.grad for n, p in self.adapter.named_parameters() if p.grad is not None},
-            "optimizer": self.optimizer.state_dict(),
-            "noise_generator": self.noise_generator.get_state(), "timestep_generator": self.timestep_generator.get_state(),
-            "drop_generator": self.drop_generator.get_state(), "order": self.order.state(),
-            "global_rngs": capture_global_rngs(),
-        }  # fmt: skip
-        return save_checkpoint(path, state)
+    def _load_weights(self, state: dict[str, Any]) -> None:
+        self.adapter.load_state_dict(state["adapter"])
 
-    def resume(self, path: str | Path) -> None:
-        import torch
-
-        state = load_checkpoint(path)
-        if state["recipe"] != self.recipe.model_dump(mode="json"):
-            raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
-        if state["manifest"] != self.manifest:
-            raise TrainingError(f"{path}: the checkpoint was made with another dataset")
-        params = dict(self.adapter.named_parameters())
-        with torch.no_grad():
-            self.adapter.load_state_dict(state["adapter"])
-            for name, param in params.items():
-                grad = state["grads"].get(name)
-                param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.noise_generator.set_state(state["noise_generator"])
-        self.timestep_generator.set_state(state["timestep_generator"])
-        self.drop_generator.set_state(state["drop_generator"])
-        self.order.restore(state["order"])
-        restore_global_rngs(state["global_rngs"])
-        self.step, self.micro = int(state["step"]), int(state["micro"])
-        self.losses = [float(x) for x in state["losses"]]
-        self.running = float(state["running"])
+    def _trained_parameters(self) -> dict[str, Any]:
+        return dict(self.adapter.named_parameters())
 
 
 def _to_tensor(image: Any, device: Any, dtype: Any) -> Any:

@@ -62,15 +62,10 @@ from comic_studio.generation.identity import (
     pool_at_end_token,
     restore_pooling,
 )
-from comic_studio.training.checkpoint import (
-    capture_global_rngs,
-    load_checkpoint,
-    restore_global_rngs,
-    save_checkpoint,
-)
 from comic_studio.training.data import DataOrder
 from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
 from comic_studio.training.timesteps import sample_timesteps
+from comic_studio.training.trainer_base import CheckpointedTrainer
 
 if TYPE_CHECKING:  # annotations only: the window imports this module, and vision pulls NumPy in
     from comic_studio.vision.faces import AlignedFace
@@ -300,9 +295,13 @@ class _Photo:
     hair_full: Any
 
 
-class IdentityTrainer:
+class IdentityTrainer(CheckpointedTrainer):
     """Trains the two MLPs for one identity on ``components`` (an SDXL pipeline's parts; they get the
     two placeholder tokens of identity 0 for the run and hooks until :meth:`close`)."""
+
+    GENERATORS = ("noise_generator", "timestep_generator", "augment_generator")
+    ACCUMULATES = False
+    OTHER_DATA = "other photos"
 
     def __init__(
         self,
@@ -576,37 +575,12 @@ class IdentityTrainer:
         return {"clip_l": rows[0].detach().float().cpu().contiguous(),
                 "clip_g": rows[1].detach().float().cpu().contiguous()}  # fmt: skip
 
-    def save(self, path: str | Path) -> Path:
-        state = {
-            "step": self.step,
-            "recipe": self.recipe.model_dump(mode="json"),
-            "manifest": self.manifest,
-            "mlps": {n: p.detach() for n, p in self.mlps.state_dict().items()},
-            "optimizer": self.optimizer.state_dict(),
-            "noise_generator": self.noise_generator.get_state(),
-            "timestep_generator": self.timestep_generator.get_state(),
-            "augment_generator": self.augment_generator.get_state(),
-            "order": self.order.state(),
-            "global_rngs": capture_global_rngs(),
-            "losses": list(self.losses),
-        }
-        return save_checkpoint(path, state)
+    # CheckpointedTrainer's save/resume: one step a batch, so no micro-steps and no kept gradients.
+    def _weights_state(self) -> dict[str, Any]:
+        return {"mlps": {n: p.detach() for n, p in self.mlps.state_dict().items()}}
 
-    def resume(self, path: str | Path) -> None:
-        state = load_checkpoint(path)
-        if state["recipe"] != self.recipe.model_dump(mode="json"):
-            raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
-        if state["manifest"] != self.manifest:
-            raise TrainingError(f"{path}: the checkpoint was made with other photos")
+    def _load_weights(self, state: dict[str, Any]) -> None:
         self.mlps.load_state_dict(state["mlps"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.noise_generator.set_state(state["noise_generator"])
-        self.timestep_generator.set_state(state["timestep_generator"])
-        self.augment_generator.set_state(state["augment_generator"])
-        self.order.restore(state["order"])
-        restore_global_rngs(state["global_rngs"])
-        self.step = int(state["step"])
-        self.losses = [float(x) for x in state["losses"]]
 
     def mlp_state(self) -> dict[str, Any]:
         """The MLPs' weights (CPU float32), kept beside the tokens so the identity can be trained further."""

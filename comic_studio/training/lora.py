@@ -44,14 +44,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.training.checkpoint import (
-    capture_global_rngs,
-    load_checkpoint,
-    restore_global_rngs,
-    save_checkpoint,
-)
 from comic_studio.training.data import DataOrder, EncodedPicture, TrainingPicture, encode_pictures
 from comic_studio.training.timesteps import TimestepLaw, diffusion_loss, sample_timesteps
+from comic_studio.training.trainer_base import (
+    EVALUATION_SEED,
+    EVALUATION_TIMESTEPS,
+    CheckpointedTrainer,
+    fixed_batch_loss,
+)
 
 STORYBOOTH_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
 """Every UNet attention projection, attn1 and attn2 (StoryBooth's code; see the module docstring)."""
@@ -117,13 +117,15 @@ class TrainingProgress:
     eta_seconds: float
 
 
-class LoraTrainer:
+class LoraTrainer(CheckpointedTrainer):
     """Trains a LoRA on ``components`` (an SDXL pipeline's parts; the UNet gets an adapter named
     ``adapter_name`` for the run and keeps it until :meth:`close`).
 
     ``pictures`` are the character's; ``class_pictures`` (optional) are the base model's own
     pictures of the class, for prior preservation.
     """
+
+    OTHER_DATA = "other pictures or captions"
 
     def __init__(
         self,
@@ -331,50 +333,40 @@ class LoraTrainer:
             target = noise
         return diffusion_loss(pred, target.to(pred.device), self.noise_scheduler, timesteps, self.recipe.snr_gamma)
 
-    def evaluation_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> float:
+    def evaluation_loss(self, seed: int = EVALUATION_SEED, timesteps: tuple[int, ...] = EVALUATION_TIMESTEPS) -> float:
         """The loss on a fixed evaluation batch: every picture at each of ``timesteps`` with noise
         from a generator seeded with ``seed``. Unlike the training loss (random t) it is comparable
         between steps, so it shows whether training learns."""
-        import torch
+        return fixed_batch_loss(
+            self.pictures, lambda picture, gen, t: self._loss(picture, gen, None, t), seed, timesteps
+        )
 
-        generator = torch.Generator("cpu").manual_seed(seed)
-        total = 0.0
-        with torch.no_grad():
-            for picture in self.pictures:
-                for t in timesteps:
-                    total += float(self._loss(picture, generator, None, torch.tensor([t], dtype=torch.long)))
-        return total / (len(self.pictures) * len(timesteps))
+    # ------------------------------------------------------------------ checkpoints (CheckpointedTrainer)
+    def _weights_state(self) -> dict[str, Any]:
+        return {"lora": {n: p.detach() for n, p in self.trained_params.items()}}
 
-    # ------------------------------------------------------------------ checkpoints
-    def save(self, path: str | Path) -> Path:
-        """Write everything the next micro-step depends on to ``path`` (atomically)."""
-        state = {
-            "step": self.step,
-            "micro": self.micro,
-            "recipe": self.recipe.model_dump(mode="json"),
-            "manifest": self.manifest,
+    def _load_weights(self, state: dict[str, Any]) -> None:
+        for name, param in self.trained_params.items():
+            param.copy_(state["lora"][name])
+
+    def _trained_parameters(self) -> dict[str, Any]:
+        return self.trained_params
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {
             "class_manifest": self.class_manifest,
-            "lora": {n: p.detach() for n, p in self.trained_params.items()},
-            "grads": {n: p.grad for n, p in self.trained_params.items() if p.grad is not None},
-            "optimizer": self.optimizer.state_dict(),
             "lr_scheduler": self.lr_scheduler.state_dict(),
-            "noise_generator": self.noise_generator.get_state(),
-            "timestep_generator": self.timestep_generator.get_state(),
             "prior_noise_generator": self.prior_noise_generator.get_state(),
             "prior_timestep_generator": self.prior_timestep_generator.get_state(),
-            "order": self.order.state(),
-            "global_rngs": capture_global_rngs(),
-            "losses": list(self.losses),
-            "running": self.running,
         }
-        return save_checkpoint(path, state)
 
-    def resume(self, path: str | Path) -> None:
-        """Continue from the checkpoint at ``path`` (written by a trainer of the same recipe and
-        pictures, in this process or another)."""
-        import torch
+    def _restore_extra(self, state: dict[str, Any]) -> None:
+        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        if "prior_noise_generator" in state:  # checkpoints from before prior preservation have none
+            self.prior_noise_generator.set_state(state["prior_noise_generator"])
+            self.prior_timestep_generator.set_state(state["prior_timestep_generator"])
 
-        state = load_checkpoint(path)
+    def _check_resumable(self, path: str | Path, state: dict[str, Any]) -> None:
         # Validated: a checkpoint from before a setting existed has that setting's default.
         if LoraRecipe.model_validate(state["recipe"]) != self.recipe:
             raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
@@ -382,23 +374,6 @@ class LoraTrainer:
             raise TrainingError(f"{path}: the checkpoint was made with other pictures or captions")
         if state.get("class_manifest", []) != self.class_manifest:
             raise TrainingError(f"{path}: the checkpoint was made with other class pictures (prior preservation)")
-        with torch.no_grad():
-            for name, param in self.trained_params.items():
-                param.copy_(state["lora"][name])
-                grad = state["grads"].get(name)
-                param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        self.noise_generator.set_state(state["noise_generator"])
-        self.timestep_generator.set_state(state["timestep_generator"])
-        if "prior_noise_generator" in state:  # checkpoints from before prior preservation have none
-            self.prior_noise_generator.set_state(state["prior_noise_generator"])
-            self.prior_timestep_generator.set_state(state["prior_timestep_generator"])
-        self.order.restore(state["order"])
-        restore_global_rngs(state["global_rngs"])
-        self.step, self.micro = int(state["step"]), int(state["micro"])
-        self.losses = [float(x) for x in state["losses"]]
-        self.running = float(state["running"])
 
     def lora_state(self) -> dict[str, Any]:
         """The trained LoRA in diffusers' layout (``unet.``-prefixed keys, and ``text_encoder.``/

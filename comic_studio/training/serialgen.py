@@ -27,7 +27,6 @@ Checkpoints resume bit for bit (:mod:`.checkpoint`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +35,16 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from comic_studio.core import safe_read
-from comic_studio.training.checkpoint import capture_global_rngs, load_checkpoint, restore_global_rngs, save_checkpoint
-from comic_studio.training.data import DataOrder
-from comic_studio.training.lora import TrainingCancelled, TrainingError, TrainingProgress
+from comic_studio.training.lora import TrainingError, TrainingProgress
+from comic_studio.training.manifests import manifest_image, manifest_rows
 from comic_studio.training.timesteps import diffusion_loss, sample_timesteps
+from comic_studio.training.trainer_base import (
+    EVALUATION_SEED,
+    EVALUATION_TIMESTEPS,
+    CheckpointedTrainer,
+    fixed_batch_loss,
+)
 
-MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 FIELDS = ("ref_image", "ref_mask", "ref_pose", "std_image", "std_pose")
 
 
@@ -85,22 +87,11 @@ def read_pairs(manifest: str | Path, aspect: float) -> list[Pair]:
     from comic_studio.vision.detect import count_faces
 
     path = Path(manifest)
-    try:
-        text = safe_read.read_text(path, limit=MAX_MANIFEST_BYTES, what="training pairs")
-    except safe_read.UnsafeInputError as exc:
-        raise TrainingError(f"{path}: {exc.problem}") from exc
     pairs = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}, line {number}"
-        try:
-            row = safe_read.parse_json(line.encode("utf-8"), where=where)
-        except safe_read.UnsafeInputError as exc:
-            raise TrainingError(f"{where}: not JSON ({exc.problem})") from exc
+    for where, row in manifest_rows(path, "training pairs"):
         if not isinstance(row, dict) or any(not isinstance(row.get(f), str) for f in FIELDS):
             raise TrainingError(f"{where}: needs an object with the file names {', '.join(FIELDS)}")
-        images = {f: _image(path.parent, row[f], where, f) for f in FIELDS}
+        images = {f: manifest_image(path.parent, row[f], where, f) for f in FIELDS}
         ref = images["ref_image"].convert("RGB")
         mask = images["ref_mask"].convert("L")
         if mask.size != ref.size:
@@ -122,13 +113,6 @@ def read_pairs(manifest: str | Path, aspect: float) -> list[Pair]:
     return pairs
 
 
-def _image(root: Path, name: str, where: str, field: str) -> Any:
-    try:
-        return safe_read.open_image(safe_read.inside(root, root / name, what=field), what=field)
-    except safe_read.UnsafeInputError as exc:
-        raise TrainingError(f"{where}: {field} {name!r}: {exc.problem}") from exc
-
-
 @dataclass
 class _Encoded:
     target_mean: Any
@@ -141,9 +125,13 @@ class _Encoded:
     std_pose: Any
 
 
-class SerialgenTrainer:
+class SerialgenTrainer(CheckpointedTrainer):
     """Trains ``pipeline.modules`` (FBDM/RPIM; and the UNets and PoseGuider with ``train_unets``) of a
     :class:`~comic_studio.generation.models.serialgen_stage1.Stage1Pipeline` on ``pairs``."""
+
+    GENERATORS = ("noise_generator", "timestep_generator", "drop_generator")
+    drop_generator: Any  # the condition dropout's draws (set by _start_run)
+    OTHER_DATA = "other pairs"
 
     def __init__(self, pipeline: Any, pairs: list[Pair], recipe: SerialgenRecipe | None = None) -> None:
         import torch
@@ -172,13 +160,7 @@ class SerialgenTrainer:
         self.params = [p for m in self.trained.values() for p in m.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=recipe.learning_rate, betas=(0.9, 0.999),
                                            weight_decay=recipe.weight_decay, eps=1e-8)  # fmt: skip
-        self.noise_generator = torch.Generator("cpu").manual_seed(recipe.seed)
-        self.timestep_generator = torch.Generator("cpu").manual_seed(recipe.seed + 1)
-        self.drop_generator = torch.Generator("cpu").manual_seed(recipe.seed + 3)
-        self.order = DataOrder(len(pairs), torch.Generator("cpu").manual_seed(recipe.seed + 2))
-        self.manifest = [p.name for p in pairs]
-        self.step, self.micro, self.running = 0, 0, 0.0
-        self.losses: list[float] = []
+        self._start_run(recipe.seed, len(pairs), [p.name for p in pairs])
         size = (recipe.width, recipe.height)
         vae, dtype = pipeline.vae, w.denoising_unet.dtype
         with torch.no_grad():
@@ -200,36 +182,20 @@ class SerialgenTrainer:
               on_progress: Callable[[TrainingProgress], None] | None = None) -> None:  # fmt: skip
         """Train until ``recipe.steps``, writing ``checkpoint`` every ``checkpoint_every`` steps; on
         ``cancel()`` (asked before every micro-step) save there and raise :class:`TrainingCancelled`."""
-        import torch
-
-        recipe = self.recipe
-        started, first = time.perf_counter(), self.step
         for module in self.trained.values():
             module.train()
-        while self.step < recipe.steps:
-            while self.micro < recipe.gradient_accumulation:
-                if cancel():
-                    raise TrainingCancelled(self.save(checkpoint), self.step)
-                loss = self.loss(self.encoded[self.order.next()], self.noise_generator, self.timestep_generator,
-                                 self.drop_generator)  # fmt: skip
-                if loss.requires_grad:  # a dropped condition (no reference) leaves FBDM/RPIM out of the graph
-                    (loss / recipe.gradient_accumulation).backward()
-                self.running += float(loss.detach()) / recipe.gradient_accumulation
-                self.micro += 1
-            torch.nn.utils.clip_grad_norm_(self.params, recipe.max_grad_norm)
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-            running, self.running, self.micro = self.running, 0.0, 0
-            self.step += 1
-            self.losses.append(running)
-            if on_progress is not None:
-                rate = (self.step - first) / max(time.perf_counter() - started, 1e-9)
-                on_progress(TrainingProgress(self.step, recipe.steps, running, recipe.learning_rate, rate,
-                                             (recipe.steps - self.step) / rate))  # fmt: skip
-            if self.step % recipe.checkpoint_every == 0 or self.step == recipe.steps:
-                self.save(checkpoint)
+        self._accumulated_steps(checkpoint, cancel, on_progress)
         for module in self.trained.values():
             module.eval()
+
+    def _micro_step_loss(self) -> Any:
+        return self.loss(self.encoded[self.order.next()], self.noise_generator, self.timestep_generator,
+                         self.drop_generator)  # fmt: skip
+
+    def _before_optimizer_step(self) -> None:
+        import torch
+
+        torch.nn.utils.clip_grad_norm_(self.params, self.recipe.max_grad_norm)
 
     def loss(self, item: _Encoded, noise_gen: Any, timestep_gen: Any, drop_gen: Any | None,
              timesteps: Any = None) -> Any:  # fmt: skip
@@ -266,55 +232,21 @@ class SerialgenTrainer:
             pred = w.denoising_unet(noisy, t, encoder_hidden_states=context).sample.float()
         return diffusion_loss(pred, target.float(), self.noise_scheduler, timesteps, recipe.snr_gamma)
 
-    def evaluation_loss(self, seed: int = 1234, timesteps: tuple[int, ...] = (100, 300, 500, 700, 900)) -> float:
+    def evaluation_loss(self, seed: int = EVALUATION_SEED, timesteps: tuple[int, ...] = EVALUATION_TIMESTEPS) -> float:
         """The loss on a fixed batch (every pair at each of ``timesteps``, fixed noise, no dropout):
         comparable between steps, unlike the training loss."""
-        import torch
+        return fixed_batch_loss(self.encoded, lambda item, gen, t: self.loss(item, gen, None, None, t), seed, timesteps)
 
-        generator = torch.Generator("cpu").manual_seed(seed)
-        total = 0.0
-        with torch.no_grad():
-            for item in self.encoded:
-                for t in timesteps:
-                    total += float(self.loss(item, generator, None, None, torch.tensor([t], dtype=torch.long)))
-        return total / (len(self.encoded) * len(timesteps))
+    # ------------------------------------------------------------------ checkpoints (CheckpointedTrainer)
 
-    # ------------------------------------------------------------------ checkpoints
+    def _weights_state(self) -> dict[str, Any]:
+        return {
+            "weights": {name: {k: v.detach() for k, v in m.state_dict().items()} for name, m in self.trained.items()}
+        }
 
-    def save(self, path: str | Path) -> Path:
-        state = {
-            "step": self.step, "micro": self.micro, "running": self.running, "losses": list(self.losses),
-            "recipe": self.recipe.model_dump(mode="json"), "manifest": self.manifest,
-            "weights": {name: {k: v.detach() for k, v in m.state_dict().items()} for name, m in self.trained.items()},
-            "grads": {f"{name}/{k}": p.grad for name, m in self.trained.items() for k, p in m.named_parameters()
-                      if p.grad is not None},
-            "optimizer": self.optimizer.state_dict(),
-            "noise_generator": self.noise_generator.get_state(), "timestep_generator": self.timestep_generator.get_state(),
-            "drop_generator": self.drop_generator.get_state(), "order": self.order.state(),
-            "global_rngs": capture_global_rngs(),
-        }  # fmt: skip
-        return save_checkpoint(path, state)
+    def _load_weights(self, state: dict[str, Any]) -> None:
+        for name, module in self.trained.items():
+            module.load_state_dict(state["weights"][name])
 
-    def resume(self, path: str | Path) -> None:
-        import torch
-
-        state = load_checkpoint(path)
-        if state["recipe"] != self.recipe.model_dump(mode="json"):
-            raise TrainingError(f"{path}: the checkpoint was made with other settings; start again or use those")
-        if state["manifest"] != self.manifest:
-            raise TrainingError(f"{path}: the checkpoint was made with other pairs")
-        with torch.no_grad():
-            for name, module in self.trained.items():
-                module.load_state_dict(state["weights"][name])
-                for key, param in module.named_parameters():
-                    grad = state["grads"].get(f"{name}/{key}")
-                    param.grad = None if grad is None else grad.to(param.device, param.dtype).clone()
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.noise_generator.set_state(state["noise_generator"])
-        self.timestep_generator.set_state(state["timestep_generator"])
-        self.drop_generator.set_state(state["drop_generator"])
-        self.order.restore(state["order"])
-        restore_global_rngs(state["global_rngs"])
-        self.step, self.micro = int(state["step"]), int(state["micro"])
-        self.losses = [float(x) for x in state["losses"]]
-        self.running = float(state["running"])
+    def _trained_parameters(self) -> dict[str, Any]:
+        return {f"{name}/{k}": p for name, m in self.trained.items() for k, p in m.named_parameters()}

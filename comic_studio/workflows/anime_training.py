@@ -29,7 +29,9 @@ from comic_studio.weights.catalogue import CatalogueError, load_catalogue
 from comic_studio.weights.header import read_safetensors_shapes
 from comic_studio.weights.locate import Places, locate
 
-CHECKPOINT = "training-checkpoint.safetensors"
+# CHECKPOINT re-exported: the output folder's checkpoint name, as before the shared module.
+from comic_studio.workflows.folder_training import CHECKPOINT as CHECKPOINT, TrainedFolder, checkpoint_in, final_loss
+
 DEFAULT_ENCODER = "clip-vit-l-14-vision"
 DEFAULT_CONTROLLERS = {
     ("sd15", "t2i-adapter"): "t2i-adapter-openpose-sd14",
@@ -41,11 +43,8 @@ DEFAULT_CONTROLLERS = {
 
 
 @dataclass(frozen=True)
-class TrainedAdapter:
-    folder: Path
-    steps: int
-    final_loss: float
-    evaluation_loss: float
+class TrainedAdapter(TrainedFolder):
+    """The adapter's folder (``anime_adapter.safetensors`` + ``config.json``) and the run's figures."""
 
 
 def train_anime_adapter(data: Path, out: Path, recipe: AnimeAdapterRecipe, *, base: str = "", encoder: str = "",
@@ -74,16 +73,10 @@ def train_anime_adapter(data: Path, out: Path, recipe: AnimeAdapterRecipe, *, ba
         control = _controller(recipe.controller, _path(spec, "--controller-model"), dtype, device)
     trainer = AnimeAdapterTrainer(parts, vision, processor, samples, recipe, controller=control,
                                   encoder_id=encoder or DEFAULT_ENCODER, device=device)  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / CHECKPOINT
-    if resume:
-        if not checkpoint.is_file():
-            raise TrainingError(f"{checkpoint}: nothing to resume (run without --resume to start)")
-        trainer.resume(checkpoint)
+    checkpoint = checkpoint_in(out, trainer, resume=resume)
     trainer.train(checkpoint, cancel=cancel, on_progress=on_progress)
     save_adapter(trainer.adapter, out)
-    return TrainedAdapter(out, trainer.step, trainer.losses[-1] if trainer.losses else float("nan"),
-                          trainer.evaluation_loss())  # fmt: skip
+    return TrainedAdapter(out, trainer.step, final_loss(trainer), trainer.evaluation_loss())
 
 
 def resolve_base(spec: str) -> tuple[str, SdxlSource]:

@@ -17,15 +17,12 @@ from comic_studio.generation.models.sd15 import load_sd15_components, resolve_sd
 from comic_studio.training.lora import TrainingError, TrainingProgress
 from comic_studio.training.serialgen import SerialgenRecipe, SerialgenTrainer, read_pairs
 
-CHECKPOINT = "training-checkpoint.safetensors"
+# CHECKPOINT re-exported: the output folder's checkpoint name, as before the shared module.
+from comic_studio.workflows.folder_training import CHECKPOINT as CHECKPOINT, TrainedFolder, checkpoint_in, final_loss
 
 
 @dataclass(frozen=True)
-class TrainedStandardizer:
-    folder: Path
-    steps: int
-    final_loss: float
-    evaluation_loss: float
+class TrainedStandardizer(TrainedFolder):
     first_evaluation_loss: float
     unets: bool
 
@@ -55,12 +52,7 @@ def train_serialgen(data: Path, out: Path, recipe: SerialgenRecipe, *, weights: 
     except ModelLoadError as exc:
         raise TrainingError(str(exc)) from exc
     trainer = SerialgenTrainer(pipeline, pairs, recipe)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / CHECKPOINT
-    if resume:
-        if not checkpoint.is_file():
-            raise TrainingError(f"{checkpoint}: nothing to resume (run without --resume to start)")
-        trainer.resume(checkpoint)
+    checkpoint = checkpoint_in(out, trainer, resume=resume)
     first = trainer.evaluation_loss()
     trainer.train(checkpoint, cancel=cancel, on_progress=on_progress)
     assert pipeline.modules is not None  # build_pipeline always gives FBDM/RPIM
@@ -70,5 +62,5 @@ def train_serialgen(data: Path, out: Path, recipe: SerialgenRecipe, *, weights: 
             module = getattr(pipeline.weights, name)
             tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
             atomic_write_bytes(out / f"{name}.safetensors", safetensors_bytes(tensors), f"the trained {name}")
-    return TrainedStandardizer(out, trainer.step, trainer.losses[-1] if trainer.losses else float("nan"),
-                               trainer.evaluation_loss(), first, recipe.train_unets)  # fmt: skip
+    return TrainedStandardizer(out, trainer.step, final_loss(trainer), trainer.evaluation_loss(), first,
+                               recipe.train_unets)  # fmt: skip

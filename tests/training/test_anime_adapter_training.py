@@ -22,6 +22,7 @@ from comic_studio.training.anime_adapter import (  # noqa: E402
     read_dataset,
     write_manifest,
 )
+from comic_studio.training.checkpoint import load_checkpoint  # noqa: E402
 from comic_studio.training.lora import TrainingCancelled, TrainingError  # noqa: E402
 
 
@@ -101,6 +102,10 @@ def test_resume_equals_uninterrupted(kit, dataset, tmp_path):
     checkpoint = tmp_path / "part.safetensors"
     with pytest.raises(TrainingCancelled):
         first.train(checkpoint, cancel=cancel)
+    # The keys every adapter checkpoint has had (older files resume): the layout is a file format.
+    assert set(load_checkpoint(checkpoint)) == {"step", "micro", "running", "losses", "recipe", "manifest", "adapter",
+                                                "grads", "optimizer", "noise_generator", "timestep_generator",
+                                                "drop_generator", "order", "global_rngs"}  # fmt: skip
     second = _trainer(kit, dataset)
     second.resume(checkpoint)
     second.train(checkpoint)

@@ -22,6 +22,7 @@ from comic_studio.generation.identity import (  # noqa: E402
 )
 from comic_studio.testing.tiny import tiny_sdxl_components  # noqa: E402
 from comic_studio.testing.tiny_identity import write_tiny_face_encoder  # noqa: E402
+from comic_studio.training.checkpoint import load_checkpoint  # noqa: E402
 from comic_studio.training.identity import (  # noqa: E402
     IdentityRecipe,
     IdentityTrainer,
@@ -245,6 +246,10 @@ def test_a_cancelled_run_resumes_bitwise(face, encoder, tmp_path):
     with pytest.raises(TrainingCancelled) as info:
         first.train(tmp_path / "b.safetensors", cancel=cancel_after_one)
     assert info.value.step == 1
+    # The keys every identity checkpoint has had (older files resume): the layout is a file format.
+    assert set(load_checkpoint(tmp_path / "b.safetensors")) == {
+        "step", "losses", "recipe", "manifest", "mlps", "optimizer", "noise_generator", "timestep_generator",
+        "augment_generator", "order", "global_rngs"}  # fmt: skip
     first.close()
     torch.manual_seed(12345)  # disturb the global generator: the checkpoint restores it
     resumed = make(face, encoder, recipe)

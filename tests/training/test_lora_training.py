@@ -136,6 +136,10 @@ def test_cancel_then_resume_in_new_objects_is_bitwise_an_uninterrupted_run(tmp_p
     state = load_checkpoint(stopped.value.checkpoint)
     assert (state["step"], state["micro"]) == (cancel_at // 2, cancel_at % 2)
     assert bool(state["grads"]) == bool(cancel_at % 2)  # half an accumulation keeps its gradients
+    # The keys every LoRA checkpoint has had (older files resume): the layout is a file format.
+    assert set(state) == {"step", "micro", "running", "losses", "recipe", "manifest", "class_manifest", "lora",
+                          "grads", "optimizer", "lr_scheduler", "noise_generator", "timestep_generator",
+                          "prior_noise_generator", "prior_timestep_generator", "order", "global_rngs"}  # fmt: skip
 
     torch.manual_seed(999)  # another process would start with other global RNG states
     resumed = trainer(recipe)

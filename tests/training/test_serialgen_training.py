@@ -17,9 +17,10 @@ pytest.importorskip("diffusers")
 from comic_studio.cli import main  # noqa: E402
 from comic_studio.generation.models.serialgen_stage1 import MODULES_FILE, load_modules  # noqa: E402
 from comic_studio.testing.tiny_serialgen import build_tiny_serialgen  # noqa: E402
+from comic_studio.training.checkpoint import load_checkpoint  # noqa: E402
 from comic_studio.training.lora import TrainingCancelled, TrainingError  # noqa: E402
 from comic_studio.training.serialgen import SerialgenRecipe, read_pairs  # noqa: E402
-from comic_studio.workflows.serialgen_training import train_serialgen  # noqa: E402
+from comic_studio.workflows.serialgen_training import CHECKPOINT, train_serialgen  # noqa: E402
 
 W, H = 64, 96
 
@@ -81,6 +82,10 @@ def test_resume_equals_uninterrupted(kit, tmp_path):
 
     with pytest.raises(TrainingCancelled):
         train_serialgen(data, tmp_path / "resumed", _recipe(steps=4), **_models(kit), cancel=cancel_after_two_steps)
+    # The keys every checkpoint has had (older files resume): the layout is a file format.
+    assert set(load_checkpoint(tmp_path / "resumed" / CHECKPOINT)) == {
+        "step", "micro", "running", "losses", "recipe", "manifest", "weights", "grads", "optimizer",
+        "noise_generator", "timestep_generator", "drop_generator", "order", "global_rngs"}  # fmt: skip
     resumed = train_serialgen(data, tmp_path / "resumed", _recipe(steps=4), **_models(kit), resume=True)
     assert resumed.steps == straight.steps == 4
     assert resumed.final_loss == straight.final_loss and resumed.evaluation_loss == straight.evaluation_loss

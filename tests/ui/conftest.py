@@ -56,3 +56,49 @@ def studio(ctx, tiny_kit, qtbot, tmp_path, monkeypatch):
     library.show()
     yield ctx, service, library, messages
     service.shutdown()
+
+
+@pytest.fixture
+def service(ctx):
+    """A real RenderService on the test's context (the training dialogs run their jobs on its
+    engine), shut down after the test."""
+    from comic_studio.ui.render_service import RenderService
+
+    service = RenderService(ctx)
+    yield service
+    service.shutdown()
+
+
+@pytest.fixture
+def make_library(ctx, qtbot, service):
+    """Makes a character library on ``service`` (the training dialogs open from its context menu);
+    each call a new one, as after reopening the studio."""
+    from comic_studio.ui.characters import CharacterLibrary
+
+    def make():
+        library = CharacterLibrary(ctx, render_service=service)
+        qtbot.addWidget(library)
+        return library
+
+    return make
+
+
+@pytest.fixture
+def queue_rows(ctx, qtbot, service):
+    """The render queue panel on ``service`` and the text its job's row shows at every progress
+    message, as ``(queue, rows)`` (the panel updates its row before later listeners of the same
+    message see it)."""
+    from comic_studio.generation.messages import JobEvent
+    from comic_studio.ui.queue_panel import QueuePanel
+
+    queue = QueuePanel(ctx, service)
+    qtbot.addWidget(queue)
+    rows: list[str] = []
+
+    def record(message) -> None:
+        row = queue.row(message.job_id)
+        if message.event is JobEvent.PROGRESS and row is not None:
+            rows.append(row.state.text())
+
+    service.job_message.connect(record)
+    return queue, rows

@@ -16,8 +16,6 @@ from comic_studio.generation.messages import JobEvent  # noqa: E402
 from comic_studio.generation.models.anime_adapter import load_adapter  # noqa: E402
 from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit, write_tiny_anime_dataset  # noqa: E402
 from comic_studio.ui.anime_training import TrainAnimeAdapterDialog  # noqa: E402
-from comic_studio.ui.queue_panel import QueuePanel  # noqa: E402
-from comic_studio.ui.render_service import RenderService  # noqa: E402
 from comic_studio.workflows.anime_training import CHECKPOINT  # noqa: E402
 
 RUN_TIMEOUT_MS = 240_000  # a hang fails the test; the tiny runs take seconds
@@ -27,13 +25,6 @@ RUN_TIMEOUT_MS = 240_000  # a hang fails the test; the tiny runs take seconds
 def kit(tmp_path_factory):
     torch.set_num_threads(1)
     return build_tiny_sd15_kit(tmp_path_factory.getbasetemp() / "tiny-sd15")
-
-
-@pytest.fixture
-def service(ctx):
-    service = RenderService(ctx)
-    yield service
-    service.shutdown()
 
 
 def _dialog(qtbot, service, kit, data, out) -> TrainAnimeAdapterDialog:
@@ -53,10 +44,9 @@ def _dialog(qtbot, service, kit, data, out) -> TrainAnimeAdapterDialog:
     return dialog
 
 
-def test_train_in_the_queue_cancel_and_resume_in_a_new_dialog(ctx, qtbot, kit, service, tmp_path):
+def test_train_in_the_queue_cancel_and_resume_in_a_new_dialog(qtbot, kit, service, queue_rows, tmp_path):
     data, out = write_tiny_anime_dataset(tmp_path / "data"), tmp_path / "weights"
-    queue = QueuePanel(ctx, service)
-    qtbot.addWidget(queue)
+    queue, rows = queue_rows
     dialog = _dialog(qtbot, service, kit, data, out)
     assert not dialog.resume_box.isEnabled()  # nothing to resume yet
     assert dialog.windowModality() == Qt.WindowModality.NonModal
@@ -69,14 +59,6 @@ def test_train_in_the_queue_cancel_and_resume_in_a_new_dialog(ctx, qtbot, kit, s
             service.engine.cancel(msg.job_id)
 
     stop = service.engine.subscribe(cancel_at_step_1)
-    rows: list[str] = []
-    service.job_message.connect(
-        lambda m: (
-            rows.append(queue.row(m.job_id).state.text())
-            if m.event is JobEvent.PROGRESS and queue.row(m.job_id)
-            else None
-        )
-    )
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         qtbot.mouseClick(dialog.train_button, Qt.MouseButton.LeftButton)
         assert dialog.is_running(), dialog.status_label.text()

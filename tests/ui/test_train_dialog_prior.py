@@ -17,17 +17,9 @@ from comic_studio.core.model import Pronouns  # noqa: E402
 from comic_studio.core.settings import BANK_DIR_ENV, class_images_dir  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
 from comic_studio.ui.characters import CharacterLibrary  # noqa: E402
-from comic_studio.ui.render_service import RenderService  # noqa: E402
 from comic_studio.workflows.training import lora_card  # noqa: E402
 
 RUN_TIMEOUT_MS = 240_000
-
-
-@pytest.fixture
-def service(ctx):
-    service = RenderService(ctx)
-    yield service
-    service.shutdown()
 
 
 def test_prior_preservation_from_the_dialog(ctx, qtbot, service, tiny_kit, tiny_models, tmp_path, monkeypatch):

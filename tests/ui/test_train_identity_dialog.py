@@ -22,11 +22,8 @@ from comic_studio.core.document import Document  # noqa: E402
 from comic_studio.generation.messages import JobEvent  # noqa: E402
 from comic_studio.testing.tiny_identity import write_tiny_face_encoder  # noqa: E402
 from comic_studio.training.samples import samples_folder  # noqa: E402
-from comic_studio.ui.characters import CharacterLibrary  # noqa: E402
 from comic_studio.ui.characters.identity_dialog import TrainIdentityDialog  # noqa: E402
 from comic_studio.ui.characters.training_dialog import TrainingDialog  # noqa: E402
-from comic_studio.ui.queue_panel import QueuePanel  # noqa: E402
-from comic_studio.ui.render_service import RenderService  # noqa: E402
 from comic_studio.ui.training_jobs import TRAIN_IDENTITY as UI_KIND  # noqa: E402
 from comic_studio.vision.detect import available_detectors  # noqa: E402
 from comic_studio.workflows.identity import identity_card, identity_checkpoint_path  # noqa: E402
@@ -46,19 +43,6 @@ def people(ctx):
     ce.add_reference(doc, blank.id, "face", Image.new("RGB", (128, 128), "white"))
     ctx.set_document(doc)
     return emma.id, blank.id
-
-
-@pytest.fixture
-def service(ctx):
-    service = RenderService(ctx)
-    yield service
-    service.shutdown()
-
-
-def _library(qtbot, ctx, service) -> CharacterLibrary:
-    library = CharacterLibrary(ctx, render_service=service)
-    qtbot.addWidget(library)
-    return library
 
 
 def _dialog(qtbot, library, character_id, tiny_kit, tmp_path, steps=2, samples=0) -> TrainIdentityDialog:
@@ -83,12 +67,11 @@ def test_the_identity_and_lora_dialogs_share_one_base_and_kind_names_agree():
 
 
 def test_train_identity_in_the_queue_lands_on_the_character_and_the_box_edits_it(
-    ctx, people, qtbot, tiny_kit, tmp_path, service
+    ctx, people, qtbot, tiny_kit, tmp_path, service, make_library, queue_rows
 ):
     emma, _blank = people
-    queue = QueuePanel(ctx, service)
-    qtbot.addWidget(queue)
-    library = _library(qtbot, ctx, service)
+    queue, _rows = queue_rows
+    library = make_library()
     dialog = _dialog(qtbot, library, emma, tiny_kit, tmp_path, samples=1)
     assert dialog.photos.count() == 1 and dialog.alpha_spin.value() == 0.5
     steps = []
@@ -127,9 +110,11 @@ def test_train_identity_in_the_queue_lands_on_the_character_and_the_box_edits_it
     editor.close()
 
 
-def test_cancel_close_reopen_and_resume_through_the_queue(ctx, people, qtbot, tiny_kit, tmp_path, service):
+def test_cancel_close_reopen_and_resume_through_the_queue(
+    ctx, people, qtbot, tiny_kit, tmp_path, service, make_library
+):
     emma, _blank = people
-    library = _library(qtbot, ctx, service)
+    library = make_library()
     dialog = _dialog(qtbot, library, emma, tiny_kit, tmp_path, steps=3)
     hold, held = threading.Event(), threading.Event()
 
@@ -172,9 +157,9 @@ def test_cancel_close_reopen_and_resume_through_the_queue(ctx, people, qtbot, ti
     reopened.close()
 
 
-def test_a_photo_without_a_face_fails_with_the_reason(ctx, people, qtbot, tiny_kit, tmp_path, service):
+def test_a_photo_without_a_face_fails_with_the_reason(ctx, people, qtbot, tiny_kit, tmp_path, make_library):
     _emma, blank = people
-    dialog = _dialog(qtbot, _library(qtbot, ctx, service), blank, tiny_kit, tmp_path)
+    dialog = _dialog(qtbot, make_library(), blank, tiny_kit, tmp_path)
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         assert dialog.start()
     assert outcome.args == ["failed"]

@@ -24,7 +24,6 @@ from comic_studio.training.lora import LoraRecipe  # noqa: E402
 from comic_studio.training.samples import samples_folder  # noqa: E402
 from comic_studio.ui.characters import CharacterLibrary  # noqa: E402
 from comic_studio.ui.characters.train_dialog import TrainLoraDialog  # noqa: E402
-from comic_studio.ui.queue_panel import QueuePanel  # noqa: E402
 from comic_studio.ui.render_service import RenderService  # noqa: E402
 from comic_studio.workflows.training import checkpoint_path, lora_card, train_character_lora  # noqa: E402
 
@@ -45,21 +44,7 @@ def mara(ctx):
     return mara.id
 
 
-@pytest.fixture
-def service(ctx):
-    service = RenderService(ctx)
-    yield service
-    service.shutdown()
-
-
-def _library(ctx, qtbot, service) -> CharacterLibrary:
-    library = CharacterLibrary(ctx, render_service=service)
-    qtbot.addWidget(library)
-    return library
-
-
-def _dialog(ctx, qtbot, character_id, tiny_kit, service, steps=2, library=None) -> TrainLoraDialog:
-    library = library or _library(ctx, qtbot, service)
+def _dialog(library: CharacterLibrary, character_id, tiny_kit, steps=2) -> TrainLoraDialog:
     library.select(character_id)
     library.train_action.trigger()  # the context menu's "Train LoRA…"
     dialog = library.train_dialog
@@ -84,26 +69,19 @@ def _cancel_on_worker(engine, at_step: int) -> None:
     engine.subscribe(react)
 
 
-def test_train_two_steps_in_the_queue_lands_the_lora_on_the_character(ctx, mara, qtbot, tiny_kit, tiny_models, service):
-    queue = QueuePanel(ctx, service)
-    qtbot.addWidget(queue)
-    library = _library(ctx, qtbot, service)
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service, library=library)
+def test_train_two_steps_in_the_queue_lands_the_lora_on_the_character(
+    ctx, mara, qtbot, tiny_kit, tiny_models, service, make_library, queue_rows
+):
+    queue, rows = queue_rows
+    library = make_library()
+    dialog = _dialog(library, mara, tiny_kit)
     assert dialog.captions() == ["a photo of sks woman", "a photo of sks woman"]
     assert not dialog.resume_box.isEnabled()  # no interrupted run yet
     dialog.trigger_edit.setText("zwx")  # default captions follow the trigger
     assert dialog.captions() == ["a photo of zwx woman"] * 2
     dialog.samples_spin.setValue(1)
-    steps, rows = [], []
+    steps = []
     dialog.progressed.connect(lambda m: steps.append((m.step, m.total)))
-    # The queue panel updates its row before later listeners of the same message see it.
-    service.job_message.connect(
-        lambda m: (
-            rows.append(queue.row(m.job_id).state.text())
-            if m.event is JobEvent.PROGRESS and queue.row(m.job_id)
-            else None
-        )
-    )
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         qtbot.mouseClick(dialog.train_button, Qt.MouseButton.LeftButton)
         assert dialog.is_running(), dialog.status_label.text()
@@ -136,8 +114,10 @@ def test_train_two_steps_in_the_queue_lands_the_lora_on_the_character(ctx, mara,
     dialog.close()
 
 
-def test_cancel_then_resume_gives_the_uninterrupted_weights(ctx, mara, qtbot, tiny_kit, tiny_models, service):
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service)
+def test_cancel_then_resume_gives_the_uninterrupted_weights(
+    ctx, mara, qtbot, tiny_kit, tiny_models, service, make_library
+):
+    dialog = _dialog(make_library(), mara, tiny_kit)
     _cancel_on_worker(service.engine, at_step=1)
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         dialog.start()
@@ -149,7 +129,7 @@ def test_cancel_then_resume_gives_the_uninterrupted_weights(ctx, mara, qtbot, ti
     dialog.close()
 
     # A new dialog (as after a restart) offers the resume and finishes the run.
-    again = _dialog(ctx, qtbot, mara, tiny_kit, service)
+    again = _dialog(make_library(), mara, tiny_kit)
     assert again.resume_box.isEnabled() and again.resume_box.isChecked()
     with qtbot.waitSignal(again.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
         again.start()
@@ -167,10 +147,10 @@ def test_cancel_then_resume_gives_the_uninterrupted_weights(ctx, mara, qtbot, ti
 
 
 def test_closing_the_dialog_leaves_the_run_going_and_reopening_shows_it(
-    ctx, mara, qtbot, tiny_kit, tiny_models, service
+    ctx, mara, qtbot, tiny_kit, tiny_models, service, make_library
 ):
-    library = _library(ctx, qtbot, service)
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service, steps=3, library=library)
+    library = make_library()
+    dialog = _dialog(library, mara, tiny_kit, steps=3)
     hold, held = threading.Event(), threading.Event()
 
     def hold_after_step_2(msg) -> None:  # the worker waits here until the dialog was reopened
@@ -189,7 +169,7 @@ def test_closing_the_dialog_leaves_the_run_going_and_reopening_shows_it(
         qtbot.waitUntil(lambda: library.train_dialog is None, timeout=5_000)  # deleted on close
         assert service.training.active_for(mara).job_id == job_id  # the run did not stop
 
-        reopened = _dialog(ctx, qtbot, mara, tiny_kit, service, library=library)
+        reopened = _dialog(library, mara, tiny_kit)
         assert reopened is not dialog and reopened.is_running() and reopened.job_id == job_id
         assert len(reopened.loss_plot.losses) == 2 and reopened.progress_bar.value() == 2
         assert reopened.steps_spin.value() == 3 and not reopened.train_button.isEnabled()
@@ -203,10 +183,12 @@ def test_closing_the_dialog_leaves_the_run_going_and_reopening_shows_it(
     reopened.close()
 
 
-def test_quitting_the_app_mid_run_cancels_with_a_checkpoint(ctx, mara, qtbot, tiny_kit, tiny_models, service):
+def test_quitting_the_app_mid_run_cancels_with_a_checkpoint(
+    ctx, mara, qtbot, tiny_kit, tiny_models, service, make_library
+):
     from PySide6.QtCore import QCoreApplication
 
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service, steps=500)
+    dialog = _dialog(make_library(), mara, tiny_kit, steps=500)
     assert dialog.start()
     qtbot.waitUntil(lambda: bool(dialog.loss_plot.losses), timeout=RUN_TIMEOUT_MS)  # under way
     with qtbot.waitSignal(dialog.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
@@ -260,8 +242,8 @@ def _tensors(data: bytes) -> dict:
     return load(data)
 
 
-def test_the_text_encoder_option_is_off_by_default_and_reaches_the_recipe(ctx, mara, qtbot, tiny_kit, service):
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service)
+def test_the_text_encoder_option_is_off_by_default_and_reaches_the_recipe(ctx, mara, qtbot, tiny_kit, make_library):
+    dialog = _dialog(make_library(), mara, tiny_kit)
     assert not dialog.text_encoder_box.isChecked() and dialog.recipe().train_text_encoder is False
     dialog.text_encoder_box.setChecked(True)
     assert dialog.recipe().train_text_encoder is True

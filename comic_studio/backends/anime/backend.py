@@ -441,6 +441,12 @@ class AnimeBackend(DiffusersBackend):
 
     def _controlnet(self, spec: str) -> Any:
         path = _model_path(spec or DEFAULT_IDS["controlnet"], "controlnet", "controlnet")
+        return self._cached_pretrained("ControlNetModel", path, "controlnet", "controlnet")
+
+    def _cached_pretrained(self, cls: str, path: Path, kind: str, setting: str) -> Any:
+        """diffusers' ``cls`` from the folder ``path`` (local safetensors only) in the run's dtype on
+        the load device, in eval mode, through the shared model cache under ``kind``; a folder that
+        does not load is a :class:`GenerationError` naming the ``setting``."""
         res = self.resources
         device = self.load_device
 
@@ -448,13 +454,13 @@ class AnimeBackend(DiffusersBackend):
             import diffusers
 
             try:
-                net = diffusers.ControlNetModel.from_pretrained(path, torch_dtype=torch_dtype(res.dtype),
-                                                                local_files_only=True, use_safetensors=True)  # fmt: skip
+                net = getattr(diffusers, cls).from_pretrained(path, torch_dtype=torch_dtype(res.dtype),
+                                                              local_files_only=True, use_safetensors=True)  # fmt: skip
             except (OSError, ValueError, RuntimeError) as exc:
-                raise GenerationError(f"anime setting 'controlnet': cannot load {path} ({exc})") from exc
+                raise GenerationError(f"anime setting '{setting}': cannot load {path} ({exc})") from exc
             return net.to(device).eval()
 
-        return res.models.get(str(path), "controlnet", res.dtype, device, load)
+        return res.models.get(str(path), kind, res.dtype, device, load)
 
     def _t2i_path(self, spec: str, family: str = "sd15") -> Path | None:
         """The T2I-Adapter's folder: the setting's (which must exist) or the family's installed
@@ -475,21 +481,8 @@ class AnimeBackend(DiffusersBackend):
                     "folder, or set 'pose_control' to controlnet"
                 )
             path = _model_path(DEFAULT_T2I_ADAPTERS[family], "T2I-Adapter", "t2i_adapter")
-        res = self.resources
-        device = self.load_device
-
-        def load() -> Any:
-            import diffusers
-
-            try:
-                net = diffusers.T2IAdapter.from_pretrained(path, torch_dtype=torch_dtype(res.dtype),
-                                                           local_files_only=True, use_safetensors=True)  # fmt: skip
-            except (OSError, ValueError, RuntimeError) as exc:
-                raise GenerationError(f"anime setting 't2i_adapter': cannot load {path} ({exc})") from exc
-            return net.to(device).eval()
-
         # Run once per render where it was loaded (its features then go to the UNet's device).
-        return res.models.get(str(path), "t2i-adapter", res.dtype, device, load)
+        return self._cached_pretrained("T2IAdapter", path, "t2i-adapter", "t2i_adapter")
 
     def _ip_state(self, spec: str) -> dict[str, Any]:
         from comic_studio.generation.models.loading import read_state_dict
