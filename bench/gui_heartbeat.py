@@ -10,6 +10,10 @@ while a 10 ms QTimer measures how late each tick fires. Prints JSON:
 The target (issue 5) is a worst lateness under 50 ms. Usage:
 
     python bench/gui_heartbeat.py [--panels 40] [--pose-matching auto|minilm|overlap] [--no-canvas]
+                                  [--explain [--explain-threshold 20]]
+
+``--explain`` adds ``"explain"``: per phase (warm_up, render), the stacks of the GUI thread and of
+the busy threads sampled while a tick was late (``bench/stall_explain.py``), most frequent first.
 """
 
 from __future__ import annotations
@@ -103,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="for comparison: skip the warm-up the app runs after start (the first job then imports the stack)",
     )
+    parser.add_argument(
+        "--explain", action="store_true", help="sample every thread's stack while a tick is late (JSON 'explain')"
+    )
+    parser.add_argument("--explain-threshold", type=float, default=20.0, help="lateness (ms) that --explain samples")
     args = parser.parse_args(argv)
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval / 1000)
@@ -162,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     stamps: list[float] = []  # seconds on the heartbeat clock, one per lateness value
     clock = QElapsedTimer()
     last = [0.0]
+    sampler = None
+    if args.explain:
+        from bench.stall_explain import StallSampler
+
+        sampler = StallSampler(TICK_MS, args.explain_threshold)
 
     def tick() -> None:
         now = clock.nsecsElapsed() / 1e6
@@ -169,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             lateness.append(max(0.0, now - last[0] - TICK_MS))
             stamps.append(now / 1000)
         last[0] = now
+        if sampler is not None:
+            sampler.tick()
 
     heartbeat = QTimer()
     heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
@@ -200,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_app_warm_up:
         from comic_studio.ui.app import warm_up_in_background
 
+        if sampler is not None:
+            sampler.phase("warm_up")
         t0 = time.perf_counter()
         thread = warm_up_in_background()
         while thread.is_alive():
@@ -211,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         stamps.clear()
         last[0] = 0.0
     render_start = clock.nsecsElapsed() / 1e9
+    if sampler is not None:
+        sampler.phase("render")
 
     started = time.perf_counter()
     job_ids = service.render_all(only_missing=False)
@@ -223,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             first_done_at = clock.nsecsElapsed() / 1e9
     total = time.perf_counter() - started
     heartbeat.stop()
+    if sampler is not None:
+        sampler.stop()
 
     rendered = sum(1 for page in doc.project.pages for p in page.panels if p.result())
     failed = [j.error for j in service.jobs() if j.state == "error"]
@@ -265,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch_loaded": "torch" in sys.modules,
         "native_preload": not args.no_native_preload,
     }
+    if sampler is not None:
+        report["explain"] = sampler.report()
     if failed:
         report["first_error"] = failed[0]
     print(json.dumps(report))
