@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         import comic_studio.poses.retrieval as retrieval_module
 
         for module in (engine_module, retrieval_module):
-            module.preload_extension_modules = lambda package: []  # type: ignore[attr-defined]
+            module.preload_torch_stack = lambda: []  # type: ignore[attr-defined]
 
     from PySide6.QtCore import QElapsedTimer, Qt, QTimer
     from PySide6.QtWidgets import QApplication

@@ -21,7 +21,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 from typing import Any
 
 # A thread whose innermost frame is one of these waits with the lock released: not a cause.
@@ -39,6 +38,8 @@ class StallSampler:
         self._weights: dict[str, collections.Counter[tuple[str, tuple[str, ...]]]] = {}
         self._gui_at: dict[str, collections.Counter[str]] = {}
         self._samples: collections.Counter[str] = collections.Counter()
+        self._longest: dict[str, list[tuple[float, list[dict[str, Any]]]]] = {}
+        """Per phase, the samples that waited longest: (ms, [{thread, stack}])."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="stall-watchdog", daemon=True)
         self._thread.start()
@@ -68,16 +69,22 @@ class StallSampler:
             phase = self._phase
             self._samples[phase] += 1
             weights = self._weights.setdefault(phase, collections.Counter())
+            seen: list[dict[str, Any]] = []
             for ident, frame in sys._current_frames().items():
                 if ident == me:
                     continue
-                frames = [f"{_short(f.filename)}:{f.lineno} {f.name}" for f in reversed(traceback.extract_stack(frame))]
+                frames = _frames(frame)
                 if ident == main:
                     self._gui_at.setdefault(phase, collections.Counter())[frames[0]] += waited_ms
                 elif frames[0].rsplit(" ", 1)[-1] in _IDLE_TOPS:
                     continue
                 name = "GUI" if ident == main else names.get(ident, hex(ident))
                 weights[(name, tuple(frames[: self.depth]))] += waited_ms
+                seen.append({"thread": name, "stack": frames[: self.depth]})
+            longest = self._longest.setdefault(phase, [])
+            longest.append((waited_ms, seen))
+            longest.sort(key=lambda item: -item[0])
+            del longest[5:]
 
     def report(self, top: int = 8) -> dict[str, Any]:
         """Per phase: how many samples, where the GUI thread stood, and the busy stacks weighted by
@@ -92,9 +99,28 @@ class StallSampler:
                     {"thread": name, "approx_ms": round(ms), "stack": list(frames)}
                     for (name, frames), ms in weights.most_common(top)
                 ],
+                # The single longest waits of the watchdog: a lock held in one C call shows here.
+                "longest": [{"waited_ms": round(ms), "threads": seen} for ms, seen in self._longest.get(phase, [])],
             }
             for phase, weights in self._weights.items()
         }
+
+
+def _frames(frame: Any) -> list[str]:
+    """A thread's stack, innermost first. The import machinery's own frames are folded into one
+    ``import <module>`` line per module being imported (read from ``_load_unlocked``'s ``spec``):
+    which extension module or package held the lock is the point."""
+    out: list[str] = []
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.startswith("<frozen importlib"):
+            if code.co_name == "_load_unlocked":
+                spec = frame.f_locals.get("spec")
+                out.append(f"import {getattr(spec, 'name', '?')}")
+        else:
+            out.append(f"{_short(code.co_filename)}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
+    return out
 
 
 def _short(path: str) -> str:
