@@ -231,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     if sampler is not None:
         sampler.phase("render")
 
+    # Load-independent figures: how often the jobs' followers re-synced, and the GUI thread's own
+    # CPU time over the render (the wall-clock ticks above also count waiting for a core or the lock).
+    jobs_changed: list[int] = []
+    service.jobs_changed.connect(lambda: jobs_changed.append(1))
+    gui_cpu0 = time.thread_time()
     started = time.perf_counter()
     job_ids = service.render_all(only_missing=False)
     deadline = time.monotonic() + args.timeout
@@ -241,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         if first_done_at is None and len(service.jobs()) < len(job_ids):  # a finished job leaves the list
             first_done_at = clock.nsecsElapsed() / 1e9
     total = time.perf_counter() - started
+    gui_cpu_s = time.thread_time() - gui_cpu0
     heartbeat.stop()
     if sampler is not None:
         sampler.stop()
@@ -277,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         "later_worst_ms": round(
             max((v for v, t in zip(lateness, stamps) if first_done_at and t > first_done_at), default=0.0), 1
         ),
+        "jobs_changed": len(jobs_changed),
+        "gui_cpu_s": round(gui_cpu_s, 2),
         "handler_worst_ms": round(max(handler_ms, default=0.0), 1),
         "handler_p99_ms": round(percentile(handler_ms, 0.99), 1),
         "handler_cpu_worst_ms": round(max(handler_cpu_ms, default=0.0), 1),
