@@ -12,6 +12,10 @@ The target (issue 5) is a worst lateness under 50 ms. Usage:
     python bench/gui_heartbeat.py [--panels 40] [--pose-matching auto|minilm|overlap] [--no-canvas]
                                   [--explain [--explain-threshold 20]]
 
+``turn_cpu_worst_ms`` / ``turn_wall_worst_ms``: the longest event-loop turn of the render in the GUI
+thread's CPU time and in wall time; a turn far longer in wall time than in CPU time waited for a
+core or the interpreter lock (machine load, other threads), it did not work.
+
 ``--explain`` adds ``"explain"``: per phase (warm_up, render), the stacks of the GUI thread and of
 the busy threads sampled while a tick was late (``bench/stall_explain.py``), most frequent first.
 """
@@ -240,8 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     job_ids = service.render_all(only_missing=False)
     deadline = time.monotonic() + args.timeout
     first_done_at: float | None = None  # heartbeat clock (s) when the first panel was recorded
+    # Per event-loop turn: the GUI thread's CPU time against its wall time. A late tick whose turn
+    # used little CPU was waiting (for a core, or for the interpreter lock), not working.
+    turn_cpu_ms: list[float] = []
+    turn_wall_ms: list[float] = []
     while not service.is_idle() and time.monotonic() < deadline:
+        c0, w0 = time.thread_time(), time.perf_counter()
         app.processEvents()
+        turn_cpu_ms.append((time.thread_time() - c0) * 1000)
+        turn_wall_ms.append((time.perf_counter() - w0) * 1000)
         time.sleep(0.001)
         if first_done_at is None and len(service.jobs()) < len(job_ids):  # a finished job leaves the list
             first_done_at = clock.nsecsElapsed() / 1e9
@@ -285,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "jobs_changed": len(jobs_changed),
         "gui_cpu_s": round(gui_cpu_s, 2),
+        "turn_cpu_worst_ms": round(max(turn_cpu_ms, default=0.0), 1),
+        "turn_wall_worst_ms": round(max(turn_wall_ms, default=0.0), 1),
         "handler_worst_ms": round(max(handler_ms, default=0.0), 1),
         "handler_p99_ms": round(percentile(handler_ms, 0.99), 1),
         "handler_cpu_worst_ms": round(max(handler_cpu_ms, default=0.0), 1),
