@@ -10,6 +10,14 @@ while a 10 ms QTimer measures how late each tick fires. Prints JSON:
 The target (issue 5) is a worst lateness under 50 ms. Usage:
 
     python bench/gui_heartbeat.py [--panels 40] [--pose-matching auto|minilm|overlap] [--no-canvas]
+                                  [--explain [--explain-threshold 20]]
+
+``turn_cpu_worst_ms`` / ``turn_wall_worst_ms``: the longest event-loop turn of the render in the GUI
+thread's CPU time and in wall time; a turn far longer in wall time than in CPU time waited for a
+core or the interpreter lock (machine load, other threads), it did not work.
+
+``--explain`` adds ``"explain"``: per phase (warm_up, render), the stacks of the GUI thread and of
+the busy threads sampled while a tick was late (``bench/stall_explain.py``), most frequent first.
 """
 
 from __future__ import annotations
@@ -103,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="for comparison: skip the warm-up the app runs after start (the first job then imports the stack)",
     )
+    parser.add_argument(
+        "--explain", action="store_true", help="sample every thread's stack while a tick is late (JSON 'explain')"
+    )
+    parser.add_argument("--explain-threshold", type=float, default=20.0, help="lateness (ms) that --explain samples")
     args = parser.parse_args(argv)
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval / 1000)
@@ -112,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         import comic_studio.poses.retrieval as retrieval_module
 
         for module in (engine_module, retrieval_module):
-            module.preload_extension_modules = lambda package: []  # type: ignore[attr-defined]
+            module.preload_torch_stack = lambda: []  # type: ignore[attr-defined]
 
     from PySide6.QtCore import QElapsedTimer, Qt, QTimer
     from PySide6.QtWidgets import QApplication
@@ -162,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     stamps: list[float] = []  # seconds on the heartbeat clock, one per lateness value
     clock = QElapsedTimer()
     last = [0.0]
+    sampler = None
+    if args.explain:
+        from bench.stall_explain import StallSampler
+
+        sampler = StallSampler(TICK_MS, args.explain_threshold)
 
     def tick() -> None:
         now = clock.nsecsElapsed() / 1e6
@@ -169,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             lateness.append(max(0.0, now - last[0] - TICK_MS))
             stamps.append(now / 1000)
         last[0] = now
+        if sampler is not None:
+            sampler.tick()
 
     heartbeat = QTimer()
     heartbeat.setTimerType(Qt.TimerType.PreciseTimer)
@@ -200,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_app_warm_up:
         from comic_studio.ui.app import warm_up_in_background
 
+        if sampler is not None:
+            sampler.phase("warm_up")
         t0 = time.perf_counter()
         thread = warm_up_in_background()
         while thread.is_alive():
@@ -211,18 +232,35 @@ def main(argv: list[str] | None = None) -> int:
         stamps.clear()
         last[0] = 0.0
     render_start = clock.nsecsElapsed() / 1e9
+    if sampler is not None:
+        sampler.phase("render")
 
+    # Load-independent figures: how often the jobs' followers re-synced, and the GUI thread's own
+    # CPU time over the render (the wall-clock ticks above also count waiting for a core or the lock).
+    jobs_changed: list[int] = []
+    service.jobs_changed.connect(lambda: jobs_changed.append(1))
+    gui_cpu0 = time.thread_time()
     started = time.perf_counter()
     job_ids = service.render_all(only_missing=False)
     deadline = time.monotonic() + args.timeout
     first_done_at: float | None = None  # heartbeat clock (s) when the first panel was recorded
+    # Per event-loop turn: the GUI thread's CPU time against its wall time. A late tick whose turn
+    # used little CPU was waiting (for a core, or for the interpreter lock), not working.
+    turn_cpu_ms: list[float] = []
+    turn_wall_ms: list[float] = []
     while not service.is_idle() and time.monotonic() < deadline:
+        c0, w0 = time.thread_time(), time.perf_counter()
         app.processEvents()
+        turn_cpu_ms.append((time.thread_time() - c0) * 1000)
+        turn_wall_ms.append((time.perf_counter() - w0) * 1000)
         time.sleep(0.001)
         if first_done_at is None and len(service.jobs()) < len(job_ids):  # a finished job leaves the list
             first_done_at = clock.nsecsElapsed() / 1e9
     total = time.perf_counter() - started
+    gui_cpu_s = time.thread_time() - gui_cpu0
     heartbeat.stop()
+    if sampler is not None:
+        sampler.stop()
 
     rendered = sum(1 for page in doc.project.pages for p in page.panels if p.result())
     failed = [j.error for j in service.jobs() if j.state == "error"]
@@ -256,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         "later_worst_ms": round(
             max((v for v, t in zip(lateness, stamps) if first_done_at and t > first_done_at), default=0.0), 1
         ),
+        "jobs_changed": len(jobs_changed),
+        "gui_cpu_s": round(gui_cpu_s, 2),
+        "turn_cpu_worst_ms": round(max(turn_cpu_ms, default=0.0), 1),
+        "turn_wall_worst_ms": round(max(turn_wall_ms, default=0.0), 1),
         "handler_worst_ms": round(max(handler_ms, default=0.0), 1),
         "handler_p99_ms": round(percentile(handler_ms, 0.99), 1),
         "handler_cpu_worst_ms": round(max(handler_cpu_ms, default=0.0), 1),
@@ -265,6 +307,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch_loaded": "torch" in sys.modules,
         "native_preload": not args.no_native_preload,
     }
+    if sampler is not None:
+        report["explain"] = sampler.report()
     if failed:
         report["first_error"] = failed[0]
     print(json.dumps(report))

@@ -13,6 +13,14 @@ The same flags as Python's own import (``sys.getdlopenflags()``) are used, so sy
 is exactly what a normal import gives. Best effort: on Windows, when the package is absent, or
 when ``dlopen`` refuses (a missing dependency), nothing happens and the normal import reports the
 problem as it always would. No package is imported here (core imports no torch).
+
+Beyond torch, the pose matcher's stack (sentence-transformers → transformers → SciPy,
+scikit-learn) loads extension modules whose cost is mostly their *vendored* shared libraries
+(auditwheel's ``<distribution>.libs`` folders: OpenBLAS, gfortran, libgomp), 5–40 ms of ``dlopen``
+each under the lock, measured here one by one. :func:`preload_torch_stack` maps torch's extension
+modules and those folders; the extension modules that import them later find them loaded by
+soname. The extension modules themselves are left to the import (a few ms each, and mapping every
+one of SciPy's ~150 on speculation would run constructors of modules nobody imports).
 """
 
 from __future__ import annotations
@@ -70,3 +78,64 @@ def preload_extension_modules(package: str) -> list[str]:
             pass  # no usable libc dlopen: the normal import does the work
         _done[package] = mapped
         return mapped
+
+
+_STACK_VENDORED = (("scipy", "scipy.libs"), ("sklearn", "scikit_learn.libs"), ("numpy", "numpy.libs"))
+"""(package, its wheel's vendored-library folder) of what the torch stack imports next to torch
+(sentence-transformers and transformers import SciPy and scikit-learn; numpy is usually in already)."""
+
+
+def vendored_libraries(folder: str) -> list[Path]:
+    """The shared libraries in the site-packages folder ``folder`` (e.g. ``scipy.libs``), found on
+    ``sys.path``; empty when it does not exist."""
+    for entry in sys.path:
+        found = Path(entry or ".") / folder
+        if found.is_dir():
+            return sorted(p for p in found.iterdir() if ".so" in p.name and p.is_file())
+    return []
+
+
+def preload_vendored_libraries(package: str, folder: str) -> list[str]:
+    """Map the libraries of ``folder`` (``package``'s vendored ones) with the lock released, unless
+    ``package`` is imported already (then they are loaded). Idempotent and thread-safe; best effort:
+    a library whose own dependencies are missing is skipped, its package's import reports it."""
+    if sys.platform == "win32" or package in sys.modules:
+        return []
+    key = f"{package}:{folder}"
+    with _lock:
+        if key in _done:
+            return _done[key]
+        mapped: list[str] = []
+        loaded = _mapped_file_names()
+        try:
+            dlopen = _dlopen_function()
+            flags = sys.getdlopenflags()  # as the extension module that needs them would load them
+            for path in vendored_libraries(folder):
+                if path.name in loaded:
+                    # Another wheel's copy with this very name (numpy.libs and scipy.libs share
+                    # libgfortran's): the loader would reuse that one by soname, so must we.
+                    continue
+                if dlopen(str(path).encode(), flags):
+                    mapped.append(str(path))
+        except (OSError, AttributeError):
+            pass
+        _done[key] = mapped
+        return mapped
+
+
+def _mapped_file_names() -> set[str]:
+    """File names of the shared objects mapped in this process (Linux; empty elsewhere)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return {line.rsplit("/", 1)[-1].strip() for line in maps if "/" in line}
+    except OSError:
+        return set()
+
+
+def preload_torch_stack() -> list[str]:
+    """What to call before importing torch (or a library built on it) on a worker thread: torch's
+    extension modules, then the vendored libraries of the numeric packages that come with it."""
+    mapped = list(preload_extension_modules("torch"))
+    for package, folder in _STACK_VENDORED:
+        mapped += preload_vendored_libraries(package, folder)
+    return mapped

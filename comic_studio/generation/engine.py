@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from comic_studio.core.native_libs import preload_extension_modules
+from comic_studio.core.native_libs import preload_torch_stack
 from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
 from comic_studio.generation.messages import RENDER, JobEvent, JobMessage
 from comic_studio.generation.registry import get_backend_class
@@ -560,7 +560,7 @@ class Engine:
         request = job.request
         assert isinstance(request, TaskRequest)
         kind = job.kind
-        preload_extension_modules("torch")  # every task trains or renders on torch (see _backend)
+        preload_torch_stack()  # every task trains or renders on torch (see _backend)
         job.started_at = job.last_activity = time.monotonic()
         self._emit(JobMessage(job.id, JobEvent.STARTED, kind=kind))
         try:
@@ -630,7 +630,7 @@ class Engine:
             if cls.required_models:
                 # A backend with models runs on torch: map its native libraries with the interpreter
                 # lock released, so the import inside the backend does not freeze the GUI thread.
-                preload_extension_modules("torch")
+                preload_torch_stack()
             backend = cls()
             bind = getattr(backend, "bind_resources", None)
             if callable(bind):

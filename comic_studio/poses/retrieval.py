@@ -45,7 +45,7 @@ from typing import Any, Literal
 import numpy as np
 
 from comic_studio.core.errors import ComicStudioError
-from comic_studio.core.native_libs import preload_extension_modules
+from comic_studio.core.native_libs import preload_torch_stack
 from comic_studio.poses.array_files import read_matrix, save_arrays_atomic
 from comic_studio.poses.library import MAX_FIGURES, PoseEntry, load_library
 from comic_studio.poses.text_match import OverlapIndex
@@ -120,7 +120,7 @@ def _load_minilm() -> Any:
             try:
                 # torch's native libraries are mapped with the interpreter lock released first: the
                 # import below then no longer freezes every other thread (the GUI) for ~1 s.
-                preload_extension_modules("torch")
+                preload_torch_stack()
                 try:
                     from sentence_transformers import SentenceTransformer  # heavy: torch comes with it
                 except ImportError as exc:

@@ -87,6 +87,13 @@ class BackgroundJobs(QObject):
         future.add_done_callback(lambda done: self._emit_done(job, done))
         return True
 
+    def start_worker(self) -> None:
+        """Start a helper thread now rather than in the first :meth:`submit`. Starting a thread
+        waits until it runs, and while another thread holds the interpreter lock (a render
+        importing or running torch) that wait was measured at 66 ms on the GUI thread."""
+        if not self._closed:
+            self._pool.submit(_nothing)
+
     def invalidate(self, lane: Hashable) -> None:
         """The lane's pending result is no longer wanted: drop it (cancel the job if not started)."""
         number = self._latest.pop(lane, 0)
@@ -135,6 +142,10 @@ class BackgroundJobs(QObject):
             job.on_error(error)
         else:
             log.error("%s: a background job failed", self.name, exc_info=error)
+
+
+def _nothing() -> None:
+    """What :meth:`BackgroundJobs.start_worker` runs: the thread's start is the point."""
 
 
 def wait_painting(fn: Callable[..., Any], *args: Any) -> Any:

@@ -258,6 +258,8 @@ class PanelInspector(QScrollArea):
             self.panel_id = panel_id
             self.history.list.clearSelection()
             self.refresh()
+        elif panel_id is None:
+            self._show_heading_without_panel()  # a balloon may have been selected or left
 
     def _on_document_changed(self, changes: Changes) -> None:
         if not changes.touches(_WATCHED):
@@ -277,9 +279,9 @@ class PanelInspector(QScrollArea):
         """Show the inspected panel's current state (never emits edits)."""
         panel = self.panel()
         self.details.setVisible(panel is not None)
-        self.empty.setVisible(panel is None)
+        self.empty.setVisible(False)
         if panel is None:
-            self.title.setText("Panel")
+            self._show_heading_without_panel()
             self.history.show_panel(None, None)
             self.racig.set_panel(None)
             return
@@ -334,6 +336,14 @@ class PanelInspector(QScrollArea):
             if row < self.cast.rowCount():
                 self.cast.selectRow(row)
         self._update_swap_button()
+
+    def _show_heading_without_panel(self) -> None:
+        """No panel inspected: a selected balloon is what is shown (its own section, titled
+        "Balloon", no panel hint); otherwise the hint to select a panel. The balloon section follows
+        the selection before this runs (it connected first, while the inspector was built)."""
+        balloon = self.balloon.found()
+        self.title.setText("Balloon" if balloon else "Panel")
+        self.empty.setVisible(balloon is None)
 
     def _readiness(self, name: str, settings: dict[str, Any]) -> Readiness:
         """Whether ``name`` can run here, remembered for a few seconds: the inspector refreshes on

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
 from comic_studio.core.document import Document
@@ -201,6 +201,8 @@ class RenderService(QObject):
         self.model_places: Any = None
         """Where models are looked for (``weights.locate.Places``); None: from the Preferences."""
         self._lettering = BackgroundJobs(self, "lettering")
+        self._lettering.start_worker()  # now, at idle: not on the GUI thread inside the first render
+        self._jobs_change_pending = False
         self.anchors = AnchorJobs(self)
         self.training = TrainingJobs(self)
         if engine is not None:
@@ -739,7 +741,7 @@ class RenderService(QObject):
                     job.preview = self._previews.pop(msg.job_id, job.preview)
             self.job_message.emit(msg)
             if changed:
-                self.jobs_changed.emit()
+                self._jobs_changed_soon()
             return
         if event == "queued":
             self.job_message.emit(msg)
@@ -764,9 +766,9 @@ class RenderService(QObject):
         if job.anchor_for is not None and event in ("error", "cancelled"):
             self.anchors.job_over(job.anchor_for, ok=False)
         self.job_message.emit(msg)
-        self.jobs_changed.emit()
+        self._jobs_changed_soon()
         if self.is_idle():
-            self.idle.emit()
+            self._emit_idle()
 
     def _on_task_message(self, job: RenderJob, msg: Any) -> None:
         """A task job's message (training): the queue row follows it, :attr:`training` records it."""
@@ -782,7 +784,7 @@ class RenderService(QObject):
                 job.info = dict(msg.info)
             self.job_message.emit(msg)
             if changed:
-                self.jobs_changed.emit()
+                self._jobs_changed_soon()
             return
         if event == "queued":
             self.job_message.emit(msg)
@@ -795,9 +797,28 @@ class RenderService(QObject):
             if event == "cancelled" and msg.error:
                 self.ctx.message.emit(f"{job.label}: {msg.error}")
         self.job_message.emit(msg)
-        self.jobs_changed.emit()
+        self._jobs_changed_soon()
         if self.is_idle():
-            self.idle.emit()
+            self._emit_idle()
+
+    # A fast backend (or a batch) finishes many jobs in one event-loop turn: each message used to
+    # emit jobs_changed, and every follower (queue rows, live overlays, stale markers, the
+    # character library) re-synced once per message. One emission per turn, after the last one.
+    def _jobs_changed_soon(self) -> None:
+        if not self._jobs_change_pending:
+            self._jobs_change_pending = True
+            QTimer.singleShot(0, self, self._flush_jobs_changed)
+
+    def _flush_jobs_changed(self) -> None:
+        """Emit the coalesced jobs_changed now if one is pending."""
+        if self._jobs_change_pending:
+            self._jobs_change_pending = False
+            self.jobs_changed.emit()
+
+    def _emit_idle(self) -> None:
+        # Whoever waits for idle sees the followers already in step with the jobs (no row left).
+        self._flush_jobs_changed()
+        self.idle.emit()
 
     def _compared(self, job: RenderJob, msg: Any) -> None:
         group = self.comparisons.get(job.comparison or "")
@@ -896,7 +917,7 @@ class RenderService(QObject):
             self.ctx.edit(apply_lettering, panel_id, kept + (balloons or []), batch)
         finally:
             if self.is_idle():
-                self.idle.emit()
+                self._emit_idle()
 
     # ------------------------------------------------------------------ following the user
     def _follow_current_page(self) -> None:

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from comic_studio.core.native_libs import extension_modules, preload_extension_modules
+from comic_studio.core.native_libs import extension_modules, preload_extension_modules, vendored_libraries
 
 pytest.importorskip("torch")
 
@@ -47,3 +47,37 @@ def test_a_package_without_extension_modules_or_absent_maps_nothing():
     assert preload_extension_modules("no_such_package_here") == []
     # An imported package has nothing left to map (its modules are loaded already).
     assert preload_extension_modules("json") == []
+
+
+_STACK_CHILD = r"""
+import json, sys
+import numpy  # as in the app: numpy is in before the torch stack comes
+from comic_studio.core.native_libs import preload_torch_stack
+mapped = preload_torch_stack()
+maps = open("/proc/self/maps").read()
+report = {"mapped": mapped, "again": preload_torch_stack(), "scipy_imported": "scipy" in sys.modules,
+          "torch_imported": "torch" in sys.modules}
+import scipy.linalg
+report["det"] = float(scipy.linalg.det(numpy.eye(3) * 2))
+lines = open("/proc/self/maps").read().splitlines()
+names = {line.rsplit("/", 1)[-1] for line in lines if ".libs/" in line}
+# One file per library name: nothing was mapped twice (a copy from two wheels' folders).
+report["twice"] = sorted(n for n in names if len({l.split()[-1] for l in lines if l.endswith("/" + n)}) > 1)
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_the_stack_s_vendored_libraries_are_mapped_once_before_their_packages_import():
+    pytest.importorskip("scipy")
+    if not vendored_libraries("scipy.libs"):
+        pytest.skip("this SciPy wheel vendors no libraries (a distribution build)")
+    out = subprocess.run([sys.executable, "-c", _STACK_CHILD], capture_output=True, text=True, timeout=300, check=True)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert any("/scipy.libs/" in p for p in report["mapped"]), report["mapped"]
+    assert any("_C" in p for p in report["mapped"])  # torch's extension module, as before
+    assert not report["scipy_imported"] and not report["torch_imported"]  # mapped, nothing imported
+    assert report["again"] == report["mapped"]  # idempotent: the second call maps nothing new
+    assert not any("/numpy.libs/" in p for p in report["mapped"])  # numpy was imported: left alone
+    assert report["twice"] == []
+    assert report["det"] == 8.0

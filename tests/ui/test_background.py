@@ -153,3 +153,16 @@ def test_wait_painting_raises_the_jobs_error_on_the_caller(qtbot):
 
     with pytest.raises(ValueError, match="broken project"):
         wait_painting(job)
+
+
+def test_start_worker_starts_the_helper_thread_before_any_job(qtbot, owner):
+    jobs = BackgroundJobs(owner, "warm-lane")
+    assert not any(t.name.startswith("warm-lane") for t in threading.enumerate())  # lazily, by default
+    jobs.start_worker()
+    assert any(t.name.startswith("warm-lane") for t in threading.enumerate())
+    assert jobs.pending() == 0  # the start is no job: nothing to deliver, idle checks unaffected
+    results: list[int] = []
+    jobs.submit(lambda: 7, on_result=results.append)
+    qtbot.waitUntil(lambda: results == [7], timeout=5000)
+    jobs.shutdown(wait=True)
+    jobs.start_worker()  # after shutdown: nothing starts, nothing raises

@@ -264,3 +264,29 @@ def test_without_a_service_render_buttons_are_disabled(ctx, qtbot):
     _select(ctx)
     assert not inspector.render_button.isEnabled()
     assert inspector.render_panel() == []
+
+
+def test_a_balloon_selected_alone_is_titled_balloon_without_the_panel_hint(ctx, qtbot):
+    from comic_studio.core.model import Balloon, Box
+
+    document = small_document()
+    panel = all_panels(document)[0]
+    panel.balloons.append(Balloon(text="We have to hurry.", box=Box(x=10, y=10, w=80, h=40)))
+    ctx.set_document(document)
+    inspector = PanelInspector(ctx)
+    qtbot.addWidget(inspector)
+    inspector.show()
+    assert inspector.title.text() == "Panel" and inspector.empty.isVisibleTo(inspector)
+
+    ctx.select_balloon(panel.balloons[0].id)  # on the canvas: the balloon, no panel
+    assert not ctx.selected_panel_ids
+    assert inspector.balloon.isVisibleTo(inspector)
+    assert inspector.title.text() == "Balloon"
+    assert not inspector.empty.isVisibleTo(inspector)
+    assert not inspector.details.isVisibleTo(inspector)
+
+    ctx.select_balloon(None)  # nothing selected again: back to the hint
+    assert inspector.title.text() == "Panel" and inspector.empty.isVisibleTo(inspector)
+
+    ctx.select_panels([panel.id])  # a panel wins the title
+    assert inspector.title.text().endswith("Panel 1") and not inspector.empty.isVisibleTo(inspector)

@@ -271,3 +271,22 @@ def test_a_backend_that_ignores_cancel_is_named_in_a_message(ctx, qtbot):
         svc.shutdown()
         engine.shutdown()
         unregister_backend("test-deaf")
+
+
+def test_many_jobs_finishing_in_one_event_loop_turn_change_the_jobs_once(ctx, service, qtbot):
+    """The followers of jobs_changed (queue rows, live overlays, stale markers) re-sync once per
+    event-loop turn, not once per engine message: here every job's messages are waiting together."""
+    panels = all_panels(ctx.document)
+    job_ids = service.render_all(only_missing=False)
+    assert len(job_ids) == len(panels) > 1
+    changes: list[int] = []
+    service.jobs_changed.connect(lambda: changes.append(len(service.jobs())))
+    # The GUI thread does not run its event loop while the engine renders everything: all the
+    # started/progress/finished messages queue up and are handled in one turn.
+    assert service.engine.wait_idle(timeout=60)
+    assert changes == []
+    qtbot.waitUntil(lambda: changes != [], timeout=10_000)
+    assert changes == [0], "one jobs_changed for all the finished jobs, with the list already empty"
+    qtbot.waitUntil(service.is_idle, timeout=30_000)  # lettering: no jobs change any more
+    assert changes == [0]
+    assert all(p.result() is not None for p in all_panels(ctx.document))
