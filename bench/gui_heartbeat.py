@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "--switch-interval",
         type=float,
         default=None,
-        help="sys.setswitchinterval in ms (Python's GIL hand-over; default 5 ms)",
+        help="sys.setswitchinterval in ms (Python's GIL hand-over; default: the app's, 1 ms)",
     )
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
     parser.add_argument(
@@ -115,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
         "--explain", action="store_true", help="sample every thread's stack while a tick is late (JSON 'explain')"
     )
     parser.add_argument("--explain-threshold", type=float, default=20.0, help="lateness (ms) that --explain samples")
+    parser.add_argument(
+        "--no-gui-collector",
+        action="store_true",
+        help="for comparison: every thread collects reference cycles, as before ui/garbage_collector.py",
+    )
     args = parser.parse_args(argv)
-    if args.switch_interval is not None:
-        sys.setswitchinterval(args.switch_interval / 1000)
 
     if args.no_native_preload:
         import comic_studio.generation.engine as engine_module
@@ -127,9 +130,17 @@ def main(argv: list[str] | None = None) -> int:
             module.preload_torch_stack = lambda: []  # type: ignore[attr-defined]
 
     from PySide6.QtCore import QElapsedTimer, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    # The app's own set-up (ui/app.py): its interpreter-lock switch interval, the wheel guard and the
+    # GUI thread's garbage collector.
+    from comic_studio.ui.app import create_application
+    from comic_studio.ui.garbage_collector import gui_thread_collector
+
+    app = create_application(sys.argv[:1])
+    if args.no_gui_collector:
+        gui_thread_collector().uninstall()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval / 1000)
     from comic_studio.ui.context import StudioContext
     from comic_studio.ui.inspector import PanelInspector
     from comic_studio.ui.queue_panel import QueuePanel
@@ -294,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         "later_worst_ms": round(
             max((v for v, t in zip(lateness, stamps) if first_done_at and t > first_done_at), default=0.0), 1
         ),
+        "gui_collector": not args.no_gui_collector,
+        "gui_collections": list(gui_thread_collector().collections),
+        "gui_collection_worst_ms": round(gui_thread_collector().longest_s * 1000, 1),
         "jobs_changed": len(jobs_changed),
         "gui_cpu_s": round(gui_cpu_s, 2),
         "turn_cpu_worst_ms": round(max(turn_cpu_ms, default=0.0), 1),

@@ -26,8 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 Done = Callable[[], None]
-Request = Callable[[Done | None], None]
-"""Asks the collecting thread for one full collection soon; it calls ``done`` (when given) after it."""
+Request = Callable[[Done | None, int], None]
+"""Asks the collecting thread for one collection of the given generation (2: everything) soon; it
+calls ``done`` (when given) after it."""
 
 
 @dataclass(frozen=True)
@@ -63,18 +64,19 @@ def collection_is_handed_over() -> bool:
     return _collector is not None
 
 
-def collect(wait_s: float = 0.0) -> bool:
-    """Collect reference cycles: here when no thread owns collection or this thread does; otherwise
-    ask the owner, waiting up to ``wait_s`` seconds for it (0: don't wait — the memory comes back a
-    moment later). Returns whether the collection has happened when this returns."""
+def collect(wait_s: float = 0.0, generation: int = 2) -> bool:
+    """Collect reference cycles up to ``generation`` (2: all; 1: what was allocated lately — cheap):
+    here when no thread owns collection or this thread does; otherwise ask the owner, waiting up to
+    ``wait_s`` seconds for it (0: don't wait — the memory comes back a moment later). Returns whether
+    the collection has happened when this returns."""
     collector = _collector
     if collector is None or collector.thread_id == threading.get_ident():
-        gc.collect()
+        gc.collect(generation)
         return True
     if wait_s <= 0:
-        collector.request(None)
+        collector.request(None, generation)
         return False
     done = threading.Event()
-    collector.request(done.set)
+    collector.request(done.set, generation)
     # Bounded: the owner may itself be waiting for this thread (a window closing joins the engine).
     return done.wait(wait_s)

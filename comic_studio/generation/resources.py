@@ -208,8 +208,10 @@ class EngineResources:
     def trim(self) -> None:
         """Give back transient memory a finished, failed or cancelled job held (keeps loaded models).
         The cycles (a cancelled pipeline's frames in its traceback) are collected by the thread that
-        owns collection (core/garbage.py: the GUI thread in the app, never this worker), a moment later."""
-        garbage.collect()
+        owns collection (core/garbage.py: the GUI thread in the app, never this worker), a moment later;
+        the young generations only — they hold what the job allocated, and a full collection would walk
+        every imported module again (a stall of the window in the app)."""
+        garbage.collect(generation=1)
         self._run_hooks()
 
     def free(self, wait_s: float = 0.0) -> None:

@@ -117,6 +117,9 @@ def warm_up_in_background():
 
     collector = gui_thread_collector()
 
+    if collector is not None:
+        collector.expect_settle()
+
     def warm_up_and_settle() -> None:
         warm_up()
         if collector is not None:  # the imported stack is the program now: out of the collector's way

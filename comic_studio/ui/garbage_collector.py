@@ -18,27 +18,23 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 
 from comic_studio.core import garbage
 
-COLLECT_INTERVAL_MS = 200
-"""How often the GUI thread looks at the allocation counts (CPython looks at every allocation; a
-worker that allocates heavily between ticks only keeps its garbage up to this much longer)."""
+IDLE_INTERVAL_MS = 200
+"""How often the GUI thread looks at the allocation counts while little is allocated (CPython looks at
+every allocation; garbage made between ticks waits this much longer)."""
 
-FULL_COLLECTION_MIN_INTERVAL_S = 30.0
-"""At most one timed full collection per this many seconds. CPython skips a due full collection
-until the objects that survived since the last one reach 25 % of the oldest generation (its guard
-against quadratic cost while a program builds a large heap — here: the warm-up importing torch); the
-counts it uses are not visible from Python, so time stands in for them. Young garbage is collected on
-every tick regardless."""
+BUSY_INTERVAL_MS = 16
+"""The next look after a tick that collected: while a thread allocates in bulk (an import, a model
+load) a 200 ms tick would find hundreds of thousands of young objects and walk them all at once; short
+ticks keep each collection to a few milliseconds, as CPython's per-700-allocations rhythm does."""
 
-
-SLOW_FULL_COLLECTION_S = 0.05
-"""A full collection slower than this freezes its survivors: they just proved long-lived (a backend's
-first import of diffusers after the warm-up, say), and walking them again every 30 s would stall the
-window as long each time. Their cycles, should they ever become garbage, are not collected: a bounded
-leak traded for a window that never stalls on the collector twice."""
+FULL_COLLECTION_GROWTH = 0.25
+"""A due full collection runs only once the objects that survived into the oldest generation since the
+last one are this share of it — CPython's own rule (gc_should_collect_full in its gcmodule.c) against
+walking a large, long-lived heap over and over while a program builds it."""
 
 
 class GuiThreadCollector(QObject):
-    _requested = Signal(object)  # a done-callback or None, from any thread
+    _requested = Signal(object, int)  # a done-callback or None, and the generation; from any thread
     _settle_requested = Signal()
 
     def __init__(self, parent: QObject | None = None):
@@ -46,10 +42,12 @@ class GuiThreadCollector(QObject):
         self.collections = [0, 0, 0]
         """How many collections of each generation this collector ran (for tests and the benchmark)."""
         self.longest_s = 0.0
-        self._last_full = time.monotonic()
+        self._long_lived = len(gc.get_objects(generation=2))
+        self._long_lived_pending = 0
+        self._settle_pending = False
         self._give_back = None
         self.timer = QTimer(self)
-        self.timer.setInterval(COLLECT_INTERVAL_MS)
+        self.timer.setInterval(IDLE_INTERVAL_MS)
         self.timer.timeout.connect(self.collect_due)
         self._requested.connect(self._collect_for, Qt.ConnectionType.QueuedConnection)
         self._settle_requested.connect(self.settle, Qt.ConnectionType.QueuedConnection)
@@ -72,16 +70,33 @@ class GuiThreadCollector(QObject):
 
     @Slot()
     def collect_due(self) -> int | None:
-        """Collect the oldest generation whose count crossed its threshold, as CPython's automatic
-        collection would (a collection of generation n includes the younger ones); returns it."""
+        """Collect when an allocation count crossed its threshold, as CPython's automatic collection
+        would; returns the generation collected (1 or 2), or None.
+
+        The young generations are always collected together: between ticks a bulk allocation (an
+        import) makes generation 0 far larger than CPython's 700 objects, and generation 1 would pile
+        up ten such collections' survivors for one long walk; collecting both empties generation 1
+        each time, so each walk costs only what is new. A full collection follows CPython's growth
+        rule (:data:`FULL_COLLECTION_GROWTH`) and waits while a settle is expected."""
         counts, thresholds = gc.get_count(), gc.get_threshold()
-        due = [g for g in (2, 1, 0) if thresholds[g] and counts[g] > thresholds[g]]
-        if due and due[0] == 2 and time.monotonic() - self._last_full < FULL_COLLECTION_MIN_INTERVAL_S:
-            due = [1]
-        if not due:
+        full = (
+            counts[2] > thresholds[2]
+            and not self._settle_pending
+            and self._long_lived_pending >= FULL_COLLECTION_GROWTH * self._long_lived
+        )
+        young = counts[0] > thresholds[0] or counts[1] > thresholds[1]
+        self.timer.setInterval(BUSY_INTERVAL_MS if full or young else IDLE_INTERVAL_MS)
+        if not (full or young):
             return None
-        self._collect(due[0])
-        return due[0]
+        generation = 2 if full else 1
+        self._collect(generation)
+        return generation
+
+    def expect_settle(self) -> None:
+        """From any thread, before a burst of imports that :meth:`request_settle` will freeze (the
+        warm-up): until then no full collection walks what the burst builds — it would all be frozen
+        anyway (at idle it was a 130-190 ms stall during the warm-up)."""
+        self._settle_pending = True
 
     def request_settle(self) -> None:
         """From any thread (the warm-up when it has imported the generation stack)."""
@@ -89,29 +104,35 @@ class GuiThreadCollector(QObject):
 
     @Slot()
     def settle(self) -> None:
-        """Collect the young generations, then freeze every object alive: the program itself, which a
-        collection would only walk (cycles among frozen objects are never collected; what is frozen
-        here is import-time state, not documents)."""
-        self._collect(1)
+        """Freeze every object alive — the program itself (modules, classes, functions: after the
+        warm-up ≈ 460,000 objects that a full collection would only walk, for 0.3-0.7 s). Freezing
+        scans nothing; cycles among frozen objects are never collected, and what is frozen here is
+        import-time state and the pose matcher, which live as long as the process, never documents
+        or generation models (a model dropped from the cache must stay collectable)."""
         gc.freeze()
+        self._long_lived = len(gc.get_objects(generation=2))
+        self._long_lived_pending = 0
+        self._settle_pending = False
 
-    @Slot(object)
-    def _collect_for(self, done: garbage.Done | None) -> None:
+    @Slot(object, int)
+    def _collect_for(self, done: garbage.Done | None, generation: int) -> None:
         try:
-            self._collect(2)
+            self._collect(generation)
         finally:
             if done is not None:
                 done()
 
     def _collect(self, generation: int) -> None:
         started = time.perf_counter()
-        gc.collect(generation)
-        took = time.perf_counter() - started
+        if generation == 1:  # its survivors join the oldest generation: CPython's pending count
+            young = len(gc.get_objects(generation=0)) + len(gc.get_objects(generation=1))
+            self._long_lived_pending += max(0, young - gc.collect(1))
+        else:
+            gc.collect(generation)
         if generation == 2:
-            self._last_full = time.monotonic()
-            if took > SLOW_FULL_COLLECTION_S:
-                gc.freeze()
-        self.longest_s = max(self.longest_s, took)
+            self._long_lived = len(gc.get_objects(generation=2))
+            self._long_lived_pending = 0
+        self.longest_s = max(self.longest_s, time.perf_counter() - started)
         self.collections[generation] += 1
 
 

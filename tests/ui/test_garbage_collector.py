@@ -19,6 +19,7 @@ from render_helpers import GateBackend, all_panels, small_document
 
 from comic_studio.core import editing, garbage
 from comic_studio.generation.registry import register_backend, unregister_backend
+from comic_studio.ui import garbage_collector
 from comic_studio.ui.garbage_collector import gui_thread_collector
 from comic_studio.ui.render_service import RenderService
 
@@ -99,7 +100,7 @@ def test_the_gui_thread_collects_due_generations_on_its_timer(qtbot):
 
 def test_settle_freezes_what_is_alive():
     collector = gui_thread_collector()
-    gc.unfreeze()  # an earlier slow full collection may have frozen some already
+    assert gc.get_freeze_count() == 0  # nothing else freezes: models and documents stay collectable
     try:
         collector.settle()
         assert gc.get_freeze_count() > 1000  # the imported program
@@ -141,20 +142,28 @@ def test_cancelling_a_render_does_not_collect_on_the_engine_thread(ctx, gate, qt
         service.shutdown()
 
 
-def test_a_slow_full_collection_freezes_its_survivors(qtbot, monkeypatch):
-    """Survivors of a full collection that took long (a first import of diffusers after the warm-up)
-    are frozen, so the next timed full collection does not walk them again."""
-    from comic_studio.ui import garbage_collector
+def test_a_full_collection_waits_for_the_heap_to_grow(monkeypatch):
+    """CPython's rule: a full collection that is due by count still waits until a quarter of the
+    oldest generation is new survivors (no walking the imported program again and again)."""
+    collector = gui_thread_collector()
+    for _ in range(gc.get_threshold()[2] + 2):
+        gc.collect(1)  # each counts towards the oldest generation's threshold: a full one is due by count
+    monkeypatch.setattr(collector, "_long_lived", 1_000_000)
+    monkeypatch.setattr(collector, "_long_lived_pending", 0)
+    fulls = collector.collections[2]
+    alive = [[i] for i in range(5_000)]  # generation 0 is due too
+    assert collector.collect_due() == 1  # the young ones only
+    monkeypatch.setattr(collector, "_long_lived_pending", 300_000)
+    assert collector.collect_due() == 2
+    assert collector.collections[2] == fulls + 1
+    del alive
 
-    monkeypatch.setattr(garbage_collector, "SLOW_FULL_COLLECTION_S", 0.0)  # any full collection is "slow"
-    gc.unfreeze()
-    waited: list[bool] = []
-    thread = threading.Thread(target=lambda: waited.append(garbage.collect(wait_s=10)))
-    try:
-        thread.start()
-        qtbot.waitUntil(lambda: bool(waited), timeout=10_000)
-        assert waited == [True]
-        assert gc.get_freeze_count() > 1000
-    finally:
-        thread.join(5)
-        gc.unfreeze()
+
+def test_ticks_come_quickly_while_a_thread_allocates_in_bulk():
+    collector = gui_thread_collector()
+    alive = [[i] for i in range(5_000)]  # a burst: past generation 0's threshold
+    assert collector.collect_due() is not None
+    assert collector.timer.interval() == garbage_collector.BUSY_INTERVAL_MS
+    assert collector.collect_due() is None  # nothing new since
+    assert collector.timer.interval() == garbage_collector.IDLE_INTERVAL_MS
+    del alive
