@@ -146,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     from comic_studio.ui.queue_panel import QueuePanel
     from comic_studio.ui.render_service import RenderService
 
+    if not args.no_gui_collector:
+        gui_thread_collector().settle()  # as the app's start_window does once its modules are imported
+
     # How long the GUI thread spends handling each engine message (recording, lettering, the
     # widgets' refresh): the part of a stall our code is responsible for, whatever the machine load.
     handler_ms: list[float] = []

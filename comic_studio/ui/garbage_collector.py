@@ -18,13 +18,13 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QTimer, Signal, Slot
 
 from comic_studio.core import garbage
 
-IDLE_INTERVAL_MS = 200
+IDLE_INTERVAL_MS = 50
 """How often the GUI thread looks at the allocation counts while little is allocated (CPython looks at
-every allocation; garbage made between ticks waits this much longer)."""
+every allocation; a look costs microseconds). It bounds what the first tick of a burst walks."""
 
-BUSY_INTERVAL_MS = 16
+BUSY_INTERVAL_MS = 25
 """The next look after a tick that collected: while a thread allocates in bulk (an import, a model
-load) a 200 ms tick would find hundreds of thousands of young objects and walk them all at once; short
+load) a slow tick would find hundreds of thousands of young objects and walk them all at once; short
 ticks keep each collection to a few milliseconds, as CPython's per-700-allocations rhythm does."""
 
 FULL_COLLECTION_GROWTH = 0.25
