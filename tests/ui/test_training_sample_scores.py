@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 pytest.importorskip("peft")
 pytest.importorskip("open_clip", reason="open_clip_torch (with torchvision) is not installed")
 
-from test_train_lora_dialog import RUN_TIMEOUT_MS, _dialog, mara, service  # noqa: E402,F401  (fixtures)
+from test_train_lora_dialog import RUN_TIMEOUT_MS, _dialog, mara  # noqa: E402,F401  (the fixture mara)
 
 from comic_studio.core.safe_read import decode_image  # noqa: E402
 from comic_studio.evaluation.scoring import Scorer  # noqa: E402
@@ -32,6 +32,7 @@ def test_each_training_sample_shows_its_clip_i_against_the_references(
     tiny_kit,
     tiny_models,
     service,
+    make_library,
     tmp_path,
     monkeypatch,
 ):
@@ -39,7 +40,7 @@ def test_each_training_sample_shows_its_clip_i_against_the_references(
     (tmp_path / "config").mkdir(exist_ok=True)
     (tmp_path / "config" / "settings.json").write_text(json.dumps({"pose_clip_model": str(weights)}))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    dialog = _dialog(ctx, qtbot, mara, tiny_kit, service)
+    dialog = _dialog(make_library(), mara, tiny_kit)
     dialog.samples_spin.setValue(1)
     scores = sample_scores(service)
     assert dialog.sample_scores is scores  # one per service: a reopened dialog finds the figures
