@@ -2,11 +2,13 @@
 Qt objects destroyed on a worker thread crash the app later, and a full collection on any thread
 freezes the window).
 
-Between timer ticks the collector does what CPython would have done automatically — collect the
-youngest generation whose allocation count crossed its threshold — only always here. Once the app has
-imported its generation stack, :meth:`GuiThreadCollector.settle` moves every object alive then (modules,
-classes, functions: hundreds of thousands, never garbage) out of the collector's sight with
-``gc.freeze()``, so even a full collection afterwards takes milliseconds instead of half a second.
+On each tick the collector does what CPython would have done automatically, only always here: when
+an allocation count crossed its threshold it collects the young generations (together: see
+:meth:`GuiThreadCollector.collect_due`), and the whole heap by CPython's growth rule. Once the window's
+modules are imported, and again once the warm-up has imported the generation stack,
+:meth:`GuiThreadCollector.settle` moves every object alive then (modules, classes, functions: hundreds
+of thousands, never garbage) out of the collector's sight with ``gc.freeze()``, so a full collection
+afterwards walks only what the session built.
 """
 
 from __future__ import annotations
