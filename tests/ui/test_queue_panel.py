@@ -55,7 +55,12 @@ def test_rows_progress_preview_and_cancel(queue, qtbot, tmp_path):
     assert row.bar.maximum() == 20 and "/20" in row.bar.format()
     assert "Rendering" in row.state.text()
     assert panel.row(ids[-1]).state.text() == "Waiting"
-    assert "rendering" in panel.summary.text() and "waiting" in panel.summary.text()
+    # The row follows each engine message at once; the summary follows jobs_changed, which the
+    # service emits once per event-loop turn, after that turn's messages. When the "started" and
+    # the first preview's messages are handled in the same turn (a loaded machine), the row is
+    # already "Rendering" with its thumbnail while the summary's update is still posted.
+    qtbot.waitUntil(lambda: "rendering" in panel.summary.text(), timeout=1_000)
+    assert "1 rendering" in panel.summary.text() and "waiting" in panel.summary.text()
     panel.grab().save(str(tmp_path / "queue.png"))
 
     qtbot.mouseClick(panel.row(ids[-1]).cancel_button, Qt.MouseButton.LeftButton)
