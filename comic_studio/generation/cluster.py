@@ -57,8 +57,8 @@ from comic_studio.generation.cluster_assets import (
     returned_banks,
     returned_checkpoint,
 )
-from comic_studio.generation.engine import Engine, Subscriber
-from comic_studio.generation.messages import JobEvent, JobMessage
+from comic_studio.generation.engine import Engine
+from comic_studio.generation.messages import JobEvent, JobMessage, Subscriber, Subscribers
 from comic_studio.generation.request import GenerationError, GenerationRequest
 from comic_studio.generation.settings import EngineSettings
 from comic_studio.generation.tasks import CheckpointedTask, TaskRequest, TaskRunner
@@ -373,8 +373,7 @@ class ClusterEngine:
         self._runners: dict[str, str] = {}
         self._queued: dict[str, _ClusterJob] = {}
         self._seq = itertools.count()
-        self._subscribers: list[Subscriber] = []
-        self._subscribers_lock = threading.Lock()
+        self._subscribers = Subscribers("cluster")
         self._stopping = False
         self._thread = threading.Thread(target=self._dispatch, name="cluster-dispatcher", daemon=True)
         self._thread.start()
@@ -524,15 +523,7 @@ class ClusterEngine:
             return True
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        with self._subscribers_lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._subscribers_lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def pending(self) -> list[str]:
         with self._cond:
@@ -748,10 +739,4 @@ class ClusterEngine:
             self._emit(JobMessage(job.id, event, job.panel_id, error=error))
 
     def _emit(self, message: JobMessage) -> None:
-        with self._subscribers_lock:
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(message)
-            except Exception:
-                log.exception("cluster subscriber %r failed on %s", callback, message.event.value)
+        self._subscribers.publish(message)

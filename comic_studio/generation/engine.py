@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from comic_studio.core.native_libs import preload_torch_stack
 from comic_studio.generation.backend_api import BackendSettingsError, GenerationBackend
-from comic_studio.generation.messages import RENDER, JobEvent, JobMessage
+from comic_studio.generation.messages import RENDER, JobEvent, JobMessage, Subscriber, Subscribers
 from comic_studio.generation.registry import get_backend_class
 from comic_studio.generation.request import (
     Cancelled,
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Subscriber = Callable[[JobMessage], None]
 
 DEFAULT_CANCEL_GRACE_S = 10.0
 """Seconds a backend has to stop after a cancel before its worker thread is abandoned."""
@@ -144,8 +143,7 @@ class Engine:
         self._seq = itertools.count()
         self._stopping = False
         self._pending_settings: EngineSettings | None = None
-        self._subscribers: list[Subscriber] = []
-        self._subscribers_lock = threading.Lock()
+        self._subscribers = Subscribers("engine")
         self._backends: dict[str, GenerationBackend] = {}
         self._runners: dict[str, TaskRunner] = {}
         self._name = name
@@ -229,15 +227,7 @@ class Engine:
         """Receive every :class:`JobMessage`. Callbacks run on the worker thread (QUEUED, and
         CANCELLED of queued jobs, on the calling thread): keep them short and thread-safe.
         Returns a function that unsubscribes."""
-        with self._subscribers_lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._subscribers_lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def pending(self) -> list[str]:
         """Queued job ids in the order they will run (the running job is not included)."""
@@ -664,13 +654,7 @@ class Engine:
         self.resources.free()
 
     def _emit(self, message: JobMessage) -> None:
-        with self._subscribers_lock:
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(message)
-            except Exception:  # one broken listener must not stop the others or the worker
-                log.exception("engine subscriber %r failed on %s", callback, message.event.value)
+        self._subscribers.publish(message)
 
     @staticmethod
     def _elapsed(job: _Job) -> float:

@@ -15,7 +15,9 @@ The UI's render queue reads them through :class:`comic_studio.ui.engine_bridge.E
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,8 @@ from comic_studio.generation.request import GenerationRequest, GenerationResult
 
 if TYPE_CHECKING:
     from PIL import Image
+
+log = logging.getLogger(__name__)
 
 RENDER = "render"
 """The ``kind`` of a render job (a :class:`GenerationRequest` run by a backend)."""
@@ -90,3 +94,38 @@ class JobMessage:
         if self.event is JobEvent.FINISHED:
             return 1.0
         return min(1.0, self.step / self.total) if self.total > 0 else 0.0
+
+
+Subscriber = Callable[[JobMessage], None]
+
+
+class Subscribers:
+    """The listeners of an engine's messages: subscribed and unsubscribed from any thread, each
+    message handed to every one of them in turn (a snapshot of the list, so a listener may
+    unsubscribe while it is called)."""
+
+    def __init__(self, owner: str) -> None:
+        self._owner = owner
+        self._callbacks: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def add(self, callback: Subscriber) -> Callable[[], None]:
+        """Subscribe ``callback``; returns the function that unsubscribes it (safe to call twice)."""
+        with self._lock:
+            self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._callbacks:
+                    self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, message: JobMessage) -> None:
+        with self._lock:
+            callbacks = list(self._callbacks)
+        for callback in callbacks:
+            try:
+                callback(message)
+            except Exception:  # one broken listener must not stop the others or the worker
+                log.exception("%s subscriber %r failed on %s", self._owner, callback, message.event.value)
