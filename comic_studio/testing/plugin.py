@@ -6,6 +6,8 @@ registered twice. Loading it is cheap: torch is imported only by a fixture that 
 
 - ``tiny_kit`` (session): the tiny random-weight model kit (:mod:`comic_studio.testing.tiny`), built
   once per test session; tests that need it are skipped where torch or diffusers are missing.
+- ``sd15_kit`` (session): the tiny SD 1.5 kit of the AnimeAdapter tests
+  (:mod:`comic_studio.testing.tiny_sd15`: base, image encoder, adapter, ControlNet, T2I-Adapter).
 - ``restore_default_settings``: after the test, the backends' process-wide default settings are
   back to the declared ones and ``COMIC_STUDIO_SDXL_MODEL`` to what it was (``--models tiny``
   changes both).
@@ -34,6 +36,17 @@ def tiny_kit(tmp_path_factory: pytest.TempPathFactory) -> Any:
     # tiny generation take seconds.
     torch.set_num_threads(1)
     return build_tiny_kit(tmp_path_factory.getbasetemp() / "tiny-kit")
+
+
+@pytest.fixture(scope="session")
+def sd15_kit(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The :class:`~comic_studio.testing.tiny_sd15.TinySd15Kit` of this session (built once, a few MB)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from comic_studio.testing.tiny_sd15 import build_tiny_sd15_kit
+
+    torch.set_num_threads(1)  # as tiny_kit
+    return build_tiny_sd15_kit(tmp_path_factory.getbasetemp() / "tiny-sd15")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from comic_studio.generation.request import (  # noqa: E402
     png_data_uri,
 )
 from comic_studio.testing.tiny import character_picture, write_tiny_lora  # noqa: E402
-from comic_studio.testing.tiny_sd15 import build_tiny_sd15_kit, tiny_sd15_components  # noqa: E402
+from comic_studio.testing.tiny_sd15 import tiny_sd15_components  # noqa: E402
 from comic_studio.vision.detect import plain_background_mask  # noqa: E402
 
 
@@ -39,13 +39,7 @@ HASHES = [hashlib.sha256(b).hexdigest() for b in REFS]
 
 
 @pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_tiny_sd15_kit(tmp_path_factory.getbasetemp() / "tiny-sd15")
-
-
-@pytest.fixture(scope="module")
-def lora(kit, tmp_path_factory):
+def lora(sd15_kit, tmp_path_factory):
     return write_tiny_lora(tmp_path_factory.getbasetemp() / "sd15-lora.safetensors", 3, tiny_sd15_components(0)["unet"])
 
 
@@ -54,17 +48,17 @@ def backend():
     return AnimeBackend()
 
 
-def settings(kit, **extra):
-    values = dict(model=str(kit.sd15), image_encoder=str(kit.clip_vision), adapter=str(kit.adapter),
-                  controlnet=str(kit.controlnet), ip_adapter=str(kit.ip_adapter),
-                  ip_image_encoder=str(kit.ip_image_encoder), steps=3, max_side=96, pose_matching="overlap",
+def settings(sd15_kit, **extra):
+    values = dict(model=str(sd15_kit.sd15), image_encoder=str(sd15_kit.clip_vision), adapter=str(sd15_kit.adapter),
+                  controlnet=str(sd15_kit.controlnet), ip_adapter=str(sd15_kit.ip_adapter),
+                  ip_image_encoder=str(sd15_kit.ip_image_encoder), steps=3, max_side=96, pose_matching="overlap",
                   preview_every=0, reference_images=json.dumps({h: png_data_uri(b) for h, b in zip(HASHES, REFS)}))  # fmt: skip
     values.update(extra)
     return values, HASHES
 
 
-def request(kit, refs: bool = True, **extra) -> GenerationRequest:
-    values, hashes = settings(kit, **extra)
+def request(sd15_kit, refs: bool = True, **extra) -> GenerationRequest:
+    values, hashes = settings(sd15_kit, **extra)
     chars = [
         RequestCharacter(id="ana", name="Ana", colour="#d0563b", body_refs=[hashes[0]] if refs else []),
         RequestCharacter(id="ben", name="Ben", colour="#3b6fd0", body_refs=[hashes[1]] if refs else []),
@@ -78,33 +72,33 @@ def pixels(result) -> np.ndarray:
     return np.asarray(result.image.convert("RGB"), dtype=np.float64)
 
 
-def test_without_adapter_weights_it_refuses_and_names_the_stand_in(kit, backend):
+def test_without_adapter_weights_it_refuses_and_names_the_stand_in(sd15_kit, backend):
     with pytest.raises(
         GenerationError, match=r"setting 'adapter'.*train anime-adapter.*'method' to stand-in.*not AnimeAdapter"
     ):
-        backend.generate(request(kit, adapter=""))
+        backend.generate(request(sd15_kit, adapter=""))
 
 
-def test_references_compose_with_controlnet_and_lora_in_one_call_and_the_unet_is_left_clean(kit, lora, backend):
-    plain = backend.generate(request(kit, refs=False, loras=f"{lora}:1.0"))
-    with_refs = backend.generate(request(kit, loras=f"{lora}:1.0"))
+def test_references_compose_with_controlnet_and_lora_in_one_call_and_the_unet_is_left_clean(sd15_kit, lora, backend):
+    plain = backend.generate(request(sd15_kit, refs=False, loras=f"{lora}:1.0"))
+    with_refs = backend.generate(request(sd15_kit, loras=f"{lora}:1.0"))
     assert with_refs.image.size == (128, 96)
     assert not np.array_equal(pixels(plain), pixels(with_refs))
-    no_lora = backend.generate(request(kit))
+    no_lora = backend.generate(request(sd15_kit))
     assert not np.array_equal(pixels(no_lora), pixels(with_refs))  # the LoRA took part in the same call
     unet = next(v for k, v in backend.resources.models._items.items() if k.component == "unet")
     assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
     assert not getattr(unet, "peft_config", None)  # the LoRA came off too
-    again = backend.generate(request(kit, refs=False, loras=f"{lora}:1.0"))
+    again = backend.generate(request(sd15_kit, refs=False, loras=f"{lora}:1.0"))
     assert np.array_equal(pixels(plain), pixels(again))
     assert with_refs.pose_id is not None and len(with_refs.heads) == 2
 
 
-def test_strength_zero_for_every_character_is_the_render_without_references(kit, backend):
-    plain = backend.generate(request(kit, refs=False))
-    silent = backend.generate(request(kit, character_scales='{"ana": 0, "ben": 0}'))
+def test_strength_zero_for_every_character_is_the_render_without_references(sd15_kit, backend):
+    plain = backend.generate(request(sd15_kit, refs=False))
+    silent = backend.generate(request(sd15_kit, character_scales='{"ana": 0, "ben": 0}'))
     assert np.array_equal(pixels(plain), pixels(silent))
-    one = backend.generate(request(kit, character_scales='{"ana": 0}'))
+    one = backend.generate(request(sd15_kit, character_scales='{"ana": 0}'))
     assert not np.array_equal(pixels(plain), pixels(one))
 
 
@@ -152,39 +146,39 @@ def test_cli_render_with_the_anime_backend_and_tiny_models(tmp_path, tiny_kit, r
     assert result.request["backend_settings"]["adapter"].endswith("anime-adapter")
 
 
-def test_stand_in_is_ip_adapter_plus_on_the_masked_reference_and_says_it_is_not_animeadapter(kit, backend):
+def test_stand_in_is_ip_adapter_plus_on_the_masked_reference_and_says_it_is_not_animeadapter(sd15_kit, backend):
     from comic_studio.backends.anime.backend import STAND_IN_LABEL
 
-    plain = backend.generate(request(kit, refs=False, method="stand-in", adapter=""))
-    stand_in = backend.generate(request(kit, method="stand-in", adapter=""))  # no AnimeAdapter weights needed
+    plain = backend.generate(request(sd15_kit, refs=False, method="stand-in", adapter=""))
+    stand_in = backend.generate(request(sd15_kit, method="stand-in", adapter=""))  # no AnimeAdapter weights needed
     assert stand_in.settings["label"] == STAND_IN_LABEL and "not AnimeAdapter" in STAND_IN_LABEL
     assert not np.array_equal(pixels(plain), pixels(stand_in))
     unet = next(v for k, v in backend.resources.models._items.items() if k.component == "unet")
     assert unet.encoder_hid_proj is None
     assert all(type(p).__name__ == "AttnProcessor2_0" for p in unet.attn_processors.values())
-    silent = backend.generate(request(kit, method="stand-in", adapter="", character_scales='{"ana": 0, "ben": 0}'))
+    silent = backend.generate(request(sd15_kit, method="stand-in", adapter="", character_scales='{"ana": 0, "ben": 0}'))
     assert np.array_equal(pixels(plain), pixels(silent))
 
 
-def test_a_single_file_sd15_checkpoint_renders_as_its_diffusers_folder(kit, backend, tmp_path):
+def test_a_single_file_sd15_checkpoint_renders_as_its_diffusers_folder(sd15_kit, backend, tmp_path):
     from safetensors.torch import save_file
 
     from comic_studio.generation.models.ldm_format import sd15_to_ldm_state_dict
 
     single = tmp_path / "tiny-sd15.safetensors"
     save_file(sd15_to_ldm_state_dict(tiny_sd15_components(0)), str(single))
-    folder = backend.generate(request(kit))
-    from_file = backend.generate(request(kit, model=str(single), model_config=str(kit.sd15)))
+    folder = backend.generate(request(sd15_kit))
+    from_file = backend.generate(request(sd15_kit, model=str(single), model_config=str(sd15_kit.sd15)))
     assert np.array_equal(pixels(folder), pixels(from_file))
 
 
-def test_checkpoints_of_other_families_are_refused_by_name(kit, backend, tmp_path):
+def test_checkpoints_of_other_families_are_refused_by_name(sd15_kit, backend, tmp_path):
     from safetensors.torch import save_file
 
     sdxl = tmp_path / "sdxl.safetensors"
     save_file({"conditioner.embedders.1.model.token_embedding.weight": torch.zeros(4, 4)}, str(sdxl))
     with pytest.raises(GenerationError, match="SDXL checkpoint"):
-        backend.generate(request(kit, model=str(sdxl)))
+        backend.generate(request(sd15_kit, model=str(sdxl)))
 
 
 # ---------------------------------------------------------------- the pose through the T2I-Adapter
@@ -195,66 +189,66 @@ def _unet(backend):
     return next(v for k, v in backend.resources.models._items.items() if k.component == "unet")
 
 
-def test_the_pose_goes_through_the_t2i_adapter_and_strength_zero_is_no_pose(kit, backend):
-    off = backend.generate(request(kit, pose_control="off"))
-    posed = backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter)))
+def test_the_pose_goes_through_the_t2i_adapter_and_strength_zero_is_no_pose(sd15_kit, backend):
+    off = backend.generate(request(sd15_kit, pose_control="off"))
+    posed = backend.generate(request(sd15_kit, pose_control="t2i-adapter", t2i_adapter=str(sd15_kit.t2i_adapter)))
     assert not np.array_equal(pixels(off), pixels(posed))
-    controlnet = backend.generate(request(kit, pose_control="controlnet"))
+    controlnet = backend.generate(request(sd15_kit, pose_control="controlnet"))
     assert not np.array_equal(pixels(controlnet), pixels(posed))
     # The features are added, scaled: at strength 0 they add exact zeros.
-    zero = backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter),
+    zero = backend.generate(request(sd15_kit, pose_control="t2i-adapter", t2i_adapter=str(sd15_kit.t2i_adapter),
                                     controlnet_scale=0.0))  # fmt: skip
     assert np.array_equal(pixels(off), pixels(zero))
     assert not _unet(backend)._forward_pre_hooks  # the hook came off with the call
-    assert np.array_equal(pixels(off), pixels(backend.generate(request(kit, pose_control="off"))))
+    assert np.array_equal(pixels(off), pixels(backend.generate(request(sd15_kit, pose_control="off"))))
 
 
-def test_without_a_pose_the_t2i_adapter_leaves_the_render_unchanged(kit, backend):
-    values, _ = settings(kit)
+def test_without_a_pose_the_t2i_adapter_leaves_the_render_unchanged(sd15_kit, backend):
+    values, _ = settings(sd15_kit)
 
     def alone(**extra):
         return GenerationRequest(backend="anime", width=128, height=96, seed=4, prompt="an anime pier at dusk",
                                  backend_settings={**values, **extra})  # fmt: skip
 
     plain = backend.generate(alone(pose_control="off"))
-    t2i = backend.generate(alone(pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter)))
+    t2i = backend.generate(alone(pose_control="t2i-adapter", t2i_adapter=str(sd15_kit.t2i_adapter)))
     assert np.array_equal(pixels(plain), pixels(t2i))
 
 
-def test_auto_uses_the_t2i_adapter_when_installed_and_the_controlnet_otherwise(kit, backend):
-    assert backend.pose_control(backend.validate_settings({"t2i_adapter": str(kit.t2i_adapter)})) == "t2i-adapter"
-    auto = backend.generate(request(kit, t2i_adapter=str(kit.t2i_adapter)))
-    explicit = backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(kit.t2i_adapter)))
+def test_auto_uses_the_t2i_adapter_when_installed_and_the_controlnet_otherwise(sd15_kit, backend):
+    assert backend.pose_control(backend.validate_settings({"t2i_adapter": str(sd15_kit.t2i_adapter)})) == "t2i-adapter"
+    auto = backend.generate(request(sd15_kit, t2i_adapter=str(sd15_kit.t2i_adapter)))
+    explicit = backend.generate(request(sd15_kit, pose_control="t2i-adapter", t2i_adapter=str(sd15_kit.t2i_adapter)))
     assert np.array_equal(pixels(auto), pixels(explicit))
     # No t2i_adapter setting and the catalogue's OpenPose T2I-Adapter is not installed here.
     assert backend.pose_control(backend.validate_settings({})) == "controlnet"
-    fallback = backend.generate(request(kit))
-    assert np.array_equal(pixels(fallback), pixels(backend.generate(request(kit, pose_control="controlnet"))))
+    fallback = backend.generate(request(sd15_kit))
+    assert np.array_equal(pixels(fallback), pixels(backend.generate(request(sd15_kit, pose_control="controlnet"))))
     with pytest.raises(GenerationError, match=r"t2i-adapter-openpose-sd14.*not installed.*models download"):
-        backend.generate(request(kit, pose_control="t2i-adapter"))
+        backend.generate(request(sd15_kit, pose_control="t2i-adapter"))
 
 
-def test_the_stand_in_takes_the_pose_through_the_t2i_adapter_too(kit, backend):
-    off = backend.generate(request(kit, method="stand-in", adapter="", pose_control="off"))
-    posed = backend.generate(request(kit, method="stand-in", adapter="", pose_control="t2i-adapter",
-                                     t2i_adapter=str(kit.t2i_adapter)))  # fmt: skip
+def test_the_stand_in_takes_the_pose_through_the_t2i_adapter_too(sd15_kit, backend):
+    off = backend.generate(request(sd15_kit, method="stand-in", adapter="", pose_control="off"))
+    posed = backend.generate(request(sd15_kit, method="stand-in", adapter="", pose_control="t2i-adapter",
+                                     t2i_adapter=str(sd15_kit.t2i_adapter)))  # fmt: skip
     assert not np.array_equal(pixels(off), pixels(posed))
 
 
-def test_a_t2i_adapter_of_another_family_is_refused_by_name(kit, backend, tmp_path):
+def test_a_t2i_adapter_of_another_family_is_refused_by_name(sd15_kit, backend, tmp_path):
     from diffusers import T2IAdapter
 
     other = tmp_path / "t2i-other"
     T2IAdapter(in_channels=3, channels=[16, 48], num_res_blocks=1, downscale_factor=8,
                adapter_type="full_adapter").save_pretrained(other, safe_serialization=True)  # fmt: skip
     with pytest.raises(GenerationError, match=r"setting 't2i_adapter'.*\[16, 48\].*\[32, 64\]"):
-        backend.generate(request(kit, pose_control="t2i-adapter", t2i_adapter=str(other)))
+        backend.generate(request(sd15_kit, pose_control="t2i-adapter", t2i_adapter=str(other)))
 
 
 # ---------------------------------------------------------------- the SDXL variant (issue 18: "with an SDXL variant")
 
 
-def test_sdxl_family_weights_render_on_an_sdxl_base(kit, tiny_kit, backend, tmp_path):
+def test_sdxl_family_weights_render_on_an_sdxl_base(sd15_kit, tiny_kit, backend, tmp_path):
     from diffusers import UNet2DConditionModel
 
     from comic_studio.generation.models.anime_adapter import save_adapter
@@ -263,28 +257,28 @@ def test_sdxl_family_weights_render_on_an_sdxl_base(kit, tiny_kit, backend, tmp_
     unet = UNet2DConditionModel.from_pretrained(tiny_kit.sdxl, subfolder="unet")
     adapter = tiny_anime_adapter(unet, family="sdxl")
     # Built from the SDXL UNet's own cross-attention: its width (both text encoders) and layers.
-    assert adapter.config.context_dim == unet.config.cross_attention_dim != kit_unet_context(kit)
+    assert adapter.config.context_dim == unet.config.cross_attention_dim != kit_unet_context(sd15_kit)
     save_adapter(adapter, tmp_path / "xl-adapter")
     xl = dict(model=str(tiny_kit.sdxl), adapter=str(tmp_path / "xl-adapter"), controlnet=str(tiny_kit.controlnet),
               pose_control="auto")  # fmt: skip
     # No SDXL T2I-Adapter in the catalogue: auto means the ControlNet.
     assert backend.pose_control(backend.validate_settings({}), "sdxl") == "controlnet"
-    plain = backend.generate(request(kit, refs=False, **xl))
-    with_refs = backend.generate(request(kit, **xl))
+    plain = backend.generate(request(sd15_kit, refs=False, **xl))
+    with_refs = backend.generate(request(sd15_kit, **xl))
     assert with_refs.image.size == (128, 96) and not np.array_equal(pixels(plain), pixels(with_refs))
-    silent = backend.generate(request(kit, character_scales='{"ana": 0, "ben": 0}', **xl))
+    silent = backend.generate(request(sd15_kit, character_scales='{"ana": 0, "ben": 0}', **xl))
     assert np.array_equal(pixels(plain), pixels(silent))
     xl_unet = next(v for k, v in backend.resources.models._items.items()
                    if k.component == "unet" and v.config.cross_attention_dim == unet.config.cross_attention_dim)  # fmt: skip
     assert all(type(p).__name__ == "AttnProcessor2_0" for p in xl_unet.attn_processors.values())
     with pytest.raises(GenerationError, match="no OpenPose T2I-Adapter for sdxl"):
-        backend.generate(request(kit, **{**xl, "pose_control": "t2i-adapter"}))
+        backend.generate(request(sd15_kit, **{**xl, "pose_control": "t2i-adapter"}))
     # SD 1.5 weights on the SDXL base: refused by name, not a shape error inside the UNet.
     with pytest.raises(GenerationError, match="an SDXL model folder, not an SD 1.5"):
-        backend.generate(request(kit, model=str(tiny_kit.sdxl)))
+        backend.generate(request(sd15_kit, model=str(tiny_kit.sdxl)))
 
 
-def kit_unet_context(kit) -> int:
+def kit_unet_context(sd15_kit) -> int:
     import json as _json
 
-    return _json.loads((kit.sd15 / "unet" / "config.json").read_text())["cross_attention_dim"]
+    return _json.loads((sd15_kit.sd15 / "unet" / "config.json").read_text())["cross_attention_dim"]

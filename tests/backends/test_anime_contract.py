@@ -17,7 +17,6 @@ pytest.importorskip("diffusers")
 from comic_studio.generation.request import GenerationRequest, png_data_uri  # noqa: E402
 from comic_studio.testing.contract import BackendContract  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
-from comic_studio.testing.tiny_sd15 import build_tiny_sd15_kit  # noqa: E402
 
 
 def _png(seed: int) -> bytes:
@@ -35,13 +34,10 @@ class TestAnimeContract(BackendContract):
     backend_target = "comic_studio.backends.anime:AnimeBackend"
 
     @pytest.fixture
-    def quick_settings(self, tmp_path_factory):
-        import torch
-
-        torch.set_num_threads(1)  # as the tiny_kit fixture: OpenMP threads fighting other processes are slower
-        kit = build_tiny_sd15_kit(tmp_path_factory.getbasetemp() / "tiny-sd15")
-        return {"model": str(kit.sd15), "image_encoder": str(kit.clip_vision), "adapter": str(kit.adapter),
-                "controlnet": str(kit.controlnet), "steps": 3, "max_side": 96, "pose_matching": "overlap",
+    def quick_settings(self, sd15_kit):
+        return {"model": str(sd15_kit.sd15), "image_encoder": str(sd15_kit.clip_vision),
+                "adapter": str(sd15_kit.adapter), "controlnet": str(sd15_kit.controlnet), "steps": 3, "max_side": 96,
+                "pose_matching": "overlap",
                 "reference_images": json.dumps({h: png_data_uri(b) for h, b in zip(HASHES, REFS)})}  # fmt: skip
 
     def make_request(self, seed: int = 7, **overrides: Any) -> GenerationRequest:

@@ -18,7 +18,7 @@ pytest.importorskip("diffusers")
 from comic_studio.generation.models.anime_adapter import cross_attention_layers, load_adapter  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
 from comic_studio.testing.tiny_sd2 import write_tiny_sd2  # noqa: E402
-from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit, write_tiny_anime_dataset  # noqa: E402
+from comic_studio.testing.tiny_sd15 import TINY_K  # noqa: E402
 from comic_studio.training.anime_adapter import (  # noqa: E402
     AnimeAdapterRecipe,
     AnimeAdapterTrainer,
@@ -29,30 +29,16 @@ from comic_studio.training.lora import TrainingCancelled, TrainingError  # noqa:
 from comic_studio.workflows.anime_training import resolve_base  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_tiny_sd15_kit(tmp_path_factory.getbasetemp() / "tiny-sd15")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    return write_tiny_anime_dataset(tmp_path_factory.mktemp("anime-data"))
-
-
 @pytest.fixture
-def tiny_cache(kit, tiny_kit, tmp_path, monkeypatch):
-    """``--models tiny`` finds this session's kits in the user cache (instead of building others)."""
-    models = tmp_path / "cache" / "comic-studio" / "tiny-models"
-    models.mkdir(parents=True)
-    for entry in tiny_kit.root.iterdir():  # the SDXL kit lies in tiny-models itself
+def tiny_cache(tiny_cache, tiny_kit):
+    """The SD 1.5 kit's cache with the SDXL kit's models too (the SDXL kit lies in tiny-models itself)."""
+    for entry in tiny_kit.root.iterdir():
         if entry.name != "sd15":
-            (models / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
-    (models / "sd15").symlink_to(kit.root, target_is_directory=True)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+            (tiny_cache / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+    return tiny_cache
 
 
-def _trainer(kit, tiny_kit, dataset, controller="controlnet", **recipe):
+def _trainer(sd15_kit, tiny_kit, dataset, controller="controlnet", **recipe):
     import diffusers
     from transformers import CLIPImageProcessor, CLIPVisionModel
 
@@ -61,8 +47,8 @@ def _trainer(kit, tiny_kit, dataset, controller="controlnet", **recipe):
     family, source = resolve_base(str(tiny_kit.sdxl))
     assert family == "sdxl"
     parts = load_sdxl_components(source)
-    encoder = CLIPVisionModel.from_pretrained(kit.clip_vision).eval()
-    processor = CLIPImageProcessor.from_pretrained(kit.clip_vision)
+    encoder = CLIPVisionModel.from_pretrained(sd15_kit.clip_vision).eval()
+    processor = CLIPImageProcessor.from_pretrained(sd15_kit.clip_vision)
     net = diffusers.ControlNetModel.from_pretrained(tiny_kit.controlnet).eval() if controller == "controlnet" else None
     values = dict(k_layers=TINY_K, resolution=64, gradient_accumulation=2, steps=3, controller=controller)
     values.update(recipe)
@@ -70,17 +56,17 @@ def _trainer(kit, tiny_kit, dataset, controller="controlnet", **recipe):
                                controller=net)  # fmt: skip
 
 
-def test_the_sdxl_base_resolves_as_the_app_resolves_sdxl(kit, tiny_kit):
+def test_the_sdxl_base_resolves_as_the_app_resolves_sdxl(sd15_kit, tiny_kit):
     assert resolve_base(str(tiny_kit.sdxl))[0] == "sdxl"
-    assert resolve_base(str(kit.sd15))[0] == "sd15"
+    assert resolve_base(str(sd15_kit.sd15))[0] == "sd15"
     # A single-file SDXL checkpoint goes to the SDXL resolver (the tiny one fits no bundled config:
     # the SDXL loader's own refusal proves the routing).
     with pytest.raises(TrainingError, match="--base: .*SDXL base-architecture"):
         resolve_base(str(tiny_kit.single_file))
 
 
-def test_sdxl_loss_drops_on_a_fixed_batch_and_the_adapter_fits_the_sdxl_unet(kit, tiny_kit, dataset):
-    trainer = _trainer(kit, tiny_kit, dataset, "none", learning_rate=3e-3, gradient_accumulation=1, steps=12,
+def test_sdxl_loss_drops_on_a_fixed_batch_and_the_adapter_fits_the_sdxl_unet(sd15_kit, tiny_kit, dataset):
+    trainer = _trainer(sd15_kit, tiny_kit, dataset, "none", learning_rate=3e-3, gradient_accumulation=1, steps=12,
                        drop_text=0.0, drop_image=0.0, drop_both=0.0)  # fmt: skip
     config = trainer.adapter.config
     assert trainer.family == config.family == "sdxl"
@@ -88,17 +74,17 @@ def test_sdxl_loss_drops_on_a_fixed_batch_and_the_adapter_fits_the_sdxl_unet(kit
     assert config.context_dim == trainer.unet.config.cross_attention_dim == 32 + 48
     assert list(config.layer_names) == [n for n, _ in cross_attention_layers(trainer.unet)]
     before = trainer.evaluation_loss()
-    trainer.train(kit.root / "xl-loss-drop.safetensors")
+    trainer.train(sd15_kit.root / "xl-loss-drop.safetensors")
     after = trainer.evaluation_loss()
     assert after < before, (before, after)
     assert all(p.grad is None for p in trainer.unet.parameters())  # the UNet stayed frozen
     assert all(p.grad is None for p in trainer.components["text_encoder_2"].parameters())
 
 
-def test_sdxl_resume_with_the_sdxl_controlnet_equals_uninterrupted(kit, tiny_kit, dataset, tmp_path):
-    whole = _trainer(kit, tiny_kit, dataset)
+def test_sdxl_resume_with_the_sdxl_controlnet_equals_uninterrupted(sd15_kit, tiny_kit, dataset, tmp_path):
+    whole = _trainer(sd15_kit, tiny_kit, dataset)
     whole.train(tmp_path / "whole.safetensors")
-    first = _trainer(kit, tiny_kit, dataset)
+    first = _trainer(sd15_kit, tiny_kit, dataset)
     calls = {"n": 0}
 
     def cancel() -> bool:
@@ -108,7 +94,7 @@ def test_sdxl_resume_with_the_sdxl_controlnet_equals_uninterrupted(kit, tiny_kit
     checkpoint = tmp_path / "part.safetensors"
     with pytest.raises(TrainingCancelled):
         first.train(checkpoint, cancel=cancel)
-    second = _trainer(kit, tiny_kit, dataset)
+    second = _trainer(sd15_kit, tiny_kit, dataset)
     second.resume(checkpoint)
     second.train(checkpoint)
     for (name, a), b in zip(whole.adapter.state_dict().items(), second.adapter.state_dict().values()):
@@ -116,7 +102,7 @@ def test_sdxl_resume_with_the_sdxl_controlnet_equals_uninterrupted(kit, tiny_kit
     assert whole.losses == second.losses
 
 
-def _render(kit, tiny_kit, adapter, refs: bool):
+def _render(sd15_kit, tiny_kit, adapter, refs: bool):
     from PIL import Image
 
     from comic_studio.backends.anime import AnimeBackend
@@ -126,7 +112,7 @@ def _render(kit, tiny_kit, adapter, refs: bool):
     character_picture(3, 48, 64).save(buffer, "PNG")
     ref = buffer.getvalue()
     digest = hashlib.sha256(ref).hexdigest()
-    settings = dict(model=str(tiny_kit.sdxl), image_encoder=str(kit.clip_vision), adapter=str(adapter),
+    settings = dict(model=str(tiny_kit.sdxl), image_encoder=str(sd15_kit.clip_vision), adapter=str(adapter),
                     controlnet=str(tiny_kit.controlnet), steps=3, max_side=96, pose_matching="overlap",
                     preview_every=0, reference_images=json.dumps({digest: png_data_uri(ref)}))  # fmt: skip
     chars = [RequestCharacter(id="ana", name="Ana", colour="#d0563b", body_refs=[digest] if refs else [])]
@@ -137,7 +123,7 @@ def _render(kit, tiny_kit, adapter, refs: bool):
     return np.asarray(image.convert("RGB"), dtype=np.float64)
 
 
-def test_cli_with_an_sdxl_base_trains_weights_a_fresh_backend_renders(kit, tiny_kit, dataset, tmp_path, tiny_cache,
+def test_cli_with_an_sdxl_base_trains_weights_a_fresh_backend_renders(sd15_kit, tiny_kit, dataset, tmp_path, tiny_cache,
                                                                       capsys):  # fmt: skip
     from comic_studio.cli import main
 
@@ -153,11 +139,11 @@ def test_cli_with_an_sdxl_base_trains_weights_a_fresh_backend_renders(kit, tiny_
     from comic_studio.training.checkpoint import load_checkpoint
 
     assert load_checkpoint(out / "training-checkpoint.safetensors")["recipe"]["controller"] == "controlnet"
-    plain, with_adapter = _render(kit, tiny_kit, out, refs=False), _render(kit, tiny_kit, out, refs=True)
+    plain, with_adapter = _render(sd15_kit, tiny_kit, out, refs=False), _render(sd15_kit, tiny_kit, out, refs=True)
     assert plain.shape == with_adapter.shape and not np.array_equal(plain, with_adapter)
 
 
-def test_a_base_of_no_adapter_family_is_refused_by_name(kit, dataset, tmp_path, tiny_cache, capsys):
+def test_a_base_of_no_adapter_family_is_refused_by_name(sd15_kit, dataset, tmp_path, tiny_cache, capsys):
     from comic_studio.cli import main
 
     sd2 = write_tiny_sd2(tmp_path / "sd2")
@@ -171,15 +157,15 @@ def test_a_base_of_no_adapter_family_is_refused_by_name(kit, dataset, tmp_path, 
     assert not (tmp_path / "w" / "anime_adapter.safetensors").exists()
 
 
-def test_an_sdxl_t2i_adapter_needs_its_folder(kit, tiny_kit, dataset, tmp_path):
+def test_an_sdxl_t2i_adapter_needs_its_folder(sd15_kit, tiny_kit, dataset, tmp_path):
     from comic_studio.workflows.anime_training import train_anime_adapter
 
     recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=1)
     with pytest.raises(TrainingError, match="no OpenPose t2i-adapter for sdxl: name its folder.*--controller-model"):
-        train_anime_adapter(dataset, tmp_path / "w", recipe, base=str(tiny_kit.sdxl), encoder=str(kit.clip_vision))
+        train_anime_adapter(dataset, tmp_path / "w", recipe, base=str(tiny_kit.sdxl), encoder=str(sd15_kit.clip_vision))
 
 
-def test_the_engine_trains_sdxl_family_weights(kit, tiny_kit, dataset, tmp_path):
+def test_the_engine_trains_sdxl_family_weights(sd15_kit, tiny_kit, dataset, tmp_path):
     from comic_studio.generation.engine import Engine
     from comic_studio.generation.messages import JobEvent
     from comic_studio.workflows.anime_training_jobs import AnimeTrainingRequest, submit_anime_training
@@ -187,7 +173,7 @@ def test_the_engine_trains_sdxl_family_weights(kit, tiny_kit, dataset, tmp_path)
     recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=1,
                                 controller="controlnet")  # fmt: skip
     request = AnimeTrainingRequest(out=str(tmp_path / "out"), data=str(dataset), base=str(tiny_kit.sdxl),
-                                   encoder=str(kit.clip_vision), controller_model=str(tiny_kit.controlnet),
+                                   encoder=str(sd15_kit.clip_vision), controller_model=str(tiny_kit.controlnet),
                                    recipe=recipe, device="cpu")  # fmt: skip
     messages: list = []
     with Engine() as engine:
@@ -199,7 +185,7 @@ def test_the_engine_trains_sdxl_family_weights(kit, tiny_kit, dataset, tmp_path)
     assert load_adapter(tmp_path / "out").config.family == "sdxl"
 
 
-def test_half_precision_frozen_models_train_a_float32_adapter(kit, tiny_kit, dataset, tmp_path):
+def test_half_precision_frozen_models_train_a_float32_adapter(sd15_kit, tiny_kit, dataset, tmp_path):
     """On CUDA the frozen models are float16 and the adapter float32 (bfloat16 on the CPU here: the
     same mixed precision): the image branch runs in the adapter's precision, its attention in the UNet's."""
     from comic_studio.workflows.anime_training import train_anime_adapter
@@ -207,19 +193,20 @@ def test_half_precision_frozen_models_train_a_float32_adapter(kit, tiny_kit, dat
     recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=2,
                                 controller="controlnet")  # fmt: skip
     trained = train_anime_adapter(dataset, tmp_path / "half", recipe, base=str(tiny_kit.sdxl),
-                                  encoder=str(kit.clip_vision), controller=str(tiny_kit.controlnet), dtype="bfloat16")  # fmt: skip
+                                  encoder=str(sd15_kit.clip_vision), controller=str(tiny_kit.controlnet),
+                                  dtype="bfloat16")  # fmt: skip
     assert trained.steps == 2 and np.isfinite(trained.final_loss) and np.isfinite(trained.evaluation_loss)
     adapter = load_adapter(trained.folder)
     assert adapter.config.family == "sdxl" and all(p.dtype == torch.float32 for p in adapter.parameters())
 
 
-def test_a_t2i_adapter_of_another_family_is_refused_before_training(kit, tiny_kit, dataset, tmp_path):
+def test_a_t2i_adapter_of_another_family_is_refused_before_training(sd15_kit, tiny_kit, dataset, tmp_path):
     from comic_studio.workflows.anime_training import train_anime_adapter
 
     recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=1, steps=1)
     with pytest.raises(
         TrainingError, match="T2I-Adapter's features do not fit this sdxl base.*--controller controlnet"
     ):
-        train_anime_adapter(dataset, tmp_path / "w", recipe, base=str(tiny_kit.sdxl), encoder=str(kit.clip_vision),
-                            controller=str(kit.t2i_adapter))  # the SD 1.5 kit's  # fmt: skip
+        train_anime_adapter(dataset, tmp_path / "w", recipe, base=str(tiny_kit.sdxl), encoder=str(sd15_kit.clip_vision),
+                            controller=str(sd15_kit.t2i_adapter))  # the SD 1.5 kit's  # fmt: skip
     assert not (tmp_path / "w" / "training-checkpoint.safetensors").exists()

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from comic_studio.generation.models.anime_adapter import load_adapter  # noqa: E402
 from comic_studio.generation.models.sd15 import load_sd15_components, resolve_sd15  # noqa: E402
 from comic_studio.testing.tiny import character_picture  # noqa: E402
-from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit, write_tiny_anime_dataset  # noqa: E402
+from comic_studio.testing.tiny_sd15 import TINY_K  # noqa: E402
 from comic_studio.training.anime_adapter import (  # noqa: E402
     AnimeAdapterRecipe,
     AnimeAdapterTrainer,
@@ -26,45 +26,24 @@ from comic_studio.training.checkpoint import load_checkpoint  # noqa: E402
 from comic_studio.training.lora import TrainingCancelled, TrainingError  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_tiny_sd15_kit(tmp_path_factory.getbasetemp() / "tiny-sd15")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    """Two character pictures with their box masks and a stick-figure pose image each."""
-    return write_tiny_anime_dataset(tmp_path_factory.mktemp("anime-data"))
-
-
-@pytest.fixture
-def tiny_cache(kit, tmp_path, monkeypatch):
-    """``--models tiny`` finds this module's kit in the user cache (instead of building another)."""
-    cache = tmp_path / "cache"
-    (cache / "comic-studio" / "tiny-models").mkdir(parents=True)
-    (cache / "comic-studio" / "tiny-models" / "sd15").symlink_to(kit.root, target_is_directory=True)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
-
-
-def _models(kit, controller: str):
+def _models(sd15_kit, controller: str):
     import diffusers
     from transformers import CLIPImageProcessor, CLIPVisionModel
 
-    parts = load_sd15_components(resolve_sd15(str(kit.sd15)))
-    encoder = CLIPVisionModel.from_pretrained(kit.clip_vision).eval()
-    processor = CLIPImageProcessor.from_pretrained(kit.clip_vision)
+    parts = load_sd15_components(resolve_sd15(str(sd15_kit.sd15)))
+    encoder = CLIPVisionModel.from_pretrained(sd15_kit.clip_vision).eval()
+    processor = CLIPImageProcessor.from_pretrained(sd15_kit.clip_vision)
     if controller == "controlnet":
-        net = diffusers.ControlNetModel.from_pretrained(kit.controlnet).eval()
+        net = diffusers.ControlNetModel.from_pretrained(sd15_kit.controlnet).eval()
     elif controller == "t2i-adapter":
-        net = diffusers.T2IAdapter.from_pretrained(kit.t2i_adapter).eval()
+        net = diffusers.T2IAdapter.from_pretrained(sd15_kit.t2i_adapter).eval()
     else:
         net = None
     return parts, encoder, processor, net
 
 
-def _trainer(kit, dataset, controller="controlnet", **recipe):
-    parts, encoder, processor, net = _models(kit, controller)
+def _trainer(sd15_kit, dataset, controller="controlnet", **recipe):
+    parts, encoder, processor, net = _models(sd15_kit, controller)
     values = dict(k_layers=TINY_K, resolution=64, gradient_accumulation=2, steps=3, controller=controller)
     values.update(recipe)
     return AnimeAdapterTrainer(parts, encoder, processor, read_dataset(dataset), AnimeAdapterRecipe(**values),
@@ -80,19 +59,19 @@ def test_manifest_rows_are_read_and_bad_rows_named(dataset, tmp_path):
         read_dataset(tmp_path)
 
 
-def test_loss_drops_on_a_fixed_batch(kit, dataset):
-    trainer = _trainer(kit, dataset, "none", learning_rate=3e-3, gradient_accumulation=1, steps=12, drop_text=0.0,
+def test_loss_drops_on_a_fixed_batch(sd15_kit, dataset):
+    trainer = _trainer(sd15_kit, dataset, "none", learning_rate=3e-3, gradient_accumulation=1, steps=12, drop_text=0.0,
                        drop_image=0.0, drop_both=0.0)  # fmt: skip
     before = trainer.evaluation_loss()
-    trainer.train(kit.root / "loss-drop.safetensors")
+    trainer.train(sd15_kit.root / "loss-drop.safetensors")
     assert trainer.evaluation_loss() < before
     assert all(p.grad is None for p in trainer.unet.parameters())  # the UNet stayed frozen
 
 
-def test_resume_equals_uninterrupted(kit, dataset, tmp_path):
-    whole = _trainer(kit, dataset)
+def test_resume_equals_uninterrupted(sd15_kit, dataset, tmp_path):
+    whole = _trainer(sd15_kit, dataset)
     whole.train(tmp_path / "whole.safetensors")
-    first = _trainer(kit, dataset)
+    first = _trainer(sd15_kit, dataset)
     calls = {"n": 0}
 
     def cancel() -> bool:
@@ -106,7 +85,7 @@ def test_resume_equals_uninterrupted(kit, dataset, tmp_path):
     assert set(load_checkpoint(checkpoint)) == {"step", "micro", "running", "losses", "recipe", "manifest", "adapter",
                                                 "grads", "optimizer", "noise_generator", "timestep_generator",
                                                 "drop_generator", "order", "global_rngs"}  # fmt: skip
-    second = _trainer(kit, dataset)
+    second = _trainer(sd15_kit, dataset)
     second.resume(checkpoint)
     second.train(checkpoint)
     for (name, a), b in zip(whole.adapter.state_dict().items(), second.adapter.state_dict().values()):
@@ -161,12 +140,12 @@ def test_images_folder_becomes_a_dataset_and_unusable_pictures_are_reported(tmp_
 # ---------------------------------------------------------------- as a job of the engine (the app's runs)
 
 
-def _job(kit, out, *, steps=2, resume=False, **source):
+def _job(sd15_kit, out, *, steps=2, resume=False, **source):
     from comic_studio.workflows.anime_training_jobs import AnimeTrainingRequest
 
     recipe = AnimeAdapterRecipe(k_layers=TINY_K, resolution=64, gradient_accumulation=2, steps=steps)
-    return AnimeTrainingRequest(out=str(out), base=str(kit.sd15), encoder=str(kit.clip_vision),
-                                controller_model=str(kit.t2i_adapter), recipe=recipe, resume=resume,
+    return AnimeTrainingRequest(out=str(out), base=str(sd15_kit.sd15), encoder=str(sd15_kit.clip_vision),
+                                controller_model=str(sd15_kit.t2i_adapter), recipe=recipe, resume=resume,
                                 device="cpu", **source)  # fmt: skip
 
 
@@ -177,7 +156,7 @@ def _finals(engine):
     return messages
 
 
-def test_the_engine_trains_cancels_and_resumes_to_the_uninterrupted_weights(kit, dataset, tmp_path):
+def test_the_engine_trains_cancels_and_resumes_to_the_uninterrupted_weights(sd15_kit, dataset, tmp_path):
     import json
 
     from safetensors.torch import load_file
@@ -193,7 +172,7 @@ def test_the_engine_trains_cancels_and_resumes_to_the_uninterrupted_weights(kit,
     with pytest.raises(ValueError, match="either a dataset folder"):
         AnimeTrainingRequest(out=str(tmp_path), data="a", images="b")
     straight_out, part_out = tmp_path / "straight", tmp_path / "part"
-    request = _job(kit, straight_out, steps=3, data=str(dataset))
+    request = _job(sd15_kit, straight_out, steps=3, data=str(dataset))
     assert AnimeTrainingRequest.from_dict(json.loads(json.dumps(request.to_dict()))) == request
     with Engine() as engine:
         messages = _finals(engine)
@@ -210,12 +189,12 @@ def test_the_engine_trains_cancels_and_resumes_to_the_uninterrupted_weights(kit,
                 engine.cancel(msg.job_id)  # on the worker, inside step 1's report: deterministic
 
         stop_cancelling = engine.subscribe(cancel_after_first_step)
-        interrupted = submit_anime_training(engine, _job(kit, part_out, steps=3, data=str(dataset)))
+        interrupted = submit_anime_training(engine, _job(sd15_kit, part_out, steps=3, data=str(dataset)))
         assert engine.wait_idle(240)
         stop_cancelling()
         final = [m for m in messages if m.job_id == interrupted and m.event.is_final][0]
         assert final.event is JobEvent.CANCELLED and "cancelled at step 1" in final.error and "Resume" in final.error
-        resumed = submit_anime_training(engine, _job(kit, part_out, steps=3, resume=True, data=str(dataset)))
+        resumed = submit_anime_training(engine, _job(sd15_kit, part_out, steps=3, resume=True, data=str(dataset)))
         assert engine.wait_idle(240)
         final = [m for m in messages if m.job_id == resumed and m.event.is_final][0]
         assert final.event is JobEvent.FINISHED, final.error
@@ -224,7 +203,7 @@ def test_the_engine_trains_cancels_and_resumes_to_the_uninterrupted_weights(kit,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_the_engine_builds_the_dataset_from_pictures_first(kit, tmp_path):
+def test_the_engine_builds_the_dataset_from_pictures_first(sd15_kit, tmp_path):
     from comic_studio.generation.engine import Engine
     from comic_studio.generation.messages import JobEvent
     from comic_studio.workflows.anime_training_jobs import submit_anime_training
@@ -238,7 +217,7 @@ def test_the_engine_builds_the_dataset_from_pictures_first(kit, tmp_path):
         pose.save(pictures / f"p{i}.pose.png")
     with Engine() as engine:
         messages = _finals(engine)
-        job = submit_anime_training(engine, _job(kit, tmp_path / "out", steps=1, images=str(pictures)))
+        job = submit_anime_training(engine, _job(sd15_kit, tmp_path / "out", steps=1, images=str(pictures)))
         assert engine.wait_idle(240)
     final = [m for m in messages if m.job_id == job and m.event.is_final][0]
     assert final.event is JobEvent.FINISHED, final.error

@@ -14,29 +14,23 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from comic_studio.generation.messages import JobEvent  # noqa: E402
 from comic_studio.generation.models.anime_adapter import load_adapter  # noqa: E402
-from comic_studio.testing.tiny_sd15 import TINY_K, build_tiny_sd15_kit, write_tiny_anime_dataset  # noqa: E402
+from comic_studio.testing.tiny_sd15 import TINY_K, write_tiny_anime_dataset  # noqa: E402
 from comic_studio.ui.anime_training import TrainAnimeAdapterDialog  # noqa: E402
 from comic_studio.workflows.anime_training import CHECKPOINT  # noqa: E402
 
 RUN_TIMEOUT_MS = 240_000  # a hang fails the test; the tiny runs take seconds
 
 
-@pytest.fixture(scope="module")
-def kit(tmp_path_factory):
-    torch.set_num_threads(1)
-    return build_tiny_sd15_kit(tmp_path_factory.getbasetemp() / "tiny-sd15")
-
-
-def _dialog(qtbot, service, kit, data, out) -> TrainAnimeAdapterDialog:
+def _dialog(qtbot, service, sd15_kit, data, out) -> TrainAnimeAdapterDialog:
     dialog = TrainAnimeAdapterDialog(service)
     qtbot.addWidget(dialog)
     dialog.show()
     dialog.source_combo.setCurrentIndex(dialog.source_combo.findData("data"))
     dialog.folder_edit.setText(str(data))
     dialog.out_edit.setText(str(out))
-    dialog.base_edit.setText(str(kit.sd15))
-    dialog.encoder_edit.setText(str(kit.clip_vision))
-    dialog.controller_edit.setText(str(kit.t2i_adapter))
+    dialog.base_edit.setText(str(sd15_kit.sd15))
+    dialog.encoder_edit.setText(str(sd15_kit.clip_vision))
+    dialog.controller_edit.setText(str(sd15_kit.t2i_adapter))
     dialog.steps_spin.setValue(3)
     dialog.k_spin.setValue(TINY_K)
     dialog.batch_spin.setValue(2)
@@ -44,10 +38,10 @@ def _dialog(qtbot, service, kit, data, out) -> TrainAnimeAdapterDialog:
     return dialog
 
 
-def test_train_in_the_queue_cancel_and_resume_in_a_new_dialog(qtbot, kit, service, queue_rows, tmp_path):
+def test_train_in_the_queue_cancel_and_resume_in_a_new_dialog(qtbot, sd15_kit, service, queue_rows, tmp_path):
     data, out = write_tiny_anime_dataset(tmp_path / "data"), tmp_path / "weights"
     queue, rows = queue_rows
-    dialog = _dialog(qtbot, service, kit, data, out)
+    dialog = _dialog(qtbot, service, sd15_kit, data, out)
     assert not dialog.resume_box.isEnabled()  # nothing to resume yet
     assert dialog.windowModality() == Qt.WindowModality.NonModal
 
@@ -73,7 +67,7 @@ def test_train_in_the_queue_cancel_and_resume_in_a_new_dialog(qtbot, kit, servic
     assert dialog.progress_bar.value() == 1 and dialog.train_button.isEnabled()
     dialog.close()
 
-    again = _dialog(qtbot, service, kit, data, out)  # as after a restart
+    again = _dialog(qtbot, service, sd15_kit, data, out)  # as after a restart
     assert again.resume_box.isEnabled() and again.resume_box.isChecked()
     steps: list[int] = []
     service.job_message.connect(lambda m: steps.append(m.step) if m.event is JobEvent.PROGRESS else None)
@@ -86,8 +80,8 @@ def test_train_in_the_queue_cancel_and_resume_in_a_new_dialog(qtbot, kit, servic
     assert load_adapter(out).config.k_layers == TINY_K
 
 
-def test_a_bad_form_is_refused_with_the_field_named(ctx, qtbot, kit, service, tmp_path):
-    dialog = _dialog(qtbot, service, kit, tmp_path / "missing", tmp_path / "weights")
+def test_a_bad_form_is_refused_with_the_field_named(ctx, qtbot, sd15_kit, service, tmp_path):
+    dialog = _dialog(qtbot, service, sd15_kit, tmp_path / "missing", tmp_path / "weights")
     assert not dialog.start() and "Folder" in dialog.status_label.text()
     dialog.folder_edit.setText(str(tmp_path))
     dialog.out_edit.setText("")
@@ -114,13 +108,15 @@ def test_the_tools_menu_opens_one_dialog(qtbot, tmp_path, monkeypatch):
     window.ctx.undo_stack.setClean()
 
 
-def test_a_reopened_dialog_shows_the_run_and_quitting_cancels_it_with_a_checkpoint(ctx, qtbot, kit, service, tmp_path):
+def test_a_reopened_dialog_shows_the_run_and_quitting_cancels_it_with_a_checkpoint(
+    ctx, qtbot, sd15_kit, service, tmp_path
+):
     import threading
 
     from PySide6.QtCore import QCoreApplication
 
     data, out = write_tiny_anime_dataset(tmp_path / "data"), tmp_path / "weights"
-    dialog = _dialog(qtbot, service, kit, data, out)
+    dialog = _dialog(qtbot, service, sd15_kit, data, out)
     dialog.steps_spin.setValue(500)
     hold, held = threading.Event(), threading.Event()
 
@@ -140,7 +136,7 @@ def test_a_reopened_dialog_shows_the_run_and_quitting_cancels_it_with_a_checkpoi
         assert reopened.is_running() and reopened.job_id == job_id  # the run did not stop with the dialog
         assert reopened.progress_bar.value() == 1 and reopened.steps_spin.value() == 500
         assert reopened.out_edit.text() == str(out) and reopened.resolution_spin.value() == 64
-        assert reopened.base_edit.text() == str(kit.sd15) and not reopened.base_edit.isEnabled()
+        assert reopened.base_edit.text() == str(sd15_kit.sd15) and not reopened.base_edit.isEnabled()
         assert not reopened.train_button.isEnabled() and not reopened.start()
         with qtbot.waitSignal(reopened.finished_training, timeout=RUN_TIMEOUT_MS) as outcome:
             QCoreApplication.instance().aboutToQuit.emit()  # what QApplication.quit() sends
