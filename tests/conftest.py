@@ -12,6 +12,10 @@ from comic_studio.core.settings import STATE_DIR_ENV
 # cluster engine does, so a crash later in the run still prints Python's fault report (pytest's
 # faulthandler) naming the test.
 os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+# The tests' own local Ray instances run their workers at the test run's priority, as the app's local
+# cluster does (generation/cluster.py): at Ray's default niceness 15 a worker starves beside any busy
+# process and a render of a second outlasts the tests' timeouts.
+os.environ.setdefault("RAY_worker_niceness", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -79,6 +79,8 @@ POLL_SECONDS = 0.5
 CONNECT_TIMEOUT_S = 120.0
 """How long the workers may take to start and answer who they are (imports torch on first start)."""
 NAMESPACE = "comic-studio"
+WORKER_NICENESS_ENV = "RAY_worker_niceness"
+"""Ray's setting of its workers' niceness (read by the raylet a local cluster starts)."""
 
 
 class ClusterError(ComicStudioError):
@@ -386,6 +388,12 @@ class ClusterEngine:
             return  # the caller's Ray session (tests, a notebook): use it as it is
         try:
             if address is None:
+                # Ray starts its workers at niceness 15 (RAY_worker_niceness) to keep its own daemons
+                # responsive on a shared node. Here the workers are this computer's renderers: at 15
+                # they get about 1/30 of a core against any busy process (measured: tiny renders of
+                # a second did not finish in 240 s beside three busy processes), so they run at the
+                # app's priority, as the local engine does. A value the user set is kept.
+                os.environ.setdefault(WORKER_NICENESS_ENV, "0")
                 # "local": always a new private instance, never a cluster another process started
                 # on this machine (address=None would join the latest one it finds in /tmp/ray).
                 ray.init(address="local", num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
