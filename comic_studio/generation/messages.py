@@ -121,6 +121,10 @@ class Subscribers:
 
         return unsubscribe
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._callbacks)
+
     def publish(self, message: JobMessage) -> None:
         with self._lock:
             callbacks = list(self._callbacks)
